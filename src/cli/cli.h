@@ -1,0 +1,41 @@
+// The `collm` command: shared option parsing and the table of subcommands.
+// Each subcommand lives in its own cmd_<name>.c and has the signature
+// `int cmd_<name>(int argc, char **argv)` (argv[0] is the subcommand name);
+// it returns 0 on success, 1 on error (after printing one line to stderr).
+#ifndef COLLM_CLI_H
+#define COLLM_CLI_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *name;  // "--model"
+    const char *arg;   // value placeholder ("FILE"), or NULL for a flag without value
+    const char *help;  // one line
+    const char *value; // filled by cli_parse: the value, or "1" for a flag given; NULL if absent
+} cli_option;
+
+// Parses argv[1..] against opts (the array ends with an entry whose name is
+// NULL). `--help`/-h prints usage to stdout and returns 1. An unknown option,
+// a missing value or a stray argument prints one line to stderr and returns -1.
+// `--threads N` is accepted by every command (read it with cli_threads).
+int cli_parse(int argc, char **argv, cli_option *opts, const char *usage);
+
+// Value lookups. A missing required option prints an error and returns -1.
+const char *cli_get(const cli_option *opts, const char *name);
+int cli_require(const cli_option *opts, const char *name, const char **out);
+// Parses an integer / float option; default used when absent. -1 on a bad value.
+int cli_get_int(const cli_option *opts, const char *name, int64_t def, int64_t *out);
+int cli_get_float(const cli_option *opts, const char *name, double def, double *out);
+int cli_has(const cli_option *opts, const char *name);
+// Thread count: --threads N, default the number of online CPUs.
+int cli_threads(const cli_option *opts);
+
+// Prints "collm <command>: <collm_last_error()>" to stderr; returns 1.
+int cli_fail(const char *command);
+
+// Standard entries every command table includes (--threads, --help).
+#define CLI_COMMON_OPTIONS                                                        \
+    {"--threads", "N", "worker threads (default: all CPUs)", NULL},               \
+    {"--help", NULL, "show this help", NULL}
+
+#endif

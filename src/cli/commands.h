@@ -1,0 +1,7 @@
+// Every subcommand of `collm`; add a line here and in main.c's table.
+#ifndef COLLM_COMMANDS_H
+#define COLLM_COMMANDS_H
+
+int cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,143 @@
+// File helpers (see include/collm/fileio.h).
+#include "collm/fileio.h"
+
+#include "collm/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int collm_map_file(const char *path, collm_mapped_file *out) {
+    out->data = NULL;
+    out->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return collm_error(COLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return collm_error(COLLM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return collm_error(COLLM_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return collm_error(COLLM_ERR_IO, "%s: cannot mmap: %s", path, strerror(errno));
+        }
+        out->data = p;
+        out->size = (size_t)st.st_size;
+    }
+    close(fd);
+    return COLLM_OK;
+}
+
+void collm_unmap_file(collm_mapped_file *map) {
+    if (map->data) munmap((void *)map->data, map->size);
+    map->data = NULL;
+    map->size = 0;
+}
+
+int collm_read_file(const char *path, char **out, size_t *size) {
+    *out = NULL;
+    if (size) *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        return collm_error(COLLM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return collm_error(COLLM_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return collm_error(COLLM_ERR_IO, "%s: read error", path);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (size) *size = len;
+    return COLLM_OK;
+}
+
+int collm_fwrite_all(FILE *f, const void *data, size_t n) {
+    if (n && fwrite(data, 1, n, f) != n) return collm_error(COLLM_ERR_IO, "write failed: %s", strerror(errno));
+    return COLLM_OK;
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
+int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int rc = collm_error(COLLM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    int rc = write_fn(f, ctx);
+    if (rc == COLLM_OK && fflush(f) != 0) rc = collm_error(COLLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (rc == COLLM_OK && fsync(fileno(f)) != 0) rc = collm_error(COLLM_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && rc == COLLM_OK) rc = collm_error(COLLM_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (rc == COLLM_OK && rename(tmp, path) != 0)
+        rc = collm_error(COLLM_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (rc != COLLM_OK) unlink(tmp);
+    else fsync_parent_dir(path);
+    free(tmp);
+    return rc;
+}
+
+int collm_mkdir_p(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+            int rc = collm_error(COLLM_ERR_IO, "%s: cannot create directory: %s", copy, strerror(errno));
+            free(copy);
+            return rc;
+        }
+        *p = '/';
+    }
+    int rc = COLLM_OK;
+    if (mkdir(copy, 0755) != 0 && errno != EEXIST)
+        rc = collm_error(COLLM_ERR_IO, "%s: cannot create directory: %s", copy, strerror(errno));
+    free(copy);
+    return rc;
+}
