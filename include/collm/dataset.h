@@ -1,0 +1,63 @@
+// Recommendation datasets in the TSV layout of ../shared/data (README there):
+// an items table and split files of (user, item, label, timestamp, history,
+// not_cold) rows. Arrays are plain and public (read them directly); the
+// loaders validate strictly and report file:line:column on any defect.
+#ifndef COLLM_DATASET_H
+#define COLLM_DATASET_H
+
+#include <stdint.h>
+
+// Item table: ids 0..n-1 (0 is padding with an empty title on ml-1m).
+typedef struct {
+    int32_t n;       // number of rows = max id + 1
+    char **title;    // (n) unescaped UTF-8, "" where absent
+    char **author;   // (n) or NULL when the table has no author column
+    char *storage;   // one allocation holding all strings
+} rec_items;
+
+// One split file. Row r has history his[his_offset[r] .. his_offset[r+1]),
+// exactly as stored (ml-1m: starts with the 0 sentinel, oldest first).
+typedef struct {
+    char *path;
+    int64_t n;            // rows
+    int32_t *user;        // (n)
+    int32_t *item;        // (n)
+    int8_t *label;        // (n) 0/1
+    int64_t *timestamp;   // (n) 0 when the file has no timestamp column
+    int8_t *not_cold;     // (n) 1 when the file has no not_cold column
+    int64_t *his_offset;  // (n + 1)
+    int32_t *his;         // (his_offset[n])
+    int8_t *his_label;    // (his_offset[n]) or NULL (bookcrossing has his_label)
+    int32_t max_user;     // largest user id in the file
+    int32_t max_item;     // largest item id (targets and history)
+} rec_split;
+
+// Loads DIR/items.tsv (columns iid, title[, author]).
+rec_items *rec_items_load(const char *path);
+void rec_items_free(rec_items *items);
+
+// Loads a split file; every item id (target and history) must be < items->n
+// (items may be NULL to skip that check).
+rec_split *rec_split_load(const char *path, const rec_items *items);
+void rec_split_free(rec_split *split);
+
+// A dataset directory: items plus the train / valid / valid_small splits
+// that exist (NULL when a file is absent; train is required).
+typedef struct {
+    char *dir;
+    rec_items *items;
+    rec_split *train;
+    rec_split *valid;
+    rec_split *valid_small;
+    int32_t n_users; // max user id over loaded splits + 1
+    int32_t n_items; // items->n
+    int is_book;     // 1 when the items table has authors / the domain is books
+} rec_dataset;
+
+rec_dataset *rec_dataset_load(const char *dir);
+void rec_dataset_free(rec_dataset *ds);
+// Resolves a split name ("train", "valid", "valid_small", "test") or a path.
+// Names are looked up in ds->dir; the returned split is owned by the caller.
+rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_path);
+
+#endif
