@@ -2,7 +2,9 @@
 #include "commands.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -21,7 +23,33 @@ static void print_help(void) {
         printf("  %-14s %s\n", commands[i].name, commands[i].summary);
 }
 
+// Libraries read some settings from the environment once, when they load,
+// before main() runs: OpenBLAS picks its kernel (0.3.21 does not know this
+// CPU generation and falls back to AVX2 kernels at half the AVX-512 speed)
+// and libgomp (Faiss) its wait policy (idle threads must sleep, not spin:
+// the cores are shared). So when those variables are unset we set them and
+// re-execute ourselves once. COLLM_NO_REEXEC=1 disables this.
+static void reexec_with_library_settings(char **argv) {
+    if (getenv("COLLM_NO_REEXEC")) return;
+    int changed = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        changed = 1;
+    }
+    __builtin_cpu_init();
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        changed = 1;
+    }
+    if (!changed) return;
+    setenv("COLLM_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    // exec failed: carry on with the settings the libraries already have
+}
+
 int main(int argc, char **argv) {
+    reexec_with_library_settings(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         print_help();
         return argc < 2 ? 1 : 0;
