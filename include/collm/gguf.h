@@ -65,6 +65,8 @@ void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);
 size_t gguf_alignment(const gguf_file *f);
+size_t gguf_data_offset(const gguf_file *f); // file offset of the data section
+size_t gguf_file_size(const gguf_file *f);
 
 // --- metadata ---
 int64_t gguf_n_kv(const gguf_file *f);
@@ -92,6 +94,9 @@ int gguf_get_str(const gguf_file *f, const char *key, const char **out, uint64_t
 char *gguf_get_str_dup(const gguf_file *f, const char *key);
 // Human-readable value (scalars; arrays as "[type x n]"), into buf.
 void gguf_format_value(const gguf_file *f, int64_t i, char *buf, size_t cap);
+// Like gguf_format_value, but arrays also list their first max_elems elements:
+// "[u32 x 3] 1, 2, 3" / "[str x 512] "<unk>", "<s>", ...".
+void gguf_format_array_preview(const gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap);
 
 // --- tensors ---
 int64_t gguf_n_tensors(const gguf_file *f);

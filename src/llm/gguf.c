@@ -1,0 +1,842 @@
+// GGUF reader / writer (see include/collm/gguf.h).
+//
+// The reader maps the file and validates all of it in gguf_open: every read
+// goes through a cursor that checks the remaining bytes first, so later
+// getters can trust what they find. Values stay in the mapping; only keys,
+// tensor names and a per-string-array offset table are copied.
+// Assumes a little-endian host (x86-64, aarch64), like the file format.
+#include "collm/gguf.h"
+
+#include "collm/error.h"
+#include "collm/fileio.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GGUF_MAGIC "GGUF"
+#define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_NAME 64     // ggml's GGML_MAX_NAME: tensor names are < 64 bytes
+#define GGUF_MAX_NESTING 8   // arrays of arrays: depth limit against stack blow-up
+
+// ---------------------------------------------------------------------------
+// Half precision
+
+float collm_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13); // inf / nan (payload kept)
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13); // 127 - 15 = 112
+    } else if (mant == 0) {
+        bits = sign; // +-0
+    } else {
+        // subnormal: value = mant * 2^-24; normalise so the leading 1 is implicit
+        int e = -1;
+        do {
+            mant <<= 1;
+            e++;
+        } while ((mant & 0x400) == 0);
+        mant &= 0x3ff;
+        bits = sign | ((uint32_t)(112 - e) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t collm_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t exp = (x >> 23) & 0xff;
+    uint32_t mant = x & 0x7fffff;
+    if (exp == 0xff) { // inf / nan: keep nan quiet and non-zero
+        if (mant == 0) return sign | 0x7c00;
+        return (uint16_t)(sign | 0x7e00 | (mant >> 13));
+    }
+    int32_t e = (int32_t)exp - 127 + 15; // rebiased exponent
+    if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
+    if (e <= 0) {
+        // subnormal or zero in f16: shift the full significand (with implicit 1)
+        if (e < -10) return sign; // below half the smallest subnormal -> 0
+        uint32_t m = mant | 0x800000;
+        uint32_t shift = (uint32_t)(14 - e); // 24-bit significand -> 10-bit field at 2^-24 units
+        uint32_t half = m >> shift;
+        uint32_t rem = m & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++; // may carry into the smallest normal: correct
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; // carry may round up to inf: correct
+    return (uint16_t)(sign | half);
+}
+
+float collm_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t collm_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); // nan: force quiet
+    x += 0x7fff + ((x >> 16) & 1); // round to nearest even
+    return (uint16_t)(x >> 16);
+}
+
+// ---------------------------------------------------------------------------
+// Type tables
+
+static const size_t gguf_scalar_size[GGUF_TYPE_COUNT] = {
+    [GGUF_TYPE_UINT8] = 1,  [GGUF_TYPE_INT8] = 1,    [GGUF_TYPE_UINT16] = 2, [GGUF_TYPE_INT16] = 2,
+    [GGUF_TYPE_UINT32] = 4, [GGUF_TYPE_INT32] = 4,   [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,
+    [GGUF_TYPE_STRING] = 0, [GGUF_TYPE_ARRAY] = 0,   [GGUF_TYPE_UINT64] = 8, [GGUF_TYPE_INT64] = 8,
+    [GGUF_TYPE_FLOAT64] = 8,
+};
+
+const char *gguf_type_name(gguf_type t) {
+    static const char *names[GGUF_TYPE_COUNT] = {
+        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str", "arr", "u64", "i64", "f64",
+    };
+    return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "?";
+}
+
+// Block geometry of a ggml type: elements per block and bytes per block.
+static int ggml_block(ggml_type t, int64_t *blck, size_t *bytes) {
+    switch (t) {
+    case GGML_TYPE_F32: *blck = 1; *bytes = 4; return 1;
+    case GGML_TYPE_F16: *blck = 1; *bytes = 2; return 1;
+    case GGML_TYPE_BF16: *blck = 1; *bytes = 2; return 1;
+    case GGML_TYPE_I32: *blck = 1; *bytes = 4; return 1;
+    case GGML_TYPE_Q4_0: *blck = 32; *bytes = 2 + 16; return 1;
+    case GGML_TYPE_Q4_1: *blck = 32; *bytes = 2 + 2 + 16; return 1;
+    case GGML_TYPE_Q5_0: *blck = 32; *bytes = 2 + 4 + 16; return 1;
+    case GGML_TYPE_Q5_1: *blck = 32; *bytes = 2 + 2 + 4 + 16; return 1;
+    case GGML_TYPE_Q8_0: *blck = 32; *bytes = 2 + 32; return 1;
+    }
+    return 0;
+}
+
+const char *ggml_type_name(ggml_type t) {
+    switch (t) {
+    case GGML_TYPE_F32: return "F32";
+    case GGML_TYPE_F16: return "F16";
+    case GGML_TYPE_BF16: return "BF16";
+    case GGML_TYPE_I32: return "I32";
+    case GGML_TYPE_Q4_0: return "Q4_0";
+    case GGML_TYPE_Q4_1: return "Q4_1";
+    case GGML_TYPE_Q5_0: return "Q5_0";
+    case GGML_TYPE_Q5_1: return "Q5_1";
+    case GGML_TYPE_Q8_0: return "Q8_0";
+    }
+    return "?";
+}
+
+int gguf_tensor_type_supported(ggml_type t) {
+    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || t == GGML_TYPE_Q8_0 ||
+           t == GGML_TYPE_Q4_0;
+}
+
+size_t ggml_type_size_for(ggml_type t, int64_t n) {
+    int64_t blck;
+    size_t bytes;
+    if (n < 0 || !ggml_block(t, &blck, &bytes) || n % blck != 0) return 0;
+    uint64_t blocks = (uint64_t)(n / blck);
+    if (blocks > SIZE_MAX / bytes) return 0;
+    return (size_t)blocks * bytes;
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+
+typedef struct {
+    char *key;                    // NUL-terminated copy
+    gguf_type type;
+    size_t key_offset;            // file offset of the key (for messages)
+    const unsigned char *value;   // value bytes in the mapping (after the u32 type)
+    size_t value_len;             // for copy_kv: the raw span of the value
+    gguf_type arr_type;           // arrays only
+    uint64_t arr_n;
+    const unsigned char *arr_data; // first element
+    uint64_t *str_offsets;        // string arrays: offset of each element's u64 length, from the file start
+} gguf_kv;
+
+struct gguf_file {
+    char *path;
+    collm_mapped_file map;
+    uint32_t version;
+    size_t alignment;
+    size_t data_offset; // start of the data section
+    int64_t n_kv;
+    gguf_kv *kvs;
+    int64_t n_tensors;
+    gguf_tensor_info *tensors;
+    // open-addressing hash tables of indices (-1 empty); capacity a power of two
+    int64_t *kv_index;
+    size_t kv_index_cap;
+    int64_t *tensor_index;
+    size_t tensor_index_cap;
+};
+
+typedef struct {
+    const unsigned char *base;
+    size_t size;
+    size_t pos;
+    const char *path;
+} gguf_cursor;
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static size_t index_capacity(int64_t n) {
+    size_t cap = 16;
+    while (cap < (size_t)n * 2) cap <<= 1;
+    return cap;
+}
+
+// Inserts index i whose name is names(i); returns the existing index if the
+// name is already present (duplicate), else -1.
+static int64_t index_insert(int64_t *table, size_t cap, const char *name, int64_t i, const char *(*name_of)(const void *, int64_t),
+                            const void *ctx) {
+    size_t mask = cap - 1;
+    size_t h = (size_t)hash_bytes(name, strlen(name)) & mask;
+    while (table[h] >= 0) {
+        if (strcmp(name_of(ctx, table[h]), name) == 0) return table[h];
+        h = (h + 1) & mask;
+    }
+    table[h] = i;
+    return -1;
+}
+
+static int64_t index_find(const int64_t *table, size_t cap, const char *name, const char *(*name_of)(const void *, int64_t),
+                          const void *ctx) {
+    if (!table) return -1;
+    size_t mask = cap - 1;
+    size_t h = (size_t)hash_bytes(name, strlen(name)) & mask;
+    while (table[h] >= 0) {
+        if (strcmp(name_of(ctx, table[h]), name) == 0) return table[h];
+        h = (h + 1) & mask;
+    }
+    return -1;
+}
+
+static const char *kv_name_of(const void *ctx, int64_t i) { return ((const gguf_file *)ctx)->kvs[i].key; }
+static const char *tensor_name_of(const void *ctx, int64_t i) { return ((const gguf_file *)ctx)->tensors[i].name; }
+
+static size_t remaining(const gguf_cursor *c) { return c->size - c->pos; }
+
+static int cur_need(gguf_cursor *c, size_t n, const char *what) {
+    if (n > remaining(c))
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: %s (%zu bytes) runs past the end of the file (size %zu)", c->path,
+                           c->pos, what, n, c->size);
+    return COLLM_OK;
+}
+
+static int cur_u32(gguf_cursor *c, uint32_t *v, const char *what) {
+    int rc = cur_need(c, 4, what);
+    if (rc) return rc;
+    memcpy(v, c->base + c->pos, 4);
+    c->pos += 4;
+    return COLLM_OK;
+}
+
+static int cur_u64(gguf_cursor *c, uint64_t *v, const char *what) {
+    int rc = cur_need(c, 8, what);
+    if (rc) return rc;
+    memcpy(v, c->base + c->pos, 8);
+    c->pos += 8;
+    return COLLM_OK;
+}
+
+// A gguf string: u64 length, bytes. Returns the bytes in the mapping.
+static int cur_str(gguf_cursor *c, const char **s, uint64_t *len, const char *what) {
+    size_t at = c->pos;
+    int rc = cur_u64(c, len, what);
+    if (rc) return rc;
+    if (*len > remaining(c)) {
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: %s length %" PRIu64 " runs past the end of the file (size %zu)",
+                           c->path, at, what, *len, c->size);
+    }
+    *s = (const char *)c->base + c->pos;
+    c->pos += (size_t)*len;
+    return COLLM_OK;
+}
+
+// Skips (validating) one value of type `type` at the cursor; `depth` counts
+// array nesting. `key` names the key for messages.
+static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key);
+
+static int skip_array(gguf_cursor *c, int depth, const char *key, gguf_type *elem_type, uint64_t *n) {
+    size_t at = c->pos;
+    uint32_t t;
+    int rc = cur_u32(c, &t, "array element type");
+    if (!rc) rc = cur_u64(c, n, "array length");
+    if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, key);
+    if (t >= GGUF_TYPE_COUNT)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown array element type %u", c->path, key, at, t);
+    if (depth >= GGUF_MAX_NESTING)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): arrays nested deeper than %d", c->path, key, at,
+                           GGUF_MAX_NESTING);
+    *elem_type = (gguf_type)t;
+    size_t es = gguf_scalar_size[t];
+    // smallest possible encoding of one element bounds the count by the bytes left
+    size_t min_elem = es ? es : (t == GGUF_TYPE_STRING ? 8 : 12);
+    if (*n > remaining(c) / min_elem)
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: key '%s' (offset %zu): array of %" PRIu64 " x %s runs past the end of the file (%zu bytes left)",
+                           c->path, key, at, *n, gguf_type_name(*elem_type), remaining(c));
+    if (es) {
+        c->pos += (size_t)*n * es;
+        return COLLM_OK;
+    }
+    for (uint64_t j = 0; j < *n; j++) {
+        rc = skip_value(c, *elem_type, depth + 1, key);
+        if (rc) return rc;
+    }
+    return COLLM_OK;
+}
+
+static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key) {
+    size_t at = c->pos;
+    if ((unsigned)type >= GGUF_TYPE_COUNT)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown value type %u", c->path, key, at, (unsigned)type);
+    if (type == GGUF_TYPE_STRING) {
+        const char *s;
+        uint64_t len;
+        int rc = cur_str(c, &s, &len, "string value");
+        return rc ? collm_error_prefix(rc, "%s: key '%s'", c->path, key) : COLLM_OK;
+    }
+    if (type == GGUF_TYPE_ARRAY) {
+        gguf_type et;
+        uint64_t n;
+        return skip_array(c, depth, key, &et, &n);
+    }
+    int rc = cur_need(c, gguf_scalar_size[type], "value");
+    if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, key);
+    c->pos += gguf_scalar_size[type];
+    return COLLM_OK;
+}
+
+void gguf_close(gguf_file *f) {
+    if (!f) return;
+    for (int64_t i = 0; i < f->n_kv; i++) {
+        free(f->kvs[i].key);
+        free(f->kvs[i].str_offsets);
+    }
+    for (int64_t i = 0; i < f->n_tensors; i++) free((char *)f->tensors[i].name);
+    free(f->kvs);
+    free(f->tensors);
+    free(f->kv_index);
+    free(f->tensor_index);
+    collm_unmap_file(&f->map);
+    free(f->path);
+    free(f);
+}
+
+static int read_kvs(gguf_file *f, gguf_cursor *c) {
+    f->kvs = collm_calloc((size_t)f->n_kv, sizeof(gguf_kv));
+    f->kv_index_cap = index_capacity(f->n_kv);
+    f->kv_index = collm_malloc(f->kv_index_cap * sizeof(int64_t));
+    if (!f->kvs || !f->kv_index) return COLLM_ERR_NOMEM;
+    memset(f->kv_index, 0xff, f->kv_index_cap * sizeof(int64_t));
+    int64_t n_read = f->n_kv;
+    f->n_kv = 0; // counts the entries gguf_close must free
+    for (int64_t i = 0; i < n_read; i++) {
+        gguf_kv *kv = &f->kvs[i];
+        size_t at = c->pos;
+        const char *key;
+        uint64_t key_len;
+        char what[64];
+        snprintf(what, sizeof what, "key %" PRId64, i);
+        int rc = cur_str(c, &key, &key_len, what);
+        if (rc) return rc;
+        if (key_len == 0 || memchr(key, '\0', (size_t)key_len))
+            return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: key %" PRId64 " is empty or contains a NUL byte", c->path, at, i);
+        kv->key = strndup(key, (size_t)key_len);
+        if (!kv->key) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+        f->n_kv = i + 1;
+        kv->key_offset = at;
+        int64_t dup = index_insert(f->kv_index, f->kv_index_cap, kv->key, i, kv_name_of, f);
+        if (dup >= 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): duplicate key (first at offset %zu)", c->path, kv->key,
+                               at, f->kvs[dup].key_offset);
+        uint32_t type;
+        rc = cur_u32(c, &type, "value type");
+        if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, kv->key);
+        if (type >= GGUF_TYPE_COUNT)
+            return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown value type %u", c->path, kv->key, c->pos - 4,
+                               type);
+        kv->type = (gguf_type)type;
+        kv->value = c->base + c->pos;
+        size_t value_start = c->pos;
+        if (kv->type == GGUF_TYPE_ARRAY) {
+            rc = skip_array(c, 0, kv->key, &kv->arr_type, &kv->arr_n);
+            if (rc) return rc;
+            kv->arr_data = kv->value + 12;
+            if (kv->arr_type == GGUF_TYPE_STRING && kv->arr_n > 0) {
+                // offsets of each string for O(1) gguf_arr_str; the strings were validated above
+                kv->str_offsets = collm_malloc((size_t)kv->arr_n * sizeof(uint64_t));
+                if (!kv->str_offsets) return COLLM_ERR_NOMEM;
+                size_t p = value_start + 12;
+                for (uint64_t j = 0; j < kv->arr_n; j++) {
+                    uint64_t len;
+                    memcpy(&len, c->base + p, 8);
+                    kv->str_offsets[j] = p;
+                    p += 8 + (size_t)len;
+                }
+            }
+        } else {
+            rc = skip_value(c, kv->type, 0, kv->key);
+            if (rc) return rc;
+        }
+        kv->value_len = c->pos - value_start;
+    }
+    return COLLM_OK;
+}
+
+static int read_tensor_infos(gguf_file *f, gguf_cursor *c) {
+    f->tensors = collm_calloc((size_t)f->n_tensors ? (size_t)f->n_tensors : 1, sizeof(gguf_tensor_info));
+    f->tensor_index_cap = index_capacity(f->n_tensors);
+    f->tensor_index = collm_malloc(f->tensor_index_cap * sizeof(int64_t));
+    if (!f->tensors || !f->tensor_index) return COLLM_ERR_NOMEM;
+    memset(f->tensor_index, 0xff, f->tensor_index_cap * sizeof(int64_t));
+    int64_t n_read = f->n_tensors;
+    f->n_tensors = 0;
+    for (int64_t i = 0; i < n_read; i++) {
+        gguf_tensor_info *t = &f->tensors[i];
+        size_t at = c->pos;
+        const char *name;
+        uint64_t name_len;
+        char what[64];
+        snprintf(what, sizeof what, "tensor %" PRId64 " name", i);
+        int rc = cur_str(c, &name, &name_len, what);
+        if (rc) return rc;
+        if (name_len == 0 || name_len >= GGUF_MAX_NAME || memchr(name, '\0', (size_t)name_len))
+            return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: tensor %" PRId64 " name is empty, has %" PRIu64
+                                                 " >= %d bytes or contains a NUL byte",
+                               c->path, at, i, name_len, GGUF_MAX_NAME);
+        t->name = strndup(name, (size_t)name_len);
+        if (!t->name) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+        f->n_tensors = i + 1;
+        int64_t dup = index_insert(f->tensor_index, f->tensor_index_cap, t->name, i, tensor_name_of, f);
+        if (dup >= 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): duplicate tensor name", c->path, t->name, at);
+        uint32_t n_dims;
+        rc = cur_u32(c, &n_dims, "n_dims");
+        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+        if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): n_dims %u not in 1..%d", c->path, t->name,
+                               c->pos - 4, n_dims, GGUF_MAX_DIMS);
+        t->n_dims = (int)n_dims;
+        int64_t n_elem = 1;
+        for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+        for (uint32_t d = 0; d < n_dims; d++) {
+            uint64_t ne;
+            rc = cur_u64(c, &ne, "ne");
+            if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+            if (ne == 0 || ne > (uint64_t)INT64_MAX || (int64_t)ne > INT64_MAX / n_elem)
+                return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): ne[%u] = %" PRIu64 " is zero or overflows",
+                                   c->path, t->name, c->pos - 8, d, ne);
+            t->ne[d] = (int64_t)ne;
+            n_elem *= (int64_t)ne;
+        }
+        uint32_t type;
+        rc = cur_u32(c, &type, "tensor type");
+        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+        int64_t blck;
+        size_t bbytes;
+        if (!ggml_block((ggml_type)type, &blck, &bbytes))
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): unknown ggml type %u", c->path, t->name, c->pos - 4,
+                               type);
+        t->type = (ggml_type)type;
+        if (t->ne[0] % blck != 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRId64,
+                               c->path, t->name, at, t->ne[0], ggml_type_name(t->type), blck);
+        t->n_bytes = ggml_type_size_for(t->type, n_elem);
+        if (t->n_bytes == 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): size overflows", c->path, t->name, at);
+        rc = cur_u64(c, &t->offset, "tensor offset");
+        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+    }
+    return COLLM_OK;
+}
+
+static int open_validate(gguf_file *f) {
+    gguf_cursor cur = {f->map.data, f->map.size, 0, f->path};
+    gguf_cursor *c = &cur;
+    int rc = cur_need(c, 4, "magic");
+    if (rc) return rc;
+    if (memcmp(c->base, GGUF_MAGIC, 4) != 0)
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset 0: bad magic (not a GGUF file)", f->path);
+    c->pos = 4;
+    rc = cur_u32(c, &f->version, "version");
+    if (rc) return rc;
+    if (f->version != 2 && f->version != 3)
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset 4: unsupported GGUF version %u (need 2 or 3)", f->path, f->version);
+    uint64_t n_tensors, n_kv;
+    rc = cur_u64(c, &n_tensors, "n_tensors");
+    if (!rc) rc = cur_u64(c, &n_kv, "n_kv");
+    if (rc) return rc;
+    // smallest kv: u64 key length + 1 key byte + u32 type + 1 value byte;
+    // smallest tensor info: u64 name length + 1 + u32 n_dims + u64 ne + u32 type + u64 offset
+    if (n_kv > remaining(c) / 14)
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset 16: n_kv = %" PRIu64 " is more than the %zu bytes left can hold", f->path,
+                           n_kv, remaining(c));
+    if (n_tensors > remaining(c) / 33)
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset 8: n_tensors = %" PRIu64 " is more than the %zu bytes left can hold",
+                           f->path, n_tensors, remaining(c));
+    f->n_kv = (int64_t)n_kv;
+    f->n_tensors = (int64_t)n_tensors;
+    rc = read_kvs(f, c);
+    if (rc) return rc;
+
+    f->alignment = GGUF_DEFAULT_ALIGNMENT;
+    int64_t ai = gguf_find_key(f, "general.alignment");
+    if (ai >= 0) {
+        const gguf_kv *kv = &f->kvs[ai];
+        uint32_t a = 0;
+        if (kv->type == GGUF_TYPE_UINT32) memcpy(&a, kv->value, 4);
+        if (kv->type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: key 'general.alignment' (offset %zu): must be a u32 power of two (got %s %u)",
+                               f->path, kv->key_offset, gguf_type_name(kv->type), a);
+        f->alignment = a;
+    }
+
+    rc = read_tensor_infos(f, c);
+    if (rc) return rc;
+
+    size_t data = c->pos + (f->alignment - c->pos % f->alignment) % f->alignment;
+    f->data_offset = data;
+    if (f->n_tensors == 0) return COLLM_OK; // vocab-only files may end without padding
+    if (data > f->map.size)
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: data section starts past the end of the file (size %zu)", f->path,
+                           data, f->map.size);
+    size_t data_size = f->map.size - data;
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        gguf_tensor_info *t = &f->tensors[i];
+        if (t->offset % f->alignment != 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %zu",
+                               f->path, t->name, t->offset, f->alignment);
+        if (t->offset > data_size || t->n_bytes > data_size - t->offset)
+            return collm_error(COLLM_ERR_FORMAT,
+                               "%s: tensor '%s': data at offset %" PRIu64 " + %zu bytes runs past the end of the data section (%zu bytes at file offset %zu)",
+                               f->path, t->name, t->offset, t->n_bytes, data_size, data);
+        t->data = f->map.data + data + t->offset;
+    }
+    return COLLM_OK;
+}
+
+gguf_file *gguf_open(const char *path) {
+    gguf_file *f = collm_calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->path = strdup(path);
+    if (!f->path) {
+        free(f);
+        collm_error(COLLM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (collm_map_file(path, &f->map) != COLLM_OK || open_validate(f) != COLLM_OK) {
+        gguf_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+uint32_t gguf_version(const gguf_file *f) { return f->version; }
+size_t gguf_alignment(const gguf_file *f) { return f->alignment; }
+size_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
+size_t gguf_file_size(const gguf_file *f) { return f->map.size; }
+
+int64_t gguf_n_kv(const gguf_file *f) { return f->n_kv; }
+const char *gguf_key(const gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].key : NULL; }
+int64_t gguf_find_key(const gguf_file *f, const char *key) {
+    return index_find(f->kv_index, f->kv_index_cap, key, kv_name_of, f);
+}
+gguf_type gguf_kv_type(const gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].type : GGUF_TYPE_COUNT; }
+gguf_type gguf_arr_type(const gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_kv && f->kvs[i].type == GGUF_TYPE_ARRAY ? f->kvs[i].arr_type : GGUF_TYPE_COUNT;
+}
+uint64_t gguf_arr_n(const gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_kv && f->kvs[i].type == GGUF_TYPE_ARRAY ? f->kvs[i].arr_n : 0;
+}
+const void *gguf_arr_data(const gguf_file *f, int64_t i) {
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY) return NULL;
+    gguf_type t = f->kvs[i].arr_type;
+    return t == GGUF_TYPE_STRING || t == GGUF_TYPE_ARRAY ? NULL : f->kvs[i].arr_data;
+}
+const char *gguf_arr_str(const gguf_file *f, int64_t i, uint64_t j, uint64_t *len) {
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY || f->kvs[i].arr_type != GGUF_TYPE_STRING ||
+        j >= f->kvs[i].arr_n)
+        return NULL;
+    const unsigned char *p = f->map.data + f->kvs[i].str_offsets[j];
+    memcpy(len, p, 8);
+    return (const char *)p + 8;
+}
+
+// Reads an integer-typed value as int64 (u64 values above INT64_MAX fail).
+static int kv_int(const gguf_kv *kv, int64_t *out, int *ok) {
+    *ok = 1;
+    const unsigned char *p = kv->value;
+    switch (kv->type) {
+    case GGUF_TYPE_UINT8: *out = *(const uint8_t *)p; return 1;
+    case GGUF_TYPE_INT8: *out = *(const int8_t *)p; return 1;
+    case GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); *out = v; return 1; }
+    case GGUF_TYPE_UINT64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v > (uint64_t)INT64_MAX) *ok = 0;
+        *out = (int64_t)v;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+static const gguf_kv *get_kv(const gguf_file *f, const char *key, int *rc) {
+    int64_t i = gguf_find_key(f, key);
+    if (i < 0) {
+        *rc = collm_error(COLLM_ERR_FORMAT, "%s: key '%s' not found", f->path, key);
+        return NULL;
+    }
+    *rc = COLLM_OK;
+    return &f->kvs[i];
+}
+
+int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
+    int rc;
+    const gguf_kv *kv = get_kv(f, key, &rc);
+    if (!kv) return rc;
+    int64_t v;
+    int ok;
+    if (!kv_int(kv, &v, &ok))
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, gguf_type_name(kv->type));
+    if (!ok || v < 0 || v > (int64_t)UINT32_MAX)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s': value does not fit in u32", f->path, key);
+    *out = (uint32_t)v;
+    return COLLM_OK;
+}
+
+int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
+    int rc;
+    const gguf_kv *kv = get_kv(f, key, &rc);
+    if (!kv) return rc;
+    int64_t v;
+    int ok;
+    if (!kv_int(kv, &v, &ok))
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, gguf_type_name(kv->type));
+    if (!ok) return collm_error(COLLM_ERR_FORMAT, "%s: key '%s': value does not fit in i64", f->path, key);
+    *out = v;
+    return COLLM_OK;
+}
+
+int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
+    int rc;
+    const gguf_kv *kv = get_kv(f, key, &rc);
+    if (!kv) return rc;
+    if (kv->type == GGUF_TYPE_FLOAT32) {
+        memcpy(out, kv->value, 4);
+    } else if (kv->type == GGUF_TYPE_FLOAT64) {
+        double d;
+        memcpy(&d, kv->value, 8);
+        *out = (float)d;
+    } else {
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected f32", f->path, key, gguf_type_name(kv->type));
+    }
+    return COLLM_OK;
+}
+
+int gguf_get_bool(const gguf_file *f, const char *key, int *out) {
+    int rc;
+    const gguf_kv *kv = get_kv(f, key, &rc);
+    if (!kv) return rc;
+    if (kv->type != GGUF_TYPE_BOOL)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected bool", f->path, key, gguf_type_name(kv->type));
+    *out = kv->value[0] != 0;
+    return COLLM_OK;
+}
+
+int gguf_get_str(const gguf_file *f, const char *key, const char **out, uint64_t *len) {
+    int rc;
+    const gguf_kv *kv = get_kv(f, key, &rc);
+    if (!kv) return rc;
+    if (kv->type != GGUF_TYPE_STRING)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected str", f->path, key, gguf_type_name(kv->type));
+    memcpy(len, kv->value, 8);
+    *out = (const char *)kv->value + 8;
+    return COLLM_OK;
+}
+
+char *gguf_get_str_dup(const gguf_file *f, const char *key) {
+    const char *s;
+    uint64_t len;
+    if (gguf_get_str(f, key, &s, &len) != COLLM_OK) return NULL;
+    char *d = collm_malloc((size_t)len + 1);
+    if (!d) return NULL;
+    memcpy(d, s, (size_t)len);
+    d[len] = '\0';
+    return d;
+}
+
+// Formats one scalar of type t at p. Strings: quoted, escaped, cut at ~cap.
+static void format_scalar(gguf_type t, const unsigned char *p, char *buf, size_t cap) {
+    if (cap == 0) return;
+    switch (t) {
+    case GGUF_TYPE_UINT8: snprintf(buf, cap, "%u", (unsigned)p[0]); return;
+    case GGUF_TYPE_INT8: snprintf(buf, cap, "%d", (int)(int8_t)p[0]); return;
+    case GGUF_TYPE_BOOL: snprintf(buf, cap, "%s", p[0] ? "true" : "false"); return;
+    case GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%u", (unsigned)v); return; }
+    case GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%d", (int)v); return; }
+    case GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRIu32, v); return; }
+    case GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRId32, v); return; }
+    case GGUF_TYPE_UINT64: { uint64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRIu64, v); return; }
+    case GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRId64, v); return; }
+    case GGUF_TYPE_FLOAT32: { float v; memcpy(&v, p, 4); snprintf(buf, cap, "%.9g", (double)v); return; }
+    case GGUF_TYPE_FLOAT64: { double v; memcpy(&v, p, 8); snprintf(buf, cap, "%.17g", v); return; }
+    case GGUF_TYPE_STRING: {
+        uint64_t len;
+        memcpy(&len, p, 8);
+        const unsigned char *s = p + 8;
+        size_t o = 0;
+        buf[o++] = '"';
+        for (uint64_t k = 0; k < len; k++) {
+            if (o + 8 >= cap) { // room for an escape, the closing quote and "..."
+                if (o + 4 < cap) { memcpy(buf + o, "...", 3); o += 3; }
+                break;
+            }
+            unsigned char ch = s[k];
+            if (ch == '"' || ch == '\\') { buf[o++] = '\\'; buf[o++] = (char)ch; }
+            else if (ch == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
+            else if (ch < 0x20 || ch == 0x7f) o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
+            else buf[o++] = (char)ch;
+        }
+        if (o + 1 < cap) buf[o++] = '"';
+        buf[o < cap ? o : cap - 1] = '\0';
+        return;
+    }
+    default: snprintf(buf, cap, "?"); return;
+    }
+}
+
+void gguf_format_value(const gguf_file *f, int64_t i, char *buf, size_t cap) {
+    if (cap == 0) return;
+    if (i < 0 || i >= f->n_kv) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    const gguf_kv *kv = &f->kvs[i];
+    if (kv->type == GGUF_TYPE_ARRAY) snprintf(buf, cap, "[%s x %" PRIu64 "]", gguf_type_name(kv->arr_type), kv->arr_n);
+    else format_scalar(kv->type, kv->value, buf, cap);
+}
+
+void gguf_format_array_preview(const gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap) {
+    if (cap == 0) return;
+    buf[0] = '\0';
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY) {
+        gguf_format_value(f, i, buf, cap);
+        return;
+    }
+    const gguf_kv *kv = &f->kvs[i];
+    size_t o = (size_t)snprintf(buf, cap, "[%s x %" PRIu64 "]", gguf_type_name(kv->arr_type), kv->arr_n);
+    if (kv->arr_type == GGUF_TYPE_ARRAY || o >= cap) return;
+    uint64_t n = kv->arr_n < max_elems ? kv->arr_n : max_elems;
+    size_t es = gguf_scalar_size[kv->arr_type];
+    for (uint64_t j = 0; j < n && o + 2 < cap; j++) {
+        char elem[96];
+        const unsigned char *p = kv->arr_type == GGUF_TYPE_STRING ? f->map.data + kv->str_offsets[j] : kv->arr_data + j * es;
+        format_scalar(kv->arr_type, p, elem, sizeof elem);
+        int w = snprintf(buf + o, cap - o, "%s%s", j ? ", " : " ", elem);
+        if (w < 0 || (size_t)w >= cap - o) {
+            buf[o] = '\0';
+            return;
+        }
+        o += (size_t)w;
+    }
+    if (n < kv->arr_n && o + 5 < cap) snprintf(buf + o, cap - o, ", ...");
+}
+
+int64_t gguf_n_tensors(const gguf_file *f) { return f->n_tensors; }
+const gguf_tensor_info *gguf_tensor(const gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_tensors ? &f->tensors[i] : NULL;
+}
+const gguf_tensor_info *gguf_find_tensor(const gguf_file *f, const char *name) {
+    int64_t i = index_find(f->tensor_index, f->tensor_index_cap, name, tensor_name_of, f);
+    return i >= 0 ? &f->tensors[i] : NULL;
+}
+int64_t gguf_tensor_n_elements(const gguf_tensor_info *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) n *= t->ne[d];
+    return n;
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
+    int64_t n = gguf_tensor_n_elements(t);
+    const unsigned char *p = t->data;
+    switch (t->type) {
+    case GGML_TYPE_F32:
+        memcpy(out, p, (size_t)n * 4);
+        return COLLM_OK;
+    case GGML_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = collm_f16_to_f32(h);
+        }
+        return COLLM_OK;
+    case GGML_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = collm_bf16_to_f32(h);
+        }
+        return COLLM_OK;
+    case GGML_TYPE_Q8_0:
+        // block: f16 scale d, int8 q[32]; x = q * d
+        for (int64_t b = 0; b < n / 32; b++) {
+            const unsigned char *blk = p + b * 34;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = collm_f16_to_f32(h);
+            for (int j = 0; j < 32; j++) out[b * 32 + j] = (float)(int8_t)blk[2 + j] * d;
+        }
+        return COLLM_OK;
+    case GGML_TYPE_Q4_0:
+        // block: f16 scale d, 16 bytes; low nibbles are elements 0..15, high
+        // nibbles 16..31; x = (q - 8) * d
+        for (int64_t b = 0; b < n / 32; b++) {
+            const unsigned char *blk = p + b * 18;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = collm_f16_to_f32(h);
+            for (int j = 0; j < 16; j++) {
+                out[b * 32 + j] = (float)((int)(blk[2 + j] & 0x0f) - 8) * d;
+                out[b * 32 + j + 16] = (float)((int)(blk[2 + j] >> 4) - 8) * d;
+            }
+        }
+        return COLLM_OK;
+    default:
+        return collm_error(COLLM_ERR_ARG, "tensor '%s': cannot decode type %s to F32", t->name, ggml_type_name(t->type));
+    }
+}
