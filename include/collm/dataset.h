@@ -35,6 +35,8 @@ typedef struct {
 // Loads DIR/items.tsv (columns iid, title[, author]).
 rec_items *rec_items_load(const char *path);
 void rec_items_free(rec_items *items);
+// Grows the table to n rows (new ids get "" title / author); no-op if n <= items->n.
+int rec_items_grow(rec_items *items, int32_t n);
 
 // Loads a split file; every item id (target and history) must be < items->n
 // (items may be NULL to skip that check).
@@ -49,8 +51,10 @@ typedef struct {
     rec_split *train;
     rec_split *valid;
     rec_split *valid_small;
-    int32_t n_users; // max user id over loaded splits + 1
-    int32_t n_items; // items->n
+    int32_t n_users; // max user id over the split files in dir (train, valid,
+                     // valid_small and test.tsv if present) + 1; a split loaded
+                     // later may hold larger (unknown, cold) user ids
+    int32_t n_items; // items->n (bookcrossing: max id over items and those splits + 1)
     int is_book;     // 1 when the items table has authors / the domain is books
 } rec_dataset;
 

@@ -1,0 +1,566 @@
+// TSV dataset loaders (see include/collm/dataset.h and docs/data.md).
+//
+// Format (shared/data/README.md): UTF-8, LF line ends, one header line naming
+// the columns (found here by name, unknown columns are skipped), TAB-separated
+// fields, every row has the header's field count. Integers are plain decimal
+// ASCII (no sign, no spaces). A list field is comma-separated integers, empty
+// field = empty list. Text fields unescape exactly \\ \t \n \r; any other
+// backslash sequence, and a raw CR, is an error. A missing newline after the
+// last row is accepted. Every error names file, line and column.
+//
+// Speed: the file is mmap'd once; rows are split with memchr and integers are
+// parsed by hand. Arrays are sized from a first counting pass (newlines and
+// commas bound the row and history counts), so there is no per-row realloc.
+#include "collm/dataset.h"
+
+#include "collm/error.h"
+#include "collm/fileio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TSV_MAX_COLS 32
+
+// One mapped TSV file with its parsed header.
+typedef struct {
+    const char *path;
+    collm_mapped_file map;
+    const char *p;   // cursor: start of the next row
+    const char *end; // map.data + map.size
+    int n_cols;
+    char col_name[TSV_MAX_COLS][32];
+    int64_t line; // line number of the row last returned (header = 1)
+    // fields of the current row
+    const char *field[TSV_MAX_COLS];
+    size_t field_len[TSV_MAX_COLS];
+} tsv_file;
+
+static int tsv_open(tsv_file *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    int rc = collm_map_file(path, &t->map);
+    if (rc != COLLM_OK) return rc;
+    const char *data = (const char *)t->map.data;
+    t->p = data;
+    t->end = data + t->map.size;
+    if (t->map.size == 0) return collm_error(COLLM_ERR_FORMAT, "%s: line 1: empty file (no header)", path);
+    if (t->map.size >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB &&
+        (unsigned char)data[2] == 0xBF)
+        return collm_error(COLLM_ERR_FORMAT, "%s: line 1: UTF-8 byte-order mark not allowed", path);
+    const char *nl = memchr(data, '\n', t->map.size);
+    const char *hend = nl ? nl : t->end;
+    const char *f = data;
+    for (;;) {
+        const char *tab = memchr(f, '\t', (size_t)(hend - f));
+        const char *fe = tab ? tab : hend;
+        if (t->n_cols == TSV_MAX_COLS)
+            return collm_error(COLLM_ERR_FORMAT, "%s: line 1: more than %d columns", path, TSV_MAX_COLS);
+        size_t len = (size_t)(fe - f);
+        if (len == 0 || len >= sizeof t->col_name[0])
+            return collm_error(COLLM_ERR_FORMAT, "%s: line 1: column %d: empty or too long column name", path,
+                               t->n_cols + 1);
+        for (size_t i = 0; i < len; i++)
+            if (f[i] == '\r')
+                return collm_error(COLLM_ERR_FORMAT, "%s: line 1: carriage return in header (CRLF file?)", path);
+        memcpy(t->col_name[t->n_cols], f, len);
+        t->col_name[t->n_cols][len] = '\0';
+        for (int c = 0; c < t->n_cols; c++)
+            if (strcmp(t->col_name[c], t->col_name[t->n_cols]) == 0)
+                return collm_error(COLLM_ERR_FORMAT, "%s: line 1: duplicate column '%s'", path, t->col_name[c]);
+        t->n_cols++;
+        if (!tab) break;
+        f = tab + 1;
+    }
+    t->p = nl ? nl + 1 : t->end;
+    t->line = 1;
+    return COLLM_OK;
+}
+
+static void tsv_close(tsv_file *t) { collm_unmap_file(&t->map); }
+
+// Column index of `name`, or -1.
+static int tsv_col(const tsv_file *t, const char *name) {
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcmp(t->col_name[c], name) == 0) return c;
+    return -1;
+}
+
+static int tsv_require_col(const tsv_file *t, const char *name, int *out) {
+    *out = tsv_col(t, name);
+    if (*out < 0) return collm_error(COLLM_ERR_FORMAT, "%s: line 1: missing column '%s'", t->path, name);
+    return COLLM_OK;
+}
+
+// Splits the next row into fields. Returns 1 on a row, 0 at end of file, or a
+// negative error code.
+static int tsv_next(tsv_file *t) {
+    if (t->p >= t->end) return 0;
+    t->line++;
+    const char *nl = memchr(t->p, '\n', (size_t)(t->end - t->p));
+    const char *lend = nl ? nl : t->end;
+    const char *f = t->p;
+    int n = 0;
+    for (;;) {
+        const char *tab = memchr(f, '\t', (size_t)(lend - f));
+        const char *fe = tab ? tab : lend;
+        if (n < TSV_MAX_COLS) {
+            t->field[n] = f;
+            t->field_len[n] = (size_t)(fe - f);
+        }
+        n++;
+        if (!tab) break;
+        f = tab + 1;
+    }
+    if (n != t->n_cols)
+        return collm_error(COLLM_ERR_FORMAT, "%s: line %lld: expected %d fields (header), found %d", t->path,
+                           (long long)t->line, t->n_cols, n);
+    t->p = nl ? nl + 1 : t->end;
+    return 1;
+}
+
+static int tsv_field_error(const tsv_file *t, int col, const char *what) {
+    return collm_error(COLLM_ERR_FORMAT, "%s: line %lld: column '%s': %s", t->path, (long long)t->line,
+                       t->col_name[col], what);
+}
+
+// Parses a non-negative decimal integer <= max from s[0..len). Returns
+// COLLM_OK or an error naming file, line, column (and list element when
+// elem >= 0).
+static int parse_uint(const tsv_file *t, int col, int64_t elem, const char *s, size_t len, uint64_t max,
+                      uint64_t *out) {
+    const char *why = NULL;
+    uint64_t v = 0;
+    if (len == 0) why = "empty integer";
+    else if (s[0] == '-') why = "negative value";
+    else {
+        for (size_t i = 0; i < len; i++) {
+            unsigned d = (unsigned char)s[i] - '0';
+            if (d > 9) {
+                why = "not a decimal integer";
+                break;
+            }
+            if (v > (max - d) / 10) {
+                why = "value out of range";
+                break;
+            }
+            v = v * 10 + d;
+        }
+    }
+    if (why) {
+        int shown = len > 40 ? 40 : (int)len;
+        if (elem >= 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: line %lld: column '%s': element %lld: %s ('%.*s', max %llu)",
+                               t->path, (long long)t->line, t->col_name[col], (long long)elem + 1, why, shown, s,
+                               (unsigned long long)max);
+        return collm_error(COLLM_ERR_FORMAT, "%s: line %lld: column '%s': %s ('%.*s', max %llu)", t->path,
+                           (long long)t->line, t->col_name[col], why, shown, s, (unsigned long long)max);
+    }
+    *out = v;
+    return COLLM_OK;
+}
+
+// Unescapes field `col` of the current row into dst (room for its length +
+// 1); returns the unescaped length or a negative error.
+static int64_t unescape_field(const tsv_file *t, int col, char *dst) {
+    const char *s = t->field[col];
+    size_t len = t->field_len[col], o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '\r') return tsv_field_error(t, col, "raw carriage return (CRLF file?)");
+        if (c == '\\') {
+            if (i + 1 >= len) return tsv_field_error(t, col, "backslash at end of field (bad escape)");
+            char e = s[++i];
+            if (e == '\\') c = '\\';
+            else if (e == 't') c = '\t';
+            else if (e == 'n') c = '\n';
+            else if (e == 'r') c = '\r';
+            else {
+                char msg[64];
+                snprintf(msg, sizeof msg, "bad escape '\\%c' at byte %zu (only \\\\ \\t \\n \\r)", e, i);
+                return tsv_field_error(t, col, msg);
+            }
+        }
+        dst[o++] = c;
+    }
+    dst[o] = '\0';
+    return (int64_t)o;
+}
+
+// ---------------------------------------------------------------- items
+
+void rec_items_free(rec_items *items) {
+    if (!items) return;
+    free(items->title);
+    free(items->author);
+    free(items->storage);
+    free(items);
+}
+
+rec_items *rec_items_load(const char *path) {
+    tsv_file t;
+    rec_items *items = NULL;
+    int32_t *row_id = NULL;
+    int64_t *row_title = NULL, *row_author = NULL;
+    int rc = tsv_open(&t, path);
+    if (rc != COLLM_OK) goto fail;
+    int c_iid, c_title;
+    if ((rc = tsv_require_col(&t, "iid", &c_iid)) || (rc = tsv_require_col(&t, "title", &c_title))) goto fail;
+    int c_author = tsv_col(&t, "author");
+
+    int64_t max_rows = 1;
+    for (const char *q = t.p; q < t.end; q++) max_rows += *q == '\n';
+    items = collm_calloc(1, sizeof *items);
+    row_id = collm_malloc((size_t)max_rows * sizeof *row_id);
+    row_title = collm_malloc((size_t)max_rows * sizeof *row_title);
+    row_author = collm_malloc((size_t)max_rows * sizeof *row_author);
+    // storage[0] is the shared "" for ids without a row; unescaped text is
+    // never longer than the raw file.
+    if (items) items->storage = collm_malloc(t.map.size + 2);
+    if (!items || !row_id || !row_title || !row_author || !items->storage) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    items->storage[0] = '\0';
+    int64_t used = 1, n_rows = 0;
+    int32_t max_id = -1;
+    for (;;) {
+        int r = tsv_next(&t);
+        if (r < 0) {
+            rc = r;
+            goto fail;
+        }
+        if (r == 0) break;
+        uint64_t id;
+        if ((rc = parse_uint(&t, c_iid, -1, t.field[c_iid], t.field_len[c_iid], INT32_MAX - 1, &id))) goto fail;
+        row_id[n_rows] = (int32_t)id;
+        if ((int32_t)id > max_id) max_id = (int32_t)id;
+        int64_t len = unescape_field(&t, c_title, items->storage + used);
+        if (len < 0) {
+            rc = (int)len;
+            goto fail;
+        }
+        row_title[n_rows] = used;
+        used += len + 1;
+        row_author[n_rows] = 0;
+        if (c_author >= 0) {
+            len = unescape_field(&t, c_author, items->storage + used);
+            if (len < 0) {
+                rc = (int)len;
+                goto fail;
+            }
+            row_author[n_rows] = used;
+            used += len + 1;
+        }
+        n_rows++;
+    }
+    items->n = max_id + 1;
+    items->title = collm_malloc((size_t)(items->n ? items->n : 1) * sizeof(char *));
+    if (c_author >= 0) items->author = collm_malloc((size_t)(items->n ? items->n : 1) * sizeof(char *));
+    if (!items->title || (c_author >= 0 && !items->author)) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    for (int32_t i = 0; i < items->n; i++) {
+        items->title[i] = NULL; // marks "no row yet" for the duplicate check
+        if (items->author) items->author[i] = items->storage;
+    }
+    for (int64_t r = 0; r < n_rows; r++) {
+        int32_t id = row_id[r];
+        if (items->title[id]) {
+            rc = collm_error(COLLM_ERR_FORMAT, "%s: line %lld: column 'iid': duplicate item id %d", path,
+                             (long long)r + 2, id);
+            goto fail;
+        }
+        items->title[id] = items->storage + row_title[r];
+        if (items->author) items->author[id] = items->storage + row_author[r];
+    }
+    for (int32_t i = 0; i < items->n; i++)
+        if (!items->title[i]) items->title[i] = items->storage;
+    free(row_id);
+    free(row_title);
+    free(row_author);
+    tsv_close(&t);
+    return items;
+fail:
+    (void)rc;
+    free(row_id);
+    free(row_title);
+    free(row_author);
+    rec_items_free(items);
+    tsv_close(&t);
+    return NULL;
+}
+
+int rec_items_grow(rec_items *items, int32_t n) {
+    if (n <= items->n) return COLLM_OK;
+    char **title = realloc(items->title, (size_t)n * sizeof(char *));
+    if (!title) return collm_error(COLLM_ERR_NOMEM, "out of memory growing the item table to %d", n);
+    items->title = title;
+    if (items->author) {
+        char **author = realloc(items->author, (size_t)n * sizeof(char *));
+        if (!author) return collm_error(COLLM_ERR_NOMEM, "out of memory growing the item table to %d", n);
+        items->author = author;
+    }
+    for (int32_t i = items->n; i < n; i++) {
+        items->title[i] = items->storage; // ""
+        if (items->author) items->author[i] = items->storage;
+    }
+    items->n = n;
+    return COLLM_OK;
+}
+
+// ---------------------------------------------------------------- splits
+
+void rec_split_free(rec_split *s) {
+    if (!s) return;
+    free(s->path);
+    free(s->user);
+    free(s->item);
+    free(s->label);
+    free(s->timestamp);
+    free(s->not_cold);
+    free(s->his_offset);
+    free(s->his);
+    free(s->his_label);
+    free(s);
+}
+
+// Parses a comma-separated list of integers <= max into out[]; returns the
+// count or a negative error.
+static int64_t parse_list(const tsv_file *t, int col, uint64_t max, int32_t *out) {
+    const char *s = t->field[col];
+    size_t len = t->field_len[col];
+    if (len == 0) return 0;
+    int64_t n = 0;
+    size_t a = 0;
+    for (;;) {
+        const char *comma = memchr(s + a, ',', len - a);
+        size_t b = comma ? (size_t)(comma - s) : len;
+        uint64_t v;
+        int rc = parse_uint(t, col, n, s + a, b - a, max, &v);
+        if (rc) return rc;
+        out[n++] = (int32_t)v;
+        if (!comma) break;
+        a = b + 1;
+    }
+    return n;
+}
+
+static int check_01(const tsv_file *t, int col, uint64_t v) {
+    if (v > 1) return tsv_field_error(t, col, "must be 0 or 1");
+    return COLLM_OK;
+}
+
+static void item_range_error(const tsv_file *t, int col, int64_t elem, uint64_t v, const rec_items *items) {
+    char msg[128];
+    if (elem >= 0)
+        snprintf(msg, sizeof msg, "element %lld: item id %llu outside the item table (ids 0..%d)", (long long)elem + 1,
+                 (unsigned long long)v, items->n - 1);
+    else
+        snprintf(msg, sizeof msg, "item id %llu outside the item table (ids 0..%d)", (unsigned long long)v,
+                 items->n - 1);
+    tsv_field_error(t, col, msg);
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = collm_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+rec_split *rec_split_load(const char *path, const rec_items *items) {
+    tsv_file t;
+    rec_split *s = NULL;
+    int32_t *tmp_label = NULL;
+    int rc = tsv_open(&t, path);
+    if (rc != COLLM_OK) goto fail;
+    int c_uid, c_iid, c_label, c_his;
+    if ((rc = tsv_require_col(&t, "uid", &c_uid)) || (rc = tsv_require_col(&t, "iid", &c_iid)) ||
+        (rc = tsv_require_col(&t, "label", &c_label)) || (rc = tsv_require_col(&t, "his", &c_his)))
+        goto fail;
+    int c_ts = tsv_col(&t, "timestamp"), c_nc = tsv_col(&t, "not_cold"), c_hl = tsv_col(&t, "his_label");
+
+    // Counting pass: rows <= newlines + 1; history entries <= commas + rows.
+    int64_t max_rows = 1, commas = 0;
+    for (const char *q = t.p; q < t.end; q++) {
+        max_rows += *q == '\n';
+        commas += *q == ',';
+    }
+    int64_t his_cap = commas + max_rows;
+    size_t nr = (size_t)max_rows;
+    s = collm_calloc(1, sizeof *s);
+    if (!s) goto fail;
+    s->path = dup_str(path);
+    s->user = collm_malloc(nr * sizeof *s->user);
+    s->item = collm_malloc(nr * sizeof *s->item);
+    s->label = collm_malloc(nr * sizeof *s->label);
+    s->timestamp = collm_calloc(nr, sizeof *s->timestamp);
+    s->not_cold = collm_malloc(nr * sizeof *s->not_cold);
+    s->his_offset = collm_malloc((nr + 1) * sizeof *s->his_offset);
+    s->his = collm_malloc((size_t)his_cap * sizeof *s->his);
+    if (c_hl >= 0) {
+        s->his_label = collm_malloc((size_t)his_cap * sizeof *s->his_label);
+        tmp_label = collm_malloc((size_t)his_cap * sizeof *tmp_label);
+    }
+    if (!s->path || !s->user || !s->item || !s->label || !s->timestamp || !s->not_cold || !s->his_offset ||
+        !s->his || (c_hl >= 0 && (!s->his_label || !tmp_label)))
+        goto fail;
+
+    // An item id must index the item table; without a table, int32 range.
+    uint64_t max_item = items ? (uint64_t)items->n - 1 : (uint64_t)INT32_MAX - 1;
+    int no_items = items && items->n == 0;
+    int64_t n = 0, nh = 0;
+    int32_t max_u = -1, max_i = -1;
+    s->his_offset[0] = 0;
+    for (;;) {
+        int r = tsv_next(&t);
+        if (r < 0) goto fail;
+        if (r == 0) break;
+        uint64_t v;
+        if (parse_uint(&t, c_uid, -1, t.field[c_uid], t.field_len[c_uid], INT32_MAX - 1, &v)) goto fail;
+        s->user[n] = (int32_t)v;
+        if ((int32_t)v > max_u) max_u = (int32_t)v;
+        if (no_items) {
+            tsv_field_error(&t, c_iid, "item table is empty");
+            goto fail;
+        }
+        if (parse_uint(&t, c_iid, -1, t.field[c_iid], t.field_len[c_iid], INT32_MAX - 1, &v)) goto fail;
+        if (v > max_item) {
+            item_range_error(&t, c_iid, -1, v, items);
+            goto fail;
+        }
+        s->item[n] = (int32_t)v;
+        if ((int32_t)v > max_i) max_i = (int32_t)v;
+        if (parse_uint(&t, c_label, -1, t.field[c_label], t.field_len[c_label], 9, &v) || check_01(&t, c_label, v))
+            goto fail;
+        s->label[n] = (int8_t)v;
+        if (c_ts >= 0) {
+            if (parse_uint(&t, c_ts, -1, t.field[c_ts], t.field_len[c_ts], INT64_MAX, &v)) goto fail;
+            s->timestamp[n] = (int64_t)v;
+        }
+        s->not_cold[n] = 1;
+        if (c_nc >= 0) {
+            if (parse_uint(&t, c_nc, -1, t.field[c_nc], t.field_len[c_nc], 9, &v) || check_01(&t, c_nc, v))
+                goto fail;
+            s->not_cold[n] = (int8_t)v;
+        }
+        int64_t k = parse_list(&t, c_his, INT32_MAX - 1, s->his + nh);
+        if (k < 0) goto fail;
+        for (int64_t j = 0; j < k; j++) {
+            if ((uint64_t)s->his[nh + j] > max_item) {
+                item_range_error(&t, c_his, j, (uint64_t)s->his[nh + j], items);
+                goto fail;
+            }
+            if (s->his[nh + j] > max_i) max_i = s->his[nh + j];
+        }
+        if (c_hl >= 0) {
+            int64_t kl = parse_list(&t, c_hl, 9, tmp_label);
+            if (kl < 0) goto fail;
+            if (kl != k) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "%lld labels for %lld history items", (long long)kl, (long long)k);
+                tsv_field_error(&t, c_hl, msg);
+                goto fail;
+            }
+            for (int64_t j = 0; j < k; j++) {
+                if (tmp_label[j] > 1) {
+                    tsv_field_error(&t, c_hl, "labels must be 0 or 1");
+                    goto fail;
+                }
+                s->his_label[nh + j] = (int8_t)tmp_label[j];
+            }
+        }
+        nh += k;
+        n++;
+        s->his_offset[n] = nh;
+    }
+    s->n = n;
+    s->max_user = max_u;
+    s->max_item = max_i;
+    free(tmp_label);
+    tsv_close(&t);
+    return s;
+fail:
+    free(tmp_label);
+    rec_split_free(s);
+    tsv_close(&t);
+    return NULL;
+}
+
+// ---------------------------------------------------------------- dataset
+
+void rec_dataset_free(rec_dataset *ds) {
+    if (!ds) return;
+    free(ds->dir);
+    rec_items_free(ds->items);
+    rec_split_free(ds->train);
+    rec_split_free(ds->valid);
+    rec_split_free(ds->valid_small);
+    free(ds);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static const char *const split_names[] = {"train", "valid", "valid_small", "test"};
+
+rec_dataset *rec_dataset_load(const char *dir) {
+    char path[4096];
+    rec_dataset *ds = collm_calloc(1, sizeof *ds);
+    if (!ds) return NULL;
+    ds->dir = dup_str(dir);
+    if (!ds->dir) goto fail;
+    snprintf(path, sizeof path, "%s/items.tsv", dir);
+    ds->items = rec_items_load(path);
+    if (!ds->items) goto fail;
+    ds->is_book = ds->items->author != NULL;
+
+    // Books (bookcrossing): items.tsv lists only the ids with a known title,
+    // so splits are read without the table check and the table then grows to
+    // max id seen + 1 with "" titles. Movies: items.tsv is complete and an id
+    // outside it is an error.
+    const rec_items *check = ds->is_book ? NULL : ds->items;
+    rec_split **slot[4] = {&ds->train, &ds->valid, &ds->valid_small, NULL};
+    int32_t max_user = -1, max_item = ds->items->n - 1;
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/%s.tsv", dir, split_names[k]);
+        if (!file_exists(path)) {
+            if (k == 0) {
+                collm_error(COLLM_ERR_IO, "%s: missing (a dataset needs items.tsv and train.tsv)", path);
+                goto fail;
+            }
+            continue;
+        }
+        // test.tsv is read only to size the user and item tables (CoLLM
+        // sizes them as max id over all splits + 1); it is not kept.
+        rec_split *s = rec_split_load(path, check);
+        if (!s) goto fail;
+        if (s->max_user > max_user) max_user = s->max_user;
+        if (s->max_item > max_item) max_item = s->max_item;
+        if (slot[k]) *slot[k] = s;
+        else rec_split_free(s);
+    }
+    if (ds->is_book && rec_items_grow(ds->items, max_item + 1) != COLLM_OK) goto fail;
+    ds->n_users = max_user + 1;
+    ds->n_items = ds->items->n;
+    return ds;
+fail:
+    rec_dataset_free(ds);
+    return NULL;
+}
+
+rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_path) {
+    char path[4096];
+    const char *p = name_or_path;
+    for (int k = 0; k < 4; k++)
+        if (strcmp(name_or_path, split_names[k]) == 0) {
+            snprintf(path, sizeof path, "%s/%s.tsv", ds->dir, name_or_path);
+            p = path;
+        }
+    return rec_split_load(p, ds->items);
+}
