@@ -126,8 +126,459 @@ static void test_models(void) {
     }
 }
 
+static const char *tmp_path(const char *name) {
+    static char bufs[4][512];
+    static int next;
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", test_tmp_dir(), name);
+    return b;
+}
+
+// --- half precision against the compiler's _Float16 (an independent conversion) ---
+
+static void test_half(void) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        _Float16 ref;
+        uint16_t hh = (uint16_t)h;
+        memcpy(&ref, &hh, 2);
+        float a = collm_f16_to_f32(hh), b = (float)ref;
+        uint32_t ab, bb;
+        memcpy(&ab, &a, 4);
+        memcpy(&bb, &b, 4);
+        int same = isnan(b) ? isnan(a) && signbit(a) == signbit(b) : ab == bb;
+        if (!same && bad++ < 5) fprintf(stderr, "f16 %04x: %g vs %g\n", h, (double)a, (double)b);
+    }
+    CHECK(bad == 0);
+    CHECK(collm_f16_to_f32(0x0001) == 0x1p-24f);     // smallest subnormal
+    CHECK(collm_f16_to_f32(0x03ff) == 0x3ffp-24f);   // largest subnormal
+    CHECK(collm_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(isinf(collm_f16_to_f32(0xfc00)) && collm_f16_to_f32(0xfc00) < 0);
+    CHECK(isnan(collm_f16_to_f32(0x7e00)));
+
+    // f32 -> f16: every f16 value, the midpoints between neighbours (ties to
+    // even), values just off the midpoints, a seeded random sweep and specials
+    bad = 0;
+    uint64_t seed = 12345;
+    for (uint32_t i = 0; i < 400000; i++) {
+        float x;
+        if (i < 65536) {
+            uint16_t hh = (uint16_t)i;
+            x = collm_f16_to_f32(hh);
+            if (i & 1) { // midpoint-ish: nudge towards the next value
+                float y = collm_f16_to_f32((uint16_t)(hh + 1));
+                if (isfinite(x) && isfinite(y)) x = (x + y) * 0.5f;
+            }
+        } else {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t bits = (uint32_t)(seed >> 32);
+            // concentrate exponents around the f16 range
+            bits = (bits & 0x807fffff) | ((uint32_t)(96 + (bits >> 23) % 48) << 23);
+            memcpy(&x, &bits, 4);
+        }
+        _Float16 ref = (_Float16)x;
+        uint16_t rb;
+        memcpy(&rb, &ref, 2);
+        uint16_t got = collm_f32_to_f16(x);
+        int same = isnan(x) ? (got & 0x7c00) == 0x7c00 && (got & 0x3ff) != 0 : got == rb;
+        if (!same && bad++ < 5) fprintf(stderr, "f32->f16 %a: %04x vs %04x\n", (double)x, got, rb);
+    }
+    CHECK(bad == 0);
+    CHECK(collm_f32_to_f16(65520.0f) == 0x7c00); // rounds up to inf
+    CHECK(collm_f32_to_f16(65519.0f) == 0x7bff);
+    CHECK(collm_f32_to_f16(1e-9f) == 0);
+    CHECK(collm_f32_to_f16(-0.0f) == 0x8000);
+    CHECK(collm_f32_to_f16(0x1p-25f) == 0);        // tie with 0: even
+    CHECK(collm_f32_to_f16(0x1.8p-24f) == 0x0002); // tie between 1 and 2 subnormal units: even
+    uint16_t hn = collm_f32_to_f16(NAN);
+    CHECK((hn & 0x7c00) == 0x7c00 && (hn & 0x3ff) != 0);
+
+    // bf16: reference by comparing the two neighbouring candidates in double
+    bad = 0;
+    seed = 99;
+    for (int i = 0; i < 200000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t bits = (uint32_t)(seed >> 32);
+        if (i < 1000) bits = (bits & 0xffff0000u) | 0x8000u; // exact ties
+        float x;
+        memcpy(&x, &bits, 4);
+        if (!isfinite(x)) continue;
+        uint32_t lo = bits & 0xffff0000u, hi = lo + 0x10000u;
+        float flo, fhi;
+        memcpy(&flo, &lo, 4);
+        memcpy(&fhi, &hi, 4);
+        double dlo = fabs((double)x - (double)flo), dhi = isfinite(fhi) ? fabs((double)fhi - (double)x) : INFINITY;
+        if (!isfinite(fhi) && (bits & 0x7fffffff) >= 0x7f7f8000u) dhi = dlo; // rounds to inf at/after the halfway point
+        uint16_t want = (uint16_t)((dlo < dhi || (dlo == dhi && ((lo >> 16) & 1) == 0)) ? lo >> 16 : hi >> 16);
+        uint16_t got = collm_f32_to_bf16(x);
+        if (got != want && bad++ < 5) fprintf(stderr, "bf16 %a: %04x vs %04x\n", (double)x, got, want);
+        if (collm_bf16_to_f32(got) != (float)collm_bf16_to_f32(want)) bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(collm_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(isnan(collm_bf16_to_f32(collm_f32_to_bf16(NAN))));
+}
+
+// --- block formats, built by hand ---
+
+static void test_blocks(void) {
+    // Q8_0: 2 blocks (64 elements), d = 0.5 and -0.25
+    unsigned char q8[2 * 34];
+    uint16_t d0 = collm_f32_to_f16(0.5f), d1 = collm_f32_to_f16(-0.25f);
+    memcpy(q8, &d0, 2);
+    memcpy(q8 + 34, &d1, 2);
+    for (int j = 0; j < 32; j++) {
+        q8[2 + j] = (unsigned char)(int8_t)(j * 8 - 128);
+        q8[36 + j] = (unsigned char)(int8_t)(127 - j);
+    }
+    // Q4_0: 1 block, d = 2; byte j holds element j (low) and j+16 (high)
+    unsigned char q4[18];
+    uint16_t d4 = collm_f32_to_f16(2.0f);
+    memcpy(q4, &d4, 2);
+    for (int j = 0; j < 16; j++) q4[2 + j] = (unsigned char)(j | ((15 - j) << 4));
+
+    gguf_writer *w = gguf_writer_create();
+    int64_t ne8[2] = {32, 2}, ne4[1] = {32};
+    CHECK(gguf_writer_add_tensor(w, "q8", GGML_TYPE_Q8_0, 2, ne8, q8) == COLLM_OK);
+    CHECK(gguf_writer_add_tensor(w, "q4", GGML_TYPE_Q4_0, 1, ne4, q4) == COLLM_OK);
+    int64_t bad_ne[1] = {31};
+    CHECK(gguf_writer_add_tensor(w, "q4bad", GGML_TYPE_Q4_0, 1, bad_ne, q4) != COLLM_OK);
+    const char *path = tmp_path("blocks.gguf");
+    CHECK(gguf_writer_write(w, path) == COLLM_OK);
+    gguf_writer_free(w);
+    gguf_file *f = gguf_open(path);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (!f) return;
+    float out[64];
+    const gguf_tensor_info *t8 = gguf_find_tensor(f, "q8");
+    CHECK(t8 && t8->n_bytes == 68 && gguf_tensor_to_f32(t8, out) == COLLM_OK);
+    int ok = 1;
+    for (int j = 0; j < 32; j++) {
+        if (out[j] != (float)(j * 8 - 128) * 0.5f) ok = 0;
+        if (out[32 + j] != (float)(127 - j) * -0.25f) ok = 0;
+    }
+    CHECK(ok);
+    const gguf_tensor_info *t4 = gguf_find_tensor(f, "q4");
+    CHECK(t4 && t4->n_bytes == 18 && gguf_tensor_to_f32(t4, out) == COLLM_OK);
+    ok = 1;
+    for (int j = 0; j < 16; j++) {
+        if (out[j] != (float)(j - 8) * 2.0f) ok = 0;
+        if (out[16 + j] != (float)(15 - j - 8) * 2.0f) ok = 0;
+    }
+    CHECK(ok);
+    CHECK(out[0] == -16.0f && out[16] == 14.0f && out[31] == -16.0f);
+    gguf_close(f);
+    CHECK(ggml_type_size_for(GGML_TYPE_Q8_0, 64) == 68);
+    CHECK(ggml_type_size_for(GGML_TYPE_Q4_0, 64) == 36);
+    CHECK(ggml_type_size_for(GGML_TYPE_Q4_0, 33) == 0);
+    CHECK(ggml_type_size_for(GGML_TYPE_F16, 10) == 20);
+    CHECK(ggml_type_size_for((ggml_type)99, 10) == 0);
+    CHECK(gguf_tensor_type_supported(GGML_TYPE_Q4_0) && !gguf_tensor_type_supported(GGML_TYPE_Q5_1));
+}
+
+// --- F16 tensors decoded against _Float16; F32 model re-encoded as F16 ---
+
+static void test_f16_tensors(void) {
+    gguf_file *f = gguf_open(test_shared_path("models/llama-2-tiny-random.gguf"));
+    CHECK(f != NULL);
+    if (f) {
+        const gguf_tensor_info *t = gguf_find_tensor(f, "token_embd.weight");
+        int64_t n = gguf_tensor_n_elements(t);
+        float *out = malloc((size_t)n * sizeof(float));
+        CHECK(gguf_tensor_to_f32(t, out) == COLLM_OK);
+        const _Float16 *raw = t->data; // 32-aligned in the mapping
+        int bad = 0, nonzero = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (out[i] != (float)raw[i]) bad++;
+            if (out[i] != 0) nonzero++;
+        }
+        CHECK(bad == 0);
+        CHECK(nonzero > n / 2);
+        free(out);
+        gguf_close(f);
+    }
+
+    // tiny-gqa-f32 written as F16 (and BF16) and read back: within rounding
+    gguf_file *src = gguf_open(test_shared_path("models/tiny-gqa-f32.gguf"));
+    CHECK(src != NULL);
+    if (!src) return;
+    gguf_writer *w = gguf_writer_create();
+    for (int64_t i = 0; i < gguf_n_kv(src); i++) CHECK(gguf_writer_copy_kv(w, src, i) == COLLM_OK);
+    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
+        const gguf_tensor_info *t = gguf_tensor(src, i);
+        ggml_type ty = t->n_dims == 2 ? (i % 2 ? GGML_TYPE_F16 : GGML_TYPE_BF16) : GGML_TYPE_F32;
+        CHECK(gguf_writer_add_tensor_f32(w, t->name, ty, t->n_dims, t->ne, t->data) == COLLM_OK);
+    }
+    const char *path = tmp_path("tiny-gqa-half.gguf");
+    CHECK(gguf_writer_write(w, path) == COLLM_OK);
+    gguf_writer_free(w);
+    gguf_file *g = gguf_open(path);
+    CHECK_MSG(g != NULL, "%s", collm_last_error());
+    if (g) {
+        CHECK(gguf_n_tensors(g) == gguf_n_tensors(src));
+        double worst_f16 = 0, worst_bf16 = 0;
+        for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
+            const gguf_tensor_info *a = gguf_tensor(src, i), *b = gguf_tensor(g, i);
+            int64_t n = gguf_tensor_n_elements(a);
+            float *fb = malloc((size_t)n * sizeof(float));
+            CHECK(gguf_tensor_to_f32(b, fb) == COLLM_OK);
+            const float *fa = a->data;
+            for (int64_t k = 0; k < n; k++) {
+                double rel = fabs((double)fa[k] - fb[k]) / (fabs(fa[k]) + 1e-30);
+                if (b->type == GGML_TYPE_F16 && fabs(fa[k]) > 0x1p-14 && rel > worst_f16) worst_f16 = rel;
+                if (b->type == GGML_TYPE_BF16 && rel > worst_bf16) worst_bf16 = rel;
+                if (b->type == GGML_TYPE_F32 && fa[k] != fb[k]) worst_f16 = 1;
+            }
+            free(fb);
+        }
+        CHECK(worst_f16 <= 0x1p-11); // half an ulp of an 11-bit significand
+        CHECK(worst_f16 > 0);
+        CHECK(worst_bf16 <= 0x1p-8);
+        gguf_close(g);
+    }
+    gguf_close(src);
+}
+
+// --- write -> read round trip of every metadata type ---
+
+static void test_metadata_roundtrip(void) {
+    gguf_writer *w = gguf_writer_create();
+    uint8_t u8 = 250;
+    int8_t i8 = -100;
+    uint16_t u16 = 65000;
+    int16_t i16 = -30000;
+    int64_t i64 = -((int64_t)1 << 40);
+    double f64 = 3.141592653589793;
+    CHECK(gguf_writer_set_scalar(w, "t.u8", GGUF_TYPE_UINT8, &u8) == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.i8", GGUF_TYPE_INT8, &i8) == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.u16", GGUF_TYPE_UINT16, &u16) == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.i16", GGUF_TYPE_INT16, &i16) == COLLM_OK);
+    CHECK(gguf_writer_set_u32(w, "t.u32", 4000000000u) == COLLM_OK);
+    CHECK(gguf_writer_set_i32(w, "t.i32", -2000000000) == COLLM_OK);
+    CHECK(gguf_writer_set_u64(w, "t.u64", 18000000000000000000ull) == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.i64", GGUF_TYPE_INT64, &i64) == COLLM_OK);
+    CHECK(gguf_writer_set_f32(w, "t.f32", 0.1f) == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.f64", GGUF_TYPE_FLOAT64, &f64) == COLLM_OK);
+    CHECK(gguf_writer_set_bool(w, "t.bool", 1) == COLLM_OK);
+    CHECK(gguf_writer_set_str(w, "t.str", "héllo \"world\"") == COLLM_OK);
+    CHECK(gguf_writer_set_str(w, "t.empty", "") == COLLM_OK);
+    CHECK(gguf_writer_set_scalar(w, "t.bad", GGUF_TYPE_STRING, "x") != COLLM_OK);
+    const char *strs[] = {"a", "", "long string with spaces", "\xe2\x96\x81tok"};
+    CHECK(gguf_writer_set_arr_str(w, "t.arr_str", strs, 4) == COLLM_OK);
+    CHECK(gguf_writer_set_arr_str(w, "t.arr_str_empty", strs, 0) == COLLM_OK);
+    uint8_t au8[3] = {1, 2, 255};
+    int8_t ai8[3] = {-1, 0, 1};
+    uint16_t au16[2] = {1, 65535};
+    int16_t ai16[2] = {-32768, 32767};
+    uint32_t au32[3] = {7, 8, 4294967295u};
+    int32_t ai32[5] = {-5, 0, 5, 6, 7};
+    float af32[3] = {1.5f, -2.25f, 1e-30f};
+    uint8_t abool[2] = {1, 0};
+    uint64_t au64[2] = {0, UINT64_MAX};
+    int64_t ai64[2] = {INT64_MIN, INT64_MAX};
+    double af64[2] = {1e300, -1e-300};
+    struct { const char *key; gguf_type t; const void *d; uint64_t n; size_t es; } arrs[] = {
+        {"a.u8", GGUF_TYPE_UINT8, au8, 3, 1},    {"a.i8", GGUF_TYPE_INT8, ai8, 3, 1},
+        {"a.u16", GGUF_TYPE_UINT16, au16, 2, 2}, {"a.i16", GGUF_TYPE_INT16, ai16, 2, 2},
+        {"a.u32", GGUF_TYPE_UINT32, au32, 3, 4}, {"a.i32", GGUF_TYPE_INT32, ai32, 5, 4},
+        {"a.f32", GGUF_TYPE_FLOAT32, af32, 3, 4}, {"a.bool", GGUF_TYPE_BOOL, abool, 2, 1},
+        {"a.u64", GGUF_TYPE_UINT64, au64, 2, 8}, {"a.i64", GGUF_TYPE_INT64, ai64, 2, 8},
+        {"a.f64", GGUF_TYPE_FLOAT64, af64, 2, 8},
+    };
+    int n_arrs = (int)(sizeof arrs / sizeof arrs[0]);
+    for (int k = 0; k < n_arrs; k++) CHECK(gguf_writer_set_arr(w, arrs[k].key, arrs[k].t, arrs[k].d, arrs[k].n) == COLLM_OK);
+    CHECK(gguf_writer_set_arr(w, "a.bad", GGUF_TYPE_STRING, strs, 1) != COLLM_OK);
+    // replacing keeps the position and takes the new value and type
+    CHECK(gguf_writer_set_u32(w, "t.replace", 1) == COLLM_OK);
+    CHECK(gguf_writer_set_str(w, "t.replace", "now a string") == COLLM_OK);
+    const char *path = tmp_path("meta.gguf");
+    CHECK(gguf_writer_write(w, path) == COLLM_OK);
+    gguf_writer_free(w);
+
+    gguf_file *f = gguf_open(path);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (!f) return;
+    CHECK(gguf_version(f) == 3 && gguf_n_tensors(f) == 0);
+    CHECK(gguf_n_kv(f) == 16 + n_arrs);
+    CHECK_STR(gguf_key(f, 0), "t.u8");
+    int64_t v = 0;
+    uint32_t u = 0;
+    float x = 0;
+    int b = 0;
+    CHECK(gguf_get_i64(f, "t.u8", &v) == COLLM_OK && v == 250);
+    CHECK(gguf_get_i64(f, "t.i8", &v) == COLLM_OK && v == -100);
+    CHECK(gguf_get_i64(f, "t.u16", &v) == COLLM_OK && v == 65000);
+    CHECK(gguf_get_i64(f, "t.i16", &v) == COLLM_OK && v == -30000);
+    CHECK(gguf_get_u32(f, "t.u32", &u) == COLLM_OK && u == 4000000000u);
+    CHECK(gguf_get_i64(f, "t.i32", &v) == COLLM_OK && v == -2000000000);
+    CHECK(gguf_get_u32(f, "t.i32", &u) != COLLM_OK && strstr(collm_last_error(), "t.i32")); // negative: no u32
+    CHECK(gguf_get_i64(f, "t.u64", &v) != COLLM_OK); // does not fit
+    CHECK(gguf_get_i64(f, "t.i64", &v) == COLLM_OK && v == i64);
+    CHECK(gguf_get_f32(f, "t.f32", &x) == COLLM_OK && x == 0.1f);
+    CHECK(gguf_get_f32(f, "t.f64", &x) == COLLM_OK && x == (float)f64);
+    CHECK(gguf_get_bool(f, "t.bool", &b) == COLLM_OK && b == 1);
+    CHECK(gguf_get_bool(f, "t.u8", &b) != COLLM_OK);
+    CHECK(gguf_kv_type(f, gguf_find_key(f, "t.u16")) == GGUF_TYPE_UINT16);
+    CHECK(gguf_kv_type(f, gguf_find_key(f, "t.f64")) == GGUF_TYPE_FLOAT64);
+    char *s = gguf_get_str_dup(f, "t.str");
+    CHECK_STR(s, "héllo \"world\"");
+    free(s);
+    s = gguf_get_str_dup(f, "t.empty");
+    CHECK_STR(s, "");
+    free(s);
+    s = gguf_get_str_dup(f, "t.replace");
+    CHECK_STR(s, "now a string");
+    free(s);
+    CHECK(gguf_find_key(f, "t.replace") == gguf_n_kv(f) - 1); // added last, replaced in place
+    int64_t ki = gguf_find_key(f, "t.arr_str");
+    CHECK(gguf_arr_type(f, ki) == GGUF_TYPE_STRING && gguf_arr_n(f, ki) == 4);
+    int ok = 1;
+    for (uint64_t j = 0; j < 4; j++) {
+        uint64_t len = 99;
+        const char *e = gguf_arr_str(f, ki, j, &len);
+        if (!e || len != strlen(strs[j]) || memcmp(e, strs[j], (size_t)len) != 0) ok = 0;
+    }
+    CHECK(ok);
+    uint64_t len;
+    CHECK(gguf_arr_str(f, ki, 4, &len) == NULL);
+    CHECK(gguf_arr_n(f, gguf_find_key(f, "t.arr_str_empty")) == 0);
+    for (int k = 0; k < n_arrs; k++) {
+        int64_t i = gguf_find_key(f, arrs[k].key);
+        CHECK(gguf_kv_type(f, i) == GGUF_TYPE_ARRAY && gguf_arr_type(f, i) == arrs[k].t && gguf_arr_n(f, i) == arrs[k].n);
+        const void *d = gguf_arr_data(f, i);
+        CHECK_MSG(d && memcmp(d, arrs[k].d, arrs[k].n * arrs[k].es) == 0, "%s", arrs[k].key);
+    }
+    char buf[256];
+    gguf_format_value(f, gguf_find_key(f, "t.i16"), buf, sizeof buf);
+    CHECK_STR(buf, "-30000");
+    gguf_format_value(f, gguf_find_key(f, "t.str"), buf, sizeof buf);
+    CHECK_STR(buf, "\"héllo \\\"world\\\"\"");
+    gguf_format_value(f, gguf_find_key(f, "a.i32"), buf, sizeof buf);
+    CHECK_STR(buf, "[i32 x 5]");
+    gguf_format_array_preview(f, gguf_find_key(f, "a.i32"), 3, buf, sizeof buf);
+    CHECK_STR(buf, "[i32 x 5] -5, 0, 5, ...");
+    gguf_format_array_preview(f, gguf_find_key(f, "t.arr_str"), 2, buf, sizeof buf);
+    CHECK_STR(buf, "[str x 4] \"a\", \"\", ...");
+    gguf_format_value(f, gguf_find_key(f, "t.bool"), buf, 3); // truncation stays NUL-terminated
+    CHECK(strlen(buf) <= 2);
+    gguf_close(f);
+}
+
+// --- tensors of every type, 1..4 dims, with a non-default alignment ---
+
+static void test_tensor_roundtrip(void) {
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t align = pass ? 64 : 32;
+        gguf_writer *w = gguf_writer_create();
+        if (pass) CHECK(gguf_writer_set_u32(w, "general.alignment", align) == COLLM_OK);
+        unsigned char bytes[4096];
+        for (int i = 0; i < 4096; i++) bytes[i] = (unsigned char)(i * 7 + 3);
+        struct { const char *name; ggml_type t; int nd; int64_t ne[4]; } ts[] = {
+            {"f32.1d", GGML_TYPE_F32, 1, {5, 1, 1, 1}},      {"f16.2d", GGML_TYPE_F16, 2, {3, 7, 1, 1}},
+            {"bf16.3d", GGML_TYPE_BF16, 3, {2, 3, 4, 1}},    {"q8.4d", GGML_TYPE_Q8_0, 4, {32, 2, 1, 3}},
+            {"q4.2d", GGML_TYPE_Q4_0, 2, {64, 3, 1, 1}},      {"i32.1d", GGML_TYPE_I32, 1, {9, 1, 1, 1}},
+            {"q4_1.1d", GGML_TYPE_Q4_1, 1, {32, 1, 1, 1}},
+        };
+        int nt = (int)(sizeof ts / sizeof ts[0]);
+        for (int k = 0; k < nt; k++) CHECK(gguf_writer_add_tensor(w, ts[k].name, ts[k].t, ts[k].nd, ts[k].ne, bytes) == COLLM_OK);
+        CHECK(gguf_writer_add_tensor(w, "f32.1d", GGML_TYPE_F32, 1, ts[0].ne, bytes) != COLLM_OK); // duplicate
+        CHECK(gguf_writer_add_tensor(w, "0123456789012345678901234567890123456789012345678901234567890123", GGML_TYPE_F32, 1,
+                                     ts[0].ne, bytes) != COLLM_OK); // 64-byte name
+        int64_t zero[1] = {0};
+        CHECK(gguf_writer_add_tensor(w, "zero", GGML_TYPE_F32, 1, zero, bytes) != COLLM_OK);
+        CHECK(gguf_writer_add_tensor(w, "dims", GGML_TYPE_F32, 5, ts[0].ne, bytes) != COLLM_OK);
+        const char *path = tmp_path("tensors.gguf");
+        CHECK(gguf_writer_write(w, path) == COLLM_OK);
+        gguf_writer_free(w);
+        gguf_file *f = gguf_open(path);
+        CHECK_MSG(f != NULL, "%s", collm_last_error());
+        if (!f) continue;
+        CHECK(gguf_alignment(f) == align);
+        CHECK(gguf_data_offset(f) % align == 0);
+        CHECK(gguf_n_tensors(f) == nt);
+        size_t end = 0;
+        for (int k = 0; k < nt; k++) {
+            const gguf_tensor_info *t = gguf_tensor(f, k);
+            CHECK_STR(t->name, ts[k].name);
+            int same = t->type == ts[k].t && t->n_dims == ts[k].nd;
+            for (int d = 0; d < 4; d++) same = same && t->ne[d] == ts[k].ne[d];
+            CHECK(same);
+            CHECK(t->offset % align == 0 && ((uintptr_t)t->data - (uintptr_t)gguf_tensor(f, 0)->data) == t->offset);
+            CHECK(memcmp(t->data, bytes, t->n_bytes) == 0);
+            end = gguf_data_offset(f) + t->offset + t->n_bytes;
+        }
+        CHECK(gguf_file_size(f) >= end && gguf_file_size(f) % align == 0); // ends padded, like ggml
+        float out[40];
+        CHECK(gguf_tensor_to_f32(gguf_find_tensor(f, "i32.1d"), out) != COLLM_OK); // not decodable
+        gguf_close(f);
+    }
+    // bad alignment is refused at write time
+    gguf_writer *w = gguf_writer_create();
+    CHECK(gguf_writer_set_u32(w, "general.alignment", 48) == COLLM_OK);
+    CHECK(gguf_writer_write(w, tmp_path("badalign.gguf")) != COLLM_OK && strstr(collm_last_error(), "general.alignment"));
+    gguf_writer_free(w);
+}
+
+// --- copy every kv and tensor of stories260K; compare everything ---
+
+static void test_copy_model(void) {
+    const char *src_path = test_shared_path("models/stories260K.gguf");
+    gguf_file *src = gguf_open(src_path);
+    CHECK(src != NULL);
+    if (!src) return;
+    gguf_writer *w = gguf_writer_create();
+    for (int64_t i = 0; i < gguf_n_kv(src); i++) CHECK(gguf_writer_copy_kv(w, src, i) == COLLM_OK);
+    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
+        const gguf_tensor_info *t = gguf_tensor(src, i);
+        CHECK(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) == COLLM_OK);
+    }
+    CHECK(gguf_writer_copy_kv(w, src, gguf_n_kv(src)) != COLLM_OK);
+    const char *path = tmp_path("stories-copy.gguf");
+    CHECK(gguf_writer_write(w, path) == COLLM_OK);
+    gguf_writer_free(w);
+    gguf_file *f = gguf_open(path);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (f) {
+        CHECK(gguf_n_kv(f) == gguf_n_kv(src) && gguf_n_tensors(f) == gguf_n_tensors(src));
+        int ok = 1;
+        char a[512], b[512];
+        for (int64_t i = 0; i < gguf_n_kv(src); i++) {
+            if (strcmp(gguf_key(f, i), gguf_key(src, i)) != 0 || gguf_kv_type(f, i) != gguf_kv_type(src, i)) ok = 0;
+            gguf_format_array_preview(f, i, 1000, a, sizeof a);
+            gguf_format_array_preview(src, i, 1000, b, sizeof b);
+            if (strcmp(a, b) != 0) ok = 0;
+            const void *da = gguf_arr_data(f, i), *db = gguf_arr_data(src, i);
+            if (da && memcmp(da, db, gguf_arr_n(src, i) * 4) != 0) ok = 0; // scores f32, token types i32
+        }
+        CHECK(ok);
+        ok = 1;
+        for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
+            const gguf_tensor_info *ta = gguf_tensor(src, i), *tb = gguf_tensor(f, i);
+            if (strcmp(ta->name, tb->name) || ta->type != tb->type || ta->n_bytes != tb->n_bytes ||
+                memcmp(ta->ne, tb->ne, sizeof ta->ne) || memcmp(ta->data, tb->data, ta->n_bytes))
+                ok = 0;
+        }
+        CHECK(ok);
+        // same layout rules as llama.cpp: the copy is byte-identical to the original
+        collm_mapped_file ma, mb;
+        if (collm_map_file(src_path, &ma) == COLLM_OK && collm_map_file(path, &mb) == COLLM_OK) {
+            CHECK(ma.size == mb.size && memcmp(ma.data, mb.data, ma.size) == 0);
+            collm_unmap_file(&mb);
+            collm_unmap_file(&ma);
+        }
+        gguf_close(f);
+    }
+    gguf_close(src);
+}
+
 int main(void) {
     collm_mkdir_p(test_tmp_dir());
     test_models();
+    test_half();
+    test_blocks();
+    test_f16_tensors();
+    test_metadata_roundtrip();
+    test_tensor_roundtrip();
+    test_copy_model();
     return test_report();
 }

@@ -134,6 +134,8 @@ int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
 int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(gguf_writer *w, const char *key, int v);
 int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+// Any scalar numeric/bool type (u8 ... f64): v points to one value of that type.
+int gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v);
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 // Numeric array of element type `type` (elements copied from data).
 int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type type, const void *data, uint64_t n);

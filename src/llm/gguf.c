@@ -840,3 +840,305 @@ int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
         return collm_error(COLLM_ERR_ARG, "tensor '%s': cannot decode type %s to F32", t->name, ggml_type_name(t->type));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Writer: values are kept already encoded (the bytes after the u32 type), so
+// copy_kv is a byte copy of the source span and writing is a concatenation.
+
+typedef struct {
+    char *key;
+    gguf_type type;
+    unsigned char *value;
+    size_t value_len;
+} writer_kv;
+
+typedef struct {
+    char *name;
+    ggml_type type;
+    int n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+    unsigned char *data;
+    size_t n_bytes;
+    uint64_t offset; // set by gguf_writer_write
+} writer_tensor;
+
+struct gguf_writer {
+    writer_kv *kvs;
+    int64_t n_kv, cap_kv;
+    writer_tensor *tensors;
+    int64_t n_tensors, cap_tensors;
+};
+
+gguf_writer *gguf_writer_create(void) { return collm_calloc(1, sizeof(gguf_writer)); }
+
+void gguf_writer_free(gguf_writer *w) {
+    if (!w) return;
+    for (int64_t i = 0; i < w->n_kv; i++) {
+        free(w->kvs[i].key);
+        free(w->kvs[i].value);
+    }
+    for (int64_t i = 0; i < w->n_tensors; i++) {
+        free(w->tensors[i].name);
+        free(w->tensors[i].data);
+    }
+    free(w->kvs);
+    free(w->tensors);
+    free(w);
+}
+
+// Takes ownership of `value` (malloc'd, value_len bytes) in all cases.
+static int writer_set(gguf_writer *w, const char *key, gguf_type type, unsigned char *value, size_t value_len) {
+    if (!key || !*key) {
+        free(value);
+        return collm_error(COLLM_ERR_ARG, "gguf writer: empty key");
+    }
+    for (int64_t i = 0; i < w->n_kv; i++) {
+        if (strcmp(w->kvs[i].key, key) == 0) { // replace
+            free(w->kvs[i].value);
+            w->kvs[i].type = type;
+            w->kvs[i].value = value;
+            w->kvs[i].value_len = value_len;
+            return COLLM_OK;
+        }
+    }
+    if (w->n_kv == w->cap_kv) {
+        int64_t cap = w->cap_kv ? 2 * w->cap_kv : 16;
+        writer_kv *nk = realloc(w->kvs, (size_t)cap * sizeof *nk);
+        if (!nk) {
+            free(value);
+            return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+        }
+        w->kvs = nk;
+        w->cap_kv = cap;
+    }
+    char *k = strdup(key);
+    if (!k) {
+        free(value);
+        return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+    }
+    w->kvs[w->n_kv++] = (writer_kv){k, type, value, value_len};
+    return COLLM_OK;
+}
+
+static int writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v) {
+    size_t n = gguf_scalar_size[type];
+    unsigned char *b = collm_malloc(n);
+    if (!b) return COLLM_ERR_NOMEM;
+    memcpy(b, v, n);
+    return writer_set(w, key, type, b, n);
+}
+
+int gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v) {
+    if ((unsigned)type >= GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': type %s is not a scalar", key ? key : "", gguf_type_name(type));
+    return writer_set_scalar(w, key, type, v);
+}
+
+int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) { return writer_set_scalar(w, key, GGUF_TYPE_UINT32, &v); }
+int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) { return writer_set_scalar(w, key, GGUF_TYPE_INT32, &v); }
+int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v) { return writer_set_scalar(w, key, GGUF_TYPE_UINT64, &v); }
+int gguf_writer_set_f32(gguf_writer *w, const char *key, float v) { return writer_set_scalar(w, key, GGUF_TYPE_FLOAT32, &v); }
+int gguf_writer_set_bool(gguf_writer *w, const char *key, int v) {
+    uint8_t b = v ? 1 : 0;
+    return writer_set_scalar(w, key, GGUF_TYPE_BOOL, &b);
+}
+
+int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
+    uint64_t len = strlen(v);
+    unsigned char *b = collm_malloc(8 + (size_t)len);
+    if (!b) return COLLM_ERR_NOMEM;
+    memcpy(b, &len, 8);
+    memcpy(b + 8, v, (size_t)len);
+    return writer_set(w, key, GGUF_TYPE_STRING, b, 8 + (size_t)len);
+}
+
+int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n) {
+    size_t total = 12;
+    for (uint64_t j = 0; j < n; j++) total += 8 + strlen(v[j]);
+    unsigned char *b = collm_malloc(total);
+    if (!b) return COLLM_ERR_NOMEM;
+    uint32_t et = GGUF_TYPE_STRING;
+    memcpy(b, &et, 4);
+    memcpy(b + 4, &n, 8);
+    size_t o = 12;
+    for (uint64_t j = 0; j < n; j++) {
+        uint64_t len = strlen(v[j]);
+        memcpy(b + o, &len, 8);
+        memcpy(b + o + 8, v[j], (size_t)len);
+        o += 8 + (size_t)len;
+    }
+    return writer_set(w, key, GGUF_TYPE_ARRAY, b, total);
+}
+
+int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type type, const void *data, uint64_t n) {
+    if ((unsigned)type >= GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': array element type %s is not numeric", key ? key : "",
+                           gguf_type_name(type));
+    size_t es = gguf_scalar_size[type];
+    if (n > (SIZE_MAX - 12) / es) return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': array too large", key ? key : "");
+    unsigned char *b = collm_malloc(12 + (size_t)n * es);
+    if (!b) return COLLM_ERR_NOMEM;
+    uint32_t et = (uint32_t)type;
+    memcpy(b, &et, 4);
+    memcpy(b + 4, &n, 8);
+    if (n) memcpy(b + 12, data, (size_t)n * es);
+    return writer_set(w, key, GGUF_TYPE_ARRAY, b, 12 + (size_t)n * es);
+}
+
+int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src, int64_t i) {
+    if (i < 0 || i >= src->n_kv) return collm_error(COLLM_ERR_ARG, "gguf writer: copy_kv: no key %" PRId64 " in %s", i, src->path);
+    const gguf_kv *kv = &src->kvs[i];
+    unsigned char *b = collm_malloc(kv->value_len);
+    if (!b) return COLLM_ERR_NOMEM;
+    memcpy(b, kv->value, kv->value_len);
+    return writer_set(w, kv->key, kv->type, b, kv->value_len);
+}
+
+int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne, const void *data) {
+    if (!name || !*name || strlen(name) >= GGUF_MAX_NAME)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor name '%s' is empty or has >= %d bytes", name ? name : "",
+                           GGUF_MAX_NAME);
+    for (int64_t i = 0; i < w->n_tensors; i++)
+        if (strcmp(w->tensors[i].name, name) == 0)
+            return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s' added twice", name);
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': n_dims %d not in 1..%d", name, n_dims, GGUF_MAX_DIMS);
+    int64_t blck;
+    size_t bbytes;
+    if (!ggml_block(type, &blck, &bbytes))
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': unknown type %d", name, (int)type);
+    int64_t n = 1;
+    for (int d = 0; d < n_dims; d++) {
+        if (ne[d] <= 0 || ne[d] > INT64_MAX / n)
+            return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': ne[%d] = %" PRId64 " is not positive or overflows", name,
+                               d, ne[d]);
+        n *= ne[d];
+    }
+    if (ne[0] % blck != 0)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': ne[0] = %" PRId64 " is not a multiple of the %s block size",
+                           name, ne[0], ggml_type_name(type));
+    size_t n_bytes = ggml_type_size_for(type, n);
+    if (n_bytes == 0) return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': size overflows", name);
+    if (w->n_tensors == w->cap_tensors) {
+        int64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 16;
+        writer_tensor *nt = realloc(w->tensors, (size_t)cap * sizeof *nt);
+        if (!nt) return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+        w->tensors = nt;
+        w->cap_tensors = cap;
+    }
+    writer_tensor t = {0};
+    t.name = strdup(name);
+    t.data = collm_malloc(n_bytes);
+    if (!t.name || !t.data) {
+        free(t.name);
+        free(t.data);
+        return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory for tensor '%s'", name);
+    }
+    memcpy(t.data, data, n_bytes);
+    t.type = type;
+    t.n_dims = n_dims;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
+    t.n_bytes = n_bytes;
+    w->tensors[w->n_tensors++] = t;
+    return COLLM_OK;
+}
+
+int gguf_writer_add_tensor_f32(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
+                               const float *data) {
+    if (type == GGML_TYPE_F32) return gguf_writer_add_tensor(w, name, type, n_dims, ne, data);
+    if (type != GGML_TYPE_F16 && type != GGML_TYPE_BF16)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': cannot encode F32 as %s", name ? name : "",
+                           ggml_type_name(type));
+    int64_t n = 1;
+    for (int d = 0; d < n_dims && d < GGUF_MAX_DIMS; d++) {
+        if (ne[d] <= 0 || ne[d] > INT64_MAX / n)
+            return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': bad ne[%d]", name ? name : "", d);
+        n *= ne[d];
+    }
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || (uint64_t)n > SIZE_MAX / 2)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': bad shape", name ? name : "");
+    uint16_t *h = collm_malloc((size_t)n * 2);
+    if (!h) return COLLM_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) h[i] = type == GGML_TYPE_F16 ? collm_f32_to_f16(data[i]) : collm_f32_to_bf16(data[i]);
+    int rc = gguf_writer_add_tensor(w, name, type, n_dims, ne, h);
+    free(h);
+    return rc;
+}
+
+static size_t pad_to(size_t x, size_t a) { return (a - x % a) % a; }
+
+typedef struct {
+    gguf_writer *w;
+    size_t alignment;
+} write_ctx;
+
+static int put_u32(FILE *f, uint32_t v) { return collm_fwrite_all(f, &v, 4); }
+static int put_u64(FILE *f, uint64_t v) { return collm_fwrite_all(f, &v, 8); }
+static int put_zeros(FILE *f, size_t n) {
+    static const unsigned char zeros[256];
+    while (n > 0) {
+        size_t k = n < sizeof zeros ? n : sizeof zeros;
+        int rc = collm_fwrite_all(f, zeros, k);
+        if (rc) return rc;
+        n -= k;
+    }
+    return COLLM_OK;
+}
+
+static int writer_emit(FILE *f, void *vctx) {
+    write_ctx *ctx = vctx;
+    gguf_writer *w = ctx->w;
+    size_t pos = 0;
+    int rc = collm_fwrite_all(f, GGUF_MAGIC, 4);
+    if (!rc) rc = put_u32(f, 3);
+    if (!rc) rc = put_u64(f, (uint64_t)w->n_tensors);
+    if (!rc) rc = put_u64(f, (uint64_t)w->n_kv);
+    pos = 24;
+    for (int64_t i = 0; i < w->n_kv && !rc; i++) {
+        const writer_kv *kv = &w->kvs[i];
+        size_t kl = strlen(kv->key);
+        rc = put_u64(f, kl);
+        if (!rc) rc = collm_fwrite_all(f, kv->key, kl);
+        if (!rc) rc = put_u32(f, (uint32_t)kv->type);
+        if (!rc) rc = collm_fwrite_all(f, kv->value, kv->value_len);
+        pos += 8 + kl + 4 + kv->value_len;
+    }
+    for (int64_t i = 0; i < w->n_tensors && !rc; i++) {
+        const writer_tensor *t = &w->tensors[i];
+        size_t nl = strlen(t->name);
+        rc = put_u64(f, nl);
+        if (!rc) rc = collm_fwrite_all(f, t->name, nl);
+        if (!rc) rc = put_u32(f, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims && !rc; d++) rc = put_u64(f, (uint64_t)t->ne[d]);
+        if (!rc) rc = put_u32(f, (uint32_t)t->type);
+        if (!rc) rc = put_u64(f, t->offset);
+        pos += 8 + nl + 4 + 8 * (size_t)t->n_dims + 4 + 8;
+    }
+    if (!rc) rc = put_zeros(f, pad_to(pos, ctx->alignment));
+    // data: each tensor followed by padding to the alignment (as ggml does)
+    for (int64_t i = 0; i < w->n_tensors && !rc; i++) {
+        const writer_tensor *t = &w->tensors[i];
+        rc = collm_fwrite_all(f, t->data, t->n_bytes);
+        if (!rc) rc = put_zeros(f, pad_to(t->n_bytes, ctx->alignment));
+    }
+    return rc;
+}
+
+int gguf_writer_write(gguf_writer *w, const char *path) {
+    write_ctx ctx = {w, GGUF_DEFAULT_ALIGNMENT};
+    for (int64_t i = 0; i < w->n_kv; i++) {
+        if (strcmp(w->kvs[i].key, "general.alignment") != 0) continue;
+        uint32_t a = 0;
+        if (w->kvs[i].type == GGUF_TYPE_UINT32) memcpy(&a, w->kvs[i].value, 4);
+        if (w->kvs[i].type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
+            return collm_error(COLLM_ERR_ARG, "%s: key 'general.alignment' must be a u32 power of two", path);
+        ctx.alignment = a;
+    }
+    uint64_t off = 0;
+    for (int64_t i = 0; i < w->n_tensors; i++) {
+        w->tensors[i].offset = off;
+        off += w->tensors[i].n_bytes + pad_to(w->tensors[i].n_bytes, ctx.alignment);
+    }
+    int rc = collm_write_atomic(path, writer_emit, &ctx);
+    return rc ? collm_error_prefix(rc, "%s: writing GGUF", path) : COLLM_OK;
+}
