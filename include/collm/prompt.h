@@ -1,0 +1,68 @@
+// Prompt templates (method.md §2.5, §3.1, §3.2): a one-line template with
+// placeholders, filled per (user history, target item) sample.
+//
+// Placeholders:
+//   <ItemTitleList>   the last <=10 history titles, each in double quotes,
+//                     joined by ", " ("unkow" when none is left, typo kept)
+//   <TargetItemTitle> "\"" + target title with spaces stripped at both ends + "\""
+//   <UserID>, <TargetItemID>  slot markers: "<unk>" (k copies joined by "."
+//                     when proj_token_num k > 1)
+//   <ItemIDList>      n copies of "<unk>" joined by ", " (n = history count of §2.5)
+// The filled text is "<s>" + the template line. A literal backslash-n in the
+// template stays two characters (it is not a newline). Placeholders are
+// substituted in one left-to-right pass over the template, so text inside a
+// title is never re-interpreted as a placeholder.
+//
+// History rule (CoLLM MoiveOOData, §2.5), for his as stored (ml-1m: a leading
+// 0 sentinel, oldest first): n = len-1; if len > 10 keep the last 10 ids and
+// n = 10; if len == 10 then n = 9. The titles are the last n of the kept ids
+// (all of them when n == 0); empty titles (the sentinel, untitled items) are
+// dropped. With his_has_sentinel = 0 (bookcrossing: no sentinel, id 0 is a
+// real book) the rule is applied as if a 0 sentinel were prepended, i.e. the
+// last min(len, 10) ids are used.
+#ifndef COLLM_PROMPT_H
+#define COLLM_PROMPT_H
+
+#include "collm/dataset.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROMPT_MAX_HISTORY 10 // L of §2.5
+
+typedef struct {
+    char *line;            // the template line, without "<s>" and without the trailing newline
+    int proj_token_num;    // k of §3.2 (default 1)
+    int his_has_sentinel;  // 1 (default): his[0] is the 0 sentinel (ml-1m layout)
+} prompt_template;
+
+// Reads the first line of a template file (the shipped files hold 4
+// identical lines; evaluation uses line 0). NULL + error on failure.
+prompt_template *prompt_template_load(const char *path);
+// Copies `line` (up to its first newline, if any).
+prompt_template *prompt_template_from_string(const char *line);
+void prompt_template_free(prompt_template *tpl);
+
+// Fills the template for one sample: his (n_his) history ids as stored,
+// target the target item id. Writes at most cap bytes (NUL-terminated, like
+// snprintf) into out (out may be NULL with cap 0) and returns the full text
+// length, or a negative error code (item id outside the table).
+int64_t prompt_fill(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                    int32_t target, char *out, size_t cap);
+// Same, into a malloc'd string (caller frees); NULL on error.
+char *prompt_fill_alloc(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                        int32_t target);
+
+// The filled text split at the first target-dependent placeholder
+// (<TargetItemTitle> or <TargetItemID>): *prefix is the part every candidate
+// item of one user shares (for prefix-shared re-ranking), *rest the remainder;
+// prefix + rest == prompt_fill's text. Both malloc'd (caller frees).
+// Returns COLLM_OK or an error code.
+int prompt_fill_parts(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                      int32_t target, char **prefix, char **rest);
+
+// The history part of §2.5 alone: how many ids the rule keeps (n) and where
+// they start in his (his[first .. first + n)).
+void prompt_history_window(const prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n);
+
+#endif

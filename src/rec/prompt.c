@@ -1,0 +1,235 @@
+// Prompt template filling (see include/collm/prompt.h, method.md §2.5, §3.2).
+#include "collm/prompt.h"
+
+#include "collm/error.h"
+#include "collm/fileio.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Growable byte buffer.
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->failed) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static prompt_template *template_new(const char *line, size_t len) {
+    prompt_template *t = collm_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->line = collm_malloc(len + 1);
+    if (!t->line) {
+        free(t);
+        return NULL;
+    }
+    memcpy(t->line, line, len);
+    t->line[len] = '\0';
+    t->proj_token_num = 1;
+    t->his_has_sentinel = 1;
+    return t;
+}
+
+prompt_template *prompt_template_from_string(const char *line) {
+    const char *nl = strchr(line, '\n');
+    return template_new(line, nl ? (size_t)(nl - line) : strlen(line));
+}
+
+prompt_template *prompt_template_load(const char *path) {
+    char *text;
+    size_t size;
+    if (collm_read_file(path, &text, &size) != COLLM_OK) return NULL;
+    const char *nl = memchr(text, '\n', size);
+    size_t len = nl ? (size_t)(nl - text) : size;
+    if (len > 0 && text[len - 1] == '\r') len--; // tolerate a CRLF template file
+    if (len == 0 || memchr(text, '\0', len)) {
+        free(text);
+        collm_error(COLLM_ERR_FORMAT, "%s: line 1: empty or binary template line", path);
+        return NULL;
+    }
+    prompt_template *t = template_new(text, len);
+    free(text);
+    return t;
+}
+
+void prompt_template_free(prompt_template *tpl) {
+    if (!tpl) return;
+    free(tpl->line);
+    free(tpl);
+}
+
+void prompt_history_window(const prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n) {
+    if (!tpl->his_has_sentinel) {
+        // As if a 0 sentinel were prepended: the last min(len, L) real ids.
+        *n = n_his < PROMPT_MAX_HISTORY ? n_his : PROMPT_MAX_HISTORY;
+        *first = n_his - *n;
+        return;
+    }
+    if (n_his > PROMPT_MAX_HISTORY) { // keep the last L ids, n = L
+        *first = n_his - PROMPT_MAX_HISTORY;
+        *n = PROMPT_MAX_HISTORY;
+    } else if (n_his >= 2) { // n = len - 1 (len == L gives L - 1): all but the sentinel
+        *first = 1;
+        *n = n_his - 1;
+    } else { // n == 0: "all of them", i.e. his[0..len) (at most the sentinel)
+        *first = 0;
+        *n = n_his;
+    }
+}
+
+// n of §2.5 (the number of <unk> in <ItemIDList>).
+static int64_t history_count(const prompt_template *tpl, int64_t n_his) {
+    if (!tpl->his_has_sentinel) return n_his < PROMPT_MAX_HISTORY ? n_his : PROMPT_MAX_HISTORY;
+    if (n_his > PROMPT_MAX_HISTORY) return PROMPT_MAX_HISTORY;
+    return n_his >= 1 ? n_his - 1 : 0;
+}
+
+static void put_slot(sbuf *b, int k) {
+    for (int j = 0; j < k; j++) {
+        if (j) sb_put(b, ".", 1);
+        sb_put(b, "<unk>", 5);
+    }
+}
+
+static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+// Builds the filled text into b; *split_at receives the byte offset of the
+// first target-dependent placeholder's output (or the full length).
+static int fill(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                int32_t target, sbuf *b, size_t *split_at) {
+    if (target < 0 || target >= items->n)
+        return collm_error(COLLM_ERR_ARG, "prompt: target item %d outside the item table (ids 0..%d)", target,
+                           items->n - 1);
+    for (int64_t j = 0; j < n_his; j++)
+        if (his[j] < 0 || his[j] >= items->n)
+            return collm_error(COLLM_ERR_ARG, "prompt: history entry %lld: item %d outside the item table (ids 0..%d)",
+                               (long long)j, his[j], items->n - 1);
+    int k = tpl->proj_token_num > 0 ? tpl->proj_token_num : 1;
+    *split_at = (size_t)-1;
+    sb_put(b, "<s>", 3);
+    const char *p = tpl->line;
+    while (*p) {
+        const char *lt = strchr(p, '<');
+        if (!lt) {
+            sb_puts(b, p);
+            break;
+        }
+        sb_put(b, p, (size_t)(lt - p));
+        p = lt;
+        if (starts_with(p, "<ItemTitleList>")) {
+            int64_t first, n;
+            prompt_history_window(tpl, n_his, &first, &n);
+            int wrote = 0;
+            for (int64_t j = first; j < first + n; j++) {
+                const char *title = items->title[his[j]];
+                if (!title[0]) continue; // dropped: sentinel / untitled
+                if (wrote++) sb_put(b, ", ", 2);
+                sb_put(b, "\"", 1);
+                sb_puts(b, title);
+                sb_put(b, "\"", 1);
+            }
+            if (!wrote) sb_put(b, "unkow", 5);
+            p += strlen("<ItemTitleList>");
+        } else if (starts_with(p, "<TargetItemTitle>")) {
+            if (*split_at == (size_t)-1) *split_at = b->len;
+            const char *t = items->title[target];
+            size_t len = strlen(t);
+            while (len && *t == ' ') t++, len--;
+            while (len && t[len - 1] == ' ') len--;
+            sb_put(b, "\"", 1);
+            sb_put(b, t, len);
+            sb_put(b, "\"", 1);
+            p += strlen("<TargetItemTitle>");
+        } else if (starts_with(p, "<TargetItemID>")) {
+            if (*split_at == (size_t)-1) *split_at = b->len;
+            put_slot(b, k);
+            p += strlen("<TargetItemID>");
+        } else if (starts_with(p, "<UserID>")) {
+            put_slot(b, k);
+            p += strlen("<UserID>");
+        } else if (starts_with(p, "<ItemIDList>")) {
+            int64_t n = history_count(tpl, n_his);
+            for (int64_t j = 0; j < n; j++) {
+                if (j) sb_put(b, ", ", 2);
+                sb_put(b, "<unk>", 5);
+            }
+            p += strlen("<ItemIDList>");
+        } else {
+            sb_put(b, "<", 1); // not a placeholder: literal text
+            p++;
+        }
+    }
+    if (b->failed) return collm_error(COLLM_ERR_NOMEM, "prompt: out of memory");
+    if (*split_at == (size_t)-1) *split_at = b->len;
+    return COLLM_OK;
+}
+
+int64_t prompt_fill(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                    int32_t target, char *out, size_t cap) {
+    sbuf b = {0};
+    size_t split;
+    int rc = fill(tpl, items, his, n_his, target, &b, &split);
+    if (rc != COLLM_OK) {
+        free(b.data);
+        return rc;
+    }
+    if (out && cap) {
+        size_t n = b.len < cap - 1 ? b.len : cap - 1;
+        memcpy(out, b.data, n);
+        out[n] = '\0';
+    }
+    int64_t len = (int64_t)b.len;
+    free(b.data);
+    return len;
+}
+
+char *prompt_fill_alloc(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                        int32_t target) {
+    sbuf b = {0};
+    size_t split;
+    if (fill(tpl, items, his, n_his, target, &b, &split) != COLLM_OK) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+int prompt_fill_parts(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+                      int32_t target, char **prefix, char **rest) {
+    *prefix = *rest = NULL;
+    sbuf b = {0};
+    size_t split;
+    int rc = fill(tpl, items, his, n_his, target, &b, &split);
+    if (rc != COLLM_OK) {
+        free(b.data);
+        return rc;
+    }
+    *rest = collm_malloc(b.len - split + 1);
+    if (!*rest) {
+        free(b.data);
+        return COLLM_ERR_NOMEM;
+    }
+    memcpy(*rest, b.data + split, b.len - split + 1);
+    b.data[split] = '\0';
+    *prefix = b.data;
+    return COLLM_OK;
+}

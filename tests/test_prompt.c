@@ -1,0 +1,187 @@
+// Prompt filling: the filled example of method.md §3.2 byte for byte (ML-1M
+// test uid 4, iid 96, rebuilt from the train rows of user 4), the history
+// length rule of §2.5 at 0/1/9/10/11 entries, the split into a shared prefix
+// and the rest, and the shipped template files.
+#include "collm/dataset.h"
+#include "collm/error.h"
+#include "collm/prompt.h"
+#include "test.h"
+
+static const char *EXAMPLE =
+    "<s>#Question: A user has given high ratings to the following movies: \"When We Were Kings (1996)\", "
+    "\"Celluloid Closet, The (1995)\", \"War Room, The (1993)\", \"U2: Rattle and Hum (1988)\", \"Madonna: Truth or "
+    "Dare (1991)\", \"Breaking Away (1979)\", \"Tombstone (1993)\", \"High Noon (1952)\", \"Space Cowboys (2000)\", "
+    "\"Better Than Chocolate (1999)\". Additionally, we have information about the user's preferences encoded in "
+    "the feature <unk>. Using all available information, make a prediction about whether the user would enjoy the "
+    "movie titled \"Deconstructing Harry (1997)\" with the feature <unk>? Answer with \"Yes\" or \"No\". "
+    "\\n#Answer:";
+
+static void test_example(void) {
+    rec_items *items = rec_items_load(test_shared_path("data/ml-1m/items.tsv"));
+    rec_split *train = rec_split_load(test_shared_path("data/ml-1m/train.tsv"), items);
+    rec_split *valid = rec_split_load(test_shared_path("data/ml-1m/valid.tsv"), items);
+    prompt_template *tpl = prompt_template_load("prompts/collm_movie.txt");
+    CHECK_MSG(items && train && valid && tpl, "%s", collm_last_error());
+    if (!items || !train || !valid || !tpl) return;
+    // The test row's history = the history of user 4's last train/valid row
+    // plus that row's item when it is positive (§2.2 step 5). Find the row by
+    // largest timestamp (ties broken by file order).
+    const rec_split *sp[2] = {train, valid};
+    const rec_split *best = NULL;
+    int64_t best_r = -1;
+    for (int k = 0; k < 2; k++)
+        for (int64_t r = 0; r < sp[k]->n; r++)
+            if (sp[k]->user[r] == 4 && (!best || sp[k]->timestamp[r] >= best->timestamp[best_r])) best = sp[k], best_r = r;
+    CHECK(best != NULL);
+    if (!best) return;
+    int64_t h0 = best->his_offset[best_r], nh = best->his_offset[best_r + 1] - h0;
+    int32_t *his = malloc((size_t)(nh + 1) * sizeof *his);
+    memcpy(his, best->his + h0, (size_t)nh * sizeof *his);
+    if (best->label[best_r]) his[nh++] = best->item[best_r];
+    CHECK(nh > 10 && his[0] == 0);
+    char *text = prompt_fill_alloc(tpl, items, his, nh, 96);
+    CHECK_STR(text, EXAMPLE);
+    // snprintf-style fill: exact length, truncation, NULL buffer.
+    int64_t len = prompt_fill(tpl, items, his, nh, 96, NULL, 0);
+    CHECK(len == (int64_t)strlen(EXAMPLE));
+    char small[16];
+    CHECK(prompt_fill(tpl, items, his, nh, 96, small, sizeof small) == len);
+    CHECK_STR(small, "<s>#Question: A");
+    // Prefix / rest split: the prefix ends right before the target title and
+    // does not depend on the target.
+    char *prefix, *rest, *prefix2, *rest2;
+    CHECK(prompt_fill_parts(tpl, items, his, nh, 96, &prefix, &rest) == COLLM_OK);
+    const char *cut = strstr(EXAMPLE, "\"Deconstructing Harry");
+    CHECK(strlen(prefix) == (size_t)(cut - EXAMPLE) && strncmp(prefix, EXAMPLE, strlen(prefix)) == 0);
+    CHECK_STR(rest, cut);
+    CHECK(prompt_fill_parts(tpl, items, his, nh, 1, &prefix2, &rest2) == COLLM_OK);
+    CHECK_STR(prefix2, prefix);
+    CHECK(strncmp(rest2, "\"Shawshank Redemption, The (1994)\" with", 39) == 0);
+    free(prefix), free(rest), free(prefix2), free(rest2);
+    // Out-of-range ids are errors.
+    CHECK(prompt_fill(tpl, items, his, nh, items->n, NULL, 0) < 0 && strstr(collm_last_error(), "target item"));
+    his[3] = -5;
+    CHECK(prompt_fill_alloc(tpl, items, his, nh, 96) == NULL && strstr(collm_last_error(), "history entry 3"));
+    free(his);
+    free(text);
+    prompt_template_free(tpl);
+    rec_split_free(train);
+    rec_split_free(valid);
+    rec_items_free(items);
+}
+
+// Items "T1".."T12" for ids 1..12, id 0 empty, id 13 "  Padded  ", id 14 "".
+static rec_items *toy_items(void) {
+    static char names[15][16];
+    static char *title[15];
+    static rec_items it;
+    static char empty[1] = "";
+    for (int i = 0; i < 15; i++) {
+        snprintf(names[i], sizeof names[i], "T%d", i);
+        title[i] = names[i];
+    }
+    title[0] = empty;
+    snprintf(names[13], sizeof names[13], "  Padded  ");
+    title[14] = empty;
+    it.n = 15;
+    it.title = title;
+    it.author = NULL;
+    it.storage = NULL;
+    return &it;
+}
+
+static void test_history_rule(void) {
+    rec_items *it = toy_items();
+    prompt_template *t = prompt_template_from_string("[<ItemTitleList>|<TargetItemTitle>|<ItemIDList>]\nignored");
+    CHECK_STR(t->line, "[<ItemTitleList>|<TargetItemTitle>|<ItemIDList>]");
+    int32_t his[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    char out[512];
+    // len 0 (no sentinel at all) and len 1 (sentinel only): "unkow", n = 0.
+    prompt_fill(t, it, his, 0, 13, out, sizeof out);
+    CHECK_STR(out, "<s>[unkow|\"Padded\"|]");
+    prompt_fill(t, it, his, 1, 13, out, sizeof out);
+    CHECK_STR(out, "<s>[unkow|\"Padded\"|]");
+    // len 2: one title.
+    prompt_fill(t, it, his, 2, 2, out, sizeof out);
+    CHECK_STR(out, "<s>[\"T1\"|\"T2\"|<unk>]");
+    // len 9 (sentinel + 8): all 8, n = 8.
+    prompt_fill(t, it, his, 9, 2, out, sizeof out);
+    CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\"|\"T2\"|"
+                   "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
+    // len 10: n = 9, the last 9 (all but the sentinel).
+    prompt_fill(t, it, his, 10, 2, out, sizeof out);
+    CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\", \"T9\"|\"T2\"|"
+                   "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
+    // len 11: the last 10 ids, n = 10 (sentinel cut off).
+    prompt_fill(t, it, his, 11, 2, out, sizeof out);
+    CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\", \"T9\", \"T10\"|\"T2\"|"
+                   "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
+    // len 12: last 10 = T2..T11.
+    prompt_fill(t, it, his, 12, 2, out, sizeof out);
+    CHECK(strncmp(out, "<s>[\"T2\", \"T3\"", 14) == 0 && strstr(out, "\"T11\"|"));
+    // A 10-long list WITHOUT a real sentinel shows the quirk: the first id is lost.
+    int32_t nos[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    prompt_fill(t, it, nos, 10, 2, out, sizeof out);
+    CHECK(strncmp(out, "<s>[\"T2\", ", 10) == 0);
+    // No-sentinel mode (bookcrossing): all 10 kept; an untitled item dropped.
+    t->his_has_sentinel = 0;
+    prompt_fill(t, it, nos, 10, 2, out, sizeof out);
+    CHECK(strncmp(out, "<s>[\"T1\", \"T2\", ", 14) == 0 && strstr(out, "\"T10\"|"));
+    int32_t untitled[3] = {14, 0, 5};
+    prompt_fill(t, it, untitled, 3, 5, out, sizeof out);
+    CHECK_STR(out, "<s>[\"T5\"|\"T5\"|<unk>, <unk>, <unk>]");
+    prompt_fill(t, it, untitled, 0, 5, out, sizeof out);
+    CHECK_STR(out, "<s>[unkow|\"T5\"|]");
+    int64_t first, n;
+    prompt_history_window(t, 12, &first, &n);
+    CHECK(first == 2 && n == 10);
+    t->his_has_sentinel = 1;
+    prompt_history_window(t, 10, &first, &n);
+    CHECK(first == 1 && n == 9);
+    prompt_template_free(t);
+    // proj_token_num k = 3 and a literal '<' that is no placeholder.
+    t = prompt_template_from_string("<UserID> a<b <TargetItemID>");
+    t->proj_token_num = 3;
+    prompt_fill(t, it, his, 1, 1, out, sizeof out);
+    CHECK_STR(out, "<s><unk>.<unk>.<unk> a<b <unk>.<unk>.<unk>");
+    char *pre, *rest;
+    CHECK(prompt_fill_parts(t, it, his, 1, 1, &pre, &rest) == COLLM_OK);
+    CHECK_STR(pre, "<s><unk>.<unk>.<unk> a<b ");
+    CHECK_STR(rest, "<unk>.<unk>.<unk>");
+    free(pre), free(rest);
+    prompt_template_free(t);
+}
+
+static void test_files(void) {
+    const char *names[4] = {"prompts/collm_movie.txt", "prompts/tallrec_movie.txt", "prompts/collm_book.txt",
+                            "prompts/tallrec_book.txt"};
+    prompt_template *t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = prompt_template_load(names[i]);
+        CHECK_MSG(t[i] != NULL, "%s", collm_last_error());
+        if (!t[i]) return;
+        // Literal backslash-n, no real newline, ends with "#Answer:".
+        const char *bn = strstr(t[i]->line, " \\n#Answer:");
+        CHECK(bn && strcmp(bn, " \\n#Answer:") == 0);
+    }
+    CHECK(strstr(t[0]->line, "<UserID>") && strstr(t[0]->line, "<TargetItemID>"));
+    CHECK(!strstr(t[1]->line, "<UserID>") && !strstr(t[1]->line, "<TargetItemID>"));
+    CHECK_STR(t[1]->line, "#Question: A user has given high ratings to the following movies: <ItemTitleList>. "
+                          "Leverage the information to predict whether the user would enjoy the movie titled "
+                          "<TargetItemTitle>? Answer with \"Yes\" or \"No\". \\n#Answer:");
+    CHECK_STR(t[3]->line, "#Question: A user has given high ratings to the following books: <ItemTitleList>. "
+                          "Leverage the information to predict whether the user would enjoy the book titled "
+                          "<TargetItemTitle>? Answer with \"Yes\" or \"No\". \\n#Answer:");
+    CHECK(strstr(t[2]->line, "enjoy the book titled <TargetItemTitle> with the feature <TargetItemID>?") != NULL);
+    CHECK(!strstr(t[2]->line, "movie"));
+    for (int i = 0; i < 4; i++) prompt_template_free(t[i]);
+    CHECK(prompt_template_load("prompts/nonexistent.txt") == NULL &&
+          strstr(collm_last_error(), "prompts/nonexistent.txt"));
+}
+
+int main(void) {
+    test_example();
+    test_history_rule();
+    test_files();
+    return test_report();
+}
