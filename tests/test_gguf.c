@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // Values read by hand from /work/shared/models/X.json.
 typedef struct {
@@ -571,6 +572,525 @@ static void test_copy_model(void) {
     gguf_close(src);
 }
 
+// --- damaged and lying files ---
+
+typedef struct {
+    unsigned char b[8192];
+    size_t n;
+} byte_buf;
+
+static void b_raw(byte_buf *b, const void *p, size_t n) {
+    memcpy(b->b + b->n, p, n);
+    b->n += n;
+}
+static void b_u32(byte_buf *b, uint32_t v) { b_raw(b, &v, 4); }
+static void b_u64(byte_buf *b, uint64_t v) { b_raw(b, &v, 8); }
+static void b_str(byte_buf *b, const char *s) {
+    b_u64(b, strlen(s));
+    b_raw(b, s, strlen(s));
+}
+static void b_header(byte_buf *b, uint64_t n_tensors, uint64_t n_kv) {
+    b->n = 0;
+    b_raw(b, "GGUF", 4);
+    b_u32(b, 3);
+    b_u64(b, n_tensors);
+    b_u64(b, n_kv);
+}
+static void b_kv_u32(byte_buf *b, const char *key, uint32_t v) {
+    b_str(b, key);
+    b_u32(b, GGUF_TYPE_UINT32);
+    b_u32(b, v);
+}
+static void b_tensor(byte_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset) {
+    b_str(b, name);
+    b_u32(b, n_dims);
+    for (uint32_t d = 0; d < n_dims; d++) b_u64(b, ne[d]);
+    b_u32(b, type);
+    b_u64(b, offset);
+}
+static void b_pad(byte_buf *b, size_t align) {
+    while (b->n % align) b->b[b->n++] = 0;
+}
+static void b_zeros(byte_buf *b, size_t n) {
+    memset(b->b + b->n, 0, n);
+    b->n += n;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return;
+    fwrite(p, 1, n, fp);
+    fclose(fp);
+}
+
+static gguf_file *open_buf(const byte_buf *b, const char *name) {
+    const char *path = tmp_path(name);
+    write_bytes(path, b->b, b->n);
+    return gguf_open(path);
+}
+
+// The file must be refused with a message that names the path, says "offset"
+// or names the key/tensor, and contains `needle`.
+static void expect_fail(const byte_buf *b, const char *name, const char *needle, int line) {
+    gguf_file *f = open_buf(b, name);
+    const char *msg = collm_last_error();
+    int ok = f == NULL && strstr(msg, name) && strstr(msg, needle) && (strstr(msg, "offset") || strstr(msg, "key"));
+    if (ok) test_passed_count++;
+    else {
+        test_failed_count++;
+        fprintf(stderr, "FAIL %s:%d: %s: expected failure with '%s', got %s: %s\n", __FILE__, line, name, needle,
+                f ? "success" : "failure", msg);
+    }
+    gguf_close(f);
+}
+#define EXPECT_FAIL(b, name, needle) expect_fail(b, name, needle, __LINE__)
+
+// A small valid file: one u32 key, one F32 tensor of 8 elements.
+static void good_file(byte_buf *b, uint32_t alignment_value, int with_alignment) {
+    uint64_t ne[1] = {8};
+    b_header(b, 1, with_alignment ? 2 : 1);
+    b_kv_u32(b, "x.n", 7);
+    if (with_alignment) b_kv_u32(b, "general.alignment", alignment_value);
+    b_tensor(b, "w", 1, ne, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    for (int i = 0; i < 8; i++) {
+        float v = (float)i;
+        b_raw(b, &v, 4);
+    }
+}
+
+static void test_lying_files(void) {
+    byte_buf *b = calloc(1, sizeof *b);
+    uint64_t ne1[1] = {8};
+
+    good_file(b, 0, 0);
+    gguf_file *f = open_buf(b, "good.gguf");
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (f) {
+        float out[8];
+        CHECK(gguf_tensor_to_f32(gguf_find_tensor(f, "w"), out) == COLLM_OK && out[7] == 7.0f);
+        gguf_close(f);
+    }
+    good_file(b, 16, 1);
+    f = open_buf(b, "good16.gguf");
+    CHECK(f != NULL && gguf_alignment(f) == 16);
+    gguf_close(f);
+
+    b->n = 0;
+    EXPECT_FAIL(b, "empty.gguf", "magic");
+    good_file(b, 0, 0);
+    memcpy(b->b, "GGUG", 4);
+    EXPECT_FAIL(b, "magic.gguf", "magic");
+    good_file(b, 0, 0);
+    b->b[4] = 1;
+    EXPECT_FAIL(b, "v1.gguf", "version 1");
+    b->b[4] = 4;
+    EXPECT_FAIL(b, "v4.gguf", "version 4");
+    good_file(b, 0, 0);
+    b->b[4] = 2; // v2 has the same layout as v3
+    f = open_buf(b, "v2.gguf");
+    CHECK(f != NULL && gguf_version(f) == 2);
+    gguf_close(f);
+
+    good_file(b, 0, 0);
+    uint64_t huge = (uint64_t)1 << 60;
+    memcpy(b->b + 16, &huge, 8);
+    EXPECT_FAIL(b, "nkv-huge.gguf", "n_kv");
+    good_file(b, 0, 0);
+    memcpy(b->b + 8, &huge, 8);
+    EXPECT_FAIL(b, "ntensors-huge.gguf", "n_tensors");
+    good_file(b, 0, 0);
+    uint64_t max = UINT64_MAX;
+    memcpy(b->b + 16, &max, 8);
+    EXPECT_FAIL(b, "nkv-max.gguf", "n_kv");
+
+    // key length past the end
+    good_file(b, 0, 0);
+    uint64_t big_len = 1000000;
+    memcpy(b->b + 24, &big_len, 8);
+    EXPECT_FAIL(b, "keylen.gguf", "offset 24");
+    memcpy(b->b + 24, &max, 8);
+    EXPECT_FAIL(b, "keylen-max.gguf", "offset 24");
+
+    // string value length past the end
+    b_header(b, 0, 1);
+    b_str(b, "s.key");
+    b_u32(b, GGUF_TYPE_STRING);
+    b_u64(b, 1u << 30);
+    b_raw(b, "abc", 3);
+    EXPECT_FAIL(b, "strlen.gguf", "s.key");
+
+    // unknown value type, unknown array element type, huge array
+    b_header(b, 0, 1);
+    b_str(b, "t.key");
+    b_u32(b, 13);
+    b_u32(b, 0);
+    EXPECT_FAIL(b, "valtype.gguf", "t.key");
+    b_header(b, 0, 1);
+    b_str(b, "a.key");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, 77);
+    b_u64(b, 1);
+    b_u32(b, 0);
+    EXPECT_FAIL(b, "arrtype.gguf", "a.key");
+    b_header(b, 0, 1);
+    b_str(b, "a.huge");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, GGUF_TYPE_UINT64);
+    b_u64(b, (uint64_t)1 << 62); // * 8 overflows 64 bits
+    b_u64(b, 0);
+    EXPECT_FAIL(b, "arrhuge.gguf", "a.huge");
+    b_header(b, 0, 1);
+    b_str(b, "a.strs");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, GGUF_TYPE_STRING);
+    b_u64(b, 3);
+    b_str(b, "one");
+    b_u64(b, 999); // second string runs past the end
+    b_raw(b, "xy", 2);
+    EXPECT_FAIL(b, "arrstr.gguf", "a.strs");
+
+    // duplicate key, empty key
+    b_header(b, 0, 2);
+    b_kv_u32(b, "dup.key", 1);
+    b_kv_u32(b, "dup.key", 2);
+    EXPECT_FAIL(b, "dupkey.gguf", "duplicate");
+    b_header(b, 0, 1);
+    b_kv_u32(b, "", 1);
+    EXPECT_FAIL(b, "emptykey.gguf", "empty");
+
+    // alignment: not a power of two, zero, wrong type
+    good_file(b, 3, 1);
+    EXPECT_FAIL(b, "align3.gguf", "general.alignment");
+    good_file(b, 0, 1);
+    EXPECT_FAIL(b, "align0.gguf", "general.alignment");
+    b_header(b, 0, 1);
+    b_str(b, "general.alignment");
+    b_u32(b, GGUF_TYPE_UINT64);
+    b_u64(b, 32);
+    EXPECT_FAIL(b, "align64.gguf", "general.alignment");
+
+    // tensors: offset past the end, misaligned, duplicate name, unknown type,
+    // bad n_dims, zero / overflowing ne, name too long, partial Q4_0 block
+    b_header(b, 1, 0);
+    b_tensor(b, "w.past", 1, ne1, GGML_TYPE_F32, 64);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tpast.gguf", "w.past");
+    b_header(b, 1, 0);
+    b_tensor(b, "w.huge", 1, ne1, GGML_TYPE_F32, UINT64_MAX - 31);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "thuge.gguf", "w.huge");
+    b_header(b, 1, 0);
+    b_tensor(b, "w.mis", 1, ne1, GGML_TYPE_F32, 4);
+    b_pad(b, 32);
+    b_zeros(b, 64);
+    EXPECT_FAIL(b, "tmis.gguf", "w.mis");
+    b_header(b, 2, 0);
+    b_tensor(b, "w.dup", 1, ne1, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.dup", 1, ne1, GGML_TYPE_F32, 32);
+    b_pad(b, 32);
+    b_zeros(b, 64);
+    EXPECT_FAIL(b, "tdup.gguf", "duplicate");
+    b_header(b, 1, 0);
+    b_tensor(b, "w.type", 1, ne1, 99, 0);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "ttype.gguf", "w.type");
+    b_header(b, 1, 0);
+    b_tensor(b, "w.q5k", 1, ne1, 13, 0); // a real ggml type collm does not know (Q5_K)
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tq5k.gguf", "unknown ggml type");
+    b_header(b, 1, 0);
+    b_tensor(b, "w.dims", 0, ne1, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tdims0.gguf", "n_dims");
+    uint64_t ne5[5] = {1, 1, 1, 1, 8};
+    b_header(b, 1, 0);
+    b_tensor(b, "w.dims5", 5, ne5, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tdims5.gguf", "n_dims");
+    uint64_t ne0[2] = {8, 0};
+    b_header(b, 1, 0);
+    b_tensor(b, "w.ne0", 2, ne0, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    EXPECT_FAIL(b, "tne0.gguf", "w.ne0");
+    uint64_t neov[3] = {(uint64_t)1 << 32, (uint64_t)1 << 32, 4};
+    b_header(b, 1, 0);
+    b_tensor(b, "w.ovf", 3, neov, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    EXPECT_FAIL(b, "tovf.gguf", "overflow");
+    uint64_t nebig[2] = {(uint64_t)1 << 31, (uint64_t)1 << 31}; // 2^62 elements: n_bytes overflows / past end
+    b_header(b, 1, 0);
+    b_tensor(b, "w.big", 2, nebig, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    EXPECT_FAIL(b, "tbig.gguf", "w.big");
+    b_header(b, 1, 0);
+    b_tensor(b, "0123456789012345678901234567890123456789012345678901234567890123", 1, ne1, GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tname.gguf", "name");
+    uint64_t ne16[1] = {16};
+    b_header(b, 1, 0);
+    b_tensor(b, "w.q4", 1, ne16, GGML_TYPE_Q4_0, 0);
+    b_pad(b, 32);
+    b_zeros(b, 32);
+    EXPECT_FAIL(b, "tq4.gguf", "block");
+    // data section itself missing
+    b_header(b, 1, 0);
+    b_tensor(b, "w.nodata", 1, ne1, GGML_TYPE_F32, 0);
+    EXPECT_FAIL(b, "nodata.gguf", "offset");
+
+    // nested arrays are legal: [[1,2],[3,4,5]] and [["a"],["b","c"]], then a normal key
+    b_header(b, 0, 3);
+    b_str(b, "n.u32");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u64(b, 2);
+    b_u32(b, GGUF_TYPE_UINT32);
+    b_u64(b, 2);
+    b_u32(b, 1);
+    b_u32(b, 2);
+    b_u32(b, GGUF_TYPE_UINT32);
+    b_u64(b, 3);
+    b_u32(b, 3);
+    b_u32(b, 4);
+    b_u32(b, 5);
+    b_str(b, "n.str");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u64(b, 2);
+    b_u32(b, GGUF_TYPE_STRING);
+    b_u64(b, 1);
+    b_str(b, "a");
+    b_u32(b, GGUF_TYPE_STRING);
+    b_u64(b, 2);
+    b_str(b, "b");
+    b_str(b, "c");
+    b_kv_u32(b, "after", 42);
+    f = open_buf(b, "nested.gguf");
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (f) {
+        int64_t i = gguf_find_key(f, "n.u32");
+        CHECK(gguf_arr_type(f, i) == GGUF_TYPE_ARRAY && gguf_arr_n(f, i) == 2 && gguf_arr_data(f, i) == NULL);
+        uint64_t len;
+        CHECK(gguf_arr_str(f, gguf_find_key(f, "n.str"), 0, &len) == NULL);
+        uint32_t v = 0;
+        CHECK(gguf_get_u32(f, "after", &v) == COLLM_OK && v == 42);
+        char buf[64];
+        gguf_format_array_preview(f, i, 4, buf, sizeof buf);
+        CHECK_STR(buf, "[arr x 2]");
+        // copy_kv carries nested arrays through the writer unchanged
+        gguf_writer *w = gguf_writer_create();
+        for (int64_t k = 0; k < gguf_n_kv(f); k++) CHECK(gguf_writer_copy_kv(w, f, k) == COLLM_OK);
+        CHECK(gguf_writer_write(w, tmp_path("nested-copy.gguf")) == COLLM_OK);
+        gguf_writer_free(w);
+        gguf_file *g = gguf_open(tmp_path("nested-copy.gguf"));
+        CHECK(g && gguf_n_kv(g) == 3 && gguf_arr_n(g, gguf_find_key(g, "n.str")) == 2 &&
+              gguf_get_u32(g, "after", &v) == COLLM_OK && v == 42);
+        gguf_close(g);
+        gguf_close(f);
+    }
+    // nesting deeper than the limit
+    b_header(b, 0, 1);
+    b_str(b, "deep");
+    b_u32(b, GGUF_TYPE_ARRAY);
+    for (int d = 0; d < 20; d++) {
+        b_u32(b, GGUF_TYPE_ARRAY);
+        b_u64(b, 1);
+    }
+    b_u32(b, GGUF_TYPE_UINT8);
+    b_u64(b, 0);
+    EXPECT_FAIL(b, "deep.gguf", "nested");
+    free(b);
+}
+
+// Opens a possibly damaged file. Success: touch every value and tensor (ASan
+// checks the reads). Failure: the message names the path and an offset or a
+// key. Returns 1 if it behaved.
+static int open_damaged(const char *path, float *scratch, size_t scratch_n) {
+    gguf_file *f = gguf_open(path);
+    if (!f) {
+        const char *msg = collm_last_error();
+        return strstr(msg, path) && (strstr(msg, "offset") || strstr(msg, "key"));
+    }
+    char buf[256];
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) gguf_format_array_preview(f, i, 8, buf, sizeof buf);
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor_info *t = gguf_tensor(f, i);
+        if (gguf_tensor_type_supported(t->type) && (size_t)gguf_tensor_n_elements(t) <= scratch_n) gguf_tensor_to_f32(t, scratch);
+    }
+    gguf_close(f);
+    return 1;
+}
+
+// A small file with every kind of content for the damage tests.
+static const char *build_damage_source(void) {
+    gguf_writer *w = gguf_writer_create();
+    gguf_writer_set_u32(w, "d.u32", 5);
+    gguf_writer_set_str(w, "d.str", "hello");
+    gguf_writer_set_f32(w, "d.f32", 1.5f);
+    const char *strs[] = {"x", "yy", "zzz"};
+    gguf_writer_set_arr_str(w, "d.strs", strs, 3);
+    int32_t ints[4] = {1, 2, 3, 4};
+    gguf_writer_set_arr(w, "d.ints", GGUF_TYPE_INT32, ints, 4);
+    unsigned char data[256];
+    for (int i = 0; i < 256; i++) data[i] = (unsigned char)(i * 13);
+    int64_t ne2[2] = {4, 2}, ne32[1] = {32}, ne64[1] = {64};
+    gguf_writer_add_tensor(w, "t.f32", GGML_TYPE_F32, 2, ne2, data);
+    gguf_writer_add_tensor(w, "t.f16", GGML_TYPE_F16, 2, ne2, data);
+    gguf_writer_add_tensor(w, "t.q8", GGML_TYPE_Q8_0, 1, ne32, data);
+    gguf_writer_add_tensor(w, "t.q4", GGML_TYPE_Q4_0, 1, ne64, data);
+    const char *path = tmp_path("damage-src.gguf");
+    if (gguf_writer_write(w, path) != COLLM_OK) fprintf(stderr, "%s\n", collm_last_error());
+    gguf_writer_free(w);
+    return path;
+}
+
+static int read_whole(const char *path, unsigned char **data, size_t *n) {
+    char *d;
+    if (collm_read_file(path, &d, n) != COLLM_OK) return 0;
+    *data = (unsigned char *)d;
+    return 1;
+}
+
+static void test_truncations(void) {
+    float *scratch = malloc(1 << 20);
+    size_t scratch_n = (1 << 20) / sizeof(float);
+    // (file, every offset below, stride above)
+    struct { const char *src; int shared; size_t every_below; size_t stride; } cases[] = {
+        {NULL, 0, SIZE_MAX, 1},                                             // synthetic: every offset
+        {"models/stories260K.gguf", 1, 0, 1009},                            // header: every offset (set below)
+        {"testvectors/tokenizer/ggml-vocab-llama-spm.gguf", 1, 4096, 2003}, // vocab only, no tensors
+    };
+    for (int c = 0; c < 3; c++) {
+        const char *src = cases[c].src ? test_shared_path(cases[c].src) : build_damage_source();
+        unsigned char *data;
+        size_t n;
+        if (!read_whole(src, &data, &n)) {
+            CHECK(0);
+            continue;
+        }
+        size_t every_below = cases[c].every_below;
+        // tensors present: a file cut before the end of the last tensor must fail
+        size_t must_fail_below = n;
+        gguf_file *orig = gguf_open(src);
+        CHECK(orig != NULL);
+        if (orig && gguf_n_tensors(orig) > 0) {
+            size_t end = 0;
+            for (int64_t i = 0; i < gguf_n_tensors(orig); i++) {
+                const gguf_tensor_info *t = gguf_tensor(orig, i);
+                size_t e = gguf_data_offset(orig) + t->offset + t->n_bytes;
+                if (e > end) end = e;
+            }
+            must_fail_below = end;
+            if (every_below == 0) every_below = gguf_data_offset(orig);
+        }
+        gguf_close(orig);
+        char name[64];
+        snprintf(name, sizeof name, "trunc-%d.gguf", c);
+        const char *path = tmp_path(name);
+        write_bytes(path, data, n);
+        int behaved = 1, wrongly_ok = 0, tried = 0;
+        // go downwards so each step only shrinks the file
+        for (size_t k = n; k-- > 0;) {
+            if (k >= every_below && k % cases[c].stride != 0) continue;
+            if (truncate(path, (off_t)k) != 0) break;
+            tried++;
+            gguf_file *f = gguf_open(path);
+            if (f) {
+                if (k < must_fail_below) wrongly_ok++;
+                gguf_close(f);
+            } else if (!(strstr(collm_last_error(), path) &&
+                         (strstr(collm_last_error(), "offset") || strstr(collm_last_error(), "key")))) {
+                if (behaved) fprintf(stderr, "truncated at %zu: unexpected message: %s\n", k, collm_last_error());
+                behaved = 0;
+            }
+            (void)scratch_n;
+        }
+        CHECK_MSG(behaved, "%s", src);
+        CHECK_MSG(wrongly_ok == 0, "%s: %d truncated files opened", src, wrongly_ok);
+        CHECK(tried > 500);
+        free(data);
+    }
+    free(scratch);
+}
+
+static void test_byte_flips(void) {
+    float *scratch = malloc(1 << 20);
+    size_t scratch_n = (1 << 20) / sizeof(float);
+    uint64_t seed = 2024;
+    // synthetic file: flips anywhere
+    const char *src = build_damage_source();
+    unsigned char *data;
+    size_t n;
+    if (!read_whole(src, &data, &n)) {
+        CHECK(0);
+        free(scratch);
+        return;
+    }
+    const char *path = tmp_path("flip.gguf");
+    int behaved = 1, failed = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        unsigned char *copy = malloc(n);
+        memcpy(copy, data, n);
+        int flips = 1 + trial % 3;
+        for (int k = 0; k < flips; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            size_t pos = (size_t)(seed >> 33) % n;
+            copy[pos] ^= (unsigned char)(1u << ((seed >> 20) % 8));
+            if (trial % 5 == 0) copy[pos] = 0xff; // saturate: huge lengths / counts
+        }
+        write_bytes(path, copy, n);
+        gguf_file *probe = gguf_open(path);
+        if (!probe) failed++;
+        gguf_close(probe);
+        if (!open_damaged(path, scratch, scratch_n)) {
+            if (behaved) fprintf(stderr, "flip trial %d: unexpected message: %s\n", trial, collm_last_error());
+            behaved = 0;
+        }
+        free(copy);
+    }
+    free(data);
+    CHECK(behaved);
+    CHECK(failed > 50); // most header flips must be caught
+    // stories260K: flips in the header region, in place (restore after each)
+    src = test_shared_path("models/stories260K.gguf");
+    gguf_file *orig = gguf_open(src);
+    size_t header = orig ? gguf_data_offset(orig) : 0;
+    gguf_close(orig);
+    if (read_whole(src, &data, &n)) {
+        path = tmp_path("flip-stories.gguf");
+        write_bytes(path, data, n);
+        FILE *fp = fopen(path, "r+b");
+        behaved = 1;
+        for (int trial = 0; fp && trial < 200; trial++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            // half the trials aim at the first 64 bytes (counts, first key)
+            size_t pos = (size_t)(seed >> 33) % (trial % 2 ? header : 64);
+            unsigned char v = (unsigned char)(data[pos] ^ (1u << ((seed >> 20) % 8)));
+            fseek(fp, (long)pos, SEEK_SET);
+            fputc(v, fp);
+            fflush(fp);
+            if (!open_damaged(path, scratch, scratch_n)) {
+                if (behaved) fprintf(stderr, "stories flip at %zu: unexpected message: %s\n", pos, collm_last_error());
+                behaved = 0;
+            }
+            fseek(fp, (long)pos, SEEK_SET);
+            fputc(data[pos], fp);
+            fflush(fp);
+        }
+        if (fp) fclose(fp);
+        CHECK(fp != NULL && behaved && header > 1000);
+        free(data);
+    }
+    free(scratch);
+}
+
 int main(void) {
     collm_mkdir_p(test_tmp_dir());
     test_models();
@@ -580,5 +1100,8 @@ int main(void) {
     test_metadata_roundtrip();
     test_tensor_roundtrip();
     test_copy_model();
+    test_lying_files();
+    test_truncations();
+    test_byte_flips();
     return test_report();
 }

@@ -349,14 +349,13 @@ void gguf_close(gguf_file *f) {
     free(f);
 }
 
-static int read_kvs(gguf_file *f, gguf_cursor *c) {
-    f->kvs = collm_calloc((size_t)f->n_kv, sizeof(gguf_kv));
-    f->kv_index_cap = index_capacity(f->n_kv);
+// n_read entries; f->n_kv counts those gguf_close must free.
+static int read_kvs(gguf_file *f, gguf_cursor *c, int64_t n_read) {
+    f->kvs = collm_calloc((size_t)n_read ? (size_t)n_read : 1, sizeof(gguf_kv));
+    f->kv_index_cap = index_capacity(n_read);
     f->kv_index = collm_malloc(f->kv_index_cap * sizeof(int64_t));
     if (!f->kvs || !f->kv_index) return COLLM_ERR_NOMEM;
     memset(f->kv_index, 0xff, f->kv_index_cap * sizeof(int64_t));
-    int64_t n_read = f->n_kv;
-    f->n_kv = 0; // counts the entries gguf_close must free
     for (int64_t i = 0; i < n_read; i++) {
         gguf_kv *kv = &f->kvs[i];
         size_t at = c->pos;
@@ -410,14 +409,12 @@ static int read_kvs(gguf_file *f, gguf_cursor *c) {
     return COLLM_OK;
 }
 
-static int read_tensor_infos(gguf_file *f, gguf_cursor *c) {
-    f->tensors = collm_calloc((size_t)f->n_tensors ? (size_t)f->n_tensors : 1, sizeof(gguf_tensor_info));
-    f->tensor_index_cap = index_capacity(f->n_tensors);
+static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
+    f->tensors = collm_calloc((size_t)n_read ? (size_t)n_read : 1, sizeof(gguf_tensor_info));
+    f->tensor_index_cap = index_capacity(n_read);
     f->tensor_index = collm_malloc(f->tensor_index_cap * sizeof(int64_t));
     if (!f->tensors || !f->tensor_index) return COLLM_ERR_NOMEM;
     memset(f->tensor_index, 0xff, f->tensor_index_cap * sizeof(int64_t));
-    int64_t n_read = f->n_tensors;
-    f->n_tensors = 0;
     for (int64_t i = 0; i < n_read; i++) {
         gguf_tensor_info *t = &f->tensors[i];
         size_t at = c->pos;
@@ -501,9 +498,7 @@ static int open_validate(gguf_file *f) {
     if (n_tensors > remaining(c) / 33)
         return collm_error(COLLM_ERR_FORMAT, "%s: offset 8: n_tensors = %" PRIu64 " is more than the %zu bytes left can hold",
                            f->path, n_tensors, remaining(c));
-    f->n_kv = (int64_t)n_kv;
-    f->n_tensors = (int64_t)n_tensors;
-    rc = read_kvs(f, c);
+    rc = read_kvs(f, c, (int64_t)n_kv);
     if (rc) return rc;
 
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
@@ -518,7 +513,7 @@ static int open_validate(gguf_file *f) {
         f->alignment = a;
     }
 
-    rc = read_tensor_infos(f, c);
+    rc = read_tensor_infos(f, c, (int64_t)n_tensors);
     if (rc) return rc;
 
     size_t data = c->pos + (f->alignment - c->pos % f->alignment) % f->alignment;
