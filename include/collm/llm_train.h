@@ -1,0 +1,51 @@
+// Training-time forward and backward of the transformer for the
+// recommender's one question: the logit of one vocabulary row ("Yes") at the
+// last position of each prompt (method.md §3.3).
+//
+// A batch is packed: n_seq prompts of lengths seq_len[] one after another,
+// R = Σ seq_len rows, so every projection is one (R, in) x (in, out) GEMM;
+// attention runs per prompt with its own causal mask. Slot rows (the CF
+// embeddings from the FECE MLP) replace token embeddings and receive
+// gradients. What trains:
+//   - full fine-tuning: every weight of the model (gradient block parallel
+//     to the model's parameter block, same layout);
+//   - LoRA: the adapter's A/B (the base stays frozen);
+//   - neither: only the slot rows get gradients (CoLLM stage 2).
+// All buffers are allocated once, for max_rows rows and prompts of at most
+// max_seq_len tokens.
+#ifndef COLLM_LLM_TRAIN_H
+#define COLLM_LLM_TRAIN_H
+
+#include <stdint.h>
+
+#include "collm/lora.h"
+#include "collm/model.h"
+#include "collm/rng.h"
+#include "collm/threadpool.h"
+
+typedef struct llm_trainer llm_trainer;
+
+// full_finetune: allocate and fill gradients for every model weight.
+// lora may be NULL. The model and the adapter are borrowed and are updated
+// in place by whoever owns the optimizer.
+llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_finetune, int max_rows,
+                                int max_seq_len, collm_pool *pool);
+void llm_trainer_free(llm_trainer *tr);
+
+// Gradient block for full fine-tuning: (n_params) floats in the same layout
+// as the model's parameter block (NULL unless full_finetune).
+float *llm_trainer_model_grad(llm_trainer *tr);
+// The gradient slot for a weight pointer of the model (e.g. layers[l].wq).
+float *llm_trainer_grad_of(llm_trainer *tr, const float *weight);
+
+// Forward over a packed batch. tokens (R) may hold anything at slot rows.
+// Writes scores (n_seq): the logit of vocabulary row yes_id at each prompt's
+// last row. dropout_rng: LoRA dropout draws (NULL = no dropout, inference).
+int llm_trainer_forward(llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                        const llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng);
+// Backward from dscores (n_seq) = ∂L/∂score. Accumulates into the model
+// gradient block (full fine-tuning), the LoRA gradients, and dslots
+// (n_slots, n_embd) (may be NULL when slots do not train).
+int llm_trainer_backward(llm_trainer *tr, const float *dscores, float *dslots);
+
+#endif

@@ -1,0 +1,425 @@
+// Training forward/backward of the transformer (see include/collm/llm_train.h).
+// Shapes: R = rows of the packed batch, C = n_embd, Q = n_head·hd,
+// KV = n_head_kv·hd, F = n_ff. One function per layer part, forward and
+// backward side by side.
+#include "collm/llm_train.h"
+
+#include "collm/error.h"
+#include "collm/ops.h"
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Activations of one layer kept for backward.
+typedef struct {
+    float *x;       // (R, C) layer input (residual stream)
+    float *xn1;     // (R, C) attn RMSNorm output
+    float *rstd1;   // (R)
+    float *q;       // (R, Q) after RoPE
+    float *k;       // (R, KV) after RoPE
+    float *v;       // (R, KV)
+    float *att;     // Σ_s n_head·T_s² softmax probabilities, prompt after prompt
+    float *attn;    // (R, Q) attention output (input of wo)
+    float *x_mid;   // (R, C) residual after attention
+    float *xn2;     // (R, C)
+    float *rstd2;   // (R)
+    float *gate;    // (R, F)
+    float *up;      // (R, F)
+    float *h;       // (R, F) silu(gate)·up (input of w_down)
+    // LoRA inputs after dropout and x·A^T, per target (NULL when not adapted)
+    float *lora_x_drop[LORA_N_TARGETS];
+    float *lora_xa[LORA_N_TARGETS];
+} layer_acts;
+
+struct llm_trainer {
+    llm_model *model;
+    lora_adapter *lora;
+    int full_finetune;
+    int max_rows, max_seq_len;
+    collm_pool *pool;
+    float *model_grad; // (n_params) when full_finetune
+
+    layer_acts *acts; // (n_layer)
+    float *x_final;   // (R, C) output of the last layer
+    // per-prompt bookkeeping of the current batch
+    int n_seq, n_rows;
+    int32_t *seq_len;   // (max_rows) copies
+    int64_t *row_start; // (max_rows + 1)
+    int64_t *att_start; // (max_rows + 1) offsets into att
+    int32_t *pos;       // (R) position of each row inside its prompt
+    int32_t *tokens;    // (R)
+    int32_t yes_id;
+    float *last_norm;   // (n_seq, C) final RMSNorm output at last rows
+    float *last_rstd;   // (n_seq)
+    int n_slots;
+    int32_t *slot_rows; // (max_rows)
+    int dropout_used;
+
+    // gradient scratch
+    float *d_x;    // (R, C) gradient of the residual stream
+    float *d_xn;   // (R, C)
+    float *d_q;    // (R, Q)
+    float *d_k;    // (R, KV)
+    float *d_v;    // (R, KV)
+    float *d_attn; // (R, Q)
+    float *d_gate; // (R, F)
+    float *d_up;   // (R, F)
+    float *d_h;    // (R, F)
+    float *d_xa;   // (R, rank) LoRA scratch
+    float *storage;
+};
+
+float *llm_trainer_model_grad(llm_trainer *tr) { return tr->model_grad; }
+
+float *llm_trainer_grad_of(llm_trainer *tr, const float *weight) {
+    if (!tr->model_grad || !weight) return NULL;
+    ptrdiff_t off = weight - tr->model->params;
+    if (off < 0 || off >= tr->model->n_params) return NULL;
+    return tr->model_grad + off;
+}
+
+// ---------------------------------------------------------------------------
+// allocation
+
+llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_finetune, int max_rows,
+                                int max_seq_len, collm_pool *pool) {
+    const llm_hparams *hp = &model->hp;
+    if (max_rows < 1 || max_seq_len < 1 || max_seq_len > max_rows) {
+        collm_error(COLLM_ERR_ARG, "trainer: bad sizes max_rows=%d max_seq_len=%d", max_rows, max_seq_len);
+        return NULL;
+    }
+    if (lora && lora->n_layer != hp->n_layer) {
+        collm_error(COLLM_ERR_ARG, "trainer: LoRA has %d layers, model %d", lora->n_layer, hp->n_layer);
+        return NULL;
+    }
+    llm_trainer *tr = collm_calloc(1, sizeof *tr);
+    if (!tr) return NULL;
+    tr->model = model;
+    tr->lora = lora;
+    tr->full_finetune = full_finetune;
+    tr->max_rows = max_rows;
+    tr->max_seq_len = max_seq_len;
+    tr->pool = pool;
+
+    int64_t R = max_rows, C = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
+            KV = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    // attention probabilities: Σ n_head·T_s² <= n_head·max_seq_len·R
+    int64_t att_floats = (int64_t)hp->n_head * max_seq_len * R;
+    int64_t rank = lora ? lora->rank : 0;
+    int64_t lora_floats = 0;
+    if (lora)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            lora_pair *p = lora_get(lora, 0, (lora_target)t);
+            if (!p) continue;
+            lora_floats += R * rank + (lora->dropout > 0 ? R * p->in : 0);
+        }
+    int64_t per_layer = 4 * R * C + 2 * R + 2 * R * Q + 2 * R * KV + att_floats + 3 * R * F + lora_floats;
+    int64_t scratch = R * C /*x_final*/ + 2 * R * C + 2 * R * Q + 2 * R * KV + 3 * R * F + R * (rank ? rank : 1) +
+                      R * C /*last_norm*/ + R /*last_rstd*/;
+    int64_t total = per_layer * hp->n_layer + scratch;
+    tr->storage = collm_malloc((size_t)total * sizeof(float));
+    tr->acts = collm_calloc((size_t)hp->n_layer, sizeof *tr->acts);
+    tr->seq_len = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->row_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->pos = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->tokens = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->slot_rows = collm_calloc((size_t)R, sizeof(int32_t));
+    if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
+    if (!tr->storage || !tr->acts || !tr->seq_len || !tr->row_start || !tr->att_start || !tr->pos || !tr->tokens ||
+        !tr->slot_rows || (full_finetune && !tr->model_grad)) {
+        llm_trainer_free(tr);
+        collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
+        return NULL;
+    }
+    // touch everything once now: page faults are expensive, do them up front
+    memset(tr->storage, 0, (size_t)total * sizeof(float));
+    float *s = tr->storage;
+    for (int l = 0; l < hp->n_layer; l++) {
+        layer_acts *a = &tr->acts[l];
+        a->x = s, s += R * C;
+        a->xn1 = s, s += R * C;
+        a->rstd1 = s, s += R;
+        a->q = s, s += R * Q;
+        a->k = s, s += R * KV;
+        a->v = s, s += R * KV;
+        a->att = s, s += att_floats;
+        a->attn = s, s += R * Q;
+        a->x_mid = s, s += R * C;
+        a->xn2 = s, s += R * C;
+        a->rstd2 = s, s += R;
+        a->gate = s, s += R * F;
+        a->up = s, s += R * F;
+        a->h = s, s += R * F;
+        if (lora)
+            for (int t = 0; t < LORA_N_TARGETS; t++) {
+                lora_pair *p = lora_get(lora, l, (lora_target)t);
+                if (!p) continue;
+                a->lora_xa[t] = s, s += R * rank;
+                if (lora->dropout > 0) a->lora_x_drop[t] = s, s += R * p->in;
+            }
+    }
+    tr->x_final = s, s += R * C;
+    tr->d_x = s, s += R * C;
+    tr->d_xn = s, s += R * C;
+    tr->d_q = s, s += R * Q;
+    tr->d_attn = s, s += R * Q;
+    tr->d_k = s, s += R * KV;
+    tr->d_v = s, s += R * KV;
+    tr->d_gate = s, s += R * F;
+    tr->d_up = s, s += R * F;
+    tr->d_h = s, s += R * F;
+    tr->d_xa = s, s += R * (rank ? rank : 1);
+    tr->last_norm = s, s += R * C;
+    tr->last_rstd = s, s += R;
+    return tr;
+}
+
+void llm_trainer_free(llm_trainer *tr) {
+    if (!tr) return;
+    free(tr->storage);
+    free(tr->acts);
+    free(tr->seq_len);
+    free(tr->row_start);
+    free(tr->att_start);
+    free(tr->pos);
+    free(tr->tokens);
+    free(tr->slot_rows);
+    free(tr->model_grad);
+    free(tr);
+}
+
+// ---------------------------------------------------------------------------
+// projections: y = x·W^T + b (+ LoRA)
+
+static void projection_forward(llm_trainer *tr, int layer, lora_target target, const float *x, int R, int in, int out,
+                               const float *w, const float *bias, float *y, collm_rng *dropout_rng) {
+    ops_matmul_forward(y, x, w, bias, R, in, out);
+    lora_pair *p = lora_get(tr->lora, layer, target);
+    if (!p) return;
+    layer_acts *a = &tr->acts[layer];
+    lora_forward(p, lora_scale(tr->lora), tr->lora->dropout, x, R, a->lora_x_drop[target], a->lora_xa[target], y,
+                 dropout_rng);
+}
+
+// dx (R, in) += dy·W (+ adapter path); dW, db accumulate when fine-tuning.
+static void projection_backward(llm_trainer *tr, int layer, lora_target target, const float *x, int R, int in, int out,
+                                const float *w, const float *bias, const float *dy, float *dx) {
+    float *dw = llm_trainer_grad_of(tr, w);
+    float *db = llm_trainer_grad_of(tr, bias);
+    ops_matmul_backward(dx, dw, db, dy, x, w, R, in, out);
+    lora_pair *p = lora_get(tr->lora, layer, target);
+    if (!p) return;
+    layer_acts *a = &tr->acts[layer];
+    int dropped = tr->dropout_used && tr->lora->dropout > 0;
+    const float *xd = dropped ? a->lora_x_drop[target] : x;
+    lora_backward(p, lora_scale(tr->lora), tr->lora->dropout, xd, dropped ? xd : NULL, R, a->lora_xa[target], dy, dx,
+                  tr->d_xa);
+}
+
+// ---------------------------------------------------------------------------
+// attention over the packed prompts, parallel over prompts
+
+typedef struct {
+    llm_trainer *tr;
+    layer_acts *a;
+    const float *d_attn; // backward only
+} attention_job;
+
+static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    attention_job *job = ctx_;
+    llm_trainer *tr = job->tr;
+    const llm_hparams *hp = &tr->model->hp;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    for (int64_t s = begin; s < end; s++) {
+        int64_t r0 = tr->row_start[s];
+        ops_attention_forward(job->a->attn + r0 * Q, job->a->att + tr->att_start[s], job->a->q + r0 * Q,
+                              job->a->k + r0 * KV, job->a->v + r0 * KV, tr->seq_len[s], 0, hp->n_head, hp->n_head_kv,
+                              hp->head_dim, NULL);
+    }
+}
+
+static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    attention_job *job = ctx_;
+    llm_trainer *tr = job->tr;
+    const llm_hparams *hp = &tr->model->hp;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    for (int64_t s = begin; s < end; s++) {
+        int64_t r0 = tr->row_start[s];
+        ops_attention_backward(tr->d_q + r0 * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + r0 * Q,
+                               job->a->att + tr->att_start[s], job->a->q + r0 * Q, job->a->k + r0 * KV,
+                               job->a->v + r0 * KV, tr->seq_len[s], 0, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// one transformer block
+
+static void block_forward(llm_trainer *tr, int l, float *x_out, collm_rng *dropout_rng) {
+    const llm_hparams *hp = &tr->model->hp;
+    const llm_layer_weights *w = &tr->model->layers[l];
+    layer_acts *a = &tr->acts[l];
+    int R = tr->n_rows, C = hp->n_embd, F = hp->n_ff;
+    int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
+
+    // attention: x_mid = x + wo · attention(rope(q), rope(k), v)
+    ops_rmsnorm_forward(a->xn1, a->rstd1, a->x, w->attn_norm, R, C, hp->rms_eps);
+    projection_forward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, a->q, dropout_rng);
+    projection_forward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
+    projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
+    ops_rope_forward(a->q, tr->pos, R, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    ops_rope_forward(a->k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    attention_job job = {tr, a, NULL};
+    collm_pool_for(tr->pool, tr->n_seq, 1, attention_forward_task, &job);
+    projection_forward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, a->x_mid, dropout_rng);
+    ops_axpy(a->x_mid, 1.0f, a->x, (int64_t)R * C);
+
+    // feed-forward: x_out = x_mid + w_down · (silu(w_gate·xn2) ⊙ w_up·xn2)
+    ops_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ffn_norm, R, C, hp->rms_eps);
+    projection_forward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, a->gate, dropout_rng);
+    projection_forward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, a->up, dropout_rng);
+    ops_swiglu_forward(a->h, a->gate, a->up, (int64_t)R * F);
+    projection_forward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, x_out, dropout_rng);
+    ops_axpy(x_out, 1.0f, a->x_mid, (int64_t)R * C);
+}
+
+// d_x (R, C) holds ∂L/∂x_out on entry and ∂L/∂x (the block input) on exit.
+static void block_backward(llm_trainer *tr, int l) {
+    const llm_hparams *hp = &tr->model->hp;
+    const llm_layer_weights *w = &tr->model->layers[l];
+    layer_acts *a = &tr->acts[l];
+    int R = tr->n_rows, C = hp->n_embd, F = hp->n_ff;
+    int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
+    size_t rc = (size_t)R * C * sizeof(float), rf = (size_t)R * F * sizeof(float);
+
+    // feed-forward (the residual passes d_x through unchanged)
+    memset(tr->d_h, 0, rf);
+    projection_backward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, tr->d_x, tr->d_h);
+    memset(tr->d_gate, 0, rf);
+    memset(tr->d_up, 0, rf);
+    ops_swiglu_backward(tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, (int64_t)R * F);
+    memset(tr->d_xn, 0, rc);
+    projection_backward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
+    projection_backward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
+    ops_rmsnorm_backward(tr->d_x, llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2, R,
+                         C);
+
+    // attention
+    memset(tr->d_attn, 0, (size_t)R * Q * sizeof(float));
+    projection_backward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, tr->d_x, tr->d_attn);
+    memset(tr->d_q, 0, (size_t)R * Q * sizeof(float));
+    memset(tr->d_k, 0, (size_t)R * KV * sizeof(float));
+    memset(tr->d_v, 0, (size_t)R * KV * sizeof(float));
+    attention_job job = {tr, a, tr->d_attn};
+    collm_pool_for(tr->pool, tr->n_seq, 1, attention_backward_task, &job);
+    ops_rope_backward(tr->d_q, tr->pos, R, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    ops_rope_backward(tr->d_k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    memset(tr->d_xn, 0, rc);
+    projection_backward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, tr->d_q, tr->d_xn);
+    projection_backward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
+    projection_backward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
+    ops_rmsnorm_backward(tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R, C);
+}
+
+// ---------------------------------------------------------------------------
+// the whole model
+
+int llm_trainer_forward(llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                        const llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
+    const llm_model *m = tr->model;
+    const llm_hparams *hp = &m->hp;
+    int C = hp->n_embd;
+    if (n_seq < 1) return collm_error(COLLM_ERR_ARG, "trainer: empty batch");
+    if (yes_id < 0 || yes_id >= hp->n_vocab) return collm_error(COLLM_ERR_ARG, "trainer: answer token %d out of range", yes_id);
+    int64_t rows = 0, att = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (seq_len[s] < 1 || seq_len[s] > tr->max_seq_len)
+            return collm_error(COLLM_ERR_ARG, "trainer: prompt %d has %d tokens (limit %d)", s, seq_len[s],
+                               tr->max_seq_len);
+        rows += seq_len[s];
+        if (rows > tr->max_rows)
+            return collm_error(COLLM_ERR_ARG, "trainer: batch has more than %d rows", tr->max_rows);
+        tr->seq_len[s] = seq_len[s];
+        tr->row_start[s] = rows - seq_len[s];
+        tr->att_start[s] = att;
+        att += (int64_t)hp->n_head * seq_len[s] * seq_len[s];
+    }
+    tr->row_start[n_seq] = rows;
+    tr->n_seq = n_seq;
+    tr->n_rows = (int)rows;
+    tr->yes_id = yes_id;
+    tr->dropout_used = dropout_rng != NULL;
+    for (int s = 0; s < n_seq; s++)
+        for (int t = 0; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t] = t;
+
+    // embeddings (R, C): token rows, then slot rows overwritten. tr->tokens
+    // keeps the id of each token row and -1 at slot rows (no embedding
+    // gradient there); -2 marks a row with no usable token yet.
+    float *x0 = tr->acts[0].x;
+    tr->n_slots = slots ? slots->n : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int32_t id = tokens ? tokens[r] : -2;
+        tr->tokens[r] = id >= 0 && id < hp->n_vocab ? id : -2;
+    }
+    for (int i = 0; i < tr->n_slots; i++) {
+        int32_t r = slots->rows[i];
+        if (r < 0 || r >= rows) return collm_error(COLLM_ERR_ARG, "trainer: slot row %d outside the batch", r);
+        tr->slot_rows[i] = r;
+        tr->tokens[r] = -1;
+        memcpy(x0 + (int64_t)r * C, slots->values + (int64_t)i * C, (size_t)C * sizeof(float));
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        if (tr->tokens[r] == -2)
+            return collm_error(COLLM_ERR_ARG, "trainer: row %ld has token id %d (vocabulary has %d)", (long)r,
+                               tokens ? tokens[r] : -1, hp->n_vocab);
+        if (tr->tokens[r] >= 0)
+            memcpy(x0 + r * C, m->token_embd + (int64_t)tr->tokens[r] * C, (size_t)C * sizeof(float));
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        float *x_out = l + 1 < hp->n_layer ? tr->acts[l + 1].x : tr->x_final;
+        block_forward(tr, l, x_out, dropout_rng);
+    }
+    // final norm and the answer row, at each prompt's last row only
+    const float *yes_row = m->output + (int64_t)yes_id * C;
+    for (int s = 0; s < n_seq; s++) {
+        int64_t r = tr->row_start[s + 1] - 1;
+        ops_rmsnorm_forward(tr->last_norm + (int64_t)s * C, tr->last_rstd + s, tr->x_final + r * C, m->output_norm, 1,
+                            C, hp->rms_eps);
+        scores[s] = ops_dot(tr->last_norm + (int64_t)s * C, yes_row, C);
+    }
+    return COLLM_OK;
+}
+
+int llm_trainer_backward(llm_trainer *tr, const float *dscores, float *dslots) {
+    const llm_model *m = tr->model;
+    const llm_hparams *hp = &m->hp;
+    int C = hp->n_embd, R = tr->n_rows;
+    if (R == 0) return collm_error(COLLM_ERR_ARG, "trainer: backward before forward");
+    memset(tr->d_x, 0, (size_t)R * C * sizeof(float));
+    // head: score_s = <rmsnorm(x_last), output[yes]>
+    const float *yes_row = m->output + (int64_t)tr->yes_id * C;
+    float *d_yes_row = llm_trainer_grad_of(tr, yes_row);
+    float *d_out_norm = llm_trainer_grad_of(tr, m->output_norm);
+    float *d_norm = tr->d_xn; // (1, C) scratch
+    for (int s = 0; s < tr->n_seq; s++) {
+        int64_t r = tr->row_start[s + 1] - 1;
+        for (int c = 0; c < C; c++) d_norm[c] = dscores[s] * yes_row[c];
+        if (d_yes_row) ops_axpy(d_yes_row, dscores[s], tr->last_norm + (int64_t)s * C, C);
+        ops_rmsnorm_backward(tr->d_x + r * C, d_out_norm, d_norm, tr->x_final + r * C, m->output_norm,
+                             tr->last_rstd + s, 1, C);
+    }
+    for (int l = hp->n_layer - 1; l >= 0; l--) block_backward(tr, l);
+    // embeddings: slot rows → dslots, token rows → token_embd rows
+    for (int i = 0; dslots && i < tr->n_slots; i++)
+        ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + (int64_t)tr->slot_rows[i] * C, C);
+    float *d_embd = llm_trainer_grad_of(tr, m->token_embd);
+    if (d_embd)
+        for (int64_t r = 0; r < R; r++)
+            if (tr->tokens[r] >= 0) ops_axpy(d_embd + (int64_t)tr->tokens[r] * C, 1.0f, tr->d_x + r * C, C);
+    return COLLM_OK;
+}

@@ -1,0 +1,246 @@
+// Training forward/backward of the transformer:
+//  - the training forward's scores equal the inference engine's "Yes" logits
+//    (two independent code paths; the inference one is checked against llama.cpp);
+//  - every gradient (all weights under full fine-tuning, LoRA A/B, slot rows)
+//    against central finite differences, for llama (NORM RoPE, GQA) and qwen2
+//    (NEOX RoPE, biases, tied head);
+//  - a tiny model whose loss must fall when trained.
+#include "collm/error.h"
+#include "collm/lora.h"
+#include "collm/llm_train.h"
+#include "collm/model.h"
+#include "collm/ops.h"
+#include "collm/optim.h"
+#include "collm/rng.h"
+#include "../src/llm/model_internal.h"
+#include "test.h"
+
+static llm_hparams tiny_hparams(llm_arch arch) {
+    llm_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = arch;
+    hp.n_vocab = 37;
+    hp.n_ctx_train = 64;
+    hp.n_embd = 16;
+    hp.n_layer = 2;
+    hp.n_head = 4;
+    hp.n_head_kv = 2;
+    hp.n_ff = 24;
+    hp.rope_base = 10000.0f;
+    hp.rms_eps = 1e-5f;
+    hp.tied_output = arch == LLM_ARCH_QWEN2;
+    return hp;
+}
+
+// The weights of a random model are N(0, 0.02²): too small to make finite
+// differences meaningful. Scale them up so every path carries signal.
+static void scale_up_weights(llm_model *m, collm_rng *rng) {
+    for (int64_t i = 0; i < m->n_params; i++) m->params[i] += (float)(0.3 * collm_rng_normal(rng));
+}
+
+enum { N_SEQ = 3 };
+static const int32_t seq_len[N_SEQ] = {5, 7, 4};
+static const int32_t tokens[16] = {1, 5, 9, 0, 3, 2, 2, 30, 11, 0, 6, 7, 4, 8, 36, 12};
+// slots: row 3 of prompt 0 and rows 3 and 5 of prompt 1 (packed rows 3, 8, 10)
+static const int32_t slot_rows[3] = {3, 8, 10};
+
+static double batch_loss(llm_trainer *tr, const float *slot_values, const float *weights) {
+    llm_slot_rows slots = {3, slot_rows, slot_values};
+    float scores[N_SEQ];
+    if (llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
+    double loss = 0;
+    for (int s = 0; s < N_SEQ; s++) loss += weights[s] * scores[s];
+    return loss;
+}
+
+static int close_enough(double analytic, double numeric) {
+    return fabs(analytic - numeric) <= 3e-3 + 3e-2 * fabs(numeric);
+}
+
+// Checks up to `max_checks` entries of (param, grad) spaced through n.
+static int check_tensor(llm_trainer *tr, const char *name, float *param, const float *grad, int64_t n,
+                        const float *slot_values, const float *weights, int max_checks) {
+    int bad = 0;
+    int64_t stride = n / max_checks > 1 ? n / max_checks : 1;
+    for (int64_t i = 0; i < n; i += stride) {
+        float keep = param[i];
+        const float h = 1e-2f;
+        param[i] = keep + h;
+        double lp = batch_loss(tr, slot_values, weights);
+        param[i] = keep - h;
+        double lm = batch_loss(tr, slot_values, weights);
+        param[i] = keep;
+        double numeric = (lp - lm) / (2 * h);
+        if (!close_enough(grad[i], numeric)) {
+            if (bad < 3) fprintf(stderr, "  %s[%ld]: analytic %.6g numeric %.6g\n", name, (long)i, grad[i], numeric);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void test_full_gradients(llm_arch arch) {
+    llm_hparams hp = tiny_hparams(arch);
+    llm_model *m = llm_model_init_random(&hp, 3);
+    CHECK(m != NULL);
+    if (!m) return;
+    collm_rng rng;
+    collm_rng_seed(&rng, 5);
+    scale_up_weights(m, &rng);
+    llm_trainer *tr = llm_trainer_create(m, NULL, 1, 32, 8, NULL);
+    CHECK(tr != NULL);
+    float slot_values[3 * 16], dslots[3 * 16] = {0}, weights[N_SEQ] = {0.7f, -1.3f, 0.4f};
+    for (int i = 0; i < 48; i++) slot_values[i] = (float)collm_rng_normal(&rng);
+
+    // forward scores equal the inference engine's logits of token 7 at the last rows
+    llm_slot_rows slots = {3, slot_rows, slot_values};
+    float scores[N_SEQ];
+    CHECK(llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) == COLLM_OK);
+    llm_context *ctx = llm_context_create(m, 16, 16, NULL);
+    CHECK(ctx != NULL);
+    int64_t r0 = 0;
+    double worst = 0;
+    for (int s = 0; s < N_SEQ && ctx; s++) {
+        int32_t rows[3], n = 0;
+        float values[3 * 16];
+        for (int i = 0; i < 3; i++)
+            if (slot_rows[i] >= r0 && slot_rows[i] < r0 + seq_len[s]) {
+                rows[n] = slot_rows[i] - (int32_t)r0;
+                memcpy(values + n * 16, slot_values + i * 16, sizeof(float) * 16);
+                n++;
+            }
+        llm_slot_rows own = {n, rows, values};
+        int32_t last = seq_len[s] - 1, yes = 7;
+        float logit;
+        llm_kv_truncate(ctx, 0);
+        CHECK(llm_forward(ctx, tokens + r0, seq_len[s], &own, &last, 1, &yes, 1, &logit) == COLLM_OK);
+        worst = fmax(worst, fabs(logit - scores[s]));
+        r0 += seq_len[s];
+    }
+    CHECK_MSG(worst < 1e-4, "training forward vs inference: max |diff| %g", worst);
+    llm_context_free(ctx);
+
+    CHECK(llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
+    // copy the analytic gradient: finite differences rerun forward, not backward
+    float *grad = malloc((size_t)m->n_params * sizeof(float));
+    memcpy(grad, llm_trainer_model_grad(tr), (size_t)m->n_params * sizeof(float));
+    int bad = 0;
+    llm_tensor_desc desc[64];
+    int n_t = llm_model_tensor_list(m, desc);
+    for (int t = 0; t < n_t; t++) {
+        float *p = *desc[t].data;
+        if (!p || (desc[t].optional && p == m->token_embd && strcmp(desc[t].name, "output.weight") == 0)) continue;
+        int64_t n = desc[t].ne[0] * (desc[t].n_dims > 1 ? desc[t].ne[1] : 1);
+        bad += check_tensor(tr, desc[t].name, p, grad + (p - m->params), n, slot_values, weights, 25);
+    }
+    // slot rows
+    float *dslot_copy = dslots;
+    bad += check_tensor(tr, "slots", slot_values, dslot_copy, 48, slot_values, weights, 48);
+    CHECK_MSG(bad == 0, "%s: %d gradient entries off", llm_arch_name(arch), bad);
+    free(grad);
+    llm_trainer_free(tr);
+    llm_model_free(m);
+}
+
+static void test_lora_gradients(void) {
+    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
+    llm_model *m = llm_model_init_random(&hp, 4);
+    collm_rng rng;
+    collm_rng_seed(&rng, 6);
+    scale_up_weights(m, &rng);
+    int q = hp.n_head * 4, kv = hp.n_head_kv * 4; // head_dim = 16 / 4
+    int dims_in[LORA_N_TARGETS] = {16, 16, 16, q, 16, 16, hp.n_ff};
+    int dims_out[LORA_N_TARGETS] = {q, kv, kv, 16, hp.n_ff, hp.n_ff, 16};
+    lora_adapter lora;
+    CHECK(lora_init(&lora, hp.n_layer, dims_in, dims_out, 2, 4.0f, 0.0f, 0x7f, &rng) == COLLM_OK);
+    for (int i = 0; i < hp.n_layer * LORA_N_TARGETS; i++) {
+        lora_pair *p = &lora.pairs[i];
+        for (int j = 0; j < p->out * p->rank; j++) p->b[j] = (float)(0.3 * collm_rng_normal(&rng));
+    }
+    llm_trainer *tr = llm_trainer_create(m, &lora, 0, 32, 8, NULL);
+    CHECK(tr != NULL && llm_trainer_model_grad(tr) == NULL);
+    float slot_values[48], dslots[48] = {0}, weights[N_SEQ] = {1.1f, 0.5f, -0.8f};
+    for (int i = 0; i < 48; i++) slot_values[i] = (float)collm_rng_normal(&rng);
+    CHECK(!isnan(batch_loss(tr, slot_values, weights)));
+    CHECK(llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
+    int bad = 0;
+    for (int i = 0; i < hp.n_layer * LORA_N_TARGETS; i++) {
+        lora_pair *p = &lora.pairs[i];
+        int64_t na = (int64_t)p->rank * p->in, nb = (int64_t)p->out * p->rank;
+        float *da = malloc(na * sizeof(float)), *db = malloc(nb * sizeof(float));
+        memcpy(da, p->da, na * sizeof(float));
+        memcpy(db, p->db, nb * sizeof(float));
+        bad += check_tensor(tr, "lora.a", p->a, da, na, slot_values, weights, 8);
+        bad += check_tensor(tr, "lora.b", p->b, db, nb, slot_values, weights, 8);
+        free(da);
+        free(db);
+    }
+    bad += check_tensor(tr, "slots", slot_values, dslots, 48, slot_values, weights, 16);
+    CHECK_MSG(bad == 0, "LoRA: %d gradient entries off", bad);
+    llm_trainer_free(tr);
+    lora_free(&lora);
+    llm_model_free(m);
+}
+
+// Full fine-tuning of a tiny model on a separable task: the label is whether
+// the prompt contains token 5. The BCE loss must fall well below ln 2.
+static void test_loss_falls(void) {
+    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
+    llm_model *m = llm_model_init_random(&hp, 9);
+    llm_trainer *tr = llm_trainer_create(m, NULL, 1, 64, 8, NULL);
+    optim_state opt;
+    optim_init(&opt, 0.9f, 0.999f, 1e-8f, 0.0f);
+    optim_add(&opt, "model", m->params, llm_trainer_model_grad(tr), m->n_params, 0);
+    collm_rng rng;
+    collm_rng_seed(&rng, 1);
+    double first = 0, last = 0;
+    for (int step = 0; step < 150; step++) {
+        int32_t toks[64], lens[8];
+        float labels[8], scores[8], dscores[8];
+        for (int s = 0; s < 8; s++) {
+            lens[s] = 8;
+            labels[s] = (float)(s % 2);
+            for (int t = 0; t < 8; t++) {
+                int32_t id = 10 + (int32_t)collm_rng_below(&rng, 20);
+                toks[s * 8 + t] = id;
+            }
+            if (labels[s] > 0) toks[s * 8 + collm_rng_below(&rng, 8)] = 5;
+        }
+        llm_trainer_forward(tr, toks, lens, 8, NULL, 3, scores, NULL);
+        double loss = ops_bce_with_logits(dscores, scores, labels, 8);
+        optim_zero_grad(&opt);
+        llm_trainer_backward(tr, dscores, NULL);
+        optim_step(&opt, 3e-3f);
+        if (step < 10) first += loss / 10;
+        if (step >= 140) last += loss / 10;
+    }
+    CHECK_MSG(first > 0.6 && last < 0.2, "loss %.3f -> %.3f", first, last);
+    optim_free(&opt);
+    llm_trainer_free(tr);
+    llm_model_free(m);
+}
+
+static void test_bad_input(void) {
+    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
+    llm_model *m = llm_model_init_random(&hp, 1);
+    llm_trainer *tr = llm_trainer_create(m, NULL, 0, 16, 8, NULL);
+    float scores[2];
+    int32_t toks[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, lens[2] = {5, 5}, too_long[1] = {10}, bad_tok[5] = {1, 2, 99, 3, 4};
+    CHECK(llm_trainer_forward(tr, toks, too_long, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "tokens") != NULL);
+    CHECK(llm_trainer_forward(tr, bad_tok, lens, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(llm_trainer_forward(tr, toks, lens, 2, NULL, 99, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(llm_trainer_forward(tr, toks, lens, 2, NULL, 3, scores, NULL) == COLLM_OK);
+    CHECK(llm_trainer_create(m, NULL, 0, 4, 8, NULL) == NULL);
+    llm_trainer_free(tr);
+    llm_model_free(m);
+}
+
+int main(void) {
+    test_full_gradients(LLM_ARCH_LLAMA);
+    test_full_gradients(LLM_ARCH_QWEN2);
+    test_lora_gradients();
+    test_loss_falls();
+    test_bad_input();
+    return test_report();
+}
