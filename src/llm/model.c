@@ -1,0 +1,677 @@
+// Llama / Qwen2 forward pass (see include/collm/model.h).
+//
+// One forward call over T new rows (several packed sequences in
+// llm_score_suffixes):
+//   x (T, C) = token_embd[tokens] (slot rows replaced)
+//   per layer:  xn = rmsnorm(x) ; q,k,v = xn·W^T (+b) ; rope(q, k)
+//               K/V rows -> cache ; a = attention(q, cache) ; x += a·Wo^T
+//               xn = rmsnorm(x) ; x += (silu(xn·Wg^T) ⊙ xn·Wu^T)·Wd^T
+//   head, only for the requested rows: rmsnorm(x[rows]) · output[vocab]^T
+// Every projection is one GEMM over all T rows (ops_matmul_forward).
+#include "collm/model.h"
+
+#include "collm/error.h"
+#include "collm/gguf.h"
+#include "collm/ops.h"
+#include "collm/rng.h"
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *llm_arch_name(llm_arch arch) {
+    switch (arch) {
+    case LLM_ARCH_LLAMA: return "llama";
+    case LLM_ARCH_QWEN2: return "qwen2";
+    }
+    return "?";
+}
+
+int llm_arch_from_name(const char *name, llm_arch *out) {
+    if (name && strcmp(name, "llama") == 0) *out = LLM_ARCH_LLAMA;
+    else if (name && strcmp(name, "qwen2") == 0) *out = LLM_ARCH_QWEN2;
+    else return collm_error(COLLM_ERR_ARG, "unsupported architecture '%s' (supported: llama, qwen2)", name ? name : "");
+    return COLLM_OK;
+}
+
+// Fills defaults and checks that the hyper-parameters describe a model we
+// can run; `where` prefixes the message (the file path).
+static int hparams_finish(llm_hparams *hp, const char *where) {
+    if (hp->n_vocab <= 0 || hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_ff <= 0)
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: bad hyper-parameters (n_vocab %d, n_embd %d, n_layer %d, n_head %d, n_head_kv %d, "
+                           "n_ff %d): all must be > 0",
+                           where, hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff);
+    if (hp->n_embd > 65536 || hp->n_ff > 262144 || hp->n_layer > 1024 || hp->n_head > 1024 || hp->n_vocab > 4000000)
+        return collm_error(COLLM_ERR_FORMAT, "%s: hyper-parameters out of range", where);
+    if (hp->n_head % hp->n_head_kv != 0)
+        return collm_error(COLLM_ERR_FORMAT, "%s: n_head %d is not a multiple of n_head_kv %d", where, hp->n_head,
+                           hp->n_head_kv);
+    if (hp->head_dim <= 0) {
+        if (hp->n_embd % hp->n_head != 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: n_embd %d is not a multiple of n_head %d", where, hp->n_embd,
+                               hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    if (hp->n_rot <= 0) hp->n_rot = hp->head_dim;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
+        return collm_error(COLLM_ERR_FORMAT, "%s: rope.dimension_count %d must be even and <= head_dim %d", where,
+                           hp->n_rot, hp->head_dim);
+    if (hp->arch == LLM_ARCH_QWEN2 && hp->n_rot != hp->head_dim)
+        return collm_error(COLLM_ERR_FORMAT, "%s: qwen2 needs rope.dimension_count == head_dim (%d != %d)", where,
+                           hp->n_rot, hp->head_dim);
+    if (!(hp->rope_base > 0)) hp->rope_base = 10000.0f;
+    if (!(hp->rms_eps > 0)) return collm_error(COLLM_ERR_FORMAT, "%s: rms epsilon must be > 0", where);
+    if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048;
+    hp->rope_neox = hp->arch == LLM_ARCH_QWEN2;
+    hp->has_qkv_bias = hp->arch == LLM_ARCH_QWEN2;
+    return COLLM_OK;
+}
+
+int llm_model_n_tensors(const llm_hparams *hp) {
+    return 1 + hp->n_layer * (hp->has_qkv_bias ? 12 : 9) + 2;
+}
+
+static void desc_set(llm_tensor_desc *d, const char *name, float **data, int n_dims, int64_t ne0, int64_t ne1) {
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->data = data;
+    d->n_dims = n_dims;
+    d->ne[0] = ne0;
+    d->ne[1] = ne1;
+    d->optional = 0;
+}
+
+int llm_model_tensor_list(llm_model *m, llm_tensor_desc *desc) {
+    const llm_hparams *hp = &m->hp;
+    const int64_t C = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
+                  kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    int n = 0;
+    char name[48];
+    desc_set(&desc[n++], "token_embd.weight", &m->token_embd, 2, C, hp->n_vocab);
+    for (int l = 0; l < hp->n_layer; l++) {
+        llm_layer_weights *w = &m->layers[l];
+#define LAYER_TENSOR(suffix, ptr, nd, a, b)                               \
+    do {                                                                  \
+        snprintf(name, sizeof name, "blk.%d.%s", l, suffix);              \
+        desc_set(&desc[n++], name, ptr, nd, a, b);                        \
+    } while (0)
+        LAYER_TENSOR("attn_norm.weight", &w->attn_norm, 1, C, 1);
+        LAYER_TENSOR("attn_q.weight", &w->wq, 2, C, q_dim);
+        if (hp->has_qkv_bias) LAYER_TENSOR("attn_q.bias", &w->bq, 1, q_dim, 1);
+        LAYER_TENSOR("attn_k.weight", &w->wk, 2, C, kv_dim);
+        if (hp->has_qkv_bias) LAYER_TENSOR("attn_k.bias", &w->bk, 1, kv_dim, 1);
+        LAYER_TENSOR("attn_v.weight", &w->wv, 2, C, kv_dim);
+        if (hp->has_qkv_bias) LAYER_TENSOR("attn_v.bias", &w->bv, 1, kv_dim, 1);
+        LAYER_TENSOR("attn_output.weight", &w->wo, 2, q_dim, C);
+        LAYER_TENSOR("ffn_norm.weight", &w->ffn_norm, 1, C, 1);
+        LAYER_TENSOR("ffn_gate.weight", &w->w_gate, 2, C, ff);
+        LAYER_TENSOR("ffn_up.weight", &w->w_up, 2, C, ff);
+        LAYER_TENSOR("ffn_down.weight", &w->w_down, 2, ff, C);
+#undef LAYER_TENSOR
+    }
+    desc_set(&desc[n++], "output_norm.weight", &m->output_norm, 1, C, 1);
+    desc_set(&desc[n], "output.weight", &m->output, 2, C, hp->n_vocab);
+    desc[n++].optional = 1;
+    return n;
+}
+
+llm_model *llm_model_alloc(const llm_hparams *hp_in) {
+    llm_hparams hp = *hp_in;
+    if (hparams_finish(&hp, "model") != COLLM_OK) return NULL;
+    llm_model *m = collm_calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->hp = hp;
+    m->layers = collm_calloc((size_t)hp.n_layer, sizeof *m->layers);
+    int n_desc = llm_model_n_tensors(&hp);
+    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!m->layers || !desc) goto fail;
+    llm_model_tensor_list(m, desc);
+    int64_t total = 0;
+    for (int i = 0; i < n_desc; i++) {
+        if (desc[i].optional && hp.tied_output) continue;
+        total += desc[i].ne[0] * desc[i].ne[1];
+    }
+    m->params = collm_calloc((size_t)total, sizeof(float));
+    if (!m->params) goto fail;
+    m->n_params = total;
+    int64_t off = 0;
+    for (int i = 0; i < n_desc; i++) {
+        if (desc[i].optional && hp.tied_output) continue;
+        *desc[i].data = m->params + off;
+        off += desc[i].ne[0] * desc[i].ne[1];
+    }
+    if (hp.tied_output) m->output = m->token_embd;
+    free(desc);
+    return m;
+fail:
+    free(desc);
+    llm_model_free(m);
+    return NULL;
+}
+
+void llm_model_free(llm_model *m) {
+    if (!m) return;
+    free(m->params);
+    free(m->layers);
+    free(m);
+}
+
+const llm_hparams *llm_model_hparams(const llm_model *m) { return &m->hp; }
+int64_t llm_model_n_params(const llm_model *m) { return m->n_params; }
+
+// --- loading -------------------------------------------------------------
+
+// Reads "<arch>.<suffix>" as an int; absent -> *out = def (or an error when required).
+static int get_arch_int(const gguf_file *f, const char *arch, const char *suffix, int required, int def, int *out,
+                        const char *path) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    *out = def;
+    if (gguf_find_key(f, key) < 0) {
+        if (required) return collm_error(COLLM_ERR_FORMAT, "%s: missing key '%s'", path, key);
+        return COLLM_OK;
+    }
+    int64_t v;
+    if (gguf_get_i64(f, key, &v) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    if (v < 0 || v > 0x7fffffff) return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' = %lld out of range", path, key, (long long)v);
+    *out = (int)v;
+    return COLLM_OK;
+}
+
+static int get_arch_float(const gguf_file *f, const char *arch, const char *suffix, int required, float def,
+                          float *out, const char *path) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    *out = def;
+    if (gguf_find_key(f, key) < 0) {
+        if (required) return collm_error(COLLM_ERR_FORMAT, "%s: missing key '%s'", path, key);
+        return COLLM_OK;
+    }
+    if (gguf_get_f32(f, key, out) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    return COLLM_OK;
+}
+
+static int read_hparams(const gguf_file *f, const char *path, llm_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    char *arch = gguf_get_str_dup(f, "general.architecture");
+    if (!arch) return collm_error(COLLM_ERR_FORMAT, "%s: missing key 'general.architecture'", path);
+    int rc = llm_arch_from_name(arch, &hp->arch);
+    if (rc != COLLM_OK) {
+        collm_error_prefix(rc, "%s", path);
+        free(arch);
+        return rc;
+    }
+    int key_len = 0, val_len = 0;
+    if ((rc = get_arch_int(f, arch, "embedding_length", 1, 0, &hp->n_embd, path)) ||
+        (rc = get_arch_int(f, arch, "block_count", 1, 0, &hp->n_layer, path)) ||
+        (rc = get_arch_int(f, arch, "feed_forward_length", 1, 0, &hp->n_ff, path)) ||
+        (rc = get_arch_int(f, arch, "attention.head_count", 1, 0, &hp->n_head, path)) ||
+        (rc = get_arch_int(f, arch, "attention.head_count_kv", 0, 0, &hp->n_head_kv, path)) ||
+        (rc = get_arch_int(f, arch, "context_length", 0, 0, &hp->n_ctx_train, path)) ||
+        (rc = get_arch_int(f, arch, "rope.dimension_count", 0, 0, &hp->n_rot, path)) ||
+        (rc = get_arch_int(f, arch, "attention.key_length", 0, 0, &key_len, path)) ||
+        (rc = get_arch_int(f, arch, "attention.value_length", 0, 0, &val_len, path)) ||
+        (rc = get_arch_int(f, arch, "vocab_size", 0, 0, &hp->n_vocab, path)) ||
+        (rc = get_arch_float(f, arch, "attention.layer_norm_rms_epsilon", 1, 0.0f, &hp->rms_eps, path)) ||
+        (rc = get_arch_float(f, arch, "rope.freq_base", 0, 10000.0f, &hp->rope_base, path))) {
+        free(arch);
+        return rc;
+    }
+    free(arch);
+    if (hp->n_head_kv == 0) hp->n_head_kv = hp->n_head; // llama.cpp's default: no GQA
+    if (key_len != val_len)
+        return collm_error(COLLM_ERR_FORMAT, "%s: attention.key_length %d != value_length %d (unsupported)", path,
+                           key_len, val_len);
+    hp->head_dim = key_len;
+    if (hp->n_vocab == 0) {
+        int64_t ti = gguf_find_key(f, "tokenizer.ggml.tokens");
+        if (ti >= 0 && gguf_kv_type(f, ti) == GGUF_TYPE_ARRAY) hp->n_vocab = (int)gguf_arr_n(f, ti);
+    }
+    if (hp->n_vocab == 0) {
+        const gguf_tensor_info *t = gguf_find_tensor(f, "token_embd.weight");
+        if (t) hp->n_vocab = (int)t->ne[1];
+    }
+    hp->tied_output = gguf_find_tensor(f, "output.weight") == NULL;
+    return hparams_finish(hp, path);
+}
+
+llm_model *llm_model_load(const char *path) {
+    gguf_file *f = gguf_open(path);
+    if (!f) return NULL;
+    llm_model *m = NULL;
+    llm_tensor_desc *desc = NULL;
+    llm_hparams hp;
+    if (read_hparams(f, path, &hp) != COLLM_OK) goto fail;
+    m = llm_model_alloc(&hp);
+    if (!m) goto fail;
+    int n_desc = llm_model_n_tensors(&hp);
+    desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!desc) goto fail;
+    llm_model_tensor_list(m, desc);
+    int n_found = 0;
+    for (int i = 0; i < n_desc; i++) {
+        const gguf_tensor_info *t = gguf_find_tensor(f, desc[i].name);
+        if (!t) {
+            if (desc[i].optional) continue;
+            collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, desc[i].name);
+            goto fail;
+        }
+        n_found++;
+        int shape_ok = t->ne[0] == desc[i].ne[0] && t->ne[1] == desc[i].ne[1];
+        for (int d = 2; d < GGUF_MAX_DIMS; d++) shape_ok = shape_ok && t->ne[d] == 1;
+        if (!shape_ok) {
+            collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                        path, desc[i].name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)desc[i].ne[0], (long long)desc[i].ne[1]);
+            goto fail;
+        }
+        if (!gguf_tensor_type_supported(t->type)) {
+            collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has unsupported type %s", path, desc[i].name,
+                        ggml_type_name(t->type));
+            goto fail;
+        }
+        if (gguf_tensor_to_f32(t, *desc[i].data) != COLLM_OK) {
+            collm_error_prefix(COLLM_ERR_FORMAT, "%s: tensor '%s'", path, desc[i].name);
+            goto fail;
+        }
+    }
+    if (n_found != gguf_n_tensors(f)) {
+        // A tensor we do not know would change the computation (rope_freqs,
+        // an attn_output bias ...): refuse rather than silently ignore it.
+        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+            const char *name = gguf_tensor(f, i)->name;
+            int known = 0;
+            for (int j = 0; j < n_desc && !known; j++) known = strcmp(desc[j].name, name) == 0;
+            if (!known) {
+                collm_error(COLLM_ERR_FORMAT, "%s: unexpected tensor '%s' for architecture %s", path, name,
+                            llm_arch_name(hp.arch));
+                goto fail;
+            }
+        }
+    }
+    free(desc);
+    gguf_close(f);
+    return m;
+fail:
+    free(desc);
+    llm_model_free(m);
+    gguf_close(f);
+    return NULL;
+}
+
+// --- random init and saving ----------------------------------------------
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed) {
+    llm_model *m = llm_model_alloc(hp);
+    if (!m) return NULL;
+    int n_desc = llm_model_n_tensors(&m->hp);
+    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!desc) {
+        llm_model_free(m);
+        return NULL;
+    }
+    llm_model_tensor_list(m, desc);
+    collm_rng rng;
+    collm_rng_seed(&rng, seed);
+    for (int i = 0; i < n_desc; i++) {
+        if (desc[i].optional && m->hp.tied_output) continue;
+        float *p = *desc[i].data;
+        int64_t n = desc[i].ne[0] * desc[i].ne[1];
+        if (ends_with(desc[i].name, "norm.weight")) {
+            for (int64_t j = 0; j < n; j++) p[j] = 1.0f;
+        } else if (ends_with(desc[i].name, ".bias")) {
+            for (int64_t j = 0; j < n; j++) p[j] = 0.0f;
+        } else {
+            for (int64_t j = 0; j < n; j++) p[j] = (float)(0.02 * collm_rng_normal(&rng));
+        }
+    }
+    free(desc);
+    return m;
+}
+
+int llm_model_save(const llm_model *m_const, const char *path, const char *vocab_path, const char *name, int type) {
+    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16)
+        return collm_error(COLLM_ERR_ARG, "llm_model_save: type must be F32 or F16, not %d", type);
+    llm_model *m = (llm_model *)m_const; // the tensor list takes addresses; nothing is modified
+    const llm_hparams *hp = &m->hp;
+    const char *arch = llm_arch_name(hp->arch);
+    int rc = COLLM_OK;
+    gguf_file *vocab = NULL;
+    llm_tensor_desc *desc = NULL;
+    gguf_writer *w = gguf_writer_create();
+    if (!w) return COLLM_ERR_NOMEM;
+    if (vocab_path) {
+        vocab = gguf_open(vocab_path);
+        if (!vocab) {
+            rc = COLLM_ERR_IO;
+            goto done;
+        }
+        int64_t ti = gguf_find_key(vocab, "tokenizer.ggml.tokens");
+        if (ti < 0 || gguf_kv_type(vocab, ti) != GGUF_TYPE_ARRAY) {
+            rc = collm_error(COLLM_ERR_FORMAT, "%s: no tokenizer.ggml.tokens array", vocab_path);
+            goto done;
+        }
+        if ((int64_t)gguf_arr_n(vocab, ti) != hp->n_vocab) {
+            rc = collm_error(COLLM_ERR_ARG, "%s: vocabulary has %llu tokens, model n_vocab is %d", vocab_path,
+                             (unsigned long long)gguf_arr_n(vocab, ti), hp->n_vocab);
+            goto done;
+        }
+    }
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
+    if ((rc = gguf_writer_set_str(w, "general.architecture", arch)) ||
+        (rc = gguf_writer_set_str(w, "general.name", name ? name : "collm")) ||
+        (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train)) ||
+        (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)hp->n_embd)) ||
+        (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)hp->n_layer)) ||
+        (rc = gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)hp->n_ff)) ||
+        (rc = gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)hp->n_rot)) ||
+        (rc = gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)hp->n_head)) ||
+        (rc = gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hp->n_head_kv)) ||
+        (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps)) ||
+        (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), hp->rope_base)) ||
+        (rc = gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab)) ||
+        (rc = gguf_writer_set_u32(w, "general.file_type", type == GGML_TYPE_F16 ? 1u : 0u)))
+        goto done;
+    if (hp->head_dim * hp->n_head != hp->n_embd &&
+        ((rc = gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)hp->head_dim)) ||
+         (rc = gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim))))
+        goto done;
+#undef KEY
+    if (vocab) {
+        for (int64_t i = 0; i < gguf_n_kv(vocab); i++)
+            if (strncmp(gguf_key(vocab, i), "tokenizer.", 10) == 0 && (rc = gguf_writer_copy_kv(w, vocab, i)))
+                goto done;
+    }
+    int n_desc = llm_model_n_tensors(hp);
+    desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!desc) {
+        rc = COLLM_ERR_NOMEM;
+        goto done;
+    }
+    llm_model_tensor_list(m, desc);
+    for (int i = 0; i < n_desc; i++) {
+        if (desc[i].optional && hp->tied_output) continue;
+        // llama.cpp keeps 1-D tensors (norms, biases) in F32 whatever the file type.
+        ggml_type t = desc[i].n_dims == 1 ? GGML_TYPE_F32 : (ggml_type)type;
+        if ((rc = gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data)))
+            goto done;
+    }
+    rc = gguf_writer_write(w, path);
+done:
+    free(desc);
+    if (vocab) gguf_close(vocab);
+    gguf_writer_free(w);
+    return rc;
+}
+
+// --- context -------------------------------------------------------------
+
+struct llm_context {
+    const llm_model *model;
+    collm_pool *pool;
+    int n_ctx, n_batch, n_past;
+    float *k_cache; // (n_layer, n_ctx, kv_dim)
+    float *v_cache; // (n_layer, n_ctx, kv_dim)
+    // scratch, n_batch rows each
+    float *x;        // (B, C) residual stream
+    float *xn;       // (B, C) normalised rows
+    float *q;        // (B, q_dim)
+    float *k;        // (B, kv_dim)
+    float *v;        // (B, kv_dim)
+    float *att;      // (B, q_dim) attention output
+    float *proj;     // (B, C) output of attn_output / ffn_down
+    float *gate;     // (B, n_ff)
+    float *up;       // (B, n_ff)
+    float *rstd;     // (B)
+    int32_t *pos;    // (B) absolute positions
+    int32_t *rows;   // (B) output row list / seq offsets
+    unsigned char *covered; // (B) rows given by slots
+    float *block;    // the one allocation behind every float buffer above
+};
+
+llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, collm_pool *pool) {
+    if (!model) {
+        collm_error(COLLM_ERR_ARG, "llm_context_create: no model");
+        return NULL;
+    }
+    if (n_ctx <= 0 || n_batch <= 0 || n_ctx > (1 << 24) || n_batch > (1 << 20)) {
+        collm_error(COLLM_ERR_ARG, "llm_context_create: bad n_ctx %d / n_batch %d", n_ctx, n_batch);
+        return NULL;
+    }
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    const llm_hparams *hp = &model->hp;
+    const size_t C = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
+                 kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
+    size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
+    size_t sizes[] = {cache, cache, B * C, B * C, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * C, B * ff, B * ff, B};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    llm_context *ctx = collm_calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->model = model;
+    ctx->pool = pool;
+    ctx->n_ctx = n_ctx;
+    ctx->n_batch = n_batch;
+    // calloc of a large block maps fresh zero pages lazily; memset touches
+    // them now so no forward call pays page faults.
+    ctx->block = malloc(total * sizeof(float));
+    ctx->pos = malloc(B * sizeof(int32_t));
+    ctx->rows = malloc((B + 1) * sizeof(int32_t));
+    ctx->covered = malloc(B);
+    if (!ctx->block || !ctx->pos || !ctx->rows || !ctx->covered) {
+        collm_error(COLLM_ERR_NOMEM, "llm_context_create: out of memory for %zu floats (n_ctx %d, n_batch %d)", total,
+                    n_ctx, n_batch);
+        llm_context_free(ctx);
+        return NULL;
+    }
+    memset(ctx->block, 0, total * sizeof(float));
+    float **bufs[] = {&ctx->k_cache, &ctx->v_cache, &ctx->x, &ctx->xn, &ctx->q, &ctx->k,
+                      &ctx->v, &ctx->att, &ctx->proj, &ctx->gate, &ctx->up, &ctx->rstd};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *bufs[i] = ctx->block + off;
+        off += (sizes[i] + 15) & ~(size_t)15;
+    }
+    return ctx;
+}
+
+void llm_context_free(llm_context *ctx) {
+    if (!ctx) return;
+    free(ctx->block);
+    free(ctx->pos);
+    free(ctx->rows);
+    free(ctx->covered);
+    free(ctx);
+}
+
+int llm_context_n_ctx(const llm_context *ctx) { return ctx->n_ctx; }
+int llm_context_n_batch(const llm_context *ctx) { return ctx->n_batch; }
+int llm_kv_n_past(const llm_context *ctx) { return ctx->n_past; }
+
+int llm_kv_truncate(llm_context *ctx, int n_past) {
+    if (n_past < 0 || n_past > ctx->n_past)
+        return collm_error(COLLM_ERR_ARG, "llm_kv_truncate: n_past %d outside [0, %d]", n_past, ctx->n_past);
+    ctx->n_past = n_past;
+    return COLLM_OK;
+}
+
+int llm_kv_copy(llm_context *dst, const llm_context *src, int n_past) {
+    if (dst->model != src->model) return collm_error(COLLM_ERR_ARG, "llm_kv_copy: contexts of different models");
+    if (n_past < 0 || n_past > src->n_past || n_past > dst->n_ctx)
+        return collm_error(COLLM_ERR_ARG, "llm_kv_copy: n_past %d outside [0, %d] or over the destination n_ctx %d",
+                           n_past, src->n_past, dst->n_ctx);
+    const llm_hparams *hp = &src->model->hp;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    for (int l = 0; l < hp->n_layer; l++) {
+        memcpy(dst->k_cache + (size_t)l * dst->n_ctx * kv_dim, src->k_cache + (size_t)l * src->n_ctx * kv_dim,
+               (size_t)n_past * kv_dim * sizeof(float));
+        memcpy(dst->v_cache + (size_t)l * dst->n_ctx * kv_dim, src->v_cache + (size_t)l * src->n_ctx * kv_dim,
+               (size_t)n_past * kv_dim * sizeof(float));
+    }
+    dst->n_past = n_past;
+    return COLLM_OK;
+}
+
+// --- forward ---------------------------------------------------------------
+
+// Input rows: token embeddings, then slot rows on top. T packed rows.
+static int embed_input(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_rows *slots) {
+    const llm_model *m = ctx->model;
+    const int C = m->hp.n_embd;
+    memset(ctx->covered, 0, (size_t)T);
+    if (slots && slots->n > 0) {
+        if (!slots->rows || !slots->values)
+            return collm_error(COLLM_ERR_ARG, "llm_forward: slots with n = %d but no rows/values", slots->n);
+        for (int i = 0; i < slots->n; i++) {
+            int r = slots->rows[i];
+            if (r < 0 || r >= T)
+                return collm_error(COLLM_ERR_ARG, "llm_forward: slot %d row %d outside [0, %d)", i, r, T);
+            ctx->covered[r] = 1;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        if (ctx->covered[t]) continue;
+        if (!tokens) return collm_error(COLLM_ERR_ARG, "llm_forward: no tokens and row %d is not a slot", t);
+        int32_t id = tokens[t];
+        if (id < 0 || id >= m->hp.n_vocab)
+            return collm_error(COLLM_ERR_ARG, "llm_forward: token %d at row %d outside [0, %d)", id, t, m->hp.n_vocab);
+        memcpy(ctx->x + (size_t)t * C, m->token_embd + (size_t)id * C, (size_t)C * sizeof(float));
+    }
+    if (slots)
+        for (int i = 0; i < slots->n; i++)
+            memcpy(ctx->x + (size_t)slots->rows[i] * C, slots->values + (size_t)i * C, (size_t)C * sizeof(float));
+    return COLLM_OK;
+}
+
+// The transformer over n_seq packed sequences (lengths seq_len, total T),
+// each continuing the cached n_past positions. keep = 1 (one sequence only)
+// leaves its K/V in the cache; otherwise the cache ends as it started.
+// Logits for packed rows out_rows (n_out) and vocab rows vocab_rows (nv; NULL = all).
+static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, int T, const int32_t *tokens,
+                          const llm_slot_rows *slots, int keep, const int32_t *out_rows, int n_out,
+                          const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
+    const llm_model *m = ctx->model;
+    const llm_hparams *hp = &m->hp;
+    const int C = hp->n_embd, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd, ff = hp->n_ff;
+    const int n_past = ctx->n_past;
+    int rc = embed_input(ctx, tokens, T, slots);
+    if (rc != COLLM_OK) return rc;
+    if (vocab_rows)
+        for (int j = 0; j < n_vocab_rows; j++)
+            if (vocab_rows[j] < 0 || vocab_rows[j] >= hp->n_vocab)
+                return collm_error(COLLM_ERR_ARG, "llm_forward: vocab row %d = %d outside [0, %d)", j, vocab_rows[j],
+                                   hp->n_vocab);
+    for (int i = 0; i < n_out; i++)
+        if (out_rows[i] < 0 || out_rows[i] >= T)
+            return collm_error(COLLM_ERR_ARG, "llm_forward: output row %d = %d outside [0, %d)", i, out_rows[i], T);
+    // positions: each sequence restarts at n_past
+    for (int s = 0, r = 0; s < n_seq; s++)
+        for (int i = 0; i < seq_len[s]; i++) ctx->pos[r++] = n_past + i;
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const llm_layer_weights *w = &m->layers[l];
+        float *k_cache = ctx->k_cache + (size_t)l * ctx->n_ctx * kv_dim; // (n_ctx, kv_dim)
+        float *v_cache = ctx->v_cache + (size_t)l * ctx->n_ctx * kv_dim;
+        // attention block
+        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->attn_norm, T, C, hp->rms_eps);
+        ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
+        ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
+        ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
+        ops_rope_forward(ctx->q, ctx->pos, T, hp->n_head, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
+        ops_rope_forward(ctx->k, ctx->pos, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
+        // Each sequence's K/V go right after the prefix, then it attends to
+        // cache[0, n_past + len). The next sequence overwrites them.
+        for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
+            size_t bytes = (size_t)seq_len[s] * kv_dim * sizeof(float);
+            memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k + (size_t)off * kv_dim, bytes);
+            memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v + (size_t)off * kv_dim, bytes);
+            ops_attention_forward(ctx->att + (size_t)off * q_dim, NULL, ctx->q + (size_t)off * q_dim, k_cache, v_cache,
+                                  seq_len[s], n_past, hp->n_head, hp->n_head_kv, hd, ctx->pool);
+        }
+        ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, T, q_dim, C); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
+        // feed-forward block
+        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, T, C, hp->rms_eps);
+        ops_matmul_forward(ctx->gate, ctx->xn, w->w_gate, NULL, T, C, ff); // (T, ff)
+        ops_matmul_forward(ctx->up, ctx->xn, w->w_up, NULL, T, C, ff);     // (T, ff)
+        ops_swiglu_forward(ctx->gate, ctx->gate, ctx->up, (int64_t)T * ff);
+        ops_matmul_forward(ctx->proj, ctx->gate, w->w_down, NULL, T, ff, C); // (T, C)
+        for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
+    }
+    if (keep) ctx->n_past = n_past + T;
+
+    if (n_out == 0) return COLLM_OK;
+    // head: gather the requested rows, final norm, then only the wanted vocab rows
+    for (int i = 0; i < n_out; i++)
+        memcpy(ctx->proj + (size_t)i * C, ctx->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
+    ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->proj, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
+    if (!vocab_rows) {
+        ops_matmul_forward(logits_out, ctx->xn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
+    } else {
+        for (int i = 0; i < n_out; i++)
+            for (int j = 0; j < n_vocab_rows; j++)
+                logits_out[(size_t)i * n_vocab_rows + j] =
+                    ops_dot(ctx->xn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
+    }
+    return COLLM_OK;
+}
+
+int llm_forward(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_rows *slots, const int32_t *out_rows,
+                int n_out_rows, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
+    if (!ctx) return collm_error(COLLM_ERR_ARG, "llm_forward: no context");
+    if (T <= 0 || T > ctx->n_batch)
+        return collm_error(COLLM_ERR_ARG, "llm_forward: T = %d outside [1, n_batch %d]", T, ctx->n_batch);
+    if (ctx->n_past + T > ctx->n_ctx)
+        return collm_error(COLLM_ERR_ARG, "llm_forward: n_past %d + T %d exceeds n_ctx %d", ctx->n_past, T, ctx->n_ctx);
+    if (vocab_rows && n_vocab_rows <= 0)
+        return collm_error(COLLM_ERR_ARG, "llm_forward: n_vocab_rows %d must be > 0", n_vocab_rows);
+    int n_out = n_out_rows;
+    if (n_out_rows < 0) {
+        if (out_rows) return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows < 0 with an out_rows list");
+        for (int i = 0; i < T; i++) ctx->rows[i] = i;
+        out_rows = ctx->rows;
+        n_out = T;
+    } else if (n_out > 0 && !out_rows) {
+        return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows %d but no out_rows", n_out);
+    } else if (n_out > ctx->n_batch) {
+        return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows %d exceeds n_batch %d", n_out, ctx->n_batch);
+    }
+    if (n_out > 0 && !logits_out) return collm_error(COLLM_ERR_ARG, "llm_forward: no logits_out");
+    int32_t len = T;
+    return forward_packed(ctx, 1, &len, T, tokens, slots, 1, out_rows, n_out, vocab_rows, n_vocab_rows, logits_out);
+}
+
+int llm_score_suffixes(llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
+                       const llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
+    if (!ctx) return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: no context");
+    if (n_seq <= 0 || !seq_len || !logits_out)
+        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: need n_seq > 0, seq_len and logits_out");
+    if (vocab_rows && n_vocab_rows <= 0)
+        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: n_vocab_rows %d must be > 0", n_vocab_rows);
+    int64_t T = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (seq_len[s] <= 0 || ctx->n_past + seq_len[s] > ctx->n_ctx)
+            return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: suffix %d length %d (n_past %d, n_ctx %d)", s,
+                               seq_len[s], ctx->n_past, ctx->n_ctx);
+        T += seq_len[s];
+        if (T > ctx->n_batch) break;
+    }
+    if (T > ctx->n_batch)
+        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: %d suffixes exceed n_batch %d rows", n_seq,
+                           ctx->n_batch);
+    for (int s = 0, r = 0; s < n_seq; s++) {
+        r += seq_len[s];
+        ctx->rows[s] = r - 1; // last row of suffix s
+    }
+    return forward_packed(ctx, n_seq, seq_len, (int)T, tokens, slots, 0, ctx->rows, n_seq, vocab_rows, n_vocab_rows,
+                          logits_out);
+}
