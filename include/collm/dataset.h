@@ -6,6 +6,7 @@
 #define COLLM_DATASET_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 // Item table: ids 0..n-1 (0 is padding with an empty title on ml-1m).
 typedef struct {
@@ -63,5 +64,14 @@ void rec_dataset_free(rec_dataset *ds);
 // Resolves a split name ("train", "valid", "valid_small", "test") or a path.
 // Names are looked up in ds->dir; the returned split is owned by the caller.
 rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_path);
+
+// Writers (atomic). Items: "iid\ttitle[\tauthor]" with one row per id 0..n-1.
+// Splits: the ml-1m layout (uid iid label timestamp his not_cold), or the
+// bookcrossing layout (uid iid label his his_label) when split->his_label
+// is non-NULL. Text is escaped (\\ \t \n \r) so the loaders read it back.
+int rec_items_write(const char *path, const rec_items *items);
+int rec_split_write(const char *path, const rec_split *split);
+// Writes s with the four TSV escapes applied.
+int rec_write_escaped(FILE *f, const char *s);
 
 #endif

@@ -564,3 +564,106 @@ rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_pat
         }
     return rec_split_load(p, ds->items);
 }
+
+// ---------------------------------------------------------------- writers
+
+// Appends the decimal form of v to p; returns the new end.
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+int rec_write_escaped(FILE *f, const char *s) {
+    for (const char *p = s; *p; p++) {
+        const char *esc = NULL;
+        if (*p == '\\') esc = "\\\\";
+        else if (*p == '\t') esc = "\\t";
+        else if (*p == '\n') esc = "\\n";
+        else if (*p == '\r') esc = "\\r";
+        if (esc) {
+            if (fputs(esc, f) == EOF) return collm_error(COLLM_ERR_IO, "write failed");
+        } else if (fputc(*p, f) == EOF)
+            return collm_error(COLLM_ERR_IO, "write failed");
+    }
+    return COLLM_OK;
+}
+
+static int write_items_fn(FILE *f, void *ctx) {
+    const rec_items *items = ctx;
+    fputs(items->author ? "iid\ttitle\tauthor\n" : "iid\ttitle\n", f);
+    for (int32_t i = 0; i < items->n; i++) {
+        fprintf(f, "%d\t", i);
+        if (rec_write_escaped(f, items->title[i])) return COLLM_ERR_IO;
+        if (items->author) {
+            fputc('\t', f);
+            if (rec_write_escaped(f, items->author[i])) return COLLM_ERR_IO;
+        }
+        fputc('\n', f);
+    }
+    return ferror(f) ? collm_error(COLLM_ERR_IO, "write failed") : COLLM_OK;
+}
+
+int rec_items_write(const char *path, const rec_items *items) {
+    int rc = collm_write_atomic(path, write_items_fn, (void *)items);
+    return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
+}
+
+static int write_split_fn(FILE *f, void *ctx) {
+    const rec_split *s = ctx;
+    int book = s->his_label != NULL;
+    fputs(book ? "uid\tiid\tlabel\this\this_label\n" : "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n", f);
+    size_t cap = 1 << 16;
+    char *buf = collm_malloc(cap);
+    if (!buf) return COLLM_ERR_NOMEM;
+    for (int64_t r = 0; r < s->n; r++) {
+        int64_t h0 = s->his_offset[r], h1 = s->his_offset[r + 1];
+        size_t need = 128 + (size_t)(h1 - h0) * 14;
+        if (need > cap) {
+            free(buf);
+            cap = need;
+            buf = collm_malloc(cap);
+            if (!buf) return COLLM_ERR_NOMEM;
+        }
+        char *p = buf;
+        p = put_u64(p, (uint64_t)s->user[r]);
+        *p++ = '\t';
+        p = put_u64(p, (uint64_t)s->item[r]);
+        *p++ = '\t';
+        *p++ = (char)('0' + s->label[r]);
+        *p++ = '\t';
+        if (!book) {
+            p = put_u64(p, (uint64_t)s->timestamp[r]);
+            *p++ = '\t';
+        }
+        for (int64_t j = h0; j < h1; j++) {
+            if (j > h0) *p++ = ',';
+            p = put_u64(p, (uint64_t)s->his[j]);
+        }
+        *p++ = '\t';
+        if (book) {
+            for (int64_t j = h0; j < h1; j++) {
+                if (j > h0) *p++ = ',';
+                *p++ = (char)('0' + s->his_label[j]);
+            }
+        } else
+            *p++ = (char)('0' + s->not_cold[r]);
+        *p++ = '\n';
+        if (fwrite(buf, 1, (size_t)(p - buf), f) != (size_t)(p - buf)) {
+            free(buf);
+            return collm_error(COLLM_ERR_IO, "write failed");
+        }
+    }
+    free(buf);
+    return COLLM_OK;
+}
+
+int rec_split_write(const char *path, const rec_split *split) {
+    int rc = collm_write_atomic(path, write_split_fn, (void *)split);
+    return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
+}
