@@ -3,5 +3,6 @@
 #define COLLM_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

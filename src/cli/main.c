@@ -15,6 +15,7 @@ typedef struct {
 static const command commands[] = {
     // keep in pipeline order: data -> cf -> llm -> training -> evaluation -> retrieval -> serving
     {"version", cmd_version, "print the version"},
+    {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 
 static void print_help(void) {

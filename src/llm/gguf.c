@@ -287,7 +287,7 @@ static int skip_array(gguf_cursor *c, int depth, const char *key, gguf_type *ele
     uint32_t t;
     int rc = cur_u32(c, &t, "array element type");
     if (!rc) rc = cur_u64(c, n, "array length");
-    if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, key);
+    if (rc) return collm_error_prefix(rc, "key '%s'", key);
     if (t >= GGUF_TYPE_COUNT)
         return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown array element type %u", c->path, key, at, t);
     if (depth >= GGUF_MAX_NESTING)
@@ -320,7 +320,7 @@ static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key
         const char *s;
         uint64_t len;
         int rc = cur_str(c, &s, &len, "string value");
-        return rc ? collm_error_prefix(rc, "%s: key '%s'", c->path, key) : COLLM_OK;
+        return rc ? collm_error_prefix(rc, "key '%s'", key) : COLLM_OK;
     }
     if (type == GGUF_TYPE_ARRAY) {
         gguf_type et;
@@ -328,7 +328,7 @@ static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key
         return skip_array(c, depth, key, &et, &n);
     }
     int rc = cur_need(c, gguf_scalar_size[type], "value");
-    if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, key);
+    if (rc) return collm_error_prefix(rc, "key '%s'", key);
     c->pos += gguf_scalar_size[type];
     return COLLM_OK;
 }
@@ -377,7 +377,7 @@ static int read_kvs(gguf_file *f, gguf_cursor *c, int64_t n_read) {
                                at, f->kvs[dup].key_offset);
         uint32_t type;
         rc = cur_u32(c, &type, "value type");
-        if (rc) return collm_error_prefix(rc, "%s: key '%s'", c->path, kv->key);
+        if (rc) return collm_error_prefix(rc, "key '%s'", kv->key);
         if (type >= GGUF_TYPE_COUNT)
             return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown value type %u", c->path, kv->key, c->pos - 4,
                                type);
@@ -436,7 +436,7 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): duplicate tensor name", c->path, t->name, at);
         uint32_t n_dims;
         rc = cur_u32(c, &n_dims, "n_dims");
-        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+        if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
         if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): n_dims %u not in 1..%d", c->path, t->name,
                                c->pos - 4, n_dims, GGUF_MAX_DIMS);
@@ -446,7 +446,7 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         for (uint32_t d = 0; d < n_dims; d++) {
             uint64_t ne;
             rc = cur_u64(c, &ne, "ne");
-            if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+            if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
             if (ne == 0 || ne > (uint64_t)INT64_MAX || (int64_t)ne > INT64_MAX / n_elem)
                 return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): ne[%u] = %" PRIu64 " is zero or overflows",
                                    c->path, t->name, c->pos - 8, d, ne);
@@ -455,7 +455,7 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         }
         uint32_t type;
         rc = cur_u32(c, &type, "tensor type");
-        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+        if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
         int64_t blck;
         size_t bbytes;
         if (!ggml_block((ggml_type)type, &blck, &bbytes))
@@ -469,7 +469,7 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         if (t->n_bytes == 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): size overflows", c->path, t->name, at);
         rc = cur_u64(c, &t->offset, "tensor offset");
-        if (rc) return collm_error_prefix(rc, "%s: tensor '%s'", c->path, t->name);
+        if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
     }
     return COLLM_OK;
 }

@@ -1,0 +1,74 @@
+// `collm info M.gguf`: prints a GGUF file's header, every metadata key
+// (type and value; long arrays show their first elements), a tensor table and
+// totals. A file that fails validation gives one error line and exit 1.
+#include "cli.h"
+#include "commands.h"
+
+#include "collm/error.h"
+#include "collm/gguf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define INFO_ARRAY_PREVIEW 8 // array elements shown per key
+
+int cmd_info(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--model", "FILE", "GGUF file to describe (or give it as the first argument)", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    // the file may come as a bare argument: take it out before option parsing
+    const char *path = NULL;
+    char *args[64];
+    int n_args = 0;
+    for (int i = 0; i < argc && n_args < 64; i++) {
+        int is_value = i > 0 && (strcmp(argv[i - 1], "--model") == 0 || strcmp(argv[i - 1], "--threads") == 0);
+        if (i > 0 && !path && argv[i][0] != '-' && !is_value) path = argv[i];
+        else args[n_args++] = argv[i];
+    }
+    int rc = cli_parse(n_args, args, opts, "usage: collm info M.gguf [--threads N]\n\nPrints a GGUF file's metadata and tensor table.");
+    if (rc > 0) return 0;
+    if (rc < 0) return 1;
+    if (cli_get(opts, "--model")) path = cli_get(opts, "--model");
+    if (!path) {
+        fprintf(stderr, "collm info: no GGUF file given (see --help)\n");
+        return 1;
+    }
+    (void)cli_threads(opts); // accepted for uniformity; info is single-threaded
+
+    gguf_file *f = gguf_open(path);
+    if (!f) return cli_fail("info");
+
+    printf("file: %s\n", path);
+    printf("gguf version: %u\n", gguf_version(f));
+    printf("alignment: %zu\n", gguf_alignment(f));
+    printf("size: %zu bytes, data section at offset %zu\n", gguf_file_size(f), gguf_data_offset(f));
+    printf("\nmetadata: %" PRId64 " keys\n", gguf_n_kv(f));
+    char value[512];
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
+        gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
+        printf("  %-44s %-4s %s\n", gguf_key(f, i), gguf_type_name(gguf_kv_type(f, i)), value);
+    }
+
+    printf("\ntensors: %" PRId64 "\n", gguf_n_tensors(f));
+    printf("  %-40s %-5s %-28s %12s %12s\n", "name", "type", "ne", "bytes", "offset");
+    int64_t total_params = 0;
+    uint64_t total_bytes = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor_info *t = gguf_tensor(f, i);
+        char ne[128];
+        size_t o = 0;
+        for (int d = 0; d < t->n_dims; d++)
+            o += (size_t)snprintf(ne + o, sizeof ne - o, "%s%" PRId64, d ? ", " : "[", t->ne[d]);
+        snprintf(ne + o, sizeof ne - o, "]");
+        printf("  %-40s %-5s %-28s %12zu %12" PRIu64 "\n", t->name, ggml_type_name(t->type), ne, t->n_bytes, t->offset);
+        total_params += gguf_tensor_n_elements(t);
+        total_bytes += t->n_bytes;
+    }
+    printf("\ntotal: %" PRId64 " parameters (%.3f M), %" PRIu64 " bytes of tensor data (%.2f MiB)\n", total_params,
+           (double)total_params / 1e6, total_bytes, (double)total_bytes / (1024.0 * 1024.0));
+    gguf_close(f);
+    return 0;
+}
