@@ -513,6 +513,9 @@ static int open_validate(gguf_file *f) {
         f->alignment = a;
     }
 
+    if (n_tensors > remaining(c) / 33) // recheck now that the keys are consumed: bounds the allocation below
+        return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: n_tensors = %" PRIu64 " is more than the %zu bytes left can hold",
+                           f->path, c->pos, n_tensors, remaining(c));
     rc = read_tensor_infos(f, c, (int64_t)n_tensors);
     if (rc) return rc;
 
