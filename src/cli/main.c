@@ -15,6 +15,8 @@ typedef struct {
 static const command commands[] = {
     // keep in pipeline order: data -> cf -> llm -> training -> evaluation -> retrieval -> serving
     {"version", cmd_version, "print the version"},
+    {"init-model", cmd_init_model, "write a randomly initialised Llama/Qwen2 GGUF with a given vocabulary"},
+    {"logits", cmd_logits, "run a model over token ids, write every position's logits (float32)"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 
