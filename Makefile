@@ -17,7 +17,7 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check demo setup sanitize clean tests
+.PHONY: all test check demo setup sanitize clean tests bench
 all: $(BUILD)/collm tests
 
 $(BUILD)/libcollm.a: $(LIB_OBJ)
@@ -32,6 +32,15 @@ tests: $(TESTS)
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
+
+# Benchmarks: each bench/*.c is its own program linked against the library.
+BENCH_C  := $(sort $(wildcard bench/*.c))
+BENCHES  := $(BENCH_C:bench/%.c=$(BUILD)/bench/%)
+bench: $(BENCHES)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcollm.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
