@@ -3,6 +3,7 @@
 #define COLLM_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -1,0 +1,137 @@
+// Split writer shared by `collm prepare` and `collm synth`: histories of
+// earlier positives, not_cold and the valid_small sample (method.md §2.2).
+#include "collm/error.h"
+#include "collm/prepare.h"
+#include "collm/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void free_split_arrays(rec_split *s) {
+    free(s->user);
+    free(s->item);
+    free(s->label);
+    free(s->timestamp);
+    free(s->not_cold);
+    free(s->his_offset);
+    free(s->his);
+    memset(s, 0, sizeof *s);
+}
+
+int rec_write_ood_splits(const char *dir, const rec_event *ev, int64_t n, double small_frac, uint64_t small_seed) {
+    int rc = COLLM_OK;
+    rec_split sp[3];
+    memset(sp, 0, sizeof sp);
+    int32_t max_user = 0, max_item = 0;
+    for (int64_t r = 0; r < n; r++) {
+        if (ev[r].split < 0 || ev[r].split > 2 || ev[r].user < 0 || ev[r].item < 0)
+            return collm_error(COLLM_ERR_ARG, "event %lld: bad split or id", (long long)r);
+        if (ev[r].user > max_user) max_user = ev[r].user;
+        if (ev[r].item > max_item) max_item = ev[r].item;
+    }
+    // Pass 1: rows per split and history entries per split. A row's history
+    // length is 1 + positives of its user so far.
+    int64_t rows[3] = {0}, hist[3] = {0};
+    int64_t pos_so_far = 0;
+    for (int64_t r = 0; r < n; r++) {
+        if (r == 0 || ev[r].user != ev[r - 1].user) pos_so_far = 0;
+        rows[ev[r].split]++;
+        hist[ev[r].split] += 1 + pos_so_far;
+        pos_so_far += ev[r].label != 0;
+    }
+    uint8_t *user_in_train = collm_calloc((size_t)max_user + 1, 1);
+    uint8_t *item_in_train = collm_calloc((size_t)max_item + 1, 1);
+    int32_t *pos = collm_malloc((size_t)(n ? n : 1) * sizeof *pos); // the current user's positives
+    if (!user_in_train || !item_in_train || !pos) {
+        rc = COLLM_ERR_NOMEM;
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        size_t nr = (size_t)rows[k] + 1;
+        sp[k].user = collm_malloc(nr * sizeof *sp[k].user);
+        sp[k].item = collm_malloc(nr * sizeof *sp[k].item);
+        sp[k].label = collm_malloc(nr * sizeof *sp[k].label);
+        sp[k].timestamp = collm_malloc(nr * sizeof *sp[k].timestamp);
+        sp[k].not_cold = collm_malloc(nr * sizeof *sp[k].not_cold);
+        sp[k].his_offset = collm_malloc((nr + 1) * sizeof *sp[k].his_offset);
+        sp[k].his = collm_malloc((size_t)(hist[k] + 1) * sizeof *sp[k].his);
+        if (!sp[k].user || !sp[k].item || !sp[k].label || !sp[k].timestamp || !sp[k].not_cold ||
+            !sp[k].his_offset || !sp[k].his) {
+            rc = COLLM_ERR_NOMEM;
+            goto done;
+        }
+        sp[k].his_offset[0] = 0;
+    }
+    for (int64_t r = 0; r < n; r++)
+        if (ev[r].split == 0) user_in_train[ev[r].user] = item_in_train[ev[r].item] = 1;
+    // Pass 2: emit each row with a copy of the history, then append.
+    int64_t n_pos = 0;
+    for (int64_t r = 0; r < n; r++) {
+        if (r == 0 || ev[r].user != ev[r - 1].user) n_pos = 0;
+        rec_split *s = &sp[ev[r].split];
+        int64_t i = s->n++;
+        s->user[i] = ev[r].user;
+        s->item[i] = ev[r].item;
+        s->label[i] = ev[r].label ? 1 : 0;
+        s->timestamp[i] = ev[r].timestamp;
+        s->not_cold[i] = (int8_t)(user_in_train[ev[r].user] && item_in_train[ev[r].item]);
+        int64_t h = s->his_offset[i];
+        s->his[h++] = 0;
+        memcpy(s->his + h, pos, (size_t)n_pos * sizeof *pos);
+        s->his_offset[i + 1] = h + n_pos;
+        if (ev[r].label) pos[n_pos++] = ev[r].item;
+    }
+    static const char *const names[3] = {"train", "valid", "test"};
+    char path[4096];
+    for (int k = 0; k < 3 && rc == COLLM_OK; k++) {
+        snprintf(path, sizeof path, "%s/%s.tsv", dir, names[k]);
+        rc = rec_split_write(path, &sp[k]);
+    }
+    if (rc == COLLM_OK) {
+        // valid_small: a seeded sample of valid rows, in sample order.
+        rec_split *v = &sp[1];
+        int64_t m = (int64_t)nearbyint(small_frac * (double)v->n); // round half to even, like Python round()
+        int32_t *idx = collm_malloc((size_t)(v->n ? v->n : 1) * sizeof *idx);
+        rec_split vs = {0};
+        vs.user = collm_malloc((size_t)(m + 1) * sizeof *vs.user);
+        vs.item = collm_malloc((size_t)(m + 1) * sizeof *vs.item);
+        vs.label = collm_malloc((size_t)(m + 1) * sizeof *vs.label);
+        vs.timestamp = collm_malloc((size_t)(m + 1) * sizeof *vs.timestamp);
+        vs.not_cold = collm_malloc((size_t)(m + 1) * sizeof *vs.not_cold);
+        vs.his_offset = collm_malloc((size_t)(m + 2) * sizeof *vs.his_offset);
+        vs.his = collm_malloc((size_t)(v->his_offset[v->n] + 1) * sizeof *vs.his);
+        if (!idx || !vs.user || !vs.item || !vs.label || !vs.timestamp || !vs.not_cold || !vs.his_offset || !vs.his)
+            rc = COLLM_ERR_NOMEM;
+        else {
+            for (int64_t i = 0; i < v->n; i++) idx[i] = (int32_t)i;
+            collm_rng rng;
+            collm_rng_seed(&rng, small_seed);
+            collm_rng_shuffle_i32(&rng, idx, v->n);
+            vs.his_offset[0] = 0;
+            for (int64_t j = 0; j < m; j++) {
+                int32_t r = idx[j];
+                vs.user[j] = v->user[r];
+                vs.item[j] = v->item[r];
+                vs.label[j] = v->label[r];
+                vs.timestamp[j] = v->timestamp[r];
+                vs.not_cold[j] = v->not_cold[r];
+                int64_t len = v->his_offset[r + 1] - v->his_offset[r];
+                memcpy(vs.his + vs.his_offset[j], v->his + v->his_offset[r], (size_t)len * sizeof *vs.his);
+                vs.his_offset[j + 1] = vs.his_offset[j] + len;
+            }
+            vs.n = m;
+            snprintf(path, sizeof path, "%s/valid_small.tsv", dir);
+            rc = rec_split_write(path, &vs);
+        }
+        free(idx);
+        free_split_arrays(&vs);
+    }
+done:
+    for (int k = 0; k < 3; k++) free_split_arrays(&sp[k]);
+    free(user_in_train);
+    free(item_in_train);
+    free(pos);
+    return rc;
+}
