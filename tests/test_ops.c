@@ -185,6 +185,7 @@ static void test_attention_forward(void) {
         float *out = zeros(T * nh * hd), *out2 = zeros(T * nh * hd), *att = zeros(nh * T * L);
         double *ref = malloc(sizeof(double) * T * nh * hd);
         ref_attention(ref, q, k, v, T, n_past, nh, nkv, hd);
+        for (int i = 0; i < nh * T * L; i++) att[i] = 7.0f; // every entry must be written
         ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL);
         CHECK_MSG(close_vec(out, ref, T * nh * hd, 1e-5, 1e-5, "attention"), "T=%d n_past=%d", T, n_past);
         ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, NULL); // online-softmax path
@@ -214,6 +215,357 @@ static void test_attention_forward(void) {
     CHECK(out2[0] == 1 && out2[3] == 4);
 }
 
+// ---------------------------------------------------------------------------
+// gradient checks. Each op is wrapped as a scalar loss L = Σ r ⊙ y (r fixed,
+// L summed in double); the analytic gradient comes from backward with dy = r
+// into buffers pre-filled with a random "already accumulated" value, which is
+// subtracted again (so an overwrite instead of += fails too).
+
+typedef double (*loss_fn)(void *ctx);
+
+static double weighted_sum(const float *y, const float *r, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+// Central differences on every element of `param`, compared to `analytic`.
+static int gradcheck(loss_fn f, void *ctx, float *param, const float *analytic, int64_t n, const char *what) {
+    const float h = 1e-3f;
+    int ok = 1;
+    double max_err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float save = param[i];
+        param[i] = save + h;
+        double lp = f(ctx);
+        param[i] = save - h;
+        double lm = f(ctx);
+        param[i] = save;
+        double num = (lp - lm) / (2.0 * (double)h);
+        double err = fabs(num - analytic[i]);
+        if (err > max_err) max_err = err;
+        if (!(err <= 1e-3 + 1e-2 * fabs(num))) {
+            if (ok) fprintf(stderr, "  %s[%lld]: analytic %.7g numeric %.7g\n", what, (long long)i, analytic[i], num);
+            ok = 0;
+        }
+    }
+    if (!ok) fprintf(stderr, "  %s: max abs error %.3g\n", what, max_err);
+    return ok;
+}
+
+// grad buffer pre-filled with noise; returns it and keeps a copy of the noise
+typedef struct {
+    float *g, *init;
+    int64_t n;
+} acc_buf;
+
+static acc_buf acc_new(int64_t n) {
+    acc_buf a = {rand_vec(n, 1), malloc((size_t)n * sizeof(float)), n};
+    memcpy(a.init, a.g, (size_t)n * sizeof(float));
+    return a;
+}
+// g - init in place: the part backward added
+static float *acc_delta(acc_buf *a) {
+    for (int64_t i = 0; i < a->n; i++) a->g[i] -= a->init[i];
+    return a->g;
+}
+static void acc_free(acc_buf *a) { free(a->g), free(a->init); }
+
+// --- matmul
+typedef struct {
+    float *x, *w, *b, *y, *r;
+    int T, in, out;
+} mm_ctx;
+
+static double mm_loss(void *c_) {
+    mm_ctx *c = c_;
+    ops_matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out);
+    return weighted_sum(c->y, c->r, (int64_t)c->T * c->out);
+}
+
+static void test_matmul_backward(void) {
+    mm_ctx c = {.T = 4, .in = 9, .out = 6};
+    c.x = rand_vec(c.T * c.in, 1), c.w = rand_vec(c.out * c.in, 1), c.b = rand_vec(c.out, 1);
+    c.y = zeros(c.T * c.out), c.r = rand_vec(c.T * c.out, 1);
+    acc_buf dx = acc_new(c.T * c.in), dw = acc_new(c.out * c.in), db = acc_new(c.out);
+    ops_matmul_backward(dx.g, dw.g, db.g, c.r, c.x, c.w, c.T, c.in, c.out);
+    CHECK(gradcheck(mm_loss, &c, c.x, acc_delta(&dx), dx.n, "matmul dx"));
+    CHECK(gradcheck(mm_loss, &c, c.w, acc_delta(&dw), dw.n, "matmul dw"));
+    CHECK(gradcheck(mm_loss, &c, c.b, acc_delta(&db), db.n, "matmul dbias"));
+    // NULL gradients are skipped; a lone dx gives the same values
+    float *dx2 = zeros(dx.n);
+    ops_matmul_backward(dx2, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out);
+    int ok = 1;
+    for (int64_t i = 0; i < dx.n; i++) ok &= fabsf(dx2[i] - dx.g[i]) <= 1e-5f;
+    CHECK(ok);
+    free(dx2);
+    acc_free(&dx), acc_free(&dw), acc_free(&db);
+    free(c.x), free(c.w), free(c.b), free(c.y), free(c.r);
+}
+
+// --- rmsnorm
+typedef struct {
+    float *x, *w, *y, *rstd, *r;
+    int T, C;
+} rms_ctx;
+
+static double rms_loss(void *c_) {
+    rms_ctx *c = c_;
+    ops_rmsnorm_forward(c->y, c->rstd, c->x, c->w, c->T, c->C, 1e-5f);
+    return weighted_sum(c->y, c->r, (int64_t)c->T * c->C);
+}
+
+static void test_rmsnorm_backward(void) {
+    rms_ctx c = {.T = 3, .C = 11};
+    c.x = rand_vec(c.T * c.C, 1), c.w = rand_vec(c.C, 1), c.y = zeros(c.T * c.C), c.rstd = zeros(c.T);
+    c.r = rand_vec(c.T * c.C, 1);
+    acc_buf dx = acc_new(c.T * c.C), dw = acc_new(c.C);
+    rms_loss(&c); // rstd for backward
+    ops_rmsnorm_backward(dx.g, dw.g, c.r, c.x, c.w, c.rstd, c.T, c.C);
+    CHECK(gradcheck(rms_loss, &c, c.x, acc_delta(&dx), dx.n, "rmsnorm dx"));
+    CHECK(gradcheck(rms_loss, &c, c.w, acc_delta(&dw), dw.n, "rmsnorm dw"));
+    acc_free(&dx), acc_free(&dw);
+    free(c.x), free(c.w), free(c.y), free(c.rstd), free(c.r);
+}
+
+// --- rope (in place: the loss copies x first)
+typedef struct {
+    float *x, *y, *r;
+    const int32_t *pos;
+    int T, nh, hd, n_rot, neox;
+} rope_ctx;
+
+static double rope_loss(void *c_) {
+    rope_ctx *c = c_;
+    int64_t n = (int64_t)c->T * c->nh * c->hd;
+    memcpy(c->y, c->x, (size_t)n * sizeof(float));
+    ops_rope_forward(c->y, c->pos, c->T, c->nh, c->hd, c->n_rot, 10000.0f, c->neox);
+    return weighted_sum(c->y, c->r, n);
+}
+
+static void test_rope_backward(void) {
+    int32_t pos[3] = {3, 17, 250};
+    for (int neox = 0; neox <= 1; neox++)
+        for (int n_rot = 4; n_rot <= 8; n_rot += 4) {
+            rope_ctx c = {.pos = pos, .T = 3, .nh = 2, .hd = 8, .n_rot = n_rot, .neox = neox};
+            int64_t n = c.T * c.nh * c.hd;
+            c.x = rand_vec(n, 1), c.y = zeros(n), c.r = rand_vec(n, 1);
+            float *dx = malloc(n * sizeof(float));
+            memcpy(dx, c.r, n * sizeof(float)); // backward is in place on the gradient
+            ops_rope_backward(dx, pos, c.T, c.nh, c.hd, n_rot, 10000.0f, neox);
+            CHECK_MSG(gradcheck(rope_loss, &c, c.x, dx, n, "rope dx"), "neox=%d n_rot=%d", neox, n_rot);
+            free(dx), free(c.x), free(c.y), free(c.r);
+        }
+}
+
+// --- swiglu, relu
+typedef struct {
+    float *g, *u, *h, *r;
+    int64_t n;
+} glu_ctx;
+
+static double swiglu_loss(void *c_) {
+    glu_ctx *c = c_;
+    ops_swiglu_forward(c->h, c->g, c->u, c->n);
+    return weighted_sum(c->h, c->r, c->n);
+}
+
+static double relu_loss(void *c_) {
+    glu_ctx *c = c_;
+    ops_relu_forward(c->h, c->g, c->n);
+    return weighted_sum(c->h, c->r, c->n);
+}
+
+static void test_swiglu_relu_backward(void) {
+    glu_ctx c = {.n = 40};
+    c.g = rand_vec(c.n, 2), c.u = rand_vec(c.n, 1), c.h = zeros(c.n), c.r = rand_vec(c.n, 1);
+    acc_buf dg = acc_new(c.n), du = acc_new(c.n);
+    ops_swiglu_backward(dg.g, du.g, c.r, c.g, c.u, c.n);
+    CHECK(gradcheck(swiglu_loss, &c, c.g, acc_delta(&dg), c.n, "swiglu dg"));
+    CHECK(gradcheck(swiglu_loss, &c, c.u, acc_delta(&du), c.n, "swiglu du"));
+    acc_free(&dg), acc_free(&du);
+    // relu: keep inputs away from the kink at 0 (finite differences straddle it)
+    for (int64_t i = 0; i < c.n; i++)
+        if (fabsf(c.g[i]) < 0.05f) c.g[i] = c.g[i] < 0 ? -0.1f : 0.1f;
+    acc_buf dx = acc_new(c.n);
+    ops_relu_backward(dx.g, c.r, c.g, c.n);
+    CHECK(gradcheck(relu_loss, &c, c.g, acc_delta(&dx), c.n, "relu dx"));
+    acc_free(&dx);
+    free(c.g), free(c.u), free(c.h), free(c.r);
+}
+
+// --- attention
+typedef struct {
+    float *q, *k, *v, *out, *att, *r;
+    int T, n_past, nh, nkv, hd;
+} att_ctx;
+
+static double att_loss(void *c_) {
+    att_ctx *c = c_;
+    ops_attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->n_past, c->nh, c->nkv, c->hd, NULL);
+    return weighted_sum(c->out, c->r, (int64_t)c->T * c->nh * c->hd);
+}
+
+static void test_attention_backward(void) {
+    int cases[2][2] = {{3, 2}, {4, 0}}; // (T, n_past): with and without a cached prefix
+    for (int ci = 0; ci < 2; ci++) {
+        att_ctx c = {.T = cases[ci][0], .n_past = cases[ci][1], .nh = 4, .nkv = 2, .hd = 8};
+        int L = c.T + c.n_past;
+        int64_t nq = c.T * c.nh * c.hd, nk = (int64_t)L * c.nkv * c.hd;
+        c.q = rand_vec(nq, 1), c.k = rand_vec(nk, 1), c.v = rand_vec(nk, 1);
+        c.out = zeros(nq), c.att = zeros(c.nh * c.T * L), c.r = rand_vec(nq, 1);
+        att_loss(&c);
+        acc_buf dq = acc_new(nq), dk = acc_new(nk), dv = acc_new(nk);
+        ops_attention_backward(dq.g, dk.g, dv.g, c.r, c.att, c.q, c.k, c.v, c.T, c.n_past, c.nh, c.nkv, c.hd, NULL);
+        CHECK_MSG(gradcheck(att_loss, &c, c.q, acc_delta(&dq), nq, "attention dq"), "n_past=%d", c.n_past);
+        CHECK_MSG(gradcheck(att_loss, &c, c.k, acc_delta(&dk), nk, "attention dk"), "n_past=%d", c.n_past);
+        CHECK_MSG(gradcheck(att_loss, &c, c.v, acc_delta(&dv), nk, "attention dv"), "n_past=%d", c.n_past);
+        // the cached prefix really gets gradient (not trivially zero)
+        if (c.n_past > 0) {
+            double s = 0;
+            for (int64_t i = 0; i < (int64_t)c.n_past * c.nkv * c.hd; i++) s += fabs(dk.g[i]) + fabs(dv.g[i]);
+            CHECK(s > 1e-2);
+        }
+        acc_free(&dq), acc_free(&dk), acc_free(&dv);
+        free(c.q), free(c.k), free(c.v), free(c.out), free(c.att), free(c.r);
+    }
+}
+
+// Forward and backward with a pool of 1 and of 3 threads (and no pool) must
+// agree bit for bit.
+static void test_attention_threads(void) {
+    collm_pool *p1 = collm_pool_create(1), *p3 = collm_pool_create(3);
+    CHECK(p1 && p3);
+    int shapes[2][2] = {{4, 2}, {6, 3}}; // (n_head, n_head_kv)
+    for (int si = 0; si < 2; si++) {
+        int T = 21, n_past = 5, nh = shapes[si][0], nkv = shapes[si][1], hd = 16, L = T + n_past;
+        int64_t nq = (int64_t)T * nh * hd, nk = (int64_t)L * nkv * hd, na = (int64_t)nh * T * L;
+        float *q = rand_vec(nq, 1), *k = rand_vec(nk, 1), *v = rand_vec(nk, 1), *dout = rand_vec(nq, 1);
+        collm_pool *pools[3] = {NULL, p1, p3};
+        float *res[3][5]; // out, att, dq, dk, dv
+        for (int p = 0; p < 3; p++) {
+            float *out = zeros(nq), *att = zeros(na), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
+            ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
+            ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
+            res[p][0] = out, res[p][1] = att, res[p][2] = dq, res[p][3] = dk, res[p][4] = dv;
+        }
+        int64_t sizes[5] = {nq, na, nq, nk, nk};
+        for (int p = 1; p < 3; p++)
+            for (int b = 0; b < 5; b++)
+                CHECK_MSG(memcmp(res[0][b], res[p][b], (size_t)sizes[b] * sizeof(float)) == 0,
+                          "pool %d buffer %d nh=%d", p, b, nh);
+        for (int p = 0; p < 3; p++)
+            for (int b = 0; b < 5; b++) free(res[p][b]);
+        free(q), free(k), free(v), free(dout);
+    }
+    collm_pool_free(p1), collm_pool_free(p3);
+}
+
+// --- BCE
+typedef struct {
+    float *s, *y;
+    int n;
+} bce_ctx;
+
+static double bce_loss(void *c_) {
+    bce_ctx *c = c_;
+    return ops_bce_with_logits(NULL, c->s, c->y, c->n);
+}
+
+static void test_bce(void) {
+    // hand-computed: ℓ(0,1) = log 2; ℓ(2,0.3) = 2 - 0.6 + log1p(e^-2); ℓ(±100) and ℓ(±3e38) finite
+    float s[8] = {0, 2, 100, 100, -100, -100, 3e38f, -3e38f};
+    float y[8] = {1, 0.3f, 1, 0, 1, 0, 1, 1};
+    double want[8] = {log(2.0), 1.5269280110429724, 3.720075976020836e-44, 100, 100, 3.720075976020836e-44, 0,
+                      3e38};
+    for (int i = 0; i < 8; i++) {
+        float d;
+        double l = ops_bce_with_logits(&d, &s[i], &y[i], 1);
+        CHECK_MSG(isfinite(l) && fabs(l - want[i]) <= 1e-6 * fabs(want[i]) + 1e-12, "i=%d loss %.9g want %.9g", i,
+                  l, want[i]);
+        double sig = 1.0 / (1.0 + exp(-(double)s[i]));
+        CHECK_MSG(isfinite(d) && fabs(d - (sig - y[i])) <= 1e-6, "i=%d dlogit %.9g", i, d);
+    }
+    // mean over n, dlogit scaled by 1/n
+    float d2[2];
+    double l2 = ops_bce_with_logits(d2, s, y, 2);
+    CHECK_NEAR(l2, (log(2.0) + 1.5269280110429724) / 2, 1e-6);
+    CHECK_NEAR(d2[0], (0.5 - 1.0) / 2, 1e-7);
+    // dlogit against finite differences of the mean loss
+    bce_ctx c = {.n = 10};
+    c.s = rand_vec(c.n, 3), c.y = malloc(c.n * sizeof(float));
+    for (int i = 0; i < c.n; i++) c.y[i] = (float)(i % 3) / 2.0f; // 0, 0.5, 1
+    float *d = zeros(c.n);
+    ops_bce_with_logits(d, c.s, c.y, c.n);
+    CHECK(gradcheck(bce_loss, &c, c.s, d, c.n, "bce dlogit"));
+    free(c.s), free(c.y), free(d);
+}
+
+// --- Adam: three steps on two parameters against values computed by hand
+// (python, PyTorch's formulas) for Adam, AdamW (wd 0.1) and Adam+L2 (wd 0.1).
+static void test_adam(void) {
+    const float grads[3][2] = {{0.5f, 0.3f}, {-0.25f, 0.3f}, {1.0f, -0.7f}};
+    const double want[3][3][2] = {
+        {{0.900000002, -2.099999996666667}, {0.8733662987078463, -2.199999993333333},
+         {0.8075551396770898, -2.1854029181597285}},
+        {{0.890000002, -2.079999996666667}, {0.8544662986878463, -2.1591999933666663},
+         {0.7801104766702113, -2.1230109182593955}},
+        {{0.9000000016666666, -2.099999990000001}, {0.8544413674617625, -2.1995877519178495},
+         {0.7815043998631658, -2.1475086674491277}},
+    };
+    const float wds[3] = {0, 0.1f, 0.1f};
+    const int coupled[3] = {0, 0, 1};
+    for (int mode = 0; mode < 3; mode++) {
+        float p[2] = {1.0f, -2.0f}, m[2] = {0, 0}, v[2] = {0, 0};
+        for (int t = 1; t <= 3; t++) {
+            ops_adam_update(p, grads[t - 1], m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, wds[mode], coupled[mode], t);
+            CHECK_MSG(fabs(p[0] - want[mode][t - 1][0]) < 2e-6 && fabs(p[1] - want[mode][t - 1][1]) < 2e-6,
+                      "mode %d step %d: %.9g %.9g", mode, t, p[0], p[1]);
+        }
+    }
+}
+
+static void test_dot_axpy(void) {
+    int n = 37; // not a multiple of 8: exercises the tail
+    float *a = rand_vec(n, 1), *b = rand_vec(n, 1), *y = rand_vec(n, 1);
+    double ref = 0;
+    for (int i = 0; i < n; i++) ref += (double)a[i] * b[i];
+    CHECK_NEAR(ops_dot(a, b, n), ref, 1e-5);
+    double *yref = malloc(n * sizeof(double));
+    for (int i = 0; i < n; i++) yref[i] = y[i] + 0.5 * a[i];
+    ops_axpy(y, 0.5f, a, n);
+    CHECK(close_vec(y, yref, n, 1e-6, 1e-6, "axpy"));
+    free(a), free(b), free(y), free(yref);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// One quick timing at the model's size (informational, not a check).
+static void time_attention(void) {
+    int T = 160, nh = 4, nkv = 4, hd = 64;
+    int64_t nq = (int64_t)T * nh * hd, na = (int64_t)nh * T * T;
+    float *q = rand_vec(nq, 1), *k = rand_vec(nq, 1), *v = rand_vec(nq, 1), *dout = rand_vec(nq, 1);
+    float *out = zeros(nq), *att = zeros(na), *dq = zeros(nq), *dk = zeros(nq), *dv = zeros(nq);
+    collm_pool *pool = collm_pool_create(2);
+    for (int p = 0; p < 2; p++) {
+        collm_pool *use = p ? pool : NULL;
+        int reps = 20;
+        double t0 = now_s();
+        for (int i = 0; i < reps; i++) ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use);
+        double t1 = now_s();
+        for (int i = 0; i < reps; i++) ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use);
+        double t2 = now_s();
+        printf("attention T=%d n_head=%d hd=%d, %d thread(s): forward %.3f ms, backward %.3f ms\n", T, nh, hd,
+               p ? 2 : 1, (t1 - t0) / reps * 1e3, (t2 - t1) / reps * 1e3);
+    }
+    collm_pool_free(pool);
+    free(q), free(k), free(v), free(dout), free(out), free(att), free(dq), free(dk), free(dv);
+}
+
 int main(void) {
     collm_rng_seed(&rng, 1234);
     test_matmul_forward();
@@ -221,5 +573,15 @@ int main(void) {
     test_rope_forward();
     test_swiglu_relu_forward();
     test_attention_forward();
+    test_matmul_backward();
+    test_rmsnorm_backward();
+    test_rope_backward();
+    test_swiglu_relu_backward();
+    test_attention_backward();
+    test_attention_threads();
+    test_bce();
+    test_adam();
+    test_dot_axpy();
+    time_attention();
     return test_report();
 }
