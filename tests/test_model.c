@@ -253,6 +253,19 @@ static void test_cache_and_slots(const char *model_rel, collm_pool *pool) {
         // and again on the same prefix (the cache still holds it)
         CHECK(llm_score_suffixes(ctx, 3, packed, seq_len, NULL, vocab, 2, scores) == COLLM_OK);
         CHECK(worst_tol_ratio(scores, expect, 6, 1e-5, 1e-6) <= 1);
+        // many suffixes packed beyond n_ctx rows: n_ctx 16 holds prefix + one suffix, n_batch 64 holds 5 x 12 rows
+        llm_context *small = llm_context_create(model, 16, 64, pool);
+        int32_t many_len[15], many_tok[60];
+        for (int r = 0; r < 5; r++) {
+            memcpy(many_len + 3 * r, seq_len, sizeof seq_len);
+            memcpy(many_tok + 12 * r, packed, sizeof packed);
+        }
+        float many[30];
+        CHECK(llm_forward(small, tokens, 4, NULL, NULL, 0, NULL, 0, NULL) == COLLM_OK);
+        CHECK_MSG(llm_score_suffixes(small, 15, many_tok, many_len, NULL, vocab, 2, many) == COLLM_OK, "%s",
+                  collm_last_error());
+        for (int r = 0; r < 5; r++) CHECK(worst_tol_ratio(many + 6 * r, expect, 6, 1e-5, 1e-6) <= 1);
+        llm_context_free(small);
         const int32_t too_long[2] = {30, 30};
         CHECK(llm_score_suffixes(ctx, 2, packed, too_long, NULL, vocab, 2, scores) == COLLM_ERR_ARG);
     }

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "collm/gguf.h"
 #include "collm/threadpool.h"
 
 typedef enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1 } llm_arch;
@@ -67,6 +68,10 @@ llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed);
 // entries; NULL writes no tokenizer), general.name = name, tensors stored as
 // `type` (GGML_TYPE_F32 or GGML_TYPE_F16; norms and biases stay F32).
 int llm_model_save(const llm_model *model, const char *path, const char *vocab_path, const char *name, int type);
+// The same into an open writer (e.g. a checkpoint that holds more than the
+// model): sets the keys, copies vocab's tokenizer.* keys (vocab may be NULL)
+// and adds the tensors.
+int llm_model_write(const llm_model *model, gguf_writer *w, const gguf_file *vocab, const char *name, int type);
 
 // --- inference ---------------------------------------------------------
 

@@ -337,33 +337,20 @@ llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed) {
     return m;
 }
 
-int llm_model_save(const llm_model *m_const, const char *path, const char *vocab_path, const char *name, int type) {
+int llm_model_write(const llm_model *m_const, gguf_writer *w, const gguf_file *vocab, const char *name, int type) {
     if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16)
-        return collm_error(COLLM_ERR_ARG, "llm_model_save: type must be F32 or F16, not %d", type);
+        return collm_error(COLLM_ERR_ARG, "llm_model_write: type must be F32 or F16, not %d", type);
     llm_model *m = (llm_model *)m_const; // the tensor list takes addresses; nothing is modified
     const llm_hparams *hp = &m->hp;
     const char *arch = llm_arch_name(hp->arch);
     int rc = COLLM_OK;
-    gguf_file *vocab = NULL;
-    llm_tensor_desc *desc = NULL;
-    gguf_writer *w = gguf_writer_create();
-    if (!w) return COLLM_ERR_NOMEM;
-    if (vocab_path) {
-        vocab = gguf_open(vocab_path);
-        if (!vocab) {
-            rc = COLLM_ERR_IO;
-            goto done;
-        }
+    if (vocab) {
         int64_t ti = gguf_find_key(vocab, "tokenizer.ggml.tokens");
-        if (ti < 0 || gguf_kv_type(vocab, ti) != GGUF_TYPE_ARRAY) {
-            rc = collm_error(COLLM_ERR_FORMAT, "%s: no tokenizer.ggml.tokens array", vocab_path);
-            goto done;
-        }
-        if ((int64_t)gguf_arr_n(vocab, ti) != hp->n_vocab) {
-            rc = collm_error(COLLM_ERR_ARG, "%s: vocabulary has %llu tokens, model n_vocab is %d", vocab_path,
-                             (unsigned long long)gguf_arr_n(vocab, ti), hp->n_vocab);
-            goto done;
-        }
+        if (ti < 0 || gguf_kv_type(vocab, ti) != GGUF_TYPE_ARRAY)
+            return collm_error(COLLM_ERR_FORMAT, "vocabulary file has no tokenizer.ggml.tokens array");
+        if ((int64_t)gguf_arr_n(vocab, ti) != hp->n_vocab)
+            return collm_error(COLLM_ERR_ARG, "vocabulary has %llu tokens, model n_vocab is %d",
+                               (unsigned long long)gguf_arr_n(vocab, ti), hp->n_vocab);
     }
     char key[128];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
@@ -380,36 +367,39 @@ int llm_model_save(const llm_model *m_const, const char *path, const char *vocab
         (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), hp->rope_base)) ||
         (rc = gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab)) ||
         (rc = gguf_writer_set_u32(w, "general.file_type", type == GGML_TYPE_F16 ? 1u : 0u)))
-        goto done;
+        return rc;
     if (hp->head_dim * hp->n_head != hp->n_embd &&
         ((rc = gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)hp->head_dim)) ||
          (rc = gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim))))
-        goto done;
+        return rc;
 #undef KEY
-    if (vocab) {
+    if (vocab)
         for (int64_t i = 0; i < gguf_n_kv(vocab); i++)
             if (strncmp(gguf_key(vocab, i), "tokenizer.", 10) == 0 && (rc = gguf_writer_copy_kv(w, vocab, i)))
-                goto done;
-    }
+                return rc;
     int n_desc = llm_model_n_tensors(hp);
-    desc = collm_calloc((size_t)n_desc, sizeof *desc);
-    if (!desc) {
-        rc = COLLM_ERR_NOMEM;
-        goto done;
-    }
+    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!desc) return COLLM_ERR_NOMEM;
     llm_model_tensor_list(m, desc);
-    for (int i = 0; i < n_desc; i++) {
+    for (int i = 0; i < n_desc && rc == COLLM_OK; i++) {
         if (desc[i].optional && hp->tied_output) continue;
         // llama.cpp keeps 1-D tensors (norms, biases) in F32 whatever the file type.
         ggml_type t = desc[i].n_dims == 1 ? GGML_TYPE_F32 : (ggml_type)type;
-        if ((rc = gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data)))
-            goto done;
+        rc = gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data);
     }
-    rc = gguf_writer_write(w, path);
-done:
     free(desc);
-    if (vocab) gguf_close(vocab);
+    return rc;
+}
+
+int llm_model_save(const llm_model *m, const char *path, const char *vocab_path, const char *name, int type) {
+    gguf_file *vocab = NULL;
+    if (vocab_path && !(vocab = gguf_open(vocab_path))) return COLLM_ERR_IO;
+    gguf_writer *w = gguf_writer_create();
+    int rc = w ? llm_model_write(m, w, vocab, name, type) : COLLM_ERR_NOMEM;
+    if (rc != COLLM_OK && vocab_path) collm_error_prefix(rc, "%s", vocab_path);
+    if (rc == COLLM_OK) rc = gguf_writer_write(w, path);
     gguf_writer_free(w);
+    if (vocab) gguf_close(vocab);
     return rc;
 }
 
@@ -447,7 +437,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
         collm_error(COLLM_ERR_ARG, "llm_context_create: bad n_ctx %d / n_batch %d", n_ctx, n_batch);
         return NULL;
     }
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    // n_batch may exceed n_ctx: llm_score_suffixes packs many short suffixes.
     const llm_hparams *hp = &model->hp;
     const size_t C = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
                  kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
