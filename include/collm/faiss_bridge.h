@@ -50,7 +50,9 @@ int collm_faiss_add(collm_faiss_index *index, int64_t n, const float *x, const i
 // k nearest by inner product for nq queries (nq, d): scores (nq, k), best
 // first, and ids (nq, k). Slots beyond the results found get id -1 and score
 // -INFINITY (as Faiss does when fewer than k are reachable). Safe to call
-// from several threads at once on the same index.
+// from several threads at once on the same index. A single query (nq == 1)
+// runs on the calling thread alone: Faiss parallelises over queries, so
+// extra OpenMP threads would only add a barrier.
 int collm_faiss_search(const collm_faiss_index *index, int64_t nq, const float *queries, int64_t k,
                        float *scores, int64_t *ids);
 

@@ -145,6 +145,20 @@ extern "C" int collm_faiss_search(const collm_faiss_index *index, int64_t nq, co
         return collm_error(COLLM_ERR_ARG, "faiss: search: need nq >= 0 and k >= 1 (nq=%lld, k=%lld)", (long long)nq,
                            (long long)k);
     if (nq == 0) return COLLM_OK;
+    // Flat, IVF and HNSW parallelise over queries, so one query gains nothing
+    // from a team of threads, and on busy cores it loses: the caller waits at
+    // the region's end for a worker that may be descheduled (measured: Flat on
+    // 20k items, 0.57 ms with 1 thread, 5 ms with 2 on a loaded 2-core box).
+    // The thread count is per calling thread, so this does not disturb others.
+    int saved_threads = omp_get_max_threads();
+    if (nq == 1 && saved_threads > 1) omp_set_num_threads(1);
+    struct restore_threads {
+        int n;
+        bool active;
+        ~restore_threads() {
+            if (active) omp_set_num_threads(n);
+        }
+    } restore{saved_threads, nq == 1 && saved_threads > 1};
     BRIDGE_TRY
     index->index->search((faiss::Index::idx_t)nq, queries, (faiss::Index::idx_t)k, scores,
                          (faiss::Index::idx_t *)ids);
