@@ -42,6 +42,9 @@ prompt_template *prompt_template_load(const char *path);
 // Copies `line` (up to its first newline, if any).
 prompt_template *prompt_template_from_string(const char *line);
 void prompt_template_free(prompt_template *tpl);
+// The first line of a template shipped in prompts/ by its file stem
+// ("collm_movie", "tallrec_book", "collm_movie_ids", ...), or NULL.
+const char *prompt_builtin_line(const char *name);
 
 // Fills the template for one sample: his (n_his) history ids as stored,
 // target the target item id. Writes at most cap bytes (NUL-terminated, like

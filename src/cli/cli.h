@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "collm/metrics.h"
+
 typedef struct {
     const char *name;  // "--model"
     const char *arg;   // value placeholder ("FILE"), or NULL for a flag without value
@@ -32,6 +34,15 @@ int cli_threads(const cli_option *opts);
 
 // Prints "collm <command>: <collm_last_error()>" to stderr; returns 1.
 int cli_fail(const char *command);
+
+// Evaluation output shared by eval-cf and eval: a table, or one JSON object
+// with auc, uauc, n, n_pos, n_users, n_users_uauc, auc_warm, auc_cold,
+// n_warm, n_cold (+ prompts_per_second when not NaN). Returns 0 / 1.
+typedef struct {
+    const char *model, *kind, *split;
+    double prompts_per_second; // NaN: not reported
+} cli_report_info;
+int cli_print_report(const metrics_report *r, const cli_report_info *info, int json);
 
 // Standard entries every command table includes (--threads, --help).
 #define CLI_COMMON_OPTIONS                                                        \

@@ -1,0 +1,139 @@
+// The CoLLM recommender (method.md §1, §3, §5, §6): a language model that
+// answers "would the user enjoy this item?", with two ID slots in its prompt
+// filled by the FECE mapping of collaborative vectors. This module puts the
+// parts together: the LLM (+ LoRA or fully fine-tuned weights), its
+// tokenizer, the prompt template, the frozen CF tables and the FECE MLP; it
+// turns samples into token ids with slot rows, scores them, trains the two
+// stages, and reads/writes checkpoints.
+//
+// Checkpoint = one GGUF (written atomically) holding:
+//   collm.*             hyper-parameters, stage, template text, answer token,
+//                       base model path and checksum (a mismatched base is
+//                       refused when the checkpoint is loaded)
+//   cf.user_embd / cf.item_embd   the collaborative tables (frozen; used by
+//                       scoring and by the retrieval index)
+//   fece.w1 fece.b1 fece.w2 fece.b2   the mapping MLP (stage 2 and later)
+//   blk.N.<proj>.weight.lora_a/_b     LoRA (llama.cpp adapter naming)
+//   the full model (llama.cpp names, arch and tokenizer keys) when the LLM
+//                       itself was fine-tuned: the checkpoint is then also a
+//                       model llama.cpp can load.
+// A resumable training state (optimizer moments, data order, RNG, epoch,
+// best score) is written next to it as <out>.resume.
+#ifndef COLLM_COLLM_H
+#define COLLM_COLLM_H
+
+#include <stdint.h>
+
+#include "collm/cf.h"
+#include "collm/dataset.h"
+#include "collm/fece.h"
+#include "collm/lora.h"
+#include "collm/metrics.h"
+#include "collm/model.h"
+#include "collm/prompt.h"
+#include "collm/threadpool.h"
+#include "collm/tokenizer.h"
+
+typedef struct collm_model collm_model;
+
+// One encoded sample: token ids with the rows that take CF embeddings.
+typedef struct {
+    int32_t *tokens;      // (n_tokens) slot rows hold the tokenizer's unk id
+    int n_tokens;
+    int n_slots;
+    int32_t slot_row[16]; // row of each slot, in text order
+    int32_t slot_item[16];// item id for item slots; -1 for the user slot
+    int32_t user;
+    int32_t item;
+} collm_encoded;
+
+typedef struct {
+    const char *base_path;     // base LLM GGUF (required unless init_from has the full model)
+    const char *cf_path;       // CF model GGUF (stage 2+; optional in stage 1)
+    const char *init_from;     // previous stage's checkpoint, or NULL
+    const char *template_path; // prompt template file; NULL = default for stage/domain
+    int stage;                 // 1: text only (tallrec), 2: with ID slots (collm)
+    int full_finetune;         // train every LLM weight (small models)
+    int lora_rank;             // 0 = no LoRA
+    float lora_alpha, lora_dropout;
+    unsigned lora_targets;
+    int fece_mid_times;        // m of §5 (10)
+    uint64_t seed;
+} collm_build_options;
+
+void collm_build_options_default(collm_build_options *o);
+
+// Assembles a model for training or scoring. Returns NULL and sets the error.
+collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *ds, collm_pool *pool);
+// Loads a checkpoint for scoring; base_override replaces the stored base
+// path (its checksum must still match). NULL + error.
+collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool);
+void collm_model_free(collm_model *m);
+
+const llm_model *collm_llm(const collm_model *m);
+const tok_vocab *collm_vocab(const collm_model *m);
+const prompt_template *collm_template(const collm_model *m);
+int collm_has_slots(const collm_model *m);
+int collm_stage(const collm_model *m);
+int32_t collm_yes_token(const collm_model *m);
+// The CF tables (NULL when the model has none): (n, dim) row-major.
+const float *collm_cf_items(const collm_model *m, int32_t *n_items, int *dim);
+const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim);
+
+// Encodes (history, target) for `user` into e (tokens malloc'd; free with
+// collm_encoded_free). history as stored in the split (with the sentinel).
+int collm_encode(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
+                 int32_t target, collm_encoded *e);
+void collm_encoded_free(collm_encoded *e);
+
+// Scores every row of a split (scores: split->n raw "Yes" logits), batched
+// through the packed training forward (no dropout). prompts_per_second may
+// be NULL.
+int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *split, int batch, float *scores,
+                      double *prompts_per_second);
+
+// Computes the slot embeddings of an encoded sample: out (n_slots, n_embd).
+// A user or item outside the CF tables maps the zero vector... no: error.
+int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *out);
+
+// --- training ---------------------------------------------------------
+typedef struct {
+    int batch;             // prompts per step
+    int steps_per_epoch;   // optimizer steps per "epoch" (method.md §6.3)
+    int max_epochs;
+    int patience;          // stop after more than this many epochs without a better valid_small AUC
+    double lr, warmup_lr, min_lr;
+    int warmup_steps;
+    int restart_warmup;    // reproduce the reference code's per-epoch warmup restart
+    double weight_decay;   // AdamW, on >= 2-D weights
+    double clip;           // gradient-norm clip (0 = off)
+    int train_llm;         // stage 2: also fine-tune the LLM (joint stage)
+    const char *eval_split;// "valid_small" (default)
+    int eval_batch;
+    int max_eval_rows;     // evaluate on at most this many rows of the split (0 = all)
+    const char *out_path;  // best checkpoint; <out>.resume holds the training state
+    const char *log_path;  // one JSON line per epoch (NULL = <out>.log.jsonl)
+    int resume;            // continue from <out>.resume
+    int progress;          // print a progress line on stderr
+    uint64_t seed;
+} collm_train_options;
+
+void collm_train_options_default(collm_train_options *o);
+
+typedef struct {
+    int epochs_run;
+    int best_epoch;
+    double best_auc, best_uauc;
+    double samples_per_second;
+    double seconds;
+    double gemm_share; // unused (0) unless measured
+} collm_train_result;
+
+int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
+
+// Writes the checkpoint (atomic). Only what the model holds is written.
+int collm_model_save(const collm_model *m, const char *path);
+// Exports the LoRA adapter in llama.cpp's adapter format.
+int collm_export_lora(const collm_model *m, const char *path);
+
+#endif

@@ -1,0 +1,58 @@
+// collm eval: AUC / UAUC / warm-cold AUC of a trained CoLLM checkpoint on a
+// split (method.md §7), with the keys of eval-cf plus prompts/s.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "collm/collm.h"
+#include "collm/error.h"
+#include "collm/metrics.h"
+#include "commands.h"
+
+int cmd_eval(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--ckpt", "FILE", "checkpoint from collm train", NULL},
+        {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
+        {"--data", "DIR", "dataset directory", NULL},
+        {"--split", "NAME|FILE", "train | valid | valid_small | test | a split file", NULL},
+        {"--batch", "N", "prompts per batch (default 32)", NULL},
+        {"--json", NULL, "print one JSON object instead of a table", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts, "usage: collm eval --ckpt C.gguf --data DIR --split NAME|FILE [--json]");
+    if (p) return p > 0 ? 0 : 1;
+    const char *ckpt, *data, *split_name;
+    int64_t batch;
+    if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--data", &data) ||
+        cli_require(opts, "--split", &split_name) || cli_get_int(opts, "--batch", 32, &batch))
+        return 1;
+    if (batch < 1) {
+        fprintf(stderr, "collm eval: --batch must be positive\n");
+        return 1;
+    }
+    int threads = cli_threads(opts);
+    collm_blas_set_threads(threads);
+    collm_pool *pool = collm_pool_create(threads);
+    rec_dataset *ds = pool ? rec_dataset_load(data) : NULL;
+    rec_split *split = ds ? rec_dataset_load_split(ds, split_name) : NULL;
+    collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
+    float *scores = m ? malloc((size_t)(split->n ? split->n : 1) * sizeof(float)) : NULL;
+    double pps = NAN;
+    metrics_report r;
+    int rc = 1;
+    if (scores && collm_score_split(m, ds, split, (int)batch, scores, &pps) == COLLM_OK &&
+        metrics_evaluate(split, scores, &r) == COLLM_OK) {
+        cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
+        rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
+    } else {
+        cli_fail("eval");
+    }
+    free(scores);
+    collm_model_free(m);
+    rec_split_free(split);
+    rec_dataset_free(ds);
+    collm_pool_free(pool);
+    return rc;
+}

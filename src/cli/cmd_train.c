@@ -1,0 +1,135 @@
+// collm train: the two CoLLM training stages (method.md §6).
+//   stage 1: text-only (tallrec) prompts, trains LoRA or, with --full, every
+//            LLM weight;
+//   stage 2: prompts with ID slots (collm), trains the FECE mapping with the
+//            rest frozen (--train-llm also fine-tunes the LLM: a joint stage).
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "collm/collm.h"
+#include "collm/error.h"
+#include "commands.h"
+
+int cmd_train(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--stage", "N", "1 (text only: LoRA or --full) or 2 (ID slots: FECE mapping)", NULL},
+        {"--base", "FILE", "base LLM GGUF (Llama/Qwen2)", NULL},
+        {"--cf", "FILE", "collaborative model GGUF from train-cf (stage 2)", NULL},
+        {"--init-from", "FILE", "checkpoint of the previous stage", NULL},
+        {"--data", "DIR", "dataset directory (train, valid_small, ...)", NULL},
+        {"--out", "FILE", "best checkpoint (GGUF); training state goes to FILE.resume", NULL},
+        {"--template", "NAME|FILE", "prompt template (default: tallrec_* for stage 1, collm_* for stage 2)", NULL},
+        {"--full", NULL, "stage 1: fine-tune every LLM weight instead of LoRA", NULL},
+        {"--train-llm", NULL, "stage 2: also fine-tune every LLM weight (joint stage)", NULL},
+        {"--lora-rank", "R", "LoRA rank (default 8; 0 = none)", NULL},
+        {"--lora-alpha", "A", "LoRA alpha (default 16)", NULL},
+        {"--lora-dropout", "P", "LoRA dropout (default 0.05)", NULL},
+        {"--lora-targets", "LIST", "LoRA targets among q,k,v,o,gate,up,down (default q,v)", NULL},
+        {"--fece-mid", "M", "FECE hidden size multiple (default 10)", NULL},
+        {"--lr", "X", "peak learning rate (default 1e-3)", NULL},
+        {"--min-lr", "X", "cosine floor (default 8e-5)", NULL},
+        {"--warmup-lr", "X", "warmup start (default 1e-5)", NULL},
+        {"--warmup-steps", "N", "linear warmup steps (default 200)", NULL},
+        {"--restart-warmup", NULL, "reproduce the reference code's per-epoch warmup restart", NULL},
+        {"--weight-decay", "X", "AdamW weight decay on >=2-D weights (default 1e-3)", NULL},
+        {"--clip", "X", "gradient-norm clip (default 1.0; 0 = off)", NULL},
+        {"--batch", "N", "prompts per step (default 16)", NULL},
+        {"--steps-per-epoch", "N", "optimizer steps per epoch (default 50)", NULL},
+        {"--max-epochs", "N", "epochs at most (default 200)", NULL},
+        {"--patience", "N", "stop after more than N epochs without a better valid AUC (default 20)", NULL},
+        {"--eval-split", "NAME|FILE", "model selection split (default valid_small)", NULL},
+        {"--eval-rows", "N", "evaluate on the first N rows of that split only (default all)", NULL},
+        {"--eval-batch", "N", "prompts per evaluation batch (default 32)", NULL},
+        {"--seed", "N", "seed (default 42)", NULL},
+        {"--resume", NULL, "continue from FILE.resume", NULL},
+        {"--log", "FILE", "per-epoch JSON lines (default FILE.log.jsonl)", NULL},
+        {"--quiet", NULL, "no progress output", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts,
+                      "usage: collm train --stage 1|2 --base M.gguf [--cf mf.gguf] [--init-from S1.gguf] --data DIR "
+                      "--out C.gguf [options]");
+    if (p) return p > 0 ? 0 : 1;
+    const char *data, *out;
+    if (cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out)) return 1;
+    collm_build_options b;
+    collm_build_options_default(&b);
+    collm_train_options t;
+    collm_train_options_default(&t);
+    int64_t stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed;
+    double alpha, dropout, lr, min_lr, warmup_lr, wd, clip;
+    if (cli_get_int(opts, "--stage", 1, &stage) || cli_get_int(opts, "--lora-rank", b.lora_rank, &rank) ||
+        cli_get_int(opts, "--fece-mid", b.fece_mid_times, &mid) || cli_get_int(opts, "--batch", t.batch, &batch) ||
+        cli_get_int(opts, "--steps-per-epoch", t.steps_per_epoch, &steps) ||
+        cli_get_int(opts, "--max-epochs", t.max_epochs, &epochs) || cli_get_int(opts, "--patience", t.patience, &patience) ||
+        cli_get_int(opts, "--warmup-steps", t.warmup_steps, &warmup) || cli_get_int(opts, "--eval-rows", 0, &eval_rows) ||
+        cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", 42, &seed) ||
+        cli_get_float(opts, "--lora-alpha", b.lora_alpha, &alpha) ||
+        cli_get_float(opts, "--lora-dropout", b.lora_dropout, &dropout) || cli_get_float(opts, "--lr", t.lr, &lr) ||
+        cli_get_float(opts, "--min-lr", t.min_lr, &min_lr) || cli_get_float(opts, "--warmup-lr", t.warmup_lr, &warmup_lr) ||
+        cli_get_float(opts, "--weight-decay", t.weight_decay, &wd) || cli_get_float(opts, "--clip", t.clip, &clip))
+        return 1;
+    if (stage != 1 && stage != 2) {
+        fprintf(stderr, "collm train: --stage must be 1 or 2\n");
+        return 1;
+    }
+    if (rank < 0 || mid < 1 || batch < 1 || steps < 1 || epochs < 1 || patience < 0 || warmup < 0 || eval_batch < 1 ||
+        !(lr > 0) || !(alpha > 0) || dropout < 0 || dropout >= 1) {
+        fprintf(stderr, "collm train: a numeric option is out of range (see --help)\n");
+        return 1;
+    }
+    b.stage = (int)stage;
+    b.base_path = cli_get(opts, "--base");
+    b.cf_path = cli_get(opts, "--cf");
+    b.init_from = cli_get(opts, "--init-from");
+    b.template_path = cli_get(opts, "--template");
+    b.full_finetune = cli_has(opts, "--full");
+    b.lora_rank = (int)rank;
+    b.lora_alpha = (float)alpha;
+    b.lora_dropout = (float)dropout;
+    b.fece_mid_times = (int)mid;
+    b.seed = (uint64_t)seed;
+    if (cli_get(opts, "--lora-targets") && lora_parse_targets(cli_get(opts, "--lora-targets"), &b.lora_targets))
+        return cli_fail("train");
+    t.batch = (int)batch;
+    t.steps_per_epoch = (int)steps;
+    t.max_epochs = (int)epochs;
+    t.patience = (int)patience;
+    t.lr = lr;
+    t.min_lr = min_lr;
+    t.warmup_lr = warmup_lr;
+    t.warmup_steps = (int)warmup;
+    t.restart_warmup = cli_has(opts, "--restart-warmup");
+    t.weight_decay = wd;
+    t.clip = clip;
+    t.train_llm = cli_has(opts, "--train-llm");
+    if (cli_get(opts, "--eval-split")) t.eval_split = cli_get(opts, "--eval-split");
+    t.max_eval_rows = (int)eval_rows;
+    t.eval_batch = (int)eval_batch;
+    t.out_path = out;
+    t.log_path = cli_get(opts, "--log");
+    t.resume = cli_has(opts, "--resume");
+    t.progress = !cli_has(opts, "--quiet");
+    t.seed = (uint64_t)seed;
+
+    int threads = cli_threads(opts);
+    collm_blas_set_threads(threads);
+    collm_pool *pool = collm_pool_create(threads);
+    rec_dataset *ds = pool ? rec_dataset_load(data) : NULL;
+    collm_model *m = ds ? collm_model_build(&b, ds, pool) : NULL;
+    collm_train_result res;
+    int rc = m ? collm_train(m, ds, &t, &res) : COLLM_ERR;
+    if (rc == COLLM_OK)
+        printf("{\"stage\":%d,\"epochs\":%d,\"best_epoch\":%d,\"valid_auc\":%.6f,\"valid_uauc\":%.6f,"
+               "\"samples_per_second\":%.2f,\"seconds\":%.1f,\"checkpoint\":\"%s\"}\n",
+               b.stage, res.epochs_run, res.best_epoch, res.best_auc, res.best_uauc, res.samples_per_second,
+               res.seconds, out);
+    else cli_fail("train");
+    collm_model_free(m);
+    rec_dataset_free(ds);
+    collm_pool_free(pool);
+    return rc == COLLM_OK ? 0 : 1;
+}

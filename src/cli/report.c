@@ -1,0 +1,49 @@
+// Printing an evaluation report (metrics_report) as a table or one JSON
+// object: shared by eval-cf and eval so both speak the same keys.
+#include <math.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+
+// NaN (undefined metric) becomes JSON null.
+static void add_number(cJSON *o, const char *key, double v) {
+    if (isnan(v) || isinf(v)) cJSON_AddNullToObject(o, key);
+    else cJSON_AddNumberToObject(o, key, v);
+}
+
+int cli_print_report(const metrics_report *r, const cli_report_info *info, int json) {
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return 1;
+        cJSON_AddStringToObject(o, "model", info->model);
+        cJSON_AddStringToObject(o, "kind", info->kind);
+        cJSON_AddStringToObject(o, "split", info->split);
+        add_number(o, "auc", r->auc);
+        add_number(o, "uauc", r->uauc);
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
+        cJSON_AddNumberToObject(o, "n_pos", (double)r->n_pos);
+        cJSON_AddNumberToObject(o, "n_users", (double)r->n_users);
+        cJSON_AddNumberToObject(o, "n_users_uauc", (double)r->n_users_uauc);
+        add_number(o, "auc_warm", r->auc_warm);
+        add_number(o, "auc_cold", r->auc_cold);
+        cJSON_AddNumberToObject(o, "n_warm", (double)r->n_warm);
+        cJSON_AddNumberToObject(o, "n_cold", (double)r->n_cold);
+        if (!isnan(info->prompts_per_second)) add_number(o, "prompts_per_second", info->prompts_per_second);
+        char *s = cJSON_PrintUnformatted(o);
+        int rc = s ? 0 : 1;
+        if (s) printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+        return rc;
+    }
+    printf("model  %s (%s)\nsplit  %s\n", info->model, info->kind, info->split);
+    printf("%-10s %10s %8s %8s\n", "subset", "rows", "auc", "uauc");
+    printf("%-10s %10lld %8.4f %8.4f   (%lld of %lld users counted)\n", "all", (long long)r->n, r->auc, r->uauc,
+           (long long)r->n_users_uauc, (long long)r->n_users);
+    printf("%-10s %10lld %8.4f %8s\n", "warm", (long long)r->n_warm, r->auc_warm, "-");
+    printf("%-10s %10lld %8.4f %8s\n", "cold", (long long)r->n_cold, r->auc_cold, "-");
+    if (!isnan(info->prompts_per_second)) printf("speed  %.1f prompts/s\n", info->prompts_per_second);
+    return 0;
+}

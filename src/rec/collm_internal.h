@@ -1,0 +1,70 @@
+// Internals of the CoLLM recommender shared by collm.c (assembly, scoring,
+// checkpoints) and collm_train.c (the training loop).
+#ifndef COLLM_COLLM_INTERNAL_H
+#define COLLM_COLLM_INTERNAL_H
+
+#include "collm/collm.h"
+#include "collm/gguf.h"
+#include "collm/llm_train.h"
+#include "../llm/model_internal.h"
+
+#define COLLM_MAX_SLOTS 16 // user + target + up to 10 history items, with room
+
+struct collm_model {
+    llm_model *llm;
+    tok_vocab *vocab;
+    prompt_template *tpl;
+    lora_adapter lora;
+    int has_lora;
+    int lora_merged;        // adapter folded into llm weights (frozen)
+    fece_mlp fece;
+    int has_fece;
+    float *cf_users;        // (n_cf_users, cf_dim)
+    float *cf_items;        // (n_cf_items, cf_dim)
+    int32_t n_cf_users, n_cf_items;
+    int cf_dim;
+    int32_t yes_id;
+    int stage;
+    int is_book;
+    int full_finetune;      // the LLM's weights train in this run
+    int full_model_in_ckpt; // the LLM's weights belong in the checkpoint
+    char *base_path;
+    uint64_t base_checksum;
+    uint64_t seed;
+    collm_pool *pool;
+    llm_trainer *scorer;    // forward-only trainer used for scoring
+    int scorer_rows, scorer_len;
+};
+
+// A packed batch of encoded prompts with the mapped slot rows.
+typedef struct {
+    int32_t *tokens;   // (max_rows)
+    int32_t *seq_len;  // (max_prompts)
+    int32_t *slot_rows;// (max_prompts · COLLM_MAX_SLOTS) packed row of each slot
+    float *slot_x;     // (slots, cf_dim) CF vectors
+    float *slot_h;     // (slots, fece hidden) kept for backward
+    float *slot_y;     // (slots, n_embd) FECE outputs
+    float *slot_dy;    // (slots, n_embd) their gradients
+    float *scratch;    // (slots, fece hidden)
+    float *labels, *scores, *dscores; // (max_prompts)
+    int max_prompts, max_rows;
+    int n_prompts, n_rows, n_slots;
+} collm_batch;
+
+int collm_batch_init(collm_batch *b, const collm_model *m, int max_prompts, int max_rows);
+void collm_batch_free(collm_batch *b);
+int collm_batch_pack(collm_batch *b, const collm_model *m, const collm_encoded *enc, const int64_t *which, int n);
+
+int collm_encode_split(const collm_model *m, const rec_dataset *ds, const rec_split *split, collm_encoded **out);
+void collm_encoded_array_free(collm_encoded *enc, int64_t n);
+int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int batch, float *scores);
+const float *collm_slot_cf_vector(const collm_model *m, const collm_encoded *e, int slot);
+
+int collm_file_checksum(const char *path, uint64_t *out);
+float *collm_lora_base_weight(llm_model *llm, int layer, lora_target t);
+int collm_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
+// Adds the checkpoint's keys and tensors to w.
+int collm_checkpoint_fill(const collm_model *m, gguf_writer *w);
+int collm_write_lora_tensors(const collm_model *m, gguf_writer *w);
+
+#endif

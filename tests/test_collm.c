@@ -1,0 +1,286 @@
+// The CoLLM recommender end to end on small data: template files, prompt
+// encoding with slots, scoring through the packed training path against the
+// inference engine, two-stage training on a synthetic dataset, checkpoint
+// round trips, a refused base mismatch, resume equivalence and the LoRA
+// adapter export.
+#include "collm/cf.h"
+#include "collm/collm.h"
+#include "collm/dataset.h"
+#include "collm/error.h"
+#include "collm/fileio.h"
+#include "collm/gguf.h"
+#include "collm/metrics.h"
+#include "collm/model.h"
+#include "collm/prepare.h"
+#include "../src/rec/collm_internal.h"
+#include "test.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[512], data_dir[600], base_path[600], other_base[600], mf_path[600];
+
+static void test_builtin_templates(void) {
+    const char *names[] = {"collm_movie", "tallrec_movie", "collm_book", "tallrec_book", "collm_movie_ids",
+                           "collm_book_ids"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "prompts/%s.txt", names[i]);
+        char *text;
+        size_t n;
+        CHECK(collm_read_file(path, &text, &n) == COLLM_OK);
+        char *nl = strchr(text, '\n');
+        if (nl) *nl = '\0';
+        CHECK_STR(prompt_builtin_line(names[i]), text);
+        free(text);
+    }
+    CHECK(prompt_builtin_line("nope") == NULL);
+}
+
+// A tiny Llama with the Llama-2 vocabulary (the CoLLM tokenizer).
+static int make_base(const char *path, uint64_t seed) {
+    llm_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = LLM_ARCH_LLAMA;
+    hp.n_vocab = 32000;
+    hp.n_ctx_train = 512;
+    hp.n_embd = 32;
+    hp.n_layer = 1;
+    hp.n_head = 2;
+    hp.n_head_kv = 2;
+    hp.n_ff = 48;
+    hp.rope_base = 10000;
+    hp.rms_eps = 1e-5f;
+    llm_model *m = llm_model_init_random(&hp, seed);
+    if (!m) return COLLM_ERR;
+    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
+                            GGML_TYPE_F32);
+    llm_model_free(m);
+    return rc;
+}
+
+static void test_encode_ml1m(void) {
+    rec_dataset *ds = rec_dataset_load(test_shared_path("data/ml-1m"));
+    CHECK(ds != NULL);
+    if (!ds) return;
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.stage = 2;
+    b.cf_path = mf_path;
+    // the synthetic MF has fewer users/items than ml-1m: encoding does not need them
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "%s\n", collm_last_error());
+        rec_dataset_free(ds);
+        return;
+    }
+    CHECK(collm_yes_token(m) == 3869);
+    const rec_split *tr = ds->train;
+    collm_encoded e;
+    CHECK(collm_encode(m, ds->items, tr->user[0], tr->his + tr->his_offset[0], tr->his_offset[1] - tr->his_offset[0],
+                       tr->item[0], &e) == COLLM_OK);
+    CHECK(e.n_tokens > 50 && e.tokens[0] == 1); // "<s>" → BOS
+    CHECK(e.n_slots == 2);
+    CHECK(e.slot_item[0] == -1 && e.slot_item[1] == tr->item[0]);
+    CHECK(e.tokens[e.slot_row[0]] == 0 && e.tokens[e.slot_row[1]] == 0);
+    // "... the feature <unk>. Using ..." : the piece before <unk> ends in a space → standalone "▁" (29871)
+    CHECK(e.tokens[e.slot_row[0] - 1] == 29871);
+    // the prompt ends with "#Answer:" whose last token is ":" (29901)
+    CHECK(e.tokens[e.n_tokens - 1] == 29901);
+    collm_encoded_free(&e);
+    collm_model_free(m);
+    rec_dataset_free(ds);
+}
+
+// Scores through the packed trainer equal the inference engine's "Yes"
+// logits computed prompt by prompt with slot rows.
+static void check_scores_match_engine(collm_model *m, const rec_dataset *ds, const rec_split *split, int n) {
+    collm_encoded *enc;
+    CHECK(collm_encode_split(m, ds, split, &enc) == COLLM_OK);
+    float *scores = malloc(sizeof(float) * (size_t)split->n);
+    CHECK(collm_score_encoded(m, enc, split->n, 7, scores) == COLLM_OK);
+    llm_context *ctx = llm_context_create(m->llm, 512, 512, NULL);
+    double worst = 0;
+    for (int i = 0; i < n && i < split->n; i++) {
+        float slots[COLLM_MAX_SLOTS * 64];
+        CHECK(collm_slot_embeddings(m, &enc[i], slots) == COLLM_OK);
+        llm_slot_rows rows = {enc[i].n_slots, enc[i].slot_row, slots};
+        int32_t last = enc[i].n_tokens - 1, yes = m->yes_id;
+        float logit;
+        llm_kv_truncate(ctx, 0);
+        CHECK(llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, &rows, &last, 1, &yes, 1, &logit) == COLLM_OK);
+        worst = fmax(worst, fabs(logit - scores[i]));
+    }
+    CHECK_MSG(worst < 1e-4, "packed scoring vs engine: %g", worst);
+    llm_context_free(ctx);
+    free(scores);
+    collm_encoded_array_free(enc, split->n);
+}
+
+static double eval_auc(collm_model *m, const rec_dataset *ds) {
+    float *scores = malloc(sizeof(float) * (size_t)ds->valid->n);
+    double auc = NAN;
+    if (collm_score_split(m, ds, ds->valid, 16, scores, NULL) == COLLM_OK) auc = metrics_auc(scores, ds->valid->label, ds->valid->n);
+    free(scores);
+    return auc;
+}
+
+static int files_equal(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (collm_read_file(a, &x, &nx) || collm_read_file(b, &y, &ny)) return 0;
+    int same = nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_two_stages(void) {
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    CHECK(ds != NULL);
+    if (!ds) return;
+    char s1[700], s2[700], s2b[700], adapter[700];
+    snprintf(s1, sizeof s1, "%s/stage1.gguf", dir);
+    snprintf(s2, sizeof s2, "%s/stage2.gguf", dir);
+    snprintf(s2b, sizeof s2b, "%s/stage2-resumed.gguf", dir);
+    snprintf(adapter, sizeof adapter, "%s/adapter.gguf", dir);
+
+    // stage 1: LoRA on the text-only prompt
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.stage = 1;
+    b.lora_rank = 4;
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL && m->has_lora && !m->has_fece);
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = 3;
+    t.max_epochs = 2;
+    t.warmup_steps = 0;
+    t.out_path = s1;
+    t.max_eval_rows = 40;
+    collm_train_result res;
+    CHECK(collm_train(m, ds, &t, &res) == COLLM_OK);
+    CHECK(res.epochs_run == 2 && res.best_epoch >= 1);
+    check_scores_match_engine(m, ds, ds->valid, 5);
+    CHECK(collm_export_lora(m, adapter) == COLLM_OK);
+    collm_model_free(m);
+
+    // the adapter reads back with llama.cpp's keys and shapes
+    gguf_file *f = gguf_open(adapter);
+    CHECK(f != NULL);
+    if (f) {
+        const char *s;
+        uint64_t len;
+        CHECK(gguf_get_str(f, "general.type", &s, &len) == COLLM_OK && len == 7 && !memcmp(s, "adapter", 7));
+        CHECK(gguf_get_str(f, "adapter.type", &s, &len) == COLLM_OK && len == 4 && !memcmp(s, "lora", 4));
+        float alpha;
+        CHECK(gguf_get_f32(f, "adapter.lora.alpha", &alpha) == COLLM_OK && alpha == 16.0f);
+        const gguf_tensor_info *a = gguf_find_tensor(f, "blk.0.attn_q.weight.lora_a");
+        const gguf_tensor_info *bt = gguf_find_tensor(f, "blk.0.attn_v.weight.lora_b");
+        CHECK(a && a->ne[0] == 32 && a->ne[1] == 4);  // {in, r}
+        CHECK(bt && bt->ne[0] == 4 && bt->ne[1] == 32); // {r, out}
+        CHECK(gguf_find_tensor(f, "blk.0.attn_k.weight.lora_a") == NULL);
+        gguf_close(f);
+    }
+
+    // stage 2: the FECE mapping on the collm prompt, from the stage-1 LoRA
+    b.stage = 2;
+    b.init_from = s1;
+    b.cf_path = mf_path;
+    m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL && m->has_fece && m->lora_merged);
+    if (!m) {
+        fprintf(stderr, "%s\n", collm_last_error());
+        rec_dataset_free(ds);
+        return;
+    }
+    t.out_path = s2;
+    t.max_epochs = 4;
+    t.lr = 1e-2;
+    CHECK(collm_train(m, ds, &t, &res) == COLLM_OK);
+    check_scores_match_engine(m, ds, ds->valid, 5);
+    collm_model_free(m);
+
+    // the checkpoint reloads to the same scores
+    collm_model *a = collm_model_load(s2, NULL, NULL);
+    CHECK(a != NULL);
+    if (a) {
+        double auc = eval_auc(a, ds);
+        CHECK(!isnan(auc));
+        collm_model_free(a);
+    }
+    // a different base model is refused, naming both files
+    a = collm_model_load(s2, other_base, NULL);
+    CHECK(a == NULL && strstr(collm_last_error(), "different base model") != NULL);
+
+    // resume: 2 epochs, then 2 more from the .resume file = 4 straight
+    m = collm_model_build(&b, ds, NULL);
+    t.out_path = s2b;
+    t.max_epochs = 2;
+    t.patience = 100;
+    CHECK(collm_train(m, ds, &t, &res) == COLLM_OK);
+    collm_model_free(m);
+    m = collm_model_build(&b, ds, NULL);
+    t.max_epochs = 4;
+    t.resume = 1;
+    CHECK(collm_train(m, ds, &t, &res) == COLLM_OK && res.epochs_run == 4);
+    collm_model_free(m);
+    char r1[720], r2[720];
+    snprintf(r1, sizeof r1, "%s.resume", s2);
+    snprintf(r2, sizeof r2, "%s.resume", s2b);
+    CHECK_MSG(files_equal(r1, r2), "resumed training state differs from the uninterrupted one");
+    // a resume file from other settings is refused
+    m = collm_model_build(&b, ds, NULL);
+    t.batch = 4;
+    CHECK(collm_train(m, ds, &t, &res) == COLLM_ERR_ARG);
+    collm_model_free(m);
+    rec_dataset_free(ds);
+}
+
+static void test_bad_input(void) {
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.stage = 2;
+    b.base_path = base_path;
+    CHECK(collm_model_build(&b, ds, NULL) == NULL); // stage 2 without CF vectors
+    CHECK(strstr(collm_last_error(), "--cf") != NULL);
+    b.base_path = "/nonexistent.gguf";
+    CHECK(collm_model_build(&b, ds, NULL) == NULL);
+    CHECK(strstr(collm_last_error(), "/nonexistent.gguf") != NULL);
+    CHECK(collm_model_load(mf_path, NULL, NULL) == NULL); // not a collm checkpoint
+    CHECK(strstr(collm_last_error(), "not a collm checkpoint") != NULL);
+    rec_dataset_free(ds);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "%s/collm", test_tmp_dir());
+    snprintf(data_dir, sizeof data_dir, "%s/data", dir);
+    snprintf(base_path, sizeof base_path, "%s/base.gguf", dir);
+    snprintf(other_base, sizeof other_base, "%s/other.gguf", dir);
+    snprintf(mf_path, sizeof mf_path, "%s/mf.gguf", dir);
+    collm_mkdir_p(dir);
+    test_builtin_templates();
+    CHECK(make_base(base_path, 1) == COLLM_OK);
+    CHECK(make_base(other_base, 2) == COLLM_OK);
+    rec_synth_options so;
+    rec_synth_defaults(&so);
+    so.n_users = 60;
+    so.n_items = 80;
+    so.seed = 3;
+    CHECK(rec_synth(&so, data_dir) == COLLM_OK);
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    cf_model *cf = ds ? cf_model_create("mf", ds->n_users, ds->n_items, 16, 1) : NULL;
+    CHECK(cf && cf_model_save(cf, mf_path) == COLLM_OK);
+    cf_model_free(cf);
+    rec_dataset_free(ds);
+    test_encode_ml1m();
+    test_two_stages();
+    test_bad_input();
+    return test_report();
+}
