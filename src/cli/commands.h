@@ -6,6 +6,8 @@ int cmd_version(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
+int cmd_train_cf(int argc, char **argv);
+int cmd_eval_cf(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
 #endif

@@ -1,0 +1,87 @@
+// collm train-cf: trains a collaborative model (MF) on a dataset directory,
+// keeps the best-validation weights, and writes them as GGUF.
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "collm/cf.h"
+#include "collm/dataset.h"
+#include "collm/error.h"
+#include "commands.h"
+
+static void train_cf_progress(void *ctx, const cf_epoch_info *e) {
+    const char *split = ctx;
+    fprintf(stderr, "epoch %4d  loss %.5f  %s auc %.4f uauc %.4f  %.2fs%s\n", e->epoch, e->loss, split, e->eval_auc,
+            e->eval_uauc, e->seconds, e->is_best ? "  *best" : "");
+}
+
+int cmd_train_cf(int argc, char **argv) {
+    cf_train_options opt;
+    cf_train_options_default(&opt);
+    cli_option opts[] = {
+        {"--model", "KIND", "collaborative model kind: mf (default mf)", NULL},
+        {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
+        {"--out", "FILE", "output model (.gguf)", NULL},
+        {"--dim", "N", "embedding dimension (default 256)", NULL},
+        {"--lr", "X", "Adam learning rate (default 1e-2)", NULL},
+        {"--wd", "X", "coupled L2 weight decay (default 1e-4)", NULL},
+        {"--batch", "N", "batch size (default 2048)", NULL},
+        {"--max-epochs", "N", "epoch limit (default 300)", NULL},
+        {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (default 20)", NULL},
+        {"--seed", "N", "seed of initialisation and shuffling (default 2023)", NULL},
+        {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid)", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts,
+                      "usage: collm train-cf --model mf --data DIR --out FILE [--dim 256 --lr 1e-2 --wd 1e-4 "
+                      "--batch 2048 --max-epochs 300 --patience 20 --seed 2023 --eval-split valid]");
+    if (p) return p > 0 ? 0 : 1;
+    const char *data, *out;
+    if (cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out)) return 1;
+    const char *kind = cli_get(opts, "--model") ? cli_get(opts, "--model") : "mf";
+    int64_t dim, batch, max_epochs, patience, seed;
+    if (cli_get_int(opts, "--dim", 256, &dim) || cli_get_float(opts, "--lr", opt.lr, &opt.lr) ||
+        cli_get_float(opts, "--wd", opt.weight_decay, &opt.weight_decay) ||
+        cli_get_int(opts, "--batch", opt.batch, &batch) || cli_get_int(opts, "--max-epochs", opt.max_epochs, &max_epochs) ||
+        cli_get_int(opts, "--patience", opt.patience, &patience) || cli_get_int(opts, "--seed", (int64_t)opt.seed, &seed))
+        return 1;
+    if (dim < 1 || dim > 65536 || batch < 1 || batch > (1 << 26) || max_epochs < 0 || max_epochs > 1000000 ||
+        patience < 0 || patience > 1000000 || !(opt.lr > 0) || !(opt.weight_decay >= 0) || seed < 0) {
+        fprintf(stderr, "collm train-cf: out-of-range option (need dim 1..65536, batch >= 1, max-epochs >= 0, "
+                        "patience >= 0, lr > 0, wd >= 0, seed >= 0)\n");
+        return 1;
+    }
+    opt.batch = (int)batch;
+    opt.max_epochs = (int)max_epochs;
+    opt.patience = (int)patience;
+    opt.seed = (uint64_t)seed;
+    const char *eval = cli_get(opts, "--eval-split");
+    if (eval) opt.eval_split = strcmp(eval, "none") == 0 ? "" : eval;
+
+    rec_dataset *ds = rec_dataset_load(data);
+    if (!ds) return cli_fail("train-cf");
+    cf_model *m = cf_model_create(kind, ds->n_users, ds->n_items, (int)dim, opt.seed);
+    collm_pool *pool = m ? collm_pool_create(cli_threads(opts)) : NULL;
+    int rc = 1;
+    if (m && pool) {
+        fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
+                kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
+                opt.weight_decay, opt.batch, collm_pool_size(pool));
+        cf_train_result res;
+        const char *split_name = *opt.eval_split ? opt.eval_split : "-";
+        if (cf_model_train(m, ds, &opt, pool, train_cf_progress, (void *)split_name, &res) == COLLM_OK &&
+            cf_model_save(m, out) == COLLM_OK) {
+            fprintf(stderr, "train-cf: %d epochs in %.1fs%s; best epoch %d: %s auc %.4f uauc %.4f; wrote %s\n",
+                    res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch, split_name,
+                    res.best_eval_auc, res.best_eval_uauc, out);
+            rc = 0;
+        }
+    }
+    if (rc) cli_fail("train-cf");
+    collm_pool_free(pool);
+    cf_model_free(m);
+    rec_dataset_free(ds);
+    return rc;
+}
