@@ -96,9 +96,126 @@ static void test_ml1m(void) {
     CHECK(strstr(collm_last_error(), "nonexistent.dat") != NULL);
 }
 
+static void test_amazon(void) {
+    put("meta.json", "{\"asin\":\"A1\",\"title\":\"Book One\"}\n{\"asin\":\"A2\",\"title\":\"Old Two\"}\n"
+                     "{\"asin\":\"A2\",\"title\":\"Book Two\"}\n{\"asin\":\"A3\"}\n");
+    // 1484006400 = 2017-01-10, 1512086400 = 2017-12-01, 1512172800 = 2017-12-02, 1451606400 = 2016-01-01.
+    put("reviews.json",
+        "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n"
+        "{\"reviewerID\":\"U1\",\"asin\":\"A2\",\"overall\":4.0,\"unixReviewTime\":1512172800}\n"
+        "{\"reviewerID\":\"U2\",\"asin\":\"A2\",\"overall\":5.0,\"unixReviewTime\":1512086400}\n"
+        "{\"reviewerID\":\"U2\",\"asin\":\"A1\",\"overall\":3.0,\"unixReviewTime\":1484006400}\n"
+        "{\"reviewerID\":\"U2\",\"asin\":\"A3\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n"
+        "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":5.0,\"unixReviewTime\":1451606400}\n"
+        "{\"reviewerID\":\"U3\",\"asin\":\"A1\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n"
+        "{\"reviewerID\":\"U2\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n");
+    const char *out = tpath("amazon_out");
+    // min_count 1: keep users/items with more than one 2017 rating (U3 has one).
+    int rc = rec_prepare_amazon(tpath("reviews.json"), tpath("meta.json"), out, 2023, 1);
+    CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
+    check_file(out, "items.tsv", "iid\ttitle\n0\t\n1\tBook One\n2\tBook Two\n");
+    check_file(out, "item_map.tsv", "iid\tasin\n1\tA1\n2\tA2\n");
+    const char *H = "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n";
+    char e[512];
+    snprintf(e, sizeof e, "%s1\t1\t1\t1484006400\t0\t1\n2\t1\t0\t1484006400\t0\t1\n", H);
+    check_file(out, "train.tsv", e);
+    // December: U2's review (Dec 1) is the first half -> valid, U1's (Dec 2) -> test.
+    snprintf(e, sizeof e, "%s2\t2\t1\t1512086400\t0\t0\n", H);
+    check_file(out, "valid.tsv", e);
+    snprintf(e, sizeof e, "%s1\t2\t0\t1512172800\t0,1\t0\n", H);
+    check_file(out, "test.tsv", e);
+    check_file(out, "valid_small.tsv", H);
+    put("reviews_bad.json", "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n"
+                            "{\"reviewerID\":\"U1\",\n");
+    CHECK(rec_prepare_amazon(tpath("reviews_bad.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "reviews_bad.json:2:"), "%s", collm_last_error());
+    put("reviews_bad2.json", "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":\"5\",\"unixReviewTime\":1}\n");
+    CHECK(rec_prepare_amazon(tpath("reviews_bad2.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "reviews_bad2.json:1:"), "%s", collm_last_error());
+}
+
+static void test_bookcrossing(void) {
+    put("BX-Books.csv",
+        "\"ISBN\";\"Book-Title\";\"Book-Author\";\"Year-Of-Publication\";\"Publisher\";\"Image-URL-S\";\"Image-URL-M\";"
+        "\"Image-URL-L\"\n"
+        "\"0001\";\"Alpha\";\"Ann\";\"2000\";\"P\";\"s\";\"m\";\"l\"\n"
+        "\"0002\";\"Bad line\";\"x\"\n"
+        "\"0003\";\"B\xE9ta \"\"Quoted\"\"\";\"Bob\";\"2001\";\"P\";\"s\";\"m\";\"l\"\n"
+        "\"0004\";\"Gamma\";\"Cy\";\"2002\";\"P\";\"s\";\"m\";\"l\"\n"
+        "\"0005\";\"Delta\";\"Di\";\"2003\";\"P\";\"s\";\"m\";\"l\"\n"
+        "\"0006\";\"Eps\";\"Ed\";\"2003\";\"P\";\"s\";\"m\";\"l\"\n");
+    // User 7: 0001 liked, 0003 (0 = implicit) not, 0004 liked (6 > 5), 0005 not (5).
+    // User 9: 3 known ratings (0002 is on a skipped line) -> dropped. User 8: one rating.
+    // Users 100..109: 4 ratings each, all liked.
+    char r[4096] = "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"7\";\"0001\";\"8\"\n\"7\";\"0003\";\"0\"\n"
+                   "\"7\";\"0004\";\"6\"\n\"7\";\"0005\";\"5\"\n\"9\";\"0001\";\"9\"\n\"9\";\"0003\";\"9\"\n"
+                   "\"9\";\"0002\";\"9\"\n\"9\";\"0004\";\"1\"\n\"8\";\"0006\";\"10\"\n";
+    for (int u = 100; u < 110; u++) {
+        const char *isbn[4] = {"0001", "0004", "0005", "0006"};
+        for (int k = 0; k < 4; k++)
+            snprintf(r + strlen(r), sizeof r - strlen(r), "\"%d\";\"%s\";\"%d\"\n", u, isbn[k], 7 + k);
+    }
+    put("BX-Book-Ratings.csv", r);
+    const char *out = tpath("bx_out");
+    int rc = rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, NULL);
+    CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
+    // Ids: data rows kept in order, the bad line skipped: 0001->0, 0003->1, 0004->2, 0005->3, 0006->4.
+    check_file(out, "items.tsv", "iid\ttitle\tauthor\n0\tAlpha\tAnn\n1\tB\xC3\xA9ta \"Quoted\"\tBob\n2\tGamma\tCy\n"
+                                 "3\tDelta\tDi\n4\tEps\tEd\n");
+    rec_dataset *ds = rec_dataset_load(out);
+    CHECK_MSG(ds != NULL, "%s", collm_last_error());
+    if (!ds) return;
+    rec_split *te = rec_dataset_load_split(ds, "test");
+    CHECK(te != NULL && ds->valid != NULL);
+    if (!te || !ds->valid) return;
+    // 11 users: 8 train, 1 valid, 2 test; K = 5 >= 4 ratings -> 4 rows per user.
+    CHECK(ds->train->n == 32 && ds->valid->n == 4 && te->n == 8);
+    const rec_split *sp[3] = {ds->train, ds->valid, te};
+    int seen7 = 0, ok = 1, users_ok = 1;
+    for (int k = 0; k < 3; k++) {
+        const rec_split *s = sp[k];
+        for (int64_t q = 0; q < s->n; q++) {
+            int32_t u = s->user[q];
+            users_ok &= u == 7 || (u >= 100 && u < 110);
+            int64_t h0 = s->his_offset[q], nh = s->his_offset[q + 1] - h0;
+            ok &= nh == 3;
+            // History = the user's other three books, each with its label.
+            for (int64_t j = 0; j < nh; j++) {
+                int32_t b = s->his[h0 + j];
+                ok &= b != s->item[q];
+                if (u == 7) ok &= (b == 0 || b == 1 || b == 2 || b == 3) && s->his_label[h0 + j] == (b == 0 || b == 2);
+                else ok &= (b == 0 || b == 2 || b == 3 || b == 4) && s->his_label[h0 + j] == 1;
+            }
+            if (u == 7) {
+                seen7 |= 1 << s->item[q];
+                ok &= s->label[q] == (s->item[q] == 0 || s->item[q] == 2);
+            }
+        }
+    }
+    CHECK(ok);
+    CHECK(users_ok);
+    CHECK(seen7 == 0xF); // every one of user 7's books is a target once
+    rec_split_free(te);
+    rec_dataset_free(ds);
+    // K = 1: TALLRec's one sample per user.
+    rec_bookcrossing_options o = {1, 10};
+    CHECK(rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, &o) == COLLM_OK);
+    ds = rec_dataset_load(out);
+    CHECK(ds && ds->train->n == 8 && ds->valid->n == 1);
+    rec_dataset_free(ds);
+    put("BX-bad.csv", "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"7\";\"0001\";\"8\"\n\"7\";\"0003\"\n");
+    CHECK(rec_prepare_bookcrossing(tpath("BX-bad.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "BX-bad.csv:3:"), "%s", collm_last_error());
+    put("BX-bad2.csv", "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"7\";\"0001\";\"11\"\n");
+    CHECK(rec_prepare_bookcrossing(tpath("BX-bad2.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "BX-bad2.csv:2:"), "%s", collm_last_error());
+}
+
 int main(void) {
     snprintf(tmp, sizeof tmp, "%s/prepare", test_tmp_dir());
     collm_mkdir_p(tmp);
     test_ml1m();
+    test_amazon();
+    test_bookcrossing();
     return test_report();
 }

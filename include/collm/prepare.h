@@ -31,8 +31,10 @@ int rec_write_ood_splits(const char *dir, const rec_event *events, int64_t n, do
 int rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed);
 
 // Amazon-Book (§2.3) from Books_5.json (reviews, JSON lines) and
-// meta_Books.json (JSON lines with asin and title).
-int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const char *out_dir, uint64_t seed);
+// meta_Books.json (JSON lines with asin and title). Keeps users and items
+// with more than min_count 2017 ratings (the paper: 20).
+int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const char *out_dir, uint64_t seed,
+                       int min_count);
 
 // BookCrossing (§2.4) from BX-Book-Ratings.csv and BX-Books.csv (";"-separated,
 // quoted, Latin-1). Seeded; several samples per user (docs/data.md).

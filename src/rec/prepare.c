@@ -125,13 +125,13 @@ static size_t strmap_slot(const strmap *m, const char *k, size_t n) {
     return i;
 }
 
-__attribute__((unused)) static int32_t strmap_get(const strmap *m, const char *k, size_t n) {
+static int32_t strmap_get(const strmap *m, const char *k, size_t n) {
     size_t i = strmap_slot(m, k, n);
     return m->key[i] ? m->val[i] : -1;
 }
 
 // Sets key -> v (overwrites). Grows at half load.
-__attribute__((unused)) static int strmap_put(strmap *m, const char *k, size_t n, int32_t v) {
+static int strmap_put(strmap *m, const char *k, size_t n, int32_t v) {
     if (2 * (m->n + 1) > m->cap) {
         strmap big;
         if (strmap_init(&big, m->cap) != COLLM_OK) return COLLM_ERR_NOMEM;
@@ -353,6 +353,448 @@ fail:
     free(movie_of_item);
     free(user_map);
     free(mr.data);
+    free(rr.data);
+    return rc;
+}
+
+// ---------------------------------------------------------------- Amazon-Book
+
+// A string member of a JSON object, or NULL.
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+typedef struct {
+    char *reviewer;
+    int32_t item; // index into the meta table
+    int64_t ts;
+    int32_t rating;
+    int64_t order;
+} amazon_review;
+
+int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const char *out_dir, uint64_t seed,
+                       int min_count) {
+    int rc = COLLM_OK;
+    line_reader mr = {0}, rr = {0};
+    strmap asin_map = {0}, user_map = {0};
+    char **meta_title = NULL, **meta_asin = NULL;
+    size_t n_meta = 0, cap_meta = 0, cap_asin = 0, n_rev = 0, cap_rev = 0;
+    amazon_review *rev = NULL;
+    int32_t *item_count = NULL, *user_of = NULL, *user_count = NULL, *item_id = NULL, *meta_of_item = NULL;
+    int32_t *user_id = NULL;
+    raw_event *ev = NULL;
+    rec_event *out = NULL;
+    char **title = NULL;
+    size_t n_users_raw = 0;
+    if ((rc = lr_open(&mr, meta_path)) || (rc = lr_open(&rr, reviews_path))) goto fail;
+    if ((rc = collm_mkdir_p(out_dir)) || (rc = strmap_init(&asin_map, 1024)) || (rc = strmap_init(&user_map, 1024)))
+        goto fail;
+    char *s;
+    size_t len;
+    // meta: {"asin": ..., "title": ...} per line; a duplicate asin keeps the
+    // last row (pandas drop_duplicates keep='last'); rows without a string
+    // asin or title are dropped (NaN).
+    while (lr_next(&mr, &s, &len)) {
+        if (len == 0) continue;
+        cJSON *o = cJSON_ParseWithLength(s, len);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: not a JSON object", meta_path, (long long)mr.line);
+            goto fail;
+        }
+        const char *asin = json_str(o, "asin"), *t = json_str(o, "title");
+        if (asin && t) {
+            char *a = strdup(asin), *tt = strdup(t);
+            if (!a || !tt) {
+                free(a), free(tt), cJSON_Delete(o);
+                rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            int32_t prev = strmap_get(&asin_map, a, strlen(a));
+            if (prev >= 0) { // keep the last row's title
+                free(meta_title[prev]);
+                meta_title[prev] = tt;
+                free(a);
+            } else {
+                VEC_PUSH(meta_title, n_meta, cap_meta, tt, fail_json);
+                size_t na = n_meta - 1;
+                VEC_PUSH(meta_asin, na, cap_asin, a, fail_json);
+                if ((rc = strmap_put(&asin_map, a, strlen(a), (int32_t)(n_meta - 1)))) goto fail_json;
+            }
+        }
+        cJSON_Delete(o);
+        continue;
+    fail_json:
+        cJSON_Delete(o);
+        goto fail;
+    }
+    // reviews: reviewerID, asin, overall, unixReviewTime. Rows missing a
+    // field or without meta are dropped; only calendar 2017 (UTC) is kept.
+    while (lr_next(&rr, &s, &len)) {
+        if (len == 0) continue;
+        cJSON *o = cJSON_ParseWithLength(s, len);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: not a JSON object", reviews_path, (long long)rr.line);
+            goto fail;
+        }
+        const char *user = json_str(o, "reviewerID"), *asin = json_str(o, "asin");
+        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(o, "overall");
+        const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "unixReviewTime");
+        if ((ov && !cJSON_IsNumber(ov)) || (tv && !cJSON_IsNumber(tv))) {
+            cJSON_Delete(o);
+            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: 'overall' and 'unixReviewTime' must be numbers",
+                             reviews_path, (long long)rr.line);
+            goto fail;
+        }
+        int32_t item = asin ? strmap_get(&asin_map, asin, strlen(asin)) : -1;
+        int year = 0;
+        if (user && item >= 0 && ov && tv) utc_month((int64_t)tv->valuedouble, &year);
+        if (year == 2017) {
+            amazon_review r = {strdup(user), item, (int64_t)tv->valuedouble, (int32_t)ov->valuedouble, (int64_t)n_rev};
+            if (!r.reviewer) {
+                cJSON_Delete(o);
+                rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            VEC_PUSH(rev, n_rev, cap_rev, r, fail_rev);
+        }
+        cJSON_Delete(o);
+        continue;
+    fail_rev:
+        cJSON_Delete(o);
+        goto fail;
+    }
+    // Counts on the 2017 data, both taken before filtering.
+    item_count = collm_calloc(n_meta + 1, sizeof *item_count);
+    user_of = collm_malloc((n_rev + 1) * sizeof *user_of);
+    user_count = collm_calloc(n_rev + 1, sizeof *user_count);
+    if (!item_count || !user_of || !user_count) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    for (size_t k = 0; k < n_rev; k++) {
+        int32_t u = strmap_get(&user_map, rev[k].reviewer, strlen(rev[k].reviewer));
+        if (u < 0) {
+            u = (int32_t)n_users_raw++;
+            if ((rc = strmap_put(&user_map, rev[k].reviewer, strlen(rev[k].reviewer), u))) goto fail;
+        }
+        user_of[k] = u;
+        user_count[u]++;
+        item_count[rev[k].item]++;
+    }
+    // Remap (1-based, order of first appearance in the review file) before
+    // building histories.
+    item_id = collm_calloc(n_meta + 1, sizeof *item_id);
+    meta_of_item = collm_calloc(n_meta + 1, sizeof *meta_of_item);
+    user_id = collm_calloc(n_users_raw + 1, sizeof *user_id);
+    ev = collm_malloc((n_rev + 1) * sizeof *ev);
+    if (!item_id || !meta_of_item || !user_id || !ev) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    int32_t nu = 0, ni = 0;
+    size_t n_ev = 0, n_dec = 0;
+    for (size_t k = 0; k < n_rev; k++) {
+        int32_t u = user_of[k], m = rev[k].item;
+        if (user_count[u] <= min_count || item_count[m] <= min_count) continue;
+        if (!user_id[u]) user_id[u] = ++nu;
+        if (!item_id[m]) {
+            item_id[m] = ++ni;
+            meta_of_item[ni] = m;
+        }
+        int month = (int)(utc_month(rev[k].ts, NULL) % 12); // 0 = January
+        raw_event e = {user_id[u], item_id[m], rev[k].ts, (int64_t)k, rev[k].rating, (int8_t)(month == 11 ? 1 : 0)};
+        n_dec += month == 11;
+        ev[n_ev++] = e;
+    }
+    // December: by timestamp (ties in file order), first half valid, rest test.
+    {
+        raw_event *dec = collm_malloc((n_dec + 1) * sizeof *dec);
+        if (!dec) {
+            rc = COLLM_ERR_NOMEM;
+            goto fail;
+        }
+        size_t nd = 0;
+        for (size_t k = 0; k < n_ev; k++)
+            if (ev[k].split == 1) {
+                dec[nd] = ev[k];
+                dec[nd].user_key = 0; // sort by (timestamp, item, order) only
+                dec[nd].item_key = ev[k].order;
+                nd++;
+            }
+        qsort(dec, nd, sizeof *dec, cmp_raw);
+        // dec[j].item_key holds the review's order: mark the second half.
+        int8_t *is_test = collm_calloc(n_rev + 1, 1);
+        if (!is_test) {
+            free(dec);
+            rc = COLLM_ERR_NOMEM;
+            goto fail;
+        }
+        for (size_t j = nd / 2; j < nd; j++) is_test[dec[j].item_key] = 1;
+        for (size_t k = 0; k < n_ev; k++)
+            if (ev[k].split == 1 && is_test[ev[k].order]) ev[k].split = 2;
+        free(dec);
+        free(is_test);
+    }
+    qsort(ev, n_ev, sizeof *ev, cmp_raw); // (user, timestamp, item, file order)
+    out = collm_malloc((n_ev + 1) * sizeof *out);
+    title = collm_calloc((size_t)ni + 1, sizeof *title);
+    if (!out || !title) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    for (size_t k = 0; k < n_ev; k++) {
+        out[k].user = (int32_t)ev[k].user_key;
+        out[k].item = (int32_t)ev[k].item_key;
+        out[k].timestamp = ev[k].timestamp;
+        out[k].label = (int8_t)(ev[k].rating >= 5);
+        out[k].split = ev[k].split;
+    }
+    for (int32_t i = 1; i <= ni; i++) title[i] = meta_title[meta_of_item[i]];
+    if ((rc = write_items(out_dir, title, NULL, ni + 1))) goto fail;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/item_map.tsv", out_dir);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        rc = collm_error(COLLM_ERR_IO, "%s: cannot create", path);
+        goto fail;
+    }
+    fputs("iid\tasin\n", f);
+    for (int32_t i = 1; i <= ni; i++) {
+        fprintf(f, "%d\t", i);
+        rec_write_escaped(f, meta_asin[meta_of_item[i]]);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
+        goto fail;
+    }
+    rc = rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed);
+fail:
+    for (size_t k = 0; k < n_meta; k++) free(meta_title[k]), free(meta_asin[k]);
+    for (size_t k = 0; k < n_rev; k++) free(rev[k].reviewer);
+    free(meta_title), free(meta_asin), free(rev), free(item_count), free(user_of), free(user_count);
+    free(item_id), free(meta_of_item), free(user_id), free(ev), free(out), free(title);
+    strmap_free(&asin_map);
+    strmap_free(&user_map);
+    free(mr.data);
+    free(rr.data);
+    return rc;
+}
+
+// ---------------------------------------------------------------- BookCrossing
+
+// Splits a ";"-separated line with optional "..." quoting ("" inside quotes is
+// one quote) into fields written NUL-terminated into buf (room: line length
+// + max_fields). Returns the field count, or -1 on an unterminated quote.
+static int csv_split(const char *s, size_t n, char *buf, char **field, int max_fields) {
+    int nf = 0;
+    size_t i = 0;
+    char *o = buf;
+    for (;;) {
+        if (nf < max_fields) field[nf] = o;
+        nf++;
+        if (i < n && s[i] == '"') {
+            i++;
+            for (;;) {
+                if (i >= n) return -1;
+                if (s[i] == '"') {
+                    if (i + 1 < n && s[i + 1] == '"') {
+                        if (nf <= max_fields) *o++ = '"';
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                if (nf <= max_fields) *o++ = s[i];
+                i++;
+            }
+            if (i < n && s[i] != ';') return -1; // text after the closing quote
+        } else {
+            while (i < n && s[i] != ';') {
+                if (nf <= max_fields) *o++ = s[i];
+                i++;
+            }
+        }
+        if (nf <= max_fields) *o++ = '\0';
+        if (i >= n) break;
+        i++; // the ';'
+    }
+    return nf;
+}
+
+typedef struct {
+    int64_t user;
+    int32_t book;
+    int8_t label;
+    int64_t order;
+} bx_rating;
+
+static int cmp_bx(const void *a, const void *b) {
+    const bx_rating *x = a, *y = b;
+    if (x->user != y->user) return x->user < y->user ? -1 : 1;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+int rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, const char *out_dir, uint64_t seed,
+                             const rec_bookcrossing_options *opt) {
+    int K = opt && opt->max_targets_per_user > 0 ? opt->max_targets_per_user : 5;
+    int H = opt && opt->max_history > 0 ? opt->max_history : 10;
+    int rc = COLLM_OK;
+    line_reader br = {0}, rr = {0};
+    strmap isbn = {0};
+    char *buf = NULL, **title = NULL, **author = NULL, **isbn_str = NULL;
+    size_t n_books = 0, cap_t = 0, cap_a = 0, cap_i = 0, n_r = 0, cap_r = 0;
+    bx_rating *rat = NULL;
+    int64_t *user_start = NULL;
+    int32_t *uorder = NULL, *perm = NULL;
+    rec_split sp[3];
+    memset(sp, 0, sizeof sp);
+    if ((rc = lr_open(&br, books_path)) || (rc = lr_open(&rr, ratings_path))) goto fail;
+    if ((rc = collm_mkdir_p(out_dir)) || (rc = strmap_init(&isbn, 1024))) goto fail;
+    buf = collm_malloc((br.size > rr.size ? br.size : rr.size) + 64);
+    if (!buf) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    int utf8 = valid_utf8((const unsigned char *)br.data, br.size);
+    char *s, *f[9];
+    size_t len;
+    // BX-Books.csv: header, then ISBN;Title;Author;Year;Publisher;3 URLs.
+    // A line that does not split into 8 fields is skipped, as pandas'
+    // error_bad_lines=False does; the item id is the index among kept rows.
+    lr_next(&br, &s, &len);
+    while (lr_next(&br, &s, &len)) {
+        if (csv_split(s, len, buf, f, 9) != 8) continue;
+        char *t = to_utf8(f[1], strlen(f[1]), utf8), *a = to_utf8(f[2], strlen(f[2]), utf8), *i = strdup(f[0]);
+        if (!t || !a || !i) {
+            free(t), free(a), free(i);
+            rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        size_t nb = n_books, nb2 = n_books;
+        VEC_PUSH(author, nb, cap_a, a, fail);
+        VEC_PUSH(isbn_str, nb2, cap_i, i, fail);
+        VEC_PUSH(title, n_books, cap_t, t, fail);
+        if (strmap_get(&isbn, i, strlen(i)) < 0 && (rc = strmap_put(&isbn, i, strlen(i), (int32_t)(n_books - 1))))
+            goto fail; // a repeated ISBN maps to its first row
+    }
+    // BX-Book-Ratings.csv: header, then User-ID;ISBN;Rating(0-10). Ratings of
+    // ISBNs not in BX-Books are dropped. label = rating > 5.
+    lr_next(&rr, &s, &len);
+    while (lr_next(&rr, &s, &len)) {
+        int64_t u, r;
+        if (csv_split(s, len, buf, f, 4) != 3 || parse_int(f[0], strlen(f[0]), 0, INT32_MAX - 1, &u) ||
+            parse_int(f[2], strlen(f[2]), 0, 10, &r)) {
+            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: expected \"User-ID\";\"ISBN\";\"Rating 0-10\"", ratings_path,
+                             (long long)rr.line);
+            goto fail;
+        }
+        int32_t b = strmap_get(&isbn, f[1], strlen(f[1]));
+        if (b < 0) continue;
+        bx_rating x = {u, b, (int8_t)(r > 5), (int64_t)n_r};
+        VEC_PUSH(rat, n_r, cap_r, x, fail);
+    }
+    qsort(rat, n_r, sizeof *rat, cmp_bx); // by user, then file order
+    // Users with more than 3 ratings, ascending id, then a seeded shuffle cut 80/10/10.
+    user_start = collm_malloc((n_r + 1) * sizeof *user_start);
+    uorder = collm_malloc((n_r + 1) * sizeof *uorder);
+    perm = collm_malloc((n_r + 1) * sizeof *perm);
+    if (!user_start || !uorder || !perm) {
+        rc = COLLM_ERR_NOMEM;
+        goto fail;
+    }
+    int32_t n_users = 0;
+    for (size_t k = 0; k < n_r;) {
+        size_t e = k;
+        while (e < n_r && rat[e].user == rat[k].user) e++;
+        if (e - k > 3) {
+            user_start[n_users] = (int64_t)k;
+            uorder[n_users] = n_users;
+            n_users++;
+        }
+        k = e;
+    }
+    collm_rng rng;
+    collm_rng_seed(&rng, seed);
+    collm_rng_shuffle_i32(&rng, uorder, n_users);
+    int32_t n_train = (int32_t)((int64_t)n_users * 8 / 10), n_valid = n_users / 10;
+    // Rows per split: at most K per user; history at most H.
+    int64_t rows[3] = {0}, hist[3] = {0};
+    for (int32_t j = 0; j < n_users; j++) {
+        int k = j < n_train ? 0 : j < n_train + n_valid ? 1 : 2;
+        int64_t a = user_start[uorder[j]], e = a;
+        while (e < (int64_t)n_r && rat[e].user == rat[a].user) e++;
+        int64_t n = e - a, t = n < K ? n : K, h = n - 1 < H ? n - 1 : H;
+        rows[k] += t;
+        hist[k] += t * h;
+    }
+    for (int k = 0; k < 3; k++) {
+        size_t nr = (size_t)rows[k] + 1, nh = (size_t)hist[k] + 1;
+        sp[k].user = collm_malloc(nr * sizeof *sp[k].user);
+        sp[k].item = collm_malloc(nr * sizeof *sp[k].item);
+        sp[k].label = collm_malloc(nr * sizeof *sp[k].label);
+        sp[k].timestamp = collm_calloc(nr, sizeof *sp[k].timestamp);
+        sp[k].not_cold = collm_malloc(nr * sizeof *sp[k].not_cold);
+        sp[k].his_offset = collm_malloc((nr + 1) * sizeof *sp[k].his_offset);
+        sp[k].his = collm_malloc(nh * sizeof *sp[k].his);
+        sp[k].his_label = collm_malloc(nh * sizeof *sp[k].his_label);
+        if (!sp[k].user || !sp[k].item || !sp[k].label || !sp[k].timestamp || !sp[k].not_cold || !sp[k].his_offset ||
+            !sp[k].his || !sp[k].his_label) {
+            rc = COLLM_ERR_NOMEM;
+            goto fail;
+        }
+        sp[k].his_offset[0] = 0;
+    }
+    // Per user (in split order): shuffle the user's ratings L[0..N) with the
+    // same rng; targets are L[N-1], L[N-2], ... (up to K); each target's
+    // history is the first min(N-1, H) entries of L without the target. With
+    // K = 1 this is TALLRec's construction (target = last, history = the rest).
+    for (int32_t j = 0; j < n_users; j++) {
+        int k = j < n_train ? 0 : j < n_train + n_valid ? 1 : 2;
+        rec_split *o = &sp[k];
+        int64_t a = user_start[uorder[j]], e = a;
+        while (e < (int64_t)n_r && rat[e].user == rat[a].user) e++;
+        int32_t n = (int32_t)(e - a);
+        for (int32_t q = 0; q < n; q++) perm[q] = (int32_t)(a + q);
+        collm_rng_shuffle_i32(&rng, perm, n);
+        int32_t t_count = n < K ? n : K, h = n - 1 < H ? n - 1 : H;
+        for (int32_t t = 0; t < t_count; t++) {
+            int32_t tpos = n - 1 - t;
+            int64_t r = o->n++;
+            o->user[r] = (int32_t)rat[perm[tpos]].user;
+            o->item[r] = rat[perm[tpos]].book;
+            o->label[r] = rat[perm[tpos]].label;
+            o->not_cold[r] = 1;
+            int64_t w = o->his_offset[r];
+            for (int32_t q = 0, got = 0; q < n && got < h; q++) {
+                if (q == tpos) continue;
+                o->his[w] = rat[perm[q]].book;
+                o->his_label[w] = rat[perm[q]].label;
+                w++, got++;
+            }
+            o->his_offset[r + 1] = w;
+        }
+    }
+    if ((rc = write_items(out_dir, title, author, (int32_t)n_books))) goto fail;
+    static const char *const names[3] = {"train", "valid", "test"};
+    char path[4096];
+    for (int k = 0; k < 3 && rc == COLLM_OK; k++) {
+        snprintf(path, sizeof path, "%s/%s.tsv", out_dir, names[k]);
+        rc = rec_split_write(path, &sp[k]);
+    }
+fail:
+    for (size_t k = 0; k < n_books; k++) free(title[k]), free(author[k]), free(isbn_str[k]);
+    free(title), free(author), free(isbn_str), free(buf), free(rat), free(user_start), free(uorder), free(perm);
+    for (int k = 0; k < 3; k++) {
+        free(sp[k].user), free(sp[k].item), free(sp[k].label), free(sp[k].timestamp), free(sp[k].not_cold);
+        free(sp[k].his_offset), free(sp[k].his), free(sp[k].his_label);
+    }
+    strmap_free(&isbn);
+    free(br.data);
     free(rr.data);
     return rc;
 }
