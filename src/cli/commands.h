@@ -4,6 +4,7 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_train_cf(int argc, char **argv);

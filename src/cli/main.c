@@ -15,6 +15,7 @@ typedef struct {
 static const command commands[] = {
     // keep in pipeline order: data -> cf -> llm -> training -> evaluation -> retrieval -> serving
     {"version", cmd_version, "print the version"},
+    {"prepare", cmd_prepare, "build a dataset folder from raw ML-1M / Amazon-Book / BookCrossing files"},
     {"synth", cmd_synth, "write a synthetic dataset with planted latent factors (ml-1m layout)"},
     {"init-model", cmd_init_model, "write a randomly initialised Llama/Qwen2 GGUF with a given vocabulary"},
     {"logits", cmd_logits, "run a model over token ids, write every position's logits (float32)"},
