@@ -230,6 +230,7 @@ static void test_write_roundtrip(void) {
 }
 
 int main(void) {
+    collm_mkdir_p(test_tmp_dir());
     test_write_roundtrip();
     test_small_files();
     test_ml1m();
