@@ -99,15 +99,19 @@ int llm_model_tensor_list(llm_model *m, llm_tensor_desc *desc) {
         desc_set(&desc[n++], name, ptr, nd, a, b);                        \
     } while (0)
         LAYER_TENSOR("attn_norm.weight", &w->attn_norm, 1, C, 1);
+        // q, k, v weights adjacent (and their biases): the forward runs them
+        // as one GEMM over the stacked (q_dim + 2 kv_dim, C) matrix
         LAYER_TENSOR("attn_q.weight", &w->wq, 2, C, q_dim);
-        if (hp->has_qkv_bias) LAYER_TENSOR("attn_q.bias", &w->bq, 1, q_dim, 1);
         LAYER_TENSOR("attn_k.weight", &w->wk, 2, C, kv_dim);
-        if (hp->has_qkv_bias) LAYER_TENSOR("attn_k.bias", &w->bk, 1, kv_dim, 1);
         LAYER_TENSOR("attn_v.weight", &w->wv, 2, C, kv_dim);
-        if (hp->has_qkv_bias) LAYER_TENSOR("attn_v.bias", &w->bv, 1, kv_dim, 1);
+        if (hp->has_qkv_bias) {
+            LAYER_TENSOR("attn_q.bias", &w->bq, 1, q_dim, 1);
+            LAYER_TENSOR("attn_k.bias", &w->bk, 1, kv_dim, 1);
+            LAYER_TENSOR("attn_v.bias", &w->bv, 1, kv_dim, 1);
+        }
         LAYER_TENSOR("attn_output.weight", &w->wo, 2, q_dim, C);
         LAYER_TENSOR("ffn_norm.weight", &w->ffn_norm, 1, C, 1);
-        LAYER_TENSOR("ffn_gate.weight", &w->w_gate, 2, C, ff);
+        LAYER_TENSOR("ffn_gate.weight", &w->w_gate, 2, C, ff); // gate and up adjacent: one GEMM
         LAYER_TENSOR("ffn_up.weight", &w->w_up, 2, C, ff);
         LAYER_TENSOR("ffn_down.weight", &w->w_down, 2, ff, C);
 #undef LAYER_TENSOR
@@ -419,8 +423,8 @@ struct llm_context {
     float *v;        // (B, kv_dim)
     float *att;      // (B, q_dim) attention output
     float *proj;     // (B, C) output of attn_output / ffn_down
-    float *gate;     // (B, n_ff)
-    float *up;       // (B, n_ff)
+    float *qkv;      // (B, q_dim + 2 kv_dim) fused projection output
+    float *gate_up;  // (B, 2 n_ff) fused gate|up output; the first half then holds the SwiGLU result
     float *rstd;     // (B)
     int32_t *pos;    // (B) absolute positions
     int32_t *rows;   // (B) output row list / seq offsets
@@ -442,7 +446,8 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
     const size_t C = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
                  kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
     size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
-    size_t sizes[] = {cache, cache, B * C, B * C, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * C, B * ff, B * ff, B};
+    size_t sizes[] = {cache, cache, B * C, B * C, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * C,
+                     B * (q_dim + 2 * kv_dim), B * 2 * ff, B};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     llm_context *ctx = collm_calloc(1, sizeof *ctx);
@@ -465,7 +470,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
     }
     memset(ctx->block, 0, total * sizeof(float));
     float **bufs[] = {&ctx->k_cache, &ctx->v_cache, &ctx->x, &ctx->xn, &ctx->q, &ctx->k,
-                      &ctx->v, &ctx->att, &ctx->proj, &ctx->gate, &ctx->up, &ctx->rstd};
+                      &ctx->v, &ctx->att, &ctx->proj, &ctx->qkv, &ctx->gate_up, &ctx->rstd};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = ctx->block + off;
@@ -573,9 +578,25 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
         float *v_cache = ctx->v_cache + (size_t)l * ctx->n_ctx * kv_dim;
         // attention block
         ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->attn_norm, T, C, hp->rms_eps);
-        ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
-        ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
-        ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
+        // One GEMM over the stacked q|k|v weights when they are adjacent in
+        // memory (always, for models from llm_model_alloc): the input is
+        // packed once instead of three times. Then split the rows.
+        int fused_w = w->wk == w->wq + (size_t)q_dim * C && w->wv == w->wk + (size_t)kv_dim * C;
+        int fused_b = !w->bq || (w->bk == w->bq + q_dim && w->bv == w->bk + kv_dim);
+        if (fused_w && fused_b) {
+            const int qkv_dim = q_dim + 2 * kv_dim;
+            ops_matmul_forward(ctx->qkv, ctx->xn, w->wq, w->bq, T, C, qkv_dim); // (T, q_dim + 2 kv_dim)
+            for (int t = 0; t < T; t++) {
+                const float *row = ctx->qkv + (size_t)t * qkv_dim;
+                memcpy(ctx->q + (size_t)t * q_dim, row, (size_t)q_dim * sizeof(float));
+                memcpy(ctx->k + (size_t)t * kv_dim, row + q_dim, (size_t)kv_dim * sizeof(float));
+                memcpy(ctx->v + (size_t)t * kv_dim, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
+            }
+        } else {
+            ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
+            ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
+            ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
+        }
         ops_rope_forward(ctx->q, ctx->pos, T, hp->n_head, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
         ops_rope_forward(ctx->k, ctx->pos, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
         // Each sequence's K/V go right after the prefix, then it attends to
@@ -591,10 +612,22 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
         for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
         // feed-forward block
         ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, T, C, hp->rms_eps);
-        ops_matmul_forward(ctx->gate, ctx->xn, w->w_gate, NULL, T, C, ff); // (T, ff)
-        ops_matmul_forward(ctx->up, ctx->xn, w->w_up, NULL, T, C, ff);     // (T, ff)
-        ops_swiglu_forward(ctx->gate, ctx->gate, ctx->up, (int64_t)T * ff);
-        ops_matmul_forward(ctx->proj, ctx->gate, w->w_down, NULL, T, ff, C); // (T, C)
+        float *h = ctx->gate_up; // (T, ff) SwiGLU output, rows packed densely
+        if (w->w_up == w->w_gate + (size_t)ff * C) {
+            // one GEMM over stacked gate|up: row t = [g_t (ff) | u_t (ff)]; h row t
+            // overwrites the front of the buffer, never ahead of what is read
+            ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, T, C, 2 * ff); // (T, 2 ff)
+            for (int t = 0; t < T; t++) {
+                const float *g = ctx->gate_up + (size_t)t * 2 * ff;
+                ops_swiglu_forward(h + (size_t)t * ff, g, g + ff, ff);
+            }
+        } else {
+            float *up = ctx->gate_up + (size_t)T * ff;
+            ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, T, C, ff); // (T, ff)
+            ops_matmul_forward(up, ctx->xn, w->w_up, NULL, T, C, ff);  // (T, ff)
+            ops_swiglu_forward(h, h, up, (int64_t)T * ff);
+        }
+        ops_matmul_forward(ctx->proj, h, w->w_down, NULL, T, ff, C); // (T, C)
         for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
     }
     if (keep) ctx->n_past = n_past + T;
