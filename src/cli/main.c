@@ -21,6 +21,7 @@ static const command commands[] = {
     {"logits", cmd_logits, "run a model over token ids, write every position's logits (float32)"},
     {"train-cf", cmd_train_cf, "train a collaborative model (MF) and save it as GGUF"},
     {"eval-cf", cmd_eval_cf, "AUC / UAUC / warm-cold AUC of a collaborative model on a split"},
+    {"index", cmd_index, "build a Faiss index (Flat / HNSW / IVF) over a collaborative model's item vectors"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 

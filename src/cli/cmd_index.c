@@ -1,0 +1,85 @@
+// collm index: builds a Faiss inner-product index over a collaborative
+// model's item vectors (items 1..n_items-1; 0 is padding) and writes it in
+// Faiss's file format. Later `recommend` / `serve` load it.
+//   collm index --cf mf.gguf --factory Flat --out items.faiss
+// (--ckpt, a trained CoLLM checkpoint carrying its CF model, will be a second
+// source of item vectors once that format exists.)
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+#include "collm/cf.h"
+#include "collm/error.h"
+#include "collm/faiss_bridge.h"
+#include "collm/retrieval.h"
+#include "collm/threadpool.h"
+#include "commands.h"
+
+static double index_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cmd_index(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--cf", "FILE", "collaborative model (.gguf, from train-cf) whose item vectors are indexed", NULL},
+        {"--out", "FILE", "output index (Faiss format, e.g. items.faiss)", NULL},
+        {"--factory", "STR", "Faiss index factory string: Flat | HNSW32,Flat | IVF1024,Flat ... (default Flat)", NULL},
+        {"--nprobe", "N", "IVF lists searched per query, saved with the index (default 32)", NULL},
+        {"--ef-search", "N", "HNSW search breadth, saved with the index (default 128)", NULL},
+        {"--train-max", "N", "IVF: train on at most N items (default all)", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts,
+                      "usage: collm index --cf FILE --out FILE [--factory Flat] [--nprobe 32] [--ef-search 128] "
+                      "[--train-max N]");
+    if (p) return p > 0 ? 0 : 1;
+    const char *cf_path, *out;
+    if (cli_require(opts, "--cf", &cf_path) || cli_require(opts, "--out", &out)) return 1;
+    retrieval_build_options opt;
+    retrieval_build_options_default(&opt);
+    if (cli_get(opts, "--factory")) opt.factory = cli_get(opts, "--factory");
+    int64_t nprobe, ef_search, train_max;
+    if (cli_get_int(opts, "--nprobe", opt.nprobe, &nprobe) || cli_get_int(opts, "--ef-search", opt.ef_search, &ef_search) ||
+        cli_get_int(opts, "--train-max", 0, &train_max))
+        return 1;
+    if (nprobe < 1 || nprobe > (1 << 24) || ef_search < 1 || ef_search > (1 << 24) || train_max < 0) {
+        fprintf(stderr, "collm index: out-of-range option (need nprobe >= 1, ef-search >= 1, train-max >= 0)\n");
+        return 1;
+    }
+    opt.nprobe = (int)nprobe;
+    opt.ef_search = (int)ef_search;
+    opt.train_max = train_max;
+    int threads = cli_threads(opts);
+    collm_faiss_set_threads(threads);
+    collm_blas_set_threads(threads);
+
+    cf_model *m = cf_model_load(cf_path);
+    if (!m) return cli_fail("index");
+    int d = cf_model_dim(m);
+    int32_t n_items = cf_model_n_items(m);
+    float *items = collm_malloc((size_t)n_items * (size_t)d * sizeof(float)); // (n_items, d)
+    int rc = items ? COLLM_OK : COLLM_ERR_NOMEM;
+    for (int32_t i = 0; i < n_items && rc == COLLM_OK; i++)
+        rc = cf_model_item_vector(m, i, items + (size_t)i * (size_t)d);
+    retrieval_index *index = NULL;
+    double t0 = index_now_s();
+    if (rc == COLLM_OK) {
+        index = retrieval_index_build(items, n_items, d, &opt);
+        if (!index) rc = COLLM_ERR;
+    }
+    double build_s = index_now_s() - t0;
+    if (rc == COLLM_OK) rc = retrieval_index_save(index, out);
+    if (rc == COLLM_OK)
+        fprintf(stderr, "index: %s, %lld items of %s (d=%d), built in %.2fs with %d threads; wrote %s\n", opt.factory,
+                (long long)retrieval_index_size(index), cf_path, d, build_s, threads, out);
+    else
+        cli_fail("index");
+    retrieval_index_free(index);
+    free(items);
+    cf_model_free(m);
+    return rc == COLLM_OK ? 0 : 1;
+}
