@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -452,6 +453,63 @@ static void test_threads_agree(void) {
     free(queries);
 }
 
+// Several threads searching one index at once get what one thread gets.
+typedef struct {
+    const retrieval_index *index;
+    const float *queries; // (nq, d)
+    int nq, d, n;
+    int32_t *items;       // (nq, n)
+    int rc;
+} search_job;
+
+static void *search_worker(void *arg) {
+    search_job *job = arg;
+    job->rc = COLLM_OK;
+    for (int q = 0; q < job->nq && job->rc == COLLM_OK; q++) {
+        int n_found = 0;
+        int32_t history[3] = {0, q + 1, 2 * q + 3};
+        job->rc = retrieval_candidates(job->index, job->queries + (size_t)q * job->d, job->d, history, 3, job->n,
+                                       job->items + (size_t)q * job->n, NULL, &n_found);
+        if (job->rc == COLLM_OK && n_found != job->n) job->rc = COLLM_ERR;
+    }
+    return NULL;
+}
+
+static void test_concurrent_searches(void) {
+    mix_state = 7;
+    const int32_t n_items = 3001;
+    const int d = 16, nq = 60, n = 12;
+    float *items = random_matrix(n_items, d, 1);
+    float *queries = random_matrix(nq, d, 1);
+    const char *factories[2] = {"Flat", "HNSW16,Flat"};
+    for (int f = 0; f < 2; f++) {
+        retrieval_build_options opt;
+        retrieval_build_options_default(&opt);
+        opt.factory = factories[f];
+        retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+        CHECK(index != NULL);
+        if (!index) continue;
+        int32_t serial[60 * 12], parallel[4][60 * 12];
+        search_job one = {index, queries, nq, d, n, serial, 0};
+        search_worker(&one);
+        CHECK(one.rc == COLLM_OK);
+        pthread_t threads[4];
+        search_job jobs[4];
+        for (int t = 0; t < 4; t++) {
+            jobs[t] = (search_job){index, queries, nq, d, n, parallel[t], 0};
+            pthread_create(&threads[t], NULL, search_worker, &jobs[t]);
+        }
+        for (int t = 0; t < 4; t++) {
+            pthread_join(threads[t], NULL);
+            CHECK(jobs[t].rc == COLLM_OK);
+            CHECK_MSG(memcmp(parallel[t], serial, sizeof serial) == 0, "%s: thread %d differs", factories[f], t);
+        }
+        retrieval_index_free(index);
+    }
+    free(items);
+    free(queries);
+}
+
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -464,7 +522,8 @@ int main(void) {
         void (*run)(void);
     } tests[] = {{"flat_exact", test_flat_exact},     {"exclusion", test_exclusion},
                  {"approximate_recall", test_approximate_recall}, {"round_trip", test_round_trip},
-                 {"errors", test_errors},              {"threads_agree", test_threads_agree}};
+                 {"errors", test_errors},              {"threads_agree", test_threads_agree},
+                 {"concurrent_searches", test_concurrent_searches}};
     // one OpenMP thread except where a test sets more: on shared, busy cores
     // HNSW's parallel build stalls at its barriers (2.4 s vs 9 s observed)
     collm_faiss_set_threads(1);
