@@ -1,0 +1,67 @@
+// Internals shared by tokenizer.c, tokenizer_spm.c and tokenizer_bpe.c.
+#ifndef COLLM_TOK_INTERNAL_H
+#define COLLM_TOK_INTERNAL_H
+
+#include "collm/tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Open-addressing hash from a string to its index in a string table
+// (blob + off[i], length len[i]). slots hold index + 1; 0 = empty.
+typedef struct {
+    uint32_t *slots;
+    uint32_t mask; // capacity - 1, capacity a power of two >= 2 * n
+} tok_hash;
+
+// A string table: n strings stored NUL-terminated in one blob.
+typedef struct {
+    int n;
+    char *blob;
+    uint32_t *off;
+    uint32_t *len;
+} tok_strings;
+
+struct tok_vocab {
+    tok_model model;
+    tok_pre pre;
+    tok_strings tokens; // (n_vocab) token texts
+    float *scores;      // (n_vocab)
+    uint8_t *types;     // (n_vocab) tok_token_type
+    tok_hash token_map; // text -> id; a duplicate text maps to its last id (llama.cpp)
+    tok_strings merges; // (n_merges) "left right", index = rank
+    tok_hash merge_map; // "left right" -> rank; a duplicate keeps its first rank
+    int32_t bos, eos, unk, pad;
+    int add_bos, add_space_prefix;
+    int32_t byte_token[256];      // SPM byte fallback: <0xXX> token (else the 1-char token), -1 if none
+    char byte_unicode[256][4];    // BPE: GPT-2 bytes_to_unicode(b) as UTF-8, NUL-terminated
+    int16_t unicode_byte[512];    // inverse of bytes_to_unicode for code points < 512, -1 if none
+    int32_t *special_ids;         // CONTROL / USER_DEFINED / UNKNOWN ids, longest text first
+    int n_special;
+};
+
+// Growable id list used while encoding.
+typedef struct {
+    int32_t *ids;
+    int n, cap;
+} tok_ids;
+
+int tok_ids_push(tok_ids *a, int32_t id);
+
+// Lookup of s[0..n) in the token map: id or -1.
+int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);
+// Merge rank of the pair (a, b) (BPE), or -1.
+int32_t tok_merge_rank(const tok_vocab *v, const char *a, size_t na, const char *b, size_t nb);
+
+// SPM-encodes one raw-text fragment (already without special tokens),
+// with the dummy "▁" prefix if add_prefix. Appends to out.
+int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_prefix, tok_ids *out);
+// Byte-level-BPE-encodes one raw-text fragment. Appends to out.
+int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
+
+// Pre-tokenizers over code points: writes the end offset of each piece to
+// ends (capacity n) and returns the number of pieces (pieces are contiguous).
+size_t tok_pretokenize_gpt2(const uint32_t *cps, size_t n, size_t *ends);
+size_t tok_pretokenize_qwen2(const uint32_t *cps, size_t n, size_t *ends);
+
+#endif
