@@ -158,6 +158,245 @@ void ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n) {
 // ---------------------------------------------------------------------------
 // Causal GQA attention. q (T, n_head, hd); k, v (L, n_head_kv, hd), L = n_past + T;
 // query t sits at absolute position n_past + t and sees keys 0..n_past+t.
+//
+// Work is blocked by (head, block of qb queries): the block's scores against
+// all its keys form a (qb, nk) matrix, so every key row loaded is reused by qb
+// queries and the inner loops run over head_dim in SIMD registers. Two tile
+// kernels do all the arithmetic:
+//   tile_dots: S (r, c) = scale · A_r · B_c            (Q·K^T, dO·V^T)
+//   tile_axpy: O_r    += Σ_c A(r, c) · B_c             (P·V, dS·K, dS^T·Q, P^T·dO)
+// Every output element is computed by the same instruction sequence wherever
+// it falls in a tile and whatever the block size, and each sum runs over its
+// terms in a fixed order, so results do not depend on the thread count.
+// Causal masking: in a block starting at query t0, block row i sees block
+// keys c <= diag + i with diag = n_past + t0; tiles entirely above that
+// diagonal are skipped, entries inside a kept tile are exact zeros in P/dS.
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define OPS_ATT_AVX2 1
+#endif
+
+#define ATT_NO_LIMIT (1 << 29) // a diagonal offset that limits nothing (ints stay < 2^31)
+#define ATT_MAX_QB 32          // queries per block
+#define ATT_SCRATCH 16384      // target floats of the per-task stack scratch, one (qb, L) block
+                               // (qb = 1 beyond L = 16384: then L floats)
+
+#ifdef OPS_ATT_AVX2
+// Lane k of the result = the sum of the 8 lanes of ak.
+static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                             __m256 a7) {
+    __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3); // 128-bit halves: partial sums
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// exp(x) for x <= 0 (scores minus their row max); 0 below -87 where expf is
+// denormal or 0. x = n·ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact
+// n·ln2_hi), exp(r) by its Taylor series to r^7 (remainder < 1.2e-7 relative),
+// times 2^n built in the exponent bits. About 1-2 ulp from expf.
+static inline __m256 exp8_nonpos(__m256 x) {
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(0.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+}
+#endif
+
+// S (r, c) = scale · Σ_d A[r·lda + d] · B[c·ldb + d] for r < nrow, c < ncol,
+// d < n; S row-major with stride lds. Tiles of 4 rows x 2 cols whose columns
+// all lie beyond r + diag (r the tile's last row) are skipped (left unwritten).
+static void tile_dots(float *S, int64_t lds, const float *A, int64_t lda, int nrow, const float *B, int64_t ldb,
+                      int ncol, int n, float scale, int diag) {
+#ifdef OPS_ATT_AVX2
+    const int n8 = n & ~7;
+    for (int r0 = 0; r0 < nrow; r0 += 4) {
+        int r1 = r0 + 4 < nrow ? r0 + 4 : nrow;
+        const float *a[4]; // rows past the end repeat the last one; their results are dropped
+        for (int i = 0; i < 4; i++) a[i] = A + (int64_t)(r0 + i < nrow ? r0 + i : nrow - 1) * lda;
+        int c_end = r1 + diag < ncol ? r1 + diag : ncol;
+        for (int c0 = 0; c0 < c_end; c0 += 2) {
+            const float *b0 = B + (int64_t)c0 * ldb, *b1 = c0 + 1 < ncol ? b0 + ldb : b0;
+            // sij = row i · col j, 8 lanes wide; written out so they stay in registers
+            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00,
+                   s31 = s00;
+            for (int d = 0; d < n8; d += 8) {
+                __m256 vb0 = _mm256_loadu_ps(b0 + d), vb1 = _mm256_loadu_ps(b1 + d);
+                __m256 va = _mm256_loadu_ps(a[0] + d);
+                s00 = _mm256_fmadd_ps(va, vb0, s00), s01 = _mm256_fmadd_ps(va, vb1, s01);
+                va = _mm256_loadu_ps(a[1] + d);
+                s10 = _mm256_fmadd_ps(va, vb0, s10), s11 = _mm256_fmadd_ps(va, vb1, s11);
+                va = _mm256_loadu_ps(a[2] + d);
+                s20 = _mm256_fmadd_ps(va, vb0, s20), s21 = _mm256_fmadd_ps(va, vb1, s21);
+                va = _mm256_loadu_ps(a[3] + d);
+                s30 = _mm256_fmadd_ps(va, vb0, s30), s31 = _mm256_fmadd_ps(va, vb1, s31);
+            }
+            float sum[8]; // sum[2i + j] = row i · col j
+            _mm256_storeu_ps(sum, hsum8x8(s00, s01, s10, s11, s20, s21, s30, s31));
+            for (int d = n8; d < n; d++)
+                for (int i = 0; i < 4; i++) {
+                    sum[2 * i] += a[i][d] * b0[d];
+                    sum[2 * i + 1] += a[i][d] * b1[d];
+                }
+            for (int i = 0; i < r1 - r0; i++) {
+                float *s = S + (int64_t)(r0 + i) * lds + c0;
+                s[0] = sum[2 * i] * scale;
+                if (c0 + 1 < ncol) s[1] = sum[2 * i + 1] * scale;
+            }
+        }
+    }
+#else
+    for (int r = 0; r < nrow; r++) {
+        int c_end = r + 1 + diag < ncol ? r + 1 + diag : ncol;
+        for (int c = 0; c < c_end; c++) S[(int64_t)r * lds + c] = dot8(A + (int64_t)r * lda, B + (int64_t)c * ldb, n) * scale;
+    }
+#endif
+}
+
+// O[r·ldo + d] += Σ_c A[r·ars + c·acs] · B[c·ldb + d] for r < nrow, d < n,
+// the sum over c in increasing order from 0, then added to O. For rows
+// [r0, r1) of a 4-row tile c runs over [max(0, r0 - lo), min(ncol, r1 + hi)):
+// the caller guarantees A is zero outside (causal structure), so the skipped
+// terms are exact zeros.
+#ifdef OPS_ATT_AVX2
+// One tile: 4 rows (o, a) x 16 columns at d of B/O (8 accumulators, written
+// out so they stay in registers), c over [c_begin, c_end); rows >= `rows` are
+// padding and not stored.
+static void axpy_tile16(float *const o[4], const float *const a[4], int64_t acs, const float *B, int64_t ldb,
+                        int c_begin, int c_end, int d, int rows) {
+    __m256 x00 = _mm256_setzero_ps(), x01 = x00, x10 = x00, x11 = x00, x20 = x00, x21 = x00, x30 = x00, x31 = x00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    for (int c = c_begin; c < c_end; c++) {
+        const float *bc = B + (int64_t)c * ldb + d;
+        __m256 vb0 = _mm256_loadu_ps(bc), vb1 = _mm256_loadu_ps(bc + 8);
+        int64_t ac = (int64_t)c * acs;
+        __m256 va = _mm256_broadcast_ss(a0 + ac);
+        x00 = _mm256_fmadd_ps(va, vb0, x00), x01 = _mm256_fmadd_ps(va, vb1, x01);
+        va = _mm256_broadcast_ss(a1 + ac);
+        x10 = _mm256_fmadd_ps(va, vb0, x10), x11 = _mm256_fmadd_ps(va, vb1, x11);
+        va = _mm256_broadcast_ss(a2 + ac);
+        x20 = _mm256_fmadd_ps(va, vb0, x20), x21 = _mm256_fmadd_ps(va, vb1, x21);
+        va = _mm256_broadcast_ss(a3 + ac);
+        x30 = _mm256_fmadd_ps(va, vb0, x30), x31 = _mm256_fmadd_ps(va, vb1, x31);
+    }
+    __m256 x[4][2] = {{x00, x01}, {x10, x11}, {x20, x21}, {x30, x31}};
+    for (int i = 0; i < rows; i++) {
+        float *oi = o[i] + d;
+        _mm256_storeu_ps(oi, _mm256_add_ps(_mm256_loadu_ps(oi), x[i][0]));
+        _mm256_storeu_ps(oi + 8, _mm256_add_ps(_mm256_loadu_ps(oi + 8), x[i][1]));
+    }
+}
+
+// The same for 8 columns.
+static void axpy_tile8(float *const o[4], const float *const a[4], int64_t acs, const float *B, int64_t ldb,
+                       int c_begin, int c_end, int d, int rows) {
+    __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    for (int c = c_begin; c < c_end; c++) {
+        __m256 vb = _mm256_loadu_ps(B + (int64_t)c * ldb + d);
+        int64_t ac = (int64_t)c * acs;
+        x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + ac), vb, x0);
+        x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + ac), vb, x1);
+        x2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + ac), vb, x2);
+        x3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + ac), vb, x3);
+    }
+    __m256 x[4] = {x0, x1, x2, x3};
+    for (int i = 0; i < rows; i++) _mm256_storeu_ps(o[i] + d, _mm256_add_ps(_mm256_loadu_ps(o[i] + d), x[i]));
+}
+#endif
+
+static void tile_axpy(float *O, int64_t ldo, int nrow, const float *A, int64_t ars, int64_t acs, int ncol,
+                      const float *B, int64_t ldb, int n, int lo, int hi) {
+    for (int r0 = 0; r0 < nrow; r0 += 4) {
+        int r1 = r0 + 4 < nrow ? r0 + 4 : nrow;
+        int c_begin = r0 - lo > 0 ? r0 - lo : 0;
+        int c_end = r1 + hi < ncol ? r1 + hi : ncol;
+        float *o[4];
+        const float *a[4];
+        for (int i = 0; i < 4; i++) {
+            int r = r0 + i < nrow ? r0 + i : nrow - 1; // padding rows repeat the last, never stored
+            o[i] = O + (int64_t)r * ldo;
+            a[i] = A + (int64_t)r * ars;
+        }
+        int d = 0;
+#ifdef OPS_ATT_AVX2
+        for (; d + 16 <= n; d += 16) axpy_tile16(o, a, acs, B, ldb, c_begin, c_end, d, r1 - r0);
+        for (; d + 8 <= n; d += 8) axpy_tile8(o, a, acs, B, ldb, c_begin, c_end, d, r1 - r0);
+#endif
+        for (; d < n; d++)
+            for (int i = 0; i < r1 - r0; i++) {
+                float s = 0.0f;
+                for (int c = c_begin; c < c_end; c++) s += a[i][(int64_t)c * acs] * B[(int64_t)c * ldb + d];
+                o[i][d] += s;
+            }
+    }
+}
+
+// row[0..n) = exp(row - max row), row[n..end) = 0, n >= 1; returns the sum
+// of the exponentials. normalize != 0 also divides the row by it (softmax).
+static float softmax_row(float *row, int n, int end, int normalize) {
+#ifdef OPS_ATT_AVX2
+    int n8 = n & ~7;
+    float tail[8];
+    for (int j = 0; j < 8; j++) tail[j] = n8 + j < n ? row[n8 + j] : -INFINITY;
+    __m256 vmax = _mm256_loadu_ps(tail);
+    for (int j = 0; j < n8; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    __m256 maxs = _mm256_set1_ps(_mm_cvtss_f32(m4));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int j = 0; j < n8; j += 8) {
+        __m256 e = exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(row + j), maxs));
+        _mm256_storeu_ps(row + j, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    __m256 et = exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(tail), maxs)); // padding: exp(-inf) = 0
+    _mm256_storeu_ps(tail, et);
+    for (int j = n8; j < n; j++) row[j] = tail[j - n8];
+    vsum = _mm256_add_ps(vsum, et);
+    float sum = hsum8(vsum);
+    if (normalize) {
+        __m256 inv = _mm256_set1_ps(1.0f / sum);
+        for (int j = 0; j < n8; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+        for (int j = n8; j < n; j++) row[j] *= _mm256_cvtss_f32(inv);
+    }
+#else
+    float maxs = -INFINITY;
+    for (int j = 0; j < n; j++) maxs = row[j] > maxs ? row[j] : maxs;
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        row[j] = expf(row[j] - maxs);
+        sum += row[j];
+    }
+    if (normalize) {
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) row[j] *= inv;
+    }
+#endif
+    for (int j = n; j < end; j++) row[j] = 0.0f;
+    return sum;
+}
 
 typedef struct {
     float *out, *att;
@@ -165,135 +404,115 @@ typedef struct {
     const float *dout, *q, *k, *v;
     const float *att_in;
     int T, n_past, n_head, n_head_kv, hd;
+    int qb; // queries per block
 } attention_ctx;
 
-// Forward items are (head, query) pairs, index = h·T + t: each writes only its
-// own out row (t, h) and att row (h, t), so any split is race-free and the
-// result does not depend on the thread count.
+// Queries per block: at most ATT_MAX_QB, and a (qb, L) score block fits the
+// scratch. Depends on the shapes only, never on the thread count.
+static int attention_block(int T, int L) {
+    int qb = ATT_SCRATCH / L;
+    if (qb > ATT_MAX_QB) qb = ATT_MAX_QB;
+    if (qb >= 4) qb &= ~3;
+    if (qb < 1) qb = 1;
+    return qb < T ? qb : T;
+}
+
+// Items to give each thread at least: ~32k multiply-adds, so short decode
+// steps do not pay for waking threads.
+static int64_t attention_min_items(int qb, int L, int hd) {
+    int64_t work = (int64_t)qb * L * hd;
+    return work >= 32768 ? 1 : 32768 / work + 1;
+}
+
+// Forward items are (head, query block) pairs, index = h·n_blocks + b: each
+// writes only its own out rows and att rows.
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     const attention_ctx *c = ctx_;
-    int T = c->T, hd = c->hd, L = c->n_past + c->T;
-    int group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
+    const int T = c->T, hd = c->hd, L = c->n_past + c->T, qb = c->qb;
+    const int n_blocks = (T + qb - 1) / qb, group = c->n_head / c->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd; // between rows
+    float scratch[c->att ? 1 : (size_t)qb * L]; // (nq <= qb, nk <= L) scores when att is not kept
     for (int64_t item = begin; item < end; item++) {
-        int h = (int)(item / T), t = (int)(item % T);
+        int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * qb;
+        int nq = T - t0 < qb ? T - t0 : qb;
+        int diag = c->n_past + t0, nk = diag + nq; // block row i sees keys 0..diag+i
         int kvh = h / group;
-        int n_keys = c->n_past + t + 1;
-        const float *qt = c->q + ((int64_t)t * c->n_head + h) * hd;   // (hd)
-        float *ot = c->out + ((int64_t)t * c->n_head + h) * hd;       // (hd)
-        const int64_t kv_stride = (int64_t)c->n_head_kv * hd;          // between key rows
+        const float *qb_rows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd; // (nq, hd), stride q_stride
+        float *ob_rows = c->out + (int64_t)t0 * q_stride + (int64_t)h * hd;
         const float *kh = c->k + (int64_t)kvh * hd, *vh = c->v + (int64_t)kvh * hd;
-        for (int d = 0; d < hd; d++) ot[d] = 0.0f;
-        if (c->att) {
-            // two passes with the probabilities stored: backward needs them
-            float *row = c->att + ((int64_t)h * T + t) * L; // (L)
-            float maxs = -INFINITY;
-            for (int j = 0; j < n_keys; j++) {
-                const float *kj = kh + j * kv_stride;
-                float s = dot8(qt, kj, hd) * scale;
-                row[j] = s;
-                if (s > maxs) maxs = s;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < n_keys; j++) {
-                row[j] = expf(row[j] - maxs);
-                sum += row[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = 0; j < n_keys; j++) row[j] *= inv;
-            for (int j = n_keys; j < L; j++) row[j] = 0.0f; // masked (future) keys
-            for (int j = 0; j < n_keys; j++) {
-                const float *vj = vh + j * kv_stride;
-                float p = row[j];
-                for (int d = 0; d < hd; d++) ot[d] += p * vj[d];
-            }
-        } else {
-            // inference: online softmax (running max m and sum l), accumulating
-            // into the out row, so no L-sized scratch is needed
-            float m = -INFINITY, l = 0.0f;
-            for (int j = 0; j < n_keys; j++) {
-                const float *kj = kh + j * kv_stride;
-                float s = dot8(qt, kj, hd) * scale;
-                if (s > m) {
-                    float r = expf(m - s); // 0 on the first key (m = -inf)
-                    l *= r;
-                    for (int d = 0; d < hd; d++) ot[d] *= r;
-                    m = s;
-                }
-                float p = expf(s - m);
-                l += p;
-                const float *vj = vh + j * kv_stride;
-                for (int d = 0; d < hd; d++) ot[d] += p * vj[d];
-            }
-            float inv = 1.0f / l;
-            for (int d = 0; d < hd; d++) ot[d] *= inv;
+        // S (nq, nk): scores, then probabilities, in att's rows or the scratch
+        float *S = c->att ? c->att + ((int64_t)h * T + t0) * L : scratch;
+        int64_t lds = c->att ? L : nk;
+        int row_end = c->att ? L : nk; // att rows are zero up to L
+        tile_dots(S, lds, qb_rows, q_stride, nq, kh, kv_stride, nk, hd, scale, diag);
+        // att keeps P normalised; otherwise O = (Σ_j e_j v_j) / Σ_j e_j, one
+        // division per output instead of per probability
+        float inv_sum[ATT_MAX_QB];
+        for (int i = 0; i < nq; i++) {
+            float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, c->att != NULL);
+            inv_sum[i] = c->att ? 1.0f : 1.0f / sum;
         }
+        for (int i = 0; i < nq; i++)
+            for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] = 0.0f;
+        tile_axpy(ob_rows, q_stride, nq, S, lds, 1, nk, vh, kv_stride, hd, ATT_NO_LIMIT, diag); // O = P·V
+        if (!c->att)
+            for (int i = 0; i < nq; i++)
+                for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] *= inv_sum[i];
     }
 }
 
 void ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
                            int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+    int L = n_past + T, qb = attention_block(T, L);
     attention_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .T = T, .n_past = n_past, .n_head = n_head,
-                       .n_head_kv = n_head_kv, .hd = head_dim};
-    collm_pool_for(pool, (int64_t)n_head * T, 16, attention_forward_task, &c);
+                       .n_head_kv = n_head_kv, .hd = head_dim, .qb = qb};
+    int64_t n_items = (int64_t)n_head * ((T + qb - 1) / qb);
+    collm_pool_for(pool, n_items, attention_min_items(qb, L, head_dim), attention_forward_task, &c);
 }
 
-// Backward per query (t, h), with P = att row, o = Σ_j P_j v_j the output:
-//   dv_j += P_j · dout
-//   dP_j  = dout · v_j
-//   dS_j  = P_j · (dP_j - Σ_i P_i dP_i) = P_j · (dP_j - dout · o)
-//   dq   += scale · Σ_j dS_j k_j ;  dk_j += scale · dS_j q
-// Items are kv heads: a kv head's dk/dv rows receive from every query head of
-// its group, so one task owns one kv head (and the dq of its query heads).
-// No two threads write the same memory and the summation order is fixed.
+// Backward per query block of head h, with P the block's att rows (nq, nk):
+//   dP = dO · V^T                       (nq, nk)
+//   dS = P ⊙ (dP - rowsum(P ⊙ dP)) · scale   (rowsum(P ⊙ dP) = dO · o)
+//   dq += dS · K ;  dk += dS^T · Q ;  dv += P^T · dO
+// (scale folded into dS). Items are kv heads: a kv head's dk/dv rows receive
+// from every query head of its group, so one task owns one kv head (and the
+// dq of its query heads); blocks and heads run in a fixed order. No two
+// threads write the same memory and every sum has a fixed order.
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     const attention_ctx *c = ctx_;
-    int T = c->T, hd = c->hd, L = c->n_past + c->T;
-    int group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
-    const int64_t kv_stride = (int64_t)c->n_head_kv * hd;
-    float o[hd];  // (hd) recomputed forward output of one query
-    float dqt[hd]; // (hd) dq of one query, accumulated here then added once
+    const int T = c->T, hd = c->hd, L = c->n_past + c->T, qb = c->qb;
+    const int group = c->n_head / c->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
+    float dS[(size_t)qb * L]; // (nq <= qb, nk <= L) dP, then dS
     for (int64_t kvh = begin; kvh < end; kvh++) {
         const float *kh = c->k + kvh * hd, *vh = c->v + kvh * hd;
         float *dkh = c->dk ? c->dk + kvh * hd : NULL, *dvh = c->dv ? c->dv + kvh * hd : NULL;
         for (int h = (int)kvh * group; h < ((int)kvh + 1) * group; h++) {
-            for (int t = 0; t < T; t++) {
-                int n_keys = c->n_past + t + 1;
-                const float *row = c->att_in + ((int64_t)h * T + t) * L; // (L)
-                const float *qt = c->q + ((int64_t)t * c->n_head + h) * hd;
-                const float *dot = c->dout + ((int64_t)t * c->n_head + h) * hd;
-                for (int d = 0; d < hd; d++) o[d] = 0.0f;
-                for (int j = 0; j < n_keys; j++) {
-                    const float *vj = vh + j * kv_stride;
-                    float p = row[j];
-                    for (int d = 0; d < hd; d++) o[d] += p * vj[d];
+            for (int t0 = 0; t0 < T; t0 += qb) {
+                int nq = T - t0 < qb ? T - t0 : qb;
+                int diag = c->n_past + t0, nk = diag + nq;
+                const float *P = c->att_in + ((int64_t)h * T + t0) * L; // (nq, nk), stride L
+                const float *qrows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd;
+                const float *dorows = c->dout + (int64_t)t0 * q_stride + (int64_t)h * hd;
+                tile_dots(dS, nk, dorows, q_stride, nq, vh, kv_stride, nk, hd, 1.0f, diag); // dP
+                for (int i = 0; i < nq; i++) {
+                    const float *p = P + (int64_t)i * L;
+                    float *ds = dS + (int64_t)i * nk;
+                    int n_keys = diag + i + 1;
+                    float p_dp = dot8(p, ds, n_keys);
+                    for (int j = 0; j < n_keys; j++) ds[j] = p[j] * (ds[j] - p_dp) * scale;
+                    for (int j = n_keys; j < nk; j++) ds[j] = 0.0f;
                 }
-                float dout_o = dot8(dot, o, hd); // Σ_i P_i dP_i
-                for (int d = 0; d < hd; d++) dqt[d] = 0.0f;
-                for (int j = 0; j < n_keys; j++) {
-                    const float *vj = vh + j * kv_stride;
-                    const float *kj = kh + j * kv_stride;
-                    float p = row[j];
-                    float dp = dot8(dot, vj, hd);
-                    float ds = p * (dp - dout_o) * scale;
-                    for (int d = 0; d < hd; d++) dqt[d] += ds * kj[d];
-                    if (dkh) {
-                        float *dkj = dkh + j * kv_stride;
-                        for (int d = 0; d < hd; d++) dkj[d] += ds * qt[d];
-                    }
-                    if (dvh) {
-                        float *dvj = dvh + j * kv_stride;
-                        for (int d = 0; d < hd; d++) dvj[d] += p * dot[d];
-                    }
-                }
-                if (c->dq) {
-                    float *dq_t = c->dq + ((int64_t)t * c->n_head + h) * hd;
-                    for (int d = 0; d < hd; d++) dq_t[d] += dqt[d];
-                }
+                if (c->dq)
+                    tile_axpy(c->dq + (int64_t)t0 * q_stride + (int64_t)h * hd, q_stride, nq, dS, nk, 1, nk, kh,
+                              kv_stride, hd, ATT_NO_LIMIT, diag);
+                if (dkh) tile_axpy(dkh, kv_stride, nk, dS, 1, nk, nq, qrows, q_stride, hd, diag, ATT_NO_LIMIT);
+                if (dvh) tile_axpy(dvh, kv_stride, nk, P, 1, L, nq, dorows, q_stride, hd, diag, ATT_NO_LIMIT);
             }
         }
     }
@@ -303,8 +522,10 @@ void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
                             const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                             int head_dim, collm_pool *pool) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+    int L = n_past + T;
     attention_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att_in = att, .q = q, .k = k, .v = v, .T = T,
-                       .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim};
+                       .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim,
+                       .qb = attention_block(T, L)};
     collm_pool_for(pool, n_head_kv, 1, attention_backward_task, &c);
 }
 
