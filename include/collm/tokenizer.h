@@ -116,8 +116,9 @@ void tok_free(tok_vocab *v);
 // with a larger buffer), or a negative error code.
 int tok_encode(const tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap);
 
-// Decodes ids into text for display: SPM "▁" -> " " (the leading space of
-// the dummy prefix is dropped from the first token), <0xXX> -> that byte;
+// Decodes ids into text for display: SPM "▁" -> " " (the dummy-prefix space
+// is dropped from the first text token; control tokens before it do not
+// count, so [BOS, "▁Hello"] -> "<s>Hello"), <0xXX> -> that byte;
 // BPE pieces mapped back through bytes_to_unicode. Control and unknown
 // tokens are written as their text ("<s>"). Writes at most cap-1 bytes plus
 // NUL; returns the full length needed (excluding NUL), negative on error

@@ -427,6 +427,7 @@ static void sink_put(text_sink *s, const char *p, size_t n) {
 int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap) {
     if (!v || n < 0 || (!ids && n) || (!out && cap)) return collm_error(COLLM_ERR_ARG, "tok_decode: bad arguments");
     text_sink s = {out, cap, 0};
+    int at_start = 1; // no text token written yet: its dummy-prefix space is dropped
     for (int k = 0; k < n; k++) {
         int32_t id = ids[k];
         if (id < 0 || id >= v->tokens.n) return collm_error(COLLM_ERR_ARG, "tok_decode: id %d at position %d is out of range (n_vocab %d)", id, k, v->tokens.n);
@@ -440,16 +441,18 @@ int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t 
             if (type == TOK_TYPE_BYTE && tl == 6 && sscanf(t, "<0x%02X>", &hx) == 1) {
                 char c = (char)hx;
                 sink_put(&s, &c, 1);
+                at_start = 0;
                 continue;
             }
             size_t i = 0;
-            if (s.n == 0 && v->add_space_prefix && tl >= 3 && memcmp(t, "\xE2\x96\x81", 3) == 0) i = 3;
+            if (at_start && v->add_space_prefix && tl >= 3 && memcmp(t, "\xE2\x96\x81", 3) == 0) i = 3;
             for (; i < tl;) {
                 if (i + 3 <= tl && memcmp(t + i, "\xE2\x96\x81", 3) == 0) {
                     sink_put(&s, " ", 1);
                     i += 3;
                 } else sink_put(&s, t + i++, 1);
             }
+            at_start = 0;
         } else {
             for (size_t i = 0; i < tl;) {
                 size_t before = i;
