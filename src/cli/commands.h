@@ -10,6 +10,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_train_cf(int argc, char **argv);
 int cmd_eval_cf(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 
 #endif

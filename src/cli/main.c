@@ -22,6 +22,7 @@ static const command commands[] = {
     {"train-cf", cmd_train_cf, "train a collaborative model (MF) and save it as GGUF"},
     {"eval-cf", cmd_eval_cf, "AUC / UAUC / warm-cold AUC of a collaborative model on a split"},
     {"index", cmd_index, "build a Faiss index (Flat / HNSW / IVF) over a collaborative model's item vectors"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 
