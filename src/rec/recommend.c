@@ -1,0 +1,433 @@
+// Top-K recommendation: Faiss retrieval + CoLLM re-ranking with a shared
+// prompt prefix (see include/collm/recommend.h for the rules).
+#include "collm/recommend.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collm/error.h"
+#include "collm_internal.h"
+
+#define RECOMMEND_CTX_ROWS 1024 // n_ctx and n_batch of recommend_context_create
+
+struct recommend_histories {
+    int32_t n_users;    // users 0 .. n_users-1
+    int64_t *offset;    // (n_users + 1) into his
+    int8_t *has;        // (n_users) 1 when the dataset has a row of the user
+    int32_t *his;       // (offset[n_users])
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------------------
+// histories
+
+recommend_histories *recommend_histories_build(const rec_dataset *ds) {
+    if (!ds || !ds->train) {
+        collm_error(COLLM_ERR_ARG, "recommend_histories_build: no dataset / train split");
+        return NULL;
+    }
+    const rec_split *splits[2] = {ds->train, ds->valid}; // later split wins ties
+    int32_t n_users = ds->n_users;
+    for (int s = 0; s < 2; s++)
+        if (splits[s] && splits[s]->max_user + 1 > n_users) n_users = splits[s]->max_user + 1;
+    recommend_histories *h = collm_calloc(1, sizeof *h);
+    int *best_split = collm_malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(int));
+    int64_t *best_row = collm_malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(int64_t));
+    if (h) {
+        h->n_users = n_users;
+        h->offset = collm_calloc((size_t)n_users + 1, sizeof(int64_t));
+        h->has = collm_calloc((size_t)(n_users > 0 ? n_users : 1), 1);
+    }
+    if (!h || !best_split || !best_row || !h->offset || !h->has) {
+        free(best_split);
+        free(best_row);
+        recommend_histories_free(h);
+        return NULL;
+    }
+    for (int32_t u = 0; u < n_users; u++) best_split[u] = -1;
+    for (int s = 0; s < 2; s++) {
+        const rec_split *sp = splits[s];
+        if (!sp) continue;
+        for (int64_t r = 0; r < sp->n; r++) {
+            int32_t u = sp->user[r];
+            if (u < 0 || u >= n_users) continue;
+            if (best_split[u] >= 0 && splits[best_split[u]]->timestamp[best_row[u]] > sp->timestamp[r]) continue;
+            best_split[u] = s;
+            best_row[u] = r;
+        }
+    }
+    int64_t total = 0;
+    for (int32_t u = 0; u < n_users; u++) {
+        if (best_split[u] >= 0) {
+            const rec_split *sp = splits[best_split[u]];
+            int64_t r = best_row[u];
+            total += sp->his_offset[r + 1] - sp->his_offset[r] + (sp->label[r] ? 1 : 0);
+        }
+        h->offset[u + 1] = total;
+    }
+    h->his = collm_malloc((size_t)(total > 0 ? total : 1) * sizeof(int32_t));
+    if (!h->his) {
+        free(best_split);
+        free(best_row);
+        recommend_histories_free(h);
+        return NULL;
+    }
+    for (int32_t u = 0; u < n_users; u++) {
+        if (best_split[u] < 0) continue;
+        const rec_split *sp = splits[best_split[u]];
+        int64_t r = best_row[u], n = sp->his_offset[r + 1] - sp->his_offset[r];
+        memcpy(h->his + h->offset[u], sp->his + sp->his_offset[r], (size_t)n * sizeof(int32_t));
+        if (sp->label[r]) h->his[h->offset[u] + n] = sp->item[r];
+        h->has[u] = 1;
+    }
+    free(best_split);
+    free(best_row);
+    return h;
+}
+
+void recommend_histories_free(recommend_histories *h) {
+    if (!h) return;
+    free(h->offset);
+    free(h->has);
+    free(h->his);
+    free(h);
+}
+
+int recommend_user_history(const recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
+    if (!h || user < 0 || user >= h->n_users || !h->has[user])
+        return collm_error(COLLM_ERR_ARG, "user: %d is unknown (no rows in the dataset); give a history", user);
+    *his = h->his + h->offset[user];
+    *n_his = h->offset[user + 1] - h->offset[user];
+    return COLLM_OK;
+}
+
+void recommend_request_default(recommend_request *r) {
+    memset(r, 0, sizeof *r);
+    r->user = -1;
+    r->k = 10;
+    r->n_candidates = 100;
+    r->share_prefix = 1;
+}
+
+llm_context *recommend_context_create(const collm_model *m, collm_pool *pool) {
+    return llm_context_create(collm_llm(m), RECOMMEND_CTX_ROWS, RECOMMEND_CTX_ROWS, pool);
+}
+
+int recommend_resolve_history(const collm_model *m, const rec_items *items, const recommend_histories *hist,
+                              int32_t user, const int32_t *history, int n_history, int32_t **his_out,
+                              int64_t *n_out) {
+    *his_out = NULL;
+    *n_out = 0;
+    const int32_t *src;
+    int64_t n_src;
+    int add_sentinel = 0;
+    if (history) {
+        if (n_history < 0) return collm_error(COLLM_ERR_ARG, "history: negative length %d", n_history);
+        src = history;
+        n_src = n_history;
+        add_sentinel = collm_template(m)->his_has_sentinel && (n_src == 0 || src[0] != 0);
+    } else {
+        if (user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id or a history");
+        int rc = recommend_user_history(hist, user, &src, &n_src);
+        if (rc) return rc;
+    }
+    int32_t n_cf_items = 0;
+    int dim = 0;
+    collm_cf_items(m, &n_cf_items, &dim);
+    for (int64_t i = 0; i < n_src; i++) {
+        int32_t id = src[i];
+        if (id < 0 || id >= items->n || (m->has_fece && id >= n_cf_items))
+            return collm_error(COLLM_ERR_ARG, "history: item %d (position %lld) is not in the catalogue (ids 1..%d)",
+                               id, (long long)i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
+    }
+    int64_t n = n_src + add_sentinel;
+    int32_t *his = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (!his) return COLLM_ERR_NOMEM;
+    if (add_sentinel) his[0] = 0;
+    if (n_src) memcpy(his + add_sentinel, src, (size_t)n_src * sizeof(int32_t));
+    *his_out = his;
+    *n_out = n;
+    return COLLM_OK;
+}
+
+// ---------------------------------------------------------------------------
+// scoring
+
+// The FECE mapping of every slot of enc (n prompts), in prompt order then
+// slot order: out (Σ n_slots, n_embd). A user the CF model does not know
+// maps the zero vector.
+static int map_slots(const collm_model *m, const collm_encoded *enc, int n, float **out) {
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += enc[i].n_slots;
+    *out = NULL;
+    if (total == 0) return COLLM_OK;
+    int d = m->cf_dim, C = collm_llm(m)->hp.n_embd;
+    float *x = collm_calloc((size_t)total * d, sizeof(float));   // (S, d)
+    float *h = collm_malloc((size_t)total * m->fece.d_hidden * sizeof(float)); // (S, hidden)
+    float *y = collm_malloc((size_t)total * C * sizeof(float));  // (S, C)
+    if (!x || !h || !y) {
+        free(x);
+        free(h);
+        free(y);
+        return COLLM_ERR_NOMEM;
+    }
+    int64_t s = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < enc[i].n_slots; j++, s++) {
+            const float *v = collm_slot_cf_vector(m, &enc[i], j);
+            if (v) memcpy(x + s * d, v, (size_t)d * sizeof(float));
+            else if (enc[i].slot_item[j] >= 0) { // items were validated before encoding
+                free(x);
+                free(h);
+                free(y);
+                return collm_error(COLLM_ERR_ARG, "item %d is outside the CF item table (%d items)",
+                                   enc[i].slot_item[j], m->n_cf_items);
+            } // else: unknown user → zero vector (calloc)
+        }
+    fece_forward(&m->fece, x, (int)total, h, y);
+    free(x);
+    free(h);
+    *out = y;
+    return COLLM_OK;
+}
+
+// Index of slot of e at `row`, or -1.
+static int slot_at(const collm_encoded *e, int row) {
+    for (int s = 0; s < e->n_slots; s++)
+        if (e->slot_row[s] == row) return s;
+    return -1;
+}
+
+// Which slot (in text order) is the target item's: the slots are the
+// template's <UserID> (1), <TargetItemID> (1) and <ItemIDList> (the history
+// window) in the order they appear in the line (as collm_encode lists them).
+// -1 when the template has no target slot.
+static int target_slot_index(const collm_model *m, int64_t n_his) {
+    const prompt_template *tpl = collm_template(m);
+    const char *user = strstr(tpl->line, "<UserID>"), *target = strstr(tpl->line, "<TargetItemID>");
+    const char *list = strstr(tpl->line, "<ItemIDList>");
+    if (!target) return -1;
+    int64_t first, n_window;
+    prompt_history_window(tpl, n_his, &first, &n_window);
+    int idx = 0;
+    if (user && user < target) idx++;
+    if (list && list < target) idx += (int)n_window;
+    return idx;
+}
+
+// The shared prefix length over enc (n >= 1), see recommend.h: the longest
+// common token prefix, cut before each prompt's last token, before the target
+// item's slot and before any slot row that is not the same entity in every
+// prompt.
+static int shared_prefix_len(const collm_encoded *enc, int n, int target_slot) {
+    int P = enc[0].n_tokens - 1;
+    for (int i = 1; i < n; i++) {
+        int lim = enc[i].n_tokens - 1 < P ? enc[i].n_tokens - 1 : P, t = 0;
+        while (t < lim && enc[i].tokens[t] == enc[0].tokens[t]) t++;
+        P = t;
+    }
+    for (int i = 0; i < n; i++) {
+        if (target_slot >= 0 && target_slot < enc[i].n_slots && enc[i].slot_row[target_slot] < P)
+            P = enc[i].slot_row[target_slot];
+        for (int s = 0; s < enc[i].n_slots; s++) {
+            int row = enc[i].slot_row[s];
+            if (row >= P) continue;
+            int s0 = slot_at(&enc[0], row);
+            if (s0 < 0 || enc[0].slot_item[s0] != enc[i].slot_item[s]) P = row;
+        }
+        for (int s = 0; s < enc[0].n_slots; s++) // enc[0]'s slots must be slots in every prompt too
+            if (enc[0].slot_row[s] < P && slot_at(&enc[i], enc[0].slot_row[s]) < 0) P = enc[0].slot_row[s];
+    }
+    return P;
+}
+
+int recommend_score_items(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his,
+                          int64_t n_his, const int32_t *cands, int n, int share_prefix, llm_context *ctx,
+                          float *scores, int *prefix_tokens) {
+    if (prefix_tokens) *prefix_tokens = 0;
+    if (n < 1) return collm_error(COLLM_ERR_ARG, "items: need at least one item to score");
+    int32_t n_cf_items = 0;
+    int dim = 0;
+    collm_cf_items(m, &n_cf_items, &dim);
+    for (int i = 0; i < n; i++)
+        if (cands[i] <= 0 || cands[i] >= items->n || (m->has_fece && cands[i] >= n_cf_items))
+            return collm_error(COLLM_ERR_ARG, "items: item %d (position %d) is not in the catalogue (ids 1..%d)",
+                               cands[i], i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
+    int own_ctx = ctx == NULL;
+    if (own_ctx && !(ctx = recommend_context_create(m, NULL))) return COLLM_ERR;
+    int n_ctx = llm_context_n_ctx(ctx), n_batch = llm_context_n_batch(ctx), C = collm_llm(m)->hp.n_embd;
+    int32_t yes = collm_yes_token(m);
+    collm_encoded *enc = collm_calloc((size_t)n, sizeof *enc);
+    int64_t *slot_base = collm_malloc((size_t)n * sizeof(int64_t)); // first mapped slot of prompt i
+    float *slot_y = NULL;
+    int32_t *pack_tok = NULL, *pack_len = NULL, *pack_rows = NULL;
+    float *pack_vals = NULL;
+    int rc = enc && slot_base ? COLLM_OK : COLLM_ERR_NOMEM;
+    int max_len = 0;
+    for (int i = 0; i < n && rc == COLLM_OK; i++) {
+        rc = collm_encode(m, items, user, his, n_his, cands[i], &enc[i]);
+        if (rc == COLLM_OK && enc[i].n_tokens > max_len) max_len = enc[i].n_tokens;
+    }
+    if (rc == COLLM_OK && (max_len > n_ctx || max_len > n_batch))
+        rc = collm_error(COLLM_ERR_ARG, "prompt of %d tokens does not fit the context (%d rows)", max_len,
+                         n_ctx < n_batch ? n_ctx : n_batch);
+    if (rc == COLLM_OK) rc = map_slots(m, enc, n, &slot_y);
+    if (rc == COLLM_OK) {
+        int64_t s = 0;
+        for (int i = 0; i < n; i++) {
+            slot_base[i] = s;
+            s += enc[i].n_slots;
+        }
+    }
+    int P = rc == COLLM_OK && share_prefix ? shared_prefix_len(enc, n, target_slot_index(m, n_his)) : 0;
+    if (rc == COLLM_OK && P > 0) {
+        // 1. the prefix, once: its slot rows are prompt 0's slots below P
+        int32_t rows[COLLM_MAX_SLOTS];
+        float *vals = collm_malloc((size_t)COLLM_MAX_SLOTS * C * sizeof(float));
+        int ns = 0;
+        if (!vals) rc = COLLM_ERR_NOMEM;
+        for (int s = 0; rc == COLLM_OK && s < enc[0].n_slots; s++)
+            if (enc[0].slot_row[s] < P) {
+                rows[ns] = enc[0].slot_row[s];
+                memcpy(vals + (int64_t)ns * C, slot_y + (slot_base[0] + s) * C, (size_t)C * sizeof(float));
+                ns++;
+            }
+        llm_slot_rows pre = {ns, rows, vals};
+        if (rc == COLLM_OK && (rc = llm_kv_truncate(ctx, 0)) == COLLM_OK)
+            rc = llm_forward(ctx, enc[0].tokens, P, ns ? &pre : NULL, NULL, 0, NULL, 0, NULL);
+        free(vals);
+        // 2. the suffixes, packed into batches of at most n_batch rows
+        int max_rows = n_batch;
+        pack_tok = collm_malloc((size_t)max_rows * sizeof(int32_t));
+        pack_len = collm_malloc((size_t)n * sizeof(int32_t));
+        pack_rows = collm_malloc((size_t)n * COLLM_MAX_SLOTS * sizeof(int32_t));
+        pack_vals = collm_malloc((size_t)n * COLLM_MAX_SLOTS * C * sizeof(float));
+        if (rc == COLLM_OK && (!pack_tok || !pack_len || !pack_rows || !pack_vals)) rc = COLLM_ERR_NOMEM;
+        int i = 0;
+        while (rc == COLLM_OK && i < n) {
+            int cnt = 0, rows_used = 0, nslots = 0;
+            while (i + cnt < n && rows_used + enc[i + cnt].n_tokens - P <= max_rows) {
+                const collm_encoded *e = &enc[i + cnt];
+                int len = e->n_tokens - P;
+                memcpy(pack_tok + rows_used, e->tokens + P, (size_t)len * sizeof(int32_t));
+                for (int s = 0; s < e->n_slots; s++)
+                    if (e->slot_row[s] >= P) {
+                        pack_rows[nslots] = rows_used + e->slot_row[s] - P;
+                        memcpy(pack_vals + (int64_t)nslots * C, slot_y + (slot_base[i + cnt] + s) * C,
+                               (size_t)C * sizeof(float));
+                        nslots++;
+                    }
+                pack_len[cnt++] = len;
+                rows_used += len;
+            }
+            llm_slot_rows suf = {nslots, pack_rows, pack_vals};
+            rc = llm_score_suffixes(ctx, cnt, pack_tok, pack_len, nslots ? &suf : NULL, &yes, 1, scores + i);
+            i += cnt;
+        }
+        if (prefix_tokens && rc == COLLM_OK) *prefix_tokens = P;
+    } else if (rc == COLLM_OK) {
+        // every prompt on its own
+        for (int i = 0; i < n && rc == COLLM_OK; i++) {
+            llm_slot_rows all = {enc[i].n_slots, enc[i].slot_row, slot_y ? slot_y + slot_base[i] * C : NULL};
+            int32_t last = enc[i].n_tokens - 1;
+            if ((rc = llm_kv_truncate(ctx, 0)) == COLLM_OK)
+                rc = llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, enc[i].n_slots ? &all : NULL, &last, 1, &yes,
+                                 1, scores + i);
+        }
+    }
+    if (enc) collm_encoded_array_free(enc, n);
+    free(slot_base);
+    free(slot_y);
+    free(pack_tok);
+    free(pack_len);
+    free(pack_rows);
+    free(pack_vals);
+    if (own_ctx) llm_context_free(ctx);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// retrieve + re-rank
+
+static int cmp_result(const void *a, const void *b) {
+    const recommend_item *x = a, *y = b;
+    if (x->llm_score != y->llm_score) return x->llm_score > y->llm_score ? -1 : 1;
+    if (x->retrieval_score != y->retrieval_score) return x->retrieval_score > y->retrieval_score ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+int recommend_for_user(const collm_model *m, const retrieval_index *index, const rec_items *items,
+                       const recommend_histories *hist, const recommend_request *req, llm_context *ctx,
+                       recommend_item *out, recommend_info *info) {
+    recommend_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    if (!m || !index || !items || !req || !out) return collm_error(COLLM_ERR_ARG, "recommend_for_user: NULL argument");
+    if (req->n_candidates < 1) return collm_error(COLLM_ERR_ARG, "candidates: must be >= 1 (got %d)", req->n_candidates);
+    if (req->k < 1) return collm_error(COLLM_ERR_ARG, "k: must be >= 1 (got %d)", req->k);
+    if (req->k > req->n_candidates)
+        return collm_error(COLLM_ERR_ARG, "k: %d exceeds the number of candidates (%d)", req->k, req->n_candidates);
+    int32_t n_cf_items = 0, n_cf_users = 0;
+    int d = 0, du = 0;
+    const float *item_vecs = collm_cf_items(m, &n_cf_items, &d);
+    const float *user_vecs = collm_cf_users(m, &n_cf_users, &du);
+    if (!item_vecs) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative vectors to retrieve with");
+    if (retrieval_index_dim(index) != d)
+        return collm_error(COLLM_ERR_ARG, "index dimension %d differs from the checkpoint's CF dimension %d",
+                           retrieval_index_dim(index), d);
+    if (!req->history && req->user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id >= 0 or a history");
+    int32_t *his = NULL;
+    int64_t n_his = 0;
+    int rc = recommend_resolve_history(m, items, hist, req->user, req->history, req->n_history, &his, &n_his);
+    if (rc) return rc;
+    info->n_history = (int)n_his;
+    float *query = collm_malloc((size_t)d * sizeof(float));
+    int32_t *cand = collm_malloc((size_t)req->n_candidates * sizeof(int32_t));
+    float *cand_score = collm_malloc((size_t)req->n_candidates * sizeof(float));
+    float *llm = collm_malloc((size_t)req->n_candidates * sizeof(float));
+    recommend_item *all = collm_malloc((size_t)req->n_candidates * sizeof *all);
+    if (!query || !cand || !cand_score || !llm || !all) rc = COLLM_ERR_NOMEM;
+    double t0 = now_s();
+    if (rc == COLLM_OK) {
+        if (req->user >= 0 && req->user < n_cf_users && user_vecs) {
+            memcpy(query, user_vecs + (int64_t)req->user * du, (size_t)d * sizeof(float));
+        } else {
+            info->used_mean_query = 1;
+            rc = retrieval_mean_query(item_vecs, n_cf_items, d, his, (int)n_his, query);
+            if (rc) collm_error_prefix(rc, "history");
+        }
+    }
+    int found = 0;
+    if (rc == COLLM_OK)
+        rc = retrieval_candidates(index, query, d, his, (int)n_his, req->n_candidates, cand, cand_score, &found);
+    for (int i = 0; rc == COLLM_OK && i < found; i++)
+        if (cand[i] <= 0 || cand[i] >= items->n || cand[i] >= n_cf_items)
+            rc = collm_error(COLLM_ERR_FORMAT, "the index returned item %d, outside the catalogue (%d items): "
+                             "index and checkpoint do not match", cand[i], items->n);
+    info->n_candidates = found;
+    info->retrieve_s = now_s() - t0;
+    t0 = now_s();
+    if (rc == COLLM_OK && found > 0)
+        rc = recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
+                                   &info->prefix_tokens);
+    info->rerank_s = now_s() - t0;
+    if (rc == COLLM_OK) {
+        for (int i = 0; i < found; i++) all[i] = (recommend_item){cand[i], llm[i], cand_score[i]};
+        qsort(all, (size_t)found, sizeof *all, cmp_result);
+        info->n_results = found < req->k ? found : req->k;
+        memcpy(out, all, (size_t)info->n_results * sizeof *all);
+    }
+    free(his);
+    free(query);
+    free(cand);
+    free(cand_score);
+    free(llm);
+    free(all);
+    return rc;
+}

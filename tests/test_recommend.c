@@ -1,0 +1,352 @@
+// Top-K recommendation on a tiny trained CoLLM: shared-prefix re-ranking
+// equals independent scoring of every full prompt (through the packed
+// trainer and through the inference engine), history exclusion, retrieval
+// scores against hand-computed inner products, the cold-start (history-mean)
+// path, the user-history rule and bad input.
+#include "collm/cf.h"
+#include "collm/collm.h"
+#include "collm/error.h"
+#include "collm/fileio.h"
+#include "collm/prepare.h"
+#include "collm/recommend.h"
+#include "collm/retrieval.h"
+#include "../src/rec/collm_internal.h"
+#include "test.h"
+
+static char dir[512], data_dir[600], base_path[600], mf_path[600], ckpt_path[600];
+
+static int make_base(const char *path) {
+    llm_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = LLM_ARCH_LLAMA;
+    hp.n_vocab = 32000;
+    hp.n_ctx_train = 512;
+    hp.n_embd = 32;
+    hp.n_layer = 2;
+    hp.n_head = 2;
+    hp.n_head_kv = 1;
+    hp.n_ff = 48;
+    hp.rope_base = 10000;
+    hp.rms_eps = 1e-5f;
+    llm_model *m = llm_model_init_random(&hp, 7);
+    if (!m) return COLLM_ERR;
+    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
+                            GGML_TYPE_F32);
+    llm_model_free(m);
+    return rc;
+}
+
+// Stage 2 (FECE + ID slots) trained for a few steps, saved and reloaded.
+// (Not full fine-tuning: such a checkpoint does not reload yet, see report.)
+static int make_checkpoint(const rec_dataset *ds) {
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.cf_path = mf_path;
+    b.stage = 2;
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    if (!m) return COLLM_ERR;
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = 4;
+    t.max_epochs = 1;
+    t.warmup_steps = 0;
+    t.lr = 1e-2;
+    t.max_eval_rows = 16;
+    t.out_path = ckpt_path;
+    collm_train_result res;
+    int rc = collm_train(m, ds, &t, &res);
+    collm_model_free(m);
+    return rc;
+}
+
+static double dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// Shared prefix vs (a) every prompt through llm_forward on its own and (b)
+// the packed trainer (collm_score_encoded), for one user and n candidates.
+static void check_shared_equals_independent(collm_model *m, const rec_items *items, int32_t user, const int32_t *his,
+                                            int64_t n_his, const int32_t *cands, int n, llm_context *ctx,
+                                            int expect_prefix_slots) {
+    float *shared = malloc(sizeof(float) * n), *indep = malloc(sizeof(float) * n), *packed = malloc(sizeof(float) * n);
+    int P = -1, P0 = -1;
+    CHECK(recommend_score_items(m, items, user, his, n_his, cands, n, 1, ctx, shared, &P) == COLLM_OK);
+    CHECK(recommend_score_items(m, items, user, his, n_his, cands, n, 0, ctx, indep, &P0) == COLLM_OK);
+    CHECK(P0 == 0);
+    collm_encoded *enc = calloc((size_t)n, sizeof *enc);
+    int min_len = 1 << 30, prefix_slots = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK(collm_encode(m, items, user, his, n_his, cands[i], &enc[i]) == COLLM_OK);
+        if (enc[i].n_tokens < min_len) min_len = enc[i].n_tokens;
+    }
+    for (int s = 0; s < enc[0].n_slots; s++) {
+        if (enc[0].slot_row[s] < P) prefix_slots++;
+        if (s == enc[0].n_slots - 1) CHECK_MSG(enc[0].slot_row[s] >= P, "target slot inside the prefix");
+    }
+    CHECK_MSG(P > 10 && P < min_len, "prefix %d of prompts >= %d tokens", P, min_len);
+    CHECK_MSG(prefix_slots == expect_prefix_slots, "%d slots in the prefix, expected %d", prefix_slots,
+              expect_prefix_slots);
+    int32_t n_users_cf;
+    int du;
+    collm_cf_users(m, &n_users_cf, &du);
+    int known = user >= 0 && user < n_users_cf; // the packed trainer refuses users outside the CF table
+    if (known) CHECK(collm_score_encoded(m, enc, n, 5, packed) == COLLM_OK);
+    double worst = 0, worst_packed = 0, spread = 0;
+    for (int i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(shared[i] - indep[i]));
+        if (known) worst_packed = fmax(worst_packed, fabs(shared[i] - packed[i]));
+        spread = fmax(spread, fabs(shared[i] - shared[0]));
+    }
+    CHECK_MSG(worst <= 1e-4, "shared prefix vs llm_forward per prompt: max |d| = %g", worst);
+    CHECK_MSG(worst_packed <= 1e-4, "shared prefix vs collm_score_encoded: max |d| = %g", worst_packed);
+    if (n > 1) CHECK_MSG(spread > 1e-3, "candidate scores do not differ (%g): the comparison would prove nothing", spread);
+    collm_encoded_array_free(enc, n);
+    free(shared);
+    free(indep);
+    free(packed);
+}
+
+static void test_histories(const rec_dataset *ds, const recommend_histories *h) {
+    // brute force: the row with the largest timestamp, the later split / row on ties
+    int checked = 0;
+    for (int32_t u = 1; u < ds->n_users && checked < 20; u += 3) {
+        const rec_split *best = NULL;
+        int64_t best_r = -1;
+        const rec_split *sp[2] = {ds->train, ds->valid};
+        for (int s = 0; s < 2; s++)
+            for (int64_t r = 0; sp[s] && r < sp[s]->n; r++)
+                if (sp[s]->user[r] == u && (!best || sp[s]->timestamp[r] >= best->timestamp[best_r])) {
+                    best = sp[s];
+                    best_r = r;
+                }
+        const int32_t *his;
+        int64_t n;
+        int rc = recommend_user_history(h, u, &his, &n);
+        if (!best) {
+            CHECK(rc == COLLM_ERR_ARG);
+            continue;
+        }
+        CHECK(rc == COLLM_OK);
+        if (rc) continue;
+        int64_t n0 = best->his_offset[best_r + 1] - best->his_offset[best_r];
+        CHECK(n == n0 + (best->label[best_r] ? 1 : 0));
+        CHECK(memcmp(his, best->his + best->his_offset[best_r], (size_t)n0 * sizeof(int32_t)) == 0);
+        if (best->label[best_r]) CHECK(his[n - 1] == best->item[best_r]);
+        checked++;
+    }
+    CHECK(checked >= 10);
+    const int32_t *his;
+    int64_t n;
+    CHECK(recommend_user_history(h, 1 << 20, &his, &n) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "1048576") != NULL);
+}
+
+static void test_recommend(collm_model *m, const rec_dataset *ds, const recommend_histories *h,
+                           const retrieval_index *index, llm_context *ctx) {
+    int32_t n_items_cf, n_users_cf;
+    int d, du;
+    const float *iv = collm_cf_items(m, &n_items_cf, &d);
+    const float *uv = collm_cf_users(m, &n_users_cf, &du);
+    CHECK(iv && uv && d == du && n_items_cf == ds->n_items);
+
+    // a known user: shared prefix equals independent scoring, over many candidates
+    int32_t user = 5;
+    const int32_t *his;
+    int64_t n_his;
+    CHECK(recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
+    int32_t cands[40];
+    int nc = 0;
+    for (int32_t it = 1; it < ds->n_items && nc < 40; it++) cands[nc++] = it;
+    check_shared_equals_independent(m, ds->items, user, his, n_his, cands, nc, ctx, 1);
+    check_shared_equals_independent(m, ds->items, user, his, n_his, cands, 1, ctx, 1); // one candidate
+    // a context too small for all suffixes in one batch: several packed batches
+    llm_context *small = llm_context_create(collm_llm(m), 512, 300, NULL);
+    check_shared_equals_independent(m, ds->items, user, his, n_his, cands, nc, small, 1);
+    llm_context_free(small);
+
+    recommend_request req;
+    recommend_request_default(&req);
+    req.user = user;
+    req.k = 10;
+    req.n_candidates = 30;
+    recommend_item out[30];
+    recommend_info info;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
+    CHECK(info.n_results == 10 && info.n_candidates == 30 && !info.used_mean_query && info.prefix_tokens > 0);
+    int sorted = 1, excluded = 1;
+    for (int i = 0; i < info.n_results; i++) {
+        if (i && out[i].llm_score > out[i - 1].llm_score) sorted = 0;
+        for (int64_t j = 0; j < n_his; j++)
+            if (his[j] == out[i].item) excluded = 0;
+        CHECK_NEAR(out[i].retrieval_score, dot(uv + (int64_t)user * d, iv + (int64_t)out[i].item * d, d), 1e-4);
+    }
+    CHECK(sorted);
+    CHECK(excluded);
+    // the results' LLM scores equal independent scoring of those items
+    int32_t top[10];
+    float ref[10];
+    for (int i = 0; i < 10; i++) top[i] = out[i].item;
+    CHECK(recommend_score_items(m, ds->items, user, his, n_his, top, 10, 0, ctx, ref, NULL) == COLLM_OK);
+    double worst = 0;
+    for (int i = 0; i < 10; i++) worst = fmax(worst, fabs(ref[i] - out[i].llm_score));
+    CHECK_MSG(worst <= 1e-4, "recommend scores vs independent: %g", worst);
+    // the re-ranked top-10 is the best 10 of the 30 candidates by LLM score
+    req.k = 30;
+    recommend_item all[30];
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, all, &info) == COLLM_OK);
+    for (int i = 0; i < 10; i++) CHECK(all[i].item == out[i].item);
+    // without prefix sharing: the same ranking
+    req.share_prefix = 0;
+    recommend_item noshare[30];
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, noshare, &info) == COLLM_OK && info.prefix_tokens == 0);
+    worst = 0;
+    for (int i = 0; i < 30; i++) {
+        int32_t it = all[i].item;
+        for (int j = 0; j < 30; j++)
+            if (noshare[j].item == it) worst = fmax(worst, fabs(noshare[j].llm_score - all[i].llm_score));
+    }
+    CHECK_MSG(worst <= 1e-4, "share vs no share through recommend_for_user: %g", worst);
+    req.share_prefix = 1;
+
+    // explicit history, anonymous user: mean-of-history query, sentinel added
+    int32_t explicit_his[3] = {12, 7, 33};
+    req.user = -1;
+    req.history = explicit_his;
+    req.n_history = 3;
+    req.k = 5;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
+    CHECK(info.used_mean_query && info.n_results == 5 && info.n_history == 4);
+    float mean[64];
+    for (int j = 0; j < d; j++)
+        mean[j] = (iv[12 * d + j] + iv[7 * d + j] + iv[33 * d + j]) / 3.0f;
+    for (int i = 0; i < info.n_results; i++) {
+        CHECK(out[i].item != 12 && out[i].item != 7 && out[i].item != 33 && out[i].item != 0);
+        CHECK_NEAR(out[i].retrieval_score, dot(mean, iv + (int64_t)out[i].item * d, d), 1e-4);
+    }
+    // a user unknown to the CF model, with a history: the same mean query
+    req.user = n_users_cf + 5;
+    recommend_item cold[5];
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, cold, &info) == COLLM_OK && info.used_mean_query);
+    for (int i = 0; i < 5; i++) CHECK(cold[i].retrieval_score == out[i].retrieval_score || cold[i].item != out[i].item);
+    // ... and its shared-prefix scores still equal independent ones (zero user vector)
+    int32_t his3[4] = {0, 12, 7, 33};
+    check_shared_equals_independent(m, ds->items, n_users_cf + 5, his3, 4, cands, 20, ctx, 1);
+
+    // bad input → clear errors
+    int32_t bad_his[2] = {3, 99999};
+    req.user = -1;
+    req.history = bad_his;
+    req.n_history = 2;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "history") && strstr(collm_last_error(), "99999"));
+    req.history = explicit_his;
+    req.n_history = 3;
+    req.k = 0;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "k:") != NULL);
+    req.k = 31;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "exceeds") != NULL);
+    req.k = 5;
+    req.n_candidates = 0;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "candidates") != NULL);
+    req.n_candidates = 30;
+    req.history = NULL;
+    req.user = 1 << 20; // neither in the data nor given a history
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "unknown") != NULL);
+    req.user = -1;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    int32_t only_sentinel[1] = {0};
+    req.history = only_sentinel;
+    req.n_history = 1;
+    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) != COLLM_OK); // no item to average
+    int32_t bad_items[2] = {4, ds->n_items};
+    float sc[2];
+    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "items") != NULL);
+    bad_items[1] = 0;
+    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 0, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+}
+
+// A template with history-item ID slots: they sit in the shared prefix.
+static void test_history_slots(const rec_dataset *ds, const recommend_histories *h) {
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.cf_path = mf_path;
+    b.stage = 2;
+    b.template_path = "prompts/collm_movie_ids.txt";
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "%s\n", collm_last_error());
+        return;
+    }
+    const int32_t *his;
+    int64_t n_his;
+    int32_t user = 9;
+    CHECK(recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
+    int64_t first, n_window;
+    prompt_history_window(collm_template(m), n_his, &first, &n_window);
+    CHECK(n_window >= 3);
+    int32_t cands[25];
+    for (int i = 0; i < 25; i++) cands[i] = 2 * i + 1;
+    llm_context *ctx = recommend_context_create(m, NULL);
+    check_shared_equals_independent(m, ds->items, user, his, n_his, cands, 25, ctx, 1 + (int)n_window);
+    llm_context_free(ctx);
+    collm_model_free(m);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "%s/recommend", test_tmp_dir());
+    snprintf(data_dir, sizeof data_dir, "%s/data", dir);
+    snprintf(base_path, sizeof base_path, "%s/base.gguf", dir);
+    snprintf(mf_path, sizeof mf_path, "%s/mf.gguf", dir);
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/collm.gguf", dir);
+    collm_mkdir_p(dir);
+    CHECK(make_base(base_path) == COLLM_OK);
+    rec_synth_options so;
+    rec_synth_defaults(&so);
+    so.n_users = 50;
+    so.n_items = 90;
+    so.seed = 5;
+    CHECK(rec_synth(&so, data_dir) == COLLM_OK);
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    CHECK(ds != NULL);
+    if (!ds) return test_report();
+    cf_model *cf = cf_model_create("mf", ds->n_users, ds->n_items, 16, 1);
+    CHECK(cf && cf_model_save(cf, mf_path) == COLLM_OK);
+    cf_model_free(cf);
+    int rc = make_checkpoint(ds);
+    CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
+    collm_model *m = rc == COLLM_OK ? collm_model_load(ckpt_path, NULL, NULL) : NULL;
+    recommend_histories *h = recommend_histories_build(ds);
+    CHECK_MSG(m != NULL && h != NULL, "%s", collm_last_error());
+    if (m && h) {
+        test_histories(ds, h);
+        int32_t n_items;
+        int d;
+        const float *iv = collm_cf_items(m, &n_items, &d);
+        retrieval_build_options bo;
+        retrieval_build_options_default(&bo);
+        retrieval_index *index = retrieval_index_build(iv, n_items, d, &bo);
+        CHECK(index != NULL);
+        llm_context *ctx = recommend_context_create(m, NULL);
+        CHECK(ctx != NULL);
+        if (index && ctx) test_recommend(m, ds, h, index, ctx);
+        llm_context_free(ctx);
+        retrieval_index_free(index);
+        test_history_slots(ds, h);
+    }
+    recommend_histories_free(h);
+    collm_model_free(m);
+    rec_dataset_free(ds);
+    return test_report();
+}
