@@ -93,7 +93,7 @@ int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *sp
                       double *prompts_per_second);
 
 // Computes the slot embeddings of an encoded sample: out (n_slots, n_embd).
-// A user or item outside the CF tables maps the zero vector... no: error.
+// A user or item outside the CF tables is an error.
 int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *out);
 
 // --- training ---------------------------------------------------------
@@ -114,6 +114,8 @@ typedef struct {
     const char *out_path;  // best checkpoint; <out>.resume holds the training state
     const char *log_path;  // one JSON line per epoch (NULL = <out>.log.jsonl)
     int resume;            // continue from <out>.resume
+    int epoch_budget;      // stop after this many epochs in this invocation (0 = no limit); the
+                           // schedule still spans max_epochs, so a later --resume continues it
     int progress;          // print a progress line on stderr
     uint64_t seed;
 } collm_train_options;

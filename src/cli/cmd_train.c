@@ -44,6 +44,7 @@ int cmd_train(int argc, char **argv) {
         {"--eval-batch", "N", "prompts per evaluation batch (default 32)", NULL},
         {"--seed", "N", "seed (default 42)", NULL},
         {"--resume", NULL, "continue from FILE.resume", NULL},
+        {"--epochs-this-run", "N", "stop after N epochs in this invocation (resume later with --resume)", NULL},
         {"--log", "FILE", "per-epoch JSON lines (default FILE.log.jsonl)", NULL},
         {"--quiet", NULL, "no progress output", NULL},
         CLI_COMMON_OPTIONS,
@@ -59,7 +60,7 @@ int cmd_train(int argc, char **argv) {
     collm_build_options_default(&b);
     collm_train_options t;
     collm_train_options_default(&t);
-    int64_t stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed;
+    int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed;
     double alpha, dropout, lr, min_lr, warmup_lr, wd, clip;
     if (cli_get_int(opts, "--stage", 1, &stage) || cli_get_int(opts, "--lora-rank", b.lora_rank, &rank) ||
         cli_get_int(opts, "--fece-mid", b.fece_mid_times, &mid) || cli_get_int(opts, "--batch", t.batch, &batch) ||
@@ -67,6 +68,7 @@ int cmd_train(int argc, char **argv) {
         cli_get_int(opts, "--max-epochs", t.max_epochs, &epochs) || cli_get_int(opts, "--patience", t.patience, &patience) ||
         cli_get_int(opts, "--warmup-steps", t.warmup_steps, &warmup) || cli_get_int(opts, "--eval-rows", 0, &eval_rows) ||
         cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", 42, &seed) ||
+        cli_get_int(opts, "--epochs-this-run", 0, &budget) ||
         cli_get_float(opts, "--lora-alpha", b.lora_alpha, &alpha) ||
         cli_get_float(opts, "--lora-dropout", b.lora_dropout, &dropout) || cli_get_float(opts, "--lr", t.lr, &lr) ||
         cli_get_float(opts, "--min-lr", t.min_lr, &min_lr) || cli_get_float(opts, "--warmup-lr", t.warmup_lr, &warmup_lr) ||
@@ -112,6 +114,7 @@ int cmd_train(int argc, char **argv) {
     t.out_path = out;
     t.log_path = cli_get(opts, "--log");
     t.resume = cli_has(opts, "--resume");
+    t.epoch_budget = (int)budget;
     t.progress = !cli_has(opts, "--quiet");
     t.seed = (uint64_t)seed;
 

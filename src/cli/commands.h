@@ -12,5 +12,8 @@ int cmd_eval_cf(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_export_lora(int argc, char **argv);
 
 #endif

@@ -348,8 +348,9 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     int tty = isatty(fileno(stderr)) && o->progress;
     collm_rng *dropout = train_lora && m->lora.dropout > 0 ? &st.drop_rng : NULL;
     double train_seconds = 0;
-    int64_t samples_done = 0;
-    while (st.epoch < o->max_epochs) {
+    int64_t samples_done = 0, epochs_this_run = 0;
+    while (st.epoch < o->max_epochs && (o->epoch_budget <= 0 || epochs_this_run < o->epoch_budget)) {
+        epochs_this_run++;
         double t_epoch = now_seconds(), loss_sum = 0;
         double lr = 0;
         for (int step = 0; step < o->steps_per_epoch; step++) {
