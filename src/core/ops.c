@@ -22,6 +22,56 @@ static inline float dot8(const float *a, const float *b, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------
+// SIMD helpers (AVX2/FMA when the build targets it, -march=x86-64-v3; every
+// kernel using them has a portable loop in the #else branch).
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define OPS_AVX2 1
+#endif
+
+#ifdef OPS_AVX2
+// Lane k of the result = the sum of the 8 lanes of ak.
+static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                             __m256 a7) {
+    __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3); // 128-bit halves: partial sums
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// exp(x) for x <= 0 (scores minus their row max); 0 below -87 where expf is
+// denormal or 0. x = n·ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact
+// n·ln2_hi), exp(r) by its Taylor series to r^7 (remainder < 1.2e-7 relative),
+// times 2^n built in the exponent bits. About 1-2 ulp from expf.
+static inline __m256 exp8_nonpos(__m256 x) {
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(0.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+}
+#endif
+
+// ---------------------------------------------------------------------------
 // matmul: y (T, out) = x (T, in) · W^T + bias, W (out, in)
 
 void ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out) {
@@ -99,10 +149,13 @@ void ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x,
 static void rope_apply(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox,
                        double sign) {
     int half = n_rot / 2;
+    if (half <= 0) return;
+    double freq[half]; // (half) base^(-2i/n_rot), once per call instead of per token
+    for (int i = 0; i < half; i++) freq[i] = pow((double)base, -2.0 * i / (double)n_rot);
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < half; i++) {
             // angles in double: positions up to thousands times a small exponent
-            double theta = (double)pos[t] * pow((double)base, -2.0 * i / (double)n_rot);
+            double theta = (double)pos[t] * freq[i];
             float c = (float)cos(theta), s = (float)(sign * sin(theta));
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;
@@ -128,20 +181,62 @@ void ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int hea
 // ---------------------------------------------------------------------------
 // SwiGLU: h = silu(g) ⊙ u, silu(g) = g·σ(g). All (n).
 
+#ifdef OPS_AVX2
+// Lanes 0..m-1 set (as a maskload/maskstore mask), m in 0..8.
+static inline __m256i lane_mask(int64_t m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// σ(g) = 1 / (1 + exp(-g)) from e = exp(-|g|) <= 1, which cannot overflow:
+// σ = 1/(1+e) for g >= 0, e/(1+e) for g < 0.
+static inline __m256 sigmoid8(__m256 g) {
+    __m256 e = exp8_nonpos(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));
+    __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    return _mm256_blendv_ps(_mm256_mul_ps(e, r), r, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+#endif
+
+// h may alias g or u (elementwise: each chunk is read before it is written).
 void ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
+#ifdef OPS_AVX2
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = lane_mask(n - i < 8 ? n - i : 8); // tail lanes masked off
+        __m256 vg = _mm256_maskload_ps(g + i, m), vu = _mm256_maskload_ps(u + i, m);
+        _mm256_maskstore_ps(h + i, m, _mm256_mul_ps(_mm256_mul_ps(vg, sigmoid8(vg)), vu));
+    }
+#else
     for (int64_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-g[i]));
         h[i] = g[i] * s * u[i];
     }
+#endif
 }
 
 // d silu/dg = σ + g·σ·(1-σ)
 void ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
+#ifdef OPS_AVX2
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = lane_mask(n - i < 8 ? n - i : 8);
+        __m256 vg = _mm256_maskload_ps(g + i, m), vu = _mm256_maskload_ps(u + i, m);
+        __m256 vdh = _mm256_maskload_ps(dh + i, m), s = sigmoid8(vg);
+        if (dg) {
+            __m256 ds = _mm256_add_ps(s, _mm256_mul_ps(_mm256_mul_ps(vg, s), _mm256_sub_ps(one, s)));
+            __m256 t = _mm256_mul_ps(_mm256_mul_ps(vdh, vu), ds);
+            _mm256_maskstore_ps(dg + i, m, _mm256_add_ps(_mm256_maskload_ps(dg + i, m), t));
+        }
+        if (du) {
+            __m256 t = _mm256_mul_ps(_mm256_mul_ps(vdh, vg), s);
+            _mm256_maskstore_ps(du + i, m, _mm256_add_ps(_mm256_maskload_ps(du + i, m), t));
+        }
+    }
+#else
     for (int64_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-g[i]));
         if (dg) dg[i] += dh[i] * u[i] * (s + g[i] * s * (1.0f - s));
         if (du) du[i] += dh[i] * g[i] * s;
     }
+#endif
 }
 
 // ---------------------------------------------------------------------------
@@ -172,63 +267,17 @@ void ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n) {
 // keys c <= diag + i with diag = n_past + t0; tiles entirely above that
 // diagonal are skipped, entries inside a kept tile are exact zeros in P/dS.
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define OPS_ATT_AVX2 1
-#endif
-
 #define ATT_NO_LIMIT (1 << 29) // a diagonal offset that limits nothing (ints stay < 2^31)
 #define ATT_MAX_QB 32          // queries per block
 #define ATT_SCRATCH 16384      // target floats of the per-task stack scratch, one (qb, L) block
                                // (qb = 1 beyond L = 16384: then L floats)
-
-#ifdef OPS_ATT_AVX2
-// Lane k of the result = the sum of the 8 lanes of ak.
-static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
-                             __m256 a7) {
-    __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
-    __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
-    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3); // 128-bit halves: partial sums
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-// exp(x) for x <= 0 (scores minus their row max); 0 below -87 where expf is
-// denormal or 0. x = n·ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact
-// n·ln2_hi), exp(r) by its Taylor series to r^7 (remainder < 1.2e-7 relative),
-// times 2^n built in the exponent bits. About 1-2 ulp from expf.
-static inline __m256 exp8_nonpos(__m256 x) {
-    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(0.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
-}
-#endif
 
 // S (r, c) = scale · Σ_d A[r·lda + d] · B[c·ldb + d] for r < nrow, c < ncol,
 // d < n; S row-major with stride lds. Tiles of 4 rows x 2 cols whose columns
 // all lie beyond r + diag (r the tile's last row) are skipped (left unwritten).
 static void tile_dots(float *S, int64_t lds, const float *A, int64_t lda, int nrow, const float *B, int64_t ldb,
                       int ncol, int n, float scale, int diag) {
-#ifdef OPS_ATT_AVX2
+#ifdef OPS_AVX2
     const int n8 = n & ~7;
     for (int r0 = 0; r0 < nrow; r0 += 4) {
         int r1 = r0 + 4 < nrow ? r0 + 4 : nrow;
@@ -278,7 +327,7 @@ static void tile_dots(float *S, int64_t lds, const float *A, int64_t lda, int nr
 // [r0, r1) of a 4-row tile c runs over [max(0, r0 - lo), min(ncol, r1 + hi)):
 // the caller guarantees A is zero outside (causal structure), so the skipped
 // terms are exact zeros.
-#ifdef OPS_ATT_AVX2
+#ifdef OPS_AVX2
 // One tile: 4 rows (o, a) x 16 columns at d of B/O (8 accumulators, written
 // out so they stay in registers), c over [c_begin, c_end); rows >= `rows` are
 // padding and not stored.
@@ -339,7 +388,7 @@ static void tile_axpy(float *O, int64_t ldo, int nrow, const float *A, int64_t a
             a[i] = A + (int64_t)r * ars;
         }
         int d = 0;
-#ifdef OPS_ATT_AVX2
+#ifdef OPS_AVX2
         for (; d + 16 <= n; d += 16) axpy_tile16(o, a, acs, B, ldb, c_begin, c_end, d, r1 - r0);
         for (; d + 8 <= n; d += 8) axpy_tile8(o, a, acs, B, ldb, c_begin, c_end, d, r1 - r0);
 #endif
@@ -355,7 +404,7 @@ static void tile_axpy(float *O, int64_t ldo, int nrow, const float *A, int64_t a
 // row[0..n) = exp(row - max row), row[n..end) = 0, n >= 1; returns the sum
 // of the exponentials. normalize != 0 also divides the row by it (softmax).
 static float softmax_row(float *row, int n, int end, int normalize) {
-#ifdef OPS_ATT_AVX2
+#ifdef OPS_AVX2
     int n8 = n & ~7;
     float tail[8];
     for (int j = 0; j < 8; j++) tail[j] = n8 + j < n ? row[n8 + j] : -INFINITY;
