@@ -53,7 +53,7 @@ int collm_file_checksum(const char *path, uint64_t *out) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < map.size; i++) h = (h ^ map.data[i]) * 1099511628211ULL;
     collm_unmap_file(&map);
-    *out = h;
+    *out = h & 0x7fffffffffffffffULL; // 63 bits: the checkpoint key is read back with gguf_get_i64
     return COLLM_OK;
 }
 
