@@ -2,16 +2,20 @@
 // model's item vectors (items 1..n_items-1; 0 is padding) and writes it in
 // Faiss's file format. Later `recommend` / `serve` load it.
 //   collm index --cf mf.gguf --factory Flat --out items.faiss
-// (--ckpt, a trained CoLLM checkpoint carrying its CF model, will be a second
-// source of item vectors once that format exists.)
+//   collm index --ckpt collm.gguf --factory Flat --out items.faiss
+// (--ckpt: the item table a CoLLM checkpoint carries, cf.item_embd; read
+// straight from the GGUF, no base model needed.)
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/error.h"
 #include "collm/faiss_bridge.h"
+#include "collm/gguf.h"
 #include "collm/retrieval.h"
 #include "collm/threadpool.h"
 #include "commands.h"
@@ -22,9 +26,43 @@ static double index_now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// Item vectors of a CF model file: *items (n_items, d) malloc'd.
+static int index_read_cf_items(const char *path, float **items, int32_t *n_items, int *d) {
+    cf_model *m = cf_model_load(path);
+    if (!m) return COLLM_ERR;
+    *d = cf_model_dim(m);
+    *n_items = cf_model_n_items(m);
+    *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
+    int rc = *items ? COLLM_OK : COLLM_ERR_NOMEM;
+    for (int32_t i = 0; i < *n_items && rc == COLLM_OK; i++) rc = cf_model_item_vector(m, i, *items + (size_t)i * (size_t)*d);
+    cf_model_free(m);
+    return rc;
+}
+
+// The CF item table of a CoLLM checkpoint (tensor cf.item_embd, F32, {d, n_items}).
+static int index_read_ckpt_items(const char *path, float **items, int32_t *n_items, int *d) {
+    gguf_file *f = gguf_open(path);
+    if (!f) return COLLM_ERR;
+    const gguf_tensor_info *t = gguf_find_tensor(f, "cf.item_embd");
+    int rc = COLLM_OK;
+    if (!t) rc = collm_error(COLLM_ERR_FORMAT, "%s: no tensor cf.item_embd (a checkpoint without CF vectors?)", path);
+    else if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[1] < 2 || t->ne[1] > INT32_MAX)
+        rc = collm_error(COLLM_ERR_FORMAT, "%s: cf.item_embd is not a (d, n_items) matrix", path);
+    if (rc == COLLM_OK) {
+        *d = (int)t->ne[0];
+        *n_items = (int32_t)t->ne[1];
+        *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
+        if (!*items) rc = COLLM_ERR_NOMEM;
+        else if ((rc = gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
+    }
+    gguf_close(f);
+    return rc;
+}
+
 int cmd_index(int argc, char **argv) {
     cli_option opts[] = {
         {"--cf", "FILE", "collaborative model (.gguf, from train-cf) whose item vectors are indexed", NULL},
+        {"--ckpt", "FILE", "or: a CoLLM checkpoint (from train) whose CF item table is indexed", NULL},
         {"--out", "FILE", "output index (Faiss format, e.g. items.faiss)", NULL},
         {"--factory", "STR", "Faiss index factory string: Flat | HNSW32,Flat | IVF1024,Flat ... (default Flat)", NULL},
         {"--nprobe", "N", "IVF lists searched per query, saved with the index (default 32)", NULL},
@@ -34,11 +72,15 @@ int cmd_index(int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm index --cf FILE --out FILE [--factory Flat] [--nprobe 32] [--ef-search 128] "
+                      "usage: collm index (--cf FILE | --ckpt FILE) --out FILE [--factory Flat] [--nprobe 32] [--ef-search 128] "
                       "[--train-max N]");
     if (p) return p > 0 ? 0 : 1;
-    const char *cf_path, *out;
-    if (cli_require(opts, "--cf", &cf_path) || cli_require(opts, "--out", &out)) return 1;
+    const char *cf_path = cli_get(opts, "--cf"), *ckpt_path = cli_get(opts, "--ckpt"), *out;
+    if (!cf_path == !ckpt_path) {
+        fprintf(stderr, "collm index: give exactly one of --cf FILE or --ckpt FILE\n");
+        return 1;
+    }
+    if (cli_require(opts, "--out", &out)) return 1;
     retrieval_build_options opt;
     retrieval_build_options_default(&opt);
     if (cli_get(opts, "--factory")) opt.factory = cli_get(opts, "--factory");
@@ -57,14 +99,11 @@ int cmd_index(int argc, char **argv) {
     collm_faiss_set_threads(threads);
     collm_blas_set_threads(threads);
 
-    cf_model *m = cf_model_load(cf_path);
-    if (!m) return cli_fail("index");
-    int d = cf_model_dim(m);
-    int32_t n_items = cf_model_n_items(m);
-    float *items = collm_malloc((size_t)n_items * (size_t)d * sizeof(float)); // (n_items, d)
-    int rc = items ? COLLM_OK : COLLM_ERR_NOMEM;
-    for (int32_t i = 0; i < n_items && rc == COLLM_OK; i++)
-        rc = cf_model_item_vector(m, i, items + (size_t)i * (size_t)d);
+    int d = 0;
+    int32_t n_items = 0;
+    float *items = NULL; // (n_items, d)
+    int rc = ckpt_path ? index_read_ckpt_items(ckpt_path, &items, &n_items, &d) : index_read_cf_items(cf_path, &items, &n_items, &d);
+    if (!cf_path) cf_path = ckpt_path;
     retrieval_index *index = NULL;
     double t0 = index_now_s();
     if (rc == COLLM_OK) {
@@ -80,6 +119,5 @@ int cmd_index(int argc, char **argv) {
         cli_fail("index");
     retrieval_index_free(index);
     free(items);
-    cf_model_free(m);
     return rc == COLLM_OK ? 0 : 1;
 }

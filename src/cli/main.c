@@ -26,6 +26,9 @@ static const command commands[] = {
     {"export-lora", cmd_export_lora, "write a checkpoint's LoRA adapter in llama.cpp's adapter format"},
     {"index", cmd_index, "build a Faiss index (Flat / HNSW / IVF) over a collaborative model's item vectors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
+    {"recommend", cmd_recommend, "top-K items for a user: Faiss candidates re-ranked by the LLM (shared prompt prefix)"},
+    {"eval-topk", cmd_eval_topk, "Recall/NDCG@K of MF, Faiss/exact top-N + LLM re-rank, and the index's recall@N"},
+    {"serve", cmd_serve, "HTTP JSON service: POST /recommend, POST /score, GET /health"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 

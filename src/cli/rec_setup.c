@@ -1,0 +1,52 @@
+// Shared loading for recommend / serve / eval-topk (see rec_setup.h).
+#include "rec_setup.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "collm/error.h"
+#include "collm/faiss_bridge.h"
+#include "collm/threadpool.h"
+
+int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
+                       const char *index_path, const char *data_dir, int threads) {
+    memset(s, 0, sizeof *s);
+    collm_faiss_set_threads(threads);
+    collm_blas_set_threads(threads);
+    s->pool = threads > 1 ? collm_pool_create(threads) : NULL;
+    s->model = collm_model_load(ckpt, base, s->pool);
+    if (!s->model) goto fail;
+    s->index = retrieval_index_load(index_path);
+    if (!s->index) goto fail;
+    s->ds = rec_dataset_load(data_dir);
+    if (!s->ds) goto fail;
+    s->hist = recommend_histories_build(s->ds);
+    if (!s->hist) goto fail;
+    int32_t n_items = 0;
+    int d = 0;
+    if (!collm_cf_items(s->model, &n_items, &d)) {
+        collm_error(COLLM_ERR_ARG, "%s holds no collaborative vectors (a stage-1 checkpoint?)", ckpt);
+        goto fail;
+    }
+    if (retrieval_index_dim(s->index) != d) {
+        collm_error(COLLM_ERR_ARG, "%s has dimension %d but %s's CF vectors have %d", index_path,
+                    retrieval_index_dim(s->index), ckpt, d);
+        goto fail;
+    }
+    if (s->ds->items->n < n_items && rec_items_grow(s->ds->items, n_items) != COLLM_OK) goto fail;
+    return 0;
+fail:
+    cli_fail(command);
+    cli_rec_setup_free(s);
+    return 1;
+}
+
+void cli_rec_setup_free(cli_rec_setup *s) {
+    recommend_histories_free(s->hist);
+    rec_dataset_free(s->ds);
+    retrieval_index_free(s->index);
+    collm_model_free(s->model);
+    collm_pool_free(s->pool);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,25 @@
+// What recommend, serve and eval-topk load: a CoLLM checkpoint, its Faiss
+// item index, a dataset folder and the per-user histories built from it.
+#ifndef COLLM_CLI_REC_SETUP_H
+#define COLLM_CLI_REC_SETUP_H
+
+#include "collm/collm.h"
+#include "collm/recommend.h"
+#include "collm/retrieval.h"
+
+typedef struct {
+    collm_model *model;
+    retrieval_index *index;
+    rec_dataset *ds;
+    recommend_histories *hist;
+    collm_pool *pool;
+} cli_rec_setup;
+
+// Loads everything (base may be NULL: the checkpoint's stored base path) and
+// checks that the index, the checkpoint's CF tables and the items agree.
+// Returns 0, or prints "collm <command>: <error>" and returns 1.
+int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
+                       const char *index_path, const char *data_dir, int threads);
+void cli_rec_setup_free(cli_rec_setup *s);
+
+#endif
