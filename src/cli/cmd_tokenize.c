@@ -39,10 +39,19 @@ int cmd_tokenize(int argc, char **argv) {
     int flags = (cli_has(opts, "--bos") ? TOK_ADD_BOS : 0) | (cli_has(opts, "--special") ? TOK_PARSE_SPECIAL : 0) |
                 (cli_has(opts, "--legacy") ? TOK_LEGACY_SPECIAL_PIECES : 0);
     size_t len = strlen(text);
-    int cap = (int)(len < 1000000 ? 2 * len + 8 : 2000008); // ids <= bytes + prefix + BOS
-    int32_t *ids = malloc((size_t)cap * sizeof *ids);
-    int n = ids ? tok_encode(v, text, len, flags, ids, cap) : collm_error(COLLM_ERR_NOMEM, "out of memory");
-    if (n > cap) n = collm_error(COLLM_ERR, "more tokens than expected (%d)", n);
+    int cap = 256, n = 0;
+    int32_t *ids = NULL;
+    for (;;) { // tok_encode returns the count it needs: grow and retry once if short
+        int32_t *p = realloc(ids, (size_t)cap * sizeof *ids);
+        if (!p) {
+            n = collm_error(COLLM_ERR_NOMEM, "out of memory for %d ids", cap);
+            break;
+        }
+        ids = p;
+        n = tok_encode(v, text, len, flags, ids, cap);
+        if (n <= cap) break;
+        cap = n;
+    }
     if (n < 0) {
         free(ids);
         tok_free(v);

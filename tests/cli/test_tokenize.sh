@@ -39,6 +39,12 @@ check "gpt-2 ids" [ "$out" = "2 33706 25 3363" ]
 out=$("$BIN" tokenize --model "$V/ggml-vocab-qwen2-rebuilt.gguf" --text "#Answer: Yes" 2>&1)
 check "qwen2 ids" [ "$out" = "2 16141 25 7414" ]
 
+# invalid UTF-8, more ids than the first buffer: 300 x 0xFF -> ▁ + 300 x <0xFF> (258)
+bad=$(printf '\xff%.0s' $(seq 300))
+out=$("$BIN" tokenize --model "$spm" --text "$bad" 2>&1); rc=$?
+check "invalid UTF-8: exit 0" [ "$rc" -eq 0 ]
+check "invalid UTF-8: byte fallback ids" [ "$(wc -w <<<"$out")" -eq 301 ] && [ "$(tr ' ' '\n' <<<"$out" | sort -u | tr '\n' ' ')" = "258 29871 " ]
+
 out=$("$BIN" tokenize --help 2>&1); rc=$?
 check "--help exits 0" [ "$rc" -eq 0 ] && grep -q 'usage: collm tokenize' <<<"$out"
 
