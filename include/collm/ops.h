@@ -28,6 +28,11 @@ void ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_
 // In place on the gradient (rotation by the opposite angle).
 void ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
                        int neox);
+// The same rotation with cos/sin computed once for many calls (the layers of a
+// forward share positions): cs (T, n_rot/2, 2) = cos, sin of each token's
+// angles; ops_rope_forward_table(x, cs, ...) equals ops_rope_forward bit for bit.
+void ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base);
+void ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox);
 
 // SwiGLU: h = silu(g) ⊙ u, elementwise over n.
 void ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n);

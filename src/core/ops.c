@@ -112,11 +112,18 @@ void ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, 
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
         float *yt = y + (int64_t)t * C;
-        float ss = 0.0f;
-        for (int i = 0; i < C; i++) ss += xt[i] * xt[i];
-        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        // Σ x² over 8 double lanes (fixed order, so deterministic): float
+        // squares summed in double as llama.cpp does, and 8 independent
+        // chains instead of one serial float chain (which gcc cannot reorder)
+        double acc[8] = {0};
+        int i = 0;
+        for (; i + 8 <= C; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += (double)(xt[i + l] * xt[i + l]);
+        double ss = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; i < C; i++) ss += (double)(xt[i] * xt[i]);
+        float r = 1.0f / sqrtf((float)(ss / C) + eps);
         if (rstd) rstd[t] = r;
-        for (int i = 0; i < C; i++) yt[i] = xt[i] * r * w[i];
+        for (i = 0; i < C; i++) yt[i] = xt[i] * r * w[i];
     }
 }
 
@@ -143,39 +150,74 @@ void ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x,
 // ---------------------------------------------------------------------------
 // RoPE on x (T, n_head, hd), in place. Pair i (0 <= i < n_rot/2) rotates by
 // θ = pos · base^(-2i/n_rot); NORM mode pairs dims (2i, 2i+1), NEOX pairs
-// (i, i + n_rot/2); dims >= n_rot pass through. sign = +1 forward, -1 backward
-// (the Jacobian of a rotation is the rotation, its transpose rotates back).
+// (i, i + n_rot/2); dims >= n_rot pass through. backward rotates by -θ (the
+// Jacobian of a rotation is the rotation, its transpose rotates back).
 
-static void rope_apply(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox,
-                       double sign) {
-    int half = n_rot / 2;
-    if (half <= 0) return;
-    double freq[half]; // (half) base^(-2i/n_rot), once per call instead of per token
+// cs (half, 2): cos and sin of pos·freq[i] for one token. Angles in double:
+// positions up to thousands times a small exponent.
+static void rope_row_table(float *cs, int32_t pos, const double *freq, int half) {
+    for (int i = 0; i < half; i++) {
+        double theta = (double)pos * freq[i];
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+}
+
+static void rope_freqs(double *freq, int half, int n_rot, float base) {
     for (int i = 0; i < half; i++) freq[i] = pow((double)base, -2.0 * i / (double)n_rot);
-    for (int t = 0; t < T; t++) {
+}
+
+// Rotates the n_head heads of one token xt (n_head, hd) by the table row cs.
+static void rope_rotate_row(float *xt, const float *cs, int n_head, int head_dim, int half, int neox, int backward) {
+    for (int h = 0; h < n_head; h++) {
+        float *xh = xt + (int64_t)h * head_dim;
         for (int i = 0; i < half; i++) {
-            // angles in double: positions up to thousands times a small exponent
-            double theta = (double)pos[t] * freq[i];
-            float c = (float)cos(theta), s = (float)(sign * sin(theta));
+            float c = cs[2 * i], s = backward ? -cs[2 * i + 1] : cs[2 * i + 1];
             int i0 = neox ? i : 2 * i;
             int i1 = neox ? i + half : 2 * i + 1;
-            for (int h = 0; h < n_head; h++) {
-                float *xh = x + ((int64_t)t * n_head + h) * head_dim;
-                float a = xh[i0], b = xh[i1];
-                xh[i0] = a * c - b * s;
-                xh[i1] = a * s + b * c;
-            }
+            float a = xh[i0], b = xh[i1];
+            xh[i0] = a * c - b * s;
+            xh[i1] = a * s + b * c;
         }
     }
 }
 
+static void rope_apply(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox,
+                       int backward) {
+    int half = n_rot / 2;
+    if (half <= 0) return;
+    double freq[half]; // (half) base^(-2i/n_rot), once per call instead of per token
+    float cs[2 * half]; // (half, 2) one token's table row
+    rope_freqs(freq, half, n_rot, base);
+    for (int t = 0; t < T; t++) {
+        rope_row_table(cs, pos[t], freq, half);
+        rope_rotate_row(x + (int64_t)t * n_head * head_dim, cs, n_head, head_dim, half, neox, backward);
+    }
+}
+
+void ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base) {
+    int half = n_rot / 2;
+    if (half <= 0) return;
+    double freq[half];
+    rope_freqs(freq, half, n_rot, base);
+    for (int t = 0; t < T; t++) rope_row_table(cs + (int64_t)t * 2 * half, pos[t], freq, half);
+}
+
+void ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox) {
+    int half = n_rot / 2;
+    if (half <= 0) return;
+    for (int t = 0; t < T; t++)
+        rope_rotate_row(x + (int64_t)t * n_head * head_dim, cs + (int64_t)t * 2 * half, n_head, head_dim, half, neox,
+                        0);
+}
+
 void ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox) {
-    rope_apply(x, pos, T, n_head, head_dim, n_rot, base, neox, 1.0);
+    rope_apply(x, pos, T, n_head, head_dim, n_rot, base, neox, 0);
 }
 
 void ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
                        int neox) {
-    rope_apply(dx, pos, T, n_head, head_dim, n_rot, base, neox, -1.0);
+    rope_apply(dx, pos, T, n_head, head_dim, n_rot, base, neox, 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -426,6 +426,7 @@ struct llm_context {
     float *qkv;      // (B, q_dim + 2 kv_dim) fused projection output
     float *gate_up;  // (B, 2 n_ff) fused gate|up output; the first half then holds the SwiGLU result
     float *rstd;     // (B)
+    float *rope_cs;  // (B, n_rot/2, 2) cos, sin of each row's RoPE angles, shared by all layers
     int32_t *pos;    // (B) absolute positions
     int32_t *rows;   // (B) output row list / seq offsets
     unsigned char *covered; // (B) rows given by slots
@@ -447,7 +448,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
                  kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
     size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
     size_t sizes[] = {cache, cache, B * C, B * C, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * C,
-                     B * (q_dim + 2 * kv_dim), B * 2 * ff, B};
+                     B * (q_dim + 2 * kv_dim), B * 2 * ff, B, B * (size_t)hp->n_rot};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     llm_context *ctx = collm_calloc(1, sizeof *ctx);
@@ -470,7 +471,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
     }
     memset(ctx->block, 0, total * sizeof(float));
     float **bufs[] = {&ctx->k_cache, &ctx->v_cache, &ctx->x, &ctx->xn, &ctx->q, &ctx->k,
-                      &ctx->v, &ctx->att, &ctx->proj, &ctx->qkv, &ctx->gate_up, &ctx->rstd};
+                      &ctx->v, &ctx->att, &ctx->proj, &ctx->qkv, &ctx->gate_up, &ctx->rstd, &ctx->rope_cs};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = ctx->block + off;
@@ -571,6 +572,7 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
     // positions: each sequence restarts at n_past
     for (int s = 0, r = 0; s < n_seq; s++)
         for (int i = 0; i < seq_len[s]; i++) ctx->pos[r++] = n_past + i;
+    ops_rope_table(ctx->rope_cs, ctx->pos, T, hp->n_rot, hp->rope_base); // once, not per layer and q/k
 
     for (int l = 0; l < hp->n_layer; l++) {
         const llm_layer_weights *w = &m->layers[l];
@@ -597,8 +599,8 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
             ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
             ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
         }
-        ops_rope_forward(ctx->q, ctx->pos, T, hp->n_head, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
-        ops_rope_forward(ctx->k, ctx->pos, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_base, hp->rope_neox);
+        ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
+        ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
         // Each sequence's K/V go right after the prefix, then it attends to
         // cache[0, n_past + len). The next sequence overwrites them.
         for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
