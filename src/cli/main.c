@@ -51,6 +51,13 @@ static void reexec_with_library_settings(char **argv) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         changed = 1;
     }
+    // OpenBLAS workers spin (sched_yield) for about 2^28 cycles after each
+    // GEMM before sleeping; between GEMMs that burns the core our own pool
+    // needs for attention and elementwise work. 2^8 cycles: they sleep at once.
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        setenv("OPENBLAS_THREAD_TIMEOUT", "8", 1);
+        changed = 1;
+    }
     __builtin_cpu_init();
     if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
