@@ -80,8 +80,8 @@ typedef struct {
     double retrieve_s, rerank_s;
 } recommend_info;
 
-// A context sized for recommendation prompts (n_ctx = n_batch = 1024 rows,
-// or the model's training context if smaller). pool may be NULL.
+// A context sized for recommendation prompts (n_ctx = n_batch = 1024 rows;
+// suffixes are packed into as many batches as that needs). pool may be NULL.
 llm_context *recommend_context_create(const collm_model *m, collm_pool *pool);
 
 // Scores items (n) for one user and history with the CoLLM model: scores (n)
