@@ -245,6 +245,51 @@ static void test_two_stages(void) {
     rec_dataset_free(ds);
 }
 
+// Full fine-tuning: the checkpoint holds the whole model (plus CF tables and
+// the mapping) and reloads without the base; a joint stage trains both.
+static void test_full_finetune(void) {
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    if (!ds) return;
+    char s1[700], s2[700];
+    snprintf(s1, sizeof s1, "%s/full1.gguf", dir);
+    snprintf(s2, sizeof s2, "%s/full2.gguf", dir);
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.full_finetune = 1;
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL && !m->has_lora);
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = 3;
+    t.max_epochs = 2;
+    t.warmup_steps = 0;
+    t.max_eval_rows = 40;
+    t.out_path = s1;
+    collm_train_result res;
+    CHECK(m && collm_train(m, ds, &t, &res) == COLLM_OK);
+    collm_model_free(m);
+    b.full_finetune = 0;
+    b.stage = 2;
+    b.init_from = s1;
+    b.cf_path = mf_path;
+    m = collm_model_build(&b, ds, NULL);
+    CHECK(m != NULL && m->full_model_in_ckpt);
+    t.out_path = s2;
+    t.train_llm = 1;
+    CHECK(m && collm_train(m, ds, &t, &res) == COLLM_OK);
+    collm_model_free(m);
+    m = collm_model_load(s2, NULL, NULL);
+    CHECK_MSG(m != NULL, "%s", collm_last_error());
+    if (m) {
+        CHECK(m->has_fece && m->cf_items != NULL);
+        check_scores_match_engine(m, ds, ds->valid, 4);
+        collm_model_free(m);
+    }
+    rec_dataset_free(ds);
+}
+
 static void test_bad_input(void) {
     rec_dataset *ds = rec_dataset_load(data_dir);
     collm_build_options b;
@@ -284,6 +329,7 @@ int main(void) {
     rec_dataset_free(ds);
     test_encode_ml1m();
     test_two_stages();
+    test_full_finetune();
     test_bad_input();
     return test_report();
 }

@@ -242,6 +242,16 @@ static int read_hparams(const gguf_file *f, const char *path, llm_hparams *hp) {
     return hparams_finish(hp, path);
 }
 
+// Tensors a collm checkpoint stores beside the model (CF tables, FECE MLP,
+// LoRA pairs, optimizer and loader state).
+static int is_collm_tensor(const char *name) {
+    static const char *prefixes[] = {"cf.", "fece.", "optim.", "train."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    size_t n = strlen(name);
+    return n > 7 && (strcmp(name + n - 7, ".lora_a") == 0 || strcmp(name + n - 7, ".lora_b") == 0);
+}
+
 llm_model *llm_model_load(const char *path) {
     gguf_file *f = gguf_open(path);
     if (!f) return NULL;
@@ -285,10 +295,14 @@ llm_model *llm_model_load(const char *path) {
     if (n_found != gguf_n_tensors(f)) {
         // A tensor we do not know would change the computation (rope_freqs,
         // an attn_output bias ...): refuse rather than silently ignore it.
+        // A collm checkpoint (it has collm.stage) also holds the recommender's
+        // own tensors next to the model's; those belong to other modules.
+        int is_checkpoint = gguf_find_key(f, "collm.stage") >= 0;
         for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
             const char *name = gguf_tensor(f, i)->name;
             int known = 0;
             for (int j = 0; j < n_desc && !known; j++) known = strcmp(desc[j].name, name) == 0;
+            if (!known && is_checkpoint && is_collm_tensor(name)) continue;
             if (!known) {
                 collm_error(COLLM_ERR_FORMAT, "%s: unexpected tensor '%s' for architecture %s", path, name,
                             llm_arch_name(hp.arch));
