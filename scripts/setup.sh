@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Installs collm's Debian build dependencies when they are missing.
-# Needs root (apt-get); otherwise prints the command to run.
+# Installs what collm's build and test suite need on Debian (bookworm) when it
+# is missing: libraries and headers are checked with dpkg, the commands the CLI
+# tests call (tests/cli/*.sh: curl, python3, cmp, od, awk, ...) with
+# `command -v`, so a python3 from elsewhere on PATH counts as present.
+# Needs root (apt-get) or sudo only when something is missing; otherwise
+# prints the command to run and fails. Benchmarks (bench/) also want `wrk`:
+# `scripts/setup.sh --bench`.
 set -eu
 packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1)
+# command -> Debian package providing it
+commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
+[ "${1:-}" = "--bench" ] && commands+=(wrk:wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+for cp in "${commands[@]}"; do
+  command -v "${cp%%:*}" >/dev/null 2>&1 || missing+=("${cp#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "setup: installing ${missing[*]}"
