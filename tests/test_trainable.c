@@ -186,6 +186,35 @@ static void test_optimizer(void) {
     optim_free(&opt);
 }
 
+// A large tensor split over pool threads: the same bits as without a pool.
+static void test_optimizer_pool(void) {
+    collm_pool *pool = collm_pool_create(3);
+    int64_t n = 100003;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    collm_rng rng;
+    collm_rng_seed(&rng, 3);
+    for (int64_t i = 0; i < n; i++) a[i] = b[i] = (float)collm_rng_normal(&rng);
+    optim_state x, y;
+    optim_init(&x, 0.9f, 0.999f, 1e-8f, 0.01f);
+    optim_init(&y, 0.9f, 0.999f, 1e-8f, 0.01f);
+    y.pool = pool;
+    optim_add(&x, "a", a, NULL, n, 1);
+    optim_add(&y, "b", b, NULL, n, 1);
+    for (int step = 0; step < 3; step++) {
+        for (int64_t i = 0; i < n; i++) x.params[0].grad[i] = y.params[0].grad[i] = (float)collm_rng_normal(&rng);
+        double nx = optim_clip(&x, 100.0), ny = optim_clip(&y, 100.0);
+        CHECK(nx == ny);
+        optim_step(&x, 1e-3f);
+        optim_step(&y, 1e-3f);
+    }
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0);
+    optim_free(&x);
+    optim_free(&y);
+    free(a);
+    free(b);
+    collm_pool_free(pool);
+}
+
 static void test_schedule(void) {
     optim_schedule s = {.init_lr = 1e-3, .warmup_lr = 1e-5, .min_lr = 8e-5, .warmup_steps = 200,
                         .total_steps = 1000, .steps_per_epoch = 50, .restart_warmup = 0};
@@ -204,6 +233,7 @@ int main(void) {
     test_lora_gradients(0.0f);
     test_lora_gradients(0.3f);
     test_optimizer();
+    test_optimizer_pool();
     test_schedule();
     return test_report();
 }

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "collm/threadpool.h"
+
 typedef struct {
     const char *name; // for checkpoints ("fece.w1", "blk.0.attn_q.weight", ...)
     float *param;     // (n) owned by the model, updated in place
@@ -22,6 +24,7 @@ typedef struct {
     int n_params, cap_params;
     float beta1, beta2, eps, weight_decay;
     int64_t step; // number of steps taken
+    collm_pool *pool; // optional: splits the elementwise work (results do not depend on it)
 } optim_state;
 
 void optim_init(optim_state *opt, float beta1, float beta2, float eps, float weight_decay);

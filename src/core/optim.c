@@ -65,12 +65,61 @@ void optim_zero_grad(optim_state *opt) {
         if (opt->params[i].grad) memset(opt->params[i].grad, 0, (size_t)opt->params[i].n * sizeof(float));
 }
 
+// Work on one tensor is cut into fixed blocks of OPTIM_BLOCK elements; pool
+// threads take ranges of blocks. Per-block partial sums are added in block
+// order, so the norm does not depend on the thread count.
+#define OPTIM_BLOCK 16384
+
+typedef struct {
+    optim_state *opt;
+    optim_param *p;
+    double *block_sums; // grad norm: one partial sum per block
+    float scale;        // clip: factor
+    float lr;           // step: learning rate
+    int what;           // 0 norm, 1 scale, 2 adam
+} optim_job;
+
+static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    optim_job *j = ctx;
+    optim_param *p = j->p;
+    for (int64_t b = begin; b < end; b++) {
+        int64_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < p->n ? lo + OPTIM_BLOCK : p->n;
+        if (j->what == 0) {
+            double sum = 0;
+            for (int64_t k = lo; k < hi; k++) sum += (double)p->grad[k] * p->grad[k];
+            j->block_sums[b] = sum;
+        } else if (j->what == 1) {
+            for (int64_t k = lo; k < hi; k++) p->grad[k] *= j->scale;
+        } else {
+            const optim_state *o = j->opt;
+            ops_adam_update(p->param + lo, p->grad + lo, p->m + lo, p->v + lo, hi - lo, j->lr, o->beta1, o->beta2,
+                            o->eps, p->decay ? o->weight_decay : 0.0f, 0, o->step);
+        }
+    }
+}
+
+static void optim_run(optim_state *opt, optim_param *p, int what, double *block_sums, float scale, float lr) {
+    optim_job j = {opt, p, block_sums, scale, lr, what};
+    int64_t blocks = (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
+    collm_pool_for(opt->pool, blocks, 2, optim_task, &j);
+}
+
 double optim_grad_norm(const optim_state *opt) {
     double sum = 0;
+    optim_state *o = (optim_state *)opt; // the job struct is shared with the mutating passes
     for (int i = 0; i < opt->n_params; i++) {
-        const optim_param *p = &opt->params[i];
+        optim_param *p = &o->params[i];
         if (is_frozen(p)) continue;
-        for (int64_t j = 0; j < p->n; j++) sum += (double)p->grad[j] * p->grad[j];
+        int64_t blocks = (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
+        double stack_sums[64], *sums = blocks <= 64 ? stack_sums : malloc((size_t)blocks * sizeof(double));
+        if (!sums) { // out of memory: the serial loop needs none
+            for (int64_t k = 0; k < p->n; k++) sum += (double)p->grad[k] * p->grad[k];
+            continue;
+        }
+        optim_run(o, p, 0, sums, 0, 0);
+        for (int64_t b = 0; b < blocks; b++) sum += sums[b];
+        if (sums != stack_sums) free(sums);
     }
     return sqrt(sum);
 }
@@ -79,23 +128,16 @@ double optim_clip(optim_state *opt, double max_norm) {
     double norm = optim_grad_norm(opt);
     if (max_norm > 0 && norm > max_norm) {
         float scale = (float)(max_norm / (norm + 1e-6));
-        for (int i = 0; i < opt->n_params; i++) {
-            optim_param *p = &opt->params[i];
-            if (is_frozen(p)) continue;
-            for (int64_t j = 0; j < p->n; j++) p->grad[j] *= scale;
-        }
+        for (int i = 0; i < opt->n_params; i++)
+            if (!is_frozen(&opt->params[i])) optim_run(opt, &opt->params[i], 1, NULL, scale, 0);
     }
     return norm;
 }
 
 void optim_step(optim_state *opt, float lr) {
     opt->step++;
-    for (int i = 0; i < opt->n_params; i++) {
-        optim_param *p = &opt->params[i];
-        if (is_frozen(p)) continue;
-        ops_adam_update(p->param, p->grad, p->m, p->v, p->n, lr, opt->beta1, opt->beta2, opt->eps,
-                        p->decay ? opt->weight_decay : 0.0f, 0, opt->step);
-    }
+    for (int i = 0; i < opt->n_params; i++)
+        if (!is_frozen(&opt->params[i])) optim_run(opt, &opt->params[i], 2, NULL, 0, lr);
 }
 
 int64_t optim_n_trainable(const optim_state *opt) {

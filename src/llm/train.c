@@ -77,6 +77,7 @@ struct llm_trainer {
     float *d_up;   // (R, F)
     float *d_h;    // (R, F)
     float *d_xa;   // (R, rank) LoRA scratch
+    float *dw_parts; // (threads, max(C, F)) per-thread RMSNorm weight gradients
     float *storage;
 };
 
@@ -136,11 +137,12 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
     tr->pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->tokens = collm_calloc((size_t)R, sizeof(int32_t));
     tr->slot_rows = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->dw_parts = collm_calloc((size_t)collm_pool_size(pool) * (size_t)(C > F ? C : F), sizeof(float));
     tr->last_pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_att = collm_calloc((size_t)R + 1, sizeof(int64_t));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     if (!tr->storage || !tr->acts || !tr->seq_len || !tr->row_start || !tr->att_start || !tr->pos || !tr->tokens ||
-        !tr->slot_rows || !tr->last_pos || !tr->last_att || (full_finetune && !tr->model_grad)) {
+        !tr->slot_rows || !tr->dw_parts || !tr->last_pos || !tr->last_att || (full_finetune && !tr->model_grad)) {
         llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
         return NULL;
@@ -201,10 +203,107 @@ void llm_trainer_free(llm_trainer *tr) {
     free(tr->pos);
     free(tr->tokens);
     free(tr->slot_rows);
+    free(tr->dw_parts);
     free(tr->last_pos);
     free(tr->last_att);
     free(tr->model_grad);
     free(tr);
+}
+
+// ---------------------------------------------------------------------------
+// row-parallel elementwise kernels: the ops are single-threaded; here each
+// pool thread takes a contiguous block of rows (fixed partition per thread
+// count, so results are deterministic for a given count).
+
+typedef enum { ROWS_RMSNORM_FWD, ROWS_RMSNORM_BWD, ROWS_SWIGLU_FWD, ROWS_SWIGLU_BWD, ROWS_ROPE_FWD, ROWS_ROPE_BWD,
+               ROWS_AXPY, ROWS_ZERO } rows_kind;
+
+typedef struct {
+    rows_kind kind;
+    float *y, *y2, *rstd, *dw_parts; // dw_parts: (threads, width) partial weight gradients
+    const float *x, *x2, *w, *dy, *rstd_in;
+    const int32_t *pos;
+    int width, n_head;
+    float eps;
+    const llm_hparams *hp;
+} rows_job;
+
+static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const rows_job *j = ctx;
+    int64_t n = end - begin, W = j->width;
+    switch (j->kind) {
+    case ROWS_RMSNORM_FWD:
+        ops_rmsnorm_forward(j->y + begin * W, j->rstd + begin, j->x + begin * W, j->w, (int)n, (int)W, j->eps);
+        break;
+    case ROWS_RMSNORM_BWD:
+        ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL, j->dy + begin * W,
+                             j->x + begin * W, j->w, j->rstd_in + begin, (int)n, (int)W);
+        break;
+    case ROWS_SWIGLU_FWD: ops_swiglu_forward(j->y + begin * W, j->x + begin * W, j->x2 + begin * W, n * W); break;
+    case ROWS_SWIGLU_BWD:
+        ops_swiglu_backward(j->y + begin * W, j->y2 + begin * W, j->dy + begin * W, j->x + begin * W,
+                            j->x2 + begin * W, n * W);
+        break;
+    case ROWS_ROPE_FWD:
+        ops_rope_forward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
+                         j->hp->rope_base, j->hp->rope_neox);
+        break;
+    case ROWS_ROPE_BWD:
+        ops_rope_backward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
+                          j->hp->rope_base, j->hp->rope_neox);
+        break;
+    case ROWS_AXPY: ops_axpy(j->y + begin * W, 1.0f, j->x + begin * W, n * W); break;
+    case ROWS_ZERO: memset(j->y + begin * W, 0, (size_t)(n * W) * sizeof(float)); break;
+    }
+}
+
+static void run_rows(llm_trainer *tr, rows_job *j, int64_t rows) {
+    collm_pool_for(tr->pool, rows, 16, rows_task, j);
+}
+
+// y (T, C) = rmsnorm(x) ⊙ w
+static void par_rmsnorm_forward(llm_trainer *tr, float *y, float *rstd, const float *x, const float *w, int T, int C) {
+    rows_job j = {.kind = ROWS_RMSNORM_FWD, .y = y, .rstd = rstd, .x = x, .w = w, .width = C, .eps = tr->model->hp.rms_eps};
+    run_rows(tr, &j, T);
+}
+
+// dx (T, C) += ...; dw (C) += Σ over rows, summed per thread then in thread order
+static void par_rmsnorm_backward(llm_trainer *tr, float *dx, float *dw, const float *dy, const float *x,
+                                 const float *w, const float *rstd, int T, int C) {
+    int threads = collm_pool_size(tr->pool);
+    if (dw) memset(tr->dw_parts, 0, (size_t)threads * C * sizeof(float));
+    rows_job j = {.kind = ROWS_RMSNORM_BWD, .y = dx, .dw_parts = dw ? tr->dw_parts : NULL, .dy = dy, .x = x, .w = w,
+                  .rstd_in = rstd, .width = C};
+    run_rows(tr, &j, T);
+    for (int t = 0; dw && t < threads; t++) ops_axpy(dw, 1.0f, tr->dw_parts + (int64_t)t * C, C);
+}
+
+static void par_swiglu_forward(llm_trainer *tr, float *h, const float *g, const float *u, int T, int F) {
+    rows_job j = {.kind = ROWS_SWIGLU_FWD, .y = h, .x = g, .x2 = u, .width = F};
+    run_rows(tr, &j, T);
+}
+
+static void par_swiglu_backward(llm_trainer *tr, float *dg, float *du, const float *dh, const float *g, const float *u,
+                                int T, int F) {
+    rows_job j = {.kind = ROWS_SWIGLU_BWD, .y = dg, .y2 = du, .dy = dh, .x = g, .x2 = u, .width = F};
+    run_rows(tr, &j, T);
+}
+
+static void par_rope(llm_trainer *tr, int backward, float *x, const int32_t *pos, int T, int n_head) {
+    const llm_hparams *hp = &tr->model->hp;
+    rows_job j = {.kind = backward ? ROWS_ROPE_BWD : ROWS_ROPE_FWD, .y = x, .pos = pos, .n_head = n_head,
+                  .width = n_head * hp->head_dim, .hp = hp};
+    run_rows(tr, &j, T);
+}
+
+static void par_axpy(llm_trainer *tr, float *y, const float *x, int T, int C) {
+    rows_job j = {.kind = ROWS_AXPY, .y = y, .x = x, .width = C};
+    run_rows(tr, &j, T);
+}
+
+static void par_zero(llm_trainer *tr, float *y, int T, int C) {
+    rows_job j = {.kind = ROWS_ZERO, .y = y, .width = C};
+    run_rows(tr, &j, T);
 }
 
 // ---------------------------------------------------------------------------
@@ -313,24 +412,24 @@ static void block_forward(llm_trainer *tr, int l, float *x_out, collm_rng *dropo
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
     // attention: x_mid = x + wo · attention(rope(q), rope(k), v)
-    ops_rmsnorm_forward(a->xn1, a->rstd1, a->x, w->attn_norm, R, C, hp->rms_eps);
+    par_rmsnorm_forward(tr, a->xn1, a->rstd1, a->x, w->attn_norm, R, C);
     projection_forward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, a->q, dropout_rng);
     projection_forward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
     projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
-    ops_rope_forward(a->q, tr->pos, R, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
-    ops_rope_forward(a->k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    par_rope(tr, 0, a->q, tr->pos, R, hp->n_head);
+    par_rope(tr, 0, a->k, tr->pos, R, hp->n_head_kv);
     attention_job job = {tr, a, NULL};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_forward_task, &job);
     projection_forward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, a->x_mid, dropout_rng);
-    ops_axpy(a->x_mid, 1.0f, a->x, (int64_t)R * C);
+    par_axpy(tr, a->x_mid, a->x, R, C);
 
     // feed-forward: x_out = x_mid + w_down · (silu(w_gate·xn2) ⊙ w_up·xn2)
-    ops_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ffn_norm, R, C, hp->rms_eps);
+    par_rmsnorm_forward(tr, a->xn2, a->rstd2, a->x_mid, w->ffn_norm, R, C);
     projection_forward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, a->gate, dropout_rng);
     projection_forward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, a->up, dropout_rng);
-    ops_swiglu_forward(a->h, a->gate, a->up, (int64_t)R * F);
+    par_swiglu_forward(tr, a->h, a->gate, a->up, R, F);
     projection_forward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, x_out, dropout_rng);
-    ops_axpy(x_out, 1.0f, a->x_mid, (int64_t)R * C);
+    par_axpy(tr, x_out, a->x_mid, R, C);
 }
 
 // d_x (R, C) holds ∂L/∂x_out on entry and ∂L/∂x (the block input) on exit.
@@ -340,35 +439,35 @@ static void block_backward(llm_trainer *tr, int l) {
     layer_acts *a = &tr->acts[l];
     int R = tr->n_rows, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
-    size_t rc = (size_t)R * C * sizeof(float), rf = (size_t)R * F * sizeof(float);
 
     // feed-forward (the residual passes d_x through unchanged)
-    memset(tr->d_h, 0, rf);
+    par_zero(tr, tr->d_h, R, F);
     projection_backward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, tr->d_x, tr->d_h);
-    memset(tr->d_gate, 0, rf);
-    memset(tr->d_up, 0, rf);
-    ops_swiglu_backward(tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, (int64_t)R * F);
-    memset(tr->d_xn, 0, rc);
+    par_zero(tr, tr->d_gate, R, F);
+    par_zero(tr, tr->d_up, R, F);
+    par_swiglu_backward(tr, tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, R, F);
+    par_zero(tr, tr->d_xn, R, C);
     projection_backward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
     projection_backward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
-    ops_rmsnorm_backward(tr->d_x, llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2, R,
-                         C);
+    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2,
+                         R, C);
 
     // attention
-    memset(tr->d_attn, 0, (size_t)R * Q * sizeof(float));
+    par_zero(tr, tr->d_attn, R, Q);
     projection_backward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, tr->d_x, tr->d_attn);
-    memset(tr->d_q, 0, (size_t)R * Q * sizeof(float));
-    memset(tr->d_k, 0, (size_t)R * KV * sizeof(float));
-    memset(tr->d_v, 0, (size_t)R * KV * sizeof(float));
+    par_zero(tr, tr->d_q, R, Q);
+    par_zero(tr, tr->d_k, R, KV);
+    par_zero(tr, tr->d_v, R, KV);
     attention_job job = {tr, a, tr->d_attn};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_backward_task, &job);
-    ops_rope_backward(tr->d_q, tr->pos, R, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
-    ops_rope_backward(tr->d_k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
-    memset(tr->d_xn, 0, rc);
+    par_rope(tr, 1, tr->d_q, tr->pos, R, hp->n_head);
+    par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
+    par_zero(tr, tr->d_xn, R, C);
     projection_backward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, tr->d_q, tr->d_xn);
     projection_backward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
     projection_backward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
-    ops_rmsnorm_backward(tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R, C);
+    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
+                         C);
 }
 
 // The last block, evaluated at each prompt's last row only (n rows = n_seq);
@@ -380,10 +479,10 @@ static void last_block_forward(llm_trainer *tr, int l, collm_rng *dropout_rng) {
     int R = tr->n_rows, N = tr->n_seq, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
-    ops_rmsnorm_forward(a->xn1, a->rstd1, a->x, w->attn_norm, R, C, hp->rms_eps);
+    par_rmsnorm_forward(tr, a->xn1, a->rstd1, a->x, w->attn_norm, R, C);
     projection_forward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
     projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
-    ops_rope_forward(a->k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    par_rope(tr, 0, a->k, tr->pos, R, hp->n_head_kv);
     for (int s = 0; s < N; s++)
         memcpy(tr->q_in + (int64_t)s * C, a->xn1 + (tr->row_start[s + 1] - 1) * C, (size_t)C * sizeof(float));
     projection_forward(tr, l, LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, a->q, dropout_rng); // (N, Q)
@@ -424,25 +523,26 @@ static void last_block_backward(llm_trainer *tr, int l) {
     memset(tr->d_attn, 0, (size_t)N * Q * sizeof(float));
     projection_backward(tr, l, LORA_O, a->attn, N, Q, C, w->wo, NULL, d_mid, tr->d_attn);
     memset(tr->d_q, 0, (size_t)N * Q * sizeof(float));
-    memset(tr->d_k, 0, (size_t)R * KV * sizeof(float));
-    memset(tr->d_v, 0, (size_t)R * KV * sizeof(float));
+    par_zero(tr, tr->d_k, R, KV);
+    par_zero(tr, tr->d_v, R, KV);
     attention_job job = {tr, a, tr->d_attn};
     collm_pool_for(tr->pool, N, 1, last_attention_backward_task, &job);
     ops_rope_backward(tr->d_q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
-    ops_rope_backward(tr->d_k, tr->pos, R, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
     memset(tr->d_q_in, 0, nc);
     projection_backward(tr, l, LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, tr->d_q, tr->d_q_in);
-    memset(tr->d_xn, 0, (size_t)R * C * sizeof(float));
+    par_zero(tr, tr->d_xn, R, C);
     projection_backward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
     projection_backward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
     // gradients at the last rows: the query path and the residual
-    memset(tr->d_x, 0, (size_t)R * C * sizeof(float));
+    par_zero(tr, tr->d_x, R, C);
     for (int s = 0; s < N; s++) {
         int64_t r = tr->row_start[s + 1] - 1;
         ops_axpy(tr->d_xn + r * C, 1.0f, tr->d_q_in + (int64_t)s * C, C);
         ops_axpy(tr->d_x + r * C, 1.0f, d_mid + (int64_t)s * C, C);
     }
-    ops_rmsnorm_backward(tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R, C);
+    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
+                         C);
 }
 
 // ---------------------------------------------------------------------------

@@ -271,6 +271,7 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     memset(&b, 0, sizeof b);
     optim_state opt;
     optim_init(&opt, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay);
+    opt.pool = m->pool;
     train_state st;
     memset(&st, 0, sizeof st);
     float *eval_scores = NULL;
@@ -296,6 +297,12 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
         if (train_enc[i].n_tokens > max_len) max_len = train_enc[i].n_tokens;
     for (int64_t i = 0; eval_enc && i < eval.n; i++)
         if (eval_enc[i].n_tokens > max_len) max_len = eval_enc[i].n_tokens;
+    if (o->progress) {
+        int64_t total = 0;
+        for (int64_t i = 0; i < n_train; i++) total += train_enc[i].n_tokens;
+        fprintf(stderr, "train: %lld prompts, %.1f tokens on average, longest %d; %lld evaluation prompts\n",
+                (long long)n_train, (double)total / (double)n_train, max_len, (long long)eval.n);
+    }
     int eval_batch = o->eval_batch > 0 ? o->eval_batch : o->batch;
     int rows_cap = (o->batch > eval_batch ? o->batch : eval_batch) * max_len;
 
