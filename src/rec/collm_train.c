@@ -336,14 +336,20 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     }
     snprintf(resume_path, plen, "%s.resume", o->out_path);
     snprintf(log_path, plen, "%s.log.jsonl", o->out_path);
+    int resuming = 0;
     if (o->resume) {
-        if (access(resume_path, R_OK) != 0) {
-            rc = collm_error(COLLM_ERR_IO, "--resume: %s does not exist", resume_path);
-            goto done;
+        // a run killed before its first epoch ended left no state: start afresh
+        if (access(resume_path, R_OK) == 0) {
+            if ((rc = read_resume(resume_path, &opt, &st, n_train, o))) goto done;
+            resuming = 1;
+            if (o->progress)
+                fprintf(stderr, "resuming after epoch %lld (best valid AUC %.4f at epoch %lld)\n", (long long)st.epoch,
+                        st.best_auc, (long long)st.best_epoch);
+        } else if (o->progress) {
+            fprintf(stderr, "no saved state at %s: starting from scratch\n", resume_path);
         }
-        if ((rc = read_resume(resume_path, &opt, &st, n_train, o))) goto done;
     }
-    log = fopen(o->log_path ? o->log_path : log_path, o->resume ? "a" : "w");
+    log = fopen(o->log_path ? o->log_path : log_path, resuming ? "a" : "w");
     if (!log) {
         rc = collm_error(COLLM_ERR_IO, "%s: cannot open the training log", o->log_path ? o->log_path : log_path);
         goto done;
@@ -356,7 +362,9 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     collm_rng *dropout = train_lora && m->lora.dropout > 0 ? &st.drop_rng : NULL;
     double train_seconds = 0;
     int64_t samples_done = 0, epochs_this_run = 0;
-    while (st.epoch < o->max_epochs && (o->epoch_budget <= 0 || epochs_this_run < o->epoch_budget)) {
+    // (a resumed run that had already stopped early stops again at once)
+    while (st.epoch < o->max_epochs && (o->epoch_budget <= 0 || epochs_this_run < o->epoch_budget) &&
+           !(eval_enc && st.bad_epochs > o->patience)) {
         epochs_this_run++;
         double t_epoch = now_seconds(), loss_sum = 0;
         double lr = 0;
@@ -423,7 +431,6 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
             fprintf(stderr, "%sepoch %lld  loss %.4f  valid AUC %.4f UAUC %.4f%s  %.1f samples/s  (train %.1fs, eval %.1fs)\n",
                     tty ? "\r" : "", (long long)st.epoch, loss_sum / o->steps_per_epoch, rep.auc, rep.uauc,
                     improved ? " *" : "", sps, t_trained - t_epoch, eval_seconds);
-        if (eval_enc && st.bad_epochs > o->patience) break;
     }
     res->epochs_run = (int)st.epoch;
     res->best_epoch = (int)st.best_epoch;
