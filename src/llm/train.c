@@ -341,7 +341,20 @@ typedef struct {
     llm_trainer *tr;
     layer_acts *a;
     const float *d_attn; // backward only
+    int last_only;       // the last layer: one query per prompt, its last row
 } attention_job;
+
+// Where prompt s's queries live and which keys they see: every row of the
+// prompt (causal, n_past 0), or only its last row (n_past = len - 1).
+static void attention_geometry(const attention_job *job, int64_t s, int64_t *q_row, int *T, int *n_past,
+                               int64_t *att_offset) {
+    const llm_trainer *tr = job->tr;
+    int len = tr->seq_len[s];
+    *q_row = job->last_only ? s : tr->row_start[s];
+    *T = job->last_only ? 1 : len;
+    *n_past = job->last_only ? len - 1 : 0;
+    *att_offset = job->last_only ? tr->last_att[s] : tr->att_start[s];
+}
 
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
@@ -350,10 +363,11 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     const llm_hparams *hp = &tr->model->hp;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s];
-        ops_attention_forward(job->a->attn + r0 * Q, job->a->att + tr->att_start[s], job->a->q + r0 * Q,
-                              job->a->k + r0 * KV, job->a->v + r0 * KV, tr->seq_len[s], 0, hp->n_head, hp->n_head_kv,
-                              hp->head_dim, NULL);
+        int64_t r0 = tr->row_start[s], q_row, att;
+        int T, n_past;
+        attention_geometry(job, s, &q_row, &T, &n_past, &att);
+        ops_attention_forward(job->a->attn + q_row * Q, job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV,
+                              job->a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
     }
 }
 
@@ -364,40 +378,12 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
     const llm_hparams *hp = &tr->model->hp;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s];
-        ops_attention_backward(tr->d_q + r0 * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + r0 * Q,
-                               job->a->att + tr->att_start[s], job->a->q + r0 * Q, job->a->k + r0 * KV,
-                               job->a->v + r0 * KV, tr->seq_len[s], 0, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
-    }
-}
-
-// The last layer: one query per prompt (its last row) against all its keys.
-static void last_attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
-    attention_job *job = ctx_;
-    llm_trainer *tr = job->tr;
-    const llm_hparams *hp = &tr->model->hp;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s];
-        ops_attention_forward(job->a->attn + s * Q, job->a->att + tr->last_att[s], job->a->q + s * Q,
-                              job->a->k + r0 * KV, job->a->v + r0 * KV, 1, tr->seq_len[s] - 1, hp->n_head,
-                              hp->n_head_kv, hp->head_dim, NULL);
-    }
-}
-
-static void last_attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
-    attention_job *job = ctx_;
-    llm_trainer *tr = job->tr;
-    const llm_hparams *hp = &tr->model->hp;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s];
-        ops_attention_backward(tr->d_q + s * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + s * Q,
-                               job->a->att + tr->last_att[s], job->a->q + s * Q, job->a->k + r0 * KV,
-                               job->a->v + r0 * KV, 1, tr->seq_len[s] - 1, hp->n_head, hp->n_head_kv, hp->head_dim,
-                               NULL);
+        int64_t r0 = tr->row_start[s], q_row, att;
+        int T, n_past;
+        attention_geometry(job, s, &q_row, &T, &n_past, &att);
+        ops_attention_backward(tr->d_q + q_row * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + q_row * Q,
+                               job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV, job->a->v + r0 * KV, T,
+                               n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
     }
 }
 
@@ -418,7 +404,7 @@ static void block_forward(llm_trainer *tr, int l, float *x_out, collm_rng *dropo
     projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
     par_rope(tr, 0, a->q, tr->pos, R, hp->n_head);
     par_rope(tr, 0, a->k, tr->pos, R, hp->n_head_kv);
-    attention_job job = {tr, a, NULL};
+    attention_job job = {tr, a, NULL, 0};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_forward_task, &job);
     projection_forward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, a->x_mid, dropout_rng);
     par_axpy(tr, a->x_mid, a->x, R, C);
@@ -458,7 +444,7 @@ static void block_backward(llm_trainer *tr, int l) {
     par_zero(tr, tr->d_q, R, Q);
     par_zero(tr, tr->d_k, R, KV);
     par_zero(tr, tr->d_v, R, KV);
-    attention_job job = {tr, a, tr->d_attn};
+    attention_job job = {tr, a, tr->d_attn, 0};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_backward_task, &job);
     par_rope(tr, 1, tr->d_q, tr->pos, R, hp->n_head);
     par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
@@ -487,8 +473,8 @@ static void last_block_forward(llm_trainer *tr, int l, collm_rng *dropout_rng) {
         memcpy(tr->q_in + (int64_t)s * C, a->xn1 + (tr->row_start[s + 1] - 1) * C, (size_t)C * sizeof(float));
     projection_forward(tr, l, LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, a->q, dropout_rng); // (N, Q)
     ops_rope_forward(a->q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
-    attention_job job = {tr, a, NULL};
-    collm_pool_for(tr->pool, N, 1, last_attention_forward_task, &job);
+    attention_job job = {tr, a, NULL, 1};
+    collm_pool_for(tr->pool, N, 1, attention_forward_task, &job);
     projection_forward(tr, l, LORA_O, a->attn, N, Q, C, w->wo, NULL, a->x_mid, dropout_rng); // (N, C)
     for (int s = 0; s < N; s++) ops_axpy(a->x_mid + (int64_t)s * C, 1.0f, a->x + (tr->row_start[s + 1] - 1) * C, C);
 
@@ -525,8 +511,8 @@ static void last_block_backward(llm_trainer *tr, int l) {
     memset(tr->d_q, 0, (size_t)N * Q * sizeof(float));
     par_zero(tr, tr->d_k, R, KV);
     par_zero(tr, tr->d_v, R, KV);
-    attention_job job = {tr, a, tr->d_attn};
-    collm_pool_for(tr->pool, N, 1, last_attention_backward_task, &job);
+    attention_job job = {tr, a, tr->d_attn, 1};
+    collm_pool_for(tr->pool, N, 1, attention_backward_task, &job);
     ops_rope_backward(tr->d_q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
     par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
     memset(tr->d_q_in, 0, nc);
