@@ -19,7 +19,6 @@ for cp in "${commands[@]}"; do
   command -v "${cp%%:*}" >/dev/null 2>&1 || missing+=("${cp#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-echo "setup: installing ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
@@ -27,6 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
   fi
 else SUDO=; fi
+echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq "${missing[@]}"
