@@ -17,14 +17,18 @@ $BIN train-cf --model mf --data "$T/data" --out "$T/mf.gguf" --dim 16 --max-epoc
 
 args=(train --stage 2 --train-llm --base "$T/base.gguf" --cf "$T/mf.gguf" --data "$T/data" --batch 8
       --steps-per-epoch 6 --max-epochs 10 --patience 100 --eval-rows 48 --warmup-steps 5 --threads 2 --quiet)
+t0=$(date +%s%N)
 "$BIN" "${args[@]}" --out "$T/straight.gguf" >/dev/null 2>&1; ok $? "uninterrupted run"
+# kill delays scale with this run's wall time (x4-5 under ASan): up to a third of it
+max_ms=$(( ($(date +%s%N) - t0) / 3000000 )); [ "$max_ms" -lt 100 ] && max_ms=100
 
 # interrupted: kill -9 after a random delay, then --resume, until a run ends by itself
 kills=0; done_ok=1
 for attempt in $(seq 1 60); do
   "$BIN" "${args[@]}" --out "$T/killed.gguf" --resume >/dev/null 2>&1 &
   pid=$!
-  sleep "0.$(( (RANDOM % 9) + 1 ))$(( RANDOM % 10 ))"
+  delay_ms=$(( 10 + RANDOM % max_ms ))
+  sleep "$(( delay_ms / 1000 )).$(printf '%03d' $(( delay_ms % 1000 )))"
   if kill -9 "$pid" 2>/dev/null; then
     wait "$pid" 2>/dev/null; kills=$((kills + 1))
   else
