@@ -259,6 +259,20 @@ llm_model *llm_model_load(const char *path) {
     llm_tensor_desc *desc = NULL;
     llm_hparams hp;
     if (read_hparams(f, path, &hp) != COLLM_OK) goto fail;
+    {
+        // The header's sizes decide the allocation: check first that the file
+        // holds at least that many weights (a vocab-only GGUF or a lying
+        // header must fail here, not ask for gigabytes).
+        int64_t C = hp.n_embd, Q = (int64_t)hp.n_head * hp.head_dim, KV = (int64_t)hp.n_head_kv * hp.head_dim;
+        double need = (double)hp.n_vocab * C + (double)hp.n_layer * (2.0 * Q * C + 2.0 * KV * C + 3.0 * C * hp.n_ff);
+        double have = 0;
+        for (int64_t i = 0; i < gguf_n_tensors(f); i++) have += (double)gguf_tensor_n_elements(gguf_tensor(f, i));
+        if (have < need) {
+            collm_error(COLLM_ERR_FORMAT, "%s: holds %.0f weights but its hyper-parameters need at least %.0f (no or missing tensors)",
+                        path, have, need);
+            goto fail;
+        }
+    }
     m = llm_model_alloc(&hp);
     if (!m) goto fail;
     int n_desc = llm_model_n_tensors(&hp);
