@@ -27,7 +27,7 @@ W=${WORK:-$BUILD/ml1m-work}
 BIN=$BUILD/collm
 DATA=$SHARED/data/ml-1m
 THREADS=${THREADS:-2}
-EVAL_ROWS=${EVAL_ROWS:-1500}
+EVAL_ROWS=${EVAL_ROWS:-2000}
 mkdir -p "$W" "$(dirname "$OUT")"
 make -s BUILD="$BUILD" "$BIN"
 t0=$(date +%s)
@@ -41,13 +41,13 @@ $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vo
 common=(--data "$DATA" --batch 32 --steps-per-epoch 100 --eval-rows "$EVAL_ROWS" --threads "$THREADS")
 log "3. stage 1 (full fine-tuning, text only)"
 $BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" \
-  --max-epochs ${S1_EPOCHS:-5} --patience 3 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2
+  --max-epochs ${S1_EPOCHS:-2} --patience 1 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2
 log "4. stage 2 (FECE mapping, history item slots)"
 $BIN train --stage 2 --init-from "$W/stage1.gguf" --cf "$W/mf.gguf" --template collm_movie_ids --out "$W/stage2.gguf" \
-  "${common[@]}" --max-epochs ${S2_EPOCHS:-6} --patience 3 --lr 1e-3 --warmup-steps 50 >&2
+  "${common[@]}" --max-epochs ${S2_EPOCHS:-3} --patience 2 --lr 1e-3 --warmup-steps 50 >&2
 log "5. joint stage (mapping + LLM, low rate)"
 $BIN train --stage 2 --train-llm --init-from "$W/stage2.gguf" --cf "$W/mf.gguf" --template collm_movie_ids --out "$OUT" \
-  "${common[@]}" --max-epochs ${S3_EPOCHS:-5} --patience 3 --lr 2e-4 --warmup-steps 20 >&2
+  "${common[@]}" --max-epochs ${S3_EPOCHS:-8} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
 log "6. evaluation"
 small=$($BIN eval --ckpt "$OUT" --data "$DATA" --split valid_small --json --threads "$THREADS")
 valid=$($BIN eval --ckpt "$OUT" --data "$DATA" --split valid --json --threads "$THREADS")
