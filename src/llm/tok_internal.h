@@ -64,4 +64,24 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
 size_t tok_pretokenize_gpt2(const uint32_t *cps, size_t n, size_t *ends);
 size_t tok_pretokenize_qwen2(const uint32_t *cps, size_t n, size_t *ends);
 
+
+// A queued merge of two adjacent symbols, for both merging algorithms.
+// Lower priority pops first, ties go to the leftmost pair (SPM queues
+// -score: the best-scoring merge first; BPE queues the merge rank). size is
+// the merged byte length when queued: a popped entry whose symbols changed
+// since is stale and skipped.
+typedef struct {
+    int left, right;
+    double priority;
+    size_t size;
+} tok_bigram;
+
+typedef struct {
+    tok_bigram *items;
+    size_t n, cap;
+} tok_bigram_heap;
+
+int tok_heap_push(tok_bigram_heap *h, tok_bigram b);
+tok_bigram tok_heap_pop(tok_bigram_heap *h); // h->n > 0
+
 #endif

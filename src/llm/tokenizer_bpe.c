@@ -107,65 +107,16 @@ typedef struct {
     size_t off, n; // bytes of the mapped word; n = 0 once merged away
 } bpe_symbol;
 
-typedef struct {
-    int left, right;
-    int32_t rank;
-    size_t size;
-} bpe_bigram;
 
-static int bigram_before(const bpe_bigram *a, const bpe_bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
-    bpe_bigram *items;
-    size_t n, cap;
-} bigram_heap;
-
-static int heap_push(bigram_heap *h, bpe_bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        bpe_bigram *p = realloc(h->items, cap * sizeof *p);
-        if (!p) return collm_error(COLLM_ERR_NOMEM, "tokenizer: out of memory (BPE queue)");
-        h->items = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!bigram_before(&b, &h->items[parent])) break;
-        h->items[i] = h->items[parent];
-        i = parent;
-    }
-    h->items[i] = b;
-    return COLLM_OK;
-}
-
-static bpe_bigram heap_pop(bigram_heap *h) {
-    bpe_bigram top = h->items[0];
-    bpe_bigram last = h->items[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && bigram_before(&h->items[c + 1], &h->items[c])) c++;
-        if (!bigram_before(&h->items[c], &last)) break;
-        h->items[i] = h->items[c];
-        i = c;
-    }
-    if (h->n) h->items[i] = last;
-    return top;
-}
-
-static int try_add_bigram(const tok_vocab *v, const char *w, const bpe_symbol *sym, int left, int right, bigram_heap *h) {
+static int try_add_bigram(const tok_vocab *v, const char *w, const bpe_symbol *sym, int left, int right, tok_bigram_heap *h) {
     if (left < 0 || right < 0) return COLLM_OK;
     int32_t rank = tok_merge_rank(v, w + sym[left].off, sym[left].n, w + sym[right].off, sym[right].n);
     if (rank < 0) return COLLM_OK;
-    return heap_push(h, (bpe_bigram){left, right, rank, sym[left].n + sym[right].n});
+    return tok_heap_push(h, (tok_bigram){left, right, (double)rank, sym[left].n + sym[right].n});
 }
 
 // Merges one mapped word w[0..len) and appends its ids. sym: room for len symbols.
-static int bpe_word(const tok_vocab *v, const char *w, size_t len, bpe_symbol *sym, bigram_heap *heap, tok_ids *out) {
+static int bpe_word(const tok_vocab *v, const char *w, size_t len, bpe_symbol *sym, tok_bigram_heap *heap, tok_ids *out) {
     int n_sym = 0;
     for (size_t off = 0; off < len;) {
         size_t n = tok_utf8_len((uint8_t)w[off]);
@@ -179,7 +130,7 @@ static int bpe_word(const tok_vocab *v, const char *w, size_t len, bpe_symbol *s
     int rc = COLLM_OK;
     for (int i = 1; i < n_sym && rc == COLLM_OK; i++) rc = try_add_bigram(v, w, sym, i - 1, i, heap);
     while (rc == COLLM_OK && heap->n > 0) {
-        bpe_bigram b = heap_pop(heap);
+        tok_bigram b = tok_heap_pop(heap);
         bpe_symbol *l = &sym[b.left], *r = &sym[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; // stale
         l->n += r->n;
@@ -212,7 +163,7 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
     size_t *ends = NULL;
     char *word = NULL;
     bpe_symbol *sym = NULL;
-    bigram_heap heap = {0};
+    tok_bigram_heap heap = {0};
     int rc = COLLM_OK;
     if (!raw || !cps) {
         rc = COLLM_ERR_NOMEM;

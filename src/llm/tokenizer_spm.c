@@ -14,64 +14,14 @@ typedef struct {
     size_t off, n;  // bytes [off, off + n) of the escaped text; n = 0 once merged away
 } spm_symbol;
 
-typedef struct {
-    int left, right;
-    float score;
-    size_t size; // byte length of the merged text when the bigram was queued
-} spm_bigram;
-
-// Max-heap order: higher score first, then the leftmost.
-static int bigram_before(const spm_bigram *a, const spm_bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-typedef struct {
-    spm_bigram *items;
-    size_t n, cap;
-} bigram_heap;
-
-static int heap_push(bigram_heap *h, spm_bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        spm_bigram *p = realloc(h->items, cap * sizeof *p);
-        if (!p) return collm_error(COLLM_ERR_NOMEM, "tokenizer: out of memory (SPM queue)");
-        h->items = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!bigram_before(&b, &h->items[parent])) break;
-        h->items[i] = h->items[parent];
-        i = parent;
-    }
-    h->items[i] = b;
-    return COLLM_OK;
-}
-
-static spm_bigram heap_pop(bigram_heap *h) {
-    spm_bigram top = h->items[0];
-    spm_bigram last = h->items[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && bigram_before(&h->items[c + 1], &h->items[c])) c++;
-        if (!bigram_before(&h->items[c], &last)) break;
-        h->items[i] = h->items[c];
-        i = c;
-    }
-    if (h->n) h->items[i] = last;
-    return top;
-}
 
 // Queues (left, right) if their concatenation is a token.
-static int try_add_bigram(const tok_vocab *v, const char *text, const spm_symbol *sym, int left, int right, bigram_heap *h) {
+static int try_add_bigram(const tok_vocab *v, const char *text, const spm_symbol *sym, int left, int right, tok_bigram_heap *h) {
     if (left < 0 || right < 0) return COLLM_OK;
     size_t n = sym[left].n + sym[right].n;
     int32_t id = tok_lookup(v, text + sym[left].off, n);
     if (id < 0) return COLLM_OK;
-    return heap_push(h, (spm_bigram){left, right, v->scores[id], n});
+    return tok_heap_push(h, (tok_bigram){left, right, -(double)v->scores[id], n});
 }
 
 int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_prefix, tok_ids *out) {
@@ -83,7 +33,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     size_t esc_len = len + 2 * n_spaces + (add_prefix ? 3 : 0);
     char *esc = collm_malloc(esc_len);
     spm_symbol *sym = collm_malloc(esc_len * sizeof *sym);
-    bigram_heap heap = {0};
+    tok_bigram_heap heap = {0};
     int rc = COLLM_OK;
     if (!esc || !sym) {
         rc = COLLM_ERR_NOMEM;
@@ -109,7 +59,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     for (int i = 1; i < n_sym && rc == COLLM_OK; i++) rc = try_add_bigram(v, esc, sym, i - 1, i, &heap);
 
     while (rc == COLLM_OK && heap.n > 0) {
-        spm_bigram b = heap_pop(&heap);
+        tok_bigram b = tok_heap_pop(&heap);
         spm_symbol *l = &sym[b.left], *r = &sym[b.right];
         // stale entry: one side was merged away or grew since it was queued
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
