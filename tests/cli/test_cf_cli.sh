@@ -3,21 +3,7 @@
 # (3 epochs), progress lines, the saved GGUF, eval-cf's table and JSON, and
 # bad input (one error line, exit 1). Prints "N passed, N failed".
 set -u
-BIN=${COLLM_BIN:-build/collm}
-SHARED=${COLLM_SHARED:-../shared}
-TMP=${COLLM_TEST_TMP:-build/test-tmp}/cf_cli
-DATA="$SHARED/data/ml-1m"
-mkdir -p "$TMP"
-pass=0; fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
-# expect_error WHAT PATTERN CMD...: exit status 1, one line on stderr matching PATTERN
-expect_error() {
-  local what=$1 pattern=$2; shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
-  check "$what: exit 1 (got $rc)" [ "$rc" -eq 1 ]
-  check "$what: one stderr line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
-  check "$what: message matches '$pattern'" grep -Eq -e "$pattern" "$TMP/err"
-}
+. "$(dirname "$0")/lib.sh" cf_cli
 
 model="$TMP/mf.gguf"
 rm -f "$model"
@@ -73,5 +59,4 @@ printf 'not a gguf file at all, just text\n' >"$TMP/text.gguf"
 expect_error "eval-cf on a non-GGUF file" 'text\.gguf' "$BIN" eval-cf --cf "$TMP/text.gguf" --data "$DATA" --split valid
 expect_error "eval-cf unknown split" 'nosplit' "$BIN" eval-cf --cf "$model" --data "$DATA" --split nosplit
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

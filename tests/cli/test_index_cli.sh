@@ -3,21 +3,7 @@
 # indexes over its item vectors (file written, summary line), and bad input
 # (one error line, exit 1). Prints "N passed, N failed".
 set -u
-BIN=${COLLM_BIN:-build/collm}
-SHARED=${COLLM_SHARED:-../shared}
-TMP=${COLLM_TEST_TMP:-build/test-tmp}/index_cli
-DATA="$SHARED/data/ml-1m"
-mkdir -p "$TMP"
-pass=0; fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
-# expect_error WHAT PATTERN CMD...: exit status 1, one line on stderr matching PATTERN
-expect_error() {
-  local what=$1 pattern=$2; shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
-  check "$what: exit 1 (got $rc)" [ "$rc" -eq 1 ]
-  check "$what: one stderr line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
-  check "$what: message matches '$pattern' ($(head -c 300 "$TMP/err"))" grep -Eq -e "$pattern" "$TMP/err"
-}
+. "$(dirname "$0")/lib.sh" index_cli
 
 model="$TMP/mf.gguf"
 rm -f "$model" "$TMP"/*.faiss
@@ -46,5 +32,4 @@ expect_error "missing --out" '--out' "$BIN" index --cf "$model"
 expect_error "bad nprobe" 'out-of-range' "$BIN" index --cf "$model" --out "$TMP/x.faiss" --nprobe 0
 check "no index left behind by failures" [ ! -e "$TMP/x.faiss" ]
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -1,0 +1,19 @@
+# Shared by the CLI tests: paths, counters and the two checks. Source it
+# with `. "$(dirname "$0")/lib.sh" NAME`; TMP is then a fresh-enough scratch
+# folder for that test. Finish with `finish`, which prints "N passed, N failed".
+BIN=${COLLM_BIN:-build/collm}
+SHARED=${COLLM_SHARED:-../shared}
+TMP=${COLLM_TEST_TMP:-build/test-tmp}/$1
+DATA="$SHARED/data/ml-1m"
+mkdir -p "$TMP"
+pass=0; fail=0
+check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+# expect_error WHAT PATTERN CMD...: exit status 1, one line on stderr matching PATTERN
+expect_error() {
+  local what=$1 pattern=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
+  check "$what: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+  check "$what: one stderr line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
+  check "$what: message matches '$pattern' ($(head -c 300 "$TMP/err"))" grep -Eq -e "$pattern" "$TMP/err"
+}
+finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
