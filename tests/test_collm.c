@@ -13,6 +13,7 @@
 #include "collm/model.h"
 #include "collm/prepare.h"
 #include "../src/rec/collm_internal.h"
+#include "fixtures.h"
 #include "test.h"
 
 #include <sys/stat.h>
@@ -35,28 +36,6 @@ static void test_builtin_templates(void) {
         free(text);
     }
     CHECK(prompt_builtin_line("nope") == NULL);
-}
-
-// A tiny Llama with the Llama-2 vocabulary (the CoLLM tokenizer).
-static int make_base(const char *path, uint64_t seed) {
-    llm_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.arch = LLM_ARCH_LLAMA;
-    hp.n_vocab = 32000;
-    hp.n_ctx_train = 512;
-    hp.n_embd = 32;
-    hp.n_layer = 1;
-    hp.n_head = 2;
-    hp.n_head_kv = 2;
-    hp.n_ff = 48;
-    hp.rope_base = 10000;
-    hp.rms_eps = 1e-5f;
-    llm_model *m = llm_model_init_random(&hp, seed);
-    if (!m) return COLLM_ERR;
-    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
-                            GGML_TYPE_F32);
-    llm_model_free(m);
-    return rc;
 }
 
 static void test_encode_ml1m(void) {
@@ -314,8 +293,8 @@ int main(void) {
     snprintf(mf_path, sizeof mf_path, "%s/mf.gguf", dir);
     collm_mkdir_p(dir);
     test_builtin_templates();
-    CHECK(make_base(base_path, 1) == COLLM_OK);
-    CHECK(make_base(other_base, 2) == COLLM_OK);
+    CHECK(fixture_tiny_llama(base_path, 1, 2, 1) == COLLM_OK);
+    CHECK(fixture_tiny_llama(other_base, 1, 2, 2) == COLLM_OK);
     rec_synth_options so;
     rec_synth_defaults(&so);
     so.n_users = 60;

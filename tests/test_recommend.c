@@ -11,33 +11,13 @@
 #include "collm/recommend.h"
 #include "collm/retrieval.h"
 #include "../src/rec/collm_internal.h"
+#include "fixtures.h"
 #include "test.h"
 
 static char dir[512], data_dir[600], base_path[600], mf_path[600], ckpt_path[600];
 
-static int make_base(const char *path) {
-    llm_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.arch = LLM_ARCH_LLAMA;
-    hp.n_vocab = 32000;
-    hp.n_ctx_train = 512;
-    hp.n_embd = 32;
-    hp.n_layer = 2;
-    hp.n_head = 2;
-    hp.n_head_kv = 1;
-    hp.n_ff = 48;
-    hp.rope_base = 10000;
-    hp.rms_eps = 1e-5f;
-    llm_model *m = llm_model_init_random(&hp, 7);
-    if (!m) return COLLM_ERR;
-    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
-                            GGML_TYPE_F32);
-    llm_model_free(m);
-    return rc;
-}
 
 // Stage 2 (FECE + ID slots) trained for a few steps, saved and reloaded.
-// (Not full fine-tuning: such a checkpoint does not reload yet, see report.)
 static int make_checkpoint(const rec_dataset *ds) {
     collm_build_options b;
     collm_build_options_default(&b);
@@ -311,7 +291,7 @@ int main(void) {
     snprintf(mf_path, sizeof mf_path, "%s/mf.gguf", dir);
     snprintf(ckpt_path, sizeof ckpt_path, "%s/collm.gguf", dir);
     collm_mkdir_p(dir);
-    CHECK(make_base(base_path) == COLLM_OK);
+    CHECK(fixture_tiny_llama(base_path, 2, 1, 7) == COLLM_OK);
     rec_synth_options so;
     rec_synth_defaults(&so);
     so.n_users = 50;

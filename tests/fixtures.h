@@ -1,0 +1,32 @@
+// Artefacts several tests build: a tiny Llama (n_embd 32, n_ff 48, two
+// heads) with the real Llama-2 vocabulary, saved as GGUF.
+#ifndef COLLM_TEST_FIXTURES_H
+#define COLLM_TEST_FIXTURES_H
+
+#include "collm/error.h"
+#include "collm/gguf.h"
+#include "collm/model.h"
+#include "test.h"
+
+static inline int fixture_tiny_llama(const char *path, int n_layer, int n_head_kv, uint64_t seed) {
+    llm_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = LLM_ARCH_LLAMA;
+    hp.n_vocab = 32000;
+    hp.n_ctx_train = 512;
+    hp.n_embd = 32;
+    hp.n_layer = n_layer;
+    hp.n_head = 2;
+    hp.n_head_kv = n_head_kv;
+    hp.n_ff = 48;
+    hp.rope_base = 10000;
+    hp.rms_eps = 1e-5f;
+    llm_model *m = llm_model_init_random(&hp, seed);
+    if (!m) return COLLM_ERR;
+    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
+                            GGML_TYPE_F32);
+    llm_model_free(m);
+    return rc;
+}
+
+#endif
