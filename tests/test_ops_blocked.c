@@ -143,6 +143,50 @@ static void test_attention_blocked(void) {
     collm_pool_free(pool);
 }
 
+// Packed suffixes over one cached prefix (ops_attention_packed_forward):
+// each sequence's rows against the double reference run on prefix + that
+// sequence alone; 1 vs 3 threads bit for bit. head_dim 32 (one 4-vector
+// pass), 72 (32 + 32 + one 8-wide), 20 (8 + 8 + 4 masked), 5 (masked only),
+// 16; n_past 0, 1, 9 and 37 (key groups of 8 with a tail), 202; GQA.
+static void test_attention_packed(void) {
+    collm_pool *pool = collm_pool_create(3);
+    CHECK(pool != NULL);
+    const int32_t seq_len[6] = {13, 1, 3, 8, 17, 2}; // 44 rows: blocks of 16 cross sequences
+    const int n_seq = 6, T = 44;
+    int cases[5][4] = {{202, 4, 4, 32}, {9, 4, 2, 72}, {1, 2, 1, 20}, {0, 3, 3, 5}, {37, 2, 2, 16}}; // n_past, nh, nkv, hd
+    for (int ci = 0; ci < 5; ci++) {
+        int n_past = cases[ci][0], nh = cases[ci][1], nkv = cases[ci][2], hd = cases[ci][3];
+        int64_t q_dim = (int64_t)nh * hd, kv_dim = (int64_t)nkv * hd;
+        float *q = rand_vec(T * q_dim, 1), *kp = rand_vec((n_past + 1) * kv_dim, 1), *vp = rand_vec((n_past + 1) * kv_dim, 1);
+        float *kn = rand_vec(T * kv_dim, 1), *vn = rand_vec(T * kv_dim, 1), *dout = rand_vec(T * q_dim, 1);
+        float *out = zeros(T * q_dim), *out3 = zeros(T * q_dim);
+        int32_t pos[44];
+        for (int s = 0, r = 0; s < n_seq; s++)
+            for (int i = 0; i < seq_len[s]; i++) pos[r++] = n_past + i;
+        ops_attention_packed_forward(out, q, kp, vp, n_past, kn, vn, pos, T, nh, nkv, hd, NULL);
+        ops_attention_packed_forward(out3, q, kp, vp, n_past, kn, vn, pos, T, nh, nkv, hd, pool);
+        CHECK_MSG(memcmp(out, out3, sizeof(float) * T * q_dim) == 0, "packed case %d: 1 vs 3 threads", ci);
+        int ok = 1;
+        for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
+            int len = seq_len[s], L = n_past + len;
+            float *k = malloc(sizeof(float) * L * kv_dim), *v = malloc(sizeof(float) * L * kv_dim);
+            memcpy(k, kp, sizeof(float) * n_past * kv_dim);
+            memcpy(v, vp, sizeof(float) * n_past * kv_dim);
+            memcpy(k + n_past * kv_dim, kn + off * kv_dim, sizeof(float) * len * kv_dim);
+            memcpy(v + n_past * kv_dim, vn + off * kv_dim, sizeof(float) * len * kv_dim);
+            int64_t nq = len * q_dim;
+            double *r_out = malloc(sizeof(double) * nq), *r_dq = malloc(sizeof(double) * nq);
+            double *r_dk = malloc(sizeof(double) * L * kv_dim), *r_dv = malloc(sizeof(double) * L * kv_dim);
+            ref_attention(r_out, r_dq, r_dk, r_dv, dout + off * q_dim, q + off * q_dim, k, v, len, n_past, nh, nkv, hd);
+            ok &= close_vec(out + off * q_dim, r_out, nq, 1e-5, 1e-5, "packed out");
+            free(k), free(v), free(r_out), free(r_dq), free(r_dk), free(r_dv);
+        }
+        CHECK_MSG(ok, "packed case %d (n_past %d, hd %d) vs reference per sequence", ci, n_past, hd);
+        free(q), free(kp), free(vp), free(kn), free(vn), free(dout), free(out), free(out3);
+    }
+    collm_pool_free(pool);
+}
+
 static void test_swiglu_tails(void) {
     // n = 37: four 8-lane chunks and a 5-lane tail; |g| up to ~100 (σ saturates)
     const int n = 37;
@@ -214,6 +258,7 @@ static void test_rope_table(void) {
 int main(void) {
     collm_rng_seed(&rng, 4321);
     test_attention_blocked();
+    test_attention_packed();
     test_swiglu_tails();
     test_rmsnorm_tails();
     test_rope_table();

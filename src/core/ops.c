@@ -564,6 +564,161 @@ void ops_attention_forward(float *out, float *att, const float *q, const float *
     collm_pool_for(pool, n_items, attention_min_items(qb, L, head_dim), attention_forward_task, &c);
 }
 
+// ---------------------------------------------------------------------------
+// Attention of packed sequences that all continue one cached prefix
+// (llm_score_suffixes): every row is computed on its own (no blocks, so no
+// padding rows or causal tiles), with the keys in SIMD lanes for Q·K^T and
+// head_dim in lanes for P·V. Items are (head, block of rows); each row's sums
+// run in a fixed order, so results do not depend on the thread count.
+
+#define ATT_PACKED_ROWS 16 // rows per work item
+
+#ifdef OPS_AVX2
+// S[c] = scale · q · K_c for c < nkeys (K rows at stride ldk), hd = n.
+// Eight keys per step, one accumulator each over head_dim; a last partial
+// group repeats its final key and stores only the valid lanes.
+static void dots_row(float *S, const float *q, const float *K, int64_t ldk, int nkeys, int n, float scale) {
+    const int n8 = n & ~7;
+    const __m256i tail_m = lane_mask(n - n8);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int c0 = 0; c0 < nkeys; c0 += 8) {
+        const float *b[8];
+        for (int j = 0; j < 8; j++) b[j] = K + (int64_t)(c0 + j < nkeys ? c0 + j : nkeys - 1) * ldk;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+        for (int d = 0; d < n8; d += 8) {
+            __m256 vq = _mm256_loadu_ps(q + d);
+            s0 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[0] + d), s0);
+            s1 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[1] + d), s1);
+            s2 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[2] + d), s2);
+            s3 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[3] + d), s3);
+            s4 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[4] + d), s4);
+            s5 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[5] + d), s5);
+            s6 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[6] + d), s6);
+            s7 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(b[7] + d), s7);
+        }
+        if (n8 < n) { // head_dim tail: masked loads read nothing past the row
+            __m256 vq = _mm256_maskload_ps(q + n8, tail_m);
+            s0 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[0] + n8, tail_m), s0);
+            s1 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[1] + n8, tail_m), s1);
+            s2 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[2] + n8, tail_m), s2);
+            s3 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[3] + n8, tail_m), s3);
+            s4 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[4] + n8, tail_m), s4);
+            s5 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[5] + n8, tail_m), s5);
+            s6 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[6] + n8, tail_m), s6);
+            s7 = _mm256_fmadd_ps(vq, _mm256_maskload_ps(b[7] + n8, tail_m), s7);
+        }
+        __m256 s = _mm256_mul_ps(hsum8x8(s0, s1, s2, s3, s4, s5, s6, s7), vscale);
+        if (c0 + 8 <= nkeys) _mm256_storeu_ps(S + c0, s);
+        else _mm256_maskstore_ps(S + c0, lane_mask(nkeys - c0), s);
+    }
+}
+
+// o[d] += Σ_c P[c] · V_c[d] for d < n (V rows at stride ldv), c in
+// increasing order within two interleaved chains (even and odd c), added at
+// the end: up to 4 vectors of head_dim per pass.
+static void axpy_row(float *o, const float *P, const float *V, int64_t ldv, int nkeys, int n) {
+    for (int d0 = 0; d0 < n; d0 += 32) {
+        int nv = (n - d0 + 7) / 8 < 4 ? (n - d0 + 7) / 8 : 4; // vectors in this pass, the last maybe partial
+        __m256i m[4];
+        for (int j = 0; j < 4; j++) m[j] = lane_mask(n - d0 - 8 * j < 8 ? n - d0 - 8 * j : 8);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const float *v = V + d0;
+        int c = 0;
+        if (nv == 4 && d0 + 32 <= n) {
+            for (; c + 2 <= nkeys; c += 2) {
+                const float *v0 = v + (int64_t)c * ldv, *v1 = v0 + ldv;
+                __m256 p0 = _mm256_broadcast_ss(P + c), p1 = _mm256_broadcast_ss(P + c + 1);
+                a0 = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0), a0);
+                a1 = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8), a1);
+                a2 = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 16), a2);
+                a3 = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 24), a3);
+                b0 = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1), b0);
+                b1 = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8), b1);
+                b2 = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 16), b2);
+                b3 = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 24), b3);
+            }
+        }
+        for (; c < nkeys; c++) { // odd key, or a partial pass: masked loads
+            const float *v0 = v + (int64_t)c * ldv;
+            __m256 p0 = _mm256_broadcast_ss(P + c);
+            a0 = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0, m[0]), a0);
+            if (nv > 1) a1 = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + 8, m[1]), a1);
+            if (nv > 2) a2 = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + 16, m[2]), a2);
+            if (nv > 3) a3 = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + 24, m[3]), a3);
+        }
+        __m256 acc[4] = {_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3)};
+        for (int j = 0; j < nv; j++) {
+            float *oj = o + d0 + 8 * j;
+            _mm256_maskstore_ps(oj, m[j], _mm256_add_ps(_mm256_maskload_ps(oj, m[j]), acc[j]));
+        }
+    }
+}
+#else
+static void dots_row(float *S, const float *q, const float *K, int64_t ldk, int nkeys, int n, float scale) {
+    for (int c = 0; c < nkeys; c++) S[c] = dot8(q, K + (int64_t)c * ldk, n) * scale;
+}
+
+static void axpy_row(float *o, const float *P, const float *V, int64_t ldv, int nkeys, int n) {
+    for (int d = 0; d < n; d++) {
+        float s = 0.0f;
+        for (int c = 0; c < nkeys; c++) s += P[c] * V[(int64_t)c * ldv + d];
+        o[d] += s;
+    }
+}
+#endif
+
+typedef struct {
+    float *out;
+    const float *q, *k_past, *v_past, *k_new, *v_new;
+    const int32_t *pos;
+    int T, n_past, max_len, n_head, n_head_kv, hd;
+} attention_packed_ctx;
+
+// Items: index = h·n_blocks + b, b a block of ATT_PACKED_ROWS rows.
+static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const attention_packed_ctx *c = ctx_;
+    const int T = c->T, hd = c->hd, n_past = c->n_past;
+    const int n_blocks = (T + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS, group = c->n_head / c->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
+    float S[(size_t)n_past + c->max_len + 8]; // (n_past + own keys) one row's scores, then exp
+    for (int64_t item = begin; item < end; item++) {
+        int h = (int)(item / n_blocks), r0 = (int)(item % n_blocks) * ATT_PACKED_ROWS;
+        int r1 = r0 + ATT_PACKED_ROWS < T ? r0 + ATT_PACKED_ROWS : T;
+        int64_t kvo = (int64_t)(h / group) * hd;
+        for (int r = r0; r < r1; r++) {
+            int i = c->pos[r] - n_past, nk = n_past + i + 1; // row i of its sequence: rows r-i..r are its own
+            const float *qr = c->q + (int64_t)r * q_stride + (int64_t)h * hd;
+            float *orow = c->out + (int64_t)r * q_stride + (int64_t)h * hd;
+            const float *kn = c->k_new + (int64_t)(r - i) * kv_stride + kvo;
+            const float *vn = c->v_new + (int64_t)(r - i) * kv_stride + kvo;
+            if (n_past > 0) dots_row(S, qr, c->k_past + kvo, kv_stride, n_past, hd, scale);
+            dots_row(S + n_past, qr, kn, kv_stride, i + 1, hd, scale);
+            float inv = 1.0f / softmax_row(S, nk, nk, 0);
+            for (int d = 0; d < hd; d++) orow[d] = 0.0f;
+            if (n_past > 0) axpy_row(orow, S, c->v_past + kvo, kv_stride, n_past, hd);
+            axpy_row(orow, S + n_past, vn, kv_stride, i + 1, hd);
+            for (int d = 0; d < hd; d++) orow[d] *= inv;
+        }
+    }
+}
+
+void ops_attention_packed_forward(float *out, const float *q, const float *k_past, const float *v_past, int n_past,
+                                  const float *k_new, const float *v_new, const int32_t *pos, int T, int n_head,
+                                  int n_head_kv, int head_dim, collm_pool *pool) {
+    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+    int max_len = 0;
+    for (int r = 0; r < T; r++)
+        if (pos[r] - n_past + 1 > max_len) max_len = pos[r] - n_past + 1;
+    attention_packed_ctx c = {.out = out, .q = q, .k_past = k_past, .v_past = v_past, .k_new = k_new, .v_new = v_new,
+                              .pos = pos, .T = T, .n_past = n_past, .max_len = max_len, .n_head = n_head,
+                              .n_head_kv = n_head_kv, .hd = head_dim};
+    int64_t n_items = (int64_t)n_head * ((T + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS);
+    int64_t work = (int64_t)ATT_PACKED_ROWS * (n_past + max_len) * head_dim;
+    collm_pool_for(pool, n_items, work >= 32768 ? 1 : 32768 / work + 1, attention_packed_task, &c);
+}
+
 // Backward per query block of head h, with P the block's att rows (nq, nk):
 //   dP = dO · V^T                       (nq, nk)
 //   dS = P ⊙ (dP - rowsum(P ⊙ dP)) · scale   (rowsum(P ⊙ dP) = dO · o)

@@ -578,7 +578,7 @@ static int embed_input(llm_context *ctx, const int32_t *tokens, int T, const llm
 
 // The transformer over n_seq packed sequences (lengths seq_len, total T),
 // each continuing the cached n_past positions. keep = 1 (one sequence only)
-// leaves its K/V in the cache; otherwise the cache ends as it started.
+// leaves its K/V in the cache; keep = 0 only reads the cache.
 // Logits for packed rows out_rows (n_out) and vocab rows vocab_rows (nv; NULL = all).
 static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, int T, const int32_t *tokens,
                           const llm_slot_rows *slots, int keep, const int32_t *out_rows, int n_out,
@@ -629,14 +629,18 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
         }
         ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
         ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-        // Each sequence's K/V go right after the prefix, then it attends to
-        // cache[0, n_past + len). The next sequence overwrites them.
-        for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
-            size_t bytes = (size_t)seq_len[s] * kv_dim * sizeof(float);
-            memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k + (size_t)off * kv_dim, bytes);
-            memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v + (size_t)off * kv_dim, bytes);
-            ops_attention_forward(ctx->att + (size_t)off * q_dim, NULL, ctx->q + (size_t)off * q_dim, k_cache, v_cache,
-                                  seq_len[s], n_past, hp->n_head, hp->n_head_kv, hd, ctx->pool);
+        if (!keep) {
+            // Packed suffixes: each row sees the cached prefix and its own
+            // sequence's rows of k/v; the cache is not written.
+            ops_attention_packed_forward(ctx->att, ctx->q, k_cache, v_cache, n_past, ctx->k, ctx->v, ctx->pos, T,
+                                         hp->n_head, hp->n_head_kv, hd, ctx->pool);
+        } else {
+            // One sequence: its K/V go right after the prefix, then it attends
+            // to cache[0, n_past + T).
+            memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k, (size_t)T * kv_dim * sizeof(float));
+            memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v, (size_t)T * kv_dim * sizeof(float));
+            ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
+                                  ctx->pool);
         }
         ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, T, q_dim, C); // (T, C)
         for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
