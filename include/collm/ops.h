@@ -55,16 +55,17 @@ void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
                             const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                             int head_dim, collm_pool *pool);
 
-// Attention of T packed rows of several sequences that all continue the same
-// cached prefix (inference only). Row r, at absolute position pos[r] >= n_past,
-// is row i = pos[r] - n_past of its sequence, whose rows are r-i..r: it sees
-// the n_past prefix keys k_past/v_past (n_past, n_head_kv, hd) and its own
-// sequence's keys k_new/v_new rows r-i..r (T, n_head_kv, hd). q, out
-// (T, n_head, hd). Same result per row as ops_attention_forward on that
-// sequence alone (to rounding).
-void ops_attention_packed_forward(float *out, const float *q, const float *k_past, const float *v_past, int n_past,
-                                  const float *k_new, const float *v_new, const int32_t *pos, int T, int n_head,
-                                  int n_head_kv, int head_dim, collm_pool *pool);
+// Attention of packed rows of several sequences that all continue the same
+// cached prefix (inference only). Packed row r, at absolute position
+// pos[r] >= n_past, is row i = pos[r] - n_past of its sequence, whose rows are
+// r-i..r: it sees the n_past prefix keys k_past/v_past (n_past, n_head_kv, hd)
+// and its own sequence's keys k_new/v_new rows r-i..r (packed, n_head_kv, hd).
+// Query j < n_q is packed row r = q_rows[j] (q_rows NULL: r = j): q (packed,
+// n_head, hd) is read at row r, out (n_q, n_head, hd) written at row j. Same
+// result per row as ops_attention_forward on that sequence alone (to rounding).
+void ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+                                  const float *v_past, int n_past, const float *k_new, const float *v_new,
+                                  const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool);
 
 // Mean binary cross-entropy with logits over n; dlogit[i] = (σ(s_i) - y_i) / n
 // (written, not accumulated; dlogit may be NULL). Numerically stable.

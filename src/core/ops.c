@@ -670,27 +670,28 @@ static void axpy_row(float *o, const float *P, const float *V, int64_t ldv, int 
 typedef struct {
     float *out;
     const float *q, *k_past, *v_past, *k_new, *v_new;
-    const int32_t *pos;
-    int T, n_past, max_len, n_head, n_head_kv, hd;
+    const int32_t *q_rows, *pos;
+    int n_q, n_past, max_len, n_head, n_head_kv, hd;
 } attention_packed_ctx;
 
-// Items: index = h·n_blocks + b, b a block of ATT_PACKED_ROWS rows.
+// Items: index = h·n_blocks + b, b a block of ATT_PACKED_ROWS queries.
 static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     const attention_packed_ctx *c = ctx_;
-    const int T = c->T, hd = c->hd, n_past = c->n_past;
-    const int n_blocks = (T + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS, group = c->n_head / c->n_head_kv;
+    const int n_q = c->n_q, hd = c->hd, n_past = c->n_past;
+    const int n_blocks = (n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
     float S[(size_t)n_past + c->max_len + 8]; // (n_past + own keys) one row's scores, then exp
     for (int64_t item = begin; item < end; item++) {
-        int h = (int)(item / n_blocks), r0 = (int)(item % n_blocks) * ATT_PACKED_ROWS;
-        int r1 = r0 + ATT_PACKED_ROWS < T ? r0 + ATT_PACKED_ROWS : T;
+        int h = (int)(item / n_blocks), j0 = (int)(item % n_blocks) * ATT_PACKED_ROWS;
+        int j1 = j0 + ATT_PACKED_ROWS < n_q ? j0 + ATT_PACKED_ROWS : n_q;
         int64_t kvo = (int64_t)(h / group) * hd;
-        for (int r = r0; r < r1; r++) {
+        for (int j = j0; j < j1; j++) {
+            int r = c->q_rows ? c->q_rows[j] : j;
             int i = c->pos[r] - n_past, nk = n_past + i + 1; // row i of its sequence: rows r-i..r are its own
             const float *qr = c->q + (int64_t)r * q_stride + (int64_t)h * hd;
-            float *orow = c->out + (int64_t)r * q_stride + (int64_t)h * hd;
+            float *orow = c->out + (int64_t)j * q_stride + (int64_t)h * hd;
             const float *kn = c->k_new + (int64_t)(r - i) * kv_stride + kvo;
             const float *vn = c->v_new + (int64_t)(r - i) * kv_stride + kvo;
             if (n_past > 0) dots_row(S, qr, c->k_past + kvo, kv_stride, n_past, hd, scale);
@@ -704,17 +705,19 @@ static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int th
     }
 }
 
-void ops_attention_packed_forward(float *out, const float *q, const float *k_past, const float *v_past, int n_past,
-                                  const float *k_new, const float *v_new, const int32_t *pos, int T, int n_head,
-                                  int n_head_kv, int head_dim, collm_pool *pool) {
-    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+void ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+                                  const float *v_past, int n_past, const float *k_new, const float *v_new,
+                                  const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
+    if (n_q <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
     int max_len = 0;
-    for (int r = 0; r < T; r++)
+    for (int j = 0; j < n_q; j++) {
+        int r = q_rows ? q_rows[j] : j;
         if (pos[r] - n_past + 1 > max_len) max_len = pos[r] - n_past + 1;
+    }
     attention_packed_ctx c = {.out = out, .q = q, .k_past = k_past, .v_past = v_past, .k_new = k_new, .v_new = v_new,
-                              .pos = pos, .T = T, .n_past = n_past, .max_len = max_len, .n_head = n_head,
-                              .n_head_kv = n_head_kv, .hd = head_dim};
-    int64_t n_items = (int64_t)n_head * ((T + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS);
+                              .q_rows = q_rows, .pos = pos, .n_q = n_q, .n_past = n_past, .max_len = max_len,
+                              .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim};
+    int64_t n_items = (int64_t)n_head * ((n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS);
     int64_t work = (int64_t)ATT_PACKED_ROWS * (n_past + max_len) * head_dim;
     collm_pool_for(pool, n_items, work >= 32768 ? 1 : 32768 / work + 1, attention_packed_task, &c);
 }

@@ -602,8 +602,13 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
         for (int i = 0; i < seq_len[s]; i++) ctx->pos[r++] = n_past + i;
     ops_rope_table(ctx->rope_cs, ctx->pos, T, hp->n_rot, hp->rope_base); // once, not per layer and q/k
 
+    // After the last layer's K/V only the output rows matter: that layer's
+    // attention, output projection and feed-forward run on those rows alone
+    // (gathered to rows 0..n_out-1), and not at all when there are none.
+    int gathered = 0;
     for (int l = 0; l < hp->n_layer; l++) {
         const llm_layer_weights *w = &m->layers[l];
+        const int sub = l == hp->n_layer - 1 && n_out < T;
         float *k_cache = ctx->k_cache + (size_t)l * ctx->n_ctx * kv_dim; // (n_ctx, kv_dim)
         float *v_cache = ctx->v_cache + (size_t)l * ctx->n_ctx * kv_dim;
         // attention block
@@ -627,49 +632,61 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
             ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
             ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
         }
-        ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
         ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-        if (!keep) {
-            // Packed suffixes: each row sees the cached prefix and its own
-            // sequence's rows of k/v; the cache is not written.
-            ops_attention_packed_forward(ctx->att, ctx->q, k_cache, v_cache, n_past, ctx->k, ctx->v, ctx->pos, T,
-                                         hp->n_head, hp->n_head_kv, hd, ctx->pool);
-        } else {
-            // One sequence: its K/V go right after the prefix, then it attends
-            // to cache[0, n_past + T).
+        if (keep) {
+            // one sequence: its K/V go right after the prefix
             memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k, (size_t)T * kv_dim * sizeof(float));
             memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v, (size_t)T * kv_dim * sizeof(float));
+        }
+        if (sub && n_out == 0) break; // the cache has this layer's K/V; nothing else is asked for
+        ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
+        if (!keep || sub) {
+            // Packed suffixes (or the output rows of one sequence): each query
+            // sees the cached prefix and its own sequence's rows of k/v; the
+            // cache is only read.
+            ops_attention_packed_forward(ctx->att, ctx->q, sub ? out_rows : NULL, sub ? n_out : T, k_cache, v_cache,
+                                         n_past, ctx->k, ctx->v, ctx->pos, hp->n_head, hp->n_head_kv, hd, ctx->pool);
+        } else {
+            // one sequence, every row: attends to cache[0, n_past + T)
             ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
                                   ctx->pool);
         }
-        ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, T, q_dim, C); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
+        int R = T; // rows from here on: att row j is x row out_rows[j] when sub
+        if (sub) {
+            for (int i = 0; i < n_out; i++)
+                memcpy(ctx->xn + (size_t)i * C, ctx->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
+            memcpy(ctx->x, ctx->xn, (size_t)n_out * C * sizeof(float));
+            R = n_out;
+            gathered = 1;
+        }
+        ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, R, q_dim, C); // (R, C)
+        for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
         // feed-forward block
-        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, T, C, hp->rms_eps);
-        float *h = ctx->gate_up; // (T, ff) SwiGLU output, rows packed densely
+        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, R, C, hp->rms_eps);
+        float *h = ctx->gate_up; // (R, ff) SwiGLU output, rows packed densely
         if (w->w_up == w->w_gate + (size_t)ff * C) {
             // one GEMM over stacked gate|up: row t = [g_t (ff) | u_t (ff)]; h row t
             // overwrites the front of the buffer, never ahead of what is read
-            ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, T, C, 2 * ff); // (T, 2 ff)
-            for (int t = 0; t < T; t++) {
+            ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, R, C, 2 * ff); // (R, 2 ff)
+            for (int t = 0; t < R; t++) {
                 const float *g = ctx->gate_up + (size_t)t * 2 * ff;
                 ops_swiglu_forward(h + (size_t)t * ff, g, g + ff, ff);
             }
         } else {
-            float *up = ctx->gate_up + (size_t)T * ff;
-            ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, T, C, ff); // (T, ff)
-            ops_matmul_forward(up, ctx->xn, w->w_up, NULL, T, C, ff);  // (T, ff)
-            ops_swiglu_forward(h, h, up, (int64_t)T * ff);
+            float *up = ctx->gate_up + (size_t)R * ff;
+            ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, R, C, ff); // (R, ff)
+            ops_matmul_forward(up, ctx->xn, w->w_up, NULL, R, C, ff);  // (R, ff)
+            ops_swiglu_forward(h, h, up, (int64_t)R * ff);
         }
-        ops_matmul_forward(ctx->proj, h, w->w_down, NULL, T, ff, C); // (T, C)
-        for (size_t i = 0; i < (size_t)T * C; i++) ctx->x[i] += ctx->proj[i];
+        ops_matmul_forward(ctx->proj, h, w->w_down, NULL, R, ff, C); // (R, C)
+        for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
     }
     if (keep) ctx->n_past = n_past + T;
 
     if (n_out == 0) return COLLM_OK;
     // head: gather the requested rows, final norm, then only the wanted vocab rows
     for (int i = 0; i < n_out; i++)
-        memcpy(ctx->proj + (size_t)i * C, ctx->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
+        memcpy(ctx->proj + (size_t)i * C, ctx->x + (size_t)(gathered ? i : out_rows[i]) * C, (size_t)C * sizeof(float));
     ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->proj, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
     if (!vocab_rows) {
         ops_matmul_forward(logits_out, ctx->xn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
