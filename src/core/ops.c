@@ -123,7 +123,14 @@ void ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, 
         for (; i < C; i++) ss += (double)(xt[i] * xt[i]);
         float r = 1.0f / sqrtf((float)(ss / C) + eps);
         if (rstd) rstd[t] = r;
-        for (i = 0; i < C; i++) yt[i] = xt[i] * r * w[i];
+        i = 0;
+#ifdef OPS_AVX2
+        // (x·r)·w as below, 8 at a time (y may alias x: each chunk is read first)
+        const __m256 vr = _mm256_set1_ps(r);
+        for (; i + 8 <= C; i += 8)
+            _mm256_storeu_ps(yt + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xt + i), vr), _mm256_loadu_ps(w + i)));
+#endif
+        for (; i < C; i++) yt[i] = xt[i] * r * w[i];
     }
 }
 
@@ -168,16 +175,26 @@ static void rope_freqs(double *freq, int half, int n_rot, float base) {
 }
 
 // Rotates the n_head heads of one token xt (n_head, hd) by the table row cs.
+// The mode and direction are hoisted out of the pair loop (one loop each,
+// same arithmetic), so the loops are branch-free.
 static void rope_rotate_row(float *xt, const float *cs, int n_head, int head_dim, int half, int neox, int backward) {
+    const float sign = backward ? -1.0f : 1.0f; // exact: flips the sign of s only
     for (int h = 0; h < n_head; h++) {
         float *xh = xt + (int64_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            float c = cs[2 * i], s = backward ? -cs[2 * i + 1] : cs[2 * i + 1];
-            int i0 = neox ? i : 2 * i;
-            int i1 = neox ? i + half : 2 * i + 1;
-            float a = xh[i0], b = xh[i1];
-            xh[i0] = a * c - b * s;
-            xh[i1] = a * s + b * c;
+        if (neox) {
+            for (int i = 0; i < half; i++) {
+                float c = cs[2 * i], s = sign * cs[2 * i + 1];
+                float a = xh[i], b = xh[i + half];
+                xh[i] = a * c - b * s;
+                xh[i + half] = a * s + b * c;
+            }
+        } else {
+            for (int i = 0; i < half; i++) {
+                float c = cs[2 * i], s = sign * cs[2 * i + 1];
+                float a = xh[2 * i], b = xh[2 * i + 1];
+                xh[2 * i] = a * c - b * s;
+                xh[2 * i + 1] = a * s + b * c;
+            }
         }
     }
 }
