@@ -690,7 +690,6 @@ int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *sp
 
 int collm_checkpoint_fill(const collm_model *m, gguf_writer *w) {
     int rc;
-    const llm_hparams *hp = &m->llm->hp;
     if ((rc = gguf_writer_set_u32(w, "collm.stage", (uint32_t)m->stage)) ||
         (rc = gguf_writer_set_u32(w, "collm.is_book", (uint32_t)m->is_book)) ||
         (rc = gguf_writer_set_str(w, "collm.template", m->tpl->line)) ||
@@ -738,7 +737,6 @@ int collm_checkpoint_fill(const collm_model *m, gguf_writer *w) {
             (rc = gguf_writer_add_tensor_f32(w, "fece.b2", GGML_TYPE_F32, 1, ne_b2, f->b2)))
             return rc;
     }
-    (void)hp;
     return COLLM_OK;
 }
 
