@@ -7,6 +7,11 @@ BUILD=${BUILD:-build}
 export COLLM_SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
 export COLLM_TEST_TMP=${COLLM_TEST_TMP:-$BUILD/test-tmp}
 export COLLM_BIN=${COLLM_BIN:-$BUILD/collm}
+if [ ! -d "$COLLM_SHARED/models" ] || [ ! -d "$COLLM_SHARED/data" ]; then
+  echo "tests: shared test data not found at $COLLM_SHARED (expected ../shared next to the repository; set COLLM_SHARED)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 mkdir -p "$COLLM_TEST_TMP"
 passed=0; failed=0; broken=()
 for t in "$BUILD"/tests/test_* tests/cli/test_*.sh; do

@@ -134,6 +134,10 @@ static void test_two_stages(void) {
     b.lora_rank = 4;
     collm_model *m = collm_model_build(&b, ds, NULL);
     CHECK(m != NULL && m->has_lora && !m->has_fece);
+    if (!m) {
+        rec_dataset_free(ds);
+        return;
+    }
     collm_train_options t;
     collm_train_options_default(&t);
     t.batch = 8;
@@ -293,7 +297,9 @@ int main(void) {
     snprintf(mf_path, sizeof mf_path, "%s/mf.gguf", dir);
     collm_mkdir_p(dir);
     test_builtin_templates();
-    CHECK(fixture_tiny_llama(base_path, 1, 2, 1) == COLLM_OK);
+    int fixtures_ok = fixture_tiny_llama(base_path, 1, 2, 1) == COLLM_OK;
+    CHECK_MSG(fixtures_ok, "%s", collm_last_error());
+    if (!fixtures_ok) return test_report(); // nothing below can run without the base model
     CHECK(fixture_tiny_llama(other_base, 1, 2, 2) == COLLM_OK);
     rec_synth_options so;
     rec_synth_defaults(&so);
