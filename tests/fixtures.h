@@ -3,7 +3,10 @@
 #ifndef COLLM_TEST_FIXTURES_H
 #define COLLM_TEST_FIXTURES_H
 
+#include "collm/cf.h"
+#include "collm/dataset.h"
 #include "collm/error.h"
+#include "collm/prepare.h"
 #include "collm/gguf.h"
 #include "collm/model.h"
 #include "test.h"
@@ -26,6 +29,26 @@ static inline int fixture_tiny_llama(const char *path, int n_layer, int n_head_k
     int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
                             GGML_TYPE_F32);
     llm_model_free(m);
+    return rc;
+}
+
+// A synthetic dataset in data_dir and an untrained MF (d=16, seeded) over
+// its id ranges in mf_path: enough for the slots to have vectors.
+static inline int fixture_synth_and_mf(const char *data_dir, const char *mf_path, int32_t users, int32_t items,
+                                       uint64_t seed) {
+    rec_synth_options so;
+    rec_synth_defaults(&so);
+    so.n_users = users;
+    so.n_items = items;
+    so.seed = seed;
+    int rc = rec_synth(&so, data_dir);
+    if (rc) return rc;
+    rec_dataset *ds = rec_dataset_load(data_dir);
+    if (!ds) return COLLM_ERR;
+    cf_model *cf = cf_model_create("mf", ds->n_users, ds->n_items, 16, 1);
+    rc = cf ? cf_model_save(cf, mf_path) : COLLM_ERR;
+    cf_model_free(cf);
+    rec_dataset_free(ds);
     return rc;
 }
 

@@ -301,17 +301,7 @@ int main(void) {
     CHECK_MSG(fixtures_ok, "%s", collm_last_error());
     if (!fixtures_ok) return test_report(); // nothing below can run without the base model
     CHECK(fixture_tiny_llama(other_base, 1, 2, 2) == COLLM_OK);
-    rec_synth_options so;
-    rec_synth_defaults(&so);
-    so.n_users = 60;
-    so.n_items = 80;
-    so.seed = 3;
-    CHECK(rec_synth(&so, data_dir) == COLLM_OK);
-    rec_dataset *ds = rec_dataset_load(data_dir);
-    cf_model *cf = ds ? cf_model_create("mf", ds->n_users, ds->n_items, 16, 1) : NULL;
-    CHECK(cf && cf_model_save(cf, mf_path) == COLLM_OK);
-    cf_model_free(cf);
-    rec_dataset_free(ds);
+    CHECK_MSG(fixture_synth_and_mf(data_dir, mf_path, 60, 80, 3) == COLLM_OK, "%s", collm_last_error());
     test_encode_ml1m();
     test_two_stages();
     test_full_finetune();

@@ -28,6 +28,15 @@ static int lr_open(line_reader *r, const char *path) {
 }
 
 // Next line as [*s, *s + *len) (NUL-terminated in place); 0 at end.
+// Parses one JSON-lines record; anything but an object is an error naming file:line.
+static int json_line(const char *s, size_t len, const char *path, long long line, cJSON **out) {
+    *out = cJSON_ParseWithLength(s, len);
+    if (cJSON_IsObject(*out)) return COLLM_OK;
+    cJSON_Delete(*out);
+    *out = NULL;
+    return collm_error(COLLM_ERR_FORMAT, "%s:%lld: not a JSON object", path, line);
+}
+
 static int lr_next(line_reader *r, char **s, size_t *len) {
     if (r->pos >= r->size) return 0;
     char *b = r->data + r->pos;
@@ -397,12 +406,8 @@ int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const ch
     // asin or title are dropped (NaN).
     while (lr_next(&mr, &s, &len)) {
         if (len == 0) continue;
-        cJSON *o = cJSON_ParseWithLength(s, len);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: not a JSON object", meta_path, (long long)mr.line);
-            goto fail;
-        }
+        cJSON *o;
+        if ((rc = json_line(s, len, meta_path, mr.line, &o))) goto fail;
         const char *asin = json_str(o, "asin"), *t = json_str(o, "title");
         if (asin && t) {
             char *a = strdup(asin), *tt = strdup(t);
@@ -433,12 +438,8 @@ int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const ch
     // field or without meta are dropped; only calendar 2017 (UTC) is kept.
     while (lr_next(&rr, &s, &len)) {
         if (len == 0) continue;
-        cJSON *o = cJSON_ParseWithLength(s, len);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            rc = collm_error(COLLM_ERR_FORMAT, "%s:%lld: not a JSON object", reviews_path, (long long)rr.line);
-            goto fail;
-        }
+        cJSON *o;
+        if ((rc = json_line(s, len, reviews_path, rr.line, &o))) goto fail;
         const char *user = json_str(o, "reviewerID"), *asin = json_str(o, "asin");
         const cJSON *ov = cJSON_GetObjectItemCaseSensitive(o, "overall");
         const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "unixReviewTime");
