@@ -311,6 +311,12 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
         rc = COLLM_ERR;
         goto done;
     }
+    // evaluation borrows this trainer (forward only, no dropout) rather than
+    // allocating a second set of activations
+    llm_trainer_free(m->scorer);
+    m->scorer = tr;
+    m->scorer_rows = rows_cap;
+    m->scorer_len = max_len;
     if ((rc = collm_batch_init(&b, m, o->batch, o->batch * max_len))) goto done;
     if ((rc = register_params(m, tr, train_llm, train_lora, train_fece, &opt))) goto done;
     st.order = collm_malloc((size_t)n_train * sizeof(int32_t));
@@ -447,6 +453,7 @@ done:
     free(eval_scores);
     optim_free(&opt);
     collm_batch_free(&b);
+    if (m->scorer == tr) m->scorer = NULL;
     llm_trainer_free(tr);
     collm_encoded_array_free(train_enc, ds->train->n);
     if (eval_full) collm_encoded_array_free(eval_enc, head_of(eval_full, o->max_eval_rows).n);
