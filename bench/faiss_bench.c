@@ -1,6 +1,6 @@
 // Retrieval benchmark: Flat vs HNSW vs IVF on a synthetic clustered item
-// catalogue, through collm's retrieval layer (retrieval_index_build /
-// retrieval_candidates, i.e. what `recommend` will call).
+// catalogue, through collm's retrieval layer (collm_retrieval_index_build /
+// collm_retrieval_candidates, i.e. what `recommend` will call).
 //
 //   build/bench/faiss_bench [--items 1000000] [--dim 64] [--queries 1000] [--k 100]
 //                           [--clusters 1000] [--nlist 4096] [--threads 1,2] [--seed 1]
@@ -170,35 +170,35 @@ int main(int argc, char **argv) {
         {ivf64, ivf_factory, 64, 0},
     };
     int n_configs = (int)(sizeof configs / sizeof configs[0]);
-    retrieval_index *index = NULL;
+    collm_retrieval_index *index = NULL;
     double build_s = 0;
     for (int c = 0; c < n_configs; c++) {
         if (c == 0 || strcmp(configs[c].factory, configs[c - 1].factory) != 0) {
-            retrieval_index_free(index);
-            retrieval_build_options opt;
-            retrieval_build_options_default(&opt);
+            collm_retrieval_index_free(index);
+            collm_retrieval_build_options opt;
+            collm_retrieval_build_options_default(&opt);
             opt.factory = configs[c].factory;
             opt.train_max = (int64_t)nlist * 64; // Faiss's k-means samples 256 per list anyway
             collm_faiss_set_threads(max_threads);
             collm_blas_set_threads(max_threads);
             double b0 = now_s();
-            index = retrieval_index_build(items, n_items, d, &opt);
+            index = collm_retrieval_index_build(items, n_items, d, &opt);
             build_s = now_s() - b0;
             if (!index) {
                 fprintf(stderr, "faiss_bench: %s: %s\n", configs[c].factory, collm_last_error());
                 return 1;
             }
         }
-        retrieval_index_set_search_params(index, configs[c].nprobe, configs[c].ef_search);
+        collm_retrieval_index_set_search_params(index, configs[c].nprobe, configs[c].ef_search);
         for (int t = 0; t < n_thread_counts; t++) {
             collm_faiss_set_threads(thread_counts[t]);
             collm_blas_set_threads(thread_counts[t]);
             int n_found = 0;
             // one warm-up query
-            retrieval_candidates(index, queries, d, NULL, 0, k, found, NULL, &n_found);
+            collm_retrieval_candidates(index, queries, d, NULL, 0, k, found, NULL, &n_found);
             for (int q = 0; q < nq; q++) {
                 double q0 = now_s();
-                int rc = retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, k, found + (size_t)q * k,
+                int rc = collm_retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, k, found + (size_t)q * k,
                                               NULL, &n_found);
                 latency[q] = (now_s() - q0) * 1e3;
                 if (rc != COLLM_OK) {
@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
     }
-    retrieval_index_free(index);
+    collm_retrieval_index_free(index);
     free(centres);
     free(items);
     free(queries);

@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mf_bench: --epochs, --dim and --repeat must be >= 1\n");
         return 1;
     }
-    rec_dataset *ds = rec_dataset_load(data);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds || !ds->valid) {
         fprintf(stderr, "mf_bench: %s\n", ds ? "dataset has no valid split" : collm_last_error());
         return 1;
@@ -54,17 +54,17 @@ int main(int argc, char **argv) {
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         int nt = atoi(tok);
         collm_pool *pool = collm_pool_create(nt);
-        cf_model *m = cf_model_create("mf", ds->n_users, ds->n_items, dim, 2023);
+        collm_cf_model *m = collm_cf_model_create("mf", ds->n_users, ds->n_items, dim, 2023);
         if (!pool || !m) {
             fprintf(stderr, "mf_bench: %s\n", collm_last_error());
             return 1;
         }
-        cf_train_options opt;
-        cf_train_options_default(&opt);
+        collm_cf_train_options opt;
+        collm_cf_train_options_default(&opt);
         opt.max_epochs = epochs;
         opt.eval_split = ""; // time the training step alone
-        cf_train_result res;
-        if (cf_model_train(m, ds, &opt, pool, NULL, NULL, &res) != COLLM_OK) {
+        collm_cf_train_result res;
+        if (collm_cf_model_train(m, ds, &opt, pool, NULL, NULL, &res) != COLLM_OK) {
             fprintf(stderr, "mf_bench: %s\n", collm_last_error());
             return 1;
         }
@@ -72,17 +72,17 @@ int main(int argc, char **argv) {
 
         float *scores = malloc((size_t)ds->valid->n * sizeof *scores);
         double t0 = now_s();
-        for (int r = 0; r < repeat; r++) cf_model_score_split(m, ds->valid, scores, pool);
+        for (int r = 0; r < repeat; r++) collm_cf_model_score_split(m, ds->valid, scores, pool);
         double score_ms = 1e3 * (now_s() - t0) / repeat;
-        metrics_report rep;
+        collm_metrics_report rep;
         t0 = now_s();
-        for (int r = 0; r < repeat; r++) metrics_evaluate(ds->valid, scores, &rep);
+        for (int r = 0; r < repeat; r++) collm_metrics_evaluate(ds->valid, scores, &rep);
         double metrics_ms = 1e3 * (now_s() - t0) / repeat;
         printf("%-8d %14.2f %14.3f %14.3f\n", collm_pool_size(pool), epoch_ms, score_ms, metrics_ms);
         free(scores);
-        cf_model_free(m);
+        collm_cf_model_free(m);
         collm_pool_free(pool);
     }
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     return 0;
 }

@@ -31,7 +31,7 @@ static double now_s(void) {
 // FLOPs of a T-token prefill from an empty cache: 2 per multiply-add of the
 // layer matrices for every token, causal attention (QK^T and PV: 2 x 2 x hd per
 // query-key pair, T(T+1)/2 pairs per head), and one head row.
-static double prefill_flops(const llm_hparams *hp, int T) {
+static double prefill_flops(const collm_llm_hparams *hp, int T) {
     double C = hp->n_embd, q_dim = (double)hp->n_head * hp->head_dim, kv_dim = (double)hp->n_head_kv * hp->head_dim;
     double layer_params = C * q_dim * 2 + C * kv_dim * 2 + 3.0 * C * hp->n_ff;
     double mat = 2.0 * layer_params * hp->n_layer * T;
@@ -44,7 +44,7 @@ static double prefill_flops(const llm_hparams *hp, int T) {
 // 2 x every matrix parameter but token_embd, the LM head included, for every
 // token, plus attention. Work llama.cpp skips too (the head for T-1 rows) is
 // counted, so use it only to compare with the README's GFLOP/s numbers.
-static double readme_flops(const llm_hparams *hp, int T) {
+static double readme_flops(const collm_llm_hparams *hp, int T) {
     return prefill_flops(hp, T) + 2.0 * hp->n_embd * hp->n_vocab * (T - 1);
 }
 
@@ -79,18 +79,18 @@ int main(int argc, char **argv) {
     }
 
     double t0 = now_s();
-    llm_model *model = llm_model_load(model_path);
+    collm_llm_model *model = collm_llm_model_load(model_path);
     if (!model) {
         fprintf(stderr, "prefill: %s\n", collm_last_error());
         return 1;
     }
-    const llm_hparams *hp = llm_model_hparams(model);
+    const collm_llm_hparams *hp = collm_llm_model_hparams(model);
     printf("model %s: %s, n_embd %d, n_layer %d, n_head %d/%d, n_ff %d, n_vocab %d, %lld params (loaded in %.2f s)\n",
-           model_path, llm_arch_name(hp->arch), hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff,
-           hp->n_vocab, (long long)llm_model_n_params(model), now_s() - t0);
+           model_path, collm_llm_arch_name(hp->arch), hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff,
+           hp->n_vocab, (long long)collm_llm_model_n_params(model), now_s() - t0);
     collm_blas_set_threads(n_threads);
     collm_pool *pool = collm_pool_create(n_threads);
-    llm_context *ctx = llm_context_create(model, max_T, max_T, pool);
+    collm_llm_context *ctx = collm_llm_context_create(model, max_T, max_T, pool);
     int32_t *tokens = malloc(sizeof(int32_t) * max_T);
     float *logits = malloc(sizeof(float) * hp->n_vocab);
     if (!pool || !ctx || !tokens || !logits) {
@@ -109,9 +109,9 @@ int main(int argc, char **argv) {
         int32_t last = T - 1;
         double best = 1e30;
         for (int r = 0; r <= reps; r++) {
-            llm_kv_truncate(ctx, 0);
+            collm_llm_kv_truncate(ctx, 0);
             double s = now_s();
-            if (llm_forward(ctx, tokens, T, NULL, &last, 1, NULL, 0, logits) != COLLM_OK) {
+            if (collm_llm_forward(ctx, tokens, T, NULL, &last, 1, NULL, 0, logits) != COLLM_OK) {
                 fprintf(stderr, "prefill: %s\n", collm_last_error());
                 return 1;
             }
@@ -162,8 +162,8 @@ int main(int argc, char **argv) {
     free(Cm);
     free(tokens);
     free(logits);
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     collm_pool_free(pool);
-    llm_model_free(model);
+    collm_llm_model_free(model);
     return 0;
 }

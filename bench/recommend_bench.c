@@ -27,10 +27,10 @@ int main(int argc, char **argv) {
     int N = argc > 4 ? atoi(argv[4]) : 100, n_users = argc > 5 ? atoi(argv[5]) : 10;
     collm_blas_set_threads(1);
     collm_model *m = collm_model_load(argv[1], NULL, NULL);
-    retrieval_index *index = m ? retrieval_index_load(argv[2]) : NULL;
-    rec_dataset *ds = index ? rec_dataset_load(argv[3]) : NULL;
-    recommend_histories *h = ds ? recommend_histories_build(ds) : NULL;
-    llm_context *ctx = h ? recommend_context_create(m, NULL) : NULL;
+    collm_retrieval_index *index = m ? collm_retrieval_index_load(argv[2]) : NULL;
+    collm_rec_dataset *ds = index ? collm_rec_dataset_load(argv[3]) : NULL;
+    collm_recommend_histories *h = ds ? collm_recommend_histories_build(ds) : NULL;
+    collm_llm_context *ctx = h ? collm_recommend_context_create(m, NULL) : NULL;
     if (!ctx) {
         fprintf(stderr, "recommend_bench: %s\n", collm_last_error());
         return 1;
@@ -40,27 +40,27 @@ int main(int argc, char **argv) {
     collm_cf_items(m, &n_items, &d);
     int32_t *catalogue = malloc((size_t)n_items * sizeof(int32_t));
     float *scores = malloc((size_t)n_items * sizeof(float));
-    recommend_item *out = malloc((size_t)N * sizeof *out);
+    collm_recommend_item *out = malloc((size_t)N * sizeof *out);
     double t_share = 0, t_noshare = 0, t_all = 0, t_retrieve = 0;
     int done = 0, prefix = 0;
     for (int32_t u = 1; done < n_users && u < ds->n_users; u++) {
         const int32_t *his;
         int64_t n_his;
-        if (recommend_user_history(h, u, &his, &n_his) != COLLM_OK) continue;
-        recommend_request req;
-        recommend_request_default(&req);
+        if (collm_recommend_user_history(h, u, &his, &n_his) != COLLM_OK) continue;
+        collm_recommend_request req;
+        collm_recommend_request_default(&req);
         req.user = u;
         req.k = 10;
         req.n_candidates = N;
-        recommend_info info;
+        collm_recommend_info info;
         double t0 = now_s();
-        if (recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
+        if (collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
         t_share += now_s() - t0;
         t_retrieve += info.retrieve_s;
         prefix = info.prefix_tokens;
         req.share_prefix = 0;
         t0 = now_s();
-        if (recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
+        if (collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
         t_noshare += now_s() - t0;
         // every catalogue item not in the history, scored with the shared prefix
         int n = 0;
@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
             if (!in_his) catalogue[n++] = i;
         }
         t0 = now_s();
-        if (recommend_score_items(m, ds->items, u, his, n_his, catalogue, n, 1, ctx, scores, NULL)) break;
+        if (collm_recommend_score_items(m, ds->items, u, his, n_his, catalogue, n, 1, ctx, scores, NULL)) break;
         t_all += now_s() - t0;
         done++;
     }
@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "recommend_bench: %s\n", collm_last_error());
         return 1;
     }
-    const llm_hparams *hp = llm_model_hparams(collm_llm(m));
+    const collm_llm_hparams *hp = collm_llm_model_hparams(collm_llm(m));
     printf("model n_embd %d, %d layers; %d items; N = %d; %d users; shared prefix %d tokens; 1 BLAS thread\n",
            hp->n_embd, hp->n_layer, n_items - 1, N, done, prefix);
     printf("retrieve + re-rank (shared prefix)  %8.2f ms/user  (retrieve %.3f ms)\n", 1e3 * t_share / done,
@@ -89,10 +89,10 @@ int main(int argc, char **argv) {
     free(catalogue);
     free(scores);
     free(out);
-    llm_context_free(ctx);
-    recommend_histories_free(h);
-    rec_dataset_free(ds);
-    retrieval_index_free(index);
+    collm_llm_context_free(ctx);
+    collm_recommend_histories_free(h);
+    collm_rec_dataset_free(ds);
+    collm_retrieval_index_free(index);
     collm_model_free(m);
     return 0;
 }

@@ -12,9 +12,9 @@
 #include "test.h"
 
 static inline int fixture_tiny_llama(const char *path, int n_layer, int n_head_kv, uint64_t seed) {
-    llm_hparams hp;
+    collm_llm_hparams hp;
     memset(&hp, 0, sizeof hp);
-    hp.arch = LLM_ARCH_LLAMA;
+    hp.arch = COLLM_LLM_ARCH_LLAMA;
     hp.n_vocab = 32000;
     hp.n_ctx_train = 512;
     hp.n_embd = 32;
@@ -24,11 +24,11 @@ static inline int fixture_tiny_llama(const char *path, int n_layer, int n_head_k
     hp.n_ff = 48;
     hp.rope_base = 10000;
     hp.rms_eps = 1e-5f;
-    llm_model *m = llm_model_init_random(&hp, seed);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, seed);
     if (!m) return COLLM_ERR;
-    int rc = llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
-                            GGML_TYPE_F32);
-    llm_model_free(m);
+    int rc = collm_llm_model_save(m, path, test_shared_path("testvectors/tokenizer/ggml-vocab-llama-spm.gguf"), "tiny",
+                            COLLM_GGML_TYPE_F32);
+    collm_llm_model_free(m);
     return rc;
 }
 
@@ -36,19 +36,19 @@ static inline int fixture_tiny_llama(const char *path, int n_layer, int n_head_k
 // its id ranges in mf_path: enough for the slots to have vectors.
 static inline int fixture_synth_and_mf(const char *data_dir, const char *mf_path, int32_t users, int32_t items,
                                        uint64_t seed) {
-    rec_synth_options so;
-    rec_synth_defaults(&so);
+    collm_rec_synth_options so;
+    collm_rec_synth_defaults(&so);
     so.n_users = users;
     so.n_items = items;
     so.seed = seed;
-    int rc = rec_synth(&so, data_dir);
+    int rc = collm_rec_synth(&so, data_dir);
     if (rc) return rc;
-    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     if (!ds) return COLLM_ERR;
-    cf_model *cf = cf_model_create("mf", ds->n_users, ds->n_items, 16, 1);
-    rc = cf ? cf_model_save(cf, mf_path) : COLLM_ERR;
-    cf_model_free(cf);
-    rec_dataset_free(ds);
+    collm_cf_model *cf = collm_cf_model_create("mf", ds->n_users, ds->n_items, 16, 1);
+    rc = cf ? collm_cf_model_save(cf, mf_path) : COLLM_ERR;
+    collm_cf_model_free(cf);
+    collm_rec_dataset_free(ds);
     return rc;
 }
 

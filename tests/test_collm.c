@@ -32,14 +32,14 @@ static void test_builtin_templates(void) {
         CHECK(collm_read_file(path, &text, &n) == COLLM_OK);
         char *nl = strchr(text, '\n');
         if (nl) *nl = '\0';
-        CHECK_STR(prompt_builtin_line(names[i]), text);
+        CHECK_STR(collm_prompt_builtin_line(names[i]), text);
         free(text);
     }
-    CHECK(prompt_builtin_line("nope") == NULL);
+    CHECK(collm_prompt_builtin_line("nope") == NULL);
 }
 
 static void test_encode_ml1m(void) {
-    rec_dataset *ds = rec_dataset_load(test_shared_path("data/ml-1m"));
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
     CHECK(ds != NULL);
     if (!ds) return;
     collm_build_options b;
@@ -52,11 +52,11 @@ static void test_encode_ml1m(void) {
     CHECK(m != NULL);
     if (!m) {
         fprintf(stderr, "%s\n", collm_last_error());
-        rec_dataset_free(ds);
+        collm_rec_dataset_free(ds);
         return;
     }
     CHECK(collm_yes_token(m) == 3869);
-    const rec_split *tr = ds->train;
+    const collm_rec_split *tr = ds->train;
     collm_encoded e;
     CHECK(collm_encode(m, ds->items, tr->user[0], tr->his + tr->his_offset[0], tr->his_offset[1] - tr->his_offset[0],
                        tr->item[0], &e) == COLLM_OK);
@@ -70,38 +70,38 @@ static void test_encode_ml1m(void) {
     CHECK(e.tokens[e.n_tokens - 1] == 29901);
     collm_encoded_free(&e);
     collm_model_free(m);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 // Scores through the packed trainer equal the inference engine's "Yes"
 // logits computed prompt by prompt with slot rows.
-static void check_scores_match_engine(collm_model *m, const rec_dataset *ds, const rec_split *split, int n) {
+static void check_scores_match_engine(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int n) {
     collm_encoded *enc;
     CHECK(collm_encode_split(m, ds, split, &enc) == COLLM_OK);
     float *scores = malloc(sizeof(float) * (size_t)split->n);
     CHECK(collm_score_encoded(m, enc, split->n, 7, scores) == COLLM_OK);
-    llm_context *ctx = llm_context_create(m->llm, 512, 512, NULL);
+    collm_llm_context *ctx = collm_llm_context_create(m->llm, 512, 512, NULL);
     double worst = 0;
     for (int i = 0; i < n && i < split->n; i++) {
         float slots[COLLM_MAX_SLOTS * 64];
         CHECK(collm_slot_embeddings(m, &enc[i], slots) == COLLM_OK);
-        llm_slot_rows rows = {enc[i].n_slots, enc[i].slot_row, slots};
+        collm_llm_slot_rows rows = {enc[i].n_slots, enc[i].slot_row, slots};
         int32_t last = enc[i].n_tokens - 1, yes = m->yes_id;
         float logit;
-        llm_kv_truncate(ctx, 0);
-        CHECK(llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, &rows, &last, 1, &yes, 1, &logit) == COLLM_OK);
+        collm_llm_kv_truncate(ctx, 0);
+        CHECK(collm_llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, &rows, &last, 1, &yes, 1, &logit) == COLLM_OK);
         worst = fmax(worst, fabs(logit - scores[i]));
     }
     CHECK_MSG(worst < 1e-4, "packed scoring vs engine: %g", worst);
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     free(scores);
     collm_encoded_array_free(enc, split->n);
 }
 
-static double eval_auc(collm_model *m, const rec_dataset *ds) {
+static double eval_auc(collm_model *m, const collm_rec_dataset *ds) {
     float *scores = malloc(sizeof(float) * (size_t)ds->valid->n);
     double auc = NAN;
-    if (collm_score_split(m, ds, ds->valid, 16, scores, NULL) == COLLM_OK) auc = metrics_auc(scores, ds->valid->label, ds->valid->n);
+    if (collm_score_split(m, ds, ds->valid, 16, scores, NULL) == COLLM_OK) auc = collm_metrics_auc(scores, ds->valid->label, ds->valid->n);
     free(scores);
     return auc;
 }
@@ -117,7 +117,7 @@ static int files_equal(const char *a, const char *b) {
 }
 
 static void test_two_stages(void) {
-    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     CHECK(ds != NULL);
     if (!ds) return;
     char s1[700], s2[700], s2b[700], adapter[700];
@@ -135,7 +135,7 @@ static void test_two_stages(void) {
     collm_model *m = collm_model_build(&b, ds, NULL);
     CHECK(m != NULL && m->has_lora && !m->has_fece);
     if (!m) {
-        rec_dataset_free(ds);
+        collm_rec_dataset_free(ds);
         return;
     }
     collm_train_options t;
@@ -158,21 +158,21 @@ static void test_two_stages(void) {
     collm_model_free(m);
 
     // the adapter reads back with llama.cpp's keys and shapes
-    gguf_file *f = gguf_open(adapter);
+    collm_gguf_file *f = collm_gguf_open(adapter);
     CHECK(f != NULL);
     if (f) {
         const char *s;
         uint64_t len;
-        CHECK(gguf_get_str(f, "general.type", &s, &len) == COLLM_OK && len == 7 && !memcmp(s, "adapter", 7));
-        CHECK(gguf_get_str(f, "adapter.type", &s, &len) == COLLM_OK && len == 4 && !memcmp(s, "lora", 4));
+        CHECK(collm_gguf_get_str(f, "general.type", &s, &len) == COLLM_OK && len == 7 && !memcmp(s, "adapter", 7));
+        CHECK(collm_gguf_get_str(f, "adapter.type", &s, &len) == COLLM_OK && len == 4 && !memcmp(s, "lora", 4));
         float alpha;
-        CHECK(gguf_get_f32(f, "adapter.lora.alpha", &alpha) == COLLM_OK && alpha == 16.0f);
-        const gguf_tensor_info *a = gguf_find_tensor(f, "blk.0.attn_q.weight.lora_a");
-        const gguf_tensor_info *bt = gguf_find_tensor(f, "blk.0.attn_v.weight.lora_b");
+        CHECK(collm_gguf_get_f32(f, "adapter.lora.alpha", &alpha) == COLLM_OK && alpha == 16.0f);
+        const collm_gguf_tensor_info *a = collm_gguf_find_tensor(f, "blk.0.attn_q.weight.lora_a");
+        const collm_gguf_tensor_info *bt = collm_gguf_find_tensor(f, "blk.0.attn_v.weight.lora_b");
         CHECK(a && a->ne[0] == 32 && a->ne[1] == 4);  // {in, r}
         CHECK(bt && bt->ne[0] == 4 && bt->ne[1] == 32); // {r, out}
-        CHECK(gguf_find_tensor(f, "blk.0.attn_k.weight.lora_a") == NULL);
-        gguf_close(f);
+        CHECK(collm_gguf_find_tensor(f, "blk.0.attn_k.weight.lora_a") == NULL);
+        collm_gguf_close(f);
     }
 
     // stage 2: the FECE mapping on the collm prompt, from the stage-1 LoRA
@@ -183,7 +183,7 @@ static void test_two_stages(void) {
     CHECK(m != NULL && m->has_fece && m->lora_merged);
     if (!m) {
         fprintf(stderr, "%s\n", collm_last_error());
-        rec_dataset_free(ds);
+        collm_rec_dataset_free(ds);
         return;
     }
     t.out_path = s2;
@@ -225,13 +225,13 @@ static void test_two_stages(void) {
     t.batch = 4;
     CHECK(collm_train(m, ds, &t, &res) == COLLM_ERR_ARG);
     collm_model_free(m);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 // Full fine-tuning: the checkpoint holds the whole model (plus CF tables and
 // the mapping) and reloads without the base; a joint stage trains both.
 static void test_full_finetune(void) {
-    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     if (!ds) return;
     char s1[700], s2[700];
     snprintf(s1, sizeof s1, "%s/full1.gguf", dir);
@@ -270,11 +270,11 @@ static void test_full_finetune(void) {
         check_scores_match_engine(m, ds, ds->valid, 4);
         collm_model_free(m);
     }
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 static void test_bad_input(void) {
-    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     collm_build_options b;
     collm_build_options_default(&b);
     b.stage = 2;
@@ -286,7 +286,7 @@ static void test_bad_input(void) {
     CHECK(strstr(collm_last_error(), "/nonexistent.gguf") != NULL);
     CHECK(collm_model_load(mf_path, NULL, NULL) == NULL); // not a collm checkpoint
     CHECK(strstr(collm_last_error(), "not a collm checkpoint") != NULL);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 int main(void) {

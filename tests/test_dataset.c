@@ -30,12 +30,12 @@ static const char *write_tmp(const char *name, const char *text) {
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
 // Loads a split that must fail; checks the message holds every needle.
-static void expect_split_error(const char *name, const char *text, const rec_items *items, const char *n1,
+static void expect_split_error(const char *name, const char *text, const collm_rec_items *items, const char *n1,
                                const char *n2) {
     const char *p = write_tmp(name, text);
-    rec_split *s = rec_split_load(p, items);
+    collm_rec_split *s = collm_rec_split_load(p, items);
     CHECK_MSG(s == NULL, "%s loaded but should fail", name);
-    rec_split_free(s);
+    collm_rec_split_free(s);
     const char *e = collm_last_error();
     CHECK_MSG(contains(e, p) && contains(e, n1) && (!n2 || contains(e, n2)), "%s: message '%s'", name, e);
 }
@@ -43,7 +43,7 @@ static void expect_split_error(const char *name, const char *text, const rec_ite
 static void test_ml1m(void) {
     const char *dir = test_shared_path("data/ml-1m");
     double t0 = now_s();
-    rec_dataset *ds = rec_dataset_load(dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(dir);
     double dt = now_s() - t0;
     CHECK_MSG(ds != NULL, "%s", collm_last_error());
     if (!ds) return;
@@ -59,7 +59,7 @@ static void test_ml1m(void) {
     CHECK(ds->valid_small && ds->valid_small->n == 5200);
     CHECK(ds->n_users >= 740 && ds->n_users <= 839);
     // README: first rows "1 1 1 994556598 0 1" and "1 2 1 994556636 0,1 1".
-    rec_split *tr = ds->train;
+    collm_rec_split *tr = ds->train;
     CHECK(tr->user[0] == 1 && tr->item[0] == 1 && tr->label[0] == 1 && tr->timestamp[0] == 994556598);
     CHECK(tr->his_offset[1] - tr->his_offset[0] == 1 && tr->his[tr->his_offset[0]] == 0);
     CHECK(tr->his_offset[2] - tr->his_offset[1] == 2 && tr->his[tr->his_offset[1] + 1] == 1);
@@ -76,21 +76,21 @@ static void test_ml1m(void) {
     for (int64_t r = 0; r < tr->n; r++) sentinel_ok &= tr->his[tr->his_offset[r]] == 0;
     CHECK(sentinel_ok);
     // A split by name and by path.
-    rec_split *v = rec_dataset_load_split(ds, "valid_small");
+    collm_rec_split *v = collm_rec_dataset_load_split(ds, "valid_small");
     CHECK(v && v->n == 5200);
-    rec_split_free(v);
+    collm_rec_split_free(v);
     char p[1024];
     snprintf(p, sizeof p, "%s/valid.tsv", dir);
-    v = rec_dataset_load_split(ds, p);
+    v = collm_rec_dataset_load_split(ds, p);
     CHECK(v && v->n == 10401);
-    rec_split_free(v);
-    v = rec_dataset_load_split(ds, "test"); // held back: a clean error
+    collm_rec_split_free(v);
+    v = collm_rec_dataset_load_split(ds, "test"); // held back: a clean error
     CHECK(v == NULL && contains(collm_last_error(), "test.tsv"));
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 static void test_bookcrossing(void) {
-    rec_dataset *ds = rec_dataset_load(test_shared_path("data/bookcrossing"));
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/bookcrossing"));
     CHECK_MSG(ds != NULL, "%s", collm_last_error());
     if (!ds) return;
     CHECK(ds->is_book && ds->items->author != NULL);
@@ -105,7 +105,7 @@ static void test_bookcrossing(void) {
     CHECK(ds->n_items > ds->train->max_item && ds->n_items >= 271120);
     CHECK(ds->train->his_label != NULL);
     // README: train label mean 0.4214, his_label mean 0.4087, mean history 7.27.
-    rec_split *tr = ds->train;
+    collm_rec_split *tr = ds->train;
     int64_t pos = 0, hpos = 0, nh = tr->his_offset[tr->n];
     for (int64_t r = 0; r < tr->n; r++) pos += tr->label[r];
     for (int64_t j = 0; j < nh; j++) hpos += tr->his_label[j];
@@ -114,19 +114,19 @@ static void test_bookcrossing(void) {
     CHECK_NEAR((double)nh / tr->n, 7.27, 0.005);
     CHECK(tr->timestamp[0] == 0 && tr->not_cold[0] == 1);
     // The test split exists for bookcrossing; its ids fit the grown table.
-    rec_split *te = rec_dataset_load_split(ds, "test");
+    collm_rec_split *te = collm_rec_dataset_load_split(ds, "test");
     CHECK_MSG(te && te->n == 2427, "%s", collm_last_error());
-    rec_split_free(te);
+    collm_rec_split_free(te);
     // Backslash escapes: some title holds a literal backslash.
     int backslash = 0;
     for (int32_t i = 0; i < ds->items->n; i++) backslash += strchr(ds->items->title[i], '\\') != NULL;
     CHECK(backslash > 0);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
 }
 
 static void test_small_files(void) {
     const char *ip = write_tmp("items.tsv", "iid\ttitle\n0\t\n2\tA\\\\B\\tC\n1\tPlain \"q\" 'x'\n");
-    rec_items *it = rec_items_load(ip);
+    collm_rec_items *it = collm_rec_items_load(ip);
     CHECK_MSG(it != NULL, "%s", collm_last_error());
     if (!it) return;
     CHECK(it->n == 3);
@@ -134,7 +134,7 @@ static void test_small_files(void) {
     CHECK_STR(it->title[1], "Plain \"q\" 'x'");
     // Columns in any order, extra column ignored, no trailing newline.
     const char *sp = write_tmp("ok.tsv", "his\tiid\tuid\textra\tlabel\n0,2,1\t2\t7\tzz\t1\n\t1\t3\t\t0");
-    rec_split *s = rec_split_load(sp, it);
+    collm_rec_split *s = collm_rec_split_load(sp, it);
     CHECK_MSG(s != NULL, "%s", collm_last_error());
     if (s) {
         CHECK(s->n == 2);
@@ -143,16 +143,16 @@ static void test_small_files(void) {
         CHECK(s->his_offset[2] == 3 && s->user[1] == 3 && s->label[1] == 0);
         CHECK(s->max_user == 7 && s->max_item == 2);
     }
-    rec_split_free(s);
+    collm_rec_split_free(s);
     // Items: duplicates, bad escape, missing column.
-    rec_items *bad = rec_items_load(write_tmp("dup.tsv", "iid\ttitle\n1\ta\n1\tb\n"));
+    collm_rec_items *bad = collm_rec_items_load(write_tmp("dup.tsv", "iid\ttitle\n1\ta\n1\tb\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "line 3") && contains(collm_last_error(), "duplicate"));
-    bad = rec_items_load(write_tmp("esc.tsv", "iid\ttitle\n1\ta\\xb\n"));
+    bad = collm_rec_items_load(write_tmp("esc.tsv", "iid\ttitle\n1\ta\\xb\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "line 2") && contains(collm_last_error(), "'title'") &&
           contains(collm_last_error(), "bad escape"));
-    bad = rec_items_load(write_tmp("nocol.tsv", "iid\tname\n1\ta\n"));
+    bad = collm_rec_items_load(write_tmp("nocol.tsv", "iid\tname\n1\ta\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "missing column 'title'"));
-    bad = rec_items_load(write_tmp("cr.tsv", "iid\ttitle\n1\tab\r\n"));
+    bad = collm_rec_items_load(write_tmp("cr.tsv", "iid\ttitle\n1\tab\r\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "carriage return"));
 
     const char *H = "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n";
@@ -175,13 +175,13 @@ static void test_small_files(void) {
     expect_split_error("hl2.tsv", "uid\tiid\tlabel\this\this_label\n1\t1\t1\t0,1\t1,3\n", NULL, "his_label",
                        "0 or 1");
     expect_split_error("dupcol.tsv", "uid\tuid\n", NULL, "duplicate column", "line 1");
-    rec_split *none = rec_split_load("/nonexistent/x.tsv", NULL);
+    collm_rec_split *none = collm_rec_split_load("/nonexistent/x.tsv", NULL);
     CHECK(none == NULL && contains(collm_last_error(), "/nonexistent/x.tsv"));
     // Header only: zero rows is valid.
-    s = rec_split_load(write_tmp("empty.tsv", H), it);
+    s = collm_rec_split_load(write_tmp("empty.tsv", H), it);
     CHECK(s && s->n == 0 && s->his_offset[0] == 0);
-    rec_split_free(s);
-    rec_items_free(it);
+    collm_rec_split_free(s);
+    collm_rec_items_free(it);
 }
 
 static int same_file(const char *a, const char *b) {
@@ -198,35 +198,35 @@ static int same_file(const char *a, const char *b) {
 // split and an escaped title round-trip.
 static void test_write_roundtrip(void) {
     char out[512];
-    rec_items *it = rec_items_load(test_shared_path("data/ml-1m/items.tsv"));
-    rec_split *tr = rec_split_load(test_shared_path("data/ml-1m/train.tsv"), it);
+    collm_rec_items *it = collm_rec_items_load(test_shared_path("data/ml-1m/items.tsv"));
+    collm_rec_split *tr = collm_rec_split_load(test_shared_path("data/ml-1m/train.tsv"), it);
     CHECK(it && tr);
     if (!it || !tr) return;
     snprintf(out, sizeof out, "%s/ds_rt_items.tsv", test_tmp_dir());
-    CHECK(rec_items_write(out, it) == COLLM_OK);
+    CHECK(collm_rec_items_write(out, it) == COLLM_OK);
     CHECK(same_file(out, test_shared_path("data/ml-1m/items.tsv")));
     snprintf(out, sizeof out, "%s/ds_rt_train.tsv", test_tmp_dir());
-    CHECK(rec_split_write(out, tr) == COLLM_OK);
+    CHECK(collm_rec_split_write(out, tr) == COLLM_OK);
     CHECK(same_file(out, test_shared_path("data/ml-1m/train.tsv")));
-    rec_split_free(tr);
-    rec_items_free(it);
+    collm_rec_split_free(tr);
+    collm_rec_items_free(it);
     const char *bt = "uid\tiid\tlabel\this\this_label\n5\t0\t1\t3,0\t0,1\n6\t2\t0\t\t\n";
     const char *bp = write_tmp("book.tsv", bt);
-    rec_split *b = rec_split_load(bp, NULL);
+    collm_rec_split *b = collm_rec_split_load(bp, NULL);
     CHECK(b && b->n == 2 && b->his_label && b->his_label[1] == 1 && b->item[0] == 0);
     if (b) {
         snprintf(out, sizeof out, "%s/ds_rt_book.tsv", test_tmp_dir());
-        CHECK(rec_split_write(out, b) == COLLM_OK && same_file(out, bp));
+        CHECK(collm_rec_split_write(out, b) == COLLM_OK && same_file(out, bp));
     }
-    rec_split_free(b);
+    collm_rec_split_free(b);
     const char *ip = write_tmp("items_a.tsv", "iid\ttitle\tauthor\n0\tA\\\\B\\tC\\nD\\rE\tX\n1\t\t\n");
-    rec_items *ia = rec_items_load(ip);
+    collm_rec_items *ia = collm_rec_items_load(ip);
     CHECK(ia && strcmp(ia->title[0], "A\\B\tC\nD\rE") == 0);
     if (ia) {
         snprintf(out, sizeof out, "%s/ds_rt_items_a.tsv", test_tmp_dir());
-        CHECK(rec_items_write(out, ia) == COLLM_OK && same_file(out, ip));
+        CHECK(collm_rec_items_write(out, ia) == COLLM_OK && same_file(out, ip));
     }
-    rec_items_free(ia);
+    collm_rec_items_free(ia);
 }
 
 int main(void) {

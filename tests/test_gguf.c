@@ -20,25 +20,25 @@ typedef struct {
     int64_t n_vocab;
     const char *tensor0;      // first tensor: name, ne, type
     int64_t tensor0_ne[2];
-    ggml_type tensor0_type;
+    collm_ggml_type tensor0_type;
     const char *tensor_last;
-    ggml_type tensor_last_type;
+    collm_ggml_type tensor_last_type;
 } model_expect;
 
 static const model_expect models[] = {
-    {"stories260K.gguf", "llama", 64, 5, 8, 4, 172, 2048, 48, 512, "token_embd.weight", {64, 512}, GGML_TYPE_F32,
-     "blk.4.ffn_norm.weight", GGML_TYPE_F32},
-    {"llama-2-tiny-random.gguf", "llama", 8, 1, 2, 2, 32, 4096, 12, 32000, "token_embd.weight", {8, 32000}, GGML_TYPE_F16,
-     "output.weight", GGML_TYPE_F16},
-    {"tiny-gqa-f32.gguf", "llama", 64, 2, 4, 2, 96, 256, 21, 512, "token_embd.weight", {64, 512}, GGML_TYPE_F32,
-     "output.weight", GGML_TYPE_F32},
-    {"qwen2-tiny-random.gguf", "qwen2", 64, 2, 4, 2, 160, 256, 26, 151936, "token_embd.weight", {64, 151936}, GGML_TYPE_F16,
-     "output_norm.weight", GGML_TYPE_F32},
+    {"stories260K.gguf", "llama", 64, 5, 8, 4, 172, 2048, 48, 512, "token_embd.weight", {64, 512}, COLLM_GGML_TYPE_F32,
+     "blk.4.ffn_norm.weight", COLLM_GGML_TYPE_F32},
+    {"llama-2-tiny-random.gguf", "llama", 8, 1, 2, 2, 32, 4096, 12, 32000, "token_embd.weight", {8, 32000}, COLLM_GGML_TYPE_F16,
+     "output.weight", COLLM_GGML_TYPE_F16},
+    {"tiny-gqa-f32.gguf", "llama", 64, 2, 4, 2, 96, 256, 21, 512, "token_embd.weight", {64, 512}, COLLM_GGML_TYPE_F32,
+     "output.weight", COLLM_GGML_TYPE_F32},
+    {"qwen2-tiny-random.gguf", "qwen2", 64, 2, 4, 2, 160, 256, 26, 151936, "token_embd.weight", {64, 151936}, COLLM_GGML_TYPE_F16,
+     "output_norm.weight", COLLM_GGML_TYPE_F32},
 };
 
-static int64_t get_i64_or(const gguf_file *f, const char *key, int64_t def) {
+static int64_t get_i64_or(const collm_gguf_file *f, const char *key, int64_t def) {
     int64_t v;
-    return gguf_get_i64(f, key, &v) == COLLM_OK ? v : def;
+    return collm_gguf_get_i64(f, key, &v) == COLLM_OK ? v : def;
 }
 
 static void test_models(void) {
@@ -46,12 +46,12 @@ static void test_models(void) {
         const model_expect *e = &models[m];
         char rel[256];
         snprintf(rel, sizeof rel, "models/%s", e->file);
-        gguf_file *f = gguf_open(test_shared_path(rel));
+        collm_gguf_file *f = collm_gguf_open(test_shared_path(rel));
         CHECK_MSG(f != NULL, "%s: %s", e->file, collm_last_error());
         if (!f) continue;
-        CHECK(gguf_version(f) == 3 || gguf_version(f) == 2);
-        CHECK(gguf_alignment(f) == 32);
-        char *arch = gguf_get_str_dup(f, "general.architecture");
+        CHECK(collm_gguf_version(f) == 3 || collm_gguf_version(f) == 2);
+        CHECK(collm_gguf_alignment(f) == 32);
+        char *arch = collm_gguf_get_str_dup(f, "general.architecture");
         CHECK_STR(arch, e->arch);
         char key[128];
         snprintf(key, sizeof key, "%s.embedding_length", e->arch);
@@ -66,51 +66,51 @@ static void test_models(void) {
         CHECK(get_i64_or(f, key, -1) == e->n_ff);
         snprintf(key, sizeof key, "%s.context_length", e->arch);
         uint32_t ctx = 0;
-        CHECK(gguf_get_u32(f, key, &ctx) == COLLM_OK && ctx == e->n_ctx);
+        CHECK(collm_gguf_get_u32(f, key, &ctx) == COLLM_OK && ctx == e->n_ctx);
         free(arch);
-        CHECK(gguf_n_tensors(f) == e->n_tensors);
-        int64_t ti = gguf_find_key(f, "tokenizer.ggml.tokens");
-        CHECK(ti >= 0 && gguf_kv_type(f, ti) == GGUF_TYPE_ARRAY && gguf_arr_type(f, ti) == GGUF_TYPE_STRING);
-        CHECK((int64_t)gguf_arr_n(f, ti) == e->n_vocab);
-        CHECK(gguf_arr_data(f, ti) == NULL);
-        const gguf_tensor_info *t0 = gguf_tensor(f, 0);
+        CHECK(collm_gguf_n_tensors(f) == e->n_tensors);
+        int64_t ti = collm_gguf_find_key(f, "tokenizer.ggml.tokens");
+        CHECK(ti >= 0 && collm_gguf_kv_type(f, ti) == COLLM_GGUF_TYPE_ARRAY && collm_gguf_arr_type(f, ti) == COLLM_GGUF_TYPE_STRING);
+        CHECK((int64_t)collm_gguf_arr_n(f, ti) == e->n_vocab);
+        CHECK(collm_gguf_arr_data(f, ti) == NULL);
+        const collm_gguf_tensor_info *t0 = collm_gguf_tensor(f, 0);
         CHECK(t0 && strcmp(t0->name, e->tensor0) == 0 && t0->n_dims == 2 && t0->ne[0] == e->tensor0_ne[0] &&
               t0->ne[1] == e->tensor0_ne[1] && t0->type == e->tensor0_type);
-        CHECK(gguf_find_tensor(f, e->tensor0) == t0);
-        const gguf_tensor_info *tl = gguf_tensor(f, gguf_n_tensors(f) - 1);
+        CHECK(collm_gguf_find_tensor(f, e->tensor0) == t0);
+        const collm_gguf_tensor_info *tl = collm_gguf_tensor(f, collm_gguf_n_tensors(f) - 1);
         CHECK(tl && strcmp(tl->name, e->tensor_last) == 0 && tl->type == e->tensor_last_type);
-        CHECK(gguf_find_tensor(f, "no.such.tensor") == NULL);
-        CHECK(gguf_find_key(f, "no.such.key") < 0);
+        CHECK(collm_gguf_find_tensor(f, "no.such.tensor") == NULL);
+        CHECK(collm_gguf_find_key(f, "no.such.key") < 0);
         // every tensor's data lies inside the file, aligned
         int ok = 1;
-        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-            const gguf_tensor_info *t = gguf_tensor(f, i);
-            if (t->offset % 32 || t->n_bytes != ggml_type_size_for(t->type, gguf_tensor_n_elements(t))) ok = 0;
+        for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
+            const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+            if (t->offset % 32 || t->n_bytes != collm_ggml_type_size_for(t->type, collm_gguf_tensor_n_elements(t))) ok = 0;
         }
         CHECK(ok);
-        gguf_close(f);
+        collm_gguf_close(f);
     }
 
     // specific values from the jsons
-    gguf_file *f = gguf_open(test_shared_path("models/tiny-gqa-f32.gguf"));
+    collm_gguf_file *f = collm_gguf_open(test_shared_path("models/tiny-gqa-f32.gguf"));
     CHECK(f != NULL);
     if (f) {
         float base = 0, eps = 0;
-        CHECK(gguf_get_f32(f, "llama.rope.freq_base", &base) == COLLM_OK && base == 500000.0f);
-        CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) == COLLM_OK && eps == 1e-6f);
+        CHECK(collm_gguf_get_f32(f, "llama.rope.freq_base", &base) == COLLM_OK && base == 500000.0f);
+        CHECK(collm_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) == COLLM_OK && eps == 1e-6f);
         uint32_t sep = 0;
-        CHECK(gguf_get_u32(f, "tokenizer.ggml.seperator_token_id", &sep) == COLLM_OK && sep == 4294967295u);
-        const gguf_tensor_info *k = gguf_find_tensor(f, "blk.0.attn_k.weight");
-        CHECK(k && k->ne[0] == 64 && k->ne[1] == 32 && k->type == GGML_TYPE_F32);
-        const gguf_tensor_info *d = gguf_find_tensor(f, "blk.1.ffn_down.weight");
+        CHECK(collm_gguf_get_u32(f, "tokenizer.ggml.seperator_token_id", &sep) == COLLM_OK && sep == 4294967295u);
+        const collm_gguf_tensor_info *k = collm_gguf_find_tensor(f, "blk.0.attn_k.weight");
+        CHECK(k && k->ne[0] == 64 && k->ne[1] == 32 && k->type == COLLM_GGML_TYPE_F32);
+        const collm_gguf_tensor_info *d = collm_gguf_find_tensor(f, "blk.1.ffn_down.weight");
         CHECK(d && d->ne[0] == 96 && d->ne[1] == 64);
         // wrong-type getters name the key
-        CHECK(gguf_get_u32(f, "general.architecture", &sep) != COLLM_OK && strstr(collm_last_error(), "general.architecture"));
-        CHECK(gguf_get_f32(f, "missing.key", &base) != COLLM_OK && strstr(collm_last_error(), "missing.key"));
+        CHECK(collm_gguf_get_u32(f, "general.architecture", &sep) != COLLM_OK && strstr(collm_last_error(), "general.architecture"));
+        CHECK(collm_gguf_get_f32(f, "missing.key", &base) != COLLM_OK && strstr(collm_last_error(), "missing.key"));
         uint64_t len;
-        const char *s = gguf_arr_str(f, gguf_find_key(f, "tokenizer.ggml.tokens"), 1, &len);
+        const char *s = collm_gguf_arr_str(f, collm_gguf_find_key(f, "tokenizer.ggml.tokens"), 1, &len);
         CHECK(s && len == 3 && memcmp(s, "<s>", 3) == 0);
-        gguf_close(f);
+        collm_gguf_close(f);
     }
 
     // vocab-only tokenizer files (no tensors)
@@ -118,12 +118,12 @@ static void test_models(void) {
                             "testvectors/tokenizer/ggml-vocab-qwen2-rebuilt.gguf"};
     const int64_t vocab_n[] = {50257, 32000, 151936};
     for (int v = 0; v < 3; v++) {
-        gguf_file *g = gguf_open(test_shared_path(vocabs[v]));
+        collm_gguf_file *g = collm_gguf_open(test_shared_path(vocabs[v]));
         CHECK_MSG(g != NULL, "%s: %s", vocabs[v], collm_last_error());
         if (!g) continue;
-        CHECK(gguf_n_tensors(g) == 0);
-        CHECK((int64_t)gguf_arr_n(g, gguf_find_key(g, "tokenizer.ggml.tokens")) == vocab_n[v]);
-        gguf_close(g);
+        CHECK(collm_gguf_n_tensors(g) == 0);
+        CHECK((int64_t)collm_gguf_arr_n(g, collm_gguf_find_key(g, "tokenizer.ggml.tokens")) == vocab_n[v]);
+        collm_gguf_close(g);
     }
 }
 
@@ -238,29 +238,29 @@ static void test_blocks(void) {
     memcpy(q4, &d4, 2);
     for (int j = 0; j < 16; j++) q4[2 + j] = (unsigned char)(j | ((15 - j) << 4));
 
-    gguf_writer *w = gguf_writer_create();
+    collm_gguf_writer *w = collm_gguf_writer_create();
     int64_t ne8[2] = {32, 2}, ne4[1] = {32};
-    CHECK(gguf_writer_add_tensor(w, "q8", GGML_TYPE_Q8_0, 2, ne8, q8) == COLLM_OK);
-    CHECK(gguf_writer_add_tensor(w, "q4", GGML_TYPE_Q4_0, 1, ne4, q4) == COLLM_OK);
+    CHECK(collm_gguf_writer_add_tensor(w, "q8", COLLM_GGML_TYPE_Q8_0, 2, ne8, q8) == COLLM_OK);
+    CHECK(collm_gguf_writer_add_tensor(w, "q4", COLLM_GGML_TYPE_Q4_0, 1, ne4, q4) == COLLM_OK);
     int64_t bad_ne[1] = {31};
-    CHECK(gguf_writer_add_tensor(w, "q4bad", GGML_TYPE_Q4_0, 1, bad_ne, q4) != COLLM_OK);
+    CHECK(collm_gguf_writer_add_tensor(w, "q4bad", COLLM_GGML_TYPE_Q4_0, 1, bad_ne, q4) != COLLM_OK);
     const char *path = tmp_path("blocks.gguf");
-    CHECK(gguf_writer_write(w, path) == COLLM_OK);
-    gguf_writer_free(w);
-    gguf_file *f = gguf_open(path);
+    CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+    collm_gguf_writer_free(w);
+    collm_gguf_file *f = collm_gguf_open(path);
     CHECK_MSG(f != NULL, "%s", collm_last_error());
     if (!f) return;
     float out[64];
-    const gguf_tensor_info *t8 = gguf_find_tensor(f, "q8");
-    CHECK(t8 && t8->n_bytes == 68 && gguf_tensor_to_f32(t8, out) == COLLM_OK);
+    const collm_gguf_tensor_info *t8 = collm_gguf_find_tensor(f, "q8");
+    CHECK(t8 && t8->n_bytes == 68 && collm_gguf_tensor_to_f32(t8, out) == COLLM_OK);
     int ok = 1;
     for (int j = 0; j < 32; j++) {
         if (out[j] != (float)(j * 8 - 128) * 0.5f) ok = 0;
         if (out[32 + j] != (float)(127 - j) * -0.25f) ok = 0;
     }
     CHECK(ok);
-    const gguf_tensor_info *t4 = gguf_find_tensor(f, "q4");
-    CHECK(t4 && t4->n_bytes == 18 && gguf_tensor_to_f32(t4, out) == COLLM_OK);
+    const collm_gguf_tensor_info *t4 = collm_gguf_find_tensor(f, "q4");
+    CHECK(t4 && t4->n_bytes == 18 && collm_gguf_tensor_to_f32(t4, out) == COLLM_OK);
     ok = 1;
     for (int j = 0; j < 16; j++) {
         if (out[j] != (float)(j - 8) * 2.0f) ok = 0;
@@ -268,25 +268,25 @@ static void test_blocks(void) {
     }
     CHECK(ok);
     CHECK(out[0] == -16.0f && out[16] == 14.0f && out[31] == -16.0f);
-    gguf_close(f);
-    CHECK(ggml_type_size_for(GGML_TYPE_Q8_0, 64) == 68);
-    CHECK(ggml_type_size_for(GGML_TYPE_Q4_0, 64) == 36);
-    CHECK(ggml_type_size_for(GGML_TYPE_Q4_0, 33) == 0);
-    CHECK(ggml_type_size_for(GGML_TYPE_F16, 10) == 20);
-    CHECK(ggml_type_size_for((ggml_type)99, 10) == 0);
-    CHECK(gguf_tensor_type_supported(GGML_TYPE_Q4_0) && !gguf_tensor_type_supported(GGML_TYPE_Q5_1));
+    collm_gguf_close(f);
+    CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_Q8_0, 64) == 68);
+    CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_Q4_0, 64) == 36);
+    CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_Q4_0, 33) == 0);
+    CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_F16, 10) == 20);
+    CHECK(collm_ggml_type_size_for((collm_ggml_type)99, 10) == 0);
+    CHECK(collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q4_0) && !collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q5_1));
 }
 
 // --- F16 tensors decoded against _Float16; F32 model re-encoded as F16 ---
 
 static void test_f16_tensors(void) {
-    gguf_file *f = gguf_open(test_shared_path("models/llama-2-tiny-random.gguf"));
+    collm_gguf_file *f = collm_gguf_open(test_shared_path("models/llama-2-tiny-random.gguf"));
     CHECK(f != NULL);
     if (f) {
-        const gguf_tensor_info *t = gguf_find_tensor(f, "token_embd.weight");
-        int64_t n = gguf_tensor_n_elements(t);
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "token_embd.weight");
+        int64_t n = collm_gguf_tensor_n_elements(t);
         float *out = malloc((size_t)n * sizeof(float));
-        CHECK(gguf_tensor_to_f32(t, out) == COLLM_OK);
+        CHECK(collm_gguf_tensor_to_f32(t, out) == COLLM_OK);
         const _Float16 *raw = t->data; // 32-aligned in the mapping
         int bad = 0, nonzero = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -296,77 +296,77 @@ static void test_f16_tensors(void) {
         CHECK(bad == 0);
         CHECK(nonzero > n / 2);
         free(out);
-        gguf_close(f);
+        collm_gguf_close(f);
     }
 
     // tiny-gqa-f32 written as F16 (and BF16) and read back: within rounding
-    gguf_file *src = gguf_open(test_shared_path("models/tiny-gqa-f32.gguf"));
+    collm_gguf_file *src = collm_gguf_open(test_shared_path("models/tiny-gqa-f32.gguf"));
     CHECK(src != NULL);
     if (!src) return;
-    gguf_writer *w = gguf_writer_create();
-    for (int64_t i = 0; i < gguf_n_kv(src); i++) CHECK(gguf_writer_copy_kv(w, src, i) == COLLM_OK);
-    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-        const gguf_tensor_info *t = gguf_tensor(src, i);
-        ggml_type ty = t->n_dims == 2 ? (i % 2 ? GGML_TYPE_F16 : GGML_TYPE_BF16) : GGML_TYPE_F32;
-        CHECK(gguf_writer_add_tensor_f32(w, t->name, ty, t->n_dims, t->ne, t->data) == COLLM_OK);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    for (int64_t i = 0; i < collm_gguf_n_kv(src); i++) CHECK(collm_gguf_writer_copy_kv(w, src, i) == COLLM_OK);
+    for (int64_t i = 0; i < collm_gguf_n_tensors(src); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(src, i);
+        collm_ggml_type ty = t->n_dims == 2 ? (i % 2 ? COLLM_GGML_TYPE_F16 : COLLM_GGML_TYPE_BF16) : COLLM_GGML_TYPE_F32;
+        CHECK(collm_gguf_writer_add_tensor_f32(w, t->name, ty, t->n_dims, t->ne, t->data) == COLLM_OK);
     }
     const char *path = tmp_path("tiny-gqa-half.gguf");
-    CHECK(gguf_writer_write(w, path) == COLLM_OK);
-    gguf_writer_free(w);
-    gguf_file *g = gguf_open(path);
+    CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+    collm_gguf_writer_free(w);
+    collm_gguf_file *g = collm_gguf_open(path);
     CHECK_MSG(g != NULL, "%s", collm_last_error());
     if (g) {
-        CHECK(gguf_n_tensors(g) == gguf_n_tensors(src));
+        CHECK(collm_gguf_n_tensors(g) == collm_gguf_n_tensors(src));
         double worst_f16 = 0, worst_bf16 = 0;
-        for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-            const gguf_tensor_info *a = gguf_tensor(src, i), *b = gguf_tensor(g, i);
-            int64_t n = gguf_tensor_n_elements(a);
+        for (int64_t i = 0; i < collm_gguf_n_tensors(src); i++) {
+            const collm_gguf_tensor_info *a = collm_gguf_tensor(src, i), *b = collm_gguf_tensor(g, i);
+            int64_t n = collm_gguf_tensor_n_elements(a);
             float *fb = malloc((size_t)n * sizeof(float));
-            CHECK(gguf_tensor_to_f32(b, fb) == COLLM_OK);
+            CHECK(collm_gguf_tensor_to_f32(b, fb) == COLLM_OK);
             const float *fa = a->data;
             for (int64_t k = 0; k < n; k++) {
                 double rel = fabs((double)fa[k] - fb[k]) / (fabs(fa[k]) + 1e-30);
-                if (b->type == GGML_TYPE_F16 && fabs(fa[k]) > 0x1p-14 && rel > worst_f16) worst_f16 = rel;
-                if (b->type == GGML_TYPE_BF16 && rel > worst_bf16) worst_bf16 = rel;
-                if (b->type == GGML_TYPE_F32 && fa[k] != fb[k]) worst_f16 = 1;
+                if (b->type == COLLM_GGML_TYPE_F16 && fabs(fa[k]) > 0x1p-14 && rel > worst_f16) worst_f16 = rel;
+                if (b->type == COLLM_GGML_TYPE_BF16 && rel > worst_bf16) worst_bf16 = rel;
+                if (b->type == COLLM_GGML_TYPE_F32 && fa[k] != fb[k]) worst_f16 = 1;
             }
             free(fb);
         }
         CHECK(worst_f16 <= 0x1p-11); // half an ulp of an 11-bit significand
         CHECK(worst_f16 > 0);
         CHECK(worst_bf16 <= 0x1p-8);
-        gguf_close(g);
+        collm_gguf_close(g);
     }
-    gguf_close(src);
+    collm_gguf_close(src);
 }
 
 // --- write -> read round trip of every metadata type ---
 
 static void test_metadata_roundtrip(void) {
-    gguf_writer *w = gguf_writer_create();
+    collm_gguf_writer *w = collm_gguf_writer_create();
     uint8_t u8 = 250;
     int8_t i8 = -100;
     uint16_t u16 = 65000;
     int16_t i16 = -30000;
     int64_t i64 = -((int64_t)1 << 40);
     double f64 = 3.141592653589793;
-    CHECK(gguf_writer_set_scalar(w, "t.u8", GGUF_TYPE_UINT8, &u8) == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.i8", GGUF_TYPE_INT8, &i8) == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.u16", GGUF_TYPE_UINT16, &u16) == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.i16", GGUF_TYPE_INT16, &i16) == COLLM_OK);
-    CHECK(gguf_writer_set_u32(w, "t.u32", 4000000000u) == COLLM_OK);
-    CHECK(gguf_writer_set_i32(w, "t.i32", -2000000000) == COLLM_OK);
-    CHECK(gguf_writer_set_u64(w, "t.u64", 18000000000000000000ull) == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.i64", GGUF_TYPE_INT64, &i64) == COLLM_OK);
-    CHECK(gguf_writer_set_f32(w, "t.f32", 0.1f) == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.f64", GGUF_TYPE_FLOAT64, &f64) == COLLM_OK);
-    CHECK(gguf_writer_set_bool(w, "t.bool", 1) == COLLM_OK);
-    CHECK(gguf_writer_set_str(w, "t.str", "héllo \"world\"") == COLLM_OK);
-    CHECK(gguf_writer_set_str(w, "t.empty", "") == COLLM_OK);
-    CHECK(gguf_writer_set_scalar(w, "t.bad", GGUF_TYPE_STRING, "x") != COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.u8", COLLM_GGUF_TYPE_UINT8, &u8) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.i8", COLLM_GGUF_TYPE_INT8, &i8) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.u16", COLLM_GGUF_TYPE_UINT16, &u16) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.i16", COLLM_GGUF_TYPE_INT16, &i16) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_u32(w, "t.u32", 4000000000u) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_i32(w, "t.i32", -2000000000) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_u64(w, "t.u64", 18000000000000000000ull) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.i64", COLLM_GGUF_TYPE_INT64, &i64) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_f32(w, "t.f32", 0.1f) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.f64", COLLM_GGUF_TYPE_FLOAT64, &f64) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_bool(w, "t.bool", 1) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_str(w, "t.str", "héllo \"world\"") == COLLM_OK);
+    CHECK(collm_gguf_writer_set_str(w, "t.empty", "") == COLLM_OK);
+    CHECK(collm_gguf_writer_set_scalar(w, "t.bad", COLLM_GGUF_TYPE_STRING, "x") != COLLM_OK);
     const char *strs[] = {"a", "", "long string with spaces", "\xe2\x96\x81tok"};
-    CHECK(gguf_writer_set_arr_str(w, "t.arr_str", strs, 4) == COLLM_OK);
-    CHECK(gguf_writer_set_arr_str(w, "t.arr_str_empty", strs, 0) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_arr_str(w, "t.arr_str", strs, 4) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_arr_str(w, "t.arr_str_empty", strs, 0) == COLLM_OK);
     uint8_t au8[3] = {1, 2, 255};
     int8_t ai8[3] = {-1, 0, 1};
     uint16_t au16[2] = {1, 65535};
@@ -378,91 +378,91 @@ static void test_metadata_roundtrip(void) {
     uint64_t au64[2] = {0, UINT64_MAX};
     int64_t ai64[2] = {INT64_MIN, INT64_MAX};
     double af64[2] = {1e300, -1e-300};
-    struct { const char *key; gguf_type t; const void *d; uint64_t n; size_t es; } arrs[] = {
-        {"a.u8", GGUF_TYPE_UINT8, au8, 3, 1},    {"a.i8", GGUF_TYPE_INT8, ai8, 3, 1},
-        {"a.u16", GGUF_TYPE_UINT16, au16, 2, 2}, {"a.i16", GGUF_TYPE_INT16, ai16, 2, 2},
-        {"a.u32", GGUF_TYPE_UINT32, au32, 3, 4}, {"a.i32", GGUF_TYPE_INT32, ai32, 5, 4},
-        {"a.f32", GGUF_TYPE_FLOAT32, af32, 3, 4}, {"a.bool", GGUF_TYPE_BOOL, abool, 2, 1},
-        {"a.u64", GGUF_TYPE_UINT64, au64, 2, 8}, {"a.i64", GGUF_TYPE_INT64, ai64, 2, 8},
-        {"a.f64", GGUF_TYPE_FLOAT64, af64, 2, 8},
+    struct { const char *key; collm_gguf_type t; const void *d; uint64_t n; size_t es; } arrs[] = {
+        {"a.u8", COLLM_GGUF_TYPE_UINT8, au8, 3, 1},    {"a.i8", COLLM_GGUF_TYPE_INT8, ai8, 3, 1},
+        {"a.u16", COLLM_GGUF_TYPE_UINT16, au16, 2, 2}, {"a.i16", COLLM_GGUF_TYPE_INT16, ai16, 2, 2},
+        {"a.u32", COLLM_GGUF_TYPE_UINT32, au32, 3, 4}, {"a.i32", COLLM_GGUF_TYPE_INT32, ai32, 5, 4},
+        {"a.f32", COLLM_GGUF_TYPE_FLOAT32, af32, 3, 4}, {"a.bool", COLLM_GGUF_TYPE_BOOL, abool, 2, 1},
+        {"a.u64", COLLM_GGUF_TYPE_UINT64, au64, 2, 8}, {"a.i64", COLLM_GGUF_TYPE_INT64, ai64, 2, 8},
+        {"a.f64", COLLM_GGUF_TYPE_FLOAT64, af64, 2, 8},
     };
     int n_arrs = (int)(sizeof arrs / sizeof arrs[0]);
-    for (int k = 0; k < n_arrs; k++) CHECK(gguf_writer_set_arr(w, arrs[k].key, arrs[k].t, arrs[k].d, arrs[k].n) == COLLM_OK);
-    CHECK(gguf_writer_set_arr(w, "a.bad", GGUF_TYPE_STRING, strs, 1) != COLLM_OK);
+    for (int k = 0; k < n_arrs; k++) CHECK(collm_gguf_writer_set_arr(w, arrs[k].key, arrs[k].t, arrs[k].d, arrs[k].n) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_arr(w, "a.bad", COLLM_GGUF_TYPE_STRING, strs, 1) != COLLM_OK);
     // replacing keeps the position and takes the new value and type
-    CHECK(gguf_writer_set_u32(w, "t.replace", 1) == COLLM_OK);
-    CHECK(gguf_writer_set_str(w, "t.replace", "now a string") == COLLM_OK);
+    CHECK(collm_gguf_writer_set_u32(w, "t.replace", 1) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_str(w, "t.replace", "now a string") == COLLM_OK);
     const char *path = tmp_path("meta.gguf");
-    CHECK(gguf_writer_write(w, path) == COLLM_OK);
-    gguf_writer_free(w);
+    CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+    collm_gguf_writer_free(w);
 
-    gguf_file *f = gguf_open(path);
+    collm_gguf_file *f = collm_gguf_open(path);
     CHECK_MSG(f != NULL, "%s", collm_last_error());
     if (!f) return;
-    CHECK(gguf_version(f) == 3 && gguf_n_tensors(f) == 0);
-    CHECK(gguf_n_kv(f) == 16 + n_arrs);
-    CHECK_STR(gguf_key(f, 0), "t.u8");
+    CHECK(collm_gguf_version(f) == 3 && collm_gguf_n_tensors(f) == 0);
+    CHECK(collm_gguf_n_kv(f) == 16 + n_arrs);
+    CHECK_STR(collm_gguf_key(f, 0), "t.u8");
     int64_t v = 0;
     uint32_t u = 0;
     float x = 0;
     int b = 0;
-    CHECK(gguf_get_i64(f, "t.u8", &v) == COLLM_OK && v == 250);
-    CHECK(gguf_get_i64(f, "t.i8", &v) == COLLM_OK && v == -100);
-    CHECK(gguf_get_i64(f, "t.u16", &v) == COLLM_OK && v == 65000);
-    CHECK(gguf_get_i64(f, "t.i16", &v) == COLLM_OK && v == -30000);
-    CHECK(gguf_get_u32(f, "t.u32", &u) == COLLM_OK && u == 4000000000u);
-    CHECK(gguf_get_i64(f, "t.i32", &v) == COLLM_OK && v == -2000000000);
-    CHECK(gguf_get_u32(f, "t.i32", &u) != COLLM_OK && strstr(collm_last_error(), "t.i32")); // negative: no u32
-    CHECK(gguf_get_i64(f, "t.u64", &v) != COLLM_OK); // does not fit
-    CHECK(gguf_get_i64(f, "t.i64", &v) == COLLM_OK && v == i64);
-    CHECK(gguf_get_f32(f, "t.f32", &x) == COLLM_OK && x == 0.1f);
-    CHECK(gguf_get_f32(f, "t.f64", &x) == COLLM_OK && x == (float)f64);
-    CHECK(gguf_get_bool(f, "t.bool", &b) == COLLM_OK && b == 1);
-    CHECK(gguf_get_bool(f, "t.u8", &b) != COLLM_OK);
-    CHECK(gguf_kv_type(f, gguf_find_key(f, "t.u16")) == GGUF_TYPE_UINT16);
-    CHECK(gguf_kv_type(f, gguf_find_key(f, "t.f64")) == GGUF_TYPE_FLOAT64);
-    char *s = gguf_get_str_dup(f, "t.str");
+    CHECK(collm_gguf_get_i64(f, "t.u8", &v) == COLLM_OK && v == 250);
+    CHECK(collm_gguf_get_i64(f, "t.i8", &v) == COLLM_OK && v == -100);
+    CHECK(collm_gguf_get_i64(f, "t.u16", &v) == COLLM_OK && v == 65000);
+    CHECK(collm_gguf_get_i64(f, "t.i16", &v) == COLLM_OK && v == -30000);
+    CHECK(collm_gguf_get_u32(f, "t.u32", &u) == COLLM_OK && u == 4000000000u);
+    CHECK(collm_gguf_get_i64(f, "t.i32", &v) == COLLM_OK && v == -2000000000);
+    CHECK(collm_gguf_get_u32(f, "t.i32", &u) != COLLM_OK && strstr(collm_last_error(), "t.i32")); // negative: no u32
+    CHECK(collm_gguf_get_i64(f, "t.u64", &v) != COLLM_OK); // does not fit
+    CHECK(collm_gguf_get_i64(f, "t.i64", &v) == COLLM_OK && v == i64);
+    CHECK(collm_gguf_get_f32(f, "t.f32", &x) == COLLM_OK && x == 0.1f);
+    CHECK(collm_gguf_get_f32(f, "t.f64", &x) == COLLM_OK && x == (float)f64);
+    CHECK(collm_gguf_get_bool(f, "t.bool", &b) == COLLM_OK && b == 1);
+    CHECK(collm_gguf_get_bool(f, "t.u8", &b) != COLLM_OK);
+    CHECK(collm_gguf_kv_type(f, collm_gguf_find_key(f, "t.u16")) == COLLM_GGUF_TYPE_UINT16);
+    CHECK(collm_gguf_kv_type(f, collm_gguf_find_key(f, "t.f64")) == COLLM_GGUF_TYPE_FLOAT64);
+    char *s = collm_gguf_get_str_dup(f, "t.str");
     CHECK_STR(s, "héllo \"world\"");
     free(s);
-    s = gguf_get_str_dup(f, "t.empty");
+    s = collm_gguf_get_str_dup(f, "t.empty");
     CHECK_STR(s, "");
     free(s);
-    s = gguf_get_str_dup(f, "t.replace");
+    s = collm_gguf_get_str_dup(f, "t.replace");
     CHECK_STR(s, "now a string");
     free(s);
-    CHECK(gguf_find_key(f, "t.replace") == gguf_n_kv(f) - 1); // added last, replaced in place
-    int64_t ki = gguf_find_key(f, "t.arr_str");
-    CHECK(gguf_arr_type(f, ki) == GGUF_TYPE_STRING && gguf_arr_n(f, ki) == 4);
+    CHECK(collm_gguf_find_key(f, "t.replace") == collm_gguf_n_kv(f) - 1); // added last, replaced in place
+    int64_t ki = collm_gguf_find_key(f, "t.arr_str");
+    CHECK(collm_gguf_arr_type(f, ki) == COLLM_GGUF_TYPE_STRING && collm_gguf_arr_n(f, ki) == 4);
     int ok = 1;
     for (uint64_t j = 0; j < 4; j++) {
         uint64_t len = 99;
-        const char *e = gguf_arr_str(f, ki, j, &len);
+        const char *e = collm_gguf_arr_str(f, ki, j, &len);
         if (!e || len != strlen(strs[j]) || memcmp(e, strs[j], (size_t)len) != 0) ok = 0;
     }
     CHECK(ok);
     uint64_t len;
-    CHECK(gguf_arr_str(f, ki, 4, &len) == NULL);
-    CHECK(gguf_arr_n(f, gguf_find_key(f, "t.arr_str_empty")) == 0);
+    CHECK(collm_gguf_arr_str(f, ki, 4, &len) == NULL);
+    CHECK(collm_gguf_arr_n(f, collm_gguf_find_key(f, "t.arr_str_empty")) == 0);
     for (int k = 0; k < n_arrs; k++) {
-        int64_t i = gguf_find_key(f, arrs[k].key);
-        CHECK(gguf_kv_type(f, i) == GGUF_TYPE_ARRAY && gguf_arr_type(f, i) == arrs[k].t && gguf_arr_n(f, i) == arrs[k].n);
-        const void *d = gguf_arr_data(f, i);
+        int64_t i = collm_gguf_find_key(f, arrs[k].key);
+        CHECK(collm_gguf_kv_type(f, i) == COLLM_GGUF_TYPE_ARRAY && collm_gguf_arr_type(f, i) == arrs[k].t && collm_gguf_arr_n(f, i) == arrs[k].n);
+        const void *d = collm_gguf_arr_data(f, i);
         CHECK_MSG(d && memcmp(d, arrs[k].d, arrs[k].n * arrs[k].es) == 0, "%s", arrs[k].key);
     }
     char buf[256];
-    gguf_format_value(f, gguf_find_key(f, "t.i16"), buf, sizeof buf);
+    collm_gguf_format_value(f, collm_gguf_find_key(f, "t.i16"), buf, sizeof buf);
     CHECK_STR(buf, "-30000");
-    gguf_format_value(f, gguf_find_key(f, "t.str"), buf, sizeof buf);
+    collm_gguf_format_value(f, collm_gguf_find_key(f, "t.str"), buf, sizeof buf);
     CHECK_STR(buf, "\"héllo \\\"world\\\"\"");
-    gguf_format_value(f, gguf_find_key(f, "a.i32"), buf, sizeof buf);
+    collm_gguf_format_value(f, collm_gguf_find_key(f, "a.i32"), buf, sizeof buf);
     CHECK_STR(buf, "[i32 x 5]");
-    gguf_format_array_preview(f, gguf_find_key(f, "a.i32"), 3, buf, sizeof buf);
+    collm_gguf_format_array_preview(f, collm_gguf_find_key(f, "a.i32"), 3, buf, sizeof buf);
     CHECK_STR(buf, "[i32 x 5] -5, 0, 5, ...");
-    gguf_format_array_preview(f, gguf_find_key(f, "t.arr_str"), 2, buf, sizeof buf);
+    collm_gguf_format_array_preview(f, collm_gguf_find_key(f, "t.arr_str"), 2, buf, sizeof buf);
     CHECK_STR(buf, "[str x 4] \"a\", \"\", ...");
-    gguf_format_value(f, gguf_find_key(f, "t.bool"), buf, 3); // truncation stays NUL-terminated
+    collm_gguf_format_value(f, collm_gguf_find_key(f, "t.bool"), buf, 3); // truncation stays NUL-terminated
     CHECK(strlen(buf) <= 2);
-    gguf_close(f);
+    collm_gguf_close(f);
 }
 
 // --- tensors of every type, 1..4 dims, with a non-default alignment ---
@@ -470,91 +470,91 @@ static void test_metadata_roundtrip(void) {
 static void test_tensor_roundtrip(void) {
     for (int pass = 0; pass < 2; pass++) {
         uint32_t align = pass ? 64 : 32;
-        gguf_writer *w = gguf_writer_create();
-        if (pass) CHECK(gguf_writer_set_u32(w, "general.alignment", align) == COLLM_OK);
+        collm_gguf_writer *w = collm_gguf_writer_create();
+        if (pass) CHECK(collm_gguf_writer_set_u32(w, "general.alignment", align) == COLLM_OK);
         unsigned char bytes[4096];
         for (int i = 0; i < 4096; i++) bytes[i] = (unsigned char)(i * 7 + 3);
-        struct { const char *name; ggml_type t; int nd; int64_t ne[4]; } ts[] = {
-            {"f32.1d", GGML_TYPE_F32, 1, {5, 1, 1, 1}},      {"f16.2d", GGML_TYPE_F16, 2, {3, 7, 1, 1}},
-            {"bf16.3d", GGML_TYPE_BF16, 3, {2, 3, 4, 1}},    {"q8.4d", GGML_TYPE_Q8_0, 4, {32, 2, 1, 3}},
-            {"q4.2d", GGML_TYPE_Q4_0, 2, {64, 3, 1, 1}},      {"i32.1d", GGML_TYPE_I32, 1, {9, 1, 1, 1}},
-            {"q4_1.1d", GGML_TYPE_Q4_1, 1, {32, 1, 1, 1}},
+        struct { const char *name; collm_ggml_type t; int nd; int64_t ne[4]; } ts[] = {
+            {"f32.1d", COLLM_GGML_TYPE_F32, 1, {5, 1, 1, 1}},      {"f16.2d", COLLM_GGML_TYPE_F16, 2, {3, 7, 1, 1}},
+            {"bf16.3d", COLLM_GGML_TYPE_BF16, 3, {2, 3, 4, 1}},    {"q8.4d", COLLM_GGML_TYPE_Q8_0, 4, {32, 2, 1, 3}},
+            {"q4.2d", COLLM_GGML_TYPE_Q4_0, 2, {64, 3, 1, 1}},      {"i32.1d", COLLM_GGML_TYPE_I32, 1, {9, 1, 1, 1}},
+            {"q4_1.1d", COLLM_GGML_TYPE_Q4_1, 1, {32, 1, 1, 1}},
         };
         int nt = (int)(sizeof ts / sizeof ts[0]);
-        for (int k = 0; k < nt; k++) CHECK(gguf_writer_add_tensor(w, ts[k].name, ts[k].t, ts[k].nd, ts[k].ne, bytes) == COLLM_OK);
-        CHECK(gguf_writer_add_tensor(w, "f32.1d", GGML_TYPE_F32, 1, ts[0].ne, bytes) != COLLM_OK); // duplicate
-        CHECK(gguf_writer_add_tensor(w, "0123456789012345678901234567890123456789012345678901234567890123", GGML_TYPE_F32, 1,
+        for (int k = 0; k < nt; k++) CHECK(collm_gguf_writer_add_tensor(w, ts[k].name, ts[k].t, ts[k].nd, ts[k].ne, bytes) == COLLM_OK);
+        CHECK(collm_gguf_writer_add_tensor(w, "f32.1d", COLLM_GGML_TYPE_F32, 1, ts[0].ne, bytes) != COLLM_OK); // duplicate
+        CHECK(collm_gguf_writer_add_tensor(w, "0123456789012345678901234567890123456789012345678901234567890123", COLLM_GGML_TYPE_F32, 1,
                                      ts[0].ne, bytes) != COLLM_OK); // 64-byte name
         int64_t zero[1] = {0};
-        CHECK(gguf_writer_add_tensor(w, "zero", GGML_TYPE_F32, 1, zero, bytes) != COLLM_OK);
-        CHECK(gguf_writer_add_tensor(w, "dims", GGML_TYPE_F32, 5, ts[0].ne, bytes) != COLLM_OK);
+        CHECK(collm_gguf_writer_add_tensor(w, "zero", COLLM_GGML_TYPE_F32, 1, zero, bytes) != COLLM_OK);
+        CHECK(collm_gguf_writer_add_tensor(w, "dims", COLLM_GGML_TYPE_F32, 5, ts[0].ne, bytes) != COLLM_OK);
         const char *path = tmp_path("tensors.gguf");
-        CHECK(gguf_writer_write(w, path) == COLLM_OK);
-        gguf_writer_free(w);
-        gguf_file *f = gguf_open(path);
+        CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+        collm_gguf_writer_free(w);
+        collm_gguf_file *f = collm_gguf_open(path);
         CHECK_MSG(f != NULL, "%s", collm_last_error());
         if (!f) continue;
-        CHECK(gguf_alignment(f) == align);
-        CHECK(gguf_data_offset(f) % align == 0);
-        CHECK(gguf_n_tensors(f) == nt);
+        CHECK(collm_gguf_alignment(f) == align);
+        CHECK(collm_gguf_data_offset(f) % align == 0);
+        CHECK(collm_gguf_n_tensors(f) == nt);
         size_t end = 0;
         for (int k = 0; k < nt; k++) {
-            const gguf_tensor_info *t = gguf_tensor(f, k);
+            const collm_gguf_tensor_info *t = collm_gguf_tensor(f, k);
             CHECK_STR(t->name, ts[k].name);
             int same = t->type == ts[k].t && t->n_dims == ts[k].nd;
             for (int d = 0; d < 4; d++) same = same && t->ne[d] == ts[k].ne[d];
             CHECK(same);
-            CHECK(t->offset % align == 0 && ((uintptr_t)t->data - (uintptr_t)gguf_tensor(f, 0)->data) == t->offset);
+            CHECK(t->offset % align == 0 && ((uintptr_t)t->data - (uintptr_t)collm_gguf_tensor(f, 0)->data) == t->offset);
             CHECK(memcmp(t->data, bytes, t->n_bytes) == 0);
-            end = gguf_data_offset(f) + t->offset + t->n_bytes;
+            end = collm_gguf_data_offset(f) + t->offset + t->n_bytes;
         }
-        CHECK(gguf_file_size(f) >= end && gguf_file_size(f) % align == 0); // ends padded, like ggml
+        CHECK(collm_gguf_file_size(f) >= end && collm_gguf_file_size(f) % align == 0); // ends padded, like ggml
         float out[40];
-        CHECK(gguf_tensor_to_f32(gguf_find_tensor(f, "i32.1d"), out) != COLLM_OK); // not decodable
-        gguf_close(f);
+        CHECK(collm_gguf_tensor_to_f32(collm_gguf_find_tensor(f, "i32.1d"), out) != COLLM_OK); // not decodable
+        collm_gguf_close(f);
     }
     // bad alignment is refused at write time
-    gguf_writer *w = gguf_writer_create();
-    CHECK(gguf_writer_set_u32(w, "general.alignment", 48) == COLLM_OK);
-    CHECK(gguf_writer_write(w, tmp_path("badalign.gguf")) != COLLM_OK && strstr(collm_last_error(), "general.alignment"));
-    gguf_writer_free(w);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    CHECK(collm_gguf_writer_set_u32(w, "general.alignment", 48) == COLLM_OK);
+    CHECK(collm_gguf_writer_write(w, tmp_path("badalign.gguf")) != COLLM_OK && strstr(collm_last_error(), "general.alignment"));
+    collm_gguf_writer_free(w);
 }
 
 // --- copy every kv and tensor of stories260K; compare everything ---
 
 static void test_copy_model(void) {
     const char *src_path = test_shared_path("models/stories260K.gguf");
-    gguf_file *src = gguf_open(src_path);
+    collm_gguf_file *src = collm_gguf_open(src_path);
     CHECK(src != NULL);
     if (!src) return;
-    gguf_writer *w = gguf_writer_create();
-    for (int64_t i = 0; i < gguf_n_kv(src); i++) CHECK(gguf_writer_copy_kv(w, src, i) == COLLM_OK);
-    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-        const gguf_tensor_info *t = gguf_tensor(src, i);
-        CHECK(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) == COLLM_OK);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    for (int64_t i = 0; i < collm_gguf_n_kv(src); i++) CHECK(collm_gguf_writer_copy_kv(w, src, i) == COLLM_OK);
+    for (int64_t i = 0; i < collm_gguf_n_tensors(src); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(src, i);
+        CHECK(collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) == COLLM_OK);
     }
-    CHECK(gguf_writer_copy_kv(w, src, gguf_n_kv(src)) != COLLM_OK);
+    CHECK(collm_gguf_writer_copy_kv(w, src, collm_gguf_n_kv(src)) != COLLM_OK);
     const char *path = tmp_path("stories-copy.gguf");
-    CHECK(gguf_writer_write(w, path) == COLLM_OK);
-    gguf_writer_free(w);
-    gguf_file *f = gguf_open(path);
+    CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+    collm_gguf_writer_free(w);
+    collm_gguf_file *f = collm_gguf_open(path);
     CHECK_MSG(f != NULL, "%s", collm_last_error());
     if (f) {
-        CHECK(gguf_n_kv(f) == gguf_n_kv(src) && gguf_n_tensors(f) == gguf_n_tensors(src));
+        CHECK(collm_gguf_n_kv(f) == collm_gguf_n_kv(src) && collm_gguf_n_tensors(f) == collm_gguf_n_tensors(src));
         int ok = 1;
         char a[512], b[512];
-        for (int64_t i = 0; i < gguf_n_kv(src); i++) {
-            if (strcmp(gguf_key(f, i), gguf_key(src, i)) != 0 || gguf_kv_type(f, i) != gguf_kv_type(src, i)) ok = 0;
-            gguf_format_array_preview(f, i, 1000, a, sizeof a);
-            gguf_format_array_preview(src, i, 1000, b, sizeof b);
+        for (int64_t i = 0; i < collm_gguf_n_kv(src); i++) {
+            if (strcmp(collm_gguf_key(f, i), collm_gguf_key(src, i)) != 0 || collm_gguf_kv_type(f, i) != collm_gguf_kv_type(src, i)) ok = 0;
+            collm_gguf_format_array_preview(f, i, 1000, a, sizeof a);
+            collm_gguf_format_array_preview(src, i, 1000, b, sizeof b);
             if (strcmp(a, b) != 0) ok = 0;
-            const void *da = gguf_arr_data(f, i), *db = gguf_arr_data(src, i);
-            if (da && memcmp(da, db, gguf_arr_n(src, i) * 4) != 0) ok = 0; // scores f32, token types i32
+            const void *da = collm_gguf_arr_data(f, i), *db = collm_gguf_arr_data(src, i);
+            if (da && memcmp(da, db, collm_gguf_arr_n(src, i) * 4) != 0) ok = 0; // scores f32, token types i32
         }
         CHECK(ok);
         ok = 1;
-        for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-            const gguf_tensor_info *ta = gguf_tensor(src, i), *tb = gguf_tensor(f, i);
+        for (int64_t i = 0; i < collm_gguf_n_tensors(src); i++) {
+            const collm_gguf_tensor_info *ta = collm_gguf_tensor(src, i), *tb = collm_gguf_tensor(f, i);
             if (strcmp(ta->name, tb->name) || ta->type != tb->type || ta->n_bytes != tb->n_bytes ||
                 memcmp(ta->ne, tb->ne, sizeof ta->ne) || memcmp(ta->data, tb->data, ta->n_bytes))
                 ok = 0;
@@ -567,9 +567,9 @@ static void test_copy_model(void) {
             collm_unmap_file(&mb);
             collm_unmap_file(&ma);
         }
-        gguf_close(f);
+        collm_gguf_close(f);
     }
-    gguf_close(src);
+    collm_gguf_close(src);
 }
 
 // --- damaged and lying files ---
@@ -598,7 +598,7 @@ static void b_header(byte_buf *b, uint64_t n_tensors, uint64_t n_kv) {
 }
 static void b_kv_u32(byte_buf *b, const char *key, uint32_t v) {
     b_str(b, key);
-    b_u32(b, GGUF_TYPE_UINT32);
+    b_u32(b, COLLM_GGUF_TYPE_UINT32);
     b_u32(b, v);
 }
 static void b_tensor(byte_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset) {
@@ -623,16 +623,16 @@ static void write_bytes(const char *path, const void *p, size_t n) {
     fclose(fp);
 }
 
-static gguf_file *open_buf(const byte_buf *b, const char *name) {
+static collm_gguf_file *open_buf(const byte_buf *b, const char *name) {
     const char *path = tmp_path(name);
     write_bytes(path, b->b, b->n);
-    return gguf_open(path);
+    return collm_gguf_open(path);
 }
 
 // The file must be refused with a message that names the path, says "offset"
 // or names the key/tensor, and contains `needle`.
 static void expect_fail(const byte_buf *b, const char *name, const char *needle, int line) {
-    gguf_file *f = open_buf(b, name);
+    collm_gguf_file *f = open_buf(b, name);
     const char *msg = collm_last_error();
     int ok = f == NULL && strstr(msg, name) && strstr(msg, needle) && (strstr(msg, "offset") || strstr(msg, "key"));
     if (ok) test_passed_count++;
@@ -641,7 +641,7 @@ static void expect_fail(const byte_buf *b, const char *name, const char *needle,
         fprintf(stderr, "FAIL %s:%d: %s: expected failure with '%s', got %s: %s\n", __FILE__, line, name, needle,
                 f ? "success" : "failure", msg);
     }
-    gguf_close(f);
+    collm_gguf_close(f);
 }
 #define EXPECT_FAIL(b, name, needle) expect_fail(b, name, needle, __LINE__)
 
@@ -651,7 +651,7 @@ static void good_file(byte_buf *b, uint32_t alignment_value, int with_alignment)
     b_header(b, 1, with_alignment ? 2 : 1);
     b_kv_u32(b, "x.n", 7);
     if (with_alignment) b_kv_u32(b, "general.alignment", alignment_value);
-    b_tensor(b, "w", 1, ne, GGML_TYPE_F32, 0);
+    b_tensor(b, "w", 1, ne, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     for (int i = 0; i < 8; i++) {
         float v = (float)i;
@@ -664,17 +664,17 @@ static void test_lying_files(void) {
     uint64_t ne1[1] = {8};
 
     good_file(b, 0, 0);
-    gguf_file *f = open_buf(b, "good.gguf");
+    collm_gguf_file *f = open_buf(b, "good.gguf");
     CHECK_MSG(f != NULL, "%s", collm_last_error());
     if (f) {
         float out[8];
-        CHECK(gguf_tensor_to_f32(gguf_find_tensor(f, "w"), out) == COLLM_OK && out[7] == 7.0f);
-        gguf_close(f);
+        CHECK(collm_gguf_tensor_to_f32(collm_gguf_find_tensor(f, "w"), out) == COLLM_OK && out[7] == 7.0f);
+        collm_gguf_close(f);
     }
     good_file(b, 16, 1);
     f = open_buf(b, "good16.gguf");
-    CHECK(f != NULL && gguf_alignment(f) == 16);
-    gguf_close(f);
+    CHECK(f != NULL && collm_gguf_alignment(f) == 16);
+    collm_gguf_close(f);
 
     b->n = 0;
     EXPECT_FAIL(b, "empty.gguf", "magic");
@@ -689,8 +689,8 @@ static void test_lying_files(void) {
     good_file(b, 0, 0);
     b->b[4] = 2; // v2 has the same layout as v3
     f = open_buf(b, "v2.gguf");
-    CHECK(f != NULL && gguf_version(f) == 2);
-    gguf_close(f);
+    CHECK(f != NULL && collm_gguf_version(f) == 2);
+    collm_gguf_close(f);
 
     good_file(b, 0, 0);
     uint64_t huge = (uint64_t)1 << 60;
@@ -715,7 +715,7 @@ static void test_lying_files(void) {
     // string value length past the end
     b_header(b, 0, 1);
     b_str(b, "s.key");
-    b_u32(b, GGUF_TYPE_STRING);
+    b_u32(b, COLLM_GGUF_TYPE_STRING);
     b_u64(b, 1u << 30);
     b_raw(b, "abc", 3);
     EXPECT_FAIL(b, "strlen.gguf", "s.key");
@@ -728,22 +728,22 @@ static void test_lying_files(void) {
     EXPECT_FAIL(b, "valtype.gguf", "t.key");
     b_header(b, 0, 1);
     b_str(b, "a.key");
-    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
     b_u32(b, 77);
     b_u64(b, 1);
     b_u32(b, 0);
     EXPECT_FAIL(b, "arrtype.gguf", "a.key");
     b_header(b, 0, 1);
     b_str(b, "a.huge");
-    b_u32(b, GGUF_TYPE_ARRAY);
-    b_u32(b, GGUF_TYPE_UINT64);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_UINT64);
     b_u64(b, (uint64_t)1 << 62); // * 8 overflows 64 bits
     b_u64(b, 0);
     EXPECT_FAIL(b, "arrhuge.gguf", "a.huge");
     b_header(b, 0, 1);
     b_str(b, "a.strs");
-    b_u32(b, GGUF_TYPE_ARRAY);
-    b_u32(b, GGUF_TYPE_STRING);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_STRING);
     b_u64(b, 3);
     b_str(b, "one");
     b_u64(b, 999); // second string runs past the end
@@ -766,30 +766,30 @@ static void test_lying_files(void) {
     EXPECT_FAIL(b, "align0.gguf", "general.alignment");
     b_header(b, 0, 1);
     b_str(b, "general.alignment");
-    b_u32(b, GGUF_TYPE_UINT64);
+    b_u32(b, COLLM_GGUF_TYPE_UINT64);
     b_u64(b, 32);
     EXPECT_FAIL(b, "align64.gguf", "general.alignment");
 
     // tensors: offset past the end, misaligned, duplicate name, unknown type,
     // bad n_dims, zero / overflowing ne, name too long, partial Q4_0 block
     b_header(b, 1, 0);
-    b_tensor(b, "w.past", 1, ne1, GGML_TYPE_F32, 64);
+    b_tensor(b, "w.past", 1, ne1, COLLM_GGML_TYPE_F32, 64);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tpast.gguf", "w.past");
     b_header(b, 1, 0);
-    b_tensor(b, "w.huge", 1, ne1, GGML_TYPE_F32, UINT64_MAX - 31);
+    b_tensor(b, "w.huge", 1, ne1, COLLM_GGML_TYPE_F32, UINT64_MAX - 31);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "thuge.gguf", "w.huge");
     b_header(b, 1, 0);
-    b_tensor(b, "w.mis", 1, ne1, GGML_TYPE_F32, 4);
+    b_tensor(b, "w.mis", 1, ne1, COLLM_GGML_TYPE_F32, 4);
     b_pad(b, 32);
     b_zeros(b, 64);
     EXPECT_FAIL(b, "tmis.gguf", "w.mis");
     b_header(b, 2, 0);
-    b_tensor(b, "w.dup", 1, ne1, GGML_TYPE_F32, 0);
-    b_tensor(b, "w.dup", 1, ne1, GGML_TYPE_F32, 32);
+    b_tensor(b, "w.dup", 1, ne1, COLLM_GGML_TYPE_F32, 0);
+    b_tensor(b, "w.dup", 1, ne1, COLLM_GGML_TYPE_F32, 32);
     b_pad(b, 32);
     b_zeros(b, 64);
     EXPECT_FAIL(b, "tdup.gguf", "duplicate");
@@ -804,70 +804,70 @@ static void test_lying_files(void) {
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tq5k.gguf", "unknown ggml type");
     b_header(b, 1, 0);
-    b_tensor(b, "w.dims", 0, ne1, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.dims", 0, ne1, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tdims0.gguf", "n_dims");
     uint64_t ne5[5] = {1, 1, 1, 1, 8};
     b_header(b, 1, 0);
-    b_tensor(b, "w.dims5", 5, ne5, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.dims5", 5, ne5, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tdims5.gguf", "n_dims");
     uint64_t ne0[2] = {8, 0};
     b_header(b, 1, 0);
-    b_tensor(b, "w.ne0", 2, ne0, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.ne0", 2, ne0, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     EXPECT_FAIL(b, "tne0.gguf", "w.ne0");
     uint64_t neov[3] = {(uint64_t)1 << 32, (uint64_t)1 << 32, 4};
     b_header(b, 1, 0);
-    b_tensor(b, "w.ovf", 3, neov, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.ovf", 3, neov, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     EXPECT_FAIL(b, "tovf.gguf", "overflow");
     uint64_t nebig[2] = {(uint64_t)1 << 31, (uint64_t)1 << 31}; // 2^62 elements: n_bytes overflows / past end
     b_header(b, 1, 0);
-    b_tensor(b, "w.big", 2, nebig, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.big", 2, nebig, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     EXPECT_FAIL(b, "tbig.gguf", "w.big");
     b_header(b, 1, 0);
-    b_tensor(b, "0123456789012345678901234567890123456789012345678901234567890123", 1, ne1, GGML_TYPE_F32, 0);
+    b_tensor(b, "0123456789012345678901234567890123456789012345678901234567890123", 1, ne1, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tname.gguf", "name");
     uint64_t ne16[1] = {16};
     b_header(b, 1, 0);
-    b_tensor(b, "w.q4", 1, ne16, GGML_TYPE_Q4_0, 0);
+    b_tensor(b, "w.q4", 1, ne16, COLLM_GGML_TYPE_Q4_0, 0);
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tq4.gguf", "block");
     // data section itself missing
     b_header(b, 1, 0);
-    b_tensor(b, "w.nodata", 1, ne1, GGML_TYPE_F32, 0);
+    b_tensor(b, "w.nodata", 1, ne1, COLLM_GGML_TYPE_F32, 0);
     EXPECT_FAIL(b, "nodata.gguf", "offset");
 
     // nested arrays are legal: [[1,2],[3,4,5]] and [["a"],["b","c"]], then a normal key
     b_header(b, 0, 3);
     b_str(b, "n.u32");
-    b_u32(b, GGUF_TYPE_ARRAY);
-    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
     b_u64(b, 2);
-    b_u32(b, GGUF_TYPE_UINT32);
+    b_u32(b, COLLM_GGUF_TYPE_UINT32);
     b_u64(b, 2);
     b_u32(b, 1);
     b_u32(b, 2);
-    b_u32(b, GGUF_TYPE_UINT32);
+    b_u32(b, COLLM_GGUF_TYPE_UINT32);
     b_u64(b, 3);
     b_u32(b, 3);
     b_u32(b, 4);
     b_u32(b, 5);
     b_str(b, "n.str");
-    b_u32(b, GGUF_TYPE_ARRAY);
-    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
     b_u64(b, 2);
-    b_u32(b, GGUF_TYPE_STRING);
+    b_u32(b, COLLM_GGUF_TYPE_STRING);
     b_u64(b, 1);
     b_str(b, "a");
-    b_u32(b, GGUF_TYPE_STRING);
+    b_u32(b, COLLM_GGUF_TYPE_STRING);
     b_u64(b, 2);
     b_str(b, "b");
     b_str(b, "c");
@@ -875,35 +875,35 @@ static void test_lying_files(void) {
     f = open_buf(b, "nested.gguf");
     CHECK_MSG(f != NULL, "%s", collm_last_error());
     if (f) {
-        int64_t i = gguf_find_key(f, "n.u32");
-        CHECK(gguf_arr_type(f, i) == GGUF_TYPE_ARRAY && gguf_arr_n(f, i) == 2 && gguf_arr_data(f, i) == NULL);
+        int64_t i = collm_gguf_find_key(f, "n.u32");
+        CHECK(collm_gguf_arr_type(f, i) == COLLM_GGUF_TYPE_ARRAY && collm_gguf_arr_n(f, i) == 2 && collm_gguf_arr_data(f, i) == NULL);
         uint64_t len;
-        CHECK(gguf_arr_str(f, gguf_find_key(f, "n.str"), 0, &len) == NULL);
+        CHECK(collm_gguf_arr_str(f, collm_gguf_find_key(f, "n.str"), 0, &len) == NULL);
         uint32_t v = 0;
-        CHECK(gguf_get_u32(f, "after", &v) == COLLM_OK && v == 42);
+        CHECK(collm_gguf_get_u32(f, "after", &v) == COLLM_OK && v == 42);
         char buf[64];
-        gguf_format_array_preview(f, i, 4, buf, sizeof buf);
+        collm_gguf_format_array_preview(f, i, 4, buf, sizeof buf);
         CHECK_STR(buf, "[arr x 2]");
         // copy_kv carries nested arrays through the writer unchanged
-        gguf_writer *w = gguf_writer_create();
-        for (int64_t k = 0; k < gguf_n_kv(f); k++) CHECK(gguf_writer_copy_kv(w, f, k) == COLLM_OK);
-        CHECK(gguf_writer_write(w, tmp_path("nested-copy.gguf")) == COLLM_OK);
-        gguf_writer_free(w);
-        gguf_file *g = gguf_open(tmp_path("nested-copy.gguf"));
-        CHECK(g && gguf_n_kv(g) == 3 && gguf_arr_n(g, gguf_find_key(g, "n.str")) == 2 &&
-              gguf_get_u32(g, "after", &v) == COLLM_OK && v == 42);
-        gguf_close(g);
-        gguf_close(f);
+        collm_gguf_writer *w = collm_gguf_writer_create();
+        for (int64_t k = 0; k < collm_gguf_n_kv(f); k++) CHECK(collm_gguf_writer_copy_kv(w, f, k) == COLLM_OK);
+        CHECK(collm_gguf_writer_write(w, tmp_path("nested-copy.gguf")) == COLLM_OK);
+        collm_gguf_writer_free(w);
+        collm_gguf_file *g = collm_gguf_open(tmp_path("nested-copy.gguf"));
+        CHECK(g && collm_gguf_n_kv(g) == 3 && collm_gguf_arr_n(g, collm_gguf_find_key(g, "n.str")) == 2 &&
+              collm_gguf_get_u32(g, "after", &v) == COLLM_OK && v == 42);
+        collm_gguf_close(g);
+        collm_gguf_close(f);
     }
     // nesting deeper than the limit
     b_header(b, 0, 1);
     b_str(b, "deep");
-    b_u32(b, GGUF_TYPE_ARRAY);
+    b_u32(b, COLLM_GGUF_TYPE_ARRAY);
     for (int d = 0; d < 20; d++) {
-        b_u32(b, GGUF_TYPE_ARRAY);
+        b_u32(b, COLLM_GGUF_TYPE_ARRAY);
         b_u64(b, 1);
     }
-    b_u32(b, GGUF_TYPE_UINT8);
+    b_u32(b, COLLM_GGUF_TYPE_UINT8);
     b_u64(b, 0);
     EXPECT_FAIL(b, "deep.gguf", "nested");
     free(b);
@@ -913,41 +913,41 @@ static void test_lying_files(void) {
 // checks the reads). Failure: the message names the path and an offset or a
 // key. Returns 1 if it behaved.
 static int open_damaged(const char *path, float *scratch, size_t scratch_n) {
-    gguf_file *f = gguf_open(path);
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) {
         const char *msg = collm_last_error();
         return strstr(msg, path) && (strstr(msg, "offset") || strstr(msg, "key"));
     }
     char buf[256];
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) gguf_format_array_preview(f, i, 8, buf, sizeof buf);
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor_info *t = gguf_tensor(f, i);
-        if (gguf_tensor_type_supported(t->type) && (size_t)gguf_tensor_n_elements(t) <= scratch_n) gguf_tensor_to_f32(t, scratch);
+    for (int64_t i = 0; i < collm_gguf_n_kv(f); i++) collm_gguf_format_array_preview(f, i, 8, buf, sizeof buf);
+    for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        if (collm_gguf_tensor_type_supported(t->type) && (size_t)collm_gguf_tensor_n_elements(t) <= scratch_n) collm_gguf_tensor_to_f32(t, scratch);
     }
-    gguf_close(f);
+    collm_gguf_close(f);
     return 1;
 }
 
 // A small file with every kind of content for the damage tests.
 static const char *build_damage_source(void) {
-    gguf_writer *w = gguf_writer_create();
-    gguf_writer_set_u32(w, "d.u32", 5);
-    gguf_writer_set_str(w, "d.str", "hello");
-    gguf_writer_set_f32(w, "d.f32", 1.5f);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    collm_gguf_writer_set_u32(w, "d.u32", 5);
+    collm_gguf_writer_set_str(w, "d.str", "hello");
+    collm_gguf_writer_set_f32(w, "d.f32", 1.5f);
     const char *strs[] = {"x", "yy", "zzz"};
-    gguf_writer_set_arr_str(w, "d.strs", strs, 3);
+    collm_gguf_writer_set_arr_str(w, "d.strs", strs, 3);
     int32_t ints[4] = {1, 2, 3, 4};
-    gguf_writer_set_arr(w, "d.ints", GGUF_TYPE_INT32, ints, 4);
+    collm_gguf_writer_set_arr(w, "d.ints", COLLM_GGUF_TYPE_INT32, ints, 4);
     unsigned char data[256];
     for (int i = 0; i < 256; i++) data[i] = (unsigned char)(i * 13);
     int64_t ne2[2] = {4, 2}, ne32[1] = {32}, ne64[1] = {64};
-    gguf_writer_add_tensor(w, "t.f32", GGML_TYPE_F32, 2, ne2, data);
-    gguf_writer_add_tensor(w, "t.f16", GGML_TYPE_F16, 2, ne2, data);
-    gguf_writer_add_tensor(w, "t.q8", GGML_TYPE_Q8_0, 1, ne32, data);
-    gguf_writer_add_tensor(w, "t.q4", GGML_TYPE_Q4_0, 1, ne64, data);
+    collm_gguf_writer_add_tensor(w, "t.f32", COLLM_GGML_TYPE_F32, 2, ne2, data);
+    collm_gguf_writer_add_tensor(w, "t.f16", COLLM_GGML_TYPE_F16, 2, ne2, data);
+    collm_gguf_writer_add_tensor(w, "t.q8", COLLM_GGML_TYPE_Q8_0, 1, ne32, data);
+    collm_gguf_writer_add_tensor(w, "t.q4", COLLM_GGML_TYPE_Q4_0, 1, ne64, data);
     const char *path = tmp_path("damage-src.gguf");
-    if (gguf_writer_write(w, path) != COLLM_OK) fprintf(stderr, "%s\n", collm_last_error());
-    gguf_writer_free(w);
+    if (collm_gguf_writer_write(w, path) != COLLM_OK) fprintf(stderr, "%s\n", collm_last_error());
+    collm_gguf_writer_free(w);
     return path;
 }
 
@@ -978,19 +978,19 @@ static void test_truncations(void) {
         size_t every_below = cases[c].every_below;
         // tensors present: a file cut before the end of the last tensor must fail
         size_t must_fail_below = n;
-        gguf_file *orig = gguf_open(src);
+        collm_gguf_file *orig = collm_gguf_open(src);
         CHECK(orig != NULL);
-        if (orig && gguf_n_tensors(orig) > 0) {
+        if (orig && collm_gguf_n_tensors(orig) > 0) {
             size_t end = 0;
-            for (int64_t i = 0; i < gguf_n_tensors(orig); i++) {
-                const gguf_tensor_info *t = gguf_tensor(orig, i);
-                size_t e = gguf_data_offset(orig) + t->offset + t->n_bytes;
+            for (int64_t i = 0; i < collm_gguf_n_tensors(orig); i++) {
+                const collm_gguf_tensor_info *t = collm_gguf_tensor(orig, i);
+                size_t e = collm_gguf_data_offset(orig) + t->offset + t->n_bytes;
                 if (e > end) end = e;
             }
             must_fail_below = end;
-            if (every_below == 0) every_below = gguf_data_offset(orig);
+            if (every_below == 0) every_below = collm_gguf_data_offset(orig);
         }
-        gguf_close(orig);
+        collm_gguf_close(orig);
         char name[64];
         snprintf(name, sizeof name, "trunc-%d.gguf", c);
         const char *path = tmp_path(name);
@@ -1001,10 +1001,10 @@ static void test_truncations(void) {
             if (k >= every_below && k % cases[c].stride != 0) continue;
             if (truncate(path, (off_t)k) != 0) break;
             tried++;
-            gguf_file *f = gguf_open(path);
+            collm_gguf_file *f = collm_gguf_open(path);
             if (f) {
                 if (k < must_fail_below) wrongly_ok++;
-                gguf_close(f);
+                collm_gguf_close(f);
             } else if (!(strstr(collm_last_error(), path) &&
                          (strstr(collm_last_error(), "offset") || strstr(collm_last_error(), "key")))) {
                 if (behaved) fprintf(stderr, "truncated at %zu: unexpected message: %s\n", k, collm_last_error());
@@ -1046,9 +1046,9 @@ static void test_byte_flips(void) {
             if (trial % 5 == 0) copy[pos] = 0xff; // saturate: huge lengths / counts
         }
         write_bytes(path, copy, n);
-        gguf_file *probe = gguf_open(path);
+        collm_gguf_file *probe = collm_gguf_open(path);
         if (!probe) failed++;
-        gguf_close(probe);
+        collm_gguf_close(probe);
         if (!open_damaged(path, scratch, scratch_n)) {
             if (behaved) fprintf(stderr, "flip trial %d: unexpected message: %s\n", trial, collm_last_error());
             behaved = 0;
@@ -1060,9 +1060,9 @@ static void test_byte_flips(void) {
     CHECK(failed > 50); // most header flips must be caught
     // stories260K: flips in the header region, in place (restore after each)
     src = test_shared_path("models/stories260K.gguf");
-    gguf_file *orig = gguf_open(src);
-    size_t header = orig ? gguf_data_offset(orig) : 0;
-    gguf_close(orig);
+    collm_gguf_file *orig = collm_gguf_open(src);
+    size_t header = orig ? collm_gguf_data_offset(orig) : 0;
+    collm_gguf_close(orig);
     if (read_whole(src, &data, &n)) {
         path = tmp_path("flip-stories.gguf");
         write_bytes(path, data, n);

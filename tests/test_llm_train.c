@@ -15,8 +15,8 @@
 #include "../src/llm/model_internal.h"
 #include "test.h"
 
-static llm_hparams tiny_hparams(llm_arch arch) {
-    llm_hparams hp;
+static collm_llm_hparams tiny_hparams(collm_llm_arch arch) {
+    collm_llm_hparams hp;
     memset(&hp, 0, sizeof hp);
     hp.arch = arch;
     hp.n_vocab = 37;
@@ -28,13 +28,13 @@ static llm_hparams tiny_hparams(llm_arch arch) {
     hp.n_ff = 24;
     hp.rope_base = 10000.0f;
     hp.rms_eps = 1e-5f;
-    hp.tied_output = arch == LLM_ARCH_QWEN2;
+    hp.tied_output = arch == COLLM_LLM_ARCH_QWEN2;
     return hp;
 }
 
 // The weights of a random model are N(0, 0.02²): too small to make finite
 // differences meaningful. Scale them up so every path carries signal.
-static void scale_up_weights(llm_model *m, collm_rng *rng) {
+static void scale_up_weights(collm_llm_model *m, collm_rng *rng) {
     for (int64_t i = 0; i < m->n_params; i++) m->params[i] += (float)(0.3 * collm_rng_normal(rng));
 }
 
@@ -44,10 +44,10 @@ static const int32_t tokens[16] = {1, 5, 9, 0, 3, 2, 2, 30, 11, 0, 6, 7, 4, 8, 3
 // slots: row 3 of prompt 0 and rows 3 and 5 of prompt 1 (packed rows 3, 8, 10)
 static const int32_t slot_rows[3] = {3, 8, 10};
 
-static double batch_loss(llm_trainer *tr, const float *slot_values, const float *weights) {
-    llm_slot_rows slots = {3, slot_rows, slot_values};
+static double batch_loss(collm_llm_trainer *tr, const float *slot_values, const float *weights) {
+    collm_llm_slot_rows slots = {3, slot_rows, slot_values};
     float scores[N_SEQ];
-    if (llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
+    if (collm_llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
     double loss = 0;
     for (int s = 0; s < N_SEQ; s++) loss += weights[s] * scores[s];
     return loss;
@@ -58,7 +58,7 @@ static int close_enough(double analytic, double numeric) {
 }
 
 // Checks up to `max_checks` entries of (param, grad) spaced through n.
-static int check_tensor(llm_trainer *tr, const char *name, float *param, const float *grad, int64_t n,
+static int check_tensor(collm_llm_trainer *tr, const char *name, float *param, const float *grad, int64_t n,
                         const float *slot_values, const float *weights, int max_checks) {
     int bad = 0;
     int64_t stride = n / max_checks > 1 ? n / max_checks : 1;
@@ -79,24 +79,24 @@ static int check_tensor(llm_trainer *tr, const char *name, float *param, const f
     return bad;
 }
 
-static void test_full_gradients(llm_arch arch) {
-    llm_hparams hp = tiny_hparams(arch);
-    llm_model *m = llm_model_init_random(&hp, 3);
+static void test_full_gradients(collm_llm_arch arch) {
+    collm_llm_hparams hp = tiny_hparams(arch);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 3);
     CHECK(m != NULL);
     if (!m) return;
     collm_rng rng;
     collm_rng_seed(&rng, 5);
     scale_up_weights(m, &rng);
-    llm_trainer *tr = llm_trainer_create(m, NULL, 1, 32, 8, NULL);
+    collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 1, 32, 8, NULL);
     CHECK(tr != NULL);
     float slot_values[3 * 16], dslots[3 * 16] = {0}, weights[N_SEQ] = {0.7f, -1.3f, 0.4f};
     for (int i = 0; i < 48; i++) slot_values[i] = (float)collm_rng_normal(&rng);
 
     // forward scores equal the inference engine's logits of token 7 at the last rows
-    llm_slot_rows slots = {3, slot_rows, slot_values};
+    collm_llm_slot_rows slots = {3, slot_rows, slot_values};
     float scores[N_SEQ];
-    CHECK(llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) == COLLM_OK);
-    llm_context *ctx = llm_context_create(m, 16, 16, NULL);
+    CHECK(collm_llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) == COLLM_OK);
+    collm_llm_context *ctx = collm_llm_context_create(m, 16, 16, NULL);
     CHECK(ctx != NULL);
     int64_t r0 = 0;
     double worst = 0;
@@ -109,24 +109,24 @@ static void test_full_gradients(llm_arch arch) {
                 memcpy(values + n * 16, slot_values + i * 16, sizeof(float) * 16);
                 n++;
             }
-        llm_slot_rows own = {n, rows, values};
+        collm_llm_slot_rows own = {n, rows, values};
         int32_t last = seq_len[s] - 1, yes = 7;
         float logit;
-        llm_kv_truncate(ctx, 0);
-        CHECK(llm_forward(ctx, tokens + r0, seq_len[s], &own, &last, 1, &yes, 1, &logit) == COLLM_OK);
+        collm_llm_kv_truncate(ctx, 0);
+        CHECK(collm_llm_forward(ctx, tokens + r0, seq_len[s], &own, &last, 1, &yes, 1, &logit) == COLLM_OK);
         worst = fmax(worst, fabs(logit - scores[s]));
         r0 += seq_len[s];
     }
     CHECK_MSG(worst < 1e-4, "training forward vs inference: max |diff| %g", worst);
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
 
-    CHECK(llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
+    CHECK(collm_llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
     // copy the analytic gradient: finite differences rerun forward, not backward
     float *grad = malloc((size_t)m->n_params * sizeof(float));
-    memcpy(grad, llm_trainer_model_grad(tr), (size_t)m->n_params * sizeof(float));
+    memcpy(grad, collm_llm_trainer_model_grad(tr), (size_t)m->n_params * sizeof(float));
     int bad = 0;
-    llm_tensor_desc desc[64];
-    int n_t = llm_model_tensor_list(m, desc);
+    collm_llm_tensor_desc desc[64];
+    int n_t = collm_llm_model_tensor_list(m, desc);
     for (int t = 0; t < n_t; t++) {
         float *p = *desc[t].data;
         if (!p || (desc[t].optional && p == m->token_embd && strcmp(desc[t].name, "output.weight") == 0)) continue;
@@ -136,36 +136,36 @@ static void test_full_gradients(llm_arch arch) {
     // slot rows
     float *dslot_copy = dslots;
     bad += check_tensor(tr, "slots", slot_values, dslot_copy, 48, slot_values, weights, 48);
-    CHECK_MSG(bad == 0, "%s: %d gradient entries off", llm_arch_name(arch), bad);
+    CHECK_MSG(bad == 0, "%s: %d gradient entries off", collm_llm_arch_name(arch), bad);
     free(grad);
-    llm_trainer_free(tr);
-    llm_model_free(m);
+    collm_llm_trainer_free(tr);
+    collm_llm_model_free(m);
 }
 
 static void test_lora_gradients(void) {
-    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
-    llm_model *m = llm_model_init_random(&hp, 4);
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 4);
     collm_rng rng;
     collm_rng_seed(&rng, 6);
     scale_up_weights(m, &rng);
     int q = hp.n_head * 4, kv = hp.n_head_kv * 4; // head_dim = 16 / 4
-    int dims_in[LORA_N_TARGETS] = {16, 16, 16, q, 16, 16, hp.n_ff};
-    int dims_out[LORA_N_TARGETS] = {q, kv, kv, 16, hp.n_ff, hp.n_ff, 16};
-    lora_adapter lora;
-    CHECK(lora_init(&lora, hp.n_layer, dims_in, dims_out, 2, 4.0f, 0.0f, 0x7f, &rng) == COLLM_OK);
-    for (int i = 0; i < hp.n_layer * LORA_N_TARGETS; i++) {
-        lora_pair *p = &lora.pairs[i];
+    int dims_in[COLLM_LORA_N_TARGETS] = {16, 16, 16, q, 16, 16, hp.n_ff};
+    int dims_out[COLLM_LORA_N_TARGETS] = {q, kv, kv, 16, hp.n_ff, hp.n_ff, 16};
+    collm_lora_adapter lora;
+    CHECK(collm_lora_init(&lora, hp.n_layer, dims_in, dims_out, 2, 4.0f, 0.0f, 0x7f, &rng) == COLLM_OK);
+    for (int i = 0; i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+        collm_lora_pair *p = &lora.pairs[i];
         for (int j = 0; j < p->out * p->rank; j++) p->b[j] = (float)(0.3 * collm_rng_normal(&rng));
     }
-    llm_trainer *tr = llm_trainer_create(m, &lora, 0, 32, 8, NULL);
-    CHECK(tr != NULL && llm_trainer_model_grad(tr) == NULL);
+    collm_llm_trainer *tr = collm_llm_trainer_create(m, &lora, 0, 32, 8, NULL);
+    CHECK(tr != NULL && collm_llm_trainer_model_grad(tr) == NULL);
     float slot_values[48], dslots[48] = {0}, weights[N_SEQ] = {1.1f, 0.5f, -0.8f};
     for (int i = 0; i < 48; i++) slot_values[i] = (float)collm_rng_normal(&rng);
     CHECK(!isnan(batch_loss(tr, slot_values, weights)));
-    CHECK(llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
+    CHECK(collm_llm_trainer_backward(tr, weights, dslots) == COLLM_OK);
     int bad = 0;
-    for (int i = 0; i < hp.n_layer * LORA_N_TARGETS; i++) {
-        lora_pair *p = &lora.pairs[i];
+    for (int i = 0; i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+        collm_lora_pair *p = &lora.pairs[i];
         int64_t na = (int64_t)p->rank * p->in, nb = (int64_t)p->out * p->rank;
         float *da = malloc(na * sizeof(float)), *db = malloc(nb * sizeof(float));
         memcpy(da, p->da, na * sizeof(float));
@@ -177,20 +177,20 @@ static void test_lora_gradients(void) {
     }
     bad += check_tensor(tr, "slots", slot_values, dslots, 48, slot_values, weights, 16);
     CHECK_MSG(bad == 0, "LoRA: %d gradient entries off", bad);
-    llm_trainer_free(tr);
-    lora_free(&lora);
-    llm_model_free(m);
+    collm_llm_trainer_free(tr);
+    collm_lora_free(&lora);
+    collm_llm_model_free(m);
 }
 
 // Full fine-tuning of a tiny model on a separable task: the label is whether
 // the prompt contains token 5. The BCE loss must fall well below ln 2.
 static void test_loss_falls(void) {
-    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
-    llm_model *m = llm_model_init_random(&hp, 9);
-    llm_trainer *tr = llm_trainer_create(m, NULL, 1, 64, 8, NULL);
-    optim_state opt;
-    optim_init(&opt, 0.9f, 0.999f, 1e-8f, 0.0f);
-    optim_add(&opt, "model", m->params, llm_trainer_model_grad(tr), m->n_params, 0);
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 9);
+    collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 1, 64, 8, NULL);
+    collm_optim_state opt;
+    collm_optim_init(&opt, 0.9f, 0.999f, 1e-8f, 0.0f);
+    collm_optim_add(&opt, "model", m->params, collm_llm_trainer_model_grad(tr), m->n_params, 0);
     collm_rng rng;
     collm_rng_seed(&rng, 1);
     double first = 0, last = 0;
@@ -206,42 +206,42 @@ static void test_loss_falls(void) {
             }
             if (labels[s] > 0) toks[s * 8 + collm_rng_below(&rng, 8)] = 5;
         }
-        llm_trainer_forward(tr, toks, lens, 8, NULL, 3, scores, NULL);
-        double loss = ops_bce_with_logits(dscores, scores, labels, 8);
-        optim_zero_grad(&opt);
-        llm_trainer_backward(tr, dscores, NULL);
-        optim_step(&opt, 3e-3f);
+        collm_llm_trainer_forward(tr, toks, lens, 8, NULL, 3, scores, NULL);
+        double loss = collm_ops_bce_with_logits(dscores, scores, labels, 8);
+        collm_optim_zero_grad(&opt);
+        collm_llm_trainer_backward(tr, dscores, NULL);
+        collm_optim_step(&opt, 3e-3f);
         if (step < 10) first += loss / 10;
         if (step >= 140) last += loss / 10;
     }
     CHECK_MSG(first > 0.6 && last < 0.2, "loss %.3f -> %.3f", first, last);
-    optim_free(&opt);
-    llm_trainer_free(tr);
-    llm_model_free(m);
+    collm_optim_free(&opt);
+    collm_llm_trainer_free(tr);
+    collm_llm_model_free(m);
 }
 
 // The row-parallel kernels and per-prompt attention tasks give the same
 // scores and gradients with a pool as without (up to summation order in the
 // RMSNorm weight gradients), and the same bits on a rerun with the pool.
 static void test_threads(void) {
-    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
-    llm_model *m = llm_model_init_random(&hp, 3);
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 3);
     collm_rng rng;
     collm_rng_seed(&rng, 5);
     scale_up_weights(m, &rng);
     collm_pool *pool = collm_pool_create(3);
-    llm_trainer *serial = llm_trainer_create(m, NULL, 1, 32, 8, NULL);
-    llm_trainer *parallel = llm_trainer_create(m, NULL, 1, 32, 8, pool);
+    collm_llm_trainer *serial = collm_llm_trainer_create(m, NULL, 1, 32, 8, NULL);
+    collm_llm_trainer *parallel = collm_llm_trainer_create(m, NULL, 1, 32, 8, pool);
     float slot_values[48], weights[N_SEQ] = {0.7f, -1.3f, 0.4f}, s1[N_SEQ], s2[N_SEQ], s3[N_SEQ];
     for (int i = 0; i < 48; i++) slot_values[i] = (float)collm_rng_normal(&rng);
-    llm_slot_rows slots = {3, slot_rows, slot_values};
+    collm_llm_slot_rows slots = {3, slot_rows, slot_values};
     float *g_serial = malloc((size_t)m->n_params * sizeof(float));
-    CHECK(llm_trainer_forward(serial, tokens, seq_len, N_SEQ, &slots, 7, s1, NULL) == COLLM_OK);
-    CHECK(llm_trainer_backward(serial, weights, NULL) == COLLM_OK);
-    memcpy(g_serial, llm_trainer_model_grad(serial), (size_t)m->n_params * sizeof(float));
-    CHECK(llm_trainer_forward(parallel, tokens, seq_len, N_SEQ, &slots, 7, s2, NULL) == COLLM_OK);
-    CHECK(llm_trainer_backward(parallel, weights, NULL) == COLLM_OK);
-    float *g_par = llm_trainer_model_grad(parallel);
+    CHECK(collm_llm_trainer_forward(serial, tokens, seq_len, N_SEQ, &slots, 7, s1, NULL) == COLLM_OK);
+    CHECK(collm_llm_trainer_backward(serial, weights, NULL) == COLLM_OK);
+    memcpy(g_serial, collm_llm_trainer_model_grad(serial), (size_t)m->n_params * sizeof(float));
+    CHECK(collm_llm_trainer_forward(parallel, tokens, seq_len, N_SEQ, &slots, 7, s2, NULL) == COLLM_OK);
+    CHECK(collm_llm_trainer_backward(parallel, weights, NULL) == COLLM_OK);
+    float *g_par = collm_llm_trainer_model_grad(parallel);
     double worst = 0;
     for (int i = 0; i < N_SEQ; i++) worst = fmax(worst, fabs(s1[i] - s2[i]));
     for (int64_t i = 0; i < m->n_params; i++) worst = fmax(worst, fabs(g_serial[i] - g_par[i]));
@@ -249,36 +249,36 @@ static void test_threads(void) {
     float *g_first = malloc((size_t)m->n_params * sizeof(float));
     memcpy(g_first, g_par, (size_t)m->n_params * sizeof(float));
     memset(g_par, 0, (size_t)m->n_params * sizeof(float));
-    CHECK(llm_trainer_forward(parallel, tokens, seq_len, N_SEQ, &slots, 7, s3, NULL) == COLLM_OK);
-    CHECK(llm_trainer_backward(parallel, weights, NULL) == COLLM_OK);
+    CHECK(collm_llm_trainer_forward(parallel, tokens, seq_len, N_SEQ, &slots, 7, s3, NULL) == COLLM_OK);
+    CHECK(collm_llm_trainer_backward(parallel, weights, NULL) == COLLM_OK);
     CHECK(memcmp(s2, s3, sizeof s2) == 0 && memcmp(g_first, g_par, (size_t)m->n_params * sizeof(float)) == 0);
     free(g_first);
     free(g_serial);
-    llm_trainer_free(serial);
-    llm_trainer_free(parallel);
+    collm_llm_trainer_free(serial);
+    collm_llm_trainer_free(parallel);
     collm_pool_free(pool);
-    llm_model_free(m);
+    collm_llm_model_free(m);
 }
 
 static void test_bad_input(void) {
-    llm_hparams hp = tiny_hparams(LLM_ARCH_LLAMA);
-    llm_model *m = llm_model_init_random(&hp, 1);
-    llm_trainer *tr = llm_trainer_create(m, NULL, 0, 16, 8, NULL);
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
+    collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 0, 16, 8, NULL);
     float scores[2];
     int32_t toks[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, lens[2] = {5, 5}, too_long[1] = {10}, bad_tok[5] = {1, 2, 99, 3, 4};
-    CHECK(llm_trainer_forward(tr, toks, too_long, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_llm_trainer_forward(tr, toks, too_long, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "tokens") != NULL);
-    CHECK(llm_trainer_forward(tr, bad_tok, lens, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
-    CHECK(llm_trainer_forward(tr, toks, lens, 2, NULL, 99, scores, NULL) == COLLM_ERR_ARG);
-    CHECK(llm_trainer_forward(tr, toks, lens, 2, NULL, 3, scores, NULL) == COLLM_OK);
-    CHECK(llm_trainer_create(m, NULL, 0, 4, 8, NULL) == NULL);
-    llm_trainer_free(tr);
-    llm_model_free(m);
+    CHECK(collm_llm_trainer_forward(tr, bad_tok, lens, 1, NULL, 3, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_llm_trainer_forward(tr, toks, lens, 2, NULL, 99, scores, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_llm_trainer_forward(tr, toks, lens, 2, NULL, 3, scores, NULL) == COLLM_OK);
+    CHECK(collm_llm_trainer_create(m, NULL, 0, 4, 8, NULL) == NULL);
+    collm_llm_trainer_free(tr);
+    collm_llm_model_free(m);
 }
 
 int main(void) {
-    test_full_gradients(LLM_ARCH_LLAMA);
-    test_full_gradients(LLM_ARCH_QWEN2);
+    test_full_gradients(COLLM_LLM_ARCH_LLAMA);
+    test_full_gradients(COLLM_LLM_ARCH_QWEN2);
     test_lora_gradients();
     test_loss_falls();
     test_threads();

@@ -47,7 +47,7 @@ static void test_gradient_vs_finite_differences(void) {
     for (int k = 0; k < NI * D; k++) Id[k] = I[k];
     memset(gU, 0x7f, sizeof gU); // overwritten, not accumulated
     memset(gI, 0x7f, sizeof gI);
-    double loss = mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU, gI, NULL);
+    double loss = collm_mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU, gI, NULL);
     CHECK_NEAR(loss, ref_loss(Ud, Id, D, users, items, labels, N), 1e-5);
 
     const double h = 1e-5;
@@ -82,7 +82,7 @@ static void test_gradient_vs_finite_differences(void) {
     // a padding-id row contributes to the loss but row 0 gets no gradient
     int32_t u0[] = {0, 1}, i0[] = {2, 0};
     float y0[] = {1, 0};
-    mf_loss_grad(U, I, NU, NI, D, u0, i0, y0, 2, gU, gI, NULL);
+    collm_mf_loss_grad(U, I, NU, NI, D, u0, i0, y0, 2, gU, gI, NULL);
     row0_zero = 1;
     for (int k = 0; k < D; k++) row0_zero &= gU[k] == 0.0f && gI[k] == 0.0f;
     CHECK(row0_zero);
@@ -90,8 +90,8 @@ static void test_gradient_vs_finite_differences(void) {
     // two threads: bitwise the same
     collm_pool *pool = collm_pool_create(2);
     CHECK(pool != NULL);
-    mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU, gI, NULL);
-    double loss2 = mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU2, gI2, pool);
+    collm_mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU, gI, NULL);
+    double loss2 = collm_mf_loss_grad(U, I, NU, NI, D, users, items, labels, N, gU2, gI2, pool);
     CHECK(loss2 == loss);
     CHECK(memcmp(gU, gU2, sizeof gU) == 0 && memcmp(gI, gI2, sizeof gI) == 0);
     collm_pool_free(pool);
@@ -99,7 +99,7 @@ static void test_gradient_vs_finite_differences(void) {
 
 // --- synthetic datasets built in memory
 typedef struct {
-    rec_split split;
+    collm_rec_split split;
     int32_t *user, *item;
     int8_t *label, *not_cold;
 } owned_split;
@@ -129,7 +129,7 @@ static void free_split(owned_split *s) {
 // Train and valid draw distinct random (user, item) pairs.
 enum { SYN_USERS = 41, SYN_ITEMS = 61, SYN_TRAIN = 1800, SYN_VALID = 500 };
 typedef struct {
-    rec_dataset ds;
+    collm_rec_dataset ds;
     owned_split train, valid;
 } synthetic;
 
@@ -168,8 +168,8 @@ static void make_synthetic(synthetic *syn) {
     syn->ds.n_items = SYN_ITEMS;
 }
 
-static void syn_options(cf_train_options *o) {
-    cf_train_options_default(o);
+static void syn_options(collm_cf_train_options *o) {
+    collm_cf_train_options_default(o);
     o->lr = 0.03;
     o->weight_decay = 1e-4;
     o->batch = 256;
@@ -179,21 +179,21 @@ static void syn_options(cf_train_options *o) {
 }
 
 // Every weight of a and b is bitwise equal.
-static int same_weights(const cf_model *a, const cf_model *b) {
-    int d = cf_model_dim(a);
-    if (d != cf_model_dim(b) || cf_model_n_users(a) != cf_model_n_users(b) ||
-        cf_model_n_items(a) != cf_model_n_items(b))
+static int same_weights(const collm_cf_model *a, const collm_cf_model *b) {
+    int d = collm_cf_model_dim(a);
+    if (d != collm_cf_model_dim(b) || collm_cf_model_n_users(a) != collm_cf_model_n_users(b) ||
+        collm_cf_model_n_items(a) != collm_cf_model_n_items(b))
         return 0;
     float *va = malloc((size_t)d * sizeof *va), *vb = malloc((size_t)d * sizeof *vb);
     int same = 1;
-    for (int32_t u = 0; u < cf_model_n_users(a) && same; u++) {
-        cf_model_user_vector(a, u, va);
-        cf_model_user_vector(b, u, vb);
+    for (int32_t u = 0; u < collm_cf_model_n_users(a) && same; u++) {
+        collm_cf_model_user_vector(a, u, va);
+        collm_cf_model_user_vector(b, u, vb);
         same = memcmp(va, vb, (size_t)d * sizeof *va) == 0;
     }
-    for (int32_t i = 0; i < cf_model_n_items(a) && same; i++) {
-        cf_model_item_vector(a, i, va);
-        cf_model_item_vector(b, i, vb);
+    for (int32_t i = 0; i < collm_cf_model_n_items(a) && same; i++) {
+        collm_cf_model_item_vector(a, i, va);
+        collm_cf_model_item_vector(b, i, vb);
         same = memcmp(va, vb, (size_t)d * sizeof *va) == 0;
     }
     free(va);
@@ -201,15 +201,15 @@ static int same_weights(const cf_model *a, const cf_model *b) {
     return same;
 }
 
-static cf_model *train_synthetic(const synthetic *syn, uint64_t seed, collm_pool *pool, cf_train_result *res) {
-    cf_train_options o;
+static collm_cf_model *train_synthetic(const synthetic *syn, uint64_t seed, collm_pool *pool, collm_cf_train_result *res) {
+    collm_cf_train_options o;
     syn_options(&o);
     o.seed = seed;
-    cf_model *m = cf_model_create("mf", SYN_USERS, SYN_ITEMS, 16, seed);
+    collm_cf_model *m = collm_cf_model_create("mf", SYN_USERS, SYN_ITEMS, 16, seed);
     if (!m) return NULL;
-    if (cf_model_train(m, &syn->ds, &o, pool, NULL, NULL, res) != COLLM_OK) {
+    if (collm_cf_model_train(m, &syn->ds, &o, pool, NULL, NULL, res) != COLLM_OK) {
         fprintf(stderr, "train: %s\n", collm_last_error());
-        cf_model_free(m);
+        collm_cf_model_free(m);
         return NULL;
     }
     return m;
@@ -219,14 +219,14 @@ static void test_learns_and_is_deterministic(void) {
     synthetic syn;
     make_synthetic(&syn);
     collm_pool *pool2 = collm_pool_create(2);
-    cf_train_result r1, r2, r3;
-    cf_model *m1 = train_synthetic(&syn, 3, NULL, &r1);
-    cf_model *m2 = train_synthetic(&syn, 3, pool2, &r2);
-    cf_model *m3 = train_synthetic(&syn, 4, pool2, &r3);
+    collm_cf_train_result r1, r2, r3;
+    collm_cf_model *m1 = train_synthetic(&syn, 3, NULL, &r1);
+    collm_cf_model *m2 = train_synthetic(&syn, 3, pool2, &r2);
+    collm_cf_model *m3 = train_synthetic(&syn, 4, pool2, &r3);
     CHECK(m1 && m2 && m3);
     if (m1 && m2 && m3) {
-        metrics_report rep;
-        CHECK(cf_model_evaluate(m1, &syn.valid.split, &rep, pool2) == COLLM_OK);
+        collm_metrics_report rep;
+        CHECK(collm_cf_model_evaluate(m1, &syn.valid.split, &rep, pool2) == COLLM_OK);
         CHECK_MSG(rep.auc > 0.9, "synthetic valid AUC %.4f", rep.auc);
         CHECK_NEAR(rep.auc, r1.best_eval_auc, 1e-9); // the best weights were kept
         CHECK(r1.best_epoch >= 1 && r1.epochs_run >= r1.best_epoch);
@@ -234,7 +234,7 @@ static void test_learns_and_is_deterministic(void) {
         CHECK(!same_weights(m1, m3)); // another seed
         CHECK(r1.best_eval_auc == r2.best_eval_auc && r1.epochs_run == r2.epochs_run);
         float v[16];
-        cf_model_user_vector(m1, 0, v);
+        collm_cf_model_user_vector(m1, 0, v);
         int zero = 1;
         for (int k = 0; k < 16; k++) zero &= v[k] == 0.0f;
         CHECK(zero); // padding row stays zero through training
@@ -245,43 +245,43 @@ static void test_learns_and_is_deterministic(void) {
         char path[512];
         snprintf(path, sizeof path, "%s/test_mf_roundtrip.gguf", test_tmp_dir());
         collm_mkdir_p(test_tmp_dir());
-        CHECK_MSG(cf_model_save(m1, path) == COLLM_OK, "%s", collm_last_error());
-        cf_model *back = cf_model_load(path);
+        CHECK_MSG(collm_cf_model_save(m1, path) == COLLM_OK, "%s", collm_last_error());
+        collm_cf_model *back = collm_cf_model_load(path);
         CHECK_MSG(back != NULL, "%s", collm_last_error());
         if (back) {
-            CHECK_STR(cf_model_kind(back), "mf");
+            CHECK_STR(collm_cf_model_kind(back), "mf");
             CHECK(same_weights(m1, back));
             float s1, s2;
-            CHECK(cf_model_score(m1, 3, 7, &s1) == COLLM_OK && cf_model_score(back, 3, 7, &s2) == COLLM_OK);
+            CHECK(collm_cf_model_score(m1, 3, 7, &s1) == COLLM_OK && collm_cf_model_score(back, 3, 7, &s2) == COLLM_OK);
             CHECK(s1 == s2);
-            cf_model_free(back);
+            collm_cf_model_free(back);
         }
-        gguf_file *f = gguf_open(path);
+        collm_gguf_file *f = collm_gguf_open(path);
         CHECK(f != NULL);
         if (f) {
-            char *kind = gguf_get_str_dup(f, "collm.cf.kind");
+            char *kind = collm_gguf_get_str_dup(f, "collm.cf.kind");
             CHECK_STR(kind, "mf");
             free(kind);
             uint32_t dim = 0;
             float lr = 0, best = 0;
-            CHECK(gguf_get_u32(f, "collm.cf.dim", &dim) == COLLM_OK && dim == 16);
-            CHECK(gguf_get_f32(f, "collm.cf.train.lr", &lr) == COLLM_OK && fabsf(lr - 0.03f) < 1e-9f);
-            CHECK(gguf_get_f32(f, "collm.cf.train.best_eval_auc", &best) == COLLM_OK &&
+            CHECK(collm_gguf_get_u32(f, "collm.cf.dim", &dim) == COLLM_OK && dim == 16);
+            CHECK(collm_gguf_get_f32(f, "collm.cf.train.lr", &lr) == COLLM_OK && fabsf(lr - 0.03f) < 1e-9f);
+            CHECK(collm_gguf_get_f32(f, "collm.cf.train.best_eval_auc", &best) == COLLM_OK &&
                   fabs(best - r1.best_eval_auc) < 1e-6);
-            const gguf_tensor_info *t = gguf_find_tensor(f, "cf.user_embd");
-            CHECK(t && t->n_dims == 2 && t->ne[0] == 16 && t->ne[1] == SYN_USERS && t->type == GGML_TYPE_F32);
-            gguf_close(f);
+            const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "cf.user_embd");
+            CHECK(t && t->n_dims == 2 && t->ne[0] == 16 && t->ne[1] == SYN_USERS && t->type == COLLM_GGML_TYPE_F32);
+            collm_gguf_close(f);
         }
         // a GGUF without collm.cf.kind is refused with a clear message
-        gguf_writer *w = gguf_writer_create();
-        gguf_writer_set_u32(w, "collm.cf.dim", 16);
+        collm_gguf_writer *w = collm_gguf_writer_create();
+        collm_gguf_writer_set_u32(w, "collm.cf.dim", 16);
         char bad[512];
         snprintf(bad, sizeof bad, "%s/test_mf_nokind.gguf", test_tmp_dir());
-        CHECK(gguf_writer_write(w, bad) == COLLM_OK);
-        gguf_writer_free(w);
-        CHECK(cf_model_load(bad) == NULL);
+        CHECK(collm_gguf_writer_write(w, bad) == COLLM_OK);
+        collm_gguf_writer_free(w);
+        CHECK(collm_cf_model_load(bad) == NULL);
         CHECK(strstr(collm_last_error(), "collm.cf.kind") != NULL);
-        CHECK(cf_model_load("build/test-tmp/does-not-exist.gguf") == NULL);
+        CHECK(collm_cf_model_load("build/test-tmp/does-not-exist.gguf") == NULL);
     }
 
     // unknown ids: scoring a split with a user beyond the table names the row
@@ -291,33 +291,33 @@ static void test_learns_and_is_deterministic(void) {
         for (int r = 0; r < 3; r++) bad.user[r] = 1, bad.item[r] = 1, bad.label[r] = r & 1;
         bad.user[2] = SYN_USERS; // one past the table
         float scores[3];
-        CHECK(cf_model_score_split(m1, &bad.split, scores, NULL) == COLLM_ERR_ARG);
+        CHECK(collm_cf_model_score_split(m1, &bad.split, scores, NULL) == COLLM_ERR_ARG);
         CHECK_MSG(strstr(collm_last_error(), "row 2 (line 4)") && strstr(collm_last_error(), "user id 41"), "%s",
                   collm_last_error());
         bad.user[2] = 1;
         bad.item[0] = -1;
-        metrics_report rep;
-        CHECK(cf_model_evaluate(m1, &bad.split, &rep, NULL) == COLLM_ERR_ARG);
+        collm_metrics_report rep;
+        CHECK(collm_cf_model_evaluate(m1, &bad.split, &rep, NULL) == COLLM_ERR_ARG);
         CHECK(strstr(collm_last_error(), "item id -1") != NULL);
         float v[16], s;
-        CHECK(cf_model_user_vector(m1, SYN_USERS, v) == COLLM_ERR_ARG);
-        CHECK(cf_model_item_vector(m1, -1, v) == COLLM_ERR_ARG);
-        CHECK(cf_model_score(m1, 1, SYN_ITEMS, &s) == COLLM_ERR_ARG);
+        CHECK(collm_cf_model_user_vector(m1, SYN_USERS, v) == COLLM_ERR_ARG);
+        CHECK(collm_cf_model_item_vector(m1, -1, v) == COLLM_ERR_ARG);
+        CHECK(collm_cf_model_score(m1, 1, SYN_ITEMS, &s) == COLLM_ERR_ARG);
         // training on a dataset whose ids exceed the model is refused too
-        cf_model *small = cf_model_create("mf", 10, SYN_ITEMS, 8, 1);
-        cf_train_options o;
+        collm_cf_model *small = collm_cf_model_create("mf", 10, SYN_ITEMS, 8, 1);
+        collm_cf_train_options o;
         syn_options(&o);
-        CHECK(cf_model_train(small, &syn.ds, &o, NULL, NULL, NULL, NULL) == COLLM_ERR_ARG);
+        CHECK(collm_cf_model_train(small, &syn.ds, &o, NULL, NULL, NULL, NULL) == COLLM_ERR_ARG);
         CHECK(strstr(collm_last_error(), "synthetic/train.tsv") != NULL);
-        cf_model_free(small);
+        collm_cf_model_free(small);
         free_split(&bad);
     }
-    CHECK(cf_model_create("lightgcn-not-yet", 5, 5, 4, 1) == NULL);
+    CHECK(collm_cf_model_create("lightgcn-not-yet", 5, 5, 4, 1) == NULL);
     CHECK(strstr(collm_last_error(), "unknown model kind") != NULL);
 
-    cf_model_free(m1);
-    cf_model_free(m2);
-    cf_model_free(m3);
+    collm_cf_model_free(m1);
+    collm_cf_model_free(m2);
+    collm_cf_model_free(m3);
     collm_pool_free(pool2);
     free_split(&syn.train);
     free_split(&syn.valid);
@@ -329,23 +329,23 @@ static void test_one_adam_step(void) {
     make_synthetic(&syn);
     enum { D = 4 };
     const double lr = 0.01, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    cf_model *m = cf_model_create("mf", SYN_USERS, SYN_ITEMS, D, 9);
+    collm_cf_model *m = collm_cf_model_create("mf", SYN_USERS, SYN_ITEMS, D, 9);
     CHECK(m != NULL);
     if (!m) return;
     static double U[SYN_USERS * D], I[SYN_ITEMS * D], gU[SYN_USERS * D], gI[SYN_ITEMS * D];
     float v[D];
     for (int u = 0; u < SYN_USERS; u++) {
-        cf_model_user_vector(m, u, v);
+        collm_cf_model_user_vector(m, u, v);
         for (int k = 0; k < D; k++) U[u * D + k] = v[k];
     }
     for (int i = 0; i < SYN_ITEMS; i++) {
-        cf_model_item_vector(m, i, v);
+        collm_cf_model_item_vector(m, i, v);
         for (int k = 0; k < D; k++) I[i * D + k] = v[k];
     }
     // analytic gradient of the mean BCE in double
     memset(gU, 0, sizeof gU);
     memset(gI, 0, sizeof gI);
-    const rec_split *t = &syn.train.split;
+    const collm_rec_split *t = &syn.train.split;
     for (int64_t r = 0; r < t->n; r++) {
         int u = t->user[r], i = t->item[r];
         double s = 0;
@@ -356,20 +356,20 @@ static void test_one_adam_step(void) {
             gI[i * D + k] += ds * U[u * D + k];
         }
     }
-    cf_train_options o;
-    cf_train_options_default(&o);
+    collm_cf_train_options o;
+    collm_cf_train_options_default(&o);
     o.lr = lr, o.weight_decay = wd, o.beta1 = b1, o.beta2 = b2, o.eps = eps;
     o.batch = SYN_TRAIN; // one step
     o.max_epochs = 1;
     o.eval_split = "";
-    CHECK(cf_model_train(m, &syn.ds, &o, NULL, NULL, NULL, NULL) == COLLM_OK);
+    CHECK(collm_cf_model_train(m, &syn.ds, &o, NULL, NULL, NULL, NULL) == COLLM_OK);
     double max_err = 0;
     for (int table = 0; table < 2; table++) {
         int rows = table ? SYN_ITEMS : SYN_USERS;
         double *P = table ? I : U, *G = table ? gI : gU;
         for (int row = 0; row < rows; row++) {
-            if (table) cf_model_item_vector(m, row, v);
-            else cf_model_user_vector(m, row, v);
+            if (table) collm_cf_model_item_vector(m, row, v);
+            else collm_cf_model_user_vector(m, row, v);
             for (int k = 0; k < D; k++) {
                 double p = P[row * D + k], expect = 0.0;
                 if (row != 0) { // padding row stays 0
@@ -383,7 +383,7 @@ static void test_one_adam_step(void) {
         }
     }
     CHECK_MSG(max_err < 2e-6, "max |param - reference| after one Adam step = %g", max_err);
-    cf_model_free(m);
+    collm_cf_model_free(m);
     free_split(&syn.train);
     free_split(&syn.valid);
 }

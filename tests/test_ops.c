@@ -107,11 +107,11 @@ static void test_matmul_forward(void) {
     float *x = rand_vec(T * in, 1), *w = rand_vec(out * in, 1), *b = rand_vec(out, 1);
     float *y = zeros(T * out);
     double *ref = malloc(sizeof(double) * T * out);
-    ops_matmul_forward(y, x, w, b, T, in, out);
+    collm_ops_matmul_forward(y, x, w, b, T, in, out);
     ref_matmul(ref, x, w, b, T, in, out);
     CHECK(close_vec(y, ref, T * out, 1e-5, 1e-5, "matmul+bias"));
     for (int i = 0; i < T * out; i++) y[i] = 123.0f; // must be overwritten, not accumulated
-    ops_matmul_forward(y, x, w, NULL, T, in, out);
+    collm_ops_matmul_forward(y, x, w, NULL, T, in, out);
     ref_matmul(ref, x, w, NULL, T, in, out);
     CHECK(close_vec(y, ref, T * out, 1e-5, 1e-5, "matmul"));
     free(x), free(w), free(b), free(y), free(ref);
@@ -121,7 +121,7 @@ static void test_rmsnorm_forward(void) {
     int T = 4, C = 19;
     float *x = rand_vec(T * C, 2), *w = rand_vec(C, 1), *y = zeros(T * C), *rstd = zeros(T);
     double *ref = malloc(sizeof(double) * T * C);
-    ops_rmsnorm_forward(y, rstd, x, w, T, C, 1e-5f);
+    collm_ops_rmsnorm_forward(y, rstd, x, w, T, C, 1e-5f);
     ref_rmsnorm(ref, x, w, T, C, 1e-5);
     CHECK(close_vec(y, ref, T * C, 1e-5, 1e-6, "rmsnorm"));
     double ms = 0;
@@ -140,7 +140,7 @@ static void test_rope_forward(void) {
             float *x = rand_vec(T * nh * hd, 1), *y = malloc(sizeof(float) * T * nh * hd);
             double *ref = malloc(sizeof(double) * T * nh * hd);
             memcpy(y, x, sizeof(float) * T * nh * hd);
-            ops_rope_forward(y, pos, T, nh, hd, n_rot, 10000.0f, neox);
+            collm_ops_rope_forward(y, pos, T, nh, hd, n_rot, 10000.0f, neox);
             ref_rope(ref, x, pos, T, nh, hd, n_rot, 10000.0, neox);
             CHECK_MSG(close_vec(y, ref, T * nh * hd, 1e-5, 1e-5, "rope"), "neox=%d n_rot=%d", neox, n_rot);
             // position 0 is the identity; dims >= n_rot pass through bit-exactly
@@ -154,8 +154,8 @@ static void test_rope_forward(void) {
     // modes really differ: NORM rotates (0,1) at pos 1, NEOX rotates (0, n_rot/2)
     float a[4] = {1, 0, 0, 0}, b[4] = {1, 0, 0, 0};
     int32_t p1 = 1;
-    ops_rope_forward(a, &p1, 1, 1, 4, 4, 10000.0f, 0);
-    ops_rope_forward(b, &p1, 1, 1, 4, 4, 10000.0f, 1);
+    collm_ops_rope_forward(a, &p1, 1, 1, 4, 4, 10000.0f, 0);
+    collm_ops_rope_forward(b, &p1, 1, 1, 4, 4, 10000.0f, 1);
     CHECK_NEAR(a[0], cos(1.0), 1e-6);
     CHECK_NEAR(a[1], sin(1.0), 1e-6);
     CHECK_NEAR(b[0], cos(1.0), 1e-6);
@@ -165,14 +165,14 @@ static void test_rope_forward(void) {
 
 static void test_swiglu_relu_forward(void) {
     float g[6] = {-30, -2, -0.5f, 0, 1.5f, 30}, u[6] = {1, 2, -3, 4, 0.5f, -1}, h[6], y[6];
-    ops_swiglu_forward(h, g, u, 6);
+    collm_ops_swiglu_forward(h, g, u, 6);
     int ok = 1;
     for (int i = 0; i < 6; i++) {
         double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
         ok &= fabs(h[i] - want) <= 1e-6 + 1e-6 * fabs(want);
     }
     CHECK(ok);
-    ops_relu_forward(y, g, 6);
+    collm_ops_relu_forward(y, g, 6);
     CHECK(y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 0 && y[4] == 1.5f && y[5] == 30);
 }
 
@@ -186,9 +186,9 @@ static void test_attention_forward(void) {
         double *ref = malloc(sizeof(double) * T * nh * hd);
         ref_attention(ref, q, k, v, T, n_past, nh, nkv, hd);
         for (int i = 0; i < nh * T * L; i++) att[i] = 7.0f; // every entry must be written
-        ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL);
+        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL);
         CHECK_MSG(close_vec(out, ref, T * nh * hd, 1e-5, 1e-5, "attention"), "T=%d n_past=%d", T, n_past);
-        ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, NULL); // online-softmax path
+        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, NULL); // online-softmax path
         CHECK_MSG(close_vec(out2, ref, T * nh * hd, 1e-5, 1e-5, "attention (no att)"), "T=%d n_past=%d", T,
                   n_past);
         // att rows sum to 1, zero beyond the causal limit
@@ -209,8 +209,8 @@ static void test_attention_forward(void) {
     // huge scores: the stable softmax must not overflow to NaN/inf
     float q[4] = {100, 100, 100, 100}, k[8] = {100, 100, 100, 100, -100, -100, -100, -100};
     float v[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[4], out2[4], att[2];
-    ops_attention_forward(out, att, q, k, v, 1, 1, 1, 1, 4, NULL);
-    ops_attention_forward(out2, NULL, q, k, v, 1, 1, 1, 1, 4, NULL);
+    collm_ops_attention_forward(out, att, q, k, v, 1, 1, 1, 1, 4, NULL);
+    collm_ops_attention_forward(out2, NULL, q, k, v, 1, 1, 1, 1, 4, NULL);
     CHECK(out[0] == 1 && out[3] == 4 && att[0] == 1 && att[1] == 0);
     CHECK(out2[0] == 1 && out2[3] == 4);
 }
@@ -279,7 +279,7 @@ typedef struct {
 
 static double mm_loss(void *c_) {
     mm_ctx *c = c_;
-    ops_matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out);
+    collm_ops_matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out);
     return weighted_sum(c->y, c->r, (int64_t)c->T * c->out);
 }
 
@@ -288,13 +288,13 @@ static void test_matmul_backward(void) {
     c.x = rand_vec(c.T * c.in, 1), c.w = rand_vec(c.out * c.in, 1), c.b = rand_vec(c.out, 1);
     c.y = zeros(c.T * c.out), c.r = rand_vec(c.T * c.out, 1);
     acc_buf dx = acc_new(c.T * c.in), dw = acc_new(c.out * c.in), db = acc_new(c.out);
-    ops_matmul_backward(dx.g, dw.g, db.g, c.r, c.x, c.w, c.T, c.in, c.out);
+    collm_ops_matmul_backward(dx.g, dw.g, db.g, c.r, c.x, c.w, c.T, c.in, c.out);
     CHECK(gradcheck(mm_loss, &c, c.x, acc_delta(&dx), dx.n, "matmul dx"));
     CHECK(gradcheck(mm_loss, &c, c.w, acc_delta(&dw), dw.n, "matmul dw"));
     CHECK(gradcheck(mm_loss, &c, c.b, acc_delta(&db), db.n, "matmul dbias"));
     // NULL gradients are skipped; a lone dx gives the same values
     float *dx2 = zeros(dx.n);
-    ops_matmul_backward(dx2, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out);
+    collm_ops_matmul_backward(dx2, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out);
     int ok = 1;
     for (int64_t i = 0; i < dx.n; i++) ok &= fabsf(dx2[i] - dx.g[i]) <= 1e-5f;
     CHECK(ok);
@@ -311,7 +311,7 @@ typedef struct {
 
 static double rms_loss(void *c_) {
     rms_ctx *c = c_;
-    ops_rmsnorm_forward(c->y, c->rstd, c->x, c->w, c->T, c->C, 1e-5f);
+    collm_ops_rmsnorm_forward(c->y, c->rstd, c->x, c->w, c->T, c->C, 1e-5f);
     return weighted_sum(c->y, c->r, (int64_t)c->T * c->C);
 }
 
@@ -321,7 +321,7 @@ static void test_rmsnorm_backward(void) {
     c.r = rand_vec(c.T * c.C, 1);
     acc_buf dx = acc_new(c.T * c.C), dw = acc_new(c.C);
     rms_loss(&c); // rstd for backward
-    ops_rmsnorm_backward(dx.g, dw.g, c.r, c.x, c.w, c.rstd, c.T, c.C);
+    collm_ops_rmsnorm_backward(dx.g, dw.g, c.r, c.x, c.w, c.rstd, c.T, c.C);
     CHECK(gradcheck(rms_loss, &c, c.x, acc_delta(&dx), dx.n, "rmsnorm dx"));
     CHECK(gradcheck(rms_loss, &c, c.w, acc_delta(&dw), dw.n, "rmsnorm dw"));
     acc_free(&dx), acc_free(&dw);
@@ -339,7 +339,7 @@ static double rope_loss(void *c_) {
     rope_ctx *c = c_;
     int64_t n = (int64_t)c->T * c->nh * c->hd;
     memcpy(c->y, c->x, (size_t)n * sizeof(float));
-    ops_rope_forward(c->y, c->pos, c->T, c->nh, c->hd, c->n_rot, 10000.0f, c->neox);
+    collm_ops_rope_forward(c->y, c->pos, c->T, c->nh, c->hd, c->n_rot, 10000.0f, c->neox);
     return weighted_sum(c->y, c->r, n);
 }
 
@@ -352,7 +352,7 @@ static void test_rope_backward(void) {
             c.x = rand_vec(n, 1), c.y = zeros(n), c.r = rand_vec(n, 1);
             float *dx = malloc(n * sizeof(float));
             memcpy(dx, c.r, n * sizeof(float)); // backward is in place on the gradient
-            ops_rope_backward(dx, pos, c.T, c.nh, c.hd, n_rot, 10000.0f, neox);
+            collm_ops_rope_backward(dx, pos, c.T, c.nh, c.hd, n_rot, 10000.0f, neox);
             CHECK_MSG(gradcheck(rope_loss, &c, c.x, dx, n, "rope dx"), "neox=%d n_rot=%d", neox, n_rot);
             free(dx), free(c.x), free(c.y), free(c.r);
         }
@@ -366,13 +366,13 @@ typedef struct {
 
 static double swiglu_loss(void *c_) {
     glu_ctx *c = c_;
-    ops_swiglu_forward(c->h, c->g, c->u, c->n);
+    collm_ops_swiglu_forward(c->h, c->g, c->u, c->n);
     return weighted_sum(c->h, c->r, c->n);
 }
 
 static double relu_loss(void *c_) {
     glu_ctx *c = c_;
-    ops_relu_forward(c->h, c->g, c->n);
+    collm_ops_relu_forward(c->h, c->g, c->n);
     return weighted_sum(c->h, c->r, c->n);
 }
 
@@ -380,7 +380,7 @@ static void test_swiglu_relu_backward(void) {
     glu_ctx c = {.n = 40};
     c.g = rand_vec(c.n, 2), c.u = rand_vec(c.n, 1), c.h = zeros(c.n), c.r = rand_vec(c.n, 1);
     acc_buf dg = acc_new(c.n), du = acc_new(c.n);
-    ops_swiglu_backward(dg.g, du.g, c.r, c.g, c.u, c.n);
+    collm_ops_swiglu_backward(dg.g, du.g, c.r, c.g, c.u, c.n);
     CHECK(gradcheck(swiglu_loss, &c, c.g, acc_delta(&dg), c.n, "swiglu dg"));
     CHECK(gradcheck(swiglu_loss, &c, c.u, acc_delta(&du), c.n, "swiglu du"));
     acc_free(&dg), acc_free(&du);
@@ -388,7 +388,7 @@ static void test_swiglu_relu_backward(void) {
     for (int64_t i = 0; i < c.n; i++)
         if (fabsf(c.g[i]) < 0.05f) c.g[i] = c.g[i] < 0 ? -0.1f : 0.1f;
     acc_buf dx = acc_new(c.n);
-    ops_relu_backward(dx.g, c.r, c.g, c.n);
+    collm_ops_relu_backward(dx.g, c.r, c.g, c.n);
     CHECK(gradcheck(relu_loss, &c, c.g, acc_delta(&dx), c.n, "relu dx"));
     acc_free(&dx);
     free(c.g), free(c.u), free(c.h), free(c.r);
@@ -402,7 +402,7 @@ typedef struct {
 
 static double att_loss(void *c_) {
     att_ctx *c = c_;
-    ops_attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->n_past, c->nh, c->nkv, c->hd, NULL);
+    collm_ops_attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->n_past, c->nh, c->nkv, c->hd, NULL);
     return weighted_sum(c->out, c->r, (int64_t)c->T * c->nh * c->hd);
 }
 
@@ -416,7 +416,7 @@ static void test_attention_backward(void) {
         c.out = zeros(nq), c.att = zeros(c.nh * c.T * L), c.r = rand_vec(nq, 1);
         att_loss(&c);
         acc_buf dq = acc_new(nq), dk = acc_new(nk), dv = acc_new(nk);
-        ops_attention_backward(dq.g, dk.g, dv.g, c.r, c.att, c.q, c.k, c.v, c.T, c.n_past, c.nh, c.nkv, c.hd, NULL);
+        collm_ops_attention_backward(dq.g, dk.g, dv.g, c.r, c.att, c.q, c.k, c.v, c.T, c.n_past, c.nh, c.nkv, c.hd, NULL);
         CHECK_MSG(gradcheck(att_loss, &c, c.q, acc_delta(&dq), nq, "attention dq"), "n_past=%d", c.n_past);
         CHECK_MSG(gradcheck(att_loss, &c, c.k, acc_delta(&dk), nk, "attention dk"), "n_past=%d", c.n_past);
         CHECK_MSG(gradcheck(att_loss, &c, c.v, acc_delta(&dv), nk, "attention dv"), "n_past=%d", c.n_past);
@@ -445,8 +445,8 @@ static void test_attention_threads(void) {
         float *res[3][5]; // out, att, dq, dk, dv
         for (int p = 0; p < 3; p++) {
             float *out = zeros(nq), *att = zeros(na), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
-            ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
-            ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
+            collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
+            collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
             res[p][0] = out, res[p][1] = att, res[p][2] = dq, res[p][3] = dk, res[p][4] = dv;
         }
         int64_t sizes[5] = {nq, na, nq, nk, nk};
@@ -469,7 +469,7 @@ typedef struct {
 
 static double bce_loss(void *c_) {
     bce_ctx *c = c_;
-    return ops_bce_with_logits(NULL, c->s, c->y, c->n);
+    return collm_ops_bce_with_logits(NULL, c->s, c->y, c->n);
 }
 
 static void test_bce(void) {
@@ -480,7 +480,7 @@ static void test_bce(void) {
                       3e38};
     for (int i = 0; i < 8; i++) {
         float d;
-        double l = ops_bce_with_logits(&d, &s[i], &y[i], 1);
+        double l = collm_ops_bce_with_logits(&d, &s[i], &y[i], 1);
         CHECK_MSG(isfinite(l) && fabs(l - want[i]) <= 1e-6 * fabs(want[i]) + 1e-12, "i=%d loss %.9g want %.9g", i,
                   l, want[i]);
         double sig = 1.0 / (1.0 + exp(-(double)s[i]));
@@ -488,7 +488,7 @@ static void test_bce(void) {
     }
     // mean over n, dlogit scaled by 1/n
     float d2[2];
-    double l2 = ops_bce_with_logits(d2, s, y, 2);
+    double l2 = collm_ops_bce_with_logits(d2, s, y, 2);
     CHECK_NEAR(l2, (log(2.0) + 1.5269280110429724) / 2, 1e-6);
     CHECK_NEAR(d2[0], (0.5 - 1.0) / 2, 1e-7);
     // dlogit against finite differences of the mean loss
@@ -496,7 +496,7 @@ static void test_bce(void) {
     c.s = rand_vec(c.n, 3), c.y = malloc(c.n * sizeof(float));
     for (int i = 0; i < c.n; i++) c.y[i] = (float)(i % 3) / 2.0f; // 0, 0.5, 1
     float *d = zeros(c.n);
-    ops_bce_with_logits(d, c.s, c.y, c.n);
+    collm_ops_bce_with_logits(d, c.s, c.y, c.n);
     CHECK(gradcheck(bce_loss, &c, c.s, d, c.n, "bce dlogit"));
     free(c.s), free(c.y), free(d);
 }
@@ -518,7 +518,7 @@ static void test_adam(void) {
     for (int mode = 0; mode < 3; mode++) {
         float p[2] = {1.0f, -2.0f}, m[2] = {0, 0}, v[2] = {0, 0};
         for (int t = 1; t <= 3; t++) {
-            ops_adam_update(p, grads[t - 1], m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, wds[mode], coupled[mode], t);
+            collm_ops_adam_update(p, grads[t - 1], m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, wds[mode], coupled[mode], t);
             CHECK_MSG(fabs(p[0] - want[mode][t - 1][0]) < 2e-6 && fabs(p[1] - want[mode][t - 1][1]) < 2e-6,
                       "mode %d step %d: %.9g %.9g", mode, t, p[0], p[1]);
         }
@@ -530,10 +530,10 @@ static void test_dot_axpy(void) {
     float *a = rand_vec(n, 1), *b = rand_vec(n, 1), *y = rand_vec(n, 1);
     double ref = 0;
     for (int i = 0; i < n; i++) ref += (double)a[i] * b[i];
-    CHECK_NEAR(ops_dot(a, b, n), ref, 1e-5);
+    CHECK_NEAR(collm_ops_dot(a, b, n), ref, 1e-5);
     double *yref = malloc(n * sizeof(double));
     for (int i = 0; i < n; i++) yref[i] = y[i] + 0.5 * a[i];
-    ops_axpy(y, 0.5f, a, n);
+    collm_ops_axpy(y, 0.5f, a, n);
     CHECK(close_vec(y, yref, n, 1e-6, 1e-6, "axpy"));
     free(a), free(b), free(y), free(yref);
 }
@@ -555,9 +555,9 @@ static void time_attention(void) {
         collm_pool *use = p ? pool : NULL;
         int reps = 20;
         double t0 = now_s();
-        for (int i = 0; i < reps; i++) ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use);
+        for (int i = 0; i < reps; i++) collm_ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use);
         double t1 = now_s();
-        for (int i = 0; i < reps; i++) ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use);
+        for (int i = 0; i < reps; i++) collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use);
         double t2 = now_s();
         printf("attention T=%d n_head=%d hd=%d, %d thread(s): forward %.3f ms, backward %.3f ms\n", T, nh, hd,
                p ? 2 : 1, (t1 - t0) / reps * 1e3, (t2 - t1) / reps * 1e3);

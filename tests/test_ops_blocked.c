@@ -4,7 +4,7 @@
 // prefix (smaller blocks) and one beyond the scratch target (one query per
 // block), forward and backward against a double-precision reference written
 // here; thread-count determinism there; SwiGLU and RMSNorm with SIMD tails
-// against double references; the RoPE table equal bit for bit to ops_rope_forward.
+// against double references; the RoPE table equal bit for bit to collm_ops_rope_forward.
 #include "collm/ops.h"
 #include "collm/rng.h"
 #include "collm/threadpool.h"
@@ -100,8 +100,8 @@ static void test_attention_blocked(void) {
         ref_attention(r_out, r_dq, r_dk, r_dv, dout, q, k, v, T, n_past, nh, nkv, hd);
         float *out = zeros(nq), *out2 = zeros(nq), *att = malloc(sizeof(float) * na);
         for (int64_t i = 0; i < na; i++) att[i] = 7.0f; // every entry must be written
-        ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pool);
-        ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, pool);
+        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pool);
+        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, pool);
         CHECK_MSG(close_vec(out, r_out, nq, 1e-5, 1e-5, "out"), "case %d", ci);
         CHECK_MSG(close_vec(out2, r_out, nq, 1e-5, 1e-5, "out (no att)"), "case %d", ci);
         int rows_ok = 1;
@@ -121,7 +121,7 @@ static void test_attention_blocked(void) {
         for (int p = 0; p < 2; p++) {
             g[p][0] = zeros(nq), g[p][1] = zeros(nk), g[p][2] = zeros(nk);
             for (int64_t i = 0; i < nk; i++) g[p][1][i] = 0.5f, g[p][2][i] = -0.25f;
-            ops_attention_backward(g[p][0], g[p][1], g[p][2], dout, att, q, k, v, T, n_past, nh, nkv, hd,
+            collm_ops_attention_backward(g[p][0], g[p][1], g[p][2], dout, att, q, k, v, T, n_past, nh, nkv, hd,
                                    p ? pool : NULL);
         }
         for (int64_t i = 0; i < nk; i++) r_dk[i] += 0.5, r_dv[i] -= 0.25;
@@ -133,7 +133,7 @@ static void test_attention_blocked(void) {
                       memcmp(g[0][2], g[1][2], sizeof(float) * nk) == 0,
                   "case %d: backward on 1 vs 3 threads", ci);
         float *out3 = zeros(nq), *att3 = zeros(na);
-        ops_attention_forward(out3, att3, q, k, v, T, n_past, nh, nkv, hd, NULL);
+        collm_ops_attention_forward(out3, att3, q, k, v, T, n_past, nh, nkv, hd, NULL);
         CHECK_MSG(memcmp(out, out3, sizeof(float) * nq) == 0 && memcmp(att, att3, sizeof(float) * na) == 0,
                   "case %d: forward on 1 vs 3 threads", ci);
         for (int p = 0; p < 2; p++) free(g[p][0]), free(g[p][1]), free(g[p][2]);
@@ -143,7 +143,7 @@ static void test_attention_blocked(void) {
     collm_pool_free(pool);
 }
 
-// Packed suffixes over one cached prefix (ops_attention_packed_forward):
+// Packed suffixes over one cached prefix (collm_ops_attention_packed_forward):
 // each sequence's rows against the double reference run on prefix + that
 // sequence alone; 1 vs 3 threads bit for bit. head_dim 32 (one 4-vector
 // pass), 72 (32 + 32 + one 8-wide), 20 (8 + 8 + 4 masked), 5 (masked only),
@@ -163,8 +163,8 @@ static void test_attention_packed(void) {
         int32_t pos[44];
         for (int s = 0, r = 0; s < n_seq; s++)
             for (int i = 0; i < seq_len[s]; i++) pos[r++] = n_past + i;
-        ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL);
-        ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
+        collm_ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL);
+        collm_ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
         CHECK_MSG(memcmp(out, out3, sizeof(float) * T * q_dim) == 0, "packed case %d: 1 vs 3 threads", ci);
         int ok = 1;
         for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
@@ -185,7 +185,7 @@ static void test_attention_packed(void) {
         // a subset of the queries, out of order (the last rows of sequences 4, 0, 2): out row j = packed row q_rows[j]
         const int32_t q_rows[3] = {41, 12, 16};
         float *sub = zeros(3 * q_dim);
-        ops_attention_packed_forward(sub, q, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
+        collm_ops_attention_packed_forward(sub, q, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
         int same = 1;
         for (int j = 0; j < 3; j++) same &= memcmp(sub + j * q_dim, out + q_rows[j] * q_dim, sizeof(float) * q_dim) == 0;
         CHECK_MSG(same, "packed case %d: query subset equals those rows of the full call", ci);
@@ -207,18 +207,18 @@ static void test_swiglu_tails(void) {
         want_dg[i] = 1.0 + dh[i] * u[i] * (s + g[i] * s * (1.0 - s)); // onto dg = 1
         want_du[i] = -1.0 + dh[i] * g[i] * s;                        // onto du = -1
     }
-    ops_swiglu_forward(h, g, u, n);
+    collm_ops_swiglu_forward(h, g, u, n);
     CHECK(close_vec(h, want, n, 1e-6, 1e-30, "swiglu"));
     float *hg = malloc(sizeof(float) * n);
     memcpy(hg, g, sizeof(float) * n);
-    ops_swiglu_forward(hg, hg, u, n); // in place over g, as model.c does
+    collm_ops_swiglu_forward(hg, hg, u, n); // in place over g, as model.c does
     CHECK(memcmp(hg, h, sizeof(float) * n) == 0);
     float *dg = malloc(sizeof(float) * n), *du = malloc(sizeof(float) * n);
     for (int i = 0; i < n; i++) dg[i] = 1.0f, du[i] = -1.0f;
-    ops_swiglu_backward(dg, du, dh, g, u, n);
+    collm_ops_swiglu_backward(dg, du, dh, g, u, n);
     CHECK(close_vec(dg, want_dg, n, 1e-6, 1e-6, "swiglu dg"));
     CHECK(close_vec(du, want_du, n, 1e-6, 1e-6, "swiglu du"));
-    ops_swiglu_backward(NULL, du, dh, g, u, n); // a NULL gradient is skipped
+    collm_ops_swiglu_backward(NULL, du, dh, g, u, n); // a NULL gradient is skipped
     for (int i = 0; i < n; i++) want_du[i] += dh[i] * g[i] / (1.0 + exp(-(double)g[i]));
     CHECK(close_vec(du, want_du, n, 1e-6, 1e-6, "swiglu du twice"));
     free(g), free(u), free(dh), free(h), free(hg), free(dg), free(du);
@@ -236,7 +236,7 @@ static void test_rmsnorm_tails(void) {
             want_r[t] = 1.0 / sqrt(ms / C + 1e-5);
             for (int i = 0; i < C; i++) want[t * C + i] = x[t * C + i] * want_r[t] * w[i];
         }
-        ops_rmsnorm_forward(y, rstd, x, w, T, C, 1e-5f);
+        collm_ops_rmsnorm_forward(y, rstd, x, w, T, C, 1e-5f);
         CHECK_MSG(close_vec(y, want, (int64_t)T * C, 1e-6, 1e-6, "rmsnorm"), "C=%d", C);
         CHECK_MSG(close_vec(rstd, want_r, T, 1e-6, 0, "rstd"), "C=%d", C);
         free(x), free(w), free(y), free(want);
@@ -253,9 +253,9 @@ static void test_rope_table(void) {
             int64_t n = (int64_t)T * nh * hd;
             float *a = rand_vec(n, 1), *b = malloc(sizeof(float) * n), *cs = malloc(sizeof(float) * T * n_rot);
             memcpy(b, a, sizeof(float) * n);
-            ops_rope_forward(a, pos, T, nh, hd, n_rot, 10000.0f, neox);
-            ops_rope_table(cs, pos, T, n_rot, 10000.0f);
-            ops_rope_forward_table(b, cs, T, nh, hd, n_rot, neox);
+            collm_ops_rope_forward(a, pos, T, nh, hd, n_rot, 10000.0f, neox);
+            collm_ops_rope_table(cs, pos, T, n_rot, 10000.0f);
+            collm_ops_rope_forward_table(b, cs, T, nh, hd, n_rot, neox);
             CHECK_MSG(memcmp(a, b, sizeof(float) * n) == 0, "rope table neox=%d n_rot=%d", neox, n_rot);
             CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2], cos(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);
             CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2 + 1], sin(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);

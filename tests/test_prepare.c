@@ -50,7 +50,7 @@ static void test_ml1m(void) {
     put("ratings.dat", "20::3::5::991353600\n20::1::2::991353700\n20::2::4::1017619200\n20::9::5::991353650\n"
                        "10::2::4::991353599\n10::3::1::1030838400\n10::1::4::1030838400\n10::2::5::1044057600\n");
     const char *out = tpath("ml1m_out");
-    int rc = rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_latin1.dat"), out, 2023);
+    int rc = collm_rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_latin1.dat"), out, 2023);
     CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
     // Sorted: user 10 -> 1 (movie 1 before 3 at the tied timestamp), user 20 -> 2.
     // Items by first appearance: movie 1 -> 1, 3 -> 2, 2 -> 3.
@@ -67,32 +67,32 @@ static void test_ml1m(void) {
     check_file(out, "test.tsv", e);
     check_file(out, "valid_small.tsv", H); // round(0.5 * 1) = 0 (half to even)
     // The loader accepts the result.
-    rec_dataset *ds = rec_dataset_load(out);
+    collm_rec_dataset *ds = collm_rec_dataset_load(out);
     CHECK_MSG(ds && ds->n_items == 4 && ds->n_users == 3, "%s", collm_last_error());
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     // Already-UTF-8 movies.dat gives the same items.
     const char *out2 = tpath("ml1m_out_utf8");
-    CHECK(rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_utf8.dat"), out2, 2023) == COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_utf8.dat"), out2, 2023) == COLLM_OK);
     char *a = slurp(out, "items.tsv"), *b = slurp(out2, "items.tsv");
     CHECK(a && b && strcmp(a, b) == 0);
     free(a), free(b);
     // Damaged inputs.
     put("ratings_bad.dat", "20::3::5::991353600\n20::1::x::991353700\n");
-    CHECK(rec_prepare_ml1m(tpath("ratings_bad.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_bad.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "ratings_bad.dat:2:"), "%s", collm_last_error());
     put("ratings_bad2.dat", "20::3::5::991353600::7\n");
-    CHECK(rec_prepare_ml1m(tpath("ratings_bad2.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_bad2.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "ratings_bad2.dat:1:"), "%s", collm_last_error());
     put("ratings_bad3.dat", "20::3::6::991353600\n");
-    CHECK(rec_prepare_ml1m(tpath("ratings_bad3.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_bad3.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
     put("movies_bad.dat", "1::Toy Story (1995)::Animation\nxx::Bad::Drama\n");
-    CHECK(rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_bad.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_bad.dat"), out2, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "movies_bad.dat:2:"), "%s", collm_last_error());
     put("movies_dup.dat", "1::A (1995)::Drama\n1::B (1995)::Drama\n");
-    CHECK(rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_dup.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_dup.dat"), out2, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "movies_dup.dat:2:") && strstr(collm_last_error(), "duplicate"), "%s",
               collm_last_error());
-    CHECK(rec_prepare_ml1m(tpath("nonexistent.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_ml1m(tpath("nonexistent.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
     CHECK(strstr(collm_last_error(), "nonexistent.dat") != NULL);
 }
 
@@ -111,7 +111,7 @@ static void test_amazon(void) {
         "{\"reviewerID\":\"U2\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n");
     const char *out = tpath("amazon_out");
     // min_count 1: keep users/items with more than one 2017 rating (U3 has one).
-    int rc = rec_prepare_amazon(tpath("reviews.json"), tpath("meta.json"), out, 2023, 1);
+    int rc = collm_rec_prepare_amazon(tpath("reviews.json"), tpath("meta.json"), out, 2023, 1);
     CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
     check_file(out, "items.tsv", "iid\ttitle\n0\t\n1\tBook One\n2\tBook Two\n");
     check_file(out, "item_map.tsv", "iid\tasin\n1\tA1\n2\tA2\n");
@@ -127,10 +127,10 @@ static void test_amazon(void) {
     check_file(out, "valid_small.tsv", H);
     put("reviews_bad.json", "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":5.0,\"unixReviewTime\":1484006400}\n"
                             "{\"reviewerID\":\"U1\",\n");
-    CHECK(rec_prepare_amazon(tpath("reviews_bad.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_amazon(tpath("reviews_bad.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "reviews_bad.json:2:"), "%s", collm_last_error());
     put("reviews_bad2.json", "{\"reviewerID\":\"U1\",\"asin\":\"A1\",\"overall\":\"5\",\"unixReviewTime\":1}\n");
-    CHECK(rec_prepare_amazon(tpath("reviews_bad2.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
+    CHECK(collm_rec_prepare_amazon(tpath("reviews_bad2.json"), tpath("meta.json"), out, 1, 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "reviews_bad2.json:1:"), "%s", collm_last_error());
 }
 
@@ -157,23 +157,23 @@ static void test_bookcrossing(void) {
     }
     put("BX-Book-Ratings.csv", r);
     const char *out = tpath("bx_out");
-    int rc = rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, NULL);
+    int rc = collm_rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, NULL);
     CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
     // Ids: data rows kept in order, the bad line skipped: 0001->0, 0003->1, 0004->2, 0005->3, 0006->4.
     check_file(out, "items.tsv", "iid\ttitle\tauthor\n0\tAlpha\tAnn\n1\tB\xC3\xA9ta \"Quoted\"\tBob\n2\tGamma\tCy\n"
                                  "3\tDelta\tDi\n4\tEps\tEd\n");
-    rec_dataset *ds = rec_dataset_load(out);
+    collm_rec_dataset *ds = collm_rec_dataset_load(out);
     CHECK_MSG(ds != NULL, "%s", collm_last_error());
     if (!ds) return;
-    rec_split *te = rec_dataset_load_split(ds, "test");
+    collm_rec_split *te = collm_rec_dataset_load_split(ds, "test");
     CHECK(te != NULL && ds->valid != NULL);
     if (!te || !ds->valid) return;
     // 11 users: 8 train, 1 valid, 2 test; K = 5 >= 4 ratings -> 4 rows per user.
     CHECK(ds->train->n == 32 && ds->valid->n == 4 && te->n == 8);
-    const rec_split *sp[3] = {ds->train, ds->valid, te};
+    const collm_rec_split *sp[3] = {ds->train, ds->valid, te};
     int seen7 = 0, ok = 1, users_ok = 1;
     for (int k = 0; k < 3; k++) {
-        const rec_split *s = sp[k];
+        const collm_rec_split *s = sp[k];
         for (int64_t q = 0; q < s->n; q++) {
             int32_t u = s->user[q];
             users_ok &= u == 7 || (u >= 100 && u < 110);
@@ -195,19 +195,19 @@ static void test_bookcrossing(void) {
     CHECK(ok);
     CHECK(users_ok);
     CHECK(seen7 == 0xF); // every one of user 7's books is a target once
-    rec_split_free(te);
-    rec_dataset_free(ds);
+    collm_rec_split_free(te);
+    collm_rec_dataset_free(ds);
     // K = 1: TALLRec's one sample per user.
-    rec_bookcrossing_options o = {1, 10};
-    CHECK(rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, &o) == COLLM_OK);
-    ds = rec_dataset_load(out);
+    collm_rec_bookcrossing_options o = {1, 10};
+    CHECK(collm_rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, &o) == COLLM_OK);
+    ds = collm_rec_dataset_load(out);
     CHECK(ds && ds->train->n == 8 && ds->valid->n == 1);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     put("BX-bad.csv", "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"7\";\"0001\";\"8\"\n\"7\";\"0003\"\n");
-    CHECK(rec_prepare_bookcrossing(tpath("BX-bad.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
+    CHECK(collm_rec_prepare_bookcrossing(tpath("BX-bad.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "BX-bad.csv:3:"), "%s", collm_last_error());
     put("BX-bad2.csv", "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"7\";\"0001\";\"11\"\n");
-    CHECK(rec_prepare_bookcrossing(tpath("BX-bad2.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
+    CHECK(collm_rec_prepare_bookcrossing(tpath("BX-bad2.csv"), tpath("BX-Books.csv"), out, 1, NULL) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "BX-bad2.csv:2:"), "%s", collm_last_error());
 }
 

@@ -17,17 +17,17 @@ static const char *EXAMPLE =
     "\\n#Answer:";
 
 static void test_example(void) {
-    rec_items *items = rec_items_load(test_shared_path("data/ml-1m/items.tsv"));
-    rec_split *train = rec_split_load(test_shared_path("data/ml-1m/train.tsv"), items);
-    rec_split *valid = rec_split_load(test_shared_path("data/ml-1m/valid.tsv"), items);
-    prompt_template *tpl = prompt_template_load("prompts/collm_movie.txt");
+    collm_rec_items *items = collm_rec_items_load(test_shared_path("data/ml-1m/items.tsv"));
+    collm_rec_split *train = collm_rec_split_load(test_shared_path("data/ml-1m/train.tsv"), items);
+    collm_rec_split *valid = collm_rec_split_load(test_shared_path("data/ml-1m/valid.tsv"), items);
+    collm_prompt_template *tpl = collm_prompt_template_load("prompts/collm_movie.txt");
     CHECK_MSG(items && train && valid && tpl, "%s", collm_last_error());
     if (!items || !train || !valid || !tpl) return;
     // The test row's history = the history of user 4's last train/valid row
     // plus that row's item when it is positive (§2.2 step 5). Find the row by
     // largest timestamp (ties broken by file order).
-    const rec_split *sp[2] = {train, valid};
-    const rec_split *best = NULL;
+    const collm_rec_split *sp[2] = {train, valid};
+    const collm_rec_split *best = NULL;
     int64_t best_r = -1;
     for (int k = 0; k < 2; k++)
         for (int64_t r = 0; r < sp[k]->n; r++)
@@ -39,42 +39,42 @@ static void test_example(void) {
     memcpy(his, best->his + h0, (size_t)nh * sizeof *his);
     if (best->label[best_r]) his[nh++] = best->item[best_r];
     CHECK(nh > 10 && his[0] == 0);
-    char *text = prompt_fill_alloc(tpl, items, his, nh, 96);
+    char *text = collm_prompt_fill_alloc(tpl, items, his, nh, 96);
     CHECK_STR(text, EXAMPLE);
     // snprintf-style fill: exact length, truncation, NULL buffer.
-    int64_t len = prompt_fill(tpl, items, his, nh, 96, NULL, 0);
+    int64_t len = collm_prompt_fill(tpl, items, his, nh, 96, NULL, 0);
     CHECK(len == (int64_t)strlen(EXAMPLE));
     char small[16];
-    CHECK(prompt_fill(tpl, items, his, nh, 96, small, sizeof small) == len);
+    CHECK(collm_prompt_fill(tpl, items, his, nh, 96, small, sizeof small) == len);
     CHECK_STR(small, "<s>#Question: A");
     // Prefix / rest split: the prefix ends right before the target title and
     // does not depend on the target.
     char *prefix, *rest, *prefix2, *rest2;
-    CHECK(prompt_fill_parts(tpl, items, his, nh, 96, &prefix, &rest) == COLLM_OK);
+    CHECK(collm_prompt_fill_parts(tpl, items, his, nh, 96, &prefix, &rest) == COLLM_OK);
     const char *cut = strstr(EXAMPLE, "\"Deconstructing Harry");
     CHECK(strlen(prefix) == (size_t)(cut - EXAMPLE) && strncmp(prefix, EXAMPLE, strlen(prefix)) == 0);
     CHECK_STR(rest, cut);
-    CHECK(prompt_fill_parts(tpl, items, his, nh, 1, &prefix2, &rest2) == COLLM_OK);
+    CHECK(collm_prompt_fill_parts(tpl, items, his, nh, 1, &prefix2, &rest2) == COLLM_OK);
     CHECK_STR(prefix2, prefix);
     CHECK(strncmp(rest2, "\"Shawshank Redemption, The (1994)\" with", 39) == 0);
     free(prefix), free(rest), free(prefix2), free(rest2);
     // Out-of-range ids are errors.
-    CHECK(prompt_fill(tpl, items, his, nh, items->n, NULL, 0) < 0 && strstr(collm_last_error(), "target item"));
+    CHECK(collm_prompt_fill(tpl, items, his, nh, items->n, NULL, 0) < 0 && strstr(collm_last_error(), "target item"));
     his[3] = -5;
-    CHECK(prompt_fill_alloc(tpl, items, his, nh, 96) == NULL && strstr(collm_last_error(), "history entry 3"));
+    CHECK(collm_prompt_fill_alloc(tpl, items, his, nh, 96) == NULL && strstr(collm_last_error(), "history entry 3"));
     free(his);
     free(text);
-    prompt_template_free(tpl);
-    rec_split_free(train);
-    rec_split_free(valid);
-    rec_items_free(items);
+    collm_prompt_template_free(tpl);
+    collm_rec_split_free(train);
+    collm_rec_split_free(valid);
+    collm_rec_items_free(items);
 }
 
 // Items "T1".."T12" for ids 1..12, id 0 empty, id 13 "  Padded  ", id 14 "".
-static rec_items *toy_items(void) {
+static collm_rec_items *toy_items(void) {
     static char names[15][16];
     static char *title[15];
-    static rec_items it;
+    static collm_rec_items it;
     static char empty[1] = "";
     for (int i = 0; i < 15; i++) {
         snprintf(names[i], sizeof names[i], "T%d", i);
@@ -91,73 +91,73 @@ static rec_items *toy_items(void) {
 }
 
 static void test_history_rule(void) {
-    rec_items *it = toy_items();
-    prompt_template *t = prompt_template_from_string("[<ItemTitleList>|<TargetItemTitle>|<ItemIDList>]\nignored");
+    collm_rec_items *it = toy_items();
+    collm_prompt_template *t = collm_prompt_template_from_string("[<ItemTitleList>|<TargetItemTitle>|<ItemIDList>]\nignored");
     CHECK_STR(t->line, "[<ItemTitleList>|<TargetItemTitle>|<ItemIDList>]");
     int32_t his[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     char out[512];
     // len 0 (no sentinel at all) and len 1 (sentinel only): "unkow", n = 0.
-    prompt_fill(t, it, his, 0, 13, out, sizeof out);
+    collm_prompt_fill(t, it, his, 0, 13, out, sizeof out);
     CHECK_STR(out, "<s>[unkow|\"Padded\"|]");
-    prompt_fill(t, it, his, 1, 13, out, sizeof out);
+    collm_prompt_fill(t, it, his, 1, 13, out, sizeof out);
     CHECK_STR(out, "<s>[unkow|\"Padded\"|]");
     // len 2: one title.
-    prompt_fill(t, it, his, 2, 2, out, sizeof out);
+    collm_prompt_fill(t, it, his, 2, 2, out, sizeof out);
     CHECK_STR(out, "<s>[\"T1\"|\"T2\"|<unk>]");
     // len 9 (sentinel + 8): all 8, n = 8.
-    prompt_fill(t, it, his, 9, 2, out, sizeof out);
+    collm_prompt_fill(t, it, his, 9, 2, out, sizeof out);
     CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\"|\"T2\"|"
                    "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
     // len 10: n = 9, the last 9 (all but the sentinel).
-    prompt_fill(t, it, his, 10, 2, out, sizeof out);
+    collm_prompt_fill(t, it, his, 10, 2, out, sizeof out);
     CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\", \"T9\"|\"T2\"|"
                    "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
     // len 11: the last 10 ids, n = 10 (sentinel cut off).
-    prompt_fill(t, it, his, 11, 2, out, sizeof out);
+    collm_prompt_fill(t, it, his, 11, 2, out, sizeof out);
     CHECK_STR(out, "<s>[\"T1\", \"T2\", \"T3\", \"T4\", \"T5\", \"T6\", \"T7\", \"T8\", \"T9\", \"T10\"|\"T2\"|"
                    "<unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>, <unk>]");
     // len 12: last 10 = T2..T11.
-    prompt_fill(t, it, his, 12, 2, out, sizeof out);
+    collm_prompt_fill(t, it, his, 12, 2, out, sizeof out);
     CHECK(strncmp(out, "<s>[\"T2\", \"T3\"", 14) == 0 && strstr(out, "\"T11\"|"));
     // A 10-long list WITHOUT a real sentinel shows the quirk: the first id is lost.
     int32_t nos[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-    prompt_fill(t, it, nos, 10, 2, out, sizeof out);
+    collm_prompt_fill(t, it, nos, 10, 2, out, sizeof out);
     CHECK(strncmp(out, "<s>[\"T2\", ", 10) == 0);
     // No-sentinel mode (bookcrossing): all 10 kept; an untitled item dropped.
     t->his_has_sentinel = 0;
-    prompt_fill(t, it, nos, 10, 2, out, sizeof out);
+    collm_prompt_fill(t, it, nos, 10, 2, out, sizeof out);
     CHECK(strncmp(out, "<s>[\"T1\", \"T2\", ", 14) == 0 && strstr(out, "\"T10\"|"));
     int32_t untitled[3] = {14, 0, 5};
-    prompt_fill(t, it, untitled, 3, 5, out, sizeof out);
+    collm_prompt_fill(t, it, untitled, 3, 5, out, sizeof out);
     CHECK_STR(out, "<s>[\"T5\"|\"T5\"|<unk>, <unk>, <unk>]");
-    prompt_fill(t, it, untitled, 0, 5, out, sizeof out);
+    collm_prompt_fill(t, it, untitled, 0, 5, out, sizeof out);
     CHECK_STR(out, "<s>[unkow|\"T5\"|]");
     int64_t first, n;
-    prompt_history_window(t, 12, &first, &n);
+    collm_prompt_history_window(t, 12, &first, &n);
     CHECK(first == 2 && n == 10);
     t->his_has_sentinel = 1;
-    prompt_history_window(t, 10, &first, &n);
+    collm_prompt_history_window(t, 10, &first, &n);
     CHECK(first == 1 && n == 9);
-    prompt_template_free(t);
+    collm_prompt_template_free(t);
     // proj_token_num k = 3 and a literal '<' that is no placeholder.
-    t = prompt_template_from_string("<UserID> a<b <TargetItemID>");
+    t = collm_prompt_template_from_string("<UserID> a<b <TargetItemID>");
     t->proj_token_num = 3;
-    prompt_fill(t, it, his, 1, 1, out, sizeof out);
+    collm_prompt_fill(t, it, his, 1, 1, out, sizeof out);
     CHECK_STR(out, "<s><unk>.<unk>.<unk> a<b <unk>.<unk>.<unk>");
     char *pre, *rest;
-    CHECK(prompt_fill_parts(t, it, his, 1, 1, &pre, &rest) == COLLM_OK);
+    CHECK(collm_prompt_fill_parts(t, it, his, 1, 1, &pre, &rest) == COLLM_OK);
     CHECK_STR(pre, "<s><unk>.<unk>.<unk> a<b ");
     CHECK_STR(rest, "<unk>.<unk>.<unk>");
     free(pre), free(rest);
-    prompt_template_free(t);
+    collm_prompt_template_free(t);
 }
 
 static void test_files(void) {
     const char *names[4] = {"prompts/collm_movie.txt", "prompts/tallrec_movie.txt", "prompts/collm_book.txt",
                             "prompts/tallrec_book.txt"};
-    prompt_template *t[4];
+    collm_prompt_template *t[4];
     for (int i = 0; i < 4; i++) {
-        t[i] = prompt_template_load(names[i]);
+        t[i] = collm_prompt_template_load(names[i]);
         CHECK_MSG(t[i] != NULL, "%s", collm_last_error());
         if (!t[i]) return;
         // Literal backslash-n, no real newline, ends with "#Answer:".
@@ -174,8 +174,8 @@ static void test_files(void) {
                           "<TargetItemTitle>? Answer with \"Yes\" or \"No\". \\n#Answer:");
     CHECK(strstr(t[2]->line, "enjoy the book titled <TargetItemTitle> with the feature <TargetItemID>?") != NULL);
     CHECK(!strstr(t[2]->line, "movie"));
-    for (int i = 0; i < 4; i++) prompt_template_free(t[i]);
-    CHECK(prompt_template_load("prompts/nonexistent.txt") == NULL &&
+    for (int i = 0; i < 4; i++) collm_prompt_template_free(t[i]);
+    CHECK(collm_prompt_template_load("prompts/nonexistent.txt") == NULL &&
           strstr(collm_last_error(), "prompts/nonexistent.txt"));
 }
 

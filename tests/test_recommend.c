@@ -18,7 +18,7 @@ static char dir[512], data_dir[600], base_path[600], mf_path[600], ckpt_path[600
 
 
 // Stage 2 (FECE + ID slots) trained for a few steps, saved and reloaded.
-static int make_checkpoint(const rec_dataset *ds) {
+static int make_checkpoint(const collm_rec_dataset *ds) {
     collm_build_options b;
     collm_build_options_default(&b);
     b.base_path = base_path;
@@ -47,15 +47,15 @@ static double dot(const float *a, const float *b, int d) {
     return s;
 }
 
-// Shared prefix vs (a) every prompt through llm_forward on its own and (b)
+// Shared prefix vs (a) every prompt through collm_llm_forward on its own and (b)
 // the packed trainer (collm_score_encoded), for one user and n candidates.
-static void check_shared_equals_independent(collm_model *m, const rec_items *items, int32_t user, const int32_t *his,
-                                            int64_t n_his, const int32_t *cands, int n, llm_context *ctx,
+static void check_shared_equals_independent(collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+                                            int64_t n_his, const int32_t *cands, int n, collm_llm_context *ctx,
                                             int expect_prefix_slots) {
     float *shared = malloc(sizeof(float) * n), *indep = malloc(sizeof(float) * n), *packed = malloc(sizeof(float) * n);
     int P = -1, P0 = -1;
-    CHECK(recommend_score_items(m, items, user, his, n_his, cands, n, 1, ctx, shared, &P) == COLLM_OK);
-    CHECK(recommend_score_items(m, items, user, his, n_his, cands, n, 0, ctx, indep, &P0) == COLLM_OK);
+    CHECK(collm_recommend_score_items(m, items, user, his, n_his, cands, n, 1, ctx, shared, &P) == COLLM_OK);
+    CHECK(collm_recommend_score_items(m, items, user, his, n_his, cands, n, 0, ctx, indep, &P0) == COLLM_OK);
     CHECK(P0 == 0);
     collm_encoded *enc = calloc((size_t)n, sizeof *enc);
     int min_len = 1 << 30, prefix_slots = 0;
@@ -81,7 +81,7 @@ static void check_shared_equals_independent(collm_model *m, const rec_items *ite
         if (known) worst_packed = fmax(worst_packed, fabs(shared[i] - packed[i]));
         spread = fmax(spread, fabs(shared[i] - shared[0]));
     }
-    CHECK_MSG(worst <= 1e-4, "shared prefix vs llm_forward per prompt: max |d| = %g", worst);
+    CHECK_MSG(worst <= 1e-4, "shared prefix vs collm_llm_forward per prompt: max |d| = %g", worst);
     CHECK_MSG(worst_packed <= 1e-4, "shared prefix vs collm_score_encoded: max |d| = %g", worst_packed);
     if (n > 1) CHECK_MSG(spread > 1e-3, "candidate scores do not differ (%g): the comparison would prove nothing", spread);
     collm_encoded_array_free(enc, n);
@@ -90,13 +90,13 @@ static void check_shared_equals_independent(collm_model *m, const rec_items *ite
     free(packed);
 }
 
-static void test_histories(const rec_dataset *ds, const recommend_histories *h) {
+static void test_histories(const collm_rec_dataset *ds, const collm_recommend_histories *h) {
     // brute force: the row with the largest timestamp, the later split / row on ties
     int checked = 0;
     for (int32_t u = 1; u < ds->n_users && checked < 20; u += 3) {
-        const rec_split *best = NULL;
+        const collm_rec_split *best = NULL;
         int64_t best_r = -1;
-        const rec_split *sp[2] = {ds->train, ds->valid};
+        const collm_rec_split *sp[2] = {ds->train, ds->valid};
         for (int s = 0; s < 2; s++)
             for (int64_t r = 0; sp[s] && r < sp[s]->n; r++)
                 if (sp[s]->user[r] == u && (!best || sp[s]->timestamp[r] >= best->timestamp[best_r])) {
@@ -105,7 +105,7 @@ static void test_histories(const rec_dataset *ds, const recommend_histories *h) 
                 }
         const int32_t *his;
         int64_t n;
-        int rc = recommend_user_history(h, u, &his, &n);
+        int rc = collm_recommend_user_history(h, u, &his, &n);
         if (!best) {
             CHECK(rc == COLLM_ERR_ARG);
             continue;
@@ -121,12 +121,12 @@ static void test_histories(const rec_dataset *ds, const recommend_histories *h) 
     CHECK(checked >= 10);
     const int32_t *his;
     int64_t n;
-    CHECK(recommend_user_history(h, 1 << 20, &his, &n) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_user_history(h, 1 << 20, &his, &n) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "1048576") != NULL);
 }
 
-static void test_recommend(collm_model *m, const rec_dataset *ds, const recommend_histories *h,
-                           const retrieval_index *index, llm_context *ctx) {
+static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const collm_recommend_histories *h,
+                           const collm_retrieval_index *index, collm_llm_context *ctx) {
     int32_t n_items_cf, n_users_cf;
     int d, du;
     const float *iv = collm_cf_items(m, &n_items_cf, &d);
@@ -137,25 +137,25 @@ static void test_recommend(collm_model *m, const rec_dataset *ds, const recommen
     int32_t user = 5;
     const int32_t *his;
     int64_t n_his;
-    CHECK(recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
+    CHECK(collm_recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
     int32_t cands[40];
     int nc = 0;
     for (int32_t it = 1; it < ds->n_items && nc < 40; it++) cands[nc++] = it;
     check_shared_equals_independent(m, ds->items, user, his, n_his, cands, nc, ctx, 1);
     check_shared_equals_independent(m, ds->items, user, his, n_his, cands, 1, ctx, 1); // one candidate
     // a context too small for all suffixes in one batch: several packed batches
-    llm_context *small = llm_context_create(collm_llm(m), 512, 300, NULL);
+    collm_llm_context *small = collm_llm_context_create(collm_llm(m), 512, 300, NULL);
     check_shared_equals_independent(m, ds->items, user, his, n_his, cands, nc, small, 1);
-    llm_context_free(small);
+    collm_llm_context_free(small);
 
-    recommend_request req;
-    recommend_request_default(&req);
+    collm_recommend_request req;
+    collm_recommend_request_default(&req);
     req.user = user;
     req.k = 10;
     req.n_candidates = 30;
-    recommend_item out[30];
-    recommend_info info;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
+    collm_recommend_item out[30];
+    collm_recommend_info info;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
     CHECK(info.n_results == 10 && info.n_candidates == 30 && !info.used_mean_query && info.prefix_tokens > 0);
     int sorted = 1, excluded = 1;
     for (int i = 0; i < info.n_results; i++) {
@@ -170,26 +170,26 @@ static void test_recommend(collm_model *m, const rec_dataset *ds, const recommen
     int32_t top[10];
     float ref[10];
     for (int i = 0; i < 10; i++) top[i] = out[i].item;
-    CHECK(recommend_score_items(m, ds->items, user, his, n_his, top, 10, 0, ctx, ref, NULL) == COLLM_OK);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, top, 10, 0, ctx, ref, NULL) == COLLM_OK);
     double worst = 0;
     for (int i = 0; i < 10; i++) worst = fmax(worst, fabs(ref[i] - out[i].llm_score));
     CHECK_MSG(worst <= 1e-4, "recommend scores vs independent: %g", worst);
     // the re-ranked top-10 is the best 10 of the 30 candidates by LLM score
     req.k = 30;
-    recommend_item all[30];
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, all, &info) == COLLM_OK);
+    collm_recommend_item all[30];
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, all, &info) == COLLM_OK);
     for (int i = 0; i < 10; i++) CHECK(all[i].item == out[i].item);
     // without prefix sharing: the same ranking
     req.share_prefix = 0;
-    recommend_item noshare[30];
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, noshare, &info) == COLLM_OK && info.prefix_tokens == 0);
+    collm_recommend_item noshare[30];
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, noshare, &info) == COLLM_OK && info.prefix_tokens == 0);
     worst = 0;
     for (int i = 0; i < 30; i++) {
         int32_t it = all[i].item;
         for (int j = 0; j < 30; j++)
             if (noshare[j].item == it) worst = fmax(worst, fabs(noshare[j].llm_score - all[i].llm_score));
     }
-    CHECK_MSG(worst <= 1e-4, "share vs no share through recommend_for_user: %g", worst);
+    CHECK_MSG(worst <= 1e-4, "share vs no share through collm_recommend_for_user: %g", worst);
     req.share_prefix = 1;
 
     // explicit history, anonymous user: mean-of-history query, sentinel added
@@ -198,7 +198,7 @@ static void test_recommend(collm_model *m, const rec_dataset *ds, const recommen
     req.history = explicit_his;
     req.n_history = 3;
     req.k = 5;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
     CHECK(info.used_mean_query && info.n_results == 5 && info.n_history == 4);
     float mean[64];
     for (int j = 0; j < d; j++)
@@ -209,8 +209,8 @@ static void test_recommend(collm_model *m, const rec_dataset *ds, const recommen
     }
     // a user unknown to the CF model, with a history: the same mean query
     req.user = n_users_cf + 5;
-    recommend_item cold[5];
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, cold, &info) == COLLM_OK && info.used_mean_query);
+    collm_recommend_item cold[5];
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, cold, &info) == COLLM_OK && info.used_mean_query);
     for (int i = 0; i < 5; i++) CHECK(cold[i].retrieval_score == out[i].retrieval_score || cold[i].item != out[i].item);
     // ... and its shared-prefix scores still equal independent ones (zero user vector)
     int32_t his3[4] = {0, 12, 7, 33};
@@ -221,42 +221,42 @@ static void test_recommend(collm_model *m, const rec_dataset *ds, const recommen
     req.user = -1;
     req.history = bad_his;
     req.n_history = 2;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "history") && strstr(collm_last_error(), "99999"));
     req.history = explicit_his;
     req.n_history = 3;
     req.k = 0;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "k:") != NULL);
     req.k = 31;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "exceeds") != NULL);
     req.k = 5;
     req.n_candidates = 0;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "candidates") != NULL);
     req.n_candidates = 30;
     req.history = NULL;
     req.user = 1 << 20; // neither in the data nor given a history
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "unknown") != NULL);
     req.user = -1;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
     int32_t only_sentinel[1] = {0};
     req.history = only_sentinel;
     req.n_history = 1;
-    CHECK(recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) != COLLM_OK); // no item to average
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) != COLLM_OK); // no item to average
     int32_t bad_items[2] = {4, ds->n_items};
     float sc[2];
-    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "items") != NULL);
     bad_items[1] = 0;
-    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
-    CHECK(recommend_score_items(m, ds->items, user, his, n_his, bad_items, 0, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 0, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
 }
 
 // A template with history-item ID slots: they sit in the shared prefix.
-static void test_history_slots(const rec_dataset *ds, const recommend_histories *h) {
+static void test_history_slots(const collm_rec_dataset *ds, const collm_recommend_histories *h) {
     collm_build_options b;
     collm_build_options_default(&b);
     b.base_path = base_path;
@@ -272,15 +272,15 @@ static void test_history_slots(const rec_dataset *ds, const recommend_histories 
     const int32_t *his;
     int64_t n_his;
     int32_t user = 9;
-    CHECK(recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
+    CHECK(collm_recommend_user_history(h, user, &his, &n_his) == COLLM_OK);
     int64_t first, n_window;
-    prompt_history_window(collm_template(m), n_his, &first, &n_window);
+    collm_prompt_history_window(collm_template(m), n_his, &first, &n_window);
     CHECK(n_window >= 3);
     int32_t cands[25];
     for (int i = 0; i < 25; i++) cands[i] = 2 * i + 1;
-    llm_context *ctx = recommend_context_create(m, NULL);
+    collm_llm_context *ctx = collm_recommend_context_create(m, NULL);
     check_shared_equals_independent(m, ds->items, user, his, n_his, cands, 25, ctx, 1 + (int)n_window);
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     collm_model_free(m);
 }
 
@@ -293,32 +293,32 @@ int main(void) {
     collm_mkdir_p(dir);
     CHECK(fixture_tiny_llama(base_path, 2, 1, 7) == COLLM_OK);
     CHECK_MSG(fixture_synth_and_mf(data_dir, mf_path, 50, 90, 5) == COLLM_OK, "%s", collm_last_error());
-    rec_dataset *ds = rec_dataset_load(data_dir);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     CHECK(ds != NULL);
     if (!ds) return test_report();
     int rc = make_checkpoint(ds);
     CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
     collm_model *m = rc == COLLM_OK ? collm_model_load(ckpt_path, NULL, NULL) : NULL;
-    recommend_histories *h = recommend_histories_build(ds);
+    collm_recommend_histories *h = collm_recommend_histories_build(ds);
     CHECK_MSG(m != NULL && h != NULL, "%s", collm_last_error());
     if (m && h) {
         test_histories(ds, h);
         int32_t n_items;
         int d;
         const float *iv = collm_cf_items(m, &n_items, &d);
-        retrieval_build_options bo;
-        retrieval_build_options_default(&bo);
-        retrieval_index *index = retrieval_index_build(iv, n_items, d, &bo);
+        collm_retrieval_build_options bo;
+        collm_retrieval_build_options_default(&bo);
+        collm_retrieval_index *index = collm_retrieval_index_build(iv, n_items, d, &bo);
         CHECK(index != NULL);
-        llm_context *ctx = recommend_context_create(m, NULL);
+        collm_llm_context *ctx = collm_recommend_context_create(m, NULL);
         CHECK(ctx != NULL);
         if (index && ctx) test_recommend(m, ds, h, index, ctx);
-        llm_context_free(ctx);
-        retrieval_index_free(index);
+        collm_llm_context_free(ctx);
+        collm_retrieval_index_free(index);
         test_history_slots(ds, h);
     }
-    recommend_histories_free(h);
+    collm_recommend_histories_free(h);
     collm_model_free(m);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     return test_report();
 }

@@ -78,13 +78,13 @@ static void test_flat_exact(void) {
     float *queries = random_matrix(nq, d, 0);
     // make padding row 0 the best match for everything: it must still never come back
     for (int c = 0; c < d; c++) items[c] = 0;
-    retrieval_build_options opt;
-    retrieval_build_options_default(&opt);
-    retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+    collm_retrieval_build_options opt;
+    collm_retrieval_build_options_default(&opt);
+    collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, &opt);
     CHECK_MSG(index != NULL, "%s", collm_last_error());
     if (!index) return;
-    CHECK(retrieval_index_size(index) == n_items - 1);
-    CHECK(retrieval_index_dim(index) == d);
+    CHECK(collm_retrieval_index_size(index) == n_items - 1);
+    CHECK(collm_retrieval_index_dim(index) == d);
     for (int c = 0; c < d; c++) items[c] = 100; // after the build: no effect on the index
     int exact_ids = 1, exact_scores = 1;
     for (int q = 0; q < nq; q++) {
@@ -92,7 +92,7 @@ static void test_flat_exact(void) {
         float scores[10];
         double ref_scores[10];
         int n_found = -1;
-        int rc = retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, k, ids, scores, &n_found);
+        int rc = collm_retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, k, ids, scores, &n_found);
         CHECK(rc == COLLM_OK && n_found == k);
         brute_force_topk(items, n_items, d, queries + (size_t)q * d, k, NULL, ref_ids, ref_scores);
         for (int j = 0; j < k; j++) {
@@ -133,15 +133,15 @@ static void test_flat_exact(void) {
     CHECK(isinf(tiny_scores[3]) && tiny_scores[3] < 0);
     collm_faiss_free(tiny);
     // and through retrieval: 3 items, 5 asked
-    retrieval_index *small = retrieval_index_build(items, 4, d, NULL);
+    collm_retrieval_index *small = collm_retrieval_index_build(items, 4, d, NULL);
     int32_t small_ids[5];
     int small_found = 0;
-    CHECK(small && retrieval_candidates(small, queries, d, NULL, 0, 5, small_ids, NULL, &small_found) == COLLM_OK);
+    CHECK(small && collm_retrieval_candidates(small, queries, d, NULL, 0, 5, small_ids, NULL, &small_found) == COLLM_OK);
     CHECK(small_found == 3);
-    retrieval_index_free(small);
+    collm_retrieval_index_free(small);
     collm_faiss_free(flat);
     free(ids);
-    retrieval_index_free(index);
+    collm_retrieval_index_free(index);
     free(items);
     free(queries);
 }
@@ -152,7 +152,7 @@ static void test_exclusion(void) {
     const int d = 16, n = 10;
     float *items = random_matrix(n_items, d, 1);
     float *query = random_matrix(1, d, 1);
-    retrieval_index *index = retrieval_index_build(items, n_items, d, NULL);
+    collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, NULL);
     CHECK(index != NULL);
     if (!index) return;
     // history = the exact top 300 (so the first, 2n+16-wide search leaves
@@ -176,7 +176,7 @@ static void test_exclusion(void) {
     float got_scores[10];
     brute_force_topk(items, n_items, d, query, n, skip, ref, ref_scores);
     int n_found = 0;
-    CHECK(retrieval_candidates(index, query, d, history, 306, n, got, got_scores, &n_found) == COLLM_OK);
+    CHECK(collm_retrieval_candidates(index, query, d, history, 306, n, got, got_scores, &n_found) == COLLM_OK);
     CHECK(n_found == n);
     int same = n_found == n;
     for (int j = 0; j < n_found; j++) {
@@ -186,10 +186,10 @@ static void test_exclusion(void) {
 
     // a short history: the excluded items vanish, the order of the rest is kept
     int32_t plain[20];
-    CHECK(retrieval_candidates(index, query, d, NULL, 0, 20, plain, NULL, &n_found) == COLLM_OK && n_found == 20);
+    CHECK(collm_retrieval_candidates(index, query, d, NULL, 0, 20, plain, NULL, &n_found) == COLLM_OK && n_found == 20);
     int32_t short_history[3] = {plain[0], plain[3], plain[4]};
     int32_t filtered[17];
-    CHECK(retrieval_candidates(index, query, d, short_history, 3, 17, filtered, NULL, &n_found) == COLLM_OK);
+    CHECK(collm_retrieval_candidates(index, query, d, short_history, 3, 17, filtered, NULL, &n_found) == COLLM_OK);
     int expect_ok = n_found == 17;
     for (int j = 0, p = 0; j < 20 && expect_ok; j++) {
         if (j == 0 || j == 3 || j == 4) continue;
@@ -199,14 +199,14 @@ static void test_exclusion(void) {
 
     // asking for more than remain: every eligible item, once
     int32_t *all = malloc(sizeof(int32_t) * 2100);
-    CHECK(retrieval_candidates(index, query, d, history, 306, 2100, all, NULL, &n_found) == COLLM_OK);
+    CHECK(collm_retrieval_candidates(index, query, d, history, 306, 2100, all, NULL, &n_found) == COLLM_OK);
     CHECK(n_found == n_items - 1 - 300);
     free(all);
 
     // cold-start query: mean of the history rows, padding skipped
     int32_t h[4] = {0, 5, 9, 5};
     float mean[16];
-    CHECK(retrieval_mean_query(items, n_items, d, h, 4, mean) == COLLM_OK);
+    CHECK(collm_retrieval_mean_query(items, n_items, d, h, 4, mean) == COLLM_OK);
     int mean_ok = 1;
     for (int c = 0; c < d; c++) {
         double want = ((double)items[5 * d + c] * 2 + items[9 * d + c]) / 3.0;
@@ -214,14 +214,14 @@ static void test_exclusion(void) {
     }
     CHECK(mean_ok);
     int32_t only_pad[2] = {0, 0};
-    CHECK(retrieval_mean_query(items, n_items, d, only_pad, 2, mean) == COLLM_ERR_ARG);
+    CHECK(collm_retrieval_mean_query(items, n_items, d, only_pad, 2, mean) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "empty history") != NULL);
     int32_t bad[2] = {3, n_items};
-    CHECK(retrieval_mean_query(items, n_items, d, bad, 2, mean) == COLLM_ERR_ARG);
+    CHECK(collm_retrieval_mean_query(items, n_items, d, bad, 2, mean) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "position 1") != NULL);
 
     free(skip);
-    retrieval_index_free(index);
+    collm_retrieval_index_free(index);
     free(items);
     free(query);
 }
@@ -229,22 +229,22 @@ static void test_exclusion(void) {
 // Recall@10 of an approximate index against exact search, 20k Gaussian items.
 static double approximate_recall(const char *factory, int nprobe, int ef_search, const float *items, int32_t n_items,
                                  int d, const float *queries, int nq, int32_t *truth) {
-    retrieval_build_options opt;
-    retrieval_build_options_default(&opt);
+    collm_retrieval_build_options opt;
+    collm_retrieval_build_options_default(&opt);
     opt.factory = factory;
     opt.nprobe = nprobe;
     opt.ef_search = ef_search;
-    retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+    collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, &opt);
     CHECK_MSG(index != NULL, "%s: %s", factory, collm_last_error());
     if (!index) return 0;
     double recall = 0;
     for (int q = 0; q < nq; q++) {
         int32_t got[10];
         int n_found = 0;
-        CHECK(retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, 10, got, NULL, &n_found) == COLLM_OK);
+        CHECK(collm_retrieval_candidates(index, queries + (size_t)q * d, d, NULL, 0, 10, got, NULL, &n_found) == COLLM_OK);
         recall += recall_at(got, n_found, truth + q * 10, 10);
     }
-    retrieval_index_free(index);
+    collm_retrieval_index_free(index);
     return recall / nq;
 }
 
@@ -281,38 +281,38 @@ static void test_round_trip(void) {
     CHECK(collm_mkdir_p(tmp) == COLLM_OK);
     const char *factories[3] = {"Flat", "HNSW16,Flat", "IVF32,Flat"};
     for (int f = 0; f < 3; f++) {
-        retrieval_build_options opt;
-        retrieval_build_options_default(&opt);
+        collm_retrieval_build_options opt;
+        collm_retrieval_build_options_default(&opt);
         opt.factory = factories[f];
         opt.nprobe = 5;
         opt.ef_search = 40;
-        retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+        collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, &opt);
         CHECK_MSG(index != NULL, "%s: %s", factories[f], collm_last_error());
         if (!index) continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/retrieval_%d.faiss", tmp, f);
-        CHECK_MSG(retrieval_index_save(index, path) == COLLM_OK, "%s", collm_last_error());
-        retrieval_index *loaded = retrieval_index_load(path);
+        CHECK_MSG(collm_retrieval_index_save(index, path) == COLLM_OK, "%s", collm_last_error());
+        collm_retrieval_index *loaded = collm_retrieval_index_load(path);
         CHECK_MSG(loaded != NULL, "%s", collm_last_error());
         if (!loaded) {
-            retrieval_index_free(index);
+            collm_retrieval_index_free(index);
             continue;
         }
-        CHECK(retrieval_index_size(loaded) == n_items - 1 && retrieval_index_dim(loaded) == d);
+        CHECK(collm_retrieval_index_size(loaded) == n_items - 1 && collm_retrieval_index_dim(loaded) == d);
         int same = 1;
         for (int q = 0; q < nq; q++) {
             int32_t a[20], b[20];
             float sa[20], sb[20];
             int na = 0, nb = 0;
             int32_t history[2] = {0, (int32_t)(q * 7 + 1)};
-            CHECK(retrieval_candidates(index, queries + (size_t)q * d, d, history, 2, n, a, sa, &na) == COLLM_OK);
-            CHECK(retrieval_candidates(loaded, queries + (size_t)q * d, d, history, 2, n, b, sb, &nb) == COLLM_OK);
+            CHECK(collm_retrieval_candidates(index, queries + (size_t)q * d, d, history, 2, n, a, sa, &na) == COLLM_OK);
+            CHECK(collm_retrieval_candidates(loaded, queries + (size_t)q * d, d, history, 2, n, b, sb, &nb) == COLLM_OK);
             if (na != n || nb != n || memcmp(a, b, sizeof a) != 0 || memcmp(sa, sb, sizeof sa) != 0) same = 0;
         }
         CHECK_MSG(same, "%s: results differ after write + read", factories[f]);
         // the search knobs travel with the file
         int nprobe = -1, ef_search = -1;
-        retrieval_index_search_params(loaded, &nprobe, &ef_search);
+        collm_retrieval_index_search_params(loaded, &nprobe, &ef_search);
         CHECK(nprobe == (f == 2 ? 5 : 0) && ef_search == (f == 1 ? 40 : 0));
 
         if (f == 0) {
@@ -325,16 +325,16 @@ static void test_round_trip(void) {
             FILE *fp = fopen(cut, "wb");
             fwrite(bytes, 1, size / 2, fp);
             fclose(fp);
-            retrieval_index *bad = retrieval_index_load(cut);
+            collm_retrieval_index *bad = collm_retrieval_index_load(cut);
             CHECK(bad == NULL);
             CHECK_MSG(strstr(collm_last_error(), cut) != NULL, "message: %s", collm_last_error());
-            retrieval_index_free(bad);
+            collm_retrieval_index_free(bad);
             unlink(cut);
             free(bytes);
         }
         unlink(path);
-        retrieval_index_free(loaded);
-        retrieval_index_free(index);
+        collm_retrieval_index_free(loaded);
+        collm_retrieval_index_free(index);
     }
     free(items);
     free(queries);
@@ -345,11 +345,11 @@ static void test_errors(void) {
     const int32_t n_items = 101;
     const int d = 8;
     float *items = random_matrix(n_items, d, 1);
-    retrieval_build_options opt;
-    retrieval_build_options_default(&opt);
+    collm_retrieval_build_options opt;
+    collm_retrieval_build_options_default(&opt);
 
     opt.factory = "NoSuchIndex,Flat";
-    CHECK(retrieval_index_build(items, n_items, d, &opt) == NULL);
+    CHECK(collm_retrieval_index_build(items, n_items, d, &opt) == NULL);
     CHECK_MSG(strstr(collm_last_error(), "NoSuchIndex") != NULL, "message: %s", collm_last_error());
     collm_faiss_index *raw = (collm_faiss_index *)1;
     CHECK(collm_faiss_create(d, "HNSW32,Bogus", &raw) == COLLM_ERR_ARG && raw == NULL);
@@ -361,7 +361,7 @@ static void test_errors(void) {
 
     // IVF with more lists than items: training fails cleanly
     opt.factory = "IVF256,Flat";
-    CHECK(retrieval_index_build(items, n_items, d, &opt) == NULL);
+    CHECK(collm_retrieval_index_build(items, n_items, d, &opt) == NULL);
     CHECK_MSG(strstr(collm_last_error(), "training") != NULL, "message: %s", collm_last_error());
     // adding to an untrained IVF
     CHECK(collm_faiss_create(d, "IVF4,Flat", &raw) == COLLM_OK);
@@ -370,50 +370,50 @@ static void test_errors(void) {
     collm_faiss_free(raw);
 
     opt.factory = "Flat";
-    CHECK(retrieval_index_build(items, 1, d, &opt) == NULL);
-    CHECK(retrieval_index_build(items, n_items, 0, &opt) == NULL);
-    retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+    CHECK(collm_retrieval_index_build(items, 1, d, &opt) == NULL);
+    CHECK(collm_retrieval_index_build(items, n_items, 0, &opt) == NULL);
+    collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, &opt);
     CHECK(index != NULL);
     if (index) {
         float query[9] = {0};
         int32_t got[5];
         int n_found = 7;
         // wrong query dimension
-        CHECK(retrieval_candidates(index, query, d + 1, NULL, 0, 5, got, NULL, &n_found) == COLLM_ERR_ARG);
+        CHECK(collm_retrieval_candidates(index, query, d + 1, NULL, 0, 5, got, NULL, &n_found) == COLLM_ERR_ARG);
         CHECK(n_found == 0);
         CHECK_MSG(strstr(collm_last_error(), "dimension 9") != NULL, "message: %s", collm_last_error());
-        CHECK(retrieval_candidates(index, query, d, NULL, 0, 0, got, NULL, &n_found) == COLLM_ERR_ARG);
+        CHECK(collm_retrieval_candidates(index, query, d, NULL, 0, 0, got, NULL, &n_found) == COLLM_ERR_ARG);
         // wrong dimension between a saved index and the caller's vectors
         char path[1024];
         snprintf(path, sizeof path, "%s/retrieval_dim.faiss", test_tmp_dir());
-        CHECK(retrieval_index_save(index, path) == COLLM_OK);
-        retrieval_index *loaded = retrieval_index_load(path);
-        CHECK(loaded && retrieval_index_dim(loaded) == d);
+        CHECK(collm_retrieval_index_save(index, path) == COLLM_OK);
+        collm_retrieval_index *loaded = collm_retrieval_index_load(path);
+        CHECK(loaded && collm_retrieval_index_dim(loaded) == d);
         float wide[16] = {0};
-        if (loaded) CHECK(retrieval_candidates(loaded, wide, 16, NULL, 0, 5, got, NULL, &n_found) == COLLM_ERR_ARG);
-        retrieval_index_free(loaded);
+        if (loaded) CHECK(collm_retrieval_candidates(loaded, wide, 16, NULL, 0, 5, got, NULL, &n_found) == COLLM_ERR_ARG);
+        collm_retrieval_index_free(loaded);
         unlink(path);
         // saving into a folder that does not exist
         snprintf(path, sizeof path, "%s/no/such/dir/x.faiss", test_tmp_dir());
-        CHECK(retrieval_index_save(index, path) != COLLM_OK);
+        CHECK(collm_retrieval_index_save(index, path) != COLLM_OK);
         CHECK_MSG(strstr(collm_last_error(), "no/such/dir") != NULL, "message: %s", collm_last_error());
-        retrieval_index_free(index);
+        collm_retrieval_index_free(index);
     }
 
     // missing file, a folder, a file that is not a Faiss index
     char path[1024];
     snprintf(path, sizeof path, "%s/retrieval_missing.faiss", test_tmp_dir());
     unlink(path);
-    CHECK(retrieval_index_load(path) == NULL);
+    CHECK(collm_retrieval_index_load(path) == NULL);
     CHECK_MSG(strstr(collm_last_error(), "retrieval_missing.faiss") != NULL &&
                   strstr(collm_last_error(), "No such file") != NULL,
               "message: %s", collm_last_error());
-    CHECK(retrieval_index_load(test_tmp_dir()) == NULL);
+    CHECK(collm_retrieval_index_load(test_tmp_dir()) == NULL);
     snprintf(path, sizeof path, "%s/retrieval_garbage.faiss", test_tmp_dir());
     FILE *fp = fopen(path, "wb");
     fputs("GGUF this is not a faiss index at all, just some bytes", fp);
     fclose(fp);
-    CHECK(retrieval_index_load(path) == NULL);
+    CHECK(collm_retrieval_index_load(path) == NULL);
     CHECK_MSG(strstr(collm_last_error(), "not a readable faiss index") != NULL, "message: %s", collm_last_error());
     unlink(path);
     free(items);
@@ -455,7 +455,7 @@ static void test_threads_agree(void) {
 
 // Several threads searching one index at once get what one thread gets.
 typedef struct {
-    const retrieval_index *index;
+    const collm_retrieval_index *index;
     const float *queries; // (nq, d)
     int nq, d, n;
     int32_t *items;       // (nq, n)
@@ -468,7 +468,7 @@ static void *search_worker(void *arg) {
     for (int q = 0; q < job->nq && job->rc == COLLM_OK; q++) {
         int n_found = 0;
         int32_t history[3] = {0, q + 1, 2 * q + 3};
-        job->rc = retrieval_candidates(job->index, job->queries + (size_t)q * job->d, job->d, history, 3, job->n,
+        job->rc = collm_retrieval_candidates(job->index, job->queries + (size_t)q * job->d, job->d, history, 3, job->n,
                                        job->items + (size_t)q * job->n, NULL, &n_found);
         if (job->rc == COLLM_OK && n_found != job->n) job->rc = COLLM_ERR;
     }
@@ -483,10 +483,10 @@ static void test_concurrent_searches(void) {
     float *queries = random_matrix(nq, d, 1);
     const char *factories[2] = {"Flat", "HNSW16,Flat"};
     for (int f = 0; f < 2; f++) {
-        retrieval_build_options opt;
-        retrieval_build_options_default(&opt);
+        collm_retrieval_build_options opt;
+        collm_retrieval_build_options_default(&opt);
         opt.factory = factories[f];
-        retrieval_index *index = retrieval_index_build(items, n_items, d, &opt);
+        collm_retrieval_index *index = collm_retrieval_index_build(items, n_items, d, &opt);
         CHECK(index != NULL);
         if (!index) continue;
         int32_t serial[60 * 12], parallel[4][60 * 12];
@@ -504,7 +504,7 @@ static void test_concurrent_searches(void) {
             CHECK(jobs[t].rc == COLLM_OK);
             CHECK_MSG(memcmp(parallel[t], serial, sizeof serial) == 0, "%s: thread %d differs", factories[f], t);
         }
-        retrieval_index_free(index);
+        collm_retrieval_index_free(index);
     }
     free(items);
     free(queries);

@@ -23,7 +23,7 @@ static double pair_auc(const int8_t *y, const double *s, int64_t n) {
     return pairs ? num / pairs : 0.5;
 }
 
-static double mf_valid_auc(const rec_dataset *ds) {
+static double mf_valid_auc(const collm_rec_dataset *ds) {
     enum { D = 8 };
     int32_t U = ds->n_users, I = ds->n_items;
     double *P = calloc((size_t)U * D, sizeof *P), *Q = calloc((size_t)I * D, sizeof *Q);
@@ -32,7 +32,7 @@ static double mf_valid_auc(const rec_dataset *ds) {
     collm_rng_seed(&rng, 3);
     for (int64_t k = 0; k < (int64_t)U * D; k++) P[k] = 0.1 * collm_rng_normal(&rng);
     for (int64_t k = 0; k < (int64_t)I * D; k++) Q[k] = 0.1 * collm_rng_normal(&rng);
-    const rec_split *tr = ds->train;
+    const collm_rec_split *tr = ds->train;
     int32_t *order = malloc((size_t)tr->n * sizeof *order);
     for (int64_t r = 0; r < tr->n; r++) order[r] = (int32_t)r;
     const double lr = 0.05, wd = 0.02;
@@ -54,7 +54,7 @@ static double mf_valid_auc(const rec_dataset *ds) {
             b -= lr * g;
         }
     }
-    const rec_split *va = ds->valid;
+    const collm_rec_split *va = ds->valid;
     double *score = malloc((size_t)va->n * sizeof *score);
     for (int64_t r = 0; r < va->n; r++) {
         int32_t u = va->user[r], i = va->item[r];
@@ -72,13 +72,13 @@ int main(void) {
     snprintf(d1, sizeof d1, "%s/synth_a", test_tmp_dir());
     snprintf(d2, sizeof d2, "%s/synth_b", test_tmp_dir());
     snprintf(d3, sizeof d3, "%s/synth_c", test_tmp_dir());
-    rec_synth_options o;
-    rec_synth_defaults(&o);
+    collm_rec_synth_options o;
+    collm_rec_synth_defaults(&o);
     o.seed = 11;
-    CHECK(rec_synth(&o, d1) == COLLM_OK);
-    CHECK(rec_synth(&o, d2) == COLLM_OK);
+    CHECK(collm_rec_synth(&o, d1) == COLLM_OK);
+    CHECK(collm_rec_synth(&o, d2) == COLLM_OK);
     o.seed = 12;
-    CHECK(rec_synth(&o, d3) == COLLM_OK);
+    CHECK(collm_rec_synth(&o, d3) == COLLM_OK);
     const char *files[5] = {"items.tsv", "train.tsv", "valid.tsv", "test.tsv", "valid_small.tsv"};
     int same = 1, differ = 0;
     for (int k = 0; k < 5; k++) {
@@ -99,10 +99,10 @@ int main(void) {
     CHECK(same);       // same seed, same bytes
     CHECK(differ == 5); // another seed, other data
 
-    rec_dataset *ds = rec_dataset_load(d1);
+    collm_rec_dataset *ds = collm_rec_dataset_load(d1);
     CHECK_MSG(ds != NULL, "%s", collm_last_error());
     if (!ds) return test_report();
-    rec_split *te = rec_dataset_load_split(ds, "test");
+    collm_rec_split *te = collm_rec_dataset_load_split(ds, "test");
     CHECK(te != NULL);
     CHECK(ds->n_items == o.n_items + 1 && ds->n_users <= o.n_users + 1);
     CHECK_STR(ds->items->title[0], "");
@@ -111,13 +111,13 @@ int main(void) {
     printf("synth rows: train %lld valid %lld valid_small %lld test %lld\n", (long long)ds->train->n,
            (long long)ds->valid->n, (long long)ds->valid_small->n, (long long)te->n);
     // Time order per user, split windows, histories = [0] + earlier positives.
-    const rec_split *sp[3] = {ds->train, ds->valid, te};
+    const collm_rec_split *sp[3] = {ds->train, ds->valid, te};
     int ok_order = 1, ok_his = 1, ok_windows = 1, ok_nc = 1, cold = 0;
     int64_t max_ts[3] = {0}, min_ts[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
     uint8_t *utr = calloc((size_t)ds->n_users + 1, 1), *itr = calloc((size_t)ds->n_items, 1);
     for (int64_t r = 0; r < ds->train->n; r++) utr[ds->train->user[r]] = itr[ds->train->item[r]] = 1;
     for (int k = 0; k < 3; k++) {
-        const rec_split *s = sp[k];
+        const collm_rec_split *s = sp[k];
         for (int64_t r = 0; r < s->n; r++) {
             if (s->timestamp[r] > max_ts[k]) max_ts[k] = s->timestamp[r];
             if (s->timestamp[r] < min_ts[k]) min_ts[k] = s->timestamp[r];
@@ -133,7 +133,7 @@ int main(void) {
     for (int k = 0; k < 2; k++) ok_windows &= max_ts[k] < min_ts[k + 1];
     // Recompute every history from all rows of a user, in time order.
     for (int k = 0; k < 3 && ok_his; k++) {
-        const rec_split *s = sp[k];
+        const collm_rec_split *s = sp[k];
         for (int64_t r = 0; r < s->n && ok_his; r++) {
             int64_t expect = 1; // the sentinel
             for (int kk = 0; kk < 3; kk++)
@@ -152,7 +152,7 @@ int main(void) {
     CHECK(cold > 0); // some valid/test rows are cold
     CHECK(ok_his);
     // valid_small: half of valid, rows identical to valid rows, no repeats.
-    rec_split *vs = ds->valid_small;
+    collm_rec_split *vs = ds->valid_small;
     CHECK(vs->n == (ds->valid->n + 1) / 2 || vs->n == ds->valid->n / 2);
     int ok_sub = 1;
     uint8_t *seen = calloc((size_t)ds->valid->n, 1);
@@ -177,9 +177,9 @@ int main(void) {
     CHECK(auc > 0.65);
     // Bad options.
     o.n_items = 1;
-    CHECK(rec_synth(&o, d1) != COLLM_OK && strstr(collm_last_error(), "items"));
+    CHECK(collm_rec_synth(&o, d1) != COLLM_OK && strstr(collm_last_error(), "items"));
     free(utr), free(itr), free(seen);
-    rec_split_free(te);
-    rec_dataset_free(ds);
+    collm_rec_split_free(te);
+    collm_rec_dataset_free(ds);
     return test_report();
 }

@@ -25,18 +25,18 @@ static int grad_close(double analytic, double numeric) {
     return diff <= 2e-3 + 2e-2 * fabs(numeric);
 }
 
-static double fece_loss(const fece_mlp *m, const float *x, int B, const float *r) {
+static double fece_loss(const collm_fece_mlp *m, const float *x, int B, const float *r) {
     float h[4 * 40], y[4 * 7];
-    fece_forward(m, x, B, h, y);
+    collm_fece_forward(m, x, B, h, y);
     return weighted_sum(y, r, (int64_t)B * m->d_out);
 }
 
 static void test_fece_gradients(void) {
     collm_rng rng;
     collm_rng_seed(&rng, 7);
-    fece_mlp m;
-    CHECK(fece_init(&m, 4, 10, 7, &rng) == COLLM_OK);
-    CHECK(fece_n_params(&m) == 4 * 40 + 40 + 40 * 7 + 7);
+    collm_fece_mlp m;
+    CHECK(collm_fece_init(&m, 4, 10, 7, &rng) == COLLM_OK);
+    CHECK(collm_fece_n_params(&m) == 4 * 40 + 40 + 40 * 7 + 7);
     // init bounds: U(±1/sqrt(fan_in))
     int in_bounds = 1;
     for (int i = 0; i < 160; i++) in_bounds &= fabsf(m.w1[i]) <= 0.5f;
@@ -46,8 +46,8 @@ static void test_fece_gradients(void) {
     float x[16], r[28], h[160], y[28], dx[16] = {0}, scratch[160];
     fill(x, 16, &rng, 1.0);
     fill(r, 28, &rng, 1.0);
-    fece_forward(&m, x, B, h, y);
-    fece_backward(&m, x, B, h, r, dx, scratch);
+    collm_fece_forward(&m, x, B, h, y);
+    collm_fece_backward(&m, x, B, h, r, dx, scratch);
     float *params[4] = {m.w1, m.b1, m.w2, m.b2};
     float *grads[4] = {m.dw1, m.db1, m.dw2, m.db2};
     int64_t sizes[4] = {160, 40, 280, 7};
@@ -80,35 +80,35 @@ static void test_fece_gradients(void) {
         checked++;
     }
     CHECK_MSG(bad == 0, "%d of %d FECE gradients off", bad, checked);
-    fece_free(&m);
+    collm_fece_free(&m);
 }
 
 // y = s · drop(x) A^T B^T (the adapter part only), dropout mask fixed by the seed.
-static double lora_loss(const lora_pair *p, float scale, float dropout, const float *x, int T, const float *r,
+static double lora_loss(const collm_lora_pair *p, float scale, float dropout, const float *x, int T, const float *r,
                         uint64_t seed) {
     float x_drop[3 * 6], xa[3 * 2], y[3 * 5] = {0};
     collm_rng rng;
     collm_rng_seed(&rng, seed);
-    lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &rng : NULL);
+    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &rng : NULL);
     return weighted_sum(y, r, (int64_t)T * p->out);
 }
 
 static void test_lora_gradients(float dropout) {
     collm_rng rng;
     collm_rng_seed(&rng, 11);
-    int dims_in[LORA_N_TARGETS] = {6, 6, 6, 6, 6, 6, 6}, dims_out[LORA_N_TARGETS] = {5, 5, 5, 5, 5, 5, 5};
+    int dims_in[COLLM_LORA_N_TARGETS] = {6, 6, 6, 6, 6, 6, 6}, dims_out[COLLM_LORA_N_TARGETS] = {5, 5, 5, 5, 5, 5, 5};
     unsigned mask;
-    CHECK(lora_parse_targets("q,v", &mask) == COLLM_OK && mask == ((1u << LORA_Q) | (1u << LORA_V)));
-    CHECK(lora_parse_targets("q,x", &mask) != COLLM_OK);
-    lora_adapter lora;
-    CHECK(lora_init(&lora, 2, dims_in, dims_out, 2, 4.0f, dropout, (1u << LORA_Q) | (1u << LORA_V), &rng) == COLLM_OK);
-    CHECK(lora_get(&lora, 1, LORA_K) == NULL);
-    lora_pair *p = lora_get(&lora, 1, LORA_V);
+    CHECK(collm_lora_parse_targets("q,v", &mask) == COLLM_OK && mask == ((1u << COLLM_LORA_Q) | (1u << COLLM_LORA_V)));
+    CHECK(collm_lora_parse_targets("q,x", &mask) != COLLM_OK);
+    collm_lora_adapter lora;
+    CHECK(collm_lora_init(&lora, 2, dims_in, dims_out, 2, 4.0f, dropout, (1u << COLLM_LORA_Q) | (1u << COLLM_LORA_V), &rng) == COLLM_OK);
+    CHECK(collm_lora_get(&lora, 1, COLLM_LORA_K) == NULL);
+    collm_lora_pair *p = collm_lora_get(&lora, 1, COLLM_LORA_V);
     CHECK(p != NULL);
-    CHECK(lora_n_params(&lora) == 2 * 2 * 2 * (6 + 5));
+    CHECK(collm_lora_n_params(&lora) == 2 * 2 * 2 * (6 + 5));
     // B starts at zero: the adapter is a no-op until trained; give it values to test gradients
     fill(p->b, 10, &rng, 0.5);
-    float scale = lora_scale(&lora);
+    float scale = collm_lora_scale(&lora);
     CHECK_NEAR(scale, 2.0, 0);
     int T = 3;
     float x[18], r[15], x_drop[18], xa[6], y[15] = {0}, dx[18] = {0}, dxa[6];
@@ -116,9 +116,9 @@ static void test_lora_gradients(float dropout) {
     fill(r, 15, &rng, 1.0);
     collm_rng drop_rng;
     collm_rng_seed(&drop_rng, 99);
-    lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &drop_rng : NULL);
+    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &drop_rng : NULL);
     const float *xd = dropout > 0 ? x_drop : x;
-    lora_backward(p, scale, dropout, xd, dropout > 0 ? x_drop : NULL, T, xa, r, dx, dxa);
+    collm_lora_backward(p, scale, dropout, xd, dropout > 0 ? x_drop : NULL, T, xa, r, dx, dxa);
     const float h_step = 1e-2f;
     int bad = 0;
     float *params[2] = {p->a, p->b}, *grads[2] = {p->da, p->db};
@@ -147,29 +147,29 @@ static void test_lora_gradients(float dropout) {
         // merging: x·(W + sBA)^T equals x·W^T + adapter
         float w[30], y_base[15], y_merged[15];
         fill(w, 30, &rng, 1.0);
-        ops_matmul_forward(y_base, x, w, NULL, T, 6, 5);
+        collm_ops_matmul_forward(y_base, x, w, NULL, T, 6, 5);
         memset(y, 0, sizeof y);
-        lora_forward(p, scale, 0, x, T, NULL, xa, y, NULL);
-        lora_merge(p, scale, w);
-        ops_matmul_forward(y_merged, x, w, NULL, T, 6, 5);
+        collm_lora_forward(p, scale, 0, x, T, NULL, xa, y, NULL);
+        collm_lora_merge(p, scale, w);
+        collm_ops_matmul_forward(y_merged, x, w, NULL, T, 6, 5);
         double worst = 0;
         for (int i = 0; i < 15; i++) worst = fmax(worst, fabs(y_base[i] + y[i] - y_merged[i]));
         CHECK_NEAR(worst, 0, 1e-4);
     }
-    lora_free(&lora);
+    collm_lora_free(&lora);
 }
 
 static void test_optimizer(void) {
-    optim_state opt;
-    optim_init(&opt, 0.9f, 0.999f, 1e-8f, 0.1f);
+    collm_optim_state opt;
+    collm_optim_init(&opt, 0.9f, 0.999f, 1e-8f, 0.1f);
     float w[2] = {1.0f, -2.0f}, b[1] = {0.5f};
-    CHECK(optim_add(&opt, "w", w, NULL, 2, 1) == 0);
-    CHECK(optim_add(&opt, "b", b, NULL, 1, 0) == 1);
+    CHECK(collm_optim_add(&opt, "w", w, NULL, 2, 1) == 0);
+    CHECK(collm_optim_add(&opt, "b", b, NULL, 1, 0) == 1);
     opt.params[0].grad[0] = 3.0f;
     opt.params[0].grad[1] = -4.0f;
     opt.params[1].grad[0] = 0.25f;
-    CHECK_NEAR(optim_grad_norm(&opt), sqrt(9 + 16 + 0.0625), 1e-6);
-    optim_step(&opt, 0.01f);
+    CHECK_NEAR(collm_optim_grad_norm(&opt), sqrt(9 + 16 + 0.0625), 1e-6);
+    collm_optim_step(&opt, 0.01f);
     // step 1: m̂ = g, v̂ = g², update = lr · g/|g| = ±lr; decoupled decay lr·wd·p on w only
     CHECK_NEAR(w[0], 1.0 - 0.01 * 0.1 * 1.0 - 0.01, 1e-6);
     CHECK_NEAR(w[1], -2.0 + 0.01 * 0.1 * 2.0 + 0.01, 1e-6);
@@ -178,12 +178,12 @@ static void test_optimizer(void) {
     opt.params[0].grad[0] = 3.0f;
     opt.params[0].grad[1] = 4.0f;
     opt.params[1].grad[0] = 0.0f;
-    double before = optim_clip(&opt, 1.0);
+    double before = collm_optim_clip(&opt, 1.0);
     CHECK_NEAR(before, 5.0, 1e-6);
-    CHECK_NEAR(optim_grad_norm(&opt), 1.0, 1e-5);
+    CHECK_NEAR(collm_optim_grad_norm(&opt), 1.0, 1e-5);
     opt.params[1].frozen = 1;
-    CHECK(optim_n_trainable(&opt) == 2);
-    optim_free(&opt);
+    CHECK(collm_optim_n_trainable(&opt) == 2);
+    collm_optim_free(&opt);
 }
 
 // A large tensor split over pool threads: the same bits as without a pool.
@@ -194,38 +194,38 @@ static void test_optimizer_pool(void) {
     collm_rng rng;
     collm_rng_seed(&rng, 3);
     for (int64_t i = 0; i < n; i++) a[i] = b[i] = (float)collm_rng_normal(&rng);
-    optim_state x, y;
-    optim_init(&x, 0.9f, 0.999f, 1e-8f, 0.01f);
-    optim_init(&y, 0.9f, 0.999f, 1e-8f, 0.01f);
+    collm_optim_state x, y;
+    collm_optim_init(&x, 0.9f, 0.999f, 1e-8f, 0.01f);
+    collm_optim_init(&y, 0.9f, 0.999f, 1e-8f, 0.01f);
     y.pool = pool;
-    optim_add(&x, "a", a, NULL, n, 1);
-    optim_add(&y, "b", b, NULL, n, 1);
+    collm_optim_add(&x, "a", a, NULL, n, 1);
+    collm_optim_add(&y, "b", b, NULL, n, 1);
     for (int step = 0; step < 3; step++) {
         for (int64_t i = 0; i < n; i++) x.params[0].grad[i] = y.params[0].grad[i] = (float)collm_rng_normal(&rng);
-        double nx = optim_clip(&x, 100.0), ny = optim_clip(&y, 100.0);
+        double nx = collm_optim_clip(&x, 100.0), ny = collm_optim_clip(&y, 100.0);
         CHECK(nx == ny);
-        optim_step(&x, 1e-3f);
-        optim_step(&y, 1e-3f);
+        collm_optim_step(&x, 1e-3f);
+        collm_optim_step(&y, 1e-3f);
     }
     CHECK(memcmp(a, b, n * sizeof(float)) == 0);
-    optim_free(&x);
-    optim_free(&y);
+    collm_optim_free(&x);
+    collm_optim_free(&y);
     free(a);
     free(b);
     collm_pool_free(pool);
 }
 
 static void test_schedule(void) {
-    optim_schedule s = {.init_lr = 1e-3, .warmup_lr = 1e-5, .min_lr = 8e-5, .warmup_steps = 200,
+    collm_optim_schedule s = {.init_lr = 1e-3, .warmup_lr = 1e-5, .min_lr = 8e-5, .warmup_steps = 200,
                         .total_steps = 1000, .steps_per_epoch = 50, .restart_warmup = 0};
-    CHECK_NEAR(optim_schedule_lr(&s, 0), 1e-5, 1e-12);
-    CHECK_NEAR(optim_schedule_lr(&s, 100), 1e-5 + (1e-3 - 1e-5) * 0.5, 1e-12);
+    CHECK_NEAR(collm_optim_schedule_lr(&s, 0), 1e-5, 1e-12);
+    CHECK_NEAR(collm_optim_schedule_lr(&s, 100), 1e-5 + (1e-3 - 1e-5) * 0.5, 1e-12);
     // cosine part: g = 500 of 1000 → midpoint
-    CHECK_NEAR(optim_schedule_lr(&s, 500), 8e-5 + (1e-3 - 8e-5) * 0.5, 1e-12);
-    CHECK_NEAR(optim_schedule_lr(&s, 1000), 8e-5, 1e-12);
+    CHECK_NEAR(collm_optim_schedule_lr(&s, 500), 8e-5 + (1e-3 - 8e-5) * 0.5, 1e-12);
+    CHECK_NEAR(collm_optim_schedule_lr(&s, 1000), 8e-5, 1e-12);
     // the reference code's restarting warmup: step 120 is step 20 of its epoch
     s.restart_warmup = 1;
-    CHECK_NEAR(optim_schedule_lr(&s, 120), 1e-5 + (1e-3 - 1e-5) * 20 / 200, 1e-12);
+    CHECK_NEAR(collm_optim_schedule_lr(&s, 120), 1e-5 + (1e-3 - 1e-5) * 20 / 200, 1e-12);
 }
 
 int main(void) {

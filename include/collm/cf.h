@@ -21,9 +21,9 @@
 #include "collm/metrics.h"
 #include "collm/threadpool.h"
 
-typedef struct cf_model cf_model;
+typedef struct collm_cf_model collm_cf_model;
 
-// Training settings. cf_train_options_default() gives the ML-1M defaults.
+// Training settings. collm_cf_train_options_default() gives the ML-1M defaults.
 typedef struct {
     double lr;           // Adam learning rate
     double weight_decay; // coupled L2 (PyTorch Adam weight_decay)
@@ -33,9 +33,9 @@ typedef struct {
     int patience;        // stop after this many epochs without a strictly better eval AUC (0: never)
     int stall_epochs;    // also stop when epoch > stall_epochs and best AUC < stall_auc (0: off)
     double stall_auc;
-    uint64_t seed;       // shuffling (initialisation uses the seed given to cf_model_create)
+    uint64_t seed;       // shuffling (initialisation uses the seed given to collm_cf_model_create)
     const char *eval_split; // "valid", "valid_small", a path, or NULL/"" for no evaluation
-} cf_train_options;
+} collm_cf_train_options;
 
 // One epoch's figures, passed to the progress callback.
 typedef struct {
@@ -45,11 +45,11 @@ typedef struct {
     double eval_uauc;
     double seconds;    // wall time of this epoch (training + evaluation)
     int is_best;       // 1 when this epoch set a new best eval AUC
-} cf_epoch_info;
+} collm_cf_epoch_info;
 
-typedef void (*cf_progress_fn)(void *ctx, const cf_epoch_info *info);
+typedef void (*collm_cf_progress_fn)(void *ctx, const collm_cf_epoch_info *info);
 
-// What training did; also stored in the model and written by cf_model_save.
+// What training did; also stored in the model and written by collm_cf_model_save.
 typedef struct {
     int epochs_run;
     int best_epoch;       // 0 when no eval split
@@ -57,40 +57,40 @@ typedef struct {
     double best_eval_uauc;
     double seconds;
     int early_stopped;    // 1: patience or stall rule ended training
-} cf_train_result;
+} collm_cf_train_result;
 
-void cf_train_options_default(cf_train_options *opt);
+void collm_cf_train_options_default(collm_cf_train_options *opt);
 
 // Creates a freshly initialised model of `kind` ("mf"). seed drives the
 // initialisation. Returns NULL (and sets the error) on an unknown kind or bad size.
-cf_model *cf_model_create(const char *kind, int32_t n_users, int32_t n_items, int dim, uint64_t seed);
-void cf_model_free(cf_model *m);
+collm_cf_model *collm_cf_model_create(const char *kind, int32_t n_users, int32_t n_items, int dim, uint64_t seed);
+void collm_cf_model_free(collm_cf_model *m);
 
-const char *cf_model_kind(const cf_model *m);
-int cf_model_dim(const cf_model *m);
-int32_t cf_model_n_users(const cf_model *m);
-int32_t cf_model_n_items(const cf_model *m);
+const char *collm_cf_model_kind(const collm_cf_model *m);
+int collm_cf_model_dim(const collm_cf_model *m);
+int32_t collm_cf_model_n_users(const collm_cf_model *m);
+int32_t collm_cf_model_n_items(const collm_cf_model *m);
 
 // out (dim). COLLM_ERR_ARG on an id out of range.
-int cf_model_user_vector(const cf_model *m, int32_t user, float *out);
-int cf_model_item_vector(const cf_model *m, int32_t item, float *out);
+int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out);
+int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out);
 // Preference score (a logit; higher = more likely liked).
-int cf_model_score(const cf_model *m, int32_t user, int32_t item, float *out);
+int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, float *out);
 // Scores every row of a split into scores (split->n). An id beyond the
 // tables is an error naming the file, the row (and its line) and the id.
-int cf_model_score_split(const cf_model *m, const rec_split *split, float *scores, collm_pool *pool);
+int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);
 // Scores a split and computes its metrics.
-int cf_model_evaluate(const cf_model *m, const rec_split *split, metrics_report *out, collm_pool *pool);
+int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool);
 
 // Trains on ds->train, evaluating on opt->eval_split after every epoch and
 // keeping the best weights. progress (may be NULL) is called once per epoch.
 // result may be NULL. Deterministic for a given seed and thread count; MF
 // is also independent of the thread count.
-int cf_model_train(cf_model *m, const rec_dataset *ds, const cf_train_options *opt, collm_pool *pool,
-                   cf_progress_fn progress, void *progress_ctx, cf_train_result *result);
+int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt, collm_pool *pool,
+                   collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
 
-// GGUF, written atomically. cf_model_load dispatches on collm.cf.kind.
-int cf_model_save(const cf_model *m, const char *path);
-cf_model *cf_model_load(const char *path);
+// GGUF, written atomically. collm_cf_model_load dispatches on collm.cf.kind.
+int collm_cf_model_save(const collm_cf_model *m, const char *path);
+collm_cf_model *collm_cf_model_load(const char *path);
 
 #endif

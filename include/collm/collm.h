@@ -64,15 +64,15 @@ typedef struct {
 void collm_build_options_default(collm_build_options *o);
 
 // Assembles a model for training or scoring. Returns NULL and sets the error.
-collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *ds, collm_pool *pool);
+collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool);
 // Loads a checkpoint for scoring; base_override replaces the stored base
 // path (its checksum must still match). NULL + error.
 collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool);
 void collm_model_free(collm_model *m);
 
-const llm_model *collm_llm(const collm_model *m);
-const tok_vocab *collm_vocab(const collm_model *m);
-const prompt_template *collm_template(const collm_model *m);
+const collm_llm_model *collm_llm(const collm_model *m);
+const collm_tok_vocab *collm_vocab(const collm_model *m);
+const collm_prompt_template *collm_template(const collm_model *m);
 int collm_has_slots(const collm_model *m);
 int collm_stage(const collm_model *m);
 int32_t collm_yes_token(const collm_model *m);
@@ -82,14 +82,14 @@ const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim);
 
 // Encodes (history, target) for `user` into e (tokens malloc'd; free with
 // collm_encoded_free). history as stored in the split (with the sentinel).
-int collm_encode(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
+int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
                  int32_t target, collm_encoded *e);
 void collm_encoded_free(collm_encoded *e);
 
 // Scores every row of a split (scores: split->n raw "Yes" logits), batched
 // through the packed training forward (no dropout). prompts_per_second may
 // be NULL.
-int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *split, int batch, float *scores,
+int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
                       double *prompts_per_second);
 
 // Computes the slot embeddings of an encoded sample: out (n_slots, n_embd).
@@ -131,7 +131,7 @@ typedef struct {
     double gemm_share; // unused (0) unless measured
 } collm_train_result;
 
-int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
+int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
 
 // Writes the checkpoint (atomic). Only what the model holds is written.
 int collm_model_save(const collm_model *m, const char *path);

@@ -14,7 +14,7 @@ typedef struct {
     char **title;    // (n) unescaped UTF-8, "" where absent
     char **author;   // (n) or NULL when the table has no author column
     char *storage;   // one allocation holding all strings
-} rec_items;
+} collm_rec_items;
 
 // One split file. Row r has history his[his_offset[r] .. his_offset[r+1]),
 // exactly as stored (ml-1m: starts with the 0 sentinel, oldest first).
@@ -31,47 +31,47 @@ typedef struct {
     int8_t *his_label;    // (his_offset[n]) or NULL (bookcrossing has his_label)
     int32_t max_user;     // largest user id in the file
     int32_t max_item;     // largest item id (targets and history)
-} rec_split;
+} collm_rec_split;
 
 // Loads DIR/items.tsv (columns iid, title[, author]).
-rec_items *rec_items_load(const char *path);
-void rec_items_free(rec_items *items);
+collm_rec_items *collm_rec_items_load(const char *path);
+void collm_rec_items_free(collm_rec_items *items);
 // Grows the table to n rows (new ids get "" title / author); no-op if n <= items->n.
-int rec_items_grow(rec_items *items, int32_t n);
+int collm_rec_items_grow(collm_rec_items *items, int32_t n);
 
 // Loads a split file; every item id (target and history) must be < items->n
 // (items may be NULL to skip that check).
-rec_split *rec_split_load(const char *path, const rec_items *items);
-void rec_split_free(rec_split *split);
+collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items);
+void collm_rec_split_free(collm_rec_split *split);
 
 // A dataset directory: items plus the train / valid / valid_small splits
 // that exist (NULL when a file is absent; train is required).
 typedef struct {
     char *dir;
-    rec_items *items;
-    rec_split *train;
-    rec_split *valid;
-    rec_split *valid_small;
+    collm_rec_items *items;
+    collm_rec_split *train;
+    collm_rec_split *valid;
+    collm_rec_split *valid_small;
     int32_t n_users; // max user id over the split files in dir (train, valid,
                      // valid_small and test.tsv if present) + 1; a split loaded
                      // later may hold larger (unknown, cold) user ids
     int32_t n_items; // items->n (bookcrossing: max id over items and those splits + 1)
     int is_book;     // 1 when the items table has authors / the domain is books
-} rec_dataset;
+} collm_rec_dataset;
 
-rec_dataset *rec_dataset_load(const char *dir);
-void rec_dataset_free(rec_dataset *ds);
+collm_rec_dataset *collm_rec_dataset_load(const char *dir);
+void collm_rec_dataset_free(collm_rec_dataset *ds);
 // Resolves a split name ("train", "valid", "valid_small", "test") or a path.
 // Names are looked up in ds->dir; the returned split is owned by the caller.
-rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_path);
+collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path);
 
 // Writers (atomic). Items: "iid\ttitle[\tauthor]" with one row per id 0..n-1.
 // Splits: the ml-1m layout (uid iid label timestamp his not_cold), or the
 // bookcrossing layout (uid iid label his his_label) when split->his_label
 // is non-NULL. Text is escaped (\\ \t \n \r) so the loaders read it back.
-int rec_items_write(const char *path, const rec_items *items);
-int rec_split_write(const char *path, const rec_split *split);
+int collm_rec_items_write(const char *path, const collm_rec_items *items);
+int collm_rec_split_write(const char *path, const collm_rec_split *split);
 // Writes s with the four TSV escapes applied.
-int rec_write_escaped(FILE *f, const char *s);
+int collm_rec_write_escaped(FILE *f, const char *s);
 
 #endif

@@ -13,105 +13,105 @@
 
 // Value types of metadata.
 typedef enum {
-    GGUF_TYPE_UINT8 = 0,
-    GGUF_TYPE_INT8 = 1,
-    GGUF_TYPE_UINT16 = 2,
-    GGUF_TYPE_INT16 = 3,
-    GGUF_TYPE_UINT32 = 4,
-    GGUF_TYPE_INT32 = 5,
-    GGUF_TYPE_FLOAT32 = 6,
-    GGUF_TYPE_BOOL = 7,
-    GGUF_TYPE_STRING = 8,
-    GGUF_TYPE_ARRAY = 9,
-    GGUF_TYPE_UINT64 = 10,
-    GGUF_TYPE_INT64 = 11,
-    GGUF_TYPE_FLOAT64 = 12,
-    GGUF_TYPE_COUNT
-} gguf_type;
+    COLLM_GGUF_TYPE_UINT8 = 0,
+    COLLM_GGUF_TYPE_INT8 = 1,
+    COLLM_GGUF_TYPE_UINT16 = 2,
+    COLLM_GGUF_TYPE_INT16 = 3,
+    COLLM_GGUF_TYPE_UINT32 = 4,
+    COLLM_GGUF_TYPE_INT32 = 5,
+    COLLM_GGUF_TYPE_FLOAT32 = 6,
+    COLLM_GGUF_TYPE_BOOL = 7,
+    COLLM_GGUF_TYPE_STRING = 8,
+    COLLM_GGUF_TYPE_ARRAY = 9,
+    COLLM_GGUF_TYPE_UINT64 = 10,
+    COLLM_GGUF_TYPE_INT64 = 11,
+    COLLM_GGUF_TYPE_FLOAT64 = 12,
+    COLLM_GGUF_TYPE_COUNT
+} collm_gguf_type;
 
 // Tensor element types (ggml numbering). Those collm can decode are listed
-// in gguf_tensor_type_supported().
+// in collm_gguf_tensor_type_supported().
 typedef enum {
-    GGML_TYPE_F32 = 0,
-    GGML_TYPE_F16 = 1,
-    GGML_TYPE_Q4_0 = 2,
-    GGML_TYPE_Q4_1 = 3,
-    GGML_TYPE_Q5_0 = 6,
-    GGML_TYPE_Q5_1 = 7,
-    GGML_TYPE_Q8_0 = 8,
-    GGML_TYPE_I32 = 26,
-    GGML_TYPE_BF16 = 30,
-} ggml_type;
+    COLLM_GGML_TYPE_F32 = 0,
+    COLLM_GGML_TYPE_F16 = 1,
+    COLLM_GGML_TYPE_Q4_0 = 2,
+    COLLM_GGML_TYPE_Q4_1 = 3,
+    COLLM_GGML_TYPE_Q5_0 = 6,
+    COLLM_GGML_TYPE_Q5_1 = 7,
+    COLLM_GGML_TYPE_Q8_0 = 8,
+    COLLM_GGML_TYPE_I32 = 26,
+    COLLM_GGML_TYPE_BF16 = 30,
+} collm_ggml_type;
 
-#define GGUF_MAX_DIMS 4
+#define COLLM_GGUF_MAX_DIMS 4
 
-typedef struct gguf_file gguf_file; // opaque: an open, validated, mmapped file
+typedef struct collm_gguf_file collm_gguf_file; // opaque: an open, validated, mmapped file
 
 typedef struct {
     const char *name;          // NUL-terminated copy
     int n_dims;
-    int64_t ne[GGUF_MAX_DIMS]; // innermost first; unused dims are 1
-    ggml_type type;
+    int64_t ne[COLLM_GGUF_MAX_DIMS]; // innermost first; unused dims are 1
+    collm_ggml_type type;
     uint64_t offset;           // relative to the data section
     size_t n_bytes;
     const void *data;          // points into the mapping
-} gguf_tensor_info;
+} collm_gguf_tensor_info;
 
 // Opens and validates a file: every count, length, type, offset and size is
 // checked against the file size; duplicate keys or tensor names are errors.
 // Returns NULL and sets an error naming the path and the byte offset or key.
-gguf_file *gguf_open(const char *path);
-void gguf_close(gguf_file *f);
+collm_gguf_file *collm_gguf_open(const char *path);
+void collm_gguf_close(collm_gguf_file *f);
 
-uint32_t gguf_version(const gguf_file *f);
-size_t gguf_alignment(const gguf_file *f);
-size_t gguf_data_offset(const gguf_file *f); // file offset of the data section
-size_t gguf_file_size(const gguf_file *f);
+uint32_t collm_gguf_version(const collm_gguf_file *f);
+size_t collm_gguf_alignment(const collm_gguf_file *f);
+size_t collm_gguf_data_offset(const collm_gguf_file *f); // file offset of the data section
+size_t collm_gguf_file_size(const collm_gguf_file *f);
 
 // --- metadata ---
-int64_t gguf_n_kv(const gguf_file *f);
-const char *gguf_key(const gguf_file *f, int64_t i);
-int64_t gguf_find_key(const gguf_file *f, const char *key); // -1 if absent
-gguf_type gguf_kv_type(const gguf_file *f, int64_t i);
+int64_t collm_gguf_n_kv(const collm_gguf_file *f);
+const char *collm_gguf_key(const collm_gguf_file *f, int64_t i);
+int64_t collm_gguf_find_key(const collm_gguf_file *f, const char *key); // -1 if absent
+collm_gguf_type collm_gguf_kv_type(const collm_gguf_file *f, int64_t i);
 // For arrays: element type and count.
-gguf_type gguf_arr_type(const gguf_file *f, int64_t i);
-uint64_t gguf_arr_n(const gguf_file *f, int64_t i);
+collm_gguf_type collm_gguf_arr_type(const collm_gguf_file *f, int64_t i);
+uint64_t collm_gguf_arr_n(const collm_gguf_file *f, int64_t i);
 // Pointer to the raw little-endian elements of a numeric array (NULL for strings).
-const void *gguf_arr_data(const gguf_file *f, int64_t i);
+const void *collm_gguf_arr_data(const collm_gguf_file *f, int64_t i);
 // The j-th string of a string array (length in *len; not NUL-terminated).
-const char *gguf_arr_str(const gguf_file *f, int64_t i, uint64_t j, uint64_t *len);
+const char *collm_gguf_arr_str(const collm_gguf_file *f, int64_t i, uint64_t j, uint64_t *len);
 
 // Typed getters by key. They return COLLM_OK, or an error if the key is
 // missing or has another type (the message names the key). Integer getters
 // accept any integer type whose value fits.
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out);
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out);
-int gguf_get_f32(const gguf_file *f, const char *key, float *out);
-int gguf_get_bool(const gguf_file *f, const char *key, int *out);
+int collm_gguf_get_u32(const collm_gguf_file *f, const char *key, uint32_t *out);
+int collm_gguf_get_i64(const collm_gguf_file *f, const char *key, int64_t *out);
+int collm_gguf_get_f32(const collm_gguf_file *f, const char *key, float *out);
+int collm_gguf_get_bool(const collm_gguf_file *f, const char *key, int *out);
 // Returns a pointer into the mapping (length in *len, not NUL-terminated).
-int gguf_get_str(const gguf_file *f, const char *key, const char **out, uint64_t *len);
+int collm_gguf_get_str(const collm_gguf_file *f, const char *key, const char **out, uint64_t *len);
 // Convenience: malloc'd NUL-terminated copy of a string value, or NULL.
-char *gguf_get_str_dup(const gguf_file *f, const char *key);
+char *collm_gguf_get_str_dup(const collm_gguf_file *f, const char *key);
 // Human-readable value (scalars; arrays as "[type x n]"), into buf.
-void gguf_format_value(const gguf_file *f, int64_t i, char *buf, size_t cap);
-// Like gguf_format_value, but arrays also list their first max_elems elements:
+void collm_gguf_format_value(const collm_gguf_file *f, int64_t i, char *buf, size_t cap);
+// Like collm_gguf_format_value, but arrays also list their first max_elems elements:
 // "[u32 x 3] 1, 2, 3" / "[str x 512] "<unk>", "<s>", ...".
-void gguf_format_array_preview(const gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap);
+void collm_gguf_format_array_preview(const collm_gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap);
 
 // --- tensors ---
-int64_t gguf_n_tensors(const gguf_file *f);
-const gguf_tensor_info *gguf_tensor(const gguf_file *f, int64_t i);
-const gguf_tensor_info *gguf_find_tensor(const gguf_file *f, const char *name); // NULL if absent
-int64_t gguf_tensor_n_elements(const gguf_tensor_info *t);
+int64_t collm_gguf_n_tensors(const collm_gguf_file *f);
+const collm_gguf_tensor_info *collm_gguf_tensor(const collm_gguf_file *f, int64_t i);
+const collm_gguf_tensor_info *collm_gguf_find_tensor(const collm_gguf_file *f, const char *name); // NULL if absent
+int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t);
 
-const char *gguf_type_name(gguf_type t);
-const char *ggml_type_name(ggml_type t);
-int gguf_tensor_type_supported(ggml_type t); // F32, F16, BF16, Q8_0, Q4_0
+const char *collm_gguf_type_name(collm_gguf_type t);
+const char *collm_ggml_type_name(collm_ggml_type t);
+int collm_gguf_tensor_type_supported(collm_ggml_type t); // F32, F16, BF16, Q8_0, Q4_0
 // Bytes for n elements of type t (n must be a multiple of the block size); 0 if unknown.
-size_t ggml_type_size_for(ggml_type t, int64_t n);
+size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n);
 
 // Decodes a tensor to F32 into out (n_elements floats). COLLM_OK or error.
-int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out);
+int collm_gguf_tensor_to_f32(const collm_gguf_tensor_info *t, float *out);
 
 // Half-precision helpers (IEEE binary16, bfloat16).
 float collm_f16_to_f32(uint16_t h);
@@ -123,31 +123,31 @@ uint16_t collm_f32_to_bf16(float f);
 // Collects metadata and tensors, then writes the file atomically
 // (collm_write_atomic). Tensor data is copied at add time, so callers may
 // free their buffers. Keys and tensors keep insertion order.
-typedef struct gguf_writer gguf_writer;
+typedef struct collm_gguf_writer collm_gguf_writer;
 
-gguf_writer *gguf_writer_create(void);
-void gguf_writer_free(gguf_writer *w);
+collm_gguf_writer *collm_gguf_writer_create(void);
+void collm_gguf_writer_free(collm_gguf_writer *w);
 // Setting a key that already exists replaces its value.
-int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
-int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
-int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
-int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
-int gguf_writer_set_bool(gguf_writer *w, const char *key, int v);
-int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+int collm_gguf_writer_set_u32(collm_gguf_writer *w, const char *key, uint32_t v);
+int collm_gguf_writer_set_i32(collm_gguf_writer *w, const char *key, int32_t v);
+int collm_gguf_writer_set_u64(collm_gguf_writer *w, const char *key, uint64_t v);
+int collm_gguf_writer_set_f32(collm_gguf_writer *w, const char *key, float v);
+int collm_gguf_writer_set_bool(collm_gguf_writer *w, const char *key, int v);
+int collm_gguf_writer_set_str(collm_gguf_writer *w, const char *key, const char *v);
 // Any scalar numeric/bool type (u8 ... f64): v points to one value of that type.
-int gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v);
-int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+int collm_gguf_writer_set_scalar(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *v);
+int collm_gguf_writer_set_arr_str(collm_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 // Numeric array of element type `type` (elements copied from data).
-int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type type, const void *data, uint64_t n);
+int collm_gguf_writer_set_arr(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *data, uint64_t n);
 // Copies key i of another file (any type, arrays included) under the same name.
-int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src, int64_t i);
+int collm_gguf_writer_copy_kv(collm_gguf_writer *w, const collm_gguf_file *src, int64_t i);
 // Adds a tensor: ne innermost first (a (rows, cols) row-major matrix has
 // ne = {cols, rows}); data holds the encoded bytes of `type`.
-int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
+int collm_gguf_writer_add_tensor(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
                            const void *data);
 // Convenience: F32 source data stored as `type` (F32, F16 or BF16).
-int gguf_writer_add_tensor_f32(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
+int collm_gguf_writer_add_tensor_f32(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
                                const float *data);
-int gguf_writer_write(gguf_writer *w, const char *path);
+int collm_gguf_writer_write(collm_gguf_writer *w, const char *path);
 
 #endif

@@ -23,29 +23,29 @@
 #include "collm/rng.h"
 #include "collm/threadpool.h"
 
-typedef struct llm_trainer llm_trainer;
+typedef struct collm_llm_trainer collm_llm_trainer;
 
 // full_finetune: allocate and fill gradients for every model weight.
 // lora may be NULL. The model and the adapter are borrowed and are updated
 // in place by whoever owns the optimizer.
-llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_finetune, int max_rows,
+collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_adapter *lora, int full_finetune, int max_rows,
                                 int max_seq_len, collm_pool *pool);
-void llm_trainer_free(llm_trainer *tr);
+void collm_llm_trainer_free(collm_llm_trainer *tr);
 
 // Gradient block for full fine-tuning: (n_params) floats in the same layout
 // as the model's parameter block (NULL unless full_finetune).
-float *llm_trainer_model_grad(llm_trainer *tr);
+float *collm_llm_trainer_model_grad(collm_llm_trainer *tr);
 // The gradient slot for a weight pointer of the model (e.g. layers[l].wq).
-float *llm_trainer_grad_of(llm_trainer *tr, const float *weight);
+float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight);
 
 // Forward over a packed batch. tokens (R) may hold anything at slot rows.
 // Writes scores (n_seq): the logit of vocabulary row yes_id at each prompt's
 // last row. dropout_rng: LoRA dropout draws (NULL = no dropout, inference).
-int llm_trainer_forward(llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                        const llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng);
+int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                        const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng);
 // Backward from dscores (n_seq) = ∂L/∂score. Accumulates into the model
 // gradient block (full fine-tuning), the LoRA gradients, and dslots
 // (n_slots, n_embd) (may be NULL when slots do not train).
-int llm_trainer_backward(llm_trainer *tr, const float *dscores, float *dslots);
+int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, float *dslots);
 
 #endif

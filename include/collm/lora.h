@@ -10,54 +10,54 @@
 #include "collm/rng.h"
 
 typedef enum {
-    LORA_Q = 0,
-    LORA_K,
-    LORA_V,
-    LORA_O,
-    LORA_GATE,
-    LORA_UP,
-    LORA_DOWN,
-    LORA_N_TARGETS
-} lora_target;
+    COLLM_LORA_Q = 0,
+    COLLM_LORA_K,
+    COLLM_LORA_V,
+    COLLM_LORA_O,
+    COLLM_LORA_GATE,
+    COLLM_LORA_UP,
+    COLLM_LORA_DOWN,
+    COLLM_LORA_N_TARGETS
+} collm_lora_target;
 
 // The llama.cpp tensor name stem of each target ("attn_q", ..., "ffn_down").
-const char *lora_target_gguf_name(lora_target t);
+const char *collm_lora_target_gguf_name(collm_lora_target t);
 // Parses "q,v" / "q,k,v,o,gate,up,down" into a bit mask; -1 on an unknown name.
-int lora_parse_targets(const char *list, unsigned *mask);
+int collm_lora_parse_targets(const char *list, unsigned *mask);
 
 typedef struct {
     int in, out, rank;
     float *a, *b;   // (rank, in), (out, rank)
     float *da, *db; // gradients (accumulated)
-} lora_pair;
+} collm_lora_pair;
 
 typedef struct {
     int n_layer, rank;
     float alpha, dropout;
     unsigned targets;  // bit t set when target t is adapted
-    lora_pair *pairs;  // (n_layer, LORA_N_TARGETS); pairs[l*7+t].a == NULL when not adapted
+    collm_lora_pair *pairs;  // (n_layer, COLLM_LORA_N_TARGETS); pairs[l*7+t].a == NULL when not adapted
     float *storage;
-} lora_adapter;
+} collm_lora_adapter;
 
 // dims_in[t] / dims_out[t]: the in/out size of target t's projection.
-int lora_init(lora_adapter *lora, int n_layer, const int dims_in[LORA_N_TARGETS], const int dims_out[LORA_N_TARGETS],
+int collm_lora_init(collm_lora_adapter *lora, int n_layer, const int dims_in[COLLM_LORA_N_TARGETS], const int dims_out[COLLM_LORA_N_TARGETS],
               int rank, float alpha, float dropout, unsigned targets, collm_rng *rng);
-void lora_free(lora_adapter *lora);
-lora_pair *lora_get(const lora_adapter *lora, int layer, lora_target t); // NULL when not adapted
-float lora_scale(const lora_adapter *lora);
-int64_t lora_n_params(const lora_adapter *lora);
+void collm_lora_free(collm_lora_adapter *lora);
+collm_lora_pair *collm_lora_get(const collm_lora_adapter *lora, int layer, collm_lora_target t); // NULL when not adapted
+float collm_lora_scale(const collm_lora_adapter *lora);
+int64_t collm_lora_n_params(const collm_lora_adapter *lora);
 
 // y (T, out) += s · xd·A^T·B^T, where xd = x (T, in) with dropout applied:
 // when dropout > 0 and rng != NULL, xd is written to x_drop (T, in) (each
 // element kept with prob 1-p and scaled by 1/(1-p)); otherwise xd = x and
 // x_drop is unused. xa (T, rank) receives xd·A^T for backward.
-void lora_forward(const lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
+void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
                   float *y, collm_rng *rng);
 // Accumulates da, db; dx (T, in) += ∂L/∂x through the adapter (NULL to skip).
 // xd is the input the forward used (x_drop or x). dxa is scratch (T, rank).
-void lora_backward(lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
+void collm_lora_backward(collm_lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
                    const float *xa, const float *dy, float *dx, float *dxa);
 // W (out, in) += s · B·A (merging the adapter into the base weight).
-void lora_merge(const lora_pair *p, float scale, float *w);
+void collm_lora_merge(const collm_lora_pair *p, float scale, float *w);
 
 #endif

@@ -19,12 +19,12 @@
 // AUC of scores (n) against labels (n, 0 = negative, anything else =
 // positive). NaN when n == 0, when one class is absent or when a score is
 // NaN, or when memory runs out (then collm_last_error() says so).
-double metrics_auc(const float *scores, const int8_t *labels, int64_t n);
+double collm_metrics_auc(const float *scores, const int8_t *labels, int64_t n);
 
 // UAUC over rows grouped by users (n). *n_users_counted (may be NULL)
 // receives the number of users whose AUC entered the mean. NaN when no
-// user counts (or on NaN scores / out of memory, as metrics_auc).
-double metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
+// user counts (or on NaN scores / out of memory, as collm_metrics_auc).
+double collm_metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
                     int64_t *n_users_counted);
 
 // Everything eval-cf reports for one split.
@@ -39,10 +39,10 @@ typedef struct {
     int64_t n_cold;       // rows with not_cold = 0
     double auc_warm;      // AUC over the warm rows (NaN if empty / one class)
     double auc_cold;      // AUC over the cold rows (NaN if empty / one class)
-} metrics_report;
+} collm_metrics_report;
 
 // Fills *out for a split given one score per row (split->n). Returns COLLM_OK
 // or an error (NULL arguments, out of memory).
-int metrics_evaluate(const rec_split *split, const float *scores, metrics_report *out);
+int collm_metrics_evaluate(const collm_rec_split *split, const float *scores, collm_metrics_report *out);
 
 #endif

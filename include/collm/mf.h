@@ -16,7 +16,7 @@
 // get zero). Every id must be in range (not checked here). Deterministic and
 // independent of the pool's thread count. Returns the loss, or NaN when
 // memory runs out.
-double mf_loss_grad(const float *user_embd, const float *item_embd, int32_t n_users, int32_t n_items, int dim,
+double collm_mf_loss_grad(const float *user_embd, const float *item_embd, int32_t n_users, int32_t n_items, int dim,
                     const int32_t *users, const int32_t *items, const float *labels, int64_t n, float *grad_user,
                     float *grad_item, collm_pool *pool);
 

@@ -10,8 +10,8 @@
 // and touched once at creation: forward calls never allocate.
 //
 // Typical recommender use: feed a shared prompt prefix once
-// (llm_forward ... n_out_rows = 0), then score many candidate suffixes
-// against that cached prefix in one packed batch with llm_score_suffixes,
+// (collm_llm_forward ... n_out_rows = 0), then score many candidate suffixes
+// against that cached prefix in one packed batch with collm_llm_score_suffixes,
 // reading only the "Yes"/"No" vocabulary rows at each suffix's last token.
 #ifndef COLLM_MODEL_H
 #define COLLM_MODEL_H
@@ -21,10 +21,10 @@
 #include "collm/gguf.h"
 #include "collm/threadpool.h"
 
-typedef enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1 } llm_arch;
+typedef enum { COLLM_LLM_ARCH_LLAMA = 0, COLLM_LLM_ARCH_QWEN2 = 1 } collm_llm_arch;
 
 typedef struct {
-    llm_arch arch;
+    collm_llm_arch arch;
     int n_vocab;
     int n_ctx_train; // <arch>.context_length (informational)
     int n_embd;      // C
@@ -39,58 +39,58 @@ typedef struct {
     int rope_neox;   // 0: NORM pairs (2i, 2i+1) (llama); 1: NEOX pairs (i, i + n_rot/2) (qwen2)
     int has_qkv_bias;// qwen2: attn_q/k/v carry biases
     int tied_output; // no output.weight: the LM head is token_embd
-} llm_hparams;
+} collm_llm_hparams;
 
-typedef struct llm_model llm_model;     // weights (F32), see src/llm/model_internal.h
-typedef struct llm_context llm_context; // KV cache + scratch for one sequence
+typedef struct collm_llm_model collm_llm_model;     // weights (F32), see src/llm/model_internal.h
+typedef struct collm_llm_context collm_llm_context; // KV cache + scratch for one sequence
 
-const char *llm_arch_name(llm_arch arch);
+const char *collm_llm_arch_name(collm_llm_arch arch);
 // "llama" / "qwen2" -> arch; COLLM_ERR_ARG for anything else.
-int llm_arch_from_name(const char *name, llm_arch *out);
+int collm_llm_arch_from_name(const char *name, collm_llm_arch *out);
 
 // Loads hyper-parameters and every tensor (shapes checked against the
 // hyper-parameters; an error names the tensor) and dequantises to F32.
 // NULL + collm_last_error() on failure.
-llm_model *llm_model_load(const char *path);
-void llm_model_free(llm_model *model);
-const llm_hparams *llm_model_hparams(const llm_model *model);
-int64_t llm_model_n_params(const llm_model *model); // distinct floats held (tied head counted once)
+collm_llm_model *collm_llm_model_load(const char *path);
+void collm_llm_model_free(collm_llm_model *model);
+const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *model);
+int64_t collm_llm_model_n_params(const collm_llm_model *model); // distinct floats held (tied head counted once)
 
 // A model with the given hyper-parameters (arch, n_vocab, n_embd, n_layer,
 // n_head, n_head_kv, n_ff, rms_eps, rope_base, n_ctx_train, tied_output are
 // read; head_dim/n_rot default when 0; rope_neox/has_qkv_bias follow arch).
 // Matrices ~ N(0, 0.02^2) drawn from collm_rng(seed) in tensor order, norm
 // weights 1, biases 0. Deterministic per seed.
-llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed);
+collm_llm_model *collm_llm_model_init_random(const collm_llm_hparams *hp, uint64_t seed);
 
 // Writes the model as a GGUF llama.cpp can load: hparam keys, every
 // tokenizer.* key copied from vocab_path (whose token list must have n_vocab
 // entries; NULL writes no tokenizer), general.name = name, tensors stored as
-// `type` (GGML_TYPE_F32 or GGML_TYPE_F16; norms and biases stay F32).
-int llm_model_save(const llm_model *model, const char *path, const char *vocab_path, const char *name, int type);
+// `type` (COLLM_GGML_TYPE_F32 or COLLM_GGML_TYPE_F16; norms and biases stay F32).
+int collm_llm_model_save(const collm_llm_model *model, const char *path, const char *vocab_path, const char *name, int type);
 // The same into an open writer (e.g. a checkpoint that holds more than the
 // model): sets the keys, copies vocab's tokenizer.* keys (vocab may be NULL)
 // and adds the tensors.
-int llm_model_write(const llm_model *model, gguf_writer *w, const gguf_file *vocab, const char *name, int type);
+int collm_llm_model_write(const collm_llm_model *model, collm_gguf_writer *w, const collm_gguf_file *vocab, const char *name, int type);
 
 // --- inference ---------------------------------------------------------
 
 // Sizes the KV cache for n_ctx positions and scratch for up to n_batch new
 // rows per call. pool (borrowed, may be NULL) parallelises attention; GEMMs
 // use BLAS with whatever thread count the caller set (collm_blas_set_threads).
-llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, collm_pool *pool);
-void llm_context_free(llm_context *ctx);
-int llm_context_n_ctx(const llm_context *ctx);
-int llm_context_n_batch(const llm_context *ctx);
+collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_ctx, int n_batch, collm_pool *pool);
+void collm_llm_context_free(collm_llm_context *ctx);
+int collm_llm_context_n_ctx(const collm_llm_context *ctx);
+int collm_llm_context_n_batch(const collm_llm_context *ctx);
 
 // Number of positions held in the cache.
-int llm_kv_n_past(const llm_context *ctx);
+int collm_llm_kv_n_past(const collm_llm_context *ctx);
 // Forgets every position >= n_past (0 <= n_past <= current): the kept prefix
-// is reused as is, so this costs nothing. llm_kv_truncate(ctx, 0) resets.
-int llm_kv_truncate(llm_context *ctx, int n_past);
+// is reused as is, so this costs nothing. collm_llm_kv_truncate(ctx, 0) resets.
+int collm_llm_kv_truncate(collm_llm_context *ctx, int n_past);
 // Copies the first n_past cached positions of src into dst (same model,
 // dst->n_ctx >= n_past); dst then holds exactly that prefix.
-int llm_kv_copy(llm_context *dst, const llm_context *src, int n_past);
+int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int n_past);
 
 // Rows of the input that take a given embedding instead of a token's
 // (method.md §3.2 "ID slots").
@@ -98,7 +98,7 @@ typedef struct {
     int n;                // number of replaced rows
     const int32_t *rows;  // (n) row indices into the T new rows
     const float *values;  // (n, n_embd) the replacement rows
-} llm_slot_rows;
+} collm_llm_slot_rows;
 
 // Runs T new rows at positions n_past .. n_past+T-1, appends their K/V to
 // the cache and writes logits:
@@ -110,7 +110,7 @@ typedef struct {
 //   vocab_rows (n_vocab_rows) vocabulary ids to compute, or NULL for all
 //   logits_out (n_out, n_vocab_rows or n_vocab) row-major
 // T <= n_batch and n_past + T <= n_ctx, else COLLM_ERR_ARG.
-int llm_forward(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_rows *slots, const int32_t *out_rows,
+int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots, const int32_t *out_rows,
                 int n_out_rows, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out);
 
 // Scores n_seq suffixes, each continuing the cached prefix (the current
@@ -122,7 +122,7 @@ int llm_forward(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_r
 //   seq_len  (n_seq) lengths, each >= 1
 //   slots    rows index the packed rows; may be NULL
 //   logits_out (n_seq, n_vocab_rows or n_vocab): logits at each suffix's last row
-int llm_score_suffixes(llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
-                       const llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out);
+int collm_llm_score_suffixes(collm_llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
+                       const collm_llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out);
 
 #endif

@@ -11,36 +11,36 @@
 
 // y (T, out) = x (T, in) · W^T + bias.  W is (out, in) as GGUF stores it
 // (ne = {in, out}); bias (out) may be NULL. Uses cblas_sgemm.
-void ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out);
+void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out);
 // dx (T, in) += dy · W ; dw (out, in) += dy^T · x ; dbias (out) += Σ_t dy.
-void ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
+void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                          int in, int out);
 
 // RMSNorm: y = x · rsqrt(mean(x²) + eps) ⊙ w.  x, y (T, C); w (C); rstd (T) saved.
-void ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps);
-void ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
+void collm_ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps);
+void collm_ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                           int T, int C);
 
 // RoPE, in place on x (T, n_head, head_dim) with positions pos (T).
 // The first n_rot dims of each head rotate by angle pos · base^(-2i/n_rot).
 // neox = 0: llama.cpp NORM mode, pairs (2i, 2i+1); neox = 1: pairs (i, i + n_rot/2).
-void ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox);
+void collm_ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox);
 // In place on the gradient (rotation by the opposite angle).
-void ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
+void collm_ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
                        int neox);
 // The same rotation with cos/sin computed once for many calls (the layers of a
 // forward share positions): cs (T, n_rot/2, 2) = cos, sin of each token's
-// angles; ops_rope_forward_table(x, cs, ...) equals ops_rope_forward bit for bit.
-void ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base);
-void ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox);
+// angles; collm_ops_rope_forward_table(x, cs, ...) equals collm_ops_rope_forward bit for bit.
+void collm_ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base);
+void collm_ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox);
 
 // SwiGLU: h = silu(g) ⊙ u, elementwise over n.
-void ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n);
-void ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n);
+void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
 
 // ReLU: y = max(x, 0).
-void ops_relu_forward(float *y, const float *x, int64_t n);
-void ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n);
+void collm_ops_relu_forward(float *y, const float *x, int64_t n);
+void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n);
 
 // Causal multi-head attention (GQA) for one sequence.
 // q (T, n_head, hd): the T new queries at absolute positions n_past..n_past+T-1.
@@ -48,10 +48,10 @@ void ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n);
 // Query head h uses kv head h / (n_head / n_head_kv). Scale 1/sqrt(hd).
 // out (T, n_head, hd); att (n_head, T, n_past + T) receives the softmax
 // probabilities (needed by backward; may be NULL for inference).
-void ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
+void collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
                            int n_head, int n_head_kv, int head_dim, collm_pool *pool);
 // dq (T, n_head, hd), dk/dv (n_past + T, n_head_kv, hd) accumulate.
-void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+void collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                             const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                             int head_dim, collm_pool *pool);
 
@@ -62,23 +62,23 @@ void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
 // and its own sequence's keys k_new/v_new rows r-i..r (packed, n_head_kv, hd).
 // Query j < n_q is packed row r = q_rows[j] (q_rows NULL: r = j): q (packed,
 // n_head, hd) is read at row r, out (n_q, n_head, hd) written at row j. Same
-// result per row as ops_attention_forward on that sequence alone (to rounding).
-void ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+// result per row as collm_ops_attention_forward on that sequence alone (to rounding).
+void collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
                                   const float *v_past, int n_past, const float *k_new, const float *v_new,
                                   const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool);
 
 // Mean binary cross-entropy with logits over n; dlogit[i] = (σ(s_i) - y_i) / n
 // (written, not accumulated; dlogit may be NULL). Numerically stable.
-double ops_bce_with_logits(float *dlogit, const float *logit, const float *label, int n);
+double collm_ops_bce_with_logits(float *dlogit, const float *logit, const float *label, int n);
 
 // Dot product and axpy helpers (vectorisable loops).
-float ops_dot(const float *a, const float *b, int64_t n);
-void ops_axpy(float *y, float a, const float *x, int64_t n); // y += a·x
+float collm_ops_dot(const float *a, const float *b, int64_t n);
+void collm_ops_axpy(float *y, float a, const float *x, int64_t n); // y += a·x
 
 // AdamW step t (1-based) on n parameters: decoupled weight decay
 // (param -= lr·wd·param) unless coupled_l2 != 0, in which case wd·param is
 // added to the gradient first (PyTorch Adam's weight_decay, used by MF).
-void ops_adam_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr, float beta1,
+void collm_ops_adam_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr, float beta1,
                      float beta2, float eps, float weight_decay, int coupled_l2, int64_t t);
 
 #endif

@@ -11,35 +11,35 @@
 typedef struct {
     const char *name; // for checkpoints ("fece.w1", "blk.0.attn_q.weight", ...)
     float *param;     // (n) owned by the model, updated in place
-    float *grad;      // (n) accumulated by backward; zeroed by optim_zero_grad
+    float *grad;      // (n) accumulated by backward; zeroed by collm_optim_zero_grad
     float *m, *v;     // (n) Adam moments, owned by the optimizer
     int64_t n;
     int decay;        // 1: weight decay applies (tensors with >= 2 dims)
     int frozen;       // 1: skipped by step / clipping
-    int owns_grad;    // internal: grad was allocated by optim_add
-} optim_param;
+    int owns_grad;    // internal: grad was allocated by collm_optim_add
+} collm_optim_param;
 
 typedef struct {
-    optim_param *params;
+    collm_optim_param *params;
     int n_params, cap_params;
     float beta1, beta2, eps, weight_decay;
     int64_t step; // number of steps taken
     collm_pool *pool; // optional: splits the elementwise work (results do not depend on it)
-} optim_state;
+} collm_optim_state;
 
-void optim_init(optim_state *opt, float beta1, float beta2, float eps, float weight_decay);
+void collm_optim_init(collm_optim_state *opt, float beta1, float beta2, float eps, float weight_decay);
 // Registers a tensor; allocates its gradient (when grad == NULL) and moments.
 // Returns the index or a negative error code.
-int optim_add(optim_state *opt, const char *name, float *param, float *grad, int64_t n, int decay);
-void optim_free(optim_state *opt);
-void optim_zero_grad(optim_state *opt);
+int collm_optim_add(collm_optim_state *opt, const char *name, float *param, float *grad, int64_t n, int decay);
+void collm_optim_free(collm_optim_state *opt);
+void collm_optim_zero_grad(collm_optim_state *opt);
 // Global L2 norm of all trainable gradients.
-double optim_grad_norm(const optim_state *opt);
+double collm_optim_grad_norm(const collm_optim_state *opt);
 // Scales gradients so that their global norm is at most max_norm (if > 0); returns the norm before.
-double optim_clip(optim_state *opt, double max_norm);
+double collm_optim_clip(collm_optim_state *opt, double max_norm);
 // One AdamW step (decoupled decay on params with decay=1) at learning rate lr.
-void optim_step(optim_state *opt, float lr);
-int64_t optim_n_trainable(const optim_state *opt);
+void collm_optim_step(collm_optim_state *opt, float lr);
+int64_t collm_optim_n_trainable(const collm_optim_state *opt);
 
 // Linear warmup then cosine to a floor, at global step g (0-based):
 //   g <  warmup: lr = warmup_lr + (init - warmup_lr) * w / warmup, capped at init,
@@ -50,8 +50,8 @@ typedef struct {
     double init_lr, warmup_lr, min_lr;
     int64_t warmup_steps, total_steps, steps_per_epoch;
     int restart_warmup;
-} optim_schedule;
+} collm_optim_schedule;
 
-double optim_schedule_lr(const optim_schedule *s, int64_t g);
+double collm_optim_schedule_lr(const collm_optim_schedule *s, int64_t g);
 
 #endif

@@ -4,10 +4,10 @@
 //
 // Query vector: the user's row of the checkpoint's CF user table; a user the
 // CF model does not know (id >= its n_users) or a request with only a history
-// uses the mean of the history items' vectors (retrieval_mean_query).
+// uses the mean of the history items' vectors (collm_retrieval_mean_query).
 // Candidates never include a history item or id 0.
 //
-// History of a known user (recommend_histories): the most recent row of that
+// History of a known user (collm_recommend_histories): the most recent row of that
 // user over the dataset's loaded splits (train, then valid; larger timestamp
 // wins, ties go to the later split / later row), i.e. its stored history
 // (ml-1m: [0] + every earlier positive, oldest first) followed by that row's
@@ -19,8 +19,8 @@
 // cut before the first slot row that differs between candidates (the target
 // item's slot, or any slot whose entity differs) and before each prompt's
 // last token. That prefix (its slot rows: the user slot and any history-item
-// slots) runs once with llm_forward; every candidate's remaining tokens are
-// scored against the cached prefix as packed batches with llm_score_suffixes
+// slots) runs once with collm_llm_forward; every candidate's remaining tokens are
+// scored against the cached prefix as packed batches with collm_llm_score_suffixes
 // (slot rows there, the target item's, mapped by FECE as usual). Attention of
 // a suffix row sees exactly the rows it would see in the full prompt, so the
 // scores equal independent scoring up to float summation order.
@@ -30,7 +30,7 @@
 // has no collaborative information about that user.
 //
 // The model, index, items and histories are only read: any number of threads
-// may call recommend_* at once, each with its own llm_context.
+// may call recommend_* at once, each with its own collm_llm_context.
 #ifndef COLLM_RECOMMEND_H
 #define COLLM_RECOMMEND_H
 
@@ -42,34 +42,34 @@
 #include "collm/retrieval.h"
 
 // Per-user histories from a dataset (see above).
-typedef struct recommend_histories recommend_histories;
+typedef struct collm_recommend_histories collm_recommend_histories;
 
-recommend_histories *recommend_histories_build(const rec_dataset *ds);
-void recommend_histories_free(recommend_histories *h);
+collm_recommend_histories *collm_recommend_histories_build(const collm_rec_dataset *ds);
+void collm_recommend_histories_free(collm_recommend_histories *h);
 // The user's history as described above (*his points into h, n_his >= 1 on
 // ml-1m because of the 0 sentinel). COLLM_ERR_ARG when the dataset has no row
 // of that user.
-int recommend_user_history(const recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
+int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
 
 typedef struct {
     int32_t user;           // user id, or -1 for an anonymous request (history required)
     const int32_t *history; // explicit history (n_history ids, oldest first; a leading 0
                             // sentinel is added when the template expects one), or NULL
-                            // for the user's history from recommend_histories
+                            // for the user's history from collm_recommend_histories
     int n_history;
     int k;                  // results wanted, 1 <= k <= n_candidates
     int n_candidates;       // retrieved before re-ranking (the N of top-N)
     int share_prefix;       // 1: shared prefix + packed suffixes; 0: every prompt on its own
-} recommend_request;
+} collm_recommend_request;
 
 // user -1, no history, k 10, 100 candidates, share_prefix 1.
-void recommend_request_default(recommend_request *r);
+void collm_recommend_request_default(collm_recommend_request *r);
 
 typedef struct {
     int32_t item;
     float llm_score;       // raw "Yes" logit (as collm_score_encoded)
     float retrieval_score; // inner product with the query vector
-} recommend_item;
+} collm_recommend_item;
 
 typedef struct {
     int n_results;       // items written (min(k, candidates found))
@@ -78,32 +78,32 @@ typedef struct {
     int prefix_tokens;   // shared prefix length (0 when not shared)
     int n_history;       // history ids used (incl. the sentinel)
     double retrieve_s, rerank_s;
-} recommend_info;
+} collm_recommend_info;
 
 // A context sized for recommendation prompts (n_ctx = n_batch = 1024 rows;
 // suffixes are packed into as many batches as that needs). pool may be NULL.
-llm_context *recommend_context_create(const collm_model *m, collm_pool *pool);
+collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool);
 
 // Scores items (n) for one user and history with the CoLLM model: scores (n)
-// raw "Yes" logits. share_prefix as in recommend_request; *prefix_tokens
+// raw "Yes" logits. share_prefix as in collm_recommend_request; *prefix_tokens
 // (may be NULL) receives the shared prefix length. ctx may be NULL (one is
 // created for the call). Errors name the offending item / user.
-int recommend_score_items(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his,
-                          int64_t n_his, const int32_t *cands, int n, int share_prefix, llm_context *ctx,
+int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+                          int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens);
 
 // Retrieve + re-rank for one request. out (k) receives the results sorted by
 // llm_score (best first; ties by retrieval score, then item id); info may be
 // NULL. hist may be NULL when req->history is given. ctx may be NULL.
-int recommend_for_user(const collm_model *m, const retrieval_index *index, const rec_items *items,
-                       const recommend_histories *hist, const recommend_request *req, llm_context *ctx,
-                       recommend_item *out, recommend_info *info);
+int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+                       const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
+                       collm_recommend_item *out, collm_recommend_info *info);
 
 // The history a request resolves to (explicit, with the sentinel rule
 // applied, or the user's): malloc'd *his (caller frees), validated against
-// the items table and the CF item table. Used by recommend_for_user and the
+// the items table and the CF item table. Used by collm_recommend_for_user and the
 // /score endpoint.
-int recommend_resolve_history(const collm_model *m, const rec_items *items, const recommend_histories *hist,
+int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items *items, const collm_recommend_histories *hist,
                               int32_t user, const int32_t *history, int n_history, int32_t **his, int64_t *n_his);
 
 #endif

@@ -11,38 +11,38 @@
 
 #include <stdint.h>
 
-typedef struct retrieval_index retrieval_index;
+typedef struct collm_retrieval_index collm_retrieval_index;
 
 typedef struct {
     const char *factory; // Faiss factory string: "Flat" (exact), "HNSW32,Flat", "IVF1024,Flat", ...
     int nprobe;          // IVF lists visited per query (<= 0: keep Faiss's default, 1)
     int ef_search;       // HNSW search breadth (<= 0: keep Faiss's default, 16)
     int64_t train_max;   // IVF: train on at most this many items (evenly strided); <= 0: all
-} retrieval_build_options;
+} collm_retrieval_build_options;
 
 // factory "Flat", nprobe 32, ef_search 128, train_max 0.
-void retrieval_build_options_default(retrieval_build_options *opt);
+void collm_retrieval_build_options_default(collm_retrieval_build_options *opt);
 
 // Builds an index over items 1..n_items-1 of item_vectors (n_items, d), ids =
 // item ids. Trains first when the index type needs it (IVF). Returns NULL and
 // sets the error on a bad factory string, n_items < 2, d < 1, or too few items
 // to train (IVF needs at least nlist).
-retrieval_index *retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
-                                       const retrieval_build_options *opt);
-void retrieval_index_free(retrieval_index *index);
+collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
+                                       const collm_retrieval_build_options *opt);
+void collm_retrieval_index_free(collm_retrieval_index *index);
 
 // Faiss's own file format (atomic write). Load checks the metric (inner
 // product) and returns NULL with a message naming the path on any problem.
-int retrieval_index_save(const retrieval_index *index, const char *path);
-retrieval_index *retrieval_index_load(const char *path);
+int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path);
+collm_retrieval_index *collm_retrieval_index_load(const char *path);
 
-int retrieval_index_dim(const retrieval_index *index);
-int64_t retrieval_index_size(const retrieval_index *index); // vectors stored (n_items - 1 after build)
-// Search knobs, as in retrieval_build_options (<= 0 leaves one unchanged).
+int collm_retrieval_index_dim(const collm_retrieval_index *index);
+int64_t collm_retrieval_index_size(const collm_retrieval_index *index); // vectors stored (n_items - 1 after build)
+// Search knobs, as in collm_retrieval_build_options (<= 0 leaves one unchanged).
 // Not while another thread searches the same index.
-int retrieval_index_set_search_params(retrieval_index *index, int nprobe, int ef_search);
+int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search);
 // Current knobs; 0 where one does not apply to the index type.
-void retrieval_index_search_params(const retrieval_index *index, int *nprobe, int *ef_search);
+void collm_retrieval_index_search_params(const collm_retrieval_index *index, int *nprobe, int *ef_search);
 
 // The top-n items for one query vector (d, must equal the index dimension),
 // best first by inner product, leaving out id 0 and every id in exclude
@@ -52,14 +52,14 @@ void retrieval_index_search_params(const retrieval_index *index, int *nprobe, in
 // approximate index cannot reach more). Searches min(n + n_exclude + 1,
 // 2n + 16) and doubles k while filtering leaves too few. Thread-safe for
 // concurrent calls.
-int retrieval_candidates(const retrieval_index *index, const float *query, int d, const int32_t *exclude,
+int collm_retrieval_candidates(const collm_retrieval_index *index, const float *query, int d, const int32_t *exclude,
                          int n_exclude, int n, int32_t *items, float *scores, int *n_found);
 
 // Cold-start query: query (d) = mean of the rows of item_vectors (n_items, d)
 // named by history (n_history ids). Id 0 (the padding sentinel that starts
 // every history list) is skipped; an id outside [0, n_items) is an error, and
 // so is a history with no item other than 0.
-int retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
+int collm_retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
                          float *query);
 
 #endif

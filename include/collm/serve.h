@@ -28,29 +28,29 @@
 
 typedef struct {
     const char *host;     // IPv4 address to bind (default "127.0.0.1": loopback only)
-    int port;             // 0 = any free port (see serve_port)
+    int port;             // 0 = any free port (see collm_serve_port)
     int n_contexts;       // concurrent inferences (default 2)
     size_t max_body;      // bytes (default 64 KiB)
     int max_k;            // largest k / candidates / items per request (default 1000)
-} serve_options;
+} collm_serve_options;
 
-void serve_options_default(serve_options *o);
+void collm_serve_options_default(collm_serve_options *o);
 
-typedef struct serve_server serve_server;
+typedef struct collm_serve_server collm_serve_server;
 
 // Starts listening (threads run in the background). All pointers are
 // borrowed and must outlive the server. NULL + error (e.g. port in use).
-serve_server *serve_start(const collm_model *m, const retrieval_index *index, const rec_items *items,
-                          const recommend_histories *hist, const serve_options *o);
+collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+                          const collm_recommend_histories *hist, const collm_serve_options *o);
 // The bound port (useful with port 0).
-int serve_port(const serve_server *s);
+int collm_serve_port(const collm_serve_server *s);
 // Stops accepting, waits for running requests, frees everything.
-void serve_stop(serve_server *s);
+void collm_serve_stop(collm_serve_server *s);
 
 // Handles one request in memory (what the HTTP layer calls): *body_out is a
 // malloc'd JSON text (caller frees), *status the HTTP status; *allow (may be
 // NULL) receives the Allow header value for a 405.
-void serve_handle(serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
+void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                   char **body_out, int *status, const char **allow);
 
 #endif

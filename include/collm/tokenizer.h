@@ -6,7 +6,7 @@
 //   model             "llama" -> SPM, "gpt2" -> byte-level BPE (required)
 //   tokens            string array (required); ids are array indices
 //   scores            f32 array (SPM: merge priority; optional, default 0)
-//   token_type        i32 array (optional, default NORMAL): tok_token_type
+//   token_type        i32 array (optional, default NORMAL): collm_tok_token_type
 //   merges            string array "left right" in rank order (BPE: required)
 //   pre               BPE pre-tokenizer: "gpt-2", "qwen2"; absent or
 //                     "default" -> the GPT-2 regex; anything else -> error
@@ -15,17 +15,17 @@
 //   add_bos_token     default: true for SPM, false for BPE (llama.cpp)
 //   add_space_prefix  SPM dummy prefix, default true
 //
-// Encoding modes (flags of tok_encode):
+// Encoding modes (flags of collm_tok_encode):
 //   0 (raw)                   llama.cpp llama_tokenize(add_special=false,
 //                             parse_special=false): text such as "<s>" is
 //                             ordinary text. (USER_DEFINED tokens are still
 //                             matched as whole tokens, as llama.cpp does.)
 //                             SPM: spaces become U+2581 "▁" and one "▁" is
 //                             prepended to a non-empty text (dummy prefix).
-//   TOK_ADD_BOS               prepend BOS if the vocab asks for it
+//   COLLM_TOK_ADD_BOS               prepend BOS if the vocab asks for it
 //                             (add_bos_token), = llama.cpp add_special=true
 //                             (also for empty text: "" -> [BOS]).
-//   TOK_PARSE_SPECIAL         llama.cpp parse_special=true: the text of
+//   COLLM_TOK_PARSE_SPECIAL         llama.cpp parse_special=true: the text of
 //                             CONTROL, USER_DEFINED and UNKNOWN tokens ("<s>",
 //                             "</s>", "<unk>", "<|im_start|>") becomes that
 //                             token; matched longest text first over the whole
@@ -34,7 +34,7 @@
 //                             prefix (llama.cpp b4747 sets is_prev_special
 //                             after each special token), so "a <unk>. b" gives
 //                             "▁a" "▁" <unk> "▁." "▁b".
-//   TOK_LEGACY_SPECIAL_PIECES transformers 4.28 slow LlamaTokenizer with
+//   COLLM_TOK_LEGACY_SPECIAL_PIECES transformers 4.28 slow LlamaTokenizer with
 //                             add_special_tokens=False, as CoLLM uses it
 //                             (method.md 3.2): split at the same special texts,
 //                             emit their ids, and SentencePiece-encode every
@@ -44,7 +44,7 @@
 //                             rstrip=False)). A piece ending in a space thus
 //                             ends in a standalone "▁" (29871 in Llama 2).
 //                             For SPM vocabs this gives the same ids as
-//                             TOK_PARSE_SPECIAL; for BPE vocabs (no prefix)
+//                             COLLM_TOK_PARSE_SPECIAL; for BPE vocabs (no prefix)
 //                             too. Kept as its own flag so CoLLM code states
 //                             which semantics it relies on.
 //
@@ -63,7 +63,7 @@
 // the merged text is a vocab token, highest score first (ties: leftmost);
 // a final symbol that is not a token is emitted as its bytes' <0xXX> tokens.
 //
-// A tok_vocab is immutable after tok_load and may be shared by threads.
+// A collm_tok_vocab is immutable after collm_tok_load and may be shared by threads.
 #ifndef COLLM_TOKENIZER_H
 #define COLLM_TOKENIZER_H
 
@@ -72,49 +72,49 @@
 
 #include "collm/gguf.h"
 
-typedef struct tok_vocab tok_vocab;
+typedef struct collm_tok_vocab collm_tok_vocab;
 
 typedef enum {
-    TOK_MODEL_SPM = 1, // "llama"
-    TOK_MODEL_BPE = 2, // "gpt2"
-} tok_model;
+    COLLM_TOK_MODEL_SPM = 1, // "llama"
+    COLLM_TOK_MODEL_BPE = 2, // "gpt2"
+} collm_tok_model;
 
 typedef enum {
-    TOK_PRE_NONE = 0,  // SPM: no pre-tokenizer
-    TOK_PRE_GPT2 = 1,  // "gpt-2" (also absent / "default" for BPE)
-    TOK_PRE_QWEN2 = 2, // "qwen2"
-} tok_pre;
+    COLLM_TOK_PRE_NONE = 0,  // SPM: no pre-tokenizer
+    COLLM_TOK_PRE_GPT2 = 1,  // "gpt-2" (also absent / "default" for BPE)
+    COLLM_TOK_PRE_QWEN2 = 2, // "qwen2"
+} collm_tok_pre;
 
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 typedef enum {
-    TOK_TYPE_UNDEFINED = 0,
-    TOK_TYPE_NORMAL = 1,
-    TOK_TYPE_UNKNOWN = 2,
-    TOK_TYPE_CONTROL = 3,
-    TOK_TYPE_USER_DEFINED = 4,
-    TOK_TYPE_UNUSED = 5,
-    TOK_TYPE_BYTE = 6,
-} tok_token_type;
+    COLLM_TOK_TYPE_UNDEFINED = 0,
+    COLLM_TOK_TYPE_NORMAL = 1,
+    COLLM_TOK_TYPE_UNKNOWN = 2,
+    COLLM_TOK_TYPE_CONTROL = 3,
+    COLLM_TOK_TYPE_USER_DEFINED = 4,
+    COLLM_TOK_TYPE_UNUSED = 5,
+    COLLM_TOK_TYPE_BYTE = 6,
+} collm_tok_token_type;
 
 enum {
-    TOK_ADD_BOS = 1 << 0,
-    TOK_PARSE_SPECIAL = 1 << 1,
-    TOK_LEGACY_SPECIAL_PIECES = 1 << 2,
+    COLLM_TOK_ADD_BOS = 1 << 0,
+    COLLM_TOK_PARSE_SPECIAL = 1 << 1,
+    COLLM_TOK_LEGACY_SPECIAL_PIECES = 1 << 2,
 };
 
 // Reads the tokenizer from an open GGUF (the vocab keeps its own copies; f
 // may be closed afterwards). NULL + error naming the key on missing or
 // malformed keys.
-tok_vocab *tok_load(const gguf_file *f);
+collm_tok_vocab *collm_tok_load(const collm_gguf_file *f);
 // Opens path, loads, closes. Errors are prefixed with the path.
-tok_vocab *tok_load_path(const char *path);
-void tok_free(tok_vocab *v);
+collm_tok_vocab *collm_tok_load_path(const char *path);
+void collm_tok_free(collm_tok_vocab *v);
 
 // Encodes text[0..len) (UTF-8; malformed bytes never crash, see above).
 // Writes at most cap ids to out and returns the total number of ids the
 // text needs (so a return value > cap means out was truncated: call again
 // with a larger buffer), or a negative error code.
-int tok_encode(const tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap);
+int collm_tok_encode(const collm_tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap);
 
 // Decodes ids into text for display: SPM "▁" -> " " (the dummy-prefix space
 // is dropped from the first text token; control tokens before it do not
@@ -123,22 +123,22 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, int flags, int3
 // tokens are written as their text ("<s>"). Writes at most cap-1 bytes plus
 // NUL; returns the full length needed (excluding NUL), negative on error
 // (an id out of range).
-int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap);
+int collm_tok_decode(const collm_tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap);
 
-int tok_n_vocab(const tok_vocab *v);
-tok_model tok_model_type(const tok_vocab *v);
-tok_pre tok_pre_type(const tok_vocab *v);
-int tok_add_bos(const tok_vocab *v); // whether TOK_ADD_BOS adds a BOS
-int32_t tok_bos(const tok_vocab *v);  // -1 if none
-int32_t tok_eos(const tok_vocab *v);
-int32_t tok_unk(const tok_vocab *v);
-int32_t tok_pad(const tok_vocab *v);
+int collm_tok_n_vocab(const collm_tok_vocab *v);
+collm_tok_model collm_tok_model_type(const collm_tok_vocab *v);
+collm_tok_pre collm_tok_pre_type(const collm_tok_vocab *v);
+int collm_tok_add_bos(const collm_tok_vocab *v); // whether COLLM_TOK_ADD_BOS adds a BOS
+int32_t collm_tok_bos(const collm_tok_vocab *v);  // -1 if none
+int32_t collm_tok_eos(const collm_tok_vocab *v);
+int32_t collm_tok_unk(const collm_tok_vocab *v);
+int32_t collm_tok_pad(const collm_tok_vocab *v);
 // Token text as stored in the vocab (SPM "▁Yes", BPE "ĠYes"), NUL-terminated;
 // NULL if id is out of range.
-const char *tok_token_text(const tok_vocab *v, int32_t id);
-tok_token_type tok_token_type_of(const tok_vocab *v, int32_t id);
-float tok_token_score(const tok_vocab *v, int32_t id);
+const char *collm_tok_token_text(const collm_tok_vocab *v, int32_t id);
+collm_tok_token_type collm_tok_token_type_of(const collm_tok_vocab *v, int32_t id);
+float collm_tok_token_score(const collm_tok_vocab *v, int32_t id);
 // Id of the token whose stored text is exactly `text`, or -1 (hash lookup).
-int32_t tok_find(const tok_vocab *v, const char *text);
+int32_t collm_tok_find(const collm_tok_vocab *v, const char *text);
 
 #endif

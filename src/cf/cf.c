@@ -8,15 +8,15 @@
 #include "collm/error.h"
 
 // Every kind collm knows; a new one is one more line.
-static const cf_kind *const cf_kinds[] = {&cf_kind_mf};
+static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf};
 
-static const cf_kind *cf_find_kind(const char *name, size_t len) {
+static const collm_cf_kind *cf_find_kind(const char *name, size_t len) {
     for (size_t k = 0; k < sizeof cf_kinds / sizeof cf_kinds[0]; k++)
         if (strlen(cf_kinds[k]->name) == len && memcmp(cf_kinds[k]->name, name, len) == 0) return cf_kinds[k];
     return NULL;
 }
 
-void cf_train_options_default(cf_train_options *opt) {
+void collm_cf_train_options_default(collm_cf_train_options *opt) {
     // ML-1M defaults, tuned on valid only (bench/mf.sh): lr 1e-2 (the authors'
     // 1e-3 needs ~465 epochs), weight decay 1e-4 as in the reference (5e-5 and
     // 2e-4 peaked lower: 0.664 / 0.671), patience 20 (the reference's 100 was
@@ -37,13 +37,13 @@ void cf_train_options_default(cf_train_options *opt) {
     opt->eval_split = "valid";
 }
 
-static cf_model *cf_model_alloc(const cf_kind *kind, int32_t n_users, int32_t n_items, int dim) {
+static collm_cf_model *cf_model_alloc(const collm_cf_kind *kind, int32_t n_users, int32_t n_items, int dim) {
     if (n_users < 1 || n_items < 1 || dim < 1 || dim > 65536) {
         collm_error(COLLM_ERR_ARG, "cf: bad model size: %d users, %d items, dim %d", (int)n_users, (int)n_items,
                     dim);
         return NULL;
     }
-    cf_model *m = collm_calloc(1, sizeof *m);
+    collm_cf_model *m = collm_calloc(1, sizeof *m);
     if (!m) return NULL;
     m->kind = kind;
     m->dim = dim;
@@ -52,22 +52,22 @@ static cf_model *cf_model_alloc(const cf_kind *kind, int32_t n_users, int32_t n_
     return m;
 }
 
-cf_model *cf_model_create(const char *kind_name, int32_t n_users, int32_t n_items, int dim, uint64_t seed) {
-    const cf_kind *kind = kind_name ? cf_find_kind(kind_name, strlen(kind_name)) : NULL;
+collm_cf_model *collm_cf_model_create(const char *kind_name, int32_t n_users, int32_t n_items, int dim, uint64_t seed) {
+    const collm_cf_kind *kind = kind_name ? cf_find_kind(kind_name, strlen(kind_name)) : NULL;
     if (!kind) {
         collm_error(COLLM_ERR_ARG, "cf: unknown model kind '%s' (known: mf)", kind_name ? kind_name : "(null)");
         return NULL;
     }
-    cf_model *m = cf_model_alloc(kind, n_users, n_items, dim);
+    collm_cf_model *m = cf_model_alloc(kind, n_users, n_items, dim);
     if (!m) return NULL;
     if (kind->init(m, seed, 1) != COLLM_OK) {
-        cf_model_free(m);
+        collm_cf_model_free(m);
         return NULL;
     }
     return m;
 }
 
-void cf_model_free(cf_model *m) {
+void collm_cf_model_free(collm_cf_model *m) {
     if (!m) return;
     if (m->impl) m->kind->free_impl(m);
     free(m->eval_split);
@@ -75,26 +75,26 @@ void cf_model_free(cf_model *m) {
     free(m);
 }
 
-const char *cf_model_kind(const cf_model *m) { return m->kind->name; }
-int cf_model_dim(const cf_model *m) { return m->dim; }
-int32_t cf_model_n_users(const cf_model *m) { return m->n_users; }
-int32_t cf_model_n_items(const cf_model *m) { return m->n_items; }
+const char *collm_cf_model_kind(const collm_cf_model *m) { return m->kind->name; }
+int collm_cf_model_dim(const collm_cf_model *m) { return m->dim; }
+int32_t collm_cf_model_n_users(const collm_cf_model *m) { return m->n_users; }
+int32_t collm_cf_model_n_items(const collm_cf_model *m) { return m->n_items; }
 
-int cf_model_user_vector(const cf_model *m, int32_t user, float *out) {
+int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out) {
     if (user < 0 || user >= m->n_users)
         return collm_error(COLLM_ERR_ARG, "cf: user id %d outside the table (n_users %d)", (int)user, (int)m->n_users);
     m->kind->user_vector(m, user, out);
     return COLLM_OK;
 }
 
-int cf_model_item_vector(const cf_model *m, int32_t item, float *out) {
+int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out) {
     if (item < 0 || item >= m->n_items)
         return collm_error(COLLM_ERR_ARG, "cf: item id %d outside the table (n_items %d)", (int)item, (int)m->n_items);
     m->kind->item_vector(m, item, out);
     return COLLM_OK;
 }
 
-int cf_model_score(const cf_model *m, int32_t user, int32_t item, float *out) {
+int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, float *out) {
     if (user < 0 || user >= m->n_users)
         return collm_error(COLLM_ERR_ARG, "cf: user id %d outside the table (n_users %d)", (int)user, (int)m->n_users);
     if (item < 0 || item >= m->n_items)
@@ -103,7 +103,7 @@ int cf_model_score(const cf_model *m, int32_t user, int32_t item, float *out) {
     return COLLM_OK;
 }
 
-int cf_check_split_ids(const cf_model *m, const rec_split *split) {
+int collm_cf_check_split_ids(const collm_cf_model *m, const collm_rec_split *split) {
     const char *path = split->path ? split->path : "(split)";
     for (int64_t r = 0; r < split->n; r++) {
         // line r + 2: the header is line 1
@@ -122,8 +122,8 @@ int cf_check_split_ids(const cf_model *m, const rec_split *split) {
 }
 
 typedef struct {
-    const cf_model *m;
-    const rec_split *split;
+    const collm_cf_model *m;
+    const collm_rec_split *split;
     float *scores;
 } cf_score_task;
 
@@ -133,21 +133,21 @@ static void cf_score_rows(void *ctx, int64_t begin, int64_t end, int thread_inde
     for (int64_t r = begin; r < end; r++) t->scores[r] = t->m->kind->score(t->m, t->split->user[r], t->split->item[r]);
 }
 
-int cf_model_score_split(const cf_model *m, const rec_split *split, float *scores, collm_pool *pool) {
-    if (!m || !split || !scores) return collm_error(COLLM_ERR_ARG, "cf_model_score_split: NULL argument");
-    int rc = cf_check_split_ids(m, split);
+int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool) {
+    if (!m || !split || !scores) return collm_error(COLLM_ERR_ARG, "collm_cf_model_score_split: NULL argument");
+    int rc = collm_cf_check_split_ids(m, split);
     if (rc) return rc;
     cf_score_task t = {m, split, scores};
     collm_pool_for(pool, split->n, 256, cf_score_rows, &t);
     return COLLM_OK;
 }
 
-int cf_model_evaluate(const cf_model *m, const rec_split *split, metrics_report *out, collm_pool *pool) {
-    if (!m || !split || !out) return collm_error(COLLM_ERR_ARG, "cf_model_evaluate: NULL argument");
+int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool) {
+    if (!m || !split || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_evaluate: NULL argument");
     float *scores = collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *scores);
     if (!scores) return COLLM_ERR_NOMEM;
-    int rc = cf_model_score_split(m, split, scores, pool);
-    if (!rc) rc = metrics_evaluate(split, scores, out);
+    int rc = collm_cf_model_score_split(m, split, scores, pool);
+    if (!rc) rc = collm_metrics_evaluate(split, scores, out);
     free(scores);
     return rc;
 }
@@ -160,43 +160,43 @@ static char *cf_strdup(const char *s) {
     return d;
 }
 
-int cf_model_train(cf_model *m, const rec_dataset *ds, const cf_train_options *opt_in, collm_pool *pool,
-                   cf_progress_fn progress, void *progress_ctx, cf_train_result *result) {
-    if (!m || !ds || !ds->train) return collm_error(COLLM_ERR_ARG, "cf_model_train: no model or no train split");
-    cf_train_options opt;
+int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt_in, collm_pool *pool,
+                   collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
+    if (!m || !ds || !ds->train) return collm_error(COLLM_ERR_ARG, "collm_cf_model_train: no model or no train split");
+    collm_cf_train_options opt;
     if (opt_in) opt = *opt_in;
-    else cf_train_options_default(&opt);
+    else collm_cf_train_options_default(&opt);
     if (!(opt.lr > 0) || !(opt.weight_decay >= 0) || opt.batch < 1 || opt.max_epochs < 0 || opt.patience < 0 ||
         !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) || !(opt.eps > 0))
         return collm_error(COLLM_ERR_ARG,
-                           "cf_model_train: bad options (lr %g, wd %g, batch %d, max_epochs %d, patience %d)", opt.lr,
+                           "collm_cf_model_train: bad options (lr %g, wd %g, batch %d, max_epochs %d, patience %d)", opt.lr,
                            opt.weight_decay, opt.batch, opt.max_epochs, opt.patience);
-    int rc = cf_check_split_ids(m, ds->train);
+    int rc = collm_cf_check_split_ids(m, ds->train);
     if (rc) return rc;
 
     // The evaluation split: a split the dataset already holds, else a file.
-    const rec_split *eval = NULL;
-    rec_split *eval_owned = NULL;
+    const collm_rec_split *eval = NULL;
+    collm_rec_split *eval_owned = NULL;
     if (opt.eval_split && *opt.eval_split) {
         if (strcmp(opt.eval_split, "valid") == 0 && ds->valid) eval = ds->valid;
         else if (strcmp(opt.eval_split, "valid_small") == 0 && ds->valid_small) eval = ds->valid_small;
         else if (strcmp(opt.eval_split, "train") == 0) eval = ds->train;
         else {
-            eval = eval_owned = rec_dataset_load_split(ds, opt.eval_split);
-            if (!eval) return collm_error_prefix(COLLM_ERR_ARG, "cf_model_train: eval split '%s'", opt.eval_split);
+            eval = eval_owned = collm_rec_dataset_load_split(ds, opt.eval_split);
+            if (!eval) return collm_error_prefix(COLLM_ERR_ARG, "collm_cf_model_train: eval split '%s'", opt.eval_split);
         }
-        if ((rc = cf_check_split_ids(m, eval))) {
-            rec_split_free(eval_owned);
+        if ((rc = collm_cf_check_split_ids(m, eval))) {
+            collm_rec_split_free(eval_owned);
             return rc;
         }
     }
 
-    cf_train_result res = {0};
+    collm_cf_train_result res = {0};
     rc = m->kind->train(m, ds->train, eval, &opt, pool, progress, progress_ctx, &res);
-    rec_split_free(eval_owned);
+    collm_rec_split_free(eval_owned);
     if (rc) return rc;
 
-    // keep the record for cf_model_save
+    // keep the record for collm_cf_model_save
     free(m->eval_split);
     free(m->dataset_dir);
     m->eval_split = cf_strdup(opt.eval_split ? opt.eval_split : "");
@@ -214,25 +214,25 @@ int cf_model_train(cf_model *m, const rec_dataset *ds, const cf_train_options *o
 
 typedef struct {
     int rc;
-    gguf_writer *w;
+    collm_gguf_writer *w;
 } cf_kv_sink;
 
 static void put_u32(cf_kv_sink *s, const char *k, uint32_t v) {
-    if (!s->rc) s->rc = gguf_writer_set_u32(s->w, k, v);
+    if (!s->rc) s->rc = collm_gguf_writer_set_u32(s->w, k, v);
 }
 static void put_u64(cf_kv_sink *s, const char *k, uint64_t v) {
-    if (!s->rc) s->rc = gguf_writer_set_u64(s->w, k, v);
+    if (!s->rc) s->rc = collm_gguf_writer_set_u64(s->w, k, v);
 }
 static void put_f32(cf_kv_sink *s, const char *k, double v) {
-    if (!s->rc) s->rc = gguf_writer_set_f32(s->w, k, (float)v);
+    if (!s->rc) s->rc = collm_gguf_writer_set_f32(s->w, k, (float)v);
 }
 static void put_str(cf_kv_sink *s, const char *k, const char *v) {
-    if (!s->rc) s->rc = gguf_writer_set_str(s->w, k, v ? v : "");
+    if (!s->rc) s->rc = collm_gguf_writer_set_str(s->w, k, v ? v : "");
 }
 
-int cf_model_save(const cf_model *m, const char *path) {
-    if (!m || !path) return collm_error(COLLM_ERR_ARG, "cf_model_save: NULL argument");
-    gguf_writer *w = gguf_writer_create();
+int collm_cf_model_save(const collm_cf_model *m, const char *path) {
+    if (!m || !path) return collm_error(COLLM_ERR_ARG, "collm_cf_model_save: NULL argument");
+    collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
     cf_kv_sink s = {0, w};
     put_str(&s, "general.architecture", "collm-cf");
@@ -241,8 +241,8 @@ int cf_model_save(const cf_model *m, const char *path) {
     put_u32(&s, "collm.cf.n_users", (uint32_t)m->n_users);
     put_u32(&s, "collm.cf.n_items", (uint32_t)m->n_items);
     if (m->has_train) {
-        const cf_train_options *o = &m->train_opt;
-        const cf_train_result *r = &m->train_result;
+        const collm_cf_train_options *o = &m->train_opt;
+        const collm_cf_train_result *r = &m->train_result;
         put_f32(&s, "collm.cf.train.lr", o->lr);
         put_f32(&s, "collm.cf.train.weight_decay", o->weight_decay);
         put_u32(&s, "collm.cf.train.batch", (uint32_t)o->batch);
@@ -258,14 +258,14 @@ int cf_model_save(const cf_model *m, const char *path) {
     }
     int rc = s.rc;
     if (!rc) rc = m->kind->save_tensors(m, w);
-    if (!rc) rc = gguf_writer_write(w, path);
-    gguf_writer_free(w);
+    if (!rc) rc = collm_gguf_writer_write(w, path);
+    collm_gguf_writer_free(w);
     if (rc) return collm_error_prefix(rc, "saving CF model to %s", path);
     return COLLM_OK;
 }
 
-static int cf_get_dim(const gguf_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out) {
-    int rc = gguf_get_i64(f, key, out);
+static int cf_get_dim(const collm_gguf_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    int rc = collm_gguf_get_i64(f, key, out);
     if (rc) return collm_error_prefix(rc, "%s", path);
     if (*out < lo || *out > hi)
         return collm_error(COLLM_ERR_FORMAT, "%s: key %s = %lld out of range [%lld, %lld]", path, key,
@@ -273,18 +273,18 @@ static int cf_get_dim(const gguf_file *f, const char *path, const char *key, int
     return COLLM_OK;
 }
 
-cf_model *cf_model_load(const char *path) {
-    gguf_file *f = gguf_open(path);
+collm_cf_model *collm_cf_model_load(const char *path) {
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
-    cf_model *m = NULL;
+    collm_cf_model *m = NULL;
     const char *kind_name;
     uint64_t kind_len;
     int64_t dim, n_users, n_items;
-    if (gguf_get_str(f, "collm.cf.kind", &kind_name, &kind_len) != COLLM_OK) {
+    if (collm_gguf_get_str(f, "collm.cf.kind", &kind_name, &kind_len) != COLLM_OK) {
         collm_error(COLLM_ERR_FORMAT, "%s: not a collm CF model (no string key collm.cf.kind)", path);
         goto done;
     }
-    const cf_kind *kind = cf_find_kind(kind_name, (size_t)kind_len);
+    const collm_cf_kind *kind = cf_find_kind(kind_name, (size_t)kind_len);
     if (!kind) {
         collm_error(COLLM_ERR_FORMAT, "%s: unknown collm.cf.kind '%.*s' (known: mf)", path, (int)kind_len, kind_name);
         goto done;
@@ -295,34 +295,34 @@ cf_model *cf_model_load(const char *path) {
     m = cf_model_alloc(kind, (int32_t)n_users, (int32_t)n_items, (int)dim);
     if (!m) goto done;
     if (kind->init(m, 0, 0) != COLLM_OK || kind->load_tensors(m, f, path) != COLLM_OK) {
-        cf_model_free(m);
+        collm_cf_model_free(m);
         m = NULL;
         goto done;
     }
     // optional training record
     float fv;
     int64_t iv;
-    if (gguf_find_key(f, "collm.cf.train.lr") >= 0) {
-        cf_train_options_default(&m->train_opt);
-        cf_train_result *r = &m->train_result;
-        if (gguf_get_f32(f, "collm.cf.train.lr", &fv) == COLLM_OK) m->train_opt.lr = fv;
-        if (gguf_get_f32(f, "collm.cf.train.weight_decay", &fv) == COLLM_OK) m->train_opt.weight_decay = fv;
-        if (gguf_get_i64(f, "collm.cf.train.batch", &iv) == COLLM_OK) m->train_opt.batch = (int)iv;
-        if (gguf_get_i64(f, "collm.cf.train.max_epochs", &iv) == COLLM_OK) m->train_opt.max_epochs = (int)iv;
-        if (gguf_get_i64(f, "collm.cf.train.patience", &iv) == COLLM_OK) m->train_opt.patience = (int)iv;
-        if (gguf_get_i64(f, "collm.cf.train.seed", &iv) == COLLM_OK) m->train_opt.seed = (uint64_t)iv;
-        if (gguf_get_i64(f, "collm.cf.train.epochs", &iv) == COLLM_OK) r->epochs_run = (int)iv;
-        if (gguf_get_i64(f, "collm.cf.train.best_epoch", &iv) == COLLM_OK) r->best_epoch = (int)iv;
+    if (collm_gguf_find_key(f, "collm.cf.train.lr") >= 0) {
+        collm_cf_train_options_default(&m->train_opt);
+        collm_cf_train_result *r = &m->train_result;
+        if (collm_gguf_get_f32(f, "collm.cf.train.lr", &fv) == COLLM_OK) m->train_opt.lr = fv;
+        if (collm_gguf_get_f32(f, "collm.cf.train.weight_decay", &fv) == COLLM_OK) m->train_opt.weight_decay = fv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.batch", &iv) == COLLM_OK) m->train_opt.batch = (int)iv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.max_epochs", &iv) == COLLM_OK) m->train_opt.max_epochs = (int)iv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.patience", &iv) == COLLM_OK) m->train_opt.patience = (int)iv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.seed", &iv) == COLLM_OK) m->train_opt.seed = (uint64_t)iv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.epochs", &iv) == COLLM_OK) r->epochs_run = (int)iv;
+        if (collm_gguf_get_i64(f, "collm.cf.train.best_epoch", &iv) == COLLM_OK) r->best_epoch = (int)iv;
         r->best_eval_auc = r->best_eval_uauc = NAN;
-        if (gguf_get_f32(f, "collm.cf.train.best_eval_auc", &fv) == COLLM_OK) r->best_eval_auc = fv;
-        if (gguf_get_f32(f, "collm.cf.train.best_eval_uauc", &fv) == COLLM_OK) r->best_eval_uauc = fv;
-        m->eval_split = gguf_get_str_dup(f, "collm.cf.train.eval_split");
-        m->dataset_dir = gguf_get_str_dup(f, "collm.cf.train.dataset");
+        if (collm_gguf_get_f32(f, "collm.cf.train.best_eval_auc", &fv) == COLLM_OK) r->best_eval_auc = fv;
+        if (collm_gguf_get_f32(f, "collm.cf.train.best_eval_uauc", &fv) == COLLM_OK) r->best_eval_uauc = fv;
+        m->eval_split = collm_gguf_get_str_dup(f, "collm.cf.train.eval_split");
+        m->dataset_dir = collm_gguf_get_str_dup(f, "collm.cf.train.dataset");
         m->train_opt.eval_split = m->eval_split;
         m->has_train = 1;
     }
     collm_clear_error();
 done:
-    gguf_close(f);
+    collm_gguf_close(f);
     return m;
 }

@@ -111,7 +111,7 @@ static void mf_logits_task(void *ctx, int64_t begin, int64_t end, int thread_ind
     mf_batch *b = ctx;
     int d = b->dim;
     for (int64_t r = begin; r < end; r++)
-        b->logit[r] = ops_dot(b->user_embd + (int64_t)b->users[r] * d, b->item_embd + (int64_t)b->items[r] * d, d);
+        b->logit[r] = collm_ops_dot(b->user_embd + (int64_t)b->users[r] * d, b->item_embd + (int64_t)b->items[r] * d, d);
     mf_fpmode_leave(fp);
 }
 
@@ -142,23 +142,23 @@ static void mf_grad_task(void *ctx, int64_t begin, int64_t end, int thread_index
         for (int64_t k = start[id]; k < start[id + 1]; k++) {
             int64_t r = rows[k];
             const float *other = is_user ? b->item_embd + (int64_t)b->items[r] * d : b->user_embd + (int64_t)b->users[r] * d;
-            ops_axpy(g, b->dlogit[r], other, d);
+            collm_ops_axpy(g, b->dlogit[r], other, d);
         }
     }
     mf_fpmode_leave(fp);
 }
 
-// Loss and gradients of the batch described in b (see mf_loss_grad).
+// Loss and gradients of the batch described in b (see collm_mf_loss_grad).
 static double mf_batch_loss_grad(mf_batch *b, collm_pool *pool) {
     collm_pool_for(pool, b->n, 512, mf_logits_task, b);
-    double loss = ops_bce_with_logits(b->dlogit, b->logit, b->labels, (int)b->n);
+    double loss = collm_ops_bce_with_logits(b->dlogit, b->logit, b->labels, (int)b->n);
     mf_group_by_id(b->users, b->n, b->n_users, b->user_start, b->user_rows);
     mf_group_by_id(b->items, b->n, b->n_items, b->item_start, b->item_rows);
     collm_pool_for(pool, (int64_t)b->n_users + b->n_items, 64, mf_grad_task, b);
     return loss;
 }
 
-double mf_loss_grad(const float *user_embd, const float *item_embd, int32_t n_users, int32_t n_items, int dim,
+double collm_mf_loss_grad(const float *user_embd, const float *item_embd, int32_t n_users, int32_t n_items, int dim,
                     const int32_t *users, const int32_t *items, const float *labels, int64_t n, float *grad_user,
                     float *grad_item, collm_pool *pool) {
     mf_batch b;
@@ -182,7 +182,7 @@ typedef struct {
     mf_impl *w;
     mf_batch *b;
     float *m_user, *v_user, *m_item, *v_item;
-    const cf_train_options *opt;
+    const collm_cf_train_options *opt;
     int64_t step;
 } mf_adam_task_ctx;
 
@@ -190,19 +190,19 @@ static void mf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index
     mf_fpmode fp = mf_fpmode_enter();
     (void)thread_index;
     mf_adam_task_ctx *t = ctx;
-    const cf_train_options *o = t->opt;
+    const collm_cf_train_options *o = t->opt;
     int64_t d = t->b->dim, nu = t->b->n_users, ni = t->b->n_items;
     // users: stacked rows [1, nu)
     int64_t lo = begin > 1 ? begin : 1, hi = end < nu ? end : nu;
     if (lo < hi)
-        ops_adam_update(t->w->user_embd + lo * d, t->b->grad_user + lo * d, t->m_user + lo * d, t->v_user + lo * d,
+        collm_ops_adam_update(t->w->user_embd + lo * d, t->b->grad_user + lo * d, t->m_user + lo * d, t->v_user + lo * d,
                         (hi - lo) * d, (float)o->lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
                         (float)o->weight_decay, 1, t->step);
     // items: stacked rows [nu + 1, nu + ni)
     lo = (begin > nu + 1 ? begin : nu + 1) - nu;
     hi = (end < nu + ni ? end : nu + ni) - nu;
     if (lo < hi)
-        ops_adam_update(t->w->item_embd + lo * d, t->b->grad_item + lo * d, t->m_item + lo * d, t->v_item + lo * d,
+        collm_ops_adam_update(t->w->item_embd + lo * d, t->b->grad_item + lo * d, t->m_item + lo * d, t->v_item + lo * d,
                         (hi - lo) * d, (float)o->lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
                         (float)o->weight_decay, 1, t->step);
     mf_fpmode_leave(fp);
@@ -214,8 +214,8 @@ static double mf_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int mf_train(cf_model *m, const rec_split *train, const rec_split *eval, const cf_train_options *opt,
-                    collm_pool *pool, cf_progress_fn progress, void *progress_ctx, cf_train_result *result) {
+static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval, const collm_cf_train_options *opt,
+                    collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
     mf_impl *w = m->impl;
     const int64_t d = m->dim, nu = m->n_users, ni = m->n_items, N = train->n;
     if (N < 1) return collm_error(COLLM_ERR_ARG, "mf: the train split %s has no rows", train->path ? train->path : "");
@@ -259,7 +259,7 @@ static int mf_train(cf_model *m, const rec_split *train, const rec_split *eval, 
 
     collm_rng rng;
     collm_rng_seed(&rng, opt->seed);
-    cf_train_result res = {0};
+    collm_cf_train_result res = {0};
     res.best_eval_auc = res.best_eval_uauc = NAN;
     double t_start = mf_now();
     for (int epoch = 1; epoch <= opt->max_epochs; epoch++) {
@@ -279,12 +279,12 @@ static int mf_train(cf_model *m, const rec_split *train, const rec_split *eval, 
             adam.step++;
             collm_pool_for(pool, nu + ni, 64, mf_adam_task, &adam);
         }
-        cf_epoch_info info = {epoch, loss_sum / (double)N, NAN, NAN, 0.0, 0};
+        collm_cf_epoch_info info = {epoch, loss_sum / (double)N, NAN, NAN, 0.0, 0};
         res.epochs_run = epoch;
         if (eval) {
-            if ((rc = cf_model_score_split(m, eval, eval_scores, pool))) goto done;
-            info.eval_auc = metrics_auc(eval_scores, eval->label, eval->n);
-            info.eval_uauc = metrics_uauc(eval->user, eval_scores, eval->label, eval->n, NULL);
+            if ((rc = collm_cf_model_score_split(m, eval, eval_scores, pool))) goto done;
+            info.eval_auc = collm_metrics_auc(eval_scores, eval->label, eval->n);
+            info.eval_uauc = collm_metrics_uauc(eval->user, eval_scores, eval->label, eval->n, NULL);
             if (info.eval_auc > res.best_eval_auc || (isnan(res.best_eval_auc) && !isnan(info.eval_auc))) {
                 info.is_best = 1;
                 res.best_epoch = epoch;
@@ -334,7 +334,7 @@ done:
 
 // --- vtable
 
-static int mf_init(cf_model *m, uint64_t seed, int initialise) {
+static int mf_init(collm_cf_model *m, uint64_t seed, int initialise) {
     mf_impl *w = collm_calloc(1, sizeof *w);
     if (!w) return COLLM_ERR_NOMEM;
     int64_t d = m->dim;
@@ -351,7 +351,7 @@ static int mf_init(cf_model *m, uint64_t seed, int initialise) {
     return COLLM_OK;
 }
 
-static void mf_free_impl(cf_model *m) {
+static void mf_free_impl(collm_cf_model *m) {
     mf_impl *w = m->impl;
     free(w->user_embd);
     free(w->item_embd);
@@ -359,38 +359,38 @@ static void mf_free_impl(cf_model *m) {
     m->impl = NULL;
 }
 
-static void mf_user_vector(const cf_model *m, int32_t user, float *out) {
+static void mf_user_vector(const collm_cf_model *m, int32_t user, float *out) {
     const mf_impl *w = m->impl;
     memcpy(out, w->user_embd + (int64_t)user * m->dim, (size_t)m->dim * sizeof(float));
 }
 
-static void mf_item_vector(const cf_model *m, int32_t item, float *out) {
+static void mf_item_vector(const collm_cf_model *m, int32_t item, float *out) {
     const mf_impl *w = m->impl;
     memcpy(out, w->item_embd + (int64_t)item * m->dim, (size_t)m->dim * sizeof(float));
 }
 
-static float mf_score(const cf_model *m, int32_t user, int32_t item) {
+static float mf_score(const collm_cf_model *m, int32_t user, int32_t item) {
     const mf_impl *w = m->impl;
-    return ops_dot(w->user_embd + (int64_t)user * m->dim, w->item_embd + (int64_t)item * m->dim, m->dim);
+    return collm_ops_dot(w->user_embd + (int64_t)user * m->dim, w->item_embd + (int64_t)item * m->dim, m->dim);
 }
 
-static int mf_save_tensors(const cf_model *m, gguf_writer *gw) {
+static int mf_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
     const mf_impl *w = m->impl;
     int64_t ne_user[2] = {m->dim, m->n_users}; // (n_users, d) row-major
     int64_t ne_item[2] = {m->dim, m->n_items};
-    int rc = gguf_writer_add_tensor_f32(gw, "cf.user_embd", GGML_TYPE_F32, 2, ne_user, w->user_embd);
-    if (!rc) rc = gguf_writer_add_tensor_f32(gw, "cf.item_embd", GGML_TYPE_F32, 2, ne_item, w->item_embd);
+    int rc = collm_gguf_writer_add_tensor_f32(gw, "cf.user_embd", COLLM_GGML_TYPE_F32, 2, ne_user, w->user_embd);
+    if (!rc) rc = collm_gguf_writer_add_tensor_f32(gw, "cf.item_embd", COLLM_GGML_TYPE_F32, 2, ne_item, w->item_embd);
     return rc;
 }
 
-static int mf_load_table(const gguf_file *f, const char *path, const char *name, int64_t rows, int64_t d, float *out) {
-    const gguf_tensor_info *t = gguf_find_tensor(f, name);
+static int mf_load_table(const collm_gguf_file *f, const char *path, const char *name, int64_t rows, int64_t d, float *out) {
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
     if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: MF model has no tensor %s", path, name);
     if (t->n_dims != 2 || t->ne[0] != d || t->ne[1] != rows)
         return collm_error(COLLM_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld] (n_dims %d), expected [%lld, %lld]",
                            path, name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)d,
                            (long long)rows);
-    int rc = gguf_tensor_to_f32(t, out);
+    int rc = collm_gguf_tensor_to_f32(t, out);
     if (rc) return collm_error_prefix(rc, "%s: tensor %s", path, name);
     for (int64_t i = 0; i < rows * d; i++)
         if (!isfinite(out[i]))
@@ -399,14 +399,14 @@ static int mf_load_table(const gguf_file *f, const char *path, const char *name,
     return COLLM_OK;
 }
 
-static int mf_load_tensors(cf_model *m, const gguf_file *f, const char *path) {
+static int mf_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
     mf_impl *w = m->impl;
     int rc = mf_load_table(f, path, "cf.user_embd", m->n_users, m->dim, w->user_embd);
     if (!rc) rc = mf_load_table(f, path, "cf.item_embd", m->n_items, m->dim, w->item_embd);
     return rc;
 }
 
-const cf_kind cf_kind_mf = {
+const collm_cf_kind collm_cf_kind_mf = {
     .name = "mf",
     .init = mf_init,
     .free_impl = mf_free_impl,

@@ -42,7 +42,7 @@ typedef struct {
     const char *model, *kind, *split;
     double prompts_per_second; // NaN: not reported
 } cli_report_info;
-int cli_print_report(const metrics_report *r, const cli_report_info *info, int json);
+int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
 
 // Standard entries every command table includes (--threads, --help).
 #define CLI_COMMON_OPTIONS                                                        \

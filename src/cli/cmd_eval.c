@@ -35,15 +35,15 @@ int cmd_eval(int argc, char **argv) {
     int threads = cli_threads(opts);
     collm_blas_set_threads(threads);
     collm_pool *pool = collm_pool_create(threads);
-    rec_dataset *ds = pool ? rec_dataset_load(data) : NULL;
-    rec_split *split = ds ? rec_dataset_load_split(ds, split_name) : NULL;
+    collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
+    collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
     float *scores = m ? malloc((size_t)(split->n ? split->n : 1) * sizeof(float)) : NULL;
     double pps = NAN;
-    metrics_report r;
+    collm_metrics_report r;
     int rc = 1;
     if (scores && collm_score_split(m, ds, split, (int)batch, scores, &pps) == COLLM_OK &&
-        metrics_evaluate(split, scores, &r) == COLLM_OK) {
+        collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
         rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
     } else {
@@ -51,8 +51,8 @@ int cmd_eval(int argc, char **argv) {
     }
     free(scores);
     collm_model_free(m);
-    rec_split_free(split);
-    rec_dataset_free(ds);
+    collm_rec_split_free(split);
+    collm_rec_dataset_free(ds);
     collm_pool_free(pool);
     return rc;
 }

@@ -26,24 +26,24 @@ int cmd_eval_cf(int argc, char **argv) {
         cli_require(opts, "--split", &split_name))
         return 1;
 
-    cf_model *m = cf_model_load(cf_path);
+    collm_cf_model *m = collm_cf_model_load(cf_path);
     if (!m) return cli_fail("eval-cf");
-    rec_dataset *ds = rec_dataset_load(data);
-    rec_split *split = ds ? rec_dataset_load_split(ds, split_name) : NULL;
+    collm_rec_dataset *ds = collm_rec_dataset_load(data);
+    collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_pool *pool = split ? collm_pool_create(cli_threads(opts)) : NULL;
-    metrics_report r;
+    collm_metrics_report r;
     int rc = 1;
-    if (pool && cf_model_evaluate(m, split, &r, pool) == COLLM_OK) {
+    if (pool && collm_cf_model_evaluate(m, split, &r, pool) == COLLM_OK) {
         char kind[64];
-        snprintf(kind, sizeof kind, "%s, d=%d", cf_model_kind(m), cf_model_dim(m));
-        cli_report_info info = {cf_path, cli_has(opts, "--json") ? cf_model_kind(m) : kind,
+        snprintf(kind, sizeof kind, "%s, d=%d", collm_cf_model_kind(m), collm_cf_model_dim(m));
+        cli_report_info info = {cf_path, cli_has(opts, "--json") ? collm_cf_model_kind(m) : kind,
                                 split->path ? split->path : split_name, NAN};
         rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
     }
     if (rc) cli_fail("eval-cf");
     collm_pool_free(pool);
-    rec_split_free(split);
-    rec_dataset_free(ds);
-    cf_model_free(m);
+    collm_rec_split_free(split);
+    collm_rec_dataset_free(ds);
+    collm_cf_model_free(m);
     return rc;
 }

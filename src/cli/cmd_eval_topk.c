@@ -89,7 +89,7 @@ int cmd_eval_topk(int argc, char **argv) {
     }
     cli_rec_setup s;
     if (cli_rec_setup_load(&s, "eval-topk", ckpt, cli_get(opts, "--base"), index_path, data, cli_threads(opts))) return 1;
-    rec_split *sp = rec_dataset_load_split(s.ds, split_name);
+    collm_rec_split *sp = collm_rec_dataset_load_split(s.ds, split_name);
     if (!sp) {
         cli_rec_setup_free(&s);
         return cli_fail("eval-topk");
@@ -99,7 +99,7 @@ int cmd_eval_topk(int argc, char **argv) {
     const float *iv = collm_cf_items(s.model, &n_items, &d);
     const float *uv = collm_cf_users(s.model, &n_users_cf, &du);
     int32_t max_user = sp->max_user;
-    const rec_split *train = s.ds->train;
+    const collm_rec_split *train = s.ds->train;
     for (int64_t r = 0; r < train->n; r++) max_user = train->user[r] > max_user ? train->user[r] : max_user;
     // per user: earliest split row, and a mark array for exclusion
     int64_t *first_row = malloc((size_t)(max_user + 1) * sizeof(int64_t));
@@ -111,7 +111,7 @@ int cmd_eval_topk(int argc, char **argv) {
     int32_t *cand = malloc(200 * sizeof(int32_t)), *exact = malloc(200 * sizeof(int32_t));
     float *cand_s = malloc(200 * sizeof(float)), *llm = malloc(200 * sizeof(float)), *query = malloc((size_t)d * sizeof(float));
     topk_scored *reranked = malloc(200 * sizeof *reranked);
-    llm_context *ctx = recommend_context_create(s.model, s.pool);
+    collm_llm_context *ctx = collm_recommend_context_create(s.model, s.pool);
     int rc = first_row && n_pos && excluded && all && rel && excl && cand && exact && cand_s && llm && query && reranked && ctx
                  ? COLLM_OK : COLLM_ERR_NOMEM;
     for (int32_t u = 0; rc == COLLM_OK && u <= max_user; u++) first_row[u] = -1;
@@ -144,7 +144,7 @@ int cmd_eval_topk(int argc, char **argv) {
             }
         if (n_rel > 0) {
             if (u < n_users_cf) memcpy(query, uv + (int64_t)u * du, (size_t)d * sizeof(float));
-            else rc = retrieval_mean_query(iv, n_items, d, his, (int)n_his, query);
+            else rc = collm_retrieval_mean_query(iv, n_items, d, his, (int)n_his, query);
             // (a) MF over the whole catalogue
             int n_all = 0;
             for (int32_t i = 1; rc == COLLM_OK && i < n_items; i++) {
@@ -159,7 +159,7 @@ int cmd_eval_topk(int argc, char **argv) {
             }
             for (int z = 0; rc == COLLM_OK && z < TOPK_N_SIZES; z++) {
                 int N = topk_sizes[z] < n_all ? topk_sizes[z] : n_all, found = 0;
-                rc = retrieval_candidates(s.index, query, d, excl, n_excl, N, cand, cand_s, &found);
+                rc = collm_retrieval_candidates(s.index, query, d, excl, n_excl, N, cand, cand_s, &found);
                 int common = 0;
                 for (int i = 0; rc == COLLM_OK && i < found; i++)
                     for (int j = 0; j < N; j++) common += cand[i] == all[j].item;
@@ -169,7 +169,7 @@ int cmd_eval_topk(int argc, char **argv) {
                     int32_t *ids = pass == 0 ? cand : exact;
                     if (pass == 1)
                         for (int j = 0; j < N; j++) exact[j] = all[j].item;
-                    rc = recommend_score_items(s.model, s.ds->items, u, his, n_his, ids, n, 1, ctx, llm, NULL);
+                    rc = collm_recommend_score_items(s.model, s.ds->items, u, his, n_his, ids, n, 1, ctx, llm, NULL);
                     for (int j = 0; rc == COLLM_OK && j < n; j++) reranked[j] = (topk_scored){ids[j], llm[j]};
                     if (rc == COLLM_OK) {
                         qsort(reranked, (size_t)n, sizeof *reranked, topk_cmp);
@@ -223,7 +223,7 @@ int cmd_eval_topk(int argc, char **argv) {
             printf("\n");
         }
     }
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     free(first_row);
     free(n_pos);
     free(excluded);
@@ -236,7 +236,7 @@ int cmd_eval_topk(int argc, char **argv) {
     free(llm);
     free(query);
     free(reranked);
-    rec_split_free(sp);
+    collm_rec_split_free(sp);
     cli_rec_setup_free(&s);
     return status;
 }

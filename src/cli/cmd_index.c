@@ -28,22 +28,22 @@ static double index_now_s(void) {
 
 // Item vectors of a CF model file: *items (n_items, d) malloc'd.
 static int index_read_cf_items(const char *path, float **items, int32_t *n_items, int *d) {
-    cf_model *m = cf_model_load(path);
+    collm_cf_model *m = collm_cf_model_load(path);
     if (!m) return COLLM_ERR;
-    *d = cf_model_dim(m);
-    *n_items = cf_model_n_items(m);
+    *d = collm_cf_model_dim(m);
+    *n_items = collm_cf_model_n_items(m);
     *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
     int rc = *items ? COLLM_OK : COLLM_ERR_NOMEM;
-    for (int32_t i = 0; i < *n_items && rc == COLLM_OK; i++) rc = cf_model_item_vector(m, i, *items + (size_t)i * (size_t)*d);
-    cf_model_free(m);
+    for (int32_t i = 0; i < *n_items && rc == COLLM_OK; i++) rc = collm_cf_model_item_vector(m, i, *items + (size_t)i * (size_t)*d);
+    collm_cf_model_free(m);
     return rc;
 }
 
 // The CF item table of a CoLLM checkpoint (tensor cf.item_embd, F32, {d, n_items}).
 static int index_read_ckpt_items(const char *path, float **items, int32_t *n_items, int *d) {
-    gguf_file *f = gguf_open(path);
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return COLLM_ERR;
-    const gguf_tensor_info *t = gguf_find_tensor(f, "cf.item_embd");
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "cf.item_embd");
     int rc = COLLM_OK;
     if (!t) rc = collm_error(COLLM_ERR_FORMAT, "%s: no tensor cf.item_embd (a checkpoint without CF vectors?)", path);
     else if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[1] < 2 || t->ne[1] > INT32_MAX)
@@ -53,9 +53,9 @@ static int index_read_ckpt_items(const char *path, float **items, int32_t *n_ite
         *n_items = (int32_t)t->ne[1];
         *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
         if (!*items) rc = COLLM_ERR_NOMEM;
-        else if ((rc = gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
+        else if ((rc = collm_gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
     }
-    gguf_close(f);
+    collm_gguf_close(f);
     return rc;
 }
 
@@ -81,8 +81,8 @@ int cmd_index(int argc, char **argv) {
         return 1;
     }
     if (cli_require(opts, "--out", &out)) return 1;
-    retrieval_build_options opt;
-    retrieval_build_options_default(&opt);
+    collm_retrieval_build_options opt;
+    collm_retrieval_build_options_default(&opt);
     if (cli_get(opts, "--factory")) opt.factory = cli_get(opts, "--factory");
     int64_t nprobe, ef_search, train_max;
     if (cli_get_int(opts, "--nprobe", opt.nprobe, &nprobe) || cli_get_int(opts, "--ef-search", opt.ef_search, &ef_search) ||
@@ -104,20 +104,20 @@ int cmd_index(int argc, char **argv) {
     float *items = NULL; // (n_items, d)
     int rc = ckpt_path ? index_read_ckpt_items(ckpt_path, &items, &n_items, &d) : index_read_cf_items(cf_path, &items, &n_items, &d);
     if (!cf_path) cf_path = ckpt_path;
-    retrieval_index *index = NULL;
+    collm_retrieval_index *index = NULL;
     double t0 = index_now_s();
     if (rc == COLLM_OK) {
-        index = retrieval_index_build(items, n_items, d, &opt);
+        index = collm_retrieval_index_build(items, n_items, d, &opt);
         if (!index) rc = COLLM_ERR;
     }
     double build_s = index_now_s() - t0;
-    if (rc == COLLM_OK) rc = retrieval_index_save(index, out);
+    if (rc == COLLM_OK) rc = collm_retrieval_index_save(index, out);
     if (rc == COLLM_OK)
         fprintf(stderr, "index: %s, %lld items of %s (d=%d), built in %.2fs with %d threads; wrote %s\n", opt.factory,
-                (long long)retrieval_index_size(index), cf_path, d, build_s, threads, out);
+                (long long)collm_retrieval_index_size(index), cf_path, d, build_s, threads, out);
     else
         cli_fail("index");
-    retrieval_index_free(index);
+    collm_retrieval_index_free(index);
     free(items);
     return rc == COLLM_OK ? 0 : 1;
 }

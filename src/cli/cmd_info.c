@@ -38,37 +38,37 @@ int cmd_info(int argc, char **argv) {
     }
     (void)cli_threads(opts); // accepted for uniformity; info is single-threaded
 
-    gguf_file *f = gguf_open(path);
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return cli_fail("info");
 
     printf("file: %s\n", path);
-    printf("gguf version: %u\n", gguf_version(f));
-    printf("alignment: %zu\n", gguf_alignment(f));
-    printf("size: %zu bytes, data section at offset %zu\n", gguf_file_size(f), gguf_data_offset(f));
-    printf("\nmetadata: %" PRId64 " keys\n", gguf_n_kv(f));
+    printf("gguf version: %u\n", collm_gguf_version(f));
+    printf("alignment: %zu\n", collm_gguf_alignment(f));
+    printf("size: %zu bytes, data section at offset %zu\n", collm_gguf_file_size(f), collm_gguf_data_offset(f));
+    printf("\nmetadata: %" PRId64 " keys\n", collm_gguf_n_kv(f));
     char value[512];
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
-        gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
-        printf("  %-44s %-4s %s\n", gguf_key(f, i), gguf_type_name(gguf_kv_type(f, i)), value);
+    for (int64_t i = 0; i < collm_gguf_n_kv(f); i++) {
+        collm_gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
+        printf("  %-44s %-4s %s\n", collm_gguf_key(f, i), collm_gguf_type_name(collm_gguf_kv_type(f, i)), value);
     }
 
-    printf("\ntensors: %" PRId64 "\n", gguf_n_tensors(f));
+    printf("\ntensors: %" PRId64 "\n", collm_gguf_n_tensors(f));
     printf("  %-40s %-5s %-28s %12s %12s\n", "name", "type", "ne", "bytes", "offset");
     int64_t total_params = 0;
     uint64_t total_bytes = 0;
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor_info *t = gguf_tensor(f, i);
+    for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
         char ne[128];
         size_t o = 0;
         for (int d = 0; d < t->n_dims; d++)
             o += (size_t)snprintf(ne + o, sizeof ne - o, "%s%" PRId64, d ? ", " : "[", t->ne[d]);
         snprintf(ne + o, sizeof ne - o, "]");
-        printf("  %-40s %-5s %-28s %12zu %12" PRIu64 "\n", t->name, ggml_type_name(t->type), ne, t->n_bytes, t->offset);
-        total_params += gguf_tensor_n_elements(t);
+        printf("  %-40s %-5s %-28s %12zu %12" PRIu64 "\n", t->name, collm_ggml_type_name(t->type), ne, t->n_bytes, t->offset);
+        total_params += collm_gguf_tensor_n_elements(t);
         total_bytes += t->n_bytes;
     }
     printf("\ntotal: %" PRId64 " parameters (%.3f M), %" PRIu64 " bytes of tensor data (%.2f MiB)\n", total_params,
            (double)total_params / 1e6, total_bytes, (double)total_bytes / (1024.0 * 1024.0));
-    gguf_close(f);
+    collm_gguf_close(f);
     return 0;
 }

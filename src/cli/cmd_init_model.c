@@ -53,9 +53,9 @@ int cmd_init_model(int argc, char **argv) {
         cli_require(opts, "--out", &out_path))
         return 1;
     (void)cli_threads(opts); // accepted for uniformity; init is single-threaded
-    llm_hparams hp;
+    collm_llm_hparams hp;
     memset(&hp, 0, sizeof hp);
-    if (llm_arch_from_name(arch_name, &hp.arch) != COLLM_OK) return cli_fail("init-model");
+    if (collm_llm_arch_from_name(arch_name, &hp.arch) != COLLM_OK) return cli_fail("init-model");
     const char *need[] = {"--n-embd", "--n-layer", "--n-head", "--n-ff"};
     for (int i = 0; i < 4; i++)
         if (!cli_has(opts, need[i])) {
@@ -70,8 +70,8 @@ int cmd_init_model(int argc, char **argv) {
     int64_t seed;
     if (cli_get_int(opts, "--seed", 1, &seed) != 0) return 1;
     const char *type_name = cli_get(opts, "--type");
-    int type = GGML_TYPE_F32;
-    if (type_name && strcmp(type_name, "f16") == 0) type = GGML_TYPE_F16;
+    int type = COLLM_GGML_TYPE_F32;
+    if (type_name && strcmp(type_name, "f16") == 0) type = COLLM_GGML_TYPE_F16;
     else if (type_name && strcmp(type_name, "f32") != 0) {
         fprintf(stderr, "collm init-model: --type must be f32 or f16 (got '%s')\n", type_name);
         return 1;
@@ -81,27 +81,27 @@ int cmd_init_model(int argc, char **argv) {
     hp.rope_base = 10000.0f;
 
     // the vocabulary size is the vocab file's token count
-    gguf_file *vocab = gguf_open(vocab_path);
+    collm_gguf_file *vocab = collm_gguf_open(vocab_path);
     if (!vocab) return cli_fail("init-model");
-    int64_t ti = gguf_find_key(vocab, "tokenizer.ggml.tokens");
-    if (ti < 0 || gguf_kv_type(vocab, ti) != GGUF_TYPE_ARRAY) {
-        gguf_close(vocab);
+    int64_t ti = collm_gguf_find_key(vocab, "tokenizer.ggml.tokens");
+    if (ti < 0 || collm_gguf_kv_type(vocab, ti) != COLLM_GGUF_TYPE_ARRAY) {
+        collm_gguf_close(vocab);
         fprintf(stderr, "collm init-model: %s has no tokenizer.ggml.tokens list\n", vocab_path);
         return 1;
     }
-    hp.n_vocab = (int)gguf_arr_n(vocab, ti);
-    gguf_close(vocab);
+    hp.n_vocab = (int)collm_gguf_arr_n(vocab, ti);
+    collm_gguf_close(vocab);
 
-    llm_model *model = llm_model_init_random(&hp, (uint64_t)seed);
+    collm_llm_model *model = collm_llm_model_init_random(&hp, (uint64_t)seed);
     if (!model) return cli_fail("init-model");
     const char *name = cli_get(opts, "--name");
-    rc = llm_model_save(model, out_path, vocab_path, name ? name : "collm-random", type);
+    rc = collm_llm_model_save(model, out_path, vocab_path, name ? name : "collm-random", type);
     if (rc == COLLM_OK) {
-        const llm_hparams *h = llm_model_hparams(model);
+        const collm_llm_hparams *h = collm_llm_model_hparams(model);
         printf("wrote %s: %s, %lld parameters, n_vocab %d, n_embd %d, n_layer %d, n_head %d/%d, n_ff %d%s\n", out_path,
-               llm_arch_name(h->arch), (long long)llm_model_n_params(model), h->n_vocab, h->n_embd, h->n_layer,
+               collm_llm_arch_name(h->arch), (long long)collm_llm_model_n_params(model), h->n_vocab, h->n_embd, h->n_layer,
                h->n_head, h->n_head_kv, h->n_ff, h->tied_output ? ", tied output" : "");
     }
-    llm_model_free(model);
+    collm_llm_model_free(model);
     return rc == COLLM_OK ? 0 : cli_fail("init-model");
 }

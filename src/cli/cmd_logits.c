@@ -76,22 +76,22 @@ int cmd_logits(int argc, char **argv) {
     int T = 0;
     if (parse_tokens(tokens_text, &tokens, &T) != COLLM_OK) return cli_fail("logits");
 
-    llm_model *model = llm_model_load(model_path);
+    collm_llm_model *model = collm_llm_model_load(model_path);
     if (!model) {
         free(tokens);
         return cli_fail("logits");
     }
-    const int V = llm_model_hparams(model)->n_vocab;
+    const int V = collm_llm_model_hparams(model)->n_vocab;
     collm_blas_set_threads(n_threads);
     collm_pool *pool = collm_pool_create(n_threads);
-    llm_context *ctx = llm_context_create(model, T, T, pool);
+    collm_llm_context *ctx = collm_llm_context_create(model, T, T, pool);
     float *logits = malloc((size_t)T * V * sizeof(float));
     int status = 1;
     if (!ctx || !pool) {
         cli_fail("logits");
     } else if (!logits) {
         fprintf(stderr, "collm logits: out of memory for %d x %d logits\n", T, V);
-    } else if (llm_forward(ctx, tokens, T, NULL, NULL, -1, NULL, 0, logits) != COLLM_OK) {
+    } else if (collm_llm_forward(ctx, tokens, T, NULL, NULL, -1, NULL, 0, logits) != COLLM_OK) {
         cli_fail("logits");
     } else {
         logits_blob blob = {logits, (size_t)T * V};
@@ -103,9 +103,9 @@ int cmd_logits(int argc, char **argv) {
         }
     }
     free(logits);
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     collm_pool_free(pool);
-    llm_model_free(model);
+    collm_llm_model_free(model);
     free(tokens);
     return status;
 }

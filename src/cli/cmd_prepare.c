@@ -37,18 +37,18 @@ int cmd_prepare(int argc, char **argv) {
     int rc;
     if (strcmp(source, "ml-1m") == 0) {
         if (cli_require(opts, "--ratings", &a) || cli_require(opts, "--movies", &b)) return 1;
-        rc = rec_prepare_ml1m(a, b, out, (uint64_t)seed);
+        rc = collm_rec_prepare_ml1m(a, b, out, (uint64_t)seed);
     } else if (strcmp(source, "amazon-book") == 0) {
         if (cli_require(opts, "--reviews", &a) || cli_require(opts, "--meta", &b)) return 1;
-        rc = rec_prepare_amazon(a, b, out, (uint64_t)seed, (int)min_count);
+        rc = collm_rec_prepare_amazon(a, b, out, (uint64_t)seed, (int)min_count);
     } else if (strcmp(source, "bookcrossing") == 0) {
         if (cli_require(opts, "--ratings", &a) || cli_require(opts, "--books", &b)) return 1;
         if (k < 1 || k > 1000000) {
             collm_error(COLLM_ERR_ARG, "--targets-per-user must be >= 1");
             return cli_fail("prepare");
         }
-        rec_bookcrossing_options o = {(int)k, 10};
-        rc = rec_prepare_bookcrossing(a, b, out, (uint64_t)seed, &o);
+        collm_rec_bookcrossing_options o = {(int)k, 10};
+        rc = collm_rec_prepare_bookcrossing(a, b, out, (uint64_t)seed, &o);
     } else {
         collm_error(COLLM_ERR_ARG, "unknown --source '%s' (ml-1m, amazon-book, bookcrossing)", source);
         return cli_fail("prepare");

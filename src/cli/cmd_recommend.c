@@ -90,18 +90,18 @@ int cmd_recommend(int argc, char **argv) {
         free(history);
         return 1;
     }
-    recommend_request req;
-    recommend_request_default(&req);
+    collm_recommend_request req;
+    collm_recommend_request_default(&req);
     req.user = (int32_t)user;
     req.history = history;
     req.n_history = n_history;
     req.k = (int)k;
     req.n_candidates = (int)n_cand;
     req.share_prefix = !cli_has(opts, "--no-share");
-    recommend_item *out = malloc((size_t)k * sizeof *out);
-    recommend_info info;
-    llm_context *ctx = recommend_context_create(s.model, s.pool);
-    int rc = out && ctx ? recommend_for_user(s.model, s.index, s.ds->items, s.hist, &req, ctx, out, &info) : COLLM_ERR;
+    collm_recommend_item *out = malloc((size_t)k * sizeof *out);
+    collm_recommend_info info;
+    collm_llm_context *ctx = collm_recommend_context_create(s.model, s.pool);
+    int rc = out && ctx ? collm_recommend_for_user(s.model, s.index, s.ds->items, s.hist, &req, ctx, out, &info) : COLLM_ERR;
     int status = 0;
     if (rc != COLLM_OK) {
         status = cli_fail("recommend");
@@ -141,7 +141,7 @@ int cmd_recommend(int argc, char **argv) {
             printf("%4d  %7d  %9.4f  %9.4f  %s\n", i + 1, out[i].item, out[i].llm_score, out[i].retrieval_score,
                    s.ds->items->title[out[i].item]);
     }
-    llm_context_free(ctx);
+    collm_llm_context_free(ctx);
     free(out);
     free(history);
     cli_rec_setup_free(&s);

@@ -48,8 +48,8 @@ int cmd_serve(int argc, char **argv) {
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--index", &index_path) ||
         cli_require(opts, "--data", &data))
         return 1;
-    serve_options so;
-    serve_options_default(&so);
+    collm_serve_options so;
+    collm_serve_options_default(&so);
     int64_t port, contexts, max_body;
     if (cli_get_int(opts, "--port", so.port, &port) || cli_get_int(opts, "--contexts", so.n_contexts, &contexts) ||
         cli_get_int(opts, "--max-body", (int64_t)so.max_body, &max_body))
@@ -79,19 +79,19 @@ int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    serve_server *srv = serve_start(s.model, s.index, s.ds->items, s.hist, &so);
+    collm_serve_server *srv = collm_serve_start(s.model, s.index, s.ds->items, s.hist, &so);
     int status = 0;
     if (!srv) {
         status = cli_fail("serve");
     } else {
-        fprintf(stderr, "serving on http://%s:%d (%d contexts); SIGINT/SIGTERM stops\n", so.host, serve_port(srv),
+        fprintf(stderr, "serving on http://%s:%d (%d contexts); SIGINT/SIGTERM stops\n", so.host, collm_serve_port(srv),
                 so.n_contexts);
         fflush(stderr);
         char c;
         while (read(serve_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
         }
         fprintf(stderr, "serve: stopping\n");
-        serve_stop(srv);
+        collm_serve_stop(srv);
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

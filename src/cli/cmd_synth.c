@@ -23,8 +23,8 @@ int cmd_synth(int argc, char **argv) {
     };
     int p = cli_parse(argc, argv, opts, "usage: collm synth --users U --items I --seed S --out DIR");
     if (p) return p > 0 ? 0 : 1;
-    rec_synth_options o;
-    rec_synth_defaults(&o);
+    collm_rec_synth_options o;
+    collm_rec_synth_defaults(&o);
     const char *out;
     int64_t users, items, seed, dim, mn, mx;
     double scale, bias;
@@ -47,7 +47,7 @@ int cmd_synth(int argc, char **argv) {
     o.max_per_user = (int)mx;
     o.scale = scale;
     o.bias = bias;
-    if (rec_synth(&o, out) != COLLM_OK) return cli_fail("synth");
+    if (collm_rec_synth(&o, out) != COLLM_OK) return cli_fail("synth");
     printf("synth: wrote %s (items.tsv, train/valid/test/valid_small.tsv)\n", out);
     return 0;
 }

@@ -34,36 +34,36 @@ int cmd_tokenize(int argc, char **argv) {
     if (cli_require(opts, "--model", &model) || cli_require(opts, "--text", &text)) return 1;
     (void)cli_threads(opts); // tokenizing is single-threaded
 
-    tok_vocab *v = tok_load_path(model);
+    collm_tok_vocab *v = collm_tok_load_path(model);
     if (!v) return cli_fail("tokenize");
-    int flags = (cli_has(opts, "--bos") ? TOK_ADD_BOS : 0) | (cli_has(opts, "--special") ? TOK_PARSE_SPECIAL : 0) |
-                (cli_has(opts, "--legacy") ? TOK_LEGACY_SPECIAL_PIECES : 0);
+    int flags = (cli_has(opts, "--bos") ? COLLM_TOK_ADD_BOS : 0) | (cli_has(opts, "--special") ? COLLM_TOK_PARSE_SPECIAL : 0) |
+                (cli_has(opts, "--legacy") ? COLLM_TOK_LEGACY_SPECIAL_PIECES : 0);
     size_t len = strlen(text);
     int cap = 256, n = 0;
     int32_t *ids = NULL;
-    for (;;) { // tok_encode returns the count it needs: grow and retry once if short
+    for (;;) { // collm_tok_encode returns the count it needs: grow and retry once if short
         int32_t *p = realloc(ids, (size_t)cap * sizeof *ids);
         if (!p) {
             n = collm_error(COLLM_ERR_NOMEM, "out of memory for %d ids", cap);
             break;
         }
         ids = p;
-        n = tok_encode(v, text, len, flags, ids, cap);
+        n = collm_tok_encode(v, text, len, flags, ids, cap);
         if (n <= cap) break;
         cap = n;
     }
     if (n < 0) {
         free(ids);
-        tok_free(v);
+        collm_tok_free(v);
         return cli_fail("tokenize");
     }
     if (cli_has(opts, "--pieces")) {
-        for (int i = 0; i < n; i++) printf("%d:%s\n", ids[i], tok_token_text(v, ids[i]));
+        for (int i = 0; i < n; i++) printf("%d:%s\n", ids[i], collm_tok_token_text(v, ids[i]));
     } else {
         for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         printf("\n");
     }
     free(ids);
-    tok_free(v);
+    collm_tok_free(v);
     return 0;
 }

@@ -94,7 +94,7 @@ int cmd_train(int argc, char **argv) {
     b.lora_dropout = (float)dropout;
     b.fece_mid_times = (int)mid;
     b.seed = (uint64_t)seed;
-    if (cli_get(opts, "--lora-targets") && lora_parse_targets(cli_get(opts, "--lora-targets"), &b.lora_targets))
+    if (cli_get(opts, "--lora-targets") && collm_lora_parse_targets(cli_get(opts, "--lora-targets"), &b.lora_targets))
         return cli_fail("train");
     t.batch = (int)batch;
     t.steps_per_epoch = (int)steps;
@@ -121,7 +121,7 @@ int cmd_train(int argc, char **argv) {
     int threads = cli_threads(opts);
     collm_blas_set_threads(threads);
     collm_pool *pool = collm_pool_create(threads);
-    rec_dataset *ds = pool ? rec_dataset_load(data) : NULL;
+    collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
     collm_model *m = ds ? collm_model_build(&b, ds, pool) : NULL;
     collm_train_result res;
     int rc = m ? collm_train(m, ds, &t, &res) : COLLM_ERR;
@@ -132,7 +132,7 @@ int cmd_train(int argc, char **argv) {
                res.seconds, out);
     else cli_fail("train");
     collm_model_free(m);
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     collm_pool_free(pool);
     return rc == COLLM_OK ? 0 : 1;
 }

@@ -10,15 +10,15 @@
 #include "collm/error.h"
 #include "commands.h"
 
-static void train_cf_progress(void *ctx, const cf_epoch_info *e) {
+static void train_cf_progress(void *ctx, const collm_cf_epoch_info *e) {
     const char *split = ctx;
     fprintf(stderr, "epoch %4d  loss %.5f  %s auc %.4f uauc %.4f  %.2fs%s\n", e->epoch, e->loss, split, e->eval_auc,
             e->eval_uauc, e->seconds, e->is_best ? "  *best" : "");
 }
 
 int cmd_train_cf(int argc, char **argv) {
-    cf_train_options opt;
-    cf_train_options_default(&opt);
+    collm_cf_train_options opt;
+    collm_cf_train_options_default(&opt);
     cli_option opts[] = {
         {"--model", "KIND", "collaborative model kind: mf (default mf)", NULL},
         {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
@@ -60,19 +60,19 @@ int cmd_train_cf(int argc, char **argv) {
     const char *eval = cli_get(opts, "--eval-split");
     if (eval) opt.eval_split = strcmp(eval, "none") == 0 ? "" : eval;
 
-    rec_dataset *ds = rec_dataset_load(data);
+    collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
-    cf_model *m = cf_model_create(kind, ds->n_users, ds->n_items, (int)dim, opt.seed);
+    collm_cf_model *m = collm_cf_model_create(kind, ds->n_users, ds->n_items, (int)dim, opt.seed);
     collm_pool *pool = m ? collm_pool_create(cli_threads(opts)) : NULL;
     int rc = 1;
     if (m && pool) {
         fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
                 kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
                 opt.weight_decay, opt.batch, collm_pool_size(pool));
-        cf_train_result res;
+        collm_cf_train_result res;
         const char *split_name = *opt.eval_split ? opt.eval_split : "-";
-        if (cf_model_train(m, ds, &opt, pool, train_cf_progress, (void *)split_name, &res) == COLLM_OK &&
-            cf_model_save(m, out) == COLLM_OK) {
+        if (collm_cf_model_train(m, ds, &opt, pool, train_cf_progress, (void *)split_name, &res) == COLLM_OK &&
+            collm_cf_model_save(m, out) == COLLM_OK) {
             fprintf(stderr, "train-cf: %d epochs in %.1fs%s; best epoch %d: %s auc %.4f uauc %.4f; wrote %s\n",
                     res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch, split_name,
                     res.best_eval_auc, res.best_eval_uauc, out);
@@ -81,7 +81,7 @@ int cmd_train_cf(int argc, char **argv) {
     }
     if (rc) cli_fail("train-cf");
     collm_pool_free(pool);
-    cf_model_free(m);
-    rec_dataset_free(ds);
+    collm_cf_model_free(m);
+    collm_rec_dataset_free(ds);
     return rc;
 }

@@ -17,11 +17,11 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
     s->pool = threads > 1 ? collm_pool_create(threads) : NULL;
     s->model = collm_model_load(ckpt, base, s->pool);
     if (!s->model) goto fail;
-    s->index = retrieval_index_load(index_path);
+    s->index = collm_retrieval_index_load(index_path);
     if (!s->index) goto fail;
-    s->ds = rec_dataset_load(data_dir);
+    s->ds = collm_rec_dataset_load(data_dir);
     if (!s->ds) goto fail;
-    s->hist = recommend_histories_build(s->ds);
+    s->hist = collm_recommend_histories_build(s->ds);
     if (!s->hist) goto fail;
     int32_t n_items = 0;
     int d = 0;
@@ -29,12 +29,12 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
         collm_error(COLLM_ERR_ARG, "%s holds no collaborative vectors (a stage-1 checkpoint?)", ckpt);
         goto fail;
     }
-    if (retrieval_index_dim(s->index) != d) {
+    if (collm_retrieval_index_dim(s->index) != d) {
         collm_error(COLLM_ERR_ARG, "%s has dimension %d but %s's CF vectors have %d", index_path,
-                    retrieval_index_dim(s->index), ckpt, d);
+                    collm_retrieval_index_dim(s->index), ckpt, d);
         goto fail;
     }
-    if (s->ds->items->n < n_items && rec_items_grow(s->ds->items, n_items) != COLLM_OK) goto fail;
+    if (s->ds->items->n < n_items && collm_rec_items_grow(s->ds->items, n_items) != COLLM_OK) goto fail;
     return 0;
 fail:
     cli_fail(command);
@@ -43,9 +43,9 @@ fail:
 }
 
 void cli_rec_setup_free(cli_rec_setup *s) {
-    recommend_histories_free(s->hist);
-    rec_dataset_free(s->ds);
-    retrieval_index_free(s->index);
+    collm_recommend_histories_free(s->hist);
+    collm_rec_dataset_free(s->ds);
+    collm_retrieval_index_free(s->index);
     collm_model_free(s->model);
     collm_pool_free(s->pool);
     memset(s, 0, sizeof *s);

@@ -9,9 +9,9 @@
 
 typedef struct {
     collm_model *model;
-    retrieval_index *index;
-    rec_dataset *ds;
-    recommend_histories *hist;
+    collm_retrieval_index *index;
+    collm_rec_dataset *ds;
+    collm_recommend_histories *hist;
     collm_pool *pool;
 } cli_rec_setup;
 

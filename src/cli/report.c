@@ -1,4 +1,4 @@
-// Printing an evaluation report (metrics_report) as a table or one JSON
+// Printing an evaluation report (collm_metrics_report) as a table or one JSON
 // object: shared by eval-cf and eval so both speak the same keys.
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@ static void add_number(cJSON *o, const char *key, double v) {
     else cJSON_AddNumberToObject(o, key, v);
 }
 
-int cli_print_report(const metrics_report *r, const cli_report_info *info, int json) {
+int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         if (!o) return 1;

@@ -74,7 +74,7 @@ static inline __m256 exp8_nonpos(__m256 x) {
 // ---------------------------------------------------------------------------
 // matmul: y (T, out) = x (T, in) · W^T + bias, W (out, in)
 
-void ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out) {
+void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out) {
     if (T <= 0 || out <= 0) return;
     if (in <= 0) {
         for (int64_t i = 0; i < (int64_t)T * out; i++) y[i] = 0.0f;
@@ -89,7 +89,7 @@ void ops_matmul_forward(float *y, const float *x, const float *w, const float *b
     }
 }
 
-void ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
+void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                          int in, int out) {
     if (T <= 0 || in <= 0 || out <= 0) return;
     // dx (T, in) += dy (T, out) · W (out, in)
@@ -108,7 +108,7 @@ void ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, co
 // ---------------------------------------------------------------------------
 // RMSNorm: y = x · rstd ⊙ w, rstd = 1/sqrt(mean(x²) + eps). x, y (T, C); w (C); rstd (T)
 
-void ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps) {
+void collm_ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps) {
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
         float *yt = y + (int64_t)t * C;
@@ -135,7 +135,7 @@ void ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, 
 }
 
 // With n_i = x_i·r:  dL/dx_i = r·(w_i dy_i) - x_i · r³/C · Σ_j w_j dy_j x_j ;  dL/dw_i = Σ_t dy_i n_i.
-void ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
+void collm_ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                           int T, int C) {
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * C;
@@ -212,7 +212,7 @@ static void rope_apply(float *x, const int32_t *pos, int T, int n_head, int head
     }
 }
 
-void ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base) {
+void collm_ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base) {
     int half = n_rot / 2;
     if (half <= 0) return;
     double freq[half];
@@ -220,7 +220,7 @@ void ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base)
     for (int t = 0; t < T; t++) rope_row_table(cs + (int64_t)t * 2 * half, pos[t], freq, half);
 }
 
-void ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox) {
+void collm_ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox) {
     int half = n_rot / 2;
     if (half <= 0) return;
     for (int t = 0; t < T; t++)
@@ -228,11 +228,11 @@ void ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int he
                         0);
 }
 
-void ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox) {
+void collm_ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox) {
     rope_apply(x, pos, T, n_head, head_dim, n_rot, base, neox, 0);
 }
 
-void ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
+void collm_ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
                        int neox) {
     rope_apply(dx, pos, T, n_head, head_dim, n_rot, base, neox, 1);
 }
@@ -256,7 +256,7 @@ static inline __m256 sigmoid8(__m256 g) {
 #endif
 
 // h may alias g or u (elementwise: each chunk is read before it is written).
-void ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
+void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
 #ifdef OPS_AVX2
     for (int64_t i = 0; i < n; i += 8) {
         __m256i m = lane_mask(n - i < 8 ? n - i : 8); // tail lanes masked off
@@ -272,7 +272,7 @@ void ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
 }
 
 // d silu/dg = σ + g·σ·(1-σ)
-void ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
+void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
 #ifdef OPS_AVX2
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 8) {
@@ -301,11 +301,11 @@ void ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, 
 // ---------------------------------------------------------------------------
 // ReLU (n)
 
-void ops_relu_forward(float *y, const float *x, int64_t n) {
+void collm_ops_relu_forward(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n) {
+void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
@@ -571,7 +571,7 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     }
 }
 
-void ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
+void collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
                            int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
     int L = n_past + T, qb = attention_block(T, L);
@@ -583,7 +583,7 @@ void ops_attention_forward(float *out, float *att, const float *q, const float *
 
 // ---------------------------------------------------------------------------
 // Attention of packed sequences that all continue one cached prefix
-// (llm_score_suffixes): every row is computed on its own (no blocks, so no
+// (collm_llm_score_suffixes): every row is computed on its own (no blocks, so no
 // padding rows or causal tiles), with the keys in SIMD lanes for Q·K^T and
 // head_dim in lanes for P·V. Items are (head, block of rows); each row's sums
 // run in a fixed order, so results do not depend on the thread count.
@@ -722,7 +722,7 @@ static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int th
     }
 }
 
-void ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+void collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
                                   const float *v_past, int n_past, const float *k_new, const float *v_new,
                                   const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
     if (n_q <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
@@ -784,7 +784,7 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
     }
 }
 
-void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+void collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                             const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                             int head_dim, collm_pool *pool) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
@@ -799,7 +799,7 @@ void ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
 // Mean BCE with logits over n: ℓ = max(s,0) - s·y + log1p(exp(-|s|)), which
 // never overflows; dlogit = (σ(s) - y)/n.
 
-double ops_bce_with_logits(float *dlogit, const float *logit, const float *label, int n) {
+double collm_ops_bce_with_logits(float *dlogit, const float *logit, const float *label, int n) {
     if (n <= 0) return 0.0;
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
@@ -818,11 +818,11 @@ double ops_bce_with_logits(float *dlogit, const float *logit, const float *label
 // ---------------------------------------------------------------------------
 // Vector helpers (n)
 
-float ops_dot(const float *a, const float *b, int64_t n) {
+float collm_ops_dot(const float *a, const float *b, int64_t n) {
     return dot8(a, b, n);
 }
 
-void ops_axpy(float *y, float a, const float *x, int64_t n) {
+void collm_ops_axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
@@ -833,7 +833,7 @@ void ops_axpy(float *y, float a, const float *x, int64_t n) {
 //   m = β1 m + (1-β1) g ;  v = β2 v + (1-β2) g²
 //   p -= (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)
 
-void ops_adam_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr, float beta1,
+void collm_ops_adam_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr, float beta1,
                      float beta2, float eps, float weight_decay, int coupled_l2, int64_t t) {
     if (t < 1) t = 1;
     double bc1 = 1.0 - pow((double)beta1, (double)t);

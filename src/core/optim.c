@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void optim_init(optim_state *opt, float beta1, float beta2, float eps, float weight_decay) {
+void collm_optim_init(collm_optim_state *opt, float beta1, float beta2, float eps, float weight_decay) {
     memset(opt, 0, sizeof *opt);
     opt->beta1 = beta1;
     opt->beta2 = beta2;
@@ -16,15 +16,15 @@ void optim_init(optim_state *opt, float beta1, float beta2, float eps, float wei
     opt->weight_decay = weight_decay;
 }
 
-int optim_add(optim_state *opt, const char *name, float *param, float *grad, int64_t n, int decay) {
+int collm_optim_add(collm_optim_state *opt, const char *name, float *param, float *grad, int64_t n, int decay) {
     if (opt->n_params == opt->cap_params) {
         int cap = opt->cap_params ? opt->cap_params * 2 : 16;
-        optim_param *p = realloc(opt->params, (size_t)cap * sizeof *p);
+        collm_optim_param *p = realloc(opt->params, (size_t)cap * sizeof *p);
         if (!p) return collm_error(COLLM_ERR_NOMEM, "out of memory (optimizer)");
         opt->params = p;
         opt->cap_params = cap;
     }
-    optim_param *p = &opt->params[opt->n_params];
+    collm_optim_param *p = &opt->params[opt->n_params];
     memset(p, 0, sizeof *p);
     p->name = name;
     p->param = param;
@@ -47,9 +47,9 @@ int optim_add(optim_state *opt, const char *name, float *param, float *grad, int
     return opt->n_params++;
 }
 
-void optim_free(optim_state *opt) {
+void collm_optim_free(collm_optim_state *opt) {
     for (int i = 0; i < opt->n_params; i++) {
-        optim_param *p = &opt->params[i];
+        collm_optim_param *p = &opt->params[i];
         if (p->owns_grad) free(p->grad);
         free(p->m);
         free(p->v);
@@ -58,9 +58,9 @@ void optim_free(optim_state *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
-static int is_frozen(const optim_param *p) { return p->frozen; }
+static int is_frozen(const collm_optim_param *p) { return p->frozen; }
 
-void optim_zero_grad(optim_state *opt) {
+void collm_optim_zero_grad(collm_optim_state *opt) {
     for (int i = 0; i < opt->n_params; i++)
         if (opt->params[i].grad) memset(opt->params[i].grad, 0, (size_t)opt->params[i].n * sizeof(float));
 }
@@ -71,8 +71,8 @@ void optim_zero_grad(optim_state *opt) {
 #define OPTIM_BLOCK 16384
 
 typedef struct {
-    optim_state *opt;
-    optim_param *p;
+    collm_optim_state *opt;
+    collm_optim_param *p;
     double *block_sums; // grad norm: one partial sum per block
     float scale;        // clip: factor
     float lr;           // step: learning rate
@@ -82,7 +82,7 @@ typedef struct {
 static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     optim_job *j = ctx;
-    optim_param *p = j->p;
+    collm_optim_param *p = j->p;
     for (int64_t b = begin; b < end; b++) {
         int64_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < p->n ? lo + OPTIM_BLOCK : p->n;
         if (j->what == 0) {
@@ -92,24 +92,24 @@ static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
         } else if (j->what == 1) {
             for (int64_t k = lo; k < hi; k++) p->grad[k] *= j->scale;
         } else {
-            const optim_state *o = j->opt;
-            ops_adam_update(p->param + lo, p->grad + lo, p->m + lo, p->v + lo, hi - lo, j->lr, o->beta1, o->beta2,
+            const collm_optim_state *o = j->opt;
+            collm_ops_adam_update(p->param + lo, p->grad + lo, p->m + lo, p->v + lo, hi - lo, j->lr, o->beta1, o->beta2,
                             o->eps, p->decay ? o->weight_decay : 0.0f, 0, o->step);
         }
     }
 }
 
-static void optim_run(optim_state *opt, optim_param *p, int what, double *block_sums, float scale, float lr) {
+static void optim_run(collm_optim_state *opt, collm_optim_param *p, int what, double *block_sums, float scale, float lr) {
     optim_job j = {opt, p, block_sums, scale, lr, what};
     int64_t blocks = (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
     collm_pool_for(opt->pool, blocks, 2, optim_task, &j);
 }
 
-double optim_grad_norm(const optim_state *opt) {
+double collm_optim_grad_norm(const collm_optim_state *opt) {
     double sum = 0;
-    optim_state *o = (optim_state *)opt; // the job struct is shared with the mutating passes
+    collm_optim_state *o = (collm_optim_state *)opt; // the job struct is shared with the mutating passes
     for (int i = 0; i < opt->n_params; i++) {
-        optim_param *p = &o->params[i];
+        collm_optim_param *p = &o->params[i];
         if (is_frozen(p)) continue;
         int64_t blocks = (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
         double stack_sums[64], *sums = blocks <= 64 ? stack_sums : malloc((size_t)blocks * sizeof(double));
@@ -124,8 +124,8 @@ double optim_grad_norm(const optim_state *opt) {
     return sqrt(sum);
 }
 
-double optim_clip(optim_state *opt, double max_norm) {
-    double norm = optim_grad_norm(opt);
+double collm_optim_clip(collm_optim_state *opt, double max_norm) {
+    double norm = collm_optim_grad_norm(opt);
     if (max_norm > 0 && norm > max_norm) {
         float scale = (float)(max_norm / (norm + 1e-6));
         for (int i = 0; i < opt->n_params; i++)
@@ -134,20 +134,20 @@ double optim_clip(optim_state *opt, double max_norm) {
     return norm;
 }
 
-void optim_step(optim_state *opt, float lr) {
+void collm_optim_step(collm_optim_state *opt, float lr) {
     opt->step++;
     for (int i = 0; i < opt->n_params; i++)
         if (!is_frozen(&opt->params[i])) optim_run(opt, &opt->params[i], 2, NULL, 0, lr);
 }
 
-int64_t optim_n_trainable(const optim_state *opt) {
+int64_t collm_optim_n_trainable(const collm_optim_state *opt) {
     int64_t n = 0;
     for (int i = 0; i < opt->n_params; i++)
         if (!is_frozen(&opt->params[i])) n += opt->params[i].n;
     return n;
 }
 
-double optim_schedule_lr(const optim_schedule *s, int64_t g) {
+double collm_optim_schedule_lr(const collm_optim_schedule *s, int64_t g) {
     if (g < s->warmup_steps) {
         int64_t w = g;
         if (s->restart_warmup && s->steps_per_epoch > 0) w = g % s->steps_per_epoch;

@@ -1,6 +1,6 @@
 // GGUF reader / writer (see include/collm/gguf.h).
 //
-// The reader maps the file and validates all of it in gguf_open: every read
+// The reader maps the file and validates all of it in collm_gguf_open: every read
 // goes through a cursor that checks the remaining bytes first, so later
 // getters can trust what they find. Values stay in the mapping; only keys,
 // tensor names and a per-string-array offset table are copied.
@@ -97,57 +97,57 @@ uint16_t collm_f32_to_bf16(float f) {
 // ---------------------------------------------------------------------------
 // Type tables
 
-static const size_t gguf_scalar_size[GGUF_TYPE_COUNT] = {
-    [GGUF_TYPE_UINT8] = 1,  [GGUF_TYPE_INT8] = 1,    [GGUF_TYPE_UINT16] = 2, [GGUF_TYPE_INT16] = 2,
-    [GGUF_TYPE_UINT32] = 4, [GGUF_TYPE_INT32] = 4,   [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,
-    [GGUF_TYPE_STRING] = 0, [GGUF_TYPE_ARRAY] = 0,   [GGUF_TYPE_UINT64] = 8, [GGUF_TYPE_INT64] = 8,
-    [GGUF_TYPE_FLOAT64] = 8,
+static const size_t gguf_scalar_size[COLLM_GGUF_TYPE_COUNT] = {
+    [COLLM_GGUF_TYPE_UINT8] = 1,  [COLLM_GGUF_TYPE_INT8] = 1,    [COLLM_GGUF_TYPE_UINT16] = 2, [COLLM_GGUF_TYPE_INT16] = 2,
+    [COLLM_GGUF_TYPE_UINT32] = 4, [COLLM_GGUF_TYPE_INT32] = 4,   [COLLM_GGUF_TYPE_FLOAT32] = 4, [COLLM_GGUF_TYPE_BOOL] = 1,
+    [COLLM_GGUF_TYPE_STRING] = 0, [COLLM_GGUF_TYPE_ARRAY] = 0,   [COLLM_GGUF_TYPE_UINT64] = 8, [COLLM_GGUF_TYPE_INT64] = 8,
+    [COLLM_GGUF_TYPE_FLOAT64] = 8,
 };
 
-const char *gguf_type_name(gguf_type t) {
-    static const char *names[GGUF_TYPE_COUNT] = {
+const char *collm_gguf_type_name(collm_gguf_type t) {
+    static const char *names[COLLM_GGUF_TYPE_COUNT] = {
         "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str", "arr", "u64", "i64", "f64",
     };
-    return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "?";
+    return (unsigned)t < COLLM_GGUF_TYPE_COUNT ? names[t] : "?";
 }
 
 // Block geometry of a ggml type: elements per block and bytes per block.
-static int ggml_block(ggml_type t, int64_t *blck, size_t *bytes) {
+static int ggml_block(collm_ggml_type t, int64_t *blck, size_t *bytes) {
     switch (t) {
-    case GGML_TYPE_F32: *blck = 1; *bytes = 4; return 1;
-    case GGML_TYPE_F16: *blck = 1; *bytes = 2; return 1;
-    case GGML_TYPE_BF16: *blck = 1; *bytes = 2; return 1;
-    case GGML_TYPE_I32: *blck = 1; *bytes = 4; return 1;
-    case GGML_TYPE_Q4_0: *blck = 32; *bytes = 2 + 16; return 1;
-    case GGML_TYPE_Q4_1: *blck = 32; *bytes = 2 + 2 + 16; return 1;
-    case GGML_TYPE_Q5_0: *blck = 32; *bytes = 2 + 4 + 16; return 1;
-    case GGML_TYPE_Q5_1: *blck = 32; *bytes = 2 + 2 + 4 + 16; return 1;
-    case GGML_TYPE_Q8_0: *blck = 32; *bytes = 2 + 32; return 1;
+    case COLLM_GGML_TYPE_F32: *blck = 1; *bytes = 4; return 1;
+    case COLLM_GGML_TYPE_F16: *blck = 1; *bytes = 2; return 1;
+    case COLLM_GGML_TYPE_BF16: *blck = 1; *bytes = 2; return 1;
+    case COLLM_GGML_TYPE_I32: *blck = 1; *bytes = 4; return 1;
+    case COLLM_GGML_TYPE_Q4_0: *blck = 32; *bytes = 2 + 16; return 1;
+    case COLLM_GGML_TYPE_Q4_1: *blck = 32; *bytes = 2 + 2 + 16; return 1;
+    case COLLM_GGML_TYPE_Q5_0: *blck = 32; *bytes = 2 + 4 + 16; return 1;
+    case COLLM_GGML_TYPE_Q5_1: *blck = 32; *bytes = 2 + 2 + 4 + 16; return 1;
+    case COLLM_GGML_TYPE_Q8_0: *blck = 32; *bytes = 2 + 32; return 1;
     }
     return 0;
 }
 
-const char *ggml_type_name(ggml_type t) {
+const char *collm_ggml_type_name(collm_ggml_type t) {
     switch (t) {
-    case GGML_TYPE_F32: return "F32";
-    case GGML_TYPE_F16: return "F16";
-    case GGML_TYPE_BF16: return "BF16";
-    case GGML_TYPE_I32: return "I32";
-    case GGML_TYPE_Q4_0: return "Q4_0";
-    case GGML_TYPE_Q4_1: return "Q4_1";
-    case GGML_TYPE_Q5_0: return "Q5_0";
-    case GGML_TYPE_Q5_1: return "Q5_1";
-    case GGML_TYPE_Q8_0: return "Q8_0";
+    case COLLM_GGML_TYPE_F32: return "F32";
+    case COLLM_GGML_TYPE_F16: return "F16";
+    case COLLM_GGML_TYPE_BF16: return "BF16";
+    case COLLM_GGML_TYPE_I32: return "I32";
+    case COLLM_GGML_TYPE_Q4_0: return "Q4_0";
+    case COLLM_GGML_TYPE_Q4_1: return "Q4_1";
+    case COLLM_GGML_TYPE_Q5_0: return "Q5_0";
+    case COLLM_GGML_TYPE_Q5_1: return "Q5_1";
+    case COLLM_GGML_TYPE_Q8_0: return "Q8_0";
     }
     return "?";
 }
 
-int gguf_tensor_type_supported(ggml_type t) {
-    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16 || t == GGML_TYPE_Q8_0 ||
-           t == GGML_TYPE_Q4_0;
+int collm_gguf_tensor_type_supported(collm_ggml_type t) {
+    return t == COLLM_GGML_TYPE_F32 || t == COLLM_GGML_TYPE_F16 || t == COLLM_GGML_TYPE_BF16 || t == COLLM_GGML_TYPE_Q8_0 ||
+           t == COLLM_GGML_TYPE_Q4_0;
 }
 
-size_t ggml_type_size_for(ggml_type t, int64_t n) {
+size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n) {
     int64_t blck;
     size_t bytes;
     if (n < 0 || !ggml_block(t, &blck, &bytes) || n % blck != 0) return 0;
@@ -161,17 +161,17 @@ size_t ggml_type_size_for(ggml_type t, int64_t n) {
 
 typedef struct {
     char *key;                    // NUL-terminated copy
-    gguf_type type;
+    collm_gguf_type type;
     size_t key_offset;            // file offset of the key (for messages)
     const unsigned char *value;   // value bytes in the mapping (after the u32 type)
     size_t value_len;             // for copy_kv: the raw span of the value
-    gguf_type arr_type;           // arrays only
+    collm_gguf_type arr_type;           // arrays only
     uint64_t arr_n;
     const unsigned char *arr_data; // first element
     uint64_t *str_offsets;        // string arrays: offset of each element's u64 length, from the file start
 } gguf_kv;
 
-struct gguf_file {
+struct collm_gguf_file {
     char *path;
     collm_mapped_file map;
     uint32_t version;
@@ -180,7 +180,7 @@ struct gguf_file {
     int64_t n_kv;
     gguf_kv *kvs;
     int64_t n_tensors;
-    gguf_tensor_info *tensors;
+    collm_gguf_tensor_info *tensors;
     // open-addressing hash tables of indices (-1 empty); capacity a power of two
     int64_t *kv_index;
     size_t kv_index_cap;
@@ -236,8 +236,8 @@ static int64_t index_find(const int64_t *table, size_t cap, const char *name, co
     return -1;
 }
 
-static const char *kv_name_of(const void *ctx, int64_t i) { return ((const gguf_file *)ctx)->kvs[i].key; }
-static const char *tensor_name_of(const void *ctx, int64_t i) { return ((const gguf_file *)ctx)->tensors[i].name; }
+static const char *kv_name_of(const void *ctx, int64_t i) { return ((const collm_gguf_file *)ctx)->kvs[i].key; }
+static const char *tensor_name_of(const void *ctx, int64_t i) { return ((const collm_gguf_file *)ctx)->tensors[i].name; }
 
 static size_t remaining(const gguf_cursor *c) { return c->size - c->pos; }
 
@@ -280,27 +280,27 @@ static int cur_str(gguf_cursor *c, const char **s, uint64_t *len, const char *wh
 
 // Skips (validating) one value of type `type` at the cursor; `depth` counts
 // array nesting. `key` names the key for messages.
-static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key);
+static int skip_value(gguf_cursor *c, collm_gguf_type type, int depth, const char *key);
 
-static int skip_array(gguf_cursor *c, int depth, const char *key, gguf_type *elem_type, uint64_t *n) {
+static int skip_array(gguf_cursor *c, int depth, const char *key, collm_gguf_type *elem_type, uint64_t *n) {
     size_t at = c->pos;
     uint32_t t;
     int rc = cur_u32(c, &t, "array element type");
     if (!rc) rc = cur_u64(c, n, "array length");
     if (rc) return collm_error_prefix(rc, "key '%s'", key);
-    if (t >= GGUF_TYPE_COUNT)
+    if (t >= COLLM_GGUF_TYPE_COUNT)
         return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown array element type %u", c->path, key, at, t);
     if (depth >= GGUF_MAX_NESTING)
         return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): arrays nested deeper than %d", c->path, key, at,
                            GGUF_MAX_NESTING);
-    *elem_type = (gguf_type)t;
+    *elem_type = (collm_gguf_type)t;
     size_t es = gguf_scalar_size[t];
     // smallest possible encoding of one element bounds the count by the bytes left
-    size_t min_elem = es ? es : (t == GGUF_TYPE_STRING ? 8 : 12);
+    size_t min_elem = es ? es : (t == COLLM_GGUF_TYPE_STRING ? 8 : 12);
     if (*n > remaining(c) / min_elem)
         return collm_error(COLLM_ERR_FORMAT,
                            "%s: key '%s' (offset %zu): array of %" PRIu64 " x %s runs past the end of the file (%zu bytes left)",
-                           c->path, key, at, *n, gguf_type_name(*elem_type), remaining(c));
+                           c->path, key, at, *n, collm_gguf_type_name(*elem_type), remaining(c));
     if (es) {
         c->pos += (size_t)*n * es;
         return COLLM_OK;
@@ -312,18 +312,18 @@ static int skip_array(gguf_cursor *c, int depth, const char *key, gguf_type *ele
     return COLLM_OK;
 }
 
-static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key) {
+static int skip_value(gguf_cursor *c, collm_gguf_type type, int depth, const char *key) {
     size_t at = c->pos;
-    if ((unsigned)type >= GGUF_TYPE_COUNT)
+    if ((unsigned)type >= COLLM_GGUF_TYPE_COUNT)
         return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown value type %u", c->path, key, at, (unsigned)type);
-    if (type == GGUF_TYPE_STRING) {
+    if (type == COLLM_GGUF_TYPE_STRING) {
         const char *s;
         uint64_t len;
         int rc = cur_str(c, &s, &len, "string value");
         return rc ? collm_error_prefix(rc, "key '%s'", key) : COLLM_OK;
     }
-    if (type == GGUF_TYPE_ARRAY) {
-        gguf_type et;
+    if (type == COLLM_GGUF_TYPE_ARRAY) {
+        collm_gguf_type et;
         uint64_t n;
         return skip_array(c, depth, key, &et, &n);
     }
@@ -333,7 +333,7 @@ static int skip_value(gguf_cursor *c, gguf_type type, int depth, const char *key
     return COLLM_OK;
 }
 
-void gguf_close(gguf_file *f) {
+void collm_gguf_close(collm_gguf_file *f) {
     if (!f) return;
     for (int64_t i = 0; i < f->n_kv; i++) {
         free(f->kvs[i].key);
@@ -349,8 +349,8 @@ void gguf_close(gguf_file *f) {
     free(f);
 }
 
-// n_read entries; f->n_kv counts those gguf_close must free.
-static int read_kvs(gguf_file *f, gguf_cursor *c, int64_t n_read) {
+// n_read entries; f->n_kv counts those collm_gguf_close must free.
+static int read_kvs(collm_gguf_file *f, gguf_cursor *c, int64_t n_read) {
     f->kvs = collm_calloc((size_t)n_read ? (size_t)n_read : 1, sizeof(gguf_kv));
     f->kv_index_cap = index_capacity(n_read);
     f->kv_index = collm_malloc(f->kv_index_cap * sizeof(int64_t));
@@ -378,18 +378,18 @@ static int read_kvs(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         uint32_t type;
         rc = cur_u32(c, &type, "value type");
         if (rc) return collm_error_prefix(rc, "key '%s'", kv->key);
-        if (type >= GGUF_TYPE_COUNT)
+        if (type >= COLLM_GGUF_TYPE_COUNT)
             return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' (offset %zu): unknown value type %u", c->path, kv->key, c->pos - 4,
                                type);
-        kv->type = (gguf_type)type;
+        kv->type = (collm_gguf_type)type;
         kv->value = c->base + c->pos;
         size_t value_start = c->pos;
-        if (kv->type == GGUF_TYPE_ARRAY) {
+        if (kv->type == COLLM_GGUF_TYPE_ARRAY) {
             rc = skip_array(c, 0, kv->key, &kv->arr_type, &kv->arr_n);
             if (rc) return rc;
             kv->arr_data = kv->value + 12;
-            if (kv->arr_type == GGUF_TYPE_STRING && kv->arr_n > 0) {
-                // offsets of each string for O(1) gguf_arr_str; the strings were validated above
+            if (kv->arr_type == COLLM_GGUF_TYPE_STRING && kv->arr_n > 0) {
+                // offsets of each string for O(1) collm_gguf_arr_str; the strings were validated above
                 kv->str_offsets = collm_malloc((size_t)kv->arr_n * sizeof(uint64_t));
                 if (!kv->str_offsets) return COLLM_ERR_NOMEM;
                 size_t p = value_start + 12;
@@ -409,14 +409,14 @@ static int read_kvs(gguf_file *f, gguf_cursor *c, int64_t n_read) {
     return COLLM_OK;
 }
 
-static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
-    f->tensors = collm_calloc((size_t)n_read ? (size_t)n_read : 1, sizeof(gguf_tensor_info));
+static int read_tensor_infos(collm_gguf_file *f, gguf_cursor *c, int64_t n_read) {
+    f->tensors = collm_calloc((size_t)n_read ? (size_t)n_read : 1, sizeof(collm_gguf_tensor_info));
     f->tensor_index_cap = index_capacity(n_read);
     f->tensor_index = collm_malloc(f->tensor_index_cap * sizeof(int64_t));
     if (!f->tensors || !f->tensor_index) return COLLM_ERR_NOMEM;
     memset(f->tensor_index, 0xff, f->tensor_index_cap * sizeof(int64_t));
     for (int64_t i = 0; i < n_read; i++) {
-        gguf_tensor_info *t = &f->tensors[i];
+        collm_gguf_tensor_info *t = &f->tensors[i];
         size_t at = c->pos;
         const char *name;
         uint64_t name_len;
@@ -437,12 +437,12 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         uint32_t n_dims;
         rc = cur_u32(c, &n_dims, "n_dims");
         if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
-        if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+        if (n_dims < 1 || n_dims > COLLM_GGUF_MAX_DIMS)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): n_dims %u not in 1..%d", c->path, t->name,
-                               c->pos - 4, n_dims, GGUF_MAX_DIMS);
+                               c->pos - 4, n_dims, COLLM_GGUF_MAX_DIMS);
         t->n_dims = (int)n_dims;
         int64_t n_elem = 1;
-        for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+        for (int d = 0; d < COLLM_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
         for (uint32_t d = 0; d < n_dims; d++) {
             uint64_t ne;
             rc = cur_u64(c, &ne, "ne");
@@ -458,14 +458,14 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
         if (rc) return collm_error_prefix(rc, "tensor '%s'", t->name);
         int64_t blck;
         size_t bbytes;
-        if (!ggml_block((ggml_type)type, &blck, &bbytes))
+        if (!ggml_block((collm_ggml_type)type, &blck, &bbytes))
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): unknown ggml type %u", c->path, t->name, c->pos - 4,
                                type);
-        t->type = (ggml_type)type;
+        t->type = (collm_ggml_type)type;
         if (t->ne[0] % blck != 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRId64,
-                               c->path, t->name, at, t->ne[0], ggml_type_name(t->type), blck);
-        t->n_bytes = ggml_type_size_for(t->type, n_elem);
+                               c->path, t->name, at, t->ne[0], collm_ggml_type_name(t->type), blck);
+        t->n_bytes = collm_ggml_type_size_for(t->type, n_elem);
         if (t->n_bytes == 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): size overflows", c->path, t->name, at);
         rc = cur_u64(c, &t->offset, "tensor offset");
@@ -474,7 +474,7 @@ static int read_tensor_infos(gguf_file *f, gguf_cursor *c, int64_t n_read) {
     return COLLM_OK;
 }
 
-static int open_validate(gguf_file *f) {
+static int open_validate(collm_gguf_file *f) {
     gguf_cursor cur = {f->map.data, f->map.size, 0, f->path};
     gguf_cursor *c = &cur;
     int rc = cur_need(c, 4, "magic");
@@ -502,14 +502,14 @@ static int open_validate(gguf_file *f) {
     if (rc) return rc;
 
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
-    int64_t ai = gguf_find_key(f, "general.alignment");
+    int64_t ai = collm_gguf_find_key(f, "general.alignment");
     if (ai >= 0) {
         const gguf_kv *kv = &f->kvs[ai];
         uint32_t a = 0;
-        if (kv->type == GGUF_TYPE_UINT32) memcpy(&a, kv->value, 4);
-        if (kv->type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
+        if (kv->type == COLLM_GGUF_TYPE_UINT32) memcpy(&a, kv->value, 4);
+        if (kv->type != COLLM_GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: key 'general.alignment' (offset %zu): must be a u32 power of two (got %s %u)",
-                               f->path, kv->key_offset, gguf_type_name(kv->type), a);
+                               f->path, kv->key_offset, collm_gguf_type_name(kv->type), a);
         f->alignment = a;
     }
 
@@ -527,7 +527,7 @@ static int open_validate(gguf_file *f) {
                            data, f->map.size);
     size_t data_size = f->map.size - data;
     for (int64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor_info *t = &f->tensors[i];
+        collm_gguf_tensor_info *t = &f->tensors[i];
         if (t->offset % f->alignment != 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %zu",
                                f->path, t->name, t->offset, f->alignment);
@@ -540,8 +540,8 @@ static int open_validate(gguf_file *f) {
     return COLLM_OK;
 }
 
-gguf_file *gguf_open(const char *path) {
-    gguf_file *f = collm_calloc(1, sizeof *f);
+collm_gguf_file *collm_gguf_open(const char *path) {
+    collm_gguf_file *f = collm_calloc(1, sizeof *f);
     if (!f) return NULL;
     f->path = strdup(path);
     if (!f->path) {
@@ -550,36 +550,36 @@ gguf_file *gguf_open(const char *path) {
         return NULL;
     }
     if (collm_map_file(path, &f->map) != COLLM_OK || open_validate(f) != COLLM_OK) {
-        gguf_close(f);
+        collm_gguf_close(f);
         return NULL;
     }
     return f;
 }
 
-uint32_t gguf_version(const gguf_file *f) { return f->version; }
-size_t gguf_alignment(const gguf_file *f) { return f->alignment; }
-size_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
-size_t gguf_file_size(const gguf_file *f) { return f->map.size; }
+uint32_t collm_gguf_version(const collm_gguf_file *f) { return f->version; }
+size_t collm_gguf_alignment(const collm_gguf_file *f) { return f->alignment; }
+size_t collm_gguf_data_offset(const collm_gguf_file *f) { return f->data_offset; }
+size_t collm_gguf_file_size(const collm_gguf_file *f) { return f->map.size; }
 
-int64_t gguf_n_kv(const gguf_file *f) { return f->n_kv; }
-const char *gguf_key(const gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].key : NULL; }
-int64_t gguf_find_key(const gguf_file *f, const char *key) {
+int64_t collm_gguf_n_kv(const collm_gguf_file *f) { return f->n_kv; }
+const char *collm_gguf_key(const collm_gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].key : NULL; }
+int64_t collm_gguf_find_key(const collm_gguf_file *f, const char *key) {
     return index_find(f->kv_index, f->kv_index_cap, key, kv_name_of, f);
 }
-gguf_type gguf_kv_type(const gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].type : GGUF_TYPE_COUNT; }
-gguf_type gguf_arr_type(const gguf_file *f, int64_t i) {
-    return i >= 0 && i < f->n_kv && f->kvs[i].type == GGUF_TYPE_ARRAY ? f->kvs[i].arr_type : GGUF_TYPE_COUNT;
+collm_gguf_type collm_gguf_kv_type(const collm_gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].type : COLLM_GGUF_TYPE_COUNT; }
+collm_gguf_type collm_gguf_arr_type(const collm_gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_kv && f->kvs[i].type == COLLM_GGUF_TYPE_ARRAY ? f->kvs[i].arr_type : COLLM_GGUF_TYPE_COUNT;
 }
-uint64_t gguf_arr_n(const gguf_file *f, int64_t i) {
-    return i >= 0 && i < f->n_kv && f->kvs[i].type == GGUF_TYPE_ARRAY ? f->kvs[i].arr_n : 0;
+uint64_t collm_gguf_arr_n(const collm_gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_kv && f->kvs[i].type == COLLM_GGUF_TYPE_ARRAY ? f->kvs[i].arr_n : 0;
 }
-const void *gguf_arr_data(const gguf_file *f, int64_t i) {
-    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY) return NULL;
-    gguf_type t = f->kvs[i].arr_type;
-    return t == GGUF_TYPE_STRING || t == GGUF_TYPE_ARRAY ? NULL : f->kvs[i].arr_data;
+const void *collm_gguf_arr_data(const collm_gguf_file *f, int64_t i) {
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != COLLM_GGUF_TYPE_ARRAY) return NULL;
+    collm_gguf_type t = f->kvs[i].arr_type;
+    return t == COLLM_GGUF_TYPE_STRING || t == COLLM_GGUF_TYPE_ARRAY ? NULL : f->kvs[i].arr_data;
 }
-const char *gguf_arr_str(const gguf_file *f, int64_t i, uint64_t j, uint64_t *len) {
-    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY || f->kvs[i].arr_type != GGUF_TYPE_STRING ||
+const char *collm_gguf_arr_str(const collm_gguf_file *f, int64_t i, uint64_t j, uint64_t *len) {
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != COLLM_GGUF_TYPE_ARRAY || f->kvs[i].arr_type != COLLM_GGUF_TYPE_STRING ||
         j >= f->kvs[i].arr_n)
         return NULL;
     const unsigned char *p = f->map.data + f->kvs[i].str_offsets[j];
@@ -592,14 +592,14 @@ static int kv_int(const gguf_kv *kv, int64_t *out, int *ok) {
     *ok = 1;
     const unsigned char *p = kv->value;
     switch (kv->type) {
-    case GGUF_TYPE_UINT8: *out = *(const uint8_t *)p; return 1;
-    case GGUF_TYPE_INT8: *out = *(const int8_t *)p; return 1;
-    case GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); *out = v; return 1; }
-    case GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); *out = v; return 1; }
-    case GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); *out = v; return 1; }
-    case GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); *out = v; return 1; }
-    case GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); *out = v; return 1; }
-    case GGUF_TYPE_UINT64: {
+    case COLLM_GGUF_TYPE_UINT8: *out = *(const uint8_t *)p; return 1;
+    case COLLM_GGUF_TYPE_INT8: *out = *(const int8_t *)p; return 1;
+    case COLLM_GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case COLLM_GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case COLLM_GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case COLLM_GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case COLLM_GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); *out = v; return 1; }
+    case COLLM_GGUF_TYPE_UINT64: {
         uint64_t v;
         memcpy(&v, p, 8);
         if (v > (uint64_t)INT64_MAX) *ok = 0;
@@ -610,8 +610,8 @@ static int kv_int(const gguf_kv *kv, int64_t *out, int *ok) {
     }
 }
 
-static const gguf_kv *get_kv(const gguf_file *f, const char *key, int *rc) {
-    int64_t i = gguf_find_key(f, key);
+static const gguf_kv *get_kv(const collm_gguf_file *f, const char *key, int *rc) {
+    int64_t i = collm_gguf_find_key(f, key);
     if (i < 0) {
         *rc = collm_error(COLLM_ERR_FORMAT, "%s: key '%s' not found", f->path, key);
         return NULL;
@@ -620,74 +620,74 @@ static const gguf_kv *get_kv(const gguf_file *f, const char *key, int *rc) {
     return &f->kvs[i];
 }
 
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
+int collm_gguf_get_u32(const collm_gguf_file *f, const char *key, uint32_t *out) {
     int rc;
     const gguf_kv *kv = get_kv(f, key, &rc);
     if (!kv) return rc;
     int64_t v;
     int ok;
     if (!kv_int(kv, &v, &ok))
-        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, gguf_type_name(kv->type));
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, collm_gguf_type_name(kv->type));
     if (!ok || v < 0 || v > (int64_t)UINT32_MAX)
         return collm_error(COLLM_ERR_FORMAT, "%s: key '%s': value does not fit in u32", f->path, key);
     *out = (uint32_t)v;
     return COLLM_OK;
 }
 
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
+int collm_gguf_get_i64(const collm_gguf_file *f, const char *key, int64_t *out) {
     int rc;
     const gguf_kv *kv = get_kv(f, key, &rc);
     if (!kv) return rc;
     int64_t v;
     int ok;
     if (!kv_int(kv, &v, &ok))
-        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, gguf_type_name(kv->type));
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected an integer", f->path, key, collm_gguf_type_name(kv->type));
     if (!ok) return collm_error(COLLM_ERR_FORMAT, "%s: key '%s': value does not fit in i64", f->path, key);
     *out = v;
     return COLLM_OK;
 }
 
-int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
+int collm_gguf_get_f32(const collm_gguf_file *f, const char *key, float *out) {
     int rc;
     const gguf_kv *kv = get_kv(f, key, &rc);
     if (!kv) return rc;
-    if (kv->type == GGUF_TYPE_FLOAT32) {
+    if (kv->type == COLLM_GGUF_TYPE_FLOAT32) {
         memcpy(out, kv->value, 4);
-    } else if (kv->type == GGUF_TYPE_FLOAT64) {
+    } else if (kv->type == COLLM_GGUF_TYPE_FLOAT64) {
         double d;
         memcpy(&d, kv->value, 8);
         *out = (float)d;
     } else {
-        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected f32", f->path, key, gguf_type_name(kv->type));
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected f32", f->path, key, collm_gguf_type_name(kv->type));
     }
     return COLLM_OK;
 }
 
-int gguf_get_bool(const gguf_file *f, const char *key, int *out) {
+int collm_gguf_get_bool(const collm_gguf_file *f, const char *key, int *out) {
     int rc;
     const gguf_kv *kv = get_kv(f, key, &rc);
     if (!kv) return rc;
-    if (kv->type != GGUF_TYPE_BOOL)
-        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected bool", f->path, key, gguf_type_name(kv->type));
+    if (kv->type != COLLM_GGUF_TYPE_BOOL)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected bool", f->path, key, collm_gguf_type_name(kv->type));
     *out = kv->value[0] != 0;
     return COLLM_OK;
 }
 
-int gguf_get_str(const gguf_file *f, const char *key, const char **out, uint64_t *len) {
+int collm_gguf_get_str(const collm_gguf_file *f, const char *key, const char **out, uint64_t *len) {
     int rc;
     const gguf_kv *kv = get_kv(f, key, &rc);
     if (!kv) return rc;
-    if (kv->type != GGUF_TYPE_STRING)
-        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected str", f->path, key, gguf_type_name(kv->type));
+    if (kv->type != COLLM_GGUF_TYPE_STRING)
+        return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' has type %s, expected str", f->path, key, collm_gguf_type_name(kv->type));
     memcpy(len, kv->value, 8);
     *out = (const char *)kv->value + 8;
     return COLLM_OK;
 }
 
-char *gguf_get_str_dup(const gguf_file *f, const char *key) {
+char *collm_gguf_get_str_dup(const collm_gguf_file *f, const char *key) {
     const char *s;
     uint64_t len;
-    if (gguf_get_str(f, key, &s, &len) != COLLM_OK) return NULL;
+    if (collm_gguf_get_str(f, key, &s, &len) != COLLM_OK) return NULL;
     char *d = collm_malloc((size_t)len + 1);
     if (!d) return NULL;
     memcpy(d, s, (size_t)len);
@@ -696,21 +696,21 @@ char *gguf_get_str_dup(const gguf_file *f, const char *key) {
 }
 
 // Formats one scalar of type t at p. Strings: quoted, escaped, cut at ~cap.
-static void format_scalar(gguf_type t, const unsigned char *p, char *buf, size_t cap) {
+static void format_scalar(collm_gguf_type t, const unsigned char *p, char *buf, size_t cap) {
     if (cap == 0) return;
     switch (t) {
-    case GGUF_TYPE_UINT8: snprintf(buf, cap, "%u", (unsigned)p[0]); return;
-    case GGUF_TYPE_INT8: snprintf(buf, cap, "%d", (int)(int8_t)p[0]); return;
-    case GGUF_TYPE_BOOL: snprintf(buf, cap, "%s", p[0] ? "true" : "false"); return;
-    case GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%u", (unsigned)v); return; }
-    case GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%d", (int)v); return; }
-    case GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRIu32, v); return; }
-    case GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRId32, v); return; }
-    case GGUF_TYPE_UINT64: { uint64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRIu64, v); return; }
-    case GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRId64, v); return; }
-    case GGUF_TYPE_FLOAT32: { float v; memcpy(&v, p, 4); snprintf(buf, cap, "%.9g", (double)v); return; }
-    case GGUF_TYPE_FLOAT64: { double v; memcpy(&v, p, 8); snprintf(buf, cap, "%.17g", v); return; }
-    case GGUF_TYPE_STRING: {
+    case COLLM_GGUF_TYPE_UINT8: snprintf(buf, cap, "%u", (unsigned)p[0]); return;
+    case COLLM_GGUF_TYPE_INT8: snprintf(buf, cap, "%d", (int)(int8_t)p[0]); return;
+    case COLLM_GGUF_TYPE_BOOL: snprintf(buf, cap, "%s", p[0] ? "true" : "false"); return;
+    case COLLM_GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%u", (unsigned)v); return; }
+    case COLLM_GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); snprintf(buf, cap, "%d", (int)v); return; }
+    case COLLM_GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRIu32, v); return; }
+    case COLLM_GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); snprintf(buf, cap, "%" PRId32, v); return; }
+    case COLLM_GGUF_TYPE_UINT64: { uint64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRIu64, v); return; }
+    case COLLM_GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); snprintf(buf, cap, "%" PRId64, v); return; }
+    case COLLM_GGUF_TYPE_FLOAT32: { float v; memcpy(&v, p, 4); snprintf(buf, cap, "%.9g", (double)v); return; }
+    case COLLM_GGUF_TYPE_FLOAT64: { double v; memcpy(&v, p, 8); snprintf(buf, cap, "%.17g", v); return; }
+    case COLLM_GGUF_TYPE_STRING: {
         uint64_t len;
         memcpy(&len, p, 8);
         const unsigned char *s = p + 8;
@@ -735,32 +735,32 @@ static void format_scalar(gguf_type t, const unsigned char *p, char *buf, size_t
     }
 }
 
-void gguf_format_value(const gguf_file *f, int64_t i, char *buf, size_t cap) {
+void collm_gguf_format_value(const collm_gguf_file *f, int64_t i, char *buf, size_t cap) {
     if (cap == 0) return;
     if (i < 0 || i >= f->n_kv) {
         snprintf(buf, cap, "?");
         return;
     }
     const gguf_kv *kv = &f->kvs[i];
-    if (kv->type == GGUF_TYPE_ARRAY) snprintf(buf, cap, "[%s x %" PRIu64 "]", gguf_type_name(kv->arr_type), kv->arr_n);
+    if (kv->type == COLLM_GGUF_TYPE_ARRAY) snprintf(buf, cap, "[%s x %" PRIu64 "]", collm_gguf_type_name(kv->arr_type), kv->arr_n);
     else format_scalar(kv->type, kv->value, buf, cap);
 }
 
-void gguf_format_array_preview(const gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap) {
+void collm_gguf_format_array_preview(const collm_gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap) {
     if (cap == 0) return;
     buf[0] = '\0';
-    if (i < 0 || i >= f->n_kv || f->kvs[i].type != GGUF_TYPE_ARRAY) {
-        gguf_format_value(f, i, buf, cap);
+    if (i < 0 || i >= f->n_kv || f->kvs[i].type != COLLM_GGUF_TYPE_ARRAY) {
+        collm_gguf_format_value(f, i, buf, cap);
         return;
     }
     const gguf_kv *kv = &f->kvs[i];
-    size_t o = (size_t)snprintf(buf, cap, "[%s x %" PRIu64 "]", gguf_type_name(kv->arr_type), kv->arr_n);
-    if (kv->arr_type == GGUF_TYPE_ARRAY || o >= cap) return;
+    size_t o = (size_t)snprintf(buf, cap, "[%s x %" PRIu64 "]", collm_gguf_type_name(kv->arr_type), kv->arr_n);
+    if (kv->arr_type == COLLM_GGUF_TYPE_ARRAY || o >= cap) return;
     uint64_t n = kv->arr_n < max_elems ? kv->arr_n : max_elems;
     size_t es = gguf_scalar_size[kv->arr_type];
     for (uint64_t j = 0; j < n && o + 2 < cap; j++) {
         char elem[96];
-        const unsigned char *p = kv->arr_type == GGUF_TYPE_STRING ? f->map.data + kv->str_offsets[j] : kv->arr_data + j * es;
+        const unsigned char *p = kv->arr_type == COLLM_GGUF_TYPE_STRING ? f->map.data + kv->str_offsets[j] : kv->arr_data + j * es;
         format_scalar(kv->arr_type, p, elem, sizeof elem);
         int w = snprintf(buf + o, cap - o, "%s%s", j ? ", " : " ", elem);
         if (w < 0 || (size_t)w >= cap - o) {
@@ -772,15 +772,15 @@ void gguf_format_array_preview(const gguf_file *f, int64_t i, uint64_t max_elems
     if (n < kv->arr_n && o + 5 < cap) snprintf(buf + o, cap - o, ", ...");
 }
 
-int64_t gguf_n_tensors(const gguf_file *f) { return f->n_tensors; }
-const gguf_tensor_info *gguf_tensor(const gguf_file *f, int64_t i) {
+int64_t collm_gguf_n_tensors(const collm_gguf_file *f) { return f->n_tensors; }
+const collm_gguf_tensor_info *collm_gguf_tensor(const collm_gguf_file *f, int64_t i) {
     return i >= 0 && i < f->n_tensors ? &f->tensors[i] : NULL;
 }
-const gguf_tensor_info *gguf_find_tensor(const gguf_file *f, const char *name) {
+const collm_gguf_tensor_info *collm_gguf_find_tensor(const collm_gguf_file *f, const char *name) {
     int64_t i = index_find(f->tensor_index, f->tensor_index_cap, name, tensor_name_of, f);
     return i >= 0 ? &f->tensors[i] : NULL;
 }
-int64_t gguf_tensor_n_elements(const gguf_tensor_info *t) {
+int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t) {
     int64_t n = 1;
     for (int d = 0; d < t->n_dims; d++) n *= t->ne[d];
     return n;
@@ -789,28 +789,28 @@ int64_t gguf_tensor_n_elements(const gguf_tensor_info *t) {
 // ---------------------------------------------------------------------------
 // Decoding
 
-int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
-    int64_t n = gguf_tensor_n_elements(t);
+int collm_gguf_tensor_to_f32(const collm_gguf_tensor_info *t, float *out) {
+    int64_t n = collm_gguf_tensor_n_elements(t);
     const unsigned char *p = t->data;
     switch (t->type) {
-    case GGML_TYPE_F32:
+    case COLLM_GGML_TYPE_F32:
         memcpy(out, p, (size_t)n * 4);
         return COLLM_OK;
-    case GGML_TYPE_F16:
+    case COLLM_GGML_TYPE_F16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
             out[i] = collm_f16_to_f32(h);
         }
         return COLLM_OK;
-    case GGML_TYPE_BF16:
+    case COLLM_GGML_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
             out[i] = collm_bf16_to_f32(h);
         }
         return COLLM_OK;
-    case GGML_TYPE_Q8_0:
+    case COLLM_GGML_TYPE_Q8_0:
         // block: f16 scale d, int8 q[32]; x = q * d
         for (int64_t b = 0; b < n / 32; b++) {
             const unsigned char *blk = p + b * 34;
@@ -820,7 +820,7 @@ int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
             for (int j = 0; j < 32; j++) out[b * 32 + j] = (float)(int8_t)blk[2 + j] * d;
         }
         return COLLM_OK;
-    case GGML_TYPE_Q4_0:
+    case COLLM_GGML_TYPE_Q4_0:
         // block: f16 scale d, 16 bytes; low nibbles are elements 0..15, high
         // nibbles 16..31; x = (q - 8) * d
         for (int64_t b = 0; b < n / 32; b++) {
@@ -835,7 +835,7 @@ int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
         }
         return COLLM_OK;
     default:
-        return collm_error(COLLM_ERR_ARG, "tensor '%s': cannot decode type %s to F32", t->name, ggml_type_name(t->type));
+        return collm_error(COLLM_ERR_ARG, "tensor '%s': cannot decode type %s to F32", t->name, collm_ggml_type_name(t->type));
     }
 }
 
@@ -845,31 +845,31 @@ int gguf_tensor_to_f32(const gguf_tensor_info *t, float *out) {
 
 typedef struct {
     char *key;
-    gguf_type type;
+    collm_gguf_type type;
     unsigned char *value;
     size_t value_len;
 } writer_kv;
 
 typedef struct {
     char *name;
-    ggml_type type;
+    collm_ggml_type type;
     int n_dims;
-    int64_t ne[GGUF_MAX_DIMS];
+    int64_t ne[COLLM_GGUF_MAX_DIMS];
     unsigned char *data;
     size_t n_bytes;
-    uint64_t offset; // set by gguf_writer_write
+    uint64_t offset; // set by collm_gguf_writer_write
 } writer_tensor;
 
-struct gguf_writer {
+struct collm_gguf_writer {
     writer_kv *kvs;
     int64_t n_kv, cap_kv;
     writer_tensor *tensors;
     int64_t n_tensors, cap_tensors;
 };
 
-gguf_writer *gguf_writer_create(void) { return collm_calloc(1, sizeof(gguf_writer)); }
+collm_gguf_writer *collm_gguf_writer_create(void) { return collm_calloc(1, sizeof(collm_gguf_writer)); }
 
-void gguf_writer_free(gguf_writer *w) {
+void collm_gguf_writer_free(collm_gguf_writer *w) {
     if (!w) return;
     for (int64_t i = 0; i < w->n_kv; i++) {
         free(w->kvs[i].key);
@@ -885,7 +885,7 @@ void gguf_writer_free(gguf_writer *w) {
 }
 
 // Takes ownership of `value` (malloc'd, value_len bytes) in all cases.
-static int writer_set(gguf_writer *w, const char *key, gguf_type type, unsigned char *value, size_t value_len) {
+static int writer_set(collm_gguf_writer *w, const char *key, collm_gguf_type type, unsigned char *value, size_t value_len) {
     if (!key || !*key) {
         free(value);
         return collm_error(COLLM_ERR_ARG, "gguf writer: empty key");
@@ -918,7 +918,7 @@ static int writer_set(gguf_writer *w, const char *key, gguf_type type, unsigned 
     return COLLM_OK;
 }
 
-static int writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v) {
+static int writer_set_scalar(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *v) {
     size_t n = gguf_scalar_size[type];
     unsigned char *b = collm_malloc(n);
     if (!b) return COLLM_ERR_NOMEM;
@@ -926,36 +926,36 @@ static int writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, co
     return writer_set(w, key, type, b, n);
 }
 
-int gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type type, const void *v) {
-    if ((unsigned)type >= GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
-        return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': type %s is not a scalar", key ? key : "", gguf_type_name(type));
+int collm_gguf_writer_set_scalar(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *v) {
+    if ((unsigned)type >= COLLM_GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': type %s is not a scalar", key ? key : "", collm_gguf_type_name(type));
     return writer_set_scalar(w, key, type, v);
 }
 
-int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) { return writer_set_scalar(w, key, GGUF_TYPE_UINT32, &v); }
-int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) { return writer_set_scalar(w, key, GGUF_TYPE_INT32, &v); }
-int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v) { return writer_set_scalar(w, key, GGUF_TYPE_UINT64, &v); }
-int gguf_writer_set_f32(gguf_writer *w, const char *key, float v) { return writer_set_scalar(w, key, GGUF_TYPE_FLOAT32, &v); }
-int gguf_writer_set_bool(gguf_writer *w, const char *key, int v) {
+int collm_gguf_writer_set_u32(collm_gguf_writer *w, const char *key, uint32_t v) { return writer_set_scalar(w, key, COLLM_GGUF_TYPE_UINT32, &v); }
+int collm_gguf_writer_set_i32(collm_gguf_writer *w, const char *key, int32_t v) { return writer_set_scalar(w, key, COLLM_GGUF_TYPE_INT32, &v); }
+int collm_gguf_writer_set_u64(collm_gguf_writer *w, const char *key, uint64_t v) { return writer_set_scalar(w, key, COLLM_GGUF_TYPE_UINT64, &v); }
+int collm_gguf_writer_set_f32(collm_gguf_writer *w, const char *key, float v) { return writer_set_scalar(w, key, COLLM_GGUF_TYPE_FLOAT32, &v); }
+int collm_gguf_writer_set_bool(collm_gguf_writer *w, const char *key, int v) {
     uint8_t b = v ? 1 : 0;
-    return writer_set_scalar(w, key, GGUF_TYPE_BOOL, &b);
+    return writer_set_scalar(w, key, COLLM_GGUF_TYPE_BOOL, &b);
 }
 
-int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
+int collm_gguf_writer_set_str(collm_gguf_writer *w, const char *key, const char *v) {
     uint64_t len = strlen(v);
     unsigned char *b = collm_malloc(8 + (size_t)len);
     if (!b) return COLLM_ERR_NOMEM;
     memcpy(b, &len, 8);
     memcpy(b + 8, v, (size_t)len);
-    return writer_set(w, key, GGUF_TYPE_STRING, b, 8 + (size_t)len);
+    return writer_set(w, key, COLLM_GGUF_TYPE_STRING, b, 8 + (size_t)len);
 }
 
-int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n) {
+int collm_gguf_writer_set_arr_str(collm_gguf_writer *w, const char *key, const char *const *v, uint64_t n) {
     size_t total = 12;
     for (uint64_t j = 0; j < n; j++) total += 8 + strlen(v[j]);
     unsigned char *b = collm_malloc(total);
     if (!b) return COLLM_ERR_NOMEM;
-    uint32_t et = GGUF_TYPE_STRING;
+    uint32_t et = COLLM_GGUF_TYPE_STRING;
     memcpy(b, &et, 4);
     memcpy(b + 4, &n, 8);
     size_t o = 12;
@@ -965,13 +965,13 @@ int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *
         memcpy(b + o + 8, v[j], (size_t)len);
         o += 8 + (size_t)len;
     }
-    return writer_set(w, key, GGUF_TYPE_ARRAY, b, total);
+    return writer_set(w, key, COLLM_GGUF_TYPE_ARRAY, b, total);
 }
 
-int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type type, const void *data, uint64_t n) {
-    if ((unsigned)type >= GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
+int collm_gguf_writer_set_arr(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *data, uint64_t n) {
+    if ((unsigned)type >= COLLM_GGUF_TYPE_COUNT || gguf_scalar_size[type] == 0)
         return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': array element type %s is not numeric", key ? key : "",
-                           gguf_type_name(type));
+                           collm_gguf_type_name(type));
     size_t es = gguf_scalar_size[type];
     if (n > (SIZE_MAX - 12) / es) return collm_error(COLLM_ERR_ARG, "gguf writer: key '%s': array too large", key ? key : "");
     unsigned char *b = collm_malloc(12 + (size_t)n * es);
@@ -980,10 +980,10 @@ int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type type, const v
     memcpy(b, &et, 4);
     memcpy(b + 4, &n, 8);
     if (n) memcpy(b + 12, data, (size_t)n * es);
-    return writer_set(w, key, GGUF_TYPE_ARRAY, b, 12 + (size_t)n * es);
+    return writer_set(w, key, COLLM_GGUF_TYPE_ARRAY, b, 12 + (size_t)n * es);
 }
 
-int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src, int64_t i) {
+int collm_gguf_writer_copy_kv(collm_gguf_writer *w, const collm_gguf_file *src, int64_t i) {
     if (i < 0 || i >= src->n_kv) return collm_error(COLLM_ERR_ARG, "gguf writer: copy_kv: no key %" PRId64 " in %s", i, src->path);
     const gguf_kv *kv = &src->kvs[i];
     unsigned char *b = collm_malloc(kv->value_len);
@@ -992,15 +992,15 @@ int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src, int64_t i) {
     return writer_set(w, kv->key, kv->type, b, kv->value_len);
 }
 
-int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne, const void *data) {
+int collm_gguf_writer_add_tensor(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne, const void *data) {
     if (!name || !*name || strlen(name) >= GGUF_MAX_NAME)
         return collm_error(COLLM_ERR_ARG, "gguf writer: tensor name '%s' is empty or has >= %d bytes", name ? name : "",
                            GGUF_MAX_NAME);
     for (int64_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s' added twice", name);
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': n_dims %d not in 1..%d", name, n_dims, GGUF_MAX_DIMS);
+    if (n_dims < 1 || n_dims > COLLM_GGUF_MAX_DIMS)
+        return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': n_dims %d not in 1..%d", name, n_dims, COLLM_GGUF_MAX_DIMS);
     int64_t blck;
     size_t bbytes;
     if (!ggml_block(type, &blck, &bbytes))
@@ -1014,8 +1014,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type, int
     }
     if (ne[0] % blck != 0)
         return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': ne[0] = %" PRId64 " is not a multiple of the %s block size",
-                           name, ne[0], ggml_type_name(type));
-    size_t n_bytes = ggml_type_size_for(type, n);
+                           name, ne[0], collm_ggml_type_name(type));
+    size_t n_bytes = collm_ggml_type_size_for(type, n);
     if (n_bytes == 0) return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': size overflows", name);
     if (w->n_tensors == w->cap_tensors) {
         int64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 16;
@@ -1035,30 +1035,30 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type, int
     memcpy(t.data, data, n_bytes);
     t.type = type;
     t.n_dims = n_dims;
-    for (int d = 0; d < GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
+    for (int d = 0; d < COLLM_GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
     t.n_bytes = n_bytes;
     w->tensors[w->n_tensors++] = t;
     return COLLM_OK;
 }
 
-int gguf_writer_add_tensor_f32(gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
+int collm_gguf_writer_add_tensor_f32(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
                                const float *data) {
-    if (type == GGML_TYPE_F32) return gguf_writer_add_tensor(w, name, type, n_dims, ne, data);
-    if (type != GGML_TYPE_F16 && type != GGML_TYPE_BF16)
+    if (type == COLLM_GGML_TYPE_F32) return collm_gguf_writer_add_tensor(w, name, type, n_dims, ne, data);
+    if (type != COLLM_GGML_TYPE_F16 && type != COLLM_GGML_TYPE_BF16)
         return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': cannot encode F32 as %s", name ? name : "",
-                           ggml_type_name(type));
+                           collm_ggml_type_name(type));
     int64_t n = 1;
-    for (int d = 0; d < n_dims && d < GGUF_MAX_DIMS; d++) {
+    for (int d = 0; d < n_dims && d < COLLM_GGUF_MAX_DIMS; d++) {
         if (ne[d] <= 0 || ne[d] > INT64_MAX / n)
             return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': bad ne[%d]", name ? name : "", d);
         n *= ne[d];
     }
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || (uint64_t)n > SIZE_MAX / 2)
+    if (n_dims < 1 || n_dims > COLLM_GGUF_MAX_DIMS || (uint64_t)n > SIZE_MAX / 2)
         return collm_error(COLLM_ERR_ARG, "gguf writer: tensor '%s': bad shape", name ? name : "");
     uint16_t *h = collm_malloc((size_t)n * 2);
     if (!h) return COLLM_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) h[i] = type == GGML_TYPE_F16 ? collm_f32_to_f16(data[i]) : collm_f32_to_bf16(data[i]);
-    int rc = gguf_writer_add_tensor(w, name, type, n_dims, ne, h);
+    for (int64_t i = 0; i < n; i++) h[i] = type == COLLM_GGML_TYPE_F16 ? collm_f32_to_f16(data[i]) : collm_f32_to_bf16(data[i]);
+    int rc = collm_gguf_writer_add_tensor(w, name, type, n_dims, ne, h);
     free(h);
     return rc;
 }
@@ -1066,7 +1066,7 @@ int gguf_writer_add_tensor_f32(gguf_writer *w, const char *name, ggml_type type,
 static size_t pad_to(size_t x, size_t a) { return (a - x % a) % a; }
 
 typedef struct {
-    gguf_writer *w;
+    collm_gguf_writer *w;
     size_t alignment;
 } write_ctx;
 
@@ -1085,7 +1085,7 @@ static int put_zeros(FILE *f, size_t n) {
 
 static int writer_emit(FILE *f, void *vctx) {
     write_ctx *ctx = vctx;
-    gguf_writer *w = ctx->w;
+    collm_gguf_writer *w = ctx->w;
     size_t pos = 0;
     int rc = collm_fwrite_all(f, GGUF_MAGIC, 4);
     if (!rc) rc = put_u32(f, 3);
@@ -1122,13 +1122,13 @@ static int writer_emit(FILE *f, void *vctx) {
     return rc;
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path) {
+int collm_gguf_writer_write(collm_gguf_writer *w, const char *path) {
     write_ctx ctx = {w, GGUF_DEFAULT_ALIGNMENT};
     for (int64_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, "general.alignment") != 0) continue;
         uint32_t a = 0;
-        if (w->kvs[i].type == GGUF_TYPE_UINT32) memcpy(&a, w->kvs[i].value, 4);
-        if (w->kvs[i].type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
+        if (w->kvs[i].type == COLLM_GGUF_TYPE_UINT32) memcpy(&a, w->kvs[i].value, 4);
+        if (w->kvs[i].type != COLLM_GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0)
             return collm_error(COLLM_ERR_ARG, "%s: key 'general.alignment' must be a u32 power of two", path);
         ctx.alignment = a;
     }

@@ -9,20 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *target_names[LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *target_names[COLLM_LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                                    "ffn_gate", "ffn_up", "ffn_down"};
-static const char *target_short[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+static const char *target_short[COLLM_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
 
-const char *lora_target_gguf_name(lora_target t) { return (unsigned)t < LORA_N_TARGETS ? target_names[t] : "?"; }
+const char *collm_lora_target_gguf_name(collm_lora_target t) { return (unsigned)t < COLLM_LORA_N_TARGETS ? target_names[t] : "?"; }
 
-int lora_parse_targets(const char *list, unsigned *mask) {
+int collm_lora_parse_targets(const char *list, unsigned *mask) {
     *mask = 0;
     const char *p = list;
     while (*p) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         int found = -1;
-        for (int t = 0; t < LORA_N_TARGETS; t++)
+        for (int t = 0; t < COLLM_LORA_N_TARGETS; t++)
             if (strlen(target_short[t]) == len && strncmp(p, target_short[t], len) == 0) found = t;
         if (found < 0)
             return collm_error(COLLM_ERR_ARG, "unknown LoRA target '%.*s' (expected q,k,v,o,gate,up,down)", (int)len, p);
@@ -34,7 +34,7 @@ int lora_parse_targets(const char *list, unsigned *mask) {
     return COLLM_OK;
 }
 
-int lora_init(lora_adapter *lora, int n_layer, const int dims_in[LORA_N_TARGETS], const int dims_out[LORA_N_TARGETS],
+int collm_lora_init(collm_lora_adapter *lora, int n_layer, const int dims_in[COLLM_LORA_N_TARGETS], const int dims_out[COLLM_LORA_N_TARGETS],
               int rank, float alpha, float dropout, unsigned targets, collm_rng *rng) {
     memset(lora, 0, sizeof *lora);
     if (rank < 1 || n_layer < 1 || dropout < 0 || dropout >= 1)
@@ -45,19 +45,19 @@ int lora_init(lora_adapter *lora, int n_layer, const int dims_in[LORA_N_TARGETS]
     lora->dropout = dropout;
     lora->targets = targets;
     int64_t per_layer = 0;
-    for (int t = 0; t < LORA_N_TARGETS; t++)
+    for (int t = 0; t < COLLM_LORA_N_TARGETS; t++)
         if (targets & (1u << t)) per_layer += (int64_t)rank * (dims_in[t] + dims_out[t]);
-    lora->pairs = collm_calloc((size_t)n_layer * LORA_N_TARGETS, sizeof *lora->pairs);
+    lora->pairs = collm_calloc((size_t)n_layer * COLLM_LORA_N_TARGETS, sizeof *lora->pairs);
     lora->storage = collm_calloc((size_t)(2 * per_layer * n_layer), sizeof(float));
     if (!lora->pairs || !lora->storage) {
-        lora_free(lora);
+        collm_lora_free(lora);
         return COLLM_ERR_NOMEM;
     }
     float *s = lora->storage;
     for (int l = 0; l < n_layer; l++)
-        for (int t = 0; t < LORA_N_TARGETS; t++) {
+        for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
             if (!(targets & (1u << t))) continue;
-            lora_pair *p = &lora->pairs[l * LORA_N_TARGETS + t];
+            collm_lora_pair *p = &lora->pairs[l * COLLM_LORA_N_TARGETS + t];
             p->in = dims_in[t];
             p->out = dims_out[t];
             p->rank = rank;
@@ -72,28 +72,28 @@ int lora_init(lora_adapter *lora, int n_layer, const int dims_in[LORA_N_TARGETS]
     return COLLM_OK;
 }
 
-void lora_free(lora_adapter *lora) {
+void collm_lora_free(collm_lora_adapter *lora) {
     free(lora->pairs);
     free(lora->storage);
     memset(lora, 0, sizeof *lora);
 }
 
-lora_pair *lora_get(const lora_adapter *lora, int layer, lora_target t) {
+collm_lora_pair *collm_lora_get(const collm_lora_adapter *lora, int layer, collm_lora_target t) {
     if (!lora || !lora->pairs || layer < 0 || layer >= lora->n_layer) return NULL;
-    lora_pair *p = &lora->pairs[layer * LORA_N_TARGETS + t];
+    collm_lora_pair *p = &lora->pairs[layer * COLLM_LORA_N_TARGETS + t];
     return p->a ? p : NULL;
 }
 
-float lora_scale(const lora_adapter *lora) { return lora->alpha / (float)lora->rank; }
+float collm_lora_scale(const collm_lora_adapter *lora) { return lora->alpha / (float)lora->rank; }
 
-int64_t lora_n_params(const lora_adapter *lora) {
+int64_t collm_lora_n_params(const collm_lora_adapter *lora) {
     int64_t n = 0;
-    for (int i = 0; lora->pairs && i < lora->n_layer * LORA_N_TARGETS; i++)
+    for (int i = 0; lora->pairs && i < lora->n_layer * COLLM_LORA_N_TARGETS; i++)
         if (lora->pairs[i].a) n += (int64_t)lora->pairs[i].rank * (lora->pairs[i].in + lora->pairs[i].out);
     return n;
 }
 
-void lora_forward(const lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
+void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
                   float *y, collm_rng *rng) {
     const float *xd = x;
     if (dropout > 0 && rng) {
@@ -102,13 +102,13 @@ void lora_forward(const lora_pair *p, float scale, float dropout, const float *x
         for (int64_t i = 0; i < n; i++) x_drop[i] = collm_rng_uniform(rng) < dropout ? 0.0f : x[i] * keep_scale;
         xd = x_drop;
     }
-    ops_matmul_forward(xa, xd, p->a, NULL, T, p->in, p->rank); // (T, r)
+    collm_ops_matmul_forward(xa, xd, p->a, NULL, T, p->in, p->rank); // (T, r)
     // y (T, out) += scale · xa · B^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, p->out, p->rank, scale, xa, p->rank, p->b, p->rank, 1.0f,
                 y, p->out);
 }
 
-void lora_backward(lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
+void collm_lora_backward(collm_lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
                    const float *xa, const float *dy, float *dx, float *dxa) {
     // db (out, r) += scale · dy^T · xa
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, p->rank, T, scale, dy, p->out, xa, p->rank, 1.0f,
@@ -139,7 +139,7 @@ void lora_backward(lora_pair *p, float scale, float dropout, const float *xd, co
     }
 }
 
-void lora_merge(const lora_pair *p, float scale, float *w) {
+void collm_lora_merge(const collm_lora_pair *p, float scale, float *w) {
     // W (out, in) += scale · B (out, r) · A (r, in)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, p->rank, scale, p->b, p->rank, p->a, p->in,
                 1.0f, w, p->in);

@@ -1,13 +1,13 @@
 // Llama / Qwen2 forward pass (see include/collm/model.h).
 //
 // One forward call over T new rows (several packed sequences in
-// llm_score_suffixes):
+// collm_llm_score_suffixes):
 //   x (T, C) = token_embd[tokens] (slot rows replaced)
 //   per layer:  xn = rmsnorm(x) ; q,k,v = xn·W^T (+b) ; rope(q, k)
 //               K/V rows -> cache ; a = attention(q, cache) ; x += a·Wo^T
 //               xn = rmsnorm(x) ; x += (silu(xn·Wg^T) ⊙ xn·Wu^T)·Wd^T
 //   head, only for the requested rows: rmsnorm(x[rows]) · output[vocab]^T
-// Every projection is one GEMM over all T rows (ops_matmul_forward).
+// Every projection is one GEMM over all T rows (collm_ops_matmul_forward).
 #include "collm/model.h"
 
 #include "collm/error.h"
@@ -21,24 +21,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *llm_arch_name(llm_arch arch) {
+const char *collm_llm_arch_name(collm_llm_arch arch) {
     switch (arch) {
-    case LLM_ARCH_LLAMA: return "llama";
-    case LLM_ARCH_QWEN2: return "qwen2";
+    case COLLM_LLM_ARCH_LLAMA: return "llama";
+    case COLLM_LLM_ARCH_QWEN2: return "qwen2";
     }
     return "?";
 }
 
-int llm_arch_from_name(const char *name, llm_arch *out) {
-    if (name && strcmp(name, "llama") == 0) *out = LLM_ARCH_LLAMA;
-    else if (name && strcmp(name, "qwen2") == 0) *out = LLM_ARCH_QWEN2;
+int collm_llm_arch_from_name(const char *name, collm_llm_arch *out) {
+    if (name && strcmp(name, "llama") == 0) *out = COLLM_LLM_ARCH_LLAMA;
+    else if (name && strcmp(name, "qwen2") == 0) *out = COLLM_LLM_ARCH_QWEN2;
     else return collm_error(COLLM_ERR_ARG, "unsupported architecture '%s' (supported: llama, qwen2)", name ? name : "");
     return COLLM_OK;
 }
 
 // Fills defaults and checks that the hyper-parameters describe a model we
 // can run; `where` prefixes the message (the file path).
-static int hparams_finish(llm_hparams *hp, const char *where) {
+static int hparams_finish(collm_llm_hparams *hp, const char *where) {
     if (hp->n_vocab <= 0 || hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->n_ff <= 0)
         return collm_error(COLLM_ERR_FORMAT,
@@ -60,22 +60,22 @@ static int hparams_finish(llm_hparams *hp, const char *where) {
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return collm_error(COLLM_ERR_FORMAT, "%s: rope.dimension_count %d must be even and <= head_dim %d", where,
                            hp->n_rot, hp->head_dim);
-    if (hp->arch == LLM_ARCH_QWEN2 && hp->n_rot != hp->head_dim)
+    if (hp->arch == COLLM_LLM_ARCH_QWEN2 && hp->n_rot != hp->head_dim)
         return collm_error(COLLM_ERR_FORMAT, "%s: qwen2 needs rope.dimension_count == head_dim (%d != %d)", where,
                            hp->n_rot, hp->head_dim);
     if (!(hp->rope_base > 0)) hp->rope_base = 10000.0f;
     if (!(hp->rms_eps > 0)) return collm_error(COLLM_ERR_FORMAT, "%s: rms epsilon must be > 0", where);
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048;
-    hp->rope_neox = hp->arch == LLM_ARCH_QWEN2;
-    hp->has_qkv_bias = hp->arch == LLM_ARCH_QWEN2;
+    hp->rope_neox = hp->arch == COLLM_LLM_ARCH_QWEN2;
+    hp->has_qkv_bias = hp->arch == COLLM_LLM_ARCH_QWEN2;
     return COLLM_OK;
 }
 
-int llm_model_n_tensors(const llm_hparams *hp) {
+int collm_llm_model_n_tensors(const collm_llm_hparams *hp) {
     return 1 + hp->n_layer * (hp->has_qkv_bias ? 12 : 9) + 2;
 }
 
-static void desc_set(llm_tensor_desc *d, const char *name, float **data, int n_dims, int64_t ne0, int64_t ne1) {
+static void desc_set(collm_llm_tensor_desc *d, const char *name, float **data, int n_dims, int64_t ne0, int64_t ne1) {
     snprintf(d->name, sizeof d->name, "%s", name);
     d->data = data;
     d->n_dims = n_dims;
@@ -84,15 +84,15 @@ static void desc_set(llm_tensor_desc *d, const char *name, float **data, int n_d
     d->optional = 0;
 }
 
-int llm_model_tensor_list(llm_model *m, llm_tensor_desc *desc) {
-    const llm_hparams *hp = &m->hp;
+int collm_llm_model_tensor_list(collm_llm_model *m, collm_llm_tensor_desc *desc) {
+    const collm_llm_hparams *hp = &m->hp;
     const int64_t C = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
                   kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int n = 0;
     char name[48];
     desc_set(&desc[n++], "token_embd.weight", &m->token_embd, 2, C, hp->n_vocab);
     for (int l = 0; l < hp->n_layer; l++) {
-        llm_layer_weights *w = &m->layers[l];
+        collm_llm_layer_weights *w = &m->layers[l];
 #define LAYER_TENSOR(suffix, ptr, nd, a, b)                               \
     do {                                                                  \
         snprintf(name, sizeof name, "blk.%d.%s", l, suffix);              \
@@ -122,17 +122,17 @@ int llm_model_tensor_list(llm_model *m, llm_tensor_desc *desc) {
     return n;
 }
 
-llm_model *llm_model_alloc(const llm_hparams *hp_in) {
-    llm_hparams hp = *hp_in;
+collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp_in) {
+    collm_llm_hparams hp = *hp_in;
     if (hparams_finish(&hp, "model") != COLLM_OK) return NULL;
-    llm_model *m = collm_calloc(1, sizeof *m);
+    collm_llm_model *m = collm_calloc(1, sizeof *m);
     if (!m) return NULL;
     m->hp = hp;
     m->layers = collm_calloc((size_t)hp.n_layer, sizeof *m->layers);
-    int n_desc = llm_model_n_tensors(&hp);
-    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    int n_desc = collm_llm_model_n_tensors(&hp);
+    collm_llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
     if (!m->layers || !desc) goto fail;
-    llm_model_tensor_list(m, desc);
+    collm_llm_model_tensor_list(m, desc);
     int64_t total = 0;
     for (int i = 0; i < n_desc; i++) {
         if (desc[i].optional && hp.tied_output) continue;
@@ -152,57 +152,57 @@ llm_model *llm_model_alloc(const llm_hparams *hp_in) {
     return m;
 fail:
     free(desc);
-    llm_model_free(m);
+    collm_llm_model_free(m);
     return NULL;
 }
 
-void llm_model_free(llm_model *m) {
+void collm_llm_model_free(collm_llm_model *m) {
     if (!m) return;
     free(m->params);
     free(m->layers);
     free(m);
 }
 
-const llm_hparams *llm_model_hparams(const llm_model *m) { return &m->hp; }
-int64_t llm_model_n_params(const llm_model *m) { return m->n_params; }
+const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *m) { return &m->hp; }
+int64_t collm_llm_model_n_params(const collm_llm_model *m) { return m->n_params; }
 
 // --- loading -------------------------------------------------------------
 
 // Reads "<arch>.<suffix>" as an int; absent -> *out = def (or an error when required).
-static int get_arch_int(const gguf_file *f, const char *arch, const char *suffix, int required, int def, int *out,
+static int get_arch_int(const collm_gguf_file *f, const char *arch, const char *suffix, int required, int def, int *out,
                         const char *path) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     *out = def;
-    if (gguf_find_key(f, key) < 0) {
+    if (collm_gguf_find_key(f, key) < 0) {
         if (required) return collm_error(COLLM_ERR_FORMAT, "%s: missing key '%s'", path, key);
         return COLLM_OK;
     }
     int64_t v;
-    if (gguf_get_i64(f, key, &v) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    if (collm_gguf_get_i64(f, key, &v) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
     if (v < 0 || v > 0x7fffffff) return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' = %lld out of range", path, key, (long long)v);
     *out = (int)v;
     return COLLM_OK;
 }
 
-static int get_arch_float(const gguf_file *f, const char *arch, const char *suffix, int required, float def,
+static int get_arch_float(const collm_gguf_file *f, const char *arch, const char *suffix, int required, float def,
                           float *out, const char *path) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     *out = def;
-    if (gguf_find_key(f, key) < 0) {
+    if (collm_gguf_find_key(f, key) < 0) {
         if (required) return collm_error(COLLM_ERR_FORMAT, "%s: missing key '%s'", path, key);
         return COLLM_OK;
     }
-    if (gguf_get_f32(f, key, out) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    if (collm_gguf_get_f32(f, key, out) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
     return COLLM_OK;
 }
 
-static int read_hparams(const gguf_file *f, const char *path, llm_hparams *hp) {
+static int read_hparams(const collm_gguf_file *f, const char *path, collm_llm_hparams *hp) {
     memset(hp, 0, sizeof *hp);
-    char *arch = gguf_get_str_dup(f, "general.architecture");
+    char *arch = collm_gguf_get_str_dup(f, "general.architecture");
     if (!arch) return collm_error(COLLM_ERR_FORMAT, "%s: missing key 'general.architecture'", path);
-    int rc = llm_arch_from_name(arch, &hp->arch);
+    int rc = collm_llm_arch_from_name(arch, &hp->arch);
     if (rc != COLLM_OK) {
         collm_error_prefix(rc, "%s", path);
         free(arch);
@@ -231,14 +231,14 @@ static int read_hparams(const gguf_file *f, const char *path, llm_hparams *hp) {
                            key_len, val_len);
     hp->head_dim = key_len;
     if (hp->n_vocab == 0) {
-        int64_t ti = gguf_find_key(f, "tokenizer.ggml.tokens");
-        if (ti >= 0 && gguf_kv_type(f, ti) == GGUF_TYPE_ARRAY) hp->n_vocab = (int)gguf_arr_n(f, ti);
+        int64_t ti = collm_gguf_find_key(f, "tokenizer.ggml.tokens");
+        if (ti >= 0 && collm_gguf_kv_type(f, ti) == COLLM_GGUF_TYPE_ARRAY) hp->n_vocab = (int)collm_gguf_arr_n(f, ti);
     }
     if (hp->n_vocab == 0) {
-        const gguf_tensor_info *t = gguf_find_tensor(f, "token_embd.weight");
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "token_embd.weight");
         if (t) hp->n_vocab = (int)t->ne[1];
     }
-    hp->tied_output = gguf_find_tensor(f, "output.weight") == NULL;
+    hp->tied_output = collm_gguf_find_tensor(f, "output.weight") == NULL;
     return hparams_finish(hp, path);
 }
 
@@ -252,12 +252,12 @@ static int is_collm_tensor(const char *name) {
     return n > 7 && (strcmp(name + n - 7, ".lora_a") == 0 || strcmp(name + n - 7, ".lora_b") == 0);
 }
 
-llm_model *llm_model_load(const char *path) {
-    gguf_file *f = gguf_open(path);
+collm_llm_model *collm_llm_model_load(const char *path) {
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
-    llm_model *m = NULL;
-    llm_tensor_desc *desc = NULL;
-    llm_hparams hp;
+    collm_llm_model *m = NULL;
+    collm_llm_tensor_desc *desc = NULL;
+    collm_llm_hparams hp;
     if (read_hparams(f, path, &hp) != COLLM_OK) goto fail;
     {
         // The header's sizes decide the allocation: check first that the file
@@ -266,22 +266,22 @@ llm_model *llm_model_load(const char *path) {
         int64_t C = hp.n_embd, Q = (int64_t)hp.n_head * hp.head_dim, KV = (int64_t)hp.n_head_kv * hp.head_dim;
         double need = (double)hp.n_vocab * C + (double)hp.n_layer * (2.0 * Q * C + 2.0 * KV * C + 3.0 * C * hp.n_ff);
         double have = 0;
-        for (int64_t i = 0; i < gguf_n_tensors(f); i++) have += (double)gguf_tensor_n_elements(gguf_tensor(f, i));
+        for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) have += (double)collm_gguf_tensor_n_elements(collm_gguf_tensor(f, i));
         if (have < need) {
             collm_error(COLLM_ERR_FORMAT, "%s: holds %.0f weights but its hyper-parameters need at least %.0f (no or missing tensors)",
                         path, have, need);
             goto fail;
         }
     }
-    m = llm_model_alloc(&hp);
+    m = collm_llm_model_alloc(&hp);
     if (!m) goto fail;
-    int n_desc = llm_model_n_tensors(&hp);
+    int n_desc = collm_llm_model_n_tensors(&hp);
     desc = collm_calloc((size_t)n_desc, sizeof *desc);
     if (!desc) goto fail;
-    llm_model_tensor_list(m, desc);
+    collm_llm_model_tensor_list(m, desc);
     int n_found = 0;
     for (int i = 0; i < n_desc; i++) {
-        const gguf_tensor_info *t = gguf_find_tensor(f, desc[i].name);
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
         if (!t) {
             if (desc[i].optional) continue;
             collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, desc[i].name);
@@ -289,48 +289,48 @@ llm_model *llm_model_load(const char *path) {
         }
         n_found++;
         int shape_ok = t->ne[0] == desc[i].ne[0] && t->ne[1] == desc[i].ne[1];
-        for (int d = 2; d < GGUF_MAX_DIMS; d++) shape_ok = shape_ok && t->ne[d] == 1;
+        for (int d = 2; d < COLLM_GGUF_MAX_DIMS; d++) shape_ok = shape_ok && t->ne[d] == 1;
         if (!shape_ok) {
             collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
                         path, desc[i].name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                         (long long)t->ne[3], (long long)desc[i].ne[0], (long long)desc[i].ne[1]);
             goto fail;
         }
-        if (!gguf_tensor_type_supported(t->type)) {
+        if (!collm_gguf_tensor_type_supported(t->type)) {
             collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has unsupported type %s", path, desc[i].name,
-                        ggml_type_name(t->type));
+                        collm_ggml_type_name(t->type));
             goto fail;
         }
-        if (gguf_tensor_to_f32(t, *desc[i].data) != COLLM_OK) {
+        if (collm_gguf_tensor_to_f32(t, *desc[i].data) != COLLM_OK) {
             collm_error_prefix(COLLM_ERR_FORMAT, "%s: tensor '%s'", path, desc[i].name);
             goto fail;
         }
     }
-    if (n_found != gguf_n_tensors(f)) {
+    if (n_found != collm_gguf_n_tensors(f)) {
         // A tensor we do not know would change the computation (rope_freqs,
         // an attn_output bias ...): refuse rather than silently ignore it.
         // A collm checkpoint (it has collm.stage) also holds the recommender's
         // own tensors next to the model's; those belong to other modules.
-        int is_checkpoint = gguf_find_key(f, "collm.stage") >= 0;
-        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-            const char *name = gguf_tensor(f, i)->name;
+        int is_checkpoint = collm_gguf_find_key(f, "collm.stage") >= 0;
+        for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
+            const char *name = collm_gguf_tensor(f, i)->name;
             int known = 0;
             for (int j = 0; j < n_desc && !known; j++) known = strcmp(desc[j].name, name) == 0;
             if (!known && is_checkpoint && is_collm_tensor(name)) continue;
             if (!known) {
                 collm_error(COLLM_ERR_FORMAT, "%s: unexpected tensor '%s' for architecture %s", path, name,
-                            llm_arch_name(hp.arch));
+                            collm_llm_arch_name(hp.arch));
                 goto fail;
             }
         }
     }
     free(desc);
-    gguf_close(f);
+    collm_gguf_close(f);
     return m;
 fail:
     free(desc);
-    llm_model_free(m);
-    gguf_close(f);
+    collm_llm_model_free(m);
+    collm_gguf_close(f);
     return NULL;
 }
 
@@ -341,16 +341,16 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed) {
-    llm_model *m = llm_model_alloc(hp);
+collm_llm_model *collm_llm_model_init_random(const collm_llm_hparams *hp, uint64_t seed) {
+    collm_llm_model *m = collm_llm_model_alloc(hp);
     if (!m) return NULL;
-    int n_desc = llm_model_n_tensors(&m->hp);
-    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    int n_desc = collm_llm_model_n_tensors(&m->hp);
+    collm_llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
     if (!desc) {
-        llm_model_free(m);
+        collm_llm_model_free(m);
         return NULL;
     }
-    llm_model_tensor_list(m, desc);
+    collm_llm_model_tensor_list(m, desc);
     collm_rng rng;
     collm_rng_seed(&rng, seed);
     for (int i = 0; i < n_desc; i++) {
@@ -369,76 +369,76 @@ llm_model *llm_model_init_random(const llm_hparams *hp, uint64_t seed) {
     return m;
 }
 
-int llm_model_write(const llm_model *m_const, gguf_writer *w, const gguf_file *vocab, const char *name, int type) {
-    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16)
-        return collm_error(COLLM_ERR_ARG, "llm_model_write: type must be F32 or F16, not %d", type);
-    llm_model *m = (llm_model *)m_const; // the tensor list takes addresses; nothing is modified
-    const llm_hparams *hp = &m->hp;
-    const char *arch = llm_arch_name(hp->arch);
+int collm_llm_model_write(const collm_llm_model *m_const, collm_gguf_writer *w, const collm_gguf_file *vocab, const char *name, int type) {
+    if (type != COLLM_GGML_TYPE_F32 && type != COLLM_GGML_TYPE_F16)
+        return collm_error(COLLM_ERR_ARG, "collm_llm_model_write: type must be F32 or F16, not %d", type);
+    collm_llm_model *m = (collm_llm_model *)m_const; // the tensor list takes addresses; nothing is modified
+    const collm_llm_hparams *hp = &m->hp;
+    const char *arch = collm_llm_arch_name(hp->arch);
     int rc = COLLM_OK;
     if (vocab) {
-        int64_t ti = gguf_find_key(vocab, "tokenizer.ggml.tokens");
-        if (ti < 0 || gguf_kv_type(vocab, ti) != GGUF_TYPE_ARRAY)
+        int64_t ti = collm_gguf_find_key(vocab, "tokenizer.ggml.tokens");
+        if (ti < 0 || collm_gguf_kv_type(vocab, ti) != COLLM_GGUF_TYPE_ARRAY)
             return collm_error(COLLM_ERR_FORMAT, "vocabulary file has no tokenizer.ggml.tokens array");
-        if ((int64_t)gguf_arr_n(vocab, ti) != hp->n_vocab)
+        if ((int64_t)collm_gguf_arr_n(vocab, ti) != hp->n_vocab)
             return collm_error(COLLM_ERR_ARG, "vocabulary has %llu tokens, model n_vocab is %d",
-                               (unsigned long long)gguf_arr_n(vocab, ti), hp->n_vocab);
+                               (unsigned long long)collm_gguf_arr_n(vocab, ti), hp->n_vocab);
     }
     char key[128];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
-    if ((rc = gguf_writer_set_str(w, "general.architecture", arch)) ||
-        (rc = gguf_writer_set_str(w, "general.name", name ? name : "collm")) ||
-        (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train)) ||
-        (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)hp->n_embd)) ||
-        (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)hp->n_layer)) ||
-        (rc = gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)hp->n_ff)) ||
-        (rc = gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)hp->n_rot)) ||
-        (rc = gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)hp->n_head)) ||
-        (rc = gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hp->n_head_kv)) ||
-        (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps)) ||
-        (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), hp->rope_base)) ||
-        (rc = gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab)) ||
-        (rc = gguf_writer_set_u32(w, "general.file_type", type == GGML_TYPE_F16 ? 1u : 0u)))
+    if ((rc = collm_gguf_writer_set_str(w, "general.architecture", arch)) ||
+        (rc = collm_gguf_writer_set_str(w, "general.name", name ? name : "collm")) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)hp->n_embd)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)hp->n_layer)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)hp->n_ff)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)hp->n_rot)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)hp->n_head)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hp->n_head_kv)) ||
+        (rc = collm_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps)) ||
+        (rc = collm_gguf_writer_set_f32(w, KEY("rope.freq_base"), hp->rope_base)) ||
+        (rc = collm_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab)) ||
+        (rc = collm_gguf_writer_set_u32(w, "general.file_type", type == COLLM_GGML_TYPE_F16 ? 1u : 0u)))
         return rc;
     if (hp->head_dim * hp->n_head != hp->n_embd &&
-        ((rc = gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)hp->head_dim)) ||
-         (rc = gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim))))
+        ((rc = collm_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)hp->head_dim)) ||
+         (rc = collm_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim))))
         return rc;
 #undef KEY
     if (vocab)
-        for (int64_t i = 0; i < gguf_n_kv(vocab); i++)
-            if (strncmp(gguf_key(vocab, i), "tokenizer.", 10) == 0 && (rc = gguf_writer_copy_kv(w, vocab, i)))
+        for (int64_t i = 0; i < collm_gguf_n_kv(vocab); i++)
+            if (strncmp(collm_gguf_key(vocab, i), "tokenizer.", 10) == 0 && (rc = collm_gguf_writer_copy_kv(w, vocab, i)))
                 return rc;
-    int n_desc = llm_model_n_tensors(hp);
-    llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    int n_desc = collm_llm_model_n_tensors(hp);
+    collm_llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
     if (!desc) return COLLM_ERR_NOMEM;
-    llm_model_tensor_list(m, desc);
+    collm_llm_model_tensor_list(m, desc);
     for (int i = 0; i < n_desc && rc == COLLM_OK; i++) {
         if (desc[i].optional && hp->tied_output) continue;
         // llama.cpp keeps 1-D tensors (norms, biases) in F32 whatever the file type.
-        ggml_type t = desc[i].n_dims == 1 ? GGML_TYPE_F32 : (ggml_type)type;
-        rc = gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data);
+        collm_ggml_type t = desc[i].n_dims == 1 ? COLLM_GGML_TYPE_F32 : (collm_ggml_type)type;
+        rc = collm_gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data);
     }
     free(desc);
     return rc;
 }
 
-int llm_model_save(const llm_model *m, const char *path, const char *vocab_path, const char *name, int type) {
-    gguf_file *vocab = NULL;
-    if (vocab_path && !(vocab = gguf_open(vocab_path))) return COLLM_ERR_IO;
-    gguf_writer *w = gguf_writer_create();
-    int rc = w ? llm_model_write(m, w, vocab, name, type) : COLLM_ERR_NOMEM;
+int collm_llm_model_save(const collm_llm_model *m, const char *path, const char *vocab_path, const char *name, int type) {
+    collm_gguf_file *vocab = NULL;
+    if (vocab_path && !(vocab = collm_gguf_open(vocab_path))) return COLLM_ERR_IO;
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    int rc = w ? collm_llm_model_write(m, w, vocab, name, type) : COLLM_ERR_NOMEM;
     if (rc != COLLM_OK && vocab_path) collm_error_prefix(rc, "%s", vocab_path);
-    if (rc == COLLM_OK) rc = gguf_writer_write(w, path);
-    gguf_writer_free(w);
-    if (vocab) gguf_close(vocab);
+    if (rc == COLLM_OK) rc = collm_gguf_writer_write(w, path);
+    collm_gguf_writer_free(w);
+    if (vocab) collm_gguf_close(vocab);
     return rc;
 }
 
 // --- context -------------------------------------------------------------
 
-struct llm_context {
-    const llm_model *model;
+struct collm_llm_context {
+    const collm_llm_model *model;
     collm_pool *pool;
     int n_ctx, n_batch, n_past;
     float *k_cache; // (n_layer, n_ctx, kv_dim)
@@ -461,17 +461,17 @@ struct llm_context {
     float *block;    // the one allocation behind every float buffer above
 };
 
-llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, collm_pool *pool) {
+collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_ctx, int n_batch, collm_pool *pool) {
     if (!model) {
-        collm_error(COLLM_ERR_ARG, "llm_context_create: no model");
+        collm_error(COLLM_ERR_ARG, "collm_llm_context_create: no model");
         return NULL;
     }
     if (n_ctx <= 0 || n_batch <= 0 || n_ctx > (1 << 24) || n_batch > (1 << 20)) {
-        collm_error(COLLM_ERR_ARG, "llm_context_create: bad n_ctx %d / n_batch %d", n_ctx, n_batch);
+        collm_error(COLLM_ERR_ARG, "collm_llm_context_create: bad n_ctx %d / n_batch %d", n_ctx, n_batch);
         return NULL;
     }
-    // n_batch may exceed n_ctx: llm_score_suffixes packs many short suffixes.
-    const llm_hparams *hp = &model->hp;
+    // n_batch may exceed n_ctx: collm_llm_score_suffixes packs many short suffixes.
+    const collm_llm_hparams *hp = &model->hp;
     const size_t C = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
                  kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
     size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
@@ -479,7 +479,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
                      B * (q_dim + 2 * kv_dim), B * 2 * ff, B, B * (size_t)hp->n_rot};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
-    llm_context *ctx = collm_calloc(1, sizeof *ctx);
+    collm_llm_context *ctx = collm_calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->model = model;
     ctx->pool = pool;
@@ -492,9 +492,9 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
     ctx->rows = malloc((B + 1) * sizeof(int32_t));
     ctx->covered = malloc(B);
     if (!ctx->block || !ctx->pos || !ctx->rows || !ctx->covered) {
-        collm_error(COLLM_ERR_NOMEM, "llm_context_create: out of memory for %zu floats (n_ctx %d, n_batch %d)", total,
+        collm_error(COLLM_ERR_NOMEM, "collm_llm_context_create: out of memory for %zu floats (n_ctx %d, n_batch %d)", total,
                     n_ctx, n_batch);
-        llm_context_free(ctx);
+        collm_llm_context_free(ctx);
         return NULL;
     }
     memset(ctx->block, 0, total * sizeof(float));
@@ -508,7 +508,7 @@ llm_context *llm_context_create(const llm_model *model, int n_ctx, int n_batch, 
     return ctx;
 }
 
-void llm_context_free(llm_context *ctx) {
+void collm_llm_context_free(collm_llm_context *ctx) {
     if (!ctx) return;
     free(ctx->block);
     free(ctx->pos);
@@ -517,23 +517,23 @@ void llm_context_free(llm_context *ctx) {
     free(ctx);
 }
 
-int llm_context_n_ctx(const llm_context *ctx) { return ctx->n_ctx; }
-int llm_context_n_batch(const llm_context *ctx) { return ctx->n_batch; }
-int llm_kv_n_past(const llm_context *ctx) { return ctx->n_past; }
+int collm_llm_context_n_ctx(const collm_llm_context *ctx) { return ctx->n_ctx; }
+int collm_llm_context_n_batch(const collm_llm_context *ctx) { return ctx->n_batch; }
+int collm_llm_kv_n_past(const collm_llm_context *ctx) { return ctx->n_past; }
 
-int llm_kv_truncate(llm_context *ctx, int n_past) {
+int collm_llm_kv_truncate(collm_llm_context *ctx, int n_past) {
     if (n_past < 0 || n_past > ctx->n_past)
-        return collm_error(COLLM_ERR_ARG, "llm_kv_truncate: n_past %d outside [0, %d]", n_past, ctx->n_past);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_kv_truncate: n_past %d outside [0, %d]", n_past, ctx->n_past);
     ctx->n_past = n_past;
     return COLLM_OK;
 }
 
-int llm_kv_copy(llm_context *dst, const llm_context *src, int n_past) {
-    if (dst->model != src->model) return collm_error(COLLM_ERR_ARG, "llm_kv_copy: contexts of different models");
+int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int n_past) {
+    if (dst->model != src->model) return collm_error(COLLM_ERR_ARG, "collm_llm_kv_copy: contexts of different models");
     if (n_past < 0 || n_past > src->n_past || n_past > dst->n_ctx)
-        return collm_error(COLLM_ERR_ARG, "llm_kv_copy: n_past %d outside [0, %d] or over the destination n_ctx %d",
+        return collm_error(COLLM_ERR_ARG, "collm_llm_kv_copy: n_past %d outside [0, %d] or over the destination n_ctx %d",
                            n_past, src->n_past, dst->n_ctx);
-    const llm_hparams *hp = &src->model->hp;
+    const collm_llm_hparams *hp = &src->model->hp;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     for (int l = 0; l < hp->n_layer; l++) {
         memcpy(dst->k_cache + (size_t)l * dst->n_ctx * kv_dim, src->k_cache + (size_t)l * src->n_ctx * kv_dim,
@@ -548,26 +548,26 @@ int llm_kv_copy(llm_context *dst, const llm_context *src, int n_past) {
 // --- forward ---------------------------------------------------------------
 
 // Input rows: token embeddings, then slot rows on top. T packed rows.
-static int embed_input(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_rows *slots) {
-    const llm_model *m = ctx->model;
+static int embed_input(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots) {
+    const collm_llm_model *m = ctx->model;
     const int C = m->hp.n_embd;
     memset(ctx->covered, 0, (size_t)T);
     if (slots && slots->n > 0) {
         if (!slots->rows || !slots->values)
-            return collm_error(COLLM_ERR_ARG, "llm_forward: slots with n = %d but no rows/values", slots->n);
+            return collm_error(COLLM_ERR_ARG, "collm_llm_forward: slots with n = %d but no rows/values", slots->n);
         for (int i = 0; i < slots->n; i++) {
             int r = slots->rows[i];
             if (r < 0 || r >= T)
-                return collm_error(COLLM_ERR_ARG, "llm_forward: slot %d row %d outside [0, %d)", i, r, T);
+                return collm_error(COLLM_ERR_ARG, "collm_llm_forward: slot %d row %d outside [0, %d)", i, r, T);
             ctx->covered[r] = 1;
         }
     }
     for (int t = 0; t < T; t++) {
         if (ctx->covered[t]) continue;
-        if (!tokens) return collm_error(COLLM_ERR_ARG, "llm_forward: no tokens and row %d is not a slot", t);
+        if (!tokens) return collm_error(COLLM_ERR_ARG, "collm_llm_forward: no tokens and row %d is not a slot", t);
         int32_t id = tokens[t];
         if (id < 0 || id >= m->hp.n_vocab)
-            return collm_error(COLLM_ERR_ARG, "llm_forward: token %d at row %d outside [0, %d)", id, t, m->hp.n_vocab);
+            return collm_error(COLLM_ERR_ARG, "collm_llm_forward: token %d at row %d outside [0, %d)", id, t, m->hp.n_vocab);
         memcpy(ctx->x + (size_t)t * C, m->token_embd + (size_t)id * C, (size_t)C * sizeof(float));
     }
     if (slots)
@@ -580,11 +580,11 @@ static int embed_input(llm_context *ctx, const int32_t *tokens, int T, const llm
 // each continuing the cached n_past positions. keep = 1 (one sequence only)
 // leaves its K/V in the cache; keep = 0 only reads the cache.
 // Logits for packed rows out_rows (n_out) and vocab rows vocab_rows (nv; NULL = all).
-static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, int T, const int32_t *tokens,
-                          const llm_slot_rows *slots, int keep, const int32_t *out_rows, int n_out,
+static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_len, int T, const int32_t *tokens,
+                          const collm_llm_slot_rows *slots, int keep, const int32_t *out_rows, int n_out,
                           const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
-    const llm_model *m = ctx->model;
-    const llm_hparams *hp = &m->hp;
+    const collm_llm_model *m = ctx->model;
+    const collm_llm_hparams *hp = &m->hp;
     const int C = hp->n_embd, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd, ff = hp->n_ff;
     const int n_past = ctx->n_past;
     int rc = embed_input(ctx, tokens, T, slots);
@@ -592,35 +592,35 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
     if (vocab_rows)
         for (int j = 0; j < n_vocab_rows; j++)
             if (vocab_rows[j] < 0 || vocab_rows[j] >= hp->n_vocab)
-                return collm_error(COLLM_ERR_ARG, "llm_forward: vocab row %d = %d outside [0, %d)", j, vocab_rows[j],
+                return collm_error(COLLM_ERR_ARG, "collm_llm_forward: vocab row %d = %d outside [0, %d)", j, vocab_rows[j],
                                    hp->n_vocab);
     for (int i = 0; i < n_out; i++)
         if (out_rows[i] < 0 || out_rows[i] >= T)
-            return collm_error(COLLM_ERR_ARG, "llm_forward: output row %d = %d outside [0, %d)", i, out_rows[i], T);
+            return collm_error(COLLM_ERR_ARG, "collm_llm_forward: output row %d = %d outside [0, %d)", i, out_rows[i], T);
     // positions: each sequence restarts at n_past
     for (int s = 0, r = 0; s < n_seq; s++)
         for (int i = 0; i < seq_len[s]; i++) ctx->pos[r++] = n_past + i;
-    ops_rope_table(ctx->rope_cs, ctx->pos, T, hp->n_rot, hp->rope_base); // once, not per layer and q/k
+    collm_ops_rope_table(ctx->rope_cs, ctx->pos, T, hp->n_rot, hp->rope_base); // once, not per layer and q/k
 
     // After the last layer's K/V only the output rows matter: that layer's
     // attention, output projection and feed-forward run on those rows alone
     // (gathered to rows 0..n_out-1), and not at all when there are none.
     int gathered = 0;
     for (int l = 0; l < hp->n_layer; l++) {
-        const llm_layer_weights *w = &m->layers[l];
+        const collm_llm_layer_weights *w = &m->layers[l];
         const int sub = l == hp->n_layer - 1 && n_out < T;
         float *k_cache = ctx->k_cache + (size_t)l * ctx->n_ctx * kv_dim; // (n_ctx, kv_dim)
         float *v_cache = ctx->v_cache + (size_t)l * ctx->n_ctx * kv_dim;
         // attention block
-        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->attn_norm, T, C, hp->rms_eps);
+        collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->attn_norm, T, C, hp->rms_eps);
         // One GEMM over the stacked q|k|v weights when they are adjacent in
-        // memory (always, for models from llm_model_alloc): the input is
+        // memory (always, for models from collm_llm_model_alloc): the input is
         // packed once instead of three times. Then split the rows.
         int fused_w = w->wk == w->wq + (size_t)q_dim * C && w->wv == w->wk + (size_t)kv_dim * C;
         int fused_b = !w->bq || (w->bk == w->bq + q_dim && w->bv == w->bk + kv_dim);
         if (fused_w && fused_b) {
             const int qkv_dim = q_dim + 2 * kv_dim;
-            ops_matmul_forward(ctx->qkv, ctx->xn, w->wq, w->bq, T, C, qkv_dim); // (T, q_dim + 2 kv_dim)
+            collm_ops_matmul_forward(ctx->qkv, ctx->xn, w->wq, w->bq, T, C, qkv_dim); // (T, q_dim + 2 kv_dim)
             for (int t = 0; t < T; t++) {
                 const float *row = ctx->qkv + (size_t)t * qkv_dim;
                 memcpy(ctx->q + (size_t)t * q_dim, row, (size_t)q_dim * sizeof(float));
@@ -628,27 +628,27 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
                 memcpy(ctx->v + (size_t)t * kv_dim, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
             }
         } else {
-            ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
-            ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
-            ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
+            collm_ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
+            collm_ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
+            collm_ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
         }
-        ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
+        collm_ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
         if (keep) {
             // one sequence: its K/V go right after the prefix
             memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k, (size_t)T * kv_dim * sizeof(float));
             memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v, (size_t)T * kv_dim * sizeof(float));
         }
         if (sub && n_out == 0) break; // the cache has this layer's K/V; nothing else is asked for
-        ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
+        collm_ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
         if (!keep || sub) {
             // Packed suffixes (or the output rows of one sequence): each query
             // sees the cached prefix and its own sequence's rows of k/v; the
             // cache is only read.
-            ops_attention_packed_forward(ctx->att, ctx->q, sub ? out_rows : NULL, sub ? n_out : T, k_cache, v_cache,
+            collm_ops_attention_packed_forward(ctx->att, ctx->q, sub ? out_rows : NULL, sub ? n_out : T, k_cache, v_cache,
                                          n_past, ctx->k, ctx->v, ctx->pos, hp->n_head, hp->n_head_kv, hd, ctx->pool);
         } else {
             // one sequence, every row: attends to cache[0, n_past + T)
-            ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
+            collm_ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
                                   ctx->pool);
         }
         int R = T; // rows from here on: att row j is x row out_rows[j] when sub
@@ -659,26 +659,26 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
             R = n_out;
             gathered = 1;
         }
-        ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, R, q_dim, C); // (R, C)
+        collm_ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, R, q_dim, C); // (R, C)
         for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
         // feed-forward block
-        ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, R, C, hp->rms_eps);
+        collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, R, C, hp->rms_eps);
         float *h = ctx->gate_up; // (R, ff) SwiGLU output, rows packed densely
         if (w->w_up == w->w_gate + (size_t)ff * C) {
             // one GEMM over stacked gate|up: row t = [g_t (ff) | u_t (ff)]; h row t
             // overwrites the front of the buffer, never ahead of what is read
-            ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, R, C, 2 * ff); // (R, 2 ff)
+            collm_ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, R, C, 2 * ff); // (R, 2 ff)
             for (int t = 0; t < R; t++) {
                 const float *g = ctx->gate_up + (size_t)t * 2 * ff;
-                ops_swiglu_forward(h + (size_t)t * ff, g, g + ff, ff);
+                collm_ops_swiglu_forward(h + (size_t)t * ff, g, g + ff, ff);
             }
         } else {
             float *up = ctx->gate_up + (size_t)R * ff;
-            ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, R, C, ff); // (R, ff)
-            ops_matmul_forward(up, ctx->xn, w->w_up, NULL, R, C, ff);  // (R, ff)
-            ops_swiglu_forward(h, h, up, (int64_t)R * ff);
+            collm_ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, R, C, ff); // (R, ff)
+            collm_ops_matmul_forward(up, ctx->xn, w->w_up, NULL, R, C, ff);  // (R, ff)
+            collm_ops_swiglu_forward(h, h, up, (int64_t)R * ff);
         }
-        ops_matmul_forward(ctx->proj, h, w->w_down, NULL, R, ff, C); // (R, C)
+        collm_ops_matmul_forward(ctx->proj, h, w->w_down, NULL, R, ff, C); // (R, C)
         for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
     }
     if (keep) ctx->n_past = n_past + T;
@@ -687,60 +687,60 @@ static int forward_packed(llm_context *ctx, int n_seq, const int32_t *seq_len, i
     // head: gather the requested rows, final norm, then only the wanted vocab rows
     for (int i = 0; i < n_out; i++)
         memcpy(ctx->proj + (size_t)i * C, ctx->x + (size_t)(gathered ? i : out_rows[i]) * C, (size_t)C * sizeof(float));
-    ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->proj, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
+    collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->proj, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
     if (!vocab_rows) {
-        ops_matmul_forward(logits_out, ctx->xn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
+        collm_ops_matmul_forward(logits_out, ctx->xn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
     } else {
         for (int i = 0; i < n_out; i++)
             for (int j = 0; j < n_vocab_rows; j++)
                 logits_out[(size_t)i * n_vocab_rows + j] =
-                    ops_dot(ctx->xn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
+                    collm_ops_dot(ctx->xn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
     }
     return COLLM_OK;
 }
 
-int llm_forward(llm_context *ctx, const int32_t *tokens, int T, const llm_slot_rows *slots, const int32_t *out_rows,
+int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots, const int32_t *out_rows,
                 int n_out_rows, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
-    if (!ctx) return collm_error(COLLM_ERR_ARG, "llm_forward: no context");
+    if (!ctx) return collm_error(COLLM_ERR_ARG, "collm_llm_forward: no context");
     if (T <= 0 || T > ctx->n_batch)
-        return collm_error(COLLM_ERR_ARG, "llm_forward: T = %d outside [1, n_batch %d]", T, ctx->n_batch);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_forward: T = %d outside [1, n_batch %d]", T, ctx->n_batch);
     if (ctx->n_past + T > ctx->n_ctx)
-        return collm_error(COLLM_ERR_ARG, "llm_forward: n_past %d + T %d exceeds n_ctx %d", ctx->n_past, T, ctx->n_ctx);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_forward: n_past %d + T %d exceeds n_ctx %d", ctx->n_past, T, ctx->n_ctx);
     if (vocab_rows && n_vocab_rows <= 0)
-        return collm_error(COLLM_ERR_ARG, "llm_forward: n_vocab_rows %d must be > 0", n_vocab_rows);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_forward: n_vocab_rows %d must be > 0", n_vocab_rows);
     int n_out = n_out_rows;
     if (n_out_rows < 0) {
-        if (out_rows) return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows < 0 with an out_rows list");
+        if (out_rows) return collm_error(COLLM_ERR_ARG, "collm_llm_forward: n_out_rows < 0 with an out_rows list");
         for (int i = 0; i < T; i++) ctx->rows[i] = i;
         out_rows = ctx->rows;
         n_out = T;
     } else if (n_out > 0 && !out_rows) {
-        return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows %d but no out_rows", n_out);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_forward: n_out_rows %d but no out_rows", n_out);
     } else if (n_out > ctx->n_batch) {
-        return collm_error(COLLM_ERR_ARG, "llm_forward: n_out_rows %d exceeds n_batch %d", n_out, ctx->n_batch);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_forward: n_out_rows %d exceeds n_batch %d", n_out, ctx->n_batch);
     }
-    if (n_out > 0 && !logits_out) return collm_error(COLLM_ERR_ARG, "llm_forward: no logits_out");
+    if (n_out > 0 && !logits_out) return collm_error(COLLM_ERR_ARG, "collm_llm_forward: no logits_out");
     int32_t len = T;
     return forward_packed(ctx, 1, &len, T, tokens, slots, 1, out_rows, n_out, vocab_rows, n_vocab_rows, logits_out);
 }
 
-int llm_score_suffixes(llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
-                       const llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
-    if (!ctx) return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: no context");
+int collm_llm_score_suffixes(collm_llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
+                       const collm_llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
+    if (!ctx) return collm_error(COLLM_ERR_ARG, "collm_llm_score_suffixes: no context");
     if (n_seq <= 0 || !seq_len || !logits_out)
-        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: need n_seq > 0, seq_len and logits_out");
+        return collm_error(COLLM_ERR_ARG, "collm_llm_score_suffixes: need n_seq > 0, seq_len and logits_out");
     if (vocab_rows && n_vocab_rows <= 0)
-        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: n_vocab_rows %d must be > 0", n_vocab_rows);
+        return collm_error(COLLM_ERR_ARG, "collm_llm_score_suffixes: n_vocab_rows %d must be > 0", n_vocab_rows);
     int64_t T = 0;
     for (int s = 0; s < n_seq; s++) {
         if (seq_len[s] <= 0 || ctx->n_past + seq_len[s] > ctx->n_ctx)
-            return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: suffix %d length %d (n_past %d, n_ctx %d)", s,
+            return collm_error(COLLM_ERR_ARG, "collm_llm_score_suffixes: suffix %d length %d (n_past %d, n_ctx %d)", s,
                                seq_len[s], ctx->n_past, ctx->n_ctx);
         T += seq_len[s];
         if (T > ctx->n_batch) break;
     }
     if (T > ctx->n_batch)
-        return collm_error(COLLM_ERR_ARG, "llm_score_suffixes: %d suffixes exceed n_batch %d rows", n_seq,
+        return collm_error(COLLM_ERR_ARG, "collm_llm_score_suffixes: %d suffixes exceed n_batch %d rows", n_seq,
                            ctx->n_batch);
     for (int s = 0, r = 0; s < n_seq; s++) {
         r += seq_len[s];

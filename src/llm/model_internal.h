@@ -1,6 +1,6 @@
-// The weights of an llm_model as plain arrays, for code inside the library
+// The weights of an collm_llm_model as plain arrays, for code inside the library
 // that reads, updates or differentiates them (training, LoRA merge, save).
-// Every float lives in one block (llm_model.params, n_params floats) so an
+// Every float lives in one block (collm_llm_model.params, n_params floats) so an
 // optimiser can walk it as one flat vector; the pointers below point into it.
 // Matrices are row-major (out, in) as GGUF stores them (ne = {in, out}).
 #ifndef COLLM_MODEL_INTERNAL_H
@@ -23,12 +23,12 @@ typedef struct {
     float *w_gate;    // (n_ff, C)
     float *w_up;      // (n_ff, C)
     float *w_down;    // (C, n_ff)
-} llm_layer_weights;
+} collm_llm_layer_weights;
 
-struct llm_model {
-    llm_hparams hp;
+struct collm_llm_model {
+    collm_llm_hparams hp;
     float *token_embd;         // (n_vocab, C)
-    llm_layer_weights *layers; // (n_layer)
+    collm_llm_layer_weights *layers; // (n_layer)
     float *output_norm;        // (C)
     float *output;             // (n_vocab, C); == token_embd when hp.tied_output
     float *params;             // the one block every pointer above points into
@@ -38,19 +38,19 @@ struct llm_model {
 // One named tensor of the model in GGUF terms (what llama.cpp calls it).
 typedef struct {
     char name[48];
-    float **data;  // address of the pointer in llm_model/llm_layer_weights
+    float **data;  // address of the pointer in collm_llm_model/collm_llm_layer_weights
     int n_dims;    // 1 or 2
     int64_t ne[2]; // ggml order: ne[0] = in (columns), ne[1] = out (rows)
     int optional;  // output.weight when tied: absent from the file
-} llm_tensor_desc;
+} collm_llm_tensor_desc;
 
-// Fills desc (capacity >= llm_model_n_tensors) with the model's tensors in
+// Fills desc (capacity >= collm_llm_model_n_tensors) with the model's tensors in
 // llama.cpp's file order: token_embd, blk.0.* ... blk.N-1.*, output_norm,
 // output. Returns the count.
-int llm_model_n_tensors(const llm_hparams *hp);
-int llm_model_tensor_list(llm_model *model, llm_tensor_desc *desc);
+int collm_llm_model_n_tensors(const collm_llm_hparams *hp);
+int collm_llm_model_tensor_list(collm_llm_model *model, collm_llm_tensor_desc *desc);
 
 // Allocates a model with zeroed weights for hp (validated); NULL on error.
-llm_model *llm_model_alloc(const llm_hparams *hp);
+collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp);
 
 #endif

@@ -12,7 +12,7 @@
 typedef struct {
     uint32_t *slots;
     uint32_t mask; // capacity - 1, capacity a power of two >= 2 * n
-} tok_hash;
+} collm_tok_hash;
 
 // A string table: n strings stored NUL-terminated in one blob.
 typedef struct {
@@ -20,17 +20,17 @@ typedef struct {
     char *blob;
     uint32_t *off;
     uint32_t *len;
-} tok_strings;
+} collm_tok_strings;
 
-struct tok_vocab {
-    tok_model model;
-    tok_pre pre;
-    tok_strings tokens; // (n_vocab) token texts
+struct collm_tok_vocab {
+    collm_tok_model model;
+    collm_tok_pre pre;
+    collm_tok_strings tokens; // (n_vocab) token texts
     float *scores;      // (n_vocab)
-    uint8_t *types;     // (n_vocab) tok_token_type
-    tok_hash token_map; // text -> id; a duplicate text maps to its last id (llama.cpp)
-    tok_strings merges; // (n_merges) "left right", index = rank
-    tok_hash merge_map; // "left right" -> rank; a duplicate keeps its first rank
+    uint8_t *types;     // (n_vocab) collm_tok_token_type
+    collm_tok_hash token_map; // text -> id; a duplicate text maps to its last id (llama.cpp)
+    collm_tok_strings merges; // (n_merges) "left right", index = rank
+    collm_tok_hash merge_map; // "left right" -> rank; a duplicate keeps its first rank
     int32_t bos, eos, unk, pad;
     int add_bos, add_space_prefix;
     int32_t byte_token[256];      // SPM byte fallback: <0xXX> token (else the 1-char token), -1 if none
@@ -44,25 +44,25 @@ struct tok_vocab {
 typedef struct {
     int32_t *ids;
     int n, cap;
-} tok_ids;
+} collm_tok_ids;
 
-int tok_ids_push(tok_ids *a, int32_t id);
+int collm_tok_ids_push(collm_tok_ids *a, int32_t id);
 
 // Lookup of s[0..n) in the token map: id or -1.
-int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);
+int32_t collm_tok_lookup(const collm_tok_vocab *v, const char *s, size_t n);
 // Merge rank of the pair (a, b) (BPE), or -1.
-int32_t tok_merge_rank(const tok_vocab *v, const char *a, size_t na, const char *b, size_t nb);
+int32_t collm_tok_merge_rank(const collm_tok_vocab *v, const char *a, size_t na, const char *b, size_t nb);
 
 // SPM-encodes one raw-text fragment (already without special tokens),
 // with the dummy "▁" prefix if add_prefix. Appends to out.
-int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_prefix, tok_ids *out);
+int collm_tok_spm_encode(const collm_tok_vocab *v, const char *text, size_t len, int add_prefix, collm_tok_ids *out);
 // Byte-level-BPE-encodes one raw-text fragment. Appends to out.
-int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
+int collm_tok_bpe_encode(const collm_tok_vocab *v, const char *text, size_t len, collm_tok_ids *out);
 
 // Pre-tokenizers over code points: writes the end offset of each piece to
 // ends (capacity n) and returns the number of pieces (pieces are contiguous).
-size_t tok_pretokenize_gpt2(const uint32_t *cps, size_t n, size_t *ends);
-size_t tok_pretokenize_qwen2(const uint32_t *cps, size_t n, size_t *ends);
+size_t collm_tok_pretokenize_gpt2(const uint32_t *cps, size_t n, size_t *ends);
+size_t collm_tok_pretokenize_qwen2(const uint32_t *cps, size_t n, size_t *ends);
 
 
 // A queued merge of two adjacent symbols, for both merging algorithms.
@@ -74,14 +74,14 @@ typedef struct {
     int left, right;
     double priority;
     size_t size;
-} tok_bigram;
+} collm_tok_bigram;
 
 typedef struct {
-    tok_bigram *items;
+    collm_tok_bigram *items;
     size_t n, cap;
-} tok_bigram_heap;
+} collm_tok_bigram_heap;
 
-int tok_heap_push(tok_bigram_heap *h, tok_bigram b);
-tok_bigram tok_heap_pop(tok_bigram_heap *h); // h->n > 0
+int collm_tok_heap_push(collm_tok_bigram_heap *h, collm_tok_bigram b);
+collm_tok_bigram collm_tok_heap_pop(collm_tok_bigram_heap *h); // h->n > 0
 
 #endif

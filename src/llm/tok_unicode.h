@@ -7,40 +7,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-extern const char tok_unicode_version[];
-extern const uint32_t tok_unicode_letter_ranges[][2];
-extern const int tok_unicode_n_letter_ranges;
-extern const uint32_t tok_unicode_number_ranges[][2];
-extern const int tok_unicode_n_number_ranges;
-extern const uint32_t tok_unicode_ccc_ranges[][3];
-extern const int tok_unicode_n_ccc_ranges;
-extern const uint32_t tok_unicode_decomp[][3];
-extern const int tok_unicode_n_decomp;
-extern const uint32_t tok_unicode_comp[][3];
-extern const int tok_unicode_n_comp;
+extern const char collm_tok_unicode_version[];
+extern const uint32_t collm_tok_unicode_letter_ranges[][2];
+extern const int collm_tok_unicode_n_letter_ranges;
+extern const uint32_t collm_tok_unicode_number_ranges[][2];
+extern const int collm_tok_unicode_n_number_ranges;
+extern const uint32_t collm_tok_unicode_ccc_ranges[][3];
+extern const int collm_tok_unicode_n_ccc_ranges;
+extern const uint32_t collm_tok_unicode_decomp[][3];
+extern const int collm_tok_unicode_n_decomp;
+extern const uint32_t collm_tok_unicode_comp[][3];
+extern const int collm_tok_unicode_n_comp;
 
-#define TOK_REPLACEMENT_CHAR 0xFFFDu
+#define COLLM_TOK_REPLACEMENT_CHAR 0xFFFDu
 
 // Byte length of a UTF-8 sequence judged by its first byte only (llama.cpp's
 // unicode_len_utf8: continuation bytes count 1, 0xF8..0xFF count 4).
-size_t tok_utf8_len(uint8_t first);
+size_t collm_tok_utf8_len(uint8_t first);
 
 // Decodes one code point at s[*pos] (n bytes in s) and advances *pos. A
 // malformed sequence (bad lead byte, missing continuation, truncated)
 // yields U+FFFD and advances one byte, as llama.cpp's unicode_cpts_from_utf8.
-uint32_t tok_utf8_decode(const uint8_t *s, size_t n, size_t *pos);
+uint32_t collm_tok_utf8_decode(const uint8_t *s, size_t n, size_t *pos);
 
 // Writes cp as UTF-8 into out (room for 4 bytes); returns the length.
-size_t tok_utf8_encode(uint32_t cp, char *out);
+size_t collm_tok_utf8_encode(uint32_t cp, char *out);
 
-int tok_unicode_is_letter(uint32_t cp);     // general category L*
-int tok_unicode_is_number(uint32_t cp);     // general category N*
-int tok_unicode_is_whitespace(uint32_t cp); // White_Space property (regex \s)
-int tok_unicode_ccc(uint32_t cp);           // canonical combining class
+int collm_tok_unicode_is_letter(uint32_t cp);     // general category L*
+int collm_tok_unicode_is_number(uint32_t cp);     // general category N*
+int collm_tok_unicode_is_whitespace(uint32_t cp); // White_Space property (regex \s)
+int collm_tok_unicode_ccc(uint32_t cp);           // canonical combining class
 
 // NFC of cps[0..n) into out (capacity >= 4 * n + 4 code points); returns the
 // output length. Full algorithm: canonical decomposition (Hangul included),
 // canonical ordering, canonical composition (exclusions honoured).
-size_t tok_unicode_nfc(const uint32_t *cps, size_t n, uint32_t *out);
+size_t collm_tok_unicode_nfc(const uint32_t *cps, size_t n, uint32_t *out);
 
 #endif

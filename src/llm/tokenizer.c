@@ -21,11 +21,11 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     return h ^ (h >> 29);
 }
 
-static int strings_equal(const tok_strings *t, uint32_t i, const char *s, size_t n) {
+static int strings_equal(const collm_tok_strings *t, uint32_t i, const char *s, size_t n) {
     return t->len[i] == n && memcmp(t->blob + t->off[i], s, n) == 0;
 }
 
-static int32_t hash_find(const tok_hash *h, const tok_strings *t, const char *s, size_t n) {
+static int32_t hash_find(const collm_tok_hash *h, const collm_tok_strings *t, const char *s, size_t n) {
     if (!h->slots) return -1;
     for (uint64_t p = hash_bytes(s, n) & h->mask;; p = (p + 1) & h->mask) {
         uint32_t e = h->slots[p];
@@ -35,7 +35,7 @@ static int32_t hash_find(const tok_hash *h, const tok_strings *t, const char *s,
 }
 
 // keep_last: a duplicate string maps to its last index (else its first).
-static int hash_build(tok_hash *h, const tok_strings *t, int keep_last) {
+static int hash_build(collm_tok_hash *h, const collm_tok_strings *t, int keep_last) {
     uint64_t cap = 16;
     while (cap < 2 * (uint64_t)t->n) cap <<= 1;
     h->slots = collm_calloc(cap, sizeof *h->slots);
@@ -58,9 +58,9 @@ static int hash_build(tok_hash *h, const tok_strings *t, int keep_last) {
     return COLLM_OK;
 }
 
-int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n) { return hash_find(&v->token_map, &v->tokens, s, n); }
+int32_t collm_tok_lookup(const collm_tok_vocab *v, const char *s, size_t n) { return hash_find(&v->token_map, &v->tokens, s, n); }
 
-int32_t tok_merge_rank(const tok_vocab *v, const char *a, size_t na, const char *b, size_t nb) {
+int32_t collm_tok_merge_rank(const collm_tok_vocab *v, const char *a, size_t na, const char *b, size_t nb) {
     char stack_buf[256];
     size_t n = na + 1 + nb;
     char *key = n <= sizeof stack_buf ? stack_buf : malloc(n);
@@ -73,7 +73,7 @@ int32_t tok_merge_rank(const tok_vocab *v, const char *a, size_t na, const char 
     return r;
 }
 
-int tok_ids_push(tok_ids *a, int32_t id) {
+int collm_tok_ids_push(collm_tok_ids *a, int32_t id) {
     if (a->n == a->cap) {
         int cap = a->cap ? 2 * a->cap : 64;
         int32_t *p = realloc(a->ids, (size_t)cap * sizeof *p);
@@ -87,7 +87,7 @@ int tok_ids_push(tok_ids *a, int32_t id) {
 
 // ---------------------------------------------------------------- loading
 
-static void strings_free(tok_strings *t) {
+static void strings_free(collm_tok_strings *t) {
     free(t->blob);
     free(t->off);
     free(t->len);
@@ -95,15 +95,15 @@ static void strings_free(tok_strings *t) {
 }
 
 // Copies the string array at key index ki into t.
-static int strings_copy(tok_strings *t, const gguf_file *f, int64_t ki, const char *key) {
-    if (gguf_kv_type(f, ki) != GGUF_TYPE_ARRAY || gguf_arr_type(f, ki) != GGUF_TYPE_STRING)
+static int strings_copy(collm_tok_strings *t, const collm_gguf_file *f, int64_t ki, const char *key) {
+    if (collm_gguf_kv_type(f, ki) != COLLM_GGUF_TYPE_ARRAY || collm_gguf_arr_type(f, ki) != COLLM_GGUF_TYPE_STRING)
         return collm_error(COLLM_ERR_FORMAT, "tokenizer: key %s is not a string array", key);
-    uint64_t n = gguf_arr_n(f, ki);
+    uint64_t n = collm_gguf_arr_n(f, ki);
     if (n > (uint64_t)INT32_MAX - 1) return collm_error(COLLM_ERR_FORMAT, "tokenizer: key %s has %llu entries (too many)", key, (unsigned long long)n);
     uint64_t total = 0;
     for (uint64_t j = 0; j < n; j++) {
         uint64_t len;
-        if (!gguf_arr_str(f, ki, j, &len)) return collm_error(COLLM_ERR_FORMAT, "tokenizer: key %s: entry %llu unreadable", key, (unsigned long long)j);
+        if (!collm_gguf_arr_str(f, ki, j, &len)) return collm_error(COLLM_ERR_FORMAT, "tokenizer: key %s: entry %llu unreadable", key, (unsigned long long)j);
         total += len + 1;
     }
     if (total > UINT32_MAX) return collm_error(COLLM_ERR_FORMAT, "tokenizer: key %s: strings too large", key);
@@ -115,7 +115,7 @@ static int strings_copy(tok_strings *t, const gguf_file *f, int64_t ki, const ch
     uint64_t p = 0;
     for (uint64_t j = 0; j < n; j++) {
         uint64_t len;
-        const char *s = gguf_arr_str(f, ki, j, &len);
+        const char *s = collm_gguf_arr_str(f, ki, j, &len);
         memcpy(t->blob + p, s, (size_t)len);
         t->blob[p + len] = '\0';
         t->off[j] = (uint32_t)p;
@@ -126,11 +126,11 @@ static int strings_copy(tok_strings *t, const gguf_file *f, int64_t ki, const ch
 }
 
 // Optional token id key: absent or 0xFFFFFFFF / negative -> -1.
-static int read_token_id(const gguf_file *f, const char *key, int n_vocab, int32_t *out) {
+static int read_token_id(const collm_gguf_file *f, const char *key, int n_vocab, int32_t *out) {
     *out = -1;
-    if (gguf_find_key(f, key) < 0) return COLLM_OK;
+    if (collm_gguf_find_key(f, key) < 0) return COLLM_OK;
     int64_t id;
-    int rc = gguf_get_i64(f, key, &id);
+    int rc = collm_gguf_get_i64(f, key, &id);
     if (rc) return collm_error_prefix(rc, "tokenizer");
     if (id == 0xFFFFFFFFll || id < 0) return COLLM_OK;
     if (id >= n_vocab)
@@ -139,48 +139,48 @@ static int read_token_id(const gguf_file *f, const char *key, int n_vocab, int32
     return COLLM_OK;
 }
 
-static int read_bool(const gguf_file *f, const char *key, int def, int *out) {
+static int read_bool(const collm_gguf_file *f, const char *key, int def, int *out) {
     *out = def;
-    if (gguf_find_key(f, key) < 0) return COLLM_OK;
-    int rc = gguf_get_bool(f, key, out);
+    if (collm_gguf_find_key(f, key) < 0) return COLLM_OK;
+    int rc = collm_gguf_get_bool(f, key, out);
     return rc ? collm_error_prefix(rc, "tokenizer") : COLLM_OK;
 }
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the
 // other 68 bytes to U+0100.. in byte order.
-static void build_byte_unicode(tok_vocab *v) {
+static void build_byte_unicode(collm_tok_vocab *v) {
     for (int i = 0; i < 512; i++) v->unicode_byte[i] = -1;
     int next = 0;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         uint32_t cp = printable ? (uint32_t)b : (uint32_t)(256 + next++);
-        size_t k = tok_utf8_encode(cp, v->byte_unicode[b]);
+        size_t k = collm_tok_utf8_encode(cp, v->byte_unicode[b]);
         v->byte_unicode[b][k] = '\0';
         v->unicode_byte[cp] = (int16_t)b;
     }
 }
 
 static int cmp_special_len_desc(const void *a, const void *b, void *ctx) {
-    const tok_vocab *v = ctx;
+    const collm_tok_vocab *v = ctx;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     if (v->tokens.len[x] != v->tokens.len[y]) return v->tokens.len[x] > v->tokens.len[y] ? -1 : 1;
     return x < y ? -1 : x > y;
 }
 
-static int load_into(tok_vocab *v, const gguf_file *f) {
+static int load_into(collm_tok_vocab *v, const collm_gguf_file *f) {
     const char *model;
     uint64_t model_len;
-    if (gguf_find_key(f, "tokenizer.ggml.model") < 0)
+    if (collm_gguf_find_key(f, "tokenizer.ggml.model") < 0)
         return collm_error(COLLM_ERR_FORMAT, "tokenizer: missing key tokenizer.ggml.model (no tokenizer in this GGUF)");
-    int rc = gguf_get_str(f, "tokenizer.ggml.model", &model, &model_len);
+    int rc = collm_gguf_get_str(f, "tokenizer.ggml.model", &model, &model_len);
     if (rc) return collm_error_prefix(rc, "tokenizer");
-    if (model_len == 5 && memcmp(model, "llama", 5) == 0) v->model = TOK_MODEL_SPM;
-    else if (model_len == 4 && memcmp(model, "gpt2", 4) == 0) v->model = TOK_MODEL_BPE;
+    if (model_len == 5 && memcmp(model, "llama", 5) == 0) v->model = COLLM_TOK_MODEL_SPM;
+    else if (model_len == 4 && memcmp(model, "gpt2", 4) == 0) v->model = COLLM_TOK_MODEL_BPE;
     else
         return collm_error(COLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.model = \"%.*s\" is not supported (only \"llama\", \"gpt2\")",
                            (int)(model_len > 64 ? 64 : model_len), model);
 
-    int64_t ki = gguf_find_key(f, "tokenizer.ggml.tokens");
+    int64_t ki = collm_gguf_find_key(f, "tokenizer.ggml.tokens");
     if (ki < 0) return collm_error(COLLM_ERR_FORMAT, "tokenizer: missing key tokenizer.ggml.tokens");
     if ((rc = strings_copy(&v->tokens, f, ki, "tokenizer.ggml.tokens"))) return rc;
     int n = v->tokens.n;
@@ -189,58 +189,58 @@ static int load_into(tok_vocab *v, const gguf_file *f) {
     v->scores = collm_calloc((size_t)n, sizeof *v->scores);
     v->types = collm_malloc((size_t)n);
     if (!v->scores || !v->types) return COLLM_ERR_NOMEM;
-    memset(v->types, TOK_TYPE_NORMAL, (size_t)n);
+    memset(v->types, COLLM_TOK_TYPE_NORMAL, (size_t)n);
 
-    ki = gguf_find_key(f, "tokenizer.ggml.scores");
+    ki = collm_gguf_find_key(f, "tokenizer.ggml.scores");
     if (ki >= 0) {
-        if (gguf_kv_type(f, ki) != GGUF_TYPE_ARRAY || gguf_arr_type(f, ki) != GGUF_TYPE_FLOAT32 || gguf_arr_n(f, ki) != (uint64_t)n)
+        if (collm_gguf_kv_type(f, ki) != COLLM_GGUF_TYPE_ARRAY || collm_gguf_arr_type(f, ki) != COLLM_GGUF_TYPE_FLOAT32 || collm_gguf_arr_n(f, ki) != (uint64_t)n)
             return collm_error(COLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.scores must be a float32 array of %d entries", n);
-        memcpy(v->scores, gguf_arr_data(f, ki), (size_t)n * sizeof(float)); // may be unaligned in the mapping
+        memcpy(v->scores, collm_gguf_arr_data(f, ki), (size_t)n * sizeof(float)); // may be unaligned in the mapping
     }
-    ki = gguf_find_key(f, "tokenizer.ggml.token_type");
+    ki = collm_gguf_find_key(f, "tokenizer.ggml.token_type");
     if (ki >= 0) {
-        gguf_type t = gguf_arr_type(f, ki);
-        if (gguf_kv_type(f, ki) != GGUF_TYPE_ARRAY || (t != GGUF_TYPE_INT32 && t != GGUF_TYPE_UINT32) || gguf_arr_n(f, ki) != (uint64_t)n)
+        collm_gguf_type t = collm_gguf_arr_type(f, ki);
+        if (collm_gguf_kv_type(f, ki) != COLLM_GGUF_TYPE_ARRAY || (t != COLLM_GGUF_TYPE_INT32 && t != COLLM_GGUF_TYPE_UINT32) || collm_gguf_arr_n(f, ki) != (uint64_t)n)
             return collm_error(COLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.token_type must be an int32 array of %d entries", n);
-        const unsigned char *p = gguf_arr_data(f, ki);
+        const unsigned char *p = collm_gguf_arr_data(f, ki);
         for (int i = 0; i < n; i++) {
             int32_t t32;
             memcpy(&t32, p + 4 * (size_t)i, 4);
-            if (t32 < 0 || t32 > TOK_TYPE_BYTE)
+            if (t32 < 0 || t32 > COLLM_TOK_TYPE_BYTE)
                 return collm_error(COLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.token_type[%d] = %d is not a token type (0..6)", i, t32);
             v->types[i] = (uint8_t)t32;
         }
     }
     if ((rc = hash_build(&v->token_map, &v->tokens, 1))) return rc;
 
-    if (v->model == TOK_MODEL_BPE) {
-        ki = gguf_find_key(f, "tokenizer.ggml.merges");
+    if (v->model == COLLM_TOK_MODEL_BPE) {
+        ki = collm_gguf_find_key(f, "tokenizer.ggml.merges");
         if (ki < 0) return collm_error(COLLM_ERR_FORMAT, "tokenizer: missing key tokenizer.ggml.merges (required for a gpt2 vocab)");
         if ((rc = strings_copy(&v->merges, f, ki, "tokenizer.ggml.merges"))) return rc;
         if ((rc = hash_build(&v->merge_map, &v->merges, 0))) return rc;
-        v->pre = TOK_PRE_GPT2;
+        v->pre = COLLM_TOK_PRE_GPT2;
         const char *pre;
         uint64_t pre_len;
-        if (gguf_find_key(f, "tokenizer.ggml.pre") >= 0) {
-            if ((rc = gguf_get_str(f, "tokenizer.ggml.pre", &pre, &pre_len))) return collm_error_prefix(rc, "tokenizer");
-            if (pre_len == 5 && memcmp(pre, "qwen2", 5) == 0) v->pre = TOK_PRE_QWEN2;
+        if (collm_gguf_find_key(f, "tokenizer.ggml.pre") >= 0) {
+            if ((rc = collm_gguf_get_str(f, "tokenizer.ggml.pre", &pre, &pre_len))) return collm_error_prefix(rc, "tokenizer");
+            if (pre_len == 5 && memcmp(pre, "qwen2", 5) == 0) v->pre = COLLM_TOK_PRE_QWEN2;
             else if ((pre_len == 5 && memcmp(pre, "gpt-2", 5) == 0) || (pre_len == 7 && memcmp(pre, "default", 7) == 0))
-                v->pre = TOK_PRE_GPT2;
+                v->pre = COLLM_TOK_PRE_GPT2;
             else
                 return collm_error(COLLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.pre = \"%.*s\" is not supported (only \"gpt-2\", \"qwen2\", \"default\")",
                                    (int)(pre_len > 64 ? 64 : pre_len), pre);
         }
         build_byte_unicode(v);
     } else {
-        v->pre = TOK_PRE_NONE;
+        v->pre = COLLM_TOK_PRE_NONE;
     }
 
     if ((rc = read_token_id(f, "tokenizer.ggml.bos_token_id", n, &v->bos))) return rc;
     if ((rc = read_token_id(f, "tokenizer.ggml.eos_token_id", n, &v->eos))) return rc;
     if ((rc = read_token_id(f, "tokenizer.ggml.unknown_token_id", n, &v->unk))) return rc;
     if ((rc = read_token_id(f, "tokenizer.ggml.padding_token_id", n, &v->pad))) return rc;
-    if ((rc = read_bool(f, "tokenizer.ggml.add_bos_token", v->model == TOK_MODEL_SPM, &v->add_bos))) return rc;
-    if ((rc = read_bool(f, "tokenizer.ggml.add_space_prefix", v->model == TOK_MODEL_SPM, &v->add_space_prefix))) return rc;
+    if ((rc = read_bool(f, "tokenizer.ggml.add_bos_token", v->model == COLLM_TOK_MODEL_SPM, &v->add_bos))) return rc;
+    if ((rc = read_bool(f, "tokenizer.ggml.add_space_prefix", v->model == COLLM_TOK_MODEL_SPM, &v->add_space_prefix))) return rc;
     if (v->add_bos && v->bos < 0)
         return collm_error(COLLM_ERR_FORMAT, "tokenizer: the vocab asks for a BOS token but has no tokenizer.ggml.bos_token_id");
 
@@ -248,10 +248,10 @@ static int load_into(tok_vocab *v, const gguf_file *f) {
     for (int b = 0; b < 256; b++) {
         char hex[8];
         snprintf(hex, sizeof hex, "<0x%02X>", b);
-        v->byte_token[b] = tok_lookup(v, hex, 6);
+        v->byte_token[b] = collm_tok_lookup(v, hex, 6);
         if (v->byte_token[b] < 0) {
             char c = (char)b;
-            v->byte_token[b] = tok_lookup(v, &c, 1);
+            v->byte_token[b] = collm_tok_lookup(v, &c, 1);
         }
     }
 
@@ -260,37 +260,37 @@ static int load_into(tok_vocab *v, const gguf_file *f) {
     if (!v->special_ids) return COLLM_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         uint8_t t = v->types[i];
-        if ((t == TOK_TYPE_CONTROL || t == TOK_TYPE_USER_DEFINED || t == TOK_TYPE_UNKNOWN) && v->tokens.len[i] > 0)
+        if ((t == COLLM_TOK_TYPE_CONTROL || t == COLLM_TOK_TYPE_USER_DEFINED || t == COLLM_TOK_TYPE_UNKNOWN) && v->tokens.len[i] > 0)
             v->special_ids[v->n_special++] = i;
     }
     qsort_r(v->special_ids, (size_t)v->n_special, sizeof *v->special_ids, cmp_special_len_desc, v);
     return COLLM_OK;
 }
 
-tok_vocab *tok_load(const gguf_file *f) {
+collm_tok_vocab *collm_tok_load(const collm_gguf_file *f) {
     if (!f) {
-        collm_error(COLLM_ERR_ARG, "tokenizer: tok_load: no file");
+        collm_error(COLLM_ERR_ARG, "tokenizer: collm_tok_load: no file");
         return NULL;
     }
-    tok_vocab *v = collm_calloc(1, sizeof *v);
+    collm_tok_vocab *v = collm_calloc(1, sizeof *v);
     if (!v) return NULL;
     if (load_into(v, f)) {
-        tok_free(v);
+        collm_tok_free(v);
         return NULL;
     }
     return v;
 }
 
-tok_vocab *tok_load_path(const char *path) {
-    gguf_file *f = gguf_open(path);
+collm_tok_vocab *collm_tok_load_path(const char *path) {
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
-    tok_vocab *v = tok_load(f);
+    collm_tok_vocab *v = collm_tok_load(f);
     if (!v) collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
-    gguf_close(f);
+    collm_gguf_close(f);
     return v;
 }
 
-void tok_free(tok_vocab *v) {
+void collm_tok_free(collm_tok_vocab *v) {
     if (!v) return;
     strings_free(&v->tokens);
     strings_free(&v->merges);
@@ -331,13 +331,13 @@ static int fragments_push(fragment_list *l, int32_t token, size_t off, size_t le
 // tokenizer_st_partition: each special token in turn (longest text first)
 // splits every remaining raw fragment at each of its occurrences, left to
 // right. parse_special = 0 only splits at USER_DEFINED tokens.
-static int split_special(const tok_vocab *v, const char *text, size_t len, int parse_special, fragment_list *out) {
+static int split_special(const collm_tok_vocab *v, const char *text, size_t len, int parse_special, fragment_list *out) {
     fragment_list cur = {0}, next = {0};
     int rc = COLLM_OK;
     if (len > 0 && (rc = fragments_push(&cur, -1, 0, len))) goto done;
     for (int s = 0; s < v->n_special; s++) {
         int32_t id = v->special_ids[s];
-        if (!parse_special && v->types[id] != TOK_TYPE_USER_DEFINED) continue;
+        if (!parse_special && v->types[id] != COLLM_TOK_TYPE_USER_DEFINED) continue;
         const char *st = v->tokens.blob + v->tokens.off[id];
         size_t sl = v->tokens.len[id];
         next.n = 0;
@@ -374,30 +374,30 @@ done:
     return COLLM_OK;
 }
 
-int tok_encode(const tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap) {
+int collm_tok_encode(const collm_tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap) {
     if (!v || (!text && len) || cap < 0 || (!out && cap > 0))
-        return collm_error(COLLM_ERR_ARG, "tok_encode: bad arguments");
-    if (len > (size_t)INT32_MAX / 2) return collm_error(COLLM_ERR_ARG, "tok_encode: text of %zu bytes is too long", len);
-    int parse_special = (flags & (TOK_PARSE_SPECIAL | TOK_LEGACY_SPECIAL_PIECES)) != 0;
-    tok_ids ids = {0};
+        return collm_error(COLLM_ERR_ARG, "collm_tok_encode: bad arguments");
+    if (len > (size_t)INT32_MAX / 2) return collm_error(COLLM_ERR_ARG, "collm_tok_encode: text of %zu bytes is too long", len);
+    int parse_special = (flags & (COLLM_TOK_PARSE_SPECIAL | COLLM_TOK_LEGACY_SPECIAL_PIECES)) != 0;
+    collm_tok_ids ids = {0};
     fragment_list frags = {0};
     int rc = split_special(v, text, len, parse_special, &frags);
     if (rc) return rc;
-    if ((flags & TOK_ADD_BOS) && v->add_bos) rc = tok_ids_push(&ids, v->bos);
+    if ((flags & COLLM_TOK_ADD_BOS) && v->add_bos) rc = collm_tok_ids_push(&ids, v->bos);
     int prev_special = 1; // the dummy prefix goes on the first fragment and on each after a special token
     for (size_t i = 0; i < frags.n && rc == COLLM_OK; i++) {
         const fragment *fr = &frags.items[i];
         if (fr->token >= 0) {
-            rc = tok_ids_push(&ids, fr->token);
+            rc = collm_tok_ids_push(&ids, fr->token);
             prev_special = 1;
             continue;
         }
-        if (v->model == TOK_MODEL_SPM) {
+        if (v->model == COLLM_TOK_MODEL_SPM) {
             // llama.cpp: prefix if previous is special; legacy transformers: every piece
-            int prefix = v->add_space_prefix && (prev_special || (flags & TOK_LEGACY_SPECIAL_PIECES));
-            rc = tok_spm_encode(v, text + fr->off, fr->len, prefix, &ids);
+            int prefix = v->add_space_prefix && (prev_special || (flags & COLLM_TOK_LEGACY_SPECIAL_PIECES));
+            rc = collm_tok_spm_encode(v, text + fr->off, fr->len, prefix, &ids);
         } else {
-            rc = tok_bpe_encode(v, text + fr->off, fr->len, &ids);
+            rc = collm_tok_bpe_encode(v, text + fr->off, fr->len, &ids);
         }
         prev_special = 0;
     }
@@ -424,21 +424,21 @@ static void sink_put(text_sink *s, const char *p, size_t n) {
         if (s->n + 1 < s->cap) s->out[s->n] = p[i];
 }
 
-int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap) {
-    if (!v || n < 0 || (!ids && n) || (!out && cap)) return collm_error(COLLM_ERR_ARG, "tok_decode: bad arguments");
+int collm_tok_decode(const collm_tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap) {
+    if (!v || n < 0 || (!ids && n) || (!out && cap)) return collm_error(COLLM_ERR_ARG, "collm_tok_decode: bad arguments");
     text_sink s = {out, cap, 0};
     int at_start = 1; // no text token written yet: its dummy-prefix space is dropped
     for (int k = 0; k < n; k++) {
         int32_t id = ids[k];
-        if (id < 0 || id >= v->tokens.n) return collm_error(COLLM_ERR_ARG, "tok_decode: id %d at position %d is out of range (n_vocab %d)", id, k, v->tokens.n);
+        if (id < 0 || id >= v->tokens.n) return collm_error(COLLM_ERR_ARG, "collm_tok_decode: id %d at position %d is out of range (n_vocab %d)", id, k, v->tokens.n);
         const char *t = v->tokens.blob + v->tokens.off[id];
         size_t tl = v->tokens.len[id];
         uint8_t type = v->types[id];
-        if (type == TOK_TYPE_CONTROL || type == TOK_TYPE_UNKNOWN || type == TOK_TYPE_USER_DEFINED) {
+        if (type == COLLM_TOK_TYPE_CONTROL || type == COLLM_TOK_TYPE_UNKNOWN || type == COLLM_TOK_TYPE_USER_DEFINED) {
             sink_put(&s, t, tl);
-        } else if (v->model == TOK_MODEL_SPM) {
+        } else if (v->model == COLLM_TOK_MODEL_SPM) {
             unsigned hx;
-            if (type == TOK_TYPE_BYTE && tl == 6 && sscanf(t, "<0x%02X>", &hx) == 1) {
+            if (type == COLLM_TOK_TYPE_BYTE && tl == 6 && sscanf(t, "<0x%02X>", &hx) == 1) {
                 char c = (char)hx;
                 sink_put(&s, &c, 1);
                 at_start = 0;
@@ -456,7 +456,7 @@ int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t 
         } else {
             for (size_t i = 0; i < tl;) {
                 size_t before = i;
-                uint32_t cp = tok_utf8_decode((const uint8_t *)t, tl, &i);
+                uint32_t cp = collm_tok_utf8_decode((const uint8_t *)t, tl, &i);
                 if (cp < 512 && v->unicode_byte[cp] >= 0) {
                     char c = (char)v->unicode_byte[cp];
                     sink_put(&s, &c, 1);
@@ -470,23 +470,23 @@ int tok_decode(const tok_vocab *v, const int32_t *ids, int n, char *out, size_t 
 
 // ---------------------------------------------------------------- accessors
 
-int tok_n_vocab(const tok_vocab *v) { return v->tokens.n; }
-tok_model tok_model_type(const tok_vocab *v) { return v->model; }
-tok_pre tok_pre_type(const tok_vocab *v) { return v->pre; }
-int tok_add_bos(const tok_vocab *v) { return v->add_bos; }
-int32_t tok_bos(const tok_vocab *v) { return v->bos; }
-int32_t tok_eos(const tok_vocab *v) { return v->eos; }
-int32_t tok_unk(const tok_vocab *v) { return v->unk; }
-int32_t tok_pad(const tok_vocab *v) { return v->pad; }
+int collm_tok_n_vocab(const collm_tok_vocab *v) { return v->tokens.n; }
+collm_tok_model collm_tok_model_type(const collm_tok_vocab *v) { return v->model; }
+collm_tok_pre collm_tok_pre_type(const collm_tok_vocab *v) { return v->pre; }
+int collm_tok_add_bos(const collm_tok_vocab *v) { return v->add_bos; }
+int32_t collm_tok_bos(const collm_tok_vocab *v) { return v->bos; }
+int32_t collm_tok_eos(const collm_tok_vocab *v) { return v->eos; }
+int32_t collm_tok_unk(const collm_tok_vocab *v) { return v->unk; }
+int32_t collm_tok_pad(const collm_tok_vocab *v) { return v->pad; }
 
-const char *tok_token_text(const tok_vocab *v, int32_t id) {
+const char *collm_tok_token_text(const collm_tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->tokens.n ? v->tokens.blob + v->tokens.off[id] : NULL;
 }
 
-tok_token_type tok_token_type_of(const tok_vocab *v, int32_t id) {
-    return id >= 0 && id < v->tokens.n ? (tok_token_type)v->types[id] : TOK_TYPE_UNDEFINED;
+collm_tok_token_type collm_tok_token_type_of(const collm_tok_vocab *v, int32_t id) {
+    return id >= 0 && id < v->tokens.n ? (collm_tok_token_type)v->types[id] : COLLM_TOK_TYPE_UNDEFINED;
 }
 
-float tok_token_score(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->tokens.n ? v->scores[id] : 0.0f; }
+float collm_tok_token_score(const collm_tok_vocab *v, int32_t id) { return id >= 0 && id < v->tokens.n ? v->scores[id] : 0.0f; }
 
-int32_t tok_find(const tok_vocab *v, const char *text) { return text ? tok_lookup(v, text, strlen(text)) : -1; }
+int32_t collm_tok_find(const collm_tok_vocab *v, const char *text) { return text ? collm_tok_lookup(v, text, strlen(text)) : -1; }

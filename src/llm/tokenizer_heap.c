@@ -5,14 +5,14 @@
 
 #include <stdlib.h>
 
-static int bigram_before(const tok_bigram *a, const tok_bigram *b) {
+static int bigram_before(const collm_tok_bigram *a, const collm_tok_bigram *b) {
     return a->priority < b->priority || (a->priority == b->priority && a->left < b->left);
 }
 
-int tok_heap_push(tok_bigram_heap *h, tok_bigram b) {
+int collm_tok_heap_push(collm_tok_bigram_heap *h, collm_tok_bigram b) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 64;
-        tok_bigram *p = realloc(h->items, cap * sizeof *p);
+        collm_tok_bigram *p = realloc(h->items, cap * sizeof *p);
         if (!p) return collm_error(COLLM_ERR_NOMEM, "tokenizer: out of memory (merge queue)");
         h->items = p;
         h->cap = cap;
@@ -28,9 +28,9 @@ int tok_heap_push(tok_bigram_heap *h, tok_bigram b) {
     return COLLM_OK;
 }
 
-tok_bigram tok_heap_pop(tok_bigram_heap *h) {
-    tok_bigram top = h->items[0];
-    tok_bigram last = h->items[--h->n];
+collm_tok_bigram collm_tok_heap_pop(collm_tok_bigram_heap *h) {
+    collm_tok_bigram top = h->items[0];
+    collm_tok_bigram last = h->items[--h->n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;

@@ -16,15 +16,15 @@ typedef struct {
 
 
 // Queues (left, right) if their concatenation is a token.
-static int try_add_bigram(const tok_vocab *v, const char *text, const spm_symbol *sym, int left, int right, tok_bigram_heap *h) {
+static int try_add_bigram(const collm_tok_vocab *v, const char *text, const spm_symbol *sym, int left, int right, collm_tok_bigram_heap *h) {
     if (left < 0 || right < 0) return COLLM_OK;
     size_t n = sym[left].n + sym[right].n;
-    int32_t id = tok_lookup(v, text + sym[left].off, n);
+    int32_t id = collm_tok_lookup(v, text + sym[left].off, n);
     if (id < 0) return COLLM_OK;
-    return tok_heap_push(h, (tok_bigram){left, right, -(double)v->scores[id], n});
+    return collm_tok_heap_push(h, (collm_tok_bigram){left, right, -(double)v->scores[id], n});
 }
 
-int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_prefix, tok_ids *out) {
+int collm_tok_spm_encode(const collm_tok_vocab *v, const char *text, size_t len, int add_prefix, collm_tok_ids *out) {
     static const char space_mark[3] = {(char)0xE2, (char)0x96, (char)0x81}; // U+2581 "▁"
     if (len == 0) return COLLM_OK; // llama.cpp never tokenizes an empty fragment
     // escaped text: optional dummy prefix, then every ' ' replaced by "▁"
@@ -33,7 +33,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     size_t esc_len = len + 2 * n_spaces + (add_prefix ? 3 : 0);
     char *esc = collm_malloc(esc_len);
     spm_symbol *sym = collm_malloc(esc_len * sizeof *sym);
-    tok_bigram_heap heap = {0};
+    collm_tok_bigram_heap heap = {0};
     int rc = COLLM_OK;
     if (!esc || !sym) {
         rc = COLLM_ERR_NOMEM;
@@ -49,7 +49,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     // one symbol per UTF-8 character (length from the lead byte, clipped at the end)
     int n_sym = 0;
     for (size_t off = 0; off < esc_len;) {
-        size_t n = tok_utf8_len((uint8_t)esc[off]);
+        size_t n = collm_tok_utf8_len((uint8_t)esc[off]);
         if (n > esc_len - off) n = esc_len - off;
         sym[n_sym] = (spm_symbol){n_sym - 1, -1, off, n};
         if (n_sym > 0) sym[n_sym - 1].next = n_sym;
@@ -59,7 +59,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     for (int i = 1; i < n_sym && rc == COLLM_OK; i++) rc = try_add_bigram(v, esc, sym, i - 1, i, &heap);
 
     while (rc == COLLM_OK && heap.n > 0) {
-        tok_bigram b = tok_heap_pop(&heap);
+        collm_tok_bigram b = collm_tok_heap_pop(&heap);
         spm_symbol *l = &sym[b.left], *r = &sym[b.right];
         // stale entry: one side was merged away or grew since it was queued
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
@@ -72,9 +72,9 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
     }
 
     for (int i = 0; rc == COLLM_OK && i >= 0 && n_sym > 0; i = sym[i].next) {
-        int32_t id = tok_lookup(v, esc + sym[i].off, sym[i].n);
+        int32_t id = collm_tok_lookup(v, esc + sym[i].off, sym[i].n);
         if (id >= 0) {
-            rc = tok_ids_push(out, id);
+            rc = collm_tok_ids_push(out, id);
             continue;
         }
         // not a token: byte fallback, one <0xXX> per byte
@@ -84,7 +84,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_pre
             if (bt < 0)
                 rc = collm_error(COLLM_ERR_FORMAT, "tokenizer: byte 0x%02X has no <0x%02X> token and the vocab has no unknown token",
                                  (uint8_t)esc[sym[i].off + k], (uint8_t)esc[sym[i].off + k]);
-            else rc = tok_ids_push(out, bt);
+            else rc = collm_tok_ids_push(out, bt);
         }
     }
 done:

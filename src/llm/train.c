@@ -29,13 +29,13 @@ typedef struct {
     float *up;      // (R, F)
     float *h;       // (R, F) silu(gate)·up (input of w_down)
     // LoRA inputs after dropout and x·A^T, per target (NULL when not adapted)
-    float *lora_x_drop[LORA_N_TARGETS];
-    float *lora_xa[LORA_N_TARGETS];
+    float *lora_x_drop[COLLM_LORA_N_TARGETS];
+    float *lora_xa[COLLM_LORA_N_TARGETS];
 } layer_acts;
 
-struct llm_trainer {
-    llm_model *model;
-    lora_adapter *lora;
+struct collm_llm_trainer {
+    collm_llm_model *model;
+    collm_lora_adapter *lora;
     int full_finetune;
     int max_rows, max_seq_len;
     collm_pool *pool;
@@ -81,9 +81,9 @@ struct llm_trainer {
     float *storage;
 };
 
-float *llm_trainer_model_grad(llm_trainer *tr) { return tr->model_grad; }
+float *collm_llm_trainer_model_grad(collm_llm_trainer *tr) { return tr->model_grad; }
 
-float *llm_trainer_grad_of(llm_trainer *tr, const float *weight) {
+float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
     if (!tr->model_grad || !weight) return NULL;
     ptrdiff_t off = weight - tr->model->params;
     if (off < 0 || off >= tr->model->n_params) return NULL;
@@ -93,9 +93,9 @@ float *llm_trainer_grad_of(llm_trainer *tr, const float *weight) {
 // ---------------------------------------------------------------------------
 // allocation
 
-llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_finetune, int max_rows,
+collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_adapter *lora, int full_finetune, int max_rows,
                                 int max_seq_len, collm_pool *pool) {
-    const llm_hparams *hp = &model->hp;
+    const collm_llm_hparams *hp = &model->hp;
     if (max_rows < 1 || max_seq_len < 1 || max_seq_len > max_rows) {
         collm_error(COLLM_ERR_ARG, "trainer: bad sizes max_rows=%d max_seq_len=%d", max_rows, max_seq_len);
         return NULL;
@@ -104,7 +104,7 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
         collm_error(COLLM_ERR_ARG, "trainer: LoRA has %d layers, model %d", lora->n_layer, hp->n_layer);
         return NULL;
     }
-    llm_trainer *tr = collm_calloc(1, sizeof *tr);
+    collm_llm_trainer *tr = collm_calloc(1, sizeof *tr);
     if (!tr) return NULL;
     tr->model = model;
     tr->lora = lora;
@@ -120,8 +120,8 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
     int64_t rank = lora ? lora->rank : 0;
     int64_t lora_floats = 0;
     if (lora)
-        for (int t = 0; t < LORA_N_TARGETS; t++) {
-            lora_pair *p = lora_get(lora, 0, (lora_target)t);
+        for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+            collm_lora_pair *p = collm_lora_get(lora, 0, (collm_lora_target)t);
             if (!p) continue;
             lora_floats += R * rank + (lora->dropout > 0 ? R * p->in : 0);
         }
@@ -143,7 +143,7 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     if (!tr->storage || !tr->acts || !tr->seq_len || !tr->row_start || !tr->att_start || !tr->pos || !tr->tokens ||
         !tr->slot_rows || !tr->dw_parts || !tr->last_pos || !tr->last_att || (full_finetune && !tr->model_grad)) {
-        llm_trainer_free(tr);
+        collm_llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
         return NULL;
     }
@@ -167,8 +167,8 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
         a->up = s, s += R * F;
         a->h = s, s += R * F;
         if (lora)
-            for (int t = 0; t < LORA_N_TARGETS; t++) {
-                lora_pair *p = lora_get(lora, l, (lora_target)t);
+            for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+                collm_lora_pair *p = collm_lora_get(lora, l, (collm_lora_target)t);
                 if (!p) continue;
                 a->lora_xa[t] = s, s += R * rank;
                 if (lora->dropout > 0) a->lora_x_drop[t] = s, s += R * p->in;
@@ -193,7 +193,7 @@ llm_trainer *llm_trainer_create(llm_model *model, lora_adapter *lora, int full_f
     return tr;
 }
 
-void llm_trainer_free(llm_trainer *tr) {
+void collm_llm_trainer_free(collm_llm_trainer *tr) {
     if (!tr) return;
     free(tr->storage);
     free(tr->acts);
@@ -225,7 +225,7 @@ typedef struct {
     const int32_t *pos;
     int width, n_head;
     float eps;
-    const llm_hparams *hp;
+    const collm_llm_hparams *hp;
 } rows_job;
 
 static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
@@ -233,75 +233,75 @@ static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     int64_t n = end - begin, W = j->width;
     switch (j->kind) {
     case ROWS_RMSNORM_FWD:
-        ops_rmsnorm_forward(j->y + begin * W, j->rstd + begin, j->x + begin * W, j->w, (int)n, (int)W, j->eps);
+        collm_ops_rmsnorm_forward(j->y + begin * W, j->rstd + begin, j->x + begin * W, j->w, (int)n, (int)W, j->eps);
         break;
     case ROWS_RMSNORM_BWD:
-        ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL, j->dy + begin * W,
+        collm_ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL, j->dy + begin * W,
                              j->x + begin * W, j->w, j->rstd_in + begin, (int)n, (int)W);
         break;
-    case ROWS_SWIGLU_FWD: ops_swiglu_forward(j->y + begin * W, j->x + begin * W, j->x2 + begin * W, n * W); break;
+    case ROWS_SWIGLU_FWD: collm_ops_swiglu_forward(j->y + begin * W, j->x + begin * W, j->x2 + begin * W, n * W); break;
     case ROWS_SWIGLU_BWD:
-        ops_swiglu_backward(j->y + begin * W, j->y2 + begin * W, j->dy + begin * W, j->x + begin * W,
+        collm_ops_swiglu_backward(j->y + begin * W, j->y2 + begin * W, j->dy + begin * W, j->x + begin * W,
                             j->x2 + begin * W, n * W);
         break;
     case ROWS_ROPE_FWD:
-        ops_rope_forward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
+        collm_ops_rope_forward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
                          j->hp->rope_base, j->hp->rope_neox);
         break;
     case ROWS_ROPE_BWD:
-        ops_rope_backward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
+        collm_ops_rope_backward(j->y + begin * W, j->pos + begin, (int)n, j->n_head, j->hp->head_dim, j->hp->n_rot,
                           j->hp->rope_base, j->hp->rope_neox);
         break;
-    case ROWS_AXPY: ops_axpy(j->y + begin * W, 1.0f, j->x + begin * W, n * W); break;
+    case ROWS_AXPY: collm_ops_axpy(j->y + begin * W, 1.0f, j->x + begin * W, n * W); break;
     case ROWS_ZERO: memset(j->y + begin * W, 0, (size_t)(n * W) * sizeof(float)); break;
     }
 }
 
-static void run_rows(llm_trainer *tr, rows_job *j, int64_t rows) {
+static void run_rows(collm_llm_trainer *tr, rows_job *j, int64_t rows) {
     collm_pool_for(tr->pool, rows, 16, rows_task, j);
 }
 
 // y (T, C) = rmsnorm(x) ⊙ w
-static void par_rmsnorm_forward(llm_trainer *tr, float *y, float *rstd, const float *x, const float *w, int T, int C) {
+static void par_rmsnorm_forward(collm_llm_trainer *tr, float *y, float *rstd, const float *x, const float *w, int T, int C) {
     rows_job j = {.kind = ROWS_RMSNORM_FWD, .y = y, .rstd = rstd, .x = x, .w = w, .width = C, .eps = tr->model->hp.rms_eps};
     run_rows(tr, &j, T);
 }
 
 // dx (T, C) += ...; dw (C) += Σ over rows, summed per thread then in thread order
-static void par_rmsnorm_backward(llm_trainer *tr, float *dx, float *dw, const float *dy, const float *x,
+static void par_rmsnorm_backward(collm_llm_trainer *tr, float *dx, float *dw, const float *dy, const float *x,
                                  const float *w, const float *rstd, int T, int C) {
     int threads = collm_pool_size(tr->pool);
     if (dw) memset(tr->dw_parts, 0, (size_t)threads * C * sizeof(float));
     rows_job j = {.kind = ROWS_RMSNORM_BWD, .y = dx, .dw_parts = dw ? tr->dw_parts : NULL, .dy = dy, .x = x, .w = w,
                   .rstd_in = rstd, .width = C};
     run_rows(tr, &j, T);
-    for (int t = 0; dw && t < threads; t++) ops_axpy(dw, 1.0f, tr->dw_parts + (int64_t)t * C, C);
+    for (int t = 0; dw && t < threads; t++) collm_ops_axpy(dw, 1.0f, tr->dw_parts + (int64_t)t * C, C);
 }
 
-static void par_swiglu_forward(llm_trainer *tr, float *h, const float *g, const float *u, int T, int F) {
+static void par_swiglu_forward(collm_llm_trainer *tr, float *h, const float *g, const float *u, int T, int F) {
     rows_job j = {.kind = ROWS_SWIGLU_FWD, .y = h, .x = g, .x2 = u, .width = F};
     run_rows(tr, &j, T);
 }
 
-static void par_swiglu_backward(llm_trainer *tr, float *dg, float *du, const float *dh, const float *g, const float *u,
+static void par_swiglu_backward(collm_llm_trainer *tr, float *dg, float *du, const float *dh, const float *g, const float *u,
                                 int T, int F) {
     rows_job j = {.kind = ROWS_SWIGLU_BWD, .y = dg, .y2 = du, .dy = dh, .x = g, .x2 = u, .width = F};
     run_rows(tr, &j, T);
 }
 
-static void par_rope(llm_trainer *tr, int backward, float *x, const int32_t *pos, int T, int n_head) {
-    const llm_hparams *hp = &tr->model->hp;
+static void par_rope(collm_llm_trainer *tr, int backward, float *x, const int32_t *pos, int T, int n_head) {
+    const collm_llm_hparams *hp = &tr->model->hp;
     rows_job j = {.kind = backward ? ROWS_ROPE_BWD : ROWS_ROPE_FWD, .y = x, .pos = pos, .n_head = n_head,
                   .width = n_head * hp->head_dim, .hp = hp};
     run_rows(tr, &j, T);
 }
 
-static void par_axpy(llm_trainer *tr, float *y, const float *x, int T, int C) {
+static void par_axpy(collm_llm_trainer *tr, float *y, const float *x, int T, int C) {
     rows_job j = {.kind = ROWS_AXPY, .y = y, .x = x, .width = C};
     run_rows(tr, &j, T);
 }
 
-static void par_zero(llm_trainer *tr, float *y, int T, int C) {
+static void par_zero(collm_llm_trainer *tr, float *y, int T, int C) {
     rows_job j = {.kind = ROWS_ZERO, .y = y, .width = C};
     run_rows(tr, &j, T);
 }
@@ -309,28 +309,28 @@ static void par_zero(llm_trainer *tr, float *y, int T, int C) {
 // ---------------------------------------------------------------------------
 // projections: y = x·W^T + b (+ LoRA)
 
-static void projection_forward(llm_trainer *tr, int layer, lora_target target, const float *x, int R, int in, int out,
+static void projection_forward(collm_llm_trainer *tr, int layer, collm_lora_target target, const float *x, int R, int in, int out,
                                const float *w, const float *bias, float *y, collm_rng *dropout_rng) {
-    ops_matmul_forward(y, x, w, bias, R, in, out);
-    lora_pair *p = lora_get(tr->lora, layer, target);
+    collm_ops_matmul_forward(y, x, w, bias, R, in, out);
+    collm_lora_pair *p = collm_lora_get(tr->lora, layer, target);
     if (!p) return;
     layer_acts *a = &tr->acts[layer];
-    lora_forward(p, lora_scale(tr->lora), tr->lora->dropout, x, R, a->lora_x_drop[target], a->lora_xa[target], y,
+    collm_lora_forward(p, collm_lora_scale(tr->lora), tr->lora->dropout, x, R, a->lora_x_drop[target], a->lora_xa[target], y,
                  dropout_rng);
 }
 
 // dx (R, in) += dy·W (+ adapter path); dW, db accumulate when fine-tuning.
-static void projection_backward(llm_trainer *tr, int layer, lora_target target, const float *x, int R, int in, int out,
+static void projection_backward(collm_llm_trainer *tr, int layer, collm_lora_target target, const float *x, int R, int in, int out,
                                 const float *w, const float *bias, const float *dy, float *dx) {
-    float *dw = llm_trainer_grad_of(tr, w);
-    float *db = llm_trainer_grad_of(tr, bias);
-    ops_matmul_backward(dx, dw, db, dy, x, w, R, in, out);
-    lora_pair *p = lora_get(tr->lora, layer, target);
+    float *dw = collm_llm_trainer_grad_of(tr, w);
+    float *db = collm_llm_trainer_grad_of(tr, bias);
+    collm_ops_matmul_backward(dx, dw, db, dy, x, w, R, in, out);
+    collm_lora_pair *p = collm_lora_get(tr->lora, layer, target);
     if (!p) return;
     layer_acts *a = &tr->acts[layer];
     int dropped = tr->dropout_used && tr->lora->dropout > 0;
     const float *xd = dropped ? a->lora_x_drop[target] : x;
-    lora_backward(p, lora_scale(tr->lora), tr->lora->dropout, xd, dropped ? xd : NULL, R, a->lora_xa[target], dy, dx,
+    collm_lora_backward(p, collm_lora_scale(tr->lora), tr->lora->dropout, xd, dropped ? xd : NULL, R, a->lora_xa[target], dy, dx,
                   tr->d_xa);
 }
 
@@ -338,7 +338,7 @@ static void projection_backward(llm_trainer *tr, int layer, lora_target target, 
 // attention over the packed prompts, parallel over prompts
 
 typedef struct {
-    llm_trainer *tr;
+    collm_llm_trainer *tr;
     layer_acts *a;
     const float *d_attn; // backward only
     int last_only;       // the last layer: one query per prompt, its last row
@@ -348,7 +348,7 @@ typedef struct {
 // prompt (causal, n_past 0), or only its last row (n_past = len - 1).
 static void attention_geometry(const attention_job *job, int64_t s, int64_t *q_row, int *T, int *n_past,
                                int64_t *att_offset) {
-    const llm_trainer *tr = job->tr;
+    const collm_llm_trainer *tr = job->tr;
     int len = tr->seq_len[s];
     *q_row = job->last_only ? s : tr->row_start[s];
     *T = job->last_only ? 1 : len;
@@ -359,14 +359,14 @@ static void attention_geometry(const attention_job *job, int64_t s, int64_t *q_r
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     attention_job *job = ctx_;
-    llm_trainer *tr = job->tr;
-    const llm_hparams *hp = &tr->model->hp;
+    collm_llm_trainer *tr = job->tr;
+    const collm_llm_hparams *hp = &tr->model->hp;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int64_t s = begin; s < end; s++) {
         int64_t r0 = tr->row_start[s], q_row, att;
         int T, n_past;
         attention_geometry(job, s, &q_row, &T, &n_past, &att);
-        ops_attention_forward(job->a->attn + q_row * Q, job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV,
+        collm_ops_attention_forward(job->a->attn + q_row * Q, job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV,
                               job->a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
     }
 }
@@ -374,14 +374,14 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     attention_job *job = ctx_;
-    llm_trainer *tr = job->tr;
-    const llm_hparams *hp = &tr->model->hp;
+    collm_llm_trainer *tr = job->tr;
+    const collm_llm_hparams *hp = &tr->model->hp;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int64_t s = begin; s < end; s++) {
         int64_t r0 = tr->row_start[s], q_row, att;
         int T, n_past;
         attention_geometry(job, s, &q_row, &T, &n_past, &att);
-        ops_attention_backward(tr->d_q + q_row * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + q_row * Q,
+        collm_ops_attention_backward(tr->d_q + q_row * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + q_row * Q,
                                job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV, job->a->v + r0 * KV, T,
                                n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
     }
@@ -390,57 +390,57 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
 // ---------------------------------------------------------------------------
 // one transformer block
 
-static void block_forward(llm_trainer *tr, int l, float *x_out, collm_rng *dropout_rng) {
-    const llm_hparams *hp = &tr->model->hp;
-    const llm_layer_weights *w = &tr->model->layers[l];
+static void block_forward(collm_llm_trainer *tr, int l, float *x_out, collm_rng *dropout_rng) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const collm_llm_layer_weights *w = &tr->model->layers[l];
     layer_acts *a = &tr->acts[l];
     int R = tr->n_rows, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
     // attention: x_mid = x + wo · attention(rope(q), rope(k), v)
     par_rmsnorm_forward(tr, a->xn1, a->rstd1, a->x, w->attn_norm, R, C);
-    projection_forward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, a->q, dropout_rng);
-    projection_forward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
-    projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, a->q, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
     par_rope(tr, 0, a->q, tr->pos, R, hp->n_head);
     par_rope(tr, 0, a->k, tr->pos, R, hp->n_head_kv);
     attention_job job = {tr, a, NULL, 0};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_forward_task, &job);
-    projection_forward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, a->x_mid, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_O, a->attn, R, Q, C, w->wo, NULL, a->x_mid, dropout_rng);
     par_axpy(tr, a->x_mid, a->x, R, C);
 
     // feed-forward: x_out = x_mid + w_down · (silu(w_gate·xn2) ⊙ w_up·xn2)
     par_rmsnorm_forward(tr, a->xn2, a->rstd2, a->x_mid, w->ffn_norm, R, C);
-    projection_forward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, a->gate, dropout_rng);
-    projection_forward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, a->up, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, a->gate, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_UP, a->xn2, R, C, F, w->w_up, NULL, a->up, dropout_rng);
     par_swiglu_forward(tr, a->h, a->gate, a->up, R, F);
-    projection_forward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, x_out, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_DOWN, a->h, R, F, C, w->w_down, NULL, x_out, dropout_rng);
     par_axpy(tr, x_out, a->x_mid, R, C);
 }
 
 // d_x (R, C) holds ∂L/∂x_out on entry and ∂L/∂x (the block input) on exit.
-static void block_backward(llm_trainer *tr, int l) {
-    const llm_hparams *hp = &tr->model->hp;
-    const llm_layer_weights *w = &tr->model->layers[l];
+static void block_backward(collm_llm_trainer *tr, int l) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const collm_llm_layer_weights *w = &tr->model->layers[l];
     layer_acts *a = &tr->acts[l];
     int R = tr->n_rows, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
     // feed-forward (the residual passes d_x through unchanged)
     par_zero(tr, tr->d_h, R, F);
-    projection_backward(tr, l, LORA_DOWN, a->h, R, F, C, w->w_down, NULL, tr->d_x, tr->d_h);
+    projection_backward(tr, l, COLLM_LORA_DOWN, a->h, R, F, C, w->w_down, NULL, tr->d_x, tr->d_h);
     par_zero(tr, tr->d_gate, R, F);
     par_zero(tr, tr->d_up, R, F);
     par_swiglu_backward(tr, tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, R, F);
     par_zero(tr, tr->d_xn, R, C);
-    projection_backward(tr, l, LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
-    projection_backward(tr, l, LORA_UP, a->xn2, R, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
-    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2,
+    projection_backward(tr, l, COLLM_LORA_GATE, a->xn2, R, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_UP, a->xn2, R, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
+    par_rmsnorm_backward(tr, tr->d_x, collm_llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2,
                          R, C);
 
     // attention
     par_zero(tr, tr->d_attn, R, Q);
-    projection_backward(tr, l, LORA_O, a->attn, R, Q, C, w->wo, NULL, tr->d_x, tr->d_attn);
+    projection_backward(tr, l, COLLM_LORA_O, a->attn, R, Q, C, w->wo, NULL, tr->d_x, tr->d_attn);
     par_zero(tr, tr->d_q, R, Q);
     par_zero(tr, tr->d_k, R, KV);
     par_zero(tr, tr->d_v, R, KV);
@@ -449,47 +449,47 @@ static void block_backward(llm_trainer *tr, int l) {
     par_rope(tr, 1, tr->d_q, tr->pos, R, hp->n_head);
     par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
     par_zero(tr, tr->d_xn, R, C);
-    projection_backward(tr, l, LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, tr->d_q, tr->d_xn);
-    projection_backward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
-    projection_backward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
-    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
+    projection_backward(tr, l, COLLM_LORA_Q, a->xn1, R, C, Q, w->wq, w->bq, tr->d_q, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
+    par_rmsnorm_backward(tr, tr->d_x, collm_llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
                          C);
 }
 
 // The last block, evaluated at each prompt's last row only (n rows = n_seq);
 // writes x_final (n_seq, C). Keys and values still cover every row.
-static void last_block_forward(llm_trainer *tr, int l, collm_rng *dropout_rng) {
-    const llm_hparams *hp = &tr->model->hp;
-    const llm_layer_weights *w = &tr->model->layers[l];
+static void last_block_forward(collm_llm_trainer *tr, int l, collm_rng *dropout_rng) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const collm_llm_layer_weights *w = &tr->model->layers[l];
     layer_acts *a = &tr->acts[l];
     int R = tr->n_rows, N = tr->n_seq, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
     par_rmsnorm_forward(tr, a->xn1, a->rstd1, a->x, w->attn_norm, R, C);
-    projection_forward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
-    projection_forward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_K, a->xn1, R, C, KV, w->wk, w->bk, a->k, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_V, a->xn1, R, C, KV, w->wv, w->bv, a->v, dropout_rng);
     par_rope(tr, 0, a->k, tr->pos, R, hp->n_head_kv);
     for (int s = 0; s < N; s++)
         memcpy(tr->q_in + (int64_t)s * C, a->xn1 + (tr->row_start[s + 1] - 1) * C, (size_t)C * sizeof(float));
-    projection_forward(tr, l, LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, a->q, dropout_rng); // (N, Q)
-    ops_rope_forward(a->q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    projection_forward(tr, l, COLLM_LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, a->q, dropout_rng); // (N, Q)
+    collm_ops_rope_forward(a->q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
     attention_job job = {tr, a, NULL, 1};
     collm_pool_for(tr->pool, N, 1, attention_forward_task, &job);
-    projection_forward(tr, l, LORA_O, a->attn, N, Q, C, w->wo, NULL, a->x_mid, dropout_rng); // (N, C)
-    for (int s = 0; s < N; s++) ops_axpy(a->x_mid + (int64_t)s * C, 1.0f, a->x + (tr->row_start[s + 1] - 1) * C, C);
+    projection_forward(tr, l, COLLM_LORA_O, a->attn, N, Q, C, w->wo, NULL, a->x_mid, dropout_rng); // (N, C)
+    for (int s = 0; s < N; s++) collm_ops_axpy(a->x_mid + (int64_t)s * C, 1.0f, a->x + (tr->row_start[s + 1] - 1) * C, C);
 
-    ops_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ffn_norm, N, C, hp->rms_eps);
-    projection_forward(tr, l, LORA_GATE, a->xn2, N, C, F, w->w_gate, NULL, a->gate, dropout_rng);
-    projection_forward(tr, l, LORA_UP, a->xn2, N, C, F, w->w_up, NULL, a->up, dropout_rng);
-    ops_swiglu_forward(a->h, a->gate, a->up, (int64_t)N * F);
-    projection_forward(tr, l, LORA_DOWN, a->h, N, F, C, w->w_down, NULL, tr->x_final, dropout_rng);
-    ops_axpy(tr->x_final, 1.0f, a->x_mid, (int64_t)N * C);
+    collm_ops_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ffn_norm, N, C, hp->rms_eps);
+    projection_forward(tr, l, COLLM_LORA_GATE, a->xn2, N, C, F, w->w_gate, NULL, a->gate, dropout_rng);
+    projection_forward(tr, l, COLLM_LORA_UP, a->xn2, N, C, F, w->w_up, NULL, a->up, dropout_rng);
+    collm_ops_swiglu_forward(a->h, a->gate, a->up, (int64_t)N * F);
+    projection_forward(tr, l, COLLM_LORA_DOWN, a->h, N, F, C, w->w_down, NULL, tr->x_final, dropout_rng);
+    collm_ops_axpy(tr->x_final, 1.0f, a->x_mid, (int64_t)N * C);
 }
 
 // d_last (n_seq, C) holds ∂L/∂x_final on entry; d_x (R, C) receives ∂L/∂x.
-static void last_block_backward(llm_trainer *tr, int l) {
-    const llm_hparams *hp = &tr->model->hp;
-    const llm_layer_weights *w = &tr->model->layers[l];
+static void last_block_backward(collm_llm_trainer *tr, int l) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const collm_llm_layer_weights *w = &tr->model->layers[l];
     layer_acts *a = &tr->acts[l];
     int R = tr->n_rows, N = tr->n_seq, C = hp->n_embd, F = hp->n_ff;
     int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
@@ -497,47 +497,47 @@ static void last_block_backward(llm_trainer *tr, int l) {
     float *d_mid = tr->d_last; // the residual passes the gradient through to x_mid
 
     memset(tr->d_h, 0, nf);
-    projection_backward(tr, l, LORA_DOWN, a->h, N, F, C, w->w_down, NULL, d_mid, tr->d_h);
+    projection_backward(tr, l, COLLM_LORA_DOWN, a->h, N, F, C, w->w_down, NULL, d_mid, tr->d_h);
     memset(tr->d_gate, 0, nf);
     memset(tr->d_up, 0, nf);
-    ops_swiglu_backward(tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, (int64_t)N * F);
+    collm_ops_swiglu_backward(tr->d_gate, tr->d_up, tr->d_h, a->gate, a->up, (int64_t)N * F);
     memset(tr->d_xn, 0, nc);
-    projection_backward(tr, l, LORA_GATE, a->xn2, N, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
-    projection_backward(tr, l, LORA_UP, a->xn2, N, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
-    ops_rmsnorm_backward(d_mid, llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2, N, C);
+    projection_backward(tr, l, COLLM_LORA_GATE, a->xn2, N, C, F, w->w_gate, NULL, tr->d_gate, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_UP, a->xn2, N, C, F, w->w_up, NULL, tr->d_up, tr->d_xn);
+    collm_ops_rmsnorm_backward(d_mid, collm_llm_trainer_grad_of(tr, w->ffn_norm), tr->d_xn, a->x_mid, w->ffn_norm, a->rstd2, N, C);
 
     memset(tr->d_attn, 0, (size_t)N * Q * sizeof(float));
-    projection_backward(tr, l, LORA_O, a->attn, N, Q, C, w->wo, NULL, d_mid, tr->d_attn);
+    projection_backward(tr, l, COLLM_LORA_O, a->attn, N, Q, C, w->wo, NULL, d_mid, tr->d_attn);
     memset(tr->d_q, 0, (size_t)N * Q * sizeof(float));
     par_zero(tr, tr->d_k, R, KV);
     par_zero(tr, tr->d_v, R, KV);
     attention_job job = {tr, a, tr->d_attn, 1};
     collm_pool_for(tr->pool, N, 1, attention_backward_task, &job);
-    ops_rope_backward(tr->d_q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
+    collm_ops_rope_backward(tr->d_q, tr->last_pos, N, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_neox);
     par_rope(tr, 1, tr->d_k, tr->pos, R, hp->n_head_kv);
     memset(tr->d_q_in, 0, nc);
-    projection_backward(tr, l, LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, tr->d_q, tr->d_q_in);
+    projection_backward(tr, l, COLLM_LORA_Q, tr->q_in, N, C, Q, w->wq, w->bq, tr->d_q, tr->d_q_in);
     par_zero(tr, tr->d_xn, R, C);
-    projection_backward(tr, l, LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
-    projection_backward(tr, l, LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_K, a->xn1, R, C, KV, w->wk, w->bk, tr->d_k, tr->d_xn);
+    projection_backward(tr, l, COLLM_LORA_V, a->xn1, R, C, KV, w->wv, w->bv, tr->d_v, tr->d_xn);
     // gradients at the last rows: the query path and the residual
     par_zero(tr, tr->d_x, R, C);
     for (int s = 0; s < N; s++) {
         int64_t r = tr->row_start[s + 1] - 1;
-        ops_axpy(tr->d_xn + r * C, 1.0f, tr->d_q_in + (int64_t)s * C, C);
-        ops_axpy(tr->d_x + r * C, 1.0f, d_mid + (int64_t)s * C, C);
+        collm_ops_axpy(tr->d_xn + r * C, 1.0f, tr->d_q_in + (int64_t)s * C, C);
+        collm_ops_axpy(tr->d_x + r * C, 1.0f, d_mid + (int64_t)s * C, C);
     }
-    par_rmsnorm_backward(tr, tr->d_x, llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
+    par_rmsnorm_backward(tr, tr->d_x, collm_llm_trainer_grad_of(tr, w->attn_norm), tr->d_xn, a->x, w->attn_norm, a->rstd1, R,
                          C);
 }
 
 // ---------------------------------------------------------------------------
 // the whole model
 
-int llm_trainer_forward(llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                        const llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
-    const llm_model *m = tr->model;
-    const llm_hparams *hp = &m->hp;
+int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                        const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
+    const collm_llm_model *m = tr->model;
+    const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd;
     if (n_seq < 1) return collm_error(COLLM_ERR_ARG, "trainer: empty batch");
     if (yes_id < 0 || yes_id >= hp->n_vocab) return collm_error(COLLM_ERR_ARG, "trainer: answer token %d out of range", yes_id);
@@ -598,38 +598,38 @@ int llm_trainer_forward(llm_trainer *tr, const int32_t *tokens, const int32_t *s
     // final norm and the answer row, at each prompt's last row only
     const float *yes_row = m->output + (int64_t)yes_id * C;
     for (int s = 0; s < n_seq; s++) {
-        ops_rmsnorm_forward(tr->last_norm + (int64_t)s * C, tr->last_rstd + s, tr->x_final + (int64_t)s * C,
+        collm_ops_rmsnorm_forward(tr->last_norm + (int64_t)s * C, tr->last_rstd + s, tr->x_final + (int64_t)s * C,
                             m->output_norm, 1, C, hp->rms_eps);
-        scores[s] = ops_dot(tr->last_norm + (int64_t)s * C, yes_row, C);
+        scores[s] = collm_ops_dot(tr->last_norm + (int64_t)s * C, yes_row, C);
     }
     return COLLM_OK;
 }
 
-int llm_trainer_backward(llm_trainer *tr, const float *dscores, float *dslots) {
-    const llm_model *m = tr->model;
-    const llm_hparams *hp = &m->hp;
+int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, float *dslots) {
+    const collm_llm_model *m = tr->model;
+    const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd, R = tr->n_rows;
     if (R == 0) return collm_error(COLLM_ERR_ARG, "trainer: backward before forward");
     // head: score_s = <rmsnorm(x_final_s), output[yes]>
     memset(tr->d_last, 0, (size_t)tr->n_seq * C * sizeof(float));
     const float *yes_row = m->output + (int64_t)tr->yes_id * C;
-    float *d_yes_row = llm_trainer_grad_of(tr, yes_row);
-    float *d_out_norm = llm_trainer_grad_of(tr, m->output_norm);
+    float *d_yes_row = collm_llm_trainer_grad_of(tr, yes_row);
+    float *d_out_norm = collm_llm_trainer_grad_of(tr, m->output_norm);
     float *d_norm = tr->d_xn; // (1, C) scratch
     for (int s = 0; s < tr->n_seq; s++) {
         for (int c = 0; c < C; c++) d_norm[c] = dscores[s] * yes_row[c];
-        if (d_yes_row) ops_axpy(d_yes_row, dscores[s], tr->last_norm + (int64_t)s * C, C);
-        ops_rmsnorm_backward(tr->d_last + (int64_t)s * C, d_out_norm, d_norm, tr->x_final + (int64_t)s * C,
+        if (d_yes_row) collm_ops_axpy(d_yes_row, dscores[s], tr->last_norm + (int64_t)s * C, C);
+        collm_ops_rmsnorm_backward(tr->d_last + (int64_t)s * C, d_out_norm, d_norm, tr->x_final + (int64_t)s * C,
                              m->output_norm, tr->last_rstd + s, 1, C);
     }
     last_block_backward(tr, hp->n_layer - 1);
     for (int l = hp->n_layer - 2; l >= 0; l--) block_backward(tr, l);
     // embeddings: slot rows → dslots, token rows → token_embd rows
     for (int i = 0; dslots && i < tr->n_slots; i++)
-        ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + (int64_t)tr->slot_rows[i] * C, C);
-    float *d_embd = llm_trainer_grad_of(tr, m->token_embd);
+        collm_ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + (int64_t)tr->slot_rows[i] * C, C);
+    float *d_embd = collm_llm_trainer_grad_of(tr, m->token_embd);
     if (d_embd)
         for (int64_t r = 0; r < R; r++)
-            if (tr->tokens[r] >= 0) ops_axpy(d_embd + (int64_t)tr->tokens[r] * C, 1.0f, tr->d_x + r * C, C);
+            if (tr->tokens[r] >= 0) collm_ops_axpy(d_embd + (int64_t)tr->tokens[r] * C, 1.0f, tr->d_x + r * C, C);
     return COLLM_OK;
 }

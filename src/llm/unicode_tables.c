@@ -2,9 +2,9 @@
 // Unicode 14.0.0. Do not edit by hand.
 #include "tok_unicode.h"
 
-const char tok_unicode_version[] = "14.0.0";
+const char collm_tok_unicode_version[] = "14.0.0";
 
-const uint32_t tok_unicode_letter_ranges[][2] = {
+const uint32_t collm_tok_unicode_letter_ranges[][2] = {
     {0x0041, 0x005A},
     {0x0061, 0x007A},
     {0x00AA, 0x00AA},
@@ -654,9 +654,9 @@ const uint32_t tok_unicode_letter_ranges[][2] = {
     {0x2F800, 0x2FA1D},
     {0x30000, 0x3134A},
 };
-const int tok_unicode_n_letter_ranges = 648;
+const int collm_tok_unicode_n_letter_ranges = 648;
 
-const uint32_t tok_unicode_number_ranges[][2] = {
+const uint32_t collm_tok_unicode_number_ranges[][2] = {
     {0x0030, 0x0039},
     {0x00B2, 0x00B3},
     {0x00B9, 0x00B9},
@@ -792,9 +792,9 @@ const uint32_t tok_unicode_number_ranges[][2] = {
     {0x1F100, 0x1F10C},
     {0x1FBF0, 0x1FBF9},
 };
-const int tok_unicode_n_number_ranges = 134;
+const int collm_tok_unicode_n_number_ranges = 134;
 
-const uint32_t tok_unicode_ccc_ranges[][3] = { // {first, last, ccc}
+const uint32_t collm_tok_unicode_ccc_ranges[][3] = { // {first, last, ccc}
     {0x0300, 0x0314, 230},
     {0x0315, 0x0315, 232},
     {0x0316, 0x0319, 220},
@@ -1178,9 +1178,9 @@ const uint32_t tok_unicode_ccc_ranges[][3] = { // {first, last, ccc}
     {0x1E944, 0x1E949, 230},
     {0x1E94A, 0x1E94A, 7},
 };
-const int tok_unicode_n_ccc_ranges = 382;
+const int collm_tok_unicode_n_ccc_ranges = 382;
 
-const uint32_t tok_unicode_decomp[][3] = { // {cp, first, second or 0}
+const uint32_t collm_tok_unicode_decomp[][3] = { // {cp, first, second or 0}
     {0x00C0, 0x0041, 0x0300},
     {0x00C1, 0x0041, 0x0301},
     {0x00C2, 0x0041, 0x0302},
@@ -3243,9 +3243,9 @@ const uint32_t tok_unicode_decomp[][3] = { // {cp, first, second or 0}
     {0x2FA1C, 0x9F3B, 0x0000},
     {0x2FA1D, 0x2A600, 0x0000},
 };
-const int tok_unicode_n_decomp = 2061;
+const int collm_tok_unicode_n_decomp = 2061;
 
-const uint32_t tok_unicode_comp[][3] = { // {first, second, composite}, sorted by (first, second)
+const uint32_t collm_tok_unicode_comp[][3] = { // {first, second, composite}, sorted by (first, second)
     {0x003C, 0x0338, 0x226E},
     {0x003D, 0x0338, 0x2260},
     {0x003E, 0x0338, 0x226F},
@@ -4188,4 +4188,4 @@ const uint32_t tok_unicode_comp[][3] = { // {first, second, composite}, sorted b
     {0x115B9, 0x115AF, 0x115BB},
     {0x11935, 0x11930, 0x11938},
 };
-const int tok_unicode_n_comp = 941;
+const int collm_tok_unicode_n_comp = 941;

@@ -20,14 +20,14 @@ void collm_build_options_default(collm_build_options *o) {
     o->lora_rank = 8;
     o->lora_alpha = 16.0f;
     o->lora_dropout = 0.05f;
-    o->lora_targets = (1u << LORA_Q) | (1u << LORA_V);
+    o->lora_targets = (1u << COLLM_LORA_Q) | (1u << COLLM_LORA_V);
     o->fece_mid_times = 10;
     o->seed = 42;
 }
 
-const llm_model *collm_llm(const collm_model *m) { return m->llm; }
-const tok_vocab *collm_vocab(const collm_model *m) { return m->vocab; }
-const prompt_template *collm_template(const collm_model *m) { return m->tpl; }
+const collm_llm_model *collm_llm(const collm_model *m) { return m->llm; }
+const collm_tok_vocab *collm_vocab(const collm_model *m) { return m->vocab; }
+const collm_prompt_template *collm_template(const collm_model *m) { return m->tpl; }
 int collm_has_slots(const collm_model *m) { return m->has_fece; }
 int collm_stage(const collm_model *m) { return m->stage; }
 int32_t collm_yes_token(const collm_model *m) { return m->yes_id; }
@@ -53,7 +53,7 @@ int collm_file_checksum(const char *path, uint64_t *out) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < map.size; i++) h = (h ^ map.data[i]) * 1099511628211ULL;
     collm_unmap_file(&map);
-    *out = h & 0x7fffffffffffffffULL; // 63 bits: the checkpoint key is read back with gguf_get_i64
+    *out = h & 0x7fffffffffffffffULL; // 63 bits: the checkpoint key is read back with collm_gguf_get_i64
     return COLLM_OK;
 }
 
@@ -62,10 +62,10 @@ int collm_file_checksum(const char *path, uint64_t *out) {
 
 static int find_yes_token(collm_model *m) {
     // SPM vocabs: "▁Yes" (3869 in Llama 2); BPE: the first token of "Yes" (method.md §9)
-    int32_t id = tok_find(m->vocab, "\xe2\x96\x81Yes");
+    int32_t id = collm_tok_find(m->vocab, "\xe2\x96\x81Yes");
     if (id < 0) {
         int32_t ids[8];
-        int n = tok_encode(m->vocab, "Yes", 3, 0, ids, 8);
+        int n = collm_tok_encode(m->vocab, "Yes", 3, 0, ids, 8);
         if (n >= 1) id = ids[0];
     }
     if (id < 0) return collm_error(COLLM_ERR_FORMAT, "the vocabulary has no token for \"Yes\"");
@@ -75,12 +75,12 @@ static int find_yes_token(collm_model *m) {
 
 static int set_template(collm_model *m, const char *path, int stage, int is_book) {
     if (path) {
-        const char *line = prompt_builtin_line(path);
-        m->tpl = line ? prompt_template_from_string(line) : prompt_template_load(path);
+        const char *line = collm_prompt_builtin_line(path);
+        m->tpl = line ? collm_prompt_template_from_string(line) : collm_prompt_template_load(path);
     } else {
         char name[64];
         snprintf(name, sizeof name, "%s_%s", stage >= 2 ? "collm" : "tallrec", is_book ? "book" : "movie");
-        m->tpl = prompt_template_from_string(prompt_builtin_line(name));
+        m->tpl = collm_prompt_template_from_string(collm_prompt_builtin_line(name));
     }
     if (!m->tpl) return COLLM_ERR;
     if (is_book) m->tpl->his_has_sentinel = 0;
@@ -88,67 +88,67 @@ static int set_template(collm_model *m, const char *path, int stage, int is_book
 }
 
 // Copies the CF tables out of a CF model.
-static int take_cf_tables(collm_model *m, const cf_model *cf) {
-    m->cf_dim = cf_model_dim(cf);
-    m->n_cf_users = cf_model_n_users(cf);
-    m->n_cf_items = cf_model_n_items(cf);
+static int take_cf_tables(collm_model *m, const collm_cf_model *cf) {
+    m->cf_dim = collm_cf_model_dim(cf);
+    m->n_cf_users = collm_cf_model_n_users(cf);
+    m->n_cf_items = collm_cf_model_n_items(cf);
     m->cf_users = collm_malloc((size_t)m->n_cf_users * m->cf_dim * sizeof(float));
     m->cf_items = collm_malloc((size_t)m->n_cf_items * m->cf_dim * sizeof(float));
     if (!m->cf_users || !m->cf_items) return COLLM_ERR_NOMEM;
     for (int32_t u = 0; u < m->n_cf_users; u++)
-        if (cf_model_user_vector(cf, u, m->cf_users + (int64_t)u * m->cf_dim) != COLLM_OK) return COLLM_ERR;
+        if (collm_cf_model_user_vector(cf, u, m->cf_users + (int64_t)u * m->cf_dim) != COLLM_OK) return COLLM_ERR;
     for (int32_t i = 0; i < m->n_cf_items; i++)
-        if (cf_model_item_vector(cf, i, m->cf_items + (int64_t)i * m->cf_dim) != COLLM_OK) return COLLM_ERR;
+        if (collm_cf_model_item_vector(cf, i, m->cf_items + (int64_t)i * m->cf_dim) != COLLM_OK) return COLLM_ERR;
     return COLLM_OK;
 }
 
-static int lora_dims(const llm_hparams *hp, int in[LORA_N_TARGETS], int out[LORA_N_TARGETS]) {
+static int lora_dims(const collm_llm_hparams *hp, int in[COLLM_LORA_N_TARGETS], int out[COLLM_LORA_N_TARGETS]) {
     int q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim;
-    int ins[LORA_N_TARGETS] = {hp->n_embd, hp->n_embd, hp->n_embd, q, hp->n_embd, hp->n_embd, hp->n_ff};
-    int outs[LORA_N_TARGETS] = {q, kv, kv, hp->n_embd, hp->n_ff, hp->n_ff, hp->n_embd};
+    int ins[COLLM_LORA_N_TARGETS] = {hp->n_embd, hp->n_embd, hp->n_embd, q, hp->n_embd, hp->n_embd, hp->n_ff};
+    int outs[COLLM_LORA_N_TARGETS] = {q, kv, kv, hp->n_embd, hp->n_ff, hp->n_ff, hp->n_embd};
     memcpy(in, ins, sizeof ins);
     memcpy(out, outs, sizeof outs);
     return COLLM_OK;
 }
 
 // Base weight matrix of a LoRA target.
-float *collm_lora_base_weight(llm_model *llm, int layer, lora_target t) {
-    llm_layer_weights *w = &llm->layers[layer];
-    float *mats[LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target t) {
+    collm_llm_layer_weights *w = &llm->layers[layer];
+    float *mats[COLLM_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     return mats[t];
 }
 
 // Reads a tensor of a checkpoint into dst (n floats), checking its size.
-int collm_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst, int64_t n) {
-    const gguf_tensor_info *t = gguf_find_tensor(f, name);
+int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n) {
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
     if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, name);
-    if (gguf_tensor_n_elements(t) != n)
+    if (collm_gguf_tensor_n_elements(t) != n)
         return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has %lld elements, expected %lld", path, name,
-                           (long long)gguf_tensor_n_elements(t), (long long)n);
-    int rc = gguf_tensor_to_f32(t, dst);
+                           (long long)collm_gguf_tensor_n_elements(t), (long long)n);
+    int rc = collm_gguf_tensor_to_f32(t, dst);
     return rc == COLLM_OK ? rc : collm_error_prefix(rc, "%s: tensor '%s'", path, name);
 }
 
-static int get_u32_or(const gguf_file *f, const char *key, uint32_t def, uint32_t *out) {
-    if (gguf_find_key(f, key) < 0) {
+static int get_u32_or(const collm_gguf_file *f, const char *key, uint32_t def, uint32_t *out) {
+    if (collm_gguf_find_key(f, key) < 0) {
         *out = def;
         return COLLM_OK;
     }
-    return gguf_get_u32(f, key, out);
+    return collm_gguf_get_u32(f, key, out);
 }
 
-static int get_f32_or(const gguf_file *f, const char *key, float def, float *out) {
-    if (gguf_find_key(f, key) < 0) {
+static int get_f32_or(const collm_gguf_file *f, const char *key, float def, float *out) {
+    if (collm_gguf_find_key(f, key) < 0) {
         *out = def;
         return COLLM_OK;
     }
-    return gguf_get_f32(f, key, out);
+    return collm_gguf_get_f32(f, key, out);
 }
 
 // Loads the parts a checkpoint holds into m (the LLM must already be there
 // unless the checkpoint holds it). merge_lora: fold the adapter into the
 // weights (it then stays in m->lora for saving, marked merged).
-static int load_checkpoint_parts(collm_model *m, const gguf_file *f, const char *path, int merge_lora) {
+static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const char *path, int merge_lora) {
     uint32_t rank = 0, targets = 0, fece_in = 0, fece_hidden = 0, fece_out = 0, cf_dim = 0, n_users = 0, n_items = 0;
     float alpha = 16, dropout = 0;
     int rc;
@@ -158,29 +158,29 @@ static int load_checkpoint_parts(collm_model *m, const gguf_file *f, const char 
         (rc = get_u32_or(f, "collm.fece.d_out", 0, &fece_out)) || (rc = get_u32_or(f, "collm.cf.dim", 0, &cf_dim)) ||
         (rc = get_u32_or(f, "collm.cf.n_users", 0, &n_users)) || (rc = get_u32_or(f, "collm.cf.n_items", 0, &n_items)))
         return collm_error_prefix(rc, "%s", path);
-    const llm_hparams *hp = &m->llm->hp;
+    const collm_llm_hparams *hp = &m->llm->hp;
     if (rank > 0) {
-        int in[LORA_N_TARGETS], out[LORA_N_TARGETS];
+        int in[COLLM_LORA_N_TARGETS], out[COLLM_LORA_N_TARGETS];
         lora_dims(hp, in, out);
         collm_rng rng;
         collm_rng_seed(&rng, 0);
-        if ((rc = lora_init(&m->lora, hp->n_layer, in, out, (int)rank, alpha, dropout, targets, &rng))) return rc;
+        if ((rc = collm_lora_init(&m->lora, hp->n_layer, in, out, (int)rank, alpha, dropout, targets, &rng))) return rc;
         m->has_lora = 1;
         char name[96];
         for (int l = 0; l < hp->n_layer; l++)
-            for (int t = 0; t < LORA_N_TARGETS; t++) {
-                lora_pair *p = lora_get(&m->lora, l, (lora_target)t);
+            for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+                collm_lora_pair *p = collm_lora_get(&m->lora, l, (collm_lora_target)t);
                 if (!p) continue;
-                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, lora_target_gguf_name((lora_target)t));
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, collm_lora_target_gguf_name((collm_lora_target)t));
                 if ((rc = collm_read_tensor(f, path, name, p->a, (int64_t)p->rank * p->in))) return rc;
-                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, lora_target_gguf_name((lora_target)t));
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, collm_lora_target_gguf_name((collm_lora_target)t));
                 if ((rc = collm_read_tensor(f, path, name, p->b, (int64_t)p->out * p->rank))) return rc;
             }
         if (merge_lora) {
             for (int l = 0; l < hp->n_layer; l++)
-                for (int t = 0; t < LORA_N_TARGETS; t++) {
-                    lora_pair *p = lora_get(&m->lora, l, (lora_target)t);
-                    if (p) lora_merge(p, lora_scale(&m->lora), collm_lora_base_weight(m->llm, l, (lora_target)t));
+                for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+                    collm_lora_pair *p = collm_lora_get(&m->lora, l, (collm_lora_target)t);
+                    if (p) collm_lora_merge(p, collm_lora_scale(&m->lora), collm_lora_base_weight(m->llm, l, (collm_lora_target)t));
                 }
             m->lora_merged = 1;
         }
@@ -205,7 +205,7 @@ static int load_checkpoint_parts(collm_model *m, const gguf_file *f, const char 
                                fece_in);
         collm_rng rng;
         collm_rng_seed(&rng, 0);
-        if ((rc = fece_init(&m->fece, (int)fece_in, (int)(fece_hidden / fece_in), (int)fece_out, &rng))) return rc;
+        if ((rc = collm_fece_init(&m->fece, (int)fece_in, (int)(fece_hidden / fece_in), (int)fece_out, &rng))) return rc;
         m->has_fece = 1;
         if ((rc = collm_read_tensor(f, path, "fece.w1", m->fece.w1, (int64_t)fece_hidden * fece_in)) ||
             (rc = collm_read_tensor(f, path, "fece.b1", m->fece.b1, fece_hidden)) ||
@@ -234,41 +234,41 @@ static int open_base(collm_model *m, const char *base_path, uint64_t expected, c
                            ckpt_path, base_path, (unsigned long long)sum, (unsigned long long)expected);
     m->base_checksum = sum;
     m->base_path = strdup(base_path);
-    m->llm = llm_model_load(base_path);
+    m->llm = collm_llm_model_load(base_path);
     if (!m->llm) return COLLM_ERR;
-    m->vocab = tok_load_path(base_path);
+    m->vocab = collm_tok_load_path(base_path);
     if (!m->vocab) return COLLM_ERR;
     return COLLM_OK;
 }
 
-collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *ds, collm_pool *pool) {
+collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool) {
     collm_model *m = model_alloc(pool);
     if (!m) return NULL;
     m->stage = o->stage;
     m->seed = o->seed;
     m->is_book = ds ? ds->is_book : 0;
-    gguf_file *init = NULL;
+    collm_gguf_file *init = NULL;
     int rc = COLLM_OK;
     collm_rng rng;
     collm_rng_seed(&rng, o->seed);
     if (o->init_from) {
-        init = gguf_open(o->init_from);
+        init = collm_gguf_open(o->init_from);
         if (!init) goto fail;
         uint32_t init_full = 0;
         if ((rc = get_u32_or(init, "collm.full_model", 0, &init_full))) goto fail;
         const char *stored_base = NULL;
         uint64_t len = 0;
         char *stored = NULL;
-        if (gguf_find_key(init, "collm.base.path") >= 0 && gguf_get_str(init, "collm.base.path", &stored_base, &len) == COLLM_OK)
+        if (collm_gguf_find_key(init, "collm.base.path") >= 0 && collm_gguf_get_str(init, "collm.base.path", &stored_base, &len) == COLLM_OK)
             stored = strndup(stored_base, len);
         int64_t sum_key = 0;
         uint64_t expected = 0;
-        if (gguf_find_key(init, "collm.base.checksum") >= 0 && gguf_get_i64(init, "collm.base.checksum", &sum_key) == COLLM_OK)
+        if (collm_gguf_find_key(init, "collm.base.checksum") >= 0 && collm_gguf_get_i64(init, "collm.base.checksum", &sum_key) == COLLM_OK)
             expected = (uint64_t)sum_key;
         if (init_full) {
             // the previous stage fine-tuned the LLM: the checkpoint is the model
-            m->llm = llm_model_load(o->init_from);
-            m->vocab = m->llm ? tok_load_path(o->init_from) : NULL;
+            m->llm = collm_llm_model_load(o->init_from);
+            m->vocab = m->llm ? collm_tok_load_path(o->init_from) : NULL;
             m->base_path = stored ? stored : strdup(o->base_path ? o->base_path : "");
             m->base_checksum = expected;
             if (!m->llm || !m->vocab) goto fail;
@@ -292,25 +292,25 @@ collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *
         }
         if ((rc = open_base(m, o->base_path, 0, NULL))) goto fail;
     }
-    const llm_hparams *hp = &m->llm->hp;
+    const collm_llm_hparams *hp = &m->llm->hp;
     m->full_finetune = o->full_finetune;
     if (m->full_finetune) m->full_model_in_ckpt = 1;
     // a new LoRA only for a stage that trains one (stage 1 without full fine-tuning)
     if (!m->has_lora && o->stage == 1 && !o->full_finetune && o->lora_rank > 0) {
-        int in[LORA_N_TARGETS], out[LORA_N_TARGETS];
+        int in[COLLM_LORA_N_TARGETS], out[COLLM_LORA_N_TARGETS];
         lora_dims(hp, in, out);
-        if ((rc = lora_init(&m->lora, hp->n_layer, in, out, o->lora_rank, o->lora_alpha, o->lora_dropout,
+        if ((rc = collm_lora_init(&m->lora, hp->n_layer, in, out, o->lora_rank, o->lora_alpha, o->lora_dropout,
                             o->lora_targets, &rng)))
             goto fail;
         m->has_lora = 1;
     }
     if (o->cf_path) {
-        cf_model *cf = cf_model_load(o->cf_path);
+        collm_cf_model *cf = collm_cf_model_load(o->cf_path);
         if (!cf) goto fail;
         free(m->cf_users);
         free(m->cf_items);
         rc = take_cf_tables(m, cf);
-        cf_model_free(cf);
+        collm_cf_model_free(cf);
         if (rc) goto fail;
     }
     if (o->stage >= 2 && !m->cf_users) {
@@ -321,7 +321,7 @@ collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *
         // PyTorch-default init from its own seed (method.md §5: seed 42)
         collm_rng fece_rng;
         collm_rng_seed(&fece_rng, o->seed + 1);
-        if ((rc = fece_init(&m->fece, m->cf_dim, o->fece_mid_times, hp->n_embd, &fece_rng))) goto fail;
+        if ((rc = collm_fece_init(&m->fece, m->cf_dim, o->fece_mid_times, hp->n_embd, &fece_rng))) goto fail;
         m->has_fece = 1;
     }
     if (m->has_fece && m->fece.d_in != m->cf_dim) {
@@ -330,36 +330,36 @@ collm_model *collm_model_build(const collm_build_options *o, const rec_dataset *
     }
     if ((rc = set_template(m, o->template_path, o->stage, m->is_book))) goto fail;
     if ((rc = find_yes_token(m))) goto fail;
-    gguf_close(init);
+    collm_gguf_close(init);
     return m;
 fail:
-    gguf_close(init);
+    collm_gguf_close(init);
     collm_model_free(m);
     return NULL;
 }
 
 collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool) {
-    gguf_file *f = gguf_open(ckpt_path);
+    collm_gguf_file *f = collm_gguf_open(ckpt_path);
     if (!f) return NULL;
     collm_model *m = model_alloc(pool);
     if (!m) {
-        gguf_close(f);
+        collm_gguf_close(f);
         return NULL;
     }
     uint32_t stage = 0, full = 0, is_book = 0;
     int64_t sum = 0;
     int rc;
-    if ((rc = gguf_get_u32(f, "collm.stage", &stage)) || (rc = get_u32_or(f, "collm.full_model", 0, &full)) ||
-        (rc = get_u32_or(f, "collm.is_book", 0, &is_book)) || (rc = gguf_get_i64(f, "collm.base.checksum", &sum))) {
+    if ((rc = collm_gguf_get_u32(f, "collm.stage", &stage)) || (rc = get_u32_or(f, "collm.full_model", 0, &full)) ||
+        (rc = get_u32_or(f, "collm.is_book", 0, &is_book)) || (rc = collm_gguf_get_i64(f, "collm.base.checksum", &sum))) {
         collm_error_prefix(rc, "%s: not a collm checkpoint", ckpt_path);
         goto fail;
     }
     m->stage = (int)stage;
     m->is_book = (int)is_book;
-    char *stored_base = gguf_get_str_dup(f, "collm.base.path");
+    char *stored_base = collm_gguf_get_str_dup(f, "collm.base.path");
     if (full) {
-        m->llm = llm_model_load(ckpt_path);
-        m->vocab = m->llm ? tok_load_path(ckpt_path) : NULL;
+        m->llm = collm_llm_model_load(ckpt_path);
+        m->vocab = m->llm ? collm_tok_load_path(ckpt_path) : NULL;
         m->base_path = stored_base;
         m->base_checksum = (uint64_t)sum;
         m->full_model_in_ckpt = 1;
@@ -376,32 +376,32 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
         if (rc) goto fail;
     }
     if ((rc = load_checkpoint_parts(m, f, ckpt_path, 1))) goto fail;
-    char *line = gguf_get_str_dup(f, "collm.template");
+    char *line = collm_gguf_get_str_dup(f, "collm.template");
     if (!line) {
         collm_error(COLLM_ERR_FORMAT, "%s: missing key collm.template", ckpt_path);
         goto fail;
     }
-    m->tpl = prompt_template_from_string(line);
+    m->tpl = collm_prompt_template_from_string(line);
     free(line);
     if (!m->tpl) goto fail;
     if (m->is_book) m->tpl->his_has_sentinel = 0;
     if ((rc = find_yes_token(m))) goto fail;
-    gguf_close(f);
+    collm_gguf_close(f);
     return m;
 fail:
-    gguf_close(f);
+    collm_gguf_close(f);
     collm_model_free(m);
     return NULL;
 }
 
 void collm_model_free(collm_model *m) {
     if (!m) return;
-    llm_trainer_free(m->scorer);
-    llm_model_free(m->llm);
-    tok_free(m->vocab);
-    prompt_template_free(m->tpl);
-    if (m->has_lora) lora_free(&m->lora);
-    if (m->has_fece) fece_free(&m->fece);
+    collm_llm_trainer_free(m->scorer);
+    collm_llm_model_free(m->llm);
+    collm_tok_free(m->vocab);
+    collm_prompt_template_free(m->tpl);
+    if (m->has_lora) collm_lora_free(&m->lora);
+    if (m->has_fece) collm_fece_free(&m->fece);
     free(m->cf_users);
     free(m->cf_items);
     free(m->base_path);
@@ -415,7 +415,7 @@ void collm_model_free(collm_model *m) {
 typedef enum { SLOT_USER, SLOT_TARGET, SLOT_HISTORY } slot_kind;
 
 // The order in which slot kinds appear in the template line.
-static int slot_order(const prompt_template *tpl, slot_kind order[3]) {
+static int slot_order(const collm_prompt_template *tpl, slot_kind order[3]) {
     const char *names[3] = {"<UserID>", "<TargetItemID>", "<ItemIDList>"};
     const char *at[3];
     int n = 0;
@@ -431,12 +431,12 @@ static int slot_order(const prompt_template *tpl, slot_kind order[3]) {
     return n;
 }
 
-int collm_encode(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
+int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
                  int32_t target, collm_encoded *e) {
     memset(e, 0, sizeof *e);
     e->user = user;
     e->item = target;
-    char *text = prompt_fill_alloc(m->tpl, items, his, n_his, target);
+    char *text = collm_prompt_fill_alloc(m->tpl, items, his, n_his, target);
     if (!text) return COLLM_ERR;
     // which entity each "<unk>" stands for, in text order
     int32_t entity[COLLM_MAX_SLOTS];
@@ -444,7 +444,7 @@ int collm_encode(const collm_model *m, const rec_items *items, int32_t user, con
     slot_kind order[3];
     int n_kinds = slot_order(m->tpl, order);
     int64_t first, n_window;
-    prompt_history_window(m->tpl, n_his, &first, &n_window);
+    collm_prompt_history_window(m->tpl, n_his, &first, &n_window);
     for (int k = 0; k < n_kinds; k++) {
         if (order[k] == SLOT_USER && n_entities < COLLM_MAX_SLOTS) entity[n_entities++] = -1;
         if (order[k] == SLOT_TARGET && n_entities < COLLM_MAX_SLOTS) entity[n_entities++] = target;
@@ -458,7 +458,7 @@ int collm_encode(const collm_model *m, const rec_items *items, int32_t user, con
         free(text);
         return COLLM_ERR_NOMEM;
     }
-    int32_t unk = tok_unk(m->vocab) >= 0 ? tok_unk(m->vocab) : 0;
+    int32_t unk = collm_tok_unk(m->vocab) >= 0 ? collm_tok_unk(m->vocab) : 0;
     const char *marker = "<unk>";
     const char *p = text;
     int n = 0, slot = 0;
@@ -466,7 +466,7 @@ int collm_encode(const collm_model *m, const rec_items *items, int32_t user, con
         const char *next = strstr(p, marker);
         size_t piece = next ? (size_t)(next - p) : strlen(p);
         if (piece > 0) {
-            int got = tok_encode(m->vocab, p, piece, TOK_LEGACY_SPECIAL_PIECES, e->tokens + n, cap - n);
+            int got = collm_tok_encode(m->vocab, p, piece, COLLM_TOK_LEGACY_SPECIAL_PIECES, e->tokens + n, cap - n);
             if (got < 0 || got > cap - n) {
                 free(text);
                 collm_encoded_free(e);
@@ -533,7 +533,7 @@ int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *o
         }
         memcpy(x + (int64_t)s * m->cf_dim, v, (size_t)m->cf_dim * sizeof(float));
     }
-    fece_forward(&m->fece, x, e->n_slots, h, out);
+    collm_fece_forward(&m->fece, x, e->n_slots, h, out);
     free(x);
     free(h);
     return COLLM_OK;
@@ -542,7 +542,7 @@ int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *o
 // ---------------------------------------------------------------------------
 // batched scoring through the packed training forward
 
-int collm_encode_split(const collm_model *m, const rec_dataset *ds, const rec_split *split, collm_encoded **out) {
+int collm_encode_split(const collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, collm_encoded **out) {
     collm_encoded *enc = collm_calloc((size_t)(split->n ? split->n : 1), sizeof *enc);
     if (!enc) return COLLM_ERR_NOMEM;
     for (int64_t r = 0; r < split->n; r++) {
@@ -626,15 +626,15 @@ int collm_batch_pack(collm_batch *b, const collm_model *m, const collm_encoded *
     b->n_prompts = n;
     b->n_rows = rows;
     b->n_slots = slots;
-    if (slots) fece_forward(&m->fece, b->slot_x, slots, b->slot_h, b->slot_y);
+    if (slots) collm_fece_forward(&m->fece, b->slot_x, slots, b->slot_h, b->slot_y);
     return COLLM_OK;
 }
 
 // The trainer used for scoring (created on first use, sized for the longest prompt).
-static llm_trainer *scorer_for(collm_model *m, int max_rows, int max_len) {
+static collm_llm_trainer *scorer_for(collm_model *m, int max_rows, int max_len) {
     if (m->scorer && m->scorer_rows >= max_rows && m->scorer_len >= max_len) return m->scorer;
-    llm_trainer_free(m->scorer);
-    m->scorer = llm_trainer_create(m->llm, m->lora_merged ? NULL : (m->has_lora ? &m->lora : NULL), 0, max_rows,
+    collm_llm_trainer_free(m->scorer);
+    m->scorer = collm_llm_trainer_create(m->llm, m->lora_merged ? NULL : (m->has_lora ? &m->lora : NULL), 0, max_rows,
                                    max_len, m->pool);
     m->scorer_rows = max_rows;
     m->scorer_len = max_len;
@@ -646,7 +646,7 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     for (int64_t i = 0; i < n; i++)
         if (enc[i].n_tokens > max_len) max_len = enc[i].n_tokens;
     if (batch < 1) batch = 1;
-    llm_trainer *tr = scorer_for(m, batch * max_len, max_len);
+    collm_llm_trainer *tr = scorer_for(m, batch * max_len, max_len);
     if (!tr) return COLLM_ERR;
     collm_batch b;
     int rc = collm_batch_init(&b, m, batch, batch * max_len);
@@ -661,8 +661,8 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
         for (int i = 0; i < cnt; i++) which[i] = start + i;
         rc = collm_batch_pack(&b, m, enc, which, cnt);
         if (rc) break;
-        llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
-        rc = llm_trainer_forward(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, scores + start,
+        collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
+        rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, scores + start,
                                  NULL);
     }
     free(which);
@@ -670,7 +670,7 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     return rc;
 }
 
-int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *split, int batch, float *scores,
+int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
                       double *prompts_per_second) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -688,96 +688,96 @@ int collm_score_split(collm_model *m, const rec_dataset *ds, const rec_split *sp
 // ---------------------------------------------------------------------------
 // checkpoints
 
-int collm_checkpoint_fill(const collm_model *m, gguf_writer *w) {
+int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w) {
     int rc;
-    if ((rc = gguf_writer_set_u32(w, "collm.stage", (uint32_t)m->stage)) ||
-        (rc = gguf_writer_set_u32(w, "collm.is_book", (uint32_t)m->is_book)) ||
-        (rc = gguf_writer_set_str(w, "collm.template", m->tpl->line)) ||
-        (rc = gguf_writer_set_u32(w, "collm.answer_token", (uint32_t)m->yes_id)) ||
-        (rc = gguf_writer_set_str(w, "collm.base.path", m->base_path ? m->base_path : "")) ||
-        (rc = gguf_writer_set_u64(w, "collm.base.checksum", m->base_checksum)) ||
-        (rc = gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||
-        (rc = gguf_writer_set_u64(w, "collm.seed", m->seed)))
+    if ((rc = collm_gguf_writer_set_u32(w, "collm.stage", (uint32_t)m->stage)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.is_book", (uint32_t)m->is_book)) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.template", m->tpl->line)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.answer_token", (uint32_t)m->yes_id)) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.base.path", m->base_path ? m->base_path : "")) ||
+        (rc = collm_gguf_writer_set_u64(w, "collm.base.checksum", m->base_checksum)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||
+        (rc = collm_gguf_writer_set_u64(w, "collm.seed", m->seed)))
         return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)
-        gguf_file *vocab_src = m->base_path && *m->base_path ? gguf_open(m->base_path) : NULL;
+        collm_gguf_file *vocab_src = m->base_path && *m->base_path ? collm_gguf_open(m->base_path) : NULL;
         if (!vocab_src) return collm_error_prefix(COLLM_ERR_IO, "cannot read the tokenizer of the base model");
-        rc = llm_model_write(m->llm, w, vocab_src, "collm", GGML_TYPE_F32);
-        gguf_close(vocab_src);
+        rc = collm_llm_model_write(m->llm, w, vocab_src, "collm", COLLM_GGML_TYPE_F32);
+        collm_gguf_close(vocab_src);
         if (rc) return rc;
     }
     if (m->has_lora) {
-        if ((rc = gguf_writer_set_u32(w, "collm.lora.rank", (uint32_t)m->lora.rank)) ||
-            (rc = gguf_writer_set_u32(w, "collm.lora.targets", m->lora.targets)) ||
-            (rc = gguf_writer_set_f32(w, "collm.lora.alpha", m->lora.alpha)) ||
-            (rc = gguf_writer_set_f32(w, "collm.lora.dropout", m->lora.dropout)))
+        if ((rc = collm_gguf_writer_set_u32(w, "collm.lora.rank", (uint32_t)m->lora.rank)) ||
+            (rc = collm_gguf_writer_set_u32(w, "collm.lora.targets", m->lora.targets)) ||
+            (rc = collm_gguf_writer_set_f32(w, "collm.lora.alpha", m->lora.alpha)) ||
+            (rc = collm_gguf_writer_set_f32(w, "collm.lora.dropout", m->lora.dropout)))
             return rc;
         if ((rc = collm_write_lora_tensors(m, w))) return rc;
     }
     if (m->cf_users) {
         int64_t ne_u[2] = {m->cf_dim, m->n_cf_users}, ne_i[2] = {m->cf_dim, m->n_cf_items};
-        if ((rc = gguf_writer_set_u32(w, "collm.cf.dim", (uint32_t)m->cf_dim)) ||
-            (rc = gguf_writer_set_u32(w, "collm.cf.n_users", (uint32_t)m->n_cf_users)) ||
-            (rc = gguf_writer_set_u32(w, "collm.cf.n_items", (uint32_t)m->n_cf_items)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "cf.user_embd", GGML_TYPE_F32, 2, ne_u, m->cf_users)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "cf.item_embd", GGML_TYPE_F32, 2, ne_i, m->cf_items)))
+        if ((rc = collm_gguf_writer_set_u32(w, "collm.cf.dim", (uint32_t)m->cf_dim)) ||
+            (rc = collm_gguf_writer_set_u32(w, "collm.cf.n_users", (uint32_t)m->n_cf_users)) ||
+            (rc = collm_gguf_writer_set_u32(w, "collm.cf.n_items", (uint32_t)m->n_cf_items)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "cf.user_embd", COLLM_GGML_TYPE_F32, 2, ne_u, m->cf_users)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "cf.item_embd", COLLM_GGML_TYPE_F32, 2, ne_i, m->cf_items)))
             return rc;
     }
     if (m->has_fece) {
-        const fece_mlp *f = &m->fece;
+        const collm_fece_mlp *f = &m->fece;
         int64_t ne_w1[2] = {f->d_in, f->d_hidden}, ne_b1[1] = {f->d_hidden}, ne_w2[2] = {f->d_hidden, f->d_out},
                 ne_b2[1] = {f->d_out};
-        if ((rc = gguf_writer_set_u32(w, "collm.fece.d_in", (uint32_t)f->d_in)) ||
-            (rc = gguf_writer_set_u32(w, "collm.fece.d_hidden", (uint32_t)f->d_hidden)) ||
-            (rc = gguf_writer_set_u32(w, "collm.fece.d_out", (uint32_t)f->d_out)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "fece.w1", GGML_TYPE_F32, 2, ne_w1, f->w1)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "fece.b1", GGML_TYPE_F32, 1, ne_b1, f->b1)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "fece.w2", GGML_TYPE_F32, 2, ne_w2, f->w2)) ||
-            (rc = gguf_writer_add_tensor_f32(w, "fece.b2", GGML_TYPE_F32, 1, ne_b2, f->b2)))
+        if ((rc = collm_gguf_writer_set_u32(w, "collm.fece.d_in", (uint32_t)f->d_in)) ||
+            (rc = collm_gguf_writer_set_u32(w, "collm.fece.d_hidden", (uint32_t)f->d_hidden)) ||
+            (rc = collm_gguf_writer_set_u32(w, "collm.fece.d_out", (uint32_t)f->d_out)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "fece.w1", COLLM_GGML_TYPE_F32, 2, ne_w1, f->w1)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "fece.b1", COLLM_GGML_TYPE_F32, 1, ne_b1, f->b1)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "fece.w2", COLLM_GGML_TYPE_F32, 2, ne_w2, f->w2)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "fece.b2", COLLM_GGML_TYPE_F32, 1, ne_b2, f->b2)))
             return rc;
     }
     return COLLM_OK;
 }
 
-int collm_write_lora_tensors(const collm_model *m, gguf_writer *w) {
+int collm_write_lora_tensors(const collm_model *m, collm_gguf_writer *w) {
     char name[96];
     for (int l = 0; l < m->lora.n_layer; l++)
-        for (int t = 0; t < LORA_N_TARGETS; t++) {
-            lora_pair *p = lora_get(&m->lora, l, (lora_target)t);
+        for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+            collm_lora_pair *p = collm_lora_get(&m->lora, l, (collm_lora_target)t);
             if (!p) continue;
             // llama.cpp adapter shapes: lora_a ne = {in, r}, lora_b ne = {r, out}
             int64_t ne_a[2] = {p->in, p->rank}, ne_b[2] = {p->rank, p->out};
             int rc;
-            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, lora_target_gguf_name((lora_target)t));
-            if ((rc = gguf_writer_add_tensor_f32(w, name, GGML_TYPE_F32, 2, ne_a, p->a))) return rc;
-            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, lora_target_gguf_name((lora_target)t));
-            if ((rc = gguf_writer_add_tensor_f32(w, name, GGML_TYPE_F32, 2, ne_b, p->b))) return rc;
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, collm_lora_target_gguf_name((collm_lora_target)t));
+            if ((rc = collm_gguf_writer_add_tensor_f32(w, name, COLLM_GGML_TYPE_F32, 2, ne_a, p->a))) return rc;
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, collm_lora_target_gguf_name((collm_lora_target)t));
+            if ((rc = collm_gguf_writer_add_tensor_f32(w, name, COLLM_GGML_TYPE_F32, 2, ne_b, p->b))) return rc;
         }
     return COLLM_OK;
 }
 
 int collm_model_save(const collm_model *m, const char *path) {
-    gguf_writer *w = gguf_writer_create();
+    collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
     int rc = collm_checkpoint_fill(m, w);
-    if (rc == COLLM_OK) rc = gguf_writer_write(w, path);
-    gguf_writer_free(w);
+    if (rc == COLLM_OK) rc = collm_gguf_writer_write(w, path);
+    collm_gguf_writer_free(w);
     return rc;
 }
 
 int collm_export_lora(const collm_model *m, const char *path) {
     if (!m->has_lora) return collm_error(COLLM_ERR_ARG, "this checkpoint has no LoRA adapter (it was fully fine-tuned or has none)");
-    gguf_writer *w = gguf_writer_create();
+    collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
     int rc;
-    if ((rc = gguf_writer_set_str(w, "general.architecture", llm_arch_name(m->llm->hp.arch))) ||
-        (rc = gguf_writer_set_str(w, "general.type", "adapter")) ||
-        (rc = gguf_writer_set_str(w, "general.name", "collm-lora")) ||
-        (rc = gguf_writer_set_str(w, "adapter.type", "lora")) ||
-        (rc = gguf_writer_set_f32(w, "adapter.lora.alpha", m->lora.alpha)) || (rc = collm_write_lora_tensors(m, w)) ||
-        (rc = gguf_writer_write(w, path))) {
+    if ((rc = collm_gguf_writer_set_str(w, "general.architecture", collm_llm_arch_name(m->llm->hp.arch))) ||
+        (rc = collm_gguf_writer_set_str(w, "general.type", "adapter")) ||
+        (rc = collm_gguf_writer_set_str(w, "general.name", "collm-lora")) ||
+        (rc = collm_gguf_writer_set_str(w, "adapter.type", "lora")) ||
+        (rc = collm_gguf_writer_set_f32(w, "adapter.lora.alpha", m->lora.alpha)) || (rc = collm_write_lora_tensors(m, w)) ||
+        (rc = collm_gguf_writer_write(w, path))) {
     }
-    gguf_writer_free(w);
+    collm_gguf_writer_free(w);
     return rc;
 }

@@ -11,13 +11,13 @@
 #define COLLM_MAX_SLOTS 16 // user + target + up to 10 history items, with room
 
 struct collm_model {
-    llm_model *llm;
-    tok_vocab *vocab;
-    prompt_template *tpl;
-    lora_adapter lora;
+    collm_llm_model *llm;
+    collm_tok_vocab *vocab;
+    collm_prompt_template *tpl;
+    collm_lora_adapter lora;
     int has_lora;
     int lora_merged;        // adapter folded into llm weights (frozen)
-    fece_mlp fece;
+    collm_fece_mlp fece;
     int has_fece;
     float *cf_users;        // (n_cf_users, cf_dim)
     float *cf_items;        // (n_cf_items, cf_dim)
@@ -32,7 +32,7 @@ struct collm_model {
     uint64_t base_checksum;
     uint64_t seed;
     collm_pool *pool;
-    llm_trainer *scorer;    // forward-only trainer used for scoring
+    collm_llm_trainer *scorer;    // forward-only trainer used for scoring
     int scorer_rows, scorer_len;
 };
 
@@ -55,16 +55,16 @@ int collm_batch_init(collm_batch *b, const collm_model *m, int max_prompts, int 
 void collm_batch_free(collm_batch *b);
 int collm_batch_pack(collm_batch *b, const collm_model *m, const collm_encoded *enc, const int64_t *which, int n);
 
-int collm_encode_split(const collm_model *m, const rec_dataset *ds, const rec_split *split, collm_encoded **out);
+int collm_encode_split(const collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, collm_encoded **out);
 void collm_encoded_array_free(collm_encoded *enc, int64_t n);
 int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int batch, float *scores);
 const float *collm_slot_cf_vector(const collm_model *m, const collm_encoded *e, int slot);
 
 int collm_file_checksum(const char *path, uint64_t *out);
-float *collm_lora_base_weight(llm_model *llm, int layer, lora_target t);
-int collm_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
+float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target t);
+int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
 // Adds the checkpoint's keys and tensors to w.
-int collm_checkpoint_fill(const collm_model *m, gguf_writer *w);
-int collm_write_lora_tensors(const collm_model *m, gguf_writer *w);
+int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w);
+int collm_write_lora_tensors(const collm_model *m, collm_gguf_writer *w);
 
 #endif

@@ -61,14 +61,14 @@ typedef struct {
 } train_state;
 
 // Registers every trainable tensor with the optimizer.
-static int register_params(collm_model *m, llm_trainer *tr, int train_llm, int train_lora, int train_fece,
-                           optim_state *opt) {
+static int register_params(collm_model *m, collm_llm_trainer *tr, int train_llm, int train_lora, int train_fece,
+                           collm_optim_state *opt) {
     int rc;
     if (train_llm) {
-        int n_desc = llm_model_n_tensors(&m->llm->hp);
-        llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+        int n_desc = collm_llm_model_n_tensors(&m->llm->hp);
+        collm_llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
         if (!desc) return COLLM_ERR_NOMEM;
-        int n = llm_model_tensor_list(m->llm, desc);
+        int n = collm_llm_model_tensor_list(m->llm, desc);
         for (int i = 0; i < n; i++) {
             float *p = *desc[i].data;
             int dup = 0;
@@ -76,7 +76,7 @@ static int register_params(collm_model *m, llm_trainer *tr, int train_llm, int t
             if (!p || dup) continue; // tied output shares token_embd
             int64_t count = desc[i].ne[0] * (desc[i].n_dims > 1 ? desc[i].ne[1] : 1);
             // names live in desc (freed below): the optimizer keeps a static-lifetime label instead
-            if ((rc = optim_add(opt, "llm", p, llm_trainer_grad_of(tr, p), count, desc[i].n_dims >= 2)) < 0) {
+            if ((rc = collm_optim_add(opt, "llm", p, collm_llm_trainer_grad_of(tr, p), count, desc[i].n_dims >= 2)) < 0) {
                 free(desc);
                 return rc;
             }
@@ -84,18 +84,18 @@ static int register_params(collm_model *m, llm_trainer *tr, int train_llm, int t
         free(desc);
     }
     if (train_lora)
-        for (int i = 0; i < m->lora.n_layer * LORA_N_TARGETS; i++) {
-            lora_pair *p = &m->lora.pairs[i];
+        for (int i = 0; i < m->lora.n_layer * COLLM_LORA_N_TARGETS; i++) {
+            collm_lora_pair *p = &m->lora.pairs[i];
             if (!p->a) continue;
-            if ((rc = optim_add(opt, "lora.a", p->a, p->da, (int64_t)p->rank * p->in, 1)) < 0) return rc;
-            if ((rc = optim_add(opt, "lora.b", p->b, p->db, (int64_t)p->out * p->rank, 1)) < 0) return rc;
+            if ((rc = collm_optim_add(opt, "lora.a", p->a, p->da, (int64_t)p->rank * p->in, 1)) < 0) return rc;
+            if ((rc = collm_optim_add(opt, "lora.b", p->b, p->db, (int64_t)p->out * p->rank, 1)) < 0) return rc;
         }
     if (train_fece) {
-        fece_mlp *f = &m->fece;
-        if ((rc = optim_add(opt, "fece.w1", f->w1, f->dw1, (int64_t)f->d_hidden * f->d_in, 1)) < 0 ||
-            (rc = optim_add(opt, "fece.b1", f->b1, f->db1, f->d_hidden, 0)) < 0 ||
-            (rc = optim_add(opt, "fece.w2", f->w2, f->dw2, (int64_t)f->d_out * f->d_hidden, 1)) < 0 ||
-            (rc = optim_add(opt, "fece.b2", f->b2, f->db2, f->d_out, 0)) < 0)
+        collm_fece_mlp *f = &m->fece;
+        if ((rc = collm_optim_add(opt, "fece.w1", f->w1, f->dw1, (int64_t)f->d_hidden * f->d_in, 1)) < 0 ||
+            (rc = collm_optim_add(opt, "fece.b1", f->b1, f->db1, f->d_hidden, 0)) < 0 ||
+            (rc = collm_optim_add(opt, "fece.w2", f->w2, f->dw2, (int64_t)f->d_out * f->d_hidden, 1)) < 0 ||
+            (rc = collm_optim_add(opt, "fece.b2", f->b2, f->db2, f->d_out, 0)) < 0)
             return rc;
     }
     return COLLM_OK;
@@ -104,89 +104,89 @@ static int register_params(collm_model *m, llm_trainer *tr, int train_llm, int t
 // ---------------------------------------------------------------------------
 // resume state: the checkpoint of the current weights plus optimizer and loader
 
-static int put_f64(gguf_writer *w, const char *key, double v) {
-    return gguf_writer_set_arr(w, key, GGUF_TYPE_FLOAT64, &v, 1);
+static int put_f64(collm_gguf_writer *w, const char *key, double v) {
+    return collm_gguf_writer_set_arr(w, key, COLLM_GGUF_TYPE_FLOAT64, &v, 1);
 }
 
-static int get_f64(const gguf_file *f, const char *key, double *v) {
-    int64_t i = gguf_find_key(f, key);
-    if (i < 0 || gguf_kv_type(f, i) != GGUF_TYPE_ARRAY || gguf_arr_type(f, i) != GGUF_TYPE_FLOAT64 ||
-        gguf_arr_n(f, i) != 1)
+static int get_f64(const collm_gguf_file *f, const char *key, double *v) {
+    int64_t i = collm_gguf_find_key(f, key);
+    if (i < 0 || collm_gguf_kv_type(f, i) != COLLM_GGUF_TYPE_ARRAY || collm_gguf_arr_type(f, i) != COLLM_GGUF_TYPE_FLOAT64 ||
+        collm_gguf_arr_n(f, i) != 1)
         return collm_error(COLLM_ERR_FORMAT, "missing or malformed key %s", key);
-    memcpy(v, gguf_arr_data(f, i), sizeof *v);
+    memcpy(v, collm_gguf_arr_data(f, i), sizeof *v);
     return COLLM_OK;
 }
 
-static int get_rng(const gguf_file *f, const char *key, collm_rng *rng) {
-    int64_t i = gguf_find_key(f, key);
-    if (i < 0 || gguf_kv_type(f, i) != GGUF_TYPE_ARRAY || gguf_arr_type(f, i) != GGUF_TYPE_UINT64 ||
-        gguf_arr_n(f, i) != 4)
+static int get_rng(const collm_gguf_file *f, const char *key, collm_rng *rng) {
+    int64_t i = collm_gguf_find_key(f, key);
+    if (i < 0 || collm_gguf_kv_type(f, i) != COLLM_GGUF_TYPE_ARRAY || collm_gguf_arr_type(f, i) != COLLM_GGUF_TYPE_UINT64 ||
+        collm_gguf_arr_n(f, i) != 4)
         return collm_error(COLLM_ERR_FORMAT, "missing or malformed key %s", key);
-    memcpy(rng->s, gguf_arr_data(f, i), sizeof rng->s);
+    memcpy(rng->s, collm_gguf_arr_data(f, i), sizeof rng->s);
     return COLLM_OK;
 }
 
 typedef struct {
     const collm_model *m;
-    const optim_state *opt;
+    const collm_optim_state *opt;
     const train_state *st;
     int64_t n_train;
 } resume_ctx;
 
-static int write_resume(const char *path, const collm_model *m, const optim_state *opt, const train_state *st,
+static int write_resume(const char *path, const collm_model *m, const collm_optim_state *opt, const train_state *st,
                         int64_t n_train, const collm_train_options *o) {
-    gguf_writer *w = gguf_writer_create();
+    collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
     int rc = collm_checkpoint_fill(m, w);
     int64_t ne_order[1] = {n_train};
-    if (!rc) rc = gguf_writer_add_tensor(w, "train.order", GGML_TYPE_I32, 1, ne_order, st->order);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.cursor", (uint64_t)st->cursor);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.epoch", (uint64_t)st->epoch);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.global_step", (uint64_t)st->global_step);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.best_epoch", (uint64_t)st->best_epoch);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.bad_epochs", (uint64_t)st->bad_epochs);
-    if (!rc) rc = gguf_writer_set_u64(w, "train.optim_step", (uint64_t)opt->step);
-    if (!rc) rc = gguf_writer_set_u32(w, "train.batch", (uint32_t)o->batch);
-    if (!rc) rc = gguf_writer_set_u32(w, "train.steps_per_epoch", (uint32_t)o->steps_per_epoch);
+    if (!rc) rc = collm_gguf_writer_add_tensor(w, "train.order", COLLM_GGML_TYPE_I32, 1, ne_order, st->order);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.cursor", (uint64_t)st->cursor);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.epoch", (uint64_t)st->epoch);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.global_step", (uint64_t)st->global_step);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.best_epoch", (uint64_t)st->best_epoch);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.bad_epochs", (uint64_t)st->bad_epochs);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, "train.collm_optim_step", (uint64_t)opt->step);
+    if (!rc) rc = collm_gguf_writer_set_u32(w, "train.batch", (uint32_t)o->batch);
+    if (!rc) rc = collm_gguf_writer_set_u32(w, "train.steps_per_epoch", (uint32_t)o->steps_per_epoch);
     if (!rc) rc = put_f64(w, "train.best_auc", st->best_auc);
     if (!rc) rc = put_f64(w, "train.best_uauc", st->best_uauc);
-    if (!rc) rc = gguf_writer_set_arr(w, "train.rng", GGUF_TYPE_UINT64, st->rng.s, 4);
-    if (!rc) rc = gguf_writer_set_arr(w, "train.dropout_rng", GGUF_TYPE_UINT64, st->drop_rng.s, 4);
-    if (!rc) rc = gguf_writer_set_u32(w, "train.n_params", (uint32_t)opt->n_params);
+    if (!rc) rc = collm_gguf_writer_set_arr(w, "train.rng", COLLM_GGUF_TYPE_UINT64, st->rng.s, 4);
+    if (!rc) rc = collm_gguf_writer_set_arr(w, "train.dropout_rng", COLLM_GGUF_TYPE_UINT64, st->drop_rng.s, 4);
+    if (!rc) rc = collm_gguf_writer_set_u32(w, "train.n_params", (uint32_t)opt->n_params);
     char name[64];
     for (int i = 0; !rc && i < opt->n_params; i++) {
-        const optim_param *p = &opt->params[i];
+        const collm_optim_param *p = &opt->params[i];
         int64_t ne[1] = {p->n};
         snprintf(name, sizeof name, "optim.%d.param", i);
         // trainable values that the checkpoint fill does not hold (e.g. nothing) are written too, so
         // resuming never depends on which parts the fill chose to include
-        if (!rc) rc = gguf_writer_add_tensor_f32(w, name, GGML_TYPE_F32, 1, ne, p->param);
+        if (!rc) rc = collm_gguf_writer_add_tensor_f32(w, name, COLLM_GGML_TYPE_F32, 1, ne, p->param);
         snprintf(name, sizeof name, "optim.%d.m", i);
-        if (!rc) rc = gguf_writer_add_tensor_f32(w, name, GGML_TYPE_F32, 1, ne, p->m);
+        if (!rc) rc = collm_gguf_writer_add_tensor_f32(w, name, COLLM_GGML_TYPE_F32, 1, ne, p->m);
         snprintf(name, sizeof name, "optim.%d.v", i);
-        if (!rc) rc = gguf_writer_add_tensor_f32(w, name, GGML_TYPE_F32, 1, ne, p->v);
+        if (!rc) rc = collm_gguf_writer_add_tensor_f32(w, name, COLLM_GGML_TYPE_F32, 1, ne, p->v);
     }
-    if (!rc) rc = gguf_writer_write(w, path);
-    gguf_writer_free(w);
+    if (!rc) rc = collm_gguf_writer_write(w, path);
+    collm_gguf_writer_free(w);
     return rc;
 }
 
-static int read_resume(const char *path, optim_state *opt, train_state *st, int64_t n_train,
+static int read_resume(const char *path, collm_optim_state *opt, train_state *st, int64_t n_train,
                        const collm_train_options *o) {
-    gguf_file *f = gguf_open(path);
+    collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return COLLM_ERR_IO;
     int rc = COLLM_OK;
     int64_t v;
     uint32_t n_params = 0, batch = 0, steps = 0;
-    const gguf_tensor_info *order = gguf_find_tensor(f, "train.order");
-    if (!order || order->type != GGML_TYPE_I32 || gguf_tensor_n_elements(order) != n_train) {
+    const collm_gguf_tensor_info *order = collm_gguf_find_tensor(f, "train.order");
+    if (!order || order->type != COLLM_GGML_TYPE_I32 || collm_gguf_tensor_n_elements(order) != n_train) {
         rc = collm_error(COLLM_ERR_FORMAT, "%s: train.order missing or not for this training split (%lld rows)", path,
                          (long long)n_train);
         goto done;
     }
     memcpy(st->order, order->data, (size_t)n_train * sizeof(int32_t));
-    if ((rc = gguf_get_u32(f, "train.n_params", &n_params)) || (rc = gguf_get_u32(f, "train.batch", &batch)) ||
-        (rc = gguf_get_u32(f, "train.steps_per_epoch", &steps)))
+    if ((rc = collm_gguf_get_u32(f, "train.n_params", &n_params)) || (rc = collm_gguf_get_u32(f, "train.batch", &batch)) ||
+        (rc = collm_gguf_get_u32(f, "train.steps_per_epoch", &steps)))
         goto done;
     if ((int)n_params != opt->n_params || (int)batch != o->batch || (int)steps != o->steps_per_epoch) {
         rc = collm_error(COLLM_ERR_ARG,
@@ -196,21 +196,21 @@ static int read_resume(const char *path, optim_state *opt, train_state *st, int6
         goto done;
     }
 #define GET_I64(key, dst)                                                                                             \
-    if ((rc = gguf_get_i64(f, key, &v))) goto done;                                                                   \
+    if ((rc = collm_gguf_get_i64(f, key, &v))) goto done;                                                                   \
     dst = v;
     GET_I64("train.cursor", st->cursor);
     GET_I64("train.epoch", st->epoch);
     GET_I64("train.global_step", st->global_step);
     GET_I64("train.best_epoch", st->best_epoch);
     GET_I64("train.bad_epochs", st->bad_epochs);
-    GET_I64("train.optim_step", opt->step);
+    GET_I64("train.collm_optim_step", opt->step);
 #undef GET_I64
     if ((rc = get_f64(f, "train.best_auc", &st->best_auc)) || (rc = get_f64(f, "train.best_uauc", &st->best_uauc)) ||
         (rc = get_rng(f, "train.rng", &st->rng)) || (rc = get_rng(f, "train.dropout_rng", &st->drop_rng)))
         goto done;
     char name[64];
     for (int i = 0; i < opt->n_params; i++) {
-        optim_param *p = &opt->params[i];
+        collm_optim_param *p = &opt->params[i];
         snprintf(name, sizeof name, "optim.%d.param", i);
         if ((rc = collm_read_tensor(f, path, name, p->param, p->n))) goto done;
         snprintf(name, sizeof name, "optim.%d.m", i);
@@ -220,7 +220,7 @@ static int read_resume(const char *path, optim_state *opt, train_state *st, int6
     }
 done:
     if (rc && !strstr(collm_last_error(), path)) collm_error_prefix(rc, "%s", path);
-    gguf_close(f);
+    collm_gguf_close(f);
     return rc;
 }
 
@@ -235,21 +235,21 @@ static void next_batch(train_state *st, int64_t n_train, int batch, int64_t *whi
     st->cursor += batch;
 }
 
-static int evaluate(collm_model *m, const collm_encoded *enc, const rec_split *split, int batch, float *scores,
-                    metrics_report *rep) {
+static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_split *split, int batch, float *scores,
+                    collm_metrics_report *rep) {
     int rc = collm_score_encoded(m, enc, split->n, batch, scores);
     if (rc) return rc;
-    return metrics_evaluate(split, scores, rep);
+    return collm_metrics_evaluate(split, scores, rep);
 }
 
 // A sub-split view of the first n rows (arrays shared, not copied).
-static rec_split head_of(const rec_split *s, int64_t n) {
-    rec_split h = *s;
+static collm_rec_split head_of(const collm_rec_split *s, int64_t n) {
+    collm_rec_split h = *s;
     if (n > 0 && n < s->n) h.n = n;
     return h;
 }
 
-int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options *o, collm_train_result *res) {
+int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res) {
     memset(res, 0, sizeof *res);
     if (!ds->train) return collm_error(COLLM_ERR_ARG, "the dataset has no train split");
     if (o->batch < 1 || o->steps_per_epoch < 1 || o->max_epochs < 1)
@@ -264,13 +264,13 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     if (o->batch > ds->train->n) return collm_error(COLLM_ERR_ARG, "batch %d exceeds the %lld training rows", o->batch, (long long)ds->train->n);
 
     int rc = COLLM_OK;
-    rec_split *eval_full = NULL;
+    collm_rec_split *eval_full = NULL;
     collm_encoded *train_enc = NULL, *eval_enc = NULL;
-    llm_trainer *tr = NULL;
+    collm_llm_trainer *tr = NULL;
     collm_batch b;
     memset(&b, 0, sizeof b);
-    optim_state opt;
-    optim_init(&opt, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay);
+    collm_optim_state opt;
+    collm_optim_init(&opt, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay);
     opt.pool = m->pool;
     train_state st;
     memset(&st, 0, sizeof st);
@@ -283,13 +283,13 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     // data, encoded once
     if ((rc = collm_encode_split(m, ds, ds->train, &train_enc))) goto done;
     if (o->eval_split && *o->eval_split) {
-        eval_full = rec_dataset_load_split(ds, o->eval_split);
+        eval_full = collm_rec_dataset_load_split(ds, o->eval_split);
         if (!eval_full) {
             rc = COLLM_ERR;
             goto done;
         }
     }
-    rec_split eval = eval_full ? head_of(eval_full, o->max_eval_rows) : (rec_split){0};
+    collm_rec_split eval = eval_full ? head_of(eval_full, o->max_eval_rows) : (collm_rec_split){0};
     if (eval_full && (rc = collm_encode_split(m, ds, &eval, &eval_enc))) goto done;
     int64_t n_train = ds->train->n;
     int max_len = 1;
@@ -306,14 +306,14 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
     int eval_batch = o->eval_batch > 0 ? o->eval_batch : o->batch;
     int rows_cap = (o->batch > eval_batch ? o->batch : eval_batch) * max_len;
 
-    tr = llm_trainer_create(m->llm, train_lora ? &m->lora : NULL, train_llm, rows_cap, max_len, m->pool);
+    tr = collm_llm_trainer_create(m->llm, train_lora ? &m->lora : NULL, train_llm, rows_cap, max_len, m->pool);
     if (!tr) {
         rc = COLLM_ERR;
         goto done;
     }
     // evaluation borrows this trainer (forward only, no dropout) rather than
     // allocating a second set of activations
-    llm_trainer_free(m->scorer);
+    collm_llm_trainer_free(m->scorer);
     m->scorer = tr;
     m->scorer_rows = rows_cap;
     m->scorer_len = max_len;
@@ -361,7 +361,7 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
         goto done;
     }
 
-    optim_schedule sched = {.init_lr = o->lr, .warmup_lr = o->warmup_lr, .min_lr = o->min_lr,
+    collm_optim_schedule sched = {.init_lr = o->lr, .warmup_lr = o->warmup_lr, .min_lr = o->min_lr,
                             .warmup_steps = o->warmup_steps, .total_steps = (int64_t)o->max_epochs * o->steps_per_epoch,
                             .steps_per_epoch = o->steps_per_epoch, .restart_warmup = o->restart_warmup};
     int tty = isatty(fileno(stderr)) && o->progress;
@@ -375,21 +375,21 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
         double t_epoch = now_seconds(), loss_sum = 0;
         double lr = 0;
         for (int step = 0; step < o->steps_per_epoch; step++) {
-            lr = optim_schedule_lr(&sched, st.global_step);
+            lr = collm_optim_schedule_lr(&sched, st.global_step);
             next_batch(&st, n_train, o->batch, which);
             if ((rc = collm_batch_pack(&b, m, train_enc, which, o->batch))) goto done;
             for (int i = 0; i < o->batch; i++) b.labels[i] = (float)ds->train->label[which[i]];
-            llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
-            if ((rc = llm_trainer_forward(tr, b.tokens, b.seq_len, o->batch, b.n_slots ? &slots : NULL, m->yes_id,
+            collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
+            if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, o->batch, b.n_slots ? &slots : NULL, m->yes_id,
                                           b.scores, dropout)))
                 goto done;
-            double loss = ops_bce_with_logits(b.dscores, b.scores, b.labels, o->batch);
-            optim_zero_grad(&opt);
+            double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, o->batch);
+            collm_optim_zero_grad(&opt);
             if (b.n_slots) memset(b.slot_dy, 0, (size_t)b.n_slots * m->llm->hp.n_embd * sizeof(float));
-            if ((rc = llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
-            if (b.n_slots && train_fece) fece_backward(&m->fece, b.slot_x, b.n_slots, b.slot_h, b.slot_dy, NULL, b.scratch);
-            optim_clip(&opt, o->clip);
-            optim_step(&opt, (float)lr);
+            if ((rc = collm_llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
+            if (b.n_slots && train_fece) collm_fece_backward(&m->fece, b.slot_x, b.n_slots, b.slot_h, b.slot_dy, NULL, b.scratch);
+            collm_optim_clip(&opt, o->clip);
+            collm_optim_step(&opt, (float)lr);
             st.global_step++;
             loss_sum += loss;
             samples_done += o->batch;
@@ -404,7 +404,7 @@ int collm_train(collm_model *m, const rec_dataset *ds, const collm_train_options
         double t_trained = now_seconds();
         train_seconds += t_trained - t_epoch;
         st.epoch++;
-        metrics_report rep;
+        collm_metrics_report rep;
         memset(&rep, 0, sizeof rep);
         rep.auc = rep.uauc = NAN;
         int improved = 0;
@@ -451,12 +451,12 @@ done:
     free(st.order);
     free(which);
     free(eval_scores);
-    optim_free(&opt);
+    collm_optim_free(&opt);
     collm_batch_free(&b);
     if (m->scorer == tr) m->scorer = NULL;
-    llm_trainer_free(tr);
+    collm_llm_trainer_free(tr);
     collm_encoded_array_free(train_enc, ds->train->n);
     if (eval_full) collm_encoded_array_free(eval_enc, head_of(eval_full, o->max_eval_rows).n);
-    rec_split_free(eval_full);
+    collm_rec_split_free(eval_full);
     return rc;
 }

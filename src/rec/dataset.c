@@ -190,7 +190,7 @@ static int64_t unescape_field(const tsv_file *t, int col, char *dst) {
 
 // ---------------------------------------------------------------- items
 
-void rec_items_free(rec_items *items) {
+void collm_rec_items_free(collm_rec_items *items) {
     if (!items) return;
     free(items->title);
     free(items->author);
@@ -198,9 +198,9 @@ void rec_items_free(rec_items *items) {
     free(items);
 }
 
-rec_items *rec_items_load(const char *path) {
+collm_rec_items *collm_rec_items_load(const char *path) {
     tsv_file t;
-    rec_items *items = NULL;
+    collm_rec_items *items = NULL;
     int32_t *row_id = NULL;
     int64_t *row_title = NULL, *row_author = NULL;
     int rc = tsv_open(&t, path);
@@ -288,12 +288,12 @@ fail:
     free(row_id);
     free(row_title);
     free(row_author);
-    rec_items_free(items);
+    collm_rec_items_free(items);
     tsv_close(&t);
     return NULL;
 }
 
-int rec_items_grow(rec_items *items, int32_t n) {
+int collm_rec_items_grow(collm_rec_items *items, int32_t n) {
     if (n <= items->n) return COLLM_OK;
     char **title = realloc(items->title, (size_t)n * sizeof(char *));
     if (!title) return collm_error(COLLM_ERR_NOMEM, "out of memory growing the item table to %d", n);
@@ -313,7 +313,7 @@ int rec_items_grow(rec_items *items, int32_t n) {
 
 // ---------------------------------------------------------------- splits
 
-void rec_split_free(rec_split *s) {
+void collm_rec_split_free(collm_rec_split *s) {
     if (!s) return;
     free(s->path);
     free(s->user);
@@ -353,7 +353,7 @@ static int check_01(const tsv_file *t, int col, uint64_t v) {
     return COLLM_OK;
 }
 
-static void item_range_error(const tsv_file *t, int col, int64_t elem, uint64_t v, const rec_items *items) {
+static void item_range_error(const tsv_file *t, int col, int64_t elem, uint64_t v, const collm_rec_items *items) {
     char msg[128];
     if (elem >= 0)
         snprintf(msg, sizeof msg, "element %lld: item id %llu outside the item table (ids 0..%d)", (long long)elem + 1,
@@ -371,9 +371,9 @@ static char *dup_str(const char *s) {
     return d;
 }
 
-rec_split *rec_split_load(const char *path, const rec_items *items) {
+collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items) {
     tsv_file t;
-    rec_split *s = NULL;
+    collm_rec_split *s = NULL;
     int32_t *tmp_label = NULL;
     int rc = tsv_open(&t, path);
     if (rc != COLLM_OK) goto fail;
@@ -485,20 +485,20 @@ rec_split *rec_split_load(const char *path, const rec_items *items) {
     return s;
 fail:
     free(tmp_label);
-    rec_split_free(s);
+    collm_rec_split_free(s);
     tsv_close(&t);
     return NULL;
 }
 
 // ---------------------------------------------------------------- dataset
 
-void rec_dataset_free(rec_dataset *ds) {
+void collm_rec_dataset_free(collm_rec_dataset *ds) {
     if (!ds) return;
     free(ds->dir);
-    rec_items_free(ds->items);
-    rec_split_free(ds->train);
-    rec_split_free(ds->valid);
-    rec_split_free(ds->valid_small);
+    collm_rec_items_free(ds->items);
+    collm_rec_split_free(ds->train);
+    collm_rec_split_free(ds->valid);
+    collm_rec_split_free(ds->valid_small);
     free(ds);
 }
 
@@ -509,14 +509,14 @@ static int file_exists(const char *path) {
 
 static const char *const split_names[] = {"train", "valid", "valid_small", "test"};
 
-rec_dataset *rec_dataset_load(const char *dir) {
+collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
     char path[4096];
-    rec_dataset *ds = collm_calloc(1, sizeof *ds);
+    collm_rec_dataset *ds = collm_calloc(1, sizeof *ds);
     if (!ds) return NULL;
     ds->dir = dup_str(dir);
     if (!ds->dir) goto fail;
     snprintf(path, sizeof path, "%s/items.tsv", dir);
-    ds->items = rec_items_load(path);
+    ds->items = collm_rec_items_load(path);
     if (!ds->items) goto fail;
     ds->is_book = ds->items->author != NULL;
 
@@ -524,8 +524,8 @@ rec_dataset *rec_dataset_load(const char *dir) {
     // so splits are read without the table check and the table then grows to
     // max id seen + 1 with "" titles. Movies: items.tsv is complete and an id
     // outside it is an error.
-    const rec_items *check = ds->is_book ? NULL : ds->items;
-    rec_split **slot[4] = {&ds->train, &ds->valid, &ds->valid_small, NULL};
+    const collm_rec_items *check = ds->is_book ? NULL : ds->items;
+    collm_rec_split **slot[4] = {&ds->train, &ds->valid, &ds->valid_small, NULL};
     int32_t max_user = -1, max_item = ds->items->n - 1;
     for (int k = 0; k < 4; k++) {
         snprintf(path, sizeof path, "%s/%s.tsv", dir, split_names[k]);
@@ -538,23 +538,23 @@ rec_dataset *rec_dataset_load(const char *dir) {
         }
         // test.tsv is read only to size the user and item tables (CoLLM
         // sizes them as max id over all splits + 1); it is not kept.
-        rec_split *s = rec_split_load(path, check);
+        collm_rec_split *s = collm_rec_split_load(path, check);
         if (!s) goto fail;
         if (s->max_user > max_user) max_user = s->max_user;
         if (s->max_item > max_item) max_item = s->max_item;
         if (slot[k]) *slot[k] = s;
-        else rec_split_free(s);
+        else collm_rec_split_free(s);
     }
-    if (ds->is_book && rec_items_grow(ds->items, max_item + 1) != COLLM_OK) goto fail;
+    if (ds->is_book && collm_rec_items_grow(ds->items, max_item + 1) != COLLM_OK) goto fail;
     ds->n_users = max_user + 1;
     ds->n_items = ds->items->n;
     return ds;
 fail:
-    rec_dataset_free(ds);
+    collm_rec_dataset_free(ds);
     return NULL;
 }
 
-rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_path) {
+collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path) {
     char path[4096];
     const char *p = name_or_path;
     for (int k = 0; k < 4; k++)
@@ -562,7 +562,7 @@ rec_split *rec_dataset_load_split(const rec_dataset *ds, const char *name_or_pat
             snprintf(path, sizeof path, "%s/%s.tsv", ds->dir, name_or_path);
             p = path;
         }
-    return rec_split_load(p, ds->items);
+    return collm_rec_split_load(p, ds->items);
 }
 
 // ---------------------------------------------------------------- writers
@@ -579,7 +579,7 @@ static char *put_u64(char *p, uint64_t v) {
     return p;
 }
 
-int rec_write_escaped(FILE *f, const char *s) {
+int collm_rec_write_escaped(FILE *f, const char *s) {
     for (const char *p = s; *p; p++) {
         const char *esc = NULL;
         if (*p == '\\') esc = "\\\\";
@@ -595,27 +595,27 @@ int rec_write_escaped(FILE *f, const char *s) {
 }
 
 static int write_items_fn(FILE *f, void *ctx) {
-    const rec_items *items = ctx;
+    const collm_rec_items *items = ctx;
     fputs(items->author ? "iid\ttitle\tauthor\n" : "iid\ttitle\n", f);
     for (int32_t i = 0; i < items->n; i++) {
         fprintf(f, "%d\t", i);
-        if (rec_write_escaped(f, items->title[i])) return COLLM_ERR_IO;
+        if (collm_rec_write_escaped(f, items->title[i])) return COLLM_ERR_IO;
         if (items->author) {
             fputc('\t', f);
-            if (rec_write_escaped(f, items->author[i])) return COLLM_ERR_IO;
+            if (collm_rec_write_escaped(f, items->author[i])) return COLLM_ERR_IO;
         }
         fputc('\n', f);
     }
     return ferror(f) ? collm_error(COLLM_ERR_IO, "write failed") : COLLM_OK;
 }
 
-int rec_items_write(const char *path, const rec_items *items) {
+int collm_rec_items_write(const char *path, const collm_rec_items *items) {
     int rc = collm_write_atomic(path, write_items_fn, (void *)items);
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }
 
 static int write_split_fn(FILE *f, void *ctx) {
-    const rec_split *s = ctx;
+    const collm_rec_split *s = ctx;
     int book = s->his_label != NULL;
     fputs(book ? "uid\tiid\tlabel\this\this_label\n" : "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n", f);
     size_t cap = 1 << 16;
@@ -663,7 +663,7 @@ static int write_split_fn(FILE *f, void *ctx) {
     return COLLM_OK;
 }
 
-int rec_split_write(const char *path, const rec_split *split) {
+int collm_rec_split_write(const char *path, const collm_rec_split *split) {
     int rc = collm_write_atomic(path, write_split_fn, (void *)split);
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }

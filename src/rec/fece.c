@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int fece_init(fece_mlp *mlp, int d_in, int mid_times, int d_out, collm_rng *rng) {
+int collm_fece_init(collm_fece_mlp *mlp, int d_in, int mid_times, int d_out, collm_rng *rng) {
     memset(mlp, 0, sizeof *mlp);
     if (d_in < 1 || mid_times < 1 || d_out < 1)
         return collm_error(COLLM_ERR_ARG, "fece: bad sizes d_in=%d mid_times=%d d_out=%d", d_in, mid_times, d_out);
     mlp->d_in = d_in;
     mlp->d_hidden = d_in * mid_times;
     mlp->d_out = d_out;
-    int64_t n = fece_n_params(mlp);
+    int64_t n = collm_fece_n_params(mlp);
     mlp->storage = collm_calloc((size_t)(2 * n), sizeof(float));
     if (!mlp->storage) return COLLM_ERR_NOMEM;
     float *p = mlp->storage;
@@ -37,28 +37,28 @@ int fece_init(fece_mlp *mlp, int d_in, int mid_times, int d_out, collm_rng *rng)
     return COLLM_OK;
 }
 
-void fece_free(fece_mlp *mlp) {
+void collm_fece_free(collm_fece_mlp *mlp) {
     free(mlp->storage);
     memset(mlp, 0, sizeof *mlp);
 }
 
-int64_t fece_n_params(const fece_mlp *mlp) {
+int64_t collm_fece_n_params(const collm_fece_mlp *mlp) {
     return (int64_t)mlp->d_hidden * mlp->d_in + mlp->d_hidden + (int64_t)mlp->d_out * mlp->d_hidden + mlp->d_out;
 }
 
-void fece_forward(const fece_mlp *mlp, const float *x, int B, float *h, float *y) {
-    ops_matmul_forward(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden); // (B, d_hidden)
-    ops_relu_forward(h, h, (int64_t)B * mlp->d_hidden);
-    ops_matmul_forward(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out); // (B, d_out)
+void collm_fece_forward(const collm_fece_mlp *mlp, const float *x, int B, float *h, float *y) {
+    collm_ops_matmul_forward(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden); // (B, d_hidden)
+    collm_ops_relu_forward(h, h, (int64_t)B * mlp->d_hidden);
+    collm_ops_matmul_forward(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out); // (B, d_out)
 }
 
-void fece_backward(fece_mlp *mlp, const float *x, int B, const float *h, const float *dy, float *dx, float *scratch) {
+void collm_fece_backward(collm_fece_mlp *mlp, const float *x, int B, const float *h, const float *dy, float *dx, float *scratch) {
     float *dh = scratch; // (B, d_hidden)
     memset(dh, 0, (size_t)B * mlp->d_hidden * sizeof(float));
-    ops_matmul_backward(dh, mlp->dw2, mlp->db2, dy, h, mlp->w2, B, mlp->d_hidden, mlp->d_out);
+    collm_ops_matmul_backward(dh, mlp->dw2, mlp->db2, dy, h, mlp->w2, B, mlp->d_hidden, mlp->d_out);
     // ReLU backward: h > 0 exactly where the pre-activation was > 0
     int64_t n = (int64_t)B * mlp->d_hidden;
     for (int64_t i = 0; i < n; i++)
         if (h[i] <= 0.0f) dh[i] = 0.0f;
-    ops_matmul_backward(dx, mlp->dw1, mlp->db1, dh, x, mlp->w1, B, mlp->d_in, mlp->d_hidden);
+    collm_ops_matmul_backward(dx, mlp->dw1, mlp->db1, dh, x, mlp->w1, B, mlp->d_in, mlp->d_hidden);
 }

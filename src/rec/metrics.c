@@ -58,7 +58,7 @@ static metrics_row *metrics_sorted_rows(const int32_t *users, const float *score
     return rows;
 }
 
-double metrics_auc(const float *scores, const int8_t *labels, int64_t n) {
+double collm_metrics_auc(const float *scores, const int8_t *labels, int64_t n) {
     if (n <= 0 || !scores || !labels) return NAN;
     metrics_row *rows = metrics_sorted_rows(NULL, scores, labels, n);
     if (!rows) return NAN;
@@ -67,7 +67,7 @@ double metrics_auc(const float *scores, const int8_t *labels, int64_t n) {
     return auc;
 }
 
-double metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
+double collm_metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
                     int64_t *n_users_counted) {
     if (n_users_counted) *n_users_counted = 0;
     if (n <= 0 || !users || !scores || !labels) return NAN;
@@ -112,7 +112,7 @@ static int metrics_count_distinct(const int32_t *v, int64_t n, int64_t *out) {
 }
 
 // AUC over the rows whose not_cold equals `warm`; counts them in *n_subset.
-static int metrics_subset_auc(const rec_split *split, const float *scores, int warm, double *auc, int64_t *n_subset) {
+static int metrics_subset_auc(const collm_rec_split *split, const float *scores, int warm, double *auc, int64_t *n_subset) {
     int64_t n = split->n, m = 0;
     float *sub_scores = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *sub_scores);
     int8_t *sub_labels = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *sub_labels);
@@ -127,22 +127,22 @@ static int metrics_subset_auc(const rec_split *split, const float *scores, int w
             sub_labels[m++] = split->label[i];
         }
     *n_subset = m;
-    *auc = metrics_auc(sub_scores, sub_labels, m);
+    *auc = collm_metrics_auc(sub_scores, sub_labels, m);
     free(sub_scores);
     free(sub_labels);
     return COLLM_OK;
 }
 
-int metrics_evaluate(const rec_split *split, const float *scores, metrics_report *out) {
-    if (!split || !scores || !out) return collm_error(COLLM_ERR_ARG, "metrics_evaluate: NULL argument");
-    metrics_report r = {0};
+int collm_metrics_evaluate(const collm_rec_split *split, const float *scores, collm_metrics_report *out) {
+    if (!split || !scores || !out) return collm_error(COLLM_ERR_ARG, "collm_metrics_evaluate: NULL argument");
+    collm_metrics_report r = {0};
     r.n = split->n;
     for (int64_t i = 0; i < split->n; i++) r.n_pos += split->label[i] != 0;
     int rc = metrics_count_distinct(split->user, split->n, &r.n_users);
     if (rc) return rc;
     collm_clear_error();
-    r.auc = metrics_auc(scores, split->label, split->n);
-    r.uauc = metrics_uauc(split->user, scores, split->label, split->n, &r.n_users_uauc);
+    r.auc = collm_metrics_auc(scores, split->label, split->n);
+    r.uauc = collm_metrics_uauc(split->user, scores, split->label, split->n, &r.n_users_uauc);
     if (*collm_last_error()) return COLLM_ERR_NOMEM; // only allocation failures set a message above
     if ((rc = metrics_subset_auc(split, scores, 1, &r.auc_warm, &r.n_warm))) return rc;
     if ((rc = metrics_subset_auc(split, scores, 0, &r.auc_cold, &r.n_cold))) return rc;

@@ -205,7 +205,7 @@ static int cmp_raw(const void *a, const void *b) {
 // Items table from titles indexed by final id (0 = padding, "").
 static int write_items(const char *dir, char **title, char **author, int32_t n) {
     char empty[1] = "";
-    rec_items it = {0};
+    collm_rec_items it = {0};
     it.n = n;
     it.title = title;
     it.author = author;
@@ -216,17 +216,17 @@ static int write_items(const char *dir, char **title, char **author, int32_t n) 
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/items.tsv", dir);
-    return rec_items_write(path, &it);
+    return collm_rec_items_write(path, &it);
 }
 
 // ---------------------------------------------------------------- ML-1M
 
-int rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed) {
+int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed) {
     int rc;
     line_reader mr = {0}, rr = {0};
     char **movie_title = NULL, **movie_genres = NULL, **title = NULL;
     raw_event *ev = NULL;
-    rec_event *out = NULL;
+    collm_rec_event *out = NULL;
     int32_t *item_of_movie = NULL, *movie_of_item = NULL, *user_map = NULL;
     size_t n_ev = 0, cap_ev = 0;
     enum { MAX_MOVIE = 1 << 20 };
@@ -340,14 +340,14 @@ int rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const ch
     fputs("iid\tmovie_id\tgenres\n", f);
     for (int32_t i = 1; i <= ni; i++) {
         fprintf(f, "%d\t%d\t", i, movie_of_item[i]);
-        rec_write_escaped(f, movie_genres[movie_of_item[i]]);
+        collm_rec_write_escaped(f, movie_genres[movie_of_item[i]]);
         fputc('\n', f);
     }
     if (fclose(f) != 0) {
         rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
         goto fail;
     }
-    rc = rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.5, seed);
+    rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.5, seed);
 fail:
     if (movie_title)
         for (int i = 0; i < MAX_MOVIE; i++) free(movie_title[i]);
@@ -382,7 +382,7 @@ typedef struct {
     int64_t order;
 } amazon_review;
 
-int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const char *out_dir, uint64_t seed,
+int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, const char *out_dir, uint64_t seed,
                        int min_count) {
     int rc = COLLM_OK;
     line_reader mr = {0}, rr = {0};
@@ -393,7 +393,7 @@ int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const ch
     int32_t *item_count = NULL, *user_of = NULL, *user_count = NULL, *item_id = NULL, *meta_of_item = NULL;
     int32_t *user_id = NULL;
     raw_event *ev = NULL;
-    rec_event *out = NULL;
+    collm_rec_event *out = NULL;
     char **title = NULL;
     size_t n_users_raw = 0;
     if ((rc = lr_open(&mr, meta_path)) || (rc = lr_open(&rr, reviews_path))) goto fail;
@@ -565,14 +565,14 @@ int rec_prepare_amazon(const char *reviews_path, const char *meta_path, const ch
     fputs("iid\tasin\n", f);
     for (int32_t i = 1; i <= ni; i++) {
         fprintf(f, "%d\t", i);
-        rec_write_escaped(f, meta_asin[meta_of_item[i]]);
+        collm_rec_write_escaped(f, meta_asin[meta_of_item[i]]);
         fputc('\n', f);
     }
     if (fclose(f) != 0) {
         rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
         goto fail;
     }
-    rc = rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed);
+    rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed);
 fail:
     for (size_t k = 0; k < n_meta; k++) free(meta_title[k]), free(meta_asin[k]);
     for (size_t k = 0; k < n_rev; k++) free(rev[k].reviewer);
@@ -640,8 +640,8 @@ static int cmp_bx(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order);
 }
 
-int rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, const char *out_dir, uint64_t seed,
-                             const rec_bookcrossing_options *opt) {
+int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, const char *out_dir, uint64_t seed,
+                             const collm_rec_bookcrossing_options *opt) {
     int K = opt && opt->max_targets_per_user > 0 ? opt->max_targets_per_user : 5;
     int H = opt && opt->max_history > 0 ? opt->max_history : 10;
     int rc = COLLM_OK;
@@ -652,7 +652,7 @@ int rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, c
     bx_rating *rat = NULL;
     int64_t *user_start = NULL;
     int32_t *uorder = NULL, *perm = NULL;
-    rec_split sp[3];
+    collm_rec_split sp[3];
     memset(sp, 0, sizeof sp);
     if ((rc = lr_open(&br, books_path)) || (rc = lr_open(&rr, ratings_path))) goto fail;
     if ((rc = collm_mkdir_p(out_dir)) || (rc = strmap_init(&isbn, 1024))) goto fail;
@@ -756,7 +756,7 @@ int rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, c
     // K = 1 this is TALLRec's construction (target = last, history = the rest).
     for (int32_t j = 0; j < n_users; j++) {
         int k = j < n_train ? 0 : j < n_train + n_valid ? 1 : 2;
-        rec_split *o = &sp[k];
+        collm_rec_split *o = &sp[k];
         int64_t a = user_start[uorder[j]], e = a;
         while (e < (int64_t)n_r && rat[e].user == rat[a].user) e++;
         int32_t n = (int32_t)(e - a);
@@ -785,7 +785,7 @@ int rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, c
     char path[4096];
     for (int k = 0; k < 3 && rc == COLLM_OK; k++) {
         snprintf(path, sizeof path, "%s/%s.tsv", out_dir, names[k]);
-        rc = rec_split_write(path, &sp[k]);
+        rc = collm_rec_split_write(path, &sp[k]);
     }
 fail:
     for (size_t k = 0; k < n_books; k++) free(title[k]), free(author[k]), free(isbn_str[k]);

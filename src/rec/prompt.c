@@ -34,8 +34,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 
 static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
-static prompt_template *template_new(const char *line, size_t len) {
-    prompt_template *t = collm_calloc(1, sizeof *t);
+static collm_prompt_template *template_new(const char *line, size_t len) {
+    collm_prompt_template *t = collm_calloc(1, sizeof *t);
     if (!t) return NULL;
     t->line = collm_malloc(len + 1);
     if (!t->line) {
@@ -49,12 +49,12 @@ static prompt_template *template_new(const char *line, size_t len) {
     return t;
 }
 
-prompt_template *prompt_template_from_string(const char *line) {
+collm_prompt_template *collm_prompt_template_from_string(const char *line) {
     const char *nl = strchr(line, '\n');
     return template_new(line, nl ? (size_t)(nl - line) : strlen(line));
 }
 
-prompt_template *prompt_template_load(const char *path) {
+collm_prompt_template *collm_prompt_template_load(const char *path) {
     char *text;
     size_t size;
     if (collm_read_file(path, &text, &size) != COLLM_OK) return NULL;
@@ -66,27 +66,27 @@ prompt_template *prompt_template_load(const char *path) {
         collm_error(COLLM_ERR_FORMAT, "%s: line 1: empty or binary template line", path);
         return NULL;
     }
-    prompt_template *t = template_new(text, len);
+    collm_prompt_template *t = template_new(text, len);
     free(text);
     return t;
 }
 
-void prompt_template_free(prompt_template *tpl) {
+void collm_prompt_template_free(collm_prompt_template *tpl) {
     if (!tpl) return;
     free(tpl->line);
     free(tpl);
 }
 
-void prompt_history_window(const prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n) {
+void collm_prompt_history_window(const collm_prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n) {
     if (!tpl->his_has_sentinel) {
         // As if a 0 sentinel were prepended: the last min(len, L) real ids.
-        *n = n_his < PROMPT_MAX_HISTORY ? n_his : PROMPT_MAX_HISTORY;
+        *n = n_his < COLLM_PROMPT_MAX_HISTORY ? n_his : COLLM_PROMPT_MAX_HISTORY;
         *first = n_his - *n;
         return;
     }
-    if (n_his > PROMPT_MAX_HISTORY) { // keep the last L ids, n = L
-        *first = n_his - PROMPT_MAX_HISTORY;
-        *n = PROMPT_MAX_HISTORY;
+    if (n_his > COLLM_PROMPT_MAX_HISTORY) { // keep the last L ids, n = L
+        *first = n_his - COLLM_PROMPT_MAX_HISTORY;
+        *n = COLLM_PROMPT_MAX_HISTORY;
     } else if (n_his >= 2) { // n = len - 1 (len == L gives L - 1): all but the sentinel
         *first = 1;
         *n = n_his - 1;
@@ -97,9 +97,9 @@ void prompt_history_window(const prompt_template *tpl, int64_t n_his, int64_t *f
 }
 
 // n of §2.5 (the number of <unk> in <ItemIDList>).
-static int64_t history_count(const prompt_template *tpl, int64_t n_his) {
-    if (!tpl->his_has_sentinel) return n_his < PROMPT_MAX_HISTORY ? n_his : PROMPT_MAX_HISTORY;
-    if (n_his > PROMPT_MAX_HISTORY) return PROMPT_MAX_HISTORY;
+static int64_t history_count(const collm_prompt_template *tpl, int64_t n_his) {
+    if (!tpl->his_has_sentinel) return n_his < COLLM_PROMPT_MAX_HISTORY ? n_his : COLLM_PROMPT_MAX_HISTORY;
+    if (n_his > COLLM_PROMPT_MAX_HISTORY) return COLLM_PROMPT_MAX_HISTORY;
     return n_his >= 1 ? n_his - 1 : 0;
 }
 
@@ -114,7 +114,7 @@ static int starts_with(const char *s, const char *p) { return strncmp(s, p, strl
 
 // Builds the filled text into b; *split_at receives the byte offset of the
 // first target-dependent placeholder's output (or the full length).
-static int fill(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+static int fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                 int32_t target, sbuf *b, size_t *split_at) {
     if (target < 0 || target >= items->n)
         return collm_error(COLLM_ERR_ARG, "prompt: target item %d outside the item table (ids 0..%d)", target,
@@ -137,7 +137,7 @@ static int fill(const prompt_template *tpl, const rec_items *items, const int32_
         p = lt;
         if (starts_with(p, "<ItemTitleList>")) {
             int64_t first, n;
-            prompt_history_window(tpl, n_his, &first, &n);
+            collm_prompt_history_window(tpl, n_his, &first, &n);
             int wrote = 0;
             for (int64_t j = first; j < first + n; j++) {
                 const char *title = items->title[his[j]];
@@ -183,7 +183,7 @@ static int fill(const prompt_template *tpl, const rec_items *items, const int32_
     return COLLM_OK;
 }
 
-int64_t prompt_fill(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+int64_t collm_prompt_fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                     int32_t target, char *out, size_t cap) {
     sbuf b = {0};
     size_t split;
@@ -202,7 +202,7 @@ int64_t prompt_fill(const prompt_template *tpl, const rec_items *items, const in
     return len;
 }
 
-char *prompt_fill_alloc(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                         int32_t target) {
     sbuf b = {0};
     size_t split;
@@ -213,7 +213,7 @@ char *prompt_fill_alloc(const prompt_template *tpl, const rec_items *items, cons
     return b.data;
 }
 
-int prompt_fill_parts(const prompt_template *tpl, const rec_items *items, const int32_t *his, int64_t n_his,
+int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                       int32_t target, char **prefix, char **rest) {
     *prefix = *rest = NULL;
     sbuf b = {0};

@@ -23,7 +23,7 @@ static const struct {
      "#Question: A user has given high ratings to the following movies: <ItemTitleList>. Leverage the information to predict whether the user would enjoy the movie titled <TargetItemTitle>? Answer with \"Yes\" or \"No\". \\n#Answer:"},
 };
 
-const char *prompt_builtin_line(const char *name) {
+const char *collm_prompt_builtin_line(const char *name) {
     for (size_t i = 0; i < sizeof builtin_templates / sizeof builtin_templates[0]; i++)
         if (strcmp(builtin_templates[i].name, name) == 0) return builtin_templates[i].line;
     return NULL;

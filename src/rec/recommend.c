@@ -9,9 +9,9 @@
 #include "collm/error.h"
 #include "collm_internal.h"
 
-#define RECOMMEND_CTX_ROWS 1024 // n_ctx and n_batch of recommend_context_create
+#define RECOMMEND_CTX_ROWS 1024 // n_ctx and n_batch of collm_recommend_context_create
 
-struct recommend_histories {
+struct collm_recommend_histories {
     int32_t n_users;    // users 0 .. n_users-1
     int64_t *offset;    // (n_users + 1) into his
     int8_t *has;        // (n_users) 1 when the dataset has a row of the user
@@ -27,16 +27,16 @@ static double now_s(void) {
 // ---------------------------------------------------------------------------
 // histories
 
-recommend_histories *recommend_histories_build(const rec_dataset *ds) {
+collm_recommend_histories *collm_recommend_histories_build(const collm_rec_dataset *ds) {
     if (!ds || !ds->train) {
-        collm_error(COLLM_ERR_ARG, "recommend_histories_build: no dataset / train split");
+        collm_error(COLLM_ERR_ARG, "collm_recommend_histories_build: no dataset / train split");
         return NULL;
     }
-    const rec_split *splits[2] = {ds->train, ds->valid}; // later split wins ties
+    const collm_rec_split *splits[2] = {ds->train, ds->valid}; // later split wins ties
     int32_t n_users = ds->n_users;
     for (int s = 0; s < 2; s++)
         if (splits[s] && splits[s]->max_user + 1 > n_users) n_users = splits[s]->max_user + 1;
-    recommend_histories *h = collm_calloc(1, sizeof *h);
+    collm_recommend_histories *h = collm_calloc(1, sizeof *h);
     int *best_split = collm_malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(int));
     int64_t *best_row = collm_malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(int64_t));
     if (h) {
@@ -47,12 +47,12 @@ recommend_histories *recommend_histories_build(const rec_dataset *ds) {
     if (!h || !best_split || !best_row || !h->offset || !h->has) {
         free(best_split);
         free(best_row);
-        recommend_histories_free(h);
+        collm_recommend_histories_free(h);
         return NULL;
     }
     for (int32_t u = 0; u < n_users; u++) best_split[u] = -1;
     for (int s = 0; s < 2; s++) {
-        const rec_split *sp = splits[s];
+        const collm_rec_split *sp = splits[s];
         if (!sp) continue;
         for (int64_t r = 0; r < sp->n; r++) {
             int32_t u = sp->user[r];
@@ -65,7 +65,7 @@ recommend_histories *recommend_histories_build(const rec_dataset *ds) {
     int64_t total = 0;
     for (int32_t u = 0; u < n_users; u++) {
         if (best_split[u] >= 0) {
-            const rec_split *sp = splits[best_split[u]];
+            const collm_rec_split *sp = splits[best_split[u]];
             int64_t r = best_row[u];
             total += sp->his_offset[r + 1] - sp->his_offset[r] + (sp->label[r] ? 1 : 0);
         }
@@ -75,12 +75,12 @@ recommend_histories *recommend_histories_build(const rec_dataset *ds) {
     if (!h->his) {
         free(best_split);
         free(best_row);
-        recommend_histories_free(h);
+        collm_recommend_histories_free(h);
         return NULL;
     }
     for (int32_t u = 0; u < n_users; u++) {
         if (best_split[u] < 0) continue;
-        const rec_split *sp = splits[best_split[u]];
+        const collm_rec_split *sp = splits[best_split[u]];
         int64_t r = best_row[u], n = sp->his_offset[r + 1] - sp->his_offset[r];
         memcpy(h->his + h->offset[u], sp->his + sp->his_offset[r], (size_t)n * sizeof(int32_t));
         if (sp->label[r]) h->his[h->offset[u] + n] = sp->item[r];
@@ -91,7 +91,7 @@ recommend_histories *recommend_histories_build(const rec_dataset *ds) {
     return h;
 }
 
-void recommend_histories_free(recommend_histories *h) {
+void collm_recommend_histories_free(collm_recommend_histories *h) {
     if (!h) return;
     free(h->offset);
     free(h->has);
@@ -99,7 +99,7 @@ void recommend_histories_free(recommend_histories *h) {
     free(h);
 }
 
-int recommend_user_history(const recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
+int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
     if (!h || user < 0 || user >= h->n_users || !h->has[user])
         return collm_error(COLLM_ERR_ARG, "user: %d is unknown (no rows in the dataset); give a history", user);
     *his = h->his + h->offset[user];
@@ -107,7 +107,7 @@ int recommend_user_history(const recommend_histories *h, int32_t user, const int
     return COLLM_OK;
 }
 
-void recommend_request_default(recommend_request *r) {
+void collm_recommend_request_default(collm_recommend_request *r) {
     memset(r, 0, sizeof *r);
     r->user = -1;
     r->k = 10;
@@ -115,11 +115,11 @@ void recommend_request_default(recommend_request *r) {
     r->share_prefix = 1;
 }
 
-llm_context *recommend_context_create(const collm_model *m, collm_pool *pool) {
-    return llm_context_create(collm_llm(m), RECOMMEND_CTX_ROWS, RECOMMEND_CTX_ROWS, pool);
+collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool) {
+    return collm_llm_context_create(collm_llm(m), RECOMMEND_CTX_ROWS, RECOMMEND_CTX_ROWS, pool);
 }
 
-int recommend_resolve_history(const collm_model *m, const rec_items *items, const recommend_histories *hist,
+int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items *items, const collm_recommend_histories *hist,
                               int32_t user, const int32_t *history, int n_history, int32_t **his_out,
                               int64_t *n_out) {
     *his_out = NULL;
@@ -134,7 +134,7 @@ int recommend_resolve_history(const collm_model *m, const rec_items *items, cons
         add_sentinel = collm_template(m)->his_has_sentinel && (n_src == 0 || src[0] != 0);
     } else {
         if (user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id or a history");
-        int rc = recommend_user_history(hist, user, &src, &n_src);
+        int rc = collm_recommend_user_history(hist, user, &src, &n_src);
         if (rc) return rc;
     }
     int32_t n_cf_items = 0;
@@ -190,7 +190,7 @@ static int map_slots(const collm_model *m, const collm_encoded *enc, int n, floa
                                    enc[i].slot_item[j], m->n_cf_items);
             } // else: unknown user → zero vector (calloc)
         }
-    fece_forward(&m->fece, x, (int)total, h, y);
+    collm_fece_forward(&m->fece, x, (int)total, h, y);
     free(x);
     free(h);
     *out = y;
@@ -209,12 +209,12 @@ static int slot_at(const collm_encoded *e, int row) {
 // window) in the order they appear in the line (as collm_encode lists them).
 // -1 when the template has no target slot.
 static int target_slot_index(const collm_model *m, int64_t n_his) {
-    const prompt_template *tpl = collm_template(m);
+    const collm_prompt_template *tpl = collm_template(m);
     const char *user = strstr(tpl->line, "<UserID>"), *target = strstr(tpl->line, "<TargetItemID>");
     const char *list = strstr(tpl->line, "<ItemIDList>");
     if (!target) return -1;
     int64_t first, n_window;
-    prompt_history_window(tpl, n_his, &first, &n_window);
+    collm_prompt_history_window(tpl, n_his, &first, &n_window);
     int idx = 0;
     if (user && user < target) idx++;
     if (list && list < target) idx += (int)n_window;
@@ -247,8 +247,8 @@ static int shared_prefix_len(const collm_encoded *enc, int n, int target_slot) {
     return P;
 }
 
-int recommend_score_items(const collm_model *m, const rec_items *items, int32_t user, const int32_t *his,
-                          int64_t n_his, const int32_t *cands, int n, int share_prefix, llm_context *ctx,
+int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+                          int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens) {
     if (prefix_tokens) *prefix_tokens = 0;
     if (n < 1) return collm_error(COLLM_ERR_ARG, "items: need at least one item to score");
@@ -260,8 +260,8 @@ int recommend_score_items(const collm_model *m, const rec_items *items, int32_t 
             return collm_error(COLLM_ERR_ARG, "items: item %d (position %d) is not in the catalogue (ids 1..%d)",
                                cands[i], i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
     int own_ctx = ctx == NULL;
-    if (own_ctx && !(ctx = recommend_context_create(m, NULL))) return COLLM_ERR;
-    int n_ctx = llm_context_n_ctx(ctx), n_batch = llm_context_n_batch(ctx), C = collm_llm(m)->hp.n_embd;
+    if (own_ctx && !(ctx = collm_recommend_context_create(m, NULL))) return COLLM_ERR;
+    int n_ctx = collm_llm_context_n_ctx(ctx), n_batch = collm_llm_context_n_batch(ctx), C = collm_llm(m)->hp.n_embd;
     int32_t yes = collm_yes_token(m);
     collm_encoded *enc = collm_calloc((size_t)n, sizeof *enc);
     int64_t *slot_base = collm_malloc((size_t)n * sizeof(int64_t)); // first mapped slot of prompt i
@@ -298,9 +298,9 @@ int recommend_score_items(const collm_model *m, const rec_items *items, int32_t 
                 memcpy(vals + (int64_t)ns * C, slot_y + (slot_base[0] + s) * C, (size_t)C * sizeof(float));
                 ns++;
             }
-        llm_slot_rows pre = {ns, rows, vals};
-        if (rc == COLLM_OK && (rc = llm_kv_truncate(ctx, 0)) == COLLM_OK)
-            rc = llm_forward(ctx, enc[0].tokens, P, ns ? &pre : NULL, NULL, 0, NULL, 0, NULL);
+        collm_llm_slot_rows pre = {ns, rows, vals};
+        if (rc == COLLM_OK && (rc = collm_llm_kv_truncate(ctx, 0)) == COLLM_OK)
+            rc = collm_llm_forward(ctx, enc[0].tokens, P, ns ? &pre : NULL, NULL, 0, NULL, 0, NULL);
         free(vals);
         // 2. the suffixes, packed into batches of at most n_batch rows
         int max_rows = n_batch;
@@ -326,18 +326,18 @@ int recommend_score_items(const collm_model *m, const rec_items *items, int32_t 
                 pack_len[cnt++] = len;
                 rows_used += len;
             }
-            llm_slot_rows suf = {nslots, pack_rows, pack_vals};
-            rc = llm_score_suffixes(ctx, cnt, pack_tok, pack_len, nslots ? &suf : NULL, &yes, 1, scores + i);
+            collm_llm_slot_rows suf = {nslots, pack_rows, pack_vals};
+            rc = collm_llm_score_suffixes(ctx, cnt, pack_tok, pack_len, nslots ? &suf : NULL, &yes, 1, scores + i);
             i += cnt;
         }
         if (prefix_tokens && rc == COLLM_OK) *prefix_tokens = P;
     } else if (rc == COLLM_OK) {
         // every prompt on its own
         for (int i = 0; i < n && rc == COLLM_OK; i++) {
-            llm_slot_rows all = {enc[i].n_slots, enc[i].slot_row, slot_y ? slot_y + slot_base[i] * C : NULL};
+            collm_llm_slot_rows all = {enc[i].n_slots, enc[i].slot_row, slot_y ? slot_y + slot_base[i] * C : NULL};
             int32_t last = enc[i].n_tokens - 1;
-            if ((rc = llm_kv_truncate(ctx, 0)) == COLLM_OK)
-                rc = llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, enc[i].n_slots ? &all : NULL, &last, 1, &yes,
+            if ((rc = collm_llm_kv_truncate(ctx, 0)) == COLLM_OK)
+                rc = collm_llm_forward(ctx, enc[i].tokens, enc[i].n_tokens, enc[i].n_slots ? &all : NULL, &last, 1, &yes,
                                  1, scores + i);
         }
     }
@@ -348,7 +348,7 @@ int recommend_score_items(const collm_model *m, const rec_items *items, int32_t 
     free(pack_len);
     free(pack_rows);
     free(pack_vals);
-    if (own_ctx) llm_context_free(ctx);
+    if (own_ctx) collm_llm_context_free(ctx);
     return rc;
 }
 
@@ -356,19 +356,19 @@ int recommend_score_items(const collm_model *m, const rec_items *items, int32_t 
 // retrieve + re-rank
 
 static int cmp_result(const void *a, const void *b) {
-    const recommend_item *x = a, *y = b;
+    const collm_recommend_item *x = a, *y = b;
     if (x->llm_score != y->llm_score) return x->llm_score > y->llm_score ? -1 : 1;
     if (x->retrieval_score != y->retrieval_score) return x->retrieval_score > y->retrieval_score ? -1 : 1;
     return (x->item > y->item) - (x->item < y->item);
 }
 
-int recommend_for_user(const collm_model *m, const retrieval_index *index, const rec_items *items,
-                       const recommend_histories *hist, const recommend_request *req, llm_context *ctx,
-                       recommend_item *out, recommend_info *info) {
-    recommend_info local;
+int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+                       const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
+                       collm_recommend_item *out, collm_recommend_info *info) {
+    collm_recommend_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    if (!m || !index || !items || !req || !out) return collm_error(COLLM_ERR_ARG, "recommend_for_user: NULL argument");
+    if (!m || !index || !items || !req || !out) return collm_error(COLLM_ERR_ARG, "collm_recommend_for_user: NULL argument");
     if (req->n_candidates < 1) return collm_error(COLLM_ERR_ARG, "candidates: must be >= 1 (got %d)", req->n_candidates);
     if (req->k < 1) return collm_error(COLLM_ERR_ARG, "k: must be >= 1 (got %d)", req->k);
     if (req->k > req->n_candidates)
@@ -378,20 +378,20 @@ int recommend_for_user(const collm_model *m, const retrieval_index *index, const
     const float *item_vecs = collm_cf_items(m, &n_cf_items, &d);
     const float *user_vecs = collm_cf_users(m, &n_cf_users, &du);
     if (!item_vecs) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative vectors to retrieve with");
-    if (retrieval_index_dim(index) != d)
+    if (collm_retrieval_index_dim(index) != d)
         return collm_error(COLLM_ERR_ARG, "index dimension %d differs from the checkpoint's CF dimension %d",
-                           retrieval_index_dim(index), d);
+                           collm_retrieval_index_dim(index), d);
     if (!req->history && req->user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id >= 0 or a history");
     int32_t *his = NULL;
     int64_t n_his = 0;
-    int rc = recommend_resolve_history(m, items, hist, req->user, req->history, req->n_history, &his, &n_his);
+    int rc = collm_recommend_resolve_history(m, items, hist, req->user, req->history, req->n_history, &his, &n_his);
     if (rc) return rc;
     info->n_history = (int)n_his;
     float *query = collm_malloc((size_t)d * sizeof(float));
     int32_t *cand = collm_malloc((size_t)req->n_candidates * sizeof(int32_t));
     float *cand_score = collm_malloc((size_t)req->n_candidates * sizeof(float));
     float *llm = collm_malloc((size_t)req->n_candidates * sizeof(float));
-    recommend_item *all = collm_malloc((size_t)req->n_candidates * sizeof *all);
+    collm_recommend_item *all = collm_malloc((size_t)req->n_candidates * sizeof *all);
     if (!query || !cand || !cand_score || !llm || !all) rc = COLLM_ERR_NOMEM;
     double t0 = now_s();
     if (rc == COLLM_OK) {
@@ -399,13 +399,13 @@ int recommend_for_user(const collm_model *m, const retrieval_index *index, const
             memcpy(query, user_vecs + (int64_t)req->user * du, (size_t)d * sizeof(float));
         } else {
             info->used_mean_query = 1;
-            rc = retrieval_mean_query(item_vecs, n_cf_items, d, his, (int)n_his, query);
+            rc = collm_retrieval_mean_query(item_vecs, n_cf_items, d, his, (int)n_his, query);
             if (rc) collm_error_prefix(rc, "history");
         }
     }
     int found = 0;
     if (rc == COLLM_OK)
-        rc = retrieval_candidates(index, query, d, his, (int)n_his, req->n_candidates, cand, cand_score, &found);
+        rc = collm_retrieval_candidates(index, query, d, his, (int)n_his, req->n_candidates, cand, cand_score, &found);
     for (int i = 0; rc == COLLM_OK && i < found; i++)
         if (cand[i] <= 0 || cand[i] >= items->n || cand[i] >= n_cf_items)
             rc = collm_error(COLLM_ERR_FORMAT, "the index returned item %d, outside the catalogue (%d items): "
@@ -414,11 +414,11 @@ int recommend_for_user(const collm_model *m, const retrieval_index *index, const
     info->retrieve_s = now_s() - t0;
     t0 = now_s();
     if (rc == COLLM_OK && found > 0)
-        rc = recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
+        rc = collm_recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
                                    &info->prefix_tokens);
     info->rerank_s = now_s() - t0;
     if (rc == COLLM_OK) {
-        for (int i = 0; i < found; i++) all[i] = (recommend_item){cand[i], llm[i], cand_score[i]};
+        for (int i = 0; i < found; i++) all[i] = (collm_recommend_item){cand[i], llm[i], cand_score[i]};
         qsort(all, (size_t)found, sizeof *all, cmp_result);
         info->n_results = found < req->k ? found : req->k;
         memcpy(out, all, (size_t)info->n_results * sizeof *all);

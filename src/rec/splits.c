@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void free_split_arrays(rec_split *s) {
+static void free_split_arrays(collm_rec_split *s) {
     free(s->user);
     free(s->item);
     free(s->label);
@@ -20,9 +20,9 @@ static void free_split_arrays(rec_split *s) {
     memset(s, 0, sizeof *s);
 }
 
-int rec_write_ood_splits(const char *dir, const rec_event *ev, int64_t n, double small_frac, uint64_t small_seed) {
+int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *ev, int64_t n, double small_frac, uint64_t small_seed) {
     int rc = COLLM_OK;
-    rec_split sp[3];
+    collm_rec_split sp[3];
     memset(sp, 0, sizeof sp);
     int32_t max_user = 0, max_item = 0;
     for (int64_t r = 0; r < n; r++) {
@@ -70,7 +70,7 @@ int rec_write_ood_splits(const char *dir, const rec_event *ev, int64_t n, double
     int64_t n_pos = 0;
     for (int64_t r = 0; r < n; r++) {
         if (r == 0 || ev[r].user != ev[r - 1].user) n_pos = 0;
-        rec_split *s = &sp[ev[r].split];
+        collm_rec_split *s = &sp[ev[r].split];
         int64_t i = s->n++;
         s->user[i] = ev[r].user;
         s->item[i] = ev[r].item;
@@ -87,14 +87,14 @@ int rec_write_ood_splits(const char *dir, const rec_event *ev, int64_t n, double
     char path[4096];
     for (int k = 0; k < 3 && rc == COLLM_OK; k++) {
         snprintf(path, sizeof path, "%s/%s.tsv", dir, names[k]);
-        rc = rec_split_write(path, &sp[k]);
+        rc = collm_rec_split_write(path, &sp[k]);
     }
     if (rc == COLLM_OK) {
         // valid_small: a seeded sample of valid rows, in sample order.
-        rec_split *v = &sp[1];
+        collm_rec_split *v = &sp[1];
         int64_t m = (int64_t)nearbyint(small_frac * (double)v->n); // round half to even, like Python round()
         int32_t *idx = collm_malloc((size_t)(v->n ? v->n : 1) * sizeof *idx);
-        rec_split vs = {0};
+        collm_rec_split vs = {0};
         vs.user = collm_malloc((size_t)(m + 1) * sizeof *vs.user);
         vs.item = collm_malloc((size_t)(m + 1) * sizeof *vs.item);
         vs.label = collm_malloc((size_t)(m + 1) * sizeof *vs.label);
@@ -123,7 +123,7 @@ int rec_write_ood_splits(const char *dir, const rec_event *ev, int64_t n, double
             }
             vs.n = m;
             snprintf(path, sizeof path, "%s/valid_small.tsv", dir);
-            rc = rec_split_write(path, &vs);
+            rc = collm_rec_split_write(path, &vs);
         }
         free(idx);
         free_split_arrays(&vs);

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rec_synth_defaults(rec_synth_options *opt) {
+void collm_rec_synth_defaults(collm_rec_synth_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->n_users = 300;
     opt->n_items = 500;
@@ -39,7 +39,7 @@ static const char *const NOUN[8] = {"Robot", "Heart", "Empire", "River", "Ghost"
 static const char *const SUFFIX[8] = {"Chronicles", "Story", "Returns", "Legacy", "Affair", "Journey", "Code", "Night"};
 
 static int cmp_event(const void *a, const void *b) {
-    const rec_event *x = a, *y = b;
+    const collm_rec_event *x = a, *y = b;
     if (x->user != y->user) return x->user < y->user ? -1 : 1;
     if (x->timestamp != y->timestamp) return x->timestamp < y->timestamp ? -1 : 1;
     return (x->item > y->item) - (x->item < y->item);
@@ -57,7 +57,7 @@ static void top3(const double *v, int dim, int out[3]) {
     }
 }
 
-int rec_synth(const rec_synth_options *opt, const char *out_dir) {
+int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
     const int32_t U = opt->n_users, I = opt->n_items;
     const int d = opt->dim;
     if (U < 1 || I < 2 || d < 3 || opt->min_per_user < 1 || opt->max_per_user < opt->min_per_user)
@@ -72,12 +72,12 @@ int rec_synth(const rec_synth_options *opt, const char *out_dir) {
     double *ibias = collm_malloc((size_t)(I + 1) * sizeof *ibias);        // (I+1) item logit offsets
     uint8_t *taken = collm_calloc((size_t)I + 1, 1);
     int32_t *chosen = collm_malloc((size_t)I * sizeof *chosen);
-    rec_items items = {0};
+    collm_rec_items items = {0};
     char *storage = collm_malloc((size_t)(I + 1) * 96);
     char **title = collm_malloc((size_t)(I + 1) * sizeof *title);
     int32_t *combo_count = collm_calloc(512, sizeof *combo_count);
     int64_t cap = (int64_t)U * (opt->max_per_user < I ? opt->max_per_user : I);
-    rec_event *ev = collm_malloc((size_t)(cap ? cap : 1) * sizeof *ev);
+    collm_rec_event *ev = collm_malloc((size_t)(cap ? cap : 1) * sizeof *ev);
     if (!uf || !vf || !cum || !ibias || !taken || !chosen || !storage || !title || !combo_count || !ev) {
         rc = COLLM_ERR_NOMEM;
         goto done;
@@ -111,7 +111,7 @@ int rec_synth(const rec_synth_options *opt, const char *out_dir) {
     items.storage = storage;
     char path[4096];
     snprintf(path, sizeof path, "%s/items.tsv", out_dir);
-    if ((rc = rec_items_write(path, &items))) goto done;
+    if ((rc = collm_rec_items_write(path, &items))) goto done;
 
     // Interactions. Time unit: 20 months of 30.44 days from 2001-06-01 UTC.
     const double T0 = 991353600.0, span = 20 * 30.44 * 86400.0;
@@ -143,7 +143,7 @@ int rec_synth(const rec_synth_options *opt, const char *out_dir) {
             for (int c = 0; c < d; c++) dot += uf[(size_t)u * d + c] * vf[(size_t)i * d + c];
             double prob = 1.0 / (1.0 + exp(-(opt->scale * dot * inv_sqrt_d + opt->bias + ibias[i])));
             double tfrac = start + (end - start) * collm_rng_uniform(&rng);
-            rec_event e;
+            collm_rec_event e;
             e.user = u;
             e.item = i;
             e.timestamp = (int64_t)(T0 + span * tfrac);
@@ -154,7 +154,7 @@ int rec_synth(const rec_synth_options *opt, const char *out_dir) {
     }
     // Order: by user, then timestamp, then item id (the documented tie rule).
     qsort(ev, (size_t)n, sizeof *ev, cmp_event);
-    rc = rec_write_ood_splits(out_dir, ev, n, 0.5, opt->seed ^ 0x5eed5a11ULL);
+    rc = collm_rec_write_ood_splits(out_dir, ev, n, 0.5, opt->seed ^ 0x5eed5a11ULL);
 done:
     free(uf);
     free(vf);

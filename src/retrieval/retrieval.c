@@ -9,22 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct retrieval_index {
+struct collm_retrieval_index {
     collm_faiss_index *faiss; // ids = item ids (1..n_items-1)
 };
 
-void retrieval_build_options_default(retrieval_build_options *opt) {
+void collm_retrieval_build_options_default(collm_retrieval_build_options *opt) {
     opt->factory = "Flat";
     opt->nprobe = 32;
     opt->ef_search = 128;
     opt->train_max = 0;
 }
 
-retrieval_index *retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
-                                       const retrieval_build_options *opt) {
-    retrieval_build_options defaults;
+collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
+                                       const collm_retrieval_build_options *opt) {
+    collm_retrieval_build_options defaults;
     if (!opt) {
-        retrieval_build_options_default(&defaults);
+        collm_retrieval_build_options_default(&defaults);
         opt = &defaults;
     }
     if (n_items < 2) {
@@ -71,7 +71,7 @@ retrieval_index *retrieval_index_build(const float *item_vectors, int32_t n_item
     free(ids);
     collm_faiss_set_search_params(faiss, opt->nprobe, opt->ef_search);
 
-    retrieval_index *index = collm_malloc(sizeof *index);
+    collm_retrieval_index *index = collm_malloc(sizeof *index);
     if (!index) {
         collm_faiss_free(faiss);
         return NULL;
@@ -86,18 +86,18 @@ fail:
     return NULL;
 }
 
-void retrieval_index_free(retrieval_index *index) {
+void collm_retrieval_index_free(collm_retrieval_index *index) {
     if (!index) return;
     collm_faiss_free(index->faiss);
     free(index);
 }
 
-int retrieval_index_save(const retrieval_index *index, const char *path) { return collm_faiss_write(index->faiss, path); }
+int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path) { return collm_faiss_write(index->faiss, path); }
 
-retrieval_index *retrieval_index_load(const char *path) {
+collm_retrieval_index *collm_retrieval_index_load(const char *path) {
     collm_faiss_index *faiss = NULL;
     if (collm_faiss_read(path, &faiss) != COLLM_OK) return NULL;
-    retrieval_index *index = collm_malloc(sizeof *index);
+    collm_retrieval_index *index = collm_malloc(sizeof *index);
     if (!index) {
         collm_faiss_free(faiss);
         return NULL;
@@ -106,14 +106,14 @@ retrieval_index *retrieval_index_load(const char *path) {
     return index;
 }
 
-int retrieval_index_dim(const retrieval_index *index) { return collm_faiss_dim(index->faiss); }
-int64_t retrieval_index_size(const retrieval_index *index) { return collm_faiss_ntotal(index->faiss); }
+int collm_retrieval_index_dim(const collm_retrieval_index *index) { return collm_faiss_dim(index->faiss); }
+int64_t collm_retrieval_index_size(const collm_retrieval_index *index) { return collm_faiss_ntotal(index->faiss); }
 
-int retrieval_index_set_search_params(retrieval_index *index, int nprobe, int ef_search) {
+int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search) {
     return collm_faiss_set_search_params(index->faiss, nprobe, ef_search);
 }
 
-void retrieval_index_search_params(const retrieval_index *index, int *nprobe, int *ef_search) {
+void collm_retrieval_index_search_params(const collm_retrieval_index *index, int *nprobe, int *ef_search) {
     *nprobe = collm_faiss_nprobe(index->faiss);
     *ef_search = collm_faiss_ef_search(index->faiss);
 }
@@ -123,7 +123,7 @@ static int compare_int32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int retrieval_candidates(const retrieval_index *index, const float *query, int d, const int32_t *exclude,
+int collm_retrieval_candidates(const collm_retrieval_index *index, const float *query, int d, const int32_t *exclude,
                          int n_exclude, int n, int32_t *items, float *scores, int *n_found) {
     *n_found = 0;
     int index_d = collm_faiss_dim(index->faiss);
@@ -194,7 +194,7 @@ int retrieval_candidates(const retrieval_index *index, const float *query, int d
     return rc;
 }
 
-int retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
+int collm_retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
                          float *query) {
     if (d < 1) return collm_error(COLLM_ERR_ARG, "retrieval: dimension must be >= 1, got %d", d);
     // accumulate in double: histories run to hundreds of items

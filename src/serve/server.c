@@ -13,22 +13,22 @@
 
 #include "collm/error.h"
 
-struct serve_server {
+struct collm_serve_server {
     const collm_model *model;
-    const retrieval_index *index;
-    const rec_items *items;
-    const recommend_histories *hist;
-    serve_options opt;
+    const collm_retrieval_index *index;
+    const collm_rec_items *items;
+    const collm_recommend_histories *hist;
+    collm_serve_options opt;
     struct MHD_Daemon *daemon;
     int port;
     // the context pool: free[i] = 1 when ctx[i] is idle
-    llm_context **ctx;
+    collm_llm_context **ctx;
     int *free_ctx;
     pthread_mutex_t lock;
     pthread_cond_t cond;
 };
 
-void serve_options_default(serve_options *o) {
+void collm_serve_options_default(collm_serve_options *o) {
     o->host = "127.0.0.1";
     o->port = 8080;
     o->n_contexts = 2;
@@ -36,7 +36,7 @@ void serve_options_default(serve_options *o) {
     o->max_k = 1000;
 }
 
-static int acquire_ctx(serve_server *s) {
+static int acquire_ctx(collm_serve_server *s) {
     pthread_mutex_lock(&s->lock);
     int got = -1;
     for (;;) {
@@ -50,7 +50,7 @@ static int acquire_ctx(serve_server *s) {
     return got;
 }
 
-static void release_ctx(serve_server *s, int i) {
+static void release_ctx(collm_serve_server *s, int i) {
     pthread_mutex_lock(&s->lock);
     s->free_ctx[i] = 1;
     pthread_cond_signal(&s->cond);
@@ -171,7 +171,7 @@ static char *print_and_free(cJSON *o) {
 // ---------------------------------------------------------------------------
 // endpoints
 
-static void handle_recommend(serve_server *s, const cJSON *root, char **out, int *status) {
+static void handle_recommend(collm_serve_server *s, const cJSON *root, char **out, int *status) {
     static const char *const allowed[] = {"user", "history", "k", "candidates", NULL};
     if (check_fields(root, allowed, out, status)) return;
     long user = -1, k = 10, cand = 100;
@@ -191,17 +191,17 @@ static void handle_recommend(serve_server *s, const cJSON *root, char **out, int
         fail(out, status, 400, "k", "k: %ld exceeds candidates (%ld)", k, cand);
         return;
     }
-    recommend_request req;
-    recommend_request_default(&req);
+    collm_recommend_request req;
+    collm_recommend_request_default(&req);
     req.user = (int32_t)user;
     req.history = history;
     req.n_history = n_history;
     req.k = (int)k;
     req.n_candidates = (int)cand;
-    recommend_item *res = malloc((size_t)k * sizeof *res);
-    recommend_info info;
+    collm_recommend_item *res = malloc((size_t)k * sizeof *res);
+    collm_recommend_info info;
     int c = acquire_ctx(s);
-    int rc = res ? recommend_for_user(s->model, s->index, s->items, s->hist, &req, s->ctx[c], res, &info)
+    int rc = res ? collm_recommend_for_user(s->model, s->index, s->items, s->hist, &req, s->ctx[c], res, &info)
                  : COLLM_ERR_NOMEM;
     release_ctx(s, c);
     if (rc != COLLM_OK) {
@@ -231,7 +231,7 @@ static void handle_recommend(serve_server *s, const cJSON *root, char **out, int
     free(history);
 }
 
-static void handle_score(serve_server *s, const cJSON *root, char **out, int *status) {
+static void handle_score(collm_serve_server *s, const cJSON *root, char **out, int *status) {
     static const char *const allowed[] = {"user", "items", "history", NULL};
     if (check_fields(root, allowed, out, status)) return;
     long user = -1;
@@ -255,12 +255,12 @@ static void handle_score(serve_server *s, const cJSON *root, char **out, int *st
     }
     int64_t n_his = 0;
     float *scores = malloc((size_t)n_items * sizeof(float));
-    int rc = scores ? recommend_resolve_history(s->model, s->items, s->hist, (int32_t)user, history, n_history, &his,
+    int rc = scores ? collm_recommend_resolve_history(s->model, s->items, s->hist, (int32_t)user, history, n_history, &his,
                                                 &n_his)
                     : COLLM_ERR_NOMEM;
     if (rc == COLLM_OK) {
         int c = acquire_ctx(s);
-        rc = recommend_score_items(s->model, s->items, (int32_t)user, his, n_his, items, n_items, 1, s->ctx[c], scores,
+        rc = collm_recommend_score_items(s->model, s->items, (int32_t)user, his, n_his, items, n_items, 1, s->ctx[c], scores,
                                    NULL);
         release_ctx(s, c);
     }
@@ -286,7 +286,7 @@ static void handle_score(serve_server *s, const cJSON *root, char **out, int *st
     free(his);
 }
 
-void serve_handle(serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
+void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                   char **out, int *status, const char **allow) {
     *out = NULL;
     if (allow) *allow = NULL;
@@ -358,7 +358,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
     (void)version;
-    serve_server *s = cls;
+    collm_serve_server *s = cls;
     upload *u = *con_cls;
     if (!u) { // first call: headers only
         u = calloc(1, sizeof *u);
@@ -393,7 +393,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char *body = NULL;
     int status = 500;
     const char *allow = NULL;
-    serve_handle(s, method, url, u->data, u->n, &body, &status, &allow);
+    collm_serve_handle(s, method, url, u->data, u->n, &body, &status, &allow);
     return send_json(conn, status, body, allow);
 }
 
@@ -409,9 +409,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void free_server(serve_server *s) {
+static void free_server(collm_serve_server *s) {
     if (!s) return;
-    for (int i = 0; s->ctx && i < s->opt.n_contexts; i++) llm_context_free(s->ctx[i]);
+    for (int i = 0; s->ctx && i < s->opt.n_contexts; i++) collm_llm_context_free(s->ctx[i]);
     free(s->ctx);
     free(s->free_ctx);
     pthread_mutex_destroy(&s->lock);
@@ -419,9 +419,9 @@ static void free_server(serve_server *s) {
     free(s);
 }
 
-serve_server *serve_start(const collm_model *m, const retrieval_index *index, const rec_items *items,
-                          const recommend_histories *hist, const serve_options *o) {
-    serve_server *s = collm_calloc(1, sizeof *s);
+collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+                          const collm_recommend_histories *hist, const collm_serve_options *o) {
+    collm_serve_server *s = collm_calloc(1, sizeof *s);
     if (!s) return NULL;
     s->model = m;
     s->index = index;
@@ -452,7 +452,7 @@ serve_server *serve_start(const collm_model *m, const retrieval_index *index, co
     }
     for (int i = 0; i < s->opt.n_contexts; i++) {
         // NULL pool: a request's attention runs on its own thread (pools are not shared between requests)
-        if (!(s->ctx[i] = recommend_context_create(m, NULL))) {
+        if (!(s->ctx[i] = collm_recommend_context_create(m, NULL))) {
             free_server(s);
             return NULL;
         }
@@ -473,9 +473,9 @@ serve_server *serve_start(const collm_model *m, const retrieval_index *index, co
     return s;
 }
 
-int serve_port(const serve_server *s) { return s->port; }
+int collm_serve_port(const collm_serve_server *s) { return s->port; }
 
-void serve_stop(serve_server *s) {
+void collm_serve_stop(collm_serve_server *s) {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon);
     free_server(s);
