@@ -4,8 +4,12 @@ BUILD    ?= build
 CC       ?= gcc
 CXX      ?= g++
 OPT      ?= -O2 -march=x86-64-v3 -mtune=native
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -pthread $(OPT) -g
-CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Iinclude -pthread $(OPT) -g
+# Library objects are position-independent (they go into libcollm.so too) and
+# hidden by default: only COLLM_API functions are exported.
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvisibility=hidden $(OPT) -g
+CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvisibility=hidden $(OPT) -g
+PREFIX   ?= /usr/local
+VERSION  := $(shell sed -n 's/^\#define COLLM_VERSION_STRING "\(.*\)"/\1/p' include/collm/version.h)
 LDLIBS   += -lfaiss -lopenblas -llapack -lmicrohttpd -lcjson -lgomp -lstdc++ -lm -pthread
 
 LIB_C    := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
@@ -17,15 +21,23 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check demo setup sanitize clean tests bench
-all: $(BUILD)/collm tests
+.PHONY: all test check demo setup sanitize clean tests bench install deps
+all: $(BUILD)/collm $(BUILD)/libcollm.so tests
 
 $(BUILD)/libcollm.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/collm: $(CLI_OBJ) $(BUILD)/libcollm.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
+# The shared library: the same objects; exports are the COLLM_API functions.
+$(BUILD)/libcollm.so: $(LIB_OBJ) src/libcollm.map
+	@mkdir -p $(@D)
+	$(CXX) -shared -Wl,-soname,libcollm.so.0 -Wl,--version-script=src/libcollm.map -o $@.0 $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+	ln -sf libcollm.so.0 $@
+
+# The CLI links the shared library, so it can only call exported (public)
+# functions; it finds libcollm.so.0 beside itself or in ../lib once installed.
+$(BUILD)/collm: $(CLI_OBJ) $(BUILD)/libcollm.so
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lcollm -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDFLAGS) -lcjson -lm -pthread
 
 tests: $(TESTS)
 
@@ -71,6 +83,23 @@ sanitize:
 	ASAN_OPTIONS="allocator_may_return_null=1:$$ASAN_OPTIONS" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	        LDFLAGS="-fsanitize=address,undefined" test
+
+# Headers, both libraries, the CLI and a pkg-config file under $(PREFIX)
+# (DESTDIR is honoured for staged installs).
+install: $(BUILD)/collm $(BUILD)/libcollm.a $(BUILD)/libcollm.so
+	install -d $(DESTDIR)$(PREFIX)/include/collm $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/collm/*.h $(DESTDIR)$(PREFIX)/include/collm/
+	install -m 644 $(BUILD)/libcollm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcollm.so.0 $(DESTDIR)$(PREFIX)/lib/libcollm.so.$(VERSION)
+	ln -sf libcollm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcollm.so.0
+	ln -sf libcollm.so.0 $(DESTDIR)$(PREFIX)/lib/libcollm.so
+	install -m 755 $(BUILD)/collm $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBS@|$(LDLIBS)|g' collm.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/collm.pc
+
+# Fails on an #include against the layering (scripts/check_deps.py).
+deps:
+	python3 scripts/check_deps.py
 
 clean:
 	rm -rf build build-asan

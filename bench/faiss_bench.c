@@ -15,9 +15,9 @@
 // count: mean / p50 / p99 latency, and recall@k against an exact top-k that
 // this program computes itself with cblas_sgemm (independent of Faiss).
 #include "collm/error.h"
-#include "collm/faiss_bridge.h"
+#include "retrieval/faiss_bridge.h"
 #include "collm/retrieval.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 
 #include <cblas.h>

@@ -11,7 +11,7 @@
 // (shared/testvectors/README.md §3.3: ~2,600 tok/s F32 pp on 2 threads).
 #include "collm/error.h"
 #include "collm/model.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 
 #include <cblas.h>

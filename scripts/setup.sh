@@ -7,7 +7,7 @@
 # prints the command to run and fails. Benchmarks (bench/) also want `wrk`:
 # `scripts/setup.sh --bench`.
 set -eu
-packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1)
+packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
 [ "${1:-}" = "--bench" ] && commands+=(wrk:wrk)

@@ -12,7 +12,7 @@
 #include "collm/metrics.h"
 #include "collm/model.h"
 #include "collm/prepare.h"
-#include "../src/rec/collm_internal.h"
+#include "recommender/collm_internal.h"
 #include "fixtures.h"
 #include "test.h"
 

@@ -2,7 +2,7 @@
 // a range, atomic file writes, error messages.
 #include "collm/error.h"
 #include "collm/fileio.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 #include "test.h"
 

@@ -6,13 +6,13 @@
 //    (NEOX RoPE, biases, tied head);
 //  - a tiny model whose loss must fall when trained.
 #include "collm/error.h"
-#include "collm/lora.h"
-#include "collm/llm_train.h"
+#include "llm/lora_internal.h"
+#include "llm/llm_train.h"
 #include "collm/model.h"
-#include "collm/ops.h"
-#include "collm/optim.h"
-#include "collm/rng.h"
-#include "../src/llm/model_internal.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "core/rng.h"
+#include "llm/model_internal.h"
 #include "test.h"
 
 static collm_llm_hparams tiny_hparams(collm_llm_arch arch) {

@@ -7,7 +7,7 @@
 #include "collm/dataset.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "test.h"
 
 // Reference: fraction of (positive, negative) pairs ordered correctly, ties ½.

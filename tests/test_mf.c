@@ -10,8 +10,8 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/gguf.h"
-#include "collm/mf.h"
-#include "collm/rng.h"
+#include "cf/mf.h"
+#include "core/rng.h"
 #include "test.h"
 
 // --- independent double-precision reference of the MF objective

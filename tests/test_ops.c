@@ -2,8 +2,8 @@
 // written here independently; every backward against central finite
 // differences of L = Σ r ⊙ y (r fixed random); attention thread-count
 // determinism; Adam and BCE against hand-computed values.
-#include "collm/ops.h"
-#include "collm/rng.h"
+#include "core/ops.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 #include "test.h"
 

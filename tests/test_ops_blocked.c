@@ -5,8 +5,8 @@
 // block), forward and backward against a double-precision reference written
 // here; thread-count determinism there; SwiGLU and RMSNorm with SIMD tails
 // against double references; the RoPE table equal bit for bit to collm_ops_rope_forward.
-#include "collm/ops.h"
-#include "collm/rng.h"
+#include "core/ops.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 #include "test.h"
 

@@ -10,7 +10,7 @@
 #include "collm/prepare.h"
 #include "collm/recommend.h"
 #include "collm/retrieval.h"
-#include "../src/rec/collm_internal.h"
+#include "recommender/collm_internal.h"
 #include "fixtures.h"
 #include "test.h"
 

@@ -1,7 +1,7 @@
 // Retrieval: the Faiss bridge and candidate generation, checked against a
 // brute-force inner-product search written here (double accumulation).
 #include "collm/error.h"
-#include "collm/faiss_bridge.h"
+#include "retrieval/faiss_bridge.h"
 #include "collm/retrieval.h"
 #include "collm/fileio.h"
 #include "test.h"

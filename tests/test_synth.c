@@ -6,7 +6,7 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/prepare.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "test.h"
 
 // AUC by pairwise counting (ties 1/2): O(P*N), fine for a few thousand rows.

@@ -6,7 +6,7 @@
 #include "collm/tokenizer.h"
 #include "test.h"
 
-#include "../src/llm/tok_unicode.h" // internal: NFC and UTF-8 helpers
+#include "llm/tok_unicode.h" // internal: NFC and UTF-8 helpers
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -2,11 +2,11 @@
 // optimizer and the learning-rate schedule. Gradients are checked against
 // central finite differences in the loss L = Σ r ⊙ y (r fixed, random).
 #include "collm/error.h"
-#include "collm/fece.h"
-#include "collm/lora.h"
-#include "collm/ops.h"
-#include "collm/optim.h"
-#include "collm/rng.h"
+#include "recommender/fece.h"
+#include "llm/lora_internal.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "core/rng.h"
 #include "test.h"
 
 static void fill(float *x, int64_t n, collm_rng *rng, double scale) {

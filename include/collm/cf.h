@@ -15,11 +15,17 @@
 #ifndef COLLM_CF_H
 #define COLLM_CF_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 
 #include "collm/dataset.h"
 #include "collm/metrics.h"
 #include "collm/threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct collm_cf_model collm_cf_model;
 
@@ -59,38 +65,42 @@ typedef struct {
     int early_stopped;    // 1: patience or stall rule ended training
 } collm_cf_train_result;
 
-void collm_cf_train_options_default(collm_cf_train_options *opt);
+COLLM_API void collm_cf_train_options_default(collm_cf_train_options *opt);
 
 // Creates a freshly initialised model of `kind` ("mf"). seed drives the
 // initialisation. Returns NULL (and sets the error) on an unknown kind or bad size.
-collm_cf_model *collm_cf_model_create(const char *kind, int32_t n_users, int32_t n_items, int dim, uint64_t seed);
-void collm_cf_model_free(collm_cf_model *m);
+COLLM_API collm_cf_model *collm_cf_model_create(const char *kind, int32_t n_users, int32_t n_items, int dim, uint64_t seed);
+COLLM_API void collm_cf_model_free(collm_cf_model *m);
 
-const char *collm_cf_model_kind(const collm_cf_model *m);
-int collm_cf_model_dim(const collm_cf_model *m);
-int32_t collm_cf_model_n_users(const collm_cf_model *m);
-int32_t collm_cf_model_n_items(const collm_cf_model *m);
+COLLM_API const char *collm_cf_model_kind(const collm_cf_model *m);
+COLLM_API int collm_cf_model_dim(const collm_cf_model *m);
+COLLM_API int32_t collm_cf_model_n_users(const collm_cf_model *m);
+COLLM_API int32_t collm_cf_model_n_items(const collm_cf_model *m);
 
 // out (dim). COLLM_ERR_ARG on an id out of range.
-int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out);
-int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out);
+COLLM_API int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out);
+COLLM_API int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out);
 // Preference score (a logit; higher = more likely liked).
-int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, float *out);
+COLLM_API int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, float *out);
 // Scores every row of a split into scores (split->n). An id beyond the
 // tables is an error naming the file, the row (and its line) and the id.
-int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);
+COLLM_API int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);
 // Scores a split and computes its metrics.
-int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool);
+COLLM_API int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool);
 
 // Trains on ds->train, evaluating on opt->eval_split after every epoch and
 // keeping the best weights. progress (may be NULL) is called once per epoch.
 // result may be NULL. Deterministic for a given seed and thread count; MF
 // is also independent of the thread count.
-int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt, collm_pool *pool,
+COLLM_API int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt, collm_pool *pool,
                    collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
 
 // GGUF, written atomically. collm_cf_model_load dispatches on collm.cf.kind.
-int collm_cf_model_save(const collm_cf_model *m, const char *path);
-collm_cf_model *collm_cf_model_load(const char *path);
+COLLM_API int collm_cf_model_save(const collm_cf_model *m, const char *path);
+COLLM_API collm_cf_model *collm_cf_model_load(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,17 +22,22 @@
 #ifndef COLLM_COLLM_H
 #define COLLM_COLLM_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 
 #include "collm/cf.h"
 #include "collm/dataset.h"
-#include "collm/fece.h"
 #include "collm/lora.h"
 #include "collm/metrics.h"
 #include "collm/model.h"
 #include "collm/prompt.h"
 #include "collm/threadpool.h"
 #include "collm/tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct collm_model collm_model;
 
@@ -61,40 +66,40 @@ typedef struct {
     uint64_t seed;
 } collm_build_options;
 
-void collm_build_options_default(collm_build_options *o);
+COLLM_API void collm_build_options_default(collm_build_options *o);
 
 // Assembles a model for training or scoring. Returns NULL and sets the error.
-collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool);
+COLLM_API collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool);
 // Loads a checkpoint for scoring; base_override replaces the stored base
 // path (its checksum must still match). NULL + error.
-collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool);
-void collm_model_free(collm_model *m);
+COLLM_API collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool);
+COLLM_API void collm_model_free(collm_model *m);
 
-const collm_llm_model *collm_llm(const collm_model *m);
-const collm_tok_vocab *collm_vocab(const collm_model *m);
-const collm_prompt_template *collm_template(const collm_model *m);
-int collm_has_slots(const collm_model *m);
-int collm_stage(const collm_model *m);
-int32_t collm_yes_token(const collm_model *m);
+COLLM_API const collm_llm_model *collm_llm(const collm_model *m);
+COLLM_API const collm_tok_vocab *collm_vocab(const collm_model *m);
+COLLM_API const collm_prompt_template *collm_template(const collm_model *m);
+COLLM_API int collm_has_slots(const collm_model *m);
+COLLM_API int collm_stage(const collm_model *m);
+COLLM_API int32_t collm_yes_token(const collm_model *m);
 // The CF tables (NULL when the model has none): (n, dim) row-major.
-const float *collm_cf_items(const collm_model *m, int32_t *n_items, int *dim);
-const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim);
+COLLM_API const float *collm_cf_items(const collm_model *m, int32_t *n_items, int *dim);
+COLLM_API const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim);
 
 // Encodes (history, target) for `user` into e (tokens malloc'd; free with
 // collm_encoded_free). history as stored in the split (with the sentinel).
-int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
+COLLM_API int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
                  int32_t target, collm_encoded *e);
-void collm_encoded_free(collm_encoded *e);
+COLLM_API void collm_encoded_free(collm_encoded *e);
 
 // Scores every row of a split (scores: split->n raw "Yes" logits), batched
 // through the packed training forward (no dropout). prompts_per_second may
 // be NULL.
-int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
+COLLM_API int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
                       double *prompts_per_second);
 
 // Computes the slot embeddings of an encoded sample: out (n_slots, n_embd).
 // A user or item outside the CF tables is an error.
-int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *out);
+COLLM_API int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *out);
 
 // --- training ---------------------------------------------------------
 typedef struct {
@@ -120,7 +125,7 @@ typedef struct {
     uint64_t seed;
 } collm_train_options;
 
-void collm_train_options_default(collm_train_options *o);
+COLLM_API void collm_train_options_default(collm_train_options *o);
 
 typedef struct {
     int epochs_run;
@@ -131,11 +136,20 @@ typedef struct {
     double gemm_share; // unused (0) unless measured
 } collm_train_result;
 
-int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
+COLLM_API int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
 
 // Writes the checkpoint (atomic). Only what the model holds is written.
-int collm_model_save(const collm_model *m, const char *path);
+COLLM_API int collm_model_save(const collm_model *m, const char *path);
 // Exports the LoRA adapter in llama.cpp's adapter format.
-int collm_export_lora(const collm_model *m, const char *path);
+COLLM_API int collm_export_lora(const collm_model *m, const char *path);
+
+// The collaborative item table stored in a checkpoint (cf.item_embd), as a
+// malloc'd (n_items, d) row-major array the caller frees: what a retrieval
+// index is built from. COLLM_OK or an error naming the file.
+COLLM_API int collm_checkpoint_item_vectors(const char *ckpt_path, float **items, int32_t *n_items, int *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

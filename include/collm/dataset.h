@@ -5,8 +5,14 @@
 #ifndef COLLM_DATASET_H
 #define COLLM_DATASET_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 #include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 // Item table: ids 0..n-1 (0 is padding with an empty title on ml-1m).
 typedef struct {
@@ -34,15 +40,15 @@ typedef struct {
 } collm_rec_split;
 
 // Loads DIR/items.tsv (columns iid, title[, author]).
-collm_rec_items *collm_rec_items_load(const char *path);
-void collm_rec_items_free(collm_rec_items *items);
+COLLM_API collm_rec_items *collm_rec_items_load(const char *path);
+COLLM_API void collm_rec_items_free(collm_rec_items *items);
 // Grows the table to n rows (new ids get "" title / author); no-op if n <= items->n.
-int collm_rec_items_grow(collm_rec_items *items, int32_t n);
+COLLM_API int collm_rec_items_grow(collm_rec_items *items, int32_t n);
 
 // Loads a split file; every item id (target and history) must be < items->n
 // (items may be NULL to skip that check).
-collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items);
-void collm_rec_split_free(collm_rec_split *split);
+COLLM_API collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items);
+COLLM_API void collm_rec_split_free(collm_rec_split *split);
 
 // A dataset directory: items plus the train / valid / valid_small splits
 // that exist (NULL when a file is absent; train is required).
@@ -59,19 +65,23 @@ typedef struct {
     int is_book;     // 1 when the items table has authors / the domain is books
 } collm_rec_dataset;
 
-collm_rec_dataset *collm_rec_dataset_load(const char *dir);
-void collm_rec_dataset_free(collm_rec_dataset *ds);
+COLLM_API collm_rec_dataset *collm_rec_dataset_load(const char *dir);
+COLLM_API void collm_rec_dataset_free(collm_rec_dataset *ds);
 // Resolves a split name ("train", "valid", "valid_small", "test") or a path.
 // Names are looked up in ds->dir; the returned split is owned by the caller.
-collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path);
+COLLM_API collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path);
 
 // Writers (atomic). Items: "iid\ttitle[\tauthor]" with one row per id 0..n-1.
 // Splits: the ml-1m layout (uid iid label timestamp his not_cold), or the
 // bookcrossing layout (uid iid label his his_label) when split->his_label
 // is non-NULL. Text is escaped (\\ \t \n \r) so the loaders read it back.
-int collm_rec_items_write(const char *path, const collm_rec_items *items);
-int collm_rec_split_write(const char *path, const collm_rec_split *split);
+COLLM_API int collm_rec_items_write(const char *path, const collm_rec_items *items);
+COLLM_API int collm_rec_split_write(const char *path, const collm_rec_split *split);
 // Writes s with the four TSV escapes applied.
-int collm_rec_write_escaped(FILE *f, const char *s);
+COLLM_API int collm_rec_write_escaped(FILE *f, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

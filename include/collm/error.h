@@ -4,7 +4,13 @@
 #ifndef COLLM_ERROR_H
 #define COLLM_ERROR_H
 
+#include "collm/version.h"
+
 #include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum {
     COLLM_OK = 0,
@@ -17,15 +23,19 @@ enum {
 
 // Sets the message (printf-style) and returns `code`, so callers can write
 // `return collm_error(COLLM_ERR_FORMAT, "%s: line %d: ...", path, line);`
-int collm_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+COLLM_API int collm_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // The calling thread's last message ("" if none).
-const char *collm_last_error(void);
+COLLM_API const char *collm_last_error(void);
 // Prefixes the current message with a context string: "ctx: old message".
-int collm_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void collm_clear_error(void);
+COLLM_API int collm_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+COLLM_API void collm_clear_error(void);
 
 // malloc/calloc that set a message on failure.
-void *collm_malloc(size_t n);
-void *collm_calloc(size_t count, size_t size);
+COLLM_API void *collm_malloc(size_t n);
+COLLM_API void *collm_calloc(size_t count, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

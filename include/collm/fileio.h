@@ -4,8 +4,14 @@
 #ifndef COLLM_FILEIO_H
 #define COLLM_FILEIO_H
 
+#include "collm/version.h"
+
 #include <stddef.h>
 #include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct {
     const unsigned char *data; // NULL for an empty file
@@ -13,22 +19,26 @@ typedef struct {
 } collm_mapped_file;
 
 // Maps `path` read-only. Returns COLLM_OK or an error naming the path.
-int collm_map_file(const char *path, collm_mapped_file *out);
-void collm_unmap_file(collm_mapped_file *map);
+COLLM_API int collm_map_file(const char *path, collm_mapped_file *out);
+COLLM_API void collm_unmap_file(collm_mapped_file *map);
 
 // Reads a whole file into a malloc'd, NUL-terminated buffer (*out, *size).
-int collm_read_file(const char *path, char **out, size_t *size);
+COLLM_API int collm_read_file(const char *path, char **out, size_t *size);
 
 // Calls write_fn(f, ctx) on a temp file next to `path`, then fsyncs and
 // renames it over `path`. write_fn returns COLLM_OK or an error code. On any
 // failure the temp file is removed and `path` is untouched.
 typedef int (*collm_write_fn)(FILE *f, void *ctx);
-int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx);
+COLLM_API int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx);
 
 // Writes all `n` bytes or sets an error; returns COLLM_OK / COLLM_ERR_IO.
-int collm_fwrite_all(FILE *f, const void *data, size_t n);
+COLLM_API int collm_fwrite_all(FILE *f, const void *data, size_t n);
 
 // Creates a directory (and parents); OK if it already exists.
-int collm_mkdir_p(const char *path);
+COLLM_API int collm_mkdir_p(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

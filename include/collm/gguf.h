@@ -8,8 +8,14 @@
 #ifndef COLLM_GGUF_H
 #define COLLM_GGUF_H
 
+#include "collm/version.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 // Value types of metadata.
 typedef enum {
@@ -60,64 +66,64 @@ typedef struct {
 // Opens and validates a file: every count, length, type, offset and size is
 // checked against the file size; duplicate keys or tensor names are errors.
 // Returns NULL and sets an error naming the path and the byte offset or key.
-collm_gguf_file *collm_gguf_open(const char *path);
-void collm_gguf_close(collm_gguf_file *f);
+COLLM_API collm_gguf_file *collm_gguf_open(const char *path);
+COLLM_API void collm_gguf_close(collm_gguf_file *f);
 
-uint32_t collm_gguf_version(const collm_gguf_file *f);
-size_t collm_gguf_alignment(const collm_gguf_file *f);
-size_t collm_gguf_data_offset(const collm_gguf_file *f); // file offset of the data section
-size_t collm_gguf_file_size(const collm_gguf_file *f);
+COLLM_API uint32_t collm_gguf_version(const collm_gguf_file *f);
+COLLM_API size_t collm_gguf_alignment(const collm_gguf_file *f);
+COLLM_API size_t collm_gguf_data_offset(const collm_gguf_file *f); // file offset of the data section
+COLLM_API size_t collm_gguf_file_size(const collm_gguf_file *f);
 
 // --- metadata ---
-int64_t collm_gguf_n_kv(const collm_gguf_file *f);
-const char *collm_gguf_key(const collm_gguf_file *f, int64_t i);
-int64_t collm_gguf_find_key(const collm_gguf_file *f, const char *key); // -1 if absent
-collm_gguf_type collm_gguf_kv_type(const collm_gguf_file *f, int64_t i);
+COLLM_API int64_t collm_gguf_n_kv(const collm_gguf_file *f);
+COLLM_API const char *collm_gguf_key(const collm_gguf_file *f, int64_t i);
+COLLM_API int64_t collm_gguf_find_key(const collm_gguf_file *f, const char *key); // -1 if absent
+COLLM_API collm_gguf_type collm_gguf_kv_type(const collm_gguf_file *f, int64_t i);
 // For arrays: element type and count.
-collm_gguf_type collm_gguf_arr_type(const collm_gguf_file *f, int64_t i);
-uint64_t collm_gguf_arr_n(const collm_gguf_file *f, int64_t i);
+COLLM_API collm_gguf_type collm_gguf_arr_type(const collm_gguf_file *f, int64_t i);
+COLLM_API uint64_t collm_gguf_arr_n(const collm_gguf_file *f, int64_t i);
 // Pointer to the raw little-endian elements of a numeric array (NULL for strings).
-const void *collm_gguf_arr_data(const collm_gguf_file *f, int64_t i);
+COLLM_API const void *collm_gguf_arr_data(const collm_gguf_file *f, int64_t i);
 // The j-th string of a string array (length in *len; not NUL-terminated).
-const char *collm_gguf_arr_str(const collm_gguf_file *f, int64_t i, uint64_t j, uint64_t *len);
+COLLM_API const char *collm_gguf_arr_str(const collm_gguf_file *f, int64_t i, uint64_t j, uint64_t *len);
 
 // Typed getters by key. They return COLLM_OK, or an error if the key is
 // missing or has another type (the message names the key). Integer getters
 // accept any integer type whose value fits.
-int collm_gguf_get_u32(const collm_gguf_file *f, const char *key, uint32_t *out);
-int collm_gguf_get_i64(const collm_gguf_file *f, const char *key, int64_t *out);
-int collm_gguf_get_f32(const collm_gguf_file *f, const char *key, float *out);
-int collm_gguf_get_bool(const collm_gguf_file *f, const char *key, int *out);
+COLLM_API int collm_gguf_get_u32(const collm_gguf_file *f, const char *key, uint32_t *out);
+COLLM_API int collm_gguf_get_i64(const collm_gguf_file *f, const char *key, int64_t *out);
+COLLM_API int collm_gguf_get_f32(const collm_gguf_file *f, const char *key, float *out);
+COLLM_API int collm_gguf_get_bool(const collm_gguf_file *f, const char *key, int *out);
 // Returns a pointer into the mapping (length in *len, not NUL-terminated).
-int collm_gguf_get_str(const collm_gguf_file *f, const char *key, const char **out, uint64_t *len);
+COLLM_API int collm_gguf_get_str(const collm_gguf_file *f, const char *key, const char **out, uint64_t *len);
 // Convenience: malloc'd NUL-terminated copy of a string value, or NULL.
-char *collm_gguf_get_str_dup(const collm_gguf_file *f, const char *key);
+COLLM_API char *collm_gguf_get_str_dup(const collm_gguf_file *f, const char *key);
 // Human-readable value (scalars; arrays as "[type x n]"), into buf.
-void collm_gguf_format_value(const collm_gguf_file *f, int64_t i, char *buf, size_t cap);
+COLLM_API void collm_gguf_format_value(const collm_gguf_file *f, int64_t i, char *buf, size_t cap);
 // Like collm_gguf_format_value, but arrays also list their first max_elems elements:
 // "[u32 x 3] 1, 2, 3" / "[str x 512] "<unk>", "<s>", ...".
-void collm_gguf_format_array_preview(const collm_gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap);
+COLLM_API void collm_gguf_format_array_preview(const collm_gguf_file *f, int64_t i, uint64_t max_elems, char *buf, size_t cap);
 
 // --- tensors ---
-int64_t collm_gguf_n_tensors(const collm_gguf_file *f);
-const collm_gguf_tensor_info *collm_gguf_tensor(const collm_gguf_file *f, int64_t i);
-const collm_gguf_tensor_info *collm_gguf_find_tensor(const collm_gguf_file *f, const char *name); // NULL if absent
-int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t);
+COLLM_API int64_t collm_gguf_n_tensors(const collm_gguf_file *f);
+COLLM_API const collm_gguf_tensor_info *collm_gguf_tensor(const collm_gguf_file *f, int64_t i);
+COLLM_API const collm_gguf_tensor_info *collm_gguf_find_tensor(const collm_gguf_file *f, const char *name); // NULL if absent
+COLLM_API int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t);
 
-const char *collm_gguf_type_name(collm_gguf_type t);
-const char *collm_ggml_type_name(collm_ggml_type t);
-int collm_gguf_tensor_type_supported(collm_ggml_type t); // F32, F16, BF16, Q8_0, Q4_0
+COLLM_API const char *collm_gguf_type_name(collm_gguf_type t);
+COLLM_API const char *collm_ggml_type_name(collm_ggml_type t);
+COLLM_API int collm_gguf_tensor_type_supported(collm_ggml_type t); // F32, F16, BF16, Q8_0, Q4_0
 // Bytes for n elements of type t (n must be a multiple of the block size); 0 if unknown.
-size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n);
+COLLM_API size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n);
 
 // Decodes a tensor to F32 into out (n_elements floats). COLLM_OK or error.
-int collm_gguf_tensor_to_f32(const collm_gguf_tensor_info *t, float *out);
+COLLM_API int collm_gguf_tensor_to_f32(const collm_gguf_tensor_info *t, float *out);
 
 // Half-precision helpers (IEEE binary16, bfloat16).
-float collm_f16_to_f32(uint16_t h);
-uint16_t collm_f32_to_f16(float f);
-float collm_bf16_to_f32(uint16_t h);
-uint16_t collm_f32_to_bf16(float f);
+COLLM_API float collm_f16_to_f32(uint16_t h);
+COLLM_API uint16_t collm_f32_to_f16(float f);
+COLLM_API float collm_bf16_to_f32(uint16_t h);
+COLLM_API uint16_t collm_f32_to_bf16(float f);
 
 // --- writer ---
 // Collects metadata and tensors, then writes the file atomically
@@ -125,29 +131,33 @@ uint16_t collm_f32_to_bf16(float f);
 // free their buffers. Keys and tensors keep insertion order.
 typedef struct collm_gguf_writer collm_gguf_writer;
 
-collm_gguf_writer *collm_gguf_writer_create(void);
-void collm_gguf_writer_free(collm_gguf_writer *w);
+COLLM_API collm_gguf_writer *collm_gguf_writer_create(void);
+COLLM_API void collm_gguf_writer_free(collm_gguf_writer *w);
 // Setting a key that already exists replaces its value.
-int collm_gguf_writer_set_u32(collm_gguf_writer *w, const char *key, uint32_t v);
-int collm_gguf_writer_set_i32(collm_gguf_writer *w, const char *key, int32_t v);
-int collm_gguf_writer_set_u64(collm_gguf_writer *w, const char *key, uint64_t v);
-int collm_gguf_writer_set_f32(collm_gguf_writer *w, const char *key, float v);
-int collm_gguf_writer_set_bool(collm_gguf_writer *w, const char *key, int v);
-int collm_gguf_writer_set_str(collm_gguf_writer *w, const char *key, const char *v);
+COLLM_API int collm_gguf_writer_set_u32(collm_gguf_writer *w, const char *key, uint32_t v);
+COLLM_API int collm_gguf_writer_set_i32(collm_gguf_writer *w, const char *key, int32_t v);
+COLLM_API int collm_gguf_writer_set_u64(collm_gguf_writer *w, const char *key, uint64_t v);
+COLLM_API int collm_gguf_writer_set_f32(collm_gguf_writer *w, const char *key, float v);
+COLLM_API int collm_gguf_writer_set_bool(collm_gguf_writer *w, const char *key, int v);
+COLLM_API int collm_gguf_writer_set_str(collm_gguf_writer *w, const char *key, const char *v);
 // Any scalar numeric/bool type (u8 ... f64): v points to one value of that type.
-int collm_gguf_writer_set_scalar(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *v);
-int collm_gguf_writer_set_arr_str(collm_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+COLLM_API int collm_gguf_writer_set_scalar(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *v);
+COLLM_API int collm_gguf_writer_set_arr_str(collm_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 // Numeric array of element type `type` (elements copied from data).
-int collm_gguf_writer_set_arr(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *data, uint64_t n);
+COLLM_API int collm_gguf_writer_set_arr(collm_gguf_writer *w, const char *key, collm_gguf_type type, const void *data, uint64_t n);
 // Copies key i of another file (any type, arrays included) under the same name.
-int collm_gguf_writer_copy_kv(collm_gguf_writer *w, const collm_gguf_file *src, int64_t i);
+COLLM_API int collm_gguf_writer_copy_kv(collm_gguf_writer *w, const collm_gguf_file *src, int64_t i);
 // Adds a tensor: ne innermost first (a (rows, cols) row-major matrix has
 // ne = {cols, rows}); data holds the encoded bytes of `type`.
-int collm_gguf_writer_add_tensor(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
+COLLM_API int collm_gguf_writer_add_tensor(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
                            const void *data);
 // Convenience: F32 source data stored as `type` (F32, F16 or BF16).
-int collm_gguf_writer_add_tensor_f32(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
+COLLM_API int collm_gguf_writer_add_tensor_f32(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
                                const float *data);
-int collm_gguf_writer_write(collm_gguf_writer *w, const char *path);
+COLLM_API int collm_gguf_writer_write(collm_gguf_writer *w, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,19 +12,25 @@
 #ifndef COLLM_METRICS_H
 #define COLLM_METRICS_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 
 #include "collm/dataset.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // AUC of scores (n) against labels (n, 0 = negative, anything else =
 // positive). NaN when n == 0, when one class is absent or when a score is
 // NaN, or when memory runs out (then collm_last_error() says so).
-double collm_metrics_auc(const float *scores, const int8_t *labels, int64_t n);
+COLLM_API double collm_metrics_auc(const float *scores, const int8_t *labels, int64_t n);
 
 // UAUC over rows grouped by users (n). *n_users_counted (may be NULL)
 // receives the number of users whose AUC entered the mean. NaN when no
 // user counts (or on NaN scores / out of memory, as collm_metrics_auc).
-double collm_metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
+COLLM_API double collm_metrics_uauc(const int32_t *users, const float *scores, const int8_t *labels, int64_t n,
                     int64_t *n_users_counted);
 
 // Everything eval-cf reports for one split.
@@ -43,6 +49,10 @@ typedef struct {
 
 // Fills *out for a split given one score per row (split->n). Returns COLLM_OK
 // or an error (NULL arguments, out of memory).
-int collm_metrics_evaluate(const collm_rec_split *split, const float *scores, collm_metrics_report *out);
+COLLM_API int collm_metrics_evaluate(const collm_rec_split *split, const float *scores, collm_metrics_report *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,10 +16,16 @@
 #ifndef COLLM_MODEL_H
 #define COLLM_MODEL_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 
 #include "collm/gguf.h"
 #include "collm/threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum { COLLM_LLM_ARCH_LLAMA = 0, COLLM_LLM_ARCH_QWEN2 = 1 } collm_llm_arch;
 
@@ -44,53 +50,53 @@ typedef struct {
 typedef struct collm_llm_model collm_llm_model;     // weights (F32), see src/llm/model_internal.h
 typedef struct collm_llm_context collm_llm_context; // KV cache + scratch for one sequence
 
-const char *collm_llm_arch_name(collm_llm_arch arch);
+COLLM_API const char *collm_llm_arch_name(collm_llm_arch arch);
 // "llama" / "qwen2" -> arch; COLLM_ERR_ARG for anything else.
-int collm_llm_arch_from_name(const char *name, collm_llm_arch *out);
+COLLM_API int collm_llm_arch_from_name(const char *name, collm_llm_arch *out);
 
 // Loads hyper-parameters and every tensor (shapes checked against the
 // hyper-parameters; an error names the tensor) and dequantises to F32.
 // NULL + collm_last_error() on failure.
-collm_llm_model *collm_llm_model_load(const char *path);
-void collm_llm_model_free(collm_llm_model *model);
-const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *model);
-int64_t collm_llm_model_n_params(const collm_llm_model *model); // distinct floats held (tied head counted once)
+COLLM_API collm_llm_model *collm_llm_model_load(const char *path);
+COLLM_API void collm_llm_model_free(collm_llm_model *model);
+COLLM_API const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *model);
+COLLM_API int64_t collm_llm_model_n_params(const collm_llm_model *model); // distinct floats held (tied head counted once)
 
 // A model with the given hyper-parameters (arch, n_vocab, n_embd, n_layer,
 // n_head, n_head_kv, n_ff, rms_eps, rope_base, n_ctx_train, tied_output are
 // read; head_dim/n_rot default when 0; rope_neox/has_qkv_bias follow arch).
 // Matrices ~ N(0, 0.02^2) drawn from collm_rng(seed) in tensor order, norm
 // weights 1, biases 0. Deterministic per seed.
-collm_llm_model *collm_llm_model_init_random(const collm_llm_hparams *hp, uint64_t seed);
+COLLM_API collm_llm_model *collm_llm_model_init_random(const collm_llm_hparams *hp, uint64_t seed);
 
 // Writes the model as a GGUF llama.cpp can load: hparam keys, every
 // tokenizer.* key copied from vocab_path (whose token list must have n_vocab
 // entries; NULL writes no tokenizer), general.name = name, tensors stored as
 // `type` (COLLM_GGML_TYPE_F32 or COLLM_GGML_TYPE_F16; norms and biases stay F32).
-int collm_llm_model_save(const collm_llm_model *model, const char *path, const char *vocab_path, const char *name, int type);
+COLLM_API int collm_llm_model_save(const collm_llm_model *model, const char *path, const char *vocab_path, const char *name, int type);
 // The same into an open writer (e.g. a checkpoint that holds more than the
 // model): sets the keys, copies vocab's tokenizer.* keys (vocab may be NULL)
 // and adds the tensors.
-int collm_llm_model_write(const collm_llm_model *model, collm_gguf_writer *w, const collm_gguf_file *vocab, const char *name, int type);
+COLLM_API int collm_llm_model_write(const collm_llm_model *model, collm_gguf_writer *w, const collm_gguf_file *vocab, const char *name, int type);
 
 // --- inference ---------------------------------------------------------
 
 // Sizes the KV cache for n_ctx positions and scratch for up to n_batch new
 // rows per call. pool (borrowed, may be NULL) parallelises attention; GEMMs
 // use BLAS with whatever thread count the caller set (collm_blas_set_threads).
-collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_ctx, int n_batch, collm_pool *pool);
-void collm_llm_context_free(collm_llm_context *ctx);
-int collm_llm_context_n_ctx(const collm_llm_context *ctx);
-int collm_llm_context_n_batch(const collm_llm_context *ctx);
+COLLM_API collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_ctx, int n_batch, collm_pool *pool);
+COLLM_API void collm_llm_context_free(collm_llm_context *ctx);
+COLLM_API int collm_llm_context_n_ctx(const collm_llm_context *ctx);
+COLLM_API int collm_llm_context_n_batch(const collm_llm_context *ctx);
 
 // Number of positions held in the cache.
-int collm_llm_kv_n_past(const collm_llm_context *ctx);
+COLLM_API int collm_llm_kv_n_past(const collm_llm_context *ctx);
 // Forgets every position >= n_past (0 <= n_past <= current): the kept prefix
 // is reused as is, so this costs nothing. collm_llm_kv_truncate(ctx, 0) resets.
-int collm_llm_kv_truncate(collm_llm_context *ctx, int n_past);
+COLLM_API int collm_llm_kv_truncate(collm_llm_context *ctx, int n_past);
 // Copies the first n_past cached positions of src into dst (same model,
 // dst->n_ctx >= n_past); dst then holds exactly that prefix.
-int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int n_past);
+COLLM_API int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int n_past);
 
 // Rows of the input that take a given embedding instead of a token's
 // (method.md §3.2 "ID slots").
@@ -110,7 +116,7 @@ typedef struct {
 //   vocab_rows (n_vocab_rows) vocabulary ids to compute, or NULL for all
 //   logits_out (n_out, n_vocab_rows or n_vocab) row-major
 // T <= n_batch and n_past + T <= n_ctx, else COLLM_ERR_ARG.
-int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots, const int32_t *out_rows,
+COLLM_API int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots, const int32_t *out_rows,
                 int n_out_rows, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out);
 
 // Scores n_seq suffixes, each continuing the cached prefix (the current
@@ -122,7 +128,11 @@ int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, cons
 //   seq_len  (n_seq) lengths, each >= 1
 //   slots    rows index the packed rows; may be NULL
 //   logits_out (n_seq, n_vocab_rows or n_vocab): logits at each suffix's last row
-int collm_llm_score_suffixes(collm_llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
+COLLM_API int collm_llm_score_suffixes(collm_llm_context *ctx, int n_seq, const int32_t *tokens, const int32_t *seq_len,
                        const collm_llm_slot_rows *slots, const int32_t *vocab_rows, int n_vocab_rows, float *logits_out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

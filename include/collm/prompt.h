@@ -23,10 +23,16 @@
 #ifndef COLLM_PROMPT_H
 #define COLLM_PROMPT_H
 
+#include "collm/version.h"
+
 #include "collm/dataset.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define COLLM_PROMPT_MAX_HISTORY 10 // L of §2.5
 
@@ -38,22 +44,22 @@ typedef struct {
 
 // Reads the first line of a template file (the shipped files hold 4
 // identical lines; evaluation uses line 0). NULL + error on failure.
-collm_prompt_template *collm_prompt_template_load(const char *path);
+COLLM_API collm_prompt_template *collm_prompt_template_load(const char *path);
 // Copies `line` (up to its first newline, if any).
-collm_prompt_template *collm_prompt_template_from_string(const char *line);
-void collm_prompt_template_free(collm_prompt_template *tpl);
+COLLM_API collm_prompt_template *collm_prompt_template_from_string(const char *line);
+COLLM_API void collm_prompt_template_free(collm_prompt_template *tpl);
 // The first line of a template shipped in prompts/ by its file stem
 // ("collm_movie", "tallrec_book", "collm_movie_ids", ...), or NULL.
-const char *collm_prompt_builtin_line(const char *name);
+COLLM_API const char *collm_prompt_builtin_line(const char *name);
 
 // Fills the template for one sample: his (n_his) history ids as stored,
 // target the target item id. Writes at most cap bytes (NUL-terminated, like
 // snprintf) into out (out may be NULL with cap 0) and returns the full text
 // length, or a negative error code (item id outside the table).
-int64_t collm_prompt_fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
+COLLM_API int64_t collm_prompt_fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                     int32_t target, char *out, size_t cap);
 // Same, into a malloc'd string (caller frees); NULL on error.
-char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
+COLLM_API char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                         int32_t target);
 
 // The filled text split at the first target-dependent placeholder
@@ -61,11 +67,15 @@ char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const collm_rec_
 // item of one user shares (for prefix-shared re-ranking), *rest the remainder;
 // prefix + rest == collm_prompt_fill's text. Both malloc'd (caller frees).
 // Returns COLLM_OK or an error code.
-int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
+COLLM_API int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                       int32_t target, char **prefix, char **rest);
 
 // The history part of §2.5 alone: how many ids the rule keeps (n) and where
 // they start in his (his[first .. first + n)).
-void collm_prompt_history_window(const collm_prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n);
+COLLM_API void collm_prompt_history_window(const collm_prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

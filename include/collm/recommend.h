@@ -34,6 +34,8 @@
 #ifndef COLLM_RECOMMEND_H
 #define COLLM_RECOMMEND_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
 
 #include "collm/collm.h"
@@ -41,15 +43,19 @@
 #include "collm/model.h"
 #include "collm/retrieval.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Per-user histories from a dataset (see above).
 typedef struct collm_recommend_histories collm_recommend_histories;
 
-collm_recommend_histories *collm_recommend_histories_build(const collm_rec_dataset *ds);
-void collm_recommend_histories_free(collm_recommend_histories *h);
+COLLM_API collm_recommend_histories *collm_recommend_histories_build(const collm_rec_dataset *ds);
+COLLM_API void collm_recommend_histories_free(collm_recommend_histories *h);
 // The user's history as described above (*his points into h, n_his >= 1 on
 // ml-1m because of the 0 sentinel). COLLM_ERR_ARG when the dataset has no row
 // of that user.
-int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
+COLLM_API int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
 
 typedef struct {
     int32_t user;           // user id, or -1 for an anonymous request (history required)
@@ -63,7 +69,7 @@ typedef struct {
 } collm_recommend_request;
 
 // user -1, no history, k 10, 100 candidates, share_prefix 1.
-void collm_recommend_request_default(collm_recommend_request *r);
+COLLM_API void collm_recommend_request_default(collm_recommend_request *r);
 
 typedef struct {
     int32_t item;
@@ -82,20 +88,20 @@ typedef struct {
 
 // A context sized for recommendation prompts (n_ctx = n_batch = 1024 rows;
 // suffixes are packed into as many batches as that needs). pool may be NULL.
-collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool);
+COLLM_API collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool);
 
 // Scores items (n) for one user and history with the CoLLM model: scores (n)
 // raw "Yes" logits. share_prefix as in collm_recommend_request; *prefix_tokens
 // (may be NULL) receives the shared prefix length. ctx may be NULL (one is
 // created for the call). Errors name the offending item / user.
-int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+COLLM_API int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
                           int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens);
 
 // Retrieve + re-rank for one request. out (k) receives the results sorted by
 // llm_score (best first; ties by retrieval score, then item id); info may be
 // NULL. hist may be NULL when req->history is given. ctx may be NULL.
-int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+COLLM_API int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
                        const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
                        collm_recommend_item *out, collm_recommend_info *info);
 
@@ -103,7 +109,11 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
 // applied, or the user's): malloc'd *his (caller frees), validated against
 // the items table and the CF item table. Used by collm_recommend_for_user and the
 // /score endpoint.
-int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items *items, const collm_recommend_histories *hist,
+COLLM_API int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items *items, const collm_recommend_histories *hist,
                               int32_t user, const int32_t *history, int n_history, int32_t **his, int64_t *n_his);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

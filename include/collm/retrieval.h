@@ -9,7 +9,13 @@
 #ifndef COLLM_RETRIEVAL_H
 #define COLLM_RETRIEVAL_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct collm_retrieval_index collm_retrieval_index;
 
@@ -21,28 +27,28 @@ typedef struct {
 } collm_retrieval_build_options;
 
 // factory "Flat", nprobe 32, ef_search 128, train_max 0.
-void collm_retrieval_build_options_default(collm_retrieval_build_options *opt);
+COLLM_API void collm_retrieval_build_options_default(collm_retrieval_build_options *opt);
 
 // Builds an index over items 1..n_items-1 of item_vectors (n_items, d), ids =
 // item ids. Trains first when the index type needs it (IVF). Returns NULL and
 // sets the error on a bad factory string, n_items < 2, d < 1, or too few items
 // to train (IVF needs at least nlist).
-collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
+COLLM_API collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
                                        const collm_retrieval_build_options *opt);
-void collm_retrieval_index_free(collm_retrieval_index *index);
+COLLM_API void collm_retrieval_index_free(collm_retrieval_index *index);
 
 // Faiss's own file format (atomic write). Load checks the metric (inner
 // product) and returns NULL with a message naming the path on any problem.
-int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path);
-collm_retrieval_index *collm_retrieval_index_load(const char *path);
+COLLM_API int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path);
+COLLM_API collm_retrieval_index *collm_retrieval_index_load(const char *path);
 
-int collm_retrieval_index_dim(const collm_retrieval_index *index);
-int64_t collm_retrieval_index_size(const collm_retrieval_index *index); // vectors stored (n_items - 1 after build)
+COLLM_API int collm_retrieval_index_dim(const collm_retrieval_index *index);
+COLLM_API int64_t collm_retrieval_index_size(const collm_retrieval_index *index); // vectors stored (n_items - 1 after build)
 // Search knobs, as in collm_retrieval_build_options (<= 0 leaves one unchanged).
 // Not while another thread searches the same index.
-int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search);
+COLLM_API int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search);
 // Current knobs; 0 where one does not apply to the index type.
-void collm_retrieval_index_search_params(const collm_retrieval_index *index, int *nprobe, int *ef_search);
+COLLM_API void collm_retrieval_index_search_params(const collm_retrieval_index *index, int *nprobe, int *ef_search);
 
 // The top-n items for one query vector (d, must equal the index dimension),
 // best first by inner product, leaving out id 0 and every id in exclude
@@ -52,14 +58,22 @@ void collm_retrieval_index_search_params(const collm_retrieval_index *index, int
 // approximate index cannot reach more). Searches min(n + n_exclude + 1,
 // 2n + 16) and doubles k while filtering leaves too few. Thread-safe for
 // concurrent calls.
-int collm_retrieval_candidates(const collm_retrieval_index *index, const float *query, int d, const int32_t *exclude,
+COLLM_API int collm_retrieval_candidates(const collm_retrieval_index *index, const float *query, int d, const int32_t *exclude,
                          int n_exclude, int n, int32_t *items, float *scores, int *n_found);
 
 // Cold-start query: query (d) = mean of the rows of item_vectors (n_items, d)
 // named by history (n_history ids). Id 0 (the padding sentinel that starts
 // every history list) is skipped; an id outside [0, n_items) is an error, and
 // so is a history with no item other than 0.
-int collm_retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
+COLLM_API int collm_retrieval_mean_query(const float *item_vectors, int32_t n_items, int d, const int32_t *history, int n_history,
                          float *query);
+
+// Threads used by Faiss (OpenMP) for index builds and searches in this
+// process (>= 1). Process-wide: call it before concurrent searches start.
+COLLM_API void collm_retrieval_set_threads(int n_threads);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

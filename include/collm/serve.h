@@ -20,11 +20,17 @@
 #ifndef COLLM_SERVE_H
 #define COLLM_SERVE_H
 
+#include "collm/version.h"
+
 #include <stddef.h>
 
 #include "collm/collm.h"
 #include "collm/recommend.h"
 #include "collm/retrieval.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct {
     const char *host;     // IPv4 address to bind (default "127.0.0.1": loopback only)
@@ -34,23 +40,27 @@ typedef struct {
     int max_k;            // largest k / candidates / items per request (default 1000)
 } collm_serve_options;
 
-void collm_serve_options_default(collm_serve_options *o);
+COLLM_API void collm_serve_options_default(collm_serve_options *o);
 
 typedef struct collm_serve_server collm_serve_server;
 
 // Starts listening (threads run in the background). All pointers are
 // borrowed and must outlive the server. NULL + error (e.g. port in use).
-collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+COLLM_API collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
                           const collm_recommend_histories *hist, const collm_serve_options *o);
 // The bound port (useful with port 0).
-int collm_serve_port(const collm_serve_server *s);
+COLLM_API int collm_serve_port(const collm_serve_server *s);
 // Stops accepting, waits for running requests, frees everything.
-void collm_serve_stop(collm_serve_server *s);
+COLLM_API void collm_serve_stop(collm_serve_server *s);
 
 // Handles one request in memory (what the HTTP layer calls): *body_out is a
 // malloc'd JSON text (caller frees), *status the HTTP status; *allow (may be
 // NULL) receives the Allow header value for a 405.
-void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
+COLLM_API void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                   char **body_out, int *status, const char **allow);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

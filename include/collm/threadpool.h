@@ -8,7 +8,13 @@
 #ifndef COLLM_THREADPOOL_H
 #define COLLM_THREADPOOL_H
 
+#include "collm/version.h"
+
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct collm_pool collm_pool;
 
@@ -16,15 +22,19 @@ typedef struct collm_pool collm_pool;
 typedef void (*collm_task_fn)(void *ctx, int64_t begin, int64_t end, int thread_index);
 
 // n_threads <= 0 means 1. Returns NULL (and sets the error) on failure.
-collm_pool *collm_pool_create(int n_threads);
-void collm_pool_free(collm_pool *pool);
+COLLM_API collm_pool *collm_pool_create(int n_threads);
+COLLM_API void collm_pool_free(collm_pool *pool);
 // Number of threads including the caller; 1 for a NULL pool.
-int collm_pool_size(const collm_pool *pool);
+COLLM_API int collm_pool_size(const collm_pool *pool);
 // Runs fn over [0, n). A NULL pool, or n < 2*min_per_thread, runs serially on
 // the caller (thread_index 0). min_per_thread avoids waking threads for tiny jobs.
-void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx);
+COLLM_API void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx);
 
 // Sets the thread count OpenBLAS uses for GEMM (process-wide: BLAS has one).
-void collm_blas_set_threads(int n_threads);
+COLLM_API void collm_blas_set_threads(int n_threads);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

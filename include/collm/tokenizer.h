@@ -67,10 +67,16 @@
 #ifndef COLLM_TOKENIZER_H
 #define COLLM_TOKENIZER_H
 
+#include "collm/version.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "collm/gguf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct collm_tok_vocab collm_tok_vocab;
 
@@ -105,16 +111,16 @@ enum {
 // Reads the tokenizer from an open GGUF (the vocab keeps its own copies; f
 // may be closed afterwards). NULL + error naming the key on missing or
 // malformed keys.
-collm_tok_vocab *collm_tok_load(const collm_gguf_file *f);
+COLLM_API collm_tok_vocab *collm_tok_load(const collm_gguf_file *f);
 // Opens path, loads, closes. Errors are prefixed with the path.
-collm_tok_vocab *collm_tok_load_path(const char *path);
-void collm_tok_free(collm_tok_vocab *v);
+COLLM_API collm_tok_vocab *collm_tok_load_path(const char *path);
+COLLM_API void collm_tok_free(collm_tok_vocab *v);
 
 // Encodes text[0..len) (UTF-8; malformed bytes never crash, see above).
 // Writes at most cap ids to out and returns the total number of ids the
 // text needs (so a return value > cap means out was truncated: call again
 // with a larger buffer), or a negative error code.
-int collm_tok_encode(const collm_tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap);
+COLLM_API int collm_tok_encode(const collm_tok_vocab *v, const char *text, size_t len, int flags, int32_t *out, int cap);
 
 // Decodes ids into text for display: SPM "▁" -> " " (the dummy-prefix space
 // is dropped from the first text token; control tokens before it do not
@@ -123,22 +129,26 @@ int collm_tok_encode(const collm_tok_vocab *v, const char *text, size_t len, int
 // tokens are written as their text ("<s>"). Writes at most cap-1 bytes plus
 // NUL; returns the full length needed (excluding NUL), negative on error
 // (an id out of range).
-int collm_tok_decode(const collm_tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap);
+COLLM_API int collm_tok_decode(const collm_tok_vocab *v, const int32_t *ids, int n, char *out, size_t cap);
 
-int collm_tok_n_vocab(const collm_tok_vocab *v);
-collm_tok_model collm_tok_model_type(const collm_tok_vocab *v);
-collm_tok_pre collm_tok_pre_type(const collm_tok_vocab *v);
-int collm_tok_add_bos(const collm_tok_vocab *v); // whether COLLM_TOK_ADD_BOS adds a BOS
-int32_t collm_tok_bos(const collm_tok_vocab *v);  // -1 if none
-int32_t collm_tok_eos(const collm_tok_vocab *v);
-int32_t collm_tok_unk(const collm_tok_vocab *v);
-int32_t collm_tok_pad(const collm_tok_vocab *v);
+COLLM_API int collm_tok_n_vocab(const collm_tok_vocab *v);
+COLLM_API collm_tok_model collm_tok_model_type(const collm_tok_vocab *v);
+COLLM_API collm_tok_pre collm_tok_pre_type(const collm_tok_vocab *v);
+COLLM_API int collm_tok_add_bos(const collm_tok_vocab *v); // whether COLLM_TOK_ADD_BOS adds a BOS
+COLLM_API int32_t collm_tok_bos(const collm_tok_vocab *v);  // -1 if none
+COLLM_API int32_t collm_tok_eos(const collm_tok_vocab *v);
+COLLM_API int32_t collm_tok_unk(const collm_tok_vocab *v);
+COLLM_API int32_t collm_tok_pad(const collm_tok_vocab *v);
 // Token text as stored in the vocab (SPM "▁Yes", BPE "ĠYes"), NUL-terminated;
 // NULL if id is out of range.
-const char *collm_tok_token_text(const collm_tok_vocab *v, int32_t id);
-collm_tok_token_type collm_tok_token_type_of(const collm_tok_vocab *v, int32_t id);
-float collm_tok_token_score(const collm_tok_vocab *v, int32_t id);
+COLLM_API const char *collm_tok_token_text(const collm_tok_vocab *v, int32_t id);
+COLLM_API collm_tok_token_type collm_tok_token_type_of(const collm_tok_vocab *v, int32_t id);
+COLLM_API float collm_tok_token_score(const collm_tok_vocab *v, int32_t id);
 // Id of the token whose stored text is exactly `text`, or -1 (hash lookup).
-int32_t collm_tok_find(const collm_tok_vocab *v, const char *text);
+COLLM_API int32_t collm_tok_find(const collm_tok_vocab *v, const char *text);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cf_internal.h"
+#include "cf/cf_internal.h"
 #include "collm/error.h"
 
 // Every kind collm knows; a new one is one more line.

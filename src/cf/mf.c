@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "cf_internal.h"
+#include "cf/cf_internal.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
-#include "collm/mf.h"
-#include "collm/ops.h"
-#include "collm/rng.h"
+#include "cf/mf.h"
+#include "core/ops.h"
+#include "core/rng.h"
 
 #if defined(__SSE2__)
 #include <immintrin.h>

@@ -14,8 +14,7 @@
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/error.h"
-#include "collm/faiss_bridge.h"
-#include "collm/gguf.h"
+#include "collm/collm.h"
 #include "collm/retrieval.h"
 #include "collm/threadpool.h"
 #include "commands.h"
@@ -36,26 +35,6 @@ static int index_read_cf_items(const char *path, float **items, int32_t *n_items
     int rc = *items ? COLLM_OK : COLLM_ERR_NOMEM;
     for (int32_t i = 0; i < *n_items && rc == COLLM_OK; i++) rc = collm_cf_model_item_vector(m, i, *items + (size_t)i * (size_t)*d);
     collm_cf_model_free(m);
-    return rc;
-}
-
-// The CF item table of a CoLLM checkpoint (tensor cf.item_embd, F32, {d, n_items}).
-static int index_read_ckpt_items(const char *path, float **items, int32_t *n_items, int *d) {
-    collm_gguf_file *f = collm_gguf_open(path);
-    if (!f) return COLLM_ERR;
-    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "cf.item_embd");
-    int rc = COLLM_OK;
-    if (!t) rc = collm_error(COLLM_ERR_FORMAT, "%s: no tensor cf.item_embd (a checkpoint without CF vectors?)", path);
-    else if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[1] < 2 || t->ne[1] > INT32_MAX)
-        rc = collm_error(COLLM_ERR_FORMAT, "%s: cf.item_embd is not a (d, n_items) matrix", path);
-    if (rc == COLLM_OK) {
-        *d = (int)t->ne[0];
-        *n_items = (int32_t)t->ne[1];
-        *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
-        if (!*items) rc = COLLM_ERR_NOMEM;
-        else if ((rc = collm_gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
-    }
-    collm_gguf_close(f);
     return rc;
 }
 
@@ -96,13 +75,13 @@ int cmd_index(int argc, char **argv) {
     opt.ef_search = (int)ef_search;
     opt.train_max = train_max;
     int threads = cli_threads(opts);
-    collm_faiss_set_threads(threads);
+    collm_retrieval_set_threads(threads);
     collm_blas_set_threads(threads);
 
     int d = 0;
     int32_t n_items = 0;
     float *items = NULL; // (n_items, d)
-    int rc = ckpt_path ? index_read_ckpt_items(ckpt_path, &items, &n_items, &d) : index_read_cf_items(cf_path, &items, &n_items, &d);
+    int rc = ckpt_path ? collm_checkpoint_item_vectors(ckpt_path, &items, &n_items, &d) : index_read_cf_items(cf_path, &items, &n_items, &d);
     if (!cf_path) cf_path = ckpt_path;
     collm_retrieval_index *index = NULL;
     double t0 = index_now_s();

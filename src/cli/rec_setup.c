@@ -6,13 +6,12 @@
 
 #include "cli.h"
 #include "collm/error.h"
-#include "collm/faiss_bridge.h"
 #include "collm/threadpool.h"
 
 int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
                        const char *index_path, const char *data_dir, int threads) {
     memset(s, 0, sizeof *s);
-    collm_faiss_set_threads(threads);
+    collm_retrieval_set_threads(threads);
     collm_blas_set_threads(threads);
     s->pool = threads > 1 ? collm_pool_create(threads) : NULL;
     s->model = collm_model_load(ckpt, base, s->pool);

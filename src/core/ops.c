@@ -2,7 +2,7 @@
 // (llm.c style). Row-major float32; backward functions accumulate (+=) into
 // gradient buffers and skip NULL ones. Shapes in comments: T = rows (tokens),
 // C = channels, hd = head_dim, L = n_past + T (all keys).
-#include "collm/ops.h"
+#include "core/ops.h"
 
 #include <cblas.h>
 #include <math.h>

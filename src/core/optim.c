@@ -1,8 +1,8 @@
 // Parameter lists, AdamW and the learning-rate schedule (see optim.h).
-#include "collm/optim.h"
+#include "core/optim.h"
 
 #include "collm/error.h"
-#include "collm/ops.h"
+#include "core/ops.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 // xoshiro256** (Blackman & Vigna), seeded by splitmix64.
-#include "collm/rng.h"
+#include "core/rng.h"
 
 #include <math.h>
 

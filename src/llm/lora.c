@@ -1,8 +1,8 @@
 // LoRA adapters (see include/collm/lora.h).
-#include "collm/lora.h"
+#include "llm/lora_internal.h"
 
 #include "collm/error.h"
-#include "collm/ops.h"
+#include "core/ops.h"
 
 #include <cblas.h>
 #include <math.h>

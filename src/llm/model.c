@@ -12,9 +12,9 @@
 
 #include "collm/error.h"
 #include "collm/gguf.h"
-#include "collm/ops.h"
-#include "collm/rng.h"
-#include "model_internal.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "llm/model_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -2,11 +2,11 @@
 // Shapes: R = rows of the packed batch, C = n_embd, Q = n_head·hd,
 // KV = n_head_kv·hd, F = n_ff. One function per layer part, forward and
 // backward side by side.
-#include "collm/llm_train.h"
+#include "llm/llm_train.h"
 
 #include "collm/error.h"
-#include "collm/ops.h"
-#include "model_internal.h"
+#include "core/ops.h"
+#include "llm/model_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

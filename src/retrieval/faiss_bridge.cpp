@@ -2,7 +2,7 @@
 // include/collm/faiss_bridge.h). The only C++ file in collm: it stays small,
 // owns one faiss::Index per handle, and turns every exception into an error
 // code + message, since C frames above us cannot unwind.
-#include "collm/faiss_bridge.h"
+#include "retrieval/faiss_bridge.h"
 
 extern "C" {
 #include "collm/error.h"

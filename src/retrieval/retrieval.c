@@ -3,7 +3,7 @@
 #include "collm/retrieval.h"
 
 #include "collm/error.h"
-#include "collm/faiss_bridge.h"
+#include "retrieval/faiss_bridge.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -221,3 +221,5 @@ int collm_retrieval_mean_query(const float *item_vectors, int32_t n_items, int d
     free(sum);
     return COLLM_OK;
 }
+
+void collm_retrieval_set_threads(int n_threads) { collm_faiss_set_threads(n_threads); }

@@ -5,9 +5,9 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/gguf.h"
-#include "collm/llm_train.h"
-#include "collm/ops.h"
-#include "collm_internal.h"
+#include "llm/llm_train.h"
+#include "core/ops.h"
+#include "recommender/collm_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -781,3 +781,24 @@ int collm_export_lora(const collm_model *m, const char *path) {
     collm_gguf_writer_free(w);
     return rc;
 }
+
+// The CF item table of a CoLLM checkpoint (tensor cf.item_embd, F32, {d, n_items}).
+int collm_checkpoint_item_vectors(const char *path, float **items, int32_t *n_items, int *d) {
+    collm_gguf_file *f = collm_gguf_open(path);
+    if (!f) return COLLM_ERR;
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "cf.item_embd");
+    int rc = COLLM_OK;
+    if (!t) rc = collm_error(COLLM_ERR_FORMAT, "%s: no tensor cf.item_embd (a checkpoint without CF vectors?)", path);
+    else if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[1] < 2 || t->ne[1] > INT32_MAX)
+        rc = collm_error(COLLM_ERR_FORMAT, "%s: cf.item_embd is not a (d, n_items) matrix", path);
+    if (rc == COLLM_OK) {
+        *d = (int)t->ne[0];
+        *n_items = (int32_t)t->ne[1];
+        *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
+        if (!*items) rc = COLLM_ERR_NOMEM;
+        else if ((rc = collm_gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
+    }
+    collm_gguf_close(f);
+    return rc;
+}
+

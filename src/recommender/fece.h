@@ -5,7 +5,7 @@
 #ifndef COLLM_FECE_H
 #define COLLM_FECE_H
 
-#include "collm/rng.h"
+#include "core/rng.h"
 
 typedef struct {
     int d_in, d_hidden, d_out;

@@ -4,9 +4,10 @@
 #define COLLM_COLLM_INTERNAL_H
 
 #include "collm/collm.h"
+#include "recommender/fece.h"
 #include "collm/gguf.h"
-#include "collm/llm_train.h"
-#include "../llm/model_internal.h"
+#include "llm/llm_train.h"
+#include "llm/model_internal.h"
 
 #define COLLM_MAX_SLOTS 16 // user + target + up to 10 history items, with room
 

@@ -18,9 +18,9 @@
 
 #include <stdint.h>
 
-#include "collm/lora.h"
+#include "llm/lora_internal.h"
 #include "collm/model.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 #include "collm/threadpool.h"
 
 typedef struct collm_llm_trainer collm_llm_trainer;

@@ -14,7 +14,7 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/prepare.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/prepare.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 // earlier positives, not_cold and the valid_small sample (method.md §2.2).
 #include "collm/error.h"
 #include "collm/prepare.h"
-#include "collm/rng.h"
+#include "core/rng.h"
 
 #include <math.h>
 #include <stdio.h>

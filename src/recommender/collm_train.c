@@ -12,9 +12,9 @@
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/metrics.h"
-#include "collm/ops.h"
-#include "collm/optim.h"
-#include "collm_internal.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "recommender/collm_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "collm/error.h"
-#include "collm_internal.h"
+#include "recommender/collm_internal.h"
 
 #define RECOMMEND_CTX_ROWS 1024 // n_ctx and n_batch of collm_recommend_context_create
 

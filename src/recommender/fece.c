@@ -1,8 +1,8 @@
 // FECE mapping MLP (see include/collm/fece.h).
-#include "collm/fece.h"
+#include "recommender/fece.h"
 
 #include "collm/error.h"
-#include "collm/ops.h"
+#include "core/ops.h"
 
 #include <math.h>
 #include <stdlib.h>
