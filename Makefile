@@ -3,7 +3,11 @@
 BUILD    ?= build
 CC       ?= gcc
 CXX      ?= g++
-OPT      ?= -O2 -march=x86-64-v3 -mtune=native
+# No -march: the binary runs on any x86-64. The numeric kernels (src/core/ops.c)
+# are built twice, baseline and x86-64-v3 (AVX2+FMA), and chosen at run time
+# (scripts/gen_ops_dispatch.py); BLAS picks its own kernels at run time.
+OPT      ?= -O2 -mtune=native
+ISA_V3   := -march=x86-64-v3
 # Library objects are position-independent (they go into libcollm.so too) and
 # hidden by default: only COLLM_API functions are exported.
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvisibility=hidden $(OPT) -g
@@ -12,12 +16,13 @@ PREFIX   ?= /usr/local
 VERSION  := $(shell sed -n 's/^\#define COLLM_VERSION_STRING "\(.*\)"/\1/p' include/collm/version.h)
 LDLIBS   += -lfaiss -lopenblas -llapack -lmicrohttpd -lcjson -lgomp -lstdc++ -lm -pthread
 
-LIB_C    := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+LIB_C    := $(sort $(filter-out src/cli/% src/core/ops.c,$(wildcard src/*/*.c)))
 LIB_CXX  := $(sort $(wildcard src/*/*.cpp))
 CLI_C    := $(sort $(wildcard src/cli/*.c))
 TEST_C   := $(sort $(wildcard tests/test_*.c))
 
-LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) \
+            $(BUILD)/src/core/ops.base.o $(BUILD)/src/core/ops.v3.o $(BUILD)/gen/ops_dispatch.o
 CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 
@@ -53,6 +58,23 @@ bench: $(BENCHES)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
+
+# Run-time kernel dispatch: one generated dispatcher, ops.c twice.
+$(BUILD)/gen/ops.stamp: src/core/ops.h scripts/gen_ops_dispatch.py
+	@mkdir -p $(@D)
+	python3 scripts/gen_ops_dispatch.py src/core/ops.h $(BUILD)/gen
+	@touch $@
+
+$(BUILD)/gen/ops_dispatch.o: $(BUILD)/gen/ops.stamp
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $(BUILD)/gen/ops_dispatch.c
+
+$(BUILD)/src/core/ops.base.o: src/core/ops.c $(BUILD)/gen/ops.stamp
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -include $(BUILD)/gen/ops_rename_base.h -MMD -MP -c -o $@ $<
+
+$(BUILD)/src/core/ops.v3.o: src/core/ops.c $(BUILD)/gen/ops.stamp
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ISA_V3) -include $(BUILD)/gen/ops_rename_v3.h -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

@@ -566,8 +566,19 @@ static void time_attention(void) {
     free(q), free(k), free(v), free(dout), free(out), free(att), free(dq), free(dk), free(dv);
 }
 
+// The dispatcher picked the kernels the environment and CPU call for.
+static void test_kernel_isa(void) {
+    const char *isa = collm_kernel_isa(), *force = getenv("COLLM_ISA");
+    __builtin_cpu_init();
+    int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (force && strcmp(force, "baseline") == 0) CHECK_STR(isa, "baseline");
+    else CHECK_STR(isa, v3 ? "x86-64-v3" : "baseline");
+    printf("kernels: %s\n", isa);
+}
+
 int main(void) {
     collm_rng_seed(&rng, 1234);
+    test_kernel_isa();
     test_matmul_forward();
     test_rmsnorm_forward();
     test_rope_forward();

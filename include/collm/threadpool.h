@@ -33,6 +33,11 @@ COLLM_API void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_threa
 // Sets the thread count OpenBLAS uses for GEMM (process-wide: BLAS has one).
 COLLM_API void collm_blas_set_threads(int n_threads);
 
+// The numeric kernels this process runs: "x86-64-v3" (AVX2 + FMA) when the
+// CPU has them, else "baseline" (SSE2); COLLM_ISA=baseline in the
+// environment forces the portable ones. Chosen once, before main.
+COLLM_API const char *collm_kernel_isa(void);
+
 #ifdef __cplusplus
 }
 #endif
