@@ -6,6 +6,7 @@
 #include "collm/threadpool.h"
 #include "test.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -48,13 +49,19 @@ static void test_rng(void) {
 
 typedef struct {
     int *hits;
-    int max_thread;
+    int used[8]; // used[t] = 1 when thread t ran a part (each part writes only its own slot)
 } pool_ctx;
 
 static void mark(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     pool_ctx *ctx = ctx_;
     for (int64_t i = begin; i < end; i++) ctx->hits[i]++;
-    if (thread_index > ctx->max_thread) ctx->max_thread = thread_index; // racy max is fine for a >0 check
+    ctx->used[thread_index] = 1;
+}
+
+static int workers_used(const pool_ctx *ctx) {
+    int n = 0;
+    for (int t = 1; t < 8; t++) n += ctx->used[t];
+    return n;
 }
 
 static void test_pool(void) {
@@ -64,21 +71,107 @@ static void test_pool(void) {
     int hits[1000];
     for (int round = 0; round < 50; round++) {
         memset(hits, 0, sizeof hits);
-        pool_ctx ctx = {hits, 0};
+        pool_ctx ctx = {hits, {0}};
         int n = 1 + round * 19;
         collm_pool_for(pool, n, 1, mark, &ctx);
         int ok = 1;
         for (int i = 0; i < n; i++) ok &= hits[i] == 1;
         for (int i = n; i < 1000; i++) ok &= hits[i] == 0;
         CHECK(ok);
-        if (n >= 3) CHECK(ctx.max_thread > 0);
+        if (n >= 3) CHECK(workers_used(&ctx) == 2);
     }
     collm_pool_free(pool);
     // NULL pool runs serially
     memset(hits, 0, sizeof hits);
-    pool_ctx ctx = {hits, 0};
+    pool_ctx ctx = {hits, {0}};
     collm_pool_for(NULL, 10, 1, mark, &ctx);
-    CHECK(hits[9] == 1 && ctx.max_thread == 0);
+    CHECK(hits[9] == 1 && ctx.used[0] == 1 && workers_used(&ctx) == 0);
+}
+
+// Several threads submit jobs to one pool at the same time: every job must
+// cover exactly its own range with its own fn/ctx (tagged values), whatever
+// the interleaving.
+typedef struct {
+    int32_t *out;
+    int32_t tag;
+} tag_job;
+
+static void tag_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    tag_job *j = ctx_;
+    for (int64_t i = begin; i < end; i++) j->out[i] += j->tag; // += : a doubled range shows as 2*tag
+}
+
+enum { SUBMITTERS = 4, JOBS_PER_SUBMITTER = 200, JOB_MAX = 300 };
+
+typedef struct {
+    collm_pool *pool;
+    int id;
+    int bad_jobs; // jobs whose output was not exactly tag over [0, n) and 0 beyond
+} submitter;
+
+static void *submit_jobs(void *arg) {
+    submitter *s = arg;
+    int32_t out[JOB_MAX + 8];
+    for (int j = 0; j < JOBS_PER_SUBMITTER; j++) {
+        int n = 3 + (j * 37 + s->id * 11) % JOB_MAX;
+        memset(out, 0, sizeof out);
+        tag_job job = {out, s->id * 100000 + j + 1};
+        collm_pool_for(s->pool, n, 1, tag_task, &job);
+        int ok = 1;
+        for (int i = 0; i < n; i++) ok &= out[i] == job.tag;
+        for (int i = n; i < JOB_MAX + 8; i++) ok &= out[i] == 0;
+        s->bad_jobs += !ok;
+    }
+    return NULL;
+}
+
+// A task that submits to the pool it runs on: runs serially, no deadlock.
+typedef struct {
+    collm_pool *pool;
+    int hits[64];
+} nested_ctx;
+
+static void nested_inner(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    int *hits = ctx_;
+    for (int64_t i = begin; i < end; i++) hits[i]++;
+}
+
+static void nested_outer(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    nested_ctx *c = ctx_;
+    for (int64_t i = begin; i < end; i++) collm_pool_for(c->pool, 1, 1, nested_inner, &c->hits[i]);
+    int local[16] = {0};
+    collm_pool_for(c->pool, 16, 1, nested_inner, local); // big enough to split if it were not nested
+    for (int i = 0; i < 16; i++)
+        if (local[i] != 1) c->hits[begin] += 1000;
+}
+
+static void test_pool_concurrent(void) {
+    collm_pool *pool = collm_pool_create(3);
+    CHECK(pool != NULL);
+    pthread_t th[SUBMITTERS];
+    submitter sub[SUBMITTERS];
+    for (int t = 0; t < SUBMITTERS; t++) {
+        sub[t] = (submitter){pool, t, 0};
+        CHECK(pthread_create(&th[t], NULL, submit_jobs, &sub[t]) == 0);
+    }
+    int bad = 0;
+    for (int t = 0; t < SUBMITTERS; t++) {
+        pthread_join(th[t], NULL);
+        bad += sub[t].bad_jobs;
+    }
+    CHECK_MSG(bad == 0, "%d of %d jobs submitted concurrently got wrong output", bad, SUBMITTERS * JOBS_PER_SUBMITTER);
+
+    nested_ctx nc;
+    memset(&nc, 0, sizeof nc);
+    nc.pool = pool;
+    collm_pool_for(pool, 64, 1, nested_outer, &nc);
+    int ok = 1;
+    for (int i = 0; i < 64; i++) ok &= nc.hits[i] == 1;
+    CHECK_MSG(ok, "nested collm_pool_for on the same pool");
+    collm_pool_free(pool);
 }
 
 static int write_hello(FILE *f, void *ctx) {
@@ -119,6 +212,7 @@ static void test_atomic_write(void) {
 int main(void) {
     test_rng();
     test_pool();
+    test_pool_concurrent();
     test_atomic_write();
     return test_report();
 }

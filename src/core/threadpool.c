@@ -9,6 +9,9 @@
 struct collm_pool {
     int n_threads; // including the caller
     pthread_t *threads;
+    // Held by a submitter for its whole job: jobs from several threads run one
+    // after another (the job fields below describe a single job).
+    pthread_mutex_t submit;
     pthread_mutex_t mutex;
     pthread_cond_t work_ready;
     pthread_cond_t work_done;
@@ -26,6 +29,11 @@ typedef struct {
     collm_pool *pool;
     int index;
 } worker_arg;
+
+// The pool whose job the current thread is running a part of (worker or
+// submitter), so that a task calling collm_pool_for on that same pool runs
+// serially instead of waiting forever for the submit lock it indirectly holds.
+static _Thread_local const collm_pool *running_in;
 
 static void range_of(int64_t n, int parts, int index, int64_t *begin, int64_t *end) {
     *begin = n * index / parts;
@@ -50,7 +58,9 @@ static void *worker_main(void *arg_) {
         int64_t begin, end;
         range_of(pool->n, pool->n_parts, index, &begin, &end);
         pthread_mutex_unlock(&pool->mutex);
+        running_in = pool;
         if (end > begin) fn(ctx, begin, end, index);
+        running_in = NULL;
         pthread_mutex_lock(&pool->mutex);
         if (--pool->pending == 0) pthread_cond_signal(&pool->work_done);
     }
@@ -63,6 +73,7 @@ collm_pool *collm_pool_create(int n_threads) {
     collm_pool *pool = collm_calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->n_threads = n_threads;
+    pthread_mutex_init(&pool->submit, NULL);
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->work_ready, NULL);
     pthread_cond_init(&pool->work_done, NULL);
@@ -98,6 +109,7 @@ void collm_pool_free(collm_pool *pool) {
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->mutex);
     for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->submit);
     pthread_mutex_destroy(&pool->mutex);
     pthread_cond_destroy(&pool->work_ready);
     pthread_cond_destroy(&pool->work_done);
@@ -112,10 +124,11 @@ void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_t
     if (min_per_thread < 1) min_per_thread = 1;
     int parts = pool ? pool->n_threads : 1;
     if (n / min_per_thread < parts) parts = (int)(n / min_per_thread);
-    if (parts <= 1) {
+    if (parts <= 1 || running_in == pool) {
         fn(ctx, 0, n, 0);
         return;
     }
+    pthread_mutex_lock(&pool->submit);
     pthread_mutex_lock(&pool->mutex);
     pool->fn = fn;
     pool->ctx = ctx;
@@ -128,11 +141,15 @@ void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_t
 
     int64_t begin, end;
     range_of(n, parts, 0, &begin, &end);
+    const collm_pool *outer = running_in;
+    running_in = pool;
     fn(ctx, begin, end, 0);
+    running_in = outer;
 
     pthread_mutex_lock(&pool->mutex);
     while (pool->pending > 0) pthread_cond_wait(&pool->work_done, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
+    pthread_mutex_unlock(&pool->submit);
 }
 
 void openblas_set_num_threads(int num_threads);
