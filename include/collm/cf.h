@@ -12,6 +12,10 @@
 // collm.cf.dim, collm.cf.n_users, collm.cf.n_items, the training record
 // (collm.cf.train.*) and each kind's tensors (MF: cf.user_embd (n_users, d),
 // cf.item_embd (n_items, d), F32).
+//
+// Threading: the const functions (vectors, score, score_split, evaluate,
+// save) may run on one model from several threads at once; collm_cf_model_train
+// writes the tables and needs the model to itself.
 #ifndef COLLM_CF_H
 #define COLLM_CF_H
 

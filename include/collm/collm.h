@@ -19,6 +19,13 @@
 //                       model llama.cpp can load.
 // A resumable training state (optimizer moments, data order, RNG, epoch,
 // best score) is written next to it as <out>.resume.
+//
+// Threading: a loaded collm_model may be shared by threads for the const
+// functions (collm_encode, collm_slot_embeddings, the accessors) and for
+// recommend.h's scoring, each thread with its own collm_llm_context.
+// collm_score_split and collm_train write to the model
+// (its lazily built scorer, its weights): one thread at a time, and not while
+// others read it. The model's pool is shared by whatever runs on it.
 #ifndef COLLM_COLLM_H
 #define COLLM_COLLM_H
 

@@ -2,6 +2,11 @@
 // an items table and split files of (user, item, label, timestamp, history,
 // not_cold) rows. Arrays are plain and public (read them directly); the
 // loaders validate strictly and report file:line:column on any defect.
+//
+// Threading: the loaders and writers keep no global state (any thread may
+// load its own tables). A loaded table or dataset is plain memory: threads
+// may read it at once; collm_rec_items_grow and the free functions need it
+// to themselves.
 #ifndef COLLM_DATASET_H
 #define COLLM_DATASET_H
 

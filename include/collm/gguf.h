@@ -5,6 +5,9 @@
 // tensor infos (name, u32 n_dims, u64 ne[n_dims] innermost first, u32 ggml
 // type, u64 offset relative to the data section); padding to
 // `general.alignment` (default 32); the data section.
+//
+// Threading: an open collm_gguf_file is read-only: threads may read it at
+// once. A collm_gguf_writer belongs to one thread at a time.
 #ifndef COLLM_GGUF_H
 #define COLLM_GGUF_H
 

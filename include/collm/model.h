@@ -13,6 +13,14 @@
 // (collm_llm_forward ... n_out_rows = 0), then score many candidate suffixes
 // against that cached prefix in one packed batch with collm_llm_score_suffixes,
 // reading only the "Yes"/"No" vocabulary rows at each suffix's last token.
+//
+// Threading: a collm_llm_model is read-only once loaded (or initialised):
+// any number of threads may run forward passes on it at once, each with its
+// own collm_llm_context. A context belongs to one thread at a time (forward
+// calls write its KV cache and scratch); use one per concurrent request.
+// collm_llm_model_free only when no context of it is in use. Contexts that
+// share a collm_pool run their attention jobs one after another (see
+// threadpool.h): give each concurrent context its own pool, or NULL.
 #ifndef COLLM_MODEL_H
 #define COLLM_MODEL_H
 

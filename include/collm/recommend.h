@@ -31,6 +31,10 @@
 //
 // The model, index, items and histories are only read: any number of threads
 // may call recommend_* at once, each with its own collm_llm_context.
+//
+// Threading: collm_recommend_histories is read-only once built (share it
+// freely); a collm_llm_context passed in belongs to one call at a time, and
+// a NULL ctx makes each call create its own.
 #ifndef COLLM_RECOMMEND_H
 #define COLLM_RECOMMEND_H
 

@@ -6,6 +6,11 @@
 // This module takes raw item vectors (n_items, d), row i = item id i, so it
 // does not depend on any particular collaborative model. Id 0 is padding: it
 // is never put in the index and never returned.
+//
+// Threading: an index may be searched (collm_retrieval_candidates) by any
+// number of threads at once; collm_retrieval_index_set_search_params and
+// collm_retrieval_index_free need it to themselves. Faiss's own OpenMP
+// thread count is process-wide (collm_retrieval_set_threads).
 #ifndef COLLM_RETRIEVAL_H
 #define COLLM_RETRIEVAL_H
 

@@ -17,6 +17,10 @@
 // shared read-only; inference scratch comes from a pool of n_contexts
 // llm_contexts guarded by a mutex + condition variable (a request waits for
 // a free context), so memory stays bounded whatever the connection count.
+//
+// Threading: collm_serve_handle may be called from any number of threads at
+// once (the HTTP threads do); collm_serve_stop once, after the last
+// collm_serve_handle call of the caller's own threads has returned.
 #ifndef COLLM_SERVE_H
 #define COLLM_SERVE_H
 

@@ -5,6 +5,15 @@
 // range 0 on the calling thread and waits for the rest.
 //
 // GEMM goes through BLAS from the calling thread, never from inside a task.
+//
+// Threading: a pool may be shared by any number of threads. Jobs submitted
+// from several threads at once run one after another (each collm_pool_for
+// holds the pool for its whole job, so a second submitter waits; results are
+// those of running the jobs alone). A task that calls collm_pool_for on the
+// pool it is running on gets a serial run on its own thread (thread_index 0)
+// instead of a deadlock. collm_pool_free must not race with collm_pool_for.
+// For requests that must not wait for each other, give each its own pool or
+// none (NULL: serial on the caller).
 #ifndef COLLM_THREADPOOL_H
 #define COLLM_THREADPOOL_H
 

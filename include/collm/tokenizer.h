@@ -63,7 +63,10 @@
 // the merged text is a vocab token, highest score first (ties: leftmost);
 // a final symbol that is not a token is emitted as its bytes' <0xXX> tokens.
 //
-// A collm_tok_vocab is immutable after collm_tok_load and may be shared by threads.
+//
+// Threading: a collm_tok_vocab is immutable after collm_tok_load: any number
+// of threads may encode and decode with one vocab at once (each call uses
+// only its own buffers).
 #ifndef COLLM_TOKENIZER_H
 #define COLLM_TOKENIZER_H
 
