@@ -103,6 +103,8 @@ test: all
 # of ASan aborting the process; tests expect that error.
 sanitize:
 	ASAN_OPTIONS="allocator_may_return_null=1:$$ASAN_OPTIONS" \
+	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:$$LSAN_OPTIONS" \
+	COLLM_EXAMPLE_LDFLAGS="-fsanitize=address,undefined" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	        LDFLAGS="-fsanitize=address,undefined" test
 
