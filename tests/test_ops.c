@@ -7,6 +7,7 @@
 #include "collm/threadpool.h"
 #include "test.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -186,9 +187,9 @@ static void test_attention_forward(void) {
         double *ref = malloc(sizeof(double) * T * nh * hd);
         ref_attention(ref, q, k, v, T, n_past, nh, nkv, hd);
         for (int i = 0; i < nh * T * L; i++) att[i] = 7.0f; // every entry must be written
-        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL);
+        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL);
         CHECK_MSG(close_vec(out, ref, T * nh * hd, 1e-5, 1e-5, "attention"), "T=%d n_past=%d", T, n_past);
-        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, NULL); // online-softmax path
+        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL); // online-softmax path
         CHECK_MSG(close_vec(out2, ref, T * nh * hd, 1e-5, 1e-5, "attention (no att)"), "T=%d n_past=%d", T,
                   n_past);
         // att rows sum to 1, zero beyond the causal limit
@@ -209,10 +210,62 @@ static void test_attention_forward(void) {
     // huge scores: the stable softmax must not overflow to NaN/inf
     float q[4] = {100, 100, 100, 100}, k[8] = {100, 100, 100, 100, -100, -100, -100, -100};
     float v[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[4], out2[4], att[2];
-    collm_ops_attention_forward(out, att, q, k, v, 1, 1, 1, 1, 4, NULL);
-    collm_ops_attention_forward(out2, NULL, q, k, v, 1, 1, 1, 1, 4, NULL);
+    collm_ops_attention_forward(out, att, q, k, v, 1, 1, 1, 1, 4, NULL, NULL);
+    collm_ops_attention_forward(out2, NULL, q, k, v, 1, 1, 1, 1, 4, NULL, NULL);
     CHECK(out[0] == 1 && out[3] == 4 && att[0] == 1 && att[1] == 0);
     CHECK(out2[0] == 1 && out2[3] == 4);
+}
+
+// Attention over a context longer than any stack allows (issue 8: the score
+// rows were stack arrays of n_past + T floats; n_ctx up to 2^24 is accepted).
+// Runs on a thread with a 256 KiB stack and a large guard, so a score row on
+// the stack (800 KB here) lands in the guard and crashes instead of passing.
+#define LONG_L 200000
+static void *attention_long_context_body(void *arg) {
+    (void)arg;
+    const int L = LONG_L, n_past = L - 1, hd = 4;
+    float *q = rand_vec(hd, 1), *k = rand_vec((int64_t)L * hd, 1), *v = rand_vec((int64_t)L * hd, 1);
+    float *out = zeros(hd), *out2 = zeros(hd), *att = zeros(L), *dout = rand_vec(hd, 1);
+    float *dq = zeros(hd), *dk = zeros((int64_t)L * hd), *dv = zeros((int64_t)L * hd);
+    double ref[4];
+    ref_attention(ref, q, k, v, 1, n_past, 1, 1, hd);
+    CHECK(collm_ops_attention_forward(out, NULL, q, k, v, 1, n_past, 1, 1, hd, NULL, NULL) == 0); // scratch path
+    CHECK(close_vec(out, ref, hd, 1e-5, 1e-5, "long attention"));
+    // packed: one row at position L - 1 after an (L - 1)-key prefix
+    int32_t pos = L - 1;
+    CHECK(collm_ops_attention_packed_forward(out2, q, NULL, 1, k, v, n_past, k + (int64_t)n_past * hd,
+                                             v + (int64_t)n_past * hd, &pos, 1, 1, hd, NULL, NULL) == 0);
+    CHECK(close_vec(out2, ref, hd, 1e-5, 1e-5, "long packed attention"));
+    // backward with one query: dv_j = P_j · dout, dq = scale Σ_j P_j (dout·v_j - dout·o) k_j
+    CHECK(collm_ops_attention_forward(out, att, q, k, v, 1, n_past, 1, 1, hd, NULL, NULL) == 0);
+    CHECK(collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, 1, n_past, 1, 1, hd, NULL, NULL) == 0);
+    double dq_ref[4] = {0}, d_o = 0, dv_err = 0;
+    for (int d = 0; d < hd; d++) d_o += (double)dout[d] * out[d];
+    for (int j = 0; j < L; j++) {
+        double dp = 0;
+        for (int d = 0; d < hd; d++) {
+            dp += (double)dout[d] * v[(int64_t)j * hd + d];
+            double e = fabs(dv[(int64_t)j * hd + d] - (double)att[j] * dout[d]);
+            dv_err = e > dv_err ? e : dv_err;
+        }
+        for (int d = 0; d < hd; d++) dq_ref[d] += att[j] * (dp - d_o) * k[(int64_t)j * hd + d] / sqrt((double)hd);
+    }
+    CHECK(dv_err < 1e-6);
+    CHECK(close_vec(dq, dq_ref, hd, 1e-4, 1e-4, "long attention dq"));
+    free(q), free(k), free(v), free(out), free(out2), free(att), free(dout), free(dq), free(dk), free(dv);
+    return NULL;
+}
+
+static void test_attention_long_context(void) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_attr_setguardsize(&attr, 8 << 20);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, attention_long_context_body, NULL);
+    CHECK(rc == 0);
+    if (rc == 0) pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 // ---------------------------------------------------------------------------
@@ -402,7 +455,7 @@ typedef struct {
 
 static double att_loss(void *c_) {
     att_ctx *c = c_;
-    collm_ops_attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->n_past, c->nh, c->nkv, c->hd, NULL);
+    collm_ops_attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->n_past, c->nh, c->nkv, c->hd, NULL, NULL);
     return weighted_sum(c->out, c->r, (int64_t)c->T * c->nh * c->hd);
 }
 
@@ -416,7 +469,7 @@ static void test_attention_backward(void) {
         c.out = zeros(nq), c.att = zeros(c.nh * c.T * L), c.r = rand_vec(nq, 1);
         att_loss(&c);
         acc_buf dq = acc_new(nq), dk = acc_new(nk), dv = acc_new(nk);
-        collm_ops_attention_backward(dq.g, dk.g, dv.g, c.r, c.att, c.q, c.k, c.v, c.T, c.n_past, c.nh, c.nkv, c.hd, NULL);
+        collm_ops_attention_backward(dq.g, dk.g, dv.g, c.r, c.att, c.q, c.k, c.v, c.T, c.n_past, c.nh, c.nkv, c.hd, NULL, NULL);
         CHECK_MSG(gradcheck(att_loss, &c, c.q, acc_delta(&dq), nq, "attention dq"), "n_past=%d", c.n_past);
         CHECK_MSG(gradcheck(att_loss, &c, c.k, acc_delta(&dk), nk, "attention dk"), "n_past=%d", c.n_past);
         CHECK_MSG(gradcheck(att_loss, &c, c.v, acc_delta(&dv), nk, "attention dv"), "n_past=%d", c.n_past);
@@ -445,8 +498,8 @@ static void test_attention_threads(void) {
         float *res[3][5]; // out, att, dq, dk, dv
         for (int p = 0; p < 3; p++) {
             float *out = zeros(nq), *att = zeros(na), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
-            collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
-            collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, pools[p]);
+            collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pools[p], NULL);
+            collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, pools[p], NULL);
             res[p][0] = out, res[p][1] = att, res[p][2] = dq, res[p][3] = dk, res[p][4] = dv;
         }
         int64_t sizes[5] = {nq, na, nq, nk, nk};
@@ -555,9 +608,9 @@ static void time_attention(void) {
         collm_pool *use = p ? pool : NULL;
         int reps = 20;
         double t0 = now_s();
-        for (int i = 0; i < reps; i++) collm_ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use);
+        for (int i = 0; i < reps; i++) collm_ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use, NULL);
         double t1 = now_s();
-        for (int i = 0; i < reps; i++) collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use);
+        for (int i = 0; i < reps; i++) collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use, NULL);
         double t2 = now_s();
         printf("attention T=%d n_head=%d hd=%d, %d thread(s): forward %.3f ms, backward %.3f ms\n", T, nh, hd,
                p ? 2 : 1, (t1 - t0) / reps * 1e3, (t2 - t1) / reps * 1e3);
@@ -584,6 +637,7 @@ int main(void) {
     test_rope_forward();
     test_swiglu_relu_forward();
     test_attention_forward();
+    test_attention_long_context();
     test_matmul_backward();
     test_rmsnorm_backward();
     test_rope_backward();

@@ -100,8 +100,8 @@ static void test_attention_blocked(void) {
         ref_attention(r_out, r_dq, r_dk, r_dv, dout, q, k, v, T, n_past, nh, nkv, hd);
         float *out = zeros(nq), *out2 = zeros(nq), *att = malloc(sizeof(float) * na);
         for (int64_t i = 0; i < na; i++) att[i] = 7.0f; // every entry must be written
-        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pool);
-        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, pool);
+        collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, pool, NULL);
+        collm_ops_attention_forward(out2, NULL, q, k, v, T, n_past, nh, nkv, hd, pool, NULL);
         CHECK_MSG(close_vec(out, r_out, nq, 1e-5, 1e-5, "out"), "case %d", ci);
         CHECK_MSG(close_vec(out2, r_out, nq, 1e-5, 1e-5, "out (no att)"), "case %d", ci);
         int rows_ok = 1;
@@ -122,7 +122,7 @@ static void test_attention_blocked(void) {
             g[p][0] = zeros(nq), g[p][1] = zeros(nk), g[p][2] = zeros(nk);
             for (int64_t i = 0; i < nk; i++) g[p][1][i] = 0.5f, g[p][2][i] = -0.25f;
             collm_ops_attention_backward(g[p][0], g[p][1], g[p][2], dout, att, q, k, v, T, n_past, nh, nkv, hd,
-                                   p ? pool : NULL);
+                                   p ? pool : NULL, NULL);
         }
         for (int64_t i = 0; i < nk; i++) r_dk[i] += 0.5, r_dv[i] -= 0.25;
         CHECK_MSG(close_vec(g[0][0], r_dq, nq, 1e-4, 1e-5, "dq"), "case %d", ci);
@@ -133,7 +133,7 @@ static void test_attention_blocked(void) {
                       memcmp(g[0][2], g[1][2], sizeof(float) * nk) == 0,
                   "case %d: backward on 1 vs 3 threads", ci);
         float *out3 = zeros(nq), *att3 = zeros(na);
-        collm_ops_attention_forward(out3, att3, q, k, v, T, n_past, nh, nkv, hd, NULL);
+        collm_ops_attention_forward(out3, att3, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL);
         CHECK_MSG(memcmp(out, out3, sizeof(float) * nq) == 0 && memcmp(att, att3, sizeof(float) * na) == 0,
                   "case %d: forward on 1 vs 3 threads", ci);
         for (int p = 0; p < 2; p++) free(g[p][0]), free(g[p][1]), free(g[p][2]);
@@ -163,8 +163,8 @@ static void test_attention_packed(void) {
         int32_t pos[44];
         for (int s = 0, r = 0; s < n_seq; s++)
             for (int i = 0; i < seq_len[s]; i++) pos[r++] = n_past + i;
-        collm_ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL);
-        collm_ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
+        collm_ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL, NULL);
+        collm_ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
         CHECK_MSG(memcmp(out, out3, sizeof(float) * T * q_dim) == 0, "packed case %d: 1 vs 3 threads", ci);
         int ok = 1;
         for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
@@ -185,7 +185,7 @@ static void test_attention_packed(void) {
         // a subset of the queries, out of order (the last rows of sequences 4, 0, 2): out row j = packed row q_rows[j]
         const int32_t q_rows[3] = {41, 12, 16};
         float *sub = zeros(3 * q_dim);
-        collm_ops_attention_packed_forward(sub, q, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool);
+        collm_ops_attention_packed_forward(sub, q, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
         int same = 1;
         for (int j = 0; j < 3; j++) same &= memcmp(sub + j * q_dim, out + q_rows[j] * q_dim, sizeof(float) * q_dim) == 0;
         CHECK_MSG(same, "packed case %d: query subset equals those rows of the full call", ci);

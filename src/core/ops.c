@@ -4,9 +4,12 @@
 // C = channels, hd = head_dim, L = n_past + T (all keys).
 #include "core/ops.h"
 
+#include "collm/error.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 // Dot product with 8 independent partial sums: without -ffast-math gcc keeps
 // a single float accumulator serial, but 8 lanes map onto one AVX register.
@@ -328,7 +331,7 @@ void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t
 
 #define ATT_NO_LIMIT (1 << 29) // a diagonal offset that limits nothing (ints stay < 2^31)
 #define ATT_MAX_QB 32          // queries per block
-#define ATT_SCRATCH 16384      // target floats of the per-task stack scratch, one (qb, L) block
+#define ATT_SCRATCH 16384      // target floats of one thread's scratch, one (qb, L) block
                                // (qb = 1 beyond L = 16384: then L floats)
 
 // S (r, c) = scale · Σ_d A[r·lda + d] · B[c·ldb + d] for r < nrow, c < ncol,
@@ -513,7 +516,23 @@ typedef struct {
     const float *att_in;
     int T, n_past, n_head, n_head_kv, hd;
     int qb; // queries per block
+    float *scratch;      // (threads, scratch_per)
+    int64_t scratch_per; // floats per thread
 } attention_ctx;
+
+// A (qb, L) score block is at most max(ATT_SCRATCH, L) floats (attention_block);
+// a packed row needs n_past + own keys + 8 (a SIMD tail) <= L + 8.
+int64_t collm_ops_attention_scratch(int L) {
+    return (L > ATT_SCRATCH ? (int64_t)L : ATT_SCRATCH) + 8;
+}
+
+// The caller's scratch, or one allocated for this call (*own, to free).
+static float *attention_scratch(float *scratch, int L, collm_pool *pool, float **own) {
+    *own = NULL;
+    if (scratch) return scratch;
+    *own = collm_malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(L) * sizeof(float));
+    return *own;
+}
 
 // Queries per block: at most ATT_MAX_QB, and a (qb, L) score block fits the
 // scratch. Depends on the shapes only, never on the thread count.
@@ -535,13 +554,12 @@ static int64_t attention_min_items(int qb, int L, int hd) {
 // Forward items are (head, query block) pairs, index = h·n_blocks + b: each
 // writes only its own out rows and att rows.
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     const attention_ctx *c = ctx_;
     const int T = c->T, hd = c->hd, L = c->n_past + c->T, qb = c->qb;
     const int n_blocks = (T + qb - 1) / qb, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd; // between rows
-    float scratch[c->att ? 1 : (size_t)qb * L]; // (nq <= qb, nk <= L) scores when att is not kept
+    float *scratch = c->att ? NULL : c->scratch + thread_index * c->scratch_per; // (nq <= qb, nk <= L) scores
     for (int64_t item = begin; item < end; item++) {
         int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * qb;
         int nq = T - t0 < qb ? T - t0 : qb;
@@ -571,14 +589,19 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     }
 }
 
-void collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
-                           int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
-    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
+                                int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
+    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int L = n_past + T, qb = attention_block(T, L);
+    float *own = NULL;
+    if (!att && !(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
     attention_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .T = T, .n_past = n_past, .n_head = n_head,
-                       .n_head_kv = n_head_kv, .hd = head_dim, .qb = qb};
+                       .n_head_kv = n_head_kv, .hd = head_dim, .qb = qb, .scratch = scratch,
+                       .scratch_per = collm_ops_attention_scratch(L)};
     int64_t n_items = (int64_t)n_head * ((T + qb - 1) / qb);
     collm_pool_for(pool, n_items, attention_min_items(qb, L, head_dim), attention_forward_task, &c);
+    free(own);
+    return COLLM_OK;
 }
 
 // ---------------------------------------------------------------------------
@@ -689,17 +712,18 @@ typedef struct {
     const float *q, *k_past, *v_past, *k_new, *v_new;
     const int32_t *q_rows, *pos;
     int n_q, n_past, max_len, n_head, n_head_kv, hd;
+    float *scratch;      // (threads, scratch_per)
+    int64_t scratch_per; // floats per thread, >= n_past + max_len + 8
 } attention_packed_ctx;
 
 // Items: index = h·n_blocks + b, b a block of ATT_PACKED_ROWS queries.
 static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     const attention_packed_ctx *c = ctx_;
     const int n_q = c->n_q, hd = c->hd, n_past = c->n_past;
     const int n_blocks = (n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
-    float S[(size_t)n_past + c->max_len + 8]; // (n_past + own keys) one row's scores, then exp
+    float *S = c->scratch + thread_index * c->scratch_per; // (n_past + own keys) one row's scores, then exp
     for (int64_t item = begin; item < end; item++) {
         int h = (int)(item / n_blocks), j0 = (int)(item % n_blocks) * ATT_PACKED_ROWS;
         int j1 = j0 + ATT_PACKED_ROWS < n_q ? j0 + ATT_PACKED_ROWS : n_q;
@@ -722,21 +746,27 @@ static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int th
     }
 }
 
-void collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
-                                  const float *v_past, int n_past, const float *k_new, const float *v_new,
-                                  const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool) {
-    if (n_q <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+                                       const float *v_past, int n_past, const float *k_new, const float *v_new,
+                                       const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool,
+                                       float *scratch) {
+    if (n_q <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int max_len = 0;
     for (int j = 0; j < n_q; j++) {
         int r = q_rows ? q_rows[j] : j;
         if (pos[r] - n_past + 1 > max_len) max_len = pos[r] - n_past + 1;
     }
+    float *own = NULL;
+    if (!(scratch = attention_scratch(scratch, n_past + max_len, pool, &own))) return COLLM_ERR_NOMEM;
     attention_packed_ctx c = {.out = out, .q = q, .k_past = k_past, .v_past = v_past, .k_new = k_new, .v_new = v_new,
                               .q_rows = q_rows, .pos = pos, .n_q = n_q, .n_past = n_past, .max_len = max_len,
-                              .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim};
+                              .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim, .scratch = scratch,
+                              .scratch_per = collm_ops_attention_scratch(n_past + max_len)};
     int64_t n_items = (int64_t)n_head * ((n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS);
     int64_t work = (int64_t)ATT_PACKED_ROWS * (n_past + max_len) * head_dim;
     collm_pool_for(pool, n_items, work >= 32768 ? 1 : 32768 / work + 1, attention_packed_task, &c);
+    free(own);
+    return COLLM_OK;
 }
 
 // Backward per query block of head h, with P the block's att rows (nq, nk):
@@ -748,13 +778,12 @@ void collm_ops_attention_packed_forward(float *out, const float *q, const int32_
 // dq of its query heads); blocks and heads run in a fixed order. No two
 // threads write the same memory and every sum has a fixed order.
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     const attention_ctx *c = ctx_;
     const int T = c->T, hd = c->hd, L = c->n_past + c->T, qb = c->qb;
     const int group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
-    float dS[(size_t)qb * L]; // (nq <= qb, nk <= L) dP, then dS
+    float *dS = c->scratch + thread_index * c->scratch_per; // (nq <= qb, nk <= L) dP, then dS
     for (int64_t kvh = begin; kvh < end; kvh++) {
         const float *kh = c->k + kvh * hd, *vh = c->v + kvh * hd;
         float *dkh = c->dk ? c->dk + kvh * hd : NULL, *dvh = c->dv ? c->dv + kvh * hd : NULL;
@@ -784,15 +813,19 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
     }
 }
 
-void collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                            const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
-                            int head_dim, collm_pool *pool) {
-    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return;
+int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                 const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
+                                 int head_dim, collm_pool *pool, float *scratch) {
+    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int L = n_past + T;
+    float *own = NULL;
+    if (!(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
     attention_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att_in = att, .q = q, .k = k, .v = v, .T = T,
                        .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim,
-                       .qb = attention_block(T, L)};
+                       .qb = attention_block(T, L), .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
     collm_pool_for(pool, n_head_kv, 1, attention_backward_task, &c);
+    free(own);
+    return COLLM_OK;
 }
 
 // ---------------------------------------------------------------------------

@@ -48,12 +48,18 @@ void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t
 // Query head h uses kv head h / (n_head / n_head_kv). Scale 1/sqrt(hd).
 // out (T, n_head, hd); att (n_head, T, n_past + T) receives the softmax
 // probabilities (needed by backward; may be NULL for inference).
-void collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
-                           int n_head, int n_head_kv, int head_dim, collm_pool *pool);
-// dq (T, n_head, hd), dk/dv (n_past + T, n_head_kv, hd) accumulate.
-void collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                            const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
-                            int head_dim, collm_pool *pool);
+// scratch: collm_pool_size(pool) x collm_ops_attention_scratch(n_past + T)
+// floats of heap the caller keeps (one per context, sized for its longest
+// sequence), or NULL to allocate it per call. Never on the stack: the score
+// rows grow with the context length. Returns COLLM_OK, or COLLM_ERR_NOMEM
+// only when scratch is NULL and the allocation fails.
+int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
+                                int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch);
+// dq (T, n_head, hd), dk/dv (n_past + T, n_head_kv, hd) accumulate. scratch
+// and the return value as for the forward.
+int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                 const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
+                                 int head_dim, collm_pool *pool, float *scratch);
 
 // Attention of packed rows of several sequences that all continue the same
 // cached prefix (inference only). Packed row r, at absolute position
@@ -63,9 +69,15 @@ void collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *
 // Query j < n_q is packed row r = q_rows[j] (q_rows NULL: r = j): q (packed,
 // n_head, hd) is read at row r, out (n_q, n_head, hd) written at row j. Same
 // result per row as collm_ops_attention_forward on that sequence alone (to rounding).
-void collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
-                                  const float *v_past, int n_past, const float *k_new, const float *v_new,
-                                  const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool);
+// scratch: collm_pool_size(pool) x collm_ops_attention_scratch(L) floats with
+// L > every pos[r], or NULL (allocated per call); returns as the forward.
+int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
+                                       const float *v_past, int n_past, const float *k_new, const float *v_new,
+                                       const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool,
+                                       float *scratch);
+// Floats of scratch one thread of the attention functions needs when queries
+// see at most L keys (L >= 1).
+int64_t collm_ops_attention_scratch(int L);
 
 // Mean binary cross-entropy with logits over n; dlogit[i] = (σ(s_i) - y_i) / n
 // (written, not accumulated; dlogit may be NULL). Numerically stable.

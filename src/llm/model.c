@@ -458,6 +458,7 @@ struct collm_llm_context {
     int32_t *pos;    // (B) absolute positions
     int32_t *rows;   // (B) output row list / seq offsets
     unsigned char *covered; // (B) rows given by slots
+    float *att_scratch; // (threads, collm_ops_attention_scratch(n_ctx)) score rows, heap: they grow with n_ctx
     float *block;    // the one allocation behind every float buffer above
 };
 
@@ -491,7 +492,8 @@ collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_
     ctx->pos = malloc(B * sizeof(int32_t));
     ctx->rows = malloc((B + 1) * sizeof(int32_t));
     ctx->covered = malloc(B);
-    if (!ctx->block || !ctx->pos || !ctx->rows || !ctx->covered) {
+    ctx->att_scratch = malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(n_ctx) * sizeof(float));
+    if (!ctx->block || !ctx->pos || !ctx->rows || !ctx->covered || !ctx->att_scratch) {
         collm_error(COLLM_ERR_NOMEM, "collm_llm_context_create: out of memory for %zu floats (n_ctx %d, n_batch %d)", total,
                     n_ctx, n_batch);
         collm_llm_context_free(ctx);
@@ -514,6 +516,7 @@ void collm_llm_context_free(collm_llm_context *ctx) {
     free(ctx->pos);
     free(ctx->rows);
     free(ctx->covered);
+    free(ctx->att_scratch);
     free(ctx);
 }
 
@@ -645,11 +648,12 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
             // sees the cached prefix and its own sequence's rows of k/v; the
             // cache is only read.
             collm_ops_attention_packed_forward(ctx->att, ctx->q, sub ? out_rows : NULL, sub ? n_out : T, k_cache, v_cache,
-                                         n_past, ctx->k, ctx->v, ctx->pos, hp->n_head, hp->n_head_kv, hd, ctx->pool);
+                                         n_past, ctx->k, ctx->v, ctx->pos, hp->n_head, hp->n_head_kv, hd, ctx->pool,
+                                         ctx->att_scratch);
         } else {
             // one sequence, every row: attends to cache[0, n_past + T)
             collm_ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
-                                  ctx->pool);
+                                  ctx->pool, ctx->att_scratch);
         }
         int R = T; // rows from here on: att row j is x row out_rows[j] when sub
         if (sub) {

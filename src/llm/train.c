@@ -78,6 +78,7 @@ struct collm_llm_trainer {
     float *d_h;    // (R, F)
     float *d_xa;   // (R, rank) LoRA scratch
     float *dw_parts; // (threads, max(C, F)) per-thread RMSNorm weight gradients
+    float *att_scratch; // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows
     float *storage;
 };
 
@@ -140,9 +141,11 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->dw_parts = collm_calloc((size_t)collm_pool_size(pool) * (size_t)(C > F ? C : F), sizeof(float));
     tr->last_pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_att = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->att_scratch = collm_malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(max_seq_len) *
+                                   sizeof(float));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     if (!tr->storage || !tr->acts || !tr->seq_len || !tr->row_start || !tr->att_start || !tr->pos || !tr->tokens ||
-        !tr->slot_rows || !tr->dw_parts || !tr->last_pos || !tr->last_att || (full_finetune && !tr->model_grad)) {
+        !tr->slot_rows || !tr->dw_parts || !tr->last_pos || !tr->last_att || !tr->att_scratch || (full_finetune && !tr->model_grad)) {
         collm_llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
         return NULL;
@@ -206,6 +209,7 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->dw_parts);
     free(tr->last_pos);
     free(tr->last_att);
+    free(tr->att_scratch);
     free(tr->model_grad);
     free(tr);
 }
@@ -356,6 +360,8 @@ static void attention_geometry(const attention_job *job, int64_t s, int64_t *q_r
     *att_offset = job->last_only ? tr->last_att[s] : tr->att_start[s];
 }
 
+// Attention never fails here: the forward keeps att (no scratch), the backward
+// uses the trainer's scratch row of this thread.
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     attention_job *job = ctx_;
@@ -367,12 +373,11 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         int T, n_past;
         attention_geometry(job, s, &q_row, &T, &n_past, &att);
         collm_ops_attention_forward(job->a->attn + q_row * Q, job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV,
-                              job->a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
+                              job->a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, NULL);
     }
 }
 
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
@@ -383,7 +388,8 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
         attention_geometry(job, s, &q_row, &T, &n_past, &att);
         collm_ops_attention_backward(tr->d_q + q_row * Q, tr->d_k + r0 * KV, tr->d_v + r0 * KV, job->d_attn + q_row * Q,
                                job->a->att + att, job->a->q + q_row * Q, job->a->k + r0 * KV, job->a->v + r0 * KV, T,
-                               n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL);
+                               n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL,
+                               tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len));
     }
 }
 
