@@ -840,6 +840,36 @@ static void test_lying_files(void) {
     b_pad(b, 32);
     b_zeros(b, 32);
     EXPECT_FAIL(b, "tq4.gguf", "block");
+    // tensor data overlapping or out of order (issue 8: a 1.8 MB file loaded
+    // as a 791 M-parameter model with every tensor at offset 0)
+    b_header(b, 2, 0);
+    b_tensor(b, "w.a", 1, ne1, COLLM_GGML_TYPE_F32, 0);
+    b_tensor(b, "w.same", 1, ne1, COLLM_GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    b_zeros(b, 64);
+    EXPECT_FAIL(b, "tsame.gguf", "overlap");
+    uint64_t ne16f[1] = {16};
+    b_header(b, 2, 0);
+    b_tensor(b, "w.a", 1, ne16f, COLLM_GGML_TYPE_F32, 0); // bytes 0..64
+    b_tensor(b, "w.part", 1, ne1, COLLM_GGML_TYPE_F32, 32);
+    b_pad(b, 32);
+    b_zeros(b, 128);
+    EXPECT_FAIL(b, "tpart.gguf", "w.part");
+    b_header(b, 2, 0);
+    b_tensor(b, "w.late", 1, ne1, COLLM_GGML_TYPE_F32, 32);
+    b_tensor(b, "w.early", 1, ne1, COLLM_GGML_TYPE_F32, 0);
+    b_pad(b, 32);
+    b_zeros(b, 64);
+    EXPECT_FAIL(b, "torder.gguf", "in order");
+    b_header(b, 3, 0); // in order with a gap: fine
+    b_tensor(b, "w.0", 1, ne1, COLLM_GGML_TYPE_F32, 0);
+    b_tensor(b, "w.1", 1, ne1, COLLM_GGML_TYPE_F32, 32);
+    b_tensor(b, "w.2", 1, ne1, COLLM_GGML_TYPE_F32, 96);
+    b_pad(b, 32);
+    b_zeros(b, 128);
+    f = open_buf(b, "tgap.gguf");
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    collm_gguf_close(f);
     // data section itself missing
     b_header(b, 1, 0);
     b_tensor(b, "w.nodata", 1, ne1, COLLM_GGML_TYPE_F32, 0);

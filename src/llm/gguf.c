@@ -526,8 +526,17 @@ static int open_validate(collm_gguf_file *f) {
         return collm_error(COLLM_ERR_FORMAT, "%s: offset %zu: data section starts past the end of the file (size %zu)", f->path,
                            data, f->map.size);
     size_t data_size = f->map.size - data;
+    // As ggml: tensor data in the order of the infos, none overlapping (gaps
+    // allowed), so the file holds every byte it claims; overlapping tensors
+    // would let a small file describe a huge model.
+    uint64_t prev_end = 0;
     for (int64_t i = 0; i < f->n_tensors; i++) {
         collm_gguf_tensor_info *t = &f->tensors[i];
+        if (i > 0 && t->offset < prev_end)
+            return collm_error(COLLM_ERR_FORMAT,
+                               "%s: tensor '%s': data at offset %" PRIu64 " overlaps or precedes tensor '%s' (ends at offset %" PRIu64
+                               "): tensor data must be in order and must not overlap",
+                               f->path, t->name, t->offset, f->tensors[i - 1].name, prev_end);
         if (t->offset % f->alignment != 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %zu",
                                f->path, t->name, t->offset, f->alignment);
@@ -536,6 +545,7 @@ static int open_validate(collm_gguf_file *f) {
                                "%s: tensor '%s': data at offset %" PRIu64 " + %zu bytes runs past the end of the data section (%zu bytes at file offset %zu)",
                                f->path, t->name, t->offset, t->n_bytes, data_size, data);
         t->data = f->map.data + data + t->offset;
+        prev_end = t->offset + t->n_bytes;
     }
     return COLLM_OK;
 }
