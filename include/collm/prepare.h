@@ -28,7 +28,8 @@ typedef struct {
 // across all splits (§2.2 step 5); not_cold = user and item both occur in
 // train; valid_small = the first round(small_frac * n_valid) (half to even) valid rows of a
 // seeded shuffle, in that shuffled order (as pandas' sample does, but pandas'
-// own random stream is not reproduced).
+// own random stream is not reproduced). A split (train, valid, test or
+// valid_small) that would be empty is an error naming it; nothing is written.
 COLLM_API int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *events, int64_t n, double small_frac,
                          uint64_t small_seed);
 
@@ -50,6 +51,58 @@ typedef struct {
 } collm_rec_bookcrossing_options;
 COLLM_API int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_path, const char *out_dir, uint64_t seed,
                              const collm_rec_bookcrossing_options *opt);
+
+// Your own interactions from delimited text (CSV / TSV / ...; docs/data.md
+// "Own data"). Columns are named by header (exact, then case-insensitive) or
+// by 1-based index ("3"); NULL picks the first header among the usual names
+// (user_id, userId, user, ...). label = rating >= threshold, or a 0/1 label
+// column. Optional k-core, then one split rule; his, not_cold and
+// valid_small as ML-1M (collm_rec_write_ood_splits).
+typedef enum {
+    COLLM_SPLIT_TIME = 0,  // global timeline: fractions of rows, or cut dates
+    COLLM_SPLIT_RATIO = 1, // per user, oldest first: fractions of the user's rows
+    COLLM_SPLIT_LOO = 2,   // per user: last row test, second last valid (users with >= 3 rows)
+} collm_rec_split_rule;
+
+typedef struct {
+    // Interactions file columns; NULL = detect from the header.
+    const char *user_col, *item_col, *rating_col, *label_col, *time_col;
+    // Items file columns; NULL = item_col's name if the items header has it, else detect.
+    const char *items_id_col, *title_col;
+    char delimiter;           // 0: detect per file from its first line (, tab ; |)
+    int no_header;            // files have no header line (columns by index only)
+    double threshold;         // label = rating >= threshold (default 4)
+    int kcore;                // keep only users and items with >= kcore rows, repeatedly (0 = off)
+    collm_rec_split_rule split;
+    double frac[3];           // train, valid, test fractions (0.8, 0.1, 0.1); sum 1
+    int use_dates;            // COLLM_SPLIT_TIME: cut at valid_from / test_from instead of fractions
+    int64_t valid_from, test_from; // unix seconds: train < valid_from <= valid < test_from <= test
+    double small_frac;        // valid_small = round(small_frac * n_valid) rows (default 0.5)
+    uint64_t seed;            // valid_small sample (default 2023)
+} collm_rec_csv_options;
+
+// What a CSV build read, dropped and wrote.
+typedef struct {
+    int64_t n_read;          // data rows in the interactions file
+    int64_t n_unknown_item;  // rows whose item has no row in the items file (dropped)
+    int64_t n_kcore_dropped; // rows removed by the k-core filter
+    int32_t n_users, n_items;// users and items kept (ids 1..n)
+    int64_t n_rows[4];       // train, valid, test, valid_small
+    int64_t n_pos;           // positive rows over train + valid + test
+    char delimiter[2];       // the delimiter used for interactions / items
+} collm_rec_csv_stats;
+
+COLLM_API void collm_rec_csv_options_default(collm_rec_csv_options *o);
+// Writes DIR/items.tsv, item_map.tsv (iid, raw item id), user_map.tsv (uid,
+// raw user id) and the splits. items_path may equal interactions_path (a
+// title column in the interactions). stats may be NULL. Any split that would
+// be empty is an error that says why; nothing is written then.
+COLLM_API int collm_rec_prepare_csv(const char *interactions_path, const char *items_path, const char *out_dir,
+                                    const collm_rec_csv_options *o, collm_rec_csv_stats *stats);
+// Parses a time: unix seconds (a fraction is dropped), or a UTC date
+// YYYY-MM-DD, optionally followed by [T or space]HH:MM[:SS][Z]. COLLM_OK or
+// COLLM_ERR_FORMAT.
+COLLM_API int collm_rec_parse_time(const char *s, int64_t *out);
 
 // Synthetic dataset with planted latent factors (ml-1m layout, docs/data.md).
 typedef struct {

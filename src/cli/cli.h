@@ -35,6 +35,11 @@ int cli_threads(const cli_option *opts);
 // Prints "collm <command>: <collm_last_error()>" to stderr; returns 1.
 int cli_fail(const char *command);
 
+// Prints a JSON object on one line to stdout and deletes it. Returns 0, or 1
+// when it could not be printed (NULL: out of memory).
+struct cJSON;
+int cli_print_json(struct cJSON *o);
+
 // Evaluation output shared by eval-cf and eval: a table, or one JSON object
 // with auc, uauc, n, n_pos, n_users, n_users_uauc, auc_warm, auc_cold,
 // n_warm, n_cold (+ prompts_per_second when not NaN). Returns 0 / 1.

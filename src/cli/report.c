@@ -7,6 +7,14 @@
 
 #include "cli.h"
 
+int cli_print_json(cJSON *o) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (text) printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return text ? 0 : 1;
+}
+
 // NaN (undefined metric) becomes JSON null.
 static void add_number(cJSON *o, const char *key, double v) {
     if (isnan(v) || isinf(v)) cJSON_AddNullToObject(o, key);

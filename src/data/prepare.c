@@ -4,6 +4,7 @@
 #include "collm/fileio.h"
 #include "collm/prepare.h"
 #include "core/rng.h"
+#include "data/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -51,35 +52,6 @@ static int lr_next(line_reader *r, char **s, size_t *len) {
     return 1;
 }
 
-static int valid_utf8(const unsigned char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-        if (k == 9 || (k == 1 && c < 0xC2) || i + k >= n + (k ? 0 : 1)) return 0;
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
-// Latin-1 -> UTF-8 unless the text already is valid UTF-8 (then copied).
-static char *to_utf8(const char *s, size_t n, int is_utf8) {
-    char *out = collm_malloc(2 * n + 1);
-    if (!out) return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80 || is_utf8) out[o++] = (char)c;
-        else {
-            out[o++] = (char)(0xC0 | (c >> 6));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 // Parses a decimal integer in [lo, hi] from the whole of s[0..n).
 static int parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out) {
     if (n == 0 || n > 19) return -1;
@@ -95,68 +67,6 @@ static int parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *o
     if (v < lo || v > hi) return -1;
     *out = v;
     return 0;
-}
-
-// Open-addressing map from byte strings (not copied) to int32.
-typedef struct {
-    const char **key;
-    size_t *klen;
-    int32_t *val;
-    size_t cap, n;
-} strmap;
-
-static uint64_t str_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-static int strmap_init(strmap *m, size_t expect) {
-    memset(m, 0, sizeof *m);
-    m->cap = 16;
-    while (m->cap < 2 * expect + 16) m->cap *= 2;
-    m->key = collm_calloc(m->cap, sizeof *m->key);
-    m->klen = collm_calloc(m->cap, sizeof *m->klen);
-    m->val = collm_calloc(m->cap, sizeof *m->val);
-    return m->key && m->klen && m->val ? COLLM_OK : COLLM_ERR_NOMEM;
-}
-
-static void strmap_free(strmap *m) {
-    free(m->key);
-    free(m->klen);
-    free(m->val);
-}
-
-// Returns the slot of key (existing or empty).
-static size_t strmap_slot(const strmap *m, const char *k, size_t n) {
-    size_t i = str_hash(k, n) & (m->cap - 1);
-    while (m->key[i] && !(m->klen[i] == n && memcmp(m->key[i], k, n) == 0)) i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static int32_t strmap_get(const strmap *m, const char *k, size_t n) {
-    size_t i = strmap_slot(m, k, n);
-    return m->key[i] ? m->val[i] : -1;
-}
-
-// Sets key -> v (overwrites). Grows at half load.
-static int strmap_put(strmap *m, const char *k, size_t n, int32_t v) {
-    if (2 * (m->n + 1) > m->cap) {
-        strmap big;
-        if (strmap_init(&big, m->cap) != COLLM_OK) return COLLM_ERR_NOMEM;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->key[i]) {
-                size_t j = strmap_slot(&big, m->key[i], m->klen[i]);
-                big.key[j] = m->key[i], big.klen[j] = m->klen[i], big.val[j] = m->val[i];
-            }
-        big.n = m->n;
-        strmap_free(m);
-        *m = big;
-    }
-    size_t i = strmap_slot(m, k, n);
-    if (!m->key[i]) m->n++;
-    m->key[i] = k, m->klen[i] = n, m->val[i] = v;
-    return COLLM_OK;
 }
 
 // UTC calendar month of a unix time: year*12 + month-1.
@@ -232,7 +142,7 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
     enum { MAX_MOVIE = 1 << 20 };
     if ((rc = lr_open(&mr, movies_path)) || (rc = lr_open(&rr, ratings_path))) goto fail;
     if ((rc = collm_mkdir_p(out_dir))) goto fail;
-    int utf8 = valid_utf8((const unsigned char *)mr.data, mr.size);
+    int utf8 = collm_text_valid_utf8((const unsigned char *)mr.data, mr.size);
     movie_title = collm_calloc(MAX_MOVIE, sizeof *movie_title);
     movie_genres = collm_calloc(MAX_MOVIE, sizeof *movie_genres);
     if (!movie_title || !movie_genres) {
@@ -256,8 +166,8 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
                              (long long)id);
             goto fail;
         }
-        movie_title[id] = to_utf8(a + 2, (size_t)(b - a - 2), utf8);
-        movie_genres[id] = to_utf8(b + 2, strlen(b + 2), utf8);
+        movie_title[id] = collm_text_to_utf8(a + 2, (size_t)(b - a - 2), utf8);
+        movie_genres[id] = collm_text_to_utf8(b + 2, strlen(b + 2), utf8);
         if (!movie_title[id] || !movie_genres[id]) {
             rc = COLLM_ERR_NOMEM;
             goto fail;
@@ -266,7 +176,7 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
     // ratings.dat: UserID::MovieID::Rating::Timestamp. Inner join with movies;
     // month window t = (year-2000)*12 + month - 4: train 14..23, valid
     // 24..28, test 29..33, everything else dropped.
-    int64_t max_user = 0;
+    int64_t max_user = 0, n_split[3] = {0}, ts_min = INT64_MAX, ts_max = INT64_MIN;
     while (lr_next(&rr, &s, &len)) {
         char *f[4];
         size_t fl[4];
@@ -289,13 +199,36 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
             goto fail;
         }
         if (!movie_title[m]) continue; // inner join
+        if (ts < ts_min) ts_min = ts;
+        if (ts > ts_max) ts_max = ts;
         int64_t t = utc_month(ts, NULL) - (2000 * 12 + 3);
         int8_t split = t >= 14 && t <= 23 ? 0 : t >= 24 && t <= 28 ? 1 : t >= 29 && t <= 33 ? 2 : -1;
         if (split < 0) continue;
+        n_split[split]++;
         raw_event e = {u, m, ts, (int64_t)n_ev, (int32_t)r, split};
         VEC_PUSH(ev, n_ev, cap_ev, e, fail);
         if (u > max_user) max_user = u;
     }
+    // A window without ratings would give an empty split: say which and why.
+    for (int k = 0; k < 3; k++)
+        if (n_split[k] == 0) {
+            static const char *const name[3] = {"train", "valid", "test"};
+            static const char *const months[3] = {"2001-06..2002-03", "2002-04..2002-08", "2002-09..2003-01"};
+            char span[96] = "no rating of a listed movie";
+            if (ts_min <= ts_max) {
+                time_t a = (time_t)ts_min, b = (time_t)ts_max;
+                struct tm ta, tb;
+                gmtime_r(&a, &ta);
+                gmtime_r(&b, &tb);
+                snprintf(span, sizeof span, "the ratings span %04d-%02d..%04d-%02d", ta.tm_year + 1900, ta.tm_mon + 1,
+                         tb.tm_year + 1900, tb.tm_mon + 1);
+            }
+            rc = collm_error(COLLM_ERR_ARG,
+                             "%s: no rating falls in the %s months %s (UTC) of the ML-1M ood2 split (%s), so the %s "
+                             "split would be empty; for other dates use --source csv with --split",
+                             ratings_path, name[k], months[k], span, name[k]);
+            goto fail;
+        }
     // Sort by (user, timestamp); ties by raw MovieID (the documented rule).
     qsort(ev, n_ev, sizeof *ev, cmp_raw);
     // Users: 1..N in ascending raw id. Items: 1..M by first appearance.
@@ -386,7 +319,7 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
                        int min_count) {
     int rc = COLLM_OK;
     line_reader mr = {0}, rr = {0};
-    strmap asin_map = {0}, user_map = {0};
+    collm_strmap asin_map = {0}, user_map = {0};
     char **meta_title = NULL, **meta_asin = NULL;
     size_t n_meta = 0, cap_meta = 0, cap_asin = 0, n_rev = 0, cap_rev = 0;
     amazon_review *rev = NULL;
@@ -397,7 +330,7 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
     char **title = NULL;
     size_t n_users_raw = 0;
     if ((rc = lr_open(&mr, meta_path)) || (rc = lr_open(&rr, reviews_path))) goto fail;
-    if ((rc = collm_mkdir_p(out_dir)) || (rc = strmap_init(&asin_map, 1024)) || (rc = strmap_init(&user_map, 1024)))
+    if ((rc = collm_mkdir_p(out_dir)) || (rc = collm_strmap_init(&asin_map, 1024)) || (rc = collm_strmap_init(&user_map, 1024)))
         goto fail;
     char *s;
     size_t len;
@@ -416,7 +349,7 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
                 rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
                 goto fail;
             }
-            int32_t prev = strmap_get(&asin_map, a, strlen(a));
+            int32_t prev = collm_strmap_get(&asin_map, a, strlen(a));
             if (prev >= 0) { // keep the last row's title
                 free(meta_title[prev]);
                 meta_title[prev] = tt;
@@ -425,7 +358,7 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
                 VEC_PUSH(meta_title, n_meta, cap_meta, tt, fail_json);
                 size_t na = n_meta - 1;
                 VEC_PUSH(meta_asin, na, cap_asin, a, fail_json);
-                if ((rc = strmap_put(&asin_map, a, strlen(a), (int32_t)(n_meta - 1)))) goto fail_json;
+                if ((rc = collm_strmap_put(&asin_map, a, strlen(a), (int32_t)(n_meta - 1)))) goto fail_json;
             }
         }
         cJSON_Delete(o);
@@ -449,7 +382,7 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
                              reviews_path, (long long)rr.line);
             goto fail;
         }
-        int32_t item = asin ? strmap_get(&asin_map, asin, strlen(asin)) : -1;
+        int32_t item = asin ? collm_strmap_get(&asin_map, asin, strlen(asin)) : -1;
         int year = 0;
         if (user && item >= 0 && ov && tv) utc_month((int64_t)tv->valuedouble, &year);
         if (year == 2017) {
@@ -476,10 +409,10 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
         goto fail;
     }
     for (size_t k = 0; k < n_rev; k++) {
-        int32_t u = strmap_get(&user_map, rev[k].reviewer, strlen(rev[k].reviewer));
+        int32_t u = collm_strmap_get(&user_map, rev[k].reviewer, strlen(rev[k].reviewer));
         if (u < 0) {
             u = (int32_t)n_users_raw++;
-            if ((rc = strmap_put(&user_map, rev[k].reviewer, strlen(rev[k].reviewer), u))) goto fail;
+            if ((rc = collm_strmap_put(&user_map, rev[k].reviewer, strlen(rev[k].reviewer), u))) goto fail;
         }
         user_of[k] = u;
         user_count[u]++;
@@ -578,8 +511,8 @@ fail:
     for (size_t k = 0; k < n_rev; k++) free(rev[k].reviewer);
     free(meta_title), free(meta_asin), free(rev), free(item_count), free(user_of), free(user_count);
     free(item_id), free(meta_of_item), free(user_id), free(ev), free(out), free(title);
-    strmap_free(&asin_map);
-    strmap_free(&user_map);
+    collm_strmap_free(&asin_map);
+    collm_strmap_free(&user_map);
     free(mr.data);
     free(rr.data);
     return rc;
@@ -646,7 +579,7 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
     int H = opt && opt->max_history > 0 ? opt->max_history : 10;
     int rc = COLLM_OK;
     line_reader br = {0}, rr = {0};
-    strmap isbn = {0};
+    collm_strmap isbn = {0};
     char *buf = NULL, **title = NULL, **author = NULL, **isbn_str = NULL;
     size_t n_books = 0, cap_t = 0, cap_a = 0, cap_i = 0, n_r = 0, cap_r = 0;
     bx_rating *rat = NULL;
@@ -655,13 +588,13 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
     collm_rec_split sp[3];
     memset(sp, 0, sizeof sp);
     if ((rc = lr_open(&br, books_path)) || (rc = lr_open(&rr, ratings_path))) goto fail;
-    if ((rc = collm_mkdir_p(out_dir)) || (rc = strmap_init(&isbn, 1024))) goto fail;
+    if ((rc = collm_mkdir_p(out_dir)) || (rc = collm_strmap_init(&isbn, 1024))) goto fail;
     buf = collm_malloc((br.size > rr.size ? br.size : rr.size) + 64);
     if (!buf) {
         rc = COLLM_ERR_NOMEM;
         goto fail;
     }
-    int utf8 = valid_utf8((const unsigned char *)br.data, br.size);
+    int utf8 = collm_text_valid_utf8((const unsigned char *)br.data, br.size);
     char *s, *f[9];
     size_t len;
     // BX-Books.csv: header, then ISBN;Title;Author;Year;Publisher;3 URLs.
@@ -670,7 +603,7 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
     lr_next(&br, &s, &len);
     while (lr_next(&br, &s, &len)) {
         if (csv_split(s, len, buf, f, 9) != 8) continue;
-        char *t = to_utf8(f[1], strlen(f[1]), utf8), *a = to_utf8(f[2], strlen(f[2]), utf8), *i = strdup(f[0]);
+        char *t = collm_text_to_utf8(f[1], strlen(f[1]), utf8), *a = collm_text_to_utf8(f[2], strlen(f[2]), utf8), *i = strdup(f[0]);
         if (!t || !a || !i) {
             free(t), free(a), free(i);
             rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
@@ -680,7 +613,7 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
         VEC_PUSH(author, nb, cap_a, a, fail);
         VEC_PUSH(isbn_str, nb2, cap_i, i, fail);
         VEC_PUSH(title, n_books, cap_t, t, fail);
-        if (strmap_get(&isbn, i, strlen(i)) < 0 && (rc = strmap_put(&isbn, i, strlen(i), (int32_t)(n_books - 1))))
+        if (collm_strmap_get(&isbn, i, strlen(i)) < 0 && (rc = collm_strmap_put(&isbn, i, strlen(i), (int32_t)(n_books - 1))))
             goto fail; // a repeated ISBN maps to its first row
     }
     // BX-Book-Ratings.csv: header, then User-ID;ISBN;Rating(0-10). Ratings of
@@ -694,7 +627,7 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
                              (long long)rr.line);
             goto fail;
         }
-        int32_t b = strmap_get(&isbn, f[1], strlen(f[1]));
+        int32_t b = collm_strmap_get(&isbn, f[1], strlen(f[1]));
         if (b < 0) continue;
         bx_rating x = {u, b, (int8_t)(r > 5), (int64_t)n_r};
         VEC_PUSH(rat, n_r, cap_r, x, fail);
@@ -733,6 +666,15 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
         rows[k] += t;
         hist[k] += t * h;
     }
+    for (int k = 0; k < 3; k++)
+        if (rows[k] == 0) {
+            static const char *const name[3] = {"train", "valid", "test"};
+            rc = collm_error(COLLM_ERR_ARG,
+                             "%s: the %s split would be empty: %d users with more than 3 known ratings, cut 80/10/10, "
+                             "give %d/%d/%d train/valid/test users",
+                             ratings_path, name[k], n_users, n_train, n_valid, n_users - n_train - n_valid);
+            goto fail;
+        }
     for (int k = 0; k < 3; k++) {
         size_t nr = (size_t)rows[k] + 1, nh = (size_t)hist[k] + 1;
         sp[k].user = collm_malloc(nr * sizeof *sp[k].user);
@@ -794,7 +736,7 @@ fail:
         free(sp[k].user), free(sp[k].item), free(sp[k].label), free(sp[k].timestamp), free(sp[k].not_cold);
         free(sp[k].his_offset), free(sp[k].his), free(sp[k].his_label);
     }
-    strmap_free(&isbn);
+    collm_strmap_free(&isbn);
     free(br.data);
     free(rr.data);
     return rc;

@@ -41,6 +41,16 @@ int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *ev, int64
         hist[ev[r].split] += 1 + pos_so_far;
         pos_so_far += ev[r].label != 0;
     }
+    // Nothing is written when a split would be empty (a model trained or
+    // selected on an empty split reports NaN, not an error).
+    static const char *const names[3] = {"train", "valid", "test"};
+    for (int k = 0; k < 3; k++)
+        if (rows[k] == 0)
+            return collm_error(COLLM_ERR_ARG, "the %s split would be empty (train/valid/test rows: %lld/%lld/%lld)",
+                               names[k], (long long)rows[0], (long long)rows[1], (long long)rows[2]);
+    if ((int64_t)nearbyint(small_frac * (double)rows[1]) < 1)
+        return collm_error(COLLM_ERR_ARG, "valid_small would be empty: round(%g x %lld valid rows) = 0", small_frac,
+                           (long long)rows[1]);
     uint8_t *user_in_train = collm_calloc((size_t)max_user + 1, 1);
     uint8_t *item_in_train = collm_calloc((size_t)max_item + 1, 1);
     int32_t *pos = collm_malloc((size_t)(n ? n : 1) * sizeof *pos); // the current user's positives
@@ -83,7 +93,6 @@ int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *ev, int64
         s->his_offset[i + 1] = h + n_pos;
         if (ev[r].label) pos[n_pos++] = ev[r].item;
     }
-    static const char *const names[3] = {"train", "valid", "test"};
     char path[4096];
     for (int k = 0; k < 3 && rc == COLLM_OK; k++) {
         snprintf(path, sizeof path, "%s/%s.tsv", dir, names[k]);
