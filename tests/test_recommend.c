@@ -153,6 +153,7 @@ static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const co
     req.user = user;
     req.k = 10;
     req.n_candidates = 30;
+    req.fusion_lambda = 0; // the LLM's own order (fusion: test_fusion)
     collm_recommend_item out[30];
     collm_recommend_info info;
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_OK);
@@ -255,6 +256,121 @@ static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const co
     CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 0, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
 }
 
+// collm_recommend_fuse against hand-computed z-scores.
+static void test_fuse_by_hand(void) {
+    // llm {1, 2, 3}: mean 2, population sd sqrt(2/3) → z = {-1.2247, 0, 1.2247}
+    // ret {10, 10, 40}: mean 20, sd sqrt(200) → z = {-0.7071, -0.7071, 1.4142}
+    float llm[] = {1, 2, 3}, ret[] = {10, 10, 40}, out[3];
+    double zl = 1 / sqrt(2.0 / 3), zr = 10 / sqrt(200.0);
+    CHECK(collm_recommend_fuse(llm, ret, 3, 2.0f, out) == COLLM_OK);
+    CHECK_NEAR(out[0], -zl - 2 * zr, 1e-6);
+    CHECK_NEAR(out[1], 0 - 2 * zr, 1e-6);
+    CHECK_NEAR(out[2], zl + 4 * zr, 1e-6);
+    CHECK(collm_recommend_fuse(llm, ret, 3, 0.0f, out) == COLLM_OK);
+    CHECK_NEAR(out[0], -zl, 1e-6);
+    // constant scores carry no order: z = 0
+    float same[] = {5, 5, 5};
+    CHECK(collm_recommend_fuse(same, ret, 3, 1.0f, out) == COLLM_OK);
+    CHECK_NEAR(out[2], 2 * zr, 1e-6);
+    CHECK(collm_recommend_fuse(llm, ret, 1, 1.0f, out) == COLLM_OK && out[0] == 0);
+    CHECK(collm_recommend_fuse(llm, ret, 3, -1.0f, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(llm, ret, 3, NAN, out) == COLLM_ERR_ARG);
+    float bad[] = {1, NAN, 3};
+    CHECK(collm_recommend_fuse(bad, ret, 3, 1.0f, out) == COLLM_ERR_ARG);
+}
+
+// The product's order: the checkpoint's λ (default without one, the stored
+// one after collm_checkpoint_set_rerank_lambda), a request's override, and
+// the order of the results = the fused score of the candidates.
+static void test_fusion(const collm_rec_dataset *ds, const collm_recommend_histories *h, const collm_retrieval_index *index) {
+    collm_model *m = collm_model_load(ckpt_path, NULL, NULL);
+    CHECK(m != NULL);
+    if (!m) return;
+    int stored = -1;
+    CHECK(collm_rerank_lambda(m, &stored) == COLLM_RERANK_LAMBDA_DEFAULT && stored == 0);
+    collm_recommend_request req;
+    collm_recommend_request_default(&req);
+    CHECK(isnan(req.fusion_lambda));
+    req.user = 5;
+    req.k = 25;
+    req.n_candidates = 25;
+    collm_recommend_item out[25];
+    collm_recommend_info info;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
+    CHECK(info.fusion_lambda == COLLM_RERANK_LAMBDA_DEFAULT && info.n_results == 25);
+    // score = the fused score of the candidates, and the list is sorted by it
+    float llm[25], ret[25], fused[25];
+    for (int i = 0; i < 25; i++) {
+        llm[i] = out[i].llm_score;
+        ret[i] = out[i].retrieval_score;
+    }
+    CHECK(collm_recommend_fuse(llm, ret, 25, COLLM_RERANK_LAMBDA_DEFAULT, fused) == COLLM_OK);
+    int sorted = 1;
+    double worst = 0;
+    for (int i = 0; i < 25; i++) {
+        worst = fmax(worst, fabs(fused[i] - out[i].score));
+        if (i && out[i].score > out[i - 1].score) sorted = 0;
+    }
+    CHECK(sorted);
+    CHECK_MSG(worst < 1e-5, "%g", worst);
+    // a huge λ gives the retrieval order: |z(llm)| <= sqrt(n - 1) < 5, so
+    // any two items whose z(retrieval) differ by more than 10/λ keep it
+    req.fusion_lambda = COLLM_RERANK_LAMBDA_MAX;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
+    double mean = 0, var = 0;
+    for (int i = 0; i < 25; i++) mean += out[i].retrieval_score / 25.0;
+    for (int i = 0; i < 25; i++) var += (out[i].retrieval_score - mean) * (out[i].retrieval_score - mean) / 25.0;
+    int inverted = 0, compared = 0;
+    for (int i = 0; i < 25; i++)
+        for (int j = i + 1; j < 25; j++)
+            if (fabs(out[j].retrieval_score - out[i].retrieval_score) > 10.0 / COLLM_RERANK_LAMBDA_MAX * sqrt(var) * 1.01) {
+                compared++;
+                inverted += out[j].retrieval_score > out[i].retrieval_score;
+            }
+    CHECK(inverted == 0 && compared > 250);
+    req.fusion_lambda = -1;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "lambda") != NULL);
+    collm_model_free(m);
+
+    // stored λ: read back, used by default, everything else unchanged
+    char copy[700];
+    snprintf(copy, sizeof copy, "%s/lambda.gguf", dir);
+    collm_model *a = collm_model_load(ckpt_path, NULL, NULL);
+    CHECK(a && collm_model_save(a, copy) == COLLM_OK);
+    collm_model_free(a);
+    CHECK(collm_checkpoint_set_rerank_lambda(copy, 0.0f) == COLLM_OK);
+    CHECK(collm_checkpoint_set_rerank_lambda(copy, 2.5f) == COLLM_OK); // replaces, no duplicate key
+    CHECK(collm_checkpoint_set_rerank_lambda(copy, -1.0f) == COLLM_ERR_ARG);
+    CHECK(collm_checkpoint_set_rerank_lambda(base_path, 1.0f) == COLLM_ERR_FORMAT); // not a checkpoint
+    m = collm_model_load(copy, NULL, NULL);
+    CHECK_MSG(m != NULL, "%s", collm_last_error());
+    if (!m) return;
+    CHECK(collm_rerank_lambda(m, &stored) == 2.5f && stored == 1);
+    collm_recommend_request_default(&req);
+    req.user = 5;
+    req.k = 25;
+    req.n_candidates = 25;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK && info.fusion_lambda == 2.5f);
+    // the same scores as the original checkpoint (weights copied byte for byte)
+    collm_model *orig = collm_model_load(ckpt_path, NULL, NULL);
+    collm_recommend_item ref[25];
+    req.fusion_lambda = 2.5f;
+    CHECK(orig && collm_recommend_for_user(orig, index, ds->items, h, &req, NULL, ref, &info) == COLLM_OK);
+    int same = 1;
+    for (int i = 0; i < 25; i++) same &= ref[i].item == out[i].item && ref[i].llm_score == out[i].llm_score;
+    CHECK(same);
+    // a saved model keeps its λ
+    char copy2[700];
+    snprintf(copy2, sizeof copy2, "%s/lambda2.gguf", dir);
+    CHECK(collm_model_save(m, copy2) == COLLM_OK);
+    collm_model *b = collm_model_load(copy2, NULL, NULL);
+    CHECK(b && collm_rerank_lambda(b, &stored) == 2.5f && stored == 1);
+    collm_model_free(b);
+    collm_model_free(orig);
+    collm_model_free(m);
+}
+
 // A template with history-item ID slots: they sit in the shared prefix.
 static void test_history_slots(const collm_rec_dataset *ds, const collm_recommend_histories *h) {
     collm_build_options b;
@@ -303,6 +419,7 @@ int main(void) {
     CHECK_MSG(m != NULL && h != NULL, "%s", collm_last_error());
     if (m && h) {
         test_histories(ds, h);
+        test_fuse_by_hand();
         int32_t n_items;
         int d;
         const float *iv = collm_cf_items(m, &n_items, &d);
@@ -313,6 +430,7 @@ int main(void) {
         collm_llm_context *ctx = collm_recommend_context_create(m, NULL);
         CHECK(ctx != NULL);
         if (index && ctx) test_recommend(m, ds, h, index, ctx);
+        if (index) test_fusion(ds, h, index);
         collm_llm_context_free(ctx);
         collm_retrieval_index_free(index);
         test_history_slots(ds, h);

@@ -1,6 +1,7 @@
 // Top-K recommendation (design.md "Shared-prefix re-ranking", "Faiss for
 // retrieval"): retrieve N candidates from a Faiss index over the checkpoint's
-// collaborative item vectors, then re-rank them by the CoLLM "Yes" logit.
+// collaborative item vectors, then re-rank them by the CoLLM "Yes" logit
+// fused with the retrieval score (below).
 //
 // Query vector: the user's row of the checkpoint's CF user table; a user the
 // CF model does not know (id >= its n_users) or a request with only a history
@@ -24,6 +25,14 @@
 // (slot rows there, the target item's, mapped by FECE as usual). Attention of
 // a suffix row sees exactly the rows it would see in the full prompt, so the
 // scores equal independent scoring up to float summation order.
+//
+// Order of the results (docs/topk.md): the fused score
+//   score = z(llm) + λ · z(retrieval),   z(x) = (x - mean) / std over the
+// user's candidates (population std; a constant score gives z = 0),
+// so λ = 0 is the LLM's order and a large λ the retrieval order. λ is the
+// checkpoint's (collm_rerank_lambda: fitted on valid_small by `collm
+// fit-fusion`, else COLLM_RERANK_LAMBDA_DEFAULT) unless the request sets one.
+// Ties: retrieval score, then item id.
 //
 // The user slot of a user unknown to the CF model (or of an anonymous,
 // history-only request) gets the FECE mapping of the zero vector: the model
@@ -70,15 +79,17 @@ typedef struct {
     int k;                  // results wanted, 1 <= k <= n_candidates
     int n_candidates;       // retrieved before re-ranking (the N of top-N)
     int share_prefix;       // 1: shared prefix + packed suffixes; 0: every prompt on its own
+    float fusion_lambda;    // λ of the order above; NaN = the checkpoint's
 } collm_recommend_request;
 
-// user -1, no history, k 10, 100 candidates, share_prefix 1.
+// user -1, no history, k 10, 100 candidates, share_prefix 1, fusion_lambda NaN.
 COLLM_API void collm_recommend_request_default(collm_recommend_request *r);
 
 typedef struct {
     int32_t item;
     float llm_score;       // raw "Yes" logit (as collm_score_encoded)
     float retrieval_score; // inner product with the query vector
+    float score;           // fused score the results are sorted by
 } collm_recommend_item;
 
 typedef struct {
@@ -87,6 +98,7 @@ typedef struct {
     int used_mean_query; // 1: the query was the mean of the history items
     int prefix_tokens;   // shared prefix length (0 when not shared)
     int n_history;       // history ids used (incl. the sentinel)
+    float fusion_lambda; // λ the results were ordered with
     double retrieve_s, rerank_s;
 } collm_recommend_info;
 
@@ -102,9 +114,13 @@ COLLM_API int collm_recommend_score_items(const collm_model *m, const collm_rec_
                           int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens);
 
+// The fused score of n candidates (see above): out (n) =
+// z(llm) + lambda · z(retrieval). lambda >= 0 and finite.
+COLLM_API int collm_recommend_fuse(const float *llm, const float *retrieval, int n, float lambda, float *out);
+
 // Retrieve + re-rank for one request. out (k) receives the results sorted by
-// llm_score (best first; ties by retrieval score, then item id); info may be
-// NULL. hist may be NULL when req->history is given. ctx may be NULL.
+// the fused score (best first; ties by retrieval score, then item id); info
+// may be NULL. hist may be NULL when req->history is given. ctx may be NULL.
 COLLM_API int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
                        const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
                        collm_recommend_item *out, collm_recommend_info *info);

@@ -1,22 +1,28 @@
-// collm eval-topk: top-K ranking quality on a split.
-//   collm eval-topk --ckpt C.gguf --index items.faiss --data DIR --split valid [--max-users N] [--json]
-// Users: every user with >= 1 positive row in the split (the first
-// --max-users by id). For each user:
-//   history  = the stored history of the user's earliest row in the split
-//              (every earlier positive), used for the prompt and the
-//              cold-start query;
-//   excluded = that history + every item of the user's train rows (never
-//              recommended, never counted);
-//   relevant = the user's positive items of the split, minus excluded.
-// Rankings: (a) MF: the CF inner product over the whole catalogue; (b) Faiss
-// top-N (N = 50/100/200) re-ranked by the LLM; (c) the exact top-N (from (a))
-// re-ranked by the LLM. Recall@K = |top-K ∩ relevant| / |relevant|, NDCG@K
-// with binary gains and the ideal DCG of min(K, |relevant|) hits; means over
-// users. Plus the index's recall@N against the exact top-N.
-// Cost: per user 2 × (50 + 100 + 200) = 700 candidate prompts through the LLM
-// (shared prefix), plus one catalogue-sized dot product; use --max-users to
-// bound it.
+// collm eval-topk: top-K ranking quality of a split, five orders side by side.
+//   collm eval-topk --ckpt C.gguf --index items.faiss --data DIR [--split valid] [--candidates 100]
+//                   [--max-users N] [--fusion-lambda L] [--json]
+// collm fit-fusion: the λ of the fused order fitted on a split (valid_small)
+// by grid search, written into the checkpoint (key collm.rerank.lambda).
+//   collm fit-fusion --ckpt C.gguf --index items.faiss --data DIR [--split valid_small] [--dry-run]
+//
+// Users, history, excluded and relevant items: collm_topk_truth_build
+// (docs/data.md "Top-K evaluation"); every valid user unless --max-users.
+// Per user, with the query vector of recommend (the CF user row, or the mean
+// of the history's item vectors for a user the CF model does not know):
+//   encoder_full  the CF inner product over the whole catalogue (minus excluded)
+//   retrieval     the index's top-N (minus excluded) in inner-product order
+//   rerank        those N by the LLM's "Yes" logit (ties: retrieval score)
+//   fused         those N by z(llm) + λ z(retrieval), λ = --fusion-lambda or
+//                 the checkpoint's (recommend.h)
+//   default       what `collm recommend` returns without flags: fused with
+//                 the checkpoint's λ (COLLM_RERANK_LAMBDA_DEFAULT if unfitted)
+// Metrics: Recall@10/20, NDCG@10/20, HitRate@10, MRR (over the list: MRR@N for
+// the top-N orders), means over users with 95 % bootstrap CIs over users
+// (collm_bootstrap_ci, 1000 resamples, fixed seed: methods resampled in pairs).
+// Cost per user: N candidate prompts through the LLM (shared prefix) and one
+// catalogue-sized dot product.
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,41 +31,213 @@
 
 #include "cli.h"
 #include "collm/error.h"
+#include "collm/metrics.h"
 #include "collm/recommend.h"
 #include "commands.h"
 #include "rec_setup.h"
 
-#define TOPK_N_SIZES 3
-static const int topk_sizes[TOPK_N_SIZES] = {50, 100, 200};
-#define TOPK_N_METHODS (1 + 2 * TOPK_N_SIZES)
+#define TOPK_N_METRICS 6
+static const char *const topk_metric_names[TOPK_N_METRICS] = {"recall@10", "recall@20", "ndcg@10",
+                                                              "ndcg@20",   "hit@10",    "mrr"};
+#define TOPK_NDCG10 2 // index of the metric fit-fusion maximises
 
+enum { M_FULL, M_RETRIEVAL, M_RERANK, M_FUSED, M_DEFAULT, TOPK_N_METHODS };
+static const char *const topk_method_names[TOPK_N_METHODS] = {"encoder_full", "retrieval", "rerank", "fused", "default"};
+
+#define TOPK_BOOTSTRAP 1000
+#define TOPK_SEED 2023
+
+// What one pass over the users gathers: the candidates and both scores of
+// every user (the orders of retrieval / rerank / fused are computed from
+// these for any λ), and the encoder_full metrics.
 typedef struct {
-    int32_t item;
-    float score;
-} topk_scored;
+    int64_t n_users;
+    int n_cand;                    // N asked
+    const collm_topk_user **user;  // (n_users)
+    int *found;                    // (n_users) candidates returned (<= N)
+    int32_t *cand;                 // (n_users, N)
+    float *ret, *llm;              // (n_users, N)
+    double *full;                  // (n_users, TOPK_N_METRICS) encoder_full
+    double ann_recall;             // mean over users of |index top-N ∩ exact top-N| / N
+} topk_data;
 
-static int topk_cmp(const void *a, const void *b) {
-    const topk_scored *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return (x->item > y->item) - (x->item < y->item);
+static void topk_data_free(topk_data *t) {
+    free(t->user);
+    free(t->found);
+    free(t->cand);
+    free(t->ret);
+    free(t->llm);
+    free(t->full);
+    memset(t, 0, sizeof *t);
 }
 
-// Adds recall@10/20 and NDCG@10/20 of ranked (n) against relevant (n_rel) to acc[4].
-static void topk_accumulate(const topk_scored *ranked, int n, const int32_t *rel, int n_rel, double acc[4]) {
-    const int ks[2] = {10, 20};
-    for (int j = 0; j < 2; j++) {
-        int hits = 0;
-        double dcg = 0, idcg = 0;
-        for (int i = 0; i < ks[j] && i < n; i++)
-            for (int r = 0; r < n_rel; r++)
-                if (rel[r] == ranked[i].item) {
-                    hits++;
-                    dcg += 1.0 / log2(i + 2.0);
-                }
-        for (int i = 0; i < ks[j] && i < n_rel; i++) idcg += 1.0 / log2(i + 2.0);
-        acc[j] += (double)hits / n_rel;
-        acc[2 + j] += dcg / idcg;
+// The six metrics of one ranked list for one user into v (TOPK_N_METRICS).
+static int topk_user_metrics(const int32_t *ranked, int64_t n, const collm_topk_user *u, double *v) {
+    const int64_t ks[3] = {10, 20, INT64_MAX};
+    collm_topk_at at[3];
+    int rc = collm_topk_metrics(ranked, n, u->relevant, u->n_relevant, u->excluded, u->n_excluded, ks, 3, at);
+    if (rc) return rc;
+    v[0] = at[0].recall;
+    v[1] = at[1].recall;
+    v[2] = at[0].ndcg;
+    v[3] = at[1].ndcg;
+    v[4] = at[0].hit;
+    v[5] = at[2].rr;
+    return COLLM_OK;
+}
+
+// Scores every user of t (the first max_users) as described at the top.
+static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, int64_t max_users, int N, topk_data *out) {
+    memset(out, 0, sizeof *out);
+    int64_t nu = collm_topk_truth_n_users(truth);
+    if (nu > max_users) nu = max_users;
+    int32_t n_items, n_users_cf;
+    int d, du;
+    const float *iv = collm_cf_items(s->model, &n_items, &d);
+    const float *uv = collm_cf_users(s->model, &n_users_cf, &du);
+    out->n_users = nu;
+    out->n_cand = N;
+    out->user = malloc((size_t)(nu > 0 ? nu : 1) * sizeof *out->user);
+    out->found = calloc((size_t)(nu > 0 ? nu : 1), sizeof(int));
+    out->cand = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(int32_t));
+    out->ret = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(float));
+    out->llm = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(float));
+    out->full = malloc((size_t)(nu > 0 ? nu : 1) * TOPK_N_METRICS * sizeof(double));
+    int32_t *all_items = malloc((size_t)n_items * sizeof(int32_t)), *ranked = malloc((size_t)n_items * sizeof(int32_t));
+    float *all_scores = malloc((size_t)n_items * sizeof(float)), *query = malloc((size_t)d * sizeof(float));
+    uint8_t *mark = calloc((size_t)n_items, 1);
+    collm_llm_context *ctx = collm_recommend_context_create(s->model, s->pool);
+    int rc = out->user && out->found && out->cand && out->ret && out->llm && out->full && all_items && ranked &&
+                     all_scores && query && mark && ctx
+                 ? COLLM_OK
+                 : COLLM_ERR_NOMEM;
+    double ann = 0;
+    for (int64_t i = 0; rc == COLLM_OK && i < nu; i++) {
+        const collm_topk_user *u = collm_topk_truth_user(truth, i);
+        out->user[i] = u;
+        if (u->user < n_users_cf) memcpy(query, uv + (int64_t)u->user * du, (size_t)d * sizeof(float));
+        else if ((rc = collm_retrieval_mean_query(iv, n_items, d, u->history, (int)u->n_history, query)))
+            collm_error_prefix(rc, "user %d", u->user);
+        // encoder_full: every item but the excluded ones
+        for (int j = 0; j < u->n_excluded; j++)
+            if (u->excluded[j] < n_items) mark[u->excluded[j]] = 1;
+        int n_all = 0;
+        for (int32_t it = 1; rc == COLLM_OK && it < n_items; it++) {
+            if (mark[it]) continue;
+            double dot = 0; // as the index: float vectors, summed in double here
+            for (int j = 0; j < d; j++) dot += (double)query[j] * iv[(int64_t)it * d + j];
+            all_items[n_all] = it;
+            all_scores[n_all++] = (float)dot;
+        }
+        for (int j = 0; j < u->n_excluded; j++)
+            if (u->excluded[j] < n_items) mark[u->excluded[j]] = 0;
+        if (rc == COLLM_OK) rc = collm_topk_rank(all_items, all_scores, NULL, n_all, ranked);
+        if (rc == COLLM_OK) rc = topk_user_metrics(ranked, n_all, u, out->full + i * TOPK_N_METRICS);
+        // retrieval top-N and the LLM's scores of those candidates
+        int32_t *cand = out->cand + i * N;
+        float *ret = out->ret + i * N, *llm = out->llm + i * N;
+        int found = 0;
+        if (rc == COLLM_OK)
+            rc = collm_retrieval_candidates(s->index, query, d, u->excluded, u->n_excluded, N, cand, ret, &found);
+        out->found[i] = found;
+        int exact_n = N < n_all ? N : n_all, common = 0;
+        for (int j = 0; rc == COLLM_OK && j < exact_n; j++) mark[ranked[j]] = 1;
+        for (int j = 0; rc == COLLM_OK && j < found; j++) common += mark[cand[j]];
+        for (int j = 0; rc == COLLM_OK && j < exact_n; j++) mark[ranked[j]] = 0;
+        ann += exact_n > 0 ? (double)common / exact_n : 1.0;
+        if (rc == COLLM_OK && found > 0)
+            rc = collm_recommend_score_items(s->model, s->ds->items, u->user, u->history, u->n_history, cand, found, 1, ctx,
+                                             llm, NULL);
+        if (rc) collm_error_prefix(rc, "user %d", u->user);
     }
+    out->ann_recall = nu > 0 ? ann / (double)nu : NAN;
+    collm_llm_context_free(ctx);
+    free(all_items);
+    free(ranked);
+    free(all_scores);
+    free(query);
+    free(mark);
+    if (rc) topk_data_free(out);
+    return rc;
+}
+
+// Metrics (n_users, TOPK_N_METRICS) of one top-N method: M_RETRIEVAL,
+// M_RERANK, or a fused order with lambda (M_FUSED / M_DEFAULT).
+static int topk_method_metrics(const topk_data *t, int method, float lambda, double *v) {
+    int N = t->n_cand;
+    int32_t *ranked = malloc((size_t)N * sizeof(int32_t));
+    float *fused = malloc((size_t)N * sizeof(float));
+    int rc = ranked && fused ? COLLM_OK : COLLM_ERR_NOMEM;
+    for (int64_t i = 0; rc == COLLM_OK && i < t->n_users; i++) {
+        const int32_t *cand = t->cand + i * N;
+        const float *ret = t->ret + i * N, *llm = t->llm + i * N;
+        int n = t->found[i];
+        if (method == M_RETRIEVAL) rc = collm_topk_rank(cand, ret, NULL, n, ranked);
+        else if (method == M_RERANK) rc = collm_topk_rank(cand, llm, ret, n, ranked);
+        else if ((rc = collm_recommend_fuse(llm, ret, n, lambda, fused)) == COLLM_OK)
+            rc = collm_topk_rank(cand, fused, ret, n, ranked); // recommend.c's order
+        if (rc == COLLM_OK) rc = topk_user_metrics(ranked, n, t->user[i], v + i * TOPK_N_METRICS);
+    }
+    free(ranked);
+    free(fused);
+    return rc;
+}
+
+// Mean and 95 % CI of metric j over users of v (n_users, TOPK_N_METRICS).
+static int topk_ci(const double *v, int64_t n_users, int j, collm_ci *ci) {
+    double *col = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(double));
+    if (!col) return COLLM_ERR_NOMEM;
+    for (int64_t i = 0; i < n_users; i++) col[i] = v[i * TOPK_N_METRICS + j];
+    int rc = collm_bootstrap_ci(col, n_users, TOPK_BOOTSTRAP, 0.95, TOPK_SEED, ci);
+    free(col);
+    return rc;
+}
+
+// Loads the setup and the ground truth, checks the shared options.
+// The truth points into the split's histories: the split lives as long.
+static int topk_setup(const char *command, cli_option *opts, const char *default_split, cli_rec_setup *s,
+                      collm_rec_split **split, collm_topk_truth **truth, int64_t *max_users, int *n_cand) {
+    const char *ckpt, *index_path, *data, *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : default_split;
+    if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--index", &index_path) ||
+        cli_require(opts, "--data", &data))
+        return 1;
+    int64_t cand;
+    if (cli_get_int(opts, "--max-users", INT64_MAX, max_users) || cli_get_int(opts, "--candidates", 100, &cand)) return 1;
+    if (*max_users < 1) {
+        fprintf(stderr, "collm %s: --max-users must be >= 1\n", command);
+        return 1;
+    }
+    if (cand < 1 || cand > 10000) {
+        fprintf(stderr, "collm %s: --candidates must be 1..10000\n", command);
+        return 1;
+    }
+    *n_cand = (int)cand;
+    if (cli_rec_setup_load(s, command, ckpt, cli_get(opts, "--base"), index_path, data, cli_threads(opts))) return 1;
+    collm_rec_split *sp = collm_rec_dataset_load_split(s->ds, split_name);
+    int32_t n_items;
+    int d;
+    collm_cf_items(s->model, &n_items, &d);
+    *truth = sp ? collm_topk_truth_build(sp, s->ds->train, n_items < s->ds->items->n ? n_items : s->ds->items->n) : NULL;
+    if (!*truth) {
+        collm_rec_split_free(sp);
+        cli_rec_setup_free(s);
+        return cli_fail(command);
+    }
+    if (collm_topk_truth_n_users(*truth) == 0) {
+        fprintf(stderr, "collm %s: no user of %s has a relevant item to find\n", command, split_name);
+        collm_topk_truth_free(*truth);
+        collm_rec_split_free(sp);
+        cli_rec_setup_free(s);
+        return 1;
+    }
+    *split = sp;
+    return 0;
+}
+
+static void topk_teardown(cli_rec_setup *s, collm_rec_split *split, collm_topk_truth *truth) {
+    collm_topk_truth_free(truth);
+    collm_rec_split_free(split);
+    cli_rec_setup_free(s);
 }
 
 int cmd_eval_topk(int argc, char **argv) {
@@ -69,174 +247,180 @@ int cmd_eval_topk(int argc, char **argv) {
         {"--index", "FILE", "Faiss index over the checkpoint's item vectors", NULL},
         {"--data", "DIR", "dataset folder", NULL},
         {"--split", "NAME", "split to evaluate: valid | valid_small | test | a path (default valid)", NULL},
-        {"--max-users", "N", "evaluate at most N users (default all)", NULL},
+        {"--candidates", "N", "retrieved candidates re-ranked by the LLM (default 100)", NULL},
+        {"--max-users", "N", "evaluate the first N valid users only, for trials (default all)", NULL},
+        {"--fusion-lambda", "L", "lambda of the 'fused' row (default: the checkpoint's, as 'default')", NULL},
+        {"--json", NULL, "print one JSON object {method: {metric: value}} instead of a table", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts,
+                      "usage: collm eval-topk --ckpt FILE --index FILE --data DIR [--split valid] [--candidates 100] "
+                      "[--max-users N] [--fusion-lambda L] [--json]");
+    if (p) return p > 0 ? 0 : 1;
+    double lambda_opt;
+    if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda_opt)) return 1;
+    if (cli_has(opts, "--fusion-lambda") && !(lambda_opt >= 0 && lambda_opt <= COLLM_RERANK_LAMBDA_MAX)) {
+        fprintf(stderr, "collm eval-topk: --fusion-lambda must be in [0, %g]\n", COLLM_RERANK_LAMBDA_MAX);
+        return 1;
+    }
+    cli_rec_setup s;
+    collm_rec_split *split;
+    collm_topk_truth *truth;
+    int64_t max_users;
+    int N;
+    if (topk_setup("eval-topk", opts, "valid", &s, &split, &truth, &max_users, &N)) return 1;
+    const char *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid";
+    int fitted = 0;
+    float lambda_default = collm_rerank_lambda(s.model, &fitted);
+    float lambda_fused = isnan(lambda_opt) ? lambda_default : (float)lambda_opt;
+    topk_data t;
+    int rc = topk_gather(&s, truth, max_users, N, &t);
+    double *v[TOPK_N_METHODS] = {0};
+    collm_ci ci[TOPK_N_METHODS][TOPK_N_METRICS];
+    if (rc == COLLM_OK) {
+        v[M_FULL] = t.full;
+        for (int m = 1; m < TOPK_N_METHODS && rc == COLLM_OK; m++) {
+            v[m] = malloc((size_t)t.n_users * TOPK_N_METRICS * sizeof(double));
+            if (!v[m]) rc = COLLM_ERR_NOMEM;
+            else rc = topk_method_metrics(&t, m, m == M_FUSED ? lambda_fused : lambda_default, v[m]);
+        }
+    }
+    for (int m = 0; m < TOPK_N_METHODS && rc == COLLM_OK; m++)
+        for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) rc = topk_ci(v[m], t.n_users, j, &ci[m][j]);
+    int status = 0;
+    if (rc != COLLM_OK) {
+        status = cli_fail("eval-topk");
+    } else if (cli_has(opts, "--json")) {
+        // top-level keys: the methods only
+        cJSON *o = cJSON_CreateObject();
+        for (int m = 0; m < TOPK_N_METHODS; m++) {
+            cJSON *x = cJSON_AddObjectToObject(o, topk_method_names[m]);
+            for (int j = 0; j < TOPK_N_METRICS; j++) cJSON_AddNumberToObject(x, topk_metric_names[j], ci[m][j].mean);
+            cJSON *c = cJSON_AddObjectToObject(x, "ci95");
+            for (int j = 0; j < TOPK_N_METRICS; j++) {
+                double lohi[2] = {ci[m][j].lo, ci[m][j].hi};
+                cJSON_AddItemToObject(c, topk_metric_names[j], cJSON_CreateDoubleArray(lohi, 2));
+            }
+            cJSON_AddNumberToObject(x, "users", (double)t.n_users);
+            if (m != M_FULL) cJSON_AddNumberToObject(x, "candidates", N);
+            if (m == M_FUSED || m == M_DEFAULT) cJSON_AddNumberToObject(x, "lambda", m == M_FUSED ? lambda_fused : lambda_default);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) printf("%s\n", text);
+        else status = 1;
+        cJSON_free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("eval-topk %s: %lld users, %d candidates (index recall@%d vs exact %.4f); fused lambda %g, default lambda %g (%s)\n",
+               split_name, (long long)t.n_users, N, N, t.ann_recall, lambda_fused, lambda_default,
+               fitted ? "fitted, in the checkpoint" : "built-in: the checkpoint has none; see collm fit-fusion");
+        printf("mean [95%% bootstrap CI over users]\n%-13s", "method");
+        for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %-24s", topk_metric_names[j]);
+        printf("\n");
+        for (int m = 0; m < TOPK_N_METHODS; m++) {
+            printf("%-13s", topk_method_names[m]);
+            for (int j = 0; j < TOPK_N_METRICS; j++) {
+                char cell[64];
+                snprintf(cell, sizeof cell, "%.4f [%.4f,%.4f]", ci[m][j].mean, ci[m][j].lo, ci[m][j].hi);
+                printf(" %-24s", cell);
+            }
+            printf("\n");
+        }
+    }
+    for (int m = 1; m < TOPK_N_METHODS; m++) free(v[m]);
+    topk_data_free(&t);
+    topk_teardown(&s, split, truth);
+    return status;
+}
+
+int cmd_fit_fusion(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--ckpt", "FILE", "CoLLM checkpoint (stage 2, with CF vectors); receives collm.rerank.lambda", NULL},
+        {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
+        {"--index", "FILE", "Faiss index over the checkpoint's item vectors", NULL},
+        {"--data", "DIR", "dataset folder", NULL},
+        {"--split", "NAME", "split to fit on (default valid_small)", NULL},
+        {"--candidates", "N", "retrieved candidates re-ranked by the LLM (default 100)", NULL},
+        {"--max-users", "N", "fit on the first N valid users only, for trials (default all)", NULL},
+        {"--dry-run", NULL, "print the grid and the chosen lambda, leave the checkpoint as it is", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm eval-topk --ckpt FILE --index FILE --data DIR [--split valid] [--max-users N] [--json]");
+                      "usage: collm fit-fusion --ckpt FILE --index FILE --data DIR [--split valid_small] [--candidates 100] "
+                      "[--max-users N] [--dry-run] [--json]");
     if (p) return p > 0 ? 0 : 1;
-    const char *ckpt, *index_path, *data, *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid";
-    if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--index", &index_path) ||
-        cli_require(opts, "--data", &data))
-        return 1;
-    int64_t max_users;
-    if (cli_get_int(opts, "--max-users", INT32_MAX, &max_users)) return 1;
-    if (max_users < 1) {
-        fprintf(stderr, "collm eval-topk: --max-users must be >= 1\n");
-        return 1;
-    }
+    // λ = 0 is the LLM's order, the largest the retrieval order (ties by LLM)
+    static const float grid[] = {0, 0.125f, 0.25f, 0.5f, 0.75f, 1, 1.5f, 2, 3, 4, 6, 8, 16, 32, COLLM_RERANK_LAMBDA_MAX};
+    enum { N_GRID = sizeof grid / sizeof grid[0] };
     cli_rec_setup s;
-    if (cli_rec_setup_load(&s, "eval-topk", ckpt, cli_get(opts, "--base"), index_path, data, cli_threads(opts))) return 1;
-    collm_rec_split *sp = collm_rec_dataset_load_split(s.ds, split_name);
-    if (!sp) {
-        cli_rec_setup_free(&s);
-        return cli_fail("eval-topk");
-    }
-    int32_t n_items, n_users_cf;
-    int d, du;
-    const float *iv = collm_cf_items(s.model, &n_items, &d);
-    const float *uv = collm_cf_users(s.model, &n_users_cf, &du);
-    int32_t max_user = sp->max_user;
-    const collm_rec_split *train = s.ds->train;
-    for (int64_t r = 0; r < train->n; r++) max_user = train->user[r] > max_user ? train->user[r] : max_user;
-    // per user: earliest split row, and a mark array for exclusion
-    int64_t *first_row = malloc((size_t)(max_user + 1) * sizeof(int64_t));
-    int *n_pos = calloc((size_t)max_user + 1, sizeof(int));
-    uint8_t *excluded = calloc((size_t)n_items, 1);
-    topk_scored *all = malloc((size_t)n_items * sizeof *all);
-    int32_t *rel = malloc((size_t)(sp->n + 1) * sizeof(int32_t));
-    int32_t *excl = malloc((size_t)(n_items + 1) * sizeof(int32_t));
-    int32_t *cand = malloc(200 * sizeof(int32_t)), *exact = malloc(200 * sizeof(int32_t));
-    float *cand_s = malloc(200 * sizeof(float)), *llm = malloc(200 * sizeof(float)), *query = malloc((size_t)d * sizeof(float));
-    topk_scored *reranked = malloc(200 * sizeof *reranked);
-    collm_llm_context *ctx = collm_recommend_context_create(s.model, s.pool);
-    int rc = first_row && n_pos && excluded && all && rel && excl && cand && exact && cand_s && llm && query && reranked && ctx
-                 ? COLLM_OK : COLLM_ERR_NOMEM;
-    for (int32_t u = 0; rc == COLLM_OK && u <= max_user; u++) first_row[u] = -1;
-    for (int64_t r = 0; rc == COLLM_OK && r < sp->n; r++) {
-        int32_t u = sp->user[r];
-        if (first_row[u] < 0 || sp->timestamp[r] < sp->timestamp[first_row[u]]) first_row[u] = r;
-        if (sp->label[r]) n_pos[u]++;
-    }
-    double acc[TOPK_N_METHODS][4], ann_recall[TOPK_N_SIZES];
-    memset(acc, 0, sizeof acc);
-    memset(ann_recall, 0, sizeof ann_recall);
-    int64_t users = 0;
-    for (int32_t u = 0; rc == COLLM_OK && u <= max_user && users < max_users; u++) {
-        if (n_pos[u] == 0) continue;
-        int64_t r0 = first_row[u];
-        const int32_t *his = sp->his + sp->his_offset[r0];
-        int64_t n_his = sp->his_offset[r0 + 1] - sp->his_offset[r0];
-        int n_excl = 0;
-        for (int64_t j = 0; j < n_his; j++)
-            if (his[j] > 0 && his[j] < n_items && !excluded[his[j]]) excluded[excl[n_excl++] = his[j]] = 1;
-        for (int64_t r = 0; r < train->n; r++)
-            if (train->user[r] == u && train->item[r] < n_items && !excluded[train->item[r]])
-                excluded[excl[n_excl++] = train->item[r]] = 1;
-        int n_rel = 0;
-        for (int64_t r = 0; r < sp->n; r++)
-            if (sp->user[r] == u && sp->label[r] && sp->item[r] < n_items && !excluded[sp->item[r]]) {
-                int dup = 0;
-                for (int i = 0; i < n_rel; i++) dup |= rel[i] == sp->item[r];
-                if (!dup) rel[n_rel++] = sp->item[r];
-            }
-        if (n_rel > 0) {
-            if (u < n_users_cf) memcpy(query, uv + (int64_t)u * du, (size_t)d * sizeof(float));
-            else rc = collm_retrieval_mean_query(iv, n_items, d, his, (int)n_his, query);
-            // (a) MF over the whole catalogue
-            int n_all = 0;
-            for (int32_t i = 1; rc == COLLM_OK && i < n_items; i++) {
-                if (excluded[i]) continue;
-                double dot = 0;
-                for (int j = 0; j < d; j++) dot += (double)query[j] * iv[(int64_t)i * d + j];
-                all[n_all++] = (topk_scored){i, (float)dot};
-            }
-            if (rc == COLLM_OK) {
-                qsort(all, (size_t)n_all, sizeof *all, topk_cmp);
-                topk_accumulate(all, n_all, rel, n_rel, acc[0]);
-            }
-            for (int z = 0; rc == COLLM_OK && z < TOPK_N_SIZES; z++) {
-                int N = topk_sizes[z] < n_all ? topk_sizes[z] : n_all, found = 0;
-                rc = collm_retrieval_candidates(s.index, query, d, excl, n_excl, N, cand, cand_s, &found);
-                int common = 0;
-                for (int i = 0; rc == COLLM_OK && i < found; i++)
-                    for (int j = 0; j < N; j++) common += cand[i] == all[j].item;
-                if (N > 0) ann_recall[z] += (double)common / N;
-                for (int pass = 0; rc == COLLM_OK && pass < 2 && found > 0; pass++) {
-                    int n = pass == 0 ? found : N;
-                    int32_t *ids = pass == 0 ? cand : exact;
-                    if (pass == 1)
-                        for (int j = 0; j < N; j++) exact[j] = all[j].item;
-                    rc = collm_recommend_score_items(s.model, s.ds->items, u, his, n_his, ids, n, 1, ctx, llm, NULL);
-                    for (int j = 0; rc == COLLM_OK && j < n; j++) reranked[j] = (topk_scored){ids[j], llm[j]};
-                    if (rc == COLLM_OK) {
-                        qsort(reranked, (size_t)n, sizeof *reranked, topk_cmp);
-                        topk_accumulate(reranked, n, rel, n_rel, acc[1 + 2 * z + pass]);
-                    }
-                }
-            }
-            users++;
+    collm_rec_split *split;
+    collm_topk_truth *truth;
+    int64_t max_users;
+    int N;
+    if (topk_setup("fit-fusion", opts, "valid_small", &s, &split, &truth, &max_users, &N)) return 1;
+    const char *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid_small";
+    topk_data t;
+    int rc = topk_gather(&s, truth, max_users, N, &t);
+    double mean[N_GRID][TOPK_N_METRICS];
+    double *v = rc == COLLM_OK ? malloc((size_t)t.n_users * TOPK_N_METRICS * sizeof(double)) : NULL;
+    if (rc == COLLM_OK && !v) rc = COLLM_ERR_NOMEM;
+    int best = 0;
+    for (int g = 0; g < N_GRID && rc == COLLM_OK; g++) {
+        rc = topk_method_metrics(&t, M_FUSED, grid[g], v);
+        for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) {
+            double sum = 0;
+            for (int64_t i = 0; i < t.n_users; i++) sum += v[i * TOPK_N_METRICS + j];
+            mean[g][j] = sum / (double)t.n_users;
         }
-        for (int i = 0; i < n_excl; i++) excluded[excl[i]] = 0;
+        if (rc == COLLM_OK && mean[g][TOPK_NDCG10] > mean[best][TOPK_NDCG10]) best = g; // ties: the smaller λ
     }
     int status = 0;
-    if (rc != COLLM_OK) {
-        status = cli_fail("eval-topk");
-    } else if (users == 0) {
-        fprintf(stderr, "collm eval-topk: no user of %s has a positive item to find\n", split_name);
-        status = 1;
-    } else {
-        const char *names[TOPK_N_METHODS] = {"mf", "faiss50+llm", "exact50+llm", "faiss100+llm", "exact100+llm",
-                                             "faiss200+llm", "exact200+llm"};
-        if (cli_has(opts, "--json")) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "split", split_name);
-            cJSON_AddNumberToObject(o, "users", (double)users);
-            cJSON *m = cJSON_AddObjectToObject(o, "methods");
-            for (int i = 0; i < TOPK_N_METHODS; i++) {
-                cJSON *x = cJSON_AddObjectToObject(m, names[i]);
-                cJSON_AddNumberToObject(x, "recall@10", acc[i][0] / users);
-                cJSON_AddNumberToObject(x, "recall@20", acc[i][1] / users);
-                cJSON_AddNumberToObject(x, "ndcg@10", acc[i][2] / users);
-                cJSON_AddNumberToObject(x, "ndcg@20", acc[i][3] / users);
-            }
-            cJSON *a = cJSON_AddObjectToObject(o, "ann_recall");
-            for (int z = 0; z < TOPK_N_SIZES; z++) {
-                char key[16];
-                snprintf(key, sizeof key, "@%d", topk_sizes[z]);
-                cJSON_AddNumberToObject(a, key, ann_recall[z] / users);
-            }
-            char *text = cJSON_PrintUnformatted(o);
-            printf("%s\n", text ? text : "null");
-            cJSON_free(text);
-            cJSON_Delete(o);
-        } else {
-            printf("eval-topk %s: %lld users\n%-14s %9s %9s %9s %9s\n", split_name, (long long)users, "method",
-                   "recall@10", "recall@20", "ndcg@10", "ndcg@20");
-            for (int i = 0; i < TOPK_N_METHODS; i++)
-                printf("%-14s %9.4f %9.4f %9.4f %9.4f\n", names[i], acc[i][0] / users, acc[i][1] / users,
-                       acc[i][2] / users, acc[i][3] / users);
-            printf("index recall vs exact:");
-            for (int z = 0; z < TOPK_N_SIZES; z++) printf(" @%d %.4f", topk_sizes[z], ann_recall[z] / users);
-            printf("\n");
-        }
+    if (rc == COLLM_OK && !cli_has(opts, "--dry-run")) {
+        const char *ckpt = cli_get(opts, "--ckpt");
+        collm_model_free(s.model); // done with it; the file is rewritten below
+        s.model = NULL;
+        rc = collm_checkpoint_set_rerank_lambda(ckpt, grid[best]);
     }
-    collm_llm_context_free(ctx);
-    free(first_row);
-    free(n_pos);
-    free(excluded);
-    free(all);
-    free(rel);
-    free(excl);
-    free(cand);
-    free(exact);
-    free(cand_s);
-    free(llm);
-    free(query);
-    free(reranked);
-    collm_rec_split_free(sp);
-    cli_rec_setup_free(&s);
+    if (rc != COLLM_OK) {
+        status = cli_fail("fit-fusion");
+    } else if (cli_has(opts, "--json")) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lambda", grid[best]);
+        cJSON_AddStringToObject(o, "split", split_name);
+        cJSON_AddNumberToObject(o, "users", (double)t.n_users);
+        cJSON_AddNumberToObject(o, "candidates", N);
+        cJSON_AddBoolToObject(o, "written", !cli_has(opts, "--dry-run"));
+        cJSON *a = cJSON_AddArrayToObject(o, "grid");
+        for (int g = 0; g < N_GRID; g++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "lambda", grid[g]);
+            for (int j = 0; j < TOPK_N_METRICS; j++) cJSON_AddNumberToObject(x, topk_metric_names[j], mean[g][j]);
+            cJSON_AddItemToArray(a, x);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) printf("%s\n", text);
+        else status = 1;
+        cJSON_free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("fit-fusion %s: %lld users, %d candidates; order z(llm) + lambda*z(retrieval), maximising ndcg@10\n",
+               split_name, (long long)t.n_users, N);
+        printf("%8s", "lambda");
+        for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %9s", topk_metric_names[j]);
+        printf("\n");
+        for (int g = 0; g < N_GRID; g++) {
+            printf("%8g", grid[g]);
+            for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %9.4f", mean[g][j]);
+            printf("%s\n", g == best ? "  <- best" : "");
+        }
+        if (cli_has(opts, "--dry-run")) printf("lambda %g (dry run: the checkpoint is unchanged)\n", grid[best]);
+        else printf("lambda %g written to %s (%s)\n", grid[best], cli_get(opts, "--ckpt"), COLLM_RERANK_LAMBDA_KEY);
+    }
+    free(v);
+    topk_data_free(&t);
+    topk_teardown(&s, split, truth);
     return status;
 }

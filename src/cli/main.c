@@ -27,7 +27,8 @@ static const command commands[] = {
     {"index", cmd_index, "build a Faiss index (Flat / HNSW / IVF) over a collaborative model's item vectors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
     {"recommend", cmd_recommend, "top-K items for a user: Faiss candidates re-ranked by the LLM (shared prompt prefix)"},
-    {"eval-topk", cmd_eval_topk, "Recall/NDCG@K of MF, Faiss/exact top-N + LLM re-rank, and the index's recall@N"},
+    {"eval-topk", cmd_eval_topk, "Recall/NDCG/HitRate/MRR of encoder, retrieval, LLM re-rank and fused orders, with bootstrap CIs"},
+    {"fit-fusion", cmd_fit_fusion, "Fit the re-ranking weight lambda on valid_small and store it in the checkpoint"},
     {"serve", cmd_serve, "HTTP JSON service: POST /recommend, POST /score, GET /health"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };

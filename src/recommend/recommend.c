@@ -2,6 +2,7 @@
 // prompt prefix (see include/collm/recommend.h for the rules).
 #include "collm/recommend.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -113,6 +114,7 @@ void collm_recommend_request_default(collm_recommend_request *r) {
     r->k = 10;
     r->n_candidates = 100;
     r->share_prefix = 1;
+    r->fusion_lambda = NAN;
 }
 
 collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool) {
@@ -355,9 +357,42 @@ int collm_recommend_score_items(const collm_model *m, const collm_rec_items *ite
 // ---------------------------------------------------------------------------
 // retrieve + re-rank
 
+// Standardises x (n) into z (n): (x - mean) / std, population std; 0 when
+// the scores are all equal. Sums in double.
+static void standardise(const float *x, int n, double *z) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    double sd = sqrt(var / n);
+    for (int i = 0; i < n; i++) z[i] = sd > 0 ? ((double)x[i] - mean) / sd : 0.0;
+}
+
+int collm_recommend_fuse(const float *llm, const float *retrieval, int n, float lambda, float *out) {
+    if (n < 0 || (n > 0 && (!llm || !retrieval || !out)))
+        return collm_error(COLLM_ERR_ARG, "collm_recommend_fuse: bad arguments");
+    if (!(lambda >= 0 && isfinite(lambda))) return collm_error(COLLM_ERR_ARG, "fusion lambda: %g (must be >= 0)", lambda);
+    for (int i = 0; i < n; i++)
+        if (!isfinite(llm[i]) || !isfinite(retrieval[i]))
+            return collm_error(COLLM_ERR_ARG, "collm_recommend_fuse: score %d is not finite", i);
+    if (n == 0) return COLLM_OK;
+    double *zl = collm_malloc((size_t)n * sizeof(double)), *zr = collm_malloc((size_t)n * sizeof(double));
+    if (!zl || !zr) {
+        free(zl);
+        free(zr);
+        return COLLM_ERR_NOMEM;
+    }
+    standardise(llm, n, zl);
+    standardise(retrieval, n, zr);
+    for (int i = 0; i < n; i++) out[i] = (float)(zl[i] + (double)lambda * zr[i]);
+    free(zl);
+    free(zr);
+    return COLLM_OK;
+}
+
 static int cmp_result(const void *a, const void *b) {
     const collm_recommend_item *x = a, *y = b;
-    if (x->llm_score != y->llm_score) return x->llm_score > y->llm_score ? -1 : 1;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
     if (x->retrieval_score != y->retrieval_score) return x->retrieval_score > y->retrieval_score ? -1 : 1;
     return (x->item > y->item) - (x->item < y->item);
 }
@@ -382,6 +417,10 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
         return collm_error(COLLM_ERR_ARG, "index dimension %d differs from the checkpoint's CF dimension %d",
                            collm_retrieval_index_dim(index), d);
     if (!req->history && req->user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id >= 0 or a history");
+    float lambda = isnan(req->fusion_lambda) ? collm_rerank_lambda(m, NULL) : req->fusion_lambda;
+    if (!(lambda >= 0 && isfinite(lambda)))
+        return collm_error(COLLM_ERR_ARG, "fusion lambda: %g (must be >= 0 and finite)", req->fusion_lambda);
+    info->fusion_lambda = lambda;
     int32_t *his = NULL;
     int64_t n_his = 0;
     int rc = collm_recommend_resolve_history(m, items, hist, req->user, req->history, req->n_history, &his, &n_his);
@@ -391,8 +430,9 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     int32_t *cand = collm_malloc((size_t)req->n_candidates * sizeof(int32_t));
     float *cand_score = collm_malloc((size_t)req->n_candidates * sizeof(float));
     float *llm = collm_malloc((size_t)req->n_candidates * sizeof(float));
+    float *fused = collm_malloc((size_t)req->n_candidates * sizeof(float));
     collm_recommend_item *all = collm_malloc((size_t)req->n_candidates * sizeof *all);
-    if (!query || !cand || !cand_score || !llm || !all) rc = COLLM_ERR_NOMEM;
+    if (!query || !cand || !cand_score || !llm || !fused || !all) rc = COLLM_ERR_NOMEM;
     double t0 = now_s();
     if (rc == COLLM_OK) {
         if (req->user >= 0 && req->user < n_cf_users && user_vecs) {
@@ -416,9 +456,10 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     if (rc == COLLM_OK && found > 0)
         rc = collm_recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
                                    &info->prefix_tokens);
+    if (rc == COLLM_OK) rc = collm_recommend_fuse(llm, cand_score, found, lambda, fused);
     info->rerank_s = now_s() - t0;
     if (rc == COLLM_OK) {
-        for (int i = 0; i < found; i++) all[i] = (collm_recommend_item){cand[i], llm[i], cand_score[i]};
+        for (int i = 0; i < found; i++) all[i] = (collm_recommend_item){cand[i], llm[i], cand_score[i], fused[i]};
         qsort(all, (size_t)found, sizeof *all, cmp_result);
         info->n_results = found < req->k ? found : req->k;
         memcpy(out, all, (size_t)info->n_results * sizeof *all);
@@ -428,6 +469,7 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     free(cand);
     free(cand_score);
     free(llm);
+    free(fused);
     free(all);
     return rc;
 }

@@ -40,8 +40,8 @@ expect_error "index --ckpt of a non-checkpoint" 'cf.item_embd' "$BIN" index --ck
 check "recommend exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
 check "recommend table: header + 5 rows" [ "$(grep -cE '^ +[0-9]+ +[0-9]+ +-?[0-9.]+ +-?[0-9.]+ ' "$TMP/rec.txt")" -eq 5 ]
 "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --user 7 --k 5 --candidates 30 --json --threads 1 >"$TMP/rec.json" 2>"$TMP/err"
-check "recommend --json parses, 5 items sorted by llm_score" python3 -c "
-import json,sys; r=json.load(open('$TMP/rec.json')); s=[i['llm_score'] for i in r['items']]
+check "recommend --json parses, 5 items sorted by score" python3 -c "
+import json,sys; r=json.load(open('$TMP/rec.json')); s=[i['score'] for i in r['items']]
 sys.exit(0 if len(s)==5 and s==sorted(s,reverse=True) and r['cold_start_query'] is False else 1)"
 "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --user 7 --k 5 --candidates 30 --json --no-share --threads 1 >"$TMP/rec2.json" 2>/dev/null
 check "recommend --no-share: same items, scores within 1e-4" python3 -c "
@@ -56,16 +56,6 @@ expect_error "recommend unknown history item" 'history: item 99999' "$BIN" recom
 expect_error "recommend bad history text" 'bad item id' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history 3,x
 expect_error "recommend k > candidates" 'out-of-range' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --user 7 --k 50 --candidates 10
 expect_error "recommend without user" '--user' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D"
-
-# --- eval-topk (Flat index: Faiss top-N is the exact top-N, so (b) == (c) and the index recall is 1)
-"$BIN" eval-topk --ckpt "$CK" --index "$IX" --data "$D" --split valid --max-users 8 --json --threads 1 >"$TMP/topk.json" 2>"$TMP/err"; rc=$?
-check "eval-topk exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
-check "eval-topk: 8 users, metrics in [0,1], Flat recall 1, faiss == exact" python3 -c "
-import json,sys; r=json.load(open('$TMP/topk.json')); m=r['methods']
-ok=r['users']==8 and all(0<=v<=1 for x in m.values() for v in x.values()) and all(v==1 for v in r['ann_recall'].values())
-ok=ok and all(m['faiss%d+llm'%n]==m['exact%d+llm'%n] for n in (50,100,200)) and len(m)==7
-sys.exit(0 if ok else 1)"
-expect_error "eval-topk bad split" 'nosuch' "$BIN" eval-topk --ckpt "$CK" --index "$IX" --data "$D" --split nosuch
 
 # --- serve
 "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 2>"$TMP/serve.err" &

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# CLI tests for eval-topk and fit-fusion on a tiny CoLLM trained in seconds
+# (synth data → MF → tiny Llama → stage 2 → Flat index): the JSON has exactly
+# the five method keys with the six metrics, CIs around the means, the fused
+# row equals the LLM re-rank at λ = 0 and the default row without a fitted λ;
+# fit-fusion --dry-run leaves the checkpoint alone, fit-fusion writes λ and
+# recommend / eval-topk then use it without flags; bad options fail cleanly.
+# Prints "N passed, N failed".
+set -u
+. "$(dirname "$0")/lib.sh" topk_cli
+VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
+rm -rf "$TMP"/*
+run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
+run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
+run "$BIN" train-cf --model mf --data "$TMP/data" --out "$TMP/mf.gguf" --dim 16 --max-epochs 5 --eval-split none --threads 2
+run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1 --n-head 2 --n-head-kv 2 --n-ff 48 --seed 1 --out "$TMP/base.gguf"
+run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \
+  --lr 1e-2 --batch 8 --steps-per-epoch 3 --max-epochs 1 --eval-rows 16 --threads 2
+run "$BIN" index --ckpt "$TMP/ckpt.gguf" --out "$TMP/items.faiss" --threads 2
+CK="$TMP/ckpt.gguf"; IX="$TMP/items.faiss"; D="$TMP/data"
+common=(--ckpt "$CK" --index "$IX" --data "$D" --threads 1)
+
+# --- eval-topk: every valid user, JSON shape, relations between the rows
+"$BIN" eval-topk "${common[@]}" --candidates 30 --json >"$TMP/topk.json" 2>"$TMP/err"; rc=$?
+check "eval-topk exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "eval-topk --json: the five methods, six metrics in [0,1], CI around the mean, all valid users" python3 -c "
+import json,sys
+r=json.load(open('$TMP/topk.json'))
+M=['encoder_full','retrieval','rerank','fused','default']; K=['recall@10','recall@20','ndcg@10','ndcg@20','hit@10','mrr']
+ok=sorted(r)==sorted(M)
+for m in M:
+    x=r[m]; ok=ok and all(0<=x[k]<=1 and x['ci95'][k][0]<=x[k]+1e-12<=x['ci95'][k][1]+2e-12 for k in K)
+    ok=ok and x['users']==r['encoder_full']['users']
+# valid users of the split: users with a positive item outside their history and train items
+import csv
+def rows(p): return list(csv.DictReader(open(p),delimiter='\t'))
+seen={}
+for t in rows('$D/train.tsv'): seen.setdefault(t['uid'],set()).add(t['iid'])
+by={}
+for i,t in enumerate(rows('$D/valid.tsv')): by.setdefault(t['uid'],[]).append((int(t['timestamp']),i,t))
+valid=0
+for u,l in by.items():
+    l.sort(key=lambda z:(z[0],z[1])); ex=set(l[0][2]['his'].split(','))|seen.get(u,set())|{'0'}
+    valid+=any(t['label']=='1' and t['iid'] not in ex for _,_,t in l)
+ok=ok and r['fused']==r['default'] and r['default']['lambda']==1 and r['retrieval']['candidates']==30
+sys.exit(0 if ok and r['encoder_full']['users']==valid and valid>10 else 1)"
+"$BIN" eval-topk "${common[@]}" --candidates 30 --fusion-lambda 0 --max-users 6 --json >"$TMP/topk0.json" 2>"$TMP/err"
+check "eval-topk --fusion-lambda 0 --max-users 6: fused == rerank, 6 users, default still lambda 1" python3 -c "
+import json,sys; r=json.load(open('$TMP/topk0.json')); f=dict(r['fused']); g=dict(r['rerank'])
+ok=r['fused']['lambda']==0 and r['default']['lambda']==1 and r['rerank']['users']==6
+for k in ('recall@10','recall@20','ndcg@10','ndcg@20','hit@10','mrr'): ok=ok and abs(f[k]-g[k])<1e-12
+sys.exit(0 if ok else 1)"
+"$BIN" eval-topk "${common[@]}" --candidates 30 --max-users 6 >"$TMP/topk.txt" 2>"$TMP/err"
+check "eval-topk table: one row per method" [ "$(grep -cE '^(encoder_full|retrieval|rerank|fused|default) +[0-9.]+ \[' "$TMP/topk.txt")" -eq 5 ]
+
+# --- fit-fusion: dry run, then written; recommend and eval-topk pick it up
+sum0=$(md5sum <"$CK")
+"$BIN" fit-fusion "${common[@]}" --split valid --candidates 30 --dry-run --json >"$TMP/fit.json" 2>"$TMP/err"; rc=$?
+check "fit-fusion --dry-run exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "fit-fusion --dry-run leaves the checkpoint unchanged" [ "$(md5sum <"$CK")" = "$sum0" ]
+check "fit-fusion --json: the grid, best = its largest ndcg@10 (first on ties)" python3 -c "
+import json,sys; r=json.load(open('$TMP/fit.json')); g=r['grid']; b=max(x['ndcg@10'] for x in g)
+first=[x['lambda'] for x in g if x['ndcg@10']==b][0]
+sys.exit(0 if r['written'] is False and len(g)>=10 and g[0]['lambda']==0 and r['lambda']==first else 1)"
+"$BIN" fit-fusion "${common[@]}" --split valid --candidates 30 >"$TMP/fit.txt" 2>"$TMP/err"; rc=$?
+check "fit-fusion exits 0 and says what it wrote ($(tail -1 "$TMP/err"))" grep -q 'written to .*collm.rerank.lambda' "$TMP/fit.txt"
+L=$(python3 -c "import json; print(json.load(open('$TMP/fit.json'))['lambda'])")
+check "the checkpoint holds collm.rerank.lambda" grep -q 'collm.rerank.lambda' <("$BIN" info "$CK" 2>&1)
+"$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --json >"$TMP/rec.json" 2>"$TMP/err"
+check "recommend uses the fitted lambda ($L) without flags, sorted by score" python3 -c "
+import json,sys; r=json.load(open('$TMP/rec.json')); s=[i['score'] for i in r['items']]
+sys.exit(0 if abs(r['fusion_lambda']-$L)<1e-6 and s==sorted(s,reverse=True) and len(s)==5 else 1)"
+"$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --fusion-lambda 0 --json >"$TMP/rec0.json" 2>"$TMP/err"
+check "recommend --fusion-lambda 0: the LLM's order" python3 -c "
+import json,sys; r=json.load(open('$TMP/rec0.json')); s=[i['llm_score'] for i in r['items']]
+sys.exit(0 if r['fusion_lambda']==0 and s==sorted(s,reverse=True) else 1)"
+"$BIN" eval-topk "${common[@]}" --candidates 30 --max-users 6 --json >"$TMP/topk2.json" 2>"$TMP/err"
+check "eval-topk: default row uses the fitted lambda" python3 -c "
+import json,sys; r=json.load(open('$TMP/topk2.json'))
+sys.exit(0 if abs(r['default']['lambda']-$L)<1e-6 and r['fused']==r['default'] else 1)"
+"$BIN" eval --ckpt "$CK" --data "$D" --split valid --threads 1 >"$TMP/eval.txt" 2>"$TMP/err"; rc=$?
+check "the rewritten checkpoint still evaluates ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
+
+# --- bad input
+expect_error "eval-topk bad split" 'nosuch' "$BIN" eval-topk "${common[@]}" --split nosuch
+expect_error "eval-topk negative lambda" 'fusion-lambda' "$BIN" eval-topk "${common[@]}" --fusion-lambda -1
+expect_error "eval-topk lambda not a number" 'not a number' "$BIN" eval-topk "${common[@]}" --fusion-lambda x
+expect_error "eval-topk zero candidates" 'candidates' "$BIN" eval-topk "${common[@]}" --candidates 0
+expect_error "eval-topk zero users" 'max-users' "$BIN" eval-topk "${common[@]}" --max-users 0
+expect_error "recommend negative lambda" 'fusion-lambda' "$BIN" recommend "${common[@]}" --user 7 --fusion-lambda -2
+expect_error "fit-fusion without --index" 'index' "$BIN" fit-fusion --ckpt "$CK" --data "$D"
+expect_error "fit-fusion on a base model" 'checkpoint|collm' "$BIN" fit-fusion --ckpt "$TMP/base.gguf" --index "$IX" --data "$D"
+finish
