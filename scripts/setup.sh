@@ -10,7 +10,7 @@ set -eu
 packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
-[ "${1:-}" = "--bench" ] && commands+=(wrk:wrk)
+[ "${1:-}" = "--bench" ] && commands+=(wrk:wrk gnuplot:gnuplot-nox bc:bc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
