@@ -1,6 +1,8 @@
 // Training forward/backward of the transformer:
 //  - the training forward's scores equal the inference engine's "Yes" logits
-//    (two independent code paths; the inference one is checked against llama.cpp);
+//    (one block implementation, llm/block.c, but different attention paths:
+//    per-prompt packed attention here, KV cache there; the inference one is
+//    checked against llama.cpp);
 //  - every gradient (all weights under full fine-tuning, LoRA A/B, slot rows)
 //    against central finite differences, for llama (NORM RoPE, GQA) and qwen2
 //    (NEOX RoPE, biases, tied head);

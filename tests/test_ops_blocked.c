@@ -182,14 +182,16 @@ static void test_attention_packed(void) {
             free(k), free(v), free(r_out), free(r_dq), free(r_dk), free(r_dv);
         }
         CHECK_MSG(ok, "packed case %d (n_past %d, hd %d) vs reference per sequence", ci, n_past, hd);
-        // a subset of the queries, out of order (the last rows of sequences 4, 0, 2): out row j = packed row q_rows[j]
+        // a subset of the queries, out of order (the last rows of sequences 4, 0, 2): query and out row j are
+        // packed row q_rows[j]
         const int32_t q_rows[3] = {41, 12, 16};
-        float *sub = zeros(3 * q_dim);
-        collm_ops_attention_packed_forward(sub, q, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
+        float *sub = zeros(3 * q_dim), *q_sub = zeros(3 * q_dim);
+        for (int j = 0; j < 3; j++) memcpy(q_sub + j * q_dim, q + q_rows[j] * q_dim, sizeof(float) * q_dim);
+        collm_ops_attention_packed_forward(sub, q_sub, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
         int same = 1;
         for (int j = 0; j < 3; j++) same &= memcmp(sub + j * q_dim, out + q_rows[j] * q_dim, sizeof(float) * q_dim) == 0;
         CHECK_MSG(same, "packed case %d: query subset equals those rows of the full call", ci);
-        free(sub);
+        free(sub), free(q_sub);
         free(q), free(kp), free(vp), free(kn), free(vn), free(dout), free(out), free(out3);
     }
     collm_pool_free(pool);
@@ -243,24 +245,37 @@ static void test_rmsnorm_tails(void) {
     }
 }
 
+// collm_ops_rope_rows with a table of positions 0..5000 indexed by each row's
+// position equals collm_ops_rope_forward / _backward bit for bit; with a
+// per-row table (rows NULL) too; the table holds cos/sin of the angles.
 static void test_rope_table(void) {
-    int T = 9, nh = 3, hd = 16;
+    int T = 9, nh = 3, hd = 16, n_pos = 5001;
     int32_t pos[9] = {0, 1, 2, 7, 100, 511, 2047, 3000, 5};
+    int32_t *all = malloc(sizeof(int32_t) * n_pos);
+    for (int i = 0; i < n_pos; i++) all[i] = i;
     int rots[2] = {16, 10};
     for (int neox = 0; neox < 2; neox++)
-        for (int ri = 0; ri < 2; ri++) {
-            int n_rot = rots[ri];
-            int64_t n = (int64_t)T * nh * hd;
-            float *a = rand_vec(n, 1), *b = malloc(sizeof(float) * n), *cs = malloc(sizeof(float) * T * n_rot);
-            memcpy(b, a, sizeof(float) * n);
-            collm_ops_rope_forward(a, pos, T, nh, hd, n_rot, 10000.0f, neox);
-            collm_ops_rope_table(cs, pos, T, n_rot, 10000.0f);
-            collm_ops_rope_forward_table(b, cs, T, nh, hd, n_rot, neox);
-            CHECK_MSG(memcmp(a, b, sizeof(float) * n) == 0, "rope table neox=%d n_rot=%d", neox, n_rot);
-            CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2], cos(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);
-            CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2 + 1], sin(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);
-            free(a), free(b), free(cs);
-        }
+        for (int ri = 0; ri < 2; ri++)
+            for (int backward = 0; backward < 2; backward++) {
+                int n_rot = rots[ri];
+                int64_t n = (int64_t)T * nh * hd;
+                float *a = rand_vec(n, 1), *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * n);
+                float *cs = malloc(sizeof(float) * T * n_rot), *table = malloc(sizeof(float) * n_pos * n_rot);
+                memcpy(b, a, sizeof(float) * n);
+                memcpy(c, a, sizeof(float) * n);
+                if (backward) collm_ops_rope_backward(a, pos, T, nh, hd, n_rot, 10000.0f, neox);
+                else collm_ops_rope_forward(a, pos, T, nh, hd, n_rot, 10000.0f, neox);
+                collm_ops_rope_table(cs, pos, T, n_rot, 10000.0f);
+                collm_ops_rope_rows(b, cs, NULL, T, nh, hd, n_rot, neox, backward);
+                collm_ops_rope_table(table, all, n_pos, n_rot, 10000.0f);
+                collm_ops_rope_rows(c, table, pos, T, nh, hd, n_rot, neox, backward);
+                CHECK_MSG(memcmp(a, b, sizeof(float) * n) == 0 && memcmp(a, c, sizeof(float) * n) == 0,
+                          "rope table neox=%d n_rot=%d backward=%d", neox, n_rot, backward);
+                CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2], cos(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);
+                CHECK_NEAR(cs[(3 * (n_rot / 2) + 1) * 2 + 1], sin(7.0 * pow(10000.0, -2.0 / n_rot)), 1e-7);
+                free(a), free(b), free(c), free(cs), free(table);
+            }
+    free(all);
 }
 
 int main(void) {

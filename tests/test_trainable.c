@@ -89,7 +89,7 @@ static double lora_loss(const collm_lora_pair *p, float scale, float dropout, co
     float x_drop[3 * 6], xa[3 * 2], y[3 * 5] = {0};
     collm_rng rng;
     collm_rng_seed(&rng, seed);
-    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &rng : NULL);
+    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, p->out, dropout > 0 ? &rng : NULL);
     return weighted_sum(y, r, (int64_t)T * p->out);
 }
 
@@ -116,9 +116,9 @@ static void test_lora_gradients(float dropout) {
     fill(r, 15, &rng, 1.0);
     collm_rng drop_rng;
     collm_rng_seed(&drop_rng, 99);
-    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, dropout > 0 ? &drop_rng : NULL);
+    collm_lora_forward(p, scale, dropout, x, T, x_drop, xa, y, p->out, dropout > 0 ? &drop_rng : NULL);
     const float *xd = dropout > 0 ? x_drop : x;
-    collm_lora_backward(p, scale, dropout, xd, dropout > 0 ? x_drop : NULL, T, xa, r, dx, dxa);
+    collm_lora_backward(p, scale, dropout, xd, dropout > 0 ? x_drop : NULL, T, xa, r, p->out, dx, dxa);
     const float h_step = 1e-2f;
     int bad = 0;
     float *params[2] = {p->a, p->b}, *grads[2] = {p->da, p->db};
@@ -149,7 +149,7 @@ static void test_lora_gradients(float dropout) {
         fill(w, 30, &rng, 1.0);
         collm_ops_matmul_forward(y_base, x, w, NULL, T, 6, 5);
         memset(y, 0, sizeof y);
-        collm_lora_forward(p, scale, 0, x, T, NULL, xa, y, NULL);
+        collm_lora_forward(p, scale, 0, x, T, NULL, xa, y, p->out, NULL);
         collm_lora_merge(p, scale, w);
         collm_ops_matmul_forward(y_merged, x, w, NULL, T, 6, 5);
         double worst = 0;

@@ -223,12 +223,13 @@ void collm_ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float
     for (int t = 0; t < T; t++) rope_row_table(cs + (int64_t)t * 2 * half, pos[t], freq, half);
 }
 
-void collm_ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox) {
+void collm_ops_rope_rows(float *x, const float *cs, const int32_t *rows, int T, int n_head, int head_dim, int n_rot,
+                         int neox, int backward) {
     int half = n_rot / 2;
     if (half <= 0) return;
     for (int t = 0; t < T; t++)
-        rope_rotate_row(x + (int64_t)t * n_head * head_dim, cs + (int64_t)t * 2 * half, n_head, head_dim, half, neox,
-                        0);
+        rope_rotate_row(x + (int64_t)t * n_head * head_dim, cs + (int64_t)(rows ? rows[t] : t) * 2 * half, n_head,
+                        head_dim, half, neox, backward);
 }
 
 void collm_ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base, int neox) {
@@ -731,7 +732,7 @@ static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int th
         for (int j = j0; j < j1; j++) {
             int r = c->q_rows ? c->q_rows[j] : j;
             int i = c->pos[r] - n_past, nk = n_past + i + 1; // row i of its sequence: rows r-i..r are its own
-            const float *qr = c->q + (int64_t)r * q_stride + (int64_t)h * hd;
+            const float *qr = c->q + (int64_t)j * q_stride + (int64_t)h * hd;
             float *orow = c->out + (int64_t)j * q_stride + (int64_t)h * hd;
             const float *kn = c->k_new + (int64_t)(r - i) * kv_stride + kvo;
             const float *vn = c->v_new + (int64_t)(r - i) * kv_stride + kvo;

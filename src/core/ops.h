@@ -29,10 +29,13 @@ void collm_ops_rope_forward(float *x, const int32_t *pos, int T, int n_head, int
 void collm_ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, int head_dim, int n_rot, float base,
                        int neox);
 // The same rotation with cos/sin computed once for many calls (the layers of a
-// forward share positions): cs (T, n_rot/2, 2) = cos, sin of each token's
-// angles; collm_ops_rope_forward_table(x, cs, ...) equals collm_ops_rope_forward bit for bit.
+// forward share positions): cs (n, n_rot/2, 2) = cos, sin of the angles of n
+// positions (collm_ops_rope_table). collm_ops_rope_rows rotates row t of x by
+// table row rows[t] (rows NULL: row t), forward or backward, bit for bit as
+// collm_ops_rope_forward / _backward at those positions.
 void collm_ops_rope_table(float *cs, const int32_t *pos, int T, int n_rot, float base);
-void collm_ops_rope_forward_table(float *x, const float *cs, int T, int n_head, int head_dim, int n_rot, int neox);
+void collm_ops_rope_rows(float *x, const float *cs, const int32_t *rows, int T, int n_head, int head_dim, int n_rot,
+                         int neox, int backward);
 
 // SwiGLU: h = silu(g) ⊙ u, elementwise over n.
 void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n);
@@ -66,9 +69,9 @@ int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *d
 // pos[r] >= n_past, is row i = pos[r] - n_past of its sequence, whose rows are
 // r-i..r: it sees the n_past prefix keys k_past/v_past (n_past, n_head_kv, hd)
 // and its own sequence's keys k_new/v_new rows r-i..r (packed, n_head_kv, hd).
-// Query j < n_q is packed row r = q_rows[j] (q_rows NULL: r = j): q (packed,
-// n_head, hd) is read at row r, out (n_q, n_head, hd) written at row j. Same
-// result per row as collm_ops_attention_forward on that sequence alone (to rounding).
+// Query j < n_q is packed row r = q_rows[j] (q_rows NULL: r = j): q and out
+// (n_q, n_head, hd) hold that query's row j. Same result per row as
+// collm_ops_attention_forward on that sequence alone (to rounding).
 // scratch: collm_pool_size(pool) x collm_ops_attention_scratch(L) floats with
 // L > every pos[r], or NULL (allocated per call); returns as the forward.
 int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,

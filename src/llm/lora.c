@@ -94,7 +94,7 @@ int64_t collm_lora_n_params(const collm_lora_adapter *lora) {
 }
 
 void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
-                  float *y, collm_rng *rng) {
+                  float *y, int ldy, collm_rng *rng) {
     const float *xd = x;
     if (dropout > 0 && rng) {
         float keep_scale = 1.0f / (1.0f - dropout);
@@ -103,18 +103,18 @@ void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, co
         xd = x_drop;
     }
     collm_ops_matmul_forward(xa, xd, p->a, NULL, T, p->in, p->rank); // (T, r)
-    // y (T, out) += scale · xa · B^T
+    // y (T, out; row stride ldy) += scale · xa · B^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, p->out, p->rank, scale, xa, p->rank, p->b, p->rank, 1.0f,
-                y, p->out);
+                y, ldy);
 }
 
 void collm_lora_backward(collm_lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
-                   const float *xa, const float *dy, float *dx, float *dxa) {
+                   const float *xa, const float *dy, int lddy, float *dx, float *dxa) {
     // db (out, r) += scale · dy^T · xa
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, p->rank, T, scale, dy, p->out, xa, p->rank, 1.0f,
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, p->rank, T, scale, dy, lddy, xa, p->rank, 1.0f,
                 p->db, p->rank);
     // dxa (T, r) = scale · dy · B
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, p->rank, p->out, scale, dy, p->out, p->b, p->rank, 0.0f,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, p->rank, p->out, scale, dy, lddy, p->b, p->rank, 0.0f,
                 dxa, p->rank);
     // da (r, in) += dxa^T · xd
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->rank, p->in, T, 1.0f, dxa, p->rank, xd, p->in, 1.0f, p->da,

@@ -31,16 +31,18 @@ collm_lora_pair *collm_lora_get(const collm_lora_adapter *lora, int layer, collm
 float collm_lora_scale(const collm_lora_adapter *lora);
 int64_t collm_lora_n_params(const collm_lora_adapter *lora);
 
-// y (T, out) += s · xd·A^T·B^T, where xd = x (T, in) with dropout applied:
+// y (T, out) += s · xd·A^T·B^T (row stride ldy >= out: y may be a column block
+// of a wider fused output), where xd = x (T, in) with dropout applied:
 // when dropout > 0 and rng != NULL, xd is written to x_drop (T, in) (each
 // element kept with prob 1-p and scaled by 1/(1-p)); otherwise xd = x and
 // x_drop is unused. xa (T, rank) receives xd·A^T for backward.
 void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, const float *x, int T, float *x_drop, float *xa,
-                  float *y, collm_rng *rng);
+                  float *y, int ldy, collm_rng *rng);
 // Accumulates da, db; dx (T, in) += ∂L/∂x through the adapter (NULL to skip).
-// xd is the input the forward used (x_drop or x). dxa is scratch (T, rank).
+// xd is the input the forward used (x_drop or x); dy (T, out) has row stride
+// lddy. dxa is scratch (T, rank).
 void collm_lora_backward(collm_lora_pair *p, float scale, float dropout, const float *xd, const float *x_drop_or_null, int T,
-                   const float *xa, const float *dy, float *dx, float *dxa);
+                   const float *xa, const float *dy, int lddy, float *dx, float *dxa);
 // W (out, in) += s · B·A (merging the adapter into the base weight).
 void collm_lora_merge(const collm_lora_pair *p, float scale, float *w);
 

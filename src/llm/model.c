@@ -3,17 +3,18 @@
 // One forward call over T new rows (several packed sequences in
 // collm_llm_score_suffixes):
 //   x (T, C) = token_embd[tokens] (slot rows replaced)
-//   per layer:  xn = rmsnorm(x) ; q,k,v = xn·W^T (+b) ; rope(q, k)
-//               K/V rows -> cache ; a = attention(q, cache) ; x += a·Wo^T
-//               xn = rmsnorm(x) ; x += (silu(xn·Wg^T) ⊙ xn·Wu^T)·Wd^T
+//   per layer: the transformer block of llm/block.c (shared with training),
+//              whose attention callback here stores K/V rows in the cache and
+//              attends to cache + own rows
 //   head, only for the requested rows: rmsnorm(x[rows]) · output[vocab]^T
-// Every projection is one GEMM over all T rows (collm_ops_matmul_forward).
+// Every projection is one GEMM over all T rows (q|k|v and gate|up fused).
 #include "collm/model.h"
 
 #include "collm/error.h"
 #include "collm/gguf.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "llm/block.h"
 #include "llm/model_internal.h"
 
 #include <math.h>
@@ -443,17 +444,8 @@ struct collm_llm_context {
     int n_ctx, n_batch, n_past;
     float *k_cache; // (n_layer, n_ctx, kv_dim)
     float *v_cache; // (n_layer, n_ctx, kv_dim)
-    // scratch, n_batch rows each
-    float *x;        // (B, C) residual stream
-    float *xn;       // (B, C) normalised rows
-    float *q;        // (B, q_dim)
-    float *k;        // (B, kv_dim)
-    float *v;        // (B, kv_dim)
-    float *att;      // (B, q_dim) attention output
-    float *proj;     // (B, C) output of attn_output / ffn_down
+    collm_llm_block_acts acts; // one scratch set of n_batch rows for every layer (llm/block.h); x is the residual stream
     float *qkv;      // (B, q_dim + 2 kv_dim) fused projection output
-    float *gate_up;  // (B, 2 n_ff) fused gate|up output; the first half then holds the SwiGLU result
-    float *rstd;     // (B)
     float *rope_cs;  // (B, n_rot/2, 2) cos, sin of each row's RoPE angles, shared by all layers
     int32_t *pos;    // (B) absolute positions
     int32_t *rows;   // (B) output row list / seq offsets
@@ -471,17 +463,28 @@ collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_
         collm_error(COLLM_ERR_ARG, "collm_llm_context_create: bad n_ctx %d / n_batch %d", n_ctx, n_batch);
         return NULL;
     }
-    // n_batch may exceed n_ctx: collm_llm_score_suffixes packs many short suffixes.
     const collm_llm_hparams *hp = &model->hp;
+    for (int l = 0; l < hp->n_layer; l++)
+        if (!collm_llm_block_layout_ok(hp, &model->layers[l])) {
+            collm_error(COLLM_ERR_ARG, "collm_llm_context_create: layer %d weights are not in the fused layout", l);
+            return NULL;
+        }
+    // n_batch may exceed n_ctx: collm_llm_score_suffixes packs many short suffixes.
     const size_t C = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
                  kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff, B = (size_t)n_batch;
     size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
-    size_t sizes[] = {cache, cache, B * C, B * C, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * C,
-                     B * (q_dim + 2 * kv_dim), B * 2 * ff, B, B * (size_t)hp->n_rot};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     collm_llm_context *ctx = collm_calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
+    collm_llm_block_acts *a = &ctx->acts;
+    struct {
+        float **buf;
+        size_t n;
+    } bufs[] = {{&ctx->k_cache, cache}, {&ctx->v_cache, cache}, {&a->x, B * C}, {&a->xn1, B * C}, {&a->rstd1, B},
+                {&a->q_in, B * C}, {&a->q, B * q_dim}, {&a->k, B * kv_dim}, {&a->v, B * kv_dim},
+                {&a->attn, B * q_dim}, {&a->x_mid, B * C}, {&a->xn2, B * C}, {&a->rstd2, B}, {&a->gu, B * 2 * ff},
+                {&a->h, B * ff}, {&ctx->qkv, B * (q_dim + 2 * kv_dim)}, {&ctx->rope_cs, B * (size_t)hp->n_rot}};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) total += (bufs[i].n + 15) & ~(size_t)15;
     ctx->model = model;
     ctx->pool = pool;
     ctx->n_ctx = n_ctx;
@@ -500,13 +503,12 @@ collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_
         return NULL;
     }
     memset(ctx->block, 0, total * sizeof(float));
-    float **bufs[] = {&ctx->k_cache, &ctx->v_cache, &ctx->x, &ctx->xn, &ctx->q, &ctx->k,
-                      &ctx->v, &ctx->att, &ctx->proj, &ctx->qkv, &ctx->gate_up, &ctx->rstd, &ctx->rope_cs};
     size_t off = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *bufs[i] = ctx->block + off;
-        off += (sizes[i] + 15) & ~(size_t)15;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        *bufs[i].buf = ctx->block + off;
+        off += (bufs[i].n + 15) & ~(size_t)15;
     }
+    a->out = a->x; // each layer's output replaces its input
     return ctx;
 }
 
@@ -571,12 +573,48 @@ static int embed_input(collm_llm_context *ctx, const int32_t *tokens, int T, con
         int32_t id = tokens[t];
         if (id < 0 || id >= m->hp.n_vocab)
             return collm_error(COLLM_ERR_ARG, "collm_llm_forward: token %d at row %d outside [0, %d)", id, t, m->hp.n_vocab);
-        memcpy(ctx->x + (size_t)t * C, m->token_embd + (size_t)id * C, (size_t)C * sizeof(float));
+        memcpy(ctx->acts.x + (size_t)t * C, m->token_embd + (size_t)id * C, (size_t)C * sizeof(float));
     }
     if (slots)
         for (int i = 0; i < slots->n; i++)
-            memcpy(ctx->x + (size_t)slots->rows[i] * C, slots->values + (size_t)i * C, (size_t)C * sizeof(float));
+            memcpy(ctx->acts.x + (size_t)slots->rows[i] * C, slots->values + (size_t)i * C, (size_t)C * sizeof(float));
     return COLLM_OK;
+}
+
+// The block's attention callback at inference: a kept sequence's K/V go to
+// the cache, then each query attends to the cached prefix and its own
+// sequence's rows.
+typedef struct {
+    collm_llm_context *ctx;
+    int keep, n_past;
+} infer_attend_ctx;
+
+static void infer_attend(void *c_, const collm_llm_block *b, collm_llm_block_acts *a) {
+    const infer_attend_ctx *c = c_;
+    collm_llm_context *ctx = c->ctx;
+    const collm_llm_hparams *hp = b->hp;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    float *k_cache = ctx->k_cache + (size_t)b->layer * ctx->n_ctx * kv_dim; // (n_ctx, kv_dim)
+    float *v_cache = ctx->v_cache + (size_t)b->layer * ctx->n_ctx * kv_dim;
+    if (c->keep) {
+        // one sequence: its K/V go right after the prefix
+        memcpy(k_cache + (size_t)c->n_past * kv_dim, a->k, (size_t)b->R * kv_dim * sizeof(float));
+        memcpy(v_cache + (size_t)c->n_past * kv_dim, a->v, (size_t)b->R * kv_dim * sizeof(float));
+    }
+    if (b->n_q == 0) return;
+    if (!c->keep || b->q_rows) {
+        // Packed suffixes (or the output rows of one sequence): each query
+        // sees the cached prefix and its own sequence's rows of k/v; the
+        // cache is only read.
+        // (with the context's scratch the attention cannot fail)
+        (void)collm_ops_attention_packed_forward(a->attn, a->q, b->q_rows, b->n_q, k_cache, v_cache, c->n_past, a->k,
+                                                 a->v, ctx->pos, hp->n_head, hp->n_head_kv, hp->head_dim, ctx->pool,
+                                                 ctx->att_scratch);
+    } else {
+        // one sequence, every row: attends to cache[0, n_past + T)
+        (void)collm_ops_attention_forward(a->attn, NULL, a->q, k_cache, v_cache, b->R, c->n_past, hp->n_head,
+                                          hp->n_head_kv, hp->head_dim, ctx->pool, ctx->att_scratch);
+    }
 }
 
 // The transformer over n_seq packed sequences (lengths seq_len, total T),
@@ -588,7 +626,7 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
                           const int32_t *vocab_rows, int n_vocab_rows, float *logits_out) {
     const collm_llm_model *m = ctx->model;
     const collm_llm_hparams *hp = &m->hp;
-    const int C = hp->n_embd, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd, ff = hp->n_ff;
+    const int C = hp->n_embd;
     const int n_past = ctx->n_past;
     int rc = embed_input(ctx, tokens, T, slots);
     if (rc != COLLM_OK) return rc;
@@ -606,99 +644,33 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
     collm_ops_rope_table(ctx->rope_cs, ctx->pos, T, hp->n_rot, hp->rope_base); // once, not per layer and q/k
 
     // After the last layer's K/V only the output rows matter: that layer's
-    // attention, output projection and feed-forward run on those rows alone
-    // (gathered to rows 0..n_out-1), and not at all when there are none.
-    int gathered = 0;
+    // queries, attention, output projection and feed-forward run on those
+    // rows alone (gathered to rows 0..n_out-1), and not at all when there are none.
+    const int sub = n_out < T;
+    infer_attend_ctx att = {ctx, keep, n_past};
     for (int l = 0; l < hp->n_layer; l++) {
-        const collm_llm_layer_weights *w = &m->layers[l];
-        const int sub = l == hp->n_layer - 1 && n_out < T;
-        float *k_cache = ctx->k_cache + (size_t)l * ctx->n_ctx * kv_dim; // (n_ctx, kv_dim)
-        float *v_cache = ctx->v_cache + (size_t)l * ctx->n_ctx * kv_dim;
-        // attention block
-        collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->attn_norm, T, C, hp->rms_eps);
-        // One GEMM over the stacked q|k|v weights when they are adjacent in
-        // memory (always, for models from collm_llm_model_alloc): the input is
-        // packed once instead of three times. Then split the rows.
-        int fused_w = w->wk == w->wq + (size_t)q_dim * C && w->wv == w->wk + (size_t)kv_dim * C;
-        int fused_b = !w->bq || (w->bk == w->bq + q_dim && w->bv == w->bk + kv_dim);
-        if (fused_w && fused_b) {
-            const int qkv_dim = q_dim + 2 * kv_dim;
-            collm_ops_matmul_forward(ctx->qkv, ctx->xn, w->wq, w->bq, T, C, qkv_dim); // (T, q_dim + 2 kv_dim)
-            for (int t = 0; t < T; t++) {
-                const float *row = ctx->qkv + (size_t)t * qkv_dim;
-                memcpy(ctx->q + (size_t)t * q_dim, row, (size_t)q_dim * sizeof(float));
-                memcpy(ctx->k + (size_t)t * kv_dim, row + q_dim, (size_t)kv_dim * sizeof(float));
-                memcpy(ctx->v + (size_t)t * kv_dim, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
-            }
-        } else {
-            collm_ops_matmul_forward(ctx->q, ctx->xn, w->wq, w->bq, T, C, q_dim);  // (T, q_dim)
-            collm_ops_matmul_forward(ctx->k, ctx->xn, w->wk, w->bk, T, C, kv_dim); // (T, kv_dim)
-            collm_ops_matmul_forward(ctx->v, ctx->xn, w->wv, w->bv, T, C, kv_dim); // (T, kv_dim)
-        }
-        collm_ops_rope_forward_table(ctx->k, ctx->rope_cs, T, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-        if (keep) {
-            // one sequence: its K/V go right after the prefix
-            memcpy(k_cache + (size_t)n_past * kv_dim, ctx->k, (size_t)T * kv_dim * sizeof(float));
-            memcpy(v_cache + (size_t)n_past * kv_dim, ctx->v, (size_t)T * kv_dim * sizeof(float));
-        }
-        if (sub && n_out == 0) break; // the cache has this layer's K/V; nothing else is asked for
-        collm_ops_rope_forward_table(ctx->q, ctx->rope_cs, T, hp->n_head, hd, hp->n_rot, hp->rope_neox);
-        if (!keep || sub) {
-            // Packed suffixes (or the output rows of one sequence): each query
-            // sees the cached prefix and its own sequence's rows of k/v; the
-            // cache is only read.
-            collm_ops_attention_packed_forward(ctx->att, ctx->q, sub ? out_rows : NULL, sub ? n_out : T, k_cache, v_cache,
-                                         n_past, ctx->k, ctx->v, ctx->pos, hp->n_head, hp->n_head_kv, hd, ctx->pool,
-                                         ctx->att_scratch);
-        } else {
-            // one sequence, every row: attends to cache[0, n_past + T)
-            collm_ops_attention_forward(ctx->att, NULL, ctx->q, k_cache, v_cache, T, n_past, hp->n_head, hp->n_head_kv, hd,
-                                  ctx->pool, ctx->att_scratch);
-        }
-        int R = T; // rows from here on: att row j is x row out_rows[j] when sub
-        if (sub) {
-            for (int i = 0; i < n_out; i++)
-                memcpy(ctx->xn + (size_t)i * C, ctx->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
-            memcpy(ctx->x, ctx->xn, (size_t)n_out * C * sizeof(float));
-            R = n_out;
-            gathered = 1;
-        }
-        collm_ops_matmul_forward(ctx->proj, ctx->att, w->wo, NULL, R, q_dim, C); // (R, C)
-        for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
-        // feed-forward block
-        collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->x, w->ffn_norm, R, C, hp->rms_eps);
-        float *h = ctx->gate_up; // (R, ff) SwiGLU output, rows packed densely
-        if (w->w_up == w->w_gate + (size_t)ff * C) {
-            // one GEMM over stacked gate|up: row t = [g_t (ff) | u_t (ff)]; h row t
-            // overwrites the front of the buffer, never ahead of what is read
-            collm_ops_matmul_forward(ctx->gate_up, ctx->xn, w->w_gate, NULL, R, C, 2 * ff); // (R, 2 ff)
-            for (int t = 0; t < R; t++) {
-                const float *g = ctx->gate_up + (size_t)t * 2 * ff;
-                collm_ops_swiglu_forward(h + (size_t)t * ff, g, g + ff, ff);
-            }
-        } else {
-            float *up = ctx->gate_up + (size_t)R * ff;
-            collm_ops_matmul_forward(h, ctx->xn, w->w_gate, NULL, R, C, ff); // (R, ff)
-            collm_ops_matmul_forward(up, ctx->xn, w->w_up, NULL, R, C, ff);  // (R, ff)
-            collm_ops_swiglu_forward(h, h, up, (int64_t)R * ff);
-        }
-        collm_ops_matmul_forward(ctx->proj, h, w->w_down, NULL, R, ff, C); // (R, C)
-        for (size_t i = 0; i < (size_t)R * C; i++) ctx->x[i] += ctx->proj[i];
+        const int last_sub = l == hp->n_layer - 1 && sub;
+        collm_llm_block b = {.hp = hp, .w = &m->layers[l], .layer = l, .R = T, .n_q = last_sub ? n_out : T,
+                             .q_rows = last_sub ? out_rows : NULL, .rope_cs = ctx->rope_cs, .rope_row = NULL,
+                             .rope_row_q = last_sub ? out_rows : NULL, .qkv = ctx->qkv, .pool = ctx->pool,
+                             .attend = infer_attend, .attend_ctx = &att};
+        collm_llm_block_forward(&b, &ctx->acts);
     }
     if (keep) ctx->n_past = n_past + T;
 
     if (n_out == 0) return COLLM_OK;
     // head: gather the requested rows, final norm, then only the wanted vocab rows
+    float *x = ctx->acts.x, *h = ctx->acts.x_mid, *hn = ctx->acts.xn1; // (n_out, C) scratch
     for (int i = 0; i < n_out; i++)
-        memcpy(ctx->proj + (size_t)i * C, ctx->x + (size_t)(gathered ? i : out_rows[i]) * C, (size_t)C * sizeof(float));
-    collm_ops_rmsnorm_forward(ctx->xn, ctx->rstd, ctx->proj, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
+        memcpy(h + (size_t)i * C, x + (size_t)(sub ? i : out_rows[i]) * C, (size_t)C * sizeof(float));
+    collm_ops_rmsnorm_forward(hn, ctx->acts.rstd1, h, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
     if (!vocab_rows) {
-        collm_ops_matmul_forward(logits_out, ctx->xn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
+        collm_ops_matmul_forward(logits_out, hn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
     } else {
         for (int i = 0; i < n_out; i++)
             for (int j = 0; j < n_vocab_rows; j++)
                 logits_out[(size_t)i * n_vocab_rows + j] =
-                    collm_ops_dot(ctx->xn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
+                    collm_ops_dot(hn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
     }
     return COLLM_OK;
 }

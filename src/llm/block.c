@@ -1,0 +1,288 @@
+// One transformer block, forward and backward (see llm/block.h).
+#include "llm/block.h"
+
+#include "core/ops.h"
+
+#include <string.h>
+
+int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w) {
+    const size_t C = (size_t)hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
+                 KV = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff;
+    int qkv = w->wk == w->wq + Q * C && w->wv == w->wk + KV * C;
+    int bias = hp->has_qkv_bias ? w->bq && w->bk == w->bq + Q && w->bv == w->bk + KV : !w->bq && !w->bk && !w->bv;
+    return qkv && bias && w->w_up == w->w_gate + F * C;
+}
+
+// ---------------------------------------------------------------------------
+// Row-parallel elementwise work. The ops are single-threaded; each pool
+// thread takes a contiguous block of rows. Every kernel below works row by
+// row, so results do not depend on the partition, except the RMSNorm weight
+// gradient (per-thread partial sums added in thread order: deterministic for
+// a given thread count).
+
+typedef enum {
+    ROWS_RMSNORM_FWD, // y = rmsnorm(x) ⊙ w
+    ROWS_RMSNORM_BWD, // y (dx) += ..., dw_parts[thread] += ...
+    ROWS_SWIGLU_FWD,  // y (T, W) = silu(x[:, :W]) ⊙ x[:, W:], x (T, 2W)
+    ROWS_SWIGLU_BWD,  // y (T, 2W) += ∂/∂(g|u) from dy (T, W), x = g|u
+    ROWS_ADD,         // y (T, W) += x rows (idx: x row idx[t])
+    ROWS_SPLIT,       // x (T, W = a + b + c) -> y (T, a), y2 (T, b), y3 (T, c); backward: the reverse
+    ROWS_ZERO,
+} rows_kind;
+
+typedef struct {
+    rows_kind kind;
+    float *y, *y2, *y3, *dw_parts;
+    const float *x, *w, *dy, *rstd_in;
+    float *rstd;
+    const int32_t *idx;
+    const float *cs; // RoPE table
+    int width, n_head, head_dim, n_rot, neox, backward, split[3];
+    float eps;
+} rows_job;
+
+static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const rows_job *j = ctx;
+    const int64_t n = end - begin, W = j->width;
+    switch (j->kind) {
+    case ROWS_RMSNORM_FWD:
+        collm_ops_rmsnorm_forward(j->y + begin * W, j->rstd + begin, j->x + begin * W, j->w, (int)n, (int)W, j->eps);
+        break;
+    case ROWS_RMSNORM_BWD:
+        collm_ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL,
+                                   j->dy + begin * W, j->x + begin * W, j->w, j->rstd_in + begin, (int)n, (int)W);
+        break;
+    case ROWS_SWIGLU_FWD:
+        for (int64_t t = begin; t < end; t++)
+            collm_ops_swiglu_forward(j->y + t * W, j->x + t * 2 * W, j->x + t * 2 * W + W, W);
+        break;
+    case ROWS_SWIGLU_BWD:
+        for (int64_t t = begin; t < end; t++)
+            collm_ops_swiglu_backward(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, j->x + t * 2 * W,
+                                      j->x + t * 2 * W + W, W);
+        break;
+    case ROWS_ADD:
+        for (int64_t t = begin; t < end; t++) {
+            const float *xr = j->x + (j->idx ? j->idx[t] : t) * W;
+            float *yr = j->y + t * W;
+            for (int64_t c = 0; c < W; c++) yr[c] += xr[c];
+        }
+        break;
+    case ROWS_SPLIT: {
+        const int64_t a = j->split[0], b = j->split[1], c = j->split[2];
+        float *fused = (float *)j->x; // backward writes it
+        for (int64_t t = begin; t < end; t++) {
+            float *f = fused + t * W;
+            float *pa = j->y + t * a, *pb = j->y2 + t * b, *pc = j->y3 ? j->y3 + t * c : NULL;
+            if (!j->backward) {
+                memcpy(pa, f, (size_t)a * sizeof(float));
+                memcpy(pb, f + a, (size_t)b * sizeof(float));
+                if (pc) memcpy(pc, f + a + b, (size_t)c * sizeof(float));
+            } else {
+                memcpy(f, pa, (size_t)a * sizeof(float));
+                memcpy(f + a, pb, (size_t)b * sizeof(float));
+                if (pc) memcpy(f + a + b, pc, (size_t)c * sizeof(float));
+            }
+        }
+        break;
+    }
+    case ROWS_ZERO: memset(j->y + begin * W, 0, (size_t)(n * W) * sizeof(float)); break;
+    }
+}
+
+static void run_rows(collm_pool *pool, rows_job *j, int64_t rows) { collm_pool_for(pool, rows, 16, rows_task, j); }
+
+static void par_zero(collm_pool *pool, float *y, int64_t T, int W) {
+    rows_job j = {.kind = ROWS_ZERO, .y = y, .width = W};
+    run_rows(pool, &j, T);
+}
+
+static void par_rmsnorm_forward(const collm_llm_block *b, float *y, float *rstd, const float *x, const float *w, int T) {
+    rows_job j = {.kind = ROWS_RMSNORM_FWD, .y = y, .rstd = rstd, .x = x, .w = w, .width = b->hp->n_embd,
+                  .eps = b->hp->rms_eps};
+    run_rows(b->pool, &j, T);
+}
+
+// dx (T, C) += ...; dw (C) += Σ over rows, summed per thread, then in thread order
+static void par_rmsnorm_backward(const collm_llm_block *b, float *dx, float *dw, const float *dy, const float *x,
+                                 const float *w, const float *rstd, int T, float *dw_parts) {
+    const int C = b->hp->n_embd, threads = collm_pool_size(b->pool);
+    if (dw) memset(dw_parts, 0, (size_t)threads * C * sizeof(float));
+    rows_job j = {.kind = ROWS_RMSNORM_BWD, .y = dx, .dw_parts = dw ? dw_parts : NULL, .dy = dy, .x = x, .w = w,
+                  .rstd_in = rstd, .width = C};
+    run_rows(b->pool, &j, T);
+    for (int t = 0; dw && t < threads; t++) collm_ops_axpy(dw, 1.0f, dw_parts + (int64_t)t * C, C);
+}
+
+// Rotates x (T, n_head, hd) rows by table rows idx (NULL: row t; each thread
+// then starts at its first row's table row), backward the other way.
+
+static void rope_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const rows_job *j = ctx;
+    const int64_t W = j->width;
+    if (j->idx) {
+        collm_ops_rope_rows(j->y + begin * W, j->cs, j->idx + begin, (int)(end - begin), j->n_head, j->head_dim,
+                            j->n_rot, j->neox, j->backward);
+    } else {
+        const int64_t row = 2 * (j->n_rot / 2); // floats per table row
+        collm_ops_rope_rows(j->y + begin * W, j->cs + begin * row, NULL, (int)(end - begin), j->n_head, j->head_dim,
+                            j->n_rot, j->neox, j->backward);
+    }
+}
+
+static void par_rope(const collm_llm_block *b, float *x, const int32_t *idx, int T, int n_head, int backward) {
+    const collm_llm_hparams *hp = b->hp;
+    rows_job j = {.y = x, .cs = b->rope_cs, .idx = idx, .width = n_head * hp->head_dim, .n_head = n_head,
+                  .head_dim = hp->head_dim, .n_rot = hp->n_rot, .neox = hp->rope_neox, .backward = backward};
+    collm_pool_for(b->pool, T, 16, rope_task, &j);
+}
+
+// y (T, W) += x rows (x row idx[t], or row t)
+static void par_add(const collm_llm_block *b, float *y, const float *x, const int32_t *idx, int T, int W) {
+    rows_job j = {.kind = ROWS_ADD, .y = y, .x = x, .idx = idx, .width = W};
+    run_rows(b->pool, &j, T);
+}
+
+// fused (T, a + b + c) <-> (T, a), (T, b), (T, c) (c may be 0 with p3 NULL)
+static void par_split(const collm_llm_block *b, int backward, float *fused, float *p1, int a, float *p2, int bb,
+                      float *p3, int c, int T) {
+    rows_job j = {.kind = ROWS_SPLIT, .x = fused, .y = p1, .y2 = p2, .y3 = p3, .width = a + bb + c,
+                  .split = {a, bb, c}, .backward = backward};
+    run_rows(b->pool, &j, T);
+}
+
+// ---------------------------------------------------------------------------
+// LoRA on one target (nothing when the target is not adapted). y (T, out)
+// with row stride ldy: a column block of a fused output.
+
+static void lora_forward(const collm_llm_block *b, collm_llm_block_acts *a, collm_lora_target t, const float *x, int T,
+                         float *y, int ldy) {
+    collm_lora_pair *p = collm_lora_get(b->lora, b->layer, t);
+    if (!p) return;
+    collm_lora_forward(p, collm_lora_scale(b->lora), b->lora->dropout, x, T, a->lora_x_drop[t], a->lora_xa[t], y, ldy,
+                       b->dropout_rng);
+}
+
+// dx (T, in) += through the adapter; the adapter's gradients accumulate.
+static void lora_backward(const collm_llm_block *b, const collm_llm_block_acts *a, collm_lora_target t, const float *x,
+                          int T, const float *dy, int lddy, float *dx, float *d_xa) {
+    collm_lora_pair *p = collm_lora_get(b->lora, b->layer, t);
+    if (!p) return;
+    int dropped = b->dropout_rng && b->lora->dropout > 0;
+    const float *xd = dropped ? a->lora_x_drop[t] : x;
+    collm_lora_backward(p, collm_lora_scale(b->lora), b->lora->dropout, xd, dropped ? xd : NULL, T, a->lora_xa[t], dy,
+                        lddy, dx, d_xa);
+}
+
+// ---------------------------------------------------------------------------
+
+void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
+    const collm_llm_hparams *hp = b->hp;
+    const collm_llm_layer_weights *w = b->w;
+    const int R = b->R, N = b->n_q, C = hp->n_embd, F = hp->n_ff;
+    const int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
+
+    // attention: x_mid = x + Wo · attention(rope(q), rope(k), v)
+    par_rmsnorm_forward(b, a->xn1, a->rstd1, a->x, w->attn_norm, R);
+    if (!b->q_rows) {
+        // one GEMM over the stacked q|k|v weights (the input is packed once),
+        // then the rows split into q, k, v
+        a->q_in = a->xn1;
+        collm_ops_matmul_forward(b->qkv, a->xn1, w->wq, w->bq, R, C, Q + 2 * KV); // (R, Q + 2 KV)
+        par_split(b, 0, b->qkv, a->q, Q, a->k, KV, a->v, KV, R);
+        lora_forward(b, a, COLLM_LORA_Q, a->xn1, R, a->q, Q);
+        lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
+        lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
+    } else {
+        // keys and values over every row (one GEMM over stacked k|v), queries
+        // at the query rows only
+        collm_ops_matmul_forward(b->qkv, a->xn1, w->wk, w->bk, R, C, 2 * KV); // (R, 2 KV)
+        par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, R);
+        lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
+        lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
+        for (int j = 0; j < N; j++)
+            memcpy(a->q_in + (int64_t)j * C, a->xn1 + (int64_t)b->q_rows[j] * C, (size_t)C * sizeof(float));
+        collm_ops_matmul_forward(a->q, a->q_in, w->wq, w->bq, N, C, Q); // (N, Q)
+        lora_forward(b, a, COLLM_LORA_Q, a->q_in, N, a->q, Q);
+    }
+    par_rope(b, a->k, b->rope_row, R, hp->n_head_kv, 0);
+    if (N > 0) par_rope(b, a->q, b->rope_row_q, N, hp->n_head, 0);
+    b->attend(b->attend_ctx, b, a);
+    if (N == 0) return; // keys and values were all that was asked for
+    collm_ops_matmul_forward(a->x_mid, a->attn, w->wo, NULL, N, Q, C); // (N, C)
+    lora_forward(b, a, COLLM_LORA_O, a->attn, N, a->x_mid, C);
+    par_add(b, a->x_mid, a->x, b->q_rows, N, C);
+
+    // feed-forward: out = x_mid + W_down · (silu(W_gate·xn2) ⊙ W_up·xn2)
+    par_rmsnorm_forward(b, a->xn2, a->rstd2, a->x_mid, w->ffn_norm, N);
+    collm_ops_matmul_forward(a->gu, a->xn2, w->w_gate, NULL, N, C, 2 * F); // (N, 2F): one GEMM over gate|up
+    lora_forward(b, a, COLLM_LORA_GATE, a->xn2, N, a->gu, 2 * F);
+    lora_forward(b, a, COLLM_LORA_UP, a->xn2, N, a->gu + F, 2 * F);
+    rows_job sw = {.kind = ROWS_SWIGLU_FWD, .y = a->h, .x = a->gu, .width = F};
+    run_rows(b->pool, &sw, N);
+    collm_ops_matmul_forward(a->out, a->h, w->w_down, NULL, N, F, C); // (N, C)
+    lora_forward(b, a, COLLM_LORA_DOWN, a->h, N, a->out, C);
+    par_add(b, a->out, a->x_mid, NULL, N, C);
+}
+
+void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *g,
+                              float *d_out, float *d_x, const collm_llm_block_grads *s) {
+    const collm_llm_hparams *hp = b->hp;
+    const collm_llm_layer_weights *w = b->w;
+    const int R = b->R, N = b->n_q, C = hp->n_embd, F = hp->n_ff;
+    const int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
+    static const collm_llm_layer_weights none;
+    if (!g) g = &none;
+
+    // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
+    par_zero(b->pool, s->d_h, N, F);
+    collm_ops_matmul_backward(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, N, F, C);
+    lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
+    par_zero(b->pool, s->d_gu, N, 2 * F);
+    rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .width = F};
+    run_rows(b->pool, &sw, N);
+    par_zero(b->pool, s->d_xn, N, C);
+    collm_ops_matmul_backward(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, N, C, 2 * F); // gate|up stacked
+    lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
+    lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
+    float *d_mid = d_out;
+    par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, N, s->dw_parts);
+
+    // attention
+    par_zero(b->pool, s->d_attn, N, Q);
+    collm_ops_matmul_backward(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, N, Q, C);
+    lora_backward(b, a, COLLM_LORA_O, a->attn, N, d_mid, C, s->d_attn, s->d_xa);
+    par_zero(b->pool, s->d_q, N, Q);
+    par_zero(b->pool, s->d_k, R, KV);
+    par_zero(b->pool, s->d_v, R, KV);
+    b->attend_backward(b->attend_ctx, b, a, s->d_attn, s->d_q, s->d_k, s->d_v);
+    par_rope(b, s->d_q, b->rope_row_q, N, hp->n_head, 1);
+    par_rope(b, s->d_k, b->rope_row, R, hp->n_head_kv, 1);
+    par_zero(b->pool, s->d_xn, R, C);
+    if (!b->q_rows) {
+        // one GEMM over stacked q|k|v: dx = d_qkv · W, dW += d_qkv^T · xn1
+        par_split(b, 1, s->d_qkv, s->d_q, Q, s->d_k, KV, s->d_v, KV, R);
+        collm_ops_matmul_backward(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, R, C, Q + 2 * KV);
+        lora_backward(b, a, COLLM_LORA_Q, a->xn1, R, s->d_q, Q, s->d_xn, s->d_xa);
+        lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
+        lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
+        if (d_x != d_mid) memcpy(d_x, d_mid, (size_t)R * C * sizeof(float)); // the residual
+    } else {
+        par_split(b, 1, s->d_qkv, s->d_k, KV, s->d_v, KV, NULL, 0, R);
+        collm_ops_matmul_backward(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, R, C, 2 * KV);
+        lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
+        lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
+        memset(s->d_q_in, 0, (size_t)N * C * sizeof(float));
+        collm_ops_matmul_backward(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, N, C, Q);
+        lora_backward(b, a, COLLM_LORA_Q, a->q_in, N, s->d_q, Q, s->d_q_in, s->d_xa);
+        // back at the query rows: the query path into d_xn, the residual into d_x
+        par_zero(b->pool, d_x, R, C);
+        for (int j = 0; j < N; j++) {
+            int64_t r = b->q_rows[j];
+            collm_ops_axpy(s->d_xn + r * C, 1.0f, s->d_q_in + (int64_t)j * C, C);
+            collm_ops_axpy(d_x + r * C, 1.0f, d_mid + (int64_t)j * C, C);
+        }
+    }
+    par_rmsnorm_backward(b, d_x, g->attn_norm, s->d_xn, a->x, w->attn_norm, a->rstd1, R, s->dw_parts);
+}

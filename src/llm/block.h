@@ -1,0 +1,109 @@
+// One Llama / Qwen2 transformer block, forward and backward: the one
+// implementation behind inference (llm/model.c, KV cache) and training
+// (llm/train.c, activations kept for backward).
+//
+//   xn1   = rmsnorm(x) ⊙ attn_norm                         (R, C)
+//   q|k|v = xn1 · [Wq|Wk|Wv]^T (+ b)  one GEMM, + LoRA    (R, Q + 2 KV)
+//   q, k  = rope(q), rope(k)
+//   attn  = attention(q, k, v)        caller's callback    (n_q, Q)
+//   x_mid = x + attn · Wo^T                                (n_q, C)
+//   xn2   = rmsnorm(x_mid) ⊙ ffn_norm
+//   g|u   = xn2 · [W_gate|W_up]^T     one GEMM, + LoRA     (n_q, 2F)
+//   out   = x_mid + (silu(g) ⊙ u) · W_down^T               (n_q, C)
+//
+// R rows enter and keys/values are computed for all of them. Queries and
+// everything after them run on n_q rows: every row (q_rows NULL, n_q = R), or
+// only the rows q_rows (a last layer whose outputs are wanted at a few rows:
+// then q|k|v is one k|v GEMM over R rows plus a q GEMM over n_q gathered rows).
+//
+// The fused GEMMs need Wq, Wk, Wv (and bq, bk, bv) and W_gate, W_up adjacent
+// in memory, as collm_llm_model_alloc lays them out (collm_llm_block_layout_ok).
+// Shapes: C = n_embd, Q = n_head·hd, KV = n_head_kv·hd, F = n_ff.
+#ifndef COLLM_LLM_BLOCK_H
+#define COLLM_LLM_BLOCK_H
+
+#include <stdint.h>
+
+#include "collm/threadpool.h"
+#include "core/rng.h"
+#include "llm/lora_internal.h"
+#include "llm/model_internal.h"
+
+// The tensors of one block call. Inference passes one scratch set for every
+// layer; training one set per layer, kept for backward.
+typedef struct {
+    float *x;     // (R, C) input, the residual stream
+    float *xn1;   // (R, C)
+    float *rstd1; // (R)
+    float *q_in;  // (n_q, C) xn1 at the query rows; the forward sets it to xn1 when q_rows is NULL
+    float *q;     // (n_q, Q) after RoPE
+    float *k;     // (R, KV) after RoPE
+    float *v;     // (R, KV)
+    float *attn;  // (n_q, Q) attention output (input of Wo)
+    float *x_mid; // (n_q, C) residual after attention; must not alias x
+    float *xn2;   // (n_q, C)
+    float *rstd2; // (n_q)
+    float *gu;    // (n_q, 2F) gate | up, one row each
+    float *h;     // (n_q, F) silu(gate) ⊙ up (input of W_down)
+    float *out;   // (n_q, C) block output; may alias x (not in training: backward reads x)
+    // LoRA (training): the dropped-out input and x·A^T of each adapted target
+    float *lora_x_drop[COLLM_LORA_N_TARGETS];
+    float *lora_xa[COLLM_LORA_N_TARGETS];
+} collm_llm_block_acts;
+
+// Gradient scratch of a backward call.
+typedef struct {
+    float *d_xn;     // (R, C)
+    float *d_qkv;    // (R, Q + 2 KV)
+    float *d_q;      // (n_q, Q)
+    float *d_k;      // (R, KV)
+    float *d_v;      // (R, KV)
+    float *d_attn;   // (n_q, Q)
+    float *d_q_in;   // (n_q, C) (q_rows only)
+    float *d_gu;     // (n_q, 2F)
+    float *d_h;      // (n_q, F)
+    float *d_xa;     // (R, rank) LoRA
+    float *dw_parts; // (pool threads, C) per-thread RMSNorm weight gradients
+} collm_llm_block_grads;
+
+typedef struct collm_llm_block collm_llm_block;
+
+// attn (n_q, Q) from q (n_q, Q) and k, v (R, KV) of the acts. Inference also
+// stores k/v in its cache here; training keeps the probabilities.
+typedef void (*collm_llm_attend_fn)(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a);
+// Its backward: d_q (n_q, Q), d_k, d_v (R, KV) += ∂L/∂(q, k, v) from d_attn.
+typedef void (*collm_llm_attend_backward_fn)(void *ctx, const collm_llm_block *b, const collm_llm_block_acts *a,
+                                             const float *d_attn, float *d_q, float *d_k, float *d_v);
+
+struct collm_llm_block {
+    const collm_llm_hparams *hp;
+    const collm_llm_layer_weights *w;
+    int layer;
+    int R;                     // rows entering the block
+    int n_q;                   // query rows (R when q_rows is NULL; may be 0: keys and values only)
+    const int32_t *q_rows;     // (n_q) rows in [0, R) whose outputs are wanted, or NULL for every row
+    const float *rope_cs;      // (n, n_rot) cos/sin table (collm_ops_rope_table)
+    const int32_t *rope_row;   // (R) table row of each row; NULL: row r uses table row r
+    const int32_t *rope_row_q; // (n_q) table row of each query row (== rope_row when q_rows is NULL)
+    float *qkv;                // (R, Q + 2 KV) scratch for the fused projection
+    const collm_lora_adapter *lora; // adapters added to the projections, or NULL
+    collm_rng *dropout_rng;    // LoRA dropout draws (NULL: none); backward must see the same value
+    collm_pool *pool;          // row-parallel elementwise work (GEMMs go to BLAS)
+    collm_llm_attend_fn attend;
+    collm_llm_attend_backward_fn attend_backward; // training only
+    void *attend_ctx;
+};
+
+// 1 when the layer's weights have the fused layout the block needs.
+int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w);
+
+void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a);
+
+// d_out (n_q, C) = ∂L/∂out on entry (overwritten). Writes d_x (R, C) = ∂L/∂x;
+// d_x may be d_out when q_rows is NULL. grad (NULL = frozen weights) points
+// into a gradient block laid out like the weights: dW accumulate there; LoRA
+// gradients accumulate in the adapter.
+void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *grad,
+                              float *d_out, float *d_x, const collm_llm_block_grads *s);
+
+#endif
