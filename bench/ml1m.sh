@@ -38,7 +38,7 @@ $BIN train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --threads "$THREADS" 
 log "2. base model"
 $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 256 \
   --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$W/base.gguf" >&2
-common=(--data "$DATA" --batch 32 --steps-per-epoch 100 --eval-rows "$EVAL_ROWS" --threads "$THREADS")
+common=(--data "$DATA" --batch 32 --steps-per-epoch 100 --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed 42)
 log "3. stage 1 (full fine-tuning, text only)"
 $BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" \
   --max-epochs ${S1_EPOCHS:-2} --patience 1 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2

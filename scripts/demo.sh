@@ -17,7 +17,7 @@ step "1. synthetic dataset (planted user/item factors, genre-word titles)"
 $BIN synth --users 300 --items 400 --seed 1 --out $OUT/data
 
 step "2. matrix factorisation (the collaborative model)"
-$BIN train-cf --model mf --data $OUT/data --out $OUT/mf.gguf --dim 8 --lr 1e-2 --wd 1e-4 --batch 1024 --max-epochs 300 --patience 30
+$BIN train-cf --model mf --data $OUT/data --out $OUT/mf.gguf --dim 8 --lr 1e-2 --weight-decay 1e-4 --batch 1024 --max-epochs 300 --patience 30
 $BIN eval-cf --cf $OUT/mf.gguf --data $OUT/data --split valid
 
 step "3. a small Llama with the Llama-2 vocabulary"
@@ -25,11 +25,11 @@ $BIN init-model --arch llama --vocab-from "$VOCAB" --n-embd 128 --n-layer 2 --n-
 
 step "4. stage 1: text-only prompts, every LLM weight trains"
 $BIN train --stage 1 --full --base $OUT/base.gguf --data $OUT/data --out $OUT/stage1.gguf \
-  --lr 1e-3 --batch 16 --steps-per-epoch 40 --max-epochs 4 --patience 2 --warmup-steps 20 --eval-rows 400
+  --lr 1e-3 --batch 16 --steps-per-epoch 40 --max-epochs 4 --patience 2 --warmup-steps 20 --eval-rows 400 --seed 42
 
 step "5. stage 2: ID slots filled by the FECE mapping of the MF vectors (joint with the LLM: a small model must learn to read them)"
 $BIN train --stage 2 --train-llm --init-from $OUT/stage1.gguf --cf $OUT/mf.gguf --data $OUT/data --out $OUT/stage2.gguf \
-  --lr 1e-3 --batch 16 --steps-per-epoch 40 --max-epochs 8 --patience 3 --warmup-steps 20 --eval-rows 400
+  --lr 1e-3 --batch 16 --steps-per-epoch 40 --max-epochs 8 --patience 3 --warmup-steps 20 --eval-rows 400 --seed 42
 
 step "6. AUC / UAUC on the valid split"
 $BIN eval --ckpt $OUT/stage2.gguf --data $OUT/data --split valid

@@ -9,13 +9,56 @@
 #include <string.h>
 #include <unistd.h>
 
-static void print_usage(const char *usage, const cli_option *opts) {
+// Short and older spellings, one table for every command, so a name means
+// the same thing everywhere. A spelling resolves to the first of its long
+// names that the command has (-m is --model, or --ckpt in the commands that
+// take a checkpoint and no --model).
+static const struct {
+    const char *alias;
+    const char *target[3];
+} aliases[] = {
+    {"-m", {"--model", "--ckpt", NULL}},
+    {"-t", {"--threads", NULL, NULL}},
+    {"-o", {"--out", NULL, NULL}},
+    {"-h", {"--help", NULL, NULL}},
+    {"--wd", {"--weight-decay", NULL, NULL}},
+};
+enum { N_ALIASES = sizeof aliases / sizeof aliases[0] };
+
+static cli_option *find_mut(cli_option *opts, const char *name, size_t len) {
+    for (cli_option *o = opts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
+    return NULL;
+}
+
+// The option a spelling (name[0..len)) means in this command, or NULL.
+static cli_option *resolve(cli_option *opts, const char *name, size_t len) {
+    for (int k = 0; k < N_ALIASES; k++)
+        if (strlen(aliases[k].alias) == len && strncmp(aliases[k].alias, name, len) == 0) {
+            for (int t = 0; t < 3 && aliases[k].target[t]; t++) {
+                cli_option *o = find_mut(opts, aliases[k].target[t], strlen(aliases[k].target[t]));
+                if (o) return o;
+            }
+            return NULL;
+        }
+    return find_mut(opts, name, len);
+}
+
+static void print_usage(const char *usage, cli_option *opts) {
     printf("%s\n\noptions:\n", usage);
-    for (const cli_option *o = opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        printf("  %-28s %s\n", left, o->help);
+    for (cli_option *o = opts; o->name; o++) {
+        char left[96], also[64] = "";
+        const char *shortform = NULL;
+        for (int k = 0; k < N_ALIASES; k++) {
+            if (resolve(opts, aliases[k].alias, strlen(aliases[k].alias)) != o) continue;
+            if (aliases[k].alias[1] != '-') shortform = aliases[k].alias;
+            else snprintf(also, sizeof also, " (also %s)", aliases[k].alias);
+        }
+        snprintf(left, sizeof left, "%s%s%s%s%s", shortform ? shortform : "", shortform ? ", " : "", o->name,
+                 o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-28s %s%s\n", left, o->help, also);
     }
+    printf("\nValues go as --name VALUE or --name=VALUE.\n");
 }
 
 int cli_parse(int argc, char **argv, cli_option *opts, const char *usage) {
@@ -26,19 +69,25 @@ int cli_parse(int argc, char **argv, cli_option *opts, const char *usage) {
             print_usage(usage, opts);
             return 1;
         }
-        cli_option *match = NULL;
-        for (cli_option *o = opts; o->name; o++)
-            if (strcmp(o->name, a) == 0) match = o;
+        // --name=value: the value is everything after the first '='
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        cli_option *match = a[0] == '-' ? resolve(opts, a, len) : NULL;
         if (!match) {
-            fprintf(stderr, "collm %s: unknown option '%s' (see --help)\n", argv[0], a);
+            if (a[0] == '-') fprintf(stderr, "collm %s: unknown option '%.*s' (see --help)\n", argv[0], (int)len, a);
+            else fprintf(stderr, "collm %s: unexpected argument '%s' (options start with --; see --help)\n", argv[0], a);
             return -1;
         }
         if (match->arg) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "collm %s: option %s needs a value (%s)\n", argv[0], a, match->arg);
+            if (eq) match->value = eq + 1;
+            else if (i + 1 < argc) match->value = argv[++i];
+            else {
+                fprintf(stderr, "collm %s: option %s needs a value (%s)\n", argv[0], match->name, match->arg);
                 return -1;
             }
-            match->value = argv[++i];
+        } else if (eq) {
+            fprintf(stderr, "collm %s: option %s takes no value (got '%s')\n", argv[0], match->name, a);
+            return -1;
         } else {
             match->value = "1";
         }

@@ -20,6 +20,10 @@ typedef struct {
 // NULL). `--help`/-h prints usage to stdout and returns 1. An unknown option,
 // a missing value or a stray argument prints one line to stderr and returns -1.
 // `--threads N` is accepted by every command (read it with cli_threads).
+// Grammar, the same in every command: `--name VALUE` or `--name=VALUE`; the
+// short forms -m (--model, or --ckpt where there is no --model), -t
+// (--threads), -o (--out), -h (--help); older spellings kept as aliases
+// (--wd = --weight-decay). Lookups use the long name.
 int cli_parse(int argc, char **argv, cli_option *opts, const char *usage);
 
 // Value lookups. A missing required option prints an error and returns -1.
@@ -39,6 +43,8 @@ int cli_fail(const char *command);
 // when it could not be printed (NULL: out of memory).
 struct cJSON;
 int cli_print_json(struct cJSON *o);
+// Adds a number to a JSON object; NaN / inf (an undefined metric) becomes null.
+void cli_json_number(struct cJSON *o, const char *key, double v);
 
 // Evaluation output shared by eval-cf and eval: a table, or one JSON object
 // with auc, uauc, n, n_pos, n_users, n_users_uauc, auc_warm, auc_cold,
@@ -48,6 +54,10 @@ typedef struct {
     double prompts_per_second; // NaN: not reported
 } cli_report_info;
 int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
+
+// Every --seed defaults to this (one default for data, models and training).
+#define CLI_DEFAULT_SEED 2023
+#define CLI_SEED_OPTION {"--seed", "N", "random seed (default 2023); same seed, same result", NULL}
 
 // Standard entries every command table includes (--threads, --help).
 #define CLI_COMMON_OPTIONS                                                        \

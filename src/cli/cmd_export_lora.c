@@ -3,6 +3,8 @@
 // adapter.lora.alpha, blk.N.<proj>.weight.lora_a / lora_b).
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "collm/collm.h"
 #include "collm/error.h"
@@ -13,6 +15,7 @@ int cmd_export_lora(int argc, char **argv) {
         {"--ckpt", "FILE", "checkpoint from collm train (with LoRA)", NULL},
         {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
         {"--out", "FILE", "adapter GGUF to write", NULL},
+        {"--json", NULL, "print what was written as one JSON object", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -24,6 +27,11 @@ int cmd_export_lora(int argc, char **argv) {
     int rc = m ? collm_export_lora(m, out) : COLLM_ERR;
     collm_model_free(m);
     if (rc) return cli_fail("export-lora");
+    if (cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "out", out);
+        return cli_print_json(j);
+    }
     printf("wrote %s\n", out);
     return 0;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/error.h"
@@ -47,6 +49,7 @@ int cmd_index(int argc, char **argv) {
         {"--nprobe", "N", "IVF lists searched per query, saved with the index (default 32)", NULL},
         {"--ef-search", "N", "HNSW search breadth, saved with the index (default 128)", NULL},
         {"--train-max", "N", "IVF: train on at most N items (default all)", NULL},
+        {"--json", NULL, "print what was built as one JSON object on stdout", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -91,11 +94,21 @@ int cmd_index(int argc, char **argv) {
     }
     double build_s = index_now_s() - t0;
     if (rc == COLLM_OK) rc = collm_retrieval_index_save(index, out);
-    if (rc == COLLM_OK)
+    if (rc == COLLM_OK) {
         fprintf(stderr, "index: %s, %lld items of %s (d=%d), built in %.2fs with %d threads; wrote %s\n", opt.factory,
                 (long long)collm_retrieval_index_size(index), cf_path, d, build_s, threads, out);
-    else
+        if (cli_has(opts, "--json")) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "out", out);
+            cJSON_AddStringToObject(j, "factory", opt.factory);
+            cJSON_AddNumberToObject(j, "items", (double)collm_retrieval_index_size(index));
+            cJSON_AddNumberToObject(j, "dim", d);
+            cJSON_AddNumberToObject(j, "build_seconds", build_s);
+            if (cli_print_json(j)) rc = COLLM_ERR_NOMEM;
+        }
+    } else {
         cli_fail("index");
+    }
     collm_retrieval_index_free(index);
     free(items);
     return rc == COLLM_OK ? 0 : 1;

@@ -1,6 +1,8 @@
 // `collm info M.gguf`: prints a GGUF file's header, every metadata key
 // (type and value; long arrays show their first elements), a tensor table and
 // totals. A file that fails validation gives one error line and exit 1.
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "commands.h"
 
@@ -13,9 +15,40 @@
 
 #define INFO_ARRAY_PREVIEW 8 // array elements shown per key
 
+static int info_json(const collm_gguf_file *f, const char *path) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", path);
+    cJSON_AddNumberToObject(j, "gguf_version", collm_gguf_version(f));
+    cJSON_AddNumberToObject(j, "alignment", (double)collm_gguf_alignment(f));
+    cJSON_AddNumberToObject(j, "size", (double)collm_gguf_file_size(f));
+    cJSON *meta = cJSON_AddObjectToObject(j, "metadata"), *tensors = cJSON_AddArrayToObject(j, "tensors");
+    char value[512];
+    for (int64_t i = 0; meta && i < collm_gguf_n_kv(f); i++) {
+        collm_gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
+        cJSON *kv = cJSON_AddObjectToObject(meta, collm_gguf_key(f, i));
+        cJSON_AddStringToObject(kv, "type", collm_gguf_type_name(collm_gguf_kv_type(f, i)));
+        cJSON_AddStringToObject(kv, "value", value);
+    }
+    int64_t total_params = 0;
+    for (int64_t i = 0; tensors && i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        cJSON *o = cJSON_CreateObject(), *ne = cJSON_AddArrayToObject(o, "ne");
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "type", collm_ggml_type_name(t->type));
+        for (int d = 0; ne && d < t->n_dims; d++) cJSON_AddItemToArray(ne, cJSON_CreateNumber((double)t->ne[d]));
+        cJSON_AddNumberToObject(o, "bytes", (double)t->n_bytes);
+        cJSON_AddNumberToObject(o, "offset", (double)t->offset);
+        cJSON_AddItemToArray(tensors, o);
+        total_params += collm_gguf_tensor_n_elements(t);
+    }
+    cJSON_AddNumberToObject(j, "parameters", (double)total_params);
+    return cli_print_json(j);
+}
+
 int cmd_info(int argc, char **argv) {
     cli_option opts[] = {
         {"--model", "FILE", "GGUF file to describe (or give it as the first argument)", NULL},
+        {"--json", NULL, "print one JSON object (metadata values as their printed previews)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -24,7 +57,8 @@ int cmd_info(int argc, char **argv) {
     char *args[64];
     int n_args = 0;
     for (int i = 0; i < argc && n_args < 64; i++) {
-        int is_value = i > 0 && (strcmp(argv[i - 1], "--model") == 0 || strcmp(argv[i - 1], "--threads") == 0);
+        int is_value = i > 0 && (strcmp(argv[i - 1], "--model") == 0 || strcmp(argv[i - 1], "--threads") == 0 ||
+                                 strcmp(argv[i - 1], "-m") == 0 || strcmp(argv[i - 1], "-t") == 0);
         if (i > 0 && !path && argv[i][0] != '-' && !is_value) path = argv[i];
         else args[n_args++] = argv[i];
     }
@@ -40,6 +74,11 @@ int cmd_info(int argc, char **argv) {
 
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return cli_fail("info");
+    if (cli_has(opts, "--json")) {
+        rc = info_json(f, path);
+        collm_gguf_close(f);
+        return rc;
+    }
 
     printf("file: %s\n", path);
     printf("gguf version: %u\n", collm_gguf_version(f));

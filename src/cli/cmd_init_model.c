@@ -2,6 +2,8 @@
 // a GGUF that llama.cpp loads: the vocabulary (every tokenizer.* key) comes
 // from another GGUF, weights ~ N(0, 0.02^2) (norms 1, biases 0), drawn
 // deterministically from --seed.
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "commands.h"
 
@@ -33,17 +35,18 @@ int cmd_init_model(int argc, char **argv) {
         {"--n-head-kv", "N", "key/value heads (default: n-head)", NULL},
         {"--n-ff", "N", "feed-forward width", NULL},
         {"--n-ctx", "N", "context_length key (default 2048)", NULL},
-        {"--seed", "N", "random seed (default 1)", NULL},
+        CLI_SEED_OPTION,
         {"--tie-output", NULL, "no output.weight: the LM head reuses token_embd", NULL},
         {"--type", "T", "f32 (default) or f16 for the matrices", NULL},
         {"--name", "S", "general.name (default collm-random)", NULL},
         {"--out", "FILE", "output GGUF", NULL},
+        {"--json", NULL, "print what was written as one JSON object", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int rc = cli_parse(argc, argv, opts,
                        "usage: collm init-model --arch llama --vocab-from V.gguf --n-embd 256 --n-layer 4 --n-head 4\n"
-                       "                        [--n-head-kv 4] --n-ff 688 [--seed 1] [--tie-output] [--type f32|f16]\n"
+                       "                        [--n-head-kv 4] --n-ff 688 [--seed 2023] [--tie-output] [--type f32|f16]\n"
                        "                        --out M.gguf\n\n"
                        "Writes a randomly initialised model with V.gguf's vocabulary.");
     if (rc > 0) return 0;
@@ -68,7 +71,7 @@ int cmd_init_model(int argc, char **argv) {
         return 1;
     if (positive(opts, "--n-head-kv", hp.n_head, &hp.n_head_kv)) return 1;
     int64_t seed;
-    if (cli_get_int(opts, "--seed", 1, &seed) != 0) return 1;
+    if (cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) != 0) return 1;
     const char *type_name = cli_get(opts, "--type");
     int type = COLLM_GGML_TYPE_F32;
     if (type_name && strcmp(type_name, "f16") == 0) type = COLLM_GGML_TYPE_F16;
@@ -96,7 +99,21 @@ int cmd_init_model(int argc, char **argv) {
     if (!model) return cli_fail("init-model");
     const char *name = cli_get(opts, "--name");
     rc = collm_llm_model_save(model, out_path, vocab_path, name ? name : "collm-random", type);
-    if (rc == COLLM_OK) {
+    if (rc == COLLM_OK && cli_has(opts, "--json")) {
+        const collm_llm_hparams *h = collm_llm_model_hparams(model);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "out", out_path);
+        cJSON_AddStringToObject(j, "arch", collm_llm_arch_name(h->arch));
+        cJSON_AddNumberToObject(j, "parameters", (double)collm_llm_model_n_params(model));
+        cJSON_AddNumberToObject(j, "n_vocab", h->n_vocab);
+        cJSON_AddNumberToObject(j, "n_embd", h->n_embd);
+        cJSON_AddNumberToObject(j, "n_layer", h->n_layer);
+        cJSON_AddNumberToObject(j, "n_head", h->n_head);
+        cJSON_AddNumberToObject(j, "n_head_kv", h->n_head_kv);
+        cJSON_AddNumberToObject(j, "n_ff", h->n_ff);
+        cJSON_AddBoolToObject(j, "tied_output", h->tied_output);
+        if (cli_print_json(j)) rc = COLLM_ERR_NOMEM;
+    } else if (rc == COLLM_OK) {
         const collm_llm_hparams *h = collm_llm_model_hparams(model);
         printf("wrote %s: %s, %lld parameters, n_vocab %d, n_embd %d, n_layer %d, n_head %d/%d, n_ff %d%s\n", out_path,
                collm_llm_arch_name(h->arch), (long long)collm_llm_model_n_params(model), h->n_vocab, h->n_embd, h->n_layer,

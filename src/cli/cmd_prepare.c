@@ -147,7 +147,7 @@ int cmd_prepare(int argc, char **argv) {
         {"--reviews", "FILE", "amazon-book Books_5.json (JSON lines, uncompressed)", NULL},
         {"--meta", "FILE", "amazon-book meta_Books.json (JSON lines, uncompressed)", NULL},
         {"--books", "FILE", "bookcrossing BX-Books.csv", NULL},
-        {"--seed", "S", "seed of valid_small / bookcrossing shuffles (default 2023)", NULL},
+        {"--seed", "N", "seed of valid_small / bookcrossing shuffles (default 2023)", NULL},
         {"--min-count", "N", "amazon-book: keep users and items with more than N ratings (default 20)", NULL},
         {"--targets-per-user", "K", "bookcrossing: samples per user (default 5)", NULL},
         {"--json", NULL, "print one JSON object (what was written) instead of text", NULL},
@@ -164,7 +164,7 @@ int cmd_prepare(int argc, char **argv) {
     const char *source, *out, *a, *b;
     int64_t seed, min_count, k;
     if (cli_require(opts, "--source", &source) || cli_require(opts, "--out", &out) ||
-        cli_get_int(opts, "--seed", 2023, &seed) || cli_get_int(opts, "--min-count", 20, &min_count) ||
+        cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) || cli_get_int(opts, "--min-count", 20, &min_count) ||
         cli_get_int(opts, "--targets-per-user", 5, &k))
         return 1;
     int json = cli_has(opts, "--json");

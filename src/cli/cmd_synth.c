@@ -2,6 +2,8 @@
 // factors, for tests and demos without the real data (docs/data.md).
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "collm/error.h"
 #include "collm/prepare.h"
@@ -11,13 +13,14 @@ int cmd_synth(int argc, char **argv) {
     cli_option opts[] = {
         {"--users", "U", "number of users (default 300)", NULL},
         {"--items", "I", "number of items (default 500)", NULL},
-        {"--seed", "S", "random seed (default 1); same seed, same files", NULL},
+        CLI_SEED_OPTION,
         {"--dim", "D", "latent dimension (default 4)", NULL},
         {"--scale", "X", "logit scale of the planted factors (default 3)", NULL},
         {"--bias", "B", "logit bias (default 0.3)", NULL},
         {"--min-per-user", "N", "fewest interactions per user (default 30)", NULL},
         {"--max-per-user", "N", "most interactions per user (default 100)", NULL},
         {"--out", "DIR", "output directory (created)", NULL},
+        {"--json", NULL, "print what was written as one JSON object", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -29,7 +32,7 @@ int cmd_synth(int argc, char **argv) {
     int64_t users, items, seed, dim, mn, mx;
     double scale, bias;
     if (cli_require(opts, "--out", &out) || cli_get_int(opts, "--users", o.n_users, &users) ||
-        cli_get_int(opts, "--items", o.n_items, &items) || cli_get_int(opts, "--seed", (int64_t)o.seed, &seed) ||
+        cli_get_int(opts, "--items", o.n_items, &items) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) ||
         cli_get_int(opts, "--dim", o.dim, &dim) || cli_get_int(opts, "--min-per-user", o.min_per_user, &mn) ||
         cli_get_int(opts, "--max-per-user", o.max_per_user, &mx) || cli_get_float(opts, "--scale", o.scale, &scale) ||
         cli_get_float(opts, "--bias", o.bias, &bias))
@@ -48,6 +51,14 @@ int cmd_synth(int argc, char **argv) {
     o.scale = scale;
     o.bias = bias;
     if (collm_rec_synth(&o, out) != COLLM_OK) return cli_fail("synth");
+    if (cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "out", out);
+        cJSON_AddNumberToObject(j, "users", o.n_users);
+        cJSON_AddNumberToObject(j, "items", o.n_items);
+        cJSON_AddNumberToObject(j, "seed", (double)o.seed);
+        return cli_print_json(j);
+    }
     printf("synth: wrote %s (items.tsv, train/valid/test/valid_small.tsv)\n", out);
     return 0;
 }

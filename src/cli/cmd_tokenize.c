@@ -4,6 +4,8 @@
 // text); --bos adds BOS when the vocab asks for one (add_bos_token / the
 // llama default); --special parses special-token text such as "<s>";
 // --legacy uses CoLLM's transformers-4.28 special-piece semantics.
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "commands.h"
 
@@ -22,6 +24,7 @@ int cmd_tokenize(int argc, char **argv) {
         {"--special", NULL, "parse special-token text such as <s> (llama.cpp parse_special)", NULL},
         {"--legacy", NULL, "CoLLM prompt mode: split at special texts, dummy prefix on every piece", NULL},
         {"--pieces", NULL, "print id:piece pairs (one per line) instead of the id line", NULL},
+        {"--json", NULL, "print {\"ids\": [...], \"pieces\": [...]} instead", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -57,7 +60,14 @@ int cmd_tokenize(int argc, char **argv) {
         collm_tok_free(v);
         return cli_fail("tokenize");
     }
-    if (cli_has(opts, "--pieces")) {
+    if (cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(j, "ids"), *b = cJSON_AddArrayToObject(j, "pieces");
+        for (int i = 0; i < n && a && b; i++) {
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+            cJSON_AddItemToArray(b, cJSON_CreateString(collm_tok_token_text(v, ids[i])));
+        }
+        rc = cli_print_json(j);
+    } else if (cli_has(opts, "--pieces")) {
         for (int i = 0; i < n; i++) printf("%d:%s\n", ids[i], collm_tok_token_text(v, ids[i]));
     } else {
         for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
@@ -65,5 +75,5 @@ int cmd_tokenize(int argc, char **argv) {
     }
     free(ids);
     collm_tok_free(v);
-    return 0;
+    return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "collm/collm.h"
 #include "collm/error.h"
@@ -42,11 +44,12 @@ int cmd_train(int argc, char **argv) {
         {"--eval-split", "NAME|FILE", "model selection split (default valid_small)", NULL},
         {"--eval-rows", "N", "evaluate on the first N rows of that split only (default all)", NULL},
         {"--eval-batch", "N", "prompts per evaluation batch (default 32)", NULL},
-        {"--seed", "N", "seed (default 42)", NULL},
+        CLI_SEED_OPTION,
         {"--resume", NULL, "continue from FILE.resume", NULL},
         {"--epochs-this-run", "N", "stop after N epochs in this invocation (resume later with --resume)", NULL},
         {"--log", "FILE", "per-epoch JSON lines (default FILE.log.jsonl)", NULL},
         {"--quiet", NULL, "no progress output", NULL},
+        {"--json", NULL, "print the result as one JSON object (default: one line of text)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -67,7 +70,7 @@ int cmd_train(int argc, char **argv) {
         cli_get_int(opts, "--steps-per-epoch", t.steps_per_epoch, &steps) ||
         cli_get_int(opts, "--max-epochs", t.max_epochs, &epochs) || cli_get_int(opts, "--patience", t.patience, &patience) ||
         cli_get_int(opts, "--warmup-steps", t.warmup_steps, &warmup) || cli_get_int(opts, "--eval-rows", 0, &eval_rows) ||
-        cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", 42, &seed) ||
+        cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) ||
         cli_get_int(opts, "--epochs-this-run", 0, &budget) ||
         cli_get_float(opts, "--lora-alpha", b.lora_alpha, &alpha) ||
         cli_get_float(opts, "--lora-dropout", b.lora_dropout, &dropout) || cli_get_float(opts, "--lr", t.lr, &lr) ||
@@ -125,12 +128,25 @@ int cmd_train(int argc, char **argv) {
     collm_model *m = ds ? collm_model_build(&b, ds, pool) : NULL;
     collm_train_result res;
     int rc = m ? collm_train(m, ds, &t, &res) : COLLM_ERR;
-    if (rc == COLLM_OK)
-        printf("{\"stage\":%d,\"epochs\":%d,\"best_epoch\":%d,\"valid_auc\":%.6f,\"valid_uauc\":%.6f,"
-               "\"samples_per_second\":%.2f,\"seconds\":%.1f,\"checkpoint\":\"%s\"}\n",
-               b.stage, res.epochs_run, res.best_epoch, res.best_auc, res.best_uauc, res.samples_per_second,
-               res.seconds, out);
-    else cli_fail("train");
+    if (rc == COLLM_OK && cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "stage", b.stage);
+        cJSON_AddNumberToObject(j, "epochs", res.epochs_run);
+        cJSON_AddNumberToObject(j, "best_epoch", res.best_epoch);
+        cJSON_AddStringToObject(j, "eval_split", t.eval_split);
+        cli_json_number(j, "valid_auc", res.best_auc);
+        cli_json_number(j, "valid_uauc", res.best_uauc);
+        cJSON_AddNumberToObject(j, "samples_per_second", res.samples_per_second);
+        cJSON_AddNumberToObject(j, "seconds", res.seconds);
+        cJSON_AddStringToObject(j, "checkpoint", out);
+        if (cli_print_json(j)) rc = COLLM_ERR;
+    } else if (rc == COLLM_OK) {
+        printf("train: stage %d, %d epochs (best %d): %s auc %.4f uauc %.4f; %.1f samples/s, %.1f s; wrote %s\n",
+               b.stage, res.epochs_run, res.best_epoch, t.eval_split, res.best_auc, res.best_uauc,
+               res.samples_per_second, res.seconds, out);
+    } else {
+        cli_fail("train");
+    }
     collm_model_free(m);
     collm_rec_dataset_free(ds);
     collm_pool_free(pool);

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/dataset.h"
@@ -25,17 +27,18 @@ int cmd_train_cf(int argc, char **argv) {
         {"--out", "FILE", "output model (.gguf)", NULL},
         {"--dim", "N", "embedding dimension (default 256)", NULL},
         {"--lr", "X", "Adam learning rate (default 1e-2)", NULL},
-        {"--wd", "X", "coupled L2 weight decay (default 1e-4)", NULL},
+        {"--weight-decay", "X", "coupled L2 weight decay (default 1e-4)", NULL},
         {"--batch", "N", "batch size (default 2048)", NULL},
         {"--max-epochs", "N", "epoch limit (default 300)", NULL},
         {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (default 20)", NULL},
-        {"--seed", "N", "seed of initialisation and shuffling (default 2023)", NULL},
+        CLI_SEED_OPTION,
         {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid)", NULL},
+        {"--json", NULL, "print the result as one JSON object on stdout", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm train-cf --model mf --data DIR --out FILE [--dim 256 --lr 1e-2 --wd 1e-4 "
+                      "usage: collm train-cf --model mf --data DIR --out FILE [--dim 256 --lr 1e-2 --weight-decay 1e-4 "
                       "--batch 2048 --max-epochs 300 --patience 20 --seed 2023 --eval-split valid]");
     if (p) return p > 0 ? 0 : 1;
     const char *data, *out;
@@ -43,14 +46,14 @@ int cmd_train_cf(int argc, char **argv) {
     const char *kind = cli_get(opts, "--model") ? cli_get(opts, "--model") : "mf";
     int64_t dim, batch, max_epochs, patience, seed;
     if (cli_get_int(opts, "--dim", 256, &dim) || cli_get_float(opts, "--lr", opt.lr, &opt.lr) ||
-        cli_get_float(opts, "--wd", opt.weight_decay, &opt.weight_decay) ||
+        cli_get_float(opts, "--weight-decay", opt.weight_decay, &opt.weight_decay) ||
         cli_get_int(opts, "--batch", opt.batch, &batch) || cli_get_int(opts, "--max-epochs", opt.max_epochs, &max_epochs) ||
-        cli_get_int(opts, "--patience", opt.patience, &patience) || cli_get_int(opts, "--seed", (int64_t)opt.seed, &seed))
+        cli_get_int(opts, "--patience", opt.patience, &patience) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed))
         return 1;
     if (dim < 1 || dim > 65536 || batch < 1 || batch > (1 << 26) || max_epochs < 0 || max_epochs > 1000000 ||
         patience < 0 || patience > 1000000 || !(opt.lr > 0) || !(opt.weight_decay >= 0) || seed < 0) {
         fprintf(stderr, "collm train-cf: out-of-range option (need dim 1..65536, batch >= 1, max-epochs >= 0, "
-                        "patience >= 0, lr > 0, wd >= 0, seed >= 0)\n");
+                        "patience >= 0, lr > 0, weight-decay >= 0, seed >= 0)\n");
         return 1;
     }
     opt.batch = (int)batch;
@@ -77,6 +80,19 @@ int cmd_train_cf(int argc, char **argv) {
                     res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch, split_name,
                     res.best_eval_auc, res.best_eval_uauc, out);
             rc = 0;
+            if (cli_has(opts, "--json")) {
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddStringToObject(j, "model", kind);
+                cJSON_AddNumberToObject(j, "epochs", res.epochs_run);
+                cJSON_AddNumberToObject(j, "best_epoch", res.best_epoch);
+                cJSON_AddStringToObject(j, "eval_split", split_name);
+                cli_json_number(j, "eval_auc", res.best_eval_auc);
+                cli_json_number(j, "eval_uauc", res.best_eval_uauc);
+                cJSON_AddBoolToObject(j, "early_stopped", res.early_stopped);
+                cJSON_AddNumberToObject(j, "seconds", res.seconds);
+                cJSON_AddStringToObject(j, "out", out);
+                rc = cli_print_json(j);
+            }
         }
     }
     if (rc) cli_fail("train-cf");

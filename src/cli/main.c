@@ -1,6 +1,11 @@
 // collm: one binary, one subcommand per pipeline step.
 #include "commands.h"
 
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "collm/version.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +39,21 @@ static const command commands[] = {
 };
 
 static void print_help(void) {
-    printf("collm: CoLLM-FaissRet, an LLM-based recommender in C\n\nusage: collm <command> [options]   (collm <command> --help for details)\n\ncommands:\n");
+    printf("collm %s: CoLLM-FaissRet, an LLM-based recommender in C\n\n"
+           "usage: collm <command> [options]   (collm help <command> or collm <command> --help for details)\n"
+           "       collm --version\n\n"
+           "commands:\n",
+           collm_version());
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("  %-14s %s\n", commands[i].name, commands[i].summary);
+    printf("\nEvery command takes --name VALUE or --name=VALUE, -t/--threads N, -h/--help; -o is --out, -m is\n"
+           "--model (or --ckpt); --json prints one JSON object wherever a command reports a result.\n");
+}
+
+static const command *find_command(const char *name) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0) return &commands[i];
+    return NULL;
 }
 
 // Libraries read some settings from the environment once, when they load,
@@ -73,19 +90,43 @@ static void reexec_with_library_settings(char **argv) {
 
 int main(int argc, char **argv) {
     reexec_with_library_settings(argv);
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+        printf("collm %s\n", collm_version());
+        return 0;
+    }
+    if (argc >= 3 && strcmp(argv[1], "help") == 0) { // collm help CMD = collm CMD --help
+        const command *c = find_command(argv[2]);
+        if (!c) {
+            fprintf(stderr, "collm help: unknown command '%s' (see collm --help)\n", argv[2]);
+            return 1;
+        }
+        char help[] = "--help", *args[] = {argv[2], help, NULL};
+        return c->run(2, args);
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         print_help();
         return argc < 2 ? 1 : 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    const command *c = find_command(argv[1]);
+    if (c) return c->run(argc - 1, argv + 1);
     fprintf(stderr, "collm: unknown command '%s' (see collm --help)\n", argv[1]);
     return 1;
 }
 
 int cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    printf("collm 0.1.0\n");
+    cli_option opts[] = {
+        {"--json", NULL, "print {\"version\": ..., \"version_number\": ...}", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts, "usage: collm version [--json]   (also: collm --version)");
+    if (p) return p > 0 ? 0 : 1;
+    if (cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "version", collm_version());
+        cJSON_AddNumberToObject(j, "version_number", COLLM_VERSION_NUMBER);
+        return cli_print_json(j);
+    }
+    printf("collm %s\n", collm_version());
     return 0;
 }

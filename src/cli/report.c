@@ -15,8 +15,7 @@ int cli_print_json(cJSON *o) {
     return text ? 0 : 1;
 }
 
-// NaN (undefined metric) becomes JSON null.
-static void add_number(cJSON *o, const char *key, double v) {
+void cli_json_number(cJSON *o, const char *key, double v) {
     if (isnan(v) || isinf(v)) cJSON_AddNullToObject(o, key);
     else cJSON_AddNumberToObject(o, key, v);
 }
@@ -28,17 +27,17 @@ int cli_print_report(const collm_metrics_report *r, const cli_report_info *info,
         cJSON_AddStringToObject(o, "model", info->model);
         cJSON_AddStringToObject(o, "kind", info->kind);
         cJSON_AddStringToObject(o, "split", info->split);
-        add_number(o, "auc", r->auc);
-        add_number(o, "uauc", r->uauc);
+        cli_json_number(o, "auc", r->auc);
+        cli_json_number(o, "uauc", r->uauc);
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "n_pos", (double)r->n_pos);
         cJSON_AddNumberToObject(o, "n_users", (double)r->n_users);
         cJSON_AddNumberToObject(o, "n_users_uauc", (double)r->n_users_uauc);
-        add_number(o, "auc_warm", r->auc_warm);
-        add_number(o, "auc_cold", r->auc_cold);
+        cli_json_number(o, "auc_warm", r->auc_warm);
+        cli_json_number(o, "auc_cold", r->auc_cold);
         cJSON_AddNumberToObject(o, "n_warm", (double)r->n_warm);
         cJSON_AddNumberToObject(o, "n_cold", (double)r->n_cold);
-        if (!isnan(info->prompts_per_second)) add_number(o, "prompts_per_second", info->prompts_per_second);
+        if (!isnan(info->prompts_per_second)) cli_json_number(o, "prompts_per_second", info->prompts_per_second);
         char *s = cJSON_PrintUnformatted(o);
         int rc = s ? 0 : 1;
         if (s) printf("%s\n", s);
