@@ -42,10 +42,11 @@ static int tsv_open(tsv_file *t, const char *path) {
     t->path = path;
     int rc = collm_map_file(path, &t->map);
     if (rc != COLLM_OK) return rc;
+    // an empty file maps to NULL: no pointer arithmetic on it
+    if (t->map.size == 0) return collm_error(COLLM_ERR_FORMAT, "%s: line 1: empty file (no header)", path);
     const char *data = (const char *)t->map.data;
     t->p = data;
     t->end = data + t->map.size;
-    if (t->map.size == 0) return collm_error(COLLM_ERR_FORMAT, "%s: line 1: empty file (no header)", path);
     if (t->map.size >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB &&
         (unsigned char)data[2] == 0xBF)
         return collm_error(COLLM_ERR_FORMAT, "%s: line 1: UTF-8 byte-order mark not allowed", path);
