@@ -228,6 +228,57 @@ static void test_two_stages(void) {
     collm_rec_dataset_free(ds);
 }
 
+// A copy of checkpoint src in dst with key set to the u32 value.
+static int copy_with_u32(const char *src, const char *dst, const char *key, uint32_t value) {
+    collm_gguf_file *f = collm_gguf_open(src);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    int rc = f && w ? COLLM_OK : COLLM_ERR;
+    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++)
+        rc = strcmp(collm_gguf_key(f, i), key) ? collm_gguf_writer_copy_kv(w, f, i) : COLLM_OK;
+    if (!rc) rc = collm_gguf_writer_set_u32(w, key, value);
+    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+    }
+    if (!rc) rc = collm_gguf_writer_write(w, dst);
+    collm_gguf_writer_free(w);
+    collm_gguf_close(f);
+    return rc;
+}
+
+// Sizes in a checkpoint's keys are checked against its tensors before any
+// allocation (a fuzzed 6 KB checkpoint asked for 6 GB): the error names the
+// tensor whose size disagrees with the keys.
+static void test_lying_size_keys(const char *ckpt) {
+    static const struct {
+        const char *key;
+        uint32_t value;
+        const char *tensor;
+    } cases[] = {
+        {"collm.cf.n_users", 1u << 30, "cf.user_embd"},
+        {"collm.cf.n_items", 4000000000u, "CF sizes out of range"},
+        {"collm.cf.dim", 1u << 28, "cf.user_embd"},
+        {"collm.fece.d_hidden", 16u << 26, "fece.w1"},
+        {"collm.lora.rank", 1u << 30, "lora"},
+    };
+    char bad[720];
+    snprintf(bad, sizeof bad, "%s/lying.gguf", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(copy_with_u32(ckpt, bad, cases[i].key, cases[i].value) == COLLM_OK);
+        if (!strcmp(cases[i].key, "collm.lora.rank")) { // a LoRA checkpoint needs its targets too
+            char bad2[740];
+            snprintf(bad2, sizeof bad2, "%s.2", bad);
+            CHECK(copy_with_u32(bad, bad2, "collm.lora.targets", 1) == COLLM_OK);
+            rename(bad2, bad);
+        }
+        collm_model *m = collm_model_load(bad, NULL, NULL);
+        const char *err = collm_last_error();
+        CHECK_MSG(m == NULL && strstr(err, cases[i].tensor) && !strstr(err, "out of memory"),
+                  "%s = %u: %s", cases[i].key, cases[i].value, err);
+        collm_model_free(m);
+    }
+}
+
 // Full fine-tuning: the checkpoint holds the whole model (plus CF tables and
 // the mapping) and reloads without the base; a joint stage trains both.
 static void test_full_finetune(void) {
@@ -270,6 +321,7 @@ static void test_full_finetune(void) {
         check_scores_match_engine(m, ds, ds->valid, 4);
         collm_model_free(m);
     }
+    test_lying_size_keys(s2);
     collm_rec_dataset_free(ds);
 }
 

@@ -129,6 +129,18 @@ int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *na
     return rc == COLLM_OK ? rc : collm_error_prefix(rc, "%s: tensor '%s'", path, name);
 }
 
+// Checks that a checkpoint tensor exists with n elements (n from the keys),
+// before anything is allocated from those keys: a crafted key then cannot
+// ask for more memory than the file's own tensors hold.
+static int check_tensor_size(const collm_gguf_file *f, const char *path, const char *name, int64_t n) {
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
+    if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, name);
+    if (collm_gguf_tensor_n_elements(t) != n)
+        return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has %lld elements, but the checkpoint's keys give %lld",
+                           path, name, (long long)collm_gguf_tensor_n_elements(t), (long long)n);
+    return COLLM_OK;
+}
+
 static int get_u32_or(const collm_gguf_file *f, const char *key, uint32_t def, uint32_t *out) {
     if (collm_gguf_find_key(f, key) < 0) {
         *out = def;
@@ -162,11 +174,21 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
     if (rank > 0) {
         int in[COLLM_LORA_N_TARGETS], out[COLLM_LORA_N_TARGETS];
         lora_dims(hp, in, out);
+        if (rank > INT32_MAX || (targets & ~((1u << COLLM_LORA_N_TARGETS) - 1)))
+            return collm_error(COLLM_ERR_FORMAT, "%s: bad LoRA rank %u or targets 0x%x", path, rank, targets);
+        char name[96];
+        for (int l = 0; l < hp->n_layer; l++)
+            for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
+                if (!(targets >> t & 1)) continue;
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, collm_lora_target_gguf_name((collm_lora_target)t));
+                if ((rc = check_tensor_size(f, path, name, (int64_t)rank * in[t]))) return rc;
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, collm_lora_target_gguf_name((collm_lora_target)t));
+                if ((rc = check_tensor_size(f, path, name, (int64_t)out[t] * rank))) return rc;
+            }
         collm_rng rng;
         collm_rng_seed(&rng, 0);
         if ((rc = collm_lora_init(&m->lora, hp->n_layer, in, out, (int)rank, alpha, dropout, targets, &rng))) return rc;
         m->has_lora = 1;
-        char name[96];
         for (int l = 0; l < hp->n_layer; l++)
             for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
                 collm_lora_pair *p = collm_lora_get(&m->lora, l, (collm_lora_target)t);
@@ -186,6 +208,12 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
         }
     }
     if (cf_dim > 0) {
+        if (cf_dim > INT32_MAX || n_users > INT32_MAX || n_items > INT32_MAX)
+            return collm_error(COLLM_ERR_FORMAT, "%s: CF sizes out of range (dim %u, %u users, %u items)", path, cf_dim,
+                               n_users, n_items);
+        if ((rc = check_tensor_size(f, path, "cf.user_embd", (int64_t)n_users * cf_dim)) ||
+            (rc = check_tensor_size(f, path, "cf.item_embd", (int64_t)n_items * cf_dim)))
+            return rc;
         m->cf_dim = (int)cf_dim;
         m->n_cf_users = (int32_t)n_users;
         m->n_cf_items = (int32_t)n_items;
@@ -200,9 +228,12 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
         if ((int)fece_out != hp->n_embd)
             return collm_error(COLLM_ERR_FORMAT, "%s: FECE output %u does not match the model's n_embd %d", path,
                                fece_out, hp->n_embd);
-        if (fece_hidden % fece_in != 0)
+        if (fece_hidden % fece_in != 0 || fece_in > INT32_MAX || fece_hidden > INT32_MAX)
             return collm_error(COLLM_ERR_FORMAT, "%s: FECE hidden size %u is not a multiple of %u", path, fece_hidden,
                                fece_in);
+        if ((rc = check_tensor_size(f, path, "fece.w1", (int64_t)fece_hidden * fece_in)) ||
+            (rc = check_tensor_size(f, path, "fece.w2", (int64_t)fece_out * fece_hidden)))
+            return rc;
         collm_rng rng;
         collm_rng_seed(&rng, 0);
         if ((rc = collm_fece_init(&m->fece, (int)fece_in, (int)(fece_hidden / fece_in), (int)fece_out, &rng))) return rc;
