@@ -25,12 +25,18 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) \
             $(BUILD)/src/core/ops.base.o $(BUILD)/src/core/ops.v3.o $(BUILD)/gen/ops_dispatch.o
 CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c): libFuzzer programs in build-fuzz/
+# (`make fuzz`), corpus replayers in every other build (tests/cli/test_fuzz.sh).
+FUZZ_NAMES := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
 
-.PHONY: all test check demo setup sanitize clean tests bench install deps
+.PHONY: all test check demo setup sanitize tsan fuzz fuzz-build fuzz-seeds clean tests bench install deps
 all: $(BUILD)/collm $(BUILD)/libcollm.so tests
 
+# Rebuilt from scratch: `ar r` would keep members of objects no longer built.
 $(BUILD)/libcollm.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
+	rm -f $@
 	ar rcs $@ $^
 
 # The shared library: the same objects; exports are the COLLM_API functions.
@@ -44,11 +50,24 @@ $(BUILD)/libcollm.so: $(LIB_OBJ) src/libcollm.map
 $(BUILD)/collm: $(CLI_OBJ) $(BUILD)/libcollm.so
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lcollm -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDFLAGS) -lcjson -lm -pthread
 
-tests: $(TESTS)
+tests: $(TESTS) $(FUZZ_REPLAY)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libcollm.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# libFuzzer links with the C++ driver (UBSan's C++ runtime, for the Faiss bridge).
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libcollm.a
+	@mkdir -p $(@D)
+	$(CXX) $(OPT) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/make_seeds: $(BUILD)/tests/fuzz/make_seeds.o $(BUILD)/libcollm.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # Benchmarks: each bench/*.c is its own program linked against the library.
 BENCH_C  := $(sort $(wildcard bench/*.c))
@@ -108,6 +127,34 @@ sanitize:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	        LDFLAGS="-fsanitize=address,undefined" test
 
+# ThreadSanitizer (build-tsan/): the tests that run threads — the pool, the
+# ops / training thread-determinism tests, MF training, concurrent recommend,
+# the service's parallel requests. A race fails the run (TSan's exit code 66).
+# tests/tsan.supp silences reports inside uninstrumented third-party
+# libraries only (OpenBLAS, libgomp, Faiss), never collm code.
+TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_serve.sh
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 second_deadlock_stack=1 $$TSAN_OPTIONS" \
+	COLLM_TESTS="$(TSAN_TESTS)" BUILD=build-tsan ./tests/run.sh
+
+# libFuzzer under ASan + UBSan: the library and the harnesses built with clang
+# in build-fuzz/, then each harness runs FUZZ_SECONDS on its corpus
+# (tests/fuzz/corpus/NAME, committed seeds and former crashes; new inputs go
+# to build-fuzz/corpus/NAME). Fails on any crash, leak or harness assertion;
+# the input is left in build-fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang CXX=clang++ OPT="$(FUZZ_OPT)" LDFLAGS="-fsanitize=address,undefined" \
+	        $(FUZZ_NAMES:%=build-fuzz/fuzz/fuzz_%)
+fuzz: fuzz-build
+	./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# Rewrites the seed corpora (tests/fuzz/make_seeds.c) from the library's own writers.
+fuzz-seeds: $(BUILD)/fuzz/make_seeds
+	$(BUILD)/fuzz/make_seeds tests/fuzz/corpus $(BUILD)/fuzz-seeds-tmp
+
 # Headers, both libraries, the CLI and a pkg-config file under $(PREFIX)
 # (DESTDIR is honoured for staged installs).
 install: $(BUILD)/collm $(BUILD)/libcollm.a $(BUILD)/libcollm.so
@@ -126,6 +173,6 @@ deps:
 	python3 scripts/check_deps.py
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -7,7 +7,10 @@
 # prints the command to run and fails. Benchmarks (bench/) also want `wrk`:
 # `scripts/setup.sh --bench`.
 set -eu
-packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3)
+# clang + libclang-rt-14-dev (bookworm's clang 14: libFuzzer and the sanitizer
+# runtimes) build the fuzz harnesses (`make fuzz`).
+packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3
+          clang libclang-rt-14-dev)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
 [ "${1:-}" = "--bench" ] && commands+=(wrk:wrk gnuplot:gnuplot-nox bc:bc)

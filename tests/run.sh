@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test binary in $BUILD/tests (and the CLI tests in tests/cli/*.sh),
 # sums their "N passed, N failed" lines, and exits non-zero on any failure.
+# COLLM_TESTS="test_core test_serve.sh ..." runs only the tests named there
+# (file names without the folder), e.g. the threaded subset under `make tsan`.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -17,6 +19,7 @@ passed=0; failed=0; broken=()
 for t in "$BUILD"/tests/test_* tests/cli/test_*.sh; do
   [ -e "$t" ] || continue
   case "$t" in *.d|*.o) continue;; esac
+  if [ -n "${COLLM_TESTS:-}" ] && [[ " $COLLM_TESTS " != *" ${t##*/} "* ]]; then continue; fi
   start=$(date +%s%N)
   if [[ "$t" == *.sh ]]; then out=$(bash "$t" 2>&1); rc=$?; else out=$("$t" 2>&1); rc=$?; fi
   ms=$(( ($(date +%s%N) - start) / 1000000 )); secs="$((ms / 1000)).$(( (ms % 1000) / 100 ))"
