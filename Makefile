@@ -29,6 +29,8 @@ TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 # (`make fuzz`), corpus replayers in every other build (tests/cli/test_fuzz.sh).
 FUZZ_NAMES := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+# (their objects are kept: make would delete them as intermediates)
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o $(BUILD)/tests/fuzz/make_seeds.o
 
 .PHONY: all test check demo setup sanitize tsan fuzz fuzz-build fuzz-seeds clean tests bench install deps
 all: $(BUILD)/collm $(BUILD)/libcollm.so tests
