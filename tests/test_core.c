@@ -202,14 +202,90 @@ static void test_atomic_write(void) {
     CHECK(n == 5 && memcmp(buf, "hello", 5) == 0);
     free(buf);
     // errors name the file
-    CHECK(collm_read_file("/nonexistent/x", &buf, &n) == COLLM_ERR_IO);
+    CHECK(collm_read_file("/nonexistent/x", &buf, &n) == COLLM_ERR_NOT_FOUND);
     CHECK(strstr(collm_last_error(), "/nonexistent/x") != NULL);
+    CHECK(collm_last_error_code() == COLLM_ERR_NOT_FOUND);
+    CHECK(collm_map_file("/nonexistent/x", &(collm_mapped_file){0}) == COLLM_ERR_NOT_FOUND);
+    CHECK(collm_read_file(dir, &buf, &n) == COLLM_ERR_IO); // a folder exists: not NOT_FOUND
     collm_mapped_file map;
     CHECK(collm_map_file(path, &map) == COLLM_OK && map.size == 5);
     collm_unmap_file(&map);
 }
 
+// Code, field and message travel together; prefixing keeps the field; a
+// new error without a field clears it.
+static void test_error_state(void) {
+    collm_clear_error();
+    CHECK(collm_last_error_code() == COLLM_OK && collm_last_error_field() == NULL);
+    CHECK_STR(collm_last_error(), "");
+    CHECK(collm_error_field(COLLM_ERR_RANGE, "k", "k: %d exceeds %d", 20, 10) == COLLM_ERR_RANGE);
+    CHECK(collm_last_error_code() == COLLM_ERR_RANGE);
+    CHECK_STR(collm_last_error_field(), "k");
+    CHECK_STR(collm_last_error(), "k: 20 exceeds 10");
+    CHECK(collm_error_prefix(COLLM_ERR_ARG, "request %d", 3) == COLLM_ERR_ARG);
+    CHECK_STR(collm_last_error(), "request 3: k: 20 exceeds 10");
+    CHECK_STR(collm_last_error_field(), "k");
+    CHECK(collm_last_error_code() == COLLM_ERR_ARG);
+    CHECK(collm_error(COLLM_ERR_IO, "disk") == COLLM_ERR_IO);
+    CHECK(collm_last_error_field() == NULL && collm_last_error_code() == COLLM_ERR_IO);
+    collm_clear_error();
+    CHECK(collm_last_error_code() == COLLM_OK && collm_last_error()[0] == '\0');
+    // every code has its own description; out-of-enum values too
+    const int codes[] = {COLLM_OK, COLLM_ERR, COLLM_ERR_IO, COLLM_ERR_FORMAT, COLLM_ERR_ARG, COLLM_ERR_NOMEM,
+                         COLLM_ERR_NOT_FOUND, COLLM_ERR_UNSUPPORTED, COLLM_ERR_BUSY, COLLM_ERR_RANGE,
+                         COLLM_ERR_TOO_LARGE};
+    int n_codes = (int)(sizeof codes / sizeof codes[0]), distinct = 1;
+    for (int i = 0; i < n_codes; i++)
+        for (int j = 0; j < i; j++) distinct &= strcmp(collm_strerror(codes[i]), collm_strerror(codes[j])) != 0;
+    CHECK(distinct);
+    CHECK_STR(collm_strerror(COLLM_ERR_NOT_FOUND), "not found");
+    CHECK_STR(collm_strerror(-999), "unknown error code");
+    // the values are ABI: they never move
+    CHECK(COLLM_ERR_IO == -2 && COLLM_ERR_FORMAT == -3 && COLLM_ERR_ARG == -4 && COLLM_ERR_NOMEM == -5);
+}
+
+// UTF-8: hand-made valid and invalid sequences (table 3-7 of the Unicode standard).
+static void test_utf8(void) {
+    CHECK(collm_utf8_valid("abc", 3));
+    CHECK(collm_utf8_valid("caf\xC3\xA9", 5));                 // é
+    CHECK(collm_utf8_valid("\xE2\x82\xAC", 3));                // €
+    CHECK(collm_utf8_valid("\xF0\x9F\x98\x80", 4));            // U+1F600
+    CHECK(!collm_utf8_valid("caf\xE9", 4));                     // Latin-1 é
+    CHECK(!collm_utf8_valid("\x80", 1));                        // stray continuation
+    CHECK(!collm_utf8_valid("\xC0\xAF", 2));                    // overlong '/'
+    CHECK(!collm_utf8_valid("\xE0\x80\xAF", 3));                // overlong
+    CHECK(!collm_utf8_valid("\xED\xA0\x80", 3));                // surrogate U+D800
+    CHECK(!collm_utf8_valid("\xF4\x90\x80\x80", 4));            // U+110000
+    CHECK(!collm_utf8_valid("\xE2\x82", 2));                    // truncated
+    char out[32];
+    CHECK(collm_utf8_sanitize(out, sizeof out, "caf\xE9!", 5) == 7);
+    CHECK_STR(out, "caf\xEF\xBF\xBD!");
+    // a character that does not fit is left out whole (cap 5: "ab" + 3-byte € needs 6 with the NUL)
+    CHECK(collm_utf8_sanitize(out, 5, "ab\xE2\x82\xAC", 5) == 2);
+    CHECK_STR(out, "ab");
+    // messages: invalid bytes replaced; a message longer than the buffer is cut between characters
+    collm_error(COLLM_ERR_ARG, "unknown field \"%s\"", "\xFF\xFEx");
+    CHECK(collm_utf8_valid(collm_last_error(), strlen(collm_last_error())));
+    CHECK(strstr(collm_last_error(), "\xEF\xBF\xBD\xEF\xBF\xBDx") != NULL);
+    for (int shift = 0; shift < 3; shift++) {
+        char big[1100];
+        size_t k = 0;
+        for (int i = 0; i < shift; i++) big[k++] = 'a';
+        while (k + 3 < sizeof big) big[k++] = '\xE2', big[k++] = '\x82', big[k++] = '\xAC';
+        big[k] = '\0';
+        collm_error(COLLM_ERR_ARG, "%s", big);
+        size_t len = strlen(collm_last_error());
+        CHECK(len > 1000 && collm_utf8_valid(collm_last_error(), len));
+        CHECK(strstr(collm_last_error(), "\xEF\xBF\xBD") == NULL); // cut, not replaced
+    }
+    collm_error_field(COLLM_ERR_ARG, "\xE9t\xE9", "x");
+    CHECK_STR(collm_last_error_field(), "\xEF\xBF\xBDt\xEF\xBF\xBD");
+    collm_clear_error();
+}
+
 int main(void) {
+    test_error_state();
+    test_utf8();
     test_rng();
     test_pool();
     test_pool_concurrent();

@@ -18,11 +18,13 @@ typedef struct {
     size_t size;
 } collm_mapped_file;
 
-// Maps `path` read-only. Returns COLLM_OK or an error naming the path.
+// Maps `path` read-only. Returns COLLM_OK or an error naming the path
+// (COLLM_ERR_NOT_FOUND if it does not exist, else COLLM_ERR_IO).
 COLLM_API int collm_map_file(const char *path, collm_mapped_file *out);
 COLLM_API void collm_unmap_file(collm_mapped_file *map);
 
 // Reads a whole file into a malloc'd, NUL-terminated buffer (*out, *size).
+// Errors as collm_map_file.
 COLLM_API int collm_read_file(const char *path, char **out, size_t *size);
 
 // Calls write_fn(f, ctx) on a temp file next to `path`, then fsyncs and

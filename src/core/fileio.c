@@ -16,7 +16,9 @@ int collm_map_file(const char *path, collm_mapped_file *out) {
     out->data = NULL;
     out->size = 0;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return collm_error(COLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0)
+        return collm_error(errno == ENOENT ? COLLM_ERR_NOT_FOUND : COLLM_ERR_IO, "%s: cannot open: %s", path,
+                           strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
@@ -49,7 +51,9 @@ int collm_read_file(const char *path, char **out, size_t *size) {
     *out = NULL;
     if (size) *size = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return collm_error(errno == ENOENT ? COLLM_ERR_NOT_FOUND : COLLM_ERR_IO, "%s: cannot open: %s", path,
+                           strerror(errno));
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
