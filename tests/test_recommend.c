@@ -107,7 +107,7 @@ static void test_histories(const collm_rec_dataset *ds, const collm_recommend_hi
         int64_t n;
         int rc = collm_recommend_user_history(h, u, &his, &n);
         if (!best) {
-            CHECK(rc == COLLM_ERR_ARG);
+            CHECK(rc == COLLM_ERR_NOT_FOUND);
             continue;
         }
         CHECK(rc == COLLM_OK);
@@ -121,8 +121,9 @@ static void test_histories(const collm_rec_dataset *ds, const collm_recommend_hi
     CHECK(checked >= 10);
     const int32_t *his;
     int64_t n;
-    CHECK(collm_recommend_user_history(h, 1 << 20, &his, &n) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_user_history(h, 1 << 20, &his, &n) == COLLM_ERR_NOT_FOUND);
     CHECK(strstr(collm_last_error(), "1048576") != NULL);
+    CHECK(collm_last_error_field() && strcmp(collm_last_error_field(), "user") == 0);
 }
 
 static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const collm_recommend_histories *h,
@@ -222,24 +223,27 @@ static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const co
     req.user = -1;
     req.history = bad_his;
     req.n_history = 2;
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_RANGE);
     CHECK(strstr(collm_last_error(), "history") && strstr(collm_last_error(), "99999"));
+    CHECK(collm_last_error_field() && strcmp(collm_last_error_field(), "history") == 0);
     req.history = explicit_his;
     req.n_history = 3;
     req.k = 0;
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_RANGE);
     CHECK(strstr(collm_last_error(), "k:") != NULL);
+    CHECK(collm_last_error_field() && strcmp(collm_last_error_field(), "k") == 0);
     req.k = 31;
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_RANGE);
     CHECK(strstr(collm_last_error(), "exceeds") != NULL);
     req.k = 5;
     req.n_candidates = 0;
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_RANGE);
     CHECK(strstr(collm_last_error(), "candidates") != NULL);
+    CHECK(collm_last_error_field() && strcmp(collm_last_error_field(), "candidates") == 0);
     req.n_candidates = 30;
     req.history = NULL;
     req.user = 1 << 20; // neither in the data nor given a history
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_NOT_FOUND);
     CHECK(strstr(collm_last_error(), "unknown") != NULL);
     req.user = -1;
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) == COLLM_ERR_ARG);
@@ -249,10 +253,11 @@ static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const co
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info) != COLLM_OK); // no item to average
     int32_t bad_items[2] = {4, ds->n_items};
     float sc[2];
-    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_RANGE);
     CHECK(strstr(collm_last_error(), "items") != NULL);
+    CHECK(collm_last_error_field() && strcmp(collm_last_error_field(), "items") == 0);
     bad_items[1] = 0;
-    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 2, 1, ctx, sc, NULL) == COLLM_ERR_RANGE);
     CHECK(collm_recommend_score_items(m, ds->items, user, his, n_his, bad_items, 0, 1, ctx, sc, NULL) == COLLM_ERR_ARG);
 }
 

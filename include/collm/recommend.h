@@ -66,8 +66,8 @@ typedef struct collm_recommend_histories collm_recommend_histories;
 COLLM_API collm_recommend_histories *collm_recommend_histories_build(const collm_rec_dataset *ds);
 COLLM_API void collm_recommend_histories_free(collm_recommend_histories *h);
 // The user's history as described above (*his points into h, n_his >= 1 on
-// ml-1m because of the 0 sentinel). COLLM_ERR_ARG when the dataset has no row
-// of that user.
+// ml-1m because of the 0 sentinel). COLLM_ERR_NOT_FOUND (field "user") when the
+// dataset has no row of that user.
 COLLM_API int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
 
 typedef struct {
@@ -109,7 +109,9 @@ COLLM_API collm_llm_context *collm_recommend_context_create(const collm_model *m
 // Scores items (n) for one user and history with the CoLLM model: scores (n)
 // raw "Yes" logits. share_prefix as in collm_recommend_request; *prefix_tokens
 // (may be NULL) receives the shared prefix length. ctx may be NULL (one is
-// created for the call). Errors name the offending item / user.
+// created for the call). Errors name the offending item / user; the error's
+// field (collm_last_error_field) is the request field: "user" (NOT_FOUND),
+// "history", "items", "k", "candidates" (RANGE or ARG).
 COLLM_API int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
                           int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens);

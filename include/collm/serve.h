@@ -1,26 +1,46 @@
 // HTTP JSON service over the recommender (libmicrohttpd + cJSON).
 //
-//   GET  /health     → {"status":"ok","items":N,"users":N,"dim":d,"contexts":n}
+//   GET  /health     → {"status":"ok","items":N,"users":N,"dim":d,"contexts":n,
+//                       "busy":contexts in use,"connections":open connections}
 //   POST /recommend  {"user":U,"k":10,"candidates":100} or {"history":[12,7,33],"k":..}
 //                    (both user and history: the user's CF vector, that history)
 //                    → {"user":U|null,"k":..,"candidates":n,"cold_start_query":b,
 //                       "items":[{"rank","item","title","llm_score","retrieval_score"}...]}
 //   POST /score      {"user":U,"items":[..]} (optional "history") → {"user":U,"scores":[{"item","llm_score"}...]}
 //
-// Every field is validated: a wrong type, a missing field, an out-of-range
-// value or an unknown field answers 400 with {"error":"...","field":"name"};
-// an unknown user 404; a body over max_body bytes 413; an unknown path 404; a
-// known path with another method 405 (with Allow). Library failures are 500.
+// Errors answer {"error":"one line","code":"name","field":"name"|null}. The
+// status comes from the collm error code (collm/error.h), never from the text:
+//   400 invalid_argument / format / out_of_range: a body that is not exactly
+//       one JSON object in UTF-8 (trailing text after the value is an error),
+//       a duplicate, unknown or missing field, a wrong type, a value out of
+//       range, an item id outside the catalogue
+//   404 not_found: an unknown user (field "user") or path
+//   405 method_not_allowed (with Allow)
+//   413 too_large: a body over max_body bytes
+//   503 busy (with Retry-After): no inference context came free within
+//       context_wait_ms
+//   500 anything else.
+// Every response is valid UTF-8: invalid bytes in titles (a Latin-1 items
+// file), messages or echoed field names become U+FFFD.
 //
 // Concurrency: one thread per connection (MHD_USE_THREAD_PER_CONNECTION with
-// the internal polling thread). The model, index, items and histories are
-// shared read-only; inference scratch comes from a pool of n_contexts
-// llm_contexts guarded by a mutex + condition variable (a request waits for
-// a free context), so memory stays bounded whatever the connection count.
+// a poll()-based listener, so descriptors above FD_SETSIZE are fine). At most
+// max_connections connections are open, at most per_ip_limit from one
+// address (more are closed at accept), and a connection without traffic for
+// timeout_s is closed. The model, index, items and histories are shared
+// read-only; inference scratch comes from a pool of n_contexts llm_contexts
+// (a request waits at most context_wait_ms for one, then gets 503), so memory
+// stays bounded whatever the connection count.
 //
 // Threading: collm_serve_handle may be called from any number of threads at
-// once (the HTTP threads do); collm_serve_stop once, after the last
-// collm_serve_handle call of the caller's own threads has returned.
+// once (the HTTP threads do); collm_serve_drain from any one thread while
+// the server runs; collm_serve_stop once, after the last collm_serve_handle /
+// collm_serve_drain call of the caller's own threads has returned.
+//
+// Test hook: when the environment variable COLLM_SERVE_TEST_HOLD names a
+// path at collm_serve_start, a scoring request keeps its context, after
+// scoring, for as long as that file exists (tests use it to have a request in
+// flight without relying on timing). Unset in production.
 #ifndef COLLM_SERVE_H
 #define COLLM_SERVE_H
 
@@ -37,31 +57,47 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *host;     // IPv4 address to bind (default "127.0.0.1": loopback only)
-    int port;             // 0 = any free port (see collm_serve_port)
-    int n_contexts;       // concurrent inferences (default 2)
-    size_t max_body;      // bytes (default 64 KiB)
-    int max_k;            // largest k / candidates / items per request (default 1000)
+    const char *host;    // IPv4 address to bind (default "127.0.0.1": loopback only)
+    int port;            // 0 = any free port (see collm_serve_port)
+    int n_contexts;      // concurrent inferences (default 2, at most 256)
+    size_t max_body;     // bytes (default 64 KiB)
+    int max_k;           // largest k / candidates / items per request (default 1000)
+    int max_connections; // open connections at once (default 512)
+    int per_ip_limit;    // open connections from one address (default 64; 0 = no limit)
+    int timeout_s;       // close a connection idle this long (default 30)
+    int context_wait_ms; // longest wait for a free context before 503 (default 1000)
+    int retry_after_s;   // Retry-After of a 503 (default 1)
+    int drain_timeout_s; // collm_serve_stop without a prior drain: longest wait for requests in flight (default 30)
 } collm_serve_options;
 
+// Fills *o with the defaults above. Always start from it: fields may be added.
 COLLM_API void collm_serve_options_default(collm_serve_options *o);
 
 typedef struct collm_serve_server collm_serve_server;
 
 // Starts listening (threads run in the background). All pointers are
-// borrowed and must outlive the server. NULL + error (e.g. port in use).
-COLLM_API collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
-                          const collm_recommend_histories *hist, const collm_serve_options *o);
+// borrowed and must outlive the server (o->host only for the call). NULL +
+// error (COLLM_ERR_RANGE naming the option, COLLM_ERR_IO when the port is in use).
+COLLM_API collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index,
+                                                const collm_rec_items *items, const collm_recommend_histories *hist,
+                                                const collm_serve_options *o);
 // The bound port (useful with port 0).
 COLLM_API int collm_serve_port(const collm_serve_server *s);
-// Stops accepting, waits for running requests, frees everything.
+// Graceful drain: closes the listening socket (new clients are refused),
+// lets the requests in progress finish (their responses say Connection:
+// close) and waits up to timeout_ms for them. Returns how many are still in
+// flight (0 = drained); call again to wait longer.
+COLLM_API int collm_serve_drain(collm_serve_server *s, int timeout_ms);
+// Stops and frees everything. Without a prior collm_serve_drain it first
+// drains for up to drain_timeout_s; connections still open are then closed.
 COLLM_API void collm_serve_stop(collm_serve_server *s);
 
 // Handles one request in memory (what the HTTP layer calls): *body_out is a
 // malloc'd JSON text (caller frees), *status the HTTP status; *allow (may be
-// NULL) receives the Allow header value for a 405.
-COLLM_API void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
-                  char **body_out, int *status, const char **allow);
+// NULL) receives the Allow header value for a 405. (A 503 here carries no
+// Retry-After header: that is the HTTP layer's.)
+COLLM_API void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body,
+                                  size_t n_body, char **body_out, int *status, const char **allow);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,11 @@
 // collm serve: the HTTP JSON service (include/collm/serve.h) until SIGINT /
-// SIGTERM, which stop it cleanly (running requests finish, memory is freed,
-// exit status 0).
+// SIGTERM, which drain it: the listening socket closes at once, requests in
+// progress finish (up to --drain seconds; a second signal cuts that short),
+// memory is freed, exit status 0.
 //   collm serve --ckpt C.gguf --index items.faiss --data DIR --port 8080 [--host 127.0.0.1] [--contexts 2]
+#include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,12 +40,18 @@ int cmd_serve(int argc, char **argv) {
         {"--host", "ADDR", "IPv4 address to bind (default 127.0.0.1, loopback only)", NULL},
         {"--contexts", "N", "inference contexts = requests scored at once (default 2)", NULL},
         {"--max-body", "BYTES", "largest request body (default 65536; larger → 413)", NULL},
+        {"--max-connections", "N", "open connections at once (default 512)", NULL},
+        {"--per-ip-limit", "N", "open connections from one address (default 64; 0 = no limit)", NULL},
+        {"--timeout", "S", "close a connection idle for S seconds (default 30)", NULL},
+        {"--context-wait", "MS", "longest wait for a free context before 503 + Retry-After (default 1000)", NULL},
+        {"--drain", "S", "on SIGTERM/SIGINT, longest wait for requests in progress (default 30)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm serve --ckpt FILE --index FILE --data DIR [--port 8080] [--host 127.0.0.1] "
-                      "[--contexts 2] [--threads N]");
+                      "[--contexts 2] [--max-connections 512] [--per-ip-limit 64] [--timeout 30] [--context-wait 1000] "
+                      "[--threads N]");
     if (p) return p > 0 ? 0 : 1;
     const char *ckpt, *index_path, *data;
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--index", &index_path) ||
@@ -50,18 +59,47 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     collm_serve_options so;
     collm_serve_options_default(&so);
-    int64_t port, contexts, max_body;
-    if (cli_get_int(opts, "--port", so.port, &port) || cli_get_int(opts, "--contexts", so.n_contexts, &contexts) ||
-        cli_get_int(opts, "--max-body", (int64_t)so.max_body, &max_body))
-        return 1;
-    if (port < 0 || port > 65535 || contexts < 1 || contexts > 256 || max_body < 2 || max_body > (1 << 26)) {
-        fprintf(stderr, "collm serve: out-of-range option (need 0 <= port <= 65535, 1 <= contexts <= 256)\n");
+    // name, value, lowest, highest: every option is checked before the model is loaded
+    struct {
+        const char *name;
+        int64_t def, lo, hi, v;
+    } iv[] = {
+        {"--port", so.port, 0, 65535, 0},
+        {"--contexts", so.n_contexts, 1, 256, 0},
+        {"--max-body", (int64_t)so.max_body, 2, 1 << 26, 0},
+        {"--max-connections", so.max_connections, 1, 65536, 0},
+        {"--per-ip-limit", so.per_ip_limit, 0, 65536, 0},
+        {"--timeout", so.timeout_s, 1, 86400, 0},
+        {"--context-wait", so.context_wait_ms, 0, 600000, 0},
+        {"--drain", so.drain_timeout_s, 0, 3600, 0},
+    };
+    for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
+        if (cli_get_int(opts, iv[i].name, iv[i].def, &iv[i].v)) return 1;
+        if (iv[i].v < iv[i].lo || iv[i].v > iv[i].hi) {
+            fprintf(stderr, "collm serve: %s %lld is out of range [%lld, %lld]\n", iv[i].name, (long long)iv[i].v,
+                    (long long)iv[i].lo, (long long)iv[i].hi);
+            return 1;
+        }
+    }
+    so.port = (int)iv[0].v;
+    so.n_contexts = (int)iv[1].v;
+    so.max_body = (size_t)iv[2].v;
+    so.max_connections = (int)iv[3].v;
+    so.per_ip_limit = (int)iv[4].v;
+    so.timeout_s = (int)iv[5].v;
+    so.context_wait_ms = (int)iv[6].v;
+    so.drain_timeout_s = (int)iv[7].v;
+    if (so.per_ip_limit > so.max_connections) {
+        fprintf(stderr, "collm serve: --per-ip-limit %d exceeds --max-connections %d\n", so.per_ip_limit,
+                so.max_connections);
         return 1;
     }
-    so.port = (int)port;
-    so.n_contexts = (int)contexts;
-    so.max_body = (size_t)max_body;
     if (cli_get(opts, "--host")) so.host = cli_get(opts, "--host");
+    struct in_addr probe;
+    if (inet_pton(AF_INET, so.host, &probe) != 1) {
+        fprintf(stderr, "collm serve: --host %s is not an IPv4 address\n", so.host);
+        return 1;
+    }
     // concurrent requests each run BLAS: one BLAS thread per request keeps the cores from oversubscribing
     int threads = cli_threads(opts);
     cli_rec_setup s;
@@ -90,7 +128,17 @@ int cmd_serve(int argc, char **argv) {
         char c;
         while (read(serve_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
         }
-        fprintf(stderr, "serve: stopping\n");
+        // drain in slices so that a second signal can cut it short
+        fprintf(stderr, "serve: stopping (draining requests in progress, up to %d s)\n", so.drain_timeout_s);
+        fflush(stderr);
+        int left = 0;
+        for (int waited = 0;; waited += 100) {
+            left = collm_serve_drain(srv, 100);
+            if (left == 0 || waited >= so.drain_timeout_s * 1000) break;
+            struct pollfd pfd = {serve_signal_pipe[0], POLLIN, 0};
+            if (poll(&pfd, 1, 0) > 0) break; // second signal
+        }
+        if (left) fprintf(stderr, "serve: %d requests still in progress are cut off\n", left);
         collm_serve_stop(srv);
     }
     signal(SIGINT, SIG_DFL);

@@ -102,7 +102,8 @@ void collm_recommend_histories_free(collm_recommend_histories *h) {
 
 int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
     if (!h || user < 0 || user >= h->n_users || !h->has[user])
-        return collm_error(COLLM_ERR_ARG, "user: %d is unknown (no rows in the dataset); give a history", user);
+        return collm_error_field(COLLM_ERR_NOT_FOUND, "user", "user: %d is unknown (no rows in the dataset); give a history",
+                                user);
     *his = h->his + h->offset[user];
     *n_his = h->offset[user + 1] - h->offset[user];
     return COLLM_OK;
@@ -130,12 +131,12 @@ int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items 
     int64_t n_src;
     int add_sentinel = 0;
     if (history) {
-        if (n_history < 0) return collm_error(COLLM_ERR_ARG, "history: negative length %d", n_history);
+        if (n_history < 0) return collm_error_field(COLLM_ERR_ARG, "history", "history: negative length %d", n_history);
         src = history;
         n_src = n_history;
         add_sentinel = collm_template(m)->his_has_sentinel && (n_src == 0 || src[0] != 0);
     } else {
-        if (user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id or a history");
+        if (user < 0) return collm_error_field(COLLM_ERR_ARG, "user", "user: give a user id or a history");
         int rc = collm_recommend_user_history(hist, user, &src, &n_src);
         if (rc) return rc;
     }
@@ -145,8 +146,8 @@ int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items 
     for (int64_t i = 0; i < n_src; i++) {
         int32_t id = src[i];
         if (id < 0 || id >= items->n || (m->has_fece && id >= n_cf_items))
-            return collm_error(COLLM_ERR_ARG, "history: item %d (position %lld) is not in the catalogue (ids 1..%d)",
-                               id, (long long)i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
+            return collm_error_field(COLLM_ERR_RANGE, "history",
+                                     "history: item %d (position %lld) is not in the catalogue (ids 1..%d)", id, (long long)i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
     }
     int64_t n = n_src + add_sentinel;
     int32_t *his = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
@@ -253,14 +254,14 @@ int collm_recommend_score_items(const collm_model *m, const collm_rec_items *ite
                           int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens) {
     if (prefix_tokens) *prefix_tokens = 0;
-    if (n < 1) return collm_error(COLLM_ERR_ARG, "items: need at least one item to score");
+    if (n < 1) return collm_error_field(COLLM_ERR_ARG, "items", "items: need at least one item to score");
     int32_t n_cf_items = 0;
     int dim = 0;
     collm_cf_items(m, &n_cf_items, &dim);
     for (int i = 0; i < n; i++)
         if (cands[i] <= 0 || cands[i] >= items->n || (m->has_fece && cands[i] >= n_cf_items))
-            return collm_error(COLLM_ERR_ARG, "items: item %d (position %d) is not in the catalogue (ids 1..%d)",
-                               cands[i], i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
+            return collm_error_field(COLLM_ERR_RANGE, "items", "items: item %d (position %d) is not in the catalogue (ids 1..%d)",
+                                     cands[i], i, (m->has_fece && n_cf_items < items->n ? n_cf_items : items->n) - 1);
     int own_ctx = ctx == NULL;
     if (own_ctx && !(ctx = collm_recommend_context_create(m, NULL))) return COLLM_ERR;
     int n_ctx = collm_llm_context_n_ctx(ctx), n_batch = collm_llm_context_n_batch(ctx), C = collm_llm(m)->hp.n_embd;
@@ -404,10 +405,12 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
     if (!m || !index || !items || !req || !out) return collm_error(COLLM_ERR_ARG, "collm_recommend_for_user: NULL argument");
-    if (req->n_candidates < 1) return collm_error(COLLM_ERR_ARG, "candidates: must be >= 1 (got %d)", req->n_candidates);
-    if (req->k < 1) return collm_error(COLLM_ERR_ARG, "k: must be >= 1 (got %d)", req->k);
+    if (req->n_candidates < 1)
+        return collm_error_field(COLLM_ERR_RANGE, "candidates", "candidates: must be >= 1 (got %d)", req->n_candidates);
+    if (req->k < 1) return collm_error_field(COLLM_ERR_RANGE, "k", "k: must be >= 1 (got %d)", req->k);
     if (req->k > req->n_candidates)
-        return collm_error(COLLM_ERR_ARG, "k: %d exceeds the number of candidates (%d)", req->k, req->n_candidates);
+        return collm_error_field(COLLM_ERR_RANGE, "k", "k: %d exceeds the number of candidates (%d)", req->k,
+                                req->n_candidates);
     int32_t n_cf_items = 0, n_cf_users = 0;
     int d = 0, du = 0;
     const float *item_vecs = collm_cf_items(m, &n_cf_items, &d);
@@ -416,10 +419,12 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     if (collm_retrieval_index_dim(index) != d)
         return collm_error(COLLM_ERR_ARG, "index dimension %d differs from the checkpoint's CF dimension %d",
                            collm_retrieval_index_dim(index), d);
-    if (!req->history && req->user < 0) return collm_error(COLLM_ERR_ARG, "user: give a user id >= 0 or a history");
+    if (!req->history && req->user < 0)
+        return collm_error_field(COLLM_ERR_ARG, "user", "user: give a user id >= 0 or a history");
     float lambda = isnan(req->fusion_lambda) ? collm_rerank_lambda(m, NULL) : req->fusion_lambda;
     if (!(lambda >= 0 && isfinite(lambda)))
-        return collm_error(COLLM_ERR_ARG, "fusion lambda: %g (must be >= 0 and finite)", req->fusion_lambda);
+        return collm_error_field(COLLM_ERR_ARG, "fusion_lambda", "fusion lambda: %g (must be >= 0 and finite)",
+                                 req->fusion_lambda);
     info->fusion_lambda = lambda;
     int32_t *his = NULL;
     int64_t n_his = 0;
@@ -440,7 +445,11 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
         } else {
             info->used_mean_query = 1;
             rc = collm_retrieval_mean_query(item_vecs, n_cf_items, d, his, (int)n_his, query);
-            if (rc) collm_error_prefix(rc, "history");
+            if (rc) { // name the request field the caller can fix
+                char why[512];
+                snprintf(why, sizeof why, "%s", collm_last_error());
+                collm_error_field(rc, "history", "history: %s", why);
+            }
         }
     }
     int found = 0;

@@ -3,13 +3,16 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "collm/error.h"
 
@@ -21,31 +24,71 @@ struct collm_serve_server {
     collm_serve_options opt;
     struct MHD_Daemon *daemon;
     int port;
-    // the context pool: free[i] = 1 when ctx[i] is idle
     collm_llm_context **ctx;
-    int *free_ctx;
+    char *hold_path; // test hook COLLM_SERVE_TEST_HOLD (see serve.h), NULL when unset
+    // Everything below is guarded by `lock`.
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t ctx_freed;    // a context went back to the pool, or stopping
+    pthread_cond_t request_done; // in_flight went down (drain waits on it)
+    int *free_ctx;               // free_ctx[i] = 1 when ctx[i] is idle
+    int n_busy;                  // contexts in use
+    int in_flight;               // requests between their first callback and their completion
+    int n_connections;           // open connections (MHD connection notifications)
+    int draining, drain_called, stopping;
+    // MHD's own log lines (rejected connections...), at most LOG_PER_SECOND a second
+    pthread_mutex_t log_lock;
+    time_t log_second;
+    int log_count;
+    long log_suppressed;
 };
 
+#define LOG_PER_SECOND 5
+
 void collm_serve_options_default(collm_serve_options *o) {
+    memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->port = 8080;
     o->n_contexts = 2;
     o->max_body = 64 * 1024;
     o->max_k = 1000;
+    o->max_connections = 512;
+    o->per_ip_limit = 64;
+    o->timeout_s = 30;
+    o->context_wait_ms = 1000;
+    o->retry_after_s = 1;
+    o->drain_timeout_s = 30;
 }
 
+// A CLOCK_MONOTONIC deadline `ms` from now (the condition variables use that clock).
+static struct timespec deadline_ms(long ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+// Takes an idle context, waiting at most opt.context_wait_ms. Returns its
+// index, or -1 when none came free in time (or the server is stopping).
 static int acquire_ctx(collm_serve_server *s) {
+    struct timespec until = deadline_ms(s->opt.context_wait_ms);
     pthread_mutex_lock(&s->lock);
-    int got = -1;
+    int got = -1, timed_out = 0;
     for (;;) {
         for (int i = 0; i < s->opt.n_contexts && got < 0; i++)
             if (s->free_ctx[i]) got = i;
-        if (got >= 0) break;
-        pthread_cond_wait(&s->cond, &s->lock);
+        if (got >= 0 || timed_out || s->stopping) break;
+        // one more look after a timeout: a context may have come free at the deadline
+        timed_out = pthread_cond_timedwait(&s->ctx_freed, &s->lock, &until) == ETIMEDOUT;
     }
-    s->free_ctx[got] = 0;
+    if (got >= 0) {
+        s->free_ctx[got] = 0;
+        s->n_busy++;
+    }
     pthread_mutex_unlock(&s->lock);
     return got;
 }
@@ -53,46 +96,130 @@ static int acquire_ctx(collm_serve_server *s) {
 static void release_ctx(collm_serve_server *s, int i) {
     pthread_mutex_lock(&s->lock);
     s->free_ctx[i] = 1;
-    pthread_cond_signal(&s->cond);
+    s->n_busy--;
+    pthread_cond_signal(&s->ctx_freed);
     pthread_mutex_unlock(&s->lock);
 }
 
-// ---------------------------------------------------------------------------
-// JSON helpers
+static int is_stopping(collm_serve_server *s) {
+    pthread_mutex_lock(&s->lock);
+    int v = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
 
-static char *error_body(const char *message, const char *field) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", message);
-    if (field) cJSON_AddStringToObject(o, "field", field);
-    else cJSON_AddNullToObject(o, "field");
-    char *text = cJSON_PrintUnformatted(o);
+// Test hook: while the file named by COLLM_SERVE_TEST_HOLD exists, a scoring
+// request keeps its context (tests make "a request in flight" without timing).
+static void test_hold(collm_serve_server *s) {
+    if (!s->hold_path) return;
+    while (access(s->hold_path, F_OK) == 0 && !is_stopping(s)) usleep(10 * 1000);
+}
+
+// ---------------------------------------------------------------------------
+// Replies and JSON helpers
+
+typedef struct {
+    char *body;        // malloc'd JSON text
+    int status;        // HTTP status
+    const char *allow; // Allow header (405)
+    int retry_after;   // Retry-After header in seconds (503), 0 = none
+} reply;
+
+// Error code → HTTP status (the message text is never inspected).
+static int http_status(int code) {
+    switch (code) {
+    case COLLM_ERR_ARG:
+    case COLLM_ERR_FORMAT:
+    case COLLM_ERR_RANGE: return 400;
+    case COLLM_ERR_NOT_FOUND: return 404;
+    case COLLM_ERR_TOO_LARGE: return 413;
+    case COLLM_ERR_BUSY: return 503;
+    default: return 500;
+    }
+}
+
+// Error code → the "code" member of an error body (stable, for clients to branch on).
+static const char *code_name(int code) {
+    switch (code) {
+    case COLLM_ERR_ARG: return "invalid_argument";
+    case COLLM_ERR_FORMAT: return "format";
+    case COLLM_ERR_RANGE: return "out_of_range";
+    case COLLM_ERR_NOT_FOUND: return "not_found";
+    case COLLM_ERR_TOO_LARGE: return "too_large";
+    case COLLM_ERR_BUSY: return "busy";
+    case COLLM_ERR_NOMEM: return "out_of_memory";
+    case COLLM_ERR_IO: return "io";
+    case COLLM_ERR_UNSUPPORTED: return "unsupported";
+    default: return "internal";
+    }
+}
+
+// Adds name: text as valid UTF-8 (bytes that are not become U+FFFD): item
+// titles come from a data file, field names from the request.
+static void add_text(cJSON *o, const char *name, const char *text) {
+    size_t n = strlen(text);
+    if (collm_utf8_valid(text, n)) {
+        cJSON_AddStringToObject(o, name, text);
+        return;
+    }
+    char *clean = malloc(3 * n + 1);
+    if (!clean) return;
+    collm_utf8_sanitize(clean, 3 * n + 1, text, n);
+    cJSON_AddStringToObject(o, name, clean);
+    free(clean);
+}
+
+static char *print_and_free(cJSON *o) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
 }
 
-// An error response: status + {"error","field"}.
-static void fail(char **out, int *status, int code, const char *field, const char *fmt, ...)
+// An error reply {"error":message,"code":name,"field":field|null}. The
+// message is cut at 511 bytes between characters; the echoed field at 127.
+static void reply_error(reply *r, int status, const char *name, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void fail(char **out, int *status, int code, const char *field, const char *fmt, ...) {
-    char msg[512];
+static void reply_error(reply *r, int status, const char *name, const char *field, const char *fmt, ...) {
+    char raw[1024], msg[512], fld[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    *out = error_body(msg, field);
-    *status = code;
+    // each input byte gives at least one output byte, so the 511-byte cap is
+    // reached before a cut at the end of raw could show
+    collm_utf8_sanitize(msg, sizeof msg, raw, strlen(raw));
+    if (field) collm_utf8_sanitize(fld, sizeof fld, field, strlen(field));
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "error", msg);
+        cJSON_AddStringToObject(o, "code", name);
+        if (field) cJSON_AddStringToObject(o, "field", fld);
+        else cJSON_AddNullToObject(o, "field");
+    }
+    free(r->body);
+    r->body = print_and_free(o);
+    r->status = status;
 }
 
-// Reads an integer field in [lo, hi]. 1 found, 0 absent, -1 error (reported).
-static int get_int_field(const cJSON *root, const char *name, long lo, long hi, long *v, char **out, int *status) {
+// An error reply for a collm error code.
+#define fail(r, code, field, ...) reply_error((r), http_status(code), code_name(code), (field), __VA_ARGS__)
+
+// A library call failed: its code gives the status, its field the "field".
+static void library_fail(int rc, reply *r) {
+    const char *msg = collm_last_error();
+    fail(r, rc, collm_last_error_field(), "%s", msg[0] ? msg : collm_strerror(rc));
+}
+
+// Reads an integer field in [lo, hi]. 1 found, 0 absent, -1 error (replied).
+static int get_int_field(const cJSON *root, const char *name, long lo, long hi, long *v, reply *r) {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!f) return 0;
     if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble) || !isfinite(f->valuedouble)) {
-        fail(out, status, 400, name, "%s: expected an integer", name);
+        fail(r, COLLM_ERR_ARG, name, "%s: expected an integer", name);
         return -1;
     }
     if (f->valuedouble < (double)lo || f->valuedouble > (double)hi) {
-        fail(out, status, 400, name, "%s: %.0f is out of range [%ld, %ld]", name, f->valuedouble, lo, hi);
+        fail(r, COLLM_ERR_RANGE, name, "%s: %.0f is out of range [%ld, %ld]", name, f->valuedouble, lo, hi);
         return -1;
     }
     *v = (long)f->valuedouble;
@@ -100,22 +227,21 @@ static int get_int_field(const cJSON *root, const char *name, long lo, long hi, 
 }
 
 // Reads an array of integers >= 0 (at most max_n). 1 found, 0 absent, -1 error.
-static int get_id_array(const cJSON *root, const char *name, int max_n, int32_t **ids, int *n, char **out,
-                        int *status) {
+static int get_id_array(const cJSON *root, const char *name, int max_n, int32_t **ids, int *n, reply *r) {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!f) return 0;
     if (!cJSON_IsArray(f)) {
-        fail(out, status, 400, name, "%s: expected an array of item ids", name);
+        fail(r, COLLM_ERR_ARG, name, "%s: expected an array of item ids", name);
         return -1;
     }
     int count = cJSON_GetArraySize(f);
     if (count < 1 || count > max_n) {
-        fail(out, status, 400, name, "%s: needs 1 to %d ids (got %d)", name, max_n, count);
+        fail(r, COLLM_ERR_RANGE, name, "%s: needs 1 to %d ids (got %d)", name, max_n, count);
         return -1;
     }
     *ids = malloc((size_t)count * sizeof(int32_t));
     if (!*ids) {
-        fail(out, status, 500, NULL, "out of memory");
+        fail(r, COLLM_ERR_NOMEM, NULL, "out of memory");
         return -1;
     }
     int i = 0;
@@ -123,7 +249,7 @@ static int get_id_array(const cJSON *root, const char *name, int max_n, int32_t 
     cJSON_ArrayForEach(e, f) {
         if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 0 ||
             e->valuedouble > 2147483647.0) {
-            fail(out, status, 400, name, "%s[%d]: expected an item id (integer >= 0)", name, i);
+            fail(r, COLLM_ERR_ARG, name, "%s[%d]: expected an item id (integer >= 0)", name, i);
             free(*ids);
             *ids = NULL;
             return -1;
@@ -134,61 +260,84 @@ static int get_id_array(const cJSON *root, const char *name, int max_n, int32_t 
     return 1;
 }
 
-// Rejects fields outside `allowed` (NULL-terminated).
-static int check_fields(const cJSON *root, const char *const *allowed, char **out, int *status) {
+// Rejects members outside `allowed` (NULL-terminated, at most 8) and a
+// member given twice (cJSON keeps both; which one wins would be arbitrary).
+static int check_fields(const cJSON *root, const char *const *allowed, reply *r) {
+    int seen[8] = {0};
     const cJSON *f;
     cJSON_ArrayForEach(f, root) {
-        int ok = 0;
-        for (int i = 0; allowed[i] && !ok; i++) ok = f->string && strcmp(f->string, allowed[i]) == 0;
-        if (!ok) {
-            fail(out, status, 400, f->string ? f->string : "", "unknown field \"%s\"", f->string ? f->string : "");
+        const char *name = f->string ? f->string : "";
+        int k = -1;
+        for (int i = 0; allowed[i] && k < 0; i++)
+            if (strcmp(name, allowed[i]) == 0) k = i;
+        if (k < 0) {
+            fail(r, COLLM_ERR_ARG, name, "unknown field \"%s\"", name);
+            return -1;
+        }
+        if (seen[k]++) {
+            fail(r, COLLM_ERR_ARG, name, "duplicate field \"%s\"", name);
             return -1;
         }
     }
     return 0;
 }
 
-// A library error → status and field from its message ("user: ...", "history: ...").
-static void library_fail(int rc, char **out, int *status) {
-    const char *msg = collm_last_error();
-    const char *fields[] = {"user", "history", "items", "k", "candidates"};
-    const char *field = NULL;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !field; i++) {
-        size_t n = strlen(fields[i]);
-        if (strncmp(msg, fields[i], n) == 0 && msg[n] == ':') field = fields[i];
+// The body as exactly one JSON object: valid UTF-8 (RFC 8259), nothing but
+// whitespace after the value. NULL + reply otherwise.
+static cJSON *parse_body(const char *body, size_t n, reply *r) {
+    if (!body) body = "";
+    if (!collm_utf8_valid(body, n)) {
+        fail(r, COLLM_ERR_FORMAT, NULL, "body is not valid UTF-8");
+        return NULL;
     }
-    int code = rc == COLLM_ERR_ARG ? 400 : 500;
-    if (field && strcmp(field, "user") == 0 && strstr(msg, "unknown")) code = 404;
-    fail(out, status, code, field, "%s", msg);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    size_t at = end && end >= body ? (size_t)(end - body) : 0;
+    if (!root) {
+        fail(r, COLLM_ERR_FORMAT, NULL, "body is not valid JSON (error at byte %zu)", at);
+        return NULL;
+    }
+    while (at < n && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r')) at++;
+    if (at < n) {
+        cJSON_Delete(root);
+        fail(r, COLLM_ERR_FORMAT, NULL, "body is not valid JSON: unexpected text after the value at byte %zu", at);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        fail(r, COLLM_ERR_FORMAT, NULL, "body must be a JSON object");
+        return NULL;
+    }
+    return root;
 }
 
-static char *print_and_free(cJSON *o) {
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
+static void reply_busy(collm_serve_server *s, reply *r) {
+    fail(r, COLLM_ERR_BUSY, NULL, "all %d inference contexts are busy; retry after %d s", s->opt.n_contexts,
+         s->opt.retry_after_s);
+    r->retry_after = s->opt.retry_after_s;
 }
 
 // ---------------------------------------------------------------------------
 // endpoints
 
-static void handle_recommend(collm_serve_server *s, const cJSON *root, char **out, int *status) {
+static void handle_recommend(collm_serve_server *s, const cJSON *root, reply *r) {
     static const char *const allowed[] = {"user", "history", "k", "candidates", NULL};
-    if (check_fields(root, allowed, out, status)) return;
+    if (check_fields(root, allowed, r)) return;
     long user = -1, k = 10, cand = 100;
     int32_t *history = NULL;
     int n_history = 0;
     int has_user, has_history;
-    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, out, status)) < 0) return;
-    if (get_int_field(root, "k", 1, s->opt.max_k, &k, out, status) < 0) return;
-    if (get_int_field(root, "candidates", 1, s->opt.max_k, &cand, out, status) < 0) return;
-    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, out, status)) < 0) return;
+    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0) return;
+    if (get_int_field(root, "k", 1, s->opt.max_k, &k, r) < 0) return;
+    if (get_int_field(root, "candidates", 1, s->opt.max_k, &cand, r) < 0) return;
+    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0) return;
     if (!has_user && !has_history) {
-        fail(out, status, 400, "user", "user: missing (give \"user\" or \"history\")");
+        fail(r, COLLM_ERR_ARG, "user", "user: missing (give \"user\" or \"history\")");
         return;
     }
     if (k > cand) {
         free(history);
-        fail(out, status, 400, "k", "k: %ld exceeds candidates (%ld)", k, cand);
+        fail(r, COLLM_ERR_RANGE, "k", "k: %ld exceeds candidates (%ld)", k, cand);
         return;
     }
     collm_recommend_request req;
@@ -200,72 +349,86 @@ static void handle_recommend(collm_serve_server *s, const cJSON *root, char **ou
     req.n_candidates = (int)cand;
     collm_recommend_item *res = malloc((size_t)k * sizeof *res);
     collm_recommend_info info;
-    int c = acquire_ctx(s);
-    int rc = res ? collm_recommend_for_user(s->model, s->index, s->items, s->hist, &req, s->ctx[c], res, &info)
-                 : COLLM_ERR_NOMEM;
-    release_ctx(s, c);
-    if (rc != COLLM_OK) {
-        library_fail(rc, out, status);
+    int c = res ? acquire_ctx(s) : -1;
+    if (!res) {
+        fail(r, COLLM_ERR_NOMEM, NULL, "out of memory");
+    } else if (c < 0) {
+        reply_busy(s, r);
     } else {
-        cJSON *o = cJSON_CreateObject();
-        if (has_user) cJSON_AddNumberToObject(o, "user", (double)user);
-        else cJSON_AddNullToObject(o, "user");
-        cJSON_AddNumberToObject(o, "k", (double)k);
-        cJSON_AddNumberToObject(o, "candidates", info.n_candidates);
-        cJSON_AddBoolToObject(o, "cold_start_query", info.used_mean_query);
-        cJSON_AddNumberToObject(o, "rerank_ms", info.rerank_s * 1e3);
-        cJSON *arr = cJSON_AddArrayToObject(o, "items");
-        for (int i = 0; i < info.n_results; i++) {
-            cJSON *it = cJSON_CreateObject();
-            cJSON_AddNumberToObject(it, "rank", i + 1);
-            cJSON_AddNumberToObject(it, "item", res[i].item);
-            cJSON_AddStringToObject(it, "title", s->items->title[res[i].item]);
-            cJSON_AddNumberToObject(it, "llm_score", res[i].llm_score);
-            cJSON_AddNumberToObject(it, "retrieval_score", res[i].retrieval_score);
-            cJSON_AddItemToArray(arr, it);
+        int rc = collm_recommend_for_user(s->model, s->index, s->items, s->hist, &req, s->ctx[c], res, &info);
+        test_hold(s);
+        release_ctx(s, c);
+        if (rc != COLLM_OK) {
+            library_fail(rc, r);
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            if (has_user) cJSON_AddNumberToObject(o, "user", (double)user);
+            else cJSON_AddNullToObject(o, "user");
+            cJSON_AddNumberToObject(o, "k", (double)k);
+            cJSON_AddNumberToObject(o, "candidates", info.n_candidates);
+            cJSON_AddBoolToObject(o, "cold_start_query", info.used_mean_query);
+            cJSON_AddNumberToObject(o, "rerank_ms", info.rerank_s * 1e3);
+            cJSON *arr = cJSON_AddArrayToObject(o, "items");
+            for (int i = 0; i < info.n_results; i++) {
+                cJSON *it = cJSON_CreateObject();
+                cJSON_AddNumberToObject(it, "rank", i + 1);
+                cJSON_AddNumberToObject(it, "item", res[i].item);
+                add_text(it, "title", s->items->title[res[i].item]);
+                cJSON_AddNumberToObject(it, "llm_score", res[i].llm_score);
+                cJSON_AddNumberToObject(it, "retrieval_score", res[i].retrieval_score);
+                cJSON_AddItemToArray(arr, it);
+            }
+            r->body = print_and_free(o);
+            r->status = 200;
         }
-        *out = print_and_free(o);
-        *status = 200;
     }
     free(res);
     free(history);
 }
 
-static void handle_score(collm_serve_server *s, const cJSON *root, char **out, int *status) {
+static void handle_score(collm_serve_server *s, const cJSON *root, reply *r) {
     static const char *const allowed[] = {"user", "items", "history", NULL};
-    if (check_fields(root, allowed, out, status)) return;
+    if (check_fields(root, allowed, r)) return;
     long user = -1;
     int32_t *items = NULL, *history = NULL, *his = NULL;
     int n_items = 0, n_history = 0, has_user, has_items, has_history;
-    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, out, status)) < 0) return;
-    if ((has_items = get_id_array(root, "items", s->opt.max_k, &items, &n_items, out, status)) < 0) return;
-    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, out, status)) < 0) {
+    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0) return;
+    if ((has_items = get_id_array(root, "items", s->opt.max_k, &items, &n_items, r)) < 0) return;
+    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0) {
         free(items);
         return;
     }
     if (!has_items) {
         free(history);
-        fail(out, status, 400, "items", "items: missing (an array of item ids to score)");
+        fail(r, COLLM_ERR_ARG, "items", "items: missing (an array of item ids to score)");
         return;
     }
     if (!has_user && !has_history) {
         free(items);
-        fail(out, status, 400, "user", "user: missing (give \"user\" or \"history\")");
+        fail(r, COLLM_ERR_ARG, "user", "user: missing (give \"user\" or \"history\")");
         return;
     }
     int64_t n_his = 0;
     float *scores = malloc((size_t)n_items * sizeof(float));
-    int rc = scores ? collm_recommend_resolve_history(s->model, s->items, s->hist, (int32_t)user, history, n_history, &his,
-                                                &n_his)
-                    : COLLM_ERR_NOMEM;
+    int rc = scores ? collm_recommend_resolve_history(s->model, s->items, s->hist, (int32_t)user, history, n_history,
+                                                      &his, &n_his)
+                    : collm_error(COLLM_ERR_NOMEM, "out of memory");
+    int busy = 0;
     if (rc == COLLM_OK) {
         int c = acquire_ctx(s);
-        rc = collm_recommend_score_items(s->model, s->items, (int32_t)user, his, n_his, items, n_items, 1, s->ctx[c], scores,
-                                   NULL);
-        release_ctx(s, c);
+        if (c < 0) {
+            busy = 1;
+        } else {
+            rc = collm_recommend_score_items(s->model, s->items, (int32_t)user, his, n_his, items, n_items, 1,
+                                             s->ctx[c], scores, NULL);
+            test_hold(s);
+            release_ctx(s, c);
+        }
     }
-    if (rc != COLLM_OK) {
-        library_fail(rc, out, status);
+    if (busy) {
+        reply_busy(s, r);
+    } else if (rc != COLLM_OK) {
+        library_fail(rc, r);
     } else {
         cJSON *o = cJSON_CreateObject();
         if (has_user) cJSON_AddNumberToObject(o, "user", (double)user);
@@ -277,8 +440,8 @@ static void handle_score(collm_serve_server *s, const cJSON *root, char **out, i
             cJSON_AddNumberToObject(it, "llm_score", scores[i]);
             cJSON_AddItemToArray(arr, it);
         }
-        *out = print_and_free(o);
-        *status = 200;
+        r->body = print_and_free(o);
+        r->status = 200;
     }
     free(scores);
     free(items);
@@ -286,51 +449,63 @@ static void handle_score(collm_serve_server *s, const cJSON *root, char **out, i
     free(his);
 }
 
-void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
-                  char **out, int *status, const char **allow) {
-    *out = NULL;
-    if (allow) *allow = NULL;
+static void handle_health(collm_serve_server *s, reply *r) {
+    int32_t n_items = 0, n_users = 0;
+    int d = 0;
+    collm_cf_items(s->model, &n_items, &d);
+    collm_cf_users(s->model, &n_users, &d);
+    pthread_mutex_lock(&s->lock);
+    int busy = s->n_busy, conns = s->n_connections, draining = s->draining;
+    pthread_mutex_unlock(&s->lock);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", draining ? "draining" : "ok");
+    cJSON_AddNumberToObject(o, "items", n_items);
+    cJSON_AddNumberToObject(o, "users", n_users);
+    cJSON_AddNumberToObject(o, "dim", d);
+    cJSON_AddNumberToObject(o, "contexts", s->opt.n_contexts);
+    cJSON_AddNumberToObject(o, "busy", busy);
+    cJSON_AddNumberToObject(o, "connections", conns);
+    r->body = print_and_free(o);
+    r->status = 200;
+}
+
+static void handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
+                   reply *r) {
     int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
     if (strcmp(path, "/health") == 0) {
         if (!is_get) {
-            if (allow) *allow = "GET";
-            fail(out, status, 405, NULL, "method %s not allowed on /health (use GET)", method);
+            r->allow = "GET";
+            reply_error(r, 405, "method_not_allowed", NULL, "method %s not allowed on /health (use GET)", method);
             return;
         }
-        int32_t n_items = 0, n_users = 0;
-        int d = 0;
-        collm_cf_items(s->model, &n_items, &d);
-        collm_cf_users(s->model, &n_users, &d);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "status", "ok");
-        cJSON_AddNumberToObject(o, "items", n_items);
-        cJSON_AddNumberToObject(o, "users", n_users);
-        cJSON_AddNumberToObject(o, "dim", d);
-        cJSON_AddNumberToObject(o, "contexts", s->opt.n_contexts);
-        *out = print_and_free(o);
-        *status = 200;
+        handle_health(s, r);
         return;
     }
     int is_rec = strcmp(path, "/recommend") == 0, is_score = strcmp(path, "/score") == 0;
     if (!is_rec && !is_score) {
-        fail(out, status, 404, NULL, "no such endpoint %s (GET /health, POST /recommend, POST /score)", path);
+        fail(r, COLLM_ERR_NOT_FOUND, NULL, "no such endpoint %s (GET /health, POST /recommend, POST /score)", path);
         return;
     }
     if (!is_post) {
-        if (allow) *allow = "POST";
-        fail(out, status, 405, NULL, "method %s not allowed on %s (use POST)", method, path);
+        r->allow = "POST";
+        reply_error(r, 405, "method_not_allowed", NULL, "method %s not allowed on %s (use POST)", method, path);
         return;
     }
-    cJSON *root = cJSON_ParseWithLength(body ? body : "", n_body);
-    if (!root) {
-        fail(out, status, 400, NULL, "body is not valid JSON");
-        return;
-    }
-    if (!cJSON_IsObject(root)) fail(out, status, 400, NULL, "body must be a JSON object");
-    else if (is_rec) handle_recommend(s, root, out, status);
-    else handle_score(s, root, out, status);
+    cJSON *root = parse_body(body, n_body, r);
+    if (!root) return;
+    if (is_rec) handle_recommend(s, root, r);
+    else handle_score(s, root, r);
     cJSON_Delete(root);
-    if (!*out) fail(out, status, 500, NULL, "out of memory");
+}
+
+void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
+                        char **out, int *status, const char **allow) {
+    reply r = {NULL, 500, NULL, 0};
+    handle(s, method, path, body, n_body, &r);
+    if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");
+    *out = r.body;
+    *status = r.status;
+    if (allow) *allow = r.allow;
 }
 
 // ---------------------------------------------------------------------------
@@ -342,15 +517,27 @@ typedef struct {
     int too_large;
 } upload;
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, char *body, const char *allow) {
-    const char *text = body ? body : "{\"error\":\"out of memory\",\"field\":null}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
-    free(body);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (allow) MHD_add_response_header(r, "Allow", allow);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
-    MHD_destroy_response(r);
+static enum MHD_Result send_reply(collm_serve_server *s, struct MHD_Connection *conn, reply *r) {
+    static const char nomem[] = "{\"error\":\"out of memory\",\"code\":\"out_of_memory\",\"field\":null}";
+    const char *text = r->body ? r->body : nomem;
+    int status = r->body ? r->status : 500;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    free(r->body);
+    r->body = NULL;
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
+    pthread_mutex_lock(&s->lock);
+    int draining = s->draining;
+    pthread_mutex_unlock(&s->lock);
+    if (draining) MHD_add_response_header(resp, "Connection", "close"); // no next request on this connection
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
     return ret;
 }
 
@@ -364,6 +551,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         u = calloc(1, sizeof *u);
         if (!u) return MHD_NO;
         *con_cls = u;
+        pthread_mutex_lock(&s->lock);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->lock);
         const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (len && strtoull(len, NULL, 10) > s->opt.max_body) u->too_large = 1;
         return MHD_YES;
@@ -384,29 +574,58 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (u->too_large) {
-        char *body = NULL;
-        int status;
-        fail(&body, &status, 413, NULL, "request body exceeds %zu bytes", s->opt.max_body);
-        return send_json(conn, status, body, NULL);
-    }
-    char *body = NULL;
-    int status = 500;
-    const char *allow = NULL;
-    collm_serve_handle(s, method, url, u->data, u->n, &body, &status, &allow);
-    return send_json(conn, status, body, allow);
+    reply r = {NULL, 500, NULL, 0};
+    if (u->too_large) fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
+    else handle(s, method, url, u->data, u->n, &r);
+    if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");
+    return send_reply(s, conn, &r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)conn;
     (void)toe;
+    collm_serve_server *s = cls;
     upload *u = *con_cls;
     if (u) {
         free(u->data);
         free(u);
+        pthread_mutex_lock(&s->lock);
+        s->in_flight--;
+        pthread_cond_broadcast(&s->request_done);
+        pthread_mutex_unlock(&s->lock);
     }
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)conn;
+    (void)socket_context;
+    collm_serve_server *s = cls;
+    pthread_mutex_lock(&s->lock);
+    s->n_connections += toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+    pthread_mutex_unlock(&s->lock);
+}
+
+// MHD's messages (a rejected connection, a timeout...) to stderr, at most
+// LOG_PER_SECOND a second: an abusive client must not flood the log.
+static void on_log(void *cls, const char *fmt, va_list ap) {
+    collm_serve_server *s = cls;
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    time_t now = time(NULL);
+    pthread_mutex_lock(&s->log_lock);
+    if (now != s->log_second) {
+        if (s->log_suppressed) fprintf(stderr, "serve: (%ld more server messages suppressed)\n", s->log_suppressed);
+        s->log_second = now;
+        s->log_count = 0;
+        s->log_suppressed = 0;
+    }
+    if (s->log_count++ < LOG_PER_SECOND) fprintf(stderr, "serve: %s\n", line);
+    else s->log_suppressed++;
+    pthread_mutex_unlock(&s->log_lock);
 }
 
 static void free_server(collm_serve_server *s) {
@@ -414,13 +633,54 @@ static void free_server(collm_serve_server *s) {
     for (int i = 0; s->ctx && i < s->opt.n_contexts; i++) collm_llm_context_free(s->ctx[i]);
     free(s->ctx);
     free(s->free_ctx);
+    free(s->hold_path);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->log_lock);
+    pthread_cond_destroy(&s->ctx_freed);
+    pthread_cond_destroy(&s->request_done);
     free(s);
 }
 
-collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
-                          const collm_recommend_histories *hist, const collm_serve_options *o) {
+static int check_options(const collm_serve_options *o) {
+    if (o->n_contexts < 1 || o->n_contexts > 256)
+        return collm_error_field(COLLM_ERR_RANGE, "n_contexts", "serve: contexts %d outside [1, 256]", o->n_contexts);
+    if (o->port < 0 || o->port > 65535)
+        return collm_error_field(COLLM_ERR_RANGE, "port", "serve: port %d outside [0, 65535]", o->port);
+    if (o->max_k < 1) return collm_error_field(COLLM_ERR_RANGE, "max_k", "serve: max_k %d must be >= 1", o->max_k);
+    if (o->max_connections < 1 || o->max_connections > 65536)
+        return collm_error_field(COLLM_ERR_RANGE, "max_connections", "serve: max connections %d outside [1, 65536]",
+                                 o->max_connections);
+    if (o->per_ip_limit < 0 || o->per_ip_limit > o->max_connections)
+        return collm_error_field(COLLM_ERR_RANGE, "per_ip_limit",
+                                 "serve: per-IP limit %d outside [0, max connections = %d]", o->per_ip_limit,
+                                 o->max_connections);
+    if (o->timeout_s < 1 || o->timeout_s > 86400)
+        return collm_error_field(COLLM_ERR_RANGE, "timeout_s", "serve: timeout %d s outside [1, 86400]", o->timeout_s);
+    if (o->context_wait_ms < 0 || o->context_wait_ms > 600000)
+        return collm_error_field(COLLM_ERR_RANGE, "context_wait_ms", "serve: context wait %d ms outside [0, 600000]",
+                                 o->context_wait_ms);
+    if (o->retry_after_s < 1 || o->retry_after_s > 3600)
+        return collm_error_field(COLLM_ERR_RANGE, "retry_after_s", "serve: Retry-After %d s outside [1, 3600]",
+                                 o->retry_after_s);
+    if (o->drain_timeout_s < 0 || o->drain_timeout_s > 3600)
+        return collm_error_field(COLLM_ERR_RANGE, "drain_timeout_s", "serve: drain timeout %d s outside [0, 3600]",
+                                 o->drain_timeout_s);
+    return COLLM_OK;
+}
+
+collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieval_index *index,
+                                      const collm_rec_items *items, const collm_recommend_histories *hist,
+                                      const collm_serve_options *o) {
+    if (check_options(o)) return NULL;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)o->port);
+    const char *host = o->host ? o->host : "127.0.0.1";
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        collm_error_field(COLLM_ERR_ARG, "host", "serve: --host %s is not an IPv4 address", host);
+        return NULL;
+    }
     collm_serve_server *s = collm_calloc(1, sizeof *s);
     if (!s) return NULL;
     s->model = m;
@@ -428,19 +688,18 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
     s->items = items;
     s->hist = hist;
     s->opt = *o;
+    s->opt.host = NULL; // borrowed string: not kept
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    if (s->opt.n_contexts < 1 || s->opt.n_contexts > 256 || s->opt.port < 0 || s->opt.port > 65535 || s->opt.max_k < 1) {
-        collm_error(COLLM_ERR_ARG, "serve: need 1 <= contexts <= 256, 0 <= port <= 65535, max_k >= 1");
-        free_server(s);
-        return NULL;
-    }
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)s->opt.port);
-    if (inet_pton(AF_INET, s->opt.host ? s->opt.host : "127.0.0.1", &addr.sin_addr) != 1) {
-        collm_error(COLLM_ERR_ARG, "serve: --host %s is not an IPv4 address", s->opt.host);
+    pthread_mutex_init(&s->log_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->ctx_freed, &ca);
+    pthread_cond_init(&s->request_done, &ca);
+    pthread_condattr_destroy(&ca);
+    const char *hold = getenv("COLLM_SERVE_TEST_HOLD");
+    if (hold && *hold && !(s->hold_path = strdup(hold))) {
+        collm_error(COLLM_ERR_NOMEM, "out of memory");
         free_server(s);
         return NULL;
     }
@@ -458,13 +717,22 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
         }
         s->free_ctx[i] = 1;
     }
-    s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                     MHD_USE_ERROR_LOG,
-                                 (uint16_t)s->opt.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    // One thread per connection (a request blocks its thread while it scores,
+    // so /health never queues behind inference), poll() rather than select()
+    // so descriptors above FD_SETSIZE work, and ITC so the daemon can be
+    // quiesced for a drain. Idle connections are bounded by the global and
+    // per-IP limits and closed after timeout_s without traffic.
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)s->opt.port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_log, s, // first, to catch every message
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->opt.max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->opt.per_ip_limit,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opt.timeout_s, MHD_OPTION_END);
     if (!s->daemon) {
-        collm_error(COLLM_ERR_IO, "serve: cannot listen on %s:%d (port in use?)", s->opt.host, s->opt.port);
+        collm_error(COLLM_ERR_IO, "serve: cannot listen on %s:%d (port in use?)", host, s->opt.port);
         free_server(s);
         return NULL;
     }
@@ -475,8 +743,36 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
 
 int collm_serve_port(const collm_serve_server *s) { return s->port; }
 
+int collm_serve_drain(collm_serve_server *s, int timeout_ms) {
+    pthread_mutex_lock(&s->lock);
+    int first = !s->draining;
+    s->draining = s->drain_called = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (first) { // stop accepting: close the listening socket (new clients get "connection refused")
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET) close(fd);
+    }
+    struct timespec until = deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&s->lock);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->request_done, &s->lock, &until) == ETIMEDOUT) break;
+    int left = s->in_flight;
+    pthread_mutex_unlock(&s->lock);
+    return left;
+}
+
 void collm_serve_stop(collm_serve_server *s) {
     if (!s) return;
-    if (s->daemon) MHD_stop_daemon(s->daemon);
+    if (s->daemon) {
+        pthread_mutex_lock(&s->lock);
+        int drained = s->drain_called;
+        pthread_mutex_unlock(&s->lock);
+        if (!drained) collm_serve_drain(s, s->opt.drain_timeout_s * 1000);
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 1; // waiters for a context give up (503) instead of holding the stop
+        pthread_cond_broadcast(&s->ctx_freed);
+        pthread_mutex_unlock(&s->lock);
+        MHD_stop_daemon(s->daemon); // closes the remaining connections, joins their threads
+    }
     free_server(s);
 }

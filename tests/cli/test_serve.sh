@@ -3,7 +3,13 @@
 # seconds (synth data → MF → tiny Llama → stage 2). The service is tested over
 # a real socket with curl: health, recommend, score, malformed JSON, wrong
 # types, missing / unknown fields, too-large body, unknown user / path /
-# method, parallel requests (all answers equal the serial one), SIGTERM → 0.
+# method, parallel requests (all answers equal the serial one), SIGTERM → 0;
+# then abuse: trailing text and duplicate keys (400), invalid UTF-8 never in a
+# response (Latin-1 titles, raw bytes and long multi-byte field names), all
+# contexts busy (503 + Retry-After), 1100 idle connections from one address
+# while /health answers (per-IP limit, idle timeout), SIGTERM with a request in
+# flight (refuses new clients, finishes it, exits 0). "In flight" is made
+# without timing by the COLLM_SERVE_TEST_HOLD hook (include/collm/serve.h).
 # Prints "N passed, N failed".
 set -u
 BIN=${COLLM_BIN:-build/collm}
@@ -67,8 +73,9 @@ done
 check "server started ($(head -c 200 "$TMP/serve.err"))" [ -n "$PORT" ]
 U="http://127.0.0.1:$PORT"
 # req METHOD PATH BODY → sets CODE and writes the body to $TMP/resp
-req() { CODE=$(curl -s -o "$TMP/resp" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} "$U$2"); }
+req() { CODE=$(curl -s --max-time 30 -o "$TMP/resp" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} "$U$2"); }
 field_is() { python3 -c "import json,sys; r=json.load(open('$TMP/resp')); sys.exit(0 if r.get('field')==$1 and r.get('error') else 1)"; }
+code_is() { python3 -c "import json,sys; r=json.load(open('$TMP/resp')); sys.exit(0 if r.get('code')=='$1' else 1)"; }
 req GET /health
 check "health 200" [ "$CODE" = 200 ]
 check "health body" grep -q '"status":"ok","items":121' "$TMP/resp"
@@ -89,6 +96,18 @@ out=subprocess.run(['curl','-s','-XPOST','$U/score','-d',json.dumps({'user':7,'i
 sys.exit(0 if abs(json.loads(out)['scores'][0]['llm_score']-top['llm_score'])<=1e-4 else 1)"
 req POST /recommend '{"user":7,'
 check "malformed JSON 400" [ "$CODE" = 400 ]; check "malformed JSON error body" field_is None
+check "malformed JSON: code format" code_is format
+req POST /recommend '{"user":7} xyz'
+check "trailing text after the JSON value 400 (got $CODE)" [ "$CODE" = 400 ]; check "trailing text: code format" code_is format
+req POST /score '{"user":7,"items":[1]}{"user":8,"items":[2]}'
+check "two JSON values 400 (got $CODE)" [ "$CODE" = 400 ]
+req POST /recommend '{"user":7,"k":5,"candidates":30}
+  '
+check "trailing whitespace is fine (got $CODE)" [ "$CODE" = 200 ]
+req POST /recommend '{"user":7,"user":8}'
+check "duplicate key 400 (got $CODE)" [ "$CODE" = 400 ]; check "duplicate key names the field" field_is "'user'"
+req POST /score '{"user":7,"items":[1],"items":[2]}'
+check "duplicate items 400 (got $CODE)" [ "$CODE" = 400 ]; check "duplicate items names the field" field_is "'items'"
 req POST /recommend '[1,2]'
 check "non-object 400" [ "$CODE" = 400 ]
 req POST /recommend '{"user":"7"}'
@@ -109,6 +128,9 @@ req POST /recommend '{"history":[3,99999]}'
 check "unknown history item 400" [ "$CODE" = 400 ]; check "field history (unknown item)" field_is "'history'"
 req POST /recommend '{"user":5000}'
 check "unknown user 404" [ "$CODE" = 404 ]; check "field user (unknown)" field_is "'user'"
+check "unknown user: code not_found" code_is not_found
+req POST /recommend '{"user":7,"k":0}'
+check "k 0: code out_of_range" code_is out_of_range
 req POST /score '{"user":7}'
 check "score without items 400" [ "$CODE" = 400 ]; check "field items" field_is "'items'"
 req POST /score '{"user":7,"items":[1,0]}'
@@ -117,7 +139,18 @@ req POST /score '{"user":7,"items":[1,-3]}'
 check "score negative id 400" [ "$CODE" = 400 ]
 python3 -c "print('{\"user\":7,\"history\":[' + ','.join(['1']*3000) + ']}')" >"$TMP/big.json"
 CODE=$(curl -s -o "$TMP/resp" -w '%{http_code}' -X POST --data-binary @"$TMP/big.json" "$U/recommend")
-check "body over --max-body → 413 (got $CODE)" [ "$CODE" = 413 ]
+check "body over --max-body → 413 (got $CODE)" [ "$CODE" = 413 ]; check "413: code too_large" code_is too_large
+# invalid UTF-8 in, never out: raw bytes in a key; a long multi-byte key whose
+# error text is cut (an odd byte budget lands mid-character when cut bytewise)
+utf8_ok() { python3 -c "import sys; sys.stdin.buffer.read().decode('utf-8')" <"$TMP/resp"; }
+printf '{"user":7,"\xff\xfeab":1}' >"$TMP/bad_utf8.json"
+CODE=$(curl -s --max-time 30 -o "$TMP/resp" -w '%{http_code}' -XPOST --data-binary @"$TMP/bad_utf8.json" "$U/recommend")
+check "raw invalid UTF-8 in the body → 400 (got $CODE)" [ "$CODE" = 400 ]; check "its response is valid UTF-8" utf8_ok
+python3 -c "import json; print(json.dumps({'user':7,'x'+'\u00e9'*400:1}, ensure_ascii=False))" >"$TMP/long_key.json"
+CODE=$(curl -s --max-time 30 -o "$TMP/resp" -w '%{http_code}' -XPOST --data-binary @"$TMP/long_key.json" "$U/recommend")
+check "long multi-byte unknown field → 400 (got $CODE)" [ "$CODE" = 400 ]; check "cut error text is valid UTF-8" utf8_ok
+check "echoed field starts with the key" python3 -c "
+import json,sys; r=json.load(open('$TMP/resp',encoding='utf-8')); sys.exit(0 if r['field'].startswith('x\u00e9\u00e9') and len(r['error'].encode())<512 else 1)"
 req GET /nope
 check "unknown path 404" [ "$CODE" = 404 ]
 req GET /recommend
@@ -142,6 +175,110 @@ kill -TERM "$SPID"; wait "$SPID"; rc=$?
 check "SIGTERM → exit 0 (got $rc)" [ "$rc" -eq 0 ]
 check "stopping message" grep -q 'serve: stopping' "$TMP/serve.err"
 expect_error "serve on a bad host" 'not an IPv4' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --host nohost --port 0
+expect_error "serve --per-ip-limit over --max-connections" 'exceeds' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --per-ip-limit 9 --max-connections 8
+expect_error "serve --timeout 0" 'timeout' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --timeout 0
+
+# --- server B: one context, Latin-1 titles, a per-IP limit, short idle timeout, the hold hook
+D2="$TMP/data_latin1"; rm -rf "$D2"; cp -r "$D" "$D2"
+python3 -c "
+import sys; p='$D2/items.tsv'; lines=open(p,'rb').read().split(b'\n')
+out=[lines[0]]+[l+b' caf\xe9' if l and not l.startswith(b'0\t') else l for l in lines[1:]]
+open(p,'wb').write(b'\n'.join(out))"
+HOLD="$TMP/hold"; rm -f "$HOLD"
+COLLM_SERVE_TEST_HOLD="$HOLD" "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D2" --port 0 --contexts 1 --threads 1 \
+  --context-wait 200 --per-ip-limit 16 --max-connections 64 --timeout 2 2>"$TMP/serveb.err" &
+BPID=$!
+PORT=
+for _ in $(seq 1 100); do
+  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serveb.err"); [ -n "$PORT" ] && break; sleep 0.1
+done
+check "server B started ($(head -c 200 "$TMP/serveb.err"))" [ -n "$PORT" ]
+U="http://127.0.0.1:$PORT"
+req POST /recommend '{"user":7,"k":5,"candidates":30}'
+check "Latin-1 titles: 200 (got $CODE)" [ "$CODE" = 200 ]; check "Latin-1 titles: response is valid UTF-8" utf8_ok
+check "Latin-1 titles: the bad byte became U+FFFD" python3 -c "
+import json,sys; r=json.load(open('$TMP/resp',encoding='utf-8')); sys.exit(0 if all(i['title'].endswith(' caf\ufffd') for i in r['items']) else 1)"
+# wait_busy N: until /health reports N contexts in use (the held request got its context)
+wait_busy() {
+  for _ in $(seq 1 200); do
+    curl -s --max-time 5 "$U/health" | grep -q "\"busy\":$1" && return 0; sleep 0.05
+  done; return 1
+}
+# all contexts busy → 503 + Retry-After, /health still answers, the held request completes
+touch "$HOLD"
+curl -s --max-time 60 -o "$TMP/held.json" -w '%{http_code}' -XPOST "$U/score" -d '{"user":7,"items":[1,2,3]}' >"$TMP/held.code" &
+HELD=$!
+check "a request holds the only context" wait_busy 1
+CODE=$(curl -s --max-time 30 -D "$TMP/headers" -o "$TMP/resp" -w '%{http_code}' -XPOST "$U/score" -d '{"user":7,"items":[4]}')
+check "all contexts busy → 503 (got $CODE)" [ "$CODE" = 503 ]
+check "503 carries Retry-After" grep -qi '^Retry-After: [0-9]' "$TMP/headers"
+check "503: code busy" code_is busy
+req GET /health
+check "health answers while contexts are busy" [ "$CODE" = 200 ]
+rm -f "$HOLD"; wait "$HELD"
+check "the held request then completes with 200 ($(cat "$TMP/held.code"))" [ "$(cat "$TMP/held.code")" = 200 ]
+check "wait_busy 0 after release" wait_busy 0
+# 1100 idle connections from 127.0.0.2 (over FD_SETSIZE): /health from 127.0.0.1 answers; at most
+# --per-ip-limit of them stay open, and the idle timeout closes those
+python3 - "$PORT" >"$TMP/idle.json" 2>"$TMP/idle.err" <<'PY'
+import json, resource, select, socket, sys, time, http.client
+port = int(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+want = 1100 + 64
+if soft < want: resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard != resource.RLIM_INFINITY else want, hard))
+socks, failed = [], 0
+for _ in range(1100):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.2", 0)); s.settimeout(5); s.connect(("127.0.0.1", port)); socks.append(s)
+    except OSError:
+        failed += 1; s.close()
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+try:
+    conn.request("GET", "/health"); r = conn.getresponse(); status, health = r.status, json.loads(r.read())
+except Exception as e:
+    status, health = 0, {"error": str(e)}
+conn.close()
+# every idle socket ends closed by the server: refused at accept (per-IP limit) or timed out
+# (poll, not select: these descriptors are above FD_SETSIZE)
+open_ = {s.fileno(): s for s in socks}; poller = select.poll(); deadline = time.time() + 60
+for fd in open_: poller.register(fd, select.POLLIN)
+while open_ and time.time() < deadline:
+    for fd, _ in poller.poll(500):
+        try: data = open_[fd].recv(1)
+        except OSError: data = b""
+        if not data: poller.unregister(fd); del open_[fd]
+print(json.dumps({"opened": len(socks), "failed": failed, "status": status, "health": health, "left_open": len(open_)}))
+PY
+check "1100 idle connections opened ($(head -c 300 "$TMP/idle.json") $(tail -1 "$TMP/idle.err"))" python3 -c "
+import json,sys; r=json.load(open('$TMP/idle.json')); sys.exit(0 if r['opened']+r['failed']==1100 and r['opened']>=1000 else 1)"
+check "health answers with 1100 idle connections open" python3 -c "
+import json,sys; r=json.load(open('$TMP/idle.json')); sys.exit(0 if r['status']==200 else 1)"
+check "at most --per-ip-limit (16) + 1 connections held" python3 -c "
+import json,sys; r=json.load(open('$TMP/idle.json')); sys.exit(0 if 1<=r['health'].get('connections',999)<=17 else 1)"
+check "the server closed every idle connection" python3 -c "
+import json,sys; r=json.load(open('$TMP/idle.json')); sys.exit(0 if r['left_open']==0 else 1)"
+req GET /health
+check "health still answers after the idle flood" [ "$CODE" = 200 ]
+# SIGTERM with a request in flight: new clients refused, the request completes, exit 0
+touch "$HOLD"
+curl -s --max-time 60 -o "$TMP/held.json" -w '%{http_code}' -XPOST "$U/score" -d '{"user":7,"items":[1,2,3]}' >"$TMP/held.code" &
+HELD=$!
+check "drain: a request is in flight" wait_busy 1
+kill -TERM "$BPID"
+refused=0
+for _ in $(seq 1 100); do
+  [ "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$U/health")" = 000 ] && { refused=1; break; }; sleep 0.05
+done
+check "drain: new connections are refused" [ "$refused" -eq 1 ]
+check "drain: still running while the request is in flight" kill -0 "$BPID"
+rm -f "$HOLD"; wait "$HELD"
+check "drain: the in-flight request completes with 200 ($(cat "$TMP/held.code"))" [ "$(cat "$TMP/held.code")" = 200 ]
+check "drain: its answer is complete" python3 -c "
+import json,sys; r=json.load(open('$TMP/held.json')); sys.exit(0 if [s['item'] for s in r['scores']]==[1,2,3] else 1)"
+wait "$BPID"; rc=$?
+check "drain: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+check "drain: stopping message" grep -q 'serve: stopping (draining' "$TMP/serveb.err"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
