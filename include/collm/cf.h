@@ -1,21 +1,32 @@
 // Collaborative models (method.md §4): an opaque handle over a table of
-// kinds. Every kind exposes a user vector and an item vector of the same
-// dimension, a score for a (user, item) pair, training on a dataset, and
-// GGUF save/load. Callers use only the functions below; a new kind
-// (LightGCN, SASRec, DIN) adds a src/cf/<kind>.c and one line in the kind
-// table of src/cf/cf.c.
+// kinds. Kinds: "mf" (default), "lightgcn", "sasrec", "din".
+//
+//  * mf, lightgcn: id-only. A user vector and an item vector of dimension
+//    dim; score = their dot product (LightGCN: of the propagated tables).
+//  * sasrec, din: the score of a sample depends on the user's history
+//    before it (the last hp.max_len liked items). SASRec: user vector =
+//    the transformer output at the last position, item vector = the item
+//    embedding, score = their dot product. DIN: per-field size e = dim / 3;
+//    user vector = [item, attention-pooled history, user] (3e, depends on
+//    the target item), item vector = the item embedding repeated 3 times;
+//    score = the MLP over the user vector (not a dot product).
+//
+// Callers use only the functions below; a new kind adds a src/cf/<kind>.c
+// and one line in the kind table of src/cf/cf.c.
 //
 // Id 0 is padding in every table (its vectors are zero for MF). Ids range
 // over [0, n_users) and [0, n_items); anything else is an error.
 //
 // GGUF layout: key "collm.cf.kind" (string) selects the kind on load; keys
-// collm.cf.dim, collm.cf.n_users, collm.cf.n_items, the training record
-// (collm.cf.train.*) and each kind's tensors (MF: cf.user_embd (n_users, d),
-// cf.item_embd (n_items, d), F32).
+// collm.cf.dim, collm.cf.n_users, collm.cf.n_items, collm.cf.n_layers,
+// collm.cf.n_heads, collm.cf.max_len, the training record
+// (collm.cf.train.*) and each kind's F32 tensors (MF: cf.user_embd
+// (n_users, d), cf.item_embd (n_items, d); the others: docs/encoders.md).
 //
 // Threading: the const functions (vectors, score, score_split, evaluate,
-// save) may run on one model from several threads at once; collm_cf_model_train
-// writes the tables and needs the model to itself.
+// sample vectors and scores, save) may run on one model from several
+// threads at once; collm_cf_model_train writes the tables and needs the
+// model to itself.
 #ifndef COLLM_CF_H
 #define COLLM_CF_H
 
@@ -33,6 +44,14 @@ extern "C" {
 
 typedef struct collm_cf_model collm_cf_model;
 
+// Model shape. collm_cf_hparams_default(kind) gives each kind's defaults.
+typedef struct {
+    int dim;      // user / item vector size (DIN: 3 × the per-field size, so divisible by 3)
+    int n_layers; // LightGCN: propagation layers K (default 2); SASRec: blocks (default 2)
+    int n_heads;  // SASRec: attention heads, dividing dim (default 1)
+    int max_len;  // SASRec / DIN: history window, the last max_len liked items (25 / 10)
+} collm_cf_hparams;
+
 // Training settings. collm_cf_train_options_default() gives the ML-1M defaults.
 typedef struct {
     double lr;           // Adam learning rate
@@ -45,6 +64,7 @@ typedef struct {
     double stall_auc;
     uint64_t seed;       // shuffling (initialisation uses the seed given to collm_cf_model_create)
     const char *eval_split; // "valid", "valid_small", a path, or NULL/"" for no evaluation
+    double dropout;      // SASRec / DIN dropout rate in training (ignored by MF, LightGCN)
 } collm_cf_train_options;
 
 // One epoch's figures, passed to the progress callback.
@@ -69,23 +89,56 @@ typedef struct {
     int early_stopped;    // 1: patience or stall rule ended training
 } collm_cf_train_result;
 
+// MF defaults (collm_cf_train_options_kind with "mf").
 COLLM_API void collm_cf_train_options_default(collm_cf_train_options *opt);
+// The defaults tuned for `kind` on ML-1M valid (docs/encoders.md).
+// COLLM_ERR_ARG on an unknown kind (opt then holds the MF defaults).
+COLLM_API int collm_cf_train_options_kind(const char *kind, collm_cf_train_options *opt);
+COLLM_API int collm_cf_hparams_default(const char *kind, collm_cf_hparams *hp);
 
-// Creates a freshly initialised model of `kind` ("mf"). seed drives the
-// initialisation. Returns NULL (and sets the error) on an unknown kind or bad size.
+// Creates a freshly initialised model of `kind` ("mf", "lightgcn",
+// "sasrec", "din") with the kind's default shape but dimension dim. seed
+// drives the initialisation. Returns NULL (and sets the error) on an
+// unknown kind or bad size.
 COLLM_API collm_cf_model *collm_cf_model_create(const char *kind, int32_t n_users, int32_t n_items, int dim, uint64_t seed);
+// The same with every shape parameter given.
+COLLM_API collm_cf_model *collm_cf_model_create_hp(const char *kind, int32_t n_users, int32_t n_items,
+                                                   const collm_cf_hparams *hp, uint64_t seed);
 COLLM_API void collm_cf_model_free(collm_cf_model *m);
 
 COLLM_API const char *collm_cf_model_kind(const collm_cf_model *m);
 COLLM_API int collm_cf_model_dim(const collm_cf_model *m);
 COLLM_API int32_t collm_cf_model_n_users(const collm_cf_model *m);
 COLLM_API int32_t collm_cf_model_n_items(const collm_cf_model *m);
+COLLM_API void collm_cf_model_hparams(const collm_cf_model *m, collm_cf_hparams *out);
+// 1 for kinds whose user side needs the sample's history (sasrec, din).
+COLLM_API int collm_cf_model_uses_history(const collm_cf_model *m);
 
-// out (dim). COLLM_ERR_ARG on an id out of range.
+// Id-only vectors, out (dim). COLLM_ERR_ARG on an id out of range;
+// collm_cf_model_user_vector and collm_cf_model_score are COLLM_ERR_ARG for
+// history kinds (use the sample functions below).
 COLLM_API int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out);
 COLLM_API int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out);
 // Preference score (a logit; higher = more likely liked).
 COLLM_API int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, float *out);
+
+// The representation of one sample for any kind (what CoLLM's mapping
+// module consumes): user id, history his (n_his ids: the user's liked items
+// before the target, oldest first, as a split's `his` column of ml-1m
+// stores them; 0 entries are padding and ignored; only the last hp.max_len
+// are used; id-only kinds ignore it) and target item.
+//  user_out (dim): MF: the user embedding; LightGCN: the propagated user
+//    vector; SASRec: the last-position output over the history; DIN: the
+//    concatenation [item embedding, attention-pooled history, user
+//    embedding] (3 × dim/3), which depends on the target item.
+//  item_out (dim): MF: the item embedding; LightGCN: the propagated item
+//    vector; SASRec: the item embedding; DIN: the item embedding repeated 3 times.
+// Either output may be NULL. Both dims equal collm_cf_model_dim.
+COLLM_API int collm_cf_model_sample_vectors(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
+                                            int32_t item, float *user_out, float *item_out);
+// The score (a logit) of the same sample; equals what score_split gives its row.
+COLLM_API int collm_cf_model_score_sample(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
+                                          int32_t item, float *out);
 // Scores every row of a split into scores (split->n). An id beyond the
 // tables is an error naming the file, the row (and its line) and the id.
 COLLM_API int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);

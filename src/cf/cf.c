@@ -5,15 +5,34 @@
 #include <string.h>
 
 #include "cf/cf_internal.h"
+#include "cf/cf_nn.h"
+#include "cf/encoders.h"
 #include "collm/error.h"
 
 // Every kind collm knows; a new one is one more line.
-static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf};
+static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf, &collm_cf_kind_lightgcn};
+enum { CF_N_KINDS = sizeof cf_kinds / sizeof cf_kinds[0] };
 
 static const collm_cf_kind *cf_find_kind(const char *name, size_t len) {
-    for (size_t k = 0; k < sizeof cf_kinds / sizeof cf_kinds[0]; k++)
+    for (size_t k = 0; k < CF_N_KINDS; k++)
         if (strlen(cf_kinds[k]->name) == len && memcmp(cf_kinds[k]->name, name, len) == 0) return cf_kinds[k];
     return NULL;
+}
+
+// "mf, lightgcn, ..." for error messages.
+static const char *cf_kind_list(void) {
+    static char buf[128];
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t k = 0; k < CF_N_KINDS && o < sizeof buf; k++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", k ? ", " : "", cf_kinds[k]->name);
+    return buf;
+}
+
+static const collm_cf_kind *cf_kind_or_error(const char *name) {
+    const collm_cf_kind *kind = name ? cf_find_kind(name, strlen(name)) : NULL;
+    if (!kind) collm_error(COLLM_ERR_ARG, "cf: unknown model kind '%s' (known: %s)", name ? name : "(null)", cf_kind_list());
+    return kind;
 }
 
 void collm_cf_train_options_default(collm_cf_train_options *opt) {
@@ -35,36 +54,70 @@ void collm_cf_train_options_default(collm_cf_train_options *opt) {
     opt->stall_auc = 0.52;
     opt->seed = 2023;
     opt->eval_split = "valid";
+    opt->dropout = 0.0;
 }
 
-static collm_cf_model *cf_model_alloc(const collm_cf_kind *kind, int32_t n_users, int32_t n_items, int dim) {
-    if (n_users < 1 || n_items < 1 || dim < 1 || dim > 65536) {
+int collm_cf_train_options_kind(const char *kind_name, collm_cf_train_options *opt) {
+    collm_cf_train_options_default(opt);
+    const collm_cf_kind *kind = cf_kind_or_error(kind_name);
+    if (!kind) return COLLM_ERR_ARG;
+    if (kind->train_defaults) kind->train_defaults(opt);
+    return COLLM_OK;
+}
+
+int collm_cf_hparams_default(const char *kind_name, collm_cf_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    hp->dim = 256;
+    const collm_cf_kind *kind = cf_kind_or_error(kind_name);
+    if (!kind) return COLLM_ERR_ARG;
+    if (kind->hparams_default) kind->hparams_default(hp);
+    return COLLM_OK;
+}
+
+static collm_cf_model *cf_model_alloc(const collm_cf_kind *kind, int32_t n_users, int32_t n_items,
+                                      const collm_cf_hparams *hp) {
+    if (n_users < 1 || n_items < 1 || hp->dim < 1 || hp->dim > 65536) {
         collm_error(COLLM_ERR_ARG, "cf: bad model size: %d users, %d items, dim %d", (int)n_users, (int)n_items,
-                    dim);
+                    hp->dim);
+        return NULL;
+    }
+    if (hp->n_layers < 0 || hp->n_layers > 64 || hp->n_heads < 0 || hp->n_heads > 4096 || hp->max_len < 0 ||
+        hp->max_len > 4096) {
+        collm_error(COLLM_ERR_ARG, "cf: bad %s shape: %d layers, %d heads, history window %d", kind->name,
+                    hp->n_layers, hp->n_heads, hp->max_len);
         return NULL;
     }
     collm_cf_model *m = collm_calloc(1, sizeof *m);
     if (!m) return NULL;
     m->kind = kind;
-    m->dim = dim;
+    m->hp = *hp;
+    m->dim = hp->dim;
     m->n_users = n_users;
     m->n_items = n_items;
     return m;
 }
 
-collm_cf_model *collm_cf_model_create(const char *kind_name, int32_t n_users, int32_t n_items, int dim, uint64_t seed) {
-    const collm_cf_kind *kind = kind_name ? cf_find_kind(kind_name, strlen(kind_name)) : NULL;
-    if (!kind) {
-        collm_error(COLLM_ERR_ARG, "cf: unknown model kind '%s' (known: mf)", kind_name ? kind_name : "(null)");
+collm_cf_model *collm_cf_model_create_hp(const char *kind_name, int32_t n_users, int32_t n_items,
+                                         const collm_cf_hparams *hp, uint64_t seed) {
+    const collm_cf_kind *kind = cf_kind_or_error(kind_name);
+    if (!kind || !hp) {
+        if (kind) collm_error(COLLM_ERR_ARG, "collm_cf_model_create_hp: NULL hparams");
         return NULL;
     }
-    collm_cf_model *m = cf_model_alloc(kind, n_users, n_items, dim);
+    collm_cf_model *m = cf_model_alloc(kind, n_users, n_items, hp);
     if (!m) return NULL;
     if (kind->init(m, seed, 1) != COLLM_OK) {
         collm_cf_model_free(m);
         return NULL;
     }
     return m;
+}
+
+collm_cf_model *collm_cf_model_create(const char *kind_name, int32_t n_users, int32_t n_items, int dim, uint64_t seed) {
+    collm_cf_hparams hp;
+    if (collm_cf_hparams_default(kind_name, &hp) != COLLM_OK) return NULL;
+    hp.dim = dim;
+    return collm_cf_model_create_hp(kind_name, n_users, n_items, &hp, seed);
 }
 
 void collm_cf_model_free(collm_cf_model *m) {
@@ -79,10 +132,16 @@ const char *collm_cf_model_kind(const collm_cf_model *m) { return m->kind->name;
 int collm_cf_model_dim(const collm_cf_model *m) { return m->dim; }
 int32_t collm_cf_model_n_users(const collm_cf_model *m) { return m->n_users; }
 int32_t collm_cf_model_n_items(const collm_cf_model *m) { return m->n_items; }
+void collm_cf_model_hparams(const collm_cf_model *m, collm_cf_hparams *out) { *out = m->hp; }
+int collm_cf_model_uses_history(const collm_cf_model *m) { return m->kind->uses_history; }
 
 int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out) {
     if (user < 0 || user >= m->n_users)
         return collm_error(COLLM_ERR_ARG, "cf: user id %d outside the table (n_users %d)", (int)user, (int)m->n_users);
+    if (!m->kind->user_vector)
+        return collm_error(COLLM_ERR_ARG,
+                           "cf: a %s model's user vector depends on the history; use collm_cf_model_sample_vectors",
+                           m->kind->name);
     m->kind->user_vector(m, user, out);
     return COLLM_OK;
 }
@@ -99,8 +158,58 @@ int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_t item, fl
         return collm_error(COLLM_ERR_ARG, "cf: user id %d outside the table (n_users %d)", (int)user, (int)m->n_users);
     if (item < 0 || item >= m->n_items)
         return collm_error(COLLM_ERR_ARG, "cf: item id %d outside the table (n_items %d)", (int)item, (int)m->n_items);
+    if (!m->kind->score)
+        return collm_error(COLLM_ERR_ARG, "cf: a %s model scores a sample with its history; use collm_cf_model_score_sample",
+                           m->kind->name);
     *out = m->kind->score(m, user, item);
     return COLLM_OK;
+}
+
+// Checks the ids of one sample and builds its history window (win: hp.max_len).
+static int cf_sample_check(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his, int32_t item,
+                           int32_t *win) {
+    if (user < 0 || user >= m->n_users)
+        return collm_error(COLLM_ERR_ARG, "cf: user id %d outside the table (n_users %d)", (int)user, (int)m->n_users);
+    if (item < 0 || item >= m->n_items)
+        return collm_error(COLLM_ERR_ARG, "cf: item id %d outside the table (n_items %d)", (int)item, (int)m->n_items);
+    if (n_his < 0 || (n_his > 0 && !his)) return collm_error(COLLM_ERR_ARG, "cf: bad history (%lld ids)", (long long)n_his);
+    if (!m->kind->uses_history) return COLLM_OK;
+    for (int64_t k = 0; k < n_his; k++)
+        if (his[k] < 0 || his[k] >= m->n_items)
+            return collm_error(COLLM_ERR_ARG, "cf: history item %lld: id %d outside the table (n_items %d)", (long long)k,
+                               (int)his[k], (int)m->n_items);
+    cf_history_window(his, NULL, n_his, m->hp.max_len, win);
+    return COLLM_OK;
+}
+
+int collm_cf_model_sample_vectors(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his, int32_t item,
+                                  float *user_out, float *item_out) {
+    if (!m) return collm_error(COLLM_ERR_ARG, "collm_cf_model_sample_vectors: NULL model");
+    int32_t *win = collm_malloc(((size_t)m->hp.max_len + 1) * sizeof *win);
+    float *tmp = collm_malloc(2 * (size_t)m->dim * sizeof *tmp);
+    int rc = win && tmp ? cf_sample_check(m, user, his, n_his, item, win) : COLLM_ERR_NOMEM;
+    if (!rc && m->kind->uses_history) {
+        rc = m->kind->sample_vectors(m, 1, &user, &item, win, tmp, tmp + m->dim, NULL);
+        if (!rc && user_out) memcpy(user_out, tmp, (size_t)m->dim * sizeof *tmp);
+        if (!rc && item_out) memcpy(item_out, tmp + m->dim, (size_t)m->dim * sizeof *tmp);
+    } else if (!rc) {
+        if (user_out) m->kind->user_vector(m, user, user_out);
+        if (item_out) m->kind->item_vector(m, item, item_out);
+    }
+    free(win);
+    free(tmp);
+    return rc;
+}
+
+int collm_cf_model_score_sample(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his, int32_t item,
+                                float *out) {
+    if (!m || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_score_sample: NULL argument");
+    int32_t *win = collm_malloc(((size_t)m->hp.max_len + 1) * sizeof *win);
+    int rc = win ? cf_sample_check(m, user, his, n_his, item, win) : COLLM_ERR_NOMEM;
+    if (!rc && m->kind->uses_history) rc = m->kind->score_samples(m, 1, &user, &item, win, out, NULL);
+    else if (!rc) *out = m->kind->score(m, user, item);
+    free(win);
+    return rc;
 }
 
 int collm_cf_check_split_ids(const collm_cf_model *m, const collm_rec_split *split) {
@@ -117,6 +226,13 @@ int collm_cf_check_split_ids(const collm_cf_model *m, const collm_rec_split *spl
                                "%s: row %lld (line %lld): item id %d is beyond the CF model's item table "
                                "(ids 0..%d); was the model trained on this dataset?",
                                path, (long long)r, (long long)r + 2, (int)split->item[r], (int)m->n_items - 1);
+        if (!m->kind->uses_history || !split->his_offset) continue;
+        for (int64_t k = split->his_offset[r]; k < split->his_offset[r + 1]; k++)
+            if (split->his[k] < 0 || split->his[k] >= m->n_items)
+                return collm_error(COLLM_ERR_ARG,
+                                   "%s: row %lld (line %lld): history item id %d is beyond the CF model's item table "
+                                   "(ids 0..%d); was the model trained on this dataset?",
+                                   path, (long long)r, (long long)r + 2, (int)split->his[k], (int)m->n_items - 1);
     }
     return COLLM_OK;
 }
@@ -133,10 +249,29 @@ static void cf_score_rows(void *ctx, int64_t begin, int64_t end, int thread_inde
     for (int64_t r = begin; r < end; r++) t->scores[r] = t->m->kind->score(t->m, t->split->user[r], t->split->item[r]);
 }
 
+// History kinds: windows of CF_SCORE_CHUNK rows at a time.
+enum { CF_SCORE_CHUNK = 4096 };
+
+static int cf_score_split_history(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool) {
+    const int L = m->hp.max_len;
+    int64_t cap = split->n < CF_SCORE_CHUNK ? split->n : CF_SCORE_CHUNK;
+    int32_t *win = collm_malloc((size_t)(cap > 0 ? cap : 1) * ((size_t)L + 1) * sizeof *win);
+    if (!win) return COLLM_ERR_NOMEM;
+    int rc = COLLM_OK;
+    for (int64_t off = 0; off < split->n && !rc; off += cap) {
+        int64_t n = split->n - off < cap ? split->n - off : cap;
+        for (int64_t r = 0; r < n; r++) cf_split_window(split, off + r, L, win + r * L);
+        rc = m->kind->score_samples(m, n, split->user + off, split->item + off, win, scores + off, pool);
+    }
+    free(win);
+    return rc;
+}
+
 int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool) {
     if (!m || !split || !scores) return collm_error(COLLM_ERR_ARG, "collm_cf_model_score_split: NULL argument");
     int rc = collm_cf_check_split_ids(m, split);
     if (rc) return rc;
+    if (m->kind->uses_history) return cf_score_split_history(m, split, scores, pool);
     cf_score_task t = {m, split, scores};
     collm_pool_for(pool, split->n, 256, cf_score_rows, &t);
     return COLLM_OK;
@@ -167,10 +302,12 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
     if (opt_in) opt = *opt_in;
     else collm_cf_train_options_default(&opt);
     if (!(opt.lr > 0) || !(opt.weight_decay >= 0) || opt.batch < 1 || opt.max_epochs < 0 || opt.patience < 0 ||
-        !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) || !(opt.eps > 0))
+        !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) || !(opt.eps > 0) ||
+        !(opt.dropout >= 0 && opt.dropout < 1))
         return collm_error(COLLM_ERR_ARG,
-                           "collm_cf_model_train: bad options (lr %g, wd %g, batch %d, max_epochs %d, patience %d)", opt.lr,
-                           opt.weight_decay, opt.batch, opt.max_epochs, opt.patience);
+                           "collm_cf_model_train: bad options (lr %g, wd %g, batch %d, max_epochs %d, patience %d, "
+                           "dropout %g)",
+                           opt.lr, opt.weight_decay, opt.batch, opt.max_epochs, opt.patience, opt.dropout);
     int rc = collm_cf_check_split_ids(m, ds->train);
     if (rc) return rc;
 
@@ -240,6 +377,9 @@ int collm_cf_model_save(const collm_cf_model *m, const char *path) {
     put_u32(&s, "collm.cf.dim", (uint32_t)m->dim);
     put_u32(&s, "collm.cf.n_users", (uint32_t)m->n_users);
     put_u32(&s, "collm.cf.n_items", (uint32_t)m->n_items);
+    put_u32(&s, "collm.cf.n_layers", (uint32_t)m->hp.n_layers);
+    put_u32(&s, "collm.cf.n_heads", (uint32_t)m->hp.n_heads);
+    put_u32(&s, "collm.cf.max_len", (uint32_t)m->hp.max_len);
     if (m->has_train) {
         const collm_cf_train_options *o = &m->train_opt;
         const collm_cf_train_result *r = &m->train_result;
@@ -249,6 +389,7 @@ int collm_cf_model_save(const collm_cf_model *m, const char *path) {
         put_u32(&s, "collm.cf.train.max_epochs", (uint32_t)o->max_epochs);
         put_u32(&s, "collm.cf.train.patience", (uint32_t)o->patience);
         put_u64(&s, "collm.cf.train.seed", o->seed);
+        put_f32(&s, "collm.cf.train.dropout", o->dropout);
         put_u32(&s, "collm.cf.train.epochs", (uint32_t)r->epochs_run);
         put_u32(&s, "collm.cf.train.best_epoch", (uint32_t)r->best_epoch);
         put_f32(&s, "collm.cf.train.best_eval_auc", r->best_eval_auc);
@@ -286,13 +427,26 @@ collm_cf_model *collm_cf_model_load(const char *path) {
     }
     const collm_cf_kind *kind = cf_find_kind(kind_name, (size_t)kind_len);
     if (!kind) {
-        collm_error(COLLM_ERR_FORMAT, "%s: unknown collm.cf.kind '%.*s' (known: mf)", path, (int)kind_len, kind_name);
+        collm_error(COLLM_ERR_FORMAT, "%s: unknown collm.cf.kind '%.*s' (known: %s)", path, (int)kind_len, kind_name,
+                    cf_kind_list());
         goto done;
     }
     if (cf_get_dim(f, path, "collm.cf.dim", 1, 65536, &dim) || cf_get_dim(f, path, "collm.cf.n_users", 1, INT32_MAX, &n_users) ||
         cf_get_dim(f, path, "collm.cf.n_items", 1, INT32_MAX, &n_items))
         goto done;
-    m = cf_model_alloc(kind, (int32_t)n_users, (int32_t)n_items, (int)dim);
+    collm_cf_hparams hp;
+    collm_cf_hparams_default(kind->name, &hp);
+    hp.dim = (int)dim;
+    // shape keys (absent from MF files written before the other kinds existed)
+    int64_t hv;
+    const char *hkeys[3] = {"collm.cf.n_layers", "collm.cf.n_heads", "collm.cf.max_len"};
+    int *hdst[3] = {&hp.n_layers, &hp.n_heads, &hp.max_len};
+    for (int k = 0; k < 3; k++) {
+        if (collm_gguf_find_key(f, hkeys[k]) < 0) continue;
+        if (cf_get_dim(f, path, hkeys[k], 0, 4096, &hv)) goto done;
+        *hdst[k] = (int)hv;
+    }
+    m = cf_model_alloc(kind, (int32_t)n_users, (int32_t)n_items, &hp);
     if (!m) goto done;
     if (kind->init(m, 0, 0) != COLLM_OK || kind->load_tensors(m, f, path) != COLLM_OK) {
         collm_cf_model_free(m);
@@ -311,6 +465,7 @@ collm_cf_model *collm_cf_model_load(const char *path) {
         if (collm_gguf_get_i64(f, "collm.cf.train.max_epochs", &iv) == COLLM_OK) m->train_opt.max_epochs = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.patience", &iv) == COLLM_OK) m->train_opt.patience = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.seed", &iv) == COLLM_OK) m->train_opt.seed = (uint64_t)iv;
+        if (collm_gguf_get_f32(f, "collm.cf.train.dropout", &fv) == COLLM_OK) m->train_opt.dropout = fv;
         if (collm_gguf_get_i64(f, "collm.cf.train.epochs", &iv) == COLLM_OK) r->epochs_run = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.best_epoch", &iv) == COLLM_OK) r->best_epoch = (int)iv;
         r->best_eval_auc = r->best_eval_uauc = NAN;
@@ -325,4 +480,19 @@ collm_cf_model *collm_cf_model_load(const char *path) {
 done:
     collm_gguf_close(f);
     return m;
+}
+
+// ---------------------------------------------------------------------------
+// private hooks for tests (cf/encoders.h)
+
+cf_params *collm_cf_encoder_params(collm_cf_model *m) { return m && m->kind->params ? m->kind->params(m) : NULL; }
+
+double collm_cf_encoder_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items,
+                                  const int32_t *win, const float *labels, double dropout, uint64_t seed,
+                                  collm_pool *pool) {
+    if (!m || !m->kind->loss_grad) {
+        collm_error(COLLM_ERR_ARG, "collm_cf_encoder_loss_grad: not a neural encoder");
+        return NAN;
+    }
+    return m->kind->loss_grad(m, n, users, items, win, labels, dropout, seed, pool);
 }

@@ -31,6 +31,7 @@ int cmd_eval_cf(int argc, char **argv) {
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_pool *pool = split ? collm_pool_create(cli_threads(opts)) : NULL;
+    collm_blas_set_threads(cli_threads(opts));
     collm_metrics_report r;
     int rc = 1;
     if (pool && collm_cf_model_evaluate(m, split, &r, pool) == COLLM_OK) {

@@ -1,5 +1,7 @@
-// collm train-cf: trains a collaborative model (MF) on a dataset directory,
-// keeps the best-validation weights, and writes them as GGUF.
+// collm train-cf: trains a collaborative model (MF, LightGCN, SASRec, DIN)
+// on a dataset directory, keeps the best-validation weights, and writes
+// them as GGUF. Defaults are per kind (collm_cf_train_options_kind,
+// collm_cf_hparams_default); every flag overrides them.
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,17 +22,21 @@ static void train_cf_progress(void *ctx, const collm_cf_epoch_info *e) {
 
 int cmd_train_cf(int argc, char **argv) {
     collm_cf_train_options opt;
-    collm_cf_train_options_default(&opt);
+    collm_cf_hparams hp;
     cli_option opts[] = {
-        {"--model", "KIND", "collaborative model kind: mf (default mf)", NULL},
+        {"--model", "KIND", "collaborative model kind: mf | lightgcn (default mf)", NULL},
         {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
         {"--out", "FILE", "output model (.gguf)", NULL},
-        {"--dim", "N", "embedding dimension (default 256)", NULL},
-        {"--lr", "X", "Adam learning rate (default 1e-2)", NULL},
-        {"--weight-decay", "X", "coupled L2 weight decay (default 1e-4)", NULL},
-        {"--batch", "N", "batch size (default 2048)", NULL},
-        {"--max-epochs", "N", "epoch limit (default 300)", NULL},
-        {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (default 20)", NULL},
+        {"--dim", "N", "vector dimension (mf 256, lightgcn 64, sasrec 64, din 192 = 3 x 64)", NULL},
+        {"--layers", "N", "lightgcn propagation layers / sasrec blocks (default 2)", NULL},
+        {"--heads", "N", "sasrec attention heads (default 1)", NULL},
+        {"--max-len", "N", "sasrec / din history window (default 25 / 10)", NULL},
+        {"--dropout", "X", "sasrec / din dropout rate in training (per kind)", NULL},
+        {"--lr", "X", "Adam learning rate (per kind; mf 1e-2)", NULL},
+        {"--weight-decay", "X", "coupled L2 weight decay (per kind; mf 1e-4)", NULL},
+        {"--batch", "N", "batch size (per kind; mf 2048)", NULL},
+        {"--max-epochs", "N", "epoch limit (per kind; mf 300)", NULL},
+        {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (per kind; mf 20)", NULL},
         CLI_SEED_OPTION,
         {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid)", NULL},
         {"--json", NULL, "print the result as one JSON object on stdout", NULL},
@@ -38,24 +44,35 @@ int cmd_train_cf(int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm train-cf --model mf --data DIR --out FILE [--dim 256 --lr 1e-2 --weight-decay 1e-4 "
-                      "--batch 2048 --max-epochs 300 --patience 20 --seed 2023 --eval-split valid]");
+                      "usage: collm train-cf --model mf|lightgcn --data DIR --out FILE [--dim N --layers N --heads N "
+                      "--max-len N --dropout X --lr X --weight-decay X --batch N --max-epochs N --patience N "
+                      "--seed 2023 --eval-split valid]");
     if (p) return p > 0 ? 0 : 1;
     const char *data, *out;
     if (cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out)) return 1;
     const char *kind = cli_get(opts, "--model") ? cli_get(opts, "--model") : "mf";
-    int64_t dim, batch, max_epochs, patience, seed;
-    if (cli_get_int(opts, "--dim", 256, &dim) || cli_get_float(opts, "--lr", opt.lr, &opt.lr) ||
+    if (collm_cf_train_options_kind(kind, &opt) || collm_cf_hparams_default(kind, &hp)) return cli_fail("train-cf");
+    int64_t dim, layers, heads, max_len, batch, max_epochs, patience, seed;
+    if (cli_get_int(opts, "--dim", hp.dim, &dim) || cli_get_int(opts, "--layers", hp.n_layers, &layers) ||
+        cli_get_int(opts, "--heads", hp.n_heads, &heads) || cli_get_int(opts, "--max-len", hp.max_len, &max_len) ||
+        cli_get_float(opts, "--dropout", opt.dropout, &opt.dropout) || cli_get_float(opts, "--lr", opt.lr, &opt.lr) ||
         cli_get_float(opts, "--weight-decay", opt.weight_decay, &opt.weight_decay) ||
         cli_get_int(opts, "--batch", opt.batch, &batch) || cli_get_int(opts, "--max-epochs", opt.max_epochs, &max_epochs) ||
         cli_get_int(opts, "--patience", opt.patience, &patience) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed))
         return 1;
     if (dim < 1 || dim > 65536 || batch < 1 || batch > (1 << 26) || max_epochs < 0 || max_epochs > 1000000 ||
-        patience < 0 || patience > 1000000 || !(opt.lr > 0) || !(opt.weight_decay >= 0) || seed < 0) {
+        patience < 0 || patience > 1000000 || !(opt.lr > 0) || !(opt.weight_decay >= 0) || seed < 0 || layers < 0 ||
+        layers > 64 || heads < 0 || heads > 4096 || max_len < 0 || max_len > 4096 ||
+        !(opt.dropout >= 0 && opt.dropout < 1)) {
         fprintf(stderr, "collm train-cf: out-of-range option (need dim 1..65536, batch >= 1, max-epochs >= 0, "
-                        "patience >= 0, lr > 0, weight-decay >= 0, seed >= 0)\n");
+                        "patience >= 0, lr > 0, weight-decay >= 0, seed >= 0, layers 0..64, heads 0..4096, "
+                        "max-len 0..4096, dropout in [0, 1))\n");
         return 1;
     }
+    hp.dim = (int)dim;
+    hp.n_layers = (int)layers;
+    hp.n_heads = (int)heads;
+    hp.max_len = (int)max_len;
     opt.batch = (int)batch;
     opt.max_epochs = (int)max_epochs;
     opt.patience = (int)patience;
@@ -65,8 +82,9 @@ int cmd_train_cf(int argc, char **argv) {
 
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
-    collm_cf_model *m = collm_cf_model_create(kind, ds->n_users, ds->n_items, (int)dim, opt.seed);
+    collm_cf_model *m = collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, opt.seed);
     collm_pool *pool = m ? collm_pool_create(cli_threads(opts)) : NULL;
+    collm_blas_set_threads(cli_threads(opts)); // the encoders' GEMMs
     int rc = 1;
     if (m && pool) {
         fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",

@@ -44,6 +44,23 @@ expect_error "unknown user in split" 'unknown_user\.tsv: row 2 \(line 4\): user 
 expect_error "unknown item in split" 'unknown_item\.tsv.*line 4.*4000' \
   "$BIN" eval-cf --cf "$model" --data "$DATA" --split "$TMP/unknown_item.tsv"
 
+# the other kinds: a short run each, the same eval-cf JSON keys, the kind in the file
+for kind in lightgcn; do
+  km="$TMP/$kind.gguf"
+  rm -f "$km"
+  "$BIN" train-cf --model "$kind" --data "$DATA" --out "$km" --max-epochs 2 --dim 12 --threads 2 \
+    >"$TMP/$kind.out" 2>"$TMP/$kind.err"; rc=$?
+  check "train-cf --model $kind exits 0 (got $rc): $(tail -n 1 "$TMP/$kind.err")" [ "$rc" -eq 0 ]
+  check "$kind: two progress lines" [ "$(grep -Ec '^epoch +[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+' "$TMP/$kind.err")" -eq 2 ]
+  check "$kind: model file records its kind" grep -aq "$kind" "$km"
+  out=$("$BIN" eval-cf --cf "$km" --data "$DATA" --split valid --json 2>"$TMP/$kind.eval.err"); rc=$?
+  check "eval-cf --json on $kind exits 0 ($(cat "$TMP/$kind.eval.err"))" [ "$rc" -eq 0 ]
+  for key in auc uauc n n_users_uauc auc_warm auc_cold; do
+    check "$kind json has \"$key\"" grep -q "\"$key\":" <<<"$out"
+  done
+  check "$kind json n = 10401" grep -q '"n":10401[,}]' <<<"$out"
+done
+
 # bad arguments
 expect_error "train-cf without --out" 'missing required option --out' "$BIN" train-cf --data "$DATA"
 expect_error "train-cf unknown model" "unknown model kind 'nope'" \

@@ -1,0 +1,129 @@
+// Private to src/cf: what the neural encoders (LightGCN, SASRec, DIN) share.
+//  * cf_params: every tensor of a model in one flat float buffer (trainable
+//    tensors first, then buffers such as running statistics), with named
+//    shapes for GGUF save/load, a dense gradient and Adam moments, one Adam
+//    step over the whole trainable range (PyTorch Adam, coupled L2, as the
+//    authors' scripts use), and whole-model snapshots for early stopping.
+//  * layers written as forward/backward pairs: LayerNorm (PyTorch), batch
+//    normalisation + Dice (DIN), with shapes in the comments.
+//  * history windows: the last L liked items of a sample, left-padded with 0.
+//  * the epoch loop with evaluation, patience and best-weights restore.
+// Backward functions ACCUMULATE (+=) into gradient buffers, as core/ops.h.
+#ifndef COLLM_CF_NN_H
+#define COLLM_CF_NN_H
+
+#include <stdint.h>
+
+#include "cf/cf_internal.h"
+#include "core/rng.h"
+
+enum { CF_MAX_TENSORS = 112 }; // SASRec: 4 + 12 per block, up to 8 blocks
+
+typedef struct {
+    char name[48];    // GGUF tensor name ("sasrec.blk.0.attn_in.weight", ...)
+    int64_t rows, cols; // (rows, cols) row-major; GGUF ne = {cols, rows}
+    int64_t offset;   // into cf_params.w
+    int trainable;    // 0: a buffer (saved, snapshotted, never stepped)
+} cf_tensor;
+
+typedef struct cf_params {
+    cf_tensor t[CF_MAX_TENSORS];
+    int n;
+    int64_t n_train; // trainable values: w[0, n_train)
+    int64_t n_total; // all values
+    float *w;        // (n_total)
+    float *g;        // (n_train) gradient, NULL until cf_params_alloc_train
+    float *m, *v;    // (n_train) Adam moments
+} cf_params;
+
+// Declares a tensor (before cf_params_alloc); returns its index.
+int cf_params_add(cf_params *p, const char *name, int64_t rows, int64_t cols, int trainable);
+// Lays out trainable tensors first, then buffers; allocates w (zeros).
+int cf_params_alloc(cf_params *p);
+// Allocates g, m, v (zeros). Idempotent.
+int cf_params_alloc_train(cf_params *p);
+void cf_params_free(cf_params *p);
+static inline float *cf_w(const cf_params *p, int i) { return p->w + p->t[i].offset; }
+static inline float *cf_g(const cf_params *p, int i) { return p->g + p->t[i].offset; }
+static inline int64_t cf_numel(const cf_params *p, int i) { return p->t[i].rows * p->t[i].cols; }
+
+// Initialisers (rng order: tensor by tensor, row-major).
+void cf_init_normal(float *w, int64_t n, double std, collm_rng *rng);
+// xavier_normal_ of a (fan_out, fan_in) weight: std = sqrt(2 / (fan_in + fan_out)).
+void cf_init_xavier_normal(float *w, int64_t fan_out, int64_t fan_in, collm_rng *rng);
+void cf_init_uniform(float *w, int64_t n, double bound, collm_rng *rng);
+void cf_fill(float *w, int64_t n, float v);
+
+// GGUF: every tensor, F32, shape (rows, cols); load checks names and shapes
+// and rejects non-finite values.
+int cf_params_save(const cf_params *p, collm_gguf_writer *w);
+int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path);
+
+// Zeroes the gradient; one Adam step (t = step, 1-based) with coupled L2
+// over w[0, n_train) (split over the pool; the result does not depend on it).
+void cf_params_zero_grad(cf_params *p);
+void cf_params_adam(cf_params *p, const collm_cf_train_options *opt, int64_t step, collm_pool *pool);
+
+// --- layers -----------------------------------------------------------------
+
+// LayerNorm over C (PyTorch): y = (x - mean) · rstd ⊙ g + b, rstd = 1/sqrt(var + eps)
+// with the biased variance. x, y (T, C); g, b (C); mean, rstd (T) saved for backward.
+void cf_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *g, const float *b, int64_t T,
+                          int C, float eps);
+// dx (T, C), dg (C), db (C) += (NULL skips).
+void cf_layernorm_backward(float *dx, float *dg, float *db, const float *dy, const float *x, const float *mean,
+                           const float *rstd, const float *g, int64_t T, int C);
+
+// Dice (DIN): p = σ(BN(x)), y = x · (α + (1 - α) p) = α(1-p)x + p x, per channel c.
+// BN (BatchNorm1d, affine, eps) normalises channel c over the T rows: in
+// training with the batch mean and biased variance (and moves the running
+// statistics by `momentum` with the unbiased variance, as PyTorch), in
+// evaluation with the running statistics.
+// x, y (T, C); alpha, gamma, beta, run_mean, run_var (C).
+// Training saves xhat (T, C) and rstd (C) for backward (eval: may be NULL).
+typedef struct {
+    const float *alpha, *gamma, *beta;
+    float *run_mean, *run_var; // updated in training when update_running
+    float eps, momentum;
+} cf_dice;
+void cf_dice_forward(const cf_dice *d, float *y, float *xhat, float *rstd, const float *x, int64_t T, int C, int training,
+                     int update_running);
+// Training-mode backward (through the batch statistics).
+// dx (T, C), dalpha, dgamma, dbeta (C) +=.
+void cf_dice_backward(const cf_dice *d, float *dx, float *dalpha, float *dgamma, float *dbeta, const float *dy,
+                      const float *x, const float *xhat, const float *rstd, int64_t T, int C);
+
+// Mean BCE with logits in double; dlogit[i] = (σ(s_i) - y_i) / n (may be NULL).
+double cf_bce(float *dlogit, const float *logit, const float *label, int64_t n);
+
+// --- histories ----------------------------------------------------------------
+
+// The last L items of a history (oldest first) that count as liked, left-padded
+// with 0: out (L). With his_label (bookcrossing), only positives count; id 0
+// (padding, the ml-1m sentinel) is kept as 0 wherever it falls.
+void cf_history_window(const int32_t *his, const int8_t *his_label, int64_t n, int L, int32_t *out);
+// The window of row r of a split.
+void cf_split_window(const collm_rec_split *s, int64_t r, int L, int32_t *out);
+
+// --- training loop ------------------------------------------------------------
+
+// One epoch: epoch_fn trains over the train split (shuffling with rng) and
+// writes the mean training loss. refresh (may be NULL) recomputes what is
+// derived from the weights (LightGCN's propagated tables) after each epoch
+// and after the best weights are restored. The loop evaluates with
+// collm_cf_model_score_split, keeps the best-AUC snapshot of p (buffers
+// included) and applies opt->patience / stall rules like MF.
+typedef int (*cf_epoch_fn)(void *state, collm_rng *rng, double *loss);
+typedef void (*cf_refresh_fn)(void *state);
+int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, const collm_cf_train_options *opt,
+                  collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result,
+                  cf_epoch_fn epoch_fn, cf_refresh_fn refresh, void *state);
+
+double cf_now(void);
+
+// Flush-to-zero + denormals-are-zero for the calling thread (see mf.c: decayed
+// embedding rows and their Adam moments sink into subnormals).
+unsigned cf_fpmode_enter(void);
+void cf_fpmode_leave(unsigned saved);
+
+#endif

@@ -1,0 +1,480 @@
+// The neural collaborative encoders (collm/cf.h kinds lightgcn, sasrec,
+// din): gradients of every parameter tensor against central finite
+// differences (LightGCN also against an independent double-precision
+// reference of the propagation and loss), learning a synthetic problem
+// whose labels depend on the recent history, determinism over thread
+// counts, the per-sample vector API, and the GGUF round trip.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cf/encoders.h"
+#include "collm/cf.h"
+#include "collm/error.h"
+#include "collm/fileio.h"
+#include "collm/gguf.h"
+#include "core/rng.h"
+#include "test.h"
+
+// ---------------------------------------------------------------------------
+// A synthetic dataset with histories, built in memory. Items fall into
+// SYN_CLUSTERS clusters; every user has a current taste (a cluster) that
+// switches now and then. A row is liked (90 %) when the target's cluster is
+// the current taste, else disliked (90 %). The history of a row is [0] plus
+// the user's earlier liked items, as in ml-1m; the first 70 % of each user's
+// rows are train, the rest valid. The recent history reveals the taste; the
+// user id alone does not.
+enum { SYN_USERS = 60, SYN_ITEMS = 81, SYN_CLUSTERS = 4, SYN_ROWS_PER_USER = 50 };
+
+typedef struct {
+    collm_rec_split split;
+    int64_t cap, his_cap;
+} syn_split;
+
+typedef struct {
+    collm_rec_dataset ds;
+    syn_split train, valid;
+} synthetic;
+
+static void syn_split_init(syn_split *s, int64_t cap, int64_t his_cap, const char *path) {
+    memset(s, 0, sizeof *s);
+    s->cap = cap;
+    s->his_cap = his_cap;
+    s->split.path = (char *)path;
+    s->split.user = calloc((size_t)cap, sizeof(int32_t));
+    s->split.item = calloc((size_t)cap, sizeof(int32_t));
+    s->split.label = calloc((size_t)cap, 1);
+    s->split.not_cold = calloc((size_t)cap, 1);
+    s->split.timestamp = calloc((size_t)cap, sizeof(int64_t));
+    s->split.his_offset = calloc((size_t)cap + 1, sizeof(int64_t));
+    s->split.his = calloc((size_t)his_cap, sizeof(int32_t));
+}
+
+static void syn_split_free(syn_split *s) {
+    free(s->split.user);
+    free(s->split.item);
+    free(s->split.label);
+    free(s->split.not_cold);
+    free(s->split.timestamp);
+    free(s->split.his_offset);
+    free(s->split.his);
+}
+
+static void syn_push(syn_split *s, int32_t u, int32_t i, int label, const int32_t *liked, int n_liked) {
+    int64_t r = s->split.n++;
+    s->split.user[r] = u;
+    s->split.item[r] = i;
+    s->split.label[r] = (int8_t)label;
+    s->split.not_cold[r] = 1;
+    int64_t o = s->split.his_offset[r];
+    s->split.his[o++] = 0; // the ml-1m sentinel
+    for (int k = 0; k < n_liked; k++) s->split.his[o++] = liked[k];
+    s->split.his_offset[r + 1] = o;
+}
+
+static void make_synthetic(synthetic *syn, uint64_t seed) {
+    collm_rng rng;
+    collm_rng_seed(&rng, seed);
+    int64_t n = (int64_t)SYN_USERS * SYN_ROWS_PER_USER, his_cap = n * (SYN_ROWS_PER_USER + 1);
+    syn_split_init(&syn->train, n, his_cap, "synthetic/train.tsv");
+    syn_split_init(&syn->valid, n, his_cap, "synthetic/valid.tsv");
+    for (int32_t u = 1; u < SYN_USERS; u++) {
+        int32_t liked[SYN_ROWS_PER_USER];
+        int n_liked = 0, taste = (int)collm_rng_below(&rng, SYN_CLUSTERS);
+        for (int k = 0; k < SYN_ROWS_PER_USER; k++) {
+            if (collm_rng_uniform(&rng) < 0.05) taste = (int)collm_rng_below(&rng, SYN_CLUSTERS);
+            int32_t i = 1 + (int32_t)collm_rng_below(&rng, SYN_ITEMS - 1);
+            int match = (i % SYN_CLUSTERS) == taste;
+            int label = collm_rng_uniform(&rng) < 0.9 ? match : !match;
+            syn_push(k < SYN_ROWS_PER_USER * 7 / 10 ? &syn->train : &syn->valid, u, i, label, liked, n_liked);
+            if (label) liked[n_liked++] = i;
+        }
+    }
+    memset(&syn->ds, 0, sizeof syn->ds);
+    syn->ds.dir = "synthetic";
+    syn->ds.train = &syn->train.split;
+    syn->ds.valid = &syn->valid.split;
+    syn->ds.n_users = SYN_USERS;
+    syn->ds.n_items = SYN_ITEMS;
+}
+
+static void free_synthetic(synthetic *syn) {
+    syn_split_free(&syn->train);
+    syn_split_free(&syn->valid);
+}
+
+// A batch of the first n train rows with their windows (L per row).
+typedef struct {
+    int64_t n;
+    int32_t users[64], items[64], win[64 * 32];
+    float labels[64];
+} batch;
+
+static void make_batch(batch *b, const collm_rec_split *s, int64_t first, int64_t n, int L) {
+    b->n = n;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t row = first + r;
+        b->users[r] = s->user[row];
+        b->items[r] = s->item[row];
+        b->labels[r] = s->label[row];
+        int64_t o = s->his_offset[row], e = s->his_offset[row + 1];
+        // the last L ids, left-padded (a local copy of the rule, not cf_history_window)
+        for (int k = 0; k < L; k++) {
+            int64_t j = e - L + k;
+            b->win[r * L + k] = j >= o ? s->his[j] : 0;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// finite differences on every trainable tensor (float forward, h = 1e-2 scaled)
+
+static double batch_loss(collm_cf_model *m, const batch *b, collm_pool *pool) {
+    return collm_cf_encoder_loss_grad(m, b->n, b->users, b->items, b->win, b->labels, 0.0, 1, pool);
+}
+
+static int close_enough(double analytic, double numeric, double scale) {
+    return fabs(analytic - numeric) <= 2e-3 * scale + 3e-2 * fabs(numeric);
+}
+
+// Row j-th pick of an embedding table (> 20 rows): an id the batch uses, so
+// that the entry has a gradient (other rows have none).
+static int64_t pick_row(const char *name, const batch *b, int64_t j, int L) {
+    j %= b->n;
+    if (strstr(name, "user")) return b->users[j];
+    if (strstr(name, "his")) { // a non-padding history id of that row, if any
+        for (int k = L - 1; k >= 0; k--)
+            if (b->win[j * L + k]) return b->win[j * L + k];
+    }
+    return b->items[j];
+}
+
+// Checks up to max_checks entries of each trainable tensor; returns the number off.
+static int check_all_tensors(collm_cf_model *m, const batch *b, collm_pool *pool, int max_checks, const char *kind) {
+    collm_cf_hparams hp;
+    collm_cf_model_hparams(m, &hp);
+    const int L = hp.max_len > 0 ? hp.max_len : 1;
+    cf_params *p = collm_cf_encoder_params(m);
+    double loss = batch_loss(m, b, pool);
+    float *grad = malloc((size_t)p->n_train * sizeof(float));
+    memcpy(grad, p->g, (size_t)p->n_train * sizeof(float));
+    double gscale = 0; // typical gradient size, for the absolute tolerance
+    for (int64_t k = 0; k < p->n_train; k++) gscale = fmax(gscale, fabs(grad[k]));
+    int bad = 0, tensors_checked = 0;
+    for (int t = 0; t < p->n; t++) {
+        if (!p->t[t].trainable) continue;
+        int64_t n = p->t[t].rows * p->t[t].cols, stride = n / max_checks > 1 ? n / max_checks : 1;
+        float *w = cf_w(p, t);
+        const float *g = grad + p->t[t].offset;
+        int nonzero = 0;
+        for (int64_t i = 0; i < n; i += stride) {
+            // embedding tables: check the rows the batch touches (others are 0 both ways)
+            int64_t k = i;
+            if (p->t[t].rows > 20 && strstr(p->t[t].name, "embd"))
+                k = pick_row(p->t[t].name, b, i / stride, L) * p->t[t].cols + (i % p->t[t].cols);
+            float keep = w[k];
+            float h = 1e-2f * fmaxf(1.0f, fabsf(keep));
+            w[k] = keep + h;
+            double lp = batch_loss(m, b, pool);
+            w[k] = keep - h;
+            double lm = batch_loss(m, b, pool);
+            w[k] = keep;
+            double numeric = (lp - lm) / (2.0 * h);
+            nonzero |= g[k] != 0.0f;
+            if (!close_enough(g[k], numeric, gscale)) {
+                if (bad < 6)
+                    fprintf(stderr, "  %s %s[%lld]: analytic %.6g numeric %.6g\n", kind, p->t[t].name, (long long)k, g[k],
+                            numeric);
+                bad++;
+            }
+        }
+        tensors_checked++;
+        if (!nonzero) fprintf(stderr, "  %s %s: no non-zero gradient among the checked entries\n", kind, p->t[t].name);
+    }
+    CHECK_MSG(tensors_checked > 0 && isfinite(loss), "%s: %d tensors, loss %g", kind, tensors_checked, loss);
+    free(grad);
+    return bad;
+}
+
+// ---------------------------------------------------------------------------
+// LightGCN: an independent double-precision reference
+
+typedef struct {
+    int nu, ni, d, K;
+    double *adj; // (N, N) dense normalised adjacency
+} lgcn_ref;
+
+static void lgcn_ref_build(lgcn_ref *r, const collm_rec_split *train, int nu, int ni, int d, int K) {
+    r->nu = nu, r->ni = ni, r->d = d, r->K = K;
+    int N = nu + ni;
+    r->adj = calloc((size_t)N * N, sizeof(double));
+    double *deg = calloc((size_t)N, sizeof(double));
+    for (int64_t k = 0; k < train->n; k++)
+        if (train->label[k]) {
+            int u = train->user[k], i = nu + train->item[k];
+            r->adj[u * N + i] += 1, r->adj[i * N + u] += 1;
+            deg[u] += 1, deg[i] += 1;
+        }
+    for (int a = 0; a < N; a++)
+        for (int c = 0; c < N; c++)
+            if (r->adj[a * N + c] != 0) r->adj[a * N + c] /= sqrt(deg[a] * deg[c]);
+    free(deg);
+}
+
+// OUT (N, d) = mean over k = 0..K of Â^k E0
+static void lgcn_ref_out(const lgcn_ref *r, const double *e0, double *out) {
+    int N = r->nu + r->ni, d = r->d;
+    double *cur = malloc(sizeof(double) * N * d), *nxt = malloc(sizeof(double) * N * d);
+    memcpy(cur, e0, sizeof(double) * N * d);
+    memcpy(out, e0, sizeof(double) * N * d);
+    for (int k = 0; k < r->K; k++) {
+        for (int a = 0; a < N; a++)
+            for (int j = 0; j < d; j++) {
+                double s = 0;
+                for (int c = 0; c < N; c++) s += r->adj[a * N + c] * cur[c * d + j];
+                nxt[a * d + j] = s;
+            }
+        for (int x = 0; x < N * d; x++) out[x] += nxt[x];
+        memcpy(cur, nxt, sizeof(double) * N * d);
+    }
+    for (int x = 0; x < N * d; x++) out[x] /= (r->K + 1);
+    free(cur);
+    free(nxt);
+}
+
+static double lgcn_ref_loss(const lgcn_ref *r, const double *e0, const batch *b) {
+    int N = r->nu + r->ni, d = r->d;
+    double *out = malloc(sizeof(double) * N * d), loss = 0;
+    lgcn_ref_out(r, e0, out);
+    for (int64_t k = 0; k < b->n; k++) {
+        double s = 0;
+        for (int j = 0; j < d; j++) s += out[b->users[k] * d + j] * out[(r->nu + b->items[k]) * d + j];
+        loss += (s > 0 ? s + log1p(exp(-s)) : log1p(exp(s))) - b->labels[k] * s;
+    }
+    free(out);
+    return loss / (double)b->n;
+}
+
+static void test_lightgcn_gradients(const synthetic *syn) {
+    // a small graph: the first 240 train rows (users 1..6), all items
+    syn_split small = syn->train;
+    small.split.n = 240;
+    collm_cf_hparams hp;
+    CHECK(collm_cf_hparams_default("lightgcn", &hp) == COLLM_OK);
+    CHECK(hp.dim == 64 && hp.n_layers == 2);
+    hp.dim = 5;
+    collm_cf_model *m = collm_cf_model_create_hp("lightgcn", SYN_USERS, SYN_ITEMS, &hp, 7);
+    CHECK(m != NULL);
+    if (!m) return;
+    cf_params *p = collm_cf_encoder_params(m);
+    CHECK(p != NULL && p->n_train == (int64_t)(SYN_USERS + SYN_ITEMS) * 5);
+    // larger weights than N(0, 0.1²) so the logits are O(1)
+    collm_rng rng;
+    collm_rng_seed(&rng, 3);
+    for (int64_t k = 5; k < p->n_train; k++)
+        if (k < 5 * SYN_USERS ? 1 : k >= 5 * (SYN_USERS + 1)) p->w[k] = (float)(1.5 * collm_rng_normal(&rng));
+    batch b;
+    make_batch(&b, &small.split, 0, 24, 1);
+    CHECK(isnan(batch_loss(m, &b, NULL)));
+    CHECK(strstr(collm_last_error(), "no graph") != NULL);
+    CHECK(collm_lightgcn_set_graph(m, &small.split, NULL) == COLLM_OK);
+
+    lgcn_ref ref;
+    lgcn_ref_build(&ref, &small.split, SYN_USERS, SYN_ITEMS, 5, 2);
+    int N = SYN_USERS + SYN_ITEMS;
+    double *e0 = malloc(sizeof(double) * N * 5), *out = malloc(sizeof(double) * N * 5);
+    for (int k = 0; k < N * 5; k++) e0[k] = p->w[k];
+
+    double loss = batch_loss(m, &b, NULL);
+    CHECK_NEAR(loss, lgcn_ref_loss(&ref, e0, &b), 1e-5);
+    // the propagated tables (what user_vector / item_vector return)
+    lgcn_ref_out(&ref, e0, out);
+    double worst = 0;
+    float v[5];
+    for (int u = 0; u < SYN_USERS; u++) {
+        collm_cf_model_user_vector(m, u, v);
+        for (int j = 0; j < 5; j++) worst = fmax(worst, fabs(v[j] - out[u * 5 + j]));
+    }
+    for (int i = 0; i < SYN_ITEMS; i++) {
+        collm_cf_model_item_vector(m, i, v);
+        for (int j = 0; j < 5; j++) worst = fmax(worst, fabs(v[j] - out[(SYN_USERS + i) * 5 + j]));
+    }
+    CHECK_MSG(worst < 1e-5, "propagated tables vs reference: %g", worst);
+
+    // every gradient entry against double central differences of the reference
+    double max_err = 0, max_g = 0;
+    const double h = 1e-6;
+    for (int k = 0; k < N * 5; k++) {
+        double keep = e0[k];
+        e0[k] = keep + h;
+        double lp = lgcn_ref_loss(&ref, e0, &b);
+        e0[k] = keep - h;
+        double lm = lgcn_ref_loss(&ref, e0, &b);
+        e0[k] = keep;
+        double fd = (lp - lm) / (2 * h);
+        if (k < 5 || (k >= 5 * SYN_USERS && k < 5 * (SYN_USERS + 1))) fd = 0; // padding rows: no gradient
+        max_err = fmax(max_err, fabs(fd - p->g[k]));
+        max_g = fmax(max_g, fabs(fd));
+    }
+    CHECK_MSG(max_err < 1e-5 && max_g > 1e-3, "LightGCN: max |fd - grad| = %g (max |grad| %g)", max_err, max_g);
+    // and the float finite differences every kind gets
+    CHECK_MSG(check_all_tensors(m, &b, NULL, 40, "lightgcn") == 0, "lightgcn finite differences");
+
+    // two threads: bitwise the same loss and gradient
+    collm_pool *pool = collm_pool_create(2);
+    float *g1 = malloc(sizeof(float) * N * 5);
+    double l1 = batch_loss(m, &b, NULL);
+    memcpy(g1, p->g, sizeof(float) * N * 5);
+    double l2 = batch_loss(m, &b, pool);
+    CHECK(l1 == l2 && memcmp(g1, p->g, sizeof(float) * N * 5) == 0);
+    free(g1);
+    collm_pool_free(pool);
+    free(ref.adj);
+    free(e0);
+    free(out);
+    collm_cf_model_free(m);
+}
+
+// ---------------------------------------------------------------------------
+// training, determinism, the sample API, save / load
+
+static collm_cf_model *train_kind(const char *kind, const collm_cf_hparams *hp, const synthetic *syn,
+                                  const collm_cf_train_options *o, collm_pool *pool, collm_cf_train_result *res) {
+    collm_cf_model *m = collm_cf_model_create_hp(kind, SYN_USERS, SYN_ITEMS, hp, o->seed);
+    if (!m) return NULL;
+    if (collm_cf_model_train(m, &syn->ds, o, pool, NULL, NULL, res) != COLLM_OK) {
+        fprintf(stderr, "train %s: %s\n", kind, collm_last_error());
+        collm_cf_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+// Scores of the valid split; 1 when two models give bitwise the same.
+static int same_scores(const collm_cf_model *a, const collm_cf_model *b, const collm_rec_split *s) {
+    float *x = malloc(sizeof(float) * (size_t)s->n), *y = malloc(sizeof(float) * (size_t)s->n);
+    int same = collm_cf_model_score_split(a, s, x, NULL) == COLLM_OK && collm_cf_model_score_split(b, s, y, NULL) == COLLM_OK &&
+               memcmp(x, y, sizeof(float) * (size_t)s->n) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void check_kind_end_to_end(const char *kind, const collm_cf_hparams *hp, const collm_cf_train_options *o,
+                                  const synthetic *syn, double min_auc) {
+    collm_pool *pool2 = collm_pool_create(2);
+    collm_cf_train_result r1, r2;
+    collm_cf_model *m1 = train_kind(kind, hp, syn, o, NULL, &r1);
+    collm_cf_model *m2 = train_kind(kind, hp, syn, o, pool2, &r2);
+    CHECK_MSG(m1 && m2, "%s trains", kind);
+    if (!m1 || !m2) goto done;
+    const collm_rec_split *valid = &syn->valid.split;
+    collm_metrics_report rep;
+    CHECK(collm_cf_model_evaluate(m1, valid, &rep, pool2) == COLLM_OK);
+    CHECK_MSG(rep.auc > min_auc, "%s: synthetic valid AUC %.4f (want > %.2f)", kind, rep.auc, min_auc);
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "%s: synthetic valid AUC %.4f\n", kind, rep.auc);
+    CHECK_NEAR(rep.auc, r1.best_eval_auc, 1e-9); // the best weights were kept
+    CHECK(r1.best_epoch >= 1 && r1.epochs_run >= r1.best_epoch);
+    CHECK_MSG(same_scores(m1, m2, valid) && r1.epochs_run == r2.epochs_run, "%s: 1 vs 2 threads", kind);
+    CHECK_STR(collm_cf_model_kind(m1), kind);
+    CHECK(collm_cf_model_dim(m1) == hp->dim);
+
+    // the sample API agrees with split scoring, row by row
+    int d = collm_cf_model_dim(m1);
+    float *scores = malloc(sizeof(float) * (size_t)valid->n), *uv = malloc(sizeof(float) * d),
+          *iv = malloc(sizeof(float) * d);
+    CHECK(collm_cf_model_score_split(m1, valid, scores, NULL) == COLLM_OK);
+    double worst = 0, worst_dot = 0;
+    int is_din = strcmp(kind, "din") == 0;
+    for (int64_t r = 0; r < valid->n; r += 37) {
+        const int32_t *his = valid->his + valid->his_offset[r];
+        int64_t nh = valid->his_offset[r + 1] - valid->his_offset[r];
+        float s;
+        CHECK(collm_cf_model_score_sample(m1, valid->user[r], his, nh, valid->item[r], &s) == COLLM_OK);
+        worst = fmax(worst, fabs(s - scores[r]));
+        CHECK(collm_cf_model_sample_vectors(m1, valid->user[r], his, nh, valid->item[r], uv, iv) == COLLM_OK);
+        double dot = 0;
+        for (int k = 0; k < d; k++) dot += (double)uv[k] * iv[k];
+        if (!is_din) worst_dot = fmax(worst_dot, fabs(dot - scores[r])); // score = <user, item> but for DIN
+    }
+    CHECK_MSG(worst < 1e-4 && worst_dot < 1e-3, "%s: sample API vs split scores %g, dot %g", kind, worst, worst_dot);
+
+    // save / load: same kind, shape and scores
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_cf_%s.gguf", test_tmp_dir(), kind);
+    collm_mkdir_p(test_tmp_dir());
+    CHECK_MSG(collm_cf_model_save(m1, path) == COLLM_OK, "%s", collm_last_error());
+    collm_cf_model *back = collm_cf_model_load(path);
+    CHECK_MSG(back != NULL, "%s: load: %s", kind, collm_last_error());
+    if (back) {
+        collm_cf_hparams h1, h2;
+        collm_cf_model_hparams(m1, &h1);
+        collm_cf_model_hparams(back, &h2);
+        CHECK_STR(collm_cf_model_kind(back), kind);
+        CHECK(memcmp(&h1, &h2, sizeof h1) == 0);
+        CHECK_MSG(same_scores(m1, back, valid), "%s: scores after load", kind);
+        collm_cf_model_free(back);
+    }
+    collm_gguf_file *f = collm_gguf_open(path);
+    if (f) {
+        char *k = collm_gguf_get_str_dup(f, "collm.cf.kind");
+        CHECK_STR(k, kind);
+        free(k);
+        collm_gguf_close(f);
+    }
+    free(scores);
+    free(uv);
+    free(iv);
+done:
+    collm_cf_model_free(m1);
+    collm_cf_model_free(m2);
+    collm_pool_free(pool2);
+}
+
+static void test_lightgcn_trains(const synthetic *syn) {
+    collm_cf_hparams hp;
+    collm_cf_hparams_default("lightgcn", &hp);
+    hp.dim = 16;
+    collm_cf_train_options o;
+    CHECK(collm_cf_train_options_kind("lightgcn", &o) == COLLM_OK);
+    o.batch = 256;
+    o.max_epochs = 30;
+    o.patience = 10;
+    o.seed = 5;
+    // ids only: the taste switches defeat it, but the items' clusters are learnable
+    check_kind_end_to_end("lightgcn", &hp, &o, syn, 0.6);
+    // id-only kinds ignore the history in the sample API; user_vector works
+    collm_cf_model *m = collm_cf_model_create("lightgcn", SYN_USERS, SYN_ITEMS, 8, 1);
+    float v[8];
+    CHECK(m && collm_cf_model_user_vector(m, 3, v) == COLLM_OK && !collm_cf_model_uses_history(m));
+    collm_cf_model_free(m);
+}
+
+static void test_bad_input(void) {
+    CHECK(collm_cf_model_create("nope", 5, 5, 4, 1) == NULL);
+    CHECK(strstr(collm_last_error(), "lightgcn") != NULL); // the message lists the known kinds
+    collm_cf_hparams hp;
+    CHECK(collm_cf_hparams_default("nope", &hp) == COLLM_ERR_ARG);
+    collm_cf_train_options o;
+    CHECK(collm_cf_train_options_kind("nope", &o) == COLLM_ERR_ARG);
+    collm_cf_hparams_default("lightgcn", &hp);
+    hp.n_layers = 9;
+    CHECK(collm_cf_model_create_hp("lightgcn", 5, 5, &hp, 1) == NULL);
+    collm_cf_model *m = collm_cf_model_create("lightgcn", 5, 6, 4, 1);
+    float s, v[4];
+    int32_t his[2] = {1, 2};
+    CHECK(m && collm_cf_model_score_sample(m, 5, his, 2, 1, &s) == COLLM_ERR_ARG);
+    CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 6, v, v) == COLLM_ERR_ARG);
+    CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 5, v, NULL) == COLLM_OK);
+    collm_cf_model_free(m);
+}
+
+int main(void) {
+    synthetic syn;
+    make_synthetic(&syn, 11);
+    test_bad_input();
+    test_lightgcn_gradients(&syn);
+    test_lightgcn_trains(&syn);
+    free_synthetic(&syn);
+    return test_report();
+}
