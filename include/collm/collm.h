@@ -131,6 +131,9 @@ typedef struct {
     int epoch_budget;      // stop after this many epochs in this invocation (0 = no limit); the
                            // schedule still spans max_epochs, so a later --resume continues it
     int progress;          // print a progress line on stderr
+    int catalogue_negatives; // per positive train row, label-0 rows of unrated catalogue items
+                             // (collm_rec_split_with_negatives; docs/topk.md); 0 = none
+    double negative_alpha;   // their draw weight (train rows + 1)^alpha: 0 uniform, 1 popularity
     uint64_t seed;
 } collm_train_options;
 

@@ -76,6 +76,20 @@ COLLM_API void collm_rec_dataset_free(collm_rec_dataset *ds);
 // Names are looked up in ds->dir; the returned split is owned by the caller.
 COLLM_API collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path);
 
+// Training rows plus catalogue negatives (docs/topk.md): a pointwise model
+// trained only on rated rows learns "liked vs disliked among watched items",
+// not which catalogue items a user picks. For every positive row of train,
+// per_positive items the user has no train row of (and that are not in the
+// row's history) are drawn from items 1..n_items-1 with non-empty titles
+// (items may be NULL: every id) with probability proportional to
+// (train rows of the item + 1)^alpha (alpha 0: uniform; 1: popularity), and
+// added as label-0 rows with that row's user, history, his_label, timestamp
+// and not_cold. The result holds the original rows first, then the new ones
+// (a draw that keeps hitting seen items is given up after 100 tries).
+// Deterministic for a seed. NULL + error on bad arguments / out of memory.
+COLLM_API collm_rec_split *collm_rec_split_with_negatives(const collm_rec_split *train, const collm_rec_items *items,
+                                                          int32_t n_items, int per_positive, double alpha, uint64_t seed);
+
 // Writers (atomic). Items: "iid\ttitle[\tauthor]" with one row per id 0..n-1.
 // Splits: the ml-1m layout (uid iid label timestamp his not_cold), or the
 // bookcrossing layout (uid iid label his his_label) when split->his_label

@@ -1,6 +1,6 @@
 // collm eval-topk: top-K ranking quality of a split, five orders side by side.
 //   collm eval-topk --ckpt C.gguf --index items.faiss --data DIR [--split valid] [--candidates 100]
-//                   [--max-users N] [--fusion-lambda L] [--json]
+//                   [--max-users N] [--fusion-lambda L] [--json] [--dump FILE]
 // collm fit-fusion: the λ of the fused order fitted on a split (valid_small)
 // by grid search, written into the checkpoint (key collm.rerank.lambda).
 //   collm fit-fusion --ckpt C.gguf --index items.faiss --data DIR [--split valid_small] [--dry-run]
@@ -183,6 +183,24 @@ static int topk_method_metrics(const topk_data *t, int method, float lambda, dou
     return rc;
 }
 
+// --dump: one line per (user, candidate) with both scores and relevance.
+static int topk_dump(const topk_data *t, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot open for writing", path);
+    fprintf(f, "uid\tiid\tretrieval\tllm\trelevant\n");
+    for (int64_t i = 0; i < t->n_users; i++) {
+        const collm_topk_user *u = t->user[i];
+        for (int j = 0; j < t->found[i]; j++) {
+            int32_t it = t->cand[i * t->n_cand + j];
+            int rel = 0;
+            for (int r = 0; r < u->n_relevant && !rel; r++) rel = u->relevant[r] == it;
+            fprintf(f, "%d\t%d\t%.6g\t%.6g\t%d\n", u->user, it, t->ret[i * t->n_cand + j], t->llm[i * t->n_cand + j], rel);
+        }
+    }
+    if (fclose(f) != 0) return collm_error(COLLM_ERR_IO, "%s: write failed", path);
+    return COLLM_OK;
+}
+
 // Mean and 95 % CI of metric j over users of v (n_users, TOPK_N_METRICS).
 static int topk_ci(const double *v, int64_t n_users, int j, collm_ci *ci) {
     double *col = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(double));
@@ -251,12 +269,13 @@ int cmd_eval_topk(int argc, char **argv) {
         {"--max-users", "N", "evaluate the first N valid users only, for trials (default all)", NULL},
         {"--fusion-lambda", "L", "lambda of the 'fused' row (default: the checkpoint's, as 'default')", NULL},
         {"--json", NULL, "print one JSON object {method: {metric: value}} instead of a table", NULL},
+        {"--dump", "FILE", "also write every (user, candidate) with both scores and relevance as TSV", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm eval-topk --ckpt FILE --index FILE --data DIR [--split valid] [--candidates 100] "
-                      "[--max-users N] [--fusion-lambda L] [--json]");
+                      "[--max-users N] [--fusion-lambda L] [--json] [--dump FILE]");
     if (p) return p > 0 ? 0 : 1;
     double lambda_opt;
     if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda_opt)) return 1;
@@ -288,6 +307,7 @@ int cmd_eval_topk(int argc, char **argv) {
     }
     for (int m = 0; m < TOPK_N_METHODS && rc == COLLM_OK; m++)
         for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) rc = topk_ci(v[m], t.n_users, j, &ci[m][j]);
+    if (rc == COLLM_OK && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
     int status = 0;
     if (rc != COLLM_OK) {
         status = cli_fail("eval-topk");

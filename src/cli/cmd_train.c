@@ -44,6 +44,9 @@ int cmd_train(int argc, char **argv) {
         {"--eval-split", "NAME|FILE", "model selection split (default valid_small)", NULL},
         {"--eval-rows", "N", "evaluate on the first N rows of that split only (default all)", NULL},
         {"--eval-batch", "N", "prompts per evaluation batch (default 32)", NULL},
+        {"--catalogue-negatives", "R", "per positive train row, R label-0 rows of catalogue items the user did not rate "
+                                       "(teaches which items a user picks, for top-K; default 0)", NULL},
+        {"--negative-alpha", "A", "their draw weight (train rows of the item + 1)^A: 0 uniform, 1 popularity (default 0)", NULL},
         CLI_SEED_OPTION,
         {"--resume", NULL, "continue from FILE.resume", NULL},
         {"--epochs-this-run", "N", "stop after N epochs in this invocation (resume later with --resume)", NULL},
@@ -63,15 +66,16 @@ int cmd_train(int argc, char **argv) {
     collm_build_options_default(&b);
     collm_train_options t;
     collm_train_options_default(&t);
-    int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed;
-    double alpha, dropout, lr, min_lr, warmup_lr, wd, clip;
+    int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed, negatives;
+    double alpha, dropout, lr, min_lr, warmup_lr, wd, clip, neg_alpha;
     if (cli_get_int(opts, "--stage", 1, &stage) || cli_get_int(opts, "--lora-rank", b.lora_rank, &rank) ||
         cli_get_int(opts, "--fece-mid", b.fece_mid_times, &mid) || cli_get_int(opts, "--batch", t.batch, &batch) ||
         cli_get_int(opts, "--steps-per-epoch", t.steps_per_epoch, &steps) ||
         cli_get_int(opts, "--max-epochs", t.max_epochs, &epochs) || cli_get_int(opts, "--patience", t.patience, &patience) ||
         cli_get_int(opts, "--warmup-steps", t.warmup_steps, &warmup) || cli_get_int(opts, "--eval-rows", 0, &eval_rows) ||
         cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) ||
-        cli_get_int(opts, "--epochs-this-run", 0, &budget) ||
+        cli_get_int(opts, "--epochs-this-run", 0, &budget) || cli_get_int(opts, "--catalogue-negatives", 0, &negatives) ||
+        cli_get_float(opts, "--negative-alpha", 0.0, &neg_alpha) ||
         cli_get_float(opts, "--lora-alpha", b.lora_alpha, &alpha) ||
         cli_get_float(opts, "--lora-dropout", b.lora_dropout, &dropout) || cli_get_float(opts, "--lr", t.lr, &lr) ||
         cli_get_float(opts, "--min-lr", t.min_lr, &min_lr) || cli_get_float(opts, "--warmup-lr", t.warmup_lr, &warmup_lr) ||
@@ -82,7 +86,8 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     if (rank < 0 || mid < 1 || batch < 1 || steps < 1 || epochs < 1 || patience < 0 || warmup < 0 || eval_batch < 1 ||
-        !(lr > 0) || !(alpha > 0) || dropout < 0 || dropout >= 1) {
+        !(lr > 0) || !(alpha > 0) || dropout < 0 || dropout >= 1 || negatives < 0 || negatives > 100 ||
+        !(neg_alpha >= 0 && neg_alpha <= 4)) {
         fprintf(stderr, "collm train: a numeric option is out of range (see --help)\n");
         return 1;
     }
@@ -120,6 +125,8 @@ int cmd_train(int argc, char **argv) {
     t.epoch_budget = (int)budget;
     t.progress = !cli_has(opts, "--quiet");
     t.seed = (uint64_t)seed;
+    t.catalogue_negatives = (int)negatives;
+    t.negative_alpha = neg_alpha;
 
     int threads = cli_threads(opts);
     collm_blas_set_threads(threads);

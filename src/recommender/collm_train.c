@@ -252,6 +252,7 @@ static collm_rec_split head_of(const collm_rec_split *s, int64_t n) {
 int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res) {
     memset(res, 0, sizeof *res);
     if (!ds->train) return collm_error(COLLM_ERR_ARG, "the dataset has no train split");
+    if (o->catalogue_negatives < 0) return collm_error(COLLM_ERR_ARG, "catalogue negatives: %d per positive", o->catalogue_negatives);
     if (o->batch < 1 || o->steps_per_epoch < 1 || o->max_epochs < 1)
         return collm_error(COLLM_ERR_ARG, "batch, steps per epoch and epochs must be positive");
     if (!o->out_path) return collm_error(COLLM_ERR_ARG, "no output path");
@@ -264,6 +265,17 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (o->batch > ds->train->n) return collm_error(COLLM_ERR_ARG, "batch %d exceeds the %lld training rows", o->batch, (long long)ds->train->n);
 
     int rc = COLLM_OK;
+    // the rows trained on: train, plus catalogue negatives when asked (an
+    // item must have a CF row to fill its slot)
+    const collm_rec_split *train = ds->train;
+    collm_rec_split *with_neg = NULL;
+    if (o->catalogue_negatives > 0) {
+        int32_t n_items = m->has_fece && m->n_cf_items < ds->n_items ? m->n_cf_items : ds->n_items;
+        with_neg = collm_rec_split_with_negatives(ds->train, ds->items, n_items, o->catalogue_negatives, o->negative_alpha,
+                                                  o->seed ^ 0x6e65676174697665ULL);
+        if (!with_neg) return COLLM_ERR;
+        train = with_neg;
+    }
     collm_rec_split *eval_full = NULL;
     collm_encoded *train_enc = NULL, *eval_enc = NULL;
     collm_llm_trainer *tr = NULL;
@@ -281,7 +293,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     double t_start = now_seconds();
 
     // data, encoded once
-    if ((rc = collm_encode_split(m, ds, ds->train, &train_enc))) goto done;
+    if ((rc = collm_encode_split(m, ds, train, &train_enc))) goto done;
     if (o->eval_split && *o->eval_split) {
         eval_full = collm_rec_dataset_load_split(ds, o->eval_split);
         if (!eval_full) {
@@ -291,7 +303,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     }
     collm_rec_split eval = eval_full ? head_of(eval_full, o->max_eval_rows) : (collm_rec_split){0};
     if (eval_full && (rc = collm_encode_split(m, ds, &eval, &eval_enc))) goto done;
-    int64_t n_train = ds->train->n;
+    int64_t n_train = train->n;
     int max_len = 1;
     for (int64_t i = 0; i < n_train; i++)
         if (train_enc[i].n_tokens > max_len) max_len = train_enc[i].n_tokens;
@@ -300,8 +312,9 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (o->progress) {
         int64_t total = 0;
         for (int64_t i = 0; i < n_train; i++) total += train_enc[i].n_tokens;
-        fprintf(stderr, "train: %lld prompts, %.1f tokens on average, longest %d; %lld evaluation prompts\n",
-                (long long)n_train, (double)total / (double)n_train, max_len, (long long)eval.n);
+        fprintf(stderr, "train: %lld prompts (%lld catalogue negatives), %.1f tokens on average, longest %d; %lld evaluation prompts\n",
+                (long long)n_train, (long long)(n_train - ds->train->n), (double)total / (double)n_train, max_len,
+                (long long)eval.n);
     }
     int eval_batch = o->eval_batch > 0 ? o->eval_batch : o->batch;
     int rows_cap = (o->batch > eval_batch ? o->batch : eval_batch) * max_len;
@@ -378,7 +391,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             lr = collm_optim_schedule_lr(&sched, st.global_step);
             next_batch(&st, n_train, o->batch, which);
             if ((rc = collm_batch_pack(&b, m, train_enc, which, o->batch))) goto done;
-            for (int i = 0; i < o->batch; i++) b.labels[i] = (float)ds->train->label[which[i]];
+            for (int i = 0; i < o->batch; i++) b.labels[i] = (float)train->label[which[i]];
             collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
             if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, o->batch, b.n_slots ? &slots : NULL, m->yes_id,
                                           b.scores, dropout)))
@@ -455,7 +468,8 @@ done:
     collm_batch_free(&b);
     if (m->scorer == tr) m->scorer = NULL;
     collm_llm_trainer_free(tr);
-    collm_encoded_array_free(train_enc, ds->train->n);
+    collm_encoded_array_free(train_enc, train->n);
+    collm_rec_split_free(with_neg);
     if (eval_full) collm_encoded_array_free(eval_enc, head_of(eval_full, o->max_eval_rows).n);
     collm_rec_split_free(eval_full);
     return rc;

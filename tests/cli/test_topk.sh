@@ -4,7 +4,8 @@
 # the five method keys with the six metrics, CIs around the means, the fused
 # row equals the LLM re-rank at λ = 0 and the default row without a fitted λ;
 # fit-fusion --dry-run leaves the checkpoint alone, fit-fusion writes λ and
-# recommend / eval-topk then use it without flags; bad options fail cleanly.
+# recommend / eval-topk then use it without flags; train --catalogue-negatives
+# adds about R label-0 rows per positive; bad options fail cleanly.
 # Prints "N passed, N failed".
 set -u
 . "$(dirname "$0")/lib.sh" topk_cli
@@ -80,6 +81,20 @@ import json,sys; r=json.load(open('$TMP/topk2.json'))
 sys.exit(0 if abs(r['default']['lambda']-$L)<1e-6 and r['fused']==r['default'] else 1)"
 "$BIN" eval --ckpt "$CK" --data "$D" --split valid --threads 1 >"$TMP/eval.txt" 2>"$TMP/err"; rc=$?
 check "the rewritten checkpoint still evaluates ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
+
+# --- train --catalogue-negatives: label-0 rows of unrated items join the training rows
+"$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$D" --out "$TMP/neg.gguf" --lr 1e-2 --batch 8 \
+  --steps-per-epoch 2 --max-epochs 1 --eval-rows 16 --threads 2 --catalogue-negatives 2 --negative-alpha 0.5 >"$TMP/neg.out" 2>"$TMP/neg.err"; rc=$?
+check "train --catalogue-negatives exits 0 ($(tail -1 "$TMP/neg.err"))" [ "$rc" -eq 0 ]
+check "train --catalogue-negatives: about 2 negatives per positive train row" python3 -c "
+import re,sys,csv
+m=re.search(r'train: (\d+) prompts \((\d+) catalogue negatives\)', open('$TMP/neg.err').read())
+pos=sum(r['label']=='1' for r in csv.DictReader(open('$D/train.tsv'),delimiter='\t'))
+sys.exit(0 if m and 1.9*pos <= int(m.group(2)) <= 2*pos else 1)"
+expect_error "train negative --catalogue-negatives" 'out of range' "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" \
+  --data "$D" --out "$TMP/x.gguf" --catalogue-negatives -1
+expect_error "train --negative-alpha too large" 'out of range' "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" \
+  --data "$D" --out "$TMP/x.gguf" --negative-alpha 9
 
 # --- bad input
 expect_error "eval-topk bad split" 'nosuch' "$BIN" eval-topk "${common[@]}" --split nosuch
