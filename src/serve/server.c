@@ -555,7 +555,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         s->in_flight++;
         pthread_mutex_unlock(&s->lock);
         const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (len && strtoull(len, NULL, 10) > s->opt.max_body) u->too_large = 1;
+        if (len && strtoull(len, NULL, 10) > s->opt.max_body) {
+            // answer before the body is read: a client announcing gigabytes costs nothing
+            u->too_large = 1;
+            reply r = {NULL, 500, NULL, 0};
+            fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
+            return send_reply(s, conn, &r);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) { // body chunk

@@ -140,6 +140,9 @@ check "score negative id 400" [ "$CODE" = 400 ]
 python3 -c "print('{\"user\":7,\"history\":[' + ','.join(['1']*3000) + ']}')" >"$TMP/big.json"
 CODE=$(curl -s -o "$TMP/resp" -w '%{http_code}' -X POST --data-binary @"$TMP/big.json" "$U/recommend")
 check "body over --max-body → 413 (got $CODE)" [ "$CODE" = 413 ]; check "413: code too_large" code_is too_large
+# announced too large: refused from the headers, the body never sent (curl waits for 100-continue)
+UP=$(curl -s --max-time 30 -o "$TMP/resp" -w '%{http_code} %{size_upload}' -X POST -H 'Expect: 100-continue' --data-binary @"$TMP/big.json" "$U/recommend")
+check "announced oversize body: 413 before any byte is uploaded (got $UP)" [ "$UP" = "413 0" ]
 # invalid UTF-8 in, never out: raw bytes in a key; a long multi-byte key whose
 # error text is cut (an odd byte budget lands mid-character when cut bytewise)
 utf8_ok() { python3 -c "import sys; sys.stdin.buffer.read().decode('utf-8')" <"$TMP/resp"; }
