@@ -2,7 +2,8 @@
 # Installs what collm's build and test suite need on Debian (bookworm) when it
 # is missing: libraries and headers are checked with dpkg, the commands the CLI
 # tests call (tests/cli/*.sh: curl, python3, cmp, od, awk, ...) with
-# `command -v`, so a python3 from elsewhere on PATH counts as present.
+# `command -v`, so a python3 from elsewhere on PATH counts as present. The Python
+# binding's test (tests/cli/test_python.sh) runs Debian's /usr/bin/python3 with python3-numpy.
 # Needs root (apt-get) or sudo only when something is missing; otherwise
 # prints the command to run and fails. Benchmarks (bench/) also want `wrk`:
 # `scripts/setup.sh --bench`.
@@ -10,7 +11,7 @@ set -eu
 # clang + libclang-rt-14-dev (bookworm's clang 14: libFuzzer and the sanitizer
 # runtimes) build the fuzz harnesses (`make fuzz`).
 packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3
-          clang libclang-rt-14-dev)
+          python3-numpy clang libclang-rt-14-dev)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
 [ "${1:-}" = "--bench" ] && commands+=(wrk:wrk gnuplot:gnuplot-nox bc:bc)

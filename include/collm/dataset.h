@@ -19,6 +19,8 @@
 extern "C" {
 #endif
 
+// The structs below are mirrored by the Python binding (python/collm/__init__.py): keep in step.
+
 // Item table: ids 0..n-1 (0 is padding with an empty title on ml-1m).
 typedef struct {
     int32_t n;       // number of rows = max id + 1

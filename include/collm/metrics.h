@@ -35,6 +35,7 @@ COLLM_API double collm_metrics_uauc(const int32_t *users, const float *scores, c
                     int64_t *n_users_counted);
 
 // Everything eval-cf reports for one split.
+// Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
 typedef struct {
     int64_t n;            // rows
     int64_t n_pos;        // rows with label 1

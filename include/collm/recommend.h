@@ -70,6 +70,7 @@ COLLM_API void collm_recommend_histories_free(collm_recommend_histories *h);
 // dataset has no row of that user.
 COLLM_API int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
 
+// Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
 typedef struct {
     int32_t user;           // user id, or -1 for an anonymous request (history required)
     const int32_t *history; // explicit history (n_history ids, oldest first; a leading 0
@@ -85,6 +86,7 @@ typedef struct {
 // user -1, no history, k 10, 100 candidates, share_prefix 1, fusion_lambda NaN.
 COLLM_API void collm_recommend_request_default(collm_recommend_request *r);
 
+// Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
 typedef struct {
     int32_t item;
     float llm_score;       // raw "Yes" logit (as collm_score_encoded)
@@ -92,6 +94,7 @@ typedef struct {
     float score;           // fused score the results are sorted by
 } collm_recommend_item;
 
+// Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
 typedef struct {
     int n_results;       // items written (min(k, candidates found))
     int n_candidates;    // candidates retrieved

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The Python binding (python/collm, ctypes over libcollm.so) with Debian's
+# python3 + numpy: a tiny checkpoint is trained here (synth -> MF -> tiny
+# Llama -> stage 2, seconds), the collm command's eval / recommend outputs are
+# written, and tests/python/test_binding.py checks that the binding gives the
+# same numbers (and that its metrics equal independent numpy references).
+set -u
+. "$(dirname "$0")/lib.sh" python
+rm -rf "${TMP:?}"/*
+VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
+LIB=${COLLM_LIB:-$(dirname "$BIN")/libcollm.so}
+# Debian's interpreter (python3-numpy), unless COLLM_PYTHON names another
+PY=${COLLM_PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+  echo "test_python: $PY cannot import numpy (scripts/setup.sh installs python3-numpy)" >&2
+  echo "0 passed, 1 failed"; exit 1
+fi
+run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
+run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
+run "$BIN" train-cf --data "$TMP/data" --out "$TMP/mf.gguf" --dim 16 --max-epochs 5 --eval-split none -t 2
+run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1 --n-head 2 --n-ff 48 --out "$TMP/base.gguf"
+run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \
+  --lr 1e-2 --batch 8 --steps-per-epoch 3 --max-epochs 1 --eval-rows 16 -t 2
+run "$BIN" index --ckpt "$TMP/ckpt.gguf" --out "$TMP/items.faiss" -t 1
+"$BIN" eval --ckpt "$TMP/ckpt.gguf" --data "$TMP/data" --split valid --json -t 1 >"$TMP/eval.json"
+"$BIN" recommend --ckpt "$TMP/ckpt.gguf" --index "$TMP/items.faiss" --data "$TMP/data" --user 7 --k 5 --candidates 30 \
+  --json -t 1 >"$TMP/rec.json"
+"$BIN" --version >"$TMP/version.txt"
+# A sanitizer build of the library needs its runtime loaded first into python.
+if ldd "$LIB" 2>/dev/null | grep -q libasan; then
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
+fi
+PYTHONDONTWRITEBYTECODE=1 COLLM_LIB=$LIB "$PY" tests/python/test_binding.py "$TMP"
