@@ -303,6 +303,18 @@ static void test_full_finetune(void) {
     t.out_path = s1;
     collm_train_result res;
     CHECK(m && collm_train(m, ds, &t, &res) == COLLM_OK);
+    // of the untied head only the answer row trained: every other row is the base's, bit for bit
+    collm_llm_model *base = collm_llm_model_load(base_path);
+    CHECK(base != NULL && m != NULL);
+    if (base && m) {
+        const int64_t C = base->hp.n_embd, V = base->hp.n_vocab, yes = m->yes_id;
+        const float *a = base->output, *o = m->llm->output;
+        CHECK(o != m->llm->token_embd && memcmp(a, o, (size_t)(yes * C) * sizeof(float)) == 0 &&
+              memcmp(a + (yes + 1) * C, o + (yes + 1) * C, (size_t)((V - yes - 1) * C) * sizeof(float)) == 0);
+        CHECK(memcmp(a + yes * C, o + yes * C, (size_t)C * sizeof(float)) != 0);
+        CHECK(memcmp(base->token_embd, m->llm->token_embd, (size_t)(V * C) * sizeof(float)) != 0);
+    }
+    collm_llm_model_free(base);
     collm_model_free(m);
     b.full_finetune = 0;
     b.stage = 2;

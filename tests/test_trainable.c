@@ -215,6 +215,51 @@ static void test_optimizer_pool(void) {
     collm_pool_free(pool);
 }
 
+// The fused step (clip + AdamW + zeroing in one pass) gives the same bits
+// as the three separate passes, clipping or not, with or without a pool, and
+// leaves the gradients zero; frozen tensors are untouched but zeroed.
+static void test_optimizer_fused(void) {
+    collm_pool *pool = collm_pool_create(3);
+    int64_t n = 40001; // three blocks, the last one partial
+    collm_rng rng;
+    collm_rng_seed(&rng, 11);
+    for (int with_pool = 0; with_pool < 2; with_pool++) {
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), c[3] = {1, 2, 3}, d[3] = {1, 2, 3};
+        for (int64_t i = 0; i < n; i++) a[i] = b[i] = (float)collm_rng_normal(&rng);
+        collm_optim_state x, y;
+        collm_optim_init(&x, 0.9f, 0.999f, 1e-8f, 0.01f);
+        collm_optim_init(&y, 0.9f, 0.999f, 1e-8f, 0.01f);
+        y.pool = with_pool ? pool : NULL;
+        collm_optim_add(&x, "a", a, NULL, n, 1);
+        collm_optim_add(&y, "a", b, NULL, n, 1);
+        collm_optim_add(&x, "c", c, NULL, 3, 0);
+        collm_optim_add(&y, "c", d, NULL, 3, 0);
+        x.params[1].frozen = y.params[1].frozen = 1;
+        int same_norm = 1, zeroed = 1;
+        for (int step = 0; step < 4; step++) {
+            double max_norm = step % 2 ? 1.0 : 1e9; // clips on odd steps only
+            collm_optim_zero_grad(&x); // the separate passes: zero first, as the training loop did
+            for (int64_t i = 0; i < n; i++) x.params[0].grad[i] = y.params[0].grad[i] = (float)collm_rng_normal(&rng);
+            for (int i = 0; i < 3; i++) x.params[1].grad[i] = y.params[1].grad[i] = 5.0f;
+            double nx = collm_optim_clip(&x, max_norm);
+            collm_optim_step(&x, 1e-3f);
+            double ny = collm_optim_step_fused(&y, 1e-3f, max_norm);
+            same_norm &= nx == ny;
+            for (int64_t i = 0; i < n; i++) zeroed &= y.params[0].grad[i] == 0.0f;
+            for (int i = 0; i < 3; i++) zeroed &= y.params[1].grad[i] == 0.0f;
+        }
+        CHECK_MSG(same_norm && memcmp(a, b, n * sizeof(float)) == 0, "fused step, pool %d: same bits", with_pool);
+        CHECK(memcmp(x.params[0].m, y.params[0].m, n * sizeof(float)) == 0 &&
+              memcmp(x.params[0].v, y.params[0].v, n * sizeof(float)) == 0);
+        CHECK(zeroed && d[0] == 1 && d[2] == 3 && x.step == y.step);
+        collm_optim_free(&x);
+        collm_optim_free(&y);
+        free(a);
+        free(b);
+    }
+    collm_pool_free(pool);
+}
+
 static void test_schedule(void) {
     collm_optim_schedule s = {.init_lr = 1e-3, .warmup_lr = 1e-5, .min_lr = 8e-5, .warmup_steps = 200,
                         .total_steps = 1000, .steps_per_epoch = 50, .restart_warmup = 0};
@@ -234,6 +279,7 @@ int main(void) {
     test_lora_gradients(0.3f);
     test_optimizer();
     test_optimizer_pool();
+    test_optimizer_fused();
     test_schedule();
     return test_report();
 }

@@ -76,7 +76,7 @@ typedef struct {
     double *block_sums; // grad norm: one partial sum per block
     float scale;        // clip: factor
     float lr;           // step: learning rate
-    int what;           // 0 norm, 1 scale, 2 adam
+    int what;           // 0 norm, 1 scale, 2 adam, 3 scale (when scale != 1) + adam + zero
 } optim_job;
 
 static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
@@ -92,9 +92,13 @@ static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
         } else if (j->what == 1) {
             for (int64_t k = lo; k < hi; k++) p->grad[k] *= j->scale;
         } else {
+            // one block (64 KiB of each array) stays in cache through the three sub-passes of what == 3
+            if (j->what == 3 && j->scale != 1.0f)
+                for (int64_t k = lo; k < hi; k++) p->grad[k] *= j->scale;
             const collm_optim_state *o = j->opt;
             collm_ops_adam_update(p->param + lo, p->grad + lo, p->m + lo, p->v + lo, hi - lo, j->lr, o->beta1, o->beta2,
                             o->eps, p->decay ? o->weight_decay : 0.0f, 0, o->step);
+            if (j->what == 3) memset(p->grad + lo, 0, (size_t)(hi - lo) * sizeof(float));
         }
     }
 }
@@ -138,6 +142,21 @@ void collm_optim_step(collm_optim_state *opt, float lr) {
     opt->step++;
     for (int i = 0; i < opt->n_params; i++)
         if (!is_frozen(&opt->params[i])) optim_run(opt, &opt->params[i], 2, NULL, 0, lr);
+}
+
+double collm_optim_step_fused(collm_optim_state *opt, float lr, double max_norm) {
+    double norm = collm_optim_grad_norm(opt);
+    float scale = max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+    opt->step++;
+    for (int i = 0; i < opt->n_params; i++) {
+        collm_optim_param *p = &opt->params[i];
+        if (is_frozen(p)) {
+            if (p->grad) memset(p->grad, 0, (size_t)p->n * sizeof(float));
+            continue;
+        }
+        optim_run(opt, p, 3, NULL, scale, lr);
+    }
+    return norm;
 }
 
 int64_t collm_optim_n_trainable(const collm_optim_state *opt) {

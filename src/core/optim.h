@@ -39,6 +39,13 @@ double collm_optim_grad_norm(const collm_optim_state *opt);
 double collm_optim_clip(collm_optim_state *opt, double max_norm);
 // One AdamW step (decoupled decay on params with decay=1) at learning rate lr.
 void collm_optim_step(collm_optim_state *opt, float lr);
+// A whole step in two passes over the trainable tensors instead of four: the
+// gradient norm (read only), then, block by block while it is in cache, the
+// clip scale (max_norm > 0), the AdamW update and the zeroing of the gradient
+// for the next backward. Same bits as collm_optim_clip, collm_optim_step and
+// collm_optim_zero_grad in a row; returns the norm before clipping. Training
+// loops that use it zero the gradients once before the first backward.
+double collm_optim_step_fused(collm_optim_state *opt, float lr, double max_norm);
 int64_t collm_optim_n_trainable(const collm_optim_state *opt);
 
 // Linear warmup then cosine to a floor, at global step g (0-based):

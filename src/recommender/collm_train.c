@@ -60,7 +60,10 @@ typedef struct {
     int64_t bad_epochs;
 } train_state;
 
-// Registers every trainable tensor with the optimizer.
+// Registers every trainable tensor with the optimizer. Of an untied output
+// head only the answer token's row: the score reads no other row, so the
+// others get neither gradients, Adam moments nor weight decay (they stay as
+// loaded). A tied head is the token embedding and trains whole.
 static int register_params(collm_model *m, collm_llm_trainer *tr, int train_llm, int train_lora, int train_fece,
                            collm_optim_state *opt) {
     int rc;
@@ -75,6 +78,10 @@ static int register_params(collm_model *m, collm_llm_trainer *tr, int train_llm,
             for (int j = 0; j < i; j++) dup |= *desc[j].data == p;
             if (!p || dup) continue; // tied output shares token_embd
             int64_t count = desc[i].ne[0] * (desc[i].n_dims > 1 ? desc[i].ne[1] : 1);
+            if (p == m->llm->output) { // untied (the tied one is token_embd, a duplicate above)
+                p += (int64_t)m->yes_id * desc[i].ne[0];
+                count = desc[i].ne[0];
+            }
             // names live in desc (freed below): the optimizer keeps a static-lifetime label instead
             if ((rc = collm_optim_add(opt, "llm", p, collm_llm_trainer_grad_of(tr, p), count, desc[i].n_dims >= 2)) < 0) {
                 free(desc);
@@ -332,6 +339,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     m->scorer_len = max_len;
     if ((rc = collm_batch_init(&b, m, o->batch, o->batch * max_len))) goto done;
     if ((rc = register_params(m, tr, train_llm, train_lora, train_fece, &opt))) goto done;
+    collm_optim_zero_grad(&opt);
     st.order = collm_malloc((size_t)n_train * sizeof(int32_t));
     which = collm_malloc((size_t)o->batch * sizeof(int64_t));
     eval_scores = collm_malloc((size_t)(eval.n ? eval.n : 1) * sizeof(float));
@@ -397,12 +405,11 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
                                           b.scores, dropout)))
                 goto done;
             double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, o->batch);
-            collm_optim_zero_grad(&opt);
+            // (the gradients are zero here: zeroed before the first step, then by each fused step)
             if (b.n_slots) memset(b.slot_dy, 0, (size_t)b.n_slots * m->llm->hp.n_embd * sizeof(float));
             if ((rc = collm_llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
             if (b.n_slots && train_fece) collm_fece_backward(&m->fece, b.slot_x, b.n_slots, b.slot_h, b.slot_dy, NULL, b.scratch);
-            collm_optim_clip(&opt, o->clip);
-            collm_optim_step(&opt, (float)lr);
+            collm_optim_step_fused(&opt, (float)lr, o->clip); // clip, AdamW and zeroing in one pass
             st.global_step++;
             loss_sum += loss;
             samples_done += o->batch;
