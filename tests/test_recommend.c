@@ -265,62 +265,97 @@ static void test_recommend(collm_model *m, const collm_rec_dataset *ds, const co
 static void test_fuse_by_hand(void) {
     // llm {1, 2, 3}: mean 2, population sd sqrt(2/3) → z = {-1.2247, 0, 1.2247}
     // ret {10, 10, 40}: mean 20, sd sqrt(200) → z = {-0.7071, -0.7071, 1.4142}
-    float llm[] = {1, 2, 3}, ret[] = {10, 10, 40}, out[3];
-    double zl = 1 / sqrt(2.0 / 3), zr = 10 / sqrt(200.0);
-    CHECK(collm_recommend_fuse(llm, ret, 3, 2.0f, out) == COLLM_OK);
+    // pop {0, 2, 4}: mean 2, sd sqrt(8/3) → z = {-1.2247, 0, 1.2247}
+    float llm[] = {1, 2, 3}, ret[] = {10, 10, 40}, pop[] = {0, 2, 4}, out[3];
+    double zl = 1 / sqrt(2.0 / 3), zr = 10 / sqrt(200.0), zp = 2 / sqrt(8.0 / 3);
+    CHECK(collm_recommend_fuse(llm, ret, NULL, 3, 2.0f, 5.0f, out) == COLLM_OK); // no popularity: μ unused
     CHECK_NEAR(out[0], -zl - 2 * zr, 1e-6);
     CHECK_NEAR(out[1], 0 - 2 * zr, 1e-6);
     CHECK_NEAR(out[2], zl + 4 * zr, 1e-6);
-    CHECK(collm_recommend_fuse(llm, ret, 3, 0.0f, out) == COLLM_OK);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 3, 2.0f, 0.5f, out) == COLLM_OK);
+    CHECK_NEAR(out[0], -zl - 2 * zr - 0.5 * zp, 1e-6);
+    CHECK_NEAR(out[1], 0 - 2 * zr + 0, 1e-6);
+    CHECK_NEAR(out[2], zl + 4 * zr + 0.5 * zp, 1e-6);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 3, 0.0f, 0.0f, out) == COLLM_OK);
     CHECK_NEAR(out[0], -zl, 1e-6);
     // constant scores carry no order: z = 0
     float same[] = {5, 5, 5};
-    CHECK(collm_recommend_fuse(same, ret, 3, 1.0f, out) == COLLM_OK);
+    CHECK(collm_recommend_fuse(same, ret, same, 3, 1.0f, 3.0f, out) == COLLM_OK);
     CHECK_NEAR(out[2], 2 * zr, 1e-6);
-    CHECK(collm_recommend_fuse(llm, ret, 1, 1.0f, out) == COLLM_OK && out[0] == 0);
-    CHECK(collm_recommend_fuse(llm, ret, 3, -1.0f, out) == COLLM_ERR_ARG);
-    CHECK(collm_recommend_fuse(llm, ret, 3, NAN, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 1, 1.0f, 1.0f, out) == COLLM_OK && out[0] == 0);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 3, -1.0f, 0.0f, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 3, 1.0f, -1.0f, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(llm, ret, pop, 3, NAN, 0.0f, out) == COLLM_ERR_ARG);
     float bad[] = {1, NAN, 3};
-    CHECK(collm_recommend_fuse(bad, ret, 3, 1.0f, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(bad, ret, pop, 3, 1.0f, 0.0f, out) == COLLM_ERR_ARG);
+    CHECK(collm_recommend_fuse(llm, ret, bad, 3, 1.0f, 0.0f, out) == COLLM_ERR_ARG);
 }
 
-// The product's order: the checkpoint's λ (default without one, the stored
-// one after collm_checkpoint_set_rerank_lambda), a request's override, and
+// The results of a request: sorted by score, and score = the fused score of
+// their own llm / retrieval / log popularity with the weights of info.
+static void check_fused_order(const collm_recommend_item *out, int n, const collm_recommend_histories *h,
+                              const collm_recommend_info *info) {
+    float llm[64], ret[64], lp[64], fused[64];
+    const float *log_pop = collm_recommend_log_popularity(h, NULL);
+    for (int i = 0; i < n; i++) {
+        llm[i] = out[i].llm_score;
+        ret[i] = out[i].retrieval_score;
+        lp[i] = log_pop[out[i].item];
+    }
+    CHECK(collm_recommend_fuse(llm, ret, lp, n, info->fusion_lambda, info->fusion_popularity, fused) == COLLM_OK);
+    int sorted = 1;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(fused[i] - out[i].score));
+        if (i && out[i].score > out[i - 1].score) sorted = 0;
+    }
+    CHECK(sorted);
+    CHECK_MSG(worst < 1e-5, "%g", worst);
+}
+
+// The product's order: the checkpoint's weights (defaults without them, the
+// stored ones after collm_checkpoint_set_rerank), a request's override, and
 // the order of the results = the fused score of the candidates.
 static void test_fusion(const collm_rec_dataset *ds, const collm_recommend_histories *h, const collm_retrieval_index *index) {
+    // the popularity the histories carry: log(1 + train rows of the item)
+    int32_t n_pop = 0;
+    const float *log_pop = collm_recommend_log_popularity(h, &n_pop);
+    CHECK(log_pop && n_pop == ds->n_items);
+    int pop_ok = 1;
+    for (int32_t it = 0; it < n_pop; it++) {
+        int64_t c = 0;
+        for (int64_t r = 0; r < ds->train->n; r++) c += ds->train->item[r] == it;
+        pop_ok &= fabs(log_pop[it] - log(1.0 + (double)c)) < 1e-6;
+    }
+    CHECK(pop_ok);
+
     collm_model *m = collm_model_load(ckpt_path, NULL, NULL);
     CHECK(m != NULL);
     if (!m) return;
     int stored = -1;
-    CHECK(collm_rerank_lambda(m, &stored) == COLLM_RERANK_LAMBDA_DEFAULT && stored == 0);
+    float lambda = -1, pop = -1;
+    collm_rerank_weights(m, &lambda, &pop, &stored);
+    CHECK(lambda == COLLM_RERANK_LAMBDA_DEFAULT && pop == COLLM_RERANK_POPULARITY_DEFAULT && stored == 0);
     collm_recommend_request req;
     collm_recommend_request_default(&req);
-    CHECK(isnan(req.fusion_lambda));
+    CHECK(isnan(req.fusion_lambda) && isnan(req.fusion_popularity));
     req.user = 5;
     req.k = 25;
     req.n_candidates = 25;
     collm_recommend_item out[25];
     collm_recommend_info info;
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
-    CHECK(info.fusion_lambda == COLLM_RERANK_LAMBDA_DEFAULT && info.n_results == 25);
-    // score = the fused score of the candidates, and the list is sorted by it
-    float llm[25], ret[25], fused[25];
-    for (int i = 0; i < 25; i++) {
-        llm[i] = out[i].llm_score;
-        ret[i] = out[i].retrieval_score;
-    }
-    CHECK(collm_recommend_fuse(llm, ret, 25, COLLM_RERANK_LAMBDA_DEFAULT, fused) == COLLM_OK);
-    int sorted = 1;
-    double worst = 0;
-    for (int i = 0; i < 25; i++) {
-        worst = fmax(worst, fabs(fused[i] - out[i].score));
-        if (i && out[i].score > out[i - 1].score) sorted = 0;
-    }
-    CHECK(sorted);
-    CHECK_MSG(worst < 1e-5, "%g", worst);
+    CHECK(info.fusion_lambda == COLLM_RERANK_LAMBDA_DEFAULT && info.fusion_popularity == COLLM_RERANK_POPULARITY_DEFAULT);
+    CHECK(info.n_results == 25);
+    check_fused_order(out, 25, h, &info);
+    req.fusion_popularity = 3.0f; // a request's weight
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
+    CHECK(info.fusion_popularity == 3.0f);
+    check_fused_order(out, 25, h, &info);
+    req.fusion_popularity = NAN;
     // a huge λ gives the retrieval order: |z(llm)| <= sqrt(n - 1) < 5, so
     // any two items whose z(retrieval) differ by more than 10/λ keep it
-    req.fusion_lambda = COLLM_RERANK_LAMBDA_MAX;
+    req.fusion_lambda = COLLM_RERANK_WEIGHT_MAX;
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
     double mean = 0, var = 0;
     for (int i = 0; i < 25; i++) mean += out[i].retrieval_score / 25.0;
@@ -328,7 +363,7 @@ static void test_fusion(const collm_rec_dataset *ds, const collm_recommend_histo
     int inverted = 0, compared = 0;
     for (int i = 0; i < 25; i++)
         for (int j = i + 1; j < 25; j++)
-            if (fabs(out[j].retrieval_score - out[i].retrieval_score) > 10.0 / COLLM_RERANK_LAMBDA_MAX * sqrt(var) * 1.01) {
+            if (fabs(out[j].retrieval_score - out[i].retrieval_score) > 10.0 / COLLM_RERANK_WEIGHT_MAX * sqrt(var) * 1.01) {
                 compared++;
                 inverted += out[j].retrieval_score > out[i].retrieval_score;
             }
@@ -336,41 +371,65 @@ static void test_fusion(const collm_rec_dataset *ds, const collm_recommend_histo
     req.fusion_lambda = -1;
     CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_ERR_ARG);
     CHECK(strstr(collm_last_error(), "lambda") != NULL);
+    req.fusion_lambda = NAN;
+    req.fusion_popularity = INFINITY;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "popularity") != NULL);
+    // without histories (an explicit history): no popularity term
+    int32_t his[3] = {12, 7, 33};
+    collm_recommend_request_default(&req);
+    req.history = his;
+    req.n_history = 3;
+    req.k = req.n_candidates = 20;
+    req.fusion_popularity = 5.0f;
+    collm_recommend_item with_h[20], without_h[20];
+    CHECK(collm_recommend_for_user(m, index, ds->items, NULL, &req, NULL, without_h, &info) == COLLM_OK);
+    req.fusion_popularity = 0.0f;
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, with_h, &info) == COLLM_OK);
+    int same = 1;
+    for (int i = 0; i < 20; i++) same &= with_h[i].item == without_h[i].item;
+    CHECK(same);
     collm_model_free(m);
 
-    // stored λ: read back, used by default, everything else unchanged
+    // stored weights: read back, used by default, everything else unchanged
     char copy[700];
     snprintf(copy, sizeof copy, "%s/lambda.gguf", dir);
     collm_model *a = collm_model_load(ckpt_path, NULL, NULL);
     CHECK(a && collm_model_save(a, copy) == COLLM_OK);
     collm_model_free(a);
-    CHECK(collm_checkpoint_set_rerank_lambda(copy, 0.0f) == COLLM_OK);
-    CHECK(collm_checkpoint_set_rerank_lambda(copy, 2.5f) == COLLM_OK); // replaces, no duplicate key
-    CHECK(collm_checkpoint_set_rerank_lambda(copy, -1.0f) == COLLM_ERR_ARG);
-    CHECK(collm_checkpoint_set_rerank_lambda(base_path, 1.0f) == COLLM_ERR_FORMAT); // not a checkpoint
+    CHECK(collm_checkpoint_set_rerank(copy, 0.0f, 0.0f) == COLLM_OK);
+    CHECK(collm_checkpoint_set_rerank(copy, 2.5f, 0.5f) == COLLM_OK); // replaces, no duplicate key
+    CHECK(collm_checkpoint_set_rerank(copy, -1.0f, 0.0f) == COLLM_ERR_ARG);
+    CHECK(collm_checkpoint_set_rerank(copy, 1.0f, 2000.0f) == COLLM_ERR_ARG);
+    CHECK(collm_checkpoint_set_rerank(base_path, 1.0f, 0.0f) == COLLM_ERR_FORMAT); // not a checkpoint
     m = collm_model_load(copy, NULL, NULL);
     CHECK_MSG(m != NULL, "%s", collm_last_error());
     if (!m) return;
-    CHECK(collm_rerank_lambda(m, &stored) == 2.5f && stored == 1);
+    collm_rerank_weights(m, &lambda, &pop, &stored);
+    CHECK(lambda == 2.5f && pop == 0.5f && stored == 1);
     collm_recommend_request_default(&req);
     req.user = 5;
     req.k = 25;
     req.n_candidates = 25;
-    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK && info.fusion_lambda == 2.5f);
+    CHECK(collm_recommend_for_user(m, index, ds->items, h, &req, NULL, out, &info) == COLLM_OK);
+    CHECK(info.fusion_lambda == 2.5f && info.fusion_popularity == 0.5f);
+    check_fused_order(out, 25, h, &info);
     // the same scores as the original checkpoint (weights copied byte for byte)
     collm_model *orig = collm_model_load(ckpt_path, NULL, NULL);
     collm_recommend_item ref[25];
     req.fusion_lambda = 2.5f;
+    req.fusion_popularity = 0.5f;
     CHECK(orig && collm_recommend_for_user(orig, index, ds->items, h, &req, NULL, ref, &info) == COLLM_OK);
-    int same = 1;
+    same = 1;
     for (int i = 0; i < 25; i++) same &= ref[i].item == out[i].item && ref[i].llm_score == out[i].llm_score;
     CHECK(same);
-    // a saved model keeps its λ
+    // a saved model keeps its weights
     char copy2[700];
     snprintf(copy2, sizeof copy2, "%s/lambda2.gguf", dir);
     CHECK(collm_model_save(m, copy2) == COLLM_OK);
     collm_model *b = collm_model_load(copy2, NULL, NULL);
-    CHECK(b && collm_rerank_lambda(b, &stored) == 2.5f && stored == 1);
+    if (b) collm_rerank_weights(b, &lambda, &pop, &stored);
+    CHECK(b && lambda == 2.5f && pop == 0.5f && stored == 1);
     collm_model_free(b);
     collm_model_free(orig);
     collm_model_free(m);

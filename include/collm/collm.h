@@ -14,7 +14,7 @@
 //                       scoring and by the retrieval index)
 //   fece.w1 fece.b1 fece.w2 fece.b2   the mapping MLP (stage 2 and later)
 //   blk.N.<proj>.weight.lora_a/_b     LoRA (llama.cpp adapter naming)
-//   collm.rerank.lambda the re-ranking weight fitted by `collm fit-fusion`
+//   collm.rerank.*      the re-ranking weights fitted by `collm fit-fusion`
 //                       (optional; see COLLM_RERANK_LAMBDA_KEY below)
 //   the full model (llama.cpp names, arch and tokenizer keys) when the LLM
 //                       itself was fine-tuned: the checkpoint is then also a
@@ -155,20 +155,23 @@ COLLM_API int collm_model_save(const collm_model *m, const char *path);
 // Exports the LoRA adapter in llama.cpp's adapter format.
 COLLM_API int collm_export_lora(const collm_model *m, const char *path);
 
-// --- re-ranking weight (see recommend.h) -------------------------------
-// Top-K lists are ordered by z(llm) + λ·z(retrieval) over a user's
-// candidates (z = standardised per user). λ is fitted on valid_small by
-// `collm fit-fusion` and stored in the checkpoint under this key.
+// --- re-ranking weights (see recommend.h) ------------------------------
+// Top-K lists are ordered by z(llm) + λ·z(retrieval) + μ·z(log(1 + item
+// popularity)) over a user's candidates (z = standardised per user). λ and μ
+// are fitted on valid_small by `collm fit-fusion` and stored in the
+// checkpoint under these keys.
 #define COLLM_RERANK_LAMBDA_KEY "collm.rerank.lambda"
-#define COLLM_RERANK_LAMBDA_DEFAULT 1.0f // used when the checkpoint holds no fitted λ
-#define COLLM_RERANK_LAMBDA_MAX 1000.0f
+#define COLLM_RERANK_POPULARITY_KEY "collm.rerank.popularity"
+#define COLLM_RERANK_LAMBDA_DEFAULT 1.0f     // used when the checkpoint holds no fitted weights
+#define COLLM_RERANK_POPULARITY_DEFAULT 0.0f
+#define COLLM_RERANK_WEIGHT_MAX 1000.0f      // both weights lie in [0, this]
 
-// The checkpoint's λ, or COLLM_RERANK_LAMBDA_DEFAULT; *stored (may be NULL)
-// says whether the checkpoint held one.
-COLLM_API float collm_rerank_lambda(const collm_model *m, int *stored);
-// Writes λ (0 <= λ <= COLLM_RERANK_LAMBDA_MAX) into the checkpoint file
-// (rewritten atomically, everything else unchanged).
-COLLM_API int collm_checkpoint_set_rerank_lambda(const char *ckpt_path, float lambda);
+// The checkpoint's weights, or the defaults; *stored (may be NULL) says
+// whether the checkpoint held them. lambda / popularity may be NULL.
+COLLM_API void collm_rerank_weights(const collm_model *m, float *lambda, float *popularity, int *stored);
+// Writes both weights into the checkpoint file (rewritten atomically,
+// everything else unchanged).
+COLLM_API int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity);
 
 // The collaborative item table stored in a checkpoint (cf.item_embd), as a
 // malloc'd (n_items, d) row-major array the caller frees: what a retrieval

@@ -27,12 +27,14 @@
 // scores equal independent scoring up to float summation order.
 //
 // Order of the results (docs/topk.md): the fused score
-//   score = z(llm) + λ · z(retrieval),   z(x) = (x - mean) / std over the
-// user's candidates (population std; a constant score gives z = 0),
-// so λ = 0 is the LLM's order and a large λ the retrieval order. λ is the
-// checkpoint's (collm_rerank_lambda: fitted on valid_small by `collm
-// fit-fusion`, else COLLM_RERANK_LAMBDA_DEFAULT) unless the request sets one.
-// Ties: retrieval score, then item id.
+//   score = z(llm) + λ · z(retrieval) + μ · z(log(1 + popularity)),
+// z(x) = (x - mean) / std over the user's candidates (population std; a
+// constant score gives z = 0), popularity = the item's rows in the dataset's
+// train split (collm_recommend_histories; without histories the term is 0).
+// λ = μ = 0 is the LLM's order; a large λ the retrieval order. λ and μ are
+// the checkpoint's (collm_rerank_weights: fitted on valid_small by `collm
+// fit-fusion`, else λ = 1, μ = 0) unless the request sets them. Ties:
+// retrieval score, then item id.
 //
 // The user slot of a user unknown to the CF model (or of an anonymous,
 // history-only request) gets the FECE mapping of the zero vector: the model
@@ -81,9 +83,10 @@ typedef struct {
     int n_candidates;       // retrieved before re-ranking (the N of top-N)
     int share_prefix;       // 1: shared prefix + packed suffixes; 0: every prompt on its own
     float fusion_lambda;    // λ of the order above; NaN = the checkpoint's
+    float fusion_popularity;// μ of the order above; NaN = the checkpoint's
 } collm_recommend_request;
 
-// user -1, no history, k 10, 100 candidates, share_prefix 1, fusion_lambda NaN.
+// user -1, no history, k 10, 100 candidates, share_prefix 1, fusion weights NaN.
 COLLM_API void collm_recommend_request_default(collm_recommend_request *r);
 
 // Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
@@ -101,7 +104,8 @@ typedef struct {
     int used_mean_query; // 1: the query was the mean of the history items
     int prefix_tokens;   // shared prefix length (0 when not shared)
     int n_history;       // history ids used (incl. the sentinel)
-    float fusion_lambda; // λ the results were ordered with
+    float fusion_lambda; // λ and μ the results were ordered with
+    float fusion_popularity;
     double retrieve_s, rerank_s;
 } collm_recommend_info;
 
@@ -120,8 +124,14 @@ COLLM_API int collm_recommend_score_items(const collm_model *m, const collm_rec_
                           float *scores, int *prefix_tokens);
 
 // The fused score of n candidates (see above): out (n) =
-// z(llm) + lambda · z(retrieval). lambda >= 0 and finite.
-COLLM_API int collm_recommend_fuse(const float *llm, const float *retrieval, int n, float lambda, float *out);
+// z(llm) + lambda · z(retrieval) + popularity · z(log_pop); log_pop (n) may be
+// NULL (no popularity term). Weights >= 0 and finite.
+COLLM_API int collm_recommend_fuse(const float *llm, const float *retrieval, const float *log_pop, int n, float lambda,
+                                   float popularity, float *out);
+
+// log(1 + train rows of the item) for items 0 .. *n_items-1 of the dataset
+// the histories were built from (owned by h).
+COLLM_API const float *collm_recommend_log_popularity(const collm_recommend_histories *h, int32_t *n_items);
 
 // Retrieve + re-rank for one request. out (k) receives the results sorted by
 // the fused score (best first; ties by retrieval score, then item id); info

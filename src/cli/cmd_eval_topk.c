@@ -1,8 +1,8 @@
 // collm eval-topk: top-K ranking quality of a split, five orders side by side.
 //   collm eval-topk --ckpt C.gguf --index items.faiss --data DIR [--split valid] [--candidates 100]
-//                   [--max-users N] [--fusion-lambda L] [--json] [--dump FILE]
-// collm fit-fusion: the λ of the fused order fitted on a split (valid_small)
-// by grid search, written into the checkpoint (key collm.rerank.lambda).
+//                   [--max-users N] [--fusion-lambda L] [--fusion-popularity M] [--json] [--dump FILE]
+// collm fit-fusion: the weights λ, μ of the fused order fitted on a split
+// (valid_small) by grid search, written into the checkpoint (collm.rerank.*).
 //   collm fit-fusion --ckpt C.gguf --index items.faiss --data DIR [--split valid_small] [--dry-run]
 //
 // Users, history, excluded and relevant items: collm_topk_truth_build
@@ -12,10 +12,13 @@
 //   encoder_full  the CF inner product over the whole catalogue (minus excluded)
 //   retrieval     the index's top-N (minus excluded) in inner-product order
 //   rerank        those N by the LLM's "Yes" logit (ties: retrieval score)
-//   fused         those N by z(llm) + λ z(retrieval), λ = --fusion-lambda or
-//                 the checkpoint's (recommend.h)
+//   fused         those N by z(llm) + λ z(retrieval) + μ z(log popularity),
+//                 λ, μ = --fusion-lambda / --fusion-popularity or the
+//                 checkpoint's (recommend.h)
 //   default       what `collm recommend` returns without flags: fused with
-//                 the checkpoint's λ (COLLM_RERANK_LAMBDA_DEFAULT if unfitted)
+//                 the checkpoint's λ, μ (λ = 1, μ = 0 if unfitted)
+// and, in the table only, the ablation fused-no-llm: λ z(retrieval) +
+// μ z(log popularity) with the fused row's weights, the LLM left out.
 // Metrics: Recall@10/20, NDCG@10/20, HitRate@10, MRR (over the list: MRR@N for
 // the top-N orders), means over users with 95 % bootstrap CIs over users
 // (collm_bootstrap_ci, 1000 resamples, fixed seed: methods resampled in pairs).
@@ -41,8 +44,9 @@ static const char *const topk_metric_names[TOPK_N_METRICS] = {"recall@10", "reca
                                                               "ndcg@20",   "hit@10",    "mrr"};
 #define TOPK_NDCG10 2 // index of the metric fit-fusion maximises
 
-enum { M_FULL, M_RETRIEVAL, M_RERANK, M_FUSED, M_DEFAULT, TOPK_N_METHODS };
-static const char *const topk_method_names[TOPK_N_METHODS] = {"encoder_full", "retrieval", "rerank", "fused", "default"};
+enum { M_FULL, M_RETRIEVAL, M_RERANK, M_FUSED, M_DEFAULT, TOPK_N_METHODS, M_NO_LLM = TOPK_N_METHODS, TOPK_N_ROWS };
+static const char *const topk_method_names[TOPK_N_ROWS] = {"encoder_full", "retrieval", "rerank", "fused", "default",
+                                                           "fused-no-llm"};
 
 #define TOPK_BOOTSTRAP 1000
 #define TOPK_SEED 2023
@@ -56,7 +60,7 @@ typedef struct {
     const collm_topk_user **user;  // (n_users)
     int *found;                    // (n_users) candidates returned (<= N)
     int32_t *cand;                 // (n_users, N)
-    float *ret, *llm;              // (n_users, N)
+    float *ret, *llm, *pop;        // (n_users, N) retrieval score, LLM logit, log popularity
     double *full;                  // (n_users, TOPK_N_METRICS) encoder_full
     double ann_recall;             // mean over users of |index top-N ∩ exact top-N| / N
 } topk_data;
@@ -67,6 +71,7 @@ static void topk_data_free(topk_data *t) {
     free(t->cand);
     free(t->ret);
     free(t->llm);
+    free(t->pop);
     free(t->full);
     memset(t, 0, sizeof *t);
 }
@@ -102,12 +107,15 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
     out->cand = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(int32_t));
     out->ret = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(float));
     out->llm = malloc((size_t)(nu > 0 ? nu : 1) * N * sizeof(float));
+    out->pop = calloc((size_t)(nu > 0 ? nu : 1) * N, sizeof(float));
+    int32_t n_pop;
+    const float *log_pop = collm_recommend_log_popularity(s->hist, &n_pop);
     out->full = malloc((size_t)(nu > 0 ? nu : 1) * TOPK_N_METRICS * sizeof(double));
     int32_t *all_items = malloc((size_t)n_items * sizeof(int32_t)), *ranked = malloc((size_t)n_items * sizeof(int32_t));
     float *all_scores = malloc((size_t)n_items * sizeof(float)), *query = malloc((size_t)d * sizeof(float));
     uint8_t *mark = calloc((size_t)n_items, 1);
     collm_llm_context *ctx = collm_recommend_context_create(s->model, s->pool);
-    int rc = out->user && out->found && out->cand && out->ret && out->llm && out->full && all_items && ranked &&
+    int rc = out->user && out->found && out->cand && out->ret && out->llm && out->pop && out->full && all_items && ranked &&
                      all_scores && query && mark && ctx
                  ? COLLM_OK
                  : COLLM_ERR_NOMEM;
@@ -140,6 +148,8 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
         if (rc == COLLM_OK)
             rc = collm_retrieval_candidates(s->index, query, d, u->excluded, u->n_excluded, N, cand, ret, &found);
         out->found[i] = found;
+        for (int j = 0; rc == COLLM_OK && log_pop && j < found; j++)
+            out->pop[i * N + j] = cand[j] < n_pop ? log_pop[cand[j]] : 0;
         int exact_n = N < n_all ? N : n_all, common = 0;
         for (int j = 0; rc == COLLM_OK && j < exact_n; j++) mark[ranked[j]] = 1;
         for (int j = 0; rc == COLLM_OK && j < found; j++) common += mark[cand[j]];
@@ -162,24 +172,26 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
 }
 
 // Metrics (n_users, TOPK_N_METRICS) of one top-N method: M_RETRIEVAL,
-// M_RERANK, or a fused order with lambda (M_FUSED / M_DEFAULT).
-static int topk_method_metrics(const topk_data *t, int method, float lambda, double *v) {
+// M_RERANK, a fused order with weights lambda, pop (M_FUSED / M_DEFAULT), or
+// the same without the LLM (M_NO_LLM: its logits replaced by a constant).
+static int topk_method_metrics(const topk_data *t, int method, float lambda, float pop, double *v) {
     int N = t->n_cand;
     int32_t *ranked = malloc((size_t)N * sizeof(int32_t));
-    float *fused = malloc((size_t)N * sizeof(float));
-    int rc = ranked && fused ? COLLM_OK : COLLM_ERR_NOMEM;
+    float *fused = malloc((size_t)N * sizeof(float)), *zero = calloc((size_t)N, sizeof(float));
+    int rc = ranked && fused && zero ? COLLM_OK : COLLM_ERR_NOMEM;
     for (int64_t i = 0; rc == COLLM_OK && i < t->n_users; i++) {
         const int32_t *cand = t->cand + i * N;
-        const float *ret = t->ret + i * N, *llm = t->llm + i * N;
+        const float *ret = t->ret + i * N, *llm = method == M_NO_LLM ? zero : t->llm + i * N, *lp = t->pop + i * N;
         int n = t->found[i];
         if (method == M_RETRIEVAL) rc = collm_topk_rank(cand, ret, NULL, n, ranked);
         else if (method == M_RERANK) rc = collm_topk_rank(cand, llm, ret, n, ranked);
-        else if ((rc = collm_recommend_fuse(llm, ret, n, lambda, fused)) == COLLM_OK)
+        else if ((rc = collm_recommend_fuse(llm, ret, lp, n, lambda, pop, fused)) == COLLM_OK)
             rc = collm_topk_rank(cand, fused, ret, n, ranked); // recommend.c's order
         if (rc == COLLM_OK) rc = topk_user_metrics(ranked, n, t->user[i], v + i * TOPK_N_METRICS);
     }
     free(ranked);
     free(fused);
+    free(zero);
     return rc;
 }
 
@@ -187,14 +199,15 @@ static int topk_method_metrics(const topk_data *t, int method, float lambda, dou
 static int topk_dump(const topk_data *t, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot open for writing", path);
-    fprintf(f, "uid\tiid\tretrieval\tllm\trelevant\n");
+    fprintf(f, "uid\tiid\tretrieval\tllm\tlog_pop\trelevant\n");
     for (int64_t i = 0; i < t->n_users; i++) {
         const collm_topk_user *u = t->user[i];
         for (int j = 0; j < t->found[i]; j++) {
             int32_t it = t->cand[i * t->n_cand + j];
             int rel = 0;
             for (int r = 0; r < u->n_relevant && !rel; r++) rel = u->relevant[r] == it;
-            fprintf(f, "%d\t%d\t%.6g\t%.6g\t%d\n", u->user, it, t->ret[i * t->n_cand + j], t->llm[i * t->n_cand + j], rel);
+            fprintf(f, "%d\t%d\t%.6g\t%.6g\t%.6g\t%d\n", u->user, it, t->ret[i * t->n_cand + j], t->llm[i * t->n_cand + j],
+                    t->pop[i * t->n_cand + j], rel);
         }
     }
     if (fclose(f) != 0) return collm_error(COLLM_ERR_IO, "%s: write failed", path);
@@ -268,6 +281,7 @@ int cmd_eval_topk(int argc, char **argv) {
         {"--candidates", "N", "retrieved candidates re-ranked by the LLM (default 100)", NULL},
         {"--max-users", "N", "evaluate the first N valid users only, for trials (default all)", NULL},
         {"--fusion-lambda", "L", "lambda of the 'fused' row (default: the checkpoint's, as 'default')", NULL},
+        {"--fusion-popularity", "M", "popularity weight of the 'fused' row (default: the checkpoint's)", NULL},
         {"--json", NULL, "print one JSON object {method: {metric: value}} instead of a table", NULL},
         {"--dump", "FILE", "also write every (user, candidate) with both scores and relevance as TSV", NULL},
         CLI_COMMON_OPTIONS,
@@ -275,12 +289,14 @@ int cmd_eval_topk(int argc, char **argv) {
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm eval-topk --ckpt FILE --index FILE --data DIR [--split valid] [--candidates 100] "
-                      "[--max-users N] [--fusion-lambda L] [--json] [--dump FILE]");
+                      "[--max-users N] [--fusion-lambda L] [--fusion-popularity M] [--json] [--dump FILE]");
     if (p) return p > 0 ? 0 : 1;
-    double lambda_opt;
-    if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda_opt)) return 1;
-    if (cli_has(opts, "--fusion-lambda") && !(lambda_opt >= 0 && lambda_opt <= COLLM_RERANK_LAMBDA_MAX)) {
-        fprintf(stderr, "collm eval-topk: --fusion-lambda must be in [0, %g]\n", COLLM_RERANK_LAMBDA_MAX);
+    double lambda_opt, pop_opt;
+    if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda_opt) || cli_get_float(opts, "--fusion-popularity", NAN, &pop_opt))
+        return 1;
+    if ((cli_has(opts, "--fusion-lambda") && !(lambda_opt >= 0 && lambda_opt <= COLLM_RERANK_WEIGHT_MAX)) ||
+        (cli_has(opts, "--fusion-popularity") && !(pop_opt >= 0 && pop_opt <= COLLM_RERANK_WEIGHT_MAX))) {
+        fprintf(stderr, "collm eval-topk: --fusion-lambda and --fusion-popularity must be in [0, %g]\n", COLLM_RERANK_WEIGHT_MAX);
         return 1;
     }
     cli_rec_setup s;
@@ -291,21 +307,24 @@ int cmd_eval_topk(int argc, char **argv) {
     if (topk_setup("eval-topk", opts, "valid", &s, &split, &truth, &max_users, &N)) return 1;
     const char *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid";
     int fitted = 0;
-    float lambda_default = collm_rerank_lambda(s.model, &fitted);
+    float lambda_default, pop_default;
+    collm_rerank_weights(s.model, &lambda_default, &pop_default, &fitted);
     float lambda_fused = isnan(lambda_opt) ? lambda_default : (float)lambda_opt;
+    float pop_fused = isnan(pop_opt) ? pop_default : (float)pop_opt;
     topk_data t;
     int rc = topk_gather(&s, truth, max_users, N, &t);
-    double *v[TOPK_N_METHODS] = {0};
-    collm_ci ci[TOPK_N_METHODS][TOPK_N_METRICS];
+    double *v[TOPK_N_ROWS] = {0};
+    collm_ci ci[TOPK_N_ROWS][TOPK_N_METRICS];
     if (rc == COLLM_OK) {
         v[M_FULL] = t.full;
-        for (int m = 1; m < TOPK_N_METHODS && rc == COLLM_OK; m++) {
+        for (int m = 1; m < TOPK_N_ROWS && rc == COLLM_OK; m++) {
             v[m] = malloc((size_t)t.n_users * TOPK_N_METRICS * sizeof(double));
+            int own = m == M_FUSED || m == M_NO_LLM;
             if (!v[m]) rc = COLLM_ERR_NOMEM;
-            else rc = topk_method_metrics(&t, m, m == M_FUSED ? lambda_fused : lambda_default, v[m]);
+            else rc = topk_method_metrics(&t, m, own ? lambda_fused : lambda_default, own ? pop_fused : pop_default, v[m]);
         }
     }
-    for (int m = 0; m < TOPK_N_METHODS && rc == COLLM_OK; m++)
+    for (int m = 0; m < TOPK_N_ROWS && rc == COLLM_OK; m++)
         for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) rc = topk_ci(v[m], t.n_users, j, &ci[m][j]);
     if (rc == COLLM_OK && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
     int status = 0;
@@ -324,7 +343,10 @@ int cmd_eval_topk(int argc, char **argv) {
             }
             cJSON_AddNumberToObject(x, "users", (double)t.n_users);
             if (m != M_FULL) cJSON_AddNumberToObject(x, "candidates", N);
-            if (m == M_FUSED || m == M_DEFAULT) cJSON_AddNumberToObject(x, "lambda", m == M_FUSED ? lambda_fused : lambda_default);
+            if (m == M_FUSED || m == M_DEFAULT) {
+                cJSON_AddNumberToObject(x, "lambda", m == M_FUSED ? lambda_fused : lambda_default);
+                cJSON_AddNumberToObject(x, "popularity", m == M_FUSED ? pop_fused : pop_default);
+            }
         }
         char *text = cJSON_PrintUnformatted(o);
         if (text) printf("%s\n", text);
@@ -332,13 +354,15 @@ int cmd_eval_topk(int argc, char **argv) {
         cJSON_free(text);
         cJSON_Delete(o);
     } else {
-        printf("eval-topk %s: %lld users, %d candidates (index recall@%d vs exact %.4f); fused lambda %g, default lambda %g (%s)\n",
-               split_name, (long long)t.n_users, N, N, t.ann_recall, lambda_fused, lambda_default,
+        printf("eval-topk %s: %lld users, %d candidates (index recall@%d vs exact %.4f); fused lambda %g popularity %g, "
+               "default lambda %g popularity %g (%s)\n",
+               split_name, (long long)t.n_users, N, N, t.ann_recall, lambda_fused, pop_fused, lambda_default, pop_default,
                fitted ? "fitted, in the checkpoint" : "built-in: the checkpoint has none; see collm fit-fusion");
         printf("mean [95%% bootstrap CI over users]\n%-13s", "method");
         for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %-24s", topk_metric_names[j]);
         printf("\n");
-        for (int m = 0; m < TOPK_N_METHODS; m++) {
+        for (int m = 0; m < TOPK_N_ROWS; m++) {
+            if (m == M_NO_LLM) printf("ablation (not in --json): the fused row's weights without the LLM\n");
             printf("%-13s", topk_method_names[m]);
             for (int j = 0; j < TOPK_N_METRICS; j++) {
                 char cell[64];
@@ -348,7 +372,7 @@ int cmd_eval_topk(int argc, char **argv) {
             printf("\n");
         }
     }
-    for (int m = 1; m < TOPK_N_METHODS; m++) free(v[m]);
+    for (int m = 1; m < TOPK_N_ROWS; m++) free(v[m]);
     topk_data_free(&t);
     topk_teardown(&s, split, truth);
     return status;
@@ -356,25 +380,28 @@ int cmd_eval_topk(int argc, char **argv) {
 
 int cmd_fit_fusion(int argc, char **argv) {
     cli_option opts[] = {
-        {"--ckpt", "FILE", "CoLLM checkpoint (stage 2, with CF vectors); receives collm.rerank.lambda", NULL},
+        {"--ckpt", "FILE", "CoLLM checkpoint (stage 2, with CF vectors); receives collm.rerank.lambda / .popularity", NULL},
         {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
         {"--index", "FILE", "Faiss index over the checkpoint's item vectors", NULL},
         {"--data", "DIR", "dataset folder", NULL},
         {"--split", "NAME", "split to fit on (default valid_small)", NULL},
         {"--candidates", "N", "retrieved candidates re-ranked by the LLM (default 100)", NULL},
         {"--max-users", "N", "fit on the first N valid users only, for trials (default all)", NULL},
-        {"--dry-run", NULL, "print the grid and the chosen lambda, leave the checkpoint as it is", NULL},
+        {"--no-popularity", NULL, "fit lambda only (popularity weight 0)", NULL},
+        {"--dry-run", NULL, "print the grid and the chosen weights, leave the checkpoint as it is", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm fit-fusion --ckpt FILE --index FILE --data DIR [--split valid_small] [--candidates 100] "
-                      "[--max-users N] [--dry-run] [--json]");
+                      "[--max-users N] [--no-popularity] [--dry-run] [--json]");
     if (p) return p > 0 ? 0 : 1;
-    // λ = 0 is the LLM's order, the largest the retrieval order (ties by LLM)
-    static const float grid[] = {0, 0.125f, 0.25f, 0.5f, 0.75f, 1, 1.5f, 2, 3, 4, 6, 8, 16, 32, COLLM_RERANK_LAMBDA_MAX};
-    enum { N_GRID = sizeof grid / sizeof grid[0] };
+    // λ = μ = 0 is the LLM's order, a huge λ the retrieval order (ties by LLM)
+    static const float lambdas[] = {0, 0.125f, 0.25f, 0.5f, 0.75f, 1, 1.5f, 2, 3, 4, 6, 8, 16, 32, COLLM_RERANK_WEIGHT_MAX};
+    static const float pops[] = {0, 0.25f, 0.5f, 1, 2, 4, 8};
+    enum { N_LAMBDA = sizeof lambdas / sizeof lambdas[0], N_POP = sizeof pops / sizeof pops[0], N_GRID = N_LAMBDA * N_POP };
+    int n_pop = cli_has(opts, "--no-popularity") ? 1 : N_POP, n_grid = N_LAMBDA * n_pop;
     cli_rec_setup s;
     collm_rec_split *split;
     collm_topk_truth *truth;
@@ -385,11 +412,15 @@ int cmd_fit_fusion(int argc, char **argv) {
     topk_data t;
     int rc = topk_gather(&s, truth, max_users, N, &t);
     double mean[N_GRID][TOPK_N_METRICS];
+    float grid_l[N_GRID], grid_p[N_GRID];
     double *v = rc == COLLM_OK ? malloc((size_t)t.n_users * TOPK_N_METRICS * sizeof(double)) : NULL;
     if (rc == COLLM_OK && !v) rc = COLLM_ERR_NOMEM;
     int best = 0;
-    for (int g = 0; g < N_GRID && rc == COLLM_OK; g++) {
-        rc = topk_method_metrics(&t, M_FUSED, grid[g], v);
+    // μ-major, λ-minor, both ascending; ties keep the earlier point (the smaller weights)
+    for (int g = 0; g < n_grid && rc == COLLM_OK; g++) {
+        grid_p[g] = pops[g / N_LAMBDA];
+        grid_l[g] = lambdas[g % N_LAMBDA];
+        rc = topk_method_metrics(&t, M_FUSED, grid_l[g], grid_p[g], v);
         for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) {
             double sum = 0;
             for (int64_t i = 0; i < t.n_users; i++) sum += v[i * TOPK_N_METRICS + j];
@@ -402,21 +433,23 @@ int cmd_fit_fusion(int argc, char **argv) {
         const char *ckpt = cli_get(opts, "--ckpt");
         collm_model_free(s.model); // done with it; the file is rewritten below
         s.model = NULL;
-        rc = collm_checkpoint_set_rerank_lambda(ckpt, grid[best]);
+        rc = collm_checkpoint_set_rerank(ckpt, grid_l[best], grid_p[best]);
     }
     if (rc != COLLM_OK) {
         status = cli_fail("fit-fusion");
     } else if (cli_has(opts, "--json")) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "lambda", grid[best]);
+        cJSON_AddNumberToObject(o, "lambda", grid_l[best]);
+        cJSON_AddNumberToObject(o, "popularity", grid_p[best]);
         cJSON_AddStringToObject(o, "split", split_name);
         cJSON_AddNumberToObject(o, "users", (double)t.n_users);
         cJSON_AddNumberToObject(o, "candidates", N);
         cJSON_AddBoolToObject(o, "written", !cli_has(opts, "--dry-run"));
         cJSON *a = cJSON_AddArrayToObject(o, "grid");
-        for (int g = 0; g < N_GRID; g++) {
+        for (int g = 0; g < n_grid; g++) {
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddNumberToObject(x, "lambda", grid[g]);
+            cJSON_AddNumberToObject(x, "lambda", grid_l[g]);
+            cJSON_AddNumberToObject(x, "popularity", grid_p[g]);
             for (int j = 0; j < TOPK_N_METRICS; j++) cJSON_AddNumberToObject(x, topk_metric_names[j], mean[g][j]);
             cJSON_AddItemToArray(a, x);
         }
@@ -426,18 +459,22 @@ int cmd_fit_fusion(int argc, char **argv) {
         cJSON_free(text);
         cJSON_Delete(o);
     } else {
-        printf("fit-fusion %s: %lld users, %d candidates; order z(llm) + lambda*z(retrieval), maximising ndcg@10\n",
+        printf("fit-fusion %s: %lld users, %d candidates; order z(llm) + lambda*z(retrieval) + popularity*z(log popularity), "
+               "maximising ndcg@10\n",
                split_name, (long long)t.n_users, N);
-        printf("%8s", "lambda");
+        printf("%8s %10s", "lambda", "popularity");
         for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %9s", topk_metric_names[j]);
         printf("\n");
-        for (int g = 0; g < N_GRID; g++) {
-            printf("%8g", grid[g]);
+        for (int g = 0; g < n_grid; g++) {
+            printf("%8g %10g", grid_l[g], grid_p[g]);
             for (int j = 0; j < TOPK_N_METRICS; j++) printf(" %9.4f", mean[g][j]);
             printf("%s\n", g == best ? "  <- best" : "");
         }
-        if (cli_has(opts, "--dry-run")) printf("lambda %g (dry run: the checkpoint is unchanged)\n", grid[best]);
-        else printf("lambda %g written to %s (%s)\n", grid[best], cli_get(opts, "--ckpt"), COLLM_RERANK_LAMBDA_KEY);
+        if (cli_has(opts, "--dry-run"))
+            printf("lambda %g popularity %g (dry run: the checkpoint is unchanged)\n", grid_l[best], grid_p[best]);
+        else
+            printf("lambda %g popularity %g written to %s (%s, %s)\n", grid_l[best], grid_p[best], cli_get(opts, "--ckpt"),
+                   COLLM_RERANK_LAMBDA_KEY, COLLM_RERANK_POPULARITY_KEY);
     }
     free(v);
     topk_data_free(&t);

@@ -1,8 +1,9 @@
 // collm recommend: top-K items for one user: Faiss candidates over the
 // checkpoint's CF item vectors, re-ranked by the CoLLM "Yes" logit (shared
-// prompt prefix) fused with the retrieval score (include/collm/recommend.h).
+// prompt prefix) fused with the retrieval score and the item's popularity
+// (include/collm/recommend.h).
 //   collm recommend --ckpt C.gguf --index items.faiss --data DIR --user 7 --k 10 [--candidates 100]
-//                   [--history "12,7,33"] [--fusion-lambda L] [--json] [--no-share]
+//                   [--history "12,7,33"] [--fusion-lambda L] [--fusion-popularity M] [--json] [--no-share]
 #include <math.h>
 #include <errno.h>
 #include <stdio.h>
@@ -58,8 +59,9 @@ int cmd_recommend(int argc, char **argv) {
         {"--history", "IDS", "comma-separated item ids, oldest first (replaces the user's history)", NULL},
         {"--k", "N", "items to return (default 10)", NULL},
         {"--candidates", "N", "Faiss candidates re-ranked by the LLM (default 100)", NULL},
-        {"--fusion-lambda", "L", "weight of the retrieval score in the order z(llm) + L*z(retrieval) "
-                                 "(default: the checkpoint's, from collm fit-fusion; 0 = LLM order)", NULL},
+        {"--fusion-lambda", "L", "weight L of the retrieval score in the order z(llm) + L*z(retrieval) + M*z(log popularity) "
+                                 "(default: the checkpoint's, from collm fit-fusion)", NULL},
+        {"--fusion-popularity", "M", "weight M of the item's log popularity in that order (default: the checkpoint's)", NULL},
         {"--no-share", NULL, "score every prompt on its own (no shared prefix; for comparison)", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
         CLI_COMMON_OPTIONS,
@@ -85,10 +87,11 @@ int cmd_recommend(int argc, char **argv) {
         fprintf(stderr, "collm recommend: out-of-range option (need user >= 0, 1 <= k <= candidates <= 100000)\n");
         return 1;
     }
-    double lambda = NAN;
-    if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda)) return 1;
-    if (cli_has(opts, "--fusion-lambda") && !(lambda >= 0 && lambda <= COLLM_RERANK_LAMBDA_MAX)) {
-        fprintf(stderr, "collm recommend: --fusion-lambda must be in [0, %g]\n", COLLM_RERANK_LAMBDA_MAX);
+    double lambda = NAN, pop = NAN;
+    if (cli_get_float(opts, "--fusion-lambda", NAN, &lambda) || cli_get_float(opts, "--fusion-popularity", NAN, &pop)) return 1;
+    if ((cli_has(opts, "--fusion-lambda") && !(lambda >= 0 && lambda <= COLLM_RERANK_WEIGHT_MAX)) ||
+        (cli_has(opts, "--fusion-popularity") && !(pop >= 0 && pop <= COLLM_RERANK_WEIGHT_MAX))) {
+        fprintf(stderr, "collm recommend: --fusion-lambda and --fusion-popularity must be in [0, %g]\n", COLLM_RERANK_WEIGHT_MAX);
         return 1;
     }
     int32_t *history = NULL;
@@ -108,6 +111,7 @@ int cmd_recommend(int argc, char **argv) {
     req.n_candidates = (int)n_cand;
     req.share_prefix = !cli_has(opts, "--no-share");
     req.fusion_lambda = (float)lambda;
+    req.fusion_popularity = (float)pop;
     collm_recommend_item *out = malloc((size_t)k * sizeof *out);
     collm_recommend_info info;
     collm_llm_context *ctx = collm_recommend_context_create(s.model, s.pool);
@@ -125,6 +129,7 @@ int cmd_recommend(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "history_length", info.n_history);
         cJSON_AddNumberToObject(root, "prefix_tokens", info.prefix_tokens);
         cJSON_AddNumberToObject(root, "fusion_lambda", info.fusion_lambda);
+        cJSON_AddNumberToObject(root, "fusion_popularity", info.fusion_popularity);
         cJSON_AddNumberToObject(root, "retrieve_ms", info.retrieve_s * 1e3);
         cJSON_AddNumberToObject(root, "rerank_ms", info.rerank_s * 1e3);
         cJSON *items = cJSON_AddArrayToObject(root, "items");
@@ -144,11 +149,11 @@ int cmd_recommend(int argc, char **argv) {
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
-        printf("top %d for %s%lld (%d candidates, %s query, shared prefix %d tokens, fusion lambda %g; retrieve %.1f ms, "
-               "re-rank %.1f ms)\n",
+        printf("top %d for %s%lld (%d candidates, %s query, shared prefix %d tokens, fusion lambda %g popularity %g; "
+               "retrieve %.1f ms, re-rank %.1f ms)\n",
                info.n_results, user >= 0 ? "user " : "a history", user >= 0 ? (long long)user : (long long)n_history,
                info.n_candidates, info.used_mean_query ? "history-mean" : "user-vector", info.prefix_tokens,
-               info.fusion_lambda, info.retrieve_s * 1e3, info.rerank_s * 1e3);
+               info.fusion_lambda, info.fusion_popularity, info.retrieve_s * 1e3, info.rerank_s * 1e3);
         printf("%4s  %7s  %9s  %9s  %9s  %s\n", "rank", "item", "score", "llm", "retrieval", "title");
         for (int i = 0; i < info.n_results; i++)
             printf("%4d  %7d  %9.4f  %9.4f  %9.4f  %s\n", i + 1, out[i].item, out[i].score, out[i].llm_score,

@@ -17,6 +17,8 @@ struct collm_recommend_histories {
     int64_t *offset;    // (n_users + 1) into his
     int8_t *has;        // (n_users) 1 when the dataset has a row of the user
     int32_t *his;       // (offset[n_users])
+    int32_t n_items;    // items 0 .. n_items-1
+    float *log_pop;     // (n_items) log(1 + train rows of the item)
 };
 
 static double now_s(void) {
@@ -51,6 +53,17 @@ collm_recommend_histories *collm_recommend_histories_build(const collm_rec_datas
         collm_recommend_histories_free(h);
         return NULL;
     }
+    h->n_items = ds->items && ds->items->n > ds->n_items ? ds->items->n : ds->n_items;
+    h->log_pop = collm_calloc((size_t)(h->n_items > 0 ? h->n_items : 1), sizeof(float));
+    if (!h->log_pop) {
+        free(best_split);
+        free(best_row);
+        collm_recommend_histories_free(h);
+        return NULL;
+    }
+    for (int64_t r = 0; r < ds->train->n; r++)
+        if (ds->train->item[r] >= 0 && ds->train->item[r] < h->n_items) h->log_pop[ds->train->item[r]] += 1;
+    for (int32_t i = 0; i < h->n_items; i++) h->log_pop[i] = log1pf(h->log_pop[i]);
     for (int32_t u = 0; u < n_users; u++) best_split[u] = -1;
     for (int s = 0; s < 2; s++) {
         const collm_rec_split *sp = splits[s];
@@ -97,7 +110,13 @@ void collm_recommend_histories_free(collm_recommend_histories *h) {
     free(h->offset);
     free(h->has);
     free(h->his);
+    free(h->log_pop);
     free(h);
+}
+
+const float *collm_recommend_log_popularity(const collm_recommend_histories *h, int32_t *n_items) {
+    if (n_items) *n_items = h ? h->n_items : 0;
+    return h ? h->log_pop : NULL;
 }
 
 int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
@@ -116,6 +135,7 @@ void collm_recommend_request_default(collm_recommend_request *r) {
     r->n_candidates = 100;
     r->share_prefix = 1;
     r->fusion_lambda = NAN;
+    r->fusion_popularity = NAN;
 }
 
 collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool) {
@@ -369,25 +389,31 @@ static void standardise(const float *x, int n, double *z) {
     for (int i = 0; i < n; i++) z[i] = sd > 0 ? ((double)x[i] - mean) / sd : 0.0;
 }
 
-int collm_recommend_fuse(const float *llm, const float *retrieval, int n, float lambda, float *out) {
+int collm_recommend_fuse(const float *llm, const float *retrieval, const float *log_pop, int n, float lambda,
+                         float popularity, float *out) {
     if (n < 0 || (n > 0 && (!llm || !retrieval || !out)))
         return collm_error(COLLM_ERR_ARG, "collm_recommend_fuse: bad arguments");
-    if (!(lambda >= 0 && isfinite(lambda))) return collm_error(COLLM_ERR_ARG, "fusion lambda: %g (must be >= 0)", lambda);
+    if (!(lambda >= 0 && isfinite(lambda)) || !(popularity >= 0 && isfinite(popularity)))
+        return collm_error(COLLM_ERR_ARG, "fusion weights: lambda %g, popularity %g (each must be >= 0)", lambda, popularity);
     for (int i = 0; i < n; i++)
-        if (!isfinite(llm[i]) || !isfinite(retrieval[i]))
+        if (!isfinite(llm[i]) || !isfinite(retrieval[i]) || (log_pop && !isfinite(log_pop[i])))
             return collm_error(COLLM_ERR_ARG, "collm_recommend_fuse: score %d is not finite", i);
     if (n == 0) return COLLM_OK;
     double *zl = collm_malloc((size_t)n * sizeof(double)), *zr = collm_malloc((size_t)n * sizeof(double));
-    if (!zl || !zr) {
+    double *zp = collm_calloc((size_t)n, sizeof(double));
+    if (!zl || !zr || !zp) {
         free(zl);
         free(zr);
+        free(zp);
         return COLLM_ERR_NOMEM;
     }
     standardise(llm, n, zl);
     standardise(retrieval, n, zr);
-    for (int i = 0; i < n; i++) out[i] = (float)(zl[i] + (double)lambda * zr[i]);
+    if (log_pop) standardise(log_pop, n, zp);
+    for (int i = 0; i < n; i++) out[i] = (float)(zl[i] + (double)lambda * zr[i] + (double)popularity * zp[i]);
     free(zl);
     free(zr);
+    free(zp);
     return COLLM_OK;
 }
 
@@ -421,11 +447,16 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
                            collm_retrieval_index_dim(index), d);
     if (!req->history && req->user < 0)
         return collm_error_field(COLLM_ERR_ARG, "user", "user: give a user id >= 0 or a history");
-    float lambda = isnan(req->fusion_lambda) ? collm_rerank_lambda(m, NULL) : req->fusion_lambda;
+    float lambda, pop;
+    collm_rerank_weights(m, &lambda, &pop, NULL);
+    if (!isnan(req->fusion_lambda)) lambda = req->fusion_lambda;
+    if (!isnan(req->fusion_popularity)) pop = req->fusion_popularity;
     if (!(lambda >= 0 && isfinite(lambda)))
-        return collm_error_field(COLLM_ERR_ARG, "fusion_lambda", "fusion lambda: %g (must be >= 0 and finite)",
-                                 req->fusion_lambda);
+        return collm_error_field(COLLM_ERR_ARG, "fusion_lambda", "fusion lambda: %g (must be >= 0 and finite)", lambda);
+    if (!(pop >= 0 && isfinite(pop)))
+        return collm_error_field(COLLM_ERR_ARG, "fusion_popularity", "fusion popularity: %g (must be >= 0 and finite)", pop);
     info->fusion_lambda = lambda;
+    info->fusion_popularity = pop;
     int32_t *his = NULL;
     int64_t n_his = 0;
     int rc = collm_recommend_resolve_history(m, items, hist, req->user, req->history, req->n_history, &his, &n_his);
@@ -436,8 +467,9 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     float *cand_score = collm_malloc((size_t)req->n_candidates * sizeof(float));
     float *llm = collm_malloc((size_t)req->n_candidates * sizeof(float));
     float *fused = collm_malloc((size_t)req->n_candidates * sizeof(float));
+    float *cand_pop = collm_calloc((size_t)req->n_candidates, sizeof(float));
     collm_recommend_item *all = collm_malloc((size_t)req->n_candidates * sizeof *all);
-    if (!query || !cand || !cand_score || !llm || !fused || !all) rc = COLLM_ERR_NOMEM;
+    if (!query || !cand || !cand_score || !llm || !fused || !cand_pop || !all) rc = COLLM_ERR_NOMEM;
     double t0 = now_s();
     if (rc == COLLM_OK) {
         if (req->user >= 0 && req->user < n_cf_users && user_vecs) {
@@ -465,7 +497,9 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     if (rc == COLLM_OK && found > 0)
         rc = collm_recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
                                    &info->prefix_tokens);
-    if (rc == COLLM_OK) rc = collm_recommend_fuse(llm, cand_score, found, lambda, fused);
+    const float *log_pop = hist ? hist->log_pop : NULL; // no dataset: no popularity term
+    for (int i = 0; rc == COLLM_OK && log_pop && i < found; i++) cand_pop[i] = cand[i] < hist->n_items ? log_pop[cand[i]] : 0;
+    if (rc == COLLM_OK) rc = collm_recommend_fuse(llm, cand_score, log_pop ? cand_pop : NULL, found, lambda, pop, fused);
     info->rerank_s = now_s() - t0;
     if (rc == COLLM_OK) {
         for (int i = 0; i < found; i++) all[i] = (collm_recommend_item){cand[i], llm[i], cand_score[i], fused[i]};
@@ -479,6 +513,7 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     free(cand_score);
     free(llm);
     free(fused);
+    free(cand_pop);
     free(all);
     return rc;
 }

@@ -417,16 +417,21 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
     if (!m->tpl) goto fail;
     if (m->is_book) m->tpl->his_has_sentinel = 0;
     if ((rc = find_yes_token(m))) goto fail;
-    if (collm_gguf_find_key(f, COLLM_RERANK_LAMBDA_KEY) >= 0) {
-        float lambda;
-        if ((rc = collm_gguf_get_f32(f, COLLM_RERANK_LAMBDA_KEY, &lambda))) goto fail;
-        if (!(lambda >= 0 && lambda <= COLLM_RERANK_LAMBDA_MAX)) {
-            collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g]", ckpt_path, COLLM_RERANK_LAMBDA_KEY, lambda,
-                        COLLM_RERANK_LAMBDA_MAX);
-            goto fail;
+    m->rerank_lambda = COLLM_RERANK_LAMBDA_DEFAULT;
+    m->rerank_pop = COLLM_RERANK_POPULARITY_DEFAULT;
+    {
+        const char *keys[2] = {COLLM_RERANK_LAMBDA_KEY, COLLM_RERANK_POPULARITY_KEY};
+        float *dst[2] = {&m->rerank_lambda, &m->rerank_pop};
+        for (int k = 0; k < 2; k++) {
+            if (collm_gguf_find_key(f, keys[k]) < 0) continue;
+            if ((rc = collm_gguf_get_f32(f, keys[k], dst[k]))) goto fail;
+            if (!(*dst[k] >= 0 && *dst[k] <= COLLM_RERANK_WEIGHT_MAX)) {
+                collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g]", ckpt_path, keys[k], *dst[k],
+                            COLLM_RERANK_WEIGHT_MAX);
+                goto fail;
+            }
+            m->has_rerank = 1;
         }
-        m->rerank_lambda = lambda;
-        m->has_rerank_lambda = 1;
     }
     collm_gguf_close(f);
     return m;
@@ -740,7 +745,8 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w) {
         (rc = collm_gguf_writer_set_u64(w, "collm.base.checksum", m->base_checksum)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.seed", m->seed)) ||
-        (m->has_rerank_lambda && (rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, m->rerank_lambda))))
+        (m->has_rerank && ((rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, m->rerank_lambda)) ||
+                           (rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, m->rerank_pop)))))
         return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)
@@ -846,25 +852,32 @@ int collm_checkpoint_item_vectors(const char *path, float **items, int32_t *n_it
 }
 
 
-float collm_rerank_lambda(const collm_model *m, int *stored) {
-    if (stored) *stored = m && m->has_rerank_lambda;
-    return m && m->has_rerank_lambda ? m->rerank_lambda : COLLM_RERANK_LAMBDA_DEFAULT;
+void collm_rerank_weights(const collm_model *m, float *lambda, float *popularity, int *stored) {
+    int have = m && m->has_rerank;
+    if (stored) *stored = have;
+    if (lambda) *lambda = have ? m->rerank_lambda : COLLM_RERANK_LAMBDA_DEFAULT;
+    if (popularity) *popularity = have ? m->rerank_pop : COLLM_RERANK_POPULARITY_DEFAULT;
 }
 
-// Rewrites the file with every key and tensor as they are, plus the key
+// Rewrites the file with every key and tensor as they are, plus the keys
 // (replaced when present); the tensors' bytes are copied unchanged.
-int collm_checkpoint_set_rerank_lambda(const char *ckpt_path, float lambda) {
-    if (!(lambda >= 0 && lambda <= COLLM_RERANK_LAMBDA_MAX))
-        return collm_error(COLLM_ERR_ARG, "rerank lambda %g is outside [0, %g]", lambda, COLLM_RERANK_LAMBDA_MAX);
+int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity) {
+    if (!(lambda >= 0 && lambda <= COLLM_RERANK_WEIGHT_MAX) || !(popularity >= 0 && popularity <= COLLM_RERANK_WEIGHT_MAX))
+        return collm_error(COLLM_ERR_ARG, "rerank weights %g, %g: each must be in [0, %g]", lambda, popularity,
+                           COLLM_RERANK_WEIGHT_MAX);
     collm_gguf_file *f = collm_gguf_open(ckpt_path);
     if (!f) return COLLM_ERR;
     int rc = COLLM_OK;
     if (collm_gguf_find_key(f, "collm.stage") < 0) rc = collm_error(COLLM_ERR_FORMAT, "%s: not a collm checkpoint", ckpt_path);
     collm_gguf_writer *w = rc == COLLM_OK ? collm_gguf_writer_create() : NULL;
     if (rc == COLLM_OK && !w) rc = COLLM_ERR_NOMEM;
-    for (int64_t i = 0; rc == COLLM_OK && i < collm_gguf_n_kv(f); i++)
-        if (strcmp(collm_gguf_key(f, i), COLLM_RERANK_LAMBDA_KEY) != 0) rc = collm_gguf_writer_copy_kv(w, f, i);
+    for (int64_t i = 0; rc == COLLM_OK && i < collm_gguf_n_kv(f); i++) {
+        const char *key = collm_gguf_key(f, i);
+        if (strcmp(key, COLLM_RERANK_LAMBDA_KEY) != 0 && strcmp(key, COLLM_RERANK_POPULARITY_KEY) != 0)
+            rc = collm_gguf_writer_copy_kv(w, f, i);
+    }
     if (rc == COLLM_OK) rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, lambda);
+    if (rc == COLLM_OK) rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, popularity);
     for (int64_t i = 0; rc == COLLM_OK && i < collm_gguf_n_tensors(f); i++) {
         const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
         rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);

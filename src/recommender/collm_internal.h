@@ -32,8 +32,8 @@ struct collm_model {
     char *base_path;
     uint64_t base_checksum;
     uint64_t seed;
-    float rerank_lambda;    // collm.rerank.lambda (valid when has_rerank_lambda)
-    int has_rerank_lambda;
+    float rerank_lambda, rerank_pop; // collm.rerank.* (valid when has_rerank)
+    int has_rerank;
     collm_pool *pool;
     collm_llm_trainer *scorer;    // forward-only trainer used for scoring
     int scorer_rows, scorer_len;

@@ -2,8 +2,9 @@
 # CLI tests for eval-topk and fit-fusion on a tiny CoLLM trained in seconds
 # (synth data → MF → tiny Llama → stage 2 → Flat index): the JSON has exactly
 # the five method keys with the six metrics, CIs around the means, the fused
-# row equals the LLM re-rank at λ = 0 and the default row without a fitted λ;
-# fit-fusion --dry-run leaves the checkpoint alone, fit-fusion writes λ and
+# row equals the LLM re-rank at λ = μ = 0 and the default row without fitted
+# weights; fit-fusion --dry-run leaves the checkpoint alone, fit-fusion writes
+# λ, μ and
 # recommend / eval-topk then use it without flags; train --catalogue-negatives
 # adds about R label-0 rows per positive; bad options fail cleanly.
 # Prints "N passed, N failed".
@@ -45,40 +46,48 @@ for u,l in by.items():
     valid+=any(t['label']=='1' and t['iid'] not in ex for _,_,t in l)
 ok=ok and r['fused']==r['default'] and r['default']['lambda']==1 and r['retrieval']['candidates']==30
 sys.exit(0 if ok and r['encoder_full']['users']==valid and valid>10 else 1)"
-"$BIN" eval-topk "${common[@]}" --candidates 30 --fusion-lambda 0 --max-users 6 --json >"$TMP/topk0.json" 2>"$TMP/err"
-check "eval-topk --fusion-lambda 0 --max-users 6: fused == rerank, 6 users, default still lambda 1" python3 -c "
+"$BIN" eval-topk "${common[@]}" --candidates 30 --fusion-lambda 0 --fusion-popularity 0 --max-users 6 --json >"$TMP/topk0.json" 2>"$TMP/err"
+check "eval-topk --fusion-lambda 0 --fusion-popularity 0 --max-users 6: fused == rerank, 6 users, default still 1, 0" python3 -c "
 import json,sys; r=json.load(open('$TMP/topk0.json')); f=dict(r['fused']); g=dict(r['rerank'])
-ok=r['fused']['lambda']==0 and r['default']['lambda']==1 and r['rerank']['users']==6
+ok=r['fused']['lambda']==0 and r['default']['lambda']==1 and r['default']['popularity']==0 and r['rerank']['users']==6
 for k in ('recall@10','recall@20','ndcg@10','ndcg@20','hit@10','mrr'): ok=ok and abs(f[k]-g[k])<1e-12
 sys.exit(0 if ok else 1)"
 "$BIN" eval-topk "${common[@]}" --candidates 30 --max-users 6 >"$TMP/topk.txt" 2>"$TMP/err"
-check "eval-topk table: one row per method" [ "$(grep -cE '^(encoder_full|retrieval|rerank|fused|default) +[0-9.]+ \[' "$TMP/topk.txt")" -eq 5 ]
+check "eval-topk table: one row per method and the ablation" [ "$(grep -cE '^(encoder_full|retrieval|rerank|fused|default|fused-no-llm) +[0-9.]+ \[' "$TMP/topk.txt")" -eq 6 ]
 
 # --- fit-fusion: dry run, then written; recommend and eval-topk pick it up
 sum0=$(md5sum <"$CK")
 "$BIN" fit-fusion "${common[@]}" --split valid --candidates 30 --dry-run --json >"$TMP/fit.json" 2>"$TMP/err"; rc=$?
 check "fit-fusion --dry-run exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
 check "fit-fusion --dry-run leaves the checkpoint unchanged" [ "$(md5sum <"$CK")" = "$sum0" ]
-check "fit-fusion --json: the grid, best = its largest ndcg@10 (first on ties)" python3 -c "
+check "fit-fusion --json: the (lambda, popularity) grid, best = its largest ndcg@10 (first on ties)" python3 -c "
 import json,sys; r=json.load(open('$TMP/fit.json')); g=r['grid']; b=max(x['ndcg@10'] for x in g)
-first=[x['lambda'] for x in g if x['ndcg@10']==b][0]
-sys.exit(0 if r['written'] is False and len(g)>=10 and g[0]['lambda']==0 and r['lambda']==first else 1)"
+first=[(x['lambda'],x['popularity']) for x in g if x['ndcg@10']==b][0]
+ok=len(set((x['lambda'],x['popularity']) for x in g))==len(g)>=50 and g[0]['lambda']==0 and g[0]['popularity']==0
+sys.exit(0 if r['written'] is False and ok and (r['lambda'],r['popularity'])==first else 1)"
+"$BIN" fit-fusion "${common[@]}" --split valid --candidates 30 --dry-run --no-popularity --json >"$TMP/fit0.json" 2>"$TMP/err"
+check "fit-fusion --no-popularity: lambda only" python3 -c "
+import json,sys; r=json.load(open('$TMP/fit0.json'))
+sys.exit(0 if r['popularity']==0 and all(x['popularity']==0 for x in r['grid']) and len(r['grid'])>=10 else 1)"
 "$BIN" fit-fusion "${common[@]}" --split valid --candidates 30 >"$TMP/fit.txt" 2>"$TMP/err"; rc=$?
 check "fit-fusion exits 0 and says what it wrote ($(tail -1 "$TMP/err"))" grep -q 'written to .*collm.rerank.lambda' "$TMP/fit.txt"
 L=$(python3 -c "import json; print(json.load(open('$TMP/fit.json'))['lambda'])")
+P=$(python3 -c "import json; print(json.load(open('$TMP/fit.json'))['popularity'])")
 check "the checkpoint holds collm.rerank.lambda" grep -q 'collm.rerank.lambda' <("$BIN" info "$CK" 2>&1)
 "$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --json >"$TMP/rec.json" 2>"$TMP/err"
-check "recommend uses the fitted lambda ($L) without flags, sorted by score" python3 -c "
+check "recommend uses the fitted weights ($L, $P) without flags, sorted by score" python3 -c "
 import json,sys; r=json.load(open('$TMP/rec.json')); s=[i['score'] for i in r['items']]
-sys.exit(0 if abs(r['fusion_lambda']-$L)<1e-6 and s==sorted(s,reverse=True) and len(s)==5 else 1)"
-"$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --fusion-lambda 0 --json >"$TMP/rec0.json" 2>"$TMP/err"
-check "recommend --fusion-lambda 0: the LLM's order" python3 -c "
+ok=abs(r['fusion_lambda']-$L)<1e-6 and abs(r['fusion_popularity']-$P)<1e-6
+sys.exit(0 if ok and s==sorted(s,reverse=True) and len(s)==5 else 1)"
+"$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --fusion-lambda 0 --fusion-popularity 0 --json >"$TMP/rec0.json" 2>"$TMP/err"
+check "recommend --fusion-lambda 0 --fusion-popularity 0: the LLM's order" python3 -c "
 import json,sys; r=json.load(open('$TMP/rec0.json')); s=[i['llm_score'] for i in r['items']]
 sys.exit(0 if r['fusion_lambda']==0 and s==sorted(s,reverse=True) else 1)"
 "$BIN" eval-topk "${common[@]}" --candidates 30 --max-users 6 --json >"$TMP/topk2.json" 2>"$TMP/err"
-check "eval-topk: default row uses the fitted lambda" python3 -c "
+check "eval-topk: default row uses the fitted weights" python3 -c "
 import json,sys; r=json.load(open('$TMP/topk2.json'))
-sys.exit(0 if abs(r['default']['lambda']-$L)<1e-6 and r['fused']==r['default'] else 1)"
+ok=abs(r['default']['lambda']-$L)<1e-6 and abs(r['default']['popularity']-$P)<1e-6
+sys.exit(0 if ok and r['fused']==r['default'] else 1)"
 "$BIN" eval --ckpt "$CK" --data "$D" --split valid --threads 1 >"$TMP/eval.txt" 2>"$TMP/err"; rc=$?
 check "the rewritten checkpoint still evaluates ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
 
@@ -103,6 +112,8 @@ expect_error "eval-topk lambda not a number" 'not a number' "$BIN" eval-topk "${
 expect_error "eval-topk zero candidates" 'candidates' "$BIN" eval-topk "${common[@]}" --candidates 0
 expect_error "eval-topk zero users" 'max-users' "$BIN" eval-topk "${common[@]}" --max-users 0
 expect_error "recommend negative lambda" 'fusion-lambda' "$BIN" recommend "${common[@]}" --user 7 --fusion-lambda -2
+expect_error "recommend popularity weight too large" 'fusion-popularity' "$BIN" recommend "${common[@]}" --user 7 --fusion-popularity 5000
+expect_error "eval-topk negative popularity weight" 'fusion-popularity' "$BIN" eval-topk "${common[@]}" --fusion-popularity -1
 expect_error "fit-fusion without --index" 'index' "$BIN" fit-fusion --ckpt "$CK" --data "$D"
 expect_error "fit-fusion on a base model" 'checkpoint|collm' "$BIN" fit-fusion --ckpt "$TMP/base.gguf" --index "$IX" --data "$D"
 finish
