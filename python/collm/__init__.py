@@ -103,7 +103,8 @@ class _Report(C.Structure):
 
 class _Request(C.Structure):
     _fields_ = [("user", C.c_int32), ("history", _i32p), ("n_history", C.c_int), ("k", C.c_int),
-                ("n_candidates", C.c_int), ("share_prefix", C.c_int), ("fusion_lambda", C.c_float)]
+                ("n_candidates", C.c_int), ("share_prefix", C.c_int), ("fusion_lambda", C.c_float),
+                ("fusion_popularity", C.c_float)]
 
 
 class _RecItem(C.Structure):
@@ -113,7 +114,7 @@ class _RecItem(C.Structure):
 class _RecInfo(C.Structure):
     _fields_ = [("n_results", C.c_int), ("n_candidates", C.c_int), ("used_mean_query", C.c_int),
                 ("prefix_tokens", C.c_int), ("n_history", C.c_int), ("fusion_lambda", C.c_float),
-                ("retrieve_s", C.c_double), ("rerank_s", C.c_double)]
+                ("fusion_popularity", C.c_float), ("retrieve_s", C.c_double), ("rerank_s", C.c_double)]
 
 
 def _fn(name, restype, *argtypes):
