@@ -4,8 +4,9 @@
 //                       "busy":contexts in use,"connections":open connections}
 //   POST /recommend  {"user":U,"k":10,"candidates":100} or {"history":[12,7,33],"k":..}
 //                    (both user and history: the user's CF vector, that history)
-//                    → {"user":U|null,"k":..,"candidates":n,"cold_start_query":b,
-//                       "items":[{"rank","item","title","llm_score","retrieval_score"}...]}
+//                    → {"user":U|null,"k":..,"candidates":n,"cold_start_query":b,"fusion_lambda":λ,
+//                       "items":[{"rank","item","title","llm_score","retrieval_score","score"}...]}
+//                    (ranked by "score", the fused order of collm_recommend_for_user)
 //   POST /score      {"user":U,"items":[..]} (optional "history") → {"user":U,"scores":[{"item","llm_score"}...]}
 //
 // Errors answer {"error":"one line","code":"name","field":"name"|null}. The

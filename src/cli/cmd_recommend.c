@@ -137,7 +137,13 @@ int cmd_recommend(int argc, char **argv) {
             cJSON *it = cJSON_CreateObject();
             cJSON_AddNumberToObject(it, "rank", i + 1);
             cJSON_AddNumberToObject(it, "item", out[i].item);
-            cJSON_AddStringToObject(it, "title", s.ds->items->title[out[i].item]);
+            // JSON must be UTF-8: bytes of a Latin-1 items file become U+FFFD
+            const char *title = s.ds->items->title[out[i].item];
+            size_t n = strlen(title);
+            char *clean = malloc(3 * n + 1);
+            if (clean) collm_utf8_sanitize(clean, 3 * n + 1, title, n);
+            cJSON_AddStringToObject(it, "title", clean ? clean : "");
+            free(clean);
             cJSON_AddNumberToObject(it, "llm_score", out[i].llm_score);
             cJSON_AddNumberToObject(it, "retrieval_score", out[i].retrieval_score);
             cJSON_AddNumberToObject(it, "score", out[i].score);

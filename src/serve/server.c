@@ -368,6 +368,7 @@ static void handle_recommend(collm_serve_server *s, const cJSON *root, reply *r)
             cJSON_AddNumberToObject(o, "candidates", info.n_candidates);
             cJSON_AddBoolToObject(o, "cold_start_query", info.used_mean_query);
             cJSON_AddNumberToObject(o, "rerank_ms", info.rerank_s * 1e3);
+            cJSON_AddNumberToObject(o, "fusion_lambda", info.fusion_lambda);
             cJSON *arr = cJSON_AddArrayToObject(o, "items");
             for (int i = 0; i < info.n_results; i++) {
                 cJSON *it = cJSON_CreateObject();
@@ -376,6 +377,7 @@ static void handle_recommend(collm_serve_server *s, const cJSON *root, reply *r)
                 add_text(it, "title", s->items->title[res[i].item]);
                 cJSON_AddNumberToObject(it, "llm_score", res[i].llm_score);
                 cJSON_AddNumberToObject(it, "retrieval_score", res[i].retrieval_score);
+                cJSON_AddNumberToObject(it, "score", res[i].score); // the fused order's key
                 cJSON_AddItemToArray(arr, it);
             }
             r->body = print_and_free(o);

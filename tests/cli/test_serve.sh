@@ -84,6 +84,9 @@ check "recommend 200" [ "$CODE" = 200 ]
 check "recommend equals the CLI's items and scores" python3 -c "
 import json,sys; a=json.load(open('$TMP/rec.json'))['items']; b=json.load(open('$TMP/resp'))['items']
 sys.exit(0 if [x['item'] for x in a]==[x['item'] for x in b] and max(abs(x['llm_score']-y['llm_score']) for x,y in zip(a,b))<=1e-5 else 1)"
+check "recommend: fused scores as the CLI's, in descending order" python3 -c "
+import json,sys; a=json.load(open('$TMP/rec.json'))['items']; b=json.load(open('$TMP/resp'))['items']; s=[x['score'] for x in b]
+sys.exit(0 if s==sorted(s,reverse=True) and max(abs(x['score']-y['score']) for x,y in zip(a,b))<=1e-4 else 1)"
 cp "$TMP/resp" "$TMP/serial.json"
 req POST /recommend '{"history":[3,5,9],"k":3,"candidates":20}'
 check "recommend by history 200, cold start" grep -q '"cold_start_query":true' "$TMP/resp"
@@ -201,6 +204,8 @@ req POST /recommend '{"user":7,"k":5,"candidates":30}'
 check "Latin-1 titles: 200 (got $CODE)" [ "$CODE" = 200 ]; check "Latin-1 titles: response is valid UTF-8" utf8_ok
 check "Latin-1 titles: the bad byte became U+FFFD" python3 -c "
 import json,sys; r=json.load(open('$TMP/resp',encoding='utf-8')); sys.exit(0 if all(i['title'].endswith(' caf\ufffd') for i in r['items']) else 1)"
+"$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D2" --user 7 --k 5 --candidates 30 --json --threads 1 >"$TMP/resp" 2>/dev/null
+check "recommend --json with Latin-1 titles prints valid UTF-8" utf8_ok
 # wait_busy N: until /health reports N contexts in use (the held request got its context)
 wait_busy() {
   for _ in $(seq 1 200); do
