@@ -388,7 +388,43 @@ static void test_one_adam_step(void) {
     free_split(&syn.valid);
 }
 
+// A CF file whose size keys lie (n_users 2^31 - 1, dim 65536: 512 TB of
+// tables) while its tensors are tiny fails on the tensor shapes, before any
+// table is allocated (fuzz_gguf found the 8 GB allocation), for each kind.
+static void test_lying_size_keys(void) {
+    static const char *const kinds[] = {"mf", "lightgcn"};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char good[600], bad[600];
+        snprintf(good, sizeof good, "%s/lying_%s_ok.gguf", test_tmp_dir(), kinds[k]);
+        snprintf(bad, sizeof bad, "%s/lying_%s.gguf", test_tmp_dir(), kinds[k]);
+        collm_cf_model *m = collm_cf_model_create(kinds[k], 3, 4, 2, 1);
+        CHECK(m && collm_cf_model_save(m, good) == COLLM_OK);
+        collm_cf_model_free(m);
+        collm_gguf_file *f = collm_gguf_open(good);
+        collm_gguf_writer *w = collm_gguf_writer_create();
+        int rc = f && w ? COLLM_OK : COLLM_ERR;
+        for (int64_t i = 0; !rc && f && i < collm_gguf_n_kv(f); i++) {
+            const char *key = collm_gguf_key(f, i);
+            if (!strcmp(key, "collm.cf.n_users")) rc = collm_gguf_writer_set_u32(w, key, 2147483647u);
+            else if (!strcmp(key, "collm.cf.dim")) rc = collm_gguf_writer_set_u32(w, key, 65536);
+            else rc = collm_gguf_writer_copy_kv(w, f, i);
+        }
+        for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
+            const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+            rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+        }
+        CHECK(rc == COLLM_OK && collm_gguf_writer_write(w, bad) == COLLM_OK);
+        collm_gguf_writer_free(w);
+        collm_gguf_close(f);
+        m = collm_cf_model_load(bad);
+        CHECK_MSG(m == NULL && strstr(collm_last_error(), "shape") && !strstr(collm_last_error(), "out of memory"),
+                  "%s: %s", kinds[k], collm_last_error());
+        collm_cf_model_free(m);
+    }
+}
+
 int main(void) {
+    test_lying_size_keys();
     test_gradient_vs_finite_differences();
     test_one_adam_step();
     test_learns_and_is_deterministic();

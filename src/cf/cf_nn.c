@@ -112,6 +112,8 @@ int cf_params_save(const cf_params *p, collm_gguf_writer *w) {
 }
 
 int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path) {
+    // every shape first: the sizes come from the file's keys, and only tensors
+    // the file really holds may decide an allocation
     for (int i = 0; i < p->n; i++) {
         const cf_tensor *d = &p->t[i];
         const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, d->name);
@@ -120,8 +122,14 @@ int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path) {
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld] (n_dims %d), expected [%lld, %lld]",
                                path, d->name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)d->cols,
                                (long long)d->rows);
+    }
+    int rc;
+    if (!p->w && (rc = cf_params_alloc(p))) return rc;
+    for (int i = 0; i < p->n; i++) {
+        const cf_tensor *d = &p->t[i];
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, d->name);
         float *out = cf_w(p, i);
-        int rc = collm_gguf_tensor_to_f32(t, out);
+        rc = collm_gguf_tensor_to_f32(t, out);
         if (rc) return collm_error_prefix(rc, "%s: tensor %s", path, d->name);
         for (int64_t k = 0; k < d->rows * d->cols; k++)
             if (!isfinite(out[k]))

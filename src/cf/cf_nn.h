@@ -55,7 +55,9 @@ void cf_init_uniform(float *w, int64_t n, double bound, collm_rng *rng);
 void cf_fill(float *w, int64_t n, float v);
 
 // GGUF: every tensor, F32, shape (rows, cols); load checks names and shapes
-// and rejects non-finite values.
+// and rejects non-finite values. A kind's init may leave p unallocated when
+// it loads (initialise = 0): cf_params_load then allocates only after every
+// shape matched, so lying size keys cannot ask for memory the file lacks.
 int cf_params_save(const cf_params *p, collm_gguf_writer *w);
 int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path);
 

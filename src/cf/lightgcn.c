@@ -288,9 +288,10 @@ static int lgcn_init(collm_cf_model *m, uint64_t seed, int initialise) {
     w->i_item = cf_params_add(&w->p, "lgcn.item_embd", m->n_items, d, 1);
     w->i_uout = cf_params_add(&w->p, "lgcn.user_out", m->n_users, d, 0);
     w->i_iout = cf_params_add(&w->p, "lgcn.item_out", m->n_items, d, 0);
+    if (!initialise) return COLLM_OK; // cf_params_load allocates once the file's shapes match
     int rc = cf_params_alloc(&w->p);
     if (rc) return rc;
-    if (initialise) { // N(0, 0.1²), users then items; padding rows zero
+    { // N(0, 0.1²), users then items; padding rows zero
         collm_rng rng;
         collm_rng_seed(&rng, seed);
         cf_init_normal(cf_w(&w->p, w->i_user) + d, (m->n_users - 1) * d, 0.1, &rng);

@@ -338,11 +338,12 @@ static int mf_init(collm_cf_model *m, uint64_t seed, int initialise) {
     mf_impl *w = collm_calloc(1, sizeof *w);
     if (!w) return COLLM_ERR_NOMEM;
     int64_t d = m->dim;
+    m->impl = w;
+    if (!initialise) return COLLM_OK; // mf_load_tensors allocates once the file's shapes match
     w->user_embd = collm_calloc((size_t)(m->n_users * d), sizeof(float));
     w->item_embd = collm_calloc((size_t)(m->n_items * d), sizeof(float));
-    m->impl = w;
     if (!w->user_embd || !w->item_embd) return COLLM_ERR_NOMEM;
-    if (initialise) { // N(0, 1), users then items, row by row; row 0 stays zero
+    { // N(0, 1), users then items, row by row; row 0 stays zero
         collm_rng rng;
         collm_rng_seed(&rng, seed);
         for (int64_t i = d; i < m->n_users * d; i++) w->user_embd[i] = (float)collm_rng_normal(&rng);
@@ -383,13 +384,24 @@ static int mf_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
     return rc;
 }
 
-static int mf_load_table(const collm_gguf_file *f, const char *path, const char *name, int64_t rows, int64_t d, float *out) {
+// The table's tensor when its shape is (rows, d), else NULL + error.
+static const collm_gguf_tensor_info *mf_find_table(const collm_gguf_file *f, const char *path, const char *name,
+                                                   int64_t rows, int64_t d) {
     const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
-    if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: MF model has no tensor %s", path, name);
-    if (t->n_dims != 2 || t->ne[0] != d || t->ne[1] != rows)
-        return collm_error(COLLM_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld] (n_dims %d), expected [%lld, %lld]",
-                           path, name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)d,
-                           (long long)rows);
+    if (!t) {
+        collm_error(COLLM_ERR_FORMAT, "%s: MF model has no tensor %s", path, name);
+        return NULL;
+    }
+    if (t->n_dims != 2 || t->ne[0] != d || t->ne[1] != rows) {
+        collm_error(COLLM_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld] (n_dims %d), expected [%lld, %lld]", path,
+                    name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)d, (long long)rows);
+        return NULL;
+    }
+    return t;
+}
+
+static int mf_load_table(const collm_gguf_tensor_info *t, const char *path, const char *name, int64_t rows, int64_t d,
+                         float *out) {
     int rc = collm_gguf_tensor_to_f32(t, out);
     if (rc) return collm_error_prefix(rc, "%s: tensor %s", path, name);
     for (int64_t i = 0; i < rows * d; i++)
@@ -399,10 +411,18 @@ static int mf_load_table(const collm_gguf_file *f, const char *path, const char 
     return COLLM_OK;
 }
 
+// Both shapes are checked before the tables are allocated: the sizes come
+// from the file's keys, and only tensors the file holds may back them.
 static int mf_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
     mf_impl *w = m->impl;
-    int rc = mf_load_table(f, path, "cf.user_embd", m->n_users, m->dim, w->user_embd);
-    if (!rc) rc = mf_load_table(f, path, "cf.item_embd", m->n_items, m->dim, w->item_embd);
+    const collm_gguf_tensor_info *tu = mf_find_table(f, path, "cf.user_embd", m->n_users, m->dim);
+    const collm_gguf_tensor_info *ti = tu ? mf_find_table(f, path, "cf.item_embd", m->n_items, m->dim) : NULL;
+    if (!ti) return COLLM_ERR_FORMAT;
+    w->user_embd = collm_calloc((size_t)m->n_users * (size_t)m->dim, sizeof(float));
+    w->item_embd = collm_calloc((size_t)m->n_items * (size_t)m->dim, sizeof(float));
+    if (!w->user_embd || !w->item_embd) return COLLM_ERR_NOMEM;
+    int rc = mf_load_table(tu, path, "cf.user_embd", m->n_users, m->dim, w->user_embd);
+    if (!rc) rc = mf_load_table(ti, path, "cf.item_embd", m->n_items, m->dim, w->item_embd);
     return rc;
 }
 
