@@ -52,7 +52,7 @@ $(BUILD)/libcollm.so: $(LIB_OBJ) src/libcollm.map
 $(BUILD)/collm: $(CLI_OBJ) $(BUILD)/libcollm.so
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lcollm -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDFLAGS) -lcjson -lm -pthread
 
-tests: $(TESTS) $(FUZZ_REPLAY)
+tests: $(TESTS) $(FUZZ_REPLAY) $(BUILD)/fuzz/make_seeds
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcollm.a
 	@mkdir -p $(@D)

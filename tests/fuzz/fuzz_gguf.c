@@ -108,6 +108,12 @@ static void try_cf(const char *path) {
             collm_cf_model_user_vector(cf, collm_cf_model_n_users(cf) - 1, v);
             collm_cf_model_item_vector(cf, collm_cf_model_n_items(cf) - 1, v);
             FUZZ_ASSERT(collm_cf_model_score(cf, collm_cf_model_n_users(cf), 0, &s) != COLLM_OK, "user out of range");
+            // one sample through the kind's own path (history-based kinds read it)
+            int32_t his[4] = {0, 1, collm_cf_model_n_items(cf) - 1, 1};
+            if (collm_cf_model_sample_vectors(cf, 1 % collm_cf_model_n_users(cf), his, 4, collm_cf_model_n_items(cf) - 1, v,
+                                              NULL) == COLLM_OK)
+                for (int i = 0; i < d; i++) fuzz_sink += v[i];
+            if (collm_cf_model_score_sample(cf, 0, his, 4, 0, &s) == COLLM_OK) fuzz_sink += s;
         }
         free(v);
         collm_cf_model_free(cf);

@@ -230,6 +230,23 @@ static int write_checkpoint(const char *tmp, const char *base, const char *ckpt)
     collm_model_free(m);
     collm_rec_dataset_free(ds);
     if (!rc) rc = put_file("gguf", "mf.gguf", mf);
+    // the other collaborative kinds, tiny (a kind this build does not have yet is skipped)
+    static const char *const kinds[] = {"lightgcn", "sasrec", "din"};
+    for (size_t k = 0; !rc && k < sizeof kinds / sizeof kinds[0]; k++) {
+        collm_cf_hparams hp;
+        if (collm_cf_hparams_default(kinds[k], &hp) != COLLM_OK) continue;
+        hp.dim = 6;
+        hp.n_layers = 1;
+        hp.n_heads = 1;
+        hp.max_len = 3;
+        collm_cf_model *other = collm_cf_model_create_hp(kinds[k], 4, 5, &hp, 1);
+        char p[1024], name[64];
+        snprintf(p, sizeof p, "%s/%s.gguf", tmp, kinds[k]);
+        snprintf(name, sizeof name, "cf_%s.gguf", kinds[k]);
+        rc = other ? collm_cf_model_save(other, p) : COLLM_ERR;
+        collm_cf_model_free(other);
+        if (!rc) rc = put_file("gguf", name, p);
+    }
     return rc;
 }
 
@@ -317,6 +334,9 @@ static int http_seeds(void) {
         {"health", 2 | 4, ""},
         {"bad_field", 0, "{\"user\":1,\"nope\":true}"},
         {"bad_json", 1, "{\"user\":"},
+        {"duplicate_key", 0, "{\"user\":1,\"user\":2}"},
+        {"trailing_text", 1, "{\"user\":1,\"items\":[2]} xyz"},
+        {"bad_utf8_field", 0, "{\"us\xc3" "er\":1}"},
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         int rc = put_sel("http", seeds[i].name, seeds[i].sel, seeds[i].body);
