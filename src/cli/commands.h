@@ -18,6 +18,7 @@ int cmd_eval_topk(int argc, char **argv);
 int cmd_fit_fusion(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
 int cmd_export_lora(int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"eval-cf", cmd_eval_cf, "AUC / UAUC / warm-cold AUC of a collaborative model on a split"},
     {"train", cmd_train, "train CoLLM: stage 1 (LoRA / full, text only) or stage 2 (FECE mapping, ID slots)"},
     {"eval", cmd_eval, "AUC / UAUC / warm-cold AUC of a CoLLM checkpoint on a split"},
+    {"encode", cmd_encode, "write a dataset's prompts as collm encodes them (token ids, slot rows) for other implementations"},
     {"export-lora", cmd_export_lora, "write a checkpoint's LoRA adapter in llama.cpp's adapter format"},
     {"index", cmd_index, "build a Faiss index (Flat / HNSW / IVF) over a collaborative model's item vectors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
