@@ -214,6 +214,22 @@ static int topk_dump(const topk_data *t, const char *path) {
     return COLLM_OK;
 }
 
+// Paired differences: the default row minus these rows, per user, for these metrics.
+static const int topk_delta_rows[3] = {M_FULL, M_RETRIEVAL, M_NO_LLM};
+static const int topk_delta_metrics[2] = {2, 1}; // ndcg@10, recall@20
+
+// Mean and 95 % CI over users of default minus row `other` on metric j: a
+// paired bootstrap (the same resampled users on both sides).
+static int topk_delta_ci(double *const *v, int64_t n_users, int other, int j, collm_ci *ci) {
+    double *d = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(double));
+    if (!d) return COLLM_ERR_NOMEM;
+    for (int64_t i = 0; i < n_users; i++)
+        d[i] = v[M_DEFAULT][i * TOPK_N_METRICS + j] - v[other][i * TOPK_N_METRICS + j];
+    int rc = collm_bootstrap_ci(d, n_users, TOPK_BOOTSTRAP, 0.95, TOPK_SEED, ci);
+    free(d);
+    return rc;
+}
+
 // Mean and 95 % CI of metric j over users of v (n_users, TOPK_N_METRICS).
 static int topk_ci(const double *v, int64_t n_users, int j, collm_ci *ci) {
     double *col = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(double));
@@ -326,6 +342,10 @@ int cmd_eval_topk(int argc, char **argv) {
     }
     for (int m = 0; m < TOPK_N_ROWS && rc == COLLM_OK; m++)
         for (int j = 0; j < TOPK_N_METRICS && rc == COLLM_OK; j++) rc = topk_ci(v[m], t.n_users, j, &ci[m][j]);
+    collm_ci delta[3][2];
+    for (int a = 0; a < 3 && rc == COLLM_OK; a++)
+        for (int b = 0; b < 2 && rc == COLLM_OK; b++)
+            rc = topk_delta_ci(v, t.n_users, topk_delta_rows[a], topk_delta_metrics[b], &delta[a][b]);
     if (rc == COLLM_OK && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
     int status = 0;
     if (rc != COLLM_OK) {
@@ -346,6 +366,16 @@ int cmd_eval_topk(int argc, char **argv) {
             if (m == M_FUSED || m == M_DEFAULT) {
                 cJSON_AddNumberToObject(x, "lambda", m == M_FUSED ? lambda_fused : lambda_default);
                 cJSON_AddNumberToObject(x, "popularity", m == M_FUSED ? pop_fused : pop_default);
+            }
+            if (m == M_DEFAULT) { // paired differences: {row: {metric: [mean, lo, hi]}}
+                cJSON *dv = cJSON_AddObjectToObject(x, "minus");
+                for (int a = 0; a < 3; a++) {
+                    cJSON *r = cJSON_AddObjectToObject(dv, topk_method_names[topk_delta_rows[a]]);
+                    for (int b = 0; b < 2; b++) {
+                        double mlh[3] = {delta[a][b].mean, delta[a][b].lo, delta[a][b].hi};
+                        cJSON_AddItemToObject(r, topk_metric_names[topk_delta_metrics[b]], cJSON_CreateDoubleArray(mlh, 3));
+                    }
+                }
             }
         }
         char *text = cJSON_PrintUnformatted(o);
@@ -369,6 +399,14 @@ int cmd_eval_topk(int argc, char **argv) {
                 snprintf(cell, sizeof cell, "%.4f [%.4f,%.4f]", ci[m][j].mean, ci[m][j].lo, ci[m][j].hi);
                 printf(" %-24s", cell);
             }
+            printf("\n");
+        }
+        printf("paired differences over users, default minus [95%% CI]:\n");
+        for (int a = 0; a < 3; a++) {
+            printf("  %-13s", topk_method_names[topk_delta_rows[a]]);
+            for (int b = 0; b < 2; b++)
+                printf("  %s %+.4f [%+.4f,%+.4f]", topk_metric_names[topk_delta_metrics[b]], delta[a][b].mean, delta[a][b].lo,
+                       delta[a][b].hi);
             printf("\n");
         }
     }

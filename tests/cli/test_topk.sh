@@ -5,7 +5,7 @@
 # row equals the LLM re-rank at λ = μ = 0 and the default row without fitted
 # weights; fit-fusion --dry-run leaves the checkpoint alone, fit-fusion writes
 # λ, μ and
-# recommend / eval-topk then use it without flags; train --catalogue-negatives
+# recommend / serve / eval-topk then use it without flags; train --catalogue-negatives
 # adds about R label-0 rows per positive; bad options fail cleanly.
 # Prints "N passed, N failed".
 set -u
@@ -44,7 +44,11 @@ valid=0
 for u,l in by.items():
     l.sort(key=lambda z:(z[0],z[1])); ex=set(l[0][2]['his'].split(','))|seen.get(u,set())|{'0'}
     valid+=any(t['label']=='1' and t['iid'] not in ex for _,_,t in l)
-ok=ok and r['fused']==r['default'] and r['default']['lambda']==1 and r['retrieval']['candidates']==30
+ok=ok and r['fused']=={k:v for k,v in r['default'].items() if k!='minus'} and r['default']['lambda']==1 and r['retrieval']['candidates']==30
+# paired differences: their means are the differences of the means, inside their intervals
+for o in ('encoder_full','retrieval'):
+    for k in ('ndcg@10','recall@20'):
+        d=r['default']['minus'][o][k]; ok=ok and abs(d[0]-(r['default'][k]-r[o][k]))<1e-9 and d[1]<=d[0]+1e-12<=d[2]+2e-12
 sys.exit(0 if ok and r['encoder_full']['users']==valid and valid>10 else 1)"
 "$BIN" eval-topk "${common[@]}" --candidates 30 --fusion-lambda 0 --fusion-popularity 0 --max-users 6 --json >"$TMP/topk0.json" 2>"$TMP/err"
 check "eval-topk --fusion-lambda 0 --fusion-popularity 0 --max-users 6: fused == rerank, 6 users, default still 1, 0" python3 -c "
@@ -83,11 +87,27 @@ sys.exit(0 if ok and s==sorted(s,reverse=True) and len(s)==5 else 1)"
 check "recommend --fusion-lambda 0 --fusion-popularity 0: the LLM's order" python3 -c "
 import json,sys; r=json.load(open('$TMP/rec0.json')); s=[i['llm_score'] for i in r['items']]
 sys.exit(0 if r['fusion_lambda']==0 and s==sorted(s,reverse=True) else 1)"
+# serve: the fitted weights without any request field, the same list as recommend
+"$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 1 --threads 1 2>"$TMP/serve.err" &
+SPID=$!
+PORT=
+for _ in $(seq 1 100); do
+  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serve.err"); [ -n "$PORT" ] && break; sleep 0.1
+done
+check "serve started ($(head -c 200 "$TMP/serve.err"))" [ -n "$PORT" ]
+curl -s --max-time 30 -X POST -d '{"user":7,"k":5,"candidates":30}' "http://127.0.0.1:$PORT/recommend" >"$TMP/serve.json"
+kill -TERM "$SPID"; wait "$SPID"
+"$BIN" recommend "${common[@]}" --user 7 --k 5 --candidates 30 --fusion-lambda 1 --fusion-popularity 0 --json >"$TMP/recd.json" 2>"$TMP/err"
+check "serve /recommend: the fitted order and scores, as recommend (not the unfitted defaults')" python3 -c "
+import json,sys; a=json.load(open('$TMP/rec.json'))['items']; b=json.load(open('$TMP/serve.json'))['items']
+d=json.load(open('$TMP/recd.json'))['items']
+same=[x['item'] for x in a]==[x['item'] for x in b] and max(abs(x['score']-y['score']) for x,y in zip(a,b))<=1e-4
+sys.exit(0 if same and max(abs(x['score']-y['score']) for x,y in zip(d,b))>1e-3 else 1)"
 "$BIN" eval-topk "${common[@]}" --candidates 30 --max-users 6 --json >"$TMP/topk2.json" 2>"$TMP/err"
 check "eval-topk: default row uses the fitted weights" python3 -c "
 import json,sys; r=json.load(open('$TMP/topk2.json'))
 ok=abs(r['default']['lambda']-$L)<1e-6 and abs(r['default']['popularity']-$P)<1e-6
-sys.exit(0 if ok and r['fused']==r['default'] else 1)"
+sys.exit(0 if ok and r['fused']=={k:v for k,v in r['default'].items() if k!='minus'} else 1)"
 "$BIN" eval --ckpt "$CK" --data "$D" --split valid --threads 1 >"$TMP/eval.txt" 2>"$TMP/err"; rc=$?
 check "the rewritten checkpoint still evaluates ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
 
