@@ -144,8 +144,20 @@ static void test_small_files(void) {
         CHECK(s->max_user == 7 && s->max_item == 2);
     }
     collm_rec_split_free(s);
+    // Items: ids far beyond the row count (the table is sized by the largest
+    // id: 2147483646 asked for 16 GiB, 100000000 for 800 MB) fail naming the
+    // line and the bound; sparse ids within the slack load.
+    collm_rec_items *bad = collm_rec_items_load(write_tmp("bigid.tsv", "iid\ttitle\n2\ta\n100000000\tb\n"));
+    CHECK_MSG(bad == NULL && contains(collm_last_error(), "line 3") && contains(collm_last_error(), "far beyond"),
+              "%s", collm_last_error());
+    collm_rec_items_free(bad);
+    bad = collm_rec_items_load(write_tmp("bigid2.tsv", "iid\ttitle\n2147483646\tx\n"));
+    CHECK(bad == NULL && contains(collm_last_error(), "far beyond"));
+    bad = collm_rec_items_load(write_tmp("sparse.tsv", "iid\ttitle\n1\ta\n4000\tb\n"));
+    CHECK_MSG(bad != NULL && bad->n == 4001 && !strcmp(bad->title[4000], "b"), "%s", collm_last_error());
+    collm_rec_items_free(bad);
     // Items: duplicates, bad escape, missing column.
-    collm_rec_items *bad = collm_rec_items_load(write_tmp("dup.tsv", "iid\ttitle\n1\ta\n1\tb\n"));
+    bad = collm_rec_items_load(write_tmp("dup.tsv", "iid\ttitle\n1\ta\n1\tb\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "line 3") && contains(collm_last_error(), "duplicate"));
     bad = collm_rec_items_load(write_tmp("esc.tsv", "iid\ttitle\n1\ta\\xb\n"));
     CHECK(bad == NULL && contains(collm_last_error(), "line 2") && contains(collm_last_error(), "'title'") &&

@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 
 #define TSV_MAX_COLS 32
+// Item ids must stay below rows x ITEMS_ID_SLACK + ITEMS_ID_BASE (see collm_rec_items_load).
+#define ITEMS_ID_SLACK 64
+#define ITEMS_ID_BASE 4096
 
 // One mapped TSV file with its parsed header.
 typedef struct {
@@ -235,6 +238,17 @@ collm_rec_items *collm_rec_items_load(const char *path) {
         if (r == 0) break;
         uint64_t id;
         if ((rc = parse_uint(&t, c_iid, -1, t.field[c_iid], t.field_len[c_iid], INT32_MAX - 1, &id))) goto fail;
+        // The table is indexed by id, so ids far beyond the row count would
+        // size it by the largest id (a 30-byte file with id 2147483646 asked
+        // for 16 GiB). Sparse ids are fine within ITEMS_ID_SLACK per row
+        // (bookcrossing: 11150 rows, ids up to 271119).
+        if (id >= (uint64_t)max_rows * ITEMS_ID_SLACK + ITEMS_ID_BASE) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "item id %llu is far beyond the table's %lld rows (ids must stay below %lld: remap them)",
+                     (unsigned long long)id, (long long)max_rows, (long long)max_rows * ITEMS_ID_SLACK + ITEMS_ID_BASE);
+            rc = tsv_field_error(&t, c_iid, msg);
+            goto fail;
+        }
         row_id[n_rows] = (int32_t)id;
         if ((int32_t)id > max_id) max_id = (int32_t)id;
         int64_t len = unescape_field(&t, c_title, items->storage + used);
