@@ -67,6 +67,70 @@ static double mf_valid_auc(const collm_rec_dataset *ds) {
     return auc;
 }
 
+// The demo's data (scripts/demo.sh): titles name how likeable an item is and
+// a share of the items is new when valid starts. Checks: new items have no
+// train row, the title words are the quality words in b_item order, and a
+// scorer that only reads the title word ranks the cold valid rows well
+// (what a text model can learn and MF cannot: MF never saw those items).
+static void test_text_signal(void) {
+    static const char *const Q[8] = {"Dreadful", "Dismal", "Clumsy", "Ordinary", "Pleasant", "Charming", "Superb",
+                                     "Brilliant"};
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/synth_text", test_tmp_dir());
+    collm_rec_synth_options o;
+    collm_rec_synth_defaults(&o);
+    o.n_users = 300, o.n_items = 400, o.seed = 1, o.new_item_frac = 0.4, o.title_quality = 1;
+    o.item_bias_std = 3, o.scale = 1.5;
+    CHECK_MSG(collm_rec_synth(&o, dir) == COLLM_OK, "%s", collm_last_error());
+    collm_rec_dataset *ds = collm_rec_dataset_load(dir);
+    CHECK_MSG(ds != NULL, "%s", collm_last_error());
+    if (!ds) return;
+    int32_t I = ds->n_items;
+    int *word = calloc((size_t)I, sizeof *word), per_word[8] = {0}, ok_words = 1;
+    for (int32_t i = 1; i < I; i++) {
+        word[i] = -1;
+        for (int k = 0; k < 8; k++) {
+            char w[40];
+            snprintf(w, sizeof w, "The %s ", Q[k]);
+            if (strncmp(ds->items->title[i], w, strlen(w)) == 0) word[i] = k;
+        }
+        ok_words &= word[i] >= 0;
+        if (word[i] >= 0) per_word[word[i]]++;
+    }
+    CHECK(ok_words);
+    int ok_octiles = 1; // 400 items: 50 per octile
+    for (int k = 0; k < 8; k++) ok_octiles &= per_word[k] == 50;
+    CHECK(ok_octiles);
+    // Items never in train, and rows of valid whose item is cold.
+    uint8_t *in_train = calloc((size_t)I, 1);
+    for (int64_t r = 0; r < ds->train->n; r++) in_train[ds->train->item[r]] = 1;
+    int32_t n_untrained = 0;
+    for (int32_t i = 1; i < I; i++) n_untrained += !in_train[i];
+    const collm_rec_split *va = ds->valid;
+    int64_t n_cold = 0, pos_hi = 0, n_hi = 0, pos_lo = 0, n_lo = 0;
+    int8_t *y = calloc((size_t)va->n + 1, 1);
+    double *s = calloc((size_t)va->n + 1, sizeof *s);
+    for (int64_t r = 0; r < va->n; r++) {
+        int32_t i = va->item[r];
+        if (in_train[i]) continue;
+        y[n_cold] = va->label[r];
+        s[n_cold++] = word[i]; // the title word's rank is the score
+        if (word[i] >= 6) pos_hi += va->label[r], n_hi++;
+        if (word[i] <= 1) pos_lo += va->label[r], n_lo++;
+    }
+    double auc = pair_auc(y, s, n_cold);
+    printf("synth text signal: %d of %d items never in train; %lld of %lld valid rows with such an item; "
+           "positive rate Superb/Brilliant %.2f vs Dreadful/Dismal %.2f; title-word AUC on them %.4f\n",
+           n_untrained, I - 1, (long long)n_cold, (long long)va->n, (double)pos_hi / (double)(n_hi ? n_hi : 1),
+           (double)pos_lo / (double)(n_lo ? n_lo : 1), auc);
+    CHECK(n_untrained >= 120 && n_untrained <= 220); // 40 % new (160 expected) + a few never drawn
+    CHECK(n_cold > va->n / 2);
+    CHECK(n_hi > 0 && n_lo > 0 && (double)pos_hi / (double)n_hi > (double)pos_lo / (double)n_lo + 0.5);
+    CHECK(auc > 0.8);
+    free(word), free(in_train), free(y), free(s);
+    collm_rec_dataset_free(ds);
+}
+
 int main(void) {
     char d1[512], d2[512], d3[512];
     snprintf(d1, sizeof d1, "%s/synth_a", test_tmp_dir());
@@ -175,6 +239,7 @@ int main(void) {
     double auc = mf_valid_auc(ds);
     printf("synth: train positive rate %.3f, SGD-MF valid AUC %.4f\n", pos, auc);
     CHECK(auc > 0.65);
+    test_text_signal();
     // Bad options.
     o.n_items = 1;
     CHECK(collm_rec_synth(&o, d1) != COLLM_OK && strstr(collm_last_error(), "items"));

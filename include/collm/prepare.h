@@ -112,6 +112,10 @@ typedef struct {
     double scale, bias;   // label ~ Bernoulli(sigmoid(scale * <u,v>/sqrt(dim) + bias + b_item))
     double item_bias_std; // b_item ~ N(0, item_bias_std^2) (default 1)
     int min_per_user, max_per_user; // interactions per user (uniform, default 30..100)
+    double new_item_frac; // share of items released when valid starts: no train rows, cold in
+                          // valid/test (default 0)
+    int title_quality;    // 1: a title's adjective names the item's likeability (b_item octile,
+                          // "Dreadful" .. "Brilliant") instead of a latent component (default 0)
 } collm_rec_synth_options;
 COLLM_API void collm_rec_synth_defaults(collm_rec_synth_options *opt);
 COLLM_API int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir);

@@ -35,6 +35,9 @@ void collm_rec_synth_defaults(collm_rec_synth_options *opt) {
 }
 
 static const char *const ADJ[8] = {"Dark", "Golden", "Silent", "Wild", "Lost", "Electric", "Broken", "Midnight"};
+// title_quality: the adjective by b_item octile, worst first.
+static const char *const QUALITY[8] = {"Dreadful", "Dismal", "Clumsy", "Ordinary", "Pleasant", "Charming", "Superb",
+                                       "Brilliant"};
 static const char *const NOUN[8] = {"Robot", "Heart", "Empire", "River", "Ghost", "Dragon", "Detective", "Planet"};
 static const char *const SUFFIX[8] = {"Chronicles", "Story", "Returns", "Legacy", "Affair", "Journey", "Code", "Night"};
 
@@ -76,9 +79,12 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
     char *storage = collm_malloc((size_t)(I + 1) * 96);
     char **title = collm_malloc((size_t)(I + 1) * sizeof *title);
     int32_t *combo_count = collm_calloc(512, sizeof *combo_count);
+    uint8_t *is_new = collm_calloc((size_t)I + 1, 1); // released when valid starts (new_item_frac)
+    int32_t *octile = collm_calloc((size_t)I + 1, sizeof *octile); // b_item octile (title_quality)
     int64_t cap = (int64_t)U * (opt->max_per_user < I ? opt->max_per_user : I);
     collm_rec_event *ev = collm_malloc((size_t)(cap ? cap : 1) * sizeof *ev);
-    if (!uf || !vf || !cum || !ibias || !taken || !chosen || !storage || !title || !combo_count || !ev) {
+    if (!uf || !vf || !cum || !ibias || !taken || !chosen || !storage || !title || !combo_count || !ev || !is_new ||
+        !octile) {
         rc = COLLM_ERR_NOMEM;
         goto done;
     }
@@ -91,20 +97,35 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
         total += exp(0.8 * collm_rng_normal(&rng));
         cum[i] = total;
     }
-    // Titles: words from the item's three largest latent components.
+    // The two text-signal options draw from their own stream, so without them
+    // the files are the same as before they existed.
+    if (opt->new_item_frac > 0) {
+        collm_rng side;
+        collm_rng_seed(&side, opt->seed ^ 0x4e3e17e3ULL);
+        for (int32_t i = 1; i <= I; i++) is_new[i] = collm_rng_uniform(&side) < opt->new_item_frac;
+    }
+    if (opt->title_quality) // octile of b_i among items 1..I: rank * 8 / I
+        for (int32_t i = 1; i <= I; i++) {
+            int32_t below = 0;
+            for (int32_t j = 1; j <= I; j++) below += ibias[j] < ibias[i] || (ibias[j] == ibias[i] && j < i);
+            octile[i] = (int32_t)((int64_t)below * 8 / I);
+        }
+    // Titles: words from the item's three largest latent components (the
+    // adjective from b_i instead with title_quality).
     storage[0] = '\0';
     title[0] = storage;
     char *p = storage + 1;
     for (int32_t i = 1; i <= I; i++) {
         int t[3];
         top3(vf + (size_t)i * d, d, t);
-        int a = t[0] % 8, b = t[1] % 8, c = t[2] % 8;
+        int a = opt->title_quality ? octile[i] : t[0] % 8, b = t[1] % 8, c = t[2] % 8;
         int year = 1930 + (int)collm_rng_below(&rng, 71);
         int copy = ++combo_count[(a * 8 + b) * 8 + c];
         char num[16] = "";
         if (copy > 1) snprintf(num, sizeof num, " %d", copy);
         title[i] = p;
-        p += snprintf(p, 96, "The %s %s %s%s (%d)", ADJ[a], NOUN[b], SUFFIX[c], num, year) + 1;
+        p += snprintf(p, 96, "The %s %s %s%s (%d)", opt->title_quality ? QUALITY[a] : ADJ[a], NOUN[b],
+                      SUFFIX[c], num, year) + 1;
     }
     items.n = I + 1;
     items.title = title;
@@ -132,7 +153,7 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
                 if (cum[mid] > x) hi = mid;
                 else lo = mid + 1;
             }
-            if (taken[lo]) continue;
+            if (taken[lo] || (is_new[lo] && end < 0.6)) continue; // a new item needs the user active after 0.6
             taken[lo] = 1;
             chosen[got++] = lo;
         }
@@ -142,7 +163,8 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
             double dot = 0;
             for (int c = 0; c < d; c++) dot += uf[(size_t)u * d + c] * vf[(size_t)i * d + c];
             double prob = 1.0 / (1.0 + exp(-(opt->scale * dot * inv_sqrt_d + opt->bias + ibias[i])));
-            double tfrac = start + (end - start) * collm_rng_uniform(&rng);
+            double from = is_new[i] && start < 0.6 ? 0.6 : start;
+            double tfrac = from + (end - from) * collm_rng_uniform(&rng);
             collm_rec_event e;
             e.user = u;
             e.item = i;
@@ -166,5 +188,7 @@ done:
     free(title);
     free(combo_count);
     free(ev);
+    free(is_new);
+    free(octile);
     return rc;
 }
