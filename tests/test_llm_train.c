@@ -6,6 +6,8 @@
 //  - every gradient (all weights under full fine-tuning, LoRA A/B, slot rows)
 //    against central finite differences, for llama (NORM RoPE, GQA) and qwen2
 //    (NEOX RoPE, biases, tied head);
+//  - with frozen weights (stage 2) the backward from each prompt's first slot
+//    on gives the slot gradients of the full backward;
 //  - a tiny model whose loss must fall when trained.
 #include "collm/error.h"
 #include "llm/lora_internal.h"
@@ -262,6 +264,69 @@ static void test_threads(void) {
     collm_llm_model_free(m);
 }
 
+// Frozen weights (stage 2): the trainer runs the backward only from each
+// prompt's first slot row on. The slot gradients equal those of a full
+// fine-tuning trainer (which runs every row) and central differences; slot
+// layouts: the shared batch (a prompt without slots), and slots at a
+// prompt's first row, at its last row and mid-prompt; with and without a pool.
+static double frozen_loss(collm_llm_trainer *tr, const int32_t *rows, const float *values, const float *weights) {
+    collm_llm_slot_rows slots = {3, rows, values};
+    float scores[N_SEQ];
+    if (collm_llm_trainer_forward(tr, tokens, seq_len, N_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
+    double loss = 0;
+    for (int s = 0; s < N_SEQ; s++) loss += weights[s] * scores[s];
+    return loss;
+}
+
+static void test_frozen_slot_gradients(collm_llm_arch arch) {
+    collm_llm_hparams hp = tiny_hparams(arch);
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 3);
+    collm_rng rng;
+    collm_rng_seed(&rng, 8);
+    scale_up_weights(m, &rng);
+    collm_pool *pool = collm_pool_create(3);
+    const int32_t layouts[2][3] = {{3, 8, 10}, {0, 11, 13}}; // rows 0-4 | 5-11 | 12-15
+    float values[48], weights[N_SEQ] = {0.9f, -0.6f, 1.2f};
+    for (int i = 0; i < 48; i++) values[i] = (float)collm_rng_normal(&rng);
+    for (int threaded = 0; threaded < 2; threaded++) {
+        collm_pool *p = threaded ? pool : NULL;
+        collm_llm_trainer *full = collm_llm_trainer_create(m, NULL, 1, 32, 8, p);
+        collm_llm_trainer *frozen = collm_llm_trainer_create(m, NULL, 0, 32, 8, p);
+        CHECK(full && frozen && collm_llm_trainer_model_grad(frozen) == NULL);
+        for (int li = 0; li < 2 && full && frozen; li++) {
+            float d_full[48] = {0}, d_frozen[48] = {0};
+            double lf = frozen_loss(full, layouts[li], values, weights);
+            CHECK(collm_llm_trainer_backward(full, weights, d_full) == COLLM_OK);
+            double lz = frozen_loss(frozen, layouts[li], values, weights);
+            CHECK(collm_llm_trainer_backward(frozen, weights, d_frozen) == COLLM_OK);
+            double worst = fabs(lf - lz), scale = 0;
+            for (int i = 0; i < 48; i++) {
+                worst = fmax(worst, fabs(d_full[i] - d_frozen[i]));
+                scale = fmax(scale, fabs(d_full[i]));
+            }
+            CHECK_MSG(scale > 1e-3 && worst <= 1e-5 * (1 + scale), "%s layout %d pool %d: frozen vs full slot grads %g (scale %g)",
+                      collm_llm_arch_name(arch), li, threaded, worst, scale);
+            int bad = 0;
+            for (int i = 0; i < 48; i += 5) {
+                float keep = values[i];
+                values[i] = keep + 1e-2f;
+                double lp = frozen_loss(frozen, layouts[li], values, weights);
+                values[i] = keep - 1e-2f;
+                double lm = frozen_loss(frozen, layouts[li], values, weights);
+                values[i] = keep;
+                bad += !close_enough(d_frozen[i], (lp - lm) / 2e-2);
+            }
+            CHECK_MSG(bad == 0, "%s layout %d: %d slot gradients off finite differences", collm_llm_arch_name(arch), li, bad);
+        }
+        // no slot gradient asked for: nothing to do, and no error
+        CHECK(frozen && collm_llm_trainer_backward(frozen, weights, NULL) == COLLM_OK);
+        collm_llm_trainer_free(full);
+        collm_llm_trainer_free(frozen);
+    }
+    collm_pool_free(pool);
+    collm_llm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
@@ -284,6 +349,8 @@ int main(void) {
     test_lora_gradients();
     test_loss_falls();
     test_threads();
+    test_frozen_slot_gradients(COLLM_LLM_ARCH_LLAMA);
+    test_frozen_slot_gradients(COLLM_LLM_ARCH_QWEN2);
     test_bad_input();
     return test_report();
 }

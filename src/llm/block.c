@@ -22,11 +22,12 @@ int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer
 
 typedef enum {
     ROWS_RMSNORM_FWD, // y = rmsnorm(x) ⊙ w
-    ROWS_RMSNORM_BWD, // y (dx) += ..., dw_parts[thread] += ...
+    ROWS_RMSNORM_BWD, // y (dx) += ..., dw_parts[thread] += ... (idx: x and rstd of row t at row idx[t])
     ROWS_SWIGLU_FWD,  // y (T, W) = silu(x[:, :W]) ⊙ x[:, W:], x (T, 2W)
-    ROWS_SWIGLU_BWD,  // y (T, 2W) += ∂/∂(g|u) from dy (T, W), x = g|u
+    ROWS_SWIGLU_BWD,  // y (T, 2W) += ∂/∂(g|u) from dy (T, W), x = g|u (idx: row idx[t] of x)
     ROWS_ADD,         // y (T, W) += x rows (idx: x row idx[t])
     ROWS_SPLIT,       // x (T, W = a + b + c) -> y (T, a), y2 (T, b), y3 (T, c); backward: the reverse
+                      // (idx, backward only: x row t from split row idx[t])
     ROWS_ZERO,
 } rows_kind;
 
@@ -49,17 +50,24 @@ static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         collm_ops_rmsnorm_forward(j->y + begin * W, j->rstd + begin, j->x + begin * W, j->w, (int)n, (int)W, j->eps);
         break;
     case ROWS_RMSNORM_BWD:
-        collm_ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL,
-                                   j->dy + begin * W, j->x + begin * W, j->w, j->rstd_in + begin, (int)n, (int)W);
+        if (!j->idx) {
+            collm_ops_rmsnorm_backward(j->y + begin * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL,
+                                       j->dy + begin * W, j->x + begin * W, j->w, j->rstd_in + begin, (int)n, (int)W);
+        } else { // row t's input and rstd are at row idx[t]
+            for (int64_t t = begin; t < end; t++)
+                collm_ops_rmsnorm_backward(j->y + t * W, j->dw_parts ? j->dw_parts + thread_index * W : NULL,
+                                           j->dy + t * W, j->x + j->idx[t] * W, j->w, j->rstd_in + j->idx[t], 1, (int)W);
+        }
         break;
     case ROWS_SWIGLU_FWD:
         for (int64_t t = begin; t < end; t++)
             collm_ops_swiglu_forward(j->y + t * W, j->x + t * 2 * W, j->x + t * 2 * W + W, W);
         break;
     case ROWS_SWIGLU_BWD:
-        for (int64_t t = begin; t < end; t++)
-            collm_ops_swiglu_backward(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, j->x + t * 2 * W,
-                                      j->x + t * 2 * W + W, W);
+        for (int64_t t = begin; t < end; t++) {
+            const float *gu = j->x + (j->idx ? j->idx[t] : t) * 2 * W;
+            collm_ops_swiglu_backward(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, gu, gu + W, W);
+        }
         break;
     case ROWS_ADD:
         for (int64_t t = begin; t < end; t++) {
@@ -73,7 +81,8 @@ static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         float *fused = (float *)j->x; // backward writes it
         for (int64_t t = begin; t < end; t++) {
             float *f = fused + t * W;
-            float *pa = j->y + t * a, *pb = j->y2 + t * b, *pc = j->y3 ? j->y3 + t * c : NULL;
+            const int64_t u = j->idx ? j->idx[t] : t; // backward: fused row t gathers split row idx[t]
+            float *pa = j->y + u * a, *pb = j->y2 + u * b, *pc = j->y3 ? j->y3 + u * c : NULL;
             if (!j->backward) {
                 memcpy(pa, f, (size_t)a * sizeof(float));
                 memcpy(pb, f + a, (size_t)b * sizeof(float));
@@ -105,11 +114,11 @@ static void par_rmsnorm_forward(const collm_llm_block *b, float *y, float *rstd,
 
 // dx (T, C) += ...; dw (C) += Σ over rows, summed per thread, then in thread order
 static void par_rmsnorm_backward(const collm_llm_block *b, float *dx, float *dw, const float *dy, const float *x,
-                                 const float *w, const float *rstd, int T, float *dw_parts) {
+                                 const float *w, const float *rstd, const int32_t *idx, int T, float *dw_parts) {
     const int C = b->hp->n_embd, threads = collm_pool_size(b->pool);
     if (dw) memset(dw_parts, 0, (size_t)threads * C * sizeof(float));
     rows_job j = {.kind = ROWS_RMSNORM_BWD, .y = dx, .dw_parts = dw ? dw_parts : NULL, .dy = dy, .x = x, .w = w,
-                  .rstd_in = rstd, .width = C};
+                  .rstd_in = rstd, .idx = idx, .width = C};
     run_rows(b->pool, &j, T);
     for (int t = 0; dw && t < threads; t++) collm_ops_axpy(dw, 1.0f, dw_parts + (int64_t)t * C, C);
 }
@@ -144,11 +153,12 @@ static void par_add(const collm_llm_block *b, float *y, const float *x, const in
     run_rows(b->pool, &j, T);
 }
 
-// fused (T, a + b + c) <-> (T, a), (T, b), (T, c) (c may be 0 with p3 NULL)
+// fused (T, a + b + c) <-> (T, a), (T, b), (T, c) (c may be 0 with p3 NULL);
+// backward with idx: fused row t from split rows idx[t]
 static void par_split(const collm_llm_block *b, int backward, float *fused, float *p1, int a, float *p2, int bb,
-                      float *p3, int c, int T) {
+                      float *p3, int c, const int32_t *idx, int T) {
     rows_job j = {.kind = ROWS_SPLIT, .x = fused, .y = p1, .y2 = p2, .y3 = p3, .width = a + bb + c,
-                  .split = {a, bb, c}, .backward = backward};
+                  .split = {a, bb, c}, .backward = backward, .idx = idx};
     run_rows(b->pool, &j, T);
 }
 
@@ -190,7 +200,7 @@ void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) 
         // then the rows split into q, k, v
         a->q_in = a->xn1;
         collm_ops_matmul_forward(b->qkv, a->xn1, w->wq, w->bq, R, C, Q + 2 * KV); // (R, Q + 2 KV)
-        par_split(b, 0, b->qkv, a->q, Q, a->k, KV, a->v, KV, R);
+        par_split(b, 0, b->qkv, a->q, Q, a->k, KV, a->v, KV, NULL, R);
         lora_forward(b, a, COLLM_LORA_Q, a->xn1, R, a->q, Q);
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
         lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
@@ -198,7 +208,7 @@ void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) 
         // keys and values over every row (one GEMM over stacked k|v), queries
         // at the query rows only
         collm_ops_matmul_forward(b->qkv, a->xn1, w->wk, w->bk, R, C, 2 * KV); // (R, 2 KV)
-        par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, R);
+        par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, NULL, R);
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
         lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
         for (int j = 0; j < N; j++)
@@ -230,59 +240,76 @@ void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_ac
                               float *d_out, float *d_x, const collm_llm_block_grads *s) {
     const collm_llm_hparams *hp = b->hp;
     const collm_llm_layer_weights *w = b->w;
-    const int R = b->R, N = b->n_q, C = hp->n_embd, F = hp->n_ff;
+    const int R = b->R, C = hp->n_embd, F = hp->n_ff;
     const int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
     static const collm_llm_layer_weights none;
     if (!g) g = &none;
+    // Rows the gradient runs through: every row, or the bwd_rows (compact:
+    // row i of d_out, d_x and the scratch is packed row bwd_rows[i]). Query
+    // rows of the last layer (q_rows) are always all of them.
+    const int32_t *bw = b->bwd_rows;
+    const int A = bw ? b->n_bwd : R;
+    const int N = b->q_rows ? b->n_q : A;               // rows of the feed-forward and Wo backward
+    const int32_t *in_rows = b->q_rows ? NULL : bw;     // where those rows' activations are (NULL: same row)
 
     // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
     par_zero(b->pool, s->d_h, N, F);
     collm_ops_matmul_backward(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, N, F, C);
     lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
     par_zero(b->pool, s->d_gu, N, 2 * F);
-    rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .width = F};
+    rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
     run_rows(b->pool, &sw, N);
     par_zero(b->pool, s->d_xn, N, C);
     collm_ops_matmul_backward(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, N, C, 2 * F); // gate|up stacked
     lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
     lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
     float *d_mid = d_out;
-    par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, N, s->dw_parts);
+    par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, in_rows, N, s->dw_parts);
 
     // attention
     par_zero(b->pool, s->d_attn, N, Q);
     collm_ops_matmul_backward(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, N, Q, C);
     lora_backward(b, a, COLLM_LORA_O, a->attn, N, d_mid, C, s->d_attn, s->d_xa);
-    par_zero(b->pool, s->d_q, N, Q);
+    const float *d_attn = s->d_attn;
+    if (in_rows) {
+        // the attention works on packed rows: scatter (d_qkv as (R, Q) scratch, zero elsewhere)
+        par_zero(b->pool, s->d_qkv, R, Q);
+        for (int i = 0; i < A; i++)
+            memcpy(s->d_qkv + (int64_t)bw[i] * Q, s->d_attn + (int64_t)i * Q, (size_t)Q * sizeof(float));
+        d_attn = s->d_qkv;
+    }
+    const int n_q = b->q_rows ? b->n_q : R; // d_q rows (packed)
+    par_zero(b->pool, s->d_q, n_q, Q);
     par_zero(b->pool, s->d_k, R, KV);
     par_zero(b->pool, s->d_v, R, KV);
-    b->attend_backward(b->attend_ctx, b, a, s->d_attn, s->d_q, s->d_k, s->d_v);
-    par_rope(b, s->d_q, b->rope_row_q, N, hp->n_head, 1);
+    b->attend_backward(b->attend_ctx, b, a, d_attn, s->d_q, s->d_k, s->d_v);
+    par_rope(b, s->d_q, b->rope_row_q, n_q, hp->n_head, 1);
     par_rope(b, s->d_k, b->rope_row, R, hp->n_head_kv, 1);
-    par_zero(b->pool, s->d_xn, R, C);
+    par_zero(b->pool, s->d_xn, A, C);
     if (!b->q_rows) {
-        // one GEMM over stacked q|k|v: dx = d_qkv · W, dW += d_qkv^T · xn1
-        par_split(b, 1, s->d_qkv, s->d_q, Q, s->d_k, KV, s->d_v, KV, R);
-        collm_ops_matmul_backward(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, R, C, Q + 2 * KV);
+        // one GEMM over stacked q|k|v: dx = d_qkv · W, dW += d_qkv^T · xn1 (at the backward rows)
+        par_split(b, 1, s->d_qkv, s->d_q, Q, s->d_k, KV, s->d_v, KV, bw, A);
+        collm_ops_matmul_backward(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, A, C, Q + 2 * KV);
         lora_backward(b, a, COLLM_LORA_Q, a->xn1, R, s->d_q, Q, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
-        if (d_x != d_mid) memcpy(d_x, d_mid, (size_t)R * C * sizeof(float)); // the residual
+        if (d_x != d_mid) memcpy(d_x, d_mid, (size_t)A * C * sizeof(float)); // the residual
     } else {
-        par_split(b, 1, s->d_qkv, s->d_k, KV, s->d_v, KV, NULL, 0, R);
-        collm_ops_matmul_backward(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, R, C, 2 * KV);
+        par_split(b, 1, s->d_qkv, s->d_k, KV, s->d_v, KV, NULL, 0, bw, A);
+        collm_ops_matmul_backward(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, A, C, 2 * KV);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
         memset(s->d_q_in, 0, (size_t)N * C * sizeof(float));
         collm_ops_matmul_backward(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, N, C, Q);
         lora_backward(b, a, COLLM_LORA_Q, a->q_in, N, s->d_q, Q, s->d_q_in, s->d_xa);
         // back at the query rows: the query path into d_xn, the residual into d_x
-        par_zero(b->pool, d_x, R, C);
+        par_zero(b->pool, d_x, A, C);
         for (int j = 0; j < N; j++) {
-            int64_t r = b->q_rows[j];
+            int64_t r = bw ? b->bwd_q[j] : b->q_rows[j];
+            if (r < 0) continue; // not a backward row: its gradient reaches nothing that trains
             collm_ops_axpy(s->d_xn + r * C, 1.0f, s->d_q_in + (int64_t)j * C, C);
             collm_ops_axpy(d_x + r * C, 1.0f, d_mid + (int64_t)j * C, C);
         }
     }
-    par_rmsnorm_backward(b, d_x, g->attn_norm, s->d_xn, a->x, w->attn_norm, a->rstd1, R, s->dw_parts);
+    par_rmsnorm_backward(b, d_x, g->attn_norm, s->d_xn, a->x, w->attn_norm, a->rstd1, bw, A, s->dw_parts);
 }

@@ -92,6 +92,15 @@ struct collm_llm_block {
     collm_llm_attend_fn attend;
     collm_llm_attend_backward_fn attend_backward; // training only
     void *attend_ctx;
+    // Backward only at these rows (NULL: every row): when the weights are
+    // frozen (no grad, no LoRA) and only some rows' input gradients can reach
+    // what trains (stage 2: each prompt's rows from its first slot on; the
+    // rows before depend on no slot). d_out and d_x are then compact: row i is
+    // packed row bwd_rows[i]; bwd_q[j] is the compact row of query row j
+    // (q_rows), or -1 when it is not a backward row.
+    const int32_t *bwd_rows; // (n_bwd) ascending
+    int n_bwd;
+    const int32_t *bwd_q;    // (n_q) with q_rows
 };
 
 // 1 when the layer's weights have the fused layout the block needs.
@@ -100,7 +109,8 @@ int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer
 void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a);
 
 // d_out (n_q, C) = ∂L/∂out on entry (overwritten). Writes d_x (R, C) = ∂L/∂x;
-// d_x may be d_out when q_rows is NULL. grad (NULL = frozen weights) points
+// d_x may be d_out when q_rows is NULL. With bwd_rows, d_out is (n_bwd, C)
+// unless q_rows is set, and d_x is (n_bwd, C). grad (NULL = frozen weights) points
 // into a gradient block laid out like the weights: dW accumulate there; LoRA
 // gradients accumulate in the adapter.
 void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *grad,

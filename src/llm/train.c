@@ -55,6 +55,11 @@ struct collm_llm_trainer {
     float *last_rstd;   // (n_seq)
     int n_slots;
     int32_t *slot_rows; // (max_rows)
+    // frozen weights: the backward rows (each prompt's from its first slot on)
+    int32_t *bwd_rows;  // (max_rows) packed rows, ascending
+    int32_t *bwd_q;     // (max_rows) compact row of each prompt's last row, -1 if none
+    int32_t *bwd_first; // (max_rows) first backward row of each prompt, relative (seq_len: none)
+    int32_t *bwd_start; // (max_rows) its compact index
 
     float *qkv;              // (R, Q + 2 KV) forward scratch
     float *d_x;              // (R, C) gradient of the residual stream
@@ -131,13 +136,17 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->tokens = collm_calloc((size_t)R, sizeof(int32_t));
     tr->slot_rows = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_rows = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->bwd_rows = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->bwd_q = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->bwd_first = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->bwd_start = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_att = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->att_scratch = collm_malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(max_seq_len) *
                                    sizeof(float));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
+        !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
         (full_finetune && !tr->model_grad)) {
         collm_llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
@@ -228,6 +237,10 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->tokens);
     free(tr->slot_rows);
     free(tr->last_rows);
+    free(tr->bwd_rows);
+    free(tr->bwd_q);
+    free(tr->bwd_first);
+    free(tr->bwd_start);
     free(tr->last_pos);
     free(tr->last_att);
     free(tr->att_scratch);
@@ -395,11 +408,37 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
     return COLLM_OK;
 }
 
+// With frozen weights only the slot rows' input gradients are wanted, and a
+// row's gradient reaches a slot only if the row is at or after the prompt's
+// first slot (the rows before it depend on no slot, causal attention): the
+// backward runs at those rows alone (compact). Returns their count.
+static int frozen_backward_rows(collm_llm_trainer *tr) {
+    const int n_seq = tr->n_seq;
+    for (int s = 0; s < n_seq; s++) tr->bwd_first[s] = tr->seq_len[s];
+    for (int i = 0, s = 0; i < tr->n_slots; i++) {
+        int32_t r = tr->slot_rows[i];
+        while (s > 0 && r < tr->row_start[s]) s--; // slots are usually in row order: walk from the last prompt
+        while (r >= tr->row_start[s + 1]) s++;
+        int32_t t = (int32_t)(r - tr->row_start[s]);
+        if (t < tr->bwd_first[s]) tr->bwd_first[s] = t;
+    }
+    int A = 0;
+    for (int s = 0; s < n_seq; s++) {
+        tr->bwd_start[s] = A;
+        for (int32_t t = tr->bwd_first[s]; t < tr->seq_len[s]; t++) tr->bwd_rows[A++] = (int32_t)tr->row_start[s] + t;
+        tr->bwd_q[s] = tr->bwd_first[s] < tr->seq_len[s] ? A - 1 : -1; // the last row, if it is a backward row
+    }
+    return A;
+}
+
 int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, float *dslots) {
     const collm_llm_model *m = tr->model;
     const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd, R = tr->n_rows;
     if (R == 0) return collm_error(COLLM_ERR_ARG, "trainer: backward before forward");
+    const int frozen = !tr->full_finetune && !tr->lora;
+    if (frozen && !dslots) return COLLM_OK; // nothing trains
+    const int A = frozen ? frozen_backward_rows(tr) : R;
     // head: score_s = <rmsnorm(x_final_s), output[yes]>
     memset(tr->d_last, 0, (size_t)tr->n_seq * C * sizeof(float));
     const float *yes_row = m->output + (int64_t)tr->yes_id * C;
@@ -414,12 +453,24 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
     }
     // the blocks, last to first: d_x holds ∂L/∂(block output) on entry, ∂L/∂(block input) after
     const collm_llm_layer_weights *grads = tr->full_finetune ? tr->grads : NULL;
-    for (int l = hp->n_layer - 1; l >= 0; l--)
-        collm_llm_block_backward(&tr->blocks[l], &tr->acts[l].blk, grads ? &grads[l] : NULL,
+    for (int l = hp->n_layer - 1; l >= 0; l--) {
+        collm_llm_block *b = &tr->blocks[l];
+        b->bwd_rows = frozen ? tr->bwd_rows : NULL;
+        b->n_bwd = A;
+        b->bwd_q = frozen ? tr->bwd_q : NULL;
+        collm_llm_block_backward(b, &tr->acts[l].blk, grads ? &grads[l] : NULL,
                                  l == hp->n_layer - 1 ? tr->d_last : tr->d_x, tr->d_x, &tr->g);
-    // embeddings: slot rows → dslots, token rows → token_embd rows
-    for (int i = 0; dslots && i < tr->n_slots; i++)
-        collm_ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + (int64_t)tr->slot_rows[i] * C, C);
+    }
+    // embeddings: slot rows → dslots, token rows → token_embd rows (d_x compact when frozen)
+    for (int i = 0, s = 0; dslots && i < tr->n_slots; i++) {
+        int64_t r = tr->slot_rows[i];
+        if (frozen) {
+            while (s > 0 && r < tr->row_start[s]) s--;
+            while (r >= tr->row_start[s + 1]) s++;
+            r = tr->bwd_start[s] + (r - tr->row_start[s] - tr->bwd_first[s]);
+        }
+        collm_ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + r * C, C);
+    }
     float *d_embd = collm_llm_trainer_grad_of(tr, m->token_embd);
     if (d_embd)
         for (int64_t r = 0; r < R; r++)
