@@ -130,11 +130,12 @@ sanitize:
 	        LDFLAGS="-fsanitize=address,undefined" test
 
 # ThreadSanitizer (build-tsan/): the tests that run threads — the pool, the
-# ops / training thread-determinism tests, MF training, concurrent recommend,
-# the service's parallel requests. A race fails the run (TSan's exit code 66).
+# ops / training thread-determinism tests, MF and encoder training on a pool,
+# concurrent Faiss searches, the service's parallel requests. A race fails
+# the run (TSan's exit code 66).
 # tests/tsan.supp silences reports inside uninstrumented third-party
 # libraries only (OpenBLAS, libgomp, Faiss), never collm code.
-TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_serve.sh
+TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_cf_encoders test_model test_retrieval test_serve.sh
 tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 second_deadlock_stack=1 $$TSAN_OPTIONS" \
