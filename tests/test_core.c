@@ -6,9 +6,12 @@
 #include "collm/threadpool.h"
 #include "test.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_rng(void) {
     collm_rng a, b;
@@ -283,6 +286,82 @@ static void test_utf8(void) {
     collm_clear_error();
 }
 
+// The temp file of an atomic write: the write_fn sees its own stream's name.
+static char seen_tmp[2][1024];
+static int write_note_name(FILE *f, void *ctx) {
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fileno(f));
+    ssize_t n = readlink(link, seen_tmp[*(int *)ctx], sizeof seen_tmp[0] - 1);
+    seen_tmp[*(int *)ctx][n > 0 ? n : 0] = '\0';
+    return collm_fwrite_all(f, "new", 3);
+}
+
+// Issue 8: the temp file was "<path>.tmp.<pid>" opened with fopen("wb"): a
+// symlink planted at that predictable name was followed and its target
+// overwritten. Now mkstemp in the target folder.
+static void test_atomic_write_temp_names(void) {
+    char dir[512], path[600], victim[600], planted[700];
+    snprintf(dir, sizeof dir, "%s/core-tmp", test_tmp_dir());
+    CHECK(collm_mkdir_p(dir) == COLLM_OK);
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    snprintf(planted, sizeof planted, "%s.tmp.%ld", path, (long)getpid());
+    CHECK(collm_write_atomic(victim, write_hello, NULL) == COLLM_OK);
+    unlink(planted);
+    CHECK(symlink(victim, planted) == 0);
+    int which = 0;
+    CHECK(collm_write_atomic(path, write_note_name, &which) == COLLM_OK);
+    char *buf;
+    size_t n;
+    CHECK(collm_read_file(victim, &buf, &n) == COLLM_OK);
+    CHECK_MSG(n == 5 && memcmp(buf, "hello", 5) == 0, "the symlink at the old temp name was followed");
+    free(buf);
+    CHECK(collm_read_file(path, &buf, &n) == COLLM_OK);
+    CHECK(n == 3 && memcmp(buf, "new", 3) == 0);
+    free(buf);
+    unlink(planted);
+    // the temp file lives in the target folder and its name is not predictable
+    which = 1;
+    CHECK(collm_write_atomic(path, write_note_name, &which) == COLLM_OK);
+    char real_dir[PATH_MAX], want[PATH_MAX + 32];
+    CHECK(realpath(dir, real_dir) != NULL);
+    snprintf(want, sizeof want, "%s/out.bin.tmp.%ld.", real_dir, (long)getpid());
+    CHECK_MSG(strncmp(seen_tmp[0], want, strlen(want)) == 0 && strlen(seen_tmp[0]) == strlen(want) + 6, "%s", seen_tmp[0]);
+    CHECK(strncmp(seen_tmp[1], want, strlen(want)) == 0);
+    CHECK_MSG(strcmp(seen_tmp[0], seen_tmp[1]) != 0 && strcmp(seen_tmp[0], planted) != 0, "%s / %s", seen_tmp[0],
+              seen_tmp[1]);
+    // no temp file stays behind
+    CHECK(access(seen_tmp[0], F_OK) != 0 && access(seen_tmp[1], F_OK) != 0);
+}
+
+// Issue 8: interrupted saves left "<out>.tmp.<pid>" files forever; a later run
+// removes those of dead processes (old and new names) and keeps live ones.
+static void test_remove_stale_temps(void) {
+    char dir[512], path[600], dead_old[700], dead_new[700], live[700], other[700], mine[700];
+    snprintf(dir, sizeof dir, "%s/core-stale", test_tmp_dir());
+    CHECK(collm_mkdir_p(dir) == COLLM_OK);
+    snprintf(path, sizeof path, "%s/c.gguf.resume", dir);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); // a pid that no longer runs
+    snprintf(dead_old, sizeof dead_old, "%s.tmp.%ld", path, (long)child);
+    snprintf(dead_new, sizeof dead_new, "%s.tmp.%ld.a1B2c3", path, (long)child);
+    snprintf(live, sizeof live, "%s.tmp.1.Zz9Yy8", path);                    // pid 1 runs
+    snprintf(mine, sizeof mine, "%s.tmp.%ld.qwerty", path, (long)getpid()); // this process: maybe mid-write
+    snprintf(other, sizeof other, "%s/c.gguf.tmp.%ld", dir, (long)child);    // another target's temp
+    const char *all[] = {dead_old, dead_new, live, mine, other};
+    for (int i = 0; i < 5; i++) CHECK(collm_write_atomic(all[i], write_hello, NULL) == COLLM_OK);
+    int removed = -1;
+    CHECK(collm_remove_stale_temps(path, &removed) == COLLM_OK);
+    CHECK(removed == 2);
+    CHECK(access(dead_old, F_OK) != 0 && access(dead_new, F_OK) != 0);
+    CHECK(access(live, F_OK) == 0 && access(mine, F_OK) == 0 && access(other, F_OK) == 0);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such-dir/x", dir);
+    CHECK(collm_remove_stale_temps(missing, &removed) == COLLM_OK && removed == 0);
+    for (int i = 0; i < 5; i++) unlink(all[i]);
+}
+
 int main(void) {
     test_error_state();
     test_utf8();
@@ -290,5 +369,7 @@ int main(void) {
     test_pool();
     test_pool_concurrent();
     test_atomic_write();
+    test_atomic_write_temp_names();
+    test_remove_stale_temps();
     return test_report();
 }

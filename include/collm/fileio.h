@@ -27,11 +27,19 @@ COLLM_API void collm_unmap_file(collm_mapped_file *map);
 // Errors as collm_map_file.
 COLLM_API int collm_read_file(const char *path, char **out, size_t *size);
 
-// Calls write_fn(f, ctx) on a temp file next to `path`, then fsyncs and
-// renames it over `path`. write_fn returns COLLM_OK or an error code. On any
+// Calls write_fn(f, ctx) on a temp file next to `path` ("<path>.tmp.<pid>.
+// XXXXXX", made by mkstemp: unpredictable, created exclusively, never an
+// existing file or symlink), then fsyncs and renames it over `path`. write_fn
+// returns COLLM_OK or an error code; a stream error (ferror) fails too. On any
 // failure the temp file is removed and `path` is untouched.
 typedef int (*collm_write_fn)(FILE *f, void *ctx);
 COLLM_API int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx);
+
+// Removes the temp files of collm_write_atomic(path) that a killed process
+// left behind ("<path>.tmp.<pid>[.XXXXXX]" whose pid no longer runs); those
+// of live processes stay. *n_removed (may be NULL) counts them. A missing
+// folder is not an error.
+COLLM_API int collm_remove_stale_temps(const char *path, int *n_removed);
 
 // Writes all `n` bytes or sets an error; returns COLLM_OK / COLLM_ERR_IO.
 COLLM_API int collm_fwrite_all(FILE *f, const void *data, size_t n);

@@ -3,9 +3,12 @@
 
 #include "collm/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -103,19 +106,50 @@ static void fsync_parent_dir(const char *path) {
     free(copy);
 }
 
+// The process umask without changing it (umask() sets it process-wide, racing
+// with other threads): Linux reports it in /proc/self/status; 022 otherwise.
+static mode_t current_umask(void) {
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return mask;
+    char line[128];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Umask:", 6) == 0) {
+            mask = (mode_t)strtoul(line + 6, NULL, 8);
+            break;
+        }
+    fclose(f);
+    return mask;
+}
+
 int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx) {
-    size_t n = strlen(path) + 32;
+    // "<path>.tmp.<pid>.XXXXXX" in the target folder (rename stays on one file
+    // system): mkstemp picks an unpredictable name and opens it O_EXCL, so an
+    // existing file or symlink there is never followed; the pid lets a later
+    // run remove what a killed one left (collm_remove_stale_temps).
+    size_t n = strlen(path) + 48;
     char *tmp = malloc(n);
     if (!tmp) return collm_error(COLLM_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = collm_error(COLLM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    snprintf(tmp, n, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int rc = collm_error(COLLM_ERR_IO, "%s: cannot create a temporary file there: %s", path, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    FILE *f = fdopen(fd, "wb");
+    // mkstemp makes the file 0600; the result gets the mode a plain create would
+    if (!f || fchmod(fd, 0666 & ~current_umask()) != 0) {
+        int rc = collm_error(COLLM_ERR_IO, "%s: cannot open: %s", tmp, strerror(errno));
+        if (f) fclose(f);
+        else close(fd);
+        unlink(tmp);
         free(tmp);
         return rc;
     }
     int rc = write_fn(f, ctx);
-    if (rc == COLLM_OK && fflush(f) != 0) rc = collm_error(COLLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (rc == COLLM_OK && (fflush(f) != 0 || ferror(f)))
+        rc = collm_error(COLLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     if (rc == COLLM_OK && fsync(fileno(f)) != 0) rc = collm_error(COLLM_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (fclose(f) != 0 && rc == COLLM_OK) rc = collm_error(COLLM_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (rc == COLLM_OK && rename(tmp, path) != 0)
@@ -123,6 +157,54 @@ int collm_write_atomic(const char *path, collm_write_fn write_fn, void *ctx) {
     if (rc != COLLM_OK) unlink(tmp);
     else fsync_parent_dir(path);
     free(tmp);
+    return rc;
+}
+
+int collm_remove_stale_temps(const char *path, int *n_removed) {
+    if (n_removed) *n_removed = 0;
+    char *dcopy = strdup(path), *bcopy = strdup(path);
+    if (!dcopy || !bcopy) {
+        free(dcopy), free(bcopy);
+        return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    }
+    const char *dir = dirname(dcopy), *base = basename(bcopy);
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) {
+        int rc = errno == ENOENT ? COLLM_OK : collm_error(COLLM_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+        free(dcopy), free(bcopy);
+        return rc;
+    }
+    int rc = COLLM_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        // "<base>.tmp.<pid>" (older releases) or "<base>.tmp.<pid>.<6 chars>"
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) continue;
+        const char *p = name + blen + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(p, &end, 10);
+        if (errno || end == p || *p == '-' || *p == '+' || pid <= 0) continue;
+        if (*end == '.' ? strlen(end + 1) != 6 : *end != '\0') continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; // its writer may still run
+        size_t n = strlen(dir) + strlen(name) + 2;
+        char *full = malloc(n);
+        if (!full) {
+            rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        snprintf(full, n, "%s/%s", dir, name);
+        if (unlink(full) == 0) {
+            if (n_removed) (*n_removed)++;
+        } else if (errno != ENOENT) {
+            rc = collm_error(COLLM_ERR_IO, "%s: cannot remove a stale temporary file: %s", full, strerror(errno));
+        }
+        free(full);
+        if (rc) break;
+    }
+    closedir(d);
+    free(dcopy), free(bcopy);
     return rc;
 }
 
