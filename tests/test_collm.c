@@ -337,6 +337,128 @@ static void test_full_finetune(void) {
     collm_rec_dataset_free(ds);
 }
 
+// Copies a .resume file with one change: key `key` set to the u64 `value`
+// (key NULL: none), and train.order entry `order_i` set to `order_v`
+// (order_i < 0: none). Everything else byte-identical.
+static int rewrite_resume(const char *src, const char *dst, const char *key, uint64_t value, int64_t order_i,
+                          int32_t order_v) {
+    collm_gguf_file *f = collm_gguf_open(src);
+    if (!f) return COLLM_ERR;
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    int rc = w ? COLLM_OK : COLLM_ERR;
+    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++)
+        rc = key && strcmp(collm_gguf_key(f, i), key) == 0 ? collm_gguf_writer_set_u64(w, key, value)
+                                                           : collm_gguf_writer_copy_kv(w, f, i);
+    int32_t *order = NULL;
+    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        const void *data = t->data;
+        if (order_i >= 0 && strcmp(t->name, "train.order") == 0) {
+            order = malloc(t->n_bytes);
+            memcpy(order, t->data, t->n_bytes);
+            order[order_i] = order_v;
+            data = order;
+        }
+        rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data);
+    }
+    if (!rc) rc = collm_gguf_writer_write(w, dst);
+    collm_gguf_writer_free(w);
+    free(order);
+    collm_gguf_close(f);
+    return rc;
+}
+
+// Issue 8: a .resume file was trusted; a negative train.cursor or an
+// out-of-range train.order entry (one flipped bit) crashed `train --resume`.
+// Every damaged copy is refused with a message naming the file and the field;
+// the undamaged copy resumes.
+static void test_damaged_resume(void) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
+    if (!ds) return;
+    char s1[700], src[720];
+    snprintf(s1, sizeof s1, "%s/stage1.gguf", dir);
+    snprintf(src, sizeof src, "%s/stage2-resumed.gguf.resume", dir); // 4 epochs of test_two_stages
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.stage = 2;
+    b.lora_rank = 4;
+    b.init_from = s1;
+    b.cf_path = mf_path;
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = 3;
+    t.max_epochs = 5; // one more epoch: batches are drawn from the damaged state
+    t.warmup_steps = 0;
+    t.max_eval_rows = 40;
+    t.lr = 1e-2;
+    t.resume = 1;
+    t.progress = 0;
+    const struct {
+        const char *name, *key;
+        uint64_t value;
+        int64_t order_i;
+        int32_t order_v;
+        const char *needle;
+    } cases[] = {
+        {"ok", NULL, 0, -1, 0, NULL},
+        {"cursor-negative", "train.cursor", (uint64_t)-8, -1, 0, "train.cursor"},
+        {"cursor-flipped", "train.cursor", (uint64_t)1 << 62, -1, 0, "train.cursor"},
+        {"cursor-past", "train.cursor", 100000, -1, 0, "train.cursor"},
+        {"order-range", NULL, 0, 3, 1 << 20, "train.order[3]"},
+        {"order-negative", NULL, 0, 0, -5, "train.order[0]"},
+        {"order-repeat", NULL, 0, 5, -1, "repeated"}, // -1: filled in below with entry 4's value
+        {"epoch-zero", "train.epoch", 0, -1, 0, "train.epoch"},
+        {"step", "train.global_step", 7, -1, 0, "train.global_step"},
+        {"optim-step", "train.collm_optim_step", 13, -1, 0, "collm_optim_step"},
+        {"best-epoch", "train.best_epoch", 9, -1, 0, "train.best_epoch"},
+        {"bad-epochs", "train.bad_epochs", (uint64_t)1 << 40, -1, 0, "train.bad_epochs"},
+    };
+    collm_gguf_file *f = collm_gguf_open(src);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (!f) {
+        collm_rec_dataset_free(ds);
+        return;
+    }
+    const int32_t *order = collm_gguf_find_tensor(f, "train.order")->data;
+    int32_t repeat = order[4];
+    collm_gguf_close(f);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char out[720], res_path[740];
+        snprintf(out, sizeof out, "%s/damaged-%s.gguf", dir, cases[c].name);
+        snprintf(res_path, sizeof res_path, "%s.resume", out);
+        int32_t v = cases[c].order_v == -1 ? repeat : cases[c].order_v;
+        CHECK_MSG(rewrite_resume(src, res_path, cases[c].key, cases[c].value, cases[c].order_i, v) == COLLM_OK, "%s",
+                  collm_last_error());
+        if (!cases[c].needle) { // the best checkpoint travels with its state
+            char ckpt[720], *bytes;
+            size_t n;
+            snprintf(ckpt, sizeof ckpt, "%s/stage2-resumed.gguf", dir);
+            CHECK(collm_read_file(ckpt, &bytes, &n) == COLLM_OK);
+            FILE *fp = fopen(out, "wb");
+            CHECK(fp && fwrite(bytes, 1, n, fp) == n);
+            if (fp) fclose(fp);
+            free(bytes);
+        }
+        collm_model *m = collm_model_build(&b, ds, NULL);
+        CHECK(m != NULL);
+        if (!m) continue;
+        t.out_path = out;
+        collm_train_result res;
+        int rc = collm_train(m, ds, &t, &res);
+        if (!cases[c].needle) {
+            CHECK_MSG(rc == COLLM_OK && res.epochs_run == 5, "%s: %s", cases[c].name, collm_last_error());
+        } else {
+            const char *msg = collm_last_error();
+            CHECK_MSG(rc != COLLM_OK && strstr(msg, res_path) && strstr(msg, cases[c].needle), "%s: rc %d: %s",
+                      cases[c].name, rc, msg);
+        }
+        collm_model_free(m);
+    }
+    collm_rec_dataset_free(ds);
+}
+
 static void test_bad_input(void) {
     collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     collm_build_options b;
@@ -368,6 +490,7 @@ int main(void) {
     CHECK_MSG(fixture_synth_and_mf(data_dir, mf_path, 60, 80, 3) == COLLM_OK, "%s", collm_last_error());
     test_encode_ml1m();
     test_two_stages();
+    test_damaged_resume();
     test_full_finetune();
     test_bad_input();
     return test_report();

@@ -142,12 +142,19 @@ COLLM_API void collm_train_options_default(collm_train_options *o);
 typedef struct {
     int epochs_run;
     int best_epoch;
-    double best_auc, best_uauc;
+    double best_auc, best_uauc; // NaN without an evaluation split
     double samples_per_second;
     double seconds;
     double gemm_share; // unused (0) unless measured
 } collm_train_result;
 
+// Trains and writes the best checkpoint to o->out_path (the output folder is
+// checked before any work). Fails, rather than returning without a
+// checkpoint, when an option is out of range or not finite, when the
+// evaluation rows have a single label (AUC undefined), when the training loss
+// or the validation AUC stops being finite (diverged), or when a --resume
+// state is damaged. Temp files a killed save left beside the outputs are
+// removed at the start.
 COLLM_API int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res);
 
 // Writes the checkpoint (atomic). Only what the model holds is written.

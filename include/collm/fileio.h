@@ -44,6 +44,10 @@ COLLM_API int collm_remove_stale_temps(const char *path, int *n_removed);
 // Writes all `n` bytes or sets an error; returns COLLM_OK / COLLM_ERR_IO.
 COLLM_API int collm_fwrite_all(FILE *f, const void *data, size_t n);
 
+// Checks, before any long work, that `path` can be written: its folder exists
+// and is writable and `path` is not a folder. COLLM_OK or an error naming both.
+COLLM_API int collm_check_output_path(const char *path);
+
 // Creates a directory (and parents); OK if it already exists.
 COLLM_API int collm_mkdir_p(const char *path);
 

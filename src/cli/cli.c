@@ -4,6 +4,7 @@
 #include "collm/error.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,16 @@ int cli_parse(int argc, char **argv, cli_option *opts, const char *usage) {
             match->value = "1";
         }
     }
+    // every command takes --threads: a bad value is an error before any work
+    const char *t = cli_get(opts, "--threads");
+    int64_t n;
+    if (t) {
+        if (cli_get_int(opts, "--threads", 1, &n)) return -1;
+        if (n < 1 || n > 1024) {
+            fprintf(stderr, "collm %s: --threads must be 1..1024 (got '%s')\n", argv[0], t);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -143,18 +154,44 @@ int cli_get_float(const cli_option *opts, const char *name, double def, double *
         fprintf(stderr, "collm: option %s: '%s' is not a number\n", name, v);
         return -1;
     }
+    if (!isfinite(x)) { // no option means anything by inf or nan
+        fprintf(stderr, "collm: option %s: '%s' is not a finite number\n", name, v);
+        return -1;
+    }
     *out = x;
     return 0;
+}
+
+int cli_get_int_range(const cli_option *opts, const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out) {
+    if (cli_get_int(opts, name, def, out)) return -1;
+    if (*out < lo || *out > hi) {
+        fprintf(stderr, "collm: option %s: %s is out of range (%lld..%lld)\n", name, cli_get(opts, name), (long long)lo,
+                (long long)hi);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_get_float_range(const cli_option *opts, const char *name, double def, double lo, double hi, int flags,
+                        double *out) {
+    if (cli_get_float(opts, name, def, out)) return -1;
+    double x = *out;
+    int low_ok = flags & CLI_OPEN_LO ? x > lo : x >= lo, high_ok = flags & CLI_OPEN_HI ? x < hi : x <= hi;
+    if (low_ok && high_ok) return 0;
+    char range[96];
+    if (isinf(hi)) snprintf(range, sizeof range, "%s %g", flags & CLI_OPEN_LO ? ">" : ">=", lo);
+    else snprintf(range, sizeof range, "in %c%g, %g%c", flags & CLI_OPEN_LO ? '(' : '[', lo, hi, flags & CLI_OPEN_HI ? ')' : ']');
+    fprintf(stderr, "collm: option %s: %s is out of range (must be %s)\n", name, cli_get(opts, name), range);
+    return -1;
 }
 
 int cli_threads(const cli_option *opts) {
     int64_t n;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1) cpus = 1;
-    if (cli_get_int(opts, "--threads", cpus, &n) != 0 || n < 1 || n > 1024) {
-        if (cli_get(opts, "--threads")) fprintf(stderr, "collm: --threads must be 1..1024; using %ld\n", cpus);
-        return (int)cpus;
-    }
+    if (cpus > 1024) cpus = 1024;
+    // cli_parse has refused a bad --threads already
+    if (cli_get_int(opts, "--threads", cpus, &n) != 0 || n < 1 || n > 1024) return (int)cpus;
     return (int)n;
 }
 

@@ -19,7 +19,8 @@ typedef struct {
 // Parses argv[1..] against opts (the array ends with an entry whose name is
 // NULL). `--help`/-h prints usage to stdout and returns 1. An unknown option,
 // a missing value or a stray argument prints one line to stderr and returns -1.
-// `--threads N` is accepted by every command (read it with cli_threads).
+// `--threads N` is accepted by every command and checked here (1..1024; read
+// it with cli_threads), so a bad value fails before any work.
 // Grammar, the same in every command: `--name VALUE` or `--name=VALUE`; the
 // short forms -m (--model, or --ckpt where there is no --model), -t
 // (--threads), -o (--out), -h (--help); older spellings kept as aliases
@@ -31,9 +32,18 @@ const char *cli_get(const cli_option *opts, const char *name);
 int cli_require(const cli_option *opts, const char *name, const char **out);
 // Parses an integer / float option; default used when absent. -1 on a bad value.
 int cli_get_int(const cli_option *opts, const char *name, int64_t def, int64_t *out);
+// cli_get_float refuses inf and nan.
 int cli_get_float(const cli_option *opts, const char *name, double def, double *out);
+// The same with a range: lo <= x <= hi (CLI_OPEN_LO: lo < x; CLI_OPEN_HI:
+// x < hi; hi = INFINITY: no upper bound). Out of range prints one line naming
+// the option and the range, and returns -1.
+#define CLI_OPEN_LO 1
+#define CLI_OPEN_HI 2
+int cli_get_int_range(const cli_option *opts, const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out);
+int cli_get_float_range(const cli_option *opts, const char *name, double def, double lo, double hi, int flags,
+                        double *out);
 int cli_has(const cli_option *opts, const char *name);
-// Thread count: --threads N, default the number of online CPUs.
+// Thread count: --threads N (checked by cli_parse), default the online CPUs.
 int cli_threads(const cli_option *opts);
 
 // Prints "collm <command>: <collm_last_error()>" to stderr; returns 1.

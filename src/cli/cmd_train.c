@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "collm/collm.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "commands.h"
 
 int cmd_train(int argc, char **argv) {
@@ -68,29 +69,33 @@ int cmd_train(int argc, char **argv) {
     collm_train_options_default(&t);
     int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed, negatives;
     double alpha, dropout, lr, min_lr, warmup_lr, wd, clip, neg_alpha;
-    if (cli_get_int(opts, "--stage", 1, &stage) || cli_get_int(opts, "--lora-rank", b.lora_rank, &rank) ||
-        cli_get_int(opts, "--fece-mid", b.fece_mid_times, &mid) || cli_get_int(opts, "--batch", t.batch, &batch) ||
-        cli_get_int(opts, "--steps-per-epoch", t.steps_per_epoch, &steps) ||
-        cli_get_int(opts, "--max-epochs", t.max_epochs, &epochs) || cli_get_int(opts, "--patience", t.patience, &patience) ||
-        cli_get_int(opts, "--warmup-steps", t.warmup_steps, &warmup) || cli_get_int(opts, "--eval-rows", 0, &eval_rows) ||
-        cli_get_int(opts, "--eval-batch", t.eval_batch, &eval_batch) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) ||
-        cli_get_int(opts, "--epochs-this-run", 0, &budget) || cli_get_int(opts, "--catalogue-negatives", 0, &negatives) ||
-        cli_get_float(opts, "--negative-alpha", 0.0, &neg_alpha) ||
-        cli_get_float(opts, "--lora-alpha", b.lora_alpha, &alpha) ||
-        cli_get_float(opts, "--lora-dropout", b.lora_dropout, &dropout) || cli_get_float(opts, "--lr", t.lr, &lr) ||
-        cli_get_float(opts, "--min-lr", t.min_lr, &min_lr) || cli_get_float(opts, "--warmup-lr", t.warmup_lr, &warmup_lr) ||
-        cli_get_float(opts, "--weight-decay", t.weight_decay, &wd) || cli_get_float(opts, "--clip", t.clip, &clip))
+    // every value checked before any file is read
+    const int64_t big = 1 << 30;
+    if (cli_get_int_range(opts, "--stage", 1, 1, 2, &stage) ||
+        cli_get_int_range(opts, "--lora-rank", b.lora_rank, 0, 4096, &rank) ||
+        cli_get_int_range(opts, "--fece-mid", b.fece_mid_times, 1, 1024, &mid) ||
+        cli_get_int_range(opts, "--batch", t.batch, 1, 1 << 16, &batch) ||
+        cli_get_int_range(opts, "--steps-per-epoch", t.steps_per_epoch, 1, big, &steps) ||
+        cli_get_int_range(opts, "--max-epochs", t.max_epochs, 1, 1 << 20, &epochs) ||
+        cli_get_int_range(opts, "--patience", t.patience, 0, big, &patience) ||
+        cli_get_int_range(opts, "--warmup-steps", t.warmup_steps, 0, big, &warmup) ||
+        cli_get_int_range(opts, "--eval-rows", 0, 0, big, &eval_rows) ||
+        cli_get_int_range(opts, "--eval-batch", t.eval_batch, 1, 1 << 16, &eval_batch) ||
+        cli_get_int_range(opts, "--seed", CLI_DEFAULT_SEED, 0, INT64_MAX, &seed) ||
+        cli_get_int_range(opts, "--epochs-this-run", 0, 0, big, &budget) ||
+        cli_get_int_range(opts, "--catalogue-negatives", 0, 0, 100, &negatives) ||
+        cli_get_float_range(opts, "--negative-alpha", 0.0, 0, 4, 0, &neg_alpha) ||
+        cli_get_float_range(opts, "--lora-alpha", b.lora_alpha, 0, INFINITY, CLI_OPEN_LO, &alpha) ||
+        cli_get_float_range(opts, "--lora-dropout", b.lora_dropout, 0, 1, CLI_OPEN_HI, &dropout) ||
+        cli_get_float_range(opts, "--lr", t.lr, 0, INFINITY, CLI_OPEN_LO, &lr) ||
+        cli_get_float_range(opts, "--min-lr", t.min_lr, 0, INFINITY, 0, &min_lr) ||
+        cli_get_float_range(opts, "--warmup-lr", t.warmup_lr, 0, INFINITY, 0, &warmup_lr) ||
+        cli_get_float_range(opts, "--weight-decay", t.weight_decay, 0, INFINITY, 0, &wd) ||
+        cli_get_float_range(opts, "--clip", t.clip, 0, INFINITY, 0, &clip))
         return 1;
-    if (stage != 1 && stage != 2) {
-        fprintf(stderr, "collm train: --stage must be 1 or 2\n");
-        return 1;
-    }
-    if (rank < 0 || mid < 1 || batch < 1 || steps < 1 || epochs < 1 || patience < 0 || warmup < 0 || eval_batch < 1 ||
-        !(lr > 0) || !(alpha > 0) || dropout < 0 || dropout >= 1 || negatives < 0 || negatives > 100 ||
-        !(neg_alpha >= 0 && neg_alpha <= 4)) {
-        fprintf(stderr, "collm train: a numeric option is out of range (see --help)\n");
-        return 1;
-    }
+    // the output folders now, not after the data is encoded
+    if (collm_check_output_path(out) || (cli_get(opts, "--log") && collm_check_output_path(cli_get(opts, "--log"))))
+        return cli_fail("train");
     b.stage = (int)stage;
     b.base_path = cli_get(opts, "--base");
     b.cf_path = cli_get(opts, "--cf");

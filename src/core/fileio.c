@@ -227,3 +227,22 @@ int collm_mkdir_p(const char *path) {
     free(copy);
     return rc;
 }
+
+int collm_check_output_path(const char *path) {
+    if (!path || !*path) return collm_error(COLLM_ERR_ARG, "no output path");
+    char *copy = strdup(path);
+    if (!copy) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    struct stat st;
+    int rc = COLLM_OK;
+    if (stat(dir, &st) != 0)
+        rc = collm_error(COLLM_ERR_IO, "%s: the output folder %s does not exist (%s)", path, dir, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        rc = collm_error(COLLM_ERR_IO, "%s: %s is not a folder", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = collm_error(COLLM_ERR_IO, "%s: the output folder %s is not writable (%s)", path, dir, strerror(errno));
+    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        rc = collm_error(COLLM_ERR_IO, "%s: is a folder, not a file", path);
+    free(copy);
+    return rc;
+}

@@ -16,6 +16,7 @@
 #include "core/optim.h"
 #include "recommender/collm_internal.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,56 @@ static int write_resume(const char *path, const collm_model *m, const collm_opti
     return rc;
 }
 
+// train.order must be a permutation of 0..n_train-1: its entries index the
+// training rows.
+static int check_permutation(const char *path, const int32_t *order, int64_t n_train) {
+    unsigned char *seen = collm_calloc((size_t)n_train, 1);
+    if (!seen) return COLLM_ERR_NOMEM;
+    int rc = COLLM_OK;
+    for (int64_t i = 0; i < n_train; i++) {
+        int32_t r = order[i];
+        if (r < 0 || r >= n_train || seen[r]) {
+            rc = collm_error(COLLM_ERR_FORMAT, "%s: train.order[%lld] = %d is %s (a permutation of 0..%lld expected)",
+                             path, (long long)i, r, r < 0 || r >= n_train ? "out of range" : "repeated",
+                             (long long)n_train - 1);
+            break;
+        }
+        seen[r] = 1;
+    }
+    free(seen);
+    return rc;
+}
+
+// The loader and early-stopping counters must agree with each other: every
+// saved epoch is complete (steps_per_epoch optimizer steps), each epoch either
+// improved (best_epoch) or counted as bad since then.
+static int check_state(const char *path, const train_state *st, int64_t optim_step, int64_t n_train,
+                       const collm_train_options *o) {
+    const char *bad = NULL;
+    if (st->cursor < 0 || st->cursor > n_train) bad = "train.cursor is outside 0..the number of training rows";
+    else if (st->epoch < 1 || st->epoch > INT32_MAX) bad = "train.epoch is not a completed epoch count";
+    else if (st->global_step != st->epoch * o->steps_per_epoch)
+        bad = "train.global_step is not train.epoch x train.steps_per_epoch";
+    else if (optim_step != st->global_step) bad = "train.collm_optim_step differs from train.global_step";
+    else if (st->best_epoch < 0 || st->best_epoch > st->epoch) bad = "train.best_epoch is outside 0..train.epoch";
+    else if (st->bad_epochs < 0 || st->best_epoch + st->bad_epochs != st->epoch)
+        bad = "train.bad_epochs is not train.epoch - train.best_epoch";
+    else if (!(st->best_auc == -1 || (st->best_auc >= 0 && st->best_auc <= 1)))
+        bad = "train.best_auc is not an AUC";
+    else if (!(isnan(st->best_uauc) || (st->best_uauc >= 0 && st->best_uauc <= 1)))
+        bad = "train.best_uauc is not an AUC";
+    else if (!(st->rng.s[0] | st->rng.s[1] | st->rng.s[2] | st->rng.s[3]) ||
+             !(st->drop_rng.s[0] | st->drop_rng.s[1] | st->drop_rng.s[2] | st->drop_rng.s[3]))
+        bad = "a random generator state is all zeros";
+    if (!bad) return COLLM_OK;
+    return collm_error(COLLM_ERR_FORMAT,
+                       "%s: damaged training state: %s (cursor %lld of %lld rows, epoch %lld, step %lld, optimizer "
+                       "step %lld, best epoch %lld, bad epochs %lld)",
+                       path, bad, (long long)st->cursor, (long long)n_train, (long long)st->epoch,
+                       (long long)st->global_step, (long long)optim_step, (long long)st->best_epoch,
+                       (long long)st->bad_epochs);
+}
+
 static int read_resume(const char *path, collm_optim_state *opt, train_state *st, int64_t n_train,
                        const collm_train_options *o) {
     collm_gguf_file *f = collm_gguf_open(path);
@@ -192,6 +243,7 @@ static int read_resume(const char *path, collm_optim_state *opt, train_state *st
         goto done;
     }
     memcpy(st->order, order->data, (size_t)n_train * sizeof(int32_t));
+    if ((rc = check_permutation(path, st->order, n_train))) goto done;
     if ((rc = collm_gguf_get_u32(f, "train.n_params", &n_params)) || (rc = collm_gguf_get_u32(f, "train.batch", &batch)) ||
         (rc = collm_gguf_get_u32(f, "train.steps_per_epoch", &steps)))
         goto done;
@@ -215,6 +267,7 @@ static int read_resume(const char *path, collm_optim_state *opt, train_state *st
     if ((rc = get_f64(f, "train.best_auc", &st->best_auc)) || (rc = get_f64(f, "train.best_uauc", &st->best_uauc)) ||
         (rc = get_rng(f, "train.rng", &st->rng)) || (rc = get_rng(f, "train.dropout_rng", &st->drop_rng)))
         goto done;
+    if ((rc = check_state(path, st, opt->step, n_train, o))) goto done;
     char name[64];
     for (int i = 0; i < opt->n_params; i++) {
         collm_optim_param *p = &opt->params[i];
@@ -224,6 +277,15 @@ static int read_resume(const char *path, collm_optim_state *opt, train_state *st
         if ((rc = collm_read_tensor(f, path, name, p->m, p->n))) goto done;
         snprintf(name, sizeof name, "optim.%d.v", i);
         if ((rc = collm_read_tensor(f, path, name, p->v, p->n))) goto done;
+        // Adam's second moment is a running mean of squares: never negative
+        for (int64_t j = 0; j < p->n; j++)
+            if (!isfinite(p->param[j]) || !isfinite(p->m[j]) || !isfinite(p->v[j]) || p->v[j] < 0) {
+                rc = collm_error(COLLM_ERR_FORMAT,
+                                 "%s: optimizer tensor %d (%s) element %lld is not finite or has a negative second "
+                                 "moment (%g, %g, %g)",
+                                 path, i, p->name, (long long)j, p->param[j], p->m[j], p->v[j]);
+                goto done;
+            }
     }
 done:
     if (rc && !strstr(collm_last_error(), path)) collm_error_prefix(rc, "%s", path);
@@ -256,13 +318,83 @@ static collm_rec_split head_of(const collm_rec_split *s, int64_t n) {
     return h;
 }
 
+// One JSON number rounded to `digits` decimals (NaN and infinities become
+// null: JSON has no such numbers).
+static void json_num(cJSON *obj, const char *key, double v, int digits) {
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    double scale = pow(10.0, digits);
+    double r = round(v * scale) / scale;
+    cJSON_AddNumberToObject(obj, key, fabs(r) > 0 || v == 0 ? r : v); // keep tiny values (lr) exact
+}
+
+// One line of the training log: {"epoch":..,"loss":..,...}\n.
+static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t step, double loss, double lr,
+                          const collm_metrics_report *rep, double best_auc, double sps, double train_s, double eval_s) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    cJSON_AddNumberToObject(o, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(o, "step", (double)step);
+    json_num(o, "loss", loss, 6);
+    cJSON_AddNumberToObject(o, "lr", lr);
+    json_num(o, "valid_auc", rep->auc, 6);
+    json_num(o, "valid_uauc", rep->uauc, 6);
+    json_num(o, "best_auc", best_auc, 6);
+    json_num(o, "samples_per_second", sps, 2);
+    json_num(o, "train_seconds", train_s, 2);
+    json_num(o, "eval_seconds", eval_s, 2);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    int ok = fputs(text, log) >= 0 && fputc('\n', log) != EOF && fflush(log) == 0;
+    cJSON_free(text);
+    return ok ? COLLM_OK : collm_error(COLLM_ERR_IO, "%s: cannot write the training log", path);
+}
+
+// Rejects options no run can use, before any work.
+static int check_options(const collm_train_options *o) {
+    if (o->batch < 1 || o->steps_per_epoch < 1 || o->max_epochs < 1)
+        return collm_error(COLLM_ERR_ARG, "batch, steps per epoch and epochs must be positive");
+    if (o->patience < 0 || o->warmup_steps < 0 || o->eval_batch < 0 || o->max_eval_rows < 0 || o->epoch_budget < 0)
+        return collm_error(COLLM_ERR_ARG, "patience, warmup steps, eval batch, eval rows and epoch budget must be >= 0");
+    const struct {
+        const char *name;
+        double v;
+        int positive;
+    } rates[] = {{"learning rate", o->lr, 1},   {"warmup learning rate", o->warmup_lr, 0},
+                 {"minimum learning rate", o->min_lr, 0}, {"weight decay", o->weight_decay, 0},
+                 {"gradient clip", o->clip, 0}};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++)
+        if (!isfinite(rates[i].v) || rates[i].v < 0 || (rates[i].positive && rates[i].v == 0))
+            return collm_error(COLLM_ERR_ARG, "the %s must be a finite number %s (got %g)", rates[i].name,
+                               rates[i].positive ? "> 0" : ">= 0", rates[i].v);
+    if (!o->out_path) return collm_error(COLLM_ERR_ARG, "no output path");
+    return COLLM_OK;
+}
+
+// Positives among the rows: an evaluation split needs both labels, or its
+// AUC is undefined and no epoch could ever be chosen as the best.
+static int check_eval_labels(const collm_rec_split *eval, const char *name) {
+    int64_t pos = 0;
+    for (int64_t i = 0; i < eval->n; i++) pos += eval->label[i] != 0;
+    if (eval->n > 0 && pos > 0 && pos < eval->n) return COLLM_OK;
+    return collm_error(COLLM_ERR_ARG,
+                       "evaluation split %s: its %lld rows used %s, so the validation AUC is undefined; use a "
+                       "split (--eval-split) or more rows (--eval-rows) with both labels",
+                       name, (long long)eval->n, eval->n == 0 ? "are none" : pos ? "are all positive" : "are all negative");
+}
+
 int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_options *o, collm_train_result *res) {
     memset(res, 0, sizeof *res);
     if (!ds->train) return collm_error(COLLM_ERR_ARG, "the dataset has no train split");
     if (o->catalogue_negatives < 0) return collm_error(COLLM_ERR_ARG, "catalogue negatives: %d per positive", o->catalogue_negatives);
-    if (o->batch < 1 || o->steps_per_epoch < 1 || o->max_epochs < 1)
-        return collm_error(COLLM_ERR_ARG, "batch, steps per epoch and epochs must be positive");
-    if (!o->out_path) return collm_error(COLLM_ERR_ARG, "no output path");
+    int rc = check_options(o);
+    if (rc) return rc;
+    // the output folder (and the log's) before hours of encoding and training
+    if ((rc = collm_check_output_path(o->out_path)) || (o->log_path && (rc = collm_check_output_path(o->log_path))))
+        return rc;
     int train_llm = m->full_finetune || (m->stage >= 2 && o->train_llm);
     int train_lora = m->has_lora && !m->lora_merged && !train_llm;
     int train_fece = m->has_fece;
@@ -271,7 +403,6 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (train_llm) m->full_model_in_ckpt = 1;
     if (o->batch > ds->train->n) return collm_error(COLLM_ERR_ARG, "batch %d exceeds the %lld training rows", o->batch, (long long)ds->train->n);
 
-    int rc = COLLM_OK;
     // the rows trained on: train, plus catalogue negatives when asked (an
     // item must have a CF row to fill its slot)
     const collm_rec_split *train = ds->train;
@@ -299,8 +430,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     char *resume_path = NULL, *log_path = NULL;
     double t_start = now_seconds();
 
-    // data, encoded once
-    if ((rc = collm_encode_split(m, ds, train, &train_enc))) goto done;
+    // the evaluation rows first (cheap to check), then the data, encoded once
     if (o->eval_split && *o->eval_split) {
         eval_full = collm_rec_dataset_load_split(ds, o->eval_split);
         if (!eval_full) {
@@ -309,6 +439,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         }
     }
     collm_rec_split eval = eval_full ? head_of(eval_full, o->max_eval_rows) : (collm_rec_split){0};
+    if (eval_full && (rc = check_eval_labels(&eval, o->eval_split))) goto done;
+    if ((rc = collm_encode_split(m, ds, train, &train_enc))) goto done;
     if (eval_full && (rc = collm_encode_split(m, ds, &eval, &eval_enc))) goto done;
     int64_t n_train = train->n;
     int max_len = 1;
@@ -363,6 +495,14 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     }
     snprintf(resume_path, plen, "%s.resume", o->out_path);
     snprintf(log_path, plen, "%s.log.jsonl", o->out_path);
+    // temp files of saves a killed run left behind (tens of MB each)
+    int n_stale[2] = {0, 0};
+    if ((rc = collm_remove_stale_temps(o->out_path, &n_stale[0])) ||
+        (rc = collm_remove_stale_temps(resume_path, &n_stale[1])))
+        goto done;
+    if (o->progress && n_stale[0] + n_stale[1] > 0)
+        fprintf(stderr, "removed %d temporary file(s) left by an interrupted save of %s\n", n_stale[0] + n_stale[1],
+                o->out_path);
     int resuming = 0;
     if (o->resume) {
         // a run killed before its first epoch ended left no state: start afresh
@@ -405,6 +545,14 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
                                           b.scores, dropout)))
                 goto done;
             double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, o->batch);
+            if (!isfinite(loss)) {
+                // a diverged run only gets worse: stop before the step spreads NaN into the weights
+                rc = collm_error(COLLM_ERR, "epoch %lld step %d: the training loss is %s (diverged); stopping. Lower "
+                                            "--lr or --clip; %s",
+                                 (long long)st.epoch + 1, step + 1, isnan(loss) ? "NaN" : "infinite",
+                                 st.best_epoch > 0 ? "the best checkpoint so far is kept" : "no checkpoint was written");
+                goto done;
+            }
             // (the gradients are zero here: zeroed before the first step, then by each fused step)
             if (b.n_slots) memset(b.slot_dy, 0, (size_t)b.n_slots * m->llm->hp.n_embd * sizeof(float));
             if ((rc = collm_llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
@@ -430,6 +578,14 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         int improved = 0;
         if (eval_enc) {
             if ((rc = evaluate(m, eval_enc, &eval, eval_batch, eval_scores, &rep))) goto done;
+            if (!isfinite(rep.auc)) {
+                // both labels are present (checked above): NaN scores, a diverged model
+                rc = collm_error(COLLM_ERR, "epoch %lld: the validation AUC is NaN (the model's scores are not "
+                                            "finite); stopping. Lower --lr; %s",
+                                 (long long)st.epoch, st.best_epoch > 0 ? "the best checkpoint so far is kept"
+                                                                        : "no checkpoint was written");
+                goto done;
+            }
             if (rep.auc > st.best_auc) {
                 improved = 1;
                 st.best_auc = rep.auc;
@@ -447,20 +603,25 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         if (improved && (rc = collm_model_save(m, o->out_path))) goto done;
         if ((rc = write_resume(resume_path, m, &opt, &st, n_train, o))) goto done;
         double sps = o->steps_per_epoch * o->batch / (t_trained - t_epoch);
-        fprintf(log,
-                "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"valid_auc\":%.6f,\"valid_uauc\":%.6f,"
-                "\"best_auc\":%.6f,\"samples_per_second\":%.2f,\"train_seconds\":%.2f,\"eval_seconds\":%.2f}\n",
-                (long long)st.epoch, (long long)st.global_step, loss_sum / o->steps_per_epoch, lr, rep.auc, rep.uauc,
-                st.best_auc, sps, t_trained - t_epoch, eval_seconds);
-        fflush(log);
+        if ((rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
+                                 loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,
+                                 t_trained - t_epoch, eval_seconds)))
+            goto done;
         if (o->progress)
             fprintf(stderr, "%sepoch %lld  loss %.4f  valid AUC %.4f UAUC %.4f%s  %.1f samples/s  (train %.1fs, eval %.1fs)\n",
                     tty ? "\r" : "", (long long)st.epoch, loss_sum / o->steps_per_epoch, rep.auc, rep.uauc,
                     improved ? " *" : "", sps, t_trained - t_epoch, eval_seconds);
     }
+    // every path above writes the checkpoint at its first epoch; a resumed run
+    // that had nothing left to do relies on the earlier run's
+    if (st.best_epoch < 1 || access(o->out_path, F_OK) != 0) {
+        rc = collm_error(COLLM_ERR, "%s: no checkpoint was written (%lld epochs, none chosen as the best)", o->out_path,
+                         (long long)st.epoch);
+        goto done;
+    }
     res->epochs_run = (int)st.epoch;
     res->best_epoch = (int)st.best_epoch;
-    res->best_auc = st.best_auc;
+    res->best_auc = st.best_auc >= 0 ? st.best_auc : NAN; // no evaluation split: undefined
     res->best_uauc = st.best_uauc;
     res->seconds = now_seconds() - t_start;
     res->samples_per_second = train_seconds > 0 ? samples_done / train_seconds : 0;
