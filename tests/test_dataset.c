@@ -187,6 +187,12 @@ static void test_small_files(void) {
     expect_split_error("hl2.tsv", "uid\tiid\tlabel\this\this_label\n1\t1\t1\t0,1\t1,3\n", NULL, "his_label",
                        "0 or 1");
     expect_split_error("dupcol.tsv", "uid\tuid\n", NULL, "duplicate column", "line 1");
+    // Users (and items without a table): tables are sized by the largest id,
+    // so an id far beyond the file's rows is an error (issue 8: a tiny split
+    // with user 2147483000 asked metrics and the CF model for gigabytes).
+    expect_split_error("biguser.tsv", ROW("2147483000\t1\t1\t5\t0\t1\n"), it, "column 'uid'", "far beyond");
+    expect_split_error("bigitem.tsv", "uid\tiid\tlabel\this\n1\t2147483000\t1\t\n", NULL, "column 'iid'", "far beyond");
+    expect_split_error("bighis.tsv", "uid\tiid\tlabel\this\n1\t1\t1\t3,2147483000\n", NULL, "element 2", "far beyond");
     collm_rec_split *none = collm_rec_split_load("/nonexistent/x.tsv", NULL);
     CHECK(none == NULL && contains(collm_last_error(), "/nonexistent/x.tsv"));
     // Header only: zero rows is valid.
@@ -241,10 +247,41 @@ static void test_write_roundtrip(void) {
     collm_rec_items_free(ia);
 }
 
+// A dataset sizes its user table by the largest user id over all splits: an
+// id far beyond all its rows is refused, naming the file; bookcrossing's raw
+// sparse ids (tested in test_bookcrossing) still load.
+static void test_dataset_id_bounds(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/ds_bigusers", test_tmp_dir());
+    CHECK(collm_mkdir_p(dir) == COLLM_OK);
+    const char *files[][2] = {{"items.tsv", "iid\ttitle\n0\ta\n1\tb\n"},
+                              {"train.tsv", "uid\tiid\tlabel\this\n1\t1\t1\t0\n500000\t0\t0\t1\n"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i][0]);
+        FILE *f = fopen(path, "wb");
+        fputs(files[i][1], f);
+        fclose(f);
+    }
+    collm_rec_dataset *ds = collm_rec_dataset_load(dir);
+    CHECK_MSG(ds == NULL && contains(collm_last_error(), "train.tsv") && contains(collm_last_error(), "user id 500000") &&
+                  contains(collm_last_error(), "far beyond"),
+              "n_users %d: %s", ds ? ds->n_users : -1, collm_last_error());
+    collm_rec_dataset_free(ds);
+    // the same ids dense: fine
+    snprintf(path, sizeof path, "%s/train.tsv", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("uid\tiid\tlabel\this\n1\t1\t1\t0\n2\t0\t0\t1\n", f);
+    fclose(f);
+    ds = collm_rec_dataset_load(dir);
+    CHECK_MSG(ds != NULL && ds->n_users == 3, "%s", collm_last_error());
+    collm_rec_dataset_free(ds);
+}
+
 int main(void) {
     collm_mkdir_p(test_tmp_dir());
     test_write_roundtrip();
     test_small_files();
+    test_dataset_id_bounds();
     test_ml1m();
     test_bookcrossing();
     return test_report();

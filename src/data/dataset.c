@@ -25,6 +25,12 @@
 // Item ids must stay below rows x ITEMS_ID_SLACK + ITEMS_ID_BASE (see collm_rec_items_load).
 #define ITEMS_ID_SLACK 64
 #define ITEMS_ID_BASE 4096
+// Users (and, without an item table, items) of one split file must stay below
+// rows x ITEMS_ID_SLACK + SPLIT_ID_BASE: tables (metrics, CF models) are sized
+// by the largest id. The base is generous (a small test split may hold raw ids
+// of a big dataset, bookcrossing: 2427 rows, users up to 278849); the dataset
+// then bounds its user table by all its rows (ITEMS_ID_BASE).
+#define SPLIT_ID_BASE (1 << 20)
 
 // One mapped TSV file with its parsed header.
 typedef struct {
@@ -369,7 +375,16 @@ static int check_01(const tsv_file *t, int col, uint64_t v) {
 }
 
 static void item_range_error(const tsv_file *t, int col, int64_t elem, uint64_t v, const collm_rec_items *items) {
-    char msg[128];
+    char msg[160];
+    if (!items) {
+        if (elem >= 0)
+            snprintf(msg, sizeof msg, "element %lld: item id %llu is far beyond the file's rows (remap the ids)",
+                     (long long)elem + 1, (unsigned long long)v);
+        else
+            snprintf(msg, sizeof msg, "item id %llu is far beyond the file's rows (remap the ids)", (unsigned long long)v);
+        tsv_field_error(t, col, msg);
+        return;
+    }
     if (elem >= 0)
         snprintf(msg, sizeof msg, "element %lld: item id %llu outside the item table (ids 0..%d)", (long long)elem + 1,
                  (unsigned long long)v, items->n - 1);
@@ -424,8 +439,11 @@ collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *i
         !s->his || (c_hl >= 0 && (!s->his_label || !tmp_label)))
         goto fail;
 
-    // An item id must index the item table; without a table, int32 range.
-    uint64_t max_item = items ? (uint64_t)items->n - 1 : (uint64_t)INT32_MAX - 1;
+    // An item id must index the item table; without a table, the bound on ids
+    // (history entries count as rows: each may name a new item).
+    uint64_t max_item = items ? (uint64_t)items->n - 1
+                              : (uint64_t)(max_rows + his_cap) * ITEMS_ID_SLACK + SPLIT_ID_BASE - 1;
+    uint64_t max_uid = (uint64_t)max_rows * ITEMS_ID_SLACK + SPLIT_ID_BASE - 1;
     int no_items = items && items->n == 0;
     int64_t n = 0, nh = 0;
     int32_t max_u = -1, max_i = -1;
@@ -436,6 +454,13 @@ collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *i
         if (r == 0) break;
         uint64_t v;
         if (parse_uint(&t, c_uid, -1, t.field[c_uid], t.field_len[c_uid], INT32_MAX - 1, &v)) goto fail;
+        if (v > max_uid) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "user id %llu is far beyond the file's %lld rows (ids must stay below %llu: remap them)",
+                     (unsigned long long)v, (long long)max_rows, (unsigned long long)max_uid + 1);
+            tsv_field_error(&t, c_uid, msg);
+            goto fail;
+        }
         s->user[n] = (int32_t)v;
         if ((int32_t)v > max_u) max_u = (int32_t)v;
         if (no_items) {
@@ -542,6 +567,8 @@ collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
     const collm_rec_items *check = ds->is_book ? NULL : ds->items;
     collm_rec_split **slot[4] = {&ds->train, &ds->valid, &ds->valid_small, NULL};
     int32_t max_user = -1, max_item = ds->items->n - 1;
+    int64_t total_rows = 0;
+    char user_file[4096] = "", item_file[4096] = "";
     for (int k = 0; k < 4; k++) {
         snprintf(path, sizeof path, "%s/%s.tsv", dir, split_names[k]);
         if (!file_exists(path)) {
@@ -555,10 +582,27 @@ collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
         // sizes them as max id over all splits + 1); it is not kept.
         collm_rec_split *s = collm_rec_split_load(path, check);
         if (!s) goto fail;
-        if (s->max_user > max_user) max_user = s->max_user;
-        if (s->max_item > max_item) max_item = s->max_item;
+        if (s->max_user > max_user) max_user = s->max_user, snprintf(user_file, sizeof user_file, "%s", path);
+        if (s->max_item > max_item) max_item = s->max_item, snprintf(item_file, sizeof item_file, "%s", path);
+        total_rows += s->n + (s->his_offset ? s->his_offset[s->n] : 0);
         if (slot[k]) *slot[k] = s;
         else collm_rec_split_free(s);
+    }
+    // The user table (and a book table grown from the splits) is sized by the
+    // largest id: it must stay within ITEMS_ID_SLACK ids per row of the whole
+    // dataset (history entries included), or a tiny file asks for gigabytes.
+    int64_t id_cap = (total_rows + ds->items->n) * ITEMS_ID_SLACK + ITEMS_ID_BASE;
+    if (max_user >= id_cap) {
+        collm_error(COLLM_ERR_FORMAT,
+                    "%s: user id %d is far beyond the dataset's %lld rows (user ids must stay below %lld: remap them)",
+                    user_file, max_user, (long long)total_rows, (long long)id_cap);
+        goto fail;
+    }
+    if (ds->is_book && max_item >= id_cap) {
+        collm_error(COLLM_ERR_FORMAT,
+                    "%s: item id %d is far beyond the dataset's %lld rows (item ids must stay below %lld: remap them)",
+                    item_file, max_item, (long long)total_rows, (long long)id_cap);
+        goto fail;
     }
     if (ds->is_book && collm_rec_items_grow(ds->items, max_item + 1) != COLLM_OK) goto fail;
     ds->n_users = max_user + 1;
