@@ -7,6 +7,8 @@
 #include "collm/prepare.h"
 #include "test.h"
 
+#include <unistd.h>
+
 static char tmp[512];
 
 static const char *tpath(const char *name) {
@@ -134,6 +136,38 @@ static void test_ml1m(void) {
               collm_last_error());
     CHECK(collm_rec_prepare_ml1m(tpath("nonexistent.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
     CHECK(strstr(collm_last_error(), "nonexistent.dat") != NULL);
+
+    // Issue 8: a 19-digit id overflowed the integer parser (UB; UBSan aborts
+    // here without the fix): an error naming the line instead.
+    put("ratings_19.dat", "20::3::5::991353600\n9999999999999999999::1::4::991353700\n");
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_19.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "ratings_19.dat:2:"), "%s", collm_last_error());
+    put("ratings_19b.dat", "20::3::5::9223372036854775808\n"); // INT64_MAX + 1
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_19b.dat"), tpath("movies_utf8.dat"), out2, 1) != COLLM_OK);
+    CHECK_MSG(strstr(collm_last_error(), "ratings_19b.dat:1:"), "%s", collm_last_error());
+    // Issue 8: the user table was indexed by the raw UserID (2000000000: an
+    // 8 GB table walked end to end); users are numbered from the sorted rows.
+    put("ratings_bigu.dat", "2000000000::3::5::991353600\n2000000000::1::2::991353700\n2000000000::2::4::1017619200\n"
+                            "7::2::4::991353599\n7::3::1::1030838400\n7::1::4::1030838400\n"
+                            "2000000000::1::5::1017619300\n");
+    const char *out3 = tpath("ml1m_bigu");
+    CHECK_MSG(collm_rec_prepare_ml1m(tpath("ratings_bigu.dat"), tpath("movies_utf8.dat"), out3, 2023) == COLLM_OK, "%s",
+              collm_last_error());
+    snprintf(e, sizeof e, "%s2\t2\t1\t991353600\t0\t1\n2\t1\t0\t991353700\t0,2\t1\n", H);
+    check_file(out3, "train.tsv", e);
+    // Issue 8: item_map.tsv was written in place with fopen (a symlink there
+    // was followed, a failed write left a torn file): now atomic like the rest.
+    char victim[600], link_path[600];
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmp);
+    snprintf(link_path, sizeof link_path, "%s/item_map.tsv", out3);
+    put("victim.txt", "keep me\n");
+    unlink(link_path);
+    CHECK(symlink(victim, link_path) == 0);
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_bigu.dat"), tpath("movies_utf8.dat"), out3, 2023) == COLLM_OK);
+    char *kept = slurp(tmp, "victim.txt");
+    CHECK_MSG(kept && strcmp(kept, "keep me\n") == 0, "item_map.tsv was written through a symlink: %s", kept);
+    free(kept);
+    check_file(out3, "item_map.tsv", "iid\tmovie_id\tgenres\n1\t1\tAnimation|Comedy\n2\t3\tDocumentary\n3\t2\tDrama\n");
 }
 
 static void test_amazon(void) {

@@ -61,7 +61,9 @@ static int parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *o
     int64_t v = 0;
     for (; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
+        int d = s[i] - '0';
+        if (v > (INT64_MAX - d) / 10) return -1; // 19 digits can exceed int64: no overflow
+        v = v * 10 + d;
     }
     if (neg) v = -v;
     if (v < lo || v > hi) return -1;
@@ -129,6 +131,48 @@ static int write_items(const char *dir, char **title, char **author, int32_t n) 
     return collm_rec_items_write(path, &it);
 }
 
+// item_map.tsv (final id -> raw id): written atomically like every other
+// file (temp file, fsync, rename), every write checked.
+static int write_item_map(const char *dir, collm_write_fn fn, void *ctx) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/item_map.tsv", dir);
+    int rc = collm_write_atomic(path, fn, ctx);
+    return rc == COLLM_OK || strstr(collm_last_error(), path) ? rc : collm_error_prefix(rc, "%s", path);
+}
+
+static int put_ok(int ok) { return ok ? COLLM_OK : collm_error(COLLM_ERR_IO, "write failed"); }
+
+typedef struct {
+    int32_t n;
+    const int32_t *movie_of_item;
+    char *const *genres; // by movie id
+} item_map_ml1m;
+
+static int write_item_map_ml1m(FILE *f, void *ctx) {
+    const item_map_ml1m *m = ctx;
+    int rc = put_ok(fputs("iid\tmovie_id\tgenres\n", f) >= 0);
+    for (int32_t i = 1; !rc && i <= m->n; i++)
+        if (!(rc = put_ok(fprintf(f, "%d\t%d\t", i, m->movie_of_item[i]) > 0)) &&
+            !(rc = collm_rec_write_escaped(f, m->genres[m->movie_of_item[i]])))
+            rc = put_ok(fputc('\n', f) != EOF);
+    return rc;
+}
+
+typedef struct {
+    int32_t n;
+    const int32_t *meta_of_item;
+    char *const *asin; // by meta row
+} item_map_amazon;
+
+static int write_item_map_amazon(FILE *f, void *ctx) {
+    const item_map_amazon *m = ctx;
+    int rc = put_ok(fputs("iid\tasin\n", f) >= 0);
+    for (int32_t i = 1; !rc && i <= m->n; i++)
+        if (!(rc = put_ok(fprintf(f, "%d\t", i) > 0)) && !(rc = collm_rec_write_escaped(f, m->asin[m->meta_of_item[i]])))
+            rc = put_ok(fputc('\n', f) != EOF);
+    return rc;
+}
+
 // ---------------------------------------------------------------- ML-1M
 
 int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed) {
@@ -137,7 +181,7 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
     char **movie_title = NULL, **movie_genres = NULL, **title = NULL;
     raw_event *ev = NULL;
     collm_rec_event *out = NULL;
-    int32_t *item_of_movie = NULL, *movie_of_item = NULL, *user_map = NULL;
+    int32_t *item_of_movie = NULL, *movie_of_item = NULL;
     size_t n_ev = 0, cap_ev = 0;
     enum { MAX_MOVIE = 1 << 20 };
     if ((rc = lr_open(&mr, movies_path)) || (rc = lr_open(&rr, ratings_path))) goto fail;
@@ -176,7 +220,7 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
     // ratings.dat: UserID::MovieID::Rating::Timestamp. Inner join with movies;
     // month window t = (year-2000)*12 + month - 4: train 14..23, valid
     // 24..28, test 29..33, everything else dropped.
-    int64_t max_user = 0, n_split[3] = {0}, ts_min = INT64_MAX, ts_max = INT64_MIN;
+    int64_t n_split[3] = {0}, ts_min = INT64_MAX, ts_max = INT64_MIN;
     while (lr_next(&rr, &s, &len)) {
         char *f[4];
         size_t fl[4];
@@ -207,7 +251,6 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
         n_split[split]++;
         raw_event e = {u, m, ts, (int64_t)n_ev, (int32_t)r, split};
         VEC_PUSH(ev, n_ev, cap_ev, e, fail);
-        if (u > max_user) max_user = u;
     }
     // A window without ratings would give an empty split: say which and why.
     for (int k = 0; k < 3; k++)
@@ -231,26 +274,24 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
         }
     // Sort by (user, timestamp); ties by raw MovieID (the documented rule).
     qsort(ev, n_ev, sizeof *ev, cmp_raw);
-    // Users: 1..N in ascending raw id. Items: 1..M by first appearance.
-    user_map = collm_calloc((size_t)max_user + 1, sizeof *user_map);
+    // Users: 1..N in ascending raw id (the events are sorted by it, so no
+    // table indexed by raw id: those go up to 2^31). Items: 1..M by first appearance.
     item_of_movie = collm_calloc(MAX_MOVIE, sizeof *item_of_movie);
     movie_of_item = collm_calloc(n_ev + 1, sizeof *movie_of_item);
     out = collm_malloc((n_ev + 1) * sizeof *out);
-    if (!user_map || !item_of_movie || !movie_of_item || !out) {
+    if (!item_of_movie || !movie_of_item || !out) {
         rc = COLLM_ERR_NOMEM;
         goto fail;
     }
-    for (size_t k = 0; k < n_ev; k++) user_map[ev[k].user_key] = 1;
     int32_t nu = 0, ni = 0;
-    for (int64_t u = 1; u <= max_user; u++)
-        if (user_map[u]) user_map[u] = ++nu;
     for (size_t k = 0; k < n_ev; k++) {
+        if (k == 0 || ev[k].user_key != ev[k - 1].user_key) nu++;
         int64_t m = ev[k].item_key;
         if (!item_of_movie[m]) {
             item_of_movie[m] = ++ni;
             movie_of_item[ni] = (int32_t)m;
         }
-        out[k].user = user_map[ev[k].user_key];
+        out[k].user = nu;
         out[k].item = item_of_movie[m];
         out[k].timestamp = ev[k].timestamp;
         out[k].label = (int8_t)(ev[k].rating >= 4);
@@ -263,23 +304,8 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
     }
     for (int32_t i = 1; i <= ni; i++) title[i] = movie_title[movie_of_item[i]];
     if ((rc = write_items(out_dir, title, NULL, ni + 1))) goto fail;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/item_map.tsv", out_dir);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        rc = collm_error(COLLM_ERR_IO, "%s: cannot create", path);
-        goto fail;
-    }
-    fputs("iid\tmovie_id\tgenres\n", f);
-    for (int32_t i = 1; i <= ni; i++) {
-        fprintf(f, "%d\t%d\t", i, movie_of_item[i]);
-        collm_rec_write_escaped(f, movie_genres[movie_of_item[i]]);
-        fputc('\n', f);
-    }
-    if (fclose(f) != 0) {
-        rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
-        goto fail;
-    }
+    item_map_ml1m im = {ni, movie_of_item, movie_genres};
+    if ((rc = write_item_map(out_dir, write_item_map_ml1m, &im))) goto fail;
     rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.5, seed);
 fail:
     if (movie_title)
@@ -293,7 +319,6 @@ fail:
     free(out);
     free(item_of_movie);
     free(movie_of_item);
-    free(user_map);
     free(mr.data);
     free(rr.data);
     return rc;
@@ -488,23 +513,8 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
     }
     for (int32_t i = 1; i <= ni; i++) title[i] = meta_title[meta_of_item[i]];
     if ((rc = write_items(out_dir, title, NULL, ni + 1))) goto fail;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/item_map.tsv", out_dir);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        rc = collm_error(COLLM_ERR_IO, "%s: cannot create", path);
-        goto fail;
-    }
-    fputs("iid\tasin\n", f);
-    for (int32_t i = 1; i <= ni; i++) {
-        fprintf(f, "%d\t", i);
-        collm_rec_write_escaped(f, meta_asin[meta_of_item[i]]);
-        fputc('\n', f);
-    }
-    if (fclose(f) != 0) {
-        rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
-        goto fail;
-    }
+    item_map_amazon im = {ni, meta_of_item, meta_asin};
+    if ((rc = write_item_map(out_dir, write_item_map_amazon, &im))) goto fail;
     rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed);
 fail:
     for (size_t k = 0; k < n_meta; k++) free(meta_title[k]), free(meta_asin[k]);

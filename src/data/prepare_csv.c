@@ -622,26 +622,37 @@ static int assign_splits(csv_event *ev, int64_t n, const collm_rec_csv_options *
     return COLLM_OK;
 }
 
+typedef struct {
+    const char *header;
+    char **key;
+    const int32_t *raw_of;
+    int32_t n;
+    int utf8;
+} map_file;
+
+static int write_map_fn(FILE *f, void *ctx) {
+    const map_file *m = ctx;
+    int rc = fputs(m->header, f) < 0 ? collm_error(COLLM_ERR_IO, "write failed") : COLLM_OK;
+    for (int32_t i = 1; i <= m->n && rc == COLLM_OK; i++) {
+        const char *k = m->key[m->raw_of[i]];
+        char *u = collm_text_to_utf8(k, strlen(k), m->utf8);
+        if (!u) rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+        else if (fprintf(f, "%d\t", i) < 0) rc = collm_error(COLLM_ERR_IO, "write failed");
+        else if (!(rc = collm_rec_write_escaped(f, u)) && fputc('\n', f) == EOF) rc = collm_error(COLLM_ERR_IO, "write failed");
+        free(u);
+    }
+    return rc;
+}
+
+// item_map.tsv / user_map.tsv: atomic like every other output (temp file,
+// fsync, rename), every write checked.
 static int write_map(const char *dir, const char *name, const char *header, char **key, const int32_t *raw_of,
                      int32_t n, int utf8) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot create", path);
-    int rc = fputs(header, f) < 0 ? COLLM_ERR_IO : COLLM_OK;
-    for (int32_t i = 1; i <= n && rc == COLLM_OK; i++) {
-        const char *k = key[raw_of[i]];
-        char *u = collm_text_to_utf8(k, strlen(k), utf8);
-        if (!u) rc = COLLM_ERR_NOMEM;
-        else {
-            fprintf(f, "%d\t", i);
-            rc = collm_rec_write_escaped(f, u);
-            fputc('\n', f);
-            free(u);
-        }
-    }
-    if (fclose(f) != 0 && rc == COLLM_OK) rc = collm_error(COLLM_ERR_IO, "%s: write failed", path);
-    return rc;
+    map_file m = {header, key, raw_of, n, utf8};
+    int rc = collm_write_atomic(path, write_map_fn, &m);
+    return rc == COLLM_OK || strstr(collm_last_error(), path) ? rc : collm_error_prefix(rc, "%s", path);
 }
 
 int collm_rec_prepare_csv(const char *inter_path, const char *items_path, const char *out_dir,
