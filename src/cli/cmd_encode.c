@@ -96,7 +96,8 @@ int cmd_encode(int argc, char **argv) {
     const char *eval_name = cli_get(opts, "--eval-split") ? cli_get(opts, "--eval-split") : "valid_small";
     int64_t rows, eval_rows;
     if (cli_require(opts, "--base", &base) || cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out) ||
-        cli_get_int(opts, "--rows", 0, &rows) || cli_get_int(opts, "--eval-rows", 0, &eval_rows))
+        cli_get_int_range(opts, "--rows", 0, 0, INT32_MAX, &rows) ||
+        cli_get_int_range(opts, "--eval-rows", 0, 0, INT32_MAX, &eval_rows))
         return 1;
     if (rows < 0 || eval_rows < 0) {
         fprintf(stderr, "collm encode: --rows and --eval-rows must be >= 0\n");

@@ -26,7 +26,7 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt, *data, *split_name;
     int64_t batch;
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--data", &data) ||
-        cli_require(opts, "--split", &split_name) || cli_get_int(opts, "--batch", 32, &batch))
+        cli_require(opts, "--split", &split_name) || cli_get_int_range(opts, "--batch", 32, 1, 1 << 16, &batch))
         return 1;
     if (batch < 1) {
         fprintf(stderr, "collm eval: --batch must be positive\n");

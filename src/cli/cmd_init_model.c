@@ -71,7 +71,7 @@ int cmd_init_model(int argc, char **argv) {
         return 1;
     if (positive(opts, "--n-head-kv", hp.n_head, &hp.n_head_kv)) return 1;
     int64_t seed;
-    if (cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) != 0) return 1;
+    if (cli_get_int_range(opts, "--seed", CLI_DEFAULT_SEED, 0, INT64_MAX, &seed) != 0) return 1;
     const char *type_name = cli_get(opts, "--type");
     int type = COLLM_GGML_TYPE_F32;
     if (type_name && strcmp(type_name, "f16") == 0) type = COLLM_GGML_TYPE_F16;

@@ -164,8 +164,9 @@ int cmd_prepare(int argc, char **argv) {
     const char *source, *out, *a, *b;
     int64_t seed, min_count, k;
     if (cli_require(opts, "--source", &source) || cli_require(opts, "--out", &out) ||
-        cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) || cli_get_int(opts, "--min-count", 20, &min_count) ||
-        cli_get_int(opts, "--targets-per-user", 5, &k))
+        cli_get_int_range(opts, "--seed", CLI_DEFAULT_SEED, 0, INT64_MAX, &seed) ||
+        cli_get_int_range(opts, "--min-count", 20, 0, 1000000, &min_count) ||
+        cli_get_int_range(opts, "--targets-per-user", 5, 1, 1000000, &k))
         return 1;
     int json = cli_has(opts, "--json");
     if (strcmp(source, "csv") == 0) return prepare_csv(opts, out, seed, json);

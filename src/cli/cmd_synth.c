@@ -35,7 +35,7 @@ int cmd_synth(int argc, char **argv) {
     int64_t users, items, seed, dim, mn, mx;
     double scale, bias;
     if (cli_require(opts, "--out", &out) || cli_get_int(opts, "--users", o.n_users, &users) ||
-        cli_get_int(opts, "--items", o.n_items, &items) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed) ||
+        cli_get_int(opts, "--items", o.n_items, &items) || cli_get_int_range(opts, "--seed", CLI_DEFAULT_SEED, 0, INT64_MAX, &seed) ||
         cli_get_int(opts, "--dim", o.dim, &dim) || cli_get_int(opts, "--min-per-user", o.min_per_user, &mn) ||
         cli_get_int(opts, "--max-per-user", o.max_per_user, &mx) || cli_get_float(opts, "--scale", o.scale, &scale) ||
         cli_get_float(opts, "--bias", o.bias, &bias) || cli_get_float(opts, "--new-items", 0, &o.new_item_frac) ||

@@ -47,6 +47,8 @@ done
 bad_opt "train-cf --lr inf" "--lr" "$BIN" train-cf --data "$T/data" --out "$T/never.gguf" --lr inf
 bad_opt "train-cf --threads 0" "--threads" "$BIN" train-cf --data "$T/data" --out "$T/never.gguf" --threads 0
 bad_opt "synth --scale nan" "--scale" "$BIN" synth --out "$T/never.gguf" --scale nan
+bad_opt "prepare --seed -1" "--seed" "$BIN" prepare --source ml-1m --ratings x --movies y --out "$T/never.gguf" --seed -1
+bad_opt "eval --batch 0" "--batch" "$BIN" eval --ckpt "$T/none.gguf" --data "$T/data" --split valid --batch 0
 expect_error "info --threads abc" "--threads" "$BIN" info "$T/base.gguf" --threads abc
 expect_error "tokenize --threads -1" "--threads" "$BIN" tokenize --model "$T/base.gguf" --text hi --threads -1
 expect_error "eval-cf --threads 0" "--threads" "$BIN" eval-cf --cf "$T/none.gguf" --data "$T/data" --threads 0
