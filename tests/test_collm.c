@@ -475,7 +475,35 @@ static void test_bad_input(void) {
     collm_rec_dataset_free(ds);
 }
 
+// collm_fit_score_weight on hand-made scores: AUCs worked out by hand.
+static void test_fit_score_weight(void) {
+    int32_t user[6] = {1, 1, 1, 2, 2, 2};
+    int8_t label[6] = {1, 0, 1, 0, 1, 0};
+    collm_rec_split split = {0};
+    split.n = 6;
+    split.user = user;
+    split.label = label;
+    // the LLM orders every pair wrongly, the CF rightly: a large w wins
+    float llm[6] = {0, 1, 0, 1, 0, 1}, cf[6] = {1, 0, 1, 0, 1, 0};
+    const float grid[] = {0, 0.5f, 2, 8};
+    float w = -1;
+    double auc = -1;
+    CHECK(collm_fit_score_weight(llm, cf, &split, grid, 4, &w, &auc) == COLLM_OK);
+    CHECK(w == 2 && auc == 1.0); // positives score w, negatives 1: w = 0.5 gives AUC 0, w = 2 and 8 give 1
+    // the LLM is right and the CF is noise: w = 0 (ties keep the smaller w)
+    float llm2[6] = {3, 0, 3, 0, 3, 0}, cf2[6] = {0, 1, 0, 1, 0, 1};
+    CHECK(collm_fit_score_weight(llm2, cf2, &split, grid, 4, &w, &auc) == COLLM_OK);
+    CHECK(w == 0 && auc == 1.0);
+    // equal AUC everywhere (cf constant): the smallest w
+    float cf3[6] = {1, 1, 1, 1, 1, 1};
+    CHECK(collm_fit_score_weight(llm2, cf3, &split, grid, 4, &w, &auc) == COLLM_OK && w == 0);
+    const float bad[] = {-1};
+    CHECK(collm_fit_score_weight(llm, cf, &split, bad, 1, &w, &auc) == COLLM_ERR_ARG);
+    CHECK(collm_fit_score_weight(llm, cf, &split, grid, 0, &w, &auc) == COLLM_ERR_ARG);
+}
+
 int main(void) {
+    test_fit_score_weight();
     snprintf(dir, sizeof dir, "%s/collm", test_tmp_dir());
     snprintf(data_dir, sizeof data_dir, "%s/data", dir);
     snprintf(base_path, sizeof base_path, "%s/base.gguf", dir);

@@ -180,6 +180,31 @@ COLLM_API void collm_rerank_weights(const collm_model *m, float *lambda, float *
 // everything else unchanged).
 COLLM_API int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity);
 
+// --- score fusion (pointwise scores: eval, AUC) --------------------------
+// A checkpoint may carry a weight w that adds the collaborative model's own
+// score to the LLM's:  score = logit("Yes") + w · <cf_user, cf_item>.
+// The collaborative score is the inner product of the checkpoint's CF
+// tables (for mfbias that is <p_u, q_i> + b_u + b_i; a user or item beyond
+// the tables counts 0, as a cold one). w is fitted on valid_small by
+// `collm fit-score` (collm_fit_score_weight); without it, scores are the LLM's.
+#define COLLM_SCORE_CF_WEIGHT_KEY "collm.score.cf_weight"
+#define COLLM_SCORE_CF_WEIGHT_MAX 100.0f
+
+// The checkpoint's w (0 when it has none); *stored (may be NULL) says whether it had one.
+COLLM_API float collm_score_cf_weight(const collm_model *m, int *stored);
+// Writes w (0 <= w <= COLLM_SCORE_CF_WEIGHT_MAX) into the checkpoint file
+// (rewritten atomically, everything else unchanged).
+COLLM_API int collm_checkpoint_set_score_cf_weight(const char *ckpt_path, float w);
+// The two parts of every row's score: llm (split->n) the raw "Yes" logits,
+// cf (split->n, may be NULL) the collaborative scores (COLLM_ERR_ARG for cf
+// when the model holds no CF tables). collm_score_split = llm + w · cf.
+COLLM_API int collm_score_split_parts(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch,
+                                      float *llm, float *cf, double *prompts_per_second);
+// The w in grid (n_grid values, >= 0) that maximises the AUC of llm + w · cf
+// over the split's labels (ties: the smaller w); *auc_out (may be NULL) its AUC.
+COLLM_API int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_split *split, const float *grid,
+                                     int n_grid, float *w_out, double *auc_out);
+
 // The collaborative item table stored in a checkpoint (cf.item_embd), as a
 // malloc'd (n_items, d) row-major array the caller frees: what a retrieval
 // index is built from. COLLM_OK or an error naming the file.

@@ -16,6 +16,7 @@ int cmd_recommend(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_eval_topk(int argc, char **argv);
 int cmd_fit_fusion(int argc, char **argv);
+int cmd_fit_score(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_encode(int argc, char **argv);

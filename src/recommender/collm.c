@@ -433,6 +433,17 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
             m->has_rerank = 1;
         }
     }
+    if (collm_gguf_find_key(f, COLLM_SCORE_CF_WEIGHT_KEY) >= 0) {
+        float w;
+        if ((rc = collm_gguf_get_f32(f, COLLM_SCORE_CF_WEIGHT_KEY, &w))) goto fail;
+        if (!(w >= 0 && w <= COLLM_SCORE_CF_WEIGHT_MAX) || (w > 0 && !m->cf_users)) {
+            collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g] or the checkpoint has no CF tables", ckpt_path,
+                        COLLM_SCORE_CF_WEIGHT_KEY, w, COLLM_SCORE_CF_WEIGHT_MAX);
+            goto fail;
+        }
+        m->score_cf_weight = w;
+        m->has_score_cf_weight = 1;
+    }
     collm_gguf_close(f);
     return m;
 fail:
@@ -717,19 +728,71 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     return rc;
 }
 
-int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
-                      double *prompts_per_second) {
+// <cf_user[u], cf_item[i]> of every row (split->n); ids beyond the tables give 0.
+static int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
+    if (!m->cf_users) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative tables to score with");
+    const int d = m->cf_dim;
+    for (int64_t r = 0; r < split->n; r++) {
+        const int32_t u = split->user[r], i = split->item[r];
+        cf[r] = u >= 0 && u < m->n_cf_users && i >= 0 && i < m->n_cf_items
+                    ? collm_ops_dot(m->cf_users + (int64_t)u * d, m->cf_items + (int64_t)i * d, d)
+                    : 0.0f;
+    }
+    return COLLM_OK;
+}
+
+int collm_score_split_parts(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *llm,
+                            float *cf, double *prompts_per_second) {
+    if (!m || !ds || !split || !llm) return collm_error(COLLM_ERR_ARG, "collm_score_split_parts: NULL argument");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     collm_encoded *enc;
-    int rc = collm_encode_split(m, ds, split, &enc);
-    if (rc) return rc;
-    rc = collm_score_encoded(m, enc, split->n, batch, scores);
+    int rc = cf ? collm_cf_scores(m, split, cf) : COLLM_OK;
+    if (rc || (rc = collm_encode_split(m, ds, split, &enc))) return rc;
+    rc = collm_score_encoded(m, enc, split->n, batch, llm);
     collm_encoded_array_free(enc, split->n);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (prompts_per_second) *prompts_per_second = secs > 0 ? (double)split->n / secs : 0;
     return rc;
+}
+
+int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
+                      double *prompts_per_second) {
+    const float w = m && m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
+    float *cf = w > 0 && split ? collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *cf) : NULL;
+    if (w > 0 && !cf) return COLLM_ERR_NOMEM;
+    int rc = collm_score_split_parts(m, ds, split, batch, scores, cf, prompts_per_second);
+    for (int64_t r = 0; rc == COLLM_OK && cf && r < split->n; r++) scores[r] += w * cf[r];
+    free(cf);
+    return rc;
+}
+
+int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_split *split, const float *grid, int n_grid,
+                           float *w_out, double *auc_out) {
+    if (!llm || !cf || !split || !grid || n_grid < 1 || !w_out)
+        return collm_error(COLLM_ERR_ARG, "collm_fit_score_weight: NULL argument or empty grid");
+    float *s = collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *s);
+    if (!s) return COLLM_ERR_NOMEM;
+    double best = -1;
+    float best_w = 0;
+    for (int g = 0; g < n_grid; g++) {
+        if (!(grid[g] >= 0 && grid[g] <= COLLM_SCORE_CF_WEIGHT_MAX)) {
+            free(s);
+            return collm_error(COLLM_ERR_ARG, "score weight grid value %g is outside [0, %g]", grid[g], COLLM_SCORE_CF_WEIGHT_MAX);
+        }
+        for (int64_t r = 0; r < split->n; r++) s[r] = llm[r] + grid[g] * cf[r];
+        double auc = collm_metrics_auc(s, split->label, split->n);
+        if (auc > best || (auc == best && grid[g] < best_w)) {
+            best = auc;
+            best_w = grid[g];
+        }
+    }
+    free(s);
+    if (!(best >= 0)) return collm_error(COLLM_ERR_ARG, "the split's AUC is undefined (one class only?)");
+    *w_out = best_w;
+    if (auc_out) *auc_out = best;
+    return COLLM_OK;
 }
 
 // ---------------------------------------------------------------------------
@@ -746,7 +809,8 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w) {
         (rc = collm_gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.seed", m->seed)) ||
         (m->has_rerank && ((rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, m->rerank_lambda)) ||
-                           (rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, m->rerank_pop)))))
+                           (rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, m->rerank_pop)))) ||
+        (m->has_score_cf_weight && (rc = collm_gguf_writer_set_f32(w, COLLM_SCORE_CF_WEIGHT_KEY, m->score_cf_weight))))
         return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)
@@ -859,12 +923,9 @@ void collm_rerank_weights(const collm_model *m, float *lambda, float *popularity
     if (popularity) *popularity = have ? m->rerank_pop : COLLM_RERANK_POPULARITY_DEFAULT;
 }
 
-// Rewrites the file with every key and tensor as they are, plus the keys
-// (replaced when present); the tensors' bytes are copied unchanged.
-int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity) {
-    if (!(lambda >= 0 && lambda <= COLLM_RERANK_WEIGHT_MAX) || !(popularity >= 0 && popularity <= COLLM_RERANK_WEIGHT_MAX))
-        return collm_error(COLLM_ERR_ARG, "rerank weights %g, %g: each must be in [0, %g]", lambda, popularity,
-                           COLLM_RERANK_WEIGHT_MAX);
+// Rewrites the checkpoint with every key and tensor as they are, plus the n
+// f32 keys (replaced when present); the tensors' bytes are copied unchanged.
+static int checkpoint_set_f32(const char *ckpt_path, const char *const *keys, const float *values, int n) {
     collm_gguf_file *f = collm_gguf_open(ckpt_path);
     if (!f) return COLLM_ERR;
     int rc = COLLM_OK;
@@ -872,12 +933,11 @@ int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popul
     collm_gguf_writer *w = rc == COLLM_OK ? collm_gguf_writer_create() : NULL;
     if (rc == COLLM_OK && !w) rc = COLLM_ERR_NOMEM;
     for (int64_t i = 0; rc == COLLM_OK && i < collm_gguf_n_kv(f); i++) {
-        const char *key = collm_gguf_key(f, i);
-        if (strcmp(key, COLLM_RERANK_LAMBDA_KEY) != 0 && strcmp(key, COLLM_RERANK_POPULARITY_KEY) != 0)
-            rc = collm_gguf_writer_copy_kv(w, f, i);
+        int replaced = 0;
+        for (int k = 0; k < n; k++) replaced |= strcmp(collm_gguf_key(f, i), keys[k]) == 0;
+        if (!replaced) rc = collm_gguf_writer_copy_kv(w, f, i);
     }
-    if (rc == COLLM_OK) rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, lambda);
-    if (rc == COLLM_OK) rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, popularity);
+    for (int k = 0; k < n && rc == COLLM_OK; k++) rc = collm_gguf_writer_set_f32(w, keys[k], values[k]);
     for (int64_t i = 0; rc == COLLM_OK && i < collm_gguf_n_tensors(f); i++) {
         const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
         rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
@@ -886,4 +946,30 @@ int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popul
     collm_gguf_writer_free(w);
     collm_gguf_close(f);
     return rc;
+}
+
+int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity) {
+    if (!(lambda >= 0 && lambda <= COLLM_RERANK_WEIGHT_MAX) || !(popularity >= 0 && popularity <= COLLM_RERANK_WEIGHT_MAX))
+        return collm_error(COLLM_ERR_ARG, "rerank weights %g, %g: each must be in [0, %g]", lambda, popularity,
+                           COLLM_RERANK_WEIGHT_MAX);
+    const char *keys[2] = {COLLM_RERANK_LAMBDA_KEY, COLLM_RERANK_POPULARITY_KEY};
+    const float values[2] = {lambda, popularity};
+    return checkpoint_set_f32(ckpt_path, keys, values, 2);
+}
+
+float collm_score_cf_weight(const collm_model *m, int *stored) {
+    if (stored) *stored = m && m->has_score_cf_weight;
+    return m && m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
+}
+
+int collm_checkpoint_set_score_cf_weight(const char *ckpt_path, float w) {
+    if (!(w >= 0 && w <= COLLM_SCORE_CF_WEIGHT_MAX))
+        return collm_error(COLLM_ERR_ARG, "score weight %g is outside [0, %g]", w, COLLM_SCORE_CF_WEIGHT_MAX);
+    collm_gguf_file *f = collm_gguf_open(ckpt_path);
+    if (!f) return COLLM_ERR;
+    int has_cf = collm_gguf_find_tensor(f, "cf.user_embd") != NULL;
+    collm_gguf_close(f);
+    if (w > 0 && !has_cf) return collm_error(COLLM_ERR_ARG, "%s: no collaborative tables to fuse with", ckpt_path);
+    const char *key = COLLM_SCORE_CF_WEIGHT_KEY;
+    return checkpoint_set_f32(ckpt_path, &key, &w, 1);
 }

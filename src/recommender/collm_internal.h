@@ -34,6 +34,8 @@ struct collm_model {
     uint64_t seed;
     float rerank_lambda, rerank_pop; // collm.rerank.* (valid when has_rerank)
     int has_rerank;
+    float score_cf_weight;  // collm.score.cf_weight (valid when has_score_cf_weight)
+    int has_score_cf_weight;
     collm_pool *pool;
     collm_llm_trainer *scorer;    // forward-only trainer used for scoring
     int scorer_rows, scorer_len;

@@ -1,0 +1,119 @@
+// collm fit-score: fits the weight w of the pointwise score
+//   score = logit("Yes") + w · <cf_user, cf_item>
+// on a split (valid_small by default: never the test split) by AUC, prints
+// the grid, and stores w in the checkpoint (collm.score.cf_weight), so that
+// eval, recommend's scores and serve use it without flags.
+//
+//   collm fit-score --ckpt C.gguf --data DIR [--split valid_small] [--dry-run] [--json]
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "collm/collm.h"
+#include "collm/error.h"
+#include "collm/metrics.h"
+#include "commands.h"
+
+int cmd_fit_score(int argc, char **argv) {
+    cli_option opts[] = {
+        {"--ckpt", "FILE", "CoLLM checkpoint with CF tables (stage 2); receives collm.score.cf_weight", NULL},
+        {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
+        {"--data", "DIR", "dataset directory", NULL},
+        {"--split", "NAME|FILE", "split to fit on (default valid_small)", NULL},
+        {"--batch", "N", "prompts per batch (default 32)", NULL},
+        {"--dry-run", NULL, "print the grid and the chosen weight, leave the checkpoint as it is", NULL},
+        {"--json", NULL, "print one JSON object instead of a table", NULL},
+        CLI_COMMON_OPTIONS,
+        {NULL, NULL, NULL, NULL},
+    };
+    int p = cli_parse(argc, argv, opts,
+                      "usage: collm fit-score --ckpt C.gguf --data DIR [--split valid_small] [--dry-run] [--json]");
+    if (p) return p > 0 ? 0 : 1;
+    // 0 = the LLM alone; large w = the CF order (the LLM breaks its ties)
+    static const float grid[] = {0,    0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.7f, 1,  1.5f, 2,
+                                 3,    4,     6,    8,    12,   16,   24,   32, 64,   COLLM_SCORE_CF_WEIGHT_MAX};
+    enum { N_GRID = sizeof grid / sizeof grid[0] };
+    const char *ckpt, *data, *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid_small";
+    int64_t batch;
+    if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--data", &data) || cli_get_int(opts, "--batch", 32, &batch))
+        return 1;
+    if (batch < 1) {
+        fprintf(stderr, "collm fit-score: --batch must be positive\n");
+        return 1;
+    }
+    int threads = cli_threads(opts);
+    collm_blas_set_threads(threads);
+    collm_pool *pool = collm_pool_create(threads);
+    collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
+    collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
+    collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
+    const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
+    float *llm = m ? malloc(n * sizeof *llm) : NULL, *cf = m ? malloc(n * sizeof *cf) : NULL, *s = m ? malloc(n * sizeof *s) : NULL;
+    int status = 1;
+    float w = 0;
+    double best_auc = NAN;
+    if (m && (!llm || !cf || !s)) collm_error(COLLM_ERR_NOMEM, "out of memory");
+    if (!llm || !cf || !s || collm_score_split_parts(m, ds, split, (int)batch, llm, cf, NULL) != COLLM_OK ||
+        collm_fit_score_weight(llm, cf, split, grid, N_GRID, &w, &best_auc) != COLLM_OK) {
+        cli_fail("fit-score");
+        goto done;
+    }
+    // the grid, with UAUC beside AUC
+    double auc[N_GRID], uauc[N_GRID];
+    for (int g = 0; g < N_GRID; g++) {
+        for (int64_t r = 0; r < split->n; r++) s[r] = llm[r] + grid[g] * cf[r];
+        auc[g] = collm_metrics_auc(s, split->label, split->n);
+        uauc[g] = collm_metrics_uauc(split->user, s, split->label, split->n, NULL);
+    }
+    double cf_auc = collm_metrics_auc(cf, split->label, split->n), cf_uauc = collm_metrics_uauc(split->user, cf, split->label, split->n, NULL);
+    int dry = cli_has(opts, "--dry-run");
+    if (!dry && collm_checkpoint_set_score_cf_weight(ckpt, w) != COLLM_OK) {
+        cli_fail("fit-score");
+        goto done;
+    }
+    if (cli_has(opts, "--json")) {
+        cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        cJSON_AddStringToObject(o, "split", split->path ? split->path : split_name);
+        cJSON_AddNumberToObject(o, "cf_weight", w);
+        cJSON_AddNumberToObject(o, "auc", best_auc);
+        cJSON_AddNumberToObject(o, "llm_auc", auc[0]);
+        cJSON_AddNumberToObject(o, "llm_uauc", uauc[0]);
+        cJSON_AddNumberToObject(o, "cf_auc", cf_auc);
+        cJSON_AddNumberToObject(o, "cf_uauc", cf_uauc);
+        cJSON_AddBoolToObject(o, "stored", !dry);
+        for (int g = 0; g < N_GRID; g++) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddNumberToObject(row, "w", grid[g]);
+            cJSON_AddNumberToObject(row, "auc", auc[g]);
+            cJSON_AddNumberToObject(row, "uauc", uauc[g]);
+            cJSON_AddItemToArray(rows, row);
+        }
+        cJSON_AddItemToObject(o, "grid", rows);
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("fit-score %s on %s (%lld rows): score = llm + w * cf, maximising AUC\n", ckpt,
+               split->path ? split->path : split_name, (long long)split->n);
+        printf("  %8s  %7s  %7s\n", "w", "AUC", "UAUC");
+        for (int g = 0; g < N_GRID; g++)
+            printf("  %8g  %.4f  %.4f%s\n", grid[g], auc[g], uauc[g], grid[g] == w ? "  *" : "");
+        printf("  CF alone: AUC %.4f UAUC %.4f\n", cf_auc, cf_uauc);
+        printf("w = %g%s\n", w, dry ? " (dry run: checkpoint unchanged)" : ", stored in the checkpoint");
+    }
+    status = 0;
+done:
+    free(llm);
+    free(cf);
+    free(s);
+    collm_model_free(m);
+    collm_rec_split_free(split);
+    collm_rec_dataset_free(ds);
+    collm_pool_free(pool);
+    return status;
+}
