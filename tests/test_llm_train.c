@@ -8,6 +8,8 @@
 //    (NEOX RoPE, biases, tied head);
 //  - with frozen weights (stage 2) the backward from each prompt's first slot
 //    on gives the slot gradients of the full backward;
+//  - prompts that start alike share their leading rows: same scores and
+//    gradients as without sharing;
 //  - a tiny model whose loss must fall when trained.
 #include "collm/error.h"
 #include "llm/lora_internal.h"
@@ -327,6 +329,136 @@ static void test_frozen_slot_gradients(collm_llm_arch arch) {
     collm_llm_model_free(m);
 }
 
+// Prompts that start alike: the shared leading rows run once. Scores equal
+// those of the unshared trainer and of the inference engine; every gradient
+// (full fine-tuning, LoRA, frozen weights' slots) equals the unshared one.
+// Batches: 4 shared tokens (a prompt of 5 tokens shares all but its last),
+// and a slot at token 2 of one prompt cutting the share to 2.
+enum { SH_ROWS = 19 };
+static const int32_t sh_len[N_SEQ] = {6, 8, 5};
+static const int32_t sh_tokens[SH_ROWS] = {1, 5, 9, 4, 3, 7, /**/ 1, 5, 9, 4, 8, 2, 2, 6, /**/ 1, 5, 9, 4, 3};
+
+static double shared_loss(collm_llm_trainer *tr, const int32_t *slot_rows_, const float *values, const float *weights,
+                          float *scores) {
+    collm_llm_slot_rows slots = {2, slot_rows_, values};
+    if (collm_llm_trainer_forward(tr, sh_tokens, sh_len, N_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
+    double loss = 0;
+    for (int s = 0; s < N_SEQ; s++) loss += weights[s] * scores[s];
+    return loss;
+}
+
+// max |a - b| over n, relative to max |b|
+static double rel_diff(const float *a, const float *b, int64_t n) {
+    double worst = 0, scale = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(a[i] - b[i]));
+        scale = fmax(scale, fabs(b[i]));
+    }
+    return worst / scale;
+}
+
+static void test_shared_prefix(void) {
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_QWEN2); // biases, NEOX RoPE, GQA
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 12);
+    collm_rng rng;
+    collm_rng_seed(&rng, 13);
+    scale_up_weights(m, &rng);
+    int q = hp.n_head * 4, kv = hp.n_head_kv * 4;
+    int dims_in[COLLM_LORA_N_TARGETS] = {16, 16, 16, q, 16, 16, hp.n_ff};
+    int dims_out[COLLM_LORA_N_TARGETS] = {q, kv, kv, 16, hp.n_ff, hp.n_ff, 16};
+    collm_lora_adapter lora;
+    CHECK(collm_lora_init(&lora, hp.n_layer, dims_in, dims_out, 2, 4.0f, 0.0f, 0x7f, &rng) == COLLM_OK);
+    for (int i = 0; i < hp.n_layer * COLLM_LORA_N_TARGETS; i++)
+        for (int j = 0; j < lora.pairs[i].out * lora.pairs[i].rank; j++) lora.pairs[i].b[j] = (float)(0.3 * collm_rng_normal(&rng));
+    const int32_t layouts[2][2] = {{10, 18}, {12, 16}}; // slots: prompt 1 token 4 and prompt 2's last | prompt 1 token 6, prompt 2 token 2
+    const int expect_shared[2] = {4, 2};
+    float values[32], weights[N_SEQ] = {0.8f, -1.1f, 0.6f};
+    for (int i = 0; i < 32; i++) values[i] = (float)collm_rng_normal(&rng);
+    collm_pool *pool = collm_pool_create(3);
+    collm_llm_context *ctx = collm_llm_context_create(m, 16, 16, NULL);
+    for (int kind = 0; kind < 3; kind++) { // full fine-tuning, LoRA, frozen
+        for (int threaded = 0; threaded < 2; threaded++) {
+            collm_pool *p = threaded ? pool : NULL;
+            collm_llm_trainer *a = collm_llm_trainer_create(m, kind == 1 ? &lora : NULL, kind == 0, 32, 8, p);
+            collm_llm_trainer *b = collm_llm_trainer_create(m, kind == 1 ? &lora : NULL, kind == 0, 32, 8, p);
+            CHECK(a && b);
+            if (!a || !b) break;
+            collm_llm_trainer_set_prefix_sharing(b, 0);
+            for (int li = 0; li < 2; li++) {
+                float sa[N_SEQ], sb[N_SEQ], da[32] = {0}, db[32] = {0};
+                int64_t nl = kind == 1 ? collm_lora_n_params(&lora) : 0;
+                float *ga = NULL, *gb = NULL;
+                // b: unshared reference (LoRA gradients live in the adapter: copy them out between runs)
+                for (int i = 0; kind == 1 && i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+                    collm_lora_pair *pr = &lora.pairs[i];
+                    memset(pr->da, 0, (size_t)pr->rank * pr->in * sizeof(float));
+                    memset(pr->db, 0, (size_t)pr->out * pr->rank * sizeof(float));
+                }
+                CHECK(!isnan(shared_loss(b, layouts[li], values, weights, sb)));
+                CHECK(collm_llm_trainer_shared_rows(b) == 0);
+                CHECK(collm_llm_trainer_backward(b, weights, db) == COLLM_OK);
+                if (kind == 0) gb = collm_llm_trainer_model_grad(b);
+                float *lora_b = kind == 1 ? malloc(sizeof(float) * (size_t)(nl + 1)) : NULL;
+                for (int i = 0, o = 0; kind == 1 && i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+                    collm_lora_pair *pr = &lora.pairs[i];
+                    memcpy(lora_b + o, pr->da, (size_t)pr->rank * pr->in * sizeof(float)), o += pr->rank * pr->in;
+                    memcpy(lora_b + o, pr->db, (size_t)pr->out * pr->rank * sizeof(float)), o += pr->out * pr->rank;
+                    memset(pr->da, 0, (size_t)pr->rank * pr->in * sizeof(float));
+                    memset(pr->db, 0, (size_t)pr->out * pr->rank * sizeof(float));
+                }
+                CHECK(!isnan(shared_loss(a, layouts[li], values, weights, sa)));
+                CHECK_MSG(collm_llm_trainer_shared_rows(a) == expect_shared[li], "shared rows %d, expected %d",
+                          collm_llm_trainer_shared_rows(a), expect_shared[li]);
+                CHECK(collm_llm_trainer_backward(a, weights, da) == COLLM_OK);
+                if (kind == 0) ga = collm_llm_trainer_model_grad(a);
+                CHECK_MSG(rel_diff(sa, sb, N_SEQ) < 1e-6, "kind %d layout %d: scores shared vs not", kind, li);
+                CHECK_MSG(rel_diff(da, db, 32) < 1e-5, "kind %d layout %d pool %d: slot grads shared vs not %g", kind,
+                          li, threaded, rel_diff(da, db, 32));
+                if (kind == 0) {
+                    CHECK_MSG(rel_diff(ga, gb, m->n_params) < 1e-5, "layout %d pool %d: weight grads shared vs not %g",
+                              li, threaded, rel_diff(ga, gb, m->n_params));
+                    memset(ga, 0, (size_t)m->n_params * sizeof(float));
+                    memset(gb, 0, (size_t)m->n_params * sizeof(float));
+                }
+                if (kind == 1) {
+                    float *lora_a = malloc(sizeof(float) * (size_t)(nl + 1));
+                    for (int i = 0, o = 0; i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+                        collm_lora_pair *pr = &lora.pairs[i];
+                        memcpy(lora_a + o, pr->da, (size_t)pr->rank * pr->in * sizeof(float)), o += pr->rank * pr->in;
+                        memcpy(lora_a + o, pr->db, (size_t)pr->out * pr->rank * sizeof(float)), o += pr->out * pr->rank;
+                    }
+                    CHECK_MSG(rel_diff(lora_a, lora_b, nl) < 1e-5, "layout %d: LoRA grads shared vs not %g", li,
+                              rel_diff(lora_a, lora_b, nl));
+                    free(lora_a);
+                }
+                free(lora_b);
+                // the engine, prompt by prompt (full fine-tuning pass only: same weights every kind)
+                for (int s = 0, r0 = 0; kind == 0 && !threaded && ctx && s < N_SEQ; r0 += sh_len[s], s++) {
+                    int32_t rows[2], n = 0, last = sh_len[s] - 1, yes = 7;
+                    float vals[32], logit;
+                    for (int i = 0; i < 2; i++)
+                        if (layouts[li][i] >= r0 && layouts[li][i] < r0 + sh_len[s]) {
+                            rows[n] = layouts[li][i] - r0;
+                            memcpy(vals + n * 16, values + i * 16, sizeof(float) * 16);
+                            n++;
+                        }
+                    collm_llm_slot_rows own = {n, rows, vals};
+                    collm_llm_kv_truncate(ctx, 0);
+                    CHECK(collm_llm_forward(ctx, sh_tokens + r0, sh_len[s], &own, &last, 1, &yes, 1, &logit) == COLLM_OK);
+                    CHECK_MSG(fabs(logit - sa[s]) < 1e-4, "layout %d prompt %d: shared trainer %g vs engine %g", li, s,
+                              sa[s], logit);
+                }
+            }
+            collm_llm_trainer_free(a);
+            collm_llm_trainer_free(b);
+        }
+    }
+    collm_llm_context_free(ctx);
+    collm_pool_free(pool);
+    collm_lora_free(&lora);
+    collm_llm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
@@ -351,6 +483,7 @@ int main(void) {
     test_threads();
     test_frozen_slot_gradients(COLLM_LLM_ARCH_LLAMA);
     test_frozen_slot_gradients(COLLM_LLM_ARCH_QWEN2);
+    test_shared_prefix();
     test_bad_input();
     return test_report();
 }

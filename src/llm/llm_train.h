@@ -38,6 +38,13 @@ float *collm_llm_trainer_model_grad(collm_llm_trainer *tr);
 // The gradient slot for a weight pointer of the model (e.g. layers[l].wq).
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight);
 
+// The leading tokens every prompt of a batch shares (up to the first slot and
+// short of each prompt's last token) run once per forward, their gradients
+// summed over the prompts: exact, less work. On by default; off for tests
+// that compare the two. shared_rows: how many the last forward shared.
+void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on);
+int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr);
+
 // Forward over a packed batch. tokens (R) may hold anything at slot rows.
 // Writes scores (n_seq): the logit of vocabulary row yes_id at each prompt's
 // last row. dropout_rng: LoRA dropout draws (NULL = no dropout, inference).

@@ -43,13 +43,19 @@ struct collm_llm_trainer {
     int32_t *last_rows;  // (n_seq) packed row of each prompt's last token
     int32_t *last_pos;   // (n_seq) position of each prompt's last row
     int64_t *last_att;   // (n_seq + 1) offsets of the last layer's attention rows
-    // per-prompt bookkeeping of the current batch
-    int n_seq, n_rows;
+    // per-prompt bookkeeping of the current batch. Rows are laid out with
+    // the leading tokens every prompt shares (P of them, 0 when none) once,
+    // rows [0, P), then each prompt's own rows: prompt s's token t >= P is
+    // row row_start[s] + t - P. Its attention sees rows [0, P) and its own.
+    int n_seq, n_rows, n_shared;
+    int share_prefix;   // 1 (default): detect and share the common leading tokens
     int32_t *seq_len;   // (max_rows) copies
-    int64_t *row_start; // (max_rows + 1)
-    int64_t *att_start; // (max_rows + 1) offsets into att
+    int64_t *row_start; // (max_rows + 1) first own row of each prompt; [n_seq] = n_rows
+    int64_t *in_start;  // (max_rows + 1) each prompt's first row in the caller's packing
+    int64_t *att_start; // (max_rows + 1) offsets into att; [n_seq]: the shared rows' block
     int32_t *pos;       // (R) position of each row inside its prompt
     int32_t *tokens;    // (R)
+    int32_t *tokens_in; // (R) the caller's rows: token id, -1 at slot rows
     int32_t yes_id;
     float *last_norm;   // (n_seq, C) final RMSNorm output at last rows
     float *last_rstd;   // (n_seq)
@@ -65,10 +71,14 @@ struct collm_llm_trainer {
     float *d_x;              // (R, C) gradient of the residual stream
     collm_llm_block_grads g; // backward scratch
     float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows
+    float *kv_scratch;       // (threads, 4, max_seq_len, KV) shared + own keys/values (and their gradients) of one prompt
+    float *shared_dkv;       // (max_rows, 2, KV) each prompt's gradient at the shared keys/values, summed in order
     float *storage;
 };
 
 float *collm_llm_trainer_model_grad(collm_llm_trainer *tr) { return tr->model_grad; }
+void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on) { tr->share_prefix = on != 0; }
+int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr) { return tr->n_shared; }
 
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
     if (!tr->model_grad || !weight) return NULL;
@@ -131,6 +141,11 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->grads = collm_calloc((size_t)hp->n_layer, sizeof *tr->grads);
     tr->seq_len = collm_calloc((size_t)R, sizeof(int32_t));
     tr->row_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->in_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->kv_scratch = collm_malloc((size_t)threads * 4 * (size_t)max_seq_len * (size_t)KV * sizeof(float));
+    tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
+    tr->share_prefix = 1;
     tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->tokens = collm_calloc((size_t)R, sizeof(int32_t));
@@ -146,6 +161,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
                                    sizeof(float));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
+        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
         (full_finetune && !tr->model_grad)) {
         collm_llm_trainer_free(tr);
@@ -232,6 +248,10 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->grads);
     free(tr->seq_len);
     free(tr->row_start);
+    free(tr->in_start);
+    free(tr->tokens_in);
+    free(tr->kv_scratch);
+    free(tr->shared_dkv);
     free(tr->att_start);
     free(tr->pos);
     free(tr->tokens);
@@ -261,66 +281,124 @@ typedef struct {
     float *d_q, *d_k, *d_v;
 } attention_job;
 
-// Where prompt s's queries live and which keys they see: every row of the
-// prompt (causal, n_past 0), or only its last row (n_past = len - 1) when
-// the block runs its queries at the last rows.
-static void attention_geometry(const attention_job *job, int64_t s, int64_t *q_row, int *T, int *n_past,
-                               int64_t *att_offset) {
+// Task s < n_seq: prompt s's queries (every own row, causal after the P
+// shared rows; or only its last row when the block queries the last rows)
+// against the shared rows and its own. Task n_seq: the shared rows among
+// themselves (not in the last layer: no output row is shared).
+typedef struct {
+    int64_t q_row;  // first query row (in q / attn / d_q)
+    int T, n_past;  // queries, keys before the first query
+    int64_t att;    // offset of its probabilities
+    int64_t own;    // first own key row (keys: rows [0, P) then [own, own + len - P))
+    int len;        // keys: n_past + T
+} attention_geometry;
+
+static attention_geometry geometry(const attention_job *job, int64_t s) {
     const collm_llm_trainer *tr = job->tr;
+    const int P = tr->n_shared;
+    attention_geometry g;
+    if (s == tr->n_seq) { // the shared rows
+        g = (attention_geometry){.q_row = 0, .T = P, .n_past = 0, .att = tr->att_start[s], .own = 0, .len = P};
+        return g;
+    }
     int len = tr->seq_len[s], last_only = job->b->q_rows != NULL;
-    *q_row = last_only ? s : tr->row_start[s];
-    *T = last_only ? 1 : len;
-    *n_past = last_only ? len - 1 : 0;
-    *att_offset = last_only ? tr->last_att[s] : tr->att_start[s];
+    g.q_row = last_only ? s : tr->row_start[s];
+    g.T = last_only ? 1 : len - P;
+    g.n_past = last_only ? len - 1 : P;
+    g.att = last_only ? tr->last_att[s] : tr->att_start[s];
+    g.own = tr->row_start[s];
+    g.len = len;
+    return g;
+}
+
+// Keys (or values) of task s contiguous: rows [0, P) and the own rows. With
+// no shared rows, or for the shared block, they already are (returned in
+// place); otherwise copied to buf (len, KV).
+static const float *task_keys(const collm_llm_trainer *tr, const attention_geometry *g, const float *k, int64_t KV,
+                              float *buf) {
+    const int P = tr->n_shared;
+    if (P == 0 || g->own == 0) return k + g->own * KV;
+    memcpy(buf, k, (size_t)(P * KV) * sizeof(float));
+    memcpy(buf + P * KV, k + g->own * KV, (size_t)((g->len - P) * KV) * sizeof(float));
+    return buf;
 }
 
 // Attention never fails here: the forward keeps att (no scratch), the backward
 // uses the trainer's scratch row of this thread.
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    float *kbuf = tr->kv_scratch + (int64_t)thread_index * 4 * tr->max_seq_len * KV, *vbuf = kbuf + tr->max_seq_len * KV;
     for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s], q_row, att;
-        int T, n_past;
-        attention_geometry(job, s, &q_row, &T, &n_past, &att);
-        collm_ops_attention_forward(a->attn + q_row * Q, job->att + att, a->q + q_row * Q, a->k + r0 * KV,
-                                    a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, NULL);
+        attention_geometry g = geometry(job, s);
+        if (g.T == 0) continue;
+        const float *k = task_keys(tr, &g, a->k, KV, kbuf), *v = task_keys(tr, &g, a->v, KV, vbuf);
+        collm_ops_attention_forward(a->attn + g.q_row * Q, job->att + g.att, a->q + g.q_row * Q, k, v, g.T, g.n_past,
+                                    hp->n_head, hp->n_head_kv, hp->head_dim, NULL, NULL);
     }
 }
 
+// Each task owns its query rows and its own key rows; the gradients at the
+// shared keys go to the task's slice of shared_dkv and are summed in task
+// order afterwards (deterministic for any thread count).
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int P = tr->n_shared;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, M = tr->max_seq_len;
+    float *kbuf = tr->kv_scratch + (int64_t)thread_index * 4 * M * KV, *vbuf = kbuf + M * KV, *dk = vbuf + M * KV,
+          *dv = dk + M * KV;
+    float *att_scratch = tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len);
     for (int64_t s = begin; s < end; s++) {
-        int64_t r0 = tr->row_start[s], q_row, att;
-        int T, n_past;
-        attention_geometry(job, s, &q_row, &T, &n_past, &att);
-        collm_ops_attention_backward(job->d_q + q_row * Q, job->d_k + r0 * KV, job->d_v + r0 * KV,
-                                     job->d_attn + q_row * Q, job->att + att, a->q + q_row * Q, a->k + r0 * KV,
-                                     a->v + r0 * KV, T, n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL,
-                                     tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len));
+        attention_geometry g = geometry(job, s);
+        if (g.T == 0) continue;
+        const float *k = task_keys(tr, &g, a->k, KV, kbuf), *v = task_keys(tr, &g, a->v, KV, vbuf);
+        int copied = k == kbuf;
+        float *dks = copied ? dk : job->d_k + g.own * KV, *dvs = copied ? dv : job->d_v + g.own * KV;
+        if (copied) {
+            memset(dk, 0, (size_t)(g.len * KV) * sizeof(float));
+            memset(dv, 0, (size_t)(g.len * KV) * sizeof(float));
+        }
+        collm_ops_attention_backward(job->d_q + g.q_row * Q, dks, dvs, job->d_attn + g.q_row * Q, job->att + g.att,
+                                     a->q + g.q_row * Q, k, v, g.T, g.n_past, hp->n_head, hp->n_head_kv,
+                                     hp->head_dim, NULL, att_scratch);
+        if (copied) { // own keys: this task's rows alone; shared keys: its slice, summed later
+            collm_ops_axpy(job->d_k + g.own * KV, 1.0f, dk + P * KV, (g.len - P) * KV);
+            collm_ops_axpy(job->d_v + g.own * KV, 1.0f, dv + P * KV, (g.len - P) * KV);
+            memcpy(tr->shared_dkv + s * 2 * P * KV, dk, (size_t)(P * KV) * sizeof(float));
+            memcpy(tr->shared_dkv + (s * 2 + 1) * P * KV, dv, (size_t)(P * KV) * sizeof(float));
+        }
     }
 }
 
 static void train_attend(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a) {
     collm_llm_trainer *tr = ctx;
     attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att};
-    collm_pool_for(tr->pool, tr->n_seq, 1, attention_forward_task, &job);
+    // tasks: the prompts, and the shared rows' own attention (none in a last-rows layer)
+    int tasks = tr->n_seq + (tr->n_shared > 0 && !b->q_rows);
+    collm_pool_for(tr->pool, tasks, 1, attention_forward_task, &job);
 }
 
 static void train_attend_backward(void *ctx, const collm_llm_block *b, const collm_llm_block_acts *a,
                                   const float *d_attn, float *d_q, float *d_k, float *d_v) {
     collm_llm_trainer *tr = ctx;
+    const collm_llm_hparams *hp = &tr->model->hp;
     attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att, .d_attn = d_attn, .d_q = d_q,
                          .d_k = d_k, .d_v = d_v};
     collm_pool_for(tr->pool, tr->n_seq, 1, attention_backward_task, &job);
+    const int64_t P = tr->n_shared, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (P == 0) return;
+    // the shared keys' gradients, prompt after prompt, then the shared rows' own attention
+    for (int64_t s = 0; s < tr->n_seq; s++) {
+        collm_ops_axpy(d_k, 1.0f, tr->shared_dkv + s * 2 * P * KV, P * KV);
+        collm_ops_axpy(d_v, 1.0f, tr->shared_dkv + (s * 2 + 1) * P * KV, P * KV);
+    }
+    if (!b->q_rows) attention_backward_task(&job, tr->n_seq, tr->n_seq + 1, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -333,20 +411,58 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
     int C = hp->n_embd;
     if (n_seq < 1) return collm_error(COLLM_ERR_ARG, "trainer: empty batch");
     if (yes_id < 0 || yes_id >= hp->n_vocab) return collm_error(COLLM_ERR_ARG, "trainer: answer token %d out of range", yes_id);
-    int64_t rows = 0, att = 0;
+    // the caller's packing: lengths, then token ids (-1 at slot rows), checked
+    int64_t rows_in = 0;
     for (int s = 0; s < n_seq; s++) {
         if (seq_len[s] < 1 || seq_len[s] > tr->max_seq_len)
             return collm_error(COLLM_ERR_ARG, "trainer: prompt %d has %d tokens (limit %d)", s, seq_len[s],
                                tr->max_seq_len);
-        rows += seq_len[s];
-        if (rows > tr->max_rows)
+        rows_in += seq_len[s];
+        if (rows_in > tr->max_rows)
             return collm_error(COLLM_ERR_ARG, "trainer: batch has more than %d rows", tr->max_rows);
         tr->seq_len[s] = seq_len[s];
-        tr->row_start[s] = rows - seq_len[s];
+        tr->in_start[s] = rows_in - seq_len[s];
+    }
+    tr->in_start[n_seq] = rows_in;
+    tr->n_slots = slots ? slots->n : 0;
+    for (int64_t r = 0; r < rows_in; r++) {
+        int32_t id = tokens ? tokens[r] : -2;
+        tr->tokens_in[r] = id >= 0 && id < hp->n_vocab ? id : -2;
+    }
+    for (int i = 0; i < tr->n_slots; i++) {
+        int32_t r = slots->rows[i];
+        if (r < 0 || r >= rows_in) return collm_error(COLLM_ERR_ARG, "trainer: slot row %d outside the batch", r);
+        tr->tokens_in[r] = -1;
+    }
+    for (int64_t r = 0; r < rows_in; r++)
+        if (tr->tokens_in[r] == -2)
+            return collm_error(COLLM_ERR_ARG, "trainer: row %ld has token id %d (vocabulary has %d)", (long)r,
+                               tokens ? tokens[r] : -1, hp->n_vocab);
+
+    // The leading tokens all prompts share (before any slot, and short of
+    // every prompt's last row) run once: same tokens at the same positions
+    // under causal attention give the same rows in every prompt. Not with
+    // LoRA dropout, which draws a separate mask per prompt row.
+    int P = 0;
+    if (tr->share_prefix && n_seq > 1 && !(dropout_rng && tr->lora && tr->lora->dropout > 0)) {
+        P = tr->max_seq_len;
+        for (int s = 0; s < n_seq; s++) {
+            const int32_t *t0 = tr->tokens_in, *ts = tr->tokens_in + tr->in_start[s];
+            int lim = seq_len[s] - 1 < P ? seq_len[s] - 1 : P, t = 0;
+            while (t < lim && ts[t] == t0[t] && ts[t] >= 0) t++; // a slot row (-1) ends it
+            P = t;
+        }
+    }
+    tr->n_shared = P;
+    int64_t rows = P, att = 0;
+    for (int s = 0; s < n_seq; s++) {
+        tr->row_start[s] = rows;
+        rows += seq_len[s] - P;
         tr->att_start[s] = att;
-        att += (int64_t)hp->n_head * seq_len[s] * seq_len[s];
+        att += (int64_t)hp->n_head * (seq_len[s] - P) * seq_len[s];
     }
     tr->row_start[n_seq] = rows;
+    tr->att_start[n_seq] = att; // the shared rows' block: n_head·P² more
     int64_t last_att = 0;
     for (int s = 0; s < n_seq; s++) {
         tr->last_rows[s] = (int32_t)(tr->row_start[s + 1] - 1);
@@ -358,31 +474,27 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
     tr->n_seq = n_seq;
     tr->n_rows = (int)rows;
     tr->yes_id = yes_id;
+    for (int t = 0; t < P; t++) tr->pos[t] = t;
     for (int s = 0; s < n_seq; s++)
-        for (int t = 0; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t] = t;
+        for (int t = P; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t - P] = t;
 
     // embeddings (R, C): token rows, then slot rows overwritten. tr->tokens
     // keeps the id of each token row and -1 at slot rows (no embedding
-    // gradient there); -2 marks a row with no usable token yet.
+    // gradient there).
     float *x0 = tr->acts[0].blk.x;
-    tr->n_slots = slots ? slots->n : 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int32_t id = tokens ? tokens[r] : -2;
-        tr->tokens[r] = id >= 0 && id < hp->n_vocab ? id : -2;
-    }
-    for (int i = 0; i < tr->n_slots; i++) {
-        int32_t r = slots->rows[i];
-        if (r < 0 || r >= rows) return collm_error(COLLM_ERR_ARG, "trainer: slot row %d outside the batch", r);
-        tr->slot_rows[i] = r;
-        tr->tokens[r] = -1;
-        memcpy(x0 + (int64_t)r * C, slots->values + (int64_t)i * C, (size_t)C * sizeof(float));
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        if (tr->tokens[r] == -2)
-            return collm_error(COLLM_ERR_ARG, "trainer: row %ld has token id %d (vocabulary has %d)", (long)r,
-                               tokens ? tokens[r] : -1, hp->n_vocab);
+    for (int t = 0; t < P; t++) tr->tokens[t] = tr->tokens_in[t];
+    for (int s = 0; s < n_seq; s++)
+        for (int t = P; t < seq_len[s]; t++) tr->tokens[tr->row_start[s] + t - P] = tr->tokens_in[tr->in_start[s] + t];
+    for (int64_t r = 0; r < rows; r++)
         if (tr->tokens[r] >= 0)
             memcpy(x0 + r * C, m->token_embd + (int64_t)tr->tokens[r] * C, (size_t)C * sizeof(float));
+    for (int i = 0, s = 0; i < tr->n_slots; i++) {
+        int64_t r = slots->rows[i]; // caller's row -> own row of its prompt (slots lie after the shared rows)
+        while (s > 0 && r < tr->in_start[s]) s--;
+        while (r >= tr->in_start[s + 1]) s++;
+        r = tr->row_start[s] + (r - tr->in_start[s]) - P;
+        tr->slot_rows[i] = (int32_t)r;
+        memcpy(x0 + r * C, slots->values + (int64_t)i * C, (size_t)C * sizeof(float));
     }
 
     // the blocks; the last one runs its queries and everything after them at
@@ -419,13 +531,14 @@ static int frozen_backward_rows(collm_llm_trainer *tr) {
         int32_t r = tr->slot_rows[i];
         while (s > 0 && r < tr->row_start[s]) s--; // slots are usually in row order: walk from the last prompt
         while (r >= tr->row_start[s + 1]) s++;
-        int32_t t = (int32_t)(r - tr->row_start[s]);
+        int32_t t = (int32_t)(r - tr->row_start[s]) + tr->n_shared; // position in the prompt
         if (t < tr->bwd_first[s]) tr->bwd_first[s] = t;
     }
     int A = 0;
     for (int s = 0; s < n_seq; s++) {
         tr->bwd_start[s] = A;
-        for (int32_t t = tr->bwd_first[s]; t < tr->seq_len[s]; t++) tr->bwd_rows[A++] = (int32_t)tr->row_start[s] + t;
+        for (int32_t t = tr->bwd_first[s]; t < tr->seq_len[s]; t++)
+            tr->bwd_rows[A++] = (int32_t)tr->row_start[s] + t - tr->n_shared;
         tr->bwd_q[s] = tr->bwd_first[s] < tr->seq_len[s] ? A - 1 : -1; // the last row, if it is a backward row
     }
     return A;
@@ -467,7 +580,7 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
         if (frozen) {
             while (s > 0 && r < tr->row_start[s]) s--;
             while (r >= tr->row_start[s + 1]) s++;
-            r = tr->bwd_start[s] + (r - tr->row_start[s] - tr->bwd_first[s]);
+            r = tr->bwd_start[s] + (r - tr->row_start[s] + tr->n_shared - tr->bwd_first[s]);
         }
         collm_ops_axpy(dslots + (int64_t)i * C, 1.0f, tr->d_x + r * C, C);
     }
