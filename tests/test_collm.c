@@ -256,7 +256,7 @@ static void test_lying_size_keys(const char *ckpt) {
         const char *tensor;
     } cases[] = {
         {"collm.cf.n_users", 1u << 30, "cf.user_embd"},
-        {"collm.cf.n_items", 4000000000u, "CF sizes out of range"},
+        {"collm.cf.n_items", 4000000000u, "disagree"},
         {"collm.cf.dim", 1u << 28, "cf.user_embd"},
         {"collm.fece.d_hidden", 16u << 26, "fece.w1"},
         {"collm.lora.rank", 1u << 30, "lora"},
@@ -459,6 +459,63 @@ static void test_damaged_resume(void) {
     collm_rec_dataset_free(ds);
 }
 
+// Copies a checkpoint with some u32 keys replaced (copy_with_u32, chained).
+static int rewrite_u32_keys(const char *src, const char *dst, const char *const *keys, const uint32_t *vals, int n) {
+    char tmp[2][740];
+    snprintf(tmp[0], sizeof tmp[0], "%s.a", dst);
+    snprintf(tmp[1], sizeof tmp[1], "%s.b", dst);
+    const char *from = src;
+    int rc = COLLM_OK;
+    for (int k = 0; !rc && k < n; k++) {
+        rc = copy_with_u32(from, tmp[k % 2], keys[k], vals[k]);
+        from = tmp[k % 2];
+    }
+    if (!rc) rc = rename(from, dst) == 0 ? COLLM_OK : COLLM_ERR_IO;
+    return rc;
+}
+
+// Issue 8: the checkpoint's CF table sizes came from its u32 keys (checked
+// only by element count): keys that reshape the same number of floats (dim
+// halved, rows doubled) loaded the tables wrongly. Sizes now come from the
+// tensors' shapes and the keys must agree; FECE sizes cannot overflow.
+static void test_crafted_checkpoint_sizes(void) {
+    char src[700], dst[700];
+    snprintf(src, sizeof src, "%s/stage2.gguf", dir);
+    snprintf(dst, sizeof dst, "%s/crafted-cf.gguf", dir);
+    collm_gguf_file *f = collm_gguf_open(src);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (!f) return;
+    uint32_t dim = 0, nu = 0, ni = 0;
+    CHECK(collm_gguf_get_u32(f, "collm.cf.dim", &dim) == COLLM_OK && collm_gguf_get_u32(f, "collm.cf.n_users", &nu) == COLLM_OK &&
+          collm_gguf_get_u32(f, "collm.cf.n_items", &ni) == COLLM_OK);
+    collm_gguf_close(f);
+    CHECK(dim % 2 == 0);
+    const char *keys[3] = {"collm.cf.dim", "collm.cf.n_users", "collm.cf.n_items"};
+    uint32_t reshaped[3] = {dim / 2, nu * 2, ni * 2};
+    CHECK(rewrite_u32_keys(src, dst, keys, reshaped, 3) == COLLM_OK);
+    collm_model *m = collm_model_load(dst, NULL, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "disagree"), "reshaped CF keys: %s", collm_last_error());
+    collm_model_free(m);
+    uint32_t huge[3] = {dim, 0x7fffffffu, ni};
+    CHECK(rewrite_u32_keys(src, dst, keys, huge, 3) == COLLM_OK);
+    m = collm_model_load(dst, NULL, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "disagree"), "huge n_users key: %s", collm_last_error());
+    collm_model_free(m);
+    // unchanged keys: loads
+    CHECK(rewrite_u32_keys(src, dst, keys, (uint32_t[3]){dim, nu, ni}, 3) == COLLM_OK);
+    m = collm_model_load(dst, NULL, NULL);
+    CHECK_MSG(m != NULL, "%s", collm_last_error());
+    collm_model_free(m);
+    // FECE: d_in x mid_times overflowed int (65536 x 65536 wrapped to 0)
+    collm_fece_mlp mlp;
+    collm_rng rng;
+    collm_rng_seed(&rng, 1);
+    CHECK(collm_fece_init(&mlp, 65536, 65536, 8, &rng) == COLLM_ERR_ARG && strstr(collm_last_error(), "2^31"));
+    CHECK(collm_fece_init(&mlp, 65536, 32767, 65536, &rng) == COLLM_ERR_ARG);
+    CHECK(collm_fece_init(&mlp, 4, 3, 8, &rng) == COLLM_OK && mlp.d_hidden == 12);
+    collm_fece_free(&mlp);
+}
+
 static void test_bad_input(void) {
     collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     collm_build_options b;
@@ -519,6 +576,7 @@ int main(void) {
     test_encode_ml1m();
     test_two_stages();
     test_damaged_resume();
+    test_crafted_checkpoint_sizes();
     test_full_finetune();
     test_bad_input();
     return test_report();

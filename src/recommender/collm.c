@@ -141,6 +141,18 @@ static int check_tensor_size(const collm_gguf_file *f, const char *path, const c
     return COLLM_OK;
 }
 
+// A CF table: a 2-D tensor (dim, rows) with 1 <= dim <= 65536 and 1 <= rows <= INT32_MAX.
+static int table_shape(const collm_gguf_file *f, const char *path, const char *name, int64_t ne[2]) {
+    const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
+    if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, name);
+    if (t->n_dims != 2 || t->ne[0] < 1 || t->ne[0] > 65536 || t->ne[1] < 1 || t->ne[1] > INT32_MAX)
+        return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' must be (dim <= 65536, rows < 2^31), not %d-D %lld x %lld",
+                           path, name, t->n_dims, (long long)t->ne[0], (long long)t->ne[1]);
+    ne[0] = t->ne[0];
+    ne[1] = t->ne[1];
+    return COLLM_OK;
+}
+
 static int get_u32_or(const collm_gguf_file *f, const char *key, uint32_t def, uint32_t *out) {
     if (collm_gguf_find_key(f, key) < 0) {
         *out = def;
@@ -207,21 +219,26 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
             m->lora_merged = 1;
         }
     }
-    if (cf_dim > 0) {
-        if (cf_dim > INT32_MAX || n_users > INT32_MAX || n_items > INT32_MAX)
-            return collm_error(COLLM_ERR_FORMAT, "%s: CF sizes out of range (dim %u, %u users, %u items)", path, cf_dim,
-                               n_users, n_items);
-        if ((rc = check_tensor_size(f, path, "cf.user_embd", (int64_t)n_users * cf_dim)) ||
-            (rc = check_tensor_size(f, path, "cf.item_embd", (int64_t)n_items * cf_dim)))
+    if (cf_dim > 0 || collm_gguf_find_tensor(f, "cf.user_embd") || collm_gguf_find_tensor(f, "cf.item_embd")) {
+        // The tables' sizes come from the tensors' shapes (the data the file
+        // really holds: in bounds and not overlapping), and the keys must agree.
+        int64_t ne_u[2], ne_i[2];
+        if ((rc = table_shape(f, path, "cf.user_embd", ne_u)) || (rc = table_shape(f, path, "cf.item_embd", ne_i)))
             return rc;
-        m->cf_dim = (int)cf_dim;
-        m->n_cf_users = (int32_t)n_users;
-        m->n_cf_items = (int32_t)n_items;
-        m->cf_users = collm_malloc((size_t)n_users * cf_dim * sizeof(float));
-        m->cf_items = collm_malloc((size_t)n_items * cf_dim * sizeof(float));
+        if (ne_u[0] != ne_i[0] || ne_u[0] != (int64_t)cf_dim || ne_u[1] != (int64_t)n_users || ne_i[1] != (int64_t)n_items)
+            return collm_error(COLLM_ERR_FORMAT,
+                               "%s: the CF tables' shapes (cf.user_embd %lld x %lld, cf.item_embd %lld x %lld) disagree "
+                               "with the keys (collm.cf.dim %u, n_users %u, n_items %u)",
+                               path, (long long)ne_u[1], (long long)ne_u[0], (long long)ne_i[1], (long long)ne_i[0],
+                               cf_dim, n_users, n_items);
+        m->cf_dim = (int)ne_u[0];
+        m->n_cf_users = (int32_t)ne_u[1];
+        m->n_cf_items = (int32_t)ne_i[1];
+        m->cf_users = collm_malloc((size_t)(ne_u[0] * ne_u[1]) * sizeof(float));
+        m->cf_items = collm_malloc((size_t)(ne_i[0] * ne_i[1]) * sizeof(float));
         if (!m->cf_users || !m->cf_items) return COLLM_ERR_NOMEM;
-        if ((rc = collm_read_tensor(f, path, "cf.user_embd", m->cf_users, (int64_t)n_users * cf_dim)) ||
-            (rc = collm_read_tensor(f, path, "cf.item_embd", m->cf_items, (int64_t)n_items * cf_dim)))
+        if ((rc = collm_read_tensor(f, path, "cf.user_embd", m->cf_users, ne_u[0] * ne_u[1])) ||
+            (rc = collm_read_tensor(f, path, "cf.item_embd", m->cf_items, ne_i[0] * ne_i[1])))
             return rc;
     }
     if (fece_in > 0) {
@@ -231,6 +248,9 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
         if (fece_hidden % fece_in != 0 || fece_in > INT32_MAX || fece_hidden > INT32_MAX)
             return collm_error(COLLM_ERR_FORMAT, "%s: FECE hidden size %u is not a multiple of %u", path, fece_hidden,
                                fece_in);
+        if (m->cf_users && (int64_t)fece_in != m->cf_dim)
+            return collm_error(COLLM_ERR_FORMAT, "%s: the FECE mapping takes %u-d vectors but the CF tables are %d-d",
+                               path, fece_in, m->cf_dim);
         if ((rc = check_tensor_size(f, path, "fece.w1", (int64_t)fece_hidden * fece_in)) ||
             (rc = check_tensor_size(f, path, "fece.w2", (int64_t)fece_out * fece_hidden)))
             return rc;

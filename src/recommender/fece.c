@@ -10,8 +10,13 @@
 
 int collm_fece_init(collm_fece_mlp *mlp, int d_in, int mid_times, int d_out, collm_rng *rng) {
     memset(mlp, 0, sizeof *mlp);
-    if (d_in < 1 || mid_times < 1 || d_out < 1)
-        return collm_error(COLLM_ERR_ARG, "fece: bad sizes d_in=%d mid_times=%d d_out=%d", d_in, mid_times, d_out);
+    // d_hidden = d_in * mid_times and the weight counts must fit their types:
+    // the sizes may come from a file
+    if (d_in < 1 || mid_times < 1 || d_out < 1 || (int64_t)d_in * mid_times > INT32_MAX ||
+        (int64_t)d_in * mid_times * ((int64_t)d_in + d_out) > ((int64_t)1 << 40))
+        return collm_error(COLLM_ERR_ARG, "fece: bad sizes d_in=%d mid_times=%d d_out=%d (the hidden layer d_in x mid_times "
+                                          "must stay below 2^31 and the weights below 2^40)",
+                           d_in, mid_times, d_out);
     mlp->d_in = d_in;
     mlp->d_hidden = d_in * mid_times;
     mlp->d_out = d_out;
