@@ -14,7 +14,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthrea
 CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvisibility=hidden $(OPT) -g
 PREFIX   ?= /usr/local
 VERSION  := $(shell sed -n 's/^\#define COLLM_VERSION_STRING "\(.*\)"/\1/p' include/collm/version.h)
-LDLIBS   += -lfaiss -lopenblas -llapack -lmicrohttpd -lcjson -lgomp -lstdc++ -lm -pthread
+LDLIBS   += -lfaiss -lopenblas -llapack -lmicrohttpd -lcjson -lxxhash -lgomp -lstdc++ -lm -pthread
 
 LIB_C    := $(sort $(filter-out src/cli/% src/core/ops.c,$(wildcard src/*/*.c)))
 LIB_CXX  := $(sort $(wildcard src/*/*.cpp))

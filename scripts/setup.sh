@@ -10,7 +10,7 @@
 set -eu
 # clang + libclang-rt-14-dev (bookworm's clang 14: libFuzzer and the sanitizer
 # runtimes) build the fuzz harnesses (`make fuzz`).
-packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libgomp1 pkg-config python3
+packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libxxhash-dev libgomp1 pkg-config python3
           python3-numpy clang libclang-rt-14-dev)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)

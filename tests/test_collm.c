@@ -16,8 +16,10 @@
 #include "fixtures.h"
 #include "test.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static char dir[512], data_dir[600], base_path[600], other_base[600], mf_path[600];
 
@@ -320,8 +322,17 @@ static void test_full_finetune(void) {
     b.stage = 2;
     b.init_from = s1;
     b.cf_path = mf_path;
+    // issue 8: a --base beside a full-model checkpoint was silently ignored
     m = collm_model_build(&b, ds, NULL);
-    CHECK(m != NULL && m->full_model_in_ckpt);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "whole fine-tuned model") && strstr(collm_last_error(), base_path),
+              "%s", collm_last_error());
+    collm_model_free(m);
+    m = collm_model_load(s1, base_path, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "would not be used"), "%s", collm_last_error());
+    collm_model_free(m);
+    b.base_path = NULL;
+    m = collm_model_build(&b, ds, NULL);
+    CHECK_MSG(m != NULL && m->full_model_in_ckpt, "%s", collm_last_error());
     t.out_path = s2;
     t.train_llm = 1;
     CHECK(m && collm_train(m, ds, &t, &res) == COLLM_OK);
@@ -516,6 +527,129 @@ static void test_crafted_checkpoint_sizes(void) {
     collm_fece_free(&mlp);
 }
 
+// Copies a checkpoint with its base fingerprint keys replaced: the checksum
+// as a u64 (or, malformed, a string), and the kind (NULL: no kind key, as
+// checkpoints written before it).
+static int rewrite_base_keys(const char *src, const char *dst, int as_string, uint64_t value, const char *kind) {
+    collm_gguf_file *f = collm_gguf_open(src);
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    int rc = f && w ? COLLM_OK : COLLM_ERR;
+    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++) {
+        const char *k = collm_gguf_key(f, i);
+        if (strcmp(k, "collm.base.checksum") && strcmp(k, "collm.base.checksum_kind")) rc = collm_gguf_writer_copy_kv(w, f, i);
+    }
+    if (!rc) rc = as_string ? collm_gguf_writer_set_str(w, "collm.base.checksum", "0123456789abcdef")
+                            : collm_gguf_writer_set_u64(w, "collm.base.checksum", value);
+    if (!rc && kind) rc = collm_gguf_writer_set_str(w, "collm.base.checksum_kind", kind);
+    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+    }
+    if (!rc) rc = collm_gguf_writer_write(w, dst);
+    collm_gguf_writer_free(w);
+    collm_gguf_close(f);
+    return rc;
+}
+
+// Issue 8: the base checksum hashed byte by byte (seconds for 2 GB) and a
+// malformed checksum key silently skipped the check. Now XXH3-64 with its
+// kind stored; checkpoints without the kind key (FNV-1a) still load; a
+// malformed or unknown key is an error.
+static void test_base_checksum(void) {
+    char s1[700], dst[700];
+    snprintf(s1, sizeof s1, "%s/stage1.gguf", dir);
+    snprintf(dst, sizeof dst, "%s/checksum.gguf", dir);
+    collm_gguf_file *f = collm_gguf_open(s1);
+    CHECK_MSG(f != NULL, "%s", collm_last_error());
+    if (!f) return;
+    // the stored value: XXH3-64 of the base file, 63 bits, kind "xxh3-64"
+    char *bytes;
+    size_t n;
+    CHECK(collm_read_file(base_path, &bytes, &n) == COLLM_OK);
+    uint64_t xxh = XXH3_64bits(bytes, n) & 0x7fffffffffffffffULL, fnv = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) fnv = (fnv ^ (unsigned char)bytes[i]) * 1099511628211ULL;
+    fnv &= 0x7fffffffffffffffULL;
+    free(bytes);
+    int64_t stored = 0;
+    const char *kind = NULL;
+    uint64_t len = 0;
+    CHECK(collm_gguf_get_i64(f, "collm.base.checksum", &stored) == COLLM_OK && (uint64_t)stored == xxh);
+    CHECK(collm_gguf_get_str(f, "collm.base.checksum_kind", &kind, &len) == COLLM_OK && len == 7 &&
+          memcmp(kind, "xxh3-64", 7) == 0);
+    collm_gguf_close(f);
+    // a checkpoint from before the kind key: FNV-1a, still loadable; a wrong value refused
+    CHECK(rewrite_base_keys(s1, dst, 0, fnv, NULL) == COLLM_OK);
+    collm_model *m = collm_model_load(dst, NULL, NULL);
+    CHECK_MSG(m != NULL, "legacy FNV checkpoint: %s", collm_last_error());
+    collm_model_free(m);
+    CHECK(rewrite_base_keys(s1, dst, 0, fnv ^ 1, NULL) == COLLM_OK);
+    m = collm_model_load(dst, NULL, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "different base model") && strstr(collm_last_error(), "fnv1a-64"), "%s",
+              collm_last_error());
+    collm_model_free(m);
+    // malformed / unknown keys are errors, not a skipped check (the other base must not be accepted)
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.stage = 1;
+    b.base_path = other_base;
+    b.init_from = dst;
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
+    CHECK(rewrite_base_keys(s1, dst, 1, 0, "xxh3-64") == COLLM_OK);
+    m = collm_model_build(&b, ds, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "malformed key collm.base.checksum"), "%s", collm_last_error());
+    collm_model_free(m);
+    m = collm_model_load(dst, NULL, NULL);
+    CHECK(m == NULL && strstr(collm_last_error(), "malformed key collm.base.checksum"));
+    collm_model_free(m);
+    CHECK(rewrite_base_keys(s1, dst, 0, xxh, "md5") == COLLM_OK);
+    m = collm_model_build(&b, ds, NULL);
+    CHECK_MSG(m == NULL && strstr(collm_last_error(), "unknown collm.base.checksum_kind 'md5'"), "%s", collm_last_error());
+    collm_model_free(m);
+    collm_rec_dataset_free(ds);
+}
+
+// Issue 8: a LoRA checkpoint stored its base path as given (relative to the
+// working directory), so it failed from another folder. Now stored relative
+// to the checkpoint's folder; a missing base names where it looked and
+// --base overrides.
+static void test_base_path_relative(void) {
+    char s1[700], sub[700], moved[760], abs_s1[PATH_MAX], cwd[PATH_MAX];
+    snprintf(s1, sizeof s1, "%s/stage1.gguf", dir);
+    collm_gguf_file *f = collm_gguf_open(s1);
+    CHECK(f != NULL);
+    char *stored = f ? collm_gguf_get_str_dup(f, "collm.base.path") : NULL;
+    CHECK_MSG(stored && strcmp(stored, "base.gguf") == 0, "stored base path '%s'", stored ? stored : "(none)");
+    free(stored);
+    collm_gguf_close(f);
+    // from another working directory, by absolute path
+    CHECK(realpath(s1, abs_s1) != NULL && getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir("/") == 0);
+    collm_model *m = collm_model_load(abs_s1, NULL, NULL);
+    CHECK_MSG(m != NULL, "loading %s from /: %s", abs_s1, collm_last_error());
+    collm_model_free(m);
+    CHECK(chdir(cwd) == 0);
+    // moved away from its base: the error says where it looked and that --base helps
+    snprintf(sub, sizeof sub, "%s/moved", dir);
+    collm_mkdir_p(sub);
+    snprintf(moved, sizeof moved, "%s/stage1.gguf", sub);
+    char *bytes;
+    size_t n;
+    CHECK(collm_read_file(s1, &bytes, &n) == COLLM_OK);
+    FILE *fp = fopen(moved, "wb");
+    CHECK(fp && fwrite(bytes, 1, n, fp) == n);
+    if (fp) fclose(fp);
+    free(bytes);
+    m = collm_model_load(moved, NULL, NULL);
+    const char *e = collm_last_error();
+    CHECK_MSG(m == NULL && strstr(e, "'base.gguf'") && strstr(e, "moved/base.gguf") && strstr(e, "working directory") &&
+                  strstr(e, "--base"),
+              "%s", e);
+    collm_model_free(m);
+    m = collm_model_load(moved, base_path, NULL);
+    CHECK_MSG(m != NULL, "--base overrides: %s", collm_last_error());
+    collm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
     collm_build_options b;
@@ -577,6 +711,8 @@ int main(void) {
     test_two_stages();
     test_damaged_resume();
     test_crafted_checkpoint_sizes();
+    test_base_checksum();
+    test_base_path_relative();
     test_full_finetune();
     test_bad_input();
     return test_report();

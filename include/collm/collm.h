@@ -8,8 +8,9 @@
 //
 // Checkpoint = one GGUF (written atomically) holding:
 //   collm.*             hyper-parameters, stage, template text, answer token,
-//                       base model path and checksum (a mismatched base is
-//                       refused when the checkpoint is loaded)
+//                       base model path (relative to the checkpoint) and
+//                       XXH3 fingerprint (a mismatched base is refused when
+//                       the checkpoint is loaded)
 //   cf.user_embd / cf.item_embd   the collaborative tables (frozen; used by
 //                       scoring and by the retrieval index)
 //   fece.w1 fece.b1 fece.w2 fece.b2   the mapping MLP (stage 2 and later)
@@ -79,8 +80,11 @@ COLLM_API void collm_build_options_default(collm_build_options *o);
 
 // Assembles a model for training or scoring. Returns NULL and sets the error.
 COLLM_API collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool);
-// Loads a checkpoint for scoring; base_override replaces the stored base
-// path (its checksum must still match). NULL + error.
+// Loads a checkpoint for scoring. The base model is the stored path (relative
+// to the checkpoint's folder; for older checkpoints also the working
+// directory), or base_override; its fingerprint must match the checkpoint's.
+// A checkpoint holding the whole fine-tuned model takes no base_override (an
+// error: it would not be used). NULL + error (saying where it looked).
 COLLM_API collm_model *collm_model_load(const char *ckpt_path, const char *base_override, collm_pool *pool);
 COLLM_API void collm_model_free(collm_model *m);
 

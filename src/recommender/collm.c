@@ -9,10 +9,13 @@
 #include "core/ops.h"
 #include "recommender/collm_internal.h"
 
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 void collm_build_options_default(collm_build_options *o) {
     memset(o, 0, sizeof *o);
@@ -44,17 +47,122 @@ const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim) {
     return m->cf_users;
 }
 
-// FNV-1a over the whole file: identifies the base model a checkpoint was
-// trained on (cheap: one pass over the mmapped bytes).
-int collm_file_checksum(const char *path, uint64_t *out) {
+// Identifies the base model a checkpoint was trained on: XXH3-64 over the
+// mmapped file (memory speed: a 2 GB model in well under a second), or, for
+// checkpoints written before the kind key, FNV-1a byte by byte (seconds).
+int collm_file_checksum(const char *path, int kind, uint64_t *out) {
     collm_mapped_file map;
     int rc = collm_map_file(path, &map);
     if (rc != COLLM_OK) return rc;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < map.size; i++) h = (h ^ map.data[i]) * 1099511628211ULL;
+    uint64_t h;
+    if (kind == COLLM_BASE_HASH_XXH3) {
+        h = XXH3_64bits(map.data, map.size);
+    } else {
+        h = 1469598103934665603ULL;
+        for (size_t i = 0; i < map.size; i++) h = (h ^ map.data[i]) * 1099511628211ULL;
+    }
     collm_unmap_file(&map);
     *out = h & 0x7fffffffffffffffULL; // 63 bits: the checkpoint key is read back with collm_gguf_get_i64
     return COLLM_OK;
+}
+
+#define BASE_HASH_KIND_KEY "collm.base.checksum_kind"
+static const char *const base_hash_names[] = {"fnv1a-64", "xxh3-64"};
+
+// The checkpoint's base fingerprint: collm.base.checksum (an integer key,
+// required) and its kind (absent: FNV-1a, the only kind before the key). A
+// present but malformed key is an error, never a skipped check.
+static int read_base_checksum(const collm_gguf_file *f, const char *path, int *kind, uint64_t *sum) {
+    int64_t v;
+    if (collm_gguf_find_key(f, "collm.base.checksum") < 0)
+        return collm_error(COLLM_ERR_FORMAT, "%s: missing key collm.base.checksum (the base model's fingerprint)", path);
+    if (collm_gguf_get_i64(f, "collm.base.checksum", &v) != COLLM_OK || v < 0)
+        return collm_error(COLLM_ERR_FORMAT, "%s: malformed key collm.base.checksum (a %s, not a 63-bit integer)", path,
+                           collm_gguf_type_name(collm_gguf_kv_type(f, collm_gguf_find_key(f, "collm.base.checksum"))));
+    *sum = (uint64_t)v;
+    *kind = COLLM_BASE_HASH_FNV1A;
+    if (collm_gguf_find_key(f, BASE_HASH_KIND_KEY) < 0) return COLLM_OK;
+    const char *name;
+    uint64_t len;
+    if (collm_gguf_get_str(f, BASE_HASH_KIND_KEY, &name, &len) != COLLM_OK)
+        return collm_error(COLLM_ERR_FORMAT, "%s: malformed key %s (not a string)", path, BASE_HASH_KIND_KEY);
+    for (int k = 0; k < 2; k++)
+        if (strlen(base_hash_names[k]) == len && memcmp(name, base_hash_names[k], len) == 0) {
+            *kind = k;
+            return COLLM_OK;
+        }
+    return collm_error(COLLM_ERR_FORMAT, "%s: unknown %s '%.*s' (known: xxh3-64, fnv1a-64)", path, BASE_HASH_KIND_KEY,
+                       (int)(len < 64 ? len : 64), name);
+}
+
+// The folder of a file path ("." for a bare name), malloc'd.
+static char *folder_of(const char *path) {
+    char *copy = strdup(path), *dir = copy ? strdup(dirname(copy)) : NULL;
+    free(copy);
+    return dir;
+}
+
+// The base model a checkpoint names: an absolute stored path as is; a
+// relative one against the checkpoint's folder (how checkpoints store it),
+// then, for checkpoints written before that rule, the working directory.
+// Returns a malloc'd path that exists, or NULL with an error saying where it
+// looked and that --base overrides.
+static char *resolve_base(const char *ckpt_path, const char *stored) {
+    if (!stored || !*stored) {
+        collm_error(COLLM_ERR_ARG, "%s holds no base model path: give --base", ckpt_path);
+        return NULL;
+    }
+    if (stored[0] == '/') {
+        if (access(stored, F_OK) == 0) return strdup(stored);
+        collm_error(COLLM_ERR_NOT_FOUND, "%s: its base model %s does not exist (give --base to say where it is)",
+                    ckpt_path, stored);
+        return NULL;
+    }
+    char *dir = folder_of(ckpt_path);
+    size_t n = (dir ? strlen(dir) : 0) + strlen(stored) + 2;
+    char *beside = dir ? malloc(n) : NULL;
+    if (!beside) {
+        free(dir);
+        collm_error(COLLM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(beside, n, "%s/%s", dir, stored);
+    free(dir);
+    if (access(beside, F_OK) == 0) return beside;
+    if (access(stored, F_OK) == 0) {
+        free(beside);
+        return strdup(stored);
+    }
+    collm_error(COLLM_ERR_NOT_FOUND,
+                "%s: its base model '%s' was found neither beside the checkpoint (%s) nor in the working directory; "
+                "give --base to say where it is",
+                ckpt_path, stored, beside);
+    free(beside);
+    return NULL;
+}
+
+// `target` relative to the folder `from_dir` (both absolute, normalised), or
+// NULL when either is not absolute. "a/b/c" from "a/x" is "../b/c".
+static char *relative_to(const char *target, const char *from_dir) {
+    if (target[0] != '/' || from_dir[0] != '/') return NULL;
+    size_t common = 0, i = 0;
+    // the longest common prefix ending at a '/' boundary
+    for (;; i++) {
+        char a = target[i], b = from_dir[i];
+        if ((a == '/' || a == '\0') && (b == '/' || b == '\0')) common = i;
+        if (a != b || a == '\0' || b == '\0') break;
+    }
+    int ups = 0;
+    for (const char *p = from_dir + common; *p; p++)
+        if (*p == '/' && p[1] && p[1] != '/') ups++;
+    const char *rest = target + common;
+    while (*rest == '/') rest++;
+    char *out = malloc((size_t)ups * 3 + strlen(rest) + 2);
+    if (!out) return NULL;
+    char *o = out;
+    for (int k = 0; k < ups; k++) memcpy(o, "../", 3), o += 3;
+    strcpy(o, rest);
+    return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -273,18 +381,28 @@ static collm_model *model_alloc(collm_pool *pool) {
     return m;
 }
 
-// Opens the base model, checking its checksum against `expected` (0 = any).
-static int open_base(collm_model *m, const char *base_path, uint64_t expected, const char *ckpt_path) {
+// Opens the base model; with a checkpoint (ckpt_path), its fingerprint must
+// match the checkpoint's (kind, expected). The model keeps the XXH3 one.
+static int open_base(collm_model *m, const char *base_path, int kind, uint64_t expected, const char *ckpt_path) {
     uint64_t sum;
-    int rc = collm_file_checksum(base_path, &sum);
+    int rc = collm_file_checksum(base_path, COLLM_BASE_HASH_XXH3, &sum);
     if (rc != COLLM_OK) return rc;
-    if (expected && sum != expected)
-        return collm_error(COLLM_ERR_ARG,
-                           "%s was trained on a different base model: %s has checksum %016llx, the checkpoint "
-                           "expects %016llx",
-                           ckpt_path, base_path, (unsigned long long)sum, (unsigned long long)expected);
+    if (ckpt_path) {
+        uint64_t check = sum;
+        if (kind != COLLM_BASE_HASH_XXH3 && (rc = collm_file_checksum(base_path, kind, &check))) return rc;
+        if (check != expected)
+            return collm_error(COLLM_ERR_ARG,
+                               "%s was trained on a different base model: %s has %s checksum %016llx, the checkpoint "
+                               "expects %016llx",
+                               ckpt_path, base_path, base_hash_names[kind], (unsigned long long)check,
+                               (unsigned long long)expected);
+    }
     m->base_checksum = sum;
-    m->base_path = strdup(base_path);
+    m->base_hash_kind = COLLM_BASE_HASH_XXH3;
+    char *abs = realpath(base_path, NULL);
+    m->base_path = abs ? abs : strdup(base_path);
+    m->vocab_path = strdup(m->base_path ? m->base_path : base_path);
+    if (!m->base_path || !m->vocab_path) return collm_error(COLLM_ERR_NOMEM, "out of memory");
     m->llm = collm_llm_model_load(base_path);
     if (!m->llm) return COLLM_ERR;
     m->vocab = collm_tok_load_path(base_path);
@@ -312,26 +430,33 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
         char *stored = NULL;
         if (collm_gguf_find_key(init, "collm.base.path") >= 0 && collm_gguf_get_str(init, "collm.base.path", &stored_base, &len) == COLLM_OK)
             stored = strndup(stored_base, len);
-        int64_t sum_key = 0;
-        uint64_t expected = 0;
-        if (collm_gguf_find_key(init, "collm.base.checksum") >= 0 && collm_gguf_get_i64(init, "collm.base.checksum", &sum_key) == COLLM_OK)
-            expected = (uint64_t)sum_key;
+        int kind;
+        uint64_t expected;
+        if ((rc = read_base_checksum(init, o->init_from, &kind, &expected))) {
+            free(stored);
+            goto fail;
+        }
         if (init_full) {
             // the previous stage fine-tuned the LLM: the checkpoint is the model
-            m->llm = collm_llm_model_load(o->init_from);
-            m->vocab = m->llm ? collm_tok_load_path(o->init_from) : NULL;
-            m->base_path = stored ? stored : strdup(o->base_path ? o->base_path : "");
-            m->base_checksum = expected;
-            if (!m->llm || !m->vocab) goto fail;
-        } else {
-            const char *base = o->base_path ? o->base_path : stored;
-            if (!base) {
+            if (o->base_path) {
                 free(stored);
-                collm_error(COLLM_ERR_ARG, "%s holds no base model path: give --base", o->init_from);
+                collm_error(COLLM_ERR_ARG, "%s holds the whole fine-tuned model: --base %s would not be used (drop it)",
+                            o->init_from, o->base_path);
                 goto fail;
             }
-            rc = open_base(m, base, expected, o->init_from);
+            m->llm = collm_llm_model_load(o->init_from);
+            m->vocab = m->llm ? collm_tok_load_path(o->init_from) : NULL;
+            m->base_path = stored ? stored : strdup("");
+            m->vocab_path = strdup(o->init_from);
+            m->base_checksum = expected;
+            m->base_hash_kind = kind;
+            if (!m->llm || !m->vocab || !m->base_path || !m->vocab_path) goto fail;
+        } else {
+            char *base = o->base_path ? strdup(o->base_path) : resolve_base(o->init_from, stored);
             free(stored);
+            if (!base) goto fail;
+            rc = open_base(m, base, kind, expected, o->init_from);
+            free(base);
             if (rc) goto fail;
         }
         m->full_model_in_ckpt = (int)init_full;
@@ -341,7 +466,7 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
             collm_error(COLLM_ERR_ARG, "no base model: give --base M.gguf");
             goto fail;
         }
-        if ((rc = open_base(m, o->base_path, 0, NULL))) goto fail;
+        if ((rc = open_base(m, o->base_path, COLLM_BASE_HASH_XXH3, 0, NULL))) goto fail;
     }
     const collm_llm_hparams *hp = &m->llm->hp;
     m->full_finetune = o->full_finetune;
@@ -398,32 +523,39 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
         return NULL;
     }
     uint32_t stage = 0, full = 0, is_book = 0;
-    int64_t sum = 0;
-    int rc;
+    uint64_t sum = 0;
+    int kind = 0, rc;
     if ((rc = collm_gguf_get_u32(f, "collm.stage", &stage)) || (rc = get_u32_or(f, "collm.full_model", 0, &full)) ||
-        (rc = get_u32_or(f, "collm.is_book", 0, &is_book)) || (rc = collm_gguf_get_i64(f, "collm.base.checksum", &sum))) {
+        (rc = get_u32_or(f, "collm.is_book", 0, &is_book))) {
         collm_error_prefix(rc, "%s: not a collm checkpoint", ckpt_path);
         goto fail;
     }
+    if ((rc = read_base_checksum(f, ckpt_path, &kind, &sum))) goto fail;
     m->stage = (int)stage;
     m->is_book = (int)is_book;
     char *stored_base = collm_gguf_get_str_dup(f, "collm.base.path");
     if (full) {
-        m->llm = collm_llm_model_load(ckpt_path);
-        m->vocab = m->llm ? collm_tok_load_path(ckpt_path) : NULL;
-        m->base_path = stored_base;
-        m->base_checksum = (uint64_t)sum;
-        m->full_model_in_ckpt = 1;
-        if (!m->llm || !m->vocab) goto fail;
-    } else {
-        const char *base = base_override ? base_override : stored_base;
-        if (!base) {
-            collm_error(COLLM_ERR_ARG, "%s holds no base model path: give --base", ckpt_path);
+        // the checkpoint is the model: a --base would silently be ignored
+        if (base_override) {
             free(stored_base);
+            collm_error(COLLM_ERR_ARG, "%s holds the whole fine-tuned model: --base %s would not be used (drop it)",
+                        ckpt_path, base_override);
             goto fail;
         }
-        rc = open_base(m, base, (uint64_t)sum, ckpt_path);
+        m->llm = collm_llm_model_load(ckpt_path);
+        m->vocab = m->llm ? collm_tok_load_path(ckpt_path) : NULL;
+        m->base_path = stored_base ? stored_base : strdup("");
+        m->vocab_path = strdup(ckpt_path);
+        m->base_checksum = sum;
+        m->base_hash_kind = kind;
+        m->full_model_in_ckpt = 1;
+        if (!m->llm || !m->vocab || !m->base_path || !m->vocab_path) goto fail;
+    } else {
+        char *base = base_override ? strdup(base_override) : resolve_base(ckpt_path, stored_base);
         free(stored_base);
+        if (!base) goto fail;
+        rc = open_base(m, base, kind, sum, ckpt_path);
+        free(base);
         if (rc) goto fail;
     }
     if ((rc = load_checkpoint_parts(m, f, ckpt_path, 1))) goto fail;
@@ -483,6 +615,7 @@ void collm_model_free(collm_model *m) {
     free(m->cf_users);
     free(m->cf_items);
     free(m->base_path);
+    free(m->vocab_path);
     free(m);
 }
 
@@ -818,14 +951,26 @@ int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_sp
 // ---------------------------------------------------------------------------
 // checkpoints
 
-int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w) {
+int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char *ckpt_path) {
     int rc;
+    // the base path relative to the checkpoint's folder, so the pair can move
+    // together (an absolute path where that cannot be worked out)
+    char *stored = NULL;
+    if (m->base_path && m->base_path[0] == '/' && ckpt_path) {
+        char *dir = folder_of(ckpt_path), *abs_dir = dir ? realpath(dir, NULL) : NULL;
+        if (abs_dir) stored = relative_to(m->base_path, abs_dir);
+        free(dir);
+        free(abs_dir);
+    }
+    rc = collm_gguf_writer_set_str(w, "collm.base.path", stored ? stored : m->base_path ? m->base_path : "");
+    free(stored);
+    if (rc) return rc;
     if ((rc = collm_gguf_writer_set_u32(w, "collm.stage", (uint32_t)m->stage)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.is_book", (uint32_t)m->is_book)) ||
         (rc = collm_gguf_writer_set_str(w, "collm.template", m->tpl->line)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.answer_token", (uint32_t)m->yes_id)) ||
-        (rc = collm_gguf_writer_set_str(w, "collm.base.path", m->base_path ? m->base_path : "")) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.base.checksum", m->base_checksum)) ||
+        (rc = collm_gguf_writer_set_str(w, BASE_HASH_KIND_KEY, base_hash_names[m->base_hash_kind])) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.seed", m->seed)) ||
         (m->has_rerank && ((rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, m->rerank_lambda)) ||
@@ -834,7 +979,7 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w) {
         return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)
-        collm_gguf_file *vocab_src = m->base_path && *m->base_path ? collm_gguf_open(m->base_path) : NULL;
+        collm_gguf_file *vocab_src = m->vocab_path && *m->vocab_path ? collm_gguf_open(m->vocab_path) : NULL;
         if (!vocab_src) return collm_error_prefix(COLLM_ERR_IO, "cannot read the tokenizer of the base model");
         rc = collm_llm_model_write(m->llm, w, vocab_src, "collm", COLLM_GGML_TYPE_F32);
         collm_gguf_close(vocab_src);
@@ -893,7 +1038,7 @@ int collm_write_lora_tensors(const collm_model *m, collm_gguf_writer *w) {
 int collm_model_save(const collm_model *m, const char *path) {
     collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
-    int rc = collm_checkpoint_fill(m, w);
+    int rc = collm_checkpoint_fill(m, w, path);
     if (rc == COLLM_OK) rc = collm_gguf_writer_write(w, path);
     collm_gguf_writer_free(w);
     return rc;

@@ -29,8 +29,10 @@ struct collm_model {
     int is_book;
     int full_finetune;      // the LLM's weights train in this run
     int full_model_in_ckpt; // the LLM's weights belong in the checkpoint
-    char *base_path;
-    uint64_t base_checksum;
+    char *base_path;        // absolute when the file was found (resolved at load)
+    char *vocab_path;       // the GGUF holding the tokenizer: the base, or a full-model checkpoint
+    uint64_t base_checksum; // of kind base_hash_kind, 63 bits
+    int base_hash_kind;     // COLLM_BASE_HASH_*
     uint64_t seed;
     float rerank_lambda, rerank_pop; // collm.rerank.* (valid when has_rerank)
     int has_rerank;
@@ -65,11 +67,16 @@ void collm_encoded_array_free(collm_encoded *enc, int64_t n);
 int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int batch, float *scores);
 const float *collm_slot_cf_vector(const collm_model *m, const collm_encoded *e, int slot);
 
-int collm_file_checksum(const char *path, uint64_t *out);
+// Fingerprint of the base model file (the key collm.base.checksum, 63 bits;
+// its kind in collm.base.checksum_kind): XXH3-64 over the mmapped file; the
+// byte-by-byte FNV-1a of checkpoints written before the kind key existed.
+enum { COLLM_BASE_HASH_FNV1A = 0, COLLM_BASE_HASH_XXH3 = 1 };
+int collm_file_checksum(const char *path, int kind, uint64_t *out);
 float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target t);
 int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
-// Adds the checkpoint's keys and tensors to w.
-int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w);
+// Adds the checkpoint's keys and tensors to w, for a file at ckpt_path (the
+// base model's path is stored relative to that file's folder).
+int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char *ckpt_path);
 int collm_write_lora_tensors(const collm_model *m, collm_gguf_writer *w);
 
 #endif

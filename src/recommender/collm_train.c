@@ -145,7 +145,7 @@ static int write_resume(const char *path, const collm_model *m, const collm_opti
                         int64_t n_train, const collm_train_options *o) {
     collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
-    int rc = collm_checkpoint_fill(m, w);
+    int rc = collm_checkpoint_fill(m, w, path);
     int64_t ne_order[1] = {n_train};
     if (!rc) rc = collm_gguf_writer_add_tensor(w, "train.order", COLLM_GGML_TYPE_I32, 1, ne_order, st->order);
     if (!rc) rc = collm_gguf_writer_set_u64(w, "train.cursor", (uint64_t)st->cursor);
