@@ -70,6 +70,25 @@ static void test_encode_ml1m(void) {
     CHECK(e.tokens[e.slot_row[0] - 1] == 29871);
     // the prompt ends with "#Answer:" whose last token is ":" (29901)
     CHECK(e.tokens[e.n_tokens - 1] == 29901);
+    collm_encoded e0 = e;
+    // Issue 8: slot positions were found by searching the filled text for
+    // "<unk>", so a title containing it took a slot (and the encoding failed
+    // with "more slot markers than slots"). Positions now come from filling.
+    char *saved = ds->items->title[tr->item[0]], evil[] = "Evil <unk> Twin (1999)";
+    ds->items->title[tr->item[0]] = evil;
+    collm_encoded e2;
+    int rc = collm_encode(m, ds->items, tr->user[0], tr->his + tr->his_offset[0], tr->his_offset[1] - tr->his_offset[0],
+                          tr->item[0], &e2);
+    CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
+    if (rc == COLLM_OK) {
+        CHECK(e2.n_slots == 2 && e2.slot_item[0] == -1 && e2.slot_item[1] == tr->item[0]);
+        // the user slot is where it was (the title comes after it)
+        CHECK(e2.slot_row[0] == e0.slot_row[0] && e2.slot_row[1] > e2.slot_row[0]);
+        CHECK(e2.tokens[e2.slot_row[0]] == 0 && e2.tokens[e2.slot_row[1]] == 0);
+        CHECK(e2.n_tokens - e2.slot_row[1] == e0.n_tokens - e0.slot_row[1]); // same text after the target slot
+        collm_encoded_free(&e2);
+    }
+    ds->items->title[tr->item[0]] = saved;
     collm_encoded_free(&e);
     collm_model_free(m);
     collm_rec_dataset_free(ds);

@@ -152,6 +152,37 @@ static void test_history_rule(void) {
     collm_prompt_template_free(t);
 }
 
+// Slot markers recorded while filling (collm_prompt_fill_slots): offsets
+// point at each "<unk>" written for a placeholder, in text order, with the
+// entity; a title holding "<unk>" is not a slot (issue 8).
+static void test_fill_slots(void) {
+    collm_rec_items *it = toy_items();
+    char evil[] = "A <unk> B";
+    it->title[3] = evil;
+    collm_prompt_template *t = collm_prompt_template_from_string("<ItemTitleList> u=<UserID> <TargetItemTitle> "
+                                                                 "t=<TargetItemID> h=<ItemIDList>");
+    int32_t his[4] = {0, 3, 2, 5}; // sentinel, then 3 ids
+    collm_prompt_slot sl[16];
+    int n = -1;
+    char *text = collm_prompt_fill_slots(t, it, his, 4, 3, sl, 16, &n);
+    CHECK_MSG(text != NULL, "%s", collm_last_error());
+    if (text) {
+        CHECK_STR(text, "<s>\"A <unk> B\", \"T2\", \"T5\" u=<unk> \"A <unk> B\" t=<unk> h=<unk>, <unk>, <unk>");
+        CHECK(n == 5);
+        const int32_t want_item[5] = {-1, 3, 3, 2, 5};
+        int ok = n == 5;
+        for (int i = 0; ok && i < 5; i++) ok &= sl[i].item == want_item[i] && strncmp(text + sl[i].offset, "<unk>", 5) == 0;
+        CHECK(ok);
+        CHECK(sl[0].offset == (size_t)(strstr(text, "u=<unk>") - text) + 2);
+        CHECK(sl[1].offset == (size_t)(strstr(text, "t=<unk>") - text) + 2);
+        free(text);
+    }
+    // more markers than room: an error, not a silent cut
+    CHECK(collm_prompt_fill_slots(t, it, his, 4, 3, sl, 3, &n) == NULL && strstr(collm_last_error(), "more than 3"));
+    collm_prompt_template_free(t);
+    toy_items(); // back to the plain titles
+}
+
 static void test_files(void) {
     const char *names[4] = {"prompts/collm_movie.txt", "prompts/tallrec_movie.txt", "prompts/collm_book.txt",
                             "prompts/tallrec_book.txt"};
@@ -182,6 +213,7 @@ static void test_files(void) {
 int main(void) {
     test_example();
     test_history_rule();
+    test_fill_slots();
     test_files();
     return test_report();
 }

@@ -70,6 +70,21 @@ COLLM_API char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const 
 COLLM_API int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                       int32_t target, char **prefix, char **rest);
 
+// One slot marker ("<unk>") of a filled prompt: where it starts in the text
+// and what it stands for (an item id; -1 for the user).
+typedef struct {
+    size_t offset;
+    int32_t item;
+} collm_prompt_slot;
+
+// The filled text (malloc'd, caller frees; NULL + error on failure) with its
+// slot markers in text order, recorded while the template is filled, so a
+// title that contains "<unk>" is text, not a slot. At most max_slots are
+// stored (more is a COLLM_ERR_RANGE error); *n_slots receives the count.
+COLLM_API char *collm_prompt_fill_slots(const collm_prompt_template *tpl, const collm_rec_items *items,
+                                        const int32_t *his, int64_t n_his, int32_t target, collm_prompt_slot *slots,
+                                        int max_slots, int *n_slots);
+
 // The history part of §2.5 alone: how many ids the rule keeps (n) and where
 // they start in his (his[first .. first + n)).
 COLLM_API void collm_prompt_history_window(const collm_prompt_template *tpl, int64_t n_his, int64_t *first, int64_t *n);

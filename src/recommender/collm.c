@@ -623,45 +623,17 @@ void collm_model_free(collm_model *m) {
 // encoding: text pieces between slot markers are tokenized separately, as
 // transformers' slow LlamaTokenizer does around "<unk>" (method.md §3.2)
 
-typedef enum { SLOT_USER, SLOT_TARGET, SLOT_HISTORY } slot_kind;
-
-// The order in which slot kinds appear in the template line.
-static int slot_order(const collm_prompt_template *tpl, slot_kind order[3]) {
-    const char *names[3] = {"<UserID>", "<TargetItemID>", "<ItemIDList>"};
-    const char *at[3];
-    int n = 0;
-    for (int k = 0; k < 3; k++) at[k] = strstr(tpl->line, names[k]);
-    for (;;) {
-        int best = -1;
-        for (int k = 0; k < 3; k++)
-            if (at[k] && (best < 0 || at[k] < at[best])) best = k;
-        if (best < 0) break;
-        order[n++] = (slot_kind)best;
-        at[best] = NULL;
-    }
-    return n;
-}
-
 int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his, int64_t n_his,
                  int32_t target, collm_encoded *e) {
     memset(e, 0, sizeof *e);
     e->user = user;
     e->item = target;
-    char *text = collm_prompt_fill_alloc(m->tpl, items, his, n_his, target);
+    // the slot markers' places come from filling the template, never from
+    // searching the text for "<unk>" (a title may contain it)
+    collm_prompt_slot slots[COLLM_MAX_SLOTS];
+    int n_marks = 0;
+    char *text = collm_prompt_fill_slots(m->tpl, items, his, n_his, target, slots, COLLM_MAX_SLOTS, &n_marks);
     if (!text) return COLLM_ERR;
-    // which entity each "<unk>" stands for, in text order
-    int32_t entity[COLLM_MAX_SLOTS];
-    int n_entities = 0;
-    slot_kind order[3];
-    int n_kinds = slot_order(m->tpl, order);
-    int64_t first, n_window;
-    collm_prompt_history_window(m->tpl, n_his, &first, &n_window);
-    for (int k = 0; k < n_kinds; k++) {
-        if (order[k] == SLOT_USER && n_entities < COLLM_MAX_SLOTS) entity[n_entities++] = -1;
-        if (order[k] == SLOT_TARGET && n_entities < COLLM_MAX_SLOTS) entity[n_entities++] = target;
-        if (order[k] == SLOT_HISTORY)
-            for (int64_t j = 0; j < n_window && n_entities < COLLM_MAX_SLOTS; j++) entity[n_entities++] = his[first + j];
-    }
     size_t len = strlen(text);
     int cap = (int)len + 16;
     e->tokens = collm_malloc((size_t)cap * sizeof(int32_t));
@@ -670,14 +642,15 @@ int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t use
         return COLLM_ERR_NOMEM;
     }
     int32_t unk = collm_tok_unk(m->vocab) >= 0 ? collm_tok_unk(m->vocab) : 0;
-    const char *marker = "<unk>";
-    const char *p = text;
-    int n = 0, slot = 0;
-    for (;;) {
-        const char *next = strstr(p, marker);
-        size_t piece = next ? (size_t)(next - p) : strlen(p);
-        if (piece > 0) {
-            int got = collm_tok_encode(m->vocab, p, piece, COLLM_TOK_LEGACY_SPECIAL_PIECES, e->tokens + n, cap - n);
+    const size_t marker_len = 5; // "<unk>"
+    size_t at = 0;
+    int n = 0;
+    for (int slot = 0; slot <= n_marks; slot++) {
+        // the text piece before this marker (after the last one: the tail)
+        size_t end = slot < n_marks ? slots[slot].offset : len;
+        if (end > at) {
+            int got = collm_tok_encode(m->vocab, text + at, end - at, COLLM_TOK_LEGACY_SPECIAL_PIECES, e->tokens + n,
+                                       cap - n);
             if (got < 0 || got > cap - n) {
                 free(text);
                 collm_encoded_free(e);
@@ -685,26 +658,20 @@ int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t use
             }
             n += got;
         }
-        if (!next) break;
-        if (slot >= n_entities || slot >= COLLM_MAX_SLOTS) {
-            free(text);
-            collm_encoded_free(e);
-            return collm_error(COLLM_ERR_FORMAT, "template has more slot markers than slots (%d)", n_entities);
-        }
-        e->slot_row[slot] = n;
-        e->slot_item[slot] = entity[slot];
-        slot++;
+        if (slot == n_marks) break;
         if (n >= cap) {
             free(text);
             collm_encoded_free(e);
             return collm_error(COLLM_ERR, "prompt tokenization overflow");
         }
+        e->slot_row[slot] = n;
+        e->slot_item[slot] = slots[slot].item;
         e->tokens[n++] = unk;
-        p = next + strlen(marker);
+        at = slots[slot].offset + marker_len;
     }
     free(text);
     e->n_tokens = n;
-    e->n_slots = m->has_fece ? slot : 0; // without a mapping the markers stay <unk> tokens
+    e->n_slots = m->has_fece ? n_marks : 0; // without a mapping the markers stay <unk> tokens
     return COLLM_OK;
 }
 

@@ -103,10 +103,23 @@ static int64_t history_count(const collm_prompt_template *tpl, int64_t n_his) {
     return n_his >= 1 ? n_his - 1 : 0;
 }
 
-static void put_slot(sbuf *b, int k) {
+// Where the slot markers went, recorded as they are written (never found
+// again by searching the text: a title may contain "<unk>" itself).
+typedef struct {
+    collm_prompt_slot *slots; // NULL: not recorded
+    int cap, n;               // n counts every marker, also past cap
+} slot_log;
+
+static void put_marker(sbuf *b, slot_log *log, int32_t item) {
+    if (log && log->slots && log->n < log->cap) log->slots[log->n] = (collm_prompt_slot){b->len, item};
+    if (log) log->n++;
+    sb_put(b, "<unk>", 5);
+}
+
+static void put_slot(sbuf *b, int k, slot_log *log, int32_t item) {
     for (int j = 0; j < k; j++) {
         if (j) sb_put(b, ".", 1);
-        sb_put(b, "<unk>", 5);
+        put_marker(b, log, item);
     }
 }
 
@@ -115,7 +128,7 @@ static int starts_with(const char *s, const char *p) { return strncmp(s, p, strl
 // Builds the filled text into b; *split_at receives the byte offset of the
 // first target-dependent placeholder's output (or the full length).
 static int fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
-                int32_t target, sbuf *b, size_t *split_at) {
+                int32_t target, sbuf *b, size_t *split_at, slot_log *log) {
     if (target < 0 || target >= items->n)
         return collm_error(COLLM_ERR_ARG, "prompt: target item %d outside the item table (ids 0..%d)", target,
                            items->n - 1);
@@ -161,16 +174,18 @@ static int fill(const collm_prompt_template *tpl, const collm_rec_items *items, 
             p += strlen("<TargetItemTitle>");
         } else if (starts_with(p, "<TargetItemID>")) {
             if (*split_at == (size_t)-1) *split_at = b->len;
-            put_slot(b, k);
+            put_slot(b, k, log, target);
             p += strlen("<TargetItemID>");
         } else if (starts_with(p, "<UserID>")) {
-            put_slot(b, k);
+            put_slot(b, k, log, -1);
             p += strlen("<UserID>");
         } else if (starts_with(p, "<ItemIDList>")) {
-            int64_t n = history_count(tpl, n_his);
+            // marker j stands for the j-th id of the §2.5 window
+            int64_t n = history_count(tpl, n_his), first, n_window;
+            collm_prompt_history_window(tpl, n_his, &first, &n_window);
             for (int64_t j = 0; j < n; j++) {
                 if (j) sb_put(b, ", ", 2);
-                sb_put(b, "<unk>", 5);
+                put_marker(b, log, his[first + j]);
             }
             p += strlen("<ItemIDList>");
         } else {
@@ -187,7 +202,7 @@ int64_t collm_prompt_fill(const collm_prompt_template *tpl, const collm_rec_item
                     int32_t target, char *out, size_t cap) {
     sbuf b = {0};
     size_t split;
-    int rc = fill(tpl, items, his, n_his, target, &b, &split);
+    int rc = fill(tpl, items, his, n_his, target, &b, &split, NULL);
     if (rc != COLLM_OK) {
         free(b.data);
         return rc;
@@ -206,7 +221,7 @@ char *collm_prompt_fill_alloc(const collm_prompt_template *tpl, const collm_rec_
                         int32_t target) {
     sbuf b = {0};
     size_t split;
-    if (fill(tpl, items, his, n_his, target, &b, &split) != COLLM_OK) {
+    if (fill(tpl, items, his, n_his, target, &b, &split, NULL) != COLLM_OK) {
         free(b.data);
         return NULL;
     }
@@ -218,7 +233,7 @@ int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_it
     *prefix = *rest = NULL;
     sbuf b = {0};
     size_t split;
-    int rc = fill(tpl, items, his, n_his, target, &b, &split);
+    int rc = fill(tpl, items, his, n_his, target, &b, &split, NULL);
     if (rc != COLLM_OK) {
         free(b.data);
         return rc;
@@ -232,4 +247,23 @@ int collm_prompt_fill_parts(const collm_prompt_template *tpl, const collm_rec_it
     b.data[split] = '\0';
     *prefix = b.data;
     return COLLM_OK;
+}
+
+char *collm_prompt_fill_slots(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his,
+                              int64_t n_his, int32_t target, collm_prompt_slot *slots, int max_slots, int *n_slots) {
+    sbuf b = {0};
+    size_t split;
+    slot_log log = {slots, max_slots, 0};
+    *n_slots = 0;
+    if (fill(tpl, items, his, n_his, target, &b, &split, &log) != COLLM_OK) {
+        free(b.data);
+        return NULL;
+    }
+    if (log.n > max_slots) {
+        free(b.data);
+        collm_error(COLLM_ERR_RANGE, "prompt: the template gives %d slot markers, more than %d", log.n, max_slots);
+        return NULL;
+    }
+    *n_slots = log.n;
+    return b.data;
 }
