@@ -35,6 +35,7 @@ static double now_s(void) {
 
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
+    if (isnan(x) || isnan(y)) return isnan(x) - isnan(y); // NaN last: a total order
     return (x > y) - (x < y);
 }
 

@@ -5,6 +5,7 @@
 //   topk_latency CKPT INDEX DATA_DIR [USERS=100] [THREADS=1] [N...=50 100 200]
 // Users: the first USERS ids with a history in the dataset. One context,
 // requests one after another; THREADS = BLAS threads and attention pool.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,6 +32,7 @@ static double cpu_s(void) {
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
+    if (isnan(x) || isnan(y)) return isnan(x) - isnan(y); // NaN last: a total order
     return (x > y) - (x < y);
 }
 

@@ -389,6 +389,18 @@ static void test_bootstrap_ci(void) {
     double nans[] = {NAN};
     CHECK(collm_bootstrap_ci(nans, 1, 100, 0.95, 1, &other) == COLLM_OK);
     CHECK(other.n == 0 && isnan(other.mean));
+    // Issue 8: +inf and -inf made resampled means NaN, which the means'
+    // comparator ordered inconsistently (undefined for qsort); infinities are
+    // left out like NaN: the interval equals the one of the finite values
+    double mixed[104], finite[100];
+    for (int i = 0; i < 100; i++) finite[i] = mixed[i] = v[i];
+    mixed[100] = INFINITY, mixed[101] = -INFINITY, mixed[102] = NAN, mixed[103] = -INFINITY;
+    collm_ci with_inf, plain;
+    CHECK(collm_bootstrap_ci(finite, 100, 500, 0.9, 7, &plain) == COLLM_OK);
+    CHECK(collm_bootstrap_ci(mixed, 104, 500, 0.9, 7, &with_inf) == COLLM_OK);
+    CHECK_MSG(with_inf.n == 100 && with_inf.mean == plain.mean && with_inf.lo == plain.lo && with_inf.hi == plain.hi,
+              "n %lld mean %g [%g, %g] vs [%g, %g]", (long long)with_inf.n, with_inf.mean, with_inf.lo, with_inf.hi,
+              plain.lo, plain.hi);
     CHECK(collm_bootstrap_ci(w, 4, 100, 1.0, 1, &other) == COLLM_ERR_ARG);
     CHECK(collm_bootstrap_ci(w, 4, 0, 0.95, 1, &other) == COLLM_ERR_ARG);
 }

@@ -127,7 +127,7 @@ typedef struct {
                    // interpolation) of the resampled means
 } collm_ci;
 
-// Resamples the non-NaN values of values (n) with replacement n_resamples
+// Resamples the finite values of values (n; NaN and infinities left out) with replacement n_resamples
 // times (collm_rng(seed): the same seed and the same n give the same
 // resamples, so methods evaluated on the same users are resampled in pairs).
 // level in (0, 1), e.g. 0.95; n_resamples >= 1.

@@ -19,13 +19,19 @@ typedef struct {
     int8_t positive; // 0/1
 } metrics_row;
 
-// Orders by user, then by score ascending (a total order once NaN is excluded).
+// Ascending with NaN last: a total order whatever the values (qsort needs one).
+static int metrics_asc_nan_last(double a, double b) {
+    int na = isnan(a), nb = isnan(b);
+    if (na || nb) return na - nb;
+    return (a > b) - (a < b);
+}
+
+// Orders by user, then by score ascending (NaN scores are refused before the
+// sort; the comparator is total anyway).
 static int metrics_row_cmp(const void *pa, const void *pb) {
     const metrics_row *a = pa, *b = pb;
     if (a->user != b->user) return a->user < b->user ? -1 : 1;
-    if (a->score < b->score) return -1;
-    if (a->score > b->score) return 1;
-    return 0;
+    return metrics_asc_nan_last(a->score, b->score);
 }
 
 // AUC of rows[0..n) already sorted by score; NaN when a class is absent.
@@ -401,8 +407,7 @@ int collm_topk_rank(const int32_t *items, const float *score, const float *tiebr
 // bootstrap
 
 static int metrics_cmp_f64(const void *pa, const void *pb) {
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
+    return metrics_asc_nan_last(*(const double *)pa, *(const double *)pb);
 }
 
 // Quantile q in [0, 1] of sorted v (n >= 1), linear interpolation between
@@ -426,8 +431,10 @@ int collm_bootstrap_ci(const double *values, int64_t n, int n_resamples, double 
     }
     int64_t m = 0;
     double sum = 0;
+    // undefined values (NaN) are left out, and so are infinities: one of
+    // each sign made every resample's mean NaN
     for (int64_t i = 0; i < n; i++)
-        if (!isnan(values[i])) sum += (x[m++] = values[i]);
+        if (isfinite(values[i])) sum += (x[m++] = values[i]);
     out->n = m;
     if (m == 0) {
         out->mean = out->lo = out->hi = NAN;

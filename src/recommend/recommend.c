@@ -417,11 +417,20 @@ int collm_recommend_fuse(const float *llm, const float *retrieval, const float *
     return COLLM_OK;
 }
 
+// Descending with NaN last: a total order even when a broken model scores
+// NaN (x != y was true for NaN against anything, and so was "greater"'s
+// negation both ways: qsort's behaviour was undefined).
+static int desc_nan_last(float a, float b) {
+    int na = isnan(a), nb = isnan(b);
+    if (na || nb) return na - nb;
+    return (a < b) - (a > b);
+}
+
 static int cmp_result(const void *a, const void *b) {
     const collm_recommend_item *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    if (x->retrieval_score != y->retrieval_score) return x->retrieval_score > y->retrieval_score ? -1 : 1;
-    return (x->item > y->item) - (x->item < y->item);
+    int c = desc_nan_last(x->score, y->score);
+    if (!c) c = desc_nan_last(x->retrieval_score, y->retrieval_score);
+    return c ? c : (x->item > y->item) - (x->item < y->item);
 }
 
 int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
