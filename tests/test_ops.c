@@ -9,7 +9,6 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 static collm_rng rng;
 
@@ -591,34 +590,6 @@ static void test_dot_axpy(void) {
     free(a), free(b), free(y), free(yref);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-// One quick timing at the model's size (informational, not a check).
-static void time_attention(void) {
-    int T = 160, nh = 4, nkv = 4, hd = 64;
-    int64_t nq = (int64_t)T * nh * hd, na = (int64_t)nh * T * T;
-    float *q = rand_vec(nq, 1), *k = rand_vec(nq, 1), *v = rand_vec(nq, 1), *dout = rand_vec(nq, 1);
-    float *out = zeros(nq), *att = zeros(na), *dq = zeros(nq), *dk = zeros(nq), *dv = zeros(nq);
-    collm_pool *pool = collm_pool_create(2);
-    for (int p = 0; p < 2; p++) {
-        collm_pool *use = p ? pool : NULL;
-        int reps = 20;
-        double t0 = now_s();
-        for (int i = 0; i < reps; i++) collm_ops_attention_forward(out, att, q, k, v, T, 0, nh, nkv, hd, use, NULL);
-        double t1 = now_s();
-        for (int i = 0; i < reps; i++) collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, 0, nh, nkv, hd, use, NULL);
-        double t2 = now_s();
-        printf("attention T=%d n_head=%d hd=%d, %d thread(s): forward %.3f ms, backward %.3f ms\n", T, nh, hd,
-               p ? 2 : 1, (t1 - t0) / reps * 1e3, (t2 - t1) / reps * 1e3);
-    }
-    collm_pool_free(pool);
-    free(q), free(k), free(v), free(dout), free(out), free(att), free(dq), free(dk), free(dv);
-}
-
 // The dispatcher picked the kernels the environment and CPU call for.
 static void test_kernel_isa(void) {
     const char *isa = collm_kernel_isa(), *force = getenv("COLLM_ISA");
@@ -647,6 +618,5 @@ int main(void) {
     test_bce();
     test_adam();
     test_dot_axpy();
-    time_attention();
     return test_report();
 }
