@@ -7,6 +7,8 @@
 #include "collm/threadpool.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +53,18 @@ int main(int argc, char **argv) {
         double t = now_s() - t0;
         if (r > 0 && t < best) best = t;
     }
-    printf("{\"sgemm_gflops\": %.2f, \"n\": %d, \"threads\": %d, \"reps\": %d}\n", 2.0 * n * (double)nn / best / 1e9, n,
-           threads, reps);
+    // one JSON object, written with cJSON (a zero time would print inf: null instead)
+    double gflops = 2.0 * n * (double)nn / best / 1e9;
+    cJSON *o = cJSON_CreateObject();
+    if (isfinite(gflops)) cJSON_AddNumberToObject(o, "sgemm_gflops", round(gflops * 100) / 100);
+    else cJSON_AddNullToObject(o, "sgemm_gflops");
+    cJSON_AddNumberToObject(o, "n", n);
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "reps", reps);
+    char *text = cJSON_PrintUnformatted(o);
+    if (text) printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(o);
     free(a);
     free(b);
     free(c);

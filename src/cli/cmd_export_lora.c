@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "collm/collm.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "commands.h"
 
 int cmd_export_lora(int argc, char **argv) {
@@ -23,6 +24,7 @@ int cmd_export_lora(int argc, char **argv) {
     if (p) return p > 0 ? 0 : 1;
     const char *ckpt, *out;
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--out", &out)) return 1;
+    if (collm_check_output_path(out)) return cli_fail("export-lora");
     collm_model *m = collm_model_load(ckpt, cli_get(opts, "--base"), NULL);
     int rc = m ? collm_export_lora(m, out) : COLLM_ERR;
     collm_model_free(m);

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "collm/collm.h"
 #include "collm/retrieval.h"
 #include "collm/threadpool.h"
@@ -77,6 +78,7 @@ int cmd_index(int argc, char **argv) {
     opt.nprobe = (int)nprobe;
     opt.ef_search = (int)ef_search;
     opt.train_max = train_max;
+    if (collm_check_output_path(out)) return cli_fail("index"); // before the index is built
     int threads = cli_threads(opts);
     collm_retrieval_set_threads(threads);
     collm_blas_set_threads(threads);

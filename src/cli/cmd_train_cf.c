@@ -12,6 +12,7 @@
 #include "collm/cf.h"
 #include "collm/dataset.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "commands.h"
 
 static void train_cf_progress(void *ctx, const collm_cf_epoch_info *e) {
@@ -80,6 +81,8 @@ int cmd_train_cf(int argc, char **argv) {
     const char *eval = cli_get(opts, "--eval-split");
     if (eval) opt.eval_split = strcmp(eval, "none") == 0 ? "" : eval;
 
+    // the output folder before the data is read and the model trained
+    if (collm_check_output_path(out)) return cli_fail("train-cf");
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
     collm_cf_model *m = collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, opt.seed);

@@ -57,6 +57,9 @@ expect_error "eval-cf --threads 0" "--threads" "$BIN" eval-cf --cf "$T/none.gguf
 expect_error "train --out missing/dir" "output folder .*missing.* does not exist" \
   "$BIN" "${args[@]}" --out "$T/missing/dir/c.gguf"
 
+expect_error "train-cf --out missing/dir" "output folder .*missing.* does not exist" \
+  "$BIN" train-cf --data "$T/data" --out "$T/missing/dir/mf.gguf" --max-epochs 1
+
 # --- an evaluation split with one label: the AUC is undefined, no checkpoint could be chosen
 awk -F'\t' 'NR == 1 || $3 == 1' "$T/data/valid_small.tsv" >"$T/all_pos.tsv"
 "$BIN" "${args[@]}" --quiet --eval-split "$T/all_pos.tsv" --out "$T/onelabel.gguf" >"$T/out" 2>"$T/err"; rc=$?
