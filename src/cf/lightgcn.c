@@ -24,6 +24,7 @@
 
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
+#include "cf/cf_rows.h"
 #include "cf/encoders.h"
 #include "collm/error.h"
 #include "core/ops.h"
@@ -186,74 +187,20 @@ static double lgcn_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users,
 
 // --- training
 
-typedef struct {
-    collm_cf_model *m;
-    const collm_rec_split *train;
-    const collm_cf_train_options *opt;
-    collm_pool *pool;
-    int32_t *perm;   // (N_train)
-    int32_t *users, *items; // (batch)
-    float *labels, *logit, *dlogit; // (batch)
-    int64_t step;
-} lgcn_train_state;
-
-static int lgcn_epoch(void *state, collm_rng *rng, double *mean_loss) {
-    lgcn_train_state *s = state;
-    lgcn_impl *w = s->m->impl;
-    const int64_t N = s->train->n, cap = s->opt->batch < N ? s->opt->batch : N;
-    collm_rng_shuffle_i32(rng, s->perm, N);
-    double loss_sum = 0;
-    for (int64_t off = 0; off < N; off += cap) {
-        int64_t n = N - off < cap ? N - off : cap;
-        for (int64_t k = 0; k < n; k++) {
-            int32_t r = s->perm[off + k];
-            s->users[k] = s->train->user[r];
-            s->items[k] = s->train->item[r];
-            s->labels[k] = s->train->label[r] ? 1.0f : 0.0f;
-        }
-        loss_sum += lgcn_loss_grad_impl(s->m, n, s->users, s->items, s->labels, s->logit, s->dlogit, s->pool) * (double)n;
-        cf_params_adam(&w->p, s->opt, ++s->step, s->pool);
-    }
-    *mean_loss = loss_sum / (double)N;
-    return COLLM_OK;
-}
-
-static void lgcn_refresh(void *state) {
-    lgcn_train_state *s = state;
-    lgcn_impl *w = s->m->impl;
-    lgcn_propagate(s->m, w, lgcn_e0(w), lgcn_out(w), s->pool);
+static void lgcn_refresh(collm_cf_model *m, collm_pool *pool) {
+    lgcn_impl *w = m->impl;
+    lgcn_propagate(m, w, lgcn_e0(w), lgcn_out(w), pool);
 }
 
 static int lgcn_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                       const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress,
                       void *progress_ctx, collm_cf_train_result *result) {
     lgcn_impl *w = m->impl;
-    const int64_t N = train->n;
-    if (N < 1) return collm_error(COLLM_ERR_ARG, "lightgcn: the train split %s has no rows", train->path ? train->path : "");
-    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "lightgcn: the train split has too many rows");
+    if (train->n < 1) return collm_error(COLLM_ERR_ARG, "lightgcn: the train split %s has no rows", train->path ? train->path : "");
     int rc = collm_lightgcn_set_graph(m, train, pool);
     if (rc) return rc;
-    if ((rc = cf_params_alloc_train(&w->p))) return rc;
-    const int64_t cap = opt->batch < N ? opt->batch : N;
-    lgcn_train_state s = {m, train, opt, pool, NULL, NULL, NULL, NULL, NULL, NULL, 0};
-    s.perm = collm_malloc((size_t)N * sizeof *s.perm);
-    s.users = collm_malloc((size_t)cap * sizeof *s.users);
-    s.items = collm_malloc((size_t)cap * sizeof *s.items);
-    s.labels = collm_malloc((size_t)cap * sizeof *s.labels);
-    s.logit = collm_malloc((size_t)cap * sizeof *s.logit);
-    s.dlogit = collm_malloc((size_t)cap * sizeof *s.dlogit);
-    if (!s.perm || !s.users || !s.items || !s.labels || !s.logit || !s.dlogit) rc = COLLM_ERR_NOMEM;
-    if (!rc) {
-        for (int64_t r = 0; r < N; r++) s.perm[r] = (int32_t)r;
-        rc = cf_train_loop(m, &w->p, eval, opt, pool, progress, progress_ctx, result, lgcn_epoch, lgcn_refresh, &s);
-    }
-    free(s.perm);
-    free(s.users);
-    free(s.items);
-    free(s.labels);
-    free(s.logit);
-    free(s.dlogit);
-    return rc;
+    return cf_train_rows(m, &w->p, train, eval, opt, pool, progress, progress_ctx, result, lgcn_loss_grad_impl, NULL,
+                         lgcn_refresh);
 }
 
 // --- vtable

@@ -25,6 +25,7 @@
 
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
+#include "cf/cf_rows.h"
 #include "cf/encoders.h"
 #include "collm/error.h"
 #include "core/ops.h"
@@ -83,20 +84,10 @@ static double mfb_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users, 
 
 // --- training
 
-typedef struct {
-    collm_cf_model *m;
-    const collm_rec_split *train;
-    const collm_cf_train_options *opt;
-    collm_pool *pool;
-    int32_t *perm;                  // (N_train)
-    int32_t *users, *items;         // (batch)
-    float *labels, *logit, *dlogit; // (batch)
-    int64_t step;
-} mfb_train_state;
-
-// Keeps the padding rows at zero (coupled L2 and Adam never see a gradient
-// there, but a clean zero is what the vectors promise).
-static void mfb_zero_padding(collm_cf_model *m) {
+// Keeps the padding rows at zero after every step (no gradient reaches them,
+// but coupled L2 and Adam's moments must not move them either).
+static void mfb_zero_padding(collm_cf_model *m, collm_pool *pool) {
+    (void)pool;
     mfb_impl *w = m->impl;
     memset(cf_w(&w->p, w->i_user), 0, (size_t)mfb_k(m) * sizeof(float));
     memset(cf_w(&w->p, w->i_item), 0, (size_t)mfb_k(m) * sizeof(float));
@@ -104,59 +95,17 @@ static void mfb_zero_padding(collm_cf_model *m) {
     cf_w(&w->p, w->i_ibias)[0] = 0.0f;
 }
 
-static int mfb_epoch(void *state, collm_rng *rng, double *mean_loss) {
-    mfb_train_state *s = state;
-    mfb_impl *w = s->m->impl;
-    const int64_t N = s->train->n, cap = s->opt->batch < N ? s->opt->batch : N;
-    collm_rng_shuffle_i32(rng, s->perm, N);
-    double loss_sum = 0;
-    unsigned fp = cf_fpmode_enter();
-    for (int64_t off = 0; off < N; off += cap) {
-        int64_t n = N - off < cap ? N - off : cap;
-        for (int64_t j = 0; j < n; j++) {
-            int32_t r = s->perm[off + j];
-            s->users[j] = s->train->user[r];
-            s->items[j] = s->train->item[r];
-            s->labels[j] = s->train->label[r] ? 1.0f : 0.0f;
-        }
-        loss_sum += mfb_loss_grad_impl(s->m, n, s->users, s->items, s->labels, s->logit, s->dlogit) * (double)n;
-        cf_params_adam(&w->p, s->opt, ++s->step, s->pool);
-        mfb_zero_padding(s->m);
-    }
-    cf_fpmode_leave(fp);
-    *mean_loss = loss_sum / (double)N;
-    return COLLM_OK;
+static double mfb_batch(collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items, const float *labels,
+                        float *logit, float *dlogit, collm_pool *pool) {
+    (void)pool;
+    return mfb_loss_grad_impl(m, n, users, items, labels, logit, dlogit);
 }
 
 static int mfb_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                      const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx,
                      collm_cf_train_result *result) {
-    mfb_impl *w = m->impl;
-    const int64_t N = train->n;
-    if (N < 1) return collm_error(COLLM_ERR_ARG, "mfbias: the train split %s has no rows", train->path ? train->path : "");
-    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "mfbias: the train split has too many rows");
-    int rc = cf_params_alloc_train(&w->p);
-    if (rc) return rc;
-    const int64_t cap = opt->batch < N ? opt->batch : N;
-    mfb_train_state s = {m, train, opt, pool, NULL, NULL, NULL, NULL, NULL, NULL, 0};
-    s.perm = collm_malloc((size_t)N * sizeof *s.perm);
-    s.users = collm_malloc((size_t)cap * sizeof *s.users);
-    s.items = collm_malloc((size_t)cap * sizeof *s.items);
-    s.labels = collm_malloc((size_t)cap * sizeof *s.labels);
-    s.logit = collm_malloc((size_t)cap * sizeof *s.logit);
-    s.dlogit = collm_malloc((size_t)cap * sizeof *s.dlogit);
-    if (!s.perm || !s.users || !s.items || !s.labels || !s.logit || !s.dlogit) rc = COLLM_ERR_NOMEM;
-    if (!rc) {
-        for (int64_t r = 0; r < N; r++) s.perm[r] = (int32_t)r;
-        rc = cf_train_loop(m, &w->p, eval, opt, pool, progress, progress_ctx, result, mfb_epoch, NULL, &s);
-    }
-    free(s.perm);
-    free(s.users);
-    free(s.items);
-    free(s.labels);
-    free(s.logit);
-    free(s.dlogit);
-    return rc;
+    return cf_train_rows(m, &((mfb_impl *)m->impl)->p, train, eval, opt, pool, progress, progress_ctx, result, mfb_batch,
+                         mfb_zero_padding, NULL);
 }
 
 // --- vtable
