@@ -183,6 +183,11 @@ static void test_small_files(void) {
     expect_split_error("biguser.tsv", ROW("2147483000\t1\t1\t5\t0\t1\n"), it, "column 'uid'", "far beyond");
     expect_split_error("bigitem.tsv", "uid\tiid\tlabel\this\n1\t2147483000\t1\t\n", NULL, "column 'iid'", "far beyond");
     expect_split_error("bighis.tsv", "uid\tiid\tlabel\this\n1\t1\t1\t3,2147483000\n", NULL, "element 2", "far beyond");
+    // Issue 8: an empty file maps to NULL; the loaders did pointer arithmetic
+    // on it (UB, UBSan aborts): now an error naming line 1.
+    expect_split_error("empty0.tsv", "", it, "line 1", "empty file");
+    collm_rec_items *none_items = collm_rec_items_load(write_tmp("empty_items.tsv", ""));
+    CHECK_MSG(none_items == NULL && contains(collm_last_error(), "empty file"), "%s", collm_last_error());
     collm_rec_split *none = collm_rec_split_load("/nonexistent/x.tsv", NULL);
     CHECK(none == NULL && contains(collm_last_error(), "/nonexistent/x.tsv"));
     // Header only: zero rows is valid.
