@@ -10,7 +10,8 @@
 #include "collm/error.h"
 
 // Every kind collm knows; a new one is one more line.
-static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf, &collm_cf_kind_lightgcn, &collm_cf_kind_mfbias};
+static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf, &collm_cf_kind_lightgcn, &collm_cf_kind_mfbias,
+                                                 &collm_cf_kind_sasrec, &collm_cf_kind_din};
 enum { CF_N_KINDS = sizeof cf_kinds / sizeof cf_kinds[0] };
 
 static const collm_cf_kind *cf_find_kind(const char *name, size_t len) {

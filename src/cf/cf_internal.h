@@ -64,6 +64,8 @@ struct collm_cf_kind {
 extern const collm_cf_kind collm_cf_kind_mf;
 extern const collm_cf_kind collm_cf_kind_lightgcn;
 extern const collm_cf_kind collm_cf_kind_mfbias;
+extern const collm_cf_kind collm_cf_kind_sasrec;
+extern const collm_cf_kind collm_cf_kind_din;
 
 // COLLM_OK when every user / item id of the split (targets, and history ids
 // for history kinds) lies inside the model's tables; else an error naming

@@ -25,7 +25,7 @@ int cmd_train_cf(int argc, char **argv) {
     collm_cf_train_options opt;
     collm_cf_hparams hp;
     cli_option opts[] = {
-        {"--model", "KIND", "collaborative model kind: mf | lightgcn | mfbias (default mf)", NULL},
+        {"--model", "KIND", "collaborative model kind: mf | lightgcn | mfbias | sasrec | din (default mf)", NULL},
         {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
         {"--out", "FILE", "output model (.gguf)", NULL},
         {"--dim", "N", "vector dimension (mf 256, lightgcn 64, sasrec 64, din 192 = 3 x 64)", NULL},
@@ -45,7 +45,8 @@ int cmd_train_cf(int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm train-cf --model mf|lightgcn|mfbias --data DIR --out FILE [--dim N --layers N --heads N "
+                      "usage: collm train-cf --model mf|lightgcn|mfbias|sasrec|din --data DIR --out FILE [--dim N --layers N "
+                      "--heads N "
                       "--max-len N --dropout X --lr X --weight-decay X --batch N --max-epochs N --patience N "
                       "--seed 2023 --eval-split valid]");
     if (p) return p > 0 ? 0 : 1;

@@ -45,10 +45,10 @@ expect_error "unknown item in split" 'unknown_item\.tsv.*line 4.*4000' \
   "$BIN" eval-cf --cf "$model" --data "$DATA" --split "$TMP/unknown_item.tsv"
 
 # the other kinds: a short run each, the same eval-cf JSON keys, the kind in the file
-for kind in lightgcn; do
+for kind in lightgcn sasrec din; do
   km="$TMP/$kind.gguf"
   rm -f "$km"
-  "$BIN" train-cf --model "$kind" --data "$DATA" --out "$km" --max-epochs 2 --dim 12 --threads 2 \
+  "$BIN" train-cf --model "$kind" --data "$DATA" --out "$km" --max-epochs 2 --dim 12 --max-len 4 --threads 2 \
     >"$TMP/$kind.out" 2>"$TMP/$kind.err"; rc=$?
   check "train-cf --model $kind exits 0 (got $rc): $(tail -n 1 "$TMP/$kind.err")" [ "$rc" -eq 0 ]
   check "$kind: two progress lines" [ "$(grep -Ec '^epoch +[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+' "$TMP/$kind.err")" -eq 2 ]

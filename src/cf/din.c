@@ -1,0 +1,559 @@
+// DIN, the Deep Interest Network (method.md §4.2; Zhou et al. 2018, as
+// RecEncoder_DIN in the CoLLM authors' rec_base_models.py).
+//
+// Per-field size e = dim / 3. For a sample (user u, target item i, window
+// w of the last L = hp.max_len liked items, left-padded with 0):
+//   q = I[i], hs_t = Hs[w_t] (a separate history table), uu = U[u]     (e)
+//   attention unit per position t:
+//     a_t = [q, hs_t, q - hs_t, q ⊙ hs_t]                             (4e)
+//     s_t = W3 (W2 Dice(W1 a_t + b1) + b2) + b3       (4e -> 64 -> 16 -> 1)
+//   masked positions (w_t = 0) get s_t = 0; no softmax
+//   pooled = Σ_t s_t hs_t                                               (e)
+//   x = [q, pooled, uu]                  (3e: CoLLM-DIN's user-side vector)
+//   logit = W6 drop(Dice(W5 drop(Dice(W4 x + b4)) + b5)) + b6  (3e -> 200 -> 80 -> 1)
+// loss = mean BCE with logits. The item-side vector is [q, q, q].
+// Dice: p = σ(BN(z)), y = z (α + (1 - α) p) (cf_dice_*); its batch
+// normalisation runs over the batch rows (the attention's over every
+// (row, position) pair, padded positions included, as BatchNorm1d on
+// (B, C, T) does) in training, and with the running statistics (momentum
+// 0.1, eps 1e-8) in evaluation.
+//
+// Tensors (xavier-normal weights and embeddings, zero biases, Dice α 0, BN
+// γ 1, β 0; running mean 0, var 1): din.user_embd (n_users, e),
+// din.item_embd (n_items, e), din.his_embd (n_items, e); din.att1 (64, 4e),
+// din.att2 (16, 64), din.att3 (1, 16), din.fc1 (200, 3e), din.fc2 (80, 200),
+// din.fc3 (1, 80), each .weight with .bias (1, out); din.att1.dice /
+// din.fc1.dice / din.fc2.dice .alpha .gamma .beta (1, C) and the buffers
+// .run_mean .run_var (1, C).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf/cf_internal.h"
+#include "cf/cf_nn.h"
+#include "cf/encoders.h"
+#include "collm/error.h"
+#include "core/ops.h"
+
+enum { DIN_A1 = 64, DIN_A2 = 16, DIN_F1 = 200, DIN_F2 = 80 };
+#define DIN_BN_EPS 1e-8f
+#define DIN_BN_MOMENTUM 0.1f
+
+typedef struct {
+    int alpha, gamma, beta, run_mean, run_var;
+} din_dice_idx;
+
+typedef struct {
+    cf_params p;
+    int e, L;
+    int i_user, i_item, i_his;
+    int a1w, a1b, a2w, a2b, a3w, a3b, f1w, f1b, f2w, f2b, f3w, f3b;
+    din_dice_idx da1, df1, df2;
+} din_impl;
+
+// Activations of B rows (BL = B·L attention rows).
+typedef struct {
+    int cap;
+    int32_t *win;            // (B, L)
+    float *q, *uu;           // (B, e)
+    float *hs;               // (BL, e)
+    float *ain;              // (BL, 4e)
+    float *z1, *y1, *xh1;    // (BL, 64): W1 a + b1, Dice, x̂ of its BN
+    float *rs1;              // (64)
+    float *z2;               // (BL, 16)
+    float *s;                // (BL) attention scores (0 where masked)
+    float *x;                // (B, 3e) [q, pooled, uu]
+    float *f1, *g1, *xf1, *m1; // (B, 200): pre-Dice, Dice (then dropout), x̂, dropout scale
+    float *rsf1;             // (200)
+    float *f2, *g2, *xf2, *m2; // (B, 80)
+    float *rsf2;             // (80)
+    float *logit;            // (B)
+    // backward scratch
+    float *dlogit, *dg2, *df2, *dg1, *df1, *dx; // (B), (B,80), (B,80), (B,200), (B,200), (B,3e)
+    float *ds, *dz2, *dy1, *dz1, *dain, *dhs;   // (BL), (BL,16), (BL,64), (BL,64), (BL,4e), (BL,e)
+} din_ws;
+
+static void din_ws_free(din_ws *ws) {
+    void *ptrs[] = {ws->win, ws->q, ws->uu, ws->hs, ws->ain, ws->z1, ws->y1, ws->xh1, ws->rs1, ws->z2, ws->s, ws->x,
+                    ws->f1, ws->g1, ws->xf1, ws->m1, ws->rsf1, ws->f2, ws->g2, ws->xf2, ws->m2, ws->rsf2, ws->logit,
+                    ws->dlogit, ws->dg2, ws->df2, ws->dg1, ws->df1, ws->dx, ws->ds, ws->dz2, ws->dy1, ws->dz1,
+                    ws->dain, ws->dhs};
+    for (size_t k = 0; k < sizeof ptrs / sizeof ptrs[0]; k++) free(ptrs[k]);
+    memset(ws, 0, sizeof *ws);
+}
+
+static int din_ws_alloc(din_ws *ws, const din_impl *w, int cap, int training) {
+    memset(ws, 0, sizeof *ws);
+    ws->cap = cap;
+    const int64_t B = cap > 0 ? cap : 1, L = w->L, BL = B * L, e = w->e;
+    int ok = 1;
+#define DIN_ALLOC(ptr, count)                                             \
+    do {                                                                  \
+        (ptr) = collm_malloc((size_t)((count) > 0 ? (count) : 1) * sizeof *(ptr)); \
+        ok &= (ptr) != NULL;                                              \
+    } while (0)
+    DIN_ALLOC(ws->win, BL);
+    DIN_ALLOC(ws->q, B * e);
+    DIN_ALLOC(ws->uu, B * e);
+    DIN_ALLOC(ws->hs, BL * e);
+    DIN_ALLOC(ws->ain, BL * 4 * e);
+    DIN_ALLOC(ws->z1, BL * DIN_A1);
+    DIN_ALLOC(ws->y1, BL * DIN_A1);
+    DIN_ALLOC(ws->xh1, BL * DIN_A1);
+    DIN_ALLOC(ws->rs1, DIN_A1);
+    DIN_ALLOC(ws->z2, BL * DIN_A2);
+    DIN_ALLOC(ws->s, BL);
+    DIN_ALLOC(ws->x, B * 3 * e);
+    DIN_ALLOC(ws->f1, B * DIN_F1);
+    DIN_ALLOC(ws->g1, B * DIN_F1);
+    DIN_ALLOC(ws->xf1, B * DIN_F1);
+    DIN_ALLOC(ws->rsf1, DIN_F1);
+    DIN_ALLOC(ws->f2, B * DIN_F2);
+    DIN_ALLOC(ws->g2, B * DIN_F2);
+    DIN_ALLOC(ws->xf2, B * DIN_F2);
+    DIN_ALLOC(ws->rsf2, DIN_F2);
+    DIN_ALLOC(ws->logit, B);
+    if (training) {
+        DIN_ALLOC(ws->m1, B * DIN_F1);
+        DIN_ALLOC(ws->m2, B * DIN_F2);
+        DIN_ALLOC(ws->dlogit, B);
+        DIN_ALLOC(ws->dg2, B * DIN_F2);
+        DIN_ALLOC(ws->df2, B * DIN_F2);
+        DIN_ALLOC(ws->dg1, B * DIN_F1);
+        DIN_ALLOC(ws->df1, B * DIN_F1);
+        DIN_ALLOC(ws->dx, B * 3 * e);
+        DIN_ALLOC(ws->ds, BL);
+        DIN_ALLOC(ws->dz2, BL * DIN_A2);
+        DIN_ALLOC(ws->dy1, BL * DIN_A1);
+        DIN_ALLOC(ws->dz1, BL * DIN_A1);
+        DIN_ALLOC(ws->dain, BL * 4 * e);
+        DIN_ALLOC(ws->dhs, BL * e);
+    }
+#undef DIN_ALLOC
+    if (!ok) {
+        din_ws_free(ws);
+        return COLLM_ERR_NOMEM;
+    }
+    return COLLM_OK;
+}
+
+static cf_dice din_dice(const din_impl *w, const din_dice_idx *d) {
+    cf_dice out = {cf_w(&w->p, d->alpha), cf_w(&w->p, d->gamma), cf_w(&w->p, d->beta), cf_w(&w->p, d->run_mean),
+                   cf_w(&w->p, d->run_var), DIN_BN_EPS, DIN_BN_MOMENTUM};
+    return out;
+}
+
+static void din_dropout_mask(float *mask, int64_t n, double p, collm_rng *rng) {
+    const float keep = (float)(1.0 / (1.0 - p));
+    const uint32_t thresh = (uint32_t)(p * 4294967296.0 < 4294967295.0 ? p * 4294967296.0 : 4294967295.0);
+    for (int64_t i = 0; i < n; i += 2) {
+        uint64_t r = collm_rng_next(rng);
+        mask[i] = (uint32_t)r < thresh ? 0.0f : keep;
+        if (i + 1 < n) mask[i + 1] = (uint32_t)(r >> 32) < thresh ? 0.0f : keep;
+    }
+}
+
+// Forward of B rows (users, items, ws->win filled). training: batch
+// statistics (moving the running ones when update_running), dropout when p > 0.
+// Writes ws->x (the user-side vectors) and ws->logit.
+static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t *users, const int32_t *items, int training,
+                        int update_running, double dropout, collm_rng *rng) {
+    const cf_params *p = &w->p;
+    const int e = w->e, L = w->L;
+    const int64_t BL = B * L;
+    const float *U = cf_w(p, w->i_user), *I = cf_w(p, w->i_item), *Hs = cf_w(p, w->i_his);
+    // embeddings: q, uu (B, e); hs (BL, e); attention input (BL, 4e)
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(ws->q + b * e, I + (int64_t)items[b] * e, (size_t)e * sizeof(float));
+        memcpy(ws->uu + b * e, U + (int64_t)users[b] * e, (size_t)e * sizeof(float));
+        const float *q = ws->q + b * e;
+        for (int t = 0; t < L; t++) {
+            int64_t r = b * L + t;
+            const float *h = Hs + (int64_t)ws->win[r] * e;
+            memcpy(ws->hs + r * e, h, (size_t)e * sizeof(float));
+            float *a = ws->ain + r * 4 * e;
+            for (int j = 0; j < e; j++) {
+                a[j] = q[j];
+                a[e + j] = h[j];
+                a[2 * e + j] = q[j] - h[j];
+                a[3 * e + j] = q[j] * h[j];
+            }
+        }
+    }
+    // attention unit: z1 (BL, 64) -> Dice -> z2 (BL, 16) -> s (BL)
+    collm_ops_matmul_forward(ws->z1, ws->ain, cf_w(p, w->a1w), cf_w(p, w->a1b), (int)BL, 4 * e, DIN_A1);
+    cf_dice d1 = din_dice(w, &w->da1);
+    cf_dice_forward(&d1, ws->y1, ws->xh1, ws->rs1, ws->z1, BL, DIN_A1, training, update_running);
+    collm_ops_matmul_forward(ws->z2, ws->y1, cf_w(p, w->a2w), cf_w(p, w->a2b), (int)BL, DIN_A1, DIN_A2);
+    collm_ops_matmul_forward(ws->s, ws->z2, cf_w(p, w->a3w), cf_w(p, w->a3b), (int)BL, DIN_A2, 1);
+    // masked scores to 0; pooled = Σ_t s_t hs_t; x = [q, pooled, uu] (B, 3e)
+    for (int64_t b = 0; b < B; b++) {
+        float *x = ws->x + b * 3 * e;
+        memcpy(x, ws->q + b * e, (size_t)e * sizeof(float));
+        memset(x + e, 0, (size_t)e * sizeof(float));
+        memcpy(x + 2 * e, ws->uu + b * e, (size_t)e * sizeof(float));
+        for (int t = 0; t < L; t++) {
+            int64_t r = b * L + t;
+            if (!ws->win[r]) ws->s[r] = 0.0f;
+            else collm_ops_axpy(x + e, ws->s[r], ws->hs + r * e, e);
+        }
+    }
+    // MLP: f1 (B, 200) -> Dice -> drop -> f2 (B, 80) -> Dice -> drop -> logit (B)
+    const int drop = training && dropout > 0;
+    collm_ops_matmul_forward(ws->f1, ws->x, cf_w(p, w->f1w), cf_w(p, w->f1b), (int)B, 3 * e, DIN_F1);
+    cf_dice df1 = din_dice(w, &w->df1);
+    cf_dice_forward(&df1, ws->g1, ws->xf1, ws->rsf1, ws->f1, B, DIN_F1, training, update_running);
+    if (drop) {
+        din_dropout_mask(ws->m1, B * DIN_F1, dropout, rng);
+        for (int64_t k = 0; k < B * DIN_F1; k++) ws->g1[k] *= ws->m1[k];
+    }
+    collm_ops_matmul_forward(ws->f2, ws->g1, cf_w(p, w->f2w), cf_w(p, w->f2b), (int)B, DIN_F1, DIN_F2);
+    cf_dice df2 = din_dice(w, &w->df2);
+    cf_dice_forward(&df2, ws->g2, ws->xf2, ws->rsf2, ws->f2, B, DIN_F2, training, update_running);
+    if (drop) {
+        din_dropout_mask(ws->m2, B * DIN_F2, dropout, rng);
+        for (int64_t k = 0; k < B * DIN_F2; k++) ws->g2[k] *= ws->m2[k];
+    }
+    collm_ops_matmul_forward(ws->logit, ws->g2, cf_w(p, w->f3w), cf_w(p, w->f3b), (int)B, DIN_F2, 1);
+}
+
+// Backward from ws->dlogit (B) into p->g (accumulates). Needs the training forward.
+static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *users, const int32_t *items, int dropped) {
+    cf_params *p = &w->p;
+    const int e = w->e, L = w->L;
+    const int64_t BL = B * L;
+    // logit = g2 W6^T + b6
+    memset(ws->dg2, 0, (size_t)(B * DIN_F2) * sizeof(float));
+    collm_ops_matmul_backward(ws->dg2, cf_g(p, w->f3w), cf_g(p, w->f3b), ws->dlogit, ws->g2, cf_w(p, w->f3w), (int)B,
+                              DIN_F2, 1);
+    if (dropped)
+        for (int64_t k = 0; k < B * DIN_F2; k++) ws->dg2[k] *= ws->m2[k];
+    // g2 = Dice(f2): the Dice input was f2 (before the mask)
+    memset(ws->df2, 0, (size_t)(B * DIN_F2) * sizeof(float));
+    cf_dice d2 = din_dice(w, &w->df2);
+    cf_dice_backward(&d2, ws->df2, cf_g(p, w->df2.alpha), cf_g(p, w->df2.gamma), cf_g(p, w->df2.beta), ws->dg2, ws->f2,
+                     ws->xf2, ws->rsf2, B, DIN_F2);
+    // f2 = g1 W5^T + b5
+    memset(ws->dg1, 0, (size_t)(B * DIN_F1) * sizeof(float));
+    collm_ops_matmul_backward(ws->dg1, cf_g(p, w->f2w), cf_g(p, w->f2b), ws->df2, ws->g1, cf_w(p, w->f2w), (int)B, DIN_F1,
+                              DIN_F2);
+    if (dropped)
+        for (int64_t k = 0; k < B * DIN_F1; k++) ws->dg1[k] *= ws->m1[k];
+    memset(ws->df1, 0, (size_t)(B * DIN_F1) * sizeof(float));
+    cf_dice d1f = din_dice(w, &w->df1);
+    cf_dice_backward(&d1f, ws->df1, cf_g(p, w->df1.alpha), cf_g(p, w->df1.gamma), cf_g(p, w->df1.beta), ws->dg1, ws->f1,
+                     ws->xf1, ws->rsf1, B, DIN_F1);
+    // f1 = x W4^T + b4
+    memset(ws->dx, 0, (size_t)(B * 3 * e) * sizeof(float));
+    collm_ops_matmul_backward(ws->dx, cf_g(p, w->f1w), cf_g(p, w->f1b), ws->df1, ws->x, cf_w(p, w->f1w), (int)B, 3 * e,
+                              DIN_F1);
+    // x = [q, Σ s_t hs_t, uu]: ds_t = dpooled · hs_t (0 where masked); dhs_t = s_t dpooled
+    float *gU = cf_g(p, w->i_user), *gI = cf_g(p, w->i_item), *gH = cf_g(p, w->i_his);
+    for (int64_t b = 0; b < B; b++) {
+        const float *dxb = ws->dx + b * 3 * e;
+        for (int t = 0; t < L; t++) {
+            int64_t r = b * L + t;
+            float *dh = ws->dhs + r * e;
+            if (!ws->win[r]) {
+                ws->ds[r] = 0.0f;
+                memset(dh, 0, (size_t)e * sizeof(float));
+                continue;
+            }
+            ws->ds[r] = collm_ops_dot(dxb + e, ws->hs + r * e, e);
+            for (int j = 0; j < e; j++) dh[j] = ws->s[r] * dxb[e + j];
+        }
+    }
+    // s = z2 W3^T + b3; z2 = y1 W2^T + b2; y1 = Dice(z1); z1 = ain W1^T + b1
+    memset(ws->dz2, 0, (size_t)(BL * DIN_A2) * sizeof(float));
+    collm_ops_matmul_backward(ws->dz2, cf_g(p, w->a3w), cf_g(p, w->a3b), ws->ds, ws->z2, cf_w(p, w->a3w), (int)BL, DIN_A2,
+                              1);
+    memset(ws->dy1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
+    collm_ops_matmul_backward(ws->dy1, cf_g(p, w->a2w), cf_g(p, w->a2b), ws->dz2, ws->y1, cf_w(p, w->a2w), (int)BL, DIN_A1,
+                              DIN_A2);
+    memset(ws->dz1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
+    cf_dice da = din_dice(w, &w->da1);
+    cf_dice_backward(&da, ws->dz1, cf_g(p, w->da1.alpha), cf_g(p, w->da1.gamma), cf_g(p, w->da1.beta), ws->dy1, ws->z1,
+                     ws->xh1, ws->rs1, BL, DIN_A1);
+    memset(ws->dain, 0, (size_t)(BL * 4 * e) * sizeof(float));
+    collm_ops_matmul_backward(ws->dain, cf_g(p, w->a1w), cf_g(p, w->a1b), ws->dz1, ws->ain, cf_w(p, w->a1w), (int)BL,
+                              4 * e, DIN_A1);
+    // ain = [q, h, q - h, q ⊙ h] -> dq, dh; scatter into the tables (batch order)
+    for (int64_t b = 0; b < B; b++) {
+        const float *dxb = ws->dx + b * 3 * e, *q = ws->q + b * e;
+        float *gq = gI + (int64_t)items[b] * e, *gu = gU + (int64_t)users[b] * e;
+        for (int j = 0; j < e; j++) {
+            gq[j] += dxb[j];
+            gu[j] += dxb[2 * e + j];
+        }
+        for (int t = 0; t < L; t++) {
+            int64_t r = b * L + t;
+            const float *da_r = ws->dain + r * 4 * e, *h = ws->hs + r * e;
+            float *dh = ws->dhs + r * e, *gh = gH + (int64_t)ws->win[r] * e;
+            for (int j = 0; j < e; j++) {
+                gq[j] += da_r[j] + da_r[2 * e + j] + da_r[3 * e + j] * h[j];
+                gh[j] += dh[j] + da_r[e + j] - da_r[2 * e + j] + da_r[3 * e + j] * q[j];
+            }
+        }
+    }
+}
+
+// --- scoring (evaluation mode)
+
+enum { DIN_EVAL_ROWS = 2048 };
+
+static int din_eval(const collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items, const int32_t *win,
+                    float *scores, float *uvec, float *ivec) {
+    const din_impl *w = m->impl;
+    const int e = w->e, L = w->L;
+    din_ws ws;
+    int rc = din_ws_alloc(&ws, w, (int)(n < DIN_EVAL_ROWS ? n : DIN_EVAL_ROWS), 0);
+    if (rc) return rc;
+    unsigned fp = cf_fpmode_enter();
+    for (int64_t off = 0; off < n; off += DIN_EVAL_ROWS) {
+        int64_t B = n - off < DIN_EVAL_ROWS ? n - off : DIN_EVAL_ROWS;
+        memcpy(ws.win, win + off * L, (size_t)(B * L) * sizeof(int32_t));
+        din_forward(w, &ws, B, users + off, items + off, 0, 0, 0.0, NULL);
+        if (scores) memcpy(scores + off, ws.logit, (size_t)B * sizeof(float));
+        if (uvec) memcpy(uvec + off * 3 * e, ws.x, (size_t)(B * 3 * e) * sizeof(float));
+        if (ivec)
+            for (int64_t b = 0; b < B; b++)
+                for (int k = 0; k < 3; k++) memcpy(ivec + ((off + b) * 3 + k) * e, ws.q + b * e, (size_t)e * sizeof(float));
+    }
+    cf_fpmode_leave(fp);
+    din_ws_free(&ws);
+    return COLLM_OK;
+}
+
+static int din_score_samples(const collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items,
+                             const int32_t *win, float *scores, collm_pool *pool) {
+    (void)pool;
+    return din_eval(m, n, users, items, win, scores, NULL, NULL);
+}
+
+static int din_sample_vectors(const collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items,
+                              const int32_t *win, float *uvec, float *ivec, collm_pool *pool) {
+    (void)pool;
+    return din_eval(m, n, users, items, win, NULL, uvec, ivec);
+}
+
+// --- loss and gradient
+
+static double din_batch_loss_grad(din_impl *w, din_ws *ws, int64_t B, const int32_t *users, const int32_t *items,
+                                  const float *labels, double dropout, collm_rng *rng) {
+    din_forward(w, ws, B, users, items, 1, 1, dropout, rng);
+    double loss = cf_bce(ws->dlogit, ws->logit, labels, B);
+    cf_params_zero_grad(&w->p);
+    din_backward(w, ws, B, users, items, dropout > 0);
+    return loss;
+}
+
+static double din_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items, const int32_t *win,
+                            const float *labels, double dropout, uint64_t seed, collm_pool *pool) {
+    (void)pool;
+    din_impl *w = m->impl;
+    if (cf_params_alloc_train(&w->p)) return NAN;
+    din_ws ws;
+    if (din_ws_alloc(&ws, w, (int)(n > 0 ? n : 1), 1)) return NAN;
+    memcpy(ws.win, win, (size_t)(n * w->L) * sizeof(int32_t));
+    collm_rng rng;
+    collm_rng_seed(&rng, seed);
+    double loss = din_batch_loss_grad(w, &ws, n, users, items, labels, dropout, &rng);
+    din_ws_free(&ws);
+    return loss;
+}
+
+// --- training
+
+typedef struct {
+    collm_cf_model *m;
+    const collm_rec_split *train;
+    const collm_cf_train_options *opt;
+    collm_pool *pool;
+    din_ws ws;
+    int32_t *win;  // (N, L) windows of every train row
+    int32_t *perm; // (N)
+    int32_t *users, *items;
+    float *labels;
+    int64_t step;
+} din_train_state;
+
+static int din_epoch(void *state, collm_rng *rng, double *mean_loss) {
+    din_train_state *s = state;
+    din_impl *w = s->m->impl;
+    const int64_t N = s->train->n, cap = s->ws.cap, L = w->L;
+    collm_rng_shuffle_i32(rng, s->perm, N);
+    double loss_sum = 0;
+    unsigned fp = cf_fpmode_enter();
+    for (int64_t off = 0; off < N; off += cap) {
+        int64_t B = N - off < cap ? N - off : cap;
+        for (int64_t k = 0; k < B; k++) {
+            int32_t r = s->perm[off + k];
+            s->users[k] = s->train->user[r];
+            s->items[k] = s->train->item[r];
+            s->labels[k] = s->train->label[r] ? 1.0f : 0.0f;
+            memcpy(s->ws.win + k * L, s->win + (int64_t)r * L, (size_t)L * sizeof(int32_t));
+        }
+        loss_sum += din_batch_loss_grad(w, &s->ws, B, s->users, s->items, s->labels, s->opt->dropout, rng) * (double)B;
+        cf_params_adam(&w->p, s->opt, ++s->step, s->pool);
+    }
+    cf_fpmode_leave(fp);
+    *mean_loss = loss_sum / (double)N;
+    return COLLM_OK;
+}
+
+static int din_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
+                     const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress,
+                     void *progress_ctx, collm_cf_train_result *result) {
+    din_impl *w = m->impl;
+    const int64_t N = train->n, L = w->L;
+    if (N < 1) return collm_error(COLLM_ERR_ARG, "din: the train split %s has no rows", train->path ? train->path : "");
+    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "din: the train split has too many rows");
+    int rc = cf_params_alloc_train(&w->p);
+    if (rc) return rc;
+    const int64_t cap = opt->batch < N ? opt->batch : N;
+    din_train_state s;
+    memset(&s, 0, sizeof s);
+    s.m = m, s.train = train, s.opt = opt, s.pool = pool;
+    s.win = collm_malloc((size_t)(N * L > 0 ? N * L : 1) * sizeof *s.win);
+    s.perm = collm_malloc((size_t)N * sizeof *s.perm);
+    s.users = collm_malloc((size_t)cap * sizeof *s.users);
+    s.items = collm_malloc((size_t)cap * sizeof *s.items);
+    s.labels = collm_malloc((size_t)cap * sizeof *s.labels);
+    if (!s.win || !s.perm || !s.users || !s.items || !s.labels) rc = COLLM_ERR_NOMEM;
+    if (!rc) rc = din_ws_alloc(&s.ws, w, (int)cap, 1);
+    if (!rc) {
+        for (int64_t r = 0; r < N; r++) {
+            cf_split_window(train, r, (int)L, s.win + r * L);
+            s.perm[r] = (int32_t)r;
+        }
+        rc = cf_train_loop(m, &w->p, eval, opt, pool, progress, progress_ctx, result, din_epoch, NULL, &s);
+    }
+    din_ws_free(&s.ws);
+    free(s.win), free(s.perm), free(s.users), free(s.items), free(s.labels);
+    return rc;
+}
+
+// --- vtable
+
+static void din_hparams_default(collm_cf_hparams *hp) {
+    hp->dim = 192; // CoLLM-DIN's embedding_size: 3 fields of 64
+    hp->n_layers = 0;
+    hp->n_heads = 0;
+    hp->max_len = 10; // the last 10 history ids
+}
+
+static void din_train_defaults(collm_cf_train_options *opt) {
+    opt->lr = 1e-3;
+    opt->weight_decay = 0.0;
+    opt->batch = 1024;
+    opt->max_epochs = 100;
+    opt->patience = 5;
+    opt->dropout = 0.0;
+}
+
+static int din_init(collm_cf_model *m, uint64_t seed, int initialise) {
+    const collm_cf_hparams *hp = &m->hp;
+    if (hp->dim % 3 != 0 || hp->max_len < 1 || hp->max_len > 4096)
+        return collm_error(COLLM_ERR_ARG, "din: bad shape: dim %d (must be 3 x the per-field size), window %d (1..4096)",
+                           hp->dim, hp->max_len);
+    din_impl *w = collm_calloc(1, sizeof *w);
+    if (!w) return COLLM_ERR_NOMEM;
+    m->impl = w;
+    const int64_t e = hp->dim / 3;
+    w->e = (int)e;
+    w->L = hp->max_len;
+    cf_params *p = &w->p;
+    int bad = 0;
+#define DIN_ADD(field, name, rows, cols, train) bad |= (w->field = cf_params_add(p, name, rows, cols, train)) < 0
+    DIN_ADD(i_user, "din.user_embd", m->n_users, e, 1);
+    DIN_ADD(i_item, "din.item_embd", m->n_items, e, 1);
+    DIN_ADD(i_his, "din.his_embd", m->n_items, e, 1);
+    DIN_ADD(a1w, "din.att1.weight", DIN_A1, 4 * e, 1);
+    DIN_ADD(a1b, "din.att1.bias", 1, DIN_A1, 1);
+    DIN_ADD(a2w, "din.att2.weight", DIN_A2, DIN_A1, 1);
+    DIN_ADD(a2b, "din.att2.bias", 1, DIN_A2, 1);
+    DIN_ADD(a3w, "din.att3.weight", 1, DIN_A2, 1);
+    DIN_ADD(a3b, "din.att3.bias", 1, 1, 1);
+    DIN_ADD(f1w, "din.fc1.weight", DIN_F1, 3 * e, 1);
+    DIN_ADD(f1b, "din.fc1.bias", 1, DIN_F1, 1);
+    DIN_ADD(f2w, "din.fc2.weight", DIN_F2, DIN_F1, 1);
+    DIN_ADD(f2b, "din.fc2.bias", 1, DIN_F2, 1);
+    DIN_ADD(f3w, "din.fc3.weight", 1, DIN_F2, 1);
+    DIN_ADD(f3b, "din.fc3.bias", 1, 1, 1);
+    struct {
+        din_dice_idx *d;
+        const char *name;
+        int C;
+    } dices[3] = {{&w->da1, "din.att1.dice", DIN_A1}, {&w->df1, "din.fc1.dice", DIN_F1}, {&w->df2, "din.fc2.dice", DIN_F2}};
+    char name[48];
+    for (int k = 0; k < 3; k++) {
+        din_dice_idx *d = dices[k].d;
+        snprintf(name, sizeof name, "%s.alpha", dices[k].name);
+        bad |= (d->alpha = cf_params_add(p, name, 1, dices[k].C, 1)) < 0;
+        snprintf(name, sizeof name, "%s.gamma", dices[k].name);
+        bad |= (d->gamma = cf_params_add(p, name, 1, dices[k].C, 1)) < 0;
+        snprintf(name, sizeof name, "%s.beta", dices[k].name);
+        bad |= (d->beta = cf_params_add(p, name, 1, dices[k].C, 1)) < 0;
+        snprintf(name, sizeof name, "%s.run_mean", dices[k].name);
+        bad |= (d->run_mean = cf_params_add(p, name, 1, dices[k].C, 0)) < 0;
+        snprintf(name, sizeof name, "%s.run_var", dices[k].name);
+        bad |= (d->run_var = cf_params_add(p, name, 1, dices[k].C, 0)) < 0;
+    }
+#undef DIN_ADD
+    if (bad) return COLLM_ERR_ARG; // error set by cf_params_add
+    if (!initialise) return COLLM_OK; // cf_params_load allocates once every shape matched
+    int rc = cf_params_alloc(p);
+    if (rc) return rc;
+    for (int k = 0; k < 3; k++) { // BN γ 1, running variance 1
+        cf_fill(cf_w(p, dices[k].d->gamma), dices[k].C, 1.0f);
+        cf_fill(cf_w(p, dices[k].d->run_var), dices[k].C, 1.0f);
+    }
+    collm_rng rng;
+    collm_rng_seed(&rng, seed);
+    // xavier_normal_ of an Embedding (num, e): fan_in e, fan_out num
+    cf_init_xavier_normal(cf_w(p, w->i_user), m->n_users, e, &rng);
+    cf_init_xavier_normal(cf_w(p, w->i_item), m->n_items, e, &rng);
+    cf_init_xavier_normal(cf_w(p, w->i_his), m->n_items, e, &rng);
+    const int lin[6] = {w->a1w, w->a2w, w->a3w, w->f1w, w->f2w, w->f3w};
+    for (int k = 0; k < 6; k++) cf_init_xavier_normal(cf_w(p, lin[k]), p->t[lin[k]].rows, p->t[lin[k]].cols, &rng);
+    return COLLM_OK;
+}
+
+static void din_free_impl(collm_cf_model *m) {
+    din_impl *w = m->impl;
+    cf_params_free(&w->p);
+    free(w);
+    m->impl = NULL;
+}
+
+static void din_item_vector(const collm_cf_model *m, int32_t item, float *out) {
+    const din_impl *w = m->impl;
+    for (int k = 0; k < 3; k++) memcpy(out + k * w->e, cf_w(&w->p, w->i_item) + (int64_t)item * w->e, (size_t)w->e * sizeof(float));
+}
+
+static cf_params *din_params(collm_cf_model *m) { return &((din_impl *)m->impl)->p; }
+
+static int din_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
+    return cf_params_save(&((const din_impl *)m->impl)->p, gw);
+}
+
+static int din_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
+    return cf_params_load(&((din_impl *)m->impl)->p, f, path);
+}
+
+const collm_cf_kind collm_cf_kind_din = {
+    .name = "din",
+    .uses_history = 1,
+    .hparams_default = din_hparams_default,
+    .train_defaults = din_train_defaults,
+    .init = din_init,
+    .free_impl = din_free_impl,
+    .item_vector = din_item_vector,
+    .score_samples = din_score_samples,
+    .sample_vectors = din_sample_vectors,
+    .train = din_train,
+    .params = din_params,
+    .loss_grad = din_loss_grad,
+    .save_tensors = din_save_tensors,
+    .load_tensors = din_load_tensors,
+};
