@@ -675,7 +675,7 @@ static void test_sasrec_forward_reference(const synthetic *syn) {
 static void test_sasrec_gradients(const synthetic *syn) {
     collm_cf_hparams hp;
     CHECK(collm_cf_hparams_default("sasrec", &hp) == COLLM_OK);
-    CHECK(hp.dim == 64 && hp.n_layers == 2 && hp.n_heads == 1 && hp.max_len == 25);
+    CHECK(hp.dim == 128 && hp.n_layers == 2 && hp.n_heads == 1 && hp.max_len == 10);
     hp.dim = 8, hp.n_heads = 2, hp.max_len = 6;
     collm_cf_model *m = collm_cf_model_create_hp("sasrec", SYN_USERS, SYN_ITEMS, &hp, 5);
     CHECK(m != NULL);
@@ -769,6 +769,7 @@ static void test_sasrec_trains(const synthetic *syn) {
     o.weight_decay = 1e-3;
     o.batch = 256;
     o.max_epochs = 30;
+    o.dropout = 0.2; // (the ML-1M default 0.7 is for a much larger problem)
     o.patience = 10;
     o.seed = 5;
     // (the window-only heuristic "share of the last 3 liked items in the
@@ -863,7 +864,7 @@ static void ref_din(collm_cf_model *m, const batch *b, int training, double *log
 static void test_din(const synthetic *syn) {
     collm_cf_hparams hp;
     CHECK(collm_cf_hparams_default("din", &hp) == COLLM_OK);
-    CHECK(hp.dim == 192 && hp.max_len == 10);
+    CHECK(hp.dim == 192 && hp.max_len == 30);
     hp.dim = 3 * DREF_E, hp.max_len = DREF_L;
     collm_cf_model *m = collm_cf_model_create_hp("din", SYN_USERS, SYN_ITEMS, &hp, 3);
     CHECK(m != NULL);

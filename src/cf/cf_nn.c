@@ -210,87 +210,113 @@ void cf_layernorm_backward(float *dx, float *dg, float *db, const float *dy, con
 
 static inline float cf_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
 
-void cf_dice_forward(const cf_dice *d, float *y, float *xhat, float *rstd, const float *x, int64_t T, int C, int training,
-                     int update_running) {
-    float *mu = collm_malloc((size_t)C * sizeof(float)), *rs = collm_malloc((size_t)C * sizeof(float));
-    double *acc = collm_calloc((size_t)C, sizeof(double));
-    if (!mu || !rs || !acc) { // tiny; cannot fail in practice, but never write garbage
-        free(mu), free(rs), free(acc);
-        memset(y, 0, (size_t)(T * C) * sizeof(float));
-        return;
-    }
-    if (training && T > 0) {
+// Both passes split the channels over the pool: every channel is reduced over
+// its rows in row order by one thread, so results do not depend on the split.
+typedef struct {
+    const cf_dice *d;
+    float *y, *xhat, *rstd, *pgate, *dx, *dalpha, *dgamma, *dbeta;
+    const float *x, *dy, *xhat_in, *rstd_in, *pgate_in;
+    int64_t T;
+    int C, training, update_running;
+} cf_dice_ctx;
+
+static void cf_dice_forward_task(void *ctx, int64_t c0, int64_t c1, int thread_index) {
+    (void)thread_index;
+    const cf_dice_ctx *k = ctx;
+    const cf_dice *d = k->d;
+    const int64_t T = k->T, C = k->C, nc = c1 - c0;
+    float mu[CF_DICE_MAX_C], rs[CF_DICE_MAX_C];
+    double acc[CF_DICE_MAX_C];
+    if (k->training && T > 0) {
         // per-channel batch mean and biased variance over the T rows
+        for (int64_t c = 0; c < nc; c++) acc[c] = 0;
         for (int64_t t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) acc[c] += x[t * C + c];
-        for (int c = 0; c < C; c++) mu[c] = (float)(acc[c] / (double)T), acc[c] = 0;
+            for (int64_t c = 0; c < nc; c++) acc[c] += k->x[t * C + c0 + c];
+        for (int64_t c = 0; c < nc; c++) mu[c] = (float)(acc[c] / (double)T), acc[c] = 0;
         for (int64_t t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) {
-                double e = x[t * C + c] - mu[c];
+            for (int64_t c = 0; c < nc; c++) {
+                double e = k->x[t * C + c0 + c] - mu[c];
                 acc[c] += e * e;
             }
-        for (int c = 0; c < C; c++) {
+        for (int64_t c = 0; c < nc; c++) {
             double var = acc[c] / (double)T;
             rs[c] = (float)(1.0 / sqrt(var + d->eps));
-            if (update_running) {
+            if (k->update_running) {
                 double unbiased = T > 1 ? var * (double)T / (double)(T - 1) : var;
-                d->run_mean[c] = (1.0f - d->momentum) * d->run_mean[c] + d->momentum * mu[c];
-                d->run_var[c] = (float)((1.0 - d->momentum) * d->run_var[c] + d->momentum * unbiased);
+                d->run_mean[c0 + c] = (1.0f - d->momentum) * d->run_mean[c0 + c] + d->momentum * mu[c];
+                d->run_var[c0 + c] = (float)((1.0 - d->momentum) * d->run_var[c0 + c] + d->momentum * unbiased);
             }
         }
     } else {
-        for (int c = 0; c < C; c++) {
-            mu[c] = d->run_mean[c];
-            rs[c] = (float)(1.0 / sqrt((double)d->run_var[c] + d->eps));
+        for (int64_t c = 0; c < nc; c++) {
+            mu[c] = d->run_mean[c0 + c];
+            rs[c] = (float)(1.0 / sqrt((double)d->run_var[c0 + c] + d->eps));
         }
     }
     for (int64_t t = 0; t < T; t++)
-        for (int c = 0; c < C; c++) {
-            float xv = x[t * C + c];
-            float xh = (xv - mu[c]) * rs[c];
-            float p = cf_sigmoid(d->gamma[c] * xh + d->beta[c]);
-            y[t * C + c] = xv * (d->alpha[c] + (1.0f - d->alpha[c]) * p);
-            if (xhat) xhat[t * C + c] = xh;
+        for (int64_t c = 0; c < nc; c++) {
+            int64_t i = t * C + c0 + c;
+            float xv = k->x[i], xh = (xv - mu[c]) * rs[c], a = d->alpha[c0 + c];
+            float p = cf_sigmoid(d->gamma[c0 + c] * xh + d->beta[c0 + c]);
+            k->y[i] = xv * (a + (1.0f - a) * p);
+            if (k->xhat) k->xhat[i] = xh;
+            if (k->pgate) k->pgate[i] = p;
         }
-    if (rstd) memcpy(rstd, rs, (size_t)C * sizeof(float));
-    free(mu);
-    free(rs);
-    free(acc);
+    if (k->rstd)
+        for (int64_t c = 0; c < nc; c++) k->rstd[c0 + c] = rs[c];
+}
+
+void cf_dice_forward(const cf_dice *d, float *y, float *xhat, float *rstd, float *p, const float *x, int64_t T, int C,
+                     int training, int update_running, collm_pool *pool) {
+    cf_dice_ctx k = {d, y, xhat, rstd, p, NULL, NULL, NULL, NULL, x, NULL, NULL, NULL, NULL, T, C, training, update_running};
+    collm_pool_for(pool, C, 8, cf_dice_forward_task, &k);
+}
+
+static void cf_dice_backward_task(void *ctx, int64_t c0, int64_t c1, int thread_index) {
+    (void)thread_index;
+    const cf_dice_ctx *k = ctx;
+    const cf_dice *d = k->d;
+    const int64_t T = k->T, C = k->C, nc = c1 - c0;
+    // pass 1: direct path, dα, dγ, dβ and the sums m1 = Σ dx̂, m2 = Σ dx̂ x̂ (dx̂ = dz γ)
+    double m1[CF_DICE_MAX_C], m2[CF_DICE_MAX_C];
+    float ga[CF_DICE_MAX_C], gg[CF_DICE_MAX_C], gb[CF_DICE_MAX_C];
+    for (int64_t c = 0; c < nc; c++) m1[c] = m2[c] = 0, ga[c] = gg[c] = gb[c] = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < nc; c++) {
+            int64_t i = t * C + c0 + c;
+            float xv = k->x[i], xh = k->xhat_in[i], a = d->alpha[c0 + c], g = d->gamma[c0 + c];
+            float p = k->pgate_in[i];
+            // y = x (a + (1-a) p): direct path, alpha, and through p = σ(γ x̂ + β)
+            if (k->dx) k->dx[i] += k->dy[i] * (a + (1.0f - a) * p);
+            ga[c] += k->dy[i] * xv * (1.0f - p);
+            float dz = k->dy[i] * xv * (1.0f - a) * p * (1.0f - p);
+            gg[c] += dz * xh;
+            gb[c] += dz;
+            m1[c] += dz * g;
+            m2[c] += (double)(dz * g) * xh;
+        }
+    for (int64_t c = 0; c < nc; c++) {
+        if (k->dalpha) k->dalpha[c0 + c] += ga[c];
+        if (k->dgamma) k->dgamma[c0 + c] += gg[c];
+        if (k->dbeta) k->dbeta[c0 + c] += gb[c];
+    }
+    if (!k->dx || T == 0) return;
+    // pass 2: through the batch statistics, dx += rstd (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂))
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < nc; c++) {
+            int64_t i = t * C + c0 + c;
+            float xv = k->x[i], xh = k->xhat_in[i], a = d->alpha[c0 + c], g = d->gamma[c0 + c];
+            float p = k->pgate_in[i];
+            float dxh = k->dy[i] * xv * (1.0f - a) * p * (1.0f - p) * g;
+            k->dx[i] += k->rstd_in[c0 + c] * (dxh - (float)(m1[c] / (double)T) - xh * (float)(m2[c] / (double)T));
+        }
 }
 
 void cf_dice_backward(const cf_dice *d, float *dx, float *dalpha, float *dgamma, float *dbeta, const float *dy,
-                      const float *x, const float *xhat, const float *rstd, int64_t T, int C) {
-    // dxhat (T, C) kept in dx's rows through a scratch; m1 = mean(dxhat), m2 = mean(dxhat xhat) per channel
-    double *m1 = collm_calloc((size_t)C, sizeof(double)), *m2 = collm_calloc((size_t)C, sizeof(double));
-    float *dxh = collm_malloc((size_t)(T * C > 0 ? T * C : 1) * sizeof(float));
-    if (!m1 || !m2 || !dxh) {
-        free(m1), free(m2), free(dxh);
-        return;
-    }
-    for (int64_t t = 0; t < T; t++)
-        for (int c = 0; c < C; c++) {
-            int64_t i = t * C + c;
-            float xv = x[i], xh = xhat[i], a = d->alpha[c];
-            float p = cf_sigmoid(d->gamma[c] * xh + d->beta[c]);
-            // y = x (a + (1-a) p): direct path, alpha, and through p = σ(γ x̂ + β)
-            if (dx) dx[i] += dy[i] * (a + (1.0f - a) * p);
-            if (dalpha) dalpha[c] += dy[i] * xv * (1.0f - p);
-            float dz = dy[i] * xv * (1.0f - a) * p * (1.0f - p);
-            if (dgamma) dgamma[c] += dz * xh;
-            if (dbeta) dbeta[c] += dz;
-            dxh[i] = dz * d->gamma[c];
-            m1[c] += dxh[i];
-            m2[c] += (double)dxh[i] * xh;
-        }
-    if (dx && T > 0)
-        for (int64_t t = 0; t < T; t++)
-            for (int c = 0; c < C; c++) {
-                int64_t i = t * C + c;
-                dx[i] += rstd[c] * (dxh[i] - (float)(m1[c] / (double)T) - xhat[i] * (float)(m2[c] / (double)T));
-            }
-    free(m1);
-    free(m2);
-    free(dxh);
+                      const float *x, const float *xhat, const float *rstd, const float *p, int64_t T, int C,
+                      collm_pool *pool) {
+    cf_dice_ctx k = {d, NULL, NULL, NULL, NULL, dx, dalpha, dgamma, dbeta, x, dy, xhat, rstd, p, T, C, 1, 0};
+    collm_pool_for(pool, C, 8, cf_dice_backward_task, &k);
 }
 
 double cf_bce(float *dlogit, const float *logit, const float *label, int64_t n) {

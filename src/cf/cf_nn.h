@@ -82,18 +82,22 @@ void cf_layernorm_backward(float *dx, float *dg, float *db, const float *dy, con
 // statistics by `momentum` with the unbiased variance, as PyTorch), in
 // evaluation with the running statistics.
 // x, y (T, C); alpha, gamma, beta, run_mean, run_var (C).
-// Training saves xhat (T, C) and rstd (C) for backward (eval: may be NULL).
+// Training saves xhat (T, C), rstd (C) and the gate p (T, C) for backward
+// (any may be NULL in evaluation).
+// C <= CF_DICE_MAX_C. Channels are split over the pool (results do not depend on it).
+enum { CF_DICE_MAX_C = 256 };
 typedef struct {
     const float *alpha, *gamma, *beta;
     float *run_mean, *run_var; // updated in training when update_running
     float eps, momentum;
 } cf_dice;
-void cf_dice_forward(const cf_dice *d, float *y, float *xhat, float *rstd, const float *x, int64_t T, int C, int training,
-                     int update_running);
+void cf_dice_forward(const cf_dice *d, float *y, float *xhat, float *rstd, float *p, const float *x, int64_t T, int C,
+                     int training, int update_running, collm_pool *pool);
 // Training-mode backward (through the batch statistics).
 // dx (T, C), dalpha, dgamma, dbeta (C) +=.
 void cf_dice_backward(const cf_dice *d, float *dx, float *dalpha, float *dgamma, float *dbeta, const float *dy,
-                      const float *x, const float *xhat, const float *rstd, int64_t T, int C);
+                      const float *x, const float *xhat, const float *rstd, const float *p, int64_t T, int C,
+                      collm_pool *pool);
 
 // Mean BCE with logits in double; dlogit[i] = (σ(s_i) - y_i) / n (may be NULL).
 double cf_bce(float *dlogit, const float *logit, const float *label, int64_t n);

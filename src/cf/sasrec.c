@@ -611,20 +611,28 @@ static int sas_train(collm_cf_model *m, const collm_rec_split *train, const coll
 
 // --- vtable
 
+// Tuned on ML-1M valid (2 threads, lr 1e-2, batch 2048). The authors' best
+// run (d 64, window 25, wd 1e-2, dropout 0.2) peaks at valid AUC 0.6872
+// after 48 epochs here (their log: 0.6902 at epoch 194); wd 1e-4 converges
+// in ~14 epochs but overfits (0.6809; wd 1e-3: 0.58). Dropout is the lever:
+// 0.5 / 0.6 give 0.6871 / 0.6877, and a window of 10 is as good as 25
+// (0.6800 vs 0.6809 at dropout 0.2; 0.6871 vs 0.6876 at 0.5) at a third of
+// the cost; 2 heads, batch 1024 and lr 5e-3 were no better. d 128 with
+// dropout 0.7 gives 0.6901 / UAUC 0.6828 (best epoch 21).
 static void sas_hparams_default(collm_cf_hparams *hp) {
-    hp->dim = 64;     // the authors' ML-1M SASRec
+    hp->dim = 128;    // the authors: 64
     hp->n_layers = 2; // blocks
     hp->n_heads = 1;  // their ML-1M search ("sasrec_head1")
-    hp->max_len = 25;
+    hp->max_len = 10; // the authors: 25
 }
 
 static void sas_train_defaults(collm_cf_train_options *opt) {
-    // the authors' best ML-1M run: lr 1e-2, wd 1e-2, batch 2048, patience 100, dropout 0.2
     opt->lr = 1e-2;
-    opt->weight_decay = 1e-2;
+    opt->weight_decay = 1e-4; // the authors: 1e-2
     opt->batch = 2048;
-    opt->patience = 100;
-    opt->dropout = 0.2;
+    opt->max_epochs = 100;
+    opt->patience = 8;
+    opt->dropout = 0.7; // the authors: 0.2
 }
 
 static int sas_init(collm_cf_model *m, uint64_t seed, int initialise) {
