@@ -35,7 +35,7 @@ int cmd_train_cf(int argc, char **argv) {
         {"--dropout", "X", "sasrec / din dropout rate in training (default 0.7 / 0)", NULL},
         {"--lr", "X", "Adam learning rate (mf 1e-2, lightgcn 3e-3, sasrec 1e-2, din 2e-3)", NULL},
         {"--weight-decay", "X", "coupled L2 weight decay (mf 1e-4, lightgcn 3e-5, sasrec 1e-4, din 0)", NULL},
-        {"--batch", "N", "batch size (mf 2048, lightgcn 1024, sasrec 2048, din 2048)", NULL},
+        {"--batch", "N", "batch size (mf 2048, lightgcn 1024, sasrec 1024, din 2048)", NULL},
         {"--max-epochs", "N", "epoch limit (mf 300, lightgcn 300, sasrec 100, din 50)", NULL},
         {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (mf 20, lightgcn 40, sasrec 8, din 3)", NULL},
         CLI_SEED_OPTION,
