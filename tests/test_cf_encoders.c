@@ -952,6 +952,9 @@ static void test_bad_input(void) {
     CHECK(m && collm_cf_model_score_sample(m, 5, his, 2, 1, &s) == COLLM_ERR_ARG);
     CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 6, v, v) == COLLM_ERR_ARG);
     CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 5, v, NULL) == COLLM_OK);
+    CHECK(collm_cf_model_history_query(m, 1, his, 2, v) == COLLM_ERR_UNSUPPORTED); // id-only: use the user vector
+    CHECK(collm_cf_kind_uses_history("lightgcn") == 0 && collm_cf_kind_uses_history("din") == 1 &&
+          collm_cf_kind_uses_history("nope") == -1);
     collm_cf_model_free(m);
 }
 

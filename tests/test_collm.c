@@ -249,6 +249,131 @@ static void test_two_stages(void) {
     collm_rec_dataset_free(ds);
 }
 
+// CoLLM over a history encoder (SASRec, DIN): the user slot takes the
+// encoder's user-side vector of that very sample (SASRec: the history's
+// last-position output; DIN: [target, pooled history, user]), the item slots
+// its item vectors; the checkpoint embeds the encoder and records the kind,
+// and reloads to the same scores; the CF part of the fused score is the
+// encoder's own score.
+static void test_history_encoder(const char *kind, int dim) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(data_dir);
+    CHECK(ds != NULL);
+    if (!ds) return;
+    char cf_path[700], ckpt[700];
+    snprintf(cf_path, sizeof cf_path, "%s/%s.gguf", dir, kind);
+    snprintf(ckpt, sizeof ckpt, "%s/stage2-%s.gguf", dir, kind);
+    collm_cf_hparams hp;
+    collm_cf_hparams_default(kind, &hp);
+    hp.dim = dim;
+    hp.max_len = 6;
+    collm_cf_model *cf = collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, 5);
+    CHECK(cf && collm_cf_model_save(cf, cf_path) == COLLM_OK);
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.stage = 2;
+    b.cf_path = cf_path;
+    collm_model *m = collm_model_build(&b, ds, NULL);
+    CHECK_MSG(m != NULL, "%s: %s", kind, collm_last_error());
+    if (!m || !cf) {
+        collm_cf_model_free(cf);
+        collm_rec_dataset_free(ds);
+        return;
+    }
+    int32_t nu = -1, ni = 0;
+    int d = 0;
+    CHECK_STR(collm_cf_kind(m), kind);
+    CHECK(collm_cf_users(m, &nu, &d) == NULL && nu == 0 && d == dim);
+    CHECK(collm_cf_items(m, &ni, &d) != NULL && ni == ds->n_items);
+
+    // the slots of a valid row: the user slot is FECE(the encoder's user side of this sample)
+    const collm_rec_split *v = ds->valid;
+    int checked = 0, differs = 0;
+    float prev_user_slot[64];
+    const int C = m->llm->hp.n_embd;
+    for (int64_t r = 0; r < v->n && checked < 6; r += 7) {
+        const int32_t *his = v->his + v->his_offset[r];
+        int64_t nh = v->his_offset[r + 1] - v->his_offset[r];
+        collm_encoded e;
+        CHECK(collm_encode(m, ds->items, v->user[r], his, nh, v->item[r], &e) == COLLM_OK);
+        int us = -1;
+        for (int k = 0; k < e.n_slots; k++)
+            if (e.slot_item[k] < 0) us = k;
+        CHECK(us >= 0 && e.user_vec != NULL);
+        if (us < 0 || !e.user_vec) {
+            collm_encoded_free(&e);
+            break;
+        }
+        float uv[192], iv[192];
+        CHECK(collm_cf_model_sample_vectors(cf, v->user[r], his, nh, v->item[r], uv, iv) == COLLM_OK);
+        CHECK(memcmp(uv, e.user_vec, sizeof(float) * (size_t)dim) == 0);
+        float *slots = malloc(sizeof(float) * (size_t)e.n_slots * C), h[2048], y[64];
+        CHECK(collm_slot_embeddings(m, &e, slots) == COLLM_OK);
+        collm_fece_forward(&m->fece, uv, 1, h, y);
+        double worst = 0;
+        for (int c = 0; c < C; c++) worst = fmax(worst, fabs(slots[us * C + c] - y[c]));
+        CHECK_MSG(worst < 1e-5, "%s: user slot vs FECE(encoder user side): %g", kind, worst);
+        if (checked && memcmp(prev_user_slot, slots + us * C, sizeof(float) * (size_t)C) != 0) differs = 1;
+        memcpy(prev_user_slot, slots + us * C, sizeof(float) * (size_t)C);
+        free(slots);
+        collm_encoded_free(&e);
+        checked++;
+    }
+    CHECK(checked == 6 && differs);
+    // retrieval query: the encoder's user side of the history (DIN: with the padding item as target)
+    {
+        const int32_t *his = v->his + v->his_offset[3];
+        int64_t nh = v->his_offset[4] - v->his_offset[3];
+        float q[192], uv[192];
+        CHECK(collm_cf_history_query(m, v->user[3], his, nh, q) == 1);
+        CHECK(collm_cf_model_sample_vectors(cf, v->user[3], his, nh, strcmp(kind, "sasrec") == 0 ? v->item[3] : 0, uv,
+                                            NULL) == COLLM_OK);
+        CHECK(memcmp(q, uv, sizeof(float) * (size_t)dim) == 0);
+        // DIN needs a known user; SASRec reads only the history
+        CHECK(collm_cf_history_query(m, ds->n_users + 5, his, nh, q) == (strcmp(kind, "sasrec") == 0));
+    }
+
+    // training, scoring like the engine, the checkpoint round trip
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = 2;
+    t.max_epochs = 1;
+    t.warmup_steps = 0;
+    t.out_path = ckpt;
+    t.max_eval_rows = 40;
+    collm_train_result res;
+    CHECK_MSG(collm_train(m, ds, &t, &res) == COLLM_OK, "%s: %s", kind, collm_last_error());
+    check_scores_match_engine(m, ds, ds->valid, 5);
+    float *before = malloc(sizeof(float) * (size_t)v->n), *after = malloc(sizeof(float) * (size_t)v->n);
+    float *cf_scores = malloc(sizeof(float) * (size_t)v->n), *want = malloc(sizeof(float) * (size_t)v->n);
+    CHECK(collm_score_split_parts(m, ds, v, 16, before, cf_scores, NULL) == COLLM_OK);
+    CHECK(collm_cf_model_score_split(cf, v, want, NULL) == COLLM_OK);
+    CHECK(memcmp(cf_scores, want, sizeof(float) * (size_t)v->n) == 0); // the fused score's CF part
+    collm_model_free(m);
+    collm_gguf_file *f = collm_gguf_open(ckpt);
+    CHECK(f != NULL);
+    if (f) {
+        char *k = collm_gguf_get_str_dup(f, "collm.cf.kind");
+        CHECK_STR(k, kind);
+        free(k);
+        CHECK(collm_gguf_find_tensor(f, "cf.item_embd") != NULL && collm_gguf_find_tensor(f, "cf.user_embd") == NULL);
+        collm_gguf_close(f);
+    }
+    m = collm_model_load(ckpt, NULL, NULL);
+    CHECK_MSG(m != NULL, "%s: load: %s", kind, collm_last_error());
+    if (m) {
+        CHECK_STR(collm_cf_kind(m), kind);
+        CHECK(collm_score_split_parts(m, ds, v, 16, after, cf_scores, NULL) == COLLM_OK);
+        CHECK_MSG(memcmp(before, after, sizeof(float) * (size_t)v->n) == 0, "%s: scores after reload", kind);
+        CHECK(memcmp(cf_scores, want, sizeof(float) * (size_t)v->n) == 0);
+        collm_model_free(m);
+    }
+    free(before), free(after), free(cf_scores), free(want);
+    collm_cf_model_free(cf);
+    collm_rec_dataset_free(ds);
+}
+
 // A copy of checkpoint src in dst with key set to the u32 value.
 static int copy_with_u32(const char *src, const char *dst, const char *key, uint32_t value) {
     collm_gguf_file *f = collm_gguf_open(src);
@@ -728,6 +853,8 @@ int main(void) {
     CHECK_MSG(fixture_synth_and_mf(data_dir, mf_path, 60, 80, 3) == COLLM_OK, "%s", collm_last_error());
     test_encode_ml1m();
     test_two_stages();
+    test_history_encoder("sasrec", 16);
+    test_history_encoder("din", 12);
     test_damaged_resume();
     test_crafted_checkpoint_sizes();
     test_base_checksum();

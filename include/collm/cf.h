@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "collm/dataset.h"
+#include "collm/gguf.h"
 #include "collm/metrics.h"
 #include "collm/threadpool.h"
 
@@ -95,6 +96,9 @@ COLLM_API void collm_cf_train_options_default(collm_cf_train_options *opt);
 // COLLM_ERR_ARG on an unknown kind (opt then holds the MF defaults).
 COLLM_API int collm_cf_train_options_kind(const char *kind, collm_cf_train_options *opt);
 COLLM_API int collm_cf_hparams_default(const char *kind, collm_cf_hparams *hp);
+// 1 when a kind's user side reads the history (sasrec, din), 0 when not, -1
+// for an unknown kind (no error set).
+COLLM_API int collm_cf_kind_uses_history(const char *kind);
 
 // Creates a freshly initialised model of `kind` ("mf", "lightgcn",
 // "sasrec", "din") with the kind's default shape but dimension dim. seed
@@ -136,6 +140,15 @@ COLLM_API int collm_cf_model_score(const collm_cf_model *m, int32_t user, int32_
 // Either output may be NULL. Both dims equal collm_cf_model_dim.
 COLLM_API int collm_cf_model_sample_vectors(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
                                             int32_t item, float *user_out, float *item_out);
+// A user vector to retrieve items with by inner product against the item
+// vectors, from the user's history (his as above). SASRec: its last-position
+// output (the user id is not used). DIN, whose user side depends on the
+// target: the user side with the padding item 0 as the target, so
+// [I[0], pooled, U[user]] · [q, q, q] = <I[0] + pooled + U[user], q>.
+// COLLM_ERR_UNSUPPORTED for id-only kinds (they have collm_cf_model_user_vector).
+// out (dim).
+COLLM_API int collm_cf_model_history_query(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
+                                           float *out);
 // The score (a logit) of the same sample; equals what score_split gives its row.
 COLLM_API int collm_cf_model_score_sample(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
                                           int32_t item, float *out);
@@ -155,6 +168,11 @@ COLLM_API int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *d
 // GGUF, written atomically. collm_cf_model_load dispatches on collm.cf.kind.
 COLLM_API int collm_cf_model_save(const collm_cf_model *m, const char *path);
 COLLM_API collm_cf_model *collm_cf_model_load(const char *path);
+// The same keys and tensors added to / read from a GGUF that holds other
+// things too (a CoLLM checkpoint embeds a history encoder this way). path
+// only names the file in error messages.
+COLLM_API int collm_cf_model_write(const collm_cf_model *m, collm_gguf_writer *w);
+COLLM_API collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path);
 
 #ifdef __cplusplus
 }

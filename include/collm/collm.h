@@ -60,6 +60,8 @@ typedef struct {
     int32_t slot_item[16];// item id for item slots; -1 for the user slot
     int32_t user;
     int32_t item;
+    float *user_vec;      // (cf dim) the user slot's vector when the CF encoder reads the
+                          // history (SASRec, DIN: computed per sample); NULL otherwise
 } collm_encoded;
 
 typedef struct {
@@ -94,9 +96,20 @@ COLLM_API const collm_prompt_template *collm_template(const collm_model *m);
 COLLM_API int collm_has_slots(const collm_model *m);
 COLLM_API int collm_stage(const collm_model *m);
 COLLM_API int32_t collm_yes_token(const collm_model *m);
-// The CF tables (NULL when the model has none): (n, dim) row-major.
+// The CF tables (NULL when the model has none): (n, dim) row-major. With a
+// history encoder (SASRec, DIN) there is no user table (NULL, 0 users): the
+// user side is computed per sample from the history (collm_encode).
 COLLM_API const float *collm_cf_items(const collm_model *m, int32_t *n_items, int *dim);
 COLLM_API const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim);
+// The retrieval query of a user with this history when the CF model is a
+// history encoder (SASRec, DIN: collm_cf_model_history_query): 1 when out
+// (dim) was written; 0 when the model has no such encoder or it cannot serve
+// this user (an id beyond its table): then use the user table or the mean of
+// the history's item vectors.
+COLLM_API int collm_cf_history_query(const collm_model *m, int32_t user, const int32_t *his, int64_t n_his, float *out);
+// The kind of the collaborative model behind the slots ("mf", "din", ...;
+// "" when unknown, as in checkpoints written before the kind was recorded).
+COLLM_API const char *collm_cf_kind(const collm_model *m);
 
 // Encodes (history, target) for `user` into e (tokens malloc'd; free with
 // collm_encoded_free). history as stored in the split (with the sentinel).

@@ -66,6 +66,11 @@ int collm_cf_train_options_kind(const char *kind_name, collm_cf_train_options *o
     return COLLM_OK;
 }
 
+int collm_cf_kind_uses_history(const char *kind_name) {
+    const collm_cf_kind *kind = kind_name ? cf_find_kind(kind_name, strlen(kind_name)) : NULL;
+    return kind ? kind->uses_history : -1;
+}
+
 int collm_cf_hparams_default(const char *kind_name, collm_cf_hparams *hp) {
     memset(hp, 0, sizeof *hp);
     hp->dim = 256;
@@ -200,6 +205,15 @@ int collm_cf_model_sample_vectors(const collm_cf_model *m, int32_t user, const i
     free(win);
     free(tmp);
     return rc;
+}
+
+int collm_cf_model_history_query(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his,
+                                 float *out) {
+    if (!m || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_history_query: NULL argument");
+    if (!m->kind->uses_history)
+        return collm_error(COLLM_ERR_UNSUPPORTED, "cf: a %s model's user vector comes from its table", m->kind->name);
+    if (m->kind == &collm_cf_kind_sasrec) user = 0; // SASRec reads the history only
+    return collm_cf_model_sample_vectors(m, user, his, n_his, 0, out, NULL);
 }
 
 int collm_cf_model_score_sample(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his, int32_t item,
@@ -368,12 +382,9 @@ static void put_str(cf_kv_sink *s, const char *k, const char *v) {
     if (!s->rc) s->rc = collm_gguf_writer_set_str(s->w, k, v ? v : "");
 }
 
-int collm_cf_model_save(const collm_cf_model *m, const char *path) {
-    if (!m || !path) return collm_error(COLLM_ERR_ARG, "collm_cf_model_save: NULL argument");
-    collm_gguf_writer *w = collm_gguf_writer_create();
-    if (!w) return COLLM_ERR_NOMEM;
+int collm_cf_model_write(const collm_cf_model *m, collm_gguf_writer *w) {
+    if (!m || !w) return collm_error(COLLM_ERR_ARG, "collm_cf_model_write: NULL argument");
     cf_kv_sink s = {0, w};
-    put_str(&s, "general.architecture", "collm-cf");
     put_str(&s, "collm.cf.kind", m->kind->name);
     put_u32(&s, "collm.cf.dim", (uint32_t)m->dim);
     put_u32(&s, "collm.cf.n_users", (uint32_t)m->n_users);
@@ -400,6 +411,15 @@ int collm_cf_model_save(const collm_cf_model *m, const char *path) {
     }
     int rc = s.rc;
     if (!rc) rc = m->kind->save_tensors(m, w);
+    return rc;
+}
+
+int collm_cf_model_save(const collm_cf_model *m, const char *path) {
+    if (!m || !path) return collm_error(COLLM_ERR_ARG, "collm_cf_model_save: NULL argument");
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    if (!w) return COLLM_ERR_NOMEM;
+    int rc = collm_gguf_writer_set_str(w, "general.architecture", "collm-cf");
+    if (!rc) rc = collm_cf_model_write(m, w);
     if (!rc) rc = collm_gguf_writer_write(w, path);
     collm_gguf_writer_free(w);
     if (rc) return collm_error_prefix(rc, "saving CF model to %s", path);
@@ -418,6 +438,17 @@ static int cf_get_dim(const collm_gguf_file *f, const char *path, const char *ke
 collm_cf_model *collm_cf_model_load(const char *path) {
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
+    collm_cf_model *m = collm_cf_model_read(f, path);
+    collm_gguf_close(f);
+    return m;
+}
+
+collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path) {
+    if (!f) {
+        collm_error(COLLM_ERR_ARG, "collm_cf_model_read: NULL file");
+        return NULL;
+    }
+    if (!path) path = "(gguf)";
     collm_cf_model *m = NULL;
     const char *kind_name;
     uint64_t kind_len;
@@ -479,7 +510,6 @@ collm_cf_model *collm_cf_model_load(const char *path) {
     }
     collm_clear_error();
 done:
-    collm_gguf_close(f);
     return m;
 }
 

@@ -124,7 +124,9 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
         const collm_topk_user *u = collm_topk_truth_user(truth, i);
         out->user[i] = u;
         if (u->user < n_users_cf) memcpy(query, uv + (int64_t)u->user * du, (size_t)d * sizeof(float));
-        else if ((rc = collm_retrieval_mean_query(iv, n_items, d, u->history, (int)u->n_history, query)))
+        else if (collm_cf_history_query(s->model, u->user, u->history, u->n_history, query) == 1) {
+            // a history encoder's user vector (SASRec, DIN)
+        } else if ((rc = collm_retrieval_mean_query(iv, n_items, d, u->history, (int)u->n_history, query)))
             collm_error_prefix(rc, "user %d", u->user);
         // encoder_full: every item but the excluded ones
         for (int j = 0; j < u->n_excluded; j++)

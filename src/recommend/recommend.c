@@ -483,6 +483,8 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     if (rc == COLLM_OK) {
         if (req->user >= 0 && req->user < n_cf_users && user_vecs) {
             memcpy(query, user_vecs + (int64_t)req->user * du, (size_t)d * sizeof(float));
+        } else if (collm_cf_history_query(m, req->user, his, n_his, query) == 1) {
+            // a history encoder's user vector (SASRec, DIN)
         } else {
             info->used_mean_query = 1;
             rc = collm_retrieval_mean_query(item_vecs, n_cf_items, d, his, (int)n_his, query);

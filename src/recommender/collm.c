@@ -47,6 +47,14 @@ const float *collm_cf_users(const collm_model *m, int32_t *n_users, int *dim) {
     return m->cf_users;
 }
 
+const char *collm_cf_kind(const collm_model *m) { return m->cf_kind; }
+
+int collm_cf_history_query(const collm_model *m, int32_t user, const int32_t *his, int64_t n_his, float *out) {
+    if (!m || !m->cf_enc || !out) return 0;
+    if (strcmp(m->cf_kind, "sasrec") != 0 && (user < 0 || user >= collm_cf_model_n_users(m->cf_enc))) return 0;
+    return collm_cf_model_history_query(m->cf_enc, user, his, n_his, out) == COLLM_OK ? 1 : 0;
+}
+
 // Identifies the base model a checkpoint was trained on: XXH3-64 over the
 // mmapped file (memory speed: a 2 GB model in well under a second), or, for
 // checkpoints written before the kind key, FNV-1a byte by byte (seconds).
@@ -195,14 +203,23 @@ static int set_template(collm_model *m, const char *path, int stage, int is_book
     return COLLM_OK;
 }
 
-// Copies the CF tables out of a CF model.
-static int take_cf_tables(collm_model *m, const collm_cf_model *cf) {
+// Copies the CF tables out of a CF model (replacing any there were). A
+// history encoder has no user table: m keeps the model itself (cf_enc takes
+// ownership of cf, which the caller must then not free).
+static int take_cf_tables(collm_model *m, collm_cf_model *cf) {
+    free(m->cf_users);
+    free(m->cf_items);
+    collm_cf_model_free(m->cf_enc);
+    m->cf_users = m->cf_items = NULL;
+    m->cf_enc = NULL;
+    snprintf(m->cf_kind, sizeof m->cf_kind, "%s", collm_cf_model_kind(cf));
     m->cf_dim = collm_cf_model_dim(cf);
-    m->n_cf_users = collm_cf_model_n_users(cf);
+    m->n_cf_users = collm_cf_model_uses_history(cf) ? 0 : collm_cf_model_n_users(cf);
     m->n_cf_items = collm_cf_model_n_items(cf);
-    m->cf_users = collm_malloc((size_t)m->n_cf_users * m->cf_dim * sizeof(float));
+    if (collm_cf_model_uses_history(cf)) m->cf_enc = cf;
+    else m->cf_users = collm_malloc(((size_t)m->n_cf_users * m->cf_dim + 1) * sizeof(float));
     m->cf_items = collm_malloc((size_t)m->n_cf_items * m->cf_dim * sizeof(float));
-    if (!m->cf_users || !m->cf_items) return COLLM_ERR_NOMEM;
+    if ((!m->cf_enc && !m->cf_users) || !m->cf_items) return COLLM_ERR_NOMEM;
     for (int32_t u = 0; u < m->n_cf_users; u++)
         if (collm_cf_model_user_vector(cf, u, m->cf_users + (int64_t)u * m->cf_dim) != COLLM_OK) return COLLM_ERR;
     for (int32_t i = 0; i < m->n_cf_items; i++)
@@ -327,7 +344,24 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
             m->lora_merged = 1;
         }
     }
-    if (cf_dim > 0 || collm_gguf_find_tensor(f, "cf.user_embd") || collm_gguf_find_tensor(f, "cf.item_embd")) {
+    // The CF model's kind (recorded since the encoders beyond MF); a history
+    // encoder (SASRec, DIN) is embedded whole, its item table beside it.
+    const char *kind_name;
+    uint64_t kind_len;
+    if (collm_gguf_find_key(f, "collm.cf.kind") >= 0) {
+        if ((rc = collm_gguf_get_str(f, "collm.cf.kind", &kind_name, &kind_len)) || kind_len >= sizeof m->cf_kind)
+            return collm_error(COLLM_ERR_FORMAT, "%s: bad key collm.cf.kind", path);
+        memcpy(m->cf_kind, kind_name, (size_t)kind_len);
+        m->cf_kind[kind_len] = 0;
+        if (collm_cf_kind_uses_history(m->cf_kind) == 1) {
+            collm_cf_model *cf = collm_cf_model_read(f, path);
+            if (!cf) return COLLM_ERR_FORMAT; // error set
+            rc = take_cf_tables(m, cf);
+            if (m->cf_enc != cf) collm_cf_model_free(cf);
+            if (rc) return rc;
+        }
+    }
+    if (!m->cf_enc && (cf_dim > 0 || collm_gguf_find_tensor(f, "cf.user_embd") || collm_gguf_find_tensor(f, "cf.item_embd"))) {
         // The tables' sizes come from the tensors' shapes (the data the file
         // really holds: in bounds and not overlapping), and the keys must agree.
         int64_t ne_u[2], ne_i[2];
@@ -356,7 +390,7 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
         if (fece_hidden % fece_in != 0 || fece_in > INT32_MAX || fece_hidden > INT32_MAX)
             return collm_error(COLLM_ERR_FORMAT, "%s: FECE hidden size %u is not a multiple of %u", path, fece_hidden,
                                fece_in);
-        if (m->cf_users && (int64_t)fece_in != m->cf_dim)
+        if (m->cf_items && (int64_t)fece_in != m->cf_dim)
             return collm_error(COLLM_ERR_FORMAT, "%s: the FECE mapping takes %u-d vectors but the CF tables are %d-d",
                                path, fece_in, m->cf_dim);
         if ((rc = check_tensor_size(f, path, "fece.w1", (int64_t)fece_hidden * fece_in)) ||
@@ -483,13 +517,11 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
     if (o->cf_path) {
         collm_cf_model *cf = collm_cf_model_load(o->cf_path);
         if (!cf) goto fail;
-        free(m->cf_users);
-        free(m->cf_items);
         rc = take_cf_tables(m, cf);
-        collm_cf_model_free(cf);
+        if (m->cf_enc != cf) collm_cf_model_free(cf);
         if (rc) goto fail;
     }
-    if (o->stage >= 2 && !m->cf_users) {
+    if (o->stage >= 2 && !m->cf_items) {
         collm_error(COLLM_ERR_ARG, "stage 2 needs collaborative vectors: give --cf mf.gguf");
         goto fail;
     }
@@ -588,7 +620,7 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
     if (collm_gguf_find_key(f, COLLM_SCORE_CF_WEIGHT_KEY) >= 0) {
         float w;
         if ((rc = collm_gguf_get_f32(f, COLLM_SCORE_CF_WEIGHT_KEY, &w))) goto fail;
-        if (!(w >= 0 && w <= COLLM_SCORE_CF_WEIGHT_MAX) || (w > 0 && !m->cf_users)) {
+        if (!(w >= 0 && w <= COLLM_SCORE_CF_WEIGHT_MAX) || (w > 0 && !m->cf_items)) {
             collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g] or the checkpoint has no CF tables", ckpt_path,
                         COLLM_SCORE_CF_WEIGHT_KEY, w, COLLM_SCORE_CF_WEIGHT_MAX);
             goto fail;
@@ -614,6 +646,7 @@ void collm_model_free(collm_model *m) {
     if (m->has_fece) collm_fece_free(&m->fece);
     free(m->cf_users);
     free(m->cf_items);
+    collm_cf_model_free(m->cf_enc);
     free(m->base_path);
     free(m->vocab_path);
     free(m);
@@ -672,19 +705,36 @@ int collm_encode(const collm_model *m, const collm_rec_items *items, int32_t use
     free(text);
     e->n_tokens = n;
     e->n_slots = m->has_fece ? n_marks : 0; // without a mapping the markers stay <unk> tokens
+    // a history encoder's user slot: its user-side vector of this very sample
+    // (SASRec: the history's last-position output; DIN: [target, pooled, user]).
+    // A user beyond its table is left without one (the slot lookup names it).
+    int has_user_slot = 0;
+    for (int s = 0; s < e->n_slots; s++) has_user_slot |= e->slot_item[s] < 0;
+    if (m->cf_enc && has_user_slot && user >= 0 && user < collm_cf_model_n_users(m->cf_enc)) {
+        e->user_vec = collm_malloc((size_t)m->cf_dim * sizeof(float));
+        int rc = e->user_vec ? collm_cf_model_sample_vectors(m->cf_enc, user, his, n_his, target, e->user_vec, NULL)
+                             : COLLM_ERR_NOMEM;
+        if (rc) {
+            collm_encoded_free(e);
+            return rc;
+        }
+    }
     return COLLM_OK;
 }
 
 void collm_encoded_free(collm_encoded *e) {
     free(e->tokens);
+    free(e->user_vec);
     e->tokens = NULL;
+    e->user_vec = NULL;
 }
 
 // The CF vector of a slot: user slot → user table, item slots → item table.
 const float *collm_slot_cf_vector(const collm_model *m, const collm_encoded *e, int slot) {
     int32_t item = e->slot_item[slot];
     if (item < 0) {
-        if (e->user < 0 || e->user >= m->n_cf_users) return NULL;
+        if (e->user_vec) return e->user_vec; // a history encoder's, per sample
+        if (!m->cf_users || e->user < 0 || e->user >= m->n_cf_users) return NULL;
         return m->cf_users + (int64_t)e->user * m->cf_dim;
     }
     if (item >= m->n_cf_items) return NULL;
@@ -848,8 +898,47 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     return rc;
 }
 
-// <cf_user[u], cf_item[i]> of every row (split->n); ids beyond the tables give 0.
+// The CF model's score of every row (split->n); ids beyond its tables give 0.
+// Tables: <cf_user[u], cf_item[i]>; a history encoder scores the rows itself.
 static int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
+    if (m->cf_enc) {
+        // rows whose user, item or history ids it does not know are scored as
+        // (user 0, item 0, no history) and then zeroed: a copy of the split's
+        // ids and packed histories with those rows emptied
+        const int64_t n = split->n;
+        const int32_t nu = collm_cf_model_n_users(m->cf_enc), ni = collm_cf_model_n_items(m->cf_enc);
+        const int64_t n_his = split->his_offset ? split->his_offset[n] : 0;
+        int32_t *u = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *u), *it = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *it);
+        int64_t *off = collm_malloc(((size_t)n + 1) * sizeof *off);
+        int32_t *his = collm_malloc((size_t)(n_his > 0 ? n_his : 1) * sizeof *his);
+        int8_t *hl = split->his_label ? collm_malloc((size_t)(n_his > 0 ? n_his : 1)) : NULL;
+        int8_t *known = collm_malloc((size_t)(n > 0 ? n : 1));
+        int rc = u && it && off && his && known && (!split->his_label || hl) ? COLLM_OK : COLLM_ERR_NOMEM;
+        int64_t o = 0;
+        for (int64_t r = 0; !rc && r < n; r++) {
+            const int64_t h0 = split->his_offset ? split->his_offset[r] : 0, h1 = split->his_offset ? split->his_offset[r + 1] : 0;
+            int ok = split->user[r] >= 0 && split->user[r] < nu && split->item[r] >= 0 && split->item[r] < ni;
+            for (int64_t k = h0; ok && k < h1; k++) ok = split->his[k] >= 0 && split->his[k] < ni;
+            known[r] = (int8_t)ok;
+            u[r] = ok ? split->user[r] : 0;
+            it[r] = ok ? split->item[r] : 0;
+            off[r] = o;
+            if (!ok) continue;
+            memcpy(his + o, split->his + h0, (size_t)(h1 - h0) * sizeof *his);
+            if (hl) memcpy(hl + o, split->his_label + h0, (size_t)(h1 - h0));
+            o += h1 - h0;
+        }
+        if (!rc) {
+            off[n] = o;
+            collm_rec_split view = *split;
+            view.user = u, view.item = it, view.his_offset = off, view.his = his, view.his_label = hl;
+            rc = collm_cf_model_score_split(m->cf_enc, &view, cf, m->pool);
+        }
+        for (int64_t r = 0; !rc && r < n; r++)
+            if (!known[r]) cf[r] = 0.0f;
+        free(u), free(it), free(off), free(his), free(hl), free(known);
+        return rc;
+    }
     if (!m->cf_users) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative tables to score with");
     const int d = m->cf_dim;
     for (int64_t r = 0; r < split->n; r++) {
@@ -960,8 +1049,14 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char
             return rc;
         if ((rc = collm_write_lora_tensors(m, w))) return rc;
     }
-    if (m->cf_users) {
+    if (m->cf_enc) { // the encoder itself (its keys include collm.cf.kind), and its item table for index
+        int64_t ne_i[2] = {m->cf_dim, m->n_cf_items};
+        if ((rc = collm_cf_model_write(m->cf_enc, w)) ||
+            (rc = collm_gguf_writer_add_tensor_f32(w, "cf.item_embd", COLLM_GGML_TYPE_F32, 2, ne_i, m->cf_items)))
+            return rc;
+    } else if (m->cf_users) {
         int64_t ne_u[2] = {m->cf_dim, m->n_cf_users}, ne_i[2] = {m->cf_dim, m->n_cf_items};
+        if (m->cf_kind[0] && (rc = collm_gguf_writer_set_str(w, "collm.cf.kind", m->cf_kind))) return rc;
         if ((rc = collm_gguf_writer_set_u32(w, "collm.cf.dim", (uint32_t)m->cf_dim)) ||
             (rc = collm_gguf_writer_set_u32(w, "collm.cf.n_users", (uint32_t)m->n_cf_users)) ||
             (rc = collm_gguf_writer_set_u32(w, "collm.cf.n_items", (uint32_t)m->n_cf_items)) ||

@@ -3,6 +3,7 @@
 #ifndef COLLM_COLLM_INTERNAL_H
 #define COLLM_COLLM_INTERNAL_H
 
+#include "collm/cf.h"
 #include "collm/collm.h"
 #include "recommender/fece.h"
 #include "collm/gguf.h"
@@ -20,10 +21,13 @@ struct collm_model {
     int lora_merged;        // adapter folded into llm weights (frozen)
     collm_fece_mlp fece;
     int has_fece;
-    float *cf_users;        // (n_cf_users, cf_dim)
+    float *cf_users;        // (n_cf_users, cf_dim); NULL with a history encoder
     float *cf_items;        // (n_cf_items, cf_dim)
     int32_t n_cf_users, n_cf_items;
     int cf_dim;
+    collm_cf_model *cf_enc; // the CF model itself when its user side reads the history
+                            // (SASRec, DIN): collm_encode asks it for the user slot
+    char cf_kind[16];       // collm.cf.kind ("" when unknown)
     int32_t yes_id;
     int stage;
     int is_book;
