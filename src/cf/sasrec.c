@@ -422,7 +422,7 @@ enum { SAS_EVAL_SEQS = 512 };
 static int sas_user_vectors(const collm_cf_model *m, int64_t n, const int32_t *win, float *uvec, collm_pool *pool) {
     const int T = m->hp.max_len, d = m->dim;
     sas_ws ws;
-    int rc = sas_ws_alloc(&ws, m, SAS_EVAL_SEQS, 0);
+    int rc = sas_ws_alloc(&ws, m, (int)(n < SAS_EVAL_SEQS ? (n > 0 ? n : 1) : SAS_EVAL_SEQS), 0);
     if (rc) return rc;
     int32_t *seq = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *seq);
     if (!seq) {
