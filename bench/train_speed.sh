@@ -52,6 +52,7 @@ DATA=$SHARED/data/ml-1m
 "$PYTHON" -c "import torch" 2>/dev/null || { echo "train_speed: $PYTHON has no torch: run scripts/setup.sh --bench" >&2; exit 1; }
 make -s BUILD="$BUILD" "$BIN" "$BUILD/bench/sgemm"
 mkdir -p "$W"
+W=$(cd "$W" && pwd) # absolute: the peer runs inside it
 # Library settings as the collm binary picks them for itself (src/cli/main.c),
 # for the sgemm measurement; the peer's OpenMP threads sleep when idle, as measured.
 if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}; fi
