@@ -58,15 +58,19 @@ for v in $values; do
   echo "$line" | tee -a "$out/sweep.jsonl"
 done
 # The plot: numeric values on x (log scale when all > 0 and spanning >= 10x),
-# else one category per run.
+# else one category per run (also when a 0 sits beside values spanning >= 10x).
 if command -v gnuplot >/dev/null 2>&1; then
   awk -F'"' '{ for (i = 1; i < NF; i++) { if ($i == "value") v = $(i + 2) }
                match($0, /"auc":[^,}]*/); a = substr($0, RSTART + 6, RLENGTH - 6)
                match($0, /"uauc":[^,}]*/); u = substr($0, RSTART + 7, RLENGTH - 7)
                print NR - 1, v, a, u }' "$out/sweep.jsonl" > "$out/sweep.dat"
-  numeric=$(awk '{ if ($2 !~ /^[-+0-9.eE]+$/) bad = 1; if ($2 <= 0) nonpos = 1; if (NR == 1 || $2 < lo) lo = $2; if (NR == 1 || $2 > hi) hi = $2 }
-                 END { if (bad) print "no"; else if (!nonpos && hi >= 10 * lo) print "log"; else print "lin" }' "$out/sweep.dat")
-  if [ "$numeric" = no ]; then xs='0:xtic(2)'; logx=""; else xs=2; logx=$([ "$numeric" = log ] && echo "set logscale x" || true); fi
+  # spanning >= 10x with a 0 among them (e.g. weight decay 0, 1e-5 ... 1e-3): one category per run
+  numeric=$(awk '{ if ($2 !~ /^[-+0-9.eE]+$/) bad = 1; if ($2 <= 0) nonpos = 1; else if (!pos++ || $2 < lo) lo = $2
+                   if (NR == 1 || $2 > hi) hi = $2 }
+                 END { if (bad || (nonpos && pos > 1 && hi >= 10 * lo)) print "no"; else if (!nonpos && hi >= 10 * lo) print "log"; else print "lin" }' "$out/sweep.dat")
+  # columns of sweep.dat: run index, value, AUC, UAUC
+  if [ "$numeric" = no ]; then auc_cols='1:3:xtic(2)'; uauc_cols='1:4'; logx="set xrange [-0.5:*]"
+  else auc_cols='2:3'; uauc_cols='2:4'; logx=$([ "$numeric" = log ] && echo "set logscale x" || true); fi
   gnuplot <<GP
 set terminal pngcairo size 800,500 noenhanced
 set output "$out/sweep.png"
@@ -76,8 +80,8 @@ set ylabel "AUC"
 set grid
 set key bottom right
 $logx
-plot "$out/sweep.dat" using $xs:3 with linespoints lw 2 pt 7 title "AUC", \
-     "" using $xs:4 with linespoints lw 2 pt 5 title "UAUC"
+plot "$out/sweep.dat" using $auc_cols with linespoints lw 2 pt 7 title "AUC", \
+     "" using $uauc_cols with linespoints lw 2 pt 5 title "UAUC"
 GP
   echo "sweep: wrote $out/sweep.jsonl and $out/sweep.png" >&2
 else
