@@ -210,7 +210,39 @@ static void test_files(void) {
           strstr(collm_last_error(), "prompts/nonexistent.txt"));
 }
 
+// Custom templates are checked (issue 14): unknown placeholders and a
+// missing target title are errors; every built-in passes.
+static void test_check(void) {
+    int n = 0;
+    for (int i = 0; collm_prompt_builtin_name(i); i++, n++) {
+        const char *name = collm_prompt_builtin_name(i);
+        CHECK_MSG(collm_prompt_template_check(collm_prompt_builtin_line(name), name) == COLLM_OK, "%s: %s", name,
+                  collm_last_error());
+    }
+    CHECK(n == 6 && collm_prompt_builtin_name(-1) == NULL && collm_prompt_builtin_name(6) == NULL);
+    CHECK(collm_prompt_template_check("Would they like <TargetItemTitle>? a < b, <3 and x <= y", "t") == COLLM_OK);
+    CHECK(collm_prompt_template_check("Liked <ItemTitleList>; <TargetTitle>?", "my.txt") == COLLM_ERR_FORMAT);
+    const char *e = collm_last_error();
+    CHECK_MSG(strstr(e, "my.txt: unknown placeholder <TargetTitle>") && strstr(e, "<TargetItemTitle>"), "%s", e);
+    CHECK(collm_prompt_template_check("Liked <ItemTitleList>, <unk> <TargetItemTitle>", "t") == COLLM_ERR_FORMAT &&
+          strstr(collm_last_error(), "<unk>"));
+    CHECK(collm_prompt_template_check("Liked <ItemTitleList>. Would they enjoy it?", "t") == COLLM_ERR_FORMAT);
+    CHECK_MSG(strstr(collm_last_error(), "t: no <TargetItemTitle>"), "%s", collm_last_error());
+}
+
+static void test_noun(void) {
+    char *s = collm_prompt_with_noun("movies: a movie, moviegoer, \"movie\" <TargetItemTitle> (movies)", "song", "songs");
+    CHECK_STR(s, "songs: a song, moviegoer, \"song\" <TargetItemTitle> (songs)");
+    free(s);
+    s = collm_prompt_with_noun(collm_prompt_builtin_line("tallrec_movie"), "person", "people");
+    CHECK(s && strstr(s, "the following people: <ItemTitleList>") && strstr(s, "enjoy the person titled") &&
+          !strstr(s, "movie"));
+    free(s);
+}
+
 int main(void) {
+    test_check();
+    test_noun();
     test_example();
     test_history_rule();
     test_fill_slots();

@@ -76,6 +76,8 @@ typedef struct {
     unsigned lora_targets;
     int fece_mid_times;        // m of §5 (10)
     uint64_t seed;
+    const char *answer;        // the answer whose logit is the score, e.g. " Yes" (must be one
+                               // token); NULL = init_from's, else "Yes" (SPM "▁Yes")
 } collm_build_options;
 
 COLLM_API void collm_build_options_default(collm_build_options *o);
@@ -96,6 +98,16 @@ COLLM_API const collm_prompt_template *collm_template(const collm_model *m);
 COLLM_API int collm_has_slots(const collm_model *m);
 COLLM_API int collm_stage(const collm_model *m);
 COLLM_API int32_t collm_yes_token(const collm_model *m);
+
+// Compares the checkpoint's collaborative tables with a dataset: the
+// checkpoint was trained with n_items items and n_users users (ids index its
+// tables), so a dataset with fewer of either is not the one it was trained on
+// (COLLM_ERR_ARG saying both counts). A dataset with more (new items or users
+// appended) is accepted: they are cold. *extra_items / *extra_users (may be
+// NULL) receive how many more the dataset has. COLLM_OK for a model without
+// CF tables.
+COLLM_API int collm_model_check_dataset(const collm_model *m, const collm_rec_dataset *ds, const char *ckpt_path,
+                                        int32_t *extra_items, int32_t *extra_users);
 // The CF tables (NULL when the model has none): (n, dim) row-major. With a
 // history encoder (SASRec, DIN) there is no user table (NULL, 0 users): the
 // user side is computed per sample from the history (collm_encode).

@@ -70,6 +70,11 @@ typedef struct {
                      // later may hold larger (unknown, cold) user ids
     int32_t n_items; // items->n (bookcrossing: max id over items and those splits + 1)
     int is_book;     // 1 when the items table has authors / the domain is books
+    // What an item is, for the prompts' wording ("movie" / "movies"): from
+    // DIR/item_noun.txt (line 1 the singular, optional line 2 the plural,
+    // default singular + "s"; written by `collm prepare --item-noun`), else
+    // "book" for book folders and "movie" otherwise.
+    char item_noun[32], item_nouns[32];
 } collm_rec_dataset;
 
 COLLM_API collm_rec_dataset *collm_rec_dataset_load(const char *dir);
@@ -97,6 +102,10 @@ COLLM_API collm_rec_split *collm_rec_split_with_negatives(const collm_rec_split 
 // bookcrossing layout (uid iid label his his_label) when split->his_label
 // is non-NULL. Text is escaped (\\ \t \n \r) so the loaders read it back.
 COLLM_API int collm_rec_items_write(const char *path, const collm_rec_items *items);
+// Writes DIR/item_noun.txt (see collm_rec_dataset.item_noun) from "song" or
+// "song,songs" (singular[,plural]); a noun the loader would refuse is an
+// error before anything is written. dir NULL: only check spec.
+COLLM_API int collm_rec_write_item_noun(const char *dir, const char *spec);
 COLLM_API int collm_rec_split_write(const char *path, const collm_rec_split *split);
 // Writes s with the four TSV escapes applied.
 COLLM_API int collm_rec_write_escaped(FILE *f, const char *s);

@@ -51,6 +51,22 @@ COLLM_API void collm_prompt_template_free(collm_prompt_template *tpl);
 // The first line of a template shipped in prompts/ by its file stem
 // ("collm_movie", "tallrec_book", "collm_movie_ids", ...), or NULL.
 COLLM_API const char *collm_prompt_builtin_line(const char *name);
+// The i-th built-in template's name (i = 0, 1, ...), NULL past the last one
+// (for listing them: `collm help templates`).
+COLLM_API const char *collm_prompt_builtin_name(int i);
+
+// Checks a template line before any prompt is built from it: every <Word>
+// must be one of the placeholders above (an unknown one, e.g. a typo such as
+// <TargetTitle>, or a literal <unk>, which would read as a slot marker, is an
+// error naming it and listing the known ones), and <TargetItemTitle> must be
+// present (without it every item of a user gets the same prompt). source
+// names the template in the message. COLLM_OK or COLLM_ERR_FORMAT.
+COLLM_API int collm_prompt_template_check(const char *line, const char *source);
+
+// The line with the item noun replaced: every whole word "movie" / "movies"
+// (the built-in movie templates' noun) becomes singular / plural. malloc'd
+// (caller frees); NULL + error when out of memory.
+COLLM_API char *collm_prompt_with_noun(const char *line, const char *singular, const char *plural);
 
 // Fills the template for one sample: his (n_his) history ids as stored,
 // target the target item id. Writes at most cap bytes (NUL-terminated, like

@@ -65,6 +65,10 @@ typedef struct {
 } cli_report_info;
 int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
 
+// Prints the built-in prompt templates (name, placeholders, text) to stdout
+// (`collm help templates`, `collm train --template list`). Returns 0 / 1.
+int cli_print_templates(int json);
+
 // Every --seed defaults to this (one default for data, models and training).
 #define CLI_DEFAULT_SEED 2023
 #define CLI_SEED_OPTION {"--seed", "N", "random seed (default 2023); same seed, same result", NULL}

@@ -38,6 +38,10 @@ int cmd_eval(int argc, char **argv) {
     collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
     collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
+    if (m && collm_model_check_dataset(m, ds, ckpt, NULL, NULL) != COLLM_OK) {
+        collm_model_free(m);
+        m = NULL;
+    }
     float *scores = m ? malloc((size_t)(split->n ? split->n : 1) * sizeof(float)) : NULL;
     double pps = NAN;
     collm_metrics_report r;

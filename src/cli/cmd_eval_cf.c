@@ -29,6 +29,15 @@ int cmd_eval_cf(int argc, char **argv) {
     collm_cf_model *m = collm_cf_model_load(cf_path);
     if (!m) return cli_fail("eval-cf");
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
+    if (ds && (collm_cf_model_n_items(m) > ds->n_items ||
+               (!collm_cf_model_uses_history(m) && collm_cf_model_n_users(m) > ds->n_users))) {
+        collm_error(COLLM_ERR_ARG,
+                    "%s was trained with %d items and %d users, but the dataset %s has %d items and %d users: not the "
+                    "dataset it was trained on (give the --data it was trained with)",
+                    cf_path, collm_cf_model_n_items(m), collm_cf_model_n_users(m), data, ds->n_items, ds->n_users);
+        collm_rec_dataset_free(ds);
+        ds = NULL;
+    }
     collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_pool *pool = split ? collm_pool_create(cli_threads(opts)) : NULL;
     collm_blas_set_threads(cli_threads(opts));

@@ -50,6 +50,10 @@ int cmd_fit_score(int argc, char **argv) {
     collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
     collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
     collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
+    if (m && collm_model_check_dataset(m, ds, ckpt, NULL, NULL) != COLLM_OK) {
+        collm_model_free(m);
+        m = NULL;
+    }
     const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
     float *llm = m ? malloc(n * sizeof *llm) : NULL, *cf = m ? malloc(n * sizeof *cf) : NULL, *s = m ? malloc(n * sizeof *s) : NULL;
     int status = 1;

@@ -89,8 +89,13 @@ static int prepare_csv(const cli_option *opts, const char *out, int64_t seed, in
         }
         o.use_dates = 1;
     }
+    // what the prompts call an item (default "item": a log of anything), checked before any work
+    const char *noun = cli_get(opts, "--item-noun") ? cli_get(opts, "--item-noun") : "item";
+    if (collm_rec_write_item_noun(NULL, noun) != COLLM_OK) return cli_fail("prepare");
     collm_rec_csv_stats st;
-    if (collm_rec_prepare_csv(inter, items, out, &o, &st) != COLLM_OK) return cli_fail("prepare");
+    if (collm_rec_prepare_csv(inter, items, out, &o, &st) != COLLM_OK ||
+        collm_rec_write_item_noun(out, noun) != COLLM_OK)
+        return cli_fail("prepare");
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "out", out);
@@ -141,6 +146,8 @@ int cmd_prepare(int argc, char **argv) {
         {"--fractions", "A,B,C", "csv: train,valid,test fractions for time / ratio (default 0.8,0.1,0.1)", NULL},
         {"--valid-from", "DATE", "csv: time split at dates: valid from DATE (with --test-from)", NULL},
         {"--test-from", "DATE", "csv: test from DATE", NULL},
+        {"--item-noun", "WORD[,PLURAL]", "what the prompts call an item, e.g. song or person,people (csv default item; "
+                                        "written to DIR/item_noun.txt)", NULL},
         {"--small-frac", "X", "csv: valid_small = round(X * valid rows), a seeded sample (default 0.5)", NULL},
         {"--ratings", "FILE", "ml-1m ratings.dat / bookcrossing BX-Book-Ratings.csv", NULL},
         {"--movies", "FILE", "ml-1m movies.dat (Latin-1 or UTF-8)", NULL},
@@ -169,6 +176,10 @@ int cmd_prepare(int argc, char **argv) {
         cli_get_int_range(opts, "--targets-per-user", 5, 1, 1000000, &k))
         return 1;
     int json = cli_has(opts, "--json");
+    if (cli_get(opts, "--item-noun") && strcmp(source, "csv") != 0) {
+        collm_error(COLLM_ERR_ARG, "--item-noun applies to --source csv (ml-1m is movies, the others books)");
+        return cli_fail("prepare");
+    }
     if (strcmp(source, "csv") == 0) return prepare_csv(opts, out, seed, json);
     int rc;
     if (strcmp(source, "ml-1m") == 0) {

@@ -23,7 +23,11 @@ int cmd_train(int argc, char **argv) {
         {"--init-from", "FILE", "checkpoint of the previous stage", NULL},
         {"--data", "DIR", "dataset directory (train, valid_small, ...)", NULL},
         {"--out", "FILE", "best checkpoint (GGUF); training state goes to FILE.resume", NULL},
-        {"--template", "NAME|FILE", "prompt template (default: tallrec_* for stage 1, collm_* for stage 2)", NULL},
+        {"--template", "NAME|FILE", "prompt template: a built-in name or a file (default: tallrec_* for stage 1, "
+                                    "collm_* for stage 2, worded with the dataset's item noun); list: print the built-ins", NULL},
+        {"--answer", "TEXT", "the answer whose logit is the score: a text the vocabulary holds as one token, "
+                             "e.g. \" Yes\" (SPM: ▁Yes) or \"Yes\" (that token exactly) (default: ▁Yes, or a BPE "
+                             "vocabulary's first token of Yes); stored in the checkpoint", NULL},
         {"--full", NULL, "stage 1: fine-tune every LLM weight instead of LoRA", NULL},
         {"--train-llm", NULL, "stage 2: also fine-tune every LLM weight (joint stage)", NULL},
         {"--lora-rank", "R", "LoRA rank (default 8; 0 = none)", NULL},
@@ -61,6 +65,8 @@ int cmd_train(int argc, char **argv) {
                       "usage: collm train --stage 1|2 --base M.gguf [--cf mf.gguf] [--init-from S1.gguf] --data DIR "
                       "--out C.gguf [options]");
     if (p) return p > 0 ? 0 : 1;
+    if (cli_get(opts, "--template") && strcmp(cli_get(opts, "--template"), "list") == 0)
+        return cli_print_templates(cli_has(opts, "--json"));
     const char *data, *out;
     if (cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out)) return 1;
     collm_build_options b;
@@ -101,6 +107,7 @@ int cmd_train(int argc, char **argv) {
     b.cf_path = cli_get(opts, "--cf");
     b.init_from = cli_get(opts, "--init-from");
     b.template_path = cli_get(opts, "--template");
+    b.answer = cli_get(opts, "--answer");
     b.full_finetune = cli_has(opts, "--full");
     b.lora_rank = (int)rank;
     b.lora_alpha = (float)alpha;

@@ -43,6 +43,7 @@ static const command commands[] = {
 static void print_help(void) {
     printf("collm %s: CoLLM-FaissRet, an LLM-based recommender in C\n\n"
            "usage: collm <command> [options]   (collm help <command> or collm <command> --help for details)\n"
+           "       collm help templates         (the built-in prompt templates)\n"
            "       collm --version\n\n"
            "commands:\n",
            collm_version());
@@ -97,6 +98,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "help") == 0) { // collm help CMD = collm CMD --help
+        if (strcmp(argv[2], "templates") == 0) return cli_print_templates(argc >= 4 && strcmp(argv[3], "--json") == 0);
         const command *c = find_command(argv[2]);
         if (!c) {
             fprintf(stderr, "collm help: unknown command '%s' (see collm --help)\n", argv[2]);

@@ -28,6 +28,7 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
         collm_error(COLLM_ERR_ARG, "%s holds no collaborative vectors (a stage-1 checkpoint?)", ckpt);
         goto fail;
     }
+    if (collm_model_check_dataset(s->model, s->ds, ckpt, NULL, NULL) != COLLM_OK) goto fail;
     if (collm_retrieval_index_dim(s->index) != d) {
         collm_error(COLLM_ERR_ARG, "%s has dimension %d but %s's CF vectors have %d", index_path,
                     collm_retrieval_index_dim(s->index), ckpt, d);

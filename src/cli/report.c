@@ -6,6 +6,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "collm/prompt.h"
+
+#include <string.h>
 
 int cli_print_json(cJSON *o) {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -52,5 +55,43 @@ int cli_print_report(const collm_metrics_report *r, const cli_report_info *info,
     printf("%-10s %10lld %8.4f %8s\n", "warm", (long long)r->n_warm, r->auc_warm, "-");
     printf("%-10s %10lld %8.4f %8s\n", "cold", (long long)r->n_cold, r->auc_cold, "-");
     if (!isnan(info->prompts_per_second)) printf("speed  %.1f prompts/s\n", info->prompts_per_second);
+    return 0;
+}
+
+// The built-in templates: name, what it is for, its placeholders, its text.
+int cli_print_templates(int json) {
+    static const char *const placeholders[] = {"<ItemTitleList>", "<ItemIDList>", "<UserID>", "<TargetItemTitle>",
+                                               "<TargetItemID>"};
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    if (!json)
+        printf("Built-in prompt templates (train --template NAME; a FILE's first line works the same way).\n"
+               "Default: tallrec_<noun> in stage 1, collm_<noun> in stage 2; for a dataset whose item noun is not\n"
+               "movie or book (DIR/item_noun.txt, prepare --item-noun) the movie template is reworded with it.\n"
+               "Placeholders: <ItemTitleList> the last liked titles; <ItemIDList> one ID slot per history item;\n"
+               "<UserID> the user's ID slot; <TargetItemTitle> (required) and <TargetItemID> the target's title and\n"
+               "slot. The score is the logit of the answer token (--answer, default Yes) after the prompt.\n\n");
+    for (int i = 0; collm_prompt_builtin_name(i); i++) {
+        const char *name = collm_prompt_builtin_name(i), *line = collm_prompt_builtin_line(name);
+        char used[128] = "";
+        for (size_t k = 0; k < sizeof placeholders / sizeof placeholders[0]; k++)
+            if (strstr(line, placeholders[k])) {
+                size_t l = strlen(used);
+                snprintf(used + l, sizeof used - l, "%s%s", l ? " " : "", placeholders[k]);
+            }
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", name);
+            cJSON_AddStringToObject(o, "placeholders", used);
+            cJSON_AddStringToObject(o, "text", line);
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("%s  (%s)\n  %s\n\n", name, used, line);
+        }
+    }
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "templates", arr);
+        return cli_print_json(o);
+    }
     return 0;
 }

@@ -549,6 +549,81 @@ static int file_exists(const char *path) {
 
 static const char *const split_names[] = {"train", "valid", "valid_small", "test"};
 
+#define NOUN_CAP 32 // sizeof collm_rec_dataset.item_noun
+
+// 1..NOUN_CAP-1 bytes of letters, digits, spaces, '-' or non-ASCII (UTF-8) bytes.
+static int noun_ok(const char *p, size_t n) {
+    int ok = n >= 1 && n < NOUN_CAP;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' || c == '-' ||
+             c >= 0x80;
+    }
+    return ok;
+}
+
+static int write_noun_fn(FILE *f, void *ctx) {
+    const char *const *nouns = ctx;
+    fprintf(f, "%s\n%s\n", nouns[0], nouns[1]);
+    return COLLM_OK;
+}
+
+int collm_rec_write_item_noun(const char *dir, const char *spec) {
+    char nouns[2][NOUN_CAP] = {"", ""};
+    const char *comma = strchr(spec, ',');
+    size_t n0 = comma ? (size_t)(comma - spec) : strlen(spec), n1 = comma ? strlen(comma + 1) : n0 + 1;
+    if (!noun_ok(spec, n0) || (comma && !noun_ok(comma + 1, n1)) || (!comma && n1 >= NOUN_CAP))
+        return collm_error(COLLM_ERR_ARG,
+                           "item noun '%s': give WORD or WORD,PLURAL, each 1..%d letters, digits, spaces or '-' "
+                           "(e.g. song or person,people)",
+                           spec, NOUN_CAP - 1);
+    memcpy(nouns[0], spec, n0);
+    if (comma) memcpy(nouns[1], comma + 1, n1);
+    else snprintf(nouns[1], sizeof nouns[1], "%.30ss", nouns[0]);
+    if (!dir) return COLLM_OK;
+    const char *ctx[2] = {nouns[0], nouns[1]};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/item_noun.txt", dir);
+    int rc = collm_write_atomic(path, write_noun_fn, (void *)ctx);
+    return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
+}
+
+// DIR/item_noun.txt: line 1 the singular, optional line 2 the plural (each
+// as noun_ok says).
+static int load_item_noun(collm_rec_dataset *ds, const char *path) {
+    char *text;
+    size_t size;
+    if (collm_read_file(path, &text, &size) != COLLM_OK) return COLLM_ERR_IO;
+    char *dst[2] = {ds->item_noun, ds->item_nouns};
+    const char *p = text, *end = text + size;
+    int rc = COLLM_OK;
+    for (int line = 0; line < 2 && rc == COLLM_OK; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        size_t n = (size_t)(e - p);
+        if (n && p[n - 1] == '\r') n--;
+        if (line == 1 && n == 0) break; // no plural given
+        if (!noun_ok(p, n)) {
+            rc = collm_error(COLLM_ERR_FORMAT,
+                             "%s: line %d: the item noun must be 1..%zu letters, digits, spaces or '-' (e.g. \"song\")",
+                             path, line + 1, sizeof ds->item_noun - 1);
+            break;
+        }
+        memcpy(dst[line], p, n);
+        dst[line][n] = '\0';
+        if (!nl) break;
+        p = nl + 1;
+    }
+    free(text);
+    if (rc == COLLM_OK && !ds->item_nouns[0]) {
+        if (strlen(ds->item_noun) + 2 > sizeof ds->item_nouns)
+            return collm_error(COLLM_ERR_FORMAT, "%s: the item noun is too long to add an 's'; give the plural on line 2",
+                               path);
+        snprintf(ds->item_nouns, sizeof ds->item_nouns, "%ss", ds->item_noun);
+    }
+    return rc;
+}
+
 collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
     char path[4096];
     collm_rec_dataset *ds = collm_calloc(1, sizeof *ds);
@@ -559,6 +634,13 @@ collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
     ds->items = collm_rec_items_load(path);
     if (!ds->items) goto fail;
     ds->is_book = ds->items->author != NULL;
+    snprintf(path, sizeof path, "%s/item_noun.txt", dir);
+    if (file_exists(path)) {
+        if (load_item_noun(ds, path) != COLLM_OK) goto fail;
+    } else {
+        snprintf(ds->item_noun, sizeof ds->item_noun, "%s", ds->is_book ? "book" : "movie");
+        snprintf(ds->item_nouns, sizeof ds->item_nouns, "%s", ds->is_book ? "books" : "movies");
+    }
 
     // Books (bookcrossing): items.tsv lists only the ids with a known title,
     // so splits are read without the table check and the table then grows to

@@ -177,6 +177,41 @@ static char *relative_to(const char *target, const char *from_dir) {
 // assembly
 
 static int find_yes_token(collm_model *m) {
+    if (m->answer[0]) {
+        // a given answer text: the token that is exactly it (SPM spells a
+        // leading space "▁"), else its encoding, which must be one token
+        const char *a = m->answer;
+        int32_t id = collm_tok_find(m->vocab, a);
+        if (id < 0 && collm_tok_model_type(m->vocab) == COLLM_TOK_MODEL_SPM) {
+            char spm[sizeof m->answer * 3];
+            size_t o = 0;
+            for (const char *p = a; *p && o + 4 < sizeof spm; p++)
+                if (*p == ' ') memcpy(spm + o, "\xe2\x96\x81", 3), o += 3;
+                else spm[o++] = *p;
+            spm[o] = '\0';
+            id = collm_tok_find(m->vocab, spm);
+        }
+        if (id < 0) {
+            int32_t ids[16];
+            int n = collm_tok_encode(m->vocab, a, strlen(a), 0, ids, 16);
+            if (n == 1) id = ids[0];
+            else if (n > 1) {
+                char list[256] = "";
+                for (int i = 0; i < n && i < 8; i++) {
+                    const char *t = collm_tok_token_text(m->vocab, ids[i]);
+                    size_t l = strlen(list);
+                    snprintf(list + l, sizeof list - l, "%s'%s'", i ? " " : "", t ? t : "?");
+                }
+                return collm_error(COLLM_ERR_ARG,
+                                   "--answer '%s' is %d tokens (%s): the score is one token's logit; give a text the "
+                                   "vocabulary holds as one token (e.g. 'Yes')",
+                                   a, n, list);
+            }
+        }
+        if (id < 0) return collm_error(COLLM_ERR_ARG, "--answer '%s': the vocabulary has no token for it", a);
+        m->yes_id = id;
+        return COLLM_OK;
+    }
     // SPM vocabs: "▁Yes" (3869 in Llama 2); BPE: the first token of "Yes" (method.md §9)
     int32_t id = collm_tok_find(m->vocab, "\xe2\x96\x81Yes");
     if (id < 0) {
@@ -189,17 +224,67 @@ static int find_yes_token(collm_model *m) {
     return COLLM_OK;
 }
 
-static int set_template(collm_model *m, const char *path, int stage, int is_book) {
+static int set_answer(collm_model *m, const char *answer) {
+    if (!answer) return COLLM_OK;
+    if (!answer[0] || strlen(answer) >= sizeof m->answer || strchr(answer, '\n'))
+        return collm_error(COLLM_ERR_ARG, "--answer must be 1..%zu bytes on one line", sizeof m->answer - 1);
+    snprintf(m->answer, sizeof m->answer, "%s", answer);
+    return COLLM_OK;
+}
+
+// The template: a built-in by name, or a file (checked: known placeholders,
+// <TargetItemTitle> present). Without one, the stage's built-in for the
+// dataset's item noun (the movie template reworded for other nouns).
+static int set_template(collm_model *m, const char *path, int stage, const collm_rec_dataset *ds) {
+    int is_book = m->is_book;
     if (path) {
         const char *line = collm_prompt_builtin_line(path);
-        m->tpl = line ? collm_prompt_template_from_string(line) : collm_prompt_template_load(path);
+        if (line) {
+            m->tpl = collm_prompt_template_from_string(line);
+        } else {
+            m->tpl = collm_prompt_template_load(path);
+            if (m->tpl && collm_prompt_template_check(m->tpl->line, path) != COLLM_OK) {
+                collm_prompt_template_free(m->tpl);
+                m->tpl = NULL;
+                if (strchr(path, '/') == NULL && strchr(path, '.') == NULL)
+                    collm_error_prefix(COLLM_ERR_FORMAT, "(built-in templates: collm help templates)");
+            }
+        }
     } else {
+        const char *noun = ds && ds->item_noun[0] ? ds->item_noun : is_book ? "book" : "movie";
+        const char *nouns = ds && ds->item_nouns[0] ? ds->item_nouns : is_book ? "books" : "movies";
+        int reword = strcmp(noun, "movie") != 0 && strcmp(noun, "book") != 0;
         char name[64];
-        snprintf(name, sizeof name, "%s_%s", stage >= 2 ? "collm" : "tallrec", is_book ? "book" : "movie");
-        m->tpl = collm_prompt_template_from_string(collm_prompt_builtin_line(name));
+        snprintf(name, sizeof name, "%s_%s", stage >= 2 ? "collm" : "tallrec",
+                 strcmp(noun, "book") == 0 ? "book" : "movie");
+        const char *line = collm_prompt_builtin_line(name);
+        if (reword) {
+            char *text = collm_prompt_with_noun(line, noun, nouns);
+            m->tpl = text ? collm_prompt_template_from_string(text) : NULL;
+            free(text);
+        } else {
+            m->tpl = collm_prompt_template_from_string(line);
+        }
     }
     if (!m->tpl) return COLLM_ERR;
     if (is_book) m->tpl->his_has_sentinel = 0;
+    return COLLM_OK;
+}
+
+int collm_model_check_dataset(const collm_model *m, const collm_rec_dataset *ds, const char *ckpt_path,
+                              int32_t *extra_items, int32_t *extra_users) {
+    if (extra_items) *extra_items = 0;
+    if (extra_users) *extra_users = 0;
+    if (!m->cf_items) return COLLM_OK;
+    const char *what = ckpt_path ? ckpt_path : "the checkpoint";
+    int users_known = m->n_cf_users > 0; // a history encoder has no user table
+    if (ds->n_items < m->n_cf_items || (users_known && ds->n_users < m->n_cf_users))
+        return collm_error(COLLM_ERR_ARG,
+                           "%s was trained with %d items and %d users, but the dataset %s has %d items and %d users: "
+                           "not the dataset it was trained on (give the --data it was trained with)",
+                           what, m->n_cf_items, m->n_cf_users, ds->dir ? ds->dir : "", ds->n_items, ds->n_users);
+    if (extra_items) *extra_items = ds->n_items - m->n_cf_items;
+    if (extra_users && users_known) *extra_users = ds->n_users - m->n_cf_users;
     return COLLM_OK;
 }
 
@@ -521,6 +606,8 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
         if (m->cf_enc != cf) collm_cf_model_free(cf);
         if (rc) goto fail;
     }
+    if (ds && collm_model_check_dataset(m, ds, o->cf_path ? o->cf_path : o->init_from, NULL, NULL) != COLLM_OK)
+        goto fail;
     if (o->stage >= 2 && !m->cf_items) {
         collm_error(COLLM_ERR_ARG, "stage 2 needs collaborative vectors: give --cf mf.gguf");
         goto fail;
@@ -536,7 +623,15 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
         collm_error(COLLM_ERR_ARG, "the FECE mapping takes %d-d vectors but the CF model has %d", m->fece.d_in, m->cf_dim);
         goto fail;
     }
-    if ((rc = set_template(m, o->template_path, o->stage, m->is_book))) goto fail;
+    if ((rc = set_template(m, o->template_path, o->stage, ds))) goto fail;
+    if (o->answer) {
+        if ((rc = set_answer(m, o->answer))) goto fail;
+    } else if (init && collm_gguf_find_key(init, "collm.answer") >= 0) {
+        char *a = collm_gguf_get_str_dup(init, "collm.answer"); // the previous stage's answer
+        rc = a ? set_answer(m, a) : COLLM_ERR;
+        free(a);
+        if (rc) goto fail;
+    }
     if ((rc = find_yes_token(m))) goto fail;
     collm_gguf_close(init);
     return m;
@@ -600,7 +695,24 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
     free(line);
     if (!m->tpl) goto fail;
     if (m->is_book) m->tpl->his_has_sentinel = 0;
+    if (collm_gguf_find_key(f, "collm.answer") >= 0) {
+        char *a = collm_gguf_get_str_dup(f, "collm.answer");
+        rc = a ? set_answer(m, a) : COLLM_ERR;
+        free(a);
+        if (rc) goto fail;
+    }
     if ((rc = find_yes_token(m))) goto fail;
+    if (collm_gguf_find_key(f, "collm.answer_token") >= 0) {
+        // the token the checkpoint was trained to answer with
+        uint32_t id;
+        if ((rc = collm_gguf_get_u32(f, "collm.answer_token", &id))) goto fail;
+        if (id >= (uint32_t)collm_tok_n_vocab(m->vocab)) {
+            collm_error(COLLM_ERR_FORMAT, "%s: collm.answer_token %u is outside the vocabulary (%d tokens)", ckpt_path,
+                        id, collm_tok_n_vocab(m->vocab));
+            goto fail;
+        }
+        m->yes_id = (int32_t)id;
+    }
     m->rerank_lambda = COLLM_RERANK_LAMBDA_DEFAULT;
     m->rerank_pop = COLLM_RERANK_POPULARITY_DEFAULT;
     {
@@ -1025,6 +1137,7 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char
         (rc = collm_gguf_writer_set_u32(w, "collm.is_book", (uint32_t)m->is_book)) ||
         (rc = collm_gguf_writer_set_str(w, "collm.template", m->tpl->line)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.answer_token", (uint32_t)m->yes_id)) ||
+        (m->answer[0] && (rc = collm_gguf_writer_set_str(w, "collm.answer", m->answer))) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.base.checksum", m->base_checksum)) ||
         (rc = collm_gguf_writer_set_str(w, BASE_HASH_KIND_KEY, base_hash_names[m->base_hash_kind])) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.full_model", (uint32_t)m->full_model_in_ckpt)) ||

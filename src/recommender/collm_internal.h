@@ -29,6 +29,7 @@ struct collm_model {
                             // (SASRec, DIN): collm_encode asks it for the user slot
     char cf_kind[16];       // collm.cf.kind ("" when unknown)
     int32_t yes_id;
+    char answer[64];        // the answer text given (--answer); "" = the default "Yes" rule
     int stage;
     int is_book;
     int full_finetune;      // the LLM's weights train in this run

@@ -267,3 +267,64 @@ char *collm_prompt_fill_slots(const collm_prompt_template *tpl, const collm_rec_
     *n_slots = log.n;
     return b.data;
 }
+
+static const char *const known_placeholders[] = {"<ItemTitleList>", "<TargetItemTitle>", "<UserID>", "<TargetItemID>",
+                                                 "<ItemIDList>"};
+
+int collm_prompt_template_check(const char *line, const char *source) {
+    const char *src = source ? source : "template";
+    int has_target_title = 0;
+    for (const char *p = strchr(line, '<'); p; p = strchr(p + 1, '<')) {
+        // a placeholder-looking word: '<', letters/digits/_, '>'
+        size_t n = 1;
+        while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') ||
+               p[n] == '_')
+            n++;
+        if (n == 1 || p[n] != '>') continue; // a "<" in text
+        n++;
+        int known = 0;
+        for (size_t k = 0; k < sizeof known_placeholders / sizeof known_placeholders[0]; k++)
+            if (strlen(known_placeholders[k]) == n && strncmp(p, known_placeholders[k], n) == 0) known = 1;
+        if (!known)
+            return collm_error(COLLM_ERR_FORMAT,
+                               "%s: unknown placeholder %.*s (known: <ItemTitleList> <TargetItemTitle> <UserID> "
+                               "<TargetItemID> <ItemIDList>; a literal <unk> would read as a slot)",
+                               src, (int)(n > 64 ? 64 : n), p);
+        if (strncmp(p, "<TargetItemTitle>", n) == 0) has_target_title = 1;
+    }
+    if (!has_target_title)
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: no <TargetItemTitle>: every item of a user would get the same prompt (the template "
+                           "must name the item it asks about)",
+                           src);
+    return COLLM_OK;
+}
+
+static int is_word_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || (c & 0x80);
+}
+
+char *collm_prompt_with_noun(const char *line, const char *singular, const char *plural) {
+    sbuf b = {0};
+    const char *p = line;
+    while (*p) {
+        int at_start = p == line || !is_word_char(p[-1]);
+        if (at_start && strncmp(p, "movies", 6) == 0 && !is_word_char(p[6])) {
+            sb_puts(&b, plural);
+            p += 6;
+        } else if (at_start && strncmp(p, "movie", 5) == 0 && !is_word_char(p[5])) {
+            sb_puts(&b, singular);
+            p += 5;
+        } else {
+            sb_put(&b, p, 1);
+            p++;
+        }
+    }
+    if (!b.data && !b.failed) sb_put(&b, "", 0);
+    if (b.failed) {
+        free(b.data);
+        collm_error(COLLM_ERR_NOMEM, "prompt: out of memory");
+        return NULL;
+    }
+    return b.data;
+}

@@ -28,3 +28,8 @@ const char *collm_prompt_builtin_line(const char *name) {
         if (strcmp(builtin_templates[i].name, name) == 0) return builtin_templates[i].line;
     return NULL;
 }
+
+const char *collm_prompt_builtin_name(int i) {
+    if (i < 0 || (size_t)i >= sizeof builtin_templates / sizeof builtin_templates[0]) return NULL;
+    return builtin_templates[i].name;
+}
