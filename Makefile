@@ -15,6 +15,23 @@ CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvi
 PREFIX   ?= /usr/local
 VERSION  := $(shell sed -n 's/^\#define COLLM_VERSION_STRING "\(.*\)"/\1/p' include/collm/version.h)
 LDLIBS   += -lfaiss -lopenblas -llapack -lmicrohttpd -lcjson -lxxhash -lgomp -lstdc++ -lm -pthread
+# MPI is optional (data-parallel `mpirun -np N collm train ...`, docs/scaling.md):
+# OpenMPI found through pkg-config ompi-c, else mpicc's own flags; MPI=0 builds
+# without it. Only src/core/dist.c includes mpi.h; without MPI that file is a
+# job of one process and the binary behaves as before.
+MPI      ?= auto
+ifneq ($(MPI),0)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+ifeq ($(strip $(MPI_LIBS)),)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+endif
+endif
+ifneq ($(strip $(MPI_LIBS)),)
+LDLIBS   += $(MPI_LIBS)
+$(BUILD)/src/core/dist.o: CFLAGS += $(MPI_CFLAGS) -DCOLLM_HAVE_MPI
+endif
 
 LIB_C    := $(sort $(filter-out src/cli/% src/core/ops.c,$(wildcard src/*/*.c)))
 LIB_CXX  := $(sort $(wildcard src/*/*.cpp))

@@ -11,7 +11,7 @@ import os, re, sys
 
 RANK = {"core": 0, "data": 1, "llm": 1, "cf": 2, "retrieval": 2,
         "recommender": 3, "recommend": 4, "serve": 5, "cli": 6}
-PUBLIC = {"error": "core", "threadpool": "core", "fileio": "core", "version": "core",
+PUBLIC = {"error": "core", "threadpool": "core", "fileio": "core", "version": "core", "dist": "core",
           "dataset": "data", "prepare": "data", "metrics": "data",
           "gguf": "llm", "model": "llm", "tokenizer": "llm", "lora": "llm",
           "cf": "cf", "retrieval": "retrieval",

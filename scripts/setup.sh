@@ -9,9 +9,12 @@
 # gnuplot, bc and python3-torch: `scripts/setup.sh --bench`.
 set -eu
 # clang + libclang-rt-14-dev (bookworm's clang 14: libFuzzer and the sanitizer
-# runtimes) build the fuzz harnesses (`make fuzz`).
+# runtimes) build the fuzz harnesses (`make fuzz`). OpenMPI (libopenmpi-dev,
+# openmpi-bin) is optional for the build: with it, `mpirun -np N collm train`
+# runs data parallel (docs/scaling.md) and tests/cli/test_mpi.sh runs instead of skipping.
 packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libxxhash-dev libgomp1 pkg-config python3
-          python3-numpy clang libclang-rt-14-dev)
+          python3-numpy clang libclang-rt-14-dev
+          libopenmpi-dev openmpi-bin)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
 # --bench: bench/train_speed.sh runs the PyTorch peer (../shared/peers/torch) with Debian's PyTorch 1.13

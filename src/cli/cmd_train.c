@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "collm/collm.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "commands.h"
@@ -147,7 +148,10 @@ int cmd_train(int argc, char **argv) {
     collm_model *m = ds ? collm_model_build(&b, ds, pool) : NULL;
     collm_train_result res;
     int rc = m ? collm_train(m, ds, &t, &res) : COLLM_ERR;
-    if (rc == COLLM_OK && cli_has(opts, "--json")) {
+    // under mpirun every rank trained; rank 0 reports
+    int lead = collm_dist_rank() == 0;
+    if (rc == COLLM_OK && !lead) {
+    } else if (rc == COLLM_OK && cli_has(opts, "--json")) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "stage", b.stage);
         cJSON_AddNumberToObject(j, "epochs", res.epochs_run);

@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "collm/dist.h"
+#include "collm/error.h"
 #include "collm/version.h"
 
 #include <stdio.h>
@@ -91,6 +93,35 @@ static void reexec_with_library_settings(char **argv) {
     // exec failed: carry on with the settings the libraries already have
 }
 
+// Under an MPI launcher (mpirun -np N collm CMD ...) every rank runs the
+// command; the data-parallel ones split their work over the ranks, the others
+// would only repeat it N times (and write the same files at once), so they
+// are refused. A rank that fails ends the job (collm_dist_abort): its peers
+// may be waiting for it in a collective and would otherwise wait forever.
+static int run_command(const command *c, int argc, char **argv) {
+    static const char *parallel[] = {"train", "train-cf", "eval", "eval-topk"};
+    if (collm_dist_init(&argc, &argv)) {
+        fprintf(stderr, "collm %s: %s\n", c->name, collm_last_error());
+        return 1;
+    }
+    int size = collm_dist_size(), ok = size == 1;
+    for (size_t i = 0; !ok && i < sizeof parallel / sizeof parallel[0]; i++) ok = strcmp(c->name, parallel[i]) == 0;
+    if (!ok) {
+        if (collm_dist_rank() == 0)
+            fprintf(stderr, "collm %s: does not run under mpirun (%d ranks); data-parallel commands: train, train-cf, "
+                            "eval, eval-topk\n", c->name, size);
+        collm_dist_finalize();
+        return 1;
+    }
+    int rc = c->run(argc - 1, argv + 1);
+    if (rc != 0 && size > 1) {
+        fflush(NULL);
+        collm_dist_abort(rc);
+    }
+    collm_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     reexec_with_library_settings(argv);
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
@@ -112,14 +143,16 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     const command *c = find_command(argv[1]);
-    if (c) return c->run(argc - 1, argv + 1);
-    fprintf(stderr, "collm: unknown command '%s' (see collm --help)\n", argv[1]);
-    return 1;
+    if (!c) {
+        fprintf(stderr, "collm: unknown command '%s' (see collm --help)\n", argv[1]);
+        return 1;
+    }
+    return run_command(c, argc, argv);
 }
 
 int cmd_version(int argc, char **argv) {
     cli_option opts[] = {
-        {"--json", NULL, "print {\"version\": ..., \"version_number\": ...}", NULL},
+        {"--json", NULL, "print {\"version\": ..., \"version_number\": ..., \"mpi\": built with MPI}", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -129,6 +162,7 @@ int cmd_version(int argc, char **argv) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "version", collm_version());
         cJSON_AddNumberToObject(j, "version_number", COLLM_VERSION_NUMBER);
+        cJSON_AddBoolToObject(j, "mpi", collm_dist_compiled()); // built with MPI (mpirun -np N collm train ...)
         return cli_print_json(j);
     }
     printf("collm %s\n", collm_version());

@@ -7,8 +7,21 @@
 // training stops after `patience` epochs without a strictly better AUC.
 // The whole training state is saved atomically after every epoch to
 // <out>.resume, so a killed run continues exactly where the last epoch ended.
+//
+// Data parallel (mpirun -np N, collm/dist.h): every rank holds the whole
+// model and draws the same global batch from the same shuffled order; rank r
+// runs forward and backward on its contiguous slice of that batch, with the
+// loss gradient scaled by (slice / batch) so that the sum over the ranks is
+// the gradient of the global mean loss. One MPI_Allreduce over one flat
+// buffer (every trainable gradient, then the loss) per step makes the sum;
+// the optimizer step that follows is the same on every rank. Evaluation is
+// sharded the same way and the scores gathered before the AUC. Rank 0 alone
+// prints, logs and writes the checkpoint and the resume state (atomically);
+// the resume state holds nothing that depends on N, so a run continues with
+// any number of ranks.
 #include "collm/collm.h"
 
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/metrics.h"
@@ -304,11 +317,94 @@ static void next_batch(train_state *st, int64_t n_train, int batch, int64_t *whi
     st->cursor += batch;
 }
 
+// Scores every row of the split and its metrics. Under MPI each rank scores
+// its contiguous share of the rows and the scores are gathered, so every rank
+// computes the same report (and takes the same early-stopping decision).
 static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_split *split, int batch, float *scores,
                     collm_metrics_report *rep) {
-    int rc = collm_score_encoded(m, enc, split->n, batch, scores);
+    int rank = collm_dist_rank(), size = collm_dist_size();
+    int64_t lo, hi;
+    collm_dist_slice(split->n, rank, size, &lo, &hi);
+    int rc = hi > lo ? collm_score_encoded(m, enc + lo, hi - lo, batch, scores + lo) : COLLM_OK;
+    if (size > 1) {
+        // every rank must reach the gather: agree on failure first
+        int bad = rc != COLLM_OK;
+        int rc2 = collm_dist_allreduce_max_i32(&bad);
+        if (rc2) return rc2;
+        if (bad) return rc ? rc : collm_error(COLLM_ERR, "evaluation failed on another rank");
+        int64_t counts[1024], *cnt = size <= 1024 ? counts : collm_malloc((size_t)size * sizeof(int64_t));
+        if (!cnt) return COLLM_ERR_NOMEM;
+        for (int r = 0; r < size; r++) {
+            int64_t a, b;
+            collm_dist_slice(split->n, r, size, &a, &b);
+            cnt[r] = b - a;
+        }
+        rc = collm_dist_allgather_f32(scores, cnt);
+        if (cnt != counts) free(cnt);
+    }
     if (rc) return rc;
     return collm_metrics_evaluate(split, scores, rep);
+}
+
+// Rank 0's status of a step only it ran (a file write) -> every rank: the
+// others fail too, with a message that says where.
+static int agree_on_lead(int rc, const char *what) {
+    if (collm_dist_size() <= 1) return rc;
+    int v = rc;
+    int e = collm_dist_bcast(&v, sizeof v, 0);
+    if (e) return e;
+    if (collm_dist_rank() != 0 && v) return collm_error(v, "rank 0 failed to %s", what);
+    return v;
+}
+
+// Data parallel: rank 0's copy of every trainable tensor (weights, and with
+// moments the Adam state) to every rank. Run at the start, so that a resumed
+// state read by rank 0 alone reaches all, and after each epoch, so that the
+// ranks cannot drift apart by rounding (MPI does not promise the same bits of
+// an allreduce on every rank).
+static int sync_params(const collm_optim_state *opt, int moments) {
+    if (collm_dist_size() <= 1) return COLLM_OK;
+    int rc = COLLM_OK;
+    for (int i = 0; !rc && i < opt->n_params; i++) {
+        const collm_optim_param *p = &opt->params[i];
+        rc = collm_dist_bcast(p->param, p->n * (int64_t)sizeof(float), 0);
+        if (!rc && moments) rc = collm_dist_bcast(p->m, p->n * (int64_t)sizeof(float), 0);
+        if (!rc && moments) rc = collm_dist_bcast(p->v, p->n * (int64_t)sizeof(float), 0);
+    }
+    return rc;
+}
+
+// The loader, early-stopping and random-generator state from rank 0.
+static int sync_state(train_state *st, collm_optim_state *opt, int64_t n_train) {
+    if (collm_dist_size() <= 1) return COLLM_OK;
+    int32_t *order = st->order;
+    int rc = collm_dist_bcast(st, sizeof *st, 0);
+    st->order = order;
+    if (!rc) rc = collm_dist_bcast(st->order, n_train * (int64_t)sizeof(int32_t), 0);
+    if (!rc) rc = collm_dist_bcast(&opt->step, sizeof opt->step, 0);
+    return rc;
+}
+
+// Sums every trainable gradient and the loss over the ranks in one
+// MPI_Allreduce: flat (n_trainable + 1) = [grad of params 0, 1, ..., loss].
+static int allreduce_grads(collm_optim_state *opt, float *flat, int64_t n_flat, double *loss) {
+    int64_t off = 0;
+    for (int i = 0; i < opt->n_params; i++) {
+        const collm_optim_param *p = &opt->params[i];
+        memcpy(flat + off, p->grad, (size_t)p->n * sizeof(float));
+        off += p->n;
+    }
+    flat[off] = (float)*loss;
+    int rc = collm_dist_allreduce_sum_f32(flat, n_flat);
+    if (rc) return rc;
+    off = 0;
+    for (int i = 0; i < opt->n_params; i++) {
+        const collm_optim_param *p = &opt->params[i];
+        memcpy(p->grad, flat + off, (size_t)p->n * sizeof(float));
+        off += p->n;
+    }
+    *loss = flat[off];
+    return COLLM_OK;
 }
 
 // A sub-split view of the first n rows (arrays shared, not copied).
@@ -402,6 +498,12 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         return collm_error(COLLM_ERR_ARG, "nothing to train: stage 1 needs LoRA (--lora-rank) or --full");
     if (train_llm) m->full_model_in_ckpt = 1;
     if (o->batch > ds->train->n) return collm_error(COLLM_ERR_ARG, "batch %d exceeds the %lld training rows", o->batch, (long long)ds->train->n);
+    // data parallel: rank 0 alone prints, logs and writes files
+    const int rank = collm_dist_rank(), n_ranks = collm_dist_size(), lead = rank == 0;
+    const int progress = o->progress && lead;
+    if (o->batch < n_ranks)
+        return collm_error(COLLM_ERR_ARG, "batch %d is smaller than the %d ranks (each rank takes a slice of every batch)",
+                           o->batch, n_ranks);
 
     // the rows trained on: train, plus catalogue negatives when asked (an
     // item must have a CF row to fill its slot)
@@ -424,8 +526,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     opt.pool = m->pool;
     train_state st;
     memset(&st, 0, sizeof st);
-    float *eval_scores = NULL;
-    int64_t *which = NULL;
+    float *eval_scores = NULL, *flat = NULL;
+    int64_t *which = NULL, n_flat = 0;
     FILE *log = NULL;
     char *resume_path = NULL, *log_path = NULL;
     double t_start = now_seconds();
@@ -448,7 +550,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         if (train_enc[i].n_tokens > max_len) max_len = train_enc[i].n_tokens;
     for (int64_t i = 0; eval_enc && i < eval.n; i++)
         if (eval_enc[i].n_tokens > max_len) max_len = eval_enc[i].n_tokens;
-    if (o->progress) {
+    if (progress) {
         int64_t total = 0;
         for (int64_t i = 0; i < n_train; i++) total += train_enc[i].n_tokens;
         fprintf(stderr, "train: %lld prompts (%lld catalogue negatives), %.1f tokens on average, longest %d; %lld evaluation prompts\n",
@@ -472,6 +574,14 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if ((rc = collm_batch_init(&b, m, o->batch, o->batch * max_len))) goto done;
     if ((rc = register_params(m, tr, train_llm, train_lora, train_fece, &opt))) goto done;
     collm_optim_zero_grad(&opt);
+    if (n_ranks > 1) { // the allreduce buffer: every trainable gradient, then the loss
+        for (int i = 0; i < opt.n_params; i++) n_flat += opt.params[i].n;
+        n_flat += 1;
+        if (!(flat = collm_malloc((size_t)n_flat * sizeof(float)))) {
+            rc = COLLM_ERR_NOMEM;
+            goto done;
+        }
+    }
     st.order = collm_malloc((size_t)n_train * sizeof(int32_t));
     which = collm_malloc((size_t)o->batch * sizeof(int64_t));
     eval_scores = collm_malloc((size_t)(eval.n ? eval.n : 1) * sizeof(float));
@@ -497,36 +607,52 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     snprintf(log_path, plen, "%s.log.jsonl", o->out_path);
     // temp files of saves a killed run left behind (tens of MB each)
     int n_stale[2] = {0, 0};
-    if ((rc = collm_remove_stale_temps(o->out_path, &n_stale[0])) ||
-        (rc = collm_remove_stale_temps(resume_path, &n_stale[1])))
+    if (lead && ((rc = collm_remove_stale_temps(o->out_path, &n_stale[0])) ||
+                 (rc = collm_remove_stale_temps(resume_path, &n_stale[1]))))
         goto done;
-    if (o->progress && n_stale[0] + n_stale[1] > 0)
+    if (progress && n_stale[0] + n_stale[1] > 0)
         fprintf(stderr, "removed %d temporary file(s) left by an interrupted save of %s\n", n_stale[0] + n_stale[1],
                 o->out_path);
     int resuming = 0;
-    if (o->resume) {
+    if (o->resume && lead) { // rank 0 reads the state; sync_* below hands it to the others
         // a run killed before its first epoch ended left no state: start afresh
         if (access(resume_path, R_OK) == 0) {
-            if ((rc = read_resume(resume_path, &opt, &st, n_train, o))) goto done;
+            rc = read_resume(resume_path, &opt, &st, n_train, o);
             resuming = 1;
-            if (o->progress)
-                fprintf(stderr, "resuming after epoch %lld (best valid AUC %.4f at epoch %lld)\n", (long long)st.epoch,
-                        st.best_auc, (long long)st.best_epoch);
-        } else if (o->progress) {
+            if (!rc && progress)
+                fprintf(stderr, "resuming after epoch %lld (best valid AUC %.4f at epoch %lld)%s\n", (long long)st.epoch,
+                        st.best_auc, (long long)st.best_epoch, n_ranks > 1 ? " on all ranks" : "");
+        } else if (progress) {
             fprintf(stderr, "no saved state at %s: starting from scratch\n", resume_path);
         }
     }
-    log = fopen(o->log_path ? o->log_path : log_path, resuming ? "a" : "w");
-    if (!log) {
-        rc = collm_error(COLLM_ERR_IO, "%s: cannot open the training log", o->log_path ? o->log_path : log_path);
+    if ((rc = agree_on_lead(rc, "read the training state")) || (rc = sync_params(&opt, 1)) ||
+        (rc = sync_state(&st, &opt, n_train)))
         goto done;
+    if (lead) {
+        log = fopen(o->log_path ? o->log_path : log_path, resuming ? "a" : "w");
+        if (!log) rc = collm_error(COLLM_ERR_IO, "%s: cannot open the training log", o->log_path ? o->log_path : log_path);
     }
+    if ((rc = agree_on_lead(rc, "open the training log"))) goto done;
+    if (progress && n_ranks > 1)
+        fprintf(stderr, "train: data parallel over %d ranks: %lld..%lld prompts of each batch of %d per rank\n", n_ranks,
+                (long long)(o->batch / n_ranks), (long long)((o->batch + n_ranks - 1) / n_ranks), o->batch);
 
     collm_optim_schedule sched = {.init_lr = o->lr, .warmup_lr = o->warmup_lr, .min_lr = o->min_lr,
                             .warmup_steps = o->warmup_steps, .total_steps = (int64_t)o->max_epochs * o->steps_per_epoch,
                             .steps_per_epoch = o->steps_per_epoch, .restart_warmup = o->restart_warmup};
-    int tty = isatty(fileno(stderr)) && o->progress;
+    int tty = isatty(fileno(stderr)) && progress;
     collm_rng *dropout = train_lora && m->lora.dropout > 0 ? &st.drop_rng : NULL;
+    // this rank's slice [b_lo, b_hi) of every global batch, and the factor
+    // that turns its mean loss into its share of the global mean
+    int64_t b_lo, b_hi;
+    collm_dist_slice(o->batch, rank, n_ranks, &b_lo, &b_hi);
+    const int n_local = (int)(b_hi - b_lo);
+    const float share = (float)n_local / (float)o->batch;
+    // data parallel with LoRA dropout: each rank draws its masks from its own
+    // stream, seeded per step from the shared one (which every rank advances
+    // alike, so the saved state does not depend on N)
+    collm_rng local_drop;
     double train_seconds = 0;
     int64_t samples_done = 0, epochs_this_run = 0;
     // (a resumed run that had already stopped early stops again at once)
@@ -538,14 +664,24 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         for (int step = 0; step < o->steps_per_epoch; step++) {
             lr = collm_optim_schedule_lr(&sched, st.global_step);
             next_batch(&st, n_train, o->batch, which);
-            if ((rc = collm_batch_pack(&b, m, train_enc, which, o->batch))) goto done;
-            for (int i = 0; i < o->batch; i++) b.labels[i] = (float)train->label[which[i]];
+            const int64_t *mine = which + b_lo; // (n_local) this rank's rows
+            if ((rc = collm_batch_pack(&b, m, train_enc, mine, n_local))) goto done;
+            for (int i = 0; i < n_local; i++) b.labels[i] = (float)train->label[mine[i]];
             collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
-            if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, o->batch, b.n_slots ? &slots : NULL, m->yes_id,
-                                          b.scores, dropout)))
+            collm_rng *drop = dropout;
+            if (dropout && n_ranks > 1) {
+                collm_rng_seed(&local_drop, collm_rng_next(dropout) ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(rank + 1)));
+                drop = &local_drop;
+            }
+            if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, n_local, b.n_slots ? &slots : NULL, m->yes_id,
+                                          b.scores, drop)))
                 goto done;
-            double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, o->batch);
-            if (!isfinite(loss)) {
+            double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, n_local);
+            if (n_ranks > 1) { // this rank's share of the global mean (and of its gradient)
+                loss *= share;
+                for (int i = 0; i < n_local; i++) b.dscores[i] *= share;
+            }
+            if (n_ranks == 1 && !isfinite(loss)) {
                 // a diverged run only gets worse: stop before the step spreads NaN into the weights
                 rc = collm_error(COLLM_ERR, "epoch %lld step %d: the training loss is %s (diverged); stopping. Lower "
                                             "--lr or --clip; %s",
@@ -557,6 +693,16 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if (b.n_slots) memset(b.slot_dy, 0, (size_t)b.n_slots * m->llm->hp.n_embd * sizeof(float));
             if ((rc = collm_llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
             if (b.n_slots && train_fece) collm_fece_backward(&m->fece, b.slot_x, b.n_slots, b.slot_h, b.slot_dy, NULL, b.scratch);
+            if (n_ranks > 1) {
+                if ((rc = allreduce_grads(&opt, flat, n_flat, &loss))) goto done;
+                if (!isfinite(loss)) { // every rank sees the same sum and stops alike
+                    rc = collm_error(COLLM_ERR, "epoch %lld step %d: the training loss is %s (diverged); stopping. Lower "
+                                                "--lr or --clip; %s",
+                                     (long long)st.epoch + 1, step + 1, isnan(loss) ? "NaN" : "infinite",
+                                     st.best_epoch > 0 ? "the best checkpoint so far is kept" : "no checkpoint was written");
+                    goto done;
+                }
+            }
             collm_optim_step_fused(&opt, (float)lr, o->clip); // clip, AdamW and zeroing in one pass
             st.global_step++;
             loss_sum += loss;
@@ -600,21 +746,25 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             st.best_epoch = st.epoch;
         }
         double eval_seconds = now_seconds() - t_trained;
-        if (improved && (rc = collm_model_save(m, o->out_path))) goto done;
-        if ((rc = write_resume(resume_path, m, &opt, &st, n_train, o))) goto done;
         double sps = o->steps_per_epoch * o->batch / (t_trained - t_epoch);
-        if ((rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
-                                 loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,
-                                 t_trained - t_epoch, eval_seconds)))
-            goto done;
-        if (o->progress)
+        if ((rc = sync_params(&opt, 0))) goto done; // rank 0's weights everywhere (see sync_params)
+        if (lead) {
+            if (improved) rc = collm_model_save(m, o->out_path);
+            if (!rc) rc = write_resume(resume_path, m, &opt, &st, n_train, o);
+            if (!rc)
+                rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
+                                    loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,
+                                    t_trained - t_epoch, eval_seconds);
+        }
+        if ((rc = agree_on_lead(rc, "write the checkpoint, training state or log"))) goto done;
+        if (progress)
             fprintf(stderr, "%sepoch %lld  loss %.4f  valid AUC %.4f UAUC %.4f%s  %.1f samples/s  (train %.1fs, eval %.1fs)\n",
                     tty ? "\r" : "", (long long)st.epoch, loss_sum / o->steps_per_epoch, rep.auc, rep.uauc,
                     improved ? " *" : "", sps, t_trained - t_epoch, eval_seconds);
     }
     // every path above writes the checkpoint at its first epoch; a resumed run
     // that had nothing left to do relies on the earlier run's
-    if (st.best_epoch < 1 || access(o->out_path, F_OK) != 0) {
+    if (st.best_epoch < 1 || (lead && access(o->out_path, F_OK) != 0)) {
         rc = collm_error(COLLM_ERR, "%s: no checkpoint was written (%lld epochs, none chosen as the best)", o->out_path,
                          (long long)st.epoch);
         goto done;
@@ -632,6 +782,7 @@ done:
     free(st.order);
     free(which);
     free(eval_scores);
+    free(flat);
     collm_optim_free(&opt);
     collm_batch_free(&b);
     if (m->scorer == tr) m->scorer = NULL;
