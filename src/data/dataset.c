@@ -619,7 +619,7 @@ static int load_item_noun(collm_rec_dataset *ds, const char *path) {
         if (strlen(ds->item_noun) + 2 > sizeof ds->item_nouns)
             return collm_error(COLLM_ERR_FORMAT, "%s: the item noun is too long to add an 's'; give the plural on line 2",
                                path);
-        snprintf(ds->item_nouns, sizeof ds->item_nouns, "%ss", ds->item_noun);
+        snprintf(ds->item_nouns, sizeof ds->item_nouns, "%.30ss", ds->item_noun); // length checked above
     }
     return rc;
 }
