@@ -56,6 +56,10 @@ COLLM_API int collm_rec_items_grow(collm_rec_items *items, int32_t n);
 // (items may be NULL to skip that check).
 COLLM_API collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items);
 COLLM_API void collm_rec_split_free(collm_rec_split *split);
+// Rows [begin, end) of a split (clamped to [0, n]) as a view sharing its
+// arrays: nothing is copied, it is valid while the split is, and it is never
+// freed. What one rank scores of a split under mpirun.
+COLLM_API collm_rec_split collm_rec_split_rows(const collm_rec_split *split, int64_t begin, int64_t end);
 
 // A dataset directory: items plus the train / valid / valid_small splits
 // that exist (NULL when a file is absent; train is required).

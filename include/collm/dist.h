@@ -49,10 +49,11 @@ COLLM_API int collm_dist_allreduce_sum_f32(float *buf, int64_t n);
 COLLM_API int collm_dist_allreduce_sum_f64(double *buf, int64_t n);
 // Copies root's bytes (n) to every rank.
 COLLM_API int collm_dist_bcast(void *buf, int64_t n_bytes, int root);
-// buf (sum of counts): rank r's elements are at offset counts[0] + ... +
-// counts[r-1] and of length counts[r]; afterwards every rank holds every
-// rank's part (in place, MPI_Allgatherv).
-COLLM_API int collm_dist_allgather_f32(float *buf, const int64_t *counts);
+// buf (sum of counts elements of elem_size bytes): rank r's elements are at
+// offset counts[0] + ... + counts[r-1] and of length counts[r]; afterwards
+// every rank holds every rank's part (in place, MPI_Allgatherv; at most 2^31
+// bytes in all).
+COLLM_API int collm_dist_allgather(void *buf, const int64_t *counts, int64_t elem_size);
 // An int on each rank -> their maximum on every rank (agreeing on an error:
 // pass a negative code as its negation, or a flag).
 COLLM_API int collm_dist_allreduce_max_i32(int *v);
@@ -63,6 +64,16 @@ static inline void collm_dist_slice(int64_t n, int rank, int size, int64_t *begi
     int64_t q = n / size, r = n % size;
     *begin = rank * q + (rank < r ? rank : r);
     *end = *begin + q + (rank < r ? 1 : 0);
+}
+
+// counts (size) of every rank's share of n items, as collm_dist_slice: the
+// counts argument of collm_dist_allgather.
+static inline void collm_dist_counts(int64_t n, int size, int64_t *counts) {
+    for (int r = 0; r < size; r++) {
+        int64_t b, e;
+        collm_dist_slice(n, r, size, &b, &e);
+        counts[r] = e - b;
+    }
 }
 
 #ifdef __cplusplus

@@ -6,9 +6,33 @@
 
 #include "cli.h"
 #include "collm/collm.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "commands.h"
+
+// Scores every row of the split. Under mpirun each rank scores its
+// contiguous share of the rows and the scores are gathered on every rank
+// (prompts/s: the sum of the ranks' rates); one process scores them all.
+static int score_sharded(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch,
+                         float *scores, double *pps) {
+    int rank = collm_dist_rank(), size = collm_dist_size();
+    if (size == 1) return collm_score_split(m, ds, split, batch, scores, pps);
+    int64_t lo, hi;
+    collm_dist_slice(split->n, rank, size, &lo, &hi);
+    collm_rec_split mine = collm_rec_split_rows(split, lo, hi);
+    int rc = mine.n > 0 ? collm_score_split(m, ds, &mine, batch, scores + lo, pps) : COLLM_OK;
+    if (mine.n == 0) *pps = 0;
+    int bad = rc != COLLM_OK; // every rank must reach the gather: agree on a failure first
+    if (collm_dist_allreduce_max_i32(&bad) || bad) return rc ? rc : collm_error(COLLM_ERR, "scoring failed on another rank");
+    int64_t *counts = malloc((size_t)size * sizeof *counts);
+    if (!counts) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    collm_dist_counts(split->n, size, counts);
+    rc = collm_dist_allgather(scores, counts, sizeof(float));
+    free(counts);
+    if (!rc) rc = collm_dist_allreduce_sum_f64(pps, 1);
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv) {
     cli_option opts[] = {
@@ -46,10 +70,10 @@ int cmd_eval(int argc, char **argv) {
     double pps = NAN;
     collm_metrics_report r;
     int rc = 1;
-    if (scores && collm_score_split(m, ds, split, (int)batch, scores, &pps) == COLLM_OK &&
+    if (scores && score_sharded(m, ds, split, (int)batch, scores, &pps) == COLLM_OK &&
         collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
-        rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
+        rc = collm_dist_rank() == 0 ? cli_print_report(&r, &info, cli_has(opts, "--json")) : 0;
     } else {
         cli_fail("eval");
     }

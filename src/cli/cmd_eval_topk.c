@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "collm/recommend.h"
@@ -91,7 +92,30 @@ static int topk_user_metrics(const int32_t *ranked, int64_t n, const collm_topk_
     return COLLM_OK;
 }
 
+// mpirun: every rank's users' rows to every rank (rc: this rank's status; all
+// fail if one did, since a rank that stopped would never reach the gathers).
+static int topk_gather_ranks(topk_data *t, int64_t nu, int N, int rc, double *ann) {
+    int bad = rc != COLLM_OK;
+    if (collm_dist_allreduce_max_i32(&bad) || bad) return rc ? rc : collm_error(COLLM_ERR, "scoring failed on another rank");
+    int size = collm_dist_size();
+    int64_t *counts = malloc((size_t)size * sizeof *counts);
+    if (!counts) return collm_error(COLLM_ERR_NOMEM, "out of memory");
+    collm_dist_counts(nu, size, counts);
+    // rows of N values: the counts in values, elements of N x their size
+    rc = collm_dist_allgather(t->found, counts, sizeof(int));
+    if (!rc) rc = collm_dist_allgather(t->cand, counts, (int64_t)N * sizeof(int32_t));
+    if (!rc) rc = collm_dist_allgather(t->ret, counts, (int64_t)N * sizeof(float));
+    if (!rc) rc = collm_dist_allgather(t->llm, counts, (int64_t)N * sizeof(float));
+    if (!rc) rc = collm_dist_allgather(t->pop, counts, (int64_t)N * sizeof(float));
+    if (!rc) rc = collm_dist_allgather(t->full, counts, TOPK_N_METRICS * sizeof(double));
+    if (!rc) rc = collm_dist_allreduce_sum_f64(ann, 1);
+    free(counts);
+    return rc;
+}
+
 // Scores every user of t (the first max_users) as described at the top.
+// Under mpirun (eval-topk) each rank scores its contiguous share of the users
+// and every rank then holds everything (the per-user rows are gathered).
 static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, int64_t max_users, int N, topk_data *out) {
     memset(out, 0, sizeof *out);
     int64_t nu = collm_topk_truth_n_users(truth);
@@ -120,9 +144,12 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
                  ? COLLM_OK
                  : COLLM_ERR_NOMEM;
     double ann = 0;
-    for (int64_t i = 0; rc == COLLM_OK && i < nu; i++) {
-        const collm_topk_user *u = collm_topk_truth_user(truth, i);
-        out->user[i] = u;
+    const int rank = collm_dist_rank(), size = collm_dist_size();
+    int64_t lo, hi;
+    collm_dist_slice(nu, rank, size, &lo, &hi);
+    for (int64_t i = 0; rc == COLLM_OK && i < nu; i++) out->user[i] = collm_topk_truth_user(truth, i);
+    for (int64_t i = lo; rc == COLLM_OK && i < hi; i++) {
+        const collm_topk_user *u = out->user[i];
         if (u->user < n_users_cf) memcpy(query, uv + (int64_t)u->user * du, (size_t)d * sizeof(float));
         else if (collm_cf_history_query(s->model, u->user, u->history, u->n_history, query) == 1) {
             // a history encoder's user vector (SASRec, DIN)
@@ -162,6 +189,7 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
                                              llm, NULL);
         if (rc) collm_error_prefix(rc, "user %d", u->user);
     }
+    if (size > 1) rc = topk_gather_ranks(out, nu, N, rc, &ann);
     out->ann_recall = nu > 0 ? ann / (double)nu : NAN;
     collm_llm_context_free(ctx);
     free(all_items);
@@ -348,10 +376,12 @@ int cmd_eval_topk(int argc, char **argv) {
     for (int a = 0; a < 3 && rc == COLLM_OK; a++)
         for (int b = 0; b < 2 && rc == COLLM_OK; b++)
             rc = topk_delta_ci(v, t.n_users, topk_delta_rows[a], topk_delta_metrics[b], &delta[a][b]);
-    if (rc == COLLM_OK && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
+    const int lead = collm_dist_rank() == 0; // under mpirun every rank holds the figures; rank 0 reports
+    if (rc == COLLM_OK && lead && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
     int status = 0;
     if (rc != COLLM_OK) {
         status = cli_fail("eval-topk");
+    } else if (!lead) {
     } else if (cli_has(opts, "--json")) {
         // top-level keys: the methods only
         cJSON *o = cJSON_CreateObject();

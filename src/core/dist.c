@@ -100,7 +100,7 @@ int collm_dist_bcast(void *buf, int64_t n_bytes, int root) {
     return COLLM_OK;
 }
 
-int collm_dist_allgather_f32(float *buf, const int64_t *counts) {
+int collm_dist_allgather(void *buf, const int64_t *counts, int64_t elem_size) {
     if (g_size <= 1) return COLLM_OK;
     int *cnt = malloc((size_t)g_size * sizeof(int)), *disp = malloc((size_t)g_size * sizeof(int));
     if (!cnt || !disp) {
@@ -111,17 +111,17 @@ int collm_dist_allgather_f32(float *buf, const int64_t *counts) {
     int64_t off = 0;
     int rc = COLLM_OK;
     for (int r = 0; r < g_size; r++) {
-        if (counts[r] < 0 || off + counts[r] > INT32_MAX) {
-            rc = collm_error(COLLM_ERR_RANGE, "allgather: %lld elements exceed MPI's int counts",
-                             (long long)(off + counts[r]));
+        int64_t bytes = counts[r] * elem_size;
+        if (counts[r] < 0 || elem_size < 1 || off + bytes > INT32_MAX) {
+            rc = collm_error(COLLM_ERR_RANGE, "allgather: %lld bytes exceed MPI's int counts", (long long)(off + bytes));
             break;
         }
-        cnt[r] = (int)counts[r];
+        cnt[r] = (int)bytes;
         disp[r] = (int)off;
-        off += counts[r];
+        off += bytes;
     }
     if (!rc) {
-        int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, disp, MPI_FLOAT, MPI_COMM_WORLD);
+        int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, disp, MPI_BYTE, MPI_COMM_WORLD);
         if (e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Allgatherv");
     }
     free(cnt);
@@ -162,9 +162,10 @@ int collm_dist_bcast(void *buf, int64_t n_bytes, int root) {
     (void)root;
     return COLLM_OK;
 }
-int collm_dist_allgather_f32(float *buf, const int64_t *counts) {
+int collm_dist_allgather(void *buf, const int64_t *counts, int64_t elem_size) {
     (void)buf;
     (void)counts;
+    (void)elem_size;
     return COLLM_OK;
 }
 

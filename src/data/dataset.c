@@ -348,6 +348,21 @@ void collm_rec_split_free(collm_rec_split *s) {
     free(s);
 }
 
+collm_rec_split collm_rec_split_rows(const collm_rec_split *s, int64_t begin, int64_t end) {
+    collm_rec_split v = *s;
+    begin = begin < 0 ? 0 : begin > s->n ? s->n : begin;
+    end = end < begin ? begin : end > s->n ? s->n : end;
+    v.n = end - begin;
+    // per-row arrays start at begin; the history stays whole (his_offset indexes it)
+    v.user = s->user ? s->user + begin : NULL;
+    v.item = s->item ? s->item + begin : NULL;
+    v.label = s->label ? s->label + begin : NULL;
+    v.timestamp = s->timestamp ? s->timestamp + begin : NULL;
+    v.not_cold = s->not_cold ? s->not_cold + begin : NULL;
+    v.his_offset = s->his_offset ? s->his_offset + begin : NULL;
+    return v;
+}
+
 // Parses a comma-separated list of integers <= max into out[]; returns the
 // count or a negative error.
 static int64_t parse_list(const tsv_file *t, int col, uint64_t max, int32_t *out) {

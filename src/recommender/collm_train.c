@@ -339,7 +339,7 @@ static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_sp
             collm_dist_slice(split->n, r, size, &a, &b);
             cnt[r] = b - a;
         }
-        rc = collm_dist_allgather_f32(scores, cnt);
+        rc = collm_dist_allgather(scores, cnt, sizeof(float));
         if (cnt != counts) free(cnt);
     }
     if (rc) return rc;

@@ -7,8 +7,8 @@
 #  * a kill -9 of one rank ends the job with an error naming the signal and
 #    leaves a state that resumes, here with another number of ranks (1 and
 #    2), to the same weights as an uninterrupted run;
-#  * sharded evaluation: `mpirun -np 2 collm eval --json` prints one JSON
-#    line with the keys and figures of one process.
+#  * sharded evaluation: `mpirun -np 2 collm eval --json` (and eval-topk)
+#    prints one JSON line with the keys and figures of one process.
 # Skips (never fails) when collm was built without MPI or mpirun is absent.
 . "$(dirname "$0")/lib.sh" mpi
 GGUF_DIFF="/usr/bin/python3 $(dirname "$0")/gguf_diff.py"
@@ -109,6 +109,46 @@ check "2 ranks resume a 1-process state ($(tail -c 200 "$TMP/grow.err"))" [ $? -
 $GGUF_DIFF "$TMP/straight.gguf.resume" "$TMP/grow.gguf.resume" --prefix optim. --atol 1e-5 --rtol 1e-4 >"$TMP/diff" 2>&1
 check "1 then 2 ranks: final state of the uninterrupted run ($(cat "$TMP/diff"))" [ $? -eq 0 ]
 check "1 then 2 ranks: 12 epochs logged" [ "$(wc -l <"$TMP/grow.gguf.log.jsonl")" -eq 12 ]
+
+# --- sharded evaluation: eval and eval-topk on 2 ranks = 1 process ------------
+"$BIN" eval --ckpt "$TMP/one.gguf" --data "$TMP/data" --split valid --threads 1 --json >"$TMP/eval1.json" 2>/dev/null
+check "eval, 1 process" [ $? -eq 0 ]
+"${MPIRUN[@]}" "$BIN" eval --ckpt "$TMP/one.gguf" --data "$TMP/data" --split valid --threads 1 --json \
+  >"$TMP/eval2.json" 2>"$TMP/eval2.err"
+check "eval, 2 ranks ($(tail -c 200 "$TMP/eval2.err"))" [ $? -eq 0 ]
+check "eval, 2 ranks: one JSON line" [ "$(wc -l <"$TMP/eval2.json")" -eq 1 ]
+same_json() { # same keys; same values (1e-6 relative) except the keys in $3
+  /usr/bin/python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+skip = set(sys.argv[3].split(","))
+def close(x, y, path):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(close(x[k], y[k], path + "." + k) for k in x if k not in skip)
+    if isinstance(x, list):
+        return len(x) == len(y) and all(close(u, v, path) for u, v in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        ok = abs(x - y) <= 1e-6 * max(abs(x), abs(y), 1e-12)
+        if not ok: print("differs:", path, x, y)
+        return ok
+    return x == y
+sys.exit(0 if close(a, b, "") else 1)
+EOF
+}
+check "eval: 2 ranks give the keys and figures of 1 process" same_json "$TMP/eval1.json" "$TMP/eval2.json" prompts_per_second
+check "eval: the figures are real (n = 411 rows)" grep -q '"n":411' "$TMP/eval2.json"
+"$BIN" index --ckpt "$TMP/one.gguf" --out "$TMP/items.faiss" --threads 1 >/dev/null 2>&1
+check "index" [ $? -eq 0 ]
+topk=(eval-topk --ckpt "$TMP/one.gguf" --index "$TMP/items.faiss" --data "$TMP/data" --candidates 20 --threads 1 --json)
+"$BIN" "${topk[@]}" >"$TMP/topk1.json" 2>/dev/null
+check "eval-topk, 1 process" [ $? -eq 0 ]
+"${MPIRUN[@]}" "$BIN" "${topk[@]}" >"$TMP/topk2.json" 2>"$TMP/topk2.err"
+check "eval-topk, 2 ranks ($(tail -c 200 "$TMP/topk2.err"))" [ $? -eq 0 ]
+check "eval-topk, 2 ranks: one JSON line" [ "$(wc -l <"$TMP/topk2.json")" -eq 1 ]
+check "eval-topk: 2 ranks give the figures of 1 process (CIs included)" same_json "$TMP/topk1.json" "$TMP/topk2.json" none
+"${MPIRUN[@]}" "$BIN" "${topk[@]}" --max-users 7 >"$TMP/topk3.json" 2>/dev/null
+! same_json "$TMP/topk1.json" "$TMP/topk3.json" none >/dev/null
+check "the comparison can fail: 7 users differ from all" [ $? -eq 0 ]
 
 # --- bad input under mpirun: one clear error, the job fails -----------------
 "${MPIRUN[@]}" "$BIN" "${args[@]}" --batch 1 --out "$TMP/bad.gguf" >/dev/null 2>"$TMP/bad.err"
