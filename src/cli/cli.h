@@ -64,6 +64,8 @@ typedef struct {
     double prompts_per_second; // NaN: not reported
 } cli_report_info;
 int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
+// Writes "uid iid label score" TSV, one line per split row (eval --scores).
+int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd);
 
 // Prints the built-in prompt templates (name, placeholders, text) to stdout
 // (`collm help templates`, `collm train --template list`). Returns 0 / 1.

@@ -42,6 +42,7 @@ int cmd_eval(int argc, char **argv) {
         {"--split", "NAME|FILE", "train | valid | valid_small | test | a split file", NULL},
         {"--batch", "N", "prompts per batch (default 32)", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
+        {"--scores", "FILE", "also write every row's score as TSV (uid, iid, label, score)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -74,6 +75,8 @@ int cmd_eval(int argc, char **argv) {
         collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
         rc = collm_dist_rank() == 0 ? cli_print_report(&r, &info, cli_has(opts, "--json")) : 0;
+        if (!rc && collm_dist_rank() == 0 && cli_get(opts, "--scores"))
+            rc = cli_write_scores(cli_get(opts, "--scores"), split, scores, "eval");
     } else {
         cli_fail("eval");
     }

@@ -2,6 +2,7 @@
 // AUC, UAUC and the warm/cold AUCs (method.md §7), as a table or JSON.
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
 #include "collm/cf.h"
@@ -16,6 +17,7 @@ int cmd_eval_cf(int argc, char **argv) {
         {"--data", "DIR", "dataset directory (split names are looked up there)", NULL},
         {"--split", "NAME|FILE", "train | valid | valid_small | test | a split file", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
+        {"--scores", "FILE", "also write every row's score as TSV (uid, iid, label, score)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -43,14 +45,20 @@ int cmd_eval_cf(int argc, char **argv) {
     collm_blas_set_threads(cli_threads(opts));
     collm_metrics_report r;
     int rc = 1;
-    if (pool && collm_cf_model_evaluate(m, split, &r, pool) == COLLM_OK) {
+    float *scores = pool ? malloc((size_t)(split->n ? split->n : 1) * sizeof(float)) : NULL;
+    if (scores && collm_cf_model_score_split(m, split, scores, pool) == COLLM_OK &&
+        collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
         char kind[64];
         snprintf(kind, sizeof kind, "%s, d=%d", collm_cf_model_kind(m), collm_cf_model_dim(m));
         cli_report_info info = {cf_path, cli_has(opts, "--json") ? collm_cf_model_kind(m) : kind,
                                 split->path ? split->path : split_name, NAN};
         rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
+        if (!rc && cli_get(opts, "--scores")) rc = cli_write_scores(cli_get(opts, "--scores"), split, scores, "eval-cf");
+        else if (rc) cli_fail("eval-cf");
+    } else {
+        cli_fail("eval-cf");
     }
-    if (rc) cli_fail("eval-cf");
+    free(scores);
     collm_pool_free(pool);
     collm_rec_split_free(split);
     collm_rec_dataset_free(ds);

@@ -1,6 +1,7 @@
 // Printing an evaluation report (collm_metrics_report) as a table or one JSON
 // object: shared by eval-cf and eval so both speak the same keys.
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
@@ -92,6 +93,25 @@ int cli_print_templates(int json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "templates", arr);
         return cli_print_json(o);
+    }
+    return 0;
+}
+
+int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "collm %s: cannot write --scores %s: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    // One row per split row, in the split's order: what an ensemble or an
+    // external metric script reads back (uid, iid and label as in the split).
+    fprintf(f, "uid\tiid\tlabel\tscore\n");
+    for (int64_t r = 0; r < split->n; r++)
+        fprintf(f, "%d\t%d\t%d\t%.9g\n", (int)split->user[r], (int)split->item[r], (int)split->label[r], (double)scores[r]);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "collm %s: error writing --scores %s\n", cmd, path);
+        return 1;
     }
     return 0;
 }
