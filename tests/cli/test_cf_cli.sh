@@ -30,6 +30,25 @@ if command -v python3 >/dev/null; then
   check "json parses; auc in (0,1)" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert 0 < d["auc"] < 1 and 0 < d["auc_cold"] < 1' "$out"
 fi
 
+# --scores: one row per split row, in order; the AUC recomputed from the file
+# (pairwise count, ties half) is the one eval-cf reports
+out=$("$BIN" eval-cf --cf "$model" --data "$DATA" --split valid_small --json --scores "$TMP/scores.tsv" 2>&1); rc=$?
+check "eval-cf --scores exits 0 ($out)" [ "$rc" -eq 0 ]
+check "scores file: header + 5200 rows" [ "$(wc -l <"$TMP/scores.tsv")" -eq 5201 ]
+check "scores file: rows in the split's order" cmp -s <(tail -n +2 "$TMP/scores.tsv" | cut -f1-3) <(tail -n +2 "$DATA/valid_small.tsv" | cut -f1-3)
+if command -v python3 >/dev/null; then
+  check "AUC recomputed from --scores equals eval-cf's" python3 -c '
+import json, sys
+rows = [l.split("\t") for l in open(sys.argv[2]).read().splitlines()[1:]]
+pos = sorted(float(r[3]) for r in rows if r[2] == "1"); neg = sorted(float(r[3]) for r in rows if r[2] == "0")
+import bisect
+wins = sum(bisect.bisect_left(neg, s) + 0.5 * (bisect.bisect_right(neg, s) - bisect.bisect_left(neg, s)) for s in pos)
+auc = wins / (len(pos) * len(neg))
+assert abs(auc - json.loads(sys.argv[1])["auc"]) < 1e-6, (auc, sys.argv[1])' "$out" "$TMP/scores.tsv"
+fi
+expect_error "--scores into a missing folder" 'cannot write --scores' \
+  "$BIN" eval-cf --cf "$model" --data "$DATA" --split valid_small --scores "$TMP/no/such/dir/s.tsv"
+
 out=$("$BIN" eval-cf --cf "$model" --data "$DATA" --split "$DATA/valid_small.tsv" 2>&1); rc=$?
 check "eval-cf table exits 0" [ "$rc" -eq 0 ]
 check "table: all row with 239 of 331 users" grep -Eq '^all +5200 +0\.[0-9]{4} +0\.[0-9]{4} +\(239 of 331 users counted\)' <<<"$out"
