@@ -1,15 +1,14 @@
 // Printing an evaluation report (collm_metrics_report) as a table or one JSON
 // object: shared by eval-cf and eval so both speak the same keys.
-#include <math.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "collm/prompt.h"
-
-#include <string.h>
 
 int cli_print_json(cJSON *o) {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
