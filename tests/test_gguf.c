@@ -274,7 +274,8 @@ static void test_blocks(void) {
     CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_Q4_0, 33) == 0);
     CHECK(collm_ggml_type_size_for(COLLM_GGML_TYPE_F16, 10) == 20);
     CHECK(collm_ggml_type_size_for((collm_ggml_type)99, 10) == 0);
-    CHECK(collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q4_0) && !collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q5_1));
+    CHECK(collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q4_0) && collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q5_1) &&
+          collm_gguf_tensor_type_supported(COLLM_GGML_TYPE_Q6_K) && !collm_gguf_tensor_type_supported((collm_ggml_type)16));
 }
 
 // --- F16 tensors decoded against _Float16; F32 model re-encoded as F16 ---
@@ -799,10 +800,10 @@ static void test_lying_files(void) {
     b_zeros(b, 32);
     EXPECT_FAIL(b, "ttype.gguf", "w.type");
     b_header(b, 1, 0);
-    b_tensor(b, "w.q5k", 1, ne1, 13, 0); // a real ggml type collm does not know (Q5_K)
+    b_tensor(b, "w.iq2", 1, ne1, 16, 0); // a real ggml type collm does not read (IQ2_XXS): named
     b_pad(b, 32);
     b_zeros(b, 32);
-    EXPECT_FAIL(b, "tq5k.gguf", "unknown ggml type");
+    EXPECT_FAIL(b, "tiq2.gguf", "unsupported tensor type IQ2_XXS (ggml type 16)");
     b_header(b, 1, 0);
     b_tensor(b, "w.dims", 0, ne1, COLLM_GGML_TYPE_F32, 0);
     b_pad(b, 32);

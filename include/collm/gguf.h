@@ -48,6 +48,11 @@ typedef enum {
     COLLM_GGML_TYPE_Q5_0 = 6,
     COLLM_GGML_TYPE_Q5_1 = 7,
     COLLM_GGML_TYPE_Q8_0 = 8,
+    COLLM_GGML_TYPE_Q2_K = 10,
+    COLLM_GGML_TYPE_Q3_K = 11,
+    COLLM_GGML_TYPE_Q4_K = 12,
+    COLLM_GGML_TYPE_Q5_K = 13,
+    COLLM_GGML_TYPE_Q6_K = 14,
     COLLM_GGML_TYPE_I32 = 26,
     COLLM_GGML_TYPE_BF16 = 30,
 } collm_ggml_type;
@@ -115,7 +120,8 @@ COLLM_API int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t);
 
 COLLM_API const char *collm_gguf_type_name(collm_gguf_type t);
 COLLM_API const char *collm_ggml_type_name(collm_ggml_type t);
-COLLM_API int collm_gguf_tensor_type_supported(collm_ggml_type t); // F32, F16, BF16, Q8_0, Q4_0
+// 1 for the types collm decodes: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K.
+COLLM_API int collm_gguf_tensor_type_supported(collm_ggml_type t);
 // Bytes for n elements of type t (n must be a multiple of the block size); 0 if unknown.
 COLLM_API size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n);
 

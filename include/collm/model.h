@@ -66,9 +66,19 @@ COLLM_API int collm_llm_arch_from_name(const char *name, collm_llm_arch *out);
 // hyper-parameters; an error names the tensor) and dequantises to F32.
 // NULL + collm_last_error() on failure.
 COLLM_API collm_llm_model *collm_llm_model_load(const char *path);
+// Flags of collm_llm_model_load_ex. By default a file whose matrices are
+// quantised (F16, BF16, Q4_0 ... Q6_K) keeps them in their file type, mapped
+// from the file; DEQUANT converts every matrix to F32 instead (the reference
+// path, and what full fine-tuning needs).
+#define COLLM_LLM_LOAD_DEQUANT 1u
+COLLM_API collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags);
+// 1 when the model keeps quantised matrices (see collm_llm_model_load_ex).
+COLLM_API int collm_llm_model_is_quantised(const collm_llm_model *model);
+// Bytes the weights occupy as held (quantised matrices at their file size).
+COLLM_API uint64_t collm_llm_model_weight_bytes(const collm_llm_model *model);
 COLLM_API void collm_llm_model_free(collm_llm_model *model);
 COLLM_API const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *model);
-COLLM_API int64_t collm_llm_model_n_params(const collm_llm_model *model); // distinct floats held (tied head counted once)
+COLLM_API int64_t collm_llm_model_n_params(const collm_llm_model *model); // distinct weights (tied head counted once), quantised ones included
 
 // A model with the given hyper-parameters (arch, n_vocab, n_embd, n_layer,
 // n_head, n_head_kv, n_ff, rms_eps, rope_base, n_ctx_train, tied_output are

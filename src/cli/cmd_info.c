@@ -8,12 +8,89 @@
 
 #include "collm/error.h"
 #include "collm/gguf.h"
+#include "collm/model.h"
+#include "collm/tokenizer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #define INFO_ARRAY_PREVIEW 8 // array elements shown per key
+
+// What the file means as a collm base model: architecture, tensor types,
+// vocabulary and answer token, and the memory it will take. Filled from the
+// header alone (no weights are read).
+typedef struct {
+    char arch[32];
+    int n_layer, n_embd, n_head, n_head_kv, n_ctx, n_vocab;
+    uint64_t weight_bytes;  // tensor data as held in memory (every type stays as stored)
+    uint64_t kv_per_1k;     // K and V cache bytes per 1024 positions (F32)
+    int n_types;
+    collm_ggml_type types[16];
+    int type_count[16];
+    int32_t answer;         // the "Yes" token, -1 if none
+    char answer_text[64];
+    char why_not[256];      // empty when the file can serve as a base
+} base_info;
+
+static int arch_int(const collm_gguf_file *f, const char *arch, const char *suffix, int def) {
+    char key[128];
+    int64_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (collm_gguf_find_key(f, key) < 0 || collm_gguf_get_i64(f, key, &v) != COLLM_OK || v < 0 || v > 1 << 30) return def;
+    return (int)v;
+}
+
+static void describe_base(const collm_gguf_file *f, base_info *b) {
+    memset(b, 0, sizeof *b);
+    b->answer = -1;
+    const char *a;
+    uint64_t len;
+    if (collm_gguf_get_str(f, "general.architecture", &a, &len) == COLLM_OK)
+        snprintf(b->arch, sizeof b->arch, "%.*s", (int)(len < 31 ? len : 31), a);
+    collm_llm_arch arch;
+    if (!b->arch[0]) snprintf(b->why_not, sizeof b->why_not, "no general.architecture");
+    else if (collm_llm_arch_from_name(b->arch, &arch) != COLLM_OK)
+        snprintf(b->why_not, sizeof b->why_not, "architecture '%s' is not supported (llama, qwen2)", b->arch);
+    b->n_layer = arch_int(f, b->arch, "block_count", 0);
+    b->n_embd = arch_int(f, b->arch, "embedding_length", 0);
+    b->n_head = arch_int(f, b->arch, "attention.head_count", 0);
+    b->n_head_kv = arch_int(f, b->arch, "attention.head_count_kv", b->n_head);
+    b->n_ctx = arch_int(f, b->arch, "context_length", 0);
+    int head_dim = arch_int(f, b->arch, "attention.key_length", b->n_head ? b->n_embd / b->n_head : 0);
+    b->kv_per_1k = 2ull * 4 * 1024 * (uint64_t)b->n_layer * (uint64_t)b->n_head_kv * (uint64_t)head_dim;
+    for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        b->weight_bytes += t->n_bytes;
+        int k = 0;
+        while (k < b->n_types && b->types[k] != t->type) k++;
+        if (k == b->n_types && k < 16) b->types[b->n_types++] = t->type;
+        if (k < 16) b->type_count[k]++;
+        if (!b->why_not[0] && !collm_gguf_tensor_type_supported(t->type))
+            snprintf(b->why_not, sizeof b->why_not, "tensor '%s' has type %s, which collm does not run", t->name,
+                     collm_ggml_type_name(t->type));
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", b->arch);
+    const char *st;
+    if (!b->why_not[0] && collm_gguf_get_str(f, key, &st, &len) == COLLM_OK && !(len == 4 && memcmp(st, "none", 4) == 0))
+        snprintf(b->why_not, sizeof b->why_not, "RoPE scaling '%.*s' is not supported", (int)(len < 32 ? len : 32), st);
+    collm_tok_vocab *v = collm_tok_load(f);
+    if (!v) {
+        if (!b->why_not[0]) snprintf(b->why_not, sizeof b->why_not, "no usable tokenizer (%s)", collm_last_error());
+        return;
+    }
+    b->n_vocab = collm_tok_n_vocab(v);
+    // the answer token as the recommender picks it: SPM "▁Yes", else the first token of "Yes"
+    b->answer = collm_tok_find(v, "\xe2\x96\x81Yes");
+    if (b->answer < 0) {
+        int32_t ids[8];
+        if (collm_tok_encode(v, "Yes", 3, 0, ids, 8) >= 1) b->answer = ids[0];
+    }
+    if (b->answer >= 0) snprintf(b->answer_text, sizeof b->answer_text, "%s", collm_tok_token_text(v, b->answer));
+    else if (!b->why_not[0]) snprintf(b->why_not, sizeof b->why_not, "the vocabulary has no token for \"Yes\"");
+    collm_tok_free(v);
+}
 
 static int info_json(const collm_gguf_file *f, const char *path) {
     cJSON *j = cJSON_CreateObject();
@@ -42,6 +119,16 @@ static int info_json(const collm_gguf_file *f, const char *path) {
         total_params += collm_gguf_tensor_n_elements(t);
     }
     cJSON_AddNumberToObject(j, "parameters", (double)total_params);
+    base_info b;
+    describe_base(f, &b);
+    cJSON *bj = cJSON_AddObjectToObject(j, "base");
+    cJSON_AddBoolToObject(bj, "usable", !b.why_not[0]);
+    if (b.why_not[0]) cJSON_AddStringToObject(bj, "reason", b.why_not);
+    cJSON_AddStringToObject(bj, "architecture", b.arch);
+    cJSON_AddNumberToObject(bj, "n_vocab", b.n_vocab);
+    cJSON_AddNumberToObject(bj, "answer_token", b.answer);
+    cJSON_AddNumberToObject(bj, "weight_bytes", (double)b.weight_bytes);
+    cJSON_AddNumberToObject(bj, "kv_bytes_per_1024_positions", (double)b.kv_per_1k);
     return cli_print_json(j);
 }
 
@@ -108,6 +195,22 @@ int cmd_info(int argc, char **argv) {
     }
     printf("\ntotal: %" PRId64 " parameters (%.3f M), %" PRIu64 " bytes of tensor data (%.2f MiB)\n", total_params,
            (double)total_params / 1e6, total_bytes, (double)total_bytes / (1024.0 * 1024.0));
+    base_info b;
+    describe_base(f, &b);
+    printf("\ntensor types:");
+    for (int k = 0; k < b.n_types; k++) printf(" %s x %d", collm_ggml_type_name(b.types[k]), b.type_count[k]);
+    printf("\nresident size: %.2f MiB of weights, each tensor in its file type, "
+           "+ %.2f MiB of K/V cache per 1024 positions\n",
+           (double)b.weight_bytes / (1024.0 * 1024.0), (double)b.kv_per_1k / (1024.0 * 1024.0));
+    if (b.why_not[0]) {
+        printf("base model: no: %s\n", b.why_not);
+    } else {
+        int ctx = b.n_ctx > 0 && b.n_ctx < 4096 ? b.n_ctx : 4096;
+        printf("base model: yes: %s, %d layers, n_embd %d, vocabulary %d tokens, answer token %d \"%s\"; about %.1f MiB "
+               "with a %d-position context\n",
+               b.arch, b.n_layer, b.n_embd, b.n_vocab, b.answer, b.answer_text,
+               ((double)b.weight_bytes + (double)b.kv_per_1k * ctx / 1024.0) / (1024.0 * 1024.0), ctx);
+    }
     collm_gguf_close(f);
     return 0;
 }

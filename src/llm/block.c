@@ -1,11 +1,18 @@
 // One transformer block, forward and backward (see llm/block.h).
 #include "llm/block.h"
 
+#include "collm/error.h"
 #include "core/ops.h"
 
 #include <string.h>
 
 int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w) {
+    if (!w->wq) { // quantised: the matrices are separate collm_qmats; biases stay adjacent floats
+        for (int k = 0; k < 7; k++)
+            if (!w->qw[k].data) return 0;
+        const size_t Qb = (size_t)hp->n_head * hp->head_dim, KVb = (size_t)hp->n_head_kv * hp->head_dim;
+        return hp->has_qkv_bias ? w->bq && w->bk == w->bq + Qb && w->bv == w->bk + KVb : !w->bq && !w->bk && !w->bv;
+    }
     const size_t C = (size_t)hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
                  KV = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff;
     int qkv = w->wk == w->wq + Q * C && w->wv == w->wk + KV * C;
@@ -187,7 +194,22 @@ static void lora_backward(const collm_llm_block *b, const collm_llm_block_acts *
 
 // ---------------------------------------------------------------------------
 
-void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
+// A projection through the layer's matrix `wm` (n_parts of them stacked):
+// the float weights of an F32 model or the quantised ones (llm/model.c).
+// The only failure is running out of memory for the quantised path's
+// scratch; it returns from the calling function.
+#define MM(y, x, wf, wm, n_parts, bias, T, in, out)                                                                    \
+    do {                                                                                                               \
+        int rc_ = collm_llm_matmul(y, x, wf, &w->qw[wm], n_parts, bias, T, in, out, b->exact, b->pool);                         \
+        if (rc_ != COLLM_OK) return rc_;                                                                               \
+    } while (0)
+#define MMB(dx, dw, db, dy, x, wf, wm, n_parts, T, in, out)                                                            \
+    do {                                                                                                               \
+        int rc_ = collm_llm_matmul_backward(dx, dw, db, dy, x, wf, &w->qw[wm], n_parts, T, in, out, b->pool);         \
+        if (rc_ != COLLM_OK) return rc_;                                                                               \
+    } while (0)
+
+int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     const collm_llm_hparams *hp = b->hp;
     const collm_llm_layer_weights *w = b->w;
     const int R = b->R, N = b->n_q, C = hp->n_embd, F = hp->n_ff;
@@ -199,7 +221,7 @@ void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) 
         // one GEMM over the stacked q|k|v weights (the input is packed once),
         // then the rows split into q, k, v
         a->q_in = a->xn1;
-        collm_ops_matmul_forward(b->qkv, a->xn1, w->wq, w->bq, R, C, Q + 2 * KV); // (R, Q + 2 KV)
+        MM(b->qkv, a->xn1, w->wq, COLLM_W_Q, 3, w->bq, R, C, Q + 2 * KV); // (R, Q + 2 KV)
         par_split(b, 0, b->qkv, a->q, Q, a->k, KV, a->v, KV, NULL, R);
         lora_forward(b, a, COLLM_LORA_Q, a->xn1, R, a->q, Q);
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
@@ -207,36 +229,37 @@ void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) 
     } else {
         // keys and values over every row (one GEMM over stacked k|v), queries
         // at the query rows only
-        collm_ops_matmul_forward(b->qkv, a->xn1, w->wk, w->bk, R, C, 2 * KV); // (R, 2 KV)
+        MM(b->qkv, a->xn1, w->wk, COLLM_W_K, 2, w->bk, R, C, 2 * KV); // (R, 2 KV)
         par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, NULL, R);
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
         lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
         for (int j = 0; j < N; j++)
             memcpy(a->q_in + (int64_t)j * C, a->xn1 + (int64_t)b->q_rows[j] * C, (size_t)C * sizeof(float));
-        collm_ops_matmul_forward(a->q, a->q_in, w->wq, w->bq, N, C, Q); // (N, Q)
+        MM(a->q, a->q_in, w->wq, COLLM_W_Q, 1, w->bq, N, C, Q); // (N, Q)
         lora_forward(b, a, COLLM_LORA_Q, a->q_in, N, a->q, Q);
     }
     par_rope(b, a->k, b->rope_row, R, hp->n_head_kv, 0);
     if (N > 0) par_rope(b, a->q, b->rope_row_q, N, hp->n_head, 0);
     b->attend(b->attend_ctx, b, a);
-    if (N == 0) return; // keys and values were all that was asked for
-    collm_ops_matmul_forward(a->x_mid, a->attn, w->wo, NULL, N, Q, C); // (N, C)
+    if (N == 0) return COLLM_OK; // keys and values were all that was asked for
+    MM(a->x_mid, a->attn, w->wo, COLLM_W_O, 1, NULL, N, Q, C); // (N, C)
     lora_forward(b, a, COLLM_LORA_O, a->attn, N, a->x_mid, C);
     par_add(b, a->x_mid, a->x, b->q_rows, N, C);
 
     // feed-forward: out = x_mid + W_down · (silu(W_gate·xn2) ⊙ W_up·xn2)
     par_rmsnorm_forward(b, a->xn2, a->rstd2, a->x_mid, w->ffn_norm, N);
-    collm_ops_matmul_forward(a->gu, a->xn2, w->w_gate, NULL, N, C, 2 * F); // (N, 2F): one GEMM over gate|up
+    MM(a->gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, NULL, N, C, 2 * F); // (N, 2F): one GEMM over gate|up
     lora_forward(b, a, COLLM_LORA_GATE, a->xn2, N, a->gu, 2 * F);
     lora_forward(b, a, COLLM_LORA_UP, a->xn2, N, a->gu + F, 2 * F);
     rows_job sw = {.kind = ROWS_SWIGLU_FWD, .y = a->h, .x = a->gu, .width = F};
     run_rows(b->pool, &sw, N);
-    collm_ops_matmul_forward(a->out, a->h, w->w_down, NULL, N, F, C); // (N, C)
+    MM(a->out, a->h, w->w_down, COLLM_W_DOWN, 1, NULL, N, F, C); // (N, C)
     lora_forward(b, a, COLLM_LORA_DOWN, a->h, N, a->out, C);
     par_add(b, a->out, a->x_mid, NULL, N, C);
+    return COLLM_OK;
 }
 
-void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *g,
+int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *g,
                               float *d_out, float *d_x, const collm_llm_block_grads *s) {
     const collm_llm_hparams *hp = b->hp;
     const collm_llm_layer_weights *w = b->w;
@@ -254,13 +277,13 @@ void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_ac
 
     // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
     par_zero(b->pool, s->d_h, N, F);
-    collm_ops_matmul_backward(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, N, F, C);
+    MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
     lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
     par_zero(b->pool, s->d_gu, N, 2 * F);
     rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
     run_rows(b->pool, &sw, N);
     par_zero(b->pool, s->d_xn, N, C);
-    collm_ops_matmul_backward(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, N, C, 2 * F); // gate|up stacked
+    MMB(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F); // gate|up stacked
     lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
     lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
     float *d_mid = d_out;
@@ -268,7 +291,7 @@ void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_ac
 
     // attention
     par_zero(b->pool, s->d_attn, N, Q);
-    collm_ops_matmul_backward(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, N, Q, C);
+    MMB(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, COLLM_W_O, 1, N, Q, C);
     lora_backward(b, a, COLLM_LORA_O, a->attn, N, d_mid, C, s->d_attn, s->d_xa);
     const float *d_attn = s->d_attn;
     if (in_rows) {
@@ -289,18 +312,18 @@ void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_ac
     if (!b->q_rows) {
         // one GEMM over stacked q|k|v: dx = d_qkv · W, dW += d_qkv^T · xn1 (at the backward rows)
         par_split(b, 1, s->d_qkv, s->d_q, Q, s->d_k, KV, s->d_v, KV, bw, A);
-        collm_ops_matmul_backward(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, A, C, Q + 2 * KV);
+        MMB(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, COLLM_W_Q, 3, A, C, Q + 2 * KV);
         lora_backward(b, a, COLLM_LORA_Q, a->xn1, R, s->d_q, Q, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
         if (d_x != d_mid) memcpy(d_x, d_mid, (size_t)A * C * sizeof(float)); // the residual
     } else {
         par_split(b, 1, s->d_qkv, s->d_k, KV, s->d_v, KV, NULL, 0, bw, A);
-        collm_ops_matmul_backward(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, A, C, 2 * KV);
+        MMB(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, COLLM_W_K, 2, A, C, 2 * KV);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
         memset(s->d_q_in, 0, (size_t)N * C * sizeof(float));
-        collm_ops_matmul_backward(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, N, C, Q);
+        MMB(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, COLLM_W_Q, 1, N, C, Q);
         lora_backward(b, a, COLLM_LORA_Q, a->q_in, N, s->d_q, Q, s->d_q_in, s->d_xa);
         // back at the query rows: the query path into d_xn, the residual into d_x
         par_zero(b->pool, d_x, A, C);
@@ -312,4 +335,5 @@ void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_ac
         }
     }
     par_rmsnorm_backward(b, d_x, g->attn_norm, s->d_xn, a->x, w->attn_norm, a->rstd1, bw, A, s->dw_parts);
+    return COLLM_OK;
 }

@@ -89,6 +89,8 @@ struct collm_llm_block {
     const collm_lora_adapter *lora; // adapters added to the projections, or NULL
     collm_rng *dropout_rng;    // LoRA dropout draws (NULL: none); backward must see the same value
     collm_pool *pool;          // row-parallel elementwise work (GEMMs go to BLAS)
+    int exact;                 // quantised weights: products in F32 through dequantised tiles (training: the
+                               // function backward differentiates), else activations quantised as llama.cpp does
     collm_llm_attend_fn attend;
     collm_llm_attend_backward_fn attend_backward; // training only
     void *attend_ctx;
@@ -106,14 +108,15 @@ struct collm_llm_block {
 // 1 when the layer's weights have the fused layout the block needs.
 int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w);
 
-void collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a);
+// Returns COLLM_OK, or COLLM_ERR_NOMEM from a quantised projection's scratch.
+int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a);
 
 // d_out (n_q, C) = ∂L/∂out on entry (overwritten). Writes d_x (R, C) = ∂L/∂x;
 // d_x may be d_out when q_rows is NULL. With bwd_rows, d_out is (n_bwd, C)
 // unless q_rows is set, and d_x is (n_bwd, C). grad (NULL = frozen weights) points
 // into a gradient block laid out like the weights: dW accumulate there; LoRA
 // gradients accumulate in the adapter.
-void collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *grad,
+int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *grad,
                               float *d_out, float *d_x, const collm_llm_block_grads *s);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "collm/error.h"
 #include "collm/fileio.h"
+#include "llm/quant.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -112,40 +113,22 @@ const char *collm_gguf_type_name(collm_gguf_type t) {
 }
 
 // Block geometry of a ggml type: elements per block and bytes per block.
-static int ggml_block(collm_ggml_type t, int64_t *blck, size_t *bytes) {
-    switch (t) {
-    case COLLM_GGML_TYPE_F32: *blck = 1; *bytes = 4; return 1;
-    case COLLM_GGML_TYPE_F16: *blck = 1; *bytes = 2; return 1;
-    case COLLM_GGML_TYPE_BF16: *blck = 1; *bytes = 2; return 1;
-    case COLLM_GGML_TYPE_I32: *blck = 1; *bytes = 4; return 1;
-    case COLLM_GGML_TYPE_Q4_0: *blck = 32; *bytes = 2 + 16; return 1;
-    case COLLM_GGML_TYPE_Q4_1: *blck = 32; *bytes = 2 + 2 + 16; return 1;
-    case COLLM_GGML_TYPE_Q5_0: *blck = 32; *bytes = 2 + 4 + 16; return 1;
-    case COLLM_GGML_TYPE_Q5_1: *blck = 32; *bytes = 2 + 2 + 4 + 16; return 1;
-    case COLLM_GGML_TYPE_Q8_0: *blck = 32; *bytes = 2 + 32; return 1;
-    }
-    return 0;
-}
+static int ggml_block(collm_ggml_type t, int64_t *blck, size_t *bytes) { return collm_quant_block(t, blck, bytes); }
 
+// Every ggml type's name (ggml numbering), those collm cannot read included,
+// so an error can name what a file holds.
 const char *collm_ggml_type_name(collm_ggml_type t) {
-    switch (t) {
-    case COLLM_GGML_TYPE_F32: return "F32";
-    case COLLM_GGML_TYPE_F16: return "F16";
-    case COLLM_GGML_TYPE_BF16: return "BF16";
-    case COLLM_GGML_TYPE_I32: return "I32";
-    case COLLM_GGML_TYPE_Q4_0: return "Q4_0";
-    case COLLM_GGML_TYPE_Q4_1: return "Q4_1";
-    case COLLM_GGML_TYPE_Q5_0: return "Q5_0";
-    case COLLM_GGML_TYPE_Q5_1: return "Q5_1";
-    case COLLM_GGML_TYPE_Q8_0: return "Q8_0";
-    }
-    return "?";
+    static const char *names[] = {
+        "F32",     "F16",    "Q4_0",    "Q4_1",   "Q4_2",    "Q4_3",   "Q5_0",    "Q5_1",    "Q8_0",    "Q8_1",
+        "Q2_K",    "Q3_K",   "Q4_K",    "Q5_K",   "Q6_K",    "Q8_K",   "IQ2_XXS", "IQ2_XS",  "IQ3_XXS", "IQ1_S",
+        "IQ4_NL",  "IQ3_S",  "IQ2_S",   "IQ4_XS", "I8",      "I16",    "I32",     "I64",     "F64",     "IQ1_M",
+        "BF16",    "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8",
+        "MXFP4",
+    };
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
-int collm_gguf_tensor_type_supported(collm_ggml_type t) {
-    return t == COLLM_GGML_TYPE_F32 || t == COLLM_GGML_TYPE_F16 || t == COLLM_GGML_TYPE_BF16 || t == COLLM_GGML_TYPE_Q8_0 ||
-           t == COLLM_GGML_TYPE_Q4_0;
-}
+int collm_gguf_tensor_type_supported(collm_ggml_type t) { return collm_quant_weight_type_ok(t); }
 
 size_t collm_ggml_type_size_for(collm_ggml_type t, int64_t n) {
     int64_t blck;
@@ -459,8 +442,8 @@ static int read_tensor_infos(collm_gguf_file *f, gguf_cursor *c, int64_t n_read)
         int64_t blck;
         size_t bbytes;
         if (!ggml_block((collm_ggml_type)type, &blck, &bbytes))
-            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): unknown ggml type %u", c->path, t->name, c->pos - 4,
-                               type);
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): unsupported tensor type %s (ggml type %u)",
+                               c->path, t->name, c->pos - 4, collm_ggml_type_name((collm_ggml_type)type), type);
         t->type = (collm_ggml_type)type;
         if (t->ne[0] % blck != 0)
             return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' (offset %zu): ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRId64,
@@ -800,53 +783,10 @@ int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t) {
 // Decoding
 
 int collm_gguf_tensor_to_f32(const collm_gguf_tensor_info *t, float *out) {
-    int64_t n = collm_gguf_tensor_n_elements(t);
-    const unsigned char *p = t->data;
-    switch (t->type) {
-    case COLLM_GGML_TYPE_F32:
-        memcpy(out, p, (size_t)n * 4);
-        return COLLM_OK;
-    case COLLM_GGML_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = collm_f16_to_f32(h);
-        }
-        return COLLM_OK;
-    case COLLM_GGML_TYPE_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = collm_bf16_to_f32(h);
-        }
-        return COLLM_OK;
-    case COLLM_GGML_TYPE_Q8_0:
-        // block: f16 scale d, int8 q[32]; x = q * d
-        for (int64_t b = 0; b < n / 32; b++) {
-            const unsigned char *blk = p + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = collm_f16_to_f32(h);
-            for (int j = 0; j < 32; j++) out[b * 32 + j] = (float)(int8_t)blk[2 + j] * d;
-        }
-        return COLLM_OK;
-    case COLLM_GGML_TYPE_Q4_0:
-        // block: f16 scale d, 16 bytes; low nibbles are elements 0..15, high
-        // nibbles 16..31; x = (q - 8) * d
-        for (int64_t b = 0; b < n / 32; b++) {
-            const unsigned char *blk = p + b * 18;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = collm_f16_to_f32(h);
-            for (int j = 0; j < 16; j++) {
-                out[b * 32 + j] = (float)((int)(blk[2 + j] & 0x0f) - 8) * d;
-                out[b * 32 + j + 16] = (float)((int)(blk[2 + j] >> 4) - 8) * d;
-            }
-        }
-        return COLLM_OK;
-    default:
+    if (!collm_quant_weight_type_ok(t->type))
         return collm_error(COLLM_ERR_ARG, "tensor '%s': cannot decode type %s to F32", t->name, collm_ggml_type_name(t->type));
-    }
+    collm_quant_dequant_row(t->type, t->data, out, collm_gguf_tensor_n_elements(t));
+    return COLLM_OK;
 }
 
 // ---------------------------------------------------------------------------

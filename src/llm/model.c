@@ -76,9 +76,11 @@ int collm_llm_model_n_tensors(const collm_llm_hparams *hp) {
     return 1 + hp->n_layer * (hp->has_qkv_bias ? 12 : 9) + 2;
 }
 
-static void desc_set(collm_llm_tensor_desc *d, const char *name, float **data, int n_dims, int64_t ne0, int64_t ne1) {
+static void desc_set(collm_llm_tensor_desc *d, const char *name, float **data, collm_qmat *q, int n_dims, int64_t ne0,
+                     int64_t ne1) {
     snprintf(d->name, sizeof d->name, "%s", name);
     d->data = data;
+    d->q = q;
     d->n_dims = n_dims;
     d->ne[0] = ne0;
     d->ne[1] = ne1;
@@ -91,39 +93,41 @@ int collm_llm_model_tensor_list(collm_llm_model *m, collm_llm_tensor_desc *desc)
                   kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int n = 0;
     char name[48];
-    desc_set(&desc[n++], "token_embd.weight", &m->token_embd, 2, C, hp->n_vocab);
+    desc_set(&desc[n++], "token_embd.weight", &m->token_embd, &m->q_token_embd, 2, C, hp->n_vocab);
     for (int l = 0; l < hp->n_layer; l++) {
         collm_llm_layer_weights *w = &m->layers[l];
-#define LAYER_TENSOR(suffix, ptr, nd, a, b)                               \
+#define LAYER_TENSOR(suffix, ptr, q, nd, a, b)                            \
     do {                                                                  \
         snprintf(name, sizeof name, "blk.%d.%s", l, suffix);              \
-        desc_set(&desc[n++], name, ptr, nd, a, b);                        \
+        desc_set(&desc[n++], name, ptr, q, nd, a, b);                     \
     } while (0)
-        LAYER_TENSOR("attn_norm.weight", &w->attn_norm, 1, C, 1);
+        LAYER_TENSOR("attn_norm.weight", &w->attn_norm, NULL, 1, C, 1);
         // q, k, v weights adjacent (and their biases): the forward runs them
         // as one GEMM over the stacked (q_dim + 2 kv_dim, C) matrix
-        LAYER_TENSOR("attn_q.weight", &w->wq, 2, C, q_dim);
-        LAYER_TENSOR("attn_k.weight", &w->wk, 2, C, kv_dim);
-        LAYER_TENSOR("attn_v.weight", &w->wv, 2, C, kv_dim);
+        LAYER_TENSOR("attn_q.weight", &w->wq, &w->qw[COLLM_W_Q], 2, C, q_dim);
+        LAYER_TENSOR("attn_k.weight", &w->wk, &w->qw[COLLM_W_K], 2, C, kv_dim);
+        LAYER_TENSOR("attn_v.weight", &w->wv, &w->qw[COLLM_W_V], 2, C, kv_dim);
         if (hp->has_qkv_bias) {
-            LAYER_TENSOR("attn_q.bias", &w->bq, 1, q_dim, 1);
-            LAYER_TENSOR("attn_k.bias", &w->bk, 1, kv_dim, 1);
-            LAYER_TENSOR("attn_v.bias", &w->bv, 1, kv_dim, 1);
+            LAYER_TENSOR("attn_q.bias", &w->bq, NULL, 1, q_dim, 1);
+            LAYER_TENSOR("attn_k.bias", &w->bk, NULL, 1, kv_dim, 1);
+            LAYER_TENSOR("attn_v.bias", &w->bv, NULL, 1, kv_dim, 1);
         }
-        LAYER_TENSOR("attn_output.weight", &w->wo, 2, q_dim, C);
-        LAYER_TENSOR("ffn_norm.weight", &w->ffn_norm, 1, C, 1);
-        LAYER_TENSOR("ffn_gate.weight", &w->w_gate, 2, C, ff); // gate and up adjacent: one GEMM
-        LAYER_TENSOR("ffn_up.weight", &w->w_up, 2, C, ff);
-        LAYER_TENSOR("ffn_down.weight", &w->w_down, 2, ff, C);
+        LAYER_TENSOR("attn_output.weight", &w->wo, &w->qw[COLLM_W_O], 2, q_dim, C);
+        LAYER_TENSOR("ffn_norm.weight", &w->ffn_norm, NULL, 1, C, 1);
+        LAYER_TENSOR("ffn_gate.weight", &w->w_gate, &w->qw[COLLM_W_GATE], 2, C, ff); // gate and up adjacent: one GEMM
+        LAYER_TENSOR("ffn_up.weight", &w->w_up, &w->qw[COLLM_W_UP], 2, C, ff);
+        LAYER_TENSOR("ffn_down.weight", &w->w_down, &w->qw[COLLM_W_DOWN], 2, ff, C);
 #undef LAYER_TENSOR
     }
-    desc_set(&desc[n++], "output_norm.weight", &m->output_norm, 1, C, 1);
-    desc_set(&desc[n], "output.weight", &m->output, 2, C, hp->n_vocab);
+    desc_set(&desc[n++], "output_norm.weight", &m->output_norm, NULL, 1, C, 1);
+    desc_set(&desc[n], "output.weight", &m->output, &m->q_output, 2, C, hp->n_vocab);
     desc[n++].optional = 1;
     return n;
 }
 
-collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp_in) {
+collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp) { return collm_llm_model_alloc_ex(hp, 0); }
+
+collm_llm_model *collm_llm_model_alloc_ex(const collm_llm_hparams *hp_in, int quantised) {
     collm_llm_hparams hp = *hp_in;
     if (hparams_finish(&hp, "model") != COLLM_OK) return NULL;
     collm_llm_model *m = collm_calloc(1, sizeof *m);
@@ -136,19 +140,21 @@ collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp_in) {
     collm_llm_model_tensor_list(m, desc);
     int64_t total = 0;
     for (int i = 0; i < n_desc; i++) {
-        if (desc[i].optional && hp.tied_output) continue;
+        if ((desc[i].optional && hp.tied_output) || (quantised && desc[i].q)) continue;
         total += desc[i].ne[0] * desc[i].ne[1];
     }
-    m->params = collm_calloc((size_t)total, sizeof(float));
+    m->params = collm_calloc((size_t)(total ? total : 1), sizeof(float));
     if (!m->params) goto fail;
     m->n_params = total;
+    m->quantised = quantised;
     int64_t off = 0;
     for (int i = 0; i < n_desc; i++) {
-        if (desc[i].optional && hp.tied_output) continue;
+        if ((desc[i].optional && hp.tied_output) || (quantised && desc[i].q)) continue;
         *desc[i].data = m->params + off;
         off += desc[i].ne[0] * desc[i].ne[1];
     }
     if (hp.tied_output) m->output = m->token_embd;
+    m->weight_bytes = (uint64_t)total * sizeof(float);
     free(desc);
     return m;
 fail:
@@ -159,13 +165,56 @@ fail:
 
 void collm_llm_model_free(collm_llm_model *m) {
     if (!m) return;
+    if (m->file) collm_gguf_close(m->file);
     free(m->params);
     free(m->layers);
     free(m);
 }
 
 const collm_llm_hparams *collm_llm_model_hparams(const collm_llm_model *m) { return &m->hp; }
-int64_t collm_llm_model_n_params(const collm_llm_model *m) { return m->n_params; }
+int collm_llm_model_is_quantised(const collm_llm_model *m) { return m->quantised; }
+uint64_t collm_llm_model_weight_bytes(const collm_llm_model *m) { return m->weight_bytes; }
+
+void collm_llm_embed_row(const collm_llm_model *m, int64_t id, float *out) {
+    const int64_t C = m->hp.n_embd;
+    if (m->token_embd) memcpy(out, m->token_embd + id * C, (size_t)C * sizeof(float));
+    else collm_qmat_row(&m->q_token_embd, id, out); // exact, as llama.cpp's get_rows
+}
+
+int collm_llm_matmul(float *y, const float *x, const float *w, const collm_qmat *qw, int n_parts, const float *bias, int T,
+                     int in, int out, int exact, collm_pool *pool) {
+    if (w || !qw || !qw[0].data) {
+        collm_ops_matmul_forward(y, x, w, bias, T, in, out);
+        return COLLM_OK;
+    }
+    int rc = collm_qmm_forward(y, out, x, T, qw, n_parts, exact ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_AUTO, pool);
+    if (rc == COLLM_OK && bias)
+        for (int64_t t = 0; t < T; t++) collm_ops_axpy(y + t * out, 1.0f, bias, out);
+    return rc;
+}
+
+int collm_llm_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                              const collm_qmat *qw, int n_parts, int T, int in, int out, collm_pool *pool) {
+    if (w || !qw || !qw[0].data) {
+        collm_ops_matmul_backward(dx, dw, dbias, dy, x, w, T, in, out);
+        return COLLM_OK;
+    }
+    if (dw || dbias) return collm_error(COLLM_ERR_ARG, "a quantised weight is frozen: it has no gradient");
+    if (!dx) return COLLM_OK;
+    int rc = COLLM_OK;
+    for (int k = 0, col = 0; k < n_parts && rc == COLLM_OK; col += (int)qw[k].rows, k++)
+        rc = collm_qmm_backward_x(dx, dy + col, out, T, &qw[k], pool);
+    return rc;
+}
+int64_t collm_llm_model_n_params(const collm_llm_model *m) {
+    int64_t n = m->n_params; // floats held; a quantised model's matrices count by their elements
+    if (!m->quantised) return n;
+    n += m->q_token_embd.rows * m->q_token_embd.cols;
+    if (!m->hp.tied_output) n += m->q_output.rows * m->q_output.cols;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        for (int k = 0; k < 7; k++) n += m->layers[l].qw[k].rows * m->layers[l].qw[k].cols;
+    return n;
+}
 
 // --- loading -------------------------------------------------------------
 
@@ -225,6 +274,29 @@ static int read_hparams(const collm_gguf_file *f, const char *path, collm_llm_hp
         free(arch);
         return rc;
     }
+    // RoPE scaling changes every position's angle; llama.cpp applies it, so a
+    // file that asks for it is refused rather than run with other logits.
+    {
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        char *type = collm_gguf_get_str_dup(f, key);
+        float factor = 1.0f, linear = 1.0f;
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+        if (collm_gguf_find_key(f, key) >= 0) collm_gguf_get_f32(f, key, &factor);
+        snprintf(key, sizeof key, "%s.rope.scale_linear", arch);
+        if (collm_gguf_find_key(f, key) >= 0) collm_gguf_get_f32(f, key, &linear);
+        int scaled = (type && strcmp(type, "none") != 0 && factor != 1.0f && factor != 0.0f) || linear != 1.0f;
+        if (scaled) {
+            rc = collm_error(COLLM_ERR_FORMAT,
+                             "%s: RoPE scaling (%s.rope.scaling.type '%s', factor %g) is not supported: collm would "
+                             "compute other logits than llama.cpp",
+                             path, arch, type ? type : "linear", (double)(linear != 1.0f ? linear : factor));
+            free(type);
+            free(arch);
+            return rc;
+        }
+        free(type);
+    }
     free(arch);
     if (hp->n_head_kv == 0) hp->n_head_kv = hp->n_head; // llama.cpp's default: no GQA
     if (key_len != val_len)
@@ -253,12 +325,25 @@ static int is_collm_tensor(const char *name) {
     return n > 7 && (strcmp(name + n - 7, ".lora_a") == 0 || strcmp(name + n - 7, ".lora_b") == 0);
 }
 
-collm_llm_model *collm_llm_model_load(const char *path) {
+collm_llm_model *collm_llm_model_load(const char *path) { return collm_llm_model_load_ex(path, 0); }
+
+// 1 when a matrix of the model is stored in another type than F32: the model
+// then keeps its matrices in the file mapping (unless asked to dequantise).
+static int file_is_quantised(const collm_gguf_file *f, const collm_llm_tensor_desc *desc, int n_desc) {
+    for (int i = 0; i < n_desc; i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
+        if (t && desc[i].q && t->type != COLLM_GGML_TYPE_F32) return 1;
+    }
+    return 0;
+}
+
+collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
     collm_llm_model *m = NULL;
     collm_llm_tensor_desc *desc = NULL;
     collm_llm_hparams hp;
+    int quantised = 0;
     if (read_hparams(f, path, &hp) != COLLM_OK) goto fail;
     {
         // The header's sizes decide the allocation: check first that the file
@@ -274,7 +359,23 @@ collm_llm_model *collm_llm_model_load(const char *path) {
             goto fail;
         }
     }
-    m = collm_llm_model_alloc(&hp);
+    {
+        // which tensors the model has (names only: a throw-away list)
+        collm_llm_model probe = {.hp = hp};
+        collm_llm_layer_weights *pl = collm_calloc((size_t)hp.n_layer, sizeof *pl);
+        collm_llm_tensor_desc *pd = collm_calloc((size_t)collm_llm_model_n_tensors(&hp), sizeof *pd);
+        if (!pl || !pd) {
+            free(pl);
+            free(pd);
+            goto fail;
+        }
+        probe.layers = pl;
+        int np = collm_llm_model_tensor_list(&probe, pd);
+        quantised = !(flags & COLLM_LLM_LOAD_DEQUANT) && file_is_quantised(f, pd, np);
+        free(pl);
+        free(pd);
+    }
+    m = collm_llm_model_alloc_ex(&hp, quantised);
     if (!m) goto fail;
     int n_desc = collm_llm_model_n_tensors(&hp);
     desc = collm_calloc((size_t)n_desc, sizeof *desc);
@@ -302,6 +403,12 @@ collm_llm_model *collm_llm_model_load(const char *path) {
                         collm_ggml_type_name(t->type));
             goto fail;
         }
+        if (quantised && desc[i].q) {
+            // stays in the mapping, in its file type
+            *desc[i].q = (collm_qmat){t->type, t->data, t->ne[1], t->ne[0], collm_quant_row_bytes(t->type, t->ne[0])};
+            m->weight_bytes += t->n_bytes;
+            continue;
+        }
         if (collm_gguf_tensor_to_f32(t, *desc[i].data) != COLLM_OK) {
             collm_error_prefix(COLLM_ERR_FORMAT, "%s: tensor '%s'", path, desc[i].name);
             goto fail;
@@ -326,7 +433,12 @@ collm_llm_model *collm_llm_model_load(const char *path) {
         }
     }
     free(desc);
-    collm_gguf_close(f);
+    if (quantised) {
+        if (m->hp.tied_output) m->q_output = m->q_token_embd;
+        m->file = f; // the mapping holds the matrices: closed with the model
+    } else {
+        collm_gguf_close(f);
+    }
     return m;
 fail:
     free(desc);
@@ -418,7 +530,20 @@ int collm_llm_model_write(const collm_llm_model *m_const, collm_gguf_writer *w, 
         if (desc[i].optional && hp->tied_output) continue;
         // llama.cpp keeps 1-D tensors (norms, biases) in F32 whatever the file type.
         collm_ggml_type t = desc[i].n_dims == 1 ? COLLM_GGML_TYPE_F32 : (collm_ggml_type)type;
-        rc = collm_gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data);
+        if (*desc[i].data) {
+            rc = collm_gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, *desc[i].data);
+            continue;
+        }
+        // a quantised matrix: written dequantised (the exact values it holds)
+        const collm_qmat *q = desc[i].q;
+        float *tmp = collm_malloc((size_t)(q->rows * q->cols) * sizeof(float));
+        if (!tmp) {
+            rc = COLLM_ERR_NOMEM;
+            break;
+        }
+        for (int64_t r = 0; r < q->rows; r++) collm_qmat_row(q, r, tmp + r * q->cols);
+        rc = collm_gguf_writer_add_tensor_f32(w, desc[i].name, t, desc[i].n_dims, desc[i].ne, tmp);
+        free(tmp);
     }
     free(desc);
     return rc;
@@ -573,7 +698,7 @@ static int embed_input(collm_llm_context *ctx, const int32_t *tokens, int T, con
         int32_t id = tokens[t];
         if (id < 0 || id >= m->hp.n_vocab)
             return collm_error(COLLM_ERR_ARG, "collm_llm_forward: token %d at row %d outside [0, %d)", id, t, m->hp.n_vocab);
-        memcpy(ctx->acts.x + (size_t)t * C, m->token_embd + (size_t)id * C, (size_t)C * sizeof(float));
+        collm_llm_embed_row(m, id, ctx->acts.x + (size_t)t * C);
     }
     if (slots)
         for (int i = 0; i < slots->n; i++)
@@ -617,6 +742,22 @@ static void infer_attend(void *c_, const collm_llm_block *b, collm_llm_block_act
     }
 }
 
+// Logits of a few vocab rows of a quantised head: the selected rows of the
+// full product, computed alone (the same activation quantisation and dots).
+static int head_rows_quantised(collm_llm_context *ctx, const float *hn, int n_out, const int32_t *vocab_rows, int nv,
+                               float *logits) {
+    const collm_qmat *W = &ctx->model->q_output;
+    for (int j = 0; j < nv; j++) {
+        collm_qmat row = *W;
+        row.data = (const uint8_t *)W->data + (size_t)vocab_rows[j] * W->row_bytes;
+        row.rows = 1;
+        // column j of logits (n_out, nv)
+        int rc = collm_qmm_forward(logits + j, nv, hn, n_out, &row, 1, COLLM_QMM_AUTO, NULL);
+        if (rc != COLLM_OK) return rc;
+    }
+    return COLLM_OK;
+}
+
 // The transformer over n_seq packed sequences (lengths seq_len, total T),
 // each continuing the cached n_past positions. keep = 1 (one sequence only)
 // leaves its K/V in the cache; keep = 0 only reads the cache.
@@ -654,7 +795,7 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
                              .q_rows = last_sub ? out_rows : NULL, .rope_cs = ctx->rope_cs, .rope_row = NULL,
                              .rope_row_q = last_sub ? out_rows : NULL, .qkv = ctx->qkv, .pool = ctx->pool,
                              .attend = infer_attend, .attend_ctx = &att};
-        collm_llm_block_forward(&b, &ctx->acts);
+        if ((rc = collm_llm_block_forward(&b, &ctx->acts)) != COLLM_OK) return rc;
     }
     if (keep) ctx->n_past = n_past + T;
 
@@ -665,14 +806,16 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
         memcpy(h + (size_t)i * C, x + (size_t)(sub ? i : out_rows[i]) * C, (size_t)C * sizeof(float));
     collm_ops_rmsnorm_forward(hn, ctx->acts.rstd1, h, m->output_norm, n_out, C, hp->rms_eps); // (n_out, C)
     if (!vocab_rows) {
-        collm_ops_matmul_forward(logits_out, hn, m->output, NULL, n_out, C, hp->n_vocab); // (n_out, n_vocab)
+        rc = collm_llm_matmul(logits_out, hn, m->output, &m->q_output, 1, NULL, n_out, C, hp->n_vocab, 0, ctx->pool); // (n_out, n_vocab)
+    } else if (m->quantised) {
+        rc = head_rows_quantised(ctx, hn, n_out, vocab_rows, n_vocab_rows, logits_out);
     } else {
         for (int i = 0; i < n_out; i++)
             for (int j = 0; j < n_vocab_rows; j++)
                 logits_out[(size_t)i * n_vocab_rows + j] =
                     collm_ops_dot(hn + (size_t)i * C, m->output + (size_t)vocab_rows[j] * C, C);
     }
-    return COLLM_OK;
+    return rc;
 }
 
 int collm_llm_forward(collm_llm_context *ctx, const int32_t *tokens, int T, const collm_llm_slot_rows *slots, const int32_t *out_rows,

@@ -57,6 +57,8 @@ struct collm_llm_trainer {
     int32_t *tokens;    // (R)
     int32_t *tokens_in; // (R) the caller's rows: token id, -1 at slot rows
     int32_t yes_id;
+    float *yes_buf;     // (C) the answer row of a quantised head, dequantised (yes_buf_id: which row)
+    int32_t yes_buf_id;
     float *last_norm;   // (n_seq, C) final RMSNorm output at last rows
     float *last_rstd;   // (n_seq)
     int n_slots;
@@ -90,9 +92,26 @@ float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
 // ---------------------------------------------------------------------------
 // allocation
 
+// The answer row of the head as floats: in the model (F32) or dequantised
+// once into the trainer's buffer (quantised head).
+static const float *answer_row(collm_llm_trainer *tr, int32_t id) {
+    const collm_llm_model *m = tr->model;
+    if (m->output) return m->output + (int64_t)id * m->hp.n_embd;
+    if (tr->yes_buf_id != id) {
+        collm_qmat_row(&m->q_output, id, tr->yes_buf);
+        tr->yes_buf_id = id;
+    }
+    return tr->yes_buf;
+}
+
 collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_adapter *lora, int full_finetune, int max_rows,
                                 int max_seq_len, collm_pool *pool) {
     const collm_llm_hparams *hp = &model->hp;
+    if (full_finetune && model->quantised) {
+        collm_error(COLLM_ERR_ARG, "trainer: the base model is quantised and stays frozen: train LoRA on it, or load it "
+                                   "dequantised (F32) to fine-tune every weight");
+        return NULL;
+    }
     if (max_rows < 1 || max_seq_len < 1 || max_seq_len > max_rows) {
         collm_error(COLLM_ERR_ARG, "trainer: bad sizes max_rows=%d max_seq_len=%d", max_rows, max_seq_len);
         return NULL;
@@ -160,10 +179,12 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->att_scratch = collm_malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(max_seq_len) *
                                    sizeof(float));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
+    tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
+    tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
         !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
-        (full_finetune && !tr->model_grad)) {
+        (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
         return NULL;
@@ -243,6 +264,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
 void collm_llm_trainer_free(collm_llm_trainer *tr) {
     if (!tr) return;
     free(tr->storage);
+    free(tr->yes_buf);
     free(tr->acts);
     free(tr->blocks);
     free(tr->grads);
@@ -487,7 +509,7 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
         for (int t = P; t < seq_len[s]; t++) tr->tokens[tr->row_start[s] + t - P] = tr->tokens_in[tr->in_start[s] + t];
     for (int64_t r = 0; r < rows; r++)
         if (tr->tokens[r] >= 0)
-            memcpy(x0 + r * C, m->token_embd + (int64_t)tr->tokens[r] * C, (size_t)C * sizeof(float));
+            collm_llm_embed_row(m, tr->tokens[r], x0 + r * C);
     for (int i = 0, s = 0; i < tr->n_slots; i++) {
         int64_t r = slots->rows[i]; // caller's row -> own row of its prompt (slots lie after the shared rows)
         while (s > 0 && r < tr->in_start[s]) s--;
@@ -506,12 +528,13 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
                                .q_rows = last ? tr->last_rows : NULL, .rope_cs = tr->rope_cs, .rope_row = tr->pos,
                                .rope_row_q = last ? tr->last_pos : tr->pos, .qkv = tr->qkv, .lora = tr->lora,
                                .dropout_rng = dropout_rng, .pool = tr->pool, .attend = train_attend,
-                               .attend_backward = train_attend_backward, .attend_ctx = tr};
+                               .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1};
         tr->acts[l].blk.q_in = last ? tr->q_in : NULL;
-        collm_llm_block_forward(b, &tr->acts[l].blk);
+        int rc = collm_llm_block_forward(b, &tr->acts[l].blk);
+        if (rc != COLLM_OK) return rc;
     }
     // final norm and the answer row, at each prompt's last row only
-    const float *yes_row = m->output + (int64_t)yes_id * C;
+    const float *yes_row = answer_row(tr, yes_id);
     for (int s = 0; s < n_seq; s++) {
         collm_ops_rmsnorm_forward(tr->last_norm + (int64_t)s * C, tr->last_rstd + s, tr->x_final + (int64_t)s * C,
                             m->output_norm, 1, C, hp->rms_eps);
@@ -554,7 +577,7 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
     const int A = frozen ? frozen_backward_rows(tr) : R;
     // head: score_s = <rmsnorm(x_final_s), output[yes]>
     memset(tr->d_last, 0, (size_t)tr->n_seq * C * sizeof(float));
-    const float *yes_row = m->output + (int64_t)tr->yes_id * C;
+    const float *yes_row = answer_row(tr, tr->yes_id);
     float *d_yes_row = collm_llm_trainer_grad_of(tr, yes_row);
     float *d_out_norm = collm_llm_trainer_grad_of(tr, m->output_norm);
     float *d_norm = tr->g.d_xn; // (1, C) scratch
@@ -571,8 +594,9 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
         b->bwd_rows = frozen ? tr->bwd_rows : NULL;
         b->n_bwd = A;
         b->bwd_q = frozen ? tr->bwd_q : NULL;
-        collm_llm_block_backward(b, &tr->acts[l].blk, grads ? &grads[l] : NULL,
-                                 l == hp->n_layer - 1 ? tr->d_last : tr->d_x, tr->d_x, &tr->g);
+        int rc = collm_llm_block_backward(b, &tr->acts[l].blk, grads ? &grads[l] : NULL,
+                                          l == hp->n_layer - 1 ? tr->d_last : tr->d_x, tr->d_x, &tr->g);
+        if (rc != COLLM_OK) return rc;
     }
     // embeddings: slot rows → dslots, token rows → token_embd rows (d_x compact when frozen)
     for (int i = 0, s = 0; dslots && i < tr->n_slots; i++) {

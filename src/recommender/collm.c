@@ -420,7 +420,9 @@ static int load_checkpoint_parts(collm_model *m, const collm_gguf_file *f, const
                 snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, collm_lora_target_gguf_name((collm_lora_target)t));
                 if ((rc = collm_read_tensor(f, path, name, p->b, (int64_t)p->out * p->rank))) return rc;
             }
-        if (merge_lora) {
+        if (merge_lora && collm_llm_model_is_quantised(m->llm)) {
+            m->lora_frozen = 1; // a quantised base stays as mapped: the adapter runs beside it
+        } else if (merge_lora) {
             for (int l = 0; l < hp->n_layer; l++)
                 for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) {
                     collm_lora_pair *p = collm_lora_get(&m->lora, l, (collm_lora_target)t);

@@ -19,6 +19,8 @@ struct collm_model {
     collm_lora_adapter lora;
     int has_lora;
     int lora_merged;        // adapter folded into llm weights (frozen)
+    int lora_frozen;        // quantised base: the previous stage's adapter cannot be folded into it, so it is
+                            // applied beside the frozen base and not trained (what lora_merged means for F32)
     collm_fece_mlp fece;
     int has_fece;
     float *cf_users;        // (n_cf_users, cf_dim); NULL with a history encoder

@@ -492,7 +492,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if ((rc = collm_check_output_path(o->out_path)) || (o->log_path && (rc = collm_check_output_path(o->log_path))))
         return rc;
     int train_llm = m->full_finetune || (m->stage >= 2 && o->train_llm);
-    int train_lora = m->has_lora && !m->lora_merged && !train_llm;
+    int train_lora = m->has_lora && !m->lora_merged && !m->lora_frozen && !train_llm;
     int train_fece = m->has_fece;
     if (!train_llm && !train_lora && !train_fece)
         return collm_error(COLLM_ERR_ARG, "nothing to train: stage 1 needs LoRA (--lora-rank) or --full");
@@ -560,7 +560,9 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     int eval_batch = o->eval_batch > 0 ? o->eval_batch : o->batch;
     int rows_cap = (o->batch > eval_batch ? o->batch : eval_batch) * max_len;
 
-    tr = collm_llm_trainer_create(m->llm, train_lora ? &m->lora : NULL, train_llm, rows_cap, max_len, m->pool);
+    // a frozen adapter (quantised base) still runs in the forward; its gradients go unused
+    tr = collm_llm_trainer_create(m->llm, train_lora || m->lora_frozen ? &m->lora : NULL, train_llm, rows_cap, max_len,
+                                  m->pool);
     if (!tr) {
         rc = COLLM_ERR;
         goto done;

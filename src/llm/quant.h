@@ -1,0 +1,98 @@
+// Quantised weights (private to the llm layer): ggml's block formats, a
+// scalar reference dequantiser for every type, activation quantisation as
+// llama.cpp's CPU backend does it, and matrix products on weights that stay
+// in their file type.
+//
+// Block formats (elements per block, bytes per block):
+//   F32 1/4, F16 1/2, BF16 1/2,
+//   Q4_0 32/18  (f16 d, 16 B nibbles: x = (q - 8) d; low nibbles are elements 0..15)
+//   Q4_1 32/20  (f16 d, f16 m, nibbles: x = q d + m)
+//   Q5_0 32/22  (f16 d, u32 high bits, nibbles: x = (q - 16) d)
+//   Q5_1 32/24  (f16 d, f16 m, u32 high bits, nibbles: x = q d + m)
+//   Q8_0 32/34  (f16 d, i8 q[32]: x = q d)
+//   Q8_1 32/36  (f16 d, f16 s = d Σq, i8 q[32])           activations only
+//   Q2_K 256/84, Q3_K 256/110, Q4_K 256/144, Q5_K 256/176, Q6_K 256/210
+//   Q8_K 256/292 (f32 d, i8 q[256], i16 bsums[16])       activations only
+// Every weight block decodes to integers q (one per element), an integer
+// scale sc and min mn per group, and two floats d, dmin:
+//   x = (d · sc) · q − dmin · mn
+// (the legacy types use sc = mn = 1 and dmin = −m), which is both the exact
+// dequantisation (bit for bit llama.cpp's: same operations in the same order)
+// and the form the integer dot products use.
+#ifndef COLLM_LLM_QUANT_H
+#define COLLM_LLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collm/gguf.h"
+#include "collm/threadpool.h"
+
+#define COLLM_QK_K 256
+
+// Activation-only types (ggml numbering).
+#define COLLM_GGML_TYPE_Q8_1 ((collm_ggml_type)9)
+#define COLLM_GGML_TYPE_Q8_K ((collm_ggml_type)15)
+
+// Elements and bytes per block of t; 0 when collm has no geometry for t.
+int collm_quant_block(collm_ggml_type t, int64_t *blck, size_t *bytes);
+// 1 for the types a model's weights may have (F32 ... Q6_K).
+int collm_quant_weight_type_ok(collm_ggml_type t);
+// Bytes of a row of n elements (n a multiple of the block size).
+size_t collm_quant_row_bytes(collm_ggml_type t, int64_t n);
+
+// Scalar reference: n elements (a multiple of the block size) of type t at
+// src to floats.
+void collm_quant_dequant_row(collm_ggml_type t, const void *src, float *dst, int64_t n);
+
+// The type activations are quantised to before a dot product with a weight
+// of type t (llama.cpp's vec_dot_type): Q8_0, Q8_1, Q8_K, F16, BF16 or F32.
+collm_ggml_type collm_quant_vec_type(collm_ggml_type t);
+// x (n floats) -> dst in vec type vt, the way llama.cpp's x86 CPU backend
+// rounds (Q8_0/Q8_1: d = amax/127, q = round-half-even(x · 127/amax);
+// Q8_K: d = max/−127 by the signed extreme, q = nearest(x/d) capped at 127).
+void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t n);
+
+// Σ w·x over n elements: w a weight row of type wt, x a row already in
+// collm_quant_vec_type(wt). Scalar reference (integer sums per block).
+float collm_quant_dot_ref(collm_ggml_type wt, const void *w, const void *x, int64_t n);
+// The same through the best kernel the CPU has (AVX2 / AVX-512 VNNI when
+// present and COLLM_ISA is not "baseline"); falls back to the reference.
+float collm_quant_dot(collm_ggml_type wt, const void *w, const void *x, int64_t n);
+// Which kernels collm_quant_dot uses: "scalar", "avx2" or "avx512vnni".
+const char *collm_quant_isa(void);
+
+// A weight matrix (rows, cols) in its file type: row r at data + r·row_bytes
+// (inside the file mapping). cols is the input size.
+typedef struct {
+    collm_ggml_type type;
+    const void *data;
+    int64_t rows, cols;
+    size_t row_bytes;
+} collm_qmat;
+
+// Matrix-product paths.
+typedef enum {
+    COLLM_QMM_AUTO = 0,   // by shape: integer dots for short inputs, dequantised tiles + sgemm for long ones
+    COLLM_QMM_DOT,        // activations quantised per block (llama.cpp's numbers), integer dot products
+    COLLM_QMM_DEQ_SGEMM,  // weights dequantised by tiles, F32 activations, cblas_sgemm (the exact product)
+} collm_qmm_path;
+
+// Forces a path for every product (tests, benchmarks); returns the previous one.
+// Also set from the environment: COLLM_QMM=dot|sgemm.
+collm_qmm_path collm_qmm_set_path(collm_qmm_path p);
+
+// y (T, ldy): columns [off_k, off_k + W_k.rows) = x (T, K) · W_kᵀ for each of
+// the n parts (sharing one input, quantised once per vec type); ldy >= the
+// widest column used. Row-parallel over the pool (NULL: one thread).
+// Returns COLLM_OK or COLLM_ERR_NOMEM.
+// path: AUTO (the forced path, else by shape) or one path for this call.
+int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const collm_qmat *parts, int n_parts,
+                      collm_qmm_path path, collm_pool *pool);
+// dx (T, K) += dy (T, lddy)[:, off .. off + W.rows) · W, the input gradient
+// through a frozen weight (dequantised tiles + sgemm).
+int collm_qmm_backward_x(float *dx, const float *dy, int64_t lddy, int64_t T, const collm_qmat *W, collm_pool *pool);
+// Row r of W as floats (embedding lookup, the answer row).
+void collm_qmat_row(const collm_qmat *W, int64_t r, float *out);
+
+#endif
