@@ -156,7 +156,7 @@ sanitize:
 # over 20 minutes under TSan (0.8 s plain); the encoders use the same pool
 # entry points as MF and the ops tests here, and their 1-vs-2-thread bitwise
 # checks run in `make check` and `make sanitize`.
-TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_retrieval test_serve.sh
+TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_retrieval test_serve.sh test_serve_api.sh
 tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 second_deadlock_stack=1 $$TSAN_OPTIONS" \

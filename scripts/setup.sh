@@ -13,7 +13,7 @@ set -eu
 # openmpi-bin) is optional for the build: with it, `mpirun -np N collm train`
 # runs data parallel (docs/scaling.md) and tests/cli/test_mpi.sh runs instead of skipping.
 packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohttpd-dev libcjson-dev libxxhash-dev libgomp1 pkg-config python3
-          python3-numpy clang libclang-rt-14-dev
+          python3-numpy python3-yaml clang libclang-rt-14-dev
           libopenmpi-dev openmpi-bin)
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)

@@ -71,6 +71,10 @@ COLLM_API void collm_recommend_histories_free(collm_recommend_histories *h);
 // ml-1m because of the 0 sentinel). COLLM_ERR_NOT_FOUND (field "user") when the
 // dataset has no row of that user.
 COLLM_API int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his);
+// Every item the user has a row of in the dataset's train and valid splits
+// (liked or not), in row order, possibly repeated (*items points into h).
+// *n = 0 for a user without rows (not an error).
+COLLM_API void collm_recommend_user_rated(const collm_recommend_histories *h, int32_t user, const int32_t **items, int64_t *n);
 
 // Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.
 typedef struct {
@@ -84,9 +88,14 @@ typedef struct {
     int share_prefix;       // 1: shared prefix + packed suffixes; 0: every prompt on its own
     float fusion_lambda;    // λ of the order above; NaN = the checkpoint's
     float fusion_popularity;// μ of the order above; NaN = the checkpoint's
+    const int32_t *exclude; // n_exclude item ids never to return (besides the history), or NULL
+    int n_exclude;
+    int exclude_rated;      // 1: also leave out every item the user has a row of in the
+                            // dataset (train / valid, any label: collm_recommend_user_rated)
 } collm_recommend_request;
 
-// user -1, no history, k 10, 100 candidates, share_prefix 1, fusion weights NaN.
+// user -1, no history, k 10, 100 candidates, share_prefix 1, fusion weights NaN,
+// no exclusions.
 COLLM_API void collm_recommend_request_default(collm_recommend_request *r);
 
 // Layout mirrored by the Python binding (python/collm/__init__.py): keep in step.

@@ -104,7 +104,8 @@ class _Report(C.Structure):
 class _Request(C.Structure):
     _fields_ = [("user", C.c_int32), ("history", _i32p), ("n_history", C.c_int), ("k", C.c_int),
                 ("n_candidates", C.c_int), ("share_prefix", C.c_int), ("fusion_lambda", C.c_float),
-                ("fusion_popularity", C.c_float)]
+                ("fusion_popularity", C.c_float), ("exclude", _i32p), ("n_exclude", C.c_int),
+                ("exclude_rated", C.c_int)]
 
 
 class _RecItem(C.Structure):
@@ -423,10 +424,13 @@ class Model:
             out[rows] = got
         return out
 
-    def recommend(self, dataset, index, user=None, history=None, k=10, candidates=100, share_prefix=True):
+    def recommend(self, dataset, index, user=None, history=None, k=10, candidates=100, share_prefix=True,
+                  exclude=None, exclude_rated=False):
         """Top-k for a user (or an explicit history): Faiss candidates re-ranked by the LLM, as
-        `collm recommend`. Returns a dict with numpy arrays items, llm_scores, retrieval_scores,
-        scores (the order's fused score) and the request's info."""
+        `collm recommend`. exclude: item ids never to return; exclude_rated: also leave out every
+        item the user has a row of in the dataset. Returns a dict with numpy arrays items,
+        llm_scores (raw logits), probabilities (their sigmoid), retrieval_scores, scores (the
+        order's fused score) and the request's info."""
         req = _Request()
         _request_default(C.byref(req))
         if user is None and history is None:
@@ -437,6 +441,11 @@ class Model:
             his = _arr(history, np.int32, "history")
             req.history, req.n_history = _ptr(his, C.c_int32), len(his)
         req.k, req.n_candidates, req.share_prefix = int(k), int(candidates), int(bool(share_prefix))
+        ex = None
+        if exclude is not None and len(exclude):
+            ex = _arr(exclude, np.int32, "exclude")
+            req.exclude, req.n_exclude = _ptr(ex, C.c_int32), len(ex)
+        req.exclude_rated = int(bool(exclude_rated))
         out = (_RecItem * max(int(k), 1))()
         info = _RecInfo()
         _check(_recommend(self._p, index._p, self._items_for(dataset), dataset._histories(), C.byref(req),
@@ -445,6 +454,8 @@ class Model:
         return {
             "items": np.array([out[i].item for i in range(n)], np.int32),
             "llm_scores": np.array([out[i].llm_score for i in range(n)], np.float32),
+            "probabilities": (1.0 / (1.0 + np.exp(-np.array([out[i].llm_score for i in range(n)], np.float64)))
+                              ).astype(np.float32),
             "retrieval_scores": np.array([out[i].retrieval_score for i in range(n)], np.float32),
             "scores": np.array([out[i].score for i in range(n)], np.float32),
             "candidates": info.n_candidates,

@@ -38,7 +38,7 @@ static const command commands[] = {
     {"eval-topk", cmd_eval_topk, "Recall/NDCG/HitRate/MRR of encoder, retrieval, LLM re-rank and fused orders, with bootstrap CIs"},
     {"fit-fusion", cmd_fit_fusion, "Fit the re-ranking weight lambda on valid_small and store it in the checkpoint"},
     {"fit-score", cmd_fit_score, "Fit the weight of the CF score in the pointwise score on valid_small and store it"},
-    {"serve", cmd_serve, "HTTP JSON service: POST /recommend, POST /score, GET /health"},
+    {"serve", cmd_serve, "HTTP JSON service: POST /recommend, POST /score, GET /health, GET /metrics (docs/api.md)"},
     {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
 };
 

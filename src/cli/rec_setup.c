@@ -11,8 +11,10 @@
 int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
                        const char *index_path, const char *data_dir, int threads) {
     memset(s, 0, sizeof *s);
-    collm_retrieval_set_threads(threads);
-    collm_blas_set_threads(threads);
+    if (threads > 0) { // 0: a reload while requests run: leave the process-wide settings alone
+        collm_retrieval_set_threads(threads);
+        collm_blas_set_threads(threads);
+    }
     s->pool = threads > 1 ? collm_pool_create(threads) : NULL;
     s->model = collm_model_load(ckpt, base, s->pool);
     if (!s->model) goto fail;

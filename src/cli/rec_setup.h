@@ -17,7 +17,9 @@ typedef struct {
 
 // Loads everything (base may be NULL: the checkpoint's stored base path) and
 // checks that the index, the checkpoint's CF tables and the items agree.
-// Returns 0, or prints "collm <command>: <error>" and returns 1.
+// threads 0: no pool, and the BLAS / Faiss thread settings are left as
+// they are (a reload while requests run). Returns 0, or prints
+// "collm <command>: <error>" and returns 1.
 int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
                        const char *index_path, const char *data_dir, int threads);
 void cli_rec_setup_free(cli_rec_setup *s);

@@ -19,6 +19,8 @@ struct collm_recommend_histories {
     int32_t *his;       // (offset[n_users])
     int32_t n_items;    // items 0 .. n_items-1
     float *log_pop;     // (n_items) log(1 + train rows of the item)
+    int64_t *rated_offset; // (n_users + 1) into rated
+    int32_t *rated;     // every item of the user's train and valid rows
 };
 
 static double now_s(void) {
@@ -102,7 +104,37 @@ collm_recommend_histories *collm_recommend_histories_build(const collm_rec_datas
     }
     free(best_split);
     free(best_row);
+    // the items each user has a row of (any label): counting pass, then fill
+    h->rated_offset = collm_calloc((size_t)n_users + 1, sizeof(int64_t));
+    if (!h->rated_offset) {
+        collm_recommend_histories_free(h);
+        return NULL;
+    }
+    for (int s = 0; s < 2; s++)
+        for (int64_t r = 0; splits[s] && r < splits[s]->n; r++)
+            if (splits[s]->user[r] >= 0 && splits[s]->user[r] < n_users) h->rated_offset[splits[s]->user[r] + 1]++;
+    for (int32_t u = 0; u < n_users; u++) h->rated_offset[u + 1] += h->rated_offset[u];
+    int64_t *fill = collm_malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof(int64_t));
+    h->rated = collm_malloc((size_t)(h->rated_offset[n_users] > 0 ? h->rated_offset[n_users] : 1) * sizeof(int32_t));
+    if (!fill || !h->rated) {
+        free(fill);
+        collm_recommend_histories_free(h);
+        return NULL;
+    }
+    memcpy(fill, h->rated_offset, (size_t)n_users * sizeof(int64_t));
+    for (int s = 0; s < 2; s++)
+        for (int64_t r = 0; splits[s] && r < splits[s]->n; r++)
+            if (splits[s]->user[r] >= 0 && splits[s]->user[r] < n_users) h->rated[fill[splits[s]->user[r]]++] = splits[s]->item[r];
+    free(fill);
     return h;
+}
+
+void collm_recommend_user_rated(const collm_recommend_histories *h, int32_t user, const int32_t **items, int64_t *n) {
+    *items = NULL;
+    *n = 0;
+    if (!h || !h->rated_offset || user < 0 || user >= h->n_users) return;
+    *items = h->rated + h->rated_offset[user];
+    *n = h->rated_offset[user + 1] - h->rated_offset[user];
 }
 
 void collm_recommend_histories_free(collm_recommend_histories *h) {
@@ -111,6 +143,8 @@ void collm_recommend_histories_free(collm_recommend_histories *h) {
     free(h->has);
     free(h->his);
     free(h->log_pop);
+    free(h->rated_offset);
+    free(h->rated);
     free(h);
 }
 
@@ -495,9 +529,26 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
             }
         }
     }
+    // left out of the candidates: the history, the request's exclude list, the rated items
+    const int32_t *rated = NULL;
+    int64_t n_rated = 0;
+    if (req->exclude_rated && req->user >= 0) collm_recommend_user_rated(hist, req->user, &rated, &n_rated);
+    if (req->n_exclude < 0 || (req->n_exclude > 0 && !req->exclude))
+        rc = collm_error_field(COLLM_ERR_ARG, "exclude", "exclude: %d ids without a list", req->n_exclude);
+    int64_t n_skip = n_his + (req->n_exclude > 0 ? req->n_exclude : 0) + n_rated;
+    int32_t *skip = rc == COLLM_OK && n_skip > n_his ? collm_malloc((size_t)n_skip * sizeof(int32_t)) : NULL;
+    if (rc == COLLM_OK && n_skip > n_his && !skip) rc = COLLM_ERR_NOMEM;
+    if (skip) {
+        memcpy(skip, his, (size_t)n_his * sizeof(int32_t));
+        if (req->n_exclude > 0) memcpy(skip + n_his, req->exclude, (size_t)req->n_exclude * sizeof(int32_t));
+        if (n_rated) memcpy(skip + n_his + req->n_exclude, rated, (size_t)n_rated * sizeof(int32_t));
+    }
+    if (rc == COLLM_OK && n_skip > INT32_MAX) rc = collm_error_field(COLLM_ERR_RANGE, "exclude", "exclude: too many ids");
     int found = 0;
     if (rc == COLLM_OK)
-        rc = collm_retrieval_candidates(index, query, d, his, (int)n_his, req->n_candidates, cand, cand_score, &found);
+        rc = collm_retrieval_candidates(index, query, d, skip ? skip : his, (int)n_skip, req->n_candidates, cand,
+                                        cand_score, &found);
+    free(skip);
     for (int i = 0; rc == COLLM_OK && i < found; i++)
         if (cand[i] <= 0 || cand[i] >= items->n || cand[i] >= n_cf_items)
             rc = collm_error(COLLM_ERR_FORMAT, "the index returned item %d, outside the catalogue (%d items): "

@@ -16,26 +16,61 @@
 
 #include "collm/error.h"
 
-struct collm_serve_server {
+// One generation of what requests are scored with: the model, index, items
+// and histories of collm_serve_start or of a collm_serve_reload, with its own
+// inference contexts (they are sized for its model). A request takes a
+// reference to the current generation for its whole life, so a reload never
+// pulls anything from under it; a generation that is no longer current is
+// freed (contexts) and handed back (retire) when its last request ends.
+typedef struct serve_gen {
     const collm_model *model;
     const collm_retrieval_index *index;
     const collm_rec_items *items;
     const collm_recommend_histories *hist;
+    collm_llm_context **ctx; // (n_contexts)
+    int *free_ctx;           // free_ctx[i] = 1 when ctx[i] is idle (guarded by the server's lock)
+    int refs;                // requests using it, + 1 while it is current (guarded by the server's lock)
+    int number;              // 1 = collm_serve_start's, then + 1 per reload
+    void (*retire)(void *owner);
+    void *owner;
+} serve_gen;
+
+// Request statistics for GET /metrics, by endpoint.
+enum { EP_RECOMMEND, EP_SCORE, EP_HEALTH, EP_METRICS, EP_OTHER, N_EP };
+static const char *const ep_path[N_EP] = {"/recommend", "/score", "/health", "/metrics", "other"};
+static const int stat_status[] = {200, 400, 404, 405, 413, 500, 503};
+#define N_STATUS ((int)(sizeof stat_status / sizeof stat_status[0]))
+// latency histogram upper bounds in seconds (+Inf is the count)
+static const double stat_bucket[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_BUCKET ((int)(sizeof stat_bucket / sizeof stat_bucket[0]))
+
+typedef struct {
+    long requests[N_EP][N_STATUS + 1]; // [.][N_STATUS]: any other status
+    long bucket[N_EP][N_BUCKET];       // requests at or under each bound (cumulative when printed)
+    long count[N_EP];
+    double seconds[N_EP];
+} serve_stats;
+
+struct collm_serve_server {
     collm_serve_options opt;
     struct MHD_Daemon *daemon;
     int port;
-    collm_llm_context **ctx;
     char *hold_path; // test hook COLLM_SERVE_TEST_HOLD (see serve.h), NULL when unset
     // Everything below is guarded by `lock`.
     pthread_mutex_t lock;
-    pthread_cond_t ctx_freed;    // a context went back to the pool, or stopping
+    pthread_cond_t ctx_freed;    // a context went back to a pool, or stopping
     pthread_cond_t request_done; // in_flight went down (drain waits on it)
-    int *free_ctx;               // free_ctx[i] = 1 when ctx[i] is idle
-    int n_busy;                  // contexts in use
+    serve_gen *gen;              // the current generation
+    int n_busy;                  // contexts in use, over all generations
     int in_flight;               // requests between their first callback and their completion
     int n_connections;           // open connections (MHD connection notifications)
+    long reloads;                // successful collm_serve_reload calls
     int draining, drain_called, stopping;
-    // MHD's own log lines (rejected connections...), at most LOG_PER_SECOND a second
+    // statistics (GET /metrics), guarded by stats_lock
+    pthread_mutex_t stats_lock;
+    serve_stats stats;
+    // MHD's own log lines (rejected connections...), at most LOG_PER_SECOND a
+    // second, and the access log; guarded by log_lock
     pthread_mutex_t log_lock;
     time_t log_second;
     int log_count;
@@ -57,6 +92,7 @@ void collm_serve_options_default(collm_serve_options *o) {
     o->context_wait_ms = 1000;
     o->retry_after_s = 1;
     o->drain_timeout_s = 30;
+    o->max_batch = 64;
 }
 
 // A CLOCK_MONOTONIC deadline `ms` from now (the condition variables use that clock).
@@ -72,32 +108,82 @@ static struct timespec deadline_ms(long ms) {
     return t;
 }
 
-// Takes an idle context, waiting at most opt.context_wait_ms. Returns its
-// index, or -1 when none came free in time (or the server is stopping).
-static int acquire_ctx(collm_serve_server *s) {
+// Frees a generation's contexts and hands its parts back (retire). Called
+// only when no request holds it and it is not current.
+static void gen_free(serve_gen *g, int n_contexts) {
+    if (!g) return;
+    for (int i = 0; g->ctx && i < n_contexts; i++) collm_llm_context_free(g->ctx[i]);
+    free(g->ctx);
+    free(g->free_ctx);
+    if (g->retire) g->retire(g->owner);
+    free(g);
+}
+
+// A generation with fresh contexts for m (refs 1: current once installed).
+static serve_gen *gen_new(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
+                          const collm_recommend_histories *hist, int n_contexts) {
+    serve_gen *g = collm_calloc(1, sizeof *g);
+    if (!g) return NULL;
+    *g = (serve_gen){m, index, items, hist, NULL, NULL, 1, 1, NULL, NULL};
+    g->ctx = collm_calloc((size_t)n_contexts, sizeof *g->ctx);
+    g->free_ctx = collm_calloc((size_t)n_contexts, sizeof *g->free_ctx);
+    if (!g->ctx || !g->free_ctx) {
+        gen_free(g, n_contexts);
+        return NULL;
+    }
+    for (int i = 0; i < n_contexts; i++) {
+        // NULL pool: a request's attention runs on its own thread (pools are not shared between requests)
+        if (!(g->ctx[i] = collm_recommend_context_create(m, NULL))) {
+            gen_free(g, n_contexts);
+            return NULL;
+        }
+        g->free_ctx[i] = 1;
+    }
+    return g;
+}
+
+// The current generation, held until gen_release.
+static serve_gen *gen_acquire(collm_serve_server *s) {
+    pthread_mutex_lock(&s->lock);
+    serve_gen *g = s->gen;
+    g->refs++;
+    pthread_mutex_unlock(&s->lock);
+    return g;
+}
+
+static void gen_release(collm_serve_server *s, serve_gen *g) {
+    pthread_mutex_lock(&s->lock);
+    int dead = --g->refs == 0; // only a retired generation reaches 0 (the current one holds 1)
+    pthread_mutex_unlock(&s->lock);
+    if (dead) gen_free(g, s->opt.n_contexts);
+}
+
+// Takes an idle context of g, waiting at most opt.context_wait_ms. Returns
+// its index, or -1 when none came free in time (or the server is stopping).
+static int acquire_ctx(collm_serve_server *s, serve_gen *g) {
     struct timespec until = deadline_ms(s->opt.context_wait_ms);
     pthread_mutex_lock(&s->lock);
     int got = -1, timed_out = 0;
     for (;;) {
         for (int i = 0; i < s->opt.n_contexts && got < 0; i++)
-            if (s->free_ctx[i]) got = i;
+            if (g->free_ctx[i]) got = i;
         if (got >= 0 || timed_out || s->stopping) break;
         // one more look after a timeout: a context may have come free at the deadline
         timed_out = pthread_cond_timedwait(&s->ctx_freed, &s->lock, &until) == ETIMEDOUT;
     }
     if (got >= 0) {
-        s->free_ctx[got] = 0;
+        g->free_ctx[got] = 0;
         s->n_busy++;
     }
     pthread_mutex_unlock(&s->lock);
     return got;
 }
 
-static void release_ctx(collm_serve_server *s, int i) {
+static void release_ctx(collm_serve_server *s, serve_gen *g, int i) {
     pthread_mutex_lock(&s->lock);
-    s->free_ctx[i] = 1;
+    g->free_ctx[i] = 1;
     s->n_busy--;
-    pthread_cond_signal(&s->ctx_freed);
+    pthread_cond_broadcast(&s->ctx_freed); // waiters may wait for different generations
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -119,10 +205,11 @@ static void test_hold(collm_serve_server *s) {
 // Replies and JSON helpers
 
 typedef struct {
-    char *body;        // malloc'd JSON text
+    char *body;        // malloc'd JSON text (or the /metrics text)
     int status;        // HTTP status
     const char *allow; // Allow header (405)
     int retry_after;   // Retry-After header in seconds (503), 0 = none
+    const char *content_type; // NULL = application/json
 } reply;
 
 // Error code → HTTP status (the message text is never inspected).
@@ -320,25 +407,79 @@ static void reply_busy(collm_serve_server *s, reply *r) {
 // ---------------------------------------------------------------------------
 // endpoints
 
-static void handle_recommend(collm_serve_server *s, const cJSON *root, reply *r) {
-    static const char *const allowed[] = {"user", "history", "k", "candidates", NULL};
+// Reads a boolean field. 1 found, 0 absent, -1 error (replied).
+static int get_bool_field(const cJSON *root, const char *name, int *v, reply *r) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!f) return 0;
+    if (!cJSON_IsBool(f)) {
+        fail(r, COLLM_ERR_ARG, name, "%s: expected true or false", name);
+        return -1;
+    }
+    *v = cJSON_IsTrue(f);
+    return 1;
+}
+
+// P("Yes") as the model was trained to give it: the sigmoid of the logit (BCE on the logit).
+static double probability(double logit) {
+    return logit >= 0 ? 1.0 / (1.0 + exp(-logit)) : exp(logit) / (1.0 + exp(logit));
+}
+
+#define EXCLUDE_MAX 100000 // ids in one "exclude" list
+
+// One user's top-k as a JSON object.
+static cJSON *recommend_json(const serve_gen *g, int has_user, long user, long k, const collm_recommend_item *res,
+                             const collm_recommend_info *info) {
+    cJSON *o = cJSON_CreateObject();
+    if (has_user) cJSON_AddNumberToObject(o, "user", (double)user);
+    else cJSON_AddNullToObject(o, "user");
+    cJSON_AddNumberToObject(o, "k", (double)k);
+    cJSON_AddNumberToObject(o, "candidates", info->n_candidates);
+    cJSON_AddBoolToObject(o, "cold_start_query", info->used_mean_query);
+    cJSON_AddNumberToObject(o, "rerank_ms", info->rerank_s * 1e3);
+    cJSON_AddNumberToObject(o, "fusion_lambda", info->fusion_lambda);
+    cJSON *arr = cJSON_AddArrayToObject(o, "items");
+    for (int i = 0; i < info->n_results; i++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddNumberToObject(it, "rank", i + 1);
+        cJSON_AddNumberToObject(it, "item", res[i].item);
+        add_text(it, "title", g->items->title[res[i].item]);
+        cJSON_AddNumberToObject(it, "llm_score", res[i].llm_score); // the raw "Yes" logit
+        cJSON_AddNumberToObject(it, "probability", probability(res[i].llm_score));
+        cJSON_AddNumberToObject(it, "retrieval_score", res[i].retrieval_score);
+        cJSON_AddNumberToObject(it, "score", res[i].score); // the fused order's key
+        cJSON_AddItemToArray(arr, it);
+    }
+    return o;
+}
+
+static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *root, reply *r) {
+    static const char *const allowed[] = {"user", "users", "history", "k", "candidates", "exclude", "exclude_rated",
+                                          NULL};
     if (check_fields(root, allowed, r)) return;
     long user = -1, k = 10, cand = 100;
-    int32_t *history = NULL;
-    int n_history = 0;
-    int has_user, has_history;
-    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0) return;
-    if (get_int_field(root, "k", 1, s->opt.max_k, &k, r) < 0) return;
-    if (get_int_field(root, "candidates", 1, s->opt.max_k, &cand, r) < 0) return;
-    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0) return;
-    if (!has_user && !has_history) {
-        fail(r, COLLM_ERR_ARG, "user", "user: missing (give \"user\" or \"history\")");
-        return;
+    int32_t *history = NULL, *exclude = NULL, *users = NULL;
+    int n_history = 0, n_exclude = 0, n_users = 0, exclude_rated = 0;
+    int has_user = 0, has_history = 0, has_users = 0;
+    collm_recommend_item *res = NULL;
+    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0 ||
+        get_int_field(root, "k", 1, s->opt.max_k, &k, r) < 0 ||
+        get_int_field(root, "candidates", 1, s->opt.max_k, &cand, r) < 0 ||
+        (has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0 ||
+        get_id_array(root, "exclude", EXCLUDE_MAX, &exclude, &n_exclude, r) < 0 ||
+        (has_users = get_id_array(root, "users", s->opt.max_batch, &users, &n_users, r)) < 0 ||
+        get_bool_field(root, "exclude_rated", &exclude_rated, r) < 0)
+        goto done;
+    if (has_users && (has_user || has_history)) {
+        fail(r, COLLM_ERR_ARG, "users", "users: a batch takes neither \"user\" nor \"history\"");
+        goto done;
+    }
+    if (!has_user && !has_history && !has_users) {
+        fail(r, COLLM_ERR_ARG, "user", "user: missing (give \"user\", \"users\" or \"history\")");
+        goto done;
     }
     if (k > cand) {
-        free(history);
         fail(r, COLLM_ERR_RANGE, "k", "k: %ld exceeds candidates (%ld)", k, cand);
-        return;
+        goto done;
     }
     collm_recommend_request req;
     collm_recommend_request_default(&req);
@@ -347,48 +488,53 @@ static void handle_recommend(collm_serve_server *s, const cJSON *root, reply *r)
     req.n_history = n_history;
     req.k = (int)k;
     req.n_candidates = (int)cand;
-    collm_recommend_item *res = malloc((size_t)k * sizeof *res);
+    req.exclude = exclude;
+    req.n_exclude = n_exclude;
+    req.exclude_rated = exclude_rated;
     collm_recommend_info info;
-    int c = res ? acquire_ctx(s) : -1;
+    res = malloc((size_t)k * sizeof *res);
+    int c = res ? acquire_ctx(s, g) : -1;
     if (!res) {
         fail(r, COLLM_ERR_NOMEM, NULL, "out of memory");
     } else if (c < 0) {
         reply_busy(s, r);
-    } else {
-        int rc = collm_recommend_for_user(s->model, s->index, s->items, s->hist, &req, s->ctx[c], res, &info);
+    } else if (!has_users) {
+        int rc = collm_recommend_for_user(g->model, g->index, g->items, g->hist, &req, g->ctx[c], res, &info);
         test_hold(s);
-        release_ctx(s, c);
-        if (rc != COLLM_OK) {
-            library_fail(rc, r);
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            if (has_user) cJSON_AddNumberToObject(o, "user", (double)user);
-            else cJSON_AddNullToObject(o, "user");
-            cJSON_AddNumberToObject(o, "k", (double)k);
-            cJSON_AddNumberToObject(o, "candidates", info.n_candidates);
-            cJSON_AddBoolToObject(o, "cold_start_query", info.used_mean_query);
-            cJSON_AddNumberToObject(o, "rerank_ms", info.rerank_s * 1e3);
-            cJSON_AddNumberToObject(o, "fusion_lambda", info.fusion_lambda);
-            cJSON *arr = cJSON_AddArrayToObject(o, "items");
-            for (int i = 0; i < info.n_results; i++) {
-                cJSON *it = cJSON_CreateObject();
-                cJSON_AddNumberToObject(it, "rank", i + 1);
-                cJSON_AddNumberToObject(it, "item", res[i].item);
-                add_text(it, "title", s->items->title[res[i].item]);
-                cJSON_AddNumberToObject(it, "llm_score", res[i].llm_score);
-                cJSON_AddNumberToObject(it, "retrieval_score", res[i].retrieval_score);
-                cJSON_AddNumberToObject(it, "score", res[i].score); // the fused order's key
-                cJSON_AddItemToArray(arr, it);
+        release_ctx(s, g, c);
+        if (rc != COLLM_OK) library_fail(rc, r);
+        else r->body = print_and_free(recommend_json(g, has_user, user, k, res, &info)), r->status = 200;
+    } else {
+        // a batch: one context for all of it, one result (or error object) per user, in order
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(o, "results");
+        for (int i = 0; i < n_users; i++) {
+            req.user = users[i];
+            int rc = collm_recommend_for_user(g->model, g->index, g->items, g->hist, &req, g->ctx[c], res, &info);
+            if (rc == COLLM_OK) {
+                cJSON_AddItemToArray(arr, recommend_json(g, 1, users[i], k, res, &info));
+            } else {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "user", users[i]);
+                add_text(e, "error", collm_last_error()[0] ? collm_last_error() : collm_strerror(rc));
+                cJSON_AddStringToObject(e, "code", code_name(rc));
+                cJSON_AddNumberToObject(e, "status", http_status(rc));
+                cJSON_AddItemToArray(arr, e);
             }
-            r->body = print_and_free(o);
-            r->status = 200;
         }
+        test_hold(s);
+        release_ctx(s, g, c);
+        r->body = print_and_free(o);
+        r->status = 200;
     }
+done:
     free(res);
     free(history);
+    free(exclude);
+    free(users);
 }
 
-static void handle_score(collm_serve_server *s, const cJSON *root, reply *r) {
+static void handle_score(collm_serve_server *s, serve_gen *g, const cJSON *root, reply *r) {
     static const char *const allowed[] = {"user", "items", "history", NULL};
     if (check_fields(root, allowed, r)) return;
     long user = -1;
@@ -412,19 +558,19 @@ static void handle_score(collm_serve_server *s, const cJSON *root, reply *r) {
     }
     int64_t n_his = 0;
     float *scores = malloc((size_t)n_items * sizeof(float));
-    int rc = scores ? collm_recommend_resolve_history(s->model, s->items, s->hist, (int32_t)user, history, n_history,
+    int rc = scores ? collm_recommend_resolve_history(g->model, g->items, g->hist, (int32_t)user, history, n_history,
                                                       &his, &n_his)
                     : collm_error(COLLM_ERR_NOMEM, "out of memory");
     int busy = 0;
     if (rc == COLLM_OK) {
-        int c = acquire_ctx(s);
+        int c = acquire_ctx(s, g);
         if (c < 0) {
             busy = 1;
         } else {
-            rc = collm_recommend_score_items(s->model, s->items, (int32_t)user, his, n_his, items, n_items, 1,
-                                             s->ctx[c], scores, NULL);
+            rc = collm_recommend_score_items(g->model, g->items, (int32_t)user, his, n_his, items, n_items, 1,
+                                             g->ctx[c], scores, NULL);
             test_hold(s);
-            release_ctx(s, c);
+            release_ctx(s, g, c);
         }
     }
     if (busy) {
@@ -439,7 +585,8 @@ static void handle_score(collm_serve_server *s, const cJSON *root, reply *r) {
         for (int i = 0; i < n_items; i++) {
             cJSON *it = cJSON_CreateObject();
             cJSON_AddNumberToObject(it, "item", items[i]);
-            cJSON_AddNumberToObject(it, "llm_score", scores[i]);
+            cJSON_AddNumberToObject(it, "llm_score", scores[i]); // the raw "Yes" logit
+            cJSON_AddNumberToObject(it, "probability", probability(scores[i]));
             cJSON_AddItemToArray(arr, it);
         }
         r->body = print_and_free(o);
@@ -451,13 +598,14 @@ static void handle_score(collm_serve_server *s, const cJSON *root, reply *r) {
     free(his);
 }
 
-static void handle_health(collm_serve_server *s, reply *r) {
+static void handle_health(collm_serve_server *s, serve_gen *g, reply *r) {
     int32_t n_items = 0, n_users = 0;
     int d = 0;
-    collm_cf_items(s->model, &n_items, &d);
-    collm_cf_users(s->model, &n_users, &d);
+    collm_cf_items(g->model, &n_items, &d);
+    collm_cf_users(g->model, &n_users, &d);
     pthread_mutex_lock(&s->lock);
     int busy = s->n_busy, conns = s->n_connections, draining = s->draining;
+    long reloads = s->reloads;
     pthread_mutex_unlock(&s->lock);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", draining ? "draining" : "ok");
@@ -467,25 +615,140 @@ static void handle_health(collm_serve_server *s, reply *r) {
     cJSON_AddNumberToObject(o, "contexts", s->opt.n_contexts);
     cJSON_AddNumberToObject(o, "busy", busy);
     cJSON_AddNumberToObject(o, "connections", conns);
+    cJSON_AddNumberToObject(o, "generation", g->number);
+    cJSON_AddNumberToObject(o, "reloads", (double)reloads);
     r->body = print_and_free(o);
     r->status = 200;
+}
+
+// Growable text for /metrics.
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int failed;
+} text_buf;
+
+static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->p && b->n + (size_t)n < b->cap) {
+            b->n += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap <= b->n + (size_t)n) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+// GET /metrics: Prometheus text exposition format 0.0.4.
+static void handle_metrics(collm_serve_server *s, serve_gen *g, reply *r) {
+    serve_stats st;
+    pthread_mutex_lock(&s->stats_lock);
+    st = s->stats;
+    pthread_mutex_unlock(&s->stats_lock);
+    pthread_mutex_lock(&s->lock);
+    int busy = s->n_busy, conns = s->n_connections, in_flight = s->in_flight;
+    long reloads = s->reloads;
+    pthread_mutex_unlock(&s->lock);
+    text_buf b = {0};
+    tb_printf(&b, "# HELP collm_requests_total HTTP requests answered, by endpoint and status.\n"
+                  "# TYPE collm_requests_total counter\n");
+    for (int e = 0; e < N_EP; e++)
+        for (int k = 0; k <= N_STATUS; k++)
+            if (st.requests[e][k] || (k == 0 && e != EP_OTHER)) {
+                if (k < N_STATUS)
+                    tb_printf(&b, "collm_requests_total{path=\"%s\",status=\"%d\"} %ld\n", ep_path[e], stat_status[k],
+                              st.requests[e][k]);
+                else
+                    tb_printf(&b, "collm_requests_total{path=\"%s\",status=\"other\"} %ld\n", ep_path[e],
+                              st.requests[e][k]);
+            }
+    tb_printf(&b, "# HELP collm_errors_total HTTP requests answered with a status >= 400, by endpoint.\n"
+                  "# TYPE collm_errors_total counter\n");
+    for (int e = 0; e < N_EP; e++) {
+        long n = st.requests[e][N_STATUS];
+        for (int k = 0; k < N_STATUS; k++)
+            if (stat_status[k] >= 400) n += st.requests[e][k];
+        tb_printf(&b, "collm_errors_total{path=\"%s\"} %ld\n", ep_path[e], n);
+    }
+    tb_printf(&b, "# HELP collm_request_duration_seconds Time from a request's headers to its response, by endpoint.\n"
+                  "# TYPE collm_request_duration_seconds histogram\n");
+    for (int e = 0; e < N_EP; e++) {
+        long cum = 0;
+        for (int k = 0; k < N_BUCKET; k++) {
+            cum += st.bucket[e][k];
+            tb_printf(&b, "collm_request_duration_seconds_bucket{path=\"%s\",le=\"%g\"} %ld\n", ep_path[e],
+                      stat_bucket[k], cum);
+        }
+        tb_printf(&b, "collm_request_duration_seconds_bucket{path=\"%s\",le=\"+Inf\"} %ld\n", ep_path[e], st.count[e]);
+        tb_printf(&b, "collm_request_duration_seconds_sum{path=\"%s\"} %.6f\n", ep_path[e], st.seconds[e]);
+        tb_printf(&b, "collm_request_duration_seconds_count{path=\"%s\"} %ld\n", ep_path[e], st.count[e]);
+    }
+    tb_printf(&b,
+              "# HELP collm_contexts_busy Inference contexts in use.\n# TYPE collm_contexts_busy gauge\n"
+              "collm_contexts_busy %d\n"
+              "# HELP collm_contexts Inference contexts per generation.\n# TYPE collm_contexts gauge\n"
+              "collm_contexts %d\n"
+              "# HELP collm_requests_in_flight Requests received and not yet completed.\n"
+              "# TYPE collm_requests_in_flight gauge\ncollm_requests_in_flight %d\n"
+              "# HELP collm_connections_open Open HTTP connections.\n# TYPE collm_connections_open gauge\n"
+              "collm_connections_open %d\n"
+              "# HELP collm_reloads_total Successful reloads of checkpoint and index (SIGHUP).\n"
+              "# TYPE collm_reloads_total counter\ncollm_reloads_total %ld\n"
+              "# HELP collm_generation The generation requests are now served with (1 + reloads).\n"
+              "# TYPE collm_generation gauge\ncollm_generation %d\n",
+              busy, s->opt.n_contexts, in_flight, conns, reloads, g->number);
+    if (b.failed) {
+        free(b.p);
+        fail(r, COLLM_ERR_NOMEM, NULL, "out of memory");
+        return;
+    }
+    r->body = b.p;
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+static int endpoint_of(const char *path) {
+    for (int e = 0; e < EP_OTHER; e++)
+        if (strcmp(path, ep_path[e]) == 0) return e;
+    return EP_OTHER;
 }
 
 static void handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                    reply *r) {
     int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
-    if (strcmp(path, "/health") == 0) {
+    int ep = endpoint_of(path);
+    if (ep == EP_HEALTH || ep == EP_METRICS) {
         if (!is_get) {
             r->allow = "GET";
-            reply_error(r, 405, "method_not_allowed", NULL, "method %s not allowed on /health (use GET)", method);
+            reply_error(r, 405, "method_not_allowed", NULL, "method %s not allowed on %s (use GET)", method, path);
             return;
         }
-        handle_health(s, r);
+        serve_gen *g = gen_acquire(s);
+        if (ep == EP_HEALTH) handle_health(s, g, r);
+        else handle_metrics(s, g, r);
+        gen_release(s, g);
         return;
     }
-    int is_rec = strcmp(path, "/recommend") == 0, is_score = strcmp(path, "/score") == 0;
-    if (!is_rec && !is_score) {
-        fail(r, COLLM_ERR_NOT_FOUND, NULL, "no such endpoint %s (GET /health, POST /recommend, POST /score)", path);
+    if (ep == EP_OTHER) {
+        fail(r, COLLM_ERR_NOT_FOUND, NULL,
+             "no such endpoint %s (GET /health, GET /metrics, POST /recommend, POST /score)", path);
         return;
     }
     if (!is_post) {
@@ -495,14 +758,16 @@ static void handle(collm_serve_server *s, const char *method, const char *path, 
     }
     cJSON *root = parse_body(body, n_body, r);
     if (!root) return;
-    if (is_rec) handle_recommend(s, root, r);
-    else handle_score(s, root, r);
+    serve_gen *g = gen_acquire(s); // held to the end: a reload cannot free what this request reads
+    if (ep == EP_RECOMMEND) handle_recommend(s, g, root, r);
+    else handle_score(s, g, root, r);
+    gen_release(s, g);
     cJSON_Delete(root);
 }
 
 void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                         char **out, int *status, const char **allow) {
-    reply r = {NULL, 500, NULL, 0};
+    reply r = {NULL, 500, NULL, 0, NULL};
     handle(s, method, path, body, n_body, &r);
     if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");
     *out = r.body;
@@ -517,22 +782,77 @@ typedef struct {
     char *data;
     size_t n, cap;
     int too_large;
+    struct timespec t0; // the request's headers arrived
 } upload;
 
-static enum MHD_Result send_reply(collm_serve_server *s, struct MHD_Connection *conn, reply *r) {
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void record_request(collm_serve_server *s, int ep, int status, double secs) {
+    int k = 0;
+    while (k < N_STATUS && stat_status[k] != status) k++;
+    int bkt = 0;
+    while (bkt < N_BUCKET && secs > stat_bucket[bkt]) bkt++;
+    pthread_mutex_lock(&s->stats_lock);
+    s->stats.requests[ep][k]++;
+    if (bkt < N_BUCKET) s->stats.bucket[ep][bkt]++;
+    s->stats.count[ep]++;
+    s->stats.seconds[ep] += secs;
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+// One access-log line: time (UTC), client address, method, path (bytes
+// outside printable ASCII, '"' and '\' as \xHH), status, response bytes,
+// milliseconds.
+static void access_log(collm_serve_server *s, struct MHD_Connection *conn, const char *method, const char *url,
+                       int status, size_t bytes, double secs) {
+    if (!s->opt.access_log) return;
+    char addr[INET_ADDRSTRLEN] = "-", path[256], when[32];
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)(url ? url : ""); *p && o + 5 < sizeof path; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') path[o++] = (char)*p;
+        else o += (size_t)snprintf(path + o, sizeof path - o, "\\x%02X", *p);
+    }
+    path[o] = '\0';
+    char meth[16];
+    snprintf(meth, sizeof meth, "%s", method ? method : "-");
+    for (char *p = meth; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"') *p = '?';
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pthread_mutex_lock(&s->log_lock);
+    fprintf(s->opt.access_log, "%s %s \"%s %s\" %d %zu %.1fms\n", when, addr, meth, path, status, bytes, secs * 1e3);
+    fflush(s->opt.access_log);
+    pthread_mutex_unlock(&s->log_lock);
+}
+
+static enum MHD_Result send_reply(collm_serve_server *s, struct MHD_Connection *conn, reply *r, const char *method,
+                                  const char *url, const upload *u) {
     static const char nomem[] = "{\"error\":\"out of memory\",\"code\":\"out_of_memory\",\"field\":null}";
     const char *text = r->body ? r->body : nomem;
     int status = r->body ? r->status : 500;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     free(r->body);
     r->body = NULL;
+    double secs = seconds_since(&u->t0);
+    record_request(s, endpoint_of(url ? url : ""), status, secs);
+    access_log(s, conn, method, url, status, len, secs);
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
     if (r->retry_after > 0) {
-        char secs[16];
-        snprintf(secs, sizeof secs, "%d", r->retry_after);
-        MHD_add_response_header(resp, "Retry-After", secs);
+        char secs_text[16];
+        snprintf(secs_text, sizeof secs_text, "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", secs_text);
     }
     pthread_mutex_lock(&s->lock);
     int draining = s->draining;
@@ -552,6 +872,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!u) { // first call: headers only
         u = calloc(1, sizeof *u);
         if (!u) return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &u->t0);
         *con_cls = u;
         pthread_mutex_lock(&s->lock);
         s->in_flight++;
@@ -560,9 +881,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (len && strtoull(len, NULL, 10) > s->opt.max_body) {
             // answer before the body is read: a client announcing gigabytes costs nothing
             u->too_large = 1;
-            reply r = {NULL, 500, NULL, 0};
+            reply r = {NULL, 500, NULL, 0, NULL};
             fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
-            return send_reply(s, conn, &r);
+            return send_reply(s, conn, &r, method, url, u);
         }
         return MHD_YES;
     }
@@ -582,11 +903,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    reply r = {NULL, 500, NULL, 0};
+    reply r = {NULL, 500, NULL, 0, NULL};
     if (u->too_large) fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
     else handle(s, method, url, u->data, u->n, &r);
     if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");
-    return send_reply(s, conn, &r);
+    return send_reply(s, conn, &r, method, url, u);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -638,12 +959,11 @@ static void on_log(void *cls, const char *fmt, va_list ap) {
 
 static void free_server(collm_serve_server *s) {
     if (!s) return;
-    for (int i = 0; s->ctx && i < s->opt.n_contexts; i++) collm_llm_context_free(s->ctx[i]);
-    free(s->ctx);
-    free(s->free_ctx);
+    gen_free(s->gen, s->opt.n_contexts);
     free(s->hold_path);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->log_lock);
+    pthread_mutex_destroy(&s->stats_lock);
     pthread_cond_destroy(&s->ctx_freed);
     pthread_cond_destroy(&s->request_done);
     free(s);
@@ -673,6 +993,9 @@ static int check_options(const collm_serve_options *o) {
     if (o->drain_timeout_s < 0 || o->drain_timeout_s > 3600)
         return collm_error_field(COLLM_ERR_RANGE, "drain_timeout_s", "serve: drain timeout %d s outside [0, 3600]",
                                  o->drain_timeout_s);
+    if (o->max_batch < 1 || o->max_batch > 100000)
+        return collm_error_field(COLLM_ERR_RANGE, "max_batch", "serve: max batch %d outside [1, 100000]",
+                                 o->max_batch);
     return COLLM_OK;
 }
 
@@ -691,14 +1014,11 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
     }
     collm_serve_server *s = collm_calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->model = m;
-    s->index = index;
-    s->items = items;
-    s->hist = hist;
     s->opt = *o;
     s->opt.host = NULL; // borrowed string: not kept
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->log_lock, NULL);
+    pthread_mutex_init(&s->stats_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -711,20 +1031,14 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
         free_server(s);
         return NULL;
     }
-    s->ctx = collm_calloc((size_t)s->opt.n_contexts, sizeof *s->ctx);
-    s->free_ctx = collm_calloc((size_t)s->opt.n_contexts, sizeof *s->free_ctx);
-    if (!s->ctx || !s->free_ctx) {
+    s->gen = gen_new(m, index, items, hist, s->opt.n_contexts);
+    if (!s->gen) {
         free_server(s);
         return NULL;
     }
-    for (int i = 0; i < s->opt.n_contexts; i++) {
-        // NULL pool: a request's attention runs on its own thread (pools are not shared between requests)
-        if (!(s->ctx[i] = collm_recommend_context_create(m, NULL))) {
-            free_server(s);
-            return NULL;
-        }
-        s->free_ctx[i] = 1;
-    }
+    // handed back at the first reload or at stop (NULL: the caller frees them after collm_serve_stop)
+    s->gen->retire = o->retire;
+    s->gen->owner = o->owner;
     // One thread per connection (a request blocks its thread while it scores,
     // so /health never queues behind inference), poll() rather than select()
     // so descriptors above FD_SETSIZE work, and ITC so the daemon can be
@@ -750,6 +1064,33 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
 }
 
 int collm_serve_port(const collm_serve_server *s) { return s->port; }
+
+int collm_serve_reload(collm_serve_server *s, const collm_model *m, const collm_retrieval_index *index,
+                       const collm_rec_items *items, const collm_recommend_histories *hist, void (*retire)(void *owner),
+                       void *owner) {
+    if (!s || !m || !index || !items) return collm_error(COLLM_ERR_ARG, "collm_serve_reload: NULL argument");
+    // the new contexts first, outside the lock: requests go on with the old generation meanwhile
+    serve_gen *g = gen_new(m, index, items, hist, s->opt.n_contexts);
+    if (!g) return collm_error_prefix(COLLM_ERR_NOMEM, "serve: reload: creating the inference contexts");
+    g->retire = retire;
+    g->owner = owner;
+    pthread_mutex_lock(&s->lock);
+    serve_gen *old = s->gen;
+    g->number = old->number + 1;
+    s->gen = g;
+    s->reloads++;
+    int dead = --old->refs == 0; // requests still holding the old one free it when they end
+    pthread_mutex_unlock(&s->lock);
+    if (dead) gen_free(old, s->opt.n_contexts);
+    return COLLM_OK;
+}
+
+int collm_serve_generation(collm_serve_server *s) {
+    pthread_mutex_lock(&s->lock);
+    int n = s->gen->number;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
 
 int collm_serve_drain(collm_serve_server *s, int timeout_ms) {
     pthread_mutex_lock(&s->lock);
