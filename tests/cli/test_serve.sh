@@ -64,7 +64,7 @@ expect_error "recommend k > candidates" 'out-of-range' "$BIN" recommend --ckpt "
 expect_error "recommend without user" '--user' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D"
 
 # --- serve
-"$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 2>"$TMP/serve.err" &
+"$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 --context-wait 600000 2>"$TMP/serve.err" &
 SPID=$!
 PORT=
 for _ in $(seq 1 100); do
