@@ -4,10 +4,11 @@ BUILD    ?= build
 CC       ?= gcc
 CXX      ?= g++
 # No -march: the binary runs on any x86-64. The numeric kernels (src/core/ops.c)
-# are built twice, baseline and x86-64-v3 (AVX2+FMA), and chosen at run time
+# are built three times, baseline, x86-64-v3 (AVX2+FMA) and x86-64-v4 (AVX-512), and chosen at run time
 # (scripts/gen_ops_dispatch.py); BLAS picks its own kernels at run time.
 OPT      ?= -O2 -mtune=native
 ISA_V3   := -march=x86-64-v3
+ISA_V4   := -march=x86-64-v4
 # Library objects are position-independent (they go into libcollm.so too) and
 # hidden by default: only COLLM_API functions are exported.
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC -fvisibility=hidden $(OPT) -g
@@ -39,7 +40,8 @@ CLI_C    := $(sort $(wildcard src/cli/*.c))
 TEST_C   := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) \
-            $(BUILD)/src/core/ops.base.o $(BUILD)/src/core/ops.v3.o $(BUILD)/gen/ops_dispatch.o
+            $(BUILD)/src/core/ops.base.o $(BUILD)/src/core/ops.v3.o $(BUILD)/src/core/ops.v4.o \
+            $(BUILD)/gen/ops_dispatch.o
 CLI_OBJ  := $(CLI_C:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 # Fuzz harnesses (tests/fuzz/fuzz_NAME.c): libFuzzer programs in build-fuzz/
@@ -97,7 +99,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
 
-# Run-time kernel dispatch: one generated dispatcher, ops.c twice.
+# Run-time kernel dispatch: one generated dispatcher, ops.c three times.
 $(BUILD)/gen/ops.stamp: src/core/ops.h scripts/gen_ops_dispatch.py
 	@mkdir -p $(@D)
 	python3 scripts/gen_ops_dispatch.py src/core/ops.h $(BUILD)/gen
@@ -113,6 +115,10 @@ $(BUILD)/src/core/ops.base.o: src/core/ops.c $(BUILD)/gen/ops.stamp
 $(BUILD)/src/core/ops.v3.o: src/core/ops.c $(BUILD)/gen/ops.stamp
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(ISA_V3) -include $(BUILD)/gen/ops_rename_v3.h -MMD -MP -c -o $@ $<
+
+$(BUILD)/src/core/ops.v4.o: src/core/ops.c $(BUILD)/gen/ops.stamp
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ISA_V4) -include $(BUILD)/gen/ops_rename_v4.h -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

@@ -107,14 +107,68 @@ static void test_matmul_forward(void) {
     float *x = rand_vec(T * in, 1), *w = rand_vec(out * in, 1), *b = rand_vec(out, 1);
     float *y = zeros(T * out);
     double *ref = malloc(sizeof(double) * T * out);
-    collm_ops_matmul_forward(y, x, w, b, T, in, out);
+    collm_ops_matmul_forward(y, x, w, b, T, in, out, NULL);
     ref_matmul(ref, x, w, b, T, in, out);
     CHECK(close_vec(y, ref, T * out, 1e-5, 1e-5, "matmul+bias"));
     for (int i = 0; i < T * out; i++) y[i] = 123.0f; // must be overwritten, not accumulated
-    collm_ops_matmul_forward(y, x, w, NULL, T, in, out);
+    collm_ops_matmul_forward(y, x, w, NULL, T, in, out, NULL);
     ref_matmul(ref, x, w, NULL, T, in, out);
     CHECK(close_vec(y, ref, T * out, 1e-5, 1e-5, "matmul"));
     free(x), free(w), free(b), free(y), free(ref);
+}
+
+// collm_ops_gemm, every transpose form, both kernels, sizes that leave
+// partial micro-tiles (and K past one 256-deep block), C = and C +=, against a
+// double reference; with pools of 2 and 3 threads (BLAS single-threaded, as the
+// pool path wants) collm's kernel gives the same bits as on the calling
+// thread, and either kernel the same bits every time.
+static void test_gemm(void) {
+    static const int dims[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 33, 17}, {37, 70, 300}, {130, 41, 513}, {300, 290, 64},
+                                   {250, 200, 300}, {40, 600, 300}}; // the last two: several slabs
+    collm_pool *p2 = collm_pool_create(2), *p3 = collm_pool_create(3);
+    collm_blas_set_threads(1);
+    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
+        const int M = dims[d][0], N = dims[d][1], K = dims[d][2];
+        float *A = rand_vec((int64_t)M * K, 1.0f), *B = rand_vec((int64_t)K * N, 1.0f), *C0 = rand_vec((int64_t)M * N, 1.0f);
+        float *C = malloc((size_t)M * N * sizeof(float)), *Cp = malloc((size_t)M * N * sizeof(float));
+        double *ref = malloc((size_t)M * N * sizeof(double));
+        for (int form = 0; form < 4; form++) {
+            const int ta = form & 1, tb = form >> 1, lda = ta ? M : K, ldb = tb ? K : N;
+            for (int acc = 0; acc < 2; acc++) {
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double sum = acc ? C0[i * N + j] : 0.0;
+                        for (int k = 0; k < K; k++)
+                            sum += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+                        ref[i * N + j] = sum;
+                    }
+                for (int kernel = COLLM_GEMM_BLAS; kernel <= COLLM_GEMM_OWN; kernel++) {
+                    memcpy(C, C0, (size_t)M * N * sizeof(float));
+                    collm_ops_gemm(ta, tb, M, N, K, A, lda, B, ldb, acc, C, N, kernel, NULL);
+                    char what[96];
+                    snprintf(what, sizeof what, "gemm %dx%dx%d ta=%d tb=%d acc=%d kernel=%d", M, N, K, ta, tb, acc, kernel);
+                    CHECK(close_vec(C, ref, (int64_t)M * N, 1e-5, 1e-5 * sqrt((double)K), what));
+                    collm_pool *pools[2] = {p2, p3};
+                    for (int p = 0; p < 2; p++) {
+                        memcpy(Cp, C0, (size_t)M * N * sizeof(float));
+                        collm_ops_gemm(ta, tb, M, N, K, A, lda, B, ldb, acc, Cp, N, kernel, pools[p]);
+                        if (kernel == COLLM_GEMM_OWN) // the same sums whatever the slabs
+                            CHECK_MSG(memcmp(C, Cp, (size_t)M * N * sizeof(float)) == 0, "%s: pool of %d differs",
+                                      what, collm_pool_size(pools[p]));
+                        else // OpenBLAS's own order may depend on the slab: the reference, and repeatable
+                            CHECK(close_vec(Cp, ref, (int64_t)M * N, 1e-5, 1e-5 * sqrt((double)K), what));
+                        memcpy(C, C0, (size_t)M * N * sizeof(float));
+                        collm_ops_gemm(ta, tb, M, N, K, A, lda, B, ldb, acc, C, N, kernel, pools[p]);
+                        CHECK_MSG(memcmp(C, Cp, (size_t)M * N * sizeof(float)) == 0, "%s: pool of %d not repeatable",
+                                  what, collm_pool_size(pools[p]));
+                    }
+                }
+            }
+        }
+        free(A), free(B), free(C0), free(C), free(Cp), free(ref);
+    }
+    collm_blas_set_threads(2);
+    collm_pool_free(p2), collm_pool_free(p3);
 }
 
 static void test_rmsnorm_forward(void) {
@@ -331,7 +385,7 @@ typedef struct {
 
 static double mm_loss(void *c_) {
     mm_ctx *c = c_;
-    collm_ops_matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out);
+    collm_ops_matmul_forward(c->y, c->x, c->w, c->b, c->T, c->in, c->out, NULL);
     return weighted_sum(c->y, c->r, (int64_t)c->T * c->out);
 }
 
@@ -340,13 +394,13 @@ static void test_matmul_backward(void) {
     c.x = rand_vec(c.T * c.in, 1), c.w = rand_vec(c.out * c.in, 1), c.b = rand_vec(c.out, 1);
     c.y = zeros(c.T * c.out), c.r = rand_vec(c.T * c.out, 1);
     acc_buf dx = acc_new(c.T * c.in), dw = acc_new(c.out * c.in), db = acc_new(c.out);
-    collm_ops_matmul_backward(dx.g, dw.g, db.g, c.r, c.x, c.w, c.T, c.in, c.out);
+    collm_ops_matmul_backward(dx.g, dw.g, db.g, c.r, c.x, c.w, c.T, c.in, c.out, NULL);
     CHECK(gradcheck(mm_loss, &c, c.x, acc_delta(&dx), dx.n, "matmul dx"));
     CHECK(gradcheck(mm_loss, &c, c.w, acc_delta(&dw), dw.n, "matmul dw"));
     CHECK(gradcheck(mm_loss, &c, c.b, acc_delta(&db), db.n, "matmul dbias"));
     // NULL gradients are skipped; a lone dx gives the same values
     float *dx2 = zeros(dx.n);
-    collm_ops_matmul_backward(dx2, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out);
+    collm_ops_matmul_backward(dx2, NULL, NULL, c.r, c.x, c.w, c.T, c.in, c.out, NULL);
     int ok = 1;
     for (int64_t i = 0; i < dx.n; i++) ok &= fabsf(dx2[i] - dx.g[i]) <= 1e-5f;
     CHECK(ok);
@@ -595,8 +649,10 @@ static void test_kernel_isa(void) {
     const char *isa = collm_kernel_isa(), *force = getenv("COLLM_ISA");
     __builtin_cpu_init();
     int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int v4 = v3 && __builtin_cpu_supports("x86-64-v4");
     if (force && strcmp(force, "baseline") == 0) CHECK_STR(isa, "baseline");
-    else CHECK_STR(isa, v3 ? "x86-64-v3" : "baseline");
+    else if (force && strcmp(force, "x86-64-v3") == 0) CHECK_STR(isa, v3 ? "x86-64-v3" : "baseline");
+    else CHECK_STR(isa, v4 ? "x86-64-v4" : v3 ? "x86-64-v3" : "baseline");
     printf("kernels: %s\n", isa);
 }
 
@@ -604,6 +660,7 @@ int main(void) {
     collm_rng_seed(&rng, 1234);
     test_kernel_isa();
     test_matmul_forward();
+    test_gemm();
     test_rmsnorm_forward();
     test_rope_forward();
     test_swiglu_relu_forward();

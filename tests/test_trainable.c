@@ -147,11 +147,11 @@ static void test_lora_gradients(float dropout) {
         // merging: x·(W + sBA)^T equals x·W^T + adapter
         float w[30], y_base[15], y_merged[15];
         fill(w, 30, &rng, 1.0);
-        collm_ops_matmul_forward(y_base, x, w, NULL, T, 6, 5);
+        collm_ops_matmul_forward(y_base, x, w, NULL, T, 6, 5, NULL);
         memset(y, 0, sizeof y);
         collm_lora_forward(p, scale, 0, x, T, NULL, xa, y, p->out, NULL);
         collm_lora_merge(p, scale, w);
-        collm_ops_matmul_forward(y_merged, x, w, NULL, T, 6, 5);
+        collm_ops_matmul_forward(y_merged, x, w, NULL, T, 6, 5, NULL);
         double worst = 0;
         for (int i = 0; i < 15; i++) worst = fmax(worst, fabs(y_base[i] + y[i] - y_merged[i]));
         CHECK_NEAR(worst, 0, 1e-4);

@@ -204,8 +204,8 @@ static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t 
             ws->wh[(int64_t)o * 2 * e + j] = row[e + j] - row[2 * e + j];
             ws->wh[(int64_t)o * 2 * e + e + j] = row[3 * e + j];
         }
-    collm_ops_matmul_forward(ws->zq, ws->q, ws->wq, cf_w(p, w->a1b), (int)B, e, DIN_A1);   // (B, 64)
-    collm_ops_matmul_forward(ws->z1, ws->hin, ws->wh, NULL, (int)BL, 2 * e, DIN_A1);     // (BL, 64)
+    collm_ops_matmul_forward(ws->zq, ws->q, ws->wq, cf_w(p, w->a1b), (int)B, e, DIN_A1, NULL);   // (B, 64)
+    collm_ops_matmul_forward(ws->z1, ws->hin, ws->wh, NULL, (int)BL, 2 * e, DIN_A1, NULL);     // (BL, 64)
     for (int64_t r = 0; r < BL; r++) {
         const float *zq = ws->zq + (r / L) * DIN_A1;
         float *z = ws->z1 + r * DIN_A1;
@@ -214,8 +214,8 @@ static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t 
     // z1 (BL, 64) -> Dice -> z2 (BL, 16) -> s (BL)
     cf_dice d1 = din_dice(w, &w->da1);
     cf_dice_forward(&d1, ws->y1, ws->xh1, ws->rs1, ws->p1, ws->z1, BL, DIN_A1, training, update_running, pool);
-    collm_ops_matmul_forward(ws->z2, ws->y1, cf_w(p, w->a2w), cf_w(p, w->a2b), (int)BL, DIN_A1, DIN_A2);
-    collm_ops_matmul_forward(ws->s, ws->z2, cf_w(p, w->a3w), cf_w(p, w->a3b), (int)BL, DIN_A2, 1);
+    collm_ops_matmul_forward(ws->z2, ws->y1, cf_w(p, w->a2w), cf_w(p, w->a2b), (int)BL, DIN_A1, DIN_A2, NULL);
+    collm_ops_matmul_forward(ws->s, ws->z2, cf_w(p, w->a3w), cf_w(p, w->a3b), (int)BL, DIN_A2, 1, NULL);
     // masked scores to 0; pooled = Σ_t s_t hs_t; x = [q, pooled, uu] (B, 3e)
     for (int64_t b = 0; b < B; b++) {
         float *x = ws->x + b * 3 * e;
@@ -230,21 +230,21 @@ static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t 
     }
     // MLP: f1 (B, 200) -> Dice -> drop -> f2 (B, 80) -> Dice -> drop -> logit (B)
     const int drop = training && dropout > 0;
-    collm_ops_matmul_forward(ws->f1, ws->x, cf_w(p, w->f1w), cf_w(p, w->f1b), (int)B, 3 * e, DIN_F1);
+    collm_ops_matmul_forward(ws->f1, ws->x, cf_w(p, w->f1w), cf_w(p, w->f1b), (int)B, 3 * e, DIN_F1, NULL);
     cf_dice df1 = din_dice(w, &w->df1);
     cf_dice_forward(&df1, ws->g1, ws->xf1, ws->rsf1, ws->pf1, ws->f1, B, DIN_F1, training, update_running, pool);
     if (drop) {
         din_dropout_mask(ws->m1, B * DIN_F1, dropout, rng);
         for (int64_t k = 0; k < B * DIN_F1; k++) ws->g1[k] *= ws->m1[k];
     }
-    collm_ops_matmul_forward(ws->f2, ws->g1, cf_w(p, w->f2w), cf_w(p, w->f2b), (int)B, DIN_F1, DIN_F2);
+    collm_ops_matmul_forward(ws->f2, ws->g1, cf_w(p, w->f2w), cf_w(p, w->f2b), (int)B, DIN_F1, DIN_F2, NULL);
     cf_dice df2 = din_dice(w, &w->df2);
     cf_dice_forward(&df2, ws->g2, ws->xf2, ws->rsf2, ws->pf2, ws->f2, B, DIN_F2, training, update_running, pool);
     if (drop) {
         din_dropout_mask(ws->m2, B * DIN_F2, dropout, rng);
         for (int64_t k = 0; k < B * DIN_F2; k++) ws->g2[k] *= ws->m2[k];
     }
-    collm_ops_matmul_forward(ws->logit, ws->g2, cf_w(p, w->f3w), cf_w(p, w->f3b), (int)B, DIN_F2, 1);
+    collm_ops_matmul_forward(ws->logit, ws->g2, cf_w(p, w->f3w), cf_w(p, w->f3b), (int)B, DIN_F2, 1, NULL);
 }
 
 // Backward from ws->dlogit (B) into p->g (accumulates). Needs the training forward.
@@ -256,7 +256,7 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     // logit = g2 W6^T + b6
     memset(ws->dg2, 0, (size_t)(B * DIN_F2) * sizeof(float));
     collm_ops_matmul_backward(ws->dg2, cf_g(p, w->f3w), cf_g(p, w->f3b), ws->dlogit, ws->g2, cf_w(p, w->f3w), (int)B,
-                              DIN_F2, 1);
+                              DIN_F2, 1, NULL);
     if (dropped)
         for (int64_t k = 0; k < B * DIN_F2; k++) ws->dg2[k] *= ws->m2[k];
     // g2 = Dice(f2): the Dice input was f2 (before the mask)
@@ -267,7 +267,7 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     // f2 = g1 W5^T + b5
     memset(ws->dg1, 0, (size_t)(B * DIN_F1) * sizeof(float));
     collm_ops_matmul_backward(ws->dg1, cf_g(p, w->f2w), cf_g(p, w->f2b), ws->df2, ws->g1, cf_w(p, w->f2w), (int)B, DIN_F1,
-                              DIN_F2);
+                              DIN_F2, NULL);
     if (dropped)
         for (int64_t k = 0; k < B * DIN_F1; k++) ws->dg1[k] *= ws->m1[k];
     memset(ws->df1, 0, (size_t)(B * DIN_F1) * sizeof(float));
@@ -277,7 +277,7 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     // f1 = x W4^T + b4
     memset(ws->dx, 0, (size_t)(B * 3 * e) * sizeof(float));
     collm_ops_matmul_backward(ws->dx, cf_g(p, w->f1w), cf_g(p, w->f1b), ws->df1, ws->x, cf_w(p, w->f1w), (int)B, 3 * e,
-                              DIN_F1);
+                              DIN_F1, NULL);
     // x = [q, Σ s_t hs_t, uu]: ds_t = dpooled · hs_t (0 where masked); dhs_t = s_t dpooled
     float *gU = cf_g(p, w->i_user), *gI = cf_g(p, w->i_item), *gH = cf_g(p, w->i_his);
     for (int64_t b = 0; b < B; b++) {
@@ -297,10 +297,10 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     // s = z2 W3^T + b3; z2 = y1 W2^T + b2; y1 = Dice(z1); z1 = zq[row] + hin Wh^T
     memset(ws->dz2, 0, (size_t)(BL * DIN_A2) * sizeof(float));
     collm_ops_matmul_backward(ws->dz2, cf_g(p, w->a3w), cf_g(p, w->a3b), ws->ds, ws->z2, cf_w(p, w->a3w), (int)BL, DIN_A2,
-                              1);
+                              1, NULL);
     memset(ws->dy1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
     collm_ops_matmul_backward(ws->dy1, cf_g(p, w->a2w), cf_g(p, w->a2b), ws->dz2, ws->y1, cf_w(p, w->a2w), (int)BL, DIN_A1,
-                              DIN_A2);
+                              DIN_A2, NULL);
     memset(ws->dz1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
     cf_dice da = din_dice(w, &w->da1);
     cf_dice_backward(&da, ws->dz1, cf_g(p, w->da1.alpha), cf_g(p, w->da1.gamma), cf_g(p, w->da1.beta), ws->dy1, ws->z1,
@@ -308,7 +308,7 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     // z1 = zq[row] + hin Wh^T: dhin (BL, 2e), dWh (64, 2e); dzq (B, 64) = Σ_t dz1
     memset(ws->dhin, 0, (size_t)(BL * 2 * e) * sizeof(float));
     memset(ws->dwh, 0, (size_t)DIN_A1 * 2 * e * sizeof(float));
-    collm_ops_matmul_backward(ws->dhin, ws->dwh, NULL, ws->dz1, ws->hin, ws->wh, (int)BL, 2 * e, DIN_A1);
+    collm_ops_matmul_backward(ws->dhin, ws->dwh, NULL, ws->dz1, ws->hin, ws->wh, (int)BL, 2 * e, DIN_A1, NULL);
     memset(ws->dzq, 0, (size_t)(B * DIN_A1) * sizeof(float));
     for (int64_t r = 0; r < BL; r++) {
         float *dzq = ws->dzq + (r / L) * DIN_A1;
@@ -319,7 +319,7 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     memset(ws->dwq, 0, (size_t)DIN_A1 * e * sizeof(float));
     float *dq = ws->dqz;
     memset(dq, 0, (size_t)(B * e) * sizeof(float));
-    collm_ops_matmul_backward(dq, ws->dwq, cf_g(p, w->a1b), ws->dzq, ws->q, ws->wq, (int)B, e, DIN_A1);
+    collm_ops_matmul_backward(dq, ws->dwq, cf_g(p, w->a1b), ws->dzq, ws->q, ws->wq, (int)B, e, DIN_A1, NULL);
     // back to W1 = [Wa | Wb | Wc | Wd]: Wq = Wa + Wc, Wh = [Wb - Wc | Wd]
     float *gW1 = cf_g(p, w->a1w);
     for (int o = 0; o < DIN_A1; o++)

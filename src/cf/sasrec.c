@@ -275,24 +275,24 @@ static void sas_forward(const collm_cf_model *m, sas_ws *ws, int S, int training
                                          SAS_LN_EPS);
         // q (Sq, d) = Q Wq^T + bq;  kv (R, 2d) = xin [Wk; Wv]^T + [bk; bv]
         const float *Win = cf_w(p, bi->in_w), *bin = cf_w(p, bi->in_b);
-        collm_ops_matmul_forward(a->q, a->Q, Win, bin, (int)Sq, d, d);
-        collm_ops_matmul_forward(a->kv, a->xin, Win + (int64_t)d * d, bin + d, (int)R, d, 2 * d);
+        collm_ops_matmul_forward(a->q, a->Q, Win, bin, (int)Sq, d, d, NULL);
+        collm_ops_matmul_forward(a->kv, a->xin, Win + (int64_t)d * d, bin + d, (int)R, d, 2 * d, NULL);
         // attention (dropout on the probabilities)
         if (drop) sas_dropout_mask(a->attm, (int64_t)S * H * nq * T, dropout, rng);
         sas_att_ctx ac = {ws, a, nq, drop ? a->attm : NULL, NULL, NULL, NULL};
         collm_pool_for(pool, S, 8, sas_att_forward_task, &ac);
         // x1 (Sq, d) = Q + o Wo^T + bo
-        collm_ops_matmul_forward(a->x1, a->o, cf_w(p, bi->out_w), cf_w(p, bi->out_b), (int)Sq, d, d);
+        collm_ops_matmul_forward(a->x1, a->o, cf_w(p, bi->out_w), cf_w(p, bi->out_b), (int)Sq, d, d, NULL);
         for (int64_t k = 0; k < Sq * d; k++) a->x1[k] += a->Q[k];
         // F = LN_f(x1); a = (F W1^T + b1) ⊙ m1; h = relu(a); xout = (F + (h W2^T + b2) ⊙ m2) ⊙ tm
         cf_layernorm_forward(a->F, a->Fmu, a->Frs, a->x1, cf_w(p, bi->fn_w), cf_w(p, bi->fn_b), Sq, d, SAS_LN_EPS);
-        collm_ops_matmul_forward(a->a, a->F, cf_w(p, bi->up_w), cf_w(p, bi->up_b), (int)Sq, d, d);
+        collm_ops_matmul_forward(a->a, a->F, cf_w(p, bi->up_w), cf_w(p, bi->up_b), (int)Sq, d, d, NULL);
         if (drop) {
             sas_dropout_mask(a->m1, Sq * d, dropout, rng);
             for (int64_t k = 0; k < Sq * d; k++) a->a[k] *= a->m1[k];
         }
         for (int64_t k = 0; k < Sq * d; k++) a->h[k] = a->a[k] > 0 ? a->a[k] : 0.0f;
-        collm_ops_matmul_forward(a->xout, a->h, cf_w(p, bi->down_w), cf_w(p, bi->down_b), (int)Sq, d, d);
+        collm_ops_matmul_forward(a->xout, a->h, cf_w(p, bi->down_w), cf_w(p, bi->down_b), (int)Sq, d, d, NULL);
         if (drop) {
             sas_dropout_mask(a->m2, Sq * d, dropout, rng);
             for (int64_t k = 0; k < Sq * d; k++) a->xout[k] *= a->m2[k];
@@ -344,14 +344,14 @@ static void sas_backward(const collm_cf_model *m, sas_ws *ws, int S, collm_pool 
             for (int64_t k = 0; k < Sq * d; k++) dxo[k] *= a->m2[k];
         memset(ws->dh, 0, (size_t)Sq * d * sizeof(float));
         collm_ops_matmul_backward(ws->dh, cf_g(p, bi->down_w), cf_g(p, bi->down_b), dxo, a->h, cf_w(p, bi->down_w),
-                                  (int)Sq, d, d);
+                                  (int)Sq, d, d, NULL);
         // h = relu(a), a = (F W1^T + b1) ⊙ m1
         for (int64_t k = 0; k < Sq * d; k++) {
             float g = a->a[k] > 0 ? ws->dh[k] : 0.0f;
             ws->da[k] = drop ? g * a->m1[k] : g;
         }
         collm_ops_matmul_backward(ws->dF, cf_g(p, bi->up_w), cf_g(p, bi->up_b), ws->da, a->F, cf_w(p, bi->up_w), (int)Sq,
-                                  d, d);
+                                  d, d, NULL);
         // F = LN_f(x1)
         memset(ws->dx1, 0, (size_t)Sq * d * sizeof(float));
         cf_layernorm_backward(ws->dx1, cf_g(p, bi->fn_w), cf_g(p, bi->fn_b), ws->dF, a->x1, a->Fmu, a->Frs,
@@ -360,7 +360,7 @@ static void sas_backward(const collm_cf_model *m, sas_ws *ws, int S, collm_pool 
         memcpy(ws->dQ, ws->dx1, (size_t)Sq * d * sizeof(float));
         memset(ws->do_, 0, (size_t)Sq * d * sizeof(float));
         collm_ops_matmul_backward(ws->do_, cf_g(p, bi->out_w), cf_g(p, bi->out_b), ws->dx1, a->o, cf_w(p, bi->out_w),
-                                  (int)Sq, d, d);
+                                  (int)Sq, d, d, NULL);
         // attention
         memset(ws->dq, 0, (size_t)Sq * d * sizeof(float));
         memset(ws->dkv, 0, (size_t)R * 2 * d * sizeof(float));
@@ -369,10 +369,10 @@ static void sas_backward(const collm_cf_model *m, sas_ws *ws, int S, collm_pool 
         // q = Q Wq^T + bq; kv = xin [Wk; Wv]^T + [bk; bv]
         const float *Win = cf_w(p, bi->in_w);
         float *gWin = cf_g(p, bi->in_w), *gbin = cf_g(p, bi->in_b);
-        collm_ops_matmul_backward(ws->dQ, gWin, gbin, ws->dq, a->Q, Win, (int)Sq, d, d);
+        collm_ops_matmul_backward(ws->dQ, gWin, gbin, ws->dq, a->Q, Win, (int)Sq, d, d, NULL);
         memset(dx, 0, (size_t)R * d * sizeof(float));
         collm_ops_matmul_backward(dx, gWin + (int64_t)d * d, gbin + d, ws->dkv, a->xin, Win + (int64_t)d * d, (int)R, d,
-                                  2 * d);
+                                  2 * d, NULL);
         // Q = LN_a(xin) at the query rows
         if (nq == T)
             cf_layernorm_backward(dx, cf_g(p, bi->an_w), cf_g(p, bi->an_b), ws->dQ, a->xin, a->Qmu, a->Qrs,

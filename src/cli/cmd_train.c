@@ -142,7 +142,9 @@ int cmd_train(int argc, char **argv) {
     t.negative_alpha = neg_alpha;
 
     int threads = cli_threads(opts);
-    collm_blas_set_threads(threads);
+    // the pool runs the transformer's GEMMs, one slab of C per thread, each
+    // through single-threaded BLAS (BLAS's own threads would spin between them)
+    collm_blas_set_threads(1);
     collm_pool *pool = collm_pool_create(threads);
     collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
     collm_model *m = ds ? collm_model_build(&b, ds, pool) : NULL;

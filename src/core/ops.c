@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 // Dot product with 8 independent partial sums: without -ffast-math gcc keeps
 // a single float accumulator serial, but 8 lanes map onto one AVX register.
@@ -75,15 +76,282 @@ static inline __m256 exp8_nonpos(__m256 x) {
 #endif
 
 // ---------------------------------------------------------------------------
+// GEMM: C (M, N) = op(A) (M, K) · op(B) (K, N) [+ C], row-major, alpha 1.
+//
+// Two kernels (collm_gemm_kernel): BLAS (cblas_sgemm) and collm's own packed
+// GEMM, BLIS-style: B is packed in (KC, NR) panels, A in (MR, KC) panels, and
+// a register-blocked micro-kernel computes one (MR, NR) tile of C over KC:
+// AVX-512 12 x 32 (24 zmm accumulators), AVX2 6 x 16 (12 ymm), or a portable
+// 4 x 8 loop. Every element of C is summed over k in increasing order, in KC
+// blocks, whatever the tile or thread it falls in: results do not depend on
+// the thread count. With a pool, C is cut into slabs computed on their own,
+// one range of them per thread: rows (collm's kernel: columns when N > M).
+// BLAS then runs single-threaded per slab (its own threads would serialise
+// on OpenBLAS's lock), so the pool cuts BLAS work only when BLAS has one
+// thread (collm_blas_set_threads(1)).
+
+#if defined(__AVX512F__)
+#define GEMM_MR 12
+#define GEMM_NR 32
+#elif defined(OPS_AVX2)
+#define GEMM_MR 6
+#define GEMM_NR 16
+#else
+#define GEMM_MR 4
+#define GEMM_NR 8
+#endif
+#define GEMM_KC 256  // a (KC, NR) B panel stays in L1 across the row panels
+#define GEMM_MC 120  // rows of A packed at a time (L2); a multiple of every MR
+#define GEMM_NC 1024 // columns of B packed at a time
+
+// Ap (MR, kc) k-major: Ap[k·MR + i] = A(i, k) for i < m, zero rows after.
+// A(i, k) = A[i·ars + k·acs].
+static void gemm_pack_a(float *Ap, const float *A, int64_t ars, int64_t acs, int m, int kc) {
+    if (acs == 1) {
+        for (int i = 0; i < m; i++) {
+            const float *a = A + i * ars;
+            for (int k = 0; k < kc; k++) Ap[(int64_t)k * GEMM_MR + i] = a[k];
+        }
+    } else {
+        for (int k = 0; k < kc; k++) {
+            const float *a = A + k * acs;
+            float *o = Ap + (int64_t)k * GEMM_MR;
+            for (int i = 0; i < m; i++) o[i] = a[i * ars];
+        }
+    }
+    for (int k = 0; m < GEMM_MR && k < kc; k++)
+        for (int i = m; i < GEMM_MR; i++) Ap[(int64_t)k * GEMM_MR + i] = 0.0f;
+}
+
+// Bp (kc, NR): Bp[k·NR + j] = B(k, j) for j < n, zero columns after.
+// B(k, j) = B[k·brs + j·bcs].
+static void gemm_pack_b(float *Bp, const float *B, int64_t brs, int64_t bcs, int n, int kc) {
+    if (bcs == 1) {
+        for (int k = 0; k < kc; k++) {
+            float *o = Bp + (int64_t)k * GEMM_NR;
+            memcpy(o, B + k * brs, (size_t)n * sizeof(float));
+            for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
+        }
+    } else {
+        for (int j = 0; j < n; j++) {
+            const float *b = B + j * bcs;
+            for (int k = 0; k < kc; k++) Bp[(int64_t)k * GEMM_NR + j] = b[k * brs];
+        }
+        for (int k = 0; n < GEMM_NR && k < kc; k++)
+            for (int j = n; j < GEMM_NR; j++) Bp[(int64_t)k * GEMM_NR + j] = 0.0f;
+    }
+}
+
+// One (MR, NR) tile: C = Ap · Bp over kc (acc: C += ...), C row stride ldc.
+static void gemm_micro(int kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int acc) {
+#if defined(__AVX512F__)
+    __m512 c[GEMM_MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < GEMM_MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR) {
+        __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < GEMM_MR; i++) {
+            __m512 a = _mm512_set1_ps(Ap[i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < GEMM_MR; i++) {
+        float *ci = C + i * ldc;
+        if (acc) {
+            c[i][0] = _mm512_add_ps(_mm512_loadu_ps(ci), c[i][0]);
+            c[i][1] = _mm512_add_ps(_mm512_loadu_ps(ci + 16), c[i][1]);
+        }
+        _mm512_storeu_ps(ci, c[i][0]);
+        _mm512_storeu_ps(ci + 16, c[i][1]);
+    }
+#elif defined(OPS_AVX2)
+    __m256 c[GEMM_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < GEMM_MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR) {
+        __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < GEMM_MR; i++) {
+            __m256 a = _mm256_broadcast_ss(Ap + i);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < GEMM_MR; i++) {
+        float *ci = C + i * ldc;
+        if (acc) {
+            c[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), c[i][0]);
+            c[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), c[i][1]);
+        }
+        _mm256_storeu_ps(ci, c[i][0]);
+        _mm256_storeu_ps(ci + 8, c[i][1]);
+    }
+#else
+    float c[GEMM_MR][GEMM_NR] = {{0}};
+    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR)
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) c[i][j] += Ap[i] * Bp[j];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < GEMM_NR; j++) C[i * ldc + j] = acc ? C[i * ldc + j] + c[i][j] : c[i][j];
+#endif
+}
+
+typedef struct {
+    int trans_a, trans_b, M, N, K, accumulate;
+    const float *A, *B;
+    int lda, ldb, ldc;
+    float *C;
+    int kernel;  // COLLM_GEMM_BLAS or COLLM_GEMM_OWN
+    int split_n; // slabs of columns (1) or rows (0)
+    int unit;    // slab boundaries are multiples of this
+} gemm_job;
+
+// The own kernel on C rows [m0, m1) x columns [n0, n1). Ap, Bp: packing
+// buffers of (MC + MR)·KC and (NC + NR)·KC floats.
+static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *Ap, float *Bp) {
+    const int64_t ars = g->trans_a ? 1 : g->lda, acs = g->trans_a ? g->lda : 1;
+    const int64_t brs = g->trans_b ? 1 : g->ldb, bcs = g->trans_b ? g->ldb : 1;
+    float edge[GEMM_MR * GEMM_NR];
+    for (int jc = n0; jc < n1; jc += GEMM_NC) {
+        const int nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
+        for (int pc = 0; pc < g->K; pc += GEMM_KC) {
+            const int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC, acc = pc > 0 || g->accumulate;
+            for (int jr = 0; jr < nc; jr += GEMM_NR)
+                gemm_pack_b(Bp + (int64_t)jr * kc, g->B + pc * brs + (jc + jr) * bcs, brs, bcs,
+                            nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
+            for (int ic = m0; ic < m1; ic += GEMM_MC) {
+                const int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
+                for (int ir = 0; ir < mc; ir += GEMM_MR)
+                    gemm_pack_a(Ap + (int64_t)ir * kc, g->A + (ic + ir) * ars + pc * acs, ars, acs,
+                                mc - ir < GEMM_MR ? mc - ir : GEMM_MR, kc);
+                for (int jr = 0; jr < nc; jr += GEMM_NR) {
+                    const int n = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                    for (int ir = 0; ir < mc; ir += GEMM_MR) {
+                        const int m = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+                        float *c = g->C + (int64_t)(ic + ir) * g->ldc + jc + jr;
+                        const float *ap = Ap + (int64_t)ir * kc, *bp = Bp + (int64_t)jr * kc;
+                        if (m == GEMM_MR && n == GEMM_NR) {
+                            gemm_micro(kc, ap, bp, c, g->ldc, acc);
+                        } else { // edge tile: through a full-size copy, the same arithmetic
+                            for (int i = 0; acc && i < m; i++)
+                                memcpy(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, (size_t)n * sizeof(float));
+                            gemm_micro(kc, ap, bp, edge, GEMM_NR, acc);
+                            for (int i = 0; i < m; i++)
+                                memcpy(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, (size_t)n * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// C rows [m0, m1) x columns [n0, n1) by the job's kernel.
+static void gemm_rect(const gemm_job *g, int m0, int m1, int n0, int n1) {
+    if (m1 <= m0 || n1 <= n0) return;
+    if (g->kernel == COLLM_GEMM_BLAS) {
+        const float *a = g->A + (g->trans_a ? m0 : (int64_t)m0 * g->lda);
+        const float *b = g->B + (g->trans_b ? (int64_t)n0 * g->ldb : n0);
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
+                    m1 - m0, n1 - n0, g->K, 1.0f, a, g->lda, b, g->ldb, g->accumulate ? 1.0f : 0.0f,
+                    g->C + (int64_t)m0 * g->ldc + n0, g->ldc);
+        return;
+    }
+    // packing buffers: ~0.4 MB (AVX-512) per call and thread; freed blocks of
+    // this size come back from malloc's free lists, not from the kernel
+    float *Ap = malloc(sizeof(float) * (GEMM_MC + GEMM_MR) * GEMM_KC);
+    float *Bp = malloc(sizeof(float) * (GEMM_NC + GEMM_NR) * GEMM_KC);
+    if (Ap && Bp) {
+        gemm_own(g, m0, m1, n0, n1, Ap, Bp);
+    } else { // out of memory: BLAS needs no buffers of ours
+        gemm_job b = *g;
+        b.kernel = COLLM_GEMM_BLAS;
+        gemm_rect(&b, m0, m1, n0, n1);
+    }
+    free(Ap);
+    free(Bp);
+}
+
+// Items: slabs of g->unit rows (or columns).
+static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const gemm_job *g = ctx;
+    int lo = (int)begin * g->unit, hi = (int)end * g->unit;
+    if (g->split_n) gemm_rect(g, 0, g->M, lo, hi < g->N ? hi : g->N);
+    else gemm_rect(g, lo, hi < g->M ? hi : g->M, 0, g->N);
+}
+
+// OpenBLAS's results depend on where C is cut when a cut falls inside its
+// register blocks (its column and row remainders are summed in another
+// order): BLAS slabs are whole multiples of this many rows, never columns.
+#define GEMM_BLAS_ROWS 64
+
+// COLLM_GEMM=blas|own in the environment, read once (0: not set).
+static int gemm_forced(void) {
+    static int forced = -1;
+    if (forced < 0) {
+        const char *e = getenv("COLLM_GEMM");
+        forced = e && strcmp(e, "own") == 0 ? COLLM_GEMM_OWN : e && strcmp(e, "blas") == 0 ? COLLM_GEMM_BLAS : 0;
+    }
+    return forced;
+}
+
+// The kernel for a shape when the caller leaves it to collm. Measured with
+// bench/gemm_shapes (one thread, CPU time, the training shapes; the README's
+// training-speed section): per core OpenBLAS matches or beats collm's kernel on
+// every shape, on AVX-512 (its SkylakeX kernels) and AVX2 alike, so BLAS,
+// except where BLAS cannot use the pool's threads: fewer than two BLAS slabs
+// of rows (a last layer's few query rows) while collm's kernel can cut the
+// columns; there every thread working beats one faster one.
+static int gemm_choose(int kernel, int M, int N, int threads) {
+    if (kernel != COLLM_GEMM_AUTO) return kernel;
+    if (gemm_forced()) return gemm_forced();
+    if (threads > 1 && openblas_get_num_threads() == 1 && M < 2 * GEMM_BLAS_ROWS && N >= threads * GEMM_NR)
+        return COLLM_GEMM_OWN;
+    return COLLM_GEMM_BLAS;
+}
+
+void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    int accumulate, float *C, int ldc, int kernel, collm_pool *pool) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int i = 0; i < M; i++) memset(C + (int64_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    const int threads = collm_pool_size(pool);
+    gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = accumulate, .A = A,
+                  .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, M, N, threads)};
+    if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
+        g.split_n = 0;
+        g.unit = GEMM_BLAS_ROWS;
+    } else { // collm's kernel: the longer side, in slabs of MC rows or NR columns (finer when few)
+        g.split_n = N > M;
+        g.unit = g.split_n ? GEMM_NR : GEMM_MC;
+        if ((g.split_n ? N : M) / g.unit < threads) g.unit = g.split_n ? GEMM_NR : GEMM_MR;
+    }
+    const int64_t slabs = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
+    // one call on this thread: no pool, BLAS running its own threads, a
+    // single slab, or too little work to wake threads for (< 2 M multiply-adds each)
+    if (threads < 2 || (g.kernel == COLLM_GEMM_BLAS && openblas_get_num_threads() > 1) || slabs < 2 ||
+        (int64_t)M * N * K < (int64_t)threads * (2 << 20)) {
+        gemm_rect(&g, 0, M, 0, N);
+        return;
+    }
+    collm_pool_for(pool, slabs, 1, gemm_task, &g);
+}
+
+// ---------------------------------------------------------------------------
 // matmul: y (T, out) = x (T, in) · W^T + bias, W (out, in)
 
-void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out) {
+void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
+                              collm_pool *pool) {
     if (T <= 0 || out <= 0) return;
-    if (in <= 0) {
-        for (int64_t i = 0; i < (int64_t)T * out; i++) y[i] = 0.0f;
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    }
+    collm_ops_gemm(0, 1, T, out, in, x, in, w, in, 0, y, out, COLLM_GEMM_AUTO, pool);
     if (bias) {
         for (int t = 0; t < T; t++) {
             float *yt = y + (int64_t)t * out;
@@ -93,12 +361,12 @@ void collm_ops_matmul_forward(float *y, const float *x, const float *w, const fl
 }
 
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
-                         int in, int out) {
+                               int in, int out, collm_pool *pool) {
     if (T <= 0 || in <= 0 || out <= 0) return;
     // dx (T, in) += dy (T, out) · W (out, in)
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
+    if (dx) collm_ops_gemm(0, 0, T, in, out, dy, out, w, in, 1, dx, in, COLLM_GEMM_AUTO, pool);
     // dW (out, in) += dy^T (out, T) · x (T, in)
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, T, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (dw) collm_ops_gemm(1, 0, out, in, T, dy, out, x, in, 1, dw, in, COLLM_GEMM_AUTO, pool);
     // dbias (out) += column sums of dy; rows outer so the inner loop is contiguous
     if (dbias) {
         for (int t = 0; t < T; t++) {

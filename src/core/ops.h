@@ -9,12 +9,28 @@
 
 #include "collm/threadpool.h"
 
+// GEMM: C (M, N) = op(A) (M, K) · op(B) (K, N), or C += that when
+// accumulate != 0; row-major with row strides lda, ldb, ldc; op(X) = X^T
+// when trans_x != 0 (then A is stored (K, M), B (N, K)). kernel: one of
+// collm_gemm_kernel. With a pool of several threads C is cut into one slab
+// per thread (when BLAS runs one thread, or the kernel is COLLM_GEMM_OWN).
+// Results do not depend on the thread count.
+typedef enum {
+    COLLM_GEMM_AUTO = 0, // BLAS, or what COLLM_GEMM=blas|own in the environment asks for
+    COLLM_GEMM_BLAS = 1, // cblas_sgemm (OpenBLAS)
+    COLLM_GEMM_OWN = 2,  // collm's packed GEMM (AVX-512 12x32, AVX2 6x16 or portable micro-kernels)
+} collm_gemm_kernel;
+void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    int accumulate, float *C, int ldc, int kernel, collm_pool *pool);
+
 // y (T, out) = x (T, in) · W^T + bias.  W is (out, in) as GGUF stores it
-// (ne = {in, out}); bias (out) may be NULL. Uses cblas_sgemm.
-void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out);
+// (ne = {in, out}); bias (out) may be NULL. collm_ops_gemm on the pool (NULL:
+// the calling thread, BLAS with its own threads).
+void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
+                              collm_pool *pool);
 // dx (T, in) += dy · W ; dw (out, in) += dy^T · x ; dbias (out) += Σ_t dy.
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
-                         int in, int out);
+                               int in, int out, collm_pool *pool);
 
 // RMSNorm: y = x · rsqrt(mean(x²) + eps) ⊙ w.  x, y (T, C); w (C); rstd (T) saved.
 void collm_ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps);

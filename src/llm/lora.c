@@ -102,7 +102,7 @@ void collm_lora_forward(const collm_lora_pair *p, float scale, float dropout, co
         for (int64_t i = 0; i < n; i++) x_drop[i] = collm_rng_uniform(rng) < dropout ? 0.0f : x[i] * keep_scale;
         xd = x_drop;
     }
-    collm_ops_matmul_forward(xa, xd, p->a, NULL, T, p->in, p->rank); // (T, r)
+    collm_ops_matmul_forward(xa, xd, p->a, NULL, T, p->in, p->rank, NULL); // (T, r)
     // y (T, out; row stride ldy) += scale · xa · B^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, p->out, p->rank, scale, xa, p->rank, p->b, p->rank, 1.0f,
                 y, ldy);

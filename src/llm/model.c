@@ -184,7 +184,7 @@ void collm_llm_embed_row(const collm_llm_model *m, int64_t id, float *out) {
 int collm_llm_matmul(float *y, const float *x, const float *w, const collm_qmat *qw, int n_parts, const float *bias, int T,
                      int in, int out, int exact, collm_pool *pool) {
     if (w || !qw || !qw[0].data) {
-        collm_ops_matmul_forward(y, x, w, bias, T, in, out);
+        collm_ops_matmul_forward(y, x, w, bias, T, in, out, pool);
         return COLLM_OK;
     }
     int rc = collm_qmm_forward(y, out, x, T, qw, n_parts, exact ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_AUTO, pool);
@@ -196,7 +196,7 @@ int collm_llm_matmul(float *y, const float *x, const float *w, const collm_qmat 
 int collm_llm_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                               const collm_qmat *qw, int n_parts, int T, int in, int out, collm_pool *pool) {
     if (w || !qw || !qw[0].data) {
-        collm_ops_matmul_backward(dx, dw, dbias, dy, x, w, T, in, out);
+        collm_ops_matmul_backward(dx, dw, dbias, dy, x, w, T, in, out, pool);
         return COLLM_OK;
     }
     if (dw || dbias) return collm_error(COLLM_ERR_ARG, "a quantised weight is frozen: it has no gradient");

@@ -52,18 +52,18 @@ int64_t collm_fece_n_params(const collm_fece_mlp *mlp) {
 }
 
 void collm_fece_forward(const collm_fece_mlp *mlp, const float *x, int B, float *h, float *y) {
-    collm_ops_matmul_forward(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden); // (B, d_hidden)
+    collm_ops_matmul_forward(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden, NULL); // (B, d_hidden)
     collm_ops_relu_forward(h, h, (int64_t)B * mlp->d_hidden);
-    collm_ops_matmul_forward(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out); // (B, d_out)
+    collm_ops_matmul_forward(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out, NULL); // (B, d_out)
 }
 
 void collm_fece_backward(collm_fece_mlp *mlp, const float *x, int B, const float *h, const float *dy, float *dx, float *scratch) {
     float *dh = scratch; // (B, d_hidden)
     memset(dh, 0, (size_t)B * mlp->d_hidden * sizeof(float));
-    collm_ops_matmul_backward(dh, mlp->dw2, mlp->db2, dy, h, mlp->w2, B, mlp->d_hidden, mlp->d_out);
+    collm_ops_matmul_backward(dh, mlp->dw2, mlp->db2, dy, h, mlp->w2, B, mlp->d_hidden, mlp->d_out, NULL);
     // ReLU backward: h > 0 exactly where the pre-activation was > 0
     int64_t n = (int64_t)B * mlp->d_hidden;
     for (int64_t i = 0; i < n; i++)
         if (h[i] <= 0.0f) dh[i] = 0.0f;
-    collm_ops_matmul_backward(dx, mlp->dw1, mlp->db1, dh, x, mlp->w1, B, mlp->d_in, mlp->d_hidden);
+    collm_ops_matmul_backward(dx, mlp->dw1, mlp->db1, dh, x, mlp->w1, B, mlp->d_in, mlp->d_hidden, NULL);
 }
