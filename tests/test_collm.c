@@ -837,8 +837,32 @@ static void test_fit_score_weight(void) {
     CHECK(collm_fit_score_weight(llm, cf, &split, grid, 0, &w, &auc) == COLLM_ERR_ARG);
 }
 
+// collm_fit_score_weights: two parts that only together order every pair
+// (worked out by hand): A alone 0.625, A + B 1.0; coordinate ascent finds (1, 1).
+static void test_fit_score_weights(void) {
+    int32_t user[4] = {1, 1, 2, 2};
+    int8_t label[4] = {1, 0, 1, 0};
+    collm_rec_split split = {0};
+    split.n = 4;
+    split.user = user;
+    split.label = label;
+    float llm[4] = {0, 0, 0, 0}, a[4] = {2, 1, 0, 0}, b[4] = {0, 0, 2, 1};
+    const float *parts[2] = {a, b};
+    const float grid[] = {0, 1};
+    float w[2] = {-1, -1};
+    double auc = -1;
+    CHECK(collm_fit_score_weights(llm, parts, 1, &split, grid, 2, w, &auc) == COLLM_OK);
+    CHECK(w[0] == 1 && auc == 0.625);
+    CHECK(collm_fit_score_weights(llm, parts, 2, &split, grid, 2, w, &auc) == COLLM_OK);
+    CHECK(w[0] == 1 && w[1] == 1 && auc == 1.0);
+    const float *bad_parts[2] = {a, NULL};
+    CHECK(collm_fit_score_weights(llm, bad_parts, 2, &split, grid, 2, w, &auc) == COLLM_ERR_ARG);
+    CHECK(collm_fit_score_weights(llm, parts, 0, &split, grid, 2, w, &auc) == COLLM_ERR_ARG);
+}
+
 int main(void) {
     test_fit_score_weight();
+    test_fit_score_weights();
     snprintf(dir, sizeof dir, "%s/collm", test_tmp_dir());
     snprintf(data_dir, sizeof data_dir, "%s/data", dir);
     snprintf(base_path, sizeof base_path, "%s/base.gguf", dir);

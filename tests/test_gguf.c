@@ -521,6 +521,46 @@ static void test_tensor_roundtrip(void) {
     collm_gguf_writer_free(w);
 }
 
+// --- namespaces: a writer prefix, read back through collm_gguf_open_ns ---
+
+static void test_namespaces(void) {
+    collm_gguf_writer *w = collm_gguf_writer_create();
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    int64_t ne[1] = {4};
+    CHECK(collm_gguf_writer_set_u32(w, "k", 1) == COLLM_OK);
+    CHECK(collm_gguf_writer_add_tensor(w, "t", COLLM_GGML_TYPE_F32, 1, ne, a) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_ns(w, "fuse.0.") == COLLM_OK);
+    CHECK(collm_gguf_writer_set_u32(w, "k", 2) == COLLM_OK); // the same short name, another key
+    CHECK(collm_gguf_writer_add_tensor(w, "t", COLLM_GGML_TYPE_F32, 1, ne, b) == COLLM_OK);
+    CHECK(collm_gguf_writer_set_ns(w, NULL) == COLLM_OK);
+    CHECK(collm_gguf_writer_add_tensor(w, "t", COLLM_GGML_TYPE_F32, 1, ne, b) != COLLM_OK); // "t" exists outside
+    const char *path = tmp_path("ns.gguf");
+    CHECK(collm_gguf_writer_write(w, path) == COLLM_OK);
+    collm_gguf_writer_free(w);
+    collm_gguf_file *f = collm_gguf_open(path), *g = collm_gguf_open_ns(path, "fuse.0.");
+    CHECK(f && g);
+    if (f && g) {
+        uint32_t v = 0;
+        CHECK(collm_gguf_get_u32(f, "k", &v) == COLLM_OK && v == 1);
+        CHECK(collm_gguf_get_u32(f, "fuse.0.k", &v) == COLLM_OK && v == 2);
+        CHECK(collm_gguf_get_u32(g, "k", &v) == COLLM_OK && v == 2);
+        CHECK(collm_gguf_find_key(g, "fuse.0.k") < 0); // names are relative to the namespace
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(g, "t");
+        CHECK(t && memcmp(t->data, b, sizeof b) == 0);
+        t = collm_gguf_find_tensor(f, "t");
+        CHECK(t && memcmp(t->data, a, sizeof a) == 0);
+        CHECK(collm_gguf_n_kv(g) == collm_gguf_n_kv(f) && collm_gguf_n_tensors(g) == 2); // iteration sees all
+        // a name longer than the lookup's stack buffer
+        char longname[400];
+        memset(longname, 'x', sizeof longname - 1);
+        longname[sizeof longname - 1] = 0;
+        CHECK(collm_gguf_find_key(g, longname) < 0);
+    }
+    collm_gguf_close(f);
+    collm_gguf_close(g);
+    CHECK(collm_gguf_open_ns(path, "") == NULL);
+}
+
 // --- copy every kv and tensor of stories260K; compare everything ---
 
 static void test_copy_model(void) {
@@ -1130,6 +1170,7 @@ int main(void) {
     test_f16_tensors();
     test_metadata_roundtrip();
     test_tensor_roundtrip();
+    test_namespaces();
     test_copy_model();
     test_lying_files();
     test_truncations();

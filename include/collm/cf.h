@@ -156,6 +156,11 @@ COLLM_API int collm_cf_model_score_sample(const collm_cf_model *m, int32_t user,
 // tables is an error naming the file, the row (and its line) and the id.
 COLLM_API int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);
 // Scores a split and computes its metrics.
+// As collm_cf_model_score_split, but a row whose user, item or history ids
+// lie beyond the model's tables scores 0 instead of failing the call (a
+// dataset grown since training; the fused score of a checkpoint).
+COLLM_API int collm_cf_model_score_split_known(const collm_cf_model *m, const collm_rec_split *split, float *scores,
+                                               collm_pool *pool);
 COLLM_API int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool);
 
 // Trains on ds->train, evaluating on opt->eval_split after every epoch and

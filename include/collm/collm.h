@@ -234,6 +234,33 @@ COLLM_API int collm_score_split_parts(collm_model *m, const collm_rec_dataset *d
 COLLM_API int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_split *split, const float *grid,
                                      int n_grid, float *w_out, double *auc_out);
 
+// Further encoders fused into the score (issue 9: the encoders disagree on
+// cold users, and their sum ranks better than either):
+//   score = logit("Yes") + w · cf + Σ_k v_k · extra_k(user, item, history)
+// Each extra is a whole collaborative model (any kind) stored in the
+// checkpoint under the namespace "fuse.K." (collm_gguf_open_ns), with its
+// weight v_k in collm.score.extra.K.weight; collm_score_split adds them.
+// Rows whose ids an extra does not know get 0 from it (as for the own CF).
+#define COLLM_SCORE_EXTRA_MAX 4
+#define COLLM_SCORE_EXTRA_COUNT_KEY "collm.score.extra.count"
+COLLM_API int collm_score_extra_count(const collm_model *m);
+COLLM_API const char *collm_score_extra_kind(const collm_model *m, int k); // NULL when k is out of range
+COLLM_API float collm_score_extra_weight(const collm_model *m, int k);
+// extra (n_extra, split->n): row r's score under extra k at extra[k*n + r].
+COLLM_API int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra);
+// Rewrites the checkpoint (atomically, everything else unchanged) with the
+// fusion weights: w for its own CF score, v[k] for extra k. extra_paths NULL
+// keeps the extras it holds (n_extra must be their count); otherwise the
+// n_extra files (collm train-cf models) replace them, copied whole.
+COLLM_API int collm_checkpoint_set_score_fusion(const char *ckpt_path, float w, int n_extra, const char *const *extra_paths,
+                                                const float *v);
+// The weights (n_parts, each from grid) maximising the AUC of
+// llm + Σ_p w[p] · parts[p][r] over the split: coordinate ascent from all
+// zeros, each part in turn, until no weight changes (ties: the smaller
+// weight). parts[p] is (split->n). *auc_out (may be NULL) the AUC reached.
+COLLM_API int collm_fit_score_weights(const float *llm, const float *const *parts, int n_parts, const collm_rec_split *split,
+                                      const float *grid, int n_grid, float *w_out, double *auc_out);
+
 // The collaborative item table stored in a checkpoint (cf.item_embd), as a
 // malloc'd (n_items, d) row-major array the caller frees: what a retrieval
 // index is built from. COLLM_OK or an error naming the file.

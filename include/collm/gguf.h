@@ -75,6 +75,11 @@ typedef struct {
 // checked against the file size; duplicate keys or tensor names are errors.
 // Returns NULL and sets an error naming the path and the byte offset or key.
 COLLM_API collm_gguf_file *collm_gguf_open(const char *path);
+// The same file seen through a namespace: collm_gguf_find_key and
+// collm_gguf_find_tensor (and every getter by key) look up ns + name, so a
+// model stored in a checkpoint under "fuse.0." reads as if it stood alone.
+// Iteration by index still sees every key and tensor. Close it as usual.
+COLLM_API collm_gguf_file *collm_gguf_open_ns(const char *path, const char *ns);
 COLLM_API void collm_gguf_close(collm_gguf_file *f);
 
 COLLM_API uint32_t collm_gguf_version(const collm_gguf_file *f);
@@ -142,6 +147,10 @@ typedef struct collm_gguf_writer collm_gguf_writer;
 
 COLLM_API collm_gguf_writer *collm_gguf_writer_create(void);
 COLLM_API void collm_gguf_writer_free(collm_gguf_writer *w);
+// Every key and tensor name added from now on gets ns in front ("fuse.0."):
+// how one model file is stored inside another (read back with
+// collm_gguf_open_ns). NULL or "" ends the namespace.
+COLLM_API int collm_gguf_writer_set_ns(collm_gguf_writer *w, const char *ns);
 // Setting a key that already exists replaces its value.
 COLLM_API int collm_gguf_writer_set_u32(collm_gguf_writer *w, const char *key, uint32_t v);
 COLLM_API int collm_gguf_writer_set_i32(collm_gguf_writer *w, const char *key, int32_t v);

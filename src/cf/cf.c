@@ -292,6 +292,46 @@ int collm_cf_model_score_split(const collm_cf_model *m, const collm_rec_split *s
     return COLLM_OK;
 }
 
+int collm_cf_model_score_split_known(const collm_cf_model *cf, const collm_rec_split *split, float *out, collm_pool *pool) {
+    if (!cf || !split || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_score_split_known: NULL argument");
+    // rows whose user, item or history ids it does not know are scored as
+    // (user 0, item 0, no history) and then zeroed: a copy of the split's
+    // ids and packed histories with those rows emptied
+    const int64_t n = split->n;
+    const int32_t nu = collm_cf_model_n_users(cf), ni = collm_cf_model_n_items(cf);
+    const int64_t n_his = split->his_offset ? split->his_offset[n] : 0;
+    int32_t *u = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *u), *it = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *it);
+    int64_t *off = collm_malloc(((size_t)n + 1) * sizeof *off);
+    int32_t *his = collm_malloc((size_t)(n_his > 0 ? n_his : 1) * sizeof *his);
+    int8_t *hl = split->his_label ? collm_malloc((size_t)(n_his > 0 ? n_his : 1)) : NULL;
+    int8_t *known = collm_malloc((size_t)(n > 0 ? n : 1));
+    int rc = u && it && off && his && known && (!split->his_label || hl) ? COLLM_OK : COLLM_ERR_NOMEM;
+    int64_t o = 0;
+    for (int64_t r = 0; !rc && r < n; r++) {
+        const int64_t h0 = split->his_offset ? split->his_offset[r] : 0, h1 = split->his_offset ? split->his_offset[r + 1] : 0;
+        int ok = split->user[r] >= 0 && split->user[r] < nu && split->item[r] >= 0 && split->item[r] < ni;
+        for (int64_t k = h0; ok && k < h1; k++) ok = split->his[k] >= 0 && split->his[k] < ni;
+        known[r] = (int8_t)ok;
+        u[r] = ok ? split->user[r] : 0;
+        it[r] = ok ? split->item[r] : 0;
+        off[r] = o;
+        if (!ok) continue;
+        memcpy(his + o, split->his + h0, (size_t)(h1 - h0) * sizeof *his);
+        if (hl) memcpy(hl + o, split->his_label + h0, (size_t)(h1 - h0));
+        o += h1 - h0;
+    }
+    if (!rc) {
+        off[n] = o;
+        collm_rec_split view = *split;
+        view.user = u, view.item = it, view.his_offset = off, view.his = his, view.his_label = hl;
+        rc = collm_cf_model_score_split(cf, &view, out, pool);
+    }
+    for (int64_t r = 0; !rc && r < n; r++)
+        if (!known[r]) out[r] = 0.0f;
+    free(u), free(it), free(off), free(his), free(hl), free(known);
+    return rc;
+}
+
 int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool) {
     if (!m || !split || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_evaluate: NULL argument");
     float *scores = collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *scores);

@@ -1,13 +1,16 @@
-// collm fit-score: fits the weight w of the pointwise score
-//   score = logit("Yes") + w · <cf_user, cf_item>
-// on a split (valid_small by default: never the test split) by AUC, prints
-// the grid, and stores w in the checkpoint (collm.score.cf_weight), so that
-// eval, recommend's scores and serve use it without flags.
+// collm fit-score: fits the weights of the pointwise score
+//   score = logit("Yes") + w · cf + Σ_k v_k · extra_k
+// (cf: the checkpoint's own encoder; extra_k: further encoders given with
+// --with, or those the checkpoint already holds) on a split (valid_small by
+// default: never the test split) by AUC, prints the grid of w, and stores
+// the weights (and the --with models, copied whole) in the checkpoint, so
+// that eval and every other scorer use them without flags.
 //
-//   collm fit-score --ckpt C.gguf --data DIR [--split valid_small] [--dry-run] [--json]
+//   collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--dry-run] [--json]
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -23,6 +26,7 @@ int cmd_fit_score(int argc, char **argv) {
         {"--base", "FILE", "base model (default: the path stored in the checkpoint)", NULL},
         {"--data", "DIR", "dataset directory", NULL},
         {"--split", "NAME|FILE", "split to fit on (default valid_small)", NULL},
+        {"--with", "FILE[,FILE]", "further encoders (train-cf models) to fuse; stored in the checkpoint", NULL},
         {"--batch", "N", "prompts per batch (default 32)", NULL},
         {"--dry-run", NULL, "print the grid and the chosen weight, leave the checkpoint as it is", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
@@ -30,7 +34,7 @@ int cmd_fit_score(int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm fit-score --ckpt C.gguf --data DIR [--split valid_small] [--dry-run] [--json]");
+                      "usage: collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--dry-run] [--json]");
     if (p) return p > 0 ? 0 : 1;
     // 0 = the LLM alone; large w = the CF order (the LLM breaks its ties)
     static const float grid[] = {0,    0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.7f, 1,  1.5f, 2,
@@ -55,16 +59,56 @@ int cmd_fit_score(int argc, char **argv) {
         m = NULL;
     }
     const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
-    float *llm = m ? malloc(n * sizeof *llm) : NULL, *cf = m ? malloc(n * sizeof *cf) : NULL, *s = m ? malloc(n * sizeof *s) : NULL;
-    int status = 1;
-    float w = 0;
-    double best_auc = NAN;
-    if (m && (!llm || !cf || !s)) collm_error(COLLM_ERR_NOMEM, "out of memory");
-    if (!llm || !cf || !s || collm_score_split_parts(m, ds, split, (int)batch, llm, cf, NULL) != COLLM_OK ||
-        collm_fit_score_weight(llm, cf, split, grid, N_GRID, &w, &best_auc) != COLLM_OK) {
+    // the further encoders: from --with (loaded here, stored below) or the checkpoint's own
+    char *with = cli_get(opts, "--with") ? strdup(cli_get(opts, "--with")) : NULL;
+    const char *with_path[COLLM_SCORE_EXTRA_MAX];
+    collm_cf_model *with_model[COLLM_SCORE_EXTRA_MAX] = {0};
+    float *llm = NULL, *cf = NULL, *s = NULL, *extra = NULL;
+    float w = 0, weights[1 + COLLM_SCORE_EXTRA_MAX] = {0};
+    const float *parts[1 + COLLM_SCORE_EXTRA_MAX];
+    double best_auc = NAN, llm_auc = NAN, llm_uauc = NAN;
+    int n_extra = 0, status = 1;
+    if (!m) {
         cli_fail("fit-score");
         goto done;
     }
+    if (cli_get(opts, "--with") && !with) collm_error(COLLM_ERR_NOMEM, "out of memory");
+    for (char *tok = with ? strtok(with, ",") : NULL; tok; tok = strtok(NULL, ",")) {
+        if (n_extra == COLLM_SCORE_EXTRA_MAX) {
+            fprintf(stderr, "collm fit-score: --with takes at most %d encoders\n", COLLM_SCORE_EXTRA_MAX);
+            goto done;
+        }
+        with_path[n_extra++] = tok;
+    }
+    if (cli_get(opts, "--with") && n_extra == 0) {
+        fprintf(stderr, "collm fit-score: --with needs at least one file\n");
+        goto done;
+    }
+    for (int k = 0; k < n_extra; k++)
+        if (!(with_model[k] = collm_cf_model_load(with_path[k]))) {
+            cli_fail("fit-score");
+            goto done;
+        }
+    if (!with) n_extra = collm_score_extra_count(m);
+    llm = malloc(n * sizeof *llm), cf = malloc(n * sizeof *cf), s = malloc(n * sizeof *s);
+    extra = malloc((size_t)(n_extra ? n_extra : 1) * n * sizeof *extra);
+    if (!llm || !cf || !s || !extra) collm_error(COLLM_ERR_NOMEM, "out of memory");
+    int ok = llm && cf && s && extra && collm_score_split_parts(m, ds, split, (int)batch, llm, cf, NULL) == COLLM_OK;
+    if (ok && !with) ok = collm_score_split_extras(m, split, extra) == COLLM_OK;
+    for (int k = 0; ok && with && k < n_extra; k++)
+        ok = collm_cf_model_score_split_known(with_model[k], split, extra + (size_t)k * n, pool) == COLLM_OK;
+    parts[0] = cf;
+    for (int k = 0; k < n_extra; k++) parts[1 + k] = extra + (size_t)k * n;
+    if (!ok || collm_fit_score_weights(llm, parts, 1 + n_extra, split, grid, N_GRID, weights, &best_auc) != COLLM_OK) {
+        cli_fail("fit-score");
+        goto done;
+    }
+    w = weights[0];
+    llm_auc = collm_metrics_auc(llm, split->label, split->n);
+    llm_uauc = collm_metrics_uauc(split->user, llm, split->label, split->n, NULL);
+    // the extras' weighted sum joins the LLM's score: the grid below varies w alone
+    for (int64_t r = 0; r < split->n; r++)
+        for (int k = 0; k < n_extra; k++) llm[r] += weights[1 + k] * parts[1 + k][r];
     // the grid, with UAUC beside AUC
     double auc[N_GRID], uauc[N_GRID];
     for (int g = 0; g < N_GRID; g++) {
@@ -74,7 +118,7 @@ int cmd_fit_score(int argc, char **argv) {
     }
     double cf_auc = collm_metrics_auc(cf, split->label, split->n), cf_uauc = collm_metrics_uauc(split->user, cf, split->label, split->n, NULL);
     int dry = cli_has(opts, "--dry-run");
-    if (!dry && collm_checkpoint_set_score_cf_weight(ckpt, w) != COLLM_OK) {
+    if (!dry && collm_checkpoint_set_score_fusion(ckpt, w, n_extra, with ? with_path : NULL, weights + 1) != COLLM_OK) {
         cli_fail("fit-score");
         goto done;
     }
@@ -84,8 +128,17 @@ int cmd_fit_score(int argc, char **argv) {
         cJSON_AddStringToObject(o, "split", split->path ? split->path : split_name);
         cJSON_AddNumberToObject(o, "cf_weight", w);
         cJSON_AddNumberToObject(o, "auc", best_auc);
-        cJSON_AddNumberToObject(o, "llm_auc", auc[0]);
-        cJSON_AddNumberToObject(o, "llm_uauc", uauc[0]);
+        cJSON_AddNumberToObject(o, "llm_auc", llm_auc);
+        cJSON_AddNumberToObject(o, "llm_uauc", llm_uauc);
+        cJSON *ex = cJSON_CreateArray();
+        for (int k = 0; k < n_extra; k++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "kind", with ? collm_cf_model_kind(with_model[k]) : collm_score_extra_kind(m, k));
+            cJSON_AddNumberToObject(e, "weight", weights[1 + k]);
+            cJSON_AddNumberToObject(e, "auc", collm_metrics_auc(parts[1 + k], split->label, split->n));
+            cJSON_AddItemToArray(ex, e);
+        }
+        cJSON_AddItemToObject(o, "extras", ex);
         cJSON_AddNumberToObject(o, "cf_auc", cf_auc);
         cJSON_AddNumberToObject(o, "cf_uauc", cf_uauc);
         cJSON_AddBoolToObject(o, "stored", !dry);
@@ -107,7 +160,11 @@ int cmd_fit_score(int argc, char **argv) {
         printf("  %8s  %7s  %7s\n", "w", "AUC", "UAUC");
         for (int g = 0; g < N_GRID; g++)
             printf("  %8g  %.4f  %.4f%s\n", grid[g], auc[g], uauc[g], grid[g] == w ? "  *" : "");
-        printf("  CF alone: AUC %.4f UAUC %.4f\n", cf_auc, cf_uauc);
+        printf("  CF alone: AUC %.4f UAUC %.4f; LLM alone: AUC %.4f UAUC %.4f\n", cf_auc, cf_uauc, llm_auc, llm_uauc);
+        for (int k = 0; k < n_extra; k++)
+            printf("  + %g x %s (alone: AUC %.4f)\n", weights[1 + k],
+                   with ? collm_cf_model_kind(with_model[k]) : collm_score_extra_kind(m, k),
+                   collm_metrics_auc(parts[1 + k], split->label, split->n));
         printf("w = %g%s\n", w, dry ? " (dry run: checkpoint unchanged)" : ", stored in the checkpoint");
     }
     status = 0;
@@ -115,6 +172,9 @@ done:
     free(llm);
     free(cf);
     free(s);
+    free(extra);
+    free(with);
+    for (int k = 0; k < COLLM_SCORE_EXTRA_MAX; k++) collm_cf_model_free(with_model[k]);
     collm_model_free(m);
     collm_rec_split_free(split);
     collm_rec_dataset_free(ds);

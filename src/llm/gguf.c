@@ -169,6 +169,8 @@ struct collm_gguf_file {
     size_t kv_index_cap;
     int64_t *tensor_index;
     size_t tensor_index_cap;
+    // collm_gguf_open_ns: find_key / find_tensor look up ns + name (NULL: as given)
+    char *ns;
 };
 
 typedef struct {
@@ -328,6 +330,7 @@ void collm_gguf_close(collm_gguf_file *f) {
     free(f->kv_index);
     free(f->tensor_index);
     collm_unmap_file(&f->map);
+    free(f->ns);
     free(f->path);
     free(f);
 }
@@ -549,6 +552,33 @@ collm_gguf_file *collm_gguf_open(const char *path) {
     return f;
 }
 
+collm_gguf_file *collm_gguf_open_ns(const char *path, const char *ns) {
+    if (!ns || !*ns) {
+        collm_error(COLLM_ERR_ARG, "collm_gguf_open_ns: empty namespace");
+        return NULL;
+    }
+    collm_gguf_file *f = collm_gguf_open(path);
+    if (f && !(f->ns = strdup(ns))) {
+        collm_gguf_close(f);
+        collm_error(COLLM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    return f;
+}
+
+// name, or ns + name in a namespaced view: buf when it fits, else malloc'd
+// (*heap set; the caller frees it).
+static const char *ns_name(const collm_gguf_file *f, const char *name, char *buf, size_t cap, char **heap) {
+    *heap = NULL;
+    if (!f->ns) return name;
+    size_t a = strlen(f->ns), b = strlen(name);
+    char *d = a + b + 1 <= cap ? buf : (*heap = malloc(a + b + 1));
+    if (!d) return NULL;
+    memcpy(d, f->ns, a);
+    memcpy(d + a, name, b + 1);
+    return d;
+}
+
 uint32_t collm_gguf_version(const collm_gguf_file *f) { return f->version; }
 size_t collm_gguf_alignment(const collm_gguf_file *f) { return f->alignment; }
 size_t collm_gguf_data_offset(const collm_gguf_file *f) { return f->data_offset; }
@@ -557,7 +587,11 @@ size_t collm_gguf_file_size(const collm_gguf_file *f) { return f->map.size; }
 int64_t collm_gguf_n_kv(const collm_gguf_file *f) { return f->n_kv; }
 const char *collm_gguf_key(const collm_gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].key : NULL; }
 int64_t collm_gguf_find_key(const collm_gguf_file *f, const char *key) {
-    return index_find(f->kv_index, f->kv_index_cap, key, kv_name_of, f);
+    char buf[256], *heap;
+    const char *name = ns_name(f, key, buf, sizeof buf, &heap);
+    int64_t i = name ? index_find(f->kv_index, f->kv_index_cap, name, kv_name_of, f) : -1;
+    free(heap);
+    return i;
 }
 collm_gguf_type collm_gguf_kv_type(const collm_gguf_file *f, int64_t i) { return i >= 0 && i < f->n_kv ? f->kvs[i].type : COLLM_GGUF_TYPE_COUNT; }
 collm_gguf_type collm_gguf_arr_type(const collm_gguf_file *f, int64_t i) {
@@ -770,7 +804,10 @@ const collm_gguf_tensor_info *collm_gguf_tensor(const collm_gguf_file *f, int64_
     return i >= 0 && i < f->n_tensors ? &f->tensors[i] : NULL;
 }
 const collm_gguf_tensor_info *collm_gguf_find_tensor(const collm_gguf_file *f, const char *name) {
-    int64_t i = index_find(f->tensor_index, f->tensor_index_cap, name, tensor_name_of, f);
+    char buf[256], *heap;
+    const char *full = ns_name(f, name, buf, sizeof buf, &heap);
+    int64_t i = full ? index_find(f->tensor_index, f->tensor_index_cap, full, tensor_name_of, f) : -1;
+    free(heap);
     return i >= 0 ? &f->tensors[i] : NULL;
 }
 int64_t collm_gguf_tensor_n_elements(const collm_gguf_tensor_info *t) {
@@ -815,7 +852,28 @@ struct collm_gguf_writer {
     int64_t n_kv, cap_kv;
     writer_tensor *tensors;
     int64_t n_tensors, cap_tensors;
+    char *ns; // collm_gguf_writer_set_ns: prefix of every key and tensor name added
 };
+
+int collm_gguf_writer_set_ns(collm_gguf_writer *w, const char *ns) {
+    if (!w) return collm_error(COLLM_ERR_ARG, "gguf writer: NULL writer");
+    char *copy = ns && *ns ? strdup(ns) : NULL;
+    if (ns && *ns && !copy) return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+    free(w->ns);
+    w->ns = copy;
+    return COLLM_OK;
+}
+
+// ns + name (malloc'd; the caller frees it), or NULL when out of memory.
+static char *writer_full_name(const collm_gguf_writer *w, const char *name) {
+    size_t a = w->ns ? strlen(w->ns) : 0, b = strlen(name);
+    char *d = malloc(a + b + 1);
+    if (d) {
+        if (a) memcpy(d, w->ns, a);
+        memcpy(d + a, name, b + 1);
+    }
+    return d;
+}
 
 collm_gguf_writer *collm_gguf_writer_create(void) { return collm_calloc(1, sizeof(collm_gguf_writer)); }
 
@@ -831,15 +889,29 @@ void collm_gguf_writer_free(collm_gguf_writer *w) {
     }
     free(w->kvs);
     free(w->tensors);
+    free(w->ns);
     free(w);
 }
 
 // Takes ownership of `value` (malloc'd, value_len bytes) in all cases.
+static int writer_set_full(collm_gguf_writer *w, const char *key, collm_gguf_type type, unsigned char *value, size_t value_len);
 static int writer_set(collm_gguf_writer *w, const char *key, collm_gguf_type type, unsigned char *value, size_t value_len) {
     if (!key || !*key) {
         free(value);
         return collm_error(COLLM_ERR_ARG, "gguf writer: empty key");
     }
+    if (!w->ns) return writer_set_full(w, key, type, value, value_len);
+    char *full = writer_full_name(w, key);
+    if (!full) {
+        free(value);
+        return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+    }
+    int rc = writer_set_full(w, full, type, value, value_len);
+    free(full);
+    return rc;
+}
+
+static int writer_set_full(collm_gguf_writer *w, const char *key, collm_gguf_type type, unsigned char *value, size_t value_len) {
     for (int64_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, key) == 0) { // replace
             free(w->kvs[i].value);
@@ -942,7 +1014,19 @@ int collm_gguf_writer_copy_kv(collm_gguf_writer *w, const collm_gguf_file *src, 
     return writer_set(w, kv->key, kv->type, b, kv->value_len);
 }
 
+static int writer_add_tensor_full(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
+                                  const void *data);
 int collm_gguf_writer_add_tensor(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne, const void *data) {
+    if (!w->ns || !name) return writer_add_tensor_full(w, name, type, n_dims, ne, data);
+    char *full = writer_full_name(w, name);
+    if (!full) return collm_error(COLLM_ERR_NOMEM, "gguf writer: out of memory");
+    int rc = writer_add_tensor_full(w, full, type, n_dims, ne, data);
+    free(full);
+    return rc;
+}
+
+static int writer_add_tensor_full(collm_gguf_writer *w, const char *name, collm_ggml_type type, int n_dims, const int64_t *ne,
+                                  const void *data) {
     if (!name || !*name || strlen(name) >= GGUF_MAX_NAME)
         return collm_error(COLLM_ERR_ARG, "gguf writer: tensor name '%s' is empty or has >= %d bytes", name ? name : "",
                            GGUF_MAX_NAME);

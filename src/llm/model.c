@@ -318,7 +318,7 @@ static int read_hparams(const collm_gguf_file *f, const char *path, collm_llm_hp
 // Tensors a collm checkpoint stores beside the model (CF tables, FECE MLP,
 // LoRA pairs, optimizer and loader state).
 static int is_collm_tensor(const char *name) {
-    static const char *prefixes[] = {"cf.", "fece.", "optim.", "train."};
+    static const char *prefixes[] = {"cf.", "fece.", "fuse.", "optim.", "train."};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
     size_t n = strlen(name);

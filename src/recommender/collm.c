@@ -742,6 +742,7 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
         m->score_cf_weight = w;
         m->has_score_cf_weight = 1;
     }
+    if ((rc = collm_score_extras_read(m, f, ckpt_path))) goto fail;
     collm_gguf_close(f);
     return m;
 fail:
@@ -758,6 +759,7 @@ void collm_model_free(collm_model *m) {
     collm_prompt_template_free(m->tpl);
     if (m->has_lora) collm_lora_free(&m->lora);
     if (m->has_fece) collm_fece_free(&m->fece);
+    collm_score_extras_free(m);
     free(m->cf_users);
     free(m->cf_items);
     collm_cf_model_free(m->cf_enc);
@@ -1015,44 +1017,7 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
 // The CF model's score of every row (split->n); ids beyond its tables give 0.
 // Tables: <cf_user[u], cf_item[i]>; a history encoder scores the rows itself.
 static int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
-    if (m->cf_enc) {
-        // rows whose user, item or history ids it does not know are scored as
-        // (user 0, item 0, no history) and then zeroed: a copy of the split's
-        // ids and packed histories with those rows emptied
-        const int64_t n = split->n;
-        const int32_t nu = collm_cf_model_n_users(m->cf_enc), ni = collm_cf_model_n_items(m->cf_enc);
-        const int64_t n_his = split->his_offset ? split->his_offset[n] : 0;
-        int32_t *u = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *u), *it = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *it);
-        int64_t *off = collm_malloc(((size_t)n + 1) * sizeof *off);
-        int32_t *his = collm_malloc((size_t)(n_his > 0 ? n_his : 1) * sizeof *his);
-        int8_t *hl = split->his_label ? collm_malloc((size_t)(n_his > 0 ? n_his : 1)) : NULL;
-        int8_t *known = collm_malloc((size_t)(n > 0 ? n : 1));
-        int rc = u && it && off && his && known && (!split->his_label || hl) ? COLLM_OK : COLLM_ERR_NOMEM;
-        int64_t o = 0;
-        for (int64_t r = 0; !rc && r < n; r++) {
-            const int64_t h0 = split->his_offset ? split->his_offset[r] : 0, h1 = split->his_offset ? split->his_offset[r + 1] : 0;
-            int ok = split->user[r] >= 0 && split->user[r] < nu && split->item[r] >= 0 && split->item[r] < ni;
-            for (int64_t k = h0; ok && k < h1; k++) ok = split->his[k] >= 0 && split->his[k] < ni;
-            known[r] = (int8_t)ok;
-            u[r] = ok ? split->user[r] : 0;
-            it[r] = ok ? split->item[r] : 0;
-            off[r] = o;
-            if (!ok) continue;
-            memcpy(his + o, split->his + h0, (size_t)(h1 - h0) * sizeof *his);
-            if (hl) memcpy(hl + o, split->his_label + h0, (size_t)(h1 - h0));
-            o += h1 - h0;
-        }
-        if (!rc) {
-            off[n] = o;
-            collm_rec_split view = *split;
-            view.user = u, view.item = it, view.his_offset = off, view.his = his, view.his_label = hl;
-            rc = collm_cf_model_score_split(m->cf_enc, &view, cf, m->pool);
-        }
-        for (int64_t r = 0; !rc && r < n; r++)
-            if (!known[r]) cf[r] = 0.0f;
-        free(u), free(it), free(off), free(his), free(hl), free(known);
-        return rc;
-    }
+    if (m->cf_enc) return collm_cf_model_score_split_known(m->cf_enc, split, cf, m->pool);
     if (!m->cf_users) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative tables to score with");
     const int d = m->cf_dim;
     for (int64_t r = 0; r < split->n; r++) {
@@ -1083,39 +1048,26 @@ int collm_score_split_parts(collm_model *m, const collm_rec_dataset *ds, const c
 int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
                       double *prompts_per_second) {
     const float w = m && m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
-    float *cf = w > 0 && split ? collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *cf) : NULL;
-    if (w > 0 && !cf) return COLLM_ERR_NOMEM;
-    int rc = collm_score_split_parts(m, ds, split, batch, scores, cf, prompts_per_second);
+    const int n_extra = m ? m->n_score_extra : 0;
+    const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
+    float *cf = w > 0 && split ? collm_malloc(n * sizeof *cf) : NULL;
+    float *extra = n_extra > 0 && split ? collm_malloc((size_t)n_extra * n * sizeof *extra) : NULL;
+    int rc = (w > 0 && !cf) || (n_extra > 0 && split && !extra) ? COLLM_ERR_NOMEM : COLLM_OK;
+    if (!rc) rc = collm_score_split_parts(m, ds, split, batch, scores, cf, prompts_per_second);
+    if (!rc && extra) rc = collm_score_split_extras(m, split, extra);
+    // score = llm + w · cf + Σ_k v_k · extra_k
     for (int64_t r = 0; rc == COLLM_OK && cf && r < split->n; r++) scores[r] += w * cf[r];
+    for (int k = 0; rc == COLLM_OK && extra && k < n_extra; k++)
+        for (int64_t r = 0; r < split->n; r++) scores[r] += m->score_extra_weight[k] * extra[(size_t)k * n + (size_t)r];
     free(cf);
+    free(extra);
     return rc;
 }
 
 int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_split *split, const float *grid, int n_grid,
                            float *w_out, double *auc_out) {
-    if (!llm || !cf || !split || !grid || n_grid < 1 || !w_out)
-        return collm_error(COLLM_ERR_ARG, "collm_fit_score_weight: NULL argument or empty grid");
-    float *s = collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *s);
-    if (!s) return COLLM_ERR_NOMEM;
-    double best = -1;
-    float best_w = 0;
-    for (int g = 0; g < n_grid; g++) {
-        if (!(grid[g] >= 0 && grid[g] <= COLLM_SCORE_CF_WEIGHT_MAX)) {
-            free(s);
-            return collm_error(COLLM_ERR_ARG, "score weight grid value %g is outside [0, %g]", grid[g], COLLM_SCORE_CF_WEIGHT_MAX);
-        }
-        for (int64_t r = 0; r < split->n; r++) s[r] = llm[r] + grid[g] * cf[r];
-        double auc = collm_metrics_auc(s, split->label, split->n);
-        if (auc > best || (auc == best && grid[g] < best_w)) {
-            best = auc;
-            best_w = grid[g];
-        }
-    }
-    free(s);
-    if (!(best >= 0)) return collm_error(COLLM_ERR_ARG, "the split's AUC is undefined (one class only?)");
-    *w_out = best_w;
-    if (auc_out) *auc_out = best;
-    return COLLM_OK;
+    if (!cf || !w_out) return collm_error(COLLM_ERR_ARG, "collm_fit_score_weight: NULL argument");
+    return collm_fit_score_weights(llm, &cf, 1, split, grid, n_grid, w_out, auc_out);
 }
 
 // ---------------------------------------------------------------------------
@@ -1146,7 +1098,8 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char
         (rc = collm_gguf_writer_set_u64(w, "collm.seed", m->seed)) ||
         (m->has_rerank && ((rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_LAMBDA_KEY, m->rerank_lambda)) ||
                            (rc = collm_gguf_writer_set_f32(w, COLLM_RERANK_POPULARITY_KEY, m->rerank_pop)))) ||
-        (m->has_score_cf_weight && (rc = collm_gguf_writer_set_f32(w, COLLM_SCORE_CF_WEIGHT_KEY, m->score_cf_weight))))
+        (m->has_score_cf_weight && (rc = collm_gguf_writer_set_f32(w, COLLM_SCORE_CF_WEIGHT_KEY, m->score_cf_weight))) ||
+        (rc = collm_score_extras_write(m, w)))
         return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)

@@ -45,6 +45,11 @@ struct collm_model {
     int has_rerank;
     float score_cf_weight;  // collm.score.cf_weight (valid when has_score_cf_weight)
     int has_score_cf_weight;
+    // further encoders fused into the score (score_fusion.c): stored whole in
+    // the checkpoint under "fuse.K.", weights collm.score.extra.K.weight
+    collm_cf_model *score_extra[COLLM_SCORE_EXTRA_MAX];
+    float score_extra_weight[COLLM_SCORE_EXTRA_MAX];
+    int n_score_extra;
     collm_pool *pool;
     collm_llm_trainer *scorer;    // forward-only trainer used for scoring
     int scorer_rows, scorer_len;
@@ -81,6 +86,11 @@ enum { COLLM_BASE_HASH_FNV1A = 0, COLLM_BASE_HASH_XXH3 = 1 };
 int collm_file_checksum(const char *path, int kind, uint64_t *out);
 float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target t);
 int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
+// score_fusion.c: the fused encoders' keys read / written / freed.
+int collm_score_extras_read(collm_model *m, const collm_gguf_file *f, const char *ckpt_path);
+int collm_score_extras_write(const collm_model *m, collm_gguf_writer *w);
+void collm_score_extras_free(collm_model *m);
+
 // Adds the checkpoint's keys and tensors to w, for a file at ckpt_path (the
 // base model's path is stored relative to that file's folder).
 int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char *ckpt_path);

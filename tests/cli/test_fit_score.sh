@@ -43,6 +43,56 @@ check "collm info shows collm.score.cf_weight" grep -q "collm.score.cf_weight" "
 "$BIN" fit-score --ckpt "$CK" --data "$D" --json --threads 1 >"$TMP/fit2.json" 2>/dev/null
 check "refit gives the same w" [ "$(get "$TMP/fit2.json" "['cf_weight']")" = "$w" ]
 
+# --with: a second encoder (DIN, reading the history) fused and stored whole in
+# the checkpoint; every row's eval score is then llm + w*cf + v*din, with each
+# part computed independently (the original file, the two encoder files)
+run "$BIN" train-cf --model din --data "$D" --out "$TMP/din.gguf" --dim 12 --max-epochs 2 --threads 2
+"$BIN" eval --ckpt "$TMP/copy.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/llm.tsv" >/dev/null 2>&1
+"$BIN" eval-cf --cf "$TMP/cf.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/cf.tsv" >/dev/null 2>&1
+"$BIN" eval-cf --cf "$TMP/din.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/din.tsv" >/dev/null 2>&1
+"$BIN" fit-score --ckpt "$CK" --data "$D" --with "$TMP/din.gguf" --json --threads 1 >"$TMP/fit3.json" 2>"$TMP/err"; rc=$?
+check "fit-score --with exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "--with: JSON names the fused encoder" python3 -c "
+import json,sys; r=json.load(open('$TMP/fit3.json')); e=r['extras']
+sys.exit(0 if len(e)==1 and e[0]['kind']=='din' and e[0]['weight']>=0 and r['stored'] else 1)"
+check "--with: the fit is at least as good as without" python3 -c "
+import json,sys; a=json.load(open('$TMP/fit3.json'))['auc']; b=json.load(open('$TMP/fit.json'))['auc']; sys.exit(0 if a>=b-1e-12 else 1)"
+"$BIN" eval --ckpt "$CK" --data "$D" --split valid_small --json --threads 1 --scores "$TMP/fused.tsv" >"$TMP/fused.json"
+check "eval's AUC is the fitted one" python3 -c "
+import json,sys; r=json.load(open('$TMP/fit3.json')); e=json.load(open('$TMP/fused.json'))
+sys.exit(0 if abs(e['auc']-r['auc'])<1e-6 else 1)"
+check "every row: eval score = llm + w*cf + v*din (parts scored from the original files)" python3 -c "
+import json,sys
+r=json.load(open('$TMP/fit3.json')); w=r['cf_weight']; v=r['extras'][0]['weight']
+col=lambda f:[float(l.split('\t')[3]) for l in open(f).read().splitlines()[1:]]
+L,C,X,F=col('$TMP/llm.tsv'),col('$TMP/cf.tsv'),col('$TMP/din.tsv'),col('$TMP/fused.tsv')
+worst=max(abs(f-(l+w*c+v*x)) for l,c,x,f in zip(L,C,X,F))
+sys.exit(0 if len(F)==len(L)>0 and worst<1e-4*(1+w+v) else 1)"
+"$BIN" info "$CK" >"$TMP/info" 2>&1
+check "collm info shows the fused encoder's keys" grep -q "fuse.0.collm.cf.kind" "$TMP/info"
+"$BIN" fit-score --ckpt "$CK" --data "$D" --json --threads 1 >"$TMP/fit4.json" 2>/dev/null
+check "refit without --with keeps the stored encoder and its weights" python3 -c "
+import json,sys; a=json.load(open('$TMP/fit3.json')); b=json.load(open('$TMP/fit4.json'))
+sys.exit(0 if b['extras']==a['extras'] and b['cf_weight']==a['cf_weight'] else 1)"
+# a checkpoint that holds the whole fine-tuned LLM (stage 1 --full, then stage
+# 2) loads with a fused encoder beside the LLM's tensors
+run "$BIN" train --stage 2 --init-from "$TMP/s1.gguf" --cf "$TMP/cf.gguf" --data "$D" --out "$TMP/full2.gguf" \
+  --lr 1e-2 --batch 8 --steps-per-epoch 2 --max-epochs 1 --eval-rows 16 --threads 2
+"$BIN" fit-score --ckpt "$TMP/full2.gguf" --data "$D" --with "$TMP/din.gguf" --json --threads 1 >"$TMP/fit5.json" 2>"$TMP/err"; rc=$?
+check "fit-score --with on a full-model checkpoint exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+"$BIN" eval --ckpt "$TMP/full2.gguf" --data "$D" --split valid_small --json --threads 1 >"$TMP/full2.json" 2>"$TMP/err"; rc=$?
+check "eval of that checkpoint exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "its AUC is the fitted one" python3 -c "
+import json,sys; r=json.load(open('$TMP/fit5.json')); e=json.load(open('$TMP/full2.json'))
+sys.exit(0 if abs(e['auc']-r['auc'])<1e-6 else 1)"
+
+cp "$CK" "$TMP/fused_copy.gguf"
+expect_error "--with a file that is not a CF model" 'base.gguf' "$BIN" fit-score --ckpt "$CK" --data "$D" --with "$TMP/base.gguf"
+check "a failed --with leaves the checkpoint byte-identical" cmp -s "$CK" "$TMP/fused_copy.gguf"
+expect_error "--with five encoders" 'at most 4' "$BIN" fit-score --ckpt "$CK" --data "$D" \
+  --with "$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf"
+expect_error "--with an empty list" 'at least one' "$BIN" fit-score --ckpt "$CK" --data "$D" --with ","
+
 expect_error "stage-1 checkpoint has no CF tables" 'no collaborative tables' "$BIN" fit-score --ckpt "$TMP/s1.gguf" --data "$D" --threads 1
 expect_error "missing --data" 'data' "$BIN" fit-score --ckpt "$CK"
 expect_error "bad --batch" 'batch' "$BIN" fit-score --ckpt "$CK" --data "$D" --batch 0

@@ -1,0 +1,229 @@
+// Score fusion with further collaborative encoders (issue 9):
+//   score = logit("Yes") + w · cf + Σ_k v_k · extra_k
+// The extras are whole CF models (any kind) stored inside the checkpoint
+// under the namespace "fuse.K." so that the checkpoint stays one file that
+// eval, fit-score and serve read alone. Their weights, like w, are fitted by
+// AUC on valid_small (collm fit-score --with), never on the test split.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collm/error.h"
+#include "collm/metrics.h"
+#include "recommender/collm_internal.h"
+
+#define EXTRA_NS_FMT "fuse.%d."
+#define EXTRA_WEIGHT_FMT "collm.score.extra.%d.weight"
+
+// ---------------------------------------------------------------------------
+// checkpoint keys
+
+int collm_score_extras_read(collm_model *m, const collm_gguf_file *f, const char *ckpt_path) {
+    if (collm_gguf_find_key(f, COLLM_SCORE_EXTRA_COUNT_KEY) < 0) return COLLM_OK;
+    int64_t n;
+    int rc = collm_gguf_get_i64(f, COLLM_SCORE_EXTRA_COUNT_KEY, &n);
+    if (rc) return collm_error_prefix(rc, "%s", ckpt_path);
+    if (n < 0 || n > COLLM_SCORE_EXTRA_MAX)
+        return collm_error(COLLM_ERR_FORMAT, "%s: %s = %lld is outside [0, %d]", ckpt_path, COLLM_SCORE_EXTRA_COUNT_KEY,
+                           (long long)n, COLLM_SCORE_EXTRA_MAX);
+    for (int k = 0; k < (int)n; k++) {
+        char ns[32], key[64];
+        snprintf(ns, sizeof ns, EXTRA_NS_FMT, k);
+        snprintf(key, sizeof key, EXTRA_WEIGHT_FMT, k);
+        float v;
+        if ((rc = collm_gguf_get_f32(f, key, &v))) return collm_error_prefix(rc, "%s", ckpt_path);
+        if (!(v >= 0 && v <= COLLM_SCORE_CF_WEIGHT_MAX))
+            return collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g]", ckpt_path, key, v,
+                               COLLM_SCORE_CF_WEIGHT_MAX);
+        collm_gguf_file *view = collm_gguf_open_ns(ckpt_path, ns);
+        collm_cf_model *cf = view ? collm_cf_model_read(view, ckpt_path) : NULL;
+        collm_gguf_close(view);
+        if (!cf) return collm_error_prefix(COLLM_ERR_FORMAT, "%s: fused encoder %d (namespace %s)", ckpt_path, k, ns);
+        m->score_extra[k] = cf;
+        m->score_extra_weight[k] = v;
+        m->n_score_extra = k + 1;
+    }
+    return COLLM_OK;
+}
+
+int collm_score_extras_write(const collm_model *m, collm_gguf_writer *w) {
+    if (m->n_score_extra == 0) return COLLM_OK;
+    int rc = collm_gguf_writer_set_u32(w, COLLM_SCORE_EXTRA_COUNT_KEY, (uint32_t)m->n_score_extra);
+    for (int k = 0; !rc && k < m->n_score_extra; k++) {
+        char ns[32], key[64];
+        snprintf(ns, sizeof ns, EXTRA_NS_FMT, k);
+        snprintf(key, sizeof key, EXTRA_WEIGHT_FMT, k);
+        if ((rc = collm_gguf_writer_set_f32(w, key, m->score_extra_weight[k]))) break;
+        if ((rc = collm_gguf_writer_set_ns(w, ns))) break;
+        rc = collm_cf_model_write(m->score_extra[k], w);
+        int rc2 = collm_gguf_writer_set_ns(w, NULL);
+        if (!rc) rc = rc2;
+    }
+    return rc;
+}
+
+void collm_score_extras_free(collm_model *m) {
+    for (int k = 0; k < m->n_score_extra; k++) collm_cf_model_free(m->score_extra[k]);
+    m->n_score_extra = 0;
+}
+
+int collm_score_extra_count(const collm_model *m) { return m ? m->n_score_extra : 0; }
+const char *collm_score_extra_kind(const collm_model *m, int k) {
+    return m && k >= 0 && k < m->n_score_extra ? collm_cf_model_kind(m->score_extra[k]) : NULL;
+}
+float collm_score_extra_weight(const collm_model *m, int k) {
+    return m && k >= 0 && k < m->n_score_extra ? m->score_extra_weight[k] : 0.0f;
+}
+
+int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra) {
+    if (!m || !split || (!extra && m->n_score_extra > 0))
+        return collm_error(COLLM_ERR_ARG, "collm_score_split_extras: NULL argument");
+    for (int k = 0; k < m->n_score_extra; k++) {
+        int rc = collm_cf_model_score_split_known(m->score_extra[k], split, extra + (size_t)k * (size_t)split->n, m->pool);
+        if (rc) return collm_error_prefix(rc, "fused encoder %d (%s)", k, collm_cf_model_kind(m->score_extra[k]));
+    }
+    return COLLM_OK;
+}
+
+// ---------------------------------------------------------------------------
+// rewriting a checkpoint's fusion
+
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+int collm_checkpoint_set_score_fusion(const char *ckpt_path, float w, int n_extra, const char *const *extra_paths,
+                                      const float *v) {
+    if (!ckpt_path || n_extra < 0 || n_extra > COLLM_SCORE_EXTRA_MAX || (n_extra > 0 && !v))
+        return collm_error(COLLM_ERR_ARG, "collm_checkpoint_set_score_fusion: bad arguments (at most %d extras)",
+                           COLLM_SCORE_EXTRA_MAX);
+    if (!(w >= 0 && w <= COLLM_SCORE_CF_WEIGHT_MAX))
+        return collm_error(COLLM_ERR_ARG, "score weight %g is outside [0, %g]", w, COLLM_SCORE_CF_WEIGHT_MAX);
+    for (int k = 0; k < n_extra; k++)
+        if (!(v[k] >= 0 && v[k] <= COLLM_SCORE_CF_WEIGHT_MAX))
+            return collm_error(COLLM_ERR_ARG, "fused encoder %d: weight %g is outside [0, %g]", k, v[k], COLLM_SCORE_CF_WEIGHT_MAX);
+    collm_gguf_file *f = collm_gguf_open(ckpt_path);
+    if (!f) return COLLM_ERR;
+    collm_gguf_file *src[COLLM_SCORE_EXTRA_MAX] = {0};
+    collm_gguf_writer *out = NULL;
+    int rc = COLLM_OK;
+    if (collm_gguf_find_key(f, "collm.stage") < 0) {
+        rc = collm_error(COLLM_ERR_FORMAT, "%s: not a collm checkpoint", ckpt_path);
+        goto done;
+    }
+    if (w > 0 && !collm_gguf_find_tensor(f, "cf.item_embd")) {
+        rc = collm_error(COLLM_ERR_ARG, "%s: no collaborative tables to fuse with", ckpt_path);
+        goto done;
+    }
+    int64_t have = 0;
+    if (collm_gguf_find_key(f, COLLM_SCORE_EXTRA_COUNT_KEY) >= 0 &&
+        (rc = collm_gguf_get_i64(f, COLLM_SCORE_EXTRA_COUNT_KEY, &have)))
+        goto done;
+    if (!extra_paths && have != n_extra) {
+        rc = collm_error(COLLM_ERR_ARG, "%s holds %lld fused encoders, %d weights given", ckpt_path, (long long)have, n_extra);
+        goto done;
+    }
+    // new extras: each must read as a CF model before anything is written
+    for (int k = 0; extra_paths && k < n_extra; k++) {
+        collm_cf_model *probe = NULL;
+        if (!(src[k] = collm_gguf_open(extra_paths[k])) || !(probe = collm_cf_model_read(src[k], extra_paths[k]))) {
+            rc = collm_error_prefix(COLLM_ERR_FORMAT, "fused encoder %s", extra_paths[k]);
+            goto done;
+        }
+        collm_cf_model_free(probe);
+    }
+    if (!(out = collm_gguf_writer_create())) {
+        rc = COLLM_ERR_NOMEM;
+        goto done;
+    }
+    // everything but the fusion keys (and, when replacing, the old extras)
+    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++) {
+        const char *key = collm_gguf_key(f, i);
+        if (strcmp(key, COLLM_SCORE_CF_WEIGHT_KEY) == 0 || starts_with(key, "collm.score.extra.") ||
+            (extra_paths && starts_with(key, "fuse.")))
+            continue;
+        rc = collm_gguf_writer_copy_kv(out, f, i);
+    }
+    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+        if (extra_paths && starts_with(t->name, "fuse.")) continue;
+        rc = collm_gguf_writer_add_tensor(out, t->name, t->type, t->n_dims, t->ne, t->data);
+    }
+    if (!rc) rc = collm_gguf_writer_set_f32(out, COLLM_SCORE_CF_WEIGHT_KEY, w);
+    if (!rc && n_extra > 0) rc = collm_gguf_writer_set_u32(out, COLLM_SCORE_EXTRA_COUNT_KEY, (uint32_t)n_extra);
+    for (int k = 0; !rc && k < n_extra; k++) {
+        char ns[32], key[64];
+        snprintf(ns, sizeof ns, EXTRA_NS_FMT, k);
+        snprintf(key, sizeof key, EXTRA_WEIGHT_FMT, k);
+        rc = collm_gguf_writer_set_f32(out, key, v[k]);
+        if (rc || !extra_paths) continue;
+        // the model file copied whole (bytes unchanged) into its namespace
+        if ((rc = collm_gguf_writer_set_ns(out, ns))) break;
+        for (int64_t i = 0; !rc && i < collm_gguf_n_kv(src[k]); i++)
+            if (!starts_with(collm_gguf_key(src[k], i), "general.")) rc = collm_gguf_writer_copy_kv(out, src[k], i);
+        for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(src[k]); i++) {
+            const collm_gguf_tensor_info *t = collm_gguf_tensor(src[k], i);
+            rc = collm_gguf_writer_add_tensor(out, t->name, t->type, t->n_dims, t->ne, t->data);
+        }
+        int rc2 = collm_gguf_writer_set_ns(out, NULL);
+        if (!rc) rc = rc2;
+    }
+    if (!rc) rc = collm_gguf_writer_write(out, ckpt_path);
+done:
+    collm_gguf_writer_free(out);
+    for (int k = 0; k < COLLM_SCORE_EXTRA_MAX; k++) collm_gguf_close(src[k]);
+    collm_gguf_close(f);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// fitting the weights
+
+int collm_fit_score_weights(const float *llm, const float *const *parts, int n_parts, const collm_rec_split *split,
+                            const float *grid, int n_grid, float *w_out, double *auc_out) {
+    if (!llm || !parts || n_parts < 1 || !split || !grid || n_grid < 1 || !w_out)
+        return collm_error(COLLM_ERR_ARG, "collm_fit_score_weights: NULL argument or empty grid");
+    for (int p = 0; p < n_parts; p++)
+        if (!parts[p]) return collm_error(COLLM_ERR_ARG, "collm_fit_score_weights: part %d is NULL", p);
+    for (int g = 0; g < n_grid; g++)
+        if (!(grid[g] >= 0 && grid[g] <= COLLM_SCORE_CF_WEIGHT_MAX))
+            return collm_error(COLLM_ERR_ARG, "score weight grid value %g is outside [0, %g]", grid[g], COLLM_SCORE_CF_WEIGHT_MAX);
+    const int64_t n = split->n;
+    float *base = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *base), *s = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+    if (!base || !s) {
+        free(base), free(s);
+        return COLLM_ERR_NOMEM;
+    }
+    for (int p = 0; p < n_parts; p++) w_out[p] = 0;
+    double best = -1;
+    // coordinate ascent: each weight in turn over the grid, the others held;
+    // it stops when a whole sweep changes nothing (AUC never decreases)
+    for (int sweep = 0, changed = 1; changed && sweep < 8; sweep++) {
+        changed = 0;
+        for (int p = 0; p < n_parts; p++) {
+            for (int64_t r = 0; r < n; r++) {
+                float b = llm[r];
+                for (int q = 0; q < n_parts; q++)
+                    if (q != p) b += w_out[q] * parts[q][r];
+                base[r] = b;
+            }
+            float best_w = w_out[p];
+            double best_p = -1;
+            for (int g = 0; g < n_grid; g++) {
+                for (int64_t r = 0; r < n; r++) s[r] = base[r] + grid[g] * parts[p][r];
+                double auc = collm_metrics_auc(s, split->label, n);
+                if (auc > best_p || (auc == best_p && grid[g] < best_w)) {
+                    best_p = auc;
+                    best_w = grid[g];
+                }
+            }
+            if (best_w != w_out[p] && best_p > best) changed = 1;
+            if (best_p >= best) {
+                w_out[p] = best_w;
+                best = best_p;
+            }
+        }
+    }
+    free(base), free(s);
+    if (!(best >= 0)) return collm_error(COLLM_ERR_ARG, "the split's AUC is undefined (one class only?)");
+    if (auc_out) *auc_out = best;
+    return COLLM_OK;
+}
