@@ -60,7 +60,7 @@ $BIN train --stage 2 --init-from "$W/stage1.gguf" --cf "$W/cf.gguf" --template c
   "${common[@]}" --max-epochs ${S2_EPOCHS:-3} --patience 2 --lr 1e-3 --warmup-steps 50 >&2
 log "5. joint stage (mapping + LLM, low rate)"
 $BIN train --stage 2 --train-llm --init-from "$W/stage2.gguf" --cf "$W/cf.gguf" --template collm_movie_ids --out "$OUT" \
-  "${common[@]}" --max-epochs ${S3_EPOCHS:-8} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
+  "${common[@]}" --max-epochs ${S3_EPOCHS:-16} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
 log "6. score fusion (weights fitted on valid_small, $FUSE_KIND stored in the checkpoint)"
 fit=$($BIN fit-score --ckpt "$OUT" --data "$DATA" --split valid_small --with "$W/fuse.gguf" --json --threads "$THREADS")
 echo "$fit" | cut -c1-400 >&2
