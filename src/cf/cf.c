@@ -442,6 +442,12 @@ int collm_cf_model_write(const collm_cf_model *m, collm_gguf_writer *w) {
         put_u32(&s, "collm.cf.train.patience", (uint32_t)o->patience);
         put_u64(&s, "collm.cf.train.seed", o->seed);
         put_f32(&s, "collm.cf.train.dropout", o->dropout);
+        put_f32(&s, "collm.cf.train.beta1", o->beta1);
+        put_f32(&s, "collm.cf.train.beta2", o->beta2);
+        put_f32(&s, "collm.cf.train.eps", o->eps);
+        put_u32(&s, "collm.cf.train.stall_epochs", (uint32_t)o->stall_epochs);
+        put_f32(&s, "collm.cf.train.stall_auc", o->stall_auc);
+        put_u32(&s, "collm.cf.train.early_stopped", (uint32_t)r->early_stopped);
         put_u32(&s, "collm.cf.train.epochs", (uint32_t)r->epochs_run);
         put_u32(&s, "collm.cf.train.best_epoch", (uint32_t)r->best_epoch);
         put_f32(&s, "collm.cf.train.best_eval_auc", r->best_eval_auc);

@@ -1,6 +1,8 @@
 // `collm info M.gguf`: prints a GGUF file's header, every metadata key
-// (type and value; long arrays show their first elements), a tensor table and
-// totals. A file that fails validation gives one error line and exit 1.
+// (type and value; long arrays show their first elements), the
+// hyper-parameters a collm checkpoint or CF model was trained with (its
+// collm.train.*, collm.cf.train.*, collm.lora.* keys, again together), a
+// tensor table and totals. A file that fails validation gives one error line and exit 1.
 #include <cjson/cJSON.h>
 
 #include "cli.h"
@@ -92,6 +94,16 @@ static void describe_base(const collm_gguf_file *f, base_info *b) {
     collm_tok_free(v);
 }
 
+// The hyper-parameters a collm checkpoint or CF model was trained with: the
+// keys of these prefixes, shown again together, without the prefix.
+static const char *hparam_name(const char *key) {
+    static const char *const prefixes[] = {"collm.train.", "collm.cf.train.", "collm.lora.", NULL};
+    for (int i = 0; prefixes[i]; i++)
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
+            return i == 2 ? key + strlen("collm.") : key + strlen(prefixes[i]); // lora.* keeps its prefix
+    return NULL;
+}
+
 static int info_json(const collm_gguf_file *f, const char *path) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "file", path);
@@ -105,6 +117,14 @@ static int info_json(const collm_gguf_file *f, const char *path) {
         cJSON *kv = cJSON_AddObjectToObject(meta, collm_gguf_key(f, i));
         cJSON_AddStringToObject(kv, "type", collm_gguf_type_name(collm_gguf_kv_type(f, i)));
         cJSON_AddStringToObject(kv, "value", value);
+    }
+    cJSON *hp = NULL;
+    for (int64_t i = 0; i < collm_gguf_n_kv(f); i++) {
+        const char *name = hparam_name(collm_gguf_key(f, i));
+        if (!name) continue;
+        if (!hp) hp = cJSON_AddObjectToObject(j, "hyperparameters");
+        collm_gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
+        cJSON_AddStringToObject(hp, name, value);
     }
     int64_t total_params = 0;
     for (int64_t i = 0; tensors && i < collm_gguf_n_tensors(f); i++) {
@@ -149,7 +169,10 @@ int cmd_info(int argc, char **argv) {
         if (i > 0 && !path && argv[i][0] != '-' && !is_value) path = argv[i];
         else args[n_args++] = argv[i];
     }
-    int rc = cli_parse(n_args, args, opts, "usage: collm info M.gguf [--threads N]\n\nPrints a GGUF file's metadata and tensor table.");
+    int rc = cli_parse(n_args, args, opts,
+                       "usage: collm info M.gguf [--json]\n\nPrints a GGUF file's metadata, the hyper-parameters a collm "
+                       "checkpoint or CF model\nwas trained with (collm.train.*, collm.cf.train.*, collm.lora.*) and "
+                       "its tensor table.");
     if (rc > 0) return 0;
     if (rc < 0) return 1;
     if (cli_get(opts, "--model")) path = cli_get(opts, "--model");
@@ -178,6 +201,21 @@ int cmd_info(int argc, char **argv) {
         printf("  %-44s %-4s %s\n", collm_gguf_key(f, i), collm_gguf_type_name(collm_gguf_kv_type(f, i)), value);
     }
 
+    // the training settings together (also listed above), a few per line
+    int col = 0;
+    for (int64_t i = 0; i < collm_gguf_n_kv(f); i++) {
+        const char *name = hparam_name(collm_gguf_key(f, i));
+        if (!name) continue;
+        if (!col) printf("\ntrained with:\n ");
+        collm_gguf_format_array_preview(f, i, INFO_ARRAY_PREVIEW, value, sizeof value);
+        int w = printf(" %s=%s", name, value);
+        col += w;
+        if (col > 90) {
+            printf("\n ");
+            col = 1;
+        }
+    }
+    if (col) printf("\n");
     printf("\ntensors: %" PRId64 "\n", collm_gguf_n_tensors(f));
     printf("  %-40s %-5s %-28s %12s %12s\n", "name", "type", "ne", "bytes", "offset");
     int64_t total_params = 0;

@@ -15,10 +15,38 @@
 #include "collm/fileio.h"
 #include "commands.h"
 
+// What the per-epoch callback reports to: stderr (unless --quiet) and the
+// log (one JSON line per epoch, the keys of `collm train`'s log).
+typedef struct {
+    const char *split, *log_path;
+    FILE *log;
+    int quiet, max_epochs, failed;
+    double seconds; // epochs so far
+} train_cf_report;
+
 static void train_cf_progress(void *ctx, const collm_cf_epoch_info *e) {
-    const char *split = ctx;
-    fprintf(stderr, "epoch %4d  loss %.5f  %s auc %.4f uauc %.4f  %.2fs%s\n", e->epoch, e->loss, split, e->eval_auc,
-            e->eval_uauc, e->seconds, e->is_best ? "  *best" : "");
+    train_cf_report *r = ctx;
+    r->seconds += e->seconds;
+    if (!r->quiet) {
+        // the whole run at most: the mean epoch so far times the epochs left (early stopping may end it sooner)
+        double eta = r->seconds / e->epoch * (r->max_epochs - e->epoch);
+        fprintf(stderr, "epoch %4d/%d  loss %.5f  %s auc %.4f uauc %.4f  %.2fs  ETA <= %.0fs%s\n", e->epoch,
+                r->max_epochs, e->loss, r->split, e->eval_auc, e->eval_uauc, e->seconds, eta,
+                e->is_best ? "  *best" : "");
+    }
+    if (r->log && !r->failed) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "epoch", e->epoch);
+        cli_json_number(o, "loss", e->loss);
+        cli_json_number(o, "valid_auc", e->eval_auc);
+        cli_json_number(o, "valid_uauc", e->eval_uauc);
+        cJSON_AddBoolToObject(o, "best", e->is_best);
+        cJSON_AddNumberToObject(o, "seconds", e->seconds);
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text || fprintf(r->log, "%s\n", text) < 0 || fflush(r->log) != 0) r->failed = 1;
+        cJSON_free(text);
+    }
 }
 
 int cmd_train_cf(int argc, char **argv) {
@@ -41,6 +69,8 @@ int cmd_train_cf(int argc, char **argv) {
                                 "din 3)", NULL},
         CLI_SEED_OPTION,
         {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid)", NULL},
+        {"--log", "FILE", "per-epoch JSON lines: epoch, loss, valid_auc, valid_uauc (default FILE.log.jsonl of --out)", NULL},
+        {"--quiet", NULL, "no progress output", NULL},
         {"--json", NULL, "print the result as one JSON object on stdout", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
@@ -83,25 +113,42 @@ int cmd_train_cf(int argc, char **argv) {
     const char *eval = cli_get(opts, "--eval-split");
     if (eval) opt.eval_split = strcmp(eval, "none") == 0 ? "" : eval;
 
-    // the output folder before the data is read and the model trained
-    if (collm_check_output_path(out)) return cli_fail("train-cf");
+    // the output folders before the data is read and the model trained
+    char default_log[4096];
+    snprintf(default_log, sizeof default_log, "%s.log.jsonl", out);
+    const char *log_path = cli_get(opts, "--log") ? cli_get(opts, "--log") : default_log;
+    if (collm_check_output_path(out) || collm_check_output_path(log_path)) return cli_fail("train-cf");
+    int quiet = cli_has(opts, "--quiet");
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
+    train_cf_report report = {NULL, log_path, fopen(log_path, "w"), quiet, opt.max_epochs, 0, 0};
+    if (!report.log) {
+        collm_error(COLLM_ERR_IO, "%s: cannot open the training log", log_path);
+        collm_rec_dataset_free(ds);
+        return cli_fail("train-cf");
+    }
     collm_cf_model *m = collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, opt.seed);
     collm_pool *pool = m ? collm_pool_create(cli_threads(opts)) : NULL;
     collm_blas_set_threads(cli_threads(opts)); // the encoders' GEMMs
     int rc = 1;
     if (m && pool) {
-        fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
-                kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
-                opt.weight_decay, opt.batch, collm_pool_size(pool));
+        if (!quiet)
+            fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
+                    kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
+                    opt.weight_decay, opt.batch, collm_pool_size(pool));
         collm_cf_train_result res;
         const char *split_name = *opt.eval_split ? opt.eval_split : "-";
-        if (collm_cf_model_train(m, ds, &opt, pool, train_cf_progress, (void *)split_name, &res) == COLLM_OK &&
-            collm_cf_model_save(m, out) == COLLM_OK) {
-            fprintf(stderr, "train-cf: %d epochs in %.1fs%s; best epoch %d: %s auc %.4f uauc %.4f; wrote %s\n",
-                    res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch, split_name,
-                    res.best_eval_auc, res.best_eval_uauc, out);
+        report.split = split_name;
+        int trained = collm_cf_model_train(m, ds, &opt, pool, train_cf_progress, &report, &res) == COLLM_OK;
+        if (trained && report.failed) {
+            collm_error(COLLM_ERR_IO, "%s: cannot write the training log", log_path);
+            trained = 0;
+        }
+        if (trained && collm_cf_model_save(m, out) == COLLM_OK) {
+            if (!quiet)
+                fprintf(stderr, "train-cf: %d epochs in %.1fs%s; best epoch %d: %s auc %.4f uauc %.4f; wrote %s\n",
+                        res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch,
+                        split_name, res.best_eval_auc, res.best_eval_uauc, out);
             rc = 0;
             if (cli_has(opts, "--json")) {
                 cJSON *j = cJSON_CreateObject();
@@ -119,6 +166,7 @@ int cmd_train_cf(int argc, char **argv) {
         }
     }
     if (rc) cli_fail("train-cf");
+    fclose(report.log);
     collm_pool_free(pool);
     collm_cf_model_free(m);
     collm_rec_dataset_free(ds);

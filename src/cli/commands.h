@@ -21,5 +21,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_export_lora(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -39,7 +39,8 @@ static const command commands[] = {
     {"fit-fusion", cmd_fit_fusion, "Fit the re-ranking weight lambda on valid_small and store it in the checkpoint"},
     {"fit-score", cmd_fit_score, "Fit the weight of the CF score in the pointwise score on valid_small and store it"},
     {"serve", cmd_serve, "HTTP JSON service: POST /recommend, POST /score, GET /health, GET /metrics (docs/api.md)"},
-    {"info", cmd_info, "describe a GGUF file: metadata, tensors, totals"},
+    {"info", cmd_info, "describe a GGUF file: metadata, training hyper-parameters, tensors, totals"},
+    {"plot", cmd_plot, "PNG figures (gnuplot) of training logs, sweeps and eval-topk results"},
 };
 
 static void print_help(void) {

@@ -537,6 +537,13 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
     m->stage = o->stage;
     m->seed = o->seed;
     m->is_book = ds ? ds->is_book : 0;
+    // recorded in the checkpoint (collm.train.cf / .init_from) when it is trained
+    if ((o->cf_path && !(m->train_cf_path = strdup(o->cf_path))) ||
+        (o->init_from && !(m->train_init_from = strdup(o->init_from)))) {
+        collm_error(COLLM_ERR_NOMEM, "out of memory");
+        collm_model_free(m);
+        return NULL;
+    }
     collm_gguf_file *init = NULL;
     int rc = COLLM_OK;
     collm_rng rng;
@@ -765,6 +772,10 @@ void collm_model_free(collm_model *m) {
     collm_cf_model_free(m->cf_enc);
     free(m->base_path);
     free(m->vocab_path);
+    free(m->train_eval_split);
+    free(m->train_data);
+    free(m->train_cf_path);
+    free(m->train_init_from);
     free(m);
 }
 
@@ -1073,6 +1084,40 @@ int collm_fit_score_weight(const float *llm, const float *cf, const collm_rec_sp
 // ---------------------------------------------------------------------------
 // checkpoints
 
+// Every setting of the training run that wrote the checkpoint (collm info
+// prints them): the collm_train_options, what was trained, and on what.
+static int write_train_keys(const collm_model *m, collm_gguf_writer *w) {
+    const collm_train_options *o = &m->train_opt;
+    int rc;
+    if ((rc = collm_gguf_writer_set_u32(w, "collm.train.batch", (uint32_t)o->batch)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.steps_per_epoch", (uint32_t)o->steps_per_epoch)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.max_epochs", (uint32_t)o->max_epochs)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.patience", (uint32_t)o->patience)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.lr", (float)o->lr)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.warmup_lr", (float)o->warmup_lr)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.min_lr", (float)o->min_lr)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.warmup_steps", (uint32_t)o->warmup_steps)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.restart_warmup", (uint32_t)o->restart_warmup)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.weight_decay", (float)o->weight_decay)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.clip", (float)o->clip)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.full_finetune", (uint32_t)m->full_finetune)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.train_llm", (uint32_t)o->train_llm)) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.train.eval_split", m->train_eval_split ? m->train_eval_split : "")) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.eval_batch", (uint32_t)o->eval_batch)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.eval_rows", (uint32_t)o->max_eval_rows)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.catalogue_negatives", (uint32_t)o->catalogue_negatives)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.negative_alpha", (float)o->negative_alpha)) ||
+        (rc = collm_gguf_writer_set_u64(w, "collm.train.seed", o->seed)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.ranks", (uint32_t)m->train_ranks)) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.train.data", m->train_data ? m->train_data : "")) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.train.cf", m->train_cf_path ? m->train_cf_path : "")) ||
+        (rc = collm_gguf_writer_set_str(w, "collm.train.init_from", m->train_init_from ? m->train_init_from : "")))
+        return rc;
+    if (m->has_fece && (rc = collm_gguf_writer_set_u32(w, "collm.train.fece_mid", (uint32_t)(m->fece.d_hidden / (m->fece.d_in > 0 ? m->fece.d_in : 1)))))
+        return rc;
+    return COLLM_OK;
+}
+
 int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char *ckpt_path) {
     int rc;
     // the base path relative to the checkpoint's folder, so the pair can move
@@ -1101,6 +1146,7 @@ int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char
         (m->has_score_cf_weight && (rc = collm_gguf_writer_set_f32(w, COLLM_SCORE_CF_WEIGHT_KEY, m->score_cf_weight))) ||
         (rc = collm_score_extras_write(m, w)))
         return rc;
+    if (m->has_train && (rc = write_train_keys(m, w))) return rc;
     if (m->full_model_in_ckpt) {
         // the LLM itself was fine-tuned: store it whole (llama.cpp layout)
         collm_gguf_file *vocab_src = m->vocab_path && *m->vocab_path ? collm_gguf_open(m->vocab_path) : NULL;

@@ -50,6 +50,11 @@ struct collm_model {
     collm_cf_model *score_extra[COLLM_SCORE_EXTRA_MAX];
     float score_extra_weight[COLLM_SCORE_EXTRA_MAX];
     int n_score_extra;
+    // the training run's settings, written to the checkpoint as collm.train.*
+    // (has_train: set by collm_train; strings owned)
+    collm_train_options train_opt;
+    char *train_eval_split, *train_data, *train_cf_path, *train_init_from;
+    int has_train, train_ranks;
     collm_pool *pool;
     collm_llm_trainer *scorer;    // forward-only trainer used for scoring
     int scorer_rows, scorer_len;

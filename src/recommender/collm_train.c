@@ -320,12 +320,25 @@ static void next_batch(train_state *st, int64_t n_train, int batch, int64_t *whi
 // Scores every row of the split and its metrics. Under MPI each rank scores
 // its contiguous share of the rows and the scores are gathered, so every rank
 // computes the same report (and takes the same early-stopping decision).
+// show: a progress line on stderr (a terminal) while the rows are scored.
 static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_split *split, int batch, float *scores,
-                    collm_metrics_report *rep) {
+                    collm_metrics_report *rep, int show) {
     int rank = collm_dist_rank(), size = collm_dist_size();
     int64_t lo, hi;
     collm_dist_slice(split->n, rank, size, &lo, &hi);
-    int rc = hi > lo ? collm_score_encoded(m, enc + lo, hi - lo, batch, scores + lo) : COLLM_OK;
+    int rc = COLLM_OK;
+    // in chunks of 16 batches when showing progress (the same scores: rows are independent)
+    const int64_t chunk = show ? (int64_t)batch * 16 : hi - lo;
+    double t0 = now_seconds();
+    for (int64_t a = lo; rc == COLLM_OK && a < hi; a += chunk) {
+        int64_t n = hi - a < chunk ? hi - a : chunk;
+        rc = collm_score_encoded(m, enc + a, n, batch, scores + a);
+        if (show && rc == COLLM_OK) {
+            double el = now_seconds() - t0, done = (double)(a + n - lo);
+            fprintf(stderr, "\r  evaluating %lld/%lld prompts  %.0f prompts/s  ETA %.0fs   ", (long long)(a + n - lo),
+                    (long long)(hi - lo), done / (el > 0 ? el : 1e-9), el / done * (double)(hi - a - n));
+        }
+    }
     if (size > 1) {
         // every rank must reach the gather: agree on failure first
         int bad = rc != COLLM_OK;
@@ -497,6 +510,15 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (!train_llm && !train_lora && !train_fece)
         return collm_error(COLLM_ERR_ARG, "nothing to train: stage 1 needs LoRA (--lora-rank) or --full");
     if (train_llm) m->full_model_in_ckpt = 1;
+    // the settings go into every checkpoint this run writes (collm.train.*)
+    free(m->train_eval_split);
+    free(m->train_data);
+    m->train_opt = *o;
+    m->train_eval_split = strdup(o->eval_split ? o->eval_split : "");
+    m->train_data = strdup(ds->dir ? ds->dir : "");
+    m->train_ranks = collm_dist_size();
+    m->has_train = m->train_eval_split && m->train_data;
+    if (!m->has_train) return collm_error(COLLM_ERR_NOMEM, "out of memory");
     if (o->batch > ds->train->n) return collm_error(COLLM_ERR_ARG, "batch %d exceeds the %lld training rows", o->batch, (long long)ds->train->n);
     // data parallel: rank 0 alone prints, logs and writes files
     const int rank = collm_dist_rank(), n_ranks = collm_dist_size(), lead = rank == 0;
@@ -655,8 +677,11 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     // stream, seeded per step from the shared one (which every rank advances
     // alike, so the saved state does not depend on N)
     collm_rng local_drop;
-    double train_seconds = 0;
+    double train_seconds = 0, run_seconds = 0; // this invocation's epochs: training / training + evaluation
     int64_t samples_done = 0, epochs_this_run = 0;
+    // epochs this invocation may still run after the current one: the run's ETA (early stopping may end it sooner)
+    const int64_t run_epochs_max = o->epoch_budget > 0 && st.epoch + o->epoch_budget < o->max_epochs
+                                       ? st.epoch + o->epoch_budget : o->max_epochs;
     // (a resumed run that had already stopped early stops again at once)
     while (st.epoch < o->max_epochs && (o->epoch_budget <= 0 || epochs_this_run < o->epoch_budget) &&
            !(eval_enc && st.bad_epochs > o->patience)) {
@@ -713,8 +738,13 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
                 double el = now_seconds() - t_epoch;
                 double sps = (step + 1) * o->batch / (el > 0 ? el : 1e-9);
                 double eta = (o->steps_per_epoch - step - 1) * o->batch / (sps > 0 ? sps : 1);
-                fprintf(stderr, "\repoch %lld step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  epoch ETA %.0fs   ",
+                // the run: this epoch's rest, then the mean epoch (with its evaluation) so far per epoch left
+                int64_t after = run_epochs_max - st.epoch - 1;
+                double run_eta = epochs_this_run > 1 ? eta + run_seconds / (double)(epochs_this_run - 1) * (double)after : NAN;
+                fprintf(stderr, "\repoch %lld step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  epoch ETA %.0fs",
                         (long long)st.epoch + 1, step + 1, o->steps_per_epoch, loss_sum / (step + 1), lr, sps, eta);
+                if (!isnan(run_eta)) fprintf(stderr, "  run ETA <= %.0fs", run_eta);
+                fprintf(stderr, "   ");
             }
         }
         double t_trained = now_seconds();
@@ -725,7 +755,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         rep.auc = rep.uauc = NAN;
         int improved = 0;
         if (eval_enc) {
-            if ((rc = evaluate(m, eval_enc, &eval, eval_batch, eval_scores, &rep))) goto done;
+            if ((rc = evaluate(m, eval_enc, &eval, eval_batch, eval_scores, &rep, tty))) goto done;
             if (!isfinite(rep.auc)) {
                 // both labels are present (checked above): NaN scores, a diverged model
                 rc = collm_error(COLLM_ERR, "epoch %lld: the validation AUC is NaN (the model's scores are not "
@@ -759,10 +789,15 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
                                     t_trained - t_epoch, eval_seconds);
         }
         if ((rc = agree_on_lead(rc, "write the checkpoint, training state or log"))) goto done;
-        if (progress)
-            fprintf(stderr, "%sepoch %lld  loss %.4f  valid AUC %.4f UAUC %.4f%s  %.1f samples/s  (train %.1fs, eval %.1fs)\n",
-                    tty ? "\r" : "", (long long)st.epoch, loss_sum / o->steps_per_epoch, rep.auc, rep.uauc,
-                    improved ? " *" : "", sps, t_trained - t_epoch, eval_seconds);
+        run_seconds += now_seconds() - t_epoch;
+        if (progress) {
+            int64_t left = run_epochs_max - st.epoch;
+            fprintf(stderr, "%sepoch %lld/%lld  loss %.4f  valid AUC %.4f UAUC %.4f%s  %.1f samples/s  (train %.1fs, eval %.1fs)",
+                    tty ? "\r" : "", (long long)st.epoch, (long long)run_epochs_max, loss_sum / o->steps_per_epoch,
+                    rep.auc, rep.uauc, improved ? " *" : "", sps, t_trained - t_epoch, eval_seconds);
+            if (left > 0) fprintf(stderr, "  run ETA <= %.0fs", run_seconds / (double)epochs_this_run * (double)left);
+            fprintf(stderr, "%s\n", tty ? "          " : "");
+        }
     }
     // every path above writes the checkpoint at its first epoch; a resumed run
     // that had nothing left to do relies on the earlier run's

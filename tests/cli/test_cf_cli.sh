@@ -10,7 +10,7 @@ rm -f "$model"
 "$BIN" train-cf --model mf --data "$DATA" --out "$model" --max-epochs 3 --dim 32 --threads 2 \
   >"$TMP/train.out" 2>"$TMP/train.err"; rc=$?
 check "train-cf exits 0 (got $rc): $(tail -n 1 "$TMP/train.err")" [ "$rc" -eq 0 ]
-check "one progress line per epoch" [ "$(grep -Ec '^epoch +[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+ uauc 0\.[0-9]+ +[0-9.]+s' "$TMP/train.err")" -eq 3 ]
+check "one progress line per epoch" [ "$(grep -Ec '^epoch +[0-9]+/[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+ uauc 0\.[0-9]+ +[0-9.]+s' "$TMP/train.err")" -eq 3 ]
 check "summary line" grep -Eq '^train-cf: 3 epochs in .*best epoch [1-3]: valid auc' "$TMP/train.err"
 check "model written" [ -s "$model" ]
 check "model file is GGUF" [ "$(head -c 4 "$model")" = "GGUF" ]
@@ -70,7 +70,7 @@ for kind in lightgcn sasrec din; do
   "$BIN" train-cf --model "$kind" --data "$DATA" --out "$km" --max-epochs 2 --dim 12 --max-len 4 --threads 2 \
     >"$TMP/$kind.out" 2>"$TMP/$kind.err"; rc=$?
   check "train-cf --model $kind exits 0 (got $rc): $(tail -n 1 "$TMP/$kind.err")" [ "$rc" -eq 0 ]
-  check "$kind: two progress lines" [ "$(grep -Ec '^epoch +[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+' "$TMP/$kind.err")" -eq 2 ]
+  check "$kind: two progress lines" [ "$(grep -Ec '^epoch +[0-9]+/[0-9]+ +loss [0-9.]+ +valid auc 0\.[0-9]+' "$TMP/$kind.err")" -eq 2 ]
   check "$kind: model file records its kind" grep -aq "$kind" "$km"
   out=$("$BIN" eval-cf --cf "$km" --data "$DATA" --split valid --json 2>"$TMP/$kind.eval.err"); rc=$?
   check "eval-cf --json on $kind exits 0 ($(cat "$TMP/$kind.eval.err"))" [ "$rc" -eq 0 ]
