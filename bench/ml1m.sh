@@ -25,7 +25,9 @@
 #      best; on valid the two encoders' standardised sum reaches AUC 0.742
 #      against 0.735 and 0.731 alone (README, "Score fusion").
 # Model selection on (a prefix of) valid_small only; the test split is never read.
-# STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test.
+# STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
+# SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
+# model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds.
 #   usage: OUT=build/ml1m.gguf bench/ml1m.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ W=${WORK:-$BUILD/ml1m-work}
 BIN=$BUILD/collm
 DATA=${DATA:-$SHARED/data/ml-1m}
 THREADS=${THREADS:-2}
+SEED=${SEED:-0}
 EVAL_ROWS=${EVAL_ROWS:-2000}
 mkdir -p "$W" "$(dirname "$OUT")"
 make -s BUILD="$BUILD" "$BIN"
@@ -44,14 +47,14 @@ log() { echo "[$(( $(date +%s) - t0 ))s] $*" >&2; }
 
 CF_KIND=${CF_KIND:-mfbias}
 log "1. collaborative encoder ($CF_KIND) and the plain-MF reference"
-$BIN train-cf --model "$CF_KIND" --data "$DATA" --out "$W/cf.gguf" --threads "$THREADS" --seed 2023 2>&1 | tail -n 1 >&2
-$BIN train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --threads "$THREADS" --seed 2023 2>&1 | tail -n 1 >&2
+$BIN train-cf --model "$CF_KIND" --data "$DATA" --out "$W/cf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
+$BIN train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
 FUSE_KIND=${FUSE_KIND:-din}
-$BIN train-cf --model "$FUSE_KIND" --data "$DATA" --out "$W/fuse.gguf" --threads "$THREADS" --seed 2023 2>&1 | tail -n 1 >&2
+$BIN train-cf --model "$FUSE_KIND" --data "$DATA" --out "$W/fuse.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
 log "2. base model"
 $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 256 \
-  --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$W/base.gguf" >&2
-common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed 42)
+  --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed $((1 + SEED)) --out "$W/base.gguf" >&2
+common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed $((42 + SEED)))
 log "3. stage 1 (full fine-tuning, text only)"
 $BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" \
   --max-epochs ${S1_EPOCHS:-2} --patience 1 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2
@@ -73,4 +76,4 @@ fuse=$($BIN eval-cf --cf "$W/fuse.gguf" --data "$DATA" --split valid --json --th
 fuse_w=$(echo "$fit" | grep -o '"extras":\[[^]]*\]' | grep -o '"weight":[^,}]*' | head -n 1 | cut -d: -f2)
 secs=$(( $(date +%s) - t0 ))
 get() { echo "$1" | grep -o "\"$2\":[^,}]*" | head -n 1 | cut -d: -f2; }
-echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seconds\":$secs,\"checkpoint\":\"$OUT\"}"
+echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seed\":$SEED,\"seconds\":$secs,\"checkpoint\":\"$OUT\"}"
