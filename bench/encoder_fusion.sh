@@ -26,7 +26,7 @@ for k in $KINDS; do
   "$BIN" eval-cf --cf "$W/$k.gguf" --data "$DATA" --split valid --scores "$W/$k.valid.tsv" --threads "$THREADS" >/dev/null
   echo "$k $(echo "$t1 - $t0" | bc)" >>"$W/times"
 done
-/usr/bin/env python3 - "$W" $KINDS <<'EOF'
+"${PYTHON:-/usr/bin/python3}" - "$W" $KINDS <<'EOF'
 import itertools, sys
 import numpy as np
 

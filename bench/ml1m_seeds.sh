@@ -14,7 +14,7 @@ for s in $SEEDS; do
   SEED=$s OUT="$OUTDIR/seed$s.gguf" WORK="$OUTDIR/work$s" bench/ml1m.sh >"$OUTDIR/seed$s.json.tmp" 2>"$OUTDIR/seed$s.log"
   mv "$OUTDIR/seed$s.json.tmp" "$OUTDIR/seed$s.json"
 done
-/usr/bin/env python3 - "$OUTDIR" $SEEDS <<'PY'
+"${PYTHON:-/usr/bin/python3}" - "$OUTDIR" $SEEDS <<'PY'
 import json, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 runs = [json.loads(open(f"{out}/seed{s}.json").read().strip().splitlines()[-1]) for s in seeds]
