@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 typedef struct {
@@ -68,9 +69,72 @@ static const command *find_command(const char *name) {
 // and libgomp (Faiss) its wait policy (idle threads must sleep, not spin:
 // the cores are shared). So when those variables are unset we set them and
 // re-execute ourselves once. COLLM_NO_REEXEC=1 disables this.
+//
+// A user's OPENBLAS_CORETYPE naming kernels this CPU cannot run (SkylakeX
+// without AVX-512, say) would end in SIGILL at the first GEMM: it is replaced
+// by what the CPU runs, with a warning, and the process re-executed even under
+// COLLM_NO_REEXEC (the child sees a corrected value).
+
+// The features the OpenBLAS core type's kernels use, as __builtin_cpu_supports
+// names (NULL-terminated); NULL for core types collm does not know (left alone).
+static const char *const *coretype_needs(const char *ct) {
+    static const char *const avx512[] = {"avx512f", "avx512dq", "avx512bw", "avx512vl", NULL};
+    static const char *const avx512bf16[] = {"avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512bf16", NULL};
+    static const char *const amx[] = {"avx512f", "avx512bw", "avx512vl", "avx512bf16", "amx-tile", NULL};
+    static const char *const avx2[] = {"avx2", "fma", NULL};
+    static const char *const avx[] = {"avx", NULL};
+    static const struct {
+        const char *name;
+        const char *const *needs;
+    } table[] = {{"skylakex", avx512},  {"cooperlake", avx512bf16}, {"sapphirerapids", amx}, {"haswell", avx2},
+                 {"zen", avx2},         {"sandybridge", avx},       {"bulldozer", avx},      {"piledriver", avx},
+                 {"steamroller", avx},  {"excavator", avx2}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcasecmp(ct, table[i].name) == 0) return table[i].needs;
+    return NULL;
+}
+
+static int cpu_has(const char *feature) {
+    // __builtin_cpu_supports needs literal names: the ones the table uses
+    if (strcmp(feature, "avx512f") == 0) return __builtin_cpu_supports("avx512f");
+    if (strcmp(feature, "avx512dq") == 0) return __builtin_cpu_supports("avx512dq");
+    if (strcmp(feature, "avx512bw") == 0) return __builtin_cpu_supports("avx512bw");
+    if (strcmp(feature, "avx512vl") == 0) return __builtin_cpu_supports("avx512vl");
+    if (strcmp(feature, "avx512bf16") == 0) return __builtin_cpu_supports("avx512bf16");
+    if (strcmp(feature, "amx-tile") == 0) return __builtin_cpu_supports("amx-tile");
+    if (strcmp(feature, "avx2") == 0) return __builtin_cpu_supports("avx2");
+    if (strcmp(feature, "fma") == 0) return __builtin_cpu_supports("fma");
+    if (strcmp(feature, "avx") == 0) return __builtin_cpu_supports("avx");
+    return 0;
+}
+
+// 1 (and *missing set) when OPENBLAS_CORETYPE names kernels this CPU lacks.
+static int coretype_unrunnable(const char *ct, const char **missing) {
+    const char *const *needs = ct ? coretype_needs(ct) : NULL;
+    for (int i = 0; needs && needs[i]; i++)
+        if (!cpu_has(needs[i])) {
+            *missing = needs[i];
+            return 1;
+        }
+    return 0;
+}
+
 static void reexec_with_library_settings(char **argv) {
-    if (getenv("COLLM_NO_REEXEC")) return;
+    __builtin_cpu_init();
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *missing = NULL;
     int changed = 0;
+    if (coretype_unrunnable(ct, &missing)) {
+        const char *best = cpu_has("avx512f") && cpu_has("avx512dq") && cpu_has("avx512bw") && cpu_has("avx512vl")
+                               ? "SkylakeX"
+                               : cpu_has("avx2") && cpu_has("fma") ? "Haswell" : NULL;
+        fprintf(stderr, "collm: warning: OPENBLAS_CORETYPE=%s needs %s, which this CPU lacks: using %s instead\n", ct,
+                missing, best ? best : "OpenBLAS's own choice");
+        if (best) setenv("OPENBLAS_CORETYPE", best, 1);
+        else unsetenv("OPENBLAS_CORETYPE");
+        changed = 1;
+    } else if (getenv("COLLM_NO_REEXEC")) {
+        return;
+    }
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         changed = 1;
@@ -82,7 +146,6 @@ static void reexec_with_library_settings(char **argv) {
         setenv("OPENBLAS_THREAD_TIMEOUT", "8", 1);
         changed = 1;
     }
-    __builtin_cpu_init();
     if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh" isa
 BUILD=${BUILD:-build}
 for isa in baseline x86-64-v3; do
-  for t in test_ops test_ops_blocked test_model test_llm_train test_trainable; do
+  for t in test_ops test_ops_blocked test_model test_llm_train test_trainable test_quant; do
     out=$(COLLM_ISA=$isa "$BUILD/tests/$t" 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     check "$t under COLLM_ISA=$isa: $line (exit $rc)" [ "$rc" -eq 0 ]
@@ -16,5 +16,20 @@ done
 check "test_ops reports baseline kernels" sh -c "COLLM_ISA=baseline '$BUILD/tests/test_ops' | grep -q '^kernels: baseline$'"
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
   check "test_ops reports x86-64-v3 kernels" sh -c "COLLM_ISA=x86-64-v3 '$BUILD/tests/test_ops' | grep -q '^kernels: x86-64-v3$'"
+fi
+check "test_quant reports scalar dots" sh -c "COLLM_ISA=baseline '$BUILD/tests/test_quant' | grep -q '^quant dot kernels: scalar$'"
+
+# A user's OPENBLAS_CORETYPE naming kernels the CPU lacks is replaced (with a
+# warning) instead of ending in SIGILL: SapphireRapids needs AMX.
+BIN=${COLLM_BIN:-$BUILD/collm}
+SHARED=${COLLM_SHARED:-../shared}
+if ! grep -q amx_tile /proc/cpuinfo; then
+  out=$(OPENBLAS_CORETYPE=SapphireRapids "$BIN" logits --model "$SHARED/testvectors/quant/models/llama-256-Q8_0-pure.gguf" \
+        --tokens "1 403 407" --out "${COLLM_TEST_TMP:-build/test-tmp}/isa-logits.f32" --threads 1 2>&1); rc=$?
+  check "bad OPENBLAS_CORETYPE: runs (exit $rc)" [ "$rc" -eq 0 ]
+  check "bad OPENBLAS_CORETYPE: warns" grep -q "warning: OPENBLAS_CORETYPE=SapphireRapids needs amx-tile, which this CPU lacks" <<<"$out"
+  out=$(COLLM_NO_REEXEC=1 OPENBLAS_CORETYPE=SapphireRapids "$BIN" logits --model "$SHARED/testvectors/quant/models/llama-256-Q8_0-pure.gguf" \
+        --tokens "1 403 407" --out "${COLLM_TEST_TMP:-build/test-tmp}/isa-logits.f32" --threads 1 2>&1); rc=$?
+  check "bad OPENBLAS_CORETYPE under COLLM_NO_REEXEC: runs (exit $rc)" [ "$rc" -eq 0 ]
 fi
 finish
