@@ -19,6 +19,8 @@
 #include "collm/model.h"
 #include "collm/threadpool.h"
 #include "core/rng.h"
+#include "llm/llm_train.h"
+#include "llm/lora_internal.h"
 #include "llm/model_internal.h"
 #include "llm/quant.h"
 
@@ -520,11 +522,172 @@ static void test_conformance(void) {
     cJSON_Delete(man);
 }
 
+// --- LoRA on a frozen quantised base ----------------------------------------
+
+// Q8_0 blocks of x (n a multiple of 32): d = amax/127, q = round(x/d).
+static void q8_0_encode(const float *x, uint8_t *out, int64_t n) {
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += 34) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f;
+        put_h(out, d);
+        for (int j = 0; j < 32; j++) out[2 + j] = (uint8_t)(int8_t)(d > 0 ? lrintf(x[j] / d) : 0);
+    }
+}
+
+enum { LQ_SEQ = 3 };
+static const int32_t lq_len[LQ_SEQ] = {5, 7, 4};
+static const int32_t lq_tokens[16] = {1, 5, 9, 0, 3, 2, 2, 30, 11, 0, 6, 7, 4, 8, 36, 12};
+static const int32_t lq_slot_rows[3] = {3, 8, 10};
+
+static double lq_loss(collm_llm_trainer *tr, const float *slot_values, const float *w, float *scores) {
+    collm_llm_slot_rows slots = {3, lq_slot_rows, slot_values};
+    float sc[LQ_SEQ];
+    if (!scores) scores = sc;
+    if (collm_llm_trainer_forward(tr, lq_tokens, lq_len, LQ_SEQ, &slots, 7, scores, NULL) != COLLM_OK) return NAN;
+    double loss = 0;
+    for (int s = 0; s < LQ_SEQ; s++) loss += w[s] * scores[s];
+    return loss;
+}
+
+// A Q8_0 model built in memory and its exact F32 dequantisation: the
+// trainer's scores and LoRA / slot gradients on the quantised base equal the
+// F32 reference's, and match central finite differences of the quantised
+// forward itself; inference with the adapter beside the quantised weights
+// equals the F32 model with the adapter merged.
+static void test_lora_on_quantised(void) {
+    collm_llm_hparams hp = {0};
+    hp.arch = COLLM_LLM_ARCH_LLAMA;
+    hp.n_vocab = 64;
+    hp.n_ctx_train = 64;
+    hp.n_embd = 32;
+    hp.n_layer = 2;
+    hp.n_head = 4;
+    hp.n_head_kv = 2;
+    hp.n_ff = 64;
+    hp.rope_base = 10000.0f;
+    hp.rms_eps = 1e-5f;
+    collm_llm_model *f = collm_llm_model_init_random(&hp, 3), *q = collm_llm_model_alloc_ex(&hp, 1);
+    CHECK(f && q && q->quantised && !q->layers[0].wq);
+    if (!f || !q) return;
+    collm_rng rng;
+    collm_rng_seed(&rng, 5);
+    for (int64_t i = 0; i < f->n_params; i++) f->params[i] += (float)(0.3 * collm_rng_normal(&rng)); // signal for FD
+    collm_llm_tensor_desc df[64], dq[64];
+    int n = collm_llm_model_tensor_list(f, df);
+    collm_llm_model_tensor_list(q, dq);
+    uint8_t *bufs[64] = {0};
+    for (int i = 0; i < n; i++) {
+        int64_t cnt = df[i].ne[0] * df[i].ne[1];
+        if (!dq[i].q) {
+            memcpy(*dq[i].data, *df[i].data, (size_t)cnt * sizeof(float)); // norms stay F32
+            continue;
+        }
+        size_t rb = collm_quant_row_bytes(COLLM_GGML_TYPE_Q8_0, df[i].ne[0]);
+        bufs[i] = malloc(rb * (size_t)df[i].ne[1]);
+        q8_0_encode(*df[i].data, bufs[i], cnt);
+        *dq[i].q = (collm_qmat){COLLM_GGML_TYPE_Q8_0, bufs[i], df[i].ne[1], df[i].ne[0], rb};
+        collm_quant_dequant_row(COLLM_GGML_TYPE_Q8_0, bufs[i], *df[i].data, cnt); // F32 = the exact dequantisation
+    }
+    int Qd = hp.n_head * 8, KVd = hp.n_head_kv * 8;
+    int din[COLLM_LORA_N_TARGETS] = {32, 32, 32, Qd, 32, 32, 64}, dout[COLLM_LORA_N_TARGETS] = {Qd, KVd, KVd, 32, 64, 64, 32};
+    collm_lora_adapter la, lb;
+    collm_rng r1, r2;
+    collm_rng_seed(&r1, 9);
+    collm_rng_seed(&r2, 9);
+    CHECK(collm_lora_init(&la, 2, din, dout, 2, 4.0f, 0.0f, 0x7f, &r1) == COLLM_OK);
+    CHECK(collm_lora_init(&lb, 2, din, dout, 2, 4.0f, 0.0f, 0x7f, &r2) == COLLM_OK);
+    for (int i = 0; i < 2 * COLLM_LORA_N_TARGETS; i++)
+        for (int j = 0; j < la.pairs[i].out * la.pairs[i].rank; j++)
+            la.pairs[i].b[j] = lb.pairs[i].b[j] = (float)(0.3 * collm_rng_normal(&rng));
+    collm_llm_trainer *tf = collm_llm_trainer_create(f, &la, 0, 32, 8, NULL), *tq = collm_llm_trainer_create(q, &lb, 0, 32, 8, NULL);
+    CHECK(tf && tq);
+    CHECK(collm_llm_trainer_create(q, NULL, 1, 32, 8, NULL) == NULL &&
+          strstr(collm_last_error(), "quantised and stays frozen") != NULL); // no full fine-tuning of a quantised base
+    float sv[3 * 32], dsf[3 * 32] = {0}, dsq[3 * 32] = {0}, w[LQ_SEQ] = {1.1f, 0.5f, -0.8f}, sf[LQ_SEQ], sq[LQ_SEQ];
+    for (int i = 0; i < 3 * 32; i++) sv[i] = (float)collm_rng_normal(&rng);
+    lq_loss(tf, sv, w, sf);
+    lq_loss(tq, sv, w, sq);
+    double ds = 0;
+    for (int s = 0; s < LQ_SEQ; s++) ds = fmax(ds, fabs(sf[s] - sq[s]));
+    CHECK_MSG(ds < 1e-4, "quantised-base scores vs F32 reference: %g", ds);
+    CHECK(collm_llm_trainer_backward(tf, w, dsf) == COLLM_OK && collm_llm_trainer_backward(tq, w, dsq) == COLLM_OK);
+    double dg = 0, gmax = 0;
+    for (int i = 0; i < 2 * COLLM_LORA_N_TARGETS; i++) {
+        const collm_lora_pair *a = &la.pairs[i], *b = &lb.pairs[i];
+        for (int j = 0; j < a->rank * a->in; j++) dg = fmax(dg, fabs(a->da[j] - b->da[j])), gmax = fmax(gmax, fabs(a->da[j]));
+        for (int j = 0; j < a->out * a->rank; j++) dg = fmax(dg, fabs(a->db[j] - b->db[j])), gmax = fmax(gmax, fabs(a->db[j]));
+    }
+    for (int i = 0; i < 3 * 32; i++) dg = fmax(dg, fabs(dsf[i] - dsq[i]));
+    CHECK_MSG(dg < 1e-4 * (1 + gmax) && gmax > 1e-3, "quantised-base gradients vs F32 reference: %g (largest %g)", dg, gmax);
+    // finite differences of the quantised forward
+    int bad = 0, checked = 0;
+    for (int i = 0; i < 2 * COLLM_LORA_N_TARGETS; i += 3) {
+        collm_lora_pair *p = &lb.pairs[i];
+        float *params[2] = {p->a, p->b}, *grads[2] = {p->da, p->db};
+        int64_t cnt[2] = {(int64_t)p->rank * p->in, (int64_t)p->out * p->rank};
+        for (int k = 0; k < 2; k++)
+            for (int64_t j = 0; j < cnt[k]; j += cnt[k] / 5 + 1) {
+                float keep = params[k][j], hh = 1e-2f;
+                params[k][j] = keep + hh;
+                double lp = lq_loss(tq, sv, w, NULL);
+                params[k][j] = keep - hh;
+                double lm = lq_loss(tq, sv, w, NULL);
+                params[k][j] = keep;
+                double num = (lp - lm) / (2 * hh);
+                checked++;
+                if (fabs(grads[k][j] - num) > 3e-3 + 3e-2 * fabs(num)) {
+                    if (bad < 3) fprintf(stderr, "  lora pair %d %s[%ld]: analytic %g numeric %g\n", i, k ? "b" : "a", (long)j, grads[k][j], num);
+                    bad++;
+                }
+            }
+    }
+    for (int j = 0; j < 3 * 32; j += 7) {
+        float keep = sv[j], hh = 1e-2f;
+        sv[j] = keep + hh;
+        double lp = lq_loss(tq, sv, w, NULL);
+        sv[j] = keep - hh;
+        double lm = lq_loss(tq, sv, w, NULL);
+        sv[j] = keep;
+        double num = (lp - lm) / (2 * hh);
+        checked++;
+        if (fabs(dsq[j] - num) > 3e-3 + 3e-2 * fabs(num)) bad++;
+    }
+    CHECK_MSG(bad == 0 && checked > 40, "LoRA on a quantised base: %d of %d gradient entries off finite differences", bad, checked);
+    // inference: the adapter beside the quantised weights == merged into the F32 ones
+    collm_llm_context *cq = collm_llm_context_create(q, 16, 16, NULL);
+    CHECK(cq && collm_llm_context_set_lora(cq, &lb) == COLLM_OK);
+    for (int l = 0; l < 2; l++) {
+        collm_llm_layer_weights *L = &f->layers[l];
+        float *mats[COLLM_LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) collm_lora_merge(collm_lora_get(&la, l, (collm_lora_target)t), collm_lora_scale(&la), mats[t]);
+    }
+    collm_llm_context *cf = collm_llm_context_create(f, 16, 16, NULL);
+    static float lgq[7 * 64], lgf[7 * 64];
+    collm_qmm_path old = collm_qmm_set_path(COLLM_QMM_DEQ_SGEMM);
+    CHECK(collm_llm_forward(cq, lq_tokens + 5, 7, NULL, NULL, -1, NULL, 0, lgq) == COLLM_OK);
+    CHECK(collm_llm_forward(cf, lq_tokens + 5, 7, NULL, NULL, -1, NULL, 0, lgf) == COLLM_OK);
+    collm_qmm_set_path(old);
+    double dl = 0, spread = 0;
+    for (int i = 0; i < 7 * 64; i++) dl = fmax(dl, fabs(lgq[i] - lgf[i])), spread = fmax(spread, fabs(lgf[i] - lgf[0]));
+    CHECK_MSG(dl < 1e-3 && spread > 1e-2, "LoRA beside the quantised base vs merged into F32: %g", dl);
+    collm_llm_context_free(cq);
+    collm_llm_context_free(cf);
+    collm_llm_trainer_free(tf);
+    collm_llm_trainer_free(tq);
+    collm_lora_free(&la);
+    collm_lora_free(&lb);
+    collm_llm_model_free(f);
+    collm_llm_model_free(q);
+    for (int i = 0; i < 64; i++) free(bufs[i]);
+}
+
 int main(void) {
     test_dequant();
     test_activation_quant();
     test_dots();
     test_qmm();
+    test_lora_on_quantised();
     test_conformance();
     return test_report();
 }

@@ -93,6 +93,10 @@ COLLM_API collm_model *collm_model_load(const char *ckpt_path, const char *base_
 COLLM_API void collm_model_free(collm_model *m);
 
 COLLM_API const collm_llm_model *collm_llm(const collm_model *m);
+// An inference context on the checkpoint's LLM with its LoRA applied: folded
+// into F32 weights at load, or run beside a quantised base (which cannot
+// absorb it). Free with collm_llm_context_free before the model.
+COLLM_API collm_llm_context *collm_llm_context_with_lora(const collm_model *m, int n_ctx, int n_batch, collm_pool *pool);
 COLLM_API const collm_tok_vocab *collm_vocab(const collm_model *m);
 COLLM_API const collm_prompt_template *collm_template(const collm_model *m);
 COLLM_API int collm_has_slots(const collm_model *m);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "commands.h"
 
+#include "collm/collm.h"
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "collm/model.h"
@@ -57,34 +58,40 @@ static int parse_tokens(const char *text, int32_t **out, int *n_out) {
 int cmd_logits(int argc, char **argv) {
     cli_option opts[] = {
         {"--model", "FILE", "GGUF model (llama or qwen2 architecture)", NULL},
+        {"--ckpt", "FILE", "instead of --model: a collm checkpoint; its base model with the checkpoint's LoRA applied", NULL},
         {"--tokens", "IDS", "token ids separated by spaces or commas, e.g. \"1 403 407\"", NULL},
         {"--out", "FILE", "output: raw little-endian float32, T rows x n_vocab", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int rc = cli_parse(argc, argv, opts,
-                       "usage: collm logits --model M.gguf --tokens \"1 2 3\" --out F [--threads N]\n\n"
+                       "usage: collm logits (--model M.gguf | --ckpt CK.gguf) --tokens \"1 2 3\" --out F [--threads N]\n\n"
                        "Runs the model over the tokens (one batch) and writes every position's logits.");
     if (rc > 0) return 0;
     if (rc < 0) return 1;
-    const char *model_path, *tokens_text, *out_path;
-    if (cli_require(opts, "--model", &model_path) || cli_require(opts, "--tokens", &tokens_text) ||
-        cli_require(opts, "--out", &out_path))
+    const char *model_path = cli_get(opts, "--model"), *ckpt_path = cli_get(opts, "--ckpt"), *tokens_text, *out_path;
+    if (!model_path == !ckpt_path) {
+        fprintf(stderr, "collm logits: give one of --model and --ckpt\n");
         return 1;
+    }
+    if (cli_require(opts, "--tokens", &tokens_text) || cli_require(opts, "--out", &out_path)) return 1;
     int n_threads = cli_threads(opts);
     int32_t *tokens = NULL;
     int T = 0;
     if (parse_tokens(tokens_text, &tokens, &T) != COLLM_OK) return cli_fail("logits");
 
-    collm_llm_model *model = collm_llm_model_load(model_path);
-    if (!model) {
-        free(tokens);
-        return cli_fail("logits");
-    }
-    const int V = collm_llm_model_hparams(model)->n_vocab;
     collm_blas_set_threads(n_threads);
     collm_pool *pool = collm_pool_create(n_threads);
-    collm_llm_context *ctx = collm_llm_context_create(model, T, T, pool);
+    collm_model *ckpt = ckpt_path && pool ? collm_model_load(ckpt_path, NULL, pool) : NULL;
+    collm_llm_model *model = model_path ? collm_llm_model_load(model_path) : NULL;
+    if (!model && !ckpt) {
+        free(tokens);
+        collm_pool_free(pool);
+        return cli_fail("logits");
+    }
+    const collm_llm_model *llm = ckpt ? collm_llm(ckpt) : model;
+    const int V = collm_llm_model_hparams(llm)->n_vocab;
+    collm_llm_context *ctx = ckpt ? collm_llm_context_with_lora(ckpt, T, T, pool) : collm_llm_context_create(model, T, T, pool);
     float *logits = malloc((size_t)T * V * sizeof(float));
     int status = 1;
     if (!ctx || !pool) {
@@ -104,8 +111,9 @@ int cmd_logits(int argc, char **argv) {
     }
     free(logits);
     collm_llm_context_free(ctx);
-    collm_pool_free(pool);
     collm_llm_model_free(model);
+    collm_model_free(ckpt);
+    collm_pool_free(pool);
     free(tokens);
     return status;
 }

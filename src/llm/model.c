@@ -577,7 +577,25 @@ struct collm_llm_context {
     unsigned char *covered; // (B) rows given by slots
     float *att_scratch; // (threads, collm_ops_attention_scratch(n_ctx)) score rows, heap: they grow with n_ctx
     float *block;    // the one allocation behind every float buffer above
+    const collm_lora_adapter *lora; // adapter run beside the weights, or NULL
+    float *lora_xa;  // (targets, B, rank) x·Aᵀ of each adapted projection
 };
+
+int collm_llm_context_set_lora(collm_llm_context *ctx, const collm_lora_adapter *lora) {
+    free(ctx->lora_xa);
+    ctx->lora_xa = NULL;
+    ctx->lora = NULL;
+    memset(ctx->acts.lora_xa, 0, sizeof ctx->acts.lora_xa);
+    if (!lora) return COLLM_OK;
+    if (lora->n_layer != ctx->model->hp.n_layer)
+        return collm_error(COLLM_ERR_ARG, "LoRA adapter of %d layers for a model of %d", lora->n_layer, ctx->model->hp.n_layer);
+    size_t per = (size_t)ctx->n_batch * (size_t)lora->rank;
+    ctx->lora_xa = malloc((size_t)COLLM_LORA_N_TARGETS * per * sizeof(float));
+    if (!ctx->lora_xa) return collm_error(COLLM_ERR_NOMEM, "out of memory for the LoRA activations");
+    for (int t = 0; t < COLLM_LORA_N_TARGETS; t++) ctx->acts.lora_xa[t] = ctx->lora_xa + (size_t)t * per;
+    ctx->lora = lora;
+    return COLLM_OK;
+}
 
 collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_ctx, int n_batch, collm_pool *pool) {
     if (!model) {
@@ -644,6 +662,7 @@ void collm_llm_context_free(collm_llm_context *ctx) {
     free(ctx->rows);
     free(ctx->covered);
     free(ctx->att_scratch);
+    free(ctx->lora_xa);
     free(ctx);
 }
 
@@ -794,7 +813,7 @@ static int forward_packed(collm_llm_context *ctx, int n_seq, const int32_t *seq_
         collm_llm_block b = {.hp = hp, .w = &m->layers[l], .layer = l, .R = T, .n_q = last_sub ? n_out : T,
                              .q_rows = last_sub ? out_rows : NULL, .rope_cs = ctx->rope_cs, .rope_row = NULL,
                              .rope_row_q = last_sub ? out_rows : NULL, .qkv = ctx->qkv, .pool = ctx->pool,
-                             .attend = infer_attend, .attend_ctx = &att};
+                             .attend = infer_attend, .attend_ctx = &att, .lora = ctx->lora};
         if ((rc = collm_llm_block_forward(&b, &ctx->acts)) != COLLM_OK) return rc;
     }
     if (keep) ctx->n_past = n_past + T;

@@ -16,6 +16,7 @@
 
 #include "collm/gguf.h"
 #include "collm/model.h"
+#include "llm/lora_internal.h"
 #include "llm/quant.h"
 
 typedef enum { COLLM_W_Q, COLLM_W_K, COLLM_W_V, COLLM_W_O, COLLM_W_GATE, COLLM_W_UP, COLLM_W_DOWN } collm_llm_wmat;
@@ -53,6 +54,11 @@ struct collm_llm_model {
     collm_gguf_file *file;     // quantised model: the open file whose mapping holds the matrices
     uint64_t weight_bytes;     // bytes of every weight as held (mapping + params)
 };
+
+// Runs a LoRA adapter beside the weights in every forward of ctx (a
+// quantised base, which cannot absorb the adapter); NULL detaches. The
+// adapter must outlive the context. Returns COLLM_ERR_NOMEM or COLLM_OK.
+int collm_llm_context_set_lora(collm_llm_context *ctx, const collm_lora_adapter *lora);
 
 // Row `id` of the token embedding as floats (C).
 void collm_llm_embed_row(const collm_llm_model *m, int64_t id, float *out);

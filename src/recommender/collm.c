@@ -29,6 +29,15 @@ void collm_build_options_default(collm_build_options *o) {
 }
 
 const collm_llm_model *collm_llm(const collm_model *m) { return m->llm; }
+
+collm_llm_context *collm_llm_context_with_lora(const collm_model *m, int n_ctx, int n_batch, collm_pool *pool) {
+    collm_llm_context *ctx = collm_llm_context_create(m->llm, n_ctx, n_batch, pool);
+    if (ctx && m->has_lora && !m->lora_merged && collm_llm_context_set_lora(ctx, &m->lora) != COLLM_OK) {
+        collm_llm_context_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
 const collm_tok_vocab *collm_vocab(const collm_model *m) { return m->vocab; }
 const collm_prompt_template *collm_template(const collm_model *m) { return m->tpl; }
 int collm_has_slots(const collm_model *m) { return m->has_fece; }
