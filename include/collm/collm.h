@@ -17,9 +17,13 @@
 //   blk.N.<proj>.weight.lora_a/_b     LoRA (llama.cpp adapter naming)
 //   collm.rerank.*      the re-ranking weights fitted by `collm fit-fusion`
 //                       (optional; see COLLM_RERANK_LAMBDA_KEY below)
-//   the full model (llama.cpp names, arch and tokenizer keys) when the LLM
-//                       itself was fine-tuned: the checkpoint is then also a
-//                       model llama.cpp can load.
+//   the full model (llama.cpp names, arch and tokenizer keys, F32) when the
+//                       LLM itself was fine-tuned (--full, --train-llm). The
+//                       checkpoint is not a file llama.cpp loads as it is:
+//                       llama.cpp refuses a GGUF with tensors its architecture
+//                       does not have (the cf.*, fece.* and LoRA ones above);
+//                       collm reads it as a base (collm logits --ckpt, or
+//                       --init-from / --base of a later stage).
 // A resumable training state (optimizer moments, data order, RNG, epoch,
 // best score) is written next to it as <out>.resume.
 //
