@@ -426,10 +426,19 @@ static collm_qmm_path current_path(void) {
     return qmm_path;
 }
 
-// Rows at or above which the dequantised-tile sgemm beats the integer dots
-// (bench/quant_speed measures it; the dot path streams the weights once per
-// call, sgemm pays the dequantisation once and then runs at BLAS speed).
-#define QMM_SGEMM_MIN_ROWS 64
+// Input rows at or above which the dequantised-tile sgemm beats the integer
+// dots, per weight type. The dot path costs the same per row whatever T is;
+// sgemm pays one dequantisation of the matrix per call, then runs at BLAS
+// speed. Measured single-threaded (CPU time, K = 768, 2048 rows, AVX2 dots,
+// OpenBLAS AVX-512 sgemm): Q8_0 57 vs 53 GFLOP/s at T = 64, 57 vs 21 at 16;
+// Q4_K 27 vs 58 at 64, 29 vs 23 at 16 (its dot decodes 6-bit scales per
+// super-block); Q6_K 45 vs 53 at 64; F16 43 vs 48 at 64.
+static int64_t sgemm_min_rows(collm_ggml_type t) {
+    switch (t) {
+    case COLLM_GGML_TYPE_Q2_K: case COLLM_GGML_TYPE_Q3_K: case COLLM_GGML_TYPE_Q4_K: case COLLM_GGML_TYPE_Q5_K: return 24;
+    default: return 64;
+    }
+}
 
 typedef struct {
     const collm_qmat *W;
@@ -507,7 +516,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
     if (T <= 0 || n_parts <= 0) return COLLM_OK;
     const int64_t K = parts[0].cols;
     if (path == COLLM_QMM_AUTO) path = current_path();
-    if (path == COLLM_QMM_AUTO) path = T >= QMM_SGEMM_MIN_ROWS ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
+    const collm_qmm_path asked = path;
     int rc = COLLM_OK;
     float *tile = NULL;
     // activations quantised once per vec type the parts need (at most 2 here: Q4_K_M mixes Q4_K and Q6_K, both Q8_K)
@@ -517,6 +526,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
     int64_t col = 0;
     for (int k = 0; k < n_parts && rc == COLLM_OK; k++) {
         const collm_qmat *W = &parts[k];
+        path = asked != COLLM_QMM_AUTO ? asked : T >= sgemm_min_rows(W->type) ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
         if (path == COLLM_QMM_DEQ_SGEMM || W->type == COLLM_GGML_TYPE_F32) {
             rc = deq_sgemm(y, ldy, col, x, T, W, pool, &tile);
         } else {

@@ -39,10 +39,10 @@ const char *collm_quant_isa(void) { return level() == 1 ? "avx2" : "scalar"; }
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-static float f16(const uint8_t *p) {
+AVX2 static inline float f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return collm_f16_to_f32(h);
+    return _cvtsh_ss(h); // F16C: the same value as collm_f16_to_f32
 }
 
 AVX2 static inline float hsum(__m256 v) {
