@@ -7,6 +7,7 @@
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
 #include "cf/encoders.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 
 // Every kind collm knows; a new one is one more line.
@@ -332,6 +333,23 @@ int collm_cf_model_score_split_known(const collm_cf_model *cf, const collm_rec_s
     return rc;
 }
 
+int cf_score_split_dist(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool) {
+    const int rank = collm_dist_rank(), size = collm_dist_size();
+    if (size == 1) return collm_cf_model_score_split(m, split, scores, pool);
+    int64_t lo, hi;
+    collm_dist_slice(split->n, rank, size, &lo, &hi);
+    collm_rec_split mine = collm_rec_split_rows(split, lo, hi);
+    int rc = mine.n > 0 ? collm_cf_model_score_split(m, &mine, scores + lo, pool) : COLLM_OK;
+    int bad = rc != COLLM_OK; // every rank must reach the gather: agree on a failure first
+    if (collm_dist_allreduce_max_i32(&bad) || bad) return rc ? rc : collm_error(COLLM_ERR, "scoring failed on another rank");
+    int64_t *counts = collm_malloc((size_t)size * sizeof *counts);
+    if (!counts) return COLLM_ERR_NOMEM;
+    collm_dist_counts(split->n, size, counts);
+    rc = collm_dist_allgather(scores, counts, sizeof(float));
+    free(counts);
+    return rc;
+}
+
 int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_split *split, collm_metrics_report *out, collm_pool *pool) {
     if (!m || !split || !out) return collm_error(COLLM_ERR_ARG, "collm_cf_model_evaluate: NULL argument");
     float *scores = collm_malloc((size_t)(split->n > 0 ? split->n : 1) * sizeof *scores);
@@ -365,6 +383,17 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
                            opt.lr, opt.weight_decay, opt.batch, opt.max_epochs, opt.patience, opt.dropout);
     int rc = collm_cf_check_split_ids(m, ds->train);
     if (rc) return rc;
+    // data parallel (mpirun): the id-only kinds split every batch over the
+    // ranks; the history kinds' batches (SASRec's length groups, DIN's batch
+    // normalisation statistics) do not split that way
+    if (collm_dist_size() > 1 && m->kind->uses_history)
+        return collm_error(COLLM_ERR_UNSUPPORTED,
+                           "%s does not train data parallel (its batch statistics and groups span the whole batch); "
+                           "run it as one process (mf, mfbias and lightgcn run under mpirun)",
+                           m->kind->name);
+    if (collm_dist_size() > opt.batch)
+        return collm_error(COLLM_ERR_ARG, "batch %d is smaller than the %d ranks (each rank takes a slice of every batch)",
+                           opt.batch, collm_dist_size());
 
     // The evaluation split: a split the dataset already holds, else a file.
     const collm_rec_split *eval = NULL;

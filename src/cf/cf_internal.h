@@ -25,6 +25,12 @@ struct collm_cf_model {
     char *dataset_dir; // owned copy
 };
 
+// Scores every row of split: under mpirun each rank scores its contiguous
+// share of the rows and the scores are gathered on every rank (the same
+// figures, and the same early-stopping decision, everywhere); one process
+// scores them all.
+int cf_score_split_dist(const collm_cf_model *m, const collm_rec_split *split, float *scores, collm_pool *pool);
+
 struct collm_cf_kind {
     const char *name;
     int uses_history; // 1: scores and user vectors depend on the sample's history (SASRec, DIN)

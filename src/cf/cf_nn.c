@@ -71,7 +71,9 @@ int cf_params_alloc(cf_params *p) {
 int cf_params_alloc_train(cf_params *p) {
     if (p->g) return COLLM_OK;
     size_t n = (size_t)(p->n_train > 0 ? p->n_train : 1);
-    p->g = collm_calloc(n, sizeof(float));
+    // g[n_train]: one spare float after the gradient, where the data-parallel
+    // loop (cf_rows.c) puts the batch loss so that one allreduce sums both
+    p->g = collm_calloc(n + 1, sizeof(float));
     p->m = collm_calloc(n, sizeof(float));
     p->v = collm_calloc(n, sizeof(float));
     if (!p->g || !p->m || !p->v) return COLLM_ERR_NOMEM;
@@ -376,7 +378,7 @@ int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, 
         collm_cf_epoch_info info = {epoch, loss, NAN, NAN, 0.0, 0};
         res.epochs_run = epoch;
         if (eval) {
-            if ((rc = collm_cf_model_score_split(m, eval, scores, pool))) goto done;
+            if ((rc = cf_score_split_dist(m, eval, scores, pool))) goto done;
             info.eval_auc = collm_metrics_auc(scores, eval->label, eval->n);
             info.eval_uauc = collm_metrics_uauc(eval->user, scores, eval->label, eval->n, NULL);
             if (info.eval_auc > res.best_eval_auc || (isnan(res.best_eval_auc) && !isnan(info.eval_auc))) {

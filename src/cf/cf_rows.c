@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "core/rng.h"
 
@@ -25,16 +26,35 @@ static int cf_rows_epoch(void *state, collm_rng *rng, double *mean_loss) {
     const int64_t N = s->train->n, cap = s->opt->batch < N ? s->opt->batch : N;
     collm_rng_shuffle_i32(rng, s->perm, N);
     double loss_sum = 0;
+    const int rank = collm_dist_rank(), size = collm_dist_size();
     unsigned fp = cf_fpmode_enter();
     for (int64_t off = 0; off < N; off += cap) {
         int64_t n = N - off < cap ? N - off : cap;
-        for (int64_t k = 0; k < n; k++) {
+        // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
+        int64_t lo, hi;
+        collm_dist_slice(n, rank, size, &lo, &hi);
+        for (int64_t k = lo; k < hi; k++) {
             int32_t r = s->perm[off + k];
-            s->users[k] = s->train->user[r];
-            s->items[k] = s->train->item[r];
-            s->labels[k] = s->train->label[r] ? 1.0f : 0.0f;
+            s->users[k - lo] = s->train->user[r];
+            s->items[k - lo] = s->train->item[r];
+            s->labels[k - lo] = s->train->label[r] ? 1.0f : 0.0f;
         }
-        loss_sum += s->batch_fn(s->m, n, s->users, s->items, s->labels, s->logit, s->dlogit, s->pool) * (double)n;
+        double loss = s->batch_fn(s->m, hi - lo, s->users, s->items, s->labels, s->logit, s->dlogit, s->pool);
+        if (size > 1) {
+            // the gradient is linear in dlogit = (σ - y) / rows: scaled by rows / n it is this rank's
+            // share of the batch mean; one allreduce sums the shares and the losses (g[n_train])
+            const float share = (float)(hi - lo) / (float)n;
+            float *g = s->p->g;
+            for (int64_t j = 0; j < s->p->n_train; j++) g[j] *= share;
+            g[s->p->n_train] = (float)(loss * share);
+            int rc = collm_dist_allreduce_sum_f32(g, s->p->n_train + 1);
+            if (rc) {
+                cf_fpmode_leave(fp);
+                return rc;
+            }
+            loss = g[s->p->n_train];
+        }
+        loss_sum += loss * (double)n;
         cf_params_adam(s->p, s->opt, ++s->step, s->pool);
         if (s->after_step) s->after_step(s->m, s->pool);
     }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cf/cf_internal.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "cf/mf.h"
@@ -230,8 +231,11 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
     int32_t *b_users = collm_malloc((size_t)cap * sizeof *b_users);
     int32_t *b_items = collm_malloc((size_t)cap * sizeof *b_items);
     float *b_labels = collm_malloc((size_t)cap * sizeof *b_labels);
-    float *grad_user = collm_malloc((size_t)(nu * d) * sizeof(float));
-    float *grad_item = collm_malloc((size_t)(ni * d) * sizeof(float));
+    // both gradients and, after them, the batch loss in one block: what one
+    // allreduce sums over the ranks when training data parallel
+    float *grad_user = collm_malloc((size_t)((nu + ni) * d + 1) * sizeof(float));
+    float *grad_item = grad_user ? grad_user + nu * d : NULL;
+    const int rank = collm_dist_rank(), size = collm_dist_size();
     float *m_user = collm_calloc((size_t)(nu * d), sizeof(float));
     float *v_user = collm_calloc((size_t)(nu * d), sizeof(float));
     float *m_item = collm_calloc((size_t)(ni * d), sizeof(float));
@@ -268,21 +272,35 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
         double loss_sum = 0.0; // Σ over batches of mean loss × rows
         for (int64_t off = 0; off < N; off += cap) {
             int64_t n = N - off < cap ? N - off : cap;
-            for (int64_t k = 0; k < n; k++) {
+            // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
+            int64_t lo, hi;
+            collm_dist_slice(n, rank, size, &lo, &hi);
+            for (int64_t k = lo; k < hi; k++) {
                 int32_t r = perm[off + k];
-                b_users[k] = train->user[r];
-                b_items[k] = train->item[r];
-                b_labels[k] = train_labels[r];
+                b_users[k - lo] = train->user[r];
+                b_items[k - lo] = train->item[r];
+                b_labels[k - lo] = train_labels[r];
             }
-            b.n = n;
-            loss_sum += mf_batch_loss_grad(&b, pool) * (double)n;
+            b.n = hi - lo;
+            double loss = mf_batch_loss_grad(&b, pool);
+            if (size > 1) {
+                // linear in dlogit = (σ - y) / rows: scaled by rows / n, this rank's share of the
+                // batch mean; one allreduce sums the gradient shares and the losses
+                const int64_t ng = (nu + ni) * d;
+                const float share = (float)(hi - lo) / (float)n;
+                for (int64_t j = 0; j < ng; j++) grad_user[j] *= share;
+                grad_user[ng] = (float)(loss * share);
+                if ((rc = collm_dist_allreduce_sum_f32(grad_user, ng + 1))) goto done;
+                loss = grad_user[ng];
+            }
+            loss_sum += loss * (double)n;
             adam.step++;
             collm_pool_for(pool, nu + ni, 64, mf_adam_task, &adam);
         }
         collm_cf_epoch_info info = {epoch, loss_sum / (double)N, NAN, NAN, 0.0, 0};
         res.epochs_run = epoch;
         if (eval) {
-            if ((rc = collm_cf_model_score_split(m, eval, eval_scores, pool))) goto done;
+            if ((rc = cf_score_split_dist(m, eval, eval_scores, pool))) goto done;
             info.eval_auc = collm_metrics_auc(eval_scores, eval->label, eval->n);
             info.eval_uauc = collm_metrics_uauc(eval->user, eval_scores, eval->label, eval->n, NULL);
             if (info.eval_auc > res.best_eval_auc || (isnan(res.best_eval_auc) && !isnan(info.eval_auc))) {
@@ -320,8 +338,7 @@ done:
     free(b_users);
     free(b_items);
     free(b_labels);
-    free(grad_user);
-    free(grad_item);
+    free(grad_user); // (grad_item is its second part)
     free(m_user);
     free(v_user);
     free(m_item);

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "collm/cf.h"
 #include "collm/dataset.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/fileio.h"
 #include "commands.h"
@@ -118,11 +119,13 @@ int cmd_train_cf(int argc, char **argv) {
     snprintf(default_log, sizeof default_log, "%s.log.jsonl", out);
     const char *log_path = cli_get(opts, "--log") ? cli_get(opts, "--log") : default_log;
     if (collm_check_output_path(out) || collm_check_output_path(log_path)) return cli_fail("train-cf");
-    int quiet = cli_has(opts, "--quiet");
+    // under mpirun every rank trains (data parallel); rank 0 alone prints, logs and writes the model
+    const int lead = collm_dist_rank() == 0;
+    int quiet = cli_has(opts, "--quiet") || !lead;
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
-    train_cf_report report = {NULL, log_path, fopen(log_path, "w"), quiet, opt.max_epochs, 0, 0};
-    if (!report.log) {
+    train_cf_report report = {NULL, log_path, lead ? fopen(log_path, "w") : NULL, quiet, opt.max_epochs, 0, 0};
+    if (lead && !report.log) {
         collm_error(COLLM_ERR_IO, "%s: cannot open the training log", log_path);
         collm_rec_dataset_free(ds);
         return cli_fail("train-cf");
@@ -136,6 +139,8 @@ int cmd_train_cf(int argc, char **argv) {
             fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
                     kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
                     opt.weight_decay, opt.batch, collm_pool_size(pool));
+        if (!quiet && collm_dist_size() > 1)
+            fprintf(stderr, "train-cf: data parallel over %d ranks (each takes a slice of every batch)\n", collm_dist_size());
         collm_cf_train_result res;
         const char *split_name = *opt.eval_split ? opt.eval_split : "-";
         report.split = split_name;
@@ -144,13 +149,13 @@ int cmd_train_cf(int argc, char **argv) {
             collm_error(COLLM_ERR_IO, "%s: cannot write the training log", log_path);
             trained = 0;
         }
-        if (trained && collm_cf_model_save(m, out) == COLLM_OK) {
+        if (trained && (!lead || collm_cf_model_save(m, out) == COLLM_OK)) {
             if (!quiet)
                 fprintf(stderr, "train-cf: %d epochs in %.1fs%s; best epoch %d: %s auc %.4f uauc %.4f; wrote %s\n",
                         res.epochs_run, res.seconds, res.early_stopped ? " (early stop)" : "", res.best_epoch,
                         split_name, res.best_eval_auc, res.best_eval_uauc, out);
             rc = 0;
-            if (cli_has(opts, "--json")) {
+            if (lead && cli_has(opts, "--json")) {
                 cJSON *j = cJSON_CreateObject();
                 cJSON_AddStringToObject(j, "model", kind);
                 cJSON_AddNumberToObject(j, "epochs", res.epochs_run);
@@ -166,7 +171,7 @@ int cmd_train_cf(int argc, char **argv) {
         }
     }
     if (rc) cli_fail("train-cf");
-    fclose(report.log);
+    if (report.log) fclose(report.log);
     collm_pool_free(pool);
     collm_cf_model_free(m);
     collm_rec_dataset_free(ds);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data parallelism over MPI (docs/scaling.md): `mpirun -np 2 collm train`
-# against one process with the same global batch.
+# (and train-cf mf / mfbias / lightgcn) against one process with the same
+# global batch.
 #  * equivalence: the same loss curve (training log) and the same final
 #    weights within float tolerance (the gradient sum of two ranks adds the
 #    halves of the batch in another order than one process does);
@@ -109,6 +110,24 @@ check "2 ranks resume a 1-process state ($(tail -c 200 "$TMP/grow.err"))" [ $? -
 $GGUF_DIFF "$TMP/straight.gguf.resume" "$TMP/grow.gguf.resume" --prefix optim. --atol 1e-5 --rtol 1e-4 >"$TMP/diff" 2>&1
 check "1 then 2 ranks: final state of the uninterrupted run ($(cat "$TMP/diff"))" [ $? -eq 0 ]
 check "1 then 2 ranks: 12 epochs logged" [ "$(wc -l <"$TMP/grow.gguf.log.jsonl")" -eq 12 ]
+
+# --- train-cf: the id-only kinds on 2 ranks = 1 process; history kinds refused
+for kind in mf mfbias lightgcn; do
+  cf=(train-cf --model $kind --data "$TMP/data" --dim 16 --max-epochs 5 --batch 64 --patience 0 --threads 1)
+  "$BIN" "${cf[@]}" --out "$TMP/cf1_$kind.gguf" >/dev/null 2>"$TMP/cf1.err"
+  check "train-cf $kind, 1 process" [ $? -eq 0 ]
+  "${MPIRUN[@]}" "$BIN" "${cf[@]}" --json --out "$TMP/cf2_$kind.gguf" >"$TMP/cf2.json" 2>"$TMP/cf2.err"
+  check "train-cf $kind, 2 ranks ($(tail -c 200 "$TMP/cf2.err"))" [ $? -eq 0 ]
+  check "train-cf $kind, 2 ranks: one JSON line" [ "$(wc -l <"$TMP/cf2.json")" -eq 1 ]
+  check "train-cf $kind: the same per-epoch loss and AUC lines" \
+    cmp -s <(grep '^epoch' "$TMP/cf1.err" | sed -E 's/  [0-9.]+s.*//') <(grep '^epoch' "$TMP/cf2.err" | sed -E 's/  [0-9.]+s.*//')
+  $GGUF_DIFF "$TMP/cf1_$kind.gguf" "$TMP/cf2_$kind.gguf" --atol 1e-5 --rtol 1e-4 >"$TMP/diff" 2>&1
+  check "train-cf $kind: same weights ($(cat "$TMP/diff"))" [ $? -eq 0 ]
+done
+"${MPIRUN[@]}" "$BIN" train-cf --model sasrec --data "$TMP/data" --out "$TMP/sas.gguf" --max-epochs 1 --threads 1 \
+  >/dev/null 2>"$TMP/sas.err"
+check "train-cf sasrec under mpirun: refused" [ $? -ne 0 ]
+check "train-cf sasrec under mpirun: says why" grep -q "does not train data parallel" "$TMP/sas.err"
 
 # --- sharded evaluation: eval and eval-topk on 2 ranks = 1 process ------------
 "$BIN" eval --ckpt "$TMP/one.gguf" --data "$TMP/data" --split valid --threads 1 --json >"$TMP/eval1.json" 2>/dev/null
