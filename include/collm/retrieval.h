@@ -29,9 +29,12 @@ typedef struct {
     int nprobe;          // IVF lists visited per query (<= 0: keep Faiss's default, 1)
     int ef_search;       // HNSW search breadth (<= 0: keep Faiss's default, 16)
     int64_t train_max;   // IVF: train on at most this many items (evenly strided); <= 0: all
+    int shards;          // > 1: that many indexes of the factory string, each over a contiguous block of
+                         // the items, searched together (Faiss IndexShards); trained once (the first
+                         // shard) and copied; saved as PATH.shard0.. plus a manifest at PATH. <= 1: one
 } collm_retrieval_build_options;
 
-// factory "Flat", nprobe 32, ef_search 128, train_max 0.
+// factory "Flat", nprobe 32, ef_search 128, train_max 0, shards 1.
 COLLM_API void collm_retrieval_build_options_default(collm_retrieval_build_options *opt);
 
 // Builds an index over items 1..n_items-1 of item_vectors (n_items, d), ids =
@@ -49,6 +52,7 @@ COLLM_API collm_retrieval_index *collm_retrieval_index_load(const char *path);
 
 COLLM_API int collm_retrieval_index_dim(const collm_retrieval_index *index);
 COLLM_API int64_t collm_retrieval_index_size(const collm_retrieval_index *index); // vectors stored (n_items - 1 after build)
+COLLM_API int collm_retrieval_index_shards(const collm_retrieval_index *index);   // 1 unless sharded
 // Search knobs, as in collm_retrieval_build_options (<= 0 leaves one unchanged).
 // Not while another thread searches the same index.
 COLLM_API int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search);

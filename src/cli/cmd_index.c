@@ -46,7 +46,10 @@ int cmd_index(int argc, char **argv) {
         {"--cf", "FILE", "collaborative model (.gguf, from train-cf) whose item vectors are indexed", NULL},
         {"--ckpt", "FILE", "or: a CoLLM checkpoint (from train) whose CF item table is indexed", NULL},
         {"--out", "FILE", "output index (Faiss format, e.g. items.faiss)", NULL},
-        {"--factory", "STR", "Faiss index factory string: Flat | HNSW32,Flat | IVF1024,Flat ... (default Flat)", NULL},
+        {"--factory", "STR", "Faiss index factory string: Flat | HNSW32,Flat | IVF1024,Flat | IVF4096,PQ16 (compressed) | "
+                             "OPQ16,IVF4096,PQ16 ... (default Flat)", NULL},
+        {"--shards", "K", "K indexes over contiguous blocks of the items, searched together (Faiss IndexShards); "
+                          "written as FILE.shard0.. plus a manifest at FILE (default 1)", NULL},
         {"--nprobe", "N", "IVF lists searched per query, saved with the index (default 32)", NULL},
         {"--ef-search", "N", "HNSW search breadth, saved with the index (default 128)", NULL},
         {"--train-max", "N", "IVF: train on at most N items (default all)", NULL},
@@ -56,7 +59,7 @@ int cmd_index(int argc, char **argv) {
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm index (--cf FILE | --ckpt FILE) --out FILE [--factory Flat] [--nprobe 32] [--ef-search 128] "
-                      "[--train-max N]");
+                      "[--train-max N] [--shards K]");
     if (p) return p > 0 ? 0 : 1;
     const char *cf_path = cli_get(opts, "--cf"), *ckpt_path = cli_get(opts, "--ckpt"), *out;
     if (!cf_path == !ckpt_path) {
@@ -67,10 +70,11 @@ int cmd_index(int argc, char **argv) {
     collm_retrieval_build_options opt;
     collm_retrieval_build_options_default(&opt);
     if (cli_get(opts, "--factory")) opt.factory = cli_get(opts, "--factory");
-    int64_t nprobe, ef_search, train_max;
+    int64_t nprobe, ef_search, train_max, shards;
     if (cli_get_int(opts, "--nprobe", opt.nprobe, &nprobe) || cli_get_int(opts, "--ef-search", opt.ef_search, &ef_search) ||
-        cli_get_int(opts, "--train-max", 0, &train_max))
+        cli_get_int(opts, "--train-max", 0, &train_max) || cli_get_int_range(opts, "--shards", 1, 1, 1024, &shards))
         return 1;
+    opt.shards = (int)shards;
     if (nprobe < 1 || nprobe > (1 << 24) || ef_search < 1 || ef_search > (1 << 24) || train_max < 0) {
         fprintf(stderr, "collm index: out-of-range option (need nprobe >= 1, ef-search >= 1, train-max >= 0)\n");
         return 1;
@@ -97,14 +101,16 @@ int cmd_index(int argc, char **argv) {
     double build_s = index_now_s() - t0;
     if (rc == COLLM_OK) rc = collm_retrieval_index_save(index, out);
     if (rc == COLLM_OK) {
-        fprintf(stderr, "index: %s, %lld items of %s (d=%d), built in %.2fs with %d threads; wrote %s\n", opt.factory,
-                (long long)collm_retrieval_index_size(index), cf_path, d, build_s, threads, out);
+        fprintf(stderr, "index: %s%s, %lld items of %s (d=%d), built in %.2fs with %d threads; wrote %s\n", opt.factory,
+                opt.shards > 1 ? " in shards" : "", (long long)collm_retrieval_index_size(index), cf_path, d, build_s,
+                threads, out);
         if (cli_has(opts, "--json")) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "out", out);
             cJSON_AddStringToObject(j, "factory", opt.factory);
             cJSON_AddNumberToObject(j, "items", (double)collm_retrieval_index_size(index));
             cJSON_AddNumberToObject(j, "dim", d);
+            cJSON_AddNumberToObject(j, "shards", collm_retrieval_index_shards(index));
             cJSON_AddNumberToObject(j, "build_seconds", build_s);
             if (cli_print_json(j)) rc = COLLM_ERR_NOMEM;
         }

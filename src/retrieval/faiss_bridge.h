@@ -34,6 +34,15 @@ typedef struct collm_faiss_index collm_faiss_index;
 // failure (COLLM_ERR_ARG for a bad string or d < 1).
 int collm_faiss_create(int d, const char *factory, collm_faiss_index **out);
 void collm_faiss_free(collm_faiss_index *index);
+// n_shards indexes of that factory string searched together (Faiss
+// IndexShards, results merged by score): add spreads the vectors over them in
+// contiguous blocks, train trains the first and copies it to the others (the
+// same quantizers, so merged scores compare). n_shards 1 is collm_faiss_create.
+// Written as one Faiss file per shard plus a manifest (collm_faiss_write).
+enum { COLLM_FAISS_MAX_SHARDS = 1024 };
+int collm_faiss_create_shards(int d, const char *factory, int n_shards, collm_faiss_index **out);
+// 1 for an index that is not sharded.
+int collm_faiss_n_shards(const collm_faiss_index *index);
 
 int collm_faiss_dim(const collm_faiss_index *index);
 int64_t collm_faiss_ntotal(const collm_faiss_index *index);
@@ -66,10 +75,12 @@ int collm_faiss_set_search_params(collm_faiss_index *index, int nprobe, int ef_s
 int collm_faiss_nprobe(const collm_faiss_index *index);
 int collm_faiss_ef_search(const collm_faiss_index *index);
 
-// Faiss's own file format, written atomically (temp file + rename).
+// Faiss's own file format, written atomically (temp file + rename); a
+// sharded index as PATH.shard0 .. PATH.shard<K-1> (Faiss files) and a text
+// manifest at PATH naming them, written last.
 int collm_faiss_write(const collm_faiss_index *index, const char *path);
 // Reads an index written by collm_faiss_write (or any Faiss inner-product
-// index with ids). A missing or damaged file, or a metric other than inner
+// index with ids; a manifest brings its shards back as one IndexShards). A missing or damaged file, or a metric other than inner
 // product, is an error naming the path.
 int collm_faiss_read(const char *path, collm_faiss_index **out);
 

@@ -18,6 +18,7 @@ void collm_retrieval_build_options_default(collm_retrieval_build_options *opt) {
     opt->nprobe = 32;
     opt->ef_search = 128;
     opt->train_max = 0;
+    opt->shards = 1;
 }
 
 collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
@@ -37,7 +38,7 @@ collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, in
     }
     const char *factory = opt->factory && *opt->factory ? opt->factory : "Flat";
     collm_faiss_index *faiss = NULL;
-    if (collm_faiss_create(d, factory, &faiss) != COLLM_OK) return NULL;
+    if (collm_faiss_create_shards(d, factory, opt->shards > 1 ? opt->shards : 1, &faiss) != COLLM_OK) return NULL;
 
     // rows 1..n_items-1: skip the padding row 0
     int64_t n = (int64_t)n_items - 1;
@@ -108,6 +109,7 @@ collm_retrieval_index *collm_retrieval_index_load(const char *path) {
 
 int collm_retrieval_index_dim(const collm_retrieval_index *index) { return collm_faiss_dim(index->faiss); }
 int64_t collm_retrieval_index_size(const collm_retrieval_index *index) { return collm_faiss_ntotal(index->faiss); }
+int collm_retrieval_index_shards(const collm_retrieval_index *index) { return collm_faiss_n_shards(index->faiss); }
 
 int collm_retrieval_index_set_search_params(collm_retrieval_index *index, int nprobe, int ef_search) {
     return collm_faiss_set_search_params(index->faiss, nprobe, ef_search);

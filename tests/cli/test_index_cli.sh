@@ -32,4 +32,12 @@ expect_error "missing --out" '--out' "$BIN" index --cf "$model"
 expect_error "bad nprobe" 'out-of-range' "$BIN" index --cf "$model" --out "$TMP/x.faiss" --nprobe 0
 check "no index left behind by failures" [ ! -e "$TMP/x.faiss" ]
 
+# --shards K: K Faiss files and a manifest naming them; a compressed factory string
+"$BIN" index --cf "$model" --factory IVF16,PQ4x4 --shards 2 --out "$TMP/sh.faiss" --json --threads 2 >"$TMP/out" 2>"$TMP/err"
+check "index --shards 2 IVF16,PQ4x4 exits 0 ($(tail -n 1 "$TMP/err"))" [ $? -eq 0 ]
+check "index --shards 2: JSON says 2 shards" grep -q '"shards":2' "$TMP/out"
+check "index --shards 2: a manifest and 2 shard files" \
+  [ "$(head -n 2 "$TMP/sh.faiss" | tr '\n' ' ')" = "collm-faiss-shards 1 2 " ] && [ -s "$TMP/sh.faiss.shard0" ] && [ -s "$TMP/sh.faiss.shard1" ]
+expect_error "bad --shards" 'shards' "$BIN" index --cf "$model" --out "$TMP/x.faiss" --shards 0
+
 finish
