@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Prefill tokens/s of collm and llama.cpp's llama-bench on the same GGUF files,
+# F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, 64/256/512-token prompts, 2 threads.
+# The model: a random Llama made by `collm init-model` (768-d, 4 layers, 12
+# heads, n_ff 2048, the Llama-2 vocabulary, 77 M parameters, F32), then
+# quantised with the peer's `llama-quantize --pure` (every matrix in the type).
+# ROUNDS alternating rounds (collm, then llama-bench, per type); each prints
+# one figure per length; the table shows the medians and collm / llama.cpp.
+# collm runs build/bench/prefill (full forward, logits of the last row only,
+# as llama-bench's pp test); llama-bench runs -p 64,256,512 -n 0 -r 1.
+#   usage: bench/quant_speed.sh            (ROUNDS=3 THREADS=2 TYPES="F32 ..." WORK=build/bench/quant)
+# Needs the peer built once: ../shared/peers/llama.cpp/build.sh build/peers/llama.cpp
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
+PEER=${PEER:-$BUILD/peers/llama.cpp}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
+TYPES=${TYPES:-F32 F16 Q8_0 Q4_0 Q4_K Q6_K}
+WORK=${WORK:-$BUILD/bench/quant}
+[ -x "$PEER/bin/llama-bench" ] || { echo "quant_speed: $PEER/bin/llama-bench missing: run $SHARED/peers/llama.cpp/build.sh $PEER" >&2; exit 1; }
+make -s BUILD="$BUILD" "$BUILD/collm" "$BUILD/bench/prefill"
+mkdir -p "$WORK"
+export LD_LIBRARY_PATH="$PEER/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ ! -f "$WORK/m-F32.gguf" ]; then
+  "$BUILD/collm" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
+    --n-embd 768 --n-layer 4 --n-head 12 --n-ff 2048 --seed 1 --out "$WORK/m-F32.gguf" >/dev/null
+fi
+for t in $TYPES; do
+  [ "$t" = F32 ] || [ -f "$WORK/m-$t.gguf" ] || "$PEER/bin/llama-quantize" --pure "$WORK/m-F32.gguf" "$WORK/m-$t.gguf" "$t" 2 \
+    >"$WORK/quantize-$t.log" 2>&1
+done
+# the library settings the collm binary picks for itself (src/cli/main.c)
+if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}; fi
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+RAW="$WORK/raw.tsv"
+: >"$RAW"
+echo "load before: $(cat /proc/loadavg)"
+for r in $(seq 1 "$ROUNDS"); do
+  for t in $TYPES; do
+    "$BUILD/bench/prefill" --model "$WORK/m-$t.gguf" --threads "$THREADS" --reps 1 --lengths 64,256,512 2>/dev/null |
+      awk -v t="$t" -v r="$r" '$1 ~ /^pp[0-9]+$/ && $3 == "tok/s" { sub("pp", "", $1); print "collm\t" t "\t" $1 "\t" r "\t" $2 }' >>"$RAW"
+    "$PEER/bin/llama-bench" -m "$WORK/m-$t.gguf" -p 64,256,512 -n 0 -r 1 -t "$THREADS" -o json 2>/dev/null |
+      /usr/bin/python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    print("llama.cpp\t%s\t%d\t%s\t%.1f" % (sys.argv[1], e["n_prompt"], sys.argv[2], e["avg_ts"]))' "$t" "$r" >>"$RAW"
+  done
+done
+echo "load after:  $(cat /proc/loadavg)"
+/usr/bin/python3 - "$RAW" "$TYPES" <<'PY'
+import sys, statistics
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+med = {}
+for who, t, n, r, v in rows:
+    med.setdefault((who, t, int(n)), []).append(float(v))
+print("prefill tokens/s, median of rounds (%s threads); ratio = collm / llama.cpp" % "2")
+print("%-6s %6s %12s %12s %7s" % ("type", "tokens", "collm", "llama.cpp", "ratio"))
+for t in sys.argv[2].split():
+    for n in (64, 256, 512):
+        a, b = med.get(("collm", t, n)), med.get(("llama.cpp", t, n))
+        if not a or not b: continue
+        ma, mb = statistics.median(a), statistics.median(b)
+        print("%-6s %6d %12.1f %12.1f %7.2f" % (t, n, ma, mb, ma / mb))
+PY
