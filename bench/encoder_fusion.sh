@@ -4,8 +4,8 @@
 # the split), scored by AUC / UAUC on ML-1M valid (the test split is never
 # read). Every encoder is trained with `collm train-cf` (early-stopped on
 # valid AUC, seed 2023) and scored with `collm eval-cf --scores`; the sums and
-# their metrics are computed here from those files (ties count one half, the
-# UAUC over users with both labels, weighted by their rows, as collm does).
+# their metrics are computed here from those files (ties count one half; the
+# UAUC the unweighted mean over users with both labels, as collm computes it).
 #   usage: bench/encoder_fusion.sh            (KINDS="mfbias din sasrec" by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,12 +53,8 @@ def auc(y, s):
     return (ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 def uauc(u, y, s):
-    tot = w = 0
-    for user in np.unique(u):
-        m = u == user
-        if 0 < y[m].sum() < m.sum():
-            tot += auc(y[m], s[m]) * m.sum(); w += m.sum()
-    return tot / w
+    per_user = [auc(y[u == user], s[u == user]) for user in np.unique(u) if 0 < y[u == user].sum() < (u == user).sum()]
+    return float(np.mean(per_user))
 
 users, labels, scores = None, None, {}
 for k in kinds:
