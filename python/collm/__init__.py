@@ -143,6 +143,7 @@ _model_free = _fn("collm_model_free", None, _vp)
 _stage = _fn("collm_stage", C.c_int, _vp)
 _has_slots = _fn("collm_has_slots", C.c_int, _vp)
 _cf_items = _fn("collm_cf_items", _f32p, _vp, _i32p, C.POINTER(C.c_int))
+_check_dataset = _fn("collm_model_check_dataset", C.c_int, _vp, C.POINTER(_Dataset), _cp, _vp, _vp)
 _score_split = _fn("collm_score_split", C.c_int, _vp, C.POINTER(_Dataset), C.POINTER(_Split), C.c_int, _f32p,
                    C.POINTER(C.c_double))
 _auc = _fn("collm_metrics_auc", C.c_double, _f32p, _i8p, C.c_int64)
@@ -399,6 +400,8 @@ class Model:
         return self._ctx
 
     def _items_for(self, dataset):
+        # a dataset with fewer items or users than the checkpoint was trained with is another one
+        _check(_check_dataset(self._p, dataset._p, None, None, None), "not the dataset the checkpoint was trained on")
         # the CF tables may know more items than items.tsv lists (cli_rec_setup_load does the same)
         n, d = C.c_int32(), C.c_int()
         if _cf_items(self._p, C.byref(n), C.byref(d)) and dataset._p.contents.items.contents.n < n.value:

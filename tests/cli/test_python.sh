@@ -18,6 +18,7 @@ if ! "$PY" -c 'import numpy' 2>/dev/null; then
 fi
 run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
+run "$BIN" synth --users 20 --items 30 --seed 2 --out "$TMP/small"  # another dataset
 run "$BIN" train-cf --data "$TMP/data" --out "$TMP/mf.gguf" --dim 16 --max-epochs 5 --eval-split none -t 2
 run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1 --n-head 2 --n-ff 48 --out "$TMP/base.gguf"
 run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \

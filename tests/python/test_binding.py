@@ -124,6 +124,14 @@ mixed = m.score(ds, [7, 3, 7, 3], [r["items"][0], 5, r["items"][1], 6])
 alone = m.score(ds, [3, 3], [5, 6], share_prefix=False)
 check("score: pairs of several users, each in place",
       abs(mixed[0] - s[0]) <= 1e-4 and abs(mixed[2] - s[1]) <= 1e-4 and float(np.max(np.abs(mixed[[1, 3]] - alone))) <= 1e-4)
+check("recommend: probabilities = sigmoid(llm scores)",
+      float(np.max(np.abs(r["probabilities"] - 1 / (1 + np.exp(-r["llm_scores"].astype(np.float64)))))) <= 1e-6)
+e = m.recommend(ds, ix, user=7, k=5, candidates=30, exclude=r["items"][:2])
+check("recommend: exclude leaves those items out", len(e["items"]) == 5 and not set(e["items"].tolist()) & set(r["items"][:2].tolist()))
+rated = set(int(i) for s in ("train", "valid") for u, i in zip(ds.split(s).users, ds.split(s).items) if u == 7)
+x = m.recommend(ds, ix, user=7, k=10, candidates=30, exclude_rated=True)
+check("recommend: exclude_rated leaves user 7's %d rated items out" % len(rated),
+      len(x["items"]) == 10 and not set(x["items"].tolist()) & rated)
 h = m.recommend(ds, ix, history=[3, 5, 9], k=3, candidates=20)
 check("recommend by history: cold start, history left out", h["cold_start_query"] and len(h["items"]) == 3 and
       not set(h["items"].tolist()) & {3, 5, 9})
@@ -136,6 +144,9 @@ raises("unknown split", lambda: ds.split("nosuch"), "nosuch")
 raises("unknown user", lambda: m.recommend(ds, ix, user=5000, k=3, candidates=10), "5000")
 raises("item outside the tables", lambda: m.score(ds, [7], [99999]), "99999")
 raises("k > candidates", lambda: m.recommend(ds, ix, user=7, k=50, candidates=10), "k")
+with collm.Dataset(os.path.join(T, "small")) as other:
+    raises("a dataset with fewer items than the checkpoint", lambda: m.recommend(other, ix, user=1, k=3, candidates=10),
+           "not the dataset it was trained on")
 raises("missing index", lambda: collm.Index(os.path.join(T, "nosuch.faiss")), "nosuch.faiss")
 with collm.Dataset(os.path.join(T, "data")) as d2:
     check("Dataset as a context manager; titles decode", isinstance(d2.title(1), str) and d2.n_items == ds.n_items)
