@@ -2,6 +2,8 @@
 // pass over the token ids as one batch and writes the logits of every
 // position as raw little-endian float32, T rows x n_vocab (the layout of
 // testvectors/logits/*.logits.f32).
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "commands.h"
 
@@ -61,6 +63,7 @@ int cmd_logits(int argc, char **argv) {
         {"--ckpt", "FILE", "instead of --model: a collm checkpoint; its base model with the checkpoint's LoRA applied", NULL},
         {"--tokens", "IDS", "token ids separated by spaces or commas, e.g. \"1 403 407\"", NULL},
         {"--out", "FILE", "output: raw little-endian float32, T rows x n_vocab", NULL},
+        {"--json", NULL, "print what was written as one JSON object", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -105,8 +108,16 @@ int cmd_logits(int argc, char **argv) {
         if (collm_write_atomic(out_path, write_blob, &blob) != COLLM_OK) {
             cli_fail("logits");
         } else {
-            printf("wrote %d x %d logits to %s\n", T, V, out_path);
-            status = 0;
+            if (cli_has(opts, "--json")) {
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddStringToObject(j, "out", out_path);
+                cJSON_AddNumberToObject(j, "tokens", T);
+                cJSON_AddNumberToObject(j, "n_vocab", V);
+                status = cli_print_json(j);
+            } else {
+                printf("wrote %d x %d logits to %s\n", T, V, out_path);
+                status = 0;
+            }
         }
     }
     free(logits);

@@ -305,6 +305,7 @@ int cmd_plot(int argc, char **argv) {
         {"--kind", "K", "train | sweep | topk (default: read from the first file)", NULL},
         {"--title", "TEXT", "title (default per kind)", NULL},
         {"--metrics", "LIST", "topk: metrics to show, e.g. ndcg@10,recall@20 (default all)", NULL},
+        {"--json", NULL, "print what was written as one JSON object", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -377,6 +378,14 @@ int cmd_plot(int argc, char **argv) {
                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
         remove(out);
         return 1;
+    }
+    if (cli_has(opts, "--json")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "out", out);
+        cJSON_AddStringToObject(j, "kind", kind);
+        cJSON_AddNumberToObject(j, "files", n_files);
+        cJSON_AddNumberToObject(j, "bytes", (double)st.st_size);
+        return cli_print_json(j);
     }
     fprintf(stderr, "plot: wrote %s (%s, %d file%s)\n", out, kind, n_files, n_files > 1 ? "s" : "");
     return 0;

@@ -49,6 +49,9 @@ fi
 # logits of the new model: T x n_vocab float32
 check "logits" "$BIN" logits --model "$M" --tokens "1 2 3" --out "$TMP/l.f32" --threads 2
 check "logits size" test "$(stat -c %s "$TMP/l.f32")" = $((3 * 512 * 4))
+"$BIN" logits --model "$M" --tokens "1 2 3" --out "$TMP/l2.f32" --threads 2 --json >"$TMP/l.json"
+check "logits --json" python3 -c "import json; r=json.load(open('$TMP/l.json')); assert r=={'out':'$TMP/l2.f32','tokens':3,'n_vocab':512}"
+check "logits --json: the same file" cmp -s "$TMP/l.f32" "$TMP/l2.f32"
 check "logits comma list" "$BIN" logits --model "$M" --tokens "1,2,3" --out "$TMP/l2.f32" --threads 1
 check "logits threads-independent" test "$(maxdiff "$TMP/l.f32" "$TMP/l2.f32")" = 0
 

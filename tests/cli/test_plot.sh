@@ -71,7 +71,9 @@ cat >"$T/sweep.jsonl" <<'JL'
 {"command":"train-cf","param":"--weight-decay","value":"1e-5","split":"valid_small","auc":0.713,"uauc":0.68,"train_seconds":0.2}
 {"command":"train-cf","param":"--weight-decay","value":"1e-3","split":"valid_small","auc":0.706,"uauc":0.687,"train_seconds":0.2}
 JL
-"$BIN" plot "$T/sweep.jsonl" -o "$T/sweep.png" 2>"$T/err"; check "plot a sweep ($(cat "$T/err"))" png "$T/sweep.png" 800 500
+"$BIN" plot "$T/sweep.jsonl" -o "$T/sweep.png" --json >"$T/sweep.json" 2>"$T/err"
+check "plot a sweep ($(cat "$T/err"))" png "$T/sweep.png" 800 500
+check "plot --json" /usr/bin/python3 -c "import json; r=json.load(open('$T/sweep.json')); assert r['kind']=='sweep' and r['files']==1 and r['bytes']>1000"
 cat >"$T/topk.json" <<'JS'
 {"retrieval":{"recall@10":0.05,"ndcg@10":0.04,"users":9,"ci95":{"recall@10":[0.03,0.07],"ndcg@10":[0.02,0.06]}},
  "fused":{"recall@10":0.065,"ndcg@10":0.059,"users":9,"ci95":{"recall@10":[0.04,0.09],"ndcg@10":[0.046,0.072]}}}
