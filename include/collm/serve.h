@@ -105,7 +105,7 @@ typedef struct {
     // Called with owner when the model, index, items and histories given to
     // collm_serve_start are no longer used (after a reload, once the requests
     // using them ended, or in collm_serve_stop). NULL (default): the caller
-    // frees them after collm_serve_stop.
+    // frees them after collm_serve_stop. A failed collm_serve_start does not call it.
     void (*retire)(void *owner);
     void *owner;
 } collm_serve_options;

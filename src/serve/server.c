@@ -1055,6 +1055,7 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opt.timeout_s, MHD_OPTION_END);
     if (!s->daemon) {
         collm_error(COLLM_ERR_IO, "serve: cannot listen on %s:%d (port in use?)", host, s->opt.port);
+        s->gen->retire = NULL; // a failed start leaves the parts with the caller
         free_server(s);
         return NULL;
     }

@@ -191,6 +191,11 @@ $PY "$(dirname "$0")/openapi_check.py" docs/openapi.yaml "$T/records.jsonl" >"$T
 check "every response matches docs/openapi.yaml ($(tail -1 "$T/openapi.out"))" [ $? -eq 0 ]
 grep FAIL "$T/openapi.out" >&2
 
+# a second server on the same port: one error line, exit 1 (the parts it loaded freed once)
+cp "$T/ck2.gguf" "$T/served.gguf"
+expect_error "a port in use" "cannot listen on 127.0.0.1:$PORT" \
+  "$BIN" serve --ckpt "$T/served.gguf" --index "$T/items.faiss" --data "$T/data" --port "$PORT" --threads 1
+
 # --- stop; then one access-log line per request
 kill -TERM $SPID; wait $SPID; rc=$?
 check "SIGTERM: exit 0" [ "$rc" -eq 0 ]
