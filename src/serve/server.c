@@ -75,6 +75,7 @@ struct collm_serve_server {
     time_t log_second;
     int log_count;
     long log_suppressed;
+    int started; // MHD's messages before the daemon runs are dropped: a failed start is reported as one error
 };
 
 #define LOG_PER_SECOND 5
@@ -946,6 +947,10 @@ static void on_log(void *cls, const char *fmt, va_list ap) {
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
     time_t now = time(NULL);
     pthread_mutex_lock(&s->log_lock);
+    if (!s->started) {
+        pthread_mutex_unlock(&s->log_lock);
+        return;
+    }
     if (now != s->log_second) {
         if (s->log_suppressed) fprintf(stderr, "serve: (%ld more server messages suppressed)\n", s->log_suppressed);
         s->log_second = now;
@@ -1059,6 +1064,9 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
         free_server(s);
         return NULL;
     }
+    pthread_mutex_lock(&s->log_lock);
+    s->started = 1;
+    pthread_mutex_unlock(&s->log_lock);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : s->opt.port;
     return s;
