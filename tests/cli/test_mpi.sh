@@ -21,6 +21,8 @@ if ! command -v mpirun >/dev/null 2>&1; then
 fi
 # OpenMPI refuses root unless told; the tests run as whoever runs the suite
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# ranks waiting in a collective yield the core instead of polling it (the machine is shared)
+export OMPI_MCA_mpi_yield_when_idle=1
 # OpenMPI's own allocations live until exit: not collm's leaks (sanitize builds)
 export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")/.." && pwd)/mpi_lsan.supp:${LSAN_OPTIONS:-}"
 MPIRUN=(mpirun -np 2 --oversubscribe --bind-to none)
