@@ -11,6 +11,7 @@
 // scales). Signed weights (Q8_0, Q4_0, Q5_0) use |w| and sign(y, w).
 #include "llm/quant.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,20 +19,22 @@
 #include <immintrin.h>
 #endif
 
-static int quant_level = -1; // 0 scalar, 1 AVX2
+// 0 scalar, 1 AVX2; -1 until the first call. Pool workers may race to
+// set it: every thread computes the same value, so relaxed atomics suffice.
+static _Atomic int quant_level = -1;
 
 static int level(void) {
-    if (quant_level < 0) {
-        const char *force = getenv("COLLM_ISA");
-        int l = 0;
+    int cached = atomic_load_explicit(&quant_level, memory_order_relaxed);
+    if (cached >= 0) return cached;
+    const char *force = getenv("COLLM_ISA");
+    int l = 0;
 #if defined(__x86_64__)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) l = 1;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) l = 1;
 #endif
-        if (force && strcmp(force, "baseline") == 0) l = 0;
-        quant_level = l;
-    }
-    return quant_level;
+    if (force && strcmp(force, "baseline") == 0) l = 0;
+    atomic_store_explicit(&quant_level, l, memory_order_relaxed);
+    return l;
 }
 
 const char *collm_quant_isa(void) { return level() == 1 ? "avx2" : "scalar"; }
