@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -406,24 +407,24 @@ float collm_quant_dot_ref(collm_ggml_type wt, const void *w, const void *x, int6
 // ---------------------------------------------------------------------------
 // Matrix products
 
-static collm_qmm_path qmm_path = COLLM_QMM_AUTO;
-static int qmm_env_read;
-
-collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
-    collm_qmm_path old = qmm_path;
-    qmm_path = p;
-    qmm_env_read = 1;
-    return old;
-}
+// The forced path: -1 until COLLM_QMM has been read. Several threads (serve
+// contexts) may call in at once; every reader of the environment computes
+// the same value, so relaxed atomics suffice.
+static _Atomic int qmm_path = -1;
 
 static collm_qmm_path current_path(void) {
-    if (!qmm_env_read) {
-        const char *e = getenv("COLLM_QMM");
-        if (e && strcmp(e, "dot") == 0) qmm_path = COLLM_QMM_DOT;
-        else if (e && strcmp(e, "sgemm") == 0) qmm_path = COLLM_QMM_DEQ_SGEMM;
-        qmm_env_read = 1;
-    }
-    return qmm_path;
+    int p = atomic_load_explicit(&qmm_path, memory_order_relaxed);
+    if (p >= 0) return (collm_qmm_path)p;
+    const char *e = getenv("COLLM_QMM");
+    p = e && strcmp(e, "dot") == 0 ? COLLM_QMM_DOT : e && strcmp(e, "sgemm") == 0 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_AUTO;
+    atomic_store_explicit(&qmm_path, p, memory_order_relaxed);
+    return (collm_qmm_path)p;
+}
+
+collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
+    collm_qmm_path old = current_path();
+    atomic_store_explicit(&qmm_path, (int)p, memory_order_relaxed);
+    return old;
 }
 
 // Input rows at or above which the dequantised-tile sgemm beats the integer
