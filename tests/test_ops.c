@@ -287,7 +287,7 @@ static void *attention_long_context_body(void *arg) {
     // packed: one row at position L - 1 after an (L - 1)-key prefix
     int32_t pos = L - 1;
     CHECK(collm_ops_attention_packed_forward(out2, q, NULL, 1, k, v, n_past, k + (int64_t)n_past * hd,
-                                             v + (int64_t)n_past * hd, &pos, 1, 1, hd, NULL, NULL) == 0);
+                                             v + (int64_t)n_past * hd, &pos, 1, 1, hd, NULL, NULL, NULL) == 0);
     CHECK(close_vec(out2, ref, hd, 1e-5, 1e-5, "long packed attention"));
     // backward with one query: dv_j = P_j · dout, dq = scale Σ_j P_j (dout·v_j - dout·o) k_j
     CHECK(collm_ops_attention_forward(out, att, q, k, v, 1, n_past, 1, 1, hd, NULL, NULL) == 0);

@@ -151,7 +151,7 @@ static void test_attention_blocked(void) {
 static void test_attention_packed(void) {
     collm_pool *pool = collm_pool_create(3);
     CHECK(pool != NULL);
-    const int32_t seq_len[6] = {13, 1, 3, 8, 17, 2}; // 44 rows: blocks of 16 cross sequences
+    const int32_t seq_len[6] = {13, 1, 3, 8, 17, 2}; // 44 rows: blocks of 32 cross sequences
     const int n_seq = 6, T = 44;
     int cases[5][4] = {{202, 4, 4, 32}, {9, 4, 2, 72}, {1, 2, 1, 20}, {0, 3, 3, 5}, {37, 2, 2, 16}}; // n_past, nh, nkv, hd
     for (int ci = 0; ci < 5; ci++) {
@@ -163,8 +163,8 @@ static void test_attention_packed(void) {
         int32_t pos[44];
         for (int s = 0, r = 0; s < n_seq; s++)
             for (int i = 0; i < seq_len[s]; i++) pos[r++] = n_past + i;
-        collm_ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL, NULL);
-        collm_ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
+        collm_ops_attention_packed_forward(out, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, NULL, NULL, NULL);
+        collm_ops_attention_packed_forward(out3, q, NULL, T, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL, NULL);
         CHECK_MSG(memcmp(out, out3, sizeof(float) * T * q_dim) == 0, "packed case %d: 1 vs 3 threads", ci);
         int ok = 1;
         for (int s = 0, off = 0; s < n_seq; off += seq_len[s], s++) {
@@ -187,7 +187,7 @@ static void test_attention_packed(void) {
         const int32_t q_rows[3] = {41, 12, 16};
         float *sub = zeros(3 * q_dim), *q_sub = zeros(3 * q_dim);
         for (int j = 0; j < 3; j++) memcpy(q_sub + j * q_dim, q + q_rows[j] * q_dim, sizeof(float) * q_dim);
-        collm_ops_attention_packed_forward(sub, q_sub, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL);
+        collm_ops_attention_packed_forward(sub, q_sub, q_rows, 3, kp, vp, n_past, kn, vn, pos, nh, nkv, hd, pool, NULL, NULL);
         int same = 1;
         for (int j = 0; j < 3; j++) same &= memcmp(sub + j * q_dim, out + q_rows[j] * q_dim, sizeof(float) * q_dim) == 0;
         CHECK_MSG(same, "packed case %d: query subset equals those rows of the full call", ci);

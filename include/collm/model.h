@@ -5,7 +5,8 @@
 // Memory: every tensor is dequantised to F32 at load, so a model takes
 // 4 bytes x n_params of RAM (e.g. 232 MB for the 58 M bench model, ~2 GB
 // for Qwen2-0.5B) whatever its file type. A context adds the KV cache,
-// 2 x n_layer x n_ctx x n_head_kv x head_dim floats, plus scratch for
+// 2 x n_layer x n_ctx x n_head_kv x head_dim floats, the cached keys of one
+// layer transposed (n_ctx x n_head_kv x head_dim, packed suffixes), scratch for
 // n_batch rows (about n_batch x (4 n_embd + 3 n_ff) floats), all allocated
 // and touched once at creation: forward calls never allocate.
 //

@@ -669,6 +669,9 @@ static void axpy_tile16(float *const o[4], const float *const a[4], int64_t acs,
     for (int c = c_begin; c < c_end; c++) {
         const float *bc = B + (int64_t)c * ldb + d;
         __m256 vb0 = _mm256_loadu_ps(bc), vb1 = _mm256_loadu_ps(bc + 8);
+        // Kept in registers: without this GCC folds the loads into all eight
+        // FMAs, 12 loads per 8 FMAs, and the loop runs at the load ports' pace.
+        __asm__("" : "+x"(vb0), "+x"(vb1));
         int64_t ac = (int64_t)c * acs;
         __m256 va = _mm256_broadcast_ss(a0 + ac);
         x00 = _mm256_fmadd_ps(va, vb0, x00), x01 = _mm256_fmadd_ps(va, vb1, x01);
@@ -694,6 +697,7 @@ static void axpy_tile8(float *const o[4], const float *const a[4], int64_t acs, 
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
     for (int c = c_begin; c < c_end; c++) {
         __m256 vb = _mm256_loadu_ps(B + (int64_t)c * ldb + d);
+        __asm__("" : "+x"(vb)); // in a register, as in axpy_tile16
         int64_t ac = (int64_t)c * acs;
         x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + ac), vb, x0);
         x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + ac), vb, x1);
@@ -875,12 +879,15 @@ int collm_ops_attention_forward(float *out, float *att, const float *q, const fl
 
 // ---------------------------------------------------------------------------
 // Attention of packed sequences that all continue one cached prefix
-// (collm_llm_score_suffixes): every row is computed on its own (no blocks, so no
-// padding rows or causal tiles), with the keys in SIMD lanes for Q·K^T and
-// head_dim in lanes for P·V. Items are (head, block of rows); each row's sums
-// run in a fixed order, so results do not depend on the thread count.
+// (collm_llm_score_suffixes). Items are (head, block of query rows): the
+// block's scores against the prefix and its P·V over the prefix are tile
+// products (tile_axpy, 4 rows per pass), the prefix's keys transposed once
+// per call so both run over contiguous rows; each row's own keys (its
+// sequence) are added row by row, keys in SIMD lanes for Q·K^T and head_dim
+// in lanes for P·V. Every sum runs in a fixed order, so results do not
+// depend on the thread count or on how rows fall into blocks.
 
-#define ATT_PACKED_ROWS 16 // rows per work item
+#define ATT_PACKED_ROWS 32 // rows per work item at most (attention_packed_rows)
 
 #ifdef OPS_AVX2
 // S[c] = scale · q · K_c for c < nkeys (K rows at stride ldk), hd = n.
@@ -979,62 +986,135 @@ static void axpy_row(float *o, const float *P, const float *V, int64_t ldv, int 
 typedef struct {
     float *out;
     const float *q, *k_past, *v_past, *k_new, *v_new;
+    const float *kt;     // (n_head_kv, hd, n_kt) scale · k_past transposed per kv head, zero-padded
+    int n_kt;            // n_past rounded up to 8: the tile kernels' SIMD width, no scalar tail
     const int32_t *q_rows, *pos;
     int n_q, n_past, max_len, n_head, n_head_kv, hd;
+    int rows;            // query rows per work item (attention_packed_rows)
+    int64_t lds;         // score row stride: n_kt + max_len
     float *scratch;      // (threads, scratch_per)
-    int64_t scratch_per; // floats per thread, >= n_past + max_len + 8
+    int64_t scratch_per; // floats per thread, >= rows · lds
 } attention_packed_ctx;
 
-// Items: index = h·n_blocks + b, b a block of ATT_PACKED_ROWS queries.
+// Query rows per packed work item: up to ATT_PACKED_ROWS, and a (rows, L)
+// score block fits the scratch (collm_ops_attention_scratch(L)). Depends on
+// the shapes only, never on the thread count.
+static int attention_packed_rows(int L) {
+    int rows = ATT_SCRATCH / L;
+    if (rows > ATT_PACKED_ROWS) rows = ATT_PACKED_ROWS;
+    if (rows >= 4) rows &= ~3;
+    return rows < 1 ? 1 : rows;
+}
+
+// Items: index = h·n_blocks + b, b a block of c->rows queries. The block's
+// scores against the prefix are one tile product, S (rows, n_past) = Q_block ·
+// (scale K_past)^T with K^T rows contiguous over keys (c->kt), and its output
+// starts as one more, O = P_prefix · V_past: every prefix key or value row
+// loaded serves 4 queries at once. Each row's own keys (its sequence, i + 1
+// rows) are few and row-specific: dots_row / axpy_row.
 static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     const attention_packed_ctx *c = ctx_;
-    const int n_q = c->n_q, hd = c->hd, n_past = c->n_past;
-    const int n_blocks = (n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS, group = c->n_head / c->n_head_kv;
+    const int n_q = c->n_q, hd = c->hd, n_past = c->n_past, rows = c->rows;
+    const int n_blocks = (n_q + rows - 1) / rows, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
-    float *S = c->scratch + thread_index * c->scratch_per; // (n_past + own keys) one row's scores, then exp
+    const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd, lds = c->lds;
+    float *S = c->scratch + thread_index * c->scratch_per; // (rows, lds) scores, then exp
     for (int64_t item = begin; item < end; item++) {
-        int h = (int)(item / n_blocks), j0 = (int)(item % n_blocks) * ATT_PACKED_ROWS;
-        int j1 = j0 + ATT_PACKED_ROWS < n_q ? j0 + ATT_PACKED_ROWS : n_q;
+        int h = (int)(item / n_blocks), j0 = (int)(item % n_blocks) * rows;
+        int nb = j0 + rows < n_q ? rows : n_q - j0;
         int64_t kvo = (int64_t)(h / group) * hd;
-        for (int j = j0; j < j1; j++) {
-            int r = c->q_rows ? c->q_rows[j] : j;
-            int i = c->pos[r] - n_past, nk = n_past + i + 1; // row i of its sequence: rows r-i..r are its own
-            const float *qr = c->q + (int64_t)j * q_stride + (int64_t)h * hd;
-            float *orow = c->out + (int64_t)j * q_stride + (int64_t)h * hd;
-            const float *kn = c->k_new + (int64_t)(r - i) * kv_stride + kvo;
-            const float *vn = c->v_new + (int64_t)(r - i) * kv_stride + kvo;
-            if (n_past > 0) dots_row(S, qr, c->k_past + kvo, kv_stride, n_past, hd, scale);
-            dots_row(S + n_past, qr, kn, kv_stride, i + 1, hd, scale);
-            float inv = 1.0f / softmax_row(S, nk, nk, 0);
-            for (int d = 0; d < hd; d++) orow[d] = 0.0f;
-            if (n_past > 0) axpy_row(orow, S, c->v_past + kvo, kv_stride, n_past, hd);
-            axpy_row(orow, S + n_past, vn, kv_stride, i + 1, hd);
-            for (int d = 0; d < hd; d++) orow[d] *= inv;
+        const float *qb = c->q + (int64_t)j0 * q_stride + (int64_t)h * hd; // (nb, hd), stride q_stride
+        float *ob = c->out + (int64_t)j0 * q_stride + (int64_t)h * hd;
+        float inv[ATT_PACKED_ROWS];
+        if (n_past > 0) { // S[:, 0:n_kt) = Q_block · (scale K)^T; columns n_past.. are padding, overwritten below
+            for (int j = 0; j < nb; j++) memset(S + j * lds, 0, (size_t)c->n_kt * sizeof(float));
+            tile_axpy(S, lds, nb, qb, q_stride, 1, hd, c->kt + (int64_t)(h / group) * hd * c->n_kt, c->n_kt, c->n_kt,
+                      ATT_NO_LIMIT, ATT_NO_LIMIT);
+        }
+        for (int j = 0; j < nb; j++) {
+            int r = c->q_rows ? c->q_rows[j0 + j] : j0 + j;
+            int i = c->pos[r] - n_past; // row i of its sequence: packed rows r-i..r are its own
+            float *Sj = S + j * lds;
+            dots_row(Sj + n_past, qb + (int64_t)j * q_stride, c->k_new + (int64_t)(r - i) * kv_stride + kvo, kv_stride,
+                     i + 1, hd, scale);
+            inv[j] = 1.0f / softmax_row(Sj, n_past + i + 1, n_past + i + 1, 0);
+            for (int d = 0; d < hd; d++) ob[(int64_t)j * q_stride + d] = 0.0f;
+        }
+        if (n_past > 0) tile_axpy(ob, q_stride, nb, S, lds, 1, n_past, c->v_past + kvo, kv_stride, hd, ATT_NO_LIMIT,
+                                  ATT_NO_LIMIT); // O = P_prefix · V_past
+        for (int j = 0; j < nb; j++) {
+            int r = c->q_rows ? c->q_rows[j0 + j] : j0 + j;
+            int i = c->pos[r] - n_past;
+            float *orow = ob + (int64_t)j * q_stride;
+            axpy_row(orow, S + j * lds + n_past, c->v_new + (int64_t)(r - i) * kv_stride + kvo, kv_stride, i + 1, hd);
+            for (int d = 0; d < hd; d++) orow[d] *= inv[j];
         }
     }
+}
+
+// kt[(g·hd + d)·n_kt + c] = scale · k_past[c·kv_stride + g·hd + d] for c < n_past,
+// 0 for n_past <= c < n_kt: items are kv heads.
+typedef struct {
+    float *kt;
+    const float *k_past;
+    int n_past, n_kt, n_head_kv, hd;
+} kt_ctx;
+
+static void attention_kt_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const kt_ctx *c = ctx_;
+    const float scale = 1.0f / sqrtf((float)c->hd);
+    const int64_t kv_stride = (int64_t)c->n_head_kv * c->hd;
+    for (int64_t g = begin; g < end; g++)
+        for (int c0 = 0; c0 < c->n_past; c0 += 16) // 16 keys at a time: both sides stay in cache lines
+            for (int d = 0; d < c->hd; d++) {
+                float *dst = c->kt + (g * c->hd + d) * c->n_kt;
+                const float *src = c->k_past + g * c->hd + d;
+                for (int k = c0; k < c0 + 16 && k < c->n_past; k++) dst[k] = scale * src[(int64_t)k * kv_stride];
+                if (c0 + 16 >= c->n_past)
+                    for (int k = c->n_past; k < c->n_kt; k++) dst[k] = 0.0f;
+            }
+}
+
+int64_t collm_ops_attention_packed_kt(int n_past, int n_head_kv, int head_dim) {
+    return (int64_t)((n_past + 7) & ~7) * n_head_kv * head_dim;
 }
 
 int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
                                        const float *v_past, int n_past, const float *k_new, const float *v_new,
                                        const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool,
-                                       float *scratch) {
+                                       float *scratch, float *kt) {
     if (n_q <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int max_len = 0;
     for (int j = 0; j < n_q; j++) {
         int r = q_rows ? q_rows[j] : j;
         if (pos[r] - n_past + 1 > max_len) max_len = pos[r] - n_past + 1;
     }
-    float *own = NULL;
+    float *own = NULL, *own_kt = NULL;
     if (!(scratch = attention_scratch(scratch, n_past + max_len, pool, &own))) return COLLM_ERR_NOMEM;
+    if (!kt && n_past > 0 &&
+        !(kt = own_kt = collm_malloc((size_t)collm_ops_attention_packed_kt(n_past, n_head_kv, head_dim) * sizeof(float)))) {
+        free(own);
+        return COLLM_ERR_NOMEM;
+    }
+    const int n_kt = (n_past + 7) & ~7;
+    if (n_past > 0) {
+        kt_ctx t = {kt, k_past, n_past, n_kt, n_head_kv, head_dim};
+        collm_pool_for(pool, n_head_kv, (int64_t)n_past * head_dim >= 32768 ? 1 : n_head_kv, attention_kt_task, &t);
+    }
+    // rows x L fits a thread's scratch, sized for n_past + max_len keys: L is
+    // at most 7 more, within its 8-float tail when rows = 1
+    int L = n_kt + max_len, rows = attention_packed_rows(L);
     attention_packed_ctx c = {.out = out, .q = q, .k_past = k_past, .v_past = v_past, .k_new = k_new, .v_new = v_new,
-                              .q_rows = q_rows, .pos = pos, .n_q = n_q, .n_past = n_past, .max_len = max_len,
-                              .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim, .scratch = scratch,
+                              .kt = kt, .n_kt = n_kt, .q_rows = q_rows, .pos = pos, .n_q = n_q, .n_past = n_past,
+                              .max_len = max_len, .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim,
+                              .rows = rows, .lds = L, .scratch = scratch,
                               .scratch_per = collm_ops_attention_scratch(n_past + max_len)};
-    int64_t n_items = (int64_t)n_head * ((n_q + ATT_PACKED_ROWS - 1) / ATT_PACKED_ROWS);
-    int64_t work = (int64_t)ATT_PACKED_ROWS * (n_past + max_len) * head_dim;
+    int64_t n_items = (int64_t)n_head * ((n_q + rows - 1) / rows);
+    int64_t work = (int64_t)rows * L * head_dim;
     collm_pool_for(pool, n_items, work >= 32768 ? 1 : 32768 / work + 1, attention_packed_task, &c);
     free(own);
+    free(own_kt);
     return COLLM_OK;
 }
 

@@ -89,11 +89,15 @@ int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *d
 // (n_q, n_head, hd) hold that query's row j. Same result per row as
 // collm_ops_attention_forward on that sequence alone (to rounding).
 // scratch: collm_pool_size(pool) x collm_ops_attention_scratch(L) floats with
-// L > every pos[r], or NULL (allocated per call); returns as the forward.
+// L > every pos[r], or NULL (allocated per call); kt: the prefix keys
+// transposed (collm_ops_attention_packed_kt(n_past, ...) floats, overwritten),
+// or NULL (allocated per call); returns as the forward.
 int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t *q_rows, int n_q, const float *k_past,
                                        const float *v_past, int n_past, const float *k_new, const float *v_new,
                                        const int32_t *pos, int n_head, int n_head_kv, int head_dim, collm_pool *pool,
-                                       float *scratch);
+                                       float *scratch, float *kt);
+// Floats of the kt buffer of collm_ops_attention_packed_forward.
+int64_t collm_ops_attention_packed_kt(int n_past, int n_head_kv, int head_dim);
 // Floats of scratch one thread of the attention functions needs when queries
 // see at most L keys (L >= 1).
 int64_t collm_ops_attention_scratch(int L);

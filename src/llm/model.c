@@ -576,6 +576,7 @@ struct collm_llm_context {
     int32_t *rows;   // (B) output row list / seq offsets
     unsigned char *covered; // (B) rows given by slots
     float *att_scratch; // (threads, collm_ops_attention_scratch(n_ctx)) score rows, heap: they grow with n_ctx
+    float *att_kt;   // (collm_ops_attention_packed_kt(n_ctx, ...)) cached keys transposed (packed suffixes)
     float *block;    // the one allocation behind every float buffer above
     const collm_lora_adapter *lora; // adapter run beside the weights, or NULL
     float *lora_xa;  // (targets, B, rank) x·Aᵀ of each adapted projection
@@ -625,7 +626,8 @@ collm_llm_context *collm_llm_context_create(const collm_llm_model *model, int n_
     } bufs[] = {{&ctx->k_cache, cache}, {&ctx->v_cache, cache}, {&a->x, B * C}, {&a->xn1, B * C}, {&a->rstd1, B},
                 {&a->q_in, B * C}, {&a->q, B * q_dim}, {&a->k, B * kv_dim}, {&a->v, B * kv_dim},
                 {&a->attn, B * q_dim}, {&a->x_mid, B * C}, {&a->xn2, B * C}, {&a->rstd2, B}, {&a->gu, B * 2 * ff},
-                {&a->h, B * ff}, {&ctx->qkv, B * (q_dim + 2 * kv_dim)}, {&ctx->rope_cs, B * (size_t)hp->n_rot}};
+                {&a->h, B * ff}, {&ctx->qkv, B * (q_dim + 2 * kv_dim)}, {&ctx->rope_cs, B * (size_t)hp->n_rot},
+                {&ctx->att_kt, (size_t)collm_ops_attention_packed_kt(n_ctx, hp->n_head_kv, hp->head_dim)}};
     size_t total = 0;
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) total += (bufs[i].n + 15) & ~(size_t)15;
     ctx->model = model;
@@ -753,7 +755,7 @@ static void infer_attend(void *c_, const collm_llm_block *b, collm_llm_block_act
         // (with the context's scratch the attention cannot fail)
         (void)collm_ops_attention_packed_forward(a->attn, a->q, b->q_rows, b->n_q, k_cache, v_cache, c->n_past, a->k,
                                                  a->v, ctx->pos, hp->n_head, hp->n_head_kv, hp->head_dim, ctx->pool,
-                                                 ctx->att_scratch);
+                                                 ctx->att_scratch, ctx->att_kt);
     } else {
         // one sequence, every row: attends to cache[0, n_past + T)
         (void)collm_ops_attention_forward(a->attn, NULL, a->q, k_cache, v_cache, b->R, c->n_past, hp->n_head,
