@@ -116,6 +116,16 @@ COLLM_API int collm_llm_kv_truncate(collm_llm_context *ctx, int n_past);
 // Copies the first n_past cached positions of src into dst (same model,
 // dst->n_ctx >= n_past); dst then holds exactly that prefix.
 COLLM_API int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int n_past);
+// Floats that n_past cached positions take outside a context:
+// 2 x n_layer x n_past x n_head_kv x head_dim.
+COLLM_API int64_t collm_llm_kv_floats(const collm_llm_model *model, int n_past);
+// Copies the first n_past cached positions out (0 <= n_past <= current):
+// out (collm_llm_kv_floats(model, n_past)), laid out (K|V, layer, position, kv).
+COLLM_API int collm_llm_kv_export(const collm_llm_context *ctx, int n_past, float *out);
+// Makes the cache hold exactly the first n_past positions of in, a buffer
+// collm_llm_kv_export wrote for n_stored >= n_past positions of the same
+// model (n_past <= n_ctx). Forward calls then continue after them.
+COLLM_API int collm_llm_kv_import(collm_llm_context *ctx, const float *in, int n_stored, int n_past);
 
 // Rows of the input that take a given embedding instead of a token's
 // (method.md §3.2 "ID slots").

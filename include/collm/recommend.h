@@ -142,12 +142,65 @@ COLLM_API int collm_recommend_fuse(const float *llm, const float *retrieval, con
 // the histories were built from (owned by h).
 COLLM_API const float *collm_recommend_log_popularity(const collm_recommend_histories *h, int32_t *n_items);
 
+// --- per-user prefix cache --------------------------------------------------
+//
+// A bounded LRU of shared prefixes' KV caches (the model's K/V rows of a
+// user's prompt prefix, collm_llm_kv_export), so a second request with the same
+// user and history skips the prefix forward. Entries are found by user and
+// history (compared in full, not only by hash) and checked against the new
+// request's prefix before use: token ids and slot rows (rows and mapped
+// values, bit for bit) must agree, and only the agreeing positions are reused
+// (the rest run as usual). Reused K/V are the bytes the first request
+// computed, so a hit scores exactly as that request did.
+//
+// Memory: each entry holds 4 x collm_llm_kv_floats(prefix) bytes plus its
+// tokens, slot rows and history; inserting evicts the least recently used
+// entries until the total is <= max_bytes (an entry larger than max_bytes is
+// not kept). Lookup is a scan of the entries (a few dozen at the usual sizes).
+//
+// Threading: any number of threads may use one cache at once (one mutex
+// guards the entries, the LRU order and the counters; a hit copies the K/V
+// into the caller's context under it, so an entry is never freed while being
+// read). Each caller still brings its own collm_llm_context. Free the cache
+// only when no call that uses it is running.
+typedef struct collm_recommend_prefix_cache collm_recommend_prefix_cache;
+
+typedef struct {
+    int64_t hits;      // lookups that reused at least one position
+    int64_t misses;    // lookups that found nothing usable
+    int64_t evictions; // entries dropped to stay within max_bytes
+    int64_t entries;   // entries held now
+    int64_t bytes;     // bytes held now
+    int64_t max_bytes;
+} collm_recommend_prefix_stats;
+
+// A cache for model m (borrowed; its K/V fit only that model) holding at most
+// max_bytes (>= 1). NULL + error on bad arguments or out of memory.
+COLLM_API collm_recommend_prefix_cache *collm_recommend_prefix_cache_create(const collm_model *m, int64_t max_bytes);
+COLLM_API void collm_recommend_prefix_cache_free(collm_recommend_prefix_cache *c);
+COLLM_API void collm_recommend_prefix_cache_stats(collm_recommend_prefix_cache *c, collm_recommend_prefix_stats *out);
+
+// collm_recommend_score_items with the shared prefix, reusing and filling
+// cache (NULL: none; then the same as collm_recommend_score_items with
+// share_prefix 1). COLLM_ERR_ARG when the cache belongs to another model.
+COLLM_API int collm_recommend_score_items_cached(const collm_model *m, const collm_rec_items *items, int32_t user,
+                                                 const int32_t *his, int64_t n_his, const int32_t *cands, int n,
+                                                 collm_llm_context *ctx, collm_recommend_prefix_cache *cache,
+                                                 float *scores, int *prefix_tokens);
+
 // Retrieve + re-rank for one request. out (k) receives the results sorted by
 // the fused score (best first; ties by retrieval score, then item id); info
 // may be NULL. hist may be NULL when req->history is given. ctx may be NULL.
 COLLM_API int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
                        const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
                        collm_recommend_item *out, collm_recommend_info *info);
+// The same, the re-ranking reusing and filling cache (may be NULL; unused
+// when req->share_prefix is 0).
+COLLM_API int collm_recommend_for_user_cached(const collm_model *m, const collm_retrieval_index *index,
+                                              const collm_rec_items *items, const collm_recommend_histories *hist,
+                                              const collm_recommend_request *req, collm_llm_context *ctx,
+                                              collm_recommend_prefix_cache *cache, collm_recommend_item *out,
+                                              collm_recommend_info *info);
 
 // The history a request resolves to (explicit, with the sentinel rule
 // applied, or the user's): malloc'd *his (caller frees), validated against

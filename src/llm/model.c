@@ -696,6 +696,40 @@ int collm_llm_kv_copy(collm_llm_context *dst, const collm_llm_context *src, int 
     return COLLM_OK;
 }
 
+int64_t collm_llm_kv_floats(const collm_llm_model *model, int n_past) {
+    const collm_llm_hparams *hp = &model->hp;
+    return 2 * (int64_t)hp->n_layer * n_past * hp->n_head_kv * hp->head_dim;
+}
+
+// (K|V, layer, position, kv) of n_stored positions <-> the cache, n rows.
+static void kv_move(collm_llm_context *ctx, float *buf, int n_stored, int n, int out) {
+    const collm_llm_hparams *hp = &ctx->model->hp;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    for (int kind = 0; kind < 2; kind++)
+        for (int l = 0; l < hp->n_layer; l++) {
+            float *cache = (kind ? ctx->v_cache : ctx->k_cache) + (size_t)l * ctx->n_ctx * kv_dim;
+            float *b = buf + ((size_t)kind * hp->n_layer + (size_t)l) * (size_t)n_stored * kv_dim;
+            if (out) memcpy(b, cache, (size_t)n * kv_dim * sizeof(float));
+            else memcpy(cache, b, (size_t)n * kv_dim * sizeof(float));
+        }
+}
+
+int collm_llm_kv_export(const collm_llm_context *ctx, int n_past, float *out) {
+    if (!ctx || !out || n_past < 0 || n_past > ctx->n_past)
+        return collm_error(COLLM_ERR_ARG, "collm_llm_kv_export: n_past %d outside [0, %d]", n_past, ctx ? ctx->n_past : 0);
+    kv_move((collm_llm_context *)ctx, out, n_past, n_past, 1); // reads the cache only
+    return COLLM_OK;
+}
+
+int collm_llm_kv_import(collm_llm_context *ctx, const float *in, int n_stored, int n_past) {
+    if (!ctx || !in || n_past < 0 || n_past > n_stored || n_past > ctx->n_ctx)
+        return collm_error(COLLM_ERR_ARG, "collm_llm_kv_import: n_past %d outside [0, %d] or over n_ctx %d", n_past,
+                           n_stored, ctx ? ctx->n_ctx : 0);
+    kv_move(ctx, (float *)in, n_stored, n_past, 0); // writes the cache only
+    ctx->n_past = n_past;
+    return COLLM_OK;
+}
+
 // --- forward ---------------------------------------------------------------
 
 // Input rows: token embeddings, then slot rows on top. T packed rows.

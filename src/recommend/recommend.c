@@ -3,9 +3,11 @@
 #include "collm/recommend.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "collm/error.h"
 #include "recommender/collm_internal.h"
@@ -214,6 +216,200 @@ int collm_recommend_resolve_history(const collm_model *m, const collm_rec_items 
 }
 
 // ---------------------------------------------------------------------------
+// per-user prefix cache (recommend.h)
+
+typedef struct prefix_entry {
+    struct prefix_entry *prev, *next; // LRU list, most recent first
+    uint64_t hash;                    // of (user, history)
+    int32_t user;
+    int64_t n_his;
+    int32_t *his;      // (n_his)
+    int P;             // positions held
+    int32_t *tokens;   // (P) token ids (slot rows hold the tokenizer's id there)
+    int n_slots;       // slot rows below P
+    int32_t rows[COLLM_MAX_SLOTS];
+    float *slot_vals;  // (n_slots, n_embd) their mapped values
+    float *kv;         // (collm_llm_kv_floats(P))
+    int64_t bytes;
+} prefix_entry;
+
+struct collm_recommend_prefix_cache {
+    const collm_model *m;
+    int64_t max_bytes;
+    pthread_mutex_t lock; // guards everything below
+    prefix_entry *head, *tail;
+    int64_t bytes, entries, hits, misses, evictions;
+};
+
+static uint64_t history_hash(int32_t user, const int32_t *his, int64_t n_his) {
+    return XXH3_64bits_withSeed(his, (size_t)n_his * sizeof(int32_t), (uint64_t)(uint32_t)user);
+}
+
+static void entry_free(prefix_entry *e) {
+    if (!e) return;
+    free(e->his);
+    free(e->tokens);
+    free(e->slot_vals);
+    free(e->kv);
+    free(e);
+}
+
+collm_recommend_prefix_cache *collm_recommend_prefix_cache_create(const collm_model *m, int64_t max_bytes) {
+    if (!m || max_bytes < 1) {
+        collm_error(COLLM_ERR_ARG, "collm_recommend_prefix_cache_create: need a model and max_bytes >= 1 (got %lld)",
+                    (long long)max_bytes);
+        return NULL;
+    }
+    collm_recommend_prefix_cache *c = collm_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->m = m;
+    c->max_bytes = max_bytes;
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void collm_recommend_prefix_cache_free(collm_recommend_prefix_cache *c) {
+    if (!c) return;
+    for (prefix_entry *e = c->head, *next; e; e = next) {
+        next = e->next;
+        entry_free(e);
+    }
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void collm_recommend_prefix_cache_stats(collm_recommend_prefix_cache *c, collm_recommend_prefix_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    *out = (collm_recommend_prefix_stats){c->hits, c->misses, c->evictions, c->entries, c->bytes, c->max_bytes};
+    pthread_mutex_unlock(&c->lock);
+}
+
+// LRU list edits (lock held).
+static void lru_unlink(collm_recommend_prefix_cache *c, prefix_entry *e) {
+    if (e->prev) e->prev->next = e->next;
+    else c->head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    else c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(collm_recommend_prefix_cache *c, prefix_entry *e) {
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head) c->head->prev = e;
+    c->head = e;
+    if (!c->tail) c->tail = e;
+}
+
+// The entry of (user, history), or NULL (lock held).
+static prefix_entry *cache_find(collm_recommend_prefix_cache *c, uint64_t hash, int32_t user, const int32_t *his,
+                                int64_t n_his) {
+    for (prefix_entry *e = c->head; e; e = e->next)
+        if (e->hash == hash && e->user == user && e->n_his == n_his &&
+            (n_his == 0 || memcmp(e->his, his, (size_t)n_his * sizeof(int32_t)) == 0))
+            return e;
+    return NULL;
+}
+
+// How many leading positions of the entry equal the new prefix (P tokens,
+// its slot rows rows/vals below P): tokens agree, and below that length
+// every slot row of either is a slot row of the other with the same value.
+static int usable_positions(const prefix_entry *e, const int32_t *tokens, int P, const int32_t *rows,
+                            const float *vals, int ns, int C) {
+    int t = 0, lim = P < e->P ? P : e->P;
+    while (t < lim && tokens[t] == e->tokens[t]) t++;
+    for (int i = 0; i < ns; i++) {
+        if (rows[i] >= t) continue;
+        int j = 0;
+        while (j < e->n_slots && e->rows[j] != rows[i]) j++;
+        if (j == e->n_slots || memcmp(e->slot_vals + (int64_t)j * C, vals + (int64_t)i * C, (size_t)C * sizeof(float)))
+            t = rows[i];
+    }
+    for (int j = 0; j < e->n_slots; j++) {
+        if (e->rows[j] >= t) continue;
+        int i = 0;
+        while (i < ns && rows[i] != e->rows[j]) i++;
+        if (i == ns) t = e->rows[j];
+    }
+    return t;
+}
+
+// Looks the prefix up; on a hit imports the usable positions into ctx and
+// returns their count (0 on a miss: ctx is left as it was).
+static int cache_lookup(collm_recommend_prefix_cache *c, collm_llm_context *ctx, int32_t user, const int32_t *his,
+                        int64_t n_his, const int32_t *tokens, int P, const int32_t *rows, const float *vals, int ns,
+                        int C) {
+    uint64_t hash = history_hash(user, his, n_his);
+    int t = 0;
+    pthread_mutex_lock(&c->lock);
+    prefix_entry *e = cache_find(c, hash, user, his, n_his);
+    if (e) t = usable_positions(e, tokens, P, rows, vals, ns, C);
+    if (t > 0 && collm_llm_kv_import(ctx, e->kv, e->P, t) == COLLM_OK) {
+        c->hits++;
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+    } else {
+        t = 0;
+        c->misses++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return t;
+}
+
+// Keeps ctx's first P positions as the entry of (user, history), unless one
+// is there already (another thread's, or one this request partly reused);
+// then evicts from the cold end down to max_bytes. Out of memory only skips
+// the insert (the cache is an optimisation).
+static void cache_insert(collm_recommend_prefix_cache *c, const collm_llm_context *ctx, int32_t user,
+                         const int32_t *his, int64_t n_his, const int32_t *tokens, int P, const int32_t *rows,
+                         const float *vals, int ns, int C) {
+    int64_t n_kv = collm_llm_kv_floats(collm_llm(c->m), P);
+    int64_t bytes = (int64_t)sizeof(prefix_entry) + (n_his + P) * (int64_t)sizeof(int32_t) +
+                    ((int64_t)ns * C + n_kv) * (int64_t)sizeof(float);
+    if (bytes > c->max_bytes) return;
+    prefix_entry *e = calloc(1, sizeof *e); // plain calloc: a failure sets no error message
+    if (!e) return;
+    e->hash = history_hash(user, his, n_his);
+    e->user = user;
+    e->n_his = n_his;
+    e->P = P;
+    e->n_slots = ns;
+    e->bytes = bytes;
+    e->his = malloc((size_t)(n_his > 0 ? n_his : 1) * sizeof(int32_t));
+    e->tokens = malloc((size_t)P * sizeof(int32_t));
+    e->slot_vals = malloc((size_t)(ns > 0 ? ns : 1) * C * sizeof(float));
+    e->kv = malloc((size_t)n_kv * sizeof(float));
+    if (!e->his || !e->tokens || !e->slot_vals || !e->kv || collm_llm_kv_export(ctx, P, e->kv) != COLLM_OK) {
+        entry_free(e);
+        return;
+    }
+    if (n_his) memcpy(e->his, his, (size_t)n_his * sizeof(int32_t));
+    memcpy(e->tokens, tokens, (size_t)P * sizeof(int32_t));
+    memcpy(e->rows, rows, (size_t)ns * sizeof(int32_t));
+    if (ns) memcpy(e->slot_vals, vals, (size_t)ns * C * sizeof(float));
+    pthread_mutex_lock(&c->lock);
+    if (cache_find(c, e->hash, user, his, n_his)) {
+        pthread_mutex_unlock(&c->lock);
+        entry_free(e);
+        return;
+    }
+    lru_push_front(c, e);
+    c->bytes += e->bytes;
+    c->entries++;
+    while (c->bytes > c->max_bytes && c->tail != e) {
+        prefix_entry *old = c->tail;
+        lru_unlink(c, old);
+        c->bytes -= old->bytes;
+        c->entries--;
+        c->evictions++;
+        entry_free(old);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+// ---------------------------------------------------------------------------
 // scoring
 
 // The FECE mapping of every slot of enc (n prompts), in prompt order then
@@ -304,10 +500,12 @@ static int shared_prefix_len(const collm_encoded *enc, int n, int target_slot) {
     return P;
 }
 
-int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
-                          int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
-                          float *scores, int *prefix_tokens) {
+static int score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+                       int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
+                       collm_recommend_prefix_cache *cache, float *scores, int *prefix_tokens) {
     if (prefix_tokens) *prefix_tokens = 0;
+    if (cache && cache->m != m)
+        return collm_error(COLLM_ERR_ARG, "the prefix cache belongs to another model");
     if (n < 1) return collm_error_field(COLLM_ERR_ARG, "items", "items: need at least one item to score");
     int32_t n_cf_items = 0;
     int dim = 0;
@@ -355,9 +553,22 @@ int collm_recommend_score_items(const collm_model *m, const collm_rec_items *ite
                 memcpy(vals + (int64_t)ns * C, slot_y + (slot_base[0] + s) * C, (size_t)C * sizeof(float));
                 ns++;
             }
-        collm_llm_slot_rows pre = {ns, rows, vals};
-        if (rc == COLLM_OK && (rc = collm_llm_kv_truncate(ctx, 0)) == COLLM_OK)
-            rc = collm_llm_forward(ctx, enc[0].tokens, P, ns ? &pre : NULL, NULL, 0, NULL, 0, NULL);
+        // positions a cached entry of this user and history gives, then the rest
+        int done = rc == COLLM_OK && cache ? cache_lookup(cache, ctx, user, his, n_his, enc[0].tokens, P, rows, vals, ns, C)
+                                           : 0;
+        if (rc == COLLM_OK && done < P && (rc = collm_llm_kv_truncate(ctx, done)) == COLLM_OK) {
+            int32_t rest_rows[COLLM_MAX_SLOTS];
+            int nr = 0, first = 0;
+            for (int k = 0; k < ns; k++)
+                if (rows[k] >= done) {
+                    if (!nr) first = k; // slots are in row order: those >= done are contiguous
+                    rest_rows[nr++] = rows[k] - done;
+                }
+            collm_llm_slot_rows pre = {nr, rest_rows, vals + (int64_t)first * C};
+            rc = collm_llm_forward(ctx, enc[0].tokens + done, P - done, nr ? &pre : NULL, NULL, 0, NULL, 0, NULL);
+            if (rc == COLLM_OK && cache && done == 0)
+                cache_insert(cache, ctx, user, his, n_his, enc[0].tokens, P, rows, vals, ns, C);
+        }
         free(vals);
         // 2. the suffixes, packed into batches of at most n_batch rows
         int max_rows = n_batch;
@@ -407,6 +618,19 @@ int collm_recommend_score_items(const collm_model *m, const collm_rec_items *ite
     free(pack_vals);
     if (own_ctx) collm_llm_context_free(ctx);
     return rc;
+}
+
+int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
+                          int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
+                          float *scores, int *prefix_tokens) {
+    return score_items(m, items, user, his, n_his, cands, n, share_prefix, ctx, NULL, scores, prefix_tokens);
+}
+
+int collm_recommend_score_items_cached(const collm_model *m, const collm_rec_items *items, int32_t user,
+                                       const int32_t *his, int64_t n_his, const int32_t *cands, int n,
+                                       collm_llm_context *ctx, collm_recommend_prefix_cache *cache, float *scores,
+                                       int *prefix_tokens) {
+    return score_items(m, items, user, his, n_his, cands, n, 1, ctx, cache, scores, prefix_tokens);
 }
 
 // ---------------------------------------------------------------------------
@@ -470,6 +694,14 @@ static int cmp_result(const void *a, const void *b) {
 int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
                        const collm_recommend_histories *hist, const collm_recommend_request *req, collm_llm_context *ctx,
                        collm_recommend_item *out, collm_recommend_info *info) {
+    return collm_recommend_for_user_cached(m, index, items, hist, req, ctx, NULL, out, info);
+}
+
+int collm_recommend_for_user_cached(const collm_model *m, const collm_retrieval_index *index,
+                                    const collm_rec_items *items, const collm_recommend_histories *hist,
+                                    const collm_recommend_request *req, collm_llm_context *ctx,
+                                    collm_recommend_prefix_cache *cache, collm_recommend_item *out,
+                                    collm_recommend_info *info) {
     collm_recommend_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
@@ -557,8 +789,8 @@ int collm_recommend_for_user(const collm_model *m, const collm_retrieval_index *
     info->retrieve_s = now_s() - t0;
     t0 = now_s();
     if (rc == COLLM_OK && found > 0)
-        rc = collm_recommend_score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx, llm,
-                                   &info->prefix_tokens);
+        rc = score_items(m, items, req->user, his, n_his, cand, found, req->share_prefix, ctx,
+                         req->share_prefix ? cache : NULL, llm, &info->prefix_tokens);
     const float *log_pop = hist ? hist->log_pop : NULL; // no dataset: no popularity term
     for (int i = 0; rc == COLLM_OK && log_pop && i < found; i++) cand_pop[i] = cand[i] < hist->n_items ? log_pop[cand[i]] : 0;
     if (rc == COLLM_OK) rc = collm_recommend_fuse(llm, cand_score, log_pop ? cand_pop : NULL, found, lambda, pop, fused);
