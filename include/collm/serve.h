@@ -3,7 +3,9 @@
 // The full description, with examples: docs/api.md and docs/openapi.yaml.
 //   GET  /health     → {"status":"ok","items":N,"users":N,"dim":d,"contexts":n,
 //                       "busy":contexts in use,"connections":open connections,
-//                       "generation":g,"reloads":r}
+//                       "generation":g,"reloads":r,
+//                       "prefix_cache":{"entries","bytes","max_bytes","hits","misses","evictions"}
+//                       (null without a cache)}
 //   GET  /metrics    → Prometheus text format: requests and errors by endpoint
 //                       and status, a latency histogram, contexts busy, reloads
 //   POST /recommend  {"user":U,"k":10,"candidates":100} or {"history":[12,7,33],"k":..}
@@ -43,7 +45,10 @@
 // timeout_s is closed. The model, index, items and histories are shared
 // read-only; inference scratch comes from a pool of n_contexts llm_contexts
 // (a request waits at most context_wait_ms for one, then gets 503), so memory
-// stays bounded whatever the connection count.
+// stays bounded whatever the connection count. /recommend and /score share
+// one prefix cache per generation (collm/recommend.h, at most
+// prefix_cache_bytes): a user's next request with the same history reuses the
+// K/V of its prompt prefix, with the very scores the first request had.
 //
 // Reload (collm_serve_reload; `collm serve` calls it on SIGHUP): the model,
 // index, items and histories are a *generation*. A request takes a reference
@@ -65,8 +70,9 @@
 // caller's own threads has returned. Locks: `lock` guards the generation
 // pointer and reference counts, the context pools and the counters of
 // requests and connections; `stats_lock` the /metrics counters; `log_lock`
-// the log output. No thread holds two of them at once, and none is held
-// while a request scores.
+// the log output; the prefix cache its own mutex (taken only inside the
+// collm_recommend_* calls, for a lookup or an insert). No thread holds two of
+// them at once, and none but the cache's is held while a request scores.
 //
 // Test hook: when the environment variable COLLM_SERVE_TEST_HOLD names a
 // path at collm_serve_start, a scoring request keeps its context, after
@@ -101,6 +107,8 @@ typedef struct {
     int retry_after_s;   // Retry-After of a 503 (default 1)
     int drain_timeout_s; // collm_serve_stop without a prior drain: longest wait for requests in flight (default 30)
     int max_batch;       // most users in one batch request (default 64)
+    int64_t prefix_cache_bytes; // per-user prompt-prefix K/V cache (collm_recommend_prefix_cache) bound in bytes,
+                                // per generation; 0 = no cache (default 64 MiB)
     FILE *access_log;    // one line per HTTP request (see above), NULL = none (default)
     // Called with owner when the model, index, items and histories given to
     // collm_serve_start are no longer used (after a reload, once the requests

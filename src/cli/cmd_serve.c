@@ -66,13 +66,14 @@ int cmd_serve(int argc, char **argv) {
         {"--drain", "S", "on SIGTERM/SIGINT, longest wait for requests in progress (default 30)", NULL},
         {"--max-batch", "N", "most users in one batch request {\"users\": [...]} (default 64)", NULL},
         {"--access-log", "FILE", "one line per request: - = stderr (default), off = none, else appended to FILE", NULL},
+        {"--prefix-cache-mb", "MB", "memory of the per-user prompt-prefix K/V cache (default 64; 0 = none)", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
                       "usage: collm serve --ckpt FILE --index FILE --data DIR [--port 8080] [--host 127.0.0.1] "
                       "[--contexts 2] [--max-connections 512] [--per-ip-limit 64] [--timeout 30] [--context-wait 1000] "
-                      "[--threads N]");
+                      "[--prefix-cache-mb 64] [--threads N]");
     if (p) return p > 0 ? 0 : 1;
     const char *ckpt, *index_path, *data;
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--index", &index_path) ||
@@ -94,6 +95,7 @@ int cmd_serve(int argc, char **argv) {
         {"--context-wait", so.context_wait_ms, 0, 600000, 0},
         {"--drain", so.drain_timeout_s, 0, 3600, 0},
         {"--max-batch", so.max_batch, 1, 100000, 0},
+        {"--prefix-cache-mb", so.prefix_cache_bytes >> 20, 0, 1 << 20, 0},
     };
     for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
         if (cli_get_int(opts, iv[i].name, iv[i].def, &iv[i].v)) return 1;
@@ -112,6 +114,7 @@ int cmd_serve(int argc, char **argv) {
     so.context_wait_ms = (int)iv[6].v;
     so.drain_timeout_s = (int)iv[7].v;
     so.max_batch = (int)iv[8].v;
+    so.prefix_cache_bytes = iv[9].v << 20;
     const char *log_path = cli_get(opts, "--access-log");
     FILE *log_file = NULL;
     if (!log_path || strcmp(log_path, "-") == 0) {

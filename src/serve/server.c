@@ -28,6 +28,7 @@ typedef struct serve_gen {
     const collm_rec_items *items;
     const collm_recommend_histories *hist;
     collm_llm_context **ctx; // (n_contexts)
+    collm_recommend_prefix_cache *prefix_cache; // per-user prompt prefixes of this model; NULL: none (thread-safe itself)
     int *free_ctx;           // free_ctx[i] = 1 when ctx[i] is idle (guarded by the server's lock)
     int refs;                // requests using it, + 1 while it is current (guarded by the server's lock)
     int number;              // 1 = collm_serve_start's, then + 1 per reload
@@ -94,6 +95,7 @@ void collm_serve_options_default(collm_serve_options *o) {
     o->retry_after_s = 1;
     o->drain_timeout_s = 30;
     o->max_batch = 64;
+    o->prefix_cache_bytes = 64LL << 20;
 }
 
 // A CLOCK_MONOTONIC deadline `ms` from now (the condition variables use that clock).
@@ -116,16 +118,22 @@ static void gen_free(serve_gen *g, int n_contexts) {
     for (int i = 0; g->ctx && i < n_contexts; i++) collm_llm_context_free(g->ctx[i]);
     free(g->ctx);
     free(g->free_ctx);
+    collm_recommend_prefix_cache_free(g->prefix_cache);
     if (g->retire) g->retire(g->owner);
     free(g);
 }
 
-// A generation with fresh contexts for m (refs 1: current once installed).
+// A generation with fresh contexts and an empty prefix cache (cache_bytes,
+// 0 = none) for m (refs 1: current once installed).
 static serve_gen *gen_new(const collm_model *m, const collm_retrieval_index *index, const collm_rec_items *items,
-                          const collm_recommend_histories *hist, int n_contexts) {
+                          const collm_recommend_histories *hist, int n_contexts, int64_t cache_bytes) {
     serve_gen *g = collm_calloc(1, sizeof *g);
     if (!g) return NULL;
-    *g = (serve_gen){m, index, items, hist, NULL, NULL, 1, 1, NULL, NULL};
+    *g = (serve_gen){m, index, items, hist, NULL, NULL, NULL, 1, 1, NULL, NULL};
+    if (cache_bytes > 0 && !(g->prefix_cache = collm_recommend_prefix_cache_create(m, cache_bytes))) {
+        gen_free(g, n_contexts);
+        return NULL;
+    }
     g->ctx = collm_calloc((size_t)n_contexts, sizeof *g->ctx);
     g->free_ctx = collm_calloc((size_t)n_contexts, sizeof *g->free_ctx);
     if (!g->ctx || !g->free_ctx) {
@@ -500,7 +508,8 @@ static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *r
     } else if (c < 0) {
         reply_busy(s, r);
     } else if (!has_users) {
-        int rc = collm_recommend_for_user(g->model, g->index, g->items, g->hist, &req, g->ctx[c], res, &info);
+        int rc = collm_recommend_for_user_cached(g->model, g->index, g->items, g->hist, &req, g->ctx[c],
+                                                 g->prefix_cache, res, &info);
         test_hold(s);
         release_ctx(s, g, c);
         if (rc != COLLM_OK) library_fail(rc, r);
@@ -511,7 +520,8 @@ static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *r
         cJSON *arr = cJSON_AddArrayToObject(o, "results");
         for (int i = 0; i < n_users; i++) {
             req.user = users[i];
-            int rc = collm_recommend_for_user(g->model, g->index, g->items, g->hist, &req, g->ctx[c], res, &info);
+            int rc = collm_recommend_for_user_cached(g->model, g->index, g->items, g->hist, &req, g->ctx[c],
+                                                     g->prefix_cache, res, &info);
             if (rc == COLLM_OK) {
                 cJSON_AddItemToArray(arr, recommend_json(g, 1, users[i], k, res, &info));
             } else {
@@ -568,8 +578,8 @@ static void handle_score(collm_serve_server *s, serve_gen *g, const cJSON *root,
         if (c < 0) {
             busy = 1;
         } else {
-            rc = collm_recommend_score_items(g->model, g->items, (int32_t)user, his, n_his, items, n_items, 1,
-                                             g->ctx[c], scores, NULL);
+            rc = collm_recommend_score_items_cached(g->model, g->items, (int32_t)user, his, n_his, items, n_items,
+                                                    g->ctx[c], g->prefix_cache, scores, NULL);
             test_hold(s);
             release_ctx(s, g, c);
         }
@@ -618,6 +628,19 @@ static void handle_health(collm_serve_server *s, serve_gen *g, reply *r) {
     cJSON_AddNumberToObject(o, "connections", conns);
     cJSON_AddNumberToObject(o, "generation", g->number);
     cJSON_AddNumberToObject(o, "reloads", (double)reloads);
+    if (g->prefix_cache) {
+        collm_recommend_prefix_stats st;
+        collm_recommend_prefix_cache_stats(g->prefix_cache, &st);
+        cJSON *pc = cJSON_AddObjectToObject(o, "prefix_cache");
+        cJSON_AddNumberToObject(pc, "entries", (double)st.entries);
+        cJSON_AddNumberToObject(pc, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(pc, "max_bytes", (double)st.max_bytes);
+        cJSON_AddNumberToObject(pc, "hits", (double)st.hits);
+        cJSON_AddNumberToObject(pc, "misses", (double)st.misses);
+        cJSON_AddNumberToObject(pc, "evictions", (double)st.evictions);
+    } else {
+        cJSON_AddNullToObject(o, "prefix_cache");
+    }
     r->body = print_and_free(o);
     r->status = 200;
 }
@@ -998,6 +1021,9 @@ static int check_options(const collm_serve_options *o) {
     if (o->drain_timeout_s < 0 || o->drain_timeout_s > 3600)
         return collm_error_field(COLLM_ERR_RANGE, "drain_timeout_s", "serve: drain timeout %d s outside [0, 3600]",
                                  o->drain_timeout_s);
+    if (o->prefix_cache_bytes < 0)
+        return collm_error_field(COLLM_ERR_RANGE, "prefix_cache_bytes", "serve: prefix cache %lld bytes must be >= 0",
+                                 (long long)o->prefix_cache_bytes);
     if (o->max_batch < 1 || o->max_batch > 100000)
         return collm_error_field(COLLM_ERR_RANGE, "max_batch", "serve: max batch %d outside [1, 100000]",
                                  o->max_batch);
@@ -1036,7 +1062,7 @@ collm_serve_server *collm_serve_start(const collm_model *m, const collm_retrieva
         free_server(s);
         return NULL;
     }
-    s->gen = gen_new(m, index, items, hist, s->opt.n_contexts);
+    s->gen = gen_new(m, index, items, hist, s->opt.n_contexts, s->opt.prefix_cache_bytes);
     if (!s->gen) {
         free_server(s);
         return NULL;
@@ -1079,7 +1105,7 @@ int collm_serve_reload(collm_serve_server *s, const collm_model *m, const collm_
                        void *owner) {
     if (!s || !m || !index || !items) return collm_error(COLLM_ERR_ARG, "collm_serve_reload: NULL argument");
     // the new contexts first, outside the lock: requests go on with the old generation meanwhile
-    serve_gen *g = gen_new(m, index, items, hist, s->opt.n_contexts);
+    serve_gen *g = gen_new(m, index, items, hist, s->opt.n_contexts, s->opt.prefix_cache_bytes);
     if (!g) return collm_error_prefix(COLLM_ERR_NOMEM, "serve: reload: creating the inference contexts");
     g->retire = retire;
     g->owner = owner;

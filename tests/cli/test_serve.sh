@@ -88,6 +88,19 @@ check "recommend: fused scores as the CLI's, in descending order" python3 -c "
 import json,sys; a=json.load(open('$TMP/rec.json'))['items']; b=json.load(open('$TMP/resp'))['items']; s=[x['score'] for x in b]
 sys.exit(0 if s==sorted(s,reverse=True) and max(abs(x['score']-y['score']) for x,y in zip(a,b))<=1e-4 else 1)"
 cp "$TMP/resp" "$TMP/serial.json"
+# the prefix cache: the first request of user 7 missed and was kept; the same request again reuses it,
+# with the very same items and scores
+cache_is() { python3 -c "
+import json,sys; c=json.load(open('$TMP/resp'))['prefix_cache']
+sys.exit(0 if (c['hits'],c['misses'],c['entries'])==($1,$2,$3) and 0<c['bytes']<=c['max_bytes']==64<<20 else 1)"; }
+req GET /health
+check "health: prefix cache after one request (0 hits, 1 miss, 1 entry) ($(head -c 400 "$TMP/resp"))" cache_is 0 1 1
+req POST /recommend '{"user":7,"k":5,"candidates":30}'
+check "second request of user 7: same items and scores, bit for bit" python3 -c "
+import json,sys; a=json.load(open('$TMP/serial.json'))['items']; b=json.load(open('$TMP/resp'))['items']
+sys.exit(0 if a==b else 1)"
+req GET /health
+check "health: the second request hit the prefix cache ($(head -c 400 "$TMP/resp"))" cache_is 1 1 1
 req POST /recommend '{"history":[3,5,9],"k":3,"candidates":20}'
 check "recommend by history 200, cold start" grep -q '"cold_start_query":true' "$TMP/resp"
 req POST /score '{"user":7,"items":[1,2,3]}'
@@ -183,6 +196,7 @@ check "stopping message" grep -q 'serve: stopping' "$TMP/serve.err"
 expect_error "serve on a bad host" 'not an IPv4' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --host nohost --port 0
 expect_error "serve --per-ip-limit over --max-connections" 'exceeds' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --per-ip-limit 9 --max-connections 8
 expect_error "serve --timeout 0" 'timeout' "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --timeout 0
+expect_error "serve --prefix-cache-mb -1" "prefix-cache-mb -1 is out of range" "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --prefix-cache-mb -1
 
 # --- server B: one context, Latin-1 titles, a per-IP limit, short idle timeout, the hold hook
 D2="$TMP/data_latin1"; rm -rf "$D2"; cp -r "$D" "$D2"
