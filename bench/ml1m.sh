@@ -27,7 +27,9 @@
 # Model selection on (a prefix of) valid_small only; the test split is never read.
 # STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
 # SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
-# model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds.
+# model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds;
+# TRAIN_ONLY=1 stops after step 5 (the checkpoint of the recipe's shape, no
+# fit-score and no evaluation: what the speed benches need, bench/topk.sh).
 #   usage: OUT=build/ml1m.gguf bench/ml1m.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +50,11 @@ log() { echo "[$(( $(date +%s) - t0 ))s] $*" >&2; }
 CF_KIND=${CF_KIND:-mfbias}
 log "1. collaborative encoder ($CF_KIND) and the plain-MF reference"
 $BIN train-cf --model "$CF_KIND" --data "$DATA" --out "$W/cf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
-$BIN train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
 FUSE_KIND=${FUSE_KIND:-din}
-$BIN train-cf --model "$FUSE_KIND" --data "$DATA" --out "$W/fuse.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
+if [ "${TRAIN_ONLY:-0}" != 1 ]; then # the reference and the fused encoder serve steps 6-7 only
+  $BIN train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
+  $BIN train-cf --model "$FUSE_KIND" --data "$DATA" --out "$W/fuse.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
+fi
 log "2. base model"
 $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 256 \
   --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed $((1 + SEED)) --out "$W/base.gguf" >&2
@@ -64,6 +68,10 @@ $BIN train --stage 2 --init-from "$W/stage1.gguf" --cf "$W/cf.gguf" --template c
 log "5. joint stage (mapping + LLM, low rate)"
 $BIN train --stage 2 --train-llm --init-from "$W/stage2.gguf" --cf "$W/cf.gguf" --template collm_movie_ids --out "$OUT" \
   "${common[@]}" --max-epochs ${S3_EPOCHS:-16} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
+if [ "${TRAIN_ONLY:-0}" = 1 ]; then
+  log "TRAIN_ONLY=1: checkpoint $OUT (no fit-score, no evaluation)"
+  exit 0
+fi
 log "6. score fusion (weights fitted on valid_small, $FUSE_KIND stored in the checkpoint)"
 fit=$($BIN fit-score --ckpt "$OUT" --data "$DATA" --split valid_small --with "$W/fuse.gguf" --json --threads "$THREADS")
 echo "$fit" | cut -c1-400 >&2
