@@ -85,10 +85,10 @@ static void ref_attention(double *out, double *dq, double *dk, double *dv, const
 static void test_attention_blocked(void) {
     collm_pool *pool = collm_pool_create(3);
     CHECK(pool != NULL);
-    // (T, n_past, nh, nkv, hd): several 32-query blocks with hd = 72 (16+16+16+16+8);
-    // L = 640 -> 24-query blocks, hd = 20 (16 + 4 scalar); a decode-like row;
-    // L > 16384 -> one query per block, hd = 8; hd = 3 (all scalar)
-    int cases[5][5] = {{100, 37, 4, 2, 72}, {40, 600, 2, 2, 20}, {1, 90, 4, 1, 64}, {2, 16390, 2, 1, 8},
+    // (T, n_past, nh, nkv, hd): L = 337 -> seven 48-query blocks, hd = 72 (partial
+    // micro-tiles of every kernel); L = 640 -> 24-query blocks, hd = 20; a
+    // decode-like row; L > 16384 -> one query per block, hd = 8; hd = 3
+    int cases[5][5] = {{300, 37, 4, 2, 72}, {40, 600, 2, 2, 20}, {1, 90, 4, 1, 64}, {2, 16390, 2, 1, 8},
                        {35, 3, 3, 3, 3}};
     for (int ci = 0; ci < 5; ci++) {
         int T = cases[ci][0], n_past = cases[ci][1], nh = cases[ci][2], nkv = cases[ci][3], hd = cases[ci][4];

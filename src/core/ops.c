@@ -208,10 +208,26 @@ typedef struct {
     int kernel;  // COLLM_GEMM_BLAS or COLLM_GEMM_OWN
     int split_n; // slabs of columns (1) or rows (0)
     int unit;    // slab boundaries are multiples of this
+    // Causal structure (collm's kernel, attention; GEMM_NO_LIMIT: none). For
+    // a tile of rows [r0, r1): columns from r1 + col_hi on are not wanted
+    // (tiles there are skipped, left unwritten), and A is zero outside
+    // k in [r0 - k_lo, r1 + k_hi) (the sum skips those exact zeros).
+    int col_hi, k_lo, k_hi;
 } gemm_job;
 
+#define GEMM_NO_LIMIT (1 << 29) // an offset that limits nothing (ints stay < 2^31)
+
 // The own kernel on C rows [m0, m1) x columns [n0, n1). Ap, Bp: packing
-// buffers of (MC + MR)·KC and (NC + NR)·KC floats.
+// buffers of gemm_a_floats and gemm_b_floats.
+static int64_t gemm_a_floats(int m, int K) {
+    int mc = m < GEMM_MC ? m : GEMM_MC;
+    return (int64_t)(mc + GEMM_MR - 1) / GEMM_MR * GEMM_MR * (K < GEMM_KC ? K : GEMM_KC);
+}
+static int64_t gemm_b_floats(int n, int K) {
+    int nc = n < GEMM_NC ? n : GEMM_NC;
+    return (int64_t)(nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR * (K < GEMM_KC ? K : GEMM_KC);
+}
+
 static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *Ap, float *Bp) {
     const int64_t ars = g->trans_a ? 1 : g->lda, acs = g->trans_a ? g->lda : 1;
     const int64_t brs = g->trans_b ? 1 : g->ldb, bcs = g->trans_b ? g->ldb : 1;
@@ -231,15 +247,21 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
                 for (int jr = 0; jr < nc; jr += GEMM_NR) {
                     const int n = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     for (int ir = 0; ir < mc; ir += GEMM_MR) {
-                        const int m = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-                        float *c = g->C + (int64_t)(ic + ir) * g->ldc + jc + jr;
-                        const float *ap = Ap + (int64_t)ir * kc, *bp = Bp + (int64_t)jr * kc;
+                        const int m = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, r0 = ic + ir, r1 = r0 + m;
+                        if (jc + jr >= r1 + g->col_hi) continue; // no row of this tile sees these columns
+                        // this tile's k range inside the block (causal A: zero outside)
+                        int k0 = r0 - g->k_lo - pc, k1 = r1 + g->k_hi - pc;
+                        k0 = k0 < 0 ? 0 : k0 > kc ? kc : k0;
+                        k1 = k1 > kc ? kc : k1 < k0 ? k0 : k1;
+                        float *c = g->C + (int64_t)r0 * g->ldc + jc + jr;
+                        const float *ap = Ap + (int64_t)ir * kc + (int64_t)k0 * GEMM_MR;
+                        const float *bp = Bp + (int64_t)jr * kc + (int64_t)k0 * GEMM_NR;
                         if (m == GEMM_MR && n == GEMM_NR) {
-                            gemm_micro(kc, ap, bp, c, g->ldc, acc);
+                            gemm_micro(k1 - k0, ap, bp, c, g->ldc, acc);
                         } else { // edge tile: through a full-size copy, the same arithmetic
                             for (int i = 0; acc && i < m; i++)
                                 memcpy(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, (size_t)n * sizeof(float));
-                            gemm_micro(kc, ap, bp, edge, GEMM_NR, acc);
+                            gemm_micro(k1 - k0, ap, bp, edge, GEMM_NR, acc);
                             for (int i = 0; i < m; i++)
                                 memcpy(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, (size_t)n * sizeof(float));
                         }
@@ -261,10 +283,10 @@ static void gemm_rect(const gemm_job *g, int m0, int m1, int n0, int n1) {
                     g->C + (int64_t)m0 * g->ldc + n0, g->ldc);
         return;
     }
-    // packing buffers: ~0.4 MB (AVX-512) per call and thread; freed blocks of
-    // this size come back from malloc's free lists, not from the kernel
-    float *Ap = malloc(sizeof(float) * (GEMM_MC + GEMM_MR) * GEMM_KC);
-    float *Bp = malloc(sizeof(float) * (GEMM_NC + GEMM_NR) * GEMM_KC);
+    // packing buffers, at most 1.2 MB (AVX-512) a call and thread; freed
+    // blocks of this size come back from malloc's free lists, not the kernel
+    float *Ap = malloc(sizeof(float) * (size_t)gemm_a_floats(m1 - m0, g->K));
+    float *Bp = malloc(sizeof(float) * (size_t)gemm_b_floats(n1 - n0, g->K));
     if (Ap && Bp) {
         gemm_own(g, m0, m1, n0, n1, Ap, Bp);
     } else { // out of memory: BLAS needs no buffers of ours
@@ -325,7 +347,8 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
     }
     const int threads = collm_pool_size(pool);
     gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = accumulate, .A = A,
-                  .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, M, N, threads)};
+                  .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, M, N, threads),
+                  .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
     if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
         g.split_n = 0;
         g.unit = GEMM_BLAS_ROWS;
@@ -586,71 +609,31 @@ void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t
 // query t sits at absolute position n_past + t and sees keys 0..n_past+t.
 //
 // Work is blocked by (head, block of qb queries): the block's scores against
-// all its keys form a (qb, nk) matrix, so every key row loaded is reused by qb
-// queries and the inner loops run over head_dim in SIMD registers. Two tile
-// kernels do all the arithmetic:
-//   tile_dots: S (r, c) = scale · A_r · B_c            (Q·K^T, dO·V^T)
-//   tile_axpy: O_r    += Σ_c A(r, c) · B_c             (P·V, dS·K, dS^T·Q, P^T·dO)
-// Every output element is computed by the same instruction sequence wherever
-// it falls in a tile and whatever the block size, and each sum runs over its
-// terms in a fixed order, so results do not depend on the thread count.
-// Causal masking: in a block starting at query t0, block row i sees block
-// keys c <= diag + i with diag = n_past + t0; tiles entirely above that
-// diagonal are skipped, entries inside a kept tile are exact zeros in P/dS.
+// all its keys form a (qb, nk) matrix, and every product is one GEMM by
+// collm's packed kernel (gemm_own, on the calling thread) over the block:
+//   S = Q·K^T and dP = dO·V^T                 (nq, nk)
+//   O = P·V, dQ += dS·K                       (nq, hd)
+//   dK += dS^T·Q, dV += P^T·dO                (nk, hd)
+// Each output element is summed in a fixed order whatever the block size,
+// so results do not depend on the thread count. Causal masking by tile: in a
+// block starting at query t0, block row i sees keys c <= diag + i with
+// diag = n_past + t0; micro-tiles of S and dP entirely above that diagonal
+// are skipped, and the sums over keys (queries) stop (start) at the last
+// (first) one a tile's rows can see: P and dS are exact zeros beyond.
 
-#define ATT_NO_LIMIT (1 << 29) // a diagonal offset that limits nothing (ints stay < 2^31)
-#define ATT_MAX_QB 32          // queries per block
+#define ATT_MAX_QB 128         // queries per block
+#define ATT_NO_LIMIT GEMM_NO_LIMIT // tile_axpy: a diagonal offset that limits nothing
 #define ATT_SCRATCH 16384      // target floats of one thread's scratch, one (qb, L) block
                                // (qb = 1 beyond L = 16384: then L floats)
 
-// S (r, c) = scale · Σ_d A[r·lda + d] · B[c·ldb + d] for r < nrow, c < ncol,
-// d < n; S row-major with stride lds. Tiles of 4 rows x 2 cols whose columns
-// all lie beyond r + diag (r the tile's last row) are skipped (left unwritten).
-static void tile_dots(float *S, int64_t lds, const float *A, int64_t lda, int nrow, const float *B, int64_t ldb,
-                      int ncol, int n, float scale, int diag) {
-#ifdef OPS_AVX2
-    const int n8 = n & ~7;
-    for (int r0 = 0; r0 < nrow; r0 += 4) {
-        int r1 = r0 + 4 < nrow ? r0 + 4 : nrow;
-        const float *a[4]; // rows past the end repeat the last one; their results are dropped
-        for (int i = 0; i < 4; i++) a[i] = A + (int64_t)(r0 + i < nrow ? r0 + i : nrow - 1) * lda;
-        int c_end = r1 + diag < ncol ? r1 + diag : ncol;
-        for (int c0 = 0; c0 < c_end; c0 += 2) {
-            const float *b0 = B + (int64_t)c0 * ldb, *b1 = c0 + 1 < ncol ? b0 + ldb : b0;
-            // sij = row i · col j, 8 lanes wide; written out so they stay in registers
-            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00,
-                   s31 = s00;
-            for (int d = 0; d < n8; d += 8) {
-                __m256 vb0 = _mm256_loadu_ps(b0 + d), vb1 = _mm256_loadu_ps(b1 + d);
-                __m256 va = _mm256_loadu_ps(a[0] + d);
-                s00 = _mm256_fmadd_ps(va, vb0, s00), s01 = _mm256_fmadd_ps(va, vb1, s01);
-                va = _mm256_loadu_ps(a[1] + d);
-                s10 = _mm256_fmadd_ps(va, vb0, s10), s11 = _mm256_fmadd_ps(va, vb1, s11);
-                va = _mm256_loadu_ps(a[2] + d);
-                s20 = _mm256_fmadd_ps(va, vb0, s20), s21 = _mm256_fmadd_ps(va, vb1, s21);
-                va = _mm256_loadu_ps(a[3] + d);
-                s30 = _mm256_fmadd_ps(va, vb0, s30), s31 = _mm256_fmadd_ps(va, vb1, s31);
-            }
-            float sum[8]; // sum[2i + j] = row i · col j
-            _mm256_storeu_ps(sum, hsum8x8(s00, s01, s10, s11, s20, s21, s30, s31));
-            for (int d = n8; d < n; d++)
-                for (int i = 0; i < 4; i++) {
-                    sum[2 * i] += a[i][d] * b0[d];
-                    sum[2 * i + 1] += a[i][d] * b1[d];
-                }
-            for (int i = 0; i < r1 - r0; i++) {
-                float *s = S + (int64_t)(r0 + i) * lds + c0;
-                s[0] = sum[2 * i] * scale;
-                if (c0 + 1 < ncol) s[1] = sum[2 * i + 1] * scale;
-            }
-        }
-    }
-#else
-    for (int r = 0; r < nrow; r++) {
-        int c_end = r + 1 + diag < ncol ? r + 1 + diag : ncol;
-        for (int c = 0; c < c_end; c++) S[(int64_t)r * lds + c] = dot8(A + (int64_t)r * lda, B + (int64_t)c * ldb, n) * scale;
-    }
-#endif
+// C (M, N) = op(A)·op(B) (acc: +=) with collm's kernel on this thread, the
+// causal limits of gemm_job (GEMM_NO_LIMIT: none).
+static void att_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int64_t lda, const float *B,
+                     int64_t ldb, int acc, float *C, int64_t ldc, int col_hi, int k_lo, int k_hi) {
+    gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = acc, .A = A, .B = B,
+                  .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .C = C, .kernel = COLLM_GEMM_OWN,
+                  .col_hi = col_hi, .k_lo = k_lo, .k_hi = k_hi};
+    gemm_rect(&g, 0, M, 0, N);
 }
 
 // O[r·ldo + d] += Σ_c A[r·ars + c·acs] · B[c·ldb + d] for r < nrow, d < n,
@@ -736,9 +719,12 @@ static void tile_axpy(float *O, int64_t ldo, int nrow, const float *A, int64_t a
     }
 }
 
-// row[0..n) = exp(row - max row), row[n..end) = 0, n >= 1; returns the sum
-// of the exponentials. normalize != 0 also divides the row by it (softmax).
-static float softmax_row(float *row, int n, int end, int normalize) {
+// row[0..n) = exp(scale·row - max scale·row), row[n..end) = 0, n >= 1;
+// returns the sum of the exponentials. normalize != 0 also divides the row by
+// it (softmax).
+static float softmax_row(float *row, int n, int end, int normalize, float scale) {
+    if (scale != 1.0f)
+        for (int j = 0; j < n; j++) row[j] *= scale;
 #ifdef OPS_AVX2
     int n8 = n & ~7;
     float tail[8];
@@ -845,17 +831,17 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         float *S = c->att ? c->att + ((int64_t)h * T + t0) * L : scratch;
         int64_t lds = c->att ? L : nk;
         int row_end = c->att ? L : nk; // att rows are zero up to L
-        tile_dots(S, lds, qb_rows, q_stride, nq, kh, kv_stride, nk, hd, scale, diag);
+        att_gemm(0, 1, nq, nk, hd, qb_rows, q_stride, kh, kv_stride, 0, S, lds, diag, GEMM_NO_LIMIT,
+                 GEMM_NO_LIMIT); // S = Q·K^T, scaled in the softmax
         // att keeps P normalised; otherwise O = (Σ_j e_j v_j) / Σ_j e_j, one
         // division per output instead of per probability
         float inv_sum[ATT_MAX_QB];
         for (int i = 0; i < nq; i++) {
-            float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, c->att != NULL);
+            float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, c->att != NULL, scale);
             inv_sum[i] = c->att ? 1.0f : 1.0f / sum;
         }
-        for (int i = 0; i < nq; i++)
-            for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] = 0.0f;
-        tile_axpy(ob_rows, q_stride, nq, S, lds, 1, nk, vh, kv_stride, hd, ATT_NO_LIMIT, diag); // O = P·V
+        att_gemm(0, 0, nq, hd, nk, S, lds, vh, kv_stride, 0, ob_rows, q_stride, GEMM_NO_LIMIT, GEMM_NO_LIMIT,
+                 diag); // O = P·V
         if (!c->att)
             for (int i = 0; i < nq; i++)
                 for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] *= inv_sum[i];
@@ -1037,7 +1023,7 @@ static void attention_packed_task(void *ctx_, int64_t begin, int64_t end, int th
             float *Sj = S + j * lds;
             dots_row(Sj + n_past, qb + (int64_t)j * q_stride, c->k_new + (int64_t)(r - i) * kv_stride + kvo, kv_stride,
                      i + 1, hd, scale);
-            inv[j] = 1.0f / softmax_row(Sj, n_past + i + 1, n_past + i + 1, 0);
+            inv[j] = 1.0f / softmax_row(Sj, n_past + i + 1, n_past + i + 1, 0, 1.0f);
             for (int d = 0; d < hd; d++) ob[(int64_t)j * q_stride + d] = 0.0f;
         }
         if (n_past > 0) tile_axpy(ob, q_stride, nb, S, lds, 1, n_past, c->v_past + kvo, kv_stride, hd, ATT_NO_LIMIT,
@@ -1143,7 +1129,8 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                 const float *P = c->att_in + ((int64_t)h * T + t0) * L; // (nq, nk), stride L
                 const float *qrows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd;
                 const float *dorows = c->dout + (int64_t)t0 * q_stride + (int64_t)h * hd;
-                tile_dots(dS, nk, dorows, q_stride, nq, vh, kv_stride, nk, hd, 1.0f, diag); // dP
+                att_gemm(0, 1, nq, nk, hd, dorows, q_stride, vh, kv_stride, 0, dS, nk, diag, GEMM_NO_LIMIT,
+                         GEMM_NO_LIMIT); // dP = dO·V^T
                 for (int i = 0; i < nq; i++) {
                     const float *p = P + (int64_t)i * L;
                     float *ds = dS + (int64_t)i * nk;
@@ -1152,11 +1139,15 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                     for (int j = 0; j < n_keys; j++) ds[j] = p[j] * (ds[j] - p_dp) * scale;
                     for (int j = n_keys; j < nk; j++) ds[j] = 0.0f;
                 }
-                if (c->dq)
-                    tile_axpy(c->dq + (int64_t)t0 * q_stride + (int64_t)h * hd, q_stride, nq, dS, nk, 1, nk, kh,
-                              kv_stride, hd, ATT_NO_LIMIT, diag);
-                if (dkh) tile_axpy(dkh, kv_stride, nk, dS, 1, nk, nq, qrows, q_stride, hd, diag, ATT_NO_LIMIT);
-                if (dvh) tile_axpy(dvh, kv_stride, nk, P, 1, L, nq, dorows, q_stride, hd, diag, ATT_NO_LIMIT);
+                if (c->dq) // dQ += dS·K
+                    att_gemm(0, 0, nq, hd, nk, dS, nk, kh, kv_stride, 1, c->dq + (int64_t)t0 * q_stride + (int64_t)h * hd,
+                             q_stride, GEMM_NO_LIMIT, GEMM_NO_LIMIT, diag);
+                if (dkh) // dK += dS^T·Q
+                    att_gemm(1, 0, nk, hd, nq, dS, nk, qrows, q_stride, 1, dkh, kv_stride, GEMM_NO_LIMIT, diag,
+                             GEMM_NO_LIMIT);
+                if (dvh) // dV += P^T·dO
+                    att_gemm(1, 0, nk, hd, nq, P, L, dorows, q_stride, 1, dvh, kv_stride, GEMM_NO_LIMIT, diag,
+                             GEMM_NO_LIMIT);
             }
         }
     }
