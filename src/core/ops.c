@@ -550,9 +550,44 @@ static inline __m256 sigmoid8(__m256 g) {
 }
 #endif
 
+#ifdef __AVX512F__
+// exp8_nonpos and sigmoid8 16 lanes wide: the same operations lane by lane,
+// so the same bits as the AVX2 path.
+static inline __m512 exp16_nonpos(__m512 x) {
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(0.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
+}
+
+static inline __m512 sigmoid16(__m512 g) {
+    __m512 e = exp16_nonpos(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(g), _mm512_set1_epi32(INT32_MIN))));
+    __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(e, r), r);
+}
+#endif
+
 // h may alias g or u (elementwise: each chunk is read before it is written).
 void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
-#ifdef OPS_AVX2
+#if defined(__AVX512F__)
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)(n - i < 16 ? (1u << (n - i)) - 1 : 0xffffu); // tail lanes masked off
+        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
+        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(vg, sigmoid16(vg)), vu));
+    }
+#elif defined(OPS_AVX2)
     for (int64_t i = 0; i < n; i += 8) {
         __m256i m = lane_mask(n - i < 8 ? n - i : 8); // tail lanes masked off
         __m256 vg = _mm256_maskload_ps(g + i, m), vu = _mm256_maskload_ps(u + i, m);
@@ -568,7 +603,23 @@ void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t 
 
 // d silu/dg = σ + g·σ·(1-σ)
 void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
-#ifdef OPS_AVX2
+#if defined(__AVX512F__)
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)(n - i < 16 ? (1u << (n - i)) - 1 : 0xffffu);
+        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 vdh = _mm512_maskz_loadu_ps(m, dh + i), s = sigmoid16(vg);
+        if (dg) {
+            __m512 ds = _mm512_add_ps(s, _mm512_mul_ps(_mm512_mul_ps(vg, s), _mm512_sub_ps(one, s)));
+            __m512 t = _mm512_mul_ps(_mm512_mul_ps(vdh, vu), ds);
+            _mm512_mask_storeu_ps(dg + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dg + i), t));
+        }
+        if (du) {
+            __m512 t = _mm512_mul_ps(_mm512_mul_ps(vdh, vg), s);
+            _mm512_mask_storeu_ps(du + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, du + i), t));
+        }
+    }
+#elif defined(OPS_AVX2)
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 8) {
         __m256i m = lane_mask(n - i < 8 ? n - i : 8);
