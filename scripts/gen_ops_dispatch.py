@@ -56,7 +56,10 @@ def main(header, out_dir):
         f.write("    const char *force = getenv(\"COLLM_ISA\");\n")
         f.write("    __builtin_cpu_init();\n")
         f.write("    int v3 = __builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\");\n")
-        f.write("    int v4 = v3 && __builtin_cpu_supports(\"x86-64-v4\");\n")
+        # x86-64-v4 = AVX-512 F, BW, CD, DQ, VL (clang 14 knows no "x86-64-v4" feature string)
+        f.write("    int v4 = v3 && __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512bw\") &&\n"
+                "             __builtin_cpu_supports(\"avx512cd\") && __builtin_cpu_supports(\"avx512dq\") &&\n"
+                "             __builtin_cpu_supports(\"avx512vl\");\n")
         f.write("    if (force && strcmp(force, \"baseline\") == 0) v3 = v4 = 0;\n")
         f.write("    if (force && strcmp(force, \"x86-64-v3\") == 0) v4 = 0;\n")
         f.write("    if (!v3) return;\n")
