@@ -26,12 +26,15 @@ head -n $((ROWS + 1)) "$SHARED/data/ml-1m/train.tsv" >"$T/data/train.tsv"
 args=(train --stage 1 --full --base "$T/base.gguf" --data "$T/data" --batch "$BATCH" --steps-per-epoch "$STEPS"
       --max-epochs "$EPOCHS" --patience 100 --eval-rows 64 --warmup-steps 5 --quiet)
 last_sps() { tail -n 1 "$1" | sed -E 's/.*"samples_per_second":([0-9.]+).*/\1/'; }
+# the last epoch's seconds in the gradient allreduce: on the rank that came
+# last (the transfer and copies) and the others' extra wait (load imbalance)
+last_comm() { tail -n 1 "$1" | sed -E 's/.*"train_seconds":([0-9.]+).*"allreduce_seconds":([0-9.]+),"allreduce_wait_seconds":([0-9.]+).*/train \1 s, allreduce \2 s + wait \3 s/'; }
 echo "load before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   "$BUILD/collm" "${args[@]}" --threads 2 --out "$T/one.gguf" >/dev/null
   one=$(last_sps "$T/one.gguf.log.jsonl")
   mpirun -np 2 --oversubscribe --bind-to none "$BUILD/collm" "${args[@]}" --threads 1 --out "$T/two.gguf" >/dev/null
   two=$(last_sps "$T/two.gguf.log.jsonl")
-  echo "round $r: 1 rank x 2 threads $one samples/s; 2 ranks x 1 thread $two samples/s; ratio $(echo "$two / $one" | bc -l | cut -c1-5)"
+  echo "round $r: 1 rank x 2 threads $one samples/s; 2 ranks x 1 thread $two samples/s ($(last_comm "$T/two.gguf.log.jsonl")); ratio $(echo "$two / $one" | bc -l | cut -c1-5)"
 done
 echo "load after:  $(cat /proc/loadavg)"

@@ -420,6 +420,35 @@ static int allreduce_grads(collm_optim_state *opt, float *flat, int64_t n_flat, 
     return COLLM_OK;
 }
 
+// Data parallel: how an epoch's time in the gradient allreduce splits, from
+// every rank's own total t (seconds inside allreduce_grads): the rank that
+// reached it last in a step waited only for the transfer, the others also for
+// it. out[0] = min over ranks (the transfer and copies), out[1] = max - min
+// (waiting for a slower rank: load imbalance). A collective: every rank calls.
+static int epoch_comm(double t, double out[2]) {
+    int size = collm_dist_size();
+    double local[256], *all = size <= 256 ? local : collm_malloc((size_t)size * sizeof(double));
+    int64_t counts[256], *cnt = size <= 256 ? counts : collm_malloc((size_t)size * sizeof(int64_t));
+    int rc = all && cnt ? COLLM_OK : COLLM_ERR_NOMEM;
+    if (!rc) {
+        for (int r = 0; r < size; r++) cnt[r] = 1;
+        all[collm_dist_rank()] = t;
+        rc = collm_dist_allgather(all, cnt, sizeof(double));
+    }
+    if (!rc) {
+        double lo = all[0], hi = all[0];
+        for (int r = 1; r < size; r++) {
+            lo = all[r] < lo ? all[r] : lo;
+            hi = all[r] > hi ? all[r] : hi;
+        }
+        out[0] = lo;
+        out[1] = hi - lo;
+    }
+    if (all != local) free(all);
+    if (cnt != counts) free(cnt);
+    return rc;
+}
+
 // A sub-split view of the first n rows (arrays shared, not copied).
 static collm_rec_split head_of(const collm_rec_split *s, int64_t n) {
     collm_rec_split h = *s;
@@ -441,7 +470,8 @@ static void json_num(cJSON *obj, const char *key, double v, int digits) {
 
 // One line of the training log: {"epoch":..,"loss":..,...}\n.
 static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t step, double loss, double lr,
-                          const collm_metrics_report *rep, double best_auc, double sps, double train_s, double eval_s) {
+                          const collm_metrics_report *rep, double best_auc, double sps, double train_s, double eval_s,
+                          const double *comm) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return collm_error(COLLM_ERR_NOMEM, "out of memory");
     cJSON_AddNumberToObject(o, "epoch", (double)epoch);
@@ -454,6 +484,10 @@ static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t st
     json_num(o, "samples_per_second", sps, 2);
     json_num(o, "train_seconds", train_s, 2);
     json_num(o, "eval_seconds", eval_s, 2);
+    if (comm) { // data parallel: see epoch_comm
+        json_num(o, "allreduce_seconds", comm[0], 3);
+        json_num(o, "allreduce_wait_seconds", comm[1], 3);
+    }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!text) return collm_error(COLLM_ERR_NOMEM, "out of memory");
@@ -686,7 +720,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     while (st.epoch < o->max_epochs && (o->epoch_budget <= 0 || epochs_this_run < o->epoch_budget) &&
            !(eval_enc && st.bad_epochs > o->patience)) {
         epochs_this_run++;
-        double t_epoch = now_seconds(), loss_sum = 0;
+        double t_epoch = now_seconds(), loss_sum = 0, t_comm = 0;
         double lr = 0;
         for (int step = 0; step < o->steps_per_epoch; step++) {
             lr = collm_optim_schedule_lr(&sched, st.global_step);
@@ -721,7 +755,9 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if ((rc = collm_llm_trainer_backward(tr, b.dscores, b.n_slots && train_fece ? b.slot_dy : NULL))) goto done;
             if (b.n_slots && train_fece) collm_fece_backward(&m->fece, b.slot_x, b.n_slots, b.slot_h, b.slot_dy, NULL, b.scratch);
             if (n_ranks > 1) {
+                double t0 = now_seconds();
                 if ((rc = allreduce_grads(&opt, flat, n_flat, &loss))) goto done;
+                t_comm += now_seconds() - t0;
                 if (!isfinite(loss)) { // every rank sees the same sum and stops alike
                     rc = collm_error(COLLM_ERR, "epoch %lld step %d: the training loss is %s (diverged); stopping. Lower "
                                                 "--lr or --clip; %s",
@@ -779,6 +815,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         }
         double eval_seconds = now_seconds() - t_trained;
         double sps = o->steps_per_epoch * o->batch / (t_trained - t_epoch);
+        double comm[2] = {0, 0};
+        if (n_ranks > 1 && (rc = epoch_comm(t_comm, comm))) goto done;
         if ((rc = sync_params(&opt, 0))) goto done; // rank 0's weights everywhere (see sync_params)
         if (lead) {
             if (improved) rc = collm_model_save(m, o->out_path);
@@ -786,7 +824,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if (!rc)
                 rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
                                     loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,
-                                    t_trained - t_epoch, eval_seconds);
+                                    t_trained - t_epoch, eval_seconds, n_ranks > 1 ? comm : NULL);
         }
         if ((rc = agree_on_lead(rc, "write the checkpoint, training state or log"))) goto done;
         run_seconds += now_seconds() - t_epoch;
