@@ -22,17 +22,23 @@ int collm_score_extras_read(collm_model *m, const collm_gguf_file *f, const char
     if (collm_gguf_find_key(f, COLLM_SCORE_EXTRA_COUNT_KEY) < 0) return COLLM_OK;
     int64_t n;
     int rc = collm_gguf_get_i64(f, COLLM_SCORE_EXTRA_COUNT_KEY, &n);
-    if (rc) return collm_error_prefix(rc, "%s", ckpt_path);
+    if (rc) return rc; // the reader's message names the file and the key
     if (n < 0 || n > COLLM_SCORE_EXTRA_MAX)
         return collm_error(COLLM_ERR_FORMAT, "%s: %s = %lld is outside [0, %d]", ckpt_path, COLLM_SCORE_EXTRA_COUNT_KEY,
                            (long long)n, COLLM_SCORE_EXTRA_MAX);
     for (int k = 0; k < (int)n; k++) {
-        char ns[32], key[64];
+        char ns[32], key[64], kind_key[64];
         snprintf(ns, sizeof ns, EXTRA_NS_FMT, k);
         snprintf(key, sizeof key, EXTRA_WEIGHT_FMT, k);
+        snprintf(kind_key, sizeof kind_key, "%scollm.cf.kind", ns);
+        // a count larger than what the file holds: say so, not just which key is missing
+        if (collm_gguf_find_key(f, key) < 0 || collm_gguf_find_key(f, kind_key) < 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s: %s = %lld, but fused encoder %d is missing (no key %s)", ckpt_path,
+                               COLLM_SCORE_EXTRA_COUNT_KEY, (long long)n, k,
+                               collm_gguf_find_key(f, key) < 0 ? key : kind_key);
         float v;
-        if ((rc = collm_gguf_get_f32(f, key, &v))) return collm_error_prefix(rc, "%s", ckpt_path);
-        if (!(v >= 0 && v <= COLLM_SCORE_CF_WEIGHT_MAX))
+        if ((rc = collm_gguf_get_f32(f, key, &v))) return rc;
+        if (!(v >= 0 && v <= COLLM_SCORE_CF_WEIGHT_MAX)) // NaN fails both comparisons
             return collm_error(COLLM_ERR_FORMAT, "%s: %s = %g is outside [0, %g]", ckpt_path, key, v,
                                COLLM_SCORE_CF_WEIGHT_MAX);
         collm_gguf_file *view = collm_gguf_open_ns(ckpt_path, ns);

@@ -93,6 +93,40 @@ expect_error "--with five encoders" 'at most 4' "$BIN" fit-score --ckpt "$CK" --
   --with "$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf,$TMP/din.gguf"
 expect_error "--with an empty list" 'at least one' "$BIN" fit-score --ckpt "$CK" --data "$D" --with ","
 
+# a checkpoint whose fusion keys or fused encoders are malformed (edited with an
+# independent GGUF writer) is a one-line error at load, in eval and recommend,
+# never a crash or a silently dropped encoder
+EDIT="/usr/bin/python3 $(dirname "$0")/gguf_edit.py"
+run "$BIN" index --ckpt "$CK" --out "$TMP/ix.faiss"
+"$BIN" eval --ckpt "$CK" --data "$D" --split valid_small --threads 1 >/dev/null 2>"$TMP/err"; rc=$?
+check "the fused checkpoint itself loads ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+bad_fusion() { # NAME PATTERN EDIT...: eval and recommend refuse the edited checkpoint
+  local name=$1 pattern=$2; shift 2
+  $EDIT "$CK" "$TMP/$name.gguf" "$@" || { check "gguf_edit $name" false; return; }
+  expect_error "eval, $name" "$pattern" "$BIN" eval --ckpt "$TMP/$name.gguf" --data "$D" --split valid_small --threads 1
+  expect_error "recommend, $name" "$pattern" "$BIN" recommend --ckpt "$TMP/$name.gguf" --index "$TMP/ix.faiss" \
+    --data "$D" --user 1 --threads 1
+}
+bad_fusion count_negative 'collm.score.extra.count = -1 is outside \[0, 4\]' --set collm.score.extra.count i32 -1
+bad_fusion count_five 'collm.score.extra.count = 5 is outside \[0, 4\]' --set collm.score.extra.count u32 5
+bad_fusion count_string "key 'collm.score.extra.count' has type str" --set collm.score.extra.count str 1
+bad_fusion count_two 'count = 2, but fused encoder 1 is missing \(no key collm.score.extra.1.weight\)' \
+  --set collm.score.extra.count u32 2
+bad_fusion count_two_weighted 'count = 2, but fused encoder 1 is missing \(no key fuse.1.collm.cf.kind\)' \
+  --set collm.score.extra.count u32 2 --set collm.score.extra.1.weight f32 1
+bad_fusion weight_nan 'collm.score.extra.0.weight = nan is outside' --set collm.score.extra.0.weight f32 nan
+bad_fusion weight_inf 'collm.score.extra.0.weight = inf is outside' --set collm.score.extra.0.weight f32 inf
+bad_fusion weight_negative 'collm.score.extra.0.weight = -1 is outside' --set collm.score.extra.0.weight f32 -1
+bad_fusion weight_string "key 'collm.score.extra.0.weight' has type str" --set collm.score.extra.0.weight str 1
+bad_fusion weight_missing 'fused encoder 0 is missing \(no key collm.score.extra.0.weight\)' --del collm.score.extra.0.weight
+bad_fusion encoder_missing 'fused encoder 0 is missing \(no key fuse.0.collm.cf.kind\)' --del fuse.0. --drop-tensors fuse.0.
+bad_fusion encoder_no_tensors 'fused encoder 0 \(namespace fuse.0.\).*no tensor din.user_embd' --drop-tensors fuse.0.
+bad_fusion encoder_one_tensor 'fused encoder 0 \(namespace fuse.0.\).*no tensor din.att1.weight' \
+  --drop-tensors fuse.0.din.att1.weight
+bad_fusion encoder_kind 'fused encoder 0 .*unknown collm.cf.kind .nope.' --set fuse.0.collm.cf.kind str nope
+bad_fusion encoder_shape 'fused encoder 0 .*collm.cf.n_items = 4000000000 out of range' \
+  --set fuse.0.collm.cf.n_items u32 4000000000
+
 expect_error "stage-1 checkpoint has no CF tables" 'no collaborative tables' "$BIN" fit-score --ckpt "$TMP/s1.gguf" --data "$D" --threads 1
 expect_error "missing --data" 'data' "$BIN" fit-score --ckpt "$CK"
 expect_error "bad --batch" 'batch' "$BIN" fit-score --ckpt "$CK" --data "$D" --batch 0
