@@ -90,12 +90,13 @@ $(BUILD)/fuzz/make_seeds: $(BUILD)/tests/fuzz/make_seeds.o $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# Benchmarks: each bench/*.c is its own program linked against the library.
+# Benchmarks: each bench/*.c is its own program linked against the library
+# (bench/*.h: header-only helpers some of them share).
 BENCH_C  := $(sort $(wildcard bench/*.c))
 BENCHES  := $(BENCH_C:bench/%.c=$(BUILD)/bench/%)
 bench: $(BENCHES)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libcollm.a
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(BUILD)/libcollm.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcollm.a $(LDFLAGS) $(LDLIBS)
 

@@ -11,25 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "collm/collm.h"
-#include "collm/error.h"
-#include "collm/recommend.h"
-#include "collm/retrieval.h"
-#include "collm/threadpool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_topk.h"
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -44,19 +27,18 @@ int main(int argc, char **argv) {
     }
     collm_blas_set_threads(1);
     collm_retrieval_set_threads(1);
-    collm_model *m = collm_model_load(argv[1], NULL, NULL);
-    collm_retrieval_index *index = m ? collm_retrieval_index_load(argv[2]) : NULL;
-    collm_rec_dataset *ds = index ? collm_rec_dataset_load(argv[3]) : NULL;
-    collm_recommend_histories *h = ds ? collm_recommend_histories_build(ds) : NULL;
-    collm_llm_context *ctx = h ? collm_recommend_context_create(m, NULL) : NULL;
+    bench_topk b;
+    if (bench_topk_open(&b, "prefix", argv[1], argv[2], argv[3], NULL)) return 1;
+    collm_model *m = b.m;
+    const collm_rec_dataset *ds = b.ds;
     int32_t n_cf_users = 0, n_items = 0;
     int du = 0, d = 0;
-    const float *users = m ? collm_cf_users(m, &n_cf_users, &du) : NULL;
-    if (m) collm_cf_items(m, &n_items, &d);
+    const float *users = collm_cf_users(m, &n_cf_users, &du);
+    collm_cf_items(m, &n_items, &d);
     int32_t *cand = malloc((size_t)N * sizeof(int32_t));
     float *cs = malloc((size_t)N * sizeof(float)), *s1 = malloc((size_t)N * sizeof(float)),
           *s0 = malloc((size_t)N * sizeof(float)), *q = malloc((size_t)(d > 0 ? d : 1) * sizeof(float));
-    if (!ctx || !users || !cand || !cs || !s1 || !s0 || !q) {
+    if (!users || !cand || !cs || !s1 || !s0 || !q) {
         fprintf(stderr, "prefix: %s\n", collm_last_error());
         return 1;
     }
@@ -66,13 +48,13 @@ int main(int argc, char **argv) {
     for (int32_t u = 1; done < n_users && u < ds->n_users && u < n_cf_users; u++) {
         const int32_t *his;
         int64_t n_his;
-        if (collm_recommend_user_history(h, u, &his, &n_his) != COLLM_OK) continue;
+        if (collm_recommend_user_history(b.h, u, &his, &n_his) != COLLM_OK) continue;
         memcpy(q, users + (int64_t)u * du, (size_t)d * sizeof(float));
-        if (collm_retrieval_candidates(index, q, d, his, (int)n_his, N, cand, cs, &found) || found < 1) break;
-        double t0 = now_s(), c0 = cpu_s();
-        if (collm_recommend_score_items(m, ds->items, u, his, n_his, cand, found, 1, ctx, s1, &prefix)) break;
-        w_sh += now_s() - t0;
-        c_sh += cpu_s() - c0;
+        if (collm_retrieval_candidates(b.index, q, d, his, (int)n_his, N, cand, cs, &found) || found < 1) break;
+        double t0 = bench_now(), c0 = bench_cpu();
+        if (collm_recommend_score_items(m, ds->items, u, his, n_his, cand, found, 1, b.ctx, s1, &prefix)) break;
+        w_sh += bench_now() - t0;
+        c_sh += bench_cpu() - c0;
         for (int i = 0; i < found; i++) { // rows each way: every prompt vs the prefix once + every suffix
             collm_encoded e;
             if (collm_encode(m, ds->items, u, his, n_his, cand[i], &e)) break;
@@ -84,11 +66,11 @@ int main(int argc, char **argv) {
         rows_sh += prefix;
         prefix_sum += prefix;
         if (both) {
-            t0 = now_s();
-            c0 = cpu_s();
-            if (collm_recommend_score_items(m, ds->items, u, his, n_his, cand, found, 0, ctx, s0, NULL)) break;
-            w_in += now_s() - t0;
-            c_in += cpu_s() - c0;
+            t0 = bench_now();
+            c0 = bench_cpu();
+            if (collm_recommend_score_items(m, ds->items, u, his, n_his, cand, found, 0, b.ctx, s0, NULL)) break;
+            w_in += bench_now() - t0;
+            c_in += bench_cpu() - c0;
             for (int i = 0; i < found; i++) {
                 double diff = fabs((double)s1[i] - s0[i]);
                 if (diff > max_diff) max_diff = diff;
@@ -117,10 +99,6 @@ int main(int argc, char **argv) {
     free(s1);
     free(s0);
     free(q);
-    collm_llm_context_free(ctx);
-    collm_recommend_histories_free(h);
-    collm_rec_dataset_free(ds);
-    collm_retrieval_index_free(index);
-    collm_model_free(m);
+    bench_topk_close(&b);
     return 0;
 }

@@ -5,19 +5,8 @@
 //   recommend_bench CKPT INDEX DATA_DIR [N=100] [USERS=10]
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "collm/collm.h"
-#include "collm/error.h"
-#include "collm/recommend.h"
-#include "collm/retrieval.h"
-#include "collm/threadpool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_topk.h"
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -26,15 +15,10 @@ int main(int argc, char **argv) {
     }
     int N = argc > 4 ? atoi(argv[4]) : 100, n_users = argc > 5 ? atoi(argv[5]) : 10;
     collm_blas_set_threads(1);
-    collm_model *m = collm_model_load(argv[1], NULL, NULL);
-    collm_retrieval_index *index = m ? collm_retrieval_index_load(argv[2]) : NULL;
-    collm_rec_dataset *ds = index ? collm_rec_dataset_load(argv[3]) : NULL;
-    collm_recommend_histories *h = ds ? collm_recommend_histories_build(ds) : NULL;
-    collm_llm_context *ctx = h ? collm_recommend_context_create(m, NULL) : NULL;
-    if (!ctx) {
-        fprintf(stderr, "recommend_bench: %s\n", collm_last_error());
-        return 1;
-    }
+    bench_topk b;
+    if (bench_topk_open(&b, "recommend_bench", argv[1], argv[2], argv[3], NULL)) return 1;
+    collm_model *m = b.m;
+    const collm_rec_dataset *ds = b.ds;
     int32_t n_items;
     int d;
     collm_cf_items(m, &n_items, &d);
@@ -46,22 +30,18 @@ int main(int argc, char **argv) {
     for (int32_t u = 1; done < n_users && u < ds->n_users; u++) {
         const int32_t *his;
         int64_t n_his;
-        if (collm_recommend_user_history(h, u, &his, &n_his) != COLLM_OK) continue;
-        collm_recommend_request req;
-        collm_recommend_request_default(&req);
-        req.user = u;
-        req.k = 10;
-        req.n_candidates = N;
+        if (collm_recommend_user_history(b.h, u, &his, &n_his) != COLLM_OK) continue;
+        collm_recommend_request req = bench_topk_request(u, N);
         collm_recommend_info info;
-        double t0 = now_s();
-        if (collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
-        t_share += now_s() - t0;
+        double t0 = bench_now();
+        if (collm_recommend_for_user(m, b.index, ds->items, b.h, &req, b.ctx, out, &info)) break;
+        t_share += bench_now() - t0;
         t_retrieve += info.retrieve_s;
         prefix = info.prefix_tokens;
         req.share_prefix = 0;
-        t0 = now_s();
-        if (collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) break;
-        t_noshare += now_s() - t0;
+        t0 = bench_now();
+        if (collm_recommend_for_user(m, b.index, ds->items, b.h, &req, b.ctx, out, &info)) break;
+        t_noshare += bench_now() - t0;
         // every catalogue item not in the history, scored with the shared prefix
         int n = 0;
         for (int32_t i = 1; i < n_items && i < ds->items->n; i++) {
@@ -69,9 +49,9 @@ int main(int argc, char **argv) {
             for (int64_t j = 0; j < n_his && !in_his; j++) in_his = his[j] == i;
             if (!in_his) catalogue[n++] = i;
         }
-        t0 = now_s();
-        if (collm_recommend_score_items(m, ds->items, u, his, n_his, catalogue, n, 1, ctx, scores, NULL)) break;
-        t_all += now_s() - t0;
+        t0 = bench_now();
+        if (collm_recommend_score_items(m, ds->items, u, his, n_his, catalogue, n, 1, b.ctx, scores, NULL)) break;
+        t_all += bench_now() - t0;
         done++;
     }
     if (done < n_users) {
@@ -89,10 +69,6 @@ int main(int argc, char **argv) {
     free(catalogue);
     free(scores);
     free(out);
-    collm_llm_context_free(ctx);
-    collm_recommend_histories_free(h);
-    collm_rec_dataset_free(ds);
-    collm_retrieval_index_free(index);
-    collm_model_free(m);
+    bench_topk_close(&b);
     return 0;
 }

@@ -8,27 +8,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "collm/collm.h"
-#include "collm/error.h"
-#include "collm/recommend.h"
-#include "collm/retrieval.h"
-#include "collm/threadpool.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// CPU time of the calling thread: with THREADS = 1 the whole request runs on
-// it, so this is the latency an idle core would see.
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_topk.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -60,15 +41,14 @@ int main(int argc, char **argv) {
     collm_blas_set_threads(threads);
     collm_retrieval_set_threads(threads);
     collm_pool *pool = threads > 1 ? collm_pool_create(threads) : NULL;
-    collm_model *m = collm_model_load(argv[1], NULL, pool);
-    collm_retrieval_index *index = m ? collm_retrieval_index_load(argv[2]) : NULL;
-    collm_rec_dataset *ds = index ? collm_rec_dataset_load(argv[3]) : NULL;
-    collm_recommend_histories *h = ds ? collm_recommend_histories_build(ds) : NULL;
-    collm_llm_context *ctx = h ? collm_recommend_context_create(m, pool) : NULL;
+    bench_topk b;
+    if (bench_topk_open(&b, "topk_latency", argv[1], argv[2], argv[3], pool)) return 1;
+    collm_model *m = b.m;
+    const collm_rec_dataset *ds = b.ds;
     double *lat = malloc((size_t)n_users * sizeof(double)), *ret = malloc((size_t)n_users * sizeof(double));
     double *cpu = malloc((size_t)n_users * sizeof(double));
     collm_recommend_item *out = malloc(10 * sizeof *out);
-    if (!ctx || !lat || !ret || !cpu || !out) {
+    if (!lat || !ret || !cpu || !out) {
         fprintf(stderr, "topk_latency: %s\n", collm_last_error());
         return 1;
     }
@@ -81,20 +61,16 @@ int main(int argc, char **argv) {
         for (int32_t u = 1; done < n_users && u < ds->n_users; u++) {
             const int32_t *his;
             int64_t n_his;
-            if (collm_recommend_user_history(h, u, &his, &n_his) != COLLM_OK) continue;
-            collm_recommend_request req;
-            collm_recommend_request_default(&req);
-            req.user = u;
-            req.k = 10;
-            req.n_candidates = sizes[z];
+            if (collm_recommend_user_history(b.h, u, &his, &n_his) != COLLM_OK) continue;
+            collm_recommend_request req = bench_topk_request(u, sizes[z]);
             collm_recommend_info info;
-            double t0 = now_s(), c0 = cpu_s();
-            if (collm_recommend_for_user(m, index, ds->items, h, &req, ctx, out, &info)) {
+            double t0 = bench_now(), c0 = bench_cpu();
+            if (collm_recommend_for_user(m, b.index, ds->items, b.h, &req, b.ctx, out, &info)) {
                 fprintf(stderr, "topk_latency: user %d: %s\n", u, collm_last_error());
                 return 1;
             }
-            lat[done] = 1e3 * (now_s() - t0);
-            cpu[done] = 1e3 * (cpu_s() - c0);
+            lat[done] = 1e3 * (bench_now() - t0);
+            cpu[done] = 1e3 * (bench_cpu() - c0);
             ret[done++] = 1e3 * info.retrieve_s;
         }
         double mean = 0, mean_ret = 0, mean_cpu = 0;
@@ -111,11 +87,7 @@ int main(int argc, char **argv) {
     free(ret);
     free(cpu);
     free(out);
-    collm_llm_context_free(ctx);
-    collm_recommend_histories_free(h);
-    collm_rec_dataset_free(ds);
-    collm_retrieval_index_free(index);
-    collm_model_free(m);
+    bench_topk_close(&b);
     collm_pool_free(pool);
     return 0;
 }
