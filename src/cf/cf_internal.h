@@ -60,7 +60,7 @@ struct collm_cf_kind {
                  collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
     // Neural kinds (NULL for MF): their weights and one training-mode
     // loss/gradient evaluation (see cf/encoders.h).
-    struct cf_params *(*params)(collm_cf_model *m);
+    struct cf_params *(*params)(const collm_cf_model *m);
     double (*loss_grad)(collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items, const int32_t *win,
                         const float *labels, double dropout, uint64_t seed, collm_pool *pool);
     int (*save_tensors)(const collm_cf_model *m, collm_gguf_writer *w);

@@ -141,6 +141,18 @@ int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path) {
     return COLLM_OK;
 }
 
+int cf_nn_save_tensors(const collm_cf_model *m, collm_gguf_writer *w) { return cf_params_save(m->kind->params(m), w); }
+
+int cf_nn_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
+    return cf_params_load(m->kind->params(m), f, path);
+}
+
+void cf_nn_free_impl(collm_cf_model *m) {
+    cf_params_free(m->kind->params(m));
+    free(m->impl);
+    m->impl = NULL;
+}
+
 void cf_params_zero_grad(cf_params *p) { memset(p->g, 0, (size_t)p->n_train * sizeof(float)); }
 
 typedef struct {

@@ -61,6 +61,13 @@ void cf_fill(float *w, int64_t n, float v);
 int cf_params_save(const cf_params *p, collm_gguf_writer *w);
 int cf_params_load(cf_params *p, const collm_gguf_file *f, const char *path);
 
+// The vtable entries of a kind whose weights are all in one cf_params (the
+// kind's params()): GGUF save and load, and free (cf_params_free, then the
+// impl itself; a kind with more state frees that first, as LightGCN).
+int cf_nn_save_tensors(const collm_cf_model *m, collm_gguf_writer *w);
+int cf_nn_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path);
+void cf_nn_free_impl(collm_cf_model *m);
+
 // Zeroes the gradient; one Adam step (t = step, 1-based) with coupled L2
 // over w[0, n_train) (split over the pool; the result does not depend on it).
 void cf_params_zero_grad(cf_params *p);

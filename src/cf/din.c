@@ -577,27 +577,12 @@ static int din_init(collm_cf_model *m, uint64_t seed, int initialise) {
     return COLLM_OK;
 }
 
-static void din_free_impl(collm_cf_model *m) {
-    din_impl *w = m->impl;
-    cf_params_free(&w->p);
-    free(w);
-    m->impl = NULL;
-}
-
 static void din_item_vector(const collm_cf_model *m, int32_t item, float *out) {
     const din_impl *w = m->impl;
     for (int k = 0; k < 3; k++) memcpy(out + k * w->e, cf_w(&w->p, w->i_item) + (int64_t)item * w->e, (size_t)w->e * sizeof(float));
 }
 
-static cf_params *din_params(collm_cf_model *m) { return &((din_impl *)m->impl)->p; }
-
-static int din_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
-    return cf_params_save(&((const din_impl *)m->impl)->p, gw);
-}
-
-static int din_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
-    return cf_params_load(&((din_impl *)m->impl)->p, f, path);
-}
+static cf_params *din_params(const collm_cf_model *m) { return &((din_impl *)m->impl)->p; }
 
 const collm_cf_kind collm_cf_kind_din = {
     .name = "din",
@@ -605,13 +590,13 @@ const collm_cf_kind collm_cf_kind_din = {
     .hparams_default = din_hparams_default,
     .train_defaults = din_train_defaults,
     .init = din_init,
-    .free_impl = din_free_impl,
+    .free_impl = cf_nn_free_impl,
     .item_vector = din_item_vector,
     .score_samples = din_score_samples,
     .sample_vectors = din_sample_vectors,
     .train = din_train,
     .params = din_params,
     .loss_grad = din_loss_grad,
-    .save_tensors = din_save_tensors,
-    .load_tensors = din_load_tensors,
+    .save_tensors = cf_nn_save_tensors,
+    .load_tensors = cf_nn_load_tensors,
 };

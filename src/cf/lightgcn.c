@@ -249,11 +249,8 @@ static int lgcn_init(collm_cf_model *m, uint64_t seed, int initialise) {
 }
 
 static void lgcn_free_impl(collm_cf_model *m) {
-    lgcn_impl *w = m->impl;
-    lgcn_free_graph(w);
-    cf_params_free(&w->p);
-    free(w);
-    m->impl = NULL;
+    lgcn_free_graph(m->impl);
+    cf_nn_free_impl(m);
 }
 
 static void lgcn_user_vector(const collm_cf_model *m, int32_t user, float *out) {
@@ -272,15 +269,7 @@ static float lgcn_score(const collm_cf_model *m, int32_t user, int32_t item) {
                          m->dim);
 }
 
-static cf_params *lgcn_params(collm_cf_model *m) { return &((lgcn_impl *)m->impl)->p; }
-
-static int lgcn_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
-    return cf_params_save(&((const lgcn_impl *)m->impl)->p, gw);
-}
-
-static int lgcn_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
-    return cf_params_load(&((lgcn_impl *)m->impl)->p, f, path);
-}
+static cf_params *lgcn_params(const collm_cf_model *m) { return &((lgcn_impl *)m->impl)->p; }
 
 const collm_cf_kind collm_cf_kind_lightgcn = {
     .name = "lightgcn",
@@ -295,6 +284,6 @@ const collm_cf_kind collm_cf_kind_lightgcn = {
     .train = lgcn_train,
     .params = lgcn_params,
     .loss_grad = lgcn_loss_grad,
-    .save_tensors = lgcn_save_tensors,
-    .load_tensors = lgcn_load_tensors,
+    .save_tensors = cf_nn_save_tensors,
+    .load_tensors = cf_nn_load_tensors,
 };

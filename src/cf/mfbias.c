@@ -148,13 +148,6 @@ static int mfb_init(collm_cf_model *m, uint64_t seed, int initialise) {
     return COLLM_OK;
 }
 
-static void mfb_free_impl(collm_cf_model *m) {
-    mfb_impl *w = m->impl;
-    cf_params_free(&w->p);
-    free(w);
-    m->impl = NULL;
-}
-
 static void mfb_user_vector(const collm_cf_model *m, int32_t user, float *out) { // [p_u, b_u, 1]
     const mfb_impl *w = m->impl;
     const int k = mfb_k(m);
@@ -173,15 +166,7 @@ static void mfb_item_vector(const collm_cf_model *m, int32_t item, float *out) {
 
 static float mfb_score(const collm_cf_model *m, int32_t user, int32_t item) { return mfb_logit(m, m->impl, user, item); }
 
-static cf_params *mfb_params(collm_cf_model *m) { return &((mfb_impl *)m->impl)->p; }
-
-static int mfb_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
-    return cf_params_save(&((const mfb_impl *)m->impl)->p, gw);
-}
-
-static int mfb_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
-    return cf_params_load(&((mfb_impl *)m->impl)->p, f, path);
-}
+static cf_params *mfb_params(const collm_cf_model *m) { return &((mfb_impl *)m->impl)->p; }
 
 const collm_cf_kind collm_cf_kind_mfbias = {
     .name = "mfbias",
@@ -189,13 +174,13 @@ const collm_cf_kind collm_cf_kind_mfbias = {
     .hparams_default = mfb_hparams_default,
     .train_defaults = mfb_train_defaults,
     .init = mfb_init,
-    .free_impl = mfb_free_impl,
+    .free_impl = cf_nn_free_impl,
     .user_vector = mfb_user_vector,
     .item_vector = mfb_item_vector,
     .score = mfb_score,
     .train = mfb_train,
     .params = mfb_params,
     .loss_grad = mfb_loss_grad,
-    .save_tensors = mfb_save_tensors,
-    .load_tensors = mfb_load_tensors,
+    .save_tensors = cf_nn_save_tensors,
+    .load_tensors = cf_nn_load_tensors,
 };

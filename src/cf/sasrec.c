@@ -700,27 +700,12 @@ static int sas_init(collm_cf_model *m, uint64_t seed, int initialise) {
     return COLLM_OK;
 }
 
-static void sas_free_impl(collm_cf_model *m) {
-    sas_impl *w = m->impl;
-    cf_params_free(&w->p);
-    free(w);
-    m->impl = NULL;
-}
-
 static void sas_item_vector(const collm_cf_model *m, int32_t item, float *out) {
     const sas_impl *w = m->impl;
     memcpy(out, cf_w(&w->p, w->i_item) + (int64_t)item * m->dim, (size_t)m->dim * sizeof(float));
 }
 
-static cf_params *sas_params(collm_cf_model *m) { return &((sas_impl *)m->impl)->p; }
-
-static int sas_save_tensors(const collm_cf_model *m, collm_gguf_writer *gw) {
-    return cf_params_save(&((const sas_impl *)m->impl)->p, gw);
-}
-
-static int sas_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
-    return cf_params_load(&((sas_impl *)m->impl)->p, f, path);
-}
+static cf_params *sas_params(const collm_cf_model *m) { return &((sas_impl *)m->impl)->p; }
 
 const collm_cf_kind collm_cf_kind_sasrec = {
     .name = "sasrec",
@@ -728,13 +713,13 @@ const collm_cf_kind collm_cf_kind_sasrec = {
     .hparams_default = sas_hparams_default,
     .train_defaults = sas_train_defaults,
     .init = sas_init,
-    .free_impl = sas_free_impl,
+    .free_impl = cf_nn_free_impl,
     .item_vector = sas_item_vector,
     .score_samples = sas_score_samples,
     .sample_vectors = sas_sample_vectors,
     .train = sas_train,
     .params = sas_params,
     .loss_grad = sas_loss_grad,
-    .save_tensors = sas_save_tensors,
-    .load_tensors = sas_load_tensors,
+    .save_tensors = cf_nn_save_tensors,
+    .load_tensors = cf_nn_load_tensors,
 };
