@@ -364,8 +364,21 @@ void cf_split_window(const collm_rec_split *s, int64_t r, int L, int32_t *out) {
     cf_history_window(s->his + b, s->his_label ? s->his_label + b : NULL, e - b, L, out);
 }
 
+int32_t *cf_split_windows(const collm_rec_split *s, int L) {
+    int32_t *win = collm_malloc((size_t)(s->n * L > 0 ? s->n * L : 1) * sizeof *win);
+    for (int64_t r = 0; win && r < s->n; r++) cf_split_window(s, r, L, win + r * L);
+    return win;
+}
+
 // ---------------------------------------------------------------------------
 // training loop
+
+int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split *train) {
+    if (train->n < 1)
+        return collm_error(COLLM_ERR_ARG, "%s: the train split %s has no rows", m->kind->name, train->path ? train->path : "");
+    if (train->n > INT32_MAX) return collm_error(COLLM_ERR_ARG, "%s: the train split has too many rows", m->kind->name);
+    return p ? cf_params_alloc_train(p) : COLLM_OK;
+}
 
 int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, const collm_cf_train_options *opt,
                   collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result,

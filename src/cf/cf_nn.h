@@ -117,6 +117,8 @@ double cf_bce(float *dlogit, const float *logit, const float *label, int64_t n);
 void cf_history_window(const int32_t *his, const int8_t *his_label, int64_t n, int L, int32_t *out);
 // The window of row r of a split.
 void cf_split_window(const collm_rec_split *s, int64_t r, int L, int32_t *out);
+// The windows of every row of a split: (n, L), malloc'd (NULL: out of memory).
+int32_t *cf_split_windows(const collm_rec_split *s, int L);
 
 // --- training loop ------------------------------------------------------------
 
@@ -127,6 +129,10 @@ void cf_split_window(const collm_rec_split *s, int64_t r, int L, int32_t *out);
 // collm_cf_model_score_split, keeps the best-AUC snapshot of p (buffers
 // included) and applies opt->patience / stall rules like MF.
 typedef int (*cf_epoch_fn)(void *state, collm_rng *rng, double *loss);
+// What every kind checks before its loop: the train split has rows, and no
+// more than int32 row indices reach; then p's gradient and Adam moments
+// (p may be NULL: MF keeps its own).
+int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split *train);
 typedef void (*cf_refresh_fn)(void *state);
 int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, const collm_cf_train_options *opt,
                   collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result,

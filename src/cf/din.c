@@ -33,6 +33,7 @@
 
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
+#include "cf/cf_rows.h"
 #include "cf/encoders.h"
 #include "collm/error.h"
 #include "core/ops.h"
@@ -56,7 +57,7 @@ typedef struct {
 // Activations of B rows (BL = B·L attention rows).
 typedef struct {
     int cap;
-    int32_t *win;            // (B, L)
+    const int32_t *win;      // (B, L) the rows' windows (the caller's, set per batch)
     float *q, *uu;           // (B, e)
     float *hs;               // (BL, e)
     float *hin;              // (BL, 2e): [h, q ⊙ h] per position
@@ -79,7 +80,7 @@ typedef struct {
 } din_ws;
 
 static void din_ws_free(din_ws *ws) {
-    void *ptrs[] = {ws->win, ws->q, ws->uu, ws->hs, ws->hin, ws->wq, ws->wh, ws->zq, ws->dzq, ws->dwq, ws->dwh, ws->dqz, ws->z1, ws->y1, ws->xh1, ws->p1, ws->pf1, ws->pf2, ws->rs1, ws->z2, ws->s, ws->x,
+    void *ptrs[] = {ws->q, ws->uu, ws->hs, ws->hin, ws->wq, ws->wh, ws->zq, ws->dzq, ws->dwq, ws->dwh, ws->dqz, ws->z1, ws->y1, ws->xh1, ws->p1, ws->pf1, ws->pf2, ws->rs1, ws->z2, ws->s, ws->x,
                     ws->f1, ws->g1, ws->xf1, ws->m1, ws->rsf1, ws->f2, ws->g2, ws->xf2, ws->m2, ws->rsf2, ws->logit,
                     ws->dlogit, ws->dg2, ws->df2, ws->dg1, ws->df1, ws->dx, ws->ds, ws->dz2, ws->dy1, ws->dz1,
                     ws->dhin, ws->dhs};
@@ -97,7 +98,6 @@ static int din_ws_alloc(din_ws *ws, const din_impl *w, int cap, int training) {
         (ptr) = collm_malloc((size_t)((count) > 0 ? (count) : 1) * sizeof *(ptr)); \
         ok &= (ptr) != NULL;                                              \
     } while (0)
-    DIN_ALLOC(ws->win, BL);
     DIN_ALLOC(ws->q, B * e);
     DIN_ALLOC(ws->uu, B * e);
     DIN_ALLOC(ws->hs, BL * e);
@@ -168,7 +168,7 @@ static void din_dropout_mask(float *mask, int64_t n, double p, collm_rng *rng) {
     }
 }
 
-// Forward of B rows (users, items, ws->win filled). training: batch
+// Forward of B rows (users, items, ws->win set). training: batch
 // statistics (moving the running ones when update_running), dropout when p > 0.
 // Writes ws->x (the user-side vectors) and ws->logit.
 static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t *users, const int32_t *items, int training,
@@ -365,7 +365,7 @@ static int din_eval(const collm_cf_model *m, int64_t n, const int32_t *users, co
     unsigned fp = cf_fpmode_enter();
     for (int64_t off = 0; off < n; off += DIN_EVAL_ROWS) {
         int64_t B = n - off < DIN_EVAL_ROWS ? n - off : DIN_EVAL_ROWS;
-        memcpy(ws.win, win + off * L, (size_t)(B * L) * sizeof(int32_t));
+        ws.win = win + off * L;
         din_forward(w, &ws, B, users + off, items + off, 0, 0, 0.0, NULL, pool);
         if (scores) memcpy(scores + off, ws.logit, (size_t)B * sizeof(float));
         if (uvec) memcpy(uvec + off * 3 * e, ws.x, (size_t)(B * 3 * e) * sizeof(float));
@@ -405,7 +405,7 @@ static double din_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users, 
     if (cf_params_alloc_train(&w->p)) return NAN;
     din_ws ws;
     if (din_ws_alloc(&ws, w, (int)(n > 0 ? n : 1), 1)) return NAN;
-    memcpy(ws.win, win, (size_t)(n * w->L) * sizeof(int32_t));
+    ws.win = win;
     collm_rng rng;
     collm_rng_seed(&rng, seed);
     double loss = din_batch_loss_grad(w, &ws, n, users, items, labels, dropout, &rng, pool);
@@ -413,75 +413,24 @@ static double din_loss_grad(collm_cf_model *m, int64_t n, const int32_t *users, 
     return loss;
 }
 
-// --- training
+// --- training: row batches (cf/cf_rows.h) through one workspace of the batch size
 
-typedef struct {
-    collm_cf_model *m;
-    const collm_rec_split *train;
-    const collm_cf_train_options *opt;
-    collm_pool *pool;
-    din_ws ws;
-    int32_t *win;  // (N, L) windows of every train row
-    int32_t *perm; // (N)
-    int32_t *users, *items;
-    float *labels;
-    int64_t step;
-} din_train_state;
-
-static int din_epoch(void *state, collm_rng *rng, double *mean_loss) {
-    din_train_state *s = state;
-    din_impl *w = s->m->impl;
-    const int64_t N = s->train->n, cap = s->ws.cap, L = w->L;
-    collm_rng_shuffle_i32(rng, s->perm, N);
-    double loss_sum = 0;
-    unsigned fp = cf_fpmode_enter();
-    for (int64_t off = 0; off < N; off += cap) {
-        int64_t B = N - off < cap ? N - off : cap;
-        for (int64_t k = 0; k < B; k++) {
-            int32_t r = s->perm[off + k];
-            s->users[k] = s->train->user[r];
-            s->items[k] = s->train->item[r];
-            s->labels[k] = s->train->label[r] ? 1.0f : 0.0f;
-            memcpy(s->ws.win + k * L, s->win + (int64_t)r * L, (size_t)L * sizeof(int32_t));
-        }
-        loss_sum +=
-            din_batch_loss_grad(w, &s->ws, B, s->users, s->items, s->labels, s->opt->dropout, rng, s->pool) * (double)B;
-        cf_params_adam(&w->p, s->opt, ++s->step, s->pool);
-    }
-    cf_fpmode_leave(fp);
-    *mean_loss = loss_sum / (double)N;
-    return COLLM_OK;
+static double din_rows_batch(collm_cf_model *m, void *ctx, const cf_rows_batch *b, collm_pool *pool) {
+    din_ws *ws = ctx;
+    ws->win = b->win;
+    return din_batch_loss_grad(m->impl, ws, b->n, b->users, b->items, b->labels, b->dropout, b->rng, pool);
 }
 
 static int din_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                      const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress,
                      void *progress_ctx, collm_cf_train_result *result) {
     din_impl *w = m->impl;
-    const int64_t N = train->n, L = w->L;
-    if (N < 1) return collm_error(COLLM_ERR_ARG, "din: the train split %s has no rows", train->path ? train->path : "");
-    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "din: the train split has too many rows");
-    int rc = cf_params_alloc_train(&w->p);
+    din_ws ws;
+    int rc = din_ws_alloc(&ws, w, (int)(opt->batch < train->n ? opt->batch : train->n), 1);
     if (rc) return rc;
-    const int64_t cap = opt->batch < N ? opt->batch : N;
-    din_train_state s;
-    memset(&s, 0, sizeof s);
-    s.m = m, s.train = train, s.opt = opt, s.pool = pool;
-    s.win = collm_malloc((size_t)(N * L > 0 ? N * L : 1) * sizeof *s.win);
-    s.perm = collm_malloc((size_t)N * sizeof *s.perm);
-    s.users = collm_malloc((size_t)cap * sizeof *s.users);
-    s.items = collm_malloc((size_t)cap * sizeof *s.items);
-    s.labels = collm_malloc((size_t)cap * sizeof *s.labels);
-    if (!s.win || !s.perm || !s.users || !s.items || !s.labels) rc = COLLM_ERR_NOMEM;
-    if (!rc) rc = din_ws_alloc(&s.ws, w, (int)cap, 1);
-    if (!rc) {
-        for (int64_t r = 0; r < N; r++) {
-            cf_split_window(train, r, (int)L, s.win + r * L);
-            s.perm[r] = (int32_t)r;
-        }
-        rc = cf_train_loop(m, &w->p, eval, opt, pool, progress, progress_ctx, result, din_epoch, NULL, &s);
-    }
-    din_ws_free(&s.ws);
-    free(s.win), free(s.perm), free(s.users), free(s.items), free(s.labels);
+    const cf_rows_kind kind = {din_rows_batch, NULL, NULL, w->L, &ws};
+    rc = cf_train_rows(m, &w->p, train, eval, opt, pool, progress, progress_ctx, result, &kind);
+    din_ws_free(&ws);
     return rc;
 }
 

@@ -192,15 +192,20 @@ static void lgcn_refresh(collm_cf_model *m, collm_pool *pool) {
     lgcn_propagate(m, w, lgcn_e0(w), lgcn_out(w), pool);
 }
 
+static double lgcn_batch(collm_cf_model *m, void *ctx, const cf_rows_batch *b, collm_pool *pool) {
+    (void)ctx;
+    return lgcn_loss_grad_impl(m, b->n, b->users, b->items, b->labels, b->logit, b->dlogit, pool);
+}
+
 static int lgcn_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                       const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress,
                       void *progress_ctx, collm_cf_train_result *result) {
     lgcn_impl *w = m->impl;
-    if (train->n < 1) return collm_error(COLLM_ERR_ARG, "lightgcn: the train split %s has no rows", train->path ? train->path : "");
-    int rc = collm_lightgcn_set_graph(m, train, pool);
+    int rc = cf_train_begin(m, NULL, train); // before the graph: an empty split has none
+    if (!rc) rc = collm_lightgcn_set_graph(m, train, pool);
     if (rc) return rc;
-    return cf_train_rows(m, &w->p, train, eval, opt, pool, progress, progress_ctx, result, lgcn_loss_grad_impl, NULL,
-                         lgcn_refresh);
+    const cf_rows_kind kind = {lgcn_batch, NULL, lgcn_refresh, 0, NULL};
+    return cf_train_rows(m, &w->p, train, eval, opt, pool, progress, progress_ctx, result, &kind);
 }
 
 // --- vtable

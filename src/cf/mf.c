@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cf/cf_internal.h"
+#include "cf/cf_nn.h"
 #include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
@@ -219,10 +220,9 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
                     collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
     mf_impl *w = m->impl;
     const int64_t d = m->dim, nu = m->n_users, ni = m->n_items, N = train->n;
-    if (N < 1) return collm_error(COLLM_ERR_ARG, "mf: the train split %s has no rows", train->path ? train->path : "");
-    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "mf: the train split has too many rows");
+    int rc = cf_train_begin(m, NULL, train);
+    if (rc) return rc;
     const int64_t cap = opt->batch < N ? opt->batch : N;
-    int rc = COLLM_OK;
 
     mf_batch b;
     if (mf_batch_alloc(&b, m->n_users, m->n_items, m->dim, cap) != COLLM_OK) return COLLM_ERR_NOMEM;

@@ -95,17 +95,16 @@ static void mfb_zero_padding(collm_cf_model *m, collm_pool *pool) {
     cf_w(&w->p, w->i_ibias)[0] = 0.0f;
 }
 
-static double mfb_batch(collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items, const float *labels,
-                        float *logit, float *dlogit, collm_pool *pool) {
-    (void)pool;
-    return mfb_loss_grad_impl(m, n, users, items, labels, logit, dlogit);
+static double mfb_batch(collm_cf_model *m, void *ctx, const cf_rows_batch *b, collm_pool *pool) {
+    (void)ctx, (void)pool;
+    return mfb_loss_grad_impl(m, b->n, b->users, b->items, b->labels, b->logit, b->dlogit);
 }
 
 static int mfb_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                      const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx,
                      collm_cf_train_result *result) {
-    return cf_train_rows(m, &((mfb_impl *)m->impl)->p, train, eval, opt, pool, progress, progress_ctx, result, mfb_batch,
-                         mfb_zero_padding, NULL);
+    const cf_rows_kind kind = {mfb_batch, mfb_zero_padding, NULL, 0, NULL};
+    return cf_train_rows(m, &((mfb_impl *)m->impl)->p, train, eval, opt, pool, progress, progress_ctx, result, &kind);
 }
 
 // --- vtable

@@ -573,15 +573,13 @@ static int sas_train(collm_cf_model *m, const collm_rec_split *train, const coll
                      void *progress_ctx, collm_cf_train_result *result) {
     sas_impl *w = m->impl;
     const int64_t N = train->n, T = m->hp.max_len;
-    if (N < 1) return collm_error(COLLM_ERR_ARG, "sasrec: the train split %s has no rows", train->path ? train->path : "");
-    if (N > INT32_MAX) return collm_error(COLLM_ERR_ARG, "sasrec: the train split has too many rows");
-    int rc = cf_params_alloc_train(&w->p);
+    int rc = cf_train_begin(m, &w->p, train);
     if (rc) return rc;
     const int64_t cap = opt->batch < N ? opt->batch : N;
     sas_train_state s;
     memset(&s, 0, sizeof s);
     s.m = m, s.train = train, s.opt = opt, s.pool = pool;
-    s.win = collm_malloc((size_t)(N * T > 0 ? N * T : 1) * sizeof *s.win);
+    s.win = cf_split_windows(train, (int)T);
     s.group_start = collm_malloc(((size_t)N + 1) * sizeof *s.group_start);
     s.group_order = collm_malloc((size_t)N * sizeof *s.group_order);
     s.seq = collm_malloc((size_t)cap * sizeof *s.seq);
@@ -593,7 +591,6 @@ static int sas_train(collm_cf_model *m, const collm_rec_split *train, const coll
         rc = COLLM_ERR_NOMEM;
     if (!rc) {
         // groups: consecutive rows of one user with the same window
-        for (int64_t r = 0; r < N; r++) cf_split_window(train, r, (int)T, s.win + r * T);
         for (int64_t r = 0; r < N; r++)
             if (r == 0 || train->user[r] != train->user[r - 1] ||
                 memcmp(s.win + r * T, s.win + (r - 1) * T, (size_t)T * sizeof(int32_t)) != 0)
