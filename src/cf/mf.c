@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
@@ -25,36 +24,6 @@
 #include "cf/mf.h"
 #include "core/ops.h"
 #include "core/rng.h"
-
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
-// Flush-to-zero + denormals-are-zero for the duration of a task. Rows that
-// never appear in a batch decay towards 0 under the coupled L2 term, and their
-// Adam moments then sink into subnormal floats, which slowed epochs 5x
-// (0.06 s -> 0.34 s on ml-1m after ~90 epochs). Values below 1e-38 carry no
-// information here. The mode is per thread, so every task sets and restores it.
-typedef struct {
-    unsigned int saved;
-} mf_fpmode;
-
-static mf_fpmode mf_fpmode_enter(void) {
-    mf_fpmode m = {0};
-#if defined(__SSE2__)
-    m.saved = _mm_getcsr();
-    _mm_setcsr(m.saved | 0x8040u); // FTZ (bit 15) | DAZ (bit 6)
-#endif
-    return m;
-}
-
-static void mf_fpmode_leave(mf_fpmode m) {
-#if defined(__SSE2__)
-    _mm_setcsr(m.saved);
-#else
-    (void)m;
-#endif
-}
 
 typedef struct {
     float *user_embd; // (n_users, d)
@@ -108,13 +77,13 @@ static int mf_batch_alloc(mf_batch *b, int32_t n_users, int32_t n_items, int dim
 }
 
 static void mf_logits_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    mf_fpmode fp = mf_fpmode_enter();
+    unsigned fp = cf_fpmode_enter();
     (void)thread_index;
     mf_batch *b = ctx;
     int d = b->dim;
     for (int64_t r = begin; r < end; r++)
         b->logit[r] = collm_ops_dot(b->user_embd + (int64_t)b->users[r] * d, b->item_embd + (int64_t)b->items[r] * d, d);
-    mf_fpmode_leave(fp);
+    cf_fpmode_leave(fp);
 }
 
 // Stable counting sort of positions 0..n-1 by ids[pos]: afterwards the
@@ -129,7 +98,7 @@ static void mf_group_by_id(const int32_t *ids, int64_t n, int32_t n_ids, int64_t
 
 // Gradient rows [begin, end) of the stacked index space: users first, then items.
 static void mf_grad_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    mf_fpmode fp = mf_fpmode_enter();
+    unsigned fp = cf_fpmode_enter();
     (void)thread_index;
     mf_batch *b = ctx;
     int d = b->dim;
@@ -147,7 +116,7 @@ static void mf_grad_task(void *ctx, int64_t begin, int64_t end, int thread_index
             collm_ops_axpy(g, b->dlogit[r], other, d);
         }
     }
-    mf_fpmode_leave(fp);
+    cf_fpmode_leave(fp);
 }
 
 // Loss and gradients of the batch described in b (see collm_mf_loss_grad).
@@ -189,7 +158,7 @@ typedef struct {
 } mf_adam_task_ctx;
 
 static void mf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    mf_fpmode fp = mf_fpmode_enter();
+    unsigned fp = cf_fpmode_enter();
     (void)thread_index;
     mf_adam_task_ctx *t = ctx;
     const collm_cf_train_options *o = t->opt;
@@ -207,13 +176,7 @@ static void mf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index
         collm_ops_adam_update(t->w->item_embd + lo * d, t->b->grad_item + lo * d, t->m_item + lo * d, t->v_item + lo * d,
                         (hi - lo) * d, (float)o->lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
                         (float)o->weight_decay, 1, t->step);
-    mf_fpmode_leave(fp);
-}
-
-static double mf_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    cf_fpmode_leave(fp);
 }
 
 static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval, const collm_cf_train_options *opt,
@@ -265,9 +228,9 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
     collm_rng_seed(&rng, opt->seed);
     collm_cf_train_result res = {0};
     res.best_eval_auc = res.best_eval_uauc = NAN;
-    double t_start = mf_now();
+    double t_start = cf_now();
     for (int epoch = 1; epoch <= opt->max_epochs; epoch++) {
-        double t_epoch = mf_now();
+        double t_epoch = cf_now();
         collm_rng_shuffle_i32(&rng, perm, N);
         double loss_sum = 0.0; // Σ over batches of mean loss × rows
         for (int64_t off = 0; off < N; off += cap) {
@@ -312,7 +275,7 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
                 memcpy(best_item, w->item_embd, (size_t)(ni * d) * sizeof(float));
             }
         }
-        info.seconds = mf_now() - t_epoch;
+        info.seconds = cf_now() - t_epoch;
         if (progress) progress(progress_ctx, &info);
         if (eval && opt->patience > 0 && epoch - res.best_epoch >= opt->patience) {
             res.early_stopped = 1;
@@ -328,7 +291,7 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
         memcpy(w->user_embd, best_user, (size_t)(nu * d) * sizeof(float));
         memcpy(w->item_embd, best_item, (size_t)(ni * d) * sizeof(float));
     }
-    res.seconds = mf_now() - t_start;
+    res.seconds = cf_now() - t_start;
     *result = res;
 
 done:
