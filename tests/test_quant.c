@@ -214,6 +214,15 @@ static void ref_block(collm_ggml_type t, const uint8_t *x, float *y) {
     }
 }
 
+// The kernel levels this CPU has (0 scalar, 1 AVX2, 2 AVX-512 VNNI): every
+// SIMD test runs at each of them against the scalar reference.
+static int isa_levels(void) {
+    int n = 1;
+    while (n <= 2 && strcmp(collm_quant_set_isa(n), collm_quant_set_isa(n - 1)) != 0) n++;
+    collm_quant_set_isa(-1);
+    return n;
+}
+
 static void test_dequant(void) {
     collm_rng rng;
     collm_rng_seed(&rng, 11);
@@ -232,7 +241,25 @@ static void test_dequant(void) {
         int same = 1;
         for (int64_t j = 0; j < n; j++) same &= got[j] == want[j]; // bit for bit (±0 aside)
         CHECK_MSG(same, "dequant %s differs from the reference decoder", collm_ggml_type_name(t));
+        // the SIMD dequantiser (the sgemm path's tiles) gives the same floats at every level the CPU has
+        for (int l = 0; l < isa_levels(); l++) {
+            const char *isa = collm_quant_set_isa(l);
+            float fast[1024];
+            collm_quant_dequant(t, row, fast, n);
+            same = 1;
+            for (int64_t j = 0; j < n; j++) same &= fast[j] == got[j];
+            CHECK_MSG(same, "dequant %s (%s) differs from the reference", collm_ggml_type_name(t), isa);
+        }
+        collm_quant_set_isa(-1);
     }
+    // F16 rows (odd length: the scalar tail) through the SIMD converter
+    uint16_t h16[37];
+    float f16got[37];
+    for (int j = 0; j < 37; j++) h16[j] = collm_f32_to_f16((float)collm_rng_normal(&rng));
+    collm_quant_dequant(COLLM_GGML_TYPE_F16, h16, f16got, 37);
+    int same16 = 1;
+    for (int j = 0; j < 37; j++) same16 &= f16got[j] == collm_f16_to_f32(h16[j]);
+    CHECK(same16);
     // hand-made Q4_0 and Q6_K blocks
     uint8_t q40[18] = {0};
     put_h(q40, 0.5f);
@@ -299,27 +326,77 @@ static void test_dots(void) {
     static uint8_t w[N * 4], xq[N * 4];
     static float x[N], tw[N], tx[N];
     printf("quant dot kernels: %s\n", collm_quant_isa());
-    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
-        collm_ggml_type t = WEIGHT_TYPES[i];
-        double worst_ref = 0, worst_simd = 0;
-        for (int rep = 0; rep < 20; rep++) {
-            random_row(t, w, N, &rng);
-            for (int j = 0; j < N; j++) x[j] = (float)collm_rng_normal(&rng) * (rep % 3 == 0 ? 100.0f : 1.0f);
-            collm_quant_act_row(collm_quant_vec_type(t), x, xq, N);
-            double want = naive_dot(t, w, xq, N, tw, tx), scale = 0;
-            for (int j = 0; j < N; j++) scale += fabs((double)tw[j] * tx[j]);
-            double ref = collm_quant_dot_ref(t, w, xq, N), simd = collm_quant_dot(t, w, xq, N);
-            worst_ref = fmax(worst_ref, fabs(ref - want) / (scale + 1e-30));
-            worst_simd = fmax(worst_simd, fabs(simd - ref) / (scale + 1e-30));
+    printf("quant kernel levels tested: %d\n", isa_levels());
+    for (int l = 1; l < isa_levels(); l++) {
+        const char *isa = collm_quant_set_isa(l);
+        for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+            collm_ggml_type t = WEIGHT_TYPES[i];
+            double worst_ref = 0, worst_simd = 0;
+            for (int rep = 0; rep < 20; rep++) {
+                random_row(t, w, N, &rng);
+                for (int j = 0; j < N; j++) x[j] = (float)collm_rng_normal(&rng) * (rep % 3 == 0 ? 100.0f : 1.0f);
+                collm_quant_act_row(collm_quant_vec_type(t), x, xq, N);
+                double want = naive_dot(t, w, xq, N, tw, tx), scale = 0;
+                for (int j = 0; j < N; j++) scale += fabs((double)tw[j] * tx[j]);
+                double ref = collm_quant_dot_ref(t, w, xq, N), simd = collm_quant_dot(t, w, xq, N);
+                worst_ref = fmax(worst_ref, fabs(ref - want) / (scale + 1e-30));
+                worst_simd = fmax(worst_simd, fabs(simd - ref) / (scale + 1e-30));
+            }
+            // Q4_1 / Q5_1: llama.cpp keeps the activation block sum s of m·s in F16
+            // (Q8_1), so those two carry its rounding (2^-11 of one block's term)
+            const int q81 = collm_quant_vec_type(t) == COLLM_GGML_TYPE_Q8_1;
+            CHECK_MSG(worst_ref < (q81 ? 5e-5 : 1e-6), "%s: reference dot off the dequantised sum by %g (relative)",
+                      collm_ggml_type_name(t), worst_ref);
+            CHECK_MSG(worst_simd < 1e-6, "%s: %s dot off the reference by %g (relative)", collm_ggml_type_name(t), isa,
+                      worst_simd);
         }
-        // Q4_1 / Q5_1: llama.cpp keeps the activation block sum s of m·s in F16
-        // (Q8_1), so those two carry its rounding (2^-11 of one block's term)
-        const int q81 = collm_quant_vec_type(t) == COLLM_GGML_TYPE_Q8_1;
-        CHECK_MSG(worst_ref < (q81 ? 5e-5 : 1e-6), "%s: reference dot off the dequantised sum by %g (relative)",
-                  collm_ggml_type_name(t), worst_ref);
-        CHECK_MSG(worst_simd < 1e-6, "%s: %s dot off the reference by %g (relative)", collm_ggml_type_name(t),
-                  collm_quant_isa(), worst_simd);
     }
+    collm_quant_set_isa(-1);
+}
+
+// The tiled kernel (AVX-512 VNNI, where the CPU has it) against the scalar
+// reference dot of every (row, activation) pair: a partial last row group
+// (37 rows = 16 + 16 + 5), 11 activation rows (a step of 8, then 3 of 1),
+// activations of both signs and of very different block scales.
+static void test_tiles(void) {
+    collm_rng rng;
+    collm_rng_seed(&rng, 14);
+    enum { K = 512, R = 37, T = 11, LDY = R + 2 };
+    static uint8_t w[R * K * 2], xq[T * K * 2];
+    static float x[T * K], y[T * LDY];
+    const collm_ggml_type types[] = {COLLM_GGML_TYPE_Q8_0, COLLM_GGML_TYPE_Q4_0, COLLM_GGML_TYPE_Q4_K, COLLM_GGML_TYPE_Q6_K};
+    int ran = 0;
+    for (int i = 0; i < 4; i++) {
+        collm_ggml_type t = types[i], vt = collm_quant_vec_type(t);
+        if (!collm_qtile_ok(t)) continue;
+        ran++;
+        const size_t rb = collm_quant_row_bytes(t, K), xrow = collm_quant_row_bytes(vt, K);
+        for (int r = 0; r < R; r++) random_row(t, w + rb * r, K, &rng);
+        for (int j = 0; j < T * K; j++) x[j] = (float)collm_rng_normal(&rng) * (j % 97 < 10 ? 50.0f : 1.0f);
+        for (int r = 0; r < T; r++) collm_quant_act_row(vt, x + r * K, xq + xrow * r, K);
+        for (int j = 0; j < T * LDY; j++) y[j] = 7.0f;
+        collm_qmat W = {t, w, R, K, rb};
+        collm_qtile_act a;
+        CHECK(collm_qtile_act_alloc(&a, t, T, K) == COLLM_OK);
+        collm_qtile_act_fill(&a, t, xq, xrow, 0, 4); // in two pieces, as the pool splits it
+        collm_qtile_act_fill(&a, t, xq, xrow, 4, T);
+        CHECK(collm_qtile_gemm(&W, 0, 1, &a, y, LDY) == COLLM_OK && collm_qtile_gemm(&W, 1, 3, &a, y, LDY) == COLLM_OK);
+        collm_qtile_act_free(&a);
+        double worst = 0;
+        for (int tt = 0; tt < T; tt++)
+            for (int r = 0; r < R; r++) {
+                double ref = collm_quant_dot_ref(t, w + rb * r, xq + xrow * tt, K);
+                float tw[K], tx[K];
+                collm_quant_dequant_row(t, w + rb * r, tw, K);
+                collm_quant_dequant_row(vt, xq + xrow * tt, tx, K);
+                double scale = 0;
+                for (int j = 0; j < K; j++) scale += fabs((double)tw[j] * tx[j]);
+                worst = fmax(worst, fabs(y[tt * LDY + r] - ref) / (scale + 1e-30));
+            }
+        CHECK_MSG(worst < 1e-6, "%s tiled kernel off the reference by %g (relative)", collm_ggml_type_name(t), worst);
+        CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f); // columns past the matrix untouched
+    }
+    printf("tiled kernel: %d types (%s)\n", ran, collm_quant_isa());
 }
 
 // Both matrix-product paths and the backward against double loops over the
@@ -345,7 +422,9 @@ static void test_qmm(void) {
     }
     for (int i = 0; i < T * K; i++) x[i] = (float)collm_rng_normal(&rng);
     const int ldy = O + 3; // a column block of a wider output
-    for (int path = COLLM_QMM_DOT; path <= COLLM_QMM_DEQ_SGEMM; path++) {
+    for (int lp = 0; lp < 2 * isa_levels(); lp++) {
+        const int path = lp % 2 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
+        collm_quant_set_isa(lp / 2);
         for (int i = 0; i < T * ldy; i++) y[i] = 7.0f;
         CHECK(collm_qmm_forward(y, ldy, x, T, parts, 3, (collm_qmm_path)path, pool) == COLLM_OK);
         double worst = 0;
@@ -366,6 +445,7 @@ static void test_qmm(void) {
         CHECK_MSG(worst < 1e-5, "qmm path %d: relative error %g", path, worst);
         CHECK(y[ldy - 1] == 7.0f && y[ldy * T - 3] == 7.0f); // columns past the parts untouched
     }
+    collm_quant_set_isa(-1);
     // backward: dx += dy · W, one part at a time (dy's columns at the part's offset)
     for (int i = 0; i < T * O; i++) dy[i] = (float)collm_rng_normal(&rng);
     for (int i = 0; i < T * K; i++) dx[i] = dx0[i] = (float)collm_rng_normal(&rng);
@@ -441,7 +521,7 @@ static void test_conformance(void) {
         n_models++;
         CHECK(collm_llm_model_is_quantised(m));
         const int V = collm_llm_model_hparams(m)->n_vocab;
-        double worst_exact = 0, worst_dot = 0, worst_row0 = 0;
+        double worst_exact = 0, worst_dot = 0, worst_row0 = 0, worst_tile = 0;
         cJSON *pj;
         cJSON_ArrayForEach(pj, cJSON_GetObjectItem(mj, "prompts")) {
             cJSON *tj = cJSON_GetObjectItem(pj, "tokens"), *e;
@@ -455,18 +535,27 @@ static void test_conformance(void) {
             float *ld = read_f32(test_shared_path(path), &nd);
             float *got = malloc((size_t)T * V * sizeof(float));
             CHECK(lq && ld && nq == (size_t)T * V && nd == nq);
-            for (int path_i = COLLM_QMM_DOT; lq && ld && path_i <= COLLM_QMM_DEQ_SGEMM; path_i++) {
-                collm_qmm_path old = collm_qmm_set_path((collm_qmm_path)path_i);
+            // three runs: row dots (AVX2 at most: llama.cpp's block order), the tiled kernel
+            // (AVX-512 VNNI, where the CPU has it: the same integer block sums, another float
+            // order), and the exact path
+            for (int run = 0; lq && ld && run < 3; run++) {
+                if (run == 1 && isa_levels() < 3) continue;
+                const collm_qmm_path path_i = run == 2 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
+                collm_qmm_path old = collm_qmm_set_path(path_i);
+                collm_quant_set_isa(run == 0 ? 1 : -1);
                 collm_llm_context *ctx = collm_llm_context_create(m, T, T, pool);
                 CHECK(ctx && collm_llm_forward(ctx, toks, T, NULL, NULL, -1, NULL, 0, got) == COLLM_OK);
                 collm_llm_context_free(ctx);
                 collm_qmm_set_path(old);
+                collm_quant_set_isa(-1);
                 const float *ref = path_i == COLLM_QMM_DOT ? lq : ld;
                 for (size_t j = 0; j < (size_t)T * V; j++) {
                     double d = fabs(got[j] - ref[j]);
-                    if (path_i == COLLM_QMM_DOT) {
+                    if (run == 0) {
                         worst_dot = fmax(worst_dot, d);
                         if (j < (size_t)V) worst_row0 = fmax(worst_row0, d);
+                    } else if (run == 1) {
+                        worst_tile = fmax(worst_tile, d);
                     } else {
                         worst_exact = fmax(worst_exact, d);
                     }
@@ -478,11 +567,13 @@ static void test_conformance(void) {
             free(got);
         }
         printf("conformance %-34s exact path vs llama.cpp on the F32 dequantisation %.1e (tol 1e-4); "
-               "quantised path vs llama.cpp quantised: row 0 %.1e (tol 2e-3), all rows %.1e (llama.cpp's own gap %.1e)\n",
-               rel, worst_exact, worst_row0, worst_dot, readme_gap(rel));
+               "quantised path vs llama.cpp quantised: row 0 %.1e (tol 2e-3), all rows %.1e, tiled %.1e "
+               "(llama.cpp's own gap %.1e)\n",
+               rel, worst_exact, worst_row0, worst_dot, worst_tile, readme_gap(rel));
         CHECK_MSG(worst_exact <= 1e-4, "%s: exact path %g from llama.cpp's dequantised logits", rel, worst_exact);
         CHECK_MSG(worst_row0 <= 2e-3, "%s: first row %g from llama.cpp's quantised logits", rel, worst_row0);
         CHECK_MSG(worst_dot <= readme_gap(rel), "%s: %g from llama.cpp's quantised logits", rel, worst_dot);
+        CHECK_MSG(worst_tile <= readme_gap(rel), "%s: tiled kernel %g from llama.cpp's quantised logits", rel, worst_tile);
         collm_llm_model_free(m);
     }
     CHECK(n_models >= 15);
@@ -686,6 +777,7 @@ int main(void) {
     test_dequant();
     test_activation_quant();
     test_dots();
+    test_tiles();
     test_qmm();
     test_lora_on_quantised();
     test_conformance();

@@ -56,11 +56,20 @@ void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t 
 // Σ w·x over n elements: w a weight row of type wt, x a row already in
 // collm_quant_vec_type(wt). Scalar reference (integer sums per block).
 float collm_quant_dot_ref(collm_ggml_type wt, const void *w, const void *x, int64_t n);
-// The same through the best kernel the CPU has (AVX2 / AVX-512 VNNI when
-// present and COLLM_ISA is not "baseline"); falls back to the reference.
+// The same through the AVX2 kernels when the CPU has them (and COLLM_ISA is
+// not "baseline"); falls back to the reference. COLLM_ISA=x86-64-v3 (or
+// avx2) keeps every quantised kernel at AVX2: no tiled kernel.
 float collm_quant_dot(collm_ggml_type wt, const void *w, const void *x, int64_t n);
-// Which kernels collm_quant_dot uses: "scalar", "avx2" or "avx512vnni".
+// Which kernels collm_quant_dot and the tiled products use: "scalar", "avx2"
+// or "avx512vnni".
 const char *collm_quant_isa(void);
+// Tests and benchmarks: use the kernels of level l (0 scalar, 1 AVX2, 2
+// AVX-512 VNNI; capped at what the CPU has, a negative l: the best).
+// Returns the name of the level now in use.
+const char *collm_quant_set_isa(int l);
+// n elements of type t at src to floats: the reference's values bit for bit
+// (SIMD for F16, Q8_0, Q4_0, Q4_K, Q6_K when the CPU has AVX2).
+void collm_quant_dequant(collm_ggml_type t, const void *src, float *dst, int64_t n);
 
 // A weight matrix (rows, cols) in its file type: row r at data + r·row_bytes
 // (inside the file mapping). cols is the input size.
@@ -70,6 +79,27 @@ typedef struct {
     int64_t rows, cols;
     size_t row_bytes;
 } collm_qmat;
+
+// The tiled product (AVX-512 VNNI; Q8_0, Q4_0, Q4_K, Q6_K weights): 16
+// weight rows against up to 8 activation rows per step, the same integer
+// block sums as collm_quant_dot (llm/quant_x86.c). The activations, already
+// in the weight's vec type, are unpacked once per product for every row group.
+typedef struct {
+    int64_t T, K, G, ng; // activation rows, columns, elements per scale group, groups per row
+    int8_t *codes;       // (T, K) the activation codes
+    int32_t *init;       // (T, ng) −offset · Σ codes of the group (weights are stored as q + offset)
+    float *yd, *yb;      // (T, ng) the group's activation scale, and scale · Σ codes
+} collm_qtile_act;
+// 1 when the CPU runs the tiled kernel for weights of type t.
+int collm_qtile_ok(collm_ggml_type t);
+int collm_qtile_act_alloc(collm_qtile_act *a, collm_ggml_type t, int64_t T, int64_t K);
+// Rows [t0, t1) from xq (rows of xrow bytes in collm_quant_vec_type(t)).
+void collm_qtile_act_fill(collm_qtile_act *a, collm_ggml_type t, const uint8_t *xq, size_t xrow, int64_t t0, int64_t t1);
+void collm_qtile_act_free(collm_qtile_act *a);
+// y[t·ldy + r] = Σ W_r · x_t for the rows r of row groups [g0, g1) of W (16
+// rows each; the last may be partial) and every activation row t.
+// Returns COLLM_OK or COLLM_ERR_NOMEM.
+int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy);
 
 // Matrix-product paths.
 typedef enum {

@@ -1,6 +1,8 @@
-// SIMD dot products for quantised weights (see llm/quant.h), chosen once at
-// run time: AVX2 when the CPU has it (and COLLM_ISA is not "baseline"),
-// otherwise the scalar reference of llm/quant.c. Each kernel computes the
+// SIMD kernels for quantised weights (see llm/quant.h), chosen once at run
+// time by CPUID: AVX2 row dots and dequantisers when the CPU has AVX2, FMA
+// and F16C; the tiled product of 16 rows at a time (end of the file) when it
+// also has AVX-512 F/BW/VL and VNNI; otherwise the scalar reference of
+// llm/quant.c (COLLM_ISA=baseline forces it, x86-64-v3 caps at AVX2). Each kernel computes the
 // same integer block sums as the reference (weights and activations are
 // integers inside a block; only the float combination of the blocks runs in
 // another order), which tests/test_quant.c checks type by type.
@@ -11,6 +13,8 @@
 // scales). Signed weights (Q8_0, Q4_0, Q5_0) use |w| and sign(y, w).
 #include "llm/quant.h"
 
+#include "collm/error.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,28 +24,54 @@
 #include <immintrin.h>
 #endif
 
-// 0 scalar, 1 AVX2; -1 until the first call. Pool workers may race to
-// set it: every thread computes the same value, so relaxed atomics suffice.
+// 0 scalar, 1 AVX2 (+FMA, F16C), 2 AVX2 and AVX-512 F/BW/VL with VNNI; -1
+// until the first call. Pool workers may race to set it: every thread
+// computes the same value, so relaxed atomics suffice.
 static _Atomic int quant_level = -1;
+static _Atomic int quant_max = -1; // what the CPU has (COLLM_ISA applied)
 
-static int level(void) {
-    int cached = atomic_load_explicit(&quant_level, memory_order_relaxed);
-    if (cached >= 0) return cached;
+static int detect(void) {
     const char *force = getenv("COLLM_ISA");
     int l = 0;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c"
+    // F16C (leaf 1, ECX bit 29) and AVX512_VNNI (leaf 7, ECX bit 11) from
+    // CPUID: clang 14's __builtin_cpu_supports knows neither name.
+    // __builtin_cpu_supports("avx512f") also checks that the OS saves the
+    // ZMM state.
     unsigned a, b, c, d;
     int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    int vnni = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) l = 1;
+    if (l == 1 && vnni && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        l = 2;
 #endif
     if (force && strcmp(force, "baseline") == 0) l = 0;
+    if (force && (strcmp(force, "avx2") == 0 || strcmp(force, "x86-64-v3") == 0) && l > 1) l = 1;
+    return l;
+}
+
+static int level(void) {
+    int cached = atomic_load_explicit(&quant_level, memory_order_relaxed);
+    if (cached >= 0) return cached;
+    int l = detect();
+    atomic_store_explicit(&quant_max, l, memory_order_relaxed);
     atomic_store_explicit(&quant_level, l, memory_order_relaxed);
     return l;
 }
 
-const char *collm_quant_isa(void) { return level() == 1 ? "avx2" : "scalar"; }
+static const char *isa_name(int l) { return l == 2 ? "avx512vnni" : l == 1 ? "avx2" : "scalar"; }
+
+const char *collm_quant_isa(void) { return isa_name(level()); }
+
+const char *collm_quant_set_isa(int l) {
+    level();
+    int max = atomic_load_explicit(&quant_max, memory_order_relaxed);
+    if (l < 0 || l > max) l = max;
+    atomic_store_explicit(&quant_level, l, memory_order_relaxed);
+    return isa_name(l);
+}
 
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -236,6 +266,20 @@ AVX2 static float dot_q5_k(const uint8_t *w, const uint8_t *x, int64_t nb) {
     return sum;
 }
 
+// Q6_K / the dot kernel's codes of half n (0..63 each), elements 128n + 32i + l
+AVX2 static inline void q6_codes(const uint8_t *w, int n, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const uint8_t *ql = w + 64 * n, *qh = w + 128 + 32 * n;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+}
+
 AVX2 static float dot_q6_k(const uint8_t *w, const uint8_t *x, int64_t nb) {
     float sum = 0.0f;
     for (int64_t i = 0; i < nb; i++, w += 210, x += 292) {
@@ -245,24 +289,13 @@ AVX2 static float dot_q6_k(const uint8_t *w, const uint8_t *x, int64_t nb) {
         int off = 0; // the codes are q + 32: subtract 32 Σ_g sc_g Σ y
         for (int g = 0; g < 16; g++) off += sc[g] * bs[g];
         __m256i acc = _mm256_setzero_si256();
-        const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
         const int8_t *y = (const int8_t *)(x + 4);
         for (int n = 0; n < 2; n++) {
-            const uint8_t *ql = w + 64 * n, *qh = w + 128 + 32 * n;
             const int8_t *yn = y + 128 * n, *s = sc + 8 * n;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
-            acc = _mm256_add_epi32(acc, dot_scaled16(q0, _mm256_loadu_si256((const __m256i *)yn), s[0], s[1]));
-            acc = _mm256_add_epi32(acc, dot_scaled16(q1, _mm256_loadu_si256((const __m256i *)(yn + 32)), s[2], s[3]));
-            acc = _mm256_add_epi32(acc, dot_scaled16(q2, _mm256_loadu_si256((const __m256i *)(yn + 64)), s[4], s[5]));
-            acc = _mm256_add_epi32(acc, dot_scaled16(q3, _mm256_loadu_si256((const __m256i *)(yn + 96)), s[6], s[7]));
+            __m256i q[4];
+            q6_codes(w, n, q);
+            for (int i = 0; i < 4; i++)
+                acc = _mm256_add_epi32(acc, dot_scaled16(q[i], _mm256_loadu_si256((const __m256i *)(yn + 32 * i)), s[2 * i], s[2 * i + 1]));
         }
         sum += yd_of(x) * f16(w + 208) * (float)(hsum_i32(acc) - 32 * off);
     }
@@ -364,6 +397,72 @@ AVX2 static float dot_f32(const float *w, const float *x, int64_t n) {
     return s;
 }
 
+// --- dequantisation (the sgemm path's tiles): bit for bit the reference's
+// x = dl·q − ml (a product then a difference, never fused) --------------------
+
+// 16 signed codes q to y[0..15] = dl·q − ml
+AVX2 static inline void emit16(float *y, __m128i q, float dl, float ml) {
+    const __m256 d = _mm256_set1_ps(dl), m = _mm256_set1_ps(ml);
+    __m256 v0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    __m256 v1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
+    _mm256_storeu_ps(y, _mm256_sub_ps(v0, m));
+    _mm256_storeu_ps(y + 8, _mm256_sub_ps(v1, m));
+}
+
+AVX2 static inline void emit32(float *y, __m256i q, float dl, float ml) {
+    emit16(y, _mm256_castsi256_si128(q), dl, ml);
+    emit16(y + 16, _mm256_extracti128_si256(q, 1), dl, ml);
+}
+
+// 1 when the type has a SIMD dequantiser (the rest go through the reference)
+AVX2 static int deq_avx2(collm_ggml_type t, const uint8_t *w, float *y, int64_t n) {
+    switch (t) {
+    case COLLM_GGML_TYPE_F16: {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i))));
+        for (; i < n; i++) y[i] = f16(w + 2 * i);
+        return 1;
+    }
+    case COLLM_GGML_TYPE_Q8_0:
+        for (int64_t b = 0; b < n / 32; b++, w += 34) emit32(y + 32 * b, _mm256_loadu_si256((const __m256i *)(w + 2)), f16(w), -0.0f);
+        return 1;
+    case COLLM_GGML_TYPE_Q4_0:
+        for (int64_t b = 0; b < n / 32; b++, w += 18)
+            emit32(y + 32 * b, _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8)), f16(w), -0.0f);
+        return 1;
+    case COLLM_GGML_TYPE_Q4_K:
+        for (int64_t b = 0; b < n / 256; b++, w += 144, y += 256) {
+            int sc[8], mn[8];
+            k4_scales(w + 4, sc, mn);
+            const float d = f16(w), dmin = f16(w + 2);
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+                emit32(y + 64 * j, _mm256_and_si256(q, _mm256_set1_epi8(0x0f)), d * (float)sc[2 * j], dmin * (float)mn[2 * j]);
+                emit32(y + 64 * j + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f)),
+                       d * (float)sc[2 * j + 1], dmin * (float)mn[2 * j + 1]);
+            }
+        }
+        return 1;
+    case COLLM_GGML_TYPE_Q6_K:
+        for (int64_t b = 0; b < n / 256; b++, w += 210, y += 256) {
+            const int8_t *sc = (const int8_t *)(w + 192);
+            const float d = f16(w + 208);
+            for (int h = 0; h < 2; h++) {
+                __m256i q[4];
+                q6_codes(w, h, q);
+                for (int i = 0; i < 4; i++) { // 32 elements, two scale groups of 16
+                    __m256i c = _mm256_sub_epi8(q[i], _mm256_set1_epi8(32));
+                    float *yi = y + 128 * h + 32 * i;
+                    emit16(yi, _mm256_castsi256_si128(c), d * (float)sc[8 * h + 2 * i], 0.0f);
+                    emit16(yi + 16, _mm256_extracti128_si256(c, 1), d * (float)sc[8 * h + 2 * i + 1], 0.0f);
+                }
+            }
+        }
+        return 1;
+    default: return 0;
+    }
+}
+
 static float dot_avx2(collm_ggml_type wt, const void *w, const void *x, int64_t n) {
     switch (wt) {
     case COLLM_GGML_TYPE_F32: return dot_f32(w, x, n);
@@ -386,7 +485,274 @@ static float dot_avx2(collm_ggml_type wt, const void *w, const void *x, int64_t 
 
 float collm_quant_dot(collm_ggml_type wt, const void *w, const void *x, int64_t n) {
 #if defined(__x86_64__)
-    if (level() == 1) return dot_avx2(wt, w, x, n);
+    if (level() >= 1) return dot_avx2(wt, w, x, n);
 #endif
     return collm_quant_dot_ref(wt, w, x, n);
+}
+
+void collm_quant_dequant(collm_ggml_type t, const void *src, float *dst, int64_t n) {
+#if defined(__x86_64__)
+    if (level() >= 1 && deq_avx2(t, src, dst, n)) return;
+#endif
+    collm_quant_dequant_row(t, src, dst, n);
+}
+
+// --- the tiled kernel: 16 weight rows x up to 8 activation rows (AVX-512 VNNI)
+//
+// A row dot product pays, per block, a horizontal sum and a float scaling
+// for 32 multiply-adds. Here 16 weight rows are interleaved by 4-byte words
+// (64 bytes: word k of rows 0..15), so one vpdpbusd against the same 4
+// activation bytes broadcast adds a word to 16 row sums at once, and a
+// scale group of G elements costs G/4 vpdpbusd, then one float scaling for
+// all 16 rows. The weights are stored unsigned (u = q + offset); the
+// integer accumulator starts at −offset · Σy of the group, so it ends at
+// Σ q·y exactly, the integer sum of the reference.
+//   x·y over a group = yd · s · Σ q·y − m · (yd · Σy)
+// s = d·sc, m = dmin·mn (Q4_K; 0 elsewhere) per weight row and group,
+// yd the activation scale of the block (Q8_0) or super-block (Q8_K).
+
+typedef struct {
+    int G, offset, mins;
+} tile_kind;
+
+static int tile_kind_of(collm_ggml_type t, tile_kind *k) {
+    switch (t) {
+    case COLLM_GGML_TYPE_Q8_0: *k = (tile_kind){32, 128, 0}; return 1;
+    case COLLM_GGML_TYPE_Q4_0: *k = (tile_kind){32, 8, 0}; return 1;
+    case COLLM_GGML_TYPE_Q4_K: *k = (tile_kind){32, 0, 1}; return 1;
+    case COLLM_GGML_TYPE_Q6_K: *k = (tile_kind){16, 32, 0}; return 1;
+    default: return 0;
+    }
+}
+
+int collm_qtile_ok(collm_ggml_type t) {
+    tile_kind k = {32, 0, 0};
+    return level() >= 2 && tile_kind_of(t, &k);
+}
+
+int collm_qtile_act_alloc(collm_qtile_act *a, collm_ggml_type t, int64_t T, int64_t K) {
+    memset(a, 0, sizeof *a);
+    tile_kind k = {32, 0, 0};
+    if (!tile_kind_of(t, &k)) return collm_error(COLLM_ERR_ARG, "tiled kernel: no kernel for %s", collm_ggml_type_name(t));
+    a->T = T;
+    a->K = K;
+    a->G = k.G;
+    a->ng = K / k.G;
+    a->codes = malloc((size_t)(T * K));
+    a->init = malloc((size_t)(T * a->ng) * sizeof(int32_t));
+    a->yd = malloc((size_t)(T * a->ng) * sizeof(float));
+    a->yb = malloc((size_t)(T * a->ng) * sizeof(float));
+    if (!a->codes || !a->init || !a->yd || !a->yb) {
+        collm_qtile_act_free(a);
+        return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for %lld activation rows", (long long)T);
+    }
+    return COLLM_OK;
+}
+
+void collm_qtile_act_free(collm_qtile_act *a) {
+    free(a->codes);
+    free(a->init);
+    free(a->yd);
+    free(a->yb);
+    memset(a, 0, sizeof *a);
+}
+
+void collm_qtile_act_fill(collm_qtile_act *a, collm_ggml_type t, const uint8_t *xq, size_t xrow, int64_t t0, int64_t t1) {
+    tile_kind k = {32, 0, 0};
+    tile_kind_of(t, &k);
+    const int64_t K = a->K, ng = a->ng, G = a->G;
+    const int q8k = collm_quant_vec_type(t) == COLLM_GGML_TYPE_Q8_K;
+    for (int64_t r = t0; r < t1; r++) {
+        const uint8_t *x = xq + (size_t)r * xrow;
+        int8_t *codes = a->codes + r * K;
+        for (int64_t g = 0; g < ng; g++) {
+            const int64_t e = g * G; // first element of the group
+            const uint8_t *blk = q8k ? x + 292 * (e / 256) : x + 34 * (e / 32);
+            const int8_t *q = (const int8_t *)(q8k ? blk + 4 + e % 256 : blk + 2);
+            float yd;
+            if (q8k) memcpy(&yd, blk, 4);
+            else yd = collm_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            int sum = 0;
+            for (int j = 0; j < G; j++) sum += q[j];
+            memcpy(codes + e, q, (size_t)G);
+            a->init[r * ng + g] = -k.offset * sum;
+            a->yd[r * ng + g] = yd;
+            a->yb[r * ng + g] = yd * (float)sum;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// Row w (K elements of type t) as unsigned codes u (K bytes) and per group
+// the float scale s and min m (see above).
+VNNI static void tile_decode_row(collm_ggml_type t, const uint8_t *w, int64_t K, uint8_t *u, float *s, float *m) {
+    switch (t) {
+    case COLLM_GGML_TYPE_Q8_0:
+        for (int64_t b = 0; b < K / 32; b++, w += 34) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
+            _mm256_storeu_si256((__m256i *)(u + 32 * b), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+            s[b] = f16(w);
+            m[b] = 0.0f;
+        }
+        return;
+    case COLLM_GGML_TYPE_Q4_0:
+        for (int64_t b = 0; b < K / 32; b++, w += 18) {
+            _mm256_storeu_si256((__m256i *)(u + 32 * b), nibbles32(w + 2));
+            s[b] = f16(w);
+            m[b] = 0.0f;
+        }
+        return;
+    case COLLM_GGML_TYPE_Q4_K:
+        for (int64_t b = 0; b < K / 256; b++, w += 144, u += 256, s += 8, m += 8) {
+            int sc[8], mn[8];
+            k4_scales(w + 4, sc, mn);
+            const float d = f16(w), dmin = f16(w + 2);
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+                _mm256_storeu_si256((__m256i *)(u + 64 * j), _mm256_and_si256(q, _mm256_set1_epi8(0x0f)));
+                _mm256_storeu_si256((__m256i *)(u + 64 * j + 32),
+                                    _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f)));
+            }
+            for (int g = 0; g < 8; g++) {
+                s[g] = d * (float)sc[g];
+                m[g] = dmin * (float)mn[g];
+            }
+        }
+        return;
+    case COLLM_GGML_TYPE_Q6_K:
+        for (int64_t b = 0; b < K / 256; b++, w += 210, u += 256, s += 16, m += 16) {
+            for (int h = 0; h < 2; h++) {
+                __m256i q[4];
+                q6_codes(w, h, q);
+                for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *)(u + 128 * h + 32 * i), q[i]);
+            }
+            const float d = f16(w + 208);
+            for (int g = 0; g < 16; g++) {
+                s[g] = d * (float)(int8_t)w[192 + g];
+                m[g] = 0.0f;
+            }
+        }
+        return;
+    default: return;
+    }
+}
+
+// 16 rows of codes (row i at u + i·K) to words interleaved by row: 64 bytes
+// per 4-byte word index, rows 0..15 in order. Per 16-byte column chunk: four
+// 4-row blocks, a 4x4 word transpose inside each 128-bit lane, then a 4x4
+// transpose of the lanes.
+VNNI static void tile_interleave(const uint8_t *u, int64_t K, uint8_t *out) {
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int64_t j = 0; j < K / 16; j++) {
+        __m512i p[4];
+        for (int q = 0; q < 4; q++) {
+            const uint8_t *r = u + (4 * q) * K + 16 * j;
+            __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)r));
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(r + K)), 1);
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(r + 2 * K)), 2);
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(r + 3 * K)), 3);
+            p[q] = _mm512_permutexvar_epi32(idx, z); // lane k: the 4 rows' word k
+        }
+        __m512i a = _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512i b = _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512i c = _mm512_shuffle_i32x4(p[2], p[3], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512i d = _mm512_shuffle_i32x4(p[2], p[3], _MM_SHUFFLE(3, 2, 3, 2));
+        uint8_t *o = out + 256 * j;
+        _mm512_storeu_si512(o, _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_si512(o + 64, _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_storeu_si512(o + 128, _mm512_shuffle_i32x4(b, d, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_si512(o + 192, _mm512_shuffle_i32x4(b, d, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
+
+// C activation rows from t0 against one interleaved row group: y[t][0..15]
+// (masked to the rows that exist). G, C, mins are constants at each call;
+// the loops over them unroll so the accumulators stay in registers.
+#define UNROLL _Pragma("GCC unroll 8")
+VNNI static inline __attribute__((always_inline)) void tile_rows(const uint8_t *rep, const float *S, const float *M,
+                                                                 const collm_qtile_act *a, int64_t t0, const int C,
+                                                                 const int G, const int mins, float *y, int64_t ldy,
+                                                                 __mmask16 mask) {
+    const int64_t K = a->K, ng = a->ng;
+    __m512 f[8];
+    UNROLL for (int c = 0; c < C; c++) f[c] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        __m512i acc[8];
+        const int32_t *init = a->init + t0 * ng + g;
+        UNROLL for (int c = 0; c < C; c++) acc[c] = _mm512_set1_epi32(init[c * ng]);
+        const uint8_t *wg = rep + g * G * 16;
+        const int8_t *yg = a->codes + t0 * K + g * G;
+        UNROLL for (int k = 0; k < G / 4; k++) {
+            __m512i w = _mm512_loadu_si512(wg + 64 * k);
+            UNROLL for (int c = 0; c < C; c++) {
+                int32_t v;
+                memcpy(&v, yg + c * K + 4 * k, 4);
+                acc[c] = _mm512_dpbusd_epi32(acc[c], w, _mm512_set1_epi32(v));
+            }
+        }
+        const __m512 s = _mm512_loadu_ps(S + 16 * g);
+        const float *yd = a->yd + t0 * ng + g, *yb = a->yb + t0 * ng + g;
+        // (d_w · d_y) · Σ q·y: the product llama.cpp forms per block
+        UNROLL for (int c = 0; c < C; c++)
+            f[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(s, _mm512_set1_ps(yd[c * ng])), f[c]);
+        if (mins) {
+            const __m512 m = _mm512_loadu_ps(M + 16 * g);
+            UNROLL for (int c = 0; c < C; c++) f[c] = _mm512_fnmadd_ps(m, _mm512_set1_ps(yb[c * ng]), f[c]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + (t0 + c) * ldy, mask, f[c]);
+}
+
+VNNI static inline __attribute__((always_inline)) void tile_group(const uint8_t *rep, const float *S, const float *M, const collm_qtile_act *a, const int G,
+                            const int mins, float *y, int64_t ldy, __mmask16 mask) {
+    int64_t t = 0;
+    for (; t + 8 <= a->T; t += 8) tile_rows(rep, S, M, a, t, 8, G, mins, y, ldy, mask);
+    for (; t < a->T; t++) tile_rows(rep, S, M, a, t, 1, G, mins, y, ldy, mask);
+}
+
+VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
+    tile_kind k = {32, 0, 0};
+    tile_kind_of(W->type, &k);
+    const int64_t K = W->cols, ng = K / k.G;
+    // codes of 16 rows, their interleaving, and per row then per group the scales and mins
+    uint8_t *u = aligned_alloc(64, (size_t)(32 * K + 64 * 4 * ng + 64));
+    if (!u) return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for a %lld-column row group", (long long)K);
+    uint8_t *rep = u + 16 * K;
+    float *s16 = (float *)(rep + 16 * K), *m16 = s16 + 16 * ng, *S = m16 + 16 * ng, *M = S + 16 * ng;
+    for (int64_t grp = g0; grp < g1; grp++) {
+        const int64_t r0 = 16 * grp, nr = W->rows - r0 < 16 ? W->rows - r0 : 16;
+        for (int64_t i = 0; i < 16; i++) {
+            if (i < nr) {
+                tile_decode_row(W->type, (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes, K, u + i * K, s16 + i * ng,
+                                m16 + i * ng);
+            } else { // rows past the matrix: zero weights
+                memset(u + i * K, 0, (size_t)K);
+                for (int64_t g = 0; g < ng; g++) s16[i * ng + g] = m16[i * ng + g] = 0.0f;
+            }
+        }
+        tile_interleave(u, K, rep);
+        for (int64_t g = 0; g < ng; g++)
+            for (int i = 0; i < 16; i++) {
+                S[16 * g + i] = s16[i * ng + g];
+                M[16 * g + i] = m16[i * ng + g];
+            }
+        const __mmask16 mask = (__mmask16)((1u << nr) - 1);
+        float *yg = y + r0;
+        if (k.G == 16) tile_group(rep, S, M, a, 16, 0, yg, ldy, mask);
+        else if (k.mins) tile_group(rep, S, M, a, 32, 1, yg, ldy, mask);
+        else tile_group(rep, S, M, a, 32, 0, yg, ldy, mask);
+    }
+    free(u);
+    return COLLM_OK;
+}
+#endif
+
+int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
+#if defined(__x86_64__)
+    if (collm_qtile_ok(W->type)) return tile_gemm(W, g0, g1, a, y, ldy);
+#endif
+    (void)g0, (void)g1, (void)a, (void)y, (void)ldy;
+    return collm_error(COLLM_ERR_ARG, "tiled kernel: none for %s on this CPU", collm_ggml_type_name(W->type));
 }
