@@ -8,6 +8,7 @@
 #include "collm/gguf.h"
 #include "collm/model.h"
 #include "collm/threadpool.h"
+#include "llm/model_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -389,6 +390,18 @@ static void test_init_save_load(collm_pool *pool) {
             double dd = max_abs_diff(la, lb, 6 * (size_t)V);
             CHECK_MSG(f16 ? dd < 1e-3 : dd == 0, "save/load arch %d f16 %d: %g", arch, f16, dd);
             collm_llm_context_free(cr);
+            if (!f16) {
+                // an F32 file in collm's order is used in place (no copy), copy-on-write:
+                // changing a weight (training, a LoRA merge) leaves the file as it was
+                CHECK(r->params_mapped && !r->quantised);
+                const float w0 = r->params[0], wl = r->params[r->n_params - 1];
+                r->params[0] += 1.0f;
+                r->params[r->n_params - 1] -= 1.0f;
+                collm_llm_model *r2 = collm_llm_model_load(path);
+                CHECK(r2 && r2->params_mapped && r2->params[0] == w0 && r2->params[r2->n_params - 1] == wl &&
+                      r2->params[0] == a->params[0]);
+                collm_llm_model_free(r2);
+            }
             collm_llm_model_free(r);
         }
         // vocab of the wrong size is refused

@@ -18,9 +18,12 @@
 #include "llm/model_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 const char *collm_llm_arch_name(collm_llm_arch arch) {
     switch (arch) {
@@ -127,6 +130,18 @@ int collm_llm_model_tensor_list(collm_llm_model *m, collm_llm_tensor_desc *desc)
 
 collm_llm_model *collm_llm_model_alloc(const collm_llm_hparams *hp) { return collm_llm_model_alloc_ex(hp, 0); }
 
+// The float pointers of desc into m->params, in list order (the matrices of
+// a quantised model and a tied head have none).
+static void point_params(collm_llm_model *m, const collm_llm_tensor_desc *desc, int n_desc) {
+    int64_t off = 0;
+    for (int i = 0; i < n_desc; i++) {
+        if ((desc[i].optional && m->hp.tied_output) || (m->quantised && desc[i].q)) continue;
+        *desc[i].data = m->params + off;
+        off += desc[i].ne[0] * desc[i].ne[1];
+    }
+    if (m->hp.tied_output) m->output = m->token_embd;
+}
+
 collm_llm_model *collm_llm_model_alloc_ex(const collm_llm_hparams *hp_in, int quantised) {
     collm_llm_hparams hp = *hp_in;
     if (hparams_finish(&hp, "model") != COLLM_OK) return NULL;
@@ -147,13 +162,7 @@ collm_llm_model *collm_llm_model_alloc_ex(const collm_llm_hparams *hp_in, int qu
     if (!m->params) goto fail;
     m->n_params = total;
     m->quantised = quantised;
-    int64_t off = 0;
-    for (int i = 0; i < n_desc; i++) {
-        if ((desc[i].optional && hp.tied_output) || (quantised && desc[i].q)) continue;
-        *desc[i].data = m->params + off;
-        off += desc[i].ne[0] * desc[i].ne[1];
-    }
-    if (hp.tied_output) m->output = m->token_embd;
+    point_params(m, desc, n_desc);
     m->weight_bytes = (uint64_t)total * sizeof(float);
     free(desc);
     return m;
@@ -165,8 +174,8 @@ fail:
 
 void collm_llm_model_free(collm_llm_model *m) {
     if (!m) return;
+    if (!m->params_mapped) free(m->params);
     if (m->file) collm_gguf_close(m->file);
-    free(m->params);
     free(m->layers);
     free(m);
 }
@@ -337,6 +346,41 @@ static int file_is_quantised(const collm_gguf_file *f, const collm_llm_tensor_de
     return 0;
 }
 
+// Drops the whole pages of [p, p + n) from the resident set (a private
+// file mapping: they read back from the file if touched again), so that a
+// model copied out of its file peaks near one copy, not two.
+static void release_pages(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + page - 1) & ~(page - 1),
+                    b = ((uintptr_t)p + n) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+// An F32 file whose tensors lie in the model's own order, back to back (as
+// collm writes them, and llama.cpp for 32-byte multiples): m->params can be
+// the file mapping itself, made writable copy-on-write (a private mapping:
+// training or a LoRA merge copies only the pages it changes, never the
+// file). Returns 1 when m now uses the mapping; 0 leaves m as it was.
+static int map_params(collm_llm_model *m, collm_gguf_file *f, const collm_llm_tensor_desc *desc, int n_desc) {
+    uint8_t *base = NULL;
+    int64_t off = 0;
+    for (int i = 0; i < n_desc; i++) {
+        if (desc[i].optional && m->hp.tied_output) continue;
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
+        if (!t || t->type != COLLM_GGML_TYPE_F32) return 0;
+        if (!base) base = (uint8_t *)t->data;
+        if ((uint8_t *)t->data != base + off * (int64_t)sizeof(float)) return 0;
+        off += desc[i].ne[0] * desc[i].ne[1];
+    }
+    if (!base || off != m->n_params || ((uintptr_t)base & (sizeof(float) - 1))) return 0;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)base & ~(page - 1);
+    if (mprotect((void *)a, (uintptr_t)base + (size_t)off * sizeof(float) - a, PROT_READ | PROT_WRITE) != 0) return 0;
+    free(m->params);
+    m->params = (float *)base;
+    m->params_mapped = 1;
+    point_params(m, desc, n_desc);
+    return 1;
+}
+
 collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
@@ -381,6 +425,8 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     desc = collm_calloc((size_t)n_desc, sizeof *desc);
     if (!desc) goto fail;
     collm_llm_model_tensor_list(m, desc);
+    // every float in place in the file: no copy (the calloc'd block is never touched)
+    const int mapped = !quantised && map_params(m, f, desc, n_desc);
     int n_found = 0;
     for (int i = 0; i < n_desc; i++) {
         const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
@@ -409,10 +455,12 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
             m->weight_bytes += t->n_bytes;
             continue;
         }
+        if (mapped) continue; // checked above: F32, in place
         if (collm_gguf_tensor_to_f32(t, *desc[i].data) != COLLM_OK) {
             collm_error_prefix(COLLM_ERR_FORMAT, "%s: tensor '%s'", path, desc[i].name);
             goto fail;
         }
+        release_pages(t->data, t->n_bytes); // copied: the file's pages need not stay resident beside it
     }
     if (n_found != collm_gguf_n_tensors(f)) {
         // A tensor we do not know would change the computation (rope_freqs,
@@ -433,8 +481,8 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
         }
     }
     free(desc);
-    if (quantised) {
-        if (m->hp.tied_output) m->q_output = m->q_token_embd;
+    if (quantised || mapped) {
+        if (quantised && m->hp.tied_output) m->q_output = m->q_token_embd;
         m->file = f; // the mapping holds the matrices: closed with the model
     } else {
         collm_gguf_close(f);

@@ -2,6 +2,8 @@
 // that reads, updates or differentiates them (training, LoRA merge, save).
 // Every float lives in one block (collm_llm_model.params, n_params floats) so an
 // optimiser can walk it as one flat vector; the pointers below point into it.
+// An F32 file laid out in the model's order is that block itself (mapped
+// copy-on-write, no copy at load).
 // Matrices are row-major (out, in) as GGUF stores them (ne = {in, out}).
 //
 // A quantised model (any matrix of the file not F32) keeps its matrices in
@@ -51,7 +53,8 @@ struct collm_llm_model {
     int quantised;             // 1: matrices in the q* fields (float pointers of matrices NULL)
     collm_qmat q_token_embd;   // (n_vocab, C) quantised model
     collm_qmat q_output;       // (n_vocab, C); == q_token_embd when tied
-    collm_gguf_file *file;     // quantised model: the open file whose mapping holds the matrices
+    collm_gguf_file *file;     // the open file whose mapping holds the matrices (quantised) or params (params_mapped)
+    int params_mapped;         // 1: params is the F32 file's own mapping (copy-on-write), not malloc'd
     uint64_t weight_bytes;     // bytes of every weight as held (mapping + params)
 };
 
