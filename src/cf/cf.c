@@ -383,14 +383,13 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
                            opt.lr, opt.weight_decay, opt.batch, opt.max_epochs, opt.patience, opt.dropout);
     int rc = collm_cf_check_split_ids(m, ds->train);
     if (rc) return rc;
-    // data parallel (mpirun): the id-only kinds split every batch over the
-    // ranks; the history kinds' batches (SASRec's length groups, DIN's batch
-    // normalisation statistics) do not split that way
-    if (collm_dist_size() > 1 && m->kind->uses_history)
+    // data parallel (mpirun): every batch is split over the ranks (rows;
+    // SASRec: whole windows), except DIN's, whose batch normalisation takes
+    // its statistics over the whole batch (a slice would change them)
+    if (collm_dist_size() > 1 && strcmp(m->kind->name, "din") == 0)
         return collm_error(COLLM_ERR_UNSUPPORTED,
-                           "%s does not train data parallel (its batch statistics and groups span the whole batch); "
-                           "run it as one process (mf, mfbias and lightgcn run under mpirun)",
-                           m->kind->name);
+                           "din does not train data parallel (its batch normalisation statistics span the whole "
+                           "batch); run it as one process (mf, mfbias, lightgcn and sasrec run under mpirun)");
     if (collm_dist_size() > opt.batch)
         return collm_error(COLLM_ERR_ARG, "batch %d is smaller than the %d ranks (each rank takes a slice of every batch)",
                            opt.batch, collm_dist_size());

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cf/cf_nn.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "core/ops.h"
@@ -169,6 +170,15 @@ static void cf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index
     collm_ops_adam_update(a->p->w + begin, a->p->g + begin, a->p->m + begin, a->p->v + begin, end - begin, (float)o->lr,
                           (float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay, 1, a->step);
     cf_fpmode_leave(fp);
+}
+
+int cf_params_allreduce(cf_params *p, double *loss, float share) {
+    float *g = p->g;
+    for (int64_t j = 0; j < p->n_train; j++) g[j] *= share;
+    g[p->n_train] = (float)(*loss * share);
+    int rc = collm_dist_allreduce_sum_f32(g, p->n_train + 1);
+    if (!rc) *loss = g[p->n_train];
+    return rc;
 }
 
 void cf_params_adam(cf_params *p, const collm_cf_train_options *opt, int64_t step, collm_pool *pool) {

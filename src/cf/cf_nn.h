@@ -72,6 +72,12 @@ void cf_nn_free_impl(collm_cf_model *m);
 // over w[0, n_train) (split over the pool; the result does not depend on it).
 void cf_params_zero_grad(cf_params *p);
 void cf_params_adam(cf_params *p, const collm_cf_train_options *opt, int64_t step, collm_pool *pool);
+// Data parallel (collm/dist.h): this rank's gradient and mean loss over its
+// rows of a batch, scaled by share = its rows / the batch's rows (the
+// gradient is linear in dlogit = (σ - y) / rows), summed over the ranks in
+// one allreduce (the loss rides in g[n_train]): afterwards every rank holds
+// the gradient and loss of the whole batch's mean. A collective.
+int cf_params_allreduce(cf_params *p, double *loss, float share);
 
 // --- layers -----------------------------------------------------------------
 

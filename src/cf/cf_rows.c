@@ -44,19 +44,12 @@ static int cf_rows_epoch(void *state, collm_rng *rng, double *mean_loss) {
         }
         const cf_rows_batch b = {hi - lo, s->users, s->items, s->labels, s->win, s->logit, s->dlogit, s->opt->dropout, rng};
         double loss = s->kind->batch(s->m, s->kind->ctx, &b, s->pool);
-        if (size > 1) {
-            // the gradient is linear in dlogit = (σ - y) / rows: scaled by rows / n it is this rank's
-            // share of the batch mean; one allreduce sums the shares and the losses (g[n_train])
-            const float share = (float)(hi - lo) / (float)n;
-            float *g = s->p->g;
-            for (int64_t j = 0; j < s->p->n_train; j++) g[j] *= share;
-            g[s->p->n_train] = (float)(loss * share);
-            int rc = collm_dist_allreduce_sum_f32(g, s->p->n_train + 1);
+        if (size > 1) { // this rank's share of the batch mean, summed over the ranks
+            int rc = cf_params_allreduce(s->p, &loss, (float)(hi - lo) / (float)n);
             if (rc) {
                 cf_fpmode_leave(fp);
                 return rc;
             }
-            loss = g[s->p->n_train];
         }
         loss_sum += loss * (double)n;
         cf_params_adam(s->p, s->opt, ++s->step, s->pool);

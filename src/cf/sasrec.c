@@ -38,6 +38,7 @@
 #include "cf/cf_internal.h"
 #include "cf/cf_nn.h"
 #include "cf/encoders.h"
+#include "collm/dist.h"
 #include "collm/error.h"
 #include "core/ops.h"
 
@@ -530,12 +531,45 @@ typedef struct {
     int64_t step;
 } sas_train_state;
 
+// Data parallel (mpirun): this rank's part of a batch of n rows (in s->seq,
+// grouped by window, windows in order), its gradient, and the sum over
+// the ranks (cf_params_allreduce): *loss = the batch's mean loss. A window
+// stays whole on one rank: the rank whose near-equal share of the rows
+// [lo, hi) holds its first row. Dropout masks come from a stream of this
+// rank's own, seeded per step from the shared one (which every rank advances
+// alike: the shuffles stay the same on every rank).
+static int sas_rank_step(sas_train_state *s, int64_t n, collm_rng *rng, double *loss) {
+    const int T = s->m->hp.max_len;
+    const int rank = collm_dist_rank();
+    int64_t lo, hi;
+    collm_dist_slice(n, rank, collm_dist_size(), &lo, &hi);
+    // windows [w_lo, w_hi): those whose first row is in [lo, hi); rows [r_lo, r_hi): theirs
+    const int w_lo = lo > 0 ? s->seq[lo - 1] + 1 : 0, w_hi = hi > 0 ? s->seq[hi - 1] + 1 : 0;
+    int64_t r_lo = 0, r_hi = 0;
+    while (r_lo < n && s->seq[r_lo] < w_lo) r_lo++;
+    for (r_hi = r_lo; r_hi < n && s->seq[r_hi] < w_hi; r_hi++) s->seq[r_hi] -= w_lo;
+    collm_rng local;
+    collm_rng_seed(&local, s->opt->dropout > 0 ? collm_rng_next(rng) ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(rank + 1)) : 0);
+    double mine = 0;
+    if (r_hi > r_lo) {
+        memmove(s->ws.win, s->ws.win + (int64_t)w_lo * T, (size_t)(w_hi - w_lo) * T * sizeof(int32_t));
+        mine = sas_batch_loss_grad(s->m, &s->ws, w_hi - w_lo, r_hi - r_lo, s->seq + r_lo, s->items + r_lo,
+                                   s->labels + r_lo, s->logit + r_lo, s->dlogit + r_lo, s->opt->dropout, &local,
+                                   s->pool);
+    } else { // every row of the batch went to windows other ranks hold
+        cf_params_zero_grad(&((sas_impl *)s->m->impl)->p);
+    }
+    *loss = mine;
+    return cf_params_allreduce(&((sas_impl *)s->m->impl)->p, loss, (float)(r_hi - r_lo) / (float)n);
+}
+
 static int sas_epoch(void *state, collm_rng *rng, double *mean_loss) {
     sas_train_state *s = state;
     sas_impl *w = s->m->impl;
     const int T = s->m->hp.max_len;
     const int64_t cap = s->opt->batch;
     collm_rng_shuffle_i32(rng, s->group_order, s->n_groups);
+    const int size = collm_dist_size();
     double loss_sum = 0;
     int64_t rows = 0;
     unsigned fp = cf_fpmode_enter();
@@ -557,9 +591,18 @@ static int sas_epoch(void *state, collm_rng *rng, double *mean_loss) {
             S++;
             g0++;
         }
-        loss_sum += sas_batch_loss_grad(s->m, &s->ws, S, n, s->seq, s->items, s->labels, s->logit, s->dlogit,
-                                        s->opt->dropout, rng, s->pool) *
-                    (double)n;
+        double loss;
+        if (size > 1) {
+            int rc = sas_rank_step(s, n, rng, &loss);
+            if (rc) {
+                cf_fpmode_leave(fp);
+                return rc;
+            }
+        } else {
+            loss = sas_batch_loss_grad(s->m, &s->ws, S, n, s->seq, s->items, s->labels, s->logit, s->dlogit,
+                                       s->opt->dropout, rng, s->pool);
+        }
+        loss_sum += loss * (double)n;
         rows += n;
         cf_params_adam(&w->p, s->opt, ++s->step, s->pool);
     }

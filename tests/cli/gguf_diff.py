@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""gguf_diff.py A.gguf B.gguf [--prefix P] [--atol X] [--rtol X]
+"""gguf_diff.py A.gguf B.gguf [--prefix P] [--atol X] [--rtol X] [--ignore NAME]...
 
 Compares the float tensors (F32, F16) two GGUF files share, after checking
 that both hold the same tensor names and shapes. Prints the largest
 absolute difference and exits 1 when any element differs by more than
 atol + rtol * |b| (numpy.allclose's rule). An independent reader of the
-format (not collm's), used by tests/cli/test_mpi.sh."""
+format (not collm's), used by tests/cli/test_mpi.sh. --ignore NAME (any
+number of times) leaves that tensor out of the values compared (names and
+shapes are still checked)."""
 import struct
 import sys
 
@@ -70,10 +72,12 @@ def read(path):
 def main():
     args = sys.argv[1:]
     opt = {"--prefix": "", "--atol": "1e-5", "--rtol": "1e-4"}
-    files = []
+    files, ignore = [], set()
     while args:
         a = args.pop(0)
-        if a in opt:
+        if a == "--ignore":
+            ignore.add(args.pop(0))
+        elif a in opt:
             opt[a] = args.pop(0)
         else:
             files.append(a)
@@ -89,7 +93,7 @@ def main():
         if sa != sb:
             print(f"{n}: shape {sa} vs {sb}")
             return 1
-        if va is None or vb is None:
+        if va is None or vb is None or n in ignore:
             continue
         compared += va.size
         d = np.abs(va - vb)

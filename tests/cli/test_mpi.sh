@@ -113,23 +113,44 @@ $GGUF_DIFF "$TMP/straight.gguf.resume" "$TMP/grow.gguf.resume" --prefix optim. -
 check "1 then 2 ranks: final state of the uninterrupted run ($(cat "$TMP/diff"))" [ $? -eq 0 ]
 check "1 then 2 ranks: 12 epochs logged" [ "$(wc -l <"$TMP/grow.gguf.log.jsonl")" -eq 12 ]
 
-# --- train-cf: the id-only kinds on 2 ranks = 1 process; history kinds refused
-for kind in mf mfbias lightgcn; do
+# --- train-cf: mf, mfbias, lightgcn and sasrec (no dropout: the same draws) on 2 ranks = 1 process; din refused
+for kind in mf mfbias lightgcn sasrec; do
   cf=(train-cf --model $kind --data "$TMP/data" --dim 16 --max-epochs 5 --batch 64 --patience 0 --threads 1)
+  [ $kind = sasrec ] && cf+=(--dropout 0)
   "$BIN" "${cf[@]}" --out "$TMP/cf1_$kind.gguf" >/dev/null 2>"$TMP/cf1.err"
   check "train-cf $kind, 1 process" [ $? -eq 0 ]
   "${MPIRUN[@]}" "$BIN" "${cf[@]}" --json --out "$TMP/cf2_$kind.gguf" >"$TMP/cf2.json" 2>"$TMP/cf2.err"
   check "train-cf $kind, 2 ranks ($(tail -c 200 "$TMP/cf2.err"))" [ $? -eq 0 ]
   check "train-cf $kind, 2 ranks: one JSON line" [ "$(wc -l <"$TMP/cf2.json")" -eq 1 ]
-  check "train-cf $kind: the same per-epoch loss and AUC lines" \
-    cmp -s <(grep '^epoch' "$TMP/cf1.err" | sed -E 's/  [0-9.]+s.*//') <(grep '^epoch' "$TMP/cf2.err" | sed -E 's/  [0-9.]+s.*//')
-  $GGUF_DIFF "$TMP/cf1_$kind.gguf" "$TMP/cf2_$kind.gguf" --atol 1e-5 --rtol 1e-4 >"$TMP/diff" 2>&1
+  if [ $kind != sasrec ]; then
+    check "train-cf $kind: the same per-epoch loss and AUC lines" \
+      cmp -s <(grep '^epoch' "$TMP/cf1.err" | sed -E 's/  [0-9.]+s.*//') <(grep '^epoch' "$TMP/cf2.err" | sed -E 's/  [0-9.]+s.*//')
+  else # its windows are split, not rows: the printed digits may move by one
+    check "train-cf sasrec: per-epoch loss within 1e-4, AUCs within 2e-3" /usr/bin/python3 - "$TMP/cf1.err" "$TMP/cf2.err" <<'EOF'
+import re, sys
+def rows(p):
+    return [[float(x) for x in re.findall(r"(?:loss|auc|uauc) ([0-9.]+)", l)] for l in open(p) if l.startswith("epoch")]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+ok = len(a) == len(b) == 5 and all(len(x) == len(y) == 3 for x, y in zip(a, b))
+ok = ok and all(abs(x[0] - y[0]) <= 1e-4 * y[0] and abs(x[1] - y[1]) <= 2e-3 and abs(x[2] - y[2]) <= 2e-3 for x, y in zip(a, b))
+sys.exit(0 if ok else 1)
+EOF
+  fi
+  # SASRec's key bias (attn_in.bias, middle third) has a zero true gradient (softmax ignores a
+  # shift shared by all keys): Adam turns its rounding noise, which the summation order changes,
+  # into steps of ~lr, so it is left out
+  ign=(); [ $kind = sasrec ] && ign=(--ignore sasrec.blk.0.attn_in.bias --ignore sasrec.blk.1.attn_in.bias)
+  $GGUF_DIFF "$TMP/cf1_$kind.gguf" "$TMP/cf2_$kind.gguf" --atol 1e-5 --rtol 1e-4 "${ign[@]}" >"$TMP/diff" 2>&1
   check "train-cf $kind: same weights ($(cat "$TMP/diff"))" [ $? -eq 0 ]
 done
-"${MPIRUN[@]}" "$BIN" train-cf --model sasrec --data "$TMP/data" --out "$TMP/sas.gguf" --max-epochs 1 --threads 1 \
-  >/dev/null 2>"$TMP/sas.err"
-check "train-cf sasrec under mpirun: refused" [ $? -ne 0 ]
-check "train-cf sasrec under mpirun: says why" grep -q "does not train data parallel" "$TMP/sas.err"
+# with dropout each rank draws its own masks: a valid run, not one process's draws
+"${MPIRUN[@]}" "$BIN" train-cf --model sasrec --data "$TMP/data" --out "$TMP/sasd.gguf" --max-epochs 2 --batch 64 \
+  --threads 1 --dropout 0.5 >/dev/null 2>"$TMP/sasd.err"
+check "train-cf sasrec with dropout, 2 ranks ($(tail -c 200 "$TMP/sasd.err"))" [ $? -eq 0 ] && [ -s "$TMP/sasd.gguf" ]
+"${MPIRUN[@]}" "$BIN" train-cf --model din --data "$TMP/data" --out "$TMP/din.gguf" --max-epochs 1 --threads 1 \
+  >/dev/null 2>"$TMP/din.err"
+check "train-cf din under mpirun: refused" [ $? -ne 0 ]
+check "train-cf din under mpirun: says why" grep -q "does not train data parallel" "$TMP/din.err"
 
 # --- sharded evaluation: eval and eval-topk on 2 ranks = 1 process ------------
 "$BIN" eval --ckpt "$TMP/one.gguf" --data "$TMP/data" --split valid --threads 1 --json >"$TMP/eval1.json" 2>/dev/null
