@@ -28,7 +28,7 @@ args=(train --stage 1 --full --base "$T/base.gguf" --data "$T/data" --batch "$BA
 last_sps() { tail -n 1 "$1" | sed -E 's/.*"samples_per_second":([0-9.]+).*/\1/'; }
 # the last epoch's seconds in the gradient allreduce: on the rank that came
 # last (the transfer and copies) and the others' extra wait (load imbalance)
-last_comm() { tail -n 1 "$1" | sed -E 's/.*"train_seconds":([0-9.]+).*"allreduce_seconds":([0-9.]+),"allreduce_wait_seconds":([0-9.]+).*/train \1 s, allreduce \2 s + wait \3 s/'; }
+last_comm() { tail -n 1 "$1" | sed -E 's/.*"train_seconds":([0-9.]+).*"allreduce_seconds":([0-9.]+),"allreduce_wait_seconds":([0-9.]+),"allreduce_mb_per_step":([0-9.]+).*/train \1 s, allreduce \2 s + wait \3 s, \4 MB a step/'; }
 echo "load before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   "$BUILD/collm" "${args[@]}" --threads 2 --out "$T/one.gguf" >/dev/null

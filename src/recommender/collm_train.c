@@ -411,6 +411,7 @@ typedef struct {
     int64_t n_rows;  // its rows (n_vocab) and row width C
     int64_t width;
     float *rows;     // (n_rows) 1 where the row is nonzero on this rank; after the sum, on any rank
+    int64_t sent;    // floats summed since the last epoch_comm (the flat buffers: the volume per step)
 } grad_exchange;
 
 // 1 when row r (width) has a nonzero value.
@@ -454,6 +455,7 @@ static int allreduce_grads(const collm_optim_state *opt, grad_exchange *x, doubl
     int64_t n = pack_grads(opt, x, 1);
     x->flat[n] = (float)*loss;
     if ((rc = collm_dist_allreduce_sum_f32(x->flat, n + 1))) return rc;
+    x->sent += n + 1;
     pack_grads(opt, x, 0);
     *loss = x->flat[n];
     return COLLM_OK;
@@ -560,6 +562,7 @@ static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t st
     if (comm) { // data parallel: see epoch_comm
         json_num(o, "allreduce_seconds", comm[0], 3);
         json_num(o, "allreduce_wait_seconds", comm[1], 3);
+        json_num(o, "allreduce_mb_per_step", comm[2], 2);
     }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -906,7 +909,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         }
         double eval_seconds = now_seconds() - t_trained;
         double sps = o->steps_per_epoch * o->batch / (t_trained - t_epoch);
-        double comm[2] = {0, 0};
+        double comm[3] = {0, 0, 4e-6 * (double)xg.sent / o->steps_per_epoch}; // MB of floats per step
+        xg.sent = 0;
         if (n_ranks > 1 && (rc = epoch_comm(t_comm, comm))) goto done;
         if ((rc = sync_params(&opt, 0))) goto done; // rank 0's weights everywhere (see sync_params)
         if (lead) {
