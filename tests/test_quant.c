@@ -8,6 +8,7 @@
 // llama.cpp-style path against llama.cpp on the quantised file).
 #include "test.h"
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -303,6 +304,32 @@ static void test_activation_quant(void) {
     int s0 = 0;
     for (int j = 0; j < 16; j++) s0 += qs[j];
     CHECK(bs[0] == s0);
+    // the SIMD quantisers: the reference's bytes at every level (ties to even, the signed
+    // extreme first in the block, a block of zeros), on long rows of mixed scales
+    {
+        collm_rng rng;
+        collm_rng_seed(&rng, 15);
+        static float xs[1024];
+        static uint8_t qa[4 * 292], qb[4 * 292];
+        for (int rep = 0; rep < 6; rep++) {
+            for (int j = 0; j < 1024; j++)
+                xs[j] = rep == 0 ? (float)(j % 32 - 16) : (float)collm_rng_normal(&rng) * (j % 300 < 20 ? 30.0f : 1.0f);
+            if (rep == 1) xs[300] = -500.0f, xs[301] = 500.0f; // equal magnitudes: the first one sets the sign
+            if (rep == 2) memset(xs + 256, 0, 256 * sizeof(float));
+            for (int l = 0; l < isa_levels(); l++) {
+                const char *isa = collm_quant_set_isa(l);
+                const collm_ggml_type vts[2] = {COLLM_GGML_TYPE_Q8_0, COLLM_GGML_TYPE_Q8_K};
+                for (int v = 0; v < 2; v++) {
+                    size_t nb = collm_quant_row_bytes(vts[v], 1024);
+                    collm_quant_act_row(vts[v], xs, qa, 1024);
+                    collm_quant_act_row_ref(vts[v], xs, qb, 1024);
+                    CHECK_MSG(memcmp(qa, qb, nb) == 0, "%s activations (%s) differ from the reference, input %d",
+                              collm_ggml_type_name(vts[v]), isa, rep);
+                }
+            }
+            collm_quant_set_isa(-1);
+        }
+    }
     // a zero block stays zero
     memset(x, 0, sizeof x);
     collm_quant_act_row(COLLM_GGML_TYPE_Q8_K, x, q, 256);
@@ -422,9 +449,13 @@ static void test_qmm(void) {
     }
     for (int i = 0; i < T * K; i++) x[i] = (float)collm_rng_normal(&rng);
     const int ldy = O + 3; // a column block of a wider output
-    for (int lp = 0; lp < 2 * isa_levels(); lp++) {
-        const int path = lp % 2 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
+    // every path at every kernel level, then the sgemm path with BLAS on one thread
+    // (each pool thread dequantises and multiplies its own slab of rows)
+    const int blas_threads = openblas_get_num_threads();
+    for (int lp = 0; lp <= 2 * isa_levels(); lp++) {
+        const int path = lp % 2 || lp == 2 * isa_levels() ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
         collm_quant_set_isa(lp / 2);
+        if (lp == 2 * isa_levels()) collm_blas_set_threads(1);
         for (int i = 0; i < T * ldy; i++) y[i] = 7.0f;
         CHECK(collm_qmm_forward(y, ldy, x, T, parts, 3, (collm_qmm_path)path, pool) == COLLM_OK);
         double worst = 0;
@@ -445,6 +476,7 @@ static void test_qmm(void) {
         CHECK_MSG(worst < 1e-5, "qmm path %d: relative error %g", path, worst);
         CHECK(y[ldy - 1] == 7.0f && y[ldy * T - 3] == 7.0f); // columns past the parts untouched
     }
+    collm_blas_set_threads(blas_threads);
     collm_quant_set_isa(-1);
     // backward: dx += dy · W, one part at a time (dy's columns at the part's offset)
     for (int i = 0; i < T * O; i++) dy[i] = (float)collm_rng_normal(&rng);

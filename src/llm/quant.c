@@ -4,6 +4,7 @@
 #include "llm/quant.h"
 
 #include "collm/error.h"
+#include "core/ops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -265,7 +266,7 @@ collm_ggml_type collm_quant_vec_type(collm_ggml_type t) {
     }
 }
 
-void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t n) {
+void collm_quant_act_row_ref(collm_ggml_type vt, const float *x, void *dst, int64_t n) {
     uint8_t *p = dst;
     switch ((int)vt) {
     case COLLM_GGML_TYPE_F16:
@@ -432,7 +433,9 @@ collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
 // sgemm pays one dequantisation of the matrix per call, then runs at BLAS
 // speed. Measured single-threaded (K = 768, 2048 rows, OpenBLAS AVX-512
 // sgemm on an AMD EPYC with AVX-512 VNNI, best of 15):
-// - the tiled VNNI kernel (Q8_0, Q4_0, Q4_K, Q6_K) wins at every T:
+// - the tiled VNNI kernel (Q8_0, Q4_0, Q4_K, Q6_K) wins from T = 4 (Q8_0: 8;
+//   below, the AVX2 row dots, which skip the interleaving: 70 against 20
+//   GFLOP/s for one Q8_0 row, 2 threads) and never loses to sgemm:
 //   Q8_0 223 / 306 / 335 GFLOP/s at T = 16 / 64 / 256 against sgemm's
 //   76 / 147 / 190; Q4_K 211 / 333 / 386; Q6_K 170 / 289 / 348;
 // - F16 row dots run at 41 GFLOP/s, sgemm on SIMD-converted tiles at 76 from T = 16;
@@ -464,14 +467,53 @@ static void deq_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 
 #define DEQ_TILE_ROWS 256
 
+// With BLAS on one thread (collm_blas_set_threads(1), as the CLI's scoring
+// and serving run it) each pool thread takes a contiguous run of 16-row
+// groups: it dequantises them a tile at a time into its own buffer and runs
+// a single-threaded sgemm on that slab of y. No BLAS threads spin between
+// calls while the pool works.
+typedef struct {
+    const collm_qmat *W;
+    const float *x;
+    float *y; // y[:, col]
+    int64_t ldy, T;
+    _Atomic int rc;
+} deq_slab_job;
+
+static void deq_slab_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    deq_slab_job *j = ctx;
+    const collm_qmat *W = j->W;
+    const int64_t K = W->cols, r_end = 16 * end < W->rows ? 16 * end : W->rows;
+    float *tile = malloc((size_t)DEQ_TILE_ROWS * (size_t)K * sizeof(float));
+    if (!tile) {
+        atomic_store(&j->rc, collm_error(COLLM_ERR_NOMEM, "quantised matmul: out of memory for a %d x %lld tile",
+                                         DEQ_TILE_ROWS, (long long)K));
+        return;
+    }
+    for (int64_t r0 = 16 * begin; r0 < r_end; r0 += DEQ_TILE_ROWS) {
+        const int64_t nr = r_end - r0 < DEQ_TILE_ROWS ? r_end - r0 : DEQ_TILE_ROWS;
+        for (int64_t r = 0; r < nr; r++)
+            collm_quant_dequant(W->type, (const uint8_t *)W->data + (size_t)(r0 + r) * W->row_bytes, tile + r * K, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)nr, (int)K, 1.0f, j->x, (int)K, tile, (int)K,
+                    0.0f, j->y + r0, (int)j->ldy);
+    }
+    free(tile);
+}
+
 // y[:, col .. col + W.rows) = x · Wᵀ through dequantised tiles (F32 weights: directly).
 static int deq_sgemm(float *y, int64_t ldy, int64_t col, const float *x, int64_t T, const collm_qmat *W, collm_pool *pool,
                      float **tile) {
     const int64_t K = W->cols;
     if (W->type == COLLM_GGML_TYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)W->rows, (int)K, 1.0f, x, (int)K, W->data,
-                    (int)K, 0.0f, y + col, (int)ldy);
+        collm_ops_gemm(0, 1, (int)T, (int)W->rows, (int)K, x, (int)K, W->data, (int)K, 0, y + col, (int)ldy, COLLM_GEMM_AUTO,
+                       pool);
         return COLLM_OK;
+    }
+    if (collm_pool_size(pool) > 1 && openblas_get_num_threads() == 1) {
+        deq_slab_job sj = {W, x, y + col, ldy, T, COLLM_OK};
+        collm_pool_for(pool, (W->rows + 15) / 16, 1, deq_slab_task, &sj);
+        return atomic_load(&sj.rc);
     }
     if (!*tile && !(*tile = malloc((size_t)DEQ_TILE_ROWS * (size_t)K * sizeof(float))))
         return collm_error(COLLM_ERR_NOMEM, "quantised matmul: out of memory for a %d x %lld tile", DEQ_TILE_ROWS, (long long)K);
@@ -583,7 +625,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
             have_vt = vt;
             have_tt = COLLM_GGML_TYPE_F32;
         }
-        if (collm_qtile_ok(W->type)) {
+        if (collm_qtile_ok(W->type) && T >= (W->type == COLLM_GGML_TYPE_Q8_0 ? 8 : 4)) {
             if (W->type != have_tt) {
                 collm_qtile_act_free(&ta);
                 if ((rc = collm_qtile_act_alloc(&ta, W->type, T, K)) != COLLM_OK) break;

@@ -52,6 +52,9 @@ collm_ggml_type collm_quant_vec_type(collm_ggml_type t);
 // rounds (Q8_0/Q8_1: d = amax/127, q = round-half-even(x · 127/amax);
 // Q8_K: d = max/−127 by the signed extreme, q = nearest(x/d) capped at 127).
 void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t n);
+// The scalar reference of collm_quant_act_row (which is SIMD for Q8_0 and
+// Q8_K when the CPU has AVX2: the same bytes).
+void collm_quant_act_row_ref(collm_ggml_type vt, const float *x, void *dst, int64_t n);
 
 // Σ w·x over n elements: w a weight row of type wt, x a row already in
 // collm_quant_vec_type(wt). Scalar reference (integer sums per block).

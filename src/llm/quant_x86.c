@@ -15,6 +15,7 @@
 
 #include "collm/error.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,78 @@ AVX2 static int deq_avx2(collm_ggml_type t, const uint8_t *w, float *y, int64_t 
     }
 }
 
+// --- activation quantisation: the reference's codes byte for byte (the
+// same products, round-half-even as nearbyintf, the same extreme) -----------
+
+// 32 int32 lanes (4 vectors, elements in order) to 32 int8 in order
+AVX2 static inline __m256i pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v2, v3));
+    return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+AVX2 static inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+AVX2 static inline __m256i round_i32(__m256 v) {
+    return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// 1 when vt has a SIMD quantiser (Q8_0, Q8_K; the rest go through the reference)
+AVX2 static int act_avx2(collm_ggml_type vt, const float *x, uint8_t *p, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    if (vt == COLLM_GGML_TYPE_Q8_0) {
+        for (int64_t i = 0; i < n / 32; i++, x += 32, p += 34) {
+            __m256 v[4], m = _mm256_setzero_ps();
+            for (int j = 0; j < 4; j++) {
+                v[j] = _mm256_loadu_ps(x + 8 * j);
+                m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+            }
+            const float amax = hmax(m), d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            __m256i q[4];
+            for (int j = 0; j < 4; j++) q[j] = round_i32(_mm256_mul_ps(v[j], _mm256_set1_ps(id)));
+            _mm256_storeu_si256((__m256i *)(p + 2), pack32(q[0], q[1], q[2], q[3]));
+            uint16_t h = collm_f32_to_f16(d);
+            memcpy(p, &h, 2);
+        }
+        return 1;
+    }
+    if (vt == COLLM_GGML_TYPE_Q8_K) {
+        for (int64_t i = 0; i < n / COLLM_QK_K; i++, x += COLLM_QK_K, p += 292) {
+            __m256 m = _mm256_setzero_ps();
+            for (int j = 0; j < COLLM_QK_K; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+            const float amax = hmax(m);
+            int16_t bsums[16] = {0};
+            float d = 0.0f;
+            if (amax == 0.0f) {
+                memset(p + 4, 0, COLLM_QK_K);
+            } else {
+                int j0 = 0; // the first element of largest magnitude: its sign sets the scale's
+                while (fabsf(x[j0]) != amax) j0++;
+                const float iscale = -127.0f / x[j0];
+                const __m256 is = _mm256_set1_ps(iscale);
+                const __m256i cap = _mm256_set1_epi32(127);
+                for (int j = 0; j < COLLM_QK_K; j += 32) {
+                    __m256i q[4];
+                    for (int k = 0; k < 4; k++)
+                        q[k] = _mm256_min_epi32(round_i32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8 * k))), cap);
+                    _mm256_storeu_si256((__m256i *)(p + 4 + j), pack32(q[0], q[1], q[2], q[3]));
+                    bsums[j / 16] = (int16_t)hsum_i32(_mm256_add_epi32(q[0], q[1]));
+                    bsums[j / 16 + 1] = (int16_t)hsum_i32(_mm256_add_epi32(q[2], q[3]));
+                }
+                d = 1.0f / iscale;
+            }
+            memcpy(p, &d, 4);
+            memcpy(p + 4 + COLLM_QK_K, bsums, sizeof bsums);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static float dot_avx2(collm_ggml_type wt, const void *w, const void *x, int64_t n) {
     switch (wt) {
     case COLLM_GGML_TYPE_F32: return dot_f32(w, x, n);
@@ -755,4 +828,11 @@ int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qt
 #endif
     (void)g0, (void)g1, (void)a, (void)y, (void)ldy;
     return collm_error(COLLM_ERR_ARG, "tiled kernel: none for %s on this CPU", collm_ggml_type_name(W->type));
+}
+
+void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t n) {
+#if defined(__x86_64__)
+    if (level() >= 1 && act_avx2(vt, x, dst, n)) return;
+#endif
+    collm_quant_act_row_ref(vt, x, dst, n);
 }
