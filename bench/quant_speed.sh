@@ -4,11 +4,14 @@
 # The model: a random Llama made by `collm init-model` (768-d, 4 layers, 12
 # heads, n_ff 2048, the Llama-2 vocabulary, 77 M parameters, F32), then
 # quantised with the peer's `llama-quantize --pure` (every matrix in the type).
-# ROUNDS alternating rounds (collm, then llama-bench, per type); each prints
-# one figure per length; the table shows the medians and collm / llama.cpp.
+# ROUNDS alternating rounds (collm, then llama-bench, per type); in each, both
+# warm up once and give the best of REPS runs per length (on a shared machine
+# the best run is the one least disturbed); the table shows the medians over
+# rounds and collm / llama.cpp.
 # collm runs build/bench/prefill (full forward, logits of the last row only,
-# as llama-bench's pp test); llama-bench runs -p 64,256,512 -n 0 -r 1.
-#   usage: bench/quant_speed.sh            (ROUNDS=3 THREADS=2 TYPES="F32 ..." WORK=build/bench/quant)
+# as llama-bench's pp test); llama-bench runs -p 64,256,512 -n 0 -r REPS
+# (the best of its samples_ts).
+#   usage: bench/quant_speed.sh            (ROUNDS=3 REPS=3 THREADS=2 TYPES="F32 ..." WORK=build/bench/quant)
 # Needs the peer built once: ../shared/peers/llama.cpp/build.sh build/peers/llama.cpp
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,6 +19,7 @@ BUILD=${BUILD:-build}
 SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
 PEER=${PEER:-$BUILD/peers/llama.cpp}
 ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 TYPES=${TYPES:-F32 F16 Q8_0 Q4_0 Q4_K Q6_K}
 WORK=${WORK:-$BUILD/bench/quant}
@@ -39,23 +43,23 @@ RAW="$WORK/raw.tsv"
 echo "load before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TYPES; do
-    "$BUILD/bench/prefill" --model "$WORK/m-$t.gguf" --threads "$THREADS" --reps 1 --lengths 64,256,512 2>/dev/null |
+    "$BUILD/bench/prefill" --model "$WORK/m-$t.gguf" --threads "$THREADS" --reps "$REPS" --lengths 64,256,512 2>/dev/null |
       awk -v t="$t" -v r="$r" '$1 ~ /^pp[0-9]+$/ && $3 == "tok/s" { sub("pp", "", $1); print "collm\t" t "\t" $1 "\t" r "\t" $2 }' >>"$RAW"
-    "$PEER/bin/llama-bench" -m "$WORK/m-$t.gguf" -p 64,256,512 -n 0 -r 1 -t "$THREADS" -o json 2>/dev/null |
+    "$PEER/bin/llama-bench" -m "$WORK/m-$t.gguf" -p 64,256,512 -n 0 -r "$REPS" -t "$THREADS" -o json 2>/dev/null |
       /usr/bin/python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
-    print("llama.cpp\t%s\t%d\t%s\t%.1f" % (sys.argv[1], e["n_prompt"], sys.argv[2], e["avg_ts"]))' "$t" "$r" >>"$RAW"
+    print("llama.cpp\t%s\t%d\t%s\t%.1f" % (sys.argv[1], e["n_prompt"], sys.argv[2], max(e.get("samples_ts") or [e["avg_ts"]])))' "$t" "$r" >>"$RAW"
   done
 done
 echo "load after:  $(cat /proc/loadavg)"
-/usr/bin/python3 - "$RAW" "$TYPES" <<'PY'
+/usr/bin/python3 - "$RAW" "$TYPES" "$THREADS" <<'PY'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 med = {}
 for who, t, n, r, v in rows:
     med.setdefault((who, t, int(n)), []).append(float(v))
-print("prefill tokens/s, median of rounds (%s threads); ratio = collm / llama.cpp" % "2")
+print("prefill tokens/s, median over rounds of the best of each round's runs (%s threads); ratio = collm / llama.cpp" % sys.argv[3])
 print("%-6s %6s %12s %12s %7s" % ("type", "tokens", "collm", "llama.cpp", "ratio"))
 for t in sys.argv[2].split():
     for n in (64, 256, 512):
