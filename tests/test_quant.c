@@ -310,7 +310,7 @@ static void test_activation_quant(void) {
         collm_rng rng;
         collm_rng_seed(&rng, 15);
         static float xs[1024];
-        static uint8_t qa[4 * 292], qb[4 * 292];
+        static uint8_t qa[2048], qb[2048]; // the longest: 1024 F16 values
         for (int rep = 0; rep < 6; rep++) {
             for (int j = 0; j < 1024; j++)
                 xs[j] = rep == 0 ? (float)(j % 32 - 16) : (float)collm_rng_normal(&rng) * (j % 300 < 20 ? 30.0f : 1.0f);
@@ -318,8 +318,8 @@ static void test_activation_quant(void) {
             if (rep == 2) memset(xs + 256, 0, 256 * sizeof(float));
             for (int l = 0; l < isa_levels(); l++) {
                 const char *isa = collm_quant_set_isa(l);
-                const collm_ggml_type vts[2] = {COLLM_GGML_TYPE_Q8_0, COLLM_GGML_TYPE_Q8_K};
-                for (int v = 0; v < 2; v++) {
+                const collm_ggml_type vts[3] = {COLLM_GGML_TYPE_Q8_0, COLLM_GGML_TYPE_Q8_K, COLLM_GGML_TYPE_F16};
+                for (int v = 0; v < 3; v++) {
                     size_t nb = collm_quant_row_bytes(vts[v], 1024);
                     collm_quant_act_row(vts[v], xs, qa, 1024);
                     collm_quant_act_row_ref(vts[v], xs, qb, 1024);
@@ -422,6 +422,31 @@ static void test_tiles(void) {
             }
         CHECK_MSG(worst < 1e-6, "%s tiled kernel off the reference by %g (relative)", collm_ggml_type_name(t), worst);
         CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f); // columns past the matrix untouched
+    }
+    // F16 (4 rows x 6 activation rows in F32 FMAs): 37 rows (9 fours and 1), 11 activation
+    // rows (6, then 5 single), K = 100 (6 full vectors and a masked tail)
+    if (collm_qtile_f16_ok()) {
+        ran++;
+        enum { KH = 100 };
+        static uint16_t wh[R * KH], xh16[KH];
+        static float xh[T * KH];
+        for (int j = 0; j < R * KH; j++) wh[j] = collm_f32_to_f16((float)collm_rng_normal(&rng));
+        for (int j = 0; j < T * KH; j++) xh[j] = collm_f16_to_f32(collm_f32_to_f16((float)collm_rng_normal(&rng)));
+        for (int j = 0; j < T * LDY; j++) y[j] = 7.0f;
+        collm_qmat W = {COLLM_GGML_TYPE_F16, wh, R, KH, 2 * KH};
+        collm_qtile_f16(&W, 0, 16, xh, T, y, LDY); // in two pieces, as the pool splits it
+        collm_qtile_f16(&W, 16, R, xh, T, y, LDY);
+        double worst = 0;
+        for (int tt = 0; tt < T; tt++) {
+            collm_quant_act_row_ref(COLLM_GGML_TYPE_F16, xh + tt * KH, xh16, KH);
+            for (int r = 0; r < R; r++) {
+                double ref = collm_quant_dot_ref(COLLM_GGML_TYPE_F16, wh + r * KH, xh16, KH), scale = 0;
+                for (int j = 0; j < KH; j++) scale += fabs((double)collm_f16_to_f32(wh[r * KH + j]) * xh[tt * KH + j]);
+                worst = fmax(worst, fabs(y[tt * LDY + r] - ref) / (scale + 1e-30));
+            }
+        }
+        CHECK_MSG(worst < 1e-6, "F16 kernel off the reference by %g (relative)", worst);
+        CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f);
     }
     printf("tiled kernel: %d types (%s)\n", ran, collm_quant_isa());
 }

@@ -438,11 +438,14 @@ collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
 //   GFLOP/s for one Q8_0 row, 2 threads) and never loses to sgemm:
 //   Q8_0 223 / 306 / 335 GFLOP/s at T = 16 / 64 / 256 against sgemm's
 //   76 / 147 / 190; Q4_K 211 / 333 / 386; Q6_K 170 / 289 / 348;
-// - F16 row dots run at 41 GFLOP/s, sgemm on SIMD-converted tiles at 76 from T = 16;
+// - F16: the AVX-512 4 x 6 kernel 106 / 150 / 155 GFLOP/s at T = 16 / 64 / 256
+//   against sgemm on SIMD-converted tiles 68 / 134 / 171 (the AVX2 row dots:
+//   41), hence the kernel below 128 rows, sgemm from there;
 // - the AVX2 row dots (no VNNI): Q8_0 57 vs 53 GFLOP/s at T = 64, 57 vs 21
 //   at 16; Q4_K 27 vs 58 at 64, 29 vs 23 at 16; Q6_K 45 vs 53 at 64.
 static int64_t sgemm_min_rows(collm_ggml_type t) {
     if (collm_qtile_ok(t)) return INT64_MAX;
+    if (t == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok()) return 128;
     switch (t) {
     case COLLM_GGML_TYPE_F16: return 8;
     case COLLM_GGML_TYPE_Q2_K: case COLLM_GGML_TYPE_Q3_K: case COLLM_GGML_TYPE_Q4_K: case COLLM_GGML_TYPE_Q5_K: return 24;
@@ -561,6 +564,32 @@ static void dot_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 }
 
 typedef struct {
+    const collm_qmat *W;
+    const float *xh;
+    float *y;
+    int64_t ldy, T;
+} f16_job;
+
+static void f16_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const f16_job *j = ctx;
+    collm_qtile_f16(j->W, 16 * begin, 16 * end < j->W->rows ? 16 * end : j->W->rows, j->xh, j->T, j->y, j->ldy);
+}
+
+// x rounded through F16 (llama.cpp's F16 activations), held as floats: rows [begin, end)
+static void f16_act_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const act_job *j = ctx;
+    uint16_t h[256];
+    for (int64_t t = begin; t < end; t++)
+        for (int64_t k = 0; k < j->K; k += 256) {
+            const int64_t n = j->K - k < 256 ? j->K - k : 256;
+            collm_quant_act_row(COLLM_GGML_TYPE_F16, j->x + t * j->K + k, h, n);
+            collm_quant_dequant(COLLM_GGML_TYPE_F16, h, (float *)(j->xq + (size_t)t * j->row_bytes) + k, n);
+        }
+}
+
+typedef struct {
     collm_qtile_act *a;
     collm_ggml_type t;
     const uint8_t *xq;
@@ -601,6 +630,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
     collm_ggml_type have_vt = COLLM_GGML_TYPE_F32, have_tt = COLLM_GGML_TYPE_F32;
     uint8_t *xq = NULL;
     size_t xrow = 0;
+    float *xh = NULL; // (T, K) x rounded through F16: the F16 kernel's input
     collm_qtile_act ta = {0};
     int64_t col = 0;
     for (int k = 0; k < n_parts && rc == COLLM_OK; k++) {
@@ -608,6 +638,20 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
         path = asked != COLLM_QMM_AUTO ? asked : T >= sgemm_min_rows(W->type) ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
         if (path == COLLM_QMM_DEQ_SGEMM || W->type == COLLM_GGML_TYPE_F32) {
             rc = deq_sgemm(y, ldy, col, x, T, W, pool, &tile);
+            col += W->rows;
+            continue;
+        }
+        if (W->type == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok()) { // F32 FMAs on F16-rounded activations
+            if (!xh) {
+                if (!(xh = malloc((size_t)(T * K) * sizeof(float)))) {
+                    rc = collm_error(COLLM_ERR_NOMEM, "quantised matmul: out of memory for %lld activation rows", (long long)T);
+                    break;
+                }
+                act_job aj = {COLLM_GGML_TYPE_F16, x, (uint8_t *)xh, K, (size_t)K * sizeof(float)};
+                collm_pool_for(pool, T, 4, f16_act_task, &aj);
+            }
+            f16_job fj = {W, xh, y + col, ldy, T};
+            collm_pool_for(pool, (W->rows + 15) / 16, 1, f16_task, &fj);
             col += W->rows;
             continue;
         }
@@ -643,6 +687,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
         col += W->rows;
     }
     collm_qtile_act_free(&ta);
+    free(xh);
     free(xq);
     free(tile);
     return rc;

@@ -52,8 +52,8 @@ collm_ggml_type collm_quant_vec_type(collm_ggml_type t);
 // rounds (Q8_0/Q8_1: d = amax/127, q = round-half-even(x · 127/amax);
 // Q8_K: d = max/−127 by the signed extreme, q = nearest(x/d) capped at 127).
 void collm_quant_act_row(collm_ggml_type vt, const float *x, void *dst, int64_t n);
-// The scalar reference of collm_quant_act_row (which is SIMD for Q8_0 and
-// Q8_K when the CPU has AVX2: the same bytes).
+// The scalar reference of collm_quant_act_row (which is SIMD for F16, Q8_0
+// and Q8_K when the CPU has AVX2: the same bytes).
 void collm_quant_act_row_ref(collm_ggml_type vt, const float *x, void *dst, int64_t n);
 
 // Σ w·x over n elements: w a weight row of type wt, x a row already in
@@ -103,6 +103,12 @@ void collm_qtile_act_free(collm_qtile_act *a);
 // rows each; the last may be partial) and every activation row t.
 // Returns COLLM_OK or COLLM_ERR_NOMEM.
 int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy);
+// F16 weights (AVX-512): 1 when the CPU has the kernel. y[t·ldy + r] = Σ W_r · xh_t
+// for rows [r0, r1) of W and every t; xh (T, cols) are the activations
+// rounded through F16 (llama.cpp's F16 products), held as floats. Call only
+// when collm_qtile_f16_ok().
+int collm_qtile_f16_ok(void);
+void collm_qtile_f16(const collm_qmat *W, int64_t r0, int64_t r1, const float *xh, int64_t T, float *y, int64_t ldy);
 
 // Matrix-product paths.
 typedef enum {

@@ -484,7 +484,7 @@ AVX2 static inline __m256i round_i32(__m256 v) {
     return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// 1 when vt has a SIMD quantiser (Q8_0, Q8_K; the rest go through the reference)
+// 1 when vt has a SIMD quantiser (F16, Q8_0, Q8_K; the rest go through the reference)
 AVX2 static int act_avx2(collm_ggml_type vt, const float *x, uint8_t *p, int64_t n) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     if (vt == COLLM_GGML_TYPE_Q8_0) {
@@ -500,6 +500,16 @@ AVX2 static int act_avx2(collm_ggml_type vt, const float *x, uint8_t *p, int64_t
             _mm256_storeu_si256((__m256i *)(p + 2), pack32(q[0], q[1], q[2], q[3]));
             uint16_t h = collm_f32_to_f16(d);
             memcpy(p, &h, 2);
+        }
+        return 1;
+    }
+    if (vt == COLLM_GGML_TYPE_F16) { // F16C rounds to nearest even, as collm_f32_to_f16
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(p + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+        for (; i < n; i++) {
+            uint16_t h = collm_f32_to_f16(x[i]);
+            memcpy(p + 2 * i, &h, 2);
         }
         return 1;
     }
@@ -820,7 +830,62 @@ VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const col
     free(u);
     return COLLM_OK;
 }
+// --- F16 weights (AVX-512): 4 rows x 6 activation rows per step, F32 FMAs
+// over 16 consecutive elements (no interleaving: the sums are reduced once
+// per output at the end). The activations come rounded through F16, as
+// llama.cpp's F16 dot products take them, and every product is exact in F32
+// (11-bit significands), so only the order of the additions differs from
+// collm_quant_dot.
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+
+AVX512 static inline __attribute__((always_inline)) void f16_block(const uint8_t *w, size_t row_bytes, const float *x,
+                                                                   int64_t K, const int R, const int C, float *y,
+                                                                   int64_t ldy) {
+    __m512 acc[4][6];
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int c = 0; c < C; c++) acc[i][c] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m512 wv[4];
+        UNROLL for (int i = 0; i < R; i++)
+            wv[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + (size_t)i * row_bytes + 2 * k));
+        UNROLL for (int c = 0; c < C; c++) {
+            const __m512 a = _mm512_maskz_loadu_ps(m, x + c * K + k);
+            UNROLL for (int i = 0; i < R; i++) acc[i][c] = _mm512_fmadd_ps(wv[i], a, acc[i][c]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int i = 0; i < R; i++) y[c * ldy + i] = _mm512_reduce_add_ps(acc[i][c]);
+}
+
+// Activation rows in chunks that stay in L2, rows [r0, r1) of W in fours.
+AVX512 static void f16_gemm(const collm_qmat *W, int64_t r0, int64_t r1, const float *x, int64_t T, float *y, int64_t ldy) {
+    const int64_t K = W->cols, chunk = 48;
+    const uint8_t *base = W->data;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t t1 = T - t0 < chunk ? T : t0 + chunk;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int64_t t = t0;
+            for (; t + 6 <= t1; t += 6) f16_block(base + r * W->row_bytes, W->row_bytes, x + t * K, K, 4, 6, y + t * ldy + r, ldy);
+            for (; t < t1; t++) f16_block(base + r * W->row_bytes, W->row_bytes, x + t * K, K, 4, 1, y + t * ldy + r, ldy);
+        }
+        for (; r < r1; r++) {
+            int64_t t = t0;
+            for (; t + 6 <= t1; t += 6) f16_block(base + r * W->row_bytes, W->row_bytes, x + t * K, K, 1, 6, y + t * ldy + r, ldy);
+            for (; t < t1; t++) f16_block(base + r * W->row_bytes, W->row_bytes, x + t * K, K, 1, 1, y + t * ldy + r, ldy);
+        }
+    }
+}
 #endif
+
+int collm_qtile_f16_ok(void) { return level() >= 2; }
+
+void collm_qtile_f16(const collm_qmat *W, int64_t r0, int64_t r1, const float *xh, int64_t T, float *y, int64_t ldy) {
+#if defined(__x86_64__)
+    if (level() >= 2) f16_gemm(W, r0, r1, xh, T, y, ldy);
+#else
+    (void)W, (void)r0, (void)r1, (void)xh, (void)T, (void)y, (void)ldy;
+#endif
+}
 
 int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
 #if defined(__x86_64__)
