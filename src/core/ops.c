@@ -142,17 +142,22 @@ static void gemm_pack_b(float *Bp, const float *B, int64_t brs, int64_t bcs, int
     }
 }
 
-// One (MR, NR) tile: C = Ap · Bp over kc (acc: C += ...), C row stride ldc.
-static void gemm_micro(int kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int acc) {
+// One (MR, NR) tile: C = A · Bp over kc (acc: C += ...), C row stride ldc,
+// A(i, k) = A[i·ars + k·aks]: a packed panel (ars 1, aks MR) or rows of a
+// row-major A read in place (aks 1: no packing). Inlined into both with the
+// strides constant where they are; the same arithmetic either way.
+static inline __attribute__((always_inline)) void gemm_micro_at(int kc, const float *A, int64_t ars, int64_t aks,
+                                                                const float *Bp, float *C, int64_t ldc, int acc) {
+    const float *Ap = A;
 #if defined(__AVX512F__)
     __m512 c[GEMM_MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < GEMM_MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR) {
+    for (int k = 0; k < kc; k++, Ap += aks, Bp += GEMM_NR) {
         __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < GEMM_MR; i++) {
-            __m512 a = _mm512_set1_ps(Ap[i]);
+            __m512 a = _mm512_set1_ps(Ap[i * ars]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
@@ -171,11 +176,11 @@ static void gemm_micro(int kc, const float *Ap, const float *Bp, float *C, int64
     __m256 c[GEMM_MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < GEMM_MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR) {
+    for (int k = 0; k < kc; k++, Ap += aks, Bp += GEMM_NR) {
         __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < GEMM_MR; i++) {
-            __m256 a = _mm256_broadcast_ss(Ap + i);
+            __m256 a = _mm256_broadcast_ss(Ap + i * ars);
             c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
         }
@@ -192,12 +197,21 @@ static void gemm_micro(int kc, const float *Ap, const float *Bp, float *C, int64
     }
 #else
     float c[GEMM_MR][GEMM_NR] = {{0}};
-    for (int k = 0; k < kc; k++, Ap += GEMM_MR, Bp += GEMM_NR)
+    for (int k = 0; k < kc; k++, Ap += aks, Bp += GEMM_NR)
         for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) c[i][j] += Ap[i] * Bp[j];
+            for (int j = 0; j < GEMM_NR; j++) c[i][j] += Ap[i * ars] * Bp[j];
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < GEMM_NR; j++) C[i * ldc + j] = acc ? C[i * ldc + j] + c[i][j] : c[i][j];
 #endif
+}
+
+static void gemm_micro(int kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int acc) {
+    gemm_micro_at(kc, Ap, 1, GEMM_MR, Bp, C, ldc, acc);
+}
+
+// The tile with A read in place: row i at A + i·ars, k contiguous.
+static void gemm_micro_rows(int kc, const float *A, int64_t ars, const float *Bp, float *C, int64_t ldc, int acc) {
+    gemm_micro_at(kc, A, ars, 1, Bp, C, ldc, acc);
 }
 
 typedef struct {
@@ -231,6 +245,10 @@ static int64_t gemm_b_floats(int n, int K) {
 static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *Ap, float *Bp) {
     const int64_t ars = g->trans_a ? 1 : g->lda, acs = g->trans_a ? g->lda : 1;
     const int64_t brs = g->trans_b ? 1 : g->ldb, bcs = g->trans_b ? g->ldb : 1;
+    // a row-major A (k contiguous) is read in place by full-height tiles:
+    // packing it would transpose element by element, as slow as the products
+    // for short N; only a partial last tile is packed (its padding rows)
+    const int direct = acs == 1;
     float edge[GEMM_MR * GEMM_NR];
     for (int jc = n0; jc < n1; jc += GEMM_NC) {
         const int nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
@@ -242,8 +260,9 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
                 const int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
                 for (int ir = 0; ir < mc; ir += GEMM_MR)
-                    gemm_pack_a(Ap + (int64_t)ir * kc, g->A + (ic + ir) * ars + pc * acs, ars, acs,
-                                mc - ir < GEMM_MR ? mc - ir : GEMM_MR, kc);
+                    if (!direct || mc - ir < GEMM_MR)
+                        gemm_pack_a(Ap + (int64_t)ir * kc, g->A + (ic + ir) * ars + pc * acs, ars, acs,
+                                    mc - ir < GEMM_MR ? mc - ir : GEMM_MR, kc);
                 for (int jr = 0; jr < nc; jr += GEMM_NR) {
                     const int n = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     for (int ir = 0; ir < mc; ir += GEMM_MR) {
@@ -255,13 +274,17 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
                         k1 = k1 > kc ? kc : k1 < k0 ? k0 : k1;
                         float *c = g->C + (int64_t)r0 * g->ldc + jc + jr;
                         const float *ap = Ap + (int64_t)ir * kc + (int64_t)k0 * GEMM_MR;
+                        const float *ar = g->A + (int64_t)r0 * ars + pc + k0; // in place (direct, m == MR)
                         const float *bp = Bp + (int64_t)jr * kc + (int64_t)k0 * GEMM_NR;
+                        const int rows = direct && m == GEMM_MR;
                         if (m == GEMM_MR && n == GEMM_NR) {
-                            gemm_micro(k1 - k0, ap, bp, c, g->ldc, acc);
+                            if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, c, g->ldc, acc);
+                            else gemm_micro(k1 - k0, ap, bp, c, g->ldc, acc);
                         } else { // edge tile: through a full-size copy, the same arithmetic
                             for (int i = 0; acc && i < m; i++)
                                 memcpy(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, (size_t)n * sizeof(float));
-                            gemm_micro(k1 - k0, ap, bp, edge, GEMM_NR, acc);
+                            if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, edge, GEMM_NR, acc);
+                            else gemm_micro(k1 - k0, ap, bp, edge, GEMM_NR, acc);
                             for (int i = 0; i < m; i++)
                                 memcpy(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, (size_t)n * sizeof(float));
                         }
