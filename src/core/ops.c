@@ -227,6 +227,9 @@ typedef struct {
     // (tiles there are skipped, left unwritten), and A is zero outside
     // k in [r0 - k_lo, r1 + k_hi) (the sum skips those exact zeros).
     int col_hi, k_lo, k_hi;
+    // B already packed for the whole of N and K (gemm_pack_b_all; collm's
+    // kernel, C cut by rows only), or NULL: each call packs its own
+    const float *Bpre;
 } gemm_job;
 
 #define GEMM_NO_LIMIT (1 << 29) // an offset that limits nothing (ints stay < 2^31)
@@ -254,9 +257,12 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
         const int nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
         for (int pc = 0; pc < g->K; pc += GEMM_KC) {
             const int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC, acc = pc > 0 || g->accumulate;
-            for (int jr = 0; jr < nc; jr += GEMM_NR)
-                gemm_pack_b(Bp + (int64_t)jr * kc, g->B + pc * brs + (jc + jr) * bcs, brs, bcs,
-                            nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
+            if (g->Bpre) // block (jc, pc) of the packed whole (gemm_pack_b_all)
+                Bp = (float *)g->Bpre + (int64_t)jc * g->K + (int64_t)pc * ((nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR);
+            else
+                for (int jr = 0; jr < nc; jr += GEMM_NR)
+                    gemm_pack_b(Bp + (int64_t)jr * kc, g->B + pc * brs + (jc + jr) * bcs, brs, bcs,
+                                nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
                 const int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
                 for (int ir = 0; ir < mc; ir += GEMM_MR)
@@ -309,12 +315,13 @@ static void gemm_rect(const gemm_job *g, int m0, int m1, int n0, int n1) {
     // packing buffers, at most 1.2 MB (AVX-512) a call and thread; freed
     // blocks of this size come back from malloc's free lists, not the kernel
     float *Ap = malloc(sizeof(float) * (size_t)gemm_a_floats(m1 - m0, g->K));
-    float *Bp = malloc(sizeof(float) * (size_t)gemm_b_floats(n1 - n0, g->K));
-    if (Ap && Bp) {
+    float *Bp = g->Bpre ? NULL : malloc(sizeof(float) * (size_t)gemm_b_floats(n1 - n0, g->K));
+    if (Ap && (Bp || g->Bpre)) {
         gemm_own(g, m0, m1, n0, n1, Ap, Bp);
     } else { // out of memory: BLAS needs no buffers of ours
         gemm_job b = *g;
         b.kernel = COLLM_GEMM_BLAS;
+        b.Bpre = NULL;
         gemm_rect(&b, m0, m1, n0, n1);
     }
     free(Ap);
@@ -347,16 +354,25 @@ static int gemm_forced(void) {
 
 // The kernel for a shape when the caller leaves it to collm. Measured with
 // bench/gemm_shapes (one thread, CPU time, the training shapes; the README's
-// training-speed section): per core OpenBLAS matches or beats collm's kernel on
-// every shape, on AVX-512 (its SkylakeX kernels) and AVX2 alike, so BLAS,
-// except where BLAS cannot use the pool's threads: fewer than two BLAS slabs
-// of rows (a last layer's few query rows) while collm's kernel can cut the
-// columns; there every thread working beats one faster one.
-static int gemm_choose(int kernel, int M, int N, int threads) {
+// training-speed section). AVX-512: collm's kernel, which reads a row-major A
+// in place, ties OpenBLAS (SkylakeX kernels) on the forward products x·W^T
+// and writes C once, where OpenBLAS first zeroes it (beta 0) and packs x: a
+// few percent of a scoring pass, so the forward goes to collm's kernel on the
+// pool; OpenBLAS stays ahead on the backward's dy^T·x. AVX2: OpenBLAS matches
+// or beats collm's kernel on every shape. Elsewhere BLAS, except where BLAS
+// cannot use the pool's threads: fewer than two BLAS slabs of rows (a last
+// layer's few query rows) while collm's kernel can cut the columns; there
+// every thread working beats one faster one.
+static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int threads) {
     if (kernel != COLLM_GEMM_AUTO) return kernel;
     if (gemm_forced()) return gemm_forced();
-    if (threads > 1 && openblas_get_num_threads() == 1 && M < 2 * GEMM_BLAS_ROWS && N >= threads * GEMM_NR)
-        return COLLM_GEMM_OWN;
+    const int pool = threads > 1 && openblas_get_num_threads() == 1;
+#if defined(__AVX512F__)
+    if (pool && !trans_a && trans_b) return COLLM_GEMM_OWN;
+#else
+    (void)trans_a, (void)trans_b;
+#endif
+    if (pool && M < 2 * GEMM_BLAS_ROWS && N >= threads * GEMM_NR) return COLLM_GEMM_OWN;
     return COLLM_GEMM_BLAS;
 }
 
@@ -370,7 +386,7 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
     }
     const int threads = collm_pool_size(pool);
     gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = accumulate, .A = A,
-                  .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, M, N, threads),
+                  .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, trans_a, trans_b, M, N, threads),
                   .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
     if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
         g.split_n = 0;
@@ -420,6 +436,54 @@ void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *
             for (int o = 0; o < out; o++) dbias[o] += dyt[o];
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Forward products over row chunks against W^T packed once (see ops.h)
+
+// Bp: the (jc, pc) blocks of gemm_own in loop order, each its NR-wide panels
+// of kc rows: block (jc, pc) at jc·K + pc·roundup(nc, NR). Items: panels.
+static void wpack_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const collm_ops_wpack *p = ctx;
+    const int K = p->in, N = p->out, per_block = GEMM_NC / GEMM_NR, k_blocks = (K + GEMM_KC - 1) / GEMM_KC;
+    for (int64_t item = begin; item < end; item++) {
+        const int blk = (int)(item / per_block), jc = blk / k_blocks * GEMM_NC, pc = blk % k_blocks * GEMM_KC;
+        const int jr = (int)(item % per_block) * GEMM_NR;
+        if (jc + jr >= N) continue;
+        const int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC, kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
+        float *bp = p->packed + (int64_t)jc * K + (int64_t)pc * ((nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR) + (int64_t)jr * kc;
+        // B = W^T: B(k, j) = w[j·in + k]
+        gemm_pack_b(bp, p->w + (int64_t)(jc + jr) * K + pc, 1, K, nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
+    }
+}
+
+int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool) {
+    memset(p, 0, sizeof *p);
+    if (rows <= 0 || out <= 0 || in <= 0 ||
+        gemm_choose(COLLM_GEMM_AUTO, 0, 1, rows, out, collm_pool_size(pool)) != COLLM_GEMM_OWN)
+        return 0;
+    p->w = w;
+    p->in = in;
+    p->out = out;
+    p->packed = malloc(sizeof(float) * (size_t)((out + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * (size_t)in);
+    if (!p->packed) return COLLM_ERR_NOMEM;
+    const int64_t items = (int64_t)((out + GEMM_NC - 1) / GEMM_NC) * ((in + GEMM_KC - 1) / GEMM_KC) * (GEMM_NC / GEMM_NR);
+    collm_pool_for(pool, items, 8, wpack_task, p);
+    return 1;
+}
+
+void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T) {
+    if (T <= 0) return;
+    gemm_job g = {.trans_a = 0, .trans_b = 1, .M = T, .N = p->out, .K = p->in, .A = x, .lda = p->in, .B = p->w,
+                  .ldb = p->in, .C = y, .ldc = p->out, .kernel = COLLM_GEMM_OWN, .col_hi = GEMM_NO_LIMIT,
+                  .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT, .Bpre = p->packed};
+    gemm_rect(&g, 0, T, 0, p->out);
+}
+
+void collm_ops_wpack_free(collm_ops_wpack *p) {
+    free(p->packed);
+    p->packed = NULL;
 }
 
 // ---------------------------------------------------------------------------

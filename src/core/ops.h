@@ -32,6 +32,23 @@ void collm_ops_matmul_forward(float *y, const float *x, const float *w, const fl
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                                int in, int out, collm_pool *pool);
 
+// Forward products x·W^T over row chunks, for callers that run their own row
+// loop over a pool (a fused transformer block): W^T packed once for collm's
+// kernel, then any rows on any thread, bit for bit what
+// collm_ops_matmul_forward (no bias) gives on that pool.
+typedef struct {
+    float *packed;
+    const float *w;
+    int in, out;
+} collm_ops_wpack;
+// Returns 1 with W (out, in) packed in p (collm_ops_wpack_free), 0 when
+// collm_ops_matmul_forward would not use collm's kernel for `rows` rows on
+// this pool (call it instead; p holds nothing), or COLLM_ERR_NOMEM.
+int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool);
+// y (T, out) = x (T, in) · W^T, on the calling thread.
+void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T);
+void collm_ops_wpack_free(collm_ops_wpack *p);
+
 // RMSNorm: y = x · rsqrt(mean(x²) + eps) ⊙ w.  x, y (T, C); w (C); rstd (T) saved.
 void collm_ops_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int T, int C, float eps);
 void collm_ops_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,

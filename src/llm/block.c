@@ -209,6 +209,62 @@ static void lora_backward(const collm_llm_block *b, const collm_llm_block_acts *
         if (rc_ != COLLM_OK) return rc_;                                                                               \
     } while (0)
 
+// ---------------------------------------------------------------------------
+// The feed-forward half fused over row chunks: Wo, the residual, RMSNorm,
+// gate|up, SwiGLU, W_down and the residual of one chunk of rows run back to
+// back on one thread while the chunk's rows are in cache (gate|up alone is
+// (R, 2F): tens of MB that the unfused passes write and read again). Only
+// where collm_ops_matmul_forward would use collm's kernel (collm_ops_wpack),
+// whose sums do not depend on where rows are cut: the same bits as the
+// unfused path. Every row's query (no q_rows), F32 weights, no LoRA.
+
+#define FFN_CHUNK 96 // rows per chunk: gate|up (96, 2F) and h stay in L2
+
+typedef struct {
+    const collm_llm_block *b;
+    collm_llm_block_acts *a;
+    collm_ops_wpack wo, gu, down;
+} ffn_job;
+
+static void ffn_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const ffn_job *j = ctx;
+    const collm_llm_block *b = j->b;
+    collm_llm_block_acts *a = j->a;
+    const collm_llm_hparams *hp = b->hp;
+    const int64_t C = hp->n_embd, F = hp->n_ff, Q = (int64_t)hp->n_head * hp->head_dim;
+    for (int64_t ch = begin; ch < end; ch++) {
+        const int64_t r0 = ch * FFN_CHUNK;
+        const int n = (int)(b->n_q - r0 < FFN_CHUNK ? b->n_q - r0 : FFN_CHUNK);
+        float *x_mid = a->x_mid + r0 * C, *out = a->out + r0 * C, *gu = a->gu + r0 * 2 * F, *h = a->h + r0 * F;
+        const float *x = a->x + r0 * C;
+        collm_ops_wpack_forward(&j->wo, x_mid, a->attn + r0 * Q, n);
+        for (int64_t i = 0; i < n * C; i++) x_mid[i] += x[i];
+        collm_ops_rmsnorm_forward(a->xn2 + r0 * C, a->rstd2 + r0, x_mid, b->w->ffn_norm, n, (int)C, hp->rms_eps);
+        collm_ops_wpack_forward(&j->gu, gu, a->xn2 + r0 * C, n);
+        for (int t = 0; t < n; t++) collm_ops_swiglu_forward(h + t * F, gu + t * 2 * F, gu + t * 2 * F + F, F);
+        collm_ops_wpack_forward(&j->down, out, h, n);
+        for (int64_t i = 0; i < n * C; i++) out[i] += x_mid[i];
+    }
+}
+
+// 1: done; 0: not this path (the caller runs the unfused one); or an error.
+static int ffn_fused(const collm_llm_block *b, collm_llm_block_acts *a) {
+    const collm_llm_hparams *hp = b->hp;
+    const collm_llm_layer_weights *w = b->w;
+    const int N = b->n_q, C = hp->n_embd, F = hp->n_ff, Q = hp->n_head * hp->head_dim;
+    if (b->unfused || b->q_rows || b->lora || !w->wo || !w->w_gate || !w->w_down || collm_pool_size(b->pool) < 2) return 0;
+    ffn_job j = {.b = b, .a = a};
+    int rc = collm_ops_wpack_init(&j.wo, w->wo, C, Q, N, b->pool);
+    if (rc == 1) rc = collm_ops_wpack_init(&j.gu, w->w_gate, 2 * F, C, N, b->pool);
+    if (rc == 1) rc = collm_ops_wpack_init(&j.down, w->w_down, C, F, N, b->pool);
+    if (rc == 1) collm_pool_for(b->pool, (N + FFN_CHUNK - 1) / FFN_CHUNK, 1, ffn_task, &j);
+    collm_ops_wpack_free(&j.wo);
+    collm_ops_wpack_free(&j.gu);
+    collm_ops_wpack_free(&j.down);
+    return rc < 0 ? collm_error(rc, "feed-forward: out of memory for the packed weights") : rc;
+}
+
 int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     const collm_llm_hparams *hp = b->hp;
     const collm_llm_layer_weights *w = b->w;
@@ -242,6 +298,8 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     if (N > 0) par_rope(b, a->q, b->rope_row_q, N, hp->n_head, 0);
     b->attend(b->attend_ctx, b, a);
     if (N == 0) return COLLM_OK; // keys and values were all that was asked for
+    int fused = ffn_fused(b, a);
+    if (fused) return fused == 1 ? COLLM_OK : fused;
     MM(a->x_mid, a->attn, w->wo, COLLM_W_O, 1, NULL, N, Q, C); // (N, C)
     lora_forward(b, a, COLLM_LORA_O, a->attn, N, a->x_mid, C);
     par_add(b, a->x_mid, a->x, b->q_rows, N, C);

@@ -89,6 +89,7 @@ struct collm_llm_block {
     const collm_lora_adapter *lora; // adapters added to the projections, or NULL
     collm_rng *dropout_rng;    // LoRA dropout draws (NULL: none); backward must see the same value
     collm_pool *pool;          // row-parallel elementwise work (GEMMs go to BLAS)
+    int unfused;               // 1: never the fused feed-forward (tests compare it with the unfused passes)
     int exact;                 // quantised weights: products in F32 through dequantised tiles (training: the
                                // function backward differentiates), else activations quantised as llama.cpp does
     collm_llm_attend_fn attend;

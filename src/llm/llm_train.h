@@ -44,6 +44,10 @@ float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight);
 // that compare the two. shared_rows: how many the last forward shared.
 void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on);
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr);
+// The feed-forward fused over row chunks (llm/block.c; where collm's GEMM
+// kernel runs: the same bits as the unfused passes). On by default; off for
+// the test that compares the two.
+void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on);
 
 // Forward over a packed batch. tokens (R) may hold anything at slot rows.
 // Writes scores (n_seq): the logit of vocabulary row yes_id at each prompt's

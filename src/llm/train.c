@@ -49,6 +49,7 @@ struct collm_llm_trainer {
     // row row_start[s] + t - P. Its attention sees rows [0, P) and its own.
     int n_seq, n_rows, n_shared;
     int share_prefix;   // 1 (default): detect and share the common leading tokens
+    int unfused;        // 1: the block's unfused feed-forward (collm_llm_trainer_set_fusion)
     int32_t *seq_len;   // (max_rows) copies
     int64_t *row_start; // (max_rows + 1) first own row of each prompt; [n_seq] = n_rows
     int64_t *in_start;  // (max_rows + 1) each prompt's first row in the caller's packing
@@ -80,6 +81,7 @@ struct collm_llm_trainer {
 
 float *collm_llm_trainer_model_grad(collm_llm_trainer *tr) { return tr->model_grad; }
 void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on) { tr->share_prefix = on != 0; }
+void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on) { tr->unfused = on == 0; }
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr) { return tr->n_shared; }
 
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
@@ -528,7 +530,8 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
                                .q_rows = last ? tr->last_rows : NULL, .rope_cs = tr->rope_cs, .rope_row = tr->pos,
                                .rope_row_q = last ? tr->last_pos : tr->pos, .qkv = tr->qkv, .lora = tr->lora,
                                .dropout_rng = dropout_rng, .pool = tr->pool, .attend = train_attend,
-                               .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1};
+                               .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1,
+                               .unfused = tr->unfused};
         tr->acts[l].blk.q_in = last ? tr->q_in : NULL;
         int rc = collm_llm_block_forward(b, &tr->acts[l].blk);
         if (rc != COLLM_OK) return rc;
