@@ -473,11 +473,12 @@ AVX2 static inline __m256i pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3
     return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// the largest of 8 magnitudes (once per block: a plain loop)
 AVX2 static inline float hmax(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
+    float t[8], m = 0.0f;
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < 8; i++) m = t[i] > m ? t[i] : m;
+    return m;
 }
 
 AVX2 static inline __m256i round_i32(__m256 v) {
