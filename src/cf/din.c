@@ -28,6 +28,7 @@
 // din.fc1.dice / din.fc2.dice .alpha .gamma .beta (1, C) and the buffers
 // .run_mean .run_var (1, C).
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,72 +80,55 @@ typedef struct {
     float *dzq, *dwq, *dwh, *dqz; // (B, 64), (64, e), (64, 2e), (B, e)
 } din_ws;
 
+// Every buffer of a workspace for B rows (BL = B·L) with its size in floats:
+// the one list that allocation and free both walk. train: the backward's
+// (and dropout's) buffers, absent from an evaluation workspace.
+typedef struct {
+    float **ptr;
+    int64_t n;
+    int train;
+} din_buf;
+enum { DIN_WS_BUFS = 44 };
+
+static int din_ws_bufs(din_ws *ws, int64_t B, int64_t L, int64_t e, din_buf *t) {
+    const int64_t BL = B * L;
+    const din_buf all[] = {
+        {&ws->q, B * e, 0},          {&ws->uu, B * e, 0},          {&ws->hs, BL * e, 0},
+        {&ws->hin, BL * 2 * e, 0},   {&ws->wq, DIN_A1 * e, 0},     {&ws->wh, DIN_A1 * 2 * e, 0},
+        {&ws->zq, B * DIN_A1, 0},    {&ws->z1, BL * DIN_A1, 0},    {&ws->y1, BL * DIN_A1, 0},
+        {&ws->xh1, BL * DIN_A1, 0},  {&ws->p1, BL * DIN_A1, 0},    {&ws->rs1, DIN_A1, 0},
+        {&ws->z2, BL * DIN_A2, 0},   {&ws->s, BL, 0},              {&ws->x, B * 3 * e, 0},
+        {&ws->f1, B * DIN_F1, 0},    {&ws->g1, B * DIN_F1, 0},     {&ws->xf1, B * DIN_F1, 0},
+        {&ws->pf1, B * DIN_F1, 0},   {&ws->rsf1, DIN_F1, 0},       {&ws->f2, B * DIN_F2, 0},
+        {&ws->g2, B * DIN_F2, 0},    {&ws->xf2, B * DIN_F2, 0},    {&ws->pf2, B * DIN_F2, 0},
+        {&ws->rsf2, DIN_F2, 0},      {&ws->logit, B, 0},
+        {&ws->m1, B * DIN_F1, 1},    {&ws->m2, B * DIN_F2, 1},     {&ws->dlogit, B, 1},
+        {&ws->dg2, B * DIN_F2, 1},   {&ws->df2, B * DIN_F2, 1},    {&ws->dg1, B * DIN_F1, 1},
+        {&ws->df1, B * DIN_F1, 1},   {&ws->dx, B * 3 * e, 1},      {&ws->ds, BL, 1},
+        {&ws->dz2, BL * DIN_A2, 1},  {&ws->dy1, BL * DIN_A1, 1},   {&ws->dz1, BL * DIN_A1, 1},
+        {&ws->dhin, BL * 2 * e, 1},  {&ws->dhs, BL * e, 1},        {&ws->dzq, B * DIN_A1, 1},
+        {&ws->dwq, DIN_A1 * e, 1},   {&ws->dwh, DIN_A1 * 2 * e, 1}, {&ws->dqz, B * e, 1},
+    };
+    _Static_assert(sizeof all / sizeof all[0] == DIN_WS_BUFS, "din_ws: one entry per buffer");
+    _Static_assert(sizeof(din_ws) == offsetof(din_ws, q) + DIN_WS_BUFS * sizeof(float *), "din_ws: a buffer not listed");
+    memcpy(t, all, sizeof all);
+    return DIN_WS_BUFS;
+}
+
 static void din_ws_free(din_ws *ws) {
-    void *ptrs[] = {ws->q, ws->uu, ws->hs, ws->hin, ws->wq, ws->wh, ws->zq, ws->dzq, ws->dwq, ws->dwh, ws->dqz, ws->z1, ws->y1, ws->xh1, ws->p1, ws->pf1, ws->pf2, ws->rs1, ws->z2, ws->s, ws->x,
-                    ws->f1, ws->g1, ws->xf1, ws->m1, ws->rsf1, ws->f2, ws->g2, ws->xf2, ws->m2, ws->rsf2, ws->logit,
-                    ws->dlogit, ws->dg2, ws->df2, ws->dg1, ws->df1, ws->dx, ws->ds, ws->dz2, ws->dy1, ws->dz1,
-                    ws->dhin, ws->dhs};
-    for (size_t k = 0; k < sizeof ptrs / sizeof ptrs[0]; k++) free(ptrs[k]);
+    din_buf t[DIN_WS_BUFS];
+    int n = din_ws_bufs(ws, 0, 0, 0, t);
+    for (int k = 0; k < n; k++) free(*t[k].ptr);
     memset(ws, 0, sizeof *ws);
 }
 
 static int din_ws_alloc(din_ws *ws, const din_impl *w, int cap, int training) {
     memset(ws, 0, sizeof *ws);
     ws->cap = cap;
-    const int64_t B = cap > 0 ? cap : 1, L = w->L, BL = B * L, e = w->e;
-    int ok = 1;
-#define DIN_ALLOC(ptr, count)                                             \
-    do {                                                                  \
-        (ptr) = collm_malloc((size_t)((count) > 0 ? (count) : 1) * sizeof *(ptr)); \
-        ok &= (ptr) != NULL;                                              \
-    } while (0)
-    DIN_ALLOC(ws->q, B * e);
-    DIN_ALLOC(ws->uu, B * e);
-    DIN_ALLOC(ws->hs, BL * e);
-    DIN_ALLOC(ws->hin, BL * 2 * e);
-    DIN_ALLOC(ws->wq, DIN_A1 * e);
-    DIN_ALLOC(ws->wh, DIN_A1 * 2 * e);
-    DIN_ALLOC(ws->zq, B * DIN_A1);
-    DIN_ALLOC(ws->z1, BL * DIN_A1);
-    DIN_ALLOC(ws->y1, BL * DIN_A1);
-    DIN_ALLOC(ws->xh1, BL * DIN_A1);
-    DIN_ALLOC(ws->p1, BL * DIN_A1);
-    DIN_ALLOC(ws->pf1, B * DIN_F1);
-    DIN_ALLOC(ws->pf2, B * DIN_F2);
-    DIN_ALLOC(ws->rs1, DIN_A1);
-    DIN_ALLOC(ws->z2, BL * DIN_A2);
-    DIN_ALLOC(ws->s, BL);
-    DIN_ALLOC(ws->x, B * 3 * e);
-    DIN_ALLOC(ws->f1, B * DIN_F1);
-    DIN_ALLOC(ws->g1, B * DIN_F1);
-    DIN_ALLOC(ws->xf1, B * DIN_F1);
-    DIN_ALLOC(ws->rsf1, DIN_F1);
-    DIN_ALLOC(ws->f2, B * DIN_F2);
-    DIN_ALLOC(ws->g2, B * DIN_F2);
-    DIN_ALLOC(ws->xf2, B * DIN_F2);
-    DIN_ALLOC(ws->rsf2, DIN_F2);
-    DIN_ALLOC(ws->logit, B);
-    if (training) {
-        DIN_ALLOC(ws->m1, B * DIN_F1);
-        DIN_ALLOC(ws->m2, B * DIN_F2);
-        DIN_ALLOC(ws->dlogit, B);
-        DIN_ALLOC(ws->dg2, B * DIN_F2);
-        DIN_ALLOC(ws->df2, B * DIN_F2);
-        DIN_ALLOC(ws->dg1, B * DIN_F1);
-        DIN_ALLOC(ws->df1, B * DIN_F1);
-        DIN_ALLOC(ws->dx, B * 3 * e);
-        DIN_ALLOC(ws->ds, BL);
-        DIN_ALLOC(ws->dz2, BL * DIN_A2);
-        DIN_ALLOC(ws->dy1, BL * DIN_A1);
-        DIN_ALLOC(ws->dz1, BL * DIN_A1);
-        DIN_ALLOC(ws->dhin, BL * 2 * e);
-        DIN_ALLOC(ws->dzq, B * DIN_A1);
-        DIN_ALLOC(ws->dwq, DIN_A1 * e);
-        DIN_ALLOC(ws->dwh, DIN_A1 * 2 * e);
-        DIN_ALLOC(ws->dqz, B * e);
-        DIN_ALLOC(ws->dhs, BL * e);
-    }
-#undef DIN_ALLOC
+    din_buf t[DIN_WS_BUFS];
+    int n = din_ws_bufs(ws, cap > 0 ? cap : 1, w->L, w->e, t), ok = 1;
+    for (int k = 0; k < n; k++)
+        if (training || !t[k].train) ok &= (*t[k].ptr = collm_malloc((size_t)(t[k].n > 0 ? t[k].n : 1) * sizeof(float))) != NULL;
     if (!ok) {
         din_ws_free(ws);
         return COLLM_ERR_NOMEM;
@@ -166,6 +150,46 @@ static void din_dropout_mask(float *mask, int64_t n, double p, collm_rng *rng) {
         mask[i] = (uint32_t)r < thresh ? 0.0f : keep;
         if (i + 1 < n) mask[i + 1] = (uint32_t)(r >> 32) < thresh ? 0.0f : keep;
     }
+}
+
+// --- the layers, forward and backward side by side: a linear layer (weight
+// iw (out, in), bias ib (1, out)), Dice of layer d, dropout. The backwards
+// write dx (zeroed first) and accumulate the weights' gradients into p->g.
+
+// y (rows, out) = x (rows, in) W^T + b
+static void din_linear_forward(const din_impl *w, float *y, const float *x, int iw, int ib, int64_t rows, int in, int out) {
+    collm_ops_matmul_forward(y, x, cf_w(&w->p, iw), cf_w(&w->p, ib), (int)rows, in, out, NULL);
+}
+
+static void din_linear_backward(din_impl *w, float *dx, const float *dy, const float *x, int iw, int ib, int64_t rows,
+                                int in, int out) {
+    memset(dx, 0, (size_t)(rows * in) * sizeof(float));
+    collm_ops_matmul_backward(dx, cf_g(&w->p, iw), cf_g(&w->p, ib), dy, x, cf_w(&w->p, iw), (int)rows, in, out, NULL);
+}
+
+// y (T, C) = Dice(x); saves x̂ (T, C), rstd (C) and the gate (T, C) for the backward
+static void din_dice_forward(const din_impl *w, const din_dice_idx *d, float *y, float *xhat, float *rstd, float *gate,
+                             const float *x, int64_t T, int C, int training, int update_running, collm_pool *pool) {
+    cf_dice dice = din_dice(w, d);
+    cf_dice_forward(&dice, y, xhat, rstd, gate, x, T, C, training, update_running, pool);
+}
+
+static void din_dice_backward(din_impl *w, const din_dice_idx *d, float *dx, const float *dy, const float *x,
+                              const float *xhat, const float *rstd, const float *gate, int64_t T, int C, collm_pool *pool) {
+    memset(dx, 0, (size_t)(T * C) * sizeof(float));
+    cf_dice dice = din_dice(w, d);
+    cf_dice_backward(&dice, dx, cf_g(&w->p, d->alpha), cf_g(&w->p, d->gamma), cf_g(&w->p, d->beta), dy, x, xhat, rstd,
+                     gate, T, C, pool);
+}
+
+// y (n) ⊙= a fresh mask (kept for the backward); dy (n) ⊙= the same mask
+static void din_dropout_forward(float *y, float *mask, int64_t n, double p, collm_rng *rng) {
+    din_dropout_mask(mask, n, p, rng);
+    for (int64_t k = 0; k < n; k++) y[k] *= mask[k];
+}
+
+static void din_dropout_backward(float *dy, const float *mask, int64_t n) {
+    for (int64_t k = 0; k < n; k++) dy[k] *= mask[k];
 }
 
 // Forward of B rows (users, items, ws->win set). training: batch
@@ -212,10 +236,9 @@ static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t 
         for (int o = 0; o < DIN_A1; o++) z[o] += zq[o];
     }
     // z1 (BL, 64) -> Dice -> z2 (BL, 16) -> s (BL)
-    cf_dice d1 = din_dice(w, &w->da1);
-    cf_dice_forward(&d1, ws->y1, ws->xh1, ws->rs1, ws->p1, ws->z1, BL, DIN_A1, training, update_running, pool);
-    collm_ops_matmul_forward(ws->z2, ws->y1, cf_w(p, w->a2w), cf_w(p, w->a2b), (int)BL, DIN_A1, DIN_A2, NULL);
-    collm_ops_matmul_forward(ws->s, ws->z2, cf_w(p, w->a3w), cf_w(p, w->a3b), (int)BL, DIN_A2, 1, NULL);
+    din_dice_forward(w, &w->da1, ws->y1, ws->xh1, ws->rs1, ws->p1, ws->z1, BL, DIN_A1, training, update_running, pool);
+    din_linear_forward(w, ws->z2, ws->y1, w->a2w, w->a2b, BL, DIN_A1, DIN_A2);
+    din_linear_forward(w, ws->s, ws->z2, w->a3w, w->a3b, BL, DIN_A2, 1);
     // masked scores to 0; pooled = Σ_t s_t hs_t; x = [q, pooled, uu] (B, 3e)
     for (int64_t b = 0; b < B; b++) {
         float *x = ws->x + b * 3 * e;
@@ -230,21 +253,13 @@ static void din_forward(const din_impl *w, din_ws *ws, int64_t B, const int32_t 
     }
     // MLP: f1 (B, 200) -> Dice -> drop -> f2 (B, 80) -> Dice -> drop -> logit (B)
     const int drop = training && dropout > 0;
-    collm_ops_matmul_forward(ws->f1, ws->x, cf_w(p, w->f1w), cf_w(p, w->f1b), (int)B, 3 * e, DIN_F1, NULL);
-    cf_dice df1 = din_dice(w, &w->df1);
-    cf_dice_forward(&df1, ws->g1, ws->xf1, ws->rsf1, ws->pf1, ws->f1, B, DIN_F1, training, update_running, pool);
-    if (drop) {
-        din_dropout_mask(ws->m1, B * DIN_F1, dropout, rng);
-        for (int64_t k = 0; k < B * DIN_F1; k++) ws->g1[k] *= ws->m1[k];
-    }
-    collm_ops_matmul_forward(ws->f2, ws->g1, cf_w(p, w->f2w), cf_w(p, w->f2b), (int)B, DIN_F1, DIN_F2, NULL);
-    cf_dice df2 = din_dice(w, &w->df2);
-    cf_dice_forward(&df2, ws->g2, ws->xf2, ws->rsf2, ws->pf2, ws->f2, B, DIN_F2, training, update_running, pool);
-    if (drop) {
-        din_dropout_mask(ws->m2, B * DIN_F2, dropout, rng);
-        for (int64_t k = 0; k < B * DIN_F2; k++) ws->g2[k] *= ws->m2[k];
-    }
-    collm_ops_matmul_forward(ws->logit, ws->g2, cf_w(p, w->f3w), cf_w(p, w->f3b), (int)B, DIN_F2, 1, NULL);
+    din_linear_forward(w, ws->f1, ws->x, w->f1w, w->f1b, B, 3 * e, DIN_F1);
+    din_dice_forward(w, &w->df1, ws->g1, ws->xf1, ws->rsf1, ws->pf1, ws->f1, B, DIN_F1, training, update_running, pool);
+    if (drop) din_dropout_forward(ws->g1, ws->m1, B * DIN_F1, dropout, rng);
+    din_linear_forward(w, ws->f2, ws->g1, w->f2w, w->f2b, B, DIN_F1, DIN_F2);
+    din_dice_forward(w, &w->df2, ws->g2, ws->xf2, ws->rsf2, ws->pf2, ws->f2, B, DIN_F2, training, update_running, pool);
+    if (drop) din_dropout_forward(ws->g2, ws->m2, B * DIN_F2, dropout, rng);
+    din_linear_forward(w, ws->logit, ws->g2, w->f3w, w->f3b, B, DIN_F2, 1);
 }
 
 // Backward from ws->dlogit (B) into p->g (accumulates). Needs the training forward.
@@ -253,31 +268,16 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
     cf_params *p = &w->p;
     const int e = w->e, L = w->L;
     const int64_t BL = B * L;
-    // logit = g2 W6^T + b6
-    memset(ws->dg2, 0, (size_t)(B * DIN_F2) * sizeof(float));
-    collm_ops_matmul_backward(ws->dg2, cf_g(p, w->f3w), cf_g(p, w->f3b), ws->dlogit, ws->g2, cf_w(p, w->f3w), (int)B,
-                              DIN_F2, 1, NULL);
-    if (dropped)
-        for (int64_t k = 0; k < B * DIN_F2; k++) ws->dg2[k] *= ws->m2[k];
-    // g2 = Dice(f2): the Dice input was f2 (before the mask)
-    memset(ws->df2, 0, (size_t)(B * DIN_F2) * sizeof(float));
-    cf_dice d2 = din_dice(w, &w->df2);
-    cf_dice_backward(&d2, ws->df2, cf_g(p, w->df2.alpha), cf_g(p, w->df2.gamma), cf_g(p, w->df2.beta), ws->dg2, ws->f2,
-                     ws->xf2, ws->rsf2, ws->pf2, B, DIN_F2, pool);
-    // f2 = g1 W5^T + b5
-    memset(ws->dg1, 0, (size_t)(B * DIN_F1) * sizeof(float));
-    collm_ops_matmul_backward(ws->dg1, cf_g(p, w->f2w), cf_g(p, w->f2b), ws->df2, ws->g1, cf_w(p, w->f2w), (int)B, DIN_F1,
-                              DIN_F2, NULL);
-    if (dropped)
-        for (int64_t k = 0; k < B * DIN_F1; k++) ws->dg1[k] *= ws->m1[k];
-    memset(ws->df1, 0, (size_t)(B * DIN_F1) * sizeof(float));
-    cf_dice d1f = din_dice(w, &w->df1);
-    cf_dice_backward(&d1f, ws->df1, cf_g(p, w->df1.alpha), cf_g(p, w->df1.gamma), cf_g(p, w->df1.beta), ws->dg1, ws->f1,
-                     ws->xf1, ws->rsf1, ws->pf1, B, DIN_F1, pool);
+    // logit = g2 W6^T + b6; g2 = drop(Dice(f2)): the Dice input was f2 (before the mask)
+    din_linear_backward(w, ws->dg2, ws->dlogit, ws->g2, w->f3w, w->f3b, B, DIN_F2, 1);
+    if (dropped) din_dropout_backward(ws->dg2, ws->m2, B * DIN_F2);
+    din_dice_backward(w, &w->df2, ws->df2, ws->dg2, ws->f2, ws->xf2, ws->rsf2, ws->pf2, B, DIN_F2, pool);
+    // f2 = g1 W5^T + b5; g1 = drop(Dice(f1))
+    din_linear_backward(w, ws->dg1, ws->df2, ws->g1, w->f2w, w->f2b, B, DIN_F1, DIN_F2);
+    if (dropped) din_dropout_backward(ws->dg1, ws->m1, B * DIN_F1);
+    din_dice_backward(w, &w->df1, ws->df1, ws->dg1, ws->f1, ws->xf1, ws->rsf1, ws->pf1, B, DIN_F1, pool);
     // f1 = x W4^T + b4
-    memset(ws->dx, 0, (size_t)(B * 3 * e) * sizeof(float));
-    collm_ops_matmul_backward(ws->dx, cf_g(p, w->f1w), cf_g(p, w->f1b), ws->df1, ws->x, cf_w(p, w->f1w), (int)B, 3 * e,
-                              DIN_F1, NULL);
+    din_linear_backward(w, ws->dx, ws->df1, ws->x, w->f1w, w->f1b, B, 3 * e, DIN_F1);
     // x = [q, Σ s_t hs_t, uu]: ds_t = dpooled · hs_t (0 where masked); dhs_t = s_t dpooled
     float *gU = cf_g(p, w->i_user), *gI = cf_g(p, w->i_item), *gH = cf_g(p, w->i_his);
     for (int64_t b = 0; b < B; b++) {
@@ -295,16 +295,9 @@ static void din_backward(din_impl *w, din_ws *ws, int64_t B, const int32_t *user
         }
     }
     // s = z2 W3^T + b3; z2 = y1 W2^T + b2; y1 = Dice(z1); z1 = zq[row] + hin Wh^T
-    memset(ws->dz2, 0, (size_t)(BL * DIN_A2) * sizeof(float));
-    collm_ops_matmul_backward(ws->dz2, cf_g(p, w->a3w), cf_g(p, w->a3b), ws->ds, ws->z2, cf_w(p, w->a3w), (int)BL, DIN_A2,
-                              1, NULL);
-    memset(ws->dy1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
-    collm_ops_matmul_backward(ws->dy1, cf_g(p, w->a2w), cf_g(p, w->a2b), ws->dz2, ws->y1, cf_w(p, w->a2w), (int)BL, DIN_A1,
-                              DIN_A2, NULL);
-    memset(ws->dz1, 0, (size_t)(BL * DIN_A1) * sizeof(float));
-    cf_dice da = din_dice(w, &w->da1);
-    cf_dice_backward(&da, ws->dz1, cf_g(p, w->da1.alpha), cf_g(p, w->da1.gamma), cf_g(p, w->da1.beta), ws->dy1, ws->z1,
-                     ws->xh1, ws->rs1, ws->p1, BL, DIN_A1, pool);
+    din_linear_backward(w, ws->dz2, ws->ds, ws->z2, w->a3w, w->a3b, BL, DIN_A2, 1);
+    din_linear_backward(w, ws->dy1, ws->dz2, ws->y1, w->a2w, w->a2b, BL, DIN_A1, DIN_A2);
+    din_dice_backward(w, &w->da1, ws->dz1, ws->dy1, ws->z1, ws->xh1, ws->rs1, ws->p1, BL, DIN_A1, pool);
     // z1 = zq[row] + hin Wh^T: dhin (BL, 2e), dWh (64, 2e); dzq (B, 64) = Σ_t dz1
     memset(ws->dhin, 0, (size_t)(BL * 2 * e) * sizeof(float));
     memset(ws->dwh, 0, (size_t)DIN_A1 * 2 * e * sizeof(float));
