@@ -390,11 +390,23 @@ int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split 
     return p ? cf_params_alloc_train(p) : COLLM_OK;
 }
 
-int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, const collm_cf_train_options *opt,
+// The weights' regions into flat (to_flat) or back from it, region after region.
+static void cf_weights_copy(const cf_weights *wt, float *flat, int to_flat) {
+    int64_t at = 0;
+    for (int k = 0; k < wt->n; k++) {
+        if (to_flat) memcpy(flat + at, wt->w[k], (size_t)wt->len[k] * sizeof(float));
+        else memcpy(wt->w[k], flat + at, (size_t)wt->len[k] * sizeof(float));
+        at += wt->len[k];
+    }
+}
+
+int cf_train_loop(collm_cf_model *m, cf_weights weights, const collm_rec_split *eval, const collm_cf_train_options *opt,
                   collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result,
                   cf_epoch_fn epoch_fn, cf_refresh_fn refresh, void *state) {
     int rc = COLLM_OK;
-    float *best = eval ? collm_malloc((size_t)(p->n_total > 0 ? p->n_total : 1) * sizeof(float)) : NULL;
+    int64_t n_weights = 0;
+    for (int k = 0; k < weights.n; k++) n_weights += weights.len[k];
+    float *best = eval ? collm_malloc((size_t)(n_weights > 0 ? n_weights : 1) * sizeof(float)) : NULL;
     float *scores = eval ? collm_malloc((size_t)(eval->n > 0 ? eval->n : 1) * sizeof(float)) : NULL;
     if (eval && (!best || !scores)) {
         free(best);
@@ -421,7 +433,7 @@ int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, 
                 res.best_epoch = epoch;
                 res.best_eval_auc = info.eval_auc;
                 res.best_eval_uauc = info.eval_uauc;
-                memcpy(best, p->w, (size_t)p->n_total * sizeof(float));
+                cf_weights_copy(&weights, best, 1);
             }
         }
         info.seconds = cf_now() - t_epoch;
@@ -441,7 +453,7 @@ int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, 
         }
     }
     if (eval && res.best_epoch > 0) { // keep the best-eval weights
-        memcpy(p->w, best, (size_t)p->n_total * sizeof(float));
+        cf_weights_copy(&weights, best, 0);
         if (refresh) refresh(state);
     }
     res.seconds = cf_now() - t_start;

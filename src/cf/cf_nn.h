@@ -128,19 +128,33 @@ int32_t *cf_split_windows(const collm_rec_split *s, int L);
 
 // --- training loop ------------------------------------------------------------
 
-// One epoch: epoch_fn trains over the train split (shuffling with rng) and
-// writes the mean training loss. refresh (may be NULL) recomputes what is
-// derived from the weights (LightGCN's propagated tables) after each epoch
-// and after the best weights are restored. The loop evaluates with
-// collm_cf_model_score_split, keeps the best-AUC snapshot of p (buffers
-// included) and applies opt->patience / stall rules like MF.
-typedef int (*cf_epoch_fn)(void *state, collm_rng *rng, double *loss);
 // What every kind checks before its loop: the train split has rows, and no
 // more than int32 row indices reach; then p's gradient and Adam moments
 // (p may be NULL: MF keeps its own).
 int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split *train);
+
+// The weights the loop copies at the best epoch and restores at the end
+// (buffers included): a cf_params' values (cf_params_weights), or MF's two tables.
+enum { CF_MAX_REGIONS = 2 };
+typedef struct {
+    int n;
+    float *w[CF_MAX_REGIONS];
+    int64_t len[CF_MAX_REGIONS];
+} cf_weights;
+static inline cf_weights cf_params_weights(const cf_params *p) {
+    cf_weights r = {1, {p->w, NULL}, {p->n_total, 0}};
+    return r;
+}
+
+// One epoch: epoch_fn trains over the train split (shuffling with rng) and
+// writes the mean training loss. refresh (may be NULL) recomputes what is
+// derived from the weights (LightGCN's propagated tables) after each epoch
+// and after the best weights are restored. The loop evaluates with
+// cf_score_split_dist, keeps the best-AUC copy of the weights, stops a
+// diverged run (non-finite loss) and applies opt->patience / stall rules.
+typedef int (*cf_epoch_fn)(void *state, collm_rng *rng, double *loss);
 typedef void (*cf_refresh_fn)(void *state);
-int cf_train_loop(collm_cf_model *m, cf_params *p, const collm_rec_split *eval, const collm_cf_train_options *opt,
+int cf_train_loop(collm_cf_model *m, cf_weights weights, const collm_rec_split *eval, const collm_cf_train_options *opt,
                   collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result,
                   cf_epoch_fn epoch_fn, cf_refresh_fn refresh, void *state);
 

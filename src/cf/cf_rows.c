@@ -84,7 +84,7 @@ int cf_train_rows(collm_cf_model *m, cf_params *p, const collm_rec_split *train,
         rc = COLLM_ERR_NOMEM;
     if (!rc) {
         for (int64_t r = 0; r < N; r++) s.perm[r] = (int32_t)r;
-        rc = cf_train_loop(m, p, eval, opt, pool, progress, progress_ctx, result, cf_rows_epoch,
+        rc = cf_train_loop(m, cf_params_weights(p), eval, opt, pool, progress, progress_ctx, result, cf_rows_epoch,
                            kind->refresh ? cf_rows_refresh : NULL, &s);
     }
     free(s.perm);

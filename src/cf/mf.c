@@ -179,136 +179,110 @@ static void mf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index
     cf_fpmode_leave(fp);
 }
 
+// --- training: MF's epoch (its own sparse-row batches and Adam) in the shared loop (cf_train_loop)
+
+typedef struct {
+    const collm_rec_split *train;
+    collm_pool *pool;
+    int64_t cap;
+    mf_batch b;
+    mf_adam_task_ctx adam;
+    int32_t *perm;        // (N)
+    float *train_labels;  // (N) 0 / 1
+    int32_t *b_users, *b_items; // (cap)
+    float *b_labels;      // (cap)
+    float *grad_user;     // ((nu + ni) d + 1): both gradients, then the batch loss (one allreduce under mpirun)
+    float *m_user, *v_user, *m_item, *v_item; // Adam moments of both tables
+} mf_train_state;
+
+static int mf_epoch(void *state, collm_rng *rng, double *mean_loss) {
+    mf_train_state *s = state;
+    const int64_t N = s->train->n, cap = s->cap, nu = s->b.n_users, ni = s->b.n_items, d = s->b.dim;
+    const int rank = collm_dist_rank(), size = collm_dist_size();
+    collm_rng_shuffle_i32(rng, s->perm, N);
+    double loss_sum = 0.0; // Σ over batches of mean loss × rows
+    for (int64_t off = 0; off < N; off += cap) {
+        int64_t n = N - off < cap ? N - off : cap;
+        // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
+        int64_t lo, hi;
+        collm_dist_slice(n, rank, size, &lo, &hi);
+        for (int64_t k = lo; k < hi; k++) {
+            int32_t r = s->perm[off + k];
+            s->b_users[k - lo] = s->train->user[r];
+            s->b_items[k - lo] = s->train->item[r];
+            s->b_labels[k - lo] = s->train_labels[r];
+        }
+        s->b.n = hi - lo;
+        double loss = mf_batch_loss_grad(&s->b, s->pool);
+        if (size > 1) {
+            // linear in dlogit = (σ - y) / rows: scaled by rows / n, this rank's share of the
+            // batch mean; one allreduce sums the gradient shares and the losses
+            const int64_t ng = (nu + ni) * d;
+            const float share = (float)(hi - lo) / (float)n;
+            for (int64_t j = 0; j < ng; j++) s->grad_user[j] *= share;
+            s->grad_user[ng] = (float)(loss * share);
+            int rc = collm_dist_allreduce_sum_f32(s->grad_user, ng + 1);
+            if (rc) return rc;
+            loss = s->grad_user[ng];
+        }
+        loss_sum += loss * (double)n;
+        s->adam.step++;
+        collm_pool_for(s->pool, nu + ni, 64, mf_adam_task, &s->adam);
+    }
+    *mean_loss = loss_sum / (double)N;
+    return COLLM_OK;
+}
+
 static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval, const collm_cf_train_options *opt,
                     collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
     mf_impl *w = m->impl;
     const int64_t d = m->dim, nu = m->n_users, ni = m->n_items, N = train->n;
     int rc = cf_train_begin(m, NULL, train);
     if (rc) return rc;
-    const int64_t cap = opt->batch < N ? opt->batch : N;
-
-    mf_batch b;
-    if (mf_batch_alloc(&b, m->n_users, m->n_items, m->dim, cap) != COLLM_OK) return COLLM_ERR_NOMEM;
-    int32_t *perm = collm_malloc((size_t)N * sizeof *perm);
-    float *train_labels = collm_malloc((size_t)N * sizeof *train_labels);
-    int32_t *b_users = collm_malloc((size_t)cap * sizeof *b_users);
-    int32_t *b_items = collm_malloc((size_t)cap * sizeof *b_items);
-    float *b_labels = collm_malloc((size_t)cap * sizeof *b_labels);
-    // both gradients and, after them, the batch loss in one block: what one
-    // allreduce sums over the ranks when training data parallel
-    float *grad_user = collm_malloc((size_t)((nu + ni) * d + 1) * sizeof(float));
-    float *grad_item = grad_user ? grad_user + nu * d : NULL;
-    const int rank = collm_dist_rank(), size = collm_dist_size();
-    float *m_user = collm_calloc((size_t)(nu * d), sizeof(float));
-    float *v_user = collm_calloc((size_t)(nu * d), sizeof(float));
-    float *m_item = collm_calloc((size_t)(ni * d), sizeof(float));
-    float *v_item = collm_calloc((size_t)(ni * d), sizeof(float));
-    float *best_user = eval ? collm_malloc((size_t)(nu * d) * sizeof(float)) : NULL;
-    float *best_item = eval ? collm_malloc((size_t)(ni * d) * sizeof(float)) : NULL;
-    float *eval_scores = eval ? collm_malloc((size_t)(eval->n > 0 ? eval->n : 1) * sizeof(float)) : NULL;
-    if (!perm || !train_labels || !b_users || !b_items || !b_labels || !grad_user || !grad_item || !m_user ||
-        !v_user || !m_item || !v_item || (eval && (!best_user || !best_item || !eval_scores))) {
+    mf_train_state s;
+    memset(&s, 0, sizeof s);
+    s.train = train, s.pool = pool, s.cap = opt->batch < N ? opt->batch : N;
+    if (mf_batch_alloc(&s.b, m->n_users, m->n_items, m->dim, s.cap) != COLLM_OK) return COLLM_ERR_NOMEM;
+    s.perm = collm_malloc((size_t)N * sizeof *s.perm);
+    s.train_labels = collm_malloc((size_t)N * sizeof *s.train_labels);
+    s.b_users = collm_malloc((size_t)s.cap * sizeof *s.b_users);
+    s.b_items = collm_malloc((size_t)s.cap * sizeof *s.b_items);
+    s.b_labels = collm_malloc((size_t)s.cap * sizeof *s.b_labels);
+    s.grad_user = collm_malloc((size_t)((nu + ni) * d + 1) * sizeof(float));
+    s.m_user = collm_calloc((size_t)(nu * d), sizeof(float));
+    s.v_user = collm_calloc((size_t)(nu * d), sizeof(float));
+    s.m_item = collm_calloc((size_t)(ni * d), sizeof(float));
+    s.v_item = collm_calloc((size_t)(ni * d), sizeof(float));
+    if (!s.perm || !s.train_labels || !s.b_users || !s.b_items || !s.b_labels || !s.grad_user || !s.m_user || !s.v_user ||
+        !s.m_item || !s.v_item)
         rc = COLLM_ERR_NOMEM;
-        goto done;
-    }
-    for (int64_t r = 0; r < N; r++) {
-        perm[r] = (int32_t)r;
-        train_labels[r] = train->label[r] ? 1.0f : 0.0f;
-    }
-    b.user_embd = w->user_embd;
-    b.item_embd = w->item_embd;
-    b.users = b_users;
-    b.items = b_items;
-    b.labels = b_labels;
-    b.grad_user = grad_user;
-    b.grad_item = grad_item;
-    mf_adam_task_ctx adam = {w, &b, m_user, v_user, m_item, v_item, opt, 0};
-
-    collm_rng rng;
-    collm_rng_seed(&rng, opt->seed);
-    collm_cf_train_result res = {0};
-    res.best_eval_auc = res.best_eval_uauc = NAN;
-    double t_start = cf_now();
-    for (int epoch = 1; epoch <= opt->max_epochs; epoch++) {
-        double t_epoch = cf_now();
-        collm_rng_shuffle_i32(&rng, perm, N);
-        double loss_sum = 0.0; // Σ over batches of mean loss × rows
-        for (int64_t off = 0; off < N; off += cap) {
-            int64_t n = N - off < cap ? N - off : cap;
-            // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
-            int64_t lo, hi;
-            collm_dist_slice(n, rank, size, &lo, &hi);
-            for (int64_t k = lo; k < hi; k++) {
-                int32_t r = perm[off + k];
-                b_users[k - lo] = train->user[r];
-                b_items[k - lo] = train->item[r];
-                b_labels[k - lo] = train_labels[r];
-            }
-            b.n = hi - lo;
-            double loss = mf_batch_loss_grad(&b, pool);
-            if (size > 1) {
-                // linear in dlogit = (σ - y) / rows: scaled by rows / n, this rank's share of the
-                // batch mean; one allreduce sums the gradient shares and the losses
-                const int64_t ng = (nu + ni) * d;
-                const float share = (float)(hi - lo) / (float)n;
-                for (int64_t j = 0; j < ng; j++) grad_user[j] *= share;
-                grad_user[ng] = (float)(loss * share);
-                if ((rc = collm_dist_allreduce_sum_f32(grad_user, ng + 1))) goto done;
-                loss = grad_user[ng];
-            }
-            loss_sum += loss * (double)n;
-            adam.step++;
-            collm_pool_for(pool, nu + ni, 64, mf_adam_task, &adam);
+    if (!rc) {
+        for (int64_t r = 0; r < N; r++) {
+            s.perm[r] = (int32_t)r;
+            s.train_labels[r] = train->label[r] ? 1.0f : 0.0f;
         }
-        collm_cf_epoch_info info = {epoch, loss_sum / (double)N, NAN, NAN, 0.0, 0};
-        res.epochs_run = epoch;
-        if (eval) {
-            if ((rc = cf_score_split_dist(m, eval, eval_scores, pool))) goto done;
-            info.eval_auc = collm_metrics_auc(eval_scores, eval->label, eval->n);
-            info.eval_uauc = collm_metrics_uauc(eval->user, eval_scores, eval->label, eval->n, NULL);
-            if (info.eval_auc > res.best_eval_auc || (isnan(res.best_eval_auc) && !isnan(info.eval_auc))) {
-                info.is_best = 1;
-                res.best_epoch = epoch;
-                res.best_eval_auc = info.eval_auc;
-                res.best_eval_uauc = info.eval_uauc;
-                memcpy(best_user, w->user_embd, (size_t)(nu * d) * sizeof(float));
-                memcpy(best_item, w->item_embd, (size_t)(ni * d) * sizeof(float));
-            }
-        }
-        info.seconds = cf_now() - t_epoch;
-        if (progress) progress(progress_ctx, &info);
-        if (eval && opt->patience > 0 && epoch - res.best_epoch >= opt->patience) {
-            res.early_stopped = 1;
-            break;
-        }
-        if (eval && opt->stall_epochs > 0 && epoch > opt->stall_epochs &&
-            !(res.best_eval_auc >= opt->stall_auc)) {
-            res.early_stopped = 1;
-            break;
-        }
+        s.b.user_embd = w->user_embd;
+        s.b.item_embd = w->item_embd;
+        s.b.users = s.b_users;
+        s.b.items = s.b_items;
+        s.b.labels = s.b_labels;
+        s.b.grad_user = s.grad_user;
+        s.b.grad_item = s.grad_user + nu * d;
+        s.adam = (mf_adam_task_ctx){w, &s.b, s.m_user, s.v_user, s.m_item, s.v_item, opt, 0};
+        const cf_weights tables = {2, {w->user_embd, w->item_embd}, {nu * d, ni * d}};
+        rc = cf_train_loop(m, tables, eval, opt, pool, progress, progress_ctx, result, mf_epoch, NULL, &s);
     }
-    if (eval && res.best_epoch > 0) { // keep the best-eval weights
-        memcpy(w->user_embd, best_user, (size_t)(nu * d) * sizeof(float));
-        memcpy(w->item_embd, best_item, (size_t)(ni * d) * sizeof(float));
-    }
-    res.seconds = cf_now() - t_start;
-    *result = res;
-
-done:
-    mf_batch_free(&b);
-    free(perm);
-    free(train_labels);
-    free(b_users);
-    free(b_items);
-    free(b_labels);
-    free(grad_user); // (grad_item is its second part)
-    free(m_user);
-    free(v_user);
-    free(m_item);
-    free(v_item);
-    free(best_user);
-    free(best_item);
-    free(eval_scores);
+    mf_batch_free(&s.b);
+    free(s.perm);
+    free(s.train_labels);
+    free(s.b_users);
+    free(s.b_items);
+    free(s.b_labels);
+    free(s.grad_user); // (grad_item is its second part)
+    free(s.m_user);
+    free(s.v_user);
+    free(s.m_item);
+    free(s.v_item);
     return rc;
 }
 

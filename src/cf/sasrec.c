@@ -642,7 +642,7 @@ static int sas_train(collm_cf_model *m, const collm_rec_split *train, const coll
         for (int64_t g = 0; g < s.n_groups; g++) s.group_order[g] = (int32_t)g;
         rc = sas_ws_alloc(&s.ws, m, (int)cap, 1);
     }
-    if (!rc) rc = cf_train_loop(m, &w->p, eval, opt, pool, progress, progress_ctx, result, sas_epoch, NULL, &s);
+    if (!rc) rc = cf_train_loop(m, cf_params_weights(&w->p), eval, opt, pool, progress, progress_ctx, result, sas_epoch, NULL, &s);
     sas_ws_free(&s.ws);
     free(s.win), free(s.group_start), free(s.group_order), free(s.seq), free(s.items), free(s.labels);
     free(s.logit), free(s.dlogit);
