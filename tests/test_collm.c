@@ -374,22 +374,40 @@ static void test_history_encoder(const char *kind, int dim) {
     collm_rec_dataset_free(ds);
 }
 
-// A copy of checkpoint src in dst with key set to the u32 value.
-static int copy_with_u32(const char *src, const char *dst, const char *key, uint32_t value) {
-    collm_gguf_file *f = collm_gguf_open(src);
+// Copying a checkpoint with keys replaced: ckpt_copy_begin opens src (*f)
+// and returns a writer holding every tensor and every key but those whose
+// name starts with drop; the caller sets the replacements; ckpt_copy_end
+// writes dst when rc is COLLM_OK and closes both.
+static collm_gguf_writer *ckpt_copy_begin(const char *src, const char *drop, collm_gguf_file **f) {
+    *f = collm_gguf_open(src);
     collm_gguf_writer *w = collm_gguf_writer_create();
-    int rc = f && w ? COLLM_OK : COLLM_ERR;
-    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++)
-        rc = strcmp(collm_gguf_key(f, i), key) ? collm_gguf_writer_copy_kv(w, f, i) : COLLM_OK;
-    if (!rc) rc = collm_gguf_writer_set_u32(w, key, value);
-    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
-        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
+    int rc = *f && w ? COLLM_OK : COLLM_ERR;
+    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(*f); i++)
+        if (strncmp(collm_gguf_key(*f, i), drop, strlen(drop))) rc = collm_gguf_writer_copy_kv(w, *f, i);
+    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(*f); i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_tensor(*f, i);
         rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
     }
+    if (!rc) return w;
+    collm_gguf_writer_free(w);
+    collm_gguf_close(*f);
+    *f = NULL;
+    return NULL;
+}
+
+static int ckpt_copy_end(collm_gguf_writer *w, collm_gguf_file *f, const char *dst, int rc) {
+    if (!w) rc = COLLM_ERR;
     if (!rc) rc = collm_gguf_writer_write(w, dst);
     collm_gguf_writer_free(w);
     collm_gguf_close(f);
     return rc;
+}
+
+// A copy of checkpoint src in dst with key set to the u32 value.
+static int copy_with_u32(const char *src, const char *dst, const char *key, uint32_t value) {
+    collm_gguf_file *f;
+    collm_gguf_writer *w = ckpt_copy_begin(src, key, &f);
+    return ckpt_copy_end(w, f, dst, w ? collm_gguf_writer_set_u32(w, key, value) : COLLM_ERR);
 }
 
 // Sizes in a checkpoint's keys are checked against its tensors before any
@@ -675,24 +693,13 @@ static void test_crafted_checkpoint_sizes(void) {
 // as a u64 (or, malformed, a string), and the kind (NULL: no kind key, as
 // checkpoints written before it).
 static int rewrite_base_keys(const char *src, const char *dst, int as_string, uint64_t value, const char *kind) {
-    collm_gguf_file *f = collm_gguf_open(src);
-    collm_gguf_writer *w = collm_gguf_writer_create();
-    int rc = f && w ? COLLM_OK : COLLM_ERR;
-    for (int64_t i = 0; !rc && i < collm_gguf_n_kv(f); i++) {
-        const char *k = collm_gguf_key(f, i);
-        if (strcmp(k, "collm.base.checksum") && strcmp(k, "collm.base.checksum_kind")) rc = collm_gguf_writer_copy_kv(w, f, i);
-    }
-    if (!rc) rc = as_string ? collm_gguf_writer_set_str(w, "collm.base.checksum", "0123456789abcdef")
-                            : collm_gguf_writer_set_u64(w, "collm.base.checksum", value);
+    collm_gguf_file *f;
+    collm_gguf_writer *w = ckpt_copy_begin(src, "collm.base.checksum", &f); // and collm.base.checksum_kind
+    int rc = !w                 ? COLLM_ERR
+             : as_string        ? collm_gguf_writer_set_str(w, "collm.base.checksum", "0123456789abcdef")
+                                : collm_gguf_writer_set_u64(w, "collm.base.checksum", value);
     if (!rc && kind) rc = collm_gguf_writer_set_str(w, "collm.base.checksum_kind", kind);
-    for (int64_t i = 0; !rc && i < collm_gguf_n_tensors(f); i++) {
-        const collm_gguf_tensor_info *t = collm_gguf_tensor(f, i);
-        rc = collm_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
-    }
-    if (!rc) rc = collm_gguf_writer_write(w, dst);
-    collm_gguf_writer_free(w);
-    collm_gguf_close(f);
-    return rc;
+    return ckpt_copy_end(w, f, dst, rc);
 }
 
 // Issue 8: the base checksum hashed byte by byte (seconds for 2 GB) and a
