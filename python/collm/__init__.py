@@ -215,8 +215,32 @@ def uauc(users, scores, labels):
 # ------------------------------------------------------------------ data
 
 
-class Split:
+class _Handles:
+    """Owns C handles: close() frees each attribute in _owned ((name, free function), in that order) once;
+    `with` and garbage collection close too."""
+
+    _owned = ()
+
+    def close(self):
+        for name, free in self._owned:
+            if getattr(self, name, None):
+                free(getattr(self, name))
+                setattr(self, name, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Split(_Handles):
     """One split file: numpy copies of its columns (users, items, labels, timestamps, not_cold)."""
+
+    _owned = (("_p", _split_free),)
 
     def __init__(self, ptr):
         self._p = ptr
@@ -236,17 +260,11 @@ class Split:
     def __len__(self):
         return self.n
 
-    def close(self):
-        if self._p:
-            _split_free(self._p)
-            self._p = None
 
-    def __del__(self):
-        self.close()
-
-
-class Dataset:
+class Dataset(_Handles):
     """A dataset folder (docs/data.md): items plus train / valid / valid_small."""
+
+    _owned = (("_hist", _hist_free), ("_p", _ds_free))
 
     def __init__(self, path):
         self._p = _ds_load(_path(path))
@@ -289,45 +307,16 @@ class Dataset:
         _check(_user_history(self._histories(), user, C.byref(his), C.byref(n)), "no history")
         return np.ctypeslib.as_array(his, shape=(n.value,)).astype(np.int32, copy=True)
 
-    def close(self):
-        if getattr(self, "_hist", None):
-            _hist_free(self._hist)
-            self._hist = None
-        if getattr(self, "_p", None):
-            _ds_free(self._p)
-            self._p = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-
-class Index:
+class Index(_Handles):
     """A Faiss index from `collm index` (retrieval.h)."""
+
+    _owned = (("_p", _index_free),)
 
     def __init__(self, path):
         self._p = _index_load(_path(path))
         if not self._p:
             _raise("cannot load index %s" % path)
-
-    def close(self):
-        if getattr(self, "_p", None):
-            _index_free(self._p)
-            self._p = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 # ------------------------------------------------------------------ model
@@ -336,11 +325,13 @@ class Index:
 _REPORT_KEYS = ("auc", "uauc", "n", "n_pos", "n_users", "n_users_uauc", "auc_warm", "auc_cold", "n_warm", "n_cold")
 
 
-class Model:
+class Model(_Handles):
     """A CoLLM checkpoint loaded for scoring (collm.h collm_model_load).
 
     base overrides the base model path stored in the checkpoint; threads is
     the worker count (default 1)."""
+
+    _owned = (("_ctx", _ctx_free), ("_p", _model_free), ("_pool", _pool_free))
 
     def __init__(self, ckpt, base=None, threads=1):
         self.threads = max(1, int(threads))
@@ -467,22 +458,3 @@ class Model:
             "history_length": info.n_history,
         }
 
-    def close(self):
-        if getattr(self, "_ctx", None):
-            _ctx_free(self._ctx)
-            self._ctx = None
-        if getattr(self, "_p", None):
-            _model_free(self._p)
-            self._p = None
-        if getattr(self, "_pool", None):
-            _pool_free(self._pool)
-            self._pool = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
