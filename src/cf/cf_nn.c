@@ -172,14 +172,15 @@ static void cf_adam_task(void *ctx, int64_t begin, int64_t end, int thread_index
     cf_fpmode_leave(fp);
 }
 
-int cf_params_allreduce(cf_params *p, double *loss, float share) {
-    float *g = p->g;
-    for (int64_t j = 0; j < p->n_train; j++) g[j] *= share;
-    g[p->n_train] = (float)(*loss * share);
-    int rc = collm_dist_allreduce_sum_f32(g, p->n_train + 1);
-    if (!rc) *loss = g[p->n_train];
+int cf_grad_allreduce(float *g, int64_t n_g, double *loss, float share) {
+    for (int64_t j = 0; j < n_g; j++) g[j] *= share;
+    g[n_g] = (float)(*loss * share);
+    int rc = collm_dist_allreduce_sum_f32(g, n_g + 1);
+    if (!rc) *loss = g[n_g];
     return rc;
 }
+
+int cf_params_allreduce(cf_params *p, double *loss, float share) { return cf_grad_allreduce(p->g, p->n_train, loss, share); }
 
 void cf_params_adam(cf_params *p, const collm_cf_train_options *opt, int64_t step, collm_pool *pool) {
     cf_adam_ctx a = {p, opt, step};
@@ -388,6 +389,17 @@ int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split 
         return collm_error(COLLM_ERR_ARG, "%s: the train split %s has no rows", m->kind->name, train->path ? train->path : "");
     if (train->n > INT32_MAX) return collm_error(COLLM_ERR_ARG, "%s: the train split has too many rows", m->kind->name);
     return p ? cf_params_alloc_train(p) : COLLM_OK;
+}
+
+void cf_batch_rows(const collm_rec_split *train, const int32_t *perm, int64_t n, int32_t *users, int32_t *items,
+                   float *labels, int64_t *lo, int64_t *hi) {
+    collm_dist_slice(n, collm_dist_rank(), collm_dist_size(), lo, hi);
+    for (int64_t k = *lo; k < *hi; k++) {
+        int32_t r = perm[k];
+        users[k - *lo] = train->user[r];
+        items[k - *lo] = train->item[r];
+        labels[k - *lo] = train->label[r] ? 1.0f : 0.0f;
+    }
 }
 
 // The weights' regions into flat (to_flat) or back from it, region after region.

@@ -78,6 +78,8 @@ void cf_params_adam(cf_params *p, const collm_cf_train_options *opt, int64_t ste
 // one allreduce (the loss rides in g[n_train]): afterwards every rank holds
 // the gradient and loss of the whole batch's mean. A collective.
 int cf_params_allreduce(cf_params *p, double *loss, float share);
+// The same for any gradient g (n_g values, then one free slot for the loss): MF's tables.
+int cf_grad_allreduce(float *g, int64_t n_g, double *loss, float share);
 
 // --- layers -----------------------------------------------------------------
 
@@ -132,6 +134,12 @@ int32_t *cf_split_windows(const collm_rec_split *s, int L);
 // more than int32 row indices reach; then p's gradient and Adam moments
 // (p may be NULL: MF keeps its own).
 int cf_train_begin(const collm_cf_model *m, cf_params *p, const collm_rec_split *train);
+
+// A batch of n rows, data parallel under mpirun (all of it in one process):
+// this rank's rows [lo, hi) of it (perm: the epoch's row order from the
+// batch's first row) gathered into users, items and 0/1 labels (hi - lo).
+void cf_batch_rows(const collm_rec_split *train, const int32_t *perm, int64_t n, int32_t *users, int32_t *items,
+                   float *labels, int64_t *lo, int64_t *hi);
 
 // The weights the loop copies at the best epoch and restores at the end
 // (buffers included): a cf_params' values (cf_params_weights), or MF's two tables.

@@ -28,23 +28,15 @@ static int cf_rows_epoch(void *state, collm_rng *rng, double *mean_loss) {
     const int64_t N = s->train->n, cap = s->opt->batch < N ? s->opt->batch : N, L = s->kind->window;
     collm_rng_shuffle_i32(rng, s->perm, N);
     double loss_sum = 0;
-    const int rank = collm_dist_rank(), size = collm_dist_size();
     unsigned fp = cf_fpmode_enter();
     for (int64_t off = 0; off < N; off += cap) {
-        int64_t n = N - off < cap ? N - off : cap;
-        // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
-        int64_t lo, hi;
-        collm_dist_slice(n, rank, size, &lo, &hi);
-        for (int64_t k = lo; k < hi; k++) {
-            int32_t r = s->perm[off + k];
-            s->users[k - lo] = s->train->user[r];
-            s->items[k - lo] = s->train->item[r];
-            s->labels[k - lo] = s->train->label[r] ? 1.0f : 0.0f;
-            if (L > 0) memcpy(s->win + (k - lo) * L, s->all_win + (int64_t)r * L, (size_t)L * sizeof(int32_t));
-        }
+        int64_t n = N - off < cap ? N - off : cap, lo, hi;
+        cf_batch_rows(s->train, s->perm + off, n, s->users, s->items, s->labels, &lo, &hi);
+        for (int64_t k = lo; L > 0 && k < hi; k++)
+            memcpy(s->win + (k - lo) * L, s->all_win + (int64_t)s->perm[off + k] * L, (size_t)L * sizeof(int32_t));
         const cf_rows_batch b = {hi - lo, s->users, s->items, s->labels, s->win, s->logit, s->dlogit, s->opt->dropout, rng};
         double loss = s->kind->batch(s->m, s->kind->ctx, &b, s->pool);
-        if (size > 1) { // this rank's share of the batch mean, summed over the ranks
+        if (collm_dist_size() > 1) { // this rank's share of the batch mean, summed over the ranks
             int rc = cf_params_allreduce(s->p, &loss, (float)(hi - lo) / (float)n);
             if (rc) {
                 cf_fpmode_leave(fp);

@@ -188,7 +188,6 @@ typedef struct {
     mf_batch b;
     mf_adam_task_ctx adam;
     int32_t *perm;        // (N)
-    float *train_labels;  // (N) 0 / 1
     int32_t *b_users, *b_items; // (cap)
     float *b_labels;      // (cap)
     float *grad_user;     // ((nu + ni) d + 1): both gradients, then the batch loss (one allreduce under mpirun)
@@ -198,32 +197,16 @@ typedef struct {
 static int mf_epoch(void *state, collm_rng *rng, double *mean_loss) {
     mf_train_state *s = state;
     const int64_t N = s->train->n, cap = s->cap, nu = s->b.n_users, ni = s->b.n_items, d = s->b.dim;
-    const int rank = collm_dist_rank(), size = collm_dist_size();
     collm_rng_shuffle_i32(rng, s->perm, N);
     double loss_sum = 0.0; // Σ over batches of mean loss × rows
     for (int64_t off = 0; off < N; off += cap) {
-        int64_t n = N - off < cap ? N - off : cap;
-        // data parallel: this rank's rows [lo, hi) of the batch (all of it in one process)
-        int64_t lo, hi;
-        collm_dist_slice(n, rank, size, &lo, &hi);
-        for (int64_t k = lo; k < hi; k++) {
-            int32_t r = s->perm[off + k];
-            s->b_users[k - lo] = s->train->user[r];
-            s->b_items[k - lo] = s->train->item[r];
-            s->b_labels[k - lo] = s->train_labels[r];
-        }
+        int64_t n = N - off < cap ? N - off : cap, lo, hi;
+        cf_batch_rows(s->train, s->perm + off, n, s->b_users, s->b_items, s->b_labels, &lo, &hi);
         s->b.n = hi - lo;
         double loss = mf_batch_loss_grad(&s->b, s->pool);
-        if (size > 1) {
-            // linear in dlogit = (σ - y) / rows: scaled by rows / n, this rank's share of the
-            // batch mean; one allreduce sums the gradient shares and the losses
-            const int64_t ng = (nu + ni) * d;
-            const float share = (float)(hi - lo) / (float)n;
-            for (int64_t j = 0; j < ng; j++) s->grad_user[j] *= share;
-            s->grad_user[ng] = (float)(loss * share);
-            int rc = collm_dist_allreduce_sum_f32(s->grad_user, ng + 1);
+        if (collm_dist_size() > 1) { // this rank's share of the batch mean, summed over the ranks
+            int rc = cf_grad_allreduce(s->grad_user, (nu + ni) * d, &loss, (float)(hi - lo) / (float)n);
             if (rc) return rc;
-            loss = s->grad_user[ng];
         }
         loss_sum += loss * (double)n;
         s->adam.step++;
@@ -244,7 +227,6 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
     s.train = train, s.pool = pool, s.cap = opt->batch < N ? opt->batch : N;
     if (mf_batch_alloc(&s.b, m->n_users, m->n_items, m->dim, s.cap) != COLLM_OK) return COLLM_ERR_NOMEM;
     s.perm = collm_malloc((size_t)N * sizeof *s.perm);
-    s.train_labels = collm_malloc((size_t)N * sizeof *s.train_labels);
     s.b_users = collm_malloc((size_t)s.cap * sizeof *s.b_users);
     s.b_items = collm_malloc((size_t)s.cap * sizeof *s.b_items);
     s.b_labels = collm_malloc((size_t)s.cap * sizeof *s.b_labels);
@@ -253,14 +235,11 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
     s.v_user = collm_calloc((size_t)(nu * d), sizeof(float));
     s.m_item = collm_calloc((size_t)(ni * d), sizeof(float));
     s.v_item = collm_calloc((size_t)(ni * d), sizeof(float));
-    if (!s.perm || !s.train_labels || !s.b_users || !s.b_items || !s.b_labels || !s.grad_user || !s.m_user || !s.v_user ||
+    if (!s.perm || !s.b_users || !s.b_items || !s.b_labels || !s.grad_user || !s.m_user || !s.v_user ||
         !s.m_item || !s.v_item)
         rc = COLLM_ERR_NOMEM;
     if (!rc) {
-        for (int64_t r = 0; r < N; r++) {
-            s.perm[r] = (int32_t)r;
-            s.train_labels[r] = train->label[r] ? 1.0f : 0.0f;
-        }
+        for (int64_t r = 0; r < N; r++) s.perm[r] = (int32_t)r;
         s.b.user_embd = w->user_embd;
         s.b.item_embd = w->item_embd;
         s.b.users = s.b_users;
@@ -274,7 +253,6 @@ static int mf_train(collm_cf_model *m, const collm_rec_split *train, const collm
     }
     mf_batch_free(&s.b);
     free(s.perm);
-    free(s.train_labels);
     free(s.b_users);
     free(s.b_items);
     free(s.b_labels);
