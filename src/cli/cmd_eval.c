@@ -10,6 +10,7 @@
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "commands.h"
+#include "rec_setup.h"
 
 // Scores every row of the split. Under mpirun each rank scores its
 // contiguous share of the rows and the scores are gathered on every rank
@@ -61,19 +62,15 @@ int cmd_eval(int argc, char **argv) {
     // the pool runs the transformer's GEMMs, one slab of C per thread, each
     // through single-threaded BLAS (BLAS's own threads would spin between them)
     collm_blas_set_threads(1);
-    collm_pool *pool = collm_pool_create(threads);
-    collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
-    collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
-    collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
-    if (m && collm_model_check_dataset(m, ds, ckpt, NULL, NULL) != COLLM_OK) {
-        collm_model_free(m);
-        m = NULL;
-    }
-    float *scores = m ? malloc((size_t)(split->n ? split->n : 1) * sizeof(float)) : NULL;
+    cli_split_setup s;
+    if (cli_split_setup_load(&s, "eval", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
+    collm_model *m = s.model;
+    const collm_rec_split *split = s.split;
+    float *scores = malloc((size_t)(split->n ? split->n : 1) * sizeof(float));
     double pps = NAN;
     collm_metrics_report r;
     int rc = 1;
-    if (scores && score_sharded(m, ds, split, (int)batch, scores, &pps) == COLLM_OK &&
+    if (scores && score_sharded(m, s.ds, split, (int)batch, scores, &pps) == COLLM_OK &&
         collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
         rc = collm_dist_rank() == 0 ? cli_print_report(&r, &info, cli_has(opts, "--json")) : 0;
@@ -83,9 +80,6 @@ int cmd_eval(int argc, char **argv) {
         cli_fail("eval");
     }
     free(scores);
-    collm_model_free(m);
-    collm_rec_split_free(split);
-    collm_rec_dataset_free(ds);
-    collm_pool_free(pool);
+    cli_split_setup_free(&s);
     return rc;
 }

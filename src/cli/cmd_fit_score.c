@@ -19,6 +19,7 @@
 #include "collm/error.h"
 #include "collm/metrics.h"
 #include "commands.h"
+#include "rec_setup.h"
 
 int cmd_fit_score(int argc, char **argv) {
     cli_option opts[] = {
@@ -50,15 +51,13 @@ int cmd_fit_score(int argc, char **argv) {
     }
     int threads = cli_threads(opts);
     collm_blas_set_threads(threads);
-    collm_pool *pool = collm_pool_create(threads);
-    collm_rec_dataset *ds = pool ? collm_rec_dataset_load(data) : NULL;
-    collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
-    collm_model *m = split ? collm_model_load(ckpt, cli_get(opts, "--base"), pool) : NULL;
-    if (m && collm_model_check_dataset(m, ds, ckpt, NULL, NULL) != COLLM_OK) {
-        collm_model_free(m);
-        m = NULL;
-    }
-    const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
+    cli_split_setup setup;
+    if (cli_split_setup_load(&setup, "fit-score", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
+    collm_model *m = setup.model;
+    const collm_rec_dataset *ds = setup.ds;
+    const collm_rec_split *split = setup.split;
+    collm_pool *pool = setup.pool;
+    const size_t n = split->n > 0 ? (size_t)split->n : 1;
     // the further encoders: from --with (loaded here, stored below) or the checkpoint's own
     char *with = cli_get(opts, "--with") ? strdup(cli_get(opts, "--with")) : NULL;
     const char *with_path[COLLM_SCORE_EXTRA_MAX];
@@ -68,10 +67,6 @@ int cmd_fit_score(int argc, char **argv) {
     const float *parts[1 + COLLM_SCORE_EXTRA_MAX];
     double best_auc = NAN, llm_auc = NAN, llm_uauc = NAN;
     int n_extra = 0, status = 1;
-    if (!m) {
-        cli_fail("fit-score");
-        goto done;
-    }
     if (cli_get(opts, "--with") && !with) collm_error(COLLM_ERR_NOMEM, "out of memory");
     for (char *tok = with ? strtok(with, ",") : NULL; tok; tok = strtok(NULL, ",")) {
         if (n_extra == COLLM_SCORE_EXTRA_MAX) {
@@ -175,9 +170,6 @@ done:
     free(extra);
     free(with);
     for (int k = 0; k < COLLM_SCORE_EXTRA_MAX; k++) collm_cf_model_free(with_model[k]);
-    collm_model_free(m);
-    collm_rec_split_free(split);
-    collm_rec_dataset_free(ds);
-    collm_pool_free(pool);
+    cli_split_setup_free(&setup);
     return status;
 }

@@ -1,4 +1,4 @@
-// Shared loading for recommend / serve / eval-topk (see rec_setup.h).
+// Shared loading for eval / fit-score and recommend / serve / eval-topk (see rec_setup.h).
 #include "rec_setup.h"
 
 #include <stdio.h>
@@ -49,6 +49,27 @@ void cli_rec_setup_free(cli_rec_setup *s) {
     collm_rec_dataset_free(s->ds);
     collm_retrieval_index_free(s->index);
     collm_model_free(s->model);
+    collm_pool_free(s->pool);
+    memset(s, 0, sizeof *s);
+}
+
+int cli_split_setup_load(cli_split_setup *s, const char *command, const char *ckpt, const char *base,
+                         const char *data_dir, const char *split, int threads) {
+    memset(s, 0, sizeof *s);
+    s->pool = collm_pool_create(threads);
+    s->ds = s->pool ? collm_rec_dataset_load(data_dir) : NULL;
+    s->split = s->ds ? collm_rec_dataset_load_split(s->ds, split) : NULL;
+    s->model = s->split ? collm_model_load(ckpt, base, s->pool) : NULL;
+    if (s->model && collm_model_check_dataset(s->model, s->ds, ckpt, NULL, NULL) == COLLM_OK) return 0;
+    cli_fail(command);
+    cli_split_setup_free(s);
+    return 1;
+}
+
+void cli_split_setup_free(cli_split_setup *s) {
+    collm_model_free(s->model);
+    collm_rec_split_free(s->split);
+    collm_rec_dataset_free(s->ds);
     collm_pool_free(s->pool);
     memset(s, 0, sizeof *s);
 }

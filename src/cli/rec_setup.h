@@ -24,4 +24,18 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
                        const char *index_path, const char *data_dir, int threads);
 void cli_rec_setup_free(cli_rec_setup *s);
 
+// What eval and fit-score load: a pool of `threads`, the dataset, one of its
+// splits (a name or a file) and a checkpoint checked against the dataset
+// (base may be NULL). Returns 0, or prints "collm <command>: <error>" and
+// returns 1 with nothing held.
+typedef struct {
+    collm_pool *pool;
+    collm_rec_dataset *ds;
+    collm_rec_split *split;
+    collm_model *model;
+} cli_split_setup;
+int cli_split_setup_load(cli_split_setup *s, const char *command, const char *ckpt, const char *base,
+                         const char *data_dir, const char *split, int threads);
+void cli_split_setup_free(cli_split_setup *s);
+
 #endif
