@@ -5,6 +5,7 @@ BIN=${COLLM_BIN:-build/collm}
 SHARED=${COLLM_SHARED:-../shared}
 TMP=${COLLM_TEST_TMP:-build/test-tmp}/$1
 DATA="$SHARED/data/ml-1m"
+VOCAB="$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" # the real Llama-2 vocabulary, for tiny models
 mkdir -p "$TMP"
 pass=0; fail=0
 check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
@@ -16,4 +17,6 @@ expect_error() {
   check "$what: one stderr line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
   check "$what: message matches '$pattern' ($(head -c 300 "$TMP/err"))" grep -Eq -e "$pattern" "$TMP/err"
 }
+# run CMD...: a setup step; when it fails, the test stops here as failed (the tail of its log on stderr)
+run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }

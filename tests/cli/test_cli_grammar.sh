@@ -5,7 +5,6 @@
 set -u
 . "$(dirname "$0")/lib.sh" cli_grammar
 rm -rf "${TMP:?}"/*
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
 json_ok() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if $2 else 1)" 2>/dev/null; }
 
 # --version, version, help

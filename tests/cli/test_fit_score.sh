@@ -4,9 +4,7 @@
 # equals the grid's best; --dry-run leaves the file byte-identical; a stage-1
 # checkpoint (no CF tables) and bad arguments are clear errors.
 . "$(dirname "$0")/lib.sh" fit_score
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
 rm -rf "${TMP:?}"/*
-run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
 run "$BIN" train-cf --model mfbias --data "$TMP/data" --out "$TMP/cf.gguf" --dim 10 --max-epochs 8 --threads 2
 run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1 --n-head 2 --n-head-kv 2 --n-ff 48 --seed 1 --out "$TMP/base.gguf"

@@ -9,7 +9,6 @@ set -u
 . "$(dirname "$0")/lib.sh" plot
 T=$TMP
 rm -rf "$T" && mkdir -p "$T"
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
 "$BIN" synth --users 40 --items 60 --seed 5 --out "$T/d" >/dev/null; check "synth" [ $? -eq 0 ]
 
 # --- train-cf: --log, --quiet, --json; the CF model's hyper-parameters

@@ -7,7 +7,6 @@
 set -u
 . "$(dirname "$0")/lib.sh" python
 rm -rf "${TMP:?}"/*
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
 LIB=${COLLM_LIB:-$(dirname "$BIN")/libcollm.so}
 # Debian's interpreter (python3-numpy), unless COLLM_PYTHON names another
 PY=${COLLM_PYTHON:-/usr/bin/python3}
@@ -16,7 +15,6 @@ if ! "$PY" -c 'import numpy' 2>/dev/null; then
   echo "test_python: $PY cannot import numpy (scripts/setup.sh installs python3-numpy)" >&2
   echo "0 passed, 1 failed"; exit 1
 fi
-run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
 run "$BIN" synth --users 20 --items 30 --seed 2 --out "$TMP/small"  # another dataset
 run "$BIN" train-cf --data "$TMP/data" --out "$TMP/mf.gguf" --dim 16 --max-epochs 5 --eval-split none -t 2

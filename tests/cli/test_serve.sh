@@ -12,21 +12,8 @@
 # without timing by the COLLM_SERVE_TEST_HOLD hook (include/collm/serve.h).
 # Prints "N passed, N failed".
 set -u
-BIN=${COLLM_BIN:-build/collm}
-SHARED=${COLLM_SHARED:-../shared}
-TMP=${COLLM_TEST_TMP:-build/test-tmp}/serve_cli
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
-mkdir -p "$TMP"
-pass=0; fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
-expect_error() {
-  local what=$1 pattern=$2; shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
-  check "$what: exit 1 (got $rc)" [ "$rc" -eq 1 ]
-  check "$what: message matches '$pattern' ($(head -c 300 "$TMP/err"))" grep -Eq -e "$pattern" "$TMP/err"
-}
-rm -rf "$TMP"/*
-run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
+. "$(dirname "$0")/lib.sh" serve_cli
+rm -rf "${TMP:?}"/*
 run "$BIN" synth --users 60 --items 120 --seed 1 --out "$TMP/data"
 run "$BIN" train-cf --model mf --data "$TMP/data" --out "$TMP/mf.gguf" --dim 16 --max-epochs 5 --eval-split none --threads 2
 run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1 --n-head 2 --n-head-kv 2 --n-ff 48 --seed 1 --out "$TMP/base.gguf"
@@ -302,5 +289,4 @@ wait "$BPID"; rc=$?
 check "drain: exit 0 (got $rc)" [ "$rc" -eq 0 ]
 check "drain: stopping message" grep -q 'serve: stopping (draining' "$TMP/serveb.err"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

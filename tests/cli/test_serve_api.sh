@@ -14,8 +14,6 @@ set -u
 T=$TMP
 rm -rf "$T" && mkdir -p "$T"
 PY=/usr/bin/python3
-VOCAB=$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf
-run() { "$@" >"$T/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$T/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 $PY -c 'import yaml' 2>/dev/null || { echo "FAIL: /usr/bin/python3 has no yaml module (apt-get install python3-yaml; scripts/setup.sh)" >&2; echo "0 passed, 1 failed"; exit 1; }
 run "$BIN" synth --users 60 --items 120 --seed 1 --out "$T/data"
 run "$BIN" train-cf --model mf --data "$T/data" --out "$T/mf.gguf" --dim 16 --max-epochs 5 --eval-split none --threads 2
