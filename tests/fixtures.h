@@ -4,6 +4,7 @@
 #define COLLM_TEST_FIXTURES_H
 
 #include "collm/cf.h"
+#include "collm/collm.h"
 #include "collm/dataset.h"
 #include "collm/error.h"
 #include "collm/prepare.h"
@@ -50,6 +51,22 @@ static inline int fixture_synth_and_mf(const char *data_dir, const char *mf_path
     collm_cf_model_free(cf);
     collm_rec_dataset_free(ds);
     return rc;
+}
+
+// The training options of the tests' few-step runs: batch 8, no warm-up,
+// steps_per_epoch x max_epochs steps, evaluation on the first eval_rows rows,
+// the checkpoint written to out_path.
+static inline collm_train_options fixture_train_options(int steps_per_epoch, int max_epochs, int eval_rows,
+                                                        const char *out_path) {
+    collm_train_options t;
+    collm_train_options_default(&t);
+    t.batch = 8;
+    t.steps_per_epoch = steps_per_epoch;
+    t.max_epochs = max_epochs;
+    t.warmup_steps = 0;
+    t.max_eval_rows = eval_rows;
+    t.out_path = out_path;
+    return t;
 }
 
 #endif

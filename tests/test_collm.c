@@ -159,14 +159,7 @@ static void test_two_stages(void) {
         collm_rec_dataset_free(ds);
         return;
     }
-    collm_train_options t;
-    collm_train_options_default(&t);
-    t.batch = 8;
-    t.steps_per_epoch = 3;
-    t.max_epochs = 2;
-    t.warmup_steps = 0;
-    t.out_path = s1;
-    t.max_eval_rows = 40;
+    collm_train_options t = fixture_train_options(3, 2, 40, s1);
     collm_train_result res;
     CHECK(collm_train(m, ds, &t, &res) == COLLM_OK);
     CHECK(res.epochs_run == 2 && res.best_epoch >= 1);
@@ -334,14 +327,7 @@ static void test_history_encoder(const char *kind, int dim) {
     }
 
     // training, scoring like the engine, the checkpoint round trip
-    collm_train_options t;
-    collm_train_options_default(&t);
-    t.batch = 8;
-    t.steps_per_epoch = 2;
-    t.max_epochs = 1;
-    t.warmup_steps = 0;
-    t.out_path = ckpt;
-    t.max_eval_rows = 40;
+    collm_train_options t = fixture_train_options(2, 1, 40, ckpt);
     collm_train_result res;
     CHECK_MSG(collm_train(m, ds, &t, &res) == COLLM_OK, "%s: %s", kind, collm_last_error());
     check_scores_match_engine(m, ds, ds->valid, 5);
@@ -457,14 +443,7 @@ static void test_full_finetune(void) {
     b.full_finetune = 1;
     collm_model *m = collm_model_build(&b, ds, NULL);
     CHECK(m != NULL && !m->has_lora);
-    collm_train_options t;
-    collm_train_options_default(&t);
-    t.batch = 8;
-    t.steps_per_epoch = 3;
-    t.max_epochs = 2;
-    t.warmup_steps = 0;
-    t.max_eval_rows = 40;
-    t.out_path = s1;
+    collm_train_options t = fixture_train_options(3, 2, 40, s1);
     collm_train_result res;
     CHECK(m && collm_train(m, ds, &t, &res) == COLLM_OK);
     // of the untied head only the answer row trained: every other row is the base's, bit for bit
@@ -558,13 +537,8 @@ static void test_damaged_resume(void) {
     b.lora_rank = 4;
     b.init_from = s1;
     b.cf_path = mf_path;
-    collm_train_options t;
-    collm_train_options_default(&t);
-    t.batch = 8;
-    t.steps_per_epoch = 3;
-    t.max_epochs = 5; // one more epoch: batches are drawn from the damaged state
-    t.warmup_steps = 0;
-    t.max_eval_rows = 40;
+    // one more epoch than the run it resumes: batches are drawn from the damaged state
+    collm_train_options t = fixture_train_options(3, 5, 40, NULL);
     t.lr = 1e-2;
     t.resume = 1;
     t.progress = 0;

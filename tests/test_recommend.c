@@ -26,15 +26,8 @@ static int make_checkpoint(const collm_rec_dataset *ds) {
     b.stage = 2;
     collm_model *m = collm_model_build(&b, ds, NULL);
     if (!m) return COLLM_ERR;
-    collm_train_options t;
-    collm_train_options_default(&t);
-    t.batch = 8;
-    t.steps_per_epoch = 4;
-    t.max_epochs = 1;
-    t.warmup_steps = 0;
+    collm_train_options t = fixture_train_options(4, 1, 16, ckpt_path);
     t.lr = 1e-2;
-    t.max_eval_rows = 16;
-    t.out_path = ckpt_path;
     collm_train_result res;
     int rc = collm_train(m, ds, &t, &res);
     collm_model_free(m);
