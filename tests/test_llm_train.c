@@ -459,14 +459,15 @@ static void test_shared_prefix(void) {
     collm_llm_model_free(m);
 }
 
-// The fused feed-forward (row chunks of Wo, RMSNorm, gate|up, SwiGLU and
-// W_down on one thread; llm/block.c) gives the bits of the unfused passes:
-// scores and every weight gradient equal, on a pool of 2 with BLAS on one
-// thread (as the CLI runs) and enough rows for several chunks on each thread.
-// Where collm's kernel is not the forward's (no AVX-512) both runs take the
-// unfused path and agree trivially.
-static void test_fused_ffn(void) {
-    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+// The fused block halves (row chunks of RMSNorm, q|k|v, split and RoPE; of
+// Wo, RMSNorm, gate|up, SwiGLU and W_down; on one thread each; llm/block.c)
+// give the bits of the unfused passes: scores and every weight gradient
+// equal, on a pool of 2 with BLAS on one thread (as the CLI runs) and enough
+// rows for several chunks on each thread; Llama, and Qwen2 (q|k|v biases,
+// NEOX RoPE, GQA). Where collm's kernel is not the forward's (no AVX-512)
+// both runs take the unfused path and agree trivially.
+static void test_fused_block(collm_llm_arch arch) {
+    collm_llm_hparams hp = tiny_hparams(arch);
     hp.n_embd = 32;
     hp.n_ff = 40;
     collm_llm_model *m = collm_llm_model_init_random(&hp, 21);
@@ -531,7 +532,8 @@ int main(void) {
     test_lora_gradients();
     test_loss_falls();
     test_threads();
-    test_fused_ffn();
+    test_fused_block(COLLM_LLM_ARCH_LLAMA);
+    test_fused_block(COLLM_LLM_ARCH_QWEN2);
     test_frozen_slot_gradients(COLLM_LLM_ARCH_LLAMA);
     test_frozen_slot_gradients(COLLM_LLM_ARCH_QWEN2);
     test_shared_prefix();

@@ -210,59 +210,89 @@ static void lora_backward(const collm_llm_block *b, const collm_llm_block_acts *
     } while (0)
 
 // ---------------------------------------------------------------------------
-// The feed-forward half fused over row chunks: Wo, the residual, RMSNorm,
-// gate|up, SwiGLU, W_down and the residual of one chunk of rows run back to
-// back on one thread while the chunk's rows are in cache (gate|up alone is
-// (R, 2F): tens of MB that the unfused passes write and read again). Only
-// where collm_ops_matmul_forward would use collm's kernel (collm_ops_wpack),
-// whose sums do not depend on where rows are cut: the same bits as the
-// unfused path. Every row's query (no q_rows), F32 weights, no LoRA.
+// Both halves of the block fused over row chunks, each chunk's passes back to
+// back on one thread while its rows are in cache (q|k|v is (R, Q + 2 KV) and
+// gate|up (R, 2F): tens of MB that the unfused passes write and read again):
+//   in:  RMSNorm, q|k|v (+ bias), the split into q, k, v, RoPE of q and k;
+//   ffn: Wo, the residual, RMSNorm, gate|up, SwiGLU, W_down, the residual.
+// Only where collm_ops_matmul_forward would use collm's kernel
+// (collm_ops_wpack), whose sums do not depend on where rows are cut: the
+// same bits as the unfused passes. Every row's query (no q_rows), F32
+// weights, no LoRA.
 
-#define FFN_CHUNK 96 // rows per chunk: gate|up (96, 2F) and h stay in L2
+#define FUSED_CHUNK 96 // rows per chunk: gate|up (96, 2F) and h stay in L2
 
 typedef struct {
     const collm_llm_block *b;
     collm_llm_block_acts *a;
-    collm_ops_wpack wo, gu, down;
-} ffn_job;
+    collm_ops_wpack w[3]; // in: q|k|v; ffn: Wo, gate|up, W_down
+} fused_job;
 
-static void ffn_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+static void fused_in_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
-    const ffn_job *j = ctx;
+    const fused_job *j = ctx;
+    const collm_llm_block *b = j->b;
+    collm_llm_block_acts *a = j->a;
+    const collm_llm_hparams *hp = b->hp;
+    const int64_t C = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t W = Q + 2 * KV, cs_row = 2 * (hp->n_rot / 2);
+    for (int64_t ch = begin; ch < end; ch++) {
+        const int64_t r0 = ch * FUSED_CHUNK;
+        const int n = (int)(b->R - r0 < FUSED_CHUNK ? b->R - r0 : FUSED_CHUNK);
+        float *xn = a->xn1 + r0 * C, *qkv = b->qkv + r0 * W;
+        collm_ops_rmsnorm_forward(xn, a->rstd1 + r0, a->x + r0 * C, b->w->attn_norm, n, (int)C, hp->rms_eps);
+        collm_ops_wpack_forward(&j->w[0], qkv, xn, n);
+        for (int t = 0; t < n; t++) {
+            float *f = qkv + t * W;
+            if (b->w->bq) // the stacked biases, as collm_ops_matmul_forward adds them
+                for (int64_t o = 0; o < W; o++) f[o] += b->w->bq[o];
+            memcpy(a->q + (r0 + t) * Q, f, (size_t)Q * sizeof(float));
+            memcpy(a->k + (r0 + t) * KV, f + Q, (size_t)KV * sizeof(float));
+            memcpy(a->v + (r0 + t) * KV, f + Q + KV, (size_t)KV * sizeof(float));
+        }
+        const int32_t *rr = b->rope_row ? b->rope_row + r0 : NULL;
+        const float *cs = b->rope_row ? b->rope_cs : b->rope_cs + r0 * cs_row;
+        collm_ops_rope_rows(a->k + r0 * KV, cs, rr, n, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, 0);
+        collm_ops_rope_rows(a->q + r0 * Q, cs, rr, n, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, 0);
+    }
+}
+
+static void fused_ffn_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const fused_job *j = ctx;
     const collm_llm_block *b = j->b;
     collm_llm_block_acts *a = j->a;
     const collm_llm_hparams *hp = b->hp;
     const int64_t C = hp->n_embd, F = hp->n_ff, Q = (int64_t)hp->n_head * hp->head_dim;
     for (int64_t ch = begin; ch < end; ch++) {
-        const int64_t r0 = ch * FFN_CHUNK;
-        const int n = (int)(b->n_q - r0 < FFN_CHUNK ? b->n_q - r0 : FFN_CHUNK);
+        const int64_t r0 = ch * FUSED_CHUNK;
+        const int n = (int)(b->n_q - r0 < FUSED_CHUNK ? b->n_q - r0 : FUSED_CHUNK);
         float *x_mid = a->x_mid + r0 * C, *out = a->out + r0 * C, *gu = a->gu + r0 * 2 * F, *h = a->h + r0 * F;
         const float *x = a->x + r0 * C;
-        collm_ops_wpack_forward(&j->wo, x_mid, a->attn + r0 * Q, n);
+        collm_ops_wpack_forward(&j->w[0], x_mid, a->attn + r0 * Q, n);
         for (int64_t i = 0; i < n * C; i++) x_mid[i] += x[i];
         collm_ops_rmsnorm_forward(a->xn2 + r0 * C, a->rstd2 + r0, x_mid, b->w->ffn_norm, n, (int)C, hp->rms_eps);
-        collm_ops_wpack_forward(&j->gu, gu, a->xn2 + r0 * C, n);
+        collm_ops_wpack_forward(&j->w[1], gu, a->xn2 + r0 * C, n);
         for (int t = 0; t < n; t++) collm_ops_swiglu_forward(h + t * F, gu + t * 2 * F, gu + t * 2 * F + F, F);
-        collm_ops_wpack_forward(&j->down, out, h, n);
+        collm_ops_wpack_forward(&j->w[2], out, h, n);
         for (int64_t i = 0; i < n * C; i++) out[i] += x_mid[i];
     }
 }
 
-// 1: done; 0: not this path (the caller runs the unfused one); or an error.
-static int ffn_fused(const collm_llm_block *b, collm_llm_block_acts *a) {
-    const collm_llm_hparams *hp = b->hp;
-    const collm_llm_layer_weights *w = b->w;
-    const int N = b->n_q, C = hp->n_embd, F = hp->n_ff, Q = hp->n_head * hp->head_dim;
-    if (b->unfused || b->q_rows || b->lora || !w->wo || !w->w_gate || !w->w_down || collm_pool_size(b->pool) < 2) return 0;
-    ffn_job j = {.b = b, .a = a};
-    int rc = collm_ops_wpack_init(&j.wo, w->wo, C, Q, N, b->pool);
-    if (rc == 1) rc = collm_ops_wpack_init(&j.gu, w->w_gate, 2 * F, C, N, b->pool);
-    if (rc == 1) rc = collm_ops_wpack_init(&j.down, w->w_down, C, F, N, b->pool);
-    if (rc == 1) collm_pool_for(b->pool, (N + FFN_CHUNK - 1) / FFN_CHUNK, 1, ffn_task, &j);
-    collm_ops_wpack_free(&j.wo);
-    collm_ops_wpack_free(&j.gu);
-    collm_ops_wpack_free(&j.down);
-    return rc < 0 ? collm_error(rc, "feed-forward: out of memory for the packed weights") : rc;
+// Runs one half fused over `rows` rows: the weights w[k] (out[k], in[k]),
+// n_w of them. 1: done; 0: not this path (the caller runs the unfused
+// passes); or an error.
+static int run_fused(const collm_llm_block *b, collm_llm_block_acts *a, collm_task_fn task, int rows,
+                     const float *const *w, const int *out, const int *in, int n_w) {
+    if (b->unfused || b->q_rows || b->lora || collm_pool_size(b->pool) < 2) return 0;
+    for (int k = 0; k < n_w; k++)
+        if (!w[k]) return 0; // quantised
+    fused_job j = {.b = b, .a = a};
+    int rc = 1;
+    for (int k = 0; k < n_w && rc == 1; k++) rc = collm_ops_wpack_init(&j.w[k], w[k], out[k], in[k], rows, b->pool);
+    if (rc == 1) collm_pool_for(b->pool, (rows + FUSED_CHUNK - 1) / FUSED_CHUNK, 1, task, &j);
+    for (int k = 0; k < n_w; k++) collm_ops_wpack_free(&j.w[k]);
+    return rc < 0 ? collm_error(rc, "transformer block: out of memory for the packed weights") : rc;
 }
 
 int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
@@ -272,6 +302,13 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     const int Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
 
     // attention: x_mid = x + Wo · attention(rope(q), rope(k), v)
+    const int QKV = Q + 2 * KV;
+    int fused = run_fused(b, a, fused_in_task, R, (const float *const[]){w->wq}, &QKV, &C, 1);
+    if (fused < 0) return fused;
+    if (fused) {
+        a->q_in = a->xn1;
+        goto attend;
+    }
     par_rmsnorm_forward(b, a->xn1, a->rstd1, a->x, w->attn_norm, R);
     if (!b->q_rows) {
         // one GEMM over the stacked q|k|v weights (the input is packed once),
@@ -296,9 +333,11 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     }
     par_rope(b, a->k, b->rope_row, R, hp->n_head_kv, 0);
     if (N > 0) par_rope(b, a->q, b->rope_row_q, N, hp->n_head, 0);
+attend:
     b->attend(b->attend_ctx, b, a);
     if (N == 0) return COLLM_OK; // keys and values were all that was asked for
-    int fused = ffn_fused(b, a);
+    fused = run_fused(b, a, fused_ffn_task, N, (const float *const[]){w->wo, w->w_gate, w->w_down},
+                      (const int[]){C, 2 * F, C}, (const int[]){Q, C, F}, 3);
     if (fused) return fused == 1 ? COLLM_OK : fused;
     MM(a->x_mid, a->attn, w->wo, COLLM_W_O, 1, NULL, N, Q, C); // (N, C)
     lora_forward(b, a, COLLM_LORA_O, a->attn, N, a->x_mid, C);
