@@ -62,8 +62,8 @@ int cmd_eval(int argc, char **argv) {
     // the pool runs the transformer's GEMMs, one slab of C per thread, each
     // through single-threaded BLAS (BLAS's own threads would spin between them)
     collm_blas_set_threads(1);
-    cli_split_setup s;
-    if (cli_split_setup_load(&s, "eval", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
+    cli_rec_setup s;
+    if (cli_rec_setup_load_split(&s, "eval", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
     collm_model *m = s.model;
     const collm_rec_split *split = s.split;
     float *scores = malloc((size_t)(split->n ? split->n : 1) * sizeof(float));
@@ -80,6 +80,6 @@ int cmd_eval(int argc, char **argv) {
         cli_fail("eval");
     }
     free(scores);
-    cli_split_setup_free(&s);
+    cli_rec_setup_free(&s);
     return rc;
 }

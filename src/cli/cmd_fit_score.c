@@ -51,8 +51,8 @@ int cmd_fit_score(int argc, char **argv) {
     }
     int threads = cli_threads(opts);
     collm_blas_set_threads(threads);
-    cli_split_setup setup;
-    if (cli_split_setup_load(&setup, "fit-score", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
+    cli_rec_setup setup;
+    if (cli_rec_setup_load_split(&setup, "fit-score", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
     collm_model *m = setup.model;
     const collm_rec_dataset *ds = setup.ds;
     const collm_rec_split *split = setup.split;
@@ -170,6 +170,6 @@ done:
     free(extra);
     free(with);
     for (int k = 0; k < COLLM_SCORE_EXTRA_MAX; k++) collm_cf_model_free(with_model[k]);
-    cli_split_setup_free(&setup);
+    cli_rec_setup_free(&setup);
     return status;
 }

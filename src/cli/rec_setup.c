@@ -46,6 +46,7 @@ fail:
 
 void cli_rec_setup_free(cli_rec_setup *s) {
     collm_recommend_histories_free(s->hist);
+    collm_rec_split_free(s->split);
     collm_rec_dataset_free(s->ds);
     collm_retrieval_index_free(s->index);
     collm_model_free(s->model);
@@ -53,8 +54,8 @@ void cli_rec_setup_free(cli_rec_setup *s) {
     memset(s, 0, sizeof *s);
 }
 
-int cli_split_setup_load(cli_split_setup *s, const char *command, const char *ckpt, const char *base,
-                         const char *data_dir, const char *split, int threads) {
+int cli_rec_setup_load_split(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
+                             const char *data_dir, const char *split, int threads) {
     memset(s, 0, sizeof *s);
     s->pool = collm_pool_create(threads);
     s->ds = s->pool ? collm_rec_dataset_load(data_dir) : NULL;
@@ -62,14 +63,6 @@ int cli_split_setup_load(cli_split_setup *s, const char *command, const char *ck
     s->model = s->split ? collm_model_load(ckpt, base, s->pool) : NULL;
     if (s->model && collm_model_check_dataset(s->model, s->ds, ckpt, NULL, NULL) == COLLM_OK) return 0;
     cli_fail(command);
-    cli_split_setup_free(s);
+    cli_rec_setup_free(s);
     return 1;
-}
-
-void cli_split_setup_free(cli_split_setup *s) {
-    collm_model_free(s->model);
-    collm_rec_split_free(s->split);
-    collm_rec_dataset_free(s->ds);
-    collm_pool_free(s->pool);
-    memset(s, 0, sizeof *s);
 }

@@ -1,5 +1,7 @@
-// What recommend, serve and eval-topk load: a CoLLM checkpoint, its Faiss
-// item index, a dataset folder and the per-user histories built from it.
+// What the commands that score with a CoLLM checkpoint load: recommend, serve
+// and eval-topk the checkpoint, its Faiss item index, a dataset folder and
+// the per-user histories built from it; eval and fit-score the checkpoint,
+// the dataset and one of its splits. One struct, one free.
 #ifndef COLLM_CLI_REC_SETUP_H
 #define COLLM_CLI_REC_SETUP_H
 
@@ -9,9 +11,10 @@
 
 typedef struct {
     collm_model *model;
-    collm_retrieval_index *index;
+    collm_retrieval_index *index;    // recommend, serve, eval-topk
     collm_rec_dataset *ds;
-    collm_recommend_histories *hist;
+    collm_recommend_histories *hist; // recommend, serve, eval-topk
+    collm_rec_split *split;          // eval, fit-score
     collm_pool *pool;
 } cli_rec_setup;
 
@@ -24,18 +27,11 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
                        const char *index_path, const char *data_dir, int threads);
 void cli_rec_setup_free(cli_rec_setup *s);
 
-// What eval and fit-score load: a pool of `threads`, the dataset, one of its
-// splits (a name or a file) and a checkpoint checked against the dataset
-// (base may be NULL). Returns 0, or prints "collm <command>: <error>" and
-// returns 1 with nothing held.
-typedef struct {
-    collm_pool *pool;
-    collm_rec_dataset *ds;
-    collm_rec_split *split;
-    collm_model *model;
-} cli_split_setup;
-int cli_split_setup_load(cli_split_setup *s, const char *command, const char *ckpt, const char *base,
-                         const char *data_dir, const char *split, int threads);
-void cli_split_setup_free(cli_split_setup *s);
+// eval / fit-score: a pool of `threads`, the dataset, one of its splits (a
+// name or a file) and a checkpoint checked against the dataset (base may be
+// NULL). Returns 0, or prints "collm <command>: <error>" and returns 1 with
+// nothing held.
+int cli_rec_setup_load_split(cli_rec_setup *s, const char *command, const char *ckpt, const char *base,
+                             const char *data_dir, const char *split, int threads);
 
 #endif
