@@ -32,12 +32,15 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static long rss_bytes(void) {
+// A "Key: N kB" line of /proc/self/status in bytes (VmRSS: resident now,
+// VmHWM: the peak), 0 when absent.
+static long status_bytes(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kb = 0;
+    size_t n = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+        if (strncmp(line, key, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1) break;
     if (f) fclose(f);
     return kb * 1024;
 }
@@ -61,16 +64,6 @@ static long file_bytes(const char *path, int shards) {
         if (stat(p, &st) == 0) total += (long)st.st_size;
     }
     return total;
-}
-
-static long peak_rss_bytes(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb * 1024;
 }
 
 // The exact reference of a catalogue: the top K of each query and the Flat
@@ -136,7 +129,7 @@ int main(int argc, char **argv) {
     o.train_max = train_max;
     flat_ref fr = {0};
     int have_ref = ref_read(ref_path, ref, (int64_t)nq * K, &fr);
-    long rss0 = rss_bytes();
+    long rss0 = status_bytes("VmRSS");
     collm_retrieval_set_threads(build_threads);
     double t0 = now_s();
     collm_retrieval_index *ix = collm_retrieval_index_build(items, n_items, d, &o);
@@ -146,7 +139,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "index_scale: %s\n", collm_last_error());
         return 1;
     }
-    long rss_delta = rss_bytes() - rss0;
+    long rss_delta = status_bytes("VmRSS") - rss0;
     if (collm_retrieval_index_save(ix, out)) {
         fprintf(stderr, "index_scale: %s\n", collm_last_error());
         return 1;
@@ -200,7 +193,7 @@ int main(int argc, char **argv) {
            "\"latency_ms_p50\":%.3f,\"latency_ms_p99\":%.3f,\"peak_rss_bytes\":%ld,\"build_threads\":%d,"
            "\"flat_build_seconds\":%.2f,\"flat_bytes\":%ld,\"flat_latency_ms_mean\":%.3f}\n",
            n_items - 1, d, factory, shards, nprobe, nq, build_s, bytes, rss_delta, (long)(n_items - 1) * d * 4, recall,
-           1e3 * mean, 1e3 * lat[nq / 2], 1e3 * lat[(int)(nq * 0.99)], peak_rss_bytes(), build_threads, fr.build_s, fr.bytes,
+           1e3 * mean, 1e3 * lat[nq / 2], 1e3 * lat[(int)(nq * 0.99)], status_bytes("VmHWM"), build_threads, fr.build_s, fr.bytes,
            fr.latency_ms);
     free(items);
     free(centres);
