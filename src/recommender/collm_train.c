@@ -788,8 +788,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     }
     if ((rc = agree_on_lead(rc, "open the training log"))) goto done;
     if (progress && n_ranks > 1)
-        fprintf(stderr, "train: data parallel over %d ranks: %lld..%lld prompts of each batch of %d per rank\n", n_ranks,
-                (long long)(o->batch / n_ranks), (long long)((o->batch + n_ranks - 1) / n_ranks), o->batch);
+        fprintf(stderr, "train: data parallel over %d ranks: each takes ~%lld prompts of every batch of %d (shares "
+                        "balanced by tokens)\n", n_ranks, (long long)(o->batch / n_ranks), o->batch);
 
     collm_optim_schedule sched = {.init_lr = o->lr, .warmup_lr = o->warmup_lr, .min_lr = o->min_lr,
                             .warmup_steps = o->warmup_steps, .total_steps = (int64_t)o->max_epochs * o->steps_per_epoch,
