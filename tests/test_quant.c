@@ -423,30 +423,33 @@ static void test_tiles(void) {
         CHECK_MSG(worst < 1e-6, "%s tiled kernel off the reference by %g (relative)", collm_ggml_type_name(t), worst);
         CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f); // columns past the matrix untouched
     }
-    // F16 (4 rows x 6 activation rows in F32 FMAs): 37 rows (9 fours and 1), 11 activation
-    // rows (6, then 5 single), K = 100 (6 full vectors and a masked tail)
+    // F16: K = 96 (16 rows interleaved by pairs: 37 rows = 16 + 16 + a zero-padded 5, split
+    // between two calls at row 16; 11 activation rows = 8 + 3 single) and K = 100 (not a
+    // multiple of 8: 4 rows x 6 activation rows, masked tail)
     if (collm_qtile_f16_ok()) {
         ran++;
-        enum { KH = 100 };
-        static uint16_t wh[R * KH], xh16[KH];
-        static float xh[T * KH];
-        for (int j = 0; j < R * KH; j++) wh[j] = collm_f32_to_f16((float)collm_rng_normal(&rng));
-        for (int j = 0; j < T * KH; j++) xh[j] = collm_f16_to_f32(collm_f32_to_f16((float)collm_rng_normal(&rng)));
-        for (int j = 0; j < T * LDY; j++) y[j] = 7.0f;
-        collm_qmat W = {COLLM_GGML_TYPE_F16, wh, R, KH, 2 * KH};
-        collm_qtile_f16(&W, 0, 16, xh, T, y, LDY); // in two pieces, as the pool splits it
-        collm_qtile_f16(&W, 16, R, xh, T, y, LDY);
-        double worst = 0;
-        for (int tt = 0; tt < T; tt++) {
-            collm_quant_act_row_ref(COLLM_GGML_TYPE_F16, xh + tt * KH, xh16, KH);
-            for (int r = 0; r < R; r++) {
-                double ref = collm_quant_dot_ref(COLLM_GGML_TYPE_F16, wh + r * KH, xh16, KH), scale = 0;
-                for (int j = 0; j < KH; j++) scale += fabs((double)collm_f16_to_f32(wh[r * KH + j]) * xh[tt * KH + j]);
-                worst = fmax(worst, fabs(y[tt * LDY + r] - ref) / (scale + 1e-30));
+        enum { KMAX = 100 };
+        static uint16_t wh[R * KMAX], xh16[KMAX];
+        static float xh[T * KMAX];
+        for (int KH = 96; KH <= KMAX; KH += 4) {
+            for (int j = 0; j < R * KH; j++) wh[j] = collm_f32_to_f16((float)collm_rng_normal(&rng));
+            for (int j = 0; j < T * KH; j++) xh[j] = collm_f16_to_f32(collm_f32_to_f16((float)collm_rng_normal(&rng)));
+            for (int j = 0; j < T * LDY; j++) y[j] = 7.0f;
+            collm_qmat W = {COLLM_GGML_TYPE_F16, wh, R, KH, 2 * (size_t)KH};
+            collm_qtile_f16(&W, 0, 16, xh, T, y, LDY); // in two pieces, as the pool splits it
+            collm_qtile_f16(&W, 16, R, xh, T, y, LDY);
+            double worst = 0;
+            for (int tt = 0; tt < T; tt++) {
+                collm_quant_act_row_ref(COLLM_GGML_TYPE_F16, xh + tt * KH, xh16, KH);
+                for (int r = 0; r < R; r++) {
+                    double ref = collm_quant_dot_ref(COLLM_GGML_TYPE_F16, wh + r * KH, xh16, KH), scale = 0;
+                    for (int j = 0; j < KH; j++) scale += fabs((double)collm_f16_to_f32(wh[r * KH + j]) * xh[tt * KH + j]);
+                    worst = fmax(worst, fabs(y[tt * LDY + r] - ref) / (scale + 1e-30));
+                }
             }
+            CHECK_MSG(worst < 1e-6, "F16 kernel (K = %d) off the reference by %g (relative)", KH, worst);
+            CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f);
         }
-        CHECK_MSG(worst < 1e-6, "F16 kernel off the reference by %g (relative)", worst);
-        CHECK(y[R] == 7.0f && y[(T - 1) * LDY + R + 1] == 7.0f);
     }
     printf("tiled kernel: %d types (%s)\n", ran, collm_quant_isa());
 }

@@ -438,14 +438,14 @@ collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
 //   GFLOP/s for one Q8_0 row, 2 threads) and never loses to sgemm:
 //   Q8_0 223 / 306 / 335 GFLOP/s at T = 16 / 64 / 256 against sgemm's
 //   76 / 147 / 190; Q4_K 211 / 333 / 386; Q6_K 170 / 289 / 348;
-// - F16: the AVX-512 4 x 6 kernel 106 / 150 / 155 GFLOP/s at T = 16 / 64 / 256
-//   against sgemm on SIMD-converted tiles 68 / 134 / 171 (the AVX2 row dots:
-//   41), hence the kernel below 128 rows, sgemm from there;
+// - F16: the AVX-512 kernel (16 rows interleaved by element pairs) 155 / 180 /
+//   172 GFLOP/s at T = 16 / 64 / 256 against sgemm on SIMD-converted tiles
+//   65 / 136 / 180 (the AVX2 row dots: 41); on 2 threads 376 / 384 / 365 at
+//   T = 128 / 256 / 512 against 245 / 311 / 337: the kernel at every T;
 // - the AVX2 row dots (no VNNI): Q8_0 57 vs 53 GFLOP/s at T = 64, 57 vs 21
 //   at 16; Q4_K 27 vs 58 at 64, 29 vs 23 at 16; Q6_K 45 vs 53 at 64.
 static int64_t sgemm_min_rows(collm_ggml_type t) {
-    if (collm_qtile_ok(t)) return INT64_MAX;
-    if (t == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok()) return 128;
+    if (collm_qtile_ok(t) || (t == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok())) return INT64_MAX;
     switch (t) {
     case COLLM_GGML_TYPE_F16: return 8;
     case COLLM_GGML_TYPE_Q2_K: case COLLM_GGML_TYPE_Q3_K: case COLLM_GGML_TYPE_Q4_K: case COLLM_GGML_TYPE_Q5_K: return 24;

@@ -103,7 +103,8 @@ void collm_qtile_act_free(collm_qtile_act *a);
 // rows each; the last may be partial) and every activation row t.
 // Returns COLLM_OK or COLLM_ERR_NOMEM.
 int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy);
-// F16 weights (AVX-512): 1 when the CPU has the kernel. y[t·ldy + r] = Σ W_r · xh_t
+// F16 weights (AVX-512 at the tiled kernel's level; 16 rows interleaved by
+// element pairs against 8 activation rows): 1 when the CPU has the kernel. y[t·ldy + r] = Σ W_r · xh_t
 // for rows [r0, r1) of W and every t; xh (T, cols) are the activations
 // rounded through F16 (llama.cpp's F16 products), held as floats. Call only
 // when collm_qtile_f16_ok().

@@ -831,15 +831,14 @@ VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const col
     free(u);
     return COLLM_OK;
 }
-// --- F16 weights (AVX-512): 4 rows x 6 activation rows per step, F32 FMAs
-// over 16 consecutive elements (no interleaving: the sums are reduced once
-// per output at the end). The activations come rounded through F16, as
+// --- F16 weights (AVX-512, the level of the tiled kernel): F32 FMAs, 16
+// rows interleaved by element pairs against 8 activation rows (below); when
+// K is not a multiple of 8, 4 rows x 6 activation rows over 16 consecutive
+// elements, each sum reduced once per output at the end. The activations come rounded through F16, as
 // llama.cpp's F16 dot products take them, and every product is exact in F32
 // (11-bit significands), so only the order of the additions differs from
 // collm_quant_dot.
-#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
-
-AVX512 static inline __attribute__((always_inline)) void f16_block(const uint8_t *w, size_t row_bytes, const float *x,
+VNNI static inline __attribute__((always_inline)) void f16_block(const uint8_t *w, size_t row_bytes, const float *x,
                                                                    int64_t K, const int R, const int C, float *y,
                                                                    int64_t ldy) {
     __m512 acc[4][6];
@@ -857,10 +856,60 @@ AVX512 static inline __attribute__((always_inline)) void f16_block(const uint8_t
     UNROLL for (int c = 0; c < C; c++) UNROLL for (int i = 0; i < R; i++) y[c * ldy + i] = _mm512_reduce_add_ps(acc[i][c]);
 }
 
-// Activation rows in chunks that stay in L2, rows [r0, r1) of W in fours.
-AVX512 static void f16_gemm(const collm_qmat *W, int64_t r0, int64_t r1, const float *x, int64_t T, float *y, int64_t ldy) {
+// 16 rows interleaved by pairs of elements (the 4-byte-word interleaving of
+// the integer kernel: 64 bytes = elements 2p, 2p+1 of rows 0..15), against
+// C activation rows: one load and two conversions feed 2C FMAs, whose lanes
+// 2i, 2i+1 hold row i's even and odd terms (rows 8..15 in the second
+// vector), added once at the end. No horizontal sum per output.
+VNNI static inline __attribute__((always_inline)) void f16_rows16(const uint8_t *rep, const float *x, int64_t K,
+                                                                  const int C, float *y, int64_t ldy, __mmask16 mask) {
+    __m512 lo[8], hi[8];
+    UNROLL for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < K / 2; p++) {
+        const __m512i z = _mm512_loadu_si512(rep + 64 * p);
+        const __m512 wl = _mm512_cvtph_ps(_mm512_castsi512_si256(z)), wh = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(z, 1));
+        UNROLL for (int c = 0; c < C; c++) {
+            double pair; // x[c][2p], x[c][2p + 1] in every 64-bit lane
+            memcpy(&pair, x + c * K + 2 * p, sizeof pair);
+            const __m512 a = _mm512_castpd_ps(_mm512_set1_pd(pair));
+            lo[c] = _mm512_fmadd_ps(wl, a, lo[c]);
+            hi[c] = _mm512_fmadd_ps(wh, a, hi[c]);
+        }
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    UNROLL for (int c = 0; c < C; c++) {
+        __m512 l = _mm512_add_ps(lo[c], _mm512_permute_ps(lo[c], 0xb1)), h = _mm512_add_ps(hi[c], _mm512_permute_ps(hi[c], 0xb1));
+        _mm512_mask_storeu_ps(y + c * ldy, mask, _mm512_permutex2var_ps(l, even, h));
+    }
+}
+
+// Activation rows in chunks that stay in L2, rows [r0, r1) of W: 16 at a
+// time interleaved when K is a multiple of 8, else in fours.
+VNNI static void f16_gemm(const collm_qmat *W, int64_t r0, int64_t r1, const float *x, int64_t T, float *y, int64_t ldy) {
     const int64_t K = W->cols, chunk = 48;
     const uint8_t *base = W->data;
+    if (K % 8 == 0) {
+        uint8_t *buf = aligned_alloc(64, (size_t)(64 * K)); // 16 rows (a partial group zero-padded), then interleaved
+        if (buf) {
+            for (int64_t g = r0; g < r1; g += 16) {
+                const int64_t nr = r1 - g < 16 ? r1 - g : 16;
+                const uint8_t *rows = base + g * W->row_bytes;
+                if (nr < 16 || W->row_bytes != (size_t)(2 * K)) {
+                    memset(buf, 0, (size_t)(32 * K));
+                    for (int64_t i = 0; i < nr; i++) memcpy(buf + i * 2 * K, rows + i * W->row_bytes, (size_t)(2 * K));
+                    rows = buf;
+                }
+                uint8_t *rep = buf + 32 * K;
+                tile_interleave(rows, 2 * K, rep);
+                const __mmask16 mask = (__mmask16)((1u << nr) - 1);
+                int64_t t = 0;
+                for (; t + 8 <= T; t += 8) f16_rows16(rep, x + t * K, K, 8, y + t * ldy + g, ldy, mask);
+                for (; t < T; t++) f16_rows16(rep, x + t * K, K, 1, y + t * ldy + g, ldy, mask);
+            }
+            free(buf);
+            return;
+        }
+    }
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t t1 = T - t0 < chunk ? T : t0 + chunk;
         int64_t r = r0;
