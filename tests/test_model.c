@@ -123,11 +123,12 @@ static void test_cache_and_slots(const char *model_rel, collm_pool *pool) {
         ok &= collm_llm_forward(ctx, tokens + t, 1, NULL, &row, 1, NULL, 0, inc + (size_t)t * V) == COLLM_OK;
     }
     CHECK(ok);
-    // Different T means different GEMM blocking, i.e. summation order:
-    // allow 1e-5 absolute plus 1e-6 relative (stories260K logits reach ~20,
-    // where one float32 ulp is 1.9e-6; llama.cpp itself differs by 1.5e-5).
+    // Different T means another summation order (GEMM blocking; one row:
+    // row dots of 8 partial sums): allow 2e-5 absolute plus 1e-6 relative
+    // (stories260K logits reach ~20, where one float32 ulp is 1.9e-6;
+    // llama.cpp itself differs by 1.5e-5).
     double d = max_abs_diff(batch, inc, (size_t)T * V);
-    double ratio = worst_tol_ratio(inc, batch, (size_t)T * V, 1e-5, 1e-6);
+    double ratio = worst_tol_ratio(inc, batch, (size_t)T * V, 2e-5, 1e-6);
     CHECK_MSG(ratio <= 1, "token-by-token vs batch %g (ratio %g)", d, ratio);
     printf("%s: token-by-token vs batch max |diff| %.3g\n", model_rel, d);
 

@@ -342,6 +342,8 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 // order): BLAS slabs are whole multiples of this many rows, never columns.
 #define GEMM_BLAS_ROWS 64
 
+#define GEMM_DOT_ROWS 4 // COLLM_GEMM_AUTO: x·W^T with at most this many rows as row dots
+
 // COLLM_GEMM=blas|own in the environment, read once (0: not set).
 static int gemm_forced(void) {
     static int forced = -1;
@@ -364,8 +366,15 @@ static int gemm_forced(void) {
 // layer's few query rows) while collm's kernel can cut the columns; there
 // every thread working beats one faster one.
 static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int threads) {
+    if (kernel == COLLM_GEMM_DOT && (trans_a || !trans_b)) kernel = COLLM_GEMM_AUTO; // not its form
     if (kernel != COLLM_GEMM_AUTO) return kernel;
     if (gemm_forced()) return gemm_forced();
+    // A few rows of x·W^T (a last layer's output rows, the head's one row):
+    // every weight is used at most a few times, so the product is a read of W.
+    // Packing W for a GEMM kernel (OpenBLAS or ours) reads and writes it
+    // again: the head's 32k x 768 for one row takes 7.9 ms through OpenBLAS
+    // (2 threads), 2.9 ms as row dots on the pool.
+    if (!trans_a && trans_b && M <= GEMM_DOT_ROWS) return COLLM_GEMM_DOT;
     const int pool = threads > 1 && openblas_get_num_threads() == 1;
 #if defined(__AVX512F__)
     if (pool && !trans_a && trans_b) return COLLM_GEMM_OWN;
@@ -374,6 +383,22 @@ static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int t
 #endif
     if (pool && M < 2 * GEMM_BLAS_ROWS && N >= threads * GEMM_NR) return COLLM_GEMM_OWN;
     return COLLM_GEMM_BLAS;
+}
+
+// COLLM_GEMM_DOT: C(i, j) = [C(i, j) +] A_i · B_j for the columns j of the
+// items, all M rows (A_i, B_j rows of K contiguous floats); each element one
+// dot8, whatever the thread: the same bits for any pool.
+static void gemm_dot_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const gemm_job *g = ctx;
+    for (int64_t j = begin; j < end; j++) {
+        const float *b = g->B + j * g->ldb;
+        for (int i = 0; i < g->M; i++) {
+            const float s = dot8(g->A + (int64_t)i * g->lda, b, g->K);
+            float *c = g->C + (int64_t)i * g->ldc + j;
+            *c = g->accumulate ? *c + s : s;
+        }
+    }
 }
 
 void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
@@ -388,6 +413,11 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
     gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = accumulate, .A = A,
                   .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .kernel = gemm_choose(kernel, trans_a, trans_b, M, N, threads),
                   .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
+    if (g.kernel == COLLM_GEMM_DOT) { // columns over the pool when there are >= 256 K multiply-adds a thread
+        if (threads < 2 || (int64_t)M * N * K < (int64_t)threads * (1 << 18)) gemm_dot_task(&g, 0, N, 0);
+        else collm_pool_for(pool, N, 16, gemm_dot_task, &g);
+        return;
+    }
     if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
         g.split_n = 0;
         g.unit = GEMM_BLAS_ROWS;

@@ -19,6 +19,8 @@ typedef enum {
     COLLM_GEMM_AUTO = 0, // BLAS, or what COLLM_GEMM=blas|own in the environment asks for
     COLLM_GEMM_BLAS = 1, // cblas_sgemm (OpenBLAS)
     COLLM_GEMM_OWN = 2,  // collm's packed GEMM (AVX-512 12x32, AVX2 6x16 or portable micro-kernels)
+    COLLM_GEMM_DOT = 3,  // x·W^T (trans_b, not trans_a) as row dot products, W read once in place; other
+                         // forms go to the AUTO choice. AUTO picks it for at most 4 rows
 } collm_gemm_kernel;
 void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     int accumulate, float *C, int ldc, int kernel, collm_pool *pool);
