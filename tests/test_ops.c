@@ -421,8 +421,8 @@ static double rms_loss(void *c_) {
     return weighted_sum(c->y, c->r, (int64_t)c->T * c->C);
 }
 
-static void test_rmsnorm_backward(void) {
-    rms_ctx c = {.T = 3, .C = 11};
+static void test_rmsnorm_backward_at(int C) {
+    rms_ctx c = {.T = 3, .C = C};
     c.x = rand_vec(c.T * c.C, 1), c.w = rand_vec(c.C, 1), c.y = zeros(c.T * c.C), c.rstd = zeros(c.T);
     c.r = rand_vec(c.T * c.C, 1);
     acc_buf dx = acc_new(c.T * c.C), dw = acc_new(c.C);
@@ -432,6 +432,11 @@ static void test_rmsnorm_backward(void) {
     CHECK(gradcheck(rms_loss, &c, c.w, acc_delta(&dw), dw.n, "rmsnorm dw"));
     acc_free(&dx), acc_free(&dw);
     free(c.x), free(c.w), free(c.y), free(c.rstd), free(c.r);
+}
+
+static void test_rmsnorm_backward(void) {
+    // C = 11: the row sums' tail alone; 37: two 16-lane blocks and a tail
+    for (int C = 11; C <= 37; C += 26) test_rmsnorm_backward_at(C);
 }
 
 // --- rope (in place: the loss copies x first)

@@ -31,7 +31,7 @@ typedef enum {
     ROWS_RMSNORM_FWD, // y = rmsnorm(x) ⊙ w
     ROWS_RMSNORM_BWD, // y (dx) += ..., dw_parts[thread] += ... (idx: x and rstd of row t at row idx[t])
     ROWS_SWIGLU_FWD,  // y (T, W) = silu(x[:, :W]) ⊙ x[:, W:], x (T, 2W)
-    ROWS_SWIGLU_BWD,  // y (T, 2W) += ∂/∂(g|u) from dy (T, W), x = g|u (idx: row idx[t] of x)
+    ROWS_SWIGLU_BWD,  // y (T, 2W) = ∂/∂(g|u) from dy (T, W), x = g|u (idx: row idx[t] of x)
     ROWS_ADD,         // y (T, W) += x rows (idx: x row idx[t])
     ROWS_SPLIT,       // x (T, W = a + b + c) -> y (T, a), y2 (T, b), y3 (T, c); backward: the reverse
                       // (idx, backward only: x row t from split row idx[t])
@@ -70,9 +70,10 @@ static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         for (int64_t t = begin; t < end; t++)
             collm_ops_swiglu_forward(j->y + t * W, j->x + t * 2 * W, j->x + t * 2 * W + W, W);
         break;
-    case ROWS_SWIGLU_BWD:
+    case ROWS_SWIGLU_BWD: // y is set, not added to: each row zeroed here, while it is in cache
         for (int64_t t = begin; t < end; t++) {
             const float *gu = j->x + (j->idx ? j->idx[t] : t) * 2 * W;
+            memset(j->y + t * 2 * W, 0, (size_t)(2 * W) * sizeof(float));
             collm_ops_swiglu_backward(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, gu, gu + W, W);
         }
         break;
@@ -376,7 +377,6 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     par_zero(b->pool, s->d_h, N, F);
     MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
     lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
-    par_zero(b->pool, s->d_gu, N, 2 * F);
     rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
     run_rows(b->pool, &sw, N);
     par_zero(b->pool, s->d_xn, N, C);
