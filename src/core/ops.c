@@ -44,34 +44,125 @@ static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+// Lanes 0..m-1 set (as a maskload/maskstore mask), m in 0..8.
+static inline __m256i lane_mask(int64_t m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+#endif
 
+// ---------------------------------------------------------------------------
+// One vector of floats at the widest width the build targets: VL = 16 lanes
+// (AVX-512) or 8 (AVX2). exp, sigmoid, softmax, SwiGLU and AdamW are written
+// once on these. Lane by lane they are the same operations at either width
+// (the same bits; AdamW's are the scalar loop's: no FMA where it has none,
+// as -std=c11 does not contract a·b + c); only the softmax's sum over a row
+// runs in VL partial sums. vf_mask: the first m lanes.
+#if defined(__AVX512F__)
+#define VL 16
+typedef __m512 vf;
+typedef __mmask16 vf_mask;
+static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf_mask vf_first(int64_t m) { return (vf_mask)(m < 16 ? (1u << m) - 1 : 0xffffu); }
+static inline vf vf_load_n(const float *p, vf_mask k) { return _mm512_maskz_loadu_ps(k, p); }
+static inline void vf_store_n(float *p, vf_mask k, vf v) { _mm512_mask_storeu_ps(p, k, v); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
+static inline vf vf_round(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+// 2^n for whole n in [-126, 127], built in the exponent bits
+static inline vf vf_pow2(vf n) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline vf vf_neg_abs(vf x) { // -|x|
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
+}
+// a >= b (ordered) ? x : y, lane by lane
+static inline vf vf_select_ge(vf a, vf b, vf x, vf y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GE_OQ), y, x);
+}
+static inline float vf_hmax(vf v) { return _mm512_reduce_max_ps(v); }
+static inline float vf_hsum(vf v) { // halves added pairwise down to one lane
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return hsum8(h);
+}
+#elif defined(OPS_AVX2)
+#define VL 8
+typedef __m256 vf;
+typedef __m256i vf_mask;
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf_mask vf_first(int64_t m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(m < 8 ? m : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf vf_load_n(const float *p, vf_mask k) { return _mm256_maskload_ps(p, k); }
+static inline void vf_store_n(float *p, vf_mask k, vf v) { _mm256_maskstore_ps(p, k, v); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
+static inline vf vf_round(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vf_pow2(vf n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+static inline vf vf_neg_abs(vf x) { return _mm256_or_ps(x, _mm256_set1_ps(-0.0f)); }
+static inline vf vf_select_ge(vf a, vf b, vf x, vf y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GE_OQ)); }
+static inline float vf_hmax(vf v) {
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+static inline float vf_hsum(vf v) { return hsum8(v); }
+#endif
+
+#ifdef VL
 // exp(x) for x <= 0 (scores minus their row max); 0 below -87 where expf is
 // denormal or 0. x = n·ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact
 // n·ln2_hi), exp(r) by its Taylor series to r^7 (remainder < 1.2e-7 relative),
 // times 2^n built in the exponent bits. About 1-2 ulp from expf.
-static inline __m256 exp8_nonpos(__m256 x) {
-    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(0.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+static inline vf exp_nonpos(vf x) {
+    const vf lo = vf_set1(-87.0f), in = x;
+    x = vf_min(vf_max(x, lo), vf_set1(0.0f));
+    vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
+    vf r = vf_fnmadd(n, vf_set1(0.693145751953125f), x);
+    r = vf_fnmadd(n, vf_set1(1.428606820309417e-06f), r);
+    vf p = vf_set1(1.0f / 5040.0f);
+    p = vf_fmadd(p, r, vf_set1(1.0f / 720.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 120.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 24.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 6.0f));
+    p = vf_fmadd(p, r, vf_set1(0.5f));
+    p = vf_fmadd(p, r, vf_set1(1.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f));
+    return vf_select_ge(in, lo, vf_mul(p, vf_pow2(n)), vf_set1(0.0f));
+}
+
+// σ(g) = 1 / (1 + exp(-g)) from e = exp(-|g|) <= 1, which cannot overflow:
+// σ = 1/(1+e) for g >= 0, e/(1+e) for g < 0.
+static inline vf sigmoid_v(vf g) {
+    vf e = exp_nonpos(vf_neg_abs(g));
+    vf r = vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
+    return vf_select_ge(g, vf_set1(0.0f), r, vf_mul(e, r));
 }
 #endif
 
@@ -674,64 +765,13 @@ void collm_ops_rope_backward(float *dx, const int32_t *pos, int T, int n_head, i
 // ---------------------------------------------------------------------------
 // SwiGLU: h = silu(g) ⊙ u, silu(g) = g·σ(g). All (n).
 
-#ifdef OPS_AVX2
-// Lanes 0..m-1 set (as a maskload/maskstore mask), m in 0..8.
-static inline __m256i lane_mask(int64_t m) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// σ(g) = 1 / (1 + exp(-g)) from e = exp(-|g|) <= 1, which cannot overflow:
-// σ = 1/(1+e) for g >= 0, e/(1+e) for g < 0.
-__attribute__((unused)) // the v4 build uses its 16-lane twin; clang flags the unused inline
-static inline __m256 sigmoid8(__m256 g) {
-    __m256 e = exp8_nonpos(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));
-    __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-    return _mm256_blendv_ps(_mm256_mul_ps(e, r), r, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
-}
-#endif
-
-#ifdef __AVX512F__
-// exp8_nonpos and sigmoid8 16 lanes wide: the same operations lane by lane,
-// so the same bits as the AVX2 path.
-static inline __m512 exp16_nonpos(__m512 x) {
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(0.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
-}
-
-static inline __m512 sigmoid16(__m512 g) {
-    __m512 e = exp16_nonpos(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(g), _mm512_set1_epi32(INT32_MIN))));
-    __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(e, r), r);
-}
-#endif
-
 // h may alias g or u (elementwise: each chunk is read before it is written).
 void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n) {
-#if defined(__AVX512F__)
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = (__mmask16)(n - i < 16 ? (1u << (n - i)) - 1 : 0xffffu); // tail lanes masked off
-        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
-        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(vg, sigmoid16(vg)), vu));
-    }
-#elif defined(OPS_AVX2)
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256i m = lane_mask(n - i < 8 ? n - i : 8); // tail lanes masked off
-        __m256 vg = _mm256_maskload_ps(g + i, m), vu = _mm256_maskload_ps(u + i, m);
-        _mm256_maskstore_ps(h + i, m, _mm256_mul_ps(_mm256_mul_ps(vg, sigmoid8(vg)), vu));
+#ifdef VL
+    for (int64_t i = 0; i < n; i += VL) {
+        vf_mask m = vf_first(n - i); // tail lanes masked off
+        vf vg = vf_load_n(g + i, m), vu = vf_load_n(u + i, m);
+        vf_store_n(h + i, m, vf_mul(vf_mul(vg, sigmoid_v(vg)), vu));
     }
 #else
     for (int64_t i = 0; i < n; i++) {
@@ -743,37 +783,16 @@ void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t 
 
 // d silu/dg = σ + g·σ·(1-σ)
 void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
-#if defined(__AVX512F__)
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = (__mmask16)(n - i < 16 ? (1u << (n - i)) - 1 : 0xffffu);
-        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
-        __m512 vdh = _mm512_maskz_loadu_ps(m, dh + i), s = sigmoid16(vg);
+#ifdef VL
+    const vf one = vf_set1(1.0f);
+    for (int64_t i = 0; i < n; i += VL) {
+        vf_mask m = vf_first(n - i);
+        vf vg = vf_load_n(g + i, m), vu = vf_load_n(u + i, m), vdh = vf_load_n(dh + i, m), s = sigmoid_v(vg);
         if (dg) {
-            __m512 ds = _mm512_add_ps(s, _mm512_mul_ps(_mm512_mul_ps(vg, s), _mm512_sub_ps(one, s)));
-            __m512 t = _mm512_mul_ps(_mm512_mul_ps(vdh, vu), ds);
-            _mm512_mask_storeu_ps(dg + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dg + i), t));
+            vf ds = vf_add(s, vf_mul(vf_mul(vg, s), vf_sub(one, s)));
+            vf_store_n(dg + i, m, vf_add(vf_load_n(dg + i, m), vf_mul(vf_mul(vdh, vu), ds)));
         }
-        if (du) {
-            __m512 t = _mm512_mul_ps(_mm512_mul_ps(vdh, vg), s);
-            _mm512_mask_storeu_ps(du + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, du + i), t));
-        }
-    }
-#elif defined(OPS_AVX2)
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256i m = lane_mask(n - i < 8 ? n - i : 8);
-        __m256 vg = _mm256_maskload_ps(g + i, m), vu = _mm256_maskload_ps(u + i, m);
-        __m256 vdh = _mm256_maskload_ps(dh + i, m), s = sigmoid8(vg);
-        if (dg) {
-            __m256 ds = _mm256_add_ps(s, _mm256_mul_ps(_mm256_mul_ps(vg, s), _mm256_sub_ps(one, s)));
-            __m256 t = _mm256_mul_ps(_mm256_mul_ps(vdh, vu), ds);
-            _mm256_maskstore_ps(dg + i, m, _mm256_add_ps(_mm256_maskload_ps(dg + i, m), t));
-        }
-        if (du) {
-            __m256 t = _mm256_mul_ps(_mm256_mul_ps(vdh, vg), s);
-            _mm256_maskstore_ps(du + i, m, _mm256_add_ps(_mm256_maskload_ps(du + i, m), t));
-        }
+        if (du) vf_store_n(du + i, m, vf_add(vf_load_n(du + i, m), vf_mul(vf_mul(vdh, vg), s)));
     }
 #else
     for (int64_t i = 0; i < n; i++) {
@@ -914,35 +933,33 @@ static void tile_axpy(float *O, int64_t ldo, int nrow, const float *A, int64_t a
 // returns the sum of the exponentials. normalize != 0 also divides the row by
 // it (softmax).
 static float softmax_row(float *row, int n, int end, int normalize, float scale) {
-    if (scale != 1.0f)
-        for (int j = 0; j < n; j++) row[j] *= scale;
-#ifdef OPS_AVX2
-    int n8 = n & ~7;
-    float tail[8];
-    for (int j = 0; j < 8; j++) tail[j] = n8 + j < n ? row[n8 + j] : -INFINITY;
-    __m256 vmax = _mm256_loadu_ps(tail);
-    for (int j = 0; j < n8; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    __m256 maxs = _mm256_set1_ps(_mm_cvtss_f32(m4));
-    __m256 vsum = _mm256_setzero_ps();
-    for (int j = 0; j < n8; j += 8) {
-        __m256 e = exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(row + j), maxs));
-        _mm256_storeu_ps(row + j, e);
-        vsum = _mm256_add_ps(vsum, e);
+#ifdef VL
+    // the scaling folded into both passes (the same products as scaling first)
+    const int nv = n - n % VL;
+    const vf vs = vf_set1(scale);
+    float tail[VL];
+    for (int j = 0; j < VL; j++) tail[j] = nv + j < n ? row[nv + j] * scale : -INFINITY;
+    vf vmax = vf_load(tail);
+    for (int j = 0; j < nv; j += VL) vmax = vf_max(vmax, vf_mul(vf_load(row + j), vs));
+    const vf maxs = vf_set1(vf_hmax(vmax));
+    vf vsum = vf_set1(0.0f);
+    for (int j = 0; j < nv; j += VL) {
+        vf e = exp_nonpos(vf_sub(vf_mul(vf_load(row + j), vs), maxs));
+        vf_store(row + j, e);
+        vsum = vf_add(vsum, e);
     }
-    __m256 et = exp8_nonpos(_mm256_sub_ps(_mm256_loadu_ps(tail), maxs)); // padding: exp(-inf) = 0
-    _mm256_storeu_ps(tail, et);
-    for (int j = n8; j < n; j++) row[j] = tail[j - n8];
-    vsum = _mm256_add_ps(vsum, et);
-    float sum = hsum8(vsum);
+    vf et = exp_nonpos(vf_sub(vf_load(tail), maxs)); // padding: exp(-inf) = 0
+    vf_store(tail, et);
+    for (int j = nv; j < n; j++) row[j] = tail[j - nv];
+    float sum = vf_hsum(vf_add(vsum, et));
     if (normalize) {
-        __m256 inv = _mm256_set1_ps(1.0f / sum);
-        for (int j = 0; j < n8; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-        for (int j = n8; j < n; j++) row[j] *= _mm256_cvtss_f32(inv);
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < nv; j += VL) vf_store(row + j, vf_mul(vf_load(row + j), vf_set1(inv)));
+        for (int j = nv; j < n; j++) row[j] *= inv;
     }
 #else
+    if (scale != 1.0f)
+        for (int j = 0; j < n; j++) row[j] *= scale;
     float maxs = -INFINITY;
     for (int j = 0; j < n; j++) maxs = row[j] > maxs ? row[j] : maxs;
     float sum = 0.0f;
@@ -1382,6 +1399,18 @@ double collm_ops_bce_with_logits(float *dlogit, const float *logit, const float 
 // ---------------------------------------------------------------------------
 // Vector helpers (n)
 
+// Eight double lanes (one AVX-512 register; the serial chain ran at one add
+// latency per element), the same order in every build.
+double collm_ops_sumsq(const float *x, int64_t n) {
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += (double)x[i + l] * x[i + l];
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
 float collm_ops_dot(const float *a, const float *b, int64_t n) {
     return dot8(a, b, n);
 }
@@ -1406,7 +1435,26 @@ void collm_ops_adam_update(float *param, const float *grad, float *m, float *v, 
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     float decay = coupled_l2 ? 1.0f : 1.0f - lr * weight_decay;
     float l2 = coupled_l2 ? weight_decay : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#ifdef VL
+    // the loop below VL elements at a time, operation for operation (a scalar
+    // sqrtf and division per element were most of an optimizer step)
+    const vf vl2 = vf_set1(l2), vdecay = vf_set1(decay), vb1 = vf_set1(beta1), vb1c = vf_set1(1.0f - beta1);
+    const vf vb2 = vf_set1(beta2), vb2c = vf_set1(1.0f - beta2), vinv = vf_set1(inv_sqrt_bc2), veps = vf_set1(eps);
+    const vf vstep = vf_set1(step_size);
+    for (; i + VL <= n; i += VL) {
+        vf pi = vf_load(param + i);
+        vf g = vf_add(vf_load(grad + i), vf_mul(vl2, pi));
+        vf p = vf_mul(pi, vdecay);
+        vf mi = vf_add(vf_mul(vb1, vf_load(m + i)), vf_mul(vb1c, g));
+        vf vi = vf_add(vf_mul(vb2, vf_load(v + i)), vf_mul(vf_mul(vb2c, g), g));
+        vf_store(m + i, mi);
+        vf_store(v + i, vi);
+        vf denom = vf_add(vf_mul(vf_sqrt(vi), vinv), veps);
+        vf_store(param + i, vf_sub(p, vf_div(vf_mul(vstep, mi), denom)));
+    }
+#endif
+    for (; i < n; i++) {
         float g = grad[i] + l2 * param[i];
         float p = param[i] * decay;
         m[i] = beta1 * m[i] + (1.0f - beta1) * g;

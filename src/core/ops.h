@@ -127,6 +127,7 @@ double collm_ops_bce_with_logits(float *dlogit, const float *logit, const float 
 
 // Dot product and axpy helpers (vectorisable loops).
 float collm_ops_dot(const float *a, const float *b, int64_t n);
+double collm_ops_sumsq(const float *x, int64_t n); // Σ x², in double: 8 partial sums in a fixed order
 void collm_ops_axpy(float *y, float a, const float *x, int64_t n); // y += a·x
 
 // AdamW step t (1-based) on n parameters: decoupled weight decay

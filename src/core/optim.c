@@ -86,9 +86,7 @@ static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
     for (int64_t b = begin; b < end; b++) {
         int64_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < p->n ? lo + OPTIM_BLOCK : p->n;
         if (j->what == 0) {
-            double sum = 0;
-            for (int64_t k = lo; k < hi; k++) sum += (double)p->grad[k] * p->grad[k];
-            j->block_sums[b] = sum;
+            j->block_sums[b] = collm_ops_sumsq(p->grad + lo, hi - lo);
         } else if (j->what == 1) {
             for (int64_t k = lo; k < hi; k++) p->grad[k] *= j->scale;
         } else {
@@ -118,7 +116,7 @@ double collm_optim_grad_norm(const collm_optim_state *opt) {
         int64_t blocks = (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
         double stack_sums[64], *sums = blocks <= 64 ? stack_sums : malloc((size_t)blocks * sizeof(double));
         if (!sums) { // out of memory: the serial loop needs none
-            for (int64_t k = 0; k < p->n; k++) sum += (double)p->grad[k] * p->grad[k];
+            sum += collm_ops_sumsq(p->grad, p->n);
             continue;
         }
         optim_run(o, p, 0, sums, 0, 0);
