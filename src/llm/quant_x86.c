@@ -603,7 +603,9 @@ static int tile_kind_of(collm_ggml_type t, tile_kind *k) {
     switch (t) {
     case COLLM_GGML_TYPE_Q8_0: *k = (tile_kind){32, 128, 0}; return 1;
     case COLLM_GGML_TYPE_Q4_0: *k = (tile_kind){32, 8, 0}; return 1;
+    case COLLM_GGML_TYPE_Q5_0: *k = (tile_kind){32, 16, 0}; return 1;
     case COLLM_GGML_TYPE_Q4_K: *k = (tile_kind){32, 0, 1}; return 1;
+    case COLLM_GGML_TYPE_Q5_K: *k = (tile_kind){32, 0, 1}; return 1;
     case COLLM_GGML_TYPE_Q6_K: *k = (tile_kind){16, 32, 0}; return 1;
     default: return 0;
     }
@@ -686,6 +688,34 @@ VNNI static void tile_decode_row(collm_ggml_type t, const uint8_t *w, int64_t K,
             _mm256_storeu_si256((__m256i *)(u + 32 * b), nibbles32(w + 2));
             s[b] = f16(w);
             m[b] = 0.0f;
+        }
+        return;
+    case COLLM_GGML_TYPE_Q5_0: // u = q + 16: the nibble, plus 16 where the element's bit of qh is set
+        for (int64_t b = 0; b < K / 32; b++, w += 22) {
+            __m256i hi = _mm256_and_si256(bits32(w + 2), _mm256_set1_epi8(0x10));
+            _mm256_storeu_si256((__m256i *)(u + 32 * b), _mm256_or_si256(nibbles32(w + 6), hi));
+            s[b] = f16(w);
+            m[b] = 0.0f;
+        }
+        return;
+    case COLLM_GGML_TYPE_Q5_K: // Q4_K's scales and mins, a fifth bit per element from qh
+        for (int64_t b = 0; b < K / 256; b++, w += 176, u += 256, s += 8, m += 8) {
+            int sc[8], mn[8];
+            k4_scales(w + 4, sc, mn);
+            const float d = f16(w), dmin = f16(w + 2);
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 16)), one = _mm256_set1_epi8(1);
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
+                __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+                __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+                _mm256_storeu_si256((__m256i *)(u + 64 * j), _mm256_or_si256(_mm256_and_si256(q, _mm256_set1_epi8(0x0f)), hl));
+                _mm256_storeu_si256((__m256i *)(u + 64 * j + 32),
+                                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f)), hh));
+            }
+            for (int g = 0; g < 8; g++) {
+                s[g] = d * (float)sc[g];
+                m[g] = dmin * (float)mn[g];
+            }
         }
         return;
     case COLLM_GGML_TYPE_Q4_K:
