@@ -392,9 +392,10 @@ static void test_tiles(void) {
     static uint8_t w[R * K * 2], xq[T * K * 2];
     static float x[T * K], y[T * LDY];
     const collm_ggml_type types[] = {COLLM_GGML_TYPE_Q8_0, COLLM_GGML_TYPE_Q4_0, COLLM_GGML_TYPE_Q5_0,
-                                     COLLM_GGML_TYPE_Q4_K, COLLM_GGML_TYPE_Q5_K, COLLM_GGML_TYPE_Q6_K};
+                                     COLLM_GGML_TYPE_Q4_1, COLLM_GGML_TYPE_Q5_1, COLLM_GGML_TYPE_Q4_K,
+                                     COLLM_GGML_TYPE_Q5_K, COLLM_GGML_TYPE_Q6_K};
     int ran = 0;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         collm_ggml_type t = types[i], vt = collm_quant_vec_type(t);
         if (!collm_qtile_ok(t)) continue;
         ran++;

@@ -592,8 +592,10 @@ void collm_quant_dequant(collm_ggml_type t, const void *src, float *dst, int64_t
 // integer accumulator starts at −offset · Σy of the group, so it ends at
 // Σ q·y exactly, the integer sum of the reference.
 //   x·y over a group = yd · s · Σ q·y − m · (yd · Σy)
-// s = d·sc, m = dmin·mn (Q4_K; 0 elsewhere) per weight row and group,
-// yd the activation scale of the block (Q8_0) or super-block (Q8_K).
+// s = d·sc, m = dmin·mn (Q4_K, Q5_K), s = d, m = −m_w (Q4_1, Q5_1: the
+// block adds m_w·s_y), else m = 0, per weight row and group; yd the
+// activation scale of the block (Q8_0, Q8_1) or super-block (Q8_K), and
+// yd·Σy the block's stored sum s_y for Q8_1 (F16, as the reference reads it).
 
 typedef struct {
     int G, offset, mins;
@@ -604,6 +606,8 @@ static int tile_kind_of(collm_ggml_type t, tile_kind *k) {
     case COLLM_GGML_TYPE_Q8_0: *k = (tile_kind){32, 128, 0}; return 1;
     case COLLM_GGML_TYPE_Q4_0: *k = (tile_kind){32, 8, 0}; return 1;
     case COLLM_GGML_TYPE_Q5_0: *k = (tile_kind){32, 16, 0}; return 1;
+    case COLLM_GGML_TYPE_Q4_1: *k = (tile_kind){32, 0, 1}; return 1;
+    case COLLM_GGML_TYPE_Q5_1: *k = (tile_kind){32, 0, 1}; return 1;
     case COLLM_GGML_TYPE_Q4_K: *k = (tile_kind){32, 0, 1}; return 1;
     case COLLM_GGML_TYPE_Q5_K: *k = (tile_kind){32, 0, 1}; return 1;
     case COLLM_GGML_TYPE_Q6_K: *k = (tile_kind){16, 32, 0}; return 1;
@@ -647,14 +651,15 @@ void collm_qtile_act_fill(collm_qtile_act *a, collm_ggml_type t, const uint8_t *
     tile_kind k = {32, 0, 0};
     tile_kind_of(t, &k);
     const int64_t K = a->K, ng = a->ng, G = a->G;
-    const int q8k = collm_quant_vec_type(t) == COLLM_GGML_TYPE_Q8_K;
+    const collm_ggml_type vt = collm_quant_vec_type(t);
+    const int q8k = vt == COLLM_GGML_TYPE_Q8_K, q81 = vt == COLLM_GGML_TYPE_Q8_1;
     for (int64_t r = t0; r < t1; r++) {
         const uint8_t *x = xq + (size_t)r * xrow;
         int8_t *codes = a->codes + r * K;
         for (int64_t g = 0; g < ng; g++) {
             const int64_t e = g * G; // first element of the group
-            const uint8_t *blk = q8k ? x + 292 * (e / 256) : x + 34 * (e / 32);
-            const int8_t *q = (const int8_t *)(q8k ? blk + 4 + e % 256 : blk + 2);
+            const uint8_t *blk = q8k ? x + 292 * (e / 256) : x + (q81 ? 36 : 34) * (e / 32);
+            const int8_t *q = (const int8_t *)(q8k ? blk + 4 + e % 256 : blk + (q81 ? 4 : 2));
             float yd;
             if (q8k) memcpy(&yd, blk, 4);
             else yd = collm_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
@@ -663,7 +668,7 @@ void collm_qtile_act_fill(collm_qtile_act *a, collm_ggml_type t, const uint8_t *
             memcpy(codes + e, q, (size_t)G);
             a->init[r * ng + g] = -k.offset * sum;
             a->yd[r * ng + g] = yd;
-            a->yb[r * ng + g] = yd * (float)sum;
+            a->yb[r * ng + g] = q81 ? collm_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8)) : yd * (float)sum;
         }
     }
 }
@@ -696,6 +701,21 @@ VNNI static void tile_decode_row(collm_ggml_type t, const uint8_t *w, int64_t K,
             _mm256_storeu_si256((__m256i *)(u + 32 * b), _mm256_or_si256(nibbles32(w + 6), hi));
             s[b] = f16(w);
             m[b] = 0.0f;
+        }
+        return;
+    case COLLM_GGML_TYPE_Q4_1: // d, m, qs[16]: u = q
+        for (int64_t b = 0; b < K / 32; b++, w += 20) {
+            _mm256_storeu_si256((__m256i *)(u + 32 * b), nibbles32(w + 4));
+            s[b] = f16(w);
+            m[b] = -f16(w + 2);
+        }
+        return;
+    case COLLM_GGML_TYPE_Q5_1: // d, m, qh[4], qs[16]: u = q, the nibble plus 16 where the bit is set
+        for (int64_t b = 0; b < K / 32; b++, w += 24) {
+            __m256i hi = _mm256_and_si256(bits32(w + 4), _mm256_set1_epi8(0x10));
+            _mm256_storeu_si256((__m256i *)(u + 32 * b), _mm256_or_si256(nibbles32(w + 8), hi));
+            s[b] = f16(w);
+            m[b] = -f16(w + 2);
         }
         return;
     case COLLM_GGML_TYPE_Q5_K: // Q4_K's scales and mins, a fifth bit per element from qh
