@@ -12,6 +12,7 @@
 #include "collm/error.h"
 #include "collm/model.h"
 #include "core/rng.h"
+#include "llm/quant.h"
 #include "collm/threadpool.h"
 
 #include <cblas.h>
@@ -88,6 +89,8 @@ int main(int argc, char **argv) {
     printf("model %s: %s, n_embd %d, n_layer %d, n_head %d/%d, n_ff %d, n_vocab %d, %lld params (loaded in %.2f s)\n",
            model_path, collm_llm_arch_name(hp->arch), hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff,
            hp->n_vocab, (long long)collm_llm_model_n_params(model), now_s() - t0);
+    // COLLM_ISA caps both (x86-64-v3: the AVX2 kernels, what an AVX2-only CPU runs)
+    printf("kernels: %s, quantised %s\n", collm_kernel_isa(), collm_quant_isa());
     collm_blas_set_threads(n_threads);
     collm_pool *pool = collm_pool_create(n_threads);
     collm_llm_context *ctx = collm_llm_context_create(model, max_T, max_T, pool);

@@ -13,10 +13,22 @@
 # (the best of its samples_ts).
 #   usage: bench/quant_speed.sh            (ROUNDS=3 REPS=3 THREADS=2 TYPES="F32 ..." WORK=build/bench/quant)
 # Needs the peer built once: ../shared/peers/llama.cpp/build.sh build/peers/llama.cpp
+# ISA: both sides use the best kernels of this CPU (the peer is built
+# -DGGML_NATIVE=ON). What an AVX2-only CPU runs: COLLM_ISA=x86-64-v3 caps collm
+# at its AVX2 kernels (no AVX-512 VNNI tiles) and OpenBLAS at Haswell (the
+# script sets OPENBLAS_CORETYPE=Haswell unless given), and PEER defaults to
+# $BUILD/peers/llama.cpp-avx2, a second copy of the peer configured like
+# build.sh but with -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+# -DGGML_F16C=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF (and the AVX512_* off):
+#   COLLM_ISA=x86-64-v3 bench/quant_speed.sh
+# The first line of output says which kernels and peer were used.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
+case "${COLLM_ISA:-}" in
+  x86-64-v3 | avx2) PEER=${PEER:-$BUILD/peers/llama.cpp-avx2}; export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} ;;
+esac
 PEER=${PEER:-$BUILD/peers/llama.cpp}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-3}
@@ -31,8 +43,10 @@ if [ ! -f "$WORK/m-F32.gguf" ]; then
   "$BUILD/collm" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
     --n-embd 768 --n-layer 4 --n-head 12 --n-ff 2048 --seed 1 --out "$WORK/m-F32.gguf" >/dev/null
 fi
+QUANTIZE=$PEER/bin/llama-quantize # the AVX2 peer may have only llama-bench: the same files from the native one
+[ -x "$QUANTIZE" ] || QUANTIZE=$BUILD/peers/llama.cpp/bin/llama-quantize
 for t in $TYPES; do
-  [ "$t" = F32 ] || [ -f "$WORK/m-$t.gguf" ] || "$PEER/bin/llama-quantize" --pure "$WORK/m-F32.gguf" "$WORK/m-$t.gguf" "$t" 2 \
+  [ "$t" = F32 ] || [ -f "$WORK/m-$t.gguf" ] || "$QUANTIZE" --pure "$WORK/m-F32.gguf" "$WORK/m-$t.gguf" "$t" 2 \
     >"$WORK/quantize-$t.log" 2>&1
 done
 # the library settings the collm binary picks for itself (src/cli/main.c)
@@ -40,10 +54,11 @@ if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORET
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 RAW="$WORK/raw.tsv"
 : >"$RAW"
+echo "collm: COLLM_ISA=${COLLM_ISA:-unset} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; llama.cpp: $PEER"
 echo "load before: $(cat /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TYPES; do
-    "$BUILD/bench/prefill" --model "$WORK/m-$t.gguf" --threads "$THREADS" --reps "$REPS" --lengths 64,256,512 2>/dev/null |
+    "$BUILD/bench/prefill" --model "$WORK/m-$t.gguf" --threads "$THREADS" --reps "$REPS" --lengths 64,256,512 2>/dev/null | tee "$WORK/prefill-$t.log" |
       awk -v t="$t" -v r="$r" '$1 ~ /^pp[0-9]+$/ && $3 == "tok/s" { sub("pp", "", $1); print "collm\t" t "\t" $1 "\t" r "\t" $2 }' >>"$RAW"
     "$PEER/bin/llama-bench" -m "$WORK/m-$t.gguf" -p 64,256,512 -n 0 -r "$REPS" -t "$THREADS" -o json 2>/dev/null |
       /usr/bin/python3 -c '
@@ -53,6 +68,7 @@ for e in json.load(sys.stdin):
   done
 done
 echo "load after:  $(cat /proc/loadavg)"
+echo "collm $(grep -m1 '^kernels: ' "$WORK/prefill-${TYPES%% *}.log")"
 /usr/bin/python3 - "$RAW" "$TYPES" "$THREADS" <<'PY'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
