@@ -68,21 +68,10 @@ static inline float hsum8(__m256 v) {
 #define VL 16
 typedef __m512 vf;
 typedef __mmask16 vf_mask;
-static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
-static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
+#define VF(op) _mm512_##op##_ps // the plain operations, named alike at both widths
 static inline vf_mask vf_first(int64_t m) { return (vf_mask)(m < 16 ? (1u << m) - 1 : 0xffffu); }
 static inline vf vf_load_n(const float *p, vf_mask k) { return _mm512_maskz_loadu_ps(k, p); }
 static inline void vf_store_n(float *p, vf_mask k, vf v) { _mm512_mask_storeu_ps(p, k, v); }
-static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
-static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
-static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
-static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
-static inline vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
-static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
-static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
-static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
 static inline vf vf_round(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 // 2^n for whole n in [-126, 127], built in the exponent bits
 static inline vf vf_pow2(vf n) {
@@ -104,23 +93,12 @@ static inline float vf_hsum(vf v) { // halves added pairwise down to one lane
 #define VL 8
 typedef __m256 vf;
 typedef __m256i vf_mask;
-static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
-static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
+#define VF(op) _mm256_##op##_ps
 static inline vf_mask vf_first(int64_t m) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(m < 8 ? m : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 static inline vf vf_load_n(const float *p, vf_mask k) { return _mm256_maskload_ps(p, k); }
 static inline void vf_store_n(float *p, vf_mask k, vf v) { _mm256_maskstore_ps(p, k, v); }
-static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
-static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
-static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
-static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
-static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
-static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
-static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
-static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
-static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
 static inline vf vf_round(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vf vf_pow2(vf n) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
@@ -136,6 +114,19 @@ static inline float vf_hsum(vf v) { return hsum8(v); }
 #endif
 
 #ifdef VL
+static inline vf vf_set1(float x) { return VF(set1)(x); }
+static inline vf vf_load(const float *p) { return VF(loadu)(p); }
+static inline void vf_store(float *p, vf v) { VF(storeu)(p, v); }
+static inline vf vf_add(vf a, vf b) { return VF(add)(a, b); }
+static inline vf vf_sub(vf a, vf b) { return VF(sub)(a, b); }
+static inline vf vf_mul(vf a, vf b) { return VF(mul)(a, b); }
+static inline vf vf_div(vf a, vf b) { return VF(div)(a, b); }
+static inline vf vf_sqrt(vf a) { return VF(sqrt)(a); }
+static inline vf vf_min(vf a, vf b) { return VF(min)(a, b); }
+static inline vf vf_max(vf a, vf b) { return VF(max)(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return VF(fmadd)(a, b, c); }
+static inline vf vf_fnmadd(vf a, vf b, vf c) { return VF(fnmadd)(a, b, c); }
+
 // exp(x) for x <= 0 (scores minus their row max); 0 below -87 where expf is
 // denormal or 0. x = n·ln2 + r, |r| <= ln2/2 (ln2 split in two for an exact
 // n·ln2_hi), exp(r) by its Taylor series to r^7 (remainder < 1.2e-7 relative),
