@@ -53,9 +53,14 @@ DATA=$SHARED/data/ml-1m
 make -s BUILD="$BUILD" "$BIN" "$BUILD/bench/sgemm"
 mkdir -p "$W"
 W=$(cd "$W" && pwd) # absolute: the peer runs inside it
-# Library settings as the collm binary picks them for itself (src/cli/main.c),
-# for the sgemm measurement; the peer's OpenMP threads sleep when idle, as measured.
-if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}; fi
+# Each program at its best on this CPU (collm, the peer and the sgemm reference alike):
+# OpenBLAS's AVX-512 kernels where the CPU has AVX-512 (0.3.21 does not know Zen 5), also
+# over an inherited narrower OPENBLAS_CORETYPE (some machines set Haswell machine-wide,
+# which halves OpenBLAS's rate here); BENCH_OPENBLAS_CORETYPE=X pins another.
+if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
+elif grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS detects the CPU)}"
+# the peer's OpenMP threads sleep when idle, as measured
 export OMP_WAIT_POLICY=PASSIVE
 
 [ -f "$W/base.gguf" ] || "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \

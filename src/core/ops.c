@@ -7,6 +7,7 @@
 #include "collm/error.h"
 
 #include <cblas.h>
+#include <strings.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -436,6 +437,27 @@ static int gemm_forced(void) {
     return forced;
 }
 
+#if defined(__AVX512F__)
+// 1 when OpenBLAS runs kernels narrower than this CPU's AVX-512 (read once):
+// an OPENBLAS_CORETYPE=Haswell left in the environment, which collm keeps for
+// OpenBLAS (a user's choice: it may be there for the same bits on every
+// machine of a fleet), or a core OpenBLAS does not know. collm's own kernel
+// then takes every product split over the pool (training): a stage-1 step of
+// bench/train_speed.sh's model measured 63-76 samples/s with OpenBLAS at
+// Haswell, 76-89 with collm's kernel, 88-100 with OpenBLAS at SkylakeX (2
+// threads). Not where OpenBLAS runs its own threads (inference's prefill):
+// there collm's kernel lost at 64-256 rows (1,018 against 1,757 tokens/s).
+static int blas_below_avx512(void) {
+    static int below = -1;
+    if (below < 0) {
+        const char *core = openblas_get_corename();
+        below = !(core && (strncasecmp(core, "skylakex", 8) == 0 || strncasecmp(core, "cooperlake", 10) == 0 ||
+                           strncasecmp(core, "sapphirerapids", 14) == 0));
+    }
+    return below;
+}
+#endif
+
 // The kernel for a shape when the caller leaves it to collm. Measured with
 // bench/gemm_shapes (one thread, CPU time, the training shapes; the README's
 // training-speed section). AVX-512: collm's kernel, which reads a row-major A
@@ -459,7 +481,7 @@ static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int t
     if (!trans_a && trans_b && M <= GEMM_DOT_ROWS) return COLLM_GEMM_DOT;
     const int pool = threads > 1 && openblas_get_num_threads() == 1;
 #if defined(__AVX512F__)
-    if (pool && !trans_a && trans_b) return COLLM_GEMM_OWN;
+    if (pool && (blas_below_avx512() || (!trans_a && trans_b))) return COLLM_GEMM_OWN;
 #else
     (void)trans_a, (void)trans_b;
 #endif
