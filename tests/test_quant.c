@@ -598,11 +598,11 @@ static void test_conformance(void) {
             float *got = malloc((size_t)T * V * sizeof(float));
             CHECK(lq && ld && nq == (size_t)T * V && nd == nq);
             // three runs: row dots (AVX2 at most: llama.cpp's block order), the tiled kernel
-            // (AVX-512 VNNI, where the CPU has it: the same integer block sums, another float
-            // order), and the exact path
+            // (AVX-512 VNNI or AVX2, the best the CPU has: the same integer block sums, another
+            // float order), and the exact path
             for (int run = 0; lq && ld && run < 3; run++) {
-                if (run == 1 && isa_levels() < 3) continue;
-                const collm_qmm_path path_i = run == 2 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_DOT;
+                if (run == 1 && isa_levels() < 2) continue;
+                const collm_qmm_path path_i = run == 2 ? COLLM_QMM_DEQ_SGEMM : run == 0 ? COLLM_QMM_ROWS : COLLM_QMM_DOT;
                 collm_qmm_path old = collm_qmm_set_path(path_i);
                 collm_quant_set_isa(run == 0 ? 1 : -1);
                 collm_llm_context *ctx = collm_llm_context_create(m, T, T, pool);
@@ -610,7 +610,7 @@ static void test_conformance(void) {
                 collm_llm_context_free(ctx);
                 collm_qmm_set_path(old);
                 collm_quant_set_isa(-1);
-                const float *ref = path_i == COLLM_QMM_DOT ? lq : ld;
+                const float *ref = path_i != COLLM_QMM_DEQ_SGEMM ? lq : ld;
                 for (size_t j = 0; j < (size_t)T * V; j++) {
                     double d = fabs(got[j] - ref[j]);
                     if (run == 0) {

@@ -417,7 +417,10 @@ static collm_qmm_path current_path(void) {
     int p = atomic_load_explicit(&qmm_path, memory_order_relaxed);
     if (p >= 0) return (collm_qmm_path)p;
     const char *e = getenv("COLLM_QMM");
-    p = e && strcmp(e, "dot") == 0 ? COLLM_QMM_DOT : e && strcmp(e, "sgemm") == 0 ? COLLM_QMM_DEQ_SGEMM : COLLM_QMM_AUTO;
+    p = e && strcmp(e, "dot") == 0     ? COLLM_QMM_DOT
+        : e && strcmp(e, "rows") == 0  ? COLLM_QMM_ROWS
+        : e && strcmp(e, "sgemm") == 0 ? COLLM_QMM_DEQ_SGEMM
+                                       : COLLM_QMM_AUTO;
     atomic_store_explicit(&qmm_path, p, memory_order_relaxed);
     return (collm_qmm_path)p;
 }
@@ -443,7 +446,11 @@ collm_qmm_path collm_qmm_set_path(collm_qmm_path p) {
 //   65 / 136 / 180 (the AVX2 row dots: 41); on 2 threads 376 / 384 / 365 at
 //   T = 128 / 256 / 512 against 245 / 311 / 337: the kernel at every T;
 // - the AVX2 row dots (no VNNI): Q8_0 57 vs 53 GFLOP/s at T = 64, 57 vs 21
-//   at 16; Q4_K 27 vs 58 at 64, 29 vs 23 at 16; Q6_K 45 vs 53 at 64.
+//   at 16; Q4_K 27 vs 58 at 64, 29 vs 23 at 16; Q6_K 45 vs 53 at 64;
+// - the tiled kernel at AVX2 (COLLM_ISA=x86-64-v3, OPENBLAS_CORETYPE=Haswell;
+//   whole prefill, bench/quant_speed.sh, 2 threads, load 5) against the
+//   AVX2 row dots and sgemm: Q8_0 2393 -> 4023 tok/s at 512, Q4_K 2616 ->
+//   3934, Q6_K 2922 -> 2862 (even), Q4_0 1423 -> 2256 at 64: the kernel.
 static int64_t sgemm_min_rows(collm_ggml_type t) {
     if (collm_qtile_ok(t) || (t == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok())) return INT64_MAX;
     switch (t) {
@@ -641,7 +648,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
             col += W->rows;
             continue;
         }
-        if (W->type == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok()) { // F32 FMAs on F16-rounded activations
+        if (W->type == COLLM_GGML_TYPE_F16 && collm_qtile_f16_ok() && asked != COLLM_QMM_ROWS) { // F32 FMAs on F16-rounded activations
             if (!xh) {
                 if (!(xh = malloc((size_t)(T * K) * sizeof(float)))) {
                     rc = collm_error(COLLM_ERR_NOMEM, "quantised matmul: out of memory for %lld activation rows", (long long)T);
@@ -669,7 +676,7 @@ int collm_qmm_forward(float *y, int64_t ldy, const float *x, int64_t T, const co
             have_vt = vt;
             have_tt = COLLM_GGML_TYPE_F32;
         }
-        if (collm_qtile_ok(W->type) && T >= (W->type == COLLM_GGML_TYPE_Q8_0 ? 8 : 4)) {
+        if (collm_qtile_ok(W->type) && asked != COLLM_QMM_ROWS && T >= (W->type == COLLM_GGML_TYPE_Q8_0 ? 8 : 4)) {
             if (W->type != have_tt) {
                 collm_qtile_act_free(&ta);
                 if ((rc = collm_qtile_act_alloc(&ta, W->type, T, K)) != COLLM_OK) break;

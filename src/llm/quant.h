@@ -83,7 +83,8 @@ typedef struct {
     size_t row_bytes;
 } collm_qmat;
 
-// The tiled product (AVX-512 VNNI; Q8_0, Q4_0, Q4_K, Q6_K weights): 16
+// The tiled product (AVX-512 VNNI, else AVX2; Q8_0, Q4_0, Q5_0, Q4_1, Q5_1,
+// Q4_K, Q5_K, Q6_K weights): 16
 // weight rows against up to 8 activation rows per step, the same integer
 // block sums as collm_quant_dot (llm/quant_x86.c). The activations, already
 // in the weight's vec type, are unpacked once per product for every row group.
@@ -93,7 +94,7 @@ typedef struct {
     int32_t *init;       // (T, ng) −offset · Σ codes of the group (weights are stored as q + offset)
     float *yd, *yb;      // (T, ng) the group's activation scale, and scale · Σ codes
 } collm_qtile_act;
-// 1 when the CPU runs the tiled kernel for weights of type t.
+// 1 when the CPU runs the tiled kernel for weights of type t (AVX2 at least).
 int collm_qtile_ok(collm_ggml_type t);
 int collm_qtile_act_alloc(collm_qtile_act *a, collm_ggml_type t, int64_t T, int64_t K);
 // Rows [t0, t1) from xq (rows of xrow bytes in collm_quant_vec_type(t)).
@@ -116,10 +117,11 @@ typedef enum {
     COLLM_QMM_AUTO = 0,   // by shape: integer dots for short inputs, dequantised tiles + sgemm for long ones
     COLLM_QMM_DOT,        // activations quantised per block (llama.cpp's numbers), integer dot products
     COLLM_QMM_DEQ_SGEMM,  // weights dequantised by tiles, F32 activations, cblas_sgemm (the exact product)
+    COLLM_QMM_ROWS,       // as DOT, one weight row at a time, no tiled kernel: llama.cpp's block order
 } collm_qmm_path;
 
 // Forces a path for every product (tests, benchmarks); returns the previous one.
-// Also set from the environment: COLLM_QMM=dot|sgemm.
+// Also set from the environment: COLLM_QMM=dot|rows|sgemm.
 collm_qmm_path collm_qmm_set_path(collm_qmm_path p);
 
 // y (T, ldy): columns [off_k, off_k + W_k.rows) = x (T, K) · W_kᵀ for each of

@@ -1,8 +1,9 @@
 // SIMD kernels for quantised weights (see llm/quant.h), chosen once at run
-// time by CPUID: AVX2 row dots and dequantisers when the CPU has AVX2, FMA
-// and F16C; the tiled product of 16 rows at a time (end of the file) when it
-// also has AVX-512 F/BW/VL and VNNI; otherwise the scalar reference of
-// llm/quant.c (COLLM_ISA=baseline forces it, x86-64-v3 caps at AVX2). Each kernel computes the
+// time by CPUID: AVX2 row dots, dequantisers and the tiled product of 16
+// rows at a time (end of the file) when the CPU has AVX2, FMA and F16C; the
+// tiled product with VNNI when it also has AVX-512 F/BW/VL and VNNI;
+// otherwise the scalar reference of llm/quant.c (COLLM_ISA=baseline forces
+// it, x86-64-v3 caps at AVX2). Each kernel computes the
 // same integer block sums as the reference (weights and activations are
 // integers inside a block; only the float combination of the blocks runs in
 // another order), which tests/test_quant.c checks type by type.
@@ -617,7 +618,7 @@ static int tile_kind_of(collm_ggml_type t, tile_kind *k) {
 
 int collm_qtile_ok(collm_ggml_type t) {
     tile_kind k = {32, 0, 0};
-    return level() >= 2 && tile_kind_of(t, &k);
+    return level() >= 1 && tile_kind_of(t, &k);
 }
 
 int collm_qtile_act_alloc(collm_qtile_act *a, collm_ggml_type t, int64_t T, int64_t K) {
@@ -677,8 +678,8 @@ void collm_qtile_act_fill(collm_qtile_act *a, collm_ggml_type t, const uint8_t *
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // Row w (K elements of type t) as unsigned codes u (K bytes) and per group
-// the float scale s and min m (see above).
-VNNI static void tile_decode_row(collm_ggml_type t, const uint8_t *w, int64_t K, uint8_t *u, float *s, float *m) {
+// the float scale s and min m (see above). AVX2 only: both tiled kernels use it.
+AVX2 static void tile_decode_row(collm_ggml_type t, const uint8_t *w, int64_t K, uint8_t *u, float *s, float *m) {
     switch (t) {
     case COLLM_GGML_TYPE_Q8_0:
         for (int64_t b = 0; b < K / 32; b++, w += 34) {
@@ -801,6 +802,28 @@ VNNI static void tile_interleave(const uint8_t *u, int64_t K, uint8_t *out) {
     }
 }
 
+// Rows [r0, r0 + nr) of W (nr <= 16) decoded: codes u (16 rows of K bytes;
+// rows past the matrix zero, with zero scales), and per group the 16 rows'
+// scales S and mins M side by side (16 floats per group; s16, m16 scratch).
+AVX2 static void tile_prepare(const collm_qmat *W, int64_t r0, int64_t nr, int64_t ng, uint8_t *u, float *s16, float *m16,
+                              float *S, float *M) {
+    const int64_t K = W->cols;
+    for (int64_t i = 0; i < 16; i++) {
+        if (i < nr) {
+            tile_decode_row(W->type, (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes, K, u + i * K, s16 + i * ng,
+                            m16 + i * ng);
+        } else { // rows past the matrix: zero weights
+            memset(u + i * K, 0, (size_t)K);
+            for (int64_t g = 0; g < ng; g++) s16[i * ng + g] = m16[i * ng + g] = 0.0f;
+        }
+    }
+    for (int64_t g = 0; g < ng; g++)
+        for (int i = 0; i < 16; i++) {
+            S[16 * g + i] = s16[i * ng + g];
+            M[16 * g + i] = m16[i * ng + g];
+        }
+}
+
 // C activation rows from t0 against one interleaved row group: y[t][0..15]
 // (masked to the rows that exist). G, C, mins are constants at each call;
 // the loops over them unroll so the accumulators stay in registers.
@@ -857,21 +880,8 @@ VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const col
     float *s16 = (float *)(rep + 16 * K), *m16 = s16 + 16 * ng, *S = m16 + 16 * ng, *M = S + 16 * ng;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int64_t r0 = 16 * grp, nr = W->rows - r0 < 16 ? W->rows - r0 : 16;
-        for (int64_t i = 0; i < 16; i++) {
-            if (i < nr) {
-                tile_decode_row(W->type, (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes, K, u + i * K, s16 + i * ng,
-                                m16 + i * ng);
-            } else { // rows past the matrix: zero weights
-                memset(u + i * K, 0, (size_t)K);
-                for (int64_t g = 0; g < ng; g++) s16[i * ng + g] = m16[i * ng + g] = 0.0f;
-            }
-        }
+        tile_prepare(W, r0, nr, ng, u, s16, m16, S, M);
         tile_interleave(u, K, rep);
-        for (int64_t g = 0; g < ng; g++)
-            for (int i = 0; i < 16; i++) {
-                S[16 * g + i] = s16[i * ng + g];
-                M[16 * g + i] = m16[i * ng + g];
-            }
         const __mmask16 mask = (__mmask16)((1u << nr) - 1);
         float *yg = y + r0;
         if (k.G == 16) tile_group(rep, S, M, a, 16, 0, yg, ldy, mask);
@@ -881,6 +891,110 @@ VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const col
     free(u);
     return COLLM_OK;
 }
+// --- The tiled product at AVX2 (no AVX-512, no VNNI): the same 16-row
+// groups, activations and word interleaving (rows 0..7 and 8..15 of a word
+// index in two 256-bit halves), the same float steps (so the same sums as
+// the VNNI kernel); vpmaddubsw + vpmaddwd stand in for vpdpbusd. vpmaddubsw
+// adds two u·y products in int16: u <= 63 (every type but Q8_0) stays below
+// 2·63·128 < 32768, but Q8_0's u = q + 128 would saturate, so its codes go
+// back to signed q (u ^ 0x80) and enter as |q| · sign(y, q), the integer
+// sum starting at 0 instead of −128·Σy.
+
+// 16 rows of codes (row i at u + i·K) to words interleaved by row, 64 bytes
+// per 4-byte word index (tile_interleave's layout), each word xor flip.
+static void tile_interleave_words(const uint8_t *u, int64_t K, uint32_t flip, uint8_t *out) {
+    for (int64_t j = 0; j < K / 4; j++)
+        for (int i = 0; i < 16; i++) {
+            uint32_t v;
+            memcpy(&v, u + i * K + 4 * j, 4);
+            v ^= flip;
+            memcpy(out + 64 * j + 4 * i, &v, 4);
+        }
+}
+
+// C activation rows from t0 against one interleaved row group (tile_rows at
+// AVX2): y[t][0..nr).
+AVX2 static inline __attribute__((always_inline)) void tile_rows_avx2(const uint8_t *rep, const float *S, const float *M,
+                                                                      const collm_qtile_act *a, int64_t t0, const int C,
+                                                                      const int G, const int mins, const int sgn, float *y,
+                                                                      int64_t ldy, int64_t nr) {
+    const int64_t K = a->K, ng = a->ng;
+    const __m256i one = _mm256_set1_epi16(1);
+    __m256 f[4][2];
+    UNROLL for (int c = 0; c < C; c++) f[c][0] = f[c][1] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        __m256i acc[4][2];
+        const int32_t *init = a->init + t0 * ng + g;
+        UNROLL for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = sgn ? _mm256_setzero_si256() : _mm256_set1_epi32(init[c * ng]);
+        const uint8_t *wg = rep + g * G * 16;
+        const int8_t *yg = a->codes + t0 * K + g * G;
+        UNROLL for (int k = 0; k < G / 4; k++) {
+            __m256i w[2], wa[2];
+            UNROLL for (int h = 0; h < 2; h++) {
+                w[h] = _mm256_loadu_si256((const __m256i *)(wg + 64 * k + 32 * h));
+                wa[h] = sgn ? _mm256_sign_epi8(w[h], w[h]) : w[h]; // |q| (−128 reads as 128 unsigned)
+            }
+            UNROLL for (int c = 0; c < C; c++) {
+                int32_t v;
+                memcpy(&v, yg + c * K + 4 * k, 4);
+                const __m256i yv = _mm256_set1_epi32(v);
+                UNROLL for (int h = 0; h < 2; h++) {
+                    __m256i p = _mm256_maddubs_epi16(wa[h], sgn ? _mm256_sign_epi8(yv, w[h]) : yv);
+                    acc[c][h] = _mm256_add_epi32(acc[c][h], _mm256_madd_epi16(p, one));
+                }
+            }
+        }
+        const float *yd = a->yd + t0 * ng + g, *yb = a->yb + t0 * ng + g;
+        UNROLL for (int h = 0; h < 2; h++) {
+            const __m256 s = _mm256_loadu_ps(S + 16 * g + 8 * h);
+            UNROLL for (int c = 0; c < C; c++)
+                f[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c][h]), _mm256_mul_ps(s, _mm256_set1_ps(yd[c * ng])), f[c][h]);
+            if (mins) {
+                const __m256 m = _mm256_loadu_ps(M + 16 * g + 8 * h);
+                UNROLL for (int c = 0; c < C; c++) f[c][h] = _mm256_fnmadd_ps(m, _mm256_set1_ps(yb[c * ng]), f[c][h]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) {
+        float out[16];
+        _mm256_storeu_ps(out, f[c][0]);
+        _mm256_storeu_ps(out + 8, f[c][1]);
+        memcpy(y + (t0 + c) * ldy, out, (size_t)nr * sizeof(float));
+    }
+}
+
+AVX2 static inline __attribute__((always_inline)) void tile_group_avx2(const uint8_t *rep, const float *S, const float *M,
+                                                                       const collm_qtile_act *a, const int G, const int mins,
+                                                                       const int sgn, float *y, int64_t ldy, int64_t nr) {
+    int64_t t = 0;
+    for (; t + 4 <= a->T; t += 4) tile_rows_avx2(rep, S, M, a, t, 4, G, mins, sgn, y, ldy, nr);
+    for (; t < a->T; t++) tile_rows_avx2(rep, S, M, a, t, 1, G, mins, sgn, y, ldy, nr);
+}
+
+AVX2 static int tile_gemm_avx2(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
+    tile_kind k = {32, 0, 0};
+    tile_kind_of(W->type, &k);
+    const int64_t K = W->cols, ng = K / k.G;
+    const int q8 = W->type == COLLM_GGML_TYPE_Q8_0;
+    // as tile_gemm: codes of 16 rows, their interleaving, per row then per group the scales and mins
+    uint8_t *u = aligned_alloc(64, (size_t)(32 * K + 64 * 4 * ng + 64));
+    if (!u) return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for a %lld-column row group", (long long)K);
+    uint8_t *rep = u + 16 * K;
+    float *s16 = (float *)(rep + 16 * K), *m16 = s16 + 16 * ng, *S = m16 + 16 * ng, *M = S + 16 * ng;
+    for (int64_t grp = g0; grp < g1; grp++) {
+        const int64_t r0 = 16 * grp, nr = W->rows - r0 < 16 ? W->rows - r0 : 16;
+        tile_prepare(W, r0, nr, ng, u, s16, m16, S, M);
+        tile_interleave_words(u, K, q8 ? 0x80808080u : 0u, rep);
+        float *yg = y + r0;
+        if (q8) tile_group_avx2(rep, S, M, a, 32, 0, 1, yg, ldy, nr);
+        else if (k.G == 16) tile_group_avx2(rep, S, M, a, 16, 0, 0, yg, ldy, nr);
+        else if (k.mins) tile_group_avx2(rep, S, M, a, 32, 1, 0, yg, ldy, nr);
+        else tile_group_avx2(rep, S, M, a, 32, 0, 0, yg, ldy, nr);
+    }
+    free(u);
+    return COLLM_OK;
+}
+
 // --- F16 weights (AVX-512, the level of the tiled kernel): F32 FMAs, 16
 // rows interleaved by element pairs against 8 activation rows (below); when
 // K is not a multiple of 8, 4 rows x 6 activation rows over 16 consecutive
@@ -989,7 +1103,7 @@ void collm_qtile_f16(const collm_qmat *W, int64_t r0, int64_t r1, const float *x
 
 int collm_qtile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
 #if defined(__x86_64__)
-    if (collm_qtile_ok(W->type)) return tile_gemm(W, g0, g1, a, y, ldy);
+    if (collm_qtile_ok(W->type)) return level() >= 2 ? tile_gemm(W, g0, g1, a, y, ldy) : tile_gemm_avx2(W, g0, g1, a, y, ldy);
 #endif
     (void)g0, (void)g1, (void)a, (void)y, (void)ldy;
     return collm_error(COLLM_ERR_ARG, "tiled kernel: none for %s on this CPU", collm_ggml_type_name(W->type));
