@@ -802,12 +802,36 @@ VNNI static void tile_interleave(const uint8_t *u, int64_t K, uint8_t *out) {
     }
 }
 
-// Rows [r0, r0 + nr) of W (nr <= 16) decoded: codes u (16 rows of K bytes;
-// rows past the matrix zero, with zero scales), and per group the 16 rows'
-// scales S and mins M side by side (16 floats per group; s16, m16 scratch).
-AVX2 static void tile_prepare(const collm_qmat *W, int64_t r0, int64_t nr, int64_t ng, uint8_t *u, float *s16, float *m16,
-                              float *S, float *M) {
-    const int64_t K = W->cols;
+// The scratch of one row group (tile_gemm, tile_gemm_avx2), one block: codes
+// u of 16 rows (16·K bytes), their interleaving rep (16·K), per row then per
+// group the scales and mins s16, m16, and per group the 16 rows' S and M.
+typedef struct {
+    uint8_t *u, *rep;
+    float *s16, *m16, *S, *M;
+    int64_t ng;
+} tile_scratch;
+
+static int tile_scratch_alloc(tile_scratch *b, const collm_qmat *W, tile_kind *k) {
+    tile_kind_of(W->type, k);
+    const int64_t K = W->cols, ng = K / k->G;
+    b->u = aligned_alloc(64, (size_t)(32 * K + 64 * 4 * ng + 64));
+    if (!b->u) return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for a %lld-column row group", (long long)K);
+    b->rep = b->u + 16 * K;
+    b->s16 = (float *)(b->rep + 16 * K);
+    b->m16 = b->s16 + 16 * ng;
+    b->S = b->m16 + 16 * ng;
+    b->M = b->S + 16 * ng;
+    b->ng = ng;
+    return COLLM_OK;
+}
+
+// Rows [r0, r0 + nr) of W (nr <= 16) decoded into b: codes u (16 rows of K
+// bytes; rows past the matrix zero, with zero scales), and per group the 16
+// rows' scales S and mins M side by side (16 floats per group).
+AVX2 static void tile_prepare(const collm_qmat *W, int64_t r0, int64_t nr, tile_scratch *b) {
+    const int64_t K = W->cols, ng = b->ng;
+    uint8_t *u = b->u;
+    float *s16 = b->s16, *m16 = b->m16, *S = b->S, *M = b->M;
     for (int64_t i = 0; i < 16; i++) {
         if (i < nr) {
             tile_decode_row(W->type, (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes, K, u + i * K, s16 + i * ng,
@@ -871,16 +895,14 @@ VNNI static inline __attribute__((always_inline)) void tile_group(const uint8_t 
 
 VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
     tile_kind k = {32, 0, 0};
-    tile_kind_of(W->type, &k);
-    const int64_t K = W->cols, ng = K / k.G;
-    // codes of 16 rows, their interleaving, and per row then per group the scales and mins
-    uint8_t *u = aligned_alloc(64, (size_t)(32 * K + 64 * 4 * ng + 64));
-    if (!u) return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for a %lld-column row group", (long long)K);
-    uint8_t *rep = u + 16 * K;
-    float *s16 = (float *)(rep + 16 * K), *m16 = s16 + 16 * ng, *S = m16 + 16 * ng, *M = S + 16 * ng;
+    tile_scratch b;
+    if (tile_scratch_alloc(&b, W, &k) != COLLM_OK) return COLLM_ERR_NOMEM;
+    const int64_t K = W->cols;
+    uint8_t *u = b.u, *rep = b.rep;
+    const float *S = b.S, *M = b.M;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int64_t r0 = 16 * grp, nr = W->rows - r0 < 16 ? W->rows - r0 : 16;
-        tile_prepare(W, r0, nr, ng, u, s16, m16, S, M);
+        tile_prepare(W, r0, nr, &b);
         tile_interleave(u, K, rep);
         const __mmask16 mask = (__mmask16)((1u << nr) - 1);
         float *yg = y + r0;
@@ -888,7 +910,7 @@ VNNI static int tile_gemm(const collm_qmat *W, int64_t g0, int64_t g1, const col
         else if (k.mins) tile_group(rep, S, M, a, 32, 1, yg, ldy, mask);
         else tile_group(rep, S, M, a, 32, 0, yg, ldy, mask);
     }
-    free(u);
+    free(b.u);
     return COLLM_OK;
 }
 // --- The tiled product at AVX2 (no AVX-512, no VNNI): the same 16-row
@@ -973,25 +995,22 @@ AVX2 static inline __attribute__((always_inline)) void tile_group_avx2(const uin
 
 AVX2 static int tile_gemm_avx2(const collm_qmat *W, int64_t g0, int64_t g1, const collm_qtile_act *a, float *y, int64_t ldy) {
     tile_kind k = {32, 0, 0};
-    tile_kind_of(W->type, &k);
-    const int64_t K = W->cols, ng = K / k.G;
+    tile_scratch b;
+    if (tile_scratch_alloc(&b, W, &k) != COLLM_OK) return COLLM_ERR_NOMEM;
     const int q8 = W->type == COLLM_GGML_TYPE_Q8_0;
-    // as tile_gemm: codes of 16 rows, their interleaving, per row then per group the scales and mins
-    uint8_t *u = aligned_alloc(64, (size_t)(32 * K + 64 * 4 * ng + 64));
-    if (!u) return collm_error(COLLM_ERR_NOMEM, "tiled kernel: out of memory for a %lld-column row group", (long long)K);
-    uint8_t *rep = u + 16 * K;
-    float *s16 = (float *)(rep + 16 * K), *m16 = s16 + 16 * ng, *S = m16 + 16 * ng, *M = S + 16 * ng;
+    const uint8_t *rep = b.rep;
+    const float *S = b.S, *M = b.M;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int64_t r0 = 16 * grp, nr = W->rows - r0 < 16 ? W->rows - r0 : 16;
-        tile_prepare(W, r0, nr, ng, u, s16, m16, S, M);
-        tile_interleave_words(u, K, q8 ? 0x80808080u : 0u, rep);
+        tile_prepare(W, r0, nr, &b);
+        tile_interleave_words(b.u, W->cols, q8 ? 0x80808080u : 0u, b.rep);
         float *yg = y + r0;
         if (q8) tile_group_avx2(rep, S, M, a, 32, 0, 1, yg, ldy, nr);
         else if (k.G == 16) tile_group_avx2(rep, S, M, a, 16, 0, 0, yg, ldy, nr);
         else if (k.mins) tile_group_avx2(rep, S, M, a, 32, 1, 0, yg, ldy, nr);
         else tile_group_avx2(rep, S, M, a, 32, 0, 0, yg, ldy, nr);
     }
-    free(u);
+    free(b.u);
     return COLLM_OK;
 }
 
