@@ -26,8 +26,9 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
+PEER_ISA=native
 case "${COLLM_ISA:-}" in
-  x86-64-v3 | avx2) PEER=${PEER:-$BUILD/peers/llama.cpp-avx2}; export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} ;;
+  x86-64-v3 | avx2) PEER_ISA=avx2; PEER=${PEER:-$BUILD/peers/llama.cpp-avx2}; export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} ;;
 esac
 PEER=${PEER:-$BUILD/peers/llama.cpp}
 ROUNDS=${ROUNDS:-3}
@@ -49,8 +50,12 @@ for t in $TYPES; do
   [ "$t" = F32 ] || [ -f "$WORK/m-$t.gguf" ] || "$QUANTIZE" --pure "$WORK/m-F32.gguf" "$WORK/m-$t.gguf" "$t" 2 \
     >"$WORK/quantize-$t.log" 2>&1
 done
-# the library settings the collm binary picks for itself (src/cli/main.c)
-if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}; fi
+# collm at its best on this CPU: OpenBLAS's AVX-512 kernels where the CPU has AVX-512
+# (0.3.21 does not know Zen 5), also over an inherited narrower OPENBLAS_CORETYPE (some
+# machines set Haswell machine-wide, which halves F32 here); BENCH_OPENBLAS_CORETYPE=X
+# pins another. Under COLLM_ISA=x86-64-v3 the Haswell kernels set above stay.
+if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
+elif [ "$PEER_ISA" = native ] && grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 RAW="$WORK/raw.tsv"
 : >"$RAW"
