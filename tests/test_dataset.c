@@ -272,12 +272,46 @@ static void test_dataset_id_bounds(void) {
     collm_rec_dataset_free(ds);
 }
 
+// collm_rec_split_select: the chosen rows, in order, each with its own
+// history (compared with the source row by row), repeats allowed; a bad
+// index is an error.
+static void test_split_select(void) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
+    CHECK_MSG(ds != NULL, "%s", collm_last_error());
+    if (!ds) return;
+    const collm_rec_split *s = ds->train;
+    const int64_t rows[] = {5, 0, 33890, 5, 1234};
+    const int64_t n = (int64_t)(sizeof rows / sizeof rows[0]);
+    collm_rec_split *t = collm_rec_split_select(s, rows, n);
+    CHECK_MSG(t != NULL, "%s", collm_last_error());
+    if (t) {
+        CHECK(t->n == n && t->his_offset[0] == 0);
+        int same = 1;
+        int32_t max_user = 0;
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t r = rows[k], nh = s->his_offset[r + 1] - s->his_offset[r];
+            same &= t->user[k] == s->user[r] && t->item[k] == s->item[r] && t->label[k] == s->label[r] &&
+                    t->timestamp[k] == s->timestamp[r] && t->not_cold[k] == s->not_cold[r] &&
+                    t->his_offset[k + 1] - t->his_offset[k] == nh &&
+                    memcmp(t->his + t->his_offset[k], s->his + s->his_offset[r], (size_t)nh * sizeof(int32_t)) == 0;
+            if (s->user[r] > max_user) max_user = s->user[r];
+        }
+        CHECK(same);
+        CHECK(t->max_user == max_user && t->max_item <= s->max_item);
+    }
+    collm_rec_split_free(t);
+    const int64_t bad[] = {0, 33891};
+    CHECK(collm_rec_split_select(s, bad, 2) == NULL && contains(collm_last_error(), "33891"));
+    collm_rec_dataset_free(ds);
+}
+
 int main(void) {
     collm_mkdir_p(test_tmp_dir());
     test_write_roundtrip();
     test_small_files();
     test_dataset_id_bounds();
     test_ml1m();
+    test_split_select();
     test_bookcrossing();
     return test_report();
 }

@@ -171,6 +171,19 @@ typedef struct {
     int catalogue_negatives; // per positive train row, label-0 rows of unrated catalogue items
                              // (collm_rec_split_with_negatives; docs/topk.md); 0 = none
     double negative_alpha;   // their draw weight (train rows + 1)^alpha: 0 uniform, 1 popularity
+    // Residual training (stage 2; boosting over the encoder): with
+    // residual_weight w > 0 the logit in the loss and in the validation is
+    // LLM logit + w · cf(user, item), cf the checkpoint's own collaborative
+    // score (as in collm_score_split_parts), so the LLM learns what the
+    // encoder misses. Every checkpoint the run writes stores w as its score
+    // weight (COLLM_SCORE_CF_WEIGHT_KEY), so eval, recommend and serve score
+    // exactly what was trained (fit-score may refit it later). The training
+    // rows' cf are out of fold when residual_folds >= 2 (collm_cf_oof_scores:
+    // that many encoders of the checkpoint's kind and shape, each with the
+    // kind's default settings and without one fold; catalogue negatives,
+    // never trained on, take the checkpoint's own scores), else in sample.
+    double residual_weight;  // 0 = off (default)
+    int residual_folds;      // default 5; 0 or 1 = in-sample scores
     uint64_t seed;
 } collm_train_options;
 

@@ -60,6 +60,11 @@ COLLM_API void collm_rec_split_free(collm_rec_split *split);
 // arrays: nothing is copied, it is valid while the split is, and it is never
 // freed. What one rank scores of a split under mpirun.
 COLLM_API collm_rec_split collm_rec_split_rows(const collm_rec_split *split, int64_t begin, int64_t end);
+// A new split of the given rows of split (n row indices, each in [0, split->n),
+// in that order; repeats allowed), every column and history copied; free it
+// with collm_rec_split_free. What out-of-fold encoder scores train on
+// (collm_cf_oof_scores). NULL + error on a bad index or out of memory.
+COLLM_API collm_rec_split *collm_rec_split_select(const collm_rec_split *split, const int64_t *rows, int64_t n);
 
 // A dataset directory: items plus the train / valid / valid_small splits
 // that exist (NULL when a file is absent; train is required).

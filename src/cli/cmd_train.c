@@ -53,6 +53,12 @@ int cmd_train(int argc, char **argv) {
         {"--catalogue-negatives", "R", "per positive train row, R label-0 rows of catalogue items the user did not rate "
                                        "(teaches which items a user picks, for top-K; default 0)", NULL},
         {"--negative-alpha", "A", "their draw weight (train rows of the item + 1)^A: 0 uniform, 1 popularity (default 0)", NULL},
+        {"--residual", "W", "stage 2: train the LLM on the encoder's residual: the loss and the validation see "
+                            "LLM logit + W x the collaborative score, and the checkpoint scores the same (its score "
+                            "weight is W; fit-score may refit it) (default 0: off)", NULL},
+        {"--residual-folds", "K", "the training rows' collaborative scores out of fold: K encoders of the --cf kind, "
+                                  "each trained without one fold (0 or 1: in-sample scores, overconfident on train) "
+                                  "(default 5)", NULL},
         CLI_SEED_OPTION,
         {"--resume", NULL, "continue from FILE.resume", NULL},
         {"--epochs-this-run", "N", "stop after N epochs in this invocation (resume later with --resume)", NULL},
@@ -74,8 +80,8 @@ int cmd_train(int argc, char **argv) {
     collm_build_options_default(&b);
     collm_train_options t;
     collm_train_options_default(&t);
-    int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed, negatives;
-    double alpha, dropout, lr, min_lr, warmup_lr, wd, clip, neg_alpha;
+    int64_t budget, stage, rank, mid, batch, steps, epochs, patience, warmup, eval_rows, eval_batch, seed, negatives, folds;
+    double alpha, dropout, lr, min_lr, warmup_lr, wd, clip, neg_alpha, residual;
     // every value checked before any file is read
     const int64_t big = 1 << 30;
     if (cli_get_int_range(opts, "--stage", 1, 1, 2, &stage) ||
@@ -92,6 +98,8 @@ int cmd_train(int argc, char **argv) {
         cli_get_int_range(opts, "--epochs-this-run", 0, 0, big, &budget) ||
         cli_get_int_range(opts, "--catalogue-negatives", 0, 0, 100, &negatives) ||
         cli_get_float_range(opts, "--negative-alpha", 0.0, 0, 4, 0, &neg_alpha) ||
+        cli_get_float_range(opts, "--residual", 0.0, 0, COLLM_SCORE_CF_WEIGHT_MAX, 0, &residual) ||
+        cli_get_int_range(opts, "--residual-folds", t.residual_folds, 0, 100, &folds) ||
         cli_get_float_range(opts, "--lora-alpha", b.lora_alpha, 0, INFINITY, CLI_OPEN_LO, &alpha) ||
         cli_get_float_range(opts, "--lora-dropout", b.lora_dropout, 0, 1, CLI_OPEN_HI, &dropout) ||
         cli_get_float_range(opts, "--lr", t.lr, 0, INFINITY, CLI_OPEN_LO, &lr) ||
@@ -140,6 +148,12 @@ int cmd_train(int argc, char **argv) {
     t.seed = (uint64_t)seed;
     t.catalogue_negatives = (int)negatives;
     t.negative_alpha = neg_alpha;
+    t.residual_weight = residual;
+    t.residual_folds = (int)folds;
+    if (t.residual_weight > 0 && stage != 2) {
+        fprintf(stderr, "collm train: --residual needs --stage 2 (a collaborative model to add the score of)\n");
+        return 1;
+    }
 
     int threads = cli_threads(opts);
     // the pool runs the transformer's GEMMs, one slab of C per thread, each

@@ -823,3 +823,55 @@ int collm_rec_split_write(const char *path, const collm_rec_split *split) {
     int rc = collm_write_atomic(path, write_split_fn, (void *)split);
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }
+
+collm_rec_split *collm_rec_split_select(const collm_rec_split *s, const int64_t *rows, int64_t n) {
+    if (!s || (n > 0 && !rows) || n < 0) {
+        collm_error(COLLM_ERR_ARG, "collm_rec_split_select: bad arguments");
+        return NULL;
+    }
+    int64_t n_his = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (rows[k] < 0 || rows[k] >= s->n) {
+            collm_error(COLLM_ERR_ARG, "collm_rec_split_select: row %lld outside [0, %lld)", (long long)rows[k],
+                        (long long)s->n);
+            return NULL;
+        }
+        n_his += s->his_offset[rows[k] + 1] - s->his_offset[rows[k]];
+    }
+    collm_rec_split *out = collm_calloc(1, sizeof *out);
+    if (!out) return NULL;
+    const size_t rn = (size_t)(n > 0 ? n : 1), hn = (size_t)(n_his > 0 ? n_his : 1);
+    out->n = n;
+    out->path = collm_malloc(strlen(s->path ? s->path : "split") + 32);
+    out->user = collm_malloc(rn * sizeof(int32_t));
+    out->item = collm_malloc(rn * sizeof(int32_t));
+    out->label = collm_malloc(rn);
+    out->timestamp = collm_malloc(rn * sizeof(int64_t));
+    out->not_cold = collm_malloc(rn);
+    out->his_offset = collm_malloc((size_t)(n + 1) * sizeof(int64_t));
+    out->his = collm_malloc(hn * sizeof(int32_t));
+    if (s->his_label) out->his_label = collm_malloc(hn);
+    if (!out->path || !out->user || !out->item || !out->label || !out->timestamp || !out->not_cold || !out->his_offset ||
+        !out->his || (s->his_label && !out->his_label)) {
+        collm_rec_split_free(out);
+        return NULL; // collm_malloc set the error
+    }
+    sprintf(out->path, "%s (%lld rows)", s->path ? s->path : "split", (long long)n);
+    out->his_offset[0] = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t r = rows[k], h0 = s->his_offset[r], nh = s->his_offset[r + 1] - h0;
+        out->user[k] = s->user[r];
+        out->item[k] = s->item[r];
+        out->label[k] = s->label[r];
+        out->timestamp[k] = s->timestamp[r];
+        out->not_cold[k] = s->not_cold[r];
+        out->his_offset[k + 1] = out->his_offset[k] + nh;
+        memcpy(out->his + out->his_offset[k], s->his + h0, (size_t)nh * sizeof(int32_t));
+        if (s->his_label) memcpy(out->his_label + out->his_offset[k], s->his_label + h0, (size_t)nh);
+        if (out->user[k] > out->max_user) out->max_user = out->user[k];
+        if (out->item[k] > out->max_item) out->max_item = out->item[k];
+        for (int64_t h = 0; h < nh; h++)
+            if (s->his[h0 + h] > out->max_item) out->max_item = s->his[h0 + h];
+    }
+    return out;
+}

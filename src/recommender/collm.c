@@ -1036,7 +1036,7 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
 
 // The CF model's score of every row (split->n); ids beyond its tables give 0.
 // Tables: <cf_user[u], cf_item[i]>; a history encoder scores the rows itself.
-static int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
+int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
     if (m->cf_enc) return collm_cf_model_score_split_known(m->cf_enc, split, cf, m->pool);
     if (!m->cf_users) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative tables to score with");
     const int d = m->cf_dim;
@@ -1116,6 +1116,8 @@ static int write_train_keys(const collm_model *m, collm_gguf_writer *w) {
         (rc = collm_gguf_writer_set_u32(w, "collm.train.eval_rows", (uint32_t)o->max_eval_rows)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.train.catalogue_negatives", (uint32_t)o->catalogue_negatives)) ||
         (rc = collm_gguf_writer_set_f32(w, "collm.train.negative_alpha", (float)o->negative_alpha)) ||
+        (rc = collm_gguf_writer_set_f32(w, "collm.train.residual_weight", (float)o->residual_weight)) ||
+        (rc = collm_gguf_writer_set_u32(w, "collm.train.residual_folds", (uint32_t)o->residual_folds)) ||
         (rc = collm_gguf_writer_set_u64(w, "collm.train.seed", o->seed)) ||
         (rc = collm_gguf_writer_set_u32(w, "collm.train.ranks", (uint32_t)m->train_ranks)) ||
         (rc = collm_gguf_writer_set_str(w, "collm.train.data", m->train_data ? m->train_data : "")) ||

@@ -91,6 +91,9 @@ enum { COLLM_BASE_HASH_FNV1A = 0, COLLM_BASE_HASH_XXH3 = 1 };
 int collm_file_checksum(const char *path, int kind, uint64_t *out);
 float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target t);
 int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n);
+// The checkpoint's own collaborative score of every row of split: cf
+// (split->n); rows beyond its tables score 0 (see collm_score_split_parts).
+int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf);
 // score_fusion.c: the fused encoders' keys read / written / freed.
 int collm_score_extras_read(collm_model *m, const collm_gguf_file *f, const char *ckpt_path);
 int collm_score_extras_write(const collm_model *m, collm_gguf_writer *w);

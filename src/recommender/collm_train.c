@@ -53,6 +53,7 @@ void collm_train_options_default(collm_train_options *o) {
     o->clip = 1.0;
     o->eval_split = "valid_small";
     o->eval_batch = 32;
+    o->residual_folds = 5; // used only with residual_weight > 0
     o->seed = 42;
 }
 
@@ -322,8 +323,9 @@ static void next_batch(train_state *st, int64_t n_train, int batch, int64_t *whi
 // its contiguous share of the rows and the scores are gathered, so every rank
 // computes the same report (and takes the same early-stopping decision).
 // show: a progress line on stderr (a terminal) while the rows are scored.
+// offset (split->n, may be NULL): added to every row's score (residual training).
 static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_split *split, int batch, float *scores,
-                    collm_metrics_report *rep, int show) {
+                    const float *offset, collm_metrics_report *rep, int show) {
     int rank = collm_dist_rank(), size = collm_dist_size();
     int64_t lo, hi;
     collm_dist_slice(split->n, rank, size, &lo, &hi);
@@ -357,6 +359,7 @@ static int evaluate(collm_model *m, const collm_encoded *enc, const collm_rec_sp
         if (cnt != counts) free(cnt);
     }
     if (rc) return rc;
+    for (int64_t r = 0; offset && r < split->n; r++) scores[r] += offset[r];
     return collm_metrics_evaluate(split, scores, rep);
 }
 
@@ -589,8 +592,46 @@ static int check_options(const collm_train_options *o) {
         if (!isfinite(rates[i].v) || rates[i].v < 0 || (rates[i].positive && rates[i].v == 0))
             return collm_error(COLLM_ERR_ARG, "the %s must be a finite number %s (got %g)", rates[i].name,
                                rates[i].positive ? "> 0" : ">= 0", rates[i].v);
+    if (!isfinite(o->residual_weight) || o->residual_weight < 0 || o->residual_weight > COLLM_SCORE_CF_WEIGHT_MAX)
+        return collm_error(COLLM_ERR_ARG, "the residual weight must lie in [0, %g] (got %g)", COLLM_SCORE_CF_WEIGHT_MAX,
+                           o->residual_weight);
+    if (o->residual_folds < 0 || o->residual_folds > 100)
+        return collm_error(COLLM_ERR_ARG, "residual folds: %d (0 or 1: in-sample scores; 2-100: out of fold)",
+                           o->residual_folds);
     if (!o->out_path) return collm_error(COLLM_ERR_ARG, "no output path");
     return COLLM_OK;
+}
+
+// Residual training's offsets (collm_train_options.residual_weight):
+// train_off (train->n) = w · cf of the training rows, out of fold for the
+// first ds->train->n rows when folds >= 2 (the rest, catalogue negatives the
+// encoder never trained on, take the checkpoint's own scores); eval_off
+// (eval->n, eval may be NULL) = w · the checkpoint's own cf.
+static int residual_offsets(const collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *train,
+                            const collm_rec_split *eval, const collm_train_options *o, float *train_off, float *eval_off) {
+    const float w = (float)o->residual_weight;
+    int rc = collm_cf_scores(m, train, train_off);
+    if (!rc && eval) rc = collm_cf_scores(m, eval, eval_off);
+    if (!rc && o->residual_folds >= 2) {
+        collm_cf_hparams hp;
+        int32_t n_users = m->n_cf_users, n_items = m->n_cf_items;
+        if (m->cf_enc) {
+            collm_cf_model_hparams(m->cf_enc, &hp);
+            n_users = collm_cf_model_n_users(m->cf_enc);
+            n_items = collm_cf_model_n_items(m->cf_enc);
+        } else if (!m->cf_kind[0]) {
+            return collm_error(COLLM_ERR_ARG, "out-of-fold residual scores need the encoder's kind, which this "
+                                              "checkpoint does not record; give --cf again or use in-sample scores");
+        } else if (!(rc = collm_cf_hparams_default(m->cf_kind, &hp))) {
+            hp.dim = m->cf_dim;
+        }
+        if (!rc)
+            rc = collm_cf_oof_scores(m->cf_kind, &hp, n_users, n_items, ds, o->residual_folds, NULL,
+                                     o->seed ^ 0x7265736964756c00ULL, m->pool, train_off);
+    }
+    for (int64_t r = 0; !rc && r < train->n; r++) train_off[r] *= w;
+    for (int64_t r = 0; !rc && eval && r < eval->n; r++) eval_off[r] *= w;
+    return rc;
 }
 
 // Positives among the rows: an evaluation split needs both labels, or its
@@ -611,6 +652,13 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (o->catalogue_negatives < 0) return collm_error(COLLM_ERR_ARG, "catalogue negatives: %d per positive", o->catalogue_negatives);
     int rc = check_options(o);
     if (rc) return rc;
+    if (o->residual_weight > 0 && !m->has_fece)
+        return collm_error(COLLM_ERR_ARG, "residual training adds the collaborative score to the LLM's: it needs "
+                                          "stage 2 with a collaborative model (--cf)");
+    if (o->residual_weight > 0 && m->n_score_extra > 0)
+        return collm_error(COLLM_ERR_ARG, "the checkpoint already fuses %d further encoder(s) into its score; residual "
+                                          "training adds only its own collaborative score: start from a checkpoint "
+                                          "without them (before fit-score --with)", m->n_score_extra);
     // the output folder (and the log's) before hours of encoding and training
     if ((rc = collm_check_output_path(o->out_path)) || (o->log_path && (rc = collm_check_output_path(o->log_path))))
         return rc;
@@ -658,7 +706,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     opt.pool = m->pool;
     train_state st;
     memset(&st, 0, sizeof st);
-    float *eval_scores = NULL;
+    float *eval_scores = NULL, *train_off = NULL, *eval_off = NULL; // residual offsets (train->n), (eval.n)
     int64_t *which = NULL, *mine_buf = NULL, *load = NULL; // the batch; this rank's share of it (balanced_share)
     int *order = NULL;
     grad_exchange xg = {.embd = -1};
@@ -690,6 +738,29 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         fprintf(stderr, "train: %lld prompts (%lld catalogue negatives), %.1f tokens on average, longest %d; %lld evaluation prompts\n",
                 (long long)n_train, (long long)(n_train - ds->train->n), (double)total / (double)n_train, max_len,
                 (long long)eval.n);
+    }
+    if (o->residual_weight > 0) {
+        train_off = collm_malloc((size_t)n_train * sizeof(float));
+        eval_off = collm_malloc((size_t)(eval.n > 0 ? eval.n : 1) * sizeof(float));
+        if (!train_off || !eval_off) {
+            rc = COLLM_ERR_NOMEM;
+            goto done;
+        }
+        if ((rc = residual_offsets(m, ds, train, eval_enc ? &eval : NULL, o, train_off, eval_off))) goto done;
+        // every checkpoint of the run scores llm + w · cf, as trained
+        m->score_cf_weight = (float)o->residual_weight;
+        m->has_score_cf_weight = 1;
+        if (progress) {
+            collm_metrics_report tr_rep, ev_rep;
+            memset(&ev_rep, 0, sizeof ev_rep);
+            ev_rep.auc = NAN;
+            rc = collm_metrics_evaluate(train, train_off, &tr_rep);
+            if (!rc && eval_enc) rc = collm_metrics_evaluate(&eval, eval_off, &ev_rep);
+            if (rc) goto done;
+            fprintf(stderr, "train: residual over %g x the %s score (%s): its AUC on train %.4f, on the evaluation rows %.4f\n",
+                    o->residual_weight, m->cf_kind[0] ? m->cf_kind : "collaborative",
+                    o->residual_folds >= 2 ? "out of fold on train" : "in sample", tr_rep.auc, ev_rep.auc);
+        }
     }
     int eval_batch = o->eval_batch > 0 ? o->eval_batch : o->batch;
     int rows_cap = (o->batch > eval_batch ? o->batch : eval_batch) * max_len;
@@ -831,6 +902,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, n_local, b.n_slots ? &slots : NULL, m->yes_id,
                                           b.scores, drop)))
                 goto done;
+            // residual training: the loss sees llm + offset; its gradient w.r.t. the LLM's logit is the same
+            for (int i = 0; train_off && i < n_local; i++) b.scores[i] += train_off[mine[i]];
             double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, n_local);
             if (n_ranks > 1) { // this rank's share of the global mean (and of its gradient)
                 loss *= share;
@@ -885,7 +958,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         rep.auc = rep.uauc = NAN;
         int improved = 0;
         if (eval_enc) {
-            if ((rc = evaluate(m, eval_enc, &eval, eval_batch, eval_scores, &rep, tty))) goto done;
+            if ((rc = evaluate(m, eval_enc, &eval, eval_batch, eval_scores, eval_off, &rep, tty))) goto done;
             if (!isfinite(rep.auc)) {
                 // both labels are present (checked above): NaN scores, a diverged model
                 rc = collm_error(COLLM_ERR, "epoch %lld: the validation AUC is NaN (the model's scores are not "
@@ -955,6 +1028,8 @@ done:
     free(order);
     free(load);
     free(eval_scores);
+    free(train_off);
+    free(eval_off);
     free(xg.flat);
     free(xg.rows);
     collm_optim_free(&opt);
