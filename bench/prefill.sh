@@ -17,15 +17,9 @@ if [ ! -f "$MODEL" ]; then
   "$BUILD/collm" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
     --n-embd 512 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 1376 --n-ctx 2048 --seed 20250220 --out "$MODEL"
 fi
-# Each program at its best on this CPU (collm, the peer and the sgemm reference alike):
-# OpenBLAS's AVX-512 kernels where the CPU has AVX-512 (0.3.21 does not know Zen 5), also
-# over an inherited narrower OPENBLAS_CORETYPE (some machines set Haswell machine-wide,
-# which halves OpenBLAS's rate here); BENCH_OPENBLAS_CORETYPE=X pins another.
-if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
-elif grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS detects the CPU)}"
-# sleeping OpenMP threads
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# every program at OpenBLAS's best kernels for this CPU (bench/lib.sh)
+. bench/lib.sh
+bench_openblas_best
 echo "load before: $(cat /proc/loadavg)"
 "$BUILD/bench/prefill" --model "$MODEL" --threads "$THREADS" --reps "$REPS" --lengths 64,128,256
 echo "load after:  $(cat /proc/loadavg)"

@@ -50,13 +50,10 @@ for t in $TYPES; do
   [ "$t" = F32 ] || [ -f "$WORK/m-$t.gguf" ] || "$QUANTIZE" --pure "$WORK/m-F32.gguf" "$WORK/m-$t.gguf" "$t" 2 \
     >"$WORK/quantize-$t.log" 2>&1
 done
-# collm at its best on this CPU: OpenBLAS's AVX-512 kernels where the CPU has AVX-512
-# (0.3.21 does not know Zen 5), also over an inherited narrower OPENBLAS_CORETYPE (some
-# machines set Haswell machine-wide, which halves F32 here); BENCH_OPENBLAS_CORETYPE=X
-# pins another. Under COLLM_ISA=x86-64-v3 the Haswell kernels set above stay.
-if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
-elif [ "$PEER_ISA" = native ] && grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# collm at OpenBLAS's best kernels for this CPU (bench/lib.sh); under COLLM_ISA=x86-64-v3
+# the Haswell kernels set above stay
+. bench/lib.sh
+if [ "$PEER_ISA" = native ]; then bench_openblas_best >/dev/null; else bench_openblas_best keep >/dev/null; fi
 RAW="$WORK/raw.tsv"
 : >"$RAW"
 echo "collm: COLLM_ISA=${COLLM_ISA:-unset} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; llama.cpp: $PEER"

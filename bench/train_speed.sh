@@ -53,15 +53,9 @@ DATA=$SHARED/data/ml-1m
 make -s BUILD="$BUILD" "$BIN" "$BUILD/bench/sgemm"
 mkdir -p "$W"
 W=$(cd "$W" && pwd) # absolute: the peer runs inside it
-# Each program at its best on this CPU (collm, the peer and the sgemm reference alike):
-# OpenBLAS's AVX-512 kernels where the CPU has AVX-512 (0.3.21 does not know Zen 5), also
-# over an inherited narrower OPENBLAS_CORETYPE (some machines set Haswell machine-wide,
-# which halves OpenBLAS's rate here); BENCH_OPENBLAS_CORETYPE=X pins another.
-if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
-elif grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS detects the CPU)}"
-# the peer's OpenMP threads sleep when idle, as measured
-export OMP_WAIT_POLICY=PASSIVE
+# every program at OpenBLAS's best kernels for this CPU; the peer's idle threads sleep
+. bench/lib.sh
+bench_openblas_best
 
 [ -f "$W/base.gguf" ] || "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
   --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$W/base.gguf" >/dev/null

@@ -1,0 +1,22 @@
+# Shared by the bench scripts (sourced, not run).
+
+# bench_openblas_best [keep]: every program of a bench (collm, its peer, the
+# sgemm reference) at OpenBLAS's best kernels for this CPU: the AVX-512 ones
+# (SkylakeX) where the CPU has AVX-512, also over an inherited narrower
+# OPENBLAS_CORETYPE (some machines set Haswell machine-wide, which halves
+# OpenBLAS's rate on an AVX-512 CPU; OpenBLAS 0.3.21 does not know Zen 5).
+# "keep" leaves the inherited value (an AVX2-only run). BENCH_OPENBLAS_CORETYPE=X
+# pins another core name. Idle OpenMP threads (the peers') sleep.
+bench_openblas_best() {
+  if [ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]; then
+    case $BENCH_OPENBLAS_CORETYPE in
+      *[!A-Za-z0-9]*) echo "bench: BENCH_OPENBLAS_CORETYPE='$BENCH_OPENBLAS_CORETYPE' is not an OpenBLAS core name" >&2
+                      return 1 ;;
+    esac
+    export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE
+  elif [ "${1:-}" != keep ] && grep -q avx512f /proc/cpuinfo; then
+    export OPENBLAS_CORETYPE=SkylakeX
+  fi
+  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+  echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS detects the CPU)}"
+}
