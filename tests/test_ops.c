@@ -684,7 +684,8 @@ static void test_kernel_isa(void) {
     int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int v4 = v3 && __builtin_cpu_supports("x86-64-v4");
     if (force && strcmp(force, "baseline") == 0) CHECK_STR(isa, "baseline");
-    else if (force && strcmp(force, "x86-64-v3") == 0) CHECK_STR(isa, v3 ? "x86-64-v3" : "baseline");
+    else if (force && (strcmp(force, "x86-64-v3") == 0 || strcmp(force, "avx2") == 0))
+        CHECK_STR(isa, v3 ? "x86-64-v3" : "baseline");
     else CHECK_STR(isa, v4 ? "x86-64-v4" : v3 ? "x86-64-v3" : "baseline");
     printf("kernels: %s\n", isa);
 }

@@ -42,10 +42,17 @@ COLLM_API void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_threa
 // Sets the thread count OpenBLAS uses for GEMM (process-wide: BLAS has one).
 COLLM_API void collm_blas_set_threads(int n_threads);
 
-// The numeric kernels this process runs: "x86-64-v3" (AVX2 + FMA) when the
-// CPU has them, else "baseline" (SSE2); COLLM_ISA=baseline in the
-// environment forces the portable ones. Chosen once, before main.
+// The numeric kernels this process runs: "x86-64-v4" (AVX-512) or "x86-64-v3"
+// (AVX2 + FMA) when the CPU has them, else "baseline" (SSE2); COLLM_ISA=baseline
+// or x86-64-v3 in the environment caps them. Chosen once, before main.
 COLLM_API const char *collm_kernel_isa(void);
+
+// Checks the kernel-selection settings in the environment (COLLM_ISA=native|
+// baseline|x86-64-v3|avx2, COLLM_GEMM=auto|blas|own, COLLM_QMM=auto|dot|rows|
+// sgemm): COLLM_OK, or COLLM_ERR_ARG naming the setting whose value is none of
+// these (the kernels would ignore it and run the default). The CLI calls it
+// before every command; a program embedding collm may too. Thread-safe.
+COLLM_API int collm_check_environment(void);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "collm/dist.h"
 #include "collm/error.h"
+#include "collm/threadpool.h"
 #include "collm/version.h"
 
 #include <stdio.h>
@@ -164,6 +165,10 @@ static void reexec_with_library_settings(char **argv) {
 // may be waiting for it in a collective and would otherwise wait forever.
 static int run_command(const command *c, int argc, char **argv) {
     static const char *parallel[] = {"train", "train-cf", "eval", "eval-topk"};
+    if (collm_check_environment()) { // a mistyped COLLM_ISA/COLLM_GEMM/COLLM_QMM would silently run the default
+        fprintf(stderr, "collm %s: %s\n", c->name, collm_last_error());
+        return 1;
+    }
     if (collm_dist_init(&argc, &argv)) {
         fprintf(stderr, "collm %s: %s\n", c->name, collm_last_error());
         return 1;

@@ -5,6 +5,7 @@
 #include "core/ops.h"
 
 #include "collm/error.h"
+#include "core/env.h"
 
 #include <cblas.h>
 #include <strings.h>
@@ -427,12 +428,12 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 
 #define GEMM_DOT_ROWS 4 // COLLM_GEMM_AUTO: x·W^T with at most this many rows as row dots
 
-// COLLM_GEMM=blas|own in the environment, read once (0: not set).
+// COLLM_GEMM=blas|own in the environment (core/env.h), read once (0: auto).
 static int gemm_forced(void) {
     static int forced = -1;
     if (forced < 0) {
-        const char *e = getenv("COLLM_GEMM");
-        forced = e && strcmp(e, "own") == 0 ? COLLM_GEMM_OWN : e && strcmp(e, "blas") == 0 ? COLLM_GEMM_BLAS : 0;
+        int v = collm_env_setting_value(COLLM_ENV_GEMM);
+        forced = v == COLLM_ENV_GEMM_OWN ? COLLM_GEMM_OWN : v == COLLM_ENV_GEMM_BLAS ? COLLM_GEMM_BLAS : 0;
     }
     return forced;
 }

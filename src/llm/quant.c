@@ -4,6 +4,7 @@
 #include "llm/quant.h"
 
 #include "collm/error.h"
+#include "core/env.h"
 #include "core/ops.h"
 
 #include <cblas.h>
@@ -416,11 +417,12 @@ static _Atomic int qmm_path = -1;
 static collm_qmm_path current_path(void) {
     int p = atomic_load_explicit(&qmm_path, memory_order_relaxed);
     if (p >= 0) return (collm_qmm_path)p;
-    const char *e = getenv("COLLM_QMM");
-    p = e && strcmp(e, "dot") == 0     ? COLLM_QMM_DOT
-        : e && strcmp(e, "rows") == 0  ? COLLM_QMM_ROWS
-        : e && strcmp(e, "sgemm") == 0 ? COLLM_QMM_DEQ_SGEMM
-                                       : COLLM_QMM_AUTO;
+    switch (collm_env_setting_value(COLLM_ENV_QMM)) { // core/env.h
+    case COLLM_ENV_QMM_DOT: p = COLLM_QMM_DOT; break;
+    case COLLM_ENV_QMM_ROWS: p = COLLM_QMM_ROWS; break;
+    case COLLM_ENV_QMM_SGEMM: p = COLLM_QMM_DEQ_SGEMM; break;
+    default: p = COLLM_QMM_AUTO;
+    }
     atomic_store_explicit(&qmm_path, p, memory_order_relaxed);
     return (collm_qmm_path)p;
 }

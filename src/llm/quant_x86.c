@@ -15,6 +15,7 @@
 #include "llm/quant.h"
 
 #include "collm/error.h"
+#include "core/env.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -33,7 +34,7 @@ static _Atomic int quant_level = -1;
 static _Atomic int quant_max = -1; // what the CPU has (COLLM_ISA applied)
 
 static int detect(void) {
-    const char *force = getenv("COLLM_ISA");
+    const int force = collm_env_setting_value(COLLM_ENV_ISA); // core/env.h
     int l = 0;
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -49,8 +50,8 @@ static int detect(void) {
         __builtin_cpu_supports("avx512vl"))
         l = 2;
 #endif
-    if (force && strcmp(force, "baseline") == 0) l = 0;
-    if (force && (strcmp(force, "avx2") == 0 || strcmp(force, "x86-64-v3") == 0) && l > 1) l = 1;
+    if (force == COLLM_ENV_ISA_BASELINE) l = 0;
+    if ((force == COLLM_ENV_ISA_V3 || force == COLLM_ENV_ISA_AVX2) && l > 1) l = 1;
     return l;
 }
 
