@@ -173,6 +173,10 @@ def _check(rc, what):
         _raise(what)
 
 
+# a mistyped COLLM_ISA / COLLM_GEMM / COLLM_QMM would silently run the default kernels
+_check(_fn("collm_check_environment", C.c_int)(), "collm_check_environment")
+
+
 def _path(p):
     return os.fsencode(p)
 

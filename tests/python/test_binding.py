@@ -153,5 +153,14 @@ with collm.Dataset(os.path.join(T, "data")) as d2:
 m.close()
 ix.close()
 ds.close()
+
+# importing the binding with a kernel setting outside its list raises collm.Error naming it
+import subprocess  # noqa: E402
+
+env = dict(os.environ, COLLM_GEMM="fast", PYTHONPATH=os.path.dirname(os.path.dirname(collm.__file__)))
+r = subprocess.run([sys.executable, "-c", "import collm"], env=env, capture_output=True, text=True)
+check("import with COLLM_GEMM=fast fails (exit %d)" % r.returncode, r.returncode != 0)
+check("import with COLLM_GEMM=fast names it: %r" % r.stderr[-300:],
+      "collm.Error: COLLM_GEMM='fast' is not one of: auto, blas, own" in r.stderr)
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
