@@ -269,6 +269,48 @@ static void test_attention_forward(void) {
     CHECK(out2[0] == 1 && out2[3] == 4);
 }
 
+// Keys and values in two parts (the shared rows, then a prompt's own;
+// collm_ops_attention_forward_split): against the double reference, and bit
+// for bit the output of collm_ops_attention_forward over the same keys
+// together with att, whether the split's probabilities go to att or stay in
+// the scratch; splits inside a 32-key panel of the packed kernel, at its
+// edges, at 0 and past the end; long enough for several query blocks and
+// panels; GQA; one thread and a pool of 3.
+static void test_attention_forward_split(void) {
+    const int nh = 4, nkv = 2, hd = 16, T = 150, n_past = 37, L = T + n_past;
+    float *q = rand_vec(T * nh * hd, 1), *k = rand_vec(L * nkv * hd, 1), *v = rand_vec(L * nkv * hd, 1);
+    float *out = zeros(T * nh * hd), *out2 = zeros(T * nh * hd), *att = zeros(nh * T * L), *att2 = zeros(nh * T * L);
+    float *k1 = zeros(L * nkv * hd), *v1 = zeros(L * nkv * hd), *k2 = zeros(L * nkv * hd), *v2 = zeros(L * nkv * hd);
+    double *ref = malloc(sizeof(double) * T * nh * hd);
+    ref_attention(ref, q, k, v, T, n_past, nh, nkv, hd);
+    collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL);
+    CHECK(close_vec(out, ref, T * nh * hd, 1e-5, 1e-5, "attention (split reference)"));
+    collm_pool *pool = collm_pool_create(3);
+    const int splits[] = {0, 1, 16, 31, 32, 33, 37, 100, L - 1, L};
+    for (size_t c = 0; c < sizeof splits / sizeof *splits; c++)
+        for (int with_att = 0; with_att < 2; with_att++)
+            for (int pooled = 0; pooled < 2; pooled++) {
+                const int f = splits[c];
+                // the two parts in separate buffers, each padded with garbage that must not be read
+                for (int i = 0; i < L * nkv * hd; i++) k1[i] = v1[i] = k2[i] = v2[i] = NAN;
+                memcpy(k1, k, sizeof(float) * f * nkv * hd);
+                memcpy(v1, v, sizeof(float) * f * nkv * hd);
+                memcpy(k2, k + f * nkv * hd, sizeof(float) * (L - f) * nkv * hd);
+                memcpy(v2, v + f * nkv * hd, sizeof(float) * (L - f) * nkv * hd);
+                memset(out2, 0, sizeof(float) * T * nh * hd);
+                CHECK(collm_ops_attention_forward_split(out2, with_att ? att2 : NULL, q, k1, v1, f, k2, v2, T, n_past,
+                                                        nh, nkv, hd, pooled ? pool : NULL, NULL) == 0);
+                CHECK_MSG(memcmp(out, out2, sizeof(float) * T * nh * hd) == 0,
+                          "split at %d (att %d, pool %d): not the bits of the unsplit attention", f, with_att, pooled);
+                if (with_att)
+                    CHECK_MSG(memcmp(att, att2, sizeof(float) * nh * T * L) == 0, "split at %d: probabilities differ",
+                              f);
+            }
+    collm_pool_free(pool);
+    free(q), free(k), free(v), free(out), free(out2), free(att), free(att2), free(k1), free(v1), free(k2), free(v2);
+    free(ref);
+}
+
 // Attention over a context longer than any stack allows (issue 8: the score
 // rows were stack arrays of n_past + T floats; n_ctx up to 2^24 is accepted).
 // Runs on a thread with a 256 KiB stack and a large guard, so a score row on
@@ -699,6 +741,7 @@ int main(void) {
     test_rope_forward();
     test_swiglu_relu_forward();
     test_attention_forward();
+    test_attention_forward_split();
     test_attention_long_context();
     test_matmul_backward();
     test_rmsnorm_backward();

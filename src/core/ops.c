@@ -314,7 +314,39 @@ typedef struct {
     // B already packed for the whole of N and K (gemm_pack_b_all; collm's
     // kernel, C cut by rows only), or NULL: each call packs its own
     const float *Bpre;
+    // B in two parts (collm's kernel; attention's keys): its rows of K
+    // floats (trans_b: the N index; else the K index) from b_split on are
+    // at B2, row b_split first. NULL: all at B.
+    const float *B2;
+    int b_split;
 } gemm_job;
+
+// gemm_pack_b of block (k0, j0) of the job's B, which may be in two parts
+// (B2): the same panel, each row taken from its part.
+static void gemm_pack_b_job(const gemm_job *g, float *Bp, int k0, int j0, int n, int kc) {
+    const int64_t brs = g->trans_b ? 1 : g->ldb, bcs = g->trans_b ? g->ldb : 1;
+    const int first = g->trans_b ? j0 : k0, count = g->trans_b ? n : kc; // the split index's range
+    if (!g->B2 || first + count <= g->b_split) {
+        gemm_pack_b(Bp, g->B + k0 * brs + j0 * bcs, brs, bcs, n, kc);
+    } else if (first >= g->b_split) {
+        const float *B2 = g->B2 - (int64_t)g->b_split * g->ldb; // B2's row 0 is row b_split
+        gemm_pack_b(Bp, B2 + k0 * brs + j0 * bcs, brs, bcs, n, kc);
+    } else if (g->trans_b) { // columns j: B(k, j) = row j of its part, at k
+        for (int j = 0; j < GEMM_NR; j++) {
+            const int jj = j0 + j;
+            const float *b = jj < g->b_split ? g->B + (int64_t)jj * g->ldb : g->B2 + (int64_t)(jj - g->b_split) * g->ldb;
+            for (int k = 0; k < kc; k++) Bp[(int64_t)k * GEMM_NR + j] = j < n ? b[k0 + k] : 0.0f;
+        }
+    } else { // rows k: B(k, j) = row k of its part, at j
+        for (int k = 0; k < kc; k++) {
+            const int kk = k0 + k;
+            const float *b = kk < g->b_split ? g->B + (int64_t)kk * g->ldb : g->B2 + (int64_t)(kk - g->b_split) * g->ldb;
+            float *o = Bp + (int64_t)k * GEMM_NR;
+            memcpy(o, b + j0, (size_t)n * sizeof(float));
+            for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
+        }
+    }
+}
 
 #define GEMM_NO_LIMIT (1 << 29) // an offset that limits nothing (ints stay < 2^31)
 
@@ -331,7 +363,6 @@ static int64_t gemm_b_floats(int n, int K) {
 
 static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *Ap, float *Bp) {
     const int64_t ars = g->trans_a ? 1 : g->lda, acs = g->trans_a ? g->lda : 1;
-    const int64_t brs = g->trans_b ? 1 : g->ldb, bcs = g->trans_b ? g->ldb : 1;
     // a row-major A (k contiguous) is read in place by full-height tiles:
     // packing it would transpose element by element, as slow as the products
     // for short N; only a partial last tile is packed (its padding rows)
@@ -345,8 +376,7 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
                 Bp = (float *)g->Bpre + (int64_t)jc * g->K + (int64_t)pc * ((nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR);
             else
                 for (int jr = 0; jr < nc; jr += GEMM_NR)
-                    gemm_pack_b(Bp + (int64_t)jr * kc, g->B + pc * brs + (jc + jr) * bcs, brs, bcs,
-                                nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
+                    gemm_pack_b_job(g, Bp + (int64_t)jr * kc, pc, jc + jr, nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
                 const int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
                 for (int ir = 0; ir < mc; ir += GEMM_MR)
@@ -851,13 +881,20 @@ void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t
                                // (qb = 1 beyond L = 16384: then L floats)
 
 // C (M, N) = op(A)·op(B) (acc: +=) with collm's kernel on this thread, the
-// causal limits of gemm_job (GEMM_NO_LIMIT: none).
-static void att_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int64_t lda, const float *B,
-                     int64_t ldb, int acc, float *C, int64_t ldc, int col_hi, int k_lo, int k_hi) {
+// causal limits of gemm_job (GEMM_NO_LIMIT: none); B's rows from b_split on
+// at B2 (gemm_job; NULL: none).
+static void att_gemm2(int trans_a, int trans_b, int M, int N, int K, const float *A, int64_t lda, const float *B,
+                      const float *B2, int b_split, int64_t ldb, int acc, float *C, int64_t ldc, int col_hi, int k_lo,
+                      int k_hi) {
     gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = acc, .A = A, .B = B,
                   .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .C = C, .kernel = COLLM_GEMM_OWN,
-                  .col_hi = col_hi, .k_lo = k_lo, .k_hi = k_hi};
+                  .col_hi = col_hi, .k_lo = k_lo, .k_hi = k_hi, .B2 = B2, .b_split = b_split};
     gemm_rect(&g, 0, M, 0, N);
+}
+
+static void att_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int64_t lda, const float *B,
+                     int64_t ldb, int acc, float *C, int64_t ldc, int col_hi, int k_lo, int k_hi) {
+    att_gemm2(trans_a, trans_b, M, N, K, A, lda, B, NULL, 0, ldb, acc, C, ldc, col_hi, k_lo, k_hi);
 }
 
 // O[r·ldo + d] += Σ_c A[r·ars + c·acs] · B[c·ldb + d] for r < nrow, d < n,
@@ -995,6 +1032,9 @@ typedef struct {
     float *dq, *dk, *dv;
     const float *dout, *q, *k, *v;
     const float *att_in;
+    const float *k2, *v2; // forward: keys/values from n_first on (NULL: all at k, v)
+    int n_first;
+    int normalize;        // forward without att: probabilities normalised in the scratch, as in att
     int T, n_past, n_head, n_head_kv, hd;
     int qb; // queries per block
     float *scratch;      // (threads, scratch_per)
@@ -1049,40 +1089,58 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         const float *qb_rows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd; // (nq, hd), stride q_stride
         float *ob_rows = c->out + (int64_t)t0 * q_stride + (int64_t)h * hd;
         const float *kh = c->k + (int64_t)kvh * hd, *vh = c->v + (int64_t)kvh * hd;
+        const float *kh2 = c->k2 ? c->k2 + (int64_t)kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + (int64_t)kvh * hd : NULL;
         // S (nq, nk): scores, then probabilities, in att's rows or the scratch
+        // (the same values, so the same bits in O: rows past nk are zeros the
+        // products skip)
+        const int norm = c->att || c->normalize;
         float *S = c->att ? c->att + ((int64_t)h * T + t0) * L : scratch;
         int64_t lds = c->att ? L : nk;
         int row_end = c->att ? L : nk; // att rows are zero up to L
-        att_gemm(0, 1, nq, nk, hd, qb_rows, q_stride, kh, kv_stride, 0, S, lds, diag, GEMM_NO_LIMIT,
-                 GEMM_NO_LIMIT); // S = Q·K^T, scaled in the softmax
-        // att keeps P normalised; otherwise O = (Σ_j e_j v_j) / Σ_j e_j, one
-        // division per output instead of per probability
+        att_gemm2(0, 1, nq, nk, hd, qb_rows, q_stride, kh, kh2, c->n_first, kv_stride, 0, S, lds, diag, GEMM_NO_LIMIT,
+                  GEMM_NO_LIMIT); // S = Q·K^T, scaled in the softmax
+        // P normalised (att, normalize); otherwise O = (Σ_j e_j v_j) / Σ_j e_j,
+        // one division per output instead of per probability
         float inv_sum[ATT_MAX_QB];
         for (int i = 0; i < nq; i++) {
-            float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, c->att != NULL, scale);
-            inv_sum[i] = c->att ? 1.0f : 1.0f / sum;
+            float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, norm, scale);
+            inv_sum[i] = norm ? 1.0f : 1.0f / sum;
         }
-        att_gemm(0, 0, nq, hd, nk, S, lds, vh, kv_stride, 0, ob_rows, q_stride, GEMM_NO_LIMIT, GEMM_NO_LIMIT,
-                 diag); // O = P·V
-        if (!c->att)
+        att_gemm2(0, 0, nq, hd, nk, S, lds, vh, vh2, c->n_first, kv_stride, 0, ob_rows, q_stride, GEMM_NO_LIMIT,
+                  GEMM_NO_LIMIT, diag); // O = P·V
+        if (!norm)
             for (int i = 0; i < nq; i++)
                 for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] *= inv_sum[i];
     }
 }
 
-int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
-                                int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
+static int attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int n_first,
+                             const float *k2, const float *v2, int normalize, int T, int n_past, int n_head,
+                             int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int L = n_past + T, qb = attention_block(T, L);
     float *own = NULL;
     if (!att && !(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
-    attention_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .T = T, .n_past = n_past, .n_head = n_head,
-                       .n_head_kv = n_head_kv, .hd = head_dim, .qb = qb, .scratch = scratch,
-                       .scratch_per = collm_ops_attention_scratch(L)};
+    attention_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .k2 = k2, .v2 = v2, .n_first = n_first,
+                       .normalize = normalize, .T = T, .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv,
+                       .hd = head_dim, .qb = qb, .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
     int64_t n_items = (int64_t)n_head * ((T + qb - 1) / qb);
     collm_pool_for(pool, n_items, attention_min_items(qb, L, head_dim), attention_forward_task, &c);
     free(own);
     return COLLM_OK;
+}
+
+int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
+                                int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
+    return attention_forward(out, att, q, k, v, n_past + T, NULL, NULL, 0, T, n_past, n_head, n_head_kv, head_dim,
+                             pool, scratch);
+}
+
+int collm_ops_attention_forward_split(float *out, float *att, const float *q, const float *k, const float *v,
+                                      int n_first, const float *k2, const float *v2, int T, int n_past, int n_head,
+                                      int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
+    return attention_forward(out, att, q, k, v, n_first, k2, v2, 1, T, n_past, n_head, n_head_kv, head_dim, pool,
+                             scratch);
 }
 
 // ---------------------------------------------------------------------------

@@ -93,6 +93,15 @@ void collm_ops_relu_backward(float *dx, const float *dy, const float *x, int64_t
 // only when scratch is NULL and the allocation fails.
 int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
                                 int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch);
+// The same with the keys and values in two parts: rows [0, n_first) at k, v
+// and rows [n_first, n_past + T) at k2, v2 (row n_first first; a prompt's
+// own rows after the ones it shares), so that nobody copies them together.
+// att NULL keeps the probabilities normalised in the scratch, so out has
+// the bits it has with att (collm_ops_attention_forward with att NULL
+// divides the outputs instead: equal to rounding).
+int collm_ops_attention_forward_split(float *out, float *att, const float *q, const float *k, const float *v,
+                                      int n_first, const float *k2, const float *v2, int T, int n_past, int n_head,
+                                      int n_head_kv, int head_dim, collm_pool *pool, float *scratch);
 // dq (T, n_head, hd), dk/dv (n_past + T, n_head_kv, hd) accumulate. scratch
 // and the return value as for the forward.
 int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
