@@ -10,6 +10,7 @@
 //    on gives the slot gradients of the full backward;
 //  - prompts that start alike share their leading rows: same scores and
 //    gradients as without sharing;
+//  - the forward-only scoring pass gives the forward's scores bit for bit;
 //  - a tiny model whose loss must fall when trained.
 #include "collm/error.h"
 #include "llm/lora_internal.h"
@@ -510,6 +511,60 @@ static void test_fused_block(collm_llm_arch arch) {
     collm_llm_model_free(m);
 }
 
+// collm_llm_trainer_score (forward only: row chunks and attention
+// probabilities in per-thread scratch, one set of tensors for every layer,
+// the shared keys read in place) gives the bits of the training forward:
+// 3 layers (the residual stream alternates between two buffers), prompts
+// sharing 9 leading tokens, slot rows, on a pool of 2 (fused halves, several
+// chunks) and on no pool (unfused). A backward after it is refused; after
+// the next forward it runs.
+static void test_score_forward_only(void) {
+    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
+    hp.n_embd = 32;
+    hp.n_ff = 40;
+    hp.n_layer = 3;
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 31);
+    collm_rng rng;
+    collm_rng_seed(&rng, 32);
+    scale_up_weights(m, &rng);
+    collm_blas_set_threads(1);
+    collm_pool *pool = collm_pool_create(2);
+    enum { S = 8, L = 60, P = 9 };
+    int32_t lens[S], toks[S * L], rows[S];
+    float slot_values[S * 32], w[S];
+    int n = 0;
+    for (int s = 0; s < S; s++) {
+        lens[s] = L - 3 * s;
+        for (int t = 0; t < lens[s]; t++)
+            toks[n + t] = t < P ? (int32_t)(t * 3 % hp.n_vocab) : (int32_t)(collm_rng_next(&rng) % (uint64_t)hp.n_vocab);
+        rows[s] = n + P + 2 + s; // one slot row per prompt, after the shared tokens
+        n += lens[s];
+        w[s] = (float)collm_rng_normal(&rng);
+    }
+    for (int i = 0; i < S * 32; i++) slot_values[i] = (float)collm_rng_normal(&rng);
+    collm_llm_slot_rows slots = {S, rows, slot_values};
+    for (int pooled = 0; pooled < 2; pooled++) {
+        collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 1, S * L, L, pooled ? pool : NULL);
+        CHECK(tr != NULL);
+        if (!tr) continue;
+        float s_fwd[S], s_score[S];
+        CHECK(collm_llm_trainer_forward(tr, toks, lens, S, &slots, 3, s_fwd, NULL) == COLLM_OK);
+        CHECK(collm_llm_trainer_shared_rows(tr) == P);
+        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_score) == COLLM_OK);
+        CHECK_MSG(memcmp(s_fwd, s_score, sizeof s_fwd) == 0, "pool %d: forward-only scores %g vs forward %g", pooled,
+                  s_score[0], s_fwd[0]);
+        CHECK(collm_llm_trainer_backward(tr, w, NULL) == COLLM_ERR_ARG);
+        CHECK(strstr(collm_last_error(), "forward-only") != NULL);
+        CHECK(collm_llm_trainer_forward(tr, toks, lens, S, &slots, 3, s_fwd, NULL) == COLLM_OK);
+        CHECK(memcmp(s_fwd, s_score, sizeof s_fwd) == 0);
+        CHECK(collm_llm_trainer_backward(tr, w, NULL) == COLLM_OK);
+        collm_llm_trainer_free(tr);
+    }
+    collm_pool_free(pool);
+    collm_blas_set_threads(2);
+    collm_llm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
@@ -537,6 +592,7 @@ int main(void) {
     test_frozen_slot_gradients(COLLM_LLM_ARCH_LLAMA);
     test_frozen_slot_gradients(COLLM_LLM_ARCH_QWEN2);
     test_shared_prefix();
+    test_score_forward_only();
     test_bad_input();
     return test_report();
 }

@@ -229,19 +229,27 @@ typedef struct {
     collm_ops_wpack w[3]; // in: q|k|v; ffn: Wo, gate|up, W_down
 } fused_job;
 
+int64_t collm_llm_block_chunk_floats(const collm_llm_hparams *hp) {
+    const int64_t C = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t in = C + 1 + Q + 2 * KV, ffn = 2 * C + 1 + 3 * (int64_t)hp->n_ff; // floats per row of each half
+    return FUSED_CHUNK * (in > ffn ? in : ffn);
+}
+
 static void fused_in_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     const fused_job *j = ctx;
     const collm_llm_block *b = j->b;
     collm_llm_block_acts *a = j->a;
     const collm_llm_hparams *hp = b->hp;
     const int64_t C = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t W = Q + 2 * KV, cs_row = 2 * (hp->n_rot / 2);
+    // forward only: this thread's chunk of xn1 (CH, C), rstd1 (CH), q|k|v (CH, W)
+    float *mine = b->chunk_scratch ? b->chunk_scratch + thread_index * collm_llm_block_chunk_floats(hp) : NULL;
     for (int64_t ch = begin; ch < end; ch++) {
         const int64_t r0 = ch * FUSED_CHUNK;
         const int n = (int)(b->R - r0 < FUSED_CHUNK ? b->R - r0 : FUSED_CHUNK);
-        float *xn = a->xn1 + r0 * C, *qkv = b->qkv + r0 * W;
-        collm_ops_rmsnorm_forward(xn, a->rstd1 + r0, a->x + r0 * C, b->w->attn_norm, n, (int)C, hp->rms_eps);
+        float *xn = mine ? mine : a->xn1 + r0 * C, *rstd = mine ? mine + FUSED_CHUNK * C : a->rstd1 + r0;
+        float *qkv = mine ? rstd + FUSED_CHUNK : b->qkv + r0 * W;
+        collm_ops_rmsnorm_forward(xn, rstd, a->x + r0 * C, b->w->attn_norm, n, (int)C, hp->rms_eps);
         collm_ops_wpack_forward(&j->w[0], qkv, xn, n);
         for (int t = 0; t < n; t++) {
             float *f = qkv + t * W;
@@ -259,21 +267,24 @@ static void fused_in_task(void *ctx, int64_t begin, int64_t end, int thread_inde
 }
 
 static void fused_ffn_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    (void)thread_index;
     const fused_job *j = ctx;
     const collm_llm_block *b = j->b;
     collm_llm_block_acts *a = j->a;
     const collm_llm_hparams *hp = b->hp;
     const int64_t C = hp->n_embd, F = hp->n_ff, Q = (int64_t)hp->n_head * hp->head_dim;
+    // forward only: this thread's chunk of x_mid, xn2 (CH, C), rstd2 (CH), gu (CH, 2F), h (CH, F)
+    float *mine = b->chunk_scratch ? b->chunk_scratch + thread_index * collm_llm_block_chunk_floats(hp) : NULL;
     for (int64_t ch = begin; ch < end; ch++) {
         const int64_t r0 = ch * FUSED_CHUNK;
         const int n = (int)(b->n_q - r0 < FUSED_CHUNK ? b->n_q - r0 : FUSED_CHUNK);
-        float *x_mid = a->x_mid + r0 * C, *out = a->out + r0 * C, *gu = a->gu + r0 * 2 * F, *h = a->h + r0 * F;
+        float *x_mid = mine ? mine : a->x_mid + r0 * C, *xn2 = mine ? mine + FUSED_CHUNK * C : a->xn2 + r0 * C;
+        float *rstd = mine ? xn2 + FUSED_CHUNK * C : a->rstd2 + r0, *gu = mine ? rstd + FUSED_CHUNK : a->gu + r0 * 2 * F;
+        float *h = mine ? gu + FUSED_CHUNK * 2 * F : a->h + r0 * F, *out = a->out + r0 * C;
         const float *x = a->x + r0 * C;
         collm_ops_wpack_forward(&j->w[0], x_mid, a->attn + r0 * Q, n);
         for (int64_t i = 0; i < n * C; i++) x_mid[i] += x[i];
-        collm_ops_rmsnorm_forward(a->xn2 + r0 * C, a->rstd2 + r0, x_mid, b->w->ffn_norm, n, (int)C, hp->rms_eps);
-        collm_ops_wpack_forward(&j->w[1], gu, a->xn2 + r0 * C, n);
+        collm_ops_rmsnorm_forward(xn2, rstd, x_mid, b->w->ffn_norm, n, (int)C, hp->rms_eps);
+        collm_ops_wpack_forward(&j->w[1], gu, xn2, n);
         for (int t = 0; t < n; t++) collm_ops_swiglu_forward(h + t * F, gu + t * 2 * F, gu + t * 2 * F + F, F);
         collm_ops_wpack_forward(&j->w[2], out, h, n);
         for (int64_t i = 0; i < n * C; i++) out[i] += x_mid[i];

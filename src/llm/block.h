@@ -90,6 +90,13 @@ struct collm_llm_block {
     collm_rng *dropout_rng;    // LoRA dropout draws (NULL: none); backward must see the same value
     collm_pool *pool;          // row-parallel elementwise work (GEMMs go to BLAS)
     int unfused;               // 1: never the fused feed-forward (tests compare it with the unfused passes)
+    // Forward only (scoring; NULL: training keeps every tensor): the fused
+    // passes keep each row chunk's xn1, rstd1, q|k|v, x_mid, xn2, rstd2, gu
+    // and h here, one slice of collm_llm_block_chunk_floats(hp) per pool
+    // thread, reused chunk after chunk while it is in cache, instead of in the
+    // acts' (R, ·) tensors that backward reads (those stay unwritten). The
+    // same bits in q, k, v, attn and out.
+    float *chunk_scratch;
     int exact;                 // quantised weights: products in F32 through dequantised tiles (training: the
                                // function backward differentiates), else activations quantised as llama.cpp does
     collm_llm_attend_fn attend;
@@ -108,6 +115,9 @@ struct collm_llm_block {
 
 // 1 when the layer's weights have the fused layout the block needs.
 int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w);
+
+// Floats of one pool thread's slice of chunk_scratch.
+int64_t collm_llm_block_chunk_floats(const collm_llm_hparams *hp);
 
 // Returns COLLM_OK, or COLLM_ERR_NOMEM from a quantised projection's scratch.
 int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a);

@@ -54,6 +54,12 @@ void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on);
 // last row. dropout_rng: LoRA dropout draws (NULL = no dropout, inference).
 int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
                         const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng);
+// The same scores, bit for bit, without keeping what backward reads (no
+// dropout): the blocks' row chunks and the attention probabilities stay in
+// per-thread scratch and every layer reuses one set of tensors. A backward
+// after it fails (COLLM_ERR_ARG) until the next collm_llm_trainer_forward.
+int collm_llm_trainer_score(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores);
 // Backward from dscores (n_seq) = ∂L/∂score. Accumulates into the model
 // gradient block (full fine-tuning), the LoRA gradients, and dslots
 // (n_slots, n_embd) (may be NULL when slots do not train).

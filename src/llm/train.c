@@ -50,6 +50,7 @@ struct collm_llm_trainer {
     int n_seq, n_rows, n_shared;
     int share_prefix;   // 1 (default): detect and share the common leading tokens
     int unfused;        // 1: the block's unfused feed-forward (collm_llm_trainer_set_fusion)
+    int forward_only;   // 1: the last forward was collm_llm_trainer_score (nothing kept for backward)
     int32_t *seq_len;   // (max_rows) copies
     int64_t *row_start; // (max_rows + 1) first own row of each prompt; [n_seq] = n_rows
     int64_t *in_start;  // (max_rows + 1) each prompt's first row in the caller's packing
@@ -73,9 +74,13 @@ struct collm_llm_trainer {
     float *qkv;              // (R, Q + 2 KV) forward scratch
     float *d_x;              // (R, C) gradient of the residual stream
     collm_llm_block_grads g; // backward scratch
-    float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows
+    float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows,
+                             // forward-only probabilities
     float *kv_scratch;       // (threads, 4, max_seq_len, KV) shared + own keys/values (and their gradients) of one prompt
     float *shared_dkv;       // (max_rows, 2, KV) each prompt's gradient at the shared keys/values, summed in order
+    // forward only (collm_llm_trainer_score): the blocks' row chunks per
+    // thread, reused while in cache (the probabilities go to att_scratch)
+    float *chunk_scratch;    // (threads, collm_llm_block_chunk_floats)
     float *storage;
 };
 
@@ -166,6 +171,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->kv_scratch = collm_malloc((size_t)threads * 4 * (size_t)max_seq_len * (size_t)KV * sizeof(float));
     tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
+    tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
     tr->share_prefix = 1;
     tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->pos = collm_calloc((size_t)R, sizeof(int32_t));
@@ -184,7 +190,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
     tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv ||
+        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv || !tr->chunk_scratch ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
         (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
@@ -276,6 +282,7 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->tokens_in);
     free(tr->kv_scratch);
     free(tr->shared_dkv);
+    free(tr->chunk_scratch);
     free(tr->att_start);
     free(tr->pos);
     free(tr->tokens);
@@ -347,21 +354,28 @@ static const float *task_keys(const collm_llm_trainer *tr, const attention_geome
     return buf;
 }
 
-// Attention never fails here: the forward keeps att (no scratch), the backward
-// uses the trainer's scratch row of this thread.
+// Attention never fails here: the forward keeps att, or (forward only) the
+// probabilities stay in the trainer's scratch row of this thread, as in the
+// backward. The keys are read where they are: the shared rows, then the own.
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    float *kbuf = tr->kv_scratch + (int64_t)thread_index * 4 * tr->max_seq_len * KV, *vbuf = kbuf + tr->max_seq_len * KV;
+    float *scratch = tr->forward_only ? tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len)
+                                      : NULL;
     for (int64_t s = begin; s < end; s++) {
         attention_geometry g = geometry(job, s);
         if (g.T == 0) continue;
-        const float *k = task_keys(tr, &g, a->k, KV, kbuf), *v = task_keys(tr, &g, a->v, KV, vbuf);
-        collm_ops_attention_forward(a->attn + g.q_row * Q, job->att + g.att, a->q + g.q_row * Q, k, v, g.T, g.n_past,
-                                    hp->n_head, hp->n_head_kv, hp->head_dim, NULL, NULL);
+        // keys [0, P) at row 0 and [P, len) at the own rows; contiguous (no split) without shared rows or for them
+        const int split = tr->n_shared > 0 && g.own > 0;
+        const int n_first = split ? tr->n_shared : g.len;
+        const float *k = split ? a->k : a->k + g.own * KV, *v = split ? a->v : a->v + g.own * KV;
+        collm_ops_attention_forward_split(a->attn + g.q_row * Q, tr->forward_only ? NULL : job->att + g.att,
+                                          a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
+                                          split ? a->v + g.own * KV : NULL, g.T, g.n_past, hp->n_head, hp->n_head_kv,
+                                          hp->head_dim, NULL, scratch);
     }
 }
 
@@ -428,8 +442,9 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
 // ---------------------------------------------------------------------------
 // the whole model
 
-int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                        const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
+static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                   const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng,
+                   int forward_only) {
     const collm_llm_model *m = tr->model;
     const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd;
@@ -498,6 +513,7 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
     tr->n_seq = n_seq;
     tr->n_rows = (int)rows;
     tr->yes_id = yes_id;
+    tr->forward_only = forward_only;
     for (int t = 0; t < P; t++) tr->pos[t] = t;
     for (int s = 0; s < n_seq; s++)
         for (int t = P; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t - P] = t;
@@ -522,18 +538,27 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
     }
 
     // the blocks; the last one runs its queries and everything after them at
-    // each prompt's last row only
+    // each prompt's last row only. Forward only, every layer works in layer
+    // 0's tensors (the residual stream alternating between layers 0's and 1's
+    // inputs): a fifth of the memory the kept activations take, more of it in cache.
     for (int l = 0; l < hp->n_layer; l++) {
         int last = l == hp->n_layer - 1;
         collm_llm_block *b = &tr->blocks[l];
+        collm_llm_block_acts *acts = &tr->acts[l].blk, fwd;
+        if (forward_only) {
+            fwd = tr->acts[0].blk;
+            fwd.x = tr->acts[l % 2].blk.x;
+            fwd.out = last ? tr->x_final : tr->acts[(l + 1) % 2].blk.x;
+            acts = &fwd;
+        }
         *b = (collm_llm_block){.hp = hp, .w = &m->layers[l], .layer = l, .R = (int)rows, .n_q = last ? n_seq : (int)rows,
                                .q_rows = last ? tr->last_rows : NULL, .rope_cs = tr->rope_cs, .rope_row = tr->pos,
                                .rope_row_q = last ? tr->last_pos : tr->pos, .qkv = tr->qkv, .lora = tr->lora,
                                .dropout_rng = dropout_rng, .pool = tr->pool, .attend = train_attend,
                                .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1,
-                               .unfused = tr->unfused};
-        tr->acts[l].blk.q_in = last ? tr->q_in : NULL;
-        int rc = collm_llm_block_forward(b, &tr->acts[l].blk);
+                               .unfused = tr->unfused, .chunk_scratch = forward_only ? tr->chunk_scratch : NULL};
+        acts->q_in = last ? tr->q_in : NULL;
+        int rc = collm_llm_block_forward(b, acts);
         if (rc != COLLM_OK) return rc;
     }
     // final norm and the answer row, at each prompt's last row only
@@ -544,6 +569,16 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
         scores[s] = collm_ops_dot(tr->last_norm + (int64_t)s * C, yes_row, C);
     }
     return COLLM_OK;
+}
+
+int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                              const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
+    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, dropout_rng, 0);
+}
+
+int collm_llm_trainer_score(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores) {
+    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, NULL, 1);
 }
 
 // With frozen weights only the slot rows' input gradients are wanted, and a
@@ -575,6 +610,8 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
     const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd, R = tr->n_rows;
     if (R == 0) return collm_error(COLLM_ERR_ARG, "trainer: backward before forward");
+    if (tr->forward_only)
+        return collm_error(COLLM_ERR_ARG, "trainer: backward after a forward-only pass (collm_llm_trainer_score)");
     const int frozen = !tr->full_finetune && !tr->lora;
     if (frozen && !dslots) return COLLM_OK; // nothing trains
     const int A = frozen ? frozen_backward_rows(tr) : R;
