@@ -91,6 +91,34 @@ static void test_pool(void) {
     CHECK(hits[9] == 1 && ctx.used[0] == 1 && workers_used(&ctx) == 0);
 }
 
+// collm_pool_for_each: every item exactly once, one item per call, on
+// threads of the pool; serial on the caller without a pool.
+static void mark_one(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    pool_ctx *ctx = ctx_;
+    if (end != begin + 1) ctx->hits[999] = -1000; // one item per call: fails the check below
+    mark(ctx_, begin, end, thread_index);
+}
+
+static void test_pool_for_each(void) {
+    collm_pool *pool = collm_pool_create(3);
+    int hits[1000];
+    for (int round = 0; round < 40; round++) {
+        memset(hits, 0, sizeof hits);
+        pool_ctx ctx = {hits, {0}};
+        int n = 1 + round * 23;
+        collm_pool_for_each(pool, n, mark_one, &ctx);
+        int ok = 1;
+        for (int i = 0; i < 1000; i++) ok &= hits[i] == (i < n);
+        CHECK_MSG(ok, "collm_pool_for_each over %d items", n);
+    }
+    // no pool: serial on the caller, the whole range in one call
+    memset(hits, 0, sizeof hits);
+    pool_ctx ctx = {hits, {0}};
+    collm_pool_for_each(NULL, 10, mark, &ctx);
+    CHECK(hits[9] == 1 && ctx.used[0] == 1 && workers_used(&ctx) == 0);
+    collm_pool_free(pool);
+}
+
 // Several threads submit jobs to one pool at the same time: every job must
 // cover exactly its own range with its own fn/ctx (tagged values), whatever
 // the interleaving.
@@ -367,6 +395,7 @@ int main(void) {
     test_utf8();
     test_rng();
     test_pool();
+    test_pool_for_each();
     test_pool_concurrent();
     test_atomic_write();
     test_atomic_write_temp_names();

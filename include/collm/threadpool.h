@@ -2,7 +2,8 @@
 // jobs (the cores are shared: idle threads must not spin). One job at a time:
 // collm_pool_for splits [0, n) into one contiguous range per thread (static
 // partition, so results are deterministic for a given thread count), runs
-// range 0 on the calling thread and waits for the rest.
+// range 0 on the calling thread and waits for the rest; collm_pool_for_each
+// hands the items out one at a time instead.
 //
 // GEMM goes through BLAS from the calling thread, never from inside a task.
 //
@@ -38,6 +39,12 @@ COLLM_API int collm_pool_size(const collm_pool *pool);
 // Runs fn over [0, n). A NULL pool, or n < 2*min_per_thread, runs serially on
 // the caller (thread_index 0). min_per_thread avoids waking threads for tiny jobs.
 COLLM_API void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx);
+// Runs fn over [0, n) one item per call (begin + 1 == end), each item taken
+// by whichever thread is free: for items of uneven cost, or threads the
+// machine slows unevenly, whose results do not depend on the thread that runs
+// them (thread_index still names the thread: per-thread scratch). Serial on
+// the caller as collm_pool_for (one call over the whole range).
+COLLM_API void collm_pool_for_each(collm_pool *pool, int64_t n, collm_task_fn fn, void *ctx);
 
 // Sets the thread count OpenBLAS uses for GEMM (process-wide: BLAS has one).
 COLLM_API void collm_blas_set_threads(int n_threads);

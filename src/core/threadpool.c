@@ -4,6 +4,7 @@
 #include "collm/error.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 struct collm_pool {
@@ -20,6 +21,8 @@ struct collm_pool {
     void *ctx;
     int64_t n;
     int n_parts;       // how many threads take part in this job
+    int dynamic;       // 1: items claimed one at a time from next (collm_pool_for_each)
+    atomic_llong next; // the next unclaimed item of a dynamic job
     uint64_t job_id;   // increments per job; workers wait for a new id
     int pending;       // workers still running the current job
     int shutting_down;
@@ -55,11 +58,16 @@ static void *worker_main(void *arg_) {
         if (index >= pool->n_parts) continue; // not part of this job
         collm_task_fn fn = pool->fn;
         void *ctx = pool->ctx;
+        const int64_t n = pool->n;
+        const int dynamic = pool->dynamic;
         int64_t begin, end;
-        range_of(pool->n, pool->n_parts, index, &begin, &end);
+        range_of(n, pool->n_parts, index, &begin, &end);
         pthread_mutex_unlock(&pool->mutex);
         running_in = pool;
-        if (end > begin) fn(ctx, begin, end, index);
+        if (dynamic)
+            for (int64_t i; (i = atomic_fetch_add(&pool->next, 1)) < n;) fn(ctx, i, i + 1, index);
+        else if (end > begin)
+            fn(ctx, begin, end, index);
         running_in = NULL;
         pthread_mutex_lock(&pool->mutex);
         if (--pool->pending == 0) pthread_cond_signal(&pool->work_done);
@@ -119,7 +127,7 @@ void collm_pool_free(collm_pool *pool) {
 
 int collm_pool_size(const collm_pool *pool) { return pool ? pool->n_threads : 1; }
 
-void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx) {
+static void pool_run(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx, int dynamic) {
     if (n <= 0) return;
     if (min_per_thread < 1) min_per_thread = 1;
     int parts = pool ? pool->n_threads : 1;
@@ -134,6 +142,8 @@ void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_t
     pool->ctx = ctx;
     pool->n = n;
     pool->n_parts = parts;
+    pool->dynamic = dynamic;
+    atomic_store(&pool->next, 0);
     pool->pending = parts - 1;
     pool->job_id++;
     pthread_cond_broadcast(&pool->work_ready);
@@ -143,13 +153,24 @@ void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_t
     range_of(n, parts, 0, &begin, &end);
     const collm_pool *outer = running_in;
     running_in = pool;
-    fn(ctx, begin, end, 0);
+    if (dynamic)
+        for (int64_t i; (i = atomic_fetch_add(&pool->next, 1)) < n;) fn(ctx, i, i + 1, 0);
+    else
+        fn(ctx, begin, end, 0);
     running_in = outer;
 
     pthread_mutex_lock(&pool->mutex);
     while (pool->pending > 0) pthread_cond_wait(&pool->work_done, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
     pthread_mutex_unlock(&pool->submit);
+}
+
+void collm_pool_for(collm_pool *pool, int64_t n, int64_t min_per_thread, collm_task_fn fn, void *ctx) {
+    pool_run(pool, n, min_per_thread, fn, ctx, 0);
+}
+
+void collm_pool_for_each(collm_pool *pool, int64_t n, collm_task_fn fn, void *ctx) {
+    pool_run(pool, n, 1, fn, ctx, 1);
 }
 
 void openblas_set_num_threads(int num_threads);
