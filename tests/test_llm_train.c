@@ -516,8 +516,9 @@ static void test_fused_block(collm_llm_arch arch) {
 // the shared keys read in place) gives the bits of the training forward:
 // 3 layers (the residual stream alternates between two buffers), prompts
 // sharing 9 leading tokens, slot rows, on a pool of 2 (fused halves, several
-// chunks) and on no pool (unfused). A backward after it is refused; after
-// the next forward it runs.
+// chunks) and on no pool (unfused); again with the weights it packed (the
+// same bits), and afresh after a weight changes (the forward's new bits). A
+// backward after it is refused; after the next forward it runs.
 static void test_score_forward_only(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     hp.n_embd = 32;
@@ -550,9 +551,23 @@ static void test_score_forward_only(void) {
         float s_fwd[S], s_score[S];
         CHECK(collm_llm_trainer_forward(tr, toks, lens, S, &slots, 3, s_fwd, NULL) == COLLM_OK);
         CHECK(collm_llm_trainer_shared_rows(tr) == P);
-        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_score) == COLLM_OK);
+        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_score, 0) == COLLM_OK);
         CHECK_MSG(memcmp(s_fwd, s_score, sizeof s_fwd) == 0, "pool %d: forward-only scores %g vs forward %g", pooled,
                   s_score[0], s_fwd[0]);
+        // the packed weights of the last pass again (same weights), then afresh after a change
+        float s_again[S], s_new[S], s_new_fwd[S];
+        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_again, 1) == COLLM_OK);
+        CHECK(memcmp(s_again, s_score, sizeof s_again) == 0);
+        const float saved = m->layers[0].w_gate[5];
+        m->layers[0].w_gate[5] += 1.0f;
+        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_new, 0) == COLLM_OK);
+        CHECK(collm_llm_trainer_forward(tr, toks, lens, S, &slots, 3, s_new_fwd, NULL) == COLLM_OK);
+        CHECK_MSG(memcmp(s_new, s_new_fwd, sizeof s_new) == 0 && memcmp(s_new, s_score, sizeof s_new) != 0,
+                  "pool %d: scores after a weight change %g, forward %g, before %g", pooled, s_new[0], s_new_fwd[0],
+                  s_score[0]);
+        m->layers[0].w_gate[5] = saved;
+        CHECK(collm_llm_trainer_score(tr, toks, lens, S, &slots, 3, s_again, 0) == COLLM_OK);
+        CHECK(memcmp(s_again, s_score, sizeof s_again) == 0);
         CHECK(collm_llm_trainer_backward(tr, w, NULL) == COLLM_ERR_ARG);
         CHECK(strstr(collm_last_error(), "forward-only") != NULL);
         CHECK(collm_llm_trainer_forward(tr, toks, lens, S, &slots, 3, s_fwd, NULL) == COLLM_OK);

@@ -623,11 +623,13 @@ static void wpack_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
     }
 }
 
+int collm_ops_wpack_used(int out, int rows, collm_pool *pool) {
+    return rows > 0 && out > 0 && gemm_choose(COLLM_GEMM_AUTO, 0, 1, rows, out, collm_pool_size(pool)) == COLLM_GEMM_OWN;
+}
+
 int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool) {
     memset(p, 0, sizeof *p);
-    if (rows <= 0 || out <= 0 || in <= 0 ||
-        gemm_choose(COLLM_GEMM_AUTO, 0, 1, rows, out, collm_pool_size(pool)) != COLLM_GEMM_OWN)
-        return 0;
+    if (in <= 0 || !collm_ops_wpack_used(out, rows, pool)) return 0;
     p->w = w;
     p->in = in;
     p->out = out;

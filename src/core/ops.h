@@ -47,6 +47,9 @@ typedef struct {
 // collm_ops_matmul_forward would not use collm's kernel for `rows` rows on
 // this pool (call it instead; p holds nothing), or COLLM_ERR_NOMEM.
 int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool);
+// 1 when collm_ops_wpack_init packs for these shapes (a caller that keeps a
+// packed W from call to call asks before reusing it).
+int collm_ops_wpack_used(int out, int rows, collm_pool *pool);
 // y (T, out) = x (T, in) · W^T, on the calling thread.
 void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T);
 void collm_ops_wpack_free(collm_ops_wpack *p);

@@ -295,15 +295,30 @@ static void fused_ffn_task(void *ctx, int64_t begin, int64_t end, int thread_ind
 // n_w of them. 1: done; 0: not this path (the caller runs the unfused
 // passes); or an error.
 static int run_fused(const collm_llm_block *b, collm_llm_block_acts *a, collm_task_fn task, int rows,
-                     const float *const *w, const int *out, const int *in, int n_w) {
+                     const float *const *w, const int *out, const int *in, int n_w, int first) {
     if (b->unfused || b->q_rows || b->lora || collm_pool_size(b->pool) < 2) return 0;
     for (int k = 0; k < n_w; k++)
         if (!w[k]) return 0; // quantised
     fused_job j = {.b = b, .a = a};
     int rc = 1;
-    for (int k = 0; k < n_w && rc == 1; k++) rc = collm_ops_wpack_init(&j.w[k], w[k], out[k], in[k], rows, b->pool);
-    if (rc == 1) collm_pool_for(b->pool, (rows + FUSED_CHUNK - 1) / FUSED_CHUNK, 1, task, &j);
-    for (int k = 0; k < n_w; k++) collm_ops_wpack_free(&j.w[k]);
+    for (int k = 0; k < n_w && rc == 1; k++) {
+        collm_ops_wpack *kept = b->packed ? &b->packed[first + k] : NULL; // the caller's, weights first..
+        if (kept && kept->packed && kept->w == w[k] && kept->out == out[k] && kept->in == in[k] &&
+            collm_ops_wpack_used(out[k], rows, b->pool)) {
+            j.w[k] = *kept;
+            continue;
+        }
+        rc = collm_ops_wpack_init(&j.w[k], w[k], out[k], in[k], rows, b->pool);
+        if (rc == 1 && kept) {
+            collm_ops_wpack_free(kept);
+            *kept = j.w[k];
+        }
+    }
+    // chunks handed out one at a time: a thread the machine slows, or the
+    // short last chunk, leaves the other less to wait for (a chunk's bits do
+    // not depend on its thread)
+    if (rc == 1) collm_pool_for_each(b->pool, (rows + FUSED_CHUNK - 1) / FUSED_CHUNK, task, &j);
+    for (int k = 0; k < n_w && !b->packed; k++) collm_ops_wpack_free(&j.w[k]);
     return rc < 0 ? collm_error(rc, "transformer block: out of memory for the packed weights") : rc;
 }
 
@@ -315,7 +330,7 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
 
     // attention: x_mid = x + Wo · attention(rope(q), rope(k), v)
     const int QKV = Q + 2 * KV;
-    int fused = run_fused(b, a, fused_in_task, R, (const float *const[]){w->wq}, &QKV, &C, 1);
+    int fused = run_fused(b, a, fused_in_task, R, (const float *const[]){w->wq}, &QKV, &C, 1, 0);
     if (fused < 0) return fused;
     if (fused) {
         a->q_in = a->xn1;
@@ -349,7 +364,7 @@ attend:
     b->attend(b->attend_ctx, b, a);
     if (N == 0) return COLLM_OK; // keys and values were all that was asked for
     fused = run_fused(b, a, fused_ffn_task, N, (const float *const[]){w->wo, w->w_gate, w->w_down},
-                      (const int[]){C, 2 * F, C}, (const int[]){Q, C, F}, 3);
+                      (const int[]){C, 2 * F, C}, (const int[]){Q, C, F}, 3, 1);
     if (fused) return fused == 1 ? COLLM_OK : fused;
     MM(a->x_mid, a->attn, w->wo, COLLM_W_O, 1, NULL, N, Q, C); // (N, C)
     lora_forward(b, a, COLLM_LORA_O, a->attn, N, a->x_mid, C);

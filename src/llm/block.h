@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "collm/threadpool.h"
+#include "core/ops.h"
 #include "core/rng.h"
 #include "llm/lora_internal.h"
 #include "llm/model_internal.h"
@@ -97,6 +98,12 @@ struct collm_llm_block {
     // acts' (R, ·) tensors that backward reads (those stay unwritten). The
     // same bits in q, k, v, attn and out.
     float *chunk_scratch;
+    // The fused halves' packed weights (q|k|v, Wo, gate|up, W_down), kept by
+    // the caller from one call to the next while the weights stay the same
+    // (scoring batch after batch): empty ones (packed NULL) are filled here,
+    // full ones of this layer's weights reused; the caller frees them.
+    // NULL: packed and freed in every call.
+    collm_ops_wpack *packed;
     int exact;                 // quantised weights: products in F32 through dequantised tiles (training: the
                                // function backward differentiates), else activations quantised as llama.cpp does
     collm_llm_attend_fn attend;

@@ -58,8 +58,11 @@ int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, cons
 // dropout): the blocks' row chunks and the attention probabilities stay in
 // per-thread scratch and every layer reuses one set of tensors. A backward
 // after it fails (COLLM_ERR_ARG) until the next collm_llm_trainer_forward.
+// same_weights: 1 when no weight has changed since the previous
+// collm_llm_trainer_score on this trainer (batch after batch of one scoring
+// pass): the weights it packed are used again; 0 packs them afresh.
 int collm_llm_trainer_score(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores);
+                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, int same_weights);
 // Backward from dscores (n_seq) = ∂L/∂score. Accumulates into the model
 // gradient block (full fine-tuning), the LoRA gradients, and dslots
 // (n_slots, n_embd) (may be NULL when slots do not train).

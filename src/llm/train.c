@@ -43,6 +43,7 @@ struct collm_llm_trainer {
     int32_t *last_rows;  // (n_seq) packed row of each prompt's last token
     int32_t *last_pos;   // (n_seq) position of each prompt's last row
     int64_t *last_att;   // (n_seq + 1) offsets of the last layer's attention rows
+    int32_t *att_order;  // (max_rows + 1) forward attention tasks, costliest first
     // per-prompt bookkeeping of the current batch. Rows are laid out with
     // the leading tokens every prompt shares (P of them, 0 when none) once,
     // rows [0, P), then each prompt's own rows: prompt s's token t >= P is
@@ -81,6 +82,7 @@ struct collm_llm_trainer {
     // forward only (collm_llm_trainer_score): the blocks' row chunks per
     // thread, reused while in cache (the probabilities go to att_scratch)
     float *chunk_scratch;    // (threads, collm_llm_block_chunk_floats)
+    collm_ops_wpack *packed; // (n_layer, 4) the fused halves' packed weights, from one scoring batch to the next
     float *storage;
 };
 
@@ -171,6 +173,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->kv_scratch = collm_malloc((size_t)threads * 4 * (size_t)max_seq_len * (size_t)KV * sizeof(float));
     tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
+    tr->packed = collm_calloc((size_t)hp->n_layer * 4, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
     tr->share_prefix = 1;
     tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
@@ -184,14 +187,15 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->bwd_start = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->last_att = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->att_order = collm_calloc((size_t)R + 1, sizeof(int32_t));
     tr->att_scratch = collm_malloc((size_t)collm_pool_size(pool) * (size_t)collm_ops_attention_scratch(max_seq_len) *
                                    sizeof(float));
     if (full_finetune) tr->model_grad = collm_calloc((size_t)model->n_params, sizeof(float));
     tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
     tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv || !tr->chunk_scratch ||
-        !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_scratch ||
+        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
+        !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_order || !tr->att_scratch ||
         (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
         collm_error(COLLM_ERR_NOMEM, "trainer: out of memory (%.1f MB of activations)", total * 4.0 / 1e6);
@@ -283,6 +287,8 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->kv_scratch);
     free(tr->shared_dkv);
     free(tr->chunk_scratch);
+    for (int i = 0; tr->packed && i < tr->model->hp.n_layer * 4; i++) collm_ops_wpack_free(&tr->packed[i]);
+    free(tr->packed);
     free(tr->att_start);
     free(tr->pos);
     free(tr->tokens);
@@ -294,6 +300,7 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->bwd_start);
     free(tr->last_pos);
     free(tr->last_att);
+    free(tr->att_order);
     free(tr->att_scratch);
     free(tr->model_grad);
     free(tr);
@@ -365,8 +372,8 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     float *scratch = tr->forward_only ? tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len)
                                       : NULL;
-    for (int64_t s = begin; s < end; s++) {
-        attention_geometry g = geometry(job, s);
+    for (int64_t i = begin; i < end; i++) {
+        attention_geometry g = geometry(job, tr->att_order[i]);
         if (g.T == 0) continue;
         // keys [0, P) at row 0 and [P, len) at the own rows; contiguous (no split) without shared rows or for them
         const int split = tr->n_shared > 0 && g.own > 0;
@@ -414,12 +421,30 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
     }
 }
 
+static int by_cost_desc(const void *a, const void *b) {
+    const int64_t *x = a, *y = b; // (cost, task)
+    return x[0] != y[0] ? (x[0] < y[0] ? 1 : -1) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
 static void train_attend(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a) {
     collm_llm_trainer *tr = ctx;
     attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att};
-    // tasks: the prompts, and the shared rows' own attention (none in a last-rows layer)
+    // tasks: the prompts, and the shared rows' own attention (none in a last-rows layer),
+    // handed out one at a time, costliest (queries x keys) first: the last ones are
+    // short, so the threads finish together (each task's bits do not depend on its thread)
     int tasks = tr->n_seq + (tr->n_shared > 0 && !b->q_rows);
-    collm_pool_for(tr->pool, tasks, 1, attention_forward_task, &job);
+    int64_t stack[2 * 65], *cost = tasks <= 65 ? stack : collm_malloc((size_t)tasks * 2 * sizeof(int64_t));
+    for (int s = 0; s < tasks; s++) {
+        attention_geometry g = geometry(&job, s);
+        tr->att_order[s] = s;
+        if (cost) cost[2 * s] = (int64_t)g.T * g.len, cost[2 * s + 1] = s;
+    }
+    if (cost) { // (out of memory: prompt order, the same results)
+        qsort(cost, (size_t)tasks, 2 * sizeof(int64_t), by_cost_desc);
+        for (int s = 0; s < tasks; s++) tr->att_order[s] = (int32_t)cost[2 * s + 1];
+        if (cost != stack) free(cost);
+    }
+    collm_pool_for_each(tr->pool, tasks, attention_forward_task, &job);
 }
 
 static void train_attend_backward(void *ctx, const collm_llm_block *b, const collm_llm_block_acts *a,
@@ -444,10 +469,12 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
 
 static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
                    const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng,
-                   int forward_only) {
+                   int forward_only, int same_weights) {
     const collm_llm_model *m = tr->model;
     const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd;
+    if (!forward_only || !same_weights) // the packed weights of an earlier scoring pass may be stale
+        for (int i = 0; i < hp->n_layer * 4; i++) collm_ops_wpack_free(&tr->packed[i]);
     if (n_seq < 1) return collm_error(COLLM_ERR_ARG, "trainer: empty batch");
     if (yes_id < 0 || yes_id >= hp->n_vocab) return collm_error(COLLM_ERR_ARG, "trainer: answer token %d out of range", yes_id);
     // the caller's packing: lengths, then token ids (-1 at slot rows), checked
@@ -556,7 +583,8 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
                                .rope_row_q = last ? tr->last_pos : tr->pos, .qkv = tr->qkv, .lora = tr->lora,
                                .dropout_rng = dropout_rng, .pool = tr->pool, .attend = train_attend,
                                .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1,
-                               .unfused = tr->unfused, .chunk_scratch = forward_only ? tr->chunk_scratch : NULL};
+                               .unfused = tr->unfused, .chunk_scratch = forward_only ? tr->chunk_scratch : NULL,
+                               .packed = forward_only ? tr->packed + 4 * l : NULL};
         acts->q_in = last ? tr->q_in : NULL;
         int rc = collm_llm_block_forward(b, acts);
         if (rc != COLLM_OK) return rc;
@@ -573,12 +601,12 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
 
 int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
                               const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng) {
-    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, dropout_rng, 0);
+    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, dropout_rng, 0, 0);
 }
 
 int collm_llm_trainer_score(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores) {
-    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, NULL, 1);
+                            const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, int same_weights) {
+    return forward(tr, tokens, seq_len, n_seq, slots, yes_id, scores, NULL, 1, same_weights);
 }
 
 // With frozen weights only the slot rows' input gradients are wanted, and a

@@ -1026,7 +1026,9 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
         rc = collm_batch_pack(&b, m, enc, which, cnt);
         if (rc) break;
         collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
-        rc = collm_llm_trainer_score(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, scores + start);
+        // the weights stay the same batch after batch: packed once, on the first
+        rc = collm_llm_trainer_score(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, scores + start,
+                                     start > 0);
     }
     free(which);
     collm_batch_free(&b);
