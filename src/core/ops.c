@@ -207,6 +207,48 @@ static void gemm_pack_a(float *Ap, const float *A, int64_t ars, int64_t acs, int
         for (int i = m; i < GEMM_MR; i++) Ap[(int64_t)k * GEMM_MR + i] = 0.0f;
 }
 
+// Columns [j0, j1) of a panel Bp (kc, NR) from a B whose columns are rows:
+// Bp[k·NR + j] = B[(j - j0)·bcs + k·brs]. With brs 1 (B^T row-major: W of
+// x·W^T, attention's keys), eight columns at a time through an 8 x 8
+// register transpose rather than element by element.
+static void gemm_pack_cols(float *Bp, const float *B, int64_t brs, int64_t bcs, int j0, int j1, int kc) {
+    int j = j0;
+#ifdef OPS_AVX2
+    for (; brs == 1 && j + 8 <= j1; j += 8) {
+        const float *b = B + (int64_t)(j - j0) * bcs;
+        int k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r0 = _mm256_loadu_ps(b + k), r1 = _mm256_loadu_ps(b + bcs + k), r2 = _mm256_loadu_ps(b + 2 * bcs + k),
+                   r3 = _mm256_loadu_ps(b + 3 * bcs + k), r4 = _mm256_loadu_ps(b + 4 * bcs + k),
+                   r5 = _mm256_loadu_ps(b + 5 * bcs + k), r6 = _mm256_loadu_ps(b + 6 * bcs + k),
+                   r7 = _mm256_loadu_ps(b + 7 * bcs + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                   t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                   s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+                   s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+                   s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            float *o = Bp + (int64_t)k * GEMM_NR + j; // row k + i of the panel gets element k + i of the 8 columns
+            _mm256_storeu_ps(o, _mm256_permute2f128_ps(s0, s4, 0x20));
+            _mm256_storeu_ps(o + GEMM_NR, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(o + 2 * GEMM_NR, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(o + 3 * GEMM_NR, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(o + 4 * GEMM_NR, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(o + 5 * GEMM_NR, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(o + 6 * GEMM_NR, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(o + 7 * GEMM_NR, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < 8; i++) Bp[(int64_t)k * GEMM_NR + j + i] = b[i * bcs + k];
+    }
+#endif
+    for (; j < j1; j++) {
+        const float *b = B + (int64_t)(j - j0) * bcs;
+        for (int k = 0; k < kc; k++) Bp[(int64_t)k * GEMM_NR + j] = b[k * brs];
+    }
+}
+
 // Bp (kc, NR): Bp[k·NR + j] = B(k, j) for j < n, zero columns after.
 // B(k, j) = B[k·brs + j·bcs].
 static void gemm_pack_b(float *Bp, const float *B, int64_t brs, int64_t bcs, int n, int kc) {
@@ -217,10 +259,7 @@ static void gemm_pack_b(float *Bp, const float *B, int64_t brs, int64_t bcs, int
             for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
         }
     } else {
-        for (int j = 0; j < n; j++) {
-            const float *b = B + j * bcs;
-            for (int k = 0; k < kc; k++) Bp[(int64_t)k * GEMM_NR + j] = b[k * brs];
-        }
+        gemm_pack_cols(Bp, B, brs, bcs, 0, n, kc);
         for (int k = 0; n < GEMM_NR && k < kc; k++)
             for (int j = n; j < GEMM_NR; j++) Bp[(int64_t)k * GEMM_NR + j] = 0.0f;
     }
@@ -332,11 +371,11 @@ static void gemm_pack_b_job(const gemm_job *g, float *Bp, int k0, int j0, int n,
         const float *B2 = g->B2 - (int64_t)g->b_split * g->ldb; // B2's row 0 is row b_split
         gemm_pack_b(Bp, B2 + k0 * brs + j0 * bcs, brs, bcs, n, kc);
     } else if (g->trans_b) { // columns j: B(k, j) = row j of its part, at k
-        for (int j = 0; j < GEMM_NR; j++) {
-            const int jj = j0 + j;
-            const float *b = jj < g->b_split ? g->B + (int64_t)jj * g->ldb : g->B2 + (int64_t)(jj - g->b_split) * g->ldb;
-            for (int k = 0; k < kc; k++) Bp[(int64_t)k * GEMM_NR + j] = j < n ? b[k0 + k] : 0.0f;
-        }
+        const int s = g->b_split - j0; // the panel's first column from B2
+        gemm_pack_cols(Bp, g->B + (int64_t)j0 * g->ldb + k0, 1, g->ldb, 0, s, kc);
+        gemm_pack_cols(Bp, g->B2 + k0, 1, g->ldb, s, n, kc);
+        for (int k = 0; n < GEMM_NR && k < kc; k++)
+            for (int j = n; j < GEMM_NR; j++) Bp[(int64_t)k * GEMM_NR + j] = 0.0f;
     } else { // rows k: B(k, j) = row k of its part, at j
         for (int k = 0; k < kc; k++) {
             const int kk = k0 + k;
