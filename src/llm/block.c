@@ -282,12 +282,12 @@ static void fused_ffn_task(void *ctx, int64_t begin, int64_t end, int thread_ind
         float *h = mine ? gu + FUSED_CHUNK * 2 * F : a->h + r0 * F, *out = a->out + r0 * C;
         const float *x = a->x + r0 * C;
         collm_ops_wpack_forward(&j->w[0], x_mid, a->attn + r0 * Q, n);
-        for (int64_t i = 0; i < n * C; i++) x_mid[i] += x[i];
+        collm_ops_axpy(x_mid, 1.0f, x, n * C); // the residual (1·x exact: the bits of x_mid + x), vectorised
         collm_ops_rmsnorm_forward(xn2, rstd, x_mid, b->w->ffn_norm, n, (int)C, hp->rms_eps);
         collm_ops_wpack_forward(&j->w[1], gu, xn2, n);
         for (int t = 0; t < n; t++) collm_ops_swiglu_forward(h + t * F, gu + t * 2 * F, gu + t * 2 * F + F, F);
         collm_ops_wpack_forward(&j->w[2], out, h, n);
-        for (int64_t i = 0; i < n * C; i++) out[i] += x_mid[i];
+        collm_ops_axpy(out, 1.0f, x_mid, n * C);
     }
 }
 
