@@ -467,14 +467,23 @@ static void test_shared_prefix(void) {
 // rows for several chunks on each thread; Llama, and Qwen2 (q|k|v biases,
 // NEOX RoPE, GQA). Where collm's kernel is not the forward's (no AVX-512)
 // both runs take the unfused path and agree trivially.
-static void test_fused_block(collm_llm_arch arch) {
+// The model of the fused-path tests: C 32, F 40 (several chunks of a
+// batch's rows), weights scaled up; rng seeded for the test's data.
+static collm_llm_model *fused_model(collm_llm_arch arch, int n_layer, uint64_t seed, collm_rng *rng) {
     collm_llm_hparams hp = tiny_hparams(arch);
     hp.n_embd = 32;
     hp.n_ff = 40;
-    collm_llm_model *m = collm_llm_model_init_random(&hp, 21);
+    hp.n_layer = n_layer;
+    collm_llm_model *m = collm_llm_model_init_random(&hp, seed);
+    collm_rng_seed(rng, seed + 1);
+    scale_up_weights(m, rng);
+    return m;
+}
+
+static void test_fused_block(collm_llm_arch arch) {
     collm_rng rng;
-    collm_rng_seed(&rng, 22);
-    scale_up_weights(m, &rng);
+    collm_llm_model *m = fused_model(arch, tiny_hparams(arch).n_layer, 21, &rng);
+    const collm_llm_hparams hp = m->hp;
     collm_blas_set_threads(1);
     collm_pool *pool = collm_pool_create(2);
     enum { S = 8, L = 60 };
@@ -520,14 +529,9 @@ static void test_fused_block(collm_llm_arch arch) {
 // same bits), and afresh after a weight changes (the forward's new bits). A
 // backward after it is refused; after the next forward it runs.
 static void test_score_forward_only(void) {
-    collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
-    hp.n_embd = 32;
-    hp.n_ff = 40;
-    hp.n_layer = 3;
-    collm_llm_model *m = collm_llm_model_init_random(&hp, 31);
     collm_rng rng;
-    collm_rng_seed(&rng, 32);
-    scale_up_weights(m, &rng);
+    collm_llm_model *m = fused_model(COLLM_LLM_ARCH_LLAMA, 3, 31, &rng);
+    const collm_llm_hparams hp = m->hp;
     collm_blas_set_threads(1);
     collm_pool *pool = collm_pool_create(2);
     enum { S = 8, L = 60, P = 9 };
