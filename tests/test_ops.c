@@ -451,6 +451,35 @@ static void test_matmul_backward(void) {
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.r);
 }
 
+// The set form against zeroing dx, then the accumulating form: the same bits
+// (an exact zero may differ in sign only), dx's old contents (NaN) never
+// read; dw and dbias still add. A shape for the pool's threads and collm's
+// kernel, one for BLAS, and out = 0 (dx zeroed).
+static void test_matmul_backward_set(void) {
+    collm_pool *pool = collm_pool_create(2);
+    const int shapes[3][3] = {{300, 128, 256}, {5, 33, 7}, {3, 8, 0}}; // T, in, out
+    for (int k = 0; k < 3; k++) {
+        const int T = shapes[k][0], in = shapes[k][1], out = shapes[k][2];
+        float *dy = rand_vec((int64_t)T * out + 1, 1), *x = rand_vec((int64_t)T * in, 1);
+        float *w = rand_vec((int64_t)out * in + 1, 1);
+        float *dx_ref = zeros((int64_t)T * in), *dx = zeros((int64_t)T * in);
+        float *dw_ref = rand_vec((int64_t)out * in + 1, 1), *dw = malloc(((size_t)out * in + 1) * sizeof(float));
+        float *db_ref = rand_vec(out + 1, 1), *db = malloc((size_t)(out + 1) * sizeof(float));
+        memcpy(dw, dw_ref, ((size_t)out * in + 1) * sizeof(float));
+        memcpy(db, db_ref, (size_t)(out + 1) * sizeof(float));
+        for (int64_t i = 0; i < (int64_t)T * in; i++) dx[i] = NAN;
+        collm_ops_matmul_backward(dx_ref, dw_ref, db_ref, dy, x, w, T, in, out, pool);
+        collm_ops_matmul_backward_set(dx, dw, db, dy, x, w, T, in, out, pool);
+        int same = 1;
+        for (int64_t i = 0; i < (int64_t)T * in; i++) same &= dx[i] == dx_ref[i] && !isnan(dx[i]);
+        same &= memcmp(dw, dw_ref, (size_t)out * in * sizeof(float)) == 0;
+        same &= memcmp(db, db_ref, (size_t)out * sizeof(float)) == 0;
+        CHECK(same);
+        free(dy), free(x), free(w), free(dx_ref), free(dx), free(dw_ref), free(dw), free(db_ref), free(db);
+    }
+    collm_pool_free(pool);
+}
+
 // --- rmsnorm
 typedef struct {
     float *x, *w, *y, *rstd, *r;
@@ -744,6 +773,7 @@ int main(void) {
     test_attention_forward_split();
     test_attention_long_context();
     test_matmul_backward();
+    test_matmul_backward_set();
     test_rmsnorm_backward();
     test_rope_backward();
     test_swiglu_relu_backward();

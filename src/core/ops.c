@@ -626,11 +626,12 @@ void collm_ops_matmul_forward(float *y, const float *x, const float *w, const fl
     }
 }
 
-void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
-                               int in, int out, collm_pool *pool) {
-    if (T <= 0 || in <= 0 || out <= 0) return;
-    // dx (T, in) += dy (T, out) · W (out, in)
-    if (dx) collm_ops_gemm(0, 0, T, in, out, dy, out, w, in, 1, dx, in, COLLM_GEMM_AUTO, pool);
+static void matmul_backward(float *dx, int accumulate_dx, float *dw, float *dbias, const float *dy, const float *x,
+                            const float *w, int T, int in, int out, collm_pool *pool) {
+    if (T <= 0 || in <= 0) return;
+    // dx (T, in) (+)= dy (T, out) · W (out, in); set: no zeroing pass, C neither zeroed nor read
+    if (dx) collm_ops_gemm(0, 0, T, in, out, dy, out, w, in, accumulate_dx, dx, in, COLLM_GEMM_AUTO, pool);
+    if (out <= 0) return;
     // dW (out, in) += dy^T (out, T) · x (T, in)
     if (dw) collm_ops_gemm(1, 0, out, in, T, dy, out, x, in, 1, dw, in, COLLM_GEMM_AUTO, pool);
     // dbias (out) += column sums of dy; rows outer so the inner loop is contiguous
@@ -640,6 +641,16 @@ void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *
             for (int o = 0; o < out; o++) dbias[o] += dyt[o];
         }
     }
+}
+
+void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
+                               int in, int out, collm_pool *pool) {
+    if (out > 0) matmul_backward(dx, 1, dw, dbias, dy, x, w, T, in, out, pool);
+}
+
+void collm_ops_matmul_backward_set(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                                   int T, int in, int out, collm_pool *pool) {
+    matmul_backward(dx, 0, dw, dbias, dy, x, w, T, in, out, pool);
 }
 
 // ---------------------------------------------------------------------------

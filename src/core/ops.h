@@ -33,6 +33,11 @@ void collm_ops_matmul_forward(float *y, const float *x, const float *w, const fl
 // dx (T, in) += dy · W ; dw (out, in) += dy^T · x ; dbias (out) += Σ_t dy.
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                                int in, int out, collm_pool *pool);
+// The same with dx (T, in) = dy · W set, not added to (no zeroing pass
+// before it; with out = 0, dx zeroed): the same bits as zeroing dx, then
+// collm_ops_matmul_backward, but for the sign of an exact zero.
+void collm_ops_matmul_backward_set(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                                   int T, int in, int out, collm_pool *pool);
 
 // Forward products x·W^T over row chunks, for callers that run their own row
 // loop over a pool (a fused transformer block): W^T packed once for collm's

@@ -198,7 +198,8 @@ static void lora_backward(const collm_llm_block *b, const collm_llm_block_acts *
 // A projection through the layer's matrix `wm` (n_parts of them stacked):
 // the float weights of an F32 model or the quantised ones (llm/model.c).
 // The only failure is running out of memory for the quantised path's
-// scratch; it returns from the calling function.
+// scratch; it returns from the calling function. MMB sets dx (T, in), adds
+// into dw and db.
 #define MM(y, x, wf, wm, n_parts, bias, T, in, out)                                                                    \
     do {                                                                                                               \
         int rc_ = collm_llm_matmul(y, x, wf, &w->qw[wm], n_parts, bias, T, in, out, b->exact, b->pool);                         \
@@ -400,12 +401,10 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     const int32_t *in_rows = b->q_rows ? NULL : bw;     // where those rows' activations are (NULL: same row)
 
     // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
-    par_zero(b->pool, s->d_h, N, F);
     MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
     lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
     rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
     run_rows(b->pool, &sw, N);
-    par_zero(b->pool, s->d_xn, N, C);
     MMB(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F); // gate|up stacked
     lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
     lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
@@ -413,7 +412,6 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, in_rows, N, s->dw_parts);
 
     // attention
-    par_zero(b->pool, s->d_attn, N, Q);
     MMB(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, COLLM_W_O, 1, N, Q, C);
     lora_backward(b, a, COLLM_LORA_O, a->attn, N, d_mid, C, s->d_attn, s->d_xa);
     const float *d_attn = s->d_attn;
@@ -431,8 +429,7 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     b->attend_backward(b->attend_ctx, b, a, d_attn, s->d_q, s->d_k, s->d_v);
     par_rope(b, s->d_q, b->rope_row_q, n_q, hp->n_head, 1);
     par_rope(b, s->d_k, b->rope_row, R, hp->n_head_kv, 1);
-    par_zero(b->pool, s->d_xn, A, C);
-    if (!b->q_rows) {
+    if (!b->q_rows) { // (the MMB below sets d_xn (A, C))
         // one GEMM over stacked q|k|v: dx = d_qkv · W, dW += d_qkv^T · xn1 (at the backward rows)
         par_split(b, 1, s->d_qkv, s->d_q, Q, s->d_k, KV, s->d_v, KV, bw, A);
         MMB(s->d_xn, g->wq, g->bq, s->d_qkv, a->xn1, w->wq, COLLM_W_Q, 3, A, C, Q + 2 * KV);
@@ -445,7 +442,6 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
         MMB(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, COLLM_W_K, 2, A, C, 2 * KV);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
-        memset(s->d_q_in, 0, (size_t)N * C * sizeof(float));
         MMB(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, COLLM_W_Q, 1, N, C, Q);
         lora_backward(b, a, COLLM_LORA_Q, a->q_in, N, s->d_q, Q, s->d_q_in, s->d_xa);
         // back at the query rows: the query path into d_xn, the residual into d_x

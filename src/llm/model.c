@@ -205,11 +205,12 @@ int collm_llm_matmul(float *y, const float *x, const float *w, const collm_qmat 
 int collm_llm_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                               const collm_qmat *qw, int n_parts, int T, int in, int out, collm_pool *pool) {
     if (w || !qw || !qw[0].data) {
-        collm_ops_matmul_backward(dx, dw, dbias, dy, x, w, T, in, out, pool);
+        collm_ops_matmul_backward_set(dx, dw, dbias, dy, x, w, T, in, out, pool);
         return COLLM_OK;
     }
     if (dw || dbias) return collm_error(COLLM_ERR_ARG, "a quantised weight is frozen: it has no gradient");
     if (!dx) return COLLM_OK;
+    if (T > 0 && in > 0) memset(dx, 0, (size_t)T * (size_t)in * sizeof(float)); // the parts add into it
     int rc = COLLM_OK;
     for (int k = 0, col = 0; k < n_parts && rc == COLLM_OK; col += (int)qw[k].rows, k++)
         rc = collm_qmm_backward_x(dx, dy + col, out, T, &qw[k], pool);

@@ -73,7 +73,8 @@ void collm_llm_embed_row(const collm_llm_model *m, int64_t id, float *out);
 // this very function), else by shape as llama.cpp would (quantised activations).
 int collm_llm_matmul(float *y, const float *x, const float *w, const collm_qmat *qw, int n_parts, const float *bias, int T,
                      int in, int out, int exact, collm_pool *pool);
-// Its backward: dx (T, in) += dy · W; dw, dbias (F32 model only; NULL when frozen) += as collm_ops_matmul_backward.
+// Its backward: dx (T, in) = dy · W (set, not added to: no zeroing before it); dw, dbias (F32 model only;
+// NULL when frozen) += as collm_ops_matmul_backward.
 int collm_llm_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                               const collm_qmat *qw, int n_parts, int T, int in, int out, collm_pool *pool);
 
