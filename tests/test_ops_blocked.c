@@ -223,6 +223,23 @@ static void test_swiglu_tails(void) {
     collm_ops_swiglu_backward(NULL, du, dh, g, u, n); // a NULL gradient is skipped
     for (int i = 0; i < n; i++) want_du[i] += dh[i] * g[i] / (1.0 + exp(-(double)g[i]));
     CHECK(close_vec(du, want_du, n, 1e-6, 1e-6, "swiglu du twice"));
+    // the set form: the reference's values onto nothing (NaN before: never read), and the
+    // bits of the adding form onto zeros
+    float *sg = malloc(sizeof(float) * n), *su = malloc(sizeof(float) * n);
+    float *zg = calloc((size_t)n, sizeof(float)), *zu = calloc((size_t)n, sizeof(float));
+    double set_dg[37], set_du[37];
+    for (int i = 0; i < n; i++) {
+        double s = 1.0 / (1.0 + exp(-(double)g[i]));
+        set_dg[i] = dh[i] * u[i] * (s + g[i] * s * (1.0 - s));
+        set_du[i] = dh[i] * g[i] * s;
+        sg[i] = su[i] = NAN;
+    }
+    collm_ops_swiglu_backward_set(sg, su, dh, g, u, n);
+    CHECK(close_vec(sg, set_dg, n, 1e-6, 1e-6, "swiglu set dg"));
+    CHECK(close_vec(su, set_du, n, 1e-6, 1e-6, "swiglu set du"));
+    collm_ops_swiglu_backward(zg, zu, dh, g, u, n);
+    CHECK(memcmp(sg, zg, sizeof(float) * n) == 0 && memcmp(su, zu, sizeof(float) * n) == 0);
+    free(sg), free(su), free(zg), free(zu);
     free(g), free(u), free(dh), free(h), free(hg), free(dg), free(du);
 }
 

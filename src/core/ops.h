@@ -83,6 +83,8 @@ void collm_ops_rope_rows(float *x, const float *cs, const int32_t *rows, int T, 
 // SwiGLU: h = silu(g) ⊙ u, elementwise over n.
 void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t n);
 void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
+// dg, du (n) = the same gradients, set rather than added to (neither read; both non-NULL).
+void collm_ops_swiglu_backward_set(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n);
 
 // ReLU: y = max(x, 0).
 void collm_ops_relu_forward(float *y, const float *x, int64_t n);

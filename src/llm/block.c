@@ -70,11 +70,10 @@ static void rows_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         for (int64_t t = begin; t < end; t++)
             collm_ops_swiglu_forward(j->y + t * W, j->x + t * 2 * W, j->x + t * 2 * W + W, W);
         break;
-    case ROWS_SWIGLU_BWD: // y is set, not added to: each row zeroed here, while it is in cache
+    case ROWS_SWIGLU_BWD: // y is set, not added to
         for (int64_t t = begin; t < end; t++) {
             const float *gu = j->x + (j->idx ? j->idx[t] : t) * 2 * W;
-            memset(j->y + t * 2 * W, 0, (size_t)(2 * W) * sizeof(float));
-            collm_ops_swiglu_backward(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, gu, gu + W, W);
+            collm_ops_swiglu_backward_set(j->y + t * 2 * W, j->y + t * 2 * W + W, j->dy + t * W, gu, gu + W, W);
         }
         break;
     case ROWS_ADD:
