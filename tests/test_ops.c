@@ -311,6 +311,51 @@ static void test_attention_forward_split(void) {
     free(ref);
 }
 
+// The backward with the keys in two parts (collm_ops_attention_backward_split,
+// the trainer's shared rows then a prompt's own): bit for bit the one-part
+// backward over the same keys, dq, dk, dv accumulated onto the same nonzero
+// starting values; the key, value and gradient buffers padded with canaries
+// that must be neither read (NaN keys) nor written; the same splits as the
+// forward's, several query blocks, GQA, one thread and a pool of 3.
+static void test_attention_backward_split(void) {
+    const int nh = 4, nkv = 2, hd = 16, T = 150, n_past = 37, L = T + n_past, nq = T * nh * hd, nk = L * nkv * hd;
+    float *q = rand_vec(nq, 1), *k = rand_vec(nk, 1), *v = rand_vec(nk, 1), *dout = rand_vec(nq, 1);
+    float *out = zeros(nq), *att = zeros(nh * T * L), *base = rand_vec(nk, 1), *dq0 = rand_vec(nq, 1);
+    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk), *dq2 = zeros(nq);
+    float *k1 = zeros(nk), *v1 = zeros(nk), *k2 = zeros(nk), *v2 = zeros(nk);
+    float *dk1 = zeros(nk + 1), *dv1 = zeros(nk + 1), *dk2 = zeros(nk + 1), *dv2 = zeros(nk + 1);
+    collm_ops_attention_forward(out, att, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL);
+    memcpy(dq, dq0, sizeof(float) * nq);
+    memcpy(dk, base, sizeof(float) * nk);
+    memcpy(dv, base, sizeof(float) * nk);
+    CHECK(collm_ops_attention_backward(dq, dk, dv, dout, att, q, k, v, T, n_past, nh, nkv, hd, NULL, NULL) == 0);
+    collm_pool *pool = collm_pool_create(3);
+    const int splits[] = {0, 1, 16, 31, 32, 33, 37, 100, L - 1, L};
+    for (size_t c = 0; c < sizeof splits / sizeof *splits; c++)
+        for (int pooled = 0; pooled < 2; pooled++) {
+            const int f = splits[c], n1 = f * nkv * hd, n2 = (L - f) * nkv * hd;
+            for (int i = 0; i < nk; i++) k1[i] = v1[i] = k2[i] = v2[i] = NAN;
+            for (int i = 0; i <= nk; i++) dk1[i] = dv1[i] = dk2[i] = dv2[i] = 12345.0f;
+            memcpy(k1, k, sizeof(float) * n1), memcpy(v1, v, sizeof(float) * n1);
+            memcpy(k2, k + n1, sizeof(float) * n2), memcpy(v2, v + n1, sizeof(float) * n2);
+            memcpy(dk1, base, sizeof(float) * n1), memcpy(dv1, base, sizeof(float) * n1);
+            memcpy(dk2, base + n1, sizeof(float) * n2), memcpy(dv2, base + n1, sizeof(float) * n2);
+            memcpy(dq2, dq0, sizeof(float) * nq);
+            CHECK(collm_ops_attention_backward_split(dq2, dk1, dv1, dk2, dv2, dout, att, q, k1, v1, f, k2, v2, T, n_past,
+                                                     nh, nkv, hd, pooled ? pool : NULL, NULL) == 0);
+            CHECK_MSG(memcmp(dq, dq2, sizeof(float) * nq) == 0, "backward split at %d (pool %d): dq differs", f, pooled);
+            CHECK_MSG(memcmp(dk, dk1, sizeof(float) * n1) == 0 && memcmp(dk + n1, dk2, sizeof(float) * n2) == 0,
+                      "backward split at %d (pool %d): dk differs", f, pooled);
+            CHECK_MSG(memcmp(dv, dv1, sizeof(float) * n1) == 0 && memcmp(dv + n1, dv2, sizeof(float) * n2) == 0,
+                      "backward split at %d (pool %d): dv differs", f, pooled);
+            CHECK_MSG(dk1[n1] == 12345.0f && dv1[n1] == 12345.0f && dk2[n2] == 12345.0f && dv2[n2] == 12345.0f,
+                      "backward split at %d: wrote past a part", f);
+        }
+    collm_pool_free(pool);
+    free(q), free(k), free(v), free(dout), free(out), free(att), free(base), free(dq0), free(dq), free(dk), free(dv);
+    free(dq2), free(k1), free(v1), free(k2), free(v2), free(dk1), free(dv1), free(dk2), free(dv2);
+}
+
 // Attention over a context longer than any stack allows (issue 8: the score
 // rows were stack arrays of n_past + T floats; n_ctx up to 2^24 is accepted).
 // Runs on a thread with a 256 KiB stack and a large guard, so a score row on
@@ -771,6 +816,7 @@ int main(void) {
     test_swiglu_relu_forward();
     test_attention_forward();
     test_attention_forward_split();
+    test_attention_backward_split();
     test_attention_long_context();
     test_matmul_backward();
     test_matmul_backward_set();

@@ -1106,7 +1106,8 @@ typedef struct {
     float *dq, *dk, *dv;
     const float *dout, *q, *k, *v;
     const float *att_in;
-    const float *k2, *v2; // forward: keys/values from n_first on (NULL: all at k, v)
+    const float *k2, *v2; // keys/values from n_first on (NULL: all at k, v)
+    float *dk2, *dv2;     // backward with k2: the gradients of those rows (row n_first first)
     int n_first;
     int normalize;        // forward without att: probabilities normalised in the scratch, as in att
     int T, n_past, n_head, n_head_kv, hd;
@@ -1465,26 +1466,33 @@ int collm_ops_attention_packed_forward(float *out, const float *q, const int32_t
 // (scale folded into dS). Items are kv heads: a kv head's dk/dv rows receive
 // from every query head of its group, so one task owns one kv head (and the
 // dq of its query heads); blocks and heads run in a fixed order. No two
-// threads write the same memory and every sum has a fixed order.
+// threads write the same memory and every sum has a fixed order. Keys in two
+// parts (k2): K and V read from both as in the forward; dk/dv's rows below
+// n_first go to dk/dv, the rest to dk2/dv2 (two products over the key rows,
+// each key summed over the same queries in the same order: the same bits).
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     const attention_ctx *c = ctx_;
     const int T = c->T, hd = c->hd, L = c->n_past + c->T, qb = c->qb;
     const int group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
+    const int n_first = c->k2 ? c->n_first : L; // key rows whose gradients go to dk/dv
     float *dS = c->scratch + thread_index * c->scratch_per; // (nq <= qb, nk <= L) dP, then dS
     for (int64_t kvh = begin; kvh < end; kvh++) {
         const float *kh = c->k + kvh * hd, *vh = c->v + kvh * hd;
+        const float *kh2 = c->k2 ? c->k2 + kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + kvh * hd : NULL;
         float *dkh = c->dk ? c->dk + kvh * hd : NULL, *dvh = c->dv ? c->dv + kvh * hd : NULL;
+        float *dkh2 = c->dk2 ? c->dk2 + kvh * hd : NULL, *dvh2 = c->dv2 ? c->dv2 + kvh * hd : NULL;
         for (int h = (int)kvh * group; h < ((int)kvh + 1) * group; h++) {
             for (int t0 = 0; t0 < T; t0 += qb) {
                 int nq = T - t0 < qb ? T - t0 : qb;
                 int diag = c->n_past + t0, nk = diag + nq;
+                int n1 = nk < n_first ? nk : n_first; // this block's key rows in the first part
                 const float *P = c->att_in + ((int64_t)h * T + t0) * L; // (nq, nk), stride L
                 const float *qrows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd;
                 const float *dorows = c->dout + (int64_t)t0 * q_stride + (int64_t)h * hd;
-                att_gemm(0, 1, nq, nk, hd, dorows, q_stride, vh, kv_stride, 0, dS, nk, diag, GEMM_NO_LIMIT,
-                         GEMM_NO_LIMIT); // dP = dO·V^T
+                att_gemm2(0, 1, nq, nk, hd, dorows, q_stride, vh, vh2, n_first, kv_stride, 0, dS, nk, diag,
+                          GEMM_NO_LIMIT, GEMM_NO_LIMIT); // dP = dO·V^T
                 for (int i = 0; i < nq; i++) {
                     const float *p = P + (int64_t)i * L;
                     float *ds = dS + (int64_t)i * nk;
@@ -1494,32 +1502,54 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                     for (int j = n_keys; j < nk; j++) ds[j] = 0.0f;
                 }
                 if (c->dq) // dQ += dS·K
-                    att_gemm(0, 0, nq, hd, nk, dS, nk, kh, kv_stride, 1, c->dq + (int64_t)t0 * q_stride + (int64_t)h * hd,
-                             q_stride, GEMM_NO_LIMIT, GEMM_NO_LIMIT, diag);
-                if (dkh) // dK += dS^T·Q
-                    att_gemm(1, 0, nk, hd, nq, dS, nk, qrows, q_stride, 1, dkh, kv_stride, GEMM_NO_LIMIT, diag,
-                             GEMM_NO_LIMIT);
-                if (dvh) // dV += P^T·dO
-                    att_gemm(1, 0, nk, hd, nq, P, L, dorows, q_stride, 1, dvh, kv_stride, GEMM_NO_LIMIT, diag,
-                             GEMM_NO_LIMIT);
+                    att_gemm2(0, 0, nq, hd, nk, dS, nk, kh, kh2, n_first, kv_stride, 1,
+                              c->dq + (int64_t)t0 * q_stride + (int64_t)h * hd, q_stride, GEMM_NO_LIMIT,
+                              GEMM_NO_LIMIT, diag);
+                // dK += dS^T·Q and dV += P^T·dO, key rows [0, n1) then [n1, nk) (n1 = n_first
+                // there: row r of the second product is key n1 + r, its first query diag - n1 on)
+                if (dkh) att_gemm(1, 0, n1, hd, nq, dS, nk, qrows, q_stride, 1, dkh, kv_stride, GEMM_NO_LIMIT, diag,
+                                  GEMM_NO_LIMIT);
+                if (dvh) att_gemm(1, 0, n1, hd, nq, P, L, dorows, q_stride, 1, dvh, kv_stride, GEMM_NO_LIMIT, diag,
+                                  GEMM_NO_LIMIT);
+                if (dkh2 && nk > n1)
+                    att_gemm(1, 0, nk - n1, hd, nq, dS + n1, nk, qrows, q_stride, 1, dkh2, kv_stride, GEMM_NO_LIMIT, diag - n1, GEMM_NO_LIMIT);
+                if (dvh2 && nk > n1)
+                    att_gemm(1, 0, nk - n1, hd, nq, P + n1, L, dorows, q_stride, 1, dvh2, kv_stride, GEMM_NO_LIMIT, diag - n1, GEMM_NO_LIMIT);
             }
         }
     }
 }
 
-int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                                 const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
-                                 int head_dim, collm_pool *pool, float *scratch) {
+static int attention_backward(float *dq, float *dk, float *dv, float *dk2, float *dv2, const float *dout,
+                              const float *att, const float *q, const float *k, const float *v, int n_first,
+                              const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
+                              int head_dim, collm_pool *pool, float *scratch) {
     if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
     int L = n_past + T;
     float *own = NULL;
     if (!(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
-    attention_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .att_in = att, .q = q, .k = k, .v = v, .T = T,
-                       .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim,
-                       .qb = attention_block(T, L), .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
+    attention_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dk2 = dk2, .dv2 = dv2, .dout = dout, .att_in = att, .q = q,
+                       .k = k, .v = v, .k2 = k2, .v2 = v2, .n_first = n_first, .T = T, .n_past = n_past,
+                       .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim, .qb = attention_block(T, L),
+                       .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
     collm_pool_for(pool, n_head_kv, 1, attention_backward_task, &c);
     free(own);
     return COLLM_OK;
+}
+
+int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                 const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
+                                 int head_dim, collm_pool *pool, float *scratch) {
+    return attention_backward(dq, dk, dv, NULL, NULL, dout, att, q, k, v, n_past + T, NULL, NULL, T, n_past, n_head,
+                              n_head_kv, head_dim, pool, scratch);
+}
+
+int collm_ops_attention_backward_split(float *dq, float *dk, float *dv, float *dk2, float *dv2, const float *dout,
+                                       const float *att, const float *q, const float *k, const float *v, int n_first,
+                                       const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
+                                       int head_dim, collm_pool *pool, float *scratch) {
+    return attention_backward(dq, dk, dv, dk2, dv2, dout, att, q, k, v, n_first, k2, v2, T, n_past, n_head,
+                              n_head_kv, head_dim, pool, scratch);
 }
 
 // ---------------------------------------------------------------------------

@@ -117,6 +117,15 @@ int collm_ops_attention_forward_split(float *out, float *att, const float *q, co
 int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                                  const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                                  int head_dim, collm_pool *pool, float *scratch);
+// The same with the keys and values in two parts, as in
+// collm_ops_attention_forward_split: rows [0, n_first) at k, v, their
+// gradients accumulated into dk, dv (n_first, n_head_kv, hd); rows
+// [n_first, n_past + T) at k2, v2, into dk2, dv2 (row n_first first). The
+// same bits as the one-part call on the rows copied together.
+int collm_ops_attention_backward_split(float *dq, float *dk, float *dv, float *dk2, float *dv2, const float *dout,
+                                       const float *att, const float *q, const float *k, const float *v, int n_first,
+                                       const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
+                                       int head_dim, collm_pool *pool, float *scratch);
 
 // Attention of packed rows of several sequences that all continue the same
 // cached prefix (inference only). Packed row r, at absolute position

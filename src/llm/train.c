@@ -77,7 +77,6 @@ struct collm_llm_trainer {
     collm_llm_block_grads g; // backward scratch
     float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows,
                              // forward-only probabilities
-    float *kv_scratch;       // (threads, 4, max_seq_len, KV) shared + own keys/values (and their gradients) of one prompt
     float *shared_dkv;       // (max_rows, 2, KV) each prompt's gradient at the shared keys/values, summed in order
     // forward only (collm_llm_trainer_score): the blocks' row chunks per
     // thread, reused while in cache (the probabilities go to att_scratch)
@@ -171,7 +170,6 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->row_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->in_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
-    tr->kv_scratch = collm_malloc((size_t)threads * 4 * (size_t)max_seq_len * (size_t)KV * sizeof(float));
     tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
     tr->packed = collm_calloc((size_t)hp->n_layer * 4, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
@@ -194,7 +192,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
     tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->in_start || !tr->tokens_in || !tr->kv_scratch || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
+        !tr->in_start || !tr->tokens_in || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_order || !tr->att_scratch ||
         (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
@@ -284,7 +282,6 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->row_start);
     free(tr->in_start);
     free(tr->tokens_in);
-    free(tr->kv_scratch);
     free(tr->shared_dkv);
     free(tr->chunk_scratch);
     for (int i = 0; tr->packed && i < tr->model->hp.n_layer * 4; i++) collm_ops_wpack_free(&tr->packed[i]);
@@ -349,18 +346,6 @@ static attention_geometry geometry(const attention_job *job, int64_t s) {
     return g;
 }
 
-// Keys (or values) of task s contiguous: rows [0, P) and the own rows. With
-// no shared rows, or for the shared block, they already are (returned in
-// place); otherwise copied to buf (len, KV).
-static const float *task_keys(const collm_llm_trainer *tr, const attention_geometry *g, const float *k, int64_t KV,
-                              float *buf) {
-    const int P = tr->n_shared;
-    if (P == 0 || g->own == 0) return k + g->own * KV;
-    memcpy(buf, k, (size_t)(P * KV) * sizeof(float));
-    memcpy(buf + P * KV, k + g->own * KV, (size_t)((g->len - P) * KV) * sizeof(float));
-    return buf;
-}
-
 // Attention never fails here: the forward keeps att, or (forward only) the
 // probabilities stay in the trainer's scratch row of this thread, as in the
 // backward. The keys are read where they are: the shared rows, then the own.
@@ -388,36 +373,33 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
 
 // Each task owns its query rows and its own key rows; the gradients at the
 // shared keys go to the task's slice of shared_dkv and are summed in task
-// order afterwards (deterministic for any thread count).
+// order afterwards (deterministic for any thread count). Keys, values and
+// their gradients are read and written where they are (the shared rows,
+// then the own), as in the forward.
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
     const int P = tr->n_shared;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, M = tr->max_seq_len;
-    float *kbuf = tr->kv_scratch + (int64_t)thread_index * 4 * M * KV, *vbuf = kbuf + M * KV, *dk = vbuf + M * KV,
-          *dv = dk + M * KV;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     float *att_scratch = tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len);
     for (int64_t s = begin; s < end; s++) {
         attention_geometry g = geometry(job, s);
         if (g.T == 0) continue;
-        const float *k = task_keys(tr, &g, a->k, KV, kbuf), *v = task_keys(tr, &g, a->v, KV, vbuf);
-        int copied = k == kbuf;
-        float *dks = copied ? dk : job->d_k + g.own * KV, *dvs = copied ? dv : job->d_v + g.own * KV;
-        if (copied) {
-            memset(dk, 0, (size_t)(g.len * KV) * sizeof(float));
-            memset(dv, 0, (size_t)(g.len * KV) * sizeof(float));
+        float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * KV;
+        const float *dout = job->d_attn + g.q_row * Q, *q = a->q + g.q_row * Q;
+        if (P == 0 || g.own == 0) { // keys contiguous (no shared rows, or the shared rows' own task)
+            collm_ops_attention_backward(dq, dk, dv, dout, job->att + g.att, q, a->k + g.own * KV, a->v + g.own * KV,
+                                         g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, att_scratch);
+            continue;
         }
-        collm_ops_attention_backward(job->d_q + g.q_row * Q, dks, dvs, job->d_attn + g.q_row * Q, job->att + g.att,
-                                     a->q + g.q_row * Q, k, v, g.T, g.n_past, hp->n_head, hp->n_head_kv,
-                                     hp->head_dim, NULL, att_scratch);
-        if (copied) { // own keys: this task's rows alone; shared keys: its slice, summed later
-            collm_ops_axpy(job->d_k + g.own * KV, 1.0f, dk + P * KV, (g.len - P) * KV);
-            collm_ops_axpy(job->d_v + g.own * KV, 1.0f, dv + P * KV, (g.len - P) * KV);
-            memcpy(tr->shared_dkv + s * 2 * P * KV, dk, (size_t)(P * KV) * sizeof(float));
-            memcpy(tr->shared_dkv + (s * 2 + 1) * P * KV, dv, (size_t)(P * KV) * sizeof(float));
-        }
+        // shared keys [0, P): into this task's slice (zeroed); own keys: straight into d_k, d_v
+        float *sk = tr->shared_dkv + s * 2 * P * KV, *sv = sk + P * KV;
+        memset(sk, 0, (size_t)(2 * P * KV) * sizeof(float));
+        collm_ops_attention_backward_split(dq, sk, sv, dk, dv, dout, job->att + g.att, q, a->k, a->v, P,
+                                           a->k + g.own * KV, a->v + g.own * KV, g.T, g.n_past, hp->n_head,
+                                           hp->n_head_kv, hp->head_dim, NULL, att_scratch);
     }
 }
 
