@@ -877,48 +877,42 @@ void collm_ops_swiglu_forward(float *h, const float *g, const float *u, int64_t 
 #endif
 }
 
-// d silu/dg = σ + g·σ·(1-σ)
-void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
+// d silu/dg = σ + g·σ·(1-σ). add: dg, du (either may be NULL) += the
+// gradients; otherwise both set, neither read (no zeroing pass before: the
+// same bits as zeroing them first, but for an exact zero's sign). Inlined
+// into both entry points, so `add` is a constant in each loop.
+static inline void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n,
+                                   const int add) {
 #ifdef VL
     const vf one = vf_set1(1.0f);
     for (int64_t i = 0; i < n; i += VL) {
         vf_mask m = vf_first(n - i);
         vf vg = vf_load_n(g + i, m), vu = vf_load_n(u + i, m), vdh = vf_load_n(dh + i, m), s = sigmoid_v(vg);
         if (dg) {
-            vf ds = vf_add(s, vf_mul(vf_mul(vg, s), vf_sub(one, s)));
-            vf_store_n(dg + i, m, vf_add(vf_load_n(dg + i, m), vf_mul(vf_mul(vdh, vu), ds)));
+            vf d = vf_mul(vf_mul(vdh, vu), vf_add(s, vf_mul(vf_mul(vg, s), vf_sub(one, s))));
+            vf_store_n(dg + i, m, add ? vf_add(vf_load_n(dg + i, m), d) : d);
         }
-        if (du) vf_store_n(du + i, m, vf_add(vf_load_n(du + i, m), vf_mul(vf_mul(vdh, vg), s)));
+        if (du) {
+            vf d = vf_mul(vf_mul(vdh, vg), s);
+            vf_store_n(du + i, m, add ? vf_add(vf_load_n(du + i, m), d) : d);
+        }
     }
 #else
     for (int64_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-g[i]));
-        if (dg) dg[i] += dh[i] * u[i] * (s + g[i] * s * (1.0f - s));
-        if (du) du[i] += dh[i] * g[i] * s;
+        float dgi = dh[i] * u[i] * (s + g[i] * s * (1.0f - s)), dui = dh[i] * g[i] * s;
+        if (dg) dg[i] = add ? dg[i] + dgi : dgi;
+        if (du) du[i] = add ? du[i] + dui : dui;
     }
 #endif
 }
 
-// The same set, not added to (dg, du both wanted): no zeroing pass before
-// it, neither read. The same bits as zeroing them first, but for an exact
-// zero's sign.
+void collm_ops_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
+    swiglu_backward(dg, du, dh, g, u, n, 1);
+}
+
 void collm_ops_swiglu_backward_set(float *dg, float *du, const float *dh, const float *g, const float *u, int64_t n) {
-#ifdef VL
-    const vf one = vf_set1(1.0f);
-    for (int64_t i = 0; i < n; i += VL) {
-        vf_mask m = vf_first(n - i);
-        vf vg = vf_load_n(g + i, m), vu = vf_load_n(u + i, m), vdh = vf_load_n(dh + i, m), s = sigmoid_v(vg);
-        vf ds = vf_add(s, vf_mul(vf_mul(vg, s), vf_sub(one, s)));
-        vf_store_n(dg + i, m, vf_mul(vf_mul(vdh, vu), ds));
-        vf_store_n(du + i, m, vf_mul(vf_mul(vdh, vg), s));
-    }
-#else
-    for (int64_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-g[i]));
-        dg[i] = dh[i] * u[i] * (s + g[i] * s * (1.0f - s));
-        du[i] = dh[i] * g[i] * s;
-    }
-#endif
+    swiglu_backward(dg, du, dh, g, u, n, 0);
 }
 
 // ---------------------------------------------------------------------------
