@@ -8,8 +8,12 @@
 // x·W^T (NT), the backward's dy·W (NN) and dy^T·x (TN) for q|k|v, Wo,
 // gate|up and W_down, and the last layer's few query rows (--last).
 // Prints one JSON line per shape: {"shape", "form", "m", "n", "k",
-// "openblas", "blis", "own"} in GFLOP/s (blis null when absent), then one
-// with the CPU kinds: {"kernels": ISA, "blis_arch": ...}.
+// "openblas", "blis", "own", "own_chunks"} in GFLOP/s (blis null when absent;
+// own_chunks: collm's kernel on B packed once, over chunks of 96 rows, as a
+// fused block and collm_ops_gemm on a pool run it; null for TN and where
+// collm would not use its kernel), then one with the CPU kinds:
+// {"kernels": ISA, "blis_arch": ...}. BLIS picks its kernels from the CPU id
+// (BLIS_ARCH_TYPE=skx|zen3|haswell overrides it where the id is unknown).
 //
 //   build/bench/gemm_shapes [--rows 1728] [--last 32] [--embd 256] [--ff 688] [--reps 5]
 #include "collm/threadpool.h"
@@ -37,13 +41,30 @@ typedef struct {
     int ta, tb, m, n, k, acc;
 } shape;
 
-// which: 0 OpenBLAS, 1 BLIS, 2 collm's kernel. Returns GFLOP/s of the best rep.
-static double time_one(int which, sgemm_fn blis, const shape *s, const float *A, const float *B, float *C, int reps) {
+#define CHUNK_ROWS 96 // the fused block's row chunk (llm/block.c FUSED_CHUNK)
+
+// which: 0 OpenBLAS, 1 BLIS, 2 collm's kernel, 3 collm's kernel on B packed
+// once (collm_ops_wpack, packed on `pool`, not timed) over chunks of
+// CHUNK_ROWS rows, as a fused block runs it (A not transposed only).
+// Returns GFLOP/s of the best rep (0: not this form).
+static double time_one(int which, sgemm_fn blis, const shape *s, const float *A, const float *B, float *C, int reps,
+                       collm_pool *pool) {
     int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
     double best = 1e30;
+    collm_ops_wpack wp = {0};
+    if (which == 3) {
+        int rc = s->ta ? 0
+                 : s->tb      ? collm_ops_wpack_init(&wp, B, s->n, s->k, s->m, pool)
+                              : collm_ops_wpack_init_as_is(&wp, B, s->k, s->n, s->m, pool);
+        if (rc != 1) return 0.0;
+    }
     for (int r = 0; r <= reps; r++) { // r = 0: warm-up
         double t0 = cpu_s();
-        if (which == 2)
+        if (which == 3)
+            for (int r0 = 0; r0 < s->m; r0 += CHUNK_ROWS)
+                collm_ops_wpack_forward(&wp, C + (int64_t)r0 * s->n, A + (int64_t)r0 * lda,
+                                        s->m - r0 < CHUNK_ROWS ? s->m - r0 : CHUNK_ROWS);
+        else if (which == 2)
             collm_ops_gemm(s->ta, s->tb, s->m, s->n, s->k, A, lda, B, ldb, s->acc, C, s->n, COLLM_GEMM_OWN, NULL);
         else
             (which == 0 ? (sgemm_fn)cblas_sgemm : blis)(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
@@ -52,6 +73,7 @@ static double time_one(int which, sgemm_fn blis, const shape *s, const float *A,
         double t = cpu_s() - t0;
         if (r > 0 && t < best) best = t;
     }
+    collm_ops_wpack_free(&wp);
     return 2.0 * s->m * s->n * (double)s->k / best / 1e9;
 }
 
@@ -81,6 +103,7 @@ int main(int argc, char **argv) {
     int (*blis_arch)(void) = lib ? (int (*)(void))dlsym(lib, "bli_arch_query_id") : NULL;
     const char *(*blis_arch_name)(int) = lib ? (const char *(*)(int))dlsym(lib, "bli_arch_string") : NULL;
     if (blis_threads) blis_threads(1);
+    collm_pool *pool = collm_pool_create(2); // packs own_chunks' B (untimed); NULL: that column is null
     const shape shapes[] = {
         {"qkv", 0, 1, rows, 3 * C, C, 0},      {"wo", 0, 1, rows, C, C, 0},
         {"gate_up", 0, 1, rows, 2 * F, C, 0},  {"down", 0, 1, rows, C, F, 0},
@@ -116,13 +139,17 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "m", s->m);
         cJSON_AddNumberToObject(o, "n", s->n);
         cJSON_AddNumberToObject(o, "k", s->k);
-        for (int w = 0; w < 3; w++) {
-            const char *key = w == 0 ? "openblas" : w == 1 ? "blis" : "own";
+        for (int w = 0; w < 4; w++) {
+            const char *key = w == 0 ? "openblas" : w == 1 ? "blis" : w == 2 ? "own" : "own_chunks";
             if (w == 1 && !blis) {
                 cJSON_AddNullToObject(o, key);
                 continue;
             }
-            double g = time_one(w, blis, s, A, B, Cm, reps);
+            double g = time_one(w, blis, s, A, B, Cm, reps, pool);
+            if (w == 3 && g == 0.0) {
+                cJSON_AddNullToObject(o, key);
+                continue;
+            }
             cJSON_AddNumberToObject(o, key, (double)(int64_t)(g * 10 + 0.5) / 10);
         }
         char *text = cJSON_PrintUnformatted(o);
@@ -142,5 +169,6 @@ int main(int argc, char **argv) {
     free(A);
     free(B);
     free(Cm);
+    collm_pool_free(pool);
     return 0;
 }

@@ -124,7 +124,8 @@ static void test_matmul_forward(void) {
 // thread, and either kernel the same bits every time.
 static void test_gemm(void) {
     static const int dims[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 33, 17}, {37, 70, 300}, {130, 41, 513}, {300, 290, 64},
-                                   {250, 200, 300}, {40, 600, 300}, {3, 700, 300}}; // the last three: several slabs
+                                   {250, 200, 300}, {40, 600, 300}, {3, 700, 300}, {400, 1100, 40}}; // from {300, 290, 64}: several slabs;
+                                   // on a pool with M >= 192, collm_ops_gemm's chunks against B packed once (N > 1024: two column blocks)
     collm_pool *p2 = collm_pool_create(2), *p3 = collm_pool_create(3);
     collm_blas_set_threads(1);
     for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {

@@ -496,6 +496,9 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 #define GEMM_BLAS_ROWS 64
 
 #define GEMM_DOT_ROWS 4 // COLLM_GEMM_AUTO: x·W^T with at most this many rows as row dots
+#define GEMM_CHUNK_ROWS 96 // collm's kernel on a pool over many rows: chunks of this many rows against B packed once
+
+static int wpack_pack(collm_ops_wpack *p, const float *w, int out, int in, int as_is, collm_pool *pool);
 
 // COLLM_GEMM=blas|own in the environment (core/env.h), read once (0: auto).
 static int gemm_forced(void) {
@@ -534,7 +537,9 @@ static int blas_below_avx512(void) {
 // in place, ties OpenBLAS (SkylakeX kernels) on the forward products x·W^T
 // and writes C once, where OpenBLAS first zeroes it (beta 0) and packs x: a
 // few percent of a scoring pass, so the forward goes to collm's kernel on the
-// pool; OpenBLAS stays ahead on the backward's dy^T·x. AVX2: OpenBLAS matches
+// pool, and so does the backward's dy·W over many rows (B packed once,
+// chunks of rows: collm_ops_gemm); OpenBLAS stays ahead on the backward's
+// dy^T·x. AVX2: OpenBLAS matches
 // or beats collm's kernel on every shape. Elsewhere BLAS, except where BLAS
 // cannot use the pool's threads: fewer than two BLAS slabs of rows (a last
 // layer's few query rows) while collm's kernel can cut the columns; there
@@ -552,6 +557,10 @@ static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int t
     const int pool = threads > 1 && openblas_get_num_threads() == 1;
 #if defined(__AVX512F__)
     if (pool && (blas_below_avx512() || (!trans_a && trans_b))) return COLLM_GEMM_OWN;
+    // dy·W (a backward's dx) over many rows: collm's kernel on B packed once,
+    // in chunks (collm_ops_gemm); one thread, 4,800 rows, d 256, n_ff 688:
+    // 181-186 GFLOP/s against OpenBLAS's 158-179 (bench/gemm_shapes, own_chunks)
+    if (pool && !trans_a && !trans_b && M >= 2 * GEMM_CHUNK_ROWS) return COLLM_GEMM_OWN;
 #else
     (void)trans_a, (void)trans_b;
 #endif
@@ -575,6 +584,16 @@ static void gemm_dot_task(void *ctx, int64_t begin, int64_t end, int thread_inde
     }
 }
 
+// Items: chunks of GEMM_CHUNK_ROWS rows of C (g->Bpre: B packed whole).
+static void gemm_chunk_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    (void)thread_index;
+    const gemm_job *g = ctx;
+    for (int64_t c = begin; c < end; c++) {
+        int lo = (int)c * GEMM_CHUNK_ROWS, hi = lo + GEMM_CHUNK_ROWS < g->M ? lo + GEMM_CHUNK_ROWS : g->M;
+        gemm_rect(g, lo, hi, 0, g->N);
+    }
+}
+
 void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     int accumulate, float *C, int ldc, int kernel, collm_pool *pool) {
     if (M <= 0 || N <= 0) return;
@@ -591,6 +610,21 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
         if (threads < 2 || (int64_t)M * N * K < (int64_t)threads * (1 << 18)) gemm_dot_task(&g, 0, N, 0);
         else collm_pool_for(pool, N, 16, gemm_dot_task, &g);
         return;
+    }
+    // collm's kernel on a pool over many rows (A read in place): B packed
+    // once, over the pool, then chunks of rows handed out one at a time (as
+    // a fused block runs its products): no thread packs B again, and a thread
+    // the machine slows holds the other up by a chunk at most. Every element
+    // is the same sums in the same order as in the slabs below: the same bits.
+    if (g.kernel == COLLM_GEMM_OWN && !trans_a && threads >= 2 && M >= 2 * GEMM_CHUNK_ROWS &&
+        ldb == (trans_b ? K : N) && (int64_t)M * N * K >= (int64_t)threads * (2 << 20)) {
+        collm_ops_wpack wp;
+        if (wpack_pack(&wp, B, N, K, !trans_b, pool) == 1) {
+            g.Bpre = wp.packed;
+            collm_pool_for_each(pool, (M + GEMM_CHUNK_ROWS - 1) / GEMM_CHUNK_ROWS, gemm_chunk_task, &g);
+            collm_ops_wpack_free(&wp);
+            return;
+        } // (out of memory: the slabs, which need less)
     }
     if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
         g.split_n = 0;
@@ -668,8 +702,11 @@ static void wpack_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
         if (jc + jr >= N) continue;
         const int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC, kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
         float *bp = p->packed + (int64_t)jc * K + (int64_t)pc * ((nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR) + (int64_t)jr * kc;
-        // B = W^T: B(k, j) = w[j·in + k]
-        gemm_pack_b(bp, p->w + (int64_t)(jc + jr) * K + pc, 1, K, nc - jr < GEMM_NR ? nc - jr : GEMM_NR, kc);
+        const int n = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+        if (p->as_is) // B = W (in, out): B(k, j) = w[k·out + j]
+            gemm_pack_b(bp, p->w + (int64_t)pc * N + jc + jr, N, 1, n, kc);
+        else // B = W^T: B(k, j) = w[j·in + k]
+            gemm_pack_b(bp, p->w + (int64_t)(jc + jr) * K + pc, 1, K, n, kc);
     }
 }
 
@@ -677,10 +714,11 @@ int collm_ops_wpack_used(int out, int rows, collm_pool *pool) {
     return rows > 0 && out > 0 && gemm_choose(COLLM_GEMM_AUTO, 0, 1, rows, out, collm_pool_size(pool)) == COLLM_GEMM_OWN;
 }
 
-int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool) {
+// Packs W for y = x·W^T (as_is: x·W, W (in, out)) over the pool: 1, or COLLM_ERR_NOMEM.
+static int wpack_pack(collm_ops_wpack *p, const float *w, int out, int in, int as_is, collm_pool *pool) {
     memset(p, 0, sizeof *p);
-    if (in <= 0 || !collm_ops_wpack_used(out, rows, pool)) return 0;
     p->w = w;
+    p->as_is = as_is;
     p->in = in;
     p->out = out;
     p->packed = malloc(sizeof(float) * (size_t)((out + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * (size_t)in);
@@ -690,10 +728,26 @@ int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, in
     return 1;
 }
 
+static int wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int as_is, int rows, collm_pool *pool) {
+    memset(p, 0, sizeof *p);
+    if (in <= 0 || rows <= 0 || out <= 0 ||
+        gemm_choose(COLLM_GEMM_AUTO, 0, !as_is, rows, out, collm_pool_size(pool)) != COLLM_GEMM_OWN)
+        return 0;
+    return wpack_pack(p, w, out, in, as_is, pool);
+}
+
+int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool) {
+    return wpack_init(p, w, out, in, 0, rows, pool);
+}
+
+int collm_ops_wpack_init_as_is(collm_ops_wpack *p, const float *w, int in, int out, int rows, collm_pool *pool) {
+    return wpack_init(p, w, out, in, 1, rows, pool);
+}
+
 void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T) {
     if (T <= 0) return;
-    gemm_job g = {.trans_a = 0, .trans_b = 1, .M = T, .N = p->out, .K = p->in, .A = x, .lda = p->in, .B = p->w,
-                  .ldb = p->in, .C = y, .ldc = p->out, .kernel = COLLM_GEMM_OWN, .col_hi = GEMM_NO_LIMIT,
+    gemm_job g = {.trans_a = 0, .trans_b = !p->as_is, .M = T, .N = p->out, .K = p->in, .A = x, .lda = p->in, .B = p->w,
+                  .ldb = p->as_is ? p->out : p->in, .C = y, .ldc = p->out, .kernel = COLLM_GEMM_OWN, .col_hi = GEMM_NO_LIMIT,
                   .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT, .Bpre = p->packed};
     gemm_rect(&g, 0, T, 0, p->out);
 }

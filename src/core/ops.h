@@ -47,15 +47,20 @@ typedef struct {
     float *packed;
     const float *w;
     int in, out;
+    int as_is; // 1: y = x · W with W (in, out) (collm_ops_wpack_init_as_is)
 } collm_ops_wpack;
 // Returns 1 with W (out, in) packed in p (collm_ops_wpack_free), 0 when
 // collm_ops_matmul_forward would not use collm's kernel for `rows` rows on
 // this pool (call it instead; p holds nothing), or COLLM_ERR_NOMEM.
 int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int rows, collm_pool *pool);
+// The same for y (T, out) = x (T, in) · W with W (in, out) row-major as it
+// is (a backward's dx = dy · W: in = W's rows): bit for bit collm's kernel
+// on that product (collm_ops_gemm with COLLM_GEMM_OWN, trans_b 0).
+int collm_ops_wpack_init_as_is(collm_ops_wpack *p, const float *w, int in, int out, int rows, collm_pool *pool);
 // 1 when collm_ops_wpack_init packs for these shapes (a caller that keeps a
 // packed W from call to call asks before reusing it).
 int collm_ops_wpack_used(int out, int rows, collm_pool *pool);
-// y (T, out) = x (T, in) · W^T, on the calling thread.
+// y (T, out) = x (T, in) · W^T (as_is: x · W), on the calling thread.
 void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T);
 void collm_ops_wpack_free(collm_ops_wpack *p);
 
