@@ -383,6 +383,57 @@ attend:
     return COLLM_OK;
 }
 
+// The feed-forward's backward fused over row chunks (F32 weights, no LoRA,
+// a pool, b->bwd_scratch): per chunk of FUSED_CHUNK rows, d_h = d_out·W_down
+// into the thread's scratch, d_gu = SwiGLU' (set), d_xn = d_gu·(W_gate|W_up),
+// while the chunk is in cache; d_h never reaches memory. The weights'
+// gradients (dy^T·x over all rows) follow as before. Bit for bit the unfused
+// passes: the same products on collm's kernel (collm_ops_gemm runs dy·W as
+// chunks of the same rows against W packed once).
+typedef struct {
+    const collm_llm_block *b;
+    const collm_llm_block_acts *a;
+    const collm_llm_block_grads *s;
+    const float *d_out;     // (N, C)
+    const int32_t *in_rows; // row t's gu at row in_rows[t] (NULL: t)
+    int N;
+    collm_ops_wpack w[2]; // W_down (C, F) and gate|up (2F, C), each as it is
+} ffn_bwd_job;
+
+static void ffn_bwd_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const ffn_bwd_job *j = ctx;
+    const int64_t C = j->b->hp->n_embd, F = j->b->hp->n_ff;
+    float *d_h = j->b->bwd_scratch + thread_index * collm_llm_block_chunk_floats(j->b->hp); // (CH, F)
+    for (int64_t ch = begin; ch < end; ch++) {
+        const int64_t r0 = ch * FUSED_CHUNK;
+        const int n = (int)(j->N - r0 < FUSED_CHUNK ? j->N - r0 : FUSED_CHUNK);
+        float *d_gu = j->s->d_gu + r0 * 2 * F; // (n, 2F)
+        collm_ops_wpack_forward(&j->w[0], d_h, j->d_out + r0 * C, n);
+        for (int t = 0; t < n; t++) {
+            const float *gu = j->a->gu + (j->in_rows ? j->in_rows[r0 + t] : r0 + t) * 2 * F;
+            collm_ops_swiglu_backward_set(d_gu + t * 2 * F, d_gu + t * 2 * F + F, d_h + t * F, gu, gu + F, F);
+        }
+        collm_ops_wpack_forward(&j->w[1], j->s->d_xn + r0 * C, d_gu, n);
+    }
+}
+
+// 1: d_gu and d_xn (N, ·) written fused; 0: not this path; or an error.
+static int ffn_backward_fused(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_block_grads *s,
+                              const float *d_out, const int32_t *in_rows, int N) {
+    const collm_llm_layer_weights *w = b->w;
+    const int C = b->hp->n_embd, F = b->hp->n_ff;
+    if (b->unfused || b->lora || !b->bwd_scratch || !w->w_down || !w->w_gate || N <= 0 ||
+        collm_pool_size(b->pool) < 2)
+        return 0;
+    ffn_bwd_job j = {.b = b, .a = a, .s = s, .d_out = d_out, .in_rows = in_rows, .N = N};
+    int rc = collm_ops_wpack_init_as_is(&j.w[0], w->w_down, C, F, N, b->pool);
+    if (rc == 1) rc = collm_ops_wpack_init_as_is(&j.w[1], w->w_gate, 2 * F, C, N, b->pool);
+    if (rc == 1) collm_pool_for_each(b->pool, (N + FUSED_CHUNK - 1) / FUSED_CHUNK, ffn_bwd_task, &j);
+    collm_ops_wpack_free(&j.w[0]);
+    collm_ops_wpack_free(&j.w[1]);
+    return rc < 0 ? collm_error(rc, "transformer block: out of memory for the packed weights") : rc;
+}
+
 int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_layer_weights *g,
                               float *d_out, float *d_x, const collm_llm_block_grads *s) {
     const collm_llm_hparams *hp = b->hp;
@@ -400,13 +451,20 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     const int32_t *in_rows = b->q_rows ? NULL : bw;     // where those rows' activations are (NULL: same row)
 
     // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
-    MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
-    lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
-    rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
-    run_rows(b->pool, &sw, N);
-    MMB(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F); // gate|up stacked
-    lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
-    lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
+    int fused = ffn_backward_fused(b, a, s, d_out, in_rows, N);
+    if (fused < 0) return fused;
+    if (fused) { // d_gu and d_xn written; the weights' gradients here
+        MMB(NULL, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
+        MMB(NULL, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F);
+    } else {
+        MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
+        lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
+        rows_job sw = {.kind = ROWS_SWIGLU_BWD, .y = s->d_gu, .dy = s->d_h, .x = a->gu, .idx = in_rows, .width = F};
+        run_rows(b->pool, &sw, N);
+        MMB(s->d_xn, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F); // gate|up stacked
+        lora_backward(b, a, COLLM_LORA_GATE, a->xn2, N, s->d_gu, 2 * F, s->d_xn, s->d_xa);
+        lora_backward(b, a, COLLM_LORA_UP, a->xn2, N, s->d_gu + F, 2 * F, s->d_xn, s->d_xa);
+    }
     float *d_mid = d_out;
     par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, in_rows, N, s->dw_parts);
 

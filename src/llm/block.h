@@ -98,6 +98,10 @@ struct collm_llm_block {
     // acts' (R, ·) tensors that backward reads (those stay unwritten). The
     // same bits in q, k, v, attn and out.
     float *chunk_scratch;
+    // Training (NULL: the unfused passes): the fused feed-forward backward's
+    // d_h of a row chunk, one slice of collm_llm_block_chunk_floats(hp) per
+    // pool thread (the forward's chunk_scratch stays NULL in training).
+    float *bwd_scratch;
     // The fused halves' packed weights (q|k|v, Wo, gate|up, W_down), kept by
     // the caller from one call to the next while the weights stay the same
     // (scoring batch after batch): empty ones (packed NULL) are filled here,

@@ -566,6 +566,7 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
                                .dropout_rng = dropout_rng, .pool = tr->pool, .attend = train_attend,
                                .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1,
                                .unfused = tr->unfused, .chunk_scratch = forward_only ? tr->chunk_scratch : NULL,
+                               .bwd_scratch = forward_only ? NULL : tr->chunk_scratch,
                                .packed = forward_only ? tr->packed + 4 * l : NULL};
         acts->q_in = last ? tr->q_in : NULL;
         int rc = collm_llm_block_forward(b, acts);
