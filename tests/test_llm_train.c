@@ -515,35 +515,58 @@ static void test_fused_block(collm_llm_arch arch) {
     }
     collm_llm_trainer_free(a);
     collm_llm_trainer_free(b);
-    // frozen weights (stage 2): one slot per prompt at its row 10, so the
-    // backward runs over the rows from there on only (compact rows, gu read at
-    // their rows): the slot gradients of the fused and unfused passes agree
+    // frozen weights (stage 2): one slot per prompt at its row 10 (then 30),
+    // so the backward runs over the rows from there on only (compact rows, gu
+    // read at their rows): the slot gradients of the fused and unfused passes
+    // agree, step after step with the weights packed once (weights fixed:
+    // kept from call to call, whatever the rows of the step)
     a = collm_llm_trainer_create(m, NULL, 0, S * L, L, pool);
     b = collm_llm_trainer_create(m, NULL, 0, S * L, L, pool);
     CHECK(a && b);
     if (a && b) {
         collm_llm_trainer_set_fusion(b, 0);
+        CHECK(collm_llm_trainer_set_weights_fixed(a) == COLLM_OK);
         int32_t rows[S];
-        float *values = malloc(sizeof(float) * S * hp.n_embd), *d_a = calloc((size_t)S * hp.n_embd, sizeof(float)),
-              *d_b = calloc((size_t)S * hp.n_embd, sizeof(float));
-        for (int s = 0, start = 0; s < S; start += lens[s], s++) rows[s] = start + 10;
+        float *values = malloc(sizeof(float) * S * hp.n_embd), *d_a = malloc(sizeof(float) * S * hp.n_embd),
+              *d_b = malloc(sizeof(float) * S * hp.n_embd);
         for (int i = 0; values && i < S * hp.n_embd; i++) values[i] = (float)collm_rng_normal(&rng);
         collm_llm_slot_rows slots = {S, rows, values};
         CHECK(values && d_a && d_b);
-        CHECK(collm_llm_trainer_forward(a, toks, lens, S, &slots, 3, s_fused, NULL) == COLLM_OK);
-        CHECK(collm_llm_trainer_backward(a, w, d_a) == COLLM_OK);
-        CHECK(collm_llm_trainer_forward(b, toks, lens, S, &slots, 3, s_plain, NULL) == COLLM_OK);
-        CHECK(collm_llm_trainer_backward(b, w, d_b) == COLLM_OK);
-        CHECK_MSG(memcmp(s_fused, s_plain, sizeof s_fused) == 0, "frozen: fused vs unfused scores differ");
-        CHECK_MSG(d_a && d_b && memcmp(d_a, d_b, sizeof(float) * S * hp.n_embd) == 0,
-                  "frozen: fused vs unfused slot gradients differ");
-        double norm = 0;
-        for (int i = 0; d_a && i < S * hp.n_embd; i++) norm += fabs(d_a[i]);
-        CHECK_MSG(norm > 1e-3, "frozen: slot gradients are all but zero (%g)", norm);
+        for (int step = 0; step < 3 && values && d_a && d_b; step++) {
+            for (int s = 0, start = 0; s < S; start += lens[s], s++) rows[s] = start + (step == 1 ? 30 : 10);
+            memset(d_a, 0, sizeof(float) * S * hp.n_embd);
+            memset(d_b, 0, sizeof(float) * S * hp.n_embd);
+            CHECK(collm_llm_trainer_forward(a, toks, lens, S, &slots, 3, s_fused, NULL) == COLLM_OK);
+            CHECK(collm_llm_trainer_backward(a, w, d_a) == COLLM_OK);
+            CHECK(collm_llm_trainer_forward(b, toks, lens, S, &slots, 3, s_plain, NULL) == COLLM_OK);
+            CHECK(collm_llm_trainer_backward(b, w, d_b) == COLLM_OK);
+            CHECK_MSG(memcmp(s_fused, s_plain, sizeof s_fused) == 0, "frozen step %d: fused vs unfused scores differ",
+                      step);
+            CHECK_MSG(memcmp(d_a, d_b, sizeof(float) * S * hp.n_embd) == 0,
+                      "frozen step %d: fused vs unfused slot gradients differ", step);
+            double norm = 0;
+            for (int i = 0; i < S * hp.n_embd; i++) norm += fabs(d_a[i]);
+            CHECK_MSG(norm > 1e-3, "frozen step %d: slot gradients are all but zero (%g)", step, norm);
+        }
+        // the copies are kept: a weight changed behind the trainer's back (a
+        // broken promise) leaves its fused products as they were, where a
+        // trainer that packs per call sees it (where collm's kernel takes the
+        // feed-forward: AVX-512; elsewhere nothing is packed)
+        m->layers[0].w_down[0] += 1.0f;
+        if (values && collm_ops_wpack_used(hp.n_embd, 0, S * L - 3 * S * (S - 1) / 2, pool)) {
+            CHECK(collm_llm_trainer_forward(a, toks, lens, S, &slots, 3, s_fused, NULL) == COLLM_OK);
+            CHECK(collm_llm_trainer_forward(b, toks, lens, S, &slots, 3, s_plain, NULL) == COLLM_OK);
+            CHECK_MSG(memcmp(s_fused, s_plain, sizeof s_fused) != 0, "weights fixed: the packed copies were not kept");
+        }
+        m->layers[0].w_down[0] -= 1.0f;
         free(values), free(d_a), free(d_b);
     }
     collm_llm_trainer_free(a);
     collm_llm_trainer_free(b);
+    // a trainer whose weights train cannot keep them packed
+    a = collm_llm_trainer_create(m, NULL, 1, S * L, L, pool);
+    CHECK(a && collm_llm_trainer_set_weights_fixed(a) == COLLM_ERR_ARG);
+    collm_llm_trainer_free(a);
     collm_pool_free(pool);
     collm_blas_set_threads(2);
     collm_llm_model_free(m);

@@ -710,8 +710,9 @@ static void wpack_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
     }
 }
 
-int collm_ops_wpack_used(int out, int rows, collm_pool *pool) {
-    return rows > 0 && out > 0 && gemm_choose(COLLM_GEMM_AUTO, 0, 1, rows, out, collm_pool_size(pool)) == COLLM_GEMM_OWN;
+int collm_ops_wpack_used(int out, int as_is, int rows, collm_pool *pool) {
+    return rows > 0 && out > 0 &&
+           gemm_choose(COLLM_GEMM_AUTO, 0, !as_is, rows, out, collm_pool_size(pool)) == COLLM_GEMM_OWN;
 }
 
 // Packs W for y = x·W^T (as_is: x·W, W (in, out)) over the pool: 1, or COLLM_ERR_NOMEM.
@@ -730,9 +731,7 @@ static int wpack_pack(collm_ops_wpack *p, const float *w, int out, int in, int a
 
 static int wpack_init(collm_ops_wpack *p, const float *w, int out, int in, int as_is, int rows, collm_pool *pool) {
     memset(p, 0, sizeof *p);
-    if (in <= 0 || rows <= 0 || out <= 0 ||
-        gemm_choose(COLLM_GEMM_AUTO, 0, !as_is, rows, out, collm_pool_size(pool)) != COLLM_GEMM_OWN)
-        return 0;
+    if (in <= 0 || !collm_ops_wpack_used(out, as_is, rows, pool)) return 0;
     return wpack_pack(p, w, out, in, as_is, pool);
 }
 

@@ -57,9 +57,10 @@ int collm_ops_wpack_init(collm_ops_wpack *p, const float *w, int out, int in, in
 // is (a backward's dx = dy · W: in = W's rows): bit for bit collm's kernel
 // on that product (collm_ops_gemm with COLLM_GEMM_OWN, trans_b 0).
 int collm_ops_wpack_init_as_is(collm_ops_wpack *p, const float *w, int in, int out, int rows, collm_pool *pool);
-// 1 when collm_ops_wpack_init packs for these shapes (a caller that keeps a
-// packed W from call to call asks before reusing it).
-int collm_ops_wpack_used(int out, int rows, collm_pool *pool);
+// 1 when collm_ops_wpack_init (as_is: collm_ops_wpack_init_as_is) packs for
+// these shapes (a caller that keeps a packed W from call to call asks before
+// reusing it).
+int collm_ops_wpack_used(int out, int as_is, int rows, collm_pool *pool);
 // y (T, out) = x (T, in) · W^T (as_is: x · W), on the calling thread.
 void collm_ops_wpack_forward(const collm_ops_wpack *p, float *y, const float *x, int T);
 void collm_ops_wpack_free(collm_ops_wpack *p);

@@ -248,7 +248,11 @@ static void fused_in_task(void *ctx, int64_t begin, int64_t end, int thread_inde
         const int64_t r0 = ch * FUSED_CHUNK;
         const int n = (int)(b->R - r0 < FUSED_CHUNK ? b->R - r0 : FUSED_CHUNK);
         float *xn = mine ? mine : a->xn1 + r0 * C, *rstd = mine ? mine + FUSED_CHUNK * C : a->rstd1 + r0;
-        float *qkv = mine ? rstd + FUSED_CHUNK : b->qkv + r0 * W;
+        // q|k|v is split into q, k, v at once: in training too it need not
+        // leave the thread's scratch (the backward's slice, unused until then)
+        float *qkv = mine ? rstd + FUSED_CHUNK
+                     : b->bwd_scratch ? b->bwd_scratch + thread_index * collm_llm_block_chunk_floats(hp)
+                                      : b->qkv + r0 * W;
         collm_ops_rmsnorm_forward(xn, rstd, a->x + r0 * C, b->w->attn_norm, n, (int)C, hp->rms_eps);
         collm_ops_wpack_forward(&j->w[0], qkv, xn, n);
         for (int t = 0; t < n; t++) {
@@ -291,6 +295,26 @@ static void fused_ffn_task(void *ctx, int64_t begin, int64_t end, int thread_ind
     }
 }
 
+// W packed for `rows` rows into *dst: the caller's kept one reused when it
+// holds these weights in this layout, else packed here (and, with a place
+// to keep it, kept there: the caller frees it). 1, 0 (collm's kernel does
+// not take these rows: dst holds nothing), or COLLM_ERR_NOMEM.
+static int pack_or_reuse(collm_ops_wpack *dst, collm_ops_wpack *kept, const float *w, int out, int in, int as_is,
+                         int rows, collm_pool *pool) {
+    if (kept && kept->packed && kept->w == w && kept->out == out && kept->in == in && kept->as_is == as_is &&
+        collm_ops_wpack_used(out, as_is, rows, pool)) {
+        *dst = *kept;
+        return 1;
+    }
+    int rc = as_is ? collm_ops_wpack_init_as_is(dst, w, in, out, rows, pool)
+                   : collm_ops_wpack_init(dst, w, out, in, rows, pool);
+    if (rc == 1 && kept) {
+        collm_ops_wpack_free(kept);
+        *kept = *dst;
+    }
+    return rc;
+}
+
 // Runs one half fused over `rows` rows: the weights w[k] (out[k], in[k]),
 // n_w of them. 1: done; 0: not this path (the caller runs the unfused
 // passes); or an error.
@@ -301,19 +325,8 @@ static int run_fused(const collm_llm_block *b, collm_llm_block_acts *a, collm_ta
         if (!w[k]) return 0; // quantised
     fused_job j = {.b = b, .a = a};
     int rc = 1;
-    for (int k = 0; k < n_w && rc == 1; k++) {
-        collm_ops_wpack *kept = b->packed ? &b->packed[first + k] : NULL; // the caller's, weights first..
-        if (kept && kept->packed && kept->w == w[k] && kept->out == out[k] && kept->in == in[k] &&
-            collm_ops_wpack_used(out[k], rows, b->pool)) {
-            j.w[k] = *kept;
-            continue;
-        }
-        rc = collm_ops_wpack_init(&j.w[k], w[k], out[k], in[k], rows, b->pool);
-        if (rc == 1 && kept) {
-            collm_ops_wpack_free(kept);
-            *kept = j.w[k];
-        }
-    }
+    for (int k = 0; k < n_w && rc == 1; k++) // the caller's kept ones: weights first..
+        rc = pack_or_reuse(&j.w[k], b->packed ? &b->packed[first + k] : NULL, w[k], out[k], in[k], 0, rows, b->pool);
     // chunks handed out one at a time: a thread the machine slows, or the
     // short last chunk, leaves the other less to wait for (a chunk's bits do
     // not depend on its thread)
@@ -426,11 +439,14 @@ static int ffn_backward_fused(const collm_llm_block *b, const collm_llm_block_ac
         collm_pool_size(b->pool) < 2)
         return 0;
     ffn_bwd_job j = {.b = b, .a = a, .s = s, .d_out = d_out, .in_rows = in_rows, .N = N};
-    int rc = collm_ops_wpack_init_as_is(&j.w[0], w->w_down, C, F, N, b->pool);
-    if (rc == 1) rc = collm_ops_wpack_init_as_is(&j.w[1], w->w_gate, 2 * F, C, N, b->pool);
+    collm_ops_wpack *kept = b->packed_bwd;
+    int rc = pack_or_reuse(&j.w[0], kept ? &kept[0] : NULL, w->w_down, F, C, 1, N, b->pool);
+    if (rc == 1) rc = pack_or_reuse(&j.w[1], kept ? &kept[1] : NULL, w->w_gate, C, 2 * F, 1, N, b->pool);
     if (rc == 1) collm_pool_for_each(b->pool, (N + FUSED_CHUNK - 1) / FUSED_CHUNK, ffn_bwd_task, &j);
-    collm_ops_wpack_free(&j.w[0]);
-    collm_ops_wpack_free(&j.w[1]);
+    if (!kept) {
+        collm_ops_wpack_free(&j.w[0]);
+        collm_ops_wpack_free(&j.w[1]);
+    }
     return rc < 0 ? collm_error(rc, "transformer block: out of memory for the packed weights") : rc;
 }
 

@@ -108,6 +108,10 @@ struct collm_llm_block {
     // full ones of this layer's weights reused; the caller frees them.
     // NULL: packed and freed in every call.
     collm_ops_wpack *packed;
+    // The same for the fused feed-forward backward's W_down and gate|up as
+    // they are (dx = dy·W), 2 of them: for frozen weights (stage 2), kept
+    // from step to step. NULL: packed and freed in every call.
+    collm_ops_wpack *packed_bwd;
     int exact;                 // quantised weights: products in F32 through dequantised tiles (training: the
                                // function backward differentiates), else activations quantised as llama.cpp does
     collm_llm_attend_fn attend;

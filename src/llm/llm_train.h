@@ -48,6 +48,12 @@ int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr);
 // kernel runs: the same bits as the unfused passes). On by default; off for
 // the test that compares the two.
 void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on);
+// The caller's promise that the model's weights stay as they are while the
+// trainer lives (stage 2: the LLM frozen, only the slots train): the weights
+// packed for collm's GEMM kernel, forward and backward, are then kept from
+// call to call instead of packed in every one. COLLM_ERR_ARG for a trainer
+// whose weights train (full fine-tuning or LoRA).
+int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr);
 
 // Forward over a packed batch. tokens (R) may hold anything at slot rows.
 // Writes scores (n_seq): the logit of vocabulary row yes_id at each prompt's

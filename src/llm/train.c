@@ -21,6 +21,8 @@ typedef struct {
     float *att; // Σ_s n_head·T_s² softmax probabilities, prompt after prompt
 } layer_acts;
 
+#define PACKED_PER_LAYER 6 // collm_llm_trainer.packed
+
 struct collm_llm_trainer {
     collm_llm_model *model;
     collm_lora_adapter *lora;
@@ -81,13 +83,24 @@ struct collm_llm_trainer {
     // forward only (collm_llm_trainer_score): the blocks' row chunks per
     // thread, reused while in cache (the probabilities go to att_scratch)
     float *chunk_scratch;    // (threads, collm_llm_block_chunk_floats)
-    collm_ops_wpack *packed; // (n_layer, 4) the fused halves' packed weights, from one scoring batch to the next
+    // (n_layer, 6) per layer the fused halves' packed weights (4: from one
+    // scoring batch to the next), then the feed-forward backward's (2: with
+    // weights_fixed, from step to step)
+    collm_ops_wpack *packed;
+    int weights_fixed; // collm_llm_trainer_set_weights_fixed
     float *storage;
 };
 
 float *collm_llm_trainer_model_grad(collm_llm_trainer *tr) { return tr->model_grad; }
 void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on) { tr->share_prefix = on != 0; }
 void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on) { tr->unfused = on == 0; }
+
+int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr) {
+    if (tr->full_finetune || tr->lora)
+        return collm_error(COLLM_ERR_ARG, "trainer: the weights train here, their packed copies cannot be kept");
+    tr->weights_fixed = 1;
+    return COLLM_OK;
+}
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr) { return tr->n_shared; }
 
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
@@ -171,7 +184,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->in_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
-    tr->packed = collm_calloc((size_t)hp->n_layer * 4, sizeof *tr->packed);
+    tr->packed = collm_calloc((size_t)hp->n_layer * PACKED_PER_LAYER, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
     tr->share_prefix = 1;
     tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
@@ -284,7 +297,7 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->tokens_in);
     free(tr->shared_dkv);
     free(tr->chunk_scratch);
-    for (int i = 0; tr->packed && i < tr->model->hp.n_layer * 4; i++) collm_ops_wpack_free(&tr->packed[i]);
+    for (int i = 0; tr->packed && i < tr->model->hp.n_layer * PACKED_PER_LAYER; i++) collm_ops_wpack_free(&tr->packed[i]);
     free(tr->packed);
     free(tr->att_start);
     free(tr->pos);
@@ -455,8 +468,8 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
     const collm_llm_model *m = tr->model;
     const collm_llm_hparams *hp = &m->hp;
     int C = hp->n_embd;
-    if (!forward_only || !same_weights) // the packed weights of an earlier scoring pass may be stale
-        for (int i = 0; i < hp->n_layer * 4; i++) collm_ops_wpack_free(&tr->packed[i]);
+    if (!tr->weights_fixed && (!forward_only || !same_weights)) // the packed weights may be stale
+        for (int i = 0; i < hp->n_layer * PACKED_PER_LAYER; i++) collm_ops_wpack_free(&tr->packed[i]);
     if (n_seq < 1) return collm_error(COLLM_ERR_ARG, "trainer: empty batch");
     if (yes_id < 0 || yes_id >= hp->n_vocab) return collm_error(COLLM_ERR_ARG, "trainer: answer token %d out of range", yes_id);
     // the caller's packing: lengths, then token ids (-1 at slot rows), checked
@@ -567,7 +580,8 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
                                .attend_backward = train_attend_backward, .attend_ctx = tr, .exact = 1,
                                .unfused = tr->unfused, .chunk_scratch = forward_only ? tr->chunk_scratch : NULL,
                                .bwd_scratch = forward_only ? NULL : tr->chunk_scratch,
-                               .packed = forward_only ? tr->packed + 4 * l : NULL};
+                               .packed = forward_only || tr->weights_fixed ? tr->packed + PACKED_PER_LAYER * l : NULL,
+                               .packed_bwd = tr->weights_fixed ? tr->packed + PACKED_PER_LAYER * l + 4 : NULL};
         acts->q_in = last ? tr->q_in : NULL;
         int rc = collm_llm_block_forward(b, acts);
         if (rc != COLLM_OK) return rc;

@@ -772,6 +772,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         rc = COLLM_ERR;
         goto done;
     }
+    // the LLM frozen (stage 2): its weights packed once for the whole run
+    if (!train_llm && !train_lora && !m->lora_frozen && (rc = collm_llm_trainer_set_weights_fixed(tr))) goto done;
     // evaluation borrows this trainer (forward only, no dropout) rather than
     // allocating a second set of activations
     collm_llm_trainer_free(m->scorer);
