@@ -4,8 +4,9 @@
 # the split), scored by AUC / UAUC on ML-1M valid (the test split is never
 # read). Every encoder is trained with `collm train-cf` (early-stopped on
 # valid AUC, seed 2023) and scored with `collm eval-cf --scores`; the sums and
-# their metrics are computed here from those files (ties count one half; the
-# UAUC the unweighted mean over users with both labels, as collm computes it).
+# their metrics are computed here from those files (bench/auc.py: ties count
+# one half; the UAUC the unweighted mean over users with both labels, as collm
+# computes it).
 #   usage: bench/encoder_fusion.sh            (KINDS="mfbias din sasrec" by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,35 +27,18 @@ for k in $KINDS; do
   "$BIN" eval-cf --cf "$W/$k.gguf" --data "$DATA" --split valid --scores "$W/$k.valid.tsv" --threads "$THREADS" >/dev/null
   echo "$k $(echo "$t1 - $t0" | bc)" >>"$W/times"
 done
-"${PYTHON:-/usr/bin/python3}" - "$W" $KINDS <<'EOF'
-import itertools, sys
+BENCH_DIR=$PWD/bench "${PYTHON:-/usr/bin/python3}" - "$W" $KINDS <<'EOF'
+import itertools, os, sys
 import numpy as np
+
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from auc import auc, read_scores, uauc
 
 work, kinds = sys.argv[1], sys.argv[2:]
 
 def read(k):
-    rows = [l.split("\t") for l in open(f"{work}/{k}.valid.tsv").read().splitlines()[1:]]
-    return (np.array([int(r[0]) for r in rows]), np.array([int(r[2]) for r in rows]),
-            np.array([float(r[3]) for r in rows]))
-
-def auc(y, s):
-    # rank-sum with average ranks for ties
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ss = s[order]
-    i = 0
-    while i < len(ss):
-        j = i
-        while j + 1 < len(ss) and ss[j + 1] == ss[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j + 2) / 2
-        i = j + 1
-    n1 = y.sum(); n0 = len(y) - n1
-    return (ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-
-def uauc(u, y, s):
-    per_user = [auc(y[u == user], s[u == user]) for user in np.unique(u) if 0 < y[u == user].sum() < (u == user).sum()]
-    return float(np.mean(per_user))
+    u, _, y, s = read_scores(f"{work}/{k}.valid.tsv")
+    return u, y, s
 
 users, labels, scores = None, None, {}
 for k in kinds:
