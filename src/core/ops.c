@@ -196,6 +196,17 @@ static void gemm_pack_a(float *Ap, const float *A, int64_t ars, int64_t acs, int
             const float *a = A + i * ars;
             for (int k = 0; k < kc; k++) Ap[(int64_t)k * GEMM_MR + i] = a[k];
         }
+    } else if (ars == 1 && m == GEMM_MR) { // A^T of a row-major matrix (dy^T·x): MR contiguous floats per k
+        for (int k = 0; k < kc; k++) {
+            const float *a = A + k * acs;
+            float *o = Ap + (int64_t)k * GEMM_MR;
+#if defined(__AVX512F__)
+            const __mmask16 lanes = (__mmask16)((1u << GEMM_MR) - 1);
+            _mm512_mask_storeu_ps(o, lanes, _mm512_maskz_loadu_ps(lanes, a));
+#else
+            memcpy(o, a, GEMM_MR * sizeof(float));
+#endif
+        }
     } else {
         for (int k = 0; k < kc; k++) {
             const float *a = A + k * acs;
