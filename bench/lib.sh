@@ -20,3 +20,14 @@ bench_openblas_best() {
   export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
   echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS detects the CPU)}"
 }
+
+# bench_ml1m_paths: the defaults of the scripts that work on the ML-1M
+# recipe's checkpoint, each overridable from the environment: BUILD (build),
+# SHARED (../shared, or COLLM_SHARED), DATA (ML-1M there), CKPT
+# ($BUILD/ml1m.gguf). Run from the repository root.
+bench_ml1m_paths() {
+  BUILD=${BUILD:-build}
+  SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
+  DATA=${DATA:-$SHARED/data/ml-1m}
+  CKPT=${CKPT:-$BUILD/ml1m.gguf}
+}

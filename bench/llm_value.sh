@@ -19,10 +19,8 @@
 #   fuse-lightgcn.gguf, those present)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
-DATA=${DATA:-$SHARED/data/ml-1m}
-CKPT=${CKPT:-$BUILD/ml1m.gguf}
+. bench/lib.sh
+bench_ml1m_paths
 W=${WORK:-$BUILD/ml1m-work}
 THREADS=${THREADS:-2}
 BIN=$BUILD/collm

@@ -7,10 +7,8 @@
 #   usage: CKPT=build/ml1m.gguf bench/ml1m_topk.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
-DATA=${DATA:-$SHARED/data/ml-1m}
-CKPT=${CKPT:-$BUILD/ml1m.gguf}
+. bench/lib.sh
+bench_ml1m_paths
 INDEX=${INDEX:-${CKPT%.gguf}.faiss}
 THREADS=${THREADS:-2}
 N=${CANDIDATES:-100}
