@@ -25,7 +25,6 @@ W=${WORK:-$BUILD/ml1m-work}
 THREADS=${THREADS:-2}
 BIN=$BUILD/collm
 OUTDIR=${OUTDIR:-$BUILD/llm-value}
-make -s BUILD="$BUILD" "$BIN"
 [ -f "$CKPT" ] || { echo "llm_value: no checkpoint $CKPT (run OUT=$CKPT bench/ml1m.sh first)" >&2; exit 1; }
 if [ -z "${ENCODERS:-}" ]; then
   ENCODERS=
@@ -34,6 +33,7 @@ if [ -z "${ENCODERS:-}" ]; then
   done
 fi
 [ -n "$ENCODERS" ] || { echo "llm_value: no encoders in $W" >&2; exit 1; }
+make -s BUILD="$BUILD" "$BIN"
 mkdir -p "$OUTDIR"
 files=()
 "$BIN" eval --ckpt "$CKPT" --data "$DATA" --split valid --scores "$OUTDIR/collm.tsv" --threads "$THREADS" >/dev/null
