@@ -16,7 +16,7 @@
 #   usage: CKPT=build/ml1m.gguf WORK=build/ml1m-work bench/llm_value.sh
 #   (after `OUT=build/ml1m.gguf bench/ml1m.sh`; ENCODERS: the encoder files,
 #   default WORK's cf.gguf (mfbias), fuse.gguf (DIN), fuse-sasrec.gguf,
-#   fuse-lightgcn.gguf, those present)
+#   fuse-lightgcn.gguf, fuse-ctx.gguf, those present)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -28,7 +28,7 @@ OUTDIR=${OUTDIR:-$BUILD/llm-value}
 [ -f "$CKPT" ] || { echo "llm_value: no checkpoint $CKPT (run OUT=$CKPT bench/ml1m.sh first)" >&2; exit 1; }
 if [ -z "${ENCODERS:-}" ]; then
   ENCODERS=
-  for f in cf fuse fuse-sasrec fuse-lightgcn; do
+  for f in cf fuse fuse-sasrec fuse-lightgcn fuse-ctx; do
     [ -f "$W/$f.gguf" ] && ENCODERS+="${ENCODERS:+ }$W/$f.gguf"
   done
 fi

@@ -17,9 +17,9 @@
 #   4. stage 2: the FECE mapping trains on the collm prompt with one slot per
 #      history item (<ItemIDList>), the LLM frozen;
 #   5. joint stage: mapping and LLM together at a low rate;
-#   6. score fusion: `collm fit-score --with din.gguf,sasrec.gguf,lightgcn.gguf`
+#   6. score fusion: `collm fit-score --with din.gguf,sasrec.gguf,lightgcn.gguf,ctx.gguf`
 #      fits the weights of
-#        score = LLM logit + w · mfbias + v1 · DIN + v2 · SASRec + v3 · LightGCN
+#        score = LLM logit + w · mfbias + v1 · DIN + v2 · SASRec + v3 · LightGCN + v4 · ctx
 #      by AUC on valid_small and stores them, and the three models themselves,
 #      in the checkpoint, so eval and every scorer use them (all weights 0
 #      would mean the LLM alone). DIN (target-aware attention over the
@@ -27,9 +27,13 @@
 #      reaches AUC 0.742 against 0.735 and 0.731 alone (README, "Score
 #      fusion"). SASRec and LightGCN add within-user ranking: on seed 0 valid
 #      UAUC 0.6932 against 0.6875 with DIN alone, AUC 0.7446 against 0.7427
-#      (README, "Fusing SASRec and LightGCN too"). FUSE_KIND (a comma list,
-#      up to four train-cf kinds; default din,sasrec,lightgcn) picks them: the
-#      first is trained into $W/fuse.gguf, the others into $W/fuse-KIND.gguf.
+#      (README, "Fusing SASRec and LightGCN too"). ctx, the context-feature
+#      model (src/cf/ctx.c: history beyond train, cold users and items, train
+#      like rates, genres, release year; fitted on valid_small), adds what no
+#      ids-only encoder sees (README, "Context features"). FUSE_KIND (a comma
+#      list, up to four train-cf kinds; default din,sasrec,lightgcn,ctx) picks
+#      them: the first is trained into $W/fuse.gguf, the others into
+#      $W/fuse-KIND.gguf.
 # Model selection on (a prefix of) valid_small only; the test split is never read.
 # STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
 # SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
@@ -56,7 +60,7 @@ log() { echo "[$(( $(date +%s) - t0 ))s] $*" >&2; }
 CF_KIND=${CF_KIND:-mfbias}
 log "1. collaborative encoder ($CF_KIND) and the plain-MF reference"
 $BIN train-cf --model "$CF_KIND" --data "$DATA" --out "$W/cf.gguf" --threads "$THREADS" --seed $((2023 + SEED)) 2>&1 | tail -n 1 >&2
-FUSE_KIND=${FUSE_KIND:-din,sasrec,lightgcn}
+FUSE_KIND=${FUSE_KIND:-din,sasrec,lightgcn,ctx}
 IFS=, read -r -a fuse_kinds <<<"$FUSE_KIND"
 fuse_files=()
 for i in "${!fuse_kinds[@]}"; do

@@ -12,7 +12,7 @@
 
 // Every kind collm knows; a new one is one more line.
 static const collm_cf_kind *const cf_kinds[] = {&collm_cf_kind_mf, &collm_cf_kind_lightgcn, &collm_cf_kind_mfbias,
-                                                 &collm_cf_kind_sasrec, &collm_cf_kind_din};
+                                                 &collm_cf_kind_sasrec, &collm_cf_kind_din, &collm_cf_kind_ctx};
 enum { CF_N_KINDS = sizeof cf_kinds / sizeof cf_kinds[0] };
 
 static const collm_cf_kind *cf_find_kind(const char *name, size_t len) {
@@ -153,9 +153,18 @@ int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out
     return COLLM_OK;
 }
 
+// ctx has no vectors: it scores rows for fusion only.
+static int cf_no_vectors(const collm_cf_model *m) {
+    return collm_error(COLLM_ERR_UNSUPPORTED,
+                       "cf: a %s model has no user or item vectors (it only scores rows for fusion: fit-score --with); "
+                       "CoLLM's slots, index and retrieval need an encoder (mf, mfbias, lightgcn, sasrec, din)",
+                       m->kind->name);
+}
+
 int collm_cf_model_item_vector(const collm_cf_model *m, int32_t item, float *out) {
     if (item < 0 || item >= m->n_items)
         return collm_error(COLLM_ERR_ARG, "cf: item id %d outside the table (n_items %d)", (int)item, (int)m->n_items);
+    if (!m->kind->item_vector) return cf_no_vectors(m);
     m->kind->item_vector(m, item, out);
     return COLLM_OK;
 }
@@ -192,6 +201,7 @@ static int cf_sample_check(const collm_cf_model *m, int32_t user, const int32_t 
 int collm_cf_model_sample_vectors(const collm_cf_model *m, int32_t user, const int32_t *his, int64_t n_his, int32_t item,
                                   float *user_out, float *item_out) {
     if (!m) return collm_error(COLLM_ERR_ARG, "collm_cf_model_sample_vectors: NULL model");
+    if (!m->kind->item_vector) return cf_no_vectors(m);
     int32_t *win = collm_malloc(((size_t)m->hp.max_len + 1) * sizeof *win);
     float *tmp = collm_malloc(2 * (size_t)m->dim * sizeof *tmp);
     int rc = win && tmp ? cf_sample_check(m, user, his, n_his, item, win) : COLLM_ERR_NOMEM;
@@ -412,6 +422,10 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
     }
 
     collm_cf_train_result res = {0};
+    if (m->kind->side_info && (rc = m->kind->side_info(m, ds))) {
+        collm_rec_split_free(eval_owned);
+        return rc;
+    }
     rc = m->kind->train(m, ds->train, eval, &opt, pool, progress, progress_ctx, &res);
     collm_rec_split_free(eval_owned);
     if (rc) return rc;

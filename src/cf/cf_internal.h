@@ -44,7 +44,8 @@ struct collm_cf_kind {
     int (*init)(collm_cf_model *m, uint64_t seed, int initialise);
     void (*free_impl)(collm_cf_model *m);
     // Ids are already range-checked by cf.c. user_vector and score are NULL
-    // for history kinds; item_vector exists for every kind.
+    // for history kinds; item_vector and sample_vectors exist for every kind
+    // but ctx, which has no vectors (score fusion only).
     void (*user_vector)(const collm_cf_model *m, int32_t user, float *out);
     void (*item_vector)(const collm_cf_model *m, int32_t item, float *out);
     float (*score)(const collm_cf_model *m, int32_t user, int32_t item);
@@ -55,6 +56,9 @@ struct collm_cf_kind {
                          const int32_t *win, float *scores, collm_pool *pool);
     int (*sample_vectors)(const collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items,
                           const int32_t *win, float *uvec, float *ivec, collm_pool *pool);
+    // Optional (ctx): reads what the kind needs of the dataset beyond the
+    // splits (titles, DIR/item_map.tsv) before train.
+    int (*side_info)(collm_cf_model *m, const collm_rec_dataset *ds);
     // eval may be NULL (no evaluation). Ids of ds->train and eval are checked.
     int (*train)(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval, const collm_cf_train_options *opt,
                  collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
@@ -72,6 +76,7 @@ extern const collm_cf_kind collm_cf_kind_lightgcn;
 extern const collm_cf_kind collm_cf_kind_mfbias;
 extern const collm_cf_kind collm_cf_kind_sasrec;
 extern const collm_cf_kind collm_cf_kind_din;
+extern const collm_cf_kind collm_cf_kind_ctx;
 
 // COLLM_OK when every user / item id of the split (targets, and history ids
 // for history kinds) lies inside the model's tables; else an error naming

@@ -54,22 +54,22 @@ int cmd_train_cf(int argc, char **argv) {
     collm_cf_train_options opt;
     collm_cf_hparams hp;
     cli_option opts[] = {
-        {"--model", "KIND", "collaborative model kind: mf | lightgcn | mfbias | sasrec | din (default mf)", NULL},
+        {"--model", "KIND", "collaborative model kind: mf | lightgcn | mfbias | sasrec | din | ctx (default mf; ctx: context features for fit-score --with, fitted on --eval-split)", NULL},
         {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
         {"--out", "FILE", "output model (.gguf)", NULL},
-        {"--dim", "N", "vector dimension (mf 256, lightgcn 64, mfbias 66, sasrec 128, din 192 = 3 x 64)", NULL},
+        {"--dim", "N", "vector dimension (mf 256, lightgcn 64, mfbias 66, sasrec 128, din 192 = 3 x 64, ctx 12 = its features)", NULL},
         {"--layers", "N", "lightgcn propagation layers / sasrec blocks (default 2)", NULL},
         {"--heads", "N", "sasrec attention heads (default 1)", NULL},
-        {"--max-len", "N", "sasrec / din history window, the last N liked items (default 10 / 30)", NULL},
+        {"--max-len", "N", "sasrec / din / ctx history window, the last N liked items (default 10 / 30 / 512)", NULL},
         {"--dropout", "X", "sasrec / din dropout rate in training (default 0.7 / 0)", NULL},
         {"--lr", "X", "Adam learning rate (mf 1e-2, lightgcn 3e-3, mfbias 1e-2, sasrec 1e-2, din 2e-3)", NULL},
-        {"--weight-decay", "X", "coupled L2 weight decay (mf 1e-4, lightgcn 3e-5, mfbias 1e-4, sasrec 1e-4, din 0)", NULL},
+        {"--weight-decay", "X", "coupled L2 weight decay (mf 1e-4, lightgcn 3e-5, mfbias 1e-4, sasrec 1e-4, din 0; ctx: the L2 of its summed loss, 1e-2)", NULL},
         {"--batch", "N", "batch size (mf 2048, lightgcn 1024, mfbias 1024, sasrec 1024, din 2048)", NULL},
-        {"--max-epochs", "N", "epoch limit (mf 300, lightgcn 300, mfbias 100, sasrec 100, din 50)", NULL},
+        {"--max-epochs", "N", "epoch limit (mf 300, lightgcn 300, mfbias 100, sasrec 100, din 50; ctx: Newton steps, 50)", NULL},
         {"--patience", "N", "stop after N epochs without a better eval AUC; 0 = never (mf 20, lightgcn 40, mfbias 5, sasrec 8, "
                                 "din 3)", NULL},
         CLI_SEED_OPTION,
-        {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid)", NULL},
+        {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid; ctx valid_small, where it fits)", NULL},
         {"--log", "FILE", "per-epoch JSON lines: epoch, loss, valid_auc, valid_uauc (default FILE.log.jsonl of --out)", NULL},
         {"--quiet", NULL, "no progress output", NULL},
         {"--json", NULL, "print the result as one JSON object on stdout", NULL},
@@ -77,7 +77,7 @@ int cmd_train_cf(int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm train-cf --model mf|lightgcn|mfbias|sasrec|din --data DIR --out FILE [--dim N --layers N "
+                      "usage: collm train-cf --model mf|lightgcn|mfbias|sasrec|din|ctx --data DIR --out FILE [--dim N --layers N "
                       "--heads N "
                       "--max-len N --dropout X --lr X --weight-decay X --batch N --max-epochs N --patience N "
                       "--seed 2023 --eval-split valid]");

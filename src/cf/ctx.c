@@ -1,0 +1,421 @@
+// Context features ("ctx"): a logistic model over what a row says beyond
+// user and item ids, for score fusion (collm fit-score --with ctx.gguf).
+//
+//   score(row) = b + Σ_f w_f · (x_f(row) - mean_f) / sd_f          NF = 12 features
+//
+// Why: the ids-only encoders cannot see how a row differs from the training
+// period. On ML-1M's ood2 split the valid rows come months after train, and
+// their histories hold the liked items of that later period; the period's
+// like rate, cold users and items, and a movie's release year and genres
+// move the label in ways no encoder trained on train learns (a row of train
+// never has a history beyond what train saw). Measured with bench/llm_value.sh's
+// held-out protocol: README, "Context features".
+//
+// The features of a row (u, i, window W = the last max_len liked history
+// items, oldest first, left-padded with 0; len = its non-zero count;
+// R = its last CTX_RECENT items):
+//   0 log(1 + new), new = max(0, len - liked train rows of u): history beyond train
+//   1 new / max(1, len)
+//   2 1 if u has no train row
+//   3 u's smoothed train like rate (liked + 5 g) / (rows + 5), g = train's rate
+//   4 log(1 + train rows of u)
+//   5 i's smoothed train like rate (liked + 5 g) / (rows + 5)
+//   6 log(1 + train rows of i)
+//   7 1 if i has no train row
+//   8 mean over i's genres G of u's smoothed like rate in G: (liked + 3 g) / (rows + 3)
+//     (g when i has no genre)
+//   9 the fraction of R sharing a genre with i (0 when R is empty)
+//  10 (year of i - 1990) / 10 (0 when the title has no "(YYYY)")
+//  11 (year of i - mean year of R) / 10 (0 when none is known)
+// The weights are fitted on the evaluation split (default valid_small), not
+// on train: the features 0-2 and 7 are 0 on every train row, so only rows
+// later than training show what they are worth. Training statistics come
+// from the train split, genres from DIR/item_map.tsv (its `genres` column,
+// '|'-separated; optional) and years from the titles. Fit: L2-regularised
+// logistic regression (λ = --weight-decay, default 1e-2, on the summed BCE)
+// by Newton's method (IRLS) in double, to a step below 1e-9 or max_epochs
+// iterations. Deterministic; no seed is used.
+//
+// ctx has no collaborative vectors: it cannot feed CoLLM's slots or
+// retrieval (the vector calls refuse it with an error), only score fusion.
+//
+// Tensors (all buffers, F32): ctx.user (nu, 2) [train rows, liked];
+// ctx.item (ni, 3) [train rows, liked, year]; ctx.item_genre (ni, CTX_GENRES)
+// 0/1; ctx.user_genre (nu, 2·CTX_GENRES) [rows per genre, liked per genre];
+// ctx.fit (3, NF + 1): feature means, sds, then the weights with the bias last.
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf/cf_internal.h"
+#include "cf/cf_nn.h"
+#include "cf/encoders.h"
+#include "collm/error.h"
+#include "collm/metrics.h"
+
+enum { CTX_NF = 12, CTX_GENRES = 24, CTX_RECENT = 30 };
+
+typedef struct {
+    cf_params p;
+    int i_user, i_item, i_item_genre, i_user_genre, i_fit;
+} ctx_impl;
+
+static cf_params *ctx_params(const collm_cf_model *m) { return &((ctx_impl *)m->impl)->p; }
+
+// train's like rate from the user table (0.5 before any training)
+static double ctx_global_rate(const collm_cf_model *m) {
+    const ctx_impl *c = m->impl;
+    const float *us = cf_w(&c->p, c->i_user);
+    double rows = 0, liked = 0;
+    for (int32_t u = 0; u < m->n_users; u++) rows += us[2 * u], liked += us[2 * u + 1];
+    return rows > 0 ? liked / rows : 0.5;
+}
+
+// The raw features x (CTX_NF) of one row; win (L) as the file comment says.
+static void ctx_features(const collm_cf_model *m, double g, int32_t u, int32_t i, const int32_t *win, int L, double *x) {
+    const ctx_impl *c = m->impl;
+    const float *us = cf_w(&c->p, c->i_user) + 2 * (int64_t)u;
+    const float *is = cf_w(&c->p, c->i_item) + 3 * (int64_t)i;
+    const float *ig_all = cf_w(&c->p, c->i_item_genre), *ug = cf_w(&c->p, c->i_user_genre) + 2 * CTX_GENRES * (int64_t)u;
+    const float *ig = ig_all + CTX_GENRES * (int64_t)i;
+    int len = 0;
+    for (int k = 0; k < L; k++) len += win[k] != 0;
+    const double new_items = len - us[1] > 0 ? len - us[1] : 0;
+    x[0] = log1p(new_items);
+    x[1] = new_items / (len > 1 ? len : 1);
+    x[2] = us[0] == 0;
+    x[3] = (us[1] + 5 * g) / (us[0] + 5);
+    x[4] = log1p(us[0]);
+    x[5] = (is[1] + 5 * g) / (is[0] + 5);
+    x[6] = log1p(is[0]);
+    x[7] = is[0] == 0;
+    double genre_rate = 0;
+    int n_genres = 0;
+    for (int k = 0; k < CTX_GENRES; k++)
+        if (ig[k] != 0) genre_rate += (ug[CTX_GENRES + k] + 3 * g) / (ug[k] + 3), n_genres++;
+    x[8] = n_genres ? genre_rate / n_genres : g;
+    // the last CTX_RECENT liked items: genre overlap and mean known year
+    int n_recent = 0, n_shared = 0, n_years = 0;
+    double year_sum = 0;
+    for (int k = L - 1; k >= 0 && n_recent < CTX_RECENT; k--) {
+        const int32_t h = win[k];
+        if (h == 0) continue;
+        n_recent++;
+        const float *hg = ig_all + CTX_GENRES * (int64_t)h;
+        int shared = 0;
+        for (int q = 0; q < CTX_GENRES && !shared; q++) shared = ig[q] != 0 && hg[q] != 0;
+        n_shared += shared;
+        const float hy = cf_w(&c->p, c->i_item)[3 * (int64_t)h + 2];
+        if (hy > 0) year_sum += hy, n_years++;
+    }
+    x[9] = n_recent ? (double)n_shared / n_recent : 0;
+    x[10] = is[2] > 0 ? (is[2] - 1990) / 10.0 : 0;
+    x[11] = is[2] > 0 && n_years ? (is[2] - year_sum / n_years) / 10.0 : 0;
+}
+
+int collm_cf_ctx_features(const collm_cf_model *m, int32_t user, int32_t item, const int32_t *win, double *x) {
+    if (!m || !win || !x || strcmp(m->kind->name, "ctx") != 0)
+        return collm_error(COLLM_ERR_ARG, "collm_cf_ctx_features: not a ctx model");
+    if (user < 0 || user >= m->n_users || item < 0 || item >= m->n_items)
+        return collm_error(COLLM_ERR_ARG, "collm_cf_ctx_features: id outside the tables");
+    ctx_features(m, ctx_global_rate(m), user, item, win, m->hp.max_len, x);
+    return COLLM_OK;
+}
+
+static int ctx_score_samples(const collm_cf_model *m, int64_t n, const int32_t *users, const int32_t *items,
+                             const int32_t *win, float *scores, collm_pool *pool) {
+    (void)pool;
+    const ctx_impl *c = m->impl;
+    const float *fit = cf_w(&c->p, c->i_fit); // (3, NF + 1): mean, sd, weights (bias last)
+    const double g = ctx_global_rate(m);
+    const int L = m->hp.max_len;
+    for (int64_t r = 0; r < n; r++) {
+        double x[CTX_NF], s = fit[2 * (CTX_NF + 1) + CTX_NF];
+        ctx_features(m, g, users[r], items[r], win + r * L, L, x);
+        for (int f = 0; f < CTX_NF; f++) s += fit[2 * (CTX_NF + 1) + f] * (x[f] - fit[f]) / fit[CTX_NF + 1 + f];
+        scores[r] = (float)s;
+    }
+    return COLLM_OK;
+}
+
+// --- side information: years from the titles, genres from item_map.tsv
+
+// "Title (1995)" -> 1995; 0 when the title does not end in "(YYYY)".
+static float ctx_title_year(const char *t) {
+    size_t n = strlen(t);
+    while (n > 0 && isspace((unsigned char)t[n - 1])) n--;
+    if (n < 6 || t[n - 1] != ')' || t[n - 6] != '(') return 0;
+    int y = 0;
+    for (size_t k = n - 5; k < n - 1; k++) {
+        if (!isdigit((unsigned char)t[k])) return 0;
+        y = 10 * y + (t[k] - '0');
+    }
+    return (float)y;
+}
+
+// DIR/item_map.tsv's `genres` column ('|'-separated names) into item_genre
+// (ni, CTX_GENRES). No file or no such column: no genres (COLLM_OK).
+static int ctx_read_genres(collm_cf_model *m, const char *dir) {
+    ctx_impl *c = m->impl;
+    float *ig = cf_w(&c->p, c->i_item_genre);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/item_map.tsv", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return COLLM_OK;
+    char names[CTX_GENRES][32];
+    int n_names = 0, col = -1, rc = COLLM_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    ssize_t got;
+    while (rc == COLLM_OK && (got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        char *save = NULL, *field = strtok_r(line, "\t", &save);
+        if (lineno == 1) { // header: find `genres`
+            for (int k = 0; field; k++, field = strtok_r(NULL, "\t", &save))
+                if (strcmp(field, "genres") == 0) col = k;
+            if (col < 0) break;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        long item = field ? strtol(field, &end, 10) : -1;
+        if (!field || *end || errno || item < 0 || item >= m->n_items) {
+            rc = collm_error(COLLM_ERR_FORMAT, "%s:%ld: item id '%s' is not in 0..%d", path, lineno, field ? field : "",
+                             (int)m->n_items - 1);
+            break;
+        }
+        for (int k = 0; k < col && field; k++) field = strtok_r(NULL, "\t", &save);
+        if (!field) continue; // an empty genres field
+        char *gsave = NULL;
+        for (char *name = strtok_r(field, "|", &gsave); name; name = strtok_r(NULL, "|", &gsave)) {
+            int k = 0;
+            while (k < n_names && strcmp(names[k], name) != 0) k++;
+            if (k == n_names) {
+                if (n_names == CTX_GENRES || strlen(name) >= sizeof names[0]) {
+                    rc = collm_error(COLLM_ERR_FORMAT, "%s:%ld: genre '%s': ctx takes at most %d genres of up to %d bytes",
+                                     path, lineno, name, CTX_GENRES, (int)sizeof names[0] - 1);
+                    break;
+                }
+                strcpy(names[n_names++], name);
+            }
+            ig[CTX_GENRES * item + k] = 1;
+        }
+    }
+    if (rc == COLLM_OK && ferror(f)) rc = collm_error(COLLM_ERR_IO, "%s: read error", path);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int ctx_side_info(collm_cf_model *m, const collm_rec_dataset *ds) {
+    ctx_impl *c = m->impl;
+    float *is = cf_w(&c->p, c->i_item);
+    for (int32_t i = 0; ds->items && i < ds->items->n && i < m->n_items; i++) is[3 * i + 2] = ctx_title_year(ds->items->title[i]);
+    return ds->dir ? ctx_read_genres(m, ds->dir) : COLLM_OK;
+}
+
+// --- fit
+
+// Solves the symmetric positive definite system A x = b (n ≤ CTX_NF + 1) by
+// Cholesky, in place (A's lower triangle becomes L, b becomes x).
+static int ctx_cholesky_solve(double *A, double *b, int n) {
+    for (int j = 0; j < n; j++) {
+        double d = A[j * n + j];
+        for (int k = 0; k < j; k++) d -= A[j * n + k] * A[j * n + k];
+        if (!(d > 0)) return collm_error(COLLM_ERR, "ctx: the Newton system is not positive definite");
+        A[j * n + j] = sqrt(d);
+        for (int i = j + 1; i < n; i++) {
+            double s = A[i * n + j];
+            for (int k = 0; k < j; k++) s -= A[i * n + k] * A[j * n + k];
+            A[i * n + j] = s / A[j * n + j];
+        }
+    }
+    for (int i = 0; i < n; i++) { // L y = b
+        for (int k = 0; k < i; k++) b[i] -= A[i * n + k] * b[k];
+        b[i] /= A[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) { // Lᵀ x = y
+        for (int k = i + 1; k < n; k++) b[i] -= A[k * n + i] * b[k];
+        b[i] /= A[i * n + i];
+    }
+    return COLLM_OK;
+}
+
+static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
+                     const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx,
+                     collm_cf_train_result *result) {
+    ctx_impl *c = m->impl;
+    if (!eval)
+        return collm_error(COLLM_ERR_ARG, "ctx fits its weights on the evaluation split (--eval-split valid_small), "
+                                          "rows later than train; 'none' leaves it nothing to fit on");
+    if (eval == train)
+        return collm_error(COLLM_ERR_ARG, "ctx: fitting on the train split teaches nothing (features 0-2 and 7 are 0 "
+                                          "on every train row); use valid_small");
+    if (eval->n < 2) return collm_error(COLLM_ERR_ARG, "ctx: the evaluation split has %lld rows", (long long)eval->n);
+    const double t0 = cf_now();
+    // training statistics (from zero: a second training starts over)
+    float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item);
+    float *ig = cf_w(&c->p, c->i_item_genre), *ug = cf_w(&c->p, c->i_user_genre);
+    memset(us, 0, (size_t)cf_numel(&c->p, c->i_user) * sizeof *us);
+    memset(ug, 0, (size_t)cf_numel(&c->p, c->i_user_genre) * sizeof *ug);
+    for (int32_t i = 0; i < m->n_items; i++) is[3 * i] = is[3 * i + 1] = 0; // the years stay
+    for (int64_t r = 0; r < train->n; r++) {
+        const int32_t u = train->user[r], i = train->item[r];
+        const int y = train->label[r] == 1;
+        us[2 * u] += 1, us[2 * u + 1] += y;
+        is[3 * i] += 1, is[3 * i + 1] += y;
+        for (int k = 0; k < CTX_GENRES; k++)
+            if (ig[CTX_GENRES * i + k] != 0) ug[2 * CTX_GENRES * u + k] += 1, ug[2 * CTX_GENRES * u + CTX_GENRES + k] += y;
+    }
+    // features of every fit row: X (n, NF + 1), the last column 1 (the bias)
+    const int64_t n = eval->n;
+    const int L = m->hp.max_len, D = CTX_NF + 1;
+    double *X = collm_malloc((size_t)n * D * sizeof *X);
+    int32_t *win = collm_malloc((size_t)L * sizeof *win);
+    float *scores = collm_malloc((size_t)n * sizeof *scores);
+    int rc = X && win && scores ? COLLM_OK : COLLM_ERR_NOMEM;
+    const double g = ctx_global_rate(m);
+    double mean[CTX_NF] = {0}, sd[CTX_NF] = {0}, w[CTX_NF + 1] = {0};
+    for (int64_t r = 0; !rc && r < n; r++) {
+        cf_split_window(eval, r, L, win);
+        ctx_features(m, g, eval->user[r], eval->item[r], win, L, X + r * D);
+        X[r * D + CTX_NF] = 1;
+    }
+    // standardise (a constant feature keeps sd 1 and gets weight ~0 from L2)
+    float *fit = cf_w(&c->p, c->i_fit);
+    for (int f = 0; !rc && f < CTX_NF; f++) {
+        double s = 0, s2 = 0;
+        for (int64_t r = 0; r < n; r++) s += X[r * D + f];
+        mean[f] = s / n;
+        for (int64_t r = 0; r < n; r++) s2 += (X[r * D + f] - mean[f]) * (X[r * D + f] - mean[f]);
+        sd[f] = sqrt(s2 / n) > 1e-12 ? sqrt(s2 / n) : 1;
+        for (int64_t r = 0; r < n; r++) X[r * D + f] = (X[r * D + f] - mean[f]) / sd[f];
+    }
+    // Newton's method on Σ BCE + λ/2 |w|²: H = Xᵀ diag(p(1-p)) X + λ I, grad = Xᵀ (p - y) + λ w
+    const double lambda = opt->weight_decay;
+    int iter = 0;
+    for (; !rc && iter < (opt->max_epochs > 0 ? opt->max_epochs : 1); iter++) {
+        double H[(CTX_NF + 1) * (CTX_NF + 1)] = {0}, grad[CTX_NF + 1] = {0};
+        for (int64_t r = 0; r < n; r++) {
+            const double *x = X + r * D;
+            double z = 0;
+            for (int f = 0; f < D; f++) z += w[f] * x[f];
+            const double p = 1 / (1 + exp(-z)), e = p - (eval->label[r] == 1);
+            for (int f = 0; f < D; f++) {
+                grad[f] += e * x[f];
+                for (int q = 0; q <= f; q++) H[f * D + q] += p * (1 - p) * x[f] * x[q];
+            }
+        }
+        for (int f = 0; f < D; f++) {
+            grad[f] += lambda * w[f];
+            H[f * D + f] += lambda;
+            for (int q = 0; q < f; q++) H[q * D + f] = H[f * D + q];
+        }
+        if ((rc = ctx_cholesky_solve(H, grad, D))) break;
+        double step = 0;
+        for (int f = 0; f < D; f++) w[f] -= grad[f], step = fabs(grad[f]) > step ? fabs(grad[f]) : step;
+        if (!isfinite(step)) rc = collm_error(COLLM_ERR, "ctx: the fit diverged (non-finite weights)");
+        if (step < 1e-9) {
+            iter++;
+            break;
+        }
+    }
+    for (int f = 0; !rc && f < CTX_NF; f++) fit[f] = (float)mean[f], fit[D + f] = (float)sd[f];
+    fit[CTX_NF] = 0, fit[D + CTX_NF] = 1;
+    for (int f = 0; !rc && f < D; f++) fit[2 * D + f] = (float)w[f];
+    if (!rc) rc = collm_cf_model_score_split(m, eval, scores, pool);
+    if (!rc) {
+        result->epochs_run = iter;
+        result->best_epoch = iter;
+        result->best_eval_auc = collm_metrics_auc(scores, eval->label, n);
+        result->best_eval_uauc = collm_metrics_uauc(eval->user, scores, eval->label, n, NULL);
+        result->seconds = cf_now() - t0;
+        result->early_stopped = 0;
+        if (progress) {
+            collm_cf_epoch_info e = {iter, NAN, result->best_eval_auc, result->best_eval_uauc, result->seconds, 1};
+            progress(progress_ctx, &e);
+        }
+    }
+    free(X);
+    free(win);
+    free(scores);
+    return rc;
+}
+
+// --- vtable
+
+static void ctx_hparams_default(collm_cf_hparams *hp) {
+    hp->dim = CTX_NF;
+    hp->n_layers = 0;
+    hp->n_heads = 0;
+    hp->max_len = 512; // the history's length is a feature: read (nearly) all of it
+}
+
+static void ctx_train_defaults(collm_cf_train_options *opt) {
+    opt->weight_decay = 1e-2; // λ of the summed loss
+    opt->max_epochs = 50;     // Newton iterations (it converges in about 6)
+    opt->patience = 0;
+    opt->eval_split = "valid_small";
+}
+
+static int ctx_init(collm_cf_model *m, uint64_t seed, int initialise) {
+    (void)seed, (void)initialise;
+    if (m->dim != CTX_NF) return collm_error(COLLM_ERR_ARG, "ctx: dim %d (its dim is its %d features)", m->dim, CTX_NF);
+    if (m->hp.max_len < CTX_RECENT)
+        return collm_error(COLLM_ERR_ARG, "ctx: max_len %d (need >= %d)", m->hp.max_len, CTX_RECENT);
+    ctx_impl *c = collm_calloc(1, sizeof *c);
+    if (!c) return COLLM_ERR_NOMEM;
+    m->impl = c;
+    c->i_user = cf_params_add(&c->p, "ctx.user", m->n_users, 2, 0);
+    c->i_item = cf_params_add(&c->p, "ctx.item", m->n_items, 3, 0);
+    c->i_item_genre = cf_params_add(&c->p, "ctx.item_genre", m->n_items, CTX_GENRES, 0);
+    c->i_user_genre = cf_params_add(&c->p, "ctx.user_genre", m->n_users, 2 * CTX_GENRES, 0);
+    c->i_fit = cf_params_add(&c->p, "ctx.fit", 3, CTX_NF + 1, 0);
+    int rc = initialise ? cf_params_alloc(&c->p) : COLLM_OK;
+    if (!rc && initialise) cf_w(&c->p, c->i_fit)[CTX_NF + 1 + CTX_NF] = 1; // sds 1 until fitted
+    if (!rc && initialise)
+        for (int f = 0; f < CTX_NF; f++) cf_w(&c->p, c->i_fit)[CTX_NF + 1 + f] = 1;
+    return rc;
+}
+
+// A loaded model's statistics and fit must be usable: counts >= 0, liked <=
+// rows, sds > 0 (cf_params_load has already rejected non-finite values).
+static int ctx_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
+    int rc = cf_nn_load_tensors(m, f, path);
+    if (rc) return rc;
+    const ctx_impl *c = m->impl;
+    const float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item), *fit = cf_w(&c->p, c->i_fit);
+    for (int32_t u = 0; u < m->n_users; u++)
+        if (!(us[2 * u] >= 0 && us[2 * u + 1] >= 0 && us[2 * u + 1] <= us[2 * u]))
+            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.user row %d holds %g rows and %g liked", path, (int)u,
+                               us[2 * u], us[2 * u + 1]);
+    for (int32_t i = 0; i < m->n_items; i++)
+        if (!(is[3 * i] >= 0 && is[3 * i + 1] >= 0 && is[3 * i + 1] <= is[3 * i]))
+            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.item row %d holds %g rows and %g liked", path, (int)i,
+                               is[3 * i], is[3 * i + 1]);
+    for (int k = 0; k <= CTX_NF; k++)
+        if (!(fit[CTX_NF + 1 + k] > 0))
+            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.fit: feature %d has sd %g (must be > 0)", path, k,
+                               fit[CTX_NF + 1 + k]);
+    return COLLM_OK;
+}
+
+const collm_cf_kind collm_cf_kind_ctx = {
+    .name = "ctx",
+    .uses_history = 1,
+    .hparams_default = ctx_hparams_default,
+    .train_defaults = ctx_train_defaults,
+    .init = ctx_init,
+    .free_impl = cf_nn_free_impl,
+    .score_samples = ctx_score_samples,
+    .side_info = ctx_side_info,
+    .train = ctx_train,
+    .params = ctx_params,
+    .save_tensors = cf_nn_save_tensors,
+    .load_tensors = ctx_load_tensors,
+};

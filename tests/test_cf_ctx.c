@@ -1,0 +1,225 @@
+// The context-feature model (cf/ctx.c): its features against values worked
+// out by hand on a five-item dataset, its fit against the optimality
+// condition of the regularised logistic loss, save/load, and bad input.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cf/encoders.h"
+#include "collm/cf.h"
+#include "collm/dataset.h"
+#include "collm/error.h"
+#include "test.h"
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%.900s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+#define SPLIT_HEADER "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n"
+
+// Items 1-5 with years 1990, 2000, none, 1980, 1995 and genres
+// {Drama, Comedy}, {Drama}, {Horror}, {Comedy}, {Horror, Drama}.
+// train: user 1 likes 1 and 3, not 2; user 2 likes 4, not 1 (g = 3/5).
+static void make_dataset(const char *dir, const char *item_map) {
+    mkdir(dir, 0755);
+    write_text(dir, "items.tsv", "iid\ttitle\n0\t\n1\tA (1990)\n2\tB (2000)\n3\tC\n4\tD (1980)\n5\tE (1995)\n");
+    write_text(dir, "item_map.tsv", item_map);
+    write_text(dir, "train.tsv",
+               SPLIT_HEADER "1\t1\t1\t10\t0\t1\n1\t2\t0\t11\t0,1\t1\n1\t3\t1\t12\t0,1\t1\n2\t1\t0\t10\t0\t1\n2\t4\t1\t11\t0\t1\n");
+    // later rows: user 3 is cold, item 5 is cold; labels mixed so the fit has both
+    write_text(dir, "valid_small.tsv",
+               SPLIT_HEADER "1\t5\t1\t20\t0,1,3,4,2\t0\n1\t4\t0\t21\t0,1,3\t1\n2\t3\t1\t20\t0,4\t1\n2\t5\t0\t21\t0,4,3\t0\n"
+                            "3\t1\t1\t20\t0\t0\n3\t2\t0\t21\t0,1\t0\n3\t4\t1\t22\t0,1\t0\n1\t2\t0\t22\t0,1,3\t1\n");
+    write_text(dir, "valid.tsv", SPLIT_HEADER "1\t5\t1\t20\t0,1,3,4,2\t0\n2\t2\t0\t20\t0,4\t1\n");
+}
+
+static const char *GENRES = "iid\tmovie_id\tgenres\n1\t11\tDrama|Comedy\n2\t12\tDrama\n3\t13\tHorror\n4\t14\tComedy\n"
+                            "5\t15\tHorror|Drama\n";
+
+static collm_cf_model *train_ctx(const char *dir, const char *eval_split) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(dir);
+    CHECK_MSG(ds != NULL, "%s", collm_last_error());
+    if (!ds) return NULL;
+    collm_cf_model *m = collm_cf_model_create("ctx", ds->n_users, ds->n_items, 12, 1);
+    CHECK_MSG(m != NULL, "%s", collm_last_error());
+    collm_cf_train_options o;
+    CHECK(collm_cf_train_options_kind("ctx", &o) == COLLM_OK);
+    if (eval_split) o.eval_split = eval_split;
+    if (m && collm_cf_model_train(m, ds, &o, NULL, NULL, NULL, NULL) != COLLM_OK) {
+        collm_cf_model_free(m);
+        m = NULL;
+    }
+    collm_rec_dataset_free(ds);
+    return m;
+}
+
+// The window of a history as the model reads it: hp.max_len ids, left-padded.
+static int32_t *window_of(const collm_cf_model *m, const int32_t *his, int n) {
+    collm_cf_hparams hp;
+    collm_cf_model_hparams(m, &hp);
+    int32_t *win = calloc((size_t)hp.max_len, sizeof *win);
+    for (int k = 0; k < n; k++) win[hp.max_len - n + k] = his[k];
+    return win;
+}
+
+static void test_features_by_hand(const char *dir) {
+    collm_cf_model *m = train_ctx(dir, NULL);
+    if (!m) return;
+    // user 1, item 5, history 1, 3, 4, 2 (g = 0.6; user 1: 3 rows, 2 liked)
+    const int32_t his[] = {1, 3, 4, 2};
+    int32_t *win = window_of(m, his, 4);
+    double x[12];
+    CHECK(collm_cf_ctx_features(m, 1, 5, win, x) == COLLM_OK);
+    const double want[12] = {
+        log(3.0),                              // new = 4 - 2
+        0.5,                                   // 2 / 4
+        0,                                     // user 1 has train rows
+        (2 + 5 * 0.6) / (3 + 5),               // user rate
+        log(4.0),                              // 3 rows
+        (0 + 5 * 0.6) / (0 + 5),               // item 5 has no train row
+        0, 1,                                  // log(1 + 0), cold item
+        ((1 + 1.8) / (1 + 3) + (1 + 1.8) / (2 + 3)) / 2, // Horror 1/1, Drama 1/2
+        0.75,                                  // 1 (Drama), 3 (Horror), 2 (Drama) share; 4 (Comedy) not
+        0.5,                                   // 1995
+        0.5,                                   // 1995 - mean(1990, 1980, 2000)
+    };
+    for (int f = 0; f < 12; f++) CHECK_NEAR(x[f], want[f], 1e-12);
+    // a cold user with an empty history: the genre rate falls back per genre
+    memset(win, 0, sizeof(int32_t) * 4);
+    int32_t *empty = window_of(m, his, 0);
+    CHECK(collm_cf_ctx_features(m, 3, 3, empty, x) == COLLM_OK);
+    CHECK_NEAR(x[0], 0, 0);
+    CHECK_NEAR(x[2], 1, 0);
+    CHECK_NEAR(x[3], 0.6, 1e-12);
+    CHECK_NEAR(x[8], (0 + 1.8) / (0 + 3), 1e-12);
+    CHECK_NEAR(x[9], 0, 0);
+    CHECK_NEAR(x[10], 0, 0); // item 3 has no year
+    CHECK_NEAR(x[11], 0, 0);
+    free(win);
+    free(empty);
+    collm_cf_model_free(m);
+}
+
+// At the fitted weights the gradient of Σ BCE + λ/2 |w|² over valid_small
+// is zero; computed here from the features and the stored standardisation.
+static void test_fit_is_optimal(const char *dir) {
+    collm_cf_model *m = train_ctx(dir, NULL);
+    if (!m) return;
+    collm_rec_split *vs = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%.900s/valid_small.tsv", dir);
+    vs = collm_rec_split_load(path, NULL);
+    CHECK(vs != NULL);
+    cf_params *p = collm_cf_encoder_params(m);
+    const float *fit = NULL;
+    for (int t = 0; p && t < p->n; t++)
+        if (strcmp(p->t[t].name, "ctx.fit") == 0) fit = cf_w(p, t);
+    CHECK(fit != NULL);
+    if (!vs || !fit) goto done;
+    double grad[13] = {0}, max_w = 0;
+    for (int64_t r = 0; r < vs->n; r++) {
+        const int n = (int)(vs->his_offset[r + 1] - vs->his_offset[r]);
+        int32_t *win = window_of(m, vs->his + vs->his_offset[r], n);
+        double x[12], z[13], s = fit[2 * 13 + 12];
+        CHECK(collm_cf_ctx_features(m, vs->user[r], vs->item[r], win, x) == COLLM_OK);
+        for (int f = 0; f < 12; f++) z[f] = (x[f] - fit[f]) / fit[13 + f], s += fit[2 * 13 + f] * z[f];
+        z[12] = 1;
+        float got;
+        CHECK(collm_cf_model_score_sample(m, vs->user[r], vs->his + vs->his_offset[r], n, vs->item[r], &got) == COLLM_OK);
+        CHECK_NEAR(got, s, 1e-5); // the model scores what the features say
+        const double e = 1 / (1 + exp(-s)) - vs->label[r];
+        for (int f = 0; f < 13; f++) grad[f] += e * z[f];
+        free(win);
+    }
+    for (int f = 0; f < 13; f++) {
+        grad[f] += 1e-2 * fit[2 * 13 + f];
+        if (fabs(fit[2 * 13 + f]) > max_w) max_w = fabs(fit[2 * 13 + f]);
+        CHECK_MSG(fabs(grad[f]) < 1e-4, "gradient %d = %g at the fitted weights", f, grad[f]);
+    }
+    CHECK(max_w > 0.1); // it did fit something
+done:
+    collm_rec_split_free(vs);
+    collm_cf_model_free(m);
+}
+
+static void test_save_load_and_bad_input(const char *dir) {
+    collm_cf_model *m = train_ctx(dir, NULL);
+    if (!m) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%.900s/ctx.gguf", dir);
+    CHECK(collm_cf_model_save(m, path) == COLLM_OK);
+    collm_cf_model *back = collm_cf_model_load(path);
+    CHECK_MSG(back != NULL, "%s", collm_last_error());
+    const int32_t his[] = {1, 3};
+    float a = 0, b = 1;
+    CHECK(collm_cf_model_score_sample(m, 2, his, 2, 5, &a) == COLLM_OK);
+    if (back) CHECK(collm_cf_model_score_sample(back, 2, his, 2, 5, &b) == COLLM_OK);
+    CHECK(a == b);
+    collm_cf_model_free(back);
+
+    // no vectors: a clear error, not a crash
+    float v[12];
+    CHECK(collm_cf_model_item_vector(m, 1, v) == COLLM_ERR_UNSUPPORTED);
+    CHECK(strstr(collm_last_error(), "fit-score --with") != NULL);
+    CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 1, v, NULL) == COLLM_ERR_UNSUPPORTED);
+
+    // a stored statistic that cannot be (more liked than rated rows) is refused on load
+    cf_params *p = collm_cf_encoder_params(m);
+    for (int t = 0; p && t < p->n; t++)
+        if (strcmp(p->t[t].name, "ctx.user") == 0) cf_w(p, t)[2 * 1 + 1] = 99;
+    CHECK(collm_cf_model_save(m, path) == COLLM_OK);
+    back = collm_cf_model_load(path);
+    CHECK(back == NULL);
+    CHECK(strstr(collm_last_error(), "ctx.user row 1") != NULL);
+    collm_cf_model_free(back);
+    collm_cf_model_free(m);
+
+    // nothing to fit on, or train itself
+    CHECK(train_ctx(dir, "") == NULL);
+    CHECK(strstr(collm_last_error(), "valid_small") != NULL);
+    CHECK(train_ctx(dir, "train") == NULL);
+    // a wrong kind of dimension
+    CHECK(collm_cf_model_create("ctx", 4, 6, 8, 1) == NULL);
+}
+
+static void test_bad_item_map(const char *root) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%.900s/ctx-badid", root);
+    make_dataset(dir, "iid\tmovie_id\tgenres\n1\t11\tDrama\nx\t12\tDrama\n");
+    CHECK(train_ctx(dir, NULL) == NULL);
+    CHECK(strstr(collm_last_error(), "item_map.tsv:3") != NULL);
+    snprintf(dir, sizeof dir, "%.900s/ctx-genres", root);
+    char map[4096] = "iid\tmovie_id\tgenres\n1\t11\t";
+    for (int g = 0; g < 25; g++) snprintf(map + strlen(map), sizeof map - strlen(map), "%sG%d", g ? "|" : "", g);
+    strcat(map, "\n");
+    make_dataset(dir, map);
+    CHECK(train_ctx(dir, NULL) == NULL);
+    CHECK(strstr(collm_last_error(), "at most 24 genres") != NULL);
+    // no genres column: trains, genre features constant
+    snprintf(dir, sizeof dir, "%.900s/ctx-nogenres", root);
+    make_dataset(dir, "iid\tmovie_id\n1\t11\n");
+    collm_cf_model *m = train_ctx(dir, NULL);
+    CHECK(m != NULL);
+    collm_cf_model_free(m);
+}
+
+int main(void) {
+    char root[1024], dir[1024];
+    snprintf(root, sizeof root, "%s", test_tmp_dir());
+    mkdir(root, 0755);
+    snprintf(dir, sizeof dir, "%.900s/ctx", root);
+    make_dataset(dir, GENRES);
+    test_features_by_hand(dir);
+    test_fit_is_optimal(dir);
+    test_save_load_and_bad_input(dir);
+    test_bad_item_map(root);
+    return test_report();
+}
