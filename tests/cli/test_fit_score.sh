@@ -84,6 +84,32 @@ check "its AUC is the fitted one" python3 -c "
 import json,sys; r=json.load(open('$TMP/fit5.json')); e=json.load(open('$TMP/full2.json'))
 sys.exit(0 if abs(e['auc']-r['auc'])<1e-6 else 1)"
 
+# ctx (context features, fitted on valid_small) fused beside DIN: every row's
+# eval score is llm + w*cf + v1*din + v2*ctx; recommend scores with it too.
+# ctx has no vectors: as the CF model of stage 2 or of an index it is a
+# one-line error
+run "$BIN" train-cf --model ctx --data "$D" --out "$TMP/ctx.gguf" --threads 2
+"$BIN" eval-cf --cf "$TMP/ctx.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/ctx.tsv" >/dev/null 2>&1
+cp "$TMP/copy.gguf" "$TMP/ctxck.gguf"
+"$BIN" fit-score --ckpt "$TMP/ctxck.gguf" --data "$D" --with "$TMP/din.gguf,$TMP/ctx.gguf" --json --threads 1 >"$TMP/fit6.json" 2>"$TMP/err"; rc=$?
+check "fit-score --with din,ctx exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+"$BIN" eval --ckpt "$TMP/ctxck.gguf" --data "$D" --split valid_small --json --threads 1 --scores "$TMP/fused6.tsv" >/dev/null
+check "every row: eval score = llm + w*cf + v1*din + v2*ctx" python3 -c "
+import json,sys
+r=json.load(open('$TMP/fit6.json')); w=r['cf_weight']; v1,v2=[e['weight'] for e in r['extras']]
+col=lambda f:[float(l.split('\t')[3]) for l in open(f).read().splitlines()[1:]]
+L,C,X,Z,F=col('$TMP/llm.tsv'),col('$TMP/cf.tsv'),col('$TMP/din.tsv'),col('$TMP/ctx.tsv'),col('$TMP/fused6.tsv')
+worst=max(abs(f-(l+w*c+v1*x+v2*z)) for l,c,x,z,f in zip(L,C,X,Z,F))
+sys.exit(0 if [e['kind'] for e in r['extras']]==['din','ctx'] and len(F)==len(L)>0 and worst<1e-4*(1+w+v1+v2) else 1)"
+run "$BIN" index --ckpt "$TMP/ctxck.gguf" --out "$TMP/ix6.faiss"
+run "$BIN" recommend --ckpt "$TMP/ctxck.gguf" --index "$TMP/ix6.faiss" --data "$D" --user 1 --threads 1
+expect_error "ctx as stage 2's CF model" 'no user or item vectors' "$BIN" train --stage 2 --base "$TMP/base.gguf" \
+  --cf "$TMP/ctx.gguf" --data "$D" --out "$TMP/ctx2.gguf" --batch 8 --steps-per-epoch 1 --max-epochs 1 --threads 1
+expect_error "ctx as an index's CF model" 'no user or item vectors' "$BIN" index --cf "$TMP/ctx.gguf" --out "$TMP/ix7.faiss"
+expect_error "ctx with nothing to fit on" 'nothing to fit on' "$BIN" train-cf --model ctx --data "$D" --out "$TMP/c.gguf" --quiet \
+  --eval-split none
+expect_error "ctx fitted on train" 'teaches nothing' "$BIN" train-cf --model ctx --data "$D" --out "$TMP/c.gguf" --quiet \
+  --eval-split train
 cp "$CK" "$TMP/fused_copy.gguf"
 expect_error "--with a file that is not a CF model" 'base.gguf' "$BIN" fit-score --ckpt "$CK" --data "$D" --with "$TMP/base.gguf"
 check "a failed --with leaves the checkpoint byte-identical" cmp -s "$CK" "$TMP/fused_copy.gguf"
