@@ -35,6 +35,8 @@
 #      them: the first is trained into $W/fuse.gguf, the others into
 #      $W/fuse-KIND.gguf.
 # Model selection on (a prefix of) valid_small only; the test split is never read.
+# valid_rest_auc / valid_rest_uauc: valid's 5,201 rows outside valid_small,
+# which no fitted weight (fit-score, ctx) saw; written to $W/valid_rest.tsv.
 # STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
 # SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
 # model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds;
@@ -96,6 +98,10 @@ echo "$fit" | cut -c1-400 >&2
 log "7. evaluation"
 small=$($BIN eval --ckpt "$OUT" --data "$DATA" --split valid_small --json --threads "$THREADS")
 valid=$($BIN eval --ckpt "$OUT" --data "$DATA" --split valid --json --threads "$THREADS")
+# valid's rows outside valid_small: no weight of the fusion (nor ctx) was fitted on them
+awk -F'\t' 'NR == FNR { if (FNR > 1) seen[$0] = 1; next } FNR == 1 || !($0 in seen)' \
+  "$DATA/valid_small.tsv" "$DATA/valid.tsv" >"$W/valid_rest.tsv"
+rest=$($BIN eval --ckpt "$OUT" --data "$DATA" --split "$W/valid_rest.tsv" --json --threads "$THREADS")
 mf=$($BIN eval-cf --cf "$W/mf.gguf" --data "$DATA" --split valid --json --threads "$THREADS")
 cf=$($BIN eval-cf --cf "$W/cf.gguf" --data "$DATA" --split valid --json --threads "$THREADS")
 fuse=$($BIN eval-cf --cf "$W/fuse.gguf" --data "$DATA" --split valid --json --threads "$THREADS")
@@ -108,4 +114,4 @@ for i in "${!fuse_kinds[@]}"; do # each fused encoder alone on valid
 done
 secs=$(( $(date +%s) - t0 ))
 get() { echo "$1" | grep -o "\"$2\":[^,}]*" | head -n 1 | cut -d: -f2; }
-echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_weights\":[${fuse_ws}],\"fuse_each\":[${fuse_each}],\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seed\":$SEED,\"seconds\":$secs,\"checkpoint\":\"$OUT\"}"
+echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"valid_rest_auc\":$(get "$rest" auc),\"valid_rest_uauc\":$(get "$rest" uauc),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_weights\":[${fuse_ws}],\"fuse_each\":[${fuse_each}],\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seed\":$SEED,\"seconds\":$secs,\"checkpoint\":\"$OUT\"}"

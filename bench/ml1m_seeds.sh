@@ -18,7 +18,7 @@ done
 import json, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 runs = [json.loads(open(f"{out}/seed{s}.json").read().strip().splitlines()[-1]) for s in seeds]
-keys = ["valid_auc", "valid_uauc", "valid_auc_warm", "valid_auc_cold", "valid_small_auc", "valid_small_uauc",
+keys = ["valid_auc", "valid_uauc", "valid_auc_warm", "valid_auc_cold", "valid_rest_auc", "valid_rest_uauc", "valid_small_auc", "valid_small_uauc",
         "llm_valid_small_auc", "cf_valid_auc", "cf_valid_uauc", "fuse_valid_auc", "fuse_valid_uauc",
         "mf_valid_auc", "mf_valid_uauc", "seconds"]
 summary = {"seeds": [r.get("seed") for r in runs]}
