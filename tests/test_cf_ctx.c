@@ -203,6 +203,27 @@ static void test_bad_item_map(const char *root) {
     make_dataset(dir, map);
     CHECK(train_ctx(dir, NULL) == NULL);
     CHECK(strstr(collm_last_error(), "at most 24 genres") != NULL);
+    // empty fields before the genres column are fields: the same features as
+    // with the movie ids filled in
+    snprintf(dir, sizeof dir, "%.900s/ctx-emptyfield", root);
+    make_dataset(dir, "iid\tmovie_id\tgenres\n1\t\tDrama|Comedy\n2\t\tDrama\n3\t\tHorror\n4\t\tComedy\n"
+                      "5\t\tHorror|Drama\n");
+    char full[1024];
+    snprintf(full, sizeof full, "%.900s/ctx", root);
+    collm_cf_model *a = train_ctx(dir, NULL), *b = train_ctx(full, NULL);
+    CHECK(a != NULL && b != NULL);
+    if (a && b) {
+        const int32_t his[] = {1, 3, 4, 2};
+        int32_t *win = window_of(a, his, 4);
+        double xa[12], xb[12];
+        CHECK(collm_cf_ctx_features(a, 1, 5, win, xa) == COLLM_OK);
+        CHECK(collm_cf_ctx_features(b, 1, 5, win, xb) == COLLM_OK);
+        for (int f = 0; f < 12; f++) CHECK_NEAR(xa[f], xb[f], 0);
+        CHECK_NEAR(xa[9], 0.75, 1e-12); // the genres were read
+        free(win);
+    }
+    collm_cf_model_free(a);
+    collm_cf_model_free(b);
     // no genres column: trains, genre features constant
     snprintf(dir, sizeof dir, "%.900s/ctx-nogenres", root);
     make_dataset(dir, "iid\tmovie_id\n1\t11\n");

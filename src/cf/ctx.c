@@ -156,6 +156,16 @@ static float ctx_title_year(const char *t) {
     return (float)y;
 }
 
+// The next TAB-separated field of *p (empty fields kept; NULL after the last).
+static char *ctx_next_field(char **p) {
+    char *f = *p;
+    if (!f) return NULL;
+    char *tab = strchr(f, '\t');
+    if (tab) *tab = 0;
+    *p = tab ? tab + 1 : NULL;
+    return f;
+}
+
 // DIR/item_map.tsv's `genres` column ('|'-separated names) into item_genre
 // (ni, CTX_GENRES). No file or no such column: no genres (COLLM_OK).
 static int ctx_read_genres(collm_cf_model *m, const char *dir) {
@@ -174,9 +184,9 @@ static int ctx_read_genres(collm_cf_model *m, const char *dir) {
     while (rc == COLLM_OK && (got = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        char *save = NULL, *field = strtok_r(line, "\t", &save);
+        char *rest = line, *field = ctx_next_field(&rest);
         if (lineno == 1) { // header: find `genres`
-            for (int k = 0; field; k++, field = strtok_r(NULL, "\t", &save))
+            for (int k = 0; field; k++, field = ctx_next_field(&rest))
                 if (strcmp(field, "genres") == 0) col = k;
             if (col < 0) break;
             continue;
@@ -189,8 +199,8 @@ static int ctx_read_genres(collm_cf_model *m, const char *dir) {
                              (int)m->n_items - 1);
             break;
         }
-        for (int k = 0; k < col && field; k++) field = strtok_r(NULL, "\t", &save);
-        if (!field) continue; // an empty genres field
+        for (int k = 0; k < col && field; k++) field = ctx_next_field(&rest);
+        if (!field || !*field) continue; // no genres field, or an empty one
         char *gsave = NULL;
         for (char *name = strtok_r(field, "|", &gsave); name; name = strtok_r(NULL, "|", &gsave)) {
             int k = 0;
