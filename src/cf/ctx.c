@@ -61,6 +61,7 @@ enum { CTX_NF = 12, CTX_GENRES = 24, CTX_RECENT = 30 };
 typedef struct {
     cf_params p;
     int i_user, i_item, i_item_genre, i_user_genre, i_fit;
+    double g; // train's like rate (ctx_global_rate), kept: every scored row reads it
 } ctx_impl;
 
 static cf_params *ctx_params(const collm_cf_model *m) { return &((ctx_impl *)m->impl)->p; }
@@ -121,7 +122,7 @@ int collm_cf_ctx_features(const collm_cf_model *m, int32_t user, int32_t item, c
         return collm_error(COLLM_ERR_ARG, "collm_cf_ctx_features: not a ctx model");
     if (user < 0 || user >= m->n_users || item < 0 || item >= m->n_items)
         return collm_error(COLLM_ERR_ARG, "collm_cf_ctx_features: id outside the tables");
-    ctx_features(m, ctx_global_rate(m), user, item, win, m->hp.max_len, x);
+    ctx_features(m, ((const ctx_impl *)m->impl)->g, user, item, win, m->hp.max_len, x);
     return COLLM_OK;
 }
 
@@ -130,7 +131,7 @@ static int ctx_score_samples(const collm_cf_model *m, int64_t n, const int32_t *
     (void)pool;
     const ctx_impl *c = m->impl;
     const float *fit = cf_w(&c->p, c->i_fit); // (3, NF + 1): mean, sd, weights (bias last)
-    const double g = ctx_global_rate(m);
+    const double g = c->g;
     const int L = m->hp.max_len;
     for (int64_t r = 0; r < n; r++) {
         double x[CTX_NF], s = fit[2 * (CTX_NF + 1) + CTX_NF];
@@ -289,7 +290,7 @@ static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const coll
     int32_t *win = collm_malloc((size_t)L * sizeof *win);
     float *scores = collm_malloc((size_t)n * sizeof *scores);
     int rc = X && win && scores ? COLLM_OK : COLLM_ERR_NOMEM;
-    const double g = ctx_global_rate(m);
+    const double g = c->g = ctx_global_rate(m);
     double mean[CTX_NF] = {0}, sd[CTX_NF] = {0}, w[CTX_NF + 1] = {0};
     for (int64_t r = 0; !rc && r < n; r++) {
         cf_split_window(eval, r, L, win);
@@ -381,6 +382,7 @@ static int ctx_init(collm_cf_model *m, uint64_t seed, int initialise) {
     ctx_impl *c = collm_calloc(1, sizeof *c);
     if (!c) return COLLM_ERR_NOMEM;
     m->impl = c;
+    c->g = 0.5; // no training rows yet
     c->i_user = cf_params_add(&c->p, "ctx.user", m->n_users, 2, 0);
     c->i_item = cf_params_add(&c->p, "ctx.item", m->n_items, 3, 0);
     c->i_item_genre = cf_params_add(&c->p, "ctx.item_genre", m->n_items, CTX_GENRES, 0);
@@ -398,7 +400,7 @@ static int ctx_init(collm_cf_model *m, uint64_t seed, int initialise) {
 static int ctx_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
     int rc = cf_nn_load_tensors(m, f, path);
     if (rc) return rc;
-    const ctx_impl *c = m->impl;
+    ctx_impl *c = m->impl;
     const float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item), *fit = cf_w(&c->p, c->i_fit);
     for (int32_t u = 0; u < m->n_users; u++)
         if (!(us[2 * u] >= 0 && us[2 * u + 1] >= 0 && us[2 * u + 1] <= us[2 * u]))
@@ -412,6 +414,7 @@ static int ctx_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const c
         if (!(fit[CTX_NF + 1 + k] > 0))
             return collm_error(COLLM_ERR_FORMAT, "%s: ctx.fit: feature %d has sd %g (must be > 0)", path, k,
                                fit[CTX_NF + 1 + k]);
+    c->g = ctx_global_rate(m);
     return COLLM_OK;
 }
 
