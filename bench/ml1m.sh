@@ -30,7 +30,7 @@
 #      (README, "Fusing SASRec and LightGCN too"). ctx, the context-feature
 #      model (src/cf/ctx.c: history beyond train, cold users and items, train
 #      like rates, genres, release year; fitted on valid_small), adds what no
-#      ids-only encoder sees (README, "Context features"). FUSE_KIND (a comma
+#      ids-only encoder sees (docs/encoders.md, "Context features"). FUSE_KIND (a comma
 #      list, up to four train-cf kinds; default din,sasrec,lightgcn,ctx) picks
 #      them: the first is trained into $W/fuse.gguf, the others into
 #      $W/fuse-KIND.gguf.

@@ -9,7 +9,7 @@
 // like rate, cold users and items, and a movie's release year and genres
 // move the label in ways no encoder trained on train learns (a row of train
 // never has a history beyond what train saw). Measured with bench/llm_value.sh's
-// held-out protocol: README, "Context features".
+// held-out protocol: docs/encoders.md, "Context features".
 //
 // The features of a row (u, i, window W = the last max_len liked history
 // items, oldest first, left-padded with 0; len = its non-zero count;

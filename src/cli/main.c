@@ -28,7 +28,7 @@ static const command commands[] = {
     {"synth", cmd_synth, "write a synthetic dataset with planted latent factors (ml-1m layout)"},
     {"init-model", cmd_init_model, "write a randomly initialised Llama/Qwen2 GGUF with a given vocabulary"},
     {"logits", cmd_logits, "run a model over token ids, write every position's logits (float32)"},
-    {"train-cf", cmd_train_cf, "train a collaborative model (MF, LightGCN, MF with biases, SASRec, DIN) and save it as GGUF"},
+    {"train-cf", cmd_train_cf, "train a collaborative model (MF, LightGCN, MF with biases, SASRec, DIN) and save it as GGUF; or ctx, the context features score fusion uses"},
     {"eval-cf", cmd_eval_cf, "AUC / UAUC / warm-cold AUC of a collaborative model on a split"},
     {"train", cmd_train, "train CoLLM: stage 1 (LoRA / full, text only) or stage 2 (FECE mapping, ID slots)"},
     {"eval", cmd_eval, "AUC / UAUC / warm-cold AUC of a CoLLM checkpoint on a split"},
