@@ -269,6 +269,20 @@ COLLM_API const char *collm_score_extra_kind(const collm_model *m, int k); // NU
 COLLM_API float collm_score_extra_weight(const collm_model *m, int k);
 // extra (n_extra, split->n): row r's score under extra k at extra[k*n + r].
 COLLM_API int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra);
+// 1 when the checkpoint's score adds anything to the LLM logit (a CF weight
+// w > 0 or fused encoders: collm fit-score), else 0.
+COLLM_API int collm_score_has_fusion(const collm_model *m);
+// The score collm eval ranks by, for n items of one user and one history
+// (his, n_his: as collm_recommend_score_items takes them; user -1 for none):
+// out (n) = llm + w · cf + Σ_k v_k · extra_k, summed as collm_score_split
+// sums a row, so a request's item and a split row with the same user, history
+// and item get the same fused part (a history here has no per-item labels: a
+// split with a his_label column, BookCrossing's, can differ there). llm (n) holds the items' "Yes" logits
+// (collm_recommend_score_items); out may be llm. Runs on the calling thread
+// only (not the model's pool): safe from several threads on one model, as
+// the server calls it.
+COLLM_API int collm_score_fuse_items(const collm_model *m, int32_t user, const int32_t *his, int64_t n_his,
+                                     const int32_t *items, int n, const float *llm, float *out);
 // Rewrites the checkpoint (atomically, everything else unchanged) with the
 // fusion weights: w for its own CF score, v[k] for extra k. extra_paths NULL
 // keeps the extras it holds (n_extra must be their count); otherwise the

@@ -3,9 +3,9 @@
     import collm
     ds = collm.Dataset("run/mydata")                  # a dataset folder (collm prepare / synth)
     m = collm.Model("run/stage2.gguf", threads=2)     # a checkpoint from collm train
-    scores = m.score_split(ds, "valid")               # float32 "Yes" logits, one per row
+    scores = m.score_split(ds, "valid")               # float32 scores, one per row (as collm eval)
     report = m.evaluate(ds, "valid")                  # the keys of `collm eval --json`
-    s = m.score(ds, users=[7, 7], items=[12, 40])     # (user, item) pairs, the user's latest history
+    s = m.score(ds, users=[7, 7], items=[12, 40])     # (user, item) pairs' logits (fused=True: eval's score)
     ix = collm.Index("run/items.faiss")
     top = m.recommend(ds, ix, user=7, k=10, candidates=100)
     collm.auc(scores, labels), collm.uauc(users, scores, labels)
@@ -156,6 +156,7 @@ _ctx_create = _fn("collm_recommend_context_create", _vp, _vp, _vp)
 _ctx_free = _fn("collm_llm_context_free", None, _vp)
 _score_items = _fn("collm_recommend_score_items", C.c_int, _vp, C.POINTER(_Items), C.c_int32, _i32p, C.c_int64,
                    _i32p, C.c_int, C.c_int, _vp, _f32p, C.POINTER(C.c_int))
+_fuse_items = _fn("collm_score_fuse_items", C.c_int, _vp, C.c_int32, _i32p, C.c_int64, _i32p, C.c_int, _f32p, _f32p)
 _request_default = _fn("collm_recommend_request_default", None, C.POINTER(_Request))
 _recommend = _fn("collm_recommend_for_user", C.c_int, _vp, _vp, C.POINTER(_Items), _vp, C.POINTER(_Request), _vp,
                  C.POINTER(_RecItem), C.POINTER(_RecInfo))
@@ -365,7 +366,8 @@ class Model(_Handles):
         return dataset.split(split), True
 
     def score_split(self, dataset, split, batch=32):
-        """float32 "Yes" logits for every row of a split (name, path or Split), as `collm eval`."""
+        """float32 scores of every row of a split (name, path or Split), as `collm eval` ranks them:
+        the "Yes" logit plus the checkpoint's fitted fusion (`collm fit-score`), if any."""
         sp, own = self._split(dataset, split)
         try:
             out = np.zeros(max(sp.n, 1), np.float32)
@@ -403,9 +405,11 @@ class Model(_Handles):
             _check(_items_grow(dataset._p.contents.items, n.value), "cannot grow the items table")
         return dataset._p.contents.items
 
-    def score(self, dataset, users, items, share_prefix=True):
+    def score(self, dataset, users, items, share_prefix=True, fused=False):
         """float32 "Yes" logits of (user, item) pairs; each user's prompt holds the user's latest
-        history from dataset (as `collm recommend`). Pairs of one user are scored together."""
+        history from dataset (as `collm recommend`). Pairs of one user are scored together.
+        fused=True: the score `collm eval` ranks by instead, the logit plus the checkpoint's
+        fitted fusion (`collm fit-score`: w * cf + sum of v_k * encoder_k), as /score's "score"."""
         u, it = _arr(users, np.int32, "users"), _arr(items, np.int32, "items")
         if len(u) != len(it):
             raise ValueError("users and items differ in length")
@@ -419,6 +423,9 @@ class Model(_Handles):
             _check(_score_items(self._p, table, int(user), _ptr(his, C.c_int32), len(his), _ptr(cands, C.c_int32),
                                 len(rows), int(bool(share_prefix)), self._context(), _ptr(got, C.c_float), None),
                    "scoring failed")
+            if fused:
+                _check(_fuse_items(self._p, int(user), _ptr(his, C.c_int32), len(his), _ptr(cands, C.c_int32),
+                                   len(rows), _ptr(got, C.c_float), _ptr(got, C.c_float)), "fusing the scores failed")
             out[rows] = got
         return out
 

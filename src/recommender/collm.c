@@ -1038,7 +1038,11 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
 // The CF model's score of every row (split->n); ids beyond its tables give 0.
 // Tables: <cf_user[u], cf_item[i]>; a history encoder scores the rows itself.
 int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf) {
-    if (m->cf_enc) return collm_cf_model_score_split_known(m->cf_enc, split, cf, m->pool);
+    return collm_cf_scores_on(m, split, cf, m->pool);
+}
+
+int collm_cf_scores_on(const collm_model *m, const collm_rec_split *split, float *cf, collm_pool *pool) {
+    if (m->cf_enc) return collm_cf_model_score_split_known(m->cf_enc, split, cf, pool);
     if (!m->cf_users) return collm_error(COLLM_ERR_ARG, "the checkpoint holds no collaborative tables to score with");
     const int d = m->cf_dim;
     for (int64_t r = 0; r < split->n; r++) {
@@ -1076,10 +1080,7 @@ int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_r
     int rc = (w > 0 && !cf) || (n_extra > 0 && split && !extra) ? COLLM_ERR_NOMEM : COLLM_OK;
     if (!rc) rc = collm_score_split_parts(m, ds, split, batch, scores, cf, prompts_per_second);
     if (!rc && extra) rc = collm_score_split_extras(m, split, extra);
-    // score = llm + w · cf + Σ_k v_k · extra_k
-    for (int64_t r = 0; rc == COLLM_OK && cf && r < split->n; r++) scores[r] += w * cf[r];
-    for (int k = 0; rc == COLLM_OK && extra && k < n_extra; k++)
-        for (int64_t r = 0; r < split->n; r++) scores[r] += m->score_extra_weight[k] * extra[(size_t)k * n + (size_t)r];
+    if (!rc) collm_score_combine(m, split->n, cf, extra, scores);
     free(cf);
     free(extra);
     return rc;

@@ -94,6 +94,13 @@ int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *na
 // The checkpoint's own collaborative score of every row of split: cf
 // (split->n); rows beyond its tables score 0 (see collm_score_split_parts).
 int collm_cf_scores(const collm_model *m, const collm_rec_split *split, float *cf);
+// The same on the given pool (NULL: the calling thread alone).
+int collm_cf_scores_on(const collm_model *m, const collm_rec_split *split, float *cf, collm_pool *pool);
+// score_fusion.c: scores (n) = llm + w · cf + Σ_k v_k · extra_k in that order
+// (float), in place: scores holds the LLM logits on entry. cf (n) is NULL
+// when w is 0; extra (n_score_extra, n) NULL when there are none. The one
+// place the fused score is summed: eval's rows and a request's items agree.
+void collm_score_combine(const collm_model *m, int64_t n, const float *cf, const float *extra, float *scores);
 // score_fusion.c: the fused encoders' keys read / written / freed.
 int collm_score_extras_read(collm_model *m, const collm_gguf_file *f, const char *ckpt_path);
 int collm_score_extras_write(const collm_model *m, collm_gguf_writer *w);

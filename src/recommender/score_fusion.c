@@ -81,14 +81,83 @@ float collm_score_extra_weight(const collm_model *m, int k) {
     return m && k >= 0 && k < m->n_score_extra ? m->score_extra_weight[k] : 0.0f;
 }
 
-int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra) {
-    if (!m || !split || (!extra && m->n_score_extra > 0))
-        return collm_error(COLLM_ERR_ARG, "collm_score_split_extras: NULL argument");
+static int score_extras_on(const collm_model *m, const collm_rec_split *split, float *extra, collm_pool *pool) {
     for (int k = 0; k < m->n_score_extra; k++) {
-        int rc = collm_cf_model_score_split_known(m->score_extra[k], split, extra + (size_t)k * (size_t)split->n, m->pool);
+        int rc = collm_cf_model_score_split_known(m->score_extra[k], split, extra + (size_t)k * (size_t)split->n, pool);
         if (rc) return collm_error_prefix(rc, "fused encoder %d (%s)", k, collm_cf_model_kind(m->score_extra[k]));
     }
     return COLLM_OK;
+}
+
+int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra) {
+    if (!m || !split || (!extra && m->n_score_extra > 0))
+        return collm_error(COLLM_ERR_ARG, "collm_score_split_extras: NULL argument");
+    return score_extras_on(m, split, extra, m->pool);
+}
+
+void collm_score_combine(const collm_model *m, int64_t n, const float *cf, const float *extra, float *scores) {
+    const float w = m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
+    for (int64_t r = 0; cf && r < n; r++) scores[r] += w * cf[r];
+    for (int k = 0; extra && k < m->n_score_extra; k++)
+        for (int64_t r = 0; r < n; r++) scores[r] += m->score_extra_weight[k] * extra[(size_t)k * (size_t)n + (size_t)r];
+}
+
+int collm_score_has_fusion(const collm_model *m) {
+    return m && ((m->has_score_cf_weight && m->score_cf_weight > 0) || m->n_score_extra > 0);
+}
+
+int collm_score_fuse_items(const collm_model *m, int32_t user, const int32_t *his, int64_t n_his, const int32_t *items,
+                           int n, const float *llm, float *out) {
+    if (!m || !items || !llm || !out || n < 1 || n_his < 0 || (n_his > 0 && !his))
+        return collm_error(COLLM_ERR_ARG, "collm_score_fuse_items: NULL argument or no items");
+    if (out != llm) memcpy(out, llm, (size_t)n * sizeof *out);
+    if (!collm_score_has_fusion(m)) return COLLM_OK;
+    // the request as a split of n rows that share the user and the history,
+    // scored by the code eval scores a split file with (rows whose ids a
+    // model does not know get 0 from it, as there)
+    const int w_on = m->has_score_cf_weight && m->score_cf_weight > 0;
+    const size_t rows = (size_t)n, hl = (size_t)n_his;
+    collm_rec_split view = {.path = "(request)", .n = n};
+    view.user = collm_malloc(rows * sizeof *view.user);
+    view.label = collm_calloc(rows, sizeof *view.label);
+    view.timestamp = collm_calloc(rows, sizeof *view.timestamp);
+    view.not_cold = collm_malloc(rows * sizeof *view.not_cold);
+    view.his_offset = collm_malloc((rows + 1) * sizeof *view.his_offset);
+    view.his = collm_malloc((rows * hl > 0 ? rows * hl : 1) * sizeof *view.his);
+    float *cf = w_on ? collm_malloc(rows * sizeof *cf) : NULL;
+    float *extra = m->n_score_extra > 0 ? collm_malloc((size_t)m->n_score_extra * rows * sizeof *extra) : NULL;
+    int rc = view.user && view.label && view.timestamp && view.not_cold && view.his_offset && view.his &&
+                     (!w_on || cf) && (m->n_score_extra == 0 || extra)
+                 ? COLLM_OK
+                 : COLLM_ERR_NOMEM;
+    if (rc == COLLM_OK) {
+        view.item = (int32_t *)items; // read only: the scorers take the split as const
+        view.max_user = user;
+        view.max_item = 0;
+        for (size_t r = 0; r < rows; r++) {
+            view.user[r] = user;
+            view.not_cold[r] = 1;
+            view.his_offset[r] = (int64_t)(r * hl);
+            if (hl) memcpy(view.his + r * hl, his, hl * sizeof *his);
+            if (items[r] > view.max_item) view.max_item = items[r];
+        }
+        view.his_offset[rows] = (int64_t)(rows * hl);
+        for (size_t j = 0; j < hl; j++)
+            if (his[j] > view.max_item) view.max_item = his[j];
+        // no pool: the calling thread alone, so requests on one model can run side by side
+        if (cf) rc = collm_cf_scores_on(m, &view, cf, NULL);
+        if (rc == COLLM_OK && extra) rc = score_extras_on(m, &view, extra, NULL);
+        if (rc == COLLM_OK) collm_score_combine(m, n, cf, extra, out);
+    }
+    free(view.user);
+    free(view.label);
+    free(view.timestamp);
+    free(view.not_cold);
+    free(view.his_offset);
+    free(view.his);
+    free(cf);
+    free(extra);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------

@@ -584,6 +584,11 @@ static void handle_score(collm_serve_server *s, serve_gen *g, const cJSON *root,
             release_ctx(s, g, c);
         }
     }
+    // the score eval ranks by: the LLM logit plus the checkpoint's fitted fusion
+    float *fused = !busy && rc == COLLM_OK ? malloc((size_t)n_items * sizeof(float)) : NULL;
+    if (!busy && rc == COLLM_OK)
+        rc = fused ? collm_score_fuse_items(g->model, (int32_t)user, his, n_his, items, n_items, scores, fused)
+                   : collm_error(COLLM_ERR_NOMEM, "out of memory");
     if (busy) {
         reply_busy(s, r);
     } else if (rc != COLLM_OK) {
@@ -598,11 +603,13 @@ static void handle_score(collm_serve_server *s, serve_gen *g, const cJSON *root,
             cJSON_AddNumberToObject(it, "item", items[i]);
             cJSON_AddNumberToObject(it, "llm_score", scores[i]); // the raw "Yes" logit
             cJSON_AddNumberToObject(it, "probability", probability(scores[i]));
+            cJSON_AddNumberToObject(it, "score", fused[i]);
             cJSON_AddItemToArray(arr, it);
         }
         r->body = print_and_free(o);
         r->status = 200;
     }
+    free(fused);
     free(scores);
     free(items);
     free(history);

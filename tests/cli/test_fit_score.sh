@@ -103,6 +103,39 @@ worst=max(abs(f-(l+w*c+v1*x+v2*z)) for l,c,x,z,f in zip(L,C,X,Z,F))
 sys.exit(0 if [e['kind'] for e in r['extras']]==['din','ctx'] and len(F)==len(L)>0 and worst<1e-4*(1+w+v1+v2) else 1)"
 run "$BIN" index --ckpt "$TMP/ctxck.gguf" --out "$TMP/ix6.faiss"
 run "$BIN" recommend --ckpt "$TMP/ctxck.gguf" --index "$TMP/ix6.faiss" --data "$D" --user 1 --threads 1
+# serve's /score gives "score", the pointwise score eval ranks by: for the
+# user, history and item of a valid_small row it is that row's eval score
+# (fused6.tsv), its llm_score the row's logit without the fusion (llm.tsv);
+# an anonymous history (cold for every encoder: they give 0) scores the logit
+"$BIN" serve --ckpt "$TMP/ctxck.gguf" --index "$TMP/ix6.faiss" --data "$D" --port 0 --contexts 1 --threads 1 \
+  2>"$TMP/serve6.err" &
+SPID=$!
+PORT=
+for _ in $(seq 1 100); do
+  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serve6.err"); [ -n "$PORT" ] && break; sleep 0.1
+done
+check "serve started on the fused checkpoint ($(head -c 200 "$TMP/serve6.err"))" [ -n "$PORT" ]
+check "/score: score = eval's fused row score, llm_score = the row's logit, on 12 rows" python3 -c "
+import json,subprocess,sys
+rows=[l.split('\t') for l in open('$D/valid_small.tsv').read().splitlines()[1:]][:12]
+col=lambda f:[float(l.split('\t')[3]) for l in open(f).read().splitlines()[1:]]
+L,F=col('$TMP/llm.tsv'),col('$TMP/fused6.tsv')
+worst_f=worst_l=0; fused_differs=0
+for k,r in enumerate(rows):
+    his=[int(x) for x in r[4].split(',') if x!='']
+    req={'user':int(r[0]),'history':his,'items':[int(r[1])]}
+    out=json.loads(subprocess.run(['curl','-s','-XPOST','http://127.0.0.1:$PORT/score','-d',json.dumps(req)],
+                                  capture_output=True,text=True).stdout)['scores'][0]
+    worst_f=max(worst_f,abs(out['score']-F[k])); worst_l=max(worst_l,abs(out['llm_score']-L[k]))
+    fused_differs+=abs(out['score']-out['llm_score'])>1e-3
+print('worst fused',worst_f,'worst llm',worst_l,'rows where the fusion moved the score',fused_differs)
+sys.exit(0 if worst_f<1e-3 and worst_l<1e-3 and fused_differs==len(rows) else 1)"
+check "/score: an anonymous history's score is its logit (no encoder knows user -1)" python3 -c "
+import json,subprocess,sys
+out=json.loads(subprocess.run(['curl','-s','-XPOST','http://127.0.0.1:$PORT/score','-d','{\"history\":[3,5],\"items\":[7,9]}'],
+                              capture_output=True,text=True).stdout)['scores']
+sys.exit(0 if len(out)==2 and all(abs(o['score']-o['llm_score'])<1e-6 for o in out) else 1)"
+kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
 expect_error "ctx as stage 2's CF model" 'no user or item vectors' "$BIN" train --stage 2 --base "$TMP/base.gguf" \
   --cf "$TMP/ctx.gguf" --data "$D" --out "$TMP/ctx2.gguf" --batch 8 --steps-per-epoch 1 --max-epochs 1 --threads 1
 expect_error "ctx as an index's CF model" 'no user or item vectors' "$BIN" index --cf "$TMP/ctx.gguf" --out "$TMP/ix7.faiss"

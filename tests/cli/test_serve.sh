@@ -20,6 +20,14 @@ run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1
 run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \
   --lr 1e-2 --batch 8 --steps-per-epoch 3 --max-epochs 1 --eval-rows 16 --threads 2
 CK="$TMP/ckpt.gguf"; IX="$TMP/items.faiss"; D="$TMP/data"
+# the server's checkpoint fuses ctx into its score (fit-score, weights then set
+# to nonzero values): /score's "score" runs the encoders on request threads
+run "$BIN" train-cf --model ctx --data "$D" --out "$TMP/ctx.gguf" --threads 2
+cp "$CK" "$TMP/fit.gguf"
+run "$BIN" fit-score --ckpt "$TMP/fit.gguf" --data "$D" --with "$TMP/ctx.gguf" --threads 2
+run /usr/bin/python3 "$(dirname "$0")/gguf_edit.py" "$TMP/fit.gguf" "$TMP/fused.gguf" \
+  --set collm.score.cf_weight f32 0.5 --set collm.score.extra.0.weight f32 1
+CKF="$TMP/fused.gguf"
 
 # --- index --ckpt
 "$BIN" index --ckpt "$CK" --out "$IX" --threads 2 >"$TMP/out" 2>"$TMP/err"; rc=$?
@@ -51,7 +59,7 @@ expect_error "recommend k > candidates" 'out-of-range' "$BIN" recommend --ckpt "
 expect_error "recommend without user" '--user' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D"
 
 # --- serve
-"$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 --context-wait 600000 2>"$TMP/serve.err" &
+"$BIN" serve --ckpt "$CKF" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 --context-wait 600000 2>"$TMP/serve.err" &
 SPID=$!
 PORT=
 for _ in $(seq 1 100); do
@@ -175,6 +183,19 @@ import json,sys; a=json.load(open('$TMP/serial.json'))['items']; b=json.load(ope
 sys.exit(0 if a==b else 1)" || ok=0
 done
 check "8 parallel requests all equal the serial answer" [ "$ok" -eq 1 ]
+# parallel /score: the fused part (cf and ctx on the request threads) too
+req POST /score '{"user":7,"items":[1,2,3,4,5]}'
+cp "$TMP/resp" "$TMP/score_serial.json"
+check "/score of the fused checkpoint: score differs from llm_score" python3 -c "
+import json,sys; r=json.load(open('$TMP/score_serial.json'))['scores']
+sys.exit(0 if len(r)==5 and all(abs(s['score']-s['llm_score'])>1e-6 for s in r) else 1)"
+for i in 1 2 3 4 5 6 7 8; do
+  curl -s -XPOST "$U/score" -d '{"user":7,"items":[1,2,3,4,5]}' -o "$TMP/spar$i.json" &
+done
+wait $(jobs -p | grep -v "^$SPID$") 2>/dev/null
+ok=1
+for i in 1 2 3 4 5 6 7 8; do cmp -s "$TMP/score_serial.json" "$TMP/spar$i.json" || ok=0; done
+check "8 parallel /score requests all equal the serial answer" [ "$ok" -eq 1 ]
 req GET /health
 check "still healthy after the burst" [ "$CODE" = 200 ]
 kill -TERM "$SPID"; wait "$SPID"; rc=$?

@@ -120,6 +120,8 @@ check("recommend: same prefix and history length", r["prefix_tokens"] == rc["pre
 s = m.score(ds, [7] * 5, r["items"])
 check("score(pairs) = recommend's llm scores (max diff %.2g)" % float(np.max(np.abs(s - r["llm_scores"]))),
       s.dtype == np.float32 and float(np.max(np.abs(s - r["llm_scores"]))) <= 1e-4)
+check("score(fused=True) of a checkpoint without a fitted fusion is the logit",
+      np.array_equal(m.score(ds, [7] * 5, r["items"], fused=True), s))
 mixed = m.score(ds, [7, 3, 7, 3], [r["items"][0], 5, r["items"][1], 6])
 alone = m.score(ds, [3, 3], [5, 6], share_prefix=False)
 check("score: pairs of several users, each in place",
