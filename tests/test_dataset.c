@@ -305,8 +305,66 @@ static void test_split_select(void) {
     collm_rec_dataset_free(ds);
 }
 
+// item_map.tsv's genres: a hand-made file read back item by item, the real
+// ML-1M file's counts, and damaged files that fail naming file, line, column.
+static void expect_genres_error(const char *name, const char *text, const char *n1, const char *n2) {
+    const char *p = write_tmp(name, text);
+    collm_rec_item_genres *g = (collm_rec_item_genres *)1;
+    int rc = collm_rec_item_genres_load(p, 6, &g);
+    CHECK_MSG(rc != COLLM_OK && g == NULL, "%s loaded but should fail", name);
+    const char *e = collm_last_error();
+    CHECK_MSG(contains(e, p) && contains(e, n1) && (!n2 || contains(e, n2)), "%s: message '%s'", name, e);
+}
+
+static void test_item_genres(void) {
+    // rows in any order, an empty field, a repeated genre, an escaped name, an unlisted item (2)
+    const char *p = write_tmp("map.tsv", "movie_id\tgenres\tiid\n"
+                                         "10\tDrama|Comedy\t3\n11\t\t1\n12\tComedy|War|Comedy\t5\n"
+                                         "13\tSci\\tFi\t4\n14\tDrama\t0\n");
+    collm_rec_item_genres *g = NULL;
+    CHECK_MSG(collm_rec_item_genres_load(p, 6, &g) == COLLM_OK && g, "%s", collm_last_error());
+    if (g) {
+        CHECK(g->n_items == 6 && g->n_names == 4);
+        CHECK_STR(g->name[0], "Drama");
+        CHECK_STR(g->name[1], "Comedy");
+        CHECK_STR(g->name[2], "War");
+        CHECK_STR(g->name[3], "Sci\tFi");
+        const int64_t want_off[] = {0, 1, 1, 1, 3, 4, 6};
+        for (int i = 0; i <= 6; i++) CHECK_MSG(g->offset[i] == want_off[i], "offset[%d] = %lld", i, (long long)g->offset[i]);
+        const int32_t want[] = {0, 0, 1, 3, 1, 2}; // items 0; 3: Drama, Comedy; 4; 5: Comedy, War (once)
+        for (int j = 0; j < 6; j++) CHECK_MSG(g->genre[j] == want[j], "genre[%d] = %d", j, g->genre[j]);
+    }
+    collm_rec_item_genres_free(g);
+    // no file, no genres column: no genres, not an error
+    g = (collm_rec_item_genres *)1;
+    CHECK(collm_rec_item_genres_load("/nonexistent/item_map.tsv", 6, &g) == COLLM_OK && g == NULL);
+    g = (collm_rec_item_genres *)1;
+    CHECK(collm_rec_item_genres_load(write_tmp("nog.tsv", "iid\tmovie_id\n1\t11\n"), 6, &g) == COLLM_OK && g == NULL);
+    expect_genres_error("g_noiid.tsv", "id\tgenres\n1\tDrama\n", "line 1", "missing column 'iid'");
+    expect_genres_error("g_badid.tsv", "iid\tgenres\n1\tDrama\nx\tDrama\n", "line 3", "column 'iid'");
+    expect_genres_error("g_range.tsv", "iid\tgenres\n6\tDrama\n", "line 2", "max 5");
+    expect_genres_error("g_twice.tsv", "iid\tgenres\n1\tDrama\n1\tWar\n", "line 3", "listed twice");
+    expect_genres_error("g_empty.tsv", "iid\tgenres\n1\tDrama||War\n", "line 2", "empty genre name");
+    expect_genres_error("g_end.tsv", "iid\tgenres\n1\tDrama|\n", "line 2", "empty genre name");
+    expect_genres_error("g_fields.tsv", "iid\tmovie_id\tgenres\n1\tDrama\n", "line 2", "expected 3 fields");
+    expect_genres_error("g_escape.tsv", "iid\tgenres\n1\tDra\\ma\n", "line 2", "bad escape");
+    // the real file: 3,255 listed items (1..3255), 18 genres, every item at least one
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/ml-1m/item_map.tsv", test_shared_dir());
+    g = NULL;
+    CHECK_MSG(collm_rec_item_genres_load(path, 3256, &g) == COLLM_OK && g, "%s", collm_last_error());
+    if (g) {
+        CHECK_MSG(g->n_names == 18, "%d genres", (int)g->n_names);
+        int none = 0;
+        for (int32_t i = 1; i < 3256; i++) none += g->offset[i + 1] == g->offset[i];
+        CHECK_MSG(none == 0 && g->offset[1] == 0, "%d listed items without genres", none);
+    }
+    collm_rec_item_genres_free(g);
+}
+
 int main(void) {
     collm_mkdir_p(test_tmp_dir());
+    test_item_genres();
     test_write_roundtrip();
     test_small_files();
     test_dataset_id_bounds();

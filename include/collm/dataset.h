@@ -52,6 +52,25 @@ COLLM_API void collm_rec_items_free(collm_rec_items *items);
 // Grows the table to n rows (new ids get "" title / author); no-op if n <= items->n.
 COLLM_API int collm_rec_items_grow(collm_rec_items *items, int32_t n);
 
+// Item genres: the `genres` column of an item_map.tsv (columns iid, ...,
+// genres: names separated by '|', ml-1m's from movies.dat). Item i has the
+// genres genre[offset[i] .. offset[i+1]), indices into name, each at most
+// once; an item the file does not list, or lists with an empty field, has none.
+typedef struct {
+    int32_t n_items;  // items 0 .. n_items-1
+    int64_t *offset;  // (n_items + 1)
+    int32_t *genre;   // (offset[n_items])
+    int32_t n_names;
+    char **name;      // (n_names) unescaped, in order of first appearance
+} collm_rec_item_genres;
+
+// Loads path for items 0..n_items-1. *out = NULL and COLLM_OK when there is
+// no such file or it has no `genres` column (the dataset has no genres).
+// Errors name the file, line and column: a malformed file (as for splits), an
+// iid outside 0..n_items-1 or listed twice, an empty genre name.
+COLLM_API int collm_rec_item_genres_load(const char *path, int32_t n_items, collm_rec_item_genres **out);
+COLLM_API void collm_rec_item_genres_free(collm_rec_item_genres *g);
+
 // Loads a split file; every item id (target and history) must be < items->n
 // (items may be NULL to skip that check).
 COLLM_API collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items);

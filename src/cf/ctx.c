@@ -44,7 +44,6 @@
 // 0/1; ctx.user_genre (nu, 2·CTX_GENRES) [rows per genre, liked per genre];
 // ctx.fit (3, NF + 1): feature means, sds, then the weights with the bias last.
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,69 +156,23 @@ static float ctx_title_year(const char *t) {
     return (float)y;
 }
 
-// The next TAB-separated field of *p (empty fields kept; NULL after the last).
-static char *ctx_next_field(char **p) {
-    char *f = *p;
-    if (!f) return NULL;
-    char *tab = strchr(f, '\t');
-    if (tab) *tab = 0;
-    *p = tab ? tab + 1 : NULL;
-    return f;
-}
-
-// DIR/item_map.tsv's `genres` column ('|'-separated names) into item_genre
-// (ni, CTX_GENRES). No file or no such column: no genres (COLLM_OK).
+// DIR/item_map.tsv's `genres` column (collm_rec_item_genres_load) into
+// item_genre (ni, CTX_GENRES). No file or no such column: no genres.
 static int ctx_read_genres(collm_cf_model *m, const char *dir) {
     ctx_impl *c = m->impl;
     float *ig = cf_w(&c->p, c->i_item_genre);
     char path[4096];
-    snprintf(path, sizeof path, "%s/item_map.tsv", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return COLLM_OK;
-    char names[CTX_GENRES][32];
-    int n_names = 0, col = -1, rc = COLLM_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0;
-    ssize_t got;
-    while (rc == COLLM_OK && (got = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        char *rest = line, *field = ctx_next_field(&rest);
-        if (lineno == 1) { // header: find `genres`
-            for (int k = 0; field; k++, field = ctx_next_field(&rest))
-                if (strcmp(field, "genres") == 0) col = k;
-            if (col < 0) break;
-            continue;
-        }
-        char *end;
-        errno = 0;
-        long item = field ? strtol(field, &end, 10) : -1;
-        if (!field || *end || errno || item < 0 || item >= m->n_items) {
-            rc = collm_error(COLLM_ERR_FORMAT, "%s:%ld: item id '%s' is not in 0..%d", path, lineno, field ? field : "",
-                             (int)m->n_items - 1);
-            break;
-        }
-        for (int k = 0; k < col && field; k++) field = ctx_next_field(&rest);
-        if (!field || !*field) continue; // no genres field, or an empty one
-        char *gsave = NULL;
-        for (char *name = strtok_r(field, "|", &gsave); name; name = strtok_r(NULL, "|", &gsave)) {
-            int k = 0;
-            while (k < n_names && strcmp(names[k], name) != 0) k++;
-            if (k == n_names) {
-                if (n_names == CTX_GENRES || strlen(name) >= sizeof names[0]) {
-                    rc = collm_error(COLLM_ERR_FORMAT, "%s:%ld: genre '%s': ctx takes at most %d genres of up to %d bytes",
-                                     path, lineno, name, CTX_GENRES, (int)sizeof names[0] - 1);
-                    break;
-                }
-                strcpy(names[n_names++], name);
-            }
-            ig[CTX_GENRES * item + k] = 1;
-        }
-    }
-    if (rc == COLLM_OK && ferror(f)) rc = collm_error(COLLM_ERR_IO, "%s: read error", path);
-    free(line);
-    fclose(f);
+    if (snprintf(path, sizeof path, "%s/item_map.tsv", dir) >= (int)sizeof path)
+        return collm_error(COLLM_ERR_ARG, "ctx: dataset path too long: %s", dir);
+    collm_rec_item_genres *g;
+    int rc = collm_rec_item_genres_load(path, m->n_items, &g);
+    if (rc || !g) return rc;
+    if (g->n_names > CTX_GENRES)
+        rc = collm_error(COLLM_ERR_FORMAT, "%s: %d genres ('%s' is the %dth): ctx takes at most %d", path,
+                         (int)g->n_names, g->name[CTX_GENRES], CTX_GENRES + 1, CTX_GENRES);
+    for (int32_t i = 0; rc == COLLM_OK && i < g->n_items; i++)
+        for (int64_t j = g->offset[i]; j < g->offset[i + 1]; j++) ig[(int64_t)CTX_GENRES * i + g->genre[j]] = 1;
+    collm_rec_item_genres_free(g);
     return rc;
 }
 

@@ -151,7 +151,7 @@ static int parse_uint(const tsv_file *t, int col, int64_t elem, const char *s, s
                 why = "not a decimal integer";
                 break;
             }
-            if (v > (max - d) / 10) {
+            if (d > max || v > (max - d) / 10) { // d > max: max - d would wrap (a one-digit max)
                 why = "value out of range";
                 break;
             }
@@ -560,6 +560,129 @@ void collm_rec_dataset_free(collm_rec_dataset *ds) {
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+// ---------------------------------------------------------------------------
+// item genres (item_map.tsv)
+
+void collm_rec_item_genres_free(collm_rec_item_genres *g) {
+    if (!g) return;
+    for (int32_t k = 0; g->name && k < g->n_names; k++) free(g->name[k]);
+    free(g->name);
+    free(g->offset);
+    free(g->genre);
+    free(g);
+}
+
+// Index of name[0..len) in g's names, added when new; -1 on out of memory.
+static int32_t genre_index(collm_rec_item_genres *g, int32_t *cap, const char *name, size_t len) {
+    for (int32_t k = 0; k < g->n_names; k++)
+        if (strlen(g->name[k]) == len && memcmp(g->name[k], name, len) == 0) return k;
+    if (g->n_names == *cap) {
+        int32_t nc = *cap ? 2 * *cap : 16;
+        char **grown = realloc(g->name, (size_t)nc * sizeof *grown);
+        if (!grown) return -1;
+        g->name = grown;
+        *cap = nc;
+    }
+    char *copy = collm_malloc(len + 1);
+    if (!copy) return -1;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    g->name[g->n_names] = copy;
+    return g->n_names++;
+}
+
+int collm_rec_item_genres_load(const char *path, int32_t n_items, collm_rec_item_genres **out) {
+    if (!path || !out || n_items < 1) return collm_error(COLLM_ERR_ARG, "collm_rec_item_genres_load: bad arguments");
+    *out = NULL;
+    if (!file_exists(path)) return COLLM_OK;
+    tsv_file t;
+    int rc = tsv_open(&t, path);
+    if (rc != COLLM_OK) return rc;
+    int c_iid, c_genres = tsv_col(&t, "genres");
+    if ((rc = tsv_require_col(&t, "iid", &c_iid)) || c_genres < 0) {
+        tsv_close(&t);
+        return rc;
+    }
+    // pairs (item, genre) bounded by the file's '|' and rows; then one CSR
+    int64_t cap = 1;
+    for (const char *q = t.p; q < t.end; q++) cap += *q == '|' || *q == '\n';
+    collm_rec_item_genres *g = collm_calloc(1, sizeof *g);
+    int32_t *pair_item = collm_malloc((size_t)cap * sizeof *pair_item), *pair_genre = collm_malloc((size_t)cap * sizeof *pair_genre);
+    int8_t *listed = collm_calloc((size_t)n_items, 1);
+    char *buf = collm_malloc((size_t)(t.end - t.p) + 1); // one unescaped field
+    int32_t name_cap = 0;
+    int64_t n_pairs = 0;
+    rc = g && pair_item && pair_genre && listed && buf ? COLLM_OK : COLLM_ERR_NOMEM;
+    if (g) g->n_items = n_items;
+    while (rc == COLLM_OK) {
+        int r = tsv_next(&t);
+        if (r <= 0) {
+            rc = r < 0 ? r : COLLM_OK;
+            break;
+        }
+        uint64_t item;
+        if ((rc = parse_uint(&t, c_iid, -1, t.field[c_iid], t.field_len[c_iid], (uint64_t)n_items - 1, &item))) break;
+        if (listed[item]) {
+            rc = tsv_field_error(&t, c_iid, "item listed twice");
+            break;
+        }
+        listed[item] = 1;
+        int64_t len = unescape_field(&t, c_genres, buf);
+        if (len < 0) {
+            rc = (int)len;
+            break;
+        }
+        if (len == 0) continue; // no genres
+        const int64_t first = n_pairs;
+        for (const char *name = buf;;) {
+            const char *bar = strchr(name, '|');
+            size_t n = bar ? (size_t)(bar - name) : strlen(name);
+            if (n == 0) {
+                rc = tsv_field_error(&t, c_genres, "empty genre name (two '|' in a row, or one at an end)");
+                break;
+            }
+            int32_t k = genre_index(g, &name_cap, name, n);
+            if (k < 0) {
+                rc = COLLM_ERR_NOMEM;
+                break;
+            }
+            int seen = 0;
+            for (int64_t j = first; j < n_pairs && !seen; j++) seen = pair_genre[j] == k;
+            if (!seen) {
+                pair_item[n_pairs] = (int32_t)item;
+                pair_genre[n_pairs++] = k;
+            }
+            if (!bar) break;
+            name = bar + 1;
+        }
+    }
+    if (rc == COLLM_OK) {
+        g->offset = collm_calloc((size_t)n_items + 1, sizeof *g->offset);
+        g->genre = collm_malloc((size_t)(n_pairs > 0 ? n_pairs : 1) * sizeof *g->genre);
+        if (!g->offset || !g->genre) rc = COLLM_ERR_NOMEM;
+    }
+    if (rc == COLLM_OK) { // counting sort by item, each item's genres in file order
+        for (int64_t j = 0; j < n_pairs; j++) g->offset[pair_item[j] + 1]++;
+        for (int32_t i = 0; i < n_items; i++) g->offset[i + 1] += g->offset[i];
+        int64_t *fill = collm_malloc((size_t)n_items * sizeof *fill);
+        if (!fill) rc = COLLM_ERR_NOMEM;
+        for (int32_t i = 0; fill && i < n_items; i++) fill[i] = g->offset[i];
+        for (int64_t j = 0; fill && j < n_pairs; j++) g->genre[fill[pair_item[j]]++] = pair_genre[j];
+        free(fill);
+    }
+    tsv_close(&t);
+    free(pair_item);
+    free(pair_genre);
+    free(listed);
+    free(buf);
+    if (rc != COLLM_OK) {
+        collm_rec_item_genres_free(g);
+        return rc;
+    }
+    *out = g;
+    return COLLM_OK;
 }
 
 static const char *const split_names[] = {"train", "valid", "valid_small", "test"};
