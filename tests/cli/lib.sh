@@ -20,3 +20,11 @@ expect_error() {
 # run CMD...: a setup step; when it fails, the test stops here as failed (the tail of its log on stderr)
 run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+# served_port ERRFILE [TRIES]: after `collm serve --port 0 ... 2>ERRFILE &`, waits (0.1 s a try,
+# default 100) for its "serving on http://127.0.0.1:PORT" line; sets PORT (empty if it never came)
+served_port() {
+  PORT=
+  for _ in $(seq 1 "${2:-100}"); do
+    PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$1"); [ -n "$PORT" ] && break; sleep 0.1
+  done
+}

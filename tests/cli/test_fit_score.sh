@@ -110,10 +110,7 @@ run "$BIN" recommend --ckpt "$TMP/ctxck.gguf" --index "$TMP/ix6.faiss" --data "$
 "$BIN" serve --ckpt "$TMP/ctxck.gguf" --index "$TMP/ix6.faiss" --data "$D" --port 0 --contexts 1 --threads 1 \
   2>"$TMP/serve6.err" &
 SPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serve6.err"); [ -n "$PORT" ] && break; sleep 0.1
-done
+served_port "$TMP/serve6.err"
 check "serve started on the fused checkpoint ($(head -c 200 "$TMP/serve6.err"))" [ -n "$PORT" ]
 check "/score: score = eval's fused row score, llm_score = the row's logit, on 12 rows" python3 -c "
 import json,subprocess,sys

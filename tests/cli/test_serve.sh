@@ -61,10 +61,7 @@ expect_error "recommend without user" '--user' "$BIN" recommend --ckpt "$CK" --i
 # --- serve
 "$BIN" serve --ckpt "$CKF" --index "$IX" --data "$D" --port 0 --contexts 2 --threads 1 --max-body 4096 --context-wait 600000 2>"$TMP/serve.err" &
 SPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serve.err"); [ -n "$PORT" ] && break; sleep 0.1
-done
+served_port "$TMP/serve.err"
 check "server started ($(head -c 200 "$TMP/serve.err"))" [ -n "$PORT" ]
 U="http://127.0.0.1:$PORT"
 # req METHOD PATH BODY → sets CODE and writes the body to $TMP/resp
@@ -216,10 +213,7 @@ HOLD="$TMP/hold"; rm -f "$HOLD"
 COLLM_SERVE_TEST_HOLD="$HOLD" "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D2" --port 0 --contexts 1 --threads 1 \
   --context-wait 200 --per-ip-limit 16 --max-connections 64 --timeout 2 2>"$TMP/serveb.err" &
 BPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serveb.err"); [ -n "$PORT" ] && break; sleep 0.1
-done
+served_port "$TMP/serveb.err"
 check "server B started ($(head -c 200 "$TMP/serveb.err"))" [ -n "$PORT" ]
 U="http://127.0.0.1:$PORT"
 req POST /recommend '{"user":7,"k":5,"candidates":30}'

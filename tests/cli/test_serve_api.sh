@@ -28,10 +28,7 @@ HOLD="$T/hold"
 COLLM_SERVE_TEST_HOLD="$HOLD" "$BIN" serve --ckpt "$T/served.gguf" --index "$T/items.faiss" --data "$T/data" --port 0 \
   --contexts 2 --context-wait 200 --max-body 4096 --max-batch 4 --threads 1 --access-log "$T/access.log" 2>"$T/serve.err" &
 SPID=$!
-PORT=
-for _ in $(seq 1 300); do
-  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$T/serve.err"); [ -n "$PORT" ] && break; sleep 0.1
-done
+served_port "$T/serve.err" 300
 check "server started ($(head -c 200 "$T/serve.err"))" [ -n "$PORT" ]
 [ -n "$PORT" ] || { kill $SPID 2>/dev/null; finish; exit 1; }
 U="http://127.0.0.1:$PORT"

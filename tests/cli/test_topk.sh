@@ -88,10 +88,7 @@ sys.exit(0 if r['fusion_lambda']==0 and s==sorted(s,reverse=True) else 1)"
 # serve: the fitted weights without any request field, the same list as recommend
 "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 1 --threads 1 2>"$TMP/serve.err" &
 SPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -nE 's/^serving on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$TMP/serve.err"); [ -n "$PORT" ] && break; sleep 0.1
-done
+served_port "$TMP/serve.err"
 check "serve started ($(head -c 200 "$TMP/serve.err"))" [ -n "$PORT" ]
 curl -s --max-time 30 -X POST -d '{"user":7,"k":5,"candidates":30}' "http://127.0.0.1:$PORT/recommend" >"$TMP/serve.json"
 kill -TERM "$SPID"; wait "$SPID"
