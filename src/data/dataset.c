@@ -645,7 +645,7 @@ int collm_rec_item_genres_load(const char *path, int32_t n_items, collm_rec_item
             }
             int32_t k = genre_index(g, &name_cap, name, n);
             if (k < 0) {
-                rc = COLLM_ERR_NOMEM;
+                rc = collm_error(COLLM_ERR_NOMEM, "%s: out of memory at line %lld", path, (long long)t.line);
                 break;
             }
             int seen = 0;
