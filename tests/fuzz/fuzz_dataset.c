@@ -3,6 +3,7 @@
 //   0  an items table            1  a split, no items table
 //   2  a split checked against a fixed 50-row items table
 //   3  an items table, a NUL byte, then a split checked against it
+//   4  an item_map.tsv's genres for 50 items (first byte 4..7)
 // Every table that loads is checked for consistency (ids in range, offsets
 // monotone, labels 0/1), then written with the library's writers and read
 // back: the round trip must give the same table.
@@ -93,11 +94,36 @@ static void check_split(const collm_rec_split *s, const collm_rec_items *items) 
     collm_rec_split_free(back);
 }
 
+// A genres table that loads: CSR offsets monotone, each item's genres
+// distinct ids of non-empty names without '|'.
+static void check_genres(const collm_rec_item_genres *g) {
+    FUZZ_ASSERT(g->n_items == 50 && g->offset[0] == 0, "n_items %d", g->n_items);
+    for (int32_t k = 0; k < g->n_names; k++)
+        FUZZ_ASSERT(g->name[k][0] && !strchr(g->name[k], '|'), "name %d", k);
+    for (int32_t i = 0; i < g->n_items; i++) {
+        FUZZ_ASSERT(g->offset[i + 1] >= g->offset[i], "item %d offsets", i);
+        for (int64_t j = g->offset[i]; j < g->offset[i + 1]; j++) {
+            FUZZ_ASSERT(g->genre[j] >= 0 && g->genre[j] < g->n_names, "item %d genre id", i);
+            for (int64_t l = g->offset[i]; l < j; l++) FUZZ_ASSERT(g->genre[l] != g->genre[j], "item %d repeats a genre", i);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] & 3;
+    int mode = data[0] & 7;
     data++;
     size--;
+    if (mode >= 4) {
+        fuzz_file_set(&split_file, data, size);
+        collm_clear_error();
+        collm_rec_item_genres *g = NULL;
+        int rc = collm_rec_item_genres_load(split_file.path, 50, &g);
+        if (rc == COLLM_OK && g) check_genres(g);
+        else if (rc != COLLM_OK) FUZZ_ASSERT(collm_last_error()[0] && !g, "a failed load leaves a message, no table");
+        collm_rec_item_genres_free(g);
+        return 0;
+    }
     collm_rec_items *items = NULL;
     const uint8_t *split_data = data;
     size_t split_size = size;

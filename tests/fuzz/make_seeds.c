@@ -273,7 +273,7 @@ static int gguf_seeds(const char *tmp) {
 // --- text seeds ---------------------------------------------------------
 
 // Dataset modes (fuzz_dataset.c): 0 items, 1 split, 2 split against a
-// 50-row items table, 3 items NUL split.
+// 50-row items table, 3 items NUL split, 4 an item_map.tsv's genres.
 static int dataset_seeds(void) {
     static const char items_movie[] = "iid\ttitle\n0\t\n1\tToy Story (1995)\n2\tA \\t tab \\\\ and \\n newline\n4\tcaf\xc3\xa9\n";
     static const char items_book[] = "iid\ttitle\tauthor\n0\tDune\tFrank Herbert\n1\t\t\n2\tEmma\tJane Austen\n";
@@ -283,7 +283,9 @@ static int dataset_seeds(void) {
     int rc;
     if ((rc = put_sel("dataset", "items_movie", 0, items_movie)) || (rc = put_sel("dataset", "items_book", 0, items_book)) ||
         (rc = put_sel("dataset", "split_ml1m", 1, split_ml)) || (rc = put_sel("dataset", "split_bx", 1, split_bx)) ||
-        (rc = put_sel("dataset", "split_checked", 2, split_ml)))
+        (rc = put_sel("dataset", "split_checked", 2, split_ml)) ||
+        (rc = put_sel("dataset", "item_genres", 4,
+                      "iid\tmovie_id\tgenres\n1\t1\tAnimation|Children's|Comedy\n2\t2\t\n3\t3\tDrama|Drama\n")))
         return rc;
     // mode 3: items, a NUL byte, then the split
     size_t a = sizeof items_movie - 1, b = sizeof split_ml - 1;
