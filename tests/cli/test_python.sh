@@ -22,6 +22,8 @@ run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1
 run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \
   --lr 1e-2 --batch 8 --steps-per-epoch 3 --max-epochs 1 --eval-rows 16 -t 2
 run "$BIN" index --ckpt "$TMP/ckpt.gguf" --out "$TMP/items.faiss" -t 1
+# the same checkpoint with a fitted-fusion weight set: its score adds 0.5 x the MF score
+run /usr/bin/python3 "$(dirname "$0")/gguf_edit.py" "$TMP/ckpt.gguf" "$TMP/fused.gguf" --set collm.score.cf_weight f32 0.5
 "$BIN" eval --ckpt "$TMP/ckpt.gguf" --data "$TMP/data" --split valid --json -t 1 >"$TMP/eval.json"
 "$BIN" recommend --ckpt "$TMP/ckpt.gguf" --index "$TMP/items.faiss" --data "$TMP/data" --user 7 --k 5 --candidates 30 \
   --json -t 1 >"$TMP/rec.json"

@@ -122,6 +122,20 @@ check("score(pairs) = recommend's llm scores (max diff %.2g)" % float(np.max(np.
       s.dtype == np.float32 and float(np.max(np.abs(s - r["llm_scores"]))) <= 1e-4)
 check("score(fused=True) of a checkpoint without a fitted fusion is the logit",
       np.array_equal(m.score(ds, [7] * 5, r["items"], fused=True), s))
+# fused=True is eval's score: for user 7's latest history, the rows of a split file holding that
+# history score (score_split, collm eval's code) what score(fused=True) gives the pairs
+mf = collm.Model(os.path.join(T, "fused.gguf"), threads=1)
+his7 = ",".join(str(int(x)) for x in ds.history(7))
+with open(os.path.join(T, "user7.tsv"), "w") as f:
+    f.write("uid\tiid\tlabel\ttimestamp\this\tnot_cold\n")
+    for it in r["items"]:
+        f.write("7\t%d\t1\t0\t%s\t1\n" % (int(it), his7))
+want = mf.score_split(ds, os.path.join(T, "user7.tsv"))
+got = mf.score(ds, [7] * 5, r["items"], fused=True)
+plain = mf.score(ds, [7] * 5, r["items"])
+check("score(fused=True) = score_split of the same rows (max diff %.2g)" % float(np.max(np.abs(got - want))),
+      float(np.max(np.abs(got - want))) <= 1e-4 and float(np.min(np.abs(got - plain))) > 1e-4)
+mf.close()
 mixed = m.score(ds, [7, 3, 7, 3], [r["items"][0], 5, r["items"][1], 6])
 alone = m.score(ds, [3, 3], [5, 6], share_prefix=False)
 check("score: pairs of several users, each in place",
