@@ -1072,7 +1072,7 @@ int collm_score_split_parts(collm_model *m, const collm_rec_dataset *ds, const c
 
 int collm_score_split(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int batch, float *scores,
                       double *prompts_per_second) {
-    const float w = m && m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
+    const float w = collm_score_cf_weight(m, NULL); // 0 when none is stored
     const int n_extra = m ? m->n_score_extra : 0;
     const size_t n = split && split->n > 0 ? (size_t)split->n : 1;
     float *cf = w > 0 && split ? collm_malloc(n * sizeof *cf) : NULL;

@@ -96,14 +96,14 @@ int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float
 }
 
 void collm_score_combine(const collm_model *m, int64_t n, const float *cf, const float *extra, float *scores) {
-    const float w = m->has_score_cf_weight ? m->score_cf_weight : 0.0f;
+    const float w = collm_score_cf_weight(m, NULL);
     for (int64_t r = 0; cf && r < n; r++) scores[r] += w * cf[r];
     for (int k = 0; extra && k < m->n_score_extra; k++)
         for (int64_t r = 0; r < n; r++) scores[r] += m->score_extra_weight[k] * extra[(size_t)k * (size_t)n + (size_t)r];
 }
 
 int collm_score_has_fusion(const collm_model *m) {
-    return m && ((m->has_score_cf_weight && m->score_cf_weight > 0) || m->n_score_extra > 0);
+    return m && (collm_score_cf_weight(m, NULL) > 0 || m->n_score_extra > 0);
 }
 
 int collm_score_fuse_items(const collm_model *m, int32_t user, const int32_t *his, int64_t n_his, const int32_t *items,
@@ -115,7 +115,7 @@ int collm_score_fuse_items(const collm_model *m, int32_t user, const int32_t *hi
     // the request as a split of n rows that share the user and the history,
     // scored by the code eval scores a split file with (rows whose ids a
     // model does not know get 0 from it, as there)
-    const int w_on = m->has_score_cf_weight && m->score_cf_weight > 0;
+    const int w_on = collm_score_cf_weight(m, NULL) > 0;
     const size_t rows = (size_t)n, hl = (size_t)n_his;
     collm_rec_split view = {.path = "(request)", .n = n};
     view.user = collm_malloc(rows * sizeof *view.user);
