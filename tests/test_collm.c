@@ -841,7 +841,18 @@ static void test_fit_score_weights(void) {
     CHECK(collm_fit_score_weights(llm, parts, 0, &split, grid, 2, w, &auc) == COLLM_ERR_ARG);
 }
 
+// collm_score_fuse_items refuses what it cannot score, naming itself
+static void test_fuse_items_args(void) {
+    const int32_t items[2] = {1, 2}, his[2] = {0, 1};
+    const float llm[2] = {0.5f, -1.0f};
+    float out[2];
+    CHECK(collm_score_fuse_items(NULL, 0, his, 2, items, 2, llm, out) == COLLM_ERR_ARG);
+    CHECK(strstr(collm_last_error(), "collm_score_fuse_items") != NULL);
+    CHECK(collm_score_has_fusion(NULL) == 0);
+}
+
 int main(void) {
+    test_fuse_items_args();
     test_fit_score_weight();
     test_fit_score_weights();
     snprintf(dir, sizeof dir, "%s/collm", test_tmp_dir());
