@@ -389,31 +389,33 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
 // order afterwards (deterministic for any thread count). Keys, values and
 // their gradients are read and written where they are (the shared rows,
 // then the own), as in the forward.
-static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
-    attention_job *job = ctx_;
+static void attention_backward_one(attention_job *job, int64_t s, int thread_index) {
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
     const int P = tr->n_shared;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     float *att_scratch = tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len);
-    for (int64_t s = begin; s < end; s++) {
-        attention_geometry g = geometry(job, s);
-        if (g.T == 0) continue;
-        float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * KV;
-        const float *dout = job->d_attn + g.q_row * Q, *q = a->q + g.q_row * Q;
-        if (P == 0 || g.own == 0) { // keys contiguous (no shared rows, or the shared rows' own task)
-            collm_ops_attention_backward(dq, dk, dv, dout, job->att + g.att, q, a->k + g.own * KV, a->v + g.own * KV,
-                                         g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, att_scratch);
-            continue;
-        }
-        // shared keys [0, P): into this task's slice (zeroed); own keys: straight into d_k, d_v
-        float *sk = tr->shared_dkv + s * 2 * P * KV, *sv = sk + P * KV;
-        memset(sk, 0, (size_t)(2 * P * KV) * sizeof(float));
-        collm_ops_attention_backward_split(dq, sk, sv, dk, dv, dout, job->att + g.att, q, a->k, a->v, P,
-                                           a->k + g.own * KV, a->v + g.own * KV, g.T, g.n_past, hp->n_head,
-                                           hp->n_head_kv, hp->head_dim, NULL, att_scratch);
+    attention_geometry g = geometry(job, s);
+    if (g.T == 0) return;
+    float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * KV;
+    const float *dout = job->d_attn + g.q_row * Q, *q = a->q + g.q_row * Q;
+    if (P == 0 || g.own == 0) { // keys contiguous (no shared rows, or the shared rows' own task)
+        collm_ops_attention_backward(dq, dk, dv, dout, job->att + g.att, q, a->k + g.own * KV, a->v + g.own * KV,
+                                     g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, att_scratch);
+        return;
     }
+    // shared keys [0, P): into this task's slice (zeroed); own keys: straight into d_k, d_v
+    float *sk = tr->shared_dkv + s * 2 * P * KV, *sv = sk + P * KV;
+    memset(sk, 0, (size_t)(2 * P * KV) * sizeof(float));
+    collm_ops_attention_backward_split(dq, sk, sv, dk, dv, dout, job->att + g.att, q, a->k, a->v, P,
+                                       a->k + g.own * KV, a->v + g.own * KV, g.T, g.n_past, hp->n_head,
+                                       hp->n_head_kv, hp->head_dim, NULL, att_scratch);
+}
+
+static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
+    attention_job *job = ctx_;
+    for (int64_t i = begin; i < end; i++) attention_backward_one(job, job->tr->att_order[i], thread_index);
 }
 
 static int by_cost_desc(const void *a, const void *b) {
@@ -421,16 +423,13 @@ static int by_cost_desc(const void *a, const void *b) {
     return x[0] != y[0] ? (x[0] < y[0] ? 1 : -1) : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
-static void train_attend(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a) {
-    collm_llm_trainer *tr = ctx;
-    attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att};
-    // tasks: the prompts, and the shared rows' own attention (none in a last-rows layer),
-    // handed out one at a time, costliest (queries x keys) first: the last ones are
-    // short, so the threads finish together (each task's bits do not depend on its thread)
-    int tasks = tr->n_seq + (tr->n_shared > 0 && !b->q_rows);
+// tr->att_order[0, tasks): the tasks costliest (queries x keys) first. They are
+// handed out one at a time in that order, so the last ones are short and the
+// threads finish together (each task's bits do not depend on its thread).
+static void order_by_cost(collm_llm_trainer *tr, const attention_job *job, int tasks) {
     int64_t stack[2 * 65], *cost = tasks <= 65 ? stack : collm_malloc((size_t)tasks * 2 * sizeof(int64_t));
     for (int s = 0; s < tasks; s++) {
-        attention_geometry g = geometry(&job, s);
+        attention_geometry g = geometry(job, s);
         tr->att_order[s] = s;
         if (cost) cost[2 * s] = (int64_t)g.T * g.len, cost[2 * s + 1] = s;
     }
@@ -439,6 +438,14 @@ static void train_attend(void *ctx, const collm_llm_block *b, collm_llm_block_ac
         for (int s = 0; s < tasks; s++) tr->att_order[s] = (int32_t)cost[2 * s + 1];
         if (cost != stack) free(cost);
     }
+}
+
+static void train_attend(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a) {
+    collm_llm_trainer *tr = ctx;
+    attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att};
+    // tasks: the prompts, and the shared rows' own attention (none in a last-rows layer)
+    int tasks = tr->n_seq + (tr->n_shared > 0 && !b->q_rows);
+    order_by_cost(tr, &job, tasks);
     collm_pool_for_each(tr->pool, tasks, attention_forward_task, &job);
 }
 
@@ -448,7 +455,9 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
     const collm_llm_hparams *hp = &tr->model->hp;
     attention_job job = {.tr = tr, .b = b, .a = a, .att = tr->acts[b->layer].att, .d_attn = d_attn, .d_q = d_q,
                          .d_k = d_k, .d_v = d_v};
-    collm_pool_for(tr->pool, tr->n_seq, 1, attention_backward_task, &job);
+    // the prompts (each into its own rows and shared-key slice), costliest first
+    order_by_cost(tr, &job, tr->n_seq);
+    collm_pool_for_each(tr->pool, tr->n_seq, attention_backward_task, &job);
     const int64_t P = tr->n_shared, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     if (P == 0) return;
     // the shared keys' gradients, prompt after prompt, then the shared rows' own attention
@@ -456,7 +465,7 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
         collm_ops_axpy(d_k, 1.0f, tr->shared_dkv + s * 2 * P * KV, P * KV);
         collm_ops_axpy(d_v, 1.0f, tr->shared_dkv + (s * 2 + 1) * P * KV, P * KV);
     }
-    if (!b->q_rows) attention_backward_task(&job, tr->n_seq, tr->n_seq + 1, 0);
+    if (!b->q_rows) attention_backward_one(&job, tr->n_seq, 0);
 }
 
 // ---------------------------------------------------------------------------
