@@ -190,6 +190,55 @@ static void test_save_load_and_bad_input(const char *dir) {
     CHECK(collm_cf_model_create("ctx", 4, 6, 8, 1) == NULL);
 }
 
+// A ctx tensor by name (NULL when absent).
+static const float *ctx_tensor(collm_cf_model *m, const char *name, int64_t *numel) {
+    cf_params *p = collm_cf_encoder_params(m);
+    for (int t = 0; p && t < p->n; t++)
+        if (strcmp(p->t[t].name, name) == 0) {
+            *numel = cf_numel(p, t);
+            return cf_w(p, t);
+        }
+    return NULL;
+}
+
+// collm_cf_model_refit: on the same train rows every tensor is the fitted
+// model's; on train + valid the fitted weights are kept and the statistics
+// count valid's rows too (user 1: 3 train rows, 2 liked, + valid's liked
+// row of item 5; user 2: 2 train rows, 1 liked, + valid's disliked row of
+// item 2), worked out by hand.
+static void test_refit(const char *dir) {
+    collm_cf_model *m = train_ctx(dir, NULL);
+    collm_rec_dataset *ds = collm_rec_dataset_load(dir);
+    CHECK_MSG(m && ds, "%s", collm_last_error());
+    if (!m || !ds) goto done;
+    static const char *const names[] = {"ctx.user", "ctx.item", "ctx.item_genre", "ctx.user_genre", "ctx.fit"};
+    collm_cf_model *same = collm_cf_model_refit(m, ds, NULL, NULL, NULL, NULL);
+    CHECK_MSG(same != NULL, "%s", collm_last_error());
+    for (int k = 0; same && k < 5; k++) {
+        int64_t n1 = -1, n2 = -2;
+        const float *a = ctx_tensor(m, names[k], &n1), *b = ctx_tensor(same, names[k], &n2);
+        CHECK_MSG(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof *a) == 0, "refit on train: %s differs", names[k]);
+    }
+    collm_cf_model_free(same);
+    CHECK_MSG(collm_rec_dataset_set_train(ds, "train,valid") == COLLM_OK && ds->train->n == 7, "%s", collm_last_error());
+    collm_cf_model *more = collm_cf_model_refit(m, ds, NULL, NULL, NULL, NULL);
+    CHECK_MSG(more != NULL, "%s", collm_last_error());
+    if (more) {
+        int64_t n1 = 0, n2 = 0;
+        const float *a = ctx_tensor(m, "ctx.fit", &n1), *b = ctx_tensor(more, "ctx.fit", &n2);
+        CHECK(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof *a) == 0);
+        const float *us = ctx_tensor(more, "ctx.user", &n1), *is = ctx_tensor(more, "ctx.item", &n2);
+        CHECK(us && us[2 * 1] == 4 && us[2 * 1 + 1] == 3 && us[2 * 2] == 3 && us[2 * 2 + 1] == 1);
+        CHECK(is && is[3 * 5] == 1 && is[3 * 5 + 1] == 1 && is[3 * 2] == 2 && is[3 * 2 + 1] == 0);
+        CHECK(is && is[3 * 5 + 2] == 1995); // the years stay
+        CHECK(strstr(collm_cf_model_train_split(more), "train.tsv + ") != NULL);
+    }
+    collm_cf_model_free(more);
+done:
+    collm_rec_dataset_free(ds);
+    collm_cf_model_free(m);
+}
+
 static void test_bad_item_map(const char *root) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%.900s/ctx-badid", root);
@@ -241,6 +290,7 @@ int main(void) {
     test_features_by_hand(dir);
     test_fit_is_optimal(dir);
     test_save_load_and_bad_input(dir);
+    test_refit(dir);
     test_bad_item_map(root);
     return test_report();
 }

@@ -374,6 +374,46 @@ static int same_scores(const collm_cf_model *a, const collm_cf_model *b, const c
     return same;
 }
 
+// collm_cf_model_refit from a loaded model (its training record read back):
+// on the same train rows, its best epoch count without evaluation gives the
+// early-stopped model's weights bit for bit (scores compared on valid); on
+// train + valid it trains on both (other scores, the joined rows recorded);
+// a refit has no best epoch of its own to refit again, and a model that was
+// never trained has no record.
+static void check_refit(const char *kind, const collm_cf_model *loaded, const collm_cf_model *trained, const synthetic *syn) {
+    collm_cf_train_result res;
+    collm_cf_model *same = collm_cf_model_refit(loaded, &syn->ds, NULL, NULL, NULL, &res);
+    CHECK_MSG(same != NULL, "%s: refit: %s", kind, collm_last_error());
+    if (!same) return;
+    collm_cf_train_options o;
+    collm_cf_train_result r;
+    CHECK(collm_cf_model_train_record(trained, &o, &r) && res.epochs_run == r.best_epoch && res.best_epoch == 0);
+    CHECK_MSG(same_scores(same, trained, &syn->valid.split), "%s: refit on the same rows differs", kind);
+    CHECK_STR(collm_cf_model_train_split(same), "synthetic/train.tsv");
+    CHECK_STR(collm_cf_model_eval_split(same), "");
+
+    const collm_rec_split *parts[] = {&syn->train.split, &syn->valid.split};
+    collm_rec_dataset joined = syn->ds;
+    joined.train = collm_rec_split_concat(parts, 2);
+    collm_cf_model *more = joined.train ? collm_cf_model_refit(loaded, &joined, NULL, NULL, NULL, NULL) : NULL;
+    CHECK_MSG(more != NULL, "%s: refit on train + valid: %s", kind, collm_last_error());
+    if (more) {
+        CHECK_MSG(!same_scores(more, trained, &syn->valid.split), "%s: refit on train + valid changed nothing", kind);
+        CHECK_STR(collm_cf_model_train_split(more), "synthetic/train.tsv + synthetic/valid.tsv");
+    }
+    collm_cf_model_free(more);
+    collm_rec_split_free(joined.train);
+
+    CHECK(collm_cf_model_refit(same, &syn->ds, NULL, NULL, NULL, NULL) == NULL && strstr(collm_last_error(), "no best epoch"));
+    collm_cf_model_free(same);
+    collm_cf_hparams hp;
+    collm_cf_model_hparams(trained, &hp);
+    collm_cf_model *fresh = collm_cf_model_create_hp(kind, SYN_USERS, SYN_ITEMS, &hp, 1);
+    CHECK(fresh && collm_cf_model_refit(fresh, &syn->ds, NULL, NULL, NULL, NULL) == NULL &&
+          strstr(collm_last_error(), "no training record"));
+    collm_cf_model_free(fresh);
+}
+
 static void check_kind_end_to_end(const char *kind, const collm_cf_hparams *hp, const collm_cf_train_options *o,
                                   const synthetic *syn, double min_auc) {
     collm_pool *pool2 = collm_pool_create(2);
@@ -427,6 +467,7 @@ static void check_kind_end_to_end(const char *kind, const collm_cf_hparams *hp, 
         CHECK_STR(collm_cf_model_kind(back), kind);
         CHECK(memcmp(&h1, &h2, sizeof h1) == 0);
         CHECK_MSG(same_scores(m1, back, valid), "%s: scores after load", kind);
+        check_refit(kind, back, m1, syn);
         collm_cf_model_free(back);
     }
     collm_gguf_file *f = collm_gguf_open(path);

@@ -305,6 +305,65 @@ static void test_split_select(void) {
     collm_rec_dataset_free(ds);
 }
 
+// collm_rec_split_concat: train then valid, row by row as loaded (every
+// column and history), the path naming both; an empty list and a part with
+// his_label beside one without are errors.
+static void test_split_concat(void) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
+    CHECK_MSG(ds != NULL && ds->valid, "%s", collm_last_error());
+    if (!ds || !ds->valid) {
+        collm_rec_dataset_free(ds);
+        return;
+    }
+    const collm_rec_split *parts[] = {ds->train, ds->valid};
+    collm_rec_split *t = collm_rec_split_concat(parts, 2);
+    CHECK_MSG(t != NULL, "%s", collm_last_error());
+    if (t) {
+        CHECK(t->n == ds->train->n + ds->valid->n && t->n == 33891 + 10401 && t->his_label == NULL);
+        int same = 1;
+        for (int64_t k = 0; k < t->n; k++) {
+            const collm_rec_split *s = k < ds->train->n ? ds->train : ds->valid;
+            const int64_t r = k < ds->train->n ? k : k - ds->train->n, nh = s->his_offset[r + 1] - s->his_offset[r];
+            same &= t->user[k] == s->user[r] && t->item[k] == s->item[r] && t->label[k] == s->label[r] &&
+                    t->timestamp[k] == s->timestamp[r] && t->not_cold[k] == s->not_cold[r] &&
+                    t->his_offset[k + 1] - t->his_offset[k] == nh &&
+                    memcmp(t->his + t->his_offset[k], s->his + s->his_offset[r], (size_t)nh * sizeof(int32_t)) == 0;
+        }
+        CHECK(same);
+        CHECK(t->max_user == (ds->train->max_user > ds->valid->max_user ? ds->train->max_user : ds->valid->max_user));
+        CHECK(t->max_item == (ds->train->max_item > ds->valid->max_item ? ds->train->max_item : ds->valid->max_item));
+        CHECK(contains(t->path, "train.tsv + ") && contains(t->path, "valid.tsv"));
+    }
+    collm_rec_split_free(t);
+    CHECK(collm_rec_split_concat(parts, 0) == NULL && contains(collm_last_error(), "no splits"));
+    // a bookcrossing-style part (his_label) beside ml-1m's: refused
+    const char *p = write_tmp("hl.tsv", "uid\tiid\tlabel\this\this_label\n1\t2\t1\t3\t1\n");
+    collm_rec_split *hl = collm_rec_split_load(p, NULL);
+    CHECK_MSG(hl != NULL && hl->his_label != NULL, "%s", collm_last_error());
+    if (hl) {
+        const collm_rec_split *mixed[] = {ds->train, hl};
+        CHECK(collm_rec_split_concat(mixed, 2) == NULL && contains(collm_last_error(), "his_label"));
+        const collm_rec_split *twice[] = {hl, hl};
+        collm_rec_split *h2 = collm_rec_split_concat(twice, 2);
+        CHECK_MSG(h2 && h2->n == 2 && h2->his_label && h2->his_label[1] == 1 && h2->his[1] == 3, "%s", collm_last_error());
+        collm_rec_split_free(h2);
+    }
+    collm_rec_split_free(hl);
+    // collm_rec_dataset_set_train: bad lists leave train as it was; "train,valid" joins them
+    collm_rec_split *train = ds->train;
+    CHECK(collm_rec_dataset_set_train(ds, "train,train") != COLLM_OK && contains(collm_last_error(), "train twice"));
+    CHECK(collm_rec_dataset_set_train(ds, "train,valid,valid_small") != COLLM_OK &&
+          contains(collm_last_error(), "valid_small is part of valid"));
+    CHECK(collm_rec_dataset_set_train(ds, "train,,valid") != COLLM_OK && contains(collm_last_error(), "empty name"));
+    CHECK(collm_rec_dataset_set_train(ds, "train,nope.tsv") != COLLM_OK && contains(collm_last_error(), "nope.tsv"));
+    CHECK(ds->train == train && ds->train->n == 33891);
+    CHECK(collm_rec_dataset_set_train(ds, "train") == COLLM_OK && ds->train == train);
+    CHECK_MSG(collm_rec_dataset_set_train(ds, "train,valid") == COLLM_OK && ds->train->n == 33891 + 10401 &&
+                  ds->train->item[33891] == ds->valid->item[0],
+              "%s", collm_last_error());
+    collm_rec_dataset_free(ds);
+}
+
 // item_map.tsv's genres: a hand-made file read back item by item, the real
 // ML-1M file's counts, and damaged files that fail naming file, line, column.
 static void expect_genres_error(const char *name, const char *text, const char *n1, const char *n2) {
@@ -370,6 +429,7 @@ int main(void) {
     test_dataset_id_bounds();
     test_ml1m();
     test_split_select();
+    test_split_concat();
     test_bookcrossing();
     return test_report();
 }

@@ -117,6 +117,14 @@ COLLM_API int32_t collm_cf_model_n_items(const collm_cf_model *m);
 COLLM_API void collm_cf_model_hparams(const collm_cf_model *m, collm_cf_hparams *out);
 // 1 for kinds whose user side needs the sample's history (sasrec, din).
 COLLM_API int collm_cf_model_uses_history(const collm_cf_model *m);
+// The training record (collm.cf.train.*): 1 and *opt / *res filled (either
+// may be NULL) when m was trained or loaded with one, else 0. opt->eval_split
+// points into m. The strings are "" when unknown: the evaluation split that
+// chose the best epoch, and the rows m trained on ("…/train.tsv"; joined
+// splits "a + b"; "" for files written before it was recorded).
+COLLM_API int collm_cf_model_train_record(const collm_cf_model *m, collm_cf_train_options *opt, collm_cf_train_result *res);
+COLLM_API const char *collm_cf_model_eval_split(const collm_cf_model *m);
+COLLM_API const char *collm_cf_model_train_split(const collm_cf_model *m);
 
 // Id-only vectors, out (dim). COLLM_ERR_ARG on an id out of range;
 // collm_cf_model_user_vector and collm_cf_model_score are COLLM_ERR_ARG for
@@ -169,6 +177,23 @@ COLLM_API int collm_cf_model_evaluate(const collm_cf_model *m, const collm_rec_s
 // is also independent of the thread count.
 COLLM_API int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt, collm_pool *pool,
                    collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
+
+// Refit: a new model of from's kind, shape and training options (its
+// collm.cf.train.* record, as collm_cf_model_load reads it), trained on
+// ds->train with no evaluation for exactly the epochs early stopping chose
+// for from (its best epoch). The model selection is from's, made on its
+// evaluation split; the refit may then train on that split's rows too
+// (ds->train = train + valid, collm_rec_split_concat: what `collm train-cf
+// --refit-from` does, so the encoders that score the test period have seen
+// the period just before it). On from's own train rows and thread count it
+// gives from's weights bit for bit. ctx keeps from's fitted weights and
+// rebuilds its training statistics from ds->train. The result records the
+// rows it trained on (collm.cf.train.train_split). NULL + error when from
+// has no training record or no best epoch, or ds->train holds ids beyond
+// from's tables. progress and result as for collm_cf_model_train.
+COLLM_API collm_cf_model *collm_cf_model_refit(const collm_cf_model *from, const collm_rec_dataset *ds, collm_pool *pool,
+                                               collm_cf_progress_fn progress, void *progress_ctx,
+                                               collm_cf_train_result *result);
 
 // Out-of-fold scores of the training rows (what a learner fitted on an
 // encoder's residual must train against: in-sample, an encoder's scores on

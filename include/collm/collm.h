@@ -267,6 +267,8 @@ COLLM_API int collm_fit_score_weight(const float *llm, const float *cf, const co
 COLLM_API int collm_score_extra_count(const collm_model *m);
 COLLM_API const char *collm_score_extra_kind(const collm_model *m, int k); // NULL when k is out of range
 COLLM_API float collm_score_extra_weight(const collm_model *m, int k);
+// The extra encoder k itself (its kind, training record: collm/cf.h), owned by m; NULL when k is out of range.
+COLLM_API const collm_cf_model *collm_score_extra_model(const collm_model *m, int k);
 // extra (n_extra, split->n): row r's score under extra k at extra[k*n + r].
 COLLM_API int collm_score_split_extras(collm_model *m, const collm_rec_split *split, float *extra);
 // 1 when the checkpoint's score adds anything to the LLM logit (a CF weight

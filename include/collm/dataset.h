@@ -84,6 +84,12 @@ COLLM_API collm_rec_split collm_rec_split_rows(const collm_rec_split *split, int
 // with collm_rec_split_free. What out-of-fold encoder scores train on
 // (collm_cf_oof_scores). NULL + error on a bad index or out of memory.
 COLLM_API collm_rec_split *collm_rec_split_select(const collm_rec_split *split, const int64_t *rows, int64_t n);
+// A new split holding every row of parts[0], then of parts[1], ... (each in
+// its order), every column and history copied; its path names the parts
+// joined by " + ". What an encoder refit on train and valid trains on
+// (collm train-cf --train-split train,valid). The parts must agree on
+// his_label (all or none). NULL + error on bad arguments / out of memory.
+COLLM_API collm_rec_split *collm_rec_split_concat(const collm_rec_split *const *parts, int n_parts);
 
 // A dataset directory: items plus the train / valid / valid_small splits
 // that exist (NULL when a file is absent; train is required).
@@ -110,6 +116,16 @@ COLLM_API void collm_rec_dataset_free(collm_rec_dataset *ds);
 // Resolves a split name ("train", "valid", "valid_small", "test") or a path.
 // Names are looked up in ds->dir; the returned split is owned by the caller.
 COLLM_API collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const char *name_or_path);
+
+// Replaces ds->train by the rows of the splits a comma-separated list names
+// (each a name or a file, as collm_rec_dataset_load_split takes it; the
+// dataset's loaded train / valid / valid_small are used as they are), joined
+// in order (collm_rec_split_concat): "train,valid" trains on both. A name
+// given twice, valid beside valid_small (a subset of it), or a file that does
+// not load is an error, and ds is left as it was. n_users / n_items stay:
+// a split file from elsewhere with larger ids is caught by the consumer's
+// id checks.
+COLLM_API int collm_rec_dataset_set_train(collm_rec_dataset *ds, const char *list);
 
 // Training rows plus catalogue negatives (docs/topk.md): a pointwise model
 // trained only on rated rows learns "liked vs disliked among watched items",

@@ -132,6 +132,7 @@ void collm_cf_model_free(collm_cf_model *m) {
     if (m->impl) m->kind->free_impl(m);
     free(m->eval_split);
     free(m->dataset_dir);
+    free(m->train_split);
     free(m);
 }
 
@@ -141,6 +142,14 @@ int32_t collm_cf_model_n_users(const collm_cf_model *m) { return m->n_users; }
 int32_t collm_cf_model_n_items(const collm_cf_model *m) { return m->n_items; }
 void collm_cf_model_hparams(const collm_cf_model *m, collm_cf_hparams *out) { *out = m->hp; }
 int collm_cf_model_uses_history(const collm_cf_model *m) { return m->kind->uses_history; }
+int collm_cf_model_train_record(const collm_cf_model *m, collm_cf_train_options *opt, collm_cf_train_result *res) {
+    if (!m || !m->has_train) return 0;
+    if (opt) *opt = m->train_opt;
+    if (res) *res = m->train_result;
+    return 1;
+}
+const char *collm_cf_model_eval_split(const collm_cf_model *m) { return m && m->eval_split ? m->eval_split : ""; }
+const char *collm_cf_model_train_split(const collm_cf_model *m) { return m && m->train_split ? m->train_split : ""; }
 
 int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out) {
     if (user < 0 || user >= m->n_users)
@@ -378,6 +387,16 @@ static char *cf_strdup(const char *s) {
     return d;
 }
 
+// the training record's strings: the evaluation split, the dataset folder, the training rows
+static void cf_record_data(collm_cf_model *m, const char *eval_split, const collm_rec_dataset *ds) {
+    free(m->eval_split);
+    free(m->dataset_dir);
+    free(m->train_split);
+    m->eval_split = cf_strdup(eval_split ? eval_split : "");
+    m->dataset_dir = cf_strdup(ds->dir ? ds->dir : "");
+    m->train_split = cf_strdup(ds->train->path ? ds->train->path : "");
+}
+
 int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt_in, collm_pool *pool,
                    collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
     if (!m || !ds || !ds->train) return collm_error(COLLM_ERR_ARG, "collm_cf_model_train: no model or no train split");
@@ -431,16 +450,63 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
     if (rc) return rc;
 
     // keep the record for collm_cf_model_save
-    free(m->eval_split);
-    free(m->dataset_dir);
-    m->eval_split = cf_strdup(opt.eval_split ? opt.eval_split : "");
-    m->dataset_dir = cf_strdup(ds->dir ? ds->dir : "");
+    cf_record_data(m, opt.eval_split, ds);
     m->train_opt = opt;
     m->train_opt.eval_split = m->eval_split;
     m->train_result = res;
     m->has_train = 1;
     if (result) *result = res;
     return COLLM_OK;
+}
+
+collm_cf_model *collm_cf_model_refit(const collm_cf_model *from, const collm_rec_dataset *ds, collm_pool *pool,
+                                     collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result) {
+    if (!from || !ds || !ds->train) {
+        collm_error(COLLM_ERR_ARG, "collm_cf_model_refit: no model or no train split");
+        return NULL;
+    }
+    const char *kind = from->kind->name;
+    if (!from->has_train) {
+        collm_error(COLLM_ERR_ARG, "the %s model has no training record (collm.cf.train.*): a refit repeats the options "
+                                   "and epochs it was trained with", kind);
+        return NULL;
+    }
+    collm_cf_train_options opt = from->train_opt;
+    opt.eval_split = ""; // the selection was from's; the refit may train on its evaluation rows
+    opt.patience = 0;
+    if (!from->kind->refit) {
+        if (from->train_result.best_epoch < 1) {
+            collm_error(COLLM_ERR_ARG, "the %s model records no best epoch (it was trained without an evaluation split): "
+                                       "a refit needs the epoch count early stopping chose", kind);
+            return NULL;
+        }
+        opt.max_epochs = from->train_result.best_epoch;
+    }
+    collm_cf_model *m = collm_cf_model_create_hp(kind, from->n_users, from->n_items, &from->hp, opt.seed);
+    if (!m) return NULL;
+    int rc;
+    if (from->kind->refit) {
+        collm_cf_train_result res = {0};
+        res.best_eval_auc = res.best_eval_uauc = NAN;
+        const double t0 = cf_now();
+        if (!(rc = collm_cf_check_split_ids(m, ds->train)) && !(rc = m->kind->side_info ? m->kind->side_info(m, ds) : 0) &&
+            !(rc = m->kind->refit(m, from, ds->train))) {
+            res.seconds = cf_now() - t0;
+            cf_record_data(m, "", ds);
+            m->train_opt = opt;
+            m->train_opt.eval_split = m->eval_split;
+            m->train_result = res;
+            m->has_train = 1;
+            if (result) *result = res;
+        }
+    } else {
+        rc = collm_cf_model_train(m, ds, &opt, pool, progress, progress_ctx, result);
+    }
+    if (rc) {
+        collm_cf_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 // ---------------------------------------------------------------------------
@@ -496,6 +562,7 @@ int collm_cf_model_write(const collm_cf_model *m, collm_gguf_writer *w) {
         put_f32(&s, "collm.cf.train.best_eval_uauc", r->best_eval_uauc);
         put_str(&s, "collm.cf.train.eval_split", m->eval_split);
         put_str(&s, "collm.cf.train.dataset", m->dataset_dir);
+        if (m->train_split) put_str(&s, "collm.cf.train.train_split", m->train_split);
     }
     int rc = s.rc;
     if (!rc) rc = m->kind->save_tensors(m, w);
@@ -593,6 +660,8 @@ collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path) 
         if (collm_gguf_get_f32(f, "collm.cf.train.best_eval_uauc", &fv) == COLLM_OK) r->best_eval_uauc = fv;
         m->eval_split = collm_gguf_get_str_dup(f, "collm.cf.train.eval_split");
         m->dataset_dir = collm_gguf_get_str_dup(f, "collm.cf.train.dataset");
+        if (collm_gguf_find_key(f, "collm.cf.train.train_split") >= 0)
+            m->train_split = collm_gguf_get_str_dup(f, "collm.cf.train.train_split");
         m->train_opt.eval_split = m->eval_split;
         m->has_train = 1;
     }

@@ -23,6 +23,7 @@ struct collm_cf_model {
     collm_cf_train_result train_result;
     char *eval_split;  // owned copy
     char *dataset_dir; // owned copy
+    char *train_split; // owned copy: the rows it trained on (ds->train's path; "a + b" for a refit on joined splits)
 };
 
 // Scores every row of split: under mpirun each rank scores its contiguous
@@ -60,6 +61,10 @@ struct collm_cf_kind {
     // splits (titles, DIR/item_map.tsv) before train.
     int (*side_info)(collm_cf_model *m, const collm_rec_dataset *ds);
     // eval may be NULL (no evaluation). Ids of ds->train and eval are checked.
+    // Optional (ctx): a refit that is not a training run of from's epoch
+    // count: m (fresh, from's kind and shape) takes from's fitted part and
+    // what it learns from the train rows alone (collm_cf_model_refit).
+    int (*refit)(collm_cf_model *m, const collm_cf_model *from, const collm_rec_split *train);
     int (*train)(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval, const collm_cf_train_options *opt,
                  collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx, collm_cf_train_result *result);
     // Neural kinds (NULL for MF): their weights and one training-mode

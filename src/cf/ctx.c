@@ -210,6 +210,41 @@ static int ctx_cholesky_solve(double *A, double *b, int n) {
     return COLLM_OK;
 }
 
+// The training statistics of the train rows into m's tables (from zero: a
+// second training starts over; the years, from the titles, stay).
+static void ctx_tables(collm_cf_model *m, const collm_rec_split *train) {
+    ctx_impl *c = m->impl;
+    float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item);
+    float *ig = cf_w(&c->p, c->i_item_genre), *ug = cf_w(&c->p, c->i_user_genre);
+    memset(us, 0, (size_t)cf_numel(&c->p, c->i_user) * sizeof *us);
+    memset(ug, 0, (size_t)cf_numel(&c->p, c->i_user_genre) * sizeof *ug);
+    for (int32_t i = 0; i < m->n_items; i++) is[3 * i] = is[3 * i + 1] = 0;
+    for (int64_t r = 0; r < train->n; r++) {
+        const int32_t u = train->user[r], i = train->item[r];
+        const int y = train->label[r] == 1;
+        us[2 * u] += 1, us[2 * u + 1] += y;
+        is[3 * i] += 1, is[3 * i + 1] += y;
+        for (int k = 0; k < CTX_GENRES; k++)
+            if (ig[CTX_GENRES * i + k] != 0) ug[2 * CTX_GENRES * u + k] += 1, ug[2 * CTX_GENRES * u + CTX_GENRES + k] += y;
+    }
+}
+
+// Refit (collm_cf_model_refit): the statistics of the new train rows (say
+// train + valid), from's fitted means, sds and weights. The weights were fitted on rows
+// later than from's train; the refit scores rows later than its own, the
+// same relation one period on (feature 0, history beyond train, now counts
+// what lies beyond train + valid).
+static int ctx_refit(collm_cf_model *m, const collm_cf_model *from, const collm_rec_split *train) {
+    ctx_impl *c = m->impl;
+    const ctx_impl *f = from->impl;
+    if (cf_numel(&c->p, c->i_fit) != cf_numel(&f->p, f->i_fit))
+        return collm_error(COLLM_ERR_FORMAT, "ctx refit: the fitted tensors differ in size");
+    ctx_tables(m, train);
+    memcpy(cf_w(&c->p, c->i_fit), cf_w(&f->p, f->i_fit), (size_t)cf_numel(&c->p, c->i_fit) * sizeof(float));
+    c->g = ctx_global_rate(m);
+    return COLLM_OK;
+}
+
 static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const collm_rec_split *eval,
                      const collm_cf_train_options *opt, collm_pool *pool, collm_cf_progress_fn progress, void *progress_ctx,
                      collm_cf_train_result *result) {
@@ -222,20 +257,7 @@ static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const coll
                                           "on every train row); use valid_small");
     if (eval->n < 2) return collm_error(COLLM_ERR_ARG, "ctx: the evaluation split has %lld rows", (long long)eval->n);
     const double t0 = cf_now();
-    // training statistics (from zero: a second training starts over)
-    float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item);
-    float *ig = cf_w(&c->p, c->i_item_genre), *ug = cf_w(&c->p, c->i_user_genre);
-    memset(us, 0, (size_t)cf_numel(&c->p, c->i_user) * sizeof *us);
-    memset(ug, 0, (size_t)cf_numel(&c->p, c->i_user_genre) * sizeof *ug);
-    for (int32_t i = 0; i < m->n_items; i++) is[3 * i] = is[3 * i + 1] = 0; // the years stay
-    for (int64_t r = 0; r < train->n; r++) {
-        const int32_t u = train->user[r], i = train->item[r];
-        const int y = train->label[r] == 1;
-        us[2 * u] += 1, us[2 * u + 1] += y;
-        is[3 * i] += 1, is[3 * i + 1] += y;
-        for (int k = 0; k < CTX_GENRES; k++)
-            if (ig[CTX_GENRES * i + k] != 0) ug[2 * CTX_GENRES * u + k] += 1, ug[2 * CTX_GENRES * u + CTX_GENRES + k] += y;
-    }
+    ctx_tables(m, train);
     // features of every fit row: X (n, NF + 1), the last column 1 (the bias)
     const int64_t n = eval->n;
     const int L = m->hp.max_len, D = CTX_NF + 1;
@@ -380,6 +402,7 @@ const collm_cf_kind collm_cf_kind_ctx = {
     .free_impl = cf_nn_free_impl,
     .score_samples = ctx_score_samples,
     .side_info = ctx_side_info,
+    .refit = ctx_refit,
     .train = ctx_train,
     .params = ctx_params,
     .save_tensors = cf_nn_save_tensors,

@@ -64,6 +64,13 @@ typedef struct {
     double prompts_per_second; // NaN: not reported
 } cli_report_info;
 int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
+// 1 when a model that trained on train_split (a split's path, or paths
+// joined by " + " as collm_rec_split_concat names them) saw the rows of the
+// split at split_path: one of the parts is that file, or is DIR/valid.tsv
+// and the split is DIR/valid_small.tsv (its subset). Then prints to stderr
+// "collm <cmd>: note: <what> trained on <split_path>'s rows: its figures
+// there are in-sample". What eval and eval-cf say of a refit encoder.
+int cli_note_in_sample(const char *cmd, const char *what, const char *train_split, const char *split_path);
 // Writes "uid iid label score" TSV, one line per split row (eval --scores).
 int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd);
 

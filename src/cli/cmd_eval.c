@@ -72,6 +72,13 @@ int cmd_eval(int argc, char **argv) {
     int rc = 1;
     if (scores && score_sharded(m, s.ds, split, (int)batch, scores, &pps) == COLLM_OK &&
         collm_metrics_evaluate(split, scores, &r) == COLLM_OK) {
+        for (int k = 0; k < collm_score_extra_count(m); k++) {
+            char what[96];
+            snprintf(what, sizeof what, "the fused %s (extra %d)", collm_score_extra_kind(m, k), k + 1);
+            if (collm_dist_rank() == 0 && split->path &&
+                cli_note_in_sample("eval", what, collm_cf_model_train_split(collm_score_extra_model(m, k)), split->path))
+                break;
+        }
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
         rc = collm_dist_rank() == 0 ? cli_print_report(&r, &info, cli_has(opts, "--json")) : 0;
         if (!rc && collm_dist_rank() == 0 && cli_get(opts, "--scores"))

@@ -6,7 +6,12 @@
 // the weights (and the --with models, copied whole) in the checkpoint, so
 // that eval and every other scorer use them without flags.
 //
-//   collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--dry-run] [--json]
+// --keep-weights stores the --with models in place of the checkpoint's own
+// extras (the same kinds, in order) and keeps every weight: the encoders of
+// a refit (collm train-cf --refit-from) take the place of those the weights
+// were fitted with.
+//
+//   collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--keep-weights] [--dry-run] [--json]
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +34,16 @@ int cmd_fit_score(int argc, char **argv) {
         {"--split", "NAME|FILE", "split to fit on (default valid_small)", NULL},
         {"--with", "FILE[,FILE]", "further encoders (train-cf models) to fuse; stored in the checkpoint", NULL},
         {"--batch", "N", "prompts per batch (default 32)", NULL},
+        {"--keep-weights", NULL, "fit nothing: store the --with models in place of the checkpoint's extras (same kinds, same "
+                                 "order; say refits on train and valid) with the weights it holds", NULL},
         {"--dry-run", NULL, "print the grid and the chosen weight, leave the checkpoint as it is", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
     int p = cli_parse(argc, argv, opts,
-                      "usage: collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--dry-run] [--json]");
+                      "usage: collm fit-score --ckpt C.gguf --data DIR [--with X.gguf[,Y.gguf]] [--split valid_small] [--keep-weights] "
+                      "[--dry-run] [--json]");
     if (p) return p > 0 ? 0 : 1;
     // 0 = the LLM alone; large w = the CF order (the LLM breaks its ties)
     static const float grid[] = {0,    0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.7f, 1,  1.5f, 2,
@@ -85,6 +93,22 @@ int cmd_fit_score(int argc, char **argv) {
             goto done;
         }
     if (!with) n_extra = collm_score_extra_count(m);
+    const int keep = cli_has(opts, "--keep-weights");
+    if (keep && !with) {
+        fprintf(stderr, "collm fit-score: --keep-weights replaces the checkpoint's extras by --with's models; give --with\n");
+        goto done;
+    }
+    if (keep && n_extra != collm_score_extra_count(m)) {
+        fprintf(stderr, "collm fit-score: --keep-weights: the checkpoint holds %d extra encoders, --with gives %d\n",
+                collm_score_extra_count(m), n_extra);
+        goto done;
+    }
+    for (int k = 0; keep && k < n_extra; k++)
+        if (strcmp(collm_cf_model_kind(with_model[k]), collm_score_extra_kind(m, k)) != 0) {
+            fprintf(stderr, "collm fit-score: --keep-weights: --with's model %d (%s) is %s, the checkpoint's extra %d is %s\n",
+                    k + 1, with_path[k], collm_cf_model_kind(with_model[k]), k + 1, collm_score_extra_kind(m, k));
+            goto done;
+        }
     llm = malloc(n * sizeof *llm), cf = malloc(n * sizeof *cf), s = malloc(n * sizeof *s);
     extra = malloc((size_t)(n_extra ? n_extra : 1) * n * sizeof *extra);
     if (!llm || !cf || !s || !extra) collm_error(COLLM_ERR_NOMEM, "out of memory");
@@ -94,7 +118,16 @@ int cmd_fit_score(int argc, char **argv) {
         ok = collm_cf_model_score_split_known(with_model[k], split, extra + (size_t)k * n, pool) == COLLM_OK;
     parts[0] = cf;
     for (int k = 0; k < n_extra; k++) parts[1 + k] = extra + (size_t)k * n;
-    if (!ok || collm_fit_score_weights(llm, parts, 1 + n_extra, split, grid, N_GRID, weights, &best_auc) != COLLM_OK) {
+    if (ok && keep) { // the stored weights, and the AUC they give on the split
+        weights[0] = collm_score_cf_weight(m, NULL);
+        for (int k = 0; k < n_extra; k++) weights[1 + k] = collm_score_extra_weight(m, k);
+        for (int64_t r = 0; r < split->n; r++) {
+            s[r] = llm[r];
+            for (int k = 0; k < 1 + n_extra; k++) s[r] += weights[k] * parts[k][r];
+        }
+        best_auc = collm_metrics_auc(s, split->label, split->n);
+    }
+    if (!ok || (!keep && collm_fit_score_weights(llm, parts, 1 + n_extra, split, grid, N_GRID, weights, &best_auc) != COLLM_OK)) {
         cli_fail("fit-score");
         goto done;
     }
@@ -137,6 +170,7 @@ int cmd_fit_score(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "cf_auc", cf_auc);
         cJSON_AddNumberToObject(o, "cf_uauc", cf_uauc);
         cJSON_AddBoolToObject(o, "stored", !dry);
+        cJSON_AddBoolToObject(o, "kept_weights", keep);
         for (int g = 0; g < N_GRID; g++) {
             cJSON *row = cJSON_CreateObject();
             cJSON_AddNumberToObject(row, "w", grid[g]);
@@ -160,7 +194,8 @@ int cmd_fit_score(int argc, char **argv) {
             printf("  + %g x %s (alone: AUC %.4f)\n", weights[1 + k],
                    with ? collm_cf_model_kind(with_model[k]) : collm_score_extra_kind(m, k),
                    collm_metrics_auc(parts[1 + k], split->label, split->n));
-        printf("w = %g%s\n", w, dry ? " (dry run: checkpoint unchanged)" : ", stored in the checkpoint");
+        printf("w = %g%s%s\n", w, keep ? " (kept: the checkpoint's weights, --with's models)" : "",
+               dry ? " (dry run: checkpoint unchanged)" : ", stored in the checkpoint");
     }
     status = 0;
 done:

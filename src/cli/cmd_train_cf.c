@@ -1,7 +1,9 @@
 // collm train-cf: trains a collaborative model (MF, LightGCN, SASRec, DIN)
 // on a dataset directory, keeps the best-validation weights, and writes
 // them as GGUF. Defaults are per kind (collm_cf_train_options_kind,
-// collm_cf_hparams_default); every flag overrides them.
+// collm_cf_hparams_default); every flag overrides them. --train-split joins
+// splits into the training rows; --refit-from M repeats M's training
+// (options, shape, seed, its best epoch count, no evaluation) on them.
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +72,10 @@ int cmd_train_cf(int argc, char **argv) {
                                 "din 3)", NULL},
         CLI_SEED_OPTION,
         {"--eval-split", "NAME", "valid | valid_small | FILE | none (default valid; ctx valid_small, where it fits)", NULL},
+        {"--train-split", "LIST", "the rows to train on: split names or files joined by ',' (default train; e.g. train,valid)", NULL},
+        {"--refit-from", "FILE", "train M's kind, shape, options and seed for M's best epoch count, with no evaluation, on "
+                                 "--train-split (ctx: M's fitted weights, statistics of --train-split); the other model "
+                                 "options come from M", NULL},
         {"--log", "FILE", "per-epoch JSON lines: epoch, loss, valid_auc, valid_uauc (default FILE.log.jsonl of --out)", NULL},
         {"--quiet", NULL, "no progress output", NULL},
         {"--json", NULL, "print the result as one JSON object on stdout", NULL},
@@ -80,10 +86,22 @@ int cmd_train_cf(int argc, char **argv) {
                       "usage: collm train-cf --model mf|lightgcn|mfbias|sasrec|din|ctx --data DIR --out FILE [--dim N --layers N "
                       "--heads N "
                       "--max-len N --dropout X --lr X --weight-decay X --batch N --max-epochs N --patience N "
-                      "--seed 2023 --eval-split valid]");
+                      "--seed 2023 --eval-split valid --train-split train]\n"
+                      "       collm train-cf --refit-from M.gguf --data DIR --train-split train,valid --out FILE");
     if (p) return p > 0 ? 0 : 1;
     const char *data, *out;
     if (cli_require(opts, "--data", &data) || cli_require(opts, "--out", &out)) return 1;
+    const char *refit_path = cli_get(opts, "--refit-from");
+    if (refit_path) {
+        static const char *const from_model[] = {"--model", "--dim", "--layers", "--heads", "--max-len", "--dropout", "--lr",
+                                                 "--weight-decay", "--batch", "--max-epochs", "--patience", "--seed",
+                                                 "--eval-split"};
+        for (size_t k = 0; k < sizeof from_model / sizeof from_model[0]; k++)
+            if (cli_get(opts, from_model[k])) {
+                fprintf(stderr, "collm train-cf: --refit-from takes %s from the model it refits; drop it\n", from_model[k]);
+                return 1;
+            }
+    }
     const char *kind = cli_get(opts, "--model") ? cli_get(opts, "--model") : "mf";
     if (collm_cf_train_options_kind(kind, &opt) || collm_cf_hparams_default(kind, &hp)) return cli_fail("train-cf");
     int64_t dim, layers, heads, max_len, batch, max_epochs, patience, seed;
@@ -124,27 +142,58 @@ int cmd_train_cf(int argc, char **argv) {
     int quiet = cli_has(opts, "--quiet") || !lead;
     collm_rec_dataset *ds = collm_rec_dataset_load(data);
     if (!ds) return cli_fail("train-cf");
-    train_cf_report report = {NULL, log_path, lead ? fopen(log_path, "w") : NULL, quiet, opt.max_epochs, 0, 0};
-    if (lead && !report.log) {
-        collm_error(COLLM_ERR_IO, "%s: cannot open the training log", log_path);
+    collm_cf_model *from = NULL;
+    if (refit_path) {
+        collm_cf_train_options from_opt;
+        collm_cf_train_result from_res;
+        if (!(from = collm_cf_model_load(refit_path))) {
+            collm_rec_dataset_free(ds);
+            return cli_fail("train-cf");
+        }
+        kind = collm_cf_model_kind(from);
+        collm_cf_model_hparams(from, &hp);
+        dim = hp.dim;
+        if (collm_cf_model_train_record(from, &from_opt, &from_res)) {
+            opt = from_opt;
+            opt.eval_split = "";
+            opt.max_epochs = from_res.best_epoch;
+        }
+    }
+    if (cli_get(opts, "--train-split") && collm_rec_dataset_set_train(ds, cli_get(opts, "--train-split"))) {
+        collm_cf_model_free(from);
         collm_rec_dataset_free(ds);
         return cli_fail("train-cf");
     }
-    collm_cf_model *m = collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, opt.seed);
-    collm_pool *pool = m ? collm_pool_create(cli_threads(opts)) : NULL;
+    train_cf_report report = {NULL, log_path, lead ? fopen(log_path, "w") : NULL, quiet, opt.max_epochs, 0, 0};
+    if (lead && !report.log) {
+        collm_error(COLLM_ERR_IO, "%s: cannot open the training log", log_path);
+        collm_cf_model_free(from);
+        collm_rec_dataset_free(ds);
+        return cli_fail("train-cf");
+    }
+    collm_cf_model *m = from ? NULL : collm_cf_model_create_hp(kind, ds->n_users, ds->n_items, &hp, opt.seed);
+    collm_pool *pool = m || from ? collm_pool_create(cli_threads(opts)) : NULL;
     collm_blas_set_threads(cli_threads(opts)); // the encoders' GEMMs
     int rc = 1;
-    if (m && pool) {
+    if ((m || from) && pool) {
         if (!quiet)
-            fprintf(stderr, "train-cf: %s d=%d on %s: %lld train rows, %d users, %d items; lr %g wd %g batch %d, %d threads\n",
-                    kind, (int)dim, data, (long long)ds->train->n, (int)ds->n_users, (int)ds->n_items, opt.lr,
+            fprintf(stderr, "train-cf: %s%s d=%d on %s: %lld train rows (%s), %d users, %d items; lr %g wd %g batch %d, %d threads\n",
+                    from ? "refit of " : "", kind, (int)dim, data, (long long)ds->train->n,
+                    ds->train->path ? ds->train->path : "train", (int)ds->n_users, (int)ds->n_items, opt.lr,
                     opt.weight_decay, opt.batch, collm_pool_size(pool));
+        if (!quiet && from && strcmp(kind, "ctx") == 0)
+            fprintf(stderr, "train-cf: %s's fitted weights, the statistics of the training rows\n", refit_path);
+        else if (!quiet && from && opt.max_epochs > 0)
+            fprintf(stderr, "train-cf: %s's %d epochs (its best on %s), no evaluation\n", refit_path, opt.max_epochs,
+                    collm_cf_model_eval_split(from));
         if (!quiet && collm_dist_size() > 1)
             fprintf(stderr, "train-cf: data parallel over %d ranks (each takes a slice of every batch)\n", collm_dist_size());
         collm_cf_train_result res;
         const char *split_name = *opt.eval_split ? opt.eval_split : "-";
         report.split = split_name;
-        int trained = collm_cf_model_train(m, ds, &opt, pool, train_cf_progress, &report, &res) == COLLM_OK;
+        int trained;
+        if (from) trained = (m = collm_cf_model_refit(from, ds, pool, train_cf_progress, &report, &res)) != NULL;
+        else trained = collm_cf_model_train(m, ds, &opt, pool, train_cf_progress, &report, &res) == COLLM_OK;
         if (trained && report.failed) {
             collm_error(COLLM_ERR_IO, "%s: cannot write the training log", log_path);
             trained = 0;
@@ -161,6 +210,8 @@ int cmd_train_cf(int argc, char **argv) {
                 cJSON_AddNumberToObject(j, "epochs", res.epochs_run);
                 cJSON_AddNumberToObject(j, "best_epoch", res.best_epoch);
                 cJSON_AddStringToObject(j, "eval_split", split_name);
+                cJSON_AddStringToObject(j, "train_split", ds->train->path ? ds->train->path : "train");
+                if (from) cJSON_AddStringToObject(j, "refit_from", refit_path);
                 cli_json_number(j, "eval_auc", res.best_eval_auc);
                 cli_json_number(j, "eval_uauc", res.best_eval_uauc);
                 cJSON_AddBoolToObject(j, "early_stopped", res.early_stopped);
@@ -174,6 +225,7 @@ int cmd_train_cf(int argc, char **argv) {
     if (report.log) fclose(report.log);
     collm_pool_free(pool);
     collm_cf_model_free(m);
+    collm_cf_model_free(from);
     collm_rec_dataset_free(ds);
     return rc;
 }

@@ -844,6 +844,53 @@ collm_rec_split *collm_rec_dataset_load_split(const collm_rec_dataset *ds, const
     return collm_rec_split_load(p, ds->items);
 }
 
+int collm_rec_dataset_set_train(collm_rec_dataset *ds, const char *list) {
+    if (!ds || !list) return collm_error(COLLM_ERR_ARG, "collm_rec_dataset_set_train: NULL argument");
+    enum { MAX_PARTS = 16 };
+    char buf[4096];
+    if (strlen(list) >= sizeof buf) return collm_error(COLLM_ERR_ARG, "the list of training splits is too long");
+    strcpy(buf, list);
+    const char *name[MAX_PARTS];
+    int n = 0;
+    for (char *tok = buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = 0;
+        if (!*tok) return collm_error(COLLM_ERR_ARG, "training splits '%s': an empty name", list);
+        if (n == MAX_PARTS) return collm_error(COLLM_ERR_ARG, "training splits '%s': at most %d", list, MAX_PARTS);
+        for (int k = 0; k < n; k++)
+            if (strcmp(name[k], tok) == 0) return collm_error(COLLM_ERR_ARG, "training splits '%s': %s twice", list, tok);
+        name[n++] = tok;
+    }
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            if (strcmp(name[a], "valid") == 0 && strcmp(name[b], "valid_small") == 0)
+                return collm_error(COLLM_ERR_ARG, "training splits '%s': valid_small is part of valid (its rows would count twice)",
+                                   list);
+    // the dataset's own splits are used as loaded; other names are read
+    const collm_rec_split *part[MAX_PARTS];
+    collm_rec_split *owned[MAX_PARTS] = {0};
+    int rc = COLLM_OK;
+    for (int k = 0; k < n && !rc; k++) {
+        if (strcmp(name[k], "train") == 0) part[k] = ds->train;
+        else if (strcmp(name[k], "valid") == 0 && ds->valid) part[k] = ds->valid;
+        else if (strcmp(name[k], "valid_small") == 0 && ds->valid_small) part[k] = ds->valid_small;
+        else if (!(part[k] = owned[k] = collm_rec_dataset_load_split(ds, name[k])))
+            rc = collm_error_prefix(COLLM_ERR_ARG, "training split '%s'", name[k]);
+    }
+    collm_rec_split *joined = NULL;
+    if (!rc && n == 1 && part[0] == ds->train) {
+        // train alone: nothing changes
+    } else if (!rc && !(joined = collm_rec_split_concat(part, n))) {
+        rc = COLLM_ERR_NOMEM == collm_last_error_code() ? COLLM_ERR_NOMEM : COLLM_ERR_ARG;
+    }
+    for (int k = 0; k < n; k++) collm_rec_split_free(owned[k]);
+    if (joined) {
+        collm_rec_split_free(ds->train);
+        ds->train = joined;
+    }
+    return rc;
+}
+
 // ---------------------------------------------------------------- writers
 
 // Appends the decimal form of v to p; returns the new end.
@@ -947,25 +994,26 @@ int collm_rec_split_write(const char *path, const collm_rec_split *split) {
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }
 
-collm_rec_split *collm_rec_split_select(const collm_rec_split *s, const int64_t *rows, int64_t n) {
-    if (!s || (n > 0 && !rows) || n < 0) {
-        collm_error(COLLM_ERR_ARG, "collm_rec_split_select: bad arguments");
-        return NULL;
-    }
+// The rows of parts[0..n_parts) into a new split, every column and history
+// copied: rows NULL takes every row of every part in order; else n_parts is
+// 1 and rows (n) index parts[0]. Arguments are checked by the callers.
+static collm_rec_split *split_gather(const collm_rec_split *const *parts, int n_parts, const int64_t *rows, int64_t n,
+                                     const char *path) {
     int64_t n_his = 0;
-    for (int64_t k = 0; k < n; k++) {
-        if (rows[k] < 0 || rows[k] >= s->n) {
-            collm_error(COLLM_ERR_ARG, "collm_rec_split_select: row %lld outside [0, %lld)", (long long)rows[k],
-                        (long long)s->n);
-            return NULL;
+    const int has_his_label = parts[0]->his_label != NULL;
+    for (int p = 0; p < n_parts; p++) {
+        const collm_rec_split *s = parts[p];
+        if (rows) {
+            for (int64_t k = 0; k < n; k++) n_his += s->his_offset[rows[k] + 1] - s->his_offset[rows[k]];
+        } else {
+            n_his += s->his_offset[s->n];
         }
-        n_his += s->his_offset[rows[k] + 1] - s->his_offset[rows[k]];
     }
     collm_rec_split *out = collm_calloc(1, sizeof *out);
     if (!out) return NULL;
     const size_t rn = (size_t)(n > 0 ? n : 1), hn = (size_t)(n_his > 0 ? n_his : 1);
     out->n = n;
-    out->path = collm_malloc(strlen(s->path ? s->path : "split") + 32);
+    out->path = collm_malloc(strlen(path) + 1);
     out->user = collm_malloc(rn * sizeof(int32_t));
     out->item = collm_malloc(rn * sizeof(int32_t));
     out->label = collm_malloc(rn);
@@ -973,28 +1021,77 @@ collm_rec_split *collm_rec_split_select(const collm_rec_split *s, const int64_t 
     out->not_cold = collm_malloc(rn);
     out->his_offset = collm_malloc((size_t)(n + 1) * sizeof(int64_t));
     out->his = collm_malloc(hn * sizeof(int32_t));
-    if (s->his_label) out->his_label = collm_malloc(hn);
+    if (has_his_label) out->his_label = collm_malloc(hn);
     if (!out->path || !out->user || !out->item || !out->label || !out->timestamp || !out->not_cold || !out->his_offset ||
-        !out->his || (s->his_label && !out->his_label)) {
+        !out->his || (has_his_label && !out->his_label)) {
         collm_rec_split_free(out);
         return NULL; // collm_malloc set the error
     }
-    sprintf(out->path, "%s (%lld rows)", s->path ? s->path : "split", (long long)n);
+    strcpy(out->path, path);
     out->his_offset[0] = 0;
-    for (int64_t k = 0; k < n; k++) {
-        const int64_t r = rows[k], h0 = s->his_offset[r], nh = s->his_offset[r + 1] - h0;
-        out->user[k] = s->user[r];
-        out->item[k] = s->item[r];
-        out->label[k] = s->label[r];
-        out->timestamp[k] = s->timestamp[r];
-        out->not_cold[k] = s->not_cold[r];
-        out->his_offset[k + 1] = out->his_offset[k] + nh;
-        memcpy(out->his + out->his_offset[k], s->his + h0, (size_t)nh * sizeof(int32_t));
-        if (s->his_label) memcpy(out->his_label + out->his_offset[k], s->his_label + h0, (size_t)nh);
-        if (out->user[k] > out->max_user) out->max_user = out->user[k];
-        if (out->item[k] > out->max_item) out->max_item = out->item[k];
-        for (int64_t h = 0; h < nh; h++)
-            if (s->his[h0 + h] > out->max_item) out->max_item = s->his[h0 + h];
+    int64_t k = 0;
+    for (int p = 0; p < n_parts; p++) {
+        const collm_rec_split *s = parts[p];
+        for (int64_t j = 0; j < (rows ? n : s->n); j++, k++) {
+            const int64_t r = rows ? rows[j] : j, h0 = s->his_offset[r], nh = s->his_offset[r + 1] - h0;
+            out->user[k] = s->user[r];
+            out->item[k] = s->item[r];
+            out->label[k] = s->label[r];
+            out->timestamp[k] = s->timestamp[r];
+            out->not_cold[k] = s->not_cold[r];
+            out->his_offset[k + 1] = out->his_offset[k] + nh;
+            memcpy(out->his + out->his_offset[k], s->his + h0, (size_t)nh * sizeof(int32_t));
+            if (has_his_label) memcpy(out->his_label + out->his_offset[k], s->his_label + h0, (size_t)nh);
+            if (out->user[k] > out->max_user) out->max_user = out->user[k];
+            if (out->item[k] > out->max_item) out->max_item = out->item[k];
+            for (int64_t h = 0; h < nh; h++)
+                if (s->his[h0 + h] > out->max_item) out->max_item = s->his[h0 + h];
+        }
     }
     return out;
+}
+
+collm_rec_split *collm_rec_split_select(const collm_rec_split *s, const int64_t *rows, int64_t n) {
+    if (!s || (n > 0 && !rows) || n < 0) {
+        collm_error(COLLM_ERR_ARG, "collm_rec_split_select: bad arguments");
+        return NULL;
+    }
+    for (int64_t k = 0; k < n; k++)
+        if (rows[k] < 0 || rows[k] >= s->n) {
+            collm_error(COLLM_ERR_ARG, "collm_rec_split_select: row %lld outside [0, %lld)", (long long)rows[k],
+                        (long long)s->n);
+            return NULL;
+        }
+    char path[4096];
+    snprintf(path, sizeof path, "%s (%lld rows)", s->path ? s->path : "split", (long long)n);
+    static const int64_t none = 0;
+    return split_gather(&s, 1, n > 0 ? rows : &none, n, path);
+}
+
+collm_rec_split *collm_rec_split_concat(const collm_rec_split *const *parts, int n_parts) {
+    if (!parts || n_parts < 1) {
+        collm_error(COLLM_ERR_ARG, "collm_rec_split_concat: no splits");
+        return NULL;
+    }
+    int64_t n = 0;
+    char path[4096] = "";
+    for (int p = 0; p < n_parts; p++) {
+        if (!parts[p]) {
+            collm_error(COLLM_ERR_ARG, "collm_rec_split_concat: split %d is NULL", p);
+            return NULL;
+        }
+        if ((parts[p]->his_label != NULL) != (parts[0]->his_label != NULL)) {
+            collm_error(COLLM_ERR_ARG, "cannot join %s and %s: one has history labels (his_label), the other not",
+                        parts[0]->path ? parts[0]->path : "split 0", parts[p]->path ? parts[p]->path : "a split");
+            return NULL;
+        }
+        if (parts[p]->n > INT64_MAX / 2 - n) {
+            collm_error(COLLM_ERR_ARG, "collm_rec_split_concat: too many rows");
+            return NULL;
+        }
+        n += parts[p]->n;
+        size_t len = strlen(path);
+        snprintf(path + len, sizeof path - len, "%s%s", p ? " + " : "", parts[p]->path ? parts[p]->path : "split");
+    }
+    return split_gather(parts, n_parts, NULL, n, path);
 }

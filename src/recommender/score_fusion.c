@@ -77,6 +77,9 @@ int collm_score_extra_count(const collm_model *m) { return m ? m->n_score_extra 
 const char *collm_score_extra_kind(const collm_model *m, int k) {
     return m && k >= 0 && k < m->n_score_extra ? collm_cf_model_kind(m->score_extra[k]) : NULL;
 }
+const collm_cf_model *collm_score_extra_model(const collm_model *m, int k) {
+    return m && k >= 0 && k < m->n_score_extra ? m->score_extra[k] : NULL;
+}
 float collm_score_extra_weight(const collm_model *m, int k) {
     return m && k >= 0 && k < m->n_score_extra ? m->score_extra_weight[k] : 0.0f;
 }

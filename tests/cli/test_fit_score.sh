@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # collm fit-score: the weight w of score = llm + w * cf fitted by AUC on a split
 # and stored in the checkpoint, which eval then uses: eval's AUC on that split
-# equals the grid's best; --dry-run leaves the file byte-identical; a stage-1
+# equals the grid's best; refits of the fused encoders stored with the kept
+# weights (--keep-weights); --dry-run leaves the file byte-identical; a stage-1
 # checkpoint (no CF tables) and bad arguments are clear errors.
 . "$(dirname "$0")/lib.sh" fit_score
 rm -rf "${TMP:?}"/*
@@ -133,6 +134,54 @@ out=json.loads(subprocess.run(['curl','-s','-XPOST','http://127.0.0.1:$PORT/scor
                               capture_output=True,text=True).stdout)['scores']
 sys.exit(0 if len(out)==2 and all(abs(o['score']-o['llm_score'])<1e-6 for o in out) else 1)"
 kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
+# a refit (train-cf --refit-from --train-split train,valid: each encoder's
+# options, seed and best epoch count, no evaluation) stored with the weights
+# fitted for the originals (fit-score --keep-weights): every row's eval score
+# is llm + w*cf + v1*din' + v2*ctx' with the refits' own scores; eval notes
+# that the refits saw valid_small's rows. On train alone a refit is the
+# original, score for score.
+for k in din ctx; do
+  "$BIN" train-cf --refit-from "$TMP/$k.gguf" --data "$D" --train-split train,valid --out "$TMP/r$k.gguf" --quiet --json \
+    >"$TMP/r$k.json" 2>"$TMP/err"; rc=$?
+  check "train-cf --refit-from $k exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+  check "the $k refit records train + valid" grep -q '"train_split":"[^"]*train.tsv + [^"]*valid.tsv"' "$TMP/r$k.json"
+  "$BIN" eval-cf --cf "$TMP/r$k.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/r$k.tsv" >/dev/null 2>"$TMP/err"
+  check "eval-cf of the $k refit on valid_small notes it is in-sample" grep -q "in-sample" "$TMP/err"
+  "$BIN" eval-cf --cf "$TMP/$k.gguf" --data "$D" --split valid_small --threads 1 >/dev/null 2>"$TMP/err"
+  check "eval-cf of the original $k notes nothing" sh -c "! grep -q in-sample '$TMP/err'"
+  run "$BIN" train-cf --refit-from "$TMP/$k.gguf" --data "$D" --out "$TMP/s$k.gguf" --quiet
+  "$BIN" eval-cf --cf "$TMP/s$k.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/s$k.tsv" >/dev/null 2>&1
+  check "a $k refit on train alone scores as the original" cmp -s "$TMP/s$k.tsv" "$TMP/$k.tsv"
+done
+cp "$TMP/ctxck.gguf" "$TMP/refit.gguf"
+"$BIN" fit-score --ckpt "$TMP/refit.gguf" --data "$D" --with "$TMP/rdin.gguf,$TMP/rctx.gguf" --keep-weights --json \
+  --threads 1 >"$TMP/fit7.json" 2>"$TMP/err"; rc=$?
+check "fit-score --keep-weights exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+"$BIN" eval --ckpt "$TMP/refit.gguf" --data "$D" --split valid_small --json --threads 1 --scores "$TMP/fused7.tsv" \
+  >/dev/null 2>"$TMP/err"
+check "eval of the refit checkpoint on valid_small notes it is in-sample" grep -q "fused din (extra 1).*in-sample" "$TMP/err"
+check "--keep-weights: fit6's weights; every row = llm + w*cf + v1*din' + v2*ctx'" python3 -c "
+import json,sys
+a=json.load(open('$TMP/fit6.json')); r=json.load(open('$TMP/fit7.json'))
+w=a['cf_weight']; v1,v2=[e['weight'] for e in a['extras']]
+col=lambda f:[float(l.split('\t')[3]) for l in open(f).read().splitlines()[1:]]
+L,C,X,Z,F=col('$TMP/llm.tsv'),col('$TMP/cf.tsv'),col('$TMP/rdin.tsv'),col('$TMP/rctx.tsv'),col('$TMP/fused7.tsv')
+worst=max(abs(f-(l+w*c+v1*x+v2*z)) for l,c,x,z,f in zip(L,C,X,Z,F))
+same=r['cf_weight']==w and [e['weight'] for e in r['extras']]==[v1,v2] and r['kept_weights'] is True
+sys.exit(0 if same and len(F)==len(L)>0 and worst<1e-4*(1+w+v1+v2) and col('$TMP/rdin.tsv')!=col('$TMP/din.tsv') else 1)"
+cp "$TMP/refit.gguf" "$TMP/refit_copy.gguf"
+expect_error "--keep-weights with the kinds in another order" "is ctx, the checkpoint's extra 1 is din" "$BIN" fit-score \
+  --ckpt "$TMP/refit.gguf" --data "$D" --with "$TMP/rctx.gguf,$TMP/rdin.gguf" --keep-weights
+expect_error "--keep-weights with one encoder for two" "holds 2 extra encoders, --with gives 1" "$BIN" fit-score \
+  --ckpt "$TMP/refit.gguf" --data "$D" --with "$TMP/rdin.gguf" --keep-weights
+expect_error "--keep-weights without --with" "give --with" "$BIN" fit-score --ckpt "$TMP/refit.gguf" --data "$D" --keep-weights
+check "the refused --keep-weights runs leave the checkpoint byte-identical" cmp -s "$TMP/refit.gguf" "$TMP/refit_copy.gguf"
+expect_error "--refit-from with a model option" "takes --lr from the model" "$BIN" train-cf --refit-from "$TMP/din.gguf" \
+  --data "$D" --out "$TMP/x.gguf" --lr 1
+expect_error "--train-split valid with valid_small" "valid_small is part of valid" "$BIN" train-cf --model mfbias --data "$D" \
+  --out "$TMP/x.gguf" --train-split train,valid,valid_small
+expect_error "a refit of a refit (no best epoch)" "no best epoch" "$BIN" train-cf --refit-from "$TMP/rdin.gguf" --data "$D" \
+  --out "$TMP/x.gguf" --quiet
 expect_error "ctx as stage 2's CF model" 'no user or item vectors' "$BIN" train --stage 2 --base "$TMP/base.gguf" \
   --cf "$TMP/ctx.gguf" --data "$D" --out "$TMP/ctx2.gguf" --batch 8 --steps-per-epoch 1 --max-epochs 1 --threads 1
 expect_error "ctx as an index's CF model" 'no user or item vectors' "$BIN" index --cf "$TMP/ctx.gguf" --out "$TMP/ix7.faiss"
