@@ -1,8 +1,10 @@
 // Printing an evaluation report (collm_metrics_report) as a table or one JSON
 // object: shared by eval-cf and eval so both speak the same keys.
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -115,35 +117,35 @@ int cli_write_scores(const char *path, const collm_rec_split *split, const float
     return 0;
 }
 
-// the file name of a path (after the last '/'), and the length of its folder part
-static const char *base_name(const char *p, size_t len, size_t *dir_len) {
-    size_t k = len;
-    while (k > 0 && p[k - 1] != '/') k--;
-    *dir_len = k;
-    return p + k;
+// path resolved (symbolic links, "..", relative to the working folder) into
+// out (PATH_MAX); as given when it does not resolve
+static void resolved(const char *path, size_t len, char *out) {
+    char given[PATH_MAX];
+    snprintf(given, sizeof given, "%.*s", (int)len, path);
+    if (!realpath(given, out)) snprintf(out, PATH_MAX, "%s", given);
 }
 
 int cli_note_in_sample(const char *cmd, const char *what, const char *train_split, const char *split_path) {
     if (!train_split || !*train_split || !split_path) return 0;
-    const size_t sn = strlen(split_path);
-    size_t split_dir;
-    const char *split_base = base_name(split_path, sn, &split_dir);
-    for (const char *part = train_split; *part;) {
-        const char *end = strstr(part, " + ");
-        const size_t len = end ? (size_t)(end - part) : strlen(part);
-        size_t part_dir;
-        const char *part_base = base_name(part, len, &part_dir);
-        const int same = len == sn && memcmp(part, split_path, sn) == 0;
-        const int subset = part_dir == split_dir && memcmp(part, split_path, part_dir) == 0 &&
-                           (size_t)(part + len - part_base) == strlen("valid.tsv") &&
-                           memcmp(part_base, "valid.tsv", strlen("valid.tsv")) == 0 && strcmp(split_base, "valid_small.tsv") == 0;
+    char split[PATH_MAX], part[PATH_MAX];
+    resolved(split_path, strlen(split_path), split);
+    const char *split_base = strrchr(split, '/') ? strrchr(split, '/') + 1 : split;
+    const size_t split_dir = (size_t)(split_base - split);
+    for (const char *p = train_split; *p;) {
+        const char *end = strstr(p, " + ");
+        resolved(p, end ? (size_t)(end - p) : strlen(p), part);
+        const char *part_base = strrchr(part, '/') ? strrchr(part, '/') + 1 : part;
+        const int same = strcmp(part, split) == 0;
+        // valid_small.tsv holds rows of valid.tsv in the same folder
+        const int subset = (size_t)(part_base - part) == split_dir && memcmp(part, split, split_dir) == 0 &&
+                           strcmp(part_base, "valid.tsv") == 0 && strcmp(split_base, "valid_small.tsv") == 0;
         if (same || subset) {
             fprintf(stderr, "collm %s: note: %s trained on %s's rows: its figures there are in-sample\n", cmd, what,
                     split_path);
             return 1;
         }
         if (!end) break;
-        part = end + 3;
+        p = end + 3;
     }
     return 0;
 }

@@ -149,6 +149,8 @@ for k in din ctx; do
   check "eval-cf of the $k refit on valid_small notes it is in-sample" grep -q "in-sample" "$TMP/err"
   "$BIN" eval-cf --cf "$TMP/$k.gguf" --data "$D" --split valid_small --threads 1 >/dev/null 2>"$TMP/err"
   check "eval-cf of the original $k notes nothing" sh -c "! grep -q in-sample '$TMP/err'"
+  "$BIN" eval-cf --cf "$TMP/r$k.gguf" --data "$PWD/$D/../data" --split valid --threads 1 >/dev/null 2>"$TMP/err"
+  check "the $k refit's note: the same rows by another path" grep -q "in-sample" "$TMP/err"
   run "$BIN" train-cf --refit-from "$TMP/$k.gguf" --data "$D" --out "$TMP/s$k.gguf" --quiet
   "$BIN" eval-cf --cf "$TMP/s$k.gguf" --data "$D" --split valid_small --threads 1 --scores "$TMP/s$k.tsv" >/dev/null 2>&1
   check "a $k refit on train alone scores as the original" cmp -s "$TMP/s$k.tsv" "$TMP/$k.tsv"
