@@ -867,7 +867,7 @@ int collm_rec_dataset_set_train(collm_rec_dataset *ds, const char *list) {
                 return collm_error(COLLM_ERR_ARG, "training splits '%s': valid_small is part of valid (its rows would count twice)",
                                    list);
     // the dataset's own splits are used as loaded; other names are read
-    const collm_rec_split *part[MAX_PARTS];
+    const collm_rec_split *part[MAX_PARTS] = {0};
     collm_rec_split *owned[MAX_PARTS] = {0};
     int rc = COLLM_OK;
     for (int k = 0; k < n && !rc; k++) {
