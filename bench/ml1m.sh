@@ -42,7 +42,8 @@
 #      $OUT with the weights fitted above (`collm fit-score --keep-weights`),
 #      so the encoders that score the period after valid have seen the period
 #      just before it. The LLM and its mfbias slots stay as trained. Every
-#      figure of the JSON line is the selected checkpoint's (on valid, $OUT's
+#      figure of the JSON line is the selected checkpoint's (selected_checkpoint;
+#      on valid, $OUT's
 #      fused encoders are in-sample, and collm eval says so). What the refit
 #      buys one period earlier: bench/refit.sh (valid cut by time).
 # Model selection on (a prefix of) valid_small only; the test split is never read.
@@ -123,8 +124,9 @@ for i in "${!fuse_kinds[@]}"; do # each fused encoder alone on valid
   e=$(if [ "$i" = 0 ]; then echo "$fuse"; else $BIN eval-cf --cf "${fuse_files[$i]}" --data "$DATA" --split valid --json --threads "$THREADS"; fi)
   fuse_each+="${fuse_each:+,}{\"kind\":\"${fuse_kinds[$i]}\",\"valid_auc\":$(echo "$e" | grep -o '"auc":[^,}]*' | head -n 1 | cut -d: -f2),\"valid_uauc\":$(echo "$e" | grep -o '"uauc":[^,}]*' | head -n 1 | cut -d: -f2)}"
 done
-refit_secs=0
+refit_secs=0 refit=false
 if [ "${REFIT:-1}" = 1 ]; then
+  refit=true
   log "8. refit of the fused encoders on train + valid, stored in $OUT with the fitted weights ($W/selected.gguf: as selected)"
   t_refit=$(date +%s)
   cp "$OUT" "$W/selected.gguf"
@@ -140,4 +142,4 @@ if [ "${REFIT:-1}" = 1 ]; then
 fi
 secs=$(( $(date +%s) - t0 ))
 get() { echo "$1" | grep -o "\"$2\":[^,}]*" | head -n 1 | cut -d: -f2; }
-echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"valid_rest_auc\":$(get "$rest" auc),\"valid_rest_uauc\":$(get "$rest" uauc),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_weights\":[${fuse_ws}],\"fuse_each\":[${fuse_each}],\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seed\":$SEED,\"refit\":${REFIT:-1},\"refit_seconds\":$refit_secs,\"seconds\":$secs,\"checkpoint\":\"$OUT\"}"
+echo "{\"valid_small_auc\":$(get "$small" auc),\"valid_small_uauc\":$(get "$small" uauc),\"valid_auc\":$(get "$valid" auc),\"valid_uauc\":$(get "$valid" uauc),\"valid_auc_warm\":$(get "$valid" auc_warm),\"valid_auc_cold\":$(get "$valid" auc_cold),\"valid_rest_auc\":$(get "$rest" auc),\"valid_rest_uauc\":$(get "$rest" uauc),\"mf_valid_auc\":$(get "$mf" auc),\"mf_valid_uauc\":$(get "$mf" uauc),\"cf_kind\":\"$CF_KIND\",\"cf_valid_auc\":$(get "$cf" auc),\"cf_valid_uauc\":$(get "$cf" uauc),\"cf_weight\":$(get "$fit" cf_weight),\"fuse_kind\":\"$FUSE_KIND\",\"fuse_weight\":${fuse_w:-null},\"fuse_weights\":[${fuse_ws}],\"fuse_each\":[${fuse_each}],\"fuse_valid_auc\":$(get "$fuse" auc),\"fuse_valid_uauc\":$(get "$fuse" uauc),\"llm_valid_small_auc\":$(get "$fit" llm_auc),\"llm_valid_small_uauc\":$(get "$fit" llm_uauc),\"prompts_per_second\":$(get "$valid" prompts_per_second),\"seed\":$SEED,\"refit\":$refit,\"refit_seconds\":$refit_secs,\"seconds\":$secs,\"checkpoint\":\"$OUT\",\"selected_checkpoint\":\"$(if $refit; then echo "$W/selected.gguf"; else echo "$OUT"; fi)\"}"

@@ -69,7 +69,7 @@ for seed in $SEEDS; do
   cp "$CKPT" "$S/selected.gguf"
   log "seed $seed: fit-score on the early half"
   "$BIN" fit-score --ckpt "$S/selected.gguf" --data "$DATA" --split "$EARLY" --with "$(IFS=,; echo "${sel[*]}")" \
-    --json --threads "$THREADS" | cut -c1-300 >"$S/fit.json"
+    --json --threads "$THREADS" >"$S/fit.json"
   cp "$S/selected.gguf" "$S/refit.gguf"
   "$BIN" fit-score --ckpt "$S/refit.gguf" --data "$DATA" --split "$EARLY" --with "$(IFS=,; echo "${ref[*]}")" \
     --keep-weights --json --threads "$THREADS" >/dev/null

@@ -234,6 +234,23 @@ static void test_refit(const char *dir) {
         CHECK(strstr(collm_cf_model_train_split(more), "train.tsv + ") != NULL);
     }
     collm_cf_model_free(more);
+    // a dataset folder whose item_map.tsv has no genres: the refit keeps m's genres and years
+    char dir2[1024];
+    snprintf(dir2, sizeof dir2, "%.900s-nogenres", dir);
+    make_dataset(dir2, "iid\tmovie_id\n1\t11\n");
+    collm_rec_dataset *ds2 = collm_rec_dataset_load(dir2);
+    collm_cf_model *bare = ds2 ? collm_cf_model_refit(m, ds2, NULL, NULL, NULL, NULL) : NULL;
+    CHECK_MSG(bare != NULL, "%s", collm_last_error());
+    if (bare) {
+        int64_t n1 = 0, n2 = 0;
+        const float *a = ctx_tensor(m, "ctx.item_genre", &n1), *b = ctx_tensor(bare, "ctx.item_genre", &n2);
+        CHECK(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof *a) == 0);
+        int any = 0;
+        for (int64_t k = 0; a && k < n1; k++) any |= a[k] != 0;
+        CHECK(any); // m has genres to keep
+    }
+    collm_cf_model_free(bare);
+    collm_rec_dataset_free(ds2);
 done:
     collm_rec_dataset_free(ds);
     collm_cf_model_free(m);

@@ -186,8 +186,10 @@ COLLM_API int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *d
 // (ds->train = train + valid, collm_rec_split_concat: what `collm train-cf
 // --refit-from` does, so the encoders that score the test period have seen
 // the period just before it). On from's own train rows and thread count it
-// gives from's weights bit for bit. ctx keeps from's fitted weights and
-// rebuilds its training statistics from ds->train. The result records the
+// gives from's weights bit for bit (the initial weights are drawn from the
+// recorded seed, as collm train-cf draws them; a dropout is read back as the
+// shortest decimal of its stored float). ctx keeps from's fitted weights,
+// genres and years and rebuilds its training statistics from ds->train. The result records the
 // rows it trained on (collm.cf.train.train_split). NULL + error when from
 // has no training record or no best epoch, or ds->train holds ids beyond
 // from's tables. progress and result as for collm_cf_model_train.

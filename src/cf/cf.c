@@ -1,6 +1,8 @@
 // The collaborative-model handle: kind table, id checks, split scoring and
 // evaluation, and the GGUF container shared by all kinds (see collm/cf.h).
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,6 +389,31 @@ static char *cf_strdup(const char *s) {
     return d;
 }
 
+// The training rows' path for the record: each " + "-joined part resolved
+// (realpath; as given when it does not resolve), so that a later run from
+// another folder can tell which files they were. NULL when out of memory.
+static char *cf_resolved_parts(const char *paths) {
+    size_t cap = 1, len = 0;
+    char *out = NULL;
+    for (const char *p = paths;;) {
+        const char *end = strstr(p, " + ");
+        const size_t n = end ? (size_t)(end - p) : strlen(p);
+        char given[PATH_MAX], abs[PATH_MAX];
+        snprintf(given, sizeof given, "%.*s", (int)n, p);
+        const char *part = realpath(given, abs) ? abs : given;
+        cap += strlen(part) + 3;
+        char *grown = realloc(out, cap);
+        if (!grown) {
+            free(out);
+            return NULL;
+        }
+        out = grown;
+        len += (size_t)sprintf(out + len, "%s%s", len ? " + " : "", part);
+        if (!end) return out;
+        p = end + 3;
+    }
+}
+
 // the training record's strings: the evaluation split, the dataset folder, the training rows
 static void cf_record_data(collm_cf_model *m, const char *eval_split, const collm_rec_dataset *ds) {
     free(m->eval_split);
@@ -394,7 +421,7 @@ static void cf_record_data(collm_cf_model *m, const char *eval_split, const coll
     free(m->train_split);
     m->eval_split = cf_strdup(eval_split ? eval_split : "");
     m->dataset_dir = cf_strdup(ds->dir ? ds->dir : "");
-    m->train_split = cf_strdup(ds->train->path ? ds->train->path : "");
+    m->train_split = cf_resolved_parts(ds->train->path ? ds->train->path : "");
 }
 
 int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt_in, collm_pool *pool,
@@ -489,8 +516,8 @@ collm_cf_model *collm_cf_model_refit(const collm_cf_model *from, const collm_rec
         collm_cf_train_result res = {0};
         res.best_eval_auc = res.best_eval_uauc = NAN;
         const double t0 = cf_now();
-        if (!(rc = collm_cf_check_split_ids(m, ds->train)) && !(rc = m->kind->side_info ? m->kind->side_info(m, ds) : 0) &&
-            !(rc = m->kind->refit(m, from, ds->train))) {
+        // the side information (ctx: genres, years) is from's, as its weights are
+        if (!(rc = collm_cf_check_split_ids(m, ds->train)) && !(rc = m->kind->refit(m, from, ds->train))) {
             res.seconds = cf_now() - t0;
             cf_record_data(m, "", ds);
             m->train_opt = opt;
@@ -652,7 +679,18 @@ collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path) 
         if (collm_gguf_get_i64(f, "collm.cf.train.max_epochs", &iv) == COLLM_OK) m->train_opt.max_epochs = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.patience", &iv) == COLLM_OK) m->train_opt.patience = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.seed", &iv) == COLLM_OK) m->train_opt.seed = (uint64_t)iv;
-        if (collm_gguf_get_f32(f, "collm.cf.train.dropout", &fv) == COLLM_OK) m->train_opt.dropout = fv;
+        // the file keeps dropout as f32; training drew its masks from the
+        // double given (0.7, not 0.699999988), so the shortest decimal that
+        // rounds to the stored float is taken back: a refit draws the same masks
+        if (collm_gguf_get_f32(f, "collm.cf.train.dropout", &fv) == COLLM_OK) {
+            char text[32];
+            snprintf(text, sizeof text, "%.9g", fv);
+            for (int digits = 1; digits <= 9; digits++) {
+                snprintf(text, sizeof text, "%.*g", digits, fv);
+                if ((float)strtod(text, NULL) == fv) break;
+            }
+            m->train_opt.dropout = strtod(text, NULL);
+        }
         if (collm_gguf_get_i64(f, "collm.cf.train.epochs", &iv) == COLLM_OK) r->epochs_run = (int)iv;
         if (collm_gguf_get_i64(f, "collm.cf.train.best_epoch", &iv) == COLLM_OK) r->best_epoch = (int)iv;
         r->best_eval_auc = r->best_eval_uauc = NAN;

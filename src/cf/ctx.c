@@ -237,8 +237,15 @@ static void ctx_tables(collm_cf_model *m, const collm_rec_split *train) {
 static int ctx_refit(collm_cf_model *m, const collm_cf_model *from, const collm_rec_split *train) {
     ctx_impl *c = m->impl;
     const ctx_impl *f = from->impl;
-    if (cf_numel(&c->p, c->i_fit) != cf_numel(&f->p, f->i_fit))
-        return collm_error(COLLM_ERR_FORMAT, "ctx refit: the fitted tensors differ in size");
+    if (cf_numel(&c->p, c->i_fit) != cf_numel(&f->p, f->i_fit) ||
+        cf_numel(&c->p, c->i_item_genre) != cf_numel(&f->p, f->i_item_genre) || m->n_items != from->n_items)
+        return collm_error(COLLM_ERR_FORMAT, "ctx refit: the tensors differ in size");
+    // from's genres and years (the features its weights were fitted on), then the new rows' counts
+    memcpy(cf_w(&c->p, c->i_item_genre), cf_w(&f->p, f->i_item_genre),
+           (size_t)cf_numel(&c->p, c->i_item_genre) * sizeof(float));
+    const float *fi = cf_w(&f->p, f->i_item);
+    float *ci = cf_w(&c->p, c->i_item);
+    for (int32_t i = 0; i < m->n_items; i++) ci[3 * i + 2] = fi[3 * i + 2];
     ctx_tables(m, train);
     memcpy(cf_w(&c->p, c->i_fit), cf_w(&f->p, f->i_fit), (size_t)cf_numel(&c->p, c->i_fit) * sizeof(float));
     c->g = ctx_global_rate(m);

@@ -64,6 +64,11 @@ typedef struct {
     double prompts_per_second; // NaN: not reported
 } cli_report_info;
 int cli_print_report(const collm_metrics_report *r, const cli_report_info *info, int json);
+// 1 when train_split (a split's path, or paths joined by " + " as
+// collm_rec_split_concat names them) holds the rows of the split at
+// split_path: one of the parts is that file (paths compared resolved), or is
+// DIR/valid.tsv and the split DIR/valid_small.tsv (its subset).
+int cli_rows_within(const char *train_split, const char *split_path);
 // 1 when a model that trained on train_split (a split's path, or paths
 // joined by " + " as collm_rec_split_concat names them) saw the rows of the
 // split at split_path: one of the parts is that file, or is DIR/valid.tsv

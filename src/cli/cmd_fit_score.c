@@ -103,12 +103,30 @@ int cmd_fit_score(int argc, char **argv) {
                 collm_score_extra_count(m), n_extra);
         goto done;
     }
-    for (int k = 0; keep && k < n_extra; k++)
+    for (int k = 0; keep && k < n_extra; k++) {
         if (strcmp(collm_cf_model_kind(with_model[k]), collm_score_extra_kind(m, k)) != 0) {
             fprintf(stderr, "collm fit-score: --keep-weights: --with's model %d (%s) is %s, the checkpoint's extra %d is %s\n",
                     k + 1, with_path[k], collm_cf_model_kind(with_model[k]), k + 1, collm_score_extra_kind(m, k));
             goto done;
         }
+        // the weights were fitted for that extra: only a refit of it (same shape, tables and training options) takes its place
+        const collm_cf_model *old = collm_score_extra_model(m, k);
+        collm_cf_hparams h_new, h_old;
+        collm_cf_train_options o_new, o_old;
+        collm_cf_model_hparams(with_model[k], &h_new);
+        collm_cf_model_hparams(old, &h_old);
+        const int rec_new = collm_cf_model_train_record(with_model[k], &o_new, NULL);
+        const int rec_old = collm_cf_model_train_record(old, &o_old, NULL);
+        if (memcmp(&h_new, &h_old, sizeof h_new) != 0 || collm_cf_model_n_users(with_model[k]) != collm_cf_model_n_users(old) ||
+            collm_cf_model_n_items(with_model[k]) != collm_cf_model_n_items(old) || rec_new != rec_old ||
+            (rec_new && (o_new.seed != o_old.seed || o_new.lr != o_old.lr || o_new.weight_decay != o_old.weight_decay ||
+                         o_new.batch != o_old.batch || (float)o_new.dropout != (float)o_old.dropout))) {
+            fprintf(stderr, "collm fit-score: --keep-weights: --with's model %d (%s) is not a refit of the checkpoint's extra "
+                            "%d (its shape, tables or training options differ: collm train-cf --refit-from makes one)\n",
+                    k + 1, with_path[k], k + 1);
+            goto done;
+        }
+    }
     llm = malloc(n * sizeof *llm), cf = malloc(n * sizeof *cf), s = malloc(n * sizeof *s);
     extra = malloc((size_t)(n_extra ? n_extra : 1) * n * sizeof *extra);
     if (!llm || !cf || !s || !extra) collm_error(COLLM_ERR_NOMEM, "out of memory");

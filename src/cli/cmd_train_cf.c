@@ -164,6 +164,20 @@ int cmd_train_cf(int argc, char **argv) {
         collm_rec_dataset_free(ds);
         return cli_fail("train-cf");
     }
+    // early stopping (ctx: its fit) on rows it trains on would select nothing
+    if (!from && *opt.eval_split) {
+        char eval_path[4096];
+        const char *names[] = {"train", "valid", "valid_small", "test"};
+        snprintf(eval_path, sizeof eval_path, "%s", opt.eval_split);
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strcmp(opt.eval_split, names[k]) == 0) snprintf(eval_path, sizeof eval_path, "%s/%s.tsv", ds->dir, names[k]);
+        if (strcmp(opt.eval_split, "train") != 0 && cli_rows_within(ds->train->path, eval_path)) {
+            fprintf(stderr, "collm train-cf: the evaluation split %s is part of the training rows (%s): give another "
+                            "--eval-split, or none\n", opt.eval_split, ds->train->path);
+            collm_rec_dataset_free(ds);
+            return 1;
+        }
+    }
     train_cf_report report = {NULL, log_path, lead ? fopen(log_path, "w") : NULL, quiet, opt.max_epochs, 0, 0};
     if (lead && !report.log) {
         collm_error(COLLM_ERR_IO, "%s: cannot open the training log", log_path);

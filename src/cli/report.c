@@ -125,7 +125,7 @@ static void resolved(const char *path, size_t len, char *out) {
     if (!realpath(given, out)) snprintf(out, PATH_MAX, "%s", given);
 }
 
-int cli_note_in_sample(const char *cmd, const char *what, const char *train_split, const char *split_path) {
+int cli_rows_within(const char *train_split, const char *split_path) {
     if (!train_split || !*train_split || !split_path) return 0;
     char split[PATH_MAX], part[PATH_MAX];
     resolved(split_path, strlen(split_path), split);
@@ -135,17 +135,19 @@ int cli_note_in_sample(const char *cmd, const char *what, const char *train_spli
         const char *end = strstr(p, " + ");
         resolved(p, end ? (size_t)(end - p) : strlen(p), part);
         const char *part_base = strrchr(part, '/') ? strrchr(part, '/') + 1 : part;
-        const int same = strcmp(part, split) == 0;
         // valid_small.tsv holds rows of valid.tsv in the same folder
-        const int subset = (size_t)(part_base - part) == split_dir && memcmp(part, split, split_dir) == 0 &&
-                           strcmp(part_base, "valid.tsv") == 0 && strcmp(split_base, "valid_small.tsv") == 0;
-        if (same || subset) {
-            fprintf(stderr, "collm %s: note: %s trained on %s's rows: its figures there are in-sample\n", cmd, what,
-                    split_path);
+        if (strcmp(part, split) == 0 ||
+            ((size_t)(part_base - part) == split_dir && memcmp(part, split, split_dir) == 0 &&
+             strcmp(part_base, "valid.tsv") == 0 && strcmp(split_base, "valid_small.tsv") == 0))
             return 1;
-        }
         if (!end) break;
         p = end + 3;
     }
     return 0;
+}
+
+int cli_note_in_sample(const char *cmd, const char *what, const char *train_split, const char *split_path) {
+    if (!cli_rows_within(train_split, split_path)) return 0;
+    fprintf(stderr, "collm %s: note: %s trained on %s's rows: its figures there are in-sample\n", cmd, what, split_path);
+    return 1;
 }

@@ -1006,7 +1006,7 @@ static collm_rec_split *split_gather(const collm_rec_split *const *parts, int n_
         if (rows) {
             for (int64_t k = 0; k < n; k++) n_his += s->his_offset[rows[k] + 1] - s->his_offset[rows[k]];
         } else {
-            n_his += s->his_offset[s->n];
+            n_his += s->his_offset[s->n] - s->his_offset[0]; // a row view's offsets need not start at 0
         }
     }
     collm_rec_split *out = collm_calloc(1, sizeof *out);

@@ -182,6 +182,15 @@ expect_error "--refit-from with a model option" "takes --lr from the model" "$BI
   --data "$D" --out "$TMP/x.gguf" --lr 1
 expect_error "--train-split valid with valid_small" "valid_small is part of valid" "$BIN" train-cf --model mfbias --data "$D" \
   --out "$TMP/x.gguf" --train-split train,valid,valid_small
+run "$BIN" train-cf --model din --data "$D" --out "$TMP/din7.gguf" --dim 12 --max-epochs 2 --threads 2 --seed 7
+expect_error "--keep-weights with a DIN that is not a refit of the stored one" "is not a refit of the checkpoint's extra 1" \
+  "$BIN" fit-score --ckpt "$TMP/refit.gguf" --data "$D" --with "$TMP/din7.gguf,$TMP/rctx.gguf" --keep-weights
+check "that refusal too leaves the checkpoint byte-identical" cmp -s "$TMP/refit.gguf" "$TMP/refit_copy.gguf"
+expect_error "--train-split train,valid early-stopped on valid" "evaluation split valid is part of the training rows" \
+  "$BIN" train-cf --model mfbias --data "$D" --out "$TMP/x.gguf" --train-split train,valid
+expect_error "ctx fitted on valid_small inside train,valid" "evaluation split valid_small is part of the training rows" \
+  "$BIN" train-cf --model ctx --data "$D" --out "$TMP/x.gguf" --train-split train,valid
+run "$BIN" train-cf --model mfbias --data "$D" --out "$TMP/tv.gguf" --train-split train,valid --eval-split none --max-epochs 2 --quiet
 expect_error "a refit of a refit (no best epoch)" "no best epoch" "$BIN" train-cf --refit-from "$TMP/rdin.gguf" --data "$D" \
   --out "$TMP/x.gguf" --quiet
 expect_error "ctx as stage 2's CF model" 'no user or item vectors' "$BIN" train --stage 2 --base "$TMP/base.gguf" \
