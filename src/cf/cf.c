@@ -414,14 +414,20 @@ static char *cf_resolved_parts(const char *paths) {
     }
 }
 
-// the training record's strings: the evaluation split, the dataset folder, the training rows
-static void cf_record_data(collm_cf_model *m, const char *eval_split, const collm_rec_dataset *ds) {
+// keeps the training record for collm_cf_model_save: the options and result,
+// the evaluation split, the dataset folder and the training rows
+static void cf_keep_record(collm_cf_model *m, const collm_cf_train_options *opt, const collm_cf_train_result *res,
+                           const collm_rec_dataset *ds) {
     free(m->eval_split);
     free(m->dataset_dir);
     free(m->train_split);
-    m->eval_split = cf_strdup(eval_split ? eval_split : "");
+    m->eval_split = cf_strdup(opt->eval_split ? opt->eval_split : "");
     m->dataset_dir = cf_strdup(ds->dir ? ds->dir : "");
     m->train_split = cf_resolved_parts(ds->train->path ? ds->train->path : "");
+    m->train_opt = *opt;
+    m->train_opt.eval_split = m->eval_split;
+    m->train_result = *res;
+    m->has_train = 1;
 }
 
 int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const collm_cf_train_options *opt_in, collm_pool *pool,
@@ -476,12 +482,7 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
     collm_rec_split_free(eval_owned);
     if (rc) return rc;
 
-    // keep the record for collm_cf_model_save
-    cf_record_data(m, opt.eval_split, ds);
-    m->train_opt = opt;
-    m->train_opt.eval_split = m->eval_split;
-    m->train_result = res;
-    m->has_train = 1;
+    cf_keep_record(m, &opt, &res, ds);
     if (result) *result = res;
     return COLLM_OK;
 }
@@ -519,11 +520,7 @@ collm_cf_model *collm_cf_model_refit(const collm_cf_model *from, const collm_rec
         // the side information (ctx: genres, years) is from's, as its weights are
         if (!(rc = collm_cf_check_split_ids(m, ds->train)) && !(rc = m->kind->refit(m, from, ds->train))) {
             res.seconds = cf_now() - t0;
-            cf_record_data(m, "", ds);
-            m->train_opt = opt;
-            m->train_opt.eval_split = m->eval_split;
-            m->train_result = res;
-            m->has_train = 1;
+            cf_keep_record(m, &opt, &res, ds);
             if (result) *result = res;
         }
     } else {
@@ -684,8 +681,7 @@ collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path) 
         // rounds to the stored float is taken back: a refit draws the same masks
         if (collm_gguf_get_f32(f, "collm.cf.train.dropout", &fv) == COLLM_OK) {
             char text[32];
-            snprintf(text, sizeof text, "%.9g", fv);
-            for (int digits = 1; digits <= 9; digits++) {
+            for (int digits = 1; digits <= 9; digits++) { // 9 digits always round-trip a float
                 snprintf(text, sizeof text, "%.*g", digits, fv);
                 if ((float)strtod(text, NULL) == fv) break;
             }
