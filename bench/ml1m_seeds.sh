@@ -3,6 +3,10 @@
 # figures (valid AUC / UAUC, warm / cold, each encoder alone, wall time).
 # Each seed's JSON line is kept in $OUTDIR/seedN.json; a seed whose line is
 # already there is not run again (delete the file to rerun it).
+# Then a table of every model the recipe trains, each alone on valid (its
+# $OUTDIR/workN/*.gguf scored by `collm eval-cf`; training time: the sum of
+# its log's epoch seconds, evaluation included), beside the recipe's
+# checkpoint and the paper's rows (test split, as published).
 #   usage: SEEDS="0 1 2" OUTDIR=build/ml1m-seeds bench/ml1m_seeds.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +17,19 @@ for s in $SEEDS; do
   [ -s "$OUTDIR/seed$s.json" ] && continue
   SEED=$s OUT="$OUTDIR/seed$s.gguf" WORK="$OUTDIR/work$s" bench/ml1m.sh >"$OUTDIR/seed$s.json.tmp" 2>"$OUTDIR/seed$s.log"
   mv "$OUTDIR/seed$s.json.tmp" "$OUTDIR/seed$s.json"
+done
+# each model alone on valid: one JSON line per (seed, file)
+BIN=${BUILD:-build}/collm
+DATA=${DATA:-$(cd .. && pwd)/shared/data/ml-1m}
+: >"$OUTDIR/models.jsonl"
+for s in $SEEDS; do
+  for f in mf cf fuse fuse-sasrec fuse-lightgcn fuse-ctx; do
+    g=$OUTDIR/work$s/$f.gguf
+    [ -f "$g" ] || continue
+    secs=$("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; print(sum(json.loads(l).get("seconds") or 0 for l in open(sys.argv[1])))' "$g.log.jsonl")
+    "$BIN" eval-cf --cf "$g" --data "$DATA" --split valid --json --threads "${THREADS:-2}" |
+      sed "s/^{/{\"seed\":$s,\"file\":\"$f\",\"train_seconds\":$secs,/" >>"$OUTDIR/models.jsonl"
+  done
 done
 "${PYTHON:-/usr/bin/python3}" - "$OUTDIR" $SEEDS <<'PY'
 import json, statistics, sys
@@ -28,5 +45,30 @@ for k in keys:
     m = statistics.mean(v); sd = statistics.stdev(v) if len(v) > 1 else 0.0
     summary[k] = {"mean": round(m, 4 if k != "seconds" else 0), "sd": round(sd, 4 if k != "seconds" else 0)}
     print(f"{k:22s} {m:9.4f} ± {sd:.4f}   ({', '.join(f'{x:.4f}' for x in v)})")
+
+# every model alone beside the recipe: mean ± sd over the seeds
+def ms(v, d=4):
+    if not v: return "-"
+    m = statistics.mean(v); sd = statistics.stdev(v) if len(v) > 1 else 0.0
+    return f"{m:.{d}f} ± {sd:.{d}f}"
+rows = [json.loads(l) for l in open(f"{out}/models.jsonl")]
+names = {"mf": "MF", "cf": "mfbias", "fuse": "DIN", "fuse-sasrec": "SASRec", "fuse-lightgcn": "LightGCN", "fuse-ctx": "ctx"}
+print(f"\n| model (valid, {len(runs)} seeds) | AUC | UAUC | warm AUC | cold AUC | training s |")
+print("|---|---|---|---|---|---|")
+models = {}
+for f, name in names.items():
+    r = [x for x in rows if x["file"] == f]
+    if not r: continue
+    kind = r[0]["kind"]
+    label = f"{kind} (the slots' encoder)" if f == "cf" else name
+    cols = [ms([x[k] for x in r]) for k in ("auc", "uauc", "auc_warm", "auc_cold")] + [ms([x["train_seconds"] for x in r], 1)]
+    models[f] = {"kind": kind, **{k: statistics.mean(x[k] for x in r) for k in ("auc", "uauc", "auc_warm", "auc_cold", "train_seconds")}}
+    print(f"| {label} | " + " | ".join(cols) + " |")
+cols = [ms([r[k] for r in runs]) for k in ("valid_auc", "valid_uauc", "valid_auc_warm", "valid_auc_cold")] + \
+       [ms([r["seconds"] for r in runs], 0) + " (all stages)"]
+print("| CoLLM, the recipe (bench/ml1m.sh) | " + " | ".join(cols) + " |")
+print("| paper, CoLLM-FaissRet (test split, GPUs) | 0.7295 | 0.6875 | - | - | - |")
+print("| paper, best CoLLM (Vicuna-7B; test split, GPUs) | 0.7479 | 0.6999 | - | - | - |")
+summary["models"] = models
 print(json.dumps(summary))
 PY
