@@ -4,7 +4,8 @@
 # ties and a user with one label only, then collm's own figures (eval-cf's
 # C implementation, src/data/metrics.c) on a trained model's score file to
 # 1e-12; bench/llm_value.sh's one-line errors for a missing checkpoint and
-# for no encoders.
+# for no encoders; bench/ml1m_seeds.sh's table (mean ± sd over the seeds of
+# each model alone and of the recipe's JSON lines) on two made-up seeds.
 set -u
 . "$(dirname "$0")/lib.sh" bench_metrics
 PY=${COLLM_PYTHON:-/usr/bin/python3}
@@ -31,4 +32,24 @@ expect_error "llm_value: no checkpoint" "^llm_value: no checkpoint $TMP/none.ggu
 touch "$TMP/fake.gguf"
 expect_error "llm_value: no encoders" "^llm_value: no encoders in $TMP/empty" \
   env CKPT="$TMP/fake.gguf" WORK="$TMP/empty" bench/llm_value.sh
+# bench/ml1m_seeds.sh on two seeds already run: their JSON lines made up here,
+# their work folders holding an mfbias model each (as the recipe's cf.gguf)
+for sd in 0 1; do
+  mkdir -p "$TMP/seeds/work$sd"
+  "$BIN" train-cf --model mfbias --data "$TMP/data" --out "$TMP/seeds/work$sd/cf.gguf" --max-epochs 2 --seed $((5 + sd)) \
+    >/dev/null 2>&1
+  echo "{\"seed\":$sd,\"valid_auc\":0.7$((sd * 2)),\"valid_uauc\":0.6,\"valid_auc_warm\":0.8,\"valid_auc_cold\":0.5,\"seconds\":$((100 + 20 * sd))}" \
+    >"$TMP/seeds/seed$sd.json"
+done
+a0=$("$BIN" eval-cf --cf "$TMP/seeds/work0/cf.gguf" --data "$TMP/data" --split valid --json | grep -o '"auc":[0-9.]*' | cut -d: -f2)
+a1=$("$BIN" eval-cf --cf "$TMP/seeds/work1/cf.gguf" --data "$TMP/data" --split valid --json | grep -o '"auc":[0-9.]*' | cut -d: -f2)
+SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD=$(dirname "$BIN") DATA="$TMP/data" bench/ml1m_seeds.sh >"$TMP/seeds.out" 2>&1
+check "ml1m_seeds.sh: runs on seeds already run ($(tail -c 300 "$TMP/seeds.out"))" [ $? -eq 0 ]
+want=$("$PY" -c "import statistics as s, sys; v = [float(x) for x in sys.argv[1:]]; print(f'{s.mean(v):.4f} ± {s.stdev(v):.4f}')" "$a0" "$a1")
+check "ml1m_seeds.sh: mfbias alone is the mean ± sd of its two eval-cf AUCs ($want)" \
+  grep -qF "| mfbias (the slots' encoder) | $want |" "$TMP/seeds.out"
+check "ml1m_seeds.sh: the recipe's row from the JSON lines (0.70, 0.72: 0.7100 ± 0.0141; 110 ± 14 s)" \
+  grep -qF "| CoLLM, the recipe (bench/ml1m.sh) | 0.7100 ± 0.0141 | 0.6000 ± 0.0000 | 0.8000 ± 0.0000 | 0.5000 ± 0.0000 | 110 ± 14 (all stages) |" \
+  "$TMP/seeds.out"
+check "ml1m_seeds.sh: no row for models it does not have" bash -c "! grep -q '^| DIN' '$TMP/seeds.out'"
 finish
