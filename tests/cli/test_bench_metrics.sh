@@ -5,7 +5,8 @@
 # C implementation, src/data/metrics.c) on a trained model's score file to
 # 1e-12; bench/llm_value.sh's one-line errors for a missing checkpoint and
 # for no encoders; bench/ml1m_seeds.sh's table (mean ± sd over the seeds of
-# each model alone and of the recipe's JSON lines) on two made-up seeds.
+# each model alone and of the recipe's JSON lines) on two made-up seeds, and
+# its one-line errors for a seed file or a training log it cannot read.
 set -u
 . "$(dirname "$0")/lib.sh" bench_metrics
 PY=${COLLM_PYTHON:-/usr/bin/python3}
@@ -44,7 +45,8 @@ done
 a0=$("$BIN" eval-cf --cf "$TMP/seeds/work0/cf.gguf" --data "$TMP/data" --split valid --json | grep -o '"auc":[0-9.]*' | cut -d: -f2)
 a1=$("$BIN" eval-cf --cf "$TMP/seeds/work1/cf.gguf" --data "$TMP/data" --split valid --json | grep -o '"auc":[0-9.]*' | cut -d: -f2)
 SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD=$(dirname "$BIN") DATA="$TMP/data" bench/ml1m_seeds.sh >"$TMP/seeds.out" 2>&1
-check "ml1m_seeds.sh: runs on seeds already run ($(tail -c 300 "$TMP/seeds.out"))" [ $? -eq 0 ]
+rc=$?
+check "ml1m_seeds.sh: runs on seeds already run (rc $rc: $(tail -c 300 "$TMP/seeds.out"))" [ "$rc" -eq 0 ]
 want=$("$PY" -c "import statistics as s, sys; v = [float(x) for x in sys.argv[1:]]; print(f'{s.mean(v):.4f} ± {s.stdev(v):.4f}')" "$a0" "$a1")
 check "ml1m_seeds.sh: mfbias alone is the mean ± sd of its two eval-cf AUCs ($want)" \
   grep -qF "| mfbias (the slots' encoder) | $want |" "$TMP/seeds.out"
@@ -52,4 +54,18 @@ check "ml1m_seeds.sh: the recipe's row from the JSON lines (0.70, 0.72: 0.7100 �
   grep -qF "| CoLLM, the recipe (bench/ml1m.sh) | 0.7100 ± 0.0141 | 0.6000 ± 0.0000 | 0.8000 ± 0.0000 | 0.5000 ± 0.0000 | 110 ± 14 (all stages) |" \
   "$TMP/seeds.out"
 check "ml1m_seeds.sh: no row for models it does not have" bash -c "! grep -q '^| DIN' '$TMP/seeds.out'"
+# bad input: a seed file that is not the recipe's JSON line, a model without its training log
+cp "$TMP/seeds/seed1.json" "$TMP/seed1.keep"
+printf 'train: out of memory\n' >"$TMP/seeds/seed1.json"
+expect_error "ml1m_seeds: a seed file without its JSON line" \
+  "^ml1m_seeds: $TMP/seeds/seed1.json does not end with bench/ml1m.sh's JSON line" \
+  env SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD="$(dirname "$BIN")" DATA="$TMP/data" bench/ml1m_seeds.sh
+mv "$TMP/seed1.keep" "$TMP/seeds/seed1.json"
+mv "$TMP/seeds/work1/cf.gguf.log.jsonl" "$TMP/cf.log.keep"
+expect_error "ml1m_seeds: a model without its training log" "^ml1m_seeds: $TMP/seeds/work1/cf.gguf has no training log" \
+  env SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD="$(dirname "$BIN")" DATA="$TMP/data" bench/ml1m_seeds.sh
+echo 'not json' >"$TMP/seeds/work1/cf.gguf.log.jsonl"
+expect_error "ml1m_seeds: a training log that is not JSON lines" "^ml1m_seeds: $TMP/seeds/work1/cf.gguf.log.jsonl is not a training log" \
+  env SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD="$(dirname "$BIN")" DATA="$TMP/data" bench/ml1m_seeds.sh
+mv "$TMP/cf.log.keep" "$TMP/seeds/work1/cf.gguf.log.jsonl"
 finish
