@@ -550,8 +550,14 @@ static int blas_below_avx512(void) {
 // few percent of a scoring pass, so the forward goes to collm's kernel on the
 // pool, and so does the backward's dy·W over many rows (B packed once,
 // chunks of rows: collm_ops_gemm); OpenBLAS stays ahead on the backward's
-// dy^T·x. AVX2: OpenBLAS matches
-// or beats collm's kernel on every shape. Elsewhere BLAS, except where BLAS
+// dy^T·x. AVX2 (AMD EPYC, OpenBLAS's Zen kernels, 2 threads) the same: one
+// thread on one shape, OpenBLAS and collm's kernel swing ±15 % between runs
+// and neither wins every shape, but in the step OpenBLAS's per-slab packing
+// of W and its zeroing of C cost 9 % of stage 1 (perf), and four alternating
+// rounds of bench/train_speed.sh's model (30-step epochs, 512 scoring
+// prompts) gave 52.6 against 48.1 samples/s in stage 1, 83.6 against 75.0 in
+// stage 2, 160.5 against 132.1 prompts/s scoring (medians) with the forward
+// and dy·W on collm's kernel. Elsewhere BLAS, except where BLAS
 // cannot use the pool's threads: fewer than two BLAS slabs of rows (a last
 // layer's few query rows) while collm's kernel can cut the columns; there
 // every thread working beats one faster one.
@@ -566,11 +572,14 @@ static int gemm_choose(int kernel, int trans_a, int trans_b, int M, int N, int t
     // (2 threads), 2.9 ms as row dots on the pool.
     if (!trans_a && trans_b && M <= GEMM_DOT_ROWS) return COLLM_GEMM_DOT;
     const int pool = threads > 1 && openblas_get_num_threads() == 1;
+#if defined(OPS_AVX2) // AVX2 and AVX-512
 #if defined(__AVX512F__)
-    if (pool && (blas_below_avx512() || (!trans_a && trans_b))) return COLLM_GEMM_OWN;
+    if (pool && blas_below_avx512()) return COLLM_GEMM_OWN;
+#endif
+    if (pool && !trans_a && trans_b) return COLLM_GEMM_OWN;
     // dy·W (a backward's dx) over many rows: collm's kernel on B packed once,
     // in chunks (collm_ops_gemm); one thread, 4,800 rows, d 256, n_ff 688:
-    // 181-186 GFLOP/s against OpenBLAS's 158-179 (bench/gemm_shapes, own_chunks)
+    // 181-186 GFLOP/s against OpenBLAS's 158-179 on AVX-512 (bench/gemm_shapes, own_chunks)
     if (pool && !trans_a && !trans_b && M >= 2 * GEMM_CHUNK_ROWS) return COLLM_GEMM_OWN;
 #else
     (void)trans_a, (void)trans_b;
