@@ -260,6 +260,64 @@ static void test_optimizer_fused(void) {
     collm_pool_free(pool);
 }
 
+// Several tensors in one pool job (optim.c numbers their blocks across
+// tensors): whole, partial and sub-block tensors and a frozen one between
+// them, on 3 threads. Checked against the closed form of a first AdamW step
+// (m̂ = g, v̂ = g²: p -= lr·wd·p + lr·g/|g|), a norm summed here in double,
+// and the fused step's zeroing, so a block sent to the wrong tensor, or
+// twice, or not at all, shows.
+static void test_optimizer_many_tensors(void) {
+    collm_pool *pool = collm_pool_create(3);
+    const int64_t sizes[5] = {40001, 5, 16384, 3, 70000}; // blocks of 16,384: 3, frozen, 1, 1, 5
+    const int frozen = 1, decay[5] = {1, 1, 0, 0, 1};
+    const float lr = 1e-3f, wd = 0.1f;
+    collm_rng rng;
+    collm_rng_seed(&rng, 5);
+    for (int fused = 0; fused < 2; fused++) {
+        collm_optim_state opt;
+        collm_optim_init(&opt, 0.9f, 0.999f, 1e-8f, wd);
+        opt.pool = pool;
+        float *w[5], *w0[5];
+        double sumsq = 0;
+        for (int t = 0; t < 5; t++) {
+            w[t] = malloc((size_t)sizes[t] * sizeof(float));
+            w0[t] = malloc((size_t)sizes[t] * sizeof(float));
+            for (int64_t i = 0; i < sizes[t]; i++) w[t][i] = w0[t][i] = (float)collm_rng_normal(&rng);
+            CHECK(collm_optim_add(&opt, "t", w[t], NULL, sizes[t], decay[t]) == t);
+            for (int64_t i = 0; i < sizes[t]; i++) { // |g| in [0.5, 1.5): eps does not matter
+                float g = (float)(0.5 + collm_rng_uniform(&rng));
+                opt.params[t].grad[i] = collm_rng_uniform(&rng) < 0.5 ? -g : g;
+                if (t != frozen) sumsq += (double)opt.params[t].grad[i] * opt.params[t].grad[i];
+            }
+        }
+        opt.params[frozen].frozen = 1;
+        double norm = fused ? collm_optim_step_fused(&opt, lr, 0) : collm_optim_grad_norm(&opt);
+        if (!fused) collm_optim_step(&opt, lr);
+        CHECK_NEAR(norm, sqrt(sumsq), 1e-9 * sqrt(sumsq));
+        int64_t wrong = 0, not_zeroed = 0;
+        for (int t = 0; t < 5; t++)
+            for (int64_t i = 0; i < sizes[t]; i++) {
+                const float g = fused ? 0 : opt.params[t].grad[i];
+                double want = w0[t][i];
+                if (t != frozen) want -= lr * (decay[t] ? wd : 0.0f) * w0[t][i] + lr * (opt.params[t].m[i] > 0 ? 1 : -1);
+                wrong += fabs(w[t][i] - want) > 1e-6;
+                not_zeroed += fused && g != 0.0f;
+            }
+        CHECK_MSG(wrong == 0, "%s: %lld elements off the first AdamW step", fused ? "fused" : "separate", (long long)wrong);
+        CHECK(not_zeroed == 0);
+        if (fused) // every gradient zero afterwards, the frozen tensor's too
+            for (int t = 0; t < 5; t++)
+                for (int64_t i = 0; i < sizes[t]; i++) not_zeroed += opt.params[t].grad[i] != 0.0f;
+        CHECK_MSG(not_zeroed == 0, "%lld gradients left", (long long)not_zeroed);
+        collm_optim_free(&opt);
+        for (int t = 0; t < 5; t++) {
+            free(w[t]);
+            free(w0[t]);
+        }
+    }
+    collm_pool_free(pool);
+}
+
 static void test_schedule(void) {
     collm_optim_schedule s = {.init_lr = 1e-3, .warmup_lr = 1e-5, .min_lr = 8e-5, .warmup_steps = 200,
                         .total_steps = 1000, .steps_per_epoch = 50, .restart_warmup = 0};
@@ -280,6 +338,7 @@ int main(void) {
     test_optimizer();
     test_optimizer_pool();
     test_optimizer_fused();
+    test_optimizer_many_tensors();
     test_schedule();
     return test_report();
 }
