@@ -64,34 +64,40 @@ void collm_optim_zero_grad(collm_optim_state *opt) {
 }
 
 // Work on one tensor is cut into fixed blocks of OPTIM_BLOCK elements,
-// numbered across every trainable tensor in registration order: tensor i
-// holds blocks [first[i], first[i + 1]) of the whole (a frozen one none).
+// numbered across every trainable tensor in registration order (a frozen
+// one holds none).
 // One pool job covers all tensors, its threads taking ranges of blocks: a
 // job per tensor woke the pool about 60 times a training step for tensors of
 // a few blocks, each thread waiting 30 % of those jobs' wall time. Per-block
 // partial sums are added in block order, so the norm does not depend on the
 // thread count (nor on the jobs: the same sums in the same order).
 #define OPTIM_BLOCK 16384
-#define OPTIM_STACK_TENSORS 128 // first[] on the stack up to this many tensors
+
+static int is_frozen(const collm_optim_param *p) { return p->frozen; }
+static int64_t blocks_of(const collm_optim_param *p) { return is_frozen(p) ? 0 : (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK; }
+static int64_t total_blocks(const collm_optim_state *opt) {
+    int64_t blocks = 0;
+    for (int i = 0; i < opt->n_params; i++) blocks += blocks_of(&opt->params[i]);
+    return blocks;
+}
 
 typedef struct {
     collm_optim_state *opt;
-    collm_optim_param *params; // tensor i of first[] is params[i]
-    const int64_t *first;      // (n + 1) first global block of each tensor
-    double *block_sums;        // grad norm: one partial sum per global block
-    float scale;               // clip: factor
-    float lr;                  // step: learning rate
-    int what;                  // 0 norm, 1 scale, 2 adam, 3 scale (when scale != 1) + adam + zero
+    double *block_sums; // grad norm: one partial sum per global block
+    float scale;        // clip: factor
+    float lr;           // step: learning rate
+    int what;           // 0 norm, 1 scale, 2 adam, 3 scale (when scale != 1) + adam + zero
 } optim_job;
 
 static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     (void)thread_index;
     optim_job *j = ctx;
     int i = 0;
+    int64_t first = 0; // tensor i's first global block
     for (int64_t g = begin; g < end; g++) {
-        while (j->first[i + 1] <= g) i++; // the tensor holding block g
-        collm_optim_param *p = &j->params[i];
-        int64_t lo = (g - j->first[i]) * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < p->n ? lo + OPTIM_BLOCK : p->n;
+        while (first + blocks_of(&j->opt->params[i]) <= g) first += blocks_of(&j->opt->params[i++]);
+        collm_optim_param *p = &j->opt->params[i];
+        int64_t lo = (g - first) * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < p->n ? lo + OPTIM_BLOCK : p->n;
         if (j->what == 0) {
             j->block_sums[g] = collm_ops_sumsq(p->grad + lo, hi - lo);
         } else if (j->what == 1) {
@@ -108,42 +114,16 @@ static void optim_task(void *ctx, int64_t begin, int64_t end, int thread_index) 
     }
 }
 
-static int is_frozen(const collm_optim_param *p) { return p->frozen; }
-static int64_t blocks_of(const collm_optim_param *p) { return is_frozen(p) ? 0 : (p->n + OPTIM_BLOCK - 1) / OPTIM_BLOCK; }
-
-// first[0..n]: the block numbering of the n tensors at params; returns the total.
-static int64_t number_blocks(const collm_optim_param *params, int n, int64_t *first) {
-    first[0] = 0;
-    for (int i = 0; i < n; i++) first[i + 1] = first[i] + blocks_of(&params[i]);
-    return first[n];
-}
-
-// One pass (what) over every trainable tensor's blocks: one pool job, or
-// without memory for the numbering one job per tensor (the same results).
+// One pass (what) over every trainable tensor's blocks, one pool job.
 // block_sums (what 0): one slot per block of the whole, or NULL for none.
 static void optim_run_all(collm_optim_state *opt, int what, double *block_sums, float scale, float lr) {
-    int64_t stack_first[OPTIM_STACK_TENSORS + 1];
-    int64_t *first = opt->n_params <= OPTIM_STACK_TENSORS ? stack_first
-                                                          : malloc((size_t)(opt->n_params + 1) * sizeof(int64_t));
-    if (first) {
-        const int64_t blocks = number_blocks(opt->params, opt->n_params, first);
-        optim_job j = {opt, opt->params, first, block_sums, scale, lr, what};
-        collm_pool_for(opt->pool, blocks, 2, optim_task, &j);
-        if (first != stack_first) free(first);
-        return;
-    }
-    for (int i = 0, done = 0; i < opt->n_params; done += (int)blocks_of(&opt->params[i]), i++) {
-        int64_t one[2];
-        const int64_t blocks = number_blocks(&opt->params[i], 1, one);
-        optim_job j = {opt, &opt->params[i], one, block_sums ? block_sums + done : NULL, scale, lr, what};
-        collm_pool_for(opt->pool, blocks, 2, optim_task, &j);
-    }
+    optim_job j = {opt, block_sums, scale, lr, what};
+    collm_pool_for(opt->pool, total_blocks(opt), 2, optim_task, &j);
 }
 
 double collm_optim_grad_norm(const collm_optim_state *opt) {
     collm_optim_state *o = (collm_optim_state *)opt; // the job struct is shared with the mutating passes
-    int64_t blocks = 0;
-    for (int i = 0; i < opt->n_params; i++) blocks += blocks_of(&opt->params[i]);
+    const int64_t blocks = total_blocks(opt);
     double stack_sums[64], *sums = blocks <= 64 ? stack_sums : malloc((size_t)blocks * sizeof(double));
     double sum = 0;
     if (!sums) { // out of memory: the serial loop needs none
