@@ -260,15 +260,24 @@ static void gemm_pack_cols(float *Bp, const float *B, int64_t brs, int64_t bcs, 
     }
 }
 
+// A row of n <= NR floats (gemm_pack_row: then zeros to NR). A full row is a
+// fixed-size copy (two or four vector moves); a variable-length memcpy of
+// 64 bytes compiles to rep movs here, whose start-up cost made this copy 1-2 %
+// of a training step (attention's V panels).
+static inline void gemm_copy_row(float *o, const float *b, int n) {
+    if (n == GEMM_NR) memcpy(o, b, GEMM_NR * sizeof(float));
+    else memcpy(o, b, (size_t)n * sizeof(float));
+}
+static inline void gemm_pack_row(float *o, const float *b, int n) {
+    gemm_copy_row(o, b, n);
+    for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
+}
+
 // Bp (kc, NR): Bp[k·NR + j] = B(k, j) for j < n, zero columns after.
 // B(k, j) = B[k·brs + j·bcs].
 static void gemm_pack_b(float *Bp, const float *B, int64_t brs, int64_t bcs, int n, int kc) {
     if (bcs == 1) {
-        for (int k = 0; k < kc; k++) {
-            float *o = Bp + (int64_t)k * GEMM_NR;
-            memcpy(o, B + k * brs, (size_t)n * sizeof(float));
-            for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
-        }
+        for (int k = 0; k < kc; k++) gemm_pack_row(Bp + (int64_t)k * GEMM_NR, B + k * brs, n);
     } else {
         gemm_pack_cols(Bp, B, brs, bcs, 0, n, kc);
         for (int k = 0; n < GEMM_NR && k < kc; k++)
@@ -391,9 +400,7 @@ static void gemm_pack_b_job(const gemm_job *g, float *Bp, int k0, int j0, int n,
         for (int k = 0; k < kc; k++) {
             const int kk = k0 + k;
             const float *b = kk < g->b_split ? g->B + (int64_t)kk * g->ldb : g->B2 + (int64_t)(kk - g->b_split) * g->ldb;
-            float *o = Bp + (int64_t)k * GEMM_NR;
-            memcpy(o, b + j0, (size_t)n * sizeof(float));
-            for (int j = n; j < GEMM_NR; j++) o[j] = 0.0f;
+            gemm_pack_row(Bp + (int64_t)k * GEMM_NR, b + j0, n);
         }
     }
 }
@@ -451,12 +458,10 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
                             if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, c, g->ldc, acc);
                             else gemm_micro(k1 - k0, ap, bp, c, g->ldc, acc);
                         } else { // edge tile: through a full-size copy, the same arithmetic
-                            for (int i = 0; acc && i < m; i++)
-                                memcpy(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, (size_t)n * sizeof(float));
+                            for (int i = 0; acc && i < m; i++) gemm_copy_row(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, n);
                             if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, edge, GEMM_NR, acc);
                             else gemm_micro(k1 - k0, ap, bp, edge, GEMM_NR, acc);
-                            for (int i = 0; i < m; i++)
-                                memcpy(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, (size_t)n * sizeof(float));
+                            for (int i = 0; i < m; i++) gemm_copy_row(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, n);
                         }
                     }
                 }
