@@ -99,8 +99,17 @@ typedef __m256i vf_mask;
 static inline vf_mask vf_first(int64_t m) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(m < 8 ? m : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-static inline vf vf_load_n(const float *p, vf_mask k) { return _mm256_maskload_ps(p, k); }
-static inline void vf_store_n(float *p, vf_mask k, vf v) { _mm256_maskstore_ps(p, k, v); }
+// A full mask (every vector of a loop but its last) loads and stores plainly:
+// AMD's Zen microcodes the masked store (vmaskmovps), several times the cost
+// of a plain one. SwiGLU's loops mask every vector: on an AVX2 EPYC (Zen 3)
+// 96 x 688 elements took 1.31-1.47 ns each forward and 2.00-2.27 backward
+// masked, 0.82-1.12 and 1.02-1.48 like this.
+static inline int vf_full(vf_mask k) { return _mm256_movemask_ps(_mm256_castsi256_ps(k)) == 0xff; }
+static inline vf vf_load_n(const float *p, vf_mask k) { return vf_full(k) ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k); }
+static inline void vf_store_n(float *p, vf_mask k, vf v) {
+    if (vf_full(k)) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, k, v);
+}
 static inline vf vf_round(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vf vf_pow2(vf n) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
