@@ -297,14 +297,11 @@ static void test_optimizer_many_tensors(void) {
         int64_t wrong = 0, not_zeroed = 0;
         for (int t = 0; t < 5; t++)
             for (int64_t i = 0; i < sizes[t]; i++) {
-                const float g = fused ? 0 : opt.params[t].grad[i];
                 double want = w0[t][i];
                 if (t != frozen) want -= lr * (decay[t] ? wd : 0.0f) * w0[t][i] + lr * (opt.params[t].m[i] > 0 ? 1 : -1);
                 wrong += fabs(w[t][i] - want) > 1e-6;
-                not_zeroed += fused && g != 0.0f;
             }
         CHECK_MSG(wrong == 0, "%s: %lld elements off the first AdamW step", fused ? "fused" : "separate", (long long)wrong);
-        CHECK(not_zeroed == 0);
         if (fused) // every gradient zero afterwards, the frozen tensor's too
             for (int t = 0; t < 5; t++)
                 for (int64_t i = 0; i < sizes[t]; i++) not_zeroed += opt.params[t].grad[i] != 0.0f;
