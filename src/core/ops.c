@@ -682,16 +682,26 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
 // ---------------------------------------------------------------------------
 // matmul: y (T, out) = x (T, in) · W^T + bias, W (out, in)
 
-void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
-                              collm_pool *pool) {
+static void matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
+                           int kernel, collm_pool *pool) {
     if (T <= 0 || out <= 0) return;
-    collm_ops_gemm(0, 1, T, out, in, x, in, w, in, 0, y, out, COLLM_GEMM_AUTO, pool);
+    collm_ops_gemm(0, 1, T, out, in, x, in, w, in, 0, y, out, kernel, pool);
     if (bias) {
         for (int t = 0; t < T; t++) {
             float *yt = y + (int64_t)t * out;
             for (int o = 0; o < out; o++) yt[o] += bias[o];
         }
     }
+}
+
+void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
+                              collm_pool *pool) {
+    matmul_forward(y, x, w, bias, T, in, out, COLLM_GEMM_AUTO, pool);
+}
+
+void collm_ops_matmul_forward_rowwise(float *y, const float *x, const float *w, const float *bias, int T, int in,
+                                      int out, collm_pool *pool) {
+    matmul_forward(y, x, w, bias, T, in, out, COLLM_GEMM_OWN, pool);
 }
 
 static void matmul_backward(float *dx, int accumulate_dx, float *dw, float *dbias, const float *dy, const float *x,

@@ -30,6 +30,12 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
 // the calling thread, BLAS with its own threads).
 void collm_ops_matmul_forward(float *y, const float *x, const float *w, const float *bias, int T, int in, int out,
                               collm_pool *pool);
+// The same on collm's kernel whatever the shapes: a row's result depends on
+// that row alone, not on T or on the rows beside it, so a row gives the same
+// bits in any batch (BLAS's do not: its row blocks and remainders sum in
+// different orders, and AUTO takes row dots for a few rows).
+void collm_ops_matmul_forward_rowwise(float *y, const float *x, const float *w, const float *bias, int T, int in,
+                                      int out, collm_pool *pool);
 // dx (T, in) += dy · W ; dw (out, in) += dy^T · x ; dbias (out) += Σ_t dy.
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                                int in, int out, collm_pool *pool);

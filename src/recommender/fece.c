@@ -51,10 +51,15 @@ int64_t collm_fece_n_params(const collm_fece_mlp *mlp) {
     return (int64_t)mlp->d_hidden * mlp->d_in + mlp->d_hidden + (int64_t)mlp->d_out * mlp->d_hidden + mlp->d_out;
 }
 
+// Row by row the same bits whatever B (collm_ops_matmul_forward_rowwise): a
+// slot's vector does not depend on the slots mapped beside it, so a prompt
+// scores the same in any batch, and two prompts of one user in a batch get
+// the same user slot, bit for bit (which the scoring forward's sharing of
+// leading runs compares).
 void collm_fece_forward(const collm_fece_mlp *mlp, const float *x, int B, float *h, float *y) {
-    collm_ops_matmul_forward(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden, NULL); // (B, d_hidden)
+    collm_ops_matmul_forward_rowwise(h, x, mlp->w1, mlp->b1, B, mlp->d_in, mlp->d_hidden, NULL); // (B, d_hidden)
     collm_ops_relu_forward(h, h, (int64_t)B * mlp->d_hidden);
-    collm_ops_matmul_forward(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out, NULL); // (B, d_out)
+    collm_ops_matmul_forward_rowwise(y, h, mlp->w2, mlp->b2, B, mlp->d_hidden, mlp->d_out, NULL); // (B, d_out)
 }
 
 void collm_fece_backward(collm_fece_mlp *mlp, const float *x, int B, const float *h, const float *dy, float *dx, float *scratch) {
