@@ -636,6 +636,80 @@ static void test_score_forward_only(void) {
     collm_llm_model_free(m);
 }
 
+// collm_llm_trainer_score runs a run of leading positions a prompt shares
+// with an earlier prompt of the batch once (find_shared_runs): the scores of
+// the training forward (which never does), bit for bit where collm's kernel
+// takes the products (a pool: a row's bits do not depend on the rows beside
+// it), within rounding where BLAS does (its sums depend on the row count),
+// and exactly the rows expected. The batch: every prompt
+// shares P = 6 tokens; prompt 1 shares 40 positions with prompt 0 (a slot row
+// at 20 with the same vector among them), prompt 2 44 with prompt 1 (a chain:
+// 6..40 from prompt 0's rows, 40..44 from prompt 1's), prompt 3 runs like
+// prompt 0 but its slot at 20 has another vector (it stops there), prompt 4
+// is prompt 0 again (all but its last row), prompt 5 a beginning of prompt 0,
+// prompt 6 prompt 0 and more (all of prompt 0's 50 rows), prompt 7 its own.
+static void test_score_shared_runs(void) {
+    collm_rng rng;
+    collm_llm_model *m = fused_model(COLLM_LLM_ARCH_QWEN2, 3, 41, &rng); // biases, NEOX RoPE, GQA
+    const collm_llm_hparams hp = m->hp;
+    collm_blas_set_threads(1);
+    collm_pool *pool = collm_pool_create(2);
+    enum { S = 8, L = 60, P = 6, C = 32 };
+    const int lens[S] = {50, 45, 52, 50, 50, 25, 60, 40};
+    const int same_as[S] = {-1, 0, 1, 0, 0, 0, 0, -1}, same_len[S] = {0, 40, 44, 50, 50, 25, 50, 0};
+    const int expect_skip[S] = {P, 40, 44, 20, 49, 24, 50, P};
+    int32_t toks[S * L], seq_len[S], starts[S], rows[S];
+    float values[S * C];
+    int n = 0, n_slots = 0;
+    for (int s = 0; s < S; s++) {
+        seq_len[s] = lens[s];
+        starts[s] = n;
+        for (int t = 0; t < lens[s]; t++)
+            toks[n + t] = t < P ? (int32_t)(t * 5 % hp.n_vocab)
+                          : t < same_len[s] ? toks[starts[same_as[s]] + t]
+                                            : (int32_t)(collm_rng_next(&rng) % (uint64_t)hp.n_vocab);
+        if (s != 5 || lens[s] > 20) { // a slot at position 20 of every prompt: prompt 0's vector but in 3 and 7
+            rows[n_slots] = n + 20;
+            for (int c = 0; c < C; c++)
+                values[n_slots * C + c] = s == 3 || s == 7 ? (float)collm_rng_normal(&rng) : n_slots ? values[c] : 0.5f * (float)(c % 7) - 1.0f;
+            n_slots++;
+        }
+        n += lens[s];
+    }
+    collm_llm_slot_rows slots = {n_slots, rows, values};
+    int expect_rows = P;
+    for (int s = 0; s < S; s++) expect_rows += lens[s] - expect_skip[s];
+    for (int pooled = 0; pooled < 2; pooled++) {
+        collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 0, S * L, L, pooled ? pool : NULL);
+        CHECK(tr != NULL);
+        if (!tr) continue;
+        float s_fwd[S], s_score[S], s_plain[S];
+        CHECK(collm_llm_trainer_forward(tr, toks, seq_len, S, &slots, 3, s_fwd, NULL) == COLLM_OK);
+        CHECK(collm_llm_trainer_shared_rows(tr) == P && collm_llm_trainer_computed_rows(tr) == n - (S - 1) * P);
+        CHECK(collm_llm_trainer_score(tr, toks, seq_len, S, &slots, 3, s_score, 0) == COLLM_OK);
+        CHECK_MSG(collm_llm_trainer_computed_rows(tr) == expect_rows, "pool %d: %d rows computed, expected %d", pooled,
+                  collm_llm_trainer_computed_rows(tr), expect_rows);
+        // collm's kernel takes the products (a pool, an ISA with its kernel): bit for bit
+        const int exact = pooled && collm_ops_wpack_used(C, 0, n, pool);
+        if (exact)
+            CHECK_MSG(memcmp(s_fwd, s_score, sizeof s_fwd) == 0, "shared runs: scores %g %g %g vs forward %g %g %g",
+                      s_score[1], s_score[2], s_score[6], s_fwd[1], s_fwd[2], s_fwd[6]);
+        else
+            CHECK_MSG(rel_diff(s_score, s_fwd, S) < 1e-5, "pool %d: shared runs vs forward %g", pooled,
+                      rel_diff(s_score, s_fwd, S));
+        // sharing off: every prompt's rows computed, the same scores
+        collm_llm_trainer_set_prefix_sharing(tr, 0);
+        CHECK(collm_llm_trainer_score(tr, toks, seq_len, S, &slots, 3, s_plain, 1) == COLLM_OK);
+        CHECK(collm_llm_trainer_computed_rows(tr) == n);
+        CHECK_MSG(rel_diff(s_plain, s_fwd, S) < 1e-5, "pool %d: unshared scores vs forward %g", pooled,
+                  rel_diff(s_plain, s_fwd, S));
+        collm_llm_trainer_free(tr);
+    }
+    collm_pool_free(pool);
+    collm_blas_set_threads(2);
+    collm_llm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
@@ -664,6 +738,7 @@ int main(void) {
     test_frozen_slot_gradients(COLLM_LLM_ARCH_QWEN2);
     test_shared_prefix();
     test_score_forward_only();
+    test_score_shared_runs();
     test_bad_input();
     return test_report();
 }

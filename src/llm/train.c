@@ -61,6 +61,13 @@ struct collm_llm_trainer {
     int32_t *pos;       // (R) position of each row inside its prompt
     int32_t *tokens;    // (R)
     int32_t *tokens_in; // (R) the caller's rows: token id, -1 at slot rows
+    int32_t *slot_in;   // (R) the caller's rows: slot index at slot rows, -1 elsewhere
+    // Forward only, prompts sharing more than the P common rows with an
+    // earlier prompt of the batch (find_shared_runs): prompt s computes its
+    // positions from skip[s] (>= P) on in its own rows; the keys and values
+    // of positions [P, skip[s]) are those of prompt parent[s] (-1: none).
+    int32_t *skip;      // (max_rows)
+    int32_t *parent;    // (max_rows)
     int32_t yes_id;
     float *yes_buf;     // (C) the answer row of a quantised head, dequantised (yes_buf_id: which row)
     int32_t yes_buf_id;
@@ -102,6 +109,7 @@ int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr) {
     return COLLM_OK;
 }
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr) { return tr->n_shared; }
+int collm_llm_trainer_computed_rows(const collm_llm_trainer *tr) { return tr->n_rows; }
 
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
     if (!tr->model_grad || !weight) return NULL;
@@ -183,6 +191,9 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->row_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->in_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->tokens_in = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->slot_in = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->skip = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->parent = collm_calloc((size_t)R, sizeof(int32_t));
     tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
     tr->packed = collm_calloc((size_t)hp->n_layer * PACKED_PER_LAYER, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
@@ -205,7 +216,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
     tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->in_start || !tr->tokens_in || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
+        !tr->in_start || !tr->tokens_in || !tr->slot_in || !tr->skip || !tr->parent || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_order || !tr->att_scratch ||
         (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
@@ -295,6 +306,9 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->row_start);
     free(tr->in_start);
     free(tr->tokens_in);
+    free(tr->slot_in);
+    free(tr->skip);
+    free(tr->parent);
     free(tr->shared_dkv);
     free(tr->chunk_scratch);
     for (int i = 0; tr->packed && i < tr->model->hp.n_layer * PACKED_PER_LAYER; i++) collm_ops_wpack_free(&tr->packed[i]);
@@ -351,17 +365,37 @@ static attention_geometry geometry(const attention_job *job, int64_t s) {
     }
     int len = tr->seq_len[s], last_only = job->b->q_rows != NULL;
     g.q_row = last_only ? s : tr->row_start[s];
-    g.T = last_only ? 1 : len - P;
-    g.n_past = last_only ? len - 1 : P;
+    g.T = last_only ? 1 : len - tr->skip[s];
+    g.n_past = last_only ? len - 1 : tr->skip[s];
     g.att = last_only ? tr->last_att[s] : tr->att_start[s];
     g.own = tr->row_start[s];
     g.len = len;
     return g;
 }
 
+// Forward only: the keys and values of prompt s's positions [0, skip[s])
+// into kb, vb (skip[s], KV): [0, P) from the shared rows, the rest from the
+// own rows of the prompts up its parent chain (each holds its positions
+// from its own skip on).
+static void gather_shared_kv(const collm_llm_trainer *tr, const collm_llm_block_acts *a, int64_t s, float *kb,
+                             float *vb, int64_t KV) {
+    const int P = tr->n_shared;
+    int hi = tr->skip[s];
+    for (int p = tr->parent[s]; hi > P; p = tr->parent[p]) {
+        const int lo = tr->skip[p] < hi ? tr->skip[p] : hi; // positions [lo, hi) are own rows of p
+        const int64_t r = tr->row_start[p] + lo - tr->skip[p];
+        memcpy(kb + lo * KV, a->k + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
+        memcpy(vb + lo * KV, a->v + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
+        hi = lo;
+    }
+    memcpy(kb, a->k, (size_t)(P * KV) * sizeof(float));
+    memcpy(vb, a->v, (size_t)(P * KV) * sizeof(float));
+}
+
 // Attention never fails here: the forward keeps att, or (forward only) the
 // probabilities stay in the trainer's scratch row of this thread, as in the
-// backward. The keys are read where they are: the shared rows, then the own.
+// backward. The keys are read where they are: the shared rows, then the own;
+// a prompt with a parent reads its earlier keys gathered (gather_shared_kv).
 static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
     attention_job *job = ctx_;
     collm_llm_trainer *tr = job->tr;
@@ -373,10 +407,18 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     for (int64_t i = begin; i < end; i++) {
         attention_geometry g = geometry(job, tr->att_order[i]);
         if (g.T == 0) continue;
-        // keys [0, P) at row 0 and [P, len) at the own rows; contiguous (no split) without shared rows or for them
-        const int split = tr->n_shared > 0 && g.own > 0;
-        const int n_first = split ? tr->n_shared : g.len;
+        // keys [0, P) at row 0 and [P, len) at the own rows (or [0, skip) gathered and [skip, len) at the
+        // own rows); contiguous (no split) without shared rows or for them
+        const int s = tr->att_order[i], gathered = s < tr->n_seq && tr->parent[s] >= 0;
+        const int split = gathered || (tr->n_shared > 0 && g.own > 0);
+        const int n_first = gathered ? tr->skip[s] : split ? tr->n_shared : g.len;
         const float *k = split ? a->k : a->k + g.own * KV, *v = split ? a->v : a->v + g.own * KV;
+        if (gathered) { // keys [0, skip) gathered into this thread's slice of shared_dkv (unused forward only)
+            float *kb = tr->shared_dkv + (int64_t)thread_index * 2 * tr->max_seq_len * KV;
+            gather_shared_kv(tr, a, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV);
+            k = kb;
+            v = kb + (int64_t)tr->max_seq_len * KV;
+        }
         collm_ops_attention_forward_split(a->attn + g.q_row * Q, tr->forward_only ? NULL : job->att + g.att,
                                           a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
                                           split ? a->v + g.own * KV : NULL, g.T, g.n_past, hp->n_head, hp->n_head_kv,
@@ -471,6 +513,40 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
 // ---------------------------------------------------------------------------
 // the whole model
 
+// Caller rows a and b hold the same input: the same token, or two slot rows
+// with the same vector, bit for bit.
+static int same_input_row(const collm_llm_trainer *tr, const collm_llm_slot_rows *slots, int64_t a, int64_t b) {
+    if (tr->tokens_in[a] != tr->tokens_in[b]) return 0;
+    if (tr->tokens_in[a] >= 0) return 1;
+    const int64_t C = tr->model->hp.n_embd;
+    return memcmp(slots->values + tr->slot_in[a] * C, slots->values + tr->slot_in[b] * C, (size_t)C * sizeof(float)) == 0;
+}
+
+// skip[s] and parent[s] (see the trainer): with `on`, for each prompt the
+// earlier prompt of the batch it shares the longest run of leading positions
+// with, short of its own last row (the rows its score is read at), when that
+// run is longer than the P rows every prompt shares. The same inputs at the
+// same positions under causal attention give the same rows, so their keys
+// and values are read from that prompt instead of computed again: one
+// user's history before several targets runs once. Forward only, where
+// nothing kept per row must be the prompt's own, and only where every
+// thread's gather buffer (2 max_seq_len KV floats) fits shared_dkv.
+static void find_shared_runs(collm_llm_trainer *tr, const collm_llm_slot_rows *slots, int n_seq, int on) {
+    const int P = tr->n_shared;
+    for (int s = 0; s < n_seq; s++) tr->skip[s] = P, tr->parent[s] = -1;
+    if (!on || (int64_t)collm_pool_size(tr->pool) * tr->max_seq_len > tr->max_rows) return;
+    for (int s = 1; s < n_seq; s++) {
+        const int64_t a = tr->in_start[s];
+        for (int j = 0; j < s; j++) {
+            const int64_t b = tr->in_start[j];
+            const int lim = tr->seq_len[s] - 1 < tr->seq_len[j] ? tr->seq_len[s] - 1 : tr->seq_len[j];
+            int t = P; // the first P positions are the same in every prompt
+            while (t < lim && same_input_row(tr, slots, a + t, b + t)) t++;
+            if (t > tr->skip[s]) tr->skip[s] = t, tr->parent[s] = j;
+        }
+    }
+}
+
 static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
                    const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng,
                    int forward_only, int same_weights) {
@@ -498,11 +574,13 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
     for (int64_t r = 0; r < rows_in; r++) {
         int32_t id = tokens ? tokens[r] : -2;
         tr->tokens_in[r] = id >= 0 && id < hp->n_vocab ? id : -2;
+        tr->slot_in[r] = -1;
     }
     for (int i = 0; i < tr->n_slots; i++) {
         int32_t r = slots->rows[i];
         if (r < 0 || r >= rows_in) return collm_error(COLLM_ERR_ARG, "trainer: slot row %d outside the batch", r);
         tr->tokens_in[r] = -1;
+        tr->slot_in[r] = i; // (a row given twice takes the last value, as the embedding below)
     }
     for (int64_t r = 0; r < rows_in; r++)
         if (tr->tokens_in[r] == -2)
@@ -524,12 +602,13 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
         }
     }
     tr->n_shared = P;
+    find_shared_runs(tr, slots, n_seq, forward_only && tr->share_prefix);
     int64_t rows = P, att = 0;
     for (int s = 0; s < n_seq; s++) {
         tr->row_start[s] = rows;
-        rows += seq_len[s] - P;
+        rows += seq_len[s] - tr->skip[s];
         tr->att_start[s] = att;
-        att += (int64_t)hp->n_head * (seq_len[s] - P) * seq_len[s];
+        att += (int64_t)hp->n_head * (seq_len[s] - tr->skip[s]) * seq_len[s];
     }
     tr->row_start[n_seq] = rows;
     tr->att_start[n_seq] = att; // the shared rows' block: n_head·P² more
@@ -547,7 +626,7 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
     tr->forward_only = forward_only;
     for (int t = 0; t < P; t++) tr->pos[t] = t;
     for (int s = 0; s < n_seq; s++)
-        for (int t = P; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t - P] = t;
+        for (int t = tr->skip[s]; t < seq_len[s]; t++) tr->pos[tr->row_start[s] + t - tr->skip[s]] = t;
 
     // embeddings (R, C): token rows, then slot rows overwritten. tr->tokens
     // keeps the id of each token row and -1 at slot rows (no embedding
@@ -555,17 +634,19 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
     float *x0 = tr->acts[0].blk.x;
     for (int t = 0; t < P; t++) tr->tokens[t] = tr->tokens_in[t];
     for (int s = 0; s < n_seq; s++)
-        for (int t = P; t < seq_len[s]; t++) tr->tokens[tr->row_start[s] + t - P] = tr->tokens_in[tr->in_start[s] + t];
+        for (int t = tr->skip[s]; t < seq_len[s]; t++)
+            tr->tokens[tr->row_start[s] + t - tr->skip[s]] = tr->tokens_in[tr->in_start[s] + t];
     for (int64_t r = 0; r < rows; r++)
         if (tr->tokens[r] >= 0)
             collm_llm_embed_row(m, tr->tokens[r], x0 + r * C);
     for (int i = 0, s = 0; i < tr->n_slots; i++) {
-        int64_t r = slots->rows[i]; // caller's row -> own row of its prompt (slots lie after the shared rows)
+        int64_t r = slots->rows[i]; // caller's row -> own row of its prompt (slots lie after the P shared rows)
         while (s > 0 && r < tr->in_start[s]) s--;
         while (r >= tr->in_start[s + 1]) s++;
-        r = tr->row_start[s] + (r - tr->in_start[s]) - P;
-        tr->slot_rows[i] = (int32_t)r;
-        memcpy(x0 + r * C, slots->values + (int64_t)i * C, (size_t)C * sizeof(float));
+        const int64_t t = r - tr->in_start[s]; // its position; below skip: its parent's row, the same vector
+        tr->slot_rows[i] = t < tr->skip[s] ? -1 : (int32_t)(tr->row_start[s] + t - tr->skip[s]);
+        if (tr->slot_rows[i] >= 0)
+            memcpy(x0 + (int64_t)tr->slot_rows[i] * C, slots->values + (int64_t)i * C, (size_t)C * sizeof(float));
     }
 
     // the blocks; the last one runs its queries and everything after them at

@@ -1005,6 +1005,26 @@ static collm_llm_trainer *scorer_for(collm_model *m, int max_rows, int max_len) 
     return m->scorer;
 }
 
+// Scoring order: prompts sorted by their tokens (then user, then place), so
+// that a batch holds prompts that share long leading runs (one user's
+// history before several targets), which the scoring forward computes once
+// (llm/train.c, find_shared_runs). A prompt's score does not depend on the
+// prompts batched with it.
+typedef struct {
+    const collm_encoded *e;
+    int64_t index;
+} score_order;
+
+static int by_tokens(const void *a_, const void *b_) {
+    const score_order *a = a_, *b = b_;
+    const int n = a->e->n_tokens < b->e->n_tokens ? a->e->n_tokens : b->e->n_tokens;
+    for (int t = 0; t < n; t++)
+        if (a->e->tokens[t] != b->e->tokens[t]) return a->e->tokens[t] < b->e->tokens[t] ? -1 : 1;
+    if (a->e->n_tokens != b->e->n_tokens) return a->e->n_tokens < b->e->n_tokens ? -1 : 1;
+    if (a->e->user != b->e->user) return a->e->user < b->e->user ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
 int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int batch, float *scores) {
     int max_len = 1;
     for (int64_t i = 0; i < n; i++)
@@ -1016,21 +1036,28 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     int rc = collm_batch_init(&b, m, batch, batch * max_len);
     if (rc) return rc;
     int64_t *which = collm_malloc((size_t)batch * sizeof(int64_t));
-    if (!which) {
+    score_order *order = collm_malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    if (!which || !order) {
+        free(which);
+        free(order);
         collm_batch_free(&b);
         return COLLM_ERR_NOMEM;
     }
+    for (int64_t i = 0; i < n; i++) order[i] = (score_order){&enc[i], i};
+    qsort(order, (size_t)n, sizeof *order, by_tokens);
     for (int64_t start = 0; start < n && rc == COLLM_OK; start += batch) {
         int cnt = (int)(n - start < batch ? n - start : batch);
-        for (int i = 0; i < cnt; i++) which[i] = start + i;
+        for (int i = 0; i < cnt; i++) which[i] = order[start + i].index;
         rc = collm_batch_pack(&b, m, enc, which, cnt);
         if (rc) break;
         collm_llm_slot_rows slots = {b.n_slots, b.slot_rows, b.slot_y};
         // the weights stay the same batch after batch: packed once, on the first
-        rc = collm_llm_trainer_score(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, scores + start,
+        rc = collm_llm_trainer_score(tr, b.tokens, b.seq_len, cnt, b.n_slots ? &slots : NULL, m->yes_id, b.scores,
                                      start > 0);
+        for (int i = 0; rc == COLLM_OK && i < cnt; i++) scores[which[i]] = b.scores[i];
     }
     free(which);
+    free(order);
     collm_batch_free(&b);
     return rc;
 }
