@@ -628,6 +628,27 @@ static void gemm_chunk_task(void *ctx, int64_t begin, int64_t end, int thread_in
     }
 }
 
+// The slabs a job (BLAS or collm's kernel, no packed B) is cut into on a
+// pool of `threads`, collm_pool_for's items, one range of them per thread;
+// sets g->split_n and g->unit. 0: one call on this thread (no pool, BLAS
+// running its own threads, a single slab, or too little work to wake
+// threads for: < 2 M multiply-adds each).
+static int64_t gemm_slabs(gemm_job *g, int threads) {
+    if (g->kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
+        g->split_n = 0;
+        g->unit = GEMM_BLAS_ROWS;
+    } else { // collm's kernel: the longer side, in slabs of MC rows or NR columns (finer when few)
+        g->split_n = g->N > g->M;
+        g->unit = g->split_n ? GEMM_NR : GEMM_MC;
+        if ((g->split_n ? g->N : g->M) / g->unit < threads) g->unit = g->split_n ? GEMM_NR : GEMM_MR;
+    }
+    const int64_t slabs = ((g->split_n ? g->N : g->M) + g->unit - 1) / g->unit;
+    if (threads < 2 || (g->kernel == COLLM_GEMM_BLAS && openblas_get_num_threads() > 1) || slabs < 2 ||
+        (int64_t)g->M * g->N * g->K < (int64_t)threads * (2 << 20))
+        return 0;
+    return slabs;
+}
+
 void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     int accumulate, float *C, int ldc, int kernel, collm_pool *pool) {
     if (M <= 0 || N <= 0) return;
@@ -660,23 +681,9 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
             return;
         } // (out of memory: the slabs, which need less)
     }
-    if (g.kernel == COLLM_GEMM_BLAS) { // slabs of whole GEMM_BLAS_ROWS rows
-        g.split_n = 0;
-        g.unit = GEMM_BLAS_ROWS;
-    } else { // collm's kernel: the longer side, in slabs of MC rows or NR columns (finer when few)
-        g.split_n = N > M;
-        g.unit = g.split_n ? GEMM_NR : GEMM_MC;
-        if ((g.split_n ? N : M) / g.unit < threads) g.unit = g.split_n ? GEMM_NR : GEMM_MR;
-    }
-    const int64_t slabs = ((g.split_n ? N : M) + g.unit - 1) / g.unit;
-    // one call on this thread: no pool, BLAS running its own threads, a
-    // single slab, or too little work to wake threads for (< 2 M multiply-adds each)
-    if (threads < 2 || (g.kernel == COLLM_GEMM_BLAS && openblas_get_num_threads() > 1) || slabs < 2 ||
-        (int64_t)M * N * K < (int64_t)threads * (2 << 20)) {
-        gemm_rect(&g, 0, M, 0, N);
-        return;
-    }
-    collm_pool_for(pool, slabs, 1, gemm_task, &g);
+    const int64_t slabs = gemm_slabs(&g, threads);
+    if (slabs == 0) gemm_rect(&g, 0, M, 0, N);
+    else collm_pool_for(pool, slabs, 1, gemm_task, &g);
 }
 
 // ---------------------------------------------------------------------------
@@ -704,14 +711,100 @@ void collm_ops_matmul_forward_rowwise(float *y, const float *x, const float *w, 
     matmul_forward(y, x, w, bias, T, in, out, COLLM_GEMM_OWN, pool);
 }
 
+// dW (out, in) += dy^T (out, T) · x (T, in) as collm_ops_gemm cuts it:
+// the job, its slabs (0: one call) and the ranges of them (parts).
+static gemm_job dw_job(const collm_ops_dw *d, int64_t *slabs) {
+    gemm_job g = {.trans_a = 1, .M = d->out, .N = d->in, .K = d->T, .accumulate = 1, .A = d->dy, .B = d->x,
+                  .lda = d->out, .ldb = d->in, .ldc = d->in, .C = d->dw, .kernel = d->kernel,
+                  .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
+    *slabs = gemm_slabs(&g, d->threads);
+    return g;
+}
+
+int collm_ops_dw_plan(collm_ops_dw *d, float *dw, const float *dy, const float *x, int T, int in, int out,
+                      collm_pool *pool) {
+    memset(d, 0, sizeof *d);
+    if (!dw || T <= 0 || in <= 0 || out <= 0) return 0;
+    *d = (collm_ops_dw){.dw = dw, .dy = dy, .x = x, .T = T, .in = in, .out = out, .threads = collm_pool_size(pool),
+                        .kernel = gemm_choose(COLLM_GEMM_AUTO, 1, 0, out, in, collm_pool_size(pool))};
+    int64_t slabs;
+    (void)dw_job(d, &slabs);
+    // collm_pool_for's ranges: one per thread, at most one per slab
+    d->parts = slabs == 0 ? 1 : slabs < d->threads ? (int)slabs : d->threads;
+    return d->parts;
+}
+
+void collm_ops_dw_run(const collm_ops_dw *d, int part) {
+    if (part < 0 || part >= d->parts) return;
+    int64_t slabs;
+    gemm_job g = dw_job(d, &slabs);
+    if (slabs == 0) gemm_rect(&g, 0, g.M, 0, g.N);
+    else gemm_task(&g, slabs * part / d->parts, slabs * (part + 1) / d->parts, 0);
+}
+
+// Items: every part of every weight gradient, then the dx chunks.
+typedef struct {
+    const collm_ops_dw *dws;
+    int n_dw;
+    int64_t dw_items;
+    const gemm_job *dx; // chunks against B packed whole (NULL: none)
+} backward_job;
+
+static void backward_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const backward_job *j = ctx;
+    for (int64_t item = begin; item < end; item++) {
+        if (item >= j->dw_items) {
+            gemm_chunk_task((void *)j->dx, item - j->dw_items, item - j->dw_items + 1, thread_index);
+            continue;
+        }
+        int64_t k = 0, part = item;
+        while (part >= j->dws[k].parts) part -= j->dws[k++].parts;
+        collm_ops_dw_run(&j->dws[k], (int)part);
+    }
+}
+
+void collm_ops_dw_run_all(const collm_ops_dw *dws, int n_dw, collm_pool *pool) {
+    backward_job j = {.dws = dws, .n_dw = n_dw};
+    for (int k = 0; k < n_dw; k++) j.dw_items += dws[k].parts;
+    if (j.dw_items > 0) collm_pool_for_each(pool, j.dw_items, backward_task, &j);
+}
+
 static void matmul_backward(float *dx, int accumulate_dx, float *dw, float *dbias, const float *dy, const float *x,
-                            const float *w, int T, int in, int out, collm_pool *pool) {
-    if (T <= 0 || in <= 0) return;
-    // dx (T, in) (+)= dy (T, out) · W (out, in); set: no zeroing pass, C neither zeroed nor read
-    if (dx) collm_ops_gemm(0, 0, T, in, out, dy, out, w, in, accumulate_dx, dx, in, COLLM_GEMM_AUTO, pool);
+                            const float *w, int T, int in, int out, const collm_ops_dw *extra, int n_extra,
+                            collm_pool *pool) {
+    if (T <= 0 || in <= 0) {
+        collm_ops_dw_run_all(extra, n_extra, pool);
+        return;
+    }
+    // the weight gradients: this product's dW (out, in) += dy^T (out, T) · x (T, in) after the caller's
+    collm_ops_dw dws[COLLM_OPS_MAX_DW + 1];
+    n_extra = n_extra < COLLM_OPS_MAX_DW ? n_extra : COLLM_OPS_MAX_DW;
+    for (int k = 0; k < n_extra; k++) dws[k] = extra[k];
+    collm_ops_dw_plan(&dws[n_extra], out > 0 ? dw : NULL, dy, x, T, in, out, pool);
+    // dx (T, in) (+)= dy (T, out) · W (out, in); set: no zeroing pass, C neither zeroed nor read.
+    // Where collm_ops_gemm would run it as chunks against W packed whole,
+    // the chunks and the weight gradients' parts (each the call
+    // collm_ops_gemm makes, so the same bits) are one job: the threads take
+    // the dW parts first, then chunks, so neither waits for the other to
+    // finish its dW part.
+    const int threads = collm_pool_size(pool);
+    gemm_job g = {.M = T, .N = in, .K = out, .accumulate = accumulate_dx, .A = dy, .B = w, .lda = out, .ldb = in,
+                  .ldc = in, .C = dx, .kernel = gemm_choose(COLLM_GEMM_AUTO, 0, 0, T, in, threads),
+                  .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
+    collm_ops_wpack wp = {0};
+    backward_job j = {.dws = dws, .n_dw = n_extra + 1};
+    for (int k = 0; k <= n_extra; k++) j.dw_items += dws[k].parts;
+    if (dx && out > 0 && j.dw_items > 0 && g.kernel == COLLM_GEMM_OWN && threads >= 2 && T >= 2 * GEMM_CHUNK_ROWS &&
+        (int64_t)T * in * out >= (int64_t)threads * (2 << 20) && wpack_pack(&wp, w, in, out, 1, pool) == 1) {
+        g.Bpre = wp.packed;
+        j.dx = &g;
+        collm_pool_for_each(pool, j.dw_items + (T + GEMM_CHUNK_ROWS - 1) / GEMM_CHUNK_ROWS, backward_task, &j);
+        collm_ops_wpack_free(&wp);
+    } else {
+        if (dx) collm_ops_gemm(0, 0, T, in, out, dy, out, w, in, accumulate_dx, dx, in, COLLM_GEMM_AUTO, pool);
+        collm_ops_dw_run_all(dws, n_extra + 1, pool);
+    }
     if (out <= 0) return;
-    // dW (out, in) += dy^T (out, T) · x (T, in)
-    if (dw) collm_ops_gemm(1, 0, out, in, T, dy, out, x, in, 1, dw, in, COLLM_GEMM_AUTO, pool);
     // dbias (out) += column sums of dy; rows outer so the inner loop is contiguous
     if (dbias) {
         for (int t = 0; t < T; t++) {
@@ -723,12 +816,18 @@ static void matmul_backward(float *dx, int accumulate_dx, float *dw, float *dbia
 
 void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T,
                                int in, int out, collm_pool *pool) {
-    if (out > 0) matmul_backward(dx, 1, dw, dbias, dy, x, w, T, in, out, pool);
+    if (out > 0) matmul_backward(dx, 1, dw, dbias, dy, x, w, T, in, out, NULL, 0, pool);
 }
 
 void collm_ops_matmul_backward_set(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                                    int T, int in, int out, collm_pool *pool) {
-    matmul_backward(dx, 0, dw, dbias, dy, x, w, T, in, out, pool);
+    matmul_backward(dx, 0, dw, dbias, dy, x, w, T, in, out, NULL, 0, pool);
+}
+
+void collm_ops_matmul_backward_set_with(float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                                        const float *w, int T, int in, int out, const collm_ops_dw *extra, int n_extra,
+                                        collm_pool *pool) {
+    matmul_backward(dx, 0, dw, dbias, dy, x, w, T, in, out, extra, n_extra, pool);
 }
 
 // ---------------------------------------------------------------------------

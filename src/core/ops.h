@@ -45,6 +45,33 @@ void collm_ops_matmul_backward(float *dx, float *dw, float *dbias, const float *
 void collm_ops_matmul_backward_set(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                                    int T, int in, int out, collm_pool *pool);
 
+// A weight gradient dW (out, in) += dy^T (out, T) · x (T, in) cut as
+// collm_ops_matmul_backward cuts it (parts: one call, or one range of row
+// slabs per thread of the pool), to run as items of a larger pool job: each
+// part is the same call, so the same bits, whichever thread runs it.
+typedef struct {
+    float *dw;
+    const float *dy, *x;
+    int T, in, out, threads, kernel;
+    int parts; // 0: nothing to do
+} collm_ops_dw;
+enum { COLLM_OPS_MAX_DW = 4 }; // extra weight gradients one backward product takes
+// Plans d (dw NULL or empty shapes: no parts); returns d->parts.
+int collm_ops_dw_plan(collm_ops_dw *d, float *dw, const float *dy, const float *x, int T, int in, int out,
+                      collm_pool *pool);
+// Part `part` of d on the calling thread.
+void collm_ops_dw_run(const collm_ops_dw *d, int part);
+// Every part of n_dw of them over the pool.
+void collm_ops_dw_run_all(const collm_ops_dw *dws, int n_dw, collm_pool *pool);
+// collm_ops_matmul_backward_set, and up to COLLM_OPS_MAX_DW more weight
+// gradients (planned, their inputs ready) in the same pool job as its dx
+// chunks: a thread done with its part of one weight gradient takes dx
+// chunks instead of waiting for the other thread. The same bits as running
+// them one after another.
+void collm_ops_matmul_backward_set_with(float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                                        const float *w, int T, int in, int out, const collm_ops_dw *extra, int n_extra,
+                                        collm_pool *pool);
+
 // Forward products x·W^T over row chunks, for callers that run their own row
 // loop over a pool (a fused transformer block): W^T packed once for collm's
 // kernel, then any rows on any thread, bit for bit what

@@ -411,13 +411,19 @@ typedef struct {
     const int32_t *in_rows; // row t's gu at row in_rows[t] (NULL: t)
     int N;
     collm_ops_wpack w[2]; // W_down (C, F) and gate|up (2F, C), each as it is
+    collm_ops_dw dw_down; // W_down's weight gradient: the job's first items, then the chunks
 } ffn_bwd_job;
 
 static void ffn_bwd_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     const ffn_bwd_job *j = ctx;
     const int64_t C = j->b->hp->n_embd, F = j->b->hp->n_ff;
     float *d_h = j->b->bwd_scratch + thread_index * collm_llm_block_chunk_floats(j->b->hp); // (CH, F)
-    for (int64_t ch = begin; ch < end; ch++) {
+    for (int64_t item = begin; item < end; item++) {
+        if (item < j->dw_down.parts) {
+            collm_ops_dw_run(&j->dw_down, (int)item);
+            continue;
+        }
+        const int64_t ch = item - j->dw_down.parts;
         const int64_t r0 = ch * FUSED_CHUNK;
         const int n = (int)(j->N - r0 < FUSED_CHUNK ? j->N - r0 : FUSED_CHUNK);
         float *d_gu = j->s->d_gu + r0 * 2 * F; // (n, 2F)
@@ -430,9 +436,12 @@ static void ffn_bwd_task(void *ctx, int64_t begin, int64_t end, int thread_index
     }
 }
 
-// 1: d_gu and d_xn (N, ·) written fused; 0: not this path; or an error.
+// 1: d_gu and d_xn (N, ·) written fused, and W_down's weight gradient
+// dw_down (C, F) += d_out^T · h added (NULL: none) in the same job, its
+// parts first: a thread done with its part takes chunks instead of waiting;
+// 0: not this path; or an error.
 static int ffn_backward_fused(const collm_llm_block *b, const collm_llm_block_acts *a, const collm_llm_block_grads *s,
-                              const float *d_out, const int32_t *in_rows, int N) {
+                              const float *d_out, const int32_t *in_rows, int N, float *dw_down) {
     const collm_llm_layer_weights *w = b->w;
     const int C = b->hp->n_embd, F = b->hp->n_ff;
     if (b->unfused || b->lora || !b->bwd_scratch || !w->w_down || !w->w_gate || N <= 0 ||
@@ -442,7 +451,10 @@ static int ffn_backward_fused(const collm_llm_block *b, const collm_llm_block_ac
     collm_ops_wpack *kept = b->packed_bwd;
     int rc = pack_or_reuse(&j.w[0], kept ? &kept[0] : NULL, w->w_down, F, C, 1, N, b->pool);
     if (rc == 1) rc = pack_or_reuse(&j.w[1], kept ? &kept[1] : NULL, w->w_gate, C, 2 * F, 1, N, b->pool);
-    if (rc == 1) collm_pool_for_each(b->pool, (N + FUSED_CHUNK - 1) / FUSED_CHUNK, ffn_bwd_task, &j);
+    if (rc == 1) {
+        collm_ops_dw_plan(&j.dw_down, dw_down, d_out, a->h, N, F, C, b->pool);
+        collm_pool_for_each(b->pool, j.dw_down.parts + (N + FUSED_CHUNK - 1) / FUSED_CHUNK, ffn_bwd_task, &j);
+    }
     if (!kept) {
         collm_ops_wpack_free(&j.w[0]);
         collm_ops_wpack_free(&j.w[1]);
@@ -467,11 +479,11 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     const int32_t *in_rows = b->q_rows ? NULL : bw;     // where those rows' activations are (NULL: same row)
 
     // feed-forward (the residual passes d_out through to x_mid: d_out becomes d_mid)
-    int fused = ffn_backward_fused(b, a, s, d_out, in_rows, N);
+    int fused = ffn_backward_fused(b, a, s, d_out, in_rows, N, g->w_down);
     if (fused < 0) return fused;
-    if (fused) { // d_gu and d_xn written; the weights' gradients here
-        MMB(NULL, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
-        MMB(NULL, g->w_gate, NULL, s->d_gu, a->xn2, w->w_gate, COLLM_W_GATE, 2, N, C, 2 * F);
+    collm_ops_dw gate = {0}; // gate|up's weight gradient, run with Wo's backward product below
+    if (fused) { // d_gu and d_xn written, W_down's gradient added
+        collm_ops_dw_plan(&gate, g->w_gate, s->d_gu, a->xn2, N, C, 2 * F, b->pool);
     } else {
         MMB(s->d_h, g->w_down, NULL, d_out, a->h, w->w_down, COLLM_W_DOWN, 1, N, F, C);
         lora_backward(b, a, COLLM_LORA_DOWN, a->h, N, d_out, C, s->d_h, s->d_xa);
@@ -484,8 +496,13 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     float *d_mid = d_out;
     par_rmsnorm_backward(b, d_mid, g->ffn_norm, s->d_xn, a->x_mid, w->ffn_norm, a->rstd2, in_rows, N, s->dw_parts);
 
-    // attention
-    MMB(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, COLLM_W_O, 1, N, Q, C);
+    // attention (Wo's backward with gate|up's weight gradient in one job, on F32 weights)
+    if (gate.parts && w->wo) {
+        collm_ops_matmul_backward_set_with(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, N, Q, C, &gate, 1, b->pool);
+    } else {
+        collm_ops_dw_run_all(&gate, 1, b->pool);
+        MMB(s->d_attn, g->wo, NULL, d_mid, a->attn, w->wo, COLLM_W_O, 1, N, Q, C);
+    }
     lora_backward(b, a, COLLM_LORA_O, a->attn, N, d_mid, C, s->d_attn, s->d_xa);
     const float *d_attn = s->d_attn;
     if (in_rows) {
