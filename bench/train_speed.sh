@@ -13,7 +13,8 @@
 # collm's figures come from its training log (the second epoch of STEPS steps:
 # steady state; scoring = EVAL_ROWS / that epoch's evaluation seconds); the
 # peer's from its JSON lines (WARM untimed steps, then STEPS). Also printed:
-# cblas_sgemm 2048^3 GFLOP/s (build/bench/sgemm, same threads, same round)
+# cblas_sgemm 2048^3 GFLOP/s (build/bench/sgemm, same threads, the better of a
+# probe at the start and one at the end of the same round)
 # and the useful GFLOP/s of collm's stage 1: samples/s x the FLOPs a sample
 # needs (below), and their ratio. Ends with one JSON line of medians over the
 # rounds: collm_stage1 peer_stage1 ratio_stage1 collm_stage2 peer_stage2
@@ -88,9 +89,13 @@ for r in $(seq 1 "$ROUNDS"); do
   peer=$(cd "$W" && "$PYTHON" "$PEER" --dir peer --what "s1:$VARIANT,s2:$VARIANT,eval:$VARIANT" --steps "$STEPS" \
            --warm "$WARM" --batch "$BATCH" --eval_rows "$EVAL_ROWS" --threads "$THREADS" 2>"$W/peer.err") ||
     { echo "train_speed: the peer failed:" >&2; tail -5 "$W/peer.err" >&2; exit 1; }
-  "$PYTHON" - "$W" "$sg" "$peer" "$EVAL_ROWS" >>"$W/rounds.jsonl" <<'PY'
+  sg2=$("$BUILD/bench/sgemm" --threads "$THREADS")
+  "$PYTHON" - "$W" "$sg" "$peer" "$EVAL_ROWS" "$sg2" >>"$W/rounds.jsonl" <<'PY'
 import json, sys
-w, sg, peer, eval_rows = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+w, peer, eval_rows = sys.argv[1], sys.argv[3], int(sys.argv[4])
+# the round's ceiling: the better of the probes before collm and after the peer
+# (the machine's speed drifts within a round; a slow moment must not lower it)
+sg = max((json.loads(a) for a in (sys.argv[2], sys.argv[5])), key=lambda d: d["sgemm_gflops"])
 last = lambda path: [json.loads(l) for l in open(path)][-1]
 s1, s2 = last(w + "/s1.gguf.log.jsonl"), last(w + "/s2.gguf.log.jsonl")
 p = {d["task"]: d for d in map(json.loads, peer.split("\n")) if "task" in d}

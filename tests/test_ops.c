@@ -526,6 +526,54 @@ static void test_matmul_backward_set(void) {
     collm_pool_free(pool);
 }
 
+// collm_ops_matmul_backward_set_with: dx chunks, the product's own weight
+// gradient and two more (collm_ops_dw) in one pool job give the bits of
+// running them one after another (collm_ops_matmul_backward_set, then
+// collm_ops_gemm for each extra dW), on pools of 2 and 3 with BLAS on one
+// thread (as the CLI runs): shapes where dx goes to collm's kernel in chunks
+// and every dW is cut into one part per thread; and the sequential fallback
+// (no pool).
+static void test_matmul_backward_with(void) {
+    collm_blas_set_threads(1);
+    collm_pool *p2 = collm_pool_create(2), *p3 = collm_pool_create(3);
+    collm_pool *pools[3] = {p2, p3, NULL};
+    const int T = 480, in = 256, out = 256, in2 = 256, out2 = 300, in3 = 100, out3 = 64;
+    float *dy = rand_vec((int64_t)T * out, 1), *x = rand_vec((int64_t)T * in, 1), *w = rand_vec((int64_t)out * in, 1);
+    float *dy2 = rand_vec((int64_t)T * out2, 1), *x2 = rand_vec((int64_t)T * in2, 1);
+    float *dy3 = rand_vec((int64_t)T * out3, 1), *x3 = rand_vec((int64_t)T * in3, 1);
+    float *init = rand_vec((int64_t)out2 * in2, 1); // the gradients' earlier contents (they add)
+    for (int k = 0; k < 3; k++) {
+        collm_pool *pool = pools[k];
+        float *dx_ref = zeros((int64_t)T * in), *dx = zeros((int64_t)T * in);
+        float *dw_ref = zeros((int64_t)out * in), *dw = zeros((int64_t)out * in);
+        float *db_ref = zeros(out), *db = zeros(out);
+        float *dw2_ref = zeros((int64_t)out2 * in2), *dw2 = zeros((int64_t)out2 * in2);
+        float *dw3_ref = zeros((int64_t)out3 * in3), *dw3 = zeros((int64_t)out3 * in3);
+        memcpy(dw, init, (size_t)out * in * sizeof(float)), memcpy(dw_ref, init, (size_t)out * in * sizeof(float));
+        memcpy(dw2, init, (size_t)out2 * in2 * sizeof(float)), memcpy(dw2_ref, init, (size_t)out2 * in2 * sizeof(float));
+        collm_ops_matmul_backward_set(dx_ref, dw_ref, db_ref, dy, x, w, T, in, out, pool);
+        collm_ops_gemm(1, 0, out2, in2, T, dy2, out2, x2, in2, 1, dw2_ref, in2, COLLM_GEMM_AUTO, pool);
+        collm_ops_gemm(1, 0, out3, in3, T, dy3, out3, x3, in3, 1, dw3_ref, in3, COLLM_GEMM_AUTO, pool);
+        collm_ops_dw extra[2];
+        const int parts2 = collm_ops_dw_plan(&extra[0], dw2, dy2, x2, T, in2, out2, pool);
+        collm_ops_dw_plan(&extra[1], dw3, dy3, x3, T, in3, out3, pool);
+        CHECK_MSG(parts2 == (pool ? collm_pool_size(pool) : 1), "pool %d: dW in %d parts", k, parts2);
+        for (int64_t i = 0; i < (int64_t)T * in; i++) dx[i] = NAN; // set, never read
+        collm_ops_matmul_backward_set_with(dx, dw, db, dy, x, w, T, in, out, extra, 2, pool);
+        CHECK_MSG(memcmp(dx, dx_ref, (size_t)T * in * sizeof(float)) == 0, "pool %d: dx", k);
+        CHECK_MSG(memcmp(dw, dw_ref, (size_t)out * in * sizeof(float)) == 0, "pool %d: dW", k);
+        CHECK_MSG(memcmp(db, db_ref, (size_t)out * sizeof(float)) == 0, "pool %d: dbias", k);
+        CHECK_MSG(memcmp(dw2, dw2_ref, (size_t)out2 * in2 * sizeof(float)) == 0, "pool %d: extra dW 1", k);
+        CHECK_MSG(memcmp(dw3, dw3_ref, (size_t)out3 * in3 * sizeof(float)) == 0, "pool %d: extra dW 2", k);
+        free(dx_ref), free(dx), free(dw_ref), free(dw), free(db_ref), free(db);
+        free(dw2_ref), free(dw2), free(dw3_ref), free(dw3);
+    }
+    free(dy), free(x), free(w), free(dy2), free(x2), free(dy3), free(x3), free(init);
+    collm_pool_free(p2);
+    collm_pool_free(p3);
+    collm_blas_set_threads(2);
+}
+
 // --- rmsnorm
 typedef struct {
     float *x, *w, *y, *rstd, *r;
@@ -821,6 +869,7 @@ int main(void) {
     test_attention_long_context();
     test_matmul_backward();
     test_matmul_backward_set();
+    test_matmul_backward_with();
     test_rmsnorm_backward();
     test_rope_backward();
     test_swiglu_relu_backward();
