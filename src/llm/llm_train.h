@@ -65,7 +65,9 @@ int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr);
 // last row. dropout_rng: LoRA dropout draws (NULL = no dropout, inference).
 int collm_llm_trainer_forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
                         const collm_llm_slot_rows *slots, int32_t yes_id, float *scores, collm_rng *dropout_rng);
-// The same scores, bit for bit, without keeping what backward reads (no
+// The same scores (bit for bit where collm's kernel takes the products, on a
+// pool; within rounding where BLAS does, whose sums depend on the row count
+// that shared runs change), without keeping what backward reads (no
 // dropout): the blocks' row chunks and the attention probabilities stay in
 // per-thread scratch and every layer reuses one set of tensors. A backward
 // after it fails (COLLM_ERR_ARG) until the next collm_llm_trainer_forward.
