@@ -649,6 +649,13 @@ static int64_t gemm_slabs(gemm_job *g, int threads) {
     return slabs;
 }
 
+// A job collm's kernel runs on a pool as row chunks against B packed whole
+// (collm_ops_gemm; a backward's dx beside its weight gradients).
+static int gemm_chunked(const gemm_job *g, int threads) {
+    return g->kernel == COLLM_GEMM_OWN && !g->trans_a && threads >= 2 && g->M >= 2 * GEMM_CHUNK_ROWS &&
+           g->ldb == (g->trans_b ? g->K : g->N) && (int64_t)g->M * g->N * g->K >= (int64_t)threads * (2 << 20);
+}
+
 void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     int accumulate, float *C, int ldc, int kernel, collm_pool *pool) {
     if (M <= 0 || N <= 0) return;
@@ -671,8 +678,7 @@ void collm_ops_gemm(int trans_a, int trans_b, int M, int N, int K, const float *
     // a fused block runs its products): no thread packs B again, and a thread
     // the machine slows holds the other up by a chunk at most. Every element
     // is the same sums in the same order as in the slabs below: the same bits.
-    if (g.kernel == COLLM_GEMM_OWN && !trans_a && threads >= 2 && M >= 2 * GEMM_CHUNK_ROWS &&
-        ldb == (trans_b ? K : N) && (int64_t)M * N * K >= (int64_t)threads * (2 << 20)) {
+    if (gemm_chunked(&g, threads)) {
         collm_ops_wpack wp;
         if (wpack_pack(&wp, B, N, K, !trans_b, pool) == 1) {
             g.Bpre = wp.packed;
@@ -745,7 +751,6 @@ void collm_ops_dw_run(const collm_ops_dw *d, int part) {
 // Items: every part of every weight gradient, then the dx chunks.
 typedef struct {
     const collm_ops_dw *dws;
-    int n_dw;
     int64_t dw_items;
     const gemm_job *dx; // chunks against B packed whole (NULL: none)
 } backward_job;
@@ -764,7 +769,7 @@ static void backward_task(void *ctx, int64_t begin, int64_t end, int thread_inde
 }
 
 void collm_ops_dw_run_all(const collm_ops_dw *dws, int n_dw, collm_pool *pool) {
-    backward_job j = {.dws = dws, .n_dw = n_dw};
+    backward_job j = {.dws = dws};
     for (int k = 0; k < n_dw; k++) j.dw_items += dws[k].parts;
     if (j.dw_items > 0) collm_pool_for_each(pool, j.dw_items, backward_task, &j);
 }
@@ -792,10 +797,9 @@ static void matmul_backward(float *dx, int accumulate_dx, float *dw, float *dbia
                   .ldc = in, .C = dx, .kernel = gemm_choose(COLLM_GEMM_AUTO, 0, 0, T, in, threads),
                   .col_hi = GEMM_NO_LIMIT, .k_lo = GEMM_NO_LIMIT, .k_hi = GEMM_NO_LIMIT};
     collm_ops_wpack wp = {0};
-    backward_job j = {.dws = dws, .n_dw = n_extra + 1};
+    backward_job j = {.dws = dws};
     for (int k = 0; k <= n_extra; k++) j.dw_items += dws[k].parts;
-    if (dx && out > 0 && j.dw_items > 0 && g.kernel == COLLM_GEMM_OWN && threads >= 2 && T >= 2 * GEMM_CHUNK_ROWS &&
-        (int64_t)T * in * out >= (int64_t)threads * (2 << 20) && wpack_pack(&wp, w, in, out, 1, pool) == 1) {
+    if (dx && out > 0 && j.dw_items > 0 && gemm_chunked(&g, threads) && wpack_pack(&wp, w, in, out, 1, pool) == 1) {
         g.Bpre = wp.packed;
         j.dx = &g;
         collm_pool_for_each(pool, j.dw_items + (T + GEMM_CHUNK_ROWS - 1) / GEMM_CHUNK_ROWS, backward_task, &j);
