@@ -11,6 +11,8 @@
 //  - prompts that start alike share their leading rows: same scores and
 //    gradients as without sharing;
 //  - the forward-only scoring pass gives the forward's scores bit for bit;
+//  - the last layer's values folded behind the attention (fold_v) give the
+//    plain projection's scores and gradients;
 //  - a tiny model whose loss must fall when trained.
 #include "collm/error.h"
 #include "llm/lora_internal.h"
@@ -710,6 +712,66 @@ static void test_score_shared_runs(void) {
     collm_llm_model_free(m);
 }
 
+// The last layer's value projection folded behind its attention (fold_v,
+// the default) against the plain projection: the same scores, weight
+// gradients and slot gradients to rounding, for full fine-tuning and frozen
+// weights, with and without a pool, with the leading rows shared (sh_tokens)
+// and not; and the forward-only pass with runs read from earlier prompts
+// (test_score_shared_runs covers it bit for bit against the forward).
+static void test_fold_v(collm_llm_arch arch) {
+    collm_llm_hparams hp = tiny_hparams(arch); // C 16 > KV 8: xn1's rows are wider than the values
+    collm_llm_model *m = collm_llm_model_init_random(&hp, 21);
+    collm_rng rng;
+    collm_rng_seed(&rng, 22);
+    scale_up_weights(m, &rng);
+    collm_pool *pool = collm_pool_create(3);
+    const int32_t layout[2] = {10, 18};
+    float values[32], weights[N_SEQ] = {0.9f, -0.7f, 1.2f};
+    for (int i = 0; i < 32; i++) values[i] = (float)collm_rng_normal(&rng);
+    float *ga = malloc((size_t)m->n_params * sizeof(float)), *gb = malloc((size_t)m->n_params * sizeof(float));
+    for (int kind = 0; kind < 2; kind++) // full fine-tuning, frozen
+        for (int threaded = 0; threaded < 2; threaded++)
+            for (int share = 0; share < 2; share++) {
+                collm_pool *p = threaded ? pool : NULL;
+                collm_llm_trainer *a = collm_llm_trainer_create(m, NULL, kind == 0, 32, 8, p);
+                collm_llm_trainer *b = collm_llm_trainer_create(m, NULL, kind == 0, 32, 8, p);
+                CHECK(a && b);
+                if (!a || !b) break;
+                collm_llm_trainer_set_fold_v(b, 0);
+                collm_llm_trainer_set_prefix_sharing(a, share);
+                collm_llm_trainer_set_prefix_sharing(b, share);
+                float sa[N_SEQ], sb[N_SEQ], da[32] = {0}, db[32] = {0};
+                CHECK(!isnan(shared_loss(a, layout, values, weights, sa)));
+                CHECK(!isnan(shared_loss(b, layout, values, weights, sb)));
+                CHECK(collm_llm_trainer_shared_rows(a) == (share ? 4 : 0));
+                CHECK_MSG(rel_diff(sa, sb, N_SEQ) < 1e-5, "fold_v %s kind %d: scores %g %g %g vs %g %g %g",
+                          collm_llm_arch_name(arch), kind, sa[0], sa[1], sa[2], sb[0], sb[1], sb[2]);
+                CHECK(collm_llm_trainer_backward(a, weights, da) == COLLM_OK);
+                CHECK(collm_llm_trainer_backward(b, weights, db) == COLLM_OK);
+                CHECK_MSG(rel_diff(da, db, 32) < 1e-5, "fold_v %s kind %d: slot gradients off by %g",
+                          collm_llm_arch_name(arch), kind, rel_diff(da, db, 32));
+                if (kind == 0) {
+                    memcpy(ga, collm_llm_trainer_model_grad(a), (size_t)m->n_params * sizeof(float));
+                    memcpy(gb, collm_llm_trainer_model_grad(b), (size_t)m->n_params * sizeof(float));
+                    CHECK_MSG(rel_diff(ga, gb, m->n_params) < 1e-5, "fold_v %s: weight gradients off by %g",
+                              collm_llm_arch_name(arch), rel_diff(ga, gb, m->n_params));
+                }
+                // forward only: the same scores
+                float ca[N_SEQ], cb[N_SEQ];
+                collm_llm_slot_rows slots = {2, layout, values};
+                CHECK(collm_llm_trainer_score(a, sh_tokens, sh_len, N_SEQ, &slots, 7, ca, 0) == COLLM_OK);
+                CHECK(collm_llm_trainer_score(b, sh_tokens, sh_len, N_SEQ, &slots, 7, cb, 0) == COLLM_OK);
+                CHECK_MSG(rel_diff(ca, cb, N_SEQ) < 1e-5, "fold_v %s: forward-only scores off by %g",
+                          collm_llm_arch_name(arch), rel_diff(ca, cb, N_SEQ));
+                collm_llm_trainer_free(a);
+                collm_llm_trainer_free(b);
+            }
+    free(ga);
+    free(gb);
+    collm_pool_free(pool);
+    collm_llm_model_free(m);
+}
+
 static void test_bad_input(void) {
     collm_llm_hparams hp = tiny_hparams(COLLM_LLM_ARCH_LLAMA);
     collm_llm_model *m = collm_llm_model_init_random(&hp, 1);
@@ -739,6 +801,8 @@ int main(void) {
     test_shared_prefix();
     test_score_forward_only();
     test_score_shared_runs();
+    test_fold_v(COLLM_LLM_ARCH_LLAMA);
+    test_fold_v(COLLM_LLM_ARCH_QWEN2);
     test_bad_input();
     return test_report();
 }

@@ -1305,6 +1305,11 @@ typedef struct {
     int n_first;
     int normalize;        // forward without att: probabilities normalised in the scratch, as in att
     int T, n_past, n_head, n_head_kv, hd;
+    // Values: vd floats per head, kv head g's at column g·v_off of rows v_stride
+    // apart (v_off = hd, v_stride = n_head_kv·hd; or v_off = 0: every head
+    // reads the same vd = v_stride columns); out and dout rows (n_head, vd).
+    int vd;
+    int64_t v_off, v_stride;
     int qb; // queries per block
     float *scratch;      // (threads, scratch_per)
     int64_t scratch_per; // floats per thread
@@ -1349,6 +1354,8 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     const int n_blocks = (T + qb - 1) / qb, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd; // between rows
+    const int vd = c->vd;
+    const int64_t o_stride = (int64_t)c->n_head * vd;
     float *scratch = c->att ? NULL : c->scratch + thread_index * c->scratch_per; // (nq <= qb, nk <= L) scores
     for (int64_t item = begin; item < end; item++) {
         int h = (int)(item / n_blocks), t0 = (int)(item % n_blocks) * qb;
@@ -1356,9 +1363,9 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         int diag = c->n_past + t0, nk = diag + nq; // block row i sees keys 0..diag+i
         int kvh = h / group;
         const float *qb_rows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd; // (nq, hd), stride q_stride
-        float *ob_rows = c->out + (int64_t)t0 * q_stride + (int64_t)h * hd;
-        const float *kh = c->k + (int64_t)kvh * hd, *vh = c->v + (int64_t)kvh * hd;
-        const float *kh2 = c->k2 ? c->k2 + (int64_t)kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + (int64_t)kvh * hd : NULL;
+        float *ob_rows = c->out + (int64_t)t0 * o_stride + (int64_t)h * vd;
+        const float *kh = c->k + (int64_t)kvh * hd, *vh = c->v + kvh * c->v_off;
+        const float *kh2 = c->k2 ? c->k2 + (int64_t)kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + kvh * c->v_off : NULL;
         // S (nq, nk): scores, then probabilities, in att's rows or the scratch
         // (the same values, so the same bits in O: rows past nk are zeros the
         // products skip)
@@ -1375,24 +1382,26 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
             float sum = softmax_row(S + (int64_t)i * lds, diag + i + 1, row_end, norm, scale);
             inv_sum[i] = norm ? 1.0f : 1.0f / sum;
         }
-        att_gemm2(0, 0, nq, hd, nk, S, lds, vh, vh2, c->n_first, kv_stride, 0, ob_rows, q_stride, GEMM_NO_LIMIT,
+        att_gemm2(0, 0, nq, vd, nk, S, lds, vh, vh2, c->n_first, c->v_stride, 0, ob_rows, o_stride, GEMM_NO_LIMIT,
                   GEMM_NO_LIMIT, diag); // O = P·V
         if (!norm)
             for (int i = 0; i < nq; i++)
-                for (int d = 0; d < hd; d++) ob_rows[(int64_t)i * q_stride + d] *= inv_sum[i];
+                for (int d = 0; d < vd; d++) ob_rows[(int64_t)i * o_stride + d] *= inv_sum[i];
     }
 }
 
 static int attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int n_first,
                              const float *k2, const float *v2, int normalize, int T, int n_past, int n_head,
-                             int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
-    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
+                             int n_head_kv, int head_dim, int vd, int64_t v_off, int64_t v_stride, collm_pool *pool,
+                             float *scratch) {
+    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0 || vd <= 0) return COLLM_OK;
     int L = n_past + T, qb = attention_block(T, L);
     float *own = NULL;
     if (!att && !(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
     attention_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .k2 = k2, .v2 = v2, .n_first = n_first,
                        .normalize = normalize, .T = T, .n_past = n_past, .n_head = n_head, .n_head_kv = n_head_kv,
-                       .hd = head_dim, .qb = qb, .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
+                       .hd = head_dim, .vd = vd, .v_off = v_off, .v_stride = v_stride, .qb = qb,
+                       .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
     int64_t n_items = (int64_t)n_head * ((T + qb - 1) / qb);
     collm_pool_for(pool, n_items, attention_min_items(qb, L, head_dim), attention_forward_task, &c);
     free(own);
@@ -1402,14 +1411,21 @@ static int attention_forward(float *out, float *att, const float *q, const float
 int collm_ops_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int n_past,
                                 int n_head, int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
     return attention_forward(out, att, q, k, v, n_past + T, NULL, NULL, 0, T, n_past, n_head, n_head_kv, head_dim,
-                             pool, scratch);
+                             head_dim, head_dim, (int64_t)n_head_kv * head_dim, pool, scratch);
 }
 
 int collm_ops_attention_forward_split(float *out, float *att, const float *q, const float *k, const float *v,
                                       int n_first, const float *k2, const float *v2, int T, int n_past, int n_head,
                                       int n_head_kv, int head_dim, collm_pool *pool, float *scratch) {
-    return attention_forward(out, att, q, k, v, n_first, k2, v2, 1, T, n_past, n_head, n_head_kv, head_dim, pool,
-                             scratch);
+    return attention_forward(out, att, q, k, v, n_first, k2, v2, 1, T, n_past, n_head, n_head_kv, head_dim, head_dim,
+                             head_dim, (int64_t)n_head_kv * head_dim, pool, scratch);
+}
+
+int collm_ops_attention_forward_xv(float *out, float *att, const float *q, const float *k, const float *x,
+                                   int n_first, const float *k2, const float *x2, int T, int n_past, int n_head,
+                                   int n_head_kv, int head_dim, int C, collm_pool *pool, float *scratch) {
+    return attention_forward(out, att, q, k, x, n_first, k2, x2, 1, T, n_past, n_head, n_head_kv, head_dim, C, 0, C,
+                             pool, scratch);
 }
 
 // ---------------------------------------------------------------------------
@@ -1671,12 +1687,14 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t q_stride = (int64_t)c->n_head * hd, kv_stride = (int64_t)c->n_head_kv * hd;
     const int n_first = c->k2 ? c->n_first : L; // key rows whose gradients go to dk/dv
+    const int vd = c->vd;
+    const int64_t o_stride = (int64_t)c->n_head * vd, v_stride = c->v_stride;
     float *dS = c->scratch + thread_index * c->scratch_per; // (nq <= qb, nk <= L) dP, then dS
     for (int64_t kvh = begin; kvh < end; kvh++) {
-        const float *kh = c->k + kvh * hd, *vh = c->v + kvh * hd;
-        const float *kh2 = c->k2 ? c->k2 + kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + kvh * hd : NULL;
-        float *dkh = c->dk ? c->dk + kvh * hd : NULL, *dvh = c->dv ? c->dv + kvh * hd : NULL;
-        float *dkh2 = c->dk2 ? c->dk2 + kvh * hd : NULL, *dvh2 = c->dv2 ? c->dv2 + kvh * hd : NULL;
+        const float *kh = c->k + kvh * hd, *vh = c->v + kvh * c->v_off;
+        const float *kh2 = c->k2 ? c->k2 + kvh * hd : NULL, *vh2 = c->v2 ? c->v2 + kvh * c->v_off : NULL;
+        float *dkh = c->dk ? c->dk + kvh * hd : NULL, *dvh = c->dv ? c->dv + kvh * c->v_off : NULL;
+        float *dkh2 = c->dk2 ? c->dk2 + kvh * hd : NULL, *dvh2 = c->dv2 ? c->dv2 + kvh * c->v_off : NULL;
         for (int h = (int)kvh * group; h < ((int)kvh + 1) * group; h++) {
             for (int t0 = 0; t0 < T; t0 += qb) {
                 int nq = T - t0 < qb ? T - t0 : qb;
@@ -1684,8 +1702,8 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                 int n1 = nk < n_first ? nk : n_first; // this block's key rows in the first part
                 const float *P = c->att_in + ((int64_t)h * T + t0) * L; // (nq, nk), stride L
                 const float *qrows = c->q + (int64_t)t0 * q_stride + (int64_t)h * hd;
-                const float *dorows = c->dout + (int64_t)t0 * q_stride + (int64_t)h * hd;
-                att_gemm2(0, 1, nq, nk, hd, dorows, q_stride, vh, vh2, n_first, kv_stride, 0, dS, nk, diag,
+                const float *dorows = c->dout + (int64_t)t0 * o_stride + (int64_t)h * vd;
+                att_gemm2(0, 1, nq, nk, vd, dorows, o_stride, vh, vh2, n_first, v_stride, 0, dS, nk, diag,
                           GEMM_NO_LIMIT, GEMM_NO_LIMIT); // dP = dO·V^T
                 for (int i = 0; i < nq; i++) {
                     const float *p = P + (int64_t)i * L;
@@ -1703,12 +1721,12 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                 // there: row r of the second product is key n1 + r, its first query diag - n1 on)
                 if (dkh) att_gemm(1, 0, n1, hd, nq, dS, nk, qrows, q_stride, 1, dkh, kv_stride, GEMM_NO_LIMIT, diag,
                                   GEMM_NO_LIMIT);
-                if (dvh) att_gemm(1, 0, n1, hd, nq, P, L, dorows, q_stride, 1, dvh, kv_stride, GEMM_NO_LIMIT, diag,
+                if (dvh) att_gemm(1, 0, n1, vd, nq, P, L, dorows, o_stride, 1, dvh, v_stride, GEMM_NO_LIMIT, diag,
                                   GEMM_NO_LIMIT);
                 if (dkh2 && nk > n1)
                     att_gemm(1, 0, nk - n1, hd, nq, dS + n1, nk, qrows, q_stride, 1, dkh2, kv_stride, GEMM_NO_LIMIT, diag - n1, GEMM_NO_LIMIT);
                 if (dvh2 && nk > n1)
-                    att_gemm(1, 0, nk - n1, hd, nq, P + n1, L, dorows, q_stride, 1, dvh2, kv_stride, GEMM_NO_LIMIT, diag - n1, GEMM_NO_LIMIT);
+                    att_gemm(1, 0, nk - n1, vd, nq, P + n1, L, dorows, o_stride, 1, dvh2, v_stride, GEMM_NO_LIMIT, diag - n1, GEMM_NO_LIMIT);
             }
         }
     }
@@ -1717,16 +1735,19 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
 static int attention_backward(float *dq, float *dk, float *dv, float *dk2, float *dv2, const float *dout,
                               const float *att, const float *q, const float *k, const float *v, int n_first,
                               const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
-                              int head_dim, collm_pool *pool, float *scratch) {
-    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return COLLM_OK;
+                              int head_dim, int vd, int64_t v_off, int64_t v_stride, collm_pool *pool,
+                              float *scratch) {
+    if (T <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0 || vd <= 0) return COLLM_OK;
     int L = n_past + T;
     float *own = NULL;
     if (!(scratch = attention_scratch(scratch, L, pool, &own))) return COLLM_ERR_NOMEM;
     attention_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dk2 = dk2, .dv2 = dv2, .dout = dout, .att_in = att, .q = q,
                        .k = k, .v = v, .k2 = k2, .v2 = v2, .n_first = n_first, .T = T, .n_past = n_past,
-                       .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim, .qb = attention_block(T, L),
-                       .scratch = scratch, .scratch_per = collm_ops_attention_scratch(L)};
-    collm_pool_for(pool, n_head_kv, 1, attention_backward_task, &c);
+                       .n_head = n_head, .n_head_kv = n_head_kv, .hd = head_dim, .vd = vd, .v_off = v_off,
+                       .v_stride = v_stride, .qb = attention_block(T, L), .scratch = scratch,
+                       .scratch_per = collm_ops_attention_scratch(L)};
+    // items are kv heads; heads that share their values (v_off 0) add into the same dv rows: one thread
+    collm_pool_for(v_off ? pool : NULL, n_head_kv, 1, attention_backward_task, &c);
     free(own);
     return COLLM_OK;
 }
@@ -1735,7 +1756,7 @@ int collm_ops_attention_backward(float *dq, float *dk, float *dv, const float *d
                                  const float *k, const float *v, int T, int n_past, int n_head, int n_head_kv,
                                  int head_dim, collm_pool *pool, float *scratch) {
     return attention_backward(dq, dk, dv, NULL, NULL, dout, att, q, k, v, n_past + T, NULL, NULL, T, n_past, n_head,
-                              n_head_kv, head_dim, pool, scratch);
+                              n_head_kv, head_dim, head_dim, head_dim, (int64_t)n_head_kv * head_dim, pool, scratch);
 }
 
 int collm_ops_attention_backward_split(float *dq, float *dk, float *dv, float *dk2, float *dv2, const float *dout,
@@ -1743,7 +1764,15 @@ int collm_ops_attention_backward_split(float *dq, float *dk, float *dv, float *d
                                        const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
                                        int head_dim, collm_pool *pool, float *scratch) {
     return attention_backward(dq, dk, dv, dk2, dv2, dout, att, q, k, v, n_first, k2, v2, T, n_past, n_head,
-                              n_head_kv, head_dim, pool, scratch);
+                              n_head_kv, head_dim, head_dim, head_dim, (int64_t)n_head_kv * head_dim, pool, scratch);
+}
+
+int collm_ops_attention_backward_xv(float *dq, float *dk, float *dx, float *dk2, float *dx2, const float *dout,
+                                    const float *att, const float *q, const float *k, const float *x, int n_first,
+                                    const float *k2, const float *x2, int T, int n_past, int n_head, int n_head_kv,
+                                    int head_dim, int C, collm_pool *pool, float *scratch) {
+    return attention_backward(dq, dk, dx, dk2, dx2, dout, att, q, k, x, n_first, k2, x2, T, n_past, n_head,
+                              n_head_kv, head_dim, C, 0, C, pool, scratch);
 }
 
 // ---------------------------------------------------------------------------

@@ -165,6 +165,21 @@ int collm_ops_attention_backward_split(float *dq, float *dk, float *dv, float *d
                                        const float *att, const float *q, const float *k, const float *v, int n_first,
                                        const float *k2, const float *v2, int T, int n_past, int n_head, int n_head_kv,
                                        int head_dim, collm_pool *pool, float *scratch);
+// The split forward and backward with values that are not projected: every
+// head reads the same rows x, x2 (L, C) in place of v, v2, so out is
+// (T, n_head, C): out_h = Σ_j P_h[j]·x_j. A layer whose outputs are wanted at
+// a few rows applies W_v after the attention instead of before
+// (Σ_j P_h[j]·(W_v x_j) = W_v Σ_j P_h[j]·x_j, softmax rows summing to 1 for
+// the bias): C·KV multiply-adds per key row become C·hd per query and head.
+// dout (T, n_head, C); dx, dx2 (L, C) accumulate Σ_h P_h^T·dout_h (the heads
+// in order, on one thread). The rest as in the split calls.
+int collm_ops_attention_forward_xv(float *out, float *att, const float *q, const float *k, const float *x,
+                                   int n_first, const float *k2, const float *x2, int T, int n_past, int n_head,
+                                   int n_head_kv, int head_dim, int C, collm_pool *pool, float *scratch);
+int collm_ops_attention_backward_xv(float *dq, float *dk, float *dx, float *dk2, float *dx2, const float *dout,
+                                    const float *att, const float *q, const float *k, const float *x, int n_first,
+                                    const float *k2, const float *x2, int T, int n_past, int n_head, int n_head_kv,
+                                    int head_dim, int C, collm_pool *pool, float *scratch);
 
 // Attention of packed rows of several sequences that all continue the same
 // cached prefix (inference only). Packed row r, at absolute position

@@ -335,6 +335,47 @@ static int run_fused(const collm_llm_block *b, collm_llm_block_acts *a, collm_ta
     return rc < 0 ? collm_error(rc, "transformer block: out of memory for the packed weights") : rc;
 }
 
+int collm_llm_block_can_fold_v(const collm_llm_block *b) {
+    return b->q_rows && b->w->wv && !collm_lora_get(b->lora, b->layer, COLLM_LORA_V);
+}
+
+// fold_v: attn (n_q, Q) = per query row and head h (kv head g):
+// z_h (C) · Wv_g^T (hd, C)^T + bv_g. n_q·n_head·hd·C multiply-adds, a few
+// per cent of the value projection it replaces.
+static void fold_v_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
+    const collm_llm_hparams *hp = b->hp;
+    const int64_t C = hp->n_embd, hd = hp->head_dim, H = hp->n_head, Q = H * hd, group = H / hp->n_head_kv;
+    const float *wv = b->w->wv, *bv = b->w->bv;
+    for (int64_t j = 0; j < b->n_q; j++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *z = a->z + (j * H + h) * C, *wg = wv + (h / group) * hd * C;
+            float *o = a->attn + j * Q + h * hd;
+            for (int64_t d = 0; d < hd; d++)
+                o[d] = collm_ops_dot(z, wg + d * C, C) + (bv ? bv[(h / group) * hd + d] : 0.0f);
+        }
+}
+
+// Its backward: d_z (n_q, n_head·C) = d_attn_h · Wv_g (set); dWv_g += d_attn_h^T·z_h
+// and dbv_g += Σ d_attn_h (dwv, dbv NULL: frozen).
+static void fold_v_backward(const collm_llm_block *b, const collm_llm_block_acts *a, const float *d_attn, float *d_z,
+                            float *dwv, float *dbv) {
+    const collm_llm_hparams *hp = b->hp;
+    const int64_t C = hp->n_embd, hd = hp->head_dim, H = hp->n_head, Q = H * hd, group = H / hp->n_head_kv;
+    const float *wv = b->w->wv;
+    memset(d_z, 0, (size_t)(b->n_q * H * C) * sizeof(float));
+    for (int64_t j = 0; j < b->n_q; j++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t g = h / group;
+            const float *da = d_attn + j * Q + h * hd, *z = a->z + (j * H + h) * C;
+            float *dz = d_z + (j * H + h) * C;
+            for (int64_t d = 0; d < hd; d++) {
+                collm_ops_axpy(dz, da[d], wv + (g * hd + d) * C, C);
+                if (dwv) collm_ops_axpy(dwv + (g * hd + d) * C, da[d], z, C);
+                if (dbv) dbv[g * hd + d] += da[d];
+            }
+        }
+}
+
 int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
     const collm_llm_hparams *hp = b->hp;
     const collm_llm_layer_weights *w = b->w;
@@ -360,12 +401,16 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
         lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
     } else {
-        // keys and values over every row (one GEMM over stacked k|v), queries
-        // at the query rows only
-        MM(b->qkv, a->xn1, w->wk, COLLM_W_K, 2, w->bk, R, C, 2 * KV); // (R, 2 KV)
-        par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, NULL, R);
+        // keys and values over every row (one GEMM over stacked k|v; fold_v:
+        // keys only, Wv after the attention), queries at the query rows only
+        if (b->fold_v) {
+            MM(a->k, a->xn1, w->wk, COLLM_W_K, 1, w->bk, R, C, KV); // (R, KV)
+        } else {
+            MM(b->qkv, a->xn1, w->wk, COLLM_W_K, 2, w->bk, R, C, 2 * KV); // (R, 2 KV)
+            par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, NULL, R);
+            lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
+        }
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
-        lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
         for (int j = 0; j < N; j++)
             memcpy(a->q_in + (int64_t)j * C, a->xn1 + (int64_t)b->q_rows[j] * C, (size_t)C * sizeof(float));
         MM(a->q, a->q_in, w->wq, COLLM_W_Q, 1, w->bq, N, C, Q); // (N, Q)
@@ -376,6 +421,7 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
 attend:
     b->attend(b->attend_ctx, b, a);
     if (N == 0) return COLLM_OK; // keys and values were all that was asked for
+    if (b->fold_v) fold_v_forward(b, a);
     fused = run_fused(b, a, fused_ffn_task, N, (const float *const[]){w->wo, w->w_gate, w->w_down},
                       (const int[]){C, 2 * F, C}, (const int[]){Q, C, F}, 3, 1);
     if (fused) return fused == 1 ? COLLM_OK : fused;
@@ -515,8 +561,14 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
     const int n_q = b->q_rows ? b->n_q : R; // d_q rows (packed)
     par_zero(b->pool, s->d_q, n_q, Q);
     par_zero(b->pool, s->d_k, R, KV);
-    par_zero(b->pool, s->d_v, R, KV);
-    b->attend_backward(b->attend_ctx, b, a, d_attn, s->d_q, s->d_k, s->d_v);
+    if (b->fold_v) { // the values are xn1: their gradient is d_xv (R, C), through d_z
+        fold_v_backward(b, a, d_attn, s->d_z, g->wv, g->bv);
+        par_zero(b->pool, s->d_xv, R, C);
+        b->attend_backward(b->attend_ctx, b, a, s->d_z, s->d_q, s->d_k, s->d_xv);
+    } else {
+        par_zero(b->pool, s->d_v, R, KV);
+        b->attend_backward(b->attend_ctx, b, a, d_attn, s->d_q, s->d_k, s->d_v);
+    }
     par_rope(b, s->d_q, b->rope_row_q, n_q, hp->n_head, 1);
     par_rope(b, s->d_k, b->rope_row, R, hp->n_head_kv, 1);
     if (!b->q_rows) { // (the MMB below sets d_xn (A, C))
@@ -527,11 +579,24 @@ int collm_llm_block_backward(const collm_llm_block *b, const collm_llm_block_act
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
         if (d_x != d_mid) memcpy(d_x, d_mid, (size_t)A * C * sizeof(float)); // the residual
+    } else if (b->fold_v) {
+        // keys: dx = d_k · Wk, dW += d_k^T · xn1 (at the backward rows); then the values' part
+        const float *d_k = s->d_k;
+        if (bw) {
+            for (int i = 0; i < A; i++)
+                memcpy(s->d_qkv + (int64_t)i * KV, s->d_k + (int64_t)bw[i] * KV, (size_t)KV * sizeof(float));
+            d_k = s->d_qkv;
+        }
+        MMB(s->d_xn, g->wk, g->bk, d_k, a->xn1, w->wk, COLLM_W_K, 1, A, C, KV);
+        lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
+        par_add(b, s->d_xn, s->d_xv, bw, A, C);
     } else {
         par_split(b, 1, s->d_qkv, s->d_k, KV, s->d_v, KV, NULL, 0, bw, A);
         MMB(s->d_xn, g->wk, g->bk, s->d_qkv, a->xn1, w->wk, COLLM_W_K, 2, A, C, 2 * KV);
         lora_backward(b, a, COLLM_LORA_K, a->xn1, R, s->d_k, KV, s->d_xn, s->d_xa);
         lora_backward(b, a, COLLM_LORA_V, a->xn1, R, s->d_v, KV, s->d_xn, s->d_xa);
+    }
+    if (b->q_rows) {
         MMB(s->d_q_in, g->wq, g->bq, s->d_q, a->q_in, w->wq, COLLM_W_Q, 1, N, C, Q);
         lora_backward(b, a, COLLM_LORA_Q, a->q_in, N, s->d_q, Q, s->d_q_in, s->d_xa);
         // back at the query rows: the query path into d_xn, the residual into d_x

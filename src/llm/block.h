@@ -6,6 +6,7 @@
 //   q|k|v = xn1 · [Wq|Wk|Wv]^T (+ b)  one GEMM, + LoRA    (R, Q + 2 KV)
 //   q, k  = rope(q), rope(k)
 //   attn  = attention(q, k, v)        caller's callback    (n_q, Q)
+//           (fold_v: z = attention(q, k, xn1) (n_q, n_head, C), attn = z·Wv^T + bv per head)
 //   x_mid = x + attn · Wo^T                                (n_q, C)
 //   xn2   = rmsnorm(x_mid) ⊙ ffn_norm
 //   g|u   = xn2 · [W_gate|W_up]^T     one GEMM, + LoRA     (n_q, 2F)
@@ -41,6 +42,7 @@ typedef struct {
     float *k;     // (R, KV) after RoPE
     float *v;     // (R, KV)
     float *attn;  // (n_q, Q) attention output (input of Wo)
+    float *z;     // (n_q, n_head·C) fold_v: each head's probability-weighted sum of xn1 rows
     float *x_mid; // (n_q, C) residual after attention; must not alias x
     float *xn2;   // (n_q, C)
     float *rstd2; // (n_q)
@@ -59,6 +61,8 @@ typedef struct {
     float *d_q;      // (n_q, Q)
     float *d_k;      // (R, KV)
     float *d_v;      // (R, KV)
+    float *d_z;      // (n_q, n_head·C) fold_v
+    float *d_xv;     // (R, C) fold_v: ∂L/∂xn1 through the attention's values
     float *d_attn;   // (n_q, Q)
     float *d_q_in;   // (n_q, C) (q_rows only)
     float *d_gu;     // (n_q, 2F)
@@ -70,9 +74,11 @@ typedef struct {
 typedef struct collm_llm_block collm_llm_block;
 
 // attn (n_q, Q) from q (n_q, Q) and k, v (R, KV) of the acts. Inference also
-// stores k/v in its cache here; training keeps the probabilities.
+// stores k/v in its cache here; training keeps the probabilities. With
+// b->fold_v: z (n_q, n_head·C) with xn1 (R, C) as every head's values.
 typedef void (*collm_llm_attend_fn)(void *ctx, const collm_llm_block *b, collm_llm_block_acts *a);
-// Its backward: d_q (n_q, Q), d_k, d_v (R, KV) += ∂L/∂(q, k, v) from d_attn.
+// Its backward: d_q (n_q, Q), d_k, d_v (R, KV) += ∂L/∂(q, k, v) from d_attn
+// (fold_v: d_v (R, C) += ∂L/∂xn1 from d_attn = d_z (n_q, n_head·C)).
 typedef void (*collm_llm_attend_backward_fn)(void *ctx, const collm_llm_block *b, const collm_llm_block_acts *a,
                                              const float *d_attn, float *d_q, float *d_k, float *d_v);
 
@@ -83,6 +89,12 @@ struct collm_llm_block {
     int R;                     // rows entering the block
     int n_q;                   // query rows (R when q_rows is NULL; may be 0: keys and values only)
     const int32_t *q_rows;     // (n_q) rows in [0, R) whose outputs are wanted, or NULL for every row
+    // With q_rows (collm_llm_block_can_fold_v): no value projection over the
+    // R rows. The attention weighs xn1 itself, z_h = Σ_j P_h[j]·xn1_j, and Wv
+    // follows at the n_q query rows (Σ_j P_h[j] = 1 carries the bias): R·C·KV
+    // multiply-adds become n_q·n_head·C·(R_s + hd), R_s a query's keys. The
+    // caller's attention callbacks must know it (acts z, grads d_z, d_xv).
+    int fold_v;
     const float *rope_cs;      // (n, n_rot) cos/sin table (collm_ops_rope_table)
     const int32_t *rope_row;   // (R) table row of each row; NULL: row r uses table row r
     const int32_t *rope_row_q; // (n_q) table row of each query row (== rope_row when q_rows is NULL)
@@ -130,6 +142,9 @@ struct collm_llm_block {
 
 // 1 when the layer's weights have the fused layout the block needs.
 int collm_llm_block_layout_ok(const collm_llm_hparams *hp, const collm_llm_layer_weights *w);
+
+// 1 when the block may run with fold_v: query rows, F32 Wv, no LoRA on v.
+int collm_llm_block_can_fold_v(const collm_llm_block *b);
 
 // Floats of one pool thread's slice of chunk_scratch.
 int64_t collm_llm_block_chunk_floats(const collm_llm_hparams *hp);

@@ -53,6 +53,12 @@ int collm_llm_trainer_computed_rows(const collm_llm_trainer *tr);
 // kernel runs: the same bits as the unfused passes). On by default; off for
 // the test that compares the two.
 void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on);
+// The last layer's value projection folded behind its attention
+// (collm_llm_block fold_v: Wv applied to each head's weighted sum of the
+// normalised inputs at the last rows, not to every row: the same function,
+// rounded differently). On by default where the layer allows it (F32 Wv, no
+// LoRA on v); off for the test that compares the two.
+void collm_llm_trainer_set_fold_v(collm_llm_trainer *tr, int on);
 // The caller's promise that the model's weights stay as they are while the
 // trainer lives (stage 2: the LLM frozen, only the slots train): the weights
 // packed for collm's GEMM kernel, forward and backward, are then kept from

@@ -86,7 +86,14 @@ struct collm_llm_trainer {
     collm_llm_block_grads g; // backward scratch
     float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows,
                              // forward-only probabilities
-    float *shared_dkv;       // (max_rows, 2, KV) each prompt's gradient at the shared keys/values, summed in order
+    float *shared_dkv;       // (max_rows, KV + VW) each prompt's gradient at the shared keys/values, summed in
+                             // order (VW = max(KV, C): the last layer's values are xn1 rows with fold_v)
+    // The last layer's values folded (collm_llm_block fold_v; on unless
+    // collm_llm_trainer_set_fold_v turns it off): z and d_z (n_seq, n_head·C),
+    // grown to the batch's prompts
+    int fold_v;
+    float *fold;             // z, then d_z
+    int64_t fold_cap;        // prompts fold holds
     // forward only (collm_llm_trainer_score): the blocks' row chunks per
     // thread, reused while in cache (the probabilities go to att_scratch)
     float *chunk_scratch;    // (threads, collm_llm_block_chunk_floats)
@@ -101,6 +108,7 @@ struct collm_llm_trainer {
 float *collm_llm_trainer_model_grad(collm_llm_trainer *tr) { return tr->model_grad; }
 void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on) { tr->share_prefix = on != 0; }
 void collm_llm_trainer_set_fusion(collm_llm_trainer *tr, int on) { tr->unfused = on == 0; }
+void collm_llm_trainer_set_fold_v(collm_llm_trainer *tr, int on) { tr->fold_v = on != 0; }
 
 int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr) {
     if (tr->full_finetune || tr->lora)
@@ -176,10 +184,11 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
             lora_floats += R * rank + (lora->dropout > 0 ? R * p->in : 0);
         }
     int threads = collm_pool_size(pool);
+    const int64_t VW = KV > C ? KV : C;
     int64_t per_layer = 4 * R * C + 2 * R + 2 * R * Q + 2 * R * KV + att_floats + 3 * R * F + lora_floats;
     int64_t scratch = R * C /*x_final*/ + 2 * R * C /*q_in, d_last*/ + R * (Q + 2 * KV) /*qkv*/ +
                       2 * R * C /*d_x, d_xn*/ + R * (Q + 2 * KV) /*d_qkv*/ + 2 * R * Q /*d_q, d_attn*/ +
-                      2 * R * KV /*d_k, d_v*/ + R * C /*d_q_in*/ + 3 * R * F /*d_gu, d_h*/ + R * (rank ? rank : 1) +
+                      2 * R * KV /*d_k, d_v*/ + R * C /*d_xv*/ + R * C /*d_q_in*/ + 3 * R * F /*d_gu, d_h*/ + R * (rank ? rank : 1) +
                       threads * C /*dw_parts*/ + R * C /*last_norm*/ + R /*last_rstd*/ +
                       (int64_t)max_seq_len * hp->n_rot /*rope_cs*/;
     int64_t total = per_layer * hp->n_layer + scratch;
@@ -194,10 +203,11 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->slot_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->skip = collm_calloc((size_t)R, sizeof(int32_t));
     tr->parent = collm_calloc((size_t)R, sizeof(int32_t));
-    tr->shared_dkv = collm_malloc((size_t)R * 2 * (size_t)KV * sizeof(float));
+    tr->shared_dkv = collm_malloc((size_t)R * (size_t)(KV + VW) * sizeof(float));
     tr->packed = collm_calloc((size_t)hp->n_layer * PACKED_PER_LAYER, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
     tr->share_prefix = 1;
+    tr->fold_v = 1;
     tr->att_start = collm_calloc((size_t)R + 1, sizeof(int64_t));
     tr->pos = collm_calloc((size_t)R, sizeof(int32_t));
     tr->tokens = collm_calloc((size_t)R, sizeof(int32_t));
@@ -264,6 +274,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     g->d_attn = s, s += R * Q;
     g->d_k = s, s += R * KV;
     g->d_v = s, s += R * KV;
+    g->d_xv = s, s += R * C;
     g->d_q_in = s, s += R * C;
     g->d_gu = s, s += 2 * R * F;
     g->d_h = s, s += R * F;
@@ -310,6 +321,7 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->skip);
     free(tr->parent);
     free(tr->shared_dkv);
+    free(tr->fold);
     free(tr->chunk_scratch);
     for (int i = 0; tr->packed && i < tr->model->hp.n_layer * PACKED_PER_LAYER; i++) collm_ops_wpack_free(&tr->packed[i]);
     free(tr->packed);
@@ -373,23 +385,31 @@ static attention_geometry geometry(const attention_job *job, int64_t s) {
     return g;
 }
 
-// Forward only: the keys and values of prompt s's positions [0, skip[s])
-// into kb, vb (skip[s], KV): [0, P) from the shared rows, the rest from the
-// own rows of the prompts up its parent chain (each holds its positions
-// from its own skip on).
-static void gather_shared_kv(const collm_llm_trainer *tr, const collm_llm_block_acts *a, int64_t s, float *kb,
-                             float *vb, int64_t KV) {
+// Floats per row of a value slice of shared_dkv: the widest values, KV or
+// (fold_v) the C of xn1.
+static int64_t value_width_max(const collm_llm_trainer *tr) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const int64_t KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    return KV > hp->n_embd ? KV : hp->n_embd;
+}
+
+// Forward only: the keys (KV floats a row) and values (rows v, VW floats) of
+// prompt s's positions [0, skip[s]) into kb, vb: [0, P) from the shared rows,
+// the rest from the own rows of the prompts up its parent chain (each holds
+// its positions from its own skip on).
+static void gather_shared_kv(const collm_llm_trainer *tr, const float *k, const float *v, int64_t s, float *kb,
+                             float *vb, int64_t KV, int64_t VW) {
     const int P = tr->n_shared;
     int hi = tr->skip[s];
     for (int p = tr->parent[s]; hi > P; p = tr->parent[p]) {
         const int lo = tr->skip[p] < hi ? tr->skip[p] : hi; // positions [lo, hi) are own rows of p
         const int64_t r = tr->row_start[p] + lo - tr->skip[p];
-        memcpy(kb + lo * KV, a->k + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
-        memcpy(vb + lo * KV, a->v + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
+        memcpy(kb + lo * KV, k + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
+        memcpy(vb + lo * VW, v + r * VW, (size_t)((hi - lo) * VW) * sizeof(float));
         hi = lo;
     }
-    memcpy(kb, a->k, (size_t)(P * KV) * sizeof(float));
-    memcpy(vb, a->v, (size_t)(P * KV) * sizeof(float));
+    memcpy(kb, k, (size_t)(P * KV) * sizeof(float));
+    memcpy(vb, v, (size_t)(P * VW) * sizeof(float));
 }
 
 // Attention never fails here: the forward keeps att, or (forward only) the
@@ -401,7 +421,10 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, C = hp->n_embd;
+    const int fold = job->b->fold_v;
+    const int64_t VW = fold ? C : KV; // floats per value row
+    const float *vals = fold ? a->xn1 : a->v;
     float *scratch = tr->forward_only ? tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len)
                                       : NULL;
     for (int64_t i = begin; i < end; i++) {
@@ -412,12 +435,19 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         const int s = tr->att_order[i], gathered = s < tr->n_seq && tr->parent[s] >= 0;
         const int split = gathered || (tr->n_shared > 0 && g.own > 0);
         const int n_first = gathered ? tr->skip[s] : split ? tr->n_shared : g.len;
-        const float *k = split ? a->k : a->k + g.own * KV, *v = split ? a->v : a->v + g.own * KV;
+        const float *k = split ? a->k : a->k + g.own * KV, *v = split ? vals : vals + g.own * VW;
         if (gathered) { // keys [0, skip) gathered into this thread's slice of shared_dkv (unused forward only)
-            float *kb = tr->shared_dkv + (int64_t)thread_index * 2 * tr->max_seq_len * KV;
-            gather_shared_kv(tr, a, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV);
+            float *kb = tr->shared_dkv + (int64_t)thread_index * tr->max_seq_len * (KV + value_width_max(tr));
+            gather_shared_kv(tr, a->k, vals, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV, VW);
             k = kb;
             v = kb + (int64_t)tr->max_seq_len * KV;
+        }
+        if (fold) {
+            collm_ops_attention_forward_xv(a->z + g.q_row * hp->n_head * C, tr->forward_only ? NULL : job->att + g.att,
+                                           a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
+                                           split ? vals + g.own * VW : NULL, g.T, g.n_past, hp->n_head, hp->n_head_kv,
+                                           hp->head_dim, (int)C, NULL, scratch);
+            continue;
         }
         collm_ops_attention_forward_split(a->attn + g.q_row * Q, tr->forward_only ? NULL : job->att + g.att,
                                           a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
@@ -436,12 +466,24 @@ static void attention_backward_one(attention_job *job, int64_t s, int thread_ind
     const collm_llm_hparams *hp = &tr->model->hp;
     const collm_llm_block_acts *a = job->a;
     const int P = tr->n_shared;
-    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, C = hp->n_embd;
+    const int fold = job->b->fold_v;
+    const int64_t VW = fold ? C : KV, DO = fold ? hp->n_head * C : Q; // floats per value and d_out row
+    const float *vals = fold ? a->xn1 : a->v;
     float *att_scratch = tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len);
     attention_geometry g = geometry(job, s);
     if (g.T == 0) return;
-    float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * KV;
-    const float *dout = job->d_attn + g.q_row * Q, *q = a->q + g.q_row * Q;
+    float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * VW;
+    const float *dout = job->d_attn + g.q_row * DO, *q = a->q + g.q_row * Q;
+    if (fold) { // shared keys, if any, into this task's slice (zeroed) as below; own keys straight into d_k, d_v
+        float *sk = P ? tr->shared_dkv + s * P * (KV + VW) : NULL, *sv = P ? sk + P * KV : NULL;
+        if (P) memset(sk, 0, (size_t)(P * (KV + VW)) * sizeof(float));
+        collm_ops_attention_backward_xv(dq, P ? sk : dk, P ? sv : dv, P ? dk : NULL, P ? dv : NULL, dout,
+                                        job->att + g.att, q, P ? a->k : a->k + g.own * KV, P ? vals : vals + g.own * VW,
+                                        P ? P : g.len, P ? a->k + g.own * KV : NULL, P ? vals + g.own * VW : NULL, g.T,
+                                        g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, (int)C, NULL, att_scratch);
+        return;
+    }
     if (P == 0 || g.own == 0) { // keys contiguous (no shared rows, or the shared rows' own task)
         collm_ops_attention_backward(dq, dk, dv, dout, job->att + g.att, q, a->k + g.own * KV, a->v + g.own * KV,
                                      g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, att_scratch);
@@ -501,11 +543,12 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
     order_by_cost(tr, &job, tr->n_seq);
     collm_pool_for_each(tr->pool, tr->n_seq, attention_backward_task, &job);
     const int64_t P = tr->n_shared, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t VW = b->fold_v ? hp->n_embd : KV;
     if (P == 0) return;
     // the shared keys' gradients, prompt after prompt, then the shared rows' own attention
     for (int64_t s = 0; s < tr->n_seq; s++) {
-        collm_ops_axpy(d_k, 1.0f, tr->shared_dkv + s * 2 * P * KV, P * KV);
-        collm_ops_axpy(d_v, 1.0f, tr->shared_dkv + (s * 2 + 1) * P * KV, P * KV);
+        collm_ops_axpy(d_k, 1.0f, tr->shared_dkv + s * P * (KV + VW), P * KV);
+        collm_ops_axpy(d_v, 1.0f, tr->shared_dkv + s * P * (KV + VW) + P * KV, P * VW);
     }
     if (!b->q_rows) attention_backward_one(&job, tr->n_seq, 0);
 }
@@ -545,6 +588,22 @@ static void find_shared_runs(collm_llm_trainer *tr, const collm_llm_slot_rows *s
             if (t > tr->skip[s]) tr->skip[s] = t, tr->parent[s] = j;
         }
     }
+}
+
+// fold holds z and d_z of n_seq prompts: 1, or 0 when it cannot grow (the
+// batch then projects its values as every other layer does).
+static int fold_buffers(collm_llm_trainer *tr, int n_seq) {
+    if (n_seq <= tr->fold_cap) return 1;
+    const collm_llm_hparams *hp = &tr->model->hp;
+    float *f = collm_malloc((size_t)n_seq * 2 * (size_t)hp->n_head * (size_t)hp->n_embd * sizeof(float));
+    if (!f) {
+        collm_clear_error(); // not a failure: the unfolded path needs nothing more
+        return 0;
+    }
+    free(tr->fold);
+    tr->fold = f;
+    tr->fold_cap = n_seq;
+    return 1;
 }
 
 static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *seq_len, int n_seq,
@@ -673,6 +732,9 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
                                .packed = forward_only || tr->weights_fixed ? tr->packed + PACKED_PER_LAYER * l : NULL,
                                .packed_bwd = tr->weights_fixed ? tr->packed + PACKED_PER_LAYER * l + 4 : NULL};
         acts->q_in = last ? tr->q_in : NULL;
+        b->fold_v = last && tr->fold_v && collm_llm_block_can_fold_v(b) && fold_buffers(tr, n_seq);
+        acts->z = b->fold_v ? tr->fold : NULL;
+        tr->g.d_z = b->fold_v ? tr->fold + (int64_t)n_seq * hp->n_head * C : NULL;
         int rc = collm_llm_block_forward(b, acts);
         if (rc != COLLM_OK) return rc;
     }
