@@ -24,13 +24,17 @@
 # Useful FLOPs of one prompt of T tokens (2 per multiply-add; W = the matrix
 # weights of a layer, C(Q+2KV) + QC + 3CF; causal attention 4·hd per
 # query-key pair per head): forward = 3 layers x (2W·T + 2Q·T(T+1)) + the last
-# layer's keys/values over T rows (4C·KV·T) and everything else at the last
-# row only (2(CQ + QC + 3CF) + 4Q·T) + the answer row (2C). Stage 1 =
-# 3 x forward (backward: inputs and weights). Stage 2 = forward + the input
-# gradients from the first slot row on (rows before it do not depend on the
-# slots; attention backward 2 x its forward) + the FECE MLP (3 x 2 x 2 x 256 x
-# 2560 per slot). Scoring = forward. Norms, RoPE, SwiGLU and the optimizer are
-# not counted: they are not the work, only its cost.
+# layer's keys over T rows (2C·KV·T), its attention at the last row with the
+# values folded behind it (scores 2Q·T, each head's weighted sum of the T
+# normalised inputs 2·H·C·T, then Wv 2QC), everything else at the last row
+# only (2(CQ + QC + 3CF)) + the answer row (2C). Stage 1 = 3 x forward
+# (backward: inputs and weights). Stage 2 = forward + the input gradients
+# from the first slot row on (rows before it do not depend on the slots;
+# attention backward 2 x its forward) + the FECE MLP (3 x 2 x 2 x 256 x 2560
+# per slot). Scoring = forward. Norms, RoPE, SwiGLU and the optimizer are
+# not counted: they are not the work, only its cost. (Before the fold, the
+# last layer's values were projected at every row: 2C·KV·T more, and 2Q·T
+# in place of 2·H·C·T + 2QC.)
 #
 # Run on an idle machine. Defaults are the measurement; tiny settings for a
 # smoke test: ROUNDS=1 STEPS=2 WARM=1 ROWS=2000 EVAL_ROWS=64.
@@ -111,17 +115,18 @@ echo "load after:  $(cat /proc/loadavg)"
 "$PYTHON" - "$W" "$EVAL_ROWS" <<'PY'
 import json, statistics, sys
 w, eval_rows = sys.argv[1], int(sys.argv[2])
-C, Q, KV, F, L = 256, 256, 256, 688, 4
+C, Q, KV, F, L, H = 256, 256, 256, 688, 4, 4
 Wl = C * (Q + 2 * KV) + Q * C + 3 * C * F  # matrix weights of one layer
 
 def forward(T):
-    return ((L - 1) * (2 * Wl * T + 2 * Q * T * (T + 1)) + 4 * C * KV * T + 2 * (C * Q + Q * C + 3 * C * F)
-            + 4 * Q * T + 2 * C)
+    last = 2 * C * KV * T + 2 * Q * T + 2 * H * C * T + 2 * Q * C + 2 * (C * Q + Q * C + 3 * C * F)
+    return (L - 1) * (2 * Wl * T + 2 * Q * T * (T + 1)) + last + 2 * C
 
 def stage2(T, s0, n_slots):  # forward + input gradients from the first slot row s0 on + the FECE MLP
     k = T - s0
-    bwd = ((L - 1) * (2 * Wl * k + 4 * Q * (T * (T + 1) - s0 * (s0 + 1)))
-           + 4 * C * KV * k + 2 * (C * Q + Q * C + 3 * C * F) + 8 * Q * T)
+    # the last layer: keys' input gradients at k rows; the attention's (dP, dQ, dK, the values' dX) over T keys
+    last = 2 * C * KV * k + 2 * (C * Q + Q * C + 3 * C * F) + 2 * Q * C + 4 * Q * T + 4 * H * C * T
+    bwd = (L - 1) * (2 * Wl * k + 4 * Q * (T * (T + 1) - s0 * (s0 + 1))) + last
     return forward(T) + bwd + 3 * 2 * 2 * 256 * 2560 * n_slots
 
 def prompts(name, n=None):
