@@ -37,9 +37,10 @@ struct collm_llm_trainer {
     collm_llm_block *blocks; // (n_layer) the descriptors of the current batch, kept for backward
     float *x_final;   // (n_seq, C) output of the last layer, at each prompt's last row
     // The last layer only needs its output at each prompt's last row: keys
-    // and values run over every row, queries, attention output and the
-    // feed-forward over those n_seq rows only (about a fifth of the FLOPs
-    // of a 4-layer model saved, forward and backward).
+    // run over every row, queries, attention output and the feed-forward
+    // over those n_seq rows only (about a fifth of the FLOPs of a 4-layer
+    // model saved, forward and backward), and its values are folded behind
+    // the attention (fold_v: Wv at those rows, not at every row).
     float *q_in;      // (n_seq, C) attn RMSNorm output gathered at last rows
     float *d_last;    // (n_seq, C) gradient at the last rows of the last layer
     int32_t *last_rows;  // (n_seq) packed row of each prompt's last token
