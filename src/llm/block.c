@@ -408,9 +408,9 @@ int collm_llm_block_forward(const collm_llm_block *b, collm_llm_block_acts *a) {
         } else {
             MM(b->qkv, a->xn1, w->wk, COLLM_W_K, 2, w->bk, R, C, 2 * KV); // (R, 2 KV)
             par_split(b, 0, b->qkv, a->k, KV, a->v, KV, NULL, 0, NULL, R);
-            lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV);
         }
         lora_forward(b, a, COLLM_LORA_K, a->xn1, R, a->k, KV);
+        if (!b->fold_v) lora_forward(b, a, COLLM_LORA_V, a->xn1, R, a->v, KV); // (after K: the dropout draws' order)
         for (int j = 0; j < N; j++)
             memcpy(a->q_in + (int64_t)j * C, a->xn1 + (int64_t)b->q_rows[j] * C, (size_t)C * sizeof(float));
         MM(a->q, a->q_in, w->wq, COLLM_W_Q, 1, w->bq, N, C, Q); // (N, Q)
