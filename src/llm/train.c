@@ -142,6 +142,14 @@ static const float *answer_row(collm_llm_trainer *tr, int32_t id) {
     return tr->yes_buf;
 }
 
+// Floats per row of a value slice of shared_dkv: the widest values, KV or
+// (fold_v) the C of xn1.
+static int64_t value_width_max(const collm_llm_trainer *tr) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const int64_t KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    return KV > hp->n_embd ? KV : hp->n_embd;
+}
+
 collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_adapter *lora, int full_finetune, int max_rows,
                                 int max_seq_len, collm_pool *pool) {
     const collm_llm_hparams *hp = &model->hp;
@@ -185,7 +193,6 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
             lora_floats += R * rank + (lora->dropout > 0 ? R * p->in : 0);
         }
     int threads = collm_pool_size(pool);
-    const int64_t VW = KV > C ? KV : C;
     int64_t per_layer = 4 * R * C + 2 * R + 2 * R * Q + 2 * R * KV + att_floats + 3 * R * F + lora_floats;
     int64_t scratch = R * C /*x_final*/ + 2 * R * C /*q_in, d_last*/ + R * (Q + 2 * KV) /*qkv*/ +
                       2 * R * C /*d_x, d_xn*/ + R * (Q + 2 * KV) /*d_qkv*/ + 2 * R * Q /*d_q, d_attn*/ +
@@ -204,7 +211,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->slot_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->skip = collm_calloc((size_t)R, sizeof(int32_t));
     tr->parent = collm_calloc((size_t)R, sizeof(int32_t));
-    tr->shared_dkv = collm_malloc((size_t)R * (size_t)(KV + VW) * sizeof(float));
+    tr->shared_dkv = collm_malloc((size_t)R * (size_t)(KV + value_width_max(tr)) * sizeof(float));
     tr->packed = collm_calloc((size_t)hp->n_layer * PACKED_PER_LAYER, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
     tr->share_prefix = 1;
@@ -386,14 +393,6 @@ static attention_geometry geometry(const attention_job *job, int64_t s) {
     return g;
 }
 
-// Floats per row of a value slice of shared_dkv: the widest values, KV or
-// (fold_v) the C of xn1.
-static int64_t value_width_max(const collm_llm_trainer *tr) {
-    const collm_llm_hparams *hp = &tr->model->hp;
-    const int64_t KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    return KV > hp->n_embd ? KV : hp->n_embd;
-}
-
 // Forward only: the keys (KV floats a row) and values (rows v, VW floats) of
 // prompt s's positions [0, skip[s]) into kb, vb: [0, P) from the shared rows,
 // the rest from the own rows of the prompts up its parent chain (each holds
@@ -443,17 +442,15 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
             k = kb;
             v = kb + (int64_t)tr->max_seq_len * KV;
         }
-        if (fold) {
-            collm_ops_attention_forward_xv(a->z + g.q_row * hp->n_head * C, tr->forward_only ? NULL : job->att + g.att,
-                                           a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
-                                           split ? vals + g.own * VW : NULL, g.T, g.n_past, hp->n_head, hp->n_head_kv,
-                                           hp->head_dim, (int)C, NULL, scratch);
-            continue;
-        }
-        collm_ops_attention_forward_split(a->attn + g.q_row * Q, tr->forward_only ? NULL : job->att + g.att,
-                                          a->q + g.q_row * Q, k, v, n_first, split ? a->k + g.own * KV : NULL,
-                                          split ? a->v + g.own * KV : NULL, g.T, g.n_past, hp->n_head, hp->n_head_kv,
-                                          hp->head_dim, NULL, scratch);
+        float *att = tr->forward_only ? NULL : job->att + g.att;
+        const float *q = a->q + g.q_row * Q, *k2 = split ? a->k + g.own * KV : NULL;
+        const float *v2 = split ? vals + g.own * VW : NULL;
+        if (fold) // z (one row per query: n_head·C)
+            collm_ops_attention_forward_xv(a->z + g.q_row * hp->n_head * C, att, q, k, v, n_first, k2, v2, g.T,
+                                           g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, (int)C, NULL, scratch);
+        else
+            collm_ops_attention_forward_split(a->attn + g.q_row * Q, att, q, k, v, n_first, k2, v2, g.T, g.n_past,
+                                              hp->n_head, hp->n_head_kv, hp->head_dim, NULL, scratch);
     }
 }
 
@@ -476,26 +473,24 @@ static void attention_backward_one(attention_job *job, int64_t s, int thread_ind
     if (g.T == 0) return;
     float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * VW;
     const float *dout = job->d_attn + g.q_row * DO, *q = a->q + g.q_row * Q;
-    if (fold) { // shared keys, if any, into this task's slice (zeroed) as below; own keys straight into d_k, d_v
-        float *sk = P ? tr->shared_dkv + s * P * (KV + VW) : NULL, *sv = P ? sk + P * KV : NULL;
-        if (P) memset(sk, 0, (size_t)(P * (KV + VW)) * sizeof(float));
-        collm_ops_attention_backward_xv(dq, P ? sk : dk, P ? sv : dv, P ? dk : NULL, P ? dv : NULL, dout,
-                                        job->att + g.att, q, P ? a->k : a->k + g.own * KV, P ? vals : vals + g.own * VW,
-                                        P ? P : g.len, P ? a->k + g.own * KV : NULL, P ? vals + g.own * VW : NULL, g.T,
-                                        g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, (int)C, NULL, att_scratch);
-        return;
-    }
-    if (P == 0 || g.own == 0) { // keys contiguous (no shared rows, or the shared rows' own task)
-        collm_ops_attention_backward(dq, dk, dv, dout, job->att + g.att, q, a->k + g.own * KV, a->v + g.own * KV,
-                                     g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL, att_scratch);
-        return;
-    }
-    // shared keys [0, P): into this task's slice (zeroed); own keys: straight into d_k, d_v
-    float *sk = tr->shared_dkv + s * 2 * P * KV, *sv = sk + P * KV;
-    memset(sk, 0, (size_t)(2 * P * KV) * sizeof(float));
-    collm_ops_attention_backward_split(dq, sk, sv, dk, dv, dout, job->att + g.att, q, a->k, a->v, P,
-                                       a->k + g.own * KV, a->v + g.own * KV, g.T, g.n_past, hp->n_head,
-                                       hp->n_head_kv, hp->head_dim, NULL, att_scratch);
+    // Keys contiguous (no shared rows, or the shared rows' own task): one part,
+    // straight into d_k, d_v. Otherwise the shared keys [0, P) into this
+    // task's slice (zeroed), the own keys straight into d_k, d_v.
+    const int two = P > 0 && g.own > 0;
+    float *sk = two ? tr->shared_dkv + s * P * (KV + VW) : NULL, *sv = two ? sk + P * KV : NULL;
+    if (two) memset(sk, 0, (size_t)(P * (KV + VW)) * sizeof(float));
+    const float *k1 = two ? a->k : a->k + g.own * KV, *v1 = two ? vals : vals + g.own * VW;
+    const float *k2 = two ? a->k + g.own * KV : NULL, *v2 = two ? vals + g.own * VW : NULL;
+    float *dk1 = two ? sk : dk, *dv1 = two ? sv : dv, *dk2 = two ? dk : NULL, *dv2 = two ? dv : NULL;
+    const int n_first = two ? P : g.len; // (one part: every key, as collm_ops_attention_backward takes them)
+    if (fold)
+        collm_ops_attention_backward_xv(dq, dk1, dv1, dk2, dv2, dout, job->att + g.att, q, k1, v1, n_first, k2, v2,
+                                        g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, (int)C, NULL,
+                                        att_scratch);
+    else
+        collm_ops_attention_backward_split(dq, dk1, dv1, dk2, dv2, dout, job->att + g.att, q, k1, v1, n_first, k2,
+                                           v2, g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, NULL,
+                                           att_scratch);
 }
 
 static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int thread_index) {
