@@ -200,6 +200,9 @@ static inline vf sigmoid_v(vf g) {
 // Ap (MR, kc) k-major: Ap[k·MR + i] = A(i, k) for i < m, zero rows after.
 // A(i, k) = A[i·ars + k·acs].
 static void gemm_pack_a(float *Ap, const float *A, int64_t ars, int64_t acs, int m, int kc) {
+    // the padding rows zeroed in one pass (per k, a two-float fill would
+    // compile to rep stos, whose start-up cost dwarfs it)
+    if (m < GEMM_MR) memset(Ap, 0, (size_t)kc * GEMM_MR * sizeof(float));
     if (acs == 1) {
         for (int i = 0; i < m; i++) {
             const float *a = A + i * ars;
@@ -223,8 +226,6 @@ static void gemm_pack_a(float *Ap, const float *A, int64_t ars, int64_t acs, int
             for (int i = 0; i < m; i++) o[i] = a[i * ars];
         }
     }
-    for (int k = 0; m < GEMM_MR && k < kc; k++)
-        for (int i = m; i < GEMM_MR; i++) Ap[(int64_t)k * GEMM_MR + i] = 0.0f;
 }
 
 // Columns [j0, j1) of a panel Bp (kc, NR) from a B whose columns are rows:
@@ -366,6 +367,12 @@ static void gemm_micro_rows(int kc, const float *A, int64_t ars, const float *Bp
     gemm_micro_at(kc, A, ars, 1, Bp, C, ldc, acc);
 }
 
+// The tile with a transposed A read in place: the MR values of step k
+// contiguous at A + k·aks.
+static void gemm_micro_cols(int kc, const float *A, int64_t aks, const float *Bp, float *C, int64_t ldc, int acc) {
+    gemm_micro_at(kc, A, 1, aks, Bp, C, ldc, acc);
+}
+
 typedef struct {
     int trans_a, trans_b, M, N, K, accumulate;
     const float *A, *B;
@@ -387,6 +394,10 @@ typedef struct {
     // at B2, row b_split first. NULL: all at B.
     const float *B2;
     int b_split;
+    // A transposed (trans_a) read in place by full-height tiles, not packed:
+    // for attention's short products (K = a block's queries), where packing
+    // would cost a fair share of the products
+    int a_cols_in_place;
 } gemm_job;
 
 // gemm_pack_b of block (k0, j0) of the job's B, which may be in two parts
@@ -432,7 +443,7 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
     // a row-major A (k contiguous) is read in place by full-height tiles:
     // packing it would transpose element by element, as slow as the products
     // for short N; only a partial last tile is packed (its padding rows)
-    const int direct = acs == 1;
+    const int direct = acs == 1, direct_t = !direct && ars == 1 && g->a_cols_in_place;
     float edge[GEMM_MR * GEMM_NR];
     for (int jc = n0; jc < n1; jc += GEMM_NC) {
         const int nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
@@ -446,7 +457,7 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
                 const int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
                 for (int ir = 0; ir < mc; ir += GEMM_MR)
-                    if (!direct || mc - ir < GEMM_MR)
+                    if ((!direct && !direct_t) || mc - ir < GEMM_MR)
                         gemm_pack_a(Ap + (int64_t)ir * kc, g->A + (ic + ir) * ars + pc * acs, ars, acs,
                                     mc - ir < GEMM_MR ? mc - ir : GEMM_MR, kc);
                 for (int jr = 0; jr < nc; jr += GEMM_NR) {
@@ -460,15 +471,18 @@ static void gemm_own(const gemm_job *g, int m0, int m1, int n0, int n1, float *A
                         k1 = k1 > kc ? kc : k1 < k0 ? k0 : k1;
                         float *c = g->C + (int64_t)r0 * g->ldc + jc + jr;
                         const float *ap = Ap + (int64_t)ir * kc + (int64_t)k0 * GEMM_MR;
-                        const float *ar = g->A + (int64_t)r0 * ars + pc + k0; // in place (direct, m == MR)
+                        // in place (direct or direct_t, m == MR)
+                        const float *ar = g->A + (int64_t)r0 * ars + (int64_t)(pc + k0) * acs;
                         const float *bp = Bp + (int64_t)jr * kc + (int64_t)k0 * GEMM_NR;
-                        const int rows = direct && m == GEMM_MR;
+                        const int rows = direct && m == GEMM_MR, cols = direct_t && m == GEMM_MR;
                         if (m == GEMM_MR && n == GEMM_NR) {
                             if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, c, g->ldc, acc);
+                            else if (cols) gemm_micro_cols(k1 - k0, ar, acs, bp, c, g->ldc, acc);
                             else gemm_micro(k1 - k0, ap, bp, c, g->ldc, acc);
                         } else { // edge tile: through a full-size copy, the same arithmetic
                             for (int i = 0; acc && i < m; i++) gemm_copy_row(edge + i * GEMM_NR, c + (int64_t)i * g->ldc, n);
                             if (rows) gemm_micro_rows(k1 - k0, ar, ars, bp, edge, GEMM_NR, acc);
+                            else if (cols) gemm_micro_cols(k1 - k0, ar, acs, bp, edge, GEMM_NR, acc);
                             else gemm_micro(k1 - k0, ap, bp, edge, GEMM_NR, acc);
                             for (int i = 0; i < m; i++) gemm_copy_row(c + (int64_t)i * g->ldc, edge + i * GEMM_NR, n);
                         }
@@ -1156,7 +1170,8 @@ static void att_gemm2(int trans_a, int trans_b, int M, int N, int K, const float
                       int k_hi) {
     gemm_job g = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .accumulate = acc, .A = A, .B = B,
                   .lda = (int)lda, .ldb = (int)ldb, .ldc = (int)ldc, .C = C, .kernel = COLLM_GEMM_OWN,
-                  .col_hi = col_hi, .k_lo = k_lo, .k_hi = k_hi, .B2 = B2, .b_split = b_split};
+                  .col_hi = col_hi, .k_lo = k_lo, .k_hi = k_hi, .B2 = B2, .b_split = b_split,
+                  .a_cols_in_place = 1};
     gemm_rect(&g, 0, M, 0, N);
 }
 
@@ -1293,6 +1308,20 @@ static float softmax_row(float *row, int n, int end, int normalize, float scale)
 #endif
     for (int j = n; j < end; j++) row[j] = 0.0f;
     return sum;
+}
+
+// dS from dP in place: ds[j] = p[j]·(ds[j] - p·ds)·scale for j < n (the
+// softmax's backward, the attention scale folded in), ds[n..end) = 0. Each
+// element the same two products in the same order in SIMD lanes or not.
+static void softmax_backward_row(float *ds, const float *p, int n, int end, float scale) {
+    const float p_dp = dot8(p, ds, n);
+    int j = 0;
+#ifdef VL
+    const vf vp_dp = vf_set1(p_dp), vs = vf_set1(scale);
+    for (; j + VL <= n; j += VL) vf_store(ds + j, vf_mul(vf_mul(vf_load(p + j), vf_sub(vf_load(ds + j), vp_dp)), vs));
+#endif
+    for (; j < n; j++) ds[j] = p[j] * (ds[j] - p_dp) * scale;
+    if (end > n) memset(ds + n, 0, (size_t)(end - n) * sizeof(float));
 }
 
 typedef struct {
@@ -1709,9 +1738,7 @@ static void attention_backward_task(void *ctx_, int64_t begin, int64_t end, int 
                     const float *p = P + (int64_t)i * L;
                     float *ds = dS + (int64_t)i * nk;
                     int n_keys = diag + i + 1;
-                    float p_dp = dot8(p, ds, n_keys);
-                    for (int j = 0; j < n_keys; j++) ds[j] = p[j] * (ds[j] - p_dp) * scale;
-                    for (int j = n_keys; j < nk; j++) ds[j] = 0.0f;
+                    softmax_backward_row(ds, p, n_keys, nk, scale);
                 }
                 if (c->dq) // dQ += dS·K
                     att_gemm2(0, 0, nq, hd, nk, dS, nk, kh, kh2, n_first, kv_stride, 1,
