@@ -94,6 +94,72 @@ static void test_encode_ml1m(void) {
     collm_rec_dataset_free(ds);
 }
 
+// collm_encode_split over a pool: every row's encoding is the serial one's,
+// and a failing row is reported as a serial run reports it, the lowest first,
+// whichever thread's range it falls in.
+static void test_encode_split_pool(void) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
+    collm_pool *pool = collm_pool_create(2);
+    CHECK(ds != NULL && pool != NULL);
+    if (!ds || !pool) {
+        collm_rec_dataset_free(ds);
+        collm_pool_free(pool);
+        return;
+    }
+    collm_build_options b;
+    collm_build_options_default(&b);
+    b.base_path = base_path;
+    b.stage = 2;
+    b.cf_path = mf_path;
+    collm_model *m = collm_model_build(&b, ds, pool);
+    CHECK(m != NULL && m->pool == pool);
+    if (!m) {
+        collm_rec_dataset_free(ds);
+        collm_pool_free(pool);
+        return;
+    }
+    collm_rec_split part = *ds->valid_small; // its first 600 rows: two ranges of 300 on the pool
+    part.n = 600;
+    collm_encoded *serial = NULL, *pooled = NULL;
+    m->pool = NULL;
+    CHECK(collm_encode_split(m, ds, &part, &serial) == COLLM_OK);
+    m->pool = pool;
+    CHECK(collm_encode_split(m, ds, &part, &pooled) == COLLM_OK);
+    int same = serial && pooled;
+    for (int64_t r = 0; same && r < part.n; r++) {
+        same = serial[r].n_tokens == pooled[r].n_tokens && serial[r].n_slots == pooled[r].n_slots &&
+               memcmp(serial[r].tokens, pooled[r].tokens, (size_t)serial[r].n_tokens * sizeof(int32_t)) == 0 &&
+               memcmp(serial[r].slot_row, pooled[r].slot_row, sizeof serial[r].slot_row) == 0 &&
+               memcmp(serial[r].slot_item, pooled[r].slot_item, sizeof serial[r].slot_item) == 0;
+    }
+    CHECK_MSG(same, "pooled encodings differ from the serial ones");
+    collm_encoded_array_free(serial, part.n);
+    collm_encoded_array_free(pooled, part.n);
+    // rows 451 and 521 (the second thread's range) name items beyond the table;
+    // then row 101 (the first's) too
+    int32_t *items = malloc((size_t)part.n * sizeof *items);
+    CHECK(items != NULL);
+    if (items) {
+        memcpy(items, part.item, (size_t)part.n * sizeof *items);
+        part.item = items;
+        items[450] = items[520] = ds->items->n + 5;
+        collm_encoded *enc = NULL;
+        CHECK(collm_encode_split(m, ds, &part, &enc) != COLLM_OK && enc == NULL);
+        CHECK_MSG(strstr(collm_last_error(), ": row 451: prompt: target item") != NULL, "%s", collm_last_error());
+        items[100] = -3;
+        CHECK(collm_encode_split(m, ds, &part, &enc) != COLLM_OK && enc == NULL);
+        CHECK_MSG(strstr(collm_last_error(), ": row 101: prompt: target item -3") != NULL, "%s", collm_last_error());
+        m->pool = NULL; // the same message from a serial run
+        CHECK(collm_encode_split(m, ds, &part, &enc) != COLLM_OK);
+        CHECK_MSG(strstr(collm_last_error(), ": row 101: prompt: target item -3") != NULL, "%s", collm_last_error());
+        m->pool = pool;
+        free(items);
+    }
+    collm_model_free(m);
+    collm_pool_free(pool);
+    collm_rec_dataset_free(ds);
+}
+
 // Scores through the packed trainer equal the inference engine's "Yes"
 // logits computed prompt by prompt with slot rows.
 static void check_scores_match_engine(collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, int n) {
@@ -868,6 +934,7 @@ int main(void) {
     CHECK(fixture_tiny_llama(other_base, 1, 2, 2) == COLLM_OK);
     CHECK_MSG(fixture_synth_and_mf(data_dir, mf_path, 60, 80, 3) == COLLM_OK, "%s", collm_last_error());
     test_encode_ml1m();
+    test_encode_split_pool();
     test_two_stages();
     test_history_encoder("sasrec", 16);
     test_history_encoder("din", 12);

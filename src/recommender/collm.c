@@ -11,6 +11,7 @@
 
 #include <libgen.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -906,19 +907,62 @@ int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *o
 // ---------------------------------------------------------------------------
 // batched scoring through the packed training forward
 
-int collm_encode_split(const collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, collm_encoded **out) {
-    collm_encoded *enc = collm_calloc((size_t)(split->n ? split->n : 1), sizeof *enc);
-    if (!enc) return COLLM_ERR_NOMEM;
-    for (int64_t r = 0; r < split->n; r++) {
+// collm_encode_split's rows over the model's pool (collm_encode only reads
+// the model): one contiguous range a thread, each stopping at its first
+// failing row. The lowest failing row's error is the call's, as a serial run
+// would report it; every row's encoding is the same whatever the thread.
+typedef struct {
+    int64_t row; // the range's first failing row, -1: none
+    int rc;
+    char message[512]; // its error (error messages are per thread)
+} encode_failure;
+
+typedef struct {
+    const collm_model *m;
+    const collm_rec_dataset *ds;
+    const collm_rec_split *split;
+    collm_encoded *enc;    // (split->n), zeroed
+    encode_failure *fails; // one a thread
+} encode_split_job;
+
+static void encode_split_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const encode_split_job *j = ctx;
+    const collm_rec_split *split = j->split;
+    encode_failure *f = &j->fails[thread_index];
+    for (int64_t r = begin; r < end && f->row < 0; r++) {
         int64_t h0 = split->his_offset[r], h1 = split->his_offset[r + 1];
-        int rc = collm_encode(m, ds->items, split->user[r], split->his + h0, h1 - h0, split->item[r], &enc[r]);
+        int rc = collm_encode(j->m, j->ds->items, split->user[r], split->his + h0, h1 - h0, split->item[r], &j->enc[r]);
         if (rc != COLLM_OK) {
-            collm_error_prefix(rc, "%s: row %lld", split->path, (long long)r + 1);
-            for (int64_t i = 0; i < r; i++) collm_encoded_free(&enc[i]);
-            free(enc);
-            return rc;
+            f->row = r;
+            f->rc = rc;
+            snprintf(f->message, sizeof f->message, "%s", collm_last_error());
         }
     }
+}
+
+int collm_encode_split(const collm_model *m, const collm_rec_dataset *ds, const collm_rec_split *split, collm_encoded **out) {
+    const int threads = collm_pool_size(m->pool);
+    collm_encoded *enc = collm_calloc((size_t)(split->n ? split->n : 1), sizeof *enc);
+    encode_failure *fails = collm_malloc((size_t)threads * sizeof *fails);
+    if (!enc || !fails) {
+        free(enc);
+        free(fails);
+        return COLLM_ERR_NOMEM;
+    }
+    for (int t = 0; t < threads; t++) fails[t].row = -1;
+    encode_split_job job = {.m = m, .ds = ds, .split = split, .enc = enc, .fails = fails};
+    collm_pool_for(m->pool, split->n, 256, encode_split_task, &job); // ~0.1 ms a row: 256 rows are worth a thread
+    const encode_failure *first = NULL;
+    for (int t = 0; t < threads; t++)
+        if (fails[t].row >= 0 && (!first || fails[t].row < first->row)) first = &fails[t];
+    if (first) {
+        int rc = collm_error(first->rc, "%s", first->message);
+        collm_error_prefix(rc, "%s: row %lld", split->path, (long long)first->row + 1);
+        collm_encoded_array_free(enc, split->n);
+        free(fails);
+        return rc;
+    }
+    free(fails);
     *out = enc;
     return COLLM_OK;
 }
