@@ -155,15 +155,16 @@ sanitize:
 
 # ThreadSanitizer (build-tsan/): the tests that run threads — the pool, the
 # ops / training thread-determinism tests, MF and encoder training on a pool,
-# concurrent Faiss searches, threads sharing one re-ranking prefix cache, the
-# service's parallel requests. A race fails the run (TSan's exit code 66).
+# a split's prompts encoded on a pool (test_collm), concurrent Faiss
+# searches, threads sharing one re-ranking prefix cache, the service's
+# parallel requests. A race fails the run (TSan's exit code 66).
 # tests/tsan.supp silences reports inside uninstrumented third-party
 # libraries only (OpenBLAS, libgomp, Faiss), never collm code.
 # test_cf_encoders is left out: since SASRec and DIN train in it, it ran for
 # over 20 minutes under TSan (0.8 s plain); the encoders use the same pool
 # entry points as MF and the ops tests here, and their 1-vs-2-thread bitwise
 # checks run in `make check` and `make sanitize`.
-TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_retrieval test_prefix_cache test_serve.sh test_serve_api.sh
+TSAN_TESTS ?= test_core test_ops test_ops_blocked test_llm_train test_trainable test_mf test_model test_collm test_retrieval test_prefix_cache test_serve.sh test_serve_api.sh
 tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1 -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 second_deadlock_stack=1 $$TSAN_OPTIONS" \
