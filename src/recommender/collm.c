@@ -914,7 +914,9 @@ int collm_slot_embeddings(const collm_model *m, const collm_encoded *e, float *o
 typedef struct {
     int64_t row; // the range's first failing row, -1: none
     int rc;
-    char message[512]; // its error (error messages are per thread)
+    char message[1024]; // its error and field (error messages are per thread)
+    char field[128];
+    int has_field;
 } encode_failure;
 
 typedef struct {
@@ -936,6 +938,9 @@ static void encode_split_task(void *ctx, int64_t begin, int64_t end, int thread_
             f->row = r;
             f->rc = rc;
             snprintf(f->message, sizeof f->message, "%s", collm_last_error());
+            const char *field = collm_last_error_field();
+            f->has_field = field != NULL;
+            snprintf(f->field, sizeof f->field, "%s", field ? field : "");
         }
     }
 }
@@ -956,7 +961,8 @@ int collm_encode_split(const collm_model *m, const collm_rec_dataset *ds, const 
     for (int t = 0; t < threads; t++)
         if (fails[t].row >= 0 && (!first || fails[t].row < first->row)) first = &fails[t];
     if (first) {
-        int rc = collm_error(first->rc, "%s", first->message);
+        int rc = first->has_field ? collm_error_field(first->rc, first->field, "%s", first->message)
+                                  : collm_error(first->rc, "%s", first->message);
         collm_error_prefix(rc, "%s: row %lld", split->path, (long long)first->row + 1);
         collm_encoded_array_free(enc, split->n);
         free(fails);
