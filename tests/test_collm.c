@@ -40,20 +40,26 @@ static void test_builtin_templates(void) {
     CHECK(collm_prompt_builtin_line("nope") == NULL);
 }
 
-static void test_encode_ml1m(void) {
-    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
-    CHECK(ds != NULL);
-    if (!ds) return;
+// A stage-2 model over ml-1m on the fixtures' base and MF (pool: NULL or the
+// model's); NULL (checked) when it cannot be built.
+static collm_model *build_ml1m_stage2(const collm_rec_dataset *ds, collm_pool *pool) {
     collm_build_options b;
     collm_build_options_default(&b);
     b.base_path = base_path;
     b.stage = 2;
     b.cf_path = mf_path;
     // the synthetic MF has fewer users/items than ml-1m: encoding does not need them
-    collm_model *m = collm_model_build(&b, ds, NULL);
-    CHECK(m != NULL);
+    collm_model *m = collm_model_build(&b, ds, pool);
+    CHECK_MSG(m != NULL, "%s", collm_last_error());
+    return m;
+}
+
+static void test_encode_ml1m(void) {
+    collm_rec_dataset *ds = collm_rec_dataset_load(test_shared_path("data/ml-1m"));
+    CHECK(ds != NULL);
+    if (!ds) return;
+    collm_model *m = build_ml1m_stage2(ds, NULL);
     if (!m) {
-        fprintf(stderr, "%s\n", collm_last_error());
         collm_rec_dataset_free(ds);
         return;
     }
@@ -106,13 +112,8 @@ static void test_encode_split_pool(void) {
         collm_pool_free(pool);
         return;
     }
-    collm_build_options b;
-    collm_build_options_default(&b);
-    b.base_path = base_path;
-    b.stage = 2;
-    b.cf_path = mf_path;
-    collm_model *m = collm_model_build(&b, ds, pool);
-    CHECK(m != NULL && m->pool == pool);
+    collm_model *m = build_ml1m_stage2(ds, pool);
+    CHECK(!m || m->pool == pool);
     if (!m) {
         collm_rec_dataset_free(ds);
         collm_pool_free(pool);
