@@ -19,7 +19,9 @@
 # needs (below), and their ratio. Ends with one JSON line of medians over the
 # rounds: collm_stage1 peer_stage1 ratio_stage1 collm_stage2 peer_stage2
 # ratio_stage2 collm_scoring peer_scoring ratio_scoring useful_gflops
-# sgemm_gflops fraction_of_sgemm.
+# sgemm_gflops fraction_of_sgemm, and peer_fraction_of_sgemm (the peer's
+# stage-1 useful GFLOP/s over the same sgemm: 3x the peer asks collm for three
+# times that share).
 #
 # Useful FLOPs of one prompt of T tokens (2 per multiply-add; W = the matrix
 # weights of a layer, C(Q+2KV) + QC + 3CF; causal attention 4·hd per
@@ -147,6 +149,7 @@ for r in rounds:
     for t in ("stage1", "stage2", "scoring"): r["ratio_" + t] = r["collm_" + t] / r["peer_" + t]
     r["useful_gflops"] = r["collm_stage1"] * flop1 / 1e9
     r["fraction_of_sgemm"] = r["useful_gflops"] / r["sgemm"]
+    r["peer_fraction_of_sgemm"] = r["peer_stage1"] * flop1 / 1e9 / r["sgemm"]
 med = lambda k: statistics.median(r[k] for r in rounds)
 print(f"\nmedians over {len(rounds)} rounds (useful MFLOP per sample: stage 1 {flop1 / 1e6:.0f}, "
       f"stage 2 {flop2 / 1e6:.0f}, scoring {flop_e / 1e6:.0f}):")
@@ -156,10 +159,13 @@ for t, unit, flop in (("stage1", "samples/s", flop1), ("stage2", "samples/s", fl
           f"useful GFLOP/s collm {c * flop / 1e9:6.1f}  peer {p * flop / 1e9:6.1f}")
 print(f"  sgemm 2048^3 {med('sgemm'):.1f} GFLOP/s; collm stage 1 useful {med('useful_gflops'):.1f} GFLOP/s "
       f"= {100 * med('fraction_of_sgemm'):.0f}% of it")
+print(f"  the peer's stage 1 is {100 * med('peer_fraction_of_sgemm'):.0f}% of that sgemm: 3x the peer would be "
+      f"{300 * med('peer_fraction_of_sgemm'):.0f}% of it")
 keys = ["collm_stage1", "peer_stage1", "ratio_stage1", "collm_stage2", "peer_stage2", "ratio_stage2", "collm_scoring",
         "peer_scoring", "ratio_scoring", "useful_gflops"]
 out = {k: round(med(k), 4) for k in keys}
 out["sgemm_gflops"] = round(med("sgemm"), 4)
 out["fraction_of_sgemm"] = round(med("fraction_of_sgemm"), 4)
+out["peer_fraction_of_sgemm"] = round(med("peer_fraction_of_sgemm"), 4)
 print(json.dumps(out))
 PY
