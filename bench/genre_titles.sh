@@ -9,6 +9,7 @@
 # 35 minutes on 2 cores.
 #   usage: bench/genre_titles.sh
 #   env:   SCRATCH=/tmp/ml1m-genre (the rewritten dataset directory)
+#          PREPARE_ONLY=1 writes the directory and stops (no recipe)
 #          WORK=build/ml1m-work-genre OUT=build/ml1m-genre.gguf, and any of bench/ml1m.sh's
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,5 @@ awk -F'\t' -v OFS='\t' '
     print $1, substr($2, 1, RSTART - 1) " [" genres[$1] "] " substr($2, RSTART + (substr($2, RSTART, 1) == " ")); next }
   { print $1, $2 " [" genres[$1] "]" }' "$SRC/item_map.tsv" "$SRC/items.tsv" >"$SCRATCH/items.tsv"
 echo "genre_titles: $SCRATCH/items.tsv: $(grep -c '\[' "$SCRATCH/items.tsv") titles with genres" >&2
+[ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
 DATA="$SCRATCH" WORK=${WORK:-build/ml1m-work-genre} OUT=${OUT:-build/ml1m-genre.gguf} bench/ml1m.sh

@@ -6,7 +6,9 @@
 # 1e-12; bench/llm_value.sh's one-line errors for a missing checkpoint and
 # for no encoders; bench/ml1m_seeds.sh's table (mean ± sd over the seeds of
 # each model alone and of the recipe's JSON lines) on two made-up seeds, and
-# its one-line errors for a seed file or a training log it cannot read.
+# its one-line errors for a seed file or a training log it cannot read;
+# bench/genre_titles.sh's rewritten titles on hand-made items (a year, none,
+# no genres, the padding row) and its errors for a missing file or column.
 set -u
 . "$(dirname "$0")/lib.sh" bench_metrics
 PY=${COLLM_PYTHON:-/usr/bin/python3}
@@ -68,4 +70,18 @@ echo 'not json' >"$TMP/seeds/work1/cf.gguf.log.jsonl"
 expect_error "ml1m_seeds: a training log that is not JSON lines" "^ml1m_seeds: $TMP/seeds/work1/cf.gguf.log.jsonl is not a training log" \
   env SEEDS="0 1" OUTDIR="$TMP/seeds" BUILD="$(dirname "$BIN")" DATA="$TMP/data" bench/ml1m_seeds.sh
 mv "$TMP/cf.log.keep" "$TMP/seeds/work1/cf.gguf.log.jsonl"
+# bench/genre_titles.sh: genres before a final "(YYYY)", at the end otherwise; rows without genres as they are
+G=$TMP/gshared/data/ml-1m; mkdir -p "$G"
+printf 'iid\tmovie_id\tgenres\n1\t10\tComedy|Crime\n2\t20\tDrama\n3\t30\t\n' >"$G/item_map.tsv"
+printf 'iid\ttitle\n0\t\n1\tSting, The (1973)\n2\tNo Year\n3\tPlain (1990)\n4\tUnmapped (2000)\n' >"$G/items.tsv"
+for f in train valid valid_small; do printf 'uid\tiid\tlabel\n' >"$G/$f.tsv"; done
+printf 'iid\ttitle\n0\t\n1\tSting, The [Comedy, Crime] (1973)\n2\tNo Year [Drama]\n3\tPlain (1990)\n4\tUnmapped (2000)\n' >"$TMP/g.want"
+check "genre_titles.sh: titles with genres" bash -c \
+  "COLLM_SHARED='$TMP/gshared' SCRATCH='$TMP/gout' PREPARE_ONLY=1 bench/genre_titles.sh 2>/dev/null && cmp '$TMP/gout/items.tsv' '$TMP/g.want' && [ -L '$TMP/gout/train.tsv' ]"
+printf 'iid\tmovie_id\n1\t10\n' >"$G/item_map.tsv"
+expect_error "genre_titles: no genres column" "^genre_titles: $G/item_map.tsv has no third column 'genres'" \
+  env COLLM_SHARED="$TMP/gshared" SCRATCH="$TMP/gout2" PREPARE_ONLY=1 bench/genre_titles.sh
+rm "$G/items.tsv"
+expect_error "genre_titles: a missing file" "^genre_titles: $G/items.tsv is missing" \
+  env COLLM_SHARED="$TMP/gshared" SCRATCH="$TMP/gout2" PREPARE_ONLY=1 bench/genre_titles.sh
 finish
