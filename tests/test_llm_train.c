@@ -641,46 +641,62 @@ static void test_score_forward_only(void) {
     collm_llm_model_free(m);
 }
 
+// A batch of prompts with runs in common (test_score_shared_runs,
+// test_train_shared_runs): every prompt shares RUNS_P = 6 tokens; prompt 1
+// shares 40 positions with prompt 0, prompt 2 44 with prompt 1 (a chain:
+// 6..40 from prompt 0's rows, 40..44 from prompt 1's), prompt 3 runs like
+// prompt 0 for 50 positions, prompt 4 is prompt 0 again, prompt 5 a
+// beginning of prompt 0, prompt 6 prompt 0 and more, prompt 7 its own. A
+// slot at position slot_pos of every prompt long enough: prompt 0's vector
+// in all but prompts 3 and 7. Returns the rows; *n_slots the slots.
+enum { RUNS_S = 8, RUNS_L = 60, RUNS_P = 6, RUNS_C = 32 };
+static const int runs_lens[RUNS_S] = {50, 45, 52, 50, 50, 25, 60, 40};
+static int runs_batch(const collm_llm_hparams *hp, collm_rng *rng, int slot_pos, int32_t *toks, int32_t *seq_len,
+                      int32_t *rows, float *values, int *n_slots) {
+    const int same_as[RUNS_S] = {-1, 0, 1, 0, 0, 0, 0, -1}, same_len[RUNS_S] = {0, 40, 44, 50, 50, 25, 50, 0};
+    int32_t starts[RUNS_S];
+    int n = 0;
+    *n_slots = 0;
+    for (int s = 0; s < RUNS_S; s++) {
+        seq_len[s] = runs_lens[s];
+        starts[s] = n;
+        for (int t = 0; t < runs_lens[s]; t++)
+            toks[n + t] = t < RUNS_P ? (int32_t)(t * 5 % hp->n_vocab)
+                          : t < same_len[s] ? toks[starts[same_as[s]] + t]
+                                            : (int32_t)(collm_rng_next(rng) % (uint64_t)hp->n_vocab);
+        if (runs_lens[s] > slot_pos) {
+            rows[*n_slots] = n + slot_pos;
+            for (int c = 0; c < RUNS_C; c++)
+                values[*n_slots * RUNS_C + c] = s == 3 || s == 7 ? (float)collm_rng_normal(rng)
+                                                : *n_slots     ? values[c]
+                                                               : 0.5f * (float)(c % 7) - 1.0f;
+            (*n_slots)++;
+        }
+        n += runs_lens[s];
+    }
+    return n;
+}
+
 // collm_llm_trainer_score runs a run of leading positions a prompt shares
 // with an earlier prompt of the batch once (find_shared_runs): the scores of
 // the training forward (which never does), bit for bit where collm's kernel
 // takes the products (a pool: a row's bits do not depend on the rows beside
 // it), within rounding where BLAS does (its sums depend on the row count),
-// and exactly the rows expected. The batch: every prompt
-// shares P = 6 tokens; prompt 1 shares 40 positions with prompt 0 (a slot row
-// at 20 with the same vector among them), prompt 2 44 with prompt 1 (a chain:
-// 6..40 from prompt 0's rows, 40..44 from prompt 1's), prompt 3 runs like
-// prompt 0 but its slot at 20 has another vector (it stops there), prompt 4
-// is prompt 0 again (all but its last row), prompt 5 a beginning of prompt 0,
-// prompt 6 prompt 0 and more (all of prompt 0's 50 rows), prompt 7 its own.
+// and exactly the rows expected. runs_batch with its slot at 20: prompt 3
+// stops there (another vector), the others run through it.
 static void test_score_shared_runs(void) {
     collm_rng rng;
     collm_llm_model *m = fused_model(COLLM_LLM_ARCH_QWEN2, 3, 41, &rng); // biases, NEOX RoPE, GQA
     const collm_llm_hparams hp = m->hp;
     collm_blas_set_threads(1);
     collm_pool *pool = collm_pool_create(2);
-    enum { S = 8, L = 60, P = 6, C = 32 };
-    const int lens[S] = {50, 45, 52, 50, 50, 25, 60, 40};
-    const int same_as[S] = {-1, 0, 1, 0, 0, 0, 0, -1}, same_len[S] = {0, 40, 44, 50, 50, 25, 50, 0};
+    enum { S = RUNS_S, L = RUNS_L, P = RUNS_P, C = RUNS_C };
+    const int *lens = runs_lens;
     const int expect_skip[S] = {P, 40, 44, 20, 49, 24, 50, P};
-    int32_t toks[S * L], seq_len[S], starts[S], rows[S];
+    int32_t toks[S * L], seq_len[S], rows[S];
     float values[S * C];
-    int n = 0, n_slots = 0;
-    for (int s = 0; s < S; s++) {
-        seq_len[s] = lens[s];
-        starts[s] = n;
-        for (int t = 0; t < lens[s]; t++)
-            toks[n + t] = t < P ? (int32_t)(t * 5 % hp.n_vocab)
-                          : t < same_len[s] ? toks[starts[same_as[s]] + t]
-                                            : (int32_t)(collm_rng_next(&rng) % (uint64_t)hp.n_vocab);
-        if (s != 5 || lens[s] > 20) { // a slot at position 20 of every prompt: prompt 0's vector but in 3 and 7
-            rows[n_slots] = n + 20;
-            for (int c = 0; c < C; c++)
-                values[n_slots * C + c] = s == 3 || s == 7 ? (float)collm_rng_normal(&rng) : n_slots ? values[c] : 0.5f * (float)(c % 7) - 1.0f;
-            n_slots++;
-        }
-        n += lens[s];
-    }
+    int n_slots;
+    const int n = runs_batch(&hp, &rng, 20, toks, seq_len, rows, values, &n_slots);
     collm_llm_slot_rows slots = {n_slots, rows, values};
     int expect_rows = P;
     for (int s = 0; s < S; s++) expect_rows += lens[s] - expect_skip[s];
@@ -712,6 +728,88 @@ static void test_score_shared_runs(void) {
     }
     collm_pool_free(pool);
     collm_blas_set_threads(2);
+    collm_llm_model_free(m);
+}
+
+// Training with runs (find_shared_runs outside scoring): a prompt computes
+// only its positions after the run it shares with an earlier prompt, and
+// the gradients its rows send to the keys and values of the run are summed
+// into the rows they were read from. Against the same batch with sharing off:
+// the scores, every weight gradient (full fine-tuning), the LoRA gradients
+// and each slot's gradient, to rounding, with and without a pool, and exactly
+// the rows expected. runs_batch with its slot at 46: a run ends at a slot row
+// in training (prompts 3, 4 and 6 at 46), so each slot keeps its own
+// gradient; the chain (prompt 2 reads prompt 0's and prompt 1's rows) stays.
+static void test_train_shared_runs(void) {
+    collm_rng rng;
+    collm_llm_model *m = fused_model(COLLM_LLM_ARCH_QWEN2, 3, 43, &rng); // biases, NEOX RoPE, GQA
+    const collm_llm_hparams hp = m->hp;
+    collm_pool *pool = collm_pool_create(3);
+    enum { S = RUNS_S, L = RUNS_L, P = RUNS_P, C = RUNS_C };
+    const int expect_skip[S] = {P, 40, 44, 46, 46, 24, 46, P};
+    int32_t toks[S * L], seq_len[S], rows[S];
+    float values[S * C], weights[S];
+    int n_slots;
+    const int n = runs_batch(&hp, &rng, 46, toks, seq_len, rows, values, &n_slots);
+    collm_llm_slot_rows slots = {n_slots, rows, values};
+    for (int s = 0; s < S; s++) weights[s] = (float)collm_rng_normal(&rng);
+    int expect_rows = P;
+    for (int s = 0; s < S; s++) expect_rows += runs_lens[s] - expect_skip[s];
+    int q = hp.n_head * hp.head_dim, kv = hp.n_head_kv * hp.head_dim;
+    int dims_in[COLLM_LORA_N_TARGETS] = {C, C, C, q, C, C, hp.n_ff};
+    int dims_out[COLLM_LORA_N_TARGETS] = {q, kv, kv, C, hp.n_ff, hp.n_ff, C};
+    collm_lora_adapter lora;
+    CHECK(collm_lora_init(&lora, hp.n_layer, dims_in, dims_out, 2, 4.0f, 0.0f, 0x7f, &rng) == COLLM_OK);
+    for (int i = 0; i < hp.n_layer * COLLM_LORA_N_TARGETS; i++)
+        for (int j = 0; j < lora.pairs[i].out * lora.pairs[i].rank; j++) lora.pairs[i].b[j] = (float)(0.3 * collm_rng_normal(&rng));
+    const int64_t nl = collm_lora_n_params(&lora);
+    float *grad[2], *lgrad[2];
+    for (int i = 0; i < 2; i++) {
+        grad[i] = malloc((size_t)m->n_params * sizeof(float));
+        lgrad[i] = malloc((size_t)nl * sizeof(float));
+    }
+    for (int kind = 0; kind < 2; kind++) // full fine-tuning, LoRA
+        for (int pooled = 0; pooled < 2; pooled++) {
+            float sc[2][S], ds[2][S * C];
+            for (int share = 0; share < 2; share++) {
+                collm_llm_trainer *tr = collm_llm_trainer_create(m, kind ? &lora : NULL, !kind, S * L, L,
+                                                                 pooled ? pool : NULL);
+                CHECK(tr != NULL);
+                if (!tr) continue;
+                collm_llm_trainer_set_prefix_sharing(tr, share);
+                for (int i = 0; kind && i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+                    memset(lora.pairs[i].da, 0, (size_t)lora.pairs[i].rank * lora.pairs[i].in * sizeof(float));
+                    memset(lora.pairs[i].db, 0, (size_t)lora.pairs[i].out * lora.pairs[i].rank * sizeof(float));
+                }
+                memset(ds[share], 0, sizeof ds[share]);
+                CHECK(collm_llm_trainer_forward(tr, toks, seq_len, S, &slots, 3, sc[share], NULL) == COLLM_OK);
+                CHECK_MSG(collm_llm_trainer_computed_rows(tr) == (share ? expect_rows : n),
+                          "kind %d pool %d share %d: %d rows computed, expected %d", kind, pooled, share,
+                          collm_llm_trainer_computed_rows(tr), share ? expect_rows : n);
+                CHECK(collm_llm_trainer_backward(tr, weights, ds[share]) == COLLM_OK);
+                if (!kind) memcpy(grad[share], collm_llm_trainer_model_grad(tr), (size_t)m->n_params * sizeof(float));
+                for (int i = 0, o = 0; kind && i < hp.n_layer * COLLM_LORA_N_TARGETS; i++) {
+                    collm_lora_pair *pr = &lora.pairs[i];
+                    memcpy(lgrad[share] + o, pr->da, (size_t)pr->rank * pr->in * sizeof(float)), o += pr->rank * pr->in;
+                    memcpy(lgrad[share] + o, pr->db, (size_t)pr->out * pr->rank * sizeof(float)), o += pr->out * pr->rank;
+                }
+                collm_llm_trainer_free(tr);
+            }
+            CHECK_MSG(rel_diff(sc[1], sc[0], S) < 1e-5, "kind %d pool %d: scores with runs off by %g", kind, pooled,
+                      rel_diff(sc[1], sc[0], S));
+            for (int i = 0; i < n_slots; i++)
+                CHECK_MSG(rel_diff(ds[1] + i * C, ds[0] + i * C, C) < 1e-4, "kind %d pool %d: slot %d gradient off by %g",
+                          kind, pooled, i, rel_diff(ds[1] + i * C, ds[0] + i * C, C));
+            if (!kind)
+                CHECK_MSG(rel_diff(grad[1], grad[0], m->n_params) < 1e-4, "pool %d: weight gradients with runs off by %g",
+                          pooled, rel_diff(grad[1], grad[0], m->n_params));
+            else
+                CHECK_MSG(rel_diff(lgrad[1], lgrad[0], nl) < 1e-4, "pool %d: LoRA gradients with runs off by %g", pooled,
+                          rel_diff(lgrad[1], lgrad[0], nl));
+        }
+    for (int i = 0; i < 2; i++) free(grad[i]), free(lgrad[i]);
+    collm_lora_free(&lora);
+    collm_pool_free(pool);
     collm_llm_model_free(m);
 }
 
@@ -805,6 +903,7 @@ int main(void) {
     test_shared_prefix();
     test_score_forward_only();
     test_score_shared_runs();
+    test_train_shared_runs();
     test_fold_v(COLLM_LLM_ARCH_LLAMA);
     test_fold_v(COLLM_LLM_ARCH_QWEN2);
     test_bad_input();

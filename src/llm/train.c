@@ -63,12 +63,13 @@ struct collm_llm_trainer {
     int32_t *tokens;    // (R)
     int32_t *tokens_in; // (R) the caller's rows: token id, -1 at slot rows
     int32_t *slot_in;   // (R) the caller's rows: slot index at slot rows, -1 elsewhere
-    // Forward only, prompts sharing more than the P common rows with an
-    // earlier prompt of the batch (find_shared_runs): prompt s computes its
-    // positions from skip[s] (>= P) on in its own rows; the keys and values
-    // of positions [P, skip[s]) are those of prompt parent[s] (-1: none).
+    // Prompts sharing more than the P common rows with an earlier prompt of
+    // the batch (find_shared_runs): prompt s computes its positions from
+    // skip[s] (>= P) on in its own rows; the keys and values of positions
+    // [P, skip[s]) are those of prompt parent[s] (-1: none).
     int32_t *skip;      // (max_rows)
     int32_t *parent;    // (max_rows)
+    int64_t *dkv_off;   // (max_rows + 1) Σ_{j<s} skip[j]: prompt s's rows of shared_dkv
     int32_t yes_id;
     float *yes_buf;     // (C) the answer row of a quantised head, dequantised (yes_buf_id: which row)
     int32_t yes_buf_id;
@@ -87,8 +88,11 @@ struct collm_llm_trainer {
     collm_llm_block_grads g; // backward scratch
     float *att_scratch;      // (threads, collm_ops_attention_scratch(max_seq_len)) attention backward rows,
                              // forward-only probabilities
-    float *shared_dkv;       // (max_rows, KV + VW) each prompt's gradient at the shared keys/values, summed in
-                             // order (VW = max(KV, C): the last layer's values are xn1 rows with fold_v)
+    float *shared_dkv;       // (max_rows, KV + VW) each prompt's gradient at the keys/values of its
+                             // positions [0, skip) (rows dkv_off[s] on), summed in order into the rows
+                             // they were read from (VW = max(KV, C): the last layer's values are xn1
+                             // rows with fold_v)
+    float *gather_kv;        // (threads, max_seq_len, KV + VW) keys and values of [0, skip) gathered
     // The last layer's values folded (collm_llm_block fold_v; on unless
     // collm_llm_trainer_set_fold_v turns it off): z and d_z (n_seq, n_head·C),
     // grown to the batch's prompts
@@ -211,6 +215,9 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->slot_in = collm_calloc((size_t)R, sizeof(int32_t));
     tr->skip = collm_calloc((size_t)R, sizeof(int32_t));
     tr->parent = collm_calloc((size_t)R, sizeof(int32_t));
+    tr->dkv_off = collm_calloc((size_t)R + 1, sizeof(int64_t));
+    tr->gather_kv = collm_malloc((size_t)threads * (size_t)max_seq_len * (size_t)(KV + value_width_max(tr)) *
+                                 sizeof(float));
     tr->shared_dkv = collm_malloc((size_t)R * (size_t)(KV + value_width_max(tr)) * sizeof(float));
     tr->packed = collm_calloc((size_t)hp->n_layer * PACKED_PER_LAYER, sizeof *tr->packed);
     tr->chunk_scratch = collm_malloc((size_t)threads * (size_t)collm_llm_block_chunk_floats(hp) * sizeof(float));
@@ -234,7 +241,7 @@ collm_llm_trainer *collm_llm_trainer_create(collm_llm_model *model, collm_lora_a
     tr->yes_buf = collm_malloc((size_t)C * sizeof(float));
     tr->yes_buf_id = -1;
     if (!tr->storage || !tr->acts || !tr->blocks || !tr->grads || !tr->seq_len || !tr->row_start || !tr->att_start ||
-        !tr->in_start || !tr->tokens_in || !tr->slot_in || !tr->skip || !tr->parent || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
+        !tr->in_start || !tr->tokens_in || !tr->slot_in || !tr->skip || !tr->parent || !tr->dkv_off || !tr->gather_kv || !tr->shared_dkv || !tr->chunk_scratch || !tr->packed ||
         !tr->pos || !tr->tokens || !tr->slot_rows || !tr->last_rows || !tr->bwd_rows || !tr->bwd_q || !tr->bwd_first || !tr->bwd_start || !tr->last_pos || !tr->last_att || !tr->att_order || !tr->att_scratch ||
         (full_finetune && !tr->model_grad) || !tr->yes_buf) {
         collm_llm_trainer_free(tr);
@@ -328,6 +335,8 @@ void collm_llm_trainer_free(collm_llm_trainer *tr) {
     free(tr->slot_in);
     free(tr->skip);
     free(tr->parent);
+    free(tr->dkv_off);
+    free(tr->gather_kv);
     free(tr->shared_dkv);
     free(tr->fold);
     free(tr->chunk_scratch);
@@ -393,23 +402,39 @@ static attention_geometry geometry(const attention_job *job, int64_t s) {
     return g;
 }
 
-// Forward only: the keys (KV floats a row) and values (rows v, VW floats) of
-// prompt s's positions [0, skip[s]) into kb, vb: [0, P) from the shared rows,
-// the rest from the own rows of the prompts up its parent chain (each holds
-// its positions from its own skip on).
-static void gather_shared_kv(const collm_llm_trainer *tr, const float *k, const float *v, int64_t s, float *kb,
-                             float *vb, int64_t KV, int64_t VW) {
+// The keys (KV floats a row) and values (rows of v, VW floats) of prompt s's
+// positions [0, skip[s]) live in other rows: [0, P) in the shared rows, the
+// rest in the own rows of the prompts up its parent chain (each holds its
+// positions from its own skip on). Gather copies them into kb, vb (skip[s]
+// rows each); scatter adds kb, vb (their gradients) back into those rows.
+static void shared_kv_walk(const collm_llm_trainer *tr, float *k, float *v, int64_t s, float *kb, float *vb,
+                           int64_t KV, int64_t VW, int scatter) {
     const int P = tr->n_shared;
     int hi = tr->skip[s];
     for (int p = tr->parent[s]; hi > P; p = tr->parent[p]) {
         const int lo = tr->skip[p] < hi ? tr->skip[p] : hi; // positions [lo, hi) are own rows of p
         const int64_t r = tr->row_start[p] + lo - tr->skip[p];
-        memcpy(kb + lo * KV, k + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
-        memcpy(vb + lo * VW, v + r * VW, (size_t)((hi - lo) * VW) * sizeof(float));
+        if (scatter) {
+            collm_ops_axpy(k + r * KV, 1.0f, kb + lo * KV, (hi - lo) * KV);
+            collm_ops_axpy(v + r * VW, 1.0f, vb + lo * VW, (hi - lo) * VW);
+        } else {
+            memcpy(kb + lo * KV, k + r * KV, (size_t)((hi - lo) * KV) * sizeof(float));
+            memcpy(vb + lo * VW, v + r * VW, (size_t)((hi - lo) * VW) * sizeof(float));
+        }
         hi = lo;
     }
-    memcpy(kb, k, (size_t)(P * KV) * sizeof(float));
-    memcpy(vb, v, (size_t)(P * VW) * sizeof(float));
+    if (scatter) {
+        collm_ops_axpy(k, 1.0f, kb, P * KV);
+        collm_ops_axpy(v, 1.0f, vb, P * VW);
+    } else {
+        memcpy(kb, k, (size_t)(P * KV) * sizeof(float));
+        memcpy(vb, v, (size_t)(P * VW) * sizeof(float));
+    }
+}
+
+// This thread's gather buffer: max_seq_len key rows, then max_seq_len value rows.
+static float *gather_buffer(const collm_llm_trainer *tr, int thread_index, int64_t KV) {
+    return tr->gather_kv + (int64_t)thread_index * tr->max_seq_len * (KV + value_width_max(tr));
 }
 
 // Attention never fails here: the forward keeps att, or (forward only) the
@@ -424,7 +449,7 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, C = hp->n_embd;
     const int fold = job->b->fold_v;
     const int64_t VW = fold ? C : KV; // floats per value row
-    const float *vals = fold ? a->xn1 : a->v;
+    float *vals = fold ? a->xn1 : a->v;
     float *scratch = tr->forward_only ? tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len)
                                       : NULL;
     for (int64_t i = begin; i < end; i++) {
@@ -436,9 +461,9 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
         const int split = gathered || (tr->n_shared > 0 && g.own > 0);
         const int n_first = gathered ? tr->skip[s] : split ? tr->n_shared : g.len;
         const float *k = split ? a->k : a->k + g.own * KV, *v = split ? vals : vals + g.own * VW;
-        if (gathered) { // keys [0, skip) gathered into this thread's slice of shared_dkv (unused forward only)
-            float *kb = tr->shared_dkv + (int64_t)thread_index * tr->max_seq_len * (KV + value_width_max(tr));
-            gather_shared_kv(tr, a->k, vals, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV, VW);
+        if (gathered) { // keys [0, skip) gathered into this thread's buffer
+            float *kb = gather_buffer(tr, thread_index, KV);
+            shared_kv_walk(tr, a->k, vals, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV, VW, 0);
             k = kb;
             v = kb + (int64_t)tr->max_seq_len * KV;
         }
@@ -455,10 +480,11 @@ static void attention_forward_task(void *ctx_, int64_t begin, int64_t end, int t
 }
 
 // Each task owns its query rows and its own key rows; the gradients at the
-// shared keys go to the task's slice of shared_dkv and are summed in task
-// order afterwards (deterministic for any thread count). Keys, values and
-// their gradients are read and written where they are (the shared rows,
-// then the own), as in the forward.
+// keys of positions [0, skip) (the shared rows, and a parent's rows) go to
+// the task's slice of shared_dkv and are summed in prompt order afterwards
+// (deterministic for any thread count). Keys, values and their gradients
+// are read and written where they are (the shared rows, then the own), or
+// gathered as in the forward.
 static void attention_backward_one(attention_job *job, int64_t s, int thread_index) {
     collm_llm_trainer *tr = job->tr;
     const collm_llm_hparams *hp = &tr->model->hp;
@@ -467,22 +493,29 @@ static void attention_backward_one(attention_job *job, int64_t s, int thread_ind
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim, C = hp->n_embd;
     const int fold = job->b->fold_v;
     const int64_t VW = fold ? C : KV, DO = fold ? hp->n_head * C : Q; // floats per value and d_out row
-    const float *vals = fold ? a->xn1 : a->v;
+    float *vals = fold ? a->xn1 : a->v;
     float *att_scratch = tr->att_scratch + thread_index * collm_ops_attention_scratch(tr->max_seq_len);
     attention_geometry g = geometry(job, s);
     if (g.T == 0) return;
     float *dq = job->d_q + g.q_row * Q, *dk = job->d_k + g.own * KV, *dv = job->d_v + g.own * VW;
     const float *dout = job->d_attn + g.q_row * DO, *q = a->q + g.q_row * Q;
     // Keys contiguous (no shared rows, or the shared rows' own task): one part,
-    // straight into d_k, d_v. Otherwise the shared keys [0, P) into this
-    // task's slice (zeroed), the own keys straight into d_k, d_v.
-    const int two = P > 0 && g.own > 0;
-    float *sk = two ? tr->shared_dkv + s * P * (KV + VW) : NULL, *sv = two ? sk + P * KV : NULL;
-    if (two) memset(sk, 0, (size_t)(P * (KV + VW)) * sizeof(float));
+    // straight into d_k, d_v. Otherwise the keys [0, skip) (the shared rows,
+    // or gathered along the parent chain) into this task's slice (zeroed),
+    // the own keys straight into d_k, d_v.
+    const int gathered = s < tr->n_seq && tr->parent[s] >= 0;
+    const int two = gathered || (P > 0 && g.own > 0);
+    const int n_first = two ? tr->skip[s] : g.len; // (one part: every key, as collm_ops_attention_backward takes them)
+    float *sk = two ? tr->shared_dkv + tr->dkv_off[s] * (KV + VW) : NULL, *sv = two ? sk + n_first * KV : NULL;
+    if (two) memset(sk, 0, (size_t)(n_first * (KV + VW)) * sizeof(float));
     const float *k1 = two ? a->k : a->k + g.own * KV, *v1 = two ? vals : vals + g.own * VW;
+    if (gathered) {
+        float *kb = gather_buffer(tr, thread_index, KV);
+        shared_kv_walk(tr, a->k, vals, s, kb, kb + (int64_t)tr->max_seq_len * KV, KV, VW, 0);
+        k1 = kb, v1 = kb + (int64_t)tr->max_seq_len * KV;
+    }
     const float *k2 = two ? a->k + g.own * KV : NULL, *v2 = two ? vals + g.own * VW : NULL;
     float *dk1 = two ? sk : dk, *dv1 = two ? sv : dv, *dk2 = two ? dk : NULL, *dv2 = two ? dv : NULL;
-    const int n_first = two ? P : g.len; // (one part: every key, as collm_ops_attention_backward takes them)
     if (fold)
         collm_ops_attention_backward_xv(dq, dk1, dv1, dk2, dv2, dout, job->att + g.att, q, k1, v1, n_first, k2, v2,
                                         g.T, g.n_past, hp->n_head, hp->n_head_kv, hp->head_dim, (int)C, NULL,
@@ -540,13 +573,14 @@ static void train_attend_backward(void *ctx, const collm_llm_block *b, const col
     collm_pool_for_each(tr->pool, tr->n_seq, attention_backward_task, &job);
     const int64_t P = tr->n_shared, KV = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t VW = b->fold_v ? hp->n_embd : KV;
-    if (P == 0) return;
-    // the shared keys' gradients, prompt after prompt, then the shared rows' own attention
-    for (int64_t s = 0; s < tr->n_seq; s++) {
-        collm_ops_axpy(d_k, 1.0f, tr->shared_dkv + s * P * (KV + VW), P * KV);
-        collm_ops_axpy(d_v, 1.0f, tr->shared_dkv + s * P * (KV + VW) + P * KV, P * VW);
-    }
-    if (!b->q_rows) attention_backward_one(&job, tr->n_seq, 0);
+    // the gradients at the keys of [0, skip), prompt after prompt, into the
+    // rows they were read from; then the shared rows' own attention
+    for (int64_t s = 0; s < tr->n_seq; s++)
+        if (tr->skip[s] > 0) {
+            float *sk = tr->shared_dkv + tr->dkv_off[s] * (KV + VW);
+            shared_kv_walk(tr, d_k, d_v, s, sk, sk + tr->skip[s] * KV, KV, VW, 1);
+        }
+    if (P > 0 && !b->q_rows) attention_backward_one(&job, tr->n_seq, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -567,23 +601,30 @@ static int same_input_row(const collm_llm_trainer *tr, const collm_llm_slot_rows
 // run is longer than the P rows every prompt shares. The same inputs at the
 // same positions under causal attention give the same rows, so their keys
 // and values are read from that prompt instead of computed again: one
-// user's history before several targets runs once. Forward only, where
-// nothing kept per row must be the prompt's own, and only where every
-// thread's gather buffer (2 max_seq_len KV floats) fits shared_dkv.
-static void find_shared_runs(collm_llm_trainer *tr, const collm_llm_slot_rows *slots, int n_seq, int on) {
+// user's history before several targets runs once, and in training the
+// gradients its later rows send back to those keys and values are summed
+// into that prompt's rows (train_attend_backward). With `stop_at_slots`
+// (training) a run ends at a slot row: two slot rows with the same vector
+// may still hold different mappings of different inputs, whose gradients
+// must stay apart.
+static void find_shared_runs(collm_llm_trainer *tr, const collm_llm_slot_rows *slots, int n_seq, int on,
+                             int stop_at_slots) {
     const int P = tr->n_shared;
     for (int s = 0; s < n_seq; s++) tr->skip[s] = P, tr->parent[s] = -1;
-    if (!on || (int64_t)collm_pool_size(tr->pool) * tr->max_seq_len > tr->max_rows) return;
-    for (int s = 1; s < n_seq; s++) {
+    for (int s = 1; on && s < n_seq; s++) {
         const int64_t a = tr->in_start[s];
         for (int j = 0; j < s; j++) {
             const int64_t b = tr->in_start[j];
             const int lim = tr->seq_len[s] - 1 < tr->seq_len[j] ? tr->seq_len[s] - 1 : tr->seq_len[j];
             int t = P; // the first P positions are the same in every prompt
-            while (t < lim && same_input_row(tr, slots, a + t, b + t)) t++;
+            while (t < lim && same_input_row(tr, slots, a + t, b + t) && !(stop_at_slots && tr->tokens_in[a + t] < 0))
+                t++;
             if (t > tr->skip[s]) tr->skip[s] = t, tr->parent[s] = j;
         }
     }
+    int64_t off = 0;
+    for (int s = 0; s < n_seq; s++) tr->dkv_off[s] = off, off += tr->skip[s]; // Σ skip < the batch's rows
+    tr->dkv_off[n_seq] = off;
 }
 
 // fold holds z and d_z of n_seq prompts: 1, or 0 when it cannot grow (the
@@ -647,7 +688,8 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
     // under causal attention give the same rows in every prompt. Not with
     // LoRA dropout, which draws a separate mask per prompt row.
     int P = 0;
-    if (tr->share_prefix && n_seq > 1 && !(dropout_rng && tr->lora && tr->lora->dropout > 0)) {
+    const int sharing = tr->share_prefix && n_seq > 1 && !(dropout_rng && tr->lora && tr->lora->dropout > 0);
+    if (sharing) {
         P = tr->max_seq_len;
         for (int s = 0; s < n_seq; s++) {
             const int32_t *t0 = tr->tokens_in, *ts = tr->tokens_in + tr->in_start[s];
@@ -657,7 +699,11 @@ static int forward(collm_llm_trainer *tr, const int32_t *tokens, const int32_t *
         }
     }
     tr->n_shared = P;
-    find_shared_runs(tr, slots, n_seq, forward_only && tr->share_prefix);
+    // Runs beyond P: for scoring, and for training where every row runs
+    // backward (frozen weights run it from each prompt's first slot on:
+    // frozen_backward_rows, which lays out the rows without them).
+    const int frozen = !tr->full_finetune && !tr->lora;
+    find_shared_runs(tr, slots, n_seq, sharing && (forward_only || !frozen), !forward_only);
     int64_t rows = P, att = 0;
     for (int s = 0; s < n_seq; s++) {
         tr->row_start[s] = rows;
@@ -814,6 +860,7 @@ int collm_llm_trainer_backward(collm_llm_trainer *tr, const float *dscores, floa
     // embeddings: slot rows → dslots, token rows → token_embd rows (d_x compact when frozen)
     for (int i = 0, s = 0; dslots && i < tr->n_slots; i++) {
         int64_t r = tr->slot_rows[i];
+        if (r < 0) continue; // (a slot inside a run: scoring only, which has no backward)
         if (frozen) {
             while (s > 0 && r < tr->row_start[s]) s--;
             while (r >= tr->row_start[s + 1]) s++;
