@@ -55,6 +55,7 @@ void collm_train_options_default(collm_train_options *o) {
     o->eval_batch = 32;
     o->residual_folds = 5; // used only with residual_weight > 0
     o->seed = 42;
+    o->group_batches = 1;
 }
 
 static double now_seconds(void) {
@@ -171,6 +172,7 @@ static int write_resume(const char *path, const collm_model *m, const collm_opti
     if (!rc) rc = collm_gguf_writer_set_u64(w, "train.collm_optim_step", (uint64_t)opt->step);
     if (!rc) rc = collm_gguf_writer_set_u32(w, "train.batch", (uint32_t)o->batch);
     if (!rc) rc = collm_gguf_writer_set_u32(w, "train.steps_per_epoch", (uint32_t)o->steps_per_epoch);
+    if (!rc) rc = collm_gguf_writer_set_u32(w, "train.group_batches", (uint32_t)(o->group_batches != 0));
     if (!rc) rc = put_f64(w, "train.best_auc", st->best_auc);
     if (!rc) rc = put_f64(w, "train.best_uauc", st->best_uauc);
     if (!rc) rc = collm_gguf_writer_set_arr(w, "train.rng", COLLM_GGUF_TYPE_UINT64, st->rng.s, 4);
@@ -262,6 +264,16 @@ static int read_resume(const char *path, collm_optim_state *opt, train_state *st
     if ((rc = collm_gguf_get_u32(f, "train.n_params", &n_params)) || (rc = collm_gguf_get_u32(f, "train.batch", &batch)) ||
         (rc = collm_gguf_get_u32(f, "train.steps_per_epoch", &steps)))
         goto done;
+    // (a state from before batch grouping: shuffled batches)
+    uint32_t grouped = 0;
+    if (collm_gguf_find_key(f, "train.group_batches") >= 0 &&
+        (rc = collm_gguf_get_u32(f, "train.group_batches", &grouped)))
+        goto done;
+    if ((grouped != 0) != (o->group_batches != 0)) {
+        rc = collm_error(COLLM_ERR_ARG, "%s was written by a run with %s batches; this run asks for %s ones", path,
+                         grouped ? "grouped" : "shuffled", o->group_batches ? "grouped" : "shuffled");
+        goto done;
+    }
     if ((int)n_params != opt->n_params || (int)batch != o->batch || (int)steps != o->steps_per_epoch) {
         rc = collm_error(COLLM_ERR_ARG,
                          "%s was written by a run with other settings (%u trainable tensors, batch %u, %u steps per "
@@ -310,9 +322,92 @@ done:
 
 // ---------------------------------------------------------------------------
 
-static void next_batch(train_state *st, int64_t n_train, int batch, int64_t *which) {
+// The training rows' groups (collm_train_options.group_batches): rows with
+// the same user and the same history, whose prompts agree up to the target.
+// Group g holds rows member[start[g] .. start[g + 1]) in row order; row r is
+// in group group_of[r].
+typedef struct {
+    int64_t n_groups;
+    int32_t *group_of; // (n_train)
+    int64_t *start;    // (n_groups + 1)
+    int32_t *member;   // (n_train)
+    int32_t *scratch;  // (n_train) the regrouped order
+    uint8_t *placed;   // (n_groups)
+} row_groups;
+
+static void row_groups_free(row_groups *g) {
+    free(g->group_of);
+    free(g->start);
+    free(g->member);
+    free(g->scratch);
+    free(g->placed);
+    memset(g, 0, sizeof *g);
+}
+
+// Rows a and b by (user, history length, history items): 0 for one group.
+static int user_history_cmp(const collm_rec_split *sp, int32_t a, int32_t b) {
+    if (sp->user[a] != sp->user[b]) return sp->user[a] < sp->user[b] ? -1 : 1;
+    const int64_t na = sp->his_offset[a + 1] - sp->his_offset[a], nb = sp->his_offset[b + 1] - sp->his_offset[b];
+    if (na != nb) return na < nb ? -1 : 1;
+    for (int64_t i = 0; i < na; i++) {
+        const int32_t x = sp->his[sp->his_offset[a] + i], y = sp->his[sp->his_offset[b] + i];
+        if (x != y) return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+static const collm_rec_split *sort_split; // by_user_history's rows (qsort takes no context)
+
+// The groups side by side, each in row order.
+static int by_user_history(const void *pa, const void *pb) {
+    const int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    const int c = user_history_cmp(sort_split, a, b);
+    return c ? c : (a > b) - (a < b);
+}
+
+static int row_groups_init(row_groups *g, const collm_rec_split *train) {
+    const int64_t n = train->n;
+    memset(g, 0, sizeof *g);
+    g->group_of = collm_malloc((size_t)n * sizeof(int32_t));
+    g->start = collm_malloc((size_t)(n + 1) * sizeof(int64_t));
+    g->member = collm_malloc((size_t)n * sizeof(int32_t));
+    g->scratch = collm_malloc((size_t)n * sizeof(int32_t));
+    g->placed = collm_malloc((size_t)n);
+    if (!g->group_of || !g->start || !g->member || !g->scratch || !g->placed) {
+        row_groups_free(g);
+        return COLLM_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < n; r++) g->member[r] = (int32_t)r;
+    sort_split = train;
+    qsort(g->member, (size_t)n, sizeof(int32_t), by_user_history);
+    sort_split = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        if (i == 0 || user_history_cmp(train, g->member[i - 1], g->member[i]) != 0) g->start[g->n_groups++] = i;
+        g->group_of[g->member[i]] = (int32_t)(g->n_groups - 1);
+    }
+    g->start[g->n_groups] = n;
+    return COLLM_OK;
+}
+
+// order (n rows, shuffled) -> each group's rows together, in row order, where
+// the group's first row fell. Deterministic: a function of the order alone.
+static void regroup(row_groups *g, int32_t *order, int64_t n) {
+    if (!g->group_of) return; // plain shuffle
+    memset(g->placed, 0, (size_t)g->n_groups);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t grp = g->group_of[order[i]];
+        if (g->placed[grp]) continue;
+        g->placed[grp] = 1;
+        for (int64_t j = g->start[grp]; j < g->start[grp + 1]; j++) g->scratch[k++] = g->member[j];
+    }
+    memcpy(order, g->scratch, (size_t)n * sizeof(int32_t));
+}
+
+static void next_batch(train_state *st, row_groups *groups, int64_t n_train, int batch, int64_t *which) {
     if (st->cursor + batch > n_train) { // drop_last, then a fresh shuffle
         collm_rng_shuffle_i32(&st->rng, st->order, n_train);
+        regroup(groups, st->order, n_train);
         st->cursor = 0;
     }
     for (int i = 0; i < batch; i++) which[i] = st->order[st->cursor + i];
@@ -706,6 +801,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     opt.pool = m->pool;
     train_state st;
     memset(&st, 0, sizeof st);
+    row_groups groups;
+    memset(&groups, 0, sizeof groups);
     float *eval_scores = NULL, *train_off = NULL, *eval_off = NULL; // residual offsets (train->n), (eval.n)
     int64_t *which = NULL, *mine_buf = NULL, *load = NULL; // the batch; this rank's share of it (balanced_share)
     int *order = NULL;
@@ -815,10 +912,12 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         rc = COLLM_ERR_NOMEM;
         goto done;
     }
+    if (o->group_batches && (rc = row_groups_init(&groups, train))) goto done;
     for (int64_t i = 0; i < n_train; i++) st.order[i] = (int32_t)i;
     collm_rng_seed(&st.rng, o->seed);
     collm_rng_seed(&st.drop_rng, o->seed ^ 0x5deece66dULL);
     collm_rng_shuffle_i32(&st.rng, st.order, n_train);
+    regroup(&groups, st.order, n_train);
     st.best_auc = -1;
     st.best_uauc = NAN;
 
@@ -886,7 +985,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         double lr = 0;
         for (int step = 0; step < o->steps_per_epoch; step++) {
             lr = collm_optim_schedule_lr(&sched, st.global_step);
-            next_batch(&st, n_train, o->batch, which);
+            next_batch(&st, &groups, n_train, o->batch, which);
             // (n_local) this rank's rows: the whole batch, or its balanced share (balanced_share)
             const int64_t *mine = which;
             int n_local = o->batch;
@@ -1025,6 +1124,7 @@ done:
     free(resume_path);
     free(log_path);
     free(st.order);
+    row_groups_free(&groups);
     free(which);
     free(mine_buf);
     free(order);
