@@ -807,6 +807,36 @@ static void test_train_shared_runs(void) {
                 CHECK_MSG(rel_diff(lgrad[1], lgrad[0], nl) < 1e-4, "pool %d: LoRA gradients with runs off by %g", pooled,
                           rel_diff(lgrad[1], lgrad[0], nl));
         }
+    // forward_flops: the batch without sharing is the sum of its prompts alone,
+    // a prompt alone the count bench/train_speed.sh makes (its forward(T)),
+    // and the runs take away exactly the rows and keys they skip
+    collm_llm_trainer *tr = collm_llm_trainer_create(m, NULL, 1, S * L, L, NULL);
+    CHECK(tr != NULL);
+    if (tr) {
+        float sc[S];
+        const double Cd = C, Q = q, KV = kv, F = hp.n_ff, H = hp.n_head, nl1 = hp.n_layer - 1;
+        const double Wl = Cd * (Q + 2 * KV) + Q * Cd + 3 * Cd * F;
+        double alone = 0, hand = 0, skipped = 0;
+        for (int s = 0, r0 = 0; s < S; r0 += seq_len[s], s++) {
+            CHECK(collm_llm_trainer_forward(tr, toks + r0, seq_len + s, 1, NULL, 3, sc, NULL) == COLLM_OK);
+            alone += collm_llm_trainer_forward_flops(tr);
+            const double T = seq_len[s], k = expect_skip[s];
+            hand += nl1 * (2 * Wl * T + 2 * Q * T * (T + 1)) + 2 * Cd * KV * T + 2 * Q * T + 2 * H * Cd * T +
+                    2 * Q * Cd + 2 * (Cd * Q + Q * Cd + 3 * Cd * F) + 2 * Cd;
+            skipped += (nl1 * 2 * Wl + 2 * Cd * KV) * (k - (s ? 0 : P)) + nl1 * 2 * Q * (k * (k + 1) - (s ? 0 : P * (P + 1)));
+        }
+        collm_llm_trainer_set_prefix_sharing(tr, 0);
+        CHECK(collm_llm_trainer_forward(tr, toks, seq_len, S, NULL, 3, sc, NULL) == COLLM_OK);
+        const double dense = collm_llm_trainer_forward_flops(tr);
+        CHECK_MSG(fabs(dense - alone) <= 1e-12 * alone && fabs(alone - hand) <= 1e-12 * hand,
+                  "forward flops: batch %.0f, prompts alone %.0f, by hand %.0f", dense, alone, hand);
+        collm_llm_trainer_set_prefix_sharing(tr, 1);
+        CHECK(collm_llm_trainer_forward(tr, toks, seq_len, S, &slots, 3, sc, NULL) == COLLM_OK);
+        const double shared = collm_llm_trainer_forward_flops(tr);
+        CHECK_MSG(fabs(shared - (dense - skipped)) <= 1e-12 * dense, "forward flops with runs %.0f, expected %.0f",
+                  shared, dense - skipped);
+        collm_llm_trainer_free(tr);
+    }
     for (int i = 0; i < 2; i++) free(grad[i]), free(lgrad[i]);
     collm_lora_free(&lora);
     collm_pool_free(pool);

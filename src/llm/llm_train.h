@@ -42,13 +42,19 @@ float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight);
 // short of each prompt's last token) run once per forward, their gradients
 // summed over the prompts: exact, less work. On by default; off for tests
 // that compare the two. shared_rows: how many the last forward shared.
-// With it on, collm_llm_trainer_score also runs a prompt's longer leading
-// run shared with an earlier prompt of the batch (the same tokens, slot rows
-// with the same vector) only once: its keys and values are read from that
-// prompt's rows. computed_rows: the rows the last forward computed.
+// With it on, a prompt's longer leading run shared with an earlier prompt
+// of the batch (the same tokens; in scoring also slot rows with the same
+// vector) runs only once: its keys and values are read from that prompt's
+// rows, and in training (full fine-tuning or LoRA; not with frozen weights)
+// the gradients at them are summed into that prompt's rows.
+// computed_rows: the rows the last forward computed; forward_flops: the
+// floating-point operations of its products and attention (2 per
+// multiply-add; elementwise work left out), the work bench/train_speed.sh
+// counts as useful.
 void collm_llm_trainer_set_prefix_sharing(collm_llm_trainer *tr, int on);
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr);
 int collm_llm_trainer_computed_rows(const collm_llm_trainer *tr);
+double collm_llm_trainer_forward_flops(const collm_llm_trainer *tr);
 // The feed-forward fused over row chunks (llm/block.c; where collm's GEMM
 // kernel runs: the same bits as the unfused passes). On by default; off for
 // the test that compares the two.

@@ -124,6 +124,27 @@ int collm_llm_trainer_set_weights_fixed(collm_llm_trainer *tr) {
 int collm_llm_trainer_shared_rows(const collm_llm_trainer *tr) { return tr->n_shared; }
 int collm_llm_trainer_computed_rows(const collm_llm_trainer *tr) { return tr->n_rows; }
 
+// Every layer but the last: the products at the R computed rows, and
+// attention from each computed row at position t to its t + 1 keys (q·k and
+// p·v, 4·Q FLOPs a key). The last: keys at the R rows; at each prompt's last
+// row its query, attention over all T keys, the output and feed-forward
+// products; with the values folded, p·xn1 (n_head·C a key) and z·Wv, else
+// the values at the R rows and p·v. Then the answer row's dot product.
+double collm_llm_trainer_forward_flops(const collm_llm_trainer *tr) {
+    const collm_llm_hparams *hp = &tr->model->hp;
+    const double C = hp->n_embd, Q = (double)hp->n_head * hp->head_dim, KV = (double)hp->n_head_kv * hp->head_dim;
+    const double F = hp->n_ff, H = hp->n_head, R = tr->n_rows, P = tr->n_shared;
+    const double Wl = C * (Q + 2 * KV) + Q * C + 3 * C * F; // a layer's matrix weights
+    const int fold = hp->n_layer > 0 && tr->blocks[hp->n_layer - 1].fold_v;
+    double keys = P * (P + 1) / 2, last = (2 * C * KV + (fold ? 0 : 2 * C * KV)) * R;
+    for (int s = 0; s < tr->n_seq; s++) {
+        const double T = tr->seq_len[s], k = tr->skip[s];
+        keys += (T * (T + 1) - k * (k + 1)) / 2;
+        last += 2 * Q * T + (fold ? 2 * H * C * T + 2 * Q * C : 2 * Q * T) + 2 * (C * Q + Q * C + 3 * C * F) + 2 * C;
+    }
+    return (hp->n_layer - 1) * (2 * Wl * R + 4 * Q * keys) + last;
+}
+
 float *collm_llm_trainer_grad_of(collm_llm_trainer *tr, const float *weight) {
     if (!tr->model_grad || !weight) return NULL;
     ptrdiff_t off = weight - tr->model->params;

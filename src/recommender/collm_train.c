@@ -644,7 +644,7 @@ static void json_num(cJSON *obj, const char *key, double v, int digits) {
 // One line of the training log: {"epoch":..,"loss":..,...}\n.
 static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t step, double loss, double lr,
                           const collm_metrics_report *rep, double best_auc, double sps, double train_s, double eval_s,
-                          const double *comm) {
+                          double fwd_gflop, const double *comm) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return collm_error(COLLM_ERR_NOMEM, "out of memory");
     cJSON_AddNumberToObject(o, "epoch", (double)epoch);
@@ -657,6 +657,7 @@ static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t st
     json_num(o, "samples_per_second", sps, 2);
     json_num(o, "train_seconds", train_s, 2);
     json_num(o, "eval_seconds", eval_s, 2);
+    json_num(o, "forward_gflop_per_sample", fwd_gflop, 4);
     if (comm) { // data parallel: see epoch_comm
         json_num(o, "allreduce_seconds", comm[0], 3);
         json_num(o, "allreduce_wait_seconds", comm[1], 3);
@@ -982,6 +983,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
            !(eval_enc && st.bad_epochs > o->patience)) {
         epochs_this_run++;
         double t_epoch = now_seconds(), loss_sum = 0, t_comm = 0;
+        double fwd_flops = 0; // this rank's forward FLOPs as computed (collm_llm_trainer_forward_flops)
+        int64_t fwd_samples = 0;
         double lr = 0;
         for (int step = 0; step < o->steps_per_epoch; step++) {
             lr = collm_optim_schedule_lr(&sched, st.global_step);
@@ -1003,6 +1006,8 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if ((rc = collm_llm_trainer_forward(tr, b.tokens, b.seq_len, n_local, b.n_slots ? &slots : NULL, m->yes_id,
                                           b.scores, drop)))
                 goto done;
+            fwd_flops += collm_llm_trainer_forward_flops(tr);
+            fwd_samples += n_local;
             // residual training: the loss sees llm + offset; its gradient w.r.t. the LLM's logit is the same
             for (int i = 0; train_off && i < n_local; i++) b.scores[i] += train_off[mine[i]];
             double loss = collm_ops_bce_with_logits(b.dscores, b.scores, b.labels, n_local);
@@ -1093,7 +1098,9 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
             if (!rc)
                 rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
                                     loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,
-                                    t_trained - t_epoch, eval_seconds, n_ranks > 1 ? comm : NULL);
+                                    t_trained - t_epoch, eval_seconds,
+                                    fwd_samples ? fwd_flops / (double)fwd_samples / 1e9 : NAN,
+                                    n_ranks > 1 ? comm : NULL);
         }
         if ((rc = agree_on_lead(rc, "write the checkpoint, training state or log"))) goto done;
         run_seconds += now_seconds() - t_epoch;
