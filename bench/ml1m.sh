@@ -52,6 +52,8 @@
 # STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
 # SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
 # model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds;
+# BATCH_ORDER (grouped, the default, or shuffled) is every LLM stage's
+# --batch-order (docs/speed.md, "Grouped batches");
 # TRAIN_ONLY=1 stops after step 5 (the checkpoint of the recipe's shape, no
 # fit-score and no evaluation: what the speed benches need, bench/topk.sh).
 #   usage: OUT=build/ml1m.gguf bench/ml1m.sh
@@ -90,7 +92,8 @@ fi
 log "2. base model"
 $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 256 \
   --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed $((1 + SEED)) --out "$W/base.gguf" >&2
-common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed $((42 + SEED)))
+common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed $((42 + SEED))
+        --batch-order "${BATCH_ORDER:-grouped}")
 log "3. stage 1 (full fine-tuning, text only)"
 $BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" \
   --max-epochs ${S1_EPOCHS:-2} --patience 1 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2

@@ -15,15 +15,19 @@
 # peer's from its JSON lines (WARM untimed steps, then STEPS). Also printed:
 # cblas_sgemm 2048^3 GFLOP/s (build/bench/sgemm, same threads, the better of a
 # probe at the start and one at the end of the same round)
-# and the useful GFLOP/s of collm's stage 1: samples/s x the FLOPs a sample
-# needs (below), and their ratio. Ends with one JSON line of medians over the
+# and the useful GFLOP/s of collm's stage 1: samples/s x the FLOPs its samples
+# took as computed (3 x the log's forward_gflop_per_sample: a run a prompt
+# shares with an earlier prompt of its batch, computed once, is counted once),
+# and their ratio to sgemm. The peer's share is its samples/s x the FLOPs of a
+# whole prompt (below), all of which it computes. Ends with one JSON line of medians over the
 # rounds: collm_stage1 peer_stage1 ratio_stage1 collm_stage2 peer_stage2
 # ratio_stage2 collm_scoring peer_scoring ratio_scoring useful_gflops
 # sgemm_gflops fraction_of_sgemm, and peer_fraction_of_sgemm (the peer's
 # stage-1 useful GFLOP/s over the same sgemm: 3x the peer asks collm for three
 # times that share).
 #
-# Useful FLOPs of one prompt of T tokens (2 per multiply-add; W = the matrix
+# FLOPs of one whole prompt of T tokens (collm_llm_trainer_forward_flops counts
+# the same for the rows and keys it computes) (2 per multiply-add; W = the matrix
 # weights of a layer, C(Q+2KV) + QC + 3CF; causal attention 4·hd per
 # query-key pair per head): forward = 3 layers x (2W·T + 2Q·T(T+1)) + the last
 # layer's keys over T rows (2C·KV·T), its attention at the last row with the
@@ -106,6 +110,7 @@ last = lambda path: [json.loads(l) for l in open(path)][-1]
 s1, s2 = last(w + "/s1.gguf.log.jsonl"), last(w + "/s2.gguf.log.jsonl")
 p = {d["task"]: d for d in map(json.loads, peer.split("\n")) if "task" in d}
 print(json.dumps({"sgemm": sg["sgemm_gflops"], "collm_stage1": s1["samples_per_second"],
+                  "collm_stage1_gflop": 3 * s1["forward_gflop_per_sample"],
                   "collm_stage2": s2["samples_per_second"], "collm_scoring": eval_rows / s1["eval_seconds"],
                   "peer_stage1": p["s1"]["samples_per_s"], "peer_stage2": p["s2"]["samples_per_s"],
                   "peer_scoring": p["eval"]["prompts_per_s"]}))
@@ -147,7 +152,9 @@ flop_e = mean([forward(T) for T, _ in prompts("s1_vs.txt", eval_rows)])
 rounds = [json.loads(l) for l in open(w + "/rounds.jsonl")]
 for r in rounds:
     for t in ("stage1", "stage2", "scoring"): r["ratio_" + t] = r["collm_" + t] / r["peer_" + t]
-    r["useful_gflops"] = r["collm_stage1"] * flop1 / 1e9
+    # collm's useful work is what it computed (its log: forward FLOPs per sample
+    # as computed, shared runs not counted; backward twice the forward as in flop1)
+    r["useful_gflops"] = r["collm_stage1"] * r["collm_stage1_gflop"]
     r["fraction_of_sgemm"] = r["useful_gflops"] / r["sgemm"]
     r["peer_fraction_of_sgemm"] = r["peer_stage1"] * flop1 / 1e9 / r["sgemm"]
 med = lambda k: statistics.median(r[k] for r in rounds)
@@ -157,7 +164,10 @@ for t, unit, flop in (("stage1", "samples/s", flop1), ("stage2", "samples/s", fl
     c, p = med("collm_" + t), med("peer_" + t)
     print(f"  {t:8s} collm {c:7.1f} {unit}  peer {p:7.1f}  ratio {med('ratio_' + t):.2f}x   "
           f"useful GFLOP/s collm {c * flop / 1e9:6.1f}  peer {p * flop / 1e9:6.1f}")
-print(f"  sgemm 2048^3 {med('sgemm'):.1f} GFLOP/s; collm stage 1 useful {med('useful_gflops'):.1f} GFLOP/s "
+print(f"  (the useful GFLOP/s above count a whole prompt's FLOPs per sample; collm's stage 1 computed "
+      f"{1e3 * med('collm_stage1_gflop'):.0f} MFLOP a sample, {100 * med('collm_stage1_gflop') * 1e9 / flop1:.0f}% of "
+      f"them: its runs shared within a batch)")
+print(f"  sgemm 2048^3 {med('sgemm'):.1f} GFLOP/s; collm stage 1 computed {med('useful_gflops'):.1f} GFLOP/s "
       f"= {100 * med('fraction_of_sgemm'):.0f}% of it")
 print(f"  the peer's stage 1 is {100 * med('peer_fraction_of_sgemm'):.0f}% of that sgemm: 3x the peer would be "
       f"{300 * med('peer_fraction_of_sgemm'):.0f}% of it")

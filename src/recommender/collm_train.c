@@ -657,7 +657,7 @@ static int write_log_line(FILE *log, const char *path, int64_t epoch, int64_t st
     json_num(o, "samples_per_second", sps, 2);
     json_num(o, "train_seconds", train_s, 2);
     json_num(o, "eval_seconds", eval_s, 2);
-    json_num(o, "forward_gflop_per_sample", fwd_gflop, 4);
+    json_num(o, "forward_gflop_per_sample", fwd_gflop, 6);
     if (comm) { // data parallel: see epoch_comm
         json_num(o, "allreduce_seconds", comm[0], 3);
         json_num(o, "allreduce_wait_seconds", comm[1], 3);
