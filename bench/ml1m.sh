@@ -52,8 +52,11 @@
 # STEPS (default 100) and S1/S2/S3_EPOCHS shrink the run for a smoke test;
 # SEED (default 0) shifts every seed of the run (encoders 2023+SEED, base
 # model 1+SEED, LLM training 42+SEED) for the mean ± sd over seeds;
-# BATCH_ORDER (grouped, the default, or shuffled) is every LLM stage's
-# --batch-order (docs/speed.md, "Grouped batches");
+# BATCH_ORDER (grouped, the default, or shuffled) is the --batch-order of
+# stage 1 and the joint stage, where grouped batches run each user's common
+# prompt once (stage 1 twice as fast) and the recipe's figures hold; stage 2,
+# the LLM frozen, gains nothing from them and keeps shuffled batches
+# (docs/speed.md, "Grouped batches");
 # TRAIN_ONLY=1 stops after step 5 (the checkpoint of the recipe's shape, no
 # fit-score and no evaluation: what the speed benches need, bench/topk.sh).
 #   usage: OUT=build/ml1m.gguf bench/ml1m.sh
@@ -92,17 +95,17 @@ fi
 log "2. base model"
 $BIN init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 256 \
   --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed $((1 + SEED)) --out "$W/base.gguf" >&2
-common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed $((42 + SEED))
-        --batch-order "${BATCH_ORDER:-grouped}")
+common=(--data "$DATA" --batch 32 --steps-per-epoch "${STEPS:-100}" --eval-rows "$EVAL_ROWS" --threads "$THREADS" --seed $((42 + SEED)))
+order=(--batch-order "${BATCH_ORDER:-grouped}")
 log "3. stage 1 (full fine-tuning, text only)"
-$BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" \
+$BIN train --stage 1 --full --base "$W/base.gguf" --out "$W/stage1.gguf" "${common[@]}" "${order[@]}" \
   --max-epochs ${S1_EPOCHS:-2} --patience 1 --lr 1e-3 --warmup-steps 50 --weight-decay 0.01 >&2
 log "4. stage 2 (FECE mapping, history item slots)"
 $BIN train --stage 2 --init-from "$W/stage1.gguf" --cf "$W/cf.gguf" --template collm_movie_ids --out "$W/stage2.gguf" \
   "${common[@]}" --max-epochs ${S2_EPOCHS:-3} --patience 2 --lr 1e-3 --warmup-steps 50 >&2
 log "5. joint stage (mapping + LLM, low rate)"
 $BIN train --stage 2 --train-llm --init-from "$W/stage2.gguf" --cf "$W/cf.gguf" --template collm_movie_ids --out "$OUT" \
-  "${common[@]}" --max-epochs ${S3_EPOCHS:-16} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
+  "${common[@]}" "${order[@]}" --max-epochs ${S3_EPOCHS:-16} --patience 3 --lr 3e-4 --warmup-steps 20 >&2
 if [ "${TRAIN_ONLY:-0}" = 1 ]; then
   log "TRAIN_ONLY=1: checkpoint $OUT (no fit-score, no evaluation)"
   exit 0

@@ -25,6 +25,11 @@
 # sgemm_gflops fraction_of_sgemm, and peer_fraction_of_sgemm (the peer's
 # stage-1 useful GFLOP/s over the same sgemm: 3x the peer asks collm for three
 # times that share).
+# S1_ORDER (default grouped, as bench/ml1m.sh trains stage 1) is collm's
+# stage-1 --batch-order: grouped batches hold one user's rows with one history
+# side by side and run their common prompt once (docs/speed.md, "Grouped
+# batches"); S1_ORDER=shuffled measures plain shuffled batches. The peer takes
+# its batches as it always has.
 #
 # FLOPs of one whole prompt of T tokens (collm_llm_trainer_forward_flops counts
 # the same for the rows and keys it computes) (2 per multiply-add; W = the matrix
@@ -53,7 +58,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
 ROUNDS=${ROUNDS:-3} STEPS=${STEPS:-20} WARM=${WARM:-2} BATCH=${BATCH:-32} EVAL_ROWS=${EVAL_ROWS:-1024} ROWS=${ROWS:-0}
-THREADS=${THREADS:-2} VARIANT=${VARIANT:-packedtrim}
+THREADS=${THREADS:-2} VARIANT=${VARIANT:-packedtrim} S1_ORDER=${S1_ORDER:-grouped}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PEER=${PEER:-$SHARED/peers/torch/torch_collm.py}
 BIN=$BUILD/collm
@@ -94,7 +99,7 @@ echo "load before: $(cat /proc/loadavg)"
 : >"$W/rounds.jsonl"
 for r in $(seq 1 "$ROUNDS"); do
   sg=$("$BUILD/bench/sgemm" --threads "$THREADS")
-  collm_train 1 "$W/s1.gguf" "$EVAL_ROWS" --full
+  collm_train 1 "$W/s1.gguf" "$EVAL_ROWS" --full --batch-order "$S1_ORDER"
   collm_train 2 "$W/s2.gguf" "$BATCH" --cf "$W/mf.gguf"
   peer=$(cd "$W" && "$PYTHON" "$PEER" --dir peer --what "s1:$VARIANT,s2:$VARIANT,eval:$VARIANT" --steps "$STEPS" \
            --warm "$WARM" --batch "$BATCH" --eval_rows "$EVAL_ROWS" --threads "$THREADS" 2>"$W/peer.err") ||

@@ -44,9 +44,10 @@ int cmd_train(int argc, char **argv) {
         {"--weight-decay", "X", "AdamW weight decay on >=2-D weights (default 1e-3)", NULL},
         {"--clip", "X", "gradient-norm clip (default 1.0; 0 = off)", NULL},
         {"--batch", "N", "prompts per step (default 16)", NULL},
-        {"--batch-order", "grouped|shuffled", "grouped: each shuffle brings one user's rows with one history together, "
-                                              "so a batch runs their common prompt once (default); shuffled: a plain "
-                                              "shuffle", NULL},
+        {"--batch-order", "shuffled|grouped", "shuffled: a plain shuffle (default); grouped: each shuffle brings one "
+                                              "user's rows with one history together, so a batch runs their common "
+                                              "prompt once (full fine-tuning or LoRA: up to 2x faster; the batches "
+                                              "are less varied)", NULL},
         {"--steps-per-epoch", "N", "optimizer steps per epoch (default 50)", NULL},
         {"--max-epochs", "N", "epochs at most (default 200)", NULL},
         {"--patience", "N", "stop after more than N epochs without a better valid AUC (default 20)", NULL},
@@ -158,7 +159,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "collm train: --batch-order must be grouped or shuffled, not '%s'\n", order);
         return 1;
     }
-    t.group_batches = !order || strcmp(order, "grouped") == 0;
+    t.group_batches = order && strcmp(order, "grouped") == 0;
     if (t.residual_weight > 0 && stage != 2) {
         fprintf(stderr, "collm train: --residual needs --stage 2 (a collaborative model to add the score of)\n");
         return 1;

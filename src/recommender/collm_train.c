@@ -55,7 +55,7 @@ void collm_train_options_default(collm_train_options *o) {
     o->eval_batch = 32;
     o->residual_folds = 5; // used only with residual_weight > 0
     o->seed = 42;
-    o->group_batches = 1;
+    o->group_batches = 0;
 }
 
 static double now_seconds(void) {

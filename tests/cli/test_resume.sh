@@ -49,18 +49,18 @@ cmp -s "$T/straight.gguf.resume" "$T/killed.gguf.resume"; ok $? "final training 
 # bad input: resuming with other settings is refused with a clear message
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch 4 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "other settings"; ok $? "resume with another batch size refused"
-out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch-order shuffled 2>&1); rc=$?
-[ $rc -ne 0 ] && echo "$out" | grep -q "grouped batches; this run asks for shuffled"; ok $? "resume with the other batch order refused"
+out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch-order grouped 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "shuffled batches; this run asks for grouped"; ok $? "resume with the other batch order refused"
 out=$("$BIN" "${args[@]}" --out "$T/x.gguf" --batch-order sorted 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "grouped or shuffled"; ok $? "bad --batch-order: one-line error"
 
-# --batch-order: grouped batches (the default) run one user's common prompt
-# once, so the forward computes less per sample than with shuffled batches
-"$BIN" "${args[@]}" --out "$T/shuffled.gguf" --batch-order shuffled >/dev/null 2>&1; ok $? "shuffled run"
+# --batch-order grouped runs one user's common prompt once a batch, so the
+# forward computes less per sample than with shuffled batches (the default)
+"$BIN" "${args[@]}" --out "$T/grouped.gguf" --batch-order grouped >/dev/null 2>&1; ok $? "grouped run"
 gflop() { head -1 "$1" | grep -o '"forward_gflop_per_sample":[0-9.e-]*' | cut -d: -f2; }
-g=$(gflop "$T/straight.gguf.log.jsonl"); s=$(gflop "$T/shuffled.gguf.log.jsonl")
+g=$(gflop "$T/grouped.gguf.log.jsonl"); s=$(gflop "$T/straight.gguf.log.jsonl")
 awk -v g="$g" -v s="$s" 'BEGIN { exit !(g > 0 && s > 0 && g < 0.9 * s) }'; ok $? "grouped batches compute less a sample ($g against $s GFLOP)"
-cmp -s "$T/straight.gguf" "$T/shuffled.gguf"; [ $? -eq 1 ]; ok $? "shuffled batches train another model"
+cmp -s "$T/straight.gguf" "$T/grouped.gguf"; [ $? -eq 1 ]; ok $? "grouped batches train another model"
 out=$("$BIN" train --stage 1 --base "$T/nope.gguf" --data "$T/data" --out "$T/x.gguf" 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "nope.gguf"; ok $? "missing base: one-line error"
 out=$("$BIN" train --stage 3 --data "$T/data" --out "$T/x.gguf" 2>&1); rc=$?
