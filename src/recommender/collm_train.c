@@ -332,7 +332,6 @@ typedef struct {
     int64_t *start;    // (n_groups + 1)
     int32_t *member;   // (n_train)
     int32_t *scratch;  // (n_train) the regrouped order
-    uint8_t *placed;   // (n_groups)
 } row_groups;
 
 static void row_groups_free(row_groups *g) {
@@ -340,7 +339,6 @@ static void row_groups_free(row_groups *g) {
     free(g->start);
     free(g->member);
     free(g->scratch);
-    free(g->placed);
     memset(g, 0, sizeof *g);
 }
 
@@ -372,8 +370,7 @@ static int row_groups_init(row_groups *g, const collm_rec_split *train) {
     g->start = collm_malloc((size_t)(n + 1) * sizeof(int64_t));
     g->member = collm_malloc((size_t)n * sizeof(int32_t));
     g->scratch = collm_malloc((size_t)n * sizeof(int32_t));
-    g->placed = collm_malloc((size_t)n);
-    if (!g->group_of || !g->start || !g->member || !g->scratch || !g->placed) {
+    if (!g->group_of || !g->start || !g->member || !g->scratch) {
         row_groups_free(g);
         return COLLM_ERR_NOMEM;
     }
@@ -389,16 +386,18 @@ static int row_groups_init(row_groups *g, const collm_rec_split *train) {
     return COLLM_OK;
 }
 
-// order (n rows, shuffled) -> each group's rows together, in row order, where
-// the group's first row fell. Deterministic: a function of the order alone.
+// order (n rows, shuffled) -> each group's rows together, in row order,
+// where the group's first row in row order fell. That row's place is uniform
+// whatever the group's size, so the groups come in a uniformly random order
+// (placing a group where any of its rows fell first would bring the large
+// groups to the front of every pass). Deterministic: a function of the order
+// alone.
 static void regroup(row_groups *g, int32_t *order, int64_t n) {
     if (!g->group_of) return; // plain shuffle
-    memset(g->placed, 0, (size_t)g->n_groups);
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         const int32_t grp = g->group_of[order[i]];
-        if (g->placed[grp]) continue;
-        g->placed[grp] = 1;
+        if (order[i] != g->member[g->start[grp]]) continue; // not the group's first row
         for (int64_t j = g->start[grp]; j < g->start[grp + 1]; j++) g->scratch[k++] = g->member[j];
     }
     memcpy(order, g->scratch, (size_t)n * sizeof(int32_t));
