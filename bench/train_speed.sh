@@ -174,8 +174,8 @@ print(f"  (the useful GFLOP/s above count a whole prompt's FLOPs per sample; col
       f"them: its runs shared within a batch)")
 print(f"  sgemm 2048^3 {med('sgemm'):.1f} GFLOP/s; collm stage 1 computed {med('useful_gflops'):.1f} GFLOP/s "
       f"= {100 * med('fraction_of_sgemm'):.0f}% of it")
-print(f"  the peer's stage 1 is {100 * med('peer_fraction_of_sgemm'):.0f}% of that sgemm: 3x the peer would be "
-      f"{300 * med('peer_fraction_of_sgemm'):.0f}% of it")
+print(f"  the peer's stage 1 is {100 * med('peer_fraction_of_sgemm'):.0f}% of that sgemm: 3x the peer, computing "
+      f"whole prompts, would be {300 * med('peer_fraction_of_sgemm'):.0f}% of it")
 keys = ["collm_stage1", "peer_stage1", "ratio_stage1", "collm_stage2", "peer_stage2", "ratio_stage2", "collm_scoring",
         "peer_scoring", "ratio_scoring", "useful_gflops"]
 out = {k: round(med(k), 4) for k in keys}
