@@ -8,7 +8,11 @@
 # each model alone and of the recipe's JSON lines) on two made-up seeds, and
 # its one-line errors for a seed file or a training log it cannot read;
 # bench/genre_titles.sh's rewritten titles on hand-made items (a year, none,
-# no genres, the padding row) and its errors for a missing file or column.
+# no genres, the padding row) and its errors for a missing file or column;
+# bench/grouped_share.py: prompts that share nothing compute all of their
+# FLOPs, two prompts that differ in their last token only share all but it
+# (the share by hand: one copy of the first 4 positions, then position 4
+# twice), and its error for prompts that do not match the rows.
 set -u
 . "$(dirname "$0")/lib.sh" bench_metrics
 PY=${COLLM_PYTHON:-/usr/bin/python3}
@@ -84,4 +88,24 @@ expect_error "genre_titles: no genres column" "^genre_titles: $G/item_map.tsv ha
 rm "$G/items.tsv"
 expect_error "genre_titles: a missing file" "^genre_titles: $G/items.tsv is missing" \
   env COLLM_SHARED="$TMP/gshared" SCRATCH="$TMP/gout2" PREPARE_ONLY=1 bench/genre_titles.sh
+# bench/grouped_share.py
+printf 'uid\tiid\tlabel\ttimestamp\this\n1\t1\t1\t1\t0\n2\t2\t0\t2\t0\n3\t3\t1\t3\t0\n' >"$TMP/gs.tsv"
+printf '1 5 |1 2 3 4 5\n0 5 |2 2 3 4 5\n1 5 |3 2 3 4 5\n' >"$TMP/gs1.txt"
+check "grouped_share.py: nothing shared, every FLOP computed" bash -c \
+  "[ \"\$('$PY' bench/grouped_share.py '$TMP/gs1.txt' '$TMP/gs.tsv' | cut -d, -f4-)\" = ' \"shuffled\": 1.0, \"grouped\": 1.0}' ]"
+printf 'uid\tiid\tlabel\ttimestamp\this\n1\t1\t1\t1\t0\n1\t2\t0\t2\t0\n' >"$TMP/gs2.tsv"
+printf '1 5 |1 2 3 4 5\n0 5 |1 2 3 4 6\n' >"$TMP/gs2.txt"
+check "grouped_share.py: two prompts sharing 4 of 5 positions" "$PY" -c "
+import json, subprocess
+C, Q, KV, F, L, H = 256, 256, 256, 688, 4, 4
+W = C * (Q + 2 * KV) + Q * C + 3 * C * F
+last = 2 * Q * 5 + 2 * H * C * 5 + 2 * Q * C + 2 * (C * Q + Q * C + 3 * C * F) + 2 * C  # the last row of a prompt
+row = lambda t: (L - 1) * (2 * W + 4 * Q * (t + 1)) + 2 * C * KV  # position t in every layer but the last, its key there
+whole = sum(row(t) for t in range(5)) + last
+done = sum(row(t) for t in range(4)) + 2 * (row(4) + last)
+d = json.loads(subprocess.check_output(['$PY', 'bench/grouped_share.py', '$TMP/gs2.txt', '$TMP/gs2.tsv']))
+assert d['groups'] == 1 and d['shuffled'] == round(done / (2 * whole), 4) < 1, (d, done / (2 * whole))
+assert d['grouped'] == d['shuffled'], d"
+expect_error "grouped_share.py: prompts not for these rows" "^grouped_share: 3 prompts for 2 rows of $TMP/gs2.tsv" \
+  "$PY" bench/grouped_share.py "$TMP/gs1.txt" "$TMP/gs2.tsv"
 finish
