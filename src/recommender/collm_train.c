@@ -354,13 +354,18 @@ static int user_history_cmp(const collm_rec_split *sp, int32_t a, int32_t b) {
     return 0;
 }
 
-static const collm_rec_split *sort_split; // by_user_history's rows (qsort takes no context)
+// A row and its split: qsort passes no context, and a global one would make
+// two trainings in two threads race.
+typedef struct {
+    const collm_rec_split *split;
+    int32_t row;
+} split_row;
 
 // The groups side by side, each in row order.
 static int by_user_history(const void *pa, const void *pb) {
-    const int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    const int c = user_history_cmp(sort_split, a, b);
-    return c ? c : (a > b) - (a < b);
+    const split_row *a = pa, *b = pb;
+    const int c = user_history_cmp(a->split, a->row, b->row);
+    return c ? c : (a->row > b->row) - (a->row < b->row);
 }
 
 static int row_groups_init(row_groups *g, const collm_rec_split *train) {
@@ -374,10 +379,15 @@ static int row_groups_init(row_groups *g, const collm_rec_split *train) {
         row_groups_free(g);
         return COLLM_ERR_NOMEM;
     }
-    for (int64_t r = 0; r < n; r++) g->member[r] = (int32_t)r;
-    sort_split = train;
-    qsort(g->member, (size_t)n, sizeof(int32_t), by_user_history);
-    sort_split = NULL;
+    split_row *sorted = collm_malloc((size_t)n * sizeof *sorted);
+    if (!sorted) {
+        row_groups_free(g);
+        return COLLM_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < n; r++) sorted[r] = (split_row){train, (int32_t)r};
+    qsort(sorted, (size_t)n, sizeof *sorted, by_user_history);
+    for (int64_t r = 0; r < n; r++) g->member[r] = sorted[r].row;
+    free(sorted);
     for (int64_t i = 0; i < n; i++) {
         if (i == 0 || user_history_cmp(train, g->member[i - 1], g->member[i]) != 0) g->start[g->n_groups++] = i;
         g->group_of[g->member[i]] = (int32_t)(g->n_groups - 1);
