@@ -9,7 +9,8 @@
 # its one-line errors for a seed file or a training log it cannot read;
 # bench/genre_titles.sh's rewritten titles on hand-made items (a year, none,
 # no genres, the padding row) and its errors for a missing file or column;
-# bench/grouped_share.py: prompts that share nothing compute all of their
+# bench/fusion_objective.sh's error for a work directory without a
+# recipe checkpoint; bench/grouped_share.py: prompts that share nothing compute all of their
 # FLOPs, two prompts that differ in their last token only share all but it
 # (the share by hand: one copy of the first 4 positions, then position 4
 # twice), and its error for prompts that do not match the rows.
@@ -34,6 +35,8 @@ import json, sys; sys.path.insert(0, 'bench')
 from auc import auc, read_scores, uauc
 d = json.loads(sys.argv[1]); u, i, y, s = read_scores('$TMP/mfb.tsv')
 assert abs(auc(y, s) - d['auc']) < 1e-12 and abs(uauc(u, y, s) - d['uauc']) < 1e-12, (auc(y, s), uauc(u, y, s))" "$json"
+expect_error "fusion_objective: no checkpoint" "^fusion_objective: no checkpoint $TMP/selected.gguf" \
+  env WORK="$TMP" bench/fusion_objective.sh
 expect_error "llm_value: no checkpoint" "^llm_value: no checkpoint $TMP/none.gguf" \
   env CKPT="$TMP/none.gguf" WORK="$TMP" bench/llm_value.sh
 touch "$TMP/fake.gguf"
