@@ -20,9 +20,8 @@
 #   env: THREADS (default 2), DATA (default ../shared/data/ml-1m)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
-DATA=${DATA:-$SHARED/data/ml-1m}
+. bench/lib.sh
+bench_ml1m_paths
 W=${WORK:-$BUILD/ml1m-work}
 THREADS=${THREADS:-2}
 BIN=$BUILD/collm
@@ -35,8 +34,8 @@ mkdir -p "$P"
 "$BIN" eval --ckpt "$CKPT" --data "$DATA" --split valid --scores "$P/fused.tsv" --threads "$THREADS" >/dev/null
 "$BIN" eval-cf --cf "$W/cf.gguf" --data "$DATA" --split valid --scores "$P/part0.tsv" --threads "$THREADS" >/dev/null
 # the extras in the checkpoint's order: bench/ml1m.sh's fuse.gguf, then fuse-KIND.gguf in FUSE_KIND's order
-n_extra=$("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["extras"]))' "$P/fit.json")
 mapfile -t kinds < <("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; [print(e["kind"]) for e in json.load(open(sys.argv[1]))["extras"]]' "$P/fit.json")
+n_extra=${#kinds[@]}
 for ((k = 0; k < n_extra; k++)); do
   f=$W/fuse.gguf
   [ "$k" = 0 ] || f=$W/fuse-${kinds[$k]}.gguf
