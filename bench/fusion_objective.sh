@@ -14,8 +14,13 @@
 #   logreg      logistic regression on the standardised parts (Newton, L2 1e-3),
 #   seg-logreg  one logistic regression for cold rows, one for warm ones
 #               (the split's not_cold column),
+#   pairwise    logistic regression on the within-user pairs (each liked row
+#               of a user against each of their not-liked rows, the parts'
+#               differences; each user's pairs weigh as much as another's, as
+#               in UAUC; L2 1e-2): a smooth stand-in for UAUC,
 # then scores each on valid's rows outside valid_small, which no weight saw
-# (bench/auc.py). The test split is never read.
+# (bench/auc.py). The test split is never read. The parts' files stay in
+# WORK/fusion-objective for bench/seed_ensemble.sh (bench/fusion_parts.py reads them).
 #   usage: WORK=build/ml1m-work bench/fusion_objective.sh   (after bench/ml1m.sh)
 #   env: THREADS (default 2), DATA (default ../shared/data/ml-1m)
 set -euo pipefail
@@ -42,73 +47,57 @@ for ((k = 0; k < n_extra; k++)); do
   [ -f "$f" ] || { echo "fusion_objective: extra $k (${kinds[$k]}) expected in $f, not found" >&2; exit 1; }
   "$BIN" eval-cf --cf "$f" --data "$DATA" --split valid --scores "$P/part$((k + 1)).tsv" --threads "$THREADS" >/dev/null
 done
-BENCH_DIR=$PWD/bench "${PYTHON:-/usr/bin/python3}" - "$P" "$DATA" "$((n_extra + 1))" <<'EOF'
+BENCH_DIR=$PWD/bench "${PYTHON:-/usr/bin/python3}" - "$P" "$DATA" <<'EOF'
 import json, os, sys
 import numpy as np
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from auc import auc, read_scores, uauc
+from auc import auc, uauc
+from fusion_parts import Parts
 
-P, data, n_parts = sys.argv[1], sys.argv[2], int(sys.argv[3])
-fit = json.load(open(f"{P}/fit.json"))
-u, it, y, fused = read_scores(f"{P}/fused.tsv")
-parts = []
-for p in range(n_parts):
-    pu, pi, _, ps = read_scores(f"{P}/part{p}.tsv")
-    assert (pu == u).all() and (pi == it).all(), f"part {p}'s rows differ from the checkpoint's"
-    parts.append(ps)
-stored = [fit["cf_weight"]] + [e["weight"] for e in fit["extras"]]
-llm = fused - sum(w * p for w, p in zip(stored, parts))
-# valid_small's rows inside valid, by (uid, iid, timestamp)
-key = lambda f: (f[0], f[1], f[3])
-small = {key(l.split("\t")) for l in open(f"{data}/valid_small.tsv").read().splitlines()[1:]}
-rows = [l.split("\t") for l in open(f"{data}/valid.tsv").read().splitlines()[1:]]
-m = np.array([key(f) in small for f in rows])
-cold = np.array([f[5] == "0" for f in rows])
-assert len(rows) == len(y) and m.any() and (~m).any()
-grid = [0, .05, .1, .2, .3, .5, .7, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 100]  # fit-score's grid
+P, data = sys.argv[1], sys.argv[2]
+F = Parts(P, data)
+u, y, m, cold, llm, parts = F.u, F.y, F.small, F.cold, F.llm, F.parts
 
-def objective(kind, s):
-    if kind == "auc": return auc(y[m], s[m])
-    uu = uauc(u[m], y[m], s[m])
-    return uu if kind == "uauc" else 0.5 * (auc(y[m], s[m]) + uu)
-
-def ascend(kind):  # collm_fit_score_weights, with the objective as a parameter
-    w, best = [0.0] * n_parts, -1.0
-    for _ in range(8):
-        changed = False
-        for p in range(n_parts):
-            base = llm + sum(w[q] * parts[q] for q in range(n_parts) if q != p)
-            bw, bv = w[p], -1.0
-            for g in grid:
-                v = objective(kind, base + g * parts[p])
-                if v > bv or (v == bv and g < bw): bv, bw = v, g
-            if bw != w[p] and bv > best: changed = True
-            if bv >= best: w[p], best = bw, bv
-        if not changed: break
-    return w
+def objective(kind):
+    if kind == "uauc": return lambda s: uauc(u[m], y[m], s[m])
+    return lambda s: 0.5 * (auc(y[m], s[m]) + uauc(u[m], y[m], s[m]))
 
 X = np.stack([llm] + parts, 1)
 Z = np.concatenate([(X - X[m].mean(0)) / X[m].std(0), np.ones((len(y), 1))], 1)
-def logreg(rows_fit, l2=1e-3):
-    b = np.zeros(Z.shape[1])
+def newton(A, target, weight, l2):  # L2-regularised logistic regression, rows weighted
+    b = np.zeros(A.shape[1])
     for _ in range(30):
-        pr = 1 / (1 + np.exp(-Z[rows_fit] @ b))
-        g = Z[rows_fit].T @ (pr - y[rows_fit]) / rows_fit.sum() + l2 * b
-        H = (Z[rows_fit] * (pr * (1 - pr))[:, None]).T @ Z[rows_fit] / rows_fit.sum() + l2 * np.eye(len(b))
+        pr = 1 / (1 + np.exp(-A @ b))
+        g = A.T @ (weight * (pr - target)) + l2 * b
+        H = (A * (weight * pr * (1 - pr))[:, None]).T @ A + l2 * np.eye(len(b))
         b -= np.linalg.solve(H, g)
     return b
+def logreg(rows_fit, l2=1e-3):
+    return newton(Z[rows_fit], y[rows_fit], np.full(rows_fit.sum(), 1.0 / rows_fit.sum()), l2)
+# within-user pairs of valid_small: every (liked, not liked) pair of one user,
+# each user's pairs weighing 1 / (their count), as each user weighs the same in UAUC
+pos_neg = []
+for user in np.unique(u[m]):
+    r = np.where(m & (u == user))[0]
+    pos, neg = r[y[r] == 1], r[y[r] == 0]
+    pos_neg += [(a, b, len(pos) * len(neg)) for a in pos for b in neg]
+pos_neg = np.array(pos_neg)
+D = Z[pos_neg[:, 0], :-1] - Z[pos_neg[:, 1], :-1]
+pair_w = 1.0 / pos_neg[:, 2]
+b_pair = newton(D, np.ones(len(D)), pair_w / pair_w.sum(), 1e-2)
 
-scores = {"fit-score (stored)": fused}
-w_auc = ascend("auc")
-assert all(abs(a - b) < 1e-6 for a, b in zip(w_auc, stored)), f"the ascent gives {w_auc}, fit-score {stored}"
+scores = {"fit-score (stored)": F.fused}
+w_auc = F.ascend_auc()
+assert all(abs(a - b) < 1e-6 for a, b in zip(w_auc, F.stored)), f"the ascent gives {w_auc}, fit-score {F.stored}"
 for kind in ("uauc", "mean"):
-    w = ascend(kind)
-    scores[f"{kind} {w}"] = llm + sum(a * b for a, b in zip(w, parts))
+    w = F.ascend(objective(kind))
+    scores[f"{kind} {w}"] = F.score(w)
 scores["logreg"] = Z @ logreg(m)
 seg = np.zeros(len(y))
 for c in (False, True):
     seg[cold == c] = Z[cold == c] @ logreg(m & (cold == c))
 scores["seg-logreg"] = seg
+scores[f"pairwise ({len(D)} pairs)"] = Z[:, :-1] @ b_pair
 out = {"weights_auc": w_auc}
 print(f"{'fit':44s} {'valid_small':>15s} {'held out':>15s}")
 for name, s in scores.items():

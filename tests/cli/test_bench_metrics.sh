@@ -10,7 +10,12 @@
 # bench/genre_titles.sh's rewritten titles on hand-made items (a year, none,
 # no genres, the padding row) and its errors for a missing file or column;
 # bench/fusion_objective.sh's error for a work directory without a
-# recipe checkpoint; bench/grouped_share.py: prompts that share nothing compute all of their
+# recipe checkpoint; bench/fusion_parts.py (the LLM's score is the fused one
+# less the weighted parts; fit-score's ascent on hand-made parts: one that
+# orders the rows perfectly gets the grid's smallest non-zero weight, one
+# that orders them backwards 0) and bench/seed_ensemble.sh's errors for no
+# fusion_objective.sh output and a seed that is not a number;
+# bench/grouped_share.py: prompts that share nothing compute all of their
 # FLOPs, two prompts that differ in their last token only share all but it
 # (the share by hand: one copy of the first 4 positions, then position 4
 # twice), and its error for prompts that do not match the rows.
@@ -37,6 +42,30 @@ d = json.loads(sys.argv[1]); u, i, y, s = read_scores('$TMP/mfb.tsv')
 assert abs(auc(y, s) - d['auc']) < 1e-12 and abs(uauc(u, y, s) - d['uauc']) < 1e-12, (auc(y, s), uauc(u, y, s))" "$json"
 expect_error "fusion_objective: no checkpoint" "^fusion_objective: no checkpoint $TMP/selected.gguf" \
   env WORK="$TMP" bench/fusion_objective.sh
+# bench/fusion_parts.py on hand-made score files: valid = 4 rows, the first two in valid_small
+F=$TMP/fparts; mkdir -p "$F/fusion-objective" "$F/data"
+printf 'uid\tiid\tlabel\ttimestamp\this\tnot_cold\n' >"$F/hdr"
+{ cat "$F/hdr"; printf '1\t1\t1\t10\t0\t1\n1\t2\t0\t11\t0\t0\n2\t3\t1\t12\t0\t1\n2\t4\t0\t13\t0\t1\n'; } >"$F/data/valid.tsv"
+{ cat "$F/hdr"; printf '1\t1\t1\t10\t0\t1\n1\t2\t0\t11\t0\t0\n'; } >"$F/data/valid_small.tsv"
+echo '{"cf_weight": 2, "extras": [{"kind": "din", "weight": 0.5}]}' >"$F/fusion-objective/fit.json"
+scores() { printf 'uid\tiid\tlabel\tscore\n1\t1\t1\t%s\n1\t2\t0\t%s\n2\t3\t1\t%s\n2\t4\t0\t%s\n' "$@"; }
+scores 0.5 0.25 0.5 0.25 >"$F/fusion-objective/part0.tsv"
+scores -1 1 -1 1 >"$F/fusion-objective/part1.tsv"
+# fused = llm + 2·part0 + 0.5·part1 with llm = 0 everywhere
+scores 0.5 1 0.5 1 >"$F/fusion-objective/fused.tsv"
+check "fusion_parts.py: the LLM's score and fit-score's ascent by hand" "$PY" -c "
+import sys; sys.path.insert(0, 'bench')
+from fusion_parts import Parts
+F = Parts('$F/fusion-objective', '$F/data')
+assert (F.llm == 0).all(), F.llm  # (the values exact in binary: ties stay ties)
+assert F.small.tolist() == [True, True, False, False] and F.cold.tolist() == [False, True, False, False]
+assert F.kinds == ['cf', 'din'] and F.stored == [2, 0.5]
+assert F.ascend_auc() == [0.05, 0.0], F.ascend_auc()"
+expect_error "seed_ensemble: no fusion_objective.sh output" \
+  "^seed_ensemble: no $TMP/fusion-objective/fit.json \\(run WORK=$TMP bench/fusion_objective.sh first\\)$" \
+  env WORK="$TMP" bench/seed_ensemble.sh
+expect_error "seed_ensemble: a seed that is not a number" "^seed_ensemble: SEEDS holds 'x1', not a whole number" \
+  env WORK="$F" SEEDS="2024 x1" bench/seed_ensemble.sh
 expect_error "llm_value: no checkpoint" "^llm_value: no checkpoint $TMP/none.gguf" \
   env CKPT="$TMP/none.gguf" WORK="$TMP" bench/llm_value.sh
 touch "$TMP/fake.gguf"
