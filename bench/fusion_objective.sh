@@ -27,9 +27,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_ml1m_paths
-W=${WORK:-$BUILD/ml1m-work}
-THREADS=${THREADS:-2}
-BIN=$BUILD/collm
 CKPT=$W/selected.gguf
 [ -f "$CKPT" ] || { echo "fusion_objective: no checkpoint $CKPT (run bench/ml1m.sh with WORK=$W first)" >&2; exit 1; }
 make -s BUILD="$BUILD" "$BIN"

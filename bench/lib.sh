@@ -24,10 +24,16 @@ bench_openblas_best() {
 # bench_ml1m_paths: the defaults of the scripts that work on the ML-1M
 # recipe's checkpoint, each overridable from the environment: BUILD (build),
 # SHARED (../shared, or COLLM_SHARED), DATA (ML-1M there), CKPT
-# ($BUILD/ml1m.gguf). Run from the repository root.
+# ($BUILD/ml1m.gguf), W (the recipe's work directory: WORK, or
+# $BUILD/ml1m-work), THREADS (2); and BIN, the binary of BUILD. Run from the
+# repository root.
+# shellcheck disable=SC2034  # (W, BIN: read by the scripts that source this)
 bench_ml1m_paths() {
   BUILD=${BUILD:-build}
   SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
   DATA=${DATA:-$SHARED/data/ml-1m}
   CKPT=${CKPT:-$BUILD/ml1m.gguf}
+  W=${WORK:-$BUILD/ml1m-work}
+  THREADS=${THREADS:-2}
+  BIN=$BUILD/collm
 }

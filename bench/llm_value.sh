@@ -21,9 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_ml1m_paths
-W=${WORK:-$BUILD/ml1m-work}
-THREADS=${THREADS:-2}
-BIN=$BUILD/collm
 OUTDIR=${OUTDIR:-$BUILD/llm-value}
 [ -f "$CKPT" ] || { echo "llm_value: no checkpoint $CKPT (run OUT=$CKPT bench/ml1m.sh first)" >&2; exit 1; }
 if [ -z "${ENCODERS:-}" ]; then

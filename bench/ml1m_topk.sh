@@ -10,9 +10,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_ml1m_paths
 INDEX=${INDEX:-${CKPT%.gguf}.faiss}
-THREADS=${THREADS:-2}
 N=${CANDIDATES:-100}
-BIN=$BUILD/collm
 make -s BUILD="$BUILD" "$BIN"
 t0=$(date +%s)
 $BIN index --ckpt "$CKPT" --factory Flat --out "$INDEX" --threads "$THREADS" >&2

@@ -27,8 +27,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_ml1m_paths
-THREADS=${THREADS:-2}
-BIN=$BUILD/collm
 OUTDIR=${OUTDIR:-$BUILD/refit}
 SEEDS=${SEEDS:-0 1 2}
 KINDS=${KINDS:-din,sasrec,lightgcn,ctx}

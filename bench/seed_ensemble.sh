@@ -20,10 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bench_ml1m_paths
-W=${WORK:-$BUILD/ml1m-work}
-THREADS=${THREADS:-2}
 SEEDS=${SEEDS:-2024 2025 2026 2027}
-BIN=$BUILD/collm
 P=$W/fusion-objective
 [ -f "$P/fit.json" ] || { echo "seed_ensemble: no $P/fit.json (run WORK=$W bench/fusion_objective.sh first)" >&2; exit 1; }
 for s in $SEEDS; do
