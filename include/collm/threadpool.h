@@ -48,6 +48,9 @@ COLLM_API void collm_pool_for_each(collm_pool *pool, int64_t n, collm_task_fn fn
 
 // Sets the thread count OpenBLAS uses for GEMM (process-wide: BLAS has one).
 COLLM_API void collm_blas_set_threads(int n_threads);
+// The core OpenBLAS runs its kernels for ("SkylakeX", "Haswell", "Zen", ...:
+// its CPU detection, or OPENBLAS_CORETYPE where that is set); a static string.
+COLLM_API const char *collm_blas_corename(void);
 
 // The numeric kernels this process runs: "x86-64-v4" (AVX-512) or "x86-64-v3"
 // (AVX2 + FMA) when the CPU has them, else "baseline" (SSE2); COLLM_ISA=baseline

@@ -221,7 +221,11 @@ int main(int argc, char **argv) {
 
 int cmd_version(int argc, char **argv) {
     cli_option opts[] = {
-        {"--json", NULL, "print {\"version\": ..., \"version_number\": ..., \"mpi\": built with MPI}", NULL},
+        {"--json", NULL,
+         "print {\"version\": ..., \"version_number\": ..., \"mpi\": built with MPI, \"kernels\": the "
+         "numeric kernels this run uses (x86-64-v4, x86-64-v3 or baseline; COLLM_ISA caps them), \"blas_core\": "
+         "OpenBLAS's kernels (OPENBLAS_CORETYPE overrides them)}",
+         NULL},
         CLI_COMMON_OPTIONS,
         {NULL, NULL, NULL, NULL},
     };
@@ -232,6 +236,8 @@ int cmd_version(int argc, char **argv) {
         cJSON_AddStringToObject(j, "version", collm_version());
         cJSON_AddNumberToObject(j, "version_number", COLLM_VERSION_NUMBER);
         cJSON_AddBoolToObject(j, "mpi", collm_dist_compiled()); // built with MPI (mpirun -np N collm train ...)
+        cJSON_AddStringToObject(j, "kernels", collm_kernel_isa());
+        cJSON_AddStringToObject(j, "blas_core", collm_blas_corename());
         return cli_print_json(j);
     }
     printf("collm %s\n", collm_version());

@@ -174,4 +174,9 @@ void collm_pool_for_each(collm_pool *pool, int64_t n, collm_task_fn fn, void *ct
 }
 
 void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
 void collm_blas_set_threads(int n_threads) { openblas_set_num_threads(n_threads < 1 ? 1 : n_threads); }
+const char *collm_blas_corename(void) {
+    const char *core = openblas_get_corename();
+    return core ? core : "unknown";
+}

@@ -13,6 +13,19 @@ check "collm --version prints the library version ($want)" [ "$("$BIN" --version
 check "collm version = collm --version" [ "$("$BIN" version)" = "$("$BIN" --version)" ]
 "$BIN" version --json >"$TMP/v.json"
 check "version --json" json_ok "$TMP/v.json" "d['version']=='$want' and d['version_number']>0"
+# the kernels it reports against the CPU's flags (read here from /proc/cpuinfo, not as collm reads them)
+flags=" $(grep -m1 '^flags' /proc/cpuinfo) "
+has() { for f in "$@"; do case $flags in *" $f "*) ;; *) return 1 ;; esac; done; }
+if has avx2 fma avx512f avx512bw avx512cd avx512dq avx512vl; then isa=x86-64-v4
+elif has avx2 fma; then isa=x86-64-v3; else isa=baseline; fi
+check "version --json: kernels $isa, as this CPU's flags say" json_ok "$TMP/v.json" "d['kernels']=='$isa' and d['blas_core']"
+COLLM_ISA=baseline "$BIN" version --json >"$TMP/v0.json"
+check "version --json: COLLM_ISA=baseline caps the kernels" json_ok "$TMP/v0.json" "d['kernels']=='baseline'"
+if [ "$isa" != baseline ]; then
+  COLLM_ISA=x86-64-v3 OPENBLAS_CORETYPE=Haswell "$BIN" version --json >"$TMP/v3.json"
+  check "version --json: COLLM_ISA=x86-64-v3, OPENBLAS_CORETYPE=Haswell" json_ok "$TMP/v3.json" \
+    "d['kernels']=='x86-64-v3' and d['blas_core']=='Haswell'"
+fi
 "$BIN" help eval >"$TMP/h1"; "$BIN" eval --help >"$TMP/h2"
 check "collm help eval = collm eval --help" cmp -s "$TMP/h1" "$TMP/h2"
 check "help text shows the short forms" grep -q -- '-m, --ckpt FILE' "$TMP/h1"
