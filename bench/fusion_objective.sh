@@ -34,15 +34,9 @@ P=$W/fusion-objective
 mkdir -p "$P"
 "$BIN" fit-score --ckpt "$CKPT" --data "$DATA" --split valid_small --dry-run --json --threads "$THREADS" >"$P/fit.json"
 "$BIN" eval --ckpt "$CKPT" --data "$DATA" --split valid --scores "$P/fused.tsv" --threads "$THREADS" >/dev/null
-"$BIN" eval-cf --cf "$W/cf.gguf" --data "$DATA" --split valid --scores "$P/part0.tsv" --threads "$THREADS" >/dev/null
-# the extras in the checkpoint's order: bench/ml1m.sh's fuse.gguf, then fuse-KIND.gguf in FUSE_KIND's order
-mapfile -t kinds < <("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; [print(e["kind"]) for e in json.load(open(sys.argv[1]))["extras"]]' "$P/fit.json")
-n_extra=${#kinds[@]}
-for ((k = 0; k < n_extra; k++)); do
-  f=$W/fuse.gguf
-  [ "$k" = 0 ] || f=$W/fuse-${kinds[$k]}.gguf
-  [ -f "$f" ] || { echo "fusion_objective: extra $k (${kinds[$k]}) expected in $f, not found" >&2; exit 1; }
-  "$BIN" eval-cf --cf "$f" --data "$DATA" --split valid --scores "$P/part$((k + 1)).tsv" --threads "$THREADS" >/dev/null
+bench_fusion_part_files "$P/fit.json"
+for k in "${!part_files[@]}"; do
+  "$BIN" eval-cf --cf "${part_files[$k]}" --data "$DATA" --split valid --scores "$P/part$k.tsv" --threads "$THREADS" >/dev/null
 done
 BENCH_DIR=$PWD/bench "${PYTHON:-/usr/bin/python3}" - "$P" "$DATA" <<'EOF'
 import json, os, sys

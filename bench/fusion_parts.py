@@ -28,13 +28,8 @@ class Parts:
 
     def __init__(self, P, data):
         fit = json.load(open(f"{P}/fit.json"))
-        self.u, it, self.y, fused = read_scores(f"{P}/fused.tsv")
-        n_parts = len(fit["extras"]) + 1
-        self.parts = []
-        for p in range(n_parts):
-            pu, pi, _, ps = read_scores(f"{P}/part{p}.tsv")
-            assert (pu == self.u).all() and (pi == it).all(), f"part {p}'s rows differ from the checkpoint's"
-            self.parts.append(ps)
+        self.u, self.iid, self.y, fused = read_scores(f"{P}/fused.tsv")
+        self.parts = [self.read_part(f"{P}/part{p}.tsv") for p in range(len(fit["extras"]) + 1)]
         self.kinds = ["cf"] + [e["kind"] for e in fit["extras"]]
         self.stored = [fit["cf_weight"]] + [e["weight"] for e in fit["extras"]]
         self.fused = fused
@@ -46,6 +41,12 @@ class Parts:
         self.small = np.array([key(f) in small for f in rows])
         self.cold = np.array([f[5] == "0" for f in rows])
         assert self.small.any() and (~self.small).any()
+
+    def read_part(self, path):
+        """The scores of a score file whose rows are the checkpoint's (checked)."""
+        pu, pi, _, ps = read_scores(path)
+        assert (pu == self.u).all() and (pi == self.iid).all(), f"{path}'s rows differ from the checkpoint's"
+        return ps
 
     def ascend(self, objective, parts=None):
         """fit-score's coordinate ascent over GRID (collm_fit_score_weights),

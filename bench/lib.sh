@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench scripts (sourced, not run).
 
 # bench_openblas_best [keep]: every program of a bench (collm, its peer, the
@@ -36,4 +37,22 @@ bench_ml1m_paths() {
   W=${WORK:-$BUILD/ml1m-work}
   THREADS=${THREADS:-2}
   BIN=$BUILD/collm
+}
+
+# bench_fusion_part_files FIT_JSON: the model files of a recipe checkpoint's
+# fused parts in W (after bench_ml1m_paths), in the order fit-score lists them
+# (FIT_JSON: `collm fit-score --dry-run --json`): part 0 the checkpoint's own
+# encoder (cf.gguf), then each extra as bench/ml1m.sh wrote it (fuse.gguf for
+# the first of FUSE_KIND, fuse-KIND.gguf for the others). Sets the array
+# part_files; a missing file is a one-line error naming it.
+bench_fusion_part_files() {
+  local kinds k
+  mapfile -t kinds < <("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; [print(e["kind"]) for e in json.load(open(sys.argv[1]))["extras"]]' "$1")
+  part_files=("$W/cf.gguf")
+  for ((k = 0; k < ${#kinds[@]}; k++)); do
+    if [ "$k" = 0 ]; then part_files+=("$W/fuse.gguf"); else part_files+=("$W/fuse-${kinds[$k]}.gguf"); fi
+  done
+  for k in "${!part_files[@]}"; do
+    [ -f "${part_files[$k]}" ] || { echo "$(basename "$0" .sh): part $k's model ${part_files[$k]} not found" >&2; return 1; }
+  done
 }

@@ -26,17 +26,13 @@ P=$W/fusion-objective
 for s in $SEEDS; do
   case $s in '' | *[!0-9]*) echo "seed_ensemble: SEEDS holds '$s', not a whole number" >&2; exit 1 ;; esac
 done
+bench_fusion_part_files "$P/fit.json"
 make -s BUILD="$BUILD" "$BIN"
 E=$W/seed-ensemble
 mkdir -p "$E"
-# part k's model file, in fusion_objective.sh's order: the checkpoint's own encoder, then the extras
-mapfile -t extra_kinds < <("${PYTHON:-/usr/bin/python3}" -c 'import json,sys; [print(e["kind"]) for e in json.load(open(sys.argv[1]))["extras"]]' "$P/fit.json")
-files=("$W/cf.gguf" "$W/fuse.gguf")
-for ((k = 1; k < ${#extra_kinds[@]}; k++)); do files+=("$W/fuse-${extra_kinds[$k]}.gguf"); done
 : >"$E/parts.tsv" # part, kind, score files of the other seeds
-for ((k = 0; k <= ${#extra_kinds[@]}; k++)); do
-  f=${files[$k]}
-  [ -f "$f" ] || { echo "seed_ensemble: part $k's model $f not found" >&2; exit 1; }
+for k in "${!part_files[@]}"; do
+  f=${part_files[$k]}
   info=$("$BIN" info "$f")
   kind=$(sed -n 's/^ *collm\.cf\.kind  *str  *"\(.*\)"$/\1/p' <<<"$info")
   own=$(sed -n 's/^ *collm\.cf\.train\.seed  *u64  *\([0-9]*\)$/\1/p' <<<"$info")
@@ -58,7 +54,7 @@ BENCH_DIR=$PWD/bench "${PYTHON:-/usr/bin/python3}" - "$P" "$DATA" "$E/parts.tsv"
 import json, os, sys
 import numpy as np
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from auc import auc, read_scores, uauc
+from auc import auc, uauc
 from fusion_parts import Parts
 
 P, data, listing = sys.argv[1:4]
@@ -76,11 +72,8 @@ out["recipe"] = line("the recipe's parts", F.fused, F.stored)
 means = {}
 for row in open(listing).read().splitlines():
     k, kind, files = row.split("\t")
-    k, others = int(k), []
-    for f in files.split():
-        pu, pi, _, ps = read_scores(f)
-        assert (pu == u).all(), f"{f}'s rows differ from the checkpoint's"
-        others.append(ps)
+    k = int(k)
+    others = [F.read_part(f) for f in files.split()]
     if not others: continue
     means[k] = np.mean([F.parts[k]] + others, 0)
     alone = [held(s)[0] for s in [F.parts[k]] + others]

@@ -72,7 +72,7 @@ W=$(cd "$W" && pwd) # absolute: the peer runs inside it
 # every program at OpenBLAS's best kernels for this CPU; the peer's idle threads sleep
 . bench/lib.sh
 bench_openblas_best
-echo "collm's kernels: $("$BIN" version --json | sed 's/.*"kernels":"\([^"]*\)","blas_core":"\([^"]*\)".*/\1, OpenBLAS at \2/')" # (COLLM_ISA caps them)
+"$BIN" version --json | "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print("collm kernels:", d["kernels"] + ", OpenBLAS at", d["blas_core"])' # (COLLM_ISA caps them)
 
 [ -f "$W/base.gguf" ] || "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
   --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$W/base.gguf" >/dev/null

@@ -14,7 +14,8 @@
 # less the weighted parts; fit-score's ascent on hand-made parts: one that
 # orders the rows perfectly gets the grid's smallest non-zero weight, one
 # that orders them backwards 0) and bench/seed_ensemble.sh's errors for no
-# fusion_objective.sh output and a seed that is not a number;
+# fusion_objective.sh output, a seed that is not a number and a part's
+# model file missing;
 # bench/grouped_share.py: prompts that share nothing compute all of their
 # FLOPs, two prompts that differ in their last token only share all but it
 # (the share by hand: one copy of the first 4 positions, then position 4
@@ -66,6 +67,8 @@ expect_error "seed_ensemble: no fusion_objective.sh output" \
   env WORK="$TMP" bench/seed_ensemble.sh
 expect_error "seed_ensemble: a seed that is not a number" "^seed_ensemble: SEEDS holds 'x1', not a whole number" \
   env WORK="$F" SEEDS="2024 x1" bench/seed_ensemble.sh
+expect_error "seed_ensemble: a part's model missing" "^seed_ensemble: part 0's model $F/cf.gguf not found$" \
+  env WORK="$F" bench/seed_ensemble.sh
 expect_error "llm_value: no checkpoint" "^llm_value: no checkpoint $TMP/none.gguf" \
   env CKPT="$TMP/none.gguf" WORK="$TMP" bench/llm_value.sh
 touch "$TMP/fake.gguf"
