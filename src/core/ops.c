@@ -5,6 +5,7 @@
 #include "core/ops.h"
 
 #include "collm/error.h"
+#include "collm/threadpool.h"
 #include "core/env.h"
 
 #include <cblas.h>
@@ -562,9 +563,9 @@ static int gemm_forced(void) {
 static int blas_below_avx512(void) {
     static int below = -1;
     if (below < 0) {
-        const char *core = openblas_get_corename();
-        below = !(core && (strncasecmp(core, "skylakex", 8) == 0 || strncasecmp(core, "cooperlake", 10) == 0 ||
-                           strncasecmp(core, "sapphirerapids", 14) == 0));
+        const char *core = collm_blas_corename(); // ("unknown" when OpenBLAS names none)
+        below = !(strncasecmp(core, "skylakex", 8) == 0 || strncasecmp(core, "cooperlake", 10) == 0 ||
+                  strncasecmp(core, "sapphirerapids", 14) == 0);
     }
     return below;
 }
