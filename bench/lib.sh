@@ -56,3 +56,12 @@ bench_fusion_part_files() {
     [ -f "${part_files[$k]}" ] || { echo "$(basename "$0" .sh): part $k's model ${part_files[$k]} not found" >&2; return 1; }
   done
 }
+
+# bench_speed_base_model W: the model the speed benches train (the PyTorch
+# peer's shape: Llama, Llama-2 vocabulary, d 256, 4 layers, 4 heads, n_ff 688,
+# seed 1) in W/base.gguf, made once (BIN and SHARED set by the caller).
+bench_speed_base_model() {
+  [ -f "$1/base.gguf" ] && return 0
+  "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
+    --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$1/base.gguf" >/dev/null
+}

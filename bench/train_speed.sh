@@ -74,8 +74,7 @@ W=$(cd "$W" && pwd) # absolute: the peer runs inside it
 bench_openblas_best
 "$BIN" version --json | "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print("collm kernels:", d["kernels"] + ", OpenBLAS at", d["blas_core"])' # (COLLM_ISA caps them)
 
-[ -f "$W/base.gguf" ] || "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
-  --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$W/base.gguf" >/dev/null
+bench_speed_base_model "$W"
 # (the CF vectors only feed the slots: their quality does not change the work)
 [ -f "$W/mf.gguf" ] || "$BIN" train-cf --model mf --data "$DATA" --out "$W/mf.gguf" --dim 256 --max-epochs 1 \
   --threads "$THREADS" >/dev/null 2>"$W/train-cf.err" || { cat "$W/train-cf.err" >&2; exit 1; }

@@ -6,7 +6,7 @@
 # binding's test (tests/cli/test_python.sh) runs Debian's /usr/bin/python3 with python3-numpy.
 # Needs root (apt-get) or sudo only when something is missing; otherwise
 # prints the command to run and fails. Benchmarks (bench/) also want `wrk`,
-# gnuplot, bc, python3-torch and BLIS: `scripts/setup.sh --bench`.
+# gnuplot, bc, python3-torch, BLIS and perf: `scripts/setup.sh --bench`.
 set -eu
 # clang + libclang-rt-14-dev (bookworm's clang 14: libFuzzer and the sanitizer
 # runtimes) build the fuzz harnesses (`make fuzz`). OpenMPI (libopenmpi-dev,
@@ -18,8 +18,9 @@ packages=(build-essential libopenblas-dev liblapack-dev libfaiss-dev libmicrohtt
 # command -> Debian package providing it
 commands=(curl:curl python3:python3 cmp:diffutils od:coreutils awk:mawk)
 # --bench: bench/train_speed.sh runs the PyTorch peer (../shared/peers/torch) with Debian's PyTorch 1.13;
-# bench/gemm_shapes measures BLIS (libblis4, loaded with dlopen) beside OpenBLAS and collm's GEMM
-[ "${1:-}" = "--bench" ] && commands+=(wrk:wrk gnuplot:gnuplot-nox bc:bc) && packages+=(python3-torch libblis4)
+# bench/gemm_shapes measures BLIS (libblis4, loaded with dlopen) beside OpenBLAS and collm's GEMM;
+# bench/profile_step.sh samples a training step with perf (linux-perf)
+[ "${1:-}" = "--bench" ] && commands+=(wrk:wrk gnuplot:gnuplot-nox bc:bc perf:linux-perf) && packages+=(python3-torch libblis4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
