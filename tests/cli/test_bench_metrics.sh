@@ -186,4 +186,6 @@ printf 'not perf output\n' >"$TMP/perf-bad.txt"
 expect_error "profile_steady.py: not perf script output" "^profile_steady: $TMP/perf-bad.txt: not a" \
   "$PY" bench/profile_steady.py "$TMP/perf-bad.txt" 2 10
 expect_error "profile_step.sh: a bad STEPS" "^profile_step: STEPS='x' is not a positive integer" env STEPS=x bench/profile_step.sh
+expect_error "row_features.py: no fusion_objective.sh output" "^row_features: $TMP/nowork/fusion-objective/fit.json not found" \
+  "$PY" bench/row_features.py "$TMP/nowork"
 finish
