@@ -1,6 +1,7 @@
 // The context-feature model (cf/ctx.c): its features against values worked
 // out by hand on a five-item dataset, its fit against the optimality
-// condition of the regularised logistic loss, save/load, and bad input.
+// condition of the regularised logistic loss (14 features, and the 12 of
+// older files), save/load, and bad input.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +45,12 @@ static void make_dataset(const char *dir, const char *item_map) {
 static const char *GENRES = "iid\tmovie_id\tgenres\n1\t11\tDrama|Comedy\n2\t12\tDrama\n3\t13\tHorror\n4\t14\tComedy\n"
                             "5\t15\tHorror|Drama\n";
 
-static collm_cf_model *train_ctx(const char *dir, const char *eval_split) {
+// dim: the feature count (14; 12 is the model of files written before features 12-13)
+static collm_cf_model *train_ctx_dim(const char *dir, const char *eval_split, int dim) {
     collm_rec_dataset *ds = collm_rec_dataset_load(dir);
     CHECK_MSG(ds != NULL, "%s", collm_last_error());
     if (!ds) return NULL;
-    collm_cf_model *m = collm_cf_model_create("ctx", ds->n_users, ds->n_items, 12, 1);
+    collm_cf_model *m = collm_cf_model_create("ctx", ds->n_users, ds->n_items, dim, 1);
     CHECK_MSG(m != NULL, "%s", collm_last_error());
     collm_cf_train_options o;
     CHECK(collm_cf_train_options_kind("ctx", &o) == COLLM_OK);
@@ -60,6 +62,8 @@ static collm_cf_model *train_ctx(const char *dir, const char *eval_split) {
     collm_rec_dataset_free(ds);
     return m;
 }
+
+static collm_cf_model *train_ctx(const char *dir, const char *eval_split) { return train_ctx_dim(dir, eval_split, 14); }
 
 // The window of a history as the model reads it: hp.max_len ids, left-padded.
 static int32_t *window_of(const collm_cf_model *m, const int32_t *his, int n) {
@@ -76,9 +80,9 @@ static void test_features_by_hand(const char *dir) {
     // user 1, item 5, history 1, 3, 4, 2 (g = 0.6; user 1: 3 rows, 2 liked)
     const int32_t his[] = {1, 3, 4, 2};
     int32_t *win = window_of(m, his, 4);
-    double x[12];
+    double x[14];
     CHECK(collm_cf_ctx_features(m, 1, 5, win, x) == COLLM_OK);
-    const double want[12] = {
+    const double want[14] = {
         log(3.0),                              // new = 4 - 2
         0.5,                                   // 2 / 4
         0,                                     // user 1 has train rows
@@ -90,8 +94,19 @@ static void test_features_by_hand(const char *dir) {
         0.75,                                  // 1 (Drama), 3 (Horror), 2 (Drama) share; 4 (Comedy) not
         0.5,                                   // 1995
         0.5,                                   // 1995 - mean(1990, 1980, 2000)
+        0, 0,                                  // every history item has train rows
     };
-    for (int f = 0; f < 12; f++) CHECK_NEAR(x[f], want[f], 1e-12);
+    for (int f = 0; f < 14; f++) CHECK_NEAR(x[f], want[f], 1e-12);
+    // a history with an item train never saw (5): novelty 1/2, and again for a target new to train (5 itself)
+    const int32_t his_new[] = {4, 5};
+    int32_t *win_new = window_of(m, his_new, 2);
+    CHECK(collm_cf_ctx_features(m, 2, 3, win_new, x) == COLLM_OK);
+    CHECK_NEAR(x[12], 0.5, 0);
+    CHECK_NEAR(x[13], 0, 0); // item 3 has train rows
+    CHECK(collm_cf_ctx_features(m, 2, 5, win_new, x) == COLLM_OK);
+    CHECK_NEAR(x[12], 0.5, 0);
+    CHECK_NEAR(x[13], 0.5, 0);
+    free(win_new);
     // a cold user with an empty history: the genre rate falls back per genre
     memset(win, 0, sizeof(int32_t) * 4);
     int32_t *empty = window_of(m, his, 0);
@@ -103,6 +118,8 @@ static void test_features_by_hand(const char *dir) {
     CHECK_NEAR(x[9], 0, 0);
     CHECK_NEAR(x[10], 0, 0); // item 3 has no year
     CHECK_NEAR(x[11], 0, 0);
+    CHECK_NEAR(x[12], 0, 0); // no history
+    CHECK_NEAR(x[13], 0, 0);
     free(win);
     free(empty);
     collm_cf_model_free(m);
@@ -110,8 +127,9 @@ static void test_features_by_hand(const char *dir) {
 
 // At the fitted weights the gradient of Σ BCE + λ/2 |w|² over valid_small
 // is zero; computed here from the features and the stored standardisation.
-static void test_fit_is_optimal(const char *dir) {
-    collm_cf_model *m = train_ctx(dir, NULL);
+// dim 12 (an older file's model) fits and scores with the first 12 features.
+static void test_fit_is_optimal(const char *dir, int nf) {
+    collm_cf_model *m = train_ctx_dim(dir, NULL, nf);
     if (!m) return;
     collm_rec_split *vs = NULL;
     char path[1024];
@@ -124,25 +142,26 @@ static void test_fit_is_optimal(const char *dir) {
         if (strcmp(p->t[t].name, "ctx.fit") == 0) fit = cf_w(p, t);
     CHECK(fit != NULL);
     if (!vs || !fit) goto done;
-    double grad[13] = {0}, max_w = 0;
+    const int D = nf + 1;
+    double grad[15] = {0}, max_w = 0;
     for (int64_t r = 0; r < vs->n; r++) {
         const int n = (int)(vs->his_offset[r + 1] - vs->his_offset[r]);
         int32_t *win = window_of(m, vs->his + vs->his_offset[r], n);
-        double x[12], z[13], s = fit[2 * 13 + 12];
+        double x[14], z[15], s = fit[2 * D + nf];
         CHECK(collm_cf_ctx_features(m, vs->user[r], vs->item[r], win, x) == COLLM_OK);
-        for (int f = 0; f < 12; f++) z[f] = (x[f] - fit[f]) / fit[13 + f], s += fit[2 * 13 + f] * z[f];
-        z[12] = 1;
+        for (int f = 0; f < nf; f++) z[f] = (x[f] - fit[f]) / fit[D + f], s += fit[2 * D + f] * z[f];
+        z[nf] = 1;
         float got;
         CHECK(collm_cf_model_score_sample(m, vs->user[r], vs->his + vs->his_offset[r], n, vs->item[r], &got) == COLLM_OK);
         CHECK_NEAR(got, s, 1e-5); // the model scores what the features say
         const double e = 1 / (1 + exp(-s)) - vs->label[r];
-        for (int f = 0; f < 13; f++) grad[f] += e * z[f];
+        for (int f = 0; f < D; f++) grad[f] += e * z[f];
         free(win);
     }
-    for (int f = 0; f < 13; f++) {
-        grad[f] += 1e-2 * fit[2 * 13 + f];
-        if (fabs(fit[2 * 13 + f]) > max_w) max_w = fabs(fit[2 * 13 + f]);
-        CHECK_MSG(fabs(grad[f]) < 1e-4, "gradient %d = %g at the fitted weights", f, grad[f]);
+    for (int f = 0; f < D; f++) {
+        grad[f] += 1e-2 * fit[2 * D + f];
+        if (fabs(fit[2 * D + f]) > max_w) max_w = fabs(fit[2 * D + f]);
+        CHECK_MSG(fabs(grad[f]) < 1e-4, "dim %d: gradient %d = %g at the fitted weights", nf, f, grad[f]);
     }
     CHECK(max_w > 0.1); // it did fit something
 done:
@@ -166,7 +185,7 @@ static void test_save_load_and_bad_input(const char *dir) {
     collm_cf_model_free(back);
 
     // no vectors: a clear error, not a crash
-    float v[12];
+    float v[14];
     CHECK(collm_cf_model_item_vector(m, 1, v) == COLLM_ERR_UNSUPPORTED);
     CHECK(strstr(collm_last_error(), "fit-score --with") != NULL);
     CHECK(collm_cf_model_sample_vectors(m, 1, his, 2, 1, v, NULL) == COLLM_ERR_UNSUPPORTED);
@@ -188,6 +207,25 @@ static void test_save_load_and_bad_input(const char *dir) {
     CHECK(train_ctx(dir, "train") == NULL);
     // a wrong kind of dimension
     CHECK(collm_cf_model_create("ctx", 4, 6, 8, 1) == NULL);
+    CHECK(collm_cf_model_create("ctx", 4, 6, 13, 1) == NULL);
+    CHECK(strstr(collm_last_error(), "14, or 12") != NULL);
+
+    // a file of the 12-feature model (written before features 12-13) loads as one and scores as saved
+    collm_cf_model *old = train_ctx_dim(dir, NULL, 12);
+    CHECK(old != NULL);
+    if (old && collm_cf_model_save(old, path) == COLLM_OK) {
+        back = collm_cf_model_load(path);
+        CHECK_MSG(back != NULL, "%s", collm_last_error());
+        collm_cf_hparams hp = {0};
+        if (back) collm_cf_model_hparams(back, &hp);
+        CHECK(hp.dim == 12);
+        a = 0, b = 1;
+        CHECK(collm_cf_model_score_sample(old, 2, his, 2, 5, &a) == COLLM_OK);
+        if (back) CHECK(collm_cf_model_score_sample(back, 2, his, 2, 5, &b) == COLLM_OK);
+        CHECK(a == b);
+        collm_cf_model_free(back);
+    }
+    collm_cf_model_free(old);
 }
 
 // A ctx tensor by name (NULL when absent).
@@ -281,10 +319,10 @@ static void test_bad_item_map(const char *root) {
     if (a && b) {
         const int32_t his[] = {1, 3, 4, 2};
         int32_t *win = window_of(a, his, 4);
-        double xa[12], xb[12];
+        double xa[14], xb[14];
         CHECK(collm_cf_ctx_features(a, 1, 5, win, xa) == COLLM_OK);
         CHECK(collm_cf_ctx_features(b, 1, 5, win, xb) == COLLM_OK);
-        for (int f = 0; f < 12; f++) CHECK_NEAR(xa[f], xb[f], 0);
+        for (int f = 0; f < 14; f++) CHECK_NEAR(xa[f], xb[f], 0);
         CHECK_NEAR(xa[9], 0.75, 1e-12); // the genres were read
         free(win);
     }
@@ -305,7 +343,8 @@ int main(void) {
     snprintf(dir, sizeof dir, "%.900s/ctx", root);
     make_dataset(dir, GENRES);
     test_features_by_hand(dir);
-    test_fit_is_optimal(dir);
+    test_fit_is_optimal(dir, 14);
+    test_fit_is_optimal(dir, 12);
     test_save_load_and_bad_input(dir);
     test_refit(dir);
     test_bad_item_map(root);

@@ -28,9 +28,11 @@ double collm_cf_encoder_loss_grad(collm_cf_model *m, int64_t n, const int32_t *u
 // recomputes the propagated tables from it.
 int collm_lightgcn_set_graph(collm_cf_model *m, const collm_rec_split *train, collm_pool *pool);
 
-// ctx (cf/ctx.c): the raw features x (12) of one row: user, item and its
+// ctx (cf/ctx.c): the raw features x (14) of one row: user, item and its
 // history window win (hp.max_len ids, left-padded with 0), as the file
-// comment of ctx.c lists them. COLLM_ERR_ARG for a model of another kind.
+// comment of ctx.c lists them; all 14 whatever the model's dim (a dim-12
+// model of an older file scores with the first 12). COLLM_ERR_ARG for a
+// model of another kind.
 int collm_cf_ctx_features(const collm_cf_model *m, int32_t user, int32_t item, const int32_t *win, double *x);
 
 #endif

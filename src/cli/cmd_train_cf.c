@@ -59,7 +59,7 @@ int cmd_train_cf(int argc, char **argv) {
         {"--model", "KIND", "collaborative model kind: mf | lightgcn | mfbias | sasrec | din | ctx (default mf; ctx: context features for fit-score --with, fitted on --eval-split)", NULL},
         {"--data", "DIR", "dataset directory (items.tsv, train.tsv, valid.tsv, ...)", NULL},
         {"--out", "FILE", "output model (.gguf)", NULL},
-        {"--dim", "N", "vector dimension (mf 256, lightgcn 64, mfbias 66, sasrec 128, din 192 = 3 x 64, ctx 12 = its features)", NULL},
+        {"--dim", "N", "vector dimension (mf 256, lightgcn 64, mfbias 66, sasrec 128, din 192 = 3 x 64, ctx 14 = its features; 12: the first 12, as before features 12-13)", NULL},
         {"--layers", "N", "lightgcn propagation layers / sasrec blocks (default 2)", NULL},
         {"--heads", "N", "sasrec attention heads (default 1)", NULL},
         {"--max-len", "N", "sasrec / din / ctx history window, the last N liked items (default 10 / 30 / 512)", NULL},
