@@ -5,7 +5,8 @@ one "ADDR SYMBOL" per line, a blank line after each sample) and prints:
 
   busy       the share of the threads' wall time they were on a core:
              the samples of the steady half seconds over what THREADS
-             threads sampled at HZ could give in them;
+             threads sampled at HZ could give in them (and busy_window:
+             the same over every half second of the steps, steady or not);
   gemm       the share of those samples inside a matrix product (collm's
              kernel and packing, OpenBLAS's kernels and copies: GEMM_PREFIXES);
   passes     the other leaves (norms, SwiGLU, AdamW, copies, ...), largest first;
@@ -86,7 +87,8 @@ def analyse(samples, threads, hz, useful=None, sgemm=None):
     other = {bucket(s[1]) for s in samples if marked(s, OTHER_MARKERS)}
     per_bucket = collections.Counter(bucket(s[1]) for s in samples)
     full = threads * hz * BUCKET  # samples a half second holds when every thread runs
-    steady_b = {b for b, n in per_bucket.items() if n >= STEADY * full and first <= b <= last and b not in other}
+    window = [b for b in range(first, last + 1) if b not in other]  # the steps' half seconds
+    steady_b = {b for b in window if per_bucket[b] >= STEADY * full}
     if not steady_b:
         raise ValueError(f"no steady half second of training steps (the busiest half second holds "
                          f"{max(per_bucket.values())} of the {full:.0f} samples {threads} threads give)")
@@ -109,18 +111,23 @@ def analyse(samples, threads, hz, useful=None, sgemm=None):
             span += b[1] - a[1]
             if b[1] - a[1] > 1.5 * period:
                 gaps[context(a[2]) + "  ->  " + context(b[2])] += b[1] - a[1] - period
-    out = {"steady_seconds": len(steady_b) * BUCKET, "samples": len(steady), "busy": busy, "gemm": gemm,
+    # busy over every half second of the steps, the unsteady ones too (the steady share can only be >= STEADY)
+    busy_window = sum(per_bucket[b] for b in window) / (len(window) * full)
+    out = {"steady_seconds": len(steady_b) * BUCKET, "window_seconds": len(window) * BUCKET, "samples": len(steady),
+           "busy": busy, "busy_window": busy_window, "gemm": gemm,
            "passes": passes, "idle": sum(gaps.values()) / span if span else 0.0,
            "idle_by_context": [(k, v / span) for k, v in gaps.most_common()]}
     if useful and sgemm:
-        out.update(useful_gflops=useful, sgemm_gflops=sgemm, fraction_of_sgemm=useful / sgemm,
-                   products_of_sgemm=useful / (busy * gemm * sgemm))
+        out.update(useful_gflops=useful, sgemm_gflops=sgemm, fraction_of_sgemm=useful / sgemm)
+        if gemm > 0:
+            out["products_of_sgemm"] = useful / (busy * gemm * sgemm)
     return out
 
 
 def report(r, top=15):
-    print(f"steady: {r['steady_seconds']:.1f} s, {r['samples']} samples; threads busy {100 * r['busy']:.1f}% "
-          f"of the wall time; idle gaps {100 * r['idle']:.1f}% of the threads' time")
+    print(f"steady: {r['steady_seconds']:.1f} of the steps' {r['window_seconds']:.1f} s, {r['samples']} samples; "
+          f"threads busy {100 * r['busy']:.1f}% of the steady wall time ({100 * r['busy_window']:.1f}% of all the "
+          f"steps'); idle gaps {100 * r['idle']:.1f}% of the threads' time")
     print(f"matrix products (collm's kernel and packing, OpenBLAS's): {100 * r['gemm']:.1f}% of the busy samples")
     print("everything else, by leaf (share of the busy samples):")
     for sym, f in r["passes"][:top]:
@@ -128,7 +135,7 @@ def report(r, top=15):
     print("idle gaps, by the frames before and after them (share of the threads' time):")
     for k, f in r["idle_by_context"][:8]:
         print(f"  {100 * f:5.2f}%  {k}")
-    if "useful_gflops" in r:
+    if "products_of_sgemm" in r:
         print(f"useful {r['useful_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_sgemm']:.1f}% of sgemm "
               f"{r['sgemm_gflops']:.1f}; the products ran at {100 * r['products_of_sgemm']:.1f}% of the sgemm rate "
               f"(useful / (busy x products' share x sgemm))")
@@ -138,12 +145,16 @@ def main(argv):
     if len(argv) not in (4, 6):
         sys.exit("usage: profile_steady.py PERF_SCRIPT_TXT THREADS HZ [USEFUL_GFLOPS SGEMM_GFLOPS]")
     try:
+        threads, hz = int(argv[2]), float(argv[3])
         rates = [float(a) for a in argv[4:6]] or [None, None]
-        r = analyse(read_samples(argv[1]), int(argv[2]), float(argv[3]), *rates)
+        if threads < 1 or not hz > 0 or any(x is not None and not x > 0 for x in rates):
+            raise ValueError(f"THREADS {argv[2]}, HZ {argv[3]} and the rates must be positive")
+        r = analyse(read_samples(argv[1]), threads, hz, *rates)
     except (OSError, ValueError) as e:
         sys.exit(f"profile_steady: {e}")
     report(r)
-    keys = ["busy", "gemm", "idle", "useful_gflops", "sgemm_gflops", "fraction_of_sgemm", "products_of_sgemm"]
+    keys = ["busy", "busy_window", "gemm", "idle", "useful_gflops", "sgemm_gflops", "fraction_of_sgemm",
+            "products_of_sgemm"]
     line = {k: round(r[k], 4) for k in keys if k in r}
     line["passes"] = {sym: round(f, 4) for sym, f in r["passes"][:10]}
     print(json.dumps(line))

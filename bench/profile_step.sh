@@ -28,7 +28,7 @@ SHARED=${COLLM_SHARED:-$(cd .. && pwd)/shared}
 STEPS=${STEPS:-60} BATCH=${BATCH:-32} THREADS=${THREADS:-2} HZ=${HZ:-999} S1_ORDER=${S1_ORDER:-grouped}
 PYTHON=${PYTHON:-/usr/bin/python3}
 for v in STEPS BATCH THREADS HZ; do
-  case ${!v} in '' | *[!0-9]* | 0) echo "profile_step: $v='${!v}' is not a positive integer" >&2; exit 1 ;; esac
+  case ${!v} in '' | *[!0-9]* | 0*) echo "profile_step: $v='${!v}' is not a positive integer" >&2; exit 1 ;; esac
 done
 command -v perf >/dev/null 2>&1 || { echo "profile_step: perf is missing: run scripts/setup.sh --bench" >&2; exit 1; }
 make -s BUILD="$BUILD" "$BUILD/collm" "$BUILD/bench/sgemm"
@@ -49,11 +49,14 @@ perf record -q -F "$HZ" -g -o "$P/perf.data" -- "$BIN" train --stage 1 --full --
   --max-epochs 2 --patience 5 --warmup-steps 1 --eval-rows 64 --eval-batch "$BATCH" --threads "$THREADS" --quiet \
   >/dev/null 2>"$P/perf.err" || { echo "profile_step: the profiled run failed:" >&2; tail -5 "$P/perf.err" >&2; exit 1; }
 sg2=$("$BUILD/bench/sgemm" --threads "$THREADS")
-perf script -i "$P/perf.data" -F tid,time,ip,sym >"$P/perf.txt" 2>/dev/null
+perf script -i "$P/perf.data" -F tid,time,ip,sym >"$P/perf.txt" 2>"$P/script.err" ||
+  { echo "profile_step: perf script failed:" >&2; tail -3 "$P/script.err" >&2; exit 1; }
 rates=$("$PYTHON" - "$P/s1.gguf.log.jsonl" "$sg1" "$sg2" <<'PY'
 import json, sys
 s1 = [json.loads(l) for l in open(sys.argv[1])][-1]  # the second epoch
-sg = max(json.loads(a)["sgemm_gflops"] for a in sys.argv[2:4])
+sg = max(json.loads(a).get("sgemm_gflops") or 0 for a in sys.argv[2:4])
+if not sg > 0:
+    sys.exit("profile_step: the sgemm probe gave no rate")
 print(s1["samples_per_second"] * 3 * s1["forward_gflop_per_sample"], sg)
 PY
 )

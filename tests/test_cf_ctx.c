@@ -26,19 +26,21 @@ static void write_text(const char *dir, const char *name, const char *text) {
 
 #define SPLIT_HEADER "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n"
 
-// Items 1-5 with years 1990, 2000, none, 1980, 1995 and genres
-// {Drama, Comedy}, {Drama}, {Horror}, {Comedy}, {Horror, Drama}.
+// Items 1-6 with years 1990, 2000, none, 1980, 1995, 2001 and genres
+// {Drama, Comedy}, {Drama}, {Horror}, {Comedy}, {Horror, Drama}, none.
 // train: user 1 likes 1 and 3, not 2; user 2 likes 4, not 1 (g = 3/5).
 static void make_dataset(const char *dir, const char *item_map) {
     mkdir(dir, 0755);
-    write_text(dir, "items.tsv", "iid\ttitle\n0\t\n1\tA (1990)\n2\tB (2000)\n3\tC\n4\tD (1980)\n5\tE (1995)\n");
+    write_text(dir, "items.tsv", "iid\ttitle\n0\t\n1\tA (1990)\n2\tB (2000)\n3\tC\n4\tD (1980)\n5\tE (1995)\n6\tF (2001)\n");
     write_text(dir, "item_map.tsv", item_map);
     write_text(dir, "train.tsv",
                SPLIT_HEADER "1\t1\t1\t10\t0\t1\n1\t2\t0\t11\t0,1\t1\n1\t3\t1\t12\t0,1\t1\n2\t1\t0\t10\t0\t1\n2\t4\t1\t11\t0\t1\n");
-    // later rows: user 3 is cold, item 5 is cold; labels mixed so the fit has both
+    // later rows: user 3 is cold, items 5 and 6 are cold (and 5 in some histories: features 12-13);
+    // labels mixed so the fit has both
     write_text(dir, "valid_small.tsv",
                SPLIT_HEADER "1\t5\t1\t20\t0,1,3,4,2\t0\n1\t4\t0\t21\t0,1,3\t1\n2\t3\t1\t20\t0,4\t1\n2\t5\t0\t21\t0,4,3\t0\n"
-                            "3\t1\t1\t20\t0\t0\n3\t2\t0\t21\t0,1\t0\n3\t4\t1\t22\t0,1\t0\n1\t2\t0\t22\t0,1,3\t1\n");
+                            "3\t1\t1\t20\t0\t0\n3\t2\t0\t21\t0,1\t0\n3\t4\t1\t22\t0,1\t0\n1\t2\t0\t22\t0,1,3\t1\n"
+                            "1\t6\t1\t23\t0,1,3,5\t0\n3\t6\t0\t23\t0,5\t0\n2\t2\t1\t23\t0,4,5\t1\n3\t3\t0\t24\t0,5\t0\n");
     write_text(dir, "valid.tsv", SPLIT_HEADER "1\t5\t1\t20\t0,1,3,4,2\t0\n2\t2\t0\t20\t0,4\t1\n");
 }
 
@@ -164,6 +166,9 @@ static void test_fit_is_optimal(const char *dir, int nf) {
         CHECK_MSG(fabs(grad[f]) < 1e-4, "dim %d: gradient %d = %g at the fitted weights", nf, f, grad[f]);
     }
     CHECK(max_w > 0.1); // it did fit something
+    if (nf == 14) // features 12-13 vary over the fit rows: they take part in the fit
+        CHECK_MSG(fabs(fit[2 * D + 12]) > 1e-3 && fabs(fit[2 * D + 13]) > 1e-3, "weights %g %g", fit[2 * D + 12],
+                  fit[2 * D + 13]);
 done:
     collm_rec_split_free(vs);
     collm_cf_model_free(m);

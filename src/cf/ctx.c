@@ -30,7 +30,8 @@
 //  12 the share of R with no train row: liked items newer than train (0 when R is empty)
 //  13 feature 12 when i has no train row, else 0
 // Features 12-13 came later (bench/row_features.py, "novelty": +0.0009 AUC
-// and +0.0015 UAUC held out in every seed of the recipe). A model's dim is
+// and +0.0015 UAUC held out on average over the recipe's three seeds, both
+// positive in each). A model's dim is
 // its feature count: files written before them hold dim 12 and score with
 // the first 12 features, as they were fitted.
 // The weights are fitted on the evaluation split (default valid_small), not

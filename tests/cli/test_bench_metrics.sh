@@ -144,11 +144,13 @@ assert d['grouped'] == d['shuffled'], d"
 expect_error "grouped_share.py: prompts not for these rows" "^grouped_share: 3 prompts for 2 rows of $TMP/gs2.tsv" \
   "$PY" bench/grouped_share.py "$TMP/gs1.txt" "$TMP/gs2.tsv"
 # bench/profile_steady.py on a hand-made `perf script` of two threads sampled at 10 Hz (5 samples a thread
-# in a half second): half second 0 tokenises (left out), 1 holds the first update (left out: the window
-# opens after it), 2-4 are the steps (the worker misses its sample at 1.7 s: one gap of a period), 5
-# comes after the last update. Kept: 29 of the 30 samples they could hold; products 25 of them (the
-# main thread 4, 4, 3 and the worker 5, 4, 5); idle 0.1 s of 2.4 s of sampled thread time; the products'
-# rate 50 / (29/30 x 25/29 x 100) = 0.6 of the sgemm rate.
+# in a half second): half second 0 tokenises (left out), 1 holds the first update, a burst of three
+# samples 0.02 s apart and one more at 0.8 s (left out: the window opens after the burst's half
+# second; the 0.8 s sample is the second update), 2-4 are the steps (the worker misses its sample at
+# 1.75 s: one gap of a period), 5 is as full as a step's but comes after the last update (left out).
+# Kept: 29 of the 30 samples they could hold; products 25 of them (the main thread 4, 4, 3 and the
+# worker 5, 4, 5); idle 0.1 s of 2.4 s of sampled thread time; the products' rate
+# 50 / (29/30 x 25/29 x 100) = 0.6 of the sgemm rate.
 "$PY" - "$TMP/perf.txt" <<'PY'
 import sys
 out = []
@@ -157,8 +159,10 @@ def sample(tid, t, *frames):
 for k in range(5):
     sample(1, 0.1 * k, "collm_tok_spm_encode", "collm_encode", "main")
     sample(2, 0.1 * k + 0.05, "gemm_micro_rows", "worker_main")
+for t in (0.5, 0.52, 0.54):
+    sample(1, t, "collm_ops_adam_update_v4", "optim_task", "collm_optim_step_fused", "main")
+sample(1, 0.8, "optim_task", "main")
 for k in range(5):
-    sample(1, 0.5 + 0.1 * k, *(["optim_task", "collm_optim_step_fused", "main"] if k < 2 else ["gemm_micro_rows", "main"]))
     sample(2, 0.55 + 0.1 * k, "gemm_micro_rows", "worker_main")
 for b in (2, 3, 4):
     for k in range(5):
@@ -169,6 +173,7 @@ for b in (2, 3, 4):
             sample(2, t + 0.05, "gemm_micro_rows", "worker_main")
 for k in range(5):
     sample(1, 2.5 + 0.1 * k, "collm_ops_axpy_v3", "main")
+    sample(2, 2.55 + 0.1 * k, "gemm_micro_rows", "worker_main")
 open(sys.argv[1], "w").write("".join(out))
 PY
 check "profile_steady.py: busy 29/30, products 25/29, idle 1/24, products at 0.6 of sgemm" "$PY" -c "
@@ -178,7 +183,8 @@ d = json.loads(out.splitlines()[-1])
 ok = lambda k, v: abs(d[k] - round(v, 4)) < 1e-12 or print(k, d[k], v)
 assert ok('busy', 29 / 30) and ok('gemm', 25 / 29) and ok('idle', 1 / 24), out
 assert ok('fraction_of_sgemm', 0.5) and ok('products_of_sgemm', 0.6), out
-assert d['passes'] == {'collm_ops_swiglu_forward_v3': round(3 / 29, 4), 'optim_task': round(1 / 29, 4)}, d"
+assert d['passes'] == {'collm_ops_swiglu_forward_v3': round(3 / 29, 4), 'optim_task': round(1 / 29, 4)}, d
+assert d['busy_window'] == d['busy'], d  # every half second of the steps was steady"
 sed 's/optim/other/g' "$TMP/perf.txt" >"$TMP/perf-noopt.txt"
 expect_error "profile_steady.py: not a training run" "^profile_steady: no sample of the optimizer" \
   "$PY" bench/profile_steady.py "$TMP/perf-noopt.txt" 2 10
@@ -186,6 +192,9 @@ printf 'not perf output\n' >"$TMP/perf-bad.txt"
 expect_error "profile_steady.py: not perf script output" "^profile_steady: $TMP/perf-bad.txt: not a" \
   "$PY" bench/profile_steady.py "$TMP/perf-bad.txt" 2 10
 expect_error "profile_step.sh: a bad STEPS" "^profile_step: STEPS='x' is not a positive integer" env STEPS=x bench/profile_step.sh
+expect_error "profile_step.sh: HZ 0" "^profile_step: HZ='0' is not a positive integer" env HZ=0 bench/profile_step.sh
+expect_error "profile_steady.py: no threads" "^profile_steady: THREADS 0, HZ 10 and the rates must be positive" \
+  "$PY" bench/profile_steady.py "$TMP/perf.txt" 0 10
 expect_error "row_features.py: no fusion_objective.sh output" "^row_features: $TMP/nowork/fusion-objective/fit.json not found" \
   "$PY" bench/row_features.py "$TMP/nowork"
 finish
