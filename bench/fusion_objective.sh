@@ -43,7 +43,7 @@ import json, os, sys
 import numpy as np
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from auc import auc, uauc
-from fusion_parts import Parts
+from fusion_parts import Parts, newton
 
 P, data = sys.argv[1], sys.argv[2]
 F = Parts(P, data)
@@ -55,14 +55,6 @@ def objective(kind):
 
 X = np.stack([llm] + parts, 1)
 Z = np.concatenate([(X - X[m].mean(0)) / X[m].std(0), np.ones((len(y), 1))], 1)
-def newton(A, target, weight, l2):  # L2-regularised logistic regression, rows weighted
-    b = np.zeros(A.shape[1])
-    for _ in range(30):
-        pr = 1 / (1 + np.exp(-A @ b))
-        g = A.T @ (weight * (pr - target)) + l2 * b
-        H = (A * (weight * pr * (1 - pr))[:, None]).T @ A + l2 * np.eye(len(b))
-        b -= np.linalg.solve(H, g)
-    return b
 def logreg(rows_fit, l2=1e-3):
     return newton(Z[rows_fit], y[rows_fit], np.full(rows_fit.sum(), 1.0 / rows_fit.sum()), l2)
 # within-user pairs of valid_small: every (liked, not liked) pair of one user,

@@ -16,6 +16,19 @@ import numpy as np
 
 from auc import auc, read_scores
 
+def newton(A, target, weight, l2):
+    """L2-regularised logistic regression of target on the columns of A by
+    Newton's method, rows weighted (weight: a sum of weighted BCEs; the L2
+    covers every column, a bias column too); returns the coefficients."""
+    b = np.zeros(A.shape[1])
+    for _ in range(30):
+        pr = 1 / (1 + np.exp(-A @ b))
+        g = A.T @ (weight * (pr - target)) + l2 * b
+        H = (A * (weight * pr * (1 - pr))[:, None]).T @ A + l2 * np.eye(len(b))
+        b -= np.linalg.solve(H, g)
+    return b
+
+
 # fit-score's grid of weights (collm_fit_score_weights)
 GRID = [0, .05, .1, .2, .3, .5, .7, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 100]
 

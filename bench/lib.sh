@@ -65,3 +65,10 @@ bench_speed_base_model() {
   "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" \
     --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 688 --seed 1 --out "$1/base.gguf" >/dev/null
 }
+
+# bench_print_kernels: the kernels collm runs (its ISA after COLLM_ISA) and
+# OpenBLAS's core (after OPENBLAS_CORETYPE), from `collm version --json`,
+# so an emulated AVX2 run is visible in the bench's output (BIN set by the caller).
+bench_print_kernels() {
+  "$BIN" version --json | "${PYTHON:-/usr/bin/python3}" -c 'import json, sys; d = json.load(sys.stdin); print("collm kernels:", d["kernels"] + ", OpenBLAS at", d["blas_core"])'
+}

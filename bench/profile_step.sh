@@ -40,7 +40,7 @@ mkdir -p "$W" "$P"
 . bench/lib.sh
 bench_openblas_best
 bench_speed_base_model "$W"
-"$BIN" version --json | "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print("collm kernels:", d["kernels"] + ", OpenBLAS at", d["blas_core"])'
+bench_print_kernels
 
 sg1=$("$BUILD/bench/sgemm" --threads "$THREADS")
 rm -f "$P/s1.gguf" "$P"/s1.gguf.*

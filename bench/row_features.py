@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auc import auc, uauc  # noqa: E402
-from fusion_parts import Parts  # noqa: E402
+from fusion_parts import Parts, newton  # noqa: E402
 
 RECENT = 30
 PAIRS = {"popularity": [0, 1], "like rate": [2, 3], "novelty": [4, 5], "title": [6, 7]}
@@ -76,17 +76,6 @@ def features(data, valid_rows):
     return np.array(X)
 
 
-def logreg(Z, y, l2=1e-2):
-    """L2-regularised logistic regression by Newton's method; weights with the bias last."""
-    Z = np.c_[Z, np.ones(len(Z))]
-    b = np.zeros(Z.shape[1])
-    for _ in range(30):
-        p = 1 / (1 + np.exp(-Z @ b))
-        H = (Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(b))
-        b -= np.linalg.solve(H, Z.T @ (p - y) + l2 * b)
-    return b
-
-
 def main(argv):
     if len(argv) not in (2, 3):
         sys.exit("usage: row_features.py WORK [DATA]")
@@ -107,8 +96,8 @@ def main(argv):
     Z = (X - X[small].mean(0)) / (X[small].std(0) + 1e-12)
     out = {"recipe": [round(v, 4) for v in base]}
     for name, cols in PAIRS.items():
-        b = logreg(Z[small][:, cols], y[small])
-        part = np.c_[Z[:, cols], np.ones(len(Z))] @ b
+        A = np.c_[Z[:, cols], np.ones(len(Z))]  # the pair and a bias
+        part = A @ newton(A[small], y[small], np.ones(small.sum()), 1e-2)
         parts = list(F.parts) + [part]
         w = F.ascend_auc(parts)
         a, ua = rep(F.score(w, parts))

@@ -72,7 +72,7 @@ W=$(cd "$W" && pwd) # absolute: the peer runs inside it
 # every program at OpenBLAS's best kernels for this CPU; the peer's idle threads sleep
 . bench/lib.sh
 bench_openblas_best
-"$BIN" version --json | "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print("collm kernels:", d["kernels"] + ", OpenBLAS at", d["blas_core"])' # (COLLM_ISA caps them)
+bench_print_kernels
 
 bench_speed_base_model "$W"
 # (the CF vectors only feed the slots: their quality does not change the work)
