@@ -15,7 +15,9 @@
 # orders the rows perfectly gets the grid's smallest non-zero weight, one
 # that orders them backwards 0) and bench/seed_ensemble.sh's errors for no
 # fusion_objective.sh output, a seed that is not a number and a part's
-# model file missing;
+# model file missing; bench/item_drift.py's item rates by hand (the
+# valid_small rows earlier than the scored row, weighted train rows) and its
+# error without fusion_objective.sh's output;
 # bench/grouped_share.py: prompts that share nothing compute all of their
 # FLOPs, two prompts that differ in their last token only share all but it
 # (the share by hand: one copy of the first 4 positions, then position 4
@@ -62,6 +64,21 @@ assert (F.llm == 0).all(), F.llm  # (the values exact in binary: ties stay ties)
 assert F.small.tolist() == [True, True, False, False] and F.cold.tolist() == [False, True, False, False]
 assert F.kinds == ['cf', 'din'] and F.stored == [2, 0.5]
 assert F.ascend_auc() == [0.05, 0.0], F.ascend_auc()"
+# bench/item_drift.py: an item's rate over train plus valid_small's rows strictly earlier than the
+# scored row (g = 1/2, 5 pseudo-rows): row 0 (item 1, t 10) not its own small row: (0 + 2.5) / 6;
+# row 1 (item 2): (1 + 2.5) / 6; row 2 (item 1, t 12) takes row 0's like: (0 + 1 + 2.5) / 7; item 4 none: 2.5 / 5
+check "item_drift.py: the earlier-small rate by hand" "$PY" -c "
+import sys; sys.path.insert(0, 'bench')
+import numpy as np
+from types import SimpleNamespace
+from item_drift import earlier_small_rate, item_rates
+p = SimpleNamespace(small=np.array([True, True, False, False]), iid=np.array([1, 2, 1, 4]), y=np.array([1, 0, 0, 0]))
+r = earlier_small_rate(p, np.array([10, 11, 12, 13]), np.array([1, 2]), np.array([0, 1]), 0.5)
+assert np.allclose(r, [2.5 / 6, 3.5 / 6, 3.5 / 7, 0.5], rtol=0, atol=1e-15), r
+w = item_rates(np.array([1, 1, 2]), np.array([1, 0, 1]), np.array([1.0, 3.0, 1.0]), 3, 0.5)
+assert np.allclose(w, [0.5, 3.5 / 9, 3.5 / 6], rtol=0, atol=1e-15), w"
+expect_error "item_drift: no fusion_objective.sh output" \
+  "^item_drift: no $TMP/fusion-objective/fit.json \\(run WORK=$TMP bench/fusion_objective.sh first\\)$" "$PY" bench/item_drift.py "$TMP"
 expect_error "seed_ensemble: no fusion_objective.sh output" \
   "^seed_ensemble: no $TMP/fusion-objective/fit.json \\(run WORK=$TMP bench/fusion_objective.sh first\\)$" \
   env WORK="$TMP" bench/seed_ensemble.sh
