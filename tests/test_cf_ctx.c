@@ -1,7 +1,8 @@
 // The context-feature model (cf/ctx.c): its features against values worked
 // out by hand on a five-item dataset, its fit against the optimality
 // condition of the regularised logistic loss (14 features, and the 12 of
-// older files), save/load, and bad input.
+// older files), save/load and a stored number out of what training writes,
+// the refit, a second training of the same model, and bad input.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,14 +117,30 @@ static void test_features_by_hand(const char *dir) {
     CHECK_NEAR(x[0], 0, 0);
     CHECK_NEAR(x[2], 1, 0);
     CHECK_NEAR(x[3], 0.6, 1e-12);
-    CHECK_NEAR(x[8], (0 + 1.8) / (0 + 3), 1e-12);
+    CHECK_NEAR(x[8], (0 + 1.8) / (0 + 3), 1e-12); // (= g: a cold user has no genre rows)
     CHECK_NEAR(x[9], 0, 0);
     CHECK_NEAR(x[10], 0, 0); // item 3 has no year
     CHECK_NEAR(x[11], 0, 0);
     CHECK_NEAR(x[12], 0, 0); // no history
     CHECK_NEAR(x[13], 0, 0);
+    // a user's own genre rows: user 2 rated one Drama (item 1, not liked), so Drama's rate is (0 + 1.8) / (1 + 3)
+    CHECK(collm_cf_ctx_features(m, 2, 2, empty, x) == COLLM_OK);
+    CHECK_NEAR(x[8], 0.45, 1e-12);
     free(win);
     free(empty);
+    // R is the last 30 liked items: item 5 (cold, Horror|Drama) just outside or inside it, then item 1
+    // (Drama|Comedy) over and over; target 4 (Comedy): 1 shares its genre, 5 does not
+    int32_t his_long[32];
+    for (int n = 30; n <= 32; n++) {
+        his_long[0] = 5;
+        for (int k = 1; k < n; k++) his_long[k] = 1;
+        int32_t *w = window_of(m, his_long, n);
+        CHECK(collm_cf_ctx_features(m, 1, 4, w, x) == COLLM_OK);
+        CHECK_NEAR(x[12], n == 30 ? 1.0 / 30 : 0, 1e-15);    // novelty: 5 counts only inside R
+        CHECK_NEAR(x[9], n == 30 ? 29.0 / 30 : 1, 1e-15);    // genre share over R
+        CHECK_NEAR(x[1], (n - 2.0) / n, 1e-15);              // history beyond train: the whole window, not R
+        free(w);
+    }
     collm_cf_model_free(m);
 }
 
@@ -205,6 +222,35 @@ static void test_save_load_and_bad_input(const char *dir) {
     CHECK(strstr(collm_last_error(), "ctx.user row 1") != NULL);
     collm_cf_model_free(back);
     collm_cf_model_free(m);
+    // every other table and the fit, one number at a time out of what training writes
+    static const struct {
+        const char *tensor;
+        int64_t index;
+        float value;
+        const char *message;
+    } bad[] = {
+        {"ctx.item", 3 * 2 + 1, 5, "ctx.item row 2 holds 1 rows, 5 liked"},
+        {"ctx.item", 3 * 2 + 2, -1990, "year -1990"},
+        {"ctx.item_genre", 24 * 1 + 0, 2, "ctx.item_genre row 1, genre 0 is 2"},
+        {"ctx.user_genre", 48 * 2 + 0, -3, "ctx.user_genre row 2, genre 0 holds -3 rows"},
+        {"ctx.user_genre", 48 * 2 + 24 + 1, 7, "ctx.user_genre row 2, genre 1 holds"},
+        {"ctx.fit", 15 + 3, 1e-20f, "feature 3 has mean"},
+        {"ctx.fit", 30 + 5, 3e7f, "weight 3e+07"},
+        {"ctx.fit", 2, -2e6f, "feature 2 has mean -2e+06"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        collm_cf_model *t = train_ctx(dir, NULL);
+        if (!t) continue;
+        cf_params *tp = collm_cf_encoder_params(t);
+        for (int q = 0; tp && q < tp->n; q++)
+            if (strcmp(tp->t[q].name, bad[k].tensor) == 0) cf_w(tp, q)[bad[k].index] = bad[k].value;
+        CHECK(collm_cf_model_save(t, path) == COLLM_OK);
+        back = collm_cf_model_load(path);
+        CHECK_MSG(back == NULL && strstr(collm_last_error(), bad[k].message) != NULL, "%s[%lld] = %g: %s", bad[k].tensor,
+                  (long long)bad[k].index, bad[k].value, back ? "loaded" : collm_last_error());
+        collm_cf_model_free(back);
+        collm_cf_model_free(t);
+    }
 
     // nothing to fit on, or train itself
     CHECK(train_ctx(dir, "") == NULL);
@@ -299,6 +345,45 @@ done:
     collm_cf_model_free(m);
 }
 
+// The same model trained again on a folder without genres keeps none of the
+// first training's; the fit split (the rows whose labels fitted the weights)
+// is valid_small's file, kept by save/load and by a refit, and "" for a kind
+// whose evaluation split only chooses the epoch.
+static void test_retrain_and_fit_split(const char *dir) {
+    collm_cf_model *m = train_ctx(dir, NULL);
+    char dir2[1024], path[1024];
+    snprintf(dir2, sizeof dir2, "%.900s-nogenres", dir);
+    make_dataset(dir2, "iid\tmovie_id\n1\t11\n");
+    collm_rec_dataset *ds2 = collm_rec_dataset_load(dir2);
+    CHECK_MSG(m && ds2, "%s", collm_last_error());
+    if (!m || !ds2) goto done;
+    CHECK(strstr(collm_cf_model_fit_split(m), "/valid_small.tsv") != NULL);
+    snprintf(path, sizeof path, "%.900s/ctx-fit.gguf", dir);
+    CHECK(collm_cf_model_save(m, path) == COLLM_OK);
+    collm_cf_model *back = collm_cf_model_load(path);
+    CHECK(back && strcmp(collm_cf_model_fit_split(back), collm_cf_model_fit_split(m)) == 0);
+    collm_cf_model_free(back);
+    collm_cf_model *same = collm_cf_model_refit(m, ds2, NULL, NULL, NULL, NULL);
+    CHECK(same && strcmp(collm_cf_model_fit_split(same), collm_cf_model_fit_split(m)) == 0);
+    collm_cf_model_free(same);
+    collm_cf_train_options o;
+    CHECK(collm_cf_train_options_kind("ctx", &o) == COLLM_OK);
+    CHECK_MSG(collm_cf_model_train(m, ds2, &o, NULL, NULL, NULL, NULL) == COLLM_OK, "%s", collm_last_error());
+    int64_t n = 0;
+    const float *ig = ctx_tensor(m, "ctx.item_genre", &n);
+    int any = 0;
+    for (int64_t k = 0; ig && k < n; k++) any |= ig[k] != 0;
+    CHECK(ig && !any);
+    CHECK(strstr(collm_cf_model_fit_split(m), "-nogenres/valid_small.tsv") != NULL);
+    collm_cf_model *mf = collm_cf_model_create("mf", ds2->n_users, ds2->n_items, 4, 1);
+    CHECK(mf && collm_cf_model_train(mf, ds2, NULL, NULL, NULL, NULL, NULL) == COLLM_OK);
+    CHECK(mf && strcmp(collm_cf_model_fit_split(mf), "") == 0 && strcmp(collm_cf_model_eval_split(mf), "valid") == 0);
+    collm_cf_model_free(mf);
+done:
+    collm_rec_dataset_free(ds2);
+    collm_cf_model_free(m);
+}
+
 static void test_bad_item_map(const char *root) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%.900s/ctx-badid", root);
@@ -352,6 +437,7 @@ int main(void) {
     test_fit_is_optimal(dir, 12);
     test_save_load_and_bad_input(dir);
     test_refit(dir);
+    test_retrain_and_fit_split(dir);
     test_bad_item_map(root);
     return test_report();
 }

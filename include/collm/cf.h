@@ -125,6 +125,10 @@ COLLM_API int collm_cf_model_uses_history(const collm_cf_model *m);
 COLLM_API int collm_cf_model_train_record(const collm_cf_model *m, collm_cf_train_options *opt, collm_cf_train_result *res);
 COLLM_API const char *collm_cf_model_eval_split(const collm_cf_model *m);
 COLLM_API const char *collm_cf_model_train_split(const collm_cf_model *m);
+// The file whose rows fitted m's weights besides its training rows, resolved:
+// a ctx model's evaluation split (its figures there are in-sample); "" for
+// the other kinds, whose evaluation split only chose the epoch.
+COLLM_API const char *collm_cf_model_fit_split(const collm_cf_model *m);
 
 // Id-only vectors, out (dim). COLLM_ERR_ARG on an id out of range;
 // collm_cf_model_user_vector and collm_cf_model_score are COLLM_ERR_ARG for

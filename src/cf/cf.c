@@ -135,6 +135,7 @@ void collm_cf_model_free(collm_cf_model *m) {
     free(m->eval_split);
     free(m->dataset_dir);
     free(m->train_split);
+    free(m->fit_split);
     free(m);
 }
 
@@ -152,6 +153,7 @@ int collm_cf_model_train_record(const collm_cf_model *m, collm_cf_train_options 
 }
 const char *collm_cf_model_eval_split(const collm_cf_model *m) { return m && m->eval_split ? m->eval_split : ""; }
 const char *collm_cf_model_train_split(const collm_cf_model *m) { return m && m->train_split ? m->train_split : ""; }
+const char *collm_cf_model_fit_split(const collm_cf_model *m) { return m && m->fit_split ? m->fit_split : ""; }
 
 int collm_cf_model_user_vector(const collm_cf_model *m, int32_t user, float *out) {
     if (user < 0 || user >= m->n_users)
@@ -479,10 +481,14 @@ int collm_cf_model_train(collm_cf_model *m, const collm_rec_dataset *ds, const c
         return rc;
     }
     rc = m->kind->train(m, ds->train, eval, &opt, pool, progress, progress_ctx, &res);
+    // (a kind that fits its weights on the evaluation rows: their file, resolved)
+    char *fit_split = !rc && m->kind->fits_on_eval && eval && eval->path ? cf_resolved_parts(eval->path) : NULL;
     collm_rec_split_free(eval_owned);
     if (rc) return rc;
 
     cf_keep_record(m, &opt, &res, ds);
+    free(m->fit_split);
+    m->fit_split = fit_split;
     if (result) *result = res;
     return COLLM_OK;
 }
@@ -521,6 +527,8 @@ collm_cf_model *collm_cf_model_refit(const collm_cf_model *from, const collm_rec
         if (!(rc = collm_cf_check_split_ids(m, ds->train)) && !(rc = m->kind->refit(m, from, ds->train))) {
             res.seconds = cf_now() - t0;
             cf_keep_record(m, &opt, &res, ds);
+            free(m->fit_split); // the weights are from's, fitted where from's were
+            m->fit_split = from->fit_split ? cf_strdup(from->fit_split) : NULL;
             if (result) *result = res;
         }
     } else {
@@ -587,6 +595,7 @@ int collm_cf_model_write(const collm_cf_model *m, collm_gguf_writer *w) {
         put_str(&s, "collm.cf.train.eval_split", m->eval_split);
         put_str(&s, "collm.cf.train.dataset", m->dataset_dir);
         if (m->train_split) put_str(&s, "collm.cf.train.train_split", m->train_split);
+        if (m->fit_split) put_str(&s, "collm.cf.train.fit_split", m->fit_split);
     }
     int rc = s.rc;
     if (!rc) rc = m->kind->save_tensors(m, w);
@@ -696,6 +705,15 @@ collm_cf_model *collm_cf_model_read(const collm_gguf_file *f, const char *path) 
         m->dataset_dir = collm_gguf_get_str_dup(f, "collm.cf.train.dataset");
         if (collm_gguf_find_key(f, "collm.cf.train.train_split") >= 0)
             m->train_split = collm_gguf_get_str_dup(f, "collm.cf.train.train_split");
+        if (collm_gguf_find_key(f, "collm.cf.train.fit_split") >= 0)
+            m->fit_split = collm_gguf_get_str_dup(f, "collm.cf.train.fit_split");
+        else if (m->kind->fits_on_eval && m->eval_split && m->dataset_dir && *m->dataset_dir &&
+                 (strcmp(m->eval_split, "valid") == 0 || strcmp(m->eval_split, "valid_small") == 0)) {
+            // a file from before the key: the split the name stood for in its dataset folder
+            char path[PATH_MAX];
+            if (snprintf(path, sizeof path, "%s/%s.tsv", m->dataset_dir, m->eval_split) < (int)sizeof path)
+                m->fit_split = cf_resolved_parts(path);
+        }
         m->train_opt.eval_split = m->eval_split;
         m->has_train = 1;
     }

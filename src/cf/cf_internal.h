@@ -24,6 +24,7 @@ struct collm_cf_model {
     char *eval_split;  // owned copy
     char *dataset_dir; // owned copy
     char *train_split; // owned copy: the rows it trained on (ds->train's path; "a + b" for a refit on joined splits)
+    char *fit_split;   // owned copy: the evaluation split's path when the kind fits its weights there (ctx), else NULL
 };
 
 // Scores every row of split: under mpirun each rank scores its contiguous
@@ -35,6 +36,7 @@ int cf_score_split_dist(const collm_cf_model *m, const collm_rec_split *split, f
 struct collm_cf_kind {
     const char *name;
     int uses_history; // 1: scores and user vectors depend on the sample's history (SASRec, DIN)
+    int fits_on_eval; // 1: the weights are fitted on the evaluation split (ctx), not only chosen there
     // Fills *hp with the kind's defaults (dim, layers, heads, window), and
     // changes the MF training defaults in *opt to the kind's.
     void (*hparams_default)(collm_cf_hparams *hp);

@@ -35,8 +35,8 @@
 // its feature count: files written before them hold dim 12 and score with
 // the first 12 features, as they were fitted.
 // The weights are fitted on the evaluation split (default valid_small), not
-// on train: the features 0-2 and 7 are 0 on every train row, so only rows
-// later than training show what they are worth. Training statistics come
+// on train: the features 0-2, 7, 12 and 13 are 0 on every train row, so
+// only rows later than training show what they are worth. Training statistics come
 // from the train split, genres from DIR/item_map.tsv (its `genres` column,
 // '|'-separated; optional) and years from the titles. Fit: L2-regularised
 // logistic regression (λ = --weight-decay, default 1e-2, on the summed BCE)
@@ -64,6 +64,11 @@
 #include "collm/metrics.h"
 
 enum { CTX_NF = 14, CTX_NF_V1 = 12, CTX_GENRES = 24, CTX_RECENT = 30 };
+// The ranges of a fit's stored numbers (ctx.fit), checked on load: |mean| and
+// |weight| at most CTX_FIT_MAX, sd at least CTX_SD_MIN (the fit floors it at
+// 1e-12, then rounds to float).
+#define CTX_FIT_MAX 1e6f
+#define CTX_SD_MIN 1e-13f
 
 typedef struct {
     cf_params p;
@@ -169,10 +174,12 @@ static float ctx_title_year(const char *t) {
 }
 
 // DIR/item_map.tsv's `genres` column (collm_rec_item_genres_load) into
-// item_genre (ni, CTX_GENRES). No file or no such column: no genres.
+// item_genre (ni, CTX_GENRES). No file or no such column: no genres (none
+// left from an earlier training of the same model either).
 static int ctx_read_genres(collm_cf_model *m, const char *dir) {
     ctx_impl *c = m->impl;
     float *ig = cf_w(&c->p, c->i_item_genre);
+    memset(ig, 0, (size_t)cf_numel(&c->p, c->i_item_genre) * sizeof *ig);
     char path[4096];
     if (snprintf(path, sizeof path, "%s/item_map.tsv", dir) >= (int)sizeof path)
         return collm_error(COLLM_ERR_ARG, "ctx: dataset path too long: %s", dir);
@@ -191,7 +198,8 @@ static int ctx_read_genres(collm_cf_model *m, const char *dir) {
 static int ctx_side_info(collm_cf_model *m, const collm_rec_dataset *ds) {
     ctx_impl *c = m->impl;
     float *is = cf_w(&c->p, c->i_item);
-    for (int32_t i = 0; ds->items && i < ds->items->n && i < m->n_items; i++) is[3 * i + 2] = ctx_title_year(ds->items->title[i]);
+    for (int32_t i = 0; i < m->n_items; i++)
+        is[3 * i + 2] = ds->items && i < ds->items->n ? ctx_title_year(ds->items->title[i]) : 0;
     return ds->dir ? ctx_read_genres(m, ds->dir) : COLLM_OK;
 }
 
@@ -203,7 +211,10 @@ static int ctx_cholesky_solve(double *A, double *b, int n) {
     for (int j = 0; j < n; j++) {
         double d = A[j * n + j];
         for (int k = 0; k < j; k++) d -= A[j * n + k] * A[j * n + k];
-        if (!(d > 0)) return collm_error(COLLM_ERR, "ctx: the Newton system is not positive definite");
+        if (!(d > 0))
+            return collm_error(COLLM_ERR, "ctx: the Newton system is not positive definite (a feature constant over "
+                                          "the fit rows, or two that move together, with --weight-decay 0: use a "
+                                          "positive --weight-decay)");
         A[j * n + j] = sqrt(d);
         for (int i = j + 1; i < n; i++) {
             double s = A[i * n + j];
@@ -272,8 +283,8 @@ static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const coll
         return collm_error(COLLM_ERR_ARG, "ctx fits its weights on the evaluation split (--eval-split valid_small), "
                                           "rows later than train; 'none' leaves it nothing to fit on");
     if (eval == train)
-        return collm_error(COLLM_ERR_ARG, "ctx: fitting on the train split teaches nothing (features 0-2 and 7 are 0 "
-                                          "on every train row); use valid_small");
+        return collm_error(COLLM_ERR_ARG, "ctx: fitting on the train split teaches nothing (features 0-2, 7, 12 and "
+                                          "13 are 0 on every train row); use valid_small");
     if (eval->n < 2) return collm_error(COLLM_ERR_ARG, "ctx: the evaluation split has %lld rows", (long long)eval->n);
     const double t0 = cf_now();
     ctx_tables(m, train);
@@ -293,7 +304,8 @@ static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const coll
         memcpy(X + r * D, x, (size_t)nf * sizeof *x); // the model's first nf features
         X[r * D + nf] = 1;
     }
-    // standardise (a constant feature keeps sd 1 and gets weight ~0 from L2)
+    // standardise (a constant feature keeps sd 1 and gets weight ~0 from L2;
+    // with λ = 0 its column makes the system singular: a clear error below)
     float *fit = cf_w(&c->p, c->i_fit);
     for (int f = 0; !rc && f < nf; f++) {
         double s = 0, s2 = 0;
@@ -327,6 +339,10 @@ static int ctx_train(collm_cf_model *m, const collm_rec_split *train, const coll
         double step = 0;
         for (int f = 0; f < D; f++) w[f] -= grad[f], step = fabs(grad[f]) > step ? fabs(grad[f]) : step;
         if (!isfinite(step)) rc = collm_error(COLLM_ERR, "ctx: the fit diverged (non-finite weights)");
+        for (int f = 0; !rc && f < D; f++)
+            if (!(fabs(w[f]) <= CTX_FIT_MAX))
+                rc = collm_error(COLLM_ERR, "ctx: the fit diverged (weight %d is %g; use a larger --weight-decay)", f,
+                                 w[f]);
         if (step < 1e-9) {
             iter++;
             break;
@@ -393,26 +409,46 @@ static int ctx_init(collm_cf_model *m, uint64_t seed, int initialise) {
     return rc;
 }
 
-// A loaded model's statistics and fit must be usable: counts >= 0, liked <=
-// rows, sds > 0 (cf_params_load has already rejected non-finite values).
+// A loaded model's statistics and fit must be usable (cf_params_load has
+// already rejected non-finite values): counts >= 0 and liked <= rows, per
+// user, item and user-genre; genre flags 0 or 1; years 0 (unknown) to 9999;
+// means, sds and weights in the ranges a fit writes (CTX_FIT_MAX,
+// CTX_SD_MIN), so that no stored number makes a score infinite.
+static int ctx_counts_ok(float rows, float liked) { return rows >= 0 && liked >= 0 && liked <= rows; }
 static int ctx_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const char *path) {
     int rc = cf_nn_load_tensors(m, f, path);
     if (rc) return rc;
     ctx_impl *c = m->impl;
     const float *us = cf_w(&c->p, c->i_user), *is = cf_w(&c->p, c->i_item), *fit = cf_w(&c->p, c->i_fit);
-    for (int32_t u = 0; u < m->n_users; u++)
-        if (!(us[2 * u] >= 0 && us[2 * u + 1] >= 0 && us[2 * u + 1] <= us[2 * u]))
+    const float *ig = cf_w(&c->p, c->i_item_genre), *ug = cf_w(&c->p, c->i_user_genre);
+    for (int32_t u = 0; u < m->n_users; u++) {
+        if (!ctx_counts_ok(us[2 * u], us[2 * u + 1]))
             return collm_error(COLLM_ERR_FORMAT, "%s: ctx.user row %d holds %g rows and %g liked", path, (int)u,
                                us[2 * u], us[2 * u + 1]);
-    for (int32_t i = 0; i < m->n_items; i++)
-        if (!(is[3 * i] >= 0 && is[3 * i + 1] >= 0 && is[3 * i + 1] <= is[3 * i]))
-            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.item row %d holds %g rows and %g liked", path, (int)i,
-                               is[3 * i], is[3 * i + 1]);
+        const float *row = ug + 2 * CTX_GENRES * (int64_t)u;
+        for (int k = 0; k < CTX_GENRES; k++)
+            if (!ctx_counts_ok(row[k], row[CTX_GENRES + k]))
+                return collm_error(COLLM_ERR_FORMAT, "%s: ctx.user_genre row %d, genre %d holds %g rows and %g liked",
+                                   path, (int)u, k, row[k], row[CTX_GENRES + k]);
+    }
+    for (int32_t i = 0; i < m->n_items; i++) {
+        if (!ctx_counts_ok(is[3 * i], is[3 * i + 1]) || !(is[3 * i + 2] >= 0 && is[3 * i + 2] <= 9999))
+            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.item row %d holds %g rows, %g liked, year %g", path, (int)i,
+                               is[3 * i], is[3 * i + 1], is[3 * i + 2]);
+        for (int k = 0; k < CTX_GENRES; k++)
+            if (ig[CTX_GENRES * (int64_t)i + k] != 0 && ig[CTX_GENRES * (int64_t)i + k] != 1)
+                return collm_error(COLLM_ERR_FORMAT, "%s: ctx.item_genre row %d, genre %d is %g (0 or 1)", path,
+                                   (int)i, k, ig[CTX_GENRES * (int64_t)i + k]);
+    }
     const int nf = m->dim;
-    for (int k = 0; k <= nf; k++)
-        if (!(fit[nf + 1 + k] > 0))
-            return collm_error(COLLM_ERR_FORMAT, "%s: ctx.fit: feature %d has sd %g (must be > 0)", path, k,
-                               fit[nf + 1 + k]);
+    for (int k = 0; k <= nf; k++) {
+        const float mean = fit[k], sd = fit[nf + 1 + k], w = fit[2 * (nf + 1) + k];
+        if (!(fabsf(mean) <= CTX_FIT_MAX && sd >= CTX_SD_MIN && sd <= CTX_FIT_MAX && fabsf(w) <= CTX_FIT_MAX))
+            return collm_error(COLLM_ERR_FORMAT,
+                               "%s: ctx.fit: feature %d has mean %g, sd %g, weight %g (a fit writes |mean|, |weight| "
+                               "<= %g and %g <= sd <= %g)",
+                               path, k, mean, sd, w, CTX_FIT_MAX, CTX_SD_MIN, CTX_FIT_MAX);
+    }
     c->g = ctx_global_rate(m);
     return COLLM_OK;
 }
@@ -420,6 +456,7 @@ static int ctx_load_tensors(collm_cf_model *m, const collm_gguf_file *f, const c
 const collm_cf_kind collm_cf_kind_ctx = {
     .name = "ctx",
     .uses_history = 1,
+    .fits_on_eval = 1,
     .hparams_default = ctx_hparams_default,
     .train_defaults = ctx_train_defaults,
     .init = ctx_init,

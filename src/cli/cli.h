@@ -76,6 +76,11 @@ int cli_rows_within(const char *train_split, const char *split_path);
 // "collm <cmd>: note: <what> trained on <split_path>'s rows: its figures
 // there are in-sample". What eval and eval-cf say of a refit encoder.
 int cli_note_in_sample(const char *cmd, const char *what, const char *train_split, const char *split_path);
+// The same for the rows a model fitted its weights on beyond its training
+// rows (collm_cf_model_fit_split: ctx's evaluation split): a note when the
+// split at split_path lies within them (in-sample) or holds them (partly
+// in-sample); 1 when it printed one.
+int cli_note_fit_rows(const char *cmd, const char *what, const char *fit_split, const char *split_path);
 // Writes "uid iid label score" TSV, one line per split row (eval --scores).
 int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd);
 

@@ -75,8 +75,10 @@ int cmd_eval(int argc, char **argv) {
         for (int k = 0; k < collm_score_extra_count(m); k++) {
             char what[96];
             snprintf(what, sizeof what, "the fused %s (extra %d)", collm_score_extra_kind(m, k), k + 1);
+            const collm_cf_model *extra = collm_score_extra_model(m, k);
             if (collm_dist_rank() == 0 && split->path &&
-                cli_note_in_sample("eval", what, collm_cf_model_train_split(collm_score_extra_model(m, k)), split->path))
+                (cli_note_in_sample("eval", what, collm_cf_model_train_split(extra), split->path) ||
+                 cli_note_fit_rows("eval", what, collm_cf_model_fit_split(extra), split->path)))
                 break;
         }
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};

@@ -52,7 +52,8 @@ int cmd_eval_cf(int argc, char **argv) {
         snprintf(kind, sizeof kind, "%s, d=%d", collm_cf_model_kind(m), collm_cf_model_dim(m));
         cli_report_info info = {cf_path, cli_has(opts, "--json") ? collm_cf_model_kind(m) : kind,
                                 split->path ? split->path : split_name, NAN};
-        cli_note_in_sample("eval-cf", cf_path, collm_cf_model_train_split(m), split->path);
+        if (!cli_note_in_sample("eval-cf", cf_path, collm_cf_model_train_split(m), split->path))
+            cli_note_fit_rows("eval-cf", cf_path, collm_cf_model_fit_split(m), split->path);
         rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
         if (!rc && cli_get(opts, "--scores")) rc = cli_write_scores(cli_get(opts, "--scores"), split, scores, "eval-cf");
         else if (rc) cli_fail("eval-cf");

@@ -151,3 +151,20 @@ int cli_note_in_sample(const char *cmd, const char *what, const char *train_spli
     fprintf(stderr, "collm %s: note: %s trained on %s's rows: its figures there are in-sample\n", cmd, what, split_path);
     return 1;
 }
+
+int cli_note_fit_rows(const char *cmd, const char *what, const char *fit_split, const char *split_path) {
+    if (!fit_split || !*fit_split || !split_path) return 0;
+    if (cli_rows_within(fit_split, split_path)) {
+        fprintf(stderr, "collm %s: note: %s fitted its weights on %s's rows: its figures there are in-sample\n", cmd,
+                what, split_path);
+        return 1;
+    }
+    if (cli_rows_within(split_path, fit_split)) { // the fit rows are part of the split (valid_small in valid)
+        fprintf(stderr,
+                "collm %s: note: %s fitted its weights on %s, part of %s's rows: its figures there are partly "
+                "in-sample\n",
+                cmd, what, fit_split, split_path);
+        return 1;
+    }
+    return 0;
+}
