@@ -194,8 +194,13 @@ int cmd_serve(int argc, char **argv) {
         for (int waited = 0;; waited += 100) {
             left = collm_serve_drain(srv, 100);
             if (left == 0 || waited >= so.drain_timeout_s * 1000) break;
+            // a second SIGINT / SIGTERM cuts the drain short; a SIGHUP now
+            // (a reload asked for too late) is read and ignored
             struct pollfd pfd = {serve_signal_pipe[0], POLLIN, 0};
-            if (poll(&pfd, 1, 0) > 0) break; // second signal
+            char c = 0;
+            while (c != 'T' && poll(&pfd, 1, 0) > 0 && read(serve_signal_pipe[0], &c, 1) == 1) {
+            }
+            if (c == 'T') break;
         }
         if (left) fprintf(stderr, "serve: %d requests still in progress are cut off\n", left);
         collm_serve_stop(srv);

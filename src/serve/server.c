@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -219,6 +223,7 @@ typedef struct {
     const char *allow; // Allow header (405)
     int retry_after;   // Retry-After header in seconds (503), 0 = none
     const char *content_type; // NULL = application/json
+    int close;                // 1: "Connection: close" (the connection's next bytes are not a request)
 } reply;
 
 // Error code → HTTP status (the message text is never inspected).
@@ -386,6 +391,13 @@ static cJSON *parse_body(const char *body, size_t n, reply *r) {
         fail(r, COLLM_ERR_FORMAT, NULL, "body is not valid UTF-8");
         return NULL;
     }
+    // a NUL inside a JSON string would end its C string early ("user\u0000"
+    // read as "user"); no field takes a string, so none is wanted anywhere
+    for (size_t k = 0; k + 6 <= n; k++)
+        if (body[k] == '\\' && memcmp(body + k + 1, "u0000", 5) == 0) {
+            fail(r, COLLM_ERR_FORMAT, NULL, "body holds a NUL character (\\u0000 at byte %zu)", k);
+            return NULL;
+        }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
     size_t at = end && end >= body ? (size_t)(end - body) : 0;
@@ -461,16 +473,19 @@ static cJSON *recommend_json(const serve_gen *g, int has_user, long user, long k
     return o;
 }
 
-static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *root, reply *r) {
+// The request's fields are copied out of root and root is freed before the
+// wait for a context: a parsed tree is tens of times its body, and a queue of
+// waiting requests must not hold them (handle_score too).
+static void handle_recommend(collm_serve_server *s, serve_gen *g, cJSON *root, reply *r) {
     static const char *const allowed[] = {"user", "users", "history", "k", "candidates", "exclude", "exclude_rated",
                                           NULL};
-    if (check_fields(root, allowed, r)) return;
     long user = -1, k = 10, cand = 100;
     int32_t *history = NULL, *exclude = NULL, *users = NULL;
     int n_history = 0, n_exclude = 0, n_users = 0, exclude_rated = 0;
     int has_user = 0, has_history = 0, has_users = 0;
     collm_recommend_item *res = NULL;
-    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0 ||
+    if (check_fields(root, allowed, r) ||
+        (has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0 ||
         get_int_field(root, "k", 1, s->opt.max_k, &k, r) < 0 ||
         get_int_field(root, "candidates", 1, s->opt.max_k, &cand, r) < 0 ||
         (has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0 ||
@@ -478,6 +493,8 @@ static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *r
         (has_users = get_id_array(root, "users", s->opt.max_batch, &users, &n_users, r)) < 0 ||
         get_bool_field(root, "exclude_rated", &exclude_rated, r) < 0)
         goto done;
+    cJSON_Delete(root);
+    root = NULL;
     if (has_users && (has_user || has_history)) {
         fail(r, COLLM_ERR_ARG, "users", "users: a batch takes neither \"user\" nor \"history\"");
         goto done;
@@ -539,22 +556,26 @@ static void handle_recommend(collm_serve_server *s, serve_gen *g, const cJSON *r
         r->status = 200;
     }
 done:
+    cJSON_Delete(root);
     free(res);
     free(history);
     free(exclude);
     free(users);
 }
 
-static void handle_score(collm_serve_server *s, serve_gen *g, const cJSON *root, reply *r) {
+static void handle_score(collm_serve_server *s, serve_gen *g, cJSON *root, reply *r) {
     static const char *const allowed[] = {"user", "items", "history", NULL};
-    if (check_fields(root, allowed, r)) return;
     long user = -1;
     int32_t *items = NULL, *history = NULL, *his = NULL;
-    int n_items = 0, n_history = 0, has_user, has_items, has_history;
-    if ((has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0) return;
-    if ((has_items = get_id_array(root, "items", s->opt.max_k, &items, &n_items, r)) < 0) return;
-    if ((has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0) {
+    int n_items = 0, n_history = 0, has_user = 0, has_items = 0, has_history = 0;
+    const int bad = check_fields(root, allowed, r) ||
+                    (has_user = get_int_field(root, "user", 0, 2147483647L, &user, r)) < 0 ||
+                    (has_items = get_id_array(root, "items", s->opt.max_k, &items, &n_items, r)) < 0 ||
+                    (has_history = get_id_array(root, "history", s->opt.max_k, &history, &n_history, r)) < 0;
+    cJSON_Delete(root);
+    if (bad) {
         free(items);
+        free(history);
         return;
     }
     if (!has_items) {
@@ -745,6 +766,14 @@ static void handle_metrics(collm_serve_server *s, serve_gen *g, reply *r) {
               "# HELP collm_generation The generation requests are now served with (1 + reloads).\n"
               "# TYPE collm_generation gauge\ncollm_generation %d\n",
               busy, s->opt.n_contexts, in_flight, conns, reloads, g->number);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    // what the process's requests hold: a queue of waiting requests must not
+    // hold their parsed bodies (handle_recommend), and this shows it
+    const struct mallinfo2 mi = mallinfo2();
+    tb_printf(&b, "# HELP collm_heap_bytes Heap bytes allocated and not yet freed (glibc's mallinfo2).\n"
+                  "# TYPE collm_heap_bytes gauge\ncollm_heap_bytes %zu\n",
+              mi.uordblks + mi.hblkhd);
+#endif
     if (b.failed) {
         free(b.p);
         fail(r, COLLM_ERR_NOMEM, NULL, "out of memory");
@@ -763,11 +792,12 @@ static int endpoint_of(const char *path) {
 
 static void handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                    reply *r) {
-    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+    // (HEAD: GET's answer, whose body libmicrohttpd leaves out: a load balancer's probe)
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, is_post = strcmp(method, "POST") == 0;
     int ep = endpoint_of(path);
     if (ep == EP_HEALTH || ep == EP_METRICS) {
         if (!is_get) {
-            r->allow = "GET";
+            r->allow = "GET, HEAD";
             reply_error(r, 405, "method_not_allowed", NULL, "method %s not allowed on %s (use GET)", method, path);
             return;
         }
@@ -790,15 +820,14 @@ static void handle(collm_serve_server *s, const char *method, const char *path, 
     cJSON *root = parse_body(body, n_body, r);
     if (!root) return;
     serve_gen *g = gen_acquire(s); // held to the end: a reload cannot free what this request reads
-    if (ep == EP_RECOMMEND) handle_recommend(s, g, root, r);
+    if (ep == EP_RECOMMEND) handle_recommend(s, g, root, r); // (each frees root)
     else handle_score(s, g, root, r);
     gen_release(s, g);
-    cJSON_Delete(root);
 }
 
 void collm_serve_handle(collm_serve_server *s, const char *method, const char *path, const char *body, size_t n_body,
                         char **out, int *status, const char **allow) {
-    reply r = {NULL, 500, NULL, 0, NULL};
+    reply r = {NULL, 500, NULL, 0, NULL, 0};
     handle(s, method, path, body, n_body, &r);
     if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");
     *out = r.body;
@@ -888,10 +917,24 @@ static enum MHD_Result send_reply(collm_serve_server *s, struct MHD_Connection *
     pthread_mutex_lock(&s->lock);
     int draining = s->draining;
     pthread_mutex_unlock(&s->lock);
-    if (draining) MHD_add_response_header(resp, "Connection", "close"); // no next request on this connection
+    if (draining || r->close) MHD_add_response_header(resp, "Connection", "close"); // no next request on this connection
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+// Counts the request's Content-Length and Transfer-Encoding headers.
+typedef struct {
+    int content_length, transfer_encoding;
+} framing_headers;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    framing_headers *h = cls;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -908,11 +951,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_lock(&s->lock);
         s->in_flight++;
         pthread_mutex_unlock(&s->lock);
+        // Where the body ends must not be a matter of opinion: with two
+        // Content-Length headers (libmicrohttpd takes the first) or one beside
+        // Transfer-Encoding, a proxy in front may read the rest as another
+        // request than this server does (request smuggling). Refused before
+        // the body, and the connection closed after the answer.
+        framing_headers fh = {0, 0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &fh);
+        if (fh.content_length > 1 || (fh.content_length && fh.transfer_encoding) || fh.transfer_encoding > 1) {
+            u->too_large = 1; // (the body, if any, is not kept)
+            reply r = {NULL, 500, NULL, 0, NULL, 1};
+            fail(&r, COLLM_ERR_FORMAT, NULL, "ambiguous request framing: %d Content-Length and %d Transfer-Encoding headers",
+                 fh.content_length, fh.transfer_encoding);
+            return send_reply(s, conn, &r, method, url, u);
+        }
         const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (len && strtoull(len, NULL, 10) > s->opt.max_body) {
             // answer before the body is read: a client announcing gigabytes costs nothing
             u->too_large = 1;
-            reply r = {NULL, 500, NULL, 0, NULL};
+            reply r = {NULL, 500, NULL, 0, NULL, 0};
             fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
             return send_reply(s, conn, &r, method, url, u);
         }
@@ -934,7 +991,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    reply r = {NULL, 500, NULL, 0, NULL};
+    reply r = {NULL, 500, NULL, 0, NULL, 0};
     if (u->too_large) fail(&r, COLLM_ERR_TOO_LARGE, NULL, "request body exceeds %zu bytes", s->opt.max_body);
     else handle(s, method, url, u->data, u->n, &r);
     if (!r.body) fail(&r, COLLM_ERR_NOMEM, NULL, "out of memory");

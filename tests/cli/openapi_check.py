@@ -106,6 +106,10 @@ def main():
             problems.append(f"{tag}: content type {ctype} not documented ({list(content)})")
             continue
         schema = content[ctype].get("schema", {})
+        if m == "head":  # GET's headers; no body is ever sent
+            if rec["body"]:
+                problems.append(f"{tag}: a body in the answer to HEAD")
+            continue
         if ctype == "application/json":
             try:
                 body = json.loads(rec["body"])

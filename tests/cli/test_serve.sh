@@ -8,7 +8,9 @@
 # response (Latin-1 titles, raw bytes and long multi-byte field names), all
 # contexts busy (503 + Retry-After), 1100 idle connections from one address
 # while /health answers (per-IP limit, idle timeout), SIGTERM with a request in
-# flight (refuses new clients, finishes it, exits 0). "In flight" is made
+# flight (refuses new clients, finishes it, a SIGHUP meanwhile ignored, exits
+# 0), a NUL in a key and ambiguous framing (two Content-Length headers, or one
+# beside Transfer-Encoding: 400, connection closed). "In flight" is made
 # without timing by the COLLM_SERVE_TEST_HOLD hook (include/collm/serve.h).
 # Prints "N passed, N failed".
 set -u
@@ -116,6 +118,30 @@ req POST /recommend '{"user":7,"user":8}'
 check "duplicate key 400 (got $CODE)" [ "$CODE" = 400 ]; check "duplicate key names the field" field_is "'user'"
 req POST /score '{"user":7,"items":[1],"items":[2]}'
 check "duplicate items 400 (got $CODE)" [ "$CODE" = 400 ]; check "duplicate items names the field" field_is "'items'"
+# a NUL would end the key's C string early ("user\u0000" read as "user")
+req POST /recommend '{"user\u0000":7,"k":5,"candidates":30}'
+check "a NUL in a key 400 (got $CODE)" [ "$CODE" = 400 ]; check "NUL: code format" code_is format
+# ambiguous framing (two Content-Length headers; Content-Length beside
+# Transfer-Encoding): one JSON 400, then the connection closes, so the bytes
+# after the first body are never served as a request of their own (smuggling)
+for framing in 'Content-Length: 0\r\nContent-Length: 41' 'Content-Length: 41\r\nTransfer-Encoding: chunked'; do
+  check "ambiguous framing ($framing): one 400 JSON answer, nothing smuggled" python3 -c "
+import json, socket, sys
+s = socket.create_connection(('127.0.0.1', $PORT)); s.settimeout(10)
+s.sendall(b'GET /health HTTP/1.1\r\nHost: x\r\n$framing\r\n\r\nGET /nope-smuggled HTTP/1.1\r\nHost: x\r\n\r\n')
+data = b''
+while True:
+    try:
+        c = s.recv(65536)
+    except socket.timeout:
+        sys.exit('no close')
+    if not c: break
+    data += c
+head, _, body = data.partition(b'\r\n\r\n')
+ok = head.startswith(b'HTTP/1.1 400') and data.count(b'HTTP/1.1 ') == 1 and b'smuggled' not in data
+ok = ok and 'ambiguous request framing' in json.loads(body)['error']
+sys.exit(0 if ok else data[:400])"
+done
 req POST /recommend '[1,2]'
 check "non-object 400" [ "$CODE" = 400 ]
 req POST /recommend '{"user":"7"}'
@@ -168,6 +194,8 @@ req GET /recommend
 check "GET /recommend 405" [ "$CODE" = 405 ]
 req POST /health '{}'
 check "POST /health 405" [ "$CODE" = 405 ]
+check "HEAD /health: 200, GET's headers, no body" sh -c "curl -s -I --max-time 10 '$U/health' >'$TMP/head' &&
+  grep -q '^HTTP/1.1 200' '$TMP/head' && grep -qi '^Content-Type: application/json' '$TMP/head'"
 # parallel requests: every answer equals the serial one
 for i in 1 2 3 4 5 6 7 8; do
   curl -s -XPOST "$U/recommend" -d '{"user":7,"k":5,"candidates":30}' -o "$TMP/par$i.json" &
@@ -296,6 +324,8 @@ for _ in $(seq 1 100); do
 done
 check "drain: new connections are refused" [ "$refused" -eq 1 ]
 check "drain: still running while the request is in flight" kill -0 "$BPID"
+kill -HUP "$BPID"; sleep 0.5 # a reload asked for during the drain is ignored, not taken for a second stop
+check "drain: a SIGHUP does not cut it short" kill -0 "$BPID"
 rm -f "$HOLD"; wait "$HELD"
 check "drain: the in-flight request completes with 200 ($(cat "$TMP/held.code"))" [ "$(cat "$TMP/held.code")" = 200 ]
 check "drain: its answer is complete" python3 -c "
@@ -303,5 +333,46 @@ import json,sys; r=json.load(open('$TMP/held.json')); sys.exit(0 if [s['item'] f
 wait "$BPID"; rc=$?
 check "drain: exit 0 (got $rc)" [ "$rc" -eq 0 ]
 check "drain: stopping message" grep -q 'serve: stopping (draining' "$TMP/serveb.err"
+
+# --- server C: requests waiting for the only context hold their bodies, not
+# their parsed JSON (a tree is ~40 times its text): 40 waiting requests of
+# 64 KB (32,700 ids each) grow the server by far less than 40 x 2.9 MB
+rm -f "$HOLD"
+COLLM_SERVE_TEST_HOLD="$HOLD" "$BIN" serve --ckpt "$CK" --index "$IX" --data "$D" --port 0 --contexts 1 --threads 1 \
+  --context-wait 30000 --max-body 70000 2>"$TMP/servec.err" &
+CPID=$!
+served_port "$TMP/servec.err"
+check "server C started ($(head -c 200 "$TMP/servec.err"))" [ -n "$PORT" ]
+U="http://127.0.0.1:$PORT"
+touch "$HOLD"
+curl -s --max-time 60 -o /dev/null -XPOST "$U/score" -d '{"user":7,"items":[1]}' &
+HELD=$!
+check "server C: a request holds the only context" wait_busy 1
+check "40 waiting 64 KB requests: the heap grows by < 40 MB, then all answer 200" python3 -c "
+import http.client, json, os, sys, threading, time
+def heap():  # MB in use (/metrics' collm_heap_bytes; RSS would count what glibc keeps after a free)
+    c = http.client.HTTPConnection('127.0.0.1', $PORT, timeout=10); c.request('GET', '/metrics')
+    return int([l for l in c.getresponse().read().decode().splitlines() if l.startswith('collm_heap_bytes ')][0].split()[1]) >> 20
+body = json.dumps({'user': 7, 'k': 1, 'candidates': 1, 'exclude': [1] * 32700}, separators=(',', ':'))
+codes = []
+def ask():
+    c = http.client.HTTPConnection('127.0.0.1', $PORT, timeout=60)
+    c.request('POST', '/recommend', body)
+    codes.append(c.getresponse().status)
+before = heap()
+ts = [threading.Thread(target=ask) for _ in range(40)]
+for t in ts: t.start()
+for _ in range(200):  # until all 40 wait (connections = 40 + the held one + this probe)
+    c = http.client.HTTPConnection('127.0.0.1', $PORT, timeout=10); c.request('GET', '/health')
+    if json.loads(c.getresponse().read())['connections'] >= 42: break
+    time.sleep(0.05)
+time.sleep(0.5)
+grown = heap() - before
+os.remove('$HOLD')
+for t in ts: t.join()
+print('grown', grown, 'MB; codes', sorted(set(codes)))
+sys.exit(0 if grown < 40 and codes == [200] * 40 else 1)"
+wait "$HELD"
+kill -TERM "$CPID"; wait "$CPID"
 
 finish

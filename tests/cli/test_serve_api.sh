@@ -35,8 +35,13 @@ U="http://127.0.0.1:$PORT"
 # rq NAME METHOD PATH [BODY]: response body in $T/NAME.body, status in $T/NAME.code; recorded for the OpenAPI check
 rq() {
   local name=$1 method=$2 path=$3 body=${4:-}
-  curl -s --max-time 60 -o "$T/$name.body" -w '%{http_code} %{content_type}' -X "$method" \
-    ${body:+-H 'Content-Type: application/json' --data-binary "$body"} "$U$path" >"$T/$name.meta"
+  if [ "$method" = HEAD ]; then # (curl -I: the headers, no body to wait for)
+    curl -s --max-time 60 -I -o /dev/null -w '%{http_code} %{content_type}' "$U$path" >"$T/$name.meta"
+    : >"$T/$name.body"
+  else
+    curl -s --max-time 60 -o "$T/$name.body" -w '%{http_code} %{content_type}' -X "$method" \
+      ${body:+-H 'Content-Type: application/json' --data-binary "$body"} "$U$path" >"$T/$name.meta"
+  fi
   cut -d' ' -f1 "$T/$name.meta" >"$T/$name.code"
   $PY - "$T/$name" "$method" "$path" >>"$T/records.jsonl" <<'PYEOF'
 import json, sys
@@ -53,6 +58,8 @@ health() { echo >>"$T/polls"; curl -s --max-time 10 "$U/health" | $PY -c "import
 
 # --- the endpoints, good and bad
 rq h GET /health
+rq hh HEAD /health
+check "HEAD /health: 200" [ "$(cat "$T/hh.code")" = 200 ]
 check "health 200, generation 1" js h "sys.exit(0 if r['generation']==1 and r['reloads']==0 else 1)"
 rq r1 POST /recommend '{"user":7,"k":5,"candidates":30}'
 check "recommend 200" [ "$(code r1)" = 200 ]
@@ -127,7 +134,7 @@ ok = (v('collm_requests_total{path="/recommend",status="200"}') == 6 and
       v('collm_requests_total{path="/recommend",status="400"}') == 3 and
       v('collm_requests_total{path="/recommend",status="404"}') == 1 and
       v('collm_requests_total{path="/score",status="413"}') == 1 and
-      v('collm_requests_total{path="/health",status="200"}') == 1 and
+      v('collm_requests_total{path="/health",status="200"}') == 2 and  # (GET and HEAD)
       v('collm_errors_total{path="/recommend"}') == 6 and
       v('collm_errors_total{path="/score"}') == 4 and
       v('collm_request_duration_seconds_count{path="/recommend"}') == 12 and
@@ -196,6 +203,6 @@ kill -TERM $SPID; wait $SPID; rc=$?
 check "SIGTERM: exit 0" [ "$rc" -eq 0 ]
 lines=$(wc -l <"$T/access.log"); polls=$(wc -l <"$T/polls"); sent=$(wc -l <"$T/records.jsonl")
 check "access log: one line per request ($lines lines = $sent recorded + $polls health polls)" [ "$lines" -eq $((sent + polls)) ]
-check "access log: the format" bash -c "! grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z 127\.0\.0\.1 \"(GET|POST) /[a-z]+\" [0-9]{3} [0-9]+ [0-9]+\.[0-9]ms$' '$T/access.log'"
+check "access log: the format" bash -c "! grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z 127\.0\.0\.1 \"(GET|POST|HEAD) /[a-z]+\" [0-9]{3} [0-9]+ [0-9]+\.[0-9]ms$' '$T/access.log'"
 check "access log: the 503s and the 413s are there" [ "$(grep -c '" 503 ' "$T/access.log") $(grep -c '" 413 ' "$T/access.log")" = "2 2" ]
 finish
