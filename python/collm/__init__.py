@@ -19,6 +19,7 @@ libcollm.so.0. Objects hold C handles: close() them, or use `with`.
 import ctypes as C
 import ctypes.util
 import os
+import threading
 
 import numpy as np
 
@@ -182,11 +183,34 @@ def _path(p):
     return os.fsencode(p)
 
 
+_I32_MAX = 2 ** 31 - 1
+
+
 def _arr(x, dtype, name):
-    a = np.ascontiguousarray(x, dtype=dtype)
+    """A contiguous 1-D array of dtype. Integer dtypes take whole numbers in their range only: a
+    float like 7.9 or an id beyond 2^31 would otherwise be cut to another id without a word."""
+    src = np.asarray(x)
+    if np.issubdtype(np.dtype(dtype), np.integer) and src.size:
+        if not (np.issubdtype(src.dtype, np.integer) or np.issubdtype(src.dtype, np.bool_) or
+                (np.issubdtype(src.dtype, np.floating) and np.all(np.isfinite(src)) and np.all(src == np.floor(src)))):
+            raise TypeError("%s must hold whole numbers (got %s)" % (name, src.dtype))
+        info = np.iinfo(dtype)
+        if src.min() < info.min or src.max() > info.max:
+            raise ValueError("%s: values must lie in %d..%d" % (name, info.min, info.max))
+    a = np.ascontiguousarray(src, dtype=dtype)
     if a.ndim != 1:
         raise ValueError("%s must be one-dimensional" % name)
     return a
+
+
+def _int(x, name, lo=-2 ** 31, hi=_I32_MAX):
+    """x as a Python int in lo..hi (a C int argument: ctypes would silently keep the low 32 bits)."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise TypeError("%s must be an integer (got %r)" % (name, x))
+    v = int(x)
+    if not lo <= v <= hi:
+        raise ValueError("%s: %d is outside %d..%d" % (name, v, lo, hi))
+    return v
 
 
 def _ptr(a, ctype):
@@ -222,9 +246,17 @@ def uauc(users, scores, labels):
 
 class _Handles:
     """Owns C handles: close() frees each attribute in _owned ((name, free function), in that order) once;
-    `with` and garbage collection close too."""
+    `with` and garbage collection close too. A method of a closed object raises Error (its handles
+    are gone; the C library would be handed NULL)."""
 
     _owned = ()
+
+    def _open(self):
+        """The object's main handle, or Error when it was closed."""
+        p = getattr(self, "_p", None)
+        if not p:
+            raise Error("%s is closed" % type(self).__name__)
+        return p
 
     def close(self):
         for name, free in self._owned:
@@ -272,6 +304,7 @@ class Dataset(_Handles):
     _owned = (("_hist", _hist_free), ("_p", _ds_free))
 
     def __init__(self, path):
+        self._lock = threading.Lock()  # (the histories are built once, on first use)
         self._p = _ds_load(_path(path))
         if not self._p:
             _raise("cannot load dataset %s" % path)
@@ -280,36 +313,37 @@ class Dataset(_Handles):
 
     @property
     def n_users(self):
-        return self._p.contents.n_users
+        return self._open().contents.n_users
 
     @property
     def n_items(self):
-        return self._p.contents.n_items
+        return self._open().contents.n_items
 
     def title(self, item):
-        it = self._p.contents.items.contents
+        it = self._open().contents.items.contents
         if not 0 <= item < it.n:
             raise IndexError("item %d outside 0..%d" % (item, it.n - 1))
         return it.title[item].decode("utf-8")
 
     def split(self, name_or_path):
         """train | valid | valid_small | test | a split file path -> Split."""
-        p = _ds_split(self._p, _path(name_or_path))
+        p = _ds_split(self._open(), _path(name_or_path))
         if not p:
             _raise("cannot load split %s" % name_or_path)
         return Split(p)
 
     def _histories(self):
-        if not self._hist:
-            self._hist = _hist_build(self._p)
+        with self._lock:
             if not self._hist:
-                _raise("cannot build histories")
-        return self._hist
+                self._hist = _hist_build(self._open())
+                if not self._hist:
+                    _raise("cannot build histories")
+            return self._hist
 
     def history(self, user):
         """The user's latest history as recommend uses it (recommend.h), with the 0 sentinel."""
         his, n = _i32p(), C.c_int64()
-        _check(_user_history(self._histories(), user, C.byref(his), C.byref(n)), "no history")
+        _check(_user_history(self._histories(), _int(user, "user"), C.byref(his), C.byref(n)), "no history")
         return np.ctypeslib.as_array(his, shape=(n.value,)).astype(np.int32, copy=True)
 
 
@@ -334,12 +368,16 @@ class Model(_Handles):
     """A CoLLM checkpoint loaded for scoring (collm.h collm_model_load).
 
     base overrides the base model path stored in the checkpoint; threads is
-    the worker count (default 1)."""
+    the worker count (default 1). One Model serves one call at a time: its
+    methods take a lock, so threads that share a Model wait for each other
+    (the C model's inference context and scorer are single-caller, collm.h);
+    for parallel scoring give each thread its own Model."""
 
     _owned = (("_ctx", _ctx_free), ("_p", _model_free), ("_pool", _pool_free))
 
     def __init__(self, ckpt, base=None, threads=1):
-        self.threads = max(1, int(threads))
+        self._lock = threading.RLock()
+        self.threads = max(1, _int(threads, "threads"))
         _blas_threads(self.threads)
         _retrieval_threads(self.threads)
         self._pool = _pool_create(self.threads) if self.threads > 1 else None
@@ -354,11 +392,15 @@ class Model(_Handles):
 
     @property
     def stage(self):
-        return _stage(self._p)
+        return _stage(self._open())
 
     @property
     def has_slots(self):
-        return bool(_has_slots(self._p))
+        return bool(_has_slots(self._open()))
+
+    def close(self):
+        with self._lock:  # (not while another thread's call uses the handles)
+            super().close()
 
     def _split(self, dataset, split):
         if isinstance(split, Split):
@@ -368,10 +410,13 @@ class Model(_Handles):
     def score_split(self, dataset, split, batch=32):
         """float32 scores of every row of a split (name, path or Split), as `collm eval` ranks them:
         the "Yes" logit plus the checkpoint's fitted fusion (`collm fit-score`), if any."""
+        batch = _int(batch, "batch", 1)
         sp, own = self._split(dataset, split)
         try:
             out = np.zeros(max(sp.n, 1), np.float32)
-            _check(_score_split(self._p, dataset._p, sp._p, int(batch), _ptr(out, C.c_float), None), "scoring failed")
+            with self._lock:
+                _check(_score_split(self._open(), dataset._open(), sp._open(), batch, _ptr(out, C.c_float), None),
+                       "scoring failed")
             return out[:sp.n]
         finally:
             if own:
@@ -383,7 +428,7 @@ class Model(_Handles):
         try:
             scores = self.score_split(dataset, sp, batch)
             r = _Report()
-            _check(_evaluate(sp._p, _ptr(np.ascontiguousarray(scores), C.c_float), C.byref(r)), "evaluation failed")
+            _check(_evaluate(sp._open(), _ptr(np.ascontiguousarray(scores), C.c_float), C.byref(r)), "evaluation failed")
             return {k: getattr(r, k) for k in _REPORT_KEYS}
         finally:
             if own:
@@ -391,14 +436,15 @@ class Model(_Handles):
 
     def _context(self):
         if not self._ctx:
-            self._ctx = _ctx_create(self._p, self._pool)
+            self._ctx = _ctx_create(self._open(), self._pool)
             if not self._ctx:
                 _raise("cannot create a context")
         return self._ctx
 
     def _items_for(self, dataset):
         # a dataset with fewer items or users than the checkpoint was trained with is another one
-        _check(_check_dataset(self._p, dataset._p, None, None, None), "not the dataset the checkpoint was trained on")
+        _check(_check_dataset(self._open(), dataset._open(), None, None, None),
+               "not the dataset the checkpoint was trained on")
         # the CF tables may know more items than items.tsv lists (cli_rec_setup_load does the same)
         n, d = C.c_int32(), C.c_int()
         if _cf_items(self._p, C.byref(n), C.byref(d)) and dataset._p.contents.items.contents.n < n.value:
@@ -414,6 +460,11 @@ class Model(_Handles):
         if len(u) != len(it):
             raise ValueError("users and items differ in length")
         out = np.zeros(len(u), np.float32)
+        with self._lock:
+            self._score_pairs(dataset, u, it, share_prefix, fused, out)
+        return out
+
+    def _score_pairs(self, dataset, u, it, share_prefix, fused, out):
         table = self._items_for(dataset)
         for user in np.unique(u):
             rows = np.nonzero(u == user)[0]
@@ -427,7 +478,6 @@ class Model(_Handles):
                 _check(_fuse_items(self._p, int(user), _ptr(his, C.c_int32), len(his), _ptr(cands, C.c_int32),
                                    len(rows), _ptr(got, C.c_float), _ptr(got, C.c_float)), "fusing the scores failed")
             out[rows] = got
-        return out
 
     def recommend(self, dataset, index, user=None, history=None, k=10, candidates=100, share_prefix=True,
                   exclude=None, exclude_rated=False):
@@ -440,21 +490,23 @@ class Model(_Handles):
         _request_default(C.byref(req))
         if user is None and history is None:
             raise ValueError("give user or history")
-        req.user = -1 if user is None else int(user)
+        req.user = -1 if user is None else _int(user, "user", 0)
+        k, candidates = _int(k, "k", 1), _int(candidates, "candidates", 1)
         his = None
         if history is not None:
             his = _arr(history, np.int32, "history")
             req.history, req.n_history = _ptr(his, C.c_int32), len(his)
-        req.k, req.n_candidates, req.share_prefix = int(k), int(candidates), int(bool(share_prefix))
+        req.k, req.n_candidates, req.share_prefix = k, candidates, int(bool(share_prefix))
         ex = None
         if exclude is not None and len(exclude):
             ex = _arr(exclude, np.int32, "exclude")
             req.exclude, req.n_exclude = _ptr(ex, C.c_int32), len(ex)
         req.exclude_rated = int(bool(exclude_rated))
-        out = (_RecItem * max(int(k), 1))()
+        out = (_RecItem * k)()  # (k as the request holds it: checked above, never cut)
         info = _RecInfo()
-        _check(_recommend(self._p, index._p, self._items_for(dataset), dataset._histories(), C.byref(req),
-                          self._context(), out, C.byref(info)), "recommend failed")
+        with self._lock:
+            _check(_recommend(self._open(), index._open(), self._items_for(dataset), dataset._histories(),
+                              C.byref(req), self._context(), out, C.byref(info)), "recommend failed")
         n = info.n_results
         return {
             "items": np.array([out[i].item for i in range(n)], np.int32),

@@ -166,9 +166,71 @@ with collm.Dataset(os.path.join(T, "small")) as other:
 raises("missing index", lambda: collm.Index(os.path.join(T, "nosuch.faiss")), "nosuch.faiss")
 with collm.Dataset(os.path.join(T, "data")) as d2:
     check("Dataset as a context manager; titles decode", isinstance(d2.title(1), str) and d2.n_items == ds.n_items)
+
+
+# bad numbers are Python errors before C sees them: ctypes keeps an int's low 32 bits, and numpy's
+# cast cuts a float or a wide id to another id (k = -2^32 + 50 once sized the result array 1 and
+# let C write 50 results into it)
+def py_raises(what, fn, kind):
+    try:
+        fn()
+        check(what + ": raised nothing", False)
+    except kind:
+        check(what, True)
+    except Exception as e:
+        check("%s: %s expected, got %r" % (what, kind.__name__, e), False)
+
+
+py_raises("recommend k = -2^32 + 50", lambda: m.recommend(ds, ix, user=7, k=-(2 ** 32) + 50, candidates=100), ValueError)
+py_raises("recommend candidates = 2^32 + 10", lambda: m.recommend(ds, ix, user=7, k=5, candidates=2 ** 32 + 10),
+          ValueError)
+py_raises("recommend user = 2^32 + 7", lambda: m.recommend(ds, ix, user=2 ** 32 + 7, k=3, candidates=10), ValueError)
+py_raises("recommend k = 2.5", lambda: m.recommend(ds, ix, user=7, k=2.5, candidates=10), TypeError)
+py_raises("history(2^32 + 7)", lambda: ds.history(2 ** 32 + 7), ValueError)
+py_raises("score of user 2^32 + 7", lambda: m.score(ds, np.array([2 ** 32 + 7]), [3]), ValueError)
+py_raises("score of user 7.9 and item 12.5", lambda: m.score(ds, [7.9], [12.5]), TypeError)
+py_raises("score_split batch = 2^32 + 4", lambda: m.score_split(ds, "valid", batch=2 ** 32 + 4), ValueError)
+check("whole floats still count as ids (score [7.0], [3.0] = score [7], [3])",
+      m.score(ds, [7.0], [3.0])[0] == m.score(ds, [7], [3])[0])
+
+# two threads on one Model wait for each other: every answer equals the one-at-a-time one
+import threading  # noqa: E402
+
+pairs_u, pairs_i = np.array([7] * 6 + [11] * 6), np.arange(1, 13)
+alone = m.score(ds, pairs_u, pairs_i)
+alone_split = {b: m.score_split(ds, "valid", batch=b) for b in (4, 64)}
+bad = []
+
+
+def worker(t):
+    for _ in range(5):
+        if t % 2:
+            if not np.array_equal(m.score(ds, pairs_u, pairs_i), alone):
+                bad.append("score")
+        else:
+            b = 4 if t % 4 else 64
+            if not np.array_equal(m.score_split(ds, "valid", batch=b), alone_split[b]):
+                bad.append("score_split %d" % b)
+
+
+threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+check("4 threads on one Model: every answer as alone (%s)" % (bad[:3] or "all equal"), not bad)
+
+# a closed object raises collm.Error, never hands NULL to C
 m.close()
 ix.close()
 ds.close()
+raises("Model.stage after close", lambda: m.stage, "closed")
+raises("Model.score after close", lambda: m.score(ds, [7], [3]), "closed")
+raises("Dataset.split after close", lambda: ds.split("valid"), "closed")
+raises("Dataset.n_items after close", lambda: ds.n_items, "closed")
+with collm.Model(os.path.join(T, "ckpt.gguf")) as m2:
+    pass
+raises("Model used after its with block", lambda: m2.has_slots, "closed")
 
 # importing the binding with a kernel setting outside its list raises collm.Error naming it
 import subprocess  # noqa: E402
