@@ -7,6 +7,7 @@
 #include "collm/prepare.h"
 #include "test.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp[512];
@@ -100,11 +101,30 @@ static void test_ml1m(void) {
     // Empty splits are errors that say why, and nothing is written. One
     // valid row: valid_small = round(0.5 * 1) = 0 (half to even).
     put("ratings_1valid.dat", "20::3::5::991353600\n20::2::4::1017619200\n10::3::1::1030838400\n");
+    unlink(tpath("ml1m_e1/items.tsv")), unlink(tpath("ml1m_e1/item_map.tsv")); // (a rerun's leftovers)
     CHECK(collm_rec_prepare_ml1m(tpath("ratings_1valid.dat"), tpath("movies_utf8.dat"), tpath("ml1m_e1"), 1) != COLLM_OK);
     CHECK_MSG(strstr(collm_last_error(), "valid_small would be empty"), "%s", collm_last_error());
-    char *none = slurp(tpath("ml1m_e1"), "train.tsv");
-    CHECK(none == NULL);
-    free(none);
+    char *none = slurp(tpath("ml1m_e1"), "train.tsv"), *no_items = slurp(tpath("ml1m_e1"), "items.tsv");
+    CHECK(none == NULL && no_items == NULL); // (items.tsv too: the splits are written first)
+    free(none), free(no_items);
+    // A folder holding an earlier dataset: a refused build leaves it as it
+    // was, a finished one takes away the files of the layout it does not
+    // write (a CSV build's user_map.tsv and item_noun.txt would still name
+    // the items "songs").
+    char dir[700]; // (tpath's buffers rotate: out's may be overwritten by now)
+    snprintf(dir, sizeof dir, "%s", tpath("ml1m_out"));
+    char *before = slurp(dir, "items.tsv");
+    CHECK(collm_rec_prepare_ml1m(tpath("ratings_1valid.dat"), tpath("movies_utf8.dat"), dir, 1) != COLLM_OK);
+    char *after = slurp(dir, "items.tsv");
+    CHECK(before && after && strcmp(before, after) == 0);
+    free(before), free(after);
+    put("ml1m_out/user_map.tsv", "uid\tuser\n0\tx\n");
+    put("ml1m_out/item_noun.txt", "song\nsongs\n");
+    CHECK_MSG(collm_rec_prepare_ml1m(tpath("ratings.dat"), tpath("movies_latin1.dat"), dir, 2023) == COLLM_OK, "%s",
+              collm_last_error());
+    char *stale1 = slurp(dir, "user_map.tsv"), *stale2 = slurp(dir, "item_noun.txt"), *map = slurp(dir, "item_map.tsv");
+    CHECK(stale1 == NULL && stale2 == NULL && map != NULL);
+    free(stale1), free(stale2), free(map);
     // Dates outside the month windows (all in 1999): the train window is named.
     put("ratings_1999.dat", "20::3::5::920000000\n10::1::4::930000000\n");
     CHECK(collm_rec_prepare_ml1m(tpath("ratings_1999.dat"), tpath("movies_utf8.dat"), tpath("ml1m_e2"), 1) != COLLM_OK);
@@ -241,8 +261,15 @@ static void test_bookcrossing(void) {
     }
     put("BX-Book-Ratings.csv", r);
     const char *out = tpath("bx_out");
+    // an earlier ML-1M-style dataset in the folder: its valid_small and item_map must not survive
+    mkdir(out, 0755);
+    put("bx_out/valid_small.tsv", "uid\tiid\tlabel\ttimestamp\this\tnot_cold\n1\t1\t1\t1\t0\t1\n");
+    put("bx_out/item_map.tsv", "iid\tmovie_id\tgenres\n1\t1\tDrama\n");
     int rc = collm_rec_prepare_bookcrossing(tpath("BX-Book-Ratings.csv"), tpath("BX-Books.csv"), out, 42, NULL);
     CHECK_MSG(rc == COLLM_OK, "%s", collm_last_error());
+    char *old_small = slurp(out, "valid_small.tsv"), *old_map = slurp(out, "item_map.tsv");
+    CHECK(old_small == NULL && old_map == NULL);
+    free(old_small), free(old_map);
     // Ids: data rows kept in order, the bad line skipped: 0001->0, 0003->1, 0004->2, 0005->3, 0006->4.
     check_file(out, "items.tsv", "iid\ttitle\tauthor\n0\tAlpha\tAnn\n1\tB\xC3\xA9ta \"Quoted\"\tBob\n2\tGamma\tCy\n"
                                  "3\tDelta\tDi\n4\tEps\tEd\n");

@@ -33,6 +33,14 @@ typedef struct {
 COLLM_API int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *events, int64_t n, double small_frac,
                          uint64_t small_seed);
 
+// Removes from dir the files of collm's dataset layout (train, valid, test,
+// valid_small .tsv, items.tsv, item_map.tsv, user_map.tsv, item_noun.txt)
+// that are not among `written` (names, NULL-terminated): what an earlier
+// dataset left in the folder must not be read as part of the new one. Every
+// builder below calls it once its own files are written; a file that is not
+// there is fine, one that cannot be removed an error.
+COLLM_API int collm_rec_remove_stale(const char *dir, const char *const *written);
+
 // ML-1M "ood2" (§2.2) from GroupLens ratings.dat + movies.dat (Latin-1 or
 // UTF-8). Writes items.tsv, item_map.tsv and the splits.
 COLLM_API int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed);
@@ -67,7 +75,8 @@ typedef enum {
 typedef struct {
     // Interactions file columns; NULL = detect from the header.
     const char *user_col, *item_col, *rating_col, *label_col, *time_col;
-    // Items file columns; NULL = item_col's name if the items header has it, else detect.
+    // Items file columns; NULL = the interactions' item column name (item_col, or the one
+    // detected) if the items header has it, else detect.
     const char *items_id_col, *title_col;
     char delimiter;           // 0: detect per file from its first line (, tab ; |)
     int no_header;            // files have no header line (columns by index only)

@@ -175,6 +175,10 @@ static int write_item_map_amazon(FILE *f, void *ctx) {
 
 // ---------------------------------------------------------------- ML-1M
 
+// The files of an ML-1M or Amazon build (collm_rec_remove_stale takes the others away).
+static const char *const ood_files[] = {"items.tsv", "item_map.tsv", "train.tsv", "valid.tsv", "test.tsv",
+                                        "valid_small.tsv", NULL};
+
 int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed) {
     int rc;
     line_reader mr = {0}, rr = {0};
@@ -303,10 +307,13 @@ int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, co
         goto fail;
     }
     for (int32_t i = 1; i <= ni; i++) title[i] = movie_title[movie_of_item[i]];
-    if ((rc = write_items(out_dir, title, NULL, ni + 1))) goto fail;
+    // the splits first: their writer refuses an empty split before it writes
+    // anything, so a refused build leaves the folder as it was
     item_map_ml1m im = {ni, movie_of_item, movie_genres};
-    if ((rc = write_item_map(out_dir, write_item_map_ml1m, &im))) goto fail;
-    rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.5, seed);
+    if ((rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.5, seed)) ||
+        (rc = write_items(out_dir, title, NULL, ni + 1)) || (rc = write_item_map(out_dir, write_item_map_ml1m, &im)))
+        goto fail;
+    rc = collm_rec_remove_stale(out_dir, ood_files);
 fail:
     if (movie_title)
         for (int i = 0; i < MAX_MOVIE; i++) free(movie_title[i]);
@@ -512,10 +519,11 @@ int collm_rec_prepare_amazon(const char *reviews_path, const char *meta_path, co
         out[k].split = ev[k].split;
     }
     for (int32_t i = 1; i <= ni; i++) title[i] = meta_title[meta_of_item[i]];
-    if ((rc = write_items(out_dir, title, NULL, ni + 1))) goto fail;
-    item_map_amazon im = {ni, meta_of_item, meta_asin};
-    if ((rc = write_item_map(out_dir, write_item_map_amazon, &im))) goto fail;
-    rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed);
+    item_map_amazon im = {ni, meta_of_item, meta_asin}; // (the splits first, as ML-1M)
+    if ((rc = collm_rec_write_ood_splits(out_dir, out, (int64_t)n_ev, 0.25, seed)) ||
+        (rc = write_items(out_dir, title, NULL, ni + 1)) || (rc = write_item_map(out_dir, write_item_map_amazon, &im)))
+        goto fail;
+    rc = collm_rec_remove_stale(out_dir, ood_files);
 fail:
     for (size_t k = 0; k < n_meta; k++) free(meta_title[k]), free(meta_asin[k]);
     for (size_t k = 0; k < n_rev; k++) free(rev[k].reviewer);
@@ -739,6 +747,8 @@ int collm_rec_prepare_bookcrossing(const char *ratings_path, const char *books_p
         snprintf(path, sizeof path, "%s/%s.tsv", out_dir, names[k]);
         rc = collm_rec_split_write(path, &sp[k]);
     }
+    static const char *const written[] = {"items.tsv", "train.tsv", "valid.tsv", "test.tsv", NULL};
+    if (rc == COLLM_OK) rc = collm_rec_remove_stale(out_dir, written);
 fail:
     for (size_t k = 0; k < n_books; k++) free(title[k]), free(author[k]), free(isbn_str[k]);
     free(title), free(author), free(isbn_str), free(buf), free(rat), free(user_start), free(uorder), free(perm);

@@ -385,7 +385,27 @@ static void item_table_free(item_table *t) {
     free(t->key), free(t->title), free(t->line);
 }
 
-static int load_items(item_table *t, const char *path, const collm_rec_csv_options *o) {
+// The interactions' item column name as its header has it (the explicit
+// --item-col or the first known name found), into *name (malloc'd; NULL
+// when the file has no header or none is found: the caller's errors say so).
+static int inter_item_name(const char *path, const collm_rec_csv_options *o, char **name) {
+    *name = NULL;
+    if (o->no_header || (o->item_col && all_digits(o->item_col))) return COLLM_OK;
+    csv_reader r;
+    memset(&r, 0, sizeof r);
+    int rc = csv_open(&r, path, o->delimiter), col = -1;
+    if (!rc && (rc = csv_next(&r)) > 0) {
+        rc = find_col(path, r.field, r.n_field, 1, o->item_col, item_names, "--item-col", &col);
+        if (!rc && col >= 0 && !(*name = strdup(r.field[col]))) rc = collm_error(COLLM_ERR_NOMEM, "out of memory");
+    }
+    csv_close(&r);
+    return rc < 0 ? rc : COLLM_OK;
+}
+
+// inter_item: the interactions' item column name (inter_item_name): the
+// items file's id column when its header has a column of that name, as
+// docs/data.md says (a MovieLens items file holds both item_id and movieId).
+static int load_items(item_table *t, const char *path, const collm_rec_csv_options *o, const char *inter_item) {
     int rc = csv_open(&t->r, path, o->delimiter);
     if (rc || (rc = collm_strmap_init(&t->map, 1024))) return rc;
     rc = csv_next(&t->r);
@@ -396,9 +416,9 @@ static int load_items(item_table *t, const char *path, const collm_rec_csv_optio
     if (!hdr) return COLLM_ERR_NOMEM;
     memcpy(hdr, t->r.field, (size_t)n_col * sizeof *hdr);
     int id_col = -1, title_col = -1;
-    if (!o->items_id_col && o->item_col && !all_digits(o->item_col) && has_header)
+    if (!o->items_id_col && inter_item && has_header)
         for (int k = 0; k < n_col && id_col < 0; k++)
-            if (strcasecmp(hdr[k], o->item_col) == 0) id_col = k;
+            if (strcasecmp(hdr[k], inter_item) == 0) id_col = k;
     if ((id_col < 0 &&
          (rc = find_col(path, hdr, n_col, has_header, o->items_id_col, item_names, "--items-id-col", &id_col))) ||
         (rc = find_col(path, hdr, n_col, has_header, o->title_col, title_names, "--title-col", &title_col)))
@@ -531,6 +551,12 @@ static int parse_row(csv_reader *r, char **hdr, int has_header, const inter_cols
         if (collm_rec_parse_time(f[c->time], &e->ts))
             return collm_error_prefix(COLLM_ERR_FORMAT, "%s:%lld: %s", r->path, (long long)r->rec_line,
                                       col_name(hdr, has_header, c->time, nb, sizeof nb));
+        // the split files hold unsigned seconds: a folder with an earlier
+        // time would be written and then refused by every command reading it
+        if (e->ts < 0)
+            return collm_error(COLLM_ERR_FORMAT, "%s:%lld: %s: '%s' is before 1970-01-01 (times must be unix seconds >= 0)",
+                               r->path, (long long)r->rec_line, col_name(hdr, has_header, c->time, nb, sizeof nb),
+                               f[c->time]);
     } else {
         e->ts = row; // the file order is the time
     }
@@ -677,7 +703,10 @@ int collm_rec_prepare_csv(const char *inter_path, const char *items_path, const 
     collm_rec_event *out = NULL;
     int32_t nu = 0, ni = 0;
 
-    if ((rc = load_items(&it, items_path, &o))) goto done;
+    char *inter_item = NULL;
+    if (!(rc = inter_item_name(inter_path, &o, &inter_item))) rc = load_items(&it, items_path, &o, inter_item);
+    free(inter_item);
+    if (rc) goto done;
     st.delimiter[1] = it.r.delim;
     if ((rc = csv_open(&r, inter_path, o.delimiter)) || (rc = collm_strmap_init(&users, 1024))) goto done;
     st.delimiter[0] = r.delim;
@@ -832,6 +861,11 @@ int collm_rec_prepare_csv(const char *inter_path, const char *items_path, const 
         (rc = write_map(out_dir, "user_map.tsv", "uid\tuser\n", ukey, raw_user, nu, r.utf8)) ||
         (rc = collm_rec_write_ood_splits(out_dir, out, n, o.small_frac, o.seed)))
         goto done;
+    // (item_noun.txt too: the command writes its own after this; a library
+    // caller without one gets the default noun, not an earlier dataset's)
+    static const char *const written[] = {"items.tsv", "item_map.tsv", "user_map.tsv", "train.tsv", "valid.tsv",
+                                          "test.tsv", "valid_small.tsv", NULL};
+    if ((rc = collm_rec_remove_stale(out_dir, written))) goto done;
     st.n_users = nu, st.n_items = ni;
     for (int k = 0; k < 3; k++) st.n_rows[k] = rows[k];
     st.n_rows[3] = n_small;

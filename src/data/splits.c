@@ -4,10 +4,12 @@
 #include "collm/prepare.h"
 #include "core/rng.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void free_split_arrays(collm_rec_split *s) {
     free(s->user);
@@ -18,6 +20,23 @@ static void free_split_arrays(collm_rec_split *s) {
     free(s->his_offset);
     free(s->his);
     memset(s, 0, sizeof *s);
+}
+
+int collm_rec_remove_stale(const char *dir, const char *const *written) {
+    static const char *const layout[] = {"train.tsv",    "valid.tsv",    "test.tsv",      "valid_small.tsv",
+                                         "items.tsv",    "item_map.tsv", "user_map.tsv", "item_noun.txt", NULL};
+    if (!dir || !written) return collm_error(COLLM_ERR_ARG, "collm_rec_remove_stale: NULL argument");
+    for (const char *const *f = layout; *f; f++) {
+        int kept = 0;
+        for (const char *const *w = written; *w && !kept; w++) kept = strcmp(*w, *f) == 0;
+        if (kept) continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, *f) >= (int)sizeof path)
+            return collm_error(COLLM_ERR_ARG, "%s: path too long", dir);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return collm_error(COLLM_ERR_IO, "%s: cannot remove a file of an earlier dataset: %s", path, strerror(errno));
+    }
+    return COLLM_OK;
 }
 
 int collm_rec_write_ood_splits(const char *dir, const collm_rec_event *ev, int64_t n, double small_frac, uint64_t small_seed) {

@@ -177,6 +177,8 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
     // Order: by user, then timestamp, then item id (the documented tie rule).
     qsort(ev, (size_t)n, sizeof *ev, cmp_event);
     rc = collm_rec_write_ood_splits(out_dir, ev, n, 0.5, opt->seed ^ 0x5eed5a11ULL);
+    static const char *const written[] = {"items.tsv", "train.tsv", "valid.tsv", "test.tsv", "valid_small.tsv", NULL};
+    if (rc == COLLM_OK) rc = collm_rec_remove_stale(out_dir, written);
 done:
     free(uf);
     free(vf);

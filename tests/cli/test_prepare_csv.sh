@@ -82,4 +82,20 @@ expect_error "bad delimiter" "--delimiter '::'" "${P[@]}" --out "$TMP/e10" --del
 expect_error "missing --items" 'missing required option --items' "$BIN" prepare --source csv --interactions "$TMP/ratings.csv" --out "$TMP/e11"
 expect_error "missing file" 'nosuch.csv: cannot open' "$BIN" prepare --source csv --interactions "$TMP/nosuch.csv" --items "$TMP/items.csv" --out "$TMP/e12"
 expect_error "unknown source" "unknown --source 'movielens' \(csv, ml-1m" "$BIN" prepare --source movielens --out "$TMP/e13"
+# an items file with both an item_id and a movieId column is joined on the
+# interactions' own item column (movieId), not on the first name collm knows
+printf 'item_id,movieId,title\n1,10,Heat\n2,20,Toy Story\n10,1,WRONG-A\n20,2,WRONG-B\n' >"$TMP/both.csv"
+"$BIN" prepare --source csv --interactions "$TMP/ratings.csv" --items "$TMP/both.csv" --out "$TMP/both" --split loo --small-frac 1 \
+  >/dev/null 2>"$TMP/err"; rc=$?
+check "items with item_id and movieId: exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "items with item_id and movieId: joined on movieId (titles Heat, Toy Story)" \
+  sh -c "cut -f2 '$TMP/both/items.tsv' | sort | tr '\n' ' ' | grep -qx ' Heat Toy Story title '"
+# a time before 1970 is refused with its line (the split files hold unsigned seconds)
+printf 'userId,movieId,rating,timestamp\na,10,5,1970-01-02\na,20,4,1969-12-30\n' >"$TMP/old.csv"
+expect_error "a time before 1970" "old.csv:3: column 'timestamp': '1969-12-30' is before 1970-01-01" \
+  "$BIN" prepare --source csv --interactions "$TMP/old.csv" --items "$TMP/items.csv" --out "$TMP/old"
+expect_error "a negative unix time" "old.csv:3: column 'timestamp': '-5' is before 1970-01-01" sh -c \
+  "printf 'userId,movieId,rating,timestamp\na,10,5,7\na,20,4,-5\n' >'$TMP/old.csv' && \
+   '$BIN' prepare --source csv --interactions '$TMP/old.csv' --items '$TMP/items.csv' --out '$TMP/old'"
+
 finish
