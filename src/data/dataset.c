@@ -315,6 +315,7 @@ fail:
 }
 
 int collm_rec_items_grow(collm_rec_items *items, int32_t n) {
+    if (!items) return collm_error(COLLM_ERR_ARG, "collm_rec_items_grow: no item table");
     if (n <= items->n) return COLLM_OK;
     char **title = realloc(items->title, (size_t)n * sizeof(char *));
     if (!title) return collm_error(COLLM_ERR_NOMEM, "out of memory growing the item table to %d", n);
@@ -417,6 +418,10 @@ static char *dup_str(const char *s) {
 }
 
 collm_rec_split *collm_rec_split_load(const char *path, const collm_rec_items *items) {
+    if (!path) {
+        collm_error(COLLM_ERR_ARG, "collm_rec_split_load: no path");
+        return NULL;
+    }
     tsv_file t;
     collm_rec_split *s = NULL;
     int32_t *tmp_label = NULL;
@@ -763,6 +768,10 @@ static int load_item_noun(collm_rec_dataset *ds, const char *path) {
 }
 
 collm_rec_dataset *collm_rec_dataset_load(const char *dir) {
+    if (!dir) {
+        collm_error(COLLM_ERR_ARG, "collm_rec_dataset_load: no folder");
+        return NULL;
+    }
     char path[4096];
     collm_rec_dataset *ds = collm_calloc(1, sizeof *ds);
     if (!ds) return NULL;
@@ -936,6 +945,7 @@ static int write_items_fn(FILE *f, void *ctx) {
 }
 
 int collm_rec_items_write(const char *path, const collm_rec_items *items) {
+    if (!path || !items) return collm_error(COLLM_ERR_ARG, "collm_rec_items_write: NULL argument");
     int rc = collm_write_atomic(path, write_items_fn, (void *)items);
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }
@@ -990,6 +1000,7 @@ static int write_split_fn(FILE *f, void *ctx) {
 }
 
 int collm_rec_split_write(const char *path, const collm_rec_split *split) {
+    if (!path || !split) return collm_error(COLLM_ERR_ARG, "collm_rec_split_write: NULL argument");
     int rc = collm_write_atomic(path, write_split_fn, (void *)split);
     return rc ? collm_error_prefix(rc, "%s", path) : COLLM_OK;
 }

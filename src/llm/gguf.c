@@ -537,6 +537,10 @@ static int open_validate(collm_gguf_file *f) {
 }
 
 collm_gguf_file *collm_gguf_open(const char *path) {
+    if (!path) { // (and so every loader that opens a GGUF: model, LLM, tokenizer, CF model)
+        collm_error(COLLM_ERR_ARG, "collm_gguf_open: no path");
+        return NULL;
+    }
     collm_gguf_file *f = collm_calloc(1, sizeof *f);
     if (!f) return NULL;
     f->path = strdup(path);

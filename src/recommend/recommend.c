@@ -156,7 +156,8 @@ const float *collm_recommend_log_popularity(const collm_recommend_histories *h, 
 }
 
 int collm_recommend_user_history(const collm_recommend_histories *h, int32_t user, const int32_t **his, int64_t *n_his) {
-    if (!h || user < 0 || user >= h->n_users || !h->has[user])
+    if (!h || !his || !n_his) return collm_error(COLLM_ERR_ARG, "collm_recommend_user_history: NULL argument");
+    if (user < 0 || user >= h->n_users || !h->has[user])
         return collm_error_field(COLLM_ERR_NOT_FOUND, "user", "user: %d is unknown (no rows in the dataset); give a history",
                                 user);
     *his = h->his + h->offset[user];
@@ -175,6 +176,10 @@ void collm_recommend_request_default(collm_recommend_request *r) {
 }
 
 collm_llm_context *collm_recommend_context_create(const collm_model *m, collm_pool *pool) {
+    if (!m) {
+        collm_error(COLLM_ERR_ARG, "collm_recommend_context_create: no model");
+        return NULL;
+    }
     return collm_llm_context_create(collm_llm(m), RECOMMEND_CTX_ROWS, RECOMMEND_CTX_ROWS, pool);
 }
 
@@ -623,6 +628,8 @@ static int score_items(const collm_model *m, const collm_rec_items *items, int32
 int collm_recommend_score_items(const collm_model *m, const collm_rec_items *items, int32_t user, const int32_t *his,
                           int64_t n_his, const int32_t *cands, int n, int share_prefix, collm_llm_context *ctx,
                           float *scores, int *prefix_tokens) {
+    if (!m || !items || !ctx || !scores || (n > 0 && !cands) || (n_his > 0 && !his))
+        return collm_error(COLLM_ERR_ARG, "collm_recommend_score_items: NULL argument");
     return score_items(m, items, user, his, n_his, cands, n, share_prefix, ctx, NULL, scores, prefix_tokens);
 }
 

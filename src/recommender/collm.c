@@ -1380,6 +1380,7 @@ static int checkpoint_set_f32(const char *ckpt_path, const char *const *keys, co
 }
 
 int collm_checkpoint_set_rerank(const char *ckpt_path, float lambda, float popularity) {
+    if (!ckpt_path) return collm_error(COLLM_ERR_ARG, "collm_checkpoint_set_rerank: no path");
     if (!(lambda >= 0 && lambda <= COLLM_RERANK_WEIGHT_MAX) || !(popularity >= 0 && popularity <= COLLM_RERANK_WEIGHT_MAX))
         return collm_error(COLLM_ERR_ARG, "rerank weights %g, %g: each must be in [0, %g]", lambda, popularity,
                            COLLM_RERANK_WEIGHT_MAX);

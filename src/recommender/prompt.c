@@ -50,6 +50,10 @@ static collm_prompt_template *template_new(const char *line, size_t len) {
 }
 
 collm_prompt_template *collm_prompt_template_from_string(const char *line) {
+    if (!line) {
+        collm_error(COLLM_ERR_ARG, "collm_prompt_template_from_string: no text");
+        return NULL;
+    }
     const char *nl = strchr(line, '\n');
     return template_new(line, nl ? (size_t)(nl - line) : strlen(line));
 }
@@ -129,6 +133,7 @@ static int starts_with(const char *s, const char *p) { return strncmp(s, p, strl
 // first target-dependent placeholder's output (or the full length).
 static int fill(const collm_prompt_template *tpl, const collm_rec_items *items, const int32_t *his, int64_t n_his,
                 int32_t target, sbuf *b, size_t *split_at, slot_log *log) {
+    if (!tpl || !items || (n_his > 0 && !his)) return collm_error(COLLM_ERR_ARG, "prompt: NULL template, items or history");
     if (target < 0 || target >= items->n)
         return collm_error(COLLM_ERR_ARG, "prompt: target item %d outside the item table (ids 0..%d)", target,
                            items->n - 1);
@@ -272,6 +277,7 @@ static const char *const known_placeholders[] = {"<ItemTitleList>", "<TargetItem
                                                  "<ItemIDList>"};
 
 int collm_prompt_template_check(const char *line, const char *source) {
+    if (!line) return collm_error(COLLM_ERR_ARG, "collm_prompt_template_check: no text");
     const char *src = source ? source : "template";
     int has_target_title = 0;
     for (const char *p = strchr(line, '<'); p; p = strchr(p + 1, '<')) {

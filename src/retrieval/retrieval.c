@@ -28,6 +28,10 @@ collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, in
         collm_retrieval_build_options_default(&defaults);
         opt = &defaults;
     }
+    if (!item_vectors) {
+        collm_error(COLLM_ERR_ARG, "collm_retrieval_index_build: no item vectors");
+        return NULL;
+    }
     if (n_items < 2) {
         collm_error(COLLM_ERR_ARG, "retrieval: need at least 2 items (id 0 is padding), got %d", (int)n_items);
         return NULL;
@@ -96,6 +100,10 @@ void collm_retrieval_index_free(collm_retrieval_index *index) {
 int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path) { return collm_faiss_write(index->faiss, path); }
 
 collm_retrieval_index *collm_retrieval_index_load(const char *path) {
+    if (!path) {
+        collm_error(COLLM_ERR_ARG, "collm_retrieval_index_load: no path");
+        return NULL;
+    }
     collm_faiss_index *faiss = NULL;
     if (collm_faiss_read(path, &faiss) != COLLM_OK) return NULL;
     collm_retrieval_index *index = collm_malloc(sizeof *index);
@@ -127,6 +135,8 @@ static int compare_int32(const void *a, const void *b) {
 
 int collm_retrieval_candidates(const collm_retrieval_index *index, const float *query, int d, const int32_t *exclude,
                          int n_exclude, int n, int32_t *items, float *scores, int *n_found) {
+    if (!index || !query || !items || !n_found || (n_exclude > 0 && !exclude))
+        return collm_error(COLLM_ERR_ARG, "collm_retrieval_candidates: NULL argument");
     *n_found = 0;
     int index_d = collm_faiss_dim(index->faiss);
     if (d != index_d)
