@@ -67,5 +67,20 @@ int main(void) {
                    "NULL template");
     expect_refused("collm_checkpoint_set_rerank(NULL)", collm_checkpoint_set_rerank(NULL, 0, 0) == COLLM_ERR_ARG,
                    "no path");
+    // an item table that cannot be read leaves nothing for the caller to free
+    float *vec = (float *)query; // (anything but NULL: the call must reset it)
+    int32_t n_vec = 0;
+    int dim = 0;
+    expect_refused("collm_checkpoint_item_vectors(missing file)",
+                   collm_checkpoint_item_vectors("/nonexistent/ckpt.gguf", &vec, &n_vec, &dim) != COLLM_OK && !vec,
+                   "/nonexistent/ckpt.gguf");
+    vec = (float *)query;
+    expect_refused("collm_checkpoint_item_vectors(a GGUF without cf.item_embd)",
+                   collm_checkpoint_item_vectors(test_shared_path("models/stories260K.gguf"), &vec, &n_vec, &dim) ==
+                           COLLM_ERR_FORMAT && !vec,
+                   "cf.item_embd");
+    expect_refused("collm_checkpoint_item_vectors(NULL outputs)",
+                   collm_checkpoint_item_vectors("/nonexistent/ckpt.gguf", NULL, &n_vec, &dim) == COLLM_ERR_ARG,
+                   "NULL argument");
     return test_report();
 }

@@ -306,7 +306,8 @@ COLLM_API int collm_fit_score_weights(const float *llm, const float *const *part
 
 // The collaborative item table stored in a checkpoint (cf.item_embd), as a
 // malloc'd (n_items, d) row-major array the caller frees: what a retrieval
-// index is built from. COLLM_OK or an error naming the file.
+// index is built from. COLLM_OK or an error naming the file (*items is NULL
+// after an error: nothing to free).
 COLLM_API int collm_checkpoint_item_vectors(const char *ckpt_path, float **items, int32_t *n_items, int *d);
 
 #ifdef __cplusplus

@@ -23,9 +23,10 @@ static const collm_cf_kind *cf_find_kind(const char *name, size_t len) {
     return NULL;
 }
 
-// "mf, lightgcn, ..." for error messages.
+// "mf, lightgcn, ..." for error messages (one buffer per thread: two threads
+// may name an unknown kind at once).
 static const char *cf_kind_list(void) {
-    static char buf[128];
+    static _Thread_local char buf[128];
     size_t o = 0;
     buf[0] = 0;
     for (size_t k = 0; k < CF_N_KINDS && o < sizeof buf; k++)

@@ -10,6 +10,7 @@
 #include "recommender/collm_internal.h"
 
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1080,6 +1081,9 @@ int collm_score_encoded(collm_model *m, const collm_encoded *enc, int64_t n, int
     for (int64_t i = 0; i < n; i++)
         if (enc[i].n_tokens > max_len) max_len = enc[i].n_tokens;
     if (batch < 1) batch = 1;
+    if ((int64_t)batch * max_len > INT_MAX / 2)
+        return collm_error(COLLM_ERR_ARG, "collm_score_encoded: batch %d x %d tokens is too many rows for one batch", batch,
+                           max_len);
     collm_llm_trainer *tr = scorer_for(m, batch * max_len, max_len);
     if (!tr) return COLLM_ERR;
     collm_batch b;
@@ -1328,6 +1332,8 @@ int collm_export_lora(const collm_model *m, const char *path) {
 
 // The CF item table of a CoLLM checkpoint (tensor cf.item_embd, F32, {d, n_items}).
 int collm_checkpoint_item_vectors(const char *path, float **items, int32_t *n_items, int *d) {
+    if (!items || !n_items || !d) return collm_error(COLLM_ERR_ARG, "collm_checkpoint_item_vectors: NULL argument");
+    *items = NULL; // (and NULL again on any error: the caller frees only what a success returns)
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return COLLM_ERR;
     const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, "cf.item_embd");
@@ -1341,6 +1347,10 @@ int collm_checkpoint_item_vectors(const char *path, float **items, int32_t *n_it
         *items = collm_malloc((size_t)*n_items * (size_t)*d * sizeof(float));
         if (!*items) rc = COLLM_ERR_NOMEM;
         else if ((rc = collm_gguf_tensor_to_f32(t, *items))) collm_error_prefix(rc, "%s: cf.item_embd", path);
+    }
+    if (rc != COLLM_OK) {
+        free(*items);
+        *items = NULL;
     }
     collm_gguf_close(f);
     return rc;
