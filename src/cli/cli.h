@@ -81,6 +81,15 @@ int cli_note_in_sample(const char *cmd, const char *what, const char *train_spli
 // split at split_path lies within them (in-sample) or holds them (partly
 // in-sample); 1 when it printed one.
 int cli_note_fit_rows(const char *cmd, const char *what, const char *fit_split, const char *split_path);
+// An output (out, given as option out_opt) must not be one of the run's
+// inputs: (option, path) pairs, NULL paths skipped, compared as files (the
+// same file by any path), nor a file of the dataset folder data_dir (may be
+// NULL). 1 with the error set when it is (the caller fails before writing
+// anything: an output opened for writing would truncate its input first).
+typedef struct {
+    const char *opt, *path;
+} cli_input;
+int cli_check_not_input(const char *out_opt, const char *out, const cli_input *inputs, int n, const char *data_dir);
 // Writes "uid iid label score" TSV, one line per split row (eval --scores).
 int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd);
 

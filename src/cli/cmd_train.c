@@ -115,6 +115,14 @@ int cmd_train(int argc, char **argv) {
     // the output folders now, not after the data is encoded
     if (collm_check_output_path(out) || (cli_get(opts, "--log") && collm_check_output_path(cli_get(opts, "--log"))))
         return cli_fail("train");
+    // and no output may be an input: --out over --base, or a --log (opened
+    // for writing first) over the CF model or a split, lost what the run reads
+    const cli_input inputs[] = {{"--base", cli_get(opts, "--base")}, {"--cf", cli_get(opts, "--cf")},
+                                {"--init-from", cli_get(opts, "--init-from")}, {"--template", cli_get(opts, "--template")},
+                                {"--out", out}};
+    if (cli_check_not_input("--out", out, inputs, 4, cli_get(opts, "--data")) ||
+        cli_check_not_input("--log", cli_get(opts, "--log"), inputs, 5, cli_get(opts, "--data")))
+        return cli_fail("train");
     b.stage = (int)stage;
     b.base_path = cli_get(opts, "--base");
     b.cf_path = cli_get(opts, "--cf");

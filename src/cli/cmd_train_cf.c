@@ -112,11 +112,11 @@ int cmd_train_cf(int argc, char **argv) {
         cli_get_int(opts, "--batch", opt.batch, &batch) || cli_get_int(opts, "--max-epochs", opt.max_epochs, &max_epochs) ||
         cli_get_int(opts, "--patience", opt.patience, &patience) || cli_get_int(opts, "--seed", CLI_DEFAULT_SEED, &seed))
         return 1;
-    if (dim < 1 || dim > 65536 || batch < 1 || batch > (1 << 26) || max_epochs < 0 || max_epochs > 1000000 ||
+    if (dim < 1 || dim > 65536 || batch < 1 || batch > (1 << 26) || max_epochs < 1 || max_epochs > 1000000 ||
         patience < 0 || patience > 1000000 || !(opt.lr > 0) || !(opt.weight_decay >= 0) || seed < 0 || layers < 0 ||
         layers > 64 || heads < 0 || heads > 4096 || max_len < 0 || max_len > 4096 ||
         !(opt.dropout >= 0 && opt.dropout < 1)) {
-        fprintf(stderr, "collm train-cf: out-of-range option (need dim 1..65536, batch >= 1, max-epochs >= 0, "
+        fprintf(stderr, "collm train-cf: out-of-range option (need dim 1..65536, batch >= 1, max-epochs >= 1, "
                         "patience >= 0, lr > 0, weight-decay >= 0, seed >= 0, layers 0..64, heads 0..4096, "
                         "max-len 0..4096, dropout in [0, 1))\n");
         return 1;
@@ -137,6 +137,10 @@ int cmd_train_cf(int argc, char **argv) {
     snprintf(default_log, sizeof default_log, "%s.log.jsonl", out);
     const char *log_path = cli_get(opts, "--log") ? cli_get(opts, "--log") : default_log;
     if (collm_check_output_path(out) || collm_check_output_path(log_path)) return cli_fail("train-cf");
+    // no output may be an input (the log is opened for writing before anything is read)
+    const cli_input inputs[] = {{"--refit-from", refit_path}, {"--out", out}};
+    if (cli_check_not_input("--out", out, inputs, 1, data) || cli_check_not_input("--log", log_path, inputs, 2, data))
+        return cli_fail("train-cf");
     // under mpirun every rank trains (data parallel); rank 0 alone prints, logs and writes the model
     const int lead = collm_dist_rank() == 0;
     int quiet = cli_has(opts, "--quiet") || !lead;

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "collm/error.h"
 #include "collm/prompt.h"
 
 int cli_print_json(cJSON *o) {
@@ -150,6 +152,43 @@ int cli_note_in_sample(const char *cmd, const char *what, const char *train_spli
     if (!cli_rows_within(train_split, split_path)) return 0;
     fprintf(stderr, "collm %s: note: %s trained on %s's rows: its figures there are in-sample\n", cmd, what, split_path);
     return 1;
+}
+
+// 1 when a and b name the same file: the same device and inode when both
+// exist, else the same resolved folder and name.
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    resolved(a, strlen(a), ra);
+    resolved(b, strlen(b), rb);
+    return strcmp(ra, rb) == 0;
+}
+
+int cli_check_not_input(const char *out_opt, const char *out, const cli_input *inputs, int n, const char *data_dir) {
+    if (!out) return 0;
+    for (int k = 0; k < n; k++)
+        if (inputs[k].path && same_file(out, inputs[k].path)) {
+            if (strcmp(inputs[k].opt, "--out") == 0)
+                collm_error(COLLM_ERR_ARG, "%s %s is also the --out file: the two would overwrite each other (give "
+                                           "another path)", out_opt, out);
+            else
+                collm_error(COLLM_ERR_ARG, "%s %s is the %s file: writing it would destroy what this run reads (give "
+                                           "another path)", out_opt, out, inputs[k].opt);
+            return 1;
+        }
+    static const char *const layout[] = {"train.tsv", "valid.tsv", "valid_small.tsv", "test.tsv", "items.tsv",
+                                         "item_map.tsv", "user_map.tsv", "item_noun.txt", NULL};
+    for (const char *const *f = layout; data_dir && *f; f++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", data_dir, *f);
+        if (same_file(out, path)) {
+            collm_error(COLLM_ERR_ARG, "%s %s is the dataset's %s: writing it would destroy what this run reads (give "
+                                       "another path)", out_opt, out, *f);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int cli_note_fit_rows(const char *cmd, const char *what, const char *fit_split, const char *split_path) {

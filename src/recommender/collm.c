@@ -91,7 +91,7 @@ static const char *const base_hash_names[] = {"fnv1a-64", "xxh3-64"};
 // The checkpoint's base fingerprint: collm.base.checksum (an integer key,
 // required) and its kind (absent: FNV-1a, the only kind before the key). A
 // present but malformed key is an error, never a skipped check.
-static int read_base_checksum(const collm_gguf_file *f, const char *path, int *kind, uint64_t *sum) {
+int collm_read_base_checksum(const collm_gguf_file *f, const char *path, int *kind, uint64_t *sum) {
     int64_t v;
     if (collm_gguf_find_key(f, "collm.base.checksum") < 0)
         return collm_error(COLLM_ERR_FORMAT, "%s: missing key collm.base.checksum (the base model's fingerprint)", path);
@@ -571,7 +571,7 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
             stored = strndup(stored_base, len);
         int kind;
         uint64_t expected;
-        if ((rc = read_base_checksum(init, o->init_from, &kind, &expected))) {
+        if ((rc = collm_read_base_checksum(init, o->init_from, &kind, &expected))) {
             free(stored);
             goto fail;
         }
@@ -677,7 +677,7 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
         collm_error_prefix(rc, "%s: not a collm checkpoint", ckpt_path);
         goto fail;
     }
-    if ((rc = read_base_checksum(f, ckpt_path, &kind, &sum))) goto fail;
+    if ((rc = collm_read_base_checksum(f, ckpt_path, &kind, &sum))) goto fail;
     m->stage = (int)stage;
     m->is_book = (int)is_book;
     char *stored_base = collm_gguf_get_str_dup(f, "collm.base.path");

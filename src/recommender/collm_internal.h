@@ -109,6 +109,9 @@ void collm_score_extras_free(collm_model *m);
 // Adds the checkpoint's keys and tensors to w, for a file at ckpt_path (the
 // base model's path is stored relative to that file's folder).
 int collm_checkpoint_fill(const collm_model *m, collm_gguf_writer *w, const char *ckpt_path);
+// A checkpoint's base fingerprint (collm.base.checksum and its kind,
+// COLLM_BASE_HASH_*); an error naming path when missing or malformed.
+int collm_read_base_checksum(const collm_gguf_file *f, const char *path, int *kind, uint64_t *sum);
 int collm_write_lora_tensors(const collm_model *m, collm_gguf_writer *w);
 
 #endif

@@ -246,11 +246,67 @@ static int check_state(const char *path, const train_state *st, int64_t optim_st
                        (long long)st->bad_epochs);
 }
 
+// 0 when two paths resolve to different files or folders; 1 when they name
+// the same one, or when either does not resolve from here (a state written
+// from another working folder stores its paths as given then: no verdict).
+static int same_place(const char *a, const char *b) {
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    int same = !ra || !rb || strcmp(ra, rb) == 0;
+    free(ra), free(rb);
+    return same;
+}
+
+// The state must be this run's: the same base model (by checksum), the same
+// collaborative model and data folder (resolved paths), learning rate and
+// evaluation split. Another run's state (the same --out, other options)
+// would otherwise be continued as if it were this one, and a finished one
+// taken for this run's result.
+static int check_resume_run(const collm_gguf_file *f, const char *path, const collm_model *m,
+                            const collm_train_options *o) {
+    int kind;
+    uint64_t sum;
+    int rc = collm_read_base_checksum(f, path, &kind, &sum);
+    if (rc) return rc;
+    if (kind == m->base_hash_kind && sum != m->base_checksum)
+        return collm_error(COLLM_ERR_ARG, "%s was written by a run on another base model (checksum %016llx; this run's: "
+                                          "%016llx): start without --resume, or give that run's --base",
+                           path, (unsigned long long)sum, (unsigned long long)m->base_checksum);
+    const char *s;
+    uint64_t len;
+    char was[4096];
+    static const struct {
+        const char *key, *what;
+        int is_path;
+    } keys[] = {{"collm.train.cf", "--cf", 1}, {"collm.train.data", "--data", 1}, {"collm.train.eval_split", "--eval-split", 0}};
+    const char *now[3] = {m->train_cf_path ? m->train_cf_path : "", m->train_data ? m->train_data : "",
+                          o->eval_split ? o->eval_split : ""};
+    for (int k = 0; k < 3; k++) {
+        if (collm_gguf_find_key(f, keys[k].key) < 0) continue; // (a state from before the key)
+        if ((rc = collm_gguf_get_str(f, keys[k].key, &s, &len))) return rc;
+        snprintf(was, sizeof was, "%.*s", (int)(len < sizeof was - 1 ? len : sizeof was - 1), s);
+        const int same = keys[k].is_path && *was && *now[k] ? same_place(was, now[k]) : strcmp(was, now[k]) == 0;
+        if (!same)
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with another %s ('%s'; this run: '%s'): start "
+                                              "without --resume, or give that run's options",
+                               path, keys[k].what, was, now[k]);
+    }
+    float lr;
+    if (collm_gguf_find_key(f, "collm.train.lr") >= 0) {
+        if ((rc = collm_gguf_get_f32(f, "collm.train.lr", &lr))) return rc;
+        if (lr != (float)o->lr)
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with another --lr (%g; this run: %g): start "
+                                              "without --resume, or give that run's options",
+                               path, lr, o->lr);
+    }
+    return COLLM_OK;
+}
+
 static int read_resume(const char *path, collm_optim_state *opt, train_state *st, int64_t n_train,
-                       const collm_train_options *o) {
+                       const collm_model *m, const collm_train_options *o) {
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return COLLM_ERR_IO;
-    int rc = COLLM_OK;
+    int rc = check_resume_run(f, path, m, o);
+    if (rc) goto done;
     int64_t v;
     uint32_t n_params = 0, batch = 0, steps = 0;
     const collm_gguf_tensor_info *order = collm_gguf_find_tensor(f, "train.order");
@@ -952,7 +1008,7 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if (o->resume && lead) { // rank 0 reads the state; sync_* below hands it to the others
         // a run killed before its first epoch ended left no state: start afresh
         if (access(resume_path, R_OK) == 0) {
-            rc = read_resume(resume_path, &opt, &st, n_train, o);
+            rc = read_resume(resume_path, &opt, &st, n_train, m, o);
             resuming = 1;
             if (!rc && progress)
                 fprintf(stderr, "resuming after epoch %lld (best valid AUC %.4f at epoch %lld)%s\n", (long long)st.epoch,

@@ -51,6 +51,23 @@ out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch 4 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "other settings"; ok $? "resume with another batch size refused"
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch-order grouped 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "shuffled batches; this run asks for grouped"; ok $? "resume with the other batch order refused"
+# another run's state (the same --out, another base, learning rate, CF model or data) is not
+# continued as if it were this run's (a finished one was taken for this run's result)
+"$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 32 \
+  --n-layer 2 --n-head 2 --n-ff 64 --seed 4 --out "$T/base4.gguf" >/dev/null; ok $? "init-model (another seed)"
+out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --base "$T/base4.gguf" 2>&1); rc=$?
+[ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "a run on another base model"
+ok $? "resume with another base refused ($out)"
+out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --lr 5e-2 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "another --lr (0.001; this run: 0.05)"; ok $? "resume with another --lr refused ($out)"
+cp "$T/mf.gguf" "$T/mf-copy.gguf"
+out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --cf "$T/mf-copy.gguf" 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "another --cf"; ok $? "resume with another --cf refused ($out)"
+out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --eval-split valid 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "another --eval-split ('valid_small'; this run: 'valid')"
+ok $? "resume with another --eval-split refused ($out)"
+out=$(cd "$T" && "$OLDPWD/$BIN" "${args[@]/#$T\//}" --out killed.gguf --resume 2>&1); rc=$?
+ok $rc "the same run by relative paths from another folder resumes ($out)"
 out=$("$BIN" "${args[@]}" --out "$T/x.gguf" --batch-order sorted 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "grouped or shuffled"; ok $? "bad --batch-order: one-line error"
 

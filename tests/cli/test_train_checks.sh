@@ -3,7 +3,8 @@
 # option fails before any work, the output folder is checked up front, a run
 # whose validation AUC is undefined or whose loss diverges fails instead of
 # "succeeding" without a checkpoint, the summary and the log are strict JSON
-# (NaN as null, paths escaped), and stale temp files of killed saves go.
+# (NaN as null, paths escaped), stale temp files of killed saves go, and no
+# --out or --log may name one of the run's inputs.
 # Prints "N passed, N failed".
 set -u
 . "$(dirname "$0")/lib.sh" train_checks
@@ -52,6 +53,30 @@ bad_opt "eval --batch 0" "--batch" "$BIN" eval --ckpt "$T/none.gguf" --data "$T/
 expect_error "info --threads abc" "--threads" "$BIN" info "$T/base.gguf" --threads abc
 expect_error "tokenize --threads -1" "--threads" "$BIN" tokenize --model "$T/base.gguf" --text hi --threads -1
 expect_error "eval-cf --threads 0" "--threads" "$BIN" eval-cf --cf "$T/none.gguf" --data "$T/data" --threads 0
+
+bad_opt "train-cf --max-epochs 0 (an untrained model)" "max-epochs >= 1" "$BIN" train-cf --data "$T/data" \
+  --out "$T/never.gguf" --max-epochs 0
+
+# --- an output that is one of the run's inputs: refused before anything is opened for writing
+# (--out over --base replaced the base; a --log over the CF model or a split truncated it)
+"$BIN" train-cf --model mf --data "$T/data" --out "$T/mf.gguf" --dim 8 --max-epochs 2 >/dev/null 2>&1
+check "train-cf for the input checks" [ -s "$T/mf.gguf" ]
+sums() { md5sum "$T/base.gguf" "$T/mf.gguf" "$T/data/train.tsv" | cut -d' ' -f1 | tr '\n' ' '; }
+before=$(sums)
+s2=(train --stage 2 --base "$T/base.gguf" --cf "$T/mf.gguf" --data "$T/data" --batch 8 --steps-per-epoch 2 --max-epochs 1
+    --eval-rows 16 --threads 1 --quiet)
+expect_error "train --out = --base" "--out .*base.gguf is the --base file" "$BIN" "${s2[@]}" --out "$T/base.gguf"
+expect_error "train --out = --cf (by another path)" "--out .*mf.gguf is the --cf file" "$BIN" "${s2[@]}" \
+  --out "$T/../$(basename "$T")/mf.gguf"
+expect_error "train --log = --cf" "--log .*mf.gguf is the --cf file" "$BIN" "${s2[@]}" --out "$T/o.gguf" --log "$T/mf.gguf"
+expect_error "train --log = a split" "--log .*train.tsv is the dataset's train.tsv" "$BIN" "${s2[@]}" --out "$T/o.gguf" \
+  --log "$T/data/train.tsv"
+expect_error "train --log = --out" "--log .*o.gguf is also the --out file" "$BIN" "${s2[@]}" --out "$T/o.gguf" --log "$T/o.gguf"
+expect_error "train-cf --log = --refit-from" "--log .*mf.gguf is the --refit-from file" "$BIN" train-cf \
+  --refit-from "$T/mf.gguf" --data "$T/data" --out "$T/r.gguf" --log "$T/mf.gguf"
+expect_error "train-cf --out = a split" "--out .*valid.tsv is the dataset's valid.tsv" "$BIN" train-cf --model mf \
+  --data "$T/data" --out "$T/data/valid.tsv"
+check "every input is as it was" [ "$(sums)" = "$before" ]
 
 # --- --out into a missing folder: one line, before the data is encoded (no progress lines)
 expect_error "train --out missing/dir" "output folder .*missing.* does not exist" \
