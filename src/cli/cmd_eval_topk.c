@@ -15,8 +15,11 @@
 //   fused         those N by z(llm) + λ z(retrieval) + μ z(log popularity),
 //                 λ, μ = --fusion-lambda / --fusion-popularity or the
 //                 checkpoint's (recommend.h)
-//   default       what `collm recommend` returns without flags: fused with
-//                 the checkpoint's λ, μ (λ = 1, μ = 0 if unfitted)
+//   default       `collm recommend`'s order without weight flags: fused with
+//                 the checkpoint's λ, μ (λ = 1, μ = 0 if unfitted). Every row
+//                 leaves out the excluded items (data.md: the history and the
+//                 user's train rows); recommend leaves out rated items only
+//                 with --exclude-rated (train and valid rows, recommend.h)
 // and, in the table only, the ablation fused-no-llm: λ z(retrieval) +
 // μ z(log popularity) with the fused row's weights, the LLM left out.
 // Metrics: Recall@10/20, NDCG@10/20, HitRate@10, MRR (over the list: MRR@N for
@@ -177,6 +180,10 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
         if (rc == COLLM_OK)
             rc = collm_retrieval_candidates(s->index, query, d, u->excluded, u->n_excluded, N, cand, ret, &found);
         out->found[i] = found;
+        for (int j = 0; rc == COLLM_OK && j < found; j++) // (marks below are indexed by item)
+            if (cand[j] < 1 || cand[j] >= n_items)
+                rc = collm_error(COLLM_ERR_FORMAT, "the index returned item %d, outside the checkpoint's item table "
+                                                   "(1..%d): an index of another model?", cand[j], (int)n_items - 1);
         for (int j = 0; rc == COLLM_OK && log_pop && j < found; j++)
             out->pop[i * N + j] = cand[j] < n_pop ? log_pop[cand[j]] : 0;
         int exact_n = N < n_all ? N : n_all, common = 0;

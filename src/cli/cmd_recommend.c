@@ -62,6 +62,8 @@ int cmd_recommend(int argc, char **argv) {
         {"--fusion-lambda", "L", "weight L of the retrieval score in the order z(llm) + L*z(retrieval) + M*z(log popularity) "
                                  "(default: the checkpoint's, from collm fit-fusion)", NULL},
         {"--fusion-popularity", "M", "weight M of the item's log popularity in that order (default: the checkpoint's)", NULL},
+        {"--exclude-rated", NULL, "leave out every item the user has a row of in the dataset's train and valid "
+                                  "splits (as /recommend's exclude_rated)", NULL},
         {"--no-share", NULL, "score every prompt on its own (no shared prefix; for comparison)", NULL},
         {"--json", NULL, "print one JSON object instead of a table", NULL},
         CLI_COMMON_OPTIONS,
@@ -110,6 +112,7 @@ int cmd_recommend(int argc, char **argv) {
     req.k = (int)k;
     req.n_candidates = (int)n_cand;
     req.share_prefix = !cli_has(opts, "--no-share");
+    req.exclude_rated = cli_has(opts, "--exclude-rated");
     req.fusion_lambda = (float)lambda;
     req.fusion_popularity = (float)pop;
     collm_recommend_item *out = malloc((size_t)k * sizeof *out);

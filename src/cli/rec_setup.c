@@ -36,6 +36,15 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
                     collm_retrieval_index_dim(s->index), ckpt, d);
         goto fail;
     }
+    // collm index stores every item but the padding id 0: another count is
+    // an index of another model (its ids would run past this item table, or
+    // leave items that can never be recommended)
+    if (collm_retrieval_index_size(s->index) != (int64_t)n_items - 1) {
+        collm_error(COLLM_ERR_ARG, "%s holds %lld vectors but %s's item table has %d items (ids 1..%d): an index of "
+                                   "another model? (collm index --ckpt %s)",
+                    index_path, (long long)collm_retrieval_index_size(s->index), ckpt, (int)n_items, (int)n_items - 1, ckpt);
+        goto fail;
+    }
     if (s->ds->items->n < n_items && collm_rec_items_grow(s->ds->items, n_items) != COLLM_OK) goto fail;
     return 0;
 fail:

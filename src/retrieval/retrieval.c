@@ -5,6 +5,7 @@
 #include "collm/error.h"
 #include "retrieval/faiss_bridge.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,26 @@ void collm_retrieval_build_options_default(collm_retrieval_build_options *opt) {
     opt->ef_search = 128;
     opt->train_max = 0;
     opt->shards = 1;
+}
+
+// Faiss takes "HNSW0" or "IVF0" and crashes later (a division by zero, an
+// assertion): each HNSW needs M >= 2 links, each IVF nlist >= 1 list.
+static int factory_counts_ok(const char *factory) {
+    for (const char *p = factory; *p;) {
+        const char *tok = p;
+        while (*p && *p != ',' && *p != '_') p++;
+        const size_t len = (size_t)(p - tok);
+        if (*p) p++;
+        const int hnsw = len > 4 && strncmp(tok, "HNSW", 4) == 0, ivf = len > 3 && strncmp(tok, "IVF", 3) == 0;
+        if (!hnsw && !ivf) continue;
+        const char *num = tok + (hnsw ? 4 : 3);
+        if (!isdigit((unsigned char)*num)) continue;
+        const long v = strtol(num, NULL, 10);
+        if (hnsw ? v < 2 : v < 1)
+            return collm_error(COLLM_ERR_ARG, "retrieval: factory '%s': %.*s needs %s", factory, (int)len, tok,
+                               hnsw ? "M >= 2 links (e.g. HNSW32)" : "nlist >= 1 lists (e.g. IVF64)");
+    }
+    return COLLM_OK;
 }
 
 collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
@@ -41,6 +62,7 @@ collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, in
         return NULL;
     }
     const char *factory = opt->factory && *opt->factory ? opt->factory : "Flat";
+    if (factory_counts_ok(factory)) return NULL;
     collm_faiss_index *faiss = NULL;
     if (collm_faiss_create_shards(d, factory, opt->shards > 1 ? opt->shards : 1, &faiss) != COLLM_OK) return NULL;
 

@@ -131,4 +131,24 @@ expect_error "recommend popularity weight too large" 'fusion-popularity' "$BIN" 
 expect_error "eval-topk negative popularity weight" 'fusion-popularity' "$BIN" eval-topk "${common[@]}" --fusion-popularity -1
 expect_error "fit-fusion without --index" 'index' "$BIN" fit-fusion --ckpt "$CK" --data "$D"
 expect_error "fit-fusion on a base model" 'checkpoint|collm' "$BIN" fit-fusion --ckpt "$TMP/base.gguf" --index "$IX" --data "$D"
+# --- an index of another model (another item count) is refused by every command that loads one
+run "$BIN" synth --users 60 --items 50 --seed 2 --out "$TMP/data50"
+run "$BIN" train-cf --model mf --data "$TMP/data50" --out "$TMP/mf50.gguf" --dim 16 --max-epochs 2 --eval-split none
+run "$BIN" index --cf "$TMP/mf50.gguf" --out "$TMP/other.faiss"
+expect_error "recommend with an index of another model" "other.faiss holds 50 vectors but .*item table has 121 items" \
+  "$BIN" recommend --ckpt "$CK" --index "$TMP/other.faiss" --data "$D" --user 7 --k 3 --candidates 10
+expect_error "eval-topk with an index of another model" "other.faiss holds 50 vectors" \
+  "$BIN" eval-topk --ckpt "$CK" --index "$TMP/other.faiss" --data "$D" --candidates 10 --max-users 2
+# --- factory strings Faiss would take and then crash on
+expect_error "index --factory HNSW0,Flat" "HNSW0 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW0,Flat
+expect_error "index --factory HNSW1,Flat" "HNSW1 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW1,Flat
+expect_error "index --factory IVF0,Flat" "IVF0 needs nlist >= 1" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory IVF0,Flat
+# --- recommend --exclude-rated: none of the user's rated items (train and valid rows, any label)
+"$BIN" recommend "${common[@]}" --user 7 --k 20 --candidates 60 --exclude-rated --json >"$TMP/rated.json" 2>"$TMP/err"
+check "recommend --exclude-rated: 20 items, none rated by user 7 ($(tail -1 "$TMP/err"))" python3 -c "
+import csv, json, sys
+rated = {int(r['iid']) for s in ('train', 'valid') for r in csv.DictReader(open('$D/%s.tsv' % s), delimiter='\t') if r['uid'] == '7'}
+got = [i['item'] for i in json.load(open('$TMP/rated.json'))['items']]
+sys.exit(0 if len(got) == 20 and rated and not set(got) & rated else 1)"
+
 finish
