@@ -335,7 +335,67 @@ extern "C" int collm_faiss_write(const collm_faiss_index *index, const char *pat
     return COLLM_OK;
 }
 
-// One Faiss file, checked for the inner-product metric.
+// What a search walks, checked against itself after a read: Faiss reads a
+// damaged HNSW graph or IVF list (one flipped byte) without complaint, and
+// the search then follows a neighbour or list id past its arrays. NULL when
+// the structure holds; else what is wrong.
+static const char *structure_problem(const faiss::Index *index) {
+    for (;;) {
+        if (auto *idmap = dynamic_cast<const faiss::IndexIDMap *>(index)) {
+            if (!idmap->index || (faiss::Index::idx_t)idmap->id_map.size() != idmap->ntotal || idmap->index->ntotal != idmap->ntotal)
+                return "its id map and its vectors differ in number";
+            for (faiss::Index::idx_t id : idmap->id_map)
+                if (id < 0 || id > INT32_MAX) return "an item id outside 0..2^31-1";
+            index = idmap->index;
+        } else if (auto *pre = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
+            if (!pre->index || pre->index->ntotal != pre->ntotal) return "its transform and its index differ in size";
+            index = pre->index;
+        } else {
+            break;
+        }
+    }
+    if (auto *h = dynamic_cast<const faiss::IndexHNSW *>(index)) {
+        const faiss::HNSW &g = h->hnsw;
+        const size_t n = (size_t)h->ntotal;
+        const size_t n_cum = g.cum_nneighbor_per_level.size();
+        if (!h->storage || h->storage->ntotal != h->ntotal) return "its HNSW graph and its stored vectors differ in number";
+        if (g.levels.size() != n || g.offsets.size() != n + 1 || g.offsets[0] != 0 || g.offsets[n] != g.neighbors.size())
+            return "its HNSW tables (levels, offsets, neighbours) do not fit together";
+        if (n_cum < 2 || g.cum_nneighbor_per_level[0] != 0 || g.max_level < 0 || (size_t)g.max_level + 1 >= n_cum)
+            return "its HNSW levels are out of range";
+        for (size_t l = 1; l < n_cum; l++)
+            if (g.cum_nneighbor_per_level[l] < g.cum_nneighbor_per_level[l - 1]) return "its HNSW levels are out of range";
+        if (n > 0 && (g.entry_point < 0 || (size_t)g.entry_point >= n)) return "its HNSW entry point is outside the graph";
+        for (size_t i = 0; i < n; i++) {
+            const int l = g.levels[i];
+            if (l < 1 || l > g.max_level + 1 || g.offsets[i + 1] < g.offsets[i] ||
+                g.offsets[i + 1] - g.offsets[i] != (size_t)g.cum_nneighbor_per_level[l])
+                return "an HNSW node's level or neighbour slots are out of range";
+        }
+        for (faiss::HNSW::storage_idx_t v : g.neighbors)
+            if (v < -1 || (v >= 0 && (size_t)v >= n)) return "an HNSW neighbour is outside the graph";
+    }
+    if (auto *ivf = dynamic_cast<const faiss::IndexIVF *>(index)) {
+        if (!ivf->quantizer || (size_t)ivf->quantizer->ntotal != ivf->nlist || !ivf->invlists ||
+            ivf->invlists->nlist != ivf->nlist)
+            return "its IVF lists and its coarse quantizer differ";
+        size_t total = 0;
+        for (size_t l = 0; l < ivf->nlist; l++) {
+            const size_t size = ivf->invlists->list_size(l);
+            total += size;
+            if (total > (size_t)ivf->ntotal) return "its IVF lists hold more vectors than the index";
+            const faiss::Index::idx_t *ids = ivf->invlists->get_ids(l);
+            bool bad = false;
+            for (size_t k = 0; k < size && !bad; k++) bad = ids[k] < 0 || ids[k] >= ivf->ntotal;
+            ivf->invlists->release_ids(l, ids);
+            if (bad) return "an IVF list holds an id outside the index";
+        }
+        if (total != (size_t)ivf->ntotal) return "its IVF lists and the index differ in number";
+    }
+    return nullptr;
+}
+
+// One Faiss file, checked for the inner-product metric and a whole structure.
 static int read_one(const char *path, faiss::Index **out) {
     *out = nullptr;
     struct stat st;
@@ -357,6 +417,16 @@ static int read_one(const char *path, faiss::Index **out) {
         return collm_error(COLLM_ERR_FORMAT, "%s: faiss index uses metric %d, expected inner product (%d)", path,
                            metric, (int)faiss::METRIC_INNER_PRODUCT);
     }
+    const char *bad = nullptr;
+    try {
+        bad = structure_problem(index);
+    } catch (...) { // (an on-disk inverted list may throw)
+        bad = "its inverted lists cannot be read";
+    }
+    if (bad) {
+        delete index;
+        return collm_error(COLLM_ERR_FORMAT, "%s: damaged faiss index: %s", path, bad);
+    }
     *out = index;
     return COLLM_OK;
 }
@@ -371,6 +441,7 @@ static int read_shards(const char *path, FILE *f, faiss::Index **out) {
     size_t slash = dir.rfind('/');
     dir = slash == std::string::npos ? std::string() : dir.substr(0, slash + 1);
     std::vector<faiss::Index *> parts;
+    std::vector<std::string> seen;
     int rc = COLLM_OK;
     char name[512];
     for (int i = 0; i < n && rc == COLLM_OK; i++) {
@@ -378,6 +449,11 @@ static int read_shards(const char *path, FILE *f, faiss::Index **out) {
             rc = collm_error(COLLM_ERR_FORMAT, "%s: shard manifest: entry %d is missing or not a file name", path, i);
             break;
         }
+        // (a shard named twice would return each of its items twice)
+        for (const std::string &s : seen)
+            if (s == name) rc = collm_error(COLLM_ERR_FORMAT, "%s: shard manifest names %s twice", path, name);
+        if (rc != COLLM_OK) break;
+        seen.push_back(name);
         faiss::Index *p = nullptr;
         rc = read_one((dir + name).c_str(), &p);
         if (rc == COLLM_OK && !parts.empty() && p->d != parts[0]->d) {
