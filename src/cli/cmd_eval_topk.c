@@ -67,6 +67,7 @@ typedef struct {
     float *ret, *llm, *pop;        // (n_users, N) retrieval score, LLM logit, log popularity
     double *full;                  // (n_users, TOPK_N_METRICS) encoder_full
     double ann_recall;             // mean over users of |index top-N ∩ exact top-N| / N
+    int64_t zero_query;            // users (of this rank) with neither a CF row nor a history
 } topk_data;
 
 static void topk_data_free(topk_data *t) {
@@ -153,9 +154,18 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
     for (int64_t i = 0; rc == COLLM_OK && i < nu; i++) out->user[i] = collm_topk_truth_user(truth, i);
     for (int64_t i = lo; rc == COLLM_OK && i < hi; i++) {
         const collm_topk_user *u = out->user[i];
+        int known_items = 0; // history items of the catalogue (the mean query's terms)
+        for (int64_t j = 0; j < u->n_history; j++) known_items += u->history[j] > 0 && u->history[j] < n_items;
         if (u->user < n_users_cf) memcpy(query, uv + (int64_t)u->user * du, (size_t)d * sizeof(float));
         else if (collm_cf_history_query(s->model, u->user, u->history, u->n_history, query) == 1) {
             // a history encoder's user vector (SASRec, DIN)
+        } else if (known_items == 0) {
+            // a user the CF model does not know, with no history yet: no query
+            // at all (recommend asks for a history); the zero query ties every
+            // item, so retrieval gives the index's order and the LLM re-ranks
+            // from the prompt alone, and the user still counts in every row
+            memset(query, 0, (size_t)d * sizeof(float));
+            out->zero_query++;
         } else if ((rc = collm_retrieval_mean_query(iv, n_items, d, u->history, (int)u->n_history, query)))
             collm_error_prefix(rc, "user %d", u->user);
         // encoder_full: every item but the excluded ones
@@ -196,6 +206,9 @@ static int topk_gather(const cli_rec_setup *s, const collm_topk_truth *truth, in
                                              llm, NULL);
         if (rc) collm_error_prefix(rc, "user %d", u->user);
     }
+    if (rc == COLLM_OK && out->zero_query > 0)
+        fprintf(stderr, "note: %lld users with neither a CF row nor a history item were ranked from a zero query%s\n",
+                (long long)out->zero_query, size > 1 ? " (this rank's)" : "");
     if (size > 1) rc = topk_gather_ranks(out, nu, N, rc, &ann);
     out->ann_recall = nu > 0 ? ann / (double)nu : NAN;
     collm_llm_context_free(ctx);
