@@ -41,6 +41,11 @@ COLLM_API int collm_rec_write_ood_splits(const char *dir, const collm_rec_event 
 // there is fine, one that cannot be removed an error.
 COLLM_API int collm_rec_remove_stale(const char *dir, const char *const *written);
 
+// The file names of collm's dataset layout, the list collm_rec_remove_stale
+// walks (NULL-terminated, static: never freed). A command that writes a file
+// checks it against these so it never overwrites the data it reads.
+COLLM_API const char *const *collm_rec_layout_files(void);
+
 // ML-1M "ood2" (§2.2) from GroupLens ratings.dat + movies.dat (Latin-1 or
 // UTF-8). Writes items.tsv, item_map.tsv and the splits.
 COLLM_API int collm_rec_prepare_ml1m(const char *ratings_path, const char *movies_path, const char *out_dir, uint64_t seed);

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "collm/error.h"
+#include "collm/prepare.h"
 #include "collm/prompt.h"
 
 int cli_print_json(cJSON *o) {
@@ -177,9 +178,7 @@ int cli_check_not_input(const char *out_opt, const char *out, const cli_input *i
                                            "another path)", out_opt, out, inputs[k].opt);
             return 1;
         }
-    static const char *const layout[] = {"train.tsv", "valid.tsv", "valid_small.tsv", "test.tsv", "items.tsv",
-                                         "item_map.tsv", "user_map.tsv", "item_noun.txt", NULL};
-    for (const char *const *f = layout; data_dir && *f; f++) {
+    for (const char *const *f = collm_rec_layout_files(); data_dir && *f; f++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", data_dir, *f);
         if (same_file(out, path)) {

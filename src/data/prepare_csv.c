@@ -19,8 +19,9 @@
 
 // The records of one delimited file, parsed in place in a whole-file buffer.
 // Fields may be quoted ("..."; "" is one quote; delimiters and line breaks
-// inside are data). LF or CRLF; a UTF-8 BOM is skipped; blank lines are
-// skipped (pandas does the same).
+// inside are data). LF or CRLF; a UTF-8 BOM is skipped; blank lines and lines
+// of only spaces are skipped (pandas skips blank ones); UTF-16 and files with
+// NUL bytes are refused with a message that says so.
 typedef struct {
     const char *path;
     char *data;
@@ -47,7 +48,22 @@ static int csv_open(csv_reader *r, const char *path, char delim) {
     r->line = 1;
     int rc = collm_read_file(path, &r->data, &r->size);
     if (rc) return rc;
+    if (r->size >= 2 && (memcmp(r->data, "\xFF\xFE", 2) == 0 || memcmp(r->data, "\xFE\xFF", 2) == 0))
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: the file is UTF-16 (it starts with a UTF-16 byte-order mark); convert it to UTF-8 "
+                           "first, e.g. iconv -f UTF-16 -t UTF-8",
+                           path);
     if (r->size >= 3 && memcmp(r->data, "\xEF\xBB\xBF", 3) == 0) r->pos = 3;
+    // NUL bytes are no text of any 8-bit encoding: UTF-16 without a mark, or a binary file.
+    const char *nul = memchr(r->data + r->pos, '\0', r->size - r->pos);
+    if (nul) {
+        int64_t line = 1;
+        for (const char *c = r->data; c < nul; c++) line += *c == '\n';
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s:%lld: a NUL byte: this is not a text file in UTF-8 or Latin-1 (UTF-16 without a "
+                           "byte-order mark? convert it with iconv -t UTF-8)",
+                           path, (long long)line);
+    }
     r->utf8 = collm_text_valid_utf8((const unsigned char *)r->data + r->pos, r->size - r->pos);
     if (delim) {
         r->delim = delim;
@@ -89,10 +105,15 @@ static int csv_push_field(csv_reader *r, char *f) {
 // NUL ends the last field of a file without a final newline.
 static int csv_next(csv_reader *r) {
     char *d = r->data;
-    for (;;) { // blank lines
-        if (r->pos >= r->size) return 0;
-        if (d[r->pos] == '\n') r->pos++, r->line++;
-        else if (d[r->pos] == '\r' && r->pos + 1 < r->size && d[r->pos + 1] == '\n') r->pos += 2, r->line++;
+    for (;;) { // blank lines, and lines of nothing but spaces (and tabs, unless tab is the delimiter)
+        size_t e = r->pos;
+        while (e < r->size && (d[e] == ' ' || (d[e] == '\t' && r->delim != '\t'))) e++;
+        if (e >= r->size) {
+            r->pos = r->size;
+            return 0;
+        }
+        if (d[e] == '\n') r->pos = e + 1, r->line++;
+        else if (d[e] == '\r' && e + 1 < r->size && d[e + 1] == '\n') r->pos = e + 2, r->line++;
         else break;
     }
     r->rec_line = r->line;

@@ -22,11 +22,15 @@ static void free_split_arrays(collm_rec_split *s) {
     memset(s, 0, sizeof *s);
 }
 
-int collm_rec_remove_stale(const char *dir, const char *const *written) {
+const char *const *collm_rec_layout_files(void) {
     static const char *const layout[] = {"train.tsv",    "valid.tsv",    "test.tsv",      "valid_small.tsv",
                                          "items.tsv",    "item_map.tsv", "user_map.tsv", "item_noun.txt", NULL};
+    return layout;
+}
+
+int collm_rec_remove_stale(const char *dir, const char *const *written) {
     if (!dir || !written) return collm_error(COLLM_ERR_ARG, "collm_rec_remove_stale: NULL argument");
-    for (const char *const *f = layout; *f; f++) {
+    for (const char *const *f = collm_rec_layout_files(); *f; f++) {
         int kept = 0;
         for (const char *const *w = written; *w && !kept; w++) kept = strcmp(*w, *f) == 0;
         if (kept) continue;

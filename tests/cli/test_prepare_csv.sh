@@ -98,4 +98,19 @@ expect_error "a negative unix time" "old.csv:3: column 'timestamp': '-5' is befo
   "printf 'userId,movieId,rating,timestamp\na,10,5,7\na,20,4,-5\n' >'$TMP/old.csv' && \
    '$BIN' prepare --source csv --interactions '$TMP/old.csv' --items '$TMP/items.csv' --out '$TMP/old'"
 
+# UTF-16 (with or without its byte-order mark) is refused in so many words
+# (it read as one garbled column: "no item id column"); lines of only spaces
+# are skipped like blank ones (they were records of one field: an error)
+iconv -f UTF-8 -t UTF-16 "$TMP/ratings.csv" >"$TMP/u16.csv"
+expect_error "UTF-16 with its mark" 'u16.csv: the file is UTF-16' \
+  "$BIN" prepare --source csv --interactions "$TMP/u16.csv" --items "$TMP/items.csv" --out "$TMP/u16"
+iconv -f UTF-8 -t UTF-16LE "$TMP/ratings.csv" >"$TMP/u16le.csv"
+expect_error "UTF-16 without a mark" 'u16le.csv:1: a NUL byte' \
+  "$BIN" prepare --source csv --interactions "$TMP/u16le.csv" --items "$TMP/items.csv" --out "$TMP/u16le"
+{ head -3 "$TMP/ratings.csv"; printf '   \n \t \r\n'; tail -n +4 "$TMP/ratings.csv"; printf '  '; } >"$TMP/spaces.csv"
+"$BIN" prepare --source csv --interactions "$TMP/spaces.csv" --items "$TMP/items.csv" --out "$TMP/spaces" --split loo --json \
+  >"$TMP/out" 2>"$TMP/err"; rc=$?
+check "lines of spaces skipped: exits 0 ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+check "lines of spaces skipped: the same 11 rows read" grep -q '"rows_read":11,' "$TMP/out"
+
 finish
