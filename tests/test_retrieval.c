@@ -425,6 +425,84 @@ static void test_damaged_files(void) {
     free(items);
 }
 
+// The item table an index was built from travels with its file (one line
+// after the Faiss bytes, after a manifest's names): the same vectors pass,
+// another model's vectors of the same count and dimension are refused, as is
+// another count or dimension; a file without the line (Faiss's own, or
+// collm's before the record) passes; a damaged line is a load error.
+static void test_item_record(void) {
+    mix_state = 21;
+    const int32_t n_items = 201;
+    const int d = 8;
+    float *items = random_matrix(n_items, d, 1);
+    float *other = malloc(sizeof(float) * (size_t)n_items * d);
+    memcpy(other, items, sizeof(float) * (size_t)n_items * d);
+    other[(size_t)150 * d + 3] += 1e-3f; // one value of one item
+    const char *tmp = test_tmp_dir();
+    for (int shards = 1; shards <= 2; shards++) {
+        collm_retrieval_build_options opt;
+        collm_retrieval_build_options_default(&opt);
+        opt.shards = shards;
+        collm_retrieval_index *built = collm_retrieval_index_build(items, n_items, d, &opt);
+        CHECK(built && collm_retrieval_index_has_items(built) == 1);
+        CHECK(collm_retrieval_index_check_items(built, items, n_items, d) == COLLM_OK);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/record_%d.faiss", tmp, shards);
+        CHECK(built && collm_retrieval_index_save(built, path) == COLLM_OK);
+        collm_retrieval_index_free(built);
+        collm_retrieval_index *ix = collm_retrieval_index_load(path);
+        CHECK_MSG(ix != NULL, "%s", collm_last_error());
+        if (!ix) continue;
+        CHECK(collm_retrieval_index_has_items(ix) == 1);
+        CHECK_MSG(collm_retrieval_index_check_items(ix, items, n_items, d) == COLLM_OK, "%s", collm_last_error());
+        CHECK(collm_retrieval_index_check_items(ix, other, n_items, d) == COLLM_ERR_ARG);
+        CHECK_MSG(strstr(collm_last_error(), "other item vectors"), "%s", collm_last_error());
+        // row 0 (padding) is not indexed: another row 0 is the same index
+        float keep = other[(size_t)150 * d + 3];
+        other[(size_t)150 * d + 3] = items[(size_t)150 * d + 3];
+        other[0] = 5.0f;
+        CHECK(collm_retrieval_index_check_items(ix, other, n_items, d) == COLLM_OK);
+        other[(size_t)150 * d + 3] = keep;
+        CHECK(collm_retrieval_index_check_items(ix, items, n_items - 1, d) == COLLM_ERR_ARG);
+        CHECK_MSG(strstr(collm_last_error(), "built from 201 items of dimension 8, not 200 of 8"), "%s", collm_last_error());
+        CHECK(collm_retrieval_index_check_items(ix, items, n_items, d - 1) == COLLM_ERR_ARG);
+        collm_retrieval_index_free(ix);
+        // without the record (the file's last 64 bytes cut off): loads, checks nothing
+        char *bytes = NULL;
+        size_t size = 0;
+        CHECK(collm_read_file(path, &bytes, &size) == COLLM_OK && size > 64);
+        CHECK(bytes && memcmp(bytes + size - 64, "collm-item-table 1 201 8 ", 25) == 0 && bytes[size - 1] == '\n');
+        FILE *fp = fopen(path, "wb");
+        fwrite(bytes, 1, size - 64, fp);
+        fclose(fp);
+        ix = collm_retrieval_index_load(path);
+        CHECK_MSG(ix && collm_retrieval_index_has_items(ix) == 0, "%s", ix ? "has a record" : collm_last_error());
+        CHECK(ix && collm_retrieval_index_check_items(ix, other, n_items, d) == COLLM_OK);
+        collm_retrieval_index_free(ix);
+        // a damaged record: a load error naming the file
+        bytes[size - 30] = 'z';
+        fp = fopen(path, "wb");
+        fwrite(bytes, 1, size, fp);
+        fclose(fp);
+        ix = collm_retrieval_index_load(path);
+        CHECK(ix == NULL);
+        CHECK_MSG(strstr(collm_last_error(), "damaged item-table record") && strstr(collm_last_error(), path), "%s",
+                  collm_last_error());
+        collm_retrieval_index_free(ix);
+        free(bytes);
+        for (int k = 0; k < shards && shards > 1; k++) {
+            char one[1200];
+            snprintf(one, sizeof one, "%s.shard%d", path, k);
+            unlink(one);
+        }
+        unlink(path);
+    }
+    CHECK(collm_retrieval_index_check_items(NULL, items, n_items, d) == COLLM_ERR_ARG);
+    CHECK(collm_retrieval_index_has_items(NULL) == 0);
+    free(items);
+    free(other);
+}
+
 static void test_errors(void) {
     mix_state = 5;
     const int32_t n_items = 101;
@@ -602,7 +680,8 @@ int main(void) {
     } tests[] = {{"flat_exact", test_flat_exact},     {"exclusion", test_exclusion},
                  {"approximate_recall", test_approximate_recall}, {"round_trip", test_round_trip},
                  {"errors", test_errors},              {"threads_agree", test_threads_agree},
-                 {"concurrent_searches", test_concurrent_searches}, {"damaged_files", test_damaged_files}};
+                 {"concurrent_searches", test_concurrent_searches}, {"damaged_files", test_damaged_files},
+                 {"item_record", test_item_record}};
     // one OpenMP thread except where a test sets more: on shared, busy cores
     // HNSW's parallel build stalls at its barriers (2.4 s vs 9 s observed)
     collm_faiss_set_threads(1);

@@ -50,6 +50,17 @@ COLLM_API void collm_retrieval_index_free(collm_retrieval_index *index);
 COLLM_API int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path);
 COLLM_API collm_retrieval_index *collm_retrieval_index_load(const char *path);
 
+// An index keeps a record of the item table it was built from (count,
+// dimension, a 64-bit hash of the vectors; saved as one line of text after
+// the Faiss bytes). check_items returns COLLM_ERR_ARG with a message when
+// item_vectors (n_items, d) are not that table: an index of another model of
+// the same catalogue, whose candidates would be wrong for this one's
+// queries. An index without a record (written by Faiss itself, or by collm
+// before 2026-12-05) passes; has_items tells which (1: recorded).
+COLLM_API int collm_retrieval_index_check_items(const collm_retrieval_index *index, const float *item_vectors,
+                                                int32_t n_items, int d);
+COLLM_API int collm_retrieval_index_has_items(const collm_retrieval_index *index);
+
 COLLM_API int collm_retrieval_index_dim(const collm_retrieval_index *index);
 COLLM_API int64_t collm_retrieval_index_size(const collm_retrieval_index *index); // vectors stored (n_items - 1 after build)
 COLLM_API int collm_retrieval_index_shards(const collm_retrieval_index *index);   // 1 unless sharded

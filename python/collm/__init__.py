@@ -20,6 +20,7 @@ import ctypes as C
 import ctypes.util
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -163,6 +164,8 @@ _recommend = _fn("collm_recommend_for_user", C.c_int, _vp, _vp, C.POINTER(_Items
                  C.POINTER(_RecItem), C.POINTER(_RecInfo))
 _index_load = _fn("collm_retrieval_index_load", _vp, _cp)
 _index_free = _fn("collm_retrieval_index_free", None, _vp)
+_index_size = _fn("collm_retrieval_index_size", C.c_int64, _vp)
+_index_check_items = _fn("collm_retrieval_index_check_items", C.c_int, _vp, _f32p, C.c_int32, C.c_int)
 
 
 def _raise(what):
@@ -384,6 +387,7 @@ class Model(_Handles):
         if self.threads > 1 and not self._pool:
             _raise("cannot create a thread pool")
         self._ctx = None
+        self._indexes = weakref.WeakSet()  # indexes checked against this model's item table
         self._p = _model_load(_path(ckpt), _path(base) if base else None, self._pool)
         if not self._p:
             self.close()
@@ -451,6 +455,23 @@ class Model(_Handles):
             _check(_items_grow(dataset._p.contents.items, n.value), "cannot grow the items table")
         return dataset._p.contents.items
 
+    def _index_for(self, index):
+        # an index of another model is refused as `collm recommend` refuses it
+        # (cli_rec_setup_load): its count, then its recorded item table
+        if index in self._indexes:
+            return index._open()
+        n, d = C.c_int32(), C.c_int()
+        items = _cf_items(self._open(), C.byref(n), C.byref(d))
+        if not items:
+            raise Error("%s holds no collaborative vectors (a stage-1 checkpoint?)" % self.path)
+        size = _index_size(index._open())
+        if size != n.value - 1:
+            raise Error("the index holds %d vectors but %s's item table has %d items (ids 1..%d): an index of another "
+                   "model?" % (size, self.path, n.value, n.value - 1))
+        _check(_index_check_items(index._open(), items, n, d), "the index does not match %s" % self.path)
+        self._indexes.add(index)
+        return index._open()
+
     def score(self, dataset, users, items, share_prefix=True, fused=False):
         """float32 "Yes" logits of (user, item) pairs; each user's prompt holds the user's latest
         history from dataset (as `collm recommend`). Pairs of one user are scored together.
@@ -505,7 +526,7 @@ class Model(_Handles):
         out = (_RecItem * k)()  # (k as the request holds it: checked above, never cut)
         info = _RecInfo()
         with self._lock:
-            _check(_recommend(self._open(), index._open(), self._items_for(dataset), dataset._histories(),
+            _check(_recommend(self._open(), self._index_for(index), self._items_for(dataset), dataset._histories(),
                               C.byref(req), self._context(), out, C.byref(info)), "recommend failed")
         n = info.n_results
         return {

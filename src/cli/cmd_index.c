@@ -45,7 +45,8 @@ int cmd_index(int argc, char **argv) {
     cli_option opts[] = {
         {"--cf", "FILE", "collaborative model (.gguf, from train-cf) whose item vectors are indexed", NULL},
         {"--ckpt", "FILE", "or: a CoLLM checkpoint (from train) whose CF item table is indexed", NULL},
-        {"--out", "FILE", "output index (Faiss format, e.g. items.faiss)", NULL},
+        {"--out", "FILE", "output index (Faiss format, e.g. items.faiss), with a record of the item vectors it holds: "
+                          "recommend, serve and eval-topk refuse it beside a checkpoint with other ones", NULL},
         {"--factory", "STR", "Faiss index factory string: Flat | HNSW32,Flat | IVF1024,Flat | IVF4096,PQ16 (compressed) | "
                              "OPQ16,IVF4096,PQ16 ... (default Flat)", NULL},
         {"--shards", "K", "K indexes over contiguous blocks of the items, searched together (Faiss IndexShards); "

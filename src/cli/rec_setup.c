@@ -45,6 +45,11 @@ int cli_rec_setup_load(cli_rec_setup *s, const char *command, const char *ckpt, 
                     index_path, (long long)collm_retrieval_index_size(s->index), ckpt, (int)n_items, (int)n_items - 1, ckpt);
         goto fail;
     }
+    // the same count can still be another model's vectors (one of the same catalogue)
+    if (collm_retrieval_index_check_items(s->index, collm_cf_items(s->model, NULL, NULL), n_items, d) != COLLM_OK) {
+        collm_error_prefix(COLLM_ERR_ARG, "%s does not match %s (collm index --ckpt %s)", index_path, ckpt, ckpt);
+        goto fail;
+    }
     if (s->ds->items->n < n_items && collm_rec_items_grow(s->ds->items, n_items) != COLLM_OK) goto fail;
     return 0;
 fail:

@@ -287,12 +287,23 @@ extern "C" int collm_faiss_ef_search(const collm_faiss_index *index) {
     return hnsw ? hnsw->hnsw.efSearch : 0;
 }
 
+// What one file of collm_faiss_write holds: an index, then the caller's trailer.
+typedef struct {
+    const faiss::Index *index;
+    const char *trailer; // or NULL
+} index_file;
+
+static int write_trailer(FILE *f, const char *trailer) {
+    if (trailer && fputs(trailer, f) < 0) return collm_error(COLLM_ERR_IO, "write failed");
+    return COLLM_OK;
+}
+
 // collm_write_atomic callback: exceptions must not cross its C frames.
 static int write_index_to_file(FILE *f, void *ctx) {
-    const faiss::Index *index = (const faiss::Index *)ctx;
+    const index_file *file = (const index_file *)ctx;
     BRIDGE_TRY
-    faiss::write_index(index, f);
-    return COLLM_OK;
+    faiss::write_index(file->index, f);
+    return write_trailer(f, file->trailer);
     BRIDGE_CATCH("write")
 }
 
@@ -302,13 +313,18 @@ static int write_index_to_file(FILE *f, void *ctx) {
 // manifest implies complete shards; a shard may be served from elsewhere.
 static const char SHARDS_MAGIC[] = "collm-faiss-shards 1\n";
 
+typedef struct {
+    std::vector<std::string> names;
+    const char *trailer; // or NULL
+} manifest_file;
+
 static int write_manifest(FILE *f, void *ctx) {
-    const std::vector<std::string> *names = (const std::vector<std::string> *)ctx;
-    if (fputs(SHARDS_MAGIC, f) < 0 || fprintf(f, "%zu\n", names->size()) < 0)
+    const manifest_file *m = (const manifest_file *)ctx;
+    if (fputs(SHARDS_MAGIC, f) < 0 || fprintf(f, "%zu\n", m->names.size()) < 0)
         return collm_error(COLLM_ERR_IO, "write failed");
-    for (const auto &n : *names)
+    for (const auto &n : m->names)
         if (fprintf(f, "%s\n", n.c_str()) < 0) return collm_error(COLLM_ERR_IO, "write failed");
-    return COLLM_OK;
+    return write_trailer(f, m->trailer);
 }
 
 static std::string base_name(const char *path) {
@@ -316,21 +332,24 @@ static std::string base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-extern "C" int collm_faiss_write(const collm_faiss_index *index, const char *path) {
+extern "C" int collm_faiss_write(const collm_faiss_index *index, const char *path, const char *trailer) {
     faiss::IndexShards *sh = shards_of(index->index);
     if (!sh) {
-        int rc = collm_write_atomic(path, write_index_to_file, (void *)index->index);
+        index_file file = {index->index, trailer};
+        int rc = collm_write_atomic(path, write_index_to_file, &file);
         if (rc != COLLM_OK) return collm_error_prefix(rc, "%s", path);
         return COLLM_OK;
     }
-    std::vector<std::string> names;
+    manifest_file manifest;
+    manifest.trailer = trailer;
     for (int i = 0; i < sh->count(); i++) {
         std::string shard_path = std::string(path) + ".shard" + std::to_string(i);
-        int rc = collm_write_atomic(shard_path.c_str(), write_index_to_file, (void *)sh->at(i));
+        index_file file = {sh->at(i), NULL};
+        int rc = collm_write_atomic(shard_path.c_str(), write_index_to_file, &file);
         if (rc != COLLM_OK) return collm_error_prefix(rc, "%s", shard_path.c_str());
-        names.push_back(base_name(shard_path.c_str()));
+        manifest.names.push_back(base_name(shard_path.c_str()));
     }
-    int rc = collm_write_atomic(path, write_manifest, &names);
+    int rc = collm_write_atomic(path, write_manifest, &manifest);
     if (rc != COLLM_OK) return collm_error_prefix(rc, "%s", path);
     return COLLM_OK;
 }

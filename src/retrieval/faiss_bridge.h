@@ -77,8 +77,11 @@ int collm_faiss_ef_search(const collm_faiss_index *index);
 
 // Faiss's own file format, written atomically (temp file + rename); a
 // sharded index as PATH.shard0 .. PATH.shard<K-1> (Faiss files) and a text
-// manifest at PATH naming them, written last.
-int collm_faiss_write(const collm_faiss_index *index, const char *path);
+// manifest at PATH naming them, written last. trailer (NUL-terminated text, or
+// NULL) is appended to the file at PATH inside the same atomic write: Faiss's
+// reader and the manifest's stop before it (collm's item-table record,
+// retrieval.c).
+int collm_faiss_write(const collm_faiss_index *index, const char *path, const char *trailer);
 // Reads an index written by collm_faiss_write (or any Faiss inner-product
 // index with ids; a manifest brings its shards back as one IndexShards). A missing or damaged file, or a metric other than inner
 // product, is an error naming the path.

@@ -7,12 +7,57 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct collm_retrieval_index {
     collm_faiss_index *faiss; // ids = item ids (1..n_items-1)
+    // The item table the index was built from (ITEM_RECORD below); has_items
+    // 0 for a file written before collm kept it, or by Faiss itself
+    int has_items;
+    int32_t n_items;
+    int d;
+    uint64_t items_hash;
 };
+
+// The item table an index was built from, kept so that a checkpoint whose
+// items have other vectors (another model of the same catalogue: the same
+// count and dimension) is refused rather than served with the wrong
+// candidates. One 64-byte line of text after the Faiss bytes (after a shard
+// manifest's names), which Faiss's reader never reaches:
+//     collm-item-table 1 <n_items> <d> <XXH3-64 of rows 1..n_items-1, hex>
+// padded with spaces to 63 bytes and a newline.
+#define ITEM_RECORD_BYTES 64
+static const char ITEM_RECORD_MAGIC[] = "collm-item-table 1 ";
+
+static uint64_t items_hash(const float *item_vectors, int32_t n_items, int d) {
+    return XXH3_64bits(item_vectors + (size_t)d, (size_t)(n_items - 1) * (size_t)d * sizeof(float));
+}
+
+// 1: *index got the record of path's last line; 0: path has none; < 0: a
+// damaged record (error set).
+static int item_record_read(const char *path, collm_retrieval_index *index) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0; // (Faiss just read it: gone since; nothing to check against)
+    char line[ITEM_RECORD_BYTES + 1] = {0};
+    const int got = fseek(f, -ITEM_RECORD_BYTES, SEEK_END) == 0 && fread(line, 1, ITEM_RECORD_BYTES, f) == ITEM_RECORD_BYTES;
+    fclose(f);
+    if (!got || memcmp(line, ITEM_RECORD_MAGIC, sizeof ITEM_RECORD_MAGIC - 1) != 0) return 0;
+    int n = 0, d = 0, used = 0;
+    unsigned long long h = 0;
+    if (line[ITEM_RECORD_BYTES - 1] != '\n' ||
+        sscanf(line + sizeof ITEM_RECORD_MAGIC - 1, "%d %d %16llx%n", &n, &d, &h, &used) != 3 || n < 2 || d < 1)
+        return collm_error(COLLM_ERR_FORMAT, "%s: damaged item-table record at the end of the file", path);
+    for (int i = (int)sizeof ITEM_RECORD_MAGIC - 1 + used; i < ITEM_RECORD_BYTES - 1; i++)
+        if (line[i] != ' ') return collm_error(COLLM_ERR_FORMAT, "%s: damaged item-table record at the end of the file", path);
+    index->has_items = 1;
+    index->n_items = n;
+    index->d = d;
+    index->items_hash = h;
+    return 1;
+}
 
 void collm_retrieval_build_options_default(collm_retrieval_build_options *opt) {
     opt->factory = "Flat";
@@ -104,6 +149,10 @@ collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, in
         return NULL;
     }
     index->faiss = faiss;
+    index->has_items = 1;
+    index->n_items = n_items;
+    index->d = d;
+    index->items_hash = items_hash(item_vectors, n_items, d);
     return index;
 
 fail:
@@ -119,7 +168,35 @@ void collm_retrieval_index_free(collm_retrieval_index *index) {
     free(index);
 }
 
-int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path) { return collm_faiss_write(index->faiss, path); }
+int collm_retrieval_index_save(const collm_retrieval_index *index, const char *path) {
+    if (!index || !path) return collm_error(COLLM_ERR_ARG, "collm_retrieval_index_save: NULL argument");
+    char record[ITEM_RECORD_BYTES + 1];
+    if (index->has_items) {
+        int len = snprintf(record, sizeof record, "%s%d %d %016llx", ITEM_RECORD_MAGIC, (int)index->n_items, index->d,
+                           (unsigned long long)index->items_hash);
+        memset(record + len, ' ', (size_t)(ITEM_RECORD_BYTES - 1 - len));
+        record[ITEM_RECORD_BYTES - 1] = '\n';
+        record[ITEM_RECORD_BYTES] = '\0';
+    }
+    return collm_faiss_write(index->faiss, path, index->has_items ? record : NULL);
+}
+
+int collm_retrieval_index_check_items(const collm_retrieval_index *index, const float *item_vectors, int32_t n_items,
+                                      int d) {
+    if (!index || !item_vectors) return collm_error(COLLM_ERR_ARG, "collm_retrieval_index_check_items: NULL argument");
+    if (n_items < 2 || d < 1)
+        return collm_error(COLLM_ERR_ARG, "collm_retrieval_index_check_items: need n_items >= 2 and d >= 1");
+    if (!index->has_items) return COLLM_OK; // nothing recorded to check against
+    if (index->n_items != n_items || index->d != d)
+        return collm_error(COLLM_ERR_ARG, "the index was built from %d items of dimension %d, not %d of %d",
+                           (int)index->n_items, index->d, (int)n_items, d);
+    if (index->items_hash != items_hash(item_vectors, n_items, d))
+        return collm_error(COLLM_ERR_ARG, "the index was built from other item vectors (another model of the same "
+                                          "items?): rebuild it from this model");
+    return COLLM_OK;
+}
+
+int collm_retrieval_index_has_items(const collm_retrieval_index *index) { return index && index->has_items; }
 
 collm_retrieval_index *collm_retrieval_index_load(const char *path) {
     if (!path) {
@@ -133,7 +210,12 @@ collm_retrieval_index *collm_retrieval_index_load(const char *path) {
         collm_faiss_free(faiss);
         return NULL;
     }
+    memset(index, 0, sizeof *index);
     index->faiss = faiss;
+    if (item_record_read(path, index) < 0) {
+        collm_retrieval_index_free(index);
+        return NULL;
+    }
     return index;
 }
 

@@ -22,6 +22,11 @@ run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 32 --n-layer 1
 run "$BIN" train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --out "$TMP/ckpt.gguf" \
   --lr 1e-2 --batch 8 --steps-per-epoch 3 --max-epochs 1 --eval-rows 16 -t 2
 run "$BIN" index --ckpt "$TMP/ckpt.gguf" --out "$TMP/items.faiss" -t 1
+# an index of another model of the same items (another seed), and of another item count
+run "$BIN" train-cf --data "$TMP/data" --out "$TMP/mf_seed9.gguf" --dim 16 --max-epochs 5 --eval-split none -t 2 --seed 9
+run "$BIN" index --cf "$TMP/mf_seed9.gguf" --out "$TMP/seed9.faiss" -t 1
+run "$BIN" train-cf --data "$TMP/small" --out "$TMP/mf_small.gguf" --dim 16 --max-epochs 2 --eval-split none -t 1
+run "$BIN" index --cf "$TMP/mf_small.gguf" --out "$TMP/small.faiss" -t 1
 # the same checkpoint with a fitted-fusion weight set: its score adds 0.5 x the MF score
 run /usr/bin/python3 "$(dirname "$0")/gguf_edit.py" "$TMP/ckpt.gguf" "$TMP/fused.gguf" --set collm.score.cf_weight f32 0.5
 "$BIN" eval --ckpt "$TMP/ckpt.gguf" --data "$TMP/data" --split valid --json -t 1 >"$TMP/eval.json"

@@ -139,6 +139,18 @@ expect_error "recommend with an index of another model" "other.faiss holds 50 ve
   "$BIN" recommend --ckpt "$CK" --index "$TMP/other.faiss" --data "$D" --user 7 --k 3 --candidates 10
 expect_error "eval-topk with an index of another model" "other.faiss holds 50 vectors" \
   "$BIN" eval-topk --ckpt "$CK" --index "$TMP/other.faiss" --data "$D" --candidates 10 --max-users 2
+# --- ... and one of another model of the same items (the same count and dimension: another seed)
+run "$BIN" train-cf --model mf --data "$D" --out "$TMP/mf_seed9.gguf" --dim 16 --max-epochs 5 --eval-split none --seed 9
+run "$BIN" index --cf "$TMP/mf_seed9.gguf" --out "$TMP/seed9.faiss"
+expect_error "recommend with an index of another model of the same items" \
+  "seed9.faiss does not match .*ckpt.gguf.*built from other item vectors" \
+  "$BIN" recommend --ckpt "$CK" --index "$TMP/seed9.faiss" --data "$D" --user 7 --k 3 --candidates 10
+expect_error "serve with an index of another model of the same items" "built from other item vectors" \
+  "$BIN" serve --ckpt "$CK" --index "$TMP/seed9.faiss" --data "$D" --port 0
+# the CF model the checkpoint was trained over indexes the same vectors as the checkpoint
+run "$BIN" index --cf "$TMP/mf.gguf" --out "$TMP/mf.faiss"
+"$BIN" recommend --ckpt "$CK" --index "$TMP/mf.faiss" --data "$D" --user 7 --k 3 --candidates 10 >/dev/null 2>"$TMP/err"; rc=$?
+check "an index of the checkpoint's own CF model is taken ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
 # --- factory strings Faiss would take and then crash on
 expect_error "index --factory HNSW0,Flat" "HNSW0 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW0,Flat
 expect_error "index --factory HNSW1,Flat" "HNSW1 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW1,Flat

@@ -164,6 +164,13 @@ with collm.Dataset(os.path.join(T, "small")) as other:
     raises("a dataset with fewer items than the checkpoint", lambda: m.recommend(other, ix, user=1, k=3, candidates=10),
            "not the dataset it was trained on")
 raises("missing index", lambda: collm.Index(os.path.join(T, "nosuch.faiss")), "nosuch.faiss")
+# an index of another model is refused as `collm recommend` refuses it (the old binding returned its candidates)
+with collm.Index(os.path.join(T, "seed9.faiss")) as ix9:
+    raises("an index of another model of the same items", lambda: m.recommend(ds, ix9, user=7, k=3, candidates=10),
+           "other item vectors")
+with collm.Index(os.path.join(T, "small.faiss")) as ix_small:
+    raises("an index of another item count", lambda: m.recommend(ds, ix_small, user=7, k=3, candidates=10),
+           "holds 30 vectors but")
 with collm.Dataset(os.path.join(T, "data")) as d2:
     check("Dataset as a context manager; titles decode", isinstance(d2.title(1), str) and d2.n_items == ds.n_items)
 
