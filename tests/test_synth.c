@@ -240,6 +240,21 @@ int main(void) {
     printf("synth: train positive rate %.3f, SGD-MF valid AUC %.4f\n", pos, auc);
     CHECK(auc > 0.65);
     test_text_signal();
+    // A run refused for an empty split leaves the folder's dataset as it was:
+    // 3 items give every user 1 row, too few for valid_small. (items.tsv was
+    // written first: the folder held 3 items under splits of 500.)
+    char *before = NULL, *after = NULL;
+    size_t n_before = 0, n_after = 0;
+    char items_path[600];
+    snprintf(items_path, sizeof items_path, "%s/items.tsv", d3);
+    CHECK(collm_read_file(items_path, &before, &n_before) == COLLM_OK);
+    collm_rec_synth_options tiny = o;
+    tiny.n_users = 5, tiny.n_items = 3, tiny.min_per_user = 50, tiny.max_per_user = 60;
+    CHECK(collm_rec_synth(&tiny, d3) != COLLM_OK && strstr(collm_last_error(), "would be empty"));
+    CHECK(collm_read_file(items_path, &after, &n_after) == COLLM_OK);
+    CHECK_MSG(before && after && n_before == n_after && memcmp(before, after, n_before) == 0,
+              "a refused synth replaced %s (%zu -> %zu bytes)", items_path, n_before, n_after);
+    free(before), free(after);
     // Bad options.
     o.n_items = 1;
     CHECK(collm_rec_synth(&o, d1) != COLLM_OK && strstr(collm_last_error(), "items"));

@@ -130,9 +130,6 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
     items.n = I + 1;
     items.title = title;
     items.storage = storage;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/items.tsv", out_dir);
-    if ((rc = collm_rec_items_write(path, &items))) goto done;
 
     // Interactions. Time unit: 20 months of 30.44 days from 2001-06-01 UTC.
     const double T0 = 991353600.0, span = 20 * 30.44 * 86400.0;
@@ -176,7 +173,13 @@ int collm_rec_synth(const collm_rec_synth_options *opt, const char *out_dir) {
     }
     // Order: by user, then timestamp, then item id (the documented tie rule).
     qsort(ev, (size_t)n, sizeof *ev, cmp_event);
+    // the splits first: their writer refuses an empty split before it writes
+    // anything, so a refused run leaves a folder's earlier dataset whole (an
+    // items.tsv written first would replace the item table under its splits)
     rc = collm_rec_write_ood_splits(out_dir, ev, n, 0.5, opt->seed ^ 0x5eed5a11ULL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/items.tsv", out_dir);
+    if (rc == COLLM_OK) rc = collm_rec_items_write(path, &items);
     static const char *const written[] = {"items.tsv", "train.tsv", "valid.tsv", "test.tsv", "valid_small.tsv", NULL};
     if (rc == COLLM_OK) rc = collm_rec_remove_stale(out_dir, written);
 done:
