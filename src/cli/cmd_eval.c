@@ -8,6 +8,7 @@
 #include "collm/collm.h"
 #include "collm/dist.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "collm/metrics.h"
 #include "commands.h"
 #include "rec_setup.h"
@@ -58,6 +59,9 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "collm eval: --batch must be positive\n");
         return 1;
     }
+    // --scores is written after the scoring: its folder is checked now
+    const char *scores_path = cli_get(opts, "--scores");
+    if (scores_path && collm_check_output_path(scores_path)) return cli_fail("eval");
     int threads = cli_threads(opts);
     // the pool runs the transformer's GEMMs, one slab of C per thread, each
     // through single-threaded BLAS (BLAS's own threads would spin between them)
@@ -66,6 +70,12 @@ int cmd_eval(int argc, char **argv) {
     if (cli_rec_setup_load_split(&s, "eval", ckpt, cli_get(opts, "--base"), data, split_name, threads)) return 1;
     collm_model *m = s.model;
     const collm_rec_split *split = s.split;
+    // and it must not be a file this run reads (it replaced the checkpoint or the split it scored)
+    const cli_input inputs[] = {{"--ckpt", ckpt}, {"--base", cli_get(opts, "--base")}, {"--split", split->path}};
+    if (cli_check_not_input("--scores", scores_path, inputs, 3, data)) {
+        cli_rec_setup_free(&s);
+        return cli_fail("eval");
+    }
     float *scores = malloc((size_t)(split->n ? split->n : 1) * sizeof(float));
     double pps = NAN;
     collm_metrics_report r;
@@ -83,8 +93,7 @@ int cmd_eval(int argc, char **argv) {
         }
         cli_report_info info = {ckpt, collm_has_slots(m) ? "collm" : "tallrec", split->path ? split->path : split_name, pps};
         rc = collm_dist_rank() == 0 ? cli_print_report(&r, &info, cli_has(opts, "--json")) : 0;
-        if (!rc && collm_dist_rank() == 0 && cli_get(opts, "--scores"))
-            rc = cli_write_scores(cli_get(opts, "--scores"), split, scores, "eval");
+        if (!rc && collm_dist_rank() == 0 && scores_path) rc = cli_write_scores(scores_path, split, scores, "eval");
     } else {
         cli_fail("eval");
     }

@@ -8,6 +8,7 @@
 #include "collm/cf.h"
 #include "collm/dataset.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "collm/metrics.h"
 #include "commands.h"
 
@@ -27,6 +28,9 @@ int cmd_eval_cf(int argc, char **argv) {
     if (cli_require(opts, "--cf", &cf_path) || cli_require(opts, "--data", &data) ||
         cli_require(opts, "--split", &split_name))
         return 1;
+    // --scores is written after the run: its folder is checked now
+    const char *scores_path = cli_get(opts, "--scores");
+    if (scores_path && collm_check_output_path(scores_path)) return cli_fail("eval-cf");
 
     collm_cf_model *m = collm_cf_model_load(cf_path);
     if (!m) return cli_fail("eval-cf");
@@ -41,6 +45,12 @@ int cmd_eval_cf(int argc, char **argv) {
         ds = NULL;
     }
     collm_rec_split *split = ds ? collm_rec_dataset_load_split(ds, split_name) : NULL;
+    // and it must not be a file this run reads (it replaced the model or the split it scored)
+    const cli_input inputs[] = {{"--cf", cf_path}, {"--split", split ? split->path : NULL}};
+    if (split && cli_check_not_input("--scores", scores_path, inputs, 2, data)) {
+        collm_rec_split_free(split);
+        split = NULL;
+    }
     collm_pool *pool = split ? collm_pool_create(cli_threads(opts)) : NULL;
     collm_blas_set_threads(cli_threads(opts));
     collm_metrics_report r;
@@ -55,7 +65,7 @@ int cmd_eval_cf(int argc, char **argv) {
         if (!cli_note_in_sample("eval-cf", cf_path, collm_cf_model_train_split(m), split->path))
             cli_note_fit_rows("eval-cf", cf_path, collm_cf_model_fit_split(m), split->path);
         rc = cli_print_report(&r, &info, cli_has(opts, "--json"));
-        if (!rc && cli_get(opts, "--scores")) rc = cli_write_scores(cli_get(opts, "--scores"), split, scores, "eval-cf");
+        if (!rc && scores_path) rc = cli_write_scores(scores_path, split, scores, "eval-cf");
         else if (rc) cli_fail("eval-cf");
     } else {
         cli_fail("eval-cf");

@@ -38,6 +38,7 @@
 #include "cli.h"
 #include "collm/dist.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "collm/metrics.h"
 #include "collm/recommend.h"
 #include "commands.h"
@@ -365,6 +366,9 @@ int cmd_eval_topk(int argc, char **argv) {
         fprintf(stderr, "collm eval-topk: --fusion-lambda and --fusion-popularity must be in [0, %g]\n", COLLM_RERANK_WEIGHT_MAX);
         return 1;
     }
+    // --dump is written after every user is scored: its folder is checked now
+    const char *dump_path = cli_get(opts, "--dump");
+    if (dump_path && collm_check_output_path(dump_path)) return cli_fail("eval-topk");
     cli_rec_setup s;
     collm_rec_split *split;
     collm_topk_truth *truth;
@@ -372,6 +376,13 @@ int cmd_eval_topk(int argc, char **argv) {
     int N;
     if (topk_setup("eval-topk", opts, "valid", &s, &split, &truth, &max_users, &N)) return 1;
     const char *split_name = cli_get(opts, "--split") ? cli_get(opts, "--split") : "valid";
+    // and it must not be a file this run reads (it replaced the checkpoint, the index or the split)
+    const cli_input inputs[] = {{"--ckpt", cli_get(opts, "--ckpt")}, {"--base", cli_get(opts, "--base")},
+                                {"--index", cli_get(opts, "--index")}, {"--split", split->path}};
+    if (cli_check_not_input("--dump", dump_path, inputs, 4, cli_get(opts, "--data"))) {
+        topk_teardown(&s, split, truth);
+        return cli_fail("eval-topk");
+    }
     int fitted = 0;
     float lambda_default, pop_default;
     collm_rerank_weights(s.model, &lambda_default, &pop_default, &fitted);
@@ -397,7 +408,7 @@ int cmd_eval_topk(int argc, char **argv) {
         for (int b = 0; b < 2 && rc == COLLM_OK; b++)
             rc = topk_delta_ci(v, t.n_users, topk_delta_rows[a], topk_delta_metrics[b], &delta[a][b]);
     const int lead = collm_dist_rank() == 0; // under mpirun every rank holds the figures; rank 0 reports
-    if (rc == COLLM_OK && lead && cli_get(opts, "--dump")) rc = topk_dump(&t, cli_get(opts, "--dump"));
+    if (rc == COLLM_OK && lead && dump_path) rc = topk_dump(&t, dump_path);
     int status = 0;
     if (rc != COLLM_OK) {
         status = cli_fail("eval-topk");

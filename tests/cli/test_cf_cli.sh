@@ -46,7 +46,7 @@ wins = sum(bisect.bisect_left(neg, s) + 0.5 * (bisect.bisect_right(neg, s) - bis
 auc = wins / (len(pos) * len(neg))
 assert abs(auc - json.loads(sys.argv[1])["auc"]) < 1e-6, (auc, sys.argv[1])' "$out" "$TMP/scores.tsv"
 fi
-expect_error "--scores into a missing folder" 'cannot write --scores' \
+expect_error "--scores into a missing folder" 'no/such/dir/s.tsv: the output folder .* does not exist' \
   "$BIN" eval-cf --cf "$model" --data "$DATA" --split valid_small --scores "$TMP/no/such/dir/s.tsv"
 
 out=$("$BIN" eval-cf --cf "$model" --data "$DATA" --split "$DATA/valid_small.tsv" 2>&1); rc=$?

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Bad input to the commands, on a small synthetic dataset and a one-step
+# checkpoint: output files (--scores, --dump) checked before the run, never
+# over a file the run reads. Prints "N passed, N failed".
+set -u
+. "$(dirname "$0")/lib.sh" cli_inputs
+T=$TMP
+rm -rf "${T:?}"/*
+D="$T/d"
+run "$BIN" synth --users 40 --items 60 --seed 5 --out "$D"
+run "$BIN" train-cf --data "$D" --out "$T/mf.gguf" --dim 4 --max-epochs 2 --threads 1 --quiet
+run "$BIN" init-model --arch llama --vocab-from "$VOCAB" --n-embd 16 --n-layer 1 --n-head 2 --n-ff 32 --out "$T/base.gguf"
+run "$BIN" train --stage 2 --base "$T/base.gguf" --cf "$T/mf.gguf" --data "$D" --out "$T/ck.gguf" --batch 4 \
+  --steps-per-epoch 1 --max-epochs 1 --eval-rows 8 --threads 1 --quiet
+run "$BIN" index --ckpt "$T/ck.gguf" --out "$T/ix.faiss" --threads 1
+sums() { cat "$T/mf.gguf" "$T/ck.gguf" "$T/base.gguf" "$T/ix.faiss" "$D"/*.tsv | md5sum; }
+sum0=$(sums)
+
+# --scores / --dump: a missing folder fails before the run (it failed after
+# it: eval's table printed, then the error); the run's own inputs are refused
+# (they were overwritten: the split, the model, with exit 0)
+E=(eval --ckpt "$T/ck.gguf" --data "$D" --split valid --threads 1)
+ECF=(eval-cf --cf "$T/mf.gguf" --data "$D" --split valid --threads 1)
+TK=(eval-topk --ckpt "$T/ck.gguf" --index "$T/ix.faiss" --data "$D" --candidates 5 --max-users 3 --threads 1)
+expect_error "eval-cf --scores into a missing folder" 'no/dir/s.tsv: the output folder .* does not exist' \
+  "$BIN" "${ECF[@]}" --scores "$T/no/dir/s.tsv"
+check "  ... before the table" [ ! -s "$T/out" ]
+expect_error "eval --scores into a missing folder" 'no/dir/s.tsv: the output folder .* does not exist' \
+  "$BIN" "${E[@]}" --scores "$T/no/dir/s.tsv"
+check "  ... before the table" [ ! -s "$T/out" ]
+expect_error "eval-topk --dump into a missing folder" 'no/dir/d.tsv: the output folder .* does not exist' \
+  "$BIN" "${TK[@]}" --dump "$T/no/dir/d.tsv"
+expect_error "eval-cf --scores onto a folder" "$T: is a folder" "$BIN" "${ECF[@]}" --scores "$T"
+expect_error "eval-cf --scores over the split" "--scores .*/valid.tsv is the --split file" \
+  "$BIN" "${ECF[@]}" --scores "$D/valid.tsv"
+expect_error "eval-cf --scores over a split given as a path" "--scores .*/test.tsv is the --split file" \
+  "$BIN" eval-cf --cf "$T/mf.gguf" --data "$D" --split "$D/test.tsv" --threads 1 --scores "$D/./test.tsv"
+expect_error "eval-cf --scores over the model" "--scores .*/mf.gguf is the --cf file" \
+  "$BIN" "${ECF[@]}" --scores "$T/mf.gguf"
+expect_error "eval-cf --scores over another dataset file" "--scores .*/items.tsv is the dataset's items.tsv" \
+  "$BIN" "${ECF[@]}" --scores "$D/items.tsv"
+expect_error "eval --scores over the checkpoint" "--scores .*/ck.gguf is the --ckpt file" \
+  "$BIN" "${E[@]}" --scores "$T/ck.gguf"
+expect_error "eval --scores over the base" "--scores .*/base.gguf is the --base file" \
+  "$BIN" "${E[@]}" --base "$T/base.gguf" --scores "$T/base.gguf"
+expect_error "eval-topk --dump over the index" "--dump .*/ix.faiss is the --index file" \
+  "$BIN" "${TK[@]}" --dump "$T/ix.faiss"
+expect_error "eval-topk --dump over the split" "--dump .*/valid.tsv is the --split file" \
+  "$BIN" "${TK[@]}" --dump "$D/valid.tsv"
+check "no input was changed" [ "$(sums)" = "$sum0" ]
+"$BIN" "${ECF[@]}" --scores "$T/s.tsv" >/dev/null 2>&1
+check "eval-cf --scores still writes ($(wc -l <"$T/s.tsv" 2>&1) lines)" [ "$(wc -l <"$T/s.tsv")" -eq "$(wc -l <"$D/valid.tsv")" ]
+"$BIN" "${TK[@]}" --dump "$T/dump.tsv" >/dev/null 2>&1
+check "eval-topk --dump still writes" grep -q '^uid	iid	retrieval	llm	log_pop	relevant$' "$T/dump.tsv"
+finish
