@@ -351,6 +351,11 @@ int cmd_plot(int argc, char **argv) {
         return 1;
     }
     if (collm_check_output_path(out)) return cli_fail("plot");
+    // the image is removed before gnuplot runs: an --out that is one of the
+    // input files would delete it before it is read
+    cli_input inputs[PLOT_MAX_FILES];
+    for (int i = 0; i < n_files; i++) inputs[i] = (cli_input){"input", files[i]};
+    if (cli_check_not_input("--out", out, inputs, n_files, NULL)) return cli_fail("plot");
     // gnuplot present? (a clear line instead of the shell's "not found")
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         fprintf(stderr, "collm plot: gnuplot not found (Debian: apt-get install gnuplot-nox)\n");

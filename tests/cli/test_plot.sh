@@ -88,4 +88,9 @@ expect_error "plot: no --out" "missing required option --out" "$BIN" plot "$T/sw
 expect_error "plot: bad --kind" "--kind 'bars': train, sweep or topk" "$BIN" plot "$T/sweep.jsonl" --out "$T/t5.png" --kind bars
 printf '{"epoch":1,"loss":0.7}\nnot json\n' >"$T/bad.jsonl"
 expect_error "plot: a damaged log" "bad.jsonl: line 2: not a JSON object" "$BIN" plot "$T/bad.jsonl" --out "$T/t6.png"
+# --out over an input: refused (the image is removed before gnuplot runs: the log was deleted unread)
+cp "$T/mf.gguf.log.jsonl" "$T/same.jsonl"
+expect_error "plot: --out is an input file" "--out .*same.jsonl is the input file" \
+  "$BIN" plot "$T/mf.gguf.log.jsonl" "$T/same.jsonl" --out "$T/same.jsonl"
+check "  ... which is still there" cmp -s "$T/mf.gguf.log.jsonl" "$T/same.jsonl"
 finish
