@@ -247,9 +247,8 @@ static int topk_method_metrics(const topk_data *t, int method, float lambda, flo
 }
 
 // --dump: one line per (user, candidate) with both scores and relevance.
-static int topk_dump(const topk_data *t, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return collm_error(COLLM_ERR_IO, "%s: cannot open for writing", path);
+static int topk_dump_fn(FILE *f, void *ctx) {
+    const topk_data *t = ctx;
     fprintf(f, "uid\tiid\tretrieval\tllm\tlog_pop\trelevant\n");
     for (int64_t i = 0; i < t->n_users; i++) {
         const collm_topk_user *u = t->user[i];
@@ -261,8 +260,12 @@ static int topk_dump(const topk_data *t, const char *path) {
                     t->pop[i * t->n_cand + j], rel);
         }
     }
-    if (fclose(f) != 0) return collm_error(COLLM_ERR_IO, "%s: write failed", path);
-    return COLLM_OK;
+    return COLLM_OK; // collm_write_atomic checks the stream
+}
+
+// Through a temp file: a failed write left a truncated dump in place of the old one.
+static int topk_dump(const topk_data *t, const char *path) {
+    return collm_write_atomic(path, topk_dump_fn, (void *)t);
 }
 
 // Paired differences: the default row minus these rows, per user, for these metrics.

@@ -1,6 +1,5 @@
 // Printing an evaluation report (collm_metrics_report) as a table or one JSON
 // object: shared by eval-cf and eval so both speak the same keys.
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 
 #include "cli.h"
 #include "collm/error.h"
+#include "collm/fileio.h"
 #include "collm/prepare.h"
 #include "collm/prompt.h"
 
@@ -101,20 +101,28 @@ int cli_print_templates(int json) {
     return 0;
 }
 
-int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "collm %s: cannot write --scores %s: %s\n", cmd, path, strerror(errno));
-        return 1;
-    }
+typedef struct {
+    const collm_rec_split *split;
+    const float *scores;
+} scores_file;
+
+static int write_scores_fn(FILE *f, void *ctx) {
+    const scores_file *w = ctx;
     // One row per split row, in the split's order: what an ensemble or an
     // external metric script reads back (uid, iid and label as in the split).
     fprintf(f, "uid\tiid\tlabel\tscore\n");
-    for (int64_t r = 0; r < split->n; r++)
-        fprintf(f, "%d\t%d\t%d\t%.9g\n", (int)split->user[r], (int)split->item[r], (int)split->label[r], (double)scores[r]);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        fprintf(stderr, "collm %s: error writing --scores %s\n", cmd, path);
+    for (int64_t r = 0; r < w->split->n; r++)
+        fprintf(f, "%d\t%d\t%d\t%.9g\n", (int)w->split->user[r], (int)w->split->item[r], (int)w->split->label[r],
+                (double)w->scores[r]);
+    return COLLM_OK; // collm_write_atomic checks the stream
+}
+
+int cli_write_scores(const char *path, const collm_rec_split *split, const float *scores, const char *cmd) {
+    // through a temp file: a failed write (a full disk) left a truncated
+    // file in place of the one it replaced
+    scores_file w = {split, scores};
+    if (collm_write_atomic(path, write_scores_fn, &w) != COLLM_OK) {
+        fprintf(stderr, "collm %s: cannot write --scores: %s\n", cmd, collm_last_error());
         return 1;
     }
     return 0;

@@ -52,4 +52,16 @@ check "no input was changed" [ "$(sums)" = "$sum0" ]
 check "eval-cf --scores still writes ($(wc -l <"$T/s.tsv" 2>&1) lines)" [ "$(wc -l <"$T/s.tsv")" -eq "$(wc -l <"$D/valid.tsv")" ]
 "$BIN" "${TK[@]}" --dump "$T/dump.tsv" >/dev/null 2>&1
 check "eval-topk --dump still writes" grep -q '^uid	iid	retrieval	llm	log_pop	relevant$' "$T/dump.tsv"
+
+# a failed write (here: a 1 KiB file-size limit) leaves the file it would
+# replace as it was and no partial file (it was truncated to the limit)
+small() { bash -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' small "$@"; }
+echo old >"$T/keep.tsv"
+expect_error "eval-cf --scores, a failed write" "cannot write --scores: .*keep.tsv.tmp.* File too large" \
+  small "$BIN" eval-cf --cf "$T/mf.gguf" --data "$D" --split test --threads 1 --scores "$T/keep.tsv"
+check "  ... the old file is whole" [ "$(cat "$T/keep.tsv")" = old ]
+check "  ... and no temp file is left" [ -z "$(ls "$T" | grep '\.tmp\.')" ]
+expect_error "eval-topk --dump, a failed write" "keep.tsv.tmp.* File too large" \
+  small "$BIN" eval-topk --ckpt "$T/ck.gguf" --index "$T/ix.faiss" --data "$D" --candidates 20 --threads 1 --dump "$T/keep.tsv"
+check "  ... the old file is whole" [ "$(cat "$T/keep.tsv")" = old ]
 finish
