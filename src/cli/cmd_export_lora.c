@@ -25,6 +25,9 @@ int cmd_export_lora(int argc, char **argv) {
     const char *ckpt, *out;
     if (cli_require(opts, "--ckpt", &ckpt) || cli_require(opts, "--out", &out)) return 1;
     if (collm_check_output_path(out)) return cli_fail("export-lora");
+    // the adapter replaced the checkpoint (or the base) it was read from
+    const cli_input inputs[] = {{"--ckpt", ckpt}, {"--base", cli_get(opts, "--base")}};
+    if (cli_check_not_input("--out", out, inputs, 2, NULL)) return cli_fail("export-lora");
     collm_model *m = collm_model_load(ckpt, cli_get(opts, "--base"), NULL);
     int rc = m ? collm_export_lora(m, out) : COLLM_ERR;
     collm_model_free(m);

@@ -84,6 +84,9 @@ int cmd_index(int argc, char **argv) {
     opt.ef_search = (int)ef_search;
     opt.train_max = train_max;
     if (collm_check_output_path(out)) return cli_fail("index"); // before the index is built
+    // the index replaced the model it was built from
+    const cli_input inputs[] = {{"--cf", cf_path}, {"--ckpt", ckpt_path}};
+    if (cli_check_not_input("--out", out, inputs, 2, NULL)) return cli_fail("index");
     int threads = cli_threads(opts);
     collm_retrieval_set_threads(threads);
     collm_blas_set_threads(threads);

@@ -56,6 +56,9 @@ int cmd_init_model(int argc, char **argv) {
         cli_require(opts, "--out", &out_path))
         return 1;
     (void)cli_threads(opts); // accepted for uniformity; init is single-threaded
+    // the model replaced the vocabulary file it copies from
+    const cli_input inputs[] = {{"--vocab-from", vocab_path}};
+    if (cli_check_not_input("--out", out_path, inputs, 1, NULL)) return cli_fail("init-model");
     collm_llm_hparams hp;
     memset(&hp, 0, sizeof hp);
     if (collm_llm_arch_from_name(arch_name, &hp.arch) != COLLM_OK) return cli_fail("init-model");

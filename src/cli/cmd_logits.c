@@ -78,6 +78,10 @@ int cmd_logits(int argc, char **argv) {
         return 1;
     }
     if (cli_require(opts, "--tokens", &tokens_text) || cli_require(opts, "--out", &out_path)) return 1;
+    // the output before the model is loaded, and never over the model (it replaced it)
+    const cli_input inputs[] = {{"--model", model_path}, {"--ckpt", ckpt_path}};
+    if (collm_check_output_path(out_path) || cli_check_not_input("--out", out_path, inputs, 2, NULL))
+        return cli_fail("logits");
     int n_threads = cli_threads(opts);
     int32_t *tokens = NULL;
     int T = 0;

@@ -47,6 +47,19 @@ expect_error "eval-topk --dump over the index" "--dump .*/ix.faiss is the --inde
   "$BIN" "${TK[@]}" --dump "$T/ix.faiss"
 expect_error "eval-topk --dump over the split" "--dump .*/valid.tsv is the --split file" \
   "$BIN" "${TK[@]}" --dump "$D/valid.tsv"
+# --out over the file the command reads: refused (it was replaced, exit 0)
+expect_error "index --out over the checkpoint" "--out .*/ck.gguf is the --ckpt file" \
+  "$BIN" index --ckpt "$T/ck.gguf" --out "$T/ck.gguf" --threads 1
+expect_error "index --out over the CF model" "--out .*/mf.gguf is the --cf file" \
+  "$BIN" index --cf "$T/mf.gguf" --out "$T/mf.gguf" --threads 1
+expect_error "logits --out over the model" "--out .*/base.gguf is the --model file" \
+  "$BIN" logits --model "$T/base.gguf" --tokens "1 2" --out "$T/base.gguf" --threads 1
+expect_error "logits --out into a missing folder" "no/dir/l.f32: the output folder .* does not exist" \
+  "$BIN" logits --model "$T/base.gguf" --tokens "1 2" --out "$T/no/dir/l.f32" --threads 1
+expect_error "export-lora --out over the checkpoint" "--out .*/ck.gguf is the --ckpt file" \
+  "$BIN" export-lora --ckpt "$T/ck.gguf" --out "$T/ck.gguf"
+expect_error "init-model --out over the vocabulary" "--out .*/base.gguf is the --vocab-from file" \
+  "$BIN" init-model --arch llama --vocab-from "$T/base.gguf" --n-embd 8 --n-layer 1 --n-head 2 --n-ff 16 --out "$T/base.gguf"
 check "no input was changed" [ "$(sums)" = "$sum0" ]
 "$BIN" "${ECF[@]}" --scores "$T/s.tsv" >/dev/null 2>&1
 check "eval-cf --scores still writes ($(wc -l <"$T/s.tsv" 2>&1) lines)" [ "$(wc -l <"$T/s.tsv")" -eq "$(wc -l <"$D/valid.tsv")" ]
