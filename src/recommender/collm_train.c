@@ -753,6 +753,11 @@ static int check_options(const collm_train_options *o) {
         if (!isfinite(rates[i].v) || rates[i].v < 0 || (rates[i].positive && rates[i].v == 0))
             return collm_error(COLLM_ERR_ARG, "the %s must be a finite number %s (got %g)", rates[i].name,
                                rates[i].positive ? "> 0" : ">= 0", rates[i].v);
+    // the cosine runs from the learning rate down to the floor: a floor above
+    // it (a --lr lowered below the default floor 8e-5) made the rate rise
+    if (o->min_lr > o->lr)
+        return collm_error(COLLM_ERR_ARG, "the minimum learning rate %g exceeds the learning rate %g (the cosine schedule "
+                                          "would rise to it): lower the minimum (--min-lr)", o->min_lr, o->lr);
     if (!isfinite(o->residual_weight) || o->residual_weight < 0 || o->residual_weight > COLLM_SCORE_CF_WEIGHT_MAX)
         return collm_error(COLLM_ERR_ARG, "the residual weight must lie in [0, %g] (got %g)", COLLM_SCORE_CF_WEIGHT_MAX,
                            o->residual_weight);

@@ -66,6 +66,17 @@ check "eval-cf --scores still writes ($(wc -l <"$T/s.tsv" 2>&1) lines)" [ "$(wc 
 "$BIN" "${TK[@]}" --dump "$T/dump.tsv" >/dev/null 2>&1
 check "eval-topk --dump still writes" grep -q '^uid	iid	retrieval	llm	log_pop	relevant$' "$T/dump.tsv"
 
+# train: a learning rate below the cosine floor (the default --min-lr 8e-5)
+# made the schedule rise from --lr to the floor; refused before any work
+TR=(train --stage 1 --base "$T/base.gguf" --data "$D" --batch 4 --steps-per-epoch 1 --max-epochs 1 --eval-rows 8 --threads 1 --quiet)
+expect_error "train --lr below the default floor" "minimum learning rate 8e-05 exceeds the learning rate 5e-05" \
+  "$BIN" "${TR[@]}" --lr 5e-5 --out "$T/lr.gguf"
+expect_error "train --min-lr above --lr" "minimum learning rate 0.01 exceeds the learning rate 0.001" \
+  "$BIN" "${TR[@]}" --min-lr 1e-2 --out "$T/lr.gguf"
+check "  ... nothing written" [ ! -e "$T/lr.gguf" ]
+"$BIN" "${TR[@]}" --lr 5e-5 --min-lr 5e-5 --out "$T/lr.gguf" >/dev/null 2>&1
+check "train --lr 5e-5 --min-lr 5e-5 (a flat schedule) trains" [ -s "$T/lr.gguf" ]
+
 # a failed write (here: a 1 KiB file-size limit) leaves the file it would
 # replace as it was and no partial file (it was truncated to the limit)
 small() { bash -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' small "$@"; }
