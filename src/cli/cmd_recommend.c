@@ -158,9 +158,11 @@ int cmd_recommend(int argc, char **argv) {
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
-        printf("top %d for %s%lld (%d candidates, %s query, shared prefix %d tokens, fusion lambda %g popularity %g; "
+        // "user 7" or "a history of 3 items" (the count ran into the words: "a history3")
+        printf("top %d for %s%lld%s (%d candidates, %s query, shared prefix %d tokens, fusion lambda %g popularity %g; "
                "retrieve %.1f ms, re-rank %.1f ms)\n",
-               info.n_results, user >= 0 ? "user " : "a history", user >= 0 ? (long long)user : (long long)n_history,
+               info.n_results, user >= 0 ? "user " : "a history of ", user >= 0 ? (long long)user : (long long)n_history,
+               user >= 0 ? "" : n_history == 1 ? " item" : " items",
                info.n_candidates, info.used_mean_query ? "history-mean" : "user-vector", info.prefix_tokens,
                info.fusion_lambda, info.fusion_popularity, info.retrieve_s * 1e3, info.rerank_s * 1e3);
         printf("%4s  %7s  %9s  %9s  %9s  %s\n", "rank", "item", "score", "llm", "retrieval", "title");

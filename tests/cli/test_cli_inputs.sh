@@ -77,6 +77,11 @@ check "  ... nothing written" [ ! -e "$T/lr.gguf" ]
 "$BIN" "${TR[@]}" --lr 5e-5 --min-lr 5e-5 --out "$T/lr.gguf" >/dev/null 2>&1
 check "train --lr 5e-5 --min-lr 5e-5 (a flat schedule) trains" [ -s "$T/lr.gguf" ]
 
+# recommend's heading for a history (it read "top 3 for a history2")
+"$BIN" recommend --ckpt "$T/ck.gguf" --index "$T/ix.faiss" --data "$D" --history 1,2 --k 3 --candidates 5 --threads 1 \
+  >"$T/rec.txt" 2>&1
+check "recommend --history: heading ($(head -1 "$T/rec.txt"))" grep -q '^top 3 for a history of 2 items (' "$T/rec.txt"
+
 # a failed write (here: a 1 KiB file-size limit) leaves the file it would
 # replace as it was and no partial file (it was truncated to the limit)
 small() { bash -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' small "$@"; }
