@@ -37,7 +37,7 @@ int cmd_train(int argc, char **argv) {
         {"--lora-targets", "LIST", "LoRA targets among q,k,v,o,gate,up,down (default q,v)", NULL},
         {"--fece-mid", "M", "FECE hidden size multiple (default 10)", NULL},
         {"--lr", "X", "peak learning rate (default 1e-3)", NULL},
-        {"--min-lr", "X", "cosine floor (default 8e-5)", NULL},
+        {"--min-lr", "X", "cosine floor, at most --lr (default 8e-5, or --lr when that is lower)", NULL},
         {"--warmup-lr", "X", "warmup start (default 1e-5)", NULL},
         {"--warmup-steps", "N", "linear warmup steps (default 200)", NULL},
         {"--restart-warmup", NULL, "reproduce the reference code's per-epoch warmup restart", NULL},
@@ -142,7 +142,9 @@ int cmd_train(int argc, char **argv) {
     t.max_epochs = (int)epochs;
     t.patience = (int)patience;
     t.lr = lr;
-    t.min_lr = min_lr;
+    // the default floor follows a --lr set below it (a flat schedule at --lr);
+    // a --min-lr given above --lr is the library's error (the rate would rise)
+    t.min_lr = !cli_get(opts, "--min-lr") && min_lr > lr ? lr : min_lr;
     t.warmup_lr = warmup_lr;
     t.warmup_steps = (int)warmup;
     t.restart_warmup = cli_has(opts, "--restart-warmup");
