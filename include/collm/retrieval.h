@@ -39,8 +39,8 @@ COLLM_API void collm_retrieval_build_options_default(collm_retrieval_build_optio
 
 // Builds an index over items 1..n_items-1 of item_vectors (n_items, d), ids =
 // item ids. Trains first when the index type needs it (IVF). Returns NULL and
-// sets the error on a bad factory string, n_items < 2, d < 1, or too few items
-// to train (IVF needs at least nlist).
+// sets the error on a bad factory string, n_items < 2, d < 1, more shards than
+// items (n_items - 1), or too few items to train (IVF needs at least nlist).
 COLLM_API collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, int32_t n_items, int d,
                                        const collm_retrieval_build_options *opt);
 COLLM_API void collm_retrieval_index_free(collm_retrieval_index *index);

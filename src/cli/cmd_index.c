@@ -71,6 +71,10 @@ int cmd_index(int argc, char **argv) {
     collm_retrieval_build_options opt;
     collm_retrieval_build_options_default(&opt);
     if (cli_get(opts, "--factory")) opt.factory = cli_get(opts, "--factory");
+    if (!*opt.factory) { // (the library reads "" as Flat; the report would name no type)
+        fprintf(stderr, "collm index: --factory is empty: give a Faiss factory string such as Flat or HNSW32,Flat\n");
+        return 1;
+    }
     int64_t nprobe, ef_search, train_max, shards;
     if (cli_get_int(opts, "--nprobe", opt.nprobe, &nprobe) || cli_get_int(opts, "--ef-search", opt.ef_search, &ef_search) ||
         cli_get_int(opts, "--train-max", 0, &train_max) || cli_get_int_range(opts, "--shards", 1, 1, 1024, &shards))

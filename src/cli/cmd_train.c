@@ -174,6 +174,22 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "collm train: --residual needs --stage 2 (a collaborative model to add the score of)\n");
         return 1;
     }
+    // options a run would take and then ignore: say so rather than train
+    // something other than what was asked for
+    static const char *const stage2_only[] = {"--cf", "--train-llm", "--fece-mid", "--residual-folds"};
+    for (size_t i = 0; stage == 1 && i < sizeof stage2_only / sizeof stage2_only[0]; i++)
+        if (cli_has(opts, stage2_only[i])) {
+            fprintf(stderr, "collm train: %s applies to --stage 2 only (stage 1 trains on text, without ID slots)\n",
+                    stage2_only[i]);
+            return 1;
+        }
+    static const char *const lora_opts[] = {"--lora-rank", "--lora-alpha", "--lora-dropout", "--lora-targets"};
+    for (size_t i = 0; b.full_finetune && i < sizeof lora_opts / sizeof lora_opts[0]; i++)
+        if (cli_get(opts, lora_opts[i])) {
+            fprintf(stderr, "collm train: %s with --full: full fine-tuning trains every weight, no LoRA adapter\n",
+                    lora_opts[i]);
+            return 1;
+        }
 
     int threads = cli_threads(opts);
     // the pool runs the transformer's GEMMs, one slab of C per thread, each

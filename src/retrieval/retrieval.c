@@ -108,6 +108,11 @@ collm_retrieval_index *collm_retrieval_index_build(const float *item_vectors, in
     }
     const char *factory = opt->factory && *opt->factory ? opt->factory : "Flat";
     if (factory_counts_ok(factory)) return NULL;
+    if (opt->shards > (int64_t)n_items - 1) { // (K files, most of them empty indexes)
+        collm_error(COLLM_ERR_ARG, "retrieval: %d shards for %d items: each shard needs at least one item", opt->shards,
+                    (int)n_items - 1);
+        return NULL;
+    }
     collm_faiss_index *faiss = NULL;
     if (collm_faiss_create_shards(d, factory, opt->shards > 1 ? opt->shards : 1, &faiss) != COLLM_OK) return NULL;
 

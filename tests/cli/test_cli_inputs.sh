@@ -82,6 +82,17 @@ check "train --lr 5e-5 alone: the default floor follows it down (a flat schedule
   >"$T/rec.txt" 2>&1
 check "recommend --history: heading ($(head -1 "$T/rec.txt"))" grep -q '^top 3 for a history of 2 items (' "$T/rec.txt"
 
+# train: options a stage-1 run took and ignored (a --cf it never read, a joint
+# stage it never ran), and LoRA options beside --full, are refused up front
+expect_error "train --stage 1 --cf" "--cf applies to --stage 2 only" "$BIN" "${TR[@]}" --cf "$T/mf.gguf" --out "$T/st.gguf"
+expect_error "train --stage 1 --train-llm" "--train-llm applies to --stage 2 only" "$BIN" "${TR[@]}" --train-llm --out "$T/st.gguf"
+expect_error "train --stage 1 --fece-mid" "--fece-mid applies to --stage 2 only" "$BIN" "${TR[@]}" --fece-mid 4 --out "$T/st.gguf"
+expect_error "train --stage 1 --residual-folds" "--residual-folds applies to --stage 2 only" \
+  "$BIN" "${TR[@]}" --residual-folds 3 --out "$T/st.gguf"
+expect_error "train --full --lora-rank" "--lora-rank with --full" "$BIN" "${TR[@]}" --full --lora-rank 4 --out "$T/st.gguf"
+expect_error "train --full --lora-targets" "--lora-targets with --full" "$BIN" "${TR[@]}" --full --lora-targets q,v --out "$T/st.gguf"
+check "  ... nothing written" [ ! -e "$T/st.gguf" ]
+
 # a failed write (here: a 1 KiB file-size limit) leaves the file it would
 # replace as it was and no partial file (it was truncated to the limit)
 small() { bash -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' small "$@"; }

@@ -151,6 +151,11 @@ expect_error "serve with an index of another model of the same items" "built fro
 run "$BIN" index --cf "$TMP/mf.gguf" --out "$TMP/mf.faiss"
 "$BIN" recommend --ckpt "$CK" --index "$TMP/mf.faiss" --data "$D" --user 7 --k 3 --candidates 10 >/dev/null 2>"$TMP/err"; rc=$?
 check "an index of the checkpoint's own CF model is taken ($(head -c 200 "$TMP/err"))" [ "$rc" -eq 0 ]
+# --- an empty factory string (built Flat, reported as ""), more shards than items (empty shard files)
+expect_error "index --factory ''" "--factory is empty" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory ''
+expect_error "index --shards beyond the items" "200 shards for 120 items: each shard needs at least one item" \
+  "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --shards 200
+check "  ... no shard files written" sh -c "! ls '$TMP'/x.faiss* >/dev/null 2>&1"
 # --- factory strings Faiss would take and then crash on
 expect_error "index --factory HNSW0,Flat" "HNSW0 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW0,Flat
 expect_error "index --factory HNSW1,Flat" "HNSW1 needs M >= 2" "$BIN" index --ckpt "$CK" --out "$TMP/x.faiss" --factory HNSW1,Flat
