@@ -83,6 +83,11 @@ static void describe_base(const collm_gguf_file *f, base_info *b) {
         return;
     }
     b->n_vocab = collm_tok_n_vocab(v);
+    // as the loader: every token id must have an embedding row
+    const collm_gguf_tensor_info *embd = collm_gguf_find_tensor(f, "token_embd.weight");
+    if (!b->why_not[0] && embd && embd->n_dims >= 2 && b->n_vocab > embd->ne[1])
+        snprintf(b->why_not, sizeof b->why_not, "the tokenizer has %d tokens but token_embd.weight only %lld rows", b->n_vocab,
+                 (long long)embd->ne[1]);
     // the answer token as the recommender picks it: SPM "▁Yes", else the first token of "Yes"
     b->answer = collm_tok_find(v, "\xe2\x96\x81Yes");
     if (b->answer < 0) {

@@ -515,6 +515,25 @@ static collm_model *model_alloc(collm_pool *pool) {
 
 // Opens the base model; with a checkpoint (ckpt_path), its fingerprint must
 // match the checkpoint's (kind, expected). The model keeps the XXH3 one.
+// The LLM and its tokenizer, both from path. Every id the tokenizer can
+// produce (the answer token included) indexes token_embd and the logits, so
+// a vocabulary larger than the model's rows (a tokenizer taken from another
+// model, an edited vocab_size) is refused here, naming the file, rather than
+// failing later in the trainer or the forward pass with no file named.
+static int load_llm_and_vocab(collm_model *m, const char *path) {
+    m->llm = collm_llm_model_load(path);
+    if (!m->llm) return COLLM_ERR;
+    m->vocab = collm_tok_load_path(path);
+    if (!m->vocab) return COLLM_ERR;
+    const int n_tok = collm_tok_n_vocab(m->vocab), n_rows = m->llm->hp.n_vocab;
+    if (n_tok > n_rows)
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: the tokenizer has %d tokens but the model only %d (token_embd.weight rows): ids %d.. "
+                           "would have no embedding (a tokenizer from another model?)",
+                           path, n_tok, n_rows, n_rows);
+    return COLLM_OK;
+}
+
 static int open_base(collm_model *m, const char *base_path, int kind, uint64_t expected, const char *ckpt_path) {
     uint64_t sum;
     int rc = collm_file_checksum(base_path, COLLM_BASE_HASH_XXH3, &sum);
@@ -535,11 +554,7 @@ static int open_base(collm_model *m, const char *base_path, int kind, uint64_t e
     m->base_path = abs ? abs : strdup(base_path);
     m->vocab_path = strdup(m->base_path ? m->base_path : base_path);
     if (!m->base_path || !m->vocab_path) return collm_error(COLLM_ERR_NOMEM, "out of memory");
-    m->llm = collm_llm_model_load(base_path);
-    if (!m->llm) return COLLM_ERR;
-    m->vocab = collm_tok_load_path(base_path);
-    if (!m->vocab) return COLLM_ERR;
-    return COLLM_OK;
+    return load_llm_and_vocab(m, base_path);
 }
 
 collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dataset *ds, collm_pool *pool) {
@@ -583,8 +598,10 @@ collm_model *collm_model_build(const collm_build_options *o, const collm_rec_dat
                             o->init_from, o->base_path);
                 goto fail;
             }
-            m->llm = collm_llm_model_load(o->init_from);
-            m->vocab = m->llm ? collm_tok_load_path(o->init_from) : NULL;
+            if (load_llm_and_vocab(m, o->init_from)) {
+                free(stored);
+                goto fail;
+            }
             m->base_path = stored ? stored : strdup("");
             m->vocab_path = strdup(o->init_from);
             m->base_checksum = expected;
@@ -689,8 +706,10 @@ collm_model *collm_model_load(const char *ckpt_path, const char *base_override, 
                         ckpt_path, base_override);
             goto fail;
         }
-        m->llm = collm_llm_model_load(ckpt_path);
-        m->vocab = m->llm ? collm_tok_load_path(ckpt_path) : NULL;
+        if (load_llm_and_vocab(m, ckpt_path)) {
+            free(stored_base);
+            goto fail;
+        }
         m->base_path = stored_base ? stored_base : strdup("");
         m->vocab_path = strdup(ckpt_path);
         m->base_checksum = sum;

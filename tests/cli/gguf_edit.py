@@ -8,6 +8,8 @@ format (not collm's). Edits, applied in order:
   --drop-tensors PREFIX drop every tensor whose name starts with PREFIX
   --set KEY TYPE VALUE  set (or replace) a key; TYPE is u32, i32, f32 or str;
                         f32 takes nan and inf
+  --take PREFIX FILE    replace the keys whose names start with PREFIX by
+                        those of another GGUF (e.g. its tokenizer)
 Tensor data is copied byte for byte: the kept tensors' offsets stay valid."""
 import struct
 import sys
@@ -96,6 +98,10 @@ def main():
                 code, fmt, conv = SET_TYPES[typ]
                 raw = struct.pack("<I" + fmt, code, conv(val))
             kvs = [kv for kv in kvs if kv[0] != key] + [(key, raw)]
+        elif op == "--take":
+            p, other = edits.pop(0), edits.pop(0)
+            theirs = [kv for kv in read(open(other, "rb").read())[1] if kv[0].startswith(p)]
+            kvs = [kv for kv in kvs if not kv[0].startswith(p)] + theirs
         else:
             sys.exit(f"unknown edit {op}")
     out = bytearray(b"GGUF" + struct.pack("<IQQ", version, len(infos), len(kvs)))

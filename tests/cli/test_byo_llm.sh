@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# "Bring your own LLM": GGUF files that are valid but do not describe a
+# model collm can run (edited with gguf_edit.py) must be refused by every
+# command that loads a base, in one line that names the file and the problem.
+. "$(dirname "$0")/lib.sh" byo_llm
+T=$TMP
+rm -rf "$T" && mkdir -p "$T"
+EDIT="python3 $(dirname "$0")/gguf_edit.py"
+S=$SHARED/models/stories260K.gguf # 512 tokens, 512 embedding rows
+
+run "$BIN" synth --users 40 --items 60 --seed 5 --out "$T/data"
+train=(train --stage 1 --lora-rank 4 --data "$T/data" --batch 8 --steps-per-epoch 1 --max-epochs 1 --eval-rows 8
+       --warmup-steps 0 --threads 1)
+
+# a tokenizer larger than the embedding (another model's vocabulary, vocab_size
+# kept at the rows): its ids past 511 have no embedding row
+run $EDIT "$S" "$T/bigvocab.gguf" --take tokenizer. "$SHARED/models/llama-2-tiny-random.gguf" --set llama.vocab_size u32 512
+expect_error "train: tokenizer larger than token_embd" "bigvocab.gguf: the tokenizer has 32000 tokens but the model only 512" \
+  "$BIN" "${train[@]}" --base "$T/bigvocab.gguf" --out "$T/never.gguf"
+check "train: nothing written" [ ! -e "$T/never.gguf" ]
+check "info: not a base (tokenizer larger than token_embd)" \
+  grep -q "base model: no: the tokenizer has 32000 tokens but token_embd.weight only 512 rows" <("$BIN" info "$T/bigvocab.gguf")
+
+finish
