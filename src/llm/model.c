@@ -64,9 +64,13 @@ static int hparams_finish(collm_llm_hparams *hp, const char *where) {
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return collm_error(COLLM_ERR_FORMAT, "%s: rope.dimension_count %d must be even and <= head_dim %d", where,
                            hp->n_rot, hp->head_dim);
-    if (hp->arch == COLLM_LLM_ARCH_QWEN2 && hp->n_rot != hp->head_dim)
-        return collm_error(COLLM_ERR_FORMAT, "%s: qwen2 needs rope.dimension_count == head_dim (%d != %d)", where,
-                           hp->n_rot, hp->head_dim);
+    // Partial RoPE has no reference here: llama.cpp refuses a llama file with
+    // n_rot != head_dim ("invalid n_rot"), and the Qwen2 models rotate whole
+    // heads; running it would give logits nothing checks.
+    if (hp->n_rot != hp->head_dim)
+        return collm_error(COLLM_ERR_FORMAT,
+                           "%s: %s needs rope.dimension_count == head_dim (%d != %d): partial RoPE is not supported",
+                           where, collm_llm_arch_name(hp->arch), hp->n_rot, hp->head_dim);
     if (!(hp->rope_base > 0)) hp->rope_base = 10000.0f;
     if (!(hp->rms_eps > 0)) return collm_error(COLLM_ERR_FORMAT, "%s: rms epsilon must be > 0", where);
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048;

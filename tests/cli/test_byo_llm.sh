@@ -21,4 +21,11 @@ check "train: nothing written" [ ! -e "$T/never.gguf" ]
 check "info: not a base (tokenizer larger than token_embd)" \
   grep -q "base model: no: the tokenizer has 32000 tokens but token_embd.weight only 512 rows" <("$BIN" info "$T/bigvocab.gguf")
 
+# partial RoPE (rope.dimension_count 4 < head_dim 8): llama.cpp refuses such a
+# llama file ("invalid n_rot"); collm ran it and wrote logits nothing checks
+run $EDIT "$S" "$T/rope4.gguf" --set llama.rope.dimension_count u32 4
+expect_error "logits: partial RoPE" "rope4.gguf: llama needs rope.dimension_count == head_dim \\(4 != 8\\)" \
+  "$BIN" logits --model "$T/rope4.gguf" --tokens "1 2 3" --out "$T/never.f32"
+check "logits: nothing written" [ ! -e "$T/never.f32" ]
+
 finish
