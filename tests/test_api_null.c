@@ -30,6 +30,7 @@ int main(void) {
     expect_refused("collm_gguf_open(NULL)", collm_gguf_open(NULL) == NULL, "no path");
     expect_refused("collm_model_load(NULL)", collm_model_load(NULL, NULL, NULL) == NULL, "no path");
     expect_refused("collm_llm_model_load(NULL)", collm_llm_model_load(NULL) == NULL, "no path");
+    expect_refused("collm_llm_check_file(NULL)", collm_llm_check_file(NULL, "x.gguf", NULL) != COLLM_OK, "collm_llm_check_file");
     expect_refused("collm_tok_load_path(NULL)", collm_tok_load_path(NULL) == NULL, "no path");
     expect_refused("collm_cf_model_load(NULL)", collm_cf_model_load(NULL) == NULL, "no path");
     expect_refused("collm_rec_dataset_load(NULL)", collm_rec_dataset_load(NULL) == NULL, "no folder");

@@ -73,6 +73,11 @@ COLLM_API collm_llm_model *collm_llm_model_load(const char *path);
 // path, and what full fine-tuning needs).
 #define COLLM_LLM_LOAD_DEQUANT 1u
 COLLM_API collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags);
+// Every check collm_llm_model_load makes that the header answers (hyper-
+// parameters, each tensor's presence, shape and type, no unknown tensor),
+// without reading a weight; path names the file in the message. COLLM_OK
+// when the file loads as a model; *hp (may be NULL) gets its hyper-parameters.
+COLLM_API int collm_llm_check_file(const collm_gguf_file *f, const char *path, collm_llm_hparams *hp);
 // 1 when the model keeps quantised matrices (see collm_llm_model_load_ex).
 COLLM_API int collm_llm_model_is_quantised(const collm_llm_model *model);
 // Bytes the weights occupy as held (quantised matrices at their file size).

@@ -43,7 +43,7 @@ static int arch_int(const collm_gguf_file *f, const char *arch, const char *suff
     return (int)v;
 }
 
-static void describe_base(const collm_gguf_file *f, base_info *b) {
+static void describe_base(const collm_gguf_file *f, const char *path, base_info *b) {
     memset(b, 0, sizeof *b);
     b->answer = -1;
     const char *a;
@@ -77,6 +77,10 @@ static void describe_base(const collm_gguf_file *f, base_info *b) {
     const char *st;
     if (!b->why_not[0] && collm_gguf_get_str(f, key, &st, &len) == COLLM_OK && !(len == 4 && memcmp(st, "none", 4) == 0))
         snprintf(b->why_not, sizeof b->why_not, "RoPE scaling '%.*s' is not supported", (int)(len < 32 ? len : 32), st);
+    // the loader's own checks (hyper-parameters against each other and the
+    // tensor shapes): a file it refuses is no base, whatever its keys say
+    if (!b->why_not[0] && collm_llm_check_file(f, path, NULL) != COLLM_OK)
+        snprintf(b->why_not, sizeof b->why_not, "%s", collm_last_error());
     collm_tok_vocab *v = collm_tok_load(f);
     if (!v) {
         if (!b->why_not[0]) snprintf(b->why_not, sizeof b->why_not, "no usable tokenizer (%s)", collm_last_error());
@@ -145,7 +149,7 @@ static int info_json(const collm_gguf_file *f, const char *path) {
     }
     cJSON_AddNumberToObject(j, "parameters", (double)total_params);
     base_info b;
-    describe_base(f, &b);
+    describe_base(f, path, &b);
     cJSON *bj = cJSON_AddObjectToObject(j, "base");
     cJSON_AddBoolToObject(bj, "usable", !b.why_not[0]);
     if (b.why_not[0]) cJSON_AddStringToObject(bj, "reason", b.why_not);
@@ -239,7 +243,7 @@ int cmd_info(int argc, char **argv) {
     printf("\ntotal: %" PRId64 " parameters (%.3f M), %" PRIu64 " bytes of tensor data (%.2f MiB)\n", total_params,
            (double)total_params / 1e6, total_bytes, (double)total_bytes / (1024.0 * 1024.0));
     base_info b;
-    describe_base(f, &b);
+    describe_base(f, path, &b);
     printf("\ntensor types:");
     for (int k = 0; k < b.n_types; k++) printf(" %s x %d", collm_ggml_type_name(b.types[k]), b.type_count[k]);
     printf("\nresident size: %.2f MiB of weights, each tensor in its file type, "

@@ -386,6 +386,82 @@ static int map_params(collm_llm_model *m, collm_gguf_file *f, const collm_llm_te
     return 1;
 }
 
+// Every check of a model file that its header can answer: hyper-parameters,
+// the weights the file holds against those they need (before any allocation
+// sized by them), then every tensor's presence, shape and type, and no
+// tensor the forward would ignore. The loader and `collm info` share it, so
+// info calls a file a base exactly when it loads. *quantised: 1 when a
+// matrix is stored in another type than F32.
+static int check_file(const collm_gguf_file *f, const char *path, collm_llm_hparams *hp, int *quantised) {
+    int rc = read_hparams(f, path, hp);
+    if (rc != COLLM_OK) return rc;
+    // The header's sizes decide the allocation: check first that the file
+    // holds at least that many weights (a vocab-only GGUF or a lying
+    // header must fail here, not ask for gigabytes).
+    int64_t C = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    double need = (double)hp->n_vocab * C + (double)hp->n_layer * (2.0 * Q * C + 2.0 * KV * C + 3.0 * C * hp->n_ff);
+    double have = 0;
+    for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) have += (double)collm_gguf_tensor_n_elements(collm_gguf_tensor(f, i));
+    if (have < need)
+        return collm_error(COLLM_ERR_FORMAT, "%s: holds %.0f weights but its hyper-parameters need at least %.0f (no or missing tensors)",
+                           path, have, need);
+    // the tensor list needs only the layer array (names and shapes; no weights)
+    collm_llm_model probe = {.hp = *hp};
+    int n_desc = collm_llm_model_n_tensors(hp);
+    probe.layers = collm_calloc((size_t)hp->n_layer, sizeof *probe.layers);
+    collm_llm_tensor_desc *desc = collm_calloc((size_t)n_desc, sizeof *desc);
+    if (!probe.layers || !desc) {
+        free(probe.layers);
+        free(desc);
+        return COLLM_ERR_NOMEM;
+    }
+    collm_llm_model_tensor_list(&probe, desc);
+    *quantised = file_is_quantised(f, desc, n_desc);
+    int n_found = 0;
+    for (int i = 0; i < n_desc && rc == COLLM_OK; i++) {
+        const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
+        if (!t) {
+            if (!desc[i].optional) rc = collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, desc[i].name);
+            continue;
+        }
+        n_found++;
+        int shape_ok = t->ne[0] == desc[i].ne[0] && t->ne[1] == desc[i].ne[1];
+        for (int d = 2; d < COLLM_GGUF_MAX_DIMS; d++) shape_ok = shape_ok && t->ne[d] == 1;
+        if (!shape_ok)
+            rc = collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                             path, desc[i].name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                             (long long)t->ne[3], (long long)desc[i].ne[0], (long long)desc[i].ne[1]);
+        else if (!collm_gguf_tensor_type_supported(t->type))
+            rc = collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has unsupported type %s", path, desc[i].name,
+                             collm_ggml_type_name(t->type));
+    }
+    if (rc == COLLM_OK && n_found != collm_gguf_n_tensors(f)) {
+        // A tensor we do not know would change the computation (rope_freqs,
+        // an attn_output bias ...): refuse rather than silently ignore it.
+        // A collm checkpoint (it has collm.stage) also holds the recommender's
+        // own tensors next to the model's; those belong to other modules.
+        int is_checkpoint = collm_gguf_find_key(f, "collm.stage") >= 0;
+        for (int64_t i = 0; i < collm_gguf_n_tensors(f) && rc == COLLM_OK; i++) {
+            const char *name = collm_gguf_tensor(f, i)->name;
+            int known = 0;
+            for (int j = 0; j < n_desc && !known; j++) known = strcmp(desc[j].name, name) == 0;
+            if (!known && !(is_checkpoint && is_collm_tensor(name)))
+                rc = collm_error(COLLM_ERR_FORMAT, "%s: unexpected tensor '%s' for architecture %s", path, name,
+                                 collm_llm_arch_name(hp->arch));
+        }
+    }
+    free(probe.layers);
+    free(desc);
+    return rc;
+}
+
+int collm_llm_check_file(const collm_gguf_file *f, const char *path, collm_llm_hparams *hp) {
+    if (!f) return collm_error(COLLM_ERR_ARG, "collm_llm_check_file: no file");
+    collm_llm_hparams tmp;
+    int quantised;
+    return check_file(f, path ? path : "model", hp ? hp : &tmp, &quantised);
+}
+
 collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     collm_gguf_file *f = collm_gguf_open(path);
     if (!f) return NULL;
@@ -393,37 +469,8 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     collm_llm_tensor_desc *desc = NULL;
     collm_llm_hparams hp;
     int quantised = 0;
-    if (read_hparams(f, path, &hp) != COLLM_OK) goto fail;
-    {
-        // The header's sizes decide the allocation: check first that the file
-        // holds at least that many weights (a vocab-only GGUF or a lying
-        // header must fail here, not ask for gigabytes).
-        int64_t C = hp.n_embd, Q = (int64_t)hp.n_head * hp.head_dim, KV = (int64_t)hp.n_head_kv * hp.head_dim;
-        double need = (double)hp.n_vocab * C + (double)hp.n_layer * (2.0 * Q * C + 2.0 * KV * C + 3.0 * C * hp.n_ff);
-        double have = 0;
-        for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) have += (double)collm_gguf_tensor_n_elements(collm_gguf_tensor(f, i));
-        if (have < need) {
-            collm_error(COLLM_ERR_FORMAT, "%s: holds %.0f weights but its hyper-parameters need at least %.0f (no or missing tensors)",
-                        path, have, need);
-            goto fail;
-        }
-    }
-    {
-        // which tensors the model has (names only: a throw-away list)
-        collm_llm_model probe = {.hp = hp};
-        collm_llm_layer_weights *pl = collm_calloc((size_t)hp.n_layer, sizeof *pl);
-        collm_llm_tensor_desc *pd = collm_calloc((size_t)collm_llm_model_n_tensors(&hp), sizeof *pd);
-        if (!pl || !pd) {
-            free(pl);
-            free(pd);
-            goto fail;
-        }
-        probe.layers = pl;
-        int np = collm_llm_model_tensor_list(&probe, pd);
-        quantised = !(flags & COLLM_LLM_LOAD_DEQUANT) && file_is_quantised(f, pd, np);
-        free(pl);
-        free(pd);
-    }
+    if (check_file(f, path, &hp, &quantised) != COLLM_OK) goto fail;
+    if (flags & COLLM_LLM_LOAD_DEQUANT) quantised = 0;
     m = collm_llm_model_alloc_ex(&hp, quantised);
     if (!m) goto fail;
     int n_desc = collm_llm_model_n_tensors(&hp);
@@ -432,28 +479,9 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
     collm_llm_model_tensor_list(m, desc);
     // every float in place in the file: no copy (the calloc'd block is never touched)
     const int mapped = !quantised && map_params(m, f, desc, n_desc);
-    int n_found = 0;
     for (int i = 0; i < n_desc; i++) {
         const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, desc[i].name);
-        if (!t) {
-            if (desc[i].optional) continue;
-            collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, desc[i].name);
-            goto fail;
-        }
-        n_found++;
-        int shape_ok = t->ne[0] == desc[i].ne[0] && t->ne[1] == desc[i].ne[1];
-        for (int d = 2; d < COLLM_GGUF_MAX_DIMS; d++) shape_ok = shape_ok && t->ne[d] == 1;
-        if (!shape_ok) {
-            collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                        path, desc[i].name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                        (long long)t->ne[3], (long long)desc[i].ne[0], (long long)desc[i].ne[1]);
-            goto fail;
-        }
-        if (!collm_gguf_tensor_type_supported(t->type)) {
-            collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has unsupported type %s", path, desc[i].name,
-                        collm_ggml_type_name(t->type));
-            goto fail;
-        }
+        if (!t) continue; // an optional one (checked above)
         if (quantised && desc[i].q) {
             // stays in the mapping, in its file type
             *desc[i].q = (collm_qmat){t->type, t->data, t->ne[1], t->ne[0], collm_quant_row_bytes(t->type, t->ne[0])};
@@ -466,24 +494,6 @@ collm_llm_model *collm_llm_model_load_ex(const char *path, unsigned flags) {
             goto fail;
         }
         release_pages(t->data, t->n_bytes); // copied: the file's pages need not stay resident beside it
-    }
-    if (n_found != collm_gguf_n_tensors(f)) {
-        // A tensor we do not know would change the computation (rope_freqs,
-        // an attn_output bias ...): refuse rather than silently ignore it.
-        // A collm checkpoint (it has collm.stage) also holds the recommender's
-        // own tensors next to the model's; those belong to other modules.
-        int is_checkpoint = collm_gguf_find_key(f, "collm.stage") >= 0;
-        for (int64_t i = 0; i < collm_gguf_n_tensors(f); i++) {
-            const char *name = collm_gguf_tensor(f, i)->name;
-            int known = 0;
-            for (int j = 0; j < n_desc && !known; j++) known = strcmp(desc[j].name, name) == 0;
-            if (!known && is_checkpoint && is_collm_tensor(name)) continue;
-            if (!known) {
-                collm_error(COLLM_ERR_FORMAT, "%s: unexpected tensor '%s' for architecture %s", path, name,
-                            collm_llm_arch_name(hp.arch));
-                goto fail;
-            }
-        }
     }
     free(desc);
     if (quantised || mapped) {

@@ -28,4 +28,18 @@ expect_error "logits: partial RoPE" "rope4.gguf: llama needs rope.dimension_coun
   "$BIN" logits --model "$T/rope4.gguf" --tokens "1 2 3" --out "$T/never.f32"
 check "logits: nothing written" [ ! -e "$T/never.f32" ]
 
+# `collm info` runs the loader's header checks: it said "base model: yes" for
+# files every command then refused (hyper-parameters that disagree with each
+# other or with the tensors)
+run $EDIT "$S" "$T/nhkv3.gguf" --set llama.attention.head_count_kv u32 3
+run $EDIT "$S" "$T/wide.gguf" --set llama.feed_forward_length u32 128
+check "info: n_head_kv not dividing n_head is no base" \
+  grep -q "base model: no: .*nhkv3.gguf: n_head 8 is not a multiple of n_head_kv 3" <("$BIN" info "$T/nhkv3.gguf")
+check "info: n_ff against the tensor shapes is no base" \
+  grep -q "base model: no: .*wide.gguf: tensor 'blk.0.ffn_gate.weight' has shape \[64, 172, 1, 1\], expected \[64, 128\]" \
+  <("$BIN" info "$T/wide.gguf")
+check "info: the model itself is a base" grep -q "base model: yes: llama, 5 layers" <("$BIN" info "$S")
+expect_error "train: n_ff against the tensor shapes" "wide.gguf: tensor 'blk.0.ffn_gate.weight' has shape" \
+  "$BIN" "${train[@]}" --base "$T/wide.gguf" --out "$T/never.gguf"
+
 finish
