@@ -72,7 +72,9 @@ static int hparams_finish(collm_llm_hparams *hp, const char *where) {
                            "%s: %s needs rope.dimension_count == head_dim (%d != %d): partial RoPE is not supported",
                            where, collm_llm_arch_name(hp->arch), hp->n_rot, hp->head_dim);
     if (!(hp->rope_base > 0)) hp->rope_base = 10000.0f;
-    if (!(hp->rms_eps > 0)) return collm_error(COLLM_ERR_FORMAT, "%s: rms epsilon must be > 0", where);
+    // an infinite epsilon zeroes every normalised row: all logits 0, no error
+    if (!(hp->rms_eps > 0) || !isfinite(hp->rms_eps))
+        return collm_error(COLLM_ERR_FORMAT, "%s: rms epsilon %g must be finite and > 0", where, (double)hp->rms_eps);
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048;
     hp->rope_neox = hp->arch == COLLM_LLM_ARCH_QWEN2;
     hp->has_qkv_bias = hp->arch == COLLM_LLM_ARCH_QWEN2;
@@ -312,6 +314,12 @@ static int read_hparams(const collm_gguf_file *f, const char *path, collm_llm_hp
         free(type);
     }
     free(arch);
+    // hparams_finish puts 10000 in for an unset (0) base, for hand-built
+    // hyper-parameters; a file's own value must not be replaced so silently:
+    // a NaN, negative or zero base ran as 10000, an infinite one as no RoPE
+    if (!(hp->rope_base > 0 && isfinite(hp->rope_base)))
+        return collm_error(COLLM_ERR_FORMAT, "%s: %s.rope.freq_base = %g must be finite and > 0", path,
+                           collm_llm_arch_name(hp->arch), (double)hp->rope_base);
     if (hp->n_head_kv == 0) hp->n_head_kv = hp->n_head; // llama.cpp's default: no GQA
     if (key_len != val_len)
         return collm_error(COLLM_ERR_FORMAT, "%s: attention.key_length %d != value_length %d (unsupported)", path,

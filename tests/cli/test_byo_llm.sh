@@ -42,4 +42,16 @@ check "info: the model itself is a base" grep -q "base model: yes: llama, 5 laye
 expect_error "train: n_ff against the tensor shapes" "wide.gguf: tensor 'blk.0.ffn_gate.weight' has shape" \
   "$BIN" "${train[@]}" --base "$T/wide.gguf" --out "$T/never.gguf"
 
+# float hyper-parameters that are no numbers: a NaN, negative or zero RoPE base
+# silently ran as 10000, an infinite rms epsilon gave all-zero logits
+for v in nan -5 0 inf; do
+  run $EDIT "$S" "$T/base.gguf" --set llama.rope.freq_base f32 "$v"
+  expect_error "logits: rope.freq_base $v" "base.gguf: llama.rope.freq_base = .* must be finite and > 0" \
+    "$BIN" logits --model "$T/base.gguf" --tokens "1 2 3" --out "$T/never.f32"
+done
+run $EDIT "$S" "$T/eps.gguf" --set llama.attention.layer_norm_rms_epsilon f32 inf
+expect_error "logits: rms epsilon inf" "eps.gguf: rms epsilon inf must be finite and > 0" \
+  "$BIN" logits --model "$T/eps.gguf" --tokens "1 2 3" --out "$T/never.f32"
+check "logits: nothing written" [ ! -e "$T/never.f32" ]
+
 finish
