@@ -292,26 +292,28 @@ static int read_hparams(const collm_gguf_file *f, const char *path, collm_llm_hp
     }
     // RoPE scaling changes every position's angle; llama.cpp applies it, so a
     // file that asks for it is refused rather than run with other logits.
+    // llama.cpp's reading: the type defaults to "linear" (a factor with no
+    // type key scales), the factor is rope.scaling.factor else the older
+    // rope.scale_linear, 0 or 1 means none, and type "none" never scales.
     {
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
         char *type = collm_gguf_get_str_dup(f, key);
-        float factor = 1.0f, linear = 1.0f;
+        float factor = 0.0f;
         snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-        if (collm_gguf_find_key(f, key) >= 0) collm_gguf_get_f32(f, key, &factor);
-        snprintf(key, sizeof key, "%s.rope.scale_linear", arch);
-        if (collm_gguf_find_key(f, key) >= 0) collm_gguf_get_f32(f, key, &linear);
-        int scaled = (type && strcmp(type, "none") != 0 && factor != 1.0f && factor != 0.0f) || linear != 1.0f;
-        if (scaled) {
+        if (collm_gguf_find_key(f, key) < 0) snprintf(key, sizeof key, "%s.rope.scale_linear", arch);
+        if (collm_gguf_find_key(f, key) >= 0 && collm_gguf_get_f32(f, key, &factor) != COLLM_OK)
+            rc = COLLM_ERR_FORMAT; // a factor we cannot read is no factor of 1 (the message names file and key)
+        else if (!(type && strcmp(type, "none") == 0) && factor != 0.0f && factor != 1.0f)
             rc = collm_error(COLLM_ERR_FORMAT,
                              "%s: RoPE scaling (%s.rope.scaling.type '%s', factor %g) is not supported: collm would "
                              "compute other logits than llama.cpp",
-                             path, arch, type ? type : "linear", (double)(linear != 1.0f ? linear : factor));
-            free(type);
+                             path, arch, type ? type : "linear", (double)factor);
+        free(type);
+        if (rc != COLLM_OK) {
             free(arch);
             return rc;
         }
-        free(type);
     }
     free(arch);
     // hparams_finish puts 10000 in for an unset (0) base, for hand-built

@@ -54,4 +54,26 @@ expect_error "logits: rms epsilon inf" "eps.gguf: rms epsilon inf must be finite
   "$BIN" logits --model "$T/eps.gguf" --tokens "1 2 3" --out "$T/never.f32"
 check "logits: nothing written" [ ! -e "$T/never.f32" ]
 
+# RoPE scaling as llama.cpp reads it: a factor without a type key is linear
+# scaling (collm ran it unscaled), the older rope.scale_linear key too; type
+# "none" or a factor of 1 does not scale
+run $EDIT "$S" "$T/factor.gguf" --set llama.rope.scaling.factor f32 4
+expect_error "logits: rope.scaling.factor without a type" \
+  "factor.gguf: RoPE scaling \\(llama.rope.scaling.type 'linear', factor 4\\) is not supported" \
+  "$BIN" logits --model "$T/factor.gguf" --tokens "1 2 3" --out "$T/never.f32"
+run $EDIT "$S" "$T/factor.gguf" --set llama.rope.scale_linear f32 2
+expect_error "logits: rope.scale_linear" "factor.gguf: RoPE scaling .*factor 2\\) is not supported" \
+  "$BIN" logits --model "$T/factor.gguf" --tokens "1 2 3" --out "$T/never.f32"
+run $EDIT "$S" "$T/factor.gguf" --set llama.rope.scaling.factor u32 4
+expect_error "logits: rope.scaling.factor not a float" "factor.gguf: key 'llama.rope.scaling.factor' has type u32" \
+  "$BIN" logits --model "$T/factor.gguf" --tokens "1 2 3" --out "$T/never.f32"
+check "logits: nothing written" [ ! -e "$T/never.f32" ]
+"$BIN" logits --model "$S" --tokens "1 2 3" --out "$T/plain.f32" >/dev/null 2>&1
+for edit in "--set llama.rope.scaling.factor f32 4 --set llama.rope.scaling.type str none" \
+            "--set llama.rope.scaling.factor f32 1"; do
+  run $EDIT "$S" "$T/factor.gguf" $edit
+  "$BIN" logits --model "$T/factor.gguf" --tokens "1 2 3" --out "$T/factor.f32" >/dev/null 2>&1
+  check "logits: no scaling ($edit)" cmp -s "$T/plain.f32" "$T/factor.f32"
+done
+
 finish
