@@ -245,7 +245,7 @@ static int get_arch_int(const collm_gguf_file *f, const char *arch, const char *
         return COLLM_OK;
     }
     int64_t v;
-    if (collm_gguf_get_i64(f, key, &v) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    if (collm_gguf_get_i64(f, key, &v) != COLLM_OK) return COLLM_ERR_FORMAT; // its message names the file
     if (v < 0 || v > 0x7fffffff) return collm_error(COLLM_ERR_FORMAT, "%s: key '%s' = %lld out of range", path, key, (long long)v);
     *out = (int)v;
     return COLLM_OK;
@@ -260,7 +260,7 @@ static int get_arch_float(const collm_gguf_file *f, const char *arch, const char
         if (required) return collm_error(COLLM_ERR_FORMAT, "%s: missing key '%s'", path, key);
         return COLLM_OK;
     }
-    if (collm_gguf_get_f32(f, key, out) != COLLM_OK) return collm_error_prefix(COLLM_ERR_FORMAT, "%s", path);
+    if (collm_gguf_get_f32(f, key, out) != COLLM_OK) return COLLM_ERR_FORMAT; // its message names the file
     return COLLM_OK;
 }
 

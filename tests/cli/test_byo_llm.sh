@@ -76,4 +76,12 @@ for edit in "--set llama.rope.scaling.factor f32 4 --set llama.rope.scaling.type
   check "logits: no scaling ($edit)" cmp -s "$T/plain.f32" "$T/factor.f32"
 done
 
+# a key of the wrong type: the file named once ("f.gguf: f.gguf: key ..." before)
+run $EDIT "$S" "$T/keytype.gguf" --set llama.block_count str x
+expect_error "logits: block_count a string" "^collm logits: [^ ]*keytype.gguf: key 'llama.block_count' has type str" \
+  "$BIN" logits --model "$T/keytype.gguf" --tokens "1 2 3" --out "$T/never.f32"
+run $EDIT "$S" "$T/keytype.gguf" --set llama.attention.layer_norm_rms_epsilon str x
+expect_error "logits: rms epsilon a string" "^collm logits: [^ ]*keytype.gguf: key 'llama.attention.layer_norm_rms_epsilon' has type str" \
+  "$BIN" logits --model "$T/keytype.gguf" --tokens "1 2 3" --out "$T/never.f32"
+
 finish
