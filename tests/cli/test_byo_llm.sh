@@ -84,4 +84,30 @@ run $EDIT "$S" "$T/keytype.gguf" --set llama.attention.layer_norm_rms_epsilon st
 expect_error "logits: rms epsilon a string" "^collm logits: [^ ]*keytype.gguf: key 'llama.attention.layer_norm_rms_epsilon' has type str" \
   "$BIN" logits --model "$T/keytype.gguf" --tokens "1 2 3" --out "$T/never.f32"
 
+# an --out that is an input: the command overwrote what it reads (the
+# checkpoint by its adapter, the model by raw logits, the vocabulary's model by
+# a random one); now refused before anything is written
+run "$BIN" "${train[@]}" --base "$S" --out "$T/ck.gguf"
+cp "$T/ck.gguf" "$T/ck_copy.gguf"; cp "$S" "$T/model.gguf"
+expect_error "export-lora --out = --ckpt" "--out .*ck_copy.gguf is the --ckpt file" \
+  "$BIN" export-lora --ckpt "$T/ck_copy.gguf" --out "$T/ck_copy.gguf"
+check "export-lora: the checkpoint kept" cmp -s "$T/ck.gguf" "$T/ck_copy.gguf"
+expect_error "export-lora --out = --base" "--out .*model.gguf is the --base file" \
+  "$BIN" export-lora --ckpt "$T/ck.gguf" --base "$T/model.gguf" --out "$T/model.gguf"
+expect_error "logits --out = --model" "--out .*model.gguf is the --model file" \
+  "$BIN" logits --model "$T/model.gguf" --tokens "1 2" --out "$T/model.gguf"
+expect_error "logits --out = --ckpt" "--out .*ck_copy.gguf is the --ckpt file" \
+  "$BIN" logits --ckpt "$T/ck_copy.gguf" --tokens "1 2" --out "$T/ck_copy.gguf"
+expect_error "init-model --out = --vocab-from" "--out .*model.gguf is the --vocab-from file" \
+  "$BIN" init-model --arch llama --vocab-from "$T/model.gguf" --n-embd 16 --n-layer 1 --n-head 2 --n-ff 32 \
+  --out "$T/model.gguf"
+check "the model kept" cmp -s "$S" "$T/model.gguf"
+check "the checkpoint kept" cmp -s "$T/ck.gguf" "$T/ck_copy.gguf"
+# and the adapter written elsewhere reads back as a llama.cpp LoRA adapter
+"$BIN" export-lora --ckpt "$T/ck.gguf" --out "$T/adapter.gguf" >/dev/null 2>&1
+check "export-lora" [ -s "$T/adapter.gguf" ]
+"$BIN" info "$T/adapter.gguf" >"$T/adapter.txt" 2>&1
+check "adapter: adapter.type lora" grep -q 'adapter.type .*"lora"' "$T/adapter.txt"
+check "adapter: lora_a {in, r}" grep -Eq '^ *blk\.0\.attn_q\.weight\.lora_a +F32 +\[64, 4\]' "$T/adapter.txt"
+
 finish
