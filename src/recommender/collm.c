@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -1335,6 +1336,13 @@ int collm_model_save(const collm_model *m, const char *path) {
 
 int collm_export_lora(const collm_model *m, const char *path) {
     if (!m->has_lora) return collm_error(COLLM_ERR_ARG, "this checkpoint has no LoRA adapter (it was fully fine-tuned or has none)");
+    // the base the checkpoint found by its stored path is an input too: the
+    // adapter written over it would leave every checkpoint of it without one
+    struct stat out_st, base_st;
+    if (m->base_path && stat(path, &out_st) == 0 && stat(m->base_path, &base_st) == 0 && out_st.st_dev == base_st.st_dev &&
+        out_st.st_ino == base_st.st_ino)
+        return collm_error(COLLM_ERR_ARG, "%s is the checkpoint's base model (%s): writing the adapter there would destroy "
+                                          "it (give another path)", path, m->base_path);
     collm_gguf_writer *w = collm_gguf_writer_create();
     if (!w) return COLLM_ERR_NOMEM;
     int rc;

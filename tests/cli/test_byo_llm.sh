@@ -103,6 +103,12 @@ expect_error "init-model --out = --vocab-from" "--out .*model.gguf is the --voca
   --out "$T/model.gguf"
 check "the model kept" cmp -s "$S" "$T/model.gguf"
 check "the checkpoint kept" cmp -s "$T/ck.gguf" "$T/ck_copy.gguf"
+# the base a checkpoint finds by its stored path (no --base given) is an input too
+cp "$S" "$T/stored_base.gguf"
+run "$BIN" "${train[@]}" --base "$T/stored_base.gguf" --out "$T/ck_stored.gguf"
+expect_error "export-lora --out = the stored base" "stored_base.gguf is the checkpoint's base model" \
+  "$BIN" export-lora --ckpt "$T/ck_stored.gguf" --out "$T/stored_base.gguf"
+check "the stored base kept" cmp -s "$S" "$T/stored_base.gguf"
 # and the adapter written elsewhere reads back as a llama.cpp LoRA adapter
 "$BIN" export-lora --ckpt "$T/ck.gguf" --out "$T/adapter.gguf" >/dev/null 2>&1
 check "export-lora" [ -s "$T/adapter.gguf" ]
