@@ -31,6 +31,9 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] && [ -n "$param" ] && [ -n "$values" ] && [ $# -gt 0 ] || usage
 case $param in --*) ;; *) echo "sweep: --param must be a collm option such as --lr (got '$param')" >&2; exit 1;; esac
+for a in "$@"; do # (collm refuses an option given twice; say which one here)
+  case $a in "$param" | "$param="*) echo "sweep: the command after -- already gives $param: the sweep sets it" >&2; exit 1;; esac
+done
 sub=$1; shift
 case $sub in train|train-cf) ;; *) echo "sweep: the command must be train or train-cf (got '$sub')" >&2; exit 1;; esac
 cmd=("$@")

@@ -79,6 +79,13 @@ int cli_parse(int argc, char **argv, cli_option *opts, const char *usage) {
             else fprintf(stderr, "collm %s: unexpected argument '%s' (options start with --; see --help)\n", argv[0], a);
             return -1;
         }
+        // the last of two values used to win silently (fit-score --with a.gguf
+        // --with b.gguf fused b alone): say which option came twice
+        if (match->value) {
+            fprintf(stderr, "collm %s: option %s given twice (give it once%s)\n", argv[0], match->name,
+                    match->arg ? "; a list goes in one value, comma-separated where the option takes one" : "");
+            return -1;
+        }
         if (match->arg) {
             if (eq) match->value = eq + 1;
             else if (i + 1 < argc) match->value = argv[++i];

@@ -16,7 +16,14 @@ expect_error() {
   check "$what: exit 1 (got $rc)" [ "$rc" -eq 1 ]
   check "$what: one stderr line" [ "$(wc -l <"$TMP/err")" -eq 1 ]
   check "$what: message matches '$pattern' ($(head -c 300 "$TMP/err"))" grep -Eq -e "$pattern" "$TMP/err"
+  # a test's command line that repeats an option (a shared array plus the
+  # option under test) is refused for that alone, which a loose pattern
+  # (--batch) would take for the check it means to make
+  case $pattern in *"given twice"*) ;; *)
+    check "$what: not refused for an option given twice" sh -c "! grep -q 'given twice' '$TMP/err'" ;;
+  esac
 }
+. "$(dirname "${BASH_SOURCE[0]}")/args.sh"
 # run CMD...: a setup step; when it fails, the test stops here as failed (the tail of its log on stderr)
 run() { "$@" >"$TMP/log" 2>&1 || { echo "setup failed: $*" >&2; tail -3 "$TMP/log" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }

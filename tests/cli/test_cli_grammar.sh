@@ -33,6 +33,16 @@ expect_error "help of an unknown command" "collm help: unknown command 'nosuch'"
 "$BIN" --help >"$TMP/top"
 check "top-level help lists --version and help CMD" grep -q 'collm help <command>' "$TMP/top"
 
+# an option given twice is an error naming it (the last value used to win silently:
+# fit-score --with a.gguf --with b.gguf fused b alone), a flag or an alias too
+expect_error "an option given twice" "collm fit-score: option --with given twice" \
+  "$BIN" fit-score --ckpt "$TMP/none.gguf" --data "$TMP" --with a.gguf --with b.gguf
+expect_error "an option given twice, once as --name=value" "option --lr given twice" \
+  "$BIN" train-cf --data "$TMP" --out "$TMP/x.gguf" --lr 1e-3 --lr=1e-2
+expect_error "a flag given twice" "option --json given twice" "$BIN" version --json --json
+expect_error "an option and its alias" "option --weight-decay given twice" \
+  "$BIN" train-cf --data "$TMP" --out "$TMP/x.gguf" --weight-decay 1e-3 --wd 1e-2
+
 # Every command: -t and -h listed, no --wd spelling left, every --seed defaults to 2023.
 for cmd in $(awk '/^commands:/ {on = 1; next} on && !NF {exit} on {print $1}' "$TMP/top"); do
   "$BIN" "$cmd" --help >"$TMP/help_$cmd" 2>&1

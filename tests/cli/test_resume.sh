@@ -8,6 +8,7 @@ SHARED=${COLLM_SHARED:-../shared}
 T=${COLLM_TEST_TMP:-build/test-tmp}/resume
 rm -rf "$T" && mkdir -p "$T"
 pass=0; fail=0
+. "$(dirname "$0")/args.sh"
 ok() { if [ "$1" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
 
 $BIN synth --users 40 --items 60 --seed 5 --out "$T/data" >/dev/null; ok $? "synth"
@@ -47,7 +48,8 @@ cmp -s "$T/straight.gguf" "$T/killed.gguf"; ok $? "best checkpoint identical to 
 cmp -s "$T/straight.gguf.resume" "$T/killed.gguf.resume"; ok $? "final training state identical"
 
 # bad input: resuming with other settings is refused with a clear message
-out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch 4 2>&1); rc=$?
+args_without --batch
+out=$("$BIN" "${a[@]}" --out "$T/killed.gguf" --resume --batch 4 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "other settings"; ok $? "resume with another batch size refused"
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch-order grouped 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "shuffled batches; this run asks for grouped"; ok $? "resume with the other batch order refused"
@@ -55,13 +57,15 @@ out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --batch-order grouped 
 # continued as if it were this run's (a finished one was taken for this run's result)
 "$BIN" init-model --arch llama --vocab-from "$SHARED/testvectors/tokenizer/ggml-vocab-llama-spm.gguf" --n-embd 32 \
   --n-layer 2 --n-head 2 --n-ff 64 --seed 4 --out "$T/base4.gguf" >/dev/null; ok $? "init-model (another seed)"
-out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --base "$T/base4.gguf" 2>&1); rc=$?
+args_without --base
+out=$("$BIN" "${a[@]}" --out "$T/killed.gguf" --resume --base "$T/base4.gguf" 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "a run on another base model"
 ok $? "resume with another base refused ($out)"
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --lr 5e-2 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another --lr (0.001; this run: 0.05)"; ok $? "resume with another --lr refused ($out)"
 cp "$T/mf.gguf" "$T/mf-copy.gguf"
-out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --cf "$T/mf-copy.gguf" 2>&1); rc=$?
+args_without --cf
+out=$("$BIN" "${a[@]}" --out "$T/killed.gguf" --resume --cf "$T/mf-copy.gguf" 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another --cf"; ok $? "resume with another --cf refused ($out)"
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --eval-split valid 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another --eval-split ('valid_small'; this run: 'valid')"

@@ -39,11 +39,15 @@ bad_opt "train --clip -1" "--clip" "$BIN" "${args[@]}" --out "$T/never.gguf" --c
 bad_opt "train --min-lr -1e-3" "--min-lr" "$BIN" "${args[@]}" --out "$T/never.gguf" --min-lr -1e-3
 bad_opt "train --weight-decay inf" "--weight-decay" "$BIN" "${args[@]}" --out "$T/never.gguf" --weight-decay inf
 bad_opt "train --lora-dropout 1" "--lora-dropout" "$BIN" "${args[@]}" --out "$T/never.gguf" --lora-dropout 1
-bad_opt "train --eval-rows -1" "--eval-rows" "$BIN" "${args[@]}" --out "$T/never.gguf" --eval-rows -1
-bad_opt "train --batch 99999999999" "--batch" "$BIN" "${args[@]}" --out "$T/never.gguf" --batch 99999999999
-bad_opt "train --stage 3" "--stage" "$BIN" "${args[@]}" --out "$T/never.gguf" --stage 3
+args_without --eval-rows
+bad_opt "train --eval-rows -1" "--eval-rows" "$BIN" "${a[@]}" --out "$T/never.gguf" --eval-rows -1
+args_without --batch
+bad_opt "train --batch 99999999999" "--batch" "$BIN" "${a[@]}" --out "$T/never.gguf" --batch 99999999999
+args_without --stage
+bad_opt "train --stage 3" "--stage" "$BIN" "${a[@]}" --out "$T/never.gguf" --stage 3
+args_without --threads
 for v in 0 -1 abc 2000; do
-  bad_opt "train --threads $v" "--threads" "$BIN" "${args[@]}" --out "$T/never.gguf" --threads "$v"
+  bad_opt "train --threads $v" "--threads" "$BIN" "${a[@]}" --out "$T/never.gguf" --threads "$v"
 done
 bad_opt "train-cf --lr inf" "--lr" "$BIN" train-cf --data "$T/data" --out "$T/never.gguf" --lr inf
 bad_opt "train-cf --threads 0" "--threads" "$BIN" train-cf --data "$T/data" --out "$T/never.gguf" --threads 0
@@ -93,7 +97,8 @@ check "one-label eval split: says why ($(cat "$T/err"))" grep -q "all positive" 
 check "one-label eval split: no checkpoint claimed on stdout" [ ! -s "$T/out" ]
 
 # --- a diverging run stops on the first non-finite loss
-"$BIN" "${args[@]}" --quiet --lr 1e30 --clip 0 --max-epochs 5 --out "$T/diverge.gguf" >"$T/out" 2>"$T/err"; rc=$?
+args_without --max-epochs
+"$BIN" "${a[@]}" --quiet --lr 1e30 --clip 0 --max-epochs 5 --out "$T/diverge.gguf" >"$T/out" 2>"$T/err"; rc=$?
 check "diverging run: exit 1 (got $rc)" [ "$rc" -eq 1 ]
 check "diverging run: names the loss ($(cat "$T/err"))" grep -Eq "loss is (NaN|infinite)" "$T/err"
 check "diverging run: no checkpoint claimed" [ ! -s "$T/out" ]
