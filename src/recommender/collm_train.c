@@ -37,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 void collm_train_options_default(collm_train_options *o) {
     memset(o, 0, sizeof *o);
@@ -551,6 +552,79 @@ static int sync_params(const collm_optim_state *opt, int moments) {
     return rc;
 }
 
+// Data parallel: every rank must train on the same rows, prompts, model
+// shapes and options, or its slice of each batch means another thing (and a
+// train split of another length makes rank 0's shuffled order, broadcast to
+// all, index past the others' rows). A 64-bit fingerprint of what this rank
+// will train is compared with rank 0's before any state is exchanged; a rank
+// that differs fails naming itself, the others say that one did. Threads and
+// paths may differ (each node has its own copy of the data).
+static uint64_t train_fingerprint(const collm_train_options *o, const collm_rec_split *train,
+                                  const collm_encoded *train_enc, const collm_rec_split *eval,
+                                  const collm_encoded *eval_enc, const collm_optim_state *opt) {
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) return 0;
+    XXH3_64bits_reset(h);
+#define FP(x) XXH3_64bits_update(h, &(x), sizeof(x))
+    const int64_t sizes[2] = {train->n, eval ? eval->n : 0};
+    FP(sizes);
+    const collm_rec_split *splits[2] = {train, eval};
+    const collm_encoded *encs[2] = {train_enc, eval_enc};
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = 0; encs[s] && i < sizes[s]; i++) {
+            const collm_encoded *e = &encs[s][i];
+            XXH3_64bits_update(h, e->tokens, (size_t)e->n_tokens * sizeof(int32_t));
+            FP(e->n_tokens);
+            FP(e->n_slots);
+            FP(e->slot_row);
+            FP(e->slot_item);
+            FP(e->user);
+            FP(e->item);
+            FP(splits[s]->label[i]);
+        }
+    FP(opt->n_params);
+    for (int i = 0; i < opt->n_params; i++) FP(opt->params[i].n);
+    FP(o->batch);
+    FP(o->steps_per_epoch);
+    FP(o->max_epochs);
+    FP(o->patience);
+    FP(o->lr);
+    FP(o->warmup_lr);
+    FP(o->min_lr);
+    FP(o->warmup_steps);
+    FP(o->restart_warmup);
+    FP(o->weight_decay);
+    FP(o->clip);
+    FP(o->train_llm);
+    FP(o->seed);
+    FP(o->group_batches);
+    FP(o->catalogue_negatives);
+    FP(o->negative_alpha);
+    FP(o->residual_weight);
+    FP(o->residual_folds);
+#undef FP
+    uint64_t v = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return v;
+}
+
+static int ranks_agree(uint64_t mine) {
+    if (collm_dist_size() <= 1) return COLLM_OK;
+    uint64_t lead = mine;
+    int rc = collm_dist_bcast(&lead, sizeof lead, 0);
+    int differs = lead != mine, any = differs;
+    if (!rc) rc = collm_dist_allreduce_max_i32(&any);
+    if (rc) return rc;
+    if (differs)
+        return collm_error(COLLM_ERR_ARG, "rank %d: its training rows, prompts, model shapes or options differ from rank "
+                                          "0's (give every rank the same data, base model, template and options)",
+                           collm_dist_rank());
+    if (any)
+        return collm_error(COLLM_ERR_ARG, "rank %d: another rank's training rows, prompts, model shapes or options "
+                                          "differ from rank 0's", collm_dist_rank());
+    return COLLM_OK;
+}
+
 // The loader, early-stopping and random-generator state from rank 0.
 static int sync_state(train_state *st, collm_optim_state *opt, int64_t n_train) {
     if (collm_dist_size() <= 1) return COLLM_OK;
@@ -1021,6 +1095,12 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         } else if (progress) {
             fprintf(stderr, "no saved state at %s: starting from scratch\n", resume_path);
         }
+    }
+    // (every rank, before any state is exchanged: the order below has n_train entries)
+    int agree = ranks_agree(train_fingerprint(o, train, train_enc, eval_full ? &eval : NULL, eval_enc, &opt));
+    if (agree) {
+        rc = agree;
+        goto done;
     }
     if ((rc = agree_on_lead(rc, "read the training state")) || (rc = sync_params(&opt, 1)) ||
         (rc = sync_state(&st, &opt, n_train)))

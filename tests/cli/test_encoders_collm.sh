@@ -23,6 +23,11 @@ b=open('$CK','rb').read(); sys.exit(0 if b'collm.cf.kind' in b and b'$kind' in b
   check "$kind eval JSON has an AUC in (0, 1)" python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if 0 < d['auc'] < 1 else 1)" "$out"
   "$BIN" index --ckpt "$CK" --out "$TMP/$kind.faiss" --threads 1 >/dev/null 2>"$TMP/err"; rc=$?
   check "index --ckpt on the $kind checkpoint exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
+  # the encoder file the checkpoint was trained over indexes the same item table (the index records it)
+  "$BIN" index --cf "$TMP/$kind.gguf" --out "$TMP/$kind-cf.faiss" --threads 1 >/dev/null 2>&1
+  "$BIN" recommend --ckpt "$CK" --index "$TMP/$kind-cf.faiss" --data "$D" --user 3 --k 3 --candidates 10 --threads 1 \
+    >/dev/null 2>"$TMP/err"; rc=$?
+  check "recommend with an index of the $kind file itself ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
   out=$("$BIN" recommend --ckpt "$CK" --index "$TMP/$kind.faiss" --data "$D" --user 3 --k 3 --candidates 10 --json --threads 1 2>"$TMP/err"); rc=$?
   check "recommend with the $kind checkpoint exits 0 ($(tail -1 "$TMP/err"))" [ "$rc" -eq 0 ]
   check "$kind recommend returns 3 items" python3 -c "

@@ -193,9 +193,29 @@ check "eval-topk: 2 ranks give the figures of 1 process (CIs included)" same_jso
 check "the comparison can fail: 7 users differ from all" [ $? -eq 0 ]
 
 # --- bad input under mpirun: one clear error, the job fails -----------------
-"${MPIRUN[@]}" "$BIN" "${args[@]}" --batch 1 --out "$TMP/bad.gguf" >/dev/null 2>"$TMP/bad.err"
+one_rank_batch=(train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --data "$TMP/data" --batch 1
+                --steps-per-epoch 2 --max-epochs 1 --eval-rows 16 --threads 1 --quiet)
+"${MPIRUN[@]}" "$BIN" "${one_rank_batch[@]}" --out "$TMP/bad.gguf" >/dev/null 2>"$TMP/bad.err"
 check "batch smaller than the ranks: refused" [ $? -ne 0 ]
 check "batch smaller than the ranks: says why" grep -q "smaller than the 2 ranks" "$TMP/bad.err"
+# ranks given other data or options: rank 0's shuffled order (of its own train
+# length) indexed past another rank's rows, and slices of one batch meant
+# different things; now every rank compares a fingerprint of what it trains
+"$BIN" synth --users 40 --items 60 --seed 6 --out "$TMP/data6" >/dev/null
+printf '#!/bin/sh\n# rank 1 gets its own --data and extra options ($RANK1)\nif [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then exec "$@" $RANK1; else exec "$@" --data %s; fi\n' \
+  "$TMP/data" >"$TMP/per_rank.sh"
+chmod +x "$TMP/per_rank.sh"
+mm=(train --stage 2 --base "$TMP/base.gguf" --cf "$TMP/mf.gguf" --batch 8 --steps-per-epoch 2 --max-epochs 1
+    --eval-rows 16 --threads 1 --quiet)
+RANK1="--data $TMP/data6" "${MPIRUN[@]}" "$TMP/per_rank.sh" "$BIN" "${mm[@]}" --out "$TMP/mm.gguf" >/dev/null 2>"$TMP/bad.err"
+check "ranks with other data: refused" [ $? -ne 0 ]
+check "ranks with other data: rank 1 says so ($(head -c 300 "$TMP/bad.err"))" \
+  grep -q "rank 1: its training rows, prompts, model shapes or options differ from rank 0's" "$TMP/bad.err"
+check "ranks with other data: no checkpoint" [ ! -e "$TMP/mm.gguf" ]
+RANK1="--data $TMP/data --lr 3e-3" "${MPIRUN[@]}" "$TMP/per_rank.sh" "$BIN" "${mm[@]}" --out "$TMP/mm.gguf" >/dev/null 2>"$TMP/bad.err"
+check "ranks with another --lr: refused, rank 1 named" grep -q "rank 1: its training rows" "$TMP/bad.err"
+RANK1="--data $TMP/data" "${MPIRUN[@]}" "$TMP/per_rank.sh" "$BIN" "${mm[@]}" --out "$TMP/mm.gguf" >/dev/null 2>"$TMP/bad.err"
+check "the same data and options through the wrapper train ($(head -c 300 "$TMP/bad.err"))" [ -s "$TMP/mm.gguf" ]
 "${MPIRUN[@]}" "$BIN" synth --out "$TMP/nope" >/dev/null 2>"$TMP/bad.err"
 check "a command that is not data parallel is refused" grep -q "does not run under mpirun" "$TMP/bad.err"
 finish
