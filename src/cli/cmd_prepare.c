@@ -176,8 +176,27 @@ int cmd_prepare(int argc, char **argv) {
         cli_get_int_range(opts, "--targets-per-user", 5, 1, 1000000, &k))
         return 1;
     int json = cli_has(opts, "--json");
-    if (cli_get(opts, "--item-noun") && strcmp(source, "csv") != 0) {
-        collm_error(COLLM_ERR_ARG, "--item-noun applies to --source csv (ml-1m is movies, the others books)");
+    // each source's own options: one given to another source was ignored
+    // (--threshold or --split with ml-1m built the fixed split without a word)
+    static const struct {
+        const char *opt, *sources; // space-separated
+    } own[] = {{"--interactions", "csv"}, {"--items", "csv"},        {"--user-col", "csv"},     {"--item-col", "csv"},
+               {"--rating-col", "csv"},   {"--label-col", "csv"},    {"--time-col", "csv"},     {"--items-id-col", "csv"},
+               {"--title-col", "csv"},    {"--delimiter", "csv"},    {"--no-header", "csv"},    {"--threshold", "csv"},
+               {"--kcore", "csv"},        {"--split", "csv"},        {"--fractions", "csv"},    {"--valid-from", "csv"},
+               {"--test-from", "csv"},    {"--item-noun", "csv"},    {"--small-frac", "csv"},   {"--ratings", "ml-1m bookcrossing"},
+               {"--movies", "ml-1m"},     {"--reviews", "amazon-book"}, {"--meta", "amazon-book"},
+               {"--min-count", "amazon-book"}, {"--books", "bookcrossing"}, {"--targets-per-user", "bookcrossing"}};
+    static const char *const known[] = {"csv", "ml-1m", "amazon-book", "bookcrossing"};
+    int is_known = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) is_known |= strcmp(source, known[i]) == 0;
+    for (size_t i = 0; is_known && i < sizeof own / sizeof own[0]; i++) {
+        if (!cli_has(opts, own[i].opt)) continue;
+        const char *at = strstr(own[i].sources, source);
+        const size_t n = strlen(source);
+        if (at && (at == own[i].sources || at[-1] == ' ') && (at[n] == ' ' || at[n] == '\0')) continue;
+        collm_error(COLLM_ERR_ARG, "%s applies to --source %s, not %s%s", own[i].opt, own[i].sources, source,
+                    strcmp(own[i].opt, "--item-noun") == 0 ? " (ml-1m is movies, the others books)" : "");
         return cli_fail("prepare");
     }
     if (strcmp(source, "csv") == 0) return prepare_csv(opts, out, seed, json);

@@ -98,6 +98,18 @@ expect_error "a negative unix time" "old.csv:3: column 'timestamp': '-5' is befo
   "printf 'userId,movieId,rating,timestamp\na,10,5,7\na,20,4,-5\n' >'$TMP/old.csv' && \
    '$BIN' prepare --source csv --interactions '$TMP/old.csv' --items '$TMP/items.csv' --out '$TMP/old'"
 
+# a source's own options given to another source were ignored without a word
+expect_error "--threshold with ml-1m" "--threshold applies to --source csv, not ml-1m" \
+  "$BIN" prepare --source ml-1m --ratings x --movies y --out "$TMP/src1" --threshold 3
+expect_error "--split with bookcrossing" "--split applies to --source csv, not bookcrossing" \
+  "$BIN" prepare --source bookcrossing --ratings x --books y --out "$TMP/src2" --split loo
+expect_error "--movies with csv" "--movies applies to --source ml-1m, not csv" "${P[@]}" --out "$TMP/src3" --movies y
+expect_error "--min-count with ml-1m" "--min-count applies to --source amazon-book, not ml-1m" \
+  "$BIN" prepare --source ml-1m --ratings x --movies y --out "$TMP/src4" --min-count 5
+expect_error "--item-noun with ml-1m" "--item-noun applies to --source csv, not ml-1m \(ml-1m is movies" \
+  "$BIN" prepare --source ml-1m --ratings x --movies y --out "$TMP/src5" --item-noun song
+check "  ... no folder written" sh -c "! ls -d '$TMP'/src? 2>/dev/null"
+
 # UTF-16 (with or without its byte-order mark) is refused in so many words
 # (it read as one garbled column: "no item id column"); lines of only spaces
 # are skipped like blank ones (they were records of one field: an error)
