@@ -858,6 +858,13 @@ int collm_rec_prepare_csv(const char *inter_path, const char *items_path, const 
         out[k].label = ev[k].label, out[k].split = ev[k].split;
         st.n_pos += ev[k].label;
     }
+    // no row liked: nothing to train or rank (a --threshold above every
+    // rating, or a label column of zeros); nothing is written
+    if (st.n_pos == 0) {
+        rc = c.rating < 0 ? collm_error(COLLM_ERR_ARG, "no positive row: every label is 0")
+                             : collm_error(COLLM_ERR_ARG, "no positive row: no rating reaches the threshold %g", o.threshold);
+        goto done;
+    }
     // Write: items (0 = padding, empty title), the id maps, the splits.
     if ((rc = collm_mkdir_p(out_dir))) goto done;
     title = collm_calloc((size_t)ni + 1, sizeof *title);

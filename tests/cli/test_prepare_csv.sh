@@ -110,6 +110,11 @@ expect_error "--item-noun with ml-1m" "--item-noun applies to --source csv, not 
   "$BIN" prepare --source ml-1m --ratings x --movies y --out "$TMP/src5" --item-noun song
 check "  ... no folder written" sh -c "! ls -d '$TMP'/src? 2>/dev/null"
 
+# a threshold above every rating: a dataset of negatives only (it was written, 0.0 % positive)
+expect_error "--threshold above every rating" "no positive row: no rating reaches the threshold 1e\+308" \
+  "${P[@]}" --out "$TMP/allneg" --split loo --threshold 1e308
+check "  ... nothing written" [ ! -e "$TMP/allneg" ]
+
 # UTF-16 (with or without its byte-order mark) is refused in so many words
 # (it read as one garbled column: "no item id column"); lines of only spaces
 # are skipped like blank ones (they were records of one field: an error)
