@@ -340,7 +340,10 @@ float *collm_lora_base_weight(collm_llm_model *llm, int layer, collm_lora_target
     return mats[t];
 }
 
-// Reads a tensor of a checkpoint into dst (n floats), checking its size.
+// Reads a tensor of a checkpoint into dst (n floats), checking its size and
+// that every value is finite: collm never writes a NaN or infinite weight (a
+// diverged run stops before saving), so one is damage, and loaded it would
+// turn every score it touches into NaN (eval printed AUC nan and exited 0).
 int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *name, float *dst, int64_t n) {
     const collm_gguf_tensor_info *t = collm_gguf_find_tensor(f, name);
     if (!t) return collm_error(COLLM_ERR_FORMAT, "%s: missing tensor '%s'", path, name);
@@ -348,7 +351,12 @@ int collm_read_tensor(const collm_gguf_file *f, const char *path, const char *na
         return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' has %lld elements, expected %lld", path, name,
                            (long long)collm_gguf_tensor_n_elements(t), (long long)n);
     int rc = collm_gguf_tensor_to_f32(t, dst);
-    return rc == COLLM_OK ? rc : collm_error_prefix(rc, "%s: tensor '%s'", path, name);
+    if (rc != COLLM_OK) return collm_error_prefix(rc, "%s: tensor '%s'", path, name);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return collm_error(COLLM_ERR_FORMAT, "%s: tensor '%s' element %lld is %g (weights must be finite)", path,
+                               name, (long long)i, dst[i]);
+    return COLLM_OK;
 }
 
 // Checks that a checkpoint tensor exists with n elements (n from the keys),

@@ -10,6 +10,7 @@ format (not collm's). Edits, applied in order:
                         f32 takes nan and inf
   --take PREFIX FILE    replace the keys whose names start with PREFIX by
                         those of another GGUF (e.g. its tokenizer)
+  --poke TENSOR I VALUE set element I of an F32 tensor to VALUE (nan, inf)
 Tensor data is copied byte for byte: the kept tensors' offsets stay valid."""
 import struct
 import sys
@@ -82,6 +83,7 @@ def main():
     src, dst, edits = args[0], args[1], args[2:]
     data = open(src, "rb").read()
     version, kvs, infos, base, align = read(data)
+    pokes = []
     while edits:
         op = edits.pop(0)
         if op == "--del":
@@ -98,6 +100,9 @@ def main():
                 code, fmt, conv = SET_TYPES[typ]
                 raw = struct.pack("<I" + fmt, code, conv(val))
             kvs = [kv for kv in kvs if kv[0] != key] + [(key, raw)]
+        elif op == "--poke":
+            name, i, val = edits.pop(0), int(edits.pop(0)), float(edits.pop(0))
+            pokes.append((name, i, val))
         elif op == "--take":
             p, other = edits.pop(0), edits.pop(0)
             theirs = [kv for kv in read(open(other, "rb").read())[1] if kv[0].startswith(p)]
@@ -110,7 +115,20 @@ def main():
     for _, raw in infos:
         out += raw
     out += b"\0" * ((-len(out)) % align)
+    start = len(out)
     out += data[base:]
+    for name, i, val in pokes:
+        raw = [r for n, r in infos if n == name]
+        if not raw:
+            sys.exit(f"--poke: no tensor {name}")
+        typ, offset = struct.unpack_from("<IQ", raw[0], len(raw[0]) - 12)
+        nd = struct.unpack_from("<I", raw[0], 8 + len(name.encode("utf-8")))[0]
+        n = 1
+        for d in range(nd):
+            n *= struct.unpack_from("<Q", raw[0], 12 + len(name.encode("utf-8")) + 8 * d)[0]
+        if typ != 0 or not 0 <= i < n:
+            sys.exit(f"--poke: {name} is not F32 or has no element {i}")
+        struct.pack_into("<f", out, start + offset + 4 * i, val)
     open(dst, "wb").write(out)
 
 

@@ -253,6 +253,12 @@ bad_fusion encoder_one_tensor 'fused encoder 0 \(namespace fuse.0.\).*no tensor 
 bad_fusion encoder_kind 'fused encoder 0 .*unknown collm.cf.kind .nope.' --set fuse.0.collm.cf.kind str nope
 bad_fusion encoder_shape 'fused encoder 0 .*collm.cf.n_items = 4000000000 out of range' \
   --set fuse.0.collm.cf.n_items u32 4000000000
+# a NaN or infinite weight in the checkpoint's own tensors (FECE, CF tables) or
+# a fused encoder's is refused naming the file and tensor (eval printed AUC nan, exit 0)
+bad_fusion fece_nan "fece_nan.gguf: tensor 'fece.b2' element 3 is nan" --poke fece.b2 3 nan
+bad_fusion fece_inf "tensor 'fece.w1' element 0 is inf" --poke fece.w1 0 inf
+bad_fusion table_nan "tensor 'cf.item_embd' element 7 is nan" --poke cf.item_embd 7 nan
+bad_fusion encoder_nan 'fused encoder 0 .*din.user_embd: non-finite value' --poke fuse.0.din.user_embd 1 nan
 
 expect_error "stage-1 checkpoint has no CF tables" 'no collaborative tables' "$BIN" fit-score --ckpt "$TMP/s1.gguf" --data "$D" --threads 1
 expect_error "missing --data" 'data' "$BIN" fit-score --ckpt "$CK"
