@@ -257,6 +257,66 @@ static int same_place(const char *a, const char *b) {
     return same;
 }
 
+// "q,v" of a LoRA target mask (the names --lora-targets takes).
+static void lora_target_list(uint32_t mask, char *out, size_t cap) {
+    static const char *const names[COLLM_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+    size_t n = 0;
+    out[0] = '\0';
+    for (int t = 0; t < COLLM_LORA_N_TARGETS && n < cap; t++)
+        if (mask >> t & 1) n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", names[t]);
+    if (mask >> COLLM_LORA_N_TARGETS) snprintf(out, cap, "0x%x", mask);
+}
+
+// What the state's weights mean must be what this run's model makes of them.
+// The trainable tensors are matched by count and size alone, so a state of
+// another adapter layout of the same sizes (--lora-targets k,o after q,v: the
+// q adapter then trained k), scale (--lora-alpha), dropout, prompt template
+// or answer token was continued silently as if it were this run's. The state
+// holds the checkpoint keys that say each; absent keys (a part this model
+// lacks too) are not compared.
+static int check_resume_model(const collm_gguf_file *f, const char *path, const collm_model *m) {
+    int rc;
+    const char *tail = "start without --resume, or give that run's options";
+    if (m->has_lora && collm_gguf_find_key(f, "collm.lora.targets") >= 0) {
+        uint32_t targets;
+        float alpha = m->lora.alpha, dropout = m->lora.dropout;
+        if ((rc = collm_gguf_get_u32(f, "collm.lora.targets", &targets)) ||
+            (collm_gguf_find_key(f, "collm.lora.alpha") >= 0 && (rc = collm_gguf_get_f32(f, "collm.lora.alpha", &alpha))) ||
+            (collm_gguf_find_key(f, "collm.lora.dropout") >= 0 &&
+             (rc = collm_gguf_get_f32(f, "collm.lora.dropout", &dropout))))
+            return rc;
+        if (targets != m->lora.targets) {
+            char was[64], now[64];
+            lora_target_list(targets, was, sizeof was);
+            lora_target_list(m->lora.targets, now, sizeof now);
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with other --lora-targets (%s; this run: %s): %s",
+                               path, was, now, tail);
+        }
+        // (as stored: both are the f32 the checkpoint writes)
+        if (alpha != m->lora.alpha || dropout != m->lora.dropout)
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with another --lora-alpha or --lora-dropout "
+                                              "(%g, %g; this run: %g, %g): %s",
+                               path, alpha, dropout, m->lora.alpha, m->lora.dropout, tail);
+    }
+    if (collm_gguf_find_key(f, "collm.template") >= 0) {
+        const char *line;
+        uint64_t len;
+        if ((rc = collm_gguf_get_str(f, "collm.template", &line, &len))) return rc;
+        if (len != strlen(m->tpl->line) || memcmp(line, m->tpl->line, (size_t)len) != 0)
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with another prompt template (--template): %s",
+                               path, tail);
+    }
+    if (collm_gguf_find_key(f, "collm.answer_token") >= 0) {
+        uint32_t id;
+        if ((rc = collm_gguf_get_u32(f, "collm.answer_token", &id))) return rc;
+        if (id != (uint32_t)m->yes_id)
+            return collm_error(COLLM_ERR_ARG, "%s was written by a run with another answer token (%u; this run: %d, "
+                                              "--answer): %s",
+                               path, id, m->yes_id, tail);
+    }
+    return COLLM_OK;
+}
+
 // The state must be this run's: the same base model (by checksum), the same
 // collaborative model and data folder (resolved paths), learning rate and
 // evaluation split. Another run's state (the same --out, other options)
@@ -299,7 +359,7 @@ static int check_resume_run(const collm_gguf_file *f, const char *path, const co
                                               "without --resume, or give that run's options",
                                path, lr, o->lr);
     }
-    return COLLM_OK;
+    return check_resume_model(f, path, m);
 }
 
 static int read_resume(const char *path, collm_optim_state *opt, train_state *st, int64_t n_train,

@@ -70,6 +70,22 @@ out=$("$BIN" "${a[@]}" --out "$T/killed.gguf" --resume --cf "$T/mf-copy.gguf" 2>
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --eval-split valid 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another --eval-split ('valid_small'; this run: 'valid')"
 ok $? "resume with another --eval-split refused ($out)"
+# a state of another adapter layout, scale, template or answer token: the trainable tensors match by
+# size alone, so a q,v adapter's state was continued by a k,o run (training the q weights as k's)
+s1=(train --stage 1 --base "$T/base.gguf" --data "$T/data" --batch 8 --steps-per-epoch 2 --max-epochs 2 --eval-rows 16
+    --warmup-steps 5 --threads 2 --quiet --out "$T/s1.gguf")
+"$BIN" "${s1[@]}" --lora-targets q,v >/dev/null 2>&1; ok $? "stage 1 run (LoRA q,v)"
+for case in "--lora-targets k,o|other --lora-targets (q,v; this run: k,o)" \
+            "--lora-targets q,v --lora-alpha 32|another --lora-alpha or --lora-dropout (16, 0.05; this run: 32, 0.05)" \
+            "--lora-targets q,v --lora-dropout 0.2|another --lora-alpha or --lora-dropout" \
+            "--lora-targets q,v --template collm_movie|another prompt template" \
+            "--lora-targets q,v --answer No|another answer token"; do
+  opts=${case%%|*}; want=${case#*|}
+  out=$("$BIN" "${s1[@]}" $opts --resume 2>&1); rc=$?
+  [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -qF "s1.gguf.resume was written by a run with $want"
+  ok $? "resume with $opts refused ($out)"
+done
+"$BIN" "${s1[@]}" --lora-targets q,v --resume >/dev/null 2>&1; ok $? "stage 1 state resumes with its own options"
 out=$(cd "$T" && "$OLDPWD/$BIN" "${args[@]/#$T\//}" --out killed.gguf --resume 2>&1); rc=$?
 ok $rc "the same run by relative paths from another folder resumes ($out)"
 out=$("$BIN" "${args[@]}" --out "$T/x.gguf" --batch-order sorted 2>&1); rc=$?
