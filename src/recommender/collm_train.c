@@ -158,6 +158,32 @@ typedef struct {
     int64_t n_train;
 } resume_ctx;
 
+#define STATE_HASH_KEY "train.state_xxh3"
+
+// XXH3 of everything read_resume restores (the loader, the counters, every
+// optimizer tensor's values and moments), chained piece by piece; 63 bits, as
+// the key is read back with collm_gguf_get_i64. The range checks cannot see a
+// changed value that is still plausible (a flipped bit in a weight or an Adam
+// moment, an edited random generator state): the run continued from it
+// silently, no longer the run it claims to continue.
+static uint64_t state_hash(const train_state *st, const collm_optim_state *opt, int64_t n_train) {
+    const int64_t counts[6] = {st->cursor, st->epoch, st->global_step, st->best_epoch, st->bad_epochs, opt->step};
+    const double aucs[2] = {st->best_auc, st->best_uauc};
+    uint64_t h = XXH3_64bits(st->order, (size_t)n_train * sizeof *st->order);
+    h = XXH3_64bits_withSeed(counts, sizeof counts, h);
+    h = XXH3_64bits_withSeed(aucs, sizeof aucs, h);
+    h = XXH3_64bits_withSeed(st->rng.s, sizeof st->rng.s, h);
+    h = XXH3_64bits_withSeed(st->drop_rng.s, sizeof st->drop_rng.s, h);
+    for (int i = 0; i < opt->n_params; i++) {
+        const collm_optim_param *p = &opt->params[i];
+        const size_t bytes = (size_t)p->n * sizeof(float);
+        h = XXH3_64bits_withSeed(p->param, bytes, h);
+        h = XXH3_64bits_withSeed(p->m, bytes, h);
+        h = XXH3_64bits_withSeed(p->v, bytes, h);
+    }
+    return h & 0x7fffffffffffffffULL;
+}
+
 static int write_resume(const char *path, const collm_model *m, const collm_optim_state *opt, const train_state *st,
                         int64_t n_train, const collm_train_options *o) {
     collm_gguf_writer *w = collm_gguf_writer_create();
@@ -179,6 +205,7 @@ static int write_resume(const char *path, const collm_model *m, const collm_opti
     if (!rc) rc = collm_gguf_writer_set_arr(w, "train.rng", COLLM_GGUF_TYPE_UINT64, st->rng.s, 4);
     if (!rc) rc = collm_gguf_writer_set_arr(w, "train.dropout_rng", COLLM_GGUF_TYPE_UINT64, st->drop_rng.s, 4);
     if (!rc) rc = collm_gguf_writer_set_u32(w, "train.n_params", (uint32_t)opt->n_params);
+    if (!rc) rc = collm_gguf_writer_set_u64(w, STATE_HASH_KEY, state_hash(st, opt, n_train));
     char name[64];
     for (int i = 0; !rc && i < opt->n_params; i++) {
         const collm_optim_param *p = &opt->params[i];
@@ -430,6 +457,20 @@ static int read_resume(const char *path, collm_optim_state *opt, train_state *st
                                  path, i, p->name, (long long)j, p->param[j], p->m[j], p->v[j]);
                 goto done;
             }
+    }
+    // last: the checks above name the field of a plausible-looking edit; this
+    // catches what they cannot (a state from before the key is not checked)
+    if (collm_gguf_find_key(f, STATE_HASH_KEY) >= 0) {
+        int64_t want;
+        if ((rc = collm_gguf_get_i64(f, STATE_HASH_KEY, &want))) goto done;
+        const uint64_t got = state_hash(st, opt, n_train);
+        if ((uint64_t)want != got) {
+            rc = collm_error(COLLM_ERR_FORMAT,
+                             "%s: the training state does not match its checksum (%s %016llx, computed %016llx): the "
+                             "file was changed or damaged after it was written; start without --resume",
+                             path, STATE_HASH_KEY, (unsigned long long)want, (unsigned long long)got);
+            goto done;
+        }
     }
 done:
     if (rc && !strstr(collm_last_error(), path)) collm_error_prefix(rc, "%s", path);

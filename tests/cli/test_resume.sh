@@ -70,6 +70,19 @@ out=$("$BIN" "${a[@]}" --out "$T/killed.gguf" --resume --cf "$T/mf-copy.gguf" 2>
 out=$("$BIN" "${args[@]}" --out "$T/killed.gguf" --resume --eval-split valid 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another --eval-split ('valid_small'; this run: 'valid')"
 ok $? "resume with another --eval-split refused ($out)"
+# a plausible but changed value (a flipped bit in a weight or an Adam moment) passes every range
+# check: the state's checksum refuses it (the run continued from it silently)
+for poke in "optim.0.param 5 0.25" "optim.2.m 0 1e-3" "optim.2.v 3 0"; do
+  cp "$T/killed.gguf.resume" "$T/poked.gguf.resume" && cp "$T/killed.gguf" "$T/poked.gguf"
+  python3 "$(dirname "$0")/gguf_edit.py" "$T/killed.gguf.resume" "$T/poked.gguf.resume" --poke $poke; ok $? "gguf_edit --poke $poke"
+  args_without --max-epochs
+  out=$("$BIN" "${a[@]}" --max-epochs 11 --out "$T/poked.gguf" --resume 2>&1); rc=$?
+  [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "poked.gguf.resume: the training state does not match its checksum"
+  ok $? "resume from a state with $poke changed refused ($out)"
+done
+cp "$T/killed.gguf.resume" "$T/poked.gguf.resume" && cp "$T/killed.gguf" "$T/poked.gguf"
+out=$("$BIN" "${a[@]}" --max-epochs 11 --out "$T/poked.gguf" --resume 2>&1); ok $? "the unchanged copy resumes ($out)"
+
 # a state of another adapter layout, scale, template or answer token: the trainable tensors match by
 # size alone, so a q,v adapter's state was continued by a k,o run (training the q weights as k's)
 s1=(train --stage 1 --base "$T/base.gguf" --data "$T/data" --batch 8 --steps-per-epoch 2 --max-epochs 2 --eval-rows 16
