@@ -1206,8 +1206,14 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
     if ((rc = agree_on_lead(rc, "read the training state")) || (rc = sync_params(&opt, 1)) ||
         (rc = sync_state(&st, &opt, n_train)))
         goto done;
+    // A fresh run empties the log only when its first epoch is saved (below),
+    // with the checkpoint and the state: until then the files there are the
+    // last run's, and a --resume continues that state. Opened "w" here, a
+    // fresh run that died in its first epoch left the last run's state with
+    // an empty log, and a resume then logged its epochs after nothing.
+    int log_fresh = !resuming;
     if (lead) {
-        log = fopen(o->log_path ? o->log_path : log_path, resuming ? "a" : "w");
+        log = fopen(o->log_path ? o->log_path : log_path, "a");
         if (!log) rc = collm_error(COLLM_ERR_IO, "%s: cannot open the training log", o->log_path ? o->log_path : log_path);
     }
     if ((rc = agree_on_lead(rc, "open the training log"))) goto done;
@@ -1346,6 +1352,12 @@ int collm_train(collm_model *m, const collm_rec_dataset *ds, const collm_train_o
         if (lead) {
             if (improved) rc = collm_model_save(m, o->out_path);
             if (!rc) rc = write_resume(resume_path, m, &opt, &st, n_train, o);
+            if (!rc && log_fresh) {
+                if (fflush(log) != 0 || ftruncate(fileno(log), 0) != 0)
+                    rc = collm_error(COLLM_ERR_IO, "%s: cannot empty the training log",
+                                     o->log_path ? o->log_path : log_path);
+                log_fresh = 0;
+            }
             if (!rc)
                 rc = write_log_line(log, o->log_path ? o->log_path : log_path, st.epoch, st.global_step,
                                     loss_sum / o->steps_per_epoch, lr, &rep, eval_enc ? st.best_auc : NAN, sps,

@@ -83,6 +83,21 @@ done
 cp "$T/killed.gguf.resume" "$T/poked.gguf.resume" && cp "$T/killed.gguf" "$T/poked.gguf"
 out=$("$BIN" "${a[@]}" --max-epochs 11 --out "$T/poked.gguf" --resume 2>&1); ok $? "the unchanged copy resumes ($out)"
 
+# a fresh run on the same --out that dies in its first epoch leaves the last run's files as they
+# were, its log too: a --resume of that state then logs epochs 1.. (the log was emptied at the
+# start, and the resumed run's log began at epoch 11 after nothing)
+args_without --max-epochs
+"$BIN" "${a[@]}" --max-epochs 10 --out "$T/logged.gguf" >/dev/null 2>&1; ok $? "a run of 10 epochs"
+args_without --lr
+"$BIN" "${a[@]}" --out "$T/logged.gguf" --lr 1e30 --warmup-lr 1e30 >/dev/null 2>&1; [ $? -eq 1 ]; ok $? "a fresh run that diverges in its first epoch"
+[ "$(wc -l <"$T/logged.gguf.log.jsonl")" -eq 10 ]; ok $? "the last run's log kept ($(wc -l <"$T/logged.gguf.log.jsonl") lines)"
+args_without --max-epochs
+"$BIN" "${a[@]}" --max-epochs 11 --out "$T/logged.gguf" --resume >/dev/null 2>&1; ok $? "its state resumed"
+[ "$(grep -o '"epoch":[0-9]*' "$T/logged.gguf.log.jsonl" | cut -d: -f2 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 " ]
+ok $? "the log holds epochs 1..11 ($(grep -o '"epoch":[0-9]*' "$T/logged.gguf.log.jsonl" | tr '\n' ' '))"
+"$BIN" "${args[@]}" --out "$T/logged.gguf" >/dev/null 2>&1; ok $? "a fresh run over it"
+[ "$(wc -l <"$T/logged.gguf.log.jsonl")" -eq 10 ]; ok $? "a fresh run's log starts anew"
+
 # a state of another adapter layout, scale, template or answer token: the trainable tensors match by
 # size alone, so a q,v adapter's state was continued by a k,o run (training the q weights as k's)
 s1=(train --stage 1 --base "$T/base.gguf" --data "$T/data" --batch 8 --steps-per-epoch 2 --max-epochs 2 --eval-rows 16
