@@ -4,8 +4,9 @@
 // (include/collm/recommend.h).
 //   collm recommend --ckpt C.gguf --index items.faiss --data DIR --user 7 --k 10 [--candidates 100]
 //                   [--history "12,7,33"] [--fusion-lambda L] [--fusion-popularity M] [--json] [--no-share]
-#include <math.h>
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +27,20 @@ static int parse_history(const char *s, int32_t **out) {
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+        // digits only (strtol would skip spaces and take a sign), and no empty id after a last comma
+        if (!isdigit((unsigned char)*p) || end == p || errno || v > INT32_MAX || (*end && *end != ',') ||
+            (*end == ',' && !end[1])) {
             fprintf(stderr, "collm recommend: --history: bad item id at \"%.20s\" (want e.g. \"12,7,33\")\n", p);
             free(ids);
             return -1;
         }
         if (n == cap) {
             int32_t *grown = realloc(ids, (size_t)(cap *= 2) * sizeof(int32_t));
-            if (!grown) break;
+            if (!grown) { // (it went on with the ids read so far)
+                fprintf(stderr, "collm recommend: --history: out of memory\n");
+                free(ids);
+                return -1;
+            }
             ids = grown;
         }
         ids[n++] = (int32_t)v;

@@ -57,6 +57,10 @@ sys.exit(0 if r['cold_start_query'] and len(ids)==3 and not set(ids)&{3,5,9} els
 expect_error "recommend unknown user" 'user: 5000 is unknown' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --user 5000
 expect_error "recommend unknown history item" 'history: item 99999' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history 3,99999
 expect_error "recommend bad history text" 'bad item id' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history 3,x
+# a trailing comma, a space or a sign before an id were read past (1,2, was the history 1,2)
+expect_error "recommend history with a trailing comma" 'bad item id at "5,"' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history 3,5,
+expect_error "recommend history with a space" 'bad item id at " 5"' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history "3, 5"
+expect_error "recommend history with a sign" 'bad item id at "\+5"' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --history 3,+5
 expect_error "recommend k > candidates" 'out-of-range' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D" --user 7 --k 50 --candidates 10
 expect_error "recommend without user" '--user' "$BIN" recommend --ckpt "$CK" --index "$IX" --data "$D"
 
