@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Sourced by the CLI tests (lib.sh, test_resume.sh).
 # args_without OPT: the array args less OPT and its value, into the array a (a test that adds
 # the option under test to a shared argument list: collm refuses an option given twice)
