@@ -3,6 +3,7 @@
 
 #include "collm/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -142,7 +143,7 @@ int cli_get_int(const cli_option *opts, const char *name, int64_t def, int64_t *
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end) {
+    if (errno || end == v || *end || isspace((unsigned char)*v)) { // (strtoll skips leading spaces: " 5" was 5)
         fprintf(stderr, "collm: option %s: '%s' is not an integer\n", name, v);
         return -1;
     }
@@ -157,7 +158,7 @@ int cli_get_float(const cli_option *opts, const char *name, double def, double *
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || *end) {
+    if (errno || end == v || *end || isspace((unsigned char)*v)) {
         fprintf(stderr, "collm: option %s: '%s' is not a number\n", name, v);
         return -1;
     }

@@ -33,6 +33,10 @@ expect_error "help of an unknown command" "collm help: unknown command 'nosuch'"
 "$BIN" --help >"$TMP/top"
 check "top-level help lists --version and help CMD" grep -q 'collm help <command>' "$TMP/top"
 
+# a number with a leading space was read past it (strtoll / strtod skip spaces)
+expect_error "an integer with a leading space" "option --users: ' 5' is not an integer" "$BIN" synth --out "$TMP/x" --users " 5"
+expect_error "a number with a leading tab" "option --scale: '.0.1' is not a number" "$BIN" synth --out "$TMP/x" --scale "$(printf '\t0.1')"
+
 # an option given twice is an error naming it (the last value used to win silently:
 # fit-score --with a.gguf --with b.gguf fused b alone), a flag or an alias too
 expect_error "an option given twice" "collm fit-score: option --with given twice" \
